@@ -1,0 +1,26 @@
+#!/bin/sh
+# Installs what the build and the tests need on Debian, only when missing:
+# the -dev packages of the libraries Silica links, and the test references
+# (Python's Jinja2, Node.js + the npm packages pinned in tests/package.json).
+set -e
+PKGS="build-essential pkg-config zlib1g-dev libevent-dev libjansson-dev libpcre2-dev \
+libutf8proc-dev libsqlite3-dev libssl-dev python3 python3-jinja2 nodejs npm"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "deps: installing$missing"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq || true
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
+fi
+here=$(cd "$(dirname "$0")/.." && pwd)
+if [ -f "$here/tests/package.json" ]; then
+  stamp="$here/tests/node_modules/.silica-installed"
+  if [ ! -f "$stamp" ] || [ "$here/tests/package.json" -nt "$stamp" ]; then
+    echo "deps: npm install (tests/package.json)"
+    (cd "$here/tests" && npm install --no-audit --no-fund --loglevel=error)
+    touch "$stamp"
+  fi
+fi

@@ -1,0 +1,75 @@
+/*
+ * kernels.h — the math the forward pass is made of.
+ *
+ * Every kernel has a scalar reference; SIMD variants (kernels/avx2,
+ * kernels/avx512, kernels/neon) are chosen once by sl_kernels_init() from the
+ * CPU's features and are tested against the scalar one.
+ *
+ * Shapes are in elements; matrices are row-major. A weight matrix W of
+ * n_out rows × n_in columns is n_out rows of sl_row_size(type, n_in) bytes,
+ * exactly as a GGUF tensor with ne[0] = n_in, ne[1] = n_out lies in the file.
+ */
+#ifndef SILICA_KERNELS_H
+#define SILICA_KERNELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/pool.h"
+#include "kernels/quant.h"
+
+typedef enum sl_isa {
+    SL_ISA_SCALAR = 0,
+    SL_ISA_AVX2 = 1,   /* AVX2 + FMA + F16C */
+    SL_ISA_AVX512 = 2, /* AVX-512 F/BW/VL/DQ (+VNNI, +BF16 where present) */
+    SL_ISA_NEON = 3,
+} sl_isa_t;
+
+/* Detects the CPU once and selects kernels (idempotent, thread-safe).
+ * SILICA_ISA=scalar|avx2|avx512 in the environment caps the choice. */
+void sl_kernels_init(void);
+sl_isa_t sl_kernels_isa(void);
+const char *sl_isa_name(sl_isa_t isa);
+bool sl_isa_supported(sl_isa_t isa); /* this CPU can run it */
+/* Forces a level (tests use it to compare a SIMD path with scalar). Returns
+ * the previous one. Not thread-safe: call between kernel invocations. */
+sl_isa_t sl_kernels_set_isa(sl_isa_t isa);
+
+/* y[t][o] = sum_i W[o][i] * x[t][i]   for t < n_tok, o < n_out.
+ * x is n_tok × n_in floats, y is n_tok × n_out floats. The activations are
+ * quantized to the weight type's vec_dot_type where that is the fast path.
+ * Splits the work over the pool (pool may be NULL: single-threaded). */
+void sl_matmul(sl_pool_t *pool, const void *w, sl_type_t wtype, int64_t n_in, int64_t n_out,
+               const float *x, int64_t n_tok, float *y);
+
+/* Dot product of one weight row (type t, n elements) with a row of
+ * activations already converted to traits(t)->vec_dot_type. */
+float sl_vec_dot(sl_type_t t, int64_t n, const void *wrow, const void *xq);
+
+/* ---- element-wise and small ops (scalar is fine; they are not the bottleneck) ---- */
+void sl_rmsnorm(float *out, const float *x, const float *weight, int64_t n, float eps);
+void sl_softmax(float *x, int64_t n);
+void sl_silu(float *x, int64_t n);
+void sl_gelu(float *x, int64_t n);
+/* out[i] = silu(gate[i]) * up[i] */
+void sl_swiglu(float *out, const float *gate, const float *up, int64_t n);
+
+/* RoPE. */
+typedef enum sl_rope_style { SL_ROPE_NORM = 0, SL_ROPE_NEOX = 2 } sl_rope_style_t;
+typedef enum sl_rope_scaling { SL_ROPE_SCALING_NONE = 0, SL_ROPE_SCALING_LINEAR, SL_ROPE_SCALING_YARN } sl_rope_scaling_t;
+typedef struct sl_rope {
+    sl_rope_style_t style;  /* NORM: pairs (2i, 2i+1) (llama); NEOX: pairs (i, i + n_rot/2) (qwen2/3) */
+    int n_rot;              /* rotated dims per head (<= head_dim) */
+    float freq_base;        /* theta */
+    float freq_scale;       /* 1 / linear factor */
+    sl_rope_scaling_t scaling;
+    /* YaRN parameters (as ggml's rope_yarn). */
+    float ext_factor, attn_factor, beta_fast, beta_slow;
+    int n_ctx_orig;
+    const float *freq_factors; /* llama3 `rope_freqs` (n_rot/2 divisors) or NULL */
+} sl_rope_t;
+/* Rotates x: n_heads heads of head_dim floats, at position pos. */
+void sl_rope_apply(float *x, int n_heads, int head_dim, int32_t pos, const sl_rope_t *r);
+
+#endif

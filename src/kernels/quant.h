@@ -1,0 +1,123 @@
+/*
+ * quant.h — the tensor element types of GGUF (numbering as ggml defines it)
+ * and their block layouts, byte for byte.
+ *
+ * A row of n elements of a block type is n / blck consecutive blocks; n must
+ * be a multiple of the block size. Sizes are asserted at compile time in
+ * quant.c so a layout can never drift from the file format.
+ */
+#ifndef SILICA_QUANT_H
+#define SILICA_QUANT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum sl_type {
+    SL_TYPE_F32 = 0,
+    SL_TYPE_F16 = 1,
+    SL_TYPE_Q4_0 = 2,
+    SL_TYPE_Q4_1 = 3,
+    SL_TYPE_Q5_0 = 6,
+    SL_TYPE_Q5_1 = 7,
+    SL_TYPE_Q8_0 = 8,
+    SL_TYPE_Q8_1 = 9,
+    SL_TYPE_Q2_K = 10,
+    SL_TYPE_Q3_K = 11,
+    SL_TYPE_Q4_K = 12,
+    SL_TYPE_Q5_K = 13,
+    SL_TYPE_Q6_K = 14,
+    SL_TYPE_Q8_K = 15,
+    SL_TYPE_I8 = 24,
+    SL_TYPE_I16 = 25,
+    SL_TYPE_I32 = 26,
+    SL_TYPE_I64 = 27,
+    SL_TYPE_F64 = 28,
+    SL_TYPE_BF16 = 30,
+    SL_TYPE_COUNT = 40
+} sl_type_t;
+
+typedef uint16_t sl_f16_t;  /* IEEE half, raw bits */
+typedef uint16_t sl_bf16_t; /* bfloat16, raw bits */
+
+#define SL_QK4_0 32
+#define SL_QK4_1 32
+#define SL_QK5_0 32
+#define SL_QK5_1 32
+#define SL_QK8_0 32
+#define SL_QK8_1 32
+#define SL_QK_K 256
+#define SL_K_SCALE_SIZE 12
+
+typedef struct { sl_f16_t d; uint8_t qs[SL_QK4_0 / 2]; } sl_block_q4_0;
+typedef struct { sl_f16_t d; sl_f16_t m; uint8_t qs[SL_QK4_1 / 2]; } sl_block_q4_1;
+typedef struct { sl_f16_t d; uint8_t qh[4]; uint8_t qs[SL_QK5_0 / 2]; } sl_block_q5_0;
+typedef struct { sl_f16_t d; sl_f16_t m; uint8_t qh[4]; uint8_t qs[SL_QK5_1 / 2]; } sl_block_q5_1;
+typedef struct { sl_f16_t d; int8_t qs[SL_QK8_0]; } sl_block_q8_0;
+typedef struct { sl_f16_t d; sl_f16_t s; int8_t qs[SL_QK8_1]; } sl_block_q8_1; /* s = d * sum(qs) */
+typedef struct {
+    sl_f16_t d;    /* super-block scale for quantized scales */
+    sl_f16_t dmin; /* super-block scale for quantized mins */
+    uint8_t scales[SL_K_SCALE_SIZE]; /* 8 × (6-bit scale, 6-bit min) packed */
+    uint8_t qs[SL_QK_K / 2];
+} sl_block_q4_K;
+typedef struct {
+    sl_f16_t d;
+    sl_f16_t dmin;
+    uint8_t scales[SL_K_SCALE_SIZE];
+    uint8_t qh[SL_QK_K / 8];
+    uint8_t qs[SL_QK_K / 2];
+} sl_block_q5_K;
+typedef struct {
+    uint8_t ql[SL_QK_K / 2];      /* lower 4 bits */
+    uint8_t qh[SL_QK_K / 4];      /* upper 2 bits */
+    int8_t scales[SL_QK_K / 16];  /* 8-bit scales */
+    sl_f16_t d;
+} sl_block_q6_K;
+typedef struct {
+    float d;
+    int8_t qs[SL_QK_K];
+    int16_t bsums[SL_QK_K / 16]; /* sum of qs in groups of 16 */
+} sl_block_q8_K;
+typedef struct {
+    uint8_t scales[SL_QK_K / 16];
+    uint8_t qs[SL_QK_K / 4];
+    sl_f16_t d;
+    sl_f16_t dmin;
+} sl_block_q2_K;
+typedef struct {
+    uint8_t hmask[SL_QK_K / 8];
+    uint8_t qs[SL_QK_K / 4];
+    uint8_t scales[12];
+    sl_f16_t d;
+} sl_block_q3_K;
+
+typedef struct sl_type_traits {
+    const char *name;      /* "q4_K", as GGUF tools print it */
+    int64_t blck;          /* elements per block (1 for plain types) */
+    size_t type_size;      /* bytes per block */
+    bool supported;        /* Silica can dequantize it */
+    sl_type_t vec_dot_type; /* what activations are quantized to for dot products */
+} sl_type_traits_t;
+
+/* Traits of a type; NULL for numbers that are not ggml types. */
+const sl_type_traits_t *sl_type_traits(sl_type_t t);
+const char *sl_type_name(sl_type_t t);           /* "?" for unknown */
+int sl_type_from_name(const char *name, sl_type_t *out); /* case-insensitive; 0 or -1 */
+/* Bytes of a row of n elements; 0 if n is not a multiple of the block size
+ * or the type is unknown. */
+size_t sl_row_size(sl_type_t t, int64_t n);
+
+float sl_f16_to_f32(sl_f16_t h);
+sl_f16_t sl_f32_to_f16(float f);
+float sl_bf16_to_f32(sl_bf16_t h);
+sl_bf16_t sl_f32_to_bf16(float f); /* round to nearest even */
+
+/* Scalar reference conversions (also used by the SIMD paths for tails).
+ * n must be a multiple of the type's block size. */
+void sl_dequantize_row(sl_type_t t, const void *src, float *dst, int64_t n);
+/* Quantize a row; returns 0, or -1 when the type cannot be produced. */
+int sl_quantize_row(sl_type_t t, const float *src, void *dst, int64_t n);
+bool sl_can_quantize(sl_type_t t);
+
+#endif

@@ -1,0 +1,122 @@
+/*
+ * engine.h — the per-model generation engine: a request queue and one
+ * engine thread that runs the model for every admitted sequence.
+ *
+ * The API is asynchronous and knows nothing of HTTP:
+ *   - eng_submit() queues one sequence (prompt token ids, sampling
+ *     parameters with their seed, stop token ids, max tokens) and returns its
+ *     id at once; a full queue is ENG_EBUSY (the server answers 503).
+ *   - Events come back through the eng_event_fn given to eng_new(), called
+ *     on the engine thread: one ENG_EV_TOKEN per generated token (id,
+ *     logprob, top alternatives), then exactly one ENG_EV_FINISH (reason and
+ *     usage). After the FINISH callback returns the engine never mentions
+ *     that sequence again, so the submitter may free what `user` points to.
+ *     The callback must be quick and thread-safe (push to a queue and wake
+ *     the consumer); it must not call back into the engine.
+ *   - eng_cancel(id) may be called from any thread at any time; the
+ *     sequence stops before its next model step, its KV cache is freed, and
+ *     its FINISH (ENG_FINISH_CANCELLED) follows. Cancelling an id that has
+ *     already finished is a no-op.
+ *
+ * Scheduling (behind this API, replaceable): at most max_running sequences
+ * hold a KV cache; each engine step feeds every running sequence either its
+ * next prompt chunk (chunked prefill, ENG_PREFILL_CHUNK tokens) or its last
+ * sampled token, round-robin, so a long prompt never stalls the others for
+ * more than one chunk. Sequences beyond max_running wait in FIFO order; more
+ * than max_queued waiting is ENG_EBUSY.
+ *
+ * Threads: the engine thread alone touches the model, KV caches and
+ * samplers. Submit/cancel/stats take the engine mutex briefly.
+ */
+#ifndef SILICA_ENGINE_H
+#define SILICA_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/quant.h"
+#include "model/model.h"
+#include "sampling/sampling.h"
+
+#define ENG_EBUSY (-2)
+#define ENG_PREFILL_CHUNK 256
+
+typedef struct eng eng_t;
+
+typedef enum eng_finish {
+    ENG_FINISH_STOP = 0,   /* a stop token id was sampled (not reported as a token) */
+    ENG_FINISH_LENGTH,     /* max_tokens reached, or the context is full */
+    ENG_FINISH_CANCELLED,  /* eng_cancel() or engine shutdown */
+    ENG_FINISH_ERROR,      /* the model failed; ev->error says why */
+} eng_finish_t;
+
+typedef enum eng_ev_type { ENG_EV_TOKEN = 0, ENG_EV_FINISH } eng_ev_type_t;
+
+typedef struct eng_usage {
+    int prompt_tokens;
+    int cached_tokens;     /* prompt tokens whose KV was reused, not recomputed */
+    int completion_tokens; /* sampled tokens, including a final stop token */
+} eng_usage_t;
+
+typedef struct eng_event {
+    eng_ev_type_t type;
+    uint64_t id;      /* the sequence */
+    void *user;       /* as given in the request */
+    uint64_t t_ns;    /* sl_now_ns() when the engine produced the event */
+    /* ENG_EV_TOKEN */
+    smp_result_t tok; /* id, logprob, top alternatives */
+    /* ENG_EV_FINISH */
+    eng_finish_t finish;
+    eng_usage_t usage;
+    const char *error; /* ENG_FINISH_ERROR: a message; valid during the callback */
+} eng_event_t;
+
+typedef void (*eng_event_fn)(const eng_event_t *ev, void *ctx);
+
+typedef struct eng_request {
+    const int32_t *prompt; /* copied */
+    size_t n_prompt;       /* >= 1 */
+    int max_tokens;        /* >= 1; the sequence also ends when the context is full */
+    smp_params_t sampling; /* bias copied */
+    const int32_t *stop_ids; /* copied; sampling one ends the sequence (ENG_FINISH_STOP) */
+    size_t n_stop_ids;
+    void *user;
+} eng_request_t;
+
+typedef struct eng_opts {
+    int n_threads;   /* kernel threads; default 1 */
+    int n_ctx;       /* positions per sequence; default min(4096, training context) */
+    int max_running; /* sequences holding a KV cache; default 8 */
+    int max_queued;  /* waiting sequences before ENG_EBUSY; default 256 */
+    sl_type_t kv_type; /* SL_TYPE_F32 (default) or SL_TYPE_F16 */
+} eng_opts_t;
+
+typedef struct eng_stats {
+    int live;          /* sequences submitted and not yet finished (queued + running) */
+    int running;
+    int queued;
+    uint64_t submitted, finished, cancelled;
+    uint64_t tokens_generated, prompt_tokens;
+    uint64_t steps;          /* model calls */
+    uint64_t busy_ns;        /* time spent in model calls + sampling */
+} eng_stats_t;
+
+/* Starts the engine thread for model m (borrowed: it must outlive the
+ * engine). `opts` may be NULL for defaults. */
+eng_t *eng_new(sl_model_t *m, const eng_opts_t *opts, eng_event_fn fn, void *ctx, char *err,
+               size_t errlen);
+/* Cancels everything (each sequence still gets its FINISH), joins the thread. */
+void eng_free(eng_t *e);
+
+int eng_n_ctx(const eng_t *e);
+int eng_n_vocab(const eng_t *e);
+
+/* Returns 0 and *id, ENG_EBUSY when the queue is full, or -1 with a message
+ * (invalid request: empty prompt, prompt longer than the context, bad
+ * sampling parameters). On success the FINISH event is guaranteed. */
+int eng_submit(eng_t *e, const eng_request_t *r, uint64_t *id, char *err, size_t errlen);
+void eng_cancel(eng_t *e, uint64_t id);
+void eng_stats(eng_t *e, eng_stats_t *st);
+
+#endif

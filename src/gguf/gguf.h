@@ -136,4 +136,23 @@ int gguf_writer_write(gguf_writer_t *w, const char *path, char *err, size_t errl
 
 const char *gguf_vtype_name(gguf_vtype_t t);
 
+/* ---- additions ---- */
+/* File offset where the tensor data section starts (aligned). */
+size_t gguf_data_offset(const gguf_file_t *f);
+/* Bytes of one value of a fixed-size type; 0 for string, array and unknown. */
+size_t gguf_vtype_size(gguf_vtype_t t);
+/* Raw little-endian bytes of a fixed-size scalar value (u8..f64, bool: one
+ * byte, validated 0 or 1); NULL for strings, arrays and bad indices. Like
+ * gguf_arr_data, the pointer may be unaligned: read it with memcpy. */
+const void *gguf_kv_data(const gguf_file_t *f, size_t i);
+/* Any scalar of a fixed-size type, by its vtype (value points to
+ * gguf_vtype_size(type) bytes; bool as one byte). Replaces like the setters. */
+int gguf_writer_set_val(gguf_writer_t *w, const char *key, gguf_vtype_t type, const void *value);
+/* Like gguf_writer_add_tensor, but `data` is NOT copied: it must stay valid
+ * until gguf_writer_write returns (e.g. a tensor of an open gguf_file_t). */
+int gguf_writer_add_tensor_ref(gguf_writer_t *w, const char *name, sl_type_t type,
+                               uint32_t n_dims, const int64_t *ne, const void *data);
+/* Message of the last failed writer call ("" if none). */
+const char *gguf_writer_error(const gguf_writer_t *w);
+
 #endif

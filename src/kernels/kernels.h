@@ -72,4 +72,26 @@ typedef struct sl_rope {
 /* Rotates x: n_heads heads of head_dim floats, at position pos. */
 void sl_rope_apply(float *x, int n_heads, int head_dim, int32_t pos, const sl_rope_t *r);
 
+/* Causal multi-head attention with grouped KV heads (GQA) over a KV cache.
+ *   q:   n_tok × n_head × head_dim floats (already rotated)
+ *   k,v: n_head_kv blocks, kv_head_stride elements apart; block h holds
+ *        positions 0 .. pos0+n_tok-1 of head_dim elements each (F32 or F16)
+ *   out: n_tok × n_head × head_dim floats
+ * Query token t sits at position pos0 + t and attends to keys 0 .. pos0+t;
+ * query head h reads KV head h / (n_head / n_head_kv). scale is usually
+ * 1/sqrt(head_dim). scratch holds sl_pool_size(pool) × (pos0 + n_tok) floats.
+ * Work is split over (token, head) pairs. */
+typedef struct sl_attn {
+    int n_tok, n_head, n_head_kv, head_dim;
+    int pos0;
+    const float *q;
+    const void *k, *v;
+    sl_type_t kv_type;
+    size_t kv_head_stride; /* elements */
+    float scale;
+    float *out;
+    float *scratch;
+} sl_attn_t;
+void sl_attention(sl_pool_t *pool, const sl_attn_t *a);
+
 #endif

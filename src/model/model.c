@@ -1,0 +1,760 @@
+/*
+ * model.c — llama-family models (llama, qwen2, qwen3) from GGUF: loading and
+ * validating hyper-parameters and weights, the KV cache, and the forward pass
+ * over a batch of tokens.
+ *
+ * Weights stay in the file's mapping; only the small 1-D tensors (norm
+ * weights, biases, rope_freqs) are copied into F32 arrays. Every weight
+ * matrix W has GGUF shape ne = [n_in, n_out] and is used as y = W x through
+ * sl_matmul, which takes any type it supports.
+ *
+ * One layer, for a batch of n tokens (E = n_embd, H = n_head, K = n_head_kv,
+ * D = head_dim):
+ *
+ *   xn = rmsnorm(x) * attn_norm                        n × E
+ *   q = Wq xn (+bq), k = Wk xn (+bk), v = Wv xn (+bv)  n × H·D, n × K·D, n × K·D
+ *   qwen3: q, k = per-head rmsnorm * attn_{q,k}_norm
+ *   q, k = rope(q, k, position)                        NORM (llama) / NEOX (qwen)
+ *   cache[pos] = k, v;  a = causal GQA attention       n × H·D
+ *   x += Wo a
+ *   xn = rmsnorm(x) * ffn_norm
+ *   x += Wdown (silu(Wgate xn) * Wup xn)
+ *
+ * and at the end logits = Wout rmsnorm(x) * output_norm (Wout = token_embd
+ * when the output is tied).
+ *
+ * Threading: matmuls and attention split over the pool; the element-wise
+ * steps split over tokens (prefill) or elements (swiglu). The scratch
+ * buffers belong to the model, so one model_forward runs at a time per
+ * model (the engine has one engine thread per model).
+ */
+#include "model/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+
+/* Tokens per internal step of a long prefill: bounds the scratch memory. */
+#define MODEL_MAX_BATCH 256
+/* Refuse absurd hyper-parameters before they turn into allocations. */
+#define MODEL_DIM_LIMIT (1 << 20)
+
+typedef struct sl_wt {
+    const void *data;
+    sl_type_t type;
+    int64_t n_in, n_out;
+    size_t row_bytes;
+} sl_wt_t;
+
+typedef struct sl_layer {
+    float *attn_norm, *ffn_norm;
+    float *q_norm, *k_norm;     /* qwen3 */
+    float *bq, *bk, *bv, *bo;   /* optional biases */
+    sl_wt_t wq, wk, wv, wo;
+    sl_wt_t gate, up, down;
+} sl_layer_t;
+
+struct sl_scratch {
+    int cap_tok;     /* tokens the per-token buffers hold */
+    size_t cap_scores; /* floats in scores */
+    float *x, *xn, *q, *k, *v, *att, *gate, *up;
+    float *scores;
+};
+
+struct sl_model {
+    gguf_file_t *gf;
+    sl_hparams_t hp;
+    sl_wt_t tok_embd;
+    sl_wt_t output; /* = tok_embd when tied */
+    float *output_norm;
+    float *rope_freqs;
+    sl_layer_t *layers;
+    struct sl_scratch s;
+};
+
+struct sl_kv {
+    int n_layer, n_head_kv, head_dim;
+    int n_ctx, len;
+    sl_type_t type;
+    size_t elt;          /* bytes per element */
+    size_t head_stride;  /* elements: n_ctx * head_dim */
+    size_t layer_stride; /* elements: n_head_kv * head_stride */
+    void *k, *v;         /* [layer][kv head][pos][head_dim] */
+};
+
+/* ---------------------------------------------------------------- loading */
+
+static int key_u32(const gguf_file_t *f, const char *arch, const char *suffix, bool required,
+                   uint32_t def, uint32_t *out, char *err, size_t errlen) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    if (gguf_find_key(f, key) < 0) {
+        if (required) return sl_err(err, errlen, "missing metadata key '%s'", key);
+        *out = def;
+        return 0;
+    }
+    char e[256];
+    if (gguf_get_u32(f, key, out, e, sizeof e) != 0)
+        return sl_err(err, errlen, "metadata key '%s': %s", key, e);
+    return 0;
+}
+
+static int key_f32(const gguf_file_t *f, const char *arch, const char *suffix, bool required,
+                   float def, float *out, char *err, size_t errlen) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    if (gguf_find_key(f, key) < 0) {
+        if (required) return sl_err(err, errlen, "missing metadata key '%s'", key);
+        *out = def;
+        return 0;
+    }
+    char e[256];
+    if (gguf_get_f32(f, key, out, e, sizeof e) != 0)
+        return sl_err(err, errlen, "metadata key '%s': %s", key, e);
+    if (!isfinite(*out)) return sl_err(err, errlen, "metadata key '%s' is not finite", key);
+    return 0;
+}
+
+static int dim_ok(uint32_t v, const char *what, char *err, size_t errlen) {
+    if (v == 0 || v > MODEL_DIM_LIMIT)
+        return sl_err(err, errlen, "hyper-parameter %s = %u is out of range", what, v);
+    return 0;
+}
+
+static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
+    const gguf_file_t *f = m->gf;
+    sl_hparams_t *hp = &m->hp;
+    gguf_str_t a;
+    char e[256];
+    if (gguf_get_str(f, "general.architecture", &a, e, sizeof e) != 0)
+        return sl_err(err, errlen, "general.architecture: %s", e);
+    if (a.len == 0 || a.len >= sizeof hp->arch_name)
+        return sl_err(err, errlen, "general.architecture has a bad length (%zu)", a.len);
+    memcpy(hp->arch_name, a.ptr, a.len);
+    hp->arch_name[a.len] = '\0';
+    const char *arch = hp->arch_name;
+    if (!strcmp(arch, "llama"))
+        hp->arch = SL_ARCH_LLAMA;
+    else if (!strcmp(arch, "qwen2"))
+        hp->arch = SL_ARCH_QWEN2;
+    else if (!strcmp(arch, "qwen3"))
+        hp->arch = SL_ARCH_QWEN3;
+    else
+        return sl_err(err, errlen,
+                      "unsupported architecture '%s' (supported: llama, qwen2, qwen3)", arch);
+
+    uint32_t ctx, embd, nl, ff, nh, nkv, kl, vl, nrot;
+    if (key_u32(f, arch, "context_length", true, 0, &ctx, err, errlen) ||
+        key_u32(f, arch, "embedding_length", true, 0, &embd, err, errlen) ||
+        key_u32(f, arch, "block_count", true, 0, &nl, err, errlen) ||
+        key_u32(f, arch, "feed_forward_length", true, 0, &ff, err, errlen) ||
+        key_u32(f, arch, "attention.head_count", true, 0, &nh, err, errlen))
+        return -1;
+    if (dim_ok(ctx, "context_length", err, errlen) || dim_ok(embd, "embedding_length", err, errlen) ||
+        dim_ok(nl, "block_count", err, errlen) || dim_ok(ff, "feed_forward_length", err, errlen) ||
+        dim_ok(nh, "attention.head_count", err, errlen))
+        return -1;
+    if (key_u32(f, arch, "attention.head_count_kv", false, nh, &nkv, err, errlen) ||
+        dim_ok(nkv, "attention.head_count_kv", err, errlen))
+        return -1;
+    if (nh % nkv != 0)
+        return sl_err(err, errlen, "attention.head_count (%u) is not a multiple of head_count_kv (%u)",
+                      nh, nkv);
+    if (key_u32(f, arch, "attention.key_length", false, nh ? embd / nh : 0, &kl, err, errlen) ||
+        dim_ok(kl, "attention.key_length", err, errlen))
+        return -1;
+    if (key_u32(f, arch, "attention.value_length", false, kl, &vl, err, errlen)) return -1;
+    if (vl != kl)
+        return sl_err(err, errlen, "attention.value_length (%u) differs from key_length (%u): not supported",
+                      vl, kl);
+    if (key_u32(f, arch, "rope.dimension_count", false, kl, &nrot, err, errlen)) return -1;
+    if (nrot == 0 || nrot > kl || (nrot & 1))
+        return sl_err(err, errlen, "rope.dimension_count = %u must be even and at most the head size %u",
+                      nrot, kl);
+
+    hp->n_ctx_train = (int)ctx;
+    hp->n_embd = (int)embd;
+    hp->n_layer = (int)nl;
+    hp->n_ff = (int)ff;
+    hp->n_head = (int)nh;
+    hp->n_head_kv = (int)nkv;
+    hp->head_dim = (int)kl;
+
+    if (key_f32(f, arch, "attention.layer_norm_rms_epsilon", true, 0, &hp->norm_eps, err, errlen))
+        return -1;
+    if (!(hp->norm_eps >= 0.0f))
+        return sl_err(err, errlen, "attention.layer_norm_rms_epsilon must be >= 0");
+
+    sl_rope_t *r = &hp->rope;
+    memset(r, 0, sizeof *r);
+    r->style = hp->arch == SL_ARCH_LLAMA ? SL_ROPE_NORM : SL_ROPE_NEOX;
+    r->n_rot = (int)nrot;
+    if (key_f32(f, arch, "rope.freq_base", false, 10000.0f, &r->freq_base, err, errlen)) return -1;
+    if (!(r->freq_base > 1.0f)) return sl_err(err, errlen, "rope.freq_base must be > 1");
+
+    /* Scaling: rope.scaling.type (none|linear|yarn) + rope.scaling.factor,
+     * or the older rope.scale_linear. */
+    char key[128];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
+    r->scaling = SL_ROPE_SCALING_NONE;
+    float factor = 0.0f;
+    if (gguf_find_key(f, key) >= 0) {
+        gguf_str_t st;
+        if (gguf_get_str(f, key, &st, e, sizeof e) != 0) return sl_err(err, errlen, "%s: %s", key, e);
+        if (st.len == 4 && !memcmp(st.ptr, "none", 4))
+            r->scaling = SL_ROPE_SCALING_NONE;
+        else if (st.len == 6 && !memcmp(st.ptr, "linear", 6))
+            r->scaling = SL_ROPE_SCALING_LINEAR;
+        else if (st.len == 4 && !memcmp(st.ptr, "yarn", 4))
+            r->scaling = SL_ROPE_SCALING_YARN;
+        else
+            return sl_err(err, errlen, "%s = '%.*s' is not supported (none, linear, yarn)", key,
+                          (int)SL_MIN(st.len, 32), st.ptr);
+        if (key_f32(f, arch, "rope.scaling.factor", false, 0.0f, &factor, err, errlen)) return -1;
+    } else {
+        if (key_f32(f, arch, "rope.scale_linear", false, 0.0f, &factor, err, errlen)) return -1;
+        if (factor != 0.0f && factor != 1.0f) r->scaling = SL_ROPE_SCALING_LINEAR;
+    }
+    if (factor < 0.0f) return sl_err(err, errlen, "rope scaling factor must be positive");
+    r->freq_scale = (r->scaling != SL_ROPE_SCALING_NONE && factor > 0.0f) ? 1.0f / factor : 1.0f;
+
+    uint32_t orig;
+    if (key_u32(f, arch, "rope.scaling.original_context_length", false, ctx, &orig, err, errlen))
+        return -1;
+    r->n_ctx_orig = (int)SL_MIN(orig, (uint32_t)MODEL_DIM_LIMIT);
+    r->ext_factor = 0.0f;
+    r->attn_factor = 1.0f;
+    r->beta_fast = 32.0f;
+    r->beta_slow = 1.0f;
+    if (r->scaling == SL_ROPE_SCALING_YARN) {
+        if (key_f32(f, arch, "rope.scaling.yarn_ext_factor", false, 1.0f, &r->ext_factor, err, errlen) ||
+            key_f32(f, arch, "rope.scaling.yarn_attn_factor", false, 1.0f, &r->attn_factor, err, errlen) ||
+            key_f32(f, arch, "rope.scaling.yarn_beta_fast", false, 32.0f, &r->beta_fast, err, errlen) ||
+            key_f32(f, arch, "rope.scaling.yarn_beta_slow", false, 1.0f, &r->beta_slow, err, errlen))
+            return -1;
+        if (r->n_ctx_orig <= 0) return sl_err(err, errlen, "yarn needs rope.scaling.original_context_length");
+    }
+    return 0;
+}
+
+static const char *dims_str(const gguf_tensor_t *t, char *buf, size_t len) {
+    size_t o = 0;
+    o += (size_t)snprintf(buf + o, len - o, "[");
+    for (uint32_t i = 0; i < t->n_dims && o < len; i++)
+        o += (size_t)snprintf(buf + o, len - o, "%s%lld", i ? ", " : "", (long long)t->ne[i]);
+    if (o < len) snprintf(buf + o, len - o, "]");
+    return buf;
+}
+
+/* Checks that a tensor has exactly the shape [ne0] or [ne0, ne1] (trailing
+ * dims of 1 allowed). */
+static int check_shape(const gguf_tensor_t *t, int n_dims, int64_t ne0, int64_t ne1, const char *what,
+                       char *err, size_t errlen) {
+    bool ok = t->n_dims >= 1 && t->n_dims <= GGUF_MAX_DIMS && t->ne[0] == ne0 &&
+              (n_dims == 1 ? t->ne[1] == 1 : t->ne[1] == ne1);
+    for (uint32_t i = 2; ok && i < t->n_dims; i++) ok = t->ne[i] == 1;
+    if (!ok) {
+        char b[96];
+        if (n_dims == 1)
+            return sl_err(err, errlen, "tensor '%s' has shape %s, expected [%lld] (%s)", t->name,
+                          dims_str(t, b, sizeof b), (long long)ne0, what);
+        return sl_err(err, errlen, "tensor '%s' has shape %s, expected [%lld, %lld] (%s)", t->name,
+                      dims_str(t, b, sizeof b), (long long)ne0, (long long)ne1, what);
+    }
+    return 0;
+}
+
+/* A weight matrix of ne = [n_in, n_out] of any type sl_matmul supports. */
+static int get_matrix(sl_model_t *m, const char *name, int64_t n_in, int64_t n_out, const char *what,
+                      bool required, sl_wt_t *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    const gguf_tensor_t *t = gguf_find_tensor(m->gf, name);
+    if (!t) {
+        if (!required) return 0;
+        return sl_err(err, errlen, "missing tensor '%s' (%s)", name, what);
+    }
+    if (check_shape(t, 2, n_in, n_out, what, err, errlen)) return -1;
+    const sl_type_traits_t *tr = sl_type_traits(t->type);
+    if (!tr || !tr->supported)
+        return sl_err(err, errlen, "tensor '%s' has type %s, which Silica cannot compute with", name,
+                      sl_type_name(t->type));
+    size_t rb = sl_row_size(t->type, n_in);
+    size_t total;
+    if (rb == 0)
+        return sl_err(err, errlen, "tensor '%s': row length %lld is not a multiple of the %s block size %lld",
+                      name, (long long)n_in, tr->name, (long long)tr->blck);
+    if (!sl_mul_size(rb, (size_t)n_out, &total) || total > t->nbytes)
+        return sl_err(err, errlen, "tensor '%s': data size %zu is smaller than its shape needs", name,
+                      t->nbytes);
+    out->data = t->data;
+    out->type = t->type;
+    out->n_in = n_in;
+    out->n_out = n_out;
+    out->row_bytes = rb;
+    return 0;
+}
+
+/* A 1-D tensor of n elements (F32, F16 or BF16), copied into a new F32
+ * array (*out, owned by the model). Absent and not required: *out = NULL. */
+static int get_vector(sl_model_t *m, const char *name, int64_t n, const char *what, bool required,
+                      float **out, char *err, size_t errlen) {
+    *out = NULL;
+    const gguf_tensor_t *t = gguf_find_tensor(m->gf, name);
+    if (!t) {
+        if (!required) return 0;
+        return sl_err(err, errlen, "missing tensor '%s' (%s)", name, what);
+    }
+    if (check_shape(t, 1, n, 1, what, err, errlen)) return -1;
+    if (t->type != SL_TYPE_F32 && t->type != SL_TYPE_F16 && t->type != SL_TYPE_BF16)
+        return sl_err(err, errlen, "tensor '%s' has type %s; expected f32, f16 or bf16", name,
+                      sl_type_name(t->type));
+    size_t need = (size_t)n * (t->type == SL_TYPE_F32 ? 4 : 2);
+    if (t->nbytes < need) return sl_err(err, errlen, "tensor '%s': data too small", name);
+    float *v = malloc((size_t)n * sizeof(float));
+    if (!v) return sl_err(err, errlen, "out of memory loading '%s'", name);
+    const uint8_t *p = t->data;
+    for (int64_t i = 0; i < n; i++) {
+        if (t->type == SL_TYPE_F32) {
+            memcpy(&v[i], p + 4 * i, 4);
+        } else {
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            v[i] = t->type == SL_TYPE_F16 ? sl_f16_to_f32(h) : sl_bf16_to_f32(h);
+        }
+        if (!isfinite(v[i])) {
+            free(v);
+            return sl_err(err, errlen, "tensor '%s' holds a non-finite value at %lld", name, (long long)i);
+        }
+    }
+    *out = v;
+    return 0;
+}
+
+static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
+    sl_hparams_t *hp = &m->hp;
+    const int64_t E = hp->n_embd, D = hp->head_dim, H = hp->n_head, K = hp->n_head_kv, F = hp->n_ff;
+    const int64_t QD = H * D, KD = K * D;
+
+    const gguf_tensor_t *te = gguf_find_tensor(m->gf, "token_embd.weight");
+    if (!te) return sl_err(err, errlen, "missing tensor 'token_embd.weight' (token embeddings)");
+    if (te->n_dims < 2 || te->ne[1] <= 0 || te->ne[1] > INT32_MAX)
+        return sl_err(err, errlen, "tensor 'token_embd.weight' must be 2-D [n_embd, n_vocab]");
+    hp->n_vocab = (int)te->ne[1];
+    {
+        uint32_t vs;
+        if (key_u32(m->gf, hp->arch_name, "vocab_size", false, (uint32_t)hp->n_vocab, &vs, err, errlen))
+            return -1;
+        if ((int64_t)vs != hp->n_vocab)
+            return sl_err(err, errlen, "%s.vocab_size = %u but token_embd.weight has %d rows",
+                          hp->arch_name, vs, hp->n_vocab);
+    }
+    if (get_matrix(m, "token_embd.weight", E, hp->n_vocab, "n_embd × n_vocab", true, &m->tok_embd, err,
+                   errlen))
+        return -1;
+    if (get_vector(m, "output_norm.weight", E, "n_embd", true, &m->output_norm, err, errlen)) return -1;
+    if (get_matrix(m, "output.weight", E, hp->n_vocab, "n_embd × n_vocab", false, &m->output, err,
+                   errlen))
+        return -1;
+    hp->tied_output = m->output.data == NULL;
+    if (hp->tied_output) m->output = m->tok_embd;
+
+    if (get_vector(m, "rope_freqs.weight", hp->rope.n_rot / 2, "rope dimension_count / 2", false,
+                   &m->rope_freqs, err, errlen))
+        return -1;
+    hp->rope.freq_factors = m->rope_freqs;
+
+    m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
+    if (!m->layers) return sl_err(err, errlen, "out of memory");
+    const bool qwen2 = hp->arch == SL_ARCH_QWEN2, qwen3 = hp->arch == SL_ARCH_QWEN3;
+    for (int l = 0; l < hp->n_layer; l++) {
+        sl_layer_t *L = &m->layers[l];
+        char n[96];
+#define NAME(s) (snprintf(n, sizeof n, "blk.%d.%s", l, s), n)
+        if (get_vector(m, NAME("attn_norm.weight"), E, "n_embd", true, &L->attn_norm, err, errlen) ||
+            get_vector(m, NAME("ffn_norm.weight"), E, "n_embd", true, &L->ffn_norm, err, errlen) ||
+            get_matrix(m, NAME("attn_q.weight"), E, QD, "n_embd × n_head·head_dim", true, &L->wq, err, errlen) ||
+            get_matrix(m, NAME("attn_k.weight"), E, KD, "n_embd × n_head_kv·head_dim", true, &L->wk, err,
+                       errlen) ||
+            get_matrix(m, NAME("attn_v.weight"), E, KD, "n_embd × n_head_kv·head_dim", true, &L->wv, err,
+                       errlen) ||
+            get_matrix(m, NAME("attn_output.weight"), QD, E, "n_head·head_dim × n_embd", true, &L->wo, err,
+                       errlen) ||
+            get_matrix(m, NAME("ffn_gate.weight"), E, F, "n_embd × n_ff", true, &L->gate, err, errlen) ||
+            get_matrix(m, NAME("ffn_up.weight"), E, F, "n_embd × n_ff", true, &L->up, err, errlen) ||
+            get_matrix(m, NAME("ffn_down.weight"), F, E, "n_ff × n_embd", true, &L->down, err, errlen) ||
+            get_vector(m, NAME("attn_q.bias"), QD, "n_head·head_dim", qwen2, &L->bq, err, errlen) ||
+            get_vector(m, NAME("attn_k.bias"), KD, "n_head_kv·head_dim", qwen2, &L->bk, err, errlen) ||
+            get_vector(m, NAME("attn_v.bias"), KD, "n_head_kv·head_dim", qwen2, &L->bv, err, errlen) ||
+            get_vector(m, NAME("attn_output.bias"), E, "n_embd", false, &L->bo, err, errlen) ||
+            get_vector(m, NAME("attn_q_norm.weight"), D, "head_dim", qwen3, &L->q_norm, err, errlen) ||
+            get_vector(m, NAME("attn_k_norm.weight"), D, "head_dim", qwen3, &L->k_norm, err, errlen))
+            return -1;
+#undef NAME
+        if ((L->q_norm == NULL) != (L->k_norm == NULL))
+            return sl_err(err, errlen, "blk.%d: attn_q_norm and attn_k_norm must come together", l);
+    }
+    return 0;
+}
+
+static void scratch_free(struct sl_scratch *s) {
+    free(s->x);
+    free(s->scores);
+    memset(s, 0, sizeof *s);
+}
+
+void model_free(sl_model_t *m) {
+    if (!m) return;
+    if (m->layers) {
+        for (int l = 0; l < m->hp.n_layer; l++) {
+            sl_layer_t *L = &m->layers[l];
+            free(L->attn_norm);
+            free(L->ffn_norm);
+            free(L->q_norm);
+            free(L->k_norm);
+            free(L->bq);
+            free(L->bk);
+            free(L->bv);
+            free(L->bo);
+        }
+        free(m->layers);
+    }
+    free(m->output_norm);
+    free(m->rope_freqs);
+    scratch_free(&m->s);
+    gguf_close(m->gf);
+    free(m);
+}
+
+sl_model_t *model_load(const char *path, char *err, size_t errlen) {
+    sl_kernels_init();
+    sl_model_t *m = calloc(1, sizeof *m);
+    if (!m) {
+        sl_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    char e[SL_ERR_MAX];
+    m->gf = gguf_open(path, e, sizeof e);
+    if (!m->gf) {
+        sl_err(err, errlen, "%s", e);
+        free(m);
+        return NULL;
+    }
+    if (load_hparams(m, e, sizeof e) || load_tensors(m, e, sizeof e)) {
+        sl_err(err, errlen, "%s: %s", path, e);
+        model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+const sl_hparams_t *model_hparams(const sl_model_t *m) { return &m->hp; }
+const gguf_file_t *model_gguf(const sl_model_t *m) { return m->gf; }
+
+/* --------------------------------------------------------------- KV cache */
+
+sl_kv_t *model_kv_new(const sl_model_t *m, int n_ctx, sl_type_t kv_type, char *err, size_t errlen) {
+    if (n_ctx <= 0 || n_ctx > MODEL_DIM_LIMIT) {
+        sl_err(err, errlen, "KV cache size %d is out of range", n_ctx);
+        return NULL;
+    }
+    if (kv_type != SL_TYPE_F32 && kv_type != SL_TYPE_F16) {
+        sl_err(err, errlen, "KV cache type must be f32 or f16");
+        return NULL;
+    }
+    sl_kv_t *kv = calloc(1, sizeof *kv);
+    if (!kv) {
+        sl_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    kv->n_layer = m->hp.n_layer;
+    kv->n_head_kv = m->hp.n_head_kv;
+    kv->head_dim = m->hp.head_dim;
+    kv->n_ctx = n_ctx;
+    kv->type = kv_type;
+    kv->elt = kv_type == SL_TYPE_F32 ? 4 : 2;
+    kv->head_stride = (size_t)n_ctx * (size_t)kv->head_dim;
+    size_t total, bytes;
+    if (!sl_mul_size(kv->head_stride, (size_t)kv->n_head_kv, &kv->layer_stride) ||
+        !sl_mul_size(kv->layer_stride, (size_t)kv->n_layer, &total) ||
+        !sl_mul_size(total, kv->elt, &bytes)) {
+        sl_err(err, errlen, "KV cache size overflows");
+        free(kv);
+        return NULL;
+    }
+    /* calloc: pages are only touched (resident) as positions fill. */
+    kv->k = calloc(1, bytes);
+    kv->v = calloc(1, bytes);
+    if (!kv->k || !kv->v) {
+        sl_err(err, errlen, "out of memory for a KV cache of %d positions (%zu bytes)", n_ctx, 2 * bytes);
+        model_kv_free(kv);
+        return NULL;
+    }
+    return kv;
+}
+
+void model_kv_free(sl_kv_t *kv) {
+    if (!kv) return;
+    free(kv->k);
+    free(kv->v);
+    free(kv);
+}
+
+int model_kv_len(const sl_kv_t *kv) { return kv->len; }
+int model_kv_capacity(const sl_kv_t *kv) { return kv->n_ctx; }
+void model_kv_truncate(sl_kv_t *kv, int n) {
+    if (n < 0) n = 0;
+    if (n < kv->len) kv->len = n;
+}
+
+/* ----------------------------------------------------------- forward pass */
+
+static int scratch_reserve(sl_model_t *m, int n_tok, size_t n_scores, char *err, size_t errlen) {
+    struct sl_scratch *s = &m->s;
+    const sl_hparams_t *hp = &m->hp;
+    if (n_tok > s->cap_tok) {
+        const size_t E = (size_t)hp->n_embd, QD = (size_t)hp->n_head * (size_t)hp->head_dim,
+                     KD = (size_t)hp->n_head_kv * (size_t)hp->head_dim, F = (size_t)hp->n_ff;
+        const size_t per_tok = 2 * E + 2 * QD + 2 * KD + 2 * F;
+        float *b = malloc(per_tok * (size_t)n_tok * sizeof(float));
+        if (!b) return sl_err(err, errlen, "out of memory for a batch of %d tokens", n_tok);
+        free(s->x);
+        const size_t n = (size_t)n_tok;
+        s->x = b;
+        s->xn = s->x + n * E;
+        s->q = s->xn + n * E;
+        s->att = s->q + n * QD;
+        s->k = s->att + n * QD;
+        s->v = s->k + n * KD;
+        s->gate = s->v + n * KD;
+        s->up = s->gate + n * F;
+        s->cap_tok = n_tok;
+    }
+    if (n_scores > s->cap_scores) {
+        float *sc = malloc(n_scores * sizeof(float));
+        if (!sc) return sl_err(err, errlen, "out of memory for attention scores");
+        free(s->scores);
+        s->scores = sc;
+        s->cap_scores = n_scores;
+    }
+    return 0;
+}
+
+/* Splits [0, n) into nth nearly equal ranges. */
+static void split_range(int n, int ith, int nth, int *lo, int *hi) {
+    const int per = n / nth, rem = n % nth;
+    *lo = ith * per + SL_MIN(ith, rem);
+    *hi = *lo + per + (ith < rem ? 1 : 0);
+}
+
+struct norm_job {
+    float *out;
+    const float *x;
+    const float *w;
+    int n_rows;
+    int64_t n;
+    float eps;
+};
+
+static void norm_worker(void *ctx, int ith, int nth) {
+    const struct norm_job *j = ctx;
+    int lo, hi;
+    split_range(j->n_rows, ith, nth, &lo, &hi);
+    for (int r = lo; r < hi; r++)
+        sl_rmsnorm(j->out + (size_t)r * (size_t)j->n, j->x + (size_t)r * (size_t)j->n, j->w, j->n, j->eps);
+}
+
+/* Rows of length n, each normalized; threaded when there are several rows. */
+static void rmsnorm_rows(sl_pool_t *pool, float *out, const float *x, const float *w, int n_rows,
+                         int64_t n, float eps) {
+    struct norm_job j = {out, x, w, n_rows, n, eps};
+    if (n_rows >= 4)
+        sl_pool_run(pool, norm_worker, &j);
+    else
+        norm_worker(&j, 0, 1);
+}
+
+/* Per-token work between the QKV projections and attention: biases, qwen3
+ * q/k norms, rope, and the K/V store into the cache. */
+struct qkv_job {
+    const sl_model_t *m;
+    const sl_layer_t *L;
+    sl_kv_t *kv;
+    int layer;
+    int n_tok;
+    int pos0;
+};
+
+static void add_bias(float *x, const float *b, int64_t n) {
+    for (int64_t i = 0; i < n; i++) x[i] += b[i];
+}
+
+static void qkv_worker(void *ctx, int ith, int nth) {
+    const struct qkv_job *j = ctx;
+    const sl_hparams_t *hp = &j->m->hp;
+    const struct sl_scratch *s = &j->m->s;
+    const sl_layer_t *L = j->L;
+    sl_kv_t *kv = j->kv;
+    const int D = hp->head_dim, H = hp->n_head, K = hp->n_head_kv;
+    const size_t QD = (size_t)H * (size_t)D, KD = (size_t)K * (size_t)D;
+    int lo, hi;
+    split_range(j->n_tok, ith, nth, &lo, &hi);
+    for (int t = lo; t < hi; t++) {
+        float *q = s->q + (size_t)t * QD, *k = s->k + (size_t)t * KD, *v = s->v + (size_t)t * KD;
+        if (L->bq) add_bias(q, L->bq, (int64_t)QD);
+        if (L->bk) add_bias(k, L->bk, (int64_t)KD);
+        if (L->bv) add_bias(v, L->bv, (int64_t)KD);
+        if (L->q_norm) {
+            for (int h = 0; h < H; h++) sl_rmsnorm(q + (size_t)h * D, q + (size_t)h * D, L->q_norm, D, hp->norm_eps);
+            for (int h = 0; h < K; h++) sl_rmsnorm(k + (size_t)h * D, k + (size_t)h * D, L->k_norm, D, hp->norm_eps);
+        }
+        const int pos = j->pos0 + t;
+        sl_rope_apply(q, H, D, pos, &hp->rope);
+        sl_rope_apply(k, K, D, pos, &hp->rope);
+        for (int h = 0; h < K; h++) {
+            const size_t off = (size_t)j->layer * kv->layer_stride + (size_t)h * kv->head_stride +
+                               (size_t)pos * (size_t)D;
+            const float *ks = k + (size_t)h * D, *vs = v + (size_t)h * D;
+            if (kv->type == SL_TYPE_F32) {
+                memcpy((float *)kv->k + off, ks, (size_t)D * sizeof(float));
+                memcpy((float *)kv->v + off, vs, (size_t)D * sizeof(float));
+            } else {
+                sl_f16_t *kd = (sl_f16_t *)kv->k + off, *vd = (sl_f16_t *)kv->v + off;
+                for (int i = 0; i < D; i++) {
+                    kd[i] = sl_f32_to_f16(ks[i]);
+                    vd[i] = sl_f32_to_f16(vs[i]);
+                }
+            }
+        }
+    }
+}
+
+/* x += y (n floats), optionally adding a bias of period `period`. */
+struct add_job {
+    float *x;
+    const float *y;
+    const float *bias;
+    size_t n, period;
+};
+
+static void add_worker(void *ctx, int ith, int nth) {
+    const struct add_job *j = ctx;
+    const size_t per = (j->n + (size_t)nth - 1) / (size_t)nth;
+    const size_t lo = SL_MIN(j->n, per * (size_t)ith), hi = SL_MIN(j->n, lo + per);
+    for (size_t i = lo; i < hi; i++) j->x[i] += j->y[i] + (j->bias ? j->bias[i % j->period] : 0.0f);
+}
+
+struct swiglu_job {
+    float *gate;
+    const float *up;
+    size_t n;
+};
+
+static void swiglu_worker(void *ctx, int ith, int nth) {
+    const struct swiglu_job *j = ctx;
+    const size_t per = (j->n + (size_t)nth - 1) / (size_t)nth;
+    const size_t lo = SL_MIN(j->n, per * (size_t)ith), hi = SL_MIN(j->n, lo + per);
+    if (hi > lo) sl_swiglu(j->gate + lo, j->gate + lo, j->up + lo, (int64_t)(hi - lo));
+}
+
+static void matmul_w(sl_pool_t *pool, const sl_wt_t *w, const float *x, int n_tok, float *y) {
+    sl_matmul(pool, w->data, w->type, w->n_in, w->n_out, x, n_tok, y);
+}
+
+/* One step over n_tok <= cap_tok tokens at positions kv->len ... Writes the
+ * logits of every token (all) or of the last one (last) when asked. */
+static void forward_step(sl_model_t *m, sl_pool_t *pool, sl_kv_t *kv, const int32_t *tokens, int n_tok,
+                         float *logits, bool all, bool last) {
+    const sl_hparams_t *hp = &m->hp;
+    struct sl_scratch *s = &m->s;
+    const int E = hp->n_embd, D = hp->head_dim, H = hp->n_head, K = hp->n_head_kv;
+    const int pos0 = kv->len;
+
+    for (int t = 0; t < n_tok; t++)
+        sl_dequantize_row(m->tok_embd.type, (const uint8_t *)m->tok_embd.data +
+                                                (size_t)tokens[t] * m->tok_embd.row_bytes,
+                          s->x + (size_t)t * (size_t)E, E);
+
+    for (int l = 0; l < hp->n_layer; l++) {
+        const sl_layer_t *L = &m->layers[l];
+        rmsnorm_rows(pool, s->xn, s->x, L->attn_norm, n_tok, E, hp->norm_eps);
+        matmul_w(pool, &L->wq, s->xn, n_tok, s->q);
+        matmul_w(pool, &L->wk, s->xn, n_tok, s->k);
+        matmul_w(pool, &L->wv, s->xn, n_tok, s->v);
+
+        struct qkv_job qj = {m, L, kv, l, n_tok, pos0};
+        if (n_tok >= 2)
+            sl_pool_run(pool, qkv_worker, &qj);
+        else
+            qkv_worker(&qj, 0, 1);
+
+        const size_t loff = (size_t)l * kv->layer_stride * kv->elt;
+        sl_attn_t a = {
+            .n_tok = n_tok,
+            .n_head = H,
+            .n_head_kv = K,
+            .head_dim = D,
+            .pos0 = pos0,
+            .q = s->q,
+            .k = (const uint8_t *)kv->k + loff,
+            .v = (const uint8_t *)kv->v + loff,
+            .kv_type = kv->type,
+            .kv_head_stride = kv->head_stride,
+            .scale = 1.0f / sqrtf((float)D),
+            .out = s->att,
+            .scratch = s->scores,
+        };
+        sl_attention(pool, &a);
+
+        matmul_w(pool, &L->wo, s->att, n_tok, s->xn);
+        struct add_job aj = {s->x, s->xn, L->bo, (size_t)n_tok * (size_t)E, (size_t)E};
+        add_worker(&aj, 0, 1);
+
+        rmsnorm_rows(pool, s->xn, s->x, L->ffn_norm, n_tok, E, hp->norm_eps);
+        matmul_w(pool, &L->gate, s->xn, n_tok, s->gate);
+        matmul_w(pool, &L->up, s->xn, n_tok, s->up);
+        struct swiglu_job sj = {s->gate, s->up, (size_t)n_tok * (size_t)hp->n_ff};
+        sl_pool_run(pool, swiglu_worker, &sj);
+        matmul_w(pool, &L->down, s->gate, n_tok, s->xn);
+        struct add_job dj = {s->x, s->xn, NULL, (size_t)n_tok * (size_t)E, (size_t)E};
+        add_worker(&dj, 0, 1);
+    }
+    kv->len += n_tok;
+
+    if (all) {
+        rmsnorm_rows(pool, s->xn, s->x, m->output_norm, n_tok, E, hp->norm_eps);
+        matmul_w(pool, &m->output, s->xn, n_tok, logits);
+    } else if (last) {
+        const float *xl = s->x + (size_t)(n_tok - 1) * (size_t)E;
+        sl_rmsnorm(s->xn, xl, m->output_norm, E, hp->norm_eps);
+        matmul_w(pool, &m->output, s->xn, 1, logits);
+    }
+}
+
+int model_forward(sl_model_t *m, sl_pool_t *pool, sl_kv_t *kv, const int32_t *tokens, int n,
+                  float *logits, bool all_logits, char *err, size_t errlen) {
+    const sl_hparams_t *hp = &m->hp;
+    if (n <= 0) return sl_err(err, errlen, "no tokens to process");
+    if (kv->n_layer != hp->n_layer || kv->n_head_kv != hp->n_head_kv || kv->head_dim != hp->head_dim)
+        return sl_err(err, errlen, "KV cache was made for another model");
+    if (n > kv->n_ctx - kv->len)
+        return sl_err(err, errlen, "context full: %d positions used, %d more requested, capacity %d",
+                      kv->len, n, kv->n_ctx);
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= hp->n_vocab)
+            return sl_err(err, errlen, "token id %d at index %d is out of range (vocabulary %d)",
+                          (int)tokens[i], i, hp->n_vocab);
+    const int step = SL_MIN(n, MODEL_MAX_BATCH);
+    size_t n_scores;
+    if (!sl_mul_size((size_t)sl_pool_size(pool), (size_t)kv->n_ctx, &n_scores))
+        return sl_err(err, errlen, "attention scratch size overflows");
+    if (scratch_reserve(m, step, n_scores, err, errlen)) return -1;
+    for (int done = 0; done < n; done += step) {
+        const int nt = SL_MIN(step, n - done);
+        float *out = all_logits ? logits + (size_t)done * (size_t)hp->n_vocab : logits;
+        forward_step(m, pool, kv, tokens + done, nt, out, all_logits, done + nt == n);
+    }
+    return 0;
+}

@@ -1,0 +1,565 @@
+/* deps: base gguf kernels model */
+/*
+ * test_model.c — the forward pass of llama / qwen2 / qwen3 against an
+ * independent reference written here plainly, in double precision, in the
+ * Hugging Face convention (rotate-halves RoPE, unpermuted Q/K rows).
+ *
+ * Each case builds a tiny random model, writes it with the GGUF writer in
+ * the layout llama.cpp's converter produces (llama: Q/K rows permuted so that
+ * adjacent-pair RoPE is right), loads it with model_load and compares
+ * model_forward's logits — one prefill of all tokens, and token-by-token
+ * decode — with the reference at every position. The reference uses the
+ * weights as stored (quantized then dequantized) so only activation rounding
+ * inside the matmul separates the two.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "base/pool.h"
+#include "gguf/gguf.h"
+#include "kernels/kernels.h"
+#include "model/model.h"
+#include "test.h"
+
+/* ------------------------------------------------------------ random */
+
+static uint64_t rng_state;
+static double rnd_uniform(void) { /* [0, 1) */
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (double)(rng_state >> 11) / 9007199254740992.0;
+}
+static float rnd_sym(float a) { return (float)((rnd_uniform() * 2.0 - 1.0) * a); }
+
+/* ------------------------------------------------------------ the model */
+
+typedef enum { SCALE_NONE, SCALE_LINEAR, SCALE_YARN, SCALE_LLAMA3 } scale_kind_t;
+
+typedef struct {
+    const char *arch; /* llama | qwen2 | qwen3 */
+    int V, E, L, H, K, D, F, ctx;
+    bool tied;
+    sl_type_t wtype;
+    scale_kind_t scale;
+    float factor;
+    int orig_ctx;
+} spec_t;
+
+typedef struct {
+    float *an, *fn, *qn, *kn, *bq, *bk, *bv;
+    float *wq, *wk, *wv, *wo, *wg, *wu, *wd; /* HF order: [n_out][n_in] */
+} ref_layer_t;
+
+typedef struct {
+    spec_t s;
+    float *tok, *out, *onorm, *rope_freqs;
+    ref_layer_t *l;
+    double eps, base;
+} ref_model_t;
+
+static float *rnd_vec(size_t n, float center, float a) {
+    float *v = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) v[i] = center + rnd_sym(a);
+    return v;
+}
+
+/* Rounds every row through the storage type, as the file will hold it. */
+static void round_rows(float *w, int n_out, int n_in, sl_type_t t) {
+    if (t == SL_TYPE_F32) return;
+    void *buf = malloc(sl_row_size(t, n_in));
+    for (int r = 0; r < n_out; r++) {
+        CHECK(sl_quantize_row(t, w + (size_t)r * n_in, buf, n_in) == 0);
+        sl_dequantize_row(t, buf, w + (size_t)r * n_in, n_in);
+    }
+    free(buf);
+}
+
+static float *rnd_mat(int n_out, int n_in, sl_type_t t) {
+    float *w = rnd_vec((size_t)n_out * n_in, 0.0f, 1.7f / sqrtf((float)n_in));
+    round_rows(w, n_out, n_in, t);
+    return w;
+}
+
+static void ref_init(ref_model_t *m, const spec_t *s, uint64_t seed) {
+    memset(m, 0, sizeof *m);
+    m->s = *s;
+    rng_state = seed * 2654435761u + 12345;
+    m->eps = 1e-5;
+    m->base = !strcmp(s->arch, "llama") ? 10000.0 : 1000000.0;
+    m->tok = rnd_vec((size_t)s->V * s->E, 0.0f, 1.0f);
+    round_rows(m->tok, s->V, s->E, s->wtype);
+    m->out = s->tied ? m->tok : rnd_mat(s->V, s->E, s->wtype);
+    m->onorm = rnd_vec(s->E, 1.0f, 0.2f);
+    if (s->scale == SCALE_LLAMA3) {
+        m->rope_freqs = malloc(sizeof(float) * (size_t)(s->D / 2));
+        for (int i = 0; i < s->D / 2; i++) m->rope_freqs[i] = 1.0f + (float)i * 0.7f;
+    }
+    bool qwen2 = !strcmp(s->arch, "qwen2"), qwen3 = !strcmp(s->arch, "qwen3");
+    m->l = calloc((size_t)s->L, sizeof *m->l);
+    for (int l = 0; l < s->L; l++) {
+        ref_layer_t *L = &m->l[l];
+        L->an = rnd_vec(s->E, 1.0f, 0.2f);
+        L->fn = rnd_vec(s->E, 1.0f, 0.2f);
+        L->wq = rnd_mat(s->H * s->D, s->E, s->wtype);
+        L->wk = rnd_mat(s->K * s->D, s->E, s->wtype);
+        L->wv = rnd_mat(s->K * s->D, s->E, s->wtype);
+        L->wo = rnd_mat(s->E, s->H * s->D, s->wtype);
+        L->wg = rnd_mat(s->F, s->E, s->wtype);
+        L->wu = rnd_mat(s->F, s->E, s->wtype);
+        L->wd = rnd_mat(s->E, s->F, s->wtype);
+        if (qwen2) {
+            L->bq = rnd_vec((size_t)s->H * s->D, 0.0f, 0.3f);
+            L->bk = rnd_vec((size_t)s->K * s->D, 0.0f, 0.3f);
+            L->bv = rnd_vec((size_t)s->K * s->D, 0.0f, 0.3f);
+        }
+        if (qwen3) {
+            L->qn = rnd_vec(s->D, 1.0f, 0.3f);
+            L->kn = rnd_vec(s->D, 1.0f, 0.3f);
+        }
+    }
+}
+
+static void ref_free(ref_model_t *m) {
+    for (int l = 0; l < m->s.L; l++) {
+        ref_layer_t *L = &m->l[l];
+        float *ps[] = {L->an, L->fn, L->qn, L->kn, L->bq, L->bk, L->bv, L->wq,
+                       L->wk, L->wv, L->wo, L->wg, L->wu, L->wd};
+        for (size_t i = 0; i < SL_ARRAY_LEN(ps); i++) free(ps[i]);
+    }
+    free(m->l);
+    if (!m->s.tied) free(m->out);
+    free(m->tok);
+    free(m->onorm);
+    free(m->rope_freqs);
+}
+
+/* ------------------------------------------------------------ writing */
+
+/* llama.cpp's convert_hf_to_gguf permute(): within each head, row
+ * (s * D/2 + i) of the HF matrix becomes row (2i + s). */
+static float *permute_rows(const float *w, int n_head, int D, int n_in) {
+    float *p = malloc(sizeof(float) * (size_t)n_head * D * n_in);
+    for (int h = 0; h < n_head; h++)
+        for (int s = 0; s < 2; s++)
+            for (int i = 0; i < D / 2; i++)
+                memcpy(p + ((size_t)h * D + 2 * i + s) * n_in, w + ((size_t)h * D + s * (D / 2) + i) * n_in,
+                       sizeof(float) * n_in);
+    return p;
+}
+
+static void add_mat(gguf_writer_t *w, const char *name, const float *data, int n_out, int n_in, sl_type_t t) {
+    int64_t ne[2] = {n_in, n_out};
+    size_t rb = sl_row_size(t, n_in);
+    uint8_t *q = malloc(rb * (size_t)n_out);
+    for (int r = 0; r < n_out; r++) CHECK(sl_quantize_row(t, data + (size_t)r * n_in, q + rb * r, n_in) == 0);
+    CHECK(gguf_writer_add_tensor(w, name, t, 2, ne, q) == 0);
+    free(q);
+}
+
+static void add_vec(gguf_writer_t *w, const char *name, const float *data, int n) {
+    int64_t ne[1] = {n};
+    CHECK(gguf_writer_add_tensor(w, name, SL_TYPE_F32, 1, ne, data) == 0);
+}
+
+static void set_u32(gguf_writer_t *w, const char *arch, const char *k, uint32_t v) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, k);
+    CHECK(gguf_writer_set_u32(w, key, v) == 0);
+}
+static void set_f32(gguf_writer_t *w, const char *arch, const char *k, float v) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, k);
+    CHECK(gguf_writer_set_f32(w, key, v) == 0);
+}
+
+/* skip: a tensor name to leave out (error tests); bad: one to give a wrong shape. */
+static int write_model(const ref_model_t *m, const char *path, const char *skip, const char *bad) {
+    const spec_t *s = &m->s;
+    const char *a = s->arch;
+    gguf_writer_t *w = gguf_writer_new();
+    CHECK(gguf_writer_set_str(w, "general.architecture", a) == 0);
+    CHECK(gguf_writer_set_str(w, "general.name", "test") == 0);
+    set_u32(w, a, "context_length", (uint32_t)s->ctx);
+    set_u32(w, a, "embedding_length", (uint32_t)s->E);
+    set_u32(w, a, "block_count", (uint32_t)s->L);
+    set_u32(w, a, "feed_forward_length", (uint32_t)s->F);
+    set_u32(w, a, "attention.head_count", (uint32_t)s->H);
+    set_u32(w, a, "attention.head_count_kv", (uint32_t)s->K);
+    set_u32(w, a, "attention.key_length", (uint32_t)s->D);
+    set_u32(w, a, "attention.value_length", (uint32_t)s->D);
+    set_u32(w, a, "rope.dimension_count", (uint32_t)s->D);
+    set_f32(w, a, "attention.layer_norm_rms_epsilon", (float)m->eps);
+    set_f32(w, a, "rope.freq_base", (float)m->base);
+    if (s->scale == SCALE_LINEAR || s->scale == SCALE_YARN) {
+        char key[128];
+        snprintf(key, sizeof key, "%s.rope.scaling.type", a);
+        CHECK(gguf_writer_set_str(w, key, s->scale == SCALE_LINEAR ? "linear" : "yarn") == 0);
+        set_f32(w, a, "rope.scaling.factor", s->factor);
+        set_u32(w, a, "rope.scaling.original_context_length", (uint32_t)s->orig_ctx);
+    }
+
+    char n[96];
+#define ADD_MAT(nm, data, no, ni)                                                                          \
+    do {                                                                                                   \
+        if (!skip || strcmp(skip, nm)) add_mat(w, nm, data, (bad && !strcmp(bad, nm)) ? (no) - 1 : (no), ni, s->wtype); \
+    } while (0)
+#define ADD_VEC(nm, data, len)                                                                             \
+    do {                                                                                                   \
+        if (!skip || strcmp(skip, nm)) add_vec(w, nm, data, (bad && !strcmp(bad, nm)) ? (len) - 1 : (len)); \
+    } while (0)
+    ADD_MAT("token_embd.weight", m->tok, s->V, s->E);
+    ADD_VEC("output_norm.weight", m->onorm, s->E);
+    if (!s->tied) ADD_MAT("output.weight", m->out, s->V, s->E);
+    if (m->rope_freqs) ADD_VEC("rope_freqs.weight", m->rope_freqs, s->D / 2);
+    const bool llama = !strcmp(a, "llama");
+    for (int l = 0; l < s->L; l++) {
+        const ref_layer_t *L = &m->l[l];
+#define NM(x) (snprintf(n, sizeof n, "blk.%d.%s", l, x), n)
+        ADD_VEC(NM("attn_norm.weight"), L->an, s->E);
+        ADD_VEC(NM("ffn_norm.weight"), L->fn, s->E);
+        float *wq = llama ? permute_rows(L->wq, s->H, s->D, s->E) : L->wq;
+        float *wk = llama ? permute_rows(L->wk, s->K, s->D, s->E) : L->wk;
+        ADD_MAT(NM("attn_q.weight"), wq, s->H * s->D, s->E);
+        ADD_MAT(NM("attn_k.weight"), wk, s->K * s->D, s->E);
+        if (llama) {
+            free(wq);
+            free(wk);
+        }
+        ADD_MAT(NM("attn_v.weight"), L->wv, s->K * s->D, s->E);
+        ADD_MAT(NM("attn_output.weight"), L->wo, s->E, s->H * s->D);
+        ADD_MAT(NM("ffn_gate.weight"), L->wg, s->F, s->E);
+        ADD_MAT(NM("ffn_up.weight"), L->wu, s->F, s->E);
+        ADD_MAT(NM("ffn_down.weight"), L->wd, s->E, s->F);
+        if (L->bq) {
+            ADD_VEC(NM("attn_q.bias"), L->bq, s->H * s->D);
+            ADD_VEC(NM("attn_k.bias"), L->bk, s->K * s->D);
+            ADD_VEC(NM("attn_v.bias"), L->bv, s->K * s->D);
+        }
+        if (L->qn) {
+            ADD_VEC(NM("attn_q_norm.weight"), L->qn, s->D);
+            ADD_VEC(NM("attn_k_norm.weight"), L->kn, s->D);
+        }
+#undef NM
+    }
+#undef ADD_MAT
+#undef ADD_VEC
+    char err[SL_ERR_MAX];
+    int rc = gguf_writer_write(w, path, err, sizeof err);
+    if (rc) fprintf(stderr, "write: %s\n", err);
+    gguf_writer_free(w);
+    return rc;
+}
+
+/* ------------------------------------------------------------ reference */
+
+static void ref_rmsnorm(double *out, const double *x, const float *w, int n, double eps) {
+    double ss = 0;
+    for (int i = 0; i < n; i++) ss += x[i] * x[i];
+    double sc = 1.0 / sqrt(ss / n + eps);
+    for (int i = 0; i < n; i++) out[i] = x[i] * sc * (w ? w[i] : 1.0);
+}
+
+static void ref_matvec(double *y, const float *w, const double *x, int n_out, int n_in) {
+    for (int o = 0; o < n_out; o++) {
+        double s = 0;
+        for (int i = 0; i < n_in; i++) s += (double)w[(size_t)o * n_in + i] * x[i];
+        y[o] = s;
+    }
+}
+
+/* Hugging Face rotate-half RoPE with its scaling variants, written from the
+ * HF formulas (not ggml's). */
+static void ref_rope(const ref_model_t *m, double *v, int n_heads, int pos) {
+    const spec_t *s = &m->s;
+    const int D = s->D, half = D / 2;
+    double lo = 0, hi = 0;
+    if (s->scale == SCALE_YARN) {
+        const double beta_fast = 32, beta_slow = 1;
+        lo = floor(D * log(s->orig_ctx / (beta_fast * 2 * M_PI)) / (2 * log(m->base)));
+        hi = ceil(D * log(s->orig_ctx / (beta_slow * 2 * M_PI)) / (2 * log(m->base)));
+        if (lo < 0) lo = 0;
+        if (hi > D - 1) hi = D - 1;
+        if (hi == lo) hi += 0.001;
+    }
+    for (int i = 0; i < half; i++) {
+        double inv = pow(m->base, -2.0 * i / D), mscale = 1.0;
+        switch (s->scale) {
+        case SCALE_NONE: break;
+        case SCALE_LINEAR: inv /= s->factor; break;
+        case SCALE_LLAMA3: inv /= m->rope_freqs[i]; break;
+        case SCALE_YARN: {
+            double ramp = (i - lo) / (hi - lo);
+            ramp = ramp < 0 ? 0 : ramp > 1 ? 1 : ramp;
+            double extrap_w = 1.0 - ramp;
+            inv = (inv / s->factor) * (1 - extrap_w) + inv * extrap_w;
+            mscale = 0.1 * log(s->factor) + 1.0;
+            break;
+        }
+        }
+        double th = pos * inv, c = cos(th) * mscale, sn = sin(th) * mscale;
+        for (int h = 0; h < n_heads; h++) {
+            double *x = v + (size_t)h * D;
+            double a = x[i], b = x[i + half];
+            x[i] = a * c - b * sn;
+            x[i + half] = b * c + a * sn;
+        }
+    }
+}
+
+/* All positions' logits of tokens[0..n): out is n × V. */
+static void ref_forward(const ref_model_t *m, const int32_t *tok, int n, double *out) {
+    const spec_t *s = &m->s;
+    const int E = s->E, H = s->H, K = s->K, D = s->D, F = s->F, QD = H * D, KD = K * D;
+    double *x = calloc((size_t)n * E, sizeof(double));
+    double *q = calloc((size_t)n * QD, sizeof(double)), *k = calloc((size_t)n * KD, sizeof(double));
+    double *v = calloc((size_t)n * KD, sizeof(double)), *att = calloc(QD, sizeof(double));
+    double *xn = calloc(E, sizeof(double)), *o = calloc(E, sizeof(double));
+    double *g = calloc(F, sizeof(double)), *u = calloc(F, sizeof(double));
+    double *p = calloc(n, sizeof(double));
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < E; i++) x[(size_t)t * E + i] = m->tok[(size_t)tok[t] * E + i];
+    for (int l = 0; l < s->L; l++) {
+        const ref_layer_t *L = &m->l[l];
+        for (int t = 0; t < n; t++) {
+            ref_rmsnorm(xn, x + (size_t)t * E, L->an, E, m->eps);
+            double *qt = q + (size_t)t * QD, *kt = k + (size_t)t * KD, *vt = v + (size_t)t * KD;
+            ref_matvec(qt, L->wq, xn, QD, E);
+            ref_matvec(kt, L->wk, xn, KD, E);
+            ref_matvec(vt, L->wv, xn, KD, E);
+            if (L->bq) {
+                for (int i = 0; i < QD; i++) qt[i] += L->bq[i];
+                for (int i = 0; i < KD; i++) kt[i] += L->bk[i], vt[i] += L->bv[i];
+            }
+            if (L->qn) {
+                for (int h = 0; h < H; h++) ref_rmsnorm(qt + h * D, qt + h * D, L->qn, D, m->eps);
+                for (int h = 0; h < K; h++) ref_rmsnorm(kt + h * D, kt + h * D, L->kn, D, m->eps);
+            }
+            ref_rope(m, qt, H, t);
+            ref_rope(m, kt, K, t);
+        }
+        for (int t = 0; t < n; t++) {
+            for (int h = 0; h < H; h++) {
+                const int hk = h / (H / K);
+                double mx = -1e300, sum = 0;
+                for (int j = 0; j <= t; j++) {
+                    double d = 0;
+                    for (int i = 0; i < D; i++) d += q[(size_t)t * QD + h * D + i] * k[(size_t)j * KD + hk * D + i];
+                    p[j] = d / sqrt((double)D);
+                    if (p[j] > mx) mx = p[j];
+                }
+                for (int j = 0; j <= t; j++) sum += (p[j] = exp(p[j] - mx));
+                for (int i = 0; i < D; i++) {
+                    double a = 0;
+                    for (int j = 0; j <= t; j++) a += p[j] / sum * v[(size_t)j * KD + hk * D + i];
+                    att[h * D + i] = a;
+                }
+            }
+            ref_matvec(o, L->wo, att, E, QD);
+            for (int i = 0; i < E; i++) x[(size_t)t * E + i] += o[i];
+        }
+        for (int t = 0; t < n; t++) {
+            ref_rmsnorm(xn, x + (size_t)t * E, L->fn, E, m->eps);
+            ref_matvec(g, L->wg, xn, F, E);
+            ref_matvec(u, L->wu, xn, F, E);
+            for (int i = 0; i < F; i++) g[i] = g[i] / (1 + exp(-g[i])) * u[i];
+            ref_matvec(o, L->wd, g, E, F);
+            for (int i = 0; i < E; i++) x[(size_t)t * E + i] += o[i];
+        }
+    }
+    for (int t = 0; t < n; t++) {
+        ref_rmsnorm(xn, x + (size_t)t * E, m->onorm, E, m->eps);
+        ref_matvec(out + (size_t)t * s->V, m->out, xn, s->V, E);
+    }
+    free(x), free(q), free(k), free(v), free(att), free(xn), free(o), free(g), free(u), free(p);
+}
+
+/* ------------------------------------------------------------ cases */
+
+static char tmp_path[256];
+static const char *model_path(void) {
+    snprintf(tmp_path, sizeof tmp_path, "/tmp/silica-test-model-%d.gguf", (int)getpid());
+    return tmp_path;
+}
+
+/* max |a-b| over max |b| for n floats */
+static double rel_err(const float *a, const double *b, size_t n) {
+    double md = 0, mb = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (d > md || isnan(d)) md = isnan(d) ? INFINITY : d;
+        if (fabs(b[i]) > mb) mb = fabs(b[i]);
+    }
+    return md / mb;
+}
+
+static void run_case(const char *label, const spec_t *s, double tol, sl_type_t kv_type, int n_threads) {
+    ref_model_t rm;
+    ref_init(&rm, s, (uint64_t)(strlen(label) * 7919 + (size_t)s->wtype));
+    const char *path = model_path();
+    CHECK(write_model(&rm, path, NULL, NULL) == 0);
+    char err[SL_ERR_MAX] = "";
+    sl_model_t *m = model_load(path, err, sizeof err);
+    CHECK_MSG(m != NULL, "%s: %s", label, err);
+    if (!m) {
+        ref_free(&rm);
+        return;
+    }
+    const sl_hparams_t *hp = model_hparams(m);
+    CHECK(hp->n_vocab == s->V && hp->n_layer == s->L && hp->head_dim == s->D);
+    CHECK(hp->tied_output == s->tied);
+
+    enum { N = 11 };
+    int32_t toks[N];
+    for (int i = 0; i < N; i++) toks[i] = (int32_t)((i * 37 + 5) % s->V);
+    double *want = malloc(sizeof(double) * N * (size_t)s->V);
+    ref_forward(&rm, toks, N, want);
+
+    sl_pool_t *pool = n_threads > 1 ? sl_pool_new(n_threads) : NULL;
+    float *got = malloc(sizeof(float) * N * (size_t)s->V);
+    float *last = malloc(sizeof(float) * (size_t)s->V);
+
+    /* Prefill: all positions at once. */
+    sl_kv_t *kv = model_kv_new(m, 32, kv_type, err, sizeof err);
+    CHECK(kv != NULL);
+    CHECK_MSG(model_forward(m, pool, kv, toks, N, got, true, err, sizeof err) == 0, "%s", err);
+    CHECK(model_kv_len(kv) == N);
+    double e = rel_err(got, want, (size_t)N * s->V);
+    CHECK_MSG(e <= tol, "%s prefill: rel err %.3g > %.3g", label, e, tol);
+
+    /* Decode: one token at a time; each step's logits are the prefill's. */
+    model_kv_truncate(kv, 0);
+    double worst = 0;
+    for (int t = 0; t < N; t++) {
+        CHECK_MSG(model_forward(m, pool, kv, &toks[t], 1, last, false, err, sizeof err) == 0, "%s", err);
+        double et = rel_err(last, want + (size_t)t * s->V, (size_t)s->V);
+        if (et > worst) worst = et;
+        double ep = 0, mx = 1e-30;
+        for (int i = 0; i < s->V; i++) {
+            ep = fmax(ep, fabs((double)last[i] - got[(size_t)t * s->V + i]));
+            mx = fmax(mx, fabs((double)got[(size_t)t * s->V + i]));
+        }
+        CHECK_MSG(ep / mx <= tol, "%s decode vs prefill at %d: %.3g", label, t, ep / mx);
+    }
+    CHECK_MSG(worst <= tol, "%s decode: rel err %.3g > %.3g", label, worst, tol);
+
+    /* Mixed: prefill 4, then a chunk of 5, then last-only logits of 2. */
+    model_kv_truncate(kv, 0);
+    CHECK(model_forward(m, pool, kv, toks, 4, last, false, err, sizeof err) == 0);
+    CHECK(model_forward(m, pool, kv, toks + 4, 5, last, false, err, sizeof err) == 0);
+    CHECK(model_forward(m, pool, kv, toks + 9, 2, last, false, err, sizeof err) == 0);
+    e = rel_err(last, want + (size_t)(N - 1) * s->V, (size_t)s->V);
+    CHECK_MSG(e <= tol, "%s chunked: rel err %.3g", label, e);
+
+    /* Errors: out-of-range token, context full. */
+    int32_t bad = s->V;
+    CHECK(model_forward(m, pool, kv, &bad, 1, last, false, err, sizeof err) != 0);
+    CHECK(strstr(err, "out of range") != NULL);
+    int32_t many[32] = {0};
+    CHECK(model_forward(m, pool, kv, many, 32, last, false, err, sizeof err) != 0);
+    CHECK(strstr(err, "context") != NULL);
+
+    model_kv_free(kv);
+    sl_pool_free(pool);
+    model_free(m);
+    free(got), free(last), free(want);
+    ref_free(&rm);
+    unlink(path);
+    fprintf(stderr, "     %-28s max rel err %.2e\n", label, worst);
+}
+
+static spec_t base_spec(const char *arch) {
+    spec_t s = {.arch = arch, .V = 96, .E = 64, .L = 2, .H = 4, .K = 2, .D = 16, .F = 96, .ctx = 256,
+                .tied = false, .wtype = SL_TYPE_F32, .scale = SCALE_NONE, .factor = 1, .orig_ctx = 64};
+    return s;
+}
+
+static void test_llama_f32(void) {
+    spec_t s = base_spec("llama");
+    run_case("llama f32 untied", &s, 1e-4, SL_TYPE_F32, 1);
+    s.tied = true;
+    s.K = 4; /* no GQA */
+    run_case("llama f32 tied mha", &s, 1e-4, SL_TYPE_F32, 2);
+    s = base_spec("llama");
+    s.scale = SCALE_LLAMA3;
+    run_case("llama f32 rope_freqs", &s, 1e-4, SL_TYPE_F32, 1);
+    s.scale = SCALE_LINEAR;
+    s.factor = 4;
+    run_case("llama f32 linear x4", &s, 1e-4, SL_TYPE_F32, 1);
+}
+
+static void test_qwen2_f32(void) {
+    spec_t s = base_spec("qwen2");
+    s.tied = true;
+    run_case("qwen2 f32 tied", &s, 1e-4, SL_TYPE_F32, 2);
+    s.scale = SCALE_YARN;
+    s.factor = 4;
+    s.orig_ctx = 32;
+    run_case("qwen2 f32 yarn x4", &s, 1e-4, SL_TYPE_F32, 1);
+}
+
+static void test_qwen3_f32(void) {
+    spec_t s = base_spec("qwen3");
+    s.H = 8;
+    s.K = 2; /* group of 4 */
+    run_case("qwen3 f32 untied gqa4", &s, 1e-4, SL_TYPE_F32, 2);
+}
+
+static void test_f16_and_q8(void) {
+    spec_t s = base_spec("qwen3");
+    s.wtype = SL_TYPE_F16;
+    run_case("qwen3 f16", &s, 5e-3, SL_TYPE_F32, 1);
+    s = base_spec("llama");
+    s.wtype = SL_TYPE_F16;
+    run_case("llama f16 kv-f16", &s, 8e-3, SL_TYPE_F16, 2);
+    s = base_spec("qwen2");
+    s.wtype = SL_TYPE_Q8_0;
+    run_case("qwen2 q8_0", &s, 4e-2, SL_TYPE_F32, 2);
+    s = base_spec("llama");
+    s.wtype = SL_TYPE_Q8_0;
+    s.tied = true;
+    run_case("llama q8_0 tied", &s, 4e-2, SL_TYPE_F32, 1);
+}
+
+/* A model with a missing or mis-shaped tensor fails to load with a message
+ * naming the tensor. */
+static void expect_load_error(const char *arch, const char *skip, const char *bad, const char *needle) {
+    spec_t s = base_spec(arch);
+    ref_model_t rm;
+    ref_init(&rm, &s, 3);
+    const char *path = model_path();
+    CHECK(write_model(&rm, path, skip, bad) == 0);
+    char err[SL_ERR_MAX] = "";
+    sl_model_t *m = model_load(path, err, sizeof err);
+    CHECK_MSG(m == NULL, "%s: loaded despite %s", arch, skip ? skip : bad);
+    CHECK_MSG(strstr(err, needle) != NULL, "message '%s' lacks '%s'", err, needle);
+    model_free(m);
+    ref_free(&rm);
+    unlink(path);
+}
+
+static void test_validation(void) {
+    expect_load_error("llama", "blk.1.ffn_up.weight", NULL, "blk.1.ffn_up.weight");
+    expect_load_error("qwen2", "blk.0.attn_k.bias", NULL, "blk.0.attn_k.bias");
+    expect_load_error("qwen3", "blk.1.attn_q_norm.weight", NULL, "attn_q_norm");
+    expect_load_error("llama", "output_norm.weight", NULL, "output_norm.weight");
+    expect_load_error("llama", NULL, "blk.0.attn_v.weight", "blk.0.attn_v.weight");
+    expect_load_error("qwen2", NULL, "blk.1.ffn_norm.weight", "shape");
+    char err[SL_ERR_MAX] = "";
+    CHECK(model_load("/nonexistent/x.gguf", err, sizeof err) == NULL);
+    CHECK(err[0] != '\0');
+}
+
+int main(void) {
+    sl_kernels_init();
+    RUN(test_llama_f32);
+    RUN(test_qwen2_f32);
+    RUN(test_qwen3_f32);
+    RUN(test_f16_and_q8);
+    RUN(test_validation);
+    return test_summary();
+}

@@ -1,0 +1,59 @@
+/*
+ * kern_impl.h — private to kernels/: the table of per-type kernels that
+ * sl_kernels_init() fills for the chosen ISA, and the scalar helpers the SIMD
+ * files reuse.
+ *
+ * A table starts as the scalar reference (dot.c) and each ISA file overrides
+ * the entries it speeds up, so a type without a SIMD kernel still works.
+ */
+#ifndef SILICA_KERN_IMPL_H
+#define SILICA_KERN_IMPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/base.h"
+#include "kernels/kernels.h"
+#include "kernels/quant.h"
+
+/* Dot of one weight row (n elements) with one activation row already in the
+ * type's vec_dot_type. */
+typedef float (*sl_dot_fn)(int64_t n, const void *w, const void *x);
+/* A tile of dots: nr (<= 4) weight rows, wstride bytes apart, times nc (<= 4)
+ * activation rows, xstride bytes apart; out[c * ostride + r] (floats) gets
+ * the dot of weight row r with activation row c. */
+typedef void (*sl_tile_fn)(int64_t n, const void *w, size_t wstride, int nr, const void *x,
+                           size_t xstride, int nc, float *out, size_t ostride);
+/* Quantizes a row of n floats to an activation type (q8_0, q8_1, q8_K). */
+typedef void (*sl_quant_fn)(const float *x, void *y, int64_t n);
+
+#define SL_TILE_MAX 4
+
+typedef struct sl_kern_table {
+    sl_dot_fn dot[SL_TYPE_COUNT];
+    sl_tile_fn tile[SL_TYPE_COUNT]; /* NULL: sl_matmul builds tiles from dot */
+    sl_quant_fn quant[SL_TYPE_COUNT];
+} sl_kern_table_t;
+
+/* Fill functions: scalar sets every entry; the others override what they
+ * implement and return false (touching nothing) when not built for this CPU
+ * architecture. */
+void sl_kern_fill_scalar(sl_kern_table_t *t);
+bool sl_kern_fill_avx2(sl_kern_table_t *t);
+bool sl_kern_fill_avx512(sl_kern_table_t *t);
+bool sl_kern_fill_neon(sl_kern_table_t *t);
+
+bool sl_cpu_has_avx512bf16(void);
+
+/* The table of the current ISA (sl_kernels_init() runs first if needed). */
+const sl_kern_table_t *sl_kern_table(void);
+
+/* Scalar references the SIMD files and tests share. */
+void sl_quantize_q8_0_ref(const float *x, void *y, int64_t n);
+void sl_quantize_q8_1_ref(const float *x, void *y, int64_t n);
+void sl_quantize_q8_K_ref(const float *x, void *y, int64_t n);
+void sl_k4_scale_min(int j, const uint8_t *q, uint8_t *d, uint8_t *m);
+void sl_q3k_scales(const uint8_t *sc12, int8_t out[16]);
+
+#endif

@@ -1,0 +1,159 @@
+/*
+ * matmul.c — y = x · Wᵀ for a quantized weight matrix, split over the pool.
+ *
+ * Steps of one call:
+ *   1. the n_tok activation rows are quantized once to the weight type's
+ *      vec_dot_type (in parallel over tokens when there are many);
+ *   2. the n_out weight rows are handed out in chunks through an atomic
+ *      counter, so a thread slowed by another process does not hold up the
+ *      rest;
+ *   3. decode (n_tok == 1) is bound by memory bandwidth: each weight row is
+ *      streamed once and dotted with the single activation row;
+ *      prefill (n_tok > 1) is a cache-blocked GEMM: a chunk of weight rows
+ *      (a few tens of KB) stays in L1/L2 while every token group passes over
+ *      it, and the ISA's tile kernel computes up to 4 weight rows × 4 tokens
+ *      at once, so each loaded weight block is used 4 times from registers.
+ *
+ * Output layout: y[t * n_out + o], one row of n_out floats per token.
+ */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kern_impl.h"
+
+/* Below this many multiply-adds a call is not worth waking threads for. */
+#define MIN_PARALLEL_MACS 65536
+/* Weight rows per chunk in the GEMM path: 16 rows of q8_0 × 4864 = 82 KB,
+ * comfortably inside L2 while the token groups stream past. */
+#define GEMM_ROW_CHUNK 16
+#define STACK_XQ_BYTES 32768
+
+struct mm_job {
+    const uint8_t *w;
+    size_t wrs; /* bytes per weight row */
+    int64_t n_in, n_out;
+    const uint8_t *xq;
+    size_t xrs; /* bytes per quantized activation row */
+    int64_t n_tok;
+    float *y;
+    sl_dot_fn dot;
+    sl_tile_fn tile;
+    int64_t chunk;
+    atomic_llong next;
+};
+
+static void mm_rows(struct mm_job *j, int64_t r0, int64_t r1) {
+    const int64_t n_out = j->n_out, n_tok = j->n_tok;
+    if (j->tile && n_tok > 1) {
+        for (int64_t t0 = 0; t0 < n_tok; t0 += SL_TILE_MAX) {
+            int nc = (int)SL_MIN(SL_TILE_MAX, n_tok - t0);
+            for (int64_t o = r0; o < r1; o += SL_TILE_MAX) {
+                int nr = (int)SL_MIN(SL_TILE_MAX, r1 - o);
+                j->tile(j->n_in, j->w + (size_t)o * j->wrs, j->wrs, nr, j->xq + (size_t)t0 * j->xrs,
+                        j->xrs, nc, j->y + t0 * n_out + o, (size_t)n_out);
+            }
+        }
+        return;
+    }
+    for (int64_t t = 0; t < n_tok; t++) {
+        const uint8_t *xr = j->xq + (size_t)t * j->xrs;
+        float *yr = j->y + t * n_out;
+        for (int64_t o = r0; o < r1; o++) yr[o] = j->dot(j->n_in, j->w + (size_t)o * j->wrs, xr);
+    }
+}
+
+static void mm_worker(void *ctx, int ith, int nth) {
+    (void)ith;
+    (void)nth;
+    struct mm_job *j = ctx;
+    for (;;) {
+        int64_t r0 = atomic_fetch_add_explicit(&j->next, j->chunk, memory_order_relaxed);
+        if (r0 >= j->n_out) break;
+        mm_rows(j, r0, SL_MIN(r0 + j->chunk, j->n_out));
+    }
+}
+
+struct q_job {
+    sl_quant_fn quant;
+    const float *x;
+    int64_t n_in, n_tok;
+    uint8_t *xq;
+    size_t xrs;
+};
+
+static void q_worker(void *ctx, int ith, int nth) {
+    struct q_job *q = ctx;
+    for (int64_t t = ith; t < q->n_tok; t += nth)
+        q->quant(q->x + t * q->n_in, q->xq + (size_t)t * q->xrs, q->n_in);
+}
+
+void sl_matmul(sl_pool_t *pool, const void *w, sl_type_t wtype, int64_t n_in, int64_t n_out,
+               const float *x, int64_t n_tok, float *y) {
+    if (n_out <= 0 || n_tok <= 0) return;
+    const sl_kern_table_t *K = sl_kern_table();
+    const sl_type_traits_t *tr = sl_type_traits(wtype);
+    const sl_type_traits_t *vtr = tr ? sl_type_traits(tr->vec_dot_type) : NULL;
+    size_t wrs = sl_row_size(wtype, n_in);
+    size_t xrs = vtr ? sl_row_size(tr->vec_dot_type, n_in) : 0;
+    if (!tr || !tr->supported || !K->dot[wtype] || wrs == 0 || xrs == 0 ||
+        (tr->vec_dot_type != SL_TYPE_F32 && !K->quant[tr->vec_dot_type])) {
+        /* A shape or type the loader should have refused; never read out of
+         * bounds, leave a defined result. */
+        memset(y, 0, (size_t)(n_tok * n_out) * sizeof(float));
+        return;
+    }
+
+    /* 1. activations */
+    uint8_t stack_buf[STACK_XQ_BYTES] __attribute__((aligned(64)));
+    uint8_t *heap = NULL;
+    const uint8_t *xq;
+    int nth = sl_pool_size(pool);
+    int64_t macs = n_in * n_out * n_tok;
+    bool parallel = nth > 1 && macs >= MIN_PARALLEL_MACS;
+    if (tr->vec_dot_type == SL_TYPE_F32) {
+        xq = (const uint8_t *)x;
+    } else {
+        size_t need = xrs * (size_t)n_tok;
+        uint8_t *buf = stack_buf;
+        if (need > sizeof stack_buf) {
+            heap = aligned_alloc(64, (need + 63) & ~(size_t)63);
+            if (!heap) {
+                /* Out of memory: go token by token through the stack buffer. */
+                if (xrs <= sizeof stack_buf && n_tok > 1) {
+                    for (int64_t t = 0; t < n_tok; t++)
+                        sl_matmul(pool, w, wtype, n_in, n_out, x + t * n_in, 1, y + t * n_out);
+                } else {
+                    memset(y, 0, (size_t)(n_tok * n_out) * sizeof(float));
+                }
+                return;
+            }
+            buf = heap;
+        }
+        struct q_job q = {K->quant[tr->vec_dot_type], x, n_in, n_tok, buf, xrs};
+        if (parallel && n_tok > 1)
+            sl_pool_run(pool, q_worker, &q);
+        else
+            q_worker(&q, 0, 1);
+        xq = buf;
+    }
+
+    /* 2-3. weights */
+    struct mm_job j = {
+        .w = w, .wrs = wrs, .n_in = n_in, .n_out = n_out, .xq = xq, .xrs = xrs,
+        .n_tok = n_tok, .y = y, .dot = K->dot[wtype], .tile = K->tile[wtype],
+    };
+    atomic_init(&j.next, 0);
+    if (n_tok > 1 && j.tile) {
+        j.chunk = GEMM_ROW_CHUNK;
+    } else {
+        /* ~8 chunks per thread balances load; multiples of 4 rows. */
+        int64_t c = n_out / (nth * 8);
+        j.chunk = SL_MAX(4, SL_MIN(256, c & ~(int64_t)3));
+    }
+    if (parallel)
+        sl_pool_run(pool, mm_worker, &j);
+    else
+        mm_worker(&j, 0, 1);
+    free(heap);
+}

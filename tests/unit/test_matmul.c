@@ -1,0 +1,253 @@
+/* deps: base kernels */
+/*
+ * test_matmul.c — sl_matmul and the per-ISA dot kernels.
+ *
+ * References are computed here in double from dequantized rows: the weights
+ * dequantized with sl_dequantize_row and the activations quantized to the
+ * type's vec_dot_type and dequantized back (that is the product the kernels
+ * are defined to compute). Every ISA this CPU supports is checked against
+ * the reference and against scalar on many sizes; ISAs the CPU lacks are
+ * skipped with a note.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/pool.h"
+#include "kernels/kern_impl.h"
+#include "kernels/kernels.h"
+#include "kernels/quant.h"
+#include "test.h"
+
+static uint64_t rng_state = 0x2545f4914f6cdd1dull;
+static uint32_t rnd(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 16);
+}
+static float gauss(void) {
+    float s = 0;
+    for (int i = 0; i < 6; i++) s += (float)(rnd() & 0xffffff) / 8388608.0f - 1.0f;
+    return s * 0.7f;
+}
+
+static void put_f16(uint8_t *p, float f) {
+    sl_f16_t h = sl_f32_to_f16(f);
+    memcpy(p, &h, 2);
+}
+
+static const sl_type_t all_types[] = {
+    SL_TYPE_F32,  SL_TYPE_F16,  SL_TYPE_BF16, SL_TYPE_Q4_0, SL_TYPE_Q4_1,
+    SL_TYPE_Q5_0, SL_TYPE_Q5_1, SL_TYPE_Q8_0, SL_TYPE_Q2_K, SL_TYPE_Q3_K,
+    SL_TYPE_Q4_K, SL_TYPE_Q5_K, SL_TYPE_Q6_K,
+};
+#define N_TYPES (sizeof all_types / sizeof all_types[0])
+
+/* Fills a weight matrix of rows × n: quantized from random floats where we
+ * can quantize, random bytes with sane scales otherwise. */
+static void make_weights(sl_type_t t, uint8_t *w, int64_t rows, int64_t n, float *tmp) {
+    size_t rs = sl_row_size(t, n);
+    for (int64_t r = 0; r < rows; r++) {
+        uint8_t *row = w + (size_t)r * rs;
+        if (sl_can_quantize(t)) {
+            for (int64_t i = 0; i < n; i++) tmp[i] = gauss();
+            sl_quantize_row(t, tmp, row, n);
+        } else {
+            for (size_t i = 0; i < rs; i++) row[i] = (uint8_t)rnd();
+            for (size_t off = 0; off < rs; off += sl_type_traits(t)->type_size) {
+                if (t == SL_TYPE_Q2_K) {
+                    put_f16(row + off + 80, 0.01f);
+                    put_f16(row + off + 82, 0.004f);
+                } else {
+                    put_f16(row + off + 108, 0.01f);
+                }
+            }
+        }
+    }
+}
+
+/* y_ref[t][o] in double from dequantized weights and activations. */
+static void reference(sl_type_t t, const uint8_t *w, int64_t n_in, int64_t n_out, const float *x,
+                      int64_t n_tok, double *yref, double *ymag) {
+    sl_type_t vt = sl_type_traits(t)->vec_dot_type;
+    float *wd = malloc(sizeof(float) * (size_t)n_in);
+    float *xd = malloc(sizeof(float) * (size_t)(n_in * n_tok));
+    uint8_t *xq = malloc(sl_row_size(vt, n_in) + 64);
+    for (int64_t k = 0; k < n_tok; k++) {
+        sl_quantize_row(vt, x + k * n_in, xq, n_in);
+        sl_dequantize_row(vt, xq, xd + k * n_in, n_in);
+    }
+    size_t rs = sl_row_size(t, n_in);
+    for (int64_t o = 0; o < n_out; o++) {
+        sl_dequantize_row(t, w + (size_t)o * rs, wd, n_in);
+        for (int64_t k = 0; k < n_tok; k++) {
+            double s = 0, m = 0;
+            for (int64_t i = 0; i < n_in; i++) {
+                s += (double)wd[i] * xd[k * n_in + i];
+                m += fabs((double)wd[i] * xd[k * n_in + i]);
+            }
+            yref[k * n_out + o] = s;
+            ymag[k * n_out + o] = m;
+        }
+    }
+    free(wd);
+    free(xd);
+    free(xq);
+}
+
+static int check_against(const float *y, const double *yref, const double *ymag, int64_t count,
+                         double rel) {
+    int bad = 0;
+    for (int64_t i = 0; i < count; i++)
+        if (!(fabs(y[i] - yref[i]) <= rel * ymag[i] + 1e-4)) {
+            if (bad < 3)
+                fprintf(stderr, "    [%lld] got %g want %g (mag %g)\n", (long long)i, y[i], yref[i],
+                        ymag[i]);
+            bad++;
+        }
+    return bad;
+}
+
+static void run_matmul_cases(sl_isa_t isa, sl_pool_t *pool) {
+    static const int64_t n_ins[] = {256, 512, 1280};
+    static const int64_t n_outs[] = {1, 7, 33};
+    static const int64_t n_toks[] = {1, 2, 5, 9};
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        sl_type_t t = all_types[ti];
+        int bad = 0;
+        for (size_t a = 0; a < 3; a++)
+            for (size_t b = 0; b < 3; b++)
+                for (size_t c = 0; c < 4; c++) {
+                    int64_t n_in = n_ins[a], n_out = n_outs[b], n_tok = n_toks[c];
+                    uint8_t *w = malloc(sl_row_size(t, n_in) * (size_t)n_out);
+                    float *tmp = malloc(sizeof(float) * (size_t)n_in);
+                    float *x = malloc(sizeof(float) * (size_t)(n_in * n_tok));
+                    float *y = malloc(sizeof(float) * (size_t)(n_out * n_tok));
+                    double *yr = malloc(sizeof(double) * (size_t)(n_out * n_tok));
+                    double *ym = malloc(sizeof(double) * (size_t)(n_out * n_tok));
+                    make_weights(t, w, n_out, n_in, tmp);
+                    for (int64_t i = 0; i < n_in * n_tok; i++) x[i] = gauss() * (1 + (float)(i % 7));
+                    reference(t, w, n_in, n_out, x, n_tok, yr, ym);
+                    sl_matmul(pool, w, t, n_in, n_out, x, n_tok, y);
+                    /* q8_1's s = d * sum(qs) is stored as f16, so types dotted
+                     * with q8_1 carry that rounding (as in ggml). */
+                    double tol = sl_type_traits(t)->vec_dot_type == SL_TYPE_Q8_1 ? 1e-3 : 2e-4;
+                    int e = check_against(y, yr, ym, n_out * n_tok, tol);
+                    if (e)
+                        fprintf(stderr, "    %s %s n_in=%lld n_out=%lld n_tok=%lld: %d bad\n",
+                                sl_isa_name(isa), sl_type_name(t), (long long)n_in,
+                                (long long)n_out, (long long)n_tok, e);
+                    bad += e;
+                    free(w);
+                    free(tmp);
+                    free(x);
+                    free(y);
+                    free(yr);
+                    free(ym);
+                }
+        CHECK_MSG(bad == 0, "%s %s threads=%d", sl_isa_name(isa), sl_type_name(t),
+                  sl_pool_size(pool));
+    }
+}
+
+static const sl_isa_t isas[] = {SL_ISA_SCALAR, SL_ISA_AVX2, SL_ISA_AVX512, SL_ISA_NEON};
+
+static void test_matmul_all_isas(void) {
+    sl_pool_t *pool = sl_pool_new(2);
+    CHECK(pool != NULL);
+    for (size_t i = 0; i < 4; i++) {
+        if (!sl_isa_supported(isas[i])) {
+            fprintf(stderr, "  note: %s not supported on this CPU, skipped\n", sl_isa_name(isas[i]));
+            continue;
+        }
+        sl_isa_t prev = sl_kernels_set_isa(isas[i]);
+        run_matmul_cases(isas[i], NULL);
+        run_matmul_cases(isas[i], pool);
+        sl_kernels_set_isa(prev);
+    }
+    sl_pool_free(pool);
+}
+
+/* Every SIMD dot against scalar on random rows of many lengths, and every
+ * SIMD activation quantizer against the scalar one. */
+static void test_simd_dots_match_scalar(void) {
+    for (size_t ii = 1; ii < 4; ii++) {
+        if (!sl_isa_supported(isas[ii])) continue;
+        for (size_t ti = 0; ti < N_TYPES; ti++) {
+            sl_type_t t = all_types[ti];
+            sl_type_t vt = sl_type_traits(t)->vec_dot_type;
+            int64_t blck = SL_MAX(sl_type_traits(t)->blck, 32);
+            int bad = 0, badq = 0;
+            for (int rep = 0; rep < 40; rep++) {
+                int64_t n = blck * (1 + (int64_t)(rnd() % (blck == 256 ? 12 : 80)));
+                size_t xrs = sl_row_size(vt, n);
+                float *tmp = malloc(sizeof(float) * (size_t)n);
+                float *wd = malloc(sizeof(float) * (size_t)n), *xd = malloc(sizeof(float) * (size_t)n);
+                float *xd2 = malloc(sizeof(float) * (size_t)n);
+                uint8_t *w = malloc(sl_row_size(t, n));
+                uint8_t *xq = malloc(xrs), *xq2 = malloc(xrs);
+                make_weights(t, w, 1, n, tmp);
+                float scale = rep % 3 == 0 ? 50.0f : 1.0f;
+                for (int64_t i = 0; i < n; i++) tmp[i] = gauss() * scale;
+                sl_isa_t prev = sl_kernels_set_isa(SL_ISA_SCALAR);
+                sl_kern_table()->quant[vt](tmp, xq, n);
+                float ref = sl_vec_dot(t, n, w, xq);
+                sl_dequantize_row(t, w, wd, n);
+                sl_dequantize_row(vt, xq, xd, n);
+                double mag = 0;
+                for (int64_t i = 0; i < n; i++) mag += fabs((double)wd[i] * xd[i]);
+                sl_kernels_set_isa(isas[ii]);
+                float got = sl_vec_dot(t, n, w, xq);
+                sl_kern_table()->quant[vt](tmp, xq2, n);
+                sl_kernels_set_isa(prev);
+                if (!(fabs(got - ref) <= 2e-5 * mag + 1e-5)) {
+                    if (bad < 3)
+                        fprintf(stderr, "    %s %s n=%lld: %g vs scalar %g\n", sl_isa_name(isas[ii]),
+                                sl_type_name(t), (long long)n, got, ref);
+                    bad++;
+                }
+                /* SIMD quantizers may round exact ties differently: allow
+                 * one step, nothing more. */
+                sl_dequantize_row(vt, xq2, xd2, n);
+                for (int64_t i = 0; i < n; i++) {
+                    float step = fabsf(tmp[i]) * 0.02f + scale * 0.05f;
+                    if (!(fabsf(xd[i] - xd2[i]) <= step)) badq++;
+                }
+                if (vt == SL_TYPE_F32 && memcmp(xq, xq2, xrs) != 0) badq++;
+                free(tmp);
+                free(wd);
+                free(xd);
+                free(xd2);
+                free(w);
+                free(xq);
+                free(xq2);
+            }
+            CHECK_MSG(bad == 0, "%s %s dot vs scalar", sl_isa_name(isas[ii]), sl_type_name(t));
+            CHECK_MSG(badq == 0, "%s %s activation quantizer vs scalar", sl_isa_name(isas[ii]),
+                      sl_type_name(vt));
+        }
+    }
+}
+
+static void test_bad_shapes_are_safe(void) {
+    float x[300], y[4] = {1, 2, 3, 4};
+    uint8_t w[4 * 300 * 4];
+    memset(w, 0, sizeof w);
+    for (int i = 0; i < 300; i++) x[i] = 1;
+    /* n_in not a multiple of the block: defined zeros, no reads past w. */
+    sl_matmul(NULL, w, SL_TYPE_Q4_K, 300, 4, x, 1, y);
+    CHECK(y[0] == 0 && y[3] == 0);
+    CHECK(sl_vec_dot(SL_TYPE_Q8_0, 33, w, w) == 0.0f);
+}
+
+int main(void) {
+    sl_kernels_init();
+    fprintf(stderr, "  isa: %s\n", sl_isa_name(sl_kernels_isa()));
+    RUN(test_matmul_all_isas);
+    RUN(test_simd_dots_match_scalar);
+    RUN(test_bad_shapes_are_safe);
+    return test_summary();
+}

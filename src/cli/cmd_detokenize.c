@@ -1,0 +1,99 @@
+/*
+ * cmd_detokenize.c — `silica detokenize --model M.gguf [--no-special] ID...`:
+ * prints the text of token ids (no newline added). Special tokens render as
+ * their text unless --no-special. With no IDs on the command line, reads
+ * whitespace-separated ids from stdin.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "cli/cli.h"
+#include "gguf/gguf.h"
+#include "tokenizer/tokenizer.h"
+
+static int parse_id(const char *s, int32_t *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end != '\0' || v < INT32_MIN || v > INT32_MAX) return -1;
+    *out = (int32_t)v;
+    return 0;
+}
+
+static int push_id(int32_t **ids, size_t *n, size_t *cap, int32_t id) {
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 256;
+        int32_t *p = realloc(*ids, nc * sizeof(int32_t));
+        if (!p) return -1;
+        *ids = p;
+        *cap = nc;
+    }
+    (*ids)[(*n)++] = id;
+    return 0;
+}
+
+int cmd_detokenize(int argc, char **argv) {
+    const char *model = NULL;
+    bool render_special = true;
+    int32_t *ids = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--model") || !strcmp(argv[i], "-m")) {
+            if (++i >= argc) goto usage;
+            model = argv[i];
+        } else if (!strcmp(argv[i], "--no-special")) {
+            render_special = false;
+        } else {
+            int32_t id;
+            if (parse_id(argv[i], &id) != 0) {
+                fprintf(stderr, "silica detokenize: not a token id: %s\n", argv[i]);
+                goto done;
+            }
+            if (push_id(&ids, &n, &cap, id) != 0) goto done;
+        }
+    }
+    if (!model) goto usage;
+    if (argc > 1 && n == 0) {
+        char word[32];
+        while (scanf("%31s", word) == 1) {
+            int32_t id;
+            if (parse_id(word, &id) != 0) {
+                fprintf(stderr, "silica detokenize: not a token id: %s\n", word);
+                goto done;
+            }
+            if (push_id(&ids, &n, &cap, id) != 0) goto done;
+        }
+    }
+    char err[SL_ERR_MAX];
+    gguf_file_t *f = gguf_open(model, err, sizeof err);
+    if (!f) {
+        fprintf(stderr, "silica detokenize: %s\n", err);
+        goto done;
+    }
+    sl_tok_t *t = tok_load(f, err, sizeof err);
+    gguf_close(f);
+    if (!t) {
+        fprintf(stderr, "silica detokenize: %s: %s\n", model, err);
+        goto done;
+    }
+    sl_buf_t out = {0};
+    if (tok_decode(t, ids, n, render_special, &out) != 0) {
+        fprintf(stderr, "silica detokenize: a token id is outside the vocabulary (%d tokens)\n", tok_n_vocab(t));
+    } else {
+        if (out.len) fwrite(out.data, 1, out.len, stdout);
+        rc = fflush(stdout) == 0 ? 0 : 1;
+    }
+    sl_buf_free(&out);
+    tok_free(t);
+    goto done;
+usage:
+    fprintf(stderr, "usage: silica detokenize --model M.gguf [--no-special] ID...\n");
+    rc = 2;
+done:
+    free(ids);
+    return rc;
+}

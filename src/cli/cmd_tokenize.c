@@ -1,0 +1,115 @@
+/*
+ * cmd_tokenize.c — `silica tokenize --model M.gguf [--special] [--no-bos]
+ * [FILE]`: prints the token ids of FILE (stdin without one) space-separated
+ * on one line. BOS/EOS are added as the model's add_bos/add_eos flags say
+ * (--no-special-add turns that off); --special lets special-token text in
+ * the input become special tokens.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "cli/cli.h"
+#include "gguf/gguf.h"
+#include "tokenizer/tokenizer.h"
+
+static char *read_stream(FILE *fp, size_t *len) {
+    sl_buf_t b = {0};
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, fp)) > 0) {
+        if (sl_buf_append(&b, chunk, n) != 0) {
+            sl_buf_free(&b);
+            return NULL;
+        }
+    }
+    if (ferror(fp)) {
+        sl_buf_free(&b);
+        return NULL;
+    }
+    *len = b.len;
+    if (!b.data) return calloc(1, 1);
+    return sl_buf_steal(&b);
+}
+
+static void usage(void) {
+    fprintf(stderr, "usage: silica tokenize --model M.gguf [--special] [--no-add-special] [FILE]\n"
+                    "  prints the token ids of FILE (or stdin) on one line\n"
+                    "  --special         parse special-token text (e.g. <|im_start|>) into special tokens\n"
+                    "  --no-add-special  do not add BOS/EOS even if the model asks for them\n");
+}
+
+int cmd_tokenize(int argc, char **argv) {
+    const char *model = NULL, *file = NULL;
+    bool parse_special = false, add_special = true;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--model") || !strcmp(argv[i], "-m")) {
+            if (++i >= argc) return usage(), 2;
+            model = argv[i];
+        } else if (!strcmp(argv[i], "--special")) {
+            parse_special = true;
+        } else if (!strcmp(argv[i], "--no-add-special")) {
+            add_special = false;
+        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage();
+            return 0;
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            fprintf(stderr, "silica tokenize: unknown option %s\n", argv[i]);
+            return 2;
+        } else if (!file) {
+            file = argv[i];
+        } else {
+            return usage(), 2;
+        }
+    }
+    if (!model) return usage(), 2;
+
+    char err[SL_ERR_MAX];
+    size_t len = 0;
+    char *text;
+    if (file && strcmp(file, "-") != 0) {
+        text = sl_read_file(file, &len, err, sizeof err);
+        if (!text) {
+            fprintf(stderr, "silica tokenize: %s\n", err);
+            return 1;
+        }
+    } else {
+        text = read_stream(stdin, &len);
+        if (!text) {
+            fprintf(stderr, "silica tokenize: cannot read stdin\n");
+            return 1;
+        }
+    }
+    gguf_file_t *f = gguf_open(model, err, sizeof err);
+    if (!f) {
+        fprintf(stderr, "silica tokenize: %s\n", err);
+        free(text);
+        return 1;
+    }
+    sl_tok_t *t = tok_load(f, err, sizeof err);
+    gguf_close(f);
+    if (!t) {
+        fprintf(stderr, "silica tokenize: %s: %s\n", model, err);
+        free(text);
+        return 1;
+    }
+    int32_t *ids = NULL;
+    size_t n = 0;
+    int rc = 0;
+    if (tok_encode(t, text, len, add_special, parse_special, &ids, &n, err, sizeof err) != 0) {
+        fprintf(stderr, "silica tokenize: %s\n", err);
+        rc = 1;
+    } else {
+        sl_buf_t out = {0};
+        for (size_t i = 0; i < n && rc == 0; i++)
+            if (sl_buf_printf(&out, i ? " %d" : "%d", ids[i]) != 0) rc = 1;
+        if (rc == 0 && sl_buf_putc(&out, '\n') == 0) fwrite(out.data, 1, out.len, stdout);
+        sl_buf_free(&out);
+    }
+    free(ids);
+    free(text);
+    tok_free(t);
+    if (fflush(stdout) != 0) rc = 1;
+    return rc;
+}

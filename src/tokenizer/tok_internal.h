@@ -1,0 +1,106 @@
+/*
+ * tok_internal.h — the tokenizer's private shapes, shared by its files:
+ * tokenizer.c (loading, special tokens, decode, streaming detokenizer),
+ * bpe.c (byte-level BPE and its pre-tokenizer regexes), spm.c (SentencePiece
+ * BPE), wpm.c (WordPiece), ugm.c (Unigram).
+ */
+#ifndef SILICA_TOK_INTERNAL_H
+#define SILICA_TOK_INTERNAL_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "tokenizer/tokenizer.h"
+
+enum tok_model { TOK_MODEL_GPT2, TOK_MODEL_LLAMA, TOK_MODEL_BERT, TOK_MODEL_T5 };
+
+#define TOK_MAX_REGEX 6
+
+/* An id list that grows (the encoder's output). */
+typedef struct tok_ids {
+    int32_t *v;
+    size_t n, cap;
+} tok_ids_t;
+
+int tok_ids_push(tok_ids_t *a, int32_t id); /* 0 or -1 (OOM) */
+
+/* Node of the special-token trie (first-child / next-sibling). */
+typedef struct tok_trie_node {
+    int32_t first_child;
+    int32_t next_sibling;
+    int32_t id; /* token ending here, or -1 */
+    uint8_t byte;
+} tok_trie_node_t;
+
+/* One BPE merge: (left id, right id) -> rank and merged id. */
+typedef struct tok_merge {
+    uint64_t key; /* (uint64)left << 32 | right; UINT64_MAX = empty slot */
+    int32_t rank;
+    int32_t result;
+} tok_merge_t;
+
+struct sl_tok {
+    enum tok_model model;
+    char model_name[16];
+    char pre_name[64];
+
+    int32_t n_vocab;
+    char *blob;        /* all token texts, each NUL-terminated */
+    size_t *text_off;  /* [n_vocab] offset into blob */
+    uint32_t *text_len; /* [n_vocab] bytes */
+    float *scores;     /* [n_vocab] (0 when the file has none) */
+    uint8_t *type;     /* [n_vocab] TOK_TYPE_* */
+    uint32_t max_token_len;
+
+    /* text -> id: open addressing over ids, -1 empty, capacity power of 2. */
+    int32_t *vhash;
+    size_t vhash_cap;
+
+    /* gpt2: merges keyed by id pair. */
+    tok_merge_t *merges;
+    size_t merges_cap;
+    int32_t byte_tok[256]; /* gpt2: id of each byte's byte-unicode char; spm: <0xNN>; -1 none */
+    bool ignore_merges;
+    pcre2_code *re[TOK_MAX_REGEX];
+    int n_re;
+
+    /* Special ids (-1 if none). */
+    int32_t bos, eos, eot, eom, unk, sep, pad, mask;
+    int32_t fim_pre, fim_suf, fim_mid, fim_pad, fim_rep, fim_sep;
+    bool add_bos, add_eos, add_sep, add_space_prefix;
+    bool bert_lowercase, bert_strip_accents;
+
+    int32_t *eog; /* sorted */
+    size_t n_eog;
+
+    tok_trie_node_t *trie; /* node 0 is the root */
+    size_t n_trie, cap_trie;
+    int32_t trie_root[256]; /* root child per first byte, -1 none */
+};
+
+/* Text -> id lookup over the vocab hash; -1 if absent. */
+int32_t tok_lookup(const sl_tok_t *t, const char *s, size_t n);
+
+/* gpt2 byte <-> unicode mapping (the byte-level BPE alphabet). */
+void tok_byte_to_unicode(uint8_t b, char out[3], size_t *n); /* UTF-8 of the char for byte b */
+int tok_unicode_to_byte(uint32_t cp);                         /* byte, or -1 if cp is not in the map */
+
+/* UTF-8 helpers: length of the sequence a lead byte starts (1 for invalid
+ * lead bytes), and decode one code point (returns bytes used, *cp = U+FFFD
+ * and 1 byte on invalid input). */
+size_t tok_utf8_len(uint8_t lead);
+size_t tok_utf8_decode(const uint8_t *s, size_t n, uint32_t *cp);
+
+/* Per-model setup and encoding of one plain-text fragment (no special
+ * tokens in it). */
+int bpe_init(sl_tok_t *t, const gguf_file_t *f, char *err, size_t errlen);
+void bpe_free(sl_tok_t *t);
+int bpe_encode(const sl_tok_t *t, const char *text, size_t len, tok_ids_t *out, char *err, size_t errlen);
+
+int spm_encode(const sl_tok_t *t, const char *text, size_t len, bool prefix_space, tok_ids_t *out,
+               char *err, size_t errlen);
+int wpm_encode(const sl_tok_t *t, const char *text, size_t len, tok_ids_t *out, char *err, size_t errlen);
+int ugm_encode(const sl_tok_t *t, const char *text, size_t len, bool prefix_space, tok_ids_t *out,
+               char *err, size_t errlen);
+
+#endif

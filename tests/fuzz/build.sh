@@ -1,0 +1,33 @@
+#!/bin/sh
+# tests/fuzz/build.sh — build the GGUF fuzz target with libFuzzer + ASan +
+# UBSan (clang) and run it for a bounded time.
+#
+#   sh tests/fuzz/build.sh            # build, then fuzz for FUZZ_SECONDS (60)
+#   FUZZ_SECONDS=600 sh tests/fuzz/build.sh
+#   FUZZ_RUN=0 sh tests/fuzz/build.sh # build only
+#
+# Output goes to build/fuzz/. The seed corpus is written by gguf_seeds (three
+# small files from the writer); the working corpus lives in
+# build/fuzz/corpus-gguf and grows across runs. A crash leaves crash-* files
+# in build/fuzz/ and a non-zero exit status.
+set -eu
+cd "$(dirname "$0")/../.."
+OUT=build/fuzz
+CC=${FUZZ_CC:-clang}
+SECONDS_TO_RUN=${FUZZ_SECONDS:-60}
+mkdir -p "$OUT/corpus-gguf" "$OUT/seeds-gguf"
+
+SRCS="src/gguf/gguf.c src/gguf/gguf_write.c src/base/base.c src/kernels/quant.c"
+FLAGS="-std=c11 -D_GNU_SOURCE -Isrc -g -O1 -Wall -Wextra -Werror -Wno-unused-parameter"
+
+"$CC" $FLAGS -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -o "$OUT/fuzz_gguf" tests/fuzz/fuzz_gguf.c $SRCS -lm
+"$CC" $FLAGS -o "$OUT/gguf_seeds" tests/fuzz/gguf_seeds.c $SRCS -lm
+"$OUT/gguf_seeds" "$OUT/seeds-gguf"
+echo "built $OUT/fuzz_gguf"
+
+[ "${FUZZ_RUN:-1}" = 0 ] && exit 0
+cd "$OUT"
+# -max_len: the seeds are < 1 KiB; room to grow them a little.
+exec ./fuzz_gguf -max_total_time="$SECONDS_TO_RUN" -max_len=4096 -timeout=10 \
+    -rss_limit_mb=2048 -print_final_stats=1 corpus-gguf seeds-gguf

@@ -647,7 +647,14 @@ static int parse(gguf_file_t *f, char *err, size_t errlen) {
                    nm, t->offset, f->alignment);
             goto out;
         }
-        if (t->offset > f->data_size || t->nbytes > f->data_size - t->offset) {
+        if (t->offset > f->data_size) {
+            sl_err(err, errlen,
+                   "tensor '%s': data offset %" PRIu64 " is past the end of the data section "
+                   "(file offset %zu, %zu bytes)",
+                   nm, t->offset, f->data_offset, f->data_size);
+            goto out;
+        }
+        if (t->nbytes > f->data_size - t->offset) {
             sl_err(err, errlen,
                    "tensor '%s': data [%" PRIu64 ", %" PRIu64 ") (relative to the data section at "
                    "file offset %zu) ends past the data section of %zu bytes",

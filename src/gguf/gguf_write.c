@@ -325,7 +325,11 @@ int gguf_writer_write(gguf_writer_t *w, const char *path, char *err, size_t errl
         for (uint32_t d = 0; ok && d < t->n_dims; d++)
             ok = put_u64(&h, (uint64_t)t->ne[d]) == 0;
         ok = ok && put_u32(&h, (uint32_t)t->type) == 0 && put_u64(&h, off) == 0;
-        off += t->nbytes + pad_to(t->nbytes, align);
+        size_t padded = t->nbytes + pad_to(t->nbytes, align); /* nbytes < SIZE_MAX - 2^30 */
+        if (__builtin_add_overflow(off, padded, &off)) {
+            sl_buf_free(&h);
+            return sl_err(err, errlen, "tensor data too large");
+        }
     }
     if (!ok) {
         sl_buf_free(&h);

@@ -1,9 +1,440 @@
 /*
- * dot_avx2.c — placeholder until the avx2 kernels land.
+ * dot_avx2.c — AVX2 + FMA + F16C kernels: dot products of every common
+ * weight type with its activation type, the activation quantizers, and 4×4
+ * GEMM tiles for prefill.
+ *
+ * Integer blocks use the byte multiply-add (vpmaddubsw, u8 × s8 → s16 pairs)
+ * followed by vpmaddwd with ones (→ s32), one float FMA per 32-element block
+ * with the product of the two block scales. vpmaddubsw needs one unsigned
+ * operand: 4/5-bit weights are naturally unsigned (their offset is folded in
+ * afterwards), signed pairs use |w| and sign(x, w). No pair sum can saturate
+ * s16: 2 × 127 × 127 < 32767 and 2 × 63 × 128 < 32767.
+ *
+ * Compiled with -mavx2 -mfma -mf16c (Makefile); only reached after cpu.c
+ * found those features.
  */
 #include "kernels/kern_impl.h"
 
+#if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+static inline float f16(sl_f16_t h) {
+    return _cvtsh_ss(h);
+}
+
+static inline float hsum8(__m256 v) {
+    __m128 r = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+}
+
+/* 32 nibbles → 32 bytes: low nibbles of the 16 bytes (elements 0-15) in the
+ * low lane, high nibbles (elements 16-31) in the high lane. */
+static inline __m256i nibbles32(const uint8_t *p) {
+    __m128i lo = _mm_loadu_si128((const __m128i *)p);
+    __m128i hi = _mm_srli_epi16(lo, 4);
+    return _mm256_and_si256(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(0x0f));
+}
+
+/* 32 bits → 32 bytes of 0xff (bit set) or 0x00. */
+static inline __m256i bits32(const uint8_t *p) {
+    uint32_t x;
+    memcpy(&x, p, 4);
+    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+                                           0x0101010101010101, 0x0000000000000000);
+    __m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32((int)x), shuf);
+    b = _mm256_or_si256(b, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+    return _mm256_cmpeq_epi8(b, _mm256_set1_epi64x(-1));
+}
+
+/* sum of s8 × s8 over 32 bytes, as 8 floats */
+static inline __m256 dot_i8(__m256i w, __m256i x) {
+    __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+}
+
+/* sum of u8 × s8 over 32 bytes (u ≤ 63), as 8 floats */
+static inline __m256 dot_u8(__m256i u, __m256i x) {
+    __m256i p = _mm256_maddubs_epi16(u, x);
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+}
+
+/* ---- float weights ---- */
+
+static float dot_f32(int64_t n, const void *vw, const void *vx) {
+    const float *w = vw, *x = vx;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 16), _mm256_loadu_ps(x + i + 16), a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 24), _mm256_loadu_ps(x + i + 24), a3);
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
+    float s = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < n; i++) s += w[i] * x[i];
+    return s;
+}
+
+static float dot_f16(int64_t n, const void *vw, const void *vx) {
+    const sl_f16_t *w = vw;
+    const float *x = vx;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+#define LDH(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_fmadd_ps(LDH(w + i), _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(LDH(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
+        a2 = _mm256_fmadd_ps(LDH(w + i + 16), _mm256_loadu_ps(x + i + 16), a2);
+        a3 = _mm256_fmadd_ps(LDH(w + i + 24), _mm256_loadu_ps(x + i + 24), a3);
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(LDH(w + i), _mm256_loadu_ps(x + i), a0);
+#undef LDH
+    float s = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < n; i++) s += f16(w[i]) * x[i];
+    return s;
+}
+
+static float dot_bf16(int64_t n, const void *vw, const void *vx) {
+    const sl_bf16_t *w = vw;
+    const float *x = vx;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    int64_t i = 0;
+#define LDB(p)                                                                                      \
+    _mm256_castsi256_ps(                                                                           \
+        _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p))), 16))
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_fmadd_ps(LDB(w + i), _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(LDB(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(LDB(w + i), _mm256_loadu_ps(x + i), a0);
+#undef LDB
+    float s = hsum8(_mm256_add_ps(a0, a1));
+    for (; i < n; i++) s += sl_bf16_to_f32(w[i]) * x[i];
+    return s;
+}
+
+/* ---- 32-element blocks against q8_0 / q8_1 ---- */
+
+/* Signed weight bytes of one block, for the q8_0-dotted types. */
+static inline __m256i unpack_q4_0(const sl_block_q4_0 *b) {
+    return _mm256_sub_epi8(nibbles32(b->qs), _mm256_set1_epi8(8));
+}
+static inline __m256i unpack_q5_0(const sl_block_q5_0 *b) {
+    /* value = nibble | 16·bit − 16: OR 0xf0 (= −16 + nibble) where the bit is clear */
+    __m256i hi = _mm256_andnot_si256(bits32(b->qh), _mm256_set1_epi8((char)0xf0));
+    return _mm256_or_si256(nibbles32(b->qs), hi);
+}
+static inline __m256i unpack_q8_0(const sl_block_q8_0 *b) {
+    return _mm256_loadu_si256((const __m256i *)b->qs);
+}
+
+#define DEF_DOT_Q0(name, btype, unpack)                                                            \
+    static float name(int64_t n, const void *vw, const void *vx) {                                 \
+        const btype *w = vw;                                                                       \
+        const sl_block_q8_0 *x = vx;                                                               \
+        const int64_t nb = n / 32;                                                                 \
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                             \
+        int64_t i = 0;                                                                             \
+        for (; i + 2 <= nb; i += 2) {                                                              \
+            __m256 p0 = dot_i8(unpack(&w[i]), _mm256_loadu_si256((const __m256i *)x[i].qs));       \
+            __m256 p1 = dot_i8(unpack(&w[i + 1]), _mm256_loadu_si256((const __m256i *)x[i + 1].qs)); \
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16(w[i].d) * f16(x[i].d)), p0, acc0);           \
+            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16(w[i + 1].d) * f16(x[i + 1].d)), p1, acc1);   \
+        }                                                                                          \
+        for (; i < nb; i++) {                                                                      \
+            __m256 p0 = dot_i8(unpack(&w[i]), _mm256_loadu_si256((const __m256i *)x[i].qs));       \
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16(w[i].d) * f16(x[i].d)), p0, acc0);           \
+        }                                                                                          \
+        return hsum8(_mm256_add_ps(acc0, acc1));                                                   \
+    }
+
+DEF_DOT_Q0(dot_q4_0, sl_block_q4_0, unpack_q4_0)
+DEF_DOT_Q0(dot_q5_0, sl_block_q5_0, unpack_q5_0)
+DEF_DOT_Q0(dot_q8_0, sl_block_q8_0, unpack_q8_0)
+
+static float dot_q4_1(int64_t n, const void *vw, const void *vx) {
+    const sl_block_q4_1 *w = vw;
+    const sl_block_q8_1 *x = vx;
+    __m256 acc = _mm256_setzero_ps();
+    float summs = 0;
+    for (int64_t i = 0; i < n / 32; i++) {
+        summs += f16(w[i].m) * f16(x[i].s);
+        __m256 p = dot_u8(nibbles32(w[i].qs), _mm256_loadu_si256((const __m256i *)x[i].qs));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16(w[i].d) * f16(x[i].d)), p, acc);
+    }
+    return hsum8(acc) + summs;
+}
+
+static float dot_q5_1(int64_t n, const void *vw, const void *vx) {
+    const sl_block_q5_1 *w = vw;
+    const sl_block_q8_1 *x = vx;
+    __m256 acc = _mm256_setzero_ps();
+    float summs = 0;
+    for (int64_t i = 0; i < n / 32; i++) {
+        summs += f16(w[i].m) * f16(x[i].s);
+        __m256i u = _mm256_or_si256(nibbles32(w[i].qs),
+                                    _mm256_and_si256(bits32(w[i].qh), _mm256_set1_epi8(0x10)));
+        __m256 p = dot_u8(u, _mm256_loadu_si256((const __m256i *)x[i].qs));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16(w[i].d) * f16(x[i].d)), p, acc);
+    }
+    return hsum8(acc) + summs;
+}
+
+/* ---- k-quants against q8_K ---- */
+
+/* The 12 scale bytes of q4_K/q5_K as 8 scales (bytes 0-7) and 8 mins (8-15). */
+static inline __m256i k4_scales_mins16(const uint8_t *s12) {
+    uint32_t u[4];
+    memcpy(u, s12, 12);
+    const uint32_t k1 = 0x3f3f3f3f, k2 = 0x0f0f0f0f, k3 = 0x03030303;
+    u[3] = ((u[2] >> 4) & k2) | (((u[1] >> 6) & k3) << 4);
+    uint32_t aux = u[1] & k1;
+    u[1] = (u[2] & k2) | (((u[0] >> 6) & k3) << 4);
+    u[2] = aux;
+    u[0] &= k1;
+    return _mm256_cvtepu8_epi16(_mm_set_epi32((int)u[3], (int)u[2], (int)u[1], (int)u[0]));
+}
+
+/* shuffle that broadcasts the 16-bit scale i over a 256-bit vector */
+static inline __m256i k4_scale_shuffle(int i) {
+    return _mm256_set1_epi16((short)((2 * i) | ((2 * i + 1) << 8)));
+}
+
+static inline float k_min_term(__m256i mins_and_scales, const int16_t *bsums) {
+    /* mins (high 8 int16) · (sums of 32 activations = pairs of bsums) */
+    __m256i q8sums = _mm256_loadu_si256((const __m256i *)bsums);
+    __m128i q8s = _mm_hadd_epi16(_mm256_castsi256_si128(q8sums), _mm256_extracti128_si256(q8sums, 1));
+    __m128i prod = _mm_madd_epi16(_mm256_extracti128_si256(mins_and_scales, 1), q8s);
+    prod = _mm_add_epi32(prod, _mm_shuffle_epi32(prod, 0x4e));
+    prod = _mm_add_epi32(prod, _mm_shuffle_epi32(prod, 0xb1));
+    return (float)_mm_cvtsi128_si32(prod);
+}
+
+static float dot_q4_K(int64_t n, const void *vw, const void *vx) {
+    const sl_block_q4_K *w = vw;
+    const sl_block_q8_K *x = vx;
+    const __m256i m4 = _mm256_set1_epi8(0xf);
+    __m256 acc = _mm256_setzero_ps();
+    float accm = 0;
+    for (int64_t i = 0; i < n / SL_QK_K; i++) {
+        const float d = x[i].d * f16(w[i].d), dmin = x[i].d * f16(w[i].dmin);
+        __m256i ms = k4_scales_mins16(w[i].scales);
+        accm += dmin * k_min_term(ms, x[i].bsums);
+        __m128i sc128 = _mm256_castsi256_si128(ms);
+        __m256i scales = _mm256_set_m128i(sc128, sc128);
+        const uint8_t *q4 = w[i].qs;
+        const int8_t *q8 = x[i].qs;
+        __m256i sumi = _mm256_setzero_si256();
+        for (int j = 0; j < 4; j++) {
+            __m256i sl = _mm256_shuffle_epi8(scales, k4_scale_shuffle(2 * j));
+            __m256i sh = _mm256_shuffle_epi8(scales, k4_scale_shuffle(2 * j + 1));
+            __m256i bits = _mm256_loadu_si256((const __m256i *)q4);
+            q4 += 32;
+            __m256i ql = _mm256_and_si256(bits, m4);
+            __m256i qh = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+            __m256i pl = _mm256_maddubs_epi16(ql, _mm256_loadu_si256((const __m256i *)q8));
+            __m256i ph = _mm256_maddubs_epi16(qh, _mm256_loadu_si256((const __m256i *)(q8 + 32)));
+            q8 += 64;
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(_mm256_madd_epi16(sl, pl), _mm256_madd_epi16(sh, ph)));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return hsum8(acc) - accm;
+}
+
+static float dot_q5_K(int64_t n, const void *vw, const void *vx) {
+    const sl_block_q5_K *w = vw;
+    const sl_block_q8_K *x = vx;
+    const __m256i m4 = _mm256_set1_epi8(0xf);
+    __m256 acc = _mm256_setzero_ps();
+    float accm = 0;
+    for (int64_t i = 0; i < n / SL_QK_K; i++) {
+        const float d = x[i].d * f16(w[i].d), dmin = x[i].d * f16(w[i].dmin);
+        __m256i ms = k4_scales_mins16(w[i].scales);
+        accm += dmin * k_min_term(ms, x[i].bsums);
+        __m128i sc128 = _mm256_castsi256_si128(ms);
+        __m256i scales = _mm256_set_m128i(sc128, sc128);
+        const uint8_t *q5 = w[i].qs;
+        const int8_t *q8 = x[i].qs;
+        const __m256i hbits = _mm256_loadu_si256((const __m256i *)w[i].qh);
+        __m256i sumi = _mm256_setzero_si256();
+        for (int j = 0; j < 4; j++) {
+            __m256i sl = _mm256_shuffle_epi8(scales, k4_scale_shuffle(2 * j));
+            __m256i sh = _mm256_shuffle_epi8(scales, k4_scale_shuffle(2 * j + 1));
+            __m256i bits = _mm256_loadu_si256((const __m256i *)q5);
+            q5 += 32;
+            /* bit 2j / 2j+1 of each qh byte, moved to bit 4 */
+            __m256i hl = _mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), _mm256_set1_epi8(1));
+            __m256i hh = _mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), _mm256_set1_epi8(1));
+            __m256i ql = _mm256_or_si256(_mm256_and_si256(bits, m4), _mm256_slli_epi16(hl, 4));
+            __m256i qh = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4),
+                                         _mm256_slli_epi16(hh, 4));
+            __m256i pl = _mm256_maddubs_epi16(ql, _mm256_loadu_si256((const __m256i *)q8));
+            __m256i ph = _mm256_maddubs_epi16(qh, _mm256_loadu_si256((const __m256i *)(q8 + 32)));
+            q8 += 64;
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(_mm256_madd_epi16(sl, pl), _mm256_madd_epi16(sh, ph)));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return hsum8(acc) - accm;
+}
+
+/* q6_K scales for the 32-element chunk k of a 128 half: groups 2k, 2k+1 of
+ * that half, each broadcast over 8 int16 lanes. */
+static inline __m256i q6_scales16(const int8_t *sc, int g) {
+    __m128i s = _mm_set_epi64x((long long)(0x0101010101010101ULL * (uint8_t)sc[g + 1]),
+                               (long long)(0x0101010101010101ULL * (uint8_t)sc[g]));
+    return _mm256_cvtepi8_epi16(s);
+}
+
+static float dot_q6_K(int64_t n, const void *vw, const void *vx) {
+    const sl_block_q6_K *w = vw;
+    const sl_block_q8_K *x = vx;
+    const __m256i m4 = _mm256_set1_epi8(0xf), m2 = _mm256_set1_epi8(3), m32 = _mm256_set1_epi8(32);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / SL_QK_K; i++) {
+        const float d = x[i].d * f16(w[i].d);
+        const uint8_t *ql = w[i].ql, *qh = w[i].qh;
+        const int8_t *q8 = x[i].qs;
+        __m256i sumi = _mm256_setzero_si256();
+        for (int j = 0; j < 2; j++) {
+            __m256i b1 = _mm256_loadu_si256((const __m256i *)ql);
+            __m256i b2 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            __m256i bh = _mm256_loadu_si256((const __m256i *)qh);
+            ql += 64;
+            qh += 32;
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(b1, m4), _mm256_slli_epi16(_mm256_and_si256(bh, m2), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(b2, m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 2), m2), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 4), m2), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 6), m2), 4));
+            for (int k = 0; k < 4; k++) {
+                __m256i xv = _mm256_loadu_si256((const __m256i *)(q8 + 32 * k));
+                __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q[k], xv), _mm256_maddubs_epi16(m32, xv));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(q6_scales16(w[i].scales, 8 * j + 2 * k), p));
+            }
+            q8 += 128;
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return hsum8(acc);
+}
+
+/* ---- activation quantizers ---- */
+
+/* 32 floats → rounded int8 (×id), in element order. */
+static inline __m256i round_pack32(const float *x, __m256 id) {
+    __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x), id));
+    __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8), id));
+    __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 16), id));
+    __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 24), id));
+    i0 = _mm256_packs_epi32(i0, i1);
+    i2 = _mm256_packs_epi32(i2, i3);
+    i0 = _mm256_packs_epi16(i0, i2);
+    /* packs work per 128-bit lane: restore order */
+    return _mm256_permutevar8x32_epi32(i0, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+static inline float amax32(const float *x) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 m = _mm256_andnot_ps(sign, _mm256_loadu_ps(x));
+    m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8)));
+    m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 16)));
+    m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 24)));
+    __m128 r = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    r = _mm_max_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_max_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+}
+
+static void quant_q8_0(const float *x, void *vy, int64_t n) {
+    sl_block_q8_0 *y = vy;
+    for (int64_t i = 0; i < n / 32; i++, x += 32) {
+        float d = amax32(x) / 127.f;
+        y[i].d = sl_f32_to_f16(d);
+        __m256i q = round_pack32(x, _mm256_set1_ps(d ? 1.0f / d : 0.0f));
+        _mm256_storeu_si256((__m256i *)y[i].qs, q);
+    }
+}
+
+static void quant_q8_1(const float *x, void *vy, int64_t n) {
+    sl_block_q8_1 *y = vy;
+    for (int64_t i = 0; i < n / 32; i++, x += 32) {
+        float d = amax32(x) / 127.f;
+        y[i].d = sl_f32_to_f16(d);
+        __m256i q = round_pack32(x, _mm256_set1_ps(d ? 1.0f / d : 0.0f));
+        _mm256_storeu_si256((__m256i *)y[i].qs, q);
+        __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q), _mm256_set1_epi16(1));
+        __m128i r = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0x4e));
+        r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0xb1));
+        y[i].s = sl_f32_to_f16(d * (float)_mm_cvtsi128_si32(r));
+    }
+}
+
+static void quant_q8_K(const float *x, void *vy, int64_t n) {
+    sl_block_q8_K *y = vy;
+    for (int64_t i = 0; i < n / SL_QK_K; i++, x += SL_QK_K) {
+        float amax = 0;
+        for (int j = 0; j < SL_QK_K; j += 32) amax = fmaxf(amax, amax32(x + j));
+        if (amax == 0) {
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+        /* the signed value of largest magnitude (first one, as the reference) */
+        float max = 0;
+        for (int j = 0; j < SL_QK_K; j++)
+            if (x[j] == amax || x[j] == -amax) {
+                max = x[j];
+                break;
+            }
+        float iscale = -127.f / max;
+        for (int j = 0; j < SL_QK_K; j += 32) {
+            __m256i q = round_pack32(x + j, _mm256_set1_ps(iscale));
+            /* iscale·max = -127 exactly can round past 127 only for +128 */
+            q = _mm256_min_epi8(q, _mm256_set1_epi8(127));
+            _mm256_storeu_si256((__m256i *)(y[i].qs + j), q);
+            __m256i s16 = _mm256_maddubs_epi16(_mm256_set1_epi8(1), q); /* pair sums */
+            /* 16 pair sums → 2 sums of 16 elements */
+            __m256i s32 = _mm256_madd_epi16(s16, _mm256_set1_epi16(1)); /* 8 sums of 4 */
+            __m256i h = _mm256_hadd_epi32(s32, s32); /* per lane: [a0+a1, a2+a3, ...] */
+            h = _mm256_hadd_epi32(h, h);
+            y[i].bsums[j / 16] = (int16_t)_mm256_extract_epi32(h, 0);
+            y[i].bsums[j / 16 + 1] = (int16_t)_mm256_extract_epi32(h, 4);
+        }
+        y[i].d = 1 / iscale;
+    }
+}
+
+bool sl_kern_fill_avx2(sl_kern_table_t *t) {
+    t->dot[SL_TYPE_F32] = dot_f32;
+    t->dot[SL_TYPE_F16] = dot_f16;
+    t->dot[SL_TYPE_BF16] = dot_bf16;
+    t->dot[SL_TYPE_Q4_0] = dot_q4_0;
+    t->dot[SL_TYPE_Q4_1] = dot_q4_1;
+    t->dot[SL_TYPE_Q5_0] = dot_q5_0;
+    t->dot[SL_TYPE_Q5_1] = dot_q5_1;
+    t->dot[SL_TYPE_Q8_0] = dot_q8_0;
+    t->dot[SL_TYPE_Q4_K] = dot_q4_K;
+    t->dot[SL_TYPE_Q5_K] = dot_q5_K;
+    t->dot[SL_TYPE_Q6_K] = dot_q6_K;
+    t->quant[SL_TYPE_Q8_0] = quant_q8_0;
+    t->quant[SL_TYPE_Q8_1] = quant_q8_1;
+    t->quant[SL_TYPE_Q8_K] = quant_q8_K;
+    return true;
+}
+
+#else
 bool sl_kern_fill_avx2(sl_kern_table_t *t) {
     (void)t;
     return false;
 }
+#endif

@@ -44,7 +44,7 @@
 
 #include "base/base.h"
 
-#define PLAT_MONEY_UNIT 1000000LL /* micro-yuan per yuan */
+#define PLAT_MONEY_UNIT INT64_C(1000000) /* micro-yuan per yuan */
 #define PLAT_KEY_MAX 64           /* bytes for a key string incl. NUL */
 #define PLAT_REQ_ID_MAX 40        /* bytes for a request id incl. NUL */
 
@@ -213,6 +213,11 @@ int plat_usage_report(plat_t *p, const plat_report_opts_t *o, sl_buf_t *out, cha
  * false and nothing changes. */
 int plat_bootstrap_if_empty(plat_t *p, char key_out[PLAT_KEY_MAX], bool *created, char *err,
                             size_t errlen);
+
+/* Checks the books: for every account, gift and charged balances equal
+ * their credits minus their ledger spending. 0 when they all agree, else -1
+ * naming the first account that does not. */
+int plat_verify(plat_t *p, char *err, size_t errlen);
 
 /* Money text: "14", "0.5", "-3.000001" <-> micro-yuan. parse returns 0 or -1
  * (more than 6 decimals, overflow, junk). format writes at least 2 decimals

@@ -12,7 +12,18 @@
 #include "base/base.h"
 #include "cli/cli.h"
 #include "gguf/gguf.h"
+#include "tokenizer/hf_import.h"
 #include "tokenizer/tokenizer.h"
+
+/* The tokenizer of a GGUF file, or of a Hugging Face tokenizer directory. */
+static sl_tok_t *load_tokenizer(const char *model, const char *hfdir, char *err, size_t errlen) {
+    if (hfdir) return tok_load_hf_dir(hfdir, err, errlen);
+    gguf_file_t *f = gguf_open(model, err, errlen);
+    if (!f) return NULL;
+    sl_tok_t *t = tok_load(f, err, errlen);
+    gguf_close(f);
+    return t;
+}
 
 static int parse_id(const char *s, int32_t *out) {
     char *end;
@@ -36,7 +47,7 @@ static int push_id(int32_t **ids, size_t *n, size_t *cap, int32_t id) {
 }
 
 int cmd_detokenize(int argc, char **argv) {
-    const char *model = NULL;
+    const char *model = NULL, *hfdir = NULL;
     bool render_special = true;
     int32_t *ids = NULL;
     size_t n = 0, cap = 0;
@@ -45,6 +56,9 @@ int cmd_detokenize(int argc, char **argv) {
         if (!strcmp(argv[i], "--model") || !strcmp(argv[i], "-m")) {
             if (++i >= argc) goto usage;
             model = argv[i];
+        } else if (!strcmp(argv[i], "--hf")) {
+            if (++i >= argc) goto usage;
+            hfdir = argv[i];
         } else if (!strcmp(argv[i], "--no-special")) {
             render_special = false;
         } else {
@@ -56,7 +70,7 @@ int cmd_detokenize(int argc, char **argv) {
             if (push_id(&ids, &n, &cap, id) != 0) goto done;
         }
     }
-    if (!model) goto usage;
+    if (!model == !hfdir) goto usage;
     if (argc > 1 && n == 0) {
         char word[32];
         while (scanf("%31s", word) == 1) {
@@ -69,15 +83,9 @@ int cmd_detokenize(int argc, char **argv) {
         }
     }
     char err[SL_ERR_MAX];
-    gguf_file_t *f = gguf_open(model, err, sizeof err);
-    if (!f) {
-        fprintf(stderr, "silica detokenize: %s\n", err);
-        goto done;
-    }
-    sl_tok_t *t = tok_load(f, err, sizeof err);
-    gguf_close(f);
+    sl_tok_t *t = load_tokenizer(model, hfdir, err, sizeof err);
     if (!t) {
-        fprintf(stderr, "silica detokenize: %s: %s\n", model, err);
+        fprintf(stderr, "silica detokenize: %s: %s\n", model ? model : hfdir, err);
         goto done;
     }
     sl_buf_t out = {0};
@@ -91,7 +99,7 @@ int cmd_detokenize(int argc, char **argv) {
     tok_free(t);
     goto done;
 usage:
-    fprintf(stderr, "usage: silica detokenize --model M.gguf [--no-special] ID...\n");
+    fprintf(stderr, "usage: silica detokenize (--model M.gguf | --hf DIR) [--no-special] ID...\n");
     rc = 2;
 done:
     free(ids);

@@ -1,9 +1,9 @@
 /*
- * cmd_tokenize.c — `silica tokenize --model M.gguf [--special] [--no-bos]
- * [FILE]`: prints the token ids of FILE (stdin without one) space-separated
- * on one line. BOS/EOS are added as the model's add_bos/add_eos flags say
- * (--no-special-add turns that off); --special lets special-token text in
- * the input become special tokens.
+ * cmd_tokenize.c — `silica tokenize (--model M.gguf | --hf DIR) [--special]
+ * [--no-add-special] [FILE]`: prints the token ids of FILE (stdin without
+ * one) space-separated on one line. BOS/EOS are added as the model's
+ * add_bos/add_eos flags say (--no-add-special turns that off); --special
+ * lets special-token text in the input become special tokens.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +12,18 @@
 #include "base/base.h"
 #include "cli/cli.h"
 #include "gguf/gguf.h"
+#include "tokenizer/hf_import.h"
 #include "tokenizer/tokenizer.h"
+
+/* The tokenizer of a GGUF file, or of a Hugging Face tokenizer directory. */
+static sl_tok_t *load_tokenizer(const char *model, const char *hfdir, char *err, size_t errlen) {
+    if (hfdir) return tok_load_hf_dir(hfdir, err, errlen);
+    gguf_file_t *f = gguf_open(model, err, errlen);
+    if (!f) return NULL;
+    sl_tok_t *t = tok_load(f, err, errlen);
+    gguf_close(f);
+    return t;
+}
 
 static char *read_stream(FILE *fp, size_t *len) {
     sl_buf_t b = {0};
@@ -34,19 +45,23 @@ static char *read_stream(FILE *fp, size_t *len) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: silica tokenize --model M.gguf [--special] [--no-add-special] [FILE]\n"
+    fprintf(stderr, "usage: silica tokenize (--model M.gguf | --hf DIR) [--special] [--no-add-special] [FILE]\n"
                     "  prints the token ids of FILE (or stdin) on one line\n"
+                    "  --hf DIR          use DIR/tokenizer.json (+ tokenizer_config.json) instead of a GGUF\n"
                     "  --special         parse special-token text (e.g. <|im_start|>) into special tokens\n"
                     "  --no-add-special  do not add BOS/EOS even if the model asks for them\n");
 }
 
 int cmd_tokenize(int argc, char **argv) {
-    const char *model = NULL, *file = NULL;
+    const char *model = NULL, *hfdir = NULL, *file = NULL;
     bool parse_special = false, add_special = true;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--model") || !strcmp(argv[i], "-m")) {
             if (++i >= argc) return usage(), 2;
             model = argv[i];
+        } else if (!strcmp(argv[i], "--hf")) {
+            if (++i >= argc) return usage(), 2;
+            hfdir = argv[i];
         } else if (!strcmp(argv[i], "--special")) {
             parse_special = true;
         } else if (!strcmp(argv[i], "--no-add-special")) {
@@ -63,7 +78,7 @@ int cmd_tokenize(int argc, char **argv) {
             return usage(), 2;
         }
     }
-    if (!model) return usage(), 2;
+    if (!model == !hfdir) return usage(), 2;
 
     char err[SL_ERR_MAX];
     size_t len = 0;
@@ -81,16 +96,9 @@ int cmd_tokenize(int argc, char **argv) {
             return 1;
         }
     }
-    gguf_file_t *f = gguf_open(model, err, sizeof err);
-    if (!f) {
-        fprintf(stderr, "silica tokenize: %s\n", err);
-        free(text);
-        return 1;
-    }
-    sl_tok_t *t = tok_load(f, err, sizeof err);
-    gguf_close(f);
+    sl_tok_t *t = load_tokenizer(model, hfdir, err, sizeof err);
     if (!t) {
-        fprintf(stderr, "silica tokenize: %s: %s\n", model, err);
+        fprintf(stderr, "silica tokenize: %s: %s\n", model ? model : hfdir, err);
         free(text);
         return 1;
     }

@@ -31,4 +31,11 @@ int tok_hf_to_gguf(gguf_writer_t *w, const char *tokenizer_json_path,
  * with a message. */
 long tok_hf_vocab_size(const char *tokenizer_json_path, char *err, size_t errlen);
 
+/* Builds a tokenizer straight from a Hugging Face tokenizer directory
+ * (tokenizer.json, tokenizer_config.json if present, config.json if
+ * present) by way of the GGUF keys above, written to a temporary file.
+ * NULL + message on failure. */
+struct sl_tok;
+struct sl_tok *tok_load_hf_dir(const char *dir, char *err, size_t errlen);
+
 #endif

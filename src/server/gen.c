@@ -1,0 +1,667 @@
+/*
+ * gen.c — POST /v1/chat/completions and /v1/completions: from a validated
+ * request to engine sequences and back to JSON or SSE.
+ *
+ * A job is one HTTP request; it has n_prompts × n choices, each one engine
+ * sequence. Lifetime: a job lives until (a) its response is complete or its
+ * connection is gone (`finished`) and (b) every sequence has delivered its
+ * FINISH (`n_live == 0`); whichever comes last frees it. Engine events name
+ * their choice in `user`, which stays valid because of (b).
+ *
+ * Text path per choice: token id -> streaming detokenizer (complete UTF-8
+ * only) -> stop-string matcher (holds back possible stop prefixes) -> the
+ * response. A stop-string hit ends the choice at once (finish_reason
+ * "stop") and cancels its sequence; end-of-generation tokens are stop ids
+ * inside the engine and never reach the text.
+ */
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "server/server_int.h"
+#include "server/stopstr.h"
+
+typedef struct gen_choice {
+    gen_job_t *job;
+    int index;
+    int prompt;
+    uint64_t seq;
+    bool live;  /* engine sequence submitted and not yet FINISHed */
+    bool done;  /* output finished */
+    const char *finish;
+    int n_tokens;
+    sl_detok_t *dt;
+    stop_matcher_t stop;
+    sl_buf_t text; /* non-stream: the whole output */
+    json_t *lp;    /* non-stream logprobs: chat content array / completions object */
+    size_t text_off;
+} gen_choice_t;
+
+typedef struct gen_prompt {
+    int32_t *ids;
+    size_t n;
+    char *text; /* for echo */
+} gen_prompt_t;
+
+struct gen_job {
+    gen_job_t *prev, *next;
+    srv_t *s;
+    srv_model_t *m;
+    srv_conn_t *conn;
+    struct evhttp_request *req; /* NULL once the response is sent or the connection is gone */
+    oai_req_t r;
+    gen_prompt_t *prompts;
+    int n_prompts;
+    gen_choice_t *ch;
+    int n_ch, n_live, n_done;
+    bool finished; /* response complete or abandoned: the HTTP side holds no reference */
+    char id[48];
+    int64_t created;
+    void *hook;
+    int64_t prompt_tokens;
+    uint64_t t0_ns, t_first_ns;
+    sl_buf_t piece, out;
+};
+
+static const char *FINGERPRINT = "fp_silica";
+
+static uint64_t rng_next(srv_t *s) {
+    uint64_t x = s->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    s->rng = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+/* ---- job lifetime ---- */
+
+static void job_free(gen_job_t *j) {
+    srv_t *s = j->s;
+    if (j->prev) j->prev->next = j->next;
+    else s->jobs = j->next;
+    if (j->next) j->next->prev = j->prev;
+    s->n_jobs--;
+    for (int i = 0; i < j->n_ch; i++) {
+        detok_free(j->ch[i].dt);
+        stop_free(&j->ch[i].stop);
+        sl_buf_free(&j->ch[i].text);
+        json_decref(j->ch[i].lp);
+    }
+    free(j->ch);
+    for (int i = 0; i < j->n_prompts; i++) {
+        free(j->prompts[i].ids);
+        free(j->prompts[i].text);
+    }
+    free(j->prompts);
+    sl_buf_free(&j->piece);
+    sl_buf_free(&j->out);
+    oai_req_free(&j->r);
+    free(j);
+}
+
+static void job_maybe_free(gen_job_t *j) {
+    if (j->finished && j->n_live == 0) job_free(j);
+}
+
+static void job_usage(const gen_job_t *j, srv_usage_t *u) {
+    memset(u, 0, sizeof *u);
+    u->prompt_tokens = j->prompt_tokens;
+    for (int i = 0; i < j->n_ch; i++) u->completion_tokens += j->ch[i].n_tokens;
+    u->ttft_ms = j->t_first_ns ? (int64_t)((j->t_first_ns - j->t0_ns) / 1000000) : -1;
+}
+
+static void job_hook_finish(gen_job_t *j, const char *status) {
+    srv_t *s = j->s;
+    if (!j->hook) return;
+    srv_usage_t u;
+    job_usage(j, &u);
+    if (s->cfg.hooks.finish) s->cfg.hooks.finish(s->cfg.hooks.ctx, j->hook, &u, status);
+    j->hook = NULL;
+}
+
+/* The HTTP side lets go: detach from the connection. */
+static void job_release(gen_job_t *j) {
+    if (j->conn && j->conn->job == j) j->conn->job = NULL;
+    j->conn = NULL;
+    j->req = NULL;
+    j->finished = true;
+}
+
+static void job_cancel_all(gen_job_t *j) {
+    for (int i = 0; i < j->n_ch; i++)
+        if (j->ch[i].live) eng_cancel(j->m->eng, j->ch[i].seq);
+}
+
+void gen_conn_lost(gen_job_t *j) {
+    job_cancel_all(j);
+    if (!j->finished) job_hook_finish(j, "cancelled");
+    job_release(j);
+    job_maybe_free(j);
+}
+
+void gen_free_all(srv_t *s) {
+    while (s->jobs) {
+        gen_job_t *j = s->jobs;
+        if (!j->finished) job_hook_finish(j, "cancelled");
+        job_free(j);
+    }
+}
+
+/* ---- JSON pieces ---- */
+
+static json_t *usage_json(const gen_job_t *j) {
+    srv_usage_t u;
+    job_usage(j, &u);
+    return json_pack("{s:I, s:I, s:I, s:{s:I}, s:{s:I}}", "prompt_tokens", (json_int_t)u.prompt_tokens,
+                     "completion_tokens", (json_int_t)u.completion_tokens, "total_tokens",
+                     (json_int_t)(u.prompt_tokens + u.completion_tokens), "prompt_tokens_details",
+                     "cached_tokens", (json_int_t)u.cached_tokens, "completion_tokens_details",
+                     "reasoning_tokens", (json_int_t)u.reasoning_tokens);
+}
+
+static double lp_value(float lp) {
+    return isfinite(lp) ? (double)lp : -9999.0;
+}
+
+static json_t *bytes_json(const char *p, size_t n) {
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) json_array_append_new(a, json_integer((unsigned char)p[i]));
+    return a;
+}
+
+/* The token's own text (may be part of a UTF-8 character). */
+static void token_piece(const gen_job_t *j, int32_t id, sl_buf_t *b) {
+    sl_buf_clear(b);
+    tok_token_to_piece(j->m->tok, id, false, b);
+}
+
+/* Chat: one entry of logprobs.content. */
+static json_t *chat_lp_entry(gen_job_t *j, const smp_result_t *t) {
+    sl_buf_t b = {0};
+    token_piece(j, t->id, &b);
+    json_t *top = json_array();
+    for (int k = 0; k < t->n_top && k < j->r.top_logprobs; k++) {
+        token_piece(j, t->top[k].id, &b);
+        json_array_append_new(top, json_pack("{s:o, s:f, s:o}", "token", oai_string_lossy(b.data, b.len),
+                                             "logprob", lp_value(t->top[k].logprob), "bytes",
+                                             bytes_json(b.data, b.len)));
+    }
+    token_piece(j, t->id, &b);
+    json_t *e = json_pack("{s:o, s:f, s:o, s:o}", "token", oai_string_lossy(b.data, b.len), "logprob",
+                          lp_value(t->logprob), "bytes", bytes_json(b.data, b.len), "top_logprobs", top);
+    sl_buf_free(&b);
+    return e;
+}
+
+static json_t *cmpl_lp_new(void) {
+    return json_pack("{s:[], s:[], s:[], s:[]}", "tokens", "token_logprobs", "top_logprobs", "text_offset");
+}
+
+/* Completions: append one token to a legacy logprobs object. */
+static void cmpl_lp_add(gen_job_t *j, json_t *lp, const smp_result_t *t, size_t offset) {
+    sl_buf_t b = {0};
+    json_t *top = json_object();
+    for (int k = 0; k < t->n_top && k < j->r.top_logprobs; k++) {
+        token_piece(j, t->top[k].id, &b);
+        json_t *key = oai_string_lossy(b.data, b.len);
+        if (key) json_object_set_new(top, json_string_value(key), json_real(lp_value(t->top[k].logprob)));
+        json_decref(key);
+    }
+    token_piece(j, t->id, &b);
+    json_array_append_new(json_object_get(lp, "tokens"), oai_string_lossy(b.data, b.len));
+    json_array_append_new(json_object_get(lp, "token_logprobs"), json_real(lp_value(t->logprob)));
+    json_array_append_new(json_object_get(lp, "top_logprobs"), top);
+    json_array_append_new(json_object_get(lp, "text_offset"), json_integer((json_int_t)offset));
+    sl_buf_free(&b);
+}
+
+/* ---- streaming ---- */
+
+static void sse_send(gen_job_t *j, json_t *chunk) {
+    char *s = json_dumps(chunk, JSON_COMPACT);
+    json_decref(chunk);
+    if (!s || !j->req) {
+        free(s);
+        return;
+    }
+    struct evbuffer *b = evbuffer_new();
+    if (b) {
+        evbuffer_add(b, "data: ", 6);
+        evbuffer_add(b, s, strlen(s));
+        evbuffer_add(b, "\n\n", 2);
+        evhttp_send_reply_chunk(j->req, b);
+        evbuffer_free(b);
+    }
+    free(s);
+}
+
+/* A chunk holding one choice (or none when choice == NULL). */
+static json_t *chunk_new(gen_job_t *j, json_t *choice) {
+    json_t *c = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[]}", "id", j->id, "object",
+                          j->r.chat ? "chat.completion.chunk" : "text_completion", "created",
+                          (json_int_t)j->created, "model", j->m->id, "system_fingerprint", FINGERPRINT,
+                          "choices");
+    if (choice) json_array_append_new(json_object_get(c, "choices"), choice);
+    if (j->r.include_usage) json_object_set_new(c, "usage", json_null());
+    return c;
+}
+
+static void stream_delta(gen_job_t *j, gen_choice_t *c, const char *text, size_t len, json_t *lp,
+                         const char *finish, bool role) {
+    json_t *ch;
+    if (j->r.chat) {
+        json_t *delta = json_object();
+        if (role) json_object_set_new(delta, "role", json_string("assistant"));
+        if (len || role) json_object_set_new(delta, "content", oai_string_lossy(text, len));
+        json_t *lpo = lp ? json_pack("{s:o}", "content", lp) : json_null();
+        ch = json_pack("{s:i, s:o, s:o, s:o}", "index", c->index, "delta", delta, "logprobs", lpo,
+                       "finish_reason", finish ? json_string(finish) : json_null());
+    } else {
+        ch = json_pack("{s:i, s:o, s:o, s:o}", "index", c->index, "text", oai_string_lossy(text, len),
+                       "logprobs", lp ? lp : json_null(), "finish_reason",
+                       finish ? json_string(finish) : json_null());
+    }
+    sse_send(j, chunk_new(j, ch));
+}
+
+/* ---- completion of choices and jobs ---- */
+
+static void job_complete(gen_job_t *j) {
+    srv_t *s = j->s;
+    if (j->r.stream) {
+        if (j->r.include_usage) {
+            json_t *c = chunk_new(j, NULL);
+            json_object_set_new(c, "usage", usage_json(j));
+            sse_send(j, c);
+        }
+        if (j->req) {
+            struct evbuffer *b = evbuffer_new();
+            evbuffer_add(b, "data: [DONE]\n\n", 14);
+            evhttp_send_reply_chunk(j->req, b);
+            evbuffer_free(b);
+            evhttp_send_reply_end(j->req);
+        }
+    } else {
+        json_t *choices = json_array();
+        for (int i = 0; i < j->n_ch; i++) {
+            gen_choice_t *c = &j->ch[i];
+            json_t *lp = c->lp ? json_incref(c->lp) : json_null();
+            if (j->r.chat) {
+                if (c->lp) {
+                    json_decref(lp);
+                    lp = json_pack("{s:O}", "content", c->lp);
+                }
+                json_array_append_new(
+                    choices, json_pack("{s:i, s:{s:s, s:o}, s:o, s:s}", "index", c->index, "message", "role",
+                                       "assistant", "content", oai_string_lossy(c->text.data ? c->text.data : "", c->text.len),
+                                       "logprobs", lp, "finish_reason", c->finish ? c->finish : "stop"));
+            } else {
+                json_array_append_new(
+                    choices, json_pack("{s:i, s:o, s:o, s:s}", "index", c->index, "text",
+                                       oai_string_lossy(c->text.data ? c->text.data : "", c->text.len),
+                                       "logprobs", lp, "finish_reason", c->finish ? c->finish : "stop"));
+            }
+        }
+        json_t *resp = json_pack("{s:s, s:s, s:I, s:s, s:s, s:o, s:o}", "id", j->id, "object",
+                                 j->r.chat ? "chat.completion" : "text_completion", "created",
+                                 (json_int_t)j->created, "model", j->m->id, "system_fingerprint",
+                                 FINGERPRINT, "choices", choices, "usage", usage_json(j));
+        if (j->req) srv_send_jsonv(s, j->req, 200, resp);
+        else json_decref(resp);
+    }
+    job_hook_finish(j, "ok");
+    job_release(j);
+}
+
+/* Ends choice c: flushes held text, records the reason, tells the client. */
+static void choice_end(gen_job_t *j, gen_choice_t *c, const char *finish) {
+    sl_buf_clear(&j->piece);
+    sl_buf_clear(&j->out);
+    if (!c->stop.hit) {
+        detok_flush(c->dt, &j->piece);
+        if (stop_feed(&c->stop, j->piece.data ? j->piece.data : "", j->piece.len, &j->out) == 1)
+            finish = "stop";
+        else stop_flush(&c->stop, &j->out);
+    }
+    c->done = true;
+    c->finish = finish;
+    j->n_done++;
+    if (c->live && c->stop.hit) eng_cancel(j->m->eng, c->seq);
+    if (j->r.stream) {
+        if (j->out.len) stream_delta(j, c, j->out.data, j->out.len, NULL, NULL, false);
+        stream_delta(j, c, "", 0, NULL, finish, false);
+    } else {
+        sl_buf_append(&c->text, j->out.data ? j->out.data : "", j->out.len);
+    }
+    if (j->n_done == j->n_ch) job_complete(j);
+}
+
+static void on_token(gen_job_t *j, gen_choice_t *c, const eng_event_t *ev) {
+    srv_t *s = j->s;
+    c->n_tokens++;
+    if (!j->t_first_ns) j->t_first_ns = sl_now_ns();
+    sl_buf_clear(&j->piece);
+    sl_buf_clear(&j->out);
+    detok_push(c->dt, ev->tok.id, &j->piece);
+    int hit = stop_feed(&c->stop, j->piece.data ? j->piece.data : "", j->piece.len, &j->out);
+    json_t *lp = NULL;
+    if (j->r.logprobs) {
+        if (j->r.chat) {
+            json_t *e = chat_lp_entry(j, &ev->tok);
+            if (j->r.stream) {
+                lp = json_array();
+                json_array_append_new(lp, e);
+            } else {
+                if (!c->lp) c->lp = json_array();
+                json_array_append_new(c->lp, e);
+            }
+        } else {
+            if (j->r.stream) {
+                lp = cmpl_lp_new();
+                cmpl_lp_add(j, lp, &ev->tok, c->text_off);
+            } else {
+                if (!c->lp) c->lp = cmpl_lp_new();
+                cmpl_lp_add(j, c->lp, &ev->tok, c->text_off);
+            }
+        }
+    }
+    c->text_off += j->out.len;
+    if (j->r.stream) {
+        if (j->out.len || lp) stream_delta(j, c, j->out.data, j->out.len, lp, NULL, false);
+        uint64_t dt = sl_now_ns() - ev->t_ns;
+        s->tok_ovh_ns += dt;
+        s->tok_ovh_n++;
+        if (dt > s->tok_ovh_max_ns) s->tok_ovh_max_ns = dt;
+    } else {
+        sl_buf_append(&c->text, j->out.data ? j->out.data : "", j->out.len);
+    }
+    if (hit == 1) {
+        eng_cancel(j->m->eng, c->seq);
+        choice_end(j, c, "stop");
+    }
+}
+
+void gen_on_event(srv_t *s, const eng_event_t *ev) {
+    gen_choice_t *c = ev->user;
+    gen_job_t *j = c->job;
+    if (ev->type == ENG_EV_TOKEN) {
+        if (!c->done && !j->finished) on_token(j, c, ev);
+        return;
+    }
+    c->live = false;
+    j->n_live--;
+    if (!c->done && !j->finished) {
+        /* the engine counted a sampled stop token the text never shows */
+        c->n_tokens = ev->usage.completion_tokens;
+        if (ev->finish == ENG_FINISH_ERROR) {
+            sl_warn("model %s: generation failed: %s", j->m->id, ev->error ? ev->error : "?");
+            if (j->r.stream && j->req) {
+                oai_error_t e;
+                oai_fail(&e, 500, "server_error", NULL, NULL, "generation failed: %s",
+                         ev->error ? ev->error : "unknown error");
+                char *body = oai_error_json(&e);
+                struct evbuffer *b = evbuffer_new();
+                evbuffer_add_printf(b, "data: %s\n\n", body ? body : "{}");
+                evhttp_send_reply_chunk(j->req, b);
+                evbuffer_free(b);
+                free(body);
+            }
+        }
+        choice_end(j, c, ev->finish == ENG_FINISH_LENGTH ? "length" : "stop");
+    }
+    job_maybe_free(j);
+}
+
+/* ---- request intake ---- */
+
+static int build_prompts(gen_job_t *j, oai_error_t *e) {
+    srv_model_t *m = j->m;
+    char err[SL_ERR_MAX];
+    if (j->r.chat) {
+        j->prompts = calloc(1, sizeof *j->prompts);
+        if (!j->prompts) return oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+        j->n_prompts = 1;
+        chat_render_opts_t o = {0};
+        o.bos_token = m->bos_text;
+        o.eos_token = m->eos_text;
+        o.add_generation_prompt = true;
+        json_t *kw = json_object_get(j->r.body, "chat_template_kwargs");
+        o.kwargs = json_is_object(kw) ? kw : NULL;
+        sl_buf_t text = {0};
+        if (chat_render(m->tmpl, j->r.body, &o, &text, err, sizeof err) != 0) {
+            sl_buf_free(&text);
+            return oai_fail(e, 400, NULL, "invalid_messages", "messages", "Invalid 'messages': %s", err);
+        }
+        int32_t *ids = NULL;
+        size_t n = 0;
+        if (tok_encode(m->tok, text.data ? text.data : "", text.len, false, true, &ids, &n, err, sizeof err) != 0) {
+            sl_buf_free(&text);
+            return oai_fail(e, 400, NULL, NULL, "messages", "Cannot tokenize the prompt: %s", err);
+        }
+        sl_buf_free(&text);
+        int32_t bos = tok_bos(m->tok);
+        if (tok_add_bos(m->tok) && bos >= 0 && (n == 0 || ids[0] != bos)) {
+            int32_t *ni = realloc(ids, (n + 1) * sizeof *ni);
+            if (!ni) {
+                free(ids);
+                return oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+            }
+            ids = ni;
+            memmove(ids + 1, ids, n * sizeof *ids);
+            ids[0] = bos;
+            n++;
+        }
+        j->prompts[0].ids = ids;
+        j->prompts[0].n = n;
+        return 0;
+    }
+    j->prompts = calloc((size_t)j->r.n_prompts, sizeof *j->prompts);
+    if (!j->prompts) return oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+    j->n_prompts = j->r.n_prompts;
+    for (int i = 0; i < j->r.n_prompts; i++) {
+        oai_prompt_t *p = &j->r.prompts[i];
+        gen_prompt_t *g = &j->prompts[i];
+        if (p->text) {
+            if (tok_encode(m->tok, p->text, strlen(p->text), true, true, &g->ids, &g->n, err, sizeof err) != 0)
+                return oai_fail(e, 400, NULL, NULL, "prompt", "Cannot tokenize the prompt: %s", err);
+            if (j->r.echo && !(g->text = sl_strdup(p->text)))
+                return oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+        } else {
+            g->ids = malloc((p->n_ids ? p->n_ids : 1) * sizeof *g->ids);
+            if (!g->ids) return oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+            memcpy(g->ids, p->ids, p->n_ids * sizeof *g->ids);
+            g->n = p->n_ids;
+            int nv = tok_n_vocab(m->tok);
+            for (size_t k = 0; k < g->n; k++)
+                if (g->ids[k] >= nv)
+                    return oai_fail(e, 400, NULL, "invalid_value", "prompt",
+                                    "Invalid 'prompt': token id %d is outside the vocabulary (0..%d).",
+                                    (int)g->ids[k], nv - 1);
+            if (j->r.echo) {
+                sl_buf_t b = {0};
+                tok_decode(m->tok, g->ids, g->n, false, &b);
+                g->text = sl_buf_steal(&b);
+            }
+        }
+    }
+    return 0;
+}
+
+static int check_lengths(gen_job_t *j, int *max_tokens, oai_error_t *e) {
+    int n_ctx = eng_n_ctx(j->m->eng);
+    const char *param = j->r.chat ? "messages" : "prompt";
+    size_t longest = 0;
+    for (int i = 0; i < j->n_prompts; i++) {
+        size_t n = j->prompts[i].n;
+        if (n == 0)
+            return oai_fail(e, 400, NULL, "invalid_value", param, "The prompt is empty (0 tokens).");
+        if (n >= (size_t)n_ctx)
+            return oai_fail(e, 400, NULL, "context_length_exceeded", param,
+                            "This model's maximum context length is %d tokens. However, your prompt is "
+                            "%zu tokens long, which leaves no room for the completion. Please reduce "
+                            "the length of the %s.", n_ctx, n, param);
+        if (n > longest) longest = n;
+        j->prompt_tokens += (int64_t)n;
+    }
+    if (j->r.max_tokens > 0) {
+        if ((size_t)j->r.max_tokens + longest > (size_t)n_ctx)
+            return oai_fail(e, 400, NULL, "context_length_exceeded", "max_tokens",
+                            "This model's maximum context length is %d tokens. However, you requested "
+                            "%zu tokens (%zu in the %s, %d for the completion). Please reduce the "
+                            "length of the %s or the completion (max_tokens).", n_ctx,
+                            longest + (size_t)j->r.max_tokens, longest, param, j->r.max_tokens, param);
+        *max_tokens = j->r.max_tokens;
+    } else {
+        *max_tokens = n_ctx - (int)longest;
+    }
+    return 0;
+}
+
+static void stream_start(gen_job_t *j) {
+    srv_t *s = j->s;
+    struct evkeyvalq *h = evhttp_request_get_output_headers(j->req);
+    srv_add_common_headers(s, j->req);
+    evhttp_add_header(h, "Content-Type", "text/event-stream");
+    evhttp_add_header(h, "Cache-Control", "no-cache");
+    evhttp_add_header(h, "X-Accel-Buffering", "no");
+    srv_count_status(s, 200);
+    evhttp_send_reply_start(j->req, 200, "OK");
+    for (int i = 0; i < j->n_ch; i++) {
+        gen_choice_t *c = &j->ch[i];
+        if (j->r.chat) {
+            stream_delta(j, c, "", 0, NULL, NULL, true);
+        } else if (j->r.echo) {
+            const char *t = j->prompts[c->prompt].text ? j->prompts[c->prompt].text : "";
+            stream_delta(j, c, t, strlen(t), NULL, NULL, false);
+        }
+    }
+}
+
+void gen_handle(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, bool chat) {
+    oai_error_t e;
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    if (len > s->cfg.max_body) {
+        oai_fail(&e, 413, NULL, "request_too_large", NULL,
+                 "The request body is %zu bytes; the limit is %zu bytes.", len, s->cfg.max_body);
+        srv_send_error(s, req, &e);
+        return;
+    }
+    gen_job_t *j = calloc(1, sizeof *j);
+    if (!j) {
+        oai_fail(&e, 500, "server_error", NULL, NULL, "out of memory");
+        srv_send_error(s, req, &e);
+        return;
+    }
+    j->s = s;
+    j->t0_ns = sl_now_ns();
+    j->next = s->jobs;
+    if (s->jobs) s->jobs->prev = j;
+    s->jobs = j;
+    s->n_jobs++;
+    const char *body = (const char *)evbuffer_pullup(in, -1);
+    if (oai_parse(body ? body : "", len, chat, &j->r, &e) != 0) goto fail;
+    j->m = srv_find_model(s, j->r.model);
+    if (!j->m) {
+        srv_model_not_found(s, j->r.model, &e);
+        goto fail;
+    }
+    if (build_prompts(j, &e) != 0) goto fail;
+    int max_tokens;
+    if (check_lengths(j, &max_tokens, &e) != 0) goto fail;
+
+    if (s->cfg.hooks.begin) {
+        srv_status_t st = {0};
+        const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+        if (s->cfg.hooks.begin(s->cfg.hooks.ctx, auth, j->m->id, j->prompt_tokens,
+                               (int64_t)max_tokens * j->r.n * j->n_prompts, &j->hook, &st) != 0) {
+            oai_fail(&e, st.http ? st.http : 401, st.type[0] ? st.type : "authentication_error",
+                     st.code[0] ? st.code : NULL, NULL, "%s", st.message);
+            if (st.retry_after_s > 0) {
+                char ra[24];
+                snprintf(ra, sizeof ra, "%d", st.retry_after_s);
+                evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
+            }
+            j->hook = NULL;
+            goto fail;
+        }
+        if (s->cfg.hooks.request_id)
+            evhttp_add_header(evhttp_request_get_output_headers(req), "x-request-id",
+                              s->cfg.hooks.request_id(j->hook));
+    }
+
+    snprintf(j->id, sizeof j->id, "%s%016llx%08llx", chat ? "chatcmpl-" : "cmpl-",
+             (unsigned long long)rng_next(s), (unsigned long long)(rng_next(s) & 0xffffffffu));
+    j->created = (int64_t)time(NULL);
+    j->n_ch = j->n_prompts * j->r.n;
+    j->ch = calloc((size_t)j->n_ch, sizeof *j->ch);
+    if (!j->ch) {
+        oai_fail(&e, 500, "server_error", NULL, NULL, "out of memory");
+        goto fail_hook;
+    }
+    for (int i = 0; i < j->n_ch; i++) {
+        gen_choice_t *c = &j->ch[i];
+        c->job = j;
+        c->index = i;
+        c->prompt = i / j->r.n;
+        stop_init(&c->stop, j->r.stop, j->r.n_stop);
+        c->dt = detok_new(j->m->tok, false);
+        if (!c->dt) {
+            oai_fail(&e, 500, "server_error", NULL, NULL, "out of memory");
+            goto fail_hook;
+        }
+        if (j->r.echo && j->prompts[c->prompt].text) {
+            sl_buf_puts(&c->text, j->prompts[c->prompt].text);
+            c->text_off = c->text.len;
+        }
+    }
+    for (int i = 0; i < j->n_ch; i++) {
+        gen_choice_t *c = &j->ch[i];
+        eng_request_t er = {0};
+        er.prompt = j->prompts[c->prompt].ids;
+        er.n_prompt = j->prompts[c->prompt].n;
+        er.max_tokens = max_tokens;
+        er.sampling = j->r.smp;
+        er.sampling.seed = j->r.has_seed ? j->r.seed + (uint64_t)(i % j->r.n) : rng_next(s);
+        er.stop_ids = j->m->eog;
+        er.n_stop_ids = j->m->n_eog;
+        er.user = c;
+        char err[SL_ERR_MAX];
+        int rc = eng_submit(j->m->eng, &er, &c->seq, err, sizeof err);
+        if (rc != 0) {
+            if (rc == ENG_EBUSY) {
+                oai_fail(&e, 503, "server_error", "server_busy", NULL, "%s", err);
+                evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+            } else {
+                oai_fail(&e, 400, NULL, "invalid_value",
+                         strstr(err, "logit_bias") ? "logit_bias" : NULL, "%s", err);
+            }
+            goto fail_hook;
+        }
+        c->live = true;
+        j->n_live++;
+    }
+    j->req = req;
+    j->conn = conn;
+    conn->job = j;
+    if (j->r.stream) stream_start(j);
+    return;
+
+fail_hook:
+    /* sequences already submitted still report FINISH; the job waits for them */
+    job_cancel_all(j);
+    if (j->hook) {
+        if (j->n_live && s->cfg.hooks.finish) job_hook_finish(j, "error");
+        else if (s->cfg.hooks.abort) s->cfg.hooks.abort(s->cfg.hooks.ctx, j->hook);
+        j->hook = NULL;
+    }
+fail:
+    srv_send_error(s, req, &e);
+    job_release(j);
+    job_maybe_free(j);
+}

@@ -1,0 +1,75 @@
+/*
+ * oai.h — the OpenAI request schema: parsing and validating the JSON body of
+ * POST /v1/chat/completions and /v1/completions into an oai_req_t, and
+ * OpenAI-shaped errors. Pure functions (no HTTP, no model): unit-tested
+ * directly.
+ *
+ * Policy: a known parameter with the wrong type or an out-of-range value is
+ * a 400 naming the parameter; parameters this server does not know are
+ * ignored (SDKs send vendor extras); null means "not given".
+ */
+#ifndef SILICA_SERVER_OAI_H
+#define SILICA_SERVER_OAI_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sampling/sampling.h"
+
+#define OAI_MAX_STOP 4
+#define OAI_MAX_N 128
+#define OAI_MAX_PROMPTS 64
+
+typedef struct oai_error {
+    int status;        /* HTTP status */
+    char type[40];     /* "invalid_request_error", ... */
+    char code[40];     /* "" = null */
+    char param[48];    /* "" = null */
+    char message[480];
+} oai_error_t;
+
+/* Fills e and returns -1. */
+int oai_fail(oai_error_t *e, int status, const char *type, const char *code, const char *param,
+             const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* {"error":{"message","type","param","code"}}; caller frees. */
+char *oai_error_json(const oai_error_t *e);
+
+typedef struct oai_prompt {
+    char *text;     /* a text prompt (malloc'd), or NULL when ids are given */
+    int32_t *ids;   /* token ids (malloc'd) when the prompt was given as ids */
+    size_t n_ids;
+} oai_prompt_t;
+
+typedef struct oai_req {
+    bool chat;
+    json_t *body;          /* the parsed body (owned; chat templates read messages/tools) */
+    const char *model;     /* points into body */
+    bool stream;
+    bool include_usage;    /* stream_options.include_usage */
+    int n;                 /* 1..OAI_MAX_N */
+    int max_tokens;        /* 0 = not given */
+    bool has_seed;
+    uint64_t seed;
+    smp_params_t smp;      /* bias points into `bias` */
+    smp_bias_t *bias;
+    size_t n_bias;
+    bool logprobs;         /* chat: logprobs:true; completions: logprobs given */
+    int top_logprobs;      /* alternatives per token */
+    bool echo;             /* completions */
+    char *stop[OAI_MAX_STOP];
+    int n_stop;
+    oai_prompt_t *prompts; /* completions: 1..OAI_MAX_PROMPTS */
+    int n_prompts;
+    const char *user;
+} oai_req_t;
+
+/* Parses and validates a request body (len bytes). 0, or -1 with *e. */
+int oai_parse(const char *body, size_t len, bool chat, oai_req_t *r, oai_error_t *e);
+void oai_req_free(oai_req_t *r);
+
+/* Appends s as a JSON-safe UTF-8 string value: invalid byte sequences
+ * become U+FFFD. Returns a new jansson string (NULL on OOM). */
+json_t *oai_string_lossy(const char *s, size_t len);
+
+#endif

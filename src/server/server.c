@@ -1,0 +1,586 @@
+/*
+ * server.c — HTTP (libevent evhttp, one I/O thread), routing, limits, CORS,
+ * models/health/metrics endpoints, and the bridge from engine threads back
+ * to the I/O thread.
+ *
+ * Threads: everything here runs on the I/O thread except on_engine_event(),
+ * which engine threads call: it copies the event into `evq` under `evq_mu`
+ * and activates the `wake` event; the I/O thread drains the queue in
+ * on_wake(). So the I/O thread never runs model code and engine threads
+ * never touch a socket.
+ *
+ * Generation requests (gen.c) are jobs bound to their connection: when the
+ * connection closes, libevent calls conn_closed(), which cancels the job's
+ * sequences (their KV caches are freed by the engine before their FINISH
+ * events come back).
+ */
+#include "server/server_int.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/thread.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- engine events -> I/O thread ---- */
+
+static void on_engine_event(const eng_event_t *ev, void *ctx) {
+    srv_model_t *m = ctx;
+    srv_t *s = m->srv;
+    pthread_mutex_lock(&s->evq_mu);
+    if (s->evq_len == s->evq_cap) {
+        size_t ncap = s->evq_cap ? s->evq_cap * 2 : 256;
+        srv_qev_t *nq = realloc(s->evq, ncap * sizeof *nq);
+        if (!nq) {
+            /* cannot happen in practice; losing a FINISH would leak a job,
+             * so wait for memory rather than drop it */
+            pthread_mutex_unlock(&s->evq_mu);
+            usleep(1000);
+            on_engine_event(ev, ctx);
+            return;
+        }
+        s->evq = nq;
+        s->evq_cap = ncap;
+    }
+    srv_qev_t *q = &s->evq[s->evq_len++];
+    q->ev = *ev;
+    q->ev.error = NULL;
+    q->err[0] = '\0';
+    if (ev->error) snprintf(q->err, sizeof q->err, "%s", ev->error);
+    bool was_empty = s->evq_len == 1;
+    pthread_mutex_unlock(&s->evq_mu);
+    if (was_empty) event_active(s->wake, EV_READ, 0);
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg) {
+    srv_t *s = arg;
+    /* swap the filled queue with the spare array, then work unlocked */
+    pthread_mutex_lock(&s->evq_mu);
+    srv_qev_t *q = s->evq;
+    size_t n = s->evq_len, qcap = s->evq_cap;
+    s->evq = s->evq_spare;
+    s->evq_cap = s->evq_spare_cap;
+    s->evq_spare = NULL;
+    s->evq_spare_cap = 0;
+    s->evq_len = 0;
+    pthread_mutex_unlock(&s->evq_mu);
+    for (size_t i = 0; i < n; i++) {
+        if (q[i].err[0]) q[i].ev.error = q[i].err;
+        gen_on_event(s, &q[i].ev);
+    }
+    pthread_mutex_lock(&s->evq_mu);
+    if (!s->evq_spare) {
+        s->evq_spare = q;
+        s->evq_spare_cap = qcap;
+        q = NULL;
+    }
+    pthread_mutex_unlock(&s->evq_mu);
+    free(q);
+}
+
+/* ---- connections ---- */
+
+static size_t conn_hash(const void *p, size_t cap) {
+    return (size_t)(((uintptr_t)p >> 4) * 11400714819323198485ull) & (cap - 1);
+}
+
+static srv_conn_t **conn_slot(srv_t *s, struct evhttp_connection *evcon) {
+    size_t h = conn_hash(evcon, s->conn_cap);
+    for (;;) {
+        srv_conn_t **slot = &s->conns[h];
+        if (!*slot || (*slot)->evcon == evcon) return slot;
+        h = (h + 1) & (s->conn_cap - 1);
+    }
+}
+
+static void conn_closed(struct evhttp_connection *evcon, void *arg) {
+    srv_t *s = arg;
+    srv_conn_t **slot = conn_slot(s, evcon);
+    srv_conn_t *c = *slot;
+    if (!c) return;
+    if (c->job) gen_conn_lost(c->job);
+    /* remove with backward-shift deletion to keep probe chains intact */
+    size_t i = (size_t)(slot - s->conns);
+    s->conns[i] = NULL;
+    for (size_t j = (i + 1) & (s->conn_cap - 1); s->conns[j]; j = (j + 1) & (s->conn_cap - 1)) {
+        srv_conn_t *moved = s->conns[j];
+        s->conns[j] = NULL;
+        *conn_slot(s, moved->evcon) = moved;
+    }
+    s->n_conns--;
+    free(c);
+}
+
+/* The connection's tracking record, created on its first request. NULL
+ * when the connection limit is reached. */
+static srv_conn_t *conn_get(srv_t *s, struct evhttp_request *req) {
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    if (!evcon) return NULL;
+    srv_conn_t **slot = conn_slot(s, evcon);
+    if (*slot) return *slot;
+    if (s->n_conns >= s->cfg.max_conns) return NULL;
+    srv_conn_t *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->evcon = evcon;
+    *slot = c;
+    s->n_conns++;
+    evhttp_connection_set_closecb(evcon, conn_closed, s);
+    return c;
+}
+
+/* ---- responses ---- */
+
+void srv_add_common_headers(srv_t *s, struct evhttp_request *req) {
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Access-Control-Allow-Origin", "*");
+    evhttp_add_header(h, "Access-Control-Expose-Headers", "x-request-id, retry-after");
+    evhttp_add_header(h, "Server", "silica");
+}
+
+void srv_count_status(srv_t *s, int status) {
+    int cls = status / 100;
+    if (cls >= 1 && cls <= 5) s->n_status[cls]++;
+}
+
+void srv_send_json(srv_t *s, struct evhttp_request *req, int status, const char *body, size_t len) {
+    srv_add_common_headers(s, req);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    struct evbuffer *out = evbuffer_new();
+    if (out) evbuffer_add(out, body, len);
+    srv_count_status(s, status);
+    const char *reason = status == 200 ? "OK" : status == 204 ? "No Content" : NULL;
+    evhttp_send_reply(req, status, reason, out);
+    if (out) evbuffer_free(out);
+}
+
+void srv_send_jsonv(srv_t *s, struct evhttp_request *req, int status, json_t *v) {
+    char *body = json_dumps(v, JSON_COMPACT);
+    json_decref(v);
+    if (!body) {
+        static const char oom[] = "{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\",\"param\":null,\"code\":null}}";
+        srv_send_json(s, req, 500, oom, sizeof oom - 1);
+        return;
+    }
+    srv_send_json(s, req, status, body, strlen(body));
+    free(body);
+}
+
+void srv_send_error(srv_t *s, struct evhttp_request *req, const oai_error_t *e) {
+    if (e->status >= 500) sl_warn("http %d: %s", e->status, e->message);
+    char *body = oai_error_json(e);
+    if (!body) {
+        srv_send_json(s, req, e->status, "{}", 2);
+        return;
+    }
+    srv_send_json(s, req, e->status, body, strlen(body));
+    free(body);
+}
+
+static void send_errorf(srv_t *s, struct evhttp_request *req, int status, const char *type,
+                        const char *code, const char *fmt, const char *arg) {
+    oai_error_t e;
+    oai_fail(&e, status, type, code, NULL, fmt, arg);
+    srv_send_error(s, req, &e);
+}
+
+srv_model_t *srv_find_model(srv_t *s, const char *id) {
+    for (int i = 0; i < s->n_models; i++)
+        if (!strcmp(s->models[i].id, id)) return &s->models[i];
+    return NULL;
+}
+
+void srv_model_not_found(srv_t *s, const char *id, oai_error_t *e) {
+    char list[300] = "";
+    size_t off = 0;
+    for (int i = 0; i < s->n_models && off < sizeof list - 8; i++)
+        off += (size_t)snprintf(list + off, sizeof list - off, "%s'%s'", i ? ", " : "", s->models[i].id);
+    oai_fail(e, 404, "invalid_request_error", "model_not_found", "model",
+             "The model '%.100s' does not exist. Available models: %s.", id, list);
+}
+
+/* ---- simple endpoints ---- */
+
+static json_t *model_json(const srv_model_t *m) {
+    return json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:i}", "id", m->id, "object", "model", "created",
+                     (json_int_t)m->created, "owned_by", "silica", "type", "text", "sub_type", "chat",
+                     "context_length", eng_n_ctx(m->eng));
+}
+
+static void handle_models(srv_t *s, struct evhttp_request *req, const char *query) {
+    struct evkeyvalq q;
+    TAILQ_INIT(&q);
+    if (query) evhttp_parse_query_str(query, &q);
+    const char *type = evhttp_find_header(&q, "type");
+    const char *sub = evhttp_find_header(&q, "sub_type");
+    json_t *data = json_array();
+    for (int i = 0; i < s->n_models; i++) {
+        if (type && *type && strcmp(type, "text") != 0) continue;
+        if (sub && *sub && strcmp(sub, "chat") != 0) continue;
+        json_array_append_new(data, model_json(&s->models[i]));
+    }
+    evhttp_clear_headers(&q);
+    srv_send_jsonv(s, req, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
+}
+
+static void handle_model(srv_t *s, struct evhttp_request *req, const char *id) {
+    srv_model_t *m = srv_find_model(s, id);
+    if (!m) {
+        oai_error_t e;
+        srv_model_not_found(s, id, &e);
+        srv_send_error(s, req, &e);
+        return;
+    }
+    srv_send_jsonv(s, req, 200, model_json(m));
+}
+
+static void live_counts(srv_t *s, eng_stats_t *sum) {
+    memset(sum, 0, sizeof *sum);
+    for (int i = 0; i < s->n_models; i++) {
+        eng_stats_t st;
+        eng_stats(s->models[i].eng, &st);
+        sum->live += st.live;
+        sum->running += st.running;
+        sum->queued += st.queued;
+        sum->submitted += st.submitted;
+        sum->finished += st.finished;
+        sum->cancelled += st.cancelled;
+        sum->tokens_generated += st.tokens_generated;
+        sum->prompt_tokens += st.prompt_tokens;
+        sum->steps += st.steps;
+        sum->busy_ns += st.busy_ns;
+    }
+}
+
+static void handle_health(srv_t *s, struct evhttp_request *req) {
+    eng_stats_t st;
+    live_counts(s, &st);
+    json_t *models = json_array();
+    for (int i = 0; i < s->n_models; i++) json_array_append_new(models, json_string(s->models[i].id));
+    srv_send_jsonv(s, req, 200,
+                   json_pack("{s:s, s:o, s:i, s:i, s:i, s:i, s:i}", "status", "ok", "models", models,
+                             "live_sequences", st.live, "running_sequences", st.running,
+                             "queued_sequences", st.queued, "active_requests", s->n_jobs,
+                             "connections", s->n_conns));
+}
+
+static void handle_metrics(srv_t *s, struct evhttp_request *req) {
+    eng_stats_t st;
+    live_counts(s, &st);
+    sl_buf_t b = {0};
+    sl_buf_printf(&b, "# TYPE silica_live_sequences gauge\nsilica_live_sequences %d\n", st.live);
+    sl_buf_printf(&b, "silica_running_sequences %d\nsilica_queued_sequences %d\n", st.running, st.queued);
+    sl_buf_printf(&b, "silica_active_requests %d\nsilica_connections %d\n", s->n_jobs, s->n_conns);
+    sl_buf_printf(&b, "silica_sequences_submitted_total %llu\nsilica_sequences_cancelled_total %llu\n",
+                  (unsigned long long)st.submitted, (unsigned long long)st.cancelled);
+    sl_buf_printf(&b, "silica_tokens_generated_total %llu\nsilica_prompt_tokens_total %llu\n",
+                  (unsigned long long)st.tokens_generated, (unsigned long long)st.prompt_tokens);
+    sl_buf_printf(&b, "silica_engine_steps_total %llu\nsilica_engine_busy_seconds_total %.6f\n",
+                  (unsigned long long)st.steps, (double)st.busy_ns * 1e-9);
+    sl_buf_printf(&b, "silica_http_requests_total %llu\n", (unsigned long long)s->n_requests);
+    for (int c = 1; c <= 5; c++)
+        sl_buf_printf(&b, "silica_http_responses_total{class=\"%dxx\"} %llu\n", c,
+                      (unsigned long long)s->n_status[c]);
+    sl_buf_printf(&b,
+                  "# HELP silica_stream_token_overhead_seconds time from the engine producing a token "
+                  "to its SSE chunk handed to the socket\n"
+                  "silica_stream_token_overhead_seconds_sum %.9f\n"
+                  "silica_stream_token_overhead_seconds_count %llu\n"
+                  "silica_stream_token_overhead_seconds_max %.9f\n",
+                  (double)s->tok_ovh_ns * 1e-9, (unsigned long long)s->tok_ovh_n,
+                  (double)s->tok_ovh_max_ns * 1e-9);
+    srv_add_common_headers(s, req);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "text/plain; version=0.0.4");
+    struct evbuffer *out = evbuffer_new();
+    evbuffer_add(out, b.data, b.len);
+    sl_buf_free(&b);
+    srv_count_status(s, 200);
+    evhttp_send_reply(req, 200, "OK", out);
+    evbuffer_free(out);
+}
+
+/* ---- routing ---- */
+
+static const char *method_name(enum evhttp_cmd_type m) {
+    switch (m) {
+    case EVHTTP_REQ_GET: return "GET";
+    case EVHTTP_REQ_POST: return "POST";
+    case EVHTTP_REQ_HEAD: return "HEAD";
+    case EVHTTP_REQ_PUT: return "PUT";
+    case EVHTTP_REQ_DELETE: return "DELETE";
+    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+    case EVHTTP_REQ_PATCH: return "PATCH";
+    default: return "?";
+    }
+}
+
+static void method_not_allowed(srv_t *s, struct evhttp_request *req, const char *allow, const char *path) {
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+    oai_error_t e;
+    oai_fail(&e, 405, "invalid_request_error", "method_not_allowed", NULL,
+             "Method %s is not allowed on %.200s; use %s.",
+             method_name(evhttp_request_get_command(req)), path, allow);
+    srv_send_error(s, req, &e);
+}
+
+static void on_request(struct evhttp_request *req, void *arg) {
+    srv_t *s = arg;
+    s->n_requests++;
+    srv_conn_t *c = conn_get(s, req);
+    if (!c) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+        send_errorf(s, req, 503, "server_error", "too_many_connections",
+                    "The server has too many open connections%s; retry shortly.", "");
+        return;
+    }
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *raw_path = uri ? evhttp_uri_get_path(uri) : NULL;
+    char *path = raw_path ? evhttp_uridecode(raw_path, 0, NULL) : NULL;
+    if (!path) {
+        send_errorf(s, req, 400, "invalid_request_error", "invalid_url", "Malformed request URL%s.", "");
+        return;
+    }
+    size_t pl = strlen(path);
+    while (pl > 1 && path[pl - 1] == '/') path[--pl] = '\0';
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+
+    if (m == EVHTTP_REQ_OPTIONS) {
+        struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+        const char *want = evhttp_find_header(evhttp_request_get_input_headers(req),
+                                              "Access-Control-Request-Headers");
+        evhttp_add_header(h, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+        evhttp_add_header(h, "Access-Control-Allow-Headers",
+                          want ? want : "Authorization, Content-Type");
+        evhttp_add_header(h, "Access-Control-Max-Age", "86400");
+        srv_add_common_headers(s, req);
+        srv_count_status(s, 204);
+        evhttp_send_reply(req, 204, "No Content", NULL);
+    } else if (!strcmp(path, "/v1/chat/completions") || !strcmp(path, "/v1/completions")) {
+        if (m != EVHTTP_REQ_POST) method_not_allowed(s, req, "POST", path);
+        else gen_handle(s, c, req, path[4] == 'c' && path[5] == 'h');
+    } else if (!strcmp(path, "/v1/models")) {
+        if (m != EVHTTP_REQ_GET) method_not_allowed(s, req, "GET", path);
+        else handle_models(s, req, evhttp_uri_get_query(uri));
+    } else if (!strncmp(path, "/v1/models/", 11) && path[11]) {
+        if (m != EVHTTP_REQ_GET) method_not_allowed(s, req, "GET", path);
+        else handle_model(s, req, path + 11);
+    } else if (!strcmp(path, "/health")) {
+        if (m != EVHTTP_REQ_GET) method_not_allowed(s, req, "GET", path);
+        else handle_health(s, req);
+    } else if (!strcmp(path, "/metrics")) {
+        if (m != EVHTTP_REQ_GET) method_not_allowed(s, req, "GET", path);
+        else handle_metrics(s, req);
+    } else {
+        oai_error_t e;
+        oai_fail(&e, 404, "invalid_request_error", "unknown_url", NULL,
+                 "Unknown request URL: %s %.200s. Please check the URL for typos.", method_name(m), path);
+        srv_send_error(s, req, &e);
+    }
+    free(path);
+}
+
+/* ---- lifecycle ---- */
+
+static void on_signal(evutil_socket_t sig, short what, void *arg) {
+    srv_t *s = arg;
+    sl_info("signal %d: shutting down", (int)sig);
+    event_base_loopexit(s->base, NULL);
+}
+
+static int load_model(srv_t *s, srv_model_t *m, const srv_model_spec_t *spec, char *err, size_t errlen) {
+    m->srv = s;
+    m->id = sl_strdup(spec->id);
+    if (!m->id) return sl_err(err, errlen, "out of memory");
+    char e2[SL_ERR_MAX];
+    m->model = model_load(spec->path, e2, sizeof e2);
+    if (!m->model) return sl_err(err, errlen, "model %s: %s", spec->path, e2);
+    const gguf_file_t *g = model_gguf(m->model);
+    m->tok = tok_load(g, e2, sizeof e2);
+    if (!m->tok) return sl_err(err, errlen, "model %s: tokenizer: %s", spec->path, e2);
+    gguf_str_t src;
+    if (gguf_get_str(g, "tokenizer.chat_template", &src, NULL, 0) == 0 && src.len > 0) {
+        m->tmpl = chat_tmpl_new(src.ptr, src.len, e2, sizeof e2);
+        if (!m->tmpl) sl_warn("model %s: chat template rejected (%s); using ChatML", spec->id, e2);
+    }
+    if (!m->tmpl) m->tmpl = chat_tmpl_new_chatml(e2, sizeof e2);
+    if (!m->tmpl) return sl_err(err, errlen, "chat template: %s", e2);
+    int nv = tok_n_vocab(m->tok);
+    for (int32_t id = 0; id < nv; id++) {
+        if (!tok_is_eog(m->tok, id)) continue;
+        int32_t *ne = realloc(m->eog, (m->n_eog + 1) * sizeof *ne);
+        if (!ne) return sl_err(err, errlen, "out of memory");
+        m->eog = ne;
+        m->eog[m->n_eog++] = id;
+    }
+    sl_buf_t b = {0};
+    if (tok_bos(m->tok) >= 0) tok_token_to_piece(m->tok, tok_bos(m->tok), true, &b);
+    m->bos_text = sl_buf_steal(&b);
+    if (tok_eos(m->tok) >= 0) tok_token_to_piece(m->tok, tok_eos(m->tok), true, &b);
+    m->eos_text = sl_buf_steal(&b);
+    struct stat stt;
+    m->created = stat(spec->path, &stt) == 0 ? (int64_t)stt.st_mtime : (int64_t)time(NULL);
+    eng_opts_t eo = {0};
+    eo.n_threads = s->cfg.n_threads;
+    eo.n_ctx = s->cfg.n_ctx;
+    eo.max_running = s->cfg.max_running;
+    eo.max_queued = s->cfg.max_queued;
+    m->eng = eng_new(m->model, &eo, on_engine_event, m, e2, sizeof e2);
+    if (!m->eng) return sl_err(err, errlen, "engine: %s", e2);
+    sl_info("model %s: %s (vocab %d, context %d, %zu end-of-generation tokens)", m->id, spec->path,
+            nv, eng_n_ctx(m->eng), m->n_eog);
+    return 0;
+}
+
+srv_t *srv_new(const srv_config_t *cfg, const srv_model_spec_t *models, int n_models, char *err,
+               size_t errlen) {
+    static int threads_ready;
+    if (!threads_ready) {
+        if (evthread_use_pthreads() != 0) {
+            sl_err(err, errlen, "libevent without pthreads support");
+            return NULL;
+        }
+        threads_ready = 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    srv_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        sl_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->cfg = *cfg;
+    if (!s->cfg.host) s->cfg.host = "127.0.0.1";
+    if (s->cfg.max_body == 0) s->cfg.max_body = (size_t)8 << 20;
+    if (s->cfg.max_header == 0) s->cfg.max_header = (size_t)16 << 10;
+    if (s->cfg.max_conns <= 0) s->cfg.max_conns = 1024;
+    if (s->cfg.timeout_s <= 0) s->cfg.timeout_s = 300;
+    if (s->cfg.max_running <= 0) s->cfg.max_running = 16;
+    if (s->cfg.max_queued <= 0) s->cfg.max_queued = 256;
+    pthread_mutex_init(&s->evq_mu, NULL);
+    s->conn_cap = 1;
+    while (s->conn_cap < (size_t)s->cfg.max_conns * 2 + 2) s->conn_cap <<= 1;
+    s->conns = calloc(s->conn_cap, sizeof *s->conns);
+    s->models = calloc((size_t)(n_models > 0 ? n_models : 1), sizeof *s->models);
+    s->base = event_base_new();
+    if (!s->conns || !s->models || !s->base) {
+        sl_err(err, errlen, "out of memory");
+        goto fail;
+    }
+    uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    int fd = open("/dev/urandom", O_RDONLY);
+    if (fd >= 0) {
+        if (read(fd, &seed, sizeof seed) != (ssize_t)sizeof seed) seed ^= sl_now_ns();
+        close(fd);
+    }
+    s->rng = seed | 1;
+    if (n_models <= 0) {
+        sl_err(err, errlen, "no model given (--model NAME=PATH.gguf)");
+        goto fail;
+    }
+    for (int i = 0; i < n_models; i++) {
+        for (int j = 0; j < i; j++)
+            if (!strcmp(models[i].id, models[j].id)) {
+                sl_err(err, errlen, "model id '%s' given twice", models[i].id);
+                goto fail;
+            }
+        s->n_models = i + 1;
+        if (load_model(s, &s->models[i], &models[i], err, errlen) != 0) goto fail;
+    }
+    s->wake = event_new(s->base, -1, 0, on_wake, s);
+    s->sigint = evsignal_new(s->base, SIGINT, on_signal, s);
+    s->sigterm = evsignal_new(s->base, SIGTERM, on_signal, s);
+    s->http = evhttp_new(s->base);
+    if (!s->wake || !s->sigint || !s->sigterm || !s->http) {
+        sl_err(err, errlen, "out of memory");
+        goto fail;
+    }
+    evsignal_add(s->sigint, NULL);
+    evsignal_add(s->sigterm, NULL);
+    /* libevent's own limit is a backstop at 4x ours, so that bodies a bit
+     * over the limit get our JSON 413 rather than libevent's HTML one */
+    evhttp_set_max_body_size(s->http, (ev_ssize_t)SL_MIN(s->cfg.max_body * 4, (size_t)1 << 30));
+    evhttp_set_max_headers_size(s->http, (ev_ssize_t)s->cfg.max_header);
+    evhttp_set_timeout(s->http, s->cfg.timeout_s);
+    evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+                                            EVHTTP_REQ_PATCH);
+    evhttp_set_gencb(s->http, on_request, s);
+    struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(s->http, s->cfg.host, (ev_uint16_t)s->cfg.port);
+    if (!bs) {
+        sl_err(err, errlen, "cannot listen on %s:%d: %s", s->cfg.host, s->cfg.port, strerror(errno));
+        goto fail;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET) s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        else if (ss.ss_family == AF_INET6) s->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+    return s;
+fail:
+    srv_free(s);
+    return NULL;
+}
+
+int srv_port(const srv_t *s) {
+    return s->port;
+}
+
+int srv_run(srv_t *s) {
+    /* "listening" on stdout is what scripts and tests wait for */
+    printf("silica: listening on http://%s:%d\n", s->cfg.host, s->port);
+    fflush(stdout);
+    event_base_dispatch(s->base);
+    return 0;
+}
+
+void srv_stop(srv_t *s) {
+    event_base_loopexit(s->base, NULL);
+}
+
+void srv_free(srv_t *s) {
+    if (!s) return;
+    /* engines first: every live sequence finishes (cancelled) and its FINISH
+     * lands in the queue, drained below so jobs are released */
+    for (int i = 0; i < s->n_models; i++) {
+        eng_free(s->models[i].eng);
+        s->models[i].eng = NULL;
+    }
+    if (s->wake) on_wake(-1, 0, s);
+    if (s->http) evhttp_free(s->http);
+    gen_free_all(s);
+    for (int i = 0; i < s->n_models; i++) {
+        srv_model_t *m = &s->models[i];
+        chat_tmpl_free(m->tmpl);
+        tok_free(m->tok);
+        model_free(m->model);
+        free(m->eog);
+        free(m->bos_text);
+        free(m->eos_text);
+        free(m->id);
+    }
+    free(s->models);
+    if (s->conns)
+        for (size_t i = 0; i < s->conn_cap; i++) free(s->conns[i]);
+    free(s->conns);
+    if (s->wake) event_free(s->wake);
+    if (s->sigint) event_free(s->sigint);
+    if (s->sigterm) event_free(s->sigterm);
+    if (s->base) event_base_free(s->base);
+    free(s->evq);
+    free(s->evq_spare);
+    pthread_mutex_destroy(&s->evq_mu);
+    free(s);
+}

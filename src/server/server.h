@@ -1,0 +1,82 @@
+/*
+ * server.h — the OpenAI-compatible HTTP server: one libevent I/O thread,
+ * one engine thread per loaded model (engine/), JSON with jansson.
+ *
+ * Routes: POST /v1/chat/completions, POST /v1/completions (JSON or SSE
+ * streaming), GET /v1/models[?type=&sub_type=], GET /v1/models/{id},
+ * GET /health, GET /metrics (Prometheus text), OPTIONS (CORS preflight).
+ *
+ * The request path has a hook for the platform (API keys, billing, rate
+ * limits): begin (authenticate + authorize + reserve) before any model work,
+ * finish (one usage record) after the last byte or a disconnect, abort when
+ * the request is refused before any compute. With no hooks the API is open.
+ * Hooks run on the I/O thread.
+ */
+#ifndef SILICA_SERVER_H
+#define SILICA_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct srv srv_t;
+
+typedef struct srv_status {
+    int http;          /* 401, 403, 404, 429, ... */
+    char type[40];     /* OpenAI error type */
+    char code[40];
+    char message[320];
+    int retry_after_s; /* > 0: sent as Retry-After */
+} srv_status_t;
+
+typedef struct srv_usage {
+    int64_t prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens;
+    int64_t ttft_ms; /* -1 unknown */
+} srv_usage_t;
+
+typedef struct srv_hooks {
+    void *ctx;
+    /* Authenticate the Authorization header value (NULL when absent),
+     * authorize `model`, reserve what the request may cost. 0 and *req (an
+     * opaque handle owned by the hook until finish/abort), or -1 with *st. */
+    int (*begin)(void *ctx, const char *authorization, const char *model, int64_t est_prompt_tokens,
+                 int64_t max_completion_tokens, void **req, srv_status_t *st);
+    /* Optional: an id for the x-request-id header. */
+    const char *(*request_id)(void *req);
+    /* Exactly once per successful begin: usage of what was computed;
+     * status "ok", "error" or "cancelled". */
+    void (*finish)(void *ctx, void *req, const srv_usage_t *u, const char *status);
+    /* Instead of finish when nothing was computed. */
+    void (*abort)(void *ctx, void *req);
+} srv_hooks_t;
+
+typedef struct srv_model_spec {
+    const char *id;   /* public model id */
+    const char *path; /* GGUF file */
+} srv_model_spec_t;
+
+typedef struct srv_config {
+    const char *host;     /* default 127.0.0.1 */
+    int port;             /* 0: any free port (see srv_port) */
+    int n_threads;        /* kernel threads per model; default 1 */
+    int n_ctx;            /* context per sequence; 0: model default (<= 4096) */
+    const char *data_dir; /* may be NULL */
+    size_t max_body;      /* bytes; default 8 MiB */
+    size_t max_header;    /* bytes; default 16 KiB */
+    int max_conns;        /* default 1024 */
+    int timeout_s;        /* idle read/write timeout; default 300 */
+    int max_running;      /* sequences decoding at once per model; default 16 */
+    int max_queued;       /* waiting sequences per model before 503; default 256 */
+    srv_hooks_t hooks;
+} srv_config_t;
+
+/* Loads the models, starts their engines, binds the socket. */
+srv_t *srv_new(const srv_config_t *cfg, const srv_model_spec_t *models, int n_models, char *err,
+               size_t errlen);
+int srv_port(const srv_t *s);
+/* Serves until SIGINT/SIGTERM or srv_stop(). Returns 0. */
+int srv_run(srv_t *s);
+void srv_stop(srv_t *s); /* thread-safe */
+void srv_free(srv_t *s);
+
+#endif

@@ -1,0 +1,85 @@
+/*
+ * server_int.h — state shared by the server's files (server.c: HTTP,
+ * routing, lifecycle; gen.c: generation requests). I/O thread only, except
+ * the event queue (evq*, under evq_mu).
+ */
+#ifndef SILICA_SERVER_INT_H
+#define SILICA_SERVER_INT_H
+
+#include <event2/http.h>
+#include <jansson.h>
+#include <pthread.h>
+
+#include "base/base.h"
+#include "chat/chat.h"
+#include "engine/engine.h"
+#include "model/model.h"
+#include "server/oai.h"
+#include "server/server.h"
+#include "tokenizer/tokenizer.h"
+
+typedef struct srv_model {
+    srv_t *srv;
+    char *id;
+    sl_model_t *model;
+    sl_tok_t *tok;
+    chat_tmpl_t *tmpl;
+    eng_t *eng;
+    int32_t *eog; /* end-of-generation ids: the engine's stop ids */
+    size_t n_eog;
+    char *bos_text, *eos_text; /* for the chat template */
+    int64_t created;
+} srv_model_t;
+
+typedef struct gen_job gen_job_t;
+
+typedef struct srv_conn {
+    struct evhttp_connection *evcon;
+    gen_job_t *job; /* the generation in progress on this connection, if any */
+} srv_conn_t;
+
+typedef struct srv_qev {
+    eng_event_t ev;
+    char err[200];
+} srv_qev_t;
+
+struct srv {
+    srv_config_t cfg;
+    struct event_base *base;
+    struct evhttp *http;
+    struct event *wake, *sigint, *sigterm;
+    int port;
+    srv_model_t *models;
+    int n_models;
+    uint64_t rng; /* ids; I/O thread only */
+
+    pthread_mutex_t evq_mu;
+    srv_qev_t *evq, *evq_spare;
+    size_t evq_len, evq_cap, evq_spare_cap;
+
+    srv_conn_t **conns; /* open-addressing map evcon -> record */
+    size_t conn_cap;
+    int n_conns;
+
+    gen_job_t *jobs; /* every live job (doubly linked) */
+    int n_jobs;
+
+    uint64_t n_requests, n_status[6];
+    uint64_t tok_ovh_ns, tok_ovh_n, tok_ovh_max_ns;
+};
+
+void srv_add_common_headers(srv_t *s, struct evhttp_request *req);
+void srv_count_status(srv_t *s, int status);
+void srv_send_json(srv_t *s, struct evhttp_request *req, int status, const char *body, size_t len);
+void srv_send_jsonv(srv_t *s, struct evhttp_request *req, int status, json_t *v); /* steals v */
+void srv_send_error(srv_t *s, struct evhttp_request *req, const oai_error_t *e);
+srv_model_t *srv_find_model(srv_t *s, const char *id);
+void srv_model_not_found(srv_t *s, const char *id, oai_error_t *e);
+
+/* gen.c */
+void gen_handle(srv_t *s, srv_conn_t *c, struct evhttp_request *req, bool chat);
+void gen_on_event(srv_t *s, const eng_event_t *ev);
+void gen_conn_lost(gen_job_t *j);
+void gen_free_all(srv_t *s);
+
+#endif

@@ -1,0 +1,337 @@
+/*
+ * cmd_mkmodel.c — `silica mkmodel`: writes a random-weight model in the
+ * standard GGUF layout (tensor names, metadata keys and types exactly as
+ * llama.cpp's converter writes them), optionally with a real tokenizer
+ * imported from a Hugging Face tokenizer.json + tokenizer_config.json.
+ *
+ *   silica mkmodel --arch llama|qwen2|qwen3 --out F.gguf [--vocab N] [--embd N]
+ *       [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N]
+ *       [--ctx N] [--tied|--untied] [--type f32|f16|q8_0|q4_K_M|...]
+ *       [--seed S] [--tokenizer DIR] [--name NAME] [--rope-base F]
+ *       [--rope-scaling linear|yarn --rope-factor F --rope-orig-ctx N]
+ *       [--preset qwen2.5-0.5b] [-t THREADS]
+ *
+ * Weights are seeded pseudo-random normals × 0.02 (norm weights 1 ± 0.02),
+ * so activations and logits stay in a sane range. Types per tensor follow
+ * model_qplan_type (the q4_K_M mix and its fallbacks included). For llama,
+ * the converter's Q/K row permutation is only a layout convention, which
+ * random weights need not reproduce.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "base/pool.h"
+#include "cli/cli.h"
+#include "cli/model_cli.h"
+#include "gguf/gguf.h"
+#include "model/model_quant.h"
+#include "tokenizer/hf_import.h"
+
+typedef struct mk {
+    const char *arch, *out, *type, *tokenizer, *name, *scaling;
+    long vocab, embd, layers, heads, kv_heads, head_dim, ffn, ctx, seed, threads, orig_ctx;
+    int tied; /* -1: default */
+    double rope_base, rope_factor, eps;
+} mk_t;
+
+static void usage(void) {
+    fprintf(stderr,
+            "usage: silica mkmodel --arch llama|qwen2|qwen3 --out F.gguf [--vocab N] [--embd N] [--layers N]\n"
+            "         [--heads N] [--kv-heads N] [--head-dim N] [--ffn N] [--ctx N] [--tied|--untied]\n"
+            "         [--type f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q4_K|q5_K|q6_K|q4_K_M|q5_K_M] [--seed S]\n"
+            "         [--tokenizer DIR] [--name NAME] [--rope-base F] [--rope-scaling linear|yarn]\n"
+            "         [--rope-factor F] [--rope-orig-ctx N] [--preset qwen2.5-0.5b] [-t THREADS]\n");
+}
+
+/* ---- random numbers: xoshiro256** seeded by splitmix64 ---- */
+static uint64_t rs[4];
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static uint64_t rnext(void) {
+    uint64_t r = rotl(rs[1] * 5, 7) * 9, t = rs[1] << 17;
+    rs[2] ^= rs[0], rs[3] ^= rs[1], rs[1] ^= rs[2], rs[0] ^= rs[3], rs[2] ^= t, rs[3] = rotl(rs[3], 45);
+    return r;
+}
+static void rseed(uint64_t s) {
+    for (int i = 0; i < 4; i++) {
+        uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        rs[i] = z ^ (z >> 31);
+    }
+}
+/* Approximately standard normal: sum of four 16-bit uniforms (Irwin-Hall),
+ * centred and scaled to unit variance. */
+static float rnormal(void) {
+    uint64_t r = rnext();
+    double s = (double)(r & 0xffff) + (double)((r >> 16) & 0xffff) + (double)((r >> 32) & 0xffff) +
+               (double)(r >> 48);
+    return (float)((s / 65536.0 - 2.0) * 1.7320508075688772);
+}
+
+typedef struct {
+    gguf_writer_t *w;
+    model_qplan_t plan;
+    sl_pool_t *pool;
+    void **bufs;
+    size_t n_bufs, cap_bufs;
+    size_t bytes;
+} out_t;
+
+static int keep(out_t *o, void *p) {
+    if (o->n_bufs == o->cap_bufs) {
+        size_t nc = o->cap_bufs ? o->cap_bufs * 2 : 64;
+        void **nb = realloc(o->bufs, nc * sizeof *nb);
+        if (!nb) return -1;
+        o->bufs = nb;
+        o->cap_bufs = nc;
+    }
+    o->bufs[o->n_bufs++] = p;
+    return 0;
+}
+
+/* Adds a tensor of n_out rows × n_in (1-D when n_out == 0) filled with
+ * center + scale × normal, stored as the plan says. */
+static int add_random(out_t *o, const char *name, int64_t n_in, int64_t n_out, float center, float scale) {
+    const uint32_t n_dims = n_out > 0 ? 2 : 1;
+    const int64_t rows = n_out > 0 ? n_out : 1;
+    size_t n;
+    if (!sl_mul_size((size_t)n_in, (size_t)rows, &n)) return -1;
+    float *f = malloc(n * sizeof(float));
+    if (!f) return -1;
+    for (size_t i = 0; i < n; i++) f[i] = center + scale * rnormal();
+    const sl_type_t t = model_qplan_type(&o->plan, name, n_dims, n_in);
+    const int64_t ne[2] = {n_in, n_out};
+    void *data = f;
+    if (t != SL_TYPE_F32) {
+        const size_t rb = sl_row_size(t, n_in);
+        data = malloc(rb * (size_t)rows);
+        if (!data || model_quantize_rows(o->pool, t, f, n_in, rows, data)) {
+            free(data);
+            free(f);
+            fprintf(stderr, "silica mkmodel: cannot make '%s' as %s\n", name, sl_type_name(t));
+            return -1;
+        }
+        free(f);
+    }
+    if (keep(o, data) || gguf_writer_add_tensor_ref(o->w, name, t, n_dims, ne, data)) {
+        free(data);
+        return -1;
+    }
+    o->bytes += t == SL_TYPE_F32 ? n * 4 : sl_row_size(t, n_in) * (size_t)rows;
+    return 0;
+}
+
+static int set_key_u32(gguf_writer_t *w, const char *arch, const char *k, long v) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, k);
+    return gguf_writer_set_u32(w, key, (uint32_t)v);
+}
+static int set_key_f32(gguf_writer_t *w, const char *arch, const char *k, double v) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, k);
+    return gguf_writer_set_f32(w, key, (float)v);
+}
+
+static int parse(mk_t *m, int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--preset")) {
+            if (!v || strcmp(v, "qwen2.5-0.5b") != 0) {
+                fprintf(stderr, "silica mkmodel: known presets: qwen2.5-0.5b\n");
+                return -1;
+            }
+            m->arch = "qwen2", m->vocab = 151936, m->embd = 896, m->layers = 24, m->heads = 14, m->kv_heads = 2;
+            m->head_dim = 64, m->ffn = 4864, m->ctx = 32768, m->tied = 1, m->rope_base = 1000000.0, m->eps = 1e-6;
+            m->name = "Qwen2.5-0.5B-shaped random";
+            i++;
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long *n = !strcmp(a, "--vocab")      ? &m->vocab
+                  : !strcmp(a, "--embd")     ? &m->embd
+                  : !strcmp(a, "--layers")   ? &m->layers
+                  : !strcmp(a, "--heads")    ? &m->heads
+                  : !strcmp(a, "--kv-heads") ? &m->kv_heads
+                  : !strcmp(a, "--head-dim") ? &m->head_dim
+                  : !strcmp(a, "--ffn")      ? &m->ffn
+                  : !strcmp(a, "--ctx")      ? &m->ctx
+                  : !strcmp(a, "--seed")     ? &m->seed
+                  : !strcmp(a, "--rope-orig-ctx") ? &m->orig_ctx
+                  : (!strcmp(a, "-t") || !strcmp(a, "--threads")) ? &m->threads
+                                                                   : NULL;
+        const char **s = !strcmp(a, "--arch")           ? &m->arch
+                         : !strcmp(a, "--out")          ? &m->out
+                         : !strcmp(a, "--type")         ? &m->type
+                         : !strcmp(a, "--tokenizer")    ? &m->tokenizer
+                         : !strcmp(a, "--name")         ? &m->name
+                         : !strcmp(a, "--rope-scaling") ? &m->scaling
+                                                        : NULL;
+        double *d = !strcmp(a, "--rope-base") ? &m->rope_base : !strcmp(a, "--rope-factor") ? &m->rope_factor : NULL;
+        if (n) {
+            if (!mcli_int(v, 0, 1L << 30, n)) goto badval;
+            i++;
+        } else if (s) {
+            if (!v) goto badval;
+            *s = v;
+            i++;
+        } else if (d) {
+            if (!mcli_float(v, d) || *d <= 0) goto badval;
+            i++;
+        } else if (!strcmp(a, "--tied")) {
+            m->tied = 1;
+        } else if (!strcmp(a, "--untied")) {
+            m->tied = 0;
+        } else if (!strcmp(a, "--preset")) {
+            i++;
+        } else {
+            fprintf(stderr, "silica mkmodel: unknown argument '%s'\n", a);
+            usage();
+            return -1;
+        }
+        continue;
+    badval:
+        fprintf(stderr, "silica mkmodel: bad or missing value for %s\n", a);
+        return -1;
+    }
+    return 0;
+}
+
+int cmd_mkmodel(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return usage(), 0;
+    mk_t m = {.type = "f32", .vocab = 0, .embd = 64, .layers = 2, .heads = 4, .kv_heads = 2, .head_dim = 0,
+              .ffn = 128, .ctx = 2048, .seed = 42, .tied = -1, .rope_base = 0, .rope_factor = 1, .eps = 1e-6};
+    if (parse(&m, argc, argv)) return 2;
+    if (!m.arch || !m.out) {
+        fprintf(stderr, "silica mkmodel: --arch and --out are required\n");
+        usage();
+        return 2;
+    }
+    if (strcmp(m.arch, "llama") && strcmp(m.arch, "qwen2") && strcmp(m.arch, "qwen3")) {
+        fprintf(stderr, "silica mkmodel: --arch must be llama, qwen2 or qwen3\n");
+        return 2;
+    }
+    if (m.rope_base == 0) m.rope_base = !strcmp(m.arch, "llama") ? 10000.0 : 1000000.0;
+    if (m.head_dim == 0) m.head_dim = m.heads ? m.embd / m.heads : 0;
+    if (m.tied < 0) m.tied = 0;
+    if (m.embd < 1 || m.layers < 1 || m.heads < 1 || m.kv_heads < 1 || m.head_dim < 2 || (m.head_dim & 1) ||
+        m.ffn < 1 || m.ctx < 1 || m.heads % m.kv_heads) {
+        fprintf(stderr, "silica mkmodel: inconsistent shape (need heads %% kv-heads == 0, even head-dim)\n");
+        return 2;
+    }
+    char err[SL_ERR_MAX];
+    long tok_vocab = 0;
+    char tj[4096], tc[4096];
+    if (m.tokenizer) {
+        snprintf(tj, sizeof tj, "%s/tokenizer.json", m.tokenizer);
+        snprintf(tc, sizeof tc, "%s/tokenizer_config.json", m.tokenizer);
+        tok_vocab = tok_hf_vocab_size(tj, err, sizeof err);
+        if (tok_vocab < 0) {
+            fprintf(stderr, "silica mkmodel: %s\n", err);
+            return 1;
+        }
+        if (m.vocab == 0) m.vocab = tok_vocab;
+        if (m.vocab < tok_vocab) {
+            fprintf(stderr, "silica mkmodel: --vocab %ld is smaller than the tokenizer's %ld tokens\n", m.vocab,
+                    tok_vocab);
+            return 2;
+        }
+    }
+    if (m.vocab == 0) m.vocab = 256;
+
+    out_t o = {0};
+    int rc = 1;
+    o.w = gguf_writer_new();
+    const int nt = m.threads > 0 ? (int)m.threads : mcli_n_cores();
+    o.pool = nt > 1 ? sl_pool_new(nt) : NULL;
+    if (!o.w || model_qplan_init(&o.plan, m.type, (int)m.layers, m.tied != 0, err, sizeof err)) {
+        fprintf(stderr, "silica mkmodel: %s\n", o.w ? err : "out of memory");
+        goto done;
+    }
+    const char *A = m.arch;
+    char name[128];
+    snprintf(name, sizeof name, "silica-random-%s", A);
+    int bad = 0;
+    bad |= gguf_writer_set_str(o.w, "general.architecture", A);
+    bad |= gguf_writer_set_str(o.w, "general.name", m.name ? m.name : name);
+    bad |= gguf_writer_set_u32(o.w, "general.file_type", (uint32_t)o.plan.ftype);
+    bad |= gguf_writer_set_u32(o.w, "general.quantization_version", 2);
+    bad |= set_key_u32(o.w, A, "vocab_size", m.vocab);
+    bad |= set_key_u32(o.w, A, "context_length", m.ctx);
+    bad |= set_key_u32(o.w, A, "embedding_length", m.embd);
+    bad |= set_key_u32(o.w, A, "block_count", m.layers);
+    bad |= set_key_u32(o.w, A, "feed_forward_length", m.ffn);
+    bad |= set_key_u32(o.w, A, "attention.head_count", m.heads);
+    bad |= set_key_u32(o.w, A, "attention.head_count_kv", m.kv_heads);
+    bad |= set_key_u32(o.w, A, "attention.key_length", m.head_dim);
+    bad |= set_key_u32(o.w, A, "attention.value_length", m.head_dim);
+    bad |= set_key_u32(o.w, A, "rope.dimension_count", m.head_dim);
+    bad |= set_key_f32(o.w, A, "rope.freq_base", m.rope_base);
+    bad |= set_key_f32(o.w, A, "attention.layer_norm_rms_epsilon", m.eps);
+    if (m.scaling) {
+        char key[128];
+        if (strcmp(m.scaling, "linear") && strcmp(m.scaling, "yarn")) {
+            fprintf(stderr, "silica mkmodel: --rope-scaling must be linear or yarn\n");
+            goto done;
+        }
+        snprintf(key, sizeof key, "%s.rope.scaling.type", A);
+        bad |= gguf_writer_set_str(o.w, key, m.scaling);
+        bad |= set_key_f32(o.w, A, "rope.scaling.factor", m.rope_factor);
+        bad |= set_key_u32(o.w, A, "rope.scaling.original_context_length", m.orig_ctx ? m.orig_ctx : m.ctx);
+    }
+    if (bad) {
+        fprintf(stderr, "silica mkmodel: out of memory\n");
+        goto done;
+    }
+    if (m.tokenizer && tok_hf_to_gguf(o.w, tj, tc, err, sizeof err) != 0) {
+        fprintf(stderr, "silica mkmodel: tokenizer: %s\n", err);
+        goto done;
+    }
+
+    rseed((uint64_t)m.seed);
+    const float sd = 0.02f;
+    const int64_t E = m.embd, QD = m.heads * m.head_dim, KD = m.kv_heads * m.head_dim, F = m.ffn;
+    if (add_random(&o, "token_embd.weight", E, m.vocab, 0, sd) ||
+        add_random(&o, "output_norm.weight", E, 0, 1, sd) ||
+        (!m.tied && add_random(&o, "output.weight", E, m.vocab, 0, sd)))
+        goto oom;
+    for (long l = 0; l < m.layers; l++) {
+        char n[64];
+#define T(s) (snprintf(n, sizeof n, "blk.%ld.%s", l, s), n)
+        if (add_random(&o, T("attn_norm.weight"), E, 0, 1, sd) ||
+            add_random(&o, T("attn_q.weight"), E, QD, 0, sd) || add_random(&o, T("attn_k.weight"), E, KD, 0, sd) ||
+            add_random(&o, T("attn_v.weight"), E, KD, 0, sd) ||
+            add_random(&o, T("attn_output.weight"), QD, E, 0, sd) ||
+            add_random(&o, T("ffn_norm.weight"), E, 0, 1, sd) || add_random(&o, T("ffn_gate.weight"), E, F, 0, sd) ||
+            add_random(&o, T("ffn_up.weight"), E, F, 0, sd) || add_random(&o, T("ffn_down.weight"), F, E, 0, sd))
+            goto oom;
+        if (!strcmp(A, "qwen2") &&
+            (add_random(&o, T("attn_q.bias"), QD, 0, 0, sd) || add_random(&o, T("attn_k.bias"), KD, 0, 0, sd) ||
+             add_random(&o, T("attn_v.bias"), KD, 0, 0, sd)))
+            goto oom;
+        if (!strcmp(A, "qwen3") && (add_random(&o, T("attn_q_norm.weight"), m.head_dim, 0, 1, sd) ||
+                                    add_random(&o, T("attn_k_norm.weight"), m.head_dim, 0, 1, sd)))
+            goto oom;
+#undef T
+    }
+    if (gguf_writer_write(o.w, m.out, err, sizeof err) != 0) {
+        fprintf(stderr, "silica mkmodel: %s\n", err);
+        goto done;
+    }
+    fprintf(stderr, "mkmodel: wrote %s (%s, %ld layers, embd %ld, vocab %ld, %s, %.1f MiB of tensors)\n", m.out, A,
+            m.layers, m.embd, m.vocab, o.plan.name, (double)o.bytes / 1048576.0);
+    rc = 0;
+    goto done;
+oom:
+    fprintf(stderr, "silica mkmodel: out of memory or bad shape while making tensors\n");
+done:
+    for (size_t i = 0; i < o.n_bufs; i++) free(o.bufs[i]);
+    free(o.bufs);
+    gguf_writer_free(o.w);
+    sl_pool_free(o.pool);
+    return rc;
+}

@@ -1,0 +1,221 @@
+/*
+ * model_quant.c — per-tensor type choice (llama.cpp's rules for the file
+ * types Silica can produce) and whole-file conversion. See model_quant.h.
+ */
+#include "model/model_quant.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "base/base.h"
+#include "gguf/gguf.h"
+
+/* llama_ftype numbers (general.file_type). */
+enum {
+    FT_F32 = 0, FT_F16 = 1, FT_Q4_0 = 2, FT_Q4_1 = 3, FT_Q8_0 = 7, FT_Q5_0 = 8, FT_Q5_1 = 9,
+    FT_Q4_K_S = 14, FT_Q4_K_M = 15, FT_Q5_K_S = 16, FT_Q5_K_M = 17, FT_Q6_K = 18, FT_BF16 = 32,
+};
+
+static const struct {
+    const char *name;
+    sl_type_t base;
+    bool k_mix;
+    int ftype;
+} plans[] = {
+    {"f32", SL_TYPE_F32, false, FT_F32},     {"f16", SL_TYPE_F16, false, FT_F16},
+    {"bf16", SL_TYPE_BF16, false, FT_BF16},  {"q8_0", SL_TYPE_Q8_0, false, FT_Q8_0},
+    {"q4_0", SL_TYPE_Q4_0, false, FT_Q4_0},  {"q4_1", SL_TYPE_Q4_1, false, FT_Q4_1},
+    {"q5_0", SL_TYPE_Q5_0, false, FT_Q5_0},  {"q5_1", SL_TYPE_Q5_1, false, FT_Q5_1},
+    {"q4_K", SL_TYPE_Q4_K, false, FT_Q4_K_S}, {"q5_K", SL_TYPE_Q5_K, false, FT_Q5_K_S},
+    {"q6_K", SL_TYPE_Q6_K, false, FT_Q6_K},  {"q4_K_M", SL_TYPE_Q4_K, true, FT_Q4_K_M},
+    {"q5_K_M", SL_TYPE_Q5_K, true, FT_Q5_K_M},
+};
+
+int model_qplan_init(model_qplan_t *p, const char *type_name, int n_layer, bool tied, char *err,
+                     size_t errlen) {
+    memset(p, 0, sizeof *p);
+    for (size_t i = 0; i < SL_ARRAY_LEN(plans); i++) {
+        if (strcasecmp(type_name, plans[i].name) != 0) continue;
+        p->base = plans[i].base;
+        p->k_mix = plans[i].k_mix;
+        p->ftype = plans[i].ftype;
+        p->n_layer = n_layer;
+        p->tied = tied;
+        snprintf(p->name, sizeof p->name, "%s", plans[i].name);
+        return 0;
+    }
+    return sl_err(err, errlen,
+                  "unknown type '%s' (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_K, q5_K, q6_K, "
+                  "q4_K_M, q5_K_M)",
+                  type_name);
+}
+
+/* llama.cpp's use_more_bits: the first and last eighth of the layers and
+ * every third one in between. */
+static bool use_more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+
+static int layer_of(const char *name) {
+    if (strncmp(name, "blk.", 4) != 0) return -1;
+    char *end;
+    long l = strtol(name + 4, &end, 10);
+    return (end != name + 4 && *end == '.' && l >= 0 && l < 1000000) ? (int)l : -1;
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && !strcmp(s + a - b, suffix);
+}
+
+/* The type to use when rows of n_in elements do not fit t's blocks. */
+static sl_type_t fallback(sl_type_t t, int64_t n_in) {
+    for (int guard = 0; guard < 4 && sl_row_size(t, n_in) == 0; guard++) {
+        switch (t) {
+        case SL_TYPE_Q4_K: t = SL_TYPE_Q5_0; break;
+        case SL_TYPE_Q5_K: t = SL_TYPE_Q5_1; break;
+        case SL_TYPE_Q6_K: t = SL_TYPE_Q8_0; break;
+        default: t = SL_TYPE_F16; break;
+        }
+    }
+    return sl_row_size(t, n_in) ? t : SL_TYPE_F32;
+}
+
+sl_type_t model_qplan_type(const model_qplan_t *p, const char *name, uint32_t n_dims, int64_t n_in) {
+    if (n_dims < 2 || !ends_with(name, ".weight")) return SL_TYPE_F32;
+    sl_type_t t = p->base;
+    if (p->k_mix) {
+        const int l = layer_of(name);
+        if (!strcmp(name, "output.weight") || (p->tied && !strcmp(name, "token_embd.weight")))
+            t = SL_TYPE_Q6_K;
+        else if (l >= 0 && (ends_with(name, ".attn_v.weight") || ends_with(name, ".ffn_down.weight")) &&
+                 use_more_bits(l, p->n_layer))
+            t = SL_TYPE_Q6_K;
+    }
+    return fallback(t, n_in);
+}
+
+struct qrows_job {
+    sl_type_t t;
+    const float *src;
+    int64_t n_in, n_rows;
+    uint8_t *dst;
+    size_t rb;
+    int failed;
+};
+
+static void qrows_worker(void *ctx, int ith, int nth) {
+    struct qrows_job *j = ctx;
+    const int64_t per = (j->n_rows + nth - 1) / nth;
+    const int64_t lo = SL_MIN(j->n_rows, per * ith), hi = SL_MIN(j->n_rows, lo + per);
+    for (int64_t r = lo; r < hi; r++)
+        if (sl_quantize_row(j->t, j->src + r * j->n_in, j->dst + (size_t)r * j->rb, j->n_in) != 0)
+            __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
+}
+
+int model_quantize_rows(sl_pool_t *pool, sl_type_t t, const float *src, int64_t n_in, int64_t n_rows,
+                        void *dst) {
+    const size_t rb = sl_row_size(t, n_in);
+    if (rb == 0 || !sl_can_quantize(t)) return -1;
+    struct qrows_job j = {t, src, n_in, n_rows, dst, rb, 0};
+    sl_pool_run(pool, qrows_worker, &j);
+    return j.failed ? -1 : 0;
+}
+
+int model_quantize_file(const char *in_path, const char *out_path, const char *type_name, sl_pool_t *pool,
+                        bool verbose, char *err, size_t errlen) {
+    char e[SL_ERR_MAX];
+    gguf_file_t *in = gguf_open(in_path, e, sizeof e);
+    if (!in) return sl_err(err, errlen, "%s", e);
+    int rc = -1;
+    gguf_writer_t *w = gguf_writer_new();
+    const size_t nt = gguf_n_tensors(in);
+    void **bufs = calloc(nt ? nt : 1, sizeof *bufs);
+    float *rowbuf = NULL;
+    if (!w || !bufs) {
+        sl_err(err, errlen, "out of memory");
+        goto done;
+    }
+
+    /* Layer count and tied output, for the mix rules. */
+    int n_layer = 0;
+    for (size_t i = 0; i < nt; i++) {
+        int l = layer_of(gguf_tensor(in, i)->name);
+        if (l + 1 > n_layer) n_layer = l + 1;
+    }
+    const bool tied = gguf_find_tensor(in, "output.weight") == NULL;
+    model_qplan_t plan;
+    if (model_qplan_init(&plan, type_name, n_layer, tied, err, errlen)) goto done;
+
+    if (gguf_writer_copy_kv(w, in) != 0 || gguf_writer_set_u32(w, "general.file_type", (uint32_t)plan.ftype) ||
+        gguf_writer_set_u32(w, "general.quantization_version", 2)) {
+        sl_err(err, errlen, "out of memory copying metadata");
+        goto done;
+    }
+
+    size_t in_bytes = 0, out_bytes = 0;
+    for (size_t i = 0; i < nt; i++) {
+        const gguf_tensor_t *t = gguf_tensor(in, i);
+        const int64_t n_in = t->ne[0];
+        int64_t n_rows = 1;
+        for (uint32_t d = 1; d < t->n_dims; d++) n_rows *= t->ne[d];
+        sl_type_t to = model_qplan_type(&plan, t->name, t->n_dims, n_in);
+        const sl_type_traits_t *tr = sl_type_traits(t->type);
+        in_bytes += t->nbytes;
+        /* Already the wanted type, a 1-D tensor, or not something we read: copy. */
+        if (to == t->type || t->n_dims < 2 || !tr || !tr->supported) {
+            if (gguf_writer_add_tensor_ref(w, t->name, t->type, t->n_dims, t->ne, t->data)) {
+                sl_err(err, errlen, "out of memory");
+                goto done;
+            }
+            out_bytes += t->nbytes;
+            continue;
+        }
+        const size_t rb_out = sl_row_size(to, n_in);
+        size_t total;
+        if (!sl_mul_size(rb_out, (size_t)n_rows, &total) || !(bufs[i] = malloc(total ? total : 1))) {
+            sl_err(err, errlen, "out of memory converting '%s'", t->name);
+            goto done;
+        }
+        /* Dequantize and requantize in slabs of rows to bound memory. */
+        const int64_t slab = SL_MAX((int64_t)1, (int64_t)(1 << 22) / SL_MAX(n_in, (int64_t)1));
+        free(rowbuf);
+        rowbuf = malloc(sizeof(float) * (size_t)SL_MIN(slab, n_rows) * (size_t)n_in);
+        if (!rowbuf) {
+            sl_err(err, errlen, "out of memory");
+            goto done;
+        }
+        const size_t rb_in = sl_row_size(t->type, n_in);
+        for (int64_t r0 = 0; r0 < n_rows; r0 += slab) {
+            const int64_t nr = SL_MIN(slab, n_rows - r0);
+            for (int64_t r = 0; r < nr; r++)
+                sl_dequantize_row(t->type, (const uint8_t *)t->data + (size_t)(r0 + r) * rb_in,
+                                  rowbuf + r * n_in, n_in);
+            if (model_quantize_rows(pool, to, rowbuf, n_in, nr, (uint8_t *)bufs[i] + (size_t)r0 * rb_out)) {
+                sl_err(err, errlen, "cannot convert '%s' to %s", t->name, sl_type_name(to));
+                goto done;
+            }
+        }
+        if (gguf_writer_add_tensor_ref(w, t->name, to, t->n_dims, t->ne, bufs[i])) {
+            sl_err(err, errlen, "out of memory");
+            goto done;
+        }
+        out_bytes += total;
+        if (verbose)
+            fprintf(stderr, "%-32s %-6s -> %-6s [%lld x %lld]\n", t->name, sl_type_name(t->type), sl_type_name(to),
+                    (long long)n_in, (long long)n_rows);
+    }
+    if (gguf_writer_write(w, out_path, err, errlen) != 0) goto done;
+    if (verbose)
+        fprintf(stderr, "quantize: %s (%.1f MiB) -> %s (%.1f MiB) as %s\n", in_path, (double)in_bytes / 1048576.0,
+                out_path, (double)out_bytes / 1048576.0, plan.name);
+    rc = 0;
+done:
+    free(rowbuf);
+    if (bufs)
+        for (size_t i = 0; i < nt; i++) free(bufs[i]);
+    free(bufs);
+    gguf_writer_free(w);
+    gguf_close(in);
+    return rc;
+}

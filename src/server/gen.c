@@ -419,6 +419,29 @@ void gen_on_event(srv_t *s, const eng_event_t *ev) {
 
 /* ---- request intake ---- */
 
+/* Stand-in while the chat part is not linked: ChatML over string contents
+ * (text parts joined). */
+static int render_chatml(const json_t *body, sl_buf_t *out, char *err, size_t errlen) {
+    const json_t *msgs = json_object_get(body, "messages");
+    for (size_t i = 0; i < json_array_size(msgs); i++) {
+        const json_t *m = json_array_get(msgs, i);
+        const json_t *c = json_object_get(m, "content");
+        sl_buf_printf(out, "<|im_start|>%s\n", json_string_value(json_object_get(m, "role")));
+        if (json_is_string(c)) {
+            sl_buf_append(out, json_string_value(c), json_string_length(c));
+        } else if (json_is_array(c)) {
+            for (size_t k = 0; k < json_array_size(c); k++) {
+                const json_t *t = json_object_get(json_array_get(c, k), "text");
+                if (!json_is_string(t))
+                    return sl_err(err, errlen, "messages[%zu].content[%zu]: only text parts are supported", i, k);
+                sl_buf_append(out, json_string_value(t), json_string_length(t));
+            }
+        }
+        sl_buf_puts(out, "<|im_end|>\n");
+    }
+    return sl_buf_puts(out, "<|im_start|>assistant\n");
+}
+
 static int build_prompts(gen_job_t *j, oai_error_t *e) {
     srv_model_t *m = j->m;
     char err[SL_ERR_MAX];
@@ -433,7 +456,9 @@ static int build_prompts(gen_job_t *j, oai_error_t *e) {
         json_t *kw = json_object_get(j->r.body, "chat_template_kwargs");
         o.kwargs = json_is_object(kw) ? kw : NULL;
         sl_buf_t text = {0};
-        if (chat_render(m->tmpl, j->r.body, &o, &text, err, sizeof err) != 0) {
+        int rc = m->tmpl ? chat_render(m->tmpl, j->r.body, &o, &text, err, sizeof err)
+                         : render_chatml(j->r.body, &text, err, sizeof err);
+        if (rc != 0) {
             sl_buf_free(&text);
             return oai_fail(e, 400, NULL, "invalid_messages", "messages", "Invalid 'messages': %s", err);
         }
@@ -572,7 +597,7 @@ void gen_handle(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, bool cha
         goto fail;
     }
     if (build_prompts(j, &e) != 0) goto fail;
-    int max_tokens;
+    int max_tokens = 1;
     if (check_lengths(j, &max_tokens, &e) != 0) goto fail;
 
     if (s->cfg.hooks.begin) {

@@ -411,12 +411,14 @@ static int load_model(srv_t *s, srv_model_t *m, const srv_model_spec_t *spec, ch
     m->tok = tok_load(g, e2, sizeof e2);
     if (!m->tok) return sl_err(err, errlen, "model %s: tokenizer: %s", spec->path, e2);
     gguf_str_t src;
-    if (gguf_get_str(g, "tokenizer.chat_template", &src, NULL, 0) == 0 && src.len > 0) {
+    if (chat_tmpl_new && gguf_get_str(g, "tokenizer.chat_template", &src, NULL, 0) == 0 && src.len > 0) {
         m->tmpl = chat_tmpl_new(src.ptr, src.len, e2, sizeof e2);
         if (!m->tmpl) sl_warn("model %s: chat template rejected (%s); using ChatML", spec->id, e2);
     }
-    if (!m->tmpl) m->tmpl = chat_tmpl_new_chatml(e2, sizeof e2);
-    if (!m->tmpl) return sl_err(err, errlen, "chat template: %s", e2);
+    if (!m->tmpl && chat_tmpl_new_chatml) {
+        m->tmpl = chat_tmpl_new_chatml(e2, sizeof e2);
+        if (!m->tmpl) return sl_err(err, errlen, "chat template: %s", e2);
+    }
     int nv = tok_n_vocab(m->tok);
     for (int32_t id = 0; id < nv; id++) {
         if (!tok_is_eog(m->tok, id)) continue;
@@ -563,7 +565,7 @@ void srv_free(srv_t *s) {
     gen_free_all(s);
     for (int i = 0; i < s->n_models; i++) {
         srv_model_t *m = &s->models[i];
-        chat_tmpl_free(m->tmpl);
+        if (m->tmpl && chat_tmpl_free) chat_tmpl_free(m->tmpl);
         tok_free(m->tok);
         model_free(m->model);
         free(m->eog);

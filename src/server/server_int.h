@@ -18,6 +18,13 @@
 #include "server/server.h"
 #include "tokenizer/tokenizer.h"
 
+/* The chat part may be built after the server: until it links, a built-in
+ * ChatML rendering stands in (gen.c), so these are weak references. */
+#pragma weak chat_tmpl_new
+#pragma weak chat_tmpl_new_chatml
+#pragma weak chat_tmpl_free
+#pragma weak chat_render
+
 typedef struct srv_model {
     srv_t *srv;
     char *id;

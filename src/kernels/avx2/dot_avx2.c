@@ -328,6 +328,172 @@ static float dot_q6_K(int64_t n, const void *vw, const void *vx) {
     return hsum8(acc);
 }
 
+/* ---- GEMM tiles (prefill) ----
+ *
+ * One weight row against 4 activation rows at a time: the weight block is
+ * loaded and unpacked once and used 4 times from registers (4 accumulators,
+ * the unpacked weights and a few temporaries fit the 16 ymm registers). The
+ * tile function walks its nr weight rows; the activation rows stay in L1
+ * across them. Fewer than 4 tokens fall back to the dot product.
+ */
+
+#define DEF_TILE_Q0(name, btype, unpack, dotfn)                                                    \
+    static void name(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs,        \
+                     int nc, float *out, size_t os) {                                              \
+        const int64_t nb = n / 32;                                                                 \
+        for (int r = 0; r < nr; r++) {                                                             \
+            const btype *wr = (const btype *)((const uint8_t *)w + (size_t)r * ws);                \
+            if (nc < 4) {                                                                          \
+                for (int c = 0; c < nc; c++)                                                       \
+                    out[(size_t)c * os + (size_t)r] = dotfn(n, wr, (const uint8_t *)x + (size_t)c * xs); \
+                continue;                                                                          \
+            }                                                                                      \
+            const sl_block_q8_0 *x0 = x, *x1 = (const void *)((const uint8_t *)x + xs),            \
+                                *x2 = (const void *)((const uint8_t *)x + 2 * xs),                 \
+                                *x3 = (const void *)((const uint8_t *)x + 3 * xs);                 \
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                            \
+            const __m256i ones = _mm256_set1_epi16(1);                                             \
+            for (int64_t i = 0; i < nb; i++) {                                                     \
+                __m256i wv = unpack(&wr[i]);                                                       \
+                __m256i aw = _mm256_sign_epi8(wv, wv);                                             \
+                const float dw = f16(wr[i].d);                                                     \
+                __m256i p;                                                                         \
+                p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)x0[i].qs), wv)); \
+                a0 = _mm256_fmadd_ps(_mm256_set1_ps(dw * f16(x0[i].d)), _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones)), a0); \
+                p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)x1[i].qs), wv)); \
+                a1 = _mm256_fmadd_ps(_mm256_set1_ps(dw * f16(x1[i].d)), _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones)), a1); \
+                p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)x2[i].qs), wv)); \
+                a2 = _mm256_fmadd_ps(_mm256_set1_ps(dw * f16(x2[i].d)), _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones)), a2); \
+                p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)x3[i].qs), wv)); \
+                a3 = _mm256_fmadd_ps(_mm256_set1_ps(dw * f16(x3[i].d)), _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones)), a3); \
+            }                                                                                      \
+            out[r] = hsum8(a0);                                                                    \
+            out[os + (size_t)r] = hsum8(a1);                                                       \
+            out[2 * os + (size_t)r] = hsum8(a2);                                                   \
+            out[3 * os + (size_t)r] = hsum8(a3);                                                   \
+        }                                                                                          \
+    }
+
+DEF_TILE_Q0(tile_q4_0, sl_block_q4_0, unpack_q4_0, dot_q4_0)
+DEF_TILE_Q0(tile_q5_0, sl_block_q5_0, unpack_q5_0, dot_q5_0)
+DEF_TILE_Q0(tile_q8_0, sl_block_q8_0, unpack_q8_0, dot_q8_0)
+
+static void tile_q4_K(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs, int nc,
+                      float *out, size_t os) {
+    const __m256i m4 = _mm256_set1_epi8(0xf);
+    const int64_t nb = n / SL_QK_K;
+    for (int r = 0; r < nr; r++) {
+        const sl_block_q4_K *wr = (const void *)((const uint8_t *)w + (size_t)r * ws);
+        if (nc < 4) {
+            for (int c = 0; c < nc; c++)
+                out[(size_t)c * os + (size_t)r] = dot_q4_K(n, wr, (const uint8_t *)x + (size_t)c * xs);
+            continue;
+        }
+        const sl_block_q8_K *xr[4];
+        for (int c = 0; c < 4; c++) xr[c] = (const void *)((const uint8_t *)x + (size_t)c * xs);
+        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        float accm[4] = {0, 0, 0, 0};
+        for (int64_t i = 0; i < nb; i++) {
+            const float dw = f16(wr[i].d), dmw = f16(wr[i].dmin);
+            __m256i ms = k4_scales_mins16(wr[i].scales);
+            __m128i sc128 = _mm256_castsi256_si128(ms);
+            __m256i scales = _mm256_set_m128i(sc128, sc128);
+            __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+            const uint8_t *q4 = wr[i].qs;
+            for (int j = 0; j < 4; j++) {
+                __m256i sl = _mm256_shuffle_epi8(scales, k4_scale_shuffle(2 * j));
+                __m256i sh = _mm256_shuffle_epi8(scales, k4_scale_shuffle(2 * j + 1));
+                __m256i bits = _mm256_loadu_si256((const __m256i *)(q4 + 32 * j));
+                __m256i ql = _mm256_and_si256(bits, m4);
+                __m256i qh = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+#define K4_STEP(sv, c)                                                                             \
+    do {                                                                                           \
+        const int8_t *q8 = xr[c][i].qs + 64 * j;                                                   \
+        __m256i pl = _mm256_madd_epi16(sl, _mm256_maddubs_epi16(ql, _mm256_loadu_si256((const __m256i *)q8))); \
+        __m256i ph = _mm256_madd_epi16(sh, _mm256_maddubs_epi16(qh, _mm256_loadu_si256((const __m256i *)(q8 + 32)))); \
+        sv = _mm256_add_epi32(sv, _mm256_add_epi32(pl, ph));                                       \
+    } while (0)
+                K4_STEP(s0, 0);
+                K4_STEP(s1, 1);
+                K4_STEP(s2, 2);
+                K4_STEP(s3, 3);
+#undef K4_STEP
+            }
+            acc[0] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xr[0][i].d), _mm256_cvtepi32_ps(s0), acc[0]);
+            acc[1] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xr[1][i].d), _mm256_cvtepi32_ps(s1), acc[1]);
+            acc[2] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xr[2][i].d), _mm256_cvtepi32_ps(s2), acc[2]);
+            acc[3] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xr[3][i].d), _mm256_cvtepi32_ps(s3), acc[3]);
+            for (int c = 0; c < 4; c++) accm[c] += dmw * xr[c][i].d * k_min_term(ms, xr[c][i].bsums);
+        }
+        for (int c = 0; c < 4; c++) out[(size_t)c * os + (size_t)r] = hsum8(acc[c]) - accm[c];
+    }
+}
+
+/* q6_K tile: the −32 offset is taken out with the activation's bsums
+ * (32 · Σ scale_g · bsum_g) instead of a second byte multiply per token. */
+static void tile_q6_K(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs, int nc,
+                      float *out, size_t os) {
+    const __m256i m4 = _mm256_set1_epi8(0xf), m2 = _mm256_set1_epi8(3);
+    const int64_t nb = n / SL_QK_K;
+    for (int r = 0; r < nr; r++) {
+        const sl_block_q6_K *wr = (const void *)((const uint8_t *)w + (size_t)r * ws);
+        if (nc < 4) {
+            for (int c = 0; c < nc; c++)
+                out[(size_t)c * os + (size_t)r] = dot_q6_K(n, wr, (const uint8_t *)x + (size_t)c * xs);
+            continue;
+        }
+        const sl_block_q8_K *xr[4];
+        for (int c = 0; c < 4; c++) xr[c] = (const void *)((const uint8_t *)x + (size_t)c * xs);
+        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int64_t i = 0; i < nb; i++) {
+            const float dw = f16(wr[i].d);
+            const uint8_t *ql = wr[i].ql, *qh = wr[i].qh;
+            __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+            /* offset term: 16 scales · 16 bsums per token */
+            __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)wr[i].scales));
+            int off[4];
+            for (int c = 0; c < 4; c++) {
+                __m256i pr = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)xr[c][i].bsums));
+                __m128i t = _mm_add_epi32(_mm256_castsi256_si128(pr), _mm256_extracti128_si256(pr, 1));
+                t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4e));
+                t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xb1));
+                off[c] = 32 * _mm_cvtsi128_si32(t);
+            }
+            for (int j = 0; j < 2; j++) {
+                __m256i b1 = _mm256_loadu_si256((const __m256i *)(ql + 64 * j));
+                __m256i b2 = _mm256_loadu_si256((const __m256i *)(ql + 64 * j + 32));
+                __m256i bh = _mm256_loadu_si256((const __m256i *)(qh + 32 * j));
+                for (int k = 0; k < 4; k++) {
+                    __m256i q;
+                    switch (k) {
+                    case 0: q = _mm256_or_si256(_mm256_and_si256(b1, m4), _mm256_slli_epi16(_mm256_and_si256(bh, m2), 4)); break;
+                    case 1: q = _mm256_or_si256(_mm256_and_si256(b2, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 2), m2), 4)); break;
+                    case 2: q = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 4), m2), 4)); break;
+                    default: q = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 6), m2), 4)); break;
+                    }
+                    __m256i sc = q6_scales16(wr[i].scales, 8 * j + 2 * k);
+                    const int64_t o = 128 * j + 32 * k;
+#define Q6_STEP(sv, c) sv = _mm256_add_epi32(sv, _mm256_madd_epi16(sc, _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)(xr[c][i].qs + o)))))
+                    Q6_STEP(s0, 0);
+                    Q6_STEP(s1, 1);
+                    Q6_STEP(s2, 2);
+                    Q6_STEP(s3, 3);
+#undef Q6_STEP
+                }
+            }
+            s0 = _mm256_sub_epi32(s0, _mm256_setr_epi32(off[0], 0, 0, 0, 0, 0, 0, 0));
+            s1 = _mm256_sub_epi32(s1, _mm256_setr_epi32(off[1], 0, 0, 0, 0, 0, 0, 0));
+            s2 = _mm256_sub_epi32(s2, _mm256_setr_epi32(off[2], 0, 0, 0, 0, 0, 0, 0));
+            s3 = _mm256_sub_epi32(s3, _mm256_setr_epi32(off[3], 0, 0, 0, 0, 0, 0, 0));
+            acc[0] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xr[0][i].d), _mm256_cvtepi32_ps(s0), acc[0]);
+            acc[1] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xr[1][i].d), _mm256_cvtepi32_ps(s1), acc[1]);
+            acc[2] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xr[2][i].d), _mm256_cvtepi32_ps(s2), acc[2]);
+            acc[3] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xr[3][i].d), _mm256_cvtepi32_ps(s3), acc[3]);
+        }
+        for (int c = 0; c < 4; c++) out[(size_t)c * os + (size_t)r] = hsum8(acc[c]);
+    }
+}
+
 /* ---- activation quantizers ---- */
 
 /* 32 floats → rounded int8 (×id), in element order. */
@@ -426,6 +592,11 @@ bool sl_kern_fill_avx2(sl_kern_table_t *t) {
     t->dot[SL_TYPE_Q4_K] = dot_q4_K;
     t->dot[SL_TYPE_Q5_K] = dot_q5_K;
     t->dot[SL_TYPE_Q6_K] = dot_q6_K;
+    t->tile[SL_TYPE_Q4_0] = tile_q4_0;
+    t->tile[SL_TYPE_Q5_0] = tile_q5_0;
+    t->tile[SL_TYPE_Q8_0] = tile_q8_0;
+    t->tile[SL_TYPE_Q4_K] = tile_q4_K;
+    t->tile[SL_TYPE_Q6_K] = tile_q6_K;
     t->quant[SL_TYPE_Q8_0] = quant_q8_0;
     t->quant[SL_TYPE_Q8_1] = quant_q8_1;
     t->quant[SL_TYPE_Q8_K] = quant_q8_K;

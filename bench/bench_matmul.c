@@ -1,0 +1,128 @@
+/*
+ * bench_matmul.c — throughput of sl_matmul per weight type on the shapes of
+ * a Qwen2.5-0.5B-sized model: decode (1 token) and prefill (128 tokens).
+ *
+ * Build and run (after `make FLAVOR=release BUILD=build/release
+ * build/release/libkernels.a build/release/libbase.a`):
+ *   cc -O2 -std=c11 -D_GNU_SOURCE -pthread -Isrc bench/bench_matmul.c \
+ *      build/release/libkernels.a build/release/libbase.a -lm -o build/bench_matmul
+ *   build/bench_matmul [threads] [type ...]
+ * or simply `sh bench/run.sh matmul`.
+ *
+ * Prints, per case, the median of several timed runs: milliseconds, GB/s of
+ * weights streamed, and GFLOP/s counting 2 flops per multiply-add.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "base/pool.h"
+#include "kernels/kernels.h"
+#include "kernels/quant.h"
+
+static uint64_t rng = 88172645463325252ull;
+static float frand(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((rng >> 40) & 0xffffff) / 8388608.0f - 1.0f;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void bench(sl_pool_t *pool, sl_type_t t, int64_t n_in, int64_t n_out, int64_t n_tok) {
+    size_t rs = sl_row_size(t, n_in);
+    if (!rs) return;
+    uint8_t *w = malloc(rs * (size_t)n_out);
+    float *row = malloc(sizeof(float) * (size_t)n_in);
+    float *x = malloc(sizeof(float) * (size_t)(n_in * n_tok));
+    float *y = malloc(sizeof(float) * (size_t)(n_out * n_tok));
+    if (!w || !row || !x || !y) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    /* quantize a few distinct rows and repeat them: quantizing 150k rows
+     * with the k-quant search would take longer than the benchmark */
+    for (int64_t r = 0; r < n_out; r++) {
+        if (r < 64) {
+            for (int64_t i = 0; i < n_in; i++) row[i] = frand();
+            sl_quantize_row(t, row, w + (size_t)r * rs, n_in);
+        } else {
+            memcpy(w + (size_t)r * rs, w + (size_t)(r % 64) * rs, rs);
+        }
+    }
+    for (int64_t i = 0; i < n_in * n_tok; i++) x[i] = frand();
+    double bytes = (double)rs * (double)n_out;
+    int reps = n_tok > 1 ? 5 : (int)SL_MAX(5, SL_MIN(200, 2e9 / bytes));
+    double times[200];
+    sl_matmul(pool, w, t, n_in, n_out, x, n_tok, y); /* warm */
+    for (int r = 0; r < reps; r++) {
+        double t0 = sl_now();
+        sl_matmul(pool, w, t, n_in, n_out, x, n_tok, y);
+        times[r] = sl_now() - t0;
+    }
+    qsort(times, (size_t)reps, sizeof(double), cmp_double);
+    double med = times[reps / 2];
+    printf("%-5s %4lld x %6lld x %6lld  %9.3f ms  %7.2f GB/s  %7.1f GFLOP/s  %8.1f tok/s-equiv\n",
+           sl_type_name(t), (long long)n_tok, (long long)n_in, (long long)n_out, med * 1e3,
+           bytes / med / 1e9, 2.0 * (double)n_in * (double)n_out * (double)n_tok / med / 1e9,
+           (double)n_tok / med);
+    free(w);
+    free(row);
+    free(x);
+    free(y);
+}
+
+int main(int argc, char **argv) {
+    int nth = argc > 1 ? atoi(argv[1]) : 2;
+    if (nth < 1) nth = 1;
+    sl_kernels_init();
+    char cpu[256] = "?";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (f) {
+        char line[512];
+        while (fgets(line, sizeof line, f))
+            if (!strncmp(line, "model name", 10)) {
+                char *c = strchr(line, ':');
+                if (c) snprintf(cpu, sizeof cpu, "%s", c + 2);
+                cpu[strcspn(cpu, "\n")] = 0;
+                break;
+            }
+        fclose(f);
+    }
+    printf("# bench_matmul: cpu \"%s\", %ld cores online, %d threads, isa %s\n", cpu,
+           sysconf(_SC_NPROCESSORS_ONLN), nth, sl_isa_name(sl_kernels_isa()));
+    sl_pool_t *pool = nth > 1 ? sl_pool_new(nth) : NULL;
+    sl_type_t types[16];
+    int nt = 0;
+    for (int i = 2; i < argc && nt < 16; i++) {
+        sl_type_t t;
+        if (sl_type_from_name(argv[i], &t) == 0) types[nt++] = t;
+    }
+    if (nt == 0) {
+        sl_type_t def[] = {SL_TYPE_Q8_0, SL_TYPE_Q4_0, SL_TYPE_Q5_0, SL_TYPE_Q4_K,
+                           SL_TYPE_Q6_K, SL_TYPE_F16};
+        memcpy(types, def, sizeof def);
+        nt = (int)(sizeof def / sizeof def[0]);
+    }
+    for (int i = 0; i < nt; i++) {
+        sl_type_t t = types[i];
+        bool k = sl_type_traits(t)->blck == 256;
+        /* 896-wide rows do not fit 256-element super-blocks: k-quants use the
+         * ffn_down shape (4864 → 896) for decode instead. */
+        if (!k) {
+            bench(pool, t, 896, 4864, 1);
+            bench(pool, t, 896, 151936, 1);
+        }
+        bench(pool, t, 4864, 896, 1);
+        if (!k) bench(pool, t, 896, 4864, 128);
+        bench(pool, t, 4864, 896, 128);
+    }
+    sl_pool_free(pool);
+    return 0;
+}

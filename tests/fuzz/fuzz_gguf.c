@@ -35,6 +35,11 @@ static void walk(const gguf_file_t *f) {
         if (gguf_get_f32(f, k, &x, err, sizeof err) == 0) h += x == x;
         if (gguf_get_bool(f, k, &b, err, sizeof err) == 0) h += b;
         if (gguf_get_str(f, k, &str, err, sizeof err) == 0) h += str.len;
+        /* The *_or getters warn on stderr for a present key of the wrong
+         * type; call them only where the plain getter succeeded. */
+        if (gguf_get_u32(f, k, &u, err, sizeof err) == 0) h += gguf_get_u32_or(f, k, 1);
+        if (gguf_get_f32(f, k, &x, err, sizeof err) == 0) h += gguf_get_f32_or(f, k, 0.0f) > 0;
+        if (gguf_get_bool(f, k, &b, err, sizeof err) == 0) h += gguf_get_bool_or(f, k, false);
         gguf_vtype_t t = gguf_kv_type(f, i);
         if (t == GGUF_VT_STRING) {
             gguf_str_t v = gguf_kv_str(f, i);
@@ -69,6 +74,7 @@ static void walk(const gguf_file_t *f) {
         for (size_t j = 0; j < t->nbytes; j++)
             h += d[j];
     }
+    h += gguf_get_u32_or(f, "fuzz.absent", 1) + gguf_get_bool_or(f, "fuzz.absent", true);
     gguf_writer_t *w = gguf_writer_new();
     if (w) {
         if (gguf_writer_copy_kv(w, f) == 0) h++;

@@ -338,6 +338,9 @@ static void test_roundtrip_all_types(void) {
     CHECK(gguf_get_f32_or(f, "missing", 2.5f) == 2.5f);
     CHECK(gguf_get_bool_or(f, "missing", true) == true);
     CHECK(gguf_get_bool_or(f, "t.bool", false) == true);
+    CHECK(gguf_get_u32_or(f, "t.str", 9) == 9); /* wrong type: default, with a warning */
+    CHECK(gguf_get_f32_or(f, "t.f32", 0) == 1.5e-3f && gguf_get_f32_or(f, "t.str", 3) == 3);
+    CHECK(gguf_get_bool_or(f, "t.u8", true) == true);
 
     size_t i = (size_t)gguf_find_key(f, "a.i32");
     CHECK(gguf_kv_type(f, i) == GGUF_VT_ARRAY && gguf_arr_type(f, i) == GGUF_VT_INT32);
@@ -682,6 +685,15 @@ static void test_hostile_metadata(void) {
     bb_u32(&b, GGUF_VT_UINT8);
     bb_u8(&b, 1);
     EXPECT_FAIL(b.p, b.n, "NUL");
+    /* A key longer than the spec's 65535 bytes. */
+    b.n = 0;
+    bb_head(&b, 3, 0, 1);
+    bb_u64(&b, 70000);
+    for (int i = 0; i < 70000; i++)
+        bb_u8(&b, 'k');
+    bb_u32(&b, GGUF_VT_UINT8);
+    bb_u8(&b, 1);
+    EXPECT_FAIL(b.p, b.n, "name of 70000 bytes is longer than 65535");
     /* Alignment: zero, not a power of two, wrong type. */
     uint32_t aligns[] = {0, 3, 48, 0x80000000u};
     for (size_t i = 0; i < SL_ARRAY_LEN(aligns); i++) {

@@ -2,7 +2,8 @@
  * cmd_detokenize.c — `silica detokenize --model M.gguf [--no-special] ID...`:
  * prints the text of token ids (no newline added). Special tokens render as
  * their text unless --no-special. With no IDs on the command line, reads
- * whitespace-separated ids from stdin.
+ * whitespace-separated ids from stdin; with --lines, each stdin line of ids
+ * is decoded on its own and printed followed by a NUL byte.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -48,7 +49,7 @@ static int push_id(int32_t **ids, size_t *n, size_t *cap, int32_t id) {
 
 int cmd_detokenize(int argc, char **argv) {
     const char *model = NULL, *hfdir = NULL;
-    bool render_special = true;
+    bool render_special = true, lines = false;
     int32_t *ids = NULL;
     size_t n = 0, cap = 0;
     int rc = 1;
@@ -61,6 +62,8 @@ int cmd_detokenize(int argc, char **argv) {
             hfdir = argv[i];
         } else if (!strcmp(argv[i], "--no-special")) {
             render_special = false;
+        } else if (!strcmp(argv[i], "--lines")) {
+            lines = true;
         } else {
             int32_t id;
             if (parse_id(argv[i], &id) != 0) {
@@ -71,7 +74,38 @@ int cmd_detokenize(int argc, char **argv) {
         }
     }
     if (!model == !hfdir) goto usage;
-    if (argc > 1 && n == 0) {
+    char err[SL_ERR_MAX];
+    if (lines) { /* each stdin line of ids -> its text followed by a NUL */
+        sl_tok_t *t = load_tokenizer(model, hfdir, err, sizeof err);
+        if (!t) {
+            fprintf(stderr, "silica detokenize: %s: %s\n", model ? model : hfdir, err);
+            goto done;
+        }
+        char *line = NULL;
+        size_t cap_line = 0;
+        ssize_t got;
+        rc = 0;
+        while (rc == 0 && (got = getline(&line, &cap_line, stdin)) >= 0) {
+            n = 0;
+            for (char *tokp = strtok(line, " \t\r\n"); tokp && rc == 0; tokp = strtok(NULL, " \t\r\n")) {
+                int32_t id;
+                if (parse_id(tokp, &id) != 0 || push_id(&ids, &n, &cap, id) != 0) rc = 1;
+            }
+            sl_buf_t out = {0};
+            if (rc == 0 && tok_decode(t, ids, n, render_special, &out) != 0) rc = 1;
+            if (rc == 0) {
+                if (out.len) fwrite(out.data, 1, out.len, stdout);
+                fputc('\0', stdout);
+            }
+            sl_buf_free(&out);
+        }
+        if (rc) fprintf(stderr, "silica detokenize: bad token id in input\n");
+        free(line);
+        tok_free(t);
+        if (fflush(stdout) != 0) rc = 1;
+        goto done;
+    }
+    if (n == 0) {
         char word[32];
         while (scanf("%31s", word) == 1) {
             int32_t id;
@@ -82,7 +116,6 @@ int cmd_detokenize(int argc, char **argv) {
             if (push_id(&ids, &n, &cap, id) != 0) goto done;
         }
     }
-    char err[SL_ERR_MAX];
     sl_tok_t *t = load_tokenizer(model, hfdir, err, sizeof err);
     if (!t) {
         fprintf(stderr, "silica detokenize: %s: %s\n", model ? model : hfdir, err);
@@ -99,7 +132,7 @@ int cmd_detokenize(int argc, char **argv) {
     tok_free(t);
     goto done;
 usage:
-    fprintf(stderr, "usage: silica detokenize (--model M.gguf | --hf DIR) [--no-special] ID...\n");
+    fprintf(stderr, "usage: silica detokenize (--model M.gguf | --hf DIR) [--no-special] [--lines] [ID...]\n");
     rc = 2;
 done:
     free(ids);

@@ -49,12 +49,13 @@ static void usage(void) {
                     "  prints the token ids of FILE (or stdin) on one line\n"
                     "  --hf DIR          use DIR/tokenizer.json (+ tokenizer_config.json) instead of a GGUF\n"
                     "  --special         parse special-token text (e.g. <|im_start|>) into special tokens\n"
-                    "  --no-add-special  do not add BOS/EOS even if the model asks for them\n");
+                    "  --no-add-special  do not add BOS/EOS even if the model asks for them\n"
+                    "  --null-separated  the input holds NUL-separated texts: one line of ids for each\n");
 }
 
 int cmd_tokenize(int argc, char **argv) {
     const char *model = NULL, *hfdir = NULL, *file = NULL;
-    bool parse_special = false, add_special = true;
+    bool parse_special = false, add_special = true, split0 = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--model") || !strcmp(argv[i], "-m")) {
             if (++i >= argc) return usage(), 2;
@@ -66,6 +67,8 @@ int cmd_tokenize(int argc, char **argv) {
             parse_special = true;
         } else if (!strcmp(argv[i], "--no-add-special")) {
             add_special = false;
+        } else if (!strcmp(argv[i], "--null-separated")) {
+            split0 = true;
         } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage();
             return 0;
@@ -102,20 +105,31 @@ int cmd_tokenize(int argc, char **argv) {
         free(text);
         return 1;
     }
-    int32_t *ids = NULL;
-    size_t n = 0;
     int rc = 0;
-    if (tok_encode(t, text, len, add_special, parse_special, &ids, &n, err, sizeof err) != 0) {
-        fprintf(stderr, "silica tokenize: %s\n", err);
-        rc = 1;
-    } else {
-        sl_buf_t out = {0};
+    sl_buf_t out = {0};
+    /* One text, or (--null-separated) each NUL-separated text on its own line. */
+    for (size_t start = 0; rc == 0;) {
+        size_t end = len;
+        if (split0) {
+            const char *z = memchr(text + start, '\0', len - start);
+            if (z) end = (size_t)(z - text);
+        }
+        int32_t *ids = NULL;
+        size_t n = 0;
+        if (tok_encode(t, text + start, end - start, add_special, parse_special, &ids, &n, err, sizeof err) != 0) {
+            fprintf(stderr, "silica tokenize: %s\n", err);
+            rc = 1;
+            break;
+        }
         for (size_t i = 0; i < n && rc == 0; i++)
             if (sl_buf_printf(&out, i ? " %d" : "%d", ids[i]) != 0) rc = 1;
-        if (rc == 0 && sl_buf_putc(&out, '\n') == 0) fwrite(out.data, 1, out.len, stdout);
-        sl_buf_free(&out);
+        if (sl_buf_putc(&out, '\n') != 0) rc = 1;
+        free(ids);
+        if (end >= len) break;
+        start = end + 1;
     }
-    free(ids);
+    if (rc == 0 && out.len) fwrite(out.data, 1, out.len, stdout);
+    sl_buf_free(&out);
     free(text);
     tok_free(t);
     if (fflush(stdout) != 0) rc = 1;

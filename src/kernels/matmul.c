@@ -5,8 +5,9 @@
  *   1. the n_tok activation rows are quantized once to the weight type's
  *      vec_dot_type (in parallel over tokens when there are many);
  *   2. the n_out weight rows are handed out in chunks through an atomic
- *      counter, so a thread slowed by another process does not hold up the
- *      rest;
+ *      counter, and the pool runs the job "elastic": a thread slowed by
+ *      another process neither holds up the rest nor is waited for if it
+ *      has not started by the time the work is gone;
  *   3. decode (n_tok == 1) is bound by memory bandwidth: each weight row is
  *      streamed once and dotted with the single activation row;
  *      prefill (n_tok > 1) is a cache-blocked GEMM: a chunk of weight rows
@@ -80,12 +81,18 @@ struct q_job {
     int64_t n_in, n_tok;
     uint8_t *xq;
     size_t xrs;
+    atomic_llong next; /* next token row to quantize */
 };
 
 static void q_worker(void *ctx, int ith, int nth) {
+    (void)ith;
+    (void)nth;
     struct q_job *q = ctx;
-    for (int64_t t = ith; t < q->n_tok; t += nth)
+    for (;;) {
+        int64_t t = atomic_fetch_add_explicit(&q->next, 1, memory_order_relaxed);
+        if (t >= q->n_tok) break;
         q->quant(q->x + t * q->n_in, q->xq + (size_t)t * q->xrs, q->n_in);
+    }
 }
 
 void sl_matmul(sl_pool_t *pool, const void *w, sl_type_t wtype, int64_t n_in, int64_t n_out,
@@ -130,9 +137,10 @@ void sl_matmul(sl_pool_t *pool, const void *w, sl_type_t wtype, int64_t n_in, in
             }
             buf = heap;
         }
-        struct q_job q = {K->quant[tr->vec_dot_type], x, n_in, n_tok, buf, xrs};
+        struct q_job q = {K->quant[tr->vec_dot_type], x, n_in, n_tok, buf, xrs, 0};
+        atomic_init(&q.next, 0);
         if (parallel && n_tok > 1)
-            sl_pool_run(pool, q_worker, &q);
+            sl_pool_run_elastic(pool, q_worker, &q);
         else
             q_worker(&q, 0, 1);
         xq = buf;
@@ -152,7 +160,7 @@ void sl_matmul(sl_pool_t *pool, const void *w, sl_type_t wtype, int64_t n_in, in
         j.chunk = SL_MAX(4, SL_MIN(256, c & ~(int64_t)3));
     }
     if (parallel)
-        sl_pool_run(pool, mm_worker, &j);
+        sl_pool_run_elastic(pool, mm_worker, &j);
     else
         mm_worker(&j, 0, 1);
     free(heap);

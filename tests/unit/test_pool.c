@@ -97,6 +97,52 @@ static void test_caller_waits_for_slow_worker(void) {
     sl_pool_free(p);
 }
 
+struct share_ctx {
+    atomic_int next;
+    atomic_int items[1000];
+    atomic_int calls[4];
+};
+static void share_fn(void *vctx, int ith, int nth) {
+    (void)nth;
+    struct share_ctx *c = vctx;
+    atomic_fetch_add(&c->calls[ith], 1);
+    for (;;) {
+        int i = atomic_fetch_add(&c->next, 1);
+        if (i >= 1000) break;
+        atomic_fetch_add(&c->items[i], 1);
+    }
+}
+
+static void test_elastic_runs_share_work(void) {
+    /* Elastic jobs: thread 0 always runs, others at most once per job, every
+     * work item is done exactly once, and strict jobs in between still see
+     * every thread exactly once. */
+    for (int n = 1; n <= 4; n++) {
+        sl_pool_t *p = sl_pool_new(n);
+        CHECK(p != NULL);
+        if (!p) continue;
+        static struct share_ctx c;
+        int bad_items = 0, bad_calls = 0;
+        for (int r = 0; r < 300; r++) {
+            memset(&c, 0, sizeof c);
+            sl_pool_run_elastic(p, share_fn, &c);
+            for (int i = 0; i < 1000; i++) bad_items += atomic_load(&c.items[i]) != 1;
+            bad_calls += atomic_load(&c.calls[0]) != 1;
+            for (int i = 1; i < 4; i++) bad_calls += atomic_load(&c.calls[i]) > (i < n ? 1 : 0);
+            if (r % 3 == 0) {
+                struct count_ctx cc;
+                memset(&cc, 0, sizeof cc);
+                cc.want_nth = n;
+                sl_pool_run(p, count_fn, &cc);
+                for (int i = 0; i < n; i++) bad_calls += atomic_load(&cc.hits[i]) != 1;
+            }
+        }
+        CHECK_MSG(bad_items == 0, "n=%d: %d items not done exactly once", n, bad_items);
+        CHECK_MSG(bad_calls == 0, "n=%d: %d bad call counts", n, bad_calls);
+        sl_pool_free(p);
+    }
+}
+
 static void test_null_pool(void) {
     struct count_ctx c;
     memset(&c, 0, sizeof c);
@@ -112,6 +158,7 @@ int main(void) {
     RUN(test_each_index_once_per_run);
     RUN(test_runs_after_sleep);
     RUN(test_caller_waits_for_slow_worker);
+    RUN(test_elastic_runs_share_work);
     RUN(test_null_pool);
     return test_summary();
 }

@@ -14,8 +14,11 @@
  * "stop") and cancels its sequence; end-of-generation tokens are stop ids
  * inside the engine and never reach the text.
  */
+#include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
+#include <sys/socket.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,6 +145,30 @@ void gen_conn_lost(gen_job_t *j) {
     if (!j->finished) job_hook_finish(j, "cancelled");
     job_release(j);
     job_maybe_free(j);
+}
+
+/* libevent does not watch a connection for EOF while a request is being
+ * handled and no reply has started, so a client that gives up on a
+ * non-streaming request is found here (called every 50 ms while jobs are
+ * live): a readable socket with nothing to read is closed. Freeing the
+ * connection runs conn_closed() -> gen_conn_lost(). */
+void gen_poll_disconnects(srv_t *s) {
+    gen_job_t *j = s->jobs;
+    while (j) {
+        gen_job_t *next = j->next;
+        if (!j->finished && j->conn && !j->r.stream) {
+            struct evhttp_connection *evcon = j->conn->evcon;
+            struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+            evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+            char c;
+            if (fd >= 0) {
+                ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+                if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+                    evhttp_connection_free(evcon);
+            }
+        }
+        j = next;
+    }
 }
 
 void gen_free_all(srv_t *s) {

@@ -394,6 +394,11 @@ static void on_request(struct evhttp_request *req, void *arg) {
 
 /* ---- lifecycle ---- */
 
+static void on_poll(evutil_socket_t fd, short what, void *arg) {
+    srv_t *s = arg;
+    if (s->jobs) gen_poll_disconnects(s);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg) {
     srv_t *s = arg;
     sl_info("signal %d: shutting down", (int)sig);
@@ -501,13 +506,16 @@ srv_t *srv_new(const srv_config_t *cfg, const srv_model_spec_t *models, int n_mo
         if (load_model(s, &s->models[i], &models[i], err, errlen) != 0) goto fail;
     }
     s->wake = event_new(s->base, -1, 0, on_wake, s);
+    s->poll = event_new(s->base, -1, EV_PERSIST, on_poll, s);
     s->sigint = evsignal_new(s->base, SIGINT, on_signal, s);
     s->sigterm = evsignal_new(s->base, SIGTERM, on_signal, s);
     s->http = evhttp_new(s->base);
-    if (!s->wake || !s->sigint || !s->sigterm || !s->http) {
+    if (!s->wake || !s->poll || !s->sigint || !s->sigterm || !s->http) {
         sl_err(err, errlen, "out of memory");
         goto fail;
     }
+    struct timeval poll_tv = {0, 50000};
+    event_add(s->poll, &poll_tv);
     evsignal_add(s->sigint, NULL);
     evsignal_add(s->sigterm, NULL);
     /* libevent's own limit is a backstop at 4x ours, so that bodies a bit
@@ -578,6 +586,7 @@ void srv_free(srv_t *s) {
         for (size_t i = 0; i < s->conn_cap; i++) free(s->conns[i]);
     free(s->conns);
     if (s->wake) event_free(s->wake);
+    if (s->poll) event_free(s->poll);
     if (s->sigint) event_free(s->sigint);
     if (s->sigterm) event_free(s->sigterm);
     if (s->base) event_base_free(s->base);

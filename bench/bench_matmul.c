@@ -7,7 +7,6 @@
  *   cc -O2 -std=c11 -D_GNU_SOURCE -pthread -Isrc bench/bench_matmul.c \
  *      build/release/libkernels.a build/release/libbase.a -lm -o build/bench_matmul
  *   build/bench_matmul [threads] [type ...]
- * or simply `sh bench/run.sh matmul`.
  *
  * Prints, per case, the median of several timed runs: milliseconds, GB/s of
  * weights streamed, and GFLOP/s counting 2 flops per multiply-add.

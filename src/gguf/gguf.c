@@ -325,8 +325,8 @@ static int parse_value(rd_t *r, struct gguf_kv *kv, const char *key) {
     return 0;
 }
 
-/* Reads an integer-typed scalar as a signed 128-bit-ish pair: returns 0 and
- * sets *neg / *mag, or -1 if the kv is not an integer scalar. */
+/* Reads an integer scalar of any width as sign + magnitude (so every uint64
+ * and int64 value is exact): returns 0, or -1 if kv is not an integer scalar. */
 static int kv_int(const struct gguf_kv *kv, bool *neg, uint64_t *mag) {
     const uint8_t *p = kv->val;
     int64_t s = 0;

@@ -196,12 +196,13 @@ static uint64_t walk(const gguf_file_t *f) {
         CHECK_MSG(strstr(err_, (want)) != NULL, "message '%s' lacks '%s'", err_, (want));          \
     } while (0)
 
-static const char *tmp_path(const char *name) {
-    static char buf[256];
+/* A per-process temporary path; each call returns a new buffer (free it). */
+static char *tmp_path(const char *name) {
+    char buf[256];
     const char *dir = getenv("TMPDIR");
     snprintf(buf, sizeof buf, "%s/silica-test-gguf-%d-%s", dir && *dir ? dir : "/tmp",
              (int)getpid(), name);
-    return buf;
+    return sl_strdup(buf);
 }
 
 /* --------------------------------------------------------- round trip */
@@ -278,13 +279,16 @@ static void test_roundtrip_all_types(void) {
     CHECK(gguf_writer_add_tensor(w, "w.bad", (sl_type_t)4, 1, (int64_t[]){1}, tf32) != 0);
 
     char err[SL_ERR_MAX] = "";
-    const char *path = tmp_path("rt.gguf");
+    char *path = tmp_path("rt.gguf");
     CHECK_MSG(gguf_writer_write(w, path, err, sizeof err) == 0, "%s", err);
     gguf_writer_free(w);
 
     gguf_file_t *f = gguf_open(path, err, sizeof err);
     CHECK_MSG(f != NULL, "%s", err);
-    if (!f) return;
+    if (!f) {
+        free(path);
+        return;
+    }
     CHECK(gguf_version(f) == 3);
     CHECK(gguf_alignment(f) == 32);
     CHECK(gguf_data_offset(f) % 32 == 0);
@@ -399,7 +403,7 @@ static void test_roundtrip_all_types(void) {
         const gguf_tensor_t *tt = gguf_tensor(f, k);
         CHECK(gguf_writer_add_tensor_ref(w, tt->name, tt->type, tt->n_dims, tt->ne, tt->data) == 0);
     }
-    const char *path2 = tmp_path("rt64.gguf");
+    char *path2 = tmp_path("rt64.gguf");
     CHECK_MSG(gguf_writer_write(w, path2, err, sizeof err) == 0, "%s", err);
     gguf_writer_free(w);
     gguf_file_t *g = gguf_open(path2, err, sizeof err);
@@ -426,6 +430,8 @@ static void test_roundtrip_all_types(void) {
     CHECK(gguf_writer_write(w, path, err, sizeof err) != 0 && strstr(err, "power of two"));
     gguf_writer_free(w);
     CHECK(access(path, F_OK) != 0);
+    free(path);
+    free(path2);
 }
 
 /* The writer's bytes equal the hand-built layout. */
@@ -459,7 +465,7 @@ static void test_writer_matches_builder(void) {
     gguf_writer_add_tensor(w, "a", SL_TYPE_F32, 2, (int64_t[]){2, 3}, a);
     gguf_writer_add_tensor(w, "b", SL_TYPE_F16, 1, (int64_t[]){3}, bv);
     char err[SL_ERR_MAX] = "";
-    const char *path = tmp_path("wb.gguf");
+    char *path = tmp_path("wb.gguf");
     CHECK_MSG(gguf_writer_write(w, path, err, sizeof err) == 0, "%s", err);
     gguf_writer_free(w);
     size_t len = 0;
@@ -468,6 +474,7 @@ static void test_writer_matches_builder(void) {
               len, b.n);
     free(got);
     remove(path);
+    free(path);
 
     /* And the reader reads the hand-built file. */
     gguf_file_t *f = open_copy(b.p, b.n, err, sizeof err);
@@ -888,7 +895,7 @@ static void check_fixture(const char *path, bool copy_roundtrip) {
             const gguf_tensor_t *t = gguf_tensor(f, i);
             CHECK(gguf_writer_add_tensor_ref(w, t->name, t->type, t->n_dims, t->ne, t->data) == 0);
         }
-        const char *out = tmp_path("fixture-copy.gguf");
+        char *out = tmp_path("fixture-copy.gguf");
         CHECK_MSG(gguf_writer_write(w, out, err, sizeof err) == 0, "%s", err);
         gguf_writer_free(w);
         gguf_file_t *g = gguf_open(out, err, sizeof err);
@@ -908,6 +915,7 @@ static void check_fixture(const char *path, bool copy_roundtrip) {
             gguf_close(g);
         }
         remove(out);
+        free(out);
     }
     close_copy(f);
 }
@@ -937,11 +945,12 @@ static void test_open_errors(void) {
     CHECK(gguf_open("/nonexistent/x.gguf", err, sizeof err) == NULL);
     CHECK(strstr(err, "/nonexistent/x.gguf") != NULL);
     CHECK(gguf_open("/tmp", err, sizeof err) == NULL);
-    const char *p = tmp_path("empty.gguf");
+    char *p = tmp_path("empty.gguf");
     FILE *fp = fopen(p, "wb");
     if (fp) fclose(fp);
     CHECK(gguf_open(p, err, sizeof err) == NULL && strstr(err, "empty"));
     remove(p);
+    free(p);
     CHECK(strcmp(gguf_vtype_name(GGUF_VT_FLOAT64), "float64") == 0);
     CHECK(strcmp(gguf_vtype_name((gguf_vtype_t)77), "?") == 0);
 }

@@ -196,8 +196,8 @@ int plat_limits_get(plat_t *p, int64_t account_id, const char *model, plat_limit
  * with cached tokens at the cached price. Exact integer arithmetic. */
 int64_t plat_cost(const plat_price_t *price, const plat_usage_t *u);
 
-/* Usage report, grouped by "day", "model", "key" or "account" (comma lists
- * allowed: "day,model"), for one account (0 = all) and a [from, to) time range in
+/* Usage report, grouped by "day", "model", "key", "account", "status" or
+ * "request" (one row per ledger entry); comma lists allowed: "day,model"; for one account (0 = all) and a [from, to) time range in
  * unix ms (0 = unbounded). format: "csv", "table" or "json". Appends to out. */
 typedef struct plat_report_opts {
     const char *group_by;

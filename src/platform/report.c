@@ -24,6 +24,7 @@ static const group_col_t group_cols[] = {
     {"key", "ifnull(k.prefix, '?') || '#' || u.key_id"},
     {"account", "CAST(u.account_id AS TEXT)"},
     {"status", "u.status"},
+    {"request", "u.request_id"},
 };
 
 #define NUM_COLS 7
@@ -66,7 +67,7 @@ int plat_usage_report(plat_t *p, const plat_report_opts_t *o, sl_buf_t *out, cha
                 found = (int)i;
         if (found < 0 || ngroup >= (int)SL_ARRAY_LEN(group_cols))
             return sl_err(err, errlen,
-                          "cannot group by '%.*s': use day, model, key, account or status",
+                          "cannot group by '%.*s': use day, model, key, account, status or request",
                           (int)n, g);
         groups[ngroup++] = found;
         g += n;

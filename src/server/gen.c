@@ -370,6 +370,7 @@ static void choice_end(gen_job_t *j, gen_choice_t *c, const char *finish) {
 
 static void on_token(gen_job_t *j, gen_choice_t *c, const eng_event_t *ev) {
     srv_t *s = j->s;
+    uint64_t t_in = sl_now_ns();
     c->n_tokens++;
     if (!j->t_first_ns) j->t_first_ns = sl_now_ns();
     sl_buf_clear(&j->piece);
@@ -400,10 +401,11 @@ static void on_token(gen_job_t *j, gen_choice_t *c, const eng_event_t *ev) {
     c->text_off += j->out.len;
     if (j->r.stream) {
         if (j->out.len || lp) stream_delta(j, c, j->out.data, j->out.len, lp, NULL, false);
-        uint64_t dt = sl_now_ns() - ev->t_ns;
-        s->tok_ovh_ns += dt;
-        s->tok_ovh_n++;
-        if (dt > s->tok_ovh_max_ns) s->tok_ovh_max_ns = dt;
+        uint64_t t_out = sl_now_ns();
+        s->tok_work_ns += t_out - t_in;
+        s->tok_lat_ns += t_out - ev->t_ns;
+        s->tok_n++;
+        if (t_out - t_in > s->tok_work_max_ns) s->tok_work_max_ns = t_out - t_in;
     } else {
         sl_buf_append(&c->text, j->out.data ? j->out.data : "", j->out.len);
     }

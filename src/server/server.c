@@ -293,13 +293,18 @@ static void handle_metrics(srv_t *s, struct evhttp_request *req) {
         sl_buf_printf(&b, "silica_http_responses_total{class=\"%dxx\"} %llu\n", c,
                       (unsigned long long)s->n_status[c]);
     sl_buf_printf(&b,
-                  "# HELP silica_stream_token_overhead_seconds time from the engine producing a token "
-                  "to its SSE chunk handed to the socket\n"
-                  "silica_stream_token_overhead_seconds_sum %.9f\n"
-                  "silica_stream_token_overhead_seconds_count %llu\n"
-                  "silica_stream_token_overhead_seconds_max %.9f\n",
-                  (double)s->tok_ovh_ns * 1e-9, (unsigned long long)s->tok_ovh_n,
-                  (double)s->tok_ovh_max_ns * 1e-9);
+                  "# HELP silica_stream_token_work_seconds I/O-thread time per streamed token "
+                  "(detokenize, stop strings, JSON, socket write)\n"
+                  "silica_stream_token_work_seconds_sum %.9f\n"
+                  "silica_stream_token_work_seconds_count %llu\n"
+                  "silica_stream_token_work_seconds_max %.9f\n"
+                  "# HELP silica_stream_token_latency_seconds from the engine producing a token to "
+                  "its SSE chunk written (includes waiting behind other streams' tokens)\n"
+                  "silica_stream_token_latency_seconds_sum %.9f\n"
+                  "silica_stream_token_latency_seconds_count %llu\n",
+                  (double)s->tok_work_ns * 1e-9, (unsigned long long)s->tok_n,
+                  (double)s->tok_work_max_ns * 1e-9, (double)s->tok_lat_ns * 1e-9,
+                  (unsigned long long)s->tok_n);
     srv_add_common_headers(s, req);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "text/plain; version=0.0.4");

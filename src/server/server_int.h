@@ -72,7 +72,9 @@ struct srv {
     int n_jobs;
 
     uint64_t n_requests, n_status[6];
-    uint64_t tok_ovh_ns, tok_ovh_n, tok_ovh_max_ns;
+    /* streamed tokens: I/O-thread work per token (detokenize, stop strings,
+     * JSON, write) and latency from the engine producing it to written */
+    uint64_t tok_work_ns, tok_work_max_ns, tok_lat_ns, tok_n;
 };
 
 void srv_add_common_headers(srv_t *s, struct evhttp_request *req);

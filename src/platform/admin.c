@@ -178,8 +178,14 @@ int plat_account_each(plat_t *p, int (*fn)(const plat_account_t *, void *), void
     return rc;
 }
 
+/* Largest single credit: one billion yuan. Keeps every balance far from
+ * int64 overflow (SQLite would silently turn an overflowing sum into REAL). */
+#define CREDIT_MAX (INT64_C(1000000000) * PLAT_MONEY_UNIT)
+
 int plat_account_credit(plat_t *p, int64_t id, int64_t gift, int64_t charge, const char *note,
                         char *err, size_t errlen) {
+    if (gift > CREDIT_MAX || gift < -CREDIT_MAX || charge > CREDIT_MAX || charge < -CREDIT_MAX)
+        return sl_err(err, errlen, "a single credit is at most 1000000000 yuan");
     pthread_mutex_lock(&p->mu);
     int rc = plat_tx_begin(p, err, errlen);
     if (rc == 0) rc = add_credit(p, id, "credit", gift, charge, note, err, errlen);

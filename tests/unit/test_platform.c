@@ -308,6 +308,7 @@ static void test_signup_referral_and_info(void) {
     CHECK(acc.gift_balance == 14 * YUAN + 2500000 && acc.referrer_id == a);
     CHECK(plat_account_credit(p, b, 0, 88 * YUAN, "top-up", err, sizeof err) == 0);
     CHECK(plat_account_credit(p, 12345, 0, YUAN, NULL, err, sizeof err) != 0);
+    CHECK(plat_account_credit(p, b, 0, INT64_MAX / 2, NULL, err, sizeof err) != 0);
 
     char *js = plat_user_info_json(p, b, err, sizeof err);
     CHECK(js != NULL);

@@ -4,8 +4,12 @@
 # (Python's Jinja2, Node.js + the npm packages pinned in tests/package.json).
 set -e
 PKGS="build-essential pkg-config zlib1g-dev libevent-dev libjansson-dev libpcre2-dev \
-libutf8proc-dev libsqlite3-dev libssl-dev python3 python3-jinja2 nodejs npm"
+libutf8proc-dev libsqlite3-dev libssl-dev python3 python3-jinja2"
 missing=""
+# Node.js may come from outside Debian (e.g. a newer build): only ask apt for
+# it when the commands are absent.
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done

@@ -335,6 +335,8 @@ int eng_submit(eng_t *e, const eng_request_t *r, uint64_t *id, char *err, size_t
         return ENG_EBUSY;
     }
     s->id = e->next_id++;
+    /* the engine thread may finish and free s as soon as mu is released */
+    if (id) *id = s->id;
     if (e->pending_tail) e->pending_tail->next = s;
     else e->pending = s;
     e->pending_tail = s;
@@ -343,7 +345,6 @@ int eng_submit(eng_t *e, const eng_request_t *r, uint64_t *id, char *err, size_t
     e->st.prompt_tokens += r->n_prompt;
     pthread_cond_signal(&e->cv);
     pthread_mutex_unlock(&e->mu);
-    if (id) *id = s->id;
     return 0;
 }
 

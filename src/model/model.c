@@ -650,13 +650,22 @@ struct swiglu_job {
     float *gate;
     const float *up;
     size_t n;
+    size_t next; /* next chunk start to claim (atomic) */
 };
 
+#define SWIGLU_CHUNK 1024
+
+/* Chunks claimed from a shared counter; run elastic, so a worker that is
+ * slow to wake does not hold up a small decode step. */
 static void swiglu_worker(void *ctx, int ith, int nth) {
-    const struct swiglu_job *j = ctx;
-    const size_t per = (j->n + (size_t)nth - 1) / (size_t)nth;
-    const size_t lo = SL_MIN(j->n, per * (size_t)ith), hi = SL_MIN(j->n, lo + per);
-    if (hi > lo) sl_swiglu(j->gate + lo, j->gate + lo, j->up + lo, (int64_t)(hi - lo));
+    struct swiglu_job *j = ctx;
+    (void)ith, (void)nth;
+    for (;;) {
+        const size_t lo = __atomic_fetch_add(&j->next, SWIGLU_CHUNK, __ATOMIC_RELAXED);
+        if (lo >= j->n) break;
+        const size_t hi = SL_MIN(j->n, lo + SWIGLU_CHUNK);
+        sl_swiglu(j->gate + lo, j->gate + lo, j->up + lo, (int64_t)(hi - lo));
+    }
 }
 
 static void matmul_w(sl_pool_t *pool, const sl_wt_t *w, const float *x, int n_tok, float *y) {
@@ -715,8 +724,8 @@ static void forward_step(sl_model_t *m, sl_pool_t *pool, sl_kv_t *kv, const int3
         rmsnorm_rows(pool, s->xn, s->x, L->ffn_norm, n_tok, E, hp->norm_eps);
         matmul_w(pool, &L->gate, s->xn, n_tok, s->gate);
         matmul_w(pool, &L->up, s->xn, n_tok, s->up);
-        struct swiglu_job sj = {s->gate, s->up, (size_t)n_tok * (size_t)hp->n_ff};
-        sl_pool_run(pool, swiglu_worker, &sj);
+        struct swiglu_job sj = {s->gate, s->up, (size_t)n_tok * (size_t)hp->n_ff, 0};
+        sl_pool_run_elastic(pool, swiglu_worker, &sj);
         matmul_w(pool, &L->down, s->gate, n_tok, s->xn);
         struct add_job dj = {s->x, s->xn, NULL, (size_t)n_tok * (size_t)E, (size_t)E};
         add_worker(&dj, 0, 1);

@@ -23,6 +23,7 @@
 #include "gguf/gguf.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
+#include "model/model_quant.h"
 #include "test.h"
 
 /* ------------------------------------------------------------ random */
@@ -554,6 +555,82 @@ static void test_validation(void) {
     CHECK(err[0] != '\0');
 }
 
+/* llama.cpp's per-tensor rules for the q4_K_M mix and the fallbacks. */
+static void test_quant_plan(void) {
+    model_qplan_t p;
+    char err[SL_ERR_MAX];
+    CHECK(model_qplan_init(&p, "q4_k_m", 24, true, err, sizeof err) == 0);
+    CHECK(p.ftype == 15);
+    CHECK(model_qplan_type(&p, "token_embd.weight", 2, 1024) == SL_TYPE_Q6_K); /* tied: it is the output */
+    CHECK(model_qplan_type(&p, "token_embd.weight", 2, 896) == SL_TYPE_Q8_0);  /* q6_K row fallback */
+    CHECK(model_qplan_type(&p, "blk.0.attn_norm.weight", 1, 1024) == SL_TYPE_F32);
+    CHECK(model_qplan_type(&p, "blk.0.attn_q.bias", 1, 1024) == SL_TYPE_F32);
+    CHECK(model_qplan_type(&p, "blk.3.attn_q.weight", 2, 1024) == SL_TYPE_Q4_K);
+    CHECK(model_qplan_type(&p, "blk.3.attn_q.weight", 2, 896) == SL_TYPE_Q5_0);
+    /* use_more_bits(i, 24): i < 3, i >= 21, (i - 3) % 3 == 2 */
+    int more[] = {0, 1, 2, 5, 8, 11, 14, 17, 20, 21, 22, 23};
+    for (int l = 0; l < 24; l++) {
+        bool m = false;
+        for (size_t k = 0; k < SL_ARRAY_LEN(more); k++) m |= more[k] == l;
+        char n[64];
+        snprintf(n, sizeof n, "blk.%d.ffn_down.weight", l);
+        CHECK_MSG(model_qplan_type(&p, n, 2, 4864) == (m ? SL_TYPE_Q6_K : SL_TYPE_Q4_K), "%s", n);
+        snprintf(n, sizeof n, "blk.%d.attn_v.weight", l);
+        CHECK_MSG(model_qplan_type(&p, n, 2, 1024) == (m ? SL_TYPE_Q6_K : SL_TYPE_Q4_K), "%s", n);
+        snprintf(n, sizeof n, "blk.%d.ffn_up.weight", l);
+        CHECK(model_qplan_type(&p, n, 2, 1024) == SL_TYPE_Q4_K);
+    }
+    CHECK(model_qplan_init(&p, "q4_K_M", 24, false, err, sizeof err) == 0);
+    CHECK(model_qplan_type(&p, "output.weight", 2, 1024) == SL_TYPE_Q6_K);
+    CHECK(model_qplan_type(&p, "token_embd.weight", 2, 1024) == SL_TYPE_Q4_K);
+    CHECK(model_qplan_init(&p, "Q8_0", 2, false, err, sizeof err) == 0);
+    CHECK(model_qplan_type(&p, "output.weight", 2, 64) == SL_TYPE_Q8_0);
+    CHECK(model_qplan_type(&p, "blk.0.ffn_up.weight", 2, 48) == SL_TYPE_F16); /* 48 % 32 != 0 */
+    CHECK(model_qplan_init(&p, "q9_9", 2, false, err, sizeof err) != 0);
+    CHECK(strstr(err, "q9_9") != NULL);
+}
+
+/* silica quantize: an F32 model converted to q8_0 keeps its metadata and
+ * 1-D tensors, and its logits stay near the F32 reference. */
+static void test_quantize_file(void) {
+    spec_t s = base_spec("qwen2");
+    ref_model_t rm;
+    ref_init(&rm, &s, 11);
+    char src[300], dst[320], err[SL_ERR_MAX] = "";
+    snprintf(src, sizeof src, "%s", model_path());
+    snprintf(dst, sizeof dst, "%s.q8", src);
+    CHECK(write_model(&rm, src, NULL, NULL) == 0);
+    sl_pool_t *pool = sl_pool_new(2);
+    CHECK_MSG(model_quantize_file(src, dst, "q8_0", pool, false, err, sizeof err) == 0, "%s", err);
+    sl_model_t *m = model_load(dst, err, sizeof err);
+    CHECK_MSG(m != NULL, "%s", err);
+    if (m) {
+        const gguf_file_t *g = model_gguf(m);
+        CHECK(gguf_find_tensor(g, "blk.1.ffn_down.weight")->type == SL_TYPE_Q8_0);
+        CHECK(gguf_find_tensor(g, "output.weight")->type == SL_TYPE_Q8_0);
+        CHECK(gguf_find_tensor(g, "blk.0.attn_q.bias")->type == SL_TYPE_F32);
+        CHECK(gguf_find_tensor(g, "output_norm.weight")->type == SL_TYPE_F32);
+        CHECK(gguf_get_u32_or(g, "general.file_type", 99) == 7);
+        CHECK(gguf_get_u32_or(g, "qwen2.block_count", 0) == (uint32_t)s.L);
+        enum { N = 6 };
+        int32_t toks[N] = {1, 50, 7, 90, 3, 3};
+        double *want = malloc(sizeof(double) * N * (size_t)s.V);
+        float *got = malloc(sizeof(float) * (size_t)s.V);
+        ref_forward(&rm, toks, N, want);
+        sl_kv_t *kv = model_kv_new(m, N, SL_TYPE_F32, err, sizeof err);
+        CHECK(model_forward(m, pool, kv, toks, N, got, false, err, sizeof err) == 0);
+        double e = rel_err(got, want + (size_t)(N - 1) * s.V, (size_t)s.V);
+        CHECK_MSG(e < 5e-2, "quantized q8_0 logits off by %.3g", e);
+        model_kv_free(kv);
+        free(want), free(got);
+        model_free(m);
+    }
+    sl_pool_free(pool);
+    ref_free(&rm);
+    unlink(src);
+    unlink(dst);
+}
+
 int main(void) {
     sl_kernels_init();
     RUN(test_llama_f32);
@@ -561,5 +638,7 @@ int main(void) {
     RUN(test_qwen3_f32);
     RUN(test_f16_and_q8);
     RUN(test_validation);
+    RUN(test_quant_plan);
+    RUN(test_quantize_file);
     return test_summary();
 }

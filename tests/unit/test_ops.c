@@ -122,6 +122,28 @@ static void rope_case(const char *label, sl_rope_t r, double factor, int hd, int
     CHECK_MSG(md <= tol, "%s pos %d: max diff %.3g", label, pos, md);
 }
 
+/* swiglu, scalar and SIMD, over a wide range (the SIMD path has its own exp). */
+static void test_swiglu_range(void) {
+    enum { N = 1003 };
+    static float g[N], u[N], o[N];
+    for (int i = 0; i < N; i++) g[i] = -100.0f + 200.0f * (float)i / (N - 1), u[i] = 1.0f + rnd() * 0.5f;
+    g[7] = 0.0f, g[8] = -0.0f, g[9] = 1e-8f;
+    sl_isa_t isas[] = {SL_ISA_SCALAR, sl_kernels_isa()};
+    for (size_t k = 0; k < SL_ARRAY_LEN(isas); k++) {
+        sl_isa_t prev = sl_kernels_set_isa(isas[k]);
+        sl_swiglu(o, g, u, N);
+        sl_kernels_set_isa(prev);
+        double worst = 0;
+        for (int i = 0; i < N; i++) {
+            double want = (double)g[i] / (1 + exp(-(double)g[i])) * u[i];
+            double err = fabs(o[i] - want) / fmax(fabs(want), 1e-30);
+            if (fabs(want) < 1e-30) err = fabs(o[i]);
+            worst = fmax(worst, err);
+        }
+        CHECK_MSG(worst < 2e-6, "swiglu isa %s: worst relative error %.3g", sl_isa_name(isas[k]), worst);
+    }
+}
+
 static void test_rope(void) {
     sl_rope_t r = {.style = SL_ROPE_NORM, .n_rot = 64, .freq_base = 10000, .freq_scale = 1,
                    .attn_factor = 1, .beta_fast = 32, .beta_slow = 1, .n_ctx_orig = 4096};
@@ -244,6 +266,7 @@ int main(void) {
     RUN(test_rmsnorm);
     RUN(test_softmax);
     RUN(test_activations);
+    RUN(test_swiglu_range);
     RUN(test_rope);
     RUN(test_attention);
     return test_summary();

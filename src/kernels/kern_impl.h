@@ -30,10 +30,27 @@ typedef void (*sl_quant_fn)(const float *x, void *y, int64_t n);
 
 #define SL_TILE_MAX 4
 
+/* Prefill activations of the q8_0-dotted weight types (q4_0, q5_0, q8_0) as
+ * a panel: 4 tokens interleaved per 32-element block, scales already floats.
+ * d[c] = the token's q8_0 block scale, s[c] = d[c] · Σ qs[c] (for the
+ * offset of unsigned weight codes). Tokens past the end are zero. */
+typedef struct sl_q8x4 {
+    float d[4];
+    float s[4];
+    int8_t qs[4][32];
+} sl_q8x4_t;
+
+/* GEMM over a panel: nr weight rows (wstride bytes apart) × the 4 tokens of
+ * one panel group (n / 32 sl_q8x4_t blocks); out[c * ostride + r] gets the
+ * dot of weight row r with token c, for c < nc only. */
+typedef void (*sl_gemm_fn)(int64_t n, const void *w, size_t wstride, int nr, const sl_q8x4_t *xp,
+                           int nc, float *out, size_t ostride);
+
 typedef struct sl_kern_table {
     sl_dot_fn dot[SL_TYPE_COUNT];
     sl_tile_fn tile[SL_TYPE_COUNT]; /* NULL: sl_matmul builds tiles from dot */
     sl_quant_fn quant[SL_TYPE_COUNT];
+    sl_gemm_fn gemm[SL_TYPE_COUNT]; /* q8_0-dotted types; preferred over tile */
 } sl_kern_table_t;
 
 /* Fill functions: scalar sets every entry; the others override what they

@@ -40,12 +40,21 @@ struct mm_job {
     float *y;
     sl_dot_fn dot;
     sl_tile_fn tile;
+    sl_gemm_fn gemm;        /* with a sl_q8x4_t panel in xq instead of rows */
     int64_t chunk;
     atomic_llong next;
 };
 
 static void mm_rows(struct mm_job *j, int64_t r0, int64_t r1) {
     const int64_t n_out = j->n_out, n_tok = j->n_tok;
+    if (j->gemm) {
+        const sl_q8x4_t *xp = (const sl_q8x4_t *)j->xq;
+        const int64_t nb = j->n_in / 32;
+        for (int64_t t0 = 0; t0 < n_tok; t0 += 4)
+            j->gemm(j->n_in, j->w + (size_t)r0 * j->wrs, j->wrs, (int)(r1 - r0), xp + (t0 / 4) * nb,
+                    (int)SL_MIN(4, n_tok - t0), j->y + t0 * n_out + r0, (size_t)n_out);
+        return;
+    }
     if (j->tile && n_tok > 1) {
         for (int64_t t0 = 0; t0 < n_tok; t0 += SL_TILE_MAX) {
             int nc = (int)SL_MIN(SL_TILE_MAX, n_tok - t0);
@@ -95,6 +104,33 @@ static void q_worker(void *ctx, int ith, int nth) {
     }
 }
 
+/* Token t of a sl_q8x4_t panel: quantized block by block with the ISA's
+ * q8_0 quantizer, then spread into its slot of the 4-token group. */
+static void q_panel_worker(void *ctx, int ith, int nth) {
+    (void)ith;
+    (void)nth;
+    struct q_job *q = ctx;
+    const int64_t nb = q->n_in / 32;
+    sl_q8x4_t *panel = (sl_q8x4_t *)q->xq;
+    for (;;) {
+        int64_t t = atomic_fetch_add_explicit(&q->next, 1, memory_order_relaxed);
+        if (t >= q->n_tok) break;
+        sl_q8x4_t *g = panel + (t / 4) * nb;
+        const int c = (int)(t % 4);
+        const float *xr = q->x + t * q->n_in;
+        for (int64_t b = 0; b < nb; b++) {
+            sl_block_q8_0 blk;
+            q->quant(xr + b * 32, &blk, 32);
+            int sum = 0;
+            for (int i = 0; i < 32; i++) sum += blk.qs[i];
+            const float d = sl_f16_to_f32(blk.d);
+            g[b].d[c] = d;
+            g[b].s[c] = d * (float)sum;
+            memcpy(g[b].qs[c], blk.qs, 32);
+        }
+    }
+}
+
 void sl_matmul(sl_pool_t *pool, const void *w, sl_type_t wtype, int64_t n_in, int64_t n_out,
                const float *x, int64_t n_tok, float *y) {
     if (n_out <= 0 || n_tok <= 0) return;
@@ -118,10 +154,12 @@ void sl_matmul(sl_pool_t *pool, const void *w, sl_type_t wtype, int64_t n_in, in
     int nth = sl_pool_size(pool);
     int64_t macs = n_in * n_out * n_tok;
     bool parallel = nth > 1 && macs >= MIN_PARALLEL_MACS;
+    const bool panel = n_tok > 1 && K->gemm[wtype] && tr->vec_dot_type == SL_TYPE_Q8_0 && n_in % 32 == 0;
     if (tr->vec_dot_type == SL_TYPE_F32) {
         xq = (const uint8_t *)x;
     } else {
-        size_t need = xrs * (size_t)n_tok;
+        const int64_t n_groups = (n_tok + 3) / 4;
+        size_t need = panel ? (size_t)(n_groups * (n_in / 32)) * sizeof(sl_q8x4_t) : xrs * (size_t)n_tok;
         uint8_t *buf = stack_buf;
         if (need > sizeof stack_buf) {
             heap = aligned_alloc(64, (need + 63) & ~(size_t)63);
@@ -139,10 +177,17 @@ void sl_matmul(sl_pool_t *pool, const void *w, sl_type_t wtype, int64_t n_in, in
         }
         struct q_job q = {K->quant[tr->vec_dot_type], x, n_in, n_tok, buf, xrs, 0};
         atomic_init(&q.next, 0);
+        sl_pool_fn qfn = q_worker;
+        if (panel) {
+            /* the padding tokens of the last group stay zero */
+            size_t gbytes = (size_t)(n_in / 32) * sizeof(sl_q8x4_t);
+            if (n_tok % 4) memset(buf + (size_t)(n_groups - 1) * gbytes, 0, gbytes);
+            qfn = q_panel_worker;
+        }
         if (parallel && n_tok > 1)
-            sl_pool_run_elastic(pool, q_worker, &q);
+            sl_pool_run_elastic(pool, qfn, &q);
         else
-            q_worker(&q, 0, 1);
+            qfn(&q, 0, 1);
         xq = buf;
     }
 
@@ -150,9 +195,10 @@ void sl_matmul(sl_pool_t *pool, const void *w, sl_type_t wtype, int64_t n_in, in
     struct mm_job j = {
         .w = w, .wrs = wrs, .n_in = n_in, .n_out = n_out, .xq = xq, .xrs = xrs,
         .n_tok = n_tok, .y = y, .dot = K->dot[wtype], .tile = K->tile[wtype],
+        .gemm = panel ? K->gemm[wtype] : NULL,
     };
     atomic_init(&j.next, 0);
-    if (n_tok > 1 && j.tile) {
+    if (n_tok > 1 && (j.tile || j.gemm)) {
         j.chunk = GEMM_ROW_CHUNK;
     } else {
         /* ~8 chunks per thread balances load; multiples of 4 rows. */

@@ -494,6 +494,115 @@ static void tile_q6_K(int64_t n, const void *w, size_t ws, int nr, const void *x
     }
 }
 
+/* ---- panel GEMM for q4_0 / q5_0 / q8_0 (prefill) ----
+ *
+ * Two weight rows × the 4 tokens of a sl_q8x4_t panel per pass: 8 float
+ * accumulators. The panel's scales are floats, so the 8 scale products of a
+ * block are one multiply; they go through a small stack array and come back
+ * as broadcast loads (load ports, not ALU). q4_0/q5_0 codes are used
+ * unsigned (0..15 / 0..31) so one vpmaddubsw per token needs no sign fix-up;
+ * their −8 / −16 offset is Σ_b dw·(dx·Σx), kept per row and token in one
+ * vector beside the accumulators. q8_0 uses |w| and sign(x, w).
+ */
+enum { G_Q4_0, G_Q5_0, G_Q8_0 };
+
+static inline __attribute__((always_inline)) __m256i g_unpack(int kind, const uint8_t *wr, int64_t b) {
+    if (kind == G_Q4_0) return nibbles32(((const sl_block_q4_0 *)wr)[b].qs);
+    if (kind == G_Q5_0) {
+        const sl_block_q5_0 *blk = (const sl_block_q5_0 *)wr + b;
+        return _mm256_or_si256(nibbles32(blk->qs), _mm256_and_si256(bits32(blk->qh), _mm256_set1_epi8(0x10)));
+    }
+    return _mm256_loadu_si256((const __m256i *)((const sl_block_q8_0 *)wr)[b].qs);
+}
+
+static inline __attribute__((always_inline)) float g_scale(int kind, const uint8_t *wr, int64_t b) {
+    if (kind == G_Q4_0) return f16(((const sl_block_q4_0 *)wr)[b].d);
+    if (kind == G_Q5_0) return f16(((const sl_block_q5_0 *)wr)[b].d);
+    return f16(((const sl_block_q8_0 *)wr)[b].d);
+}
+
+/* integer dot of one unpacked weight block with one token's 32 bytes, as 8 floats */
+static inline __attribute__((always_inline)) __m256 g_pdot(int kind, __m256i wv, __m256i aw, const int8_t *xq) {
+    __m256i xv = _mm256_load_si256((const __m256i *)xq);
+    __m256i p = kind == G_Q8_0 ? _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv, wv)) : _mm256_maddubs_epi16(wv, xv);
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+}
+
+static inline __attribute__((always_inline)) void gemm_q0(int kind, int64_t n, const void *vw, size_t ws, int nr,
+                                                          const sl_q8x4_t *x, int nc, float *out, size_t os) {
+    const int64_t nb = n / 32;
+    const float off = kind == G_Q4_0 ? 8.0f : kind == G_Q5_0 ? 16.0f : 0.0f;
+    const uint8_t *w = vw;
+    float sc[8] __attribute__((aligned(32)));
+    float cr[8] __attribute__((aligned(32)));
+    int r = 0;
+    for (; r + 2 <= nr; r += 2) {
+        const uint8_t *w0 = w + (size_t)r * ws, *w1 = w0 + ws;
+        __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00;
+        __m256 a10 = a00, a11 = a00, a12 = a00, a13 = a00, corr = a00;
+        for (int64_t b = 0; b < nb; b++) {
+            const sl_q8x4_t *xb = x + b;
+            __m256 dw = _mm256_set_m128(_mm_set1_ps(g_scale(kind, w1, b)), _mm_set1_ps(g_scale(kind, w0, b)));
+            __m128 xd = _mm_load_ps(xb->d);
+            _mm256_store_ps(sc, _mm256_mul_ps(dw, _mm256_set_m128(xd, xd)));
+            if (kind != G_Q8_0) {
+                __m128 xs = _mm_load_ps(xb->s);
+                corr = _mm256_fmadd_ps(dw, _mm256_set_m128(xs, xs), corr);
+            }
+            __m256i v0 = g_unpack(kind, w0, b), v1 = g_unpack(kind, w1, b);
+            __m256i s0 = v0, s1 = v1;
+            if (kind == G_Q8_0) {
+                s0 = _mm256_sign_epi8(v0, v0);
+                s1 = _mm256_sign_epi8(v1, v1);
+            }
+            a00 = _mm256_fmadd_ps(_mm256_broadcast_ss(sc + 0), g_pdot(kind, v0, s0, xb->qs[0]), a00);
+            a10 = _mm256_fmadd_ps(_mm256_broadcast_ss(sc + 4), g_pdot(kind, v1, s1, xb->qs[0]), a10);
+            a01 = _mm256_fmadd_ps(_mm256_broadcast_ss(sc + 1), g_pdot(kind, v0, s0, xb->qs[1]), a01);
+            a11 = _mm256_fmadd_ps(_mm256_broadcast_ss(sc + 5), g_pdot(kind, v1, s1, xb->qs[1]), a11);
+            a02 = _mm256_fmadd_ps(_mm256_broadcast_ss(sc + 2), g_pdot(kind, v0, s0, xb->qs[2]), a02);
+            a12 = _mm256_fmadd_ps(_mm256_broadcast_ss(sc + 6), g_pdot(kind, v1, s1, xb->qs[2]), a12);
+            a03 = _mm256_fmadd_ps(_mm256_broadcast_ss(sc + 3), g_pdot(kind, v0, s0, xb->qs[3]), a03);
+            a13 = _mm256_fmadd_ps(_mm256_broadcast_ss(sc + 7), g_pdot(kind, v1, s1, xb->qs[3]), a13);
+        }
+        _mm256_store_ps(cr, corr);
+        const __m256 a[8] = {a00, a01, a02, a03, a10, a11, a12, a13};
+        for (int c = 0; c < nc; c++) {
+            out[(size_t)c * os + (size_t)r] = hsum8(a[c]) - off * cr[c];
+            out[(size_t)c * os + (size_t)r + 1] = hsum8(a[4 + c]) - off * cr[4 + c];
+        }
+    }
+    for (; r < nr; r++) {
+        const uint8_t *w0 = w + (size_t)r * ws;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        __m128 corr = _mm_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            const sl_q8x4_t *xb = x + b;
+            __m128 dw = _mm_set1_ps(g_scale(kind, w0, b));
+            _mm_store_ps(sc, _mm_mul_ps(dw, _mm_load_ps(xb->d)));
+            if (kind != G_Q8_0) corr = _mm_fmadd_ps(dw, _mm_load_ps(xb->s), corr);
+            __m256i v0 = g_unpack(kind, w0, b), s0 = v0;
+            if (kind == G_Q8_0) s0 = _mm256_sign_epi8(v0, v0);
+            a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(sc + 0), g_pdot(kind, v0, s0, xb->qs[0]), a0);
+            a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(sc + 1), g_pdot(kind, v0, s0, xb->qs[1]), a1);
+            a2 = _mm256_fmadd_ps(_mm256_broadcast_ss(sc + 2), g_pdot(kind, v0, s0, xb->qs[2]), a2);
+            a3 = _mm256_fmadd_ps(_mm256_broadcast_ss(sc + 3), g_pdot(kind, v0, s0, xb->qs[3]), a3);
+        }
+        _mm_store_ps(cr, corr);
+        const __m256 a[4] = {a0, a1, a2, a3};
+        for (int c = 0; c < nc; c++) out[(size_t)c * os + (size_t)r] = hsum8(a[c]) - off * cr[c];
+    }
+}
+
+static void gemm_q4_0(int64_t n, const void *w, size_t ws, int nr, const sl_q8x4_t *x, int nc, float *out, size_t os) {
+    gemm_q0(G_Q4_0, n, w, ws, nr, x, nc, out, os);
+}
+static void gemm_q5_0(int64_t n, const void *w, size_t ws, int nr, const sl_q8x4_t *x, int nc, float *out, size_t os) {
+    gemm_q0(G_Q5_0, n, w, ws, nr, x, nc, out, os);
+}
+static void gemm_q8_0(int64_t n, const void *w, size_t ws, int nr, const sl_q8x4_t *x, int nc, float *out, size_t os) {
+    gemm_q0(G_Q8_0, n, w, ws, nr, x, nc, out, os);
+}
+
 /* ---- activation quantizers ---- */
 
 /* 32 floats → rounded int8 (×id), in element order. */
@@ -597,6 +706,9 @@ bool sl_kern_fill_avx2(sl_kern_table_t *t) {
     t->tile[SL_TYPE_Q8_0] = tile_q8_0;
     t->tile[SL_TYPE_Q4_K] = tile_q4_K;
     t->tile[SL_TYPE_Q6_K] = tile_q6_K;
+    t->gemm[SL_TYPE_Q4_0] = gemm_q4_0;
+    t->gemm[SL_TYPE_Q5_0] = gemm_q5_0;
+    t->gemm[SL_TYPE_Q8_0] = gemm_q8_0;
     t->quant[SL_TYPE_Q8_0] = quant_q8_0;
     t->quant[SL_TYPE_Q8_1] = quant_q8_1;
     t->quant[SL_TYPE_Q8_K] = quant_q8_K;

@@ -77,10 +77,19 @@ static bool model_is_q8(const sl_model_t *m) {
     return t && t->type == SL_TYPE_Q8_0;
 }
 
+/* The model of the previous case, kept while consecutive cases share it. */
+static sl_model_t *cur_model;
+static char cur_path[1024];
+
 static void run_case(const char *dir, char **col, sl_pool_t *pool) {
     char path[1024], err[SL_ERR_MAX] = "";
     snprintf(path, sizeof path, "%s/%s", dir, col[0]);
-    sl_model_t *m = model_load(path, err, sizeof err);
+    if (!cur_model || strcmp(path, cur_path) != 0) {
+        model_free(cur_model);
+        cur_model = model_load(path, err, sizeof err);
+        snprintf(cur_path, sizeof cur_path, "%s", path);
+    }
+    sl_model_t *m = cur_model;
     CHECK_MSG(m != NULL, "%s", err);
     if (!m) return;
     const int V = model_hparams(m)->n_vocab;
@@ -129,7 +138,6 @@ static void run_case(const char *dir, char **col, sl_pool_t *pool) {
     free(logits);
     free(ref);
     model_kv_free(kv);
-    model_free(m);
 }
 
 int main(void) {
@@ -161,6 +169,7 @@ int main(void) {
         n_cases++;
     }
     fclose(f);
+    model_free(cur_model);
     sl_pool_free(pool);
     CHECK(n_cases > 0);
     fprintf(stderr, "conformance: %d cases\n", n_cases);

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "base/base.h"
@@ -44,10 +46,52 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* Where the weights live (BENCH_MEM): "malloc" (default), "huge" (anonymous
+ * memory with MADV_HUGEPAGE), "file" (written to a temporary file and mapped
+ * read-only and private, as the GGUF reader maps a model). */
+static const char *mem_mode = "malloc";
+
+static uint8_t *weights_alloc(size_t bytes) {
+    if (!strcmp(mem_mode, "huge")) {
+        size_t al = (bytes + (2u << 20) - 1) & ~(size_t)((2u << 20) - 1);
+        uint8_t *p = aligned_alloc(2u << 20, al);
+        if (p) madvise(p, al, MADV_HUGEPAGE);
+        return p;
+    }
+    return malloc(bytes);
+}
+
+/* For "file": the filled buffer goes to a file, which replaces it by a map. */
+static uint8_t *weights_place(uint8_t *w, size_t bytes) {
+    if (strcmp(mem_mode, "file")) return w;
+    char path[] = "/tmp/bench_matmul_XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) return w;
+    unlink(path);
+    size_t off = 0;
+    while (off < bytes) {
+        ssize_t k = write(fd, w + off, bytes - off);
+        if (k <= 0) break;
+        off += (size_t)k;
+    }
+    void *m = off == bytes ? mmap(NULL, bytes, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+    close(fd);
+    if (m == MAP_FAILED) return w;
+    free(w);
+    return m;
+}
+
+static void weights_free(uint8_t *w, size_t bytes) {
+    if (!strcmp(mem_mode, "file"))
+        munmap(w, bytes);
+    else
+        free(w);
+}
+
 static void bench(sl_pool_t *pool, sl_type_t t, int64_t n_in, int64_t n_out, int64_t n_tok) {
     size_t rs = sl_row_size(t, n_in);
     if (!rs) return;
-    uint8_t *w = malloc(rs * (size_t)n_out);
+    uint8_t *w = weights_alloc(rs * (size_t)n_out);
     float *row = malloc(sizeof(float) * (size_t)n_in);
     float *x = malloc(sizeof(float) * (size_t)(n_in * n_tok));
     float *y = malloc(sizeof(float) * (size_t)(n_out * n_tok));
@@ -65,6 +109,7 @@ static void bench(sl_pool_t *pool, sl_type_t t, int64_t n_in, int64_t n_out, int
             memcpy(w + (size_t)r * rs, w + (size_t)(r % 64) * rs, rs);
         }
     }
+    w = weights_place(w, rs * (size_t)n_out);
     for (int64_t i = 0; i < n_in * n_tok; i++) x[i] = frand();
     double bytes = (double)rs * (double)n_out;
     int reps = n_tok > 1 ? 9 : (int)SL_MAX(5, SL_MIN(200, 2e9 / bytes));
@@ -87,7 +132,7 @@ static void bench(sl_pool_t *pool, sl_type_t t, int64_t n_in, int64_t n_out, int
            bytes / med / 1e9, 2.0 * (double)n_in * (double)n_out * (double)n_tok / med / 1e9,
            (double)n_tok / med, pool ? "best" : "cpu ", bytes / best / 1e9,
            2.0 * (double)n_in * (double)n_out * (double)n_tok / best / 1e9);
-    free(w);
+    weights_free(w, rs * (size_t)n_out);
     free(row);
     free(x);
     free(y);
@@ -110,8 +155,9 @@ int main(int argc, char **argv) {
             }
         fclose(f);
     }
-    printf("# bench_matmul: cpu \"%s\", %ld cores online, %d threads, isa %s\n", cpu,
-           sysconf(_SC_NPROCESSORS_ONLN), nth, sl_isa_name(sl_kernels_isa()));
+    if (getenv("BENCH_MEM")) mem_mode = getenv("BENCH_MEM");
+    printf("# bench_matmul: cpu \"%s\", %ld cores online, %d threads, isa %s, weights in %s\n", cpu,
+           sysconf(_SC_NPROCESSORS_ONLN), nth, sl_isa_name(sl_kernels_isa()), mem_mode);
     sl_pool_t *pool = nth > 1 ? sl_pool_new(nth) : NULL;
     sl_type_t types[16];
     int nt = 0;

@@ -631,12 +631,47 @@ static void test_quantize_file(void) {
     unlink(dst);
 }
 
+/* A prefill longer than the model's internal step (256 tokens) goes in
+ * several steps; every position still matches the reference. */
+static void test_long_prefill(void) {
+    spec_t s = base_spec("qwen3");
+    s.L = 1;
+    ref_model_t rm;
+    ref_init(&rm, &s, 5);
+    const char *path = model_path();
+    CHECK(write_model(&rm, path, NULL, NULL) == 0);
+    char err[SL_ERR_MAX] = "";
+    sl_model_t *m = model_load(path, err, sizeof err);
+    CHECK_MSG(m != NULL, "%s", err);
+    if (m) {
+        enum { N = 300 };
+        static int32_t toks[N];
+        for (int i = 0; i < N; i++) toks[i] = (int32_t)((i * 13 + 1) % s.V);
+        double *want = malloc(sizeof(double) * N * (size_t)s.V);
+        float *got = malloc(sizeof(float) * N * (size_t)s.V);
+        ref_forward(&rm, toks, N, want);
+        sl_pool_t *pool = sl_pool_new(2);
+        sl_kv_t *kv = model_kv_new(m, N, SL_TYPE_F16, err, sizeof err);
+        CHECK(model_forward(m, pool, kv, toks, N, got, true, err, sizeof err) == 0);
+        double e = rel_err(got, want, (size_t)N * s.V);
+        CHECK_MSG(e < 5e-3, "long prefill (f16 KV): rel err %.3g", e);
+        CHECK(model_kv_len(kv) == N && model_kv_capacity(kv) == N);
+        model_kv_free(kv);
+        sl_pool_free(pool);
+        free(want), free(got);
+        model_free(m);
+    }
+    ref_free(&rm);
+    unlink(path);
+}
+
 int main(void) {
     sl_kernels_init();
     RUN(test_llama_f32);
     RUN(test_qwen2_f32);
     RUN(test_qwen3_f32);
     RUN(test_f16_and_q8);
+    RUN(test_long_prefill);
     RUN(test_validation);
     RUN(test_quant_plan);
     RUN(test_quantize_file);

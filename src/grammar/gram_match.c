@@ -1,0 +1,931 @@
+/*
+ * gram_match.c — the byte-level pushdown matcher, the vocabulary trie, the
+ * per-position token caches (gram_index_t) and the per-sequence matcher.
+ *
+ * Parse state. A stack is a chain of nodes (pos, parent): `pos` is the next
+ * element to match, `parent` the node to continue with when pos's rule
+ * alternative ends (-1: the root is done; -2: "escaped", used only while
+ * precomputing, see below). Nodes are hash-consed, so equal stacks have equal
+ * ids. Because a grammar may be ambiguous, the matcher state is a SET of
+ * stacks, each expanded until its top is a terminal (or a marker: ACCEPT =
+ * the root rule completed). Sets are interned as "states" with a lazily
+ * filled 256-entry transition table, so walking bytes is mostly one table
+ * load per byte: a lazily built DFA over the pushdown configurations.
+ *
+ * Token masks (the XGrammar idea). For every terminal position p the index
+ * walks the whole vocabulary trie ONCE from a stack made of p and its STATIC
+ * calling context: the chain of return positions that is the same wherever
+ * p is reached (rules with exactly one call site; gram_finish clones small
+ * shared rules to make such chains long). Where the chain ends, the stack
+ * bottom is "escaped": a token that needs bytes beyond it depends on the
+ * run-time stack (uncertain); a token that stays inside is accepted or
+ * rejected whatever lies below (context-independent). At run time the mask
+ * is the union of the cached accepted sets of the state's stack tops plus the
+ * uncertain tokens re-checked against the real stack; the whole mask is also
+ * cached per state when re-checks were needed.
+ */
+#include "grammar/gram_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define NODE_ACCEPT 0u
+#define NODE_ESC 1u
+#define PARENT_ROOT (-1)
+#define PARENT_ESC (-2)
+#define STATE_EMPTY 0u
+#define ENGINE_MAX_NODES (1u << 24)
+#define ENGINE_MAX_STATES (1u << 22)
+#define EXPAND_MAX_DEPTH 4000
+#define MATCHER_MAX_CACHED_MASKS 64
+
+typedef struct gnode {
+    uint32_t pos;
+    int32_t parent;
+} gnode_t;
+
+typedef struct gstate {
+    uint32_t off, n; /* node ids in eng->lists[off .. off+n), sorted */
+    uint32_t hash;
+    uint8_t has_accept, has_esc;
+    int32_t *trans; /* 256 entries, -1 = not computed yet; NULL until used */
+    uint32_t *mask; /* matcher only: cached full mask */
+} gstate_t;
+
+typedef struct engine {
+    const gram_t *g;
+    gnode_t *nodes;
+    uint32_t n_nodes, cap_nodes;
+    uint64_t *nkeys; /* node hash table: key (pos<<32 | parent), value id */
+    uint32_t *nvals;
+    uint32_t ncap, nused;
+    uint32_t *lists;
+    size_t n_lists, cap_lists;
+    gstate_t *states;
+    uint32_t n_states, cap_states;
+    uint32_t *smap; /* state hash table: state id + 1, 0 = empty slot */
+    uint32_t scap, sused;
+    uint32_t *scratch;
+    uint32_t n_scratch, cap_scratch;
+    uint32_t *stamp;
+    uint32_t cap_stamp, gen;
+    bool failed;
+} engine_t;
+
+/* ---------------- engine ---------------- */
+
+static uint64_t mix64(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static int eng_nmap_grow(engine_t *e) {
+    uint32_t nc = e->ncap ? e->ncap * 2 : 1024;
+    uint64_t *k = malloc(nc * sizeof *k);
+    uint32_t *v = malloc(nc * sizeof *v);
+    if (!k || !v) {
+        free(k);
+        free(v);
+        return -1;
+    }
+    memset(v, 0xff, nc * sizeof *v);
+    for (uint32_t i = 0; i < e->ncap; i++) {
+        if (e->nvals[i] == UINT32_MAX) continue;
+        uint32_t h = (uint32_t)mix64(e->nkeys[i]) & (nc - 1);
+        while (v[h] != UINT32_MAX) h = (h + 1) & (nc - 1);
+        k[h] = e->nkeys[i];
+        v[h] = e->nvals[i];
+    }
+    free(e->nkeys);
+    free(e->nvals);
+    e->nkeys = k;
+    e->nvals = v;
+    e->ncap = nc;
+    return 0;
+}
+
+/* Returns the node id of (pos, parent), creating it; -1 on failure. */
+static int32_t eng_node(engine_t *e, uint32_t pos, int32_t parent) {
+    if ((e->nused + 1) * 2 > e->ncap && eng_nmap_grow(e) < 0) {
+        e->failed = true;
+        return -1;
+    }
+    uint64_t key = ((uint64_t)pos << 32) | (uint32_t)parent;
+    uint32_t h = (uint32_t)mix64(key) & (e->ncap - 1);
+    while (e->nvals[h] != UINT32_MAX) {
+        if (e->nkeys[h] == key) return (int32_t)e->nvals[h];
+        h = (h + 1) & (e->ncap - 1);
+    }
+    if (e->n_nodes >= ENGINE_MAX_NODES) {
+        e->failed = true;
+        return -1;
+    }
+    if (e->n_nodes == e->cap_nodes) {
+        uint32_t nc = e->cap_nodes * 2;
+        gnode_t *p = realloc(e->nodes, nc * sizeof *p);
+        if (!p) {
+            e->failed = true;
+            return -1;
+        }
+        e->nodes = p;
+        e->cap_nodes = nc;
+    }
+    uint32_t id = e->n_nodes++;
+    e->nodes[id] = (gnode_t){pos, parent};
+    e->nkeys[h] = key;
+    e->nvals[h] = id;
+    e->nused++;
+    return (int32_t)id;
+}
+
+static int scratch_add(engine_t *e, uint32_t id) {
+    if (id >= e->cap_stamp) {
+        uint32_t nc = e->cap_stamp ? e->cap_stamp : 1024;
+        while (nc <= id) nc *= 2;
+        uint32_t *p = realloc(e->stamp, nc * sizeof *p);
+        if (!p) return -1;
+        memset(p + e->cap_stamp, 0, (nc - e->cap_stamp) * sizeof *p);
+        e->stamp = p;
+        e->cap_stamp = nc;
+    }
+    if (e->stamp[id] == e->gen) return 0;
+    e->stamp[id] = e->gen;
+    if (e->n_scratch == e->cap_scratch) {
+        uint32_t nc = e->cap_scratch ? e->cap_scratch * 2 : 64;
+        uint32_t *p = realloc(e->scratch, nc * sizeof *p);
+        if (!p) return -1;
+        e->scratch = p;
+        e->cap_scratch = nc;
+    }
+    e->scratch[e->n_scratch++] = id;
+    return 0;
+}
+
+/* Expands (pos, parent) into terminal-topped stacks, added to scratch. */
+static void eng_expand(engine_t *e, uint32_t pos, int32_t parent, int depth) {
+    const gram_t *g = e->g;
+    if (depth > EXPAND_MAX_DEPTH || e->failed) {
+        e->failed = true;
+        return;
+    }
+    for (;;) {
+        gram_elem_t el = g->elems[pos];
+        if (el.type == GE_END) {
+            if (parent == PARENT_ROOT || parent == PARENT_ESC) {
+                if (scratch_add(e, parent == PARENT_ROOT ? NODE_ACCEPT : NODE_ESC) < 0)
+                    e->failed = true;
+                return;
+            }
+            gnode_t pn = e->nodes[parent];
+            pos = pn.pos;
+            parent = pn.parent;
+            continue;
+        }
+        if (el.type == GE_TERM) {
+            int32_t id = eng_node(e, pos, parent);
+            if (id < 0 || scratch_add(e, (uint32_t)id) < 0) e->failed = true;
+            return;
+        }
+        int32_t cont = parent;
+        if (g->elems[pos + 1].type != GE_END) {
+            cont = eng_node(e, pos + 1, parent);
+            if (cont < 0) return;
+        }
+        uint32_t a0 = g->rule_alt0[el.val], na = g->rule_nalt[el.val];
+        for (uint32_t a = 0; a < na; a++) eng_expand(e, g->alt_start[a0 + a], cont, depth + 1);
+        return;
+    }
+}
+
+static int cmp_u32(const void *x, const void *y) {
+    uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+/* Interns the set in scratch as a state; returns its id (0 = empty set). */
+static int64_t eng_intern(engine_t *e) {
+    uint32_t n = e->n_scratch;
+    uint32_t *l = e->scratch;
+    if (n > 1) qsort(l, n, sizeof *l, cmp_u32);
+    uint64_t h64 = 1469598103934665603ULL ^ n;
+    for (uint32_t i = 0; i < n; i++) h64 = mix64(h64 ^ l[i]) + i;
+    uint32_t h = (uint32_t)h64;
+    if ((e->sused + 1) * 2 > e->scap) {
+        uint32_t nc = e->scap ? e->scap * 2 : 1024;
+        uint32_t *m = calloc(nc, sizeof *m);
+        if (!m) return -1;
+        for (uint32_t i = 0; i < e->scap; i++) {
+            if (!e->smap[i]) continue;
+            uint32_t k = e->states[e->smap[i] - 1].hash & (nc - 1);
+            while (m[k]) k = (k + 1) & (nc - 1);
+            m[k] = e->smap[i];
+        }
+        free(e->smap);
+        e->smap = m;
+        e->scap = nc;
+    }
+    uint32_t k = h & (e->scap - 1);
+    while (e->smap[k]) {
+        gstate_t *s = &e->states[e->smap[k] - 1];
+        if (s->hash == h && s->n == n && (n == 0 || memcmp(e->lists + s->off, l, n * sizeof *l) == 0))
+            return e->smap[k] - 1;
+        k = (k + 1) & (e->scap - 1);
+    }
+    if (e->n_states >= ENGINE_MAX_STATES) return -1;
+    if (e->n_states == e->cap_states) {
+        uint32_t nc = e->cap_states ? e->cap_states * 2 : 256;
+        gstate_t *p = realloc(e->states, nc * sizeof *p);
+        if (!p) return -1;
+        e->states = p;
+        e->cap_states = nc;
+    }
+    if (e->n_lists + n > e->cap_lists) {
+        size_t nc = e->cap_lists ? e->cap_lists * 2 : 1024;
+        while (nc < e->n_lists + n) nc *= 2;
+        uint32_t *p = realloc(e->lists, nc * sizeof *p);
+        if (!p) return -1;
+        e->lists = p;
+        e->cap_lists = nc;
+    }
+    gstate_t *s = &e->states[e->n_states];
+    memset(s, 0, sizeof *s);
+    s->off = (uint32_t)e->n_lists;
+    s->n = n;
+    s->hash = h;
+    for (uint32_t i = 0; i < n; i++) {
+        if (l[i] == NODE_ACCEPT) s->has_accept = 1;
+        if (l[i] == NODE_ESC) s->has_esc = 1;
+    }
+    if (n) memcpy(e->lists + e->n_lists, l, n * sizeof *l);
+    e->n_lists += n;
+    e->smap[k] = e->n_states + 1;
+    e->sused++;
+    return e->n_states++;
+}
+
+static int eng_init(engine_t *e, const gram_t *g) {
+    memset(e, 0, sizeof *e);
+    e->g = g;
+    e->cap_nodes = 1024;
+    e->nodes = malloc(e->cap_nodes * sizeof *e->nodes);
+    if (!e->nodes) return -1;
+    e->nodes[0] = (gnode_t){UINT32_MAX, PARENT_ROOT}; /* NODE_ACCEPT marker */
+    e->nodes[1] = (gnode_t){UINT32_MAX, PARENT_ESC};  /* NODE_ESC marker */
+    e->n_nodes = 2;
+    e->gen = 1;
+    e->n_scratch = 0;
+    return eng_intern(e) == STATE_EMPTY ? 0 : -1; /* state 0 = empty set */
+}
+
+static void eng_free(engine_t *e) {
+    for (uint32_t i = 0; i < e->n_states; i++) {
+        free(e->states[i].trans);
+        free(e->states[i].mask);
+    }
+    free(e->states);
+    free(e->nodes);
+    free(e->nkeys);
+    free(e->nvals);
+    free(e->lists);
+    free(e->smap);
+    free(e->scratch);
+    free(e->stamp);
+    memset(e, 0, sizeof *e);
+}
+
+/* State holding exactly node `id` (already terminal-topped). */
+static int64_t eng_single(engine_t *e, uint32_t id) {
+    e->gen++;
+    e->n_scratch = 0;
+    if (scratch_add(e, id) < 0) return -1;
+    return eng_intern(e);
+}
+
+/* One byte from state s; returns the next state (0 = dead) or -1. */
+static inline int64_t eng_step(engine_t *e, uint32_t s, unsigned char b) {
+    gstate_t *st = &e->states[s];
+    if (st->trans && st->trans[b] >= 0) return st->trans[b];
+    if (st->n == 0) return STATE_EMPTY;
+    const gram_t *g = e->g;
+    e->gen++;
+    e->n_scratch = 0;
+    for (uint32_t i = 0; i < e->states[s].n; i++) {
+        uint32_t id = e->lists[e->states[s].off + i];
+        if (id < 2) continue;
+        gnode_t nd = e->nodes[id];
+        if (!gram_bset_has(&g->terms[g->elems[nd.pos].val], b)) continue;
+        eng_expand(e, nd.pos + 1, nd.parent, 0);
+        if (e->failed) return -1;
+    }
+    int64_t ns = eng_intern(e);
+    if (ns < 0) {
+        e->failed = true;
+        return -1;
+    }
+    st = &e->states[s];
+    if (!st->trans) {
+        st->trans = malloc(256 * sizeof *st->trans);
+        if (!st->trans) {
+            e->failed = true;
+            return -1;
+        }
+        memset(st->trans, 0xff, 256 * sizeof *st->trans);
+    }
+    st->trans[b] = (int32_t)ns;
+    return ns;
+}
+
+/* ---------------- vocabulary ---------------- */
+
+struct gram_vocab {
+    size_t n_vocab, n_words;
+    char *blob;
+    size_t *off;
+    uint32_t *len;
+    uint8_t *is_eog;
+    int32_t *eog;
+    size_t n_eog;
+    uint32_t max_len;
+    /* trie in pre-order: node i's subtree is [i, i + tn_size[i]) */
+    uint32_t n_tn;
+    uint8_t *tn_byte;
+    uint16_t *tn_depth; /* 1-based (root is virtual) */
+    uint32_t *tn_size;
+    int32_t *tn_tok;   /* first token ending at the node, or -1 */
+    int32_t *tok_dup;  /* next token with identical bytes, or -1 */
+    uint32_t *rank;    /* position of each token in byte order */
+};
+
+#define VOCAB_MAX_TOKEN_LEN 60000
+
+static const gram_vocab_t *sort_vocab_;
+static int cmp_tok(const void *x, const void *y) {
+    const gram_vocab_t *v = sort_vocab_;
+    uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+    uint32_t la = v->len[a], lb = v->len[b];
+    int c = memcmp(v->blob + v->off[a], v->blob + v->off[b], SL_MIN(la, lb));
+    if (c) return c;
+    if (la != lb) return la < lb ? -1 : 1;
+    return a < b ? -1 : a > b;
+}
+
+void gram_vocab_free(gram_vocab_t *v) {
+    if (!v) return;
+    free(v->blob);
+    free(v->off);
+    free(v->len);
+    free(v->is_eog);
+    free(v->eog);
+    free(v->tn_byte);
+    free(v->tn_depth);
+    free(v->tn_size);
+    free(v->tn_tok);
+    free(v->tok_dup);
+    free(v->rank);
+    free(v);
+}
+
+size_t gram_vocab_size(const gram_vocab_t *v) {
+    return v->n_vocab;
+}
+
+size_t gram_mask_words(const gram_vocab_t *v) {
+    return v->n_words;
+}
+
+gram_vocab_t *gram_vocab_new(const char *const *tok_bytes, const size_t *tok_lens, size_t n_vocab,
+                             const int32_t *eog_ids, size_t n_eog, char *err, size_t errlen) {
+    if (n_vocab == 0 || n_vocab > (1u << 24)) {
+        sl_err(err, errlen, "grammar vocab: bad size %zu", n_vocab);
+        return NULL;
+    }
+    gram_vocab_t *v = calloc(1, sizeof *v);
+    if (!v) goto oom;
+    v->n_vocab = n_vocab;
+    v->n_words = (n_vocab + 31) / 32;
+    size_t total = 0;
+    for (size_t i = 0; i < n_vocab; i++) {
+        if (tok_lens[i] > VOCAB_MAX_TOKEN_LEN) {
+            sl_err(err, errlen, "grammar vocab: token %zu is too long (%zu bytes)", i, tok_lens[i]);
+            gram_vocab_free(v);
+            return NULL;
+        }
+        total += tok_lens[i];
+    }
+    v->blob = malloc(total + 1);
+    v->off = malloc(n_vocab * sizeof *v->off);
+    v->len = malloc(n_vocab * sizeof *v->len);
+    v->is_eog = calloc(n_vocab, 1);
+    v->eog = malloc((n_eog + 1) * sizeof *v->eog);
+    v->tok_dup = malloc(n_vocab * sizeof *v->tok_dup);
+    v->rank = malloc(n_vocab * sizeof *v->rank);
+    uint32_t *order = malloc(n_vocab * sizeof *order);
+    /* trie nodes <= total bytes */
+    v->tn_byte = malloc(total + 1);
+    v->tn_depth = malloc((total + 1) * sizeof *v->tn_depth);
+    v->tn_size = malloc((total + 1) * sizeof *v->tn_size);
+    v->tn_tok = malloc((total + 1) * sizeof *v->tn_tok);
+    uint32_t *open = malloc((VOCAB_MAX_TOKEN_LEN + 2) * sizeof *open);
+    if (!v->blob || !v->off || !v->len || !v->is_eog || !v->eog || !v->tok_dup || !v->rank ||
+        !order || !v->tn_byte || !v->tn_depth || !v->tn_size || !v->tn_tok || !open) {
+        free(order);
+        free(open);
+        goto oom;
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < n_vocab; i++) {
+        v->off[i] = o;
+        v->len[i] = (uint32_t)tok_lens[i];
+        if (tok_lens[i]) memcpy(v->blob + o, tok_bytes[i], tok_lens[i]);
+        o += tok_lens[i];
+        v->tok_dup[i] = -1;
+        if (tok_lens[i] > v->max_len) v->max_len = (uint32_t)tok_lens[i];
+    }
+    for (size_t i = 0; i < n_eog; i++) {
+        if (eog_ids[i] < 0 || (size_t)eog_ids[i] >= n_vocab) {
+            free(order);
+            free(open);
+            sl_err(err, errlen, "grammar vocab: end-of-generation id %d out of range", eog_ids[i]);
+            gram_vocab_free(v);
+            return NULL;
+        }
+        if (!v->is_eog[eog_ids[i]]) v->eog[v->n_eog++] = eog_ids[i];
+        v->is_eog[eog_ids[i]] = 1;
+    }
+    for (size_t i = 0; i < n_vocab; i++) order[i] = (uint32_t)i;
+    sort_vocab_ = v; /* qsort has no context argument in C11; vocab_new is
+                        not expected to run concurrently with itself */
+    qsort(order, n_vocab, sizeof *order, cmp_tok);
+    sort_vocab_ = NULL;
+    uint32_t n_tn = 0, depth = 0; /* open[d-1] = node at depth d on the current path */
+    uint32_t prev = UINT32_MAX;
+    for (size_t k = 0; k < n_vocab; k++) {
+        uint32_t t = order[k];
+        v->rank[t] = (uint32_t)k;
+        uint32_t len = v->len[t];
+        if (len == 0 || v->is_eog[t]) continue;
+        const unsigned char *s = (const unsigned char *)v->blob + v->off[t];
+        uint32_t lcp = 0;
+        if (prev != UINT32_MAX) {
+            const unsigned char *ps = (const unsigned char *)v->blob + v->off[prev];
+            uint32_t pl = v->len[prev];
+            while (lcp < len && lcp < pl && ps[lcp] == s[lcp]) lcp++;
+        }
+        while (depth > lcp) { /* close nodes deeper than the shared prefix */
+            uint32_t nd = open[--depth];
+            v->tn_size[nd] = n_tn - nd;
+        }
+        for (uint32_t d = lcp; d < len; d++) {
+            uint32_t nd = n_tn++;
+            v->tn_byte[nd] = s[d];
+            v->tn_depth[nd] = (uint16_t)(d + 1);
+            v->tn_tok[nd] = -1;
+            open[depth++] = nd;
+        }
+        uint32_t last = open[len - 1];
+        if (v->tn_tok[last] < 0) {
+            v->tn_tok[last] = (int32_t)t;
+        } else { /* identical bytes: chain */
+            int32_t x = v->tn_tok[last];
+            while (v->tok_dup[x] >= 0) x = v->tok_dup[x];
+            v->tok_dup[x] = (int32_t)t;
+        }
+        prev = t;
+    }
+    while (depth > 0) {
+        uint32_t nd = open[--depth];
+        v->tn_size[nd] = n_tn - nd;
+    }
+    v->n_tn = n_tn;
+    free(order);
+    free(open);
+    return v;
+oom:
+    gram_vocab_free(v);
+    sl_err(err, errlen, "grammar vocab: out of memory");
+    return NULL;
+}
+
+/* ---------------- index ---------------- */
+
+typedef struct pos_cache {
+    uint32_t *acc_bits; /* full bitmap when many tokens are accepted */
+    uint32_t *acc_ids;  /* else the sorted accepted ids */
+    uint32_t n_acc;
+    uint32_t *unc_ids; /* uncertain tokens in byte order */
+    uint16_t *unc_lcp; /* shared prefix length with the previous uncertain token */
+    uint32_t n_unc;
+} pos_cache_t;
+
+struct gram_index {
+    const gram_t *g;
+    const gram_vocab_t *v;
+    pos_cache_t *pc; /* per element position (terminals only) */
+    uint32_t start_pos; /* position of root's expansion: via a virtual start */
+};
+
+typedef struct u32vec {
+    uint32_t *p;
+    size_t n, cap;
+} u32vec_t;
+
+static int vec_push(u32vec_t *v, uint32_t x) {
+    if (v->n == v->cap) {
+        size_t nc = v->cap ? v->cap * 2 : 256;
+        uint32_t *p = realloc(v->p, nc * sizeof *p);
+        if (!p) return -1;
+        v->p = p;
+        v->cap = nc;
+    }
+    v->p[v->n++] = x;
+    return 0;
+}
+
+static int push_tok_chain(u32vec_t *out, const gram_vocab_t *v, int32_t t) {
+    for (; t >= 0; t = v->tok_dup[t])
+        if (vec_push(out, (uint32_t)t) < 0) return -1;
+    return 0;
+}
+
+/* Walks the whole trie from state `start`; fills accepted and uncertain. */
+static int walk_trie(engine_t *e, const gram_vocab_t *v, uint32_t start, u32vec_t *acc,
+                     u32vec_t *unc) {
+    uint32_t *st = malloc((v->max_len + 2) * sizeof *st);
+    uint8_t *esc = malloc(v->max_len + 2);
+    if (!st || !esc) {
+        free(st);
+        free(esc);
+        return -1;
+    }
+    st[0] = start;
+    esc[0] = 0;
+    int rc = 0;
+    for (uint32_t i = 0; i < v->n_tn;) {
+        uint32_t d = v->tn_depth[i];
+        uint32_t ps = st[d - 1];
+        uint8_t flag = esc[d - 1] | e->states[ps].has_esc;
+        int64_t ns = eng_step(e, ps, v->tn_byte[i]);
+        if (ns < 0) {
+            rc = -1;
+            break;
+        }
+        if (ns == STATE_EMPTY) {
+            if (flag && unc)
+                for (uint32_t j = i; j < i + v->tn_size[i]; j++)
+                    if (v->tn_tok[j] >= 0 && push_tok_chain(unc, v, v->tn_tok[j]) < 0) rc = -1;
+            i += v->tn_size[i];
+            continue;
+        }
+        st[d] = (uint32_t)ns;
+        esc[d] = flag;
+        if (v->tn_tok[i] >= 0 && push_tok_chain(acc, v, v->tn_tok[i]) < 0) rc = -1;
+        i++;
+    }
+    free(st);
+    free(esc);
+    return rc;
+}
+
+static int fill_pos_cache(pos_cache_t *pc, const gram_vocab_t *v, u32vec_t *acc, u32vec_t *unc) {
+    if (acc->n > v->n_vocab / 16) {
+        pc->acc_bits = calloc(v->n_words, sizeof *pc->acc_bits);
+        if (!pc->acc_bits) return -1;
+        for (size_t i = 0; i < acc->n; i++) pc->acc_bits[acc->p[i] >> 5] |= 1u << (acc->p[i] & 31);
+    } else if (acc->n) {
+        qsort(acc->p, acc->n, sizeof *acc->p, cmp_u32);
+        pc->acc_ids = malloc(acc->n * sizeof *pc->acc_ids);
+        if (!pc->acc_ids) return -1;
+        memcpy(pc->acc_ids, acc->p, acc->n * sizeof *acc->p);
+    }
+    pc->n_acc = (uint32_t)acc->n;
+    if (unc->n) {
+        /* already in trie order (walk order); tokens with equal bytes adjacent */
+        pc->unc_ids = malloc(unc->n * sizeof *pc->unc_ids);
+        pc->unc_lcp = malloc(unc->n * sizeof *pc->unc_lcp);
+        if (!pc->unc_ids || !pc->unc_lcp) return -1;
+        memcpy(pc->unc_ids, unc->p, unc->n * sizeof *unc->p);
+        for (size_t k = 0; k < unc->n; k++) {
+            uint32_t l = 0;
+            if (k) {
+                uint32_t a = unc->p[k - 1], b = unc->p[k];
+                const char *sa = v->blob + v->off[a], *sb = v->blob + v->off[b];
+                uint32_t m = SL_MIN(v->len[a], v->len[b]);
+                while (l < m && sa[l] == sb[l]) l++;
+            }
+            pc->unc_lcp[k] = (uint16_t)SL_MIN(l, 65535u);
+        }
+        pc->n_unc = (uint32_t)unc->n;
+    }
+    return 0;
+}
+
+void gram_index_free(gram_index_t *ix) {
+    if (!ix) return;
+    if (ix->pc)
+        for (uint32_t i = 0; i < ix->g->n_elems; i++) {
+            free(ix->pc[i].acc_bits);
+            free(ix->pc[i].acc_ids);
+            free(ix->pc[i].unc_ids);
+            free(ix->pc[i].unc_lcp);
+        }
+    free(ix->pc);
+    free(ix);
+}
+
+/* Parent chain of rule r's static calling context (see the file comment). */
+static int32_t static_context(engine_t *e, const gram_t *g, uint32_t r) {
+    uint32_t rets[256];
+    uint32_t n = 0;
+    int32_t bottom = PARENT_ESC;
+    for (uint32_t cur = r;;) {
+        if (cur == g->root) {
+            bottom = PARENT_ROOT;
+            break;
+        }
+        uint32_t c = g->call_site[cur];
+        if (c == UINT32_MAX) break;
+        if (g->elems[c + 1].type != GE_END) {
+            if (n == SL_ARRAY_LEN(rets)) break; /* deep chain: keep the nearest part */
+            rets[n++] = c + 1;
+        }
+        cur = g->elem_rule[c];
+    }
+    int32_t parent = bottom;
+    while (n > 0) {
+        parent = eng_node(e, rets[--n], parent);
+        if (parent < 0) return INT32_MIN;
+    }
+    return parent;
+}
+
+gram_index_t *gram_index_new(const gram_t *g, const gram_vocab_t *v, char *err, size_t errlen) {
+    gram_index_t *ix = calloc(1, sizeof *ix);
+    engine_t e;
+    u32vec_t acc = {0}, unc = {0};
+    uint8_t *reach = NULL;
+    if (eng_init(&e, g) < 0 || !ix) goto oom;
+    ix->g = g;
+    ix->v = v;
+    ix->pc = calloc(g->n_elems, sizeof *ix->pc);
+    reach = calloc(g->n_rules, 1);
+    uint32_t *q = malloc(g->n_rules * sizeof *q);
+    if (!ix->pc || !reach || !q) {
+        free(q);
+        goto oom;
+    }
+    uint32_t qh = 0, qt = 0;
+    reach[g->root] = 1;
+    q[qt++] = g->root;
+    while (qh < qt) {
+        uint32_t r = q[qh++];
+        for (uint32_t a = 0; a < g->rule_nalt[r]; a++)
+            for (uint32_t p = g->alt_start[g->rule_alt0[r] + a]; g->elems[p].type != GE_END; p++)
+                if (g->elems[p].type == GE_REF && !reach[g->elems[p].val]) {
+                    reach[g->elems[p].val] = 1;
+                    q[qt++] = g->elems[p].val;
+                }
+    }
+    free(q);
+    for (uint32_t p = 0; p < g->n_elems; p++) {
+        if (g->elems[p].type != GE_TERM || !reach[g->elem_rule[p]]) continue;
+        int32_t parent = static_context(&e, g, g->elem_rule[p]);
+        if (parent == INT32_MIN) goto oom;
+        int32_t id = eng_node(&e, p, parent);
+        if (id < 0) goto oom;
+        int64_t s = eng_single(&e, (uint32_t)id);
+        if (s < 0) goto oom;
+        acc.n = unc.n = 0;
+        if (walk_trie(&e, v, (uint32_t)s, &acc, &unc) < 0) goto oom;
+        if (fill_pos_cache(&ix->pc[p], v, &acc, &unc) < 0) goto oom;
+    }
+    free(reach);
+    free(acc.p);
+    free(unc.p);
+    eng_free(&e);
+    return ix;
+oom:
+    sl_err(err, errlen, "grammar index: out of memory or grammar too complex");
+    free(reach);
+    free(acc.p);
+    free(unc.p);
+    eng_free(&e);
+    gram_index_free(ix);
+    return NULL;
+}
+
+/* ---------------- matcher ---------------- */
+
+struct gram_matcher {
+    const gram_index_t *ix;
+    engine_t e;
+    uint32_t init_state;
+    uint32_t cur;
+    bool terminated;
+    uint32_t *hist; /* state before each step; high bit = terminated flag */
+    size_t n_hist, cap_hist;
+    uint32_t *walk; /* per-depth states for uncertain-token walks */
+    uint32_t *cached; /* states holding a cached mask */
+    uint32_t n_cached;
+};
+
+gram_matcher_t *gram_matcher_new(const gram_index_t *ix, char *err, size_t errlen) {
+    gram_matcher_t *m = calloc(1, sizeof *m);
+    if (!m) goto oom;
+    m->ix = ix;
+    if (eng_init(&m->e, ix->g) < 0) goto oom;
+    m->walk = malloc((ix->v->max_len + 2) * sizeof *m->walk);
+    m->cached = malloc(MATCHER_MAX_CACHED_MASKS * sizeof *m->cached);
+    if (!m->walk || !m->cached) goto oom;
+    /* the start: every alternative of root, with the root's end = accept */
+    const gram_t *g = ix->g;
+    m->e.gen++;
+    m->e.n_scratch = 0;
+    for (uint32_t a = 0; a < g->rule_nalt[g->root]; a++)
+        eng_expand(&m->e, g->alt_start[g->rule_alt0[g->root] + a], PARENT_ROOT, 0);
+    int64_t s = m->e.failed ? -1 : eng_intern(&m->e);
+    if (s < 0) goto oom;
+    m->init_state = m->cur = (uint32_t)s;
+    return m;
+oom:
+    sl_err(err, errlen, "grammar matcher: out of memory");
+    gram_matcher_free(m);
+    return NULL;
+}
+
+void gram_matcher_free(gram_matcher_t *m) {
+    if (!m) return;
+    eng_free(&m->e);
+    free(m->hist);
+    free(m->walk);
+    free(m->cached);
+    free(m);
+}
+
+void gram_matcher_reset(gram_matcher_t *m) {
+    m->cur = m->init_state;
+    m->terminated = false;
+    m->n_hist = 0;
+}
+
+static int hist_push(gram_matcher_t *m) {
+    if (m->n_hist == m->cap_hist) {
+        size_t nc = m->cap_hist ? m->cap_hist * 2 : 64;
+        uint32_t *p = realloc(m->hist, nc * sizeof *p);
+        if (!p) return -1;
+        m->hist = p;
+        m->cap_hist = nc;
+    }
+    m->hist[m->n_hist++] = m->cur | (m->terminated ? 0x80000000u : 0);
+    return 0;
+}
+
+static int64_t walk_bytes(gram_matcher_t *m, uint32_t s, const unsigned char *b, size_t n) {
+    for (size_t i = 0; i < n && s != STATE_EMPTY; i++) {
+        int64_t ns = eng_step(&m->e, s, b[i]);
+        if (ns < 0) return -1;
+        s = (uint32_t)ns;
+    }
+    return s;
+}
+
+int gram_matcher_accept_bytes(gram_matcher_t *m, const char *bytes, size_t len) {
+    if (m->terminated) return -1;
+    int64_t s = walk_bytes(m, m->cur, (const unsigned char *)bytes, len);
+    if (s <= 0) return -1;
+    if (hist_push(m) < 0) return -1;
+    m->cur = (uint32_t)s;
+    return 0;
+}
+
+int gram_matcher_accept_token(gram_matcher_t *m, int32_t id) {
+    const gram_vocab_t *v = m->ix->v;
+    if (m->terminated || id < 0 || (size_t)id >= v->n_vocab) return -1;
+    if (v->is_eog[id]) {
+        if (!m->e.states[m->cur].has_accept) return -1;
+        if (hist_push(m) < 0) return -1;
+        m->terminated = true;
+        return 0;
+    }
+    if (v->len[id] == 0) return -1;
+    return gram_matcher_accept_bytes(m, v->blob + v->off[id], v->len[id]);
+}
+
+bool gram_matcher_can_end(const gram_matcher_t *m) {
+    return !m->terminated && m->e.states[m->cur].has_accept;
+}
+
+bool gram_matcher_is_terminated(const gram_matcher_t *m) {
+    if (m->terminated) return true;
+    const gstate_t *s = &m->e.states[m->cur];
+    return s->n == 1 && s->has_accept;
+}
+
+int gram_matcher_rollback(gram_matcher_t *m, size_t n) {
+    if (n > m->n_hist) return -1;
+    if (n == 0) return 0;
+    m->n_hist -= n;
+    uint32_t h = m->hist[m->n_hist];
+    m->cur = h & 0x7fffffffu;
+    m->terminated = (h & 0x80000000u) != 0;
+    return 0;
+}
+
+/* Re-checks a position's uncertain tokens against the real stack `node`. */
+static int check_uncertain(gram_matcher_t *m, const pos_cache_t *pc, uint32_t node,
+                           uint32_t *mask) {
+    const gram_vocab_t *v = m->ix->v;
+    int64_t s0 = eng_single(&m->e, node);
+    if (s0 < 0) return -1;
+    uint32_t *st = m->walk;
+    st[0] = (uint32_t)s0;
+    uint32_t valid = 0, fail = UINT32_MAX;
+    for (uint32_t k = 0; k < pc->n_unc; k++) {
+        uint32_t t = pc->unc_ids[k], lcp = pc->unc_lcp[k];
+        if (fail <= lcp) continue; /* shares a prefix that already failed */
+        const unsigned char *b = (const unsigned char *)v->blob + v->off[t];
+        uint32_t len = v->len[t];
+        uint32_t d = SL_MIN(lcp, valid);
+        fail = UINT32_MAX;
+        for (; d < len; d++) {
+            int64_t ns = eng_step(&m->e, st[d], b[d]);
+            if (ns < 0) return -1;
+            if (ns == STATE_EMPTY) {
+                fail = d + 1;
+                break;
+            }
+            st[d + 1] = (uint32_t)ns;
+        }
+        valid = fail == UINT32_MAX ? len : fail - 1;
+        if (fail == UINT32_MAX) mask[t >> 5] |= 1u << (t & 31);
+    }
+    return 0;
+}
+
+int gram_matcher_fill_mask(gram_matcher_t *m, uint32_t *mask) {
+    const gram_index_t *ix = m->ix;
+    const gram_vocab_t *v = ix->v;
+    size_t nw = v->n_words;
+    if (m->terminated) {
+        memset(mask, 0, nw * sizeof *mask);
+        return 0;
+    }
+    uint32_t cur = m->cur;
+    if (m->e.states[cur].mask) {
+        memcpy(mask, m->e.states[cur].mask, nw * sizeof *mask);
+    } else {
+        memset(mask, 0, nw * sizeof *mask);
+        bool checked = false;
+        for (uint32_t i = 0; i < m->e.states[cur].n; i++) {
+            uint32_t id = m->e.lists[m->e.states[cur].off + i];
+            if (id < 2) continue;
+            const pos_cache_t *pc = &ix->pc[m->e.nodes[id].pos];
+            if (pc->acc_bits) {
+                for (size_t w = 0; w < nw; w++) mask[w] |= pc->acc_bits[w];
+            } else {
+                for (uint32_t k = 0; k < pc->n_acc; k++)
+                    mask[pc->acc_ids[k] >> 5] |= 1u << (pc->acc_ids[k] & 31);
+            }
+            if (pc->n_unc) {
+                if (check_uncertain(m, pc, id, mask) < 0) return -1;
+                checked = true;
+            }
+        }
+        if (m->e.states[cur].has_accept)
+            for (size_t k = 0; k < v->n_eog; k++)
+                mask[v->eog[k] >> 5] |= 1u << (v->eog[k] & 31);
+        if (checked) {
+            if (m->n_cached == MATCHER_MAX_CACHED_MASKS) { /* evict all, simply */
+                for (uint32_t k = 0; k < m->n_cached; k++) {
+                    free(m->e.states[m->cached[k]].mask);
+                    m->e.states[m->cached[k]].mask = NULL;
+                }
+                m->n_cached = 0;
+            }
+            uint32_t *c = malloc(nw * sizeof *c);
+            if (c) {
+                memcpy(c, mask, nw * sizeof *c);
+                m->e.states[cur].mask = c;
+                m->cached[m->n_cached++] = cur;
+            }
+        }
+    }
+    int count = 0;
+    for (size_t w = 0; w < nw; w++) count += __builtin_popcount(mask[w]);
+    return count;
+}
+
+/* ---- test hooks (declared in tests only) ---- */
+
+/* Brute force: is token t accepted from the current state (byte walk)? */
+bool gram_matcher_token_ok_slow(gram_matcher_t *m, int32_t t) {
+    const gram_vocab_t *v = m->ix->v;
+    if (m->terminated || t < 0 || (size_t)t >= v->n_vocab) return false;
+    if (v->is_eog[t]) return m->e.states[m->cur].has_accept;
+    if (v->len[t] == 0) return false;
+    int64_t s = walk_bytes(m, m->cur, (const unsigned char *)v->blob + v->off[t], v->len[t]);
+    return s > 0;
+}

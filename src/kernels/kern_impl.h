@@ -40,6 +40,16 @@ typedef struct sl_q8x4 {
     int8_t qs[4][32];
 } sl_q8x4_t;
 
+/* Decode activations of the same types: one token's q8_0 blocks with the
+ * scale as a float and s = d · Σ qs. */
+typedef struct sl_q8f {
+    float d;
+    float s;
+    int8_t qs[32];
+} sl_q8f_t;
+/* Dot of one weight row (n elements) with a sl_q8f_t row. */
+typedef float (*sl_dotf_fn)(int64_t n, const void *w, const sl_q8f_t *x);
+
 /* GEMM over a panel: nr weight rows (wstride bytes apart) × the 4 tokens of
  * one panel group (n / 32 sl_q8x4_t blocks); out[c * ostride + r] gets the
  * dot of weight row r with token c, for c < nc only. */
@@ -51,6 +61,7 @@ typedef struct sl_kern_table {
     sl_tile_fn tile[SL_TYPE_COUNT]; /* NULL: sl_matmul builds tiles from dot */
     sl_quant_fn quant[SL_TYPE_COUNT];
     sl_gemm_fn gemm[SL_TYPE_COUNT]; /* q8_0-dotted types; preferred over tile */
+    sl_dotf_fn dotf[SL_TYPE_COUNT]; /* q8_0-dotted types, decode; preferred over dot */
 } sl_kern_table_t;
 
 /* Fill functions: scalar sets every entry; the others override what they

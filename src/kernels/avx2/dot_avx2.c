@@ -603,6 +603,67 @@ static void gemm_q8_0(int64_t n, const void *w, size_t ws, int nr, const sl_q8x4
     gemm_q0(G_Q8_0, n, w, ws, nr, x, nc, out, os);
 }
 
+/* ---- decode dots against sl_q8f_t (float activation scales) ----
+ *
+ * Same unsigned-code trick as the GEMM for q4_0/q5_0: the offset comes off
+ * once per block as dw · s with s = dx · Σx from the activation row. Two
+ * blocks per iteration, two accumulators. */
+static inline __m256i nib32b(const uint8_t *p) {
+    /* 16 bytes to both lanes, the high lane shifted right by 4 */
+    __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p));
+    v = _mm256_srlv_epi64(v, _mm256_set_epi64x(4, 4, 0, 0));
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
+}
+
+static inline __attribute__((always_inline)) __m256i f_unpack(int kind, const uint8_t *wr, int64_t b) {
+    if (kind == G_Q4_0) return nib32b(((const sl_block_q4_0 *)wr)[b].qs);
+    if (kind == G_Q5_0) {
+        const sl_block_q5_0 *blk = (const sl_block_q5_0 *)wr + b;
+        return _mm256_or_si256(nib32b(blk->qs), _mm256_and_si256(bits32(blk->qh), _mm256_set1_epi8(0x10)));
+    }
+    return _mm256_loadu_si256((const __m256i *)((const sl_block_q8_0 *)wr)[b].qs);
+}
+
+static inline __attribute__((always_inline)) __m256 f_block(int kind, const uint8_t *wr, int64_t b, const sl_q8f_t *xb,
+                                                            __m256 acc, float *corr) {
+    const float dw = g_scale(kind, wr, b);
+    __m256i wv = f_unpack(kind, wr, b);
+    __m256i xv = _mm256_loadu_si256((const __m256i *)xb->qs);
+    __m256i p;
+    if (kind == G_Q8_0) {
+        p = _mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
+    } else {
+        p = _mm256_maddubs_epi16(wv, xv);
+        *corr += dw * xb->s;
+    }
+    return _mm256_fmadd_ps(_mm256_set1_ps(dw * xb->d), _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1))), acc);
+}
+
+static inline __attribute__((always_inline)) float dotf_q0(int kind, int64_t n, const void *vw, const sl_q8f_t *x) {
+    const uint8_t *w = vw;
+    const int64_t nb = n / 32;
+    const float off = kind == G_Q4_0 ? 8.0f : kind == G_Q5_0 ? 16.0f : 0.0f;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    float c0 = 0, c1 = 0;
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        a0 = f_block(kind, w, b, x + b, a0, &c0);
+        a1 = f_block(kind, w, b + 1, x + b + 1, a1, &c1);
+    }
+    if (b < nb) a0 = f_block(kind, w, b, x + b, a0, &c0);
+    return hsum8(_mm256_add_ps(a0, a1)) - off * (c0 + c1);
+}
+
+static float dotf_q4_0(int64_t n, const void *w, const sl_q8f_t *x) {
+    return dotf_q0(G_Q4_0, n, w, x);
+}
+static float dotf_q5_0(int64_t n, const void *w, const sl_q8f_t *x) {
+    return dotf_q0(G_Q5_0, n, w, x);
+}
+static float dotf_q8_0(int64_t n, const void *w, const sl_q8f_t *x) {
+    return dotf_q0(G_Q8_0, n, w, x);
+}
+
 /* ---- activation quantizers ---- */
 
 /* 32 floats → rounded int8 (×id), in element order. */
@@ -706,6 +767,9 @@ bool sl_kern_fill_avx2(sl_kern_table_t *t) {
     t->tile[SL_TYPE_Q8_0] = tile_q8_0;
     t->tile[SL_TYPE_Q4_K] = tile_q4_K;
     t->tile[SL_TYPE_Q6_K] = tile_q6_K;
+    t->dotf[SL_TYPE_Q4_0] = dotf_q4_0;
+    t->dotf[SL_TYPE_Q5_0] = dotf_q5_0;
+    t->dotf[SL_TYPE_Q8_0] = dotf_q8_0;
     t->gemm[SL_TYPE_Q4_0] = gemm_q4_0;
     t->gemm[SL_TYPE_Q5_0] = gemm_q5_0;
     t->gemm[SL_TYPE_Q8_0] = gemm_q8_0;

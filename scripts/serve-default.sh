@@ -2,7 +2,8 @@
 # Serves the default demo model: builds it with `silica mkmodel` under
 # ./models when absent (a small random-weight Qwen2-shaped model with the
 # real Qwen3 tokenizer and chat template), then starts `silica serve` with
-# data under ./data. Environment: PORT (8080), HOST (127.0.0.1), THREADS.
+# data under ./data (API keys on; the first start prints account 1's key).
+# Environment: PORT (8080), HOST (127.0.0.1), THREADS.
 set -e
 cd "$(dirname "$0")/.."
 BIN=${SILICA_BIN:-build/release/silica}
@@ -19,9 +20,12 @@ if [ ! -f "$MODEL" ]; then
 fi
 cat <<MSG
 serve: starting silica on http://$HOST:$PORT (model id: silica-demo; random weights, so the text is noise)
-  curl http://$HOST:$PORT/v1/chat/completions -H 'content-type: application/json' \\
+  API keys are on (data in ./data). On the first start silica prints the key of
+  account 1 once; later: SILICA_KEY=\$($BIN admin --data data keys create --account 1)
+  curl http://$HOST:$PORT/v1/chat/completions -H "Authorization: Bearer \$SILICA_KEY" \\
+    -H 'content-type: application/json' \\
     -d '{"model":"silica-demo","messages":[{"role":"user","content":"Hello"}],"max_tokens":16}'
-  node -e 'import("openai").then(async ({default: OpenAI}) => { const c = new OpenAI({baseURL: "http://$HOST:$PORT/v1", apiKey: "none"}); console.log((await c.chat.completions.create({model: "silica-demo", messages: [{role: "user", content: "Hello"}], max_tokens: 16})).choices[0].message); })'
+  node -e 'import("openai").then(async ({default: OpenAI}) => { const c = new OpenAI({baseURL: "http://$HOST:$PORT/v1", apiKey: process.env.SILICA_KEY}); console.log((await c.chat.completions.create({model: "silica-demo", messages: [{role: "user", content: "Hello"}], max_tokens: 16})).choices[0].message); })'
     (run the node line with NODE_PATH=tests/node_modules)
 MSG
 exec $BIN serve --model "silica-demo=$MODEL" --host "$HOST" --port "$PORT" --threads "$THREADS" --data data

@@ -5,10 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include "base/base.h"
 #include "cli/cli.h"
+#include "platform/plat_srv.h"
 #include "server/server.h"
 
 #define MAX_MODELS 16
@@ -21,12 +23,33 @@ static void serve_usage(FILE *f) {
             "  --port P            port (default 8080; 0 = any free port)\n"
             "  --threads N         kernel threads per model (default 1)\n"
             "  --ctx N             context length per sequence (default: model's, at most 4096)\n"
-            "  --data DIR          data directory (accounts, ledger)\n"
+            "  --data DIR          data directory (accounts, keys, ledger): API keys required\n"
+            "  --no-auth           serve without API keys (loopback only)\n"
             "  --max-body BYTES    request body limit (default 8388608)\n"
             "  --max-conns N       open connections (default 1024)\n"
             "  --max-running N     sequences decoding at once per model (default 16)\n"
             "  --max-queued N      waiting sequences per model before 503 (default 256)\n"
             "  --timeout S         idle connection timeout in seconds (default 300)\n");
+}
+
+/* 127.0.0.0/8, ::1, ::ffff:127.x, "localhost". */
+static bool is_loopback(const char *host) {
+    if (!strcmp(host, "localhost")) return true;
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1) {
+        if (IN6_IS_ADDR_LOOPBACK(&a6)) return true;
+        return IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127;
+    }
+    return false;
+}
+
+/* GET /v1/user/info and /v1/user/usage through the platform. */
+static int account_route(void *ctx, const char *route, const char *authorization,
+                         const char *group_by, char **body, srv_status_t *st) {
+    if (!strcmp(route, "info")) return plat_srv_user_info(ctx, authorization, body, st);
+    return plat_srv_user_usage(ctx, authorization, group_by, body, st);
 }
 
 static int parse_int(const char *s, long lo, long hi, long *out) {
@@ -43,11 +66,17 @@ int cmd_serve(int argc, char **argv) {
     srv_model_spec_t models[MAX_MODELS];
     char *owned[MAX_MODELS] = {0};
     int n_models = 0, rc = 1;
+    bool no_auth = false;
+    plat_t *plat = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             serve_usage(stdout);
             return 0;
+        }
+        if (!strcmp(a, "--no-auth")) {
+            no_auth = true;
+            continue;
         }
         if (i + 1 >= argc) {
             fprintf(stderr, "silica serve: %s needs a value\n", a);
@@ -127,8 +156,40 @@ int cmd_serve(int argc, char **argv) {
         serve_usage(stderr);
         goto out;
     }
-    if (cfg.data_dir) mkdir(cfg.data_dir, 0755);
     char err[SL_ERR_MAX];
+    const char *host = cfg.host ? cfg.host : "127.0.0.1";
+    bool loopback = is_loopback(host);
+    if (no_auth && !loopback) {
+        fprintf(stderr, "silica serve: --no-auth serves only on a loopback address, not %s\n", host);
+        goto out;
+    }
+    if (!cfg.data_dir && !no_auth && !loopback) {
+        fprintf(stderr, "silica serve: refusing to serve %s without API keys; give --data DIR "
+                        "(or --no-auth on 127.0.0.1)\n", host);
+        goto out;
+    }
+    if (cfg.data_dir && !no_auth) {
+        plat = plat_open(cfg.data_dir, NULL, err, sizeof err);
+        if (!plat) {
+            fprintf(stderr, "silica serve: %s\n", err);
+            goto out;
+        }
+        char key[PLAT_KEY_MAX];
+        bool created = false;
+        if (plat_bootstrap_if_empty(plat, key, &created, err, sizeof err) != 0) {
+            fprintf(stderr, "silica serve: %s\n", err);
+            goto out;
+        }
+        if (created) {
+            printf("silica: created account 1 (admin) and its first API key (shown only now):\n  %s\n", key);
+            fflush(stdout);
+        }
+        plat_srv_hooks(plat, &cfg.hooks);
+        cfg.hooks.account = account_route;
+    } else {
+        fprintf(stderr, "silica serve: API keys are not checked (%s); serving on %s only\n",
+                no_auth ? "--no-auth" : "no --data", host);
+    }
     srv_t *s = srv_new(&cfg, models, n_models, err, sizeof err);
     if (!s) {
         fprintf(stderr, "silica serve: %s\n", err);
@@ -137,6 +198,7 @@ int cmd_serve(int argc, char **argv) {
     rc = srv_run(s);
     srv_free(s);
 out:
+    plat_close(plat);
     for (int i = 0; i < n_models; i++) free(owned[i]);
     return rc;
 }

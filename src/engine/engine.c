@@ -96,7 +96,9 @@ static void seq_finish(eng_t *e, eng_seq_t *s, eng_finish_t why, const char *msg
     ev.t_ns = sl_now_ns();
     ev.finish = why;
     ev.error = msg;
-    ev.usage.prompt_tokens = (int)s->n_prompt;
+    /* what was computed: a sequence cancelled during prefill reports only
+     * the prompt tokens already fed */
+    ev.usage.prompt_tokens = (int)SL_MIN(s->n_fed, s->n_prompt);
     ev.usage.cached_tokens = 0;
     ev.usage.completion_tokens = s->n_generated;
     e->fn(&ev, e->ctx);

@@ -54,7 +54,7 @@ typedef enum eng_finish {
 typedef enum eng_ev_type { ENG_EV_TOKEN = 0, ENG_EV_FINISH } eng_ev_type_t;
 
 typedef struct eng_usage {
-    int prompt_tokens;
+    int prompt_tokens;     /* prompt tokens prefilled (fewer when cancelled during prefill) */
     int cached_tokens;     /* prompt tokens whose KV was reused, not recomputed */
     int completion_tokens; /* sampled tokens, including a final stop token */
 } eng_usage_t;

@@ -37,6 +37,7 @@ typedef struct gen_choice {
     bool done;  /* output finished */
     const char *finish;
     int n_tokens;
+    int eng_prompt, eng_completion; /* what the engine computed (from its FINISH) */
     sl_detok_t *dt;
     stop_matcher_t stop;
     sl_buf_t text; /* non-stream: the whole output */
@@ -65,6 +66,8 @@ struct gen_job {
     char id[48];
     int64_t created;
     void *hook;
+    bool failed;             /* a sequence failed: billed as "error" */
+    const char *hook_status; /* set: finish the hook with it once no sequence is live */
     int64_t prompt_tokens;
     uint64_t t0_ns, t_first_ns;
     sl_buf_t piece, out;
@@ -107,24 +110,48 @@ static void job_free(gen_job_t *j) {
     free(j);
 }
 
-static void job_maybe_free(gen_job_t *j) {
-    if (j->finished && j->n_live == 0) job_free(j);
-}
-
-static void job_usage(const gen_job_t *j, srv_usage_t *u) {
+/* Usage of a job. A complete response reports (and bills) what it shows:
+ * each prompt once, the tokens of every choice. A cancelled or failed one
+ * (`computed`) reports what the engine actually did, from its FINISH
+ * events: per prompt the most prefilled by any of its sequences, and every
+ * sampled token, including those sampled after the client left. */
+static void job_usage(const gen_job_t *j, bool computed, srv_usage_t *u) {
     memset(u, 0, sizeof *u);
-    u->prompt_tokens = j->prompt_tokens;
-    for (int i = 0; i < j->n_ch; i++) u->completion_tokens += j->ch[i].n_tokens;
     u->ttft_ms = j->t_first_ns ? (int64_t)((j->t_first_ns - j->t0_ns) / 1000000) : -1;
+    if (!computed) {
+        u->prompt_tokens = j->prompt_tokens;
+        for (int i = 0; i < j->n_ch; i++) u->completion_tokens += j->ch[i].n_tokens;
+        return;
+    }
+    for (int p = 0; p < j->n_prompts; p++) {
+        int most = 0;
+        for (int i = 0; i < j->n_ch; i++)
+            if (j->ch[i].prompt == p && j->ch[i].eng_prompt > most) most = j->ch[i].eng_prompt;
+        u->prompt_tokens += most;
+    }
+    for (int i = 0; i < j->n_ch; i++)
+        u->completion_tokens += SL_MAX(j->ch[i].n_tokens, j->ch[i].eng_completion);
 }
 
 static void job_hook_finish(gen_job_t *j, const char *status) {
     srv_t *s = j->s;
     if (!j->hook) return;
     srv_usage_t u;
-    job_usage(j, &u);
+    job_usage(j, strcmp(status, "ok") != 0, &u);
     if (s->cfg.hooks.finish) s->cfg.hooks.finish(s->cfg.hooks.ctx, j->hook, &u, status);
     j->hook = NULL;
+    j->hook_status = NULL;
+}
+
+/* A cancelled or failed job is billed once the engine has reported every
+ * sequence's FINISH, so the counts are what was computed. */
+static void job_hook_finish_later(gen_job_t *j, const char *status) {
+    if (j->hook && !j->hook_status) j->hook_status = status;
+}
+
+static void job_maybe_free(gen_job_t *j) {
+    if (j->n_live == 0 && j->hook_status) job_hook_finish(j, j->hook_status);
+    if (j->finished && j->n_live == 0) job_free(j);
 }
 
 /* The HTTP side lets go: detach from the connection. */
@@ -142,7 +169,7 @@ static void job_cancel_all(gen_job_t *j) {
 
 void gen_conn_lost(gen_job_t *j) {
     job_cancel_all(j);
-    if (!j->finished) job_hook_finish(j, "cancelled");
+    if (!j->finished) job_hook_finish_later(j, "cancelled");
     job_release(j);
     job_maybe_free(j);
 }
@@ -174,7 +201,7 @@ void gen_poll_disconnects(srv_t *s) {
 void gen_free_all(srv_t *s) {
     while (s->jobs) {
         gen_job_t *j = s->jobs;
-        if (!j->finished) job_hook_finish(j, "cancelled");
+        if (j->hook) job_hook_finish(j, j->hook_status ? j->hook_status : "cancelled");
         job_free(j);
     }
 }
@@ -183,7 +210,7 @@ void gen_free_all(srv_t *s) {
 
 static json_t *usage_json(const gen_job_t *j) {
     srv_usage_t u;
-    job_usage(j, &u);
+    job_usage(j, false, &u);
     return json_pack("{s:I, s:I, s:I, s:{s:I}, s:{s:I}}", "prompt_tokens", (json_int_t)u.prompt_tokens,
                      "completion_tokens", (json_int_t)u.completion_tokens, "total_tokens",
                      (json_int_t)(u.prompt_tokens + u.completion_tokens), "prompt_tokens_details",
@@ -341,7 +368,8 @@ static void job_complete(gen_job_t *j) {
         if (j->req) srv_send_jsonv(s, j->req, 200, resp);
         else json_decref(resp);
     }
-    job_hook_finish(j, "ok");
+    if (j->failed) job_hook_finish_later(j, "error");
+    else job_hook_finish(j, "ok");
     job_release(j);
 }
 
@@ -424,10 +452,13 @@ void gen_on_event(srv_t *s, const eng_event_t *ev) {
     }
     c->live = false;
     j->n_live--;
+    c->eng_prompt = ev->usage.prompt_tokens;
+    c->eng_completion = ev->usage.completion_tokens;
     if (!c->done && !j->finished) {
         /* the engine counted a sampled stop token the text never shows */
         c->n_tokens = ev->usage.completion_tokens;
         if (ev->finish == ENG_FINISH_ERROR) {
+            j->failed = true;
             sl_warn("model %s: generation failed: %s", j->m->id, ev->error ? ev->error : "?");
             if (j->r.stream && j->req) {
                 oai_error_t e;
@@ -448,29 +479,6 @@ void gen_on_event(srv_t *s, const eng_event_t *ev) {
 
 /* ---- request intake ---- */
 
-/* Stand-in while the chat part is not linked: ChatML over string contents
- * (text parts joined). */
-static int render_chatml(const json_t *body, sl_buf_t *out, char *err, size_t errlen) {
-    const json_t *msgs = json_object_get(body, "messages");
-    for (size_t i = 0; i < json_array_size(msgs); i++) {
-        const json_t *m = json_array_get(msgs, i);
-        const json_t *c = json_object_get(m, "content");
-        sl_buf_printf(out, "<|im_start|>%s\n", json_string_value(json_object_get(m, "role")));
-        if (json_is_string(c)) {
-            sl_buf_append(out, json_string_value(c), json_string_length(c));
-        } else if (json_is_array(c)) {
-            for (size_t k = 0; k < json_array_size(c); k++) {
-                const json_t *t = json_object_get(json_array_get(c, k), "text");
-                if (!json_is_string(t))
-                    return sl_err(err, errlen, "messages[%zu].content[%zu]: only text parts are supported", i, k);
-                sl_buf_append(out, json_string_value(t), json_string_length(t));
-            }
-        }
-        sl_buf_puts(out, "<|im_end|>\n");
-    }
-    return sl_buf_puts(out, "<|im_start|>assistant\n");
-}
-
 static int build_prompts(gen_job_t *j, oai_error_t *e) {
     srv_model_t *m = j->m;
     char err[SL_ERR_MAX];
@@ -485,9 +493,11 @@ static int build_prompts(gen_job_t *j, oai_error_t *e) {
         json_t *kw = json_object_get(j->r.body, "chat_template_kwargs");
         o.kwargs = json_is_object(kw) ? kw : NULL;
         sl_buf_t text = {0};
-        int rc = m->tmpl ? chat_render(m->tmpl, j->r.body, &o, &text, err, sizeof err)
-                         : render_chatml(j->r.body, &text, err, sizeof err);
-        if (rc != 0) {
+        if (!m->tmpl)
+            return oai_fail(e, 500, "server_error", "chat_template_error", NULL,
+                            "The model's chat template cannot be used (%s); use /v1/completions.",
+                            m->tmpl_error ? m->tmpl_error : "none");
+        if (chat_render(m->tmpl, j->r.body, &o, &text, err, sizeof err) != 0) {
             sl_buf_free(&text);
             return oai_fail(e, 400, NULL, "invalid_messages", "messages", "Invalid 'messages': %s", err);
         }
@@ -710,9 +720,12 @@ fail_hook:
     /* sequences already submitted still report FINISH; the job waits for them */
     job_cancel_all(j);
     if (j->hook) {
-        if (j->n_live && s->cfg.hooks.finish) job_hook_finish(j, "error");
-        else if (s->cfg.hooks.abort) s->cfg.hooks.abort(s->cfg.hooks.ctx, j->hook);
-        j->hook = NULL;
+        if (j->n_live) {
+            job_hook_finish_later(j, "error");
+        } else {
+            if (s->cfg.hooks.abort) s->cfg.hooks.abort(s->cfg.hooks.ctx, j->hook);
+            j->hook = NULL;
+        }
     }
 fail:
     srv_send_error(s, req, &e);

@@ -316,6 +316,33 @@ static void handle_metrics(srv_t *s, struct evhttp_request *req) {
     evbuffer_free(out);
 }
 
+/* GET /v1/user/info, /v1/user/usage: answered by the platform hook. */
+static void handle_account(srv_t *s, struct evhttp_request *req, const char *route, const char *query) {
+    const srv_hooks_t *h = &s->cfg.hooks;
+    if (!h->account) {
+        send_errorf(s, req, 404, "invalid_request_error", "unknown_url",
+                    "This server has no accounts (it runs without --data)%s.", "");
+        return;
+    }
+    struct evkeyvalq q;
+    TAILQ_INIT(&q);
+    if (query) evhttp_parse_query_str(query, &q);
+    const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    char *body = NULL;
+    srv_status_t st = {0};
+    int rc = h->account(h->ctx, route, auth, evhttp_find_header(&q, "group_by"), &body, &st);
+    evhttp_clear_headers(&q);
+    if (rc == 0 && body) {
+        srv_send_json(s, req, 200, body, strlen(body));
+    } else {
+        oai_error_t e;
+        oai_fail(&e, st.http ? st.http : 500, st.type[0] ? st.type : "server_error",
+                 st.code[0] ? st.code : NULL, NULL, "%s", st.message[0] ? st.message : "account lookup failed");
+        srv_send_error(s, req, &e);
+    }
+    free(body);
+}
+
 /* ---- routing ---- */
 
 static const char *method_name(enum evhttp_cmd_type m) {
@@ -382,6 +409,9 @@ static void on_request(struct evhttp_request *req, void *arg) {
     } else if (!strncmp(path, "/v1/models/", 11) && path[11]) {
         if (m != EVHTTP_REQ_GET) method_not_allowed(s, req, "GET", path);
         else handle_model(s, req, path + 11);
+    } else if (!strcmp(path, "/v1/user/info") || !strcmp(path, "/v1/user/usage")) {
+        if (m != EVHTTP_REQ_GET) method_not_allowed(s, req, "GET", path);
+        else handle_account(s, req, path[9] == 'i' ? "info" : "usage", evhttp_uri_get_query(uri));
     } else if (!strcmp(path, "/health")) {
         if (m != EVHTTP_REQ_GET) method_not_allowed(s, req, "GET", path);
         else handle_health(s, req);
@@ -421,11 +451,17 @@ static int load_model(srv_t *s, srv_model_t *m, const srv_model_spec_t *spec, ch
     m->tok = tok_load(g, e2, sizeof e2);
     if (!m->tok) return sl_err(err, errlen, "model %s: tokenizer: %s", spec->path, e2);
     gguf_str_t src;
-    if (chat_tmpl_new && gguf_get_str(g, "tokenizer.chat_template", &src, NULL, 0) == 0 && src.len > 0) {
+    if (gguf_get_str(g, "tokenizer.chat_template", &src, NULL, 0) == 0 && src.len > 0) {
         m->tmpl = chat_tmpl_new(src.ptr, src.len, e2, sizeof e2);
-        if (!m->tmpl) sl_warn("model %s: chat template rejected (%s); using ChatML", spec->id, e2);
-    }
-    if (!m->tmpl && chat_tmpl_new_chatml) {
+        if (!m->tmpl) {
+            /* no silent fallback to another format: completions still work,
+             * chat requests say why they cannot */
+            sl_warn("model %s: its chat template does not parse (%s); chat requests will fail",
+                    spec->id, e2);
+            m->tmpl_error = sl_strdup(e2);
+            if (!m->tmpl_error) return sl_err(err, errlen, "out of memory");
+        }
+    } else {
         m->tmpl = chat_tmpl_new_chatml(e2, sizeof e2);
         if (!m->tmpl) return sl_err(err, errlen, "chat template: %s", e2);
     }
@@ -578,7 +614,8 @@ void srv_free(srv_t *s) {
     gen_free_all(s);
     for (int i = 0; i < s->n_models; i++) {
         srv_model_t *m = &s->models[i];
-        if (m->tmpl && chat_tmpl_free) chat_tmpl_free(m->tmpl);
+        chat_tmpl_free(m->tmpl);
+        free(m->tmpl_error);
         tok_free(m->tok);
         model_free(m->model);
         free(m->eog);

@@ -4,7 +4,8 @@
  *
  * Routes: POST /v1/chat/completions, POST /v1/completions (JSON or SSE
  * streaming), GET /v1/models[?type=&sub_type=], GET /v1/models/{id},
- * GET /health, GET /metrics (Prometheus text), OPTIONS (CORS preflight).
+ * GET /health, GET /metrics (Prometheus text), OPTIONS (CORS preflight),
+ * GET /v1/user/info and /v1/user/usage (through the account hook).
  *
  * The request path has a hook for the platform (API keys, billing, rate
  * limits): begin (authenticate + authorize + reserve) before any model work,
@@ -48,6 +49,12 @@ typedef struct srv_hooks {
     void (*finish)(void *ctx, void *req, const srv_usage_t *u, const char *status);
     /* Instead of finish when nothing was computed. */
     void (*abort)(void *ctx, void *req);
+    /* Optional: the account routes. route "info" (GET /v1/user/info) or
+     * "usage" (GET /v1/user/usage?group_by=...; group_by may be NULL).
+     * 0 and *body (heap JSON, the server frees it), or -1 with *st. Without
+     * it those routes answer 404. */
+    int (*account)(void *ctx, const char *route, const char *authorization, const char *group_by,
+                   char **body, srv_status_t *st);
 } srv_hooks_t;
 
 typedef struct srv_model_spec {

@@ -18,19 +18,13 @@
 #include "server/server.h"
 #include "tokenizer/tokenizer.h"
 
-/* The chat part may be built after the server: until it links, a built-in
- * ChatML rendering stands in (gen.c), so these are weak references. */
-#pragma weak chat_tmpl_new
-#pragma weak chat_tmpl_new_chatml
-#pragma weak chat_tmpl_free
-#pragma weak chat_render
-
 typedef struct srv_model {
     srv_t *srv;
     char *id;
     sl_model_t *model;
     sl_tok_t *tok;
-    chat_tmpl_t *tmpl;
+    chat_tmpl_t *tmpl;  /* the model's chat template (ChatML when the file has none) */
+    char *tmpl_error;   /* set when the file's template does not parse: chat answers 500 */
     eng_t *eng;
     int32_t *eog; /* end-of-generation ids: the engine's stop ids */
     size_t n_eog;

@@ -250,6 +250,11 @@ static void test_cancel_queue_shutdown(void) {
     CHECK(logs[0].n_tok < 50);
     CHECK(logs[1].fin.finish == ENG_FINISH_CANCELLED);
     CHECK(logs[1].n_tok == 0);
+    /* usage reports what was computed: the running one prefilled its whole
+     * prompt, the waiting one nothing */
+    CHECK(logs[0].fin.usage.prompt_tokens == 2);
+    CHECK_MSG(logs[1].fin.usage.prompt_tokens == 0, "cancelled before prefill reports %d prompt tokens",
+              logs[1].fin.usage.prompt_tokens);
     eng_cancel(e, ids[0]); /* already finished: no-op */
     /* shutdown with work left: the rest still get exactly one FINISH */
     eng_free(e);

@@ -27,17 +27,16 @@ export function tinyModel() {
   return modelPath;
 }
 
-// startServer({ args: [...extra flags], models: {name: path} }) -> { url, port, stop(), log() }
+// startServer({ args: [...extra flags], models: {name: path} }) -> { url, port, stop(), log(), stdout() }
 export async function startServer(opts = {}) {
   const models = opts.models || { tiny: tinyModel() };
   const args = ["serve", "--port", "0"];
   for (const [name, p] of Object.entries(models)) args.push("--model", `${name}=${p}`);
   args.push(...(opts.args || []));
   const proc = spawn(BIN, args, { stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
+  let out = "", buf = "";
   proc.stderr.on("data", (d) => { out += d; });
   const port = await new Promise((resolve, reject) => {
-    let buf = "";
     const timer = setTimeout(() => reject(new Error("server did not start:\n" + out)), 15000);
     proc.stdout.on("data", (d) => {
       buf += d;
@@ -50,6 +49,7 @@ export async function startServer(opts = {}) {
   return {
     url, port, proc,
     log: () => out,
+    stdout: () => buf,
     async stop() {
       if (proc.exitCode !== null) return proc.exitCode;
       const done = new Promise((r) => proc.on("exit", (code, sig) => r(code ?? sig)));

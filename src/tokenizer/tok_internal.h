@@ -69,6 +69,7 @@ struct sl_tok {
     int32_t fim_pre, fim_suf, fim_mid, fim_pad, fim_rep, fim_sep;
     bool add_bos, add_eos, add_sep, add_space_prefix;
     bool bert_lowercase, bert_strip_accents;
+    bool nfc; /* NFC-normalise plain text first (Qwen2: tokenizer.json's NFC normalizer) */
 
     int32_t *eog; /* sorted */
     size_t n_eog;
@@ -90,6 +91,13 @@ int tok_unicode_to_byte(uint32_t cp);                         /* byte, or -1 if 
  * and 1 byte on invalid input). */
 size_t tok_utf8_len(uint8_t lead);
 size_t tok_utf8_decode(const uint8_t *s, size_t n, uint32_t *cp);
+
+/* Unicode NFC of text (invalid UTF-8 bytes pass through unchanged). When
+ * the text is already NFC, *changed is false and out is left untouched;
+ * otherwise the normalised text is appended to out. 0 or -1 (OOM). */
+int tok_nfc(const char *text, size_t len, sl_buf_t *out, bool *changed);
+/* Whether a code point may change or combine under NFC (not a safe starter). */
+bool tok_nfc_unsafe(uint32_t cp);
 
 /* Per-model setup and encoding of one plain-text fragment (no special
  * tokens in it). */

@@ -446,6 +446,9 @@ sl_tok_t *tok_load(const gguf_file_t *f, char *err, size_t errlen) {
         if (*defaults[i] >= t->n_vocab) *defaults[i] = -1;
 
     if (t->model == TOK_MODEL_GPT2 && bpe_init(t, f, err, errlen) != 0) goto fail;
+    /* Qwen2/Qwen3's tokenizer.json normalises to NFC; GGUF has no key for the
+     * normalizer, so it follows from the pre-tokenizer name (normalize.c). */
+    t->nfc = t->model == TOK_MODEL_GPT2 && strcmp(t->pre_name, "qwen2") == 0;
 
     struct {
         const char *key;
@@ -590,6 +593,17 @@ static int encode_fragment(const sl_tok_t *t, const char *s, size_t n, bool prev
                            char *err, size_t errlen) {
     switch (t->model) {
     case TOK_MODEL_GPT2:
+        if (t->nfc) {
+            sl_buf_t norm = {0};
+            bool changed = false;
+            if (tok_nfc(s, n, &norm, &changed) != 0) {
+                sl_buf_free(&norm);
+                return sl_err(err, errlen, "tokenizer: out of memory");
+            }
+            int rc = changed ? bpe_encode(t, norm.data, norm.len, out, err, errlen) : bpe_encode(t, s, n, out, err, errlen);
+            sl_buf_free(&norm);
+            return rc;
+        }
         return bpe_encode(t, s, n, out, err, errlen);
     case TOK_MODEL_LLAMA:
         return spm_encode(t, s, n, t->add_space_prefix && prev_special, out, err, errlen);

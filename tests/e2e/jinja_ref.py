@@ -48,7 +48,7 @@ def normalise(messages):
         c = m.get("content")
         if isinstance(c, list):
             m["content"] = "\n".join(p["text"] for p in c)
-        elif c is None:
+        elif "content" in m and c is None:
             m["content"] = ""
         calls = m.get("tool_calls")
         if isinstance(calls, list):

@@ -40,6 +40,17 @@ typedef struct sl_q8x4 {
     int8_t qs[4][32];
 } sl_q8x4_t;
 
+/* Prefill with many tokens: a chunk of weight rows is first unpacked into
+ * SL_U_ROW_BYTES(n) bytes per row — n/32 float scales d, n/32 float offsets
+ * m, then 32 code bytes per block — so the GEMM loop over the token groups
+ * does no bit unpacking at all. A weight is d·q + m with q the code (unsigned
+ * 0..31 for q4_0/q4_1/q5_0/q5_1, where q4_0's m = −8d; signed for q8_0, m = 0). */
+#define SL_U_ROW_BYTES(n) ((size_t)((n) / 32) * 40)
+typedef void (*sl_unpack_fn)(int64_t n, const void *w, size_t wstride, int nr, uint8_t *dst);
+/* GEMM of nr unpacked rows × the 4 tokens of one panel group. */
+typedef void (*sl_gemmu_fn)(int64_t n, const uint8_t *u, int nr, const sl_q8x4_t *xp, int nc, float *out,
+                            size_t ostride);
+
 /* Decode activations of the same types: one token's q8_0 blocks with the
  * scale as a float and s = d · Σ qs. */
 typedef struct sl_q8f {
@@ -62,6 +73,8 @@ typedef struct sl_kern_table {
     sl_quant_fn quant[SL_TYPE_COUNT];
     sl_gemm_fn gemm[SL_TYPE_COUNT]; /* q8_0-dotted types; preferred over tile */
     sl_dotf_fn dotf[SL_TYPE_COUNT]; /* q8_0-dotted types, decode; preferred over dot */
+    sl_unpack_fn unpack[SL_TYPE_COUNT]; /* with gemmu: many-token prefill */
+    sl_gemmu_fn gemmu[SL_TYPE_COUNT];
 } sl_kern_table_t;
 
 /* Fill functions: scalar sets every entry; the others override what they

@@ -29,6 +29,10 @@
  * comfortably inside L2 while the token groups stream past. */
 #define GEMM_ROW_CHUNK 16
 #define STACK_XQ_BYTES 32768
+/* From this many tokens on, weight rows are unpacked per chunk (the cost is
+ * spread over the token groups); chunks of unpacked rows stay within this. */
+#define GEMMU_MIN_TOK 16
+#define GEMMU_CHUNK_BYTES (128 * 1024)
 /* Decode prefetch distance. Measured on the 2-core Zen3 for q8_0 896 →
  * 151936 (DRAM): 1–16 KB all beat none by ~25% (median of interleaved
  * runs); 4 KB is one page ahead. */
@@ -46,12 +50,25 @@ struct mm_job {
     sl_tile_fn tile;
     sl_gemm_fn gemm;        /* with a sl_q8x4_t panel in xq instead of rows */
     sl_dotf_fn dotf;        /* decode with a sl_q8f_t row in xq */
+    sl_unpack_fn unpack;    /* with gemmu: chunks unpacked into scratch, panel in xq */
+    sl_gemmu_fn gemmu;
+    uint8_t *scratch;       /* per thread: chunk rows × SL_U_ROW_BYTES(n_in) */
     int64_t chunk;
     atomic_llong next;
 };
 
-static void mm_rows(struct mm_job *j, int64_t r0, int64_t r1) {
+static void mm_rows(struct mm_job *j, int ith, int64_t r0, int64_t r1) {
     const int64_t n_out = j->n_out, n_tok = j->n_tok;
+    if (j->gemmu) {
+        uint8_t *u = j->scratch + (size_t)ith * (size_t)j->chunk * SL_U_ROW_BYTES(j->n_in);
+        const sl_q8x4_t *xp = (const sl_q8x4_t *)j->xq;
+        const int64_t nb = j->n_in / 32;
+        j->unpack(j->n_in, j->w + (size_t)r0 * j->wrs, j->wrs, (int)(r1 - r0), u);
+        for (int64_t t0 = 0; t0 < n_tok; t0 += 4)
+            j->gemmu(j->n_in, u, (int)(r1 - r0), xp + (t0 / 4) * nb, (int)SL_MIN(4, n_tok - t0),
+                     j->y + t0 * n_out + r0, (size_t)n_out);
+        return;
+    }
     if (j->gemm) {
         const sl_q8x4_t *xp = (const sl_q8x4_t *)j->xq;
         const int64_t nb = j->n_in / 32;
@@ -96,13 +113,12 @@ static void mm_rows(struct mm_job *j, int64_t r0, int64_t r1) {
 }
 
 static void mm_worker(void *ctx, int ith, int nth) {
-    (void)ith;
     (void)nth;
     struct mm_job *j = ctx;
     for (;;) {
         int64_t r0 = atomic_fetch_add_explicit(&j->next, j->chunk, memory_order_relaxed);
         if (r0 >= j->n_out) break;
-        mm_rows(j, r0, SL_MIN(r0 + j->chunk, j->n_out));
+        mm_rows(j, ith, r0, SL_MIN(r0 + j->chunk, j->n_out));
     }
 }
 
@@ -179,7 +195,14 @@ void sl_matmul(sl_pool_t *pool, const void *w, sl_type_t wtype, int64_t n_in, in
     int64_t macs = n_in * n_out * n_tok;
     bool parallel = nth > 1 && macs >= MIN_PARALLEL_MACS;
     const bool q8 = tr->vec_dot_type == SL_TYPE_Q8_0 && n_in % 32 == 0;
-    const bool panel = n_tok > 1 && q8 && K->gemm[wtype];
+    /* many tokens: unpack chunks of rows once, reuse them for every group */
+    int64_t u_chunk = 0;
+    uint8_t *scratch = NULL;
+    if (n_tok >= GEMMU_MIN_TOK && n_in % 32 == 0 && K->unpack[wtype] && K->gemmu[wtype]) {
+        u_chunk = SL_MAX(2, SL_MIN(16, (int64_t)(GEMMU_CHUNK_BYTES / SL_U_ROW_BYTES(n_in))) & ~(int64_t)1);
+        scratch = aligned_alloc(64, ((size_t)nth * (size_t)u_chunk * SL_U_ROW_BYTES(n_in) + 63) & ~(size_t)63);
+    }
+    const bool panel = n_tok > 1 && (scratch || (q8 && K->gemm[wtype]));
     const bool frow = n_tok == 1 && q8 && K->dotf[wtype];
     if (tr->vec_dot_type == SL_TYPE_F32) {
         xq = (const uint8_t *)x;
@@ -199,6 +222,7 @@ void sl_matmul(sl_pool_t *pool, const void *w, sl_type_t wtype, int64_t n_in, in
                 } else {
                     memset(y, 0, (size_t)(n_tok * n_out) * sizeof(float));
                 }
+                free(scratch);
                 return;
             }
             buf = heap;
@@ -211,6 +235,7 @@ void sl_matmul(sl_pool_t *pool, const void *w, sl_type_t wtype, int64_t n_in, in
             size_t gbytes = (size_t)(n_in / 32) * sizeof(sl_q8x4_t);
             if (n_tok % 4) memset(buf + (size_t)(n_groups - 1) * gbytes, 0, gbytes);
             qfn = q_panel_worker;
+            q.quant = K->quant[SL_TYPE_Q8_0]; /* q4_1/q5_1 too: the panel has s */
         }
         if (frow) {
             sl_q8f_t *xf = (sl_q8f_t *)buf;
@@ -230,9 +255,15 @@ void sl_matmul(sl_pool_t *pool, const void *w, sl_type_t wtype, int64_t n_in, in
         .n_tok = n_tok, .y = y, .dot = K->dot[wtype], .tile = K->tile[wtype],
         .gemm = panel ? K->gemm[wtype] : NULL,
         .dotf = frow ? K->dotf[wtype] : NULL,
+        .unpack = scratch ? K->unpack[wtype] : NULL,
+        .gemmu = scratch ? K->gemmu[wtype] : NULL,
+        .scratch = scratch,
     };
     atomic_init(&j.next, 0);
-    if (n_tok > 1 && (j.tile || j.gemm)) {
+    if (scratch) {
+        j.chunk = u_chunk;
+        j.gemm = NULL;
+    } else if (n_tok > 1 && (j.tile || j.gemm)) {
         j.chunk = GEMM_ROW_CHUNK;
     } else {
         /* ~8 chunks per thread balances load; multiples of 4 rows. */
@@ -244,4 +275,5 @@ void sl_matmul(sl_pool_t *pool, const void *w, sl_type_t wtype, int64_t n_in, in
     else
         mm_worker(&j, 0, 1);
     free(heap);
+    free(scratch);
 }

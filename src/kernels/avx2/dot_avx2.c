@@ -603,6 +603,150 @@ static void gemm_q8_0(int64_t n, const void *w, size_t ws, int nr, const sl_q8x4
     gemm_q0(G_Q8_0, n, w, ws, nr, x, nc, out, os);
 }
 
+/* ---- unpacked-row GEMM (prefill with many tokens) ----
+ *
+ * A chunk of rows is unpacked once (SL_U_ROW_BYTES layout, kern_impl.h) and
+ * then reused by every 4-token group: the inner loop is one vpmaddubsw,
+ * vpmaddwd, convert and FMA per 32 weights and token. q4_1/q5_1 (whose
+ * activations would be q8_1 in the dot path) use the same q8_0-style panel:
+ * their offset is m · (dx · Σx) from the panel's s. */
+static inline void u_put(uint8_t *u, int64_t nb, int64_t b, float d, float m, __m256i q) {
+    float *fd = (float *)u, *fm = fd + nb;
+    fd[b] = d;
+    fm[b] = m;
+    _mm256_storeu_si256((__m256i *)(u + (size_t)nb * 8 + (size_t)b * 32), q);
+}
+
+static void urows_q4_0(int64_t n, const void *w, size_t ws, int nr, uint8_t *dst) {
+    const int64_t nb = n / 32;
+    for (int r = 0; r < nr; r++, dst += SL_U_ROW_BYTES(n)) {
+        const sl_block_q4_0 *x = (const void *)((const uint8_t *)w + (size_t)r * ws);
+        for (int64_t b = 0; b < nb; b++) {
+            float d = f16(x[b].d);
+            u_put(dst, nb, b, d, -8.0f * d, nibbles32(x[b].qs));
+        }
+    }
+}
+static void urows_q5_0(int64_t n, const void *w, size_t ws, int nr, uint8_t *dst) {
+    const int64_t nb = n / 32;
+    for (int r = 0; r < nr; r++, dst += SL_U_ROW_BYTES(n)) {
+        const sl_block_q5_0 *x = (const void *)((const uint8_t *)w + (size_t)r * ws);
+        for (int64_t b = 0; b < nb; b++) {
+            float d = f16(x[b].d);
+            __m256i q = _mm256_or_si256(nibbles32(x[b].qs), _mm256_and_si256(bits32(x[b].qh), _mm256_set1_epi8(0x10)));
+            u_put(dst, nb, b, d, -16.0f * d, q);
+        }
+    }
+}
+static void urows_q4_1(int64_t n, const void *w, size_t ws, int nr, uint8_t *dst) {
+    const int64_t nb = n / 32;
+    for (int r = 0; r < nr; r++, dst += SL_U_ROW_BYTES(n)) {
+        const sl_block_q4_1 *x = (const void *)((const uint8_t *)w + (size_t)r * ws);
+        for (int64_t b = 0; b < nb; b++) u_put(dst, nb, b, f16(x[b].d), f16(x[b].m), nibbles32(x[b].qs));
+    }
+}
+static void urows_q5_1(int64_t n, const void *w, size_t ws, int nr, uint8_t *dst) {
+    const int64_t nb = n / 32;
+    for (int r = 0; r < nr; r++, dst += SL_U_ROW_BYTES(n)) {
+        const sl_block_q5_1 *x = (const void *)((const uint8_t *)w + (size_t)r * ws);
+        for (int64_t b = 0; b < nb; b++) {
+            __m256i q = _mm256_or_si256(nibbles32(x[b].qs), _mm256_and_si256(bits32(x[b].qh), _mm256_set1_epi8(0x10)));
+            u_put(dst, nb, b, f16(x[b].d), f16(x[b].m), q);
+        }
+    }
+}
+static void urows_q8_0(int64_t n, const void *w, size_t ws, int nr, uint8_t *dst) {
+    const int64_t nb = n / 32;
+    for (int r = 0; r < nr; r++, dst += SL_U_ROW_BYTES(n)) {
+        const sl_block_q8_0 *x = (const void *)((const uint8_t *)w + (size_t)r * ws);
+        for (int64_t b = 0; b < nb; b++)
+            u_put(dst, nb, b, f16(x[b].d), 0.0f, _mm256_loadu_si256((const __m256i *)x[b].qs));
+    }
+}
+
+static inline __attribute__((always_inline)) void gemmu_impl(bool sgn, int64_t n, const uint8_t *u, int nr,
+                                                             const sl_q8x4_t *x, int nc, float *out, size_t os) {
+    const int64_t nb = n / 32;
+    const size_t urs = SL_U_ROW_BYTES(n);
+    float sc[8] __attribute__((aligned(32)));
+    float cr[8] __attribute__((aligned(32)));
+    const __m256i ones = _mm256_set1_epi16(1);
+    int r = 0;
+    for (; r + 2 <= nr; r += 2) {
+        const uint8_t *u0 = u + (size_t)r * urs, *u1 = u0 + urs;
+        const float *d0 = (const float *)u0, *d1 = (const float *)u1;
+        const uint8_t *q0 = u0 + (size_t)nb * 8, *q1 = u1 + (size_t)nb * 8;
+        __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00;
+        __m256 a10 = a00, a11 = a00, a12 = a00, a13 = a00, corr = a00;
+        for (int64_t b = 0; b < nb; b++) {
+            const sl_q8x4_t *xb = x + b;
+            __m256 dw = _mm256_set_m128(_mm_broadcast_ss(d1 + b), _mm_broadcast_ss(d0 + b));
+            __m256 xd = _mm256_broadcast_ps((const __m128 *)xb->d);
+            _mm256_store_ps(sc, _mm256_mul_ps(dw, xd));
+            if (!sgn) {
+                __m256 mw = _mm256_set_m128(_mm_broadcast_ss(d1 + nb + b), _mm_broadcast_ss(d0 + nb + b));
+                corr = _mm256_fmadd_ps(mw, _mm256_broadcast_ps((const __m128 *)xb->s), corr);
+            }
+            __m256i v0 = _mm256_loadu_si256((const __m256i *)(q0 + 32 * b));
+            __m256i v1 = _mm256_loadu_si256((const __m256i *)(q1 + 32 * b));
+            __m256i s0 = v0, s1 = v1;
+            if (sgn) {
+                s0 = _mm256_sign_epi8(v0, v0);
+                s1 = _mm256_sign_epi8(v1, v1);
+            }
+#define U_PAIR(acc, sv, v, c, k)                                                                   \
+    do {                                                                                           \
+        __m256i xv = _mm256_load_si256((const __m256i *)xb->qs[c]);                                \
+        __m256i p = sgn ? _mm256_maddubs_epi16(sv, _mm256_sign_epi8(xv, v)) : _mm256_maddubs_epi16(v, xv); \
+        acc = _mm256_fmadd_ps(_mm256_broadcast_ss(sc + k), _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones)), acc); \
+    } while (0)
+            U_PAIR(a00, s0, v0, 0, 0);
+            U_PAIR(a10, s1, v1, 0, 4);
+            U_PAIR(a01, s0, v0, 1, 1);
+            U_PAIR(a11, s1, v1, 1, 5);
+            U_PAIR(a02, s0, v0, 2, 2);
+            U_PAIR(a12, s1, v1, 2, 6);
+            U_PAIR(a03, s0, v0, 3, 3);
+            U_PAIR(a13, s1, v1, 3, 7);
+        }
+        _mm256_store_ps(cr, corr);
+        const __m256 a[8] = {a00, a01, a02, a03, a10, a11, a12, a13};
+        for (int c = 0; c < nc; c++) {
+            out[(size_t)c * os + (size_t)r] = hsum8(a[c]) + cr[c];
+            out[(size_t)c * os + (size_t)r + 1] = hsum8(a[4 + c]) + cr[4 + c];
+        }
+    }
+    for (; r < nr; r++) {
+        const uint8_t *u0 = u + (size_t)r * urs;
+        const float *d0 = (const float *)u0;
+        const uint8_t *q0 = u0 + (size_t)nb * 8;
+        __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00;
+        __m128 corr = _mm_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            const sl_q8x4_t *xb = x + b;
+            _mm_store_ps(sc, _mm_mul_ps(_mm_broadcast_ss(d0 + b), _mm_load_ps(xb->d)));
+            if (!sgn) corr = _mm_fmadd_ps(_mm_broadcast_ss(d0 + nb + b), _mm_load_ps(xb->s), corr);
+            __m256i v0 = _mm256_loadu_si256((const __m256i *)(q0 + 32 * b)), s0 = v0;
+            if (sgn) s0 = _mm256_sign_epi8(v0, v0);
+            U_PAIR(a00, s0, v0, 0, 0);
+            U_PAIR(a01, s0, v0, 1, 1);
+            U_PAIR(a02, s0, v0, 2, 2);
+            U_PAIR(a03, s0, v0, 3, 3);
+        }
+#undef U_PAIR
+        _mm_store_ps(cr, corr);
+        const __m256 a[4] = {a00, a01, a02, a03};
+        for (int c = 0; c < nc; c++) out[(size_t)c * os + (size_t)r] = hsum8(a[c]) + cr[c];
+    }
+}
+
+static void gemmu_u8(int64_t n, const uint8_t *u, int nr, const sl_q8x4_t *x, int nc, float *out, size_t os) {
+    gemmu_impl(false, n, u, nr, x, nc, out, os);
+}
+static void gemmu_s8(int64_t n, const uint8_t *u, int nr, const sl_q8x4_t *x, int nc, float *out, size_t os) {
+    gemmu_impl(true, n, u, nr, x, nc, out, os);
+}
+
 /* ---- decode dots against sl_q8f_t (float activation scales) ----
  *
  * Same unsigned-code trick as the GEMM for q4_0/q5_0: the offset comes off
@@ -767,6 +911,16 @@ bool sl_kern_fill_avx2(sl_kern_table_t *t) {
     t->tile[SL_TYPE_Q8_0] = tile_q8_0;
     t->tile[SL_TYPE_Q4_K] = tile_q4_K;
     t->tile[SL_TYPE_Q6_K] = tile_q6_K;
+    t->unpack[SL_TYPE_Q4_0] = urows_q4_0;
+    t->unpack[SL_TYPE_Q4_1] = urows_q4_1;
+    t->unpack[SL_TYPE_Q5_0] = urows_q5_0;
+    t->unpack[SL_TYPE_Q5_1] = urows_q5_1;
+    t->unpack[SL_TYPE_Q8_0] = urows_q8_0;
+    t->gemmu[SL_TYPE_Q4_0] = gemmu_u8;
+    t->gemmu[SL_TYPE_Q4_1] = gemmu_u8;
+    t->gemmu[SL_TYPE_Q5_0] = gemmu_u8;
+    t->gemmu[SL_TYPE_Q5_1] = gemmu_u8;
+    t->gemmu[SL_TYPE_Q8_0] = gemmu_s8;
     t->dotf[SL_TYPE_Q4_0] = dotf_q4_0;
     t->dotf[SL_TYPE_Q5_0] = dotf_q5_0;
     t->dotf[SL_TYPE_Q8_0] = dotf_q8_0;

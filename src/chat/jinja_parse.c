@@ -332,6 +332,8 @@ static jnode_t *parse_postfix(parser_t *P, jnode_t *n) {
             jnode_t *c = node(P, JN_CALL, t);
             if (!c) return NULL;
             c->a = n;
+            c->line = n->line; /* errors point at the callee, e.g. raise_exception */
+            c->col = n->col;
             if (!parse_call_args(P, c)) return NULL;
             n = c;
         } else {
@@ -352,6 +354,8 @@ static jnode_t *parse_filter_expr(parser_t *P, jnode_t *n) {
             jnode_t *c = node(P, JN_CALL, t);
             if (!c) return NULL;
             c->a = n;
+            c->line = n->line; /* errors point at the callee, e.g. raise_exception */
+            c->col = n->col;
             if (!parse_call_args(P, c)) return NULL;
             n = c;
         } else {

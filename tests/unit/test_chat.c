@@ -1,0 +1,106 @@
+/* deps: chat base */
+/*
+ * test_chat.c — building prompts from OpenAI chat requests: the variables a
+ * template sees (normalised messages, tools, bos/eos, kwargs), the ChatML
+ * fallback, request-shape errors.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat/chat.h"
+#include "test.h"
+
+static char *render_req(const char *tmpl, const char *req_json, const chat_render_opts_t *o, char *err, size_t errlen) {
+    chat_tmpl_t *t = tmpl ? chat_tmpl_new(tmpl, strlen(tmpl), err, errlen) : chat_tmpl_new_chatml(err, errlen);
+    if (!t) return NULL;
+    json_t *req = json_loads(req_json, 0, NULL);
+    sl_buf_t out = {0};
+    int rc = req ? chat_render(t, req, o, &out, err, errlen) : -1;
+    json_decref(req);
+    chat_tmpl_free(t);
+    if (rc) {
+        sl_buf_free(&out);
+        return NULL;
+    }
+    return out.data ? sl_buf_steal(&out) : calloc(1, 1);
+}
+
+static void test_chatml_fallback(void) {
+    char err[SL_ERR_MAX];
+    chat_render_opts_t o = {.add_generation_prompt = true};
+    char *p = render_req(NULL, "{\"messages\":[{\"role\":\"system\",\"content\":\"S\"},{\"role\":\"user\",\"content\":\"Hi\"}]}", &o, err,
+                         sizeof err);
+    CHECK_MSG(p && !strcmp(p, "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"), "[%s] %s",
+              p ? p : "", err);
+    free(p);
+    o.add_generation_prompt = false;
+    p = render_req(NULL, "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}", &o, err, sizeof err);
+    CHECK(p && !strcmp(p, "<|im_start|>user\nHi<|im_end|>\n"));
+    free(p);
+}
+
+static void test_parts_and_tool_calls(void) {
+    char err[SL_ERR_MAX];
+    const char *tmpl =
+        "{% for m in messages %}{{ m.role }}:{{ m.content }}|{% for tc in m.tool_calls or [] %}"
+        "{{ tc.function.name }}{{ tc.function.arguments.city }}{{ tc.function.arguments|tojson }}{% endfor %};{% endfor %}"
+        "{{ tools is none }}{{ documents is none }}{{ add_generation_prompt }}{{ bos_token }}{{ eos_token }}{{ enable_thinking }}";
+    const char *req =
+        "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"a\"},{\"type\":\"text\",\"text\":\"b\"}]},"
+        "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"1\",\"type\":\"function\",\"function\":{\"name\":\"f\","
+        "\"arguments\":\"{\\\"city\\\": \\\"Oslo\\\", \\\"n\\\": 2}\"}}]},"
+        "{\"role\":\"assistant\",\"content\":\"x\",\"tool_calls\":[{\"function\":{\"name\":\"g\",\"arguments\":\"not json\"}}]}]}";
+    json_t *kw = json_loads("{\"enable_thinking\": false}", 0, NULL);
+    chat_render_opts_t o = {.bos_token = "<s>", .eos_token = "</s>", .add_generation_prompt = true, .kwargs = kw};
+    char *p = render_req(tmpl, req, &o, err, sizeof err);
+    const char *want = "user:a\nb|;assistant:|fOslo{\"city\": \"Oslo\", \"n\": 2};assistant:x|g\"not json\";TrueTrueTrue<s></s>False";
+    CHECK_MSG(p && !strcmp(p, want), "\n got  [%s]\n want [%s] %s", p ? p : "", want, err);
+    free(p);
+    json_decref(kw);
+    /* tools present: passed as given */
+    p = render_req("{{ tools|length }}{{ tools[0].function.name }}",
+                   "{\"messages\":[],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"w\"}}]}", NULL, err, sizeof err);
+    CHECK(p && !strcmp(p, "1w"));
+    free(p);
+}
+
+static void test_request_errors(void) {
+    char err[SL_ERR_MAX];
+    char *p = render_req("x", "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{}}]}]}", NULL, err,
+                         sizeof err);
+    CHECK_MSG(!p && strstr(err, "only text parts"), "%s", err);
+    p = render_req("x", "{\"messages\":{}}", NULL, err, sizeof err);
+    CHECK_MSG(!p && strstr(err, "messages"), "%s", err);
+    p = render_req("x", "{\"messages\":[{\"content\":\"no role\"}]}", NULL, err, sizeof err);
+    CHECK_MSG(!p && strstr(err, "role"), "%s", err);
+    p = render_req("{{ raise_exception('System role not supported') }}", "{\"messages\":[]}", NULL, err, sizeof err);
+    CHECK_MSG(!p && strstr(err, "template error at 1:4: System role not supported"), "%s", err);
+    chat_tmpl_t *t = chat_tmpl_new("{% if %}", 8, err, sizeof err);
+    CHECK_MSG(!t && strstr(err, "syntax error at 1:"), "%s", err);
+}
+
+static void test_uses_var(void) {
+    char err[SL_ERR_MAX];
+    const char *src = "{% if tools %}{{ tools|tojson }}{% endif %}{% if enable_thinking is defined %}x{% endif %}";
+    chat_tmpl_t *t = chat_tmpl_new(src, strlen(src), err, sizeof err);
+    CHECK(t && chat_tmpl_uses_var(t, "tools") && chat_tmpl_uses_var(t, "enable_thinking") && !chat_tmpl_uses_var(t, "documents"));
+    chat_tmpl_free(t);
+}
+
+static void test_strftime_now(void) {
+    char err[SL_ERR_MAX];
+    setenv("TZ", "UTC", 1);
+    chat_render_opts_t o = {.now = 1700000000}; /* 2023-11-14 22:13:20 UTC */
+    char *p = render_req("{{ strftime_now('%Y-%m-%d') }}", "{\"messages\":[]}", &o, err, sizeof err);
+    CHECK_MSG(p && !strcmp(p, "2023-11-14"), "[%s] %s", p ? p : "", err);
+    free(p);
+}
+
+int main(void) {
+    RUN(test_chatml_fallback);
+    RUN(test_parts_and_tool_calls);
+    RUN(test_request_errors);
+    RUN(test_uses_var);
+    RUN(test_strftime_now);
+    return test_summary();
+}

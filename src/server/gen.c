@@ -41,6 +41,8 @@ typedef struct gen_choice {
     sl_detok_t *dt;
     stop_matcher_t stop;
     sl_buf_t text; /* non-stream: the whole output */
+    int32_t *ids;  /* return_token_ids: the generated ids */
+    size_t n_ids, cap_ids;
     json_t *lp;    /* non-stream logprobs: chat content array / completions object */
     size_t text_off;
 } gen_choice_t;
@@ -96,6 +98,7 @@ static void job_free(gen_job_t *j) {
         detok_free(j->ch[i].dt);
         stop_free(&j->ch[i].stop);
         sl_buf_free(&j->ch[i].text);
+        free(j->ch[i].ids);
         json_decref(j->ch[i].lp);
     }
     free(j->ch);
@@ -225,6 +228,12 @@ static double lp_value(float lp) {
 static json_t *bytes_json(const char *p, size_t n) {
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++) json_array_append_new(a, json_integer((unsigned char)p[i]));
+    return a;
+}
+
+static json_t *ids_json(const int32_t *ids, size_t n) {
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) json_array_append_new(a, json_integer(ids[i]));
     return a;
 }
 
@@ -361,6 +370,14 @@ static void job_complete(gen_job_t *j) {
                                        "logprobs", lp, "finish_reason", c->finish ? c->finish : "stop"));
             }
         }
+        if (j->r.return_token_ids)
+            for (int i = 0; i < j->n_ch; i++) {
+                gen_choice_t *c = &j->ch[i];
+                const gen_prompt_t *g = &j->prompts[c->prompt];
+                json_t *ch = json_array_get(choices, (size_t)i);
+                json_object_set_new(ch, "prompt_token_ids", ids_json(g->ids, g->n));
+                json_object_set_new(ch, "token_ids", ids_json(c->ids, c->n_ids));
+            }
         json_t *resp = json_pack("{s:s, s:s, s:I, s:s, s:s, s:o, s:o}", "id", j->id, "object",
                                  j->r.chat ? "chat.completion" : "text_completion", "created",
                                  (json_int_t)j->created, "model", j->m->id, "system_fingerprint",
@@ -400,6 +417,17 @@ static void on_token(gen_job_t *j, gen_choice_t *c, const eng_event_t *ev) {
     srv_t *s = j->s;
     uint64_t t_in = sl_now_ns();
     c->n_tokens++;
+    if (j->r.return_token_ids) {
+        if (c->n_ids == c->cap_ids) {
+            size_t ncap = c->cap_ids ? c->cap_ids * 2 : 64;
+            int32_t *ni = realloc(c->ids, ncap * sizeof *ni);
+            if (ni) {
+                c->ids = ni;
+                c->cap_ids = ncap;
+            }
+        }
+        if (c->n_ids < c->cap_ids) c->ids[c->n_ids++] = ev->tok.id;
+    }
     if (!j->t_first_ns) j->t_first_ns = sl_now_ns();
     sl_buf_clear(&j->piece);
     sl_buf_clear(&j->out);
@@ -479,6 +507,104 @@ void gen_on_event(srv_t *s, const eng_event_t *ev) {
 
 /* ---- request intake ---- */
 
+/* FIM: 400 unless the model has the three FIM tokens. */
+static int fim_check(gen_job_t *j, oai_error_t *e) {
+    if (fim_supported(&j->m->fim)) return 0;
+    return oai_fail(e, 400, NULL, "fim_not_supported", j->r.chat ? "prefix" : "suffix",
+                    "The model '%.100s' has no fill-in-the-middle tokens (FIM prefix/suffix/middle), "
+                    "so it cannot fill in between a prefix and a suffix. GET /v1/models shows "
+                    "capabilities.fim for each model.", j->m->id);
+}
+
+/* g->ids = the FIM layout around prefix ids (consumed) and the suffix. */
+static int fim_prompt(gen_job_t *j, gen_prompt_t *g, int32_t *pre, size_t n_pre, oai_error_t *e) {
+    srv_model_t *m = j->m;
+    char err[SL_ERR_MAX];
+    int32_t *suf = NULL;
+    size_t n_suf = 0;
+    if (tok_encode(m->tok, j->r.suffix, j->r.suffix_len, false, false, &suf, &n_suf, err, sizeof err) != 0) {
+        free(pre);
+        return oai_fail(e, 400, NULL, NULL, "suffix", "Cannot tokenize the suffix: %s", err);
+    }
+    int rc = fim_layout(&m->fim, j->r.fim_spm, pre, n_pre, suf, n_suf, &g->ids, &g->n);
+    free(pre);
+    free(suf);
+    return rc == 0 ? 0 : oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+}
+
+/* The request without its last message (the assistant prefix message). */
+static json_t *without_last_message(const json_t *body) {
+    json_t *c = json_copy((json_t *)body);
+    json_t *msgs = json_array();
+    const json_t *all = json_object_get(body, "messages");
+    if (!c || !msgs) {
+        json_decref(c);
+        json_decref(msgs);
+        return NULL;
+    }
+    for (size_t i = 0; i + 1 < json_array_size(all); i++) json_array_append(msgs, json_array_get(all, i));
+    json_object_set_new(c, "messages", msgs);
+    return c;
+}
+
+/* Chat: the model's template over the messages with the generation prompt,
+ * then the answer's prefix when one is given, so the prompt ends inside the
+ * assistant turn exactly where the model would have written that text. */
+static int chat_prompt(gen_job_t *j, gen_prompt_t *g, oai_error_t *e) {
+    srv_model_t *m = j->m;
+    char err[SL_ERR_MAX];
+    if (j->r.fim) {
+        if (fim_check(j, e) != 0) return -1;
+        int32_t *pre = NULL;
+        size_t n_pre = 0;
+        if (tok_encode(m->tok, j->r.prefix, j->r.prefix_len, false, false, &pre, &n_pre, err, sizeof err) != 0)
+            return oai_fail(e, 400, NULL, NULL, "prefix", "Cannot tokenize the prefix: %s", err);
+        return fim_prompt(j, g, pre, n_pre, e);
+    }
+    if (!m->tmpl)
+        return oai_fail(e, 500, "server_error", "chat_template_error", NULL,
+                        "The model's chat template cannot be used (%s); use /v1/completions.",
+                        m->tmpl_error ? m->tmpl_error : "none");
+    chat_render_opts_t o = {0};
+    o.bos_token = m->bos_text;
+    o.eos_token = m->eos_text;
+    o.add_generation_prompt = true;
+    json_t *kw = json_object_get(j->r.body, "chat_template_kwargs");
+    o.kwargs = json_is_object(kw) ? kw : NULL;
+    json_t *req = j->r.assistant_prefix ? without_last_message(j->r.body) : json_incref(j->r.body);
+    if (!req) return oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+    sl_buf_t text = {0};
+    int rc = chat_render(m->tmpl, req, &o, &text, err, sizeof err);
+    json_decref(req);
+    if (rc != 0) {
+        sl_buf_free(&text);
+        return oai_fail(e, 400, NULL, "invalid_messages", "messages", "Invalid 'messages': %s", err);
+    }
+    if (j->r.prefix) sl_buf_append(&text, j->r.prefix, j->r.prefix_len);
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (tok_encode(m->tok, text.data ? text.data : "", text.len, false, true, &ids, &n, err, sizeof err) != 0) {
+        sl_buf_free(&text);
+        return oai_fail(e, 400, NULL, NULL, "messages", "Cannot tokenize the prompt: %s", err);
+    }
+    sl_buf_free(&text);
+    int32_t bos = tok_bos(m->tok);
+    if (tok_add_bos(m->tok) && bos >= 0 && (n == 0 || ids[0] != bos)) {
+        int32_t *ni = realloc(ids, (n + 1) * sizeof *ni);
+        if (!ni) {
+            free(ids);
+            return oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+        }
+        ids = ni;
+        memmove(ids + 1, ids, n * sizeof *ids);
+        ids[0] = bos;
+        n++;
+    }
+    g->ids = ids;
+    g->n = n;
+    return 0;
+}
+
 static int build_prompts(gen_job_t *j, oai_error_t *e) {
     srv_model_t *m = j->m;
     char err[SL_ERR_MAX];
@@ -486,44 +612,9 @@ static int build_prompts(gen_job_t *j, oai_error_t *e) {
         j->prompts = calloc(1, sizeof *j->prompts);
         if (!j->prompts) return oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
         j->n_prompts = 1;
-        chat_render_opts_t o = {0};
-        o.bos_token = m->bos_text;
-        o.eos_token = m->eos_text;
-        o.add_generation_prompt = true;
-        json_t *kw = json_object_get(j->r.body, "chat_template_kwargs");
-        o.kwargs = json_is_object(kw) ? kw : NULL;
-        sl_buf_t text = {0};
-        if (!m->tmpl)
-            return oai_fail(e, 500, "server_error", "chat_template_error", NULL,
-                            "The model's chat template cannot be used (%s); use /v1/completions.",
-                            m->tmpl_error ? m->tmpl_error : "none");
-        if (chat_render(m->tmpl, j->r.body, &o, &text, err, sizeof err) != 0) {
-            sl_buf_free(&text);
-            return oai_fail(e, 400, NULL, "invalid_messages", "messages", "Invalid 'messages': %s", err);
-        }
-        int32_t *ids = NULL;
-        size_t n = 0;
-        if (tok_encode(m->tok, text.data ? text.data : "", text.len, false, true, &ids, &n, err, sizeof err) != 0) {
-            sl_buf_free(&text);
-            return oai_fail(e, 400, NULL, NULL, "messages", "Cannot tokenize the prompt: %s", err);
-        }
-        sl_buf_free(&text);
-        int32_t bos = tok_bos(m->tok);
-        if (tok_add_bos(m->tok) && bos >= 0 && (n == 0 || ids[0] != bos)) {
-            int32_t *ni = realloc(ids, (n + 1) * sizeof *ni);
-            if (!ni) {
-                free(ids);
-                return oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
-            }
-            ids = ni;
-            memmove(ids + 1, ids, n * sizeof *ids);
-            ids[0] = bos;
-            n++;
-        }
-        j->prompts[0].ids = ids;
-        j->prompts[0].n = n;
-        return 0;
+        return chat_prompt(j, &j->prompts[0], e);
     }
+    if (j->r.fim && fim_check(j, e) != 0) return -1;
     j->prompts = calloc((size_t)j->r.n_prompts, sizeof *j->prompts);
     if (!j->prompts) return oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
     j->n_prompts = j->r.n_prompts;
@@ -531,7 +622,9 @@ static int build_prompts(gen_job_t *j, oai_error_t *e) {
         oai_prompt_t *p = &j->r.prompts[i];
         gen_prompt_t *g = &j->prompts[i];
         if (p->text) {
-            if (tok_encode(m->tok, p->text, strlen(p->text), true, true, &g->ids, &g->n, err, sizeof err) != 0)
+            /* a FIM prefix is text in the FIM layout: no BOS of its own, no control tokens */
+            if (tok_encode(m->tok, p->text, strlen(p->text), !j->r.fim, !j->r.fim, &g->ids, &g->n, err,
+                           sizeof err) != 0)
                 return oai_fail(e, 400, NULL, NULL, "prompt", "Cannot tokenize the prompt: %s", err);
             if (j->r.echo && !(g->text = sl_strdup(p->text)))
                 return oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
@@ -551,6 +644,13 @@ static int build_prompts(gen_job_t *j, oai_error_t *e) {
                 tok_decode(m->tok, g->ids, g->n, false, &b);
                 g->text = sl_buf_steal(&b);
             }
+        }
+        if (j->r.fim) {
+            int32_t *pre = g->ids;
+            size_t n_pre = g->n;
+            g->ids = NULL;
+            g->n = 0;
+            if (fim_prompt(j, g, pre, n_pre, e) != 0) return -1;
         }
     }
     return 0;
@@ -692,8 +792,8 @@ void gen_handle(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, bool cha
         er.max_tokens = max_tokens;
         er.sampling = j->r.smp;
         er.sampling.seed = j->r.has_seed ? j->r.seed + (uint64_t)(i % j->r.n) : rng_next(s);
-        er.stop_ids = j->m->eog;
-        er.n_stop_ids = j->m->n_eog;
+        er.stop_ids = j->r.fim ? j->m->fim_stop : j->m->eog;
+        er.n_stop_ids = j->r.fim ? j->m->n_fim_stop : j->m->n_eog;
         er.user = c;
         char err[SL_ERR_MAX];
         int rc = eng_submit(j->m->eng, &er, &c->seq, err, sizeof err);

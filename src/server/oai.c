@@ -189,13 +189,15 @@ static int parse_prompt(const json_t *body, oai_req_t *r, oai_error_t *e) {
     return 0;
 }
 
-static int parse_messages(const json_t *body, oai_error_t *e) {
+/* optional: messages may be absent or empty (chat FIM, which does not use them) */
+static int parse_messages(const json_t *body, oai_req_t *r, bool optional, oai_error_t *e) {
     json_t *m = json_object_get(body, "messages");
+    if (optional && (!m || json_is_null(m))) return 0;
     if (!m || json_is_null(m))
         return oai_fail(e, 400, NULL, "missing_required_parameter", "messages",
                         "Missing required parameter: 'messages'.");
     if (!json_is_array(m)) return bad_type(e, "messages", "an array", m);
-    if (json_array_size(m) == 0)
+    if (json_array_size(m) == 0 && !optional)
         return oai_fail(e, 400, NULL, "invalid_value", "messages",
                         "Invalid 'messages': empty array. Expected an array with minimum length 1.");
     static const char *roles[] = {"system", "developer", "user", "assistant", "tool", "function"};
@@ -222,7 +224,72 @@ static int parse_messages(const json_t *body, oai_error_t *e) {
         if (!content && strcmp(json_string_value(role), "assistant") != 0)
             return oai_fail(e, 400, NULL, "missing_required_parameter", param,
                             "Missing required parameter: '%s'.", param);
+        /* DeepSeek's prefix completion: the last message is a partial
+         * assistant answer for the model to continue */
+        json_t *pf = json_object_get(msg, "prefix");
+        snprintf(param, sizeof param, "messages[%zu].prefix", i);
+        if (pf && !json_is_null(pf) && !json_is_boolean(pf)) return bad_type(e, param, "a boolean", pf);
+        if (json_is_true(pf)) {
+            if (strcmp(json_string_value(role), "assistant") != 0 || i + 1 != json_array_size(m))
+                return oai_fail(e, 400, NULL, "invalid_value", param,
+                                "Only the last message may have 'prefix': true, and it must be an "
+                                "assistant message (the start of the answer to continue).");
+            if (!json_is_string(content))
+                return oai_fail(e, 400, NULL, "invalid_value", param,
+                                "The prefix message's 'content' must be a string (the start of the answer).");
+            r->assistant_prefix = true;
+            r->prefix = json_string_value(content);
+            r->prefix_len = json_string_length(content);
+        }
     }
+    return 0;
+}
+
+static int get_text(const json_t *body, const char *key, const char **out, size_t *len, oai_error_t *e) {
+    json_t *v = json_object_get(body, key);
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_string(v)) return bad_type(e, key, "a string", v);
+    *out = json_string_value(v);
+    *len = json_string_length(v);
+    return 1;
+}
+
+/* prefix / suffix / fim_order / return_token_ids (extensions) */
+static int parse_infill(const json_t *b, bool chat, oai_req_t *r, oai_error_t *e) {
+    const char *pre = NULL;
+    size_t pre_len = 0;
+    int has_pre = 0, has_suf;
+    if (chat && (has_pre = get_text(b, "prefix", &pre, &pre_len, e)) < 0) return -1;
+    if ((has_suf = get_text(b, "suffix", &r->suffix, &r->suffix_len, e)) < 0) return -1;
+    if (chat) {
+        if (has_suf && !has_pre)
+            return oai_fail(e, 400, NULL, "missing_required_parameter", "prefix",
+                            "'suffix' needs 'prefix': fill-in-the-middle takes the text before "
+                            "('prefix') and after ('suffix') the part to write.");
+        if (has_pre && r->assistant_prefix)
+            return oai_fail(e, 400, NULL, "invalid_value", "prefix",
+                            "Give the answer's start either as 'prefix' or as a last assistant message "
+                            "with 'prefix': true, not both.");
+        if (has_pre) {
+            r->prefix = pre;
+            r->prefix_len = pre_len;
+        }
+    } else if (has_suf && r->echo) {
+        return oai_fail(e, 400, NULL, "invalid_value", "echo",
+                        "'echo' cannot be combined with 'suffix' (fill-in-the-middle).");
+    }
+    r->fim = has_suf > 0;
+    json_t *order = json_object_get(b, "fim_order");
+    if (order && !json_is_null(order)) {
+        if (!json_is_string(order)) return bad_type(e, "fim_order", "a string", order);
+        const char *o = json_string_value(order);
+        if (strcmp(o, "psm") != 0 && strcmp(o, "spm") != 0)
+            return oai_fail(e, 400, NULL, "invalid_value", "fim_order",
+                            "Invalid 'fim_order': '%.40s'. Supported values are 'psm' "
+                            "(prefix, suffix, middle) and 'spm' (suffix, prefix, middle).", o);
+        r->fim_spm = o[0] == 's';
+    }
+    if (get_bool(b, "return_token_ids", &r->return_token_ids, e) < 0) return -1;
     return 0;
 }
 
@@ -299,7 +366,14 @@ int oai_parse(const char *body, size_t len, bool chat, oai_req_t *r, oai_error_t
                         "You must provide a model parameter.");
     if (!json_is_string(model)) return bad_type(e, "model", "a string", model);
     r->model = json_string_value(model);
-    if (chat ? parse_messages(b, e) : parse_prompt(b, r, e)) return -1;
+    if (chat) {
+        /* chat FIM (prefix + suffix) does not need messages */
+        json_t *pv = json_object_get(b, "prefix"), *sv = json_object_get(b, "suffix");
+        bool fim = json_is_string(pv) && json_is_string(sv);
+        if (parse_messages(b, r, fim, e)) return -1;
+    } else if (parse_prompt(b, r, e)) {
+        return -1;
+    }
 
     double d;
     long long ll;
@@ -360,13 +434,12 @@ int oai_parse(const char *body, size_t len, bool chat, oai_req_t *r, oai_error_t
             r->top_logprobs = (int)ll;
         }
         if (get_bool(b, "echo", &r->echo, e) < 0) return -1;
-        json_t *suffix = json_object_get(b, "suffix");
-        if (suffix && !json_is_null(suffix) && !json_is_string(suffix)) return bad_type(e, "suffix", "a string", suffix);
         if ((rc = get_int(b, "best_of", 1, OAI_MAX_N, &ll, e)) < 0) return -1;
         if (rc && ll != r->n && ll != 1)
             return oai_fail(e, 400, NULL, "invalid_value", "best_of",
                             "'best_of' other than 1 or n is not supported.");
     }
+    if (parse_infill(b, chat, r, e) != 0) return -1;
     r->smp.n_top_logprobs = r->top_logprobs;
     json_t *user = json_object_get(b, "user");
     if (user && !json_is_null(user)) {

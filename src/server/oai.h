@@ -62,6 +62,18 @@ typedef struct oai_req {
     oai_prompt_t *prompts; /* completions: 1..OAI_MAX_PROMPTS */
     int n_prompts;
     const char *user;
+    /* Prefix continuation and fill-in-the-middle (point into body):
+     *   chat, `prefix` alone: the answer continues after this text;
+     *   chat, last message {"role":"assistant","content":C,"prefix":true}:
+     *     the same with C (assistant_prefix; messages exclude it when rendered);
+     *   chat, `prefix` + `suffix`: FIM; messages may be absent and are not used;
+     *   completions, `suffix`: FIM with each prompt as the prefix. */
+    const char *prefix, *suffix;
+    size_t prefix_len, suffix_len;
+    bool assistant_prefix;
+    bool fim;
+    bool fim_spm;          /* fim_order "spm": suffix before prefix */
+    bool return_token_ids; /* non-stream choices carry prompt_token_ids and token_ids */
 } oai_req_t;
 
 /* Parses and validates a request body (len bytes). 0, or -1 with *e. */

@@ -212,10 +212,17 @@ void srv_model_not_found(srv_t *s, const char *id, oai_error_t *e) {
 
 /* ---- simple endpoints ---- */
 
+/* OpenAI's model object plus extension fields: type/sub_type (the hosted
+ * platform's), context_length, and capabilities: chat (a usable chat
+ * template), completion, prefix_completion (chat `prefix` / assistant
+ * `prefix: true`), fim (prompt + suffix; the model has FIM tokens) and tools
+ * (the chat template renders tool definitions). */
 static json_t *model_json(const srv_model_t *m) {
-    return json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:i}", "id", m->id, "object", "model", "created",
-                     (json_int_t)m->created, "owned_by", "silica", "type", "text", "sub_type", "chat",
-                     "context_length", eng_n_ctx(m->eng));
+    return json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:i, s:{s:b, s:b, s:b, s:b, s:b}}", "id", m->id,
+                     "object", "model", "created", (json_int_t)m->created, "owned_by", "silica", "type",
+                     "text", "sub_type", "chat", "context_length", eng_n_ctx(m->eng), "capabilities",
+                     "chat", m->tmpl != NULL, "completion", 1, "prefix_completion", m->tmpl != NULL,
+                     "fim", fim_supported(&m->fim), "tools", m->tools);
 }
 
 static void handle_models(srv_t *s, struct evhttp_request *req, const char *query) {
@@ -473,6 +480,23 @@ static int load_model(srv_t *s, srv_model_t *m, const srv_model_spec_t *spec, ch
         m->eog = ne;
         m->eog[m->n_eog++] = id;
     }
+    m->fim.pre = tok_fim_pre(m->tok);
+    m->fim.suf = tok_fim_suf(m->tok);
+    m->fim.mid = tok_fim_mid(m->tok);
+    m->fim.bos = tok_add_bos(m->tok) ? tok_bos(m->tok) : -1;
+    if (fim_supported(&m->fim)) {
+        m->fim_stop = malloc((m->n_eog + 3) * sizeof *m->fim_stop);
+        if (!m->fim_stop) return sl_err(err, errlen, "out of memory");
+        if (m->n_eog) memcpy(m->fim_stop, m->eog, m->n_eog * sizeof *m->eog);
+        m->n_fim_stop = m->n_eog;
+        int32_t marks[3] = {m->fim.pre, m->fim.suf, m->fim.mid};
+        for (int k = 0; k < 3; k++) {
+            bool have = false;
+            for (size_t i = 0; i < m->n_fim_stop; i++) have |= m->fim_stop[i] == marks[k];
+            if (!have) m->fim_stop[m->n_fim_stop++] = marks[k];
+        }
+    }
+    m->tools = m->tmpl && chat_tmpl_uses_var(m->tmpl, "tools");
     sl_buf_t b = {0};
     if (tok_bos(m->tok) >= 0) tok_token_to_piece(m->tok, tok_bos(m->tok), true, &b);
     m->bos_text = sl_buf_steal(&b);
@@ -487,8 +511,9 @@ static int load_model(srv_t *s, srv_model_t *m, const srv_model_spec_t *spec, ch
     eo.max_queued = s->cfg.max_queued;
     m->eng = eng_new(m->model, &eo, on_engine_event, m, e2, sizeof e2);
     if (!m->eng) return sl_err(err, errlen, "engine: %s", e2);
-    sl_info("model %s: %s (vocab %d, context %d, %zu end-of-generation tokens)", m->id, spec->path,
-            nv, eng_n_ctx(m->eng), m->n_eog);
+    sl_info("model %s: %s (vocab %d, context %d, %zu end-of-generation tokens%s%s)", m->id, spec->path,
+            nv, eng_n_ctx(m->eng), m->n_eog, fim_supported(&m->fim) ? ", fill-in-the-middle" : "",
+            m->tools ? ", tools" : "");
     return 0;
 }
 
@@ -619,6 +644,7 @@ void srv_free(srv_t *s) {
         tok_free(m->tok);
         model_free(m->model);
         free(m->eog);
+        free(m->fim_stop);
         free(m->bos_text);
         free(m->eos_text);
         free(m->id);

@@ -14,6 +14,7 @@
 #include "chat/chat.h"
 #include "engine/engine.h"
 #include "model/model.h"
+#include "server/fim.h"
 #include "server/oai.h"
 #include "server/server.h"
 #include "tokenizer/tokenizer.h"
@@ -28,6 +29,10 @@ typedef struct srv_model {
     eng_t *eng;
     int32_t *eog; /* end-of-generation ids: the engine's stop ids */
     size_t n_eog;
+    fim_ids_t fim;      /* fill-in-the-middle ids (fim_supported() tells) */
+    int32_t *fim_stop;  /* FIM requests stop at these: eog + the FIM markers */
+    size_t n_fim_stop;
+    bool tools;         /* the chat template renders `tools` */
     char *bos_text, *eos_text; /* for the chat template */
     int64_t created;
 } srv_model_t;

@@ -3,11 +3,13 @@
  * test_http.c — the server's pure parts: OpenAI request validation (status,
  * param and code of each error; defaults and ranges of accepted values),
  * error JSON shape, lossy UTF-8 strings, and the stop-string matcher
- * (nothing of a stop string is ever emitted, whatever the token split).
+ * (nothing of a stop string is ever emitted, whatever the token split),
+ * prefix / FIM request fields, and the FIM prompt layout.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/fim.h"
 #include "server/oai.h"
 #include "server/stopstr.h"
 #include "test.h"
@@ -197,11 +199,97 @@ static void test_stop_strings(void) {
     free(o);
 }
 
+
+static void test_prefix_and_fim_fields(void) {
+    oai_req_t r;
+    oai_error_t e;
+    /* top-level prefix: continuation, not FIM */
+    CHECK(parse("{\"model\":\"m\"," MSGS ",\"prefix\":\"def f\"}", true, &r, &e) == 0);
+    CHECK(r.prefix && r.prefix_len == 5 && !memcmp(r.prefix, "def f", 5));
+    CHECK(!r.fim && !r.assistant_prefix && !r.suffix);
+    oai_req_free(&r);
+    /* DeepSeek form */
+    CHECK(parse("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"q\"},"
+                "{\"role\":\"assistant\",\"content\":\"ab\\u00e9\",\"prefix\":true}]}", true, &r, &e) == 0);
+    CHECK(r.assistant_prefix && r.prefix_len == 4 && !memcmp(r.prefix, "ab\xc3\xa9", 4) && !r.fim);
+    oai_req_free(&r);
+    /* chat FIM: messages optional; fim_order; return_token_ids */
+    CHECK(parse("{\"model\":\"m\",\"prefix\":\"a\",\"suffix\":\"\",\"fim_order\":\"spm\",\"return_token_ids\":true}",
+                true, &r, &e) == 0);
+    CHECK(r.fim && r.fim_spm && r.return_token_ids && r.suffix && r.suffix_len == 0);
+    oai_req_free(&r);
+    CHECK(parse("{\"model\":\"m\",\"messages\":[],\"prefix\":\"a\",\"suffix\":\"b\"}", true, &r, &e) == 0);
+    CHECK(r.fim && !r.fim_spm);
+    oai_req_free(&r);
+    /* completions FIM */
+    CHECK(parse("{\"model\":\"m\",\"prompt\":\"x\",\"suffix\":\"y\"}", false, &r, &e) == 0);
+    CHECK(r.fim && r.suffix_len == 1 && !r.prefix);
+    oai_req_free(&r);
+    CHECK(parse("{\"model\":\"m\",\"prompt\":\"x\",\"suffix\":null}", false, &r, &e) == 0);
+    CHECK(!r.fim);
+    oai_req_free(&r);
+    /* errors */
+    expect_err("{\"model\":\"m\",\"prompt\":\"x\",\"suffix\":1}", false, 400, "suffix");
+    expect_err("{\"model\":\"m\",\"prompt\":\"x\",\"suffix\":\"y\",\"echo\":true}", false, 400, "echo");
+    expect_err("{\"model\":\"m\",\"prompt\":\"x\",\"suffix\":\"y\",\"fim_order\":\"pms\"}", false, 400, "fim_order");
+    expect_err("{\"model\":\"m\",\"prompt\":\"x\",\"fim_order\":1}", false, 400, "fim_order");
+    expect_err("{\"model\":\"m\"," MSGS ",\"suffix\":\"y\"}", true, 400, "prefix");
+    expect_err("{\"model\":\"m\",\"prefix\":\"a\"}", true, 400, "messages");
+    expect_err("{\"model\":\"m\"," MSGS ",\"prefix\":[1]}", true, 400, "prefix");
+    expect_err("{\"model\":\"m\",\"messages\":[{\"role\":\"assistant\",\"content\":\"a\",\"prefix\":true},"
+               "{\"role\":\"user\",\"content\":\"b\"}]}", true, 400, "messages[0].prefix");
+    expect_err("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"b\",\"prefix\":true}]}", true, 400,
+               "messages[0].prefix");
+    expect_err("{\"model\":\"m\",\"messages\":[{\"role\":\"assistant\",\"content\":null,\"prefix\":true}]}", true, 400,
+               "messages[0].prefix");
+    expect_err("{\"model\":\"m\",\"messages\":[{\"role\":\"assistant\",\"content\":\"a\",\"prefix\":1}]}", true, 400,
+               "messages[0].prefix");
+    expect_err("{\"model\":\"m\",\"messages\":[{\"role\":\"assistant\",\"content\":\"a\",\"prefix\":true}],"
+               "\"prefix\":\"b\"}", true, 400, "prefix");
+    expect_err("{\"model\":\"m\"," MSGS ",\"return_token_ids\":\"yes\"}", true, 400, "return_token_ids");
+}
+
+static void check_ids(const int32_t *got, size_t n, const int32_t *want, size_t nw, const char *what) {
+    bool same = n == nw && (n == 0 || memcmp(got, want, n * sizeof *got) == 0);
+    CHECK_MSG(same, "%s: layout differs (%zu ids, want %zu)", what, n, nw);
+}
+
+static void test_fim_layout(void) {
+    /* Qwen2.5-Coder ids, no BOS */
+    fim_ids_t q = {151659, 151661, 151660, -1};
+    int32_t pre[] = {750, 282}, suf[] = {470, 220, 16};
+    int32_t *out;
+    size_t n;
+    CHECK(fim_layout(&q, false, pre, 2, suf, 3, &out, &n) == 0);
+    int32_t psm[] = {151659, 750, 282, 151661, 470, 220, 16, 151660};
+    check_ids(out, n, psm, SL_ARRAY_LEN(psm), "psm");
+    free(out);
+    CHECK(fim_layout(&q, true, pre, 2, suf, 3, &out, &n) == 0);
+    int32_t spm[] = {151661, 470, 220, 16, 151659, 750, 282, 151660};
+    check_ids(out, n, spm, SL_ARRAY_LEN(spm), "spm");
+    free(out);
+    /* DeepSeek-Coder ids with BOS; empty prefix and suffix */
+    fim_ids_t d = {128801, 128800, 128802, 0};
+    CHECK(fim_layout(&d, false, NULL, 0, NULL, 0, &out, &n) == 0);
+    int32_t empty[] = {0, 128801, 128800, 128802};
+    check_ids(out, n, empty, SL_ARRAY_LEN(empty), "empty");
+    free(out);
+    /* no FIM tokens */
+    fim_ids_t none = {-1, -1, -1, 1};
+    CHECK(!fim_supported(&none));
+    CHECK(fim_layout(&none, false, pre, 2, suf, 3, &out, &n) == -1 && out == NULL && n == 0);
+    fim_ids_t partial = {5, -1, 7, -1};
+    CHECK(!fim_supported(&partial));
+    CHECK(fim_layout(&partial, false, pre, 2, suf, 3, &out, &n) == -1);
+}
+
 int main(void) {
     RUN(test_chat_ok_defaults);
     RUN(test_chat_errors);
     RUN(test_completions);
     RUN(test_error_json);
     RUN(test_stop_strings);
+    RUN(test_prefix_and_fim_fields);
+    RUN(test_fim_layout);
     return test_summary();
 }

@@ -51,6 +51,16 @@ typedef void (*sl_unpack_fn)(int64_t n, const void *w, size_t wstride, int nr, u
 typedef void (*sl_gemmu_fn)(int64_t n, const uint8_t *u, int nr, const sl_q8x4_t *xp, int nc, float *out,
                             size_t ostride);
 
+/* The k-quants (q4_K, q5_K, q6_K) unpack per 256-element super-block into
+ * SL_UK_SB_BYTES: 256 code bytes (unsigned, element order), 8 × 16 int16
+ * scales (the scale of each element pair-sum lane of a 32-element chunk),
+ * 16 int16 mins (per 16 elements, against q8_K's bsums), float d, float
+ * dmin; a weight is d·scale·q − dmin·min. They dot with q8_K rows. */
+#define SL_UK_SB_BYTES 552
+#define SL_UK_ROW_BYTES(n) ((size_t)((n) / 256) * SL_UK_SB_BYTES)
+typedef void (*sl_gemmuk_fn)(int64_t n, const uint8_t *u, int nr, const void *x, size_t xstride, int nc,
+                             float *out, size_t ostride);
+
 /* Decode activations of the same types: one token's q8_0 blocks with the
  * scale as a float and s = d · Σ qs. */
 typedef struct sl_q8f {
@@ -75,6 +85,7 @@ typedef struct sl_kern_table {
     sl_dotf_fn dotf[SL_TYPE_COUNT]; /* q8_0-dotted types, decode; preferred over dot */
     sl_unpack_fn unpack[SL_TYPE_COUNT]; /* with gemmu: many-token prefill */
     sl_gemmu_fn gemmu[SL_TYPE_COUNT];
+    sl_gemmuk_fn gemmuk[SL_TYPE_COUNT]; /* k-quants, with unpack */
 } sl_kern_table_t;
 
 /* Fill functions: scalar sets every entry; the others override what they

@@ -52,15 +52,25 @@ struct mm_job {
     sl_dotf_fn dotf;        /* decode with a sl_q8f_t row in xq */
     sl_unpack_fn unpack;    /* with gemmu: chunks unpacked into scratch, panel in xq */
     sl_gemmu_fn gemmu;
-    uint8_t *scratch;       /* per thread: chunk rows × SL_U_ROW_BYTES(n_in) */
+    sl_gemmuk_fn gemmuk;    /* k-quants: unpacked chunks against q8_K rows */
+    size_t urs;             /* bytes per unpacked row */
+    uint8_t *scratch;       /* per thread: chunk rows × urs */
     int64_t chunk;
     atomic_llong next;
 };
 
 static void mm_rows(struct mm_job *j, int ith, int64_t r0, int64_t r1) {
     const int64_t n_out = j->n_out, n_tok = j->n_tok;
+    if (j->gemmuk) {
+        uint8_t *u = j->scratch + (size_t)ith * (size_t)j->chunk * j->urs;
+        j->unpack(j->n_in, j->w + (size_t)r0 * j->wrs, j->wrs, (int)(r1 - r0), u);
+        for (int64_t t0 = 0; t0 < n_tok; t0 += 4)
+            j->gemmuk(j->n_in, u, (int)(r1 - r0), j->xq + (size_t)t0 * j->xrs, j->xrs, (int)SL_MIN(4, n_tok - t0),
+                      j->y + t0 * n_out + r0, (size_t)n_out);
+        return;
+    }
     if (j->gemmu) {
-        uint8_t *u = j->scratch + (size_t)ith * (size_t)j->chunk * SL_U_ROW_BYTES(j->n_in);
+        uint8_t *u = j->scratch + (size_t)ith * (size_t)j->chunk * j->urs;
         const sl_q8x4_t *xp = (const sl_q8x4_t *)j->xq;
         const int64_t nb = j->n_in / 32;
         j->unpack(j->n_in, j->w + (size_t)r0 * j->wrs, j->wrs, (int)(r1 - r0), u);
@@ -198,11 +208,14 @@ void sl_matmul(sl_pool_t *pool, const void *w, sl_type_t wtype, int64_t n_in, in
     /* many tokens: unpack chunks of rows once, reuse them for every group */
     int64_t u_chunk = 0;
     uint8_t *scratch = NULL;
-    if (n_tok >= GEMMU_MIN_TOK && n_in % 32 == 0 && K->unpack[wtype] && K->gemmu[wtype]) {
-        u_chunk = SL_MAX(2, SL_MIN(16, (int64_t)(GEMMU_CHUNK_BYTES / SL_U_ROW_BYTES(n_in))) & ~(int64_t)1);
-        scratch = aligned_alloc(64, ((size_t)nth * (size_t)u_chunk * SL_U_ROW_BYTES(n_in) + 63) & ~(size_t)63);
+    size_t urs = 0;
+    const bool kq = tr->blck == 256 && K->gemmuk[wtype];
+    if (n_tok >= GEMMU_MIN_TOK && n_in % 32 == 0 && K->unpack[wtype] && (K->gemmu[wtype] || kq)) {
+        urs = kq ? SL_UK_ROW_BYTES(n_in) : SL_U_ROW_BYTES(n_in);
+        u_chunk = SL_MAX(2, SL_MIN(16, (int64_t)(GEMMU_CHUNK_BYTES / urs)) & ~(int64_t)1);
+        scratch = aligned_alloc(64, ((size_t)nth * (size_t)u_chunk * urs + 63) & ~(size_t)63);
     }
-    const bool panel = n_tok > 1 && (scratch || (q8 && K->gemm[wtype]));
+    const bool panel = n_tok > 1 && !kq && (scratch || (q8 && K->gemm[wtype]));
     const bool frow = n_tok == 1 && q8 && K->dotf[wtype];
     if (tr->vec_dot_type == SL_TYPE_F32) {
         xq = (const uint8_t *)x;
@@ -256,7 +269,9 @@ void sl_matmul(sl_pool_t *pool, const void *w, sl_type_t wtype, int64_t n_in, in
         .gemm = panel ? K->gemm[wtype] : NULL,
         .dotf = frow ? K->dotf[wtype] : NULL,
         .unpack = scratch ? K->unpack[wtype] : NULL,
-        .gemmu = scratch ? K->gemmu[wtype] : NULL,
+        .gemmu = scratch && !kq ? K->gemmu[wtype] : NULL,
+        .gemmuk = scratch && kq ? K->gemmuk[wtype] : NULL,
+        .urs = urs,
         .scratch = scratch,
     };
     atomic_init(&j.next, 0);

@@ -747,6 +747,147 @@ static void gemmu_s8(int64_t n, const uint8_t *u, int nr, const sl_q8x4_t *x, in
     gemmu_impl(true, n, u, nr, x, nc, out, os);
 }
 
+/* ---- unpacked k-quant GEMM (prefill with many tokens) ----
+ *
+ * Super-blocks unpacked once per chunk (SL_UK_SB_BYTES layout): per 32
+ * weights and token the loop is vpmaddubsw, vpmaddwd with the stored scale
+ * vector, and an add; the mins (q6_K: its −32 offset, as 32·scale) come off
+ * per super-block with one vpmaddwd against the activation's bsums. */
+static inline void uk_put(uint8_t *sb, int k, __m256i q, __m256i sc16) {
+    _mm256_storeu_si256((__m256i *)(sb + 32 * k), q);
+    _mm256_storeu_si256((__m256i *)(sb + 256 + 32 * k), sc16);
+}
+static inline void uk_tail(uint8_t *sb, __m256i mins16, float d, float dmin) {
+    _mm256_storeu_si256((__m256i *)(sb + 512), mins16);
+    memcpy(sb + 544, &d, 4);
+    memcpy(sb + 548, &dmin, 4);
+}
+
+static void urows_k4(bool five, int64_t n, const void *w, size_t ws, int nr, uint8_t *dst) {
+    const int64_t nbk = n / SL_QK_K;
+    const __m256i m4 = _mm256_set1_epi8(0xf);
+    for (int r = 0; r < nr; r++) {
+        const uint8_t *row = (const uint8_t *)w + (size_t)r * ws;
+        for (int64_t i = 0; i < nbk; i++, dst += SL_UK_SB_BYTES) {
+            const uint8_t *scales, *qs, *qh = NULL;
+            sl_f16_t d, dmin;
+            if (five) {
+                const sl_block_q5_K *b = (const sl_block_q5_K *)row + i;
+                scales = b->scales, qs = b->qs, qh = b->qh, d = b->d, dmin = b->dmin;
+            } else {
+                const sl_block_q4_K *b = (const sl_block_q4_K *)row + i;
+                scales = b->scales, qs = b->qs, d = b->d, dmin = b->dmin;
+            }
+            int16_t ms[16];
+            _mm256_storeu_si256((__m256i *)ms, k4_scales_mins16(scales));
+            __m256i hbits = five ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
+            for (int j = 0; j < 4; j++) {
+                __m256i bits = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
+                __m256i ql = _mm256_and_si256(bits, m4);
+                __m256i qq = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+                if (five) {
+                    __m256i hl = _mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), _mm256_set1_epi8(1));
+                    __m256i hh = _mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), _mm256_set1_epi8(1));
+                    ql = _mm256_or_si256(ql, _mm256_slli_epi16(hl, 4));
+                    qq = _mm256_or_si256(qq, _mm256_slli_epi16(hh, 4));
+                }
+                uk_put(dst, 2 * j, ql, _mm256_set1_epi16(ms[2 * j]));
+                uk_put(dst, 2 * j + 1, qq, _mm256_set1_epi16(ms[2 * j + 1]));
+            }
+            int16_t mn[16];
+            for (int g = 0; g < 16; g++) mn[g] = ms[8 + g / 2];
+            uk_tail(dst, _mm256_loadu_si256((const __m256i *)mn), f16(d), f16(dmin));
+        }
+    }
+}
+static void urows_q4_K(int64_t n, const void *w, size_t ws, int nr, uint8_t *dst) {
+    urows_k4(false, n, w, ws, nr, dst);
+}
+static void urows_q5_K(int64_t n, const void *w, size_t ws, int nr, uint8_t *dst) {
+    urows_k4(true, n, w, ws, nr, dst);
+}
+
+static void urows_q6_K(int64_t n, const void *w, size_t ws, int nr, uint8_t *dst) {
+    const int64_t nbk = n / SL_QK_K;
+    const __m256i m4 = _mm256_set1_epi8(0xf), m2 = _mm256_set1_epi8(3);
+    for (int r = 0; r < nr; r++) {
+        const sl_block_q6_K *row = (const void *)((const uint8_t *)w + (size_t)r * ws);
+        for (int64_t i = 0; i < nbk; i++, dst += SL_UK_SB_BYTES) {
+            const sl_block_q6_K *b = row + i;
+            const uint8_t *ql = b->ql, *qh = b->qh;
+            for (int j = 0; j < 2; j++) {
+                __m256i b1 = _mm256_loadu_si256((const __m256i *)(ql + 64 * j));
+                __m256i b2 = _mm256_loadu_si256((const __m256i *)(ql + 64 * j + 32));
+                __m256i bh = _mm256_loadu_si256((const __m256i *)(qh + 32 * j));
+                __m256i q[4];
+                q[0] = _mm256_or_si256(_mm256_and_si256(b1, m4), _mm256_slli_epi16(_mm256_and_si256(bh, m2), 4));
+                q[1] = _mm256_or_si256(_mm256_and_si256(b2, m4),
+                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 2), m2), 4));
+                q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m4),
+                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 4), m2), 4));
+                q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m4),
+                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 6), m2), 4));
+                for (int k = 0; k < 4; k++) uk_put(dst, 4 * j + k, q[k], q6_scales16(b->scales, 8 * j + 2 * k));
+            }
+            __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
+            const float d = f16(b->d);
+            uk_tail(dst, _mm256_slli_epi16(sc16, 5), d, d);
+        }
+    }
+}
+
+static inline int hsum_i32(__m256i v) {
+    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4e));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xb1));
+    return _mm_cvtsi128_si32(t);
+}
+
+/* one unpacked row × 4 q8_K tokens (tokens past nc repeat token 0, not stored) */
+static void gemmuk(int64_t n, const uint8_t *u, int nr, const void *x, size_t xs, int nc, float *out, size_t os) {
+    const int64_t nbk = n / SL_QK_K;
+    const sl_block_q8_K *xr[4];
+    for (int c = 0; c < 4; c++) xr[c] = (const void *)((const uint8_t *)x + (size_t)(c < nc ? c : 0) * xs);
+    for (int r = 0; r < nr; r++) {
+        const uint8_t *row = u + (size_t)r * SL_UK_ROW_BYTES(n);
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int64_t i = 0; i < nbk; i++) {
+            const uint8_t *sb = row + (size_t)i * SL_UK_SB_BYTES;
+            __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+            const int8_t *x0 = xr[0][i].qs, *x1 = xr[1][i].qs, *x2 = xr[2][i].qs, *x3 = xr[3][i].qs;
+            for (int k = 0; k < 8; k++) {
+                __m256i q = _mm256_loadu_si256((const __m256i *)(sb + 32 * k));
+                __m256i sc = _mm256_loadu_si256((const __m256i *)(sb + 256 + 32 * k));
+#define UK_STEP(sv, xp) sv = _mm256_add_epi32(sv, _mm256_madd_epi16(_mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)((xp) + 32 * k))), sc))
+                UK_STEP(s0, x0);
+                UK_STEP(s1, x1);
+                UK_STEP(s2, x2);
+                UK_STEP(s3, x3);
+#undef UK_STEP
+            }
+            float d, dmin;
+            memcpy(&d, sb + 544, 4);
+            memcpy(&dmin, sb + 548, 4);
+            const __m256i mn = _mm256_loadu_si256((const __m256i *)(sb + 512));
+            const float m0 = (float)hsum_i32(_mm256_madd_epi16(mn, _mm256_loadu_si256((const __m256i *)xr[0][i].bsums)));
+            const float m1 = (float)hsum_i32(_mm256_madd_epi16(mn, _mm256_loadu_si256((const __m256i *)xr[1][i].bsums)));
+            const float m2 = (float)hsum_i32(_mm256_madd_epi16(mn, _mm256_loadu_si256((const __m256i *)xr[2][i].bsums)));
+            const float m3 = (float)hsum_i32(_mm256_madd_epi16(mn, _mm256_loadu_si256((const __m256i *)xr[3][i].bsums)));
+            /* the min term goes into lane 0 of the integer sum's float */
+            a0 = _mm256_fmadd_ps(_mm256_set1_ps(d * xr[0][i].d), _mm256_cvtepi32_ps(s0), a0);
+            a1 = _mm256_fmadd_ps(_mm256_set1_ps(d * xr[1][i].d), _mm256_cvtepi32_ps(s1), a1);
+            a2 = _mm256_fmadd_ps(_mm256_set1_ps(d * xr[2][i].d), _mm256_cvtepi32_ps(s2), a2);
+            a3 = _mm256_fmadd_ps(_mm256_set1_ps(d * xr[3][i].d), _mm256_cvtepi32_ps(s3), a3);
+            a0 = _mm256_sub_ps(a0, _mm256_setr_ps(dmin * xr[0][i].d * m0, 0, 0, 0, 0, 0, 0, 0));
+            a1 = _mm256_sub_ps(a1, _mm256_setr_ps(dmin * xr[1][i].d * m1, 0, 0, 0, 0, 0, 0, 0));
+            a2 = _mm256_sub_ps(a2, _mm256_setr_ps(dmin * xr[2][i].d * m2, 0, 0, 0, 0, 0, 0, 0));
+            a3 = _mm256_sub_ps(a3, _mm256_setr_ps(dmin * xr[3][i].d * m3, 0, 0, 0, 0, 0, 0, 0));
+        }
+        const __m256 a[4] = {a0, a1, a2, a3};
+        for (int c = 0; c < nc; c++) out[(size_t)c * os + (size_t)r] = hsum8(a[c]);
+    }
+}
+
 /* ---- decode dots against sl_q8f_t (float activation scales) ----
  *
  * Same unsigned-code trick as the GEMM for q4_0/q5_0: the offset comes off
@@ -921,6 +1062,12 @@ bool sl_kern_fill_avx2(sl_kern_table_t *t) {
     t->gemmu[SL_TYPE_Q5_0] = gemmu_u8;
     t->gemmu[SL_TYPE_Q5_1] = gemmu_u8;
     t->gemmu[SL_TYPE_Q8_0] = gemmu_s8;
+    t->unpack[SL_TYPE_Q4_K] = urows_q4_K;
+    t->unpack[SL_TYPE_Q5_K] = urows_q5_K;
+    t->unpack[SL_TYPE_Q6_K] = urows_q6_K;
+    t->gemmuk[SL_TYPE_Q4_K] = gemmuk;
+    t->gemmuk[SL_TYPE_Q5_K] = gemmuk;
+    t->gemmuk[SL_TYPE_Q6_K] = gemmuk;
     t->dotf[SL_TYPE_Q4_0] = dotf_q4_0;
     t->dotf[SL_TYPE_Q5_0] = dotf_q5_0;
     t->dotf[SL_TYPE_Q8_0] = dotf_q8_0;

@@ -106,7 +106,13 @@ static void bench(sl_pool_t *pool, sl_type_t t, int64_t n_in, int64_t n_out, int
             for (int64_t i = 0; i < n_in; i++) row[i] = frand();
             sl_quantize_row(t, row, w + (size_t)r * rs, n_in);
         } else {
-            memcpy(w + (size_t)r * rs, w + (size_t)(r % 64) * rs, rs);
+            /* a copy made distinct (one code byte per block changed), so no
+             * page of the matrix repeats another */
+            uint8_t *dst = w + (size_t)r * rs;
+            memcpy(dst, w + (size_t)(r % 64) * rs, rs);
+            const sl_type_traits_t *tt = sl_type_traits(t);
+            size_t bs = tt->type_size, off = tt->blck > 1 ? bs / 2 : 0;
+            for (size_t b = 0; b + bs <= rs; b += bs) dst[b + off] ^= (uint8_t)(1 + (r & 0x7f));
         }
     }
     w = weights_place(w, rs * (size_t)n_out);

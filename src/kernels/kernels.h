@@ -94,4 +94,32 @@ typedef struct sl_attn {
 } sl_attn_t;
 void sl_attention(sl_pool_t *pool, const sl_attn_t *a);
 
+/* Paged causal attention over a batch of tokens from many sequences.
+ * The KV cache is a pool of blocks of block_size positions; in one layer,
+ * block b's row of KV head h at slot p lies at
+ *   k + b * block_stride + (h * block_size + p) * row_bytes
+ * (same for v). Token t of the batch sits at position tok_pos[t] of its
+ * sequence, whose block table is tok_blocks[t] (position j is in block
+ * tok_blocks[t][j / block_size]), and attends to keys 0 .. tok_pos[t].
+ * kv_type is F32, F16 or Q8_0 (head_dim a multiple of 32); row_bytes =
+ * sl_row_size(kv_type, head_dim). q and out are n_tok × n_head × head_dim.
+ * scratch holds sl_pool_size(pool) × (max_keys + head_dim) floats, max_keys
+ * >= every tok_pos[t] + 1. Work is split over (token, head) pairs. */
+typedef struct sl_attn_paged {
+    int n_tok, n_head, n_head_kv, head_dim;
+    const float *q;
+    float *out;
+    const int32_t *tok_pos;
+    const int32_t *const *tok_blocks;
+    const void *k, *v;
+    size_t block_stride; /* bytes */
+    int block_size;
+    size_t row_bytes;
+    sl_type_t kv_type;
+    float scale;
+    float *scratch;
+    int max_keys;
+} sl_attn_paged_t;
+void sl_attention_paged(sl_pool_t *pool, const sl_attn_paged_t *a);
+
 #endif

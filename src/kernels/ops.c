@@ -336,3 +336,142 @@ void sl_attention(sl_pool_t *pool, const sl_attn_t *a) {
 #endif
     sl_pool_run_elastic(pool, attn_worker, &job);
 }
+
+/* ---- paged attention ---- */
+
+/* Dot of q with one Q8_0 row of n elements (n a multiple of 32). */
+static float dot_q8_0(const float *a, const sl_block_q8_0 *b, int n) {
+    float s = 0;
+    for (int ib = 0; ib < n / 32; ib++) {
+        float bs = 0;
+        for (int i = 0; i < 32; i++) bs += a[ib * 32 + i] * (float)b[ib].qs[i];
+        s += bs * sl_f16_to_f32(b[ib].d);
+    }
+    return s;
+}
+
+static void axpy_q8_0(float *y, float alpha, const sl_block_q8_0 *x, int n) {
+    for (int ib = 0; ib < n / 32; ib++) {
+        const float d = alpha * sl_f16_to_f32(x[ib].d);
+        for (int i = 0; i < 32; i++) y[ib * 32 + i] += d * (float)x[ib].qs[i];
+    }
+}
+
+#ifdef SL_OPS_X86
+__attribute__((target("avx2,fma,f16c"))) static float dot_q8_0_avx2(const float *a,
+                                                                      const sl_block_q8_0 *b, int n) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int ib = 0; ib < n / 32; ib++) {
+        __m256 bacc = _mm256_setzero_ps();
+        for (int i = 0; i < 32; i += 8) {
+            const __m256 bv = _mm256_cvtepi32_ps(
+                _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b[ib].qs + i))));
+            bacc = _mm256_fmadd_ps(_mm256_loadu_ps(a + ib * 32 + i), bv, bacc);
+        }
+        acc = _mm256_fmadd_ps(bacc, _mm256_set1_ps(sl_f16_to_f32(b[ib].d)), acc);
+    }
+    return hsum256(acc);
+}
+
+__attribute__((target("avx2,fma,f16c"))) static void axpy_q8_0_avx2(float *y, float alpha,
+                                                                      const sl_block_q8_0 *x, int n) {
+    for (int ib = 0; ib < n / 32; ib++) {
+        const __m256 d = _mm256_set1_ps(alpha * sl_f16_to_f32(x[ib].d));
+        for (int i = 0; i < 32; i += 8) {
+            const __m256 xv = _mm256_cvtepi32_ps(
+                _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(x[ib].qs + i))));
+            float *yp = y + ib * 32 + i;
+            _mm256_storeu_ps(yp, _mm256_fmadd_ps(d, xv, _mm256_loadu_ps(yp)));
+        }
+    }
+}
+#endif
+
+static float paged_dot(sl_type_t t, bool simd, const float *q, const uint8_t *row, int n) {
+#ifdef SL_OPS_X86
+    if (simd) {
+        if (t == SL_TYPE_F16) return dot_f16_avx2(q, (const sl_f16_t *)row, n);
+        if (t == SL_TYPE_Q8_0) return dot_q8_0_avx2(q, (const sl_block_q8_0 *)row, n);
+        return dot_f32_avx2(q, (const float *)row, n);
+    }
+#endif
+    (void)simd;
+    if (t == SL_TYPE_F16) return dot_f16(q, (const sl_f16_t *)row, n);
+    if (t == SL_TYPE_Q8_0) return dot_q8_0(q, (const sl_block_q8_0 *)row, n);
+    return dot_f32(q, (const float *)row, n);
+}
+
+static void paged_axpy(sl_type_t t, bool simd, float *y, float alpha, const uint8_t *row, int n) {
+#ifdef SL_OPS_X86
+    if (simd) {
+        if (t == SL_TYPE_F16) axpy_f16_avx2(y, alpha, (const sl_f16_t *)row, n);
+        else if (t == SL_TYPE_Q8_0) axpy_q8_0_avx2(y, alpha, (const sl_block_q8_0 *)row, n);
+        else axpy_f32_avx2(y, alpha, (const float *)row, n);
+        return;
+    }
+#endif
+    (void)simd;
+    if (t == SL_TYPE_F16) axpy_f16(y, alpha, (const sl_f16_t *)row, n);
+    else if (t == SL_TYPE_Q8_0) axpy_q8_0(y, alpha, (const sl_block_q8_0 *)row, n);
+    else axpy_f32(y, alpha, (const float *)row, n);
+}
+
+struct attn_paged_job {
+    const sl_attn_paged_t *a;
+    bool simd;
+    int next; /* next work item to claim (atomic) */
+};
+
+/* Item it = t * n_head + h, claimed from the end (later tokens of a
+ * prefill chunk have longer rows). Keys are walked block by block, so the
+ * block table is read once per block_size keys. */
+static void attn_paged_worker(void *ctx, int ith, int nth) {
+    struct attn_paged_job *job = ctx;
+    const sl_attn_paged_t *a = job->a;
+    const int hd = a->head_dim, bs = a->block_size;
+    const int group = a->n_head / a->n_head_kv;
+    const int n_items = a->n_tok * a->n_head;
+    float *scores = a->scratch + (size_t)ith * ((size_t)a->max_keys + (size_t)hd);
+    const uint8_t *kb = a->k, *vb = a->v;
+    (void)nth;
+
+    for (;;) {
+        const int claimed = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED);
+        if (claimed >= n_items) break;
+        const int it = n_items - 1 - claimed;
+        const int t = it / a->n_head, h = it % a->n_head;
+        const size_t hoff = (size_t)(h / group) * (size_t)bs * a->row_bytes;
+        const int n_keys = a->tok_pos[t] + 1;
+        const int32_t *blocks = a->tok_blocks[t];
+        const float *q = a->q + ((size_t)t * (size_t)a->n_head + (size_t)h) * (size_t)hd;
+        float *out = a->out + ((size_t)t * (size_t)a->n_head + (size_t)h) * (size_t)hd;
+
+        for (int j0 = 0; j0 < n_keys; j0 += bs) {
+            const uint8_t *base = kb + (size_t)blocks[j0 / bs] * a->block_stride + hoff;
+            const int n = n_keys - j0 < bs ? n_keys - j0 : bs;
+            for (int p = 0; p < n; p++)
+                scores[j0 + p] =
+                    paged_dot(a->kv_type, job->simd, q, base + (size_t)p * a->row_bytes, hd) * a->scale;
+        }
+        sl_softmax(scores, n_keys);
+        memset(out, 0, (size_t)hd * sizeof(float));
+        for (int j0 = 0; j0 < n_keys; j0 += bs) {
+            const uint8_t *base = vb + (size_t)blocks[j0 / bs] * a->block_stride + hoff;
+            const int n = n_keys - j0 < bs ? n_keys - j0 : bs;
+            for (int p = 0; p < n; p++)
+                paged_axpy(a->kv_type, job->simd, out, scores[j0 + p], base + (size_t)p * a->row_bytes, hd);
+        }
+    }
+}
+
+void sl_attention_paged(sl_pool_t *pool, const sl_attn_paged_t *a) {
+    struct attn_paged_job job = {.a = a, .simd = false, .next = 0};
+#ifdef SL_OPS_X86
+    const sl_isa_t isa = sl_kernels_isa();
+    job.simd = isa == SL_ISA_AVX2 || isa == SL_ISA_AVX512;
+#endif
+    if (a->n_tok * a->n_head < 8)
+        attn_paged_worker(&job, 0, 1);
+    else
+        sl_pool_run_elastic(pool, attn_paged_worker, &job);
+}

@@ -62,6 +62,10 @@ struct sl_scratch {
     size_t cap_scores; /* floats in scores */
     float *x, *xn, *q, *k, *v, *att, *gate, *up;
     float *scores;
+    int32_t *tok_pos;            /* cap_tok: position of each batch token */
+    const int32_t **tok_blocks;  /* cap_tok: block table of each batch token's sequence */
+    int cap_out;                 /* rows of out_logits */
+    float *out_logits;           /* cap_out × n_vocab: logits of several sequences */
 };
 
 struct sl_model {
@@ -75,14 +79,29 @@ struct sl_model {
     struct sl_scratch s;
 };
 
-struct sl_kv {
+/* Both caches share one layout: blocks of block_size positions; inside a
+ * block [layer][kv head][slot][head_dim row of row_bytes]. The
+ * single-sequence sl_kv_t is one block of n_ctx positions (so its layout is
+ * [layer][kv head][position][head_dim]); the paged pool has many blocks of a
+ * few positions each, shared out by the engine through block tables. */
+typedef struct sl_kv_layout {
     int n_layer, n_head_kv, head_dim;
+    int block_size;      /* positions per block */
+    sl_type_t type;      /* F32, F16 or Q8_0 */
+    size_t row_bytes;    /* one head_dim row */
+    size_t layer_bytes;  /* one layer of one block: n_head_kv × block_size rows */
+    size_t block_bytes;  /* n_layer × layer_bytes */
+    uint8_t *k, *v;
+} sl_kv_layout_t;
+
+struct sl_kv {
+    sl_kv_layout_t lay; /* one block of n_ctx positions */
     int n_ctx, len;
-    sl_type_t type;
-    size_t elt;          /* bytes per element */
-    size_t head_stride;  /* elements: n_ctx * head_dim */
-    size_t layer_stride; /* elements: n_head_kv * head_stride */
-    void *k, *v;         /* [layer][kv head][pos][head_dim] */
+};
+
+struct sl_kv_pool {
+    sl_kv_layout_t lay;
+    int n_blocks;
 };
 
 /* ---------------------------------------------------------------- loading */
@@ -402,6 +421,9 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
 static void scratch_free(struct sl_scratch *s) {
     free(s->x);
     free(s->scores);
+    free(s->tok_pos);
+    free(s->tok_blocks);
+    free(s->out_logits);
     memset(s, 0, sizeof *s);
 }
 
@@ -455,13 +477,51 @@ const gguf_file_t *model_gguf(const sl_model_t *m) { return m->gf; }
 
 /* --------------------------------------------------------------- KV cache */
 
+/* Fills the sizes of a layout of blocks of block_size positions. */
+static int layout_init(sl_kv_layout_t *lay, const sl_model_t *m, int block_size, sl_type_t type, char *err,
+                       size_t errlen) {
+    memset(lay, 0, sizeof *lay);
+    if (type != SL_TYPE_F32 && type != SL_TYPE_F16 && type != SL_TYPE_Q8_0)
+        return sl_err(err, errlen, "KV cache type must be f32, f16 or q8_0");
+    if (type == SL_TYPE_Q8_0 && m->hp.head_dim % 32 != 0)
+        return sl_err(err, errlen, "a q8_0 KV cache needs a head size that is a multiple of 32 (it is %d)",
+                      m->hp.head_dim);
+    if (block_size <= 0 || block_size > MODEL_DIM_LIMIT)
+        return sl_err(err, errlen, "KV block size %d is out of range", block_size);
+    lay->n_layer = m->hp.n_layer;
+    lay->n_head_kv = m->hp.n_head_kv;
+    lay->head_dim = m->hp.head_dim;
+    lay->block_size = block_size;
+    lay->type = type;
+    lay->row_bytes = sl_row_size(type, m->hp.head_dim);
+    size_t rows;
+    if (lay->row_bytes == 0 || !sl_mul_size((size_t)block_size, (size_t)lay->n_head_kv, &rows) ||
+        !sl_mul_size(rows, lay->row_bytes, &lay->layer_bytes) ||
+        !sl_mul_size(lay->layer_bytes, (size_t)lay->n_layer, &lay->block_bytes))
+        return sl_err(err, errlen, "KV cache size overflows");
+    return 0;
+}
+
+/* calloc'd K and V areas of n_blocks blocks: pages become resident only as
+ * positions fill. */
+static int layout_alloc(sl_kv_layout_t *lay, size_t n_blocks, char *err, size_t errlen) {
+    size_t bytes;
+    if (!sl_mul_size(lay->block_bytes, n_blocks, &bytes))
+        return sl_err(err, errlen, "KV cache size overflows");
+    lay->k = calloc(1, bytes);
+    lay->v = calloc(1, bytes);
+    if (!lay->k || !lay->v) {
+        free(lay->k);
+        free(lay->v);
+        lay->k = lay->v = NULL;
+        return sl_err(err, errlen, "out of memory for a KV cache of %zu bytes", 2 * bytes);
+    }
+    return 0;
+}
+
 sl_kv_t *model_kv_new(const sl_model_t *m, int n_ctx, sl_type_t kv_type, char *err, size_t errlen) {
     if (n_ctx <= 0 || n_ctx > MODEL_DIM_LIMIT) {
         sl_err(err, errlen, "KV cache size %d is out of range", n_ctx);
-        return NULL;
-    }
-    if (kv_type != SL_TYPE_F32 && kv_type != SL_TYPE_F16) {
-        sl_err(err, errlen, "KV cache type must be f32 or f16");
         return NULL;
     }
     sl_kv_t *kv = calloc(1, sizeof *kv);
@@ -469,36 +529,18 @@ sl_kv_t *model_kv_new(const sl_model_t *m, int n_ctx, sl_type_t kv_type, char *e
         sl_err(err, errlen, "out of memory");
         return NULL;
     }
-    kv->n_layer = m->hp.n_layer;
-    kv->n_head_kv = m->hp.n_head_kv;
-    kv->head_dim = m->hp.head_dim;
-    kv->n_ctx = n_ctx;
-    kv->type = kv_type;
-    kv->elt = kv_type == SL_TYPE_F32 ? 4 : 2;
-    kv->head_stride = (size_t)n_ctx * (size_t)kv->head_dim;
-    size_t total, bytes;
-    if (!sl_mul_size(kv->head_stride, (size_t)kv->n_head_kv, &kv->layer_stride) ||
-        !sl_mul_size(kv->layer_stride, (size_t)kv->n_layer, &total) ||
-        !sl_mul_size(total, kv->elt, &bytes)) {
-        sl_err(err, errlen, "KV cache size overflows");
+    if (layout_init(&kv->lay, m, n_ctx, kv_type, err, errlen) || layout_alloc(&kv->lay, 1, err, errlen)) {
         free(kv);
         return NULL;
     }
-    /* calloc: pages are only touched (resident) as positions fill. */
-    kv->k = calloc(1, bytes);
-    kv->v = calloc(1, bytes);
-    if (!kv->k || !kv->v) {
-        sl_err(err, errlen, "out of memory for a KV cache of %d positions (%zu bytes)", n_ctx, 2 * bytes);
-        model_kv_free(kv);
-        return NULL;
-    }
+    kv->n_ctx = n_ctx;
     return kv;
 }
 
 void model_kv_free(sl_kv_t *kv) {
     if (!kv) return;
-    free(kv->k);
-    free(kv->v);
+    free(kv->lay.k);
+    free(kv->lay.v);
     free(kv);
 }
 
@@ -509,9 +551,61 @@ void model_kv_truncate(sl_kv_t *kv, int n) {
     if (n < kv->len) kv->len = n;
 }
 
+size_t model_kv_block_bytes(const sl_model_t *m, int block_size, sl_type_t type) {
+    sl_kv_layout_t lay;
+    char e[64];
+    if (layout_init(&lay, m, block_size, type, e, sizeof e)) return 0;
+    return 2 * lay.block_bytes;
+}
+
+sl_kv_pool_t *model_kv_pool_new(const sl_model_t *m, int n_blocks, int block_size, sl_type_t type,
+                                char *err, size_t errlen) {
+    if (n_blocks <= 0 || n_blocks > (1 << 30)) {
+        sl_err(err, errlen, "KV block count %d is out of range", n_blocks);
+        return NULL;
+    }
+    sl_kv_pool_t *p = calloc(1, sizeof *p);
+    if (!p) {
+        sl_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (layout_init(&p->lay, m, block_size, type, err, errlen) ||
+        layout_alloc(&p->lay, (size_t)n_blocks, err, errlen)) {
+        free(p);
+        return NULL;
+    }
+    p->n_blocks = n_blocks;
+    return p;
+}
+
+void model_kv_pool_free(sl_kv_pool_t *p) {
+    if (!p) return;
+    free(p->lay.k);
+    free(p->lay.v);
+    free(p);
+}
+
+int model_kv_pool_blocks(const sl_kv_pool_t *p) { return p->n_blocks; }
+int model_kv_pool_block_size(const sl_kv_pool_t *p) { return p->lay.block_size; }
+sl_type_t model_kv_pool_type(const sl_kv_pool_t *p) { return p->lay.type; }
+
+void model_kv_pool_copy(sl_kv_pool_t *p, int dst, int src, int n_pos) {
+    const sl_kv_layout_t *lay = &p->lay;
+    if (dst == src || dst < 0 || src < 0 || dst >= p->n_blocks || src >= p->n_blocks) return;
+    if (n_pos > lay->block_size) n_pos = lay->block_size;
+    if (n_pos <= 0) return;
+    for (int l = 0; l < lay->n_layer; l++)
+        for (int h = 0; h < lay->n_head_kv; h++) {
+            const size_t in = (size_t)l * lay->layer_bytes + (size_t)h * (size_t)lay->block_size * lay->row_bytes;
+            const size_t n = (size_t)n_pos * lay->row_bytes;
+            memcpy(lay->k + (size_t)dst * lay->block_bytes + in, lay->k + (size_t)src * lay->block_bytes + in, n);
+            memcpy(lay->v + (size_t)dst * lay->block_bytes + in, lay->v + (size_t)src * lay->block_bytes + in, n);
+        }
+}
+
 /* ----------------------------------------------------------- forward pass */
 
-static int scratch_reserve(sl_model_t *m, int n_tok, size_t n_scores, char *err, size_t errlen) {
+static int scratch_reserve(sl_model_t *m, int n_tok, size_t n_scores, int n_out, char *err, size_t errlen) {
     struct sl_scratch *s = &m->s;
     const sl_hparams_t *hp = &m->hp;
     if (n_tok > s->cap_tok) {
@@ -519,8 +613,17 @@ static int scratch_reserve(sl_model_t *m, int n_tok, size_t n_scores, char *err,
                      KD = (size_t)hp->n_head_kv * (size_t)hp->head_dim, F = (size_t)hp->n_ff;
         const size_t per_tok = 2 * E + 2 * QD + 2 * KD + 2 * F;
         float *b = malloc(per_tok * (size_t)n_tok * sizeof(float));
-        if (!b) return sl_err(err, errlen, "out of memory for a batch of %d tokens", n_tok);
+        int32_t *tp = malloc((size_t)n_tok * sizeof *tp);
+        const int32_t **tb = malloc((size_t)n_tok * sizeof *tb);
+        if (!b || !tp || !tb) {
+            free(b);
+            free(tp);
+            free(tb);
+            return sl_err(err, errlen, "out of memory for a batch of %d tokens", n_tok);
+        }
         free(s->x);
+        free(s->tok_pos);
+        free(s->tok_blocks);
         const size_t n = (size_t)n_tok;
         s->x = b;
         s->xn = s->x + n * E;
@@ -530,6 +633,8 @@ static int scratch_reserve(sl_model_t *m, int n_tok, size_t n_scores, char *err,
         s->v = s->k + n * KD;
         s->gate = s->v + n * KD;
         s->up = s->gate + n * F;
+        s->tok_pos = tp;
+        s->tok_blocks = tb;
         s->cap_tok = n_tok;
     }
     if (n_scores > s->cap_scores) {
@@ -538,6 +643,15 @@ static int scratch_reserve(sl_model_t *m, int n_tok, size_t n_scores, char *err,
         free(s->scores);
         s->scores = sc;
         s->cap_scores = n_scores;
+    }
+    if (n_out > s->cap_out) {
+        size_t nf;
+        float *lg = NULL;
+        if (sl_mul_size((size_t)n_out, (size_t)hp->n_vocab, &nf)) lg = malloc(nf * sizeof(float));
+        if (!lg) return sl_err(err, errlen, "out of memory for the logits of %d sequences", n_out);
+        free(s->out_logits);
+        s->out_logits = lg;
+        s->cap_out = n_out;
     }
     return 0;
 }
@@ -577,18 +691,29 @@ static void rmsnorm_rows(sl_pool_t *pool, float *out, const float *x, const floa
 }
 
 /* Per-token work between the QKV projections and attention: biases, qwen3
- * q/k norms, rope, and the K/V store into the cache. */
+ * q/k norms, rope at the token's own position, and the K/V store into the
+ * block its sequence's table names for that position. */
 struct qkv_job {
     const sl_model_t *m;
     const sl_layer_t *L;
-    sl_kv_t *kv;
+    const sl_kv_layout_t *lay;
     int layer;
     int n_tok;
-    int pos0;
 };
 
 static void add_bias(float *x, const float *b, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] += b[i];
+}
+
+static void kv_store_row(sl_type_t type, uint8_t *dst, const float *src, int n) {
+    if (type == SL_TYPE_F32) {
+        memcpy(dst, src, (size_t)n * sizeof(float));
+    } else if (type == SL_TYPE_F16) {
+        sl_f16_t *d = (sl_f16_t *)dst;
+        for (int i = 0; i < n; i++) d[i] = sl_f32_to_f16(src[i]);
+    } else {
+        sl_quantize_row(type, src, dst, n);
+    }
 }
 
 static void qkv_worker(void *ctx, int ith, int nth) {
@@ -596,7 +721,7 @@ static void qkv_worker(void *ctx, int ith, int nth) {
     const sl_hparams_t *hp = &j->m->hp;
     const struct sl_scratch *s = &j->m->s;
     const sl_layer_t *L = j->L;
-    sl_kv_t *kv = j->kv;
+    const sl_kv_layout_t *lay = j->lay;
     const int D = hp->head_dim, H = hp->n_head, K = hp->n_head_kv;
     const size_t QD = (size_t)H * (size_t)D, KD = (size_t)K * (size_t)D;
     int lo, hi;
@@ -610,23 +735,15 @@ static void qkv_worker(void *ctx, int ith, int nth) {
             for (int h = 0; h < H; h++) sl_rmsnorm(q + (size_t)h * D, q + (size_t)h * D, L->q_norm, D, hp->norm_eps);
             for (int h = 0; h < K; h++) sl_rmsnorm(k + (size_t)h * D, k + (size_t)h * D, L->k_norm, D, hp->norm_eps);
         }
-        const int pos = j->pos0 + t;
+        const int pos = s->tok_pos[t];
         sl_rope_apply(q, H, D, pos, &hp->rope);
         sl_rope_apply(k, K, D, pos, &hp->rope);
+        const int blk = s->tok_blocks[t][pos / lay->block_size], slot = pos % lay->block_size;
         for (int h = 0; h < K; h++) {
-            const size_t off = (size_t)j->layer * kv->layer_stride + (size_t)h * kv->head_stride +
-                               (size_t)pos * (size_t)D;
-            const float *ks = k + (size_t)h * D, *vs = v + (size_t)h * D;
-            if (kv->type == SL_TYPE_F32) {
-                memcpy((float *)kv->k + off, ks, (size_t)D * sizeof(float));
-                memcpy((float *)kv->v + off, vs, (size_t)D * sizeof(float));
-            } else {
-                sl_f16_t *kd = (sl_f16_t *)kv->k + off, *vd = (sl_f16_t *)kv->v + off;
-                for (int i = 0; i < D; i++) {
-                    kd[i] = sl_f32_to_f16(ks[i]);
-                    vd[i] = sl_f32_to_f16(vs[i]);
-                }
-            }
+            const size_t off = (size_t)blk * lay->block_bytes + (size_t)j->layer * lay->layer_bytes +
+                               ((size_t)h * (size_t)lay->block_size + (size_t)slot) * lay->row_bytes;
+            kv_store_row(lay->type, lay->k + off, k + (size_t)h * D, D);
+            kv_store_row(lay->type, lay->v + off, v + (size_t)h * D, D);
         }
     }
 }
@@ -672,19 +789,23 @@ static void matmul_w(sl_pool_t *pool, const sl_wt_t *w, const float *x, int n_to
     sl_matmul(pool, w->data, w->type, w->n_in, w->n_out, x, n_tok, y);
 }
 
-/* One step over n_tok <= cap_tok tokens at positions kv->len ... Writes the
- * logits of every token (all) or of the last one (last) when asked. */
-static void forward_step(sl_model_t *m, sl_pool_t *pool, sl_kv_t *kv, const int32_t *tokens, int n_tok,
-                         float *logits, bool all, bool last) {
+/* One step over the tokens of several sequences (scratch already sized):
+ * every matmul runs once over all n_tok rows, so each weight is read once
+ * per step whatever the number of sequences; only the RoPE position, the KV
+ * store and attention look at which sequence a token belongs to (through
+ * s->tok_pos and s->tok_blocks, filled by the caller). Logits are written
+ * for the sequences that ask (all tokens or the last). */
+static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *lay, const sl_batch_seq_t *seqs,
+                          int n_seqs, int n_tok, int max_keys) {
     const sl_hparams_t *hp = &m->hp;
     struct sl_scratch *s = &m->s;
     const int E = hp->n_embd, D = hp->head_dim, H = hp->n_head, K = hp->n_head_kv;
-    const int pos0 = kv->len;
 
-    for (int t = 0; t < n_tok; t++)
-        sl_dequantize_row(m->tok_embd.type, (const uint8_t *)m->tok_embd.data +
-                                                (size_t)tokens[t] * m->tok_embd.row_bytes,
-                          s->x + (size_t)t * (size_t)E, E);
+    for (int i = 0, t = 0; i < n_seqs; i++)
+        for (int k = 0; k < seqs[i].n_tok; k++, t++)
+            sl_dequantize_row(m->tok_embd.type, (const uint8_t *)m->tok_embd.data +
+                                                    (size_t)seqs[i].tokens[k] * m->tok_embd.row_bytes,
+                              s->x + (size_t)t * (size_t)E, E);
 
     for (int l = 0; l < hp->n_layer; l++) {
         const sl_layer_t *L = &m->layers[l];
@@ -693,29 +814,33 @@ static void forward_step(sl_model_t *m, sl_pool_t *pool, sl_kv_t *kv, const int3
         matmul_w(pool, &L->wk, s->xn, n_tok, s->k);
         matmul_w(pool, &L->wv, s->xn, n_tok, s->v);
 
-        struct qkv_job qj = {m, L, kv, l, n_tok, pos0};
+        struct qkv_job qj = {m, L, lay, l, n_tok};
         if (n_tok >= 2)
             sl_pool_run(pool, qkv_worker, &qj);
         else
             qkv_worker(&qj, 0, 1);
 
-        const size_t loff = (size_t)l * kv->layer_stride * kv->elt;
-        sl_attn_t a = {
+        const size_t loff = (size_t)l * lay->layer_bytes;
+        sl_attn_paged_t a = {
             .n_tok = n_tok,
             .n_head = H,
             .n_head_kv = K,
             .head_dim = D,
-            .pos0 = pos0,
             .q = s->q,
-            .k = (const uint8_t *)kv->k + loff,
-            .v = (const uint8_t *)kv->v + loff,
-            .kv_type = kv->type,
-            .kv_head_stride = kv->head_stride,
-            .scale = 1.0f / sqrtf((float)D),
             .out = s->att,
+            .tok_pos = s->tok_pos,
+            .tok_blocks = s->tok_blocks,
+            .k = lay->k + loff,
+            .v = lay->v + loff,
+            .block_stride = lay->block_bytes,
+            .block_size = lay->block_size,
+            .row_bytes = lay->row_bytes,
+            .kv_type = lay->type,
+            .scale = 1.0f / sqrtf((float)D),
             .scratch = s->scores,
+            .max_keys = max_keys,
         };
-        sl_attention(pool, &a);
+        sl_attention_paged(pool, &a);
 
         matmul_w(pool, &L->wo, s->att, n_tok, s->xn);
         struct add_job aj = {s->x, s->xn, L->bo, (size_t)n_tok * (size_t)E, (size_t)E};
@@ -730,40 +855,117 @@ static void forward_step(sl_model_t *m, sl_pool_t *pool, sl_kv_t *kv, const int3
         struct add_job dj = {s->x, s->xn, NULL, (size_t)n_tok * (size_t)E, (size_t)E};
         add_worker(&dj, 0, 1);
     }
-    kv->len += n_tok;
 
-    if (all) {
-        rmsnorm_rows(pool, s->xn, s->x, m->output_norm, n_tok, E, hp->norm_eps);
-        matmul_w(pool, &m->output, s->xn, n_tok, logits);
-    } else if (last) {
-        const float *xl = s->x + (size_t)(n_tok - 1) * (size_t)E;
-        sl_rmsnorm(s->xn, xl, m->output_norm, E, hp->norm_eps);
-        matmul_w(pool, &m->output, s->xn, 1, logits);
+    /* Output rows: every token of an all_logits sequence, the last token of
+     * the others that want logits; gathered so Wout is read once. */
+    int n_rows = 0, only = -1;
+    for (int i = 0, t = 0; i < n_seqs; t += seqs[i].n_tok, i++) {
+        if (!seqs[i].logits) continue;
+        const int first = seqs[i].all_logits ? t : t + seqs[i].n_tok - 1;
+        for (int r = first; r < t + seqs[i].n_tok; r++, n_rows++)
+            if (r != n_rows) memcpy(s->x + (size_t)n_rows * E, s->x + (size_t)r * E, (size_t)E * sizeof(float));
+        only = only == -1 ? i : -2;
     }
+    if (n_rows == 0) return;
+    rmsnorm_rows(pool, s->xn, s->x, m->output_norm, n_rows, E, hp->norm_eps);
+    if (only >= 0) { /* one sequence: straight into its buffer */
+        matmul_w(pool, &m->output, s->xn, n_rows, seqs[only].logits);
+        return;
+    }
+    matmul_w(pool, &m->output, s->xn, n_rows, s->out_logits);
+    const size_t V = (size_t)hp->n_vocab;
+    int r = 0;
+    for (int i = 0; i < n_seqs; i++) {
+        if (!seqs[i].logits) continue;
+        const int n = seqs[i].all_logits ? seqs[i].n_tok : 1;
+        memcpy(seqs[i].logits, s->out_logits + (size_t)r * V, (size_t)n * V * sizeof(float));
+        r += n;
+    }
+}
+
+static int check_tokens(const sl_model_t *m, const int32_t *tokens, int n, char *err, size_t errlen) {
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= m->hp.n_vocab)
+            return sl_err(err, errlen, "token id %d at index %d is out of range (vocabulary %d)",
+                          (int)tokens[i], i, m->hp.n_vocab);
+    return 0;
+}
+
+static int scores_size(sl_pool_t *pool, int max_keys, int head_dim, size_t *out, char *err, size_t errlen) {
+    if (!sl_mul_size((size_t)sl_pool_size(pool), (size_t)max_keys + (size_t)head_dim, out))
+        return sl_err(err, errlen, "attention scratch size overflows");
+    return 0;
 }
 
 int model_forward(sl_model_t *m, sl_pool_t *pool, sl_kv_t *kv, const int32_t *tokens, int n,
                   float *logits, bool all_logits, char *err, size_t errlen) {
     const sl_hparams_t *hp = &m->hp;
     if (n <= 0) return sl_err(err, errlen, "no tokens to process");
-    if (kv->n_layer != hp->n_layer || kv->n_head_kv != hp->n_head_kv || kv->head_dim != hp->head_dim)
+    if (kv->lay.n_layer != hp->n_layer || kv->lay.n_head_kv != hp->n_head_kv || kv->lay.head_dim != hp->head_dim)
         return sl_err(err, errlen, "KV cache was made for another model");
     if (n > kv->n_ctx - kv->len)
         return sl_err(err, errlen, "context full: %d positions used, %d more requested, capacity %d",
                       kv->len, n, kv->n_ctx);
-    for (int i = 0; i < n; i++)
-        if (tokens[i] < 0 || tokens[i] >= hp->n_vocab)
-            return sl_err(err, errlen, "token id %d at index %d is out of range (vocabulary %d)",
-                          (int)tokens[i], i, hp->n_vocab);
+    if (check_tokens(m, tokens, n, err, errlen)) return -1;
     const int step = SL_MIN(n, MODEL_MAX_BATCH);
     size_t n_scores;
-    if (!sl_mul_size((size_t)sl_pool_size(pool), (size_t)kv->n_ctx, &n_scores))
-        return sl_err(err, errlen, "attention scratch size overflows");
-    if (scratch_reserve(m, step, n_scores, err, errlen)) return -1;
+    if (scores_size(pool, kv->n_ctx, hp->head_dim, &n_scores, err, errlen) ||
+        scratch_reserve(m, step, n_scores, 0, err, errlen))
+        return -1;
+    static const int32_t block0[1] = {0};
     for (int done = 0; done < n; done += step) {
         const int nt = SL_MIN(step, n - done);
-        float *out = all_logits ? logits + (size_t)done * (size_t)hp->n_vocab : logits;
-        forward_step(m, pool, kv, tokens + done, nt, out, all_logits, done + nt == n);
+        const bool last = done + nt == n;
+        sl_batch_seq_t bs = {
+            .tokens = tokens + done,
+            .n_tok = nt,
+            .n_past = kv->len,
+            .blocks = block0,
+            .logits = all_logits ? logits + (size_t)done * (size_t)hp->n_vocab : last ? logits : NULL,
+            .all_logits = all_logits,
+        };
+        for (int t = 0; t < nt; t++) {
+            m->s.tok_pos[t] = kv->len + t;
+            m->s.tok_blocks[t] = block0;
+        }
+        forward_batch(m, pool, &kv->lay, &bs, 1, nt, kv->len + nt);
+        kv->len += nt;
     }
+    return 0;
+}
+
+int model_forward_batch(sl_model_t *m, sl_pool_t *pool, sl_kv_pool_t *kv, const sl_batch_seq_t *seqs,
+                        int n_seqs, char *err, size_t errlen) {
+    const sl_hparams_t *hp = &m->hp;
+    const sl_kv_layout_t *lay = &kv->lay;
+    if (n_seqs <= 0) return sl_err(err, errlen, "no sequences to process");
+    if (lay->n_layer != hp->n_layer || lay->n_head_kv != hp->n_head_kv || lay->head_dim != hp->head_dim)
+        return sl_err(err, errlen, "KV cache was made for another model");
+    int n_tok = 0, max_keys = 1, n_out = 0;
+    for (int i = 0; i < n_seqs; i++) {
+        const sl_batch_seq_t *q = &seqs[i];
+        if (q->n_tok <= 0 || q->n_past < 0 || q->n_tok > MODEL_DIM_LIMIT - q->n_past || !q->blocks)
+            return sl_err(err, errlen, "sequence %d of the batch is malformed", i);
+        const int end = q->n_past + q->n_tok;
+        for (int b = 0; b < (end + lay->block_size - 1) / lay->block_size; b++)
+            if (q->blocks[b] < 0 || q->blocks[b] >= kv->n_blocks)
+                return sl_err(err, errlen, "sequence %d: block %d of its table (%d) is outside the pool", i, b,
+                              (int)q->blocks[b]);
+        if (check_tokens(m, q->tokens, q->n_tok, err, errlen)) return -1;
+        if (n_tok > MODEL_DIM_LIMIT - q->n_tok) return sl_err(err, errlen, "batch too large");
+        n_tok += q->n_tok;
+        max_keys = SL_MAX(max_keys, end);
+        if (q->logits) n_out += q->all_logits ? q->n_tok : 1;
+    }
+    size_t n_scores;
+    if (scores_size(pool, max_keys, hp->head_dim, &n_scores, err, errlen) ||
+        scratch_reserve(m, n_tok, n_scores, n_out > 1 ? n_out : 0, err, errlen))
+        return -1;
+    for (int i = 0, t = 0; i < n_seqs; i++)
+        for (int k = 0; k < seqs[i].n_tok; k++, t++) {
+            m->s.tok_pos[t] = seqs[i].n_past + k;
+            m->s.tok_blocks[t] = seqs[i].blocks;
+        }
+    forward_batch(m, pool, lay, seqs, n_seqs, n_tok, max_keys);
     return 0;
 }

@@ -48,7 +48,7 @@ void model_free(sl_model_t *m);
 const sl_hparams_t *model_hparams(const sl_model_t *m);
 const gguf_file_t *model_gguf(const sl_model_t *m);
 
-/* KV cache for one sequence of up to n_ctx positions (F32 or F16 storage). */
+/* KV cache for one sequence of up to n_ctx positions (F32, F16 or Q8_0 storage). */
 sl_kv_t *model_kv_new(const sl_model_t *m, int n_ctx, sl_type_t kv_type, char *err, size_t errlen);
 void model_kv_free(sl_kv_t *kv);
 int model_kv_len(const sl_kv_t *kv);       /* positions filled */
@@ -60,5 +60,48 @@ void model_kv_truncate(sl_kv_t *kv, int n); /* keep the first n positions */
  * -1 with a message (token id out of range, context full). */
 int model_forward(sl_model_t *m, sl_pool_t *pool, sl_kv_t *kv, const int32_t *tokens, int n,
                   float *logits, bool all_logits, char *err, size_t errlen);
+
+/* ---- paged KV cache and batched forward (many sequences per call) ----
+ *
+ * A pool holds n_blocks blocks of block_size positions of every layer's K and
+ * V (F32, F16 or Q8_0). Which block holds which positions of a sequence is
+ * the caller's business (the engine's block tables and prefix cache); the
+ * model only reads and writes through the tables it is given. */
+typedef struct sl_kv_pool sl_kv_pool_t;
+
+/* Bytes of one block (K and V, all layers); 0 when the type or size is not
+ * usable with this model (Q8_0 needs head_dim % 32 == 0). */
+size_t model_kv_block_bytes(const sl_model_t *m, int block_size, sl_type_t type);
+sl_kv_pool_t *model_kv_pool_new(const sl_model_t *m, int n_blocks, int block_size, sl_type_t type,
+                                char *err, size_t errlen);
+void model_kv_pool_free(sl_kv_pool_t *p);
+int model_kv_pool_blocks(const sl_kv_pool_t *p);
+int model_kv_pool_block_size(const sl_kv_pool_t *p);
+sl_type_t model_kv_pool_type(const sl_kv_pool_t *p);
+/* Copies positions 0 .. n_pos-1 of block src into block dst (copy-on-write
+ * of a partly filled block shared by several sequences). */
+void model_kv_pool_copy(sl_kv_pool_t *p, int dst, int src, int n_pos);
+
+/* One sequence's part of a batch: tokens[0..n_tok) go to positions n_past ..
+ * n_past+n_tok-1; blocks[i] is the pool block holding positions
+ * i*block_size .. (i+1)*block_size-1 and must cover every position up to the
+ * last new one. logits: NULL (none wanted), n_vocab floats for the last
+ * token, or n_tok × n_vocab with all_logits. */
+typedef struct sl_batch_seq {
+    const int32_t *tokens;
+    int n_tok;
+    int n_past;
+    const int32_t *blocks;
+    float *logits;
+    bool all_logits;
+} sl_batch_seq_t;
+
+/* Runs all tokens of all sequences in one pass: each weight matrix is
+ * multiplied once with n = sum of n_tok rows; attention is per sequence
+ * over its own blocks. Numerically the same as feeding each sequence alone
+ * (up to float summation order). The caller bounds the total tokens (the
+ * scratch grows to it). Returns 0 or -1 with a message. */
+int model_forward_batch(sl_model_t *m, sl_pool_t *pool, sl_kv_pool_t *kv, const sl_batch_seq_t *seqs,
+                        int n_seqs, char *err, size_t errlen);
 
 #endif

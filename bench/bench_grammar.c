@@ -144,6 +144,8 @@ static void run(const char *label, gram_t *g, gram_vocab_t *voc, const char *doc
             double a = now_s();
             int cnt = gram_matcher_fill_mask(m, mask);
             double dt = (now_s() - a) * 1e6;
+            if (getenv("BENCH_SLOW") && dt > atof(getenv("BENCH_SLOW")))
+                fprintf(stderr, "  %s pass %d: %.0f us at offset %zu '%.12s' (%d allowed)\n", label, r, dt, pos, doc + pos, cnt);
             if (r == 0) cold[n_cold++] = dt;
             else warm[n_warm++] = dt;
             int32_t best = -1;
@@ -168,8 +170,11 @@ static void run(const char *label, gram_t *g, gram_vocab_t *voc, const char *doc
     }
     qsort(cold, n_cold, sizeof *cold, cmp_d);
     qsort(warm, n_warm, sizeof *warm, cmp_d);
-    printf("%-12s index %.1f ms | %zu tokens | first-pass mask us: p50 %.1f p99 %.1f max %.1f",
-           label, t_ix * 1e3, n_tokens, cold[n_cold / 2], cold[(n_cold * 99) / 100], cold[n_cold - 1]);
+    size_t npos = 0, ncache = 0, nwalk = 0, nwalk0 = 0;
+    gram_index_stats(ix, &npos, &ncache, &nwalk);
+    (void)nwalk0;
+    printf("%-12s index %.1f ms (%zu positions, %zu caches, %zu walks after the run) | %zu tokens | first-pass mask us: p50 %.1f p99 %.1f max %.1f",
+           label, t_ix * 1e3, npos, ncache, nwalk, n_tokens, cold[n_cold / 2], cold[(n_cold * 99) / 100], cold[n_cold - 1]);
     if (n_warm)
         printf(" | all passes p50 %.1f p99 %.1f", warm[n_warm / 2], warm[(n_warm * 99) / 100]);
     printf("\n");

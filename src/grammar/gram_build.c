@@ -366,6 +366,7 @@ static size_t rule_size(gram_builder_t *b, uint32_t r) {
 static int64_t clone_rule(gram_builder_t *b, uint32_t r) {
     int64_t c = gram_builder_new_rule(b);
     if (c < 0) return -1;
+    b->rules[c].chain_level = b->rules[r].chain_level;
     for (uint32_t i = 0; i < b->rules[r].n_alts; i++) {
         gram_alt_t *a = gram_rule_add_alt(b, (uint32_t)c);
         if (!a) return -1;
@@ -579,10 +580,16 @@ gram_t *gram_finish(gram_builder_t *b, uint32_t root) {
     g->rule_alt0 = malloc(nr * sizeof *g->rule_alt0);
     g->rule_nalt = malloc(nr * sizeof *g->rule_nalt);
     g->call_site = malloc(nr * sizeof *g->call_site);
+    g->chain_level = malloc(nr * sizeof *g->chain_level);
+    g->rule_rec = malloc(nr);
     g->terms = malloc((b->n_terms + 1) * sizeof *g->terms);
     if (!g->elems || !g->elem_rule || !g->alt_start || !g->rule_alt0 || !g->rule_nalt ||
-        !g->call_site || !g->terms)
+        !g->call_site || !g->chain_level || !g->rule_rec || !g->terms)
         goto oom;
+    for (uint32_t r = 0; r < nr; r++) {
+        g->chain_level[r] = b->rules[r].chain_level;
+        g->rule_rec[r] = recursive[r] ? 1 : 0;
+    }
     memcpy(g->terms, b->terms, b->n_terms * sizeof *g->terms);
     g->n_terms = b->n_terms;
     uint32_t pe = 0, pa = 0;
@@ -676,6 +683,8 @@ void gram_free(gram_t *g) {
     free(g->rule_alt0);
     free(g->rule_nalt);
     free(g->call_site);
+    free(g->chain_level);
+    free(g->rule_rec);
     free(g->terms);
     free(g);
 }

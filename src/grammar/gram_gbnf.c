@@ -202,6 +202,7 @@ static int apply_repeat(gp_t *p, uint32_t rule, uint32_t alt_idx, uint32_t start
             if (gram_alt_push(b, ra, GE_REF, (uint32_t)prev) < 0) return -1;
         }
         if (!gram_rule_add_alt(b, (uint32_t)r)) return -1; /* empty alternative */
+        if (max != UINT32_MAX) b->rules[r].chain_level = k + 1;
         prev = r;
     }
     a = &b->rules[rule].alts[alt_idx];

@@ -52,6 +52,14 @@ struct gram {
      * index of the only REF to r among reachable rules, or UINT32_MAX when r
      * is referenced from zero or several places (or is root). */
     uint32_t *call_site;
+    /* chain_level[r] = k > 0 when r is link k of a bounded repetition chain
+     * built for X{m,n}: r ::= X r' | "" with chain_level[r'] = k - 1 (link 1
+     * is r ::= X | ""). Link k admits at most k more items. The index treats
+     * links k > max token length as equivalent (no token can tell them
+     * apart). 0 for every other rule. */
+    uint32_t *chain_level;
+    /* rule_rec[r] = 1 when r is recursive (reaches itself). */
+    uint8_t *rule_rec;
 };
 
 /* ---- builder (used by the GBNF parser) ---- */
@@ -65,6 +73,7 @@ typedef struct gram_brule {
     char *name; /* NULL for synthesized rules */
     gram_alt_t *alts;
     uint32_t n_alts, cap_alts;
+    uint32_t chain_level; /* see gram_t.chain_level */
     bool defined;
 } gram_brule_t;
 

@@ -26,6 +26,7 @@
  */
 #include "grammar/gram_internal.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -306,9 +307,16 @@ static int64_t eng_single(engine_t *e, uint32_t id) {
 }
 
 /* One byte from state s; returns the next state (0 = dead) or -1. */
+static int64_t eng_step_slow(engine_t *e, uint32_t s, unsigned char b);
+
 static inline int64_t eng_step(engine_t *e, uint32_t s, unsigned char b) {
-    gstate_t *st = &e->states[s];
+    const gstate_t *st = &e->states[s];
     if (st->trans && st->trans[b] >= 0) return st->trans[b];
+    return eng_step_slow(e, s, b);
+}
+
+static __attribute__((noinline)) int64_t eng_step_slow(engine_t *e, uint32_t s, unsigned char b) {
+    gstate_t *st = &e->states[s];
     if (st->n == 0) return STATE_EMPTY;
     const gram_t *g = e->g;
     e->gen++;
@@ -510,7 +518,101 @@ oom:
     return NULL;
 }
 
+/* ---------------- sequence interner ---------------- */
+
+/* Interns u32 sequences: equal sequences get equal ids (0, 1, 2, ...). */
+typedef struct seqtab {
+    uint32_t *blob;
+    size_t n_blob, cap_blob;
+    size_t *off;
+    uint32_t *len, *hash;
+    uint32_t n, cap;
+    uint32_t *map; /* id + 1, 0 = empty */
+    uint32_t mcap;
+} seqtab_t;
+
+static void seq_free(seqtab_t *t) {
+    free(t->blob);
+    free(t->off);
+    free(t->len);
+    free(t->hash);
+    free(t->map);
+    memset(t, 0, sizeof *t);
+}
+
+/* Returns the id of s[0..n) (is_new set when just added), or -1 (OOM). */
+static int64_t seq_intern(seqtab_t *t, const uint32_t *s, uint32_t n, bool *is_new) {
+    uint64_t h64 = 0x9E3779B97F4A7C15ULL ^ n;
+    for (uint32_t i = 0; i < n; i++) h64 = mix64(h64 ^ s[i]) + i;
+    uint32_t h = (uint32_t)h64;
+    *is_new = false;
+    if ((t->n + 1) * 2 > t->mcap) {
+        uint32_t nc = t->mcap ? t->mcap * 2 : 1024;
+        uint32_t *m = calloc(nc, sizeof *m);
+        if (!m) return -1;
+        for (uint32_t i = 0; i < t->mcap; i++) {
+            if (!t->map[i]) continue;
+            uint32_t k = t->hash[t->map[i] - 1] & (nc - 1);
+            while (m[k]) k = (k + 1) & (nc - 1);
+            m[k] = t->map[i];
+        }
+        free(t->map);
+        t->map = m;
+        t->mcap = nc;
+    }
+    uint32_t k = h & (t->mcap - 1);
+    while (t->map[k]) {
+        uint32_t id = t->map[k] - 1;
+        if (t->hash[id] == h && t->len[id] == n &&
+            (n == 0 || memcmp(t->blob + t->off[id], s, n * sizeof *s) == 0))
+            return id;
+        k = (k + 1) & (t->mcap - 1);
+    }
+    if (t->n == t->cap) {
+        uint32_t nc = t->cap ? t->cap * 2 : 256;
+        size_t *o = realloc(t->off, nc * sizeof *o);
+        if (o) t->off = o;
+        uint32_t *l = o ? realloc(t->len, nc * sizeof *l) : NULL;
+        if (l) t->len = l;
+        uint32_t *hh = l ? realloc(t->hash, nc * sizeof *hh) : NULL;
+        if (!hh) return -1;
+        t->hash = hh;
+        t->cap = nc;
+    }
+    if (t->n_blob + n > t->cap_blob) {
+        size_t nc = t->cap_blob ? t->cap_blob * 2 : 4096;
+        while (nc < t->n_blob + n) nc *= 2;
+        uint32_t *p = realloc(t->blob, nc * sizeof *p);
+        if (!p) return -1;
+        t->blob = p;
+        t->cap_blob = nc;
+    }
+    uint32_t id = t->n++;
+    t->off[id] = t->n_blob;
+    t->len[id] = n;
+    t->hash[id] = h;
+    if (n) memcpy(t->blob + t->n_blob, s, n * sizeof *s);
+    t->n_blob += n;
+    t->map[k] = id + 1;
+    *is_new = true;
+    return id;
+}
+
 /* ---------------- index ---------------- */
+
+/*
+ * Sharing. Each terminal position p is indexed under a KEY: the canonical
+ * ids of p's rule and of the rules on its static calling context, with the
+ * offsets inside them and the bottom kind. Canonical rule ids hash-cons rule
+ * bodies bottom-up (a reference contributes its target's canonical id), so
+ * the clones gram_finish makes of one rule get one id, and two positions
+ * with equal keys walk identical stacks: they share one cache. Links of a
+ * bounded repetition chain deeper than the longest token (+1) get the id of
+ * the link below them — no token can reach the difference — so the 200
+ * links of `char{0,200}` share the caches of one link. Links at most that
+ * deep below the chain's top are indexed lazily, on first use by a matcher
+ * (only the links a generation reaches are ever built).
+ */
 
 typedef struct pos_cache {
     uint32_t *acc_bits; /* full bitmap when many tokens are accepted */
@@ -519,33 +621,51 @@ typedef struct pos_cache {
     uint32_t *unc_ids; /* uncertain tokens in byte order */
     uint16_t *unc_lcp; /* shared prefix length with the previous uncertain token */
     uint32_t n_unc;
+    bool built;
 } pos_cache_t;
 
-struct gram_index {
-    const gram_t *g;
-    const gram_vocab_t *v;
-    pos_cache_t *pc; /* per element position (terminals only) */
-    uint32_t start_pos; /* position of root's expansion: via a virtual start */
-};
+#define PC_NONE UINT32_MAX
+#define PC_CHUNK 256u
+#define CTX_MAX_FRAMES 256u
 
 typedef struct u32vec {
     uint32_t *p;
     size_t n, cap;
 } u32vec_t;
 
-static int vec_push(u32vec_t *v, uint32_t x) {
-    if (v->n == v->cap) {
-        size_t nc = v->cap ? v->cap * 2 : 256;
-        uint32_t *p = realloc(v->p, nc * sizeof *p);
-        if (!p) return -1;
-        v->p = p;
-        v->cap = nc;
-    }
+struct gram_index {
+    const gram_t *g;
+    const gram_vocab_t *v;
+    uint32_t *pc_of;      /* per elem: cache id, PC_NONE = not indexed yet (atomic) */
+    pos_cache_t **chunks; /* cache id -> chunks[id / PC_CHUNK][id % PC_CHUNK] */
+    uint32_t n_chunks;
+    seqtab_t keys;        /* cache id == key id */
+    uint32_t *cid;        /* canonical id per rule */
+    engine_t e;           /* engine for the trie walks */
+    u32vec_t acc, unc;
+    uint32_t *wst;
+    uint8_t *wesc;
+    uint32_t *rets, *key;
+    uint32_t n_built, n_walks; /* statistics */
+    pthread_mutex_t mu;   /* guards everything but pc_of reads of built ids */
+};
+
+static int vec_grow(u32vec_t *v) {
+    size_t nc = v->cap ? v->cap * 2 : 1024;
+    uint32_t *p = realloc(v->p, nc * sizeof *p);
+    if (!p) return -1;
+    v->p = p;
+    v->cap = nc;
+    return 0;
+}
+
+static inline int vec_push(u32vec_t *v, uint32_t x) {
+    if (v->n == v->cap && vec_grow(v) < 0) return -1;
     v->p[v->n++] = x;
     return 0;
 }
 
-static int push_tok_chain(u32vec_t *out, const gram_vocab_t *v, int32_t t) {
+static inline int push_tok_chain(u32vec_t *out, const gram_vocab_t *v, int32_t t) {
     for (; t >= 0; t = v->tok_dup[t])
         if (vec_push(out, (uint32_t)t) < 0) return -1;
     return 0;
@@ -553,41 +673,32 @@ static int push_tok_chain(u32vec_t *out, const gram_vocab_t *v, int32_t t) {
 
 /* Walks the whole trie from state `start`; fills accepted and uncertain. */
 static int walk_trie(engine_t *e, const gram_vocab_t *v, uint32_t start, u32vec_t *acc,
-                     u32vec_t *unc) {
-    uint32_t *st = malloc((v->max_len + 2) * sizeof *st);
-    uint8_t *esc = malloc(v->max_len + 2);
-    if (!st || !esc) {
-        free(st);
-        free(esc);
-        return -1;
-    }
+                     u32vec_t *unc, uint32_t *st, uint8_t *esc) {
     st[0] = start;
     esc[0] = 0;
-    int rc = 0;
+    const uint8_t *tb = v->tn_byte;
+    const uint16_t *td = v->tn_depth;
+    const uint32_t *ts = v->tn_size;
+    const int32_t *tt = v->tn_tok;
     for (uint32_t i = 0; i < v->n_tn;) {
-        uint32_t d = v->tn_depth[i];
+        uint32_t d = td[i];
         uint32_t ps = st[d - 1];
         uint8_t flag = esc[d - 1] | e->states[ps].has_esc;
-        int64_t ns = eng_step(e, ps, v->tn_byte[i]);
-        if (ns < 0) {
-            rc = -1;
-            break;
-        }
+        int64_t ns = eng_step(e, ps, tb[i]);
+        if (ns < 0) return -1;
         if (ns == STATE_EMPTY) {
-            if (flag && unc)
-                for (uint32_t j = i; j < i + v->tn_size[i]; j++)
-                    if (v->tn_tok[j] >= 0 && push_tok_chain(unc, v, v->tn_tok[j]) < 0) rc = -1;
-            i += v->tn_size[i];
+            if (flag)
+                for (uint32_t j = i; j < i + ts[i]; j++)
+                    if (tt[j] >= 0 && push_tok_chain(unc, v, tt[j]) < 0) return -1;
+            i += ts[i];
             continue;
         }
         st[d] = (uint32_t)ns;
         esc[d] = flag;
-        if (v->tn_tok[i] >= 0 && push_tok_chain(acc, v, v->tn_tok[i]) < 0) rc = -1;
+        if (tt[i] >= 0 && push_tok_chain(acc, v, tt[i]) < 0) return -1;
         i++;
     }
-    free(st);
-    free(esc);
-    return rc;
+    return 0;
 }
 
 static int fill_pos_cache(pos_cache_t *pc, const gram_vocab_t *v, u32vec_t *acc, u32vec_t *unc) {
@@ -623,24 +734,135 @@ static int fill_pos_cache(pos_cache_t *pc, const gram_vocab_t *v, u32vec_t *acc,
     return 0;
 }
 
+static pos_cache_t *ix_pc(const gram_index_t *ix, uint32_t id) {
+    return &ix->chunks[id / PC_CHUNK][id % PC_CHUNK];
+}
+
 void gram_index_free(gram_index_t *ix) {
     if (!ix) return;
-    if (ix->pc)
-        for (uint32_t i = 0; i < ix->g->n_elems; i++) {
-            free(ix->pc[i].acc_bits);
-            free(ix->pc[i].acc_ids);
-            free(ix->pc[i].unc_ids);
-            free(ix->pc[i].unc_lcp);
+    if (ix->chunks) {
+        for (uint32_t c = 0; c < ix->n_chunks; c++) {
+            if (!ix->chunks[c]) continue;
+            for (uint32_t i = 0; i < PC_CHUNK; i++) {
+                pos_cache_t *pc = &ix->chunks[c][i];
+                free(pc->acc_bits);
+                free(pc->acc_ids);
+                free(pc->unc_ids);
+                free(pc->unc_lcp);
+            }
+            free(ix->chunks[c]);
         }
-    free(ix->pc);
+    }
+    free(ix->chunks);
+    free(ix->pc_of);
+    free(ix->cid);
+    seq_free(&ix->keys);
+    eng_free(&ix->e);
+    free(ix->acc.p);
+    free(ix->unc.p);
+    free(ix->wst);
+    free(ix->wesc);
+    free(ix->rets);
+    free(ix->key);
+    pthread_mutex_destroy(&ix->mu);
     free(ix);
 }
 
-/* Parent chain of rule r's static calling context (see the file comment). */
-static int32_t static_context(engine_t *e, const gram_t *g, uint32_t r) {
-    uint32_t rets[256];
-    uint32_t n = 0;
+/* Canonical rule ids (see "Sharing" above). Recursive rules keep an id of
+ * their own; the others are interned bottom-up over the reference DAG. */
+static int compute_cids(gram_index_t *ix) {
+    const gram_t *g = ix->g;
+    uint32_t nr = g->n_rules, sat = ix->v->max_len + 1;
+    seqtab_t t = {0};
+    uint8_t *state = calloc(nr, 1);
+    uint32_t *stk = malloc((g->n_elems + nr + 1) * sizeof *stk);
+    u32vec_t sig = {0};
+    ix->cid = malloc(nr * sizeof *ix->cid);
+    int rc = -1;
+    bool nw;
+    if (!state || !stk || !ix->cid) goto out;
+    for (uint32_t r = 0; r < nr; r++) {
+        if (!g->rule_rec[r]) continue;
+        uint32_t s2[2] = {UINT32_MAX, r};
+        int64_t id = seq_intern(&t, s2, 2, &nw);
+        if (id < 0) goto out;
+        ix->cid[r] = (uint32_t)id;
+        state[r] = 2;
+    }
+    for (uint32_t r0 = 0; r0 < nr; r0++) {
+        if (state[r0] == 2) continue;
+        size_t sp = 0;
+        stk[sp++] = r0;
+        while (sp) {
+            uint32_t r = stk[sp - 1];
+            if (state[r] == 2) {
+                sp--;
+                continue;
+            }
+            bool ready = true;
+            uint32_t a0 = g->rule_alt0[r], na = g->rule_nalt[r];
+            for (uint32_t a = 0; a < na; a++)
+                for (uint32_t q = g->alt_start[a0 + a]; g->elems[q].type != GE_END; q++)
+                    if (g->elems[q].type == GE_REF && state[g->elems[q].val] != 2) {
+                        if (state[g->elems[q].val] == 1) goto out; /* cycle: not expected */
+                        stk[sp++] = g->elems[q].val;
+                        ready = false;
+                    }
+            if (!ready) {
+                state[r] = 1;
+                continue;
+            }
+            /* a saturated chain link: same id as the link below it */
+            uint32_t cl = g->chain_level[r];
+            if (cl > sat && na == 2) {
+                uint32_t q = g->alt_start[a0];
+                if (g->elems[q].type != GE_END && g->elems[q + 1].type == GE_REF &&
+                    g->elems[q + 2].type == GE_END && g->elems[g->alt_start[a0 + 1]].type == GE_END &&
+                    g->chain_level[g->elems[q + 1].val] == cl - 1) {
+                    ix->cid[r] = ix->cid[g->elems[q + 1].val];
+                    state[r] = 2;
+                    sp--;
+                    continue;
+                }
+            }
+            sig.n = 0;
+            if (vec_push(&sig, na) < 0) goto out;
+            for (uint32_t a = 0; a < na; a++) {
+                uint32_t q = g->alt_start[a0 + a];
+                for (; g->elems[q].type != GE_END; q++) {
+                    gram_elem_t el = g->elems[q];
+                    if (vec_push(&sig, el.type) < 0 ||
+                        vec_push(&sig, el.type == GE_REF ? ix->cid[el.val] : el.val) < 0)
+                        goto out;
+                }
+                if (vec_push(&sig, GE_END) < 0) goto out;
+            }
+            int64_t id = seq_intern(&t, sig.p, (uint32_t)sig.n, &nw);
+            if (id < 0) goto out;
+            ix->cid[r] = (uint32_t)id;
+            state[r] = 2;
+            sp--;
+        }
+    }
+    rc = 0;
+out:
+    seq_free(&t);
+    free(state);
+    free(stk);
+    free(sig.p);
+    return rc;
+}
+
+/* Static calling context of rule r (see the file comment): rets[0..n) are
+ * the return positions, nearest first. *low: the chain passes through a
+ * repetition link that is not its chain's top and is at most max_len + 1
+ * deep (indexed lazily). Returns the bottom (PARENT_ROOT / PARENT_ESC). */
+static int32_t ctx_walk(const gram_index_t *ix, uint32_t r, uint32_t *rets, uint32_t *n_out,
+                        bool *low) {
+    const gram_t *g = ix->g;
+    uint32_t n = 0, sat = ix->v->max_len + 1;
     int32_t bottom = PARENT_ESC;
+    *low = false;
     for (uint32_t cur = r;;) {
         if (cur == g->root) {
             bottom = PARENT_ROOT;
@@ -648,32 +870,111 @@ static int32_t static_context(engine_t *e, const gram_t *g, uint32_t r) {
         }
         uint32_t c = g->call_site[cur];
         if (c == UINT32_MAX) break;
+        uint32_t owner = g->elem_rule[c], cl = g->chain_level[cur];
+        if (cl && cl <= sat && g->chain_level[owner] == cl + 1) *low = true;
         if (g->elems[c + 1].type != GE_END) {
-            if (n == SL_ARRAY_LEN(rets)) break; /* deep chain: keep the nearest part */
+            if (n == CTX_MAX_FRAMES) break; /* deep chain: keep the nearest part */
             rets[n++] = c + 1;
         }
-        cur = g->elem_rule[c];
+        cur = owner;
     }
+    *n_out = n;
+    return bottom;
+}
+
+static uint32_t rule_off(const gram_t *g, uint32_t pos) {
+    return pos - g->alt_start[g->rule_alt0[g->elem_rule[pos]]];
+}
+
+/* Indexes terminal position p (caller holds ix->mu). Returns the cache id or
+ * -1 (out of memory / grammar too complex). */
+static int64_t ix_build(gram_index_t *ix, uint32_t p) {
+    uint32_t have = __atomic_load_n(&ix->pc_of[p], __ATOMIC_ACQUIRE);
+    if (have != PC_NONE) return have;
+    const gram_t *g = ix->g;
+    uint32_t n = 0;
+    bool low;
+    int32_t bottom = ctx_walk(ix, g->elem_rule[p], ix->rets, &n, &low);
+    uint32_t k = 0;
+    ix->key[k++] = ix->cid[g->elem_rule[p]];
+    ix->key[k++] = rule_off(g, p);
+    for (uint32_t i = 0; i < n; i++) {
+        ix->key[k++] = ix->cid[g->elem_rule[ix->rets[i]]];
+        ix->key[k++] = rule_off(g, ix->rets[i]);
+    }
+    ix->key[k++] = bottom == PARENT_ROOT ? 0xFFFFFFF1u : 0xFFFFFFF0u;
+    bool is_new;
+    int64_t id = seq_intern(&ix->keys, ix->key, k, &is_new);
+    if (id < 0) return -1;
+    if (!is_new) {
+        if (!ix_pc(ix, (uint32_t)id)->built) return -1;
+        __atomic_store_n(&ix->pc_of[p], (uint32_t)id, __ATOMIC_RELEASE);
+        return id;
+    }
+    uint32_t c = (uint32_t)id / PC_CHUNK;
+    if (c >= ix->n_chunks) return -1; /* cannot happen: ids <= positions */
+    if (!ix->chunks[c]) {
+        ix->chunks[c] = calloc(PC_CHUNK, sizeof **ix->chunks);
+        if (!ix->chunks[c]) return -1;
+    }
+    engine_t *e = &ix->e;
     int32_t parent = bottom;
     while (n > 0) {
-        parent = eng_node(e, rets[--n], parent);
-        if (parent < 0) return INT32_MIN;
+        parent = eng_node(e, ix->rets[--n], parent);
+        if (parent < 0) return -1;
     }
-    return parent;
+    int32_t node = eng_node(e, p, parent);
+    if (node < 0) return -1;
+    int64_t s = eng_single(e, (uint32_t)node);
+    if (s < 0) return -1;
+    ix->acc.n = ix->unc.n = 0;
+    if (walk_trie(e, ix->v, (uint32_t)s, &ix->acc, &ix->unc, ix->wst, ix->wesc) < 0) return -1;
+    pos_cache_t *pc = ix_pc(ix, (uint32_t)id);
+    if (fill_pos_cache(pc, ix->v, &ix->acc, &ix->unc) < 0) return -1;
+    pc->built = true;
+    ix->n_walks++;
+    __atomic_store_n(&ix->pc_of[p], (uint32_t)id, __ATOMIC_RELEASE);
+    return id;
+}
+
+/* The cache of terminal position p, indexing it first if needed. */
+static const pos_cache_t *ix_get(const gram_index_t *cix, uint32_t p) {
+    gram_index_t *ix = (gram_index_t *)cix; /* internally synchronised */
+    uint32_t id = __atomic_load_n(&ix->pc_of[p], __ATOMIC_ACQUIRE);
+    if (id == PC_NONE) {
+        pthread_mutex_lock(&ix->mu);
+        int64_t r = ix_build(ix, p);
+        pthread_mutex_unlock(&ix->mu);
+        if (r < 0) return NULL;
+        id = (uint32_t)r;
+    }
+    return ix_pc(ix, id);
 }
 
 gram_index_t *gram_index_new(const gram_t *g, const gram_vocab_t *v, char *err, size_t errlen) {
     gram_index_t *ix = calloc(1, sizeof *ix);
-    engine_t e;
-    u32vec_t acc = {0}, unc = {0};
     uint8_t *reach = NULL;
-    if (eng_init(&e, g) < 0 || !ix) goto oom;
+    if (!ix) goto oom;
+    pthread_mutex_init(&ix->mu, NULL);
     ix->g = g;
     ix->v = v;
-    ix->pc = calloc(g->n_elems, sizeof *ix->pc);
+    if (eng_init(&ix->e, g) < 0) goto oom;
+    ix->pc_of = malloc(g->n_elems * sizeof *ix->pc_of);
+    ix->n_chunks = g->n_elems / PC_CHUNK + 1;
+    ix->chunks = calloc(ix->n_chunks, sizeof *ix->chunks);
+    ix->wst = malloc((v->max_len + 2) * sizeof *ix->wst);
+    ix->wesc = malloc(v->max_len + 2);
+    ix->rets = malloc(CTX_MAX_FRAMES * sizeof *ix->rets);
+    ix->key = malloc((2 * CTX_MAX_FRAMES + 4) * sizeof *ix->key);
     reach = calloc(g->n_rules, 1);
     uint32_t *q = malloc(g->n_rules * sizeof *q);
-    if (!ix->pc || !reach || !q) {
+    if (!ix->pc_of || !ix->chunks || !ix->wst || !ix->wesc || !ix->rets || !ix->key || !reach ||
+        !q) {
+        free(q);
+        goto oom;
+    }
+    memset(ix->pc_of, 0xff, g->n_elems * sizeof *ix->pc_of);
+    if (compute_cids(ix) < 0) {
         free(q);
         goto oom;
     }
@@ -690,31 +991,33 @@ gram_index_t *gram_index_new(const gram_t *g, const gram_vocab_t *v, char *err, 
                 }
     }
     free(q);
+    /* eager: every reachable position except the deep links of bounded
+     * repetitions (lazy, see "Sharing") */
     for (uint32_t p = 0; p < g->n_elems; p++) {
         if (g->elems[p].type != GE_TERM || !reach[g->elem_rule[p]]) continue;
-        int32_t parent = static_context(&e, g, g->elem_rule[p]);
-        if (parent == INT32_MIN) goto oom;
-        int32_t id = eng_node(&e, p, parent);
-        if (id < 0) goto oom;
-        int64_t s = eng_single(&e, (uint32_t)id);
-        if (s < 0) goto oom;
-        acc.n = unc.n = 0;
-        if (walk_trie(&e, v, (uint32_t)s, &acc, &unc) < 0) goto oom;
-        if (fill_pos_cache(&ix->pc[p], v, &acc, &unc) < 0) goto oom;
+        uint32_t n;
+        bool low;
+        ctx_walk(ix, g->elem_rule[p], ix->rets, &n, &low);
+        if (low) continue;
+        if (ix_build(ix, p) < 0) goto oom;
+        ix->n_built++;
     }
     free(reach);
-    free(acc.p);
-    free(unc.p);
-    eng_free(&e);
     return ix;
 oom:
     sl_err(err, errlen, "grammar index: out of memory or grammar too complex");
     free(reach);
-    free(acc.p);
-    free(unc.p);
-    eng_free(&e);
     gram_index_free(ix);
     return NULL;
+}
+
+void gram_index_stats(const gram_index_t *ix, size_t *positions, size_t *caches, size_t *walks) {
+    gram_index_t *m = (gram_index_t *)ix;
+    pthread_mutex_lock(&m->mu);
+    if (positions) *positions = ix->n_built;
+    if (caches) *caches = ix->keys.n;
+    if (walks) *walks = ix->n_walks;
+    pthread_mutex_unlock(&m->mu);
 }
 
 /* ---------------- matcher ---------------- */
@@ -882,7 +1185,8 @@ int gram_matcher_fill_mask(gram_matcher_t *m, uint32_t *mask) {
         for (uint32_t i = 0; i < m->e.states[cur].n; i++) {
             uint32_t id = m->e.lists[m->e.states[cur].off + i];
             if (id < 2) continue;
-            const pos_cache_t *pc = &ix->pc[m->e.nodes[id].pos];
+            const pos_cache_t *pc = ix_get(ix, m->e.nodes[id].pos);
+            if (!pc) return -1;
             if (pc->acc_bits) {
                 for (size_t w = 0; w < nw; w++) mask[w] |= pc->acc_bits[w];
             } else {

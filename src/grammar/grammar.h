@@ -87,6 +87,9 @@ size_t gram_mask_words(const gram_vocab_t *v);
 
 gram_index_t *gram_index_new(const gram_t *g, const gram_vocab_t *v, char *err, size_t errlen);
 void gram_index_free(gram_index_t *ix);
+/* Statistics: positions indexed up front, distinct caches (shared keys) so
+ * far, trie walks done so far (lazy ones included). Any pointer may be NULL. */
+void gram_index_stats(const gram_index_t *ix, size_t *positions, size_t *caches, size_t *walks);
 
 /* ---- per-sequence matcher ---- */
 

@@ -510,6 +510,73 @@ static void test_schemas_random_walks(void) {
     free(mask);
 }
 
+/* Every token's mask bit against the byte walk, from the matcher's state. */
+static int mask_mismatches(gram_matcher_t *m, uint32_t *mask) {
+    int bad = 0;
+    if (gram_matcher_fill_mask(m, mask) < 0) return 1000000;
+    for (size_t t = 0; t < TV.n; t++) {
+        bool in = (mask[t >> 5] >> (t & 31)) & 1;
+        if (in != gram_matcher_token_ok_slow(m, (int32_t)t)) bad++;
+    }
+    return bad;
+}
+
+/* Long bounded repetitions: links deeper than the longest token share one
+ * cache, the links near the chain's end are indexed lazily — masks must stay
+ * exact at every length, with the exact bound. */
+static void test_bounded_chains(void) {
+    char err[256];
+    const char *src[] = {
+        "root ::= \"<\" [a-z\\xe9]{0,40} \">\"",
+        "root ::= \"<\" [a-z]{3,30} ( \",\" [a-z]{1,20} ){0,3} \">\"",
+        "root ::= \"{\" ( \"\\\"\" [^\"]{0,25} \"\\\"\" ){2} \"}\"",
+        NULL};
+    uint32_t *mask = malloc(gram_mask_words(VOC) * sizeof *mask);
+    for (int i = 0; src[i]; i++) {
+        gram_t *g = gram_from_gbnf(src[i], err, sizeof err);
+        CHECK_MSG(g != NULL, "%s: %s", src[i], err);
+        if (!g) continue;
+        gram_index_t *ix = gram_index_new(g, VOC, err, sizeof err);
+        gram_matcher_t *m = ix ? gram_matcher_new(ix, err, sizeof err) : NULL;
+        CHECK(m != NULL);
+        /* byte by byte along increasing lengths; check the mask each step */
+        int bad = 0;
+        for (int len = 0; m && len <= 42; len += 1 + len / 4) {
+            gram_matcher_reset(m);
+            const char *open = i == 2 ? "{\"" : "<";
+            CHECK(gram_matcher_accept_bytes(m, open, strlen(open)) == 0);
+            bad += mask_mismatches(m, mask);
+            int ok = 1;
+            for (int k = 0; k < len && ok; k++) {
+                ok = gram_matcher_accept_bytes(m, "q", 1) == 0;
+                bad += mask_mismatches(m, mask);
+            }
+            int limit = i == 0 ? 40 : i == 1 ? 30 : 25;
+            CHECK_MSG(ok == (len <= limit), "grammar %d length %d accepted=%d", i, len, ok);
+        }
+        CHECK_MSG(bad == 0, "grammar %d: %d mask/byte-walk disagreements", i, bad);
+        gram_matcher_free(m);
+        gram_index_free(ix);
+        gram_free(g);
+    }
+    /* random walks through the same grammars */
+    int sound_fail = 0;
+    for (int i = 0; src[i]; i++) {
+        gram_t *g = gram_from_gbnf(src[i], err, sizeof err);
+        gram_index_t *ix = g ? gram_index_new(g, VOC, err, sizeof err) : NULL;
+        gram_matcher_t *m = ix ? gram_matcher_new(ix, err, sizeof err) : NULL;
+        for (int w = 0; m && w < 10; w++) {
+            gram_matcher_reset(m);
+            free(random_walk(m, mask, gram_mask_words(VOC), 120, &sound_fail));
+        }
+        gram_matcher_free(m);
+        gram_index_free(ix);
+        gram_free(g);
+    }
+    CHECK_MSG(sound_fail == 0, "%d disagreements in random walks", sound_fail);
+    free(mask);
+}
+
 static void test_json_object_walks(void) {
     char err[256];
     gram_t *g = gram_json_any(true, err, sizeof err);
@@ -629,6 +696,7 @@ int main(void) {
     RUN(test_regex);
     RUN(test_json_corpus);
     RUN(test_json_object_walks);
+    RUN(test_bounded_chains);
     RUN(test_schema_errors);
     RUN(test_schemas_random_walks);
     gram_vocab_free(VOC);

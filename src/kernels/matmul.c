@@ -36,7 +36,9 @@
 /* Decode prefetch distance. Measured on the 2-core Zen3 for q8_0 896 →
  * 151936 (DRAM): 1–16 KB all beat none by ~25% (median of interleaved
  * runs); 4 KB is one page ahead. */
+#ifndef PF_AHEAD
 #define PF_AHEAD 4096
+#endif
 
 struct mm_job {
     const uint8_t *w;
@@ -106,7 +108,7 @@ static void mm_rows(struct mm_job *j, int ith, int64_t r0, int64_t r1) {
         const uint8_t *end = j->w + (size_t)n_out * j->wrs;
         for (int64_t o = r0; o < r1; o++) {
             const uint8_t *wr = j->w + (size_t)o * j->wrs;
-            if ((size_t)(end - wr) > PF_AHEAD) {
+            if (PF_AHEAD > 0 && (size_t)(end - wr) > PF_AHEAD) {
                 const uint8_t *pf = wr + PF_AHEAD;
                 const uint8_t *pe = (size_t)(end - pf) > j->wrs ? pf + j->wrs : end;
                 for (; pf < pe; pf += 64) __builtin_prefetch(pf, 0, 3);

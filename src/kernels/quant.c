@@ -794,6 +794,154 @@ static void quant_q6_K(const float *x, sl_block_q6_K *y, int64_t nb) {
     }
 }
 
+/* Symmetric 3-bit (nmax = 4: -4..3) levels for a 16-value group, weighted
+ * by x², refined by moving single levels while that improves the fit
+ * (ggml's make_q3_quants with do_rmse). L gets level + nmax. */
+static float make_q3_quants(int n, int nmax, const float *x, int8_t *L) {
+    float max = 0, amax = 0;
+    for (int i = 0; i < n; i++)
+        if (fabsf(x[i]) > amax) {
+            amax = fabsf(x[i]);
+            max = x[i];
+        }
+    if (amax < 1e-15f) {
+        memset(L, 0, (size_t)n);
+        return 0.f;
+    }
+    float iscale = -nmax / max;
+    float sumlx = 0, suml2 = 0;
+    for (int i = 0; i < n; i++) {
+        int l = MAXI(-nmax, MINI(nmax - 1, nearest_int(iscale * x[i])));
+        L[i] = (int8_t)l;
+        float w = x[i] * x[i];
+        sumlx += w * x[i] * l;
+        suml2 += w * l * l;
+    }
+    for (int itry = 0; itry < 5; itry++) {
+        int changed = 0;
+        for (int i = 0; i < n; i++) {
+            float w = x[i] * x[i];
+            float slx = sumlx - w * x[i] * L[i];
+            if (slx > 0) {
+                float sl2 = suml2 - w * L[i] * L[i];
+                int nl = MAXI(-nmax, MINI(nmax - 1, nearest_int(x[i] * sl2 / slx)));
+                if (nl != L[i]) {
+                    slx += w * x[i] * nl;
+                    sl2 += w * nl * nl;
+                    if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
+                        L[i] = (int8_t)nl;
+                        sumlx = slx;
+                        suml2 = sl2;
+                        changed++;
+                    }
+                }
+            }
+        }
+        if (!changed) break;
+    }
+    for (int i = 0; i < n; i++) L[i] = (int8_t)(L[i] + nmax);
+    return suml2 > 0 ? sumlx / suml2 : 0.0f;
+}
+
+/* 2-bit codes of 256 values into qs: element j + l (l < 32) of each 128
+ * half sits in byte j/4 + l at bit 2·(l-group). */
+static void pack_2bit(uint8_t *qs, const uint8_t *L) {
+    for (int j = 0; j < SL_QK_K; j += 128)
+        for (int l = 0; l < 32; l++)
+            qs[j / 4 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+}
+
+/* q2_K: 16 groups of 16, each with its own scale and min (weighted search),
+ * the 16 scales and 16 mins then quantized to 4 bits against d and dmin;
+ * the codes are chosen again for the final scales (ggml's reference). */
+static void quant_q2_K(const float *x, sl_block_q2_K *y, int64_t nb) {
+    uint8_t L[SL_QK_K], Laux[16];
+    float weights[16], mins[16], scales[16];
+    for (int64_t i = 0; i < nb; i++, x += SL_QK_K) {
+        float max_scale = 0, max_min = 0;
+        for (int j = 0; j < 16; j++) {
+            for (int l = 0; l < 16; l++) weights[l] = fabsf(x[16 * j + l]);
+            scales[j] = make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, true);
+            if (scales[j] > max_scale) max_scale = scales[j];
+            if (mins[j] > max_min) max_min = mins[j];
+        }
+        if (max_scale > 0) {
+            float iscale = 15.f / max_scale;
+            for (int j = 0; j < 16; j++) y[i].scales[j] = (uint8_t)nearest_int(iscale * scales[j]);
+            y[i].d = sl_f32_to_f16(max_scale / 15.f);
+        } else {
+            memset(y[i].scales, 0, 16);
+            y[i].d = sl_f32_to_f16(0.f);
+        }
+        if (max_min > 0) {
+            float iscale = 15.f / max_min;
+            for (int j = 0; j < 16; j++) y[i].scales[j] |= (uint8_t)(nearest_int(iscale * mins[j]) << 4);
+            y[i].dmin = sl_f32_to_f16(max_min / 15.f);
+        } else {
+            y[i].dmin = sl_f32_to_f16(0.f);
+        }
+        for (int j = 0; j < 16; j++) {
+            const float d = sl_f16_to_f32(y[i].d) * (y[i].scales[j] & 0xf);
+            if (!d) continue;
+            const float dm = sl_f16_to_f32(y[i].dmin) * (y[i].scales[j] >> 4);
+            for (int l = 0; l < 16; l++)
+                L[16 * j + l] = (uint8_t)MAXI(0, MINI(3, nearest_int((x[16 * j + l] + dm) / d)));
+        }
+        pack_2bit(y[i].qs, L);
+    }
+}
+
+/* q3_K: 16 groups of 16 with a signed 6-bit scale each (against d), codes
+ * -4..3 as 2 low bits in qs plus a high bit in hmask (set: no -4 offset). */
+static void quant_q3_K(const float *x, sl_block_q3_K *y, int64_t nb) {
+    int8_t L[SL_QK_K];
+    float scales[16];
+    for (int64_t i = 0; i < nb; i++, x += SL_QK_K) {
+        float max_scale = 0, amax = 0;
+        for (int j = 0; j < 16; j++) {
+            scales[j] = make_q3_quants(16, 4, x + 16 * j, L + 16 * j);
+            if (fabsf(scales[j]) > amax) {
+                amax = fabsf(scales[j]);
+                max_scale = scales[j];
+            }
+        }
+        memset(y[i].scales, 0, 12);
+        if (max_scale != 0) {
+            float iscale = -32.f / max_scale;
+            for (int j = 0; j < 16; j++) {
+                int l = MAXI(-32, MINI(31, nearest_int(iscale * scales[j]))) + 32;
+                if (j < 8)
+                    y[i].scales[j] = (uint8_t)(l & 0xf);
+                else
+                    y[i].scales[j - 8] |= (uint8_t)((l & 0xf) << 4);
+                y[i].scales[j % 4 + 8] |= (uint8_t)((l >> 4) << (2 * (j / 4)));
+            }
+            y[i].d = sl_f32_to_f16(1 / iscale);
+        } else {
+            y[i].d = sl_f32_to_f16(0.f);
+        }
+        int8_t sc[16];
+        sl_q3k_scales(y[i].scales, sc);
+        for (int j = 0; j < 16; j++) {
+            const float d = sl_f16_to_f32(y[i].d) * sc[j];
+            if (!d) continue;
+            for (int l = 0; l < 16; l++)
+                L[16 * j + l] = (int8_t)(MAXI(-4, MINI(3, nearest_int(x[16 * j + l] / d))) + 4);
+        }
+        memset(y[i].hmask, 0, SL_QK_K / 8);
+        uint8_t Lu[SL_QK_K];
+        for (int j = 0; j < SL_QK_K; j++) {
+            int l = L[j];
+            if (l > 3) {
+                y[i].hmask[j % 32] |= (uint8_t)(1u << (j / 32));
+                l -= 4;
+            }
+            Lu[j] = (uint8_t)l;
+        }
+        pack_2bit(y[i].qs, Lu);
+    }
+}
+
 bool sl_can_quantize(sl_type_t t) {
     switch (t) {
     case SL_TYPE_F32:
@@ -805,6 +953,8 @@ bool sl_can_quantize(sl_type_t t) {
     case SL_TYPE_Q5_1:
     case SL_TYPE_Q8_0:
     case SL_TYPE_Q8_1:
+    case SL_TYPE_Q2_K:
+    case SL_TYPE_Q3_K:
     case SL_TYPE_Q4_K:
     case SL_TYPE_Q5_K:
     case SL_TYPE_Q6_K:
@@ -835,6 +985,8 @@ int sl_quantize_row(sl_type_t t, const float *src, void *dst, int64_t n) {
     case SL_TYPE_Q5_1: quant_q5_1(src, dst, nb); break;
     case SL_TYPE_Q8_0: sl_quantize_q8_0_ref(src, dst, n); break;
     case SL_TYPE_Q8_1: sl_quantize_q8_1_ref(src, dst, n); break;
+    case SL_TYPE_Q2_K: quant_q2_K(src, dst, nb); break;
+    case SL_TYPE_Q3_K: quant_q3_K(src, dst, nb); break;
     case SL_TYPE_Q4_K: quant_q4_K(src, dst, nb); break;
     case SL_TYPE_Q5_K: quant_q5_K(src, dst, nb); break;
     case SL_TYPE_Q6_K: quant_q6_K(src, dst, nb); break;

@@ -299,12 +299,15 @@ static double rel_rmse(const float *a, const float *b, int n) {
     return sqrt(e / (s + 1e-30));
 }
 
+#define Q3K_MAX 0.17 /* ggml's q3_K reaches ~0.15 on this data */
+#define Q2K_MAX 0.32 /* and q2_K ~0.29 */
 static void test_roundtrip_error(void) {
     struct { sl_type_t t; double max_rel; } cases[] = {
         {SL_TYPE_F16, 0.001},  {SL_TYPE_BF16, 0.005}, {SL_TYPE_Q8_0, 0.006},
         {SL_TYPE_Q8_1, 0.006}, {SL_TYPE_Q8_K, 0.008}, {SL_TYPE_Q6_K, 0.03},
         {SL_TYPE_Q5_0, 0.06},  {SL_TYPE_Q5_1, 0.05},  {SL_TYPE_Q5_K, 0.045},
         {SL_TYPE_Q4_0, 0.12},  {SL_TYPE_Q4_1, 0.10},  {SL_TYPE_Q4_K, 0.09},
+        {SL_TYPE_Q3_K, Q3K_MAX}, {SL_TYPE_Q2_K, Q2K_MAX},
     };
     enum { N = 4096 };
     static float x[N], y[N];
@@ -351,7 +354,59 @@ static void test_roundtrip_error(void) {
     double r1 = rel_rmse(x, y, N);
     CHECK_MSG(rk < r1, "q4_K %g vs q4_1 %g", rk, r1);
     CHECK(sl_quantize_row(SL_TYPE_Q4_K, x, q, 100) == -1);
-    CHECK(sl_quantize_row(SL_TYPE_Q2_K, x, q, 256) == -1);
+    CHECK(sl_quantize_row(SL_TYPE_Q2_K, x, q, 100) == -1);
+    CHECK(sl_quantize_row(SL_TYPE_I8, x, q, 256) == -1);
+}
+
+/* q2_K / q3_K: the codes are chosen for the final (stored) group scales, so
+ * every value decodes to the level of its 16-value group nearest to the
+ * input — checked against the distinct levels the group decodes to, which
+ * needs no knowledge of how scales are packed. Fewer bits, more error. */
+static void test_q2_K_q3_K_quantizers(void) {
+    enum { N = 2048 };
+    static float x[N], y[N];
+    static uint8_t q[N];
+    for (int i = 0; i < N; i++) x[i] = gauss() * (1.0f + (float)(i / 512)) + (i % 97 == 0 ? 4.0f : 0.0f);
+    const sl_type_t types[] = {SL_TYPE_Q2_K, SL_TYPE_Q3_K};
+    const int max_levels[] = {4, 8};
+    double err[2];
+    for (int k = 0; k < 2; k++) {
+        CHECK(sl_quantize_row(types[k], x, q, N) == 0);
+        sl_dequantize_row(types[k], q, y, N);
+        err[k] = rel_rmse(x, y, N);
+        int bad_levels = 0, not_nearest = 0;
+        for (int g = 0; g < N / 16; g++) {
+            float lv[16];
+            int nl = 0;
+            for (int l = 0; l < 16; l++) {
+                float v = y[16 * g + l];
+                int seen = 0;
+                for (int m = 0; m < nl; m++) seen |= lv[m] == v;
+                if (!seen) lv[nl++] = v;
+            }
+            bad_levels += nl > max_levels[k];
+            for (int l = 0; l < 16; l++) {
+                float xv = x[16 * g + l], e = fabsf(xv - y[16 * g + l]);
+                for (int m = 0; m < nl; m++)
+                    if (fabsf(xv - lv[m]) < e - 1e-4f * (fabsf(xv) + 1)) not_nearest++;
+            }
+        }
+        CHECK_MSG(bad_levels == 0, "%s: groups with too many levels: %d", sl_type_name(types[k]), bad_levels);
+        CHECK_MSG(not_nearest == 0, "%s: values not at their nearest level: %d", sl_type_name(types[k]),
+                  not_nearest);
+    }
+    CHECK_MSG(err[1] < err[0], "q3_K %g vs q2_K %g", err[1], err[0]);
+    /* A block whose groups are all zero but one: the other groups stay 0. */
+    float z[256] = {0};
+    for (int l = 0; l < 16; l++) z[32 + l] = (float)(l - 8);
+    for (int k = 0; k < 2; k++) {
+        sl_quantize_row(types[k], z, q, 256);
+        sl_dequantize_row(types[k], q, y, 256);
+        int nz = 0;
+        for (int i = 0; i < 256; i++) nz += (i < 32 || i >= 48) && y[i] != 0;
+        CHECK_MSG(nz == 0, "%s: zero groups decode to nonzero", sl_type_name(types[k]));
+        CHECK_MSG(rel_rmse(z + 32, y + 32, 16) < 0.35, "%s: the live group", sl_type_name(types[k]));
+    }
 }
 
 /* q8_K: bsums are the sums of 16-element groups; q8_1: s = d * sum(qs). */
@@ -443,6 +498,7 @@ int main(void) {
     RUN(test_dequant_q6_K);
     RUN(test_dequant_q2_K_q3_K);
     RUN(test_roundtrip_error);
+    RUN(test_q2_K_q3_K_quantizers);
     RUN(test_activation_blocks);
     RUN(test_vec_dot_scalar);
     return test_summary();

@@ -1,49 +1,93 @@
 /*
- * engine.c — request queue + one engine thread per model (see engine.h).
+ * engine.c — request queue + one engine thread per model, scheduling by
+ * continuous batching over a paged KV cache with prefix caching (engine.h,
+ * docs/engine.md).
  *
- * State: `pending` (FIFO of submitted sequences without a KV cache) and
- * `running` (sequences with a KV cache) are lists guarded by `mu`; the
- * engine thread moves sequences between them and is the only thread that
- * frees a sequence. eng_cancel() finds a live sequence by id under `mu` and
- * sets its `cancel` flag (atomic: the engine thread reads it without the
- * lock between model steps). Invariant: a sequence is in exactly one list
- * from eng_submit() until the engine thread unlinks it to emit its FINISH.
+ * Lists: `pending` (FIFO of sequences waiting for admission: new ones at the
+ * tail, preempted ones back at the head) and `running` (admitted, oldest
+ * first). Both are linked under `mu`, because eng_cancel() walks them to
+ * set a sequence's `cancel` flag (atomic: the engine thread reads it between
+ * steps without the lock). Only the engine thread moves sequences between
+ * the lists, reads `running` without the lock, frees sequences and touches
+ * the model, the KV pool, the block manager (kvc) and the samplers.
+ * Invariant: a sequence is in exactly one list from eng_submit() until the
+ * engine thread unlinks it to emit its FINISH.
+ *
+ * One step:
+ *   1. finish cancelled sequences (their blocks go back first);
+ *   2. admit waiting sequences in order while a running slot is free and
+ *      the KV blocks its prompt still needs (after prefix-cache reuse) are
+ *      available — the head waits rather than being overtaken (FCFS, so
+ *      nobody starves);
+ *   3. plan the batch: one decode token per running sequence, then prompt
+ *      chunks, within max_batch_tokens; each planned sequence gets the
+ *      blocks its new positions need, copy-on-write of a shared partial
+ *      block; when none are left the youngest running sequence is preempted
+ *      (blocks released, tokens kept, recomputed when it is re-admitted);
+ *   4. one model_forward_batch over every planned token;
+ *   5. publish newly filled blocks to the prefix cache, fork waiting n>1
+ *      siblings, sample and emit events, finish what stopped.
  */
 #include "engine/engine.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 #include "base/base.h"
 #include "base/pool.h"
+#include "engine/kvcache.h"
+
+const double eng_hist_bounds[ENG_HIST_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                                  1.0,   2.5,  5.0,   10.0, 30.0, 60.0, 120.0};
 
 typedef struct eng_seq {
     struct eng_seq *next;
     uint64_t id;
     void *user;
-    int32_t *prompt;
-    size_t n_prompt;
-    size_t n_fed;       /* prompt tokens already in the KV cache */
+    int32_t *toks; /* prompt, then every sampled token */
+    int n_toks, cap_toks;
+    int n_prompt;
+    int n_past;        /* positions whose K/V are in the blocks */
+    int n_prompt_done; /* prompt tokens computed or reused so far (usage) */
+    int n_cached;      /* prompt tokens reused from the prefix cache at admission */
+    bool admitted;     /* admitted at least once (hit statistics count once) */
+    int32_t *blocks;   /* block table: blocks[i] holds positions i*bs .. */
+    int n_blocks, cap_blocks;
+    int n_hashed;       /* leading full blocks published to / found in the cache */
+    uint64_t last_hash; /* chained hash of block n_hashed-1 (seed when 0) */
+    struct eng_seq *leader; /* n>1: same prompt, still prefilling: fork from it */
     int max_tokens;
     int n_generated;
-    int32_t last;       /* last sampled token, fed at the next step */
     int32_t *stop_ids;
     size_t n_stop_ids;
     smp_t *smp;
-    sl_kv_t *kv;
     atomic_bool cancel;
+    uint64_t t_submit, t_last; /* ns: submission, last token */
+    int step_n;     /* tokens in the current step's batch (0: not planned) */
+    int logit_row;  /* row of e->logits this step, -1 */
 } eng_seq_t;
 
 struct eng {
     sl_model_t *model;
     eng_opts_t o;
+    sl_type_t kv_type;
     int n_vocab;
     eng_event_fn fn;
     void *ctx;
     sl_pool_t *pool;
-    float *logits; /* n_vocab, engine thread only */
+    sl_kv_pool_t *kvp; /* engine thread */
+    kvc_t *kvc;        /* engine thread */
+    int bs;            /* positions per block */
+    float *logits;     /* max_running × n_vocab, engine thread */
+    float *tmp_logits; /* n_vocab: a copy for a sibling sampling from a shared row */
+    eng_seq_t **plan;  /* max_running: the current step's sequences */
+    sl_batch_seq_t *batch;
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -51,17 +95,58 @@ struct eng {
     bool stopping;
     uint64_t next_id;
     eng_seq_t *pending, *pending_tail;
-    eng_seq_t *running; /* engine thread order; linked under mu */
+    eng_seq_t *running; /* admission order; linked under mu */
     int n_pending, n_running;
-    eng_stats_t st; /* counters, under mu */
+    eng_stats_t st; /* under mu */
+    uint64_t win_t0, win_gen; /* tokens/s window (under mu) */
 };
+
+/* ------------------------------------------------------------- helpers */
+
+int eng_kv_from_name(const char *name) {
+    if (!name) return -1;
+    if (!strcasecmp(name, "f16")) return ENG_KV_F16;
+    if (!strcasecmp(name, "f32")) return ENG_KV_F32;
+    if (!strcasecmp(name, "q8_0")) return ENG_KV_Q8_0;
+    return -1;
+}
+
+int eng_parse_mem(const char *s, size_t *out) {
+    if (!s || !*s) return -1;
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || !(v >= 0) || !isfinite(v)) return -1;
+    double mul = 1;
+    switch (*end) {
+    case 'k': case 'K': mul = 1024.0; end++; break;
+    case 'm': case 'M': mul = 1024.0 * 1024; end++; break;
+    case 'g': case 'G': mul = 1024.0 * 1024 * 1024; end++; break;
+    case 't': case 'T': mul = 1024.0 * 1024 * 1024 * 1024; end++; break;
+    default: break;
+    }
+    if (mul > 1 && (*end == 'i' || *end == 'I')) end++;
+    if (*end == 'b' || *end == 'B') end++;
+    if (*end) return -1;
+    v *= mul;
+    if (v > 1e18) return -1;
+    *out = (size_t)v;
+    return 0;
+}
+
+static void hist_add(eng_hist_t *h, double sec) {
+    int i = 0;
+    while (i < ENG_HIST_BUCKETS && sec > eng_hist_bounds[i]) i++;
+    h->count[i]++;
+    h->sum += sec;
+    h->n++;
+}
 
 static void seq_free(eng_seq_t *s) {
     if (!s) return;
-    free(s->prompt);
+    free(s->toks);
+    free(s->blocks);
     free(s->stop_ids);
     smp_free(s->smp);
-    model_kv_free(s->kv);
     free(s);
 }
 
@@ -73,8 +158,17 @@ int eng_n_vocab(const eng_t *e) {
     return e->n_vocab;
 }
 
-/* Unlinks s from `running` (engine thread, takes mu), emits FINISH, frees. */
-static void seq_finish(eng_t *e, eng_seq_t *s, eng_finish_t why, const char *msg) {
+/* Drops the sequence's blocks (they become cached or free). */
+static void seq_release(eng_t *e, eng_seq_t *s) {
+    for (int i = 0; i < s->n_blocks; i++) kvc_unref(e->kvc, s->blocks[i]);
+    s->n_blocks = 0;
+    s->n_past = 0;
+    s->n_hashed = 0;
+    s->last_hash = KVC_HASH_SEED;
+}
+
+/* Unlinks s from the running list (engine thread; takes mu). */
+static void running_unlink(eng_t *e, eng_seq_t *s) {
     pthread_mutex_lock(&e->mu);
     eng_seq_t **pp = &e->running;
     while (*pp && *pp != s) pp = &(*pp)->next;
@@ -82,13 +176,42 @@ static void seq_finish(eng_t *e, eng_seq_t *s, eng_finish_t why, const char *msg
         *pp = s->next;
         e->n_running--;
     }
+    s->next = NULL;
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* Reuses the cached full blocks of s's tokens (never all of them: the last
+ * token is always computed, its logits are needed). s holds no blocks. */
+static void seq_match_prefix(eng_t *e, eng_seq_t *s) {
+    if (e->o.no_prefix_cache) return;
+    const int max_blocks = (s->n_toks - 1) / e->bs;
+    while (s->n_blocks < max_blocks) {
+        const int b = kvc_lookup(e->kvc, s->last_hash, s->toks + (size_t)s->n_blocks * (size_t)e->bs);
+        if (b < 0) break;
+        s->last_hash = kvc_hash(s->last_hash, s->toks + (size_t)s->n_blocks * (size_t)e->bs, e->bs);
+        s->blocks[s->n_blocks++] = b;
+        s->n_hashed = s->n_blocks;
+    }
+    s->n_past = s->n_blocks * e->bs;
+}
+
+/* Siblings waiting to fork from s prefill on their own instead. */
+static void detach_followers(eng_t *e, eng_seq_t *s) {
+    for (eng_seq_t *f = e->running; f; f = f->next)
+        if (f->leader == s) {
+            f->leader = NULL;
+            seq_match_prefix(e, f);
+        }
+}
+
+/* Emits FINISH and frees s, which is in no list. Blocks are returned
+ * before the event: a client that sees FINISH sees the memory free. */
+static void seq_emit_finish(eng_t *e, eng_seq_t *s, eng_finish_t why, const char *msg) {
+    seq_release(e, s);
+    pthread_mutex_lock(&e->mu);
     e->st.finished++;
     if (why == ENG_FINISH_CANCELLED) e->st.cancelled++;
     pthread_mutex_unlock(&e->mu);
-    /* free the KV cache before telling anyone: a client that sees FINISH
-     * sees the memory already returned */
-    model_kv_free(s->kv);
-    s->kv = NULL;
     eng_event_t ev = {0};
     ev.type = ENG_EV_FINISH;
     ev.id = s->id;
@@ -97,12 +220,37 @@ static void seq_finish(eng_t *e, eng_seq_t *s, eng_finish_t why, const char *msg
     ev.finish = why;
     ev.error = msg;
     /* what was computed: a sequence cancelled during prefill reports only
-     * the prompt tokens already fed */
-    ev.usage.prompt_tokens = (int)SL_MIN(s->n_fed, s->n_prompt);
-    ev.usage.cached_tokens = 0;
+     * the prompt tokens already fed (or found in the cache) */
+    ev.usage.prompt_tokens = s->n_prompt_done;
+    ev.usage.cached_tokens = SL_MIN(s->n_cached, s->n_prompt_done);
     ev.usage.completion_tokens = s->n_generated;
     e->fn(&ev, e->ctx);
     seq_free(s);
+}
+
+/* Finishes a running sequence. */
+static void seq_finish(eng_t *e, eng_seq_t *s, eng_finish_t why, const char *msg) {
+    running_unlink(e, s);
+    detach_followers(e, s);
+    seq_emit_finish(e, s, why, msg);
+}
+
+/* Moves a running sequence back to the head of the queue without its
+ * blocks; it keeps its tokens, sampler and counters and is recomputed
+ * (mostly from the prefix cache) when re-admitted. */
+static void seq_preempt(eng_t *e, eng_seq_t *s) {
+    running_unlink(e, s);
+    detach_followers(e, s);
+    seq_release(e, s);
+    s->leader = NULL;
+    s->step_n = 0;
+    pthread_mutex_lock(&e->mu);
+    s->next = e->pending;
+    e->pending = s;
+    if (!e->pending_tail) e->pending_tail = s;
+    e->n_pending++;
+    e->st.preemptions++;
+    pthread_mutex_unlock(&e->mu);
 }
 
 static bool is_stop(const eng_seq_t *s, int32_t id) {
@@ -111,128 +259,328 @@ static bool is_stop(const eng_seq_t *s, int32_t id) {
     return false;
 }
 
-/* One step of one running sequence: a prompt chunk or the last token, then
- * (when the prompt is done) a sample. Returns after emitting events. */
-static void seq_step(eng_t *e, eng_seq_t *s) {
-    char err[SL_ERR_MAX];
-    if (atomic_load(&s->cancel)) {
-        seq_finish(e, s, ENG_FINISH_CANCELLED, NULL);
-        return;
-    }
-    uint64_t t0 = sl_now_ns();
-    if (!s->kv) {
-        int cap = e->o.n_ctx;
-        size_t want = s->n_prompt + (size_t)s->max_tokens;
-        if (want < (size_t)cap) cap = (int)want;
-        s->kv = model_kv_new(e->model, cap, e->o.kv_type, err, sizeof err);
-        if (!s->kv) {
-            seq_finish(e, s, ENG_FINISH_ERROR, err);
-            return;
+/* Blocks for positions up to `end` (exclusive), and a private copy of a
+ * shared partly filled block about to be written. false when the pool has
+ * no block left (what was taken stays with s). */
+static bool seq_reserve(eng_t *e, eng_seq_t *s, int end) {
+    if (s->n_past % e->bs != 0) {
+        const int i = s->n_past / e->bs;
+        const int old = s->blocks[i];
+        if (kvc_refcount(e->kvc, old) > 1) {
+            const int nb = kvc_alloc(e->kvc);
+            if (nb < 0) return false;
+            model_kv_pool_copy(e->kvp, nb, old, s->n_past % e->bs);
+            kvc_unref(e->kvc, old);
+            s->blocks[i] = nb;
         }
     }
-    int rc;
-    if (s->n_fed < s->n_prompt) {
-        size_t n = SL_MIN(s->n_prompt - s->n_fed, (size_t)ENG_PREFILL_CHUNK);
-        rc = model_forward(e->model, e->pool, s->kv, s->prompt + s->n_fed, (int)n, e->logits, false,
-                           err, sizeof err);
-        s->n_fed += n;
-        if (rc == 0 && s->n_fed < s->n_prompt) {
-            pthread_mutex_lock(&e->mu);
-            e->st.steps++;
-            e->st.busy_ns += sl_now_ns() - t0;
-            pthread_mutex_unlock(&e->mu);
-            return; /* more prompt to feed next step */
-        }
-    } else {
-        rc = model_forward(e->model, e->pool, s->kv, &s->last, 1, e->logits, false, err, sizeof err);
+    while (s->n_blocks * e->bs < end) {
+        const int b = kvc_alloc(e->kvc);
+        if (b < 0) return false;
+        s->blocks[s->n_blocks++] = b;
     }
-    if (rc != 0) {
-        seq_finish(e, s, ENG_FINISH_ERROR, err);
-        return;
+    return true;
+}
+
+static int seq_push_token(eng_seq_t *s, int32_t id) {
+    if (s->n_toks == s->cap_toks) {
+        const int cap = s->cap_toks * 2;
+        int32_t *t = realloc(s->toks, (size_t)cap * sizeof *t);
+        if (!t) return -1;
+        s->toks = t;
+        s->cap_toks = cap;
     }
+    s->toks[s->n_toks++] = id;
+    return 0;
+}
+
+/* Samples from logits (modified), emits TOKEN or finishes s. */
+static void seq_sample(eng_t *e, eng_seq_t *s, float *logits) {
     eng_event_t ev = {0};
     ev.type = ENG_EV_TOKEN;
     ev.id = s->id;
     ev.user = s->user;
-    if (smp_sample(s->smp, e->logits, &ev.tok) != 0) {
+    if (smp_sample(s->smp, logits, &ev.tok) != 0) {
         seq_finish(e, s, ENG_FINISH_ERROR, "no token left to sample (all logits masked)");
         return;
     }
     smp_accept(s->smp, ev.tok.id);
     s->n_generated++;
-    s->last = ev.tok.id;
-    uint64_t t1 = sl_now_ns();
+    const uint64_t now = sl_now_ns();
     pthread_mutex_lock(&e->mu);
-    e->st.steps++;
-    e->st.busy_ns += t1 - t0;
     e->st.tokens_generated++;
+    if (s->n_generated == 1) hist_add(&e->st.ttft, (double)(now - s->t_submit) * 1e-9);
+    else hist_add(&e->st.itl, (double)(now - s->t_last) * 1e-9);
     pthread_mutex_unlock(&e->mu);
+    s->t_last = now;
     if (is_stop(s, ev.tok.id)) {
         seq_finish(e, s, ENG_FINISH_STOP, NULL);
         return;
     }
-    ev.t_ns = t1;
+    if (seq_push_token(s, ev.tok.id) != 0) {
+        seq_finish(e, s, ENG_FINISH_ERROR, "out of memory");
+        return;
+    }
+    ev.t_ns = now;
     e->fn(&ev, e->ctx);
-    if (s->n_generated >= s->max_tokens || model_kv_len(s->kv) >= model_kv_capacity(s->kv))
-        seq_finish(e, s, ENG_FINISH_LENGTH, NULL);
+    if (s->n_generated >= s->max_tokens || s->n_past >= e->o.n_ctx) seq_finish(e, s, ENG_FINISH_LENGTH, NULL);
+}
+
+/* f had the same prompt as s and waited; s has just prefilled it: f takes
+ * s's blocks (shared; the partly filled last block is copied on f's first
+ * write) and samples from the same logits. */
+static void seq_fork(eng_t *e, eng_seq_t *f, const eng_seq_t *s, const float *logits) {
+    for (int i = 0; i < f->n_blocks; i++) kvc_unref(e->kvc, f->blocks[i]);
+    for (int i = 0; i < s->n_blocks; i++) {
+        kvc_ref(e->kvc, s->blocks[i]);
+        f->blocks[i] = s->blocks[i];
+    }
+    f->n_blocks = s->n_blocks;
+    f->n_past = s->n_past;
+    f->n_hashed = s->n_hashed;
+    f->last_hash = s->last_hash;
+    f->n_prompt_done = f->n_prompt;
+    f->n_cached = s->n_cached;
+    f->leader = NULL;
+    memcpy(e->tmp_logits, logits, (size_t)e->n_vocab * sizeof *logits);
+    seq_sample(e, f, e->tmp_logits);
+}
+
+/* ------------------------------------------------------------ one step */
+
+/* Finishes cancelled sequences; returns after taking the waiting ones out
+ * of the queue. */
+static void reap_cancelled(eng_t *e) {
+    pthread_mutex_lock(&e->mu);
+    eng_seq_t *gone = NULL;
+    for (eng_seq_t **pp = &e->pending; *pp;) {
+        eng_seq_t *s = *pp;
+        if (!atomic_load(&s->cancel)) {
+            pp = &s->next;
+            continue;
+        }
+        *pp = s->next;
+        e->n_pending--;
+        s->next = gone;
+        gone = s;
+    }
+    e->pending_tail = NULL;
+    for (eng_seq_t *s = e->pending; s; s = s->next) e->pending_tail = s;
+    if (e->stopping)
+        for (eng_seq_t *s = e->running; s; s = s->next) atomic_store(&s->cancel, true);
+    pthread_mutex_unlock(&e->mu);
+    while (gone) {
+        eng_seq_t *n = gone->next;
+        gone->next = NULL;
+        seq_emit_finish(e, gone, ENG_FINISH_CANCELLED, NULL);
+        gone = n;
+    }
+    for (eng_seq_t *s = e->running, *n; s; s = n) {
+        n = s->next;
+        if (atomic_load(&s->cancel)) {
+            seq_finish(e, s, ENG_FINISH_CANCELLED, NULL);
+            n = e->running; /* restart: finishing may detach others but never unlinks them */
+        }
+    }
+}
+
+/* A running sequence still prefilling exactly s's tokens, to fork from. */
+static eng_seq_t *find_leader(eng_t *e, const eng_seq_t *s) {
+    if (s->n_generated > 0) return NULL;
+    for (eng_seq_t *r = e->running; r; r = r->next)
+        if (!r->leader && r->n_generated == 0 && r->n_toks == s->n_toks && r->n_past < r->n_toks &&
+            !memcmp(r->toks, s->toks, (size_t)s->n_toks * sizeof *s->toks))
+            return r;
+    return NULL;
+}
+
+static void admit(eng_t *e) {
+    for (;;) {
+        pthread_mutex_lock(&e->mu);
+        eng_seq_t *s = e->pending;
+        if (!s || e->n_running >= e->o.max_running || e->stopping) {
+            pthread_mutex_unlock(&e->mu);
+            return;
+        }
+        pthread_mutex_unlock(&e->mu);
+        eng_seq_t *leader = find_leader(e, s);
+        if (!leader) seq_match_prefix(e, s);
+        /* blocks the rest of its tokens need, plus one for the first decode
+         * steps, must be available now (unless nothing runs: then it runs
+         * alone and preemption cannot be needed for it) */
+        const int need = leader ? 0 : (s->n_toks + e->bs) / e->bs - s->n_blocks;
+        if (need > kvc_available(e->kvc) && e->running) {
+            seq_release(e, s);
+            return;
+        }
+        pthread_mutex_lock(&e->mu);
+        e->pending = s->next;
+        if (!e->pending) e->pending_tail = NULL;
+        e->n_pending--;
+        s->next = NULL;
+        eng_seq_t **pp = &e->running;
+        while (*pp) pp = &(*pp)->next;
+        *pp = s;
+        e->n_running++;
+        if (!s->admitted) {
+            e->st.prefix_query_tokens += (uint64_t)s->n_prompt;
+            e->st.prefix_hit_tokens += (uint64_t)SL_MIN(s->n_past, s->n_prompt);
+        }
+        pthread_mutex_unlock(&e->mu);
+        if (!s->admitted) s->n_cached = SL_MIN(s->n_past, s->n_prompt);
+        s->admitted = true;
+        s->n_prompt_done = SL_MAX(s->n_prompt_done, SL_MIN(s->n_past, s->n_prompt));
+        s->leader = leader;
+    }
+}
+
+static eng_seq_t *youngest_running(eng_t *e) {
+    eng_seq_t *y = e->running;
+    while (y && y->next) y = y->next;
+    return y;
+}
+
+/* Plans this step's batch into e->plan; returns how many sequences. */
+static int plan_step(eng_t *e) {
+    int n_plan = 0, budget = e->o.max_batch_tokens;
+    for (eng_seq_t *s = e->running; s; s = s->next) s->step_n = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (eng_seq_t *s = e->running, *next; s; s = next) {
+            next = s->next;
+            const int left = s->n_toks - s->n_past;
+            if (s->leader || s->step_n || (pass == 0) != (left == 1) || budget <= 0) continue;
+            int n = SL_MIN(SL_MIN(left, ENG_PREFILL_CHUNK), budget);
+            if (pass == 1) {
+                /* a prompt chunk shrinks to the blocks at hand before anyone
+                 * is preempted for it */
+                const int room = (s->n_blocks + kvc_available(e->kvc)) * e->bs - s->n_past -
+                                 (s->n_past % e->bs && kvc_refcount(e->kvc, s->blocks[s->n_past / e->bs]) > 1 ? e->bs : 0);
+                if (room > 0 && room < n) n = room;
+            }
+            bool ok;
+            while (!(ok = seq_reserve(e, s, s->n_past + n))) {
+                eng_seq_t *v = youngest_running(e);
+                if (v == s) break;
+                if (v->step_n) budget += v->step_n;
+                if (v == next) next = NULL;
+                seq_preempt(e, v);
+            }
+            if (!ok) {
+                seq_preempt(e, s);
+                break; /* s was the youngest: nothing after it */
+            }
+            s->step_n = n;
+            budget -= n;
+        }
+    }
+    for (eng_seq_t *s = e->running; s; s = s->next)
+        if (s->step_n) e->plan[n_plan++] = s;
+    return n_plan;
+}
+
+static void step(eng_t *e) {
+    char err[SL_ERR_MAX];
+    const uint64_t t0 = sl_now_ns();
+    const int n_plan = plan_step(e);
+    if (n_plan == 0) return;
+    int n_rows = 0, n_tok = 0;
+    for (int i = 0; i < n_plan; i++) {
+        eng_seq_t *s = e->plan[i];
+        const bool samples = s->n_past + s->step_n == s->n_toks;
+        s->logit_row = samples ? n_rows++ : -1;
+        e->batch[i] = (sl_batch_seq_t){
+            .tokens = s->toks + s->n_past,
+            .n_tok = s->step_n,
+            .n_past = s->n_past,
+            .blocks = s->blocks,
+            .logits = samples ? e->logits + (size_t)s->logit_row * (size_t)e->n_vocab : NULL,
+        };
+        n_tok += s->step_n;
+    }
+    const int rc = model_forward_batch(e->model, e->pool, e->kvp, e->batch, n_plan, err, sizeof err);
+    pthread_mutex_lock(&e->mu);
+    e->st.steps++;
+    e->st.batch_tokens += (uint64_t)n_tok;
+    pthread_mutex_unlock(&e->mu);
+    for (int i = 0; i < n_plan; i++) {
+        eng_seq_t *s = e->plan[i];
+        if (rc != 0) {
+            seq_finish(e, s, ENG_FINISH_ERROR, err);
+            continue;
+        }
+        s->n_past += s->step_n;
+        s->step_n = 0;
+        s->n_prompt_done = SL_MAX(s->n_prompt_done, SL_MIN(s->n_past, s->n_prompt));
+        while ((s->n_hashed + 1) * e->bs <= s->n_past) {
+            s->last_hash = kvc_publish(e->kvc, s->blocks[s->n_hashed], s->last_hash,
+                                       s->toks + (size_t)s->n_hashed * (size_t)e->bs);
+            s->n_hashed++;
+        }
+        if (s->logit_row < 0) continue;
+        float *row = e->logits + (size_t)s->logit_row * (size_t)e->n_vocab;
+        for (eng_seq_t *f = e->running, *fn; f; f = fn) {
+            fn = f->next;
+            if (f->leader == s) seq_fork(e, f, s, row);
+        }
+        seq_sample(e, s, row);
+    }
+    const uint64_t t1 = sl_now_ns();
+    kvc_counts_t kc;
+    kvc_counts(e->kvc, &kc);
+    pthread_mutex_lock(&e->mu);
+    e->st.busy_ns += t1 - t0;
+    e->st.kv_blocks_used = kc.used;
+    e->st.kv_blocks_cached = kc.cached;
+    e->st.kv_blocks_free = kc.free;
+    e->st.evictions = kc.evictions;
+    if (t1 - e->win_t0 >= 2000000000ull) {
+        e->st.tokens_per_s = (double)(e->st.tokens_generated - e->win_gen) * 1e9 / (double)(t1 - e->win_t0);
+        e->win_t0 = t1;
+        e->win_gen = e->st.tokens_generated;
+    }
+    pthread_mutex_unlock(&e->mu);
 }
 
 static void *eng_main(void *arg) {
     eng_t *e = arg;
-    pthread_mutex_lock(&e->mu);
     for (;;) {
-        /* cancelled waiting sequences skip the queue: they are finished at
-         * once and stop holding a queue slot */
-        for (eng_seq_t **pp = &e->pending; *pp;) {
-            eng_seq_t *s = *pp;
-            if (!atomic_load(&s->cancel)) {
-                pp = &s->next;
-                continue;
-            }
-            *pp = s->next;
-            e->n_pending--;
-            s->next = e->running;
-            e->running = s;
-            e->n_running++;
-        }
-        e->pending_tail = NULL;
-        for (eng_seq_t *s = e->pending; s; s = s->next) e->pending_tail = s;
-        while (e->pending && e->n_running < e->o.max_running) {
-            eng_seq_t *s = e->pending;
-            e->pending = s->next;
-            if (!e->pending) e->pending_tail = NULL;
-            e->n_pending--;
-            /* append to running: keeps round-robin order stable */
-            s->next = NULL;
-            eng_seq_t **pp = &e->running;
-            while (*pp) pp = &(*pp)->next;
-            *pp = s;
-            e->n_running++;
-        }
-        if (e->stopping) {
-            for (eng_seq_t *s = e->running; s; s = s->next) atomic_store(&s->cancel, true);
-        }
+        reap_cancelled(e);
+        admit(e);
+        pthread_mutex_lock(&e->mu);
         if (!e->running) {
-            if (e->stopping) break;
-            pthread_cond_wait(&e->cv, &e->mu);
+            if (e->stopping && !e->pending) {
+                pthread_mutex_unlock(&e->mu);
+                break;
+            }
+            if (!e->pending || e->stopping) {
+                if (!e->stopping) pthread_cond_wait(&e->cv, &e->mu);
+            }
+            pthread_mutex_unlock(&e->mu);
             continue;
         }
-        /* snapshot the running list: only this thread unlinks from it, and
-         * new sequences are appended at the tail, so walking by a saved
-         * `next` taken before each step is safe */
-        eng_seq_t *s = e->running;
         pthread_mutex_unlock(&e->mu);
-        while (s) {
-            pthread_mutex_lock(&e->mu);
-            eng_seq_t *next = s->next;
-            pthread_mutex_unlock(&e->mu);
-            seq_step(e, s);
-            s = next;
-        }
-        pthread_mutex_lock(&e->mu);
+        step(e);
     }
-    pthread_mutex_unlock(&e->mu);
     return NULL;
+}
+
+/* ------------------------------------------------------------- the API */
+
+static size_t phys_mem(void) {
+    const long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || psz <= 0) return (size_t)1 << 32;
+    return (size_t)pages * (size_t)psz;
+}
+
+static void eng_destroy(eng_t *e) {
+    kvc_free(e->kvc);
+    model_kv_pool_free(e->kvp);
+    sl_pool_free(e->pool);
+    free(e->logits);
+    free(e->tmp_logits);
+    free(e->plan);
+    free(e->batch);
+    free(e);
 }
 
 eng_t *eng_new(sl_model_t *m, const eng_opts_t *opts, eng_event_fn fn, void *ctx, char *err,
@@ -252,25 +600,61 @@ eng_t *eng_new(sl_model_t *m, const eng_opts_t *opts, eng_event_fn fn, void *ctx
     if (e->o.n_ctx <= 0) e->o.n_ctx = hp->n_ctx_train > 0 ? SL_MIN(hp->n_ctx_train, 4096) : 4096;
     if (e->o.max_running <= 0) e->o.max_running = 8;
     if (e->o.max_queued <= 0) e->o.max_queued = 256;
-    if (e->o.kv_type != SL_TYPE_F16) e->o.kv_type = SL_TYPE_F32;
-    e->next_id = 1;
-    e->logits = malloc((size_t)e->n_vocab * sizeof *e->logits);
-    e->pool = sl_pool_new(e->o.n_threads);
-    if (!e->logits || !e->pool) {
-        sl_pool_free(e->pool);
-        free(e->logits);
+    if (e->o.kv_block <= 0) e->o.kv_block = ENG_KV_BLOCK;
+    if (e->o.max_batch_tokens <= 0) e->o.max_batch_tokens = 512;
+    e->o.max_batch_tokens = SL_MAX(e->o.max_batch_tokens, e->o.max_running + 1);
+    e->kv_type = e->o.kv == ENG_KV_F32 ? SL_TYPE_F32 : e->o.kv == ENG_KV_Q8_0 ? SL_TYPE_Q8_0 : SL_TYPE_F16;
+    e->bs = e->o.kv_block;
+    const size_t bb = model_kv_block_bytes(m, e->bs, e->kv_type);
+    if (bb == 0) {
+        sl_err(err, errlen, "KV cache type %s with blocks of %d positions is not usable with this model",
+               sl_type_name(e->kv_type), e->bs);
         free(e);
-        sl_err(err, errlen, "out of memory");
         return NULL;
     }
+    const size_t ctx_blocks = (size_t)(e->o.n_ctx + e->bs - 1) / (size_t)e->bs;
+    size_t n_blocks;
+    if (e->o.kv_mem) {
+        n_blocks = e->o.kv_mem / bb;
+        if (n_blocks < ctx_blocks + 1) {
+            sl_err(err, errlen,
+                   "KV memory of %zu bytes holds %zu tokens, less than one context of %d tokens (one token "
+                   "takes %zu bytes): raise the KV memory or lower the context",
+                   e->o.kv_mem, n_blocks * (size_t)e->bs, e->o.n_ctx, bb / (size_t)e->bs);
+            free(e);
+            return NULL;
+        }
+    } else {
+        n_blocks = ctx_blocks * (size_t)e->o.max_running + 1;
+        const size_t cap = phys_mem() / 4 / bb;
+        if (n_blocks > cap) n_blocks = SL_MAX(cap, ctx_blocks + 1);
+    }
+    if (n_blocks > (1u << 30)) n_blocks = 1u << 30;
+    e->next_id = 1;
+    e->logits = malloc((size_t)e->o.max_running * (size_t)e->n_vocab * sizeof *e->logits);
+    e->tmp_logits = malloc((size_t)e->n_vocab * sizeof *e->tmp_logits);
+    e->plan = calloc((size_t)e->o.max_running, sizeof *e->plan);
+    e->batch = calloc((size_t)e->o.max_running, sizeof *e->batch);
+    e->pool = sl_pool_new(e->o.n_threads);
+    e->kvc = kvc_new((int)n_blocks, e->bs);
+    char e2[SL_ERR_MAX] = "out of memory";
+    if (e->logits && e->tmp_logits && e->plan && e->batch && e->pool && e->kvc)
+        e->kvp = model_kv_pool_new(m, (int)n_blocks, e->bs, e->kv_type, e2, sizeof e2);
+    if (!e->kvp) {
+        eng_destroy(e);
+        sl_err(err, errlen, "%s", e2);
+        return NULL;
+    }
+    e->st.kv_blocks_total = (int)n_blocks;
+    e->st.kv_blocks_free = (int)n_blocks;
+    e->st.kv_block = e->bs;
+    e->win_t0 = sl_now_ns();
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cv, NULL);
     if (pthread_create(&e->thread, NULL, eng_main, e) != 0) {
         pthread_mutex_destroy(&e->mu);
         pthread_cond_destroy(&e->cv);
-        sl_pool_free(e->pool);
-        free(e->logits);
-        free(e);
+        eng_destroy(e);
         sl_err(err, errlen, "cannot start the engine thread");
         return NULL;
     }
@@ -281,18 +665,14 @@ void eng_free(eng_t *e) {
     if (!e) return;
     pthread_mutex_lock(&e->mu);
     e->stopping = true;
-    /* waiting sequences move to running so the thread finishes them as
-     * cancelled: every submitted sequence gets its FINISH */
+    /* every submitted sequence gets its FINISH (cancelled) */
     for (eng_seq_t *s = e->pending; s; s = s->next) atomic_store(&s->cancel, true);
-    e->o.max_running = 1 << 30;
     pthread_cond_signal(&e->cv);
     pthread_mutex_unlock(&e->mu);
     pthread_join(e->thread, NULL);
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->cv);
-    sl_pool_free(e->pool);
-    free(e->logits);
-    free(e);
+    eng_destroy(e);
 }
 
 int eng_submit(eng_t *e, const eng_request_t *r, uint64_t *id, char *err, size_t errlen) {
@@ -314,19 +694,25 @@ int eng_submit(eng_t *e, const eng_request_t *r, uint64_t *id, char *err, size_t
         free(s);
         return -1;
     }
-    s->prompt = malloc(r->n_prompt * sizeof *s->prompt);
+    const int np = (int)r->n_prompt;
+    s->cap_toks = np + SL_MIN(r->max_tokens, 64) + 1;
+    s->toks = malloc((size_t)s->cap_toks * sizeof *s->toks);
+    s->cap_blocks = (e->o.n_ctx + e->bs - 1) / e->bs + 1;
+    s->blocks = malloc((size_t)s->cap_blocks * sizeof *s->blocks);
     s->stop_ids = r->n_stop_ids ? malloc(r->n_stop_ids * sizeof *s->stop_ids) : NULL;
-    if (!s->prompt || (r->n_stop_ids && !s->stop_ids) ||
+    if (!s->toks || !s->blocks || (r->n_stop_ids && !s->stop_ids) ||
         smp_accept_prompt(s->smp, r->prompt, r->n_prompt) != 0) {
         seq_free(s);
         return sl_err(err, errlen, "out of memory");
     }
-    memcpy(s->prompt, r->prompt, r->n_prompt * sizeof *s->prompt);
+    memcpy(s->toks, r->prompt, r->n_prompt * sizeof *s->toks);
     if (r->n_stop_ids) memcpy(s->stop_ids, r->stop_ids, r->n_stop_ids * sizeof *s->stop_ids);
-    s->n_prompt = r->n_prompt;
+    s->n_toks = s->n_prompt = np;
     s->n_stop_ids = r->n_stop_ids;
     s->max_tokens = r->max_tokens;
     s->user = r->user;
+    s->last_hash = KVC_HASH_SEED;
+    s->logit_row = -1;
     atomic_init(&s->cancel, false);
 
     pthread_mutex_lock(&e->mu);
@@ -337,6 +723,7 @@ int eng_submit(eng_t *e, const eng_request_t *r, uint64_t *id, char *err, size_t
         return ENG_EBUSY;
     }
     s->id = e->next_id++;
+    s->t_submit = sl_now_ns();
     /* the engine thread may finish and free s as soon as mu is released */
     if (id) *id = s->id;
     if (e->pending_tail) e->pending_tail->next = s;
@@ -366,5 +753,72 @@ void eng_stats(eng_t *e, eng_stats_t *st) {
     st->running = e->n_running;
     st->queued = e->n_pending;
     st->live = e->n_running + e->n_pending;
+    const uint64_t now = sl_now_ns();
+    if (now - e->win_t0 >= 4000000000ull) /* idle: no step closed the window */
+        st->tokens_per_s = (double)(e->st.tokens_generated - e->win_gen) * 1e9 / (double)(now - e->win_t0);
     pthread_mutex_unlock(&e->mu);
+}
+
+static void hist_write(sl_buf_t *b, const char *name, const char *help, eng_stats_t *sts, const char *const *names,
+                       int n, bool itl) {
+    sl_buf_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    for (int i = 0; i < n; i++) {
+        const eng_hist_t *h = itl ? &sts[i].itl : &sts[i].ttft;
+        uint64_t cum = 0;
+        for (int k = 0; k <= ENG_HIST_BUCKETS; k++) {
+            cum += h->count[k];
+            if (k < ENG_HIST_BUCKETS)
+                sl_buf_printf(b, "%s_bucket{model=\"%s\",le=\"%g\"} %llu\n", name, names[i], eng_hist_bounds[k],
+                              (unsigned long long)cum);
+            else
+                sl_buf_printf(b, "%s_bucket{model=\"%s\",le=\"+Inf\"} %llu\n", name, names[i],
+                              (unsigned long long)cum);
+        }
+        sl_buf_printf(b, "%s_sum{model=\"%s\"} %.6f\n%s_count{model=\"%s\"} %llu\n", name, names[i], h->sum, name,
+                      names[i], (unsigned long long)h->n);
+    }
+}
+
+void eng_metrics_write(sl_buf_t *b, eng_t *const *engines, const char *const *names, int n) {
+    if (n <= 0) return;
+    eng_stats_t *sts = calloc((size_t)n, sizeof *sts);
+    if (!sts) return;
+    for (int i = 0; i < n; i++) eng_stats(engines[i], &sts[i]);
+#define GAUGE(name, help, type, fmt, expr)                                                              \
+    do {                                                                                               \
+        sl_buf_printf(b, "# HELP " name " " help "\n# TYPE " name " " type "\n");                      \
+        for (int i = 0; i < n; i++) {                                                                  \
+            const eng_stats_t *s = &sts[i];                                                            \
+            sl_buf_printf(b, name "{model=\"%s\"} " fmt "\n", names[i], expr);                         \
+        }                                                                                              \
+    } while (0)
+    GAUGE("silica_engine_running_sequences", "sequences admitted (holding KV blocks)", "gauge", "%d", s->running);
+    GAUGE("silica_engine_waiting_sequences", "sequences queued for admission", "gauge", "%d", s->queued);
+    GAUGE("silica_kv_blocks_total", "KV cache blocks in the pool", "gauge", "%d", s->kv_blocks_total);
+    GAUGE("silica_kv_blocks_used", "KV blocks referenced by sequences", "gauge", "%d", s->kv_blocks_used);
+    GAUGE("silica_kv_blocks_cached", "unreferenced KV blocks kept for prefix reuse (evictable)", "gauge", "%d",
+          s->kv_blocks_cached);
+    GAUGE("silica_kv_blocks_free", "empty KV blocks", "gauge", "%d", s->kv_blocks_free);
+    GAUGE("silica_kv_block_tokens", "positions per KV block", "gauge", "%d", s->kv_block);
+    GAUGE("silica_prefix_cache_query_tokens_total", "prompt tokens looked up in the prefix cache", "counter",
+          "%llu", (unsigned long long)s->prefix_query_tokens);
+    GAUGE("silica_prefix_cache_hit_tokens_total", "prompt tokens reused from the prefix cache", "counter", "%llu",
+          (unsigned long long)s->prefix_hit_tokens);
+    GAUGE("silica_prefix_cache_hit_rate", "hit tokens / query tokens since start", "gauge", "%.6f",
+          s->prefix_query_tokens ? (double)s->prefix_hit_tokens / (double)s->prefix_query_tokens : 0.0);
+    GAUGE("silica_kv_evictions_total", "cached KV blocks evicted (LRU) for reuse", "counter", "%llu",
+          (unsigned long long)s->evictions);
+    GAUGE("silica_engine_preemptions_total", "sequences preempted (KV freed, recomputed later)", "counter", "%llu",
+          (unsigned long long)s->preemptions);
+    GAUGE("silica_engine_batch_tokens_total", "tokens run through the model in batched steps", "counter", "%llu",
+          (unsigned long long)s->batch_tokens);
+    GAUGE("silica_engine_batch_steps_total", "batched model steps", "counter", "%llu", (unsigned long long)s->steps);
+    GAUGE("silica_generation_tokens_per_second", "generated tokens per second over the last seconds", "gauge",
+          "%.3f", s->tokens_per_s);
+#undef GAUGE
+    hist_write(b, "silica_time_to_first_token_seconds", "submission to first generated token", sts, names, n,
+               false);
+    hist_write(b, "silica_inter_token_latency_seconds", "time between consecutive tokens of a sequence", sts, names,
+               n, true);
+    free(sts);
 }

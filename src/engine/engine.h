@@ -18,12 +18,21 @@
  *     its FINISH (ENG_FINISH_CANCELLED) follows. Cancelling an id that has
  *     already finished is a no-op.
  *
- * Scheduling (behind this API, replaceable): at most max_running sequences
- * hold a KV cache; each engine step feeds every running sequence either its
- * next prompt chunk (chunked prefill, ENG_PREFILL_CHUNK tokens) or its last
- * sampled token, round-robin, so a long prompt never stalls the others for
- * more than one chunk. Sequences beyond max_running wait in FIFO order; more
- * than max_queued waiting is ENG_EBUSY.
+ * Scheduling (continuous batching, see docs/engine.md): every engine step
+ * runs ONE batched model call over the decode token of every running
+ * sequence plus chunks (ENG_PREFILL_CHUNK tokens at most) of pending
+ * prefills, up to max_batch_tokens tokens, so each weight is read once per
+ * step for all sequences. KV lives in a paged pool (blocks of kv_block
+ * positions, F16 by default, budget kv_mem bytes); a sequence is admitted
+ * (FCFS, at most max_running) when the free blocks cover its prompt; when
+ * blocks run out mid-generation the youngest sequence is preempted (its
+ * blocks freed, recomputed later from its tokens, first in line). Full
+ * blocks are kept in a prefix cache keyed by the chained hash of their
+ * tokens: a new sequence reuses every cached full block of its prompt
+ * (usage.cached_tokens) and unreferenced blocks are evicted LRU. Sequences
+ * submitted with the same prompt while the first is still prefilling (n>1)
+ * share its blocks (copy-on-write of the partly filled last block) instead
+ * of recomputing. More than max_queued waiting is ENG_EBUSY.
  *
  * Threads: the engine thread alone touches the model, KV caches and
  * samplers. Submit/cancel/stats take the engine mutex briefly.
@@ -35,6 +44,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/base.h"
 #include "kernels/quant.h"
 #include "model/model.h"
 #include "sampling/sampling.h"
@@ -89,8 +99,30 @@ typedef struct eng_opts {
     int n_ctx;       /* positions per sequence; default min(4096, training context) */
     int max_running; /* sequences holding a KV cache; default 8 */
     int max_queued;  /* waiting sequences before ENG_EBUSY; default 256 */
-    sl_type_t kv_type; /* SL_TYPE_F32 (default) or SL_TYPE_F16 */
+    sl_type_t kv_type; /* legacy: superseded by `kv` (SL_TYPE_F16 still means F16) */
+    /* continuous batching (zero values: defaults) */
+    size_t kv_mem;        /* bytes of KV blocks; default: room for max_running full
+                           * contexts, at most a quarter of physical memory */
+    int kv_block;         /* positions per KV block; default ENG_KV_BLOCK */
+    int max_batch_tokens; /* tokens per step (decode + prefill chunks); default 512 */
+    int kv;               /* ENG_KV_DEFAULT (F16), ENG_KV_F16, ENG_KV_F32, ENG_KV_Q8_0 */
+    bool no_prefix_cache; /* do not reuse cached blocks across sequences */
 } eng_opts_t;
+
+#define ENG_KV_BLOCK 16
+enum { ENG_KV_DEFAULT = 0, ENG_KV_F16, ENG_KV_F32, ENG_KV_Q8_0 };
+/* "f16", "f32", "q8_0" → ENG_KV_*; -1 when unknown. */
+int eng_kv_from_name(const char *name);
+/* Parses a memory size: "512M", "2G", "1.5GiB", "300000000"; 0 or -1. */
+int eng_parse_mem(const char *s, size_t *out);
+
+#define ENG_HIST_BUCKETS 14 /* latency histogram upper bounds, seconds (see eng_hist_bounds) */
+extern const double eng_hist_bounds[ENG_HIST_BUCKETS];
+typedef struct eng_hist {
+    uint64_t count[ENG_HIST_BUCKETS + 1]; /* per bucket (not cumulative); last: +Inf */
+    double sum;                           /* seconds */
+    uint64_t n;
+} eng_hist_t;
 
 typedef struct eng_stats {
     int live;          /* sequences submitted and not yet finished (queued + running) */
@@ -100,6 +132,16 @@ typedef struct eng_stats {
     uint64_t tokens_generated, prompt_tokens;
     uint64_t steps;          /* model calls */
     uint64_t busy_ns;        /* time spent in model calls + sampling */
+    /* continuous batching, paged KV, prefix cache */
+    int kv_blocks_total, kv_blocks_used, kv_blocks_cached, kv_blocks_free;
+    int kv_block;                 /* positions per block */
+    uint64_t batch_tokens;        /* tokens run through the model (all steps) */
+    uint64_t prefix_query_tokens; /* prompt tokens looked up in the prefix cache */
+    uint64_t prefix_hit_tokens;   /* of those, reused from cached blocks */
+    uint64_t preemptions, evictions;
+    double tokens_per_s;          /* generated tokens/s over the last few seconds */
+    eng_hist_t ttft;              /* submit → first token, seconds */
+    eng_hist_t itl;               /* between consecutive tokens of a sequence */
 } eng_stats_t;
 
 /* Starts the engine thread for model m (borrowed: it must outlive the
@@ -118,5 +160,10 @@ int eng_n_vocab(const eng_t *e);
 int eng_submit(eng_t *e, const eng_request_t *r, uint64_t *id, char *err, size_t errlen);
 void eng_cancel(eng_t *e, uint64_t id);
 void eng_stats(eng_t *e, eng_stats_t *st);
+
+/* Appends Prometheus text for n engines (label model="names[i]"): running /
+ * waiting sequences, KV blocks used/free/cached, prefix-cache hit rate,
+ * tokens/s, preemptions, TTFT and inter-token latency histograms. */
+void eng_metrics_write(sl_buf_t *b, eng_t *const *engines, const char *const *names, int n);
 
 #endif

@@ -144,7 +144,7 @@ static eng_request_t greedy_req(const int32_t *prompt, size_t np, int max_tokens
 static sl_model_t *model;
 
 static void test_matches_reference_concurrently(void) {
-    eng_opts_t o = {.n_ctx = CTX, .max_running = 3};
+    eng_opts_t o = {.n_ctx = CTX, .max_running = 3, .kv = ENG_KV_F32};
     char err[SL_ERR_MAX];
     eng_t *e = eng_new(model, &o, on_event, NULL, err, sizeof err);
     CHECK_MSG(e != NULL, "%s", err);
@@ -179,7 +179,7 @@ static void test_matches_reference_concurrently(void) {
 
 static void test_stop_ids_and_errors(void) {
     char err[SL_ERR_MAX];
-    eng_t *e = eng_new(model, &(eng_opts_t){.n_ctx = 64}, on_event, NULL, err, sizeof err);
+    eng_t *e = eng_new(model, &(eng_opts_t){.n_ctx = 64, .kv = ENG_KV_F32}, on_event, NULL, err, sizeof err);
     reset_logs();
     int32_t prompt[3] = {5, 9, 2};
     int32_t ref[6];

@@ -108,6 +108,10 @@ int gram_push_byte(gram_builder_t *b, gram_alt_t *a, unsigned char c);
  * recursion; clones small shared rules so contexts are static). Frees b. */
 gram_t *gram_finish(gram_builder_t *b, uint32_t root);
 
+/* Vocabulary identity for the index cache (unique per gram_vocab_new). */
+uint64_t gram_vocab_serial(const gram_vocab_t *v);
+void gram_cache_forget_vocab(uint64_t serial);
+
 /* Appends the UTF-8 encoding of cp (must be <= 0x10FFFF). Returns bytes. */
 int gram_utf8_encode(uint32_t cp, char out[4]);
 

@@ -366,7 +366,14 @@ struct gram_vocab {
     int32_t *tn_tok;   /* first token ending at the node, or -1 */
     int32_t *tok_dup;  /* next token with identical bytes, or -1 */
     uint32_t *rank;    /* position of each token in byte order */
+    uint64_t serial;   /* identity for the index cache */
 };
+
+static uint64_t vocab_serial_next = 1;
+
+uint64_t gram_vocab_serial(const gram_vocab_t *v) {
+    return v->serial;
+}
 
 #define VOCAB_MAX_TOKEN_LEN 60000
 
@@ -383,6 +390,7 @@ static int cmp_tok(const void *x, const void *y) {
 
 void gram_vocab_free(gram_vocab_t *v) {
     if (!v) return;
+    if (v->serial) gram_cache_forget_vocab(v->serial);
     free(v->blob);
     free(v->off);
     free(v->len);
@@ -415,6 +423,7 @@ gram_vocab_t *gram_vocab_new(const char *const *tok_bytes, const size_t *tok_len
     if (!v) goto oom;
     v->n_vocab = n_vocab;
     v->n_words = (n_vocab + 31) / 32;
+    v->serial = __atomic_fetch_add(&vocab_serial_next, 1, __ATOMIC_RELAXED);
     size_t total = 0;
     for (size_t i = 0; i < n_vocab; i++) {
         if (tok_lens[i] > VOCAB_MAX_TOKEN_LEN) {

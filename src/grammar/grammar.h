@@ -91,6 +91,29 @@ void gram_index_free(gram_index_t *ix);
  * far, trie walks done so far (lazy ones included). Any pointer may be NULL. */
 void gram_index_stats(const gram_index_t *ix, size_t *positions, size_t *caches, size_t *walks);
 
+/* ---- process-wide index cache ---- */
+
+enum {
+    GRAM_SRC_GBNF = 1,
+    GRAM_SRC_REGEX = 2,
+    GRAM_SRC_JSON_SCHEMA = 3, /* text = the schema as JSON text */
+    GRAM_SRC_JSON_ANY = 4,    /* text ignored */
+    GRAM_SRC_JSON_OBJECT = 5  /* text ignored */
+};
+
+/* The shared index of (v, kind, text[0..len)), compiled and indexed on a
+ * miss (errors as for the gram_from_* functions). Thread-safe. The caller
+ * holds a reference: give it back with gram_index_release (never
+ * gram_index_free). Keyed by the exact text: callers that want equal schemas
+ * to hit should pass a canonical form (e.g. json_dumps with JSON_SORT_KEYS).
+ * At most gram_cache_set_limit() idle entries are kept (default 64), least
+ * recently used dropped first; entries in use are never dropped. */
+gram_index_t *gram_index_cached(const gram_vocab_t *v, int kind, const char *text, size_t len,
+                                char *err, size_t errlen);
+void gram_index_release(gram_index_t *ix);
+void gram_cache_set_limit(size_t max_entries);
+size_t gram_cache_size(void); /* listed entries */
+
 /* ---- per-sequence matcher ---- */
 
 gram_matcher_t *gram_matcher_new(const gram_index_t *ix, char *err, size_t errlen);

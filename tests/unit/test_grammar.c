@@ -577,6 +577,54 @@ static void test_bounded_chains(void) {
     free(mask);
 }
 
+static void test_index_cache(void) {
+    char err[256];
+    const char *sch = "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"}},\"required\":[\"a\"]}";
+    gram_cache_set_limit(2);
+    gram_index_t *a = gram_index_cached(VOC, GRAM_SRC_JSON_SCHEMA, sch, strlen(sch), err, sizeof err);
+    CHECK_MSG(a != NULL, "%s", err);
+    gram_index_t *b = gram_index_cached(VOC, GRAM_SRC_JSON_SCHEMA, sch, strlen(sch), err, sizeof err);
+    CHECK(a == b); /* same text: shared */
+    gram_index_t *c = gram_index_cached(VOC, GRAM_SRC_JSON_OBJECT, NULL, 0, err, sizeof err);
+    gram_index_t *c2 = gram_index_cached(VOC, GRAM_SRC_JSON_OBJECT, "ignored", 7, err, sizeof err);
+    CHECK(c != NULL && c == c2 && c != a);
+    /* the cached index works like any other */
+    gram_matcher_t *m = gram_matcher_new(a, err, sizeof err);
+    CHECK(m && gram_matcher_accept_bytes(m, "{\"a\": 12}", 9) == 0 && gram_matcher_can_end(m));
+    CHECK(m && gram_matcher_accept_bytes(m, "x", 1) != 0);
+    gram_matcher_free(m);
+    /* errors are reported, nothing is cached */
+    size_t before = gram_cache_size();
+    CHECK(gram_index_cached(VOC, GRAM_SRC_JSON_SCHEMA, "{\"not\":{}}", 10, err, sizeof err) == NULL &&
+          strstr(err, "not"));
+    CHECK(gram_index_cached(VOC, GRAM_SRC_GBNF, "root ::= x", 10, err, sizeof err) == NULL);
+    CHECK(gram_cache_size() == before);
+    /* in-use entries survive a limit of 0; idle ones go */
+    gram_cache_set_limit(0);
+    CHECK(gram_cache_size() == 2);
+    gram_index_release(b);
+    gram_index_release(c2);
+    CHECK(gram_cache_size() == 2);
+    gram_index_release(a);
+    CHECK(gram_cache_size() == 1);
+    gram_index_release(c);
+    CHECK(gram_cache_size() == 0);
+    gram_cache_set_limit(64);
+    /* regex and GBNF sources; a new vocabulary never hits an old entry */
+    gram_index_t *r = gram_index_cached(VOC, GRAM_SRC_REGEX, "[a-c]{2}", 8, err, sizeof err);
+    CHECK_MSG(r != NULL, "%s", err);
+    gram_vocab_t *v2 = gram_vocab_new((const char *const *)TV.tok, TV.len, TV.n, &TV.eog, 1, err, sizeof err);
+    gram_index_t *r2 = gram_index_cached(v2, GRAM_SRC_REGEX, "[a-c]{2}", 8, err, sizeof err);
+    CHECK(r2 != NULL && r2 != r);
+    gram_index_release(r2);
+    gram_vocab_free(v2); /* drops its entries */
+    CHECK(gram_cache_size() == 1);
+    gram_index_release(r);
+    gram_cache_set_limit(0);
+    CHECK(gram_cache_size() == 0);
+    gram_cache_set_limit(64);
+}
+
 static void test_json_object_walks(void) {
     char err[256];
     gram_t *g = gram_json_any(true, err, sizeof err);
@@ -697,6 +745,7 @@ int main(void) {
     RUN(test_json_corpus);
     RUN(test_json_object_walks);
     RUN(test_bounded_chains);
+    RUN(test_index_cache);
     RUN(test_schema_errors);
     RUN(test_schemas_random_walks);
     gram_vocab_free(VOC);

@@ -19,7 +19,9 @@
 #include "chat/chat.h"
 #include "chat/jinja.h"
 
-#define CHAT_MAX_MEMORY ((size_t)512 * 1024 * 1024)
+static size_t max_memory(const chat_render_opts_t *o) {
+    return o && o->max_memory ? o->max_memory : CHAT_DEFAULT_MAX_MEMORY;
+}
 
 struct chat_tmpl {
     jz_arena_t arena;
@@ -89,7 +91,7 @@ static int render_dict(const chat_tmpl_t *t, jz_arena_t *arena, jdict_t *vars, c
     jinja_limits_t lim = {
         .max_steps = o && o->max_steps ? o->max_steps : CHAT_DEFAULT_MAX_STEPS,
         .max_output = o && o->max_output ? o->max_output : CHAT_DEFAULT_MAX_OUTPUT,
-        .max_memory = CHAT_MAX_MEMORY,
+        .max_memory = max_memory(o),
         .max_depth = CHAT_MAX_DEPTH * 3,
         .now = o ? o->now : 0,
     };
@@ -115,7 +117,7 @@ static int set_json_vars(jz_arena_t *a, jdict_t *vars, const json_t *obj, char *
 int chat_render_vars(const chat_tmpl_t *t, const json_t *vars, const chat_render_opts_t *o, sl_buf_t *out, char *err,
                      size_t errlen) {
     if (!t || !json_is_object(vars)) return sl_err(err, errlen, "template variables must be an object");
-    jz_arena_t arena = {.limit = CHAT_MAX_MEMORY};
+    jz_arena_t arena = {.limit = max_memory(o)};
     jdict_t *d = jdict_new(&arena, 0);
     int rc = d ? set_json_vars(&arena, d, vars, err, errlen) : sl_err(err, errlen, "out of memory");
     if (!rc) rc = render_dict(t, &arena, d, o, out, err, errlen);

@@ -57,10 +57,12 @@ typedef struct chat_render_opts {
     time_t now;                 /* clock for strftime_now; 0 = current time */
     size_t max_steps;           /* interpreter step budget; 0 = CHAT_DEFAULT_MAX_STEPS */
     size_t max_output;          /* output byte limit; 0 = CHAT_DEFAULT_MAX_OUTPUT */
+    size_t max_memory;          /* interpreter memory limit; 0 = CHAT_DEFAULT_MAX_MEMORY */
 } chat_render_opts_t;
 
 #define CHAT_DEFAULT_MAX_STEPS ((size_t)20 * 1000 * 1000)
 #define CHAT_DEFAULT_MAX_OUTPUT ((size_t)64 * 1024 * 1024)
+#define CHAT_DEFAULT_MAX_MEMORY ((size_t)512 * 1024 * 1024)
 #define CHAT_MAX_DEPTH 200 /* nested macro calls / expression depth */
 
 /* Renders the prompt for an OpenAI chat request and appends it to `out`.

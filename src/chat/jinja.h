@@ -34,6 +34,7 @@ typedef struct jz_arena {
     jz_chunk_t *head;
     size_t used;  /* bytes handed out, all chunks */
     size_t limit; /* 0 = unlimited; allocation beyond fails */
+    bool hit_limit; /* an allocation was refused because of limit */
 } jz_arena_t;
 
 void *jz_alloc(jz_arena_t *a, size_t n); /* zeroed, 16-aligned; NULL on OOM/limit */

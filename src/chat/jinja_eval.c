@@ -85,7 +85,7 @@ static int fail(R *r, const jnode_t *at, const char *fmt, ...) {
 }
 
 static int oom(R *r, const jnode_t *at) {
-    if (r->a->limit && r->a->used + 65536 >= r->a->limit)
+    if (r->a->hit_limit)
         return fail(r, at, "template used too much memory (limit %zu bytes)", r->a->limit);
     return fail(r, at, "out of memory");
 }

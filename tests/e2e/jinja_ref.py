@@ -8,6 +8,13 @@ tool-call arguments parsed from their JSON string).
 
 usage: jinja_ref.py TEMPLATE_FILE REQUEST_JSON [--bos T] [--eos T] [--now EPOCH]
        jinja_ref.py --expr 'TEMPLATE SOURCE' VARS_JSON   (raw variables, no normalisation)
+       jinja_ref.py --batch JOBS.jsonl                     ("-" = stdin)
+
+Batch mode renders many requests in one process. Each input line is a JSON
+object {"template": FILE | "source": TEXT, "request": {...}, "bos", "eos",
+"now"}; each output line is {"ok": true, "out": PROMPT} or {"ok": false,
+"error": MESSAGE}, in input order (the same shape `silica chat-template
+--batch` writes).
 
 Prints the prompt to stdout with no added newline; on a template error prints
 "ERROR: <message>" to stderr and exits 1.
@@ -69,7 +76,58 @@ def normalise(messages):
     return out
 
 
+def render_request(env, source, req, bos, eos, compiled=None):
+    variables = {
+        "messages": normalise(req["messages"]),
+        "tools": req.get("tools"),
+        "documents": None,
+        "add_generation_prompt": req.get("add_generation_prompt", True),
+        "bos_token": bos,
+        "eos_token": eos,
+    }
+    variables.update(req.get("chat_template_kwargs") or {})
+    if compiled is None:
+        compiled = {}
+    tmpl = compiled.get(source)
+    if tmpl is None:
+        tmpl = compiled[source] = env.from_string(source)
+    return tmpl.render(**variables)
+
+
+def batch(path):
+    f = sys.stdin if path == "-" else open(path, encoding="utf-8")
+    envs = {}
+    sources = {}
+    compiled = {}
+    out = sys.stdout
+    for line in f:
+        if not line.strip():
+            continue
+        job = json.loads(line)
+        now = int(job.get("now") or 0)
+        env = envs.get(now)
+        if env is None:
+            env = envs[now] = make_env(now)
+            compiled[now] = {}
+        try:
+            if "source" in job:
+                source = job["source"]
+            else:
+                source = sources.get(job["template"])
+                if source is None:
+                    with open(job["template"], encoding="utf-8") as tf:
+                        source = sources[job["template"]] = tf.read()
+            res = {"ok": True, "out": render_request(env, source, job["request"], job.get("bos") or "", job.get("eos") or "", compiled[now])}
+        except Exception as e:  # noqa: BLE001 - any template failure is reported the same way
+            res = {"ok": False, "error": "%s: %s" % (type(e).__name__, e)}
+        out.write(json.dumps(res, ensure_ascii=False) + "\n")
+    out.flush()
+    return 0
+
+
 def main(argv):
+    if len(argv) == 3 and argv[1] == "--batch":
+        return batch(argv[2])
     opts = {"--bos": "", "--eos": "", "--now": "0"}
     pos = []
     expr = None
@@ -94,16 +152,7 @@ def main(argv):
                 source = f.read()
             with open(pos[1], encoding="utf-8") as f:
                 req = json.load(f)
-            variables = {
-                "messages": normalise(req["messages"]),
-                "tools": req.get("tools"),
-                "documents": None,
-                "add_generation_prompt": req.get("add_generation_prompt", True),
-                "bos_token": opts["--bos"],
-                "eos_token": opts["--eos"],
-            }
-            variables.update(req.get("chat_template_kwargs") or {})
-            out = env.from_string(source).render(**variables)
+            out = render_request(env, source, req, opts["--bos"], opts["--eos"])
     except Exception as e:  # noqa: BLE001 - any template failure is reported the same way
         sys.stderr.write("ERROR: %s: %s\n" % (type(e).__name__, e))
         return 1

@@ -25,6 +25,35 @@ static char *render_req(const char *tmpl, const char *req_json, const chat_rende
     return out.data ? sl_buf_steal(&out) : calloc(1, 1);
 }
 
+/* Each limit of chat_render_opts_t stops its own kind of runaway, with the
+ * message naming the limit, and a limit above the need changes nothing. */
+static void test_limits(void) {
+    char err[SL_ERR_MAX];
+    const char *grow = "{% set ns = namespace(l=[]) %}{% for i in range(10000000) %}{% set ns.l = ns.l + [i] %}{% endfor %}";
+    chat_render_opts_t o = {.max_steps = (size_t)1 << 40, .max_memory = 1 << 20};
+    char *s = render_req(grow, "{\"messages\":[]}", &o, err, sizeof err);
+    CHECK(s == NULL);
+    CHECK_MSG(strstr(err, "too much memory (limit 1048576 bytes)") != NULL, "%s", err);
+    free(s);
+
+    o = (chat_render_opts_t){.max_steps = 1000};
+    s = render_req("{% for i in range(100000) %}x{% endfor %}", "{\"messages\":[]}", &o, err, sizeof err);
+    CHECK(s == NULL);
+    CHECK_MSG(strstr(err, "step limit (1000 steps)") != NULL, "%s", err);
+    free(s);
+
+    o = (chat_render_opts_t){.max_output = 100};
+    s = render_req("{% for i in range(1000) %}x{% endfor %}", "{\"messages\":[]}", &o, err, sizeof err);
+    CHECK(s == NULL);
+    CHECK_MSG(strstr(err, "limit of 100 bytes") != NULL, "%s", err);
+    free(s);
+
+    o = (chat_render_opts_t){.max_output = 100, .max_steps = 1000, .max_memory = 1 << 20};
+    s = render_req("{% for i in range(50) %}x{% endfor %}", "{\"messages\":[]}", &o, err, sizeof err);
+    CHECK_MSG(s && strlen(s) == 50, "%s", s ? s : err);
+    free(s);
+}
+
 static void test_chatml_fallback(void) {
     char err[SL_ERR_MAX];
     chat_render_opts_t o = {.add_generation_prompt = true};
@@ -97,6 +126,7 @@ static void test_strftime_now(void) {
 }
 
 int main(void) {
+    RUN(test_limits);
     RUN(test_chatml_fallback);
     RUN(test_parts_and_tool_calls);
     RUN(test_request_errors);

@@ -1068,6 +1068,10 @@ oom:
     return NULL;
 }
 
+size_t gram_matcher_vocab_size(const gram_matcher_t *m) {
+    return m->ix->v->n_vocab;
+}
+
 void gram_matcher_free(gram_matcher_t *m) {
     if (!m) return;
     eng_free(&m->e);

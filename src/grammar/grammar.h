@@ -118,6 +118,8 @@ size_t gram_cache_size(void); /* listed entries */
 
 gram_matcher_t *gram_matcher_new(const gram_index_t *ix, char *err, size_t errlen);
 void gram_matcher_free(gram_matcher_t *m);
+/* The vocabulary size of the matcher's index (mask bits). */
+size_t gram_matcher_vocab_size(const gram_matcher_t *m);
 /* Back to the start state (forgets all history). */
 void gram_matcher_reset(gram_matcher_t *m);
 

@@ -120,6 +120,10 @@ oom:
     return NULL;
 }
 
+int smp_n_vocab(const smp_t *s) {
+    return s->n_vocab;
+}
+
 void smp_free(smp_t *s) {
     if (!s) return;
     free(s->bias);
@@ -222,6 +226,20 @@ static void select_top(cand_t *c, size_t n, size_t k) {
     qsort(c, k, sizeof *c, cand_cmp);
 }
 
+int smp_sample_masked(smp_t *s, float *logits, const uint32_t *allowed, smp_result_t *out) {
+    if (allowed) {
+        const int V = s->n_vocab;
+        for (int w = 0; w * 32 < V; w++) {
+            uint32_t bits = allowed[w];
+            if (bits == UINT32_MAX) continue;
+            int end = SL_MIN(V, w * 32 + 32);
+            for (int i = w * 32; i < end; i++)
+                if (!((bits >> (i & 31)) & 1u)) logits[i] = -INFINITY;
+        }
+    }
+    return smp_sample(s, logits, out);
+}
+
 int smp_sample(smp_t *s, float *logits, smp_result_t *out) {
     const int V = s->n_vocab;
     const smp_params_t *p = &s->p;
@@ -320,6 +338,7 @@ int smp_sample(smp_t *s, float *logits, smp_result_t *out) {
         int k = SL_MIN(p->n_top_logprobs, V), m = 0;
         for (int i = 0; i < V; i++) {
             float l = logits[i];
+            if (l == -INFINITY) continue; /* impossible (e.g. masked) tokens are not alternatives */
             if (m == k && !(l > out->top[m - 1].logprob)) continue;
             int j = m < k ? m++ : k - 1;
             while (j > 0 && l > out->top[j - 1].logprob) {

@@ -68,6 +68,7 @@ int smp_params_check(const smp_params_t *p, int n_vocab, char *err, size_t errle
 
 smp_t *smp_new(const smp_params_t *p, int n_vocab, char *err, size_t errlen);
 void smp_free(smp_t *s);
+int smp_n_vocab(const smp_t *s);
 
 /* History for the penalties: prompt tokens count for repetition_penalty
  * only; accepted (generated) tokens count for all three. Return 0 or -1 (OOM). */
@@ -78,6 +79,24 @@ int smp_accept(smp_t *s, int32_t id);
  * token: call smp_accept() with it. Returns 0, or -1 when no token is left
  * (all logits -inf / NaN). */
 int smp_sample(smp_t *s, float *logits, smp_result_t *out);
+
+/* Constrained sampling: as smp_sample, but only ids whose bit is set in
+ * `allowed` (bit id % 32 of word id / 32; (n_vocab + 31) / 32 words; NULL =
+ * all allowed) can be chosen. Disallowed logits become -inf BEFORE step 1,
+ * so no logit_bias or penalty can revive them, and the reported logprobs
+ * are those of the constrained distribution. Returns -1 when no allowed
+ * token has a finite logit. */
+int smp_sample_masked(smp_t *s, float *logits, const uint32_t *allowed, smp_result_t *out);
+
+/* Grammar-constrained step (sampling/smp_grammar.c; links the grammar part):
+ * fills m's token mask into mask_buf (gram_mask_words() words), samples
+ * with it, then accepts the chosen token into the matcher and into the
+ * sampler's history. End-of-generation ids are in the mask only where the
+ * grammar can end. Returns 0; -1 when the matcher has terminated, no
+ * allowed token is left, the vocabulary sizes differ, or out of memory. */
+struct gram_matcher;
+int smp_sample_grammar(smp_t *s, struct gram_matcher *m, float *logits, uint32_t *mask_buf,
+                       smp_result_t *out);
 
 /* The sampler's generator, exposed for tests: uniform double in [0, 1). */
 double smp_rand_uniform(smp_t *s);

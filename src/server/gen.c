@@ -73,6 +73,8 @@ struct gen_job {
     int64_t prompt_tokens;
     uint64_t t0_ns, t_first_ns;
     sl_buf_t piece, out;
+    sl_buf_t sse_head, sse; /* streaming: the chunk prefix and the chunk being built */
+    struct evbuffer *evb;
 };
 
 static const char *FINGERPRINT = "fp_silica";
@@ -109,6 +111,9 @@ static void job_free(gen_job_t *j) {
     free(j->prompts);
     sl_buf_free(&j->piece);
     sl_buf_free(&j->out);
+    sl_buf_free(&j->sse_head);
+    sl_buf_free(&j->sse);
+    if (j->evb) evbuffer_free(j->evb);
     oai_req_free(&j->r);
     free(j);
 }
@@ -314,22 +319,79 @@ static json_t *chunk_new(gen_job_t *j, json_t *choice) {
     return c;
 }
 
+/* The streamed chunk's fixed start, built once per job:
+ * data: {"id":…,"object":…,"created":…,"model":…,"system_fingerprint":…,"choices":[ */
+static void sse_head_init(gen_job_t *j) {
+    sl_buf_t *h = &j->sse_head;
+    sl_buf_clear(h);
+    sl_buf_puts(h, "data: {\"id\":");
+    oai_json_str(h, j->id, strlen(j->id));
+    sl_buf_printf(h, ",\"object\":\"%s\",\"created\":%lld,\"model\":",
+                  j->r.chat ? "chat.completion.chunk" : "text_completion", (long long)j->created);
+    oai_json_str(h, j->m->id, strlen(j->m->id));
+    sl_buf_printf(h, ",\"system_fingerprint\":\"%s\",\"choices\":[", FINGERPRINT);
+}
+
+static void put_int(sl_buf_t *b, long long v) {
+    char tmp[24];
+    int n = 0;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do tmp[n++] = (char)('0' + u % 10);
+    while ((u /= 10) && n < 22);
+    if (v < 0) tmp[n++] = '-';
+    char out[24];
+    for (int i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+    sl_buf_append(b, out, (size_t)n);
+}
+
+/* One choice's chunk, written straight into the SSE buffer (no jansson on
+ * the per-token path; only logprobs, when asked for, go through jansson). */
 static void stream_delta(gen_job_t *j, gen_choice_t *c, const char *text, size_t len, json_t *lp,
                          const char *finish, bool role) {
-    json_t *ch;
-    if (j->r.chat) {
-        json_t *delta = json_object();
-        if (role) json_object_set_new(delta, "role", json_string("assistant"));
-        if (len || role) json_object_set_new(delta, "content", oai_string_lossy(text, len));
-        json_t *lpo = lp ? json_pack("{s:o}", "content", lp) : json_null();
-        ch = json_pack("{s:i, s:o, s:o, s:o}", "index", c->index, "delta", delta, "logprobs", lpo,
-                       "finish_reason", finish ? json_string(finish) : json_null());
-    } else {
-        ch = json_pack("{s:i, s:o, s:o, s:o}", "index", c->index, "text", oai_string_lossy(text, len),
-                       "logprobs", lp ? lp : json_null(), "finish_reason",
-                       finish ? json_string(finish) : json_null());
+    if (!j->req) {
+        json_decref(lp);
+        return;
     }
-    sse_send(j, chunk_new(j, ch));
+    sl_buf_t *b = &j->sse;
+    sl_buf_clear(b);
+    sl_buf_append(b, j->sse_head.data, j->sse_head.len);
+    sl_buf_puts(b, "{\"index\":");
+    put_int(b, c->index);
+    if (j->r.chat) {
+        sl_buf_puts(b, ",\"delta\":{");
+        if (role) sl_buf_puts(b, "\"role\":\"assistant\"");
+        if (len || role) {
+            sl_buf_puts(b, role ? ",\"content\":" : "\"content\":");
+            oai_json_str(b, text, len);
+        }
+        sl_buf_puts(b, "}");
+    } else {
+        sl_buf_puts(b, ",\"text\":");
+        oai_json_str(b, text, len);
+    }
+    sl_buf_puts(b, ",\"logprobs\":");
+    if (lp) {
+        json_t *v = j->r.chat ? json_pack("{s:o}", "content", lp) : lp;
+        char *d = json_dumps(v, JSON_COMPACT);
+        json_decref(v);
+        sl_buf_puts(b, d ? d : "null");
+        free(d);
+    } else {
+        sl_buf_puts(b, "null");
+    }
+    sl_buf_puts(b, ",\"finish_reason\":");
+    if (finish) {
+        sl_buf_putc(b, '"');
+        sl_buf_puts(b, finish);
+        sl_buf_putc(b, '"');
+    } else {
+        sl_buf_puts(b, "null");
+    }
+    sl_buf_puts(b, j->r.include_usage ? "}],\"usage\":null}\n\n" : "}]}\n\n");
+    if (!j->evb) j->evb = evbuffer_new();
+    if (!j->evb) return;
+    evbuffer_add(j->evb, b->data, b->len);
+    evhttp_send_reply_chunk(j->req, j->evb); /* drains j->evb */
 }
 
 /* ---- completion of choices and jobs ---- */
@@ -695,6 +757,7 @@ static void stream_start(gen_job_t *j) {
     evhttp_add_header(h, "X-Accel-Buffering", "no");
     srv_count_status(s, 200);
     evhttp_send_reply_start(j->req, 200, "OK");
+    sse_head_init(j);
     for (int i = 0; i < j->n_ch; i++) {
         gen_choice_t *c = &j->ch[i];
         if (j->r.chat) {

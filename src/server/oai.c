@@ -69,6 +69,73 @@ json_t *oai_string_lossy(const char *s, size_t len) {
     return j;
 }
 
+/* Length of the valid UTF-8 sequence at s[i] (1..4), or 0 when invalid
+ * (bad lead or continuation byte, truncated, overlong, surrogate, > U+10FFFF). */
+static size_t utf8_valid_len(const unsigned char *s, size_t i, size_t len) {
+    unsigned char c = s[i];
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (n <= 1) return n;
+    if (i + n > len) return 0;
+    uint32_t cp = n == 2 ? (c & 0x1fu) : n == 3 ? (c & 0x0fu) : (c & 0x07u);
+    for (size_t k = 1; k < n; k++) {
+        if ((s[i + k] >> 6) != 2) return 0;
+        cp = (cp << 6) | (s[i + k] & 0x3fu);
+    }
+    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+        (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+        return 0;
+    return n;
+}
+
+int oai_json_str(sl_buf_t *b, const char *str, size_t len) {
+    static const char hex[] = "0123456789ABCDEF";
+    const unsigned char *s = (const unsigned char *)str;
+    if (sl_buf_reserve(b, len + 2) != 0) return -1;
+    int rc = sl_buf_putc(b, '"');
+    size_t i = 0, run = 0; /* s[run..i) is pending verbatim text */
+    while (i < len) {
+        unsigned char c = s[i];
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            i++;
+            continue;
+        }
+        size_t n = c < 0x80 ? 1 : utf8_valid_len(s, i, len);
+        if (n > 1) {
+            i += n;
+            continue;
+        }
+        if (i > run) rc |= sl_buf_append(b, s + run, i - run);
+        if (n == 0) {
+            rc |= sl_buf_append(b, "\xEF\xBF\xBD", 3);
+        } else {
+            char esc[7] = {'\\', 0};
+            size_t el = 2;
+            switch (c) {
+            case '"': esc[1] = '"'; break;
+            case '\\': esc[1] = '\\'; break;
+            case '\b': esc[1] = 'b'; break;
+            case '\f': esc[1] = 'f'; break;
+            case '\n': esc[1] = 'n'; break;
+            case '\r': esc[1] = 'r'; break;
+            case '\t': esc[1] = 't'; break;
+            default:
+                esc[1] = 'u';
+                esc[2] = '0';
+                esc[3] = '0';
+                esc[4] = hex[c >> 4];
+                esc[5] = hex[c & 15];
+                el = 6;
+            }
+            rc |= sl_buf_append(b, esc, el);
+        }
+        i++;
+        run = i;
+    }
+    if (i > run) rc |= sl_buf_append(b, s + run, i - run);
+    rc |= sl_buf_putc(b, '"');
+    return rc ? -1 : 0;
+}
+
 static const char *type_name(const json_t *v) {
     switch (json_typeof(v)) {
     case JSON_OBJECT: return "an object";

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/base.h"
 #include "sampling/sampling.h"
 
 #define OAI_MAX_STOP 4
@@ -83,5 +84,11 @@ void oai_req_free(oai_req_t *r);
 /* Appends s as a JSON-safe UTF-8 string value: invalid byte sequences
  * become U+FFFD. Returns a new jansson string (NULL on OOM). */
 json_t *oai_string_lossy(const char *s, size_t len);
+
+/* Appends s (len bytes) to b as a JSON string literal, quotes included,
+ * exactly as json_dumps(oai_string_lossy(s, len), JSON_ENCODE_ANY) would
+ * write it (invalid UTF-8 -> U+FFFD, control characters escaped, the rest
+ * verbatim), without building a jansson value. Returns 0 or -1 (OOM). */
+int oai_json_str(sl_buf_t *b, const char *s, size_t len);
 
 #endif

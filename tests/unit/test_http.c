@@ -283,6 +283,42 @@ static void test_fim_layout(void) {
     CHECK(fim_layout(&partial, false, pre, 2, suf, 3, &out, &n) == -1);
 }
 
+/* oai_json_str must write exactly what jansson writes for the lossy string. */
+static void test_json_str_matches_jansson(void) {
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    static const char *fixed[] = {"", "plain", "q\"uote\\back/slash", "\n\r\t\b\f\x01\x1f\x7f",
+                                  "caf\xc3\xa9 \xe4\xb8\xad \xf0\x9f\x98\x80", "\xc3", "\xed\xa0\x80",
+                                  "\xc0\xaf", "\xf4\x90\x80\x80", "\xff\xfe", "a\xe2\x82"};
+    int bad = 0;
+    for (int t = 0; t < 3000; t++) {
+        char buf[64];
+        size_t n;
+        if (t < (int)SL_ARRAY_LEN(fixed)) {
+            n = strlen(fixed[t]);
+            memcpy(buf, fixed[t], n);
+        } else {
+            n = (size_t)(t % 40);
+            for (size_t i = 0; i < n; i++) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                /* mostly text, some controls, some high bytes */
+                unsigned r = (unsigned)(x >> 32);
+                buf[i] = (char)(r % 4 == 0 ? (r >> 8) & 0xff : r % 4 == 1 ? (r >> 8) % 32 : 'a' + (r >> 8) % 26);
+            }
+        }
+        json_t *v = oai_string_lossy(buf, n);
+        char *want = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        json_decref(v);
+        sl_buf_t b = {0};
+        CHECK(oai_json_str(&b, buf, n) == 0);
+        if (!want || b.len != strlen(want) || memcmp(b.data, want, b.len) != 0) {
+            if (bad++ < 3) CHECK_MSG(0, "case %d: got %.*s want %s", t, (int)b.len, b.data, want ? want : "?");
+        }
+        free(want);
+        sl_buf_free(&b);
+    }
+    CHECK_MSG(bad == 0, "%d strings differ from jansson", bad);
+}
+
 int main(void) {
     RUN(test_chat_ok_defaults);
     RUN(test_chat_errors);
@@ -291,5 +327,6 @@ int main(void) {
     RUN(test_stop_strings);
     RUN(test_prefix_and_fim_fields);
     RUN(test_fim_layout);
+    RUN(test_json_str_matches_jansson);
     return test_summary();
 }

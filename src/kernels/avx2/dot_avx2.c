@@ -836,6 +836,65 @@ static void urows_q6_K(int64_t n, const void *w, size_t ws, int nr, uint8_t *dst
     }
 }
 
+/* q2_K / q3_K: chunk k (32 elements) is the 2-bit field k%4 of the 32 qs
+ * bytes of half k/4; its lanes use the 4-bit (q2_K) or 6-bit signed (q3_K)
+ * scales of groups 2k and 2k+1. */
+static inline __m256i pair_scales16(int a, int b) {
+    return _mm256_setr_epi16((short)a, (short)a, (short)a, (short)a, (short)a, (short)a, (short)a, (short)a,
+                             (short)b, (short)b, (short)b, (short)b, (short)b, (short)b, (short)b, (short)b);
+}
+
+static void urows_q2_K(int64_t n, const void *w, size_t ws, int nr, uint8_t *dst) {
+    const int64_t nbk = n / SL_QK_K;
+    const __m256i m3 = _mm256_set1_epi8(3);
+    for (int r = 0; r < nr; r++) {
+        const sl_block_q2_K *row = (const void *)((const uint8_t *)w + (size_t)r * ws);
+        for (int64_t i = 0; i < nbk; i++, dst += SL_UK_SB_BYTES) {
+            const sl_block_q2_K *b = row + i;
+            for (int h = 0; h < 2; h++) {
+                __m256i q = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * h));
+                for (int sh = 0; sh < 4; sh++) {
+                    const int k = 4 * h + sh;
+                    uk_put(dst, k, _mm256_and_si256(_mm256_srli_epi16(q, 2 * sh), m3),
+                           pair_scales16(b->scales[2 * k] & 0xf, b->scales[2 * k + 1] & 0xf));
+                }
+            }
+            int16_t mn[16];
+            for (int g = 0; g < 16; g++) mn[g] = (int16_t)(b->scales[g] >> 4);
+            uk_tail(dst, _mm256_loadu_si256((const __m256i *)mn), f16(b->d), f16(b->dmin));
+        }
+    }
+}
+
+static void urows_q3_K(int64_t n, const void *w, size_t ws, int nr, uint8_t *dst) {
+    const int64_t nbk = n / SL_QK_K;
+    const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+    for (int r = 0; r < nr; r++) {
+        const sl_block_q3_K *row = (const void *)((const uint8_t *)w + (size_t)r * ws);
+        for (int64_t i = 0; i < nbk; i++, dst += SL_UK_SB_BYTES) {
+            const sl_block_q3_K *b = row + i;
+            int8_t sc[16];
+            sl_q3k_scales(b->scales, sc);
+            const __m256i hm = _mm256_loadu_si256((const __m256i *)b->hmask);
+            for (int h = 0; h < 2; h++) {
+                __m256i q = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * h));
+                for (int sh = 0; sh < 4; sh++) {
+                    const int k = 4 * h + sh;
+                    /* code = 2 low bits + 4 · high bit (0..7); weight = d·sc·(code − 4) */
+                    __m256i hb = _mm256_and_si256(_mm256_srli_epi16(hm, k), one);
+                    __m256i u = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 2 * sh), m3),
+                                                _mm256_slli_epi16(hb, 2));
+                    uk_put(dst, k, u, pair_scales16(sc[2 * k], sc[2 * k + 1]));
+                }
+            }
+            int16_t mn[16];
+            for (int g = 0; g < 16; g++) mn[g] = (int16_t)(4 * sc[g]);
+            const float d = f16(b->d);
+            uk_tail(dst, _mm256_loadu_si256((const __m256i *)mn), d, d);
+        }
+    }
+}
+
 static inline int hsum_i32(__m256i v) {
     __m128i t = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4e));
@@ -886,6 +945,38 @@ static void gemmuk(int64_t n, const uint8_t *u, int nr, const void *x, size_t xs
         const __m256 a[4] = {a0, a1, a2, a3};
         for (int c = 0; c < nc; c++) out[(size_t)c * os + (size_t)r] = hsum8(a[c]);
     }
+}
+
+/* Decode dots of q2_K / q3_K: each super-block is unpacked on the stack
+ * (as for the GEMM) and dotted with the q8_K block. */
+static inline __attribute__((always_inline)) float dot_uk(int64_t n, const void *w, const void *vx,
+                                                          sl_unpack_fn unpack, size_t bsize) {
+    const sl_block_q8_K *x = vx;
+    uint8_t sb[SL_UK_SB_BYTES] __attribute__((aligned(32)));
+    __m256 acc = _mm256_setzero_ps();
+    float accm = 0;
+    for (int64_t i = 0; i < n / SL_QK_K; i++) {
+        unpack(SL_QK_K, (const uint8_t *)w + (size_t)i * bsize, bsize, 1, sb);
+        __m256i s = _mm256_setzero_si256();
+        for (int k = 0; k < 8; k++) {
+            __m256i q = _mm256_load_si256((const __m256i *)(sb + 32 * k));
+            __m256i sc = _mm256_load_si256((const __m256i *)(sb + 256 + 32 * k));
+            s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * k))), sc));
+        }
+        float d, dmin;
+        memcpy(&d, sb + 544, 4);
+        memcpy(&dmin, sb + 548, 4);
+        const __m256i mn = _mm256_load_si256((const __m256i *)(sb + 512));
+        accm += dmin * x[i].d * (float)hsum_i32(_mm256_madd_epi16(mn, _mm256_loadu_si256((const __m256i *)x[i].bsums)));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * x[i].d), _mm256_cvtepi32_ps(s), acc);
+    }
+    return hsum8(acc) - accm;
+}
+static float dot_q2_K(int64_t n, const void *w, const void *x) {
+    return dot_uk(n, w, x, urows_q2_K, sizeof(sl_block_q2_K));
+}
+static float dot_q3_K(int64_t n, const void *w, const void *x) {
+    return dot_uk(n, w, x, urows_q3_K, sizeof(sl_block_q3_K));
 }
 
 /* ---- decode dots against sl_q8f_t (float activation scales) ----
@@ -1062,6 +1153,12 @@ bool sl_kern_fill_avx2(sl_kern_table_t *t) {
     t->gemmu[SL_TYPE_Q5_0] = gemmu_u8;
     t->gemmu[SL_TYPE_Q5_1] = gemmu_u8;
     t->gemmu[SL_TYPE_Q8_0] = gemmu_s8;
+    t->dot[SL_TYPE_Q2_K] = dot_q2_K;
+    t->dot[SL_TYPE_Q3_K] = dot_q3_K;
+    t->unpack[SL_TYPE_Q2_K] = urows_q2_K;
+    t->unpack[SL_TYPE_Q3_K] = urows_q3_K;
+    t->gemmuk[SL_TYPE_Q2_K] = gemmuk;
+    t->gemmuk[SL_TYPE_Q3_K] = gemmuk;
     t->unpack[SL_TYPE_Q4_K] = urows_q4_K;
     t->unpack[SL_TYPE_Q5_K] = urows_q5_K;
     t->unpack[SL_TYPE_Q6_K] = urows_q6_K;

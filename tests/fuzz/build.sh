@@ -5,6 +5,8 @@
 #   sh tests/fuzz/build.sh            # build, then fuzz for FUZZ_SECONDS (60)
 #   FUZZ_SECONDS=600 sh tests/fuzz/build.sh
 #   FUZZ_RUN=0 sh tests/fuzz/build.sh # build only
+#   FUZZ_TARGET=jinja sh tests/fuzz/build.sh  # fuzz the chat-template interpreter
+#                                     # (seeds: tests/data/templates/*.jinja)
 #
 # Output goes to build/fuzz/. The seed corpus is written by gguf_seeds (three
 # small files from the writer); the working corpus lives in
@@ -26,8 +28,29 @@ FLAGS="-std=c11 -D_GNU_SOURCE -Isrc -g -O1 -Wall -Wextra -Werror -Wno-unused-par
 "$OUT/gguf_seeds" "$OUT/seeds-gguf"
 echo "built $OUT/fuzz_gguf"
 
+mkdir -p "$OUT/corpus-jinja" "$OUT/seeds-jinja"
+"$CC" $FLAGS -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -o "$OUT/fuzz_jinja" tests/fuzz/fuzz_jinja.c src/chat/*.c src/base/base.c -ljansson -lutf8proc -lm
+cp tests/data/templates/*.jinja "$OUT/seeds-jinja/"
+echo "built $OUT/fuzz_jinja"
+
+# Grammar parsers (GBNF / regex / JSON Schema): FUZZ_TARGET=grammar runs it.
+mkdir -p "$OUT/corpus-grammar"
+"$CC" $FLAGS -pthread -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -o "$OUT/fuzz_grammar" tests/fuzz/fuzz_grammar.c src/grammar/*.c src/base/base.c \
+    -ljansson -lpcre2-8 -lm
+echo "built $OUT/fuzz_grammar"
+
 [ "${FUZZ_RUN:-1}" = 0 ] && exit 0
 cd "$OUT"
+if [ "${FUZZ_TARGET:-gguf}" = grammar ]; then
+    exec ./fuzz_grammar -max_total_time="$SECONDS_TO_RUN" -max_len=2048 -timeout=10 \
+        -rss_limit_mb=2048 -print_final_stats=1 corpus-grammar
+fi
+if [ "${FUZZ_TARGET:-gguf}" = jinja ]; then
+    exec ./fuzz_jinja -max_total_time="$SECONDS_TO_RUN" -max_len=8192 -timeout=10 \
+        -rss_limit_mb=2048 -print_final_stats=1 corpus-jinja seeds-jinja
+fi
 # -max_len: the seeds are < 1 KiB; room to grow them a little.
 exec ./fuzz_gguf -max_total_time="$SECONDS_TO_RUN" -max_len=4096 -timeout=10 \
     -rss_limit_mb=2048 -print_final_stats=1 corpus-gguf seeds-gguf

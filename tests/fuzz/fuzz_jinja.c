@@ -23,7 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char err[SL_ERR_MAX];
     chat_tmpl_t *t = chat_tmpl_new((const char *)data, size, err, sizeof err);
     if (!t) return 0;
-    chat_render_opts_t o = {.bos_token = "<s>", .add_generation_prompt = true, .now = 1, .max_steps = 20000, .max_output = 1 << 16};
+    chat_render_opts_t o = {.bos_token = "<s>", .add_generation_prompt = true, .now = 1, .max_steps = 20000, .max_output = 1 << 16,
+                             .max_memory = 16 << 20};
     sl_buf_t out = {0};
     chat_render(t, req, &o, &out, err, sizeof err);
     sl_buf_free(&out);

@@ -204,10 +204,23 @@ static void detach_followers(eng_t *e, eng_seq_t *s) {
         }
 }
 
+/* Copies the block counts into the stats (other threads read those). */
+static void publish_kv_counts(eng_t *e) {
+    kvc_counts_t kc;
+    kvc_counts(e->kvc, &kc);
+    pthread_mutex_lock(&e->mu);
+    e->st.kv_blocks_used = kc.used;
+    e->st.kv_blocks_cached = kc.cached;
+    e->st.kv_blocks_free = kc.free;
+    e->st.evictions = kc.evictions;
+    pthread_mutex_unlock(&e->mu);
+}
+
 /* Emits FINISH and frees s, which is in no list. Blocks are returned
  * before the event: a client that sees FINISH sees the memory free. */
 static void seq_emit_finish(eng_t *e, eng_seq_t *s, eng_finish_t why, const char *msg) {
     seq_release(e, s);
+    publish_kv_counts(e);
     pthread_mutex_lock(&e->mu);
     e->st.finished++;
     if (why == ENG_FINISH_CANCELLED) e->st.cancelled++;
@@ -306,6 +319,10 @@ static void seq_sample(eng_t *e, eng_seq_t *s, float *logits) {
     }
     smp_accept(s->smp, ev.tok.id);
     s->n_generated++;
+    /* usage so far, so the server knows cached tokens before FINISH */
+    ev.usage.prompt_tokens = s->n_prompt_done;
+    ev.usage.cached_tokens = SL_MIN(s->n_cached, s->n_prompt_done);
+    ev.usage.completion_tokens = s->n_generated;
     const uint64_t now = sl_now_ns();
     pthread_mutex_lock(&e->mu);
     e->st.tokens_generated++;
@@ -511,7 +528,7 @@ static void step(eng_t *e) {
         s->n_past += s->step_n;
         s->step_n = 0;
         s->n_prompt_done = SL_MAX(s->n_prompt_done, SL_MIN(s->n_past, s->n_prompt));
-        while ((s->n_hashed + 1) * e->bs <= s->n_past) {
+        while (!e->o.no_prefix_cache && (s->n_hashed + 1) * e->bs <= s->n_past) {
             s->last_hash = kvc_publish(e->kvc, s->blocks[s->n_hashed], s->last_hash,
                                        s->toks + (size_t)s->n_hashed * (size_t)e->bs);
             s->n_hashed++;
@@ -525,14 +542,9 @@ static void step(eng_t *e) {
         seq_sample(e, s, row);
     }
     const uint64_t t1 = sl_now_ns();
-    kvc_counts_t kc;
-    kvc_counts(e->kvc, &kc);
+    publish_kv_counts(e);
     pthread_mutex_lock(&e->mu);
     e->st.busy_ns += t1 - t0;
-    e->st.kv_blocks_used = kc.used;
-    e->st.kv_blocks_cached = kc.cached;
-    e->st.kv_blocks_free = kc.free;
-    e->st.evictions = kc.evictions;
     if (t1 - e->win_t0 >= 2000000000ull) {
         e->st.tokens_per_s = (double)(e->st.tokens_generated - e->win_gen) * 1e9 / (double)(t1 - e->win_t0);
         e->win_t0 = t1;

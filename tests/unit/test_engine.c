@@ -266,6 +266,197 @@ static void test_cancel_queue_shutdown(void) {
     CHECK(fin == accepted);
 }
 
+/* Greedy through the engine: each prompt's tokens into logs[i]. */
+static void run_greedy(eng_t *e, int32_t (*prompts)[300], const int *lens, int ns, int nt) {
+    char err[SL_ERR_MAX];
+    reset_logs();
+    for (int s = 0; s < ns; s++) {
+        eng_request_t r = greedy_req(prompts[s], (size_t)lens[s], nt, &logs[s]);
+        uint64_t id;
+        CHECK_MSG(eng_submit(e, &r, &id, err, sizeof err) == 0, "%s", err);
+    }
+    wait_finished(ns);
+}
+
+static void check_blocks_released(eng_t *e) {
+    eng_stats_t st;
+    eng_stats(e, &st);
+    CHECK_MSG(st.kv_blocks_used == 0, "%d KV blocks still used", st.kv_blocks_used);
+    CHECK(st.kv_blocks_used + st.kv_blocks_cached + st.kv_blocks_free == st.kv_blocks_total);
+    CHECK(st.live == 0);
+}
+
+/* A shared 70-token prefix: the second wave reuses its full blocks
+ * (cached_tokens = 64 with blocks of 16), generates exactly what the
+ * reference (no cache) does, and computes fewer tokens. */
+static void test_prefix_cache_reuse(void) {
+    char err[SL_ERR_MAX];
+    enum { NS = 3, NT = 10 };
+    static int32_t prompts[NS][300];
+    int lens[NS] = {75, 80, 71};
+    for (int s = 0; s < NS; s++)
+        for (int i = 0; i < lens[s]; i++) prompts[s][i] = (int32_t)(i < 70 ? (i * 13 + 5) % V : (s * 7 + i) % V);
+    int32_t ref[NS][NT];
+    for (int s = 0; s < NS; s++) reference(model, prompts[s], lens[s], NT, ref[s]);
+    for (int cache = 0; cache < 2; cache++) {
+        eng_t *e = eng_new(model, &(eng_opts_t){.n_ctx = CTX, .max_running = 4, .kv = ENG_KV_F32,
+                                                .no_prefix_cache = !cache},
+                           on_event, NULL, err, sizeof err);
+        /* warm: the first prompt alone */
+        run_greedy(e, prompts, lens, 1, NT);
+        CHECK(logs[0].fin.usage.cached_tokens == 0);
+        eng_stats_t st0, st1;
+        eng_stats(e, &st0);
+        run_greedy(e, prompts, lens, NS, NT);
+        eng_stats(e, &st1);
+        for (int s = 0; s < NS; s++) {
+            CHECK_MSG(memcmp(logs[s].toks, ref[s], sizeof ref[s]) == 0, "cache %d: sequence %d differs", cache, s);
+            CHECK(logs[s].fin.usage.prompt_tokens == lens[s]);
+            const int want = cache ? 64 : 0;
+            CHECK_MSG(logs[s].fin.usage.cached_tokens == want, "cache %d seq %d: cached %d, want %d", cache, s,
+                      logs[s].fin.usage.cached_tokens, want);
+        }
+        const uint64_t computed = st1.batch_tokens - st0.batch_tokens;
+        const uint64_t all = 75 + 80 + 71 + NS * (NT - 1);
+        CHECK_MSG(computed == (cache ? all - 3 * 64 : all), "cache %d: %llu tokens computed", cache,
+                  (unsigned long long)computed);
+        CHECK(!cache || st1.prefix_hit_tokens - st0.prefix_hit_tokens == 3 * 64);
+        check_blocks_released(e);
+        eng_free(e);
+    }
+}
+
+/* A pool far smaller than the running sequences need: sequences are
+ * preempted and recomputed, cached blocks are evicted, and every output
+ * still equals the reference. */
+static void test_preemption_and_eviction(void) {
+    char err[SL_ERR_MAX];
+    enum { NS = 6, NT = 40 };
+    static int32_t prompts[NS][300];
+    int lens[NS];
+    for (int s = 0; s < NS; s++) {
+        lens[s] = 20 + 9 * s;
+        for (int i = 0; i < lens[s]; i++) prompts[s][i] = (int32_t)((s * 17 + i * 5 + 1) % V);
+    }
+    int32_t ref[NS][NT];
+    for (int s = 0; s < NS; s++) reference(model, prompts[s], lens[s], NT, ref[s]);
+    const size_t bb = model_kv_block_bytes(model, 8, SL_TYPE_F32);
+    /* 128-position context = 16 blocks; 26 blocks for 6 sequences of up to 105 */
+    eng_t *e = eng_new(model, &(eng_opts_t){.n_ctx = 128, .max_running = 6, .kv = ENG_KV_F32, .kv_block = 8,
+                                            .kv_mem = 26 * bb},
+                       on_event, NULL, err, sizeof err);
+    CHECK_MSG(e != NULL, "%s", err);
+    if (!e) return;
+    run_greedy(e, prompts, lens, NS, NT);
+    for (int s = 0; s < NS; s++) {
+        CHECK_MSG(logs[s].n_tok == NT && memcmp(logs[s].toks, ref[s], sizeof ref[s]) == 0,
+                  "sequence %d differs from the reference after preemption", s);
+        CHECK(logs[s].fin.finish == ENG_FINISH_LENGTH);
+        CHECK(logs[s].fin.usage.prompt_tokens == lens[s] && logs[s].fin.usage.completion_tokens == NT);
+    }
+    eng_stats_t st;
+    eng_stats(e, &st);
+    CHECK_MSG(st.preemptions > 0, "no preemption happened (%llu)", (unsigned long long)st.preemptions);
+    CHECK_MSG(st.evictions > 0, "no eviction happened");
+    CHECK(st.kv_blocks_total == 26);
+    check_blocks_released(e);
+    /* a budget below one context is refused with a message */
+    eng_t *e2 = eng_new(model, &(eng_opts_t){.n_ctx = 128, .kv = ENG_KV_F32, .kv_block = 8, .kv_mem = 10 * bb}, on_event, NULL, err,
+                        sizeof err);
+    CHECK(e2 == NULL && strstr(err, "less than one context") != NULL);
+    eng_free(e);
+}
+
+/* Cancelling mid-prefill and mid-decode returns every block. */
+static void test_cancel_frees_blocks(void) {
+    char err[SL_ERR_MAX];
+    eng_t *e = eng_new(model, &(eng_opts_t){.n_ctx = CTX, .max_running = 4, .no_prefix_cache = true}, on_event,
+                       NULL, err, sizeof err);
+    reset_logs();
+    static int32_t p[3][300];
+    for (int s = 0; s < 3; s++)
+        for (int i = 0; i < 300; i++) p[s][i] = (int32_t)((i * 3 + s) % V);
+    uint64_t ids[3];
+    for (int s = 0; s < 3; s++) {
+        eng_request_t r = greedy_req(p[s], (size_t)(s == 0 ? 300 : 20), CTX - 300, &logs[s]);
+        CHECK(eng_submit(e, &r, &ids[s], err, sizeof err) == 0);
+    }
+    pthread_mutex_lock(&mu);
+    while (logs[1].n_tok < 3) pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+    eng_stats_t st;
+    eng_stats(e, &st);
+    CHECK(st.kv_blocks_used > 0);
+    for (int s = 0; s < 3; s++) eng_cancel(e, ids[s]);
+    wait_finished(3);
+    for (int s = 0; s < 3; s++) CHECK(logs[s].fin.finish == ENG_FINISH_CANCELLED);
+    check_blocks_released(e);
+    eng_stats(e, &st);
+    CHECK(st.kv_blocks_free == st.kv_blocks_total); /* no cache: all free */
+    eng_free(e);
+}
+
+/* n>1: the same prompt submitted several times at once is prefilled once;
+ * greedy choices are identical to the reference. */
+static void test_shared_prompt_fork(void) {
+    char err[SL_ERR_MAX];
+    enum { NS = 4, NT = 12 };
+    static int32_t prompts[NS][300];
+    int lens[NS];
+    for (int s = 0; s < NS; s++) {
+        lens[s] = 45;
+        for (int i = 0; i < 45; i++) prompts[s][i] = (int32_t)((i * 11 + 2) % V);
+    }
+    int32_t ref[NT];
+    reference(model, prompts[0], 45, NT, ref);
+    eng_t *e = eng_new(model, &(eng_opts_t){.n_ctx = CTX, .max_running = 8, .kv = ENG_KV_F32}, on_event, NULL, err,
+                       sizeof err);
+    run_greedy(e, prompts, lens, NS, NT);
+    for (int s = 0; s < NS; s++) {
+        CHECK_MSG(memcmp(logs[s].toks, ref, sizeof ref) == 0, "choice %d differs", s);
+        CHECK(logs[s].fin.usage.prompt_tokens == 45);
+    }
+    eng_stats_t st;
+    eng_stats(e, &st);
+    /* the prompt once, then NT-1 decode tokens per choice */
+    CHECK_MSG(st.batch_tokens == 45 + NS * (NT - 1), "%llu tokens computed", (unsigned long long)st.batch_tokens);
+    check_blocks_released(e);
+    eng_free(e);
+}
+
+/* Many sequences decode in the same steps: steps ≈ tokens per sequence,
+ * not their sum. */
+static void test_batched_steps(void) {
+    char err[SL_ERR_MAX];
+    enum { NS = 8, NT = 20 };
+    static int32_t prompts[NS][300];
+    int lens[NS];
+    for (int s = 0; s < NS; s++) {
+        lens[s] = 5 + s;
+        for (int i = 0; i < lens[s]; i++) prompts[s][i] = (int32_t)((s * 29 + i * 3) % V);
+    }
+    eng_t *e = eng_new(model, &(eng_opts_t){.n_ctx = CTX, .max_running = 8, .kv = ENG_KV_F32}, on_event, NULL, err,
+                       sizeof err);
+    run_greedy(e, prompts, lens, NS, NT);
+    for (int s = 0; s < NS; s++) {
+        int32_t ref[NT];
+        reference(model, prompts[s], lens[s], NT, ref);
+        CHECK_MSG(memcmp(logs[s].toks, ref, sizeof ref) == 0, "sequence %d differs", s);
+    }
+    eng_stats_t st;
+    eng_stats(e, &st);
+    CHECK_MSG(st.steps < 3 * NT, "%llu steps for %d sequences of %d tokens", (unsigned long long)st.steps, NS, NT);
+    CHECK(st.ttft.n == NS && st.itl.n == NS * (NT - 1));
+    sl_buf_t b = {0};
+    const char *name = "m";
+    eng_metrics_write(&b, &e, &name, 1);
+    CHECK(b.data && strstr(b.data, "silica_kv_blocks_used{model=\"m\"} 0\n"));
+    CHECK(b.data && strstr(b.data, "silica_time_to_first_token_seconds_count{model=\"m\"} 8\n"));
+    CHECK(b.data && strstr(b.data, "silica_inter_token_latency_seconds_bucket{model=\"m\",le=\"+Inf\"} 152\n"));
+    sl_buf_free(&b);
+    eng_free(e);
+}
+
 int main(void) {
     write_model();
     char err[SL_ERR_MAX];
@@ -275,6 +466,11 @@ int main(void) {
         RUN(test_matches_reference_concurrently);
         RUN(test_stop_ids_and_errors);
         RUN(test_cancel_queue_shutdown);
+        RUN(test_prefix_cache_reuse);
+        RUN(test_preemption_and_eviction);
+        RUN(test_cancel_frees_blocks);
+        RUN(test_shared_prompt_fork);
+        RUN(test_batched_steps);
         model_free(model);
     }
     unlink(path);

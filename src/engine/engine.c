@@ -339,6 +339,9 @@ static void seq_sample(eng_t *e, eng_seq_t *s, float *logits) {
         return;
     }
     ev.t_ns = now;
+    ev.usage.prompt_tokens = s->n_prompt_done;
+    ev.usage.cached_tokens = SL_MIN(s->n_cached, s->n_prompt_done);
+    ev.usage.completion_tokens = s->n_generated;
     e->fn(&ev, e->ctx);
     if (s->n_generated >= s->max_tokens || s->n_past >= e->o.n_ctx) seq_finish(e, s, ENG_FINISH_LENGTH, NULL);
 }

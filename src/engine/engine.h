@@ -76,7 +76,7 @@ typedef struct eng_event {
     uint64_t t_ns;    /* sl_now_ns() when the engine produced the event */
     /* ENG_EV_TOKEN */
     smp_result_t tok; /* id, logprob, top alternatives */
-    /* ENG_EV_FINISH */
+    /* ENG_EV_FINISH (TOKEN events carry the usage so far too) */
     eng_finish_t finish;
     eng_usage_t usage;
     const char *error; /* ENG_FINISH_ERROR: a message; valid during the callback */

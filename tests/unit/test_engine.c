@@ -247,7 +247,7 @@ static void test_cancel_queue_shutdown(void) {
     eng_cancel(e, ids[1]); /* waiting: finishes without running */
     wait_finished(2);
     CHECK(logs[0].fin.finish == ENG_FINISH_CANCELLED);
-    CHECK(logs[0].n_tok < 50);
+    CHECK(logs[0].n_tok < CTX - 2); /* stopped before its max_tokens */
     CHECK(logs[1].fin.finish == ENG_FINISH_CANCELLED);
     CHECK(logs[1].n_tok == 0);
     /* usage reports what was computed: the running one prefilled its whole

@@ -1266,6 +1266,14 @@ static int call_macro(R *r, const jnode_t *at, jfunc_t *f, const args_t *a, jv_t
         if (scope_set(r, at, ms, def->names[k], v)) return -1;
     }
     if (f->kind == JF_MACRO && f->caller.t == JV_FUNC && scope_set(r, at, ms, "caller", f->caller)) return -1;
+    /* jinja2 gives every macro `varargs` (an empty tuple here, since extra
+     * positional arguments are an error) and `kwargs` (an empty dict) */
+    jlist_t *va = jlist_new(r->a, 0);
+    jdict_t *kw = jdict_new(r->a, 0);
+    if (!va || !kw) return oom(r, at);
+    va->tuple = true;
+    jv_t vav = {.t = JV_LIST, .u.l = va}, kwv = {.t = JV_DICT, .u.d = kw};
+    if (scope_set(r, at, ms, "varargs", vav) || scope_set(r, at, ms, "kwargs", kwv)) return -1;
     if (++r->depth > r->lim->max_depth) {
         r->depth--;
         return fail(r, at, "macro calls nested too deeply (limit %d)", r->lim->max_depth);
@@ -2352,6 +2360,7 @@ static int apply_filter(R *r, scope_t *sc, const jnode_t *at, const char *f, jv_
         return 0;
     }
     if (!strcmp(f, "center")) {
+        if (a->npos + a->nkw > 1) return fail(r, at, "center() takes from 1 to 2 positional arguments");
         jv_t s, w = jv_int(80);
         arg_get(a, 0, "width", &w);
         if (apply_filter(r, sc, at, "string", v, &(args_t){0}, &s)) return -1;

@@ -155,6 +155,7 @@ const SNIPPETS = [
   '{% macro row(x) %}{{ caller(x * 2) }}{% endmacro %}{% call(v) row(21) %}v={{ v }}{% endcall %}',
   '{% macro fact(k) %}{% if k <= 1 %}1{% else %}{{ k * fact(k - 1)|int }}{% endif %}{% endmacro %}{{ fact(10) }}',
   '{% macro m(a) %}{% endmacro %}{{ m(1, 2) }}',
+  '{% macro m(a, b=2) %}{{ a }}{{ b }}{{ varargs }}{{ kwargs }}{% endmacro %}{{ m(1) }}',
   // filters
   '{{ d|tojson }}|{{ msgs|tojson }}|{{ u|tojson }}|{{ "q\\"\\n\\\\"|tojson }}|{{ [1.0, 2.50, 1e-7, none, true]|tojson }}',
   '{{ nested|tojson(indent=2) }}|{{ [[], {}]|tojson(indent=4) }}|{{ d|tojson(sort_keys=true) }}|{{ u|tojson(ensure_ascii=true) }}',
@@ -175,6 +176,7 @@ const SNIPPETS = [
   '{{ lst|reverse|list }}|{{ s|reverse }}|{{ "a b  c"|wordcount }}|{{ "%s is %d"|format("x", 3) }}|{{ "<a href=\'x\'>&</a>"|e }}|{{ "<b>"|safe }}',
   '{{ lst|batch(2)|list }}|{{ lst|batch(2, 0)|list }}|{{ s|center(15) }}|{{ msgs[0]|attr("role") }}',
   '{{ n|nosuchfilter }}',
+  "{{ 'Hello'|center(11, '*') }}",
   // tests
   '{{ n is defined }}{{ nope is undefined }}{{ no is none }}{{ s is string }}{{ d is mapping }}{{ lst is sequence }}{{ s is iterable }}{{ n is number }}{{ f is number }}',
   '{{ n is integer }}{{ f is float }}{{ t is boolean }}{{ n is boolean }}{{ t is true }}{{ no is false }}{{ greet is callable }}{{ range is callable }}',

@@ -1,0 +1,591 @@
+/* deps: chat grammar base */
+/*
+ * test_toolcall.c — tool-call family detection, the streaming output parser
+ * on recorded model outputs of each family (well-formed, parallel, zero-arg,
+ * reasoning, malformed, truncated), request validation and tool grammars.
+ *
+ * Independent references: the expected results are written out by hand from
+ * the formats; every streamed run (random piece sizes, both streaming modes)
+ * is reassembled from its events the way an OpenAI client does (content and
+ * argument deltas appended per index) and must equal the one-shot result;
+ * jansson parses every arguments string.
+ */
+#include "chat/toolcall.h"
+#include "grammar/grammar.h"
+#include "test.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define DS_CALLS_BEGIN "<｜tool▁calls▁begin｜>"
+#define DS_CALLS_END "<｜tool▁calls▁end｜>"
+#define DS_CALL_BEGIN "<｜tool▁call▁begin｜>"
+#define DS_CALL_END "<｜tool▁call▁end｜>"
+#define DS_SEP "<｜tool▁sep｜>"
+
+static const char *TOOLS_JSON =
+    "[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"description\":\"Weather of a "
+    "city\",\"parameters\":{\"type\":\"object\",\"properties\":{\"location\":{\"type\":\"string\"},"
+    "\"unit\":{\"type\":\"string\",\"enum\":[\"celsius\",\"fahrenheit\"]},\"days\":{\"type\":"
+    "\"integer\"}},\"required\":[\"location\"]}}},"
+    "{\"type\":\"function\",\"function\":{\"name\":\"get_time\",\"parameters\":{\"type\":\"object\","
+    "\"properties\":{}}}},"
+    "{\"type\":\"function\",\"function\":{\"name\":\"brave_search\",\"parameters\":{\"type\":"
+    "\"object\",\"properties\":{\"query\":{\"type\":\"string\"}},\"required\":[\"query\"]}}}]";
+
+static json_t *g_tools;
+
+/* ---- reassembly of a stream, as a client does it ---- */
+
+typedef struct {
+    sl_buf_t content, reasoning;
+    struct {
+        char id[64], name[80];
+        sl_buf_t args;
+        bool ended, aborted;
+    } calls[16];
+    int n_calls;
+    int bad; /* protocol violations seen */
+} stream_t;
+
+static int on_event(void *ud, const tc_event_t *ev) {
+    stream_t *s = ud;
+    switch (ev->kind) {
+    case TC_EV_CONTENT: sl_buf_append(&s->content, ev->text, ev->len); break;
+    case TC_EV_REASONING: sl_buf_append(&s->reasoning, ev->text, ev->len); break;
+    case TC_EV_CALL_START:
+        if (ev->index != s->n_calls || ev->index >= 16) {
+            s->bad++;
+            break;
+        }
+        snprintf(s->calls[ev->index].id, 64, "%s", ev->id);
+        snprintf(s->calls[ev->index].name, 80, "%s", ev->name);
+        s->n_calls++;
+        break;
+    case TC_EV_CALL_ARGS:
+        if (ev->index != s->n_calls - 1 || s->calls[ev->index].ended) s->bad++;
+        else sl_buf_append(&s->calls[ev->index].args, ev->text, ev->len);
+        break;
+    case TC_EV_CALL_END:
+        if (ev->index != s->n_calls - 1) s->bad++;
+        else s->calls[ev->index].ended = true;
+        break;
+    case TC_EV_CALL_ABORT:
+        if (ev->index != s->n_calls - 1) s->bad++;
+        else s->calls[ev->index].aborted = true;
+        break;
+    }
+    /* every text delta must be complete UTF-8 that jansson accepts */
+    if (ev->kind == TC_EV_CONTENT || ev->kind == TC_EV_REASONING || ev->kind == TC_EV_CALL_ARGS) {
+        json_t *j = json_stringn(ev->text, ev->len);
+        if (!j) s->bad++;
+        json_decref(j);
+    }
+    return 0;
+}
+
+static void stream_free(stream_t *s) {
+    sl_buf_free(&s->content);
+    sl_buf_free(&s->reasoning);
+    for (int i = 0; i < 16; i++) sl_buf_free(&s->calls[i].args);
+}
+
+typedef struct {
+    tc_family_t fam;
+    bool reasoning, think_open;
+    const json_t *tools;
+} cfg_t;
+
+/* Feeds text in pieces (sizes from rng: 0 = one piece) and checks the stream
+ * against the parser's own result. Returns the result as a message JSON. */
+static json_t *run_parse(const cfg_t *cfg, const char *text, unsigned seed, bool incremental,
+                         stream_t *st) {
+    tc_parser_opts_t o = {.family = cfg->fam,
+                          .reasoning = cfg->reasoning,
+                          .think_open = cfg->think_open,
+                          .incremental = incremental,
+                          .tools = cfg->tools,
+                          .id_seed = 42,
+                          .on_event = on_event,
+                          .ud = st};
+    char err[256];
+    tc_parser_t *p = tc_parser_new(&o, err, sizeof err);
+    if (!p) return NULL;
+    size_t n = strlen(text), i = 0;
+    unsigned r = seed;
+    while (i < n) {
+        size_t k = n - i;
+        if (seed) {
+            r = r * 1103515245u + 12345u;
+            k = SL_MIN(k, 1 + (r >> 16) % 7);
+        }
+        CHECK(tc_parser_feed(p, text + i, k, false) == 0);
+        i += k;
+    }
+    CHECK(tc_parser_finish(p) == 0);
+    const tc_result_t *res = tc_parser_result(p);
+    json_t *m = res ? tc_result_message_json(res) : NULL;
+    /* arguments are always JSON objects */
+    for (size_t c = 0; res && c < res->n_calls; c++) {
+        json_t *a = json_loads(res->calls[c].arguments, 0, NULL);
+        CHECK_MSG(json_is_object(a), "arguments not an object: %s", res->calls[c].arguments);
+        json_decref(a);
+    }
+    tc_parser_free(p);
+    return m;
+}
+
+/* The message a stream reassembles to (only ended, non-aborted calls). */
+static json_t *stream_message(const stream_t *s) {
+    json_t *calls = json_array();
+    for (int i = 0; i < s->n_calls; i++) {
+        if (!s->calls[i].ended || s->calls[i].aborted) continue;
+        json_array_append_new(
+            calls, json_pack("{s:s, s:s, s:{s:s, s:s}}", "id", s->calls[i].id, "type", "function",
+                             "function", "name", s->calls[i].name, "arguments",
+                             s->calls[i].args.data ? s->calls[i].args.data : ""));
+    }
+    json_t *m = json_pack("{s:s}", "role", "assistant");
+    if (s->content.len || json_array_size(calls) == 0)
+        json_object_set_new(m, "content", json_stringn(s->content.data ? s->content.data : "", s->content.len));
+    else
+        json_object_set_new(m, "content", json_null());
+    if (s->reasoning.len)
+        json_object_set_new(m, "reasoning_content", json_stringn(s->reasoning.data, s->reasoning.len));
+    if (json_array_size(calls)) json_object_set_new(m, "tool_calls", calls);
+    else json_decref(calls);
+    return m;
+}
+
+static char *dump(const json_t *j) {
+    return j ? json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT) : strdup("(null)");
+}
+
+/* Expected message: content (NULL = null), reasoning (NULL = absent), then
+ * name/args pairs. Checks one-shot, 40 random splits in hold mode (stream
+ * must equal result) and in incremental mode (equal when well_formed). */
+static void expect_parse(const char *what, const cfg_t *cfg, const char *text, const char *content,
+                         const char *reasoning, int ncalls, const char *const *name_args,
+                         bool well_formed) {
+    json_t *want = json_pack("{s:s}", "role", "assistant");
+    json_object_set_new(want, "content", content ? json_string(content) : json_null());
+    if (reasoning) json_object_set_new(want, "reasoning_content", json_string(reasoning));
+    stream_t st0 = {0};
+    json_t *got0 = run_parse(cfg, text, 0, false, &st0);
+    /* compare everything but ids against the expectation */
+    json_t *cmp = json_deep_copy(got0);
+    json_t *tcs = json_object_get(cmp, "tool_calls");
+    CHECK_MSG((int)json_array_size(tcs) == ncalls, "%s: %zu calls, want %d", what,
+              json_array_size(tcs), ncalls);
+    for (int i = 0; i < ncalls && i < (int)json_array_size(tcs); i++) {
+        json_t *fn = json_object_get(json_array_get(tcs, i), "function");
+        const char *nm = json_string_value(json_object_get(fn, "name"));
+        const char *ar = json_string_value(json_object_get(fn, "arguments"));
+        CHECK_MSG(nm && strcmp(nm, name_args[2 * i]) == 0, "%s: call %d name %s", what, i, nm);
+        CHECK_MSG(ar && strcmp(ar, name_args[2 * i + 1]) == 0, "%s: call %d args %s want %s", what, i,
+                  ar, name_args[2 * i + 1]);
+        const char *id = json_string_value(json_object_get(json_array_get(tcs, i), "id"));
+        CHECK_MSG(id && (cfg->fam == TC_FAMILY_MISTRAL ? strlen(id) == 9
+                                                        : strncmp(id, "call_", 5) == 0 && strlen(id) == 29),
+                  "%s: id %s", what, id);
+    }
+    json_object_del(cmp, "tool_calls");
+    char *a = dump(cmp), *b = dump(want);
+    CHECK_MSG(strcmp(a, b) == 0, "%s:\n    got  %s\n    want %s", what, a, b);
+    free(a);
+    free(b);
+    json_decref(cmp);
+    json_decref(want);
+
+    char *ref = dump(got0);
+    json_t *sm0 = stream_message(&st0);
+    char *s0 = dump(sm0);
+    CHECK_MSG(strcmp(ref, s0) == 0, "%s: one-shot stream differs\n    result %s\n    stream %s", what,
+              ref, s0);
+    CHECK(st0.bad == 0);
+    free(s0);
+    json_decref(sm0);
+    stream_free(&st0);
+    for (unsigned seed = 1; seed <= 40; seed++) {
+        for (int inc = 0; inc < 2; inc++) {
+            stream_t st = {0};
+            json_t *got = run_parse(cfg, text, seed, inc, &st);
+            char *g = dump(got);
+            CHECK_MSG(strcmp(g, ref) == 0, "%s: seed %u inc %d result differs\n    %s\n    %s", what,
+                      seed, inc, g, ref);
+            if (!inc || well_formed) {
+                json_t *sm = stream_message(&st);
+                char *sd = dump(sm);
+                CHECK_MSG(strcmp(sd, ref) == 0, "%s: seed %u inc %d stream differs\n    %s\n    %s",
+                          what, seed, inc, sd, ref);
+                free(sd);
+                json_decref(sm);
+            }
+            CHECK_MSG(st.bad == 0, "%s: protocol violation (seed %u inc %d)", what, seed, inc);
+            free(g);
+            json_decref(got);
+            stream_free(&st);
+        }
+    }
+    free(ref);
+    json_decref(got0);
+}
+
+#define CALLS(...) ((const char *const[]){__VA_ARGS__})
+
+/* ---- Hermes / Qwen ---- */
+
+static void test_hermes(void) {
+    cfg_t c = {TC_FAMILY_HERMES, true, false, g_tools};
+    expect_parse("hermes single", &c,
+                 "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"location\": \"Paris\", "
+                 "\"unit\": \"celsius\"}}\n</tool_call>",
+                 NULL, NULL, 1, CALLS("get_weather", "{\"location\":\"Paris\",\"unit\":\"celsius\"}"),
+                 true);
+    expect_parse("hermes parallel + content", &c,
+                 "Let me check both.\n\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": "
+                 "{\"location\": \"Paris\"}}\n</tool_call>\n<tool_call>\n{\"name\": \"get_weather\", "
+                 "\"arguments\": {\"location\": \"東京\", \"days\": 3}}\n</tool_call>",
+                 "Let me check both.", NULL, 2,
+                 CALLS("get_weather", "{\"location\":\"Paris\"}", "get_weather",
+                       "{\"location\":\"東京\",\"days\":3}"),
+                 true);
+    expect_parse("hermes zero-arg", &c,
+                 "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>", NULL, NULL, 1,
+                 CALLS("get_time", "{}"), true);
+    expect_parse("hermes arguments before name, nested, escapes", &c,
+                 "<tool_call>\n{\"arguments\": {\"q\": [1, 2.5e3, {\"a\": null}], \"s\": \"a\\\"b\\u00e9\"}, "
+                 "\"name\": \"brave_search\"}\n</tool_call>",
+                 NULL, NULL, 1,
+                 CALLS("brave_search", "{\"q\":[1,2.5e3,{\"a\":null}],\"s\":\"a\\\"b\\u00e9\"}"), true);
+    expect_parse("hermes string arguments", &c,
+                 "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": \"{\\\"location\\\": "
+                 "\\\"Rome\\\"}\"}\n</tool_call>",
+                 NULL, NULL, 1, CALLS("get_weather", "{\"location\":\"Rome\"}"), true);
+    expect_parse("hermes missing close at end", &c,
+                 "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}", NULL, NULL, 1,
+                 CALLS("get_time", "{}"), true);
+    expect_parse("qwen3 reasoning then call", &c,
+                 "<think>\nThe user wants the weather.\nCall the tool.\n</think>\n\n<tool_call>\n{\"name\": "
+                 "\"get_weather\", \"arguments\": {\"location\": \"Paris\"}}\n</tool_call>",
+                 NULL, "The user wants the weather.\nCall the tool.", 1,
+                 CALLS("get_weather", "{\"location\":\"Paris\"}"), true);
+    expect_parse("qwen3 reasoning then content", &c,
+                 "<think>\nsimple greeting\n</think>\n\nHello! How can I help?", "Hello! How can I help?",
+                 "simple greeting", 0, NULL, true);
+    cfg_t open = {TC_FAMILY_HERMES, true, true, g_tools};
+    expect_parse("think opened by the prompt", &open,
+                 "I should greet.\n</think>\n\nHi there.", "Hi there.", "I should greet.", 0, NULL, true);
+    expect_parse("think opened, truncated inside reasoning", &open, "Still thinking about </thi",
+                 "", "Still thinking about </thi", 0, NULL, true);
+    cfg_t noreason = {TC_FAMILY_HERMES, false, false, g_tools};
+    expect_parse("reasoning off: think tags are content", &noreason, "<think>x</think>y",
+                 "<think>x</think>y", NULL, 0, NULL, true);
+    expect_parse("plain content with marker-like text", &c, "Use a < b and <tool for this. <tool_c",
+                 "Use a < b and <tool for this. <tool_c", NULL, 0, NULL, true);
+    expect_parse("content whitespace kept inside, trailing kept without calls", &c,
+                 "\n\nLine one.\n\n  Line two.  ", "Line one.\n\n  Line two.  ", NULL, 0, NULL, true);
+    /* malformed and truncated: the raw text is content */
+    const char *bad = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"location\": }}\n</tool_call>";
+    expect_parse("hermes malformed json", &c, bad, bad, NULL, 0, NULL, false);
+    const char *trunc = "Sure.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"locat";
+    expect_parse("hermes truncated", &c, trunc, trunc, NULL, 0, NULL, false);
+    const char *noname = "<tool_call>\n{\"arguments\": {}}\n</tool_call>";
+    expect_parse("hermes call without name", &c, noname, noname, NULL, 0, NULL, false);
+    const char *badname = "<tool_call>\n{\"name\": \"get weather!\", \"arguments\": {}}\n</tool_call>";
+    expect_parse("hermes invalid name", &c, badname, badname, NULL, 0, NULL, false);
+    expect_parse("hermes good call after a malformed one", &c,
+                 "<tool_call>\n{oops}\n</tool_call>\n<tool_call>\n{\"name\": \"get_time\", \"arguments\": "
+                 "{}}\n</tool_call>",
+                 "<tool_call>\n{oops}\n</tool_call>", NULL, 1, CALLS("get_time", "{}"), false);
+    expect_parse("hermes truncated in marker", &c, "ok <tool_call>\n{\"name\": \"get_time\", "
+                 "\"arguments\": {}}\n</tool_call>\n<tool_ca",
+                 "ok\n<tool_ca", NULL, 1, CALLS("get_time", "{}"), true);
+}
+
+/* ---- Llama 3.x ---- */
+
+static void test_llama3(void) {
+    cfg_t c = {TC_FAMILY_LLAMA3, false, false, g_tools};
+    expect_parse("llama3 json", &c,
+                 "{\"name\": \"get_weather\", \"parameters\": {\"location\": \"Paris\"}}", NULL, NULL, 1,
+                 CALLS("get_weather", "{\"location\":\"Paris\"}"), true);
+    expect_parse("llama3 json with type", &c,
+                 "\n{\"type\": \"function\", \"name\": \"get_time\", \"parameters\": {}}", NULL, NULL, 1,
+                 CALLS("get_time", "{}"), true);
+    expect_parse("llama3 python_tag json", &c,
+                 "<|python_tag|>{\"name\": \"get_weather\", \"parameters\": {\"location\": \"Oslo\"}}",
+                 NULL, NULL, 1, CALLS("get_weather", "{\"location\":\"Oslo\"}"), true);
+    expect_parse("llama3 builtin call", &c,
+                 "<|python_tag|>brave_search.call(query=\"weather in Paris\")", NULL, NULL, 1,
+                 CALLS("brave_search", "{\"query\":\"weather in Paris\"}"), true);
+    expect_parse("llama3 builtin two args", &c, "<|python_tag|>brave_search.call(query=\"x\", n=5)",
+                 NULL, NULL, 1, CALLS("brave_search", "{\"query\":\"x\",\"n\":5}"), true);
+    expect_parse("llama3 parallel with ;", &c,
+                 "{\"name\": \"get_time\", \"parameters\": {}}; {\"name\": \"get_weather\", "
+                 "\"parameters\": {\"location\": \"Rome\"}}",
+                 NULL, NULL, 2, CALLS("get_time", "{}", "get_weather", "{\"location\":\"Rome\"}"), true);
+    expect_parse("llama3 JSON content is not a call", &c, "{\"result\": 5}", "{\"result\": 5}", NULL,
+                 0, NULL, true);
+    expect_parse("llama3 text", &c, "The weather is {probably} fine.",
+                 "The weather is {probably} fine.", NULL, 0, NULL, true);
+    const char *tr = "{\"name\": \"get_weather\", \"parameters\": {\"location\": \"Par";
+    expect_parse("llama3 truncated", &c, tr, tr, NULL, 0, NULL, false);
+    /* special tokens: the python tag as a special token, end-of-turn dropped */
+    tc_parser_opts_t o = {.family = TC_FAMILY_LLAMA3, .id_seed = 1};
+    tc_parser_t *p = tc_parser_new(&o, NULL, 0);
+    CHECK(tc_parser_feed(p, "<|python_tag|>", 14, true) == 0);
+    const char *body = "{\"name\": \"get_time\", \"parameters\": {}}";
+    CHECK(tc_parser_feed(p, body, strlen(body), false) == 0);
+    CHECK(tc_parser_feed(p, "<|eom_id|>", 10, true) == 0);
+    CHECK(tc_parser_finish(p) == 0);
+    const tc_result_t *r = tc_parser_result(p);
+    CHECK(r->n_calls == 1 && r->content_len == 0 && r->finish_tool_calls);
+    tc_parser_free(p);
+}
+
+/* ---- DeepSeek ---- */
+
+static void test_deepseek(void) {
+    cfg_t c = {TC_FAMILY_DEEPSEEK, true, false, g_tools};
+    const char *two = DS_CALLS_BEGIN DS_CALL_BEGIN "function" DS_SEP "get_weather\n```json\n{\"location\": "
+                      "\"Paris\"}\n```" DS_CALL_END "\n" DS_CALL_BEGIN "function" DS_SEP
+                      "get_time\n```json\n{}\n```" DS_CALL_END DS_CALLS_END;
+    expect_parse("deepseek two calls", &c, two, NULL, NULL, 2,
+                 CALLS("get_weather", "{\"location\":\"Paris\"}", "get_time", "{}"), true);
+    char buf[2048];
+    snprintf(buf, sizeof buf, "<think>\nNeed the weather.\n</think>\n\nChecking.%s", two);
+    expect_parse("deepseek r1 reasoning + content + calls", &c, buf, "Checking.", "Need the weather.", 2,
+                 CALLS("get_weather", "{\"location\":\"Paris\"}", "get_time", "{}"), true);
+    expect_parse("deepseek without fences", &c,
+                 DS_CALLS_BEGIN DS_CALL_BEGIN "function" DS_SEP "get_time\n{}" DS_CALL_END DS_CALLS_END,
+                 NULL, NULL, 1, CALLS("get_time", "{}"), true);
+    const char *tr = "Ok." DS_CALLS_BEGIN DS_CALL_BEGIN "function" DS_SEP "get_weather\n```json\n{\"loc";
+    expect_parse("deepseek truncated", &c, tr, tr, NULL, 0, NULL, false);
+    const char *tr2 = DS_CALLS_BEGIN DS_CALL_BEGIN "function" DS_SEP "get_time\n```json\n{}\n```" DS_CALL_END
+        DS_CALL_BEGIN "function" DS_SEP "get_wea";
+    expect_parse("deepseek second call truncated", &c, tr2, DS_CALL_BEGIN "function" DS_SEP "get_wea",
+                 NULL, 1, CALLS("get_time", "{}"), false);
+    cfg_t v31 = {TC_FAMILY_DEEPSEEK_V31, true, false, g_tools};
+    expect_parse("deepseek v3.1", &v31,
+                 DS_CALLS_BEGIN DS_CALL_BEGIN "get_weather" DS_SEP "{\"location\": \"Paris\"}" DS_CALL_END
+                     DS_CALL_BEGIN "get_time" DS_SEP "{}" DS_CALL_END DS_CALLS_END,
+                 NULL, NULL, 2, CALLS("get_weather", "{\"location\":\"Paris\"}", "get_time", "{}"), true);
+    const char *bad = DS_CALLS_BEGIN DS_CALL_BEGIN "get_weather" DS_SEP "{\"location\" \"Paris\"}" DS_CALL_END DS_CALLS_END;
+    /* the malformed call's raw text is content; scanning resumes after the
+     * failing byte, so the block's closing marker is content too */
+    expect_parse("deepseek v3.1 malformed", &v31, bad, bad, NULL, 0, NULL, false);
+}
+
+/* ---- GLM ---- */
+
+static void test_glm(void) {
+    cfg_t c = {TC_FAMILY_GLM4, false, false, g_tools};
+    expect_parse("glm4 call", &c, "get_weather\n{\"location\": \"Beijing\"}", NULL, NULL, 1,
+                 CALLS("get_weather", "{\"location\":\"Beijing\"}"), true);
+    expect_parse("glm4 content", &c, "\nHello, I am GLM-4.", "Hello, I am GLM-4.", NULL, 0, NULL, true);
+    expect_parse("glm4 unknown name is content", &c, "Sure\n{\"a\": 1}", "Sure\n{\"a\": 1}", NULL, 0,
+                 NULL, true);
+    expect_parse("glm4 truncated", &c, "get_weather\n{\"location\": \"Bei", "get_weather\n{\"location\": \"Bei",
+                 NULL, 0, NULL, false);
+    cfg_t g = {TC_FAMILY_GLM45, true, false, g_tools};
+    expect_parse("glm45 call with typed args", &g,
+                 "<think>Weather needed.</think>I'll check.<tool_call>get_weather\n<arg_key>location</arg_key>\n"
+                 "<arg_value>Beijing</arg_value>\n<arg_key>days</arg_key>\n<arg_value>3</arg_value>\n</tool_call>",
+                 "I'll check.", "Weather needed.", 1,
+                 CALLS("get_weather", "{\"location\":\"Beijing\",\"days\":3}"), true);
+    expect_parse("glm45 string param stays a string", &g,
+                 "<tool_call>get_weather\n<arg_key>location</arg_key>\n<arg_value>123</arg_value>\n</tool_call>",
+                 NULL, NULL, 1, CALLS("get_weather", "{\"location\":\"123\"}"), true);
+    expect_parse("glm45 zero-arg + second call", &g,
+                 "<tool_call>get_time\n</tool_call>\n<tool_call>brave_search\n<arg_key>query</arg_key>"
+                 "<arg_value>a \"quoted\" </b> text</arg_value></tool_call>",
+                 NULL, NULL, 2, CALLS("get_time", "{}", "brave_search", "{\"query\":\"a \\\"quoted\\\" </b> text\"}"),
+                 true);
+    const char *tr = "<tool_call>get_weather\n<arg_key>location</arg_key>\n<arg_value>Bei";
+    expect_parse("glm45 truncated", &g, tr, tr, NULL, 0, NULL, false);
+}
+
+/* ---- InternLM2, Mistral ---- */
+
+static void test_internlm_mistral(void) {
+    cfg_t c = {TC_FAMILY_INTERNLM2, false, false, g_tools};
+    expect_parse("internlm2 call", &c,
+                 "I'll look it up.<|action_start|><|plugin|>\n{\"name\": \"get_weather\", \"parameters\": "
+                 "{\"location\": \"Shanghai\"}}<|action_end|>\n",
+                 "I'll look it up.", NULL, 1, CALLS("get_weather", "{\"location\":\"Shanghai\"}"), true);
+    const char *interp = "<|action_start|><|interpreter|>\nprint(1)<|action_end|>";
+    expect_parse("internlm2 interpreter is content", &c, interp, interp, NULL, 0, NULL, true);
+    cfg_t m = {TC_FAMILY_MISTRAL, false, false, g_tools};
+    expect_parse("mistral list", &m,
+                 "[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": {\"location\": \"Paris\"}, \"id\": "
+                 "\"abc123def\"}, {\"name\": \"get_time\", \"arguments\": {}}]",
+                 NULL, NULL, 2, CALLS("get_weather", "{\"location\":\"Paris\"}", "get_time", "{}"), true);
+    expect_parse("mistral v11 name[ARGS]", &m,
+                 "[TOOL_CALLS]get_weather[ARGS]{\"location\": \"Paris\"}[TOOL_CALLS]get_time[ARGS]{}", NULL,
+                 NULL, 2, CALLS("get_weather", "{\"location\":\"Paris\"}", "get_time", "{}"), true);
+    const char *tr = "[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": {\"location\": \"Paris\"}}, {\"name";
+    expect_parse("mistral truncated second", &m, tr, "{\"name", NULL, 1,
+                 CALLS("get_weather", "{\"location\":\"Paris\"}"), false);
+    cfg_t none = {TC_FAMILY_NONE, false, false, NULL};
+    expect_parse("family none", &none, "<tool_call>{}</tool_call>", "<tool_call>{}</tool_call>", NULL, 0,
+                 NULL, true);
+}
+
+/* ---- fuzz-ish: random bytes and cut points never crash, text never lost ---- */
+
+static void test_robustness(void) {
+    const char *samples[] = {
+        "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"location\": \"Paris\"}}\n</tool_call>",
+        DS_CALLS_BEGIN DS_CALL_BEGIN "function" DS_SEP "get_time\n```json\n{}\n```" DS_CALL_END DS_CALLS_END,
+        "[TOOL_CALLS][{\"name\": \"get_time\", \"arguments\": {}}]",
+        "<tool_call>get_weather\n<arg_key>location</arg_key>\n<arg_value>X</arg_value>\n</tool_call>",
+        "<|action_start|><|plugin|>\n{\"name\": \"get_time\", \"parameters\": {}}<|action_end|>",
+        "{\"name\": \"get_time\", \"parameters\": {}}",
+        "<think>a</think>b",
+    };
+    tc_family_t fams[] = {TC_FAMILY_HERMES, TC_FAMILY_DEEPSEEK, TC_FAMILY_MISTRAL, TC_FAMILY_GLM45,
+                          TC_FAMILY_INTERNLM2, TC_FAMILY_LLAMA3, TC_FAMILY_HERMES};
+    unsigned r = 7;
+    int lost = 0;
+    for (size_t s = 0; s < SL_ARRAY_LEN(samples); s++) {
+        size_t n = strlen(samples[s]);
+        for (size_t cut = 0; cut <= n; cut++) {
+            /* every prefix (truncation at any byte) and a corrupted copy */
+            char *t = strndup(samples[s], cut);
+            for (int variant = 0; variant < 2; variant++) {
+                if (variant && cut) {
+                    r = r * 1103515245u + 12345u;
+                    t[(r >> 8) % cut] = (char)(r >> 20);
+                }
+                tc_parser_opts_t o = {.family = fams[s], .reasoning = true, .tools = g_tools, .id_seed = 3};
+                tc_parser_t *p = tc_parser_new(&o, NULL, 0);
+                tc_parser_feed(p, t, cut, false);
+                tc_parser_finish(p);
+                const tc_result_t *res = tc_parser_result(p);
+                /* nothing lost: without calls, every non-space byte of the
+                 * input appears in content or reasoning (markers included) */
+                if (res->n_calls == 0) {
+                    size_t nonws = 0, outn = 0;
+                    for (size_t i = 0; i < cut; i++) nonws += t[i] != ' ' && t[i] != '\n' && t[i] != '\t' && t[i] != '\r';
+                    for (size_t i = 0; i < res->content_len; i++)
+                        outn += res->content[i] != ' ' && res->content[i] != '\n';
+                    for (size_t i = 0; i < res->reasoning_len; i++)
+                        outn += res->reasoning[i] != ' ' && res->reasoning[i] != '\n';
+                    if (variant == 0 && outn < nonws && strstr(t, "<think>") == NULL) {
+                        lost++;
+                        fprintf(stderr, "  lost: [%s] -> [%s]\n", t, res->content);
+                    }
+                }
+                for (size_t i = 0; i < res->n_calls; i++) {
+                    json_t *a = json_loads(res->calls[i].arguments, 0, NULL);
+                    CHECK(json_is_object(a));
+                    json_decref(a);
+                }
+                json_t *m = tc_result_message_json(res);
+                CHECK(m != NULL);
+                json_decref(m);
+                tc_parser_free(p);
+            }
+            free(t);
+        }
+    }
+    CHECK_MSG(lost == 0, "%d truncations lost text", lost);
+}
+
+/* ---- detection ---- */
+
+static bool has_tok(void *ud, const char *t) {
+    for (const char *const *v = ud; *v; v++)
+        if (strcmp(*v, t) == 0) return true;
+    return false;
+}
+
+static void test_detect(void) {
+    struct {
+        const char *tmpl;
+        const char *toks[4];
+        tc_family_t want;
+        bool reasoning;
+    } cases[] = {
+        {"{%- if tools %}<|im_start|>system\n# Tools\n<tools>{{ tool | tojson }}</tools>\nFor each function "
+         "call, return a json object within <tool_call></tool_call> XML tags{% endif %}",
+         {NULL}, TC_FAMILY_HERMES, false},
+        {"{{- '<tool_call>\\n{\"name\": \"' }}...{%- if enable_thinking is defined %}<think>\\n\\n</think>",
+         {NULL}, TC_FAMILY_HERMES, true},
+        {"<|start_header_id|>ipython<|end_header_id|>\\n\\n{{ message.content }}<|eot_id|>", {NULL},
+         TC_FAMILY_LLAMA3, false},
+        {"{{'<｜Assistant｜><｜tool▁calls▁begin｜><｜tool▁call▁begin｜>' + tool['type'] + '<｜tool▁sep｜>' + "
+         "tool['function']['name'] + '\\n' + '```json' + '\\n' + tool['function']['arguments'] + '\\n' + "
+         "'```' + '<｜tool▁call▁end｜>'}}<think>",
+         {NULL}, TC_FAMILY_DEEPSEEK, true},
+        {"{{'<｜tool▁call▁begin｜>'+ tool['function']['name'] + '<｜tool▁sep｜>' + tool['function']['arguments'] "
+         "+ '<｜tool▁call▁end｜>'}}",
+         {NULL}, TC_FAMILY_DEEPSEEK_V31, false},
+        {"[gMASK]<sop>{% for item in messages %}<|system|>\n# 可用工具...{% elif item['role'] == 'assistant' "
+         "%}<|assistant|>{{ item.metadata }}\n{{ item.content }}{% elif item['role'] == 'observation' "
+         "%}<|observation|>",
+         {NULL}, TC_FAMILY_GLM4, false},
+        {"[gMASK]<sop>...<tool_call>{{ tc.name }}\n{% for k, v in tc.arguments.items() %}<arg_key>{{ k "
+         "}}</arg_key>\n<arg_value>{{ v }}</arg_value>{% endfor %}</tool_call><think></think>",
+         {NULL}, TC_FAMILY_GLM45, true},
+        {"{{ bos_token }}{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
+         "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}",
+         {"<|action_start|>", "<|plugin|>", "<|action_end|>", NULL}, TC_FAMILY_INTERNLM2, false},
+        {"{%- if message.tool_calls %}[TOOL_CALLS][{% for tc in message.tool_calls %}...", {NULL},
+         TC_FAMILY_MISTRAL, false},
+        {"{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}", {NULL},
+         TC_FAMILY_NONE, false},
+        {NULL, {"<tool_call>", "<think>", "</think>", NULL}, TC_FAMILY_HERMES, true},
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
+        const char *t = cases[i].tmpl;
+        size_t n = t ? strlen(t) : 0;
+        tc_family_t f = tc_detect(t, n, has_tok, (void *)cases[i].toks);
+        CHECK_MSG(f == cases[i].want, "case %zu: %s want %s", i, tc_family_name(f),
+                  tc_family_name(cases[i].want));
+        CHECK_MSG(tc_detect_reasoning(t, n, has_tok, (void *)cases[i].toks) == cases[i].reasoning,
+                  "case %zu reasoning", i);
+    }
+    CHECK(tc_prompt_opens_think("<|im_start|>assistant\n<think>\n", 30));
+    CHECK(!tc_prompt_opens_think("<think>\n\n</think>\n\n", 19));
+}
+
+/* ---- wire helpers ---- */
+
+static void test_json_shapes(void) {
+    tc_event_t ev = {.kind = TC_EV_CALL_START, .index = 1, .id = "call_x", .name = "f"};
+    json_t *d = tc_event_delta_json(&ev);
+    char *s = dump(d);
+    CHECK_MSG(strcmp(s, "{\"tool_calls\":[{\"function\":{\"arguments\":\"\",\"name\":\"f\"},\"id\":\"call_x\","
+                        "\"index\":1,\"type\":\"function\"}]}") == 0, "%s", s);
+    free(s);
+    json_decref(d);
+    ev = (tc_event_t){.kind = TC_EV_CALL_ARGS, .index = 1, .text = "{\"a\"", .len = 4};
+    d = tc_event_delta_json(&ev);
+    s = dump(d);
+    CHECK_MSG(strcmp(s, "{\"tool_calls\":[{\"function\":{\"arguments\":\"{\\\"a\\\"\"},\"index\":1}]}") == 0, "%s", s);
+    free(s);
+    json_decref(d);
+    ev = (tc_event_t){.kind = TC_EV_REASONING, .text = "hm", .len = 2};
+    d = tc_event_delta_json(&ev);
+    s = dump(d);
+    CHECK(strcmp(s, "{\"reasoning_content\":\"hm\"}") == 0);
+    free(s);
+    json_decref(d);
+}
+
+int main(void) {
+    g_tools = json_loads(TOOLS_JSON, 0, NULL);
+    CHECK(g_tools != NULL);
+    RUN(test_detect);
+    RUN(test_hermes);
+    RUN(test_llama3);
+    RUN(test_deepseek);
+    RUN(test_glm);
+    RUN(test_internlm_mistral);
+    RUN(test_robustness);
+    RUN(test_json_shapes);
+    json_decref(g_tools);
+    return test_summary();
+}

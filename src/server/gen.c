@@ -37,7 +37,8 @@ typedef struct gen_choice {
     bool done;  /* output finished */
     const char *finish;
     int n_tokens;
-    int eng_prompt, eng_completion; /* what the engine computed (from its FINISH) */
+    int eng_prompt, eng_cached, eng_completion; /* what the engine computed (from its events) */
+    bool eng_known; /* an event has reported them */
     sl_detok_t *dt;
     stop_matcher_t stop;
     sl_buf_t text; /* non-stream: the whole output */
@@ -126,19 +127,27 @@ static void job_free(gen_job_t *j) {
 static void job_usage(const gen_job_t *j, bool computed, srv_usage_t *u) {
     memset(u, 0, sizeof *u);
     u->ttft_ms = j->t_first_ns ? (int64_t)((j->t_first_ns - j->t0_ns) / 1000000) : -1;
+    /* cached tokens of a prompt: those its choices reused from the prefix
+     * cache (the fewest: choices sharing one prefill report the first's) */
+    for (int p = 0; p < j->n_prompts; p++) {
+        int most = 0, cached = -1;
+        for (int i = 0; i < j->n_ch; i++) {
+            const gen_choice_t *c = &j->ch[i];
+            if (c->prompt != p || !c->eng_known || c->eng_prompt == 0) continue;
+            if (c->eng_prompt > most) most = c->eng_prompt;
+            if (cached < 0 || c->eng_cached < cached) cached = c->eng_cached;
+        }
+        if (computed) u->prompt_tokens += most;
+        if (cached > 0) u->cached_tokens += cached;
+    }
     if (!computed) {
         u->prompt_tokens = j->prompt_tokens;
         for (int i = 0; i < j->n_ch; i++) u->completion_tokens += j->ch[i].n_tokens;
-        return;
-    }
-    for (int p = 0; p < j->n_prompts; p++) {
-        int most = 0;
+    } else {
         for (int i = 0; i < j->n_ch; i++)
-            if (j->ch[i].prompt == p && j->ch[i].eng_prompt > most) most = j->ch[i].eng_prompt;
-        u->prompt_tokens += most;
+            u->completion_tokens += SL_MAX(j->ch[i].n_tokens, j->ch[i].eng_completion);
     }
-    for (int i = 0; i < j->n_ch; i++)
-        u->completion_tokens += SL_MAX(j->ch[i].n_tokens, j->ch[i].eng_completion);
+    if (u->cached_tokens > u->prompt_tokens) u->cached_tokens = u->prompt_tokens;
 }
 
 static void job_hook_finish(gen_job_t *j, const char *status) {
@@ -219,11 +228,15 @@ void gen_free_all(srv_t *s) {
 static json_t *usage_json(const gen_job_t *j) {
     srv_usage_t u;
     job_usage(j, false, &u);
-    return json_pack("{s:I, s:I, s:I, s:{s:I}, s:{s:I}}", "prompt_tokens", (json_int_t)u.prompt_tokens,
+    /* prompt_cache_hit/miss_tokens: the hosted platform's names for the
+     * prompt tokens reused from / computed past the prefix cache */
+    return json_pack("{s:I, s:I, s:I, s:{s:I}, s:{s:I}, s:I, s:I}", "prompt_tokens", (json_int_t)u.prompt_tokens,
                      "completion_tokens", (json_int_t)u.completion_tokens, "total_tokens",
                      (json_int_t)(u.prompt_tokens + u.completion_tokens), "prompt_tokens_details",
                      "cached_tokens", (json_int_t)u.cached_tokens, "completion_tokens_details",
-                     "reasoning_tokens", (json_int_t)u.reasoning_tokens);
+                     "reasoning_tokens", (json_int_t)u.reasoning_tokens, "prompt_cache_hit_tokens",
+                     (json_int_t)u.cached_tokens, "prompt_cache_miss_tokens",
+                     (json_int_t)(u.prompt_tokens - u.cached_tokens));
 }
 
 static double lp_value(float lp) {
@@ -536,14 +549,16 @@ static void on_token(gen_job_t *j, gen_choice_t *c, const eng_event_t *ev) {
 void gen_on_event(srv_t *s, const eng_event_t *ev) {
     gen_choice_t *c = ev->user;
     gen_job_t *j = c->job;
+    c->eng_prompt = ev->usage.prompt_tokens;
+    c->eng_cached = ev->usage.cached_tokens;
+    c->eng_completion = ev->usage.completion_tokens;
+    c->eng_known = true;
     if (ev->type == ENG_EV_TOKEN) {
         if (!c->done && !j->finished) on_token(j, c, ev);
         return;
     }
     c->live = false;
     j->n_live--;
-    c->eng_prompt = ev->usage.prompt_tokens;
-    c->eng_completion = ev->usage.completion_tokens;
     if (!c->done && !j->finished) {
         /* the engine counted a sampled stop token the text never shows */
         c->n_tokens = ev->usage.completion_tokens;

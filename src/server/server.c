@@ -312,6 +312,15 @@ static void handle_metrics(srv_t *s, struct evhttp_request *req) {
                   (double)s->tok_work_ns * 1e-9, (unsigned long long)s->tok_n,
                   (double)s->tok_work_max_ns * 1e-9, (double)s->tok_lat_ns * 1e-9,
                   (unsigned long long)s->tok_n);
+    /* per model: batching, KV blocks, prefix cache, TTFT / inter-token latency */
+    eng_t *engs[64];
+    const char *names[64];
+    int n = 0;
+    for (int i = 0; i < s->n_models && n < 64; i++, n++) {
+        engs[n] = s->models[i].eng;
+        names[n] = s->models[i].id;
+    }
+    eng_metrics_write(&b, engs, names, n);
     srv_add_common_headers(s, req);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "text/plain; version=0.0.4");
@@ -509,6 +518,8 @@ static int load_model(srv_t *s, srv_model_t *m, const srv_model_spec_t *spec, ch
     eo.n_ctx = s->cfg.n_ctx;
     eo.max_running = s->cfg.max_running;
     eo.max_queued = s->cfg.max_queued;
+    eo.kv_mem = s->cfg.kv_mem;
+    eo.kv = s->cfg.kv_type;
     m->eng = eng_new(m->model, &eo, on_engine_event, m, e2, sizeof e2);
     if (!m->eng) return sl_err(err, errlen, "engine: %s", e2);
     sl_info("model %s: %s (vocab %d, context %d, %zu end-of-generation tokens%s%s)", m->id, spec->path,

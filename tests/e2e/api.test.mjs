@@ -24,7 +24,8 @@ function checkUsage(u) {
   assert.equal(typeof u.prompt_tokens, "number");
   assert.ok(u.prompt_tokens > 0);
   assert.equal(u.total_tokens, u.prompt_tokens + u.completion_tokens);
-  assert.equal(u.prompt_tokens_details.cached_tokens, 0);
+  const cached = u.prompt_tokens_details.cached_tokens;
+  assert.ok(Number.isInteger(cached) && cached >= 0 && cached < u.prompt_tokens, `cached_tokens ${cached}`);
   assert.equal(u.completion_tokens_details.reasoning_tokens, 0);
 }
 
@@ -56,6 +57,18 @@ test("chat: non-stream shape and usage", async () => {
   assert.ok(["stop", "length"].includes(r.choices[0].finish_reason));
   checkUsage(r.usage);
   assert.ok(r.usage.completion_tokens <= 8);
+});
+
+test("usage reports prompt tokens served from the prefix cache", async () => {
+  const long = [{ role: "user", content: "Tell me about " + "the prefix cache and its blocks ".repeat(20) }];
+  const a = await client.chat.completions.create({ model: "tiny", messages: long, max_tokens: 2, seed: 1 });
+  const b = await client.chat.completions.create({ model: "tiny", messages: long, max_tokens: 2, seed: 1 });
+  assert.equal(a.usage.prompt_tokens, b.usage.prompt_tokens);
+  const cached = b.usage.prompt_tokens_details.cached_tokens;
+  assert.ok(cached > 0 && cached < b.usage.prompt_tokens, `cached ${cached} of ${b.usage.prompt_tokens}`);
+  assert.equal(b.choices[0].message.content, a.choices[0].message.content, "a cached prefix gives the same output");
+  const m = await metrics(srv.url);
+  assert.ok(m['silica_prefix_cache_hit_tokens_total{model="tiny"}'] >= cached, "engine metrics are served");
 });
 
 test("chat: stream equals non-stream for the same seed, usage only when asked", async () => {

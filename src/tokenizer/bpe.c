@@ -25,6 +25,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <utf8proc.h>
 
 /* The split regexes of each pre-tokenizer (those of llama.cpp's llama-vocab,
  * which reproduce the models' tokenizer.json pre-tokenizers). */
@@ -42,12 +43,15 @@ typedef struct pre_def {
     "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 #define RE_GPT2 "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)"
 
+static const char PRE_QWEN2_RE[] = RE_QWEN2;
+static const char PRE_LLAMA3_RE[] = RE_LLAMA3;
+
 static const pre_def_t PRE_DEFS[] = {
     {"default|",
      false,
      {"[\\p{P}\\$\\+<=>\\^~\\|]+", RE_GPT2, "\\p{N}+", "[0-9][0-9][0-9]"}},
-    {"llama3|llama-v3|llama-bpe|falcon3|pixtral|dbrx|smaug-bpe", true, {RE_LLAMA3}},
-    {"qwen2|deepseek-r1-qwen|megrez|stablelm2|hunyuan", false, {RE_QWEN2}},
+    {"llama3|llama-v3|llama-bpe|falcon3|pixtral|dbrx|smaug-bpe", true, {PRE_LLAMA3_RE}},
+    {"qwen2|deepseek-r1-qwen|megrez|stablelm2|hunyuan", false, {PRE_QWEN2_RE}},
     {"gpt-2|gpt2|phi-2|mpt|olmo|jais|roberta-bpe|jina-v1-en|exaone4", false, {RE_GPT2}},
     {"starcoder|refact|command-r|smollm|codeshell|exaone|minerva-7b", false, {"\\p{N}", RE_GPT2}},
     {"falcon",
@@ -68,7 +72,7 @@ static const pre_def_t PRE_DEFS[] = {
      {"\\p{N}{1,3}", "[一-龥぀-ゟ゠-ヿ]+",
       "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| "
       "?[\\p{P}\\p{S}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}},
-    {"chatglm-bpe|glm4", false, {RE_LLAMA3}},
+    {"chatglm-bpe|glm4", false, {PRE_LLAMA3_RE}},
     {"gpt-4o|llama4",
      false,
      {"[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?:'[sS]|'[tT]|'["
@@ -107,6 +111,9 @@ int bpe_init(sl_tok_t *t, const gguf_file_t *f, char *err, size_t errlen) {
         if (name_in_list(pre, PRE_DEFS[i].names)) def = &PRE_DEFS[i];
     if (!def) return sl_err(err, errlen, "tokenizer: unknown pre-tokenizer '%s' (tokenizer.ggml.pre)", pre);
     t->ignore_merges = def->ignore_merges;
+    /* the Qwen2 / Llama 3 pattern alone: split by hand (split_fast) */
+    if (!def->re[1] && def->re[0] == PRE_QWEN2_RE) t->fast_split = 1;
+    if (!def->re[1] && def->re[0] == PRE_LLAMA3_RE) t->fast_split = 3;
     for (int i = 0; i < TOK_MAX_REGEX && def->re[i]; i++) {
         int ec;
         PCRE2_SIZE eo;
@@ -119,7 +126,8 @@ int bpe_init(sl_tok_t *t, const gguf_file_t *f, char *err, size_t errlen) {
             return sl_err(err, errlen, "tokenizer: pre-tokenizer regex %d of '%s': %s at %zu", i, pre,
                           (char *)msg, (size_t)eo);
         }
-        (void)pcre2_jit_compile(t->re[i], PCRE2_JIT_COMPLETE); /* optional speed-up */
+        /* JIT is a speed-up only; without it the interpreter runs */
+        t->re_jit[i] = pcre2_jit_compile(t->re[i], PCRE2_JIT_COMPLETE) == 0;
         t->n_re = i + 1;
     }
 
@@ -129,7 +137,11 @@ int bpe_init(sl_tok_t *t, const gguf_file_t *f, char *err, size_t errlen) {
         size_t n;
         tok_byte_to_unicode((uint8_t)b, u, &n);
         t->byte_tok[b] = tok_lookup(t, u, n);
+        t->byte_uni[b][0] = (uint8_t)u[0];
+        t->byte_uni[b][1] = n > 1 ? (uint8_t)u[1] : 0;
     }
+    t->self_merge = calloc((size_t)t->n_vocab, 1);
+    if (!t->self_merge) return sl_err(err, errlen, "tokenizer: out of memory");
 
     int64_t mi = gguf_find_key(f, "tokenizer.ggml.merges");
     if (mi < 0) return sl_err(err, errlen, "tokenizer: missing key tokenizer.ggml.merges");
@@ -181,34 +193,47 @@ void bpe_free(sl_tok_t *t) {
     t->n_re = 0;
     free(t->merges);
     t->merges = NULL;
+    free(t->self_merge);
+    t->self_merge = NULL;
 }
 
-/* ---- merging one word ---- */
+/* ---- merging one word ----
+ *
+ * Per tok_encode call one bpe_work_t holds every buffer (symbols, heap,
+ * spans, PCRE2 match data, the word cache), so a text costs no allocation
+ * per piece. Three shortcuts come before merging:
+ *  - a word that is itself a vocab entry whose own merging gives back just
+ *    that token (remembered per token in t->self_merge, see below) is that
+ *    token;
+ *  - the ids of recent multi-token words are kept in a per-call cache;
+ *  - words of up to BPE_SHORT symbols merge by a linear scan for the lowest
+ *    rank (cheaper than a heap at that size); longer ones use the heap.
+ */
 
+#define BPE_SHORT 48      /* symbols: linear-scan merging up to this length */
+#define CACHE_SLOTS 4096  /* word cache entries (power of 2) */
+#define CACHE_MAX_WORD 64 /* bytes: longer words are not cached */
+
+/* A symbol of a long word (heap merging): a doubly linked list; rank/res
+ * describe the pair this symbol starts (rank INT32_MAX: none). */
 typedef struct sym {
-    int32_t id;
+    int32_t id; /* -2 once merged away */
     int32_t prev, next; /* -1 at the ends */
+    int32_t rank, res;
 } sym_t;
 
-typedef struct cand {
-    int32_t rank;
-    int32_t left; /* symbol index */
-    int32_t lid, rid, result;
-} cand_t;
-
+/* Heap of candidate pairs as (rank << 32 | left symbol): the lowest rank
+ * first, then the leftmost. An entry is stale when its symbol died or the
+ * pair it starts now has another rank; equal rank means the same merge. */
 typedef struct heap {
-    cand_t *v;
+    uint64_t *v;
     size_t n, cap;
 } heap_t;
 
-static bool cand_less(const cand_t *a, const cand_t *b) {
-    return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
-}
-
-static int heap_push(heap_t *h, cand_t c) {
+static int heap_push(heap_t *h, uint64_t c) {
     if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 64;
-        cand_t *v = realloc(h->v, cap * sizeof(cand_t));
+        size_t cap = h->cap ? h->cap * 2 : 256;
+        uint64_t *v = realloc(h->v, cap * sizeof(uint64_t));
         if (!v) return -1;
         h->v = v;
         h->cap = cap;
@@ -216,7 +241,7 @@ static int heap_push(heap_t *h, cand_t c) {
     size_t i = h->n++;
     while (i > 0) {
         size_t p = (i - 1) / 2;
-        if (!cand_less(&c, &h->v[p])) break;
+        if (c >= h->v[p]) break;
         h->v[i] = h->v[p];
         i = p;
     }
@@ -224,52 +249,178 @@ static int heap_push(heap_t *h, cand_t c) {
     return 0;
 }
 
-static cand_t heap_pop(heap_t *h) {
-    cand_t top = h->v[0], last = h->v[--h->n];
-    size_t i = 0;
+static uint64_t heap_pop(heap_t *h) {
+    uint64_t top = h->v[0], last = h->v[--h->n];
+    size_t i = 0, n = h->n;
     for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        const cand_t *best = &last;
-        if (l < h->n && cand_less(&h->v[l], best)) m = l, best = &h->v[l];
-        if (r < h->n && cand_less(&h->v[r], best)) m = r;
-        if (m == i) break;
+        size_t l = 2 * i + 1;
+        if (l >= n) break;
+        size_t m = l + 1 < n && h->v[l + 1] < h->v[l] ? l + 1 : l;
+        if (h->v[m] >= last) break;
         h->v[i] = h->v[m];
         i = m;
     }
-    if (h->n) h->v[i] = last;
+    if (n) h->v[i] = last;
     return top;
 }
 
-static int try_pair(const sl_tok_t *t, heap_t *h, const sym_t *syms, int32_t left) {
-    if (left < 0) return 0;
-    int32_t right = syms[left].next;
-    if (right < 0 || syms[left].id < 0 || syms[right].id < 0) return 0;
-    uint64_t key = (uint64_t)(uint32_t)syms[left].id << 32 | (uint32_t)syms[right].id;
-    const tok_merge_t *m = merge_find(t, key);
-    if (!m) return 0;
-    cand_t c = {m->rank, left, syms[left].id, syms[right].id, m->result};
-    return heap_push(h, c);
+/* Rank and result of merging a, b (rank INT32_MAX: none). */
+static inline void pair_rank(const sl_tok_t *t, int32_t a, int32_t b, int32_t *rank, int32_t *res) {
+    const tok_merge_t *m = merge_find(t, (uint64_t)(uint32_t)a << 32 | (uint32_t)b);
+    *rank = m ? m->rank : INT32_MAX;
+    *res = m ? m->result : -1;
 }
+
+/* Recomputes the pair that symbol i starts and queues it. */
+static int set_pair(const sl_tok_t *t, heap_t *h, sym_t *syms, int32_t i) {
+    if (i < 0) return 0;
+    sym_t *l = &syms[i];
+    if (l->next < 0) {
+        l->rank = INT32_MAX;
+        return 0;
+    }
+    pair_rank(t, l->id, syms[l->next].id, &l->rank, &l->res);
+    return l->rank == INT32_MAX ? 0 : heap_push(h, (uint64_t)(uint32_t)l->rank << 32 | (uint32_t)i);
+}
+
+typedef struct cache_slot {
+    uint32_t word_off, word_len; /* into bpe_work_t.cache_words; word_len 0 = empty */
+    uint32_t ids_off, ids_n;     /* into bpe_work_t.cache_ids */
+    uint64_t hash;
+} cache_slot_t;
 
 typedef struct bpe_work {
     sym_t *syms;
     size_t cap;
     heap_t heap;
-    sl_buf_t enc; /* byte-level encoded word (ignore_merges lookup) */
+    int32_t *lin_ids, *lin_rank, *lin_res; /* linear merging, BPE_SHORT entries each */
+    sl_buf_t enc;                          /* byte-level encoded word */
+    size_t *spans[2];
+    size_t spans_cap[2];
+    pcre2_match_data *md;
+    cache_slot_t *cache; /* CACHE_SLOTS, allocated on first use */
+    size_t cache_used;
+    sl_buf_t cache_words;
+    tok_ids_t cache_ids;
 } bpe_work_t;
 
-static int bpe_word(const sl_tok_t *t, bpe_work_t *w, const uint8_t *s, size_t n, tok_ids_t *out) {
-    if (n == 0) return 0;
-    if (t->ignore_merges) {
-        sl_buf_clear(&w->enc);
-        for (size_t i = 0; i < n; i++) {
-            char u[3];
-            size_t k;
-            tok_byte_to_unicode(s[i], u, &k);
-            if (sl_buf_append(&w->enc, u, k) != 0) return -1;
+bpe_work_t *bpe_work_new(const sl_tok_t *t) {
+    bpe_work_t *w = calloc(1, sizeof(*w));
+    if (!w) return NULL;
+    w->lin_ids = malloc(3 * BPE_SHORT * sizeof(int32_t));
+    w->md = pcre2_match_data_create(16, NULL);
+    if (!w->lin_ids || !w->md) {
+        bpe_work_free(w);
+        return NULL;
+    }
+    w->lin_rank = w->lin_ids + BPE_SHORT;
+    w->lin_res = w->lin_rank + BPE_SHORT;
+    (void)t;
+    return w;
+}
+
+void bpe_work_free(bpe_work_t *w) {
+    if (!w) return;
+    free(w->syms);
+    free(w->heap.v);
+    free(w->lin_ids);
+    sl_buf_free(&w->enc);
+    free(w->spans[0]);
+    free(w->spans[1]);
+    pcre2_match_data_free(w->md);
+    free(w->cache);
+    sl_buf_free(&w->cache_words);
+    free(w->cache_ids.v);
+    free(w);
+}
+
+/* Heap merging of syms[0..n) (linked list), for long words. Byte ids of -1
+ * (a byte missing from the vocab) never merge. */
+static int merge_heap(const sl_tok_t *t, bpe_work_t *w, size_t n) {
+    sym_t *syms = w->syms;
+    heap_t *h = &w->heap;
+    if (h->cap < n) {
+        uint64_t *v = realloc(h->v, n * sizeof(uint64_t));
+        if (!v) return -1;
+        h->v = v;
+        h->cap = n;
+    }
+    /* every initial pair at once, then heapify bottom-up: O(n) */
+    h->n = 0;
+    for (size_t i = 0; i < n; i++) {
+        syms[i].rank = INT32_MAX;
+        if (i + 1 < n && syms[i].id >= 0 && syms[i + 1].id >= 0) {
+            pair_rank(t, syms[i].id, syms[i + 1].id, &syms[i].rank, &syms[i].res);
+            if (syms[i].rank != INT32_MAX) h->v[h->n++] = (uint64_t)(uint32_t)syms[i].rank << 32 | (uint32_t)i;
         }
-        int32_t id = tok_lookup(t, w->enc.data, w->enc.len);
-        if (id >= 0) return tok_ids_push(out, id);
+    }
+    for (size_t k = h->n / 2; k-- > 0;) {
+        uint64_t x = h->v[k];
+        size_t i = k;
+        for (;;) {
+            size_t l = 2 * i + 1;
+            if (l >= h->n) break;
+            size_t m = l + 1 < h->n && h->v[l + 1] < h->v[l] ? l + 1 : l;
+            if (h->v[m] >= x) break;
+            h->v[i] = h->v[m];
+            i = m;
+        }
+        h->v[i] = x;
+    }
+    while (w->heap.n) {
+        uint64_t c = heap_pop(&w->heap);
+        int32_t li = (int32_t)(uint32_t)c, rank = (int32_t)(c >> 32);
+        sym_t *l = &syms[li];
+        if (l->id < 0 || l->rank != rank || l->next < 0) continue; /* stale */
+        sym_t *r = &syms[l->next];
+        /* merge r into l */
+        l->id = l->res;
+        l->next = r->next;
+        if (r->next >= 0) syms[r->next].prev = li;
+        r->id = -2;
+        r->rank = INT32_MAX;
+        if (l->prev >= 0 && syms[l->prev].id >= 0 && set_pair(t, &w->heap, syms, l->prev) != 0) return -1;
+        if (l->next >= 0 && syms[l->next].id >= 0) {
+            if (set_pair(t, &w->heap, syms, li) != 0) return -1;
+        } else {
+            l->rank = INT32_MAX;
+        }
+    }
+    return 0;
+}
+
+/* Linear merging of ids[0..n) in place (n <= BPE_SHORT): lowest rank first,
+ * leftmost on ties, as the heap does. Returns the new length. */
+static size_t merge_linear(const sl_tok_t *t, bpe_work_t *w, size_t n) {
+    int32_t *ids = w->lin_ids, *rank = w->lin_rank, *res = w->lin_res;
+    for (size_t i = 0; i + 1 < n; i++) pair_rank(t, ids[i], ids[i + 1], &rank[i], &res[i]);
+    while (n > 1) {
+        size_t best = 0;
+        for (size_t i = 1; i + 1 < n; i++)
+            if (rank[i] < rank[best]) best = i;
+        if (rank[best] == INT32_MAX) break;
+        ids[best] = res[best];
+        /* drop symbol best+1 and pair best+1 */
+        memmove(ids + best + 1, ids + best + 2, (n - best - 2) * sizeof(int32_t));
+        if (best + 2 < n) {
+            memmove(rank + best + 1, rank + best + 2, (n - best - 3) * sizeof(int32_t));
+            memmove(res + best + 1, res + best + 2, (n - best - 3) * sizeof(int32_t));
+        }
+        n--;
+        if (best > 0) pair_rank(t, ids[best - 1], ids[best], &rank[best - 1], &res[best - 1]);
+        if (best + 1 < n) pair_rank(t, ids[best], ids[best + 1], &rank[best], &res[best]);
+    }
+    return n;
+}
+
+/* Merges the bytes s[0..n) and appends the ids to out. */
+static int merge_word(const sl_tok_t *t, bpe_work_t *w, const uint8_t *s, size_t n, tok_ids_t *out) {
+    if (n <= BPE_SHORT) {
+        for (size_t i = 0; i < n; i++) w->lin_ids[i] = t->byte_tok[s[i]];
+        size_t m = merge_linear(t, w, n);
+        for (size_t i = 0; i < m; i++)
+            if (w->lin_ids[i] >= 0 && tok_ids_push(out, w->lin_ids[i]) != 0) return -1;
+        return 0;
     }
     if (n > w->cap) {
         sym_t *ns = realloc(w->syms, n * sizeof(sym_t));
@@ -283,55 +434,115 @@ static int bpe_word(const sl_tok_t *t, bpe_work_t *w, const uint8_t *s, size_t n
         syms[i].prev = (int32_t)i - 1;
         syms[i].next = i + 1 < n ? (int32_t)i + 1 : -1;
     }
-    w->heap.n = 0;
-    for (size_t i = 0; i + 1 < n; i++)
-        if (try_pair(t, &w->heap, syms, (int32_t)i) != 0) return -1;
-    while (w->heap.n) {
-        cand_t c = heap_pop(&w->heap);
-        sym_t *l = &syms[c.left];
-        if (l->id != c.lid || l->next < 0) continue; /* stale */
-        sym_t *r = &syms[l->next];
-        if (r->id != c.rid) continue;
-        /* merge r into l */
-        int32_t ri = l->next;
-        l->id = c.result;
-        l->next = r->next;
-        if (r->next >= 0) syms[r->next].prev = c.left;
-        r->id = -2; /* dead */
-        (void)ri;
-        if (try_pair(t, &w->heap, syms, l->prev) != 0) return -1;
-        if (try_pair(t, &w->heap, syms, c.left) != 0) return -1;
-    }
+    if (merge_heap(t, w, n) != 0) return -1;
     for (int32_t i = 0; i >= 0; i = syms[i].next)
         if (syms[i].id >= 0 && tok_ids_push(out, syms[i].id) != 0) return -1;
     return 0;
 }
 
-/* Splits [s, s+n) with regex `re`, appending piece boundaries (end offsets
- * relative to s) into *ends. */
-typedef struct spans {
-    size_t *v;
-    size_t n, cap;
-} spans_t;
+static uint64_t word_hash(const uint8_t *s, size_t n) {
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ n;
+    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 0x100000001B3ULL;
+    return h ^ (h >> 31);
+}
 
-static int spans_push(spans_t *a, size_t end) {
-    if (a->n == a->cap) {
-        size_t cap = a->cap ? a->cap * 2 : 64;
-        size_t *v = realloc(a->v, cap * sizeof(size_t));
-        if (!v) return -1;
-        a->v = v;
-        a->cap = cap;
+static cache_slot_t *cache_find(bpe_work_t *w, const uint8_t *s, size_t n, uint64_t h, bool *found) {
+    size_t mask = CACHE_SLOTS - 1;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        cache_slot_t *c = &w->cache[i];
+        if (c->word_len == 0) {
+            *found = false;
+            return c;
+        }
+        if (c->hash == h && c->word_len == n && memcmp(w->cache_words.data + c->word_off, s, n) == 0) {
+            *found = true;
+            return c;
+        }
     }
-    a->v[a->n++] = end;
+}
+
+static int bpe_word(const sl_tok_t *t, bpe_work_t *w, const uint8_t *s, size_t n, tok_ids_t *out) {
+    if (n == 0) return 0;
+    if (n == 1) return t->byte_tok[s[0]] >= 0 ? tok_ids_push(out, t->byte_tok[s[0]]) : 0;
+    if (n <= t->max_token_len) {
+        /* the word as one vocab entry? */
+        if (sl_buf_reserve(&w->enc, 2 * n) != 0) return -1;
+        char *e = w->enc.data;
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+            const uint8_t *u = t->byte_uni[s[i]];
+            e[k++] = (char)u[0];
+            if (u[0] >= 0x80) e[k++] = (char)u[1];
+        }
+        int32_t id = tok_lookup(t, e, k);
+        if (id >= 0) {
+            if (t->ignore_merges) return tok_ids_push(out, id);
+            /* self_merge[id]: 0 unknown, 1 merging the token's own text gives
+             * just id, 2 it does not. Threads may race to fill it in; they
+             * compute the same value, and relaxed atomics keep the byte
+             * accesses well defined. */
+            uint8_t known = __atomic_load_n(&t->self_merge[id], __ATOMIC_RELAXED);
+            if (known == 1) return tok_ids_push(out, id);
+            if (known == 0) {
+                size_t before = out->n;
+                if (merge_word(t, w, s, n, out) != 0) return -1;
+                bool self = out->n == before + 1 && out->v[before] == id;
+                __atomic_store_n(&t->self_merge[id], (uint8_t)(self ? 1 : 2), __ATOMIC_RELAXED);
+                return 0;
+            }
+        }
+    }
+    if (n > CACHE_MAX_WORD) return merge_word(t, w, s, n, out);
+    if (!w->cache) {
+        w->cache = calloc(CACHE_SLOTS, sizeof(cache_slot_t));
+        if (!w->cache) return -1;
+    }
+    uint64_t h = word_hash(s, n);
+    bool found;
+    cache_slot_t *c = cache_find(w, s, n, h, &found);
+    if (found) {
+        for (uint32_t i = 0; i < c->ids_n; i++)
+            if (tok_ids_push(out, w->cache_ids.v[c->ids_off + i]) != 0) return -1;
+        return 0;
+    }
+    size_t before = out->n;
+    if (merge_word(t, w, s, n, out) != 0) return -1;
+    if (w->cache_used < CACHE_SLOTS / 2) { /* keep the table at most half full */
+        size_t woff = w->cache_words.len, ioff = w->cache_ids.n;
+        if (sl_buf_append(&w->cache_words, s, n) != 0) return -1;
+        for (size_t i = before; i < out->n; i++)
+            if (tok_ids_push(&w->cache_ids, out->v[i]) != 0) return -1;
+        c->word_off = (uint32_t)woff;
+        c->word_len = (uint32_t)n;
+        c->ids_off = (uint32_t)ioff;
+        c->ids_n = (uint32_t)(out->n - before);
+        c->hash = h;
+        w->cache_used++;
+    }
     return 0;
 }
 
-static int split_piece(const pcre2_code *re, pcre2_match_data *md, const char *text, size_t start, size_t end,
-                       spans_t *outp, char *err, size_t errlen) {
+/* Splits [start, end) of text with regex re: match and gap end offsets
+ * (relative to text) are appended to v[*n]. */
+static int spans_push(size_t **v, size_t *cap, size_t *n, size_t end) {
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 256;
+        size_t *nv = realloc(*v, c * sizeof(size_t));
+        if (!nv) return -1;
+        *v = nv;
+        *cap = c;
+    }
+    (*v)[(*n)++] = end;
+    return 0;
+}
+
+static int split_piece(const pcre2_code *re, bool jit, pcre2_match_data *md, const char *text, size_t start,
+                       size_t end, size_t **v, size_t *cap, size_t *nv, char *err, size_t errlen) {
     const PCRE2_SPTR subj = (PCRE2_SPTR)(text + start);
     size_t len = end - start, pos = 0, last = 0;
+    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
     while (pos <= len) {
-        int rc = pcre2_match(re, subj, len, pos, 0, md, NULL);
+        int rc = jit ? pcre2_jit_match(re, subj, len, pos, 0, md, NULL) : pcre2_match(re, subj, len, pos, 0, md, NULL);
         if (rc == PCRE2_ERROR_NOMATCH) break;
         if (rc == PCRE2_ERROR_JIT_STACKLIMIT) rc = pcre2_match(re, subj, len, pos, PCRE2_NO_JIT, md, NULL);
         if (rc == PCRE2_ERROR_NOMATCH) break;
@@ -340,58 +551,209 @@ static int split_piece(const pcre2_code *re, pcre2_match_data *md, const char *t
             pcre2_get_error_message(rc, msg, sizeof msg);
             return sl_err(err, errlen, "tokenizer: pre-tokenizer regex failed: %s", (char *)msg);
         }
-        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
         size_t ms = ov[0], me = ov[1];
         if (me == ms) { /* empty match: step one character */
             pos = me + 1;
             while (pos < len && (subj[pos] & 0xC0) == 0x80) pos++;
             continue;
         }
-        if (ms > last && spans_push(outp, start + ms) != 0) return sl_err(err, errlen, "tokenizer: out of memory");
-        if (spans_push(outp, start + me) != 0) return sl_err(err, errlen, "tokenizer: out of memory");
+        if (ms > last && spans_push(v, cap, nv, start + ms) != 0) return sl_err(err, errlen, "tokenizer: out of memory");
+        if (spans_push(v, cap, nv, start + me) != 0) return sl_err(err, errlen, "tokenizer: out of memory");
         last = pos = me;
     }
-    if (last < len && spans_push(outp, end) != 0) return sl_err(err, errlen, "tokenizer: out of memory");
+    if (last < len && spans_push(v, cap, nv, end) != 0) return sl_err(err, errlen, "tokenizer: out of memory");
     return 0;
 }
 
-int bpe_encode(const sl_tok_t *t, const char *text, size_t len, tok_ids_t *out, char *err, size_t errlen) {
-    int rc = -1;
-    spans_t a = {0}, b = {0};
-    bpe_work_t w = {0};
-    pcre2_match_data *md = NULL;
-    if (len == 0) return 0;
-    if (spans_push(&a, len) != 0) goto oom;
-    for (int r = 0; r < t->n_re; r++) {
-        md = pcre2_match_data_create_from_pattern(t->re[r], NULL);
-        if (!md) goto oom;
-        b.n = 0;
-        size_t start = 0;
-        for (size_t i = 0; i < a.n; i++) {
-            if (split_piece(t->re[r], md, text, start, a.v[i], &b, err, errlen) != 0) goto done;
-            start = a.v[i];
+/* ---- the Qwen2 / Llama 3 pre-tokenizer by hand ----
+ *
+ *   (?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])
+ *   | [^\r\n\p{L}\p{N}]?\p{L}+ | \p{N}  (Llama 3: \p{N}{1,3})
+ *   |  ?[^\s\p{L}\p{N}]+[\r\n]* | \s*[\r\n]+ | \s+(?!\S) | \s+
+ *
+ * The alternatives are tried in order at each position, as the regex
+ * engine does; on valid UTF-8 one of them always matches, so the words
+ * tile the text. Letters and numbers are Unicode general categories L* and
+ * N* (utf8proc); \s is Unicode White_Space. A text with invalid UTF-8 goes
+ * through PCRE2 instead (there invalid bytes match nothing). */
+
+enum { CC_L = 1, CC_N = 2, CC_S = 4, CC_NL = 8 };
+
+static unsigned char_class(uint32_t c) {
+    if (c < 0x80) {
+        if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return CC_L;
+        if (c >= '0' && c <= '9') return CC_N;
+        if (c == '\n' || c == '\r') return CC_S | CC_NL;
+        if (c == ' ' || (c >= 9 && c <= 13)) return CC_S;
+        return 0;
+    }
+    if (c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 ||
+        c == 0x202F || c == 0x205F || c == 0x3000)
+        return CC_S;
+    switch (utf8proc_category((utf8proc_int32_t)c)) {
+    case UTF8PROC_CATEGORY_LU:
+    case UTF8PROC_CATEGORY_LL:
+    case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO:
+        return CC_L;
+    case UTF8PROC_CATEGORY_ND:
+    case UTF8PROC_CATEGORY_NL:
+    case UTF8PROC_CATEGORY_NO:
+        return CC_N;
+    default:
+        return 0;
+    }
+}
+
+/* Code point at s[i] (valid UTF-8 assumed checked): its class and length. */
+static inline unsigned class_at(const uint8_t *s, size_t n, size_t i, size_t *k) {
+    if (s[i] < 0x80) {
+        *k = 1;
+        return char_class(s[i]);
+    }
+    uint32_t cp;
+    *k = tok_utf8_decode(s + i, n - i, &cp);
+    return char_class(cp);
+}
+
+static bool valid_utf8(const uint8_t *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        uint64_t v;
+        while (i + 8 <= n && (memcpy(&v, s + i, 8), (v & 0x8080808080808080ULL) == 0)) i += 8;
+        if (i >= n) break;
+        if (s[i] < 0x80) {
+            i++;
+            continue;
         }
-        pcre2_match_data_free(md);
-        md = NULL;
-        spans_t tmp = a;
-        a = b;
-        b = tmp;
+        uint32_t cp;
+        size_t k = tok_utf8_decode(s + i, n - i, &cp);
+        if (k == 1) return false;
+        i += k;
     }
+    return true;
+}
+
+static bool is_contraction_letter(uint8_t c) {
+    c |= 0x20;
+    return c == 's' || c == 't' || c == 'm' || c == 'd';
+}
+
+/* End of the word that starts at p (p < n). */
+static size_t split_fast_word(const uint8_t *s, size_t n, size_t p, int max_digits) {
+    size_t k0, k1 = 0;
+    unsigned c0 = class_at(s, n, p, &k0);
+    size_t p1 = p + k0;
+    unsigned c1 = p1 < n ? class_at(s, n, p1, &k1) : 0;
+    if (s[p] == '\'' && p1 < n) {
+        uint8_t a = s[p1] | 0x20, b = p1 + 1 < n ? s[p1 + 1] | 0x20 : 0;
+        if (is_contraction_letter(s[p1])) return p1 + 1;
+        if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return p1 + 2;
+    }
+    size_t q, k;
+    if (c0 & CC_L || (!(c0 & (CC_N | CC_NL)) && p1 < n && c1 & CC_L)) { /* [^\r\n\p{L}\p{N}]?\p{L}+ */
+        q = c0 & CC_L ? p1 : p1 + k1;
+        while (q < n && class_at(s, n, q, &k) & CC_L) q += k;
+        return q;
+    }
+    if (c0 & CC_N) { /* \p{N} or \p{N}{1,3} */
+        q = p1;
+        for (int d = 1; d < max_digits && q < n && class_at(s, n, q, &k) & CC_N; d++) q += k;
+        return q;
+    }
+    bool other0 = !(c0 & (CC_S | CC_L | CC_N));
+    if (other0 || (s[p] == ' ' && p1 < n && !(c1 & (CC_S | CC_L | CC_N)))) { /*  ?[^\s\p{L}\p{N}]+[\r\n]* */
+        q = other0 ? p1 : p1 + k1;
+        while (q < n && !(class_at(s, n, q, &k) & (CC_S | CC_L | CC_N))) q += k;
+        while (q < n && (s[q] == '\r' || s[q] == '\n')) q++;
+        return q;
+    }
+    /* c0 is whitespace: the run [p, end) */
+    size_t end = p, last_nl = SIZE_MAX, last_start = p;
+    while (end < n) {
+        unsigned c = class_at(s, n, end, &k);
+        if (!(c & CC_S)) break;
+        if (c & CC_NL) last_nl = end;
+        last_start = end;
+        end += k;
+    }
+    if (last_nl != SIZE_MAX) return last_nl + 1; /* \s*[\r\n]+ */
+    if (end == n || last_start == p) return end; /* \s+(?!\S) to the end, or \s+ */
+    return last_start;                          /* \s+(?!\S): all but the last */
+}
+
+static int split_fast(const sl_tok_t *t, bpe_work_t *w, const uint8_t *s, size_t n, tok_ids_t *out) {
+    for (size_t p = 0; p < n;) {
+        size_t q = split_fast_word(s, n, p, t->fast_split);
+        if (bpe_word(t, w, s + p, q - p, out) != 0) return -1;
+        p = q;
+    }
+    return 0;
+}
+
+/* PCRE2 split of text: word end offsets in w->spans[*which][0..*n). */
+static int split_regex(const sl_tok_t *t, bpe_work_t *w, const char *text, size_t len, int *which, size_t *n,
+                       char *err, size_t errlen) {
+    size_t na = 0, nb = 0;
+    int cur = 0;
+    if (spans_push(&w->spans[0], &w->spans_cap[0], &na, len) != 0) return sl_err(err, errlen, "tokenizer: out of memory");
+    for (int r = 0; r < t->n_re; r++) {
+        int nxt = 1 - cur;
+        nb = 0;
+        size_t start = 0;
+        for (size_t i = 0; i < na; i++) {
+            size_t end = w->spans[cur][i];
+            if (split_piece(t->re[r], t->re_jit[r], w->md, text, start, end, &w->spans[nxt], &w->spans_cap[nxt],
+                            &nb, err, errlen) != 0)
+                return -1;
+            start = end;
+        }
+        cur = nxt;
+        na = nb;
+    }
+    *which = cur;
+    *n = na;
+    return 0;
+}
+
+int bpe_pre_split(const sl_tok_t *t, bpe_work_t *w, const char *text, size_t len, bool fast, size_t **ends,
+                  size_t *n, char *err, size_t errlen) {
+    *ends = NULL;
+    *n = 0;
+    if (len == 0) return 0;
+    size_t cap = 0;
+    if (fast) {
+        if (!t->fast_split || !valid_utf8((const uint8_t *)text, len))
+            return sl_err(err, errlen, "tokenizer: no hand-written splitter for this text");
+        for (size_t p = 0; p < len;) {
+            p = split_fast_word((const uint8_t *)text, len, p, t->fast_split);
+            if (spans_push(ends, &cap, n, p) != 0) return sl_err(err, errlen, "tokenizer: out of memory");
+        }
+        return 0;
+    }
+    int which;
+    size_t m;
+    if (split_regex(t, w, text, len, &which, &m, err, errlen) != 0) return -1;
+    for (size_t i = 0; i < m; i++)
+        if (spans_push(ends, &cap, n, w->spans[which][i]) != 0) return sl_err(err, errlen, "tokenizer: out of memory");
+    return 0;
+}
+
+int bpe_encode(const sl_tok_t *t, bpe_work_t *w, const char *text, size_t len, tok_ids_t *out, char *err,
+               size_t errlen) {
+    if (len == 0) return 0;
+    if (t->fast_split && valid_utf8((const uint8_t *)text, len))
+        return split_fast(t, w, (const uint8_t *)text, len, out) == 0 ? 0 : sl_err(err, errlen, "tokenizer: out of memory");
+    int which;
+    size_t na;
+    if (split_regex(t, w, text, len, &which, &na, err, errlen) != 0) return -1;
     size_t start = 0;
-    for (size_t i = 0; i < a.n; i++) {
-        if (bpe_word(t, &w, (const uint8_t *)text + start, a.v[i] - start, out) != 0) goto oom;
-        start = a.v[i];
+    for (size_t i = 0; i < na; i++) {
+        size_t end = w->spans[which][i];
+        if (bpe_word(t, w, (const uint8_t *)text + start, end - start, out) != 0)
+            return sl_err(err, errlen, "tokenizer: out of memory");
+        start = end;
     }
-    rc = 0;
-    goto done;
-oom:
-    sl_err(err, errlen, "tokenizer: out of memory");
-done:
-    pcre2_match_data_free(md);
-    free(a.v);
-    free(b.v);
-    free(w.syms);
-    free(w.heap.v);
-    sl_buf_free(&w.enc);
-    return rc;
+    return 0;
 }

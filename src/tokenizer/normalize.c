@@ -28,6 +28,9 @@
 #define NFC_MAX_CP 0x110000
 
 static uint8_t nfc_unsafe[NFC_MAX_CP / 8];
+/* Per block of 64 code points U+0000..U+FFFF (the 3-byte UTF-8 forms share
+ * their first two bytes within a block): whether any of them is unsafe. */
+static uint8_t nfc_block_unsafe[0x10000 / 64];
 static pthread_once_t nfc_once = PTHREAD_ONCE_INIT;
 
 static void mark(uint32_t cp) { nfc_unsafe[cp >> 3] |= (uint8_t)(1u << (cp & 7)); }
@@ -36,11 +39,13 @@ static void nfc_build(void) {
     for (uint32_t cp = 0x80; cp < NFC_MAX_CP; cp++) {
         if (cp >= 0xD800 && cp <= 0xDFFF) continue;
         const utf8proc_property_t *p = utf8proc_get_property((utf8proc_int32_t)cp);
-        if (p->category == UTF8PROC_CATEGORY_CN && cp > 0x3FFFF) continue; /* unassigned planes */
         if (p->combining_class != 0 || p->comp_exclusion) {
             mark(cp);
             continue;
         }
+        bool hangul = cp >= 0xAC00 && cp <= 0xD7A3; /* decomposed algorithmically */
+        if (!hangul && (p->decomp_seqindex == UINT16_MAX || p->decomp_type != 0))
+            continue; /* no canonical decomposition */
         utf8proc_int32_t d[32];
         int bound = 0;
         utf8proc_ssize_t n = utf8proc_decompose_char((utf8proc_int32_t)cp, d, 32, UTF8PROC_DECOMPOSE, &bound);
@@ -52,7 +57,11 @@ static void nfc_build(void) {
         utf8proc_ssize_t m = utf8proc_normalize_utf32(d, n, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
         if (m != 1 || (uint32_t)d[0] != cp) mark(cp);
     }
+    for (uint32_t cp = 0; cp < 0x10000; cp++)
+        if (nfc_unsafe[cp >> 3] >> (cp & 7) & 1) nfc_block_unsafe[cp >> 6] = 1;
 }
+
+void tok_nfc_init(void) { pthread_once(&nfc_once, nfc_build); }
 
 bool tok_nfc_unsafe(uint32_t cp) {
     pthread_once(&nfc_once, nfc_build);
@@ -77,8 +86,25 @@ int tok_nfc(const char *text, size_t len, sl_buf_t *out, bool *changed) {
     size_t last_safe = 0;  /* start of the last safe starter (or boundary) */
     size_t i = 0;
     while (i < len) {
-        if (s[i] < 0x80) { /* ASCII: always a safe starter */
+        if (s[i] < 0x80) { /* ASCII: always a safe starter; skip 8 at a time */
+            uint64_t v;
+            while (i + 9 <= len && (memcpy(&v, s + i + 1, 8), (v & 0x8080808080808080ULL) == 0)) i += 8;
             last_safe = i++;
+            continue;
+        }
+        /* quick paths: U+0080..U+02FF are all safe (nothing below U+0300
+         * is unsafe), and most 3-byte characters lie in blocks with no
+         * unsafe code point */
+        if (s[i] >= 0xC2 && s[i] < 0xCC && i + 1 < len && (s[i + 1] & 0xC0) == 0x80) {
+            last_safe = i;
+            i += 2;
+            continue;
+        }
+        if ((s[i] & 0xF0) == 0xE0 && i + 2 < len && (s[i + 1] & 0xC0) == 0x80 && (s[i + 2] & 0xC0) == 0x80 &&
+            !(s[i] == 0xE0 && s[i + 1] < 0xA0) && !(s[i] == 0xED && s[i + 1] > 0x9F) &&
+            !nfc_block_unsafe[(s[i] & 0x0F) << 6 | (s[i + 1] & 0x3F)]) {
+            last_safe = i;
+            i += 3;
             continue;
         }
         uint32_t cp;

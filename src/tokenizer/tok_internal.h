@@ -61,8 +61,15 @@ struct sl_tok {
     size_t merges_cap;
     int32_t byte_tok[256]; /* gpt2: id of each byte's byte-unicode char; spm: <0xNN>; -1 none */
     bool ignore_merges;
+    int fast_split; /* gpt2: 0 = PCRE2; 1 / 3 = the Qwen2 / Llama 3 pattern by hand (digits per number) */
     pcre2_code *re[TOK_MAX_REGEX];
+    bool re_jit[TOK_MAX_REGEX]; /* JIT-compiled: pcre2_jit_match */
     int n_re;
+    uint8_t byte_uni[256][2]; /* gpt2: UTF-8 of each byte's byte-level char (1 or 2 bytes) */
+    /* gpt2: per token, whether merging its own text gives just that token
+     * (0 not known yet, 1 yes, 2 no). Filled in lazily by encoders on any
+     * thread with relaxed atomic byte stores (bpe.c). */
+    uint8_t *self_merge;
 
     /* Special ids (-1 if none). */
     int32_t bos, eos, eot, eom, unk, sep, pad, mask;
@@ -96,6 +103,8 @@ size_t tok_utf8_decode(const uint8_t *s, size_t n, uint32_t *cp);
  * the text is already NFC, *changed is false and out is left untouched;
  * otherwise the normalised text is appended to out. 0 or -1 (OOM). */
 int tok_nfc(const char *text, size_t len, sl_buf_t *out, bool *changed);
+/* Builds NFC's table (once per process, ~ms; tok_nfc does it on first use). */
+void tok_nfc_init(void);
 /* Whether a code point may change or combine under NFC (not a safe starter). */
 bool tok_nfc_unsafe(uint32_t cp);
 
@@ -103,7 +112,16 @@ bool tok_nfc_unsafe(uint32_t cp);
  * tokens in it). */
 int bpe_init(sl_tok_t *t, const gguf_file_t *f, char *err, size_t errlen);
 void bpe_free(sl_tok_t *t);
-int bpe_encode(const sl_tok_t *t, const char *text, size_t len, tok_ids_t *out, char *err, size_t errlen);
+/* Scratch space of one tok_encode call (buffers, match data, word cache). */
+typedef struct bpe_work bpe_work_t;
+bpe_work_t *bpe_work_new(const sl_tok_t *t);
+void bpe_work_free(bpe_work_t *w);
+/* The pre-tokenizer's word end offsets (malloc'd) by the hand-written
+ * splitter (fast) or by the PCRE2 regexes; for tests. 0 or -1. */
+int bpe_pre_split(const sl_tok_t *t, bpe_work_t *w, const char *text, size_t len, bool fast, size_t **ends,
+                  size_t *n, char *err, size_t errlen);
+int bpe_encode(const sl_tok_t *t, bpe_work_t *w, const char *text, size_t len, tok_ids_t *out, char *err,
+               size_t errlen);
 
 int spm_encode(const sl_tok_t *t, const char *text, size_t len, bool prefix_space, tok_ids_t *out,
                char *err, size_t errlen);

@@ -449,6 +449,7 @@ sl_tok_t *tok_load(const gguf_file_t *f, char *err, size_t errlen) {
     /* Qwen2/Qwen3's tokenizer.json normalises to NFC; GGUF has no key for the
      * normalizer, so it follows from the pre-tokenizer name (normalize.c). */
     t->nfc = t->model == TOK_MODEL_GPT2 && strcmp(t->pre_name, "qwen2") == 0;
+    if (t->nfc) tok_nfc_init();
 
     struct {
         const char *key;
@@ -589,10 +590,11 @@ static int32_t match_special(const sl_tok_t *t, const uint8_t *s, size_t n, bool
     return best;
 }
 
-static int encode_fragment(const sl_tok_t *t, const char *s, size_t n, bool prev_special, tok_ids_t *out,
-                           char *err, size_t errlen) {
+static int encode_fragment(const sl_tok_t *t, bpe_work_t **work, const char *s, size_t n, bool prev_special,
+                           tok_ids_t *out, char *err, size_t errlen) {
     switch (t->model) {
     case TOK_MODEL_GPT2:
+        if (!*work && !(*work = bpe_work_new(t))) return sl_err(err, errlen, "tokenizer: out of memory");
         if (t->nfc) {
             sl_buf_t norm = {0};
             bool changed = false;
@@ -600,11 +602,12 @@ static int encode_fragment(const sl_tok_t *t, const char *s, size_t n, bool prev
                 sl_buf_free(&norm);
                 return sl_err(err, errlen, "tokenizer: out of memory");
             }
-            int rc = changed ? bpe_encode(t, norm.data, norm.len, out, err, errlen) : bpe_encode(t, s, n, out, err, errlen);
+            int rc = changed ? bpe_encode(t, *work, norm.data, norm.len, out, err, errlen)
+                             : bpe_encode(t, *work, s, n, out, err, errlen);
             sl_buf_free(&norm);
             return rc;
         }
-        return bpe_encode(t, s, n, out, err, errlen);
+        return bpe_encode(t, *work, s, n, out, err, errlen);
     case TOK_MODEL_LLAMA:
         return spm_encode(t, s, n, t->add_space_prefix && prev_special, out, err, errlen);
     case TOK_MODEL_BERT:
@@ -618,6 +621,7 @@ static int encode_fragment(const sl_tok_t *t, const char *s, size_t n, bool prev
 int tok_encode(const sl_tok_t *t, const char *text, size_t len, bool add_special, bool parse_special,
                int32_t **ids, size_t *n_ids, char *err, size_t errlen) {
     tok_ids_t out = {0};
+    bpe_work_t *work = NULL; /* gpt2 scratch, made on first use */
     *ids = NULL;
     *n_ids = 0;
     if (!text && len) return sl_err(err, errlen, "tokenizer: NULL text");
@@ -635,7 +639,7 @@ int tok_encode(const sl_tok_t *t, const char *text, size_t len, bool add_special
             continue;
         }
         if (i > start) {
-            if (encode_fragment(t, text + start, i - start, prev_special, &out, err, errlen) != 0) goto fail;
+            if (encode_fragment(t, &work, text + start, i - start, prev_special, &out, err, errlen) != 0) goto fail;
         }
         oom |= tok_ids_push(&out, id) != 0;
         prev_special = true;
@@ -644,7 +648,7 @@ int tok_encode(const sl_tok_t *t, const char *text, size_t len, bool add_special
         continue;
     }
     if (!oom && start < len) {
-        if (encode_fragment(t, text + start, len - start, prev_special, &out, err, errlen) != 0) goto fail;
+        if (encode_fragment(t, &work, text + start, len - start, prev_special, &out, err, errlen) != 0) goto fail;
         prev_special = false;
     }
     if (add_special && t->add_eos) oom |= tok_ids_push(&out, t->eos) != 0;
@@ -653,12 +657,14 @@ int tok_encode(const sl_tok_t *t, const char *text, size_t len, bool add_special
         sl_err(err, errlen, "tokenizer: out of memory");
         goto fail;
     }
+    bpe_work_free(work);
     *ids = out.v;
     *n_ids = out.n;
     if (!*ids) *ids = malloc(sizeof(int32_t)); /* a valid pointer even for zero tokens */
     if (!*ids) return sl_err(err, errlen, "tokenizer: out of memory");
     return 0;
 fail:
+    bpe_work_free(work);
     free(out.v);
     return -1;
 }

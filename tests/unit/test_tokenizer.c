@@ -229,6 +229,148 @@ static void test_nfc(void) {
     tok_free(t);
 }
 
+/* Random words over {a, b, c} (one pre-tokenizer word each), short ones
+ * (linear merging), long ones (heap merging) and repeats (word cache and
+ * the single-token shortcut), against a naive BPE written here: repeatedly
+ * merge the adjacent pair of lowest rank, leftmost first. */
+static size_t naive_bpe(const char *w, size_t n, int32_t *out) {
+    char sym[512][8];
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) sym[m][0] = w[i], sym[m][1] = '\0', m++;
+    for (;;) {
+        int best_rank = -1;
+        size_t best = 0;
+        for (size_t i = 0; i + 1 < m; i++) {
+            char pair[24];
+            size_t la = strlen(sym[i]), lb = strlen(sym[i + 1]);
+            memcpy(pair, sym[i], la);
+            pair[la] = ' ';
+            memcpy(pair + la + 1, sym[i + 1], lb + 1);
+            for (size_t r = 0; r < SL_ARRAY_LEN(TINY_MERGES); r++)
+                if (strcmp(pair, TINY_MERGES[r]) == 0 && (best_rank < 0 || (int)r < best_rank))
+                    best_rank = (int)r, best = i;
+        }
+        if (best_rank < 0) break;
+        size_t la = strlen(sym[best]), lb = strlen(sym[best + 1]);
+        if (la + lb >= sizeof sym[0]) break; /* cannot happen with the tiny merges */
+        memcpy(sym[best] + la, sym[best + 1], lb + 1);
+        memmove(sym + best + 1, sym + best + 2, (m - best - 2) * sizeof sym[0]);
+        m--;
+    }
+    for (size_t i = 0; i < m; i++) {
+        int32_t id = -1;
+        if (strlen(sym[i]) == 1) id = (uint8_t)sym[i][0];
+        for (size_t k = 0; k < 6; k++)
+            if (strcmp(sym[i], TINY_EXTRA[k]) == 0) id = (int32_t)(256 + k);
+        out[i] = id;
+    }
+    return m;
+}
+
+static void test_bpe_random_words(void) {
+    sl_tok_t *t = tiny_bpe();
+    if (!t) return;
+    uint64_t seed = 99;
+    char prev[300];
+    size_t prev_n = 0;
+    for (int iter = 0; iter < 400; iter++) {
+        char w[300];
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        size_t n = 1 + (size_t)(seed >> 33) % (iter % 4 == 0 ? 290 : 40);
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+            w[i] = "abcc"[(seed >> 40) % 4];
+        }
+        if (iter % 5 == 4) { /* repeat an earlier word */
+            memcpy(w, prev, prev_n);
+            n = prev_n;
+        }
+        memcpy(prev, w, n);
+        prev_n = n;
+        /* the same word twice in one text exercises the word cache */
+        char text[700];
+        memcpy(text, w, n);
+        text[n] = '\n'; /* a word of its own (a space would join the next word) */
+        memcpy(text + n + 1, w, n);
+        int32_t *ids;
+        size_t got_n;
+        char err[SL_ERR_MAX];
+        CHECK(tok_encode(t, w, n, false, false, &ids, &got_n, err, sizeof err) == 0);
+        int32_t want[300];
+        size_t want_n = naive_bpe(w, n, want);
+        bool ok = ids_eq(ids, got_n, want, want_n);
+        free(ids);
+        CHECK(tok_encode(t, text, 2 * n + 1, false, false, &ids, &got_n, err, sizeof err) == 0);
+        ok = ok && got_n == 2 * want_n + 1 && ids_eq(ids, want_n, want, want_n) && ids[want_n] == '\n' &&
+             ids_eq(ids + want_n + 1, want_n, want, want_n);
+        free(ids);
+        if (!ok) {
+            CHECK_MSG(false, "word %d \"%.*s\" differs from the naive BPE", iter, (int)n, w);
+            print_ids("want", want, want_n);
+            break;
+        }
+    }
+    tok_free(t);
+}
+
+/* The hand-written Qwen2 / Llama 3 splitter against the PCRE2 regex it
+ * replaces, word boundary for word boundary, on random strings from
+ * letters, digits, CJK, apostrophes and contractions, whitespace of many
+ * kinds, CR/LF, punctuation, marks and emoji. */
+static void test_fast_split_matches_regex(void) {
+    static const char *const pool[] = {"a", "Z", "\xC3\xA9", "\xD0\x96", "\xE4\xB8\xAD", "\xE3\x81\x82", "1", "7",
+                                       "\xD9\xA3", "\xE2\x85\xA0", "'", "'s", "'S", "'re", "'LL", "'ve", "'d", "'m",
+                                       "'t", "'x", " ", " ", "  ", "\t", "\n", "\r\n", "\r", "\xC2\xA0",
+                                       "\xE3\x80\x80", "\xE2\x80\x83", "\xC2\x85", "\x0B", "\x0C", ".", ",", "!",
+                                       "-", "\"", "(", "$", "\xE2\x80\x94", "\xCC\x81", "\xF0\x9F\x98\x80",
+                                       "\xE2\x80\x8D", "_", "\xE2\x80\xA8", "\x01", "\xC2\xB2", "\xEF\xBC\x91"};
+    for (int variant = 0; variant < 2; variant++) {
+        char err[SL_ERR_MAX] = "";
+        const char *merges[] = {"a b"};
+        const char *extra[] = {"ab"};
+        const int32_t types[] = {1};
+        gguf_writer_t *w = tiny_bpe_writer(merges, 1, extra, 1, types);
+        if (variant == 1) gguf_writer_set_str(w, "tokenizer.ggml.pre", "llama-bpe");
+        sl_tok_t *t = load_from_writer(w, err, sizeof err);
+        gguf_writer_free(w);
+        CHECK_MSG(t, "%s", err);
+        if (!t) return;
+        CHECK(t->fast_split == (variant ? 3 : 1));
+        bpe_work_t *work = bpe_work_new(t);
+        uint64_t seed = 7 + (uint64_t)variant;
+        for (int iter = 0; iter < 5000 && work; iter++) {
+            char text[512];
+            size_t n = 0;
+            seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+            int parts = 1 + (int)((seed >> 33) % 24);
+            for (int k = 0; k < parts; k++) {
+                seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+                const char *piece = pool[(seed >> 33) % SL_ARRAY_LEN(pool)];
+                size_t pl = strlen(piece);
+                memcpy(text + n, piece, pl);
+                n += pl;
+            }
+            size_t *a = NULL, *b = NULL, na = 0, nb = 0;
+            CHECK(bpe_pre_split(t, work, text, n, true, &a, &na, err, sizeof err) == 0);
+            CHECK(bpe_pre_split(t, work, text, n, false, &b, &nb, err, sizeof err) == 0);
+            bool ok = na == nb && (na == 0 || memcmp(a, b, na * sizeof(size_t)) == 0);
+            if (!ok) {
+                CHECK_MSG(false, "variant %d: \"%.*s\" splits differently", variant, (int)n, text);
+                fprintf(stderr, "    fast:");
+                for (size_t i = 0; i < na; i++) fprintf(stderr, " %zu", a[i]);
+                fprintf(stderr, "\n    pcre2:");
+                for (size_t i = 0; i < nb; i++) fprintf(stderr, " %zu", b[i]);
+                fprintf(stderr, "\n");
+            }
+            free(a);
+            free(b);
+            if (!ok) break;
+        }
+        bpe_work_free(work);
+        tok_free(t);
+    }
+}
+
 static void test_special_tokens(void) {
     sl_tok_t *t = tiny_bpe();
     if (!t) return;
@@ -623,6 +765,8 @@ static void test_hf_import_matches_reference(void) {
 int main(void) {
     RUN(test_bpe_merges);
     RUN(test_nfc);
+    RUN(test_bpe_random_words);
+    RUN(test_fast_split_matches_regex);
     RUN(test_special_tokens);
     RUN(test_long_input);
     RUN(test_spm);

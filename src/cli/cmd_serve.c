@@ -11,6 +11,7 @@
 #include "base/base.h"
 #include "cli/cli.h"
 #include "platform/plat_srv.h"
+#include "engine/engine.h"
 #include "server/server.h"
 
 #define MAX_MODELS 16
@@ -29,6 +30,9 @@ static void serve_usage(FILE *f) {
             "  --max-conns N       open connections (default 1024)\n"
             "  --max-running N     sequences decoding at once per model (default 16)\n"
             "  --max-queued N      waiting sequences per model before 503 (default 256)\n"
+            "  --kv-mem SIZE       KV cache memory per model, e.g. 2G, 512M (default: max-running\n"
+            "                      full contexts, at most a quarter of RAM)\n"
+            "  --kv-type T         KV cache storage: f16 (default), f32, q8_0\n"
             "  --timeout S         idle connection timeout in seconds (default 300)\n");
 }
 
@@ -138,6 +142,11 @@ int cmd_serve(int argc, char **argv) {
         } else if (!strcmp(a, "--max-queued")) {
             bad = parse_int(v, 1, 1 << 20, &n);
             cfg.max_queued = (int)n;
+        } else if (!strcmp(a, "--kv-mem")) {
+            bad = eng_parse_mem(v, &cfg.kv_mem) != 0 || cfg.kv_mem == 0;
+        } else if (!strcmp(a, "--kv-type")) {
+            cfg.kv_type = eng_kv_from_name(v);
+            bad = cfg.kv_type < 0;
         } else if (!strcmp(a, "--timeout")) {
             bad = parse_int(v, 1, 86400, &n);
             cfg.timeout_s = (int)n;

@@ -74,6 +74,8 @@ typedef struct srv_config {
     int timeout_s;        /* idle read/write timeout; default 300 */
     int max_running;      /* sequences decoding at once per model; default 16 */
     int max_queued;       /* waiting sequences per model before 503; default 256 */
+    size_t kv_mem;        /* KV cache bytes per model; 0: engine default */
+    int kv_type;          /* ENG_KV_* (0: f16) */
     srv_hooks_t hooks;
 } srv_config_t;
 

@@ -590,7 +590,7 @@ gram_t *gram_finish(gram_builder_t *b, uint32_t root) {
         g->chain_level[r] = b->rules[r].chain_level;
         g->rule_rec[r] = recursive[r] ? 1 : 0;
     }
-    memcpy(g->terms, b->terms, b->n_terms * sizeof *g->terms);
+    if (b->n_terms) memcpy(g->terms, b->terms, b->n_terms * sizeof *g->terms);
     g->n_terms = b->n_terms;
     uint32_t pe = 0, pa = 0;
     for (uint32_t r = 0; r < nr; r++) {

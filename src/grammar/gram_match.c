@@ -1181,6 +1181,30 @@ static int check_uncertain(gram_matcher_t *m, const pos_cache_t *pc, uint32_t no
     return 0;
 }
 
+/* Allowed-token count: the POPCNT instruction where the CPU has it (the
+ * build does not assume it; libgcc's fallback is a call per word). */
+#if defined(__x86_64__)
+__attribute__((target("popcnt"))) static int count_bits_popcnt(const uint32_t *m, size_t nw) {
+    int c = 0;
+    for (size_t w = 0; w < nw; w++) c += __builtin_popcount(m[w]);
+    return c;
+}
+#endif
+
+static int count_bits(const uint32_t *m, size_t nw) {
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("popcnt")) return count_bits_popcnt(m, nw);
+#endif
+    int c = 0;
+    for (size_t w = 0; w < nw; w++) {
+        uint32_t x = m[w];
+        x = x - ((x >> 1) & 0x55555555u);
+        x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
+        c += (int)((((x + (x >> 4)) & 0x0F0F0F0Fu) * 0x01010101u) >> 24);
+    }
+    return c;
+}
+
 int gram_matcher_fill_mask(gram_matcher_t *m, uint32_t *mask) {
     const gram_index_t *ix = m->ix;
     const gram_vocab_t *v = ix->v;
@@ -1230,9 +1254,7 @@ int gram_matcher_fill_mask(gram_matcher_t *m, uint32_t *mask) {
             }
         }
     }
-    int count = 0;
-    for (size_t w = 0; w < nw; w++) count += __builtin_popcount(mask[w]);
-    return count;
+    return count_bits(mask, nw);
 }
 
 /* ---- test hooks (declared in tests only) ---- */

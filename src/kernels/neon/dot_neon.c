@@ -1,6 +1,6 @@
 /*
- * dot_neon.c — arm64 NEON kernels: f32 weights and the q8_0-dotted block
- * types (q4_0, q8_0). Integer products use SDOT (vdotq_s32) when the compiler
+ * dot_neon.c — arm64 NEON kernels: f32 weights, the q8_0-dotted block
+ * types (q4_0, q5_0, q8_0) and the k-quants q4_K, q5_K, q6_K. Integer products use SDOT (vdotq_s32) when the compiler
  * targets the dot-product extension, and widening multiplies (vmull_s8 +
  * pairwise accumulate) otherwise; both are exact in s32.
  *
@@ -11,6 +11,7 @@
 
 #if defined(__aarch64__)
 #include <arm_neon.h>
+#include <string.h>
 
 static inline float f16(sl_f16_t h) {
     return sl_f16_to_f32(h);
@@ -71,10 +72,143 @@ static float dot_q4_0(int64_t n, const void *vw, const void *vx) {
     return vaddvq_f32(acc);
 }
 
+/* 32 bits → 32 bytes of 0x10 (bit set) or 0: lanes 0-15 in lo, 16-31 in hi */
+static inline void bits_to_0x10(uint32_t qh, uint8x16_t *lo, uint8x16_t *hi) {
+    static const uint8_t bitsel[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+    const uint8x16_t sel = vld1q_u8(bitsel), b10 = vdupq_n_u8(0x10);
+    uint8x16_t v0 = vcombine_u8(vdup_n_u8((uint8_t)qh), vdup_n_u8((uint8_t)(qh >> 8)));
+    uint8x16_t v1 = vcombine_u8(vdup_n_u8((uint8_t)(qh >> 16)), vdup_n_u8((uint8_t)(qh >> 24)));
+    *lo = vandq_u8(vtstq_u8(v0, sel), b10);
+    *hi = vandq_u8(vtstq_u8(v1, sel), b10);
+}
+
+static float dot_q5_0(int64_t n, const void *vw, const void *vx) {
+    const sl_block_q5_0 *w = vw;
+    const sl_block_q8_0 *x = vx;
+    const uint8x16_t m4 = vdupq_n_u8(0x0f);
+    const int8x16_t s16 = vdupq_n_s8(16);
+    float32x4_t acc = vdupq_n_f32(0);
+    for (int64_t i = 0; i < n / 32; i++) {
+        uint32_t qh;
+        memcpy(&qh, w[i].qh, 4);
+        uint8x16_t hl, hh;
+        bits_to_0x10(qh, &hl, &hh);
+        uint8x16_t b = vld1q_u8(w[i].qs);
+        int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vandq_u8(b, m4), hl)), s16);
+        int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(b, 4), hh)), s16);
+        int32x4_t p = vdupq_n_s32(0);
+        p = dot16(p, lo, vld1q_s8(x[i].qs));
+        p = dot16(p, hi, vld1q_s8(x[i].qs + 16));
+        acc = vmlaq_n_f32(acc, vcvtq_f32_s32(p), f16(w[i].d) * f16(x[i].d));
+    }
+    return vaddvq_f32(acc);
+}
+
+/* ---- k-quants against q8_K ---- */
+
+/* q4_K / q5_K: 4 chunks of 64 elements; low nibbles are elements 0-31 of a
+ * chunk (scale 2j), high nibbles 32-63 (scale 2j+1). q5_K adds bit 2j / 2j+1
+ * of qh[l] as bit 4. */
+static inline float dot_k4(int64_t n, const void *vw, const void *vx, bool five) {
+    const sl_block_q8_K *x = vx;
+    const uint8x16_t m4 = vdupq_n_u8(0x0f), b10 = vdupq_n_u8(0x10);
+    const size_t bsize = five ? sizeof(sl_block_q5_K) : sizeof(sl_block_q4_K);
+    float sum = 0;
+    for (int64_t i = 0; i < n / SL_QK_K; i++) {
+        const uint8_t *blk = (const uint8_t *)vw + (size_t)i * bsize;
+        const uint8_t *scales, *qs, *qh = NULL;
+        sl_f16_t d, dmin;
+        if (five) {
+            const sl_block_q5_K *b = (const sl_block_q5_K *)blk;
+            scales = b->scales, qs = b->qs, qh = b->qh, d = b->d, dmin = b->dmin;
+        } else {
+            const sl_block_q4_K *b = (const sl_block_q4_K *)blk;
+            scales = b->scales, qs = b->qs, d = b->d, dmin = b->dmin;
+        }
+        uint8_t sc[8], mn[8];
+        int32_t summ = 0;
+        for (int j = 0; j < 8; j++) {
+            sl_k4_scale_min(j, scales, &sc[j], &mn[j]);
+            summ += mn[j] * (x[i].bsums[2 * j] + x[i].bsums[2 * j + 1]);
+        }
+        uint8x16_t h0 = vdupq_n_u8(0), h1 = h0;
+        if (five) {
+            h0 = vld1q_u8(qh);
+            h1 = vld1q_u8(qh + 16);
+        }
+        const int8_t *q8 = x[i].qs;
+        int32_t sumi = 0;
+        for (int j = 0; j < 4; j++, qs += 32, q8 += 64) {
+            uint8x16_t b0 = vld1q_u8(qs), b1 = vld1q_u8(qs + 16);
+            uint8x16_t l0 = vandq_u8(b0, m4), l1 = vandq_u8(b1, m4);
+            uint8x16_t u0 = vshrq_n_u8(b0, 4), u1 = vshrq_n_u8(b1, 4);
+            if (five) {
+                const uint8x16_t ml = vdupq_n_u8((uint8_t)(1u << (2 * j))), mh = vdupq_n_u8((uint8_t)(2u << (2 * j)));
+                l0 = vorrq_u8(l0, vandq_u8(vtstq_u8(h0, ml), b10));
+                l1 = vorrq_u8(l1, vandq_u8(vtstq_u8(h1, ml), b10));
+                u0 = vorrq_u8(u0, vandq_u8(vtstq_u8(h0, mh), b10));
+                u1 = vorrq_u8(u1, vandq_u8(vtstq_u8(h1, mh), b10));
+            }
+            int32x4_t pl = vdupq_n_s32(0), ph = pl;
+            pl = dot16(pl, vreinterpretq_s8_u8(l0), vld1q_s8(q8));
+            pl = dot16(pl, vreinterpretq_s8_u8(l1), vld1q_s8(q8 + 16));
+            ph = dot16(ph, vreinterpretq_s8_u8(u0), vld1q_s8(q8 + 32));
+            ph = dot16(ph, vreinterpretq_s8_u8(u1), vld1q_s8(q8 + 48));
+            sumi += vaddvq_s32(pl) * sc[2 * j] + vaddvq_s32(ph) * sc[2 * j + 1];
+        }
+        sum += x[i].d * (f16(d) * (float)sumi - f16(dmin) * (float)summ);
+    }
+    return sum;
+}
+
+static float dot_q4_K(int64_t n, const void *w, const void *x) {
+    return dot_k4(n, w, x, false);
+}
+static float dot_q5_K(int64_t n, const void *w, const void *x) {
+    return dot_k4(n, w, x, true);
+}
+
+/* q6_K: two halves of 128; for l < 32 the four values of a half are
+ * ql[l] & 15, ql[l+32] & 15, ql[l] >> 4, ql[l+32] >> 4, each with 2 bits of
+ * qh[l] on top, minus 32; 16 int8 scales, one per 16 elements. */
+static float dot_q6_K(int64_t n, const void *vw, const void *vx) {
+    const sl_block_q6_K *w = vw;
+    const sl_block_q8_K *x = vx;
+    const uint8x16_t m4 = vdupq_n_u8(0x0f), m3 = vdupq_n_u8(3);
+    const int8x16_t s32 = vdupq_n_s8(32);
+    float sum = 0;
+    for (int64_t i = 0; i < n / SL_QK_K; i++) {
+        const uint8_t *ql = w[i].ql, *qh = w[i].qh;
+        const int8_t *q8 = x[i].qs;
+        int32_t sumi = 0;
+        for (int j = 0; j < 2; j++, ql += 64, qh += 32, q8 += 128) {
+            for (int h = 0; h < 2; h++) {
+                uint8x16_t a = vld1q_u8(ql + 16 * h), b = vld1q_u8(ql + 32 + 16 * h), hb = vld1q_u8(qh + 16 * h);
+                uint8x16_t q[4];
+                q[0] = vorrq_u8(vandq_u8(a, m4), vshlq_n_u8(vandq_u8(hb, m3), 4));
+                q[1] = vorrq_u8(vandq_u8(b, m4), vshlq_n_u8(vandq_u8(vshrq_n_u8(hb, 2), m3), 4));
+                q[2] = vorrq_u8(vshrq_n_u8(a, 4), vshlq_n_u8(vandq_u8(vshrq_n_u8(hb, 4), m3), 4));
+                q[3] = vorrq_u8(vshrq_n_u8(b, 4), vshlq_n_u8(vshrq_n_u8(hb, 6), 4));
+                for (int k = 0; k < 4; k++) {
+                    int8x16_t v = vsubq_s8(vreinterpretq_s8_u8(q[k]), s32);
+                    int32x4_t p = dot16(vdupq_n_s32(0), v, vld1q_s8(q8 + 32 * k + 16 * h));
+                    sumi += vaddvq_s32(p) * w[i].scales[8 * j + 2 * k + h];
+                }
+            }
+        }
+        sum += x[i].d * f16(w[i].d) * (float)sumi;
+    }
+    return sum;
+}
+
 bool sl_kern_fill_neon(sl_kern_table_t *t) {
     t->dot[SL_TYPE_F32] = dot_f32;
     t->dot[SL_TYPE_Q4_0] = dot_q4_0;
     t->dot[SL_TYPE_Q8_0] = dot_q8_0;
+    t->dot[SL_TYPE_Q5_0] = dot_q5_0;
+    t->dot[SL_TYPE_Q4_K] = dot_q4_K;
+    t->dot[SL_TYPE_Q5_K] = dot_q5_K;
+    t->dot[SL_TYPE_Q6_K] = dot_q6_K;
     return true;
 }
 

@@ -41,19 +41,8 @@ mkdir -p "$OUT/corpus-grammar"
     -ljansson -lpcre2-8 -lm
 echo "built $OUT/fuzz_grammar"
 
-# Grammar parsers (GBNF / regex / JSON Schema): FUZZ_TARGET=grammar runs it.
-mkdir -p "$OUT/corpus-grammar"
-"$CC" $FLAGS -pthread -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -o "$OUT/fuzz_grammar" tests/fuzz/fuzz_grammar.c src/grammar/*.c src/base/base.c \
-    -ljansson -lpcre2-8 -lm
-echo "built $OUT/fuzz_grammar"
-
 [ "${FUZZ_RUN:-1}" = 0 ] && exit 0
 cd "$OUT"
-if [ "${FUZZ_TARGET:-gguf}" = grammar ]; then
-    exec ./fuzz_grammar -max_total_time="$SECONDS_TO_RUN" -max_len=2048 -timeout=10 \
-        -rss_limit_mb=2048 -print_final_stats=1 corpus-grammar
-fi
 if [ "${FUZZ_TARGET:-gguf}" = grammar ]; then
     exec ./fuzz_grammar -max_total_time="$SECONDS_TO_RUN" -max_len=2048 -timeout=10 \
         -rss_limit_mb=2048 -print_final_stats=1 corpus-grammar

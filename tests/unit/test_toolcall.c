@@ -575,6 +575,214 @@ static void test_json_shapes(void) {
     json_decref(d);
 }
 
+
+/* ---- request validation ---- */
+
+static void test_request(void) {
+    struct {
+        const char *req;
+        const char *param; /* NULL = valid */
+        tc_choice_t choice;
+        bool parallel;
+    } cases[] = {
+        {"{}", NULL, TC_CHOICE_NONE, true},
+        {"{\"tools\": null}", NULL, TC_CHOICE_NONE, true},
+        {"{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"a_b-1\",\"description\":\"d\","
+         "\"parameters\":{\"type\":\"object\",\"properties\":{}},\"strict\":true}}]}",
+         NULL, TC_CHOICE_AUTO, true},
+        {"{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"f\"}}], \"tool_choice\": \"required\", "
+         "\"parallel_tool_calls\": false}",
+         NULL, TC_CHOICE_REQUIRED, false},
+        {"{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"f\"}}], \"tool_choice\": "
+         "{\"type\":\"function\",\"function\":{\"name\":\"f\"}}}",
+         NULL, TC_CHOICE_NAMED, true},
+        {"{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"f\"}}], \"tool_choice\": \"none\"}", NULL,
+         TC_CHOICE_NONE, true},
+        {"{\"tool_choice\": \"none\"}", NULL, TC_CHOICE_NONE, true},
+        {"{\"tools\": {}}", "tools", 0, 0},
+        {"{\"tools\": []}", "tools", 0, 0},
+        {"{\"tools\": [{\"type\":\"retrieval\"}]}", "tools[0].type", 0, 0},
+        {"{\"tools\": [{\"type\":\"function\"}]}", "tools[0].function", 0, 0},
+        {"{\"tools\": [{\"type\":\"function\",\"function\":{}}]}", "tools[0].function.name", 0, 0},
+        {"{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"get weather\"}}]}",
+         "tools[0].function.name", 0, 0},
+        {"{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"f\"}},{\"type\":\"function\","
+         "\"function\":{\"name\":\"f\"}}]}",
+         "tools[1].function.name", 0, 0},
+        {"{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"f\",\"description\":5}}]}",
+         "tools[0].function.description", 0, 0},
+        {"{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":\"x\"}}]}",
+         "tools[0].function.parameters", 0, 0},
+        {"{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"array\"}}}]}",
+         "tools[0].function.parameters", 0, 0},
+        {"{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"f\",\"strict\":\"yes\"}}]}",
+         "tools[0].function.strict", 0, 0},
+        {"{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"f\"}}], \"tool_choice\": \"always\"}",
+         "tool_choice", 0, 0},
+        {"{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"f\"}}], \"tool_choice\": "
+         "{\"type\":\"function\",\"function\":{\"name\":\"g\"}}}",
+         "tool_choice", 0, 0},
+        {"{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"f\"}}], \"tool_choice\": {\"type\":\"function\"}}",
+         "tool_choice.function.name", 0, 0},
+        {"{\"tool_choice\": \"required\"}", "tool_choice", 0, 0},
+        {"{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"f\"}}], \"parallel_tool_calls\": 1}",
+         "parallel_tool_calls", 0, 0},
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
+        json_t *req = json_loads(cases[i].req, 0, NULL);
+        CHECK_MSG(req != NULL, "case %zu json", i);
+        tc_request_t r;
+        char err[512] = "", param[96] = "";
+        int rc = tc_request_parse(req, &r, err, sizeof err, param, sizeof param);
+        if (cases[i].param) {
+            CHECK_MSG(rc < 0 && strcmp(param, cases[i].param) == 0 && err[0], "case %zu: rc %d param '%s' want '%s'",
+                      i, rc, param, cases[i].param);
+        } else {
+            CHECK_MSG(rc == 0, "case %zu: %s (%s)", i, err, param);
+            CHECK_MSG(r.choice == cases[i].choice && r.parallel == cases[i].parallel, "case %zu: choice %d", i,
+                      r.choice);
+        }
+        json_decref(req);
+    }
+    /* 129 tools is too many, 128 is fine; the message says so */
+    for (int n = 128; n <= 129; n++) {
+        json_t *tools = json_array();
+        for (int k = 0; k < n; k++) {
+            char nm[16];
+            snprintf(nm, sizeof nm, "f%d", k);
+            json_array_append_new(tools, json_pack("{s:s, s:{s:s}}", "type", "function", "function", "name", nm));
+        }
+        json_t *req = json_pack("{s:o}", "tools", tools);
+        tc_request_t r;
+        char err[512] = "", param[96] = "";
+        int rc = tc_request_parse(req, &r, err, sizeof err, param, sizeof param);
+        CHECK(n == 128 ? rc == 0 && r.n_tools == 128 : rc < 0 && strcmp(param, "tools") == 0 && strstr(err, "128"));
+        json_decref(req);
+    }
+    /* the forced name is kept */
+    json_t *req = json_loads("{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"a\"}},{\"type\":\"function\","
+                             "\"function\":{\"name\":\"b\"}}], \"tool_choice\": {\"type\":\"function\",\"function\":{\"name\":\"b\"}}}",
+                             0, NULL);
+    tc_request_t r;
+    CHECK(tc_request_parse(req, &r, NULL, 0, NULL, 0) == 0 && strcmp(r.forced_name, "b") == 0);
+    json_decref(req);
+}
+
+/* ---- grammars ---- */
+
+static gram_vocab_t *byte_vocab(void) {
+    static char bytes[256];
+    const char *toks[256];
+    size_t lens[256];
+    for (int i = 0; i < 256; i++) {
+        bytes[i] = (char)i;
+        toks[i] = &bytes[i];
+        lens[i] = i == 0 ? 0 : 1;
+    }
+    int32_t eog = 0;
+    return gram_vocab_new(toks, lens, 256, &eog, 1, NULL, 0);
+}
+
+/* 1: text is a complete sentence of the grammar; 0: not. */
+static int grammar_accepts(const char *gbnf, const gram_vocab_t *v, const char *text) {
+    char err[512];
+    gram_t *g = gram_from_gbnf(gbnf, err, sizeof err);
+    CHECK_MSG(g != NULL, "gbnf does not compile: %s\n%s", err, gbnf);
+    if (!g) return -1;
+    gram_index_t *ix = gram_index_new(g, v, err, sizeof err);
+    gram_matcher_t *m = ix ? gram_matcher_new(ix, err, sizeof err) : NULL;
+    int ok = m && gram_matcher_accept_bytes(m, text, strlen(text)) == 0 && gram_matcher_can_end(m);
+    gram_matcher_free(m);
+    gram_index_free(ix);
+    gram_free(g);
+    return ok;
+}
+
+static void test_grammar(void) {
+    gram_vocab_t *v = byte_vocab();
+    CHECK(v != NULL);
+    struct {
+        tc_family_t f;
+        const char *good;  /* a recorded call the grammar must accept */
+        const char *bad;   /* a wrong one it must reject */
+        const char *name, *args; /* what the parser makes of `good` */
+    } cases[] = {
+        {TC_FAMILY_HERMES,
+         "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"location\": \"Paris\", \"unit\": \"celsius\"}}\n</tool_call>",
+         "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"location\": 5}}\n</tool_call>", "get_weather",
+         "{\"location\":\"Paris\",\"unit\":\"celsius\"}"},
+        {TC_FAMILY_LLAMA3, "{\"name\": \"get_weather\", \"parameters\": {\"location\": \"Paris\", \"days\": 3}}",
+         "{\"name\": \"get_weather\", \"parameters\": {\"days\": 3}}", "get_weather", "{\"location\":\"Paris\",\"days\":3}"},
+        {TC_FAMILY_DEEPSEEK,
+         DS_CALLS_BEGIN DS_CALL_BEGIN "function" DS_SEP "get_weather\n```json\n{\"location\": \"Paris\"}\n```" DS_CALL_END DS_CALLS_END,
+         DS_CALLS_BEGIN DS_CALL_BEGIN "function" DS_SEP "get_weather\n```json\n{\"location\": \"Paris\", \"unit\": \"kelvin\"}\n```" DS_CALL_END DS_CALLS_END,
+         "get_weather", "{\"location\":\"Paris\"}"},
+        {TC_FAMILY_DEEPSEEK_V31,
+         DS_CALLS_BEGIN DS_CALL_BEGIN "get_time" DS_SEP "{}" DS_CALL_END DS_CALLS_END,
+         DS_CALLS_BEGIN DS_CALL_BEGIN "get_date" DS_SEP "{}" DS_CALL_END DS_CALLS_END, "get_time", "{}"},
+        {TC_FAMILY_GLM4, "get_weather\n{\"location\": \"Beijing\"}", "get_weather\n{\"city\": \"Beijing\"}",
+         "get_weather", "{\"location\":\"Beijing\"}"},
+        {TC_FAMILY_GLM45,
+         "<tool_call>get_weather\n<arg_key>location</arg_key>\n<arg_value>Beijing</arg_value>\n<arg_key>days</arg_key>\n<arg_value>3</arg_value>\n</tool_call>",
+         "<tool_call>get_weather\n<arg_key>location</arg_key>\n<arg_value>Beijing</arg_value>\n<arg_key>days</arg_key>\n<arg_value>three</arg_value>\n</tool_call>",
+         "get_weather", "{\"location\":\"Beijing\",\"days\":3}"},
+        {TC_FAMILY_INTERNLM2,
+         "<|action_start|><|plugin|>\n{\"name\": \"brave_search\", \"parameters\": {\"query\": \"x\"}}<|action_end|>",
+         "<|action_start|><|plugin|>\n{\"name\": \"brave_search\", \"parameters\": {}}<|action_end|>", "brave_search",
+         "{\"query\":\"x\"}"},
+        {TC_FAMILY_MISTRAL, "[TOOL_CALLS][{\"name\": \"get_time\", \"arguments\": {}}]",
+         "[TOOL_CALLS][{\"name\": \"get_time\", \"arguments\": {}}", "get_time", "{}"},
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
+        sl_buf_t g = {0};
+        char err[512];
+        int rc = tc_build_grammar(cases[i].f, g_tools, TC_CHOICE_REQUIRED, NULL, false, &g, err, sizeof err);
+        CHECK_MSG(rc == 0, "%s: %s", tc_family_name(cases[i].f), err);
+        if (rc == 0) {
+            CHECK_MSG(grammar_accepts(g.data, v, cases[i].good) == 1, "%s rejects its call\n%s",
+                      tc_family_name(cases[i].f), g.data);
+            CHECK_MSG(grammar_accepts(g.data, v, cases[i].bad) == 0, "%s accepts a wrong call",
+                      tc_family_name(cases[i].f));
+        }
+        sl_buf_free(&g);
+        /* the parser reads what the grammar forces */
+        cfg_t c = {cases[i].f, false, false, g_tools};
+        expect_parse(tc_family_name(cases[i].f), &c, cases[i].good, NULL, NULL, 1,
+                     CALLS(cases[i].name, cases[i].args), true);
+    }
+    /* named: only that tool; parallel: several calls */
+    sl_buf_t g = {0};
+    CHECK(tc_build_grammar(TC_FAMILY_HERMES, g_tools, TC_CHOICE_NAMED, "get_time", true, &g, NULL, 0) == 0);
+    const char *t1 = "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>";
+    const char *t2 = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"location\": \"Paris\"}}\n</tool_call>";
+    char both[512];
+    snprintf(both, sizeof both, "%s\n%s", t1, t1);
+    CHECK(grammar_accepts(g.data, v, t1) == 1);
+    CHECK(grammar_accepts(g.data, v, t2) == 0);
+    CHECK(grammar_accepts(g.data, v, both) == 1);
+    sl_buf_free(&g);
+    CHECK(tc_build_grammar(TC_FAMILY_HERMES, g_tools, TC_CHOICE_REQUIRED, NULL, false, &g, NULL, 0) == 0);
+    CHECK(grammar_accepts(g.data, v, both) == 0); /* not parallel: one call */
+    sl_buf_free(&g);
+    CHECK(tc_build_grammar(TC_FAMILY_HERMES, g_tools, TC_CHOICE_NAMED, "nope", true, &g, NULL, 0) < 0);
+    CHECK(tc_build_grammar(TC_FAMILY_HERMES, g_tools, TC_CHOICE_NONE, NULL, true, &g, NULL, 0) < 0);
+    /* an unsupported schema keyword is an error naming it */
+    json_t *weird = json_loads("[{\"type\":\"function\",\"function\":{\"name\":\"w\",\"parameters\":{\"type\":\"object\","
+                               "\"properties\":{\"x\":{\"type\":\"string\",\"contentEncoding\":\"base64\"}}}}}]", 0, NULL);
+    char err[512] = "";
+    CHECK(tc_build_grammar(TC_FAMILY_HERMES, weird, TC_CHOICE_REQUIRED, NULL, true, &g, err, sizeof err) < 0);
+    CHECK_MSG(strstr(err, "contentEncoding") != NULL, "%s", err);
+    json_decref(weird);
+    sl_buf_free(&g);
+    /* triggers */
+    tc_trigger_t tr = tc_trigger(TC_FAMILY_HERMES);
+    CHECK(tr.words[0] && strcmp(tr.words[0], "<tool_call>") == 0 && !tr.words[1] && tr.lazy_supported);
+    tr = tc_trigger(TC_FAMILY_LLAMA3);
+    CHECK(strcmp(tr.words[0], "<|python_tag|>") == 0 && strcmp(tr.start_words[0], "{") == 0);
+    CHECK(!tc_trigger(TC_FAMILY_GLM4).lazy_supported);
+    gram_vocab_free(v);
+}
+
 int main(void) {
     g_tools = json_loads(TOOLS_JSON, 0, NULL);
     CHECK(g_tools != NULL);
@@ -586,6 +794,8 @@ int main(void) {
     RUN(test_internlm_mistral);
     RUN(test_robustness);
     RUN(test_json_shapes);
+    RUN(test_request);
+    RUN(test_grammar);
     json_decref(g_tools);
     return test_summary();
 }

@@ -1,0 +1,235 @@
+/*
+ * toolcall_grammar.c — GBNF for a family's call syntax with arguments that
+ * match each tool's JSON Schema.
+ *
+ * Each tool's `parameters` schema goes through the grammar library
+ * (gram_json_schema_to_gbnf); its rule names are then prefixed with "tN-" so
+ * several schemas live in one grammar. The family's call text wraps the
+ * arguments rule, written the way the model's own template writes calls back
+ * (so the model is forced into text it knows). The root begins with the
+ * family's trigger word, so the same grammar serves tool_choice required
+ * (active from the first token) and auto (activated at the trigger, the
+ * trigger text fed first).
+ */
+#include "chat/toolcall_internal.h"
+#include "grammar/grammar.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static bool gname_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+}
+
+/* Appends src with every rule name prefixed (literals, classes, counts and
+ * comments are copied untouched). */
+static int gbnf_prefix(sl_buf_t *out, const char *src, const char *prefix) {
+    size_t i = 0, n = strlen(src);
+    while (i < n) {
+        char c = src[i];
+        if (c == '"' || c == '[') {
+            char close = c == '"' ? '"' : ']';
+            size_t j = i + 1;
+            while (j < n && src[j] != close) j += src[j] == '\\' && j + 1 < n ? 2 : 1;
+            j = SL_MIN(j + 1, n);
+            if (sl_buf_append(out, src + i, j - i)) return -1;
+            i = j;
+        } else if (c == '{' || c == '#') {
+            char close = c == '{' ? '}' : '\n';
+            size_t j = i;
+            while (j < n && src[j] != close) j++;
+            j = SL_MIN(j + 1, n);
+            if (sl_buf_append(out, src + i, j - i)) return -1;
+            i = j;
+        } else if (gname_char(c)) {
+            size_t j = i;
+            while (j < n && gname_char(src[j])) j++;
+            if (sl_buf_puts(out, prefix) || sl_buf_append(out, src + i, j - i)) return -1;
+            i = j;
+        } else {
+            if (sl_buf_putc(out, c)) return -1;
+            i++;
+        }
+    }
+    return sl_buf_putc(out, '\n');
+}
+
+/* A GBNF string literal of text. */
+static int gbnf_lit(sl_buf_t *b, const char *text) {
+    if (sl_buf_putc(b, '"')) return -1;
+    for (const char *s = text; *s; s++) {
+        int r;
+        if (*s == '"') r = sl_buf_puts(b, "\\\"");
+        else if (*s == '\\') r = sl_buf_puts(b, "\\\\");
+        else if (*s == '\n') r = sl_buf_puts(b, "\\n");
+        else if (*s == '\r') r = sl_buf_puts(b, "\\r");
+        else if (*s == '\t') r = sl_buf_puts(b, "\\t");
+        else r = sl_buf_putc(b, *s);
+        if (r) return -1;
+    }
+    return sl_buf_puts(b, "\" ");
+}
+
+/* Rules for a schema under prefix; the entry rule is <prefix>root. */
+static int schema_rules(sl_buf_t *rules, const json_t *schema, const char *prefix, char *err,
+                        size_t errlen) {
+    json_t *any = NULL;
+    if (!schema || json_is_null(schema)) schema = any = json_pack("{s:s}", "type", "object");
+    char *g = schema ? gram_json_schema_to_gbnf(schema, err, errlen) : NULL;
+    json_decref(any);
+    if (!g) return -1;
+    int rc = gbnf_prefix(rules, g, prefix);
+    free(g);
+    return rc;
+}
+
+static bool schema_is_plain_string(const json_t *s) {
+    const char *t = json_string_value(json_object_get(s, "type"));
+    return t && strcmp(t, "string") == 0 && !json_object_get(s, "enum") &&
+           !json_object_get(s, "pattern") && !json_object_get(s, "format") &&
+           !json_object_get(s, "const");
+}
+
+/* GLM-4.5 argument pairs of tool ti into `call` (rules into `rules`). */
+static int glm45_args(sl_buf_t *call, sl_buf_t *rules, const json_t *params, size_t ti, char *err,
+                      size_t errlen) {
+    const json_t *props = json_object_get(params, "properties");
+    const json_t *req = json_object_get(params, "required");
+    const char *key;
+    const json_t *ps;
+    size_t k = 0;
+    json_object_foreach((json_t *)props, key, ps) {
+        bool required = false;
+        size_t i;
+        const json_t *r;
+        json_array_foreach(req, i, r) if (json_is_string(r) && strcmp(json_string_value(r), key) == 0)
+            required = true;
+        char prefix[48];
+        snprintf(prefix, sizeof prefix, "t%zu-p%zu-", ti, k++);
+        if (sl_buf_puts(call, "( ")) return -1;
+        sl_buf_t lit = {0};
+        int bad = sl_buf_puts(&lit, "<arg_key>") || sl_buf_puts(&lit, key) ||
+                  sl_buf_puts(&lit, "</arg_key>\n<arg_value>");
+        bad = bad || gbnf_lit(call, lit.data);
+        sl_buf_free(&lit);
+        if (bad) return -1;
+        if (schema_is_plain_string(ps)) {
+            if (sl_buf_puts(call, "glm-str ")) return -1;
+        } else {
+            if (schema_rules(rules, ps, prefix, err, errlen)) return -1;
+            if (sl_buf_printf(call, "%sroot ", prefix)) return -1;
+        }
+        if (gbnf_lit(call, "</arg_value>\n") || sl_buf_puts(call, required ? ") " : ")? ")) return -1;
+    }
+    return 0;
+}
+
+int tc_build_grammar(tc_family_t f, const json_t *tools, tc_choice_t choice, const char *forced_name,
+                     bool parallel, sl_buf_t *out, char *err, size_t errlen) {
+    if (choice == TC_CHOICE_NONE || f == TC_FAMILY_NONE || (unsigned)f >= TC_FAMILY_COUNT)
+        return sl_err(err, errlen, "no tool-call grammar for this family or tool_choice");
+    if (!json_is_array(tools) || json_array_size(tools) == 0)
+        return sl_err(err, errlen, "tool-call grammar: no tools");
+    if (f == TC_FAMILY_GLM4) parallel = false; /* one call per turn */
+    sl_buf_t rules = {0}, calls = {0};
+    size_t i;
+    const json_t *t;
+    int rc = -1, nalt = 0;
+    json_array_foreach(tools, i, t) {
+        const json_t *fn = json_object_get(t, "function");
+        const char *name = json_string_value(json_object_get(fn, "name"));
+        if (!name || !tc_name_valid(name, strlen(name))) {
+            sl_err(err, errlen, "tool-call grammar: tool %zu has no valid name", i);
+            goto done;
+        }
+        if (choice == TC_CHOICE_NAMED && (!forced_name || strcmp(name, forced_name) != 0)) continue;
+        const json_t *params = json_object_get(fn, "parameters");
+        char prefix[32], args[48];
+        snprintf(prefix, sizeof prefix, "t%zu-", i);
+        snprintf(args, sizeof args, "t%zu-root ", i);
+        if (f != TC_FAMILY_GLM45 && schema_rules(&rules, params, prefix, err, errlen)) goto done;
+        sl_buf_t call = {0}, lit = {0};
+        int bad = sl_buf_printf(&call, "call-%zu ::= ", i) != 0;
+#define LIT(...) (sl_buf_clear(&lit), sl_buf_printf(&lit, __VA_ARGS__) || gbnf_lit(&call, lit.data))
+        switch (f) {
+        case TC_FAMILY_HERMES:
+        case TC_FAMILY_LLAMA3:
+        case TC_FAMILY_INTERNLM2:
+        case TC_FAMILY_MISTRAL: {
+            const char *pre = f == TC_FAMILY_HERMES ? "<tool_call>\n"
+                              : f == TC_FAMILY_INTERNLM2 ? "<|action_start|><|plugin|>\n"
+                                                         : "";
+            const char *key = (f == TC_FAMILY_HERMES || f == TC_FAMILY_MISTRAL) ? "arguments" : "parameters";
+            const char *post = f == TC_FAMILY_HERMES ? "}\n</tool_call>"
+                               : f == TC_FAMILY_INTERNLM2 ? "}<|action_end|>"
+                                                          : "}";
+            bad = bad || LIT("%s{\"name\": \"%s\", \"%s\": ", pre, name, key) ||
+                  sl_buf_puts(&call, args) || LIT("%s", post);
+            break;
+        }
+        case TC_FAMILY_DEEPSEEK:
+            bad = bad || LIT(TC_DS_CALL_BEGIN "function" TC_DS_SEP "%s\n```json\n", name) ||
+                  sl_buf_puts(&call, args) || LIT("\n```" TC_DS_CALL_END);
+            break;
+        case TC_FAMILY_DEEPSEEK_V31:
+            bad = bad || LIT(TC_DS_CALL_BEGIN "%s" TC_DS_SEP, name) || sl_buf_puts(&call, args) ||
+                  LIT(TC_DS_CALL_END);
+            break;
+        case TC_FAMILY_GLM4:
+            bad = bad || LIT("%s\n", name) || sl_buf_puts(&call, args);
+            break;
+        case TC_FAMILY_GLM45:
+            bad = bad || LIT("<tool_call>%s\n", name);
+            if (!bad && glm45_args(&call, &rules, params, i, err, errlen)) {
+                sl_buf_free(&call);
+                sl_buf_free(&lit);
+                goto done;
+            }
+            bad = bad || LIT("</tool_call>");
+            break;
+        default: bad = 1;
+        }
+#undef LIT
+        bad = bad || sl_buf_putc(&call, '\n') || sl_buf_append(&rules, call.data, call.len);
+        bad = bad || sl_buf_printf(&calls, "%scall-%zu", nalt ? " | " : "", i);
+        sl_buf_free(&call);
+        sl_buf_free(&lit);
+        if (bad) {
+            sl_err(err, errlen, "out of memory");
+            goto done;
+        }
+        nalt++;
+    }
+    if (nalt == 0) {
+        sl_err(err, errlen, "tool-call grammar: no function named '%s'", forced_name ? forced_name : "");
+        goto done;
+    }
+    /* root: the family's framing around one or more calls */
+    const char *open = "", *sep = "\"\\n\"", *close = "";
+    switch (f) {
+    case TC_FAMILY_LLAMA3: open = "\"<|python_tag|>\"? "; sep = "\"; \""; break;
+    case TC_FAMILY_DEEPSEEK:
+    case TC_FAMILY_DEEPSEEK_V31:
+        open = "\"" TC_DS_CALLS_BEGIN "\" ";
+        sep = "\"\\n\"?";
+        close = " \"" TC_DS_CALLS_END "\"";
+        break;
+    case TC_FAMILY_MISTRAL: open = "\"[TOOL_CALLS][\" "; sep = "\", \""; close = " \"]\""; break;
+    default: break;
+    }
+    int bad = sl_buf_printf(out, "root ::= %scall", open);
+    if (parallel) bad = bad || sl_buf_printf(out, " ( %s call )*", sep);
+    bad = bad || sl_buf_printf(out, "%s\ncall ::= %s\n", close, calls.data);
+    if (f == TC_FAMILY_GLM45) bad = bad || sl_buf_puts(out, "glm-str ::= ( [^<] | \"<\" [^/] )*\n");
+    bad = bad || sl_buf_append(out, rules.data, rules.len);
+    if (bad) {
+        sl_err(err, errlen, "out of memory");
+        goto done;
+    }
+    rc = 0;
+done:
+    sl_buf_free(&rules);
+    sl_buf_free(&calls);
+    return rc;
+}

@@ -93,7 +93,8 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n, bool *valid) {
     unsigned char lo = 0x80, hi = 0xBF;
     *valid = true;
     if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) need = 2;
+    if (c >= 0xC2 && c <= 0xDF)
+        need = 2;
     else if (c >= 0xE0 && c <= 0xEF) {
         need = 3;
         if (c == 0xE0) lo = 0xA0;
@@ -152,8 +153,9 @@ static int utf8_append_clean(sl_buf_t *b, const char *s, size_t n) {
 /* ------------------------------------------------------------------ */
 /* family detection */
 
-static const char *const FAMILY_NAMES[TC_FAMILY_COUNT] = {
-    "none", "hermes", "llama3", "deepseek", "deepseek_v31", "glm4", "glm45", "internlm2", "mistral"};
+static const char *const FAMILY_NAMES[TC_FAMILY_COUNT] = {"none",     "hermes",       "llama3",
+                                                          "deepseek", "deepseek_v31", "glm4",
+                                                          "glm45",    "internlm2",    "mistral"};
 
 const char *tc_family_name(tc_family_t f) {
     return (unsigned)f < TC_FAMILY_COUNT ? FAMILY_NAMES[f] : "unknown";
@@ -203,7 +205,8 @@ bool tc_detect_reasoning(const char *src, size_t len, tc_has_token_fn has_token,
 
 bool tc_prompt_opens_think(const char *prompt, size_t len) {
     if (!prompt) return false;
-    while (len > 0 && is_ws((unsigned char)prompt[len - 1])) len--;
+    while (len > 0 && is_ws((unsigned char)prompt[len - 1]))
+        len--;
     return len >= 7 && memcmp(prompt + len - 7, "<think>", 7) == 0;
 }
 
@@ -215,8 +218,20 @@ bool tc_prompt_opens_think(const char *prompt, size_t len) {
 
 #define JSC_DEPTH 64
 
-enum { JS_VALUE, JS_ARR_FIRST, JS_STR, JS_ESC, JS_HEX, JS_NUM, JS_LIT, JS_AFTER, JS_KEY_OR_END,
-       JS_KEY, JS_COLON, JS_DONE };
+enum {
+    JS_VALUE,
+    JS_ARR_FIRST,
+    JS_STR,
+    JS_ESC,
+    JS_HEX,
+    JS_NUM,
+    JS_LIT,
+    JS_AFTER,
+    JS_KEY_OR_END,
+    JS_KEY,
+    JS_COLON,
+    JS_DONE
+};
 enum { JSC_MORE = 0, JSC_DONE = 1, JSC_DONE_NC = 2, JSC_ERR = -1 };
 enum { JE_KEY_BEGIN, JE_KEY_END, JE_VAL_BEGIN, JE_VAL_END };
 
@@ -347,7 +362,8 @@ again:
             j->st = j->stack[j->depth - 1] == '{' ? JS_KEY : JS_VALUE;
             return sl_buf_putc(out, ',') ? JSC_ERR : JSC_MORE;
         }
-        if ((c == '}' && j->stack[j->depth - 1] == '{') || (c == ']' && j->stack[j->depth - 1] == '[')) {
+        if ((c == '}' && j->stack[j->depth - 1] == '{') ||
+            (c == ']' && j->stack[j->depth - 1] == '[')) {
             if (sl_buf_putc(out, (char)c)) return JSC_ERR;
             j->depth--;
             return jsc_value_end(j, out);
@@ -357,14 +373,30 @@ again:
         bool digit = c >= '0' && c <= '9';
         int next = -1;
         switch (j->nst) {
-        case 0: next = c == '0' ? 1 : digit ? 2 : -1; break;
-        case 1: next = c == '.' ? 3 : (c == 'e' || c == 'E') ? 5 : -2; break;
-        case 2: next = digit ? 2 : c == '.' ? 3 : (c == 'e' || c == 'E') ? 5 : -2; break;
-        case 3: next = digit ? 4 : -1; break;
-        case 4: next = digit ? 4 : (c == 'e' || c == 'E') ? 5 : -2; break;
-        case 5: next = (c == '+' || c == '-') ? 6 : digit ? 7 : -1; break;
-        case 6: next = digit ? 7 : -1; break;
-        case 7: next = digit ? 7 : -2; break;
+        case 0:
+            next = c == '0' ? 1 : digit ? 2 : -1;
+            break;
+        case 1:
+            next = c == '.' ? 3 : (c == 'e' || c == 'E') ? 5 : -2;
+            break;
+        case 2:
+            next = digit ? 2 : c == '.' ? 3 : (c == 'e' || c == 'E') ? 5 : -2;
+            break;
+        case 3:
+            next = digit ? 4 : -1;
+            break;
+        case 4:
+            next = digit ? 4 : (c == 'e' || c == 'E') ? 5 : -2;
+            break;
+        case 5:
+            next = (c == '+' || c == '-') ? 6 : digit ? 7 : -1;
+            break;
+        case 6:
+            next = digit ? 7 : -1;
+            break;
+        case 7:
+            next = digit ? 7 : -2;
+            break;
         }
         if (next == -1) return JSC_ERR;
         if (next >= 0) {
@@ -411,8 +443,8 @@ typedef struct {
     sl_buf_t canon; /* compact JSON of the envelope or of the arguments */
     sl_buf_t args;  /* arguments text built by the parser (GLM-4.5, Llama builtin) */
     jsc_t js;
-    bool envelope;  /* canon holds {"name":..,"arguments":..} rather than the arguments */
-    int role;       /* role of the current top-level key of an envelope */
+    bool envelope; /* canon holds {"name":..,"arguments":..} rather than the arguments */
+    int role;      /* role of the current top-level key of an envelope */
     size_t key_beg, args_beg, args_end, name_beg;
     bool args_begun, args_done, args_is_string, name_known;
     size_t emitted; /* argument bytes already sent as CALL_ARGS */
@@ -453,13 +485,19 @@ static const char *const TRIG_NONE[] = {NULL};
 static const char *const *family_triggers(tc_family_t f) {
     switch (f) {
     case TC_FAMILY_HERMES:
-    case TC_FAMILY_GLM45: return TRIG_HERMES;
-    case TC_FAMILY_LLAMA3: return TRIG_LLAMA3;
+    case TC_FAMILY_GLM45:
+        return TRIG_HERMES;
+    case TC_FAMILY_LLAMA3:
+        return TRIG_LLAMA3;
     case TC_FAMILY_DEEPSEEK:
-    case TC_FAMILY_DEEPSEEK_V31: return TRIG_DEEPSEEK;
-    case TC_FAMILY_INTERNLM2: return TRIG_INTERNLM2;
-    case TC_FAMILY_MISTRAL: return TRIG_MISTRAL;
-    default: return TRIG_NONE;
+    case TC_FAMILY_DEEPSEEK_V31:
+        return TRIG_DEEPSEEK;
+    case TC_FAMILY_INTERNLM2:
+        return TRIG_INTERNLM2;
+    case TC_FAMILY_MISTRAL:
+        return TRIG_MISTRAL;
+    default:
+        return TRIG_NONE;
     }
 }
 
@@ -469,7 +507,8 @@ tc_trigger_t tc_trigger(tc_family_t f) {
     t.lazy_supported = true;
     const char *const *w = family_triggers(f);
     size_t n = 0;
-    for (; w[n] && n < 3; n++) t.words[n] = w[n];
+    for (; w[n] && n < 3; n++)
+        t.words[n] = w[n];
     if (f == TC_FAMILY_LLAMA3) t.start_words[0] = "{";
     if (f == TC_FAMILY_GLM4 || f == TC_FAMILY_NONE) t.lazy_supported = false;
     return t;
@@ -509,12 +548,14 @@ static void emit_text(tc_parser_t *p, int kind, const char *s, size_t n, bool fl
 /* Content with the whitespace rules of the file comment. */
 static void emit_content(tc_parser_t *p, const char *s, size_t n) {
     if (!p->content_started) {
-        while (n && is_ws((unsigned char)*s)) s++, n--;
+        while (n && is_ws((unsigned char)*s))
+            s++, n--;
         if (!n) return;
         p->content_started = true;
     }
     size_t t = n;
-    while (t && is_ws((unsigned char)s[t - 1])) t--;
+    while (t && is_ws((unsigned char)s[t - 1]))
+        t--;
     if (t) {
         if (p->ws_hold.len) emit_text(p, 0, p->ws_hold.data, p->ws_hold.len, false);
         sl_buf_clear(&p->ws_hold);
@@ -525,12 +566,14 @@ static void emit_content(tc_parser_t *p, const char *s, size_t n) {
 
 static void emit_reasoning(tc_parser_t *p, const char *s, size_t n) {
     if (!p->reasoning_started) {
-        while (n && is_ws((unsigned char)*s)) s++, n--;
+        while (n && is_ws((unsigned char)*s))
+            s++, n--;
         if (!n) return;
         p->reasoning_started = true;
     }
     size_t t = n;
-    while (t && is_ws((unsigned char)s[t - 1])) t--;
+    while (t && is_ws((unsigned char)s[t - 1]))
+        t--;
     if (t) {
         if (p->rws_hold.len) emit_text(p, 1, p->rws_hold.data, p->rws_hold.len, false);
         sl_buf_clear(&p->rws_hold);
@@ -559,7 +602,8 @@ static char *new_call_id(tc_parser_t *p) {
     char *id = malloc(off + n + 1);
     if (!id) return NULL;
     memcpy(id, "call_", off);
-    for (size_t i = 0; i < n; i++) id[off + i] = ALNUM[next_rand(p) % (sizeof ALNUM - 1)];
+    for (size_t i = 0; i < n; i++)
+        id[off + i] = ALNUM[next_rand(p) % (sizeof ALNUM - 1)];
     id[off + n] = 0;
     return id;
 }
@@ -593,7 +637,9 @@ static void call_start_event(tc_parser_t *p, char **id_out) {
     }
     c->index = p->next_index++;
     c->started = true;
-    tc_event_t ev = {.kind = TC_EV_CALL_START, .index = c->index, .id = id,
+    tc_event_t ev = {.kind = TC_EV_CALL_START,
+                     .index = c->index,
+                     .id = id,
                      .name = c->name.data ? c->name.data : ""};
     deliver(p, &ev);
     *id_out = id;
@@ -700,7 +746,8 @@ static void envelope_commit(tc_parser_t *p) {
     json_t *o = json_loadb(c->canon.data, c->canon.len, JSON_REJECT_DUPLICATES, NULL);
     const char *name = json_string_value(json_object_get(o, "name"));
     bool ok = name && tc_name_valid(name, strlen(name)) && c->name_known;
-    if (ok && !c->args_begun && p->o.family == TC_FAMILY_LLAMA3) ok = false; /* plain JSON content */
+    if (ok && !c->args_begun && p->o.family == TC_FAMILY_LLAMA3)
+        ok = false; /* plain JSON content */
     if (ok && c->started && strcmp(name, c->name.data ? c->name.data : "") != 0) ok = false;
     json_decref(o);
     if (!ok || (c->args_begun && !c->args_done)) {
@@ -725,8 +772,10 @@ static void envelope_commit(tc_parser_t *p) {
     char *s = json_is_object(inner) ? json_dumps(inner, JSON_COMPACT) : NULL;
     json_decref(str);
     json_decref(inner);
-    if (s && !c->emitted) call_commit(p, s, strlen(s));
-    else call_fail(p);
+    if (s && !c->emitted)
+        call_commit(p, s, strlen(s));
+    else
+        call_fail(p);
     free(s);
 }
 
@@ -749,7 +798,8 @@ static int skip_ws(tc_parser_t *p) {
     size_t n;
     const char *s = avail(p, &n);
     size_t i = 0;
-    while (i < n && is_ws((unsigned char)s[i])) i++;
+    while (i < n && is_ws((unsigned char)s[i]))
+        i++;
     consume(p, i);
     return i < n ? 1 : 0;
 }
@@ -814,14 +864,17 @@ static void envelope_event(tc_parser_t *p, const jsc_ev_t *e) {
     call_ctx_t *c = &p->c;
     if (e->depth != 1) return;
     switch (e->kind) {
-    case JE_KEY_BEGIN: c->key_beg = e->pos; break;
+    case JE_KEY_BEGIN:
+        c->key_beg = e->pos;
+        break;
     case JE_KEY_END: {
-        json_t *k = json_loadb(c->canon.data + c->key_beg, e->pos - c->key_beg, JSON_DECODE_ANY, NULL);
+        json_t *k =
+            json_loadb(c->canon.data + c->key_beg, e->pos - c->key_beg, JSON_DECODE_ANY, NULL);
         const char *ks = json_string_value(k);
-        c->role = !ks ? ROLE_OTHER
-                  : strcmp(ks, "name") == 0 ? ROLE_NAME
+        c->role = !ks                                                               ? ROLE_OTHER
+                  : strcmp(ks, "name") == 0                                         ? ROLE_NAME
                   : (strcmp(ks, "arguments") == 0 || strcmp(ks, "parameters") == 0) ? ROLE_ARGS
-                                                                                     : ROLE_OTHER;
+                                                                                    : ROLE_OTHER;
         if (c->role == ROLE_ARGS && c->args_begun) c->role = ROLE_OTHER; /* second one: ignored */
         if (c->role == ROLE_NAME && c->name_known) c->role = ROLE_OTHER;
         json_decref(k);
@@ -837,7 +890,8 @@ static void envelope_event(tc_parser_t *p, const jsc_ev_t *e) {
         break;
     case JE_VAL_END:
         if (c->role == ROLE_NAME) {
-            json_t *v = json_loadb(c->canon.data + c->name_beg, e->pos - c->name_beg, JSON_DECODE_ANY, NULL);
+            json_t *v = json_loadb(c->canon.data + c->name_beg, e->pos - c->name_beg,
+                                   JSON_DECODE_ANY, NULL);
             const char *vs = json_string_value(v);
             if (vs && tc_name_valid(vs, strlen(vs))) {
                 sl_buf_clear(&c->name);
@@ -867,7 +921,8 @@ static int json_feed(tc_parser_t *p) {
     for (; i < n; i++) {
         r = jsc_feed(&c->js, (unsigned char)s[i], &c->canon);
         if (c->envelope)
-            for (int k = 0; k < c->js.nev; k++) envelope_event(p, &c->js.ev[k]);
+            for (int k = 0; k < c->js.nev; k++)
+                envelope_event(p, &c->js.ev[k]);
         if (r != JSC_MORE) break;
     }
     if (r == JSC_ERR) {
@@ -892,15 +947,18 @@ static void args_json_commit(tc_parser_t *p) {
     json_t *o = json_loadb(c->canon.data, c->canon.len, 0, NULL);
     bool ok = json_is_object(o);
     json_decref(o);
-    if (ok) call_commit(p, c->canon.data, c->canon.len);
-    else call_fail(p);
+    if (ok)
+        call_commit(p, c->canon.data, c->canon.len);
+    else
+        call_fail(p);
 }
 
 /* Incremental streaming for bare-argument families (canon = the arguments). */
 static void stream_bare_args(tc_parser_t *p) {
     call_ctx_t *c = &p->c;
     if (!p->o.incremental || !c->started || c->envelope) return;
-    size_t k = utf8_complete_len(c->canon.data + c->emitted, c->canon.len - c->emitted) + c->emitted;
+    size_t k =
+        utf8_complete_len(c->canon.data + c->emitted, c->canon.len - c->emitted) + c->emitted;
     if (k > c->emitted) args_delta(p, c->canon.data + c->emitted, k - c->emitted);
     c->emitted = k;
 }
@@ -912,8 +970,10 @@ static int glm45_pair(tc_parser_t *p) {
     const json_t *props = json_object_get(params, "properties");
     /* key: trimmed */
     size_t kb = 0, ke = c->tmp.len;
-    while (kb < ke && is_ws((unsigned char)c->tmp.data[kb])) kb++;
-    while (ke > kb && is_ws((unsigned char)c->tmp.data[ke - 1])) ke--;
+    while (kb < ke && is_ws((unsigned char)c->tmp.data[kb]))
+        kb++;
+    while (ke > kb && is_ws((unsigned char)c->tmp.data[ke - 1]))
+        ke--;
     json_t *key = json_stringn(c->tmp.data + kb, ke - kb);
     if (!key) return -1;
     const json_t *ps = json_object_get(props, json_string_value(key));
@@ -923,8 +983,10 @@ static int glm45_pair(tc_parser_t *p) {
     size_t vl = c->tmp2.len;
     if (!(type && strcmp(type, "string") == 0)) {
         size_t b = 0, e = vl;
-        while (b < e && is_ws((unsigned char)v[b])) b++;
-        while (e > b && is_ws((unsigned char)v[e - 1])) e--;
+        while (b < e && is_ws((unsigned char)v[b]))
+            b++;
+        while (e > b && is_ws((unsigned char)v[e - 1]))
+            e--;
         val = json_loadb(v + b, e - b, JSON_DECODE_ANY, NULL);
     }
     if (!val) val = json_stringn(v, vl);
@@ -967,7 +1029,8 @@ static int read_name(tc_parser_t *p, sl_buf_t *dst) {
     size_t n;
     const char *s = avail(p, &n);
     size_t i = 0;
-    while (i < n && is_name_char((unsigned char)s[i])) i++;
+    while (i < n && is_name_char((unsigned char)s[i]))
+        i++;
     if (dst->len + i > TC_MAX_NAME) return -1;
     if (sl_buf_append(dst, s, i)) return -1;
     consume(p, i);
@@ -1036,7 +1099,8 @@ static int body_glm45(tc_parser_t *p) {
         if (!skip_ws(p)) return 0;
         int r = lit_any(p, next, 2);
         if (r == -2) return 0;
-        if (r == 0) c->sub = 2;
+        if (r == 0)
+            c->sub = 2;
         else if (r == 1) {
             glm45_commit(p);
             p->state = ST_CONTENT;
@@ -1073,7 +1137,8 @@ static int body_deepseek(tc_parser_t *p) {
         if (!skip_ws(p)) return 0;
         int r = lit_any(p, blk, 2);
         if (r == -2) return 0;
-        if (r == 0) c->sub = 1;
+        if (r == 0)
+            c->sub = 1;
         else if (r == 1) {
             call_reset(c);
             p->state = ST_CONTENT;
@@ -1135,8 +1200,10 @@ static int body_deepseek(tc_parser_t *p) {
         int r = lit1(p, TC_DS_CALL_END);
         if (r == 0) return 0;
         args_json_commit(p);
-        if (r < 0) p->state = ST_CONTENT; /* forgiven: see hermes */
-        else if (p->state == ST_CALL) c->sub = 0;
+        if (r < 0)
+            p->state = ST_CONTENT; /* forgiven: see hermes */
+        else if (p->state == ST_CALL)
+            c->sub = 0;
         return 1;
     }
     }
@@ -1313,8 +1380,9 @@ static int body_llama3(tc_parser_t *p) {
         json_t *k = json_stringn(c->tmp.data, c->tmp.len);
         char *ks = k ? json_dumps(k, JSON_ENCODE_ANY) : NULL;
         json_decref(k);
-        int bad = !ks || sl_buf_puts(&c->args, c->npairs ? "," : "{") || sl_buf_puts(&c->args, ks) ||
-                  sl_buf_putc(&c->args, ':') || sl_buf_append(&c->args, c->canon.data, c->canon.len);
+        int bad = !ks || sl_buf_puts(&c->args, c->npairs ? "," : "{") ||
+                  sl_buf_puts(&c->args, ks) || sl_buf_putc(&c->args, ':') ||
+                  sl_buf_append(&c->args, c->canon.data, c->canon.len);
         free(ks);
         if (bad) NEED(-1);
         c->npairs++;
@@ -1362,15 +1430,24 @@ static int body_glm4(tc_parser_t *p) {
 
 static int step_call(tc_parser_t *p) {
     switch (p->o.family) {
-    case TC_FAMILY_HERMES: return body_hermes(p);
-    case TC_FAMILY_GLM45: return body_glm45(p);
+    case TC_FAMILY_HERMES:
+        return body_hermes(p);
+    case TC_FAMILY_GLM45:
+        return body_glm45(p);
     case TC_FAMILY_DEEPSEEK:
-    case TC_FAMILY_DEEPSEEK_V31: return body_deepseek(p);
-    case TC_FAMILY_INTERNLM2: return body_internlm2(p);
-    case TC_FAMILY_MISTRAL: return body_mistral(p);
-    case TC_FAMILY_LLAMA3: return body_llama3(p);
-    case TC_FAMILY_GLM4: return body_glm4(p);
-    default: call_fail(p); return 1;
+    case TC_FAMILY_DEEPSEEK_V31:
+        return body_deepseek(p);
+    case TC_FAMILY_INTERNLM2:
+        return body_internlm2(p);
+    case TC_FAMILY_MISTRAL:
+        return body_mistral(p);
+    case TC_FAMILY_LLAMA3:
+        return body_llama3(p);
+    case TC_FAMILY_GLM4:
+        return body_glm4(p);
+    default:
+        call_fail(p);
+        return 1;
     }
 }
 
@@ -1404,14 +1481,16 @@ static int step_content(tc_parser_t *p) {
         consume(p, best);
         /* DeepSeek: a bare <｜tool▁call▁begin｜> starts a block without its opener */
         int sub = 0;
-        if ((p->o.family == TC_FAMILY_DEEPSEEK || p->o.family == TC_FAMILY_DEEPSEEK_V31) && best_i == 1)
+        if ((p->o.family == TC_FAMILY_DEEPSEEK || p->o.family == TC_FAMILY_DEEPSEEK_V31) &&
+            best_i == 1)
             sub = 1;
         enter_call(p, best_len, sub);
         return 1;
     }
     size_t hold = 0;
     if (!p->final)
-        for (int i = 0; trig[i]; i++) hold = SL_MAX(hold, partial_suffix(s, n, trig[i]));
+        for (int i = 0; trig[i]; i++)
+            hold = SL_MAX(hold, partial_suffix(s, n, trig[i]));
     size_t take = n - hold;
     if (take == 0) return 0;
     emit_content(p, s, take);
@@ -1445,7 +1524,8 @@ static int step_start(tc_parser_t *p) {
     size_t n;
     const char *s = avail(p, &n);
     size_t ws = 0;
-    while (ws < n && is_ws((unsigned char)s[ws])) ws++;
+    while (ws < n && is_ws((unsigned char)s[ws]))
+        ws++;
     if (ws == n && !p->final) return 0;
     const char *t = s + ws;
     size_t tn = n - ws;
@@ -1473,7 +1553,8 @@ static int step_start(tc_parser_t *p) {
     }
     if (p->o.family == TC_FAMILY_GLM4 && tn > 0) {
         size_t i = 0;
-        while (i < tn && i <= TC_MAX_NAME && is_name_char((unsigned char)t[i])) i++;
+        while (i < tn && i <= TC_MAX_NAME && is_name_char((unsigned char)t[i]))
+            i++;
         if (i == tn && !p->final) return 0;
         if (i > 0 && i < tn && t[i] == '\n' && tc_name_valid(t, i) &&
             (!p->o.tools || has_tool(p->o.tools, t, i))) {
@@ -1494,10 +1575,18 @@ static int run(tc_parser_t *p) {
     while (!p->oom) {
         int prog = 0;
         switch (p->state) {
-        case ST_START: prog = step_start(p); break;
-        case ST_REASONING: prog = step_reasoning(p); break;
-        case ST_CONTENT: prog = step_content(p); break;
-        case ST_CALL: prog = step_call(p); break;
+        case ST_START:
+            prog = step_start(p);
+            break;
+        case ST_REASONING:
+            prog = step_reasoning(p);
+            break;
+        case ST_CONTENT:
+            prog = step_content(p);
+            break;
+        case ST_CALL:
+            prog = step_call(p);
+            break;
         }
         if (!prog) break;
     }
@@ -1533,9 +1622,11 @@ tc_parser_t *tc_parser_new(const tc_parser_opts_t *o, char *err, size_t errlen) 
 }
 
 static bool is_marker(const tc_parser_t *p, const char *s, size_t n) {
-    static const char *const extra[] = {"<think>", "</think>", "</tool_call>", "<arg_key>", "</arg_key>",
-                                        "<arg_value>", "</arg_value>", "<|plugin|>", "<|action_end|>",
-                                        "[ARGS]", TC_DS_CALLS_END, TC_DS_CALL_END, TC_DS_SEP, NULL};
+    static const char *const extra[] = {
+        "<think>",        "</think>",    "</tool_call>",  "<arg_key>",
+        "</arg_key>",     "<arg_value>", "</arg_value>",  "<|plugin|>",
+        "<|action_end|>", "[ARGS]",      TC_DS_CALLS_END, TC_DS_CALL_END,
+        TC_DS_SEP,        NULL};
     const char *const *trig = family_triggers(p->o.family);
     for (int i = 0; trig[i]; i++)
         if (strlen(trig[i]) == n && memcmp(trig[i], s, n) == 0) return true;
@@ -1587,8 +1678,10 @@ int tc_parser_finish(tc_parser_t *p) {
     size_t n;
     const char *s = avail(p, &n);
     if (n) {
-        if (p->state == ST_REASONING) emit_reasoning(p, s, n);
-        else emit_content(p, s, n);
+        if (p->state == ST_REASONING)
+            emit_reasoning(p, s, n);
+        else
+            emit_content(p, s, n);
         consume(p, n);
     }
     if (p->ws_hold.len && p->n_calls == 0) emit_text(p, 0, p->ws_hold.data, p->ws_hold.len, false);
@@ -1626,10 +1719,11 @@ void tc_parser_free(tc_parser_t *p) {
     if (p->c.started && p->calls) free(p->calls[p->n_calls].id);
     free(p->calls);
     free(p->res_calls);
-    sl_buf_t *bufs[] = {&p->in, &p->ws_hold, &p->rws_hold, &p->carry[0], &p->carry[1], &p->content,
-                        &p->reasoning, &p->c.raw, &p->c.name, &p->c.tmp, &p->c.tmp2, &p->c.canon,
-                        &p->c.args};
-    for (size_t i = 0; i < SL_ARRAY_LEN(bufs); i++) sl_buf_free(bufs[i]);
+    sl_buf_t *bufs[] = {&p->in,      &p->ws_hold,   &p->rws_hold, &p->carry[0], &p->carry[1],
+                        &p->content, &p->reasoning, &p->c.raw,    &p->c.name,   &p->c.tmp,
+                        &p->c.tmp2,  &p->c.canon,   &p->c.args};
+    for (size_t i = 0; i < SL_ARRAY_LEN(bufs); i++)
+        sl_buf_free(bufs[i]);
     free(p);
 }
 
@@ -1642,14 +1736,16 @@ json_t *tc_result_message_json(const tc_result_t *r) {
     else
         bad |= json_object_set_new(m, "content", json_null());
     if (r->reasoning_len)
-        bad |= json_object_set_new(m, "reasoning_content", json_stringn(r->reasoning, r->reasoning_len));
+        bad |= json_object_set_new(m, "reasoning_content",
+                                   json_stringn(r->reasoning, r->reasoning_len));
     if (r->n_calls) {
         json_t *arr = json_array();
         bad |= json_object_set_new(m, "tool_calls", arr);
         for (size_t i = 0; arr && i < r->n_calls; i++) {
-            json_t *fn = json_pack("{s:s, s:s}", "name", r->calls[i].name, "arguments", r->calls[i].arguments);
-            json_t *tcj = fn ? json_pack("{s:s, s:s, s:o}", "id", r->calls[i].id, "type", "function",
-                                         "function", fn)
+            json_t *fn = json_pack("{s:s, s:s}", "name", r->calls[i].name, "arguments",
+                                   r->calls[i].arguments);
+            json_t *tcj = fn ? json_pack("{s:s, s:s, s:o}", "id", r->calls[i].id, "type",
+                                         "function", "function", fn)
                              : NULL;
             bad |= !tcj || json_array_append_new(arr, tcj);
         }
@@ -1663,14 +1759,18 @@ json_t *tc_result_message_json(const tc_result_t *r) {
 
 json_t *tc_event_delta_json(const tc_event_t *ev) {
     switch (ev->kind) {
-    case TC_EV_CONTENT: return json_pack("{s:s%}", "content", ev->text, ev->len);
-    case TC_EV_REASONING: return json_pack("{s:s%}", "reasoning_content", ev->text, ev->len);
+    case TC_EV_CONTENT:
+        return json_pack("{s:s%}", "content", ev->text, ev->len);
+    case TC_EV_REASONING:
+        return json_pack("{s:s%}", "reasoning_content", ev->text, ev->len);
     case TC_EV_CALL_START:
-        return json_pack("{s:[{s:i, s:s, s:s, s:{s:s, s:s}}]}", "tool_calls", "index", ev->index, "id",
-                         ev->id, "type", "function", "function", "name", ev->name, "arguments", "");
+        return json_pack("{s:[{s:i, s:s, s:s, s:{s:s, s:s}}]}", "tool_calls", "index", ev->index,
+                         "id", ev->id, "type", "function", "function", "name", ev->name,
+                         "arguments", "");
     case TC_EV_CALL_ARGS:
         return json_pack("{s:[{s:i, s:{s:s%}}]}", "tool_calls", "index", ev->index, "function",
                          "arguments", ev->text, ev->len);
-    default: return json_object(); /* END / ABORT carry nothing on the wire */
+    default:
+        return json_object(); /* END / ABORT carry nothing on the wire */
     }
 }

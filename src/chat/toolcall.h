@@ -42,15 +42,22 @@
 
 typedef enum tc_family {
     TC_FAMILY_NONE = 0,     /* no known call syntax: all output is content */
-    TC_FAMILY_HERMES,       /* Qwen2.5 / Qwen3 / Hermes: <tool_call>\n{"name":..,"arguments":..}\n</tool_call> */
+    TC_FAMILY_HERMES,       /* Qwen2.5 / Qwen3 / Hermes:
+                               <tool_call>\n{"name":..,"arguments":..}\n</tool_call> */
     TC_FAMILY_LLAMA3,       /* Llama 3.1/3.2: {"name":..,"parameters":..} at the start of the
                                output, or after <|python_tag|> (JSON or name.call(k=v, ...)) */
-    TC_FAMILY_DEEPSEEK,     /* DeepSeek V2.5 / V3 / R1: <｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function
-                               <｜tool▁sep｜>NAME\n```json\n{..}\n```<｜tool▁call▁end｜>...<｜tool▁calls▁end｜> */
-    TC_FAMILY_DEEPSEEK_V31, /* DeepSeek V3.1: <｜tool▁call▁begin｜>NAME<｜tool▁sep｜>{..}<｜tool▁call▁end｜> */
+    TC_FAMILY_DEEPSEEK,     /* DeepSeek V2.5 / V3 / R1:
+                               <｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function
+                               <｜tool▁sep｜>NAME\n```json\n{..}\n```<｜tool▁call▁end｜>...<｜tool▁calls▁end｜>
+                             */
+    TC_FAMILY_DEEPSEEK_V31, /* DeepSeek V3.1:
+                               <｜tool▁call▁begin｜>NAME<｜tool▁sep｜>{..}<｜tool▁call▁end｜> */
     TC_FAMILY_GLM4,         /* GLM-4 (glm-4-9b-chat): the whole turn is NAME\n{json} */
-    TC_FAMILY_GLM45,        /* GLM-4.5: <tool_call>NAME\n<arg_key>k</arg_key>\n<arg_value>v</arg_value>\n</tool_call> */
-    TC_FAMILY_INTERNLM2,    /* InternLM2/2.5: <|action_start|><|plugin|>\n{"name":..,"parameters":..}<|action_end|> */
+    TC_FAMILY_GLM45,        /* GLM-4.5:
+                               <tool_call>NAME\n<arg_key>k</arg_key>\n<arg_value>v</arg_value>\n</tool_call>
+                             */
+    TC_FAMILY_INTERNLM2,    /* InternLM2/2.5:
+                               <|action_start|><|plugin|>\n{"name":..,"parameters":..}<|action_end|> */
     TC_FAMILY_MISTRAL,      /* Mistral: [TOOL_CALLS][{"name":..,"arguments":..}, ...] and the newer
                                [TOOL_CALLS]NAME[ARGS]{..} */
     TC_FAMILY_COUNT
@@ -89,11 +96,12 @@ typedef enum tc_choice {
 #define TC_MAX_NAME 64
 
 typedef struct tc_request {
-    const json_t *tools;    /* borrowed from the request; NULL when absent or empty */
+    const json_t *tools; /* borrowed from the request; NULL when absent or empty */
     size_t n_tools;
-    tc_choice_t choice;     /* AUTO when tools are given and tool_choice is absent; NONE without tools */
+    tc_choice_t
+        choice; /* AUTO when tools are given and tool_choice is absent; NONE without tools */
     char forced_name[TC_MAX_NAME + 1]; /* for TC_CHOICE_NAMED */
-    bool parallel;          /* parallel_tool_calls (default true) */
+    bool parallel;                     /* parallel_tool_calls (default true) */
 } tc_request_t;
 
 /* Validates `tools`, `tool_choice` and `parallel_tool_calls` of a chat request
@@ -109,8 +117,8 @@ typedef struct tc_trigger {
     const char *words[4];       /* text that starts a call anywhere; NULL-terminated */
     const char *start_words[2]; /* text that starts a call only at the start of the output
                                    (after whitespace and any reasoning); NULL-terminated */
-    bool lazy_supported;    /* false: the family has no fixed trigger (GLM-4); with
-                               tool_choice auto generate unconstrained */
+    bool lazy_supported;        /* false: the family has no fixed trigger (GLM-4); with
+                                   tool_choice auto generate unconstrained */
 } tc_trigger_t;
 
 /* Trigger of the family's call syntax (static data). With tool_choice auto,
@@ -157,23 +165,23 @@ typedef struct tc_event {
 typedef int (*tc_event_fn)(void *ud, const tc_event_t *ev);
 
 typedef struct tc_parser_opts {
-    tc_family_t family;       /* TC_FAMILY_NONE: no call parsing (e.g. tool_choice none) */
-    bool reasoning;           /* split <think>...</think> into reasoning */
-    bool think_open;          /* the prompt left <think> open (tc_prompt_opens_think) */
-    bool incremental;         /* stream arguments as they are generated (CALL_START once the
-                                 name is known, CALL_ARGS deltas, CALL_ABORT if it then
-                                 fails). false: a call's events are held until the call
-                                 is complete and valid, so the stream always equals the
-                                 final result. */
-    const json_t *tools;      /* request tools (borrowed for the parser's life) or NULL:
-                                 GLM-4 names and GLM-4.5 argument types come from it */
-    uint64_t id_seed;         /* 0: random call ids; else a deterministic sequence (tests) */
-    tc_event_fn on_event;     /* may be NULL (non-streaming) */
+    tc_family_t family;   /* TC_FAMILY_NONE: no call parsing (e.g. tool_choice none) */
+    bool reasoning;       /* split <think>...</think> into reasoning */
+    bool think_open;      /* the prompt left <think> open (tc_prompt_opens_think) */
+    bool incremental;     /* stream arguments as they are generated (CALL_START once the
+                             name is known, CALL_ARGS deltas, CALL_ABORT if it then
+                             fails). false: a call's events are held until the call
+                             is complete and valid, so the stream always equals the
+                             final result. */
+    const json_t *tools;  /* request tools (borrowed for the parser's life) or NULL:
+                             GLM-4 names and GLM-4.5 argument types come from it */
+    uint64_t id_seed;     /* 0: random call ids; else a deterministic sequence (tests) */
+    tc_event_fn on_event; /* may be NULL (non-streaming) */
     void *ud;
 } tc_parser_opts_t;
 
 typedef struct tc_call {
-    char *id;        /* "call_<24 alnum>" (Mistral: 9 alnum, as its templates require) */
+    char *id; /* "call_<24 alnum>" (Mistral: 9 alnum, as its templates require) */
     char *name;
     char *arguments; /* compact JSON object text, always valid JSON */
 } tc_call_t;

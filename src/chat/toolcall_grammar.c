@@ -31,20 +31,23 @@ static int gbnf_prefix(sl_buf_t *out, const char *src, const char *prefix) {
         if (c == '"' || c == '[') {
             char close = c == '"' ? '"' : ']';
             size_t j = i + 1;
-            while (j < n && src[j] != close) j += src[j] == '\\' && j + 1 < n ? 2 : 1;
+            while (j < n && src[j] != close)
+                j += src[j] == '\\' && j + 1 < n ? 2 : 1;
             j = SL_MIN(j + 1, n);
             if (sl_buf_append(out, src + i, j - i)) return -1;
             i = j;
         } else if (c == '{' || c == '#') {
             char close = c == '{' ? '}' : '\n';
             size_t j = i;
-            while (j < n && src[j] != close) j++;
+            while (j < n && src[j] != close)
+                j++;
             j = SL_MIN(j + 1, n);
             if (sl_buf_append(out, src + i, j - i)) return -1;
             i = j;
         } else if (gname_char(c)) {
             size_t j = i;
-            while (j < n && gname_char(src[j])) j++;
+            while (j < n && gname_char(src[j]))
+                j++;
             if (sl_buf_puts(out, prefix) || sl_buf_append(out, src + i, j - i)) return -1;
             i = j;
         } else {
@@ -60,12 +63,18 @@ static int gbnf_lit(sl_buf_t *b, const char *text) {
     if (sl_buf_putc(b, '"')) return -1;
     for (const char *s = text; *s; s++) {
         int r;
-        if (*s == '"') r = sl_buf_puts(b, "\\\"");
-        else if (*s == '\\') r = sl_buf_puts(b, "\\\\");
-        else if (*s == '\n') r = sl_buf_puts(b, "\\n");
-        else if (*s == '\r') r = sl_buf_puts(b, "\\r");
-        else if (*s == '\t') r = sl_buf_puts(b, "\\t");
-        else r = sl_buf_putc(b, *s);
+        if (*s == '"')
+            r = sl_buf_puts(b, "\\\"");
+        else if (*s == '\\')
+            r = sl_buf_puts(b, "\\\\");
+        else if (*s == '\n')
+            r = sl_buf_puts(b, "\\n");
+        else if (*s == '\r')
+            r = sl_buf_puts(b, "\\r");
+        else if (*s == '\t')
+            r = sl_buf_puts(b, "\\t");
+        else
+            r = sl_buf_putc(b, *s);
         if (r) return -1;
     }
     return sl_buf_puts(b, "\" ");
@@ -103,8 +112,8 @@ static int glm45_args(sl_buf_t *call, sl_buf_t *rules, const json_t *params, siz
         bool required = false;
         size_t i;
         const json_t *r;
-        json_array_foreach(req, i, r) if (json_is_string(r) && strcmp(json_string_value(r), key) == 0)
-            required = true;
+        json_array_foreach(req, i, r) if (json_is_string(r) &&
+                                          strcmp(json_string_value(r), key) == 0) required = true;
         char prefix[48];
         snprintf(prefix, sizeof prefix, "t%zu-p%zu-", ti, k++);
         if (sl_buf_puts(call, "( ")) return -1;
@@ -120,13 +129,15 @@ static int glm45_args(sl_buf_t *call, sl_buf_t *rules, const json_t *params, siz
             if (schema_rules(rules, ps, prefix, err, errlen)) return -1;
             if (sl_buf_printf(call, "%sroot ", prefix)) return -1;
         }
-        if (gbnf_lit(call, "</arg_value>\n") || sl_buf_puts(call, required ? ") " : ")? ")) return -1;
+        if (gbnf_lit(call, "</arg_value>\n") || sl_buf_puts(call, required ? ") " : ")? "))
+            return -1;
     }
     return 0;
 }
 
-int tc_build_grammar(tc_family_t f, const json_t *tools, tc_choice_t choice, const char *forced_name,
-                     bool parallel, sl_buf_t *out, char *err, size_t errlen) {
+int tc_build_grammar(tc_family_t f, const json_t *tools, tc_choice_t choice,
+                     const char *forced_name, bool parallel, sl_buf_t *out, char *err,
+                     size_t errlen) {
     if (choice == TC_CHOICE_NONE || f == TC_FAMILY_NONE || (unsigned)f >= TC_FAMILY_COUNT)
         return sl_err(err, errlen, "no tool-call grammar for this family or tool_choice");
     if (!json_is_array(tools) || json_array_size(tools) == 0)
@@ -157,11 +168,12 @@ int tc_build_grammar(tc_family_t f, const json_t *tools, tc_choice_t choice, con
         case TC_FAMILY_LLAMA3:
         case TC_FAMILY_INTERNLM2:
         case TC_FAMILY_MISTRAL: {
-            const char *pre = f == TC_FAMILY_HERMES ? "<tool_call>\n"
+            const char *pre = f == TC_FAMILY_HERMES      ? "<tool_call>\n"
                               : f == TC_FAMILY_INTERNLM2 ? "<|action_start|><|plugin|>\n"
                                                          : "";
-            const char *key = (f == TC_FAMILY_HERMES || f == TC_FAMILY_MISTRAL) ? "arguments" : "parameters";
-            const char *post = f == TC_FAMILY_HERMES ? "}\n</tool_call>"
+            const char *key =
+                (f == TC_FAMILY_HERMES || f == TC_FAMILY_MISTRAL) ? "arguments" : "parameters";
+            const char *post = f == TC_FAMILY_HERMES      ? "}\n</tool_call>"
                                : f == TC_FAMILY_INTERNLM2 ? "}<|action_end|>"
                                                           : "}";
             bad = bad || LIT("%s{\"name\": \"%s\", \"%s\": ", pre, name, key) ||
@@ -188,7 +200,8 @@ int tc_build_grammar(tc_family_t f, const json_t *tools, tc_choice_t choice, con
             }
             bad = bad || LIT("</tool_call>");
             break;
-        default: bad = 1;
+        default:
+            bad = 1;
         }
 #undef LIT
         bad = bad || sl_buf_putc(&call, '\n') || sl_buf_append(&rules, call.data, call.len);
@@ -202,21 +215,30 @@ int tc_build_grammar(tc_family_t f, const json_t *tools, tc_choice_t choice, con
         nalt++;
     }
     if (nalt == 0) {
-        sl_err(err, errlen, "tool-call grammar: no function named '%s'", forced_name ? forced_name : "");
+        sl_err(err, errlen, "tool-call grammar: no function named '%s'",
+               forced_name ? forced_name : "");
         goto done;
     }
     /* root: the family's framing around one or more calls */
     const char *open = "", *sep = "\"\\n\"", *close = "";
     switch (f) {
-    case TC_FAMILY_LLAMA3: open = "\"<|python_tag|>\"? "; sep = "\"; \""; break;
+    case TC_FAMILY_LLAMA3:
+        open = "\"<|python_tag|>\"? ";
+        sep = "\"; \"";
+        break;
     case TC_FAMILY_DEEPSEEK:
     case TC_FAMILY_DEEPSEEK_V31:
         open = "\"" TC_DS_CALLS_BEGIN "\" ";
         sep = "\"\\n\"?";
         close = " \"" TC_DS_CALLS_END "\"";
         break;
-    case TC_FAMILY_MISTRAL: open = "\"[TOOL_CALLS][\" "; sep = "\", \""; close = " \"]\""; break;
-    default: break;
+    case TC_FAMILY_MISTRAL:
+        open = "\"[TOOL_CALLS][\" ";
+        sep = "\", \"";
+        close = " \"]\"";
+        break;
+    default:
+        break;
     }
     int bad = sl_buf_printf(out, "root ::= %scall", open);
     if (parallel) bad = bad || sl_buf_printf(out, " ( %s call )*", sep);

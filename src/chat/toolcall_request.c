@@ -92,7 +92,8 @@ int tc_request_parse(const json_t *req, tc_request_t *out, char *err, size_t err
             const json_t *ps = json_object_get(fn, "parameters");
             if (ps && !json_is_object(ps) && !json_is_null(ps)) {
                 snprintf(pn, sizeof pn, "tools[%zu].function.parameters", i);
-                snprintf(msg, sizeof msg, "Invalid type for '%s': expected a JSON Schema object.", pn);
+                snprintf(msg, sizeof msg, "Invalid type for '%s': expected a JSON Schema object.",
+                         pn);
                 return fail(err, errlen, param, paramlen, pn, msg);
             }
             const char *ptype = json_string_value(json_object_get(ps, "type"));
@@ -120,16 +121,21 @@ int tc_request_parse(const json_t *req, tc_request_t *out, char *err, size_t err
     if (tc && !json_is_null(tc)) {
         if (json_is_string(tc)) {
             const char *s = json_string_value(tc);
-            if (strcmp(s, "none") == 0) out->choice = TC_CHOICE_NONE;
-            else if (strcmp(s, "auto") == 0) out->choice = TC_CHOICE_AUTO;
-            else if (strcmp(s, "required") == 0) out->choice = TC_CHOICE_REQUIRED;
+            if (strcmp(s, "none") == 0)
+                out->choice = TC_CHOICE_NONE;
+            else if (strcmp(s, "auto") == 0)
+                out->choice = TC_CHOICE_AUTO;
+            else if (strcmp(s, "required") == 0)
+                out->choice = TC_CHOICE_REQUIRED;
             else
-                return fail(err, errlen, param, paramlen, "tool_choice",
-                            "Invalid value for 'tool_choice': expected 'none', 'auto', 'required' or "
-                            "an object {\"type\": \"function\", \"function\": {\"name\": ...}}.");
+                return fail(
+                    err, errlen, param, paramlen, "tool_choice",
+                    "Invalid value for 'tool_choice': expected 'none', 'auto', 'required' or "
+                    "an object {\"type\": \"function\", \"function\": {\"name\": ...}}.");
         } else if (json_is_object(tc)) {
             const char *type = json_string_value(json_object_get(tc, "type"));
-            const char *nm = json_string_value(json_object_get(json_object_get(tc, "function"), "name"));
+            const char *nm =
+                json_string_value(json_object_get(json_object_get(tc, "function"), "name"));
             if (!type || strcmp(type, "function") != 0)
                 return fail(err, errlen, param, paramlen, "tool_choice.type",
                             "Invalid value for 'tool_choice.type': expected 'function'.");
@@ -156,7 +162,8 @@ int tc_request_parse(const json_t *req, tc_request_t *out, char *err, size_t err
                 return fail(err, errlen, param, paramlen, "tool_choice", msg);
             }
             if (strlen(nm) > TC_MAX_NAME)
-                return fail(err, errlen, param, paramlen, "tool_choice", "Invalid 'tool_choice' name.");
+                return fail(err, errlen, param, paramlen, "tool_choice",
+                            "Invalid 'tool_choice' name.");
             out->choice = TC_CHOICE_NAMED;
             snprintf(out->forced_name, sizeof out->forced_name, "%s", nm);
         } else {
@@ -164,9 +171,10 @@ int tc_request_parse(const json_t *req, tc_request_t *out, char *err, size_t err
                         "Invalid type for 'tool_choice': expected a string or an object.");
         }
         if (!out->tools && out->choice != TC_CHOICE_NONE)
-            return fail(err, errlen, param, paramlen, "tool_choice",
-                        "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' "
-                        "are specified.");
+            return fail(
+                err, errlen, param, paramlen, "tool_choice",
+                "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' "
+                "are specified.");
     }
 
     const json_t *par = json_object_get(req, "parallel_tool_calls");

@@ -28,7 +28,8 @@ static const char *TOOLS_JSON =
     "city\",\"parameters\":{\"type\":\"object\",\"properties\":{\"location\":{\"type\":\"string\"},"
     "\"unit\":{\"type\":\"string\",\"enum\":[\"celsius\",\"fahrenheit\"]},\"days\":{\"type\":"
     "\"integer\"}},\"required\":[\"location\"]}}},"
-    "{\"type\":\"function\",\"function\":{\"name\":\"get_time\",\"parameters\":{\"type\":\"object\","
+    "{\"type\":\"function\",\"function\":{\"name\":\"get_time\",\"parameters\":{\"type\":"
+    "\"object\","
     "\"properties\":{}}}},"
     "{\"type\":\"function\",\"function\":{\"name\":\"brave_search\",\"parameters\":{\"type\":"
     "\"object\",\"properties\":{\"query\":{\"type\":\"string\"}},\"required\":[\"query\"]}}}]";
@@ -51,8 +52,12 @@ typedef struct {
 static int on_event(void *ud, const tc_event_t *ev) {
     stream_t *s = ud;
     switch (ev->kind) {
-    case TC_EV_CONTENT: sl_buf_append(&s->content, ev->text, ev->len); break;
-    case TC_EV_REASONING: sl_buf_append(&s->reasoning, ev->text, ev->len); break;
+    case TC_EV_CONTENT:
+        sl_buf_append(&s->content, ev->text, ev->len);
+        break;
+    case TC_EV_REASONING:
+        sl_buf_append(&s->reasoning, ev->text, ev->len);
+        break;
     case TC_EV_CALL_START:
         if (ev->index != s->n_calls || ev->index >= 16) {
             s->bad++;
@@ -63,16 +68,22 @@ static int on_event(void *ud, const tc_event_t *ev) {
         s->n_calls++;
         break;
     case TC_EV_CALL_ARGS:
-        if (ev->index != s->n_calls - 1 || s->calls[ev->index].ended) s->bad++;
-        else sl_buf_append(&s->calls[ev->index].args, ev->text, ev->len);
+        if (ev->index != s->n_calls - 1 || s->calls[ev->index].ended)
+            s->bad++;
+        else
+            sl_buf_append(&s->calls[ev->index].args, ev->text, ev->len);
         break;
     case TC_EV_CALL_END:
-        if (ev->index != s->n_calls - 1) s->bad++;
-        else s->calls[ev->index].ended = true;
+        if (ev->index != s->n_calls - 1)
+            s->bad++;
+        else
+            s->calls[ev->index].ended = true;
         break;
     case TC_EV_CALL_ABORT:
-        if (ev->index != s->n_calls - 1) s->bad++;
-        else s->calls[ev->index].aborted = true;
+        if (ev->index != s->n_calls - 1)
+            s->bad++;
+        else
+            s->calls[ev->index].aborted = true;
         break;
     }
     /* every text delta must be complete UTF-8 that jansson accepts */
@@ -87,7 +98,8 @@ static int on_event(void *ud, const tc_event_t *ev) {
 static void stream_free(stream_t *s) {
     sl_buf_free(&s->content);
     sl_buf_free(&s->reasoning);
-    for (int i = 0; i < 16; i++) sl_buf_free(&s->calls[i].args);
+    for (int i = 0; i < 16; i++)
+        sl_buf_free(&s->calls[i].args);
 }
 
 typedef struct {
@@ -140,20 +152,24 @@ static json_t *stream_message(const stream_t *s) {
     json_t *calls = json_array();
     for (int i = 0; i < s->n_calls; i++) {
         if (!s->calls[i].ended || s->calls[i].aborted) continue;
-        json_array_append_new(
-            calls, json_pack("{s:s, s:s, s:{s:s, s:s}}", "id", s->calls[i].id, "type", "function",
-                             "function", "name", s->calls[i].name, "arguments",
-                             s->calls[i].args.data ? s->calls[i].args.data : ""));
+        json_array_append_new(calls, json_pack("{s:s, s:s, s:{s:s, s:s}}", "id", s->calls[i].id,
+                                               "type", "function", "function", "name",
+                                               s->calls[i].name, "arguments",
+                                               s->calls[i].args.data ? s->calls[i].args.data : ""));
     }
     json_t *m = json_pack("{s:s}", "role", "assistant");
     if (s->content.len || json_array_size(calls) == 0)
-        json_object_set_new(m, "content", json_stringn(s->content.data ? s->content.data : "", s->content.len));
+        json_object_set_new(m, "content",
+                            json_stringn(s->content.data ? s->content.data : "", s->content.len));
     else
         json_object_set_new(m, "content", json_null());
     if (s->reasoning.len)
-        json_object_set_new(m, "reasoning_content", json_stringn(s->reasoning.data, s->reasoning.len));
-    if (json_array_size(calls)) json_object_set_new(m, "tool_calls", calls);
-    else json_decref(calls);
+        json_object_set_new(m, "reasoning_content",
+                            json_stringn(s->reasoning.data, s->reasoning.len));
+    if (json_array_size(calls))
+        json_object_set_new(m, "tool_calls", calls);
+    else
+        json_decref(calls);
     return m;
 }
 
@@ -182,11 +198,12 @@ static void expect_parse(const char *what, const cfg_t *cfg, const char *text, c
         const char *nm = json_string_value(json_object_get(fn, "name"));
         const char *ar = json_string_value(json_object_get(fn, "arguments"));
         CHECK_MSG(nm && strcmp(nm, name_args[2 * i]) == 0, "%s: call %d name %s", what, i, nm);
-        CHECK_MSG(ar && strcmp(ar, name_args[2 * i + 1]) == 0, "%s: call %d args %s want %s", what, i,
-                  ar, name_args[2 * i + 1]);
+        CHECK_MSG(ar && strcmp(ar, name_args[2 * i + 1]) == 0, "%s: call %d args %s want %s", what,
+                  i, ar, name_args[2 * i + 1]);
         const char *id = json_string_value(json_object_get(json_array_get(tcs, i), "id"));
-        CHECK_MSG(id && (cfg->fam == TC_FAMILY_MISTRAL ? strlen(id) == 9
-                                                        : strncmp(id, "call_", 5) == 0 && strlen(id) == 29),
+        CHECK_MSG(id && (cfg->fam == TC_FAMILY_MISTRAL
+                             ? strlen(id) == 9
+                             : strncmp(id, "call_", 5) == 0 && strlen(id) == 29),
                   "%s: id %s", what, id);
     }
     json_object_del(cmp, "tool_calls");
@@ -200,8 +217,8 @@ static void expect_parse(const char *what, const cfg_t *cfg, const char *text, c
     char *ref = dump(got0);
     json_t *sm0 = stream_message(&st0);
     char *s0 = dump(sm0);
-    CHECK_MSG(strcmp(ref, s0) == 0, "%s: one-shot stream differs\n    result %s\n    stream %s", what,
-              ref, s0);
+    CHECK_MSG(strcmp(ref, s0) == 0, "%s: one-shot stream differs\n    result %s\n    stream %s",
+              what, ref, s0);
     CHECK(st0.bad == 0);
     free(s0);
     json_decref(sm0);
@@ -211,8 +228,8 @@ static void expect_parse(const char *what, const cfg_t *cfg, const char *text, c
             stream_t st = {0};
             json_t *got = run_parse(cfg, text, seed, inc, &st);
             char *g = dump(got);
-            CHECK_MSG(strcmp(g, ref) == 0, "%s: seed %u inc %d result differs\n    %s\n    %s", what,
-                      seed, inc, g, ref);
+            CHECK_MSG(strcmp(g, ref) == 0, "%s: seed %u inc %d result differs\n    %s\n    %s",
+                      what, seed, inc, g, ref);
             if (!inc || well_formed) {
                 json_t *sm = stream_message(&st);
                 char *sd = dump(sm);
@@ -237,27 +254,30 @@ static void expect_parse(const char *what, const cfg_t *cfg, const char *text, c
 
 static void test_hermes(void) {
     cfg_t c = {TC_FAMILY_HERMES, true, false, g_tools};
-    expect_parse("hermes single", &c,
-                 "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"location\": \"Paris\", "
-                 "\"unit\": \"celsius\"}}\n</tool_call>",
-                 NULL, NULL, 1, CALLS("get_weather", "{\"location\":\"Paris\",\"unit\":\"celsius\"}"),
-                 true);
-    expect_parse("hermes parallel + content", &c,
-                 "Let me check both.\n\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": "
-                 "{\"location\": \"Paris\"}}\n</tool_call>\n<tool_call>\n{\"name\": \"get_weather\", "
-                 "\"arguments\": {\"location\": \"東京\", \"days\": 3}}\n</tool_call>",
-                 "Let me check both.", NULL, 2,
-                 CALLS("get_weather", "{\"location\":\"Paris\"}", "get_weather",
-                       "{\"location\":\"東京\",\"days\":3}"),
-                 true);
+    expect_parse(
+        "hermes single", &c,
+        "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"location\": \"Paris\", "
+        "\"unit\": \"celsius\"}}\n</tool_call>",
+        NULL, NULL, 1, CALLS("get_weather", "{\"location\":\"Paris\",\"unit\":\"celsius\"}"), true);
+    expect_parse(
+        "hermes parallel + content", &c,
+        "Let me check both.\n\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": "
+        "{\"location\": \"Paris\"}}\n</tool_call>\n<tool_call>\n{\"name\": \"get_weather\", "
+        "\"arguments\": {\"location\": \"東京\", \"days\": 3}}\n</tool_call>",
+        "Let me check both.", NULL, 2,
+        CALLS("get_weather", "{\"location\":\"Paris\"}", "get_weather",
+              "{\"location\":\"東京\",\"days\":3}"),
+        true);
     expect_parse("hermes zero-arg", &c,
-                 "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>", NULL, NULL, 1,
-                 CALLS("get_time", "{}"), true);
+                 "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>", NULL,
+                 NULL, 1, CALLS("get_time", "{}"), true);
     expect_parse("hermes arguments before name, nested, escapes", &c,
-                 "<tool_call>\n{\"arguments\": {\"q\": [1, 2.5e3, {\"a\": null}], \"s\": \"a\\\"b\\u00e9\"}, "
+                 "<tool_call>\n{\"arguments\": {\"q\": [1, 2.5e3, {\"a\": null}], \"s\": "
+                 "\"a\\\"b\\u00e9\"}, "
                  "\"name\": \"brave_search\"}\n</tool_call>",
                  NULL, NULL, 1,
-                 CALLS("brave_search", "{\"q\":[1,2.5e3,{\"a\":null}],\"s\":\"a\\\"b\\u00e9\"}"), true);
+                 CALLS("brave_search", "{\"q\":[1,2.5e3,{\"a\":null}],\"s\":\"a\\\"b\\u00e9\"}"),
+                 true);
     expect_parse("hermes string arguments", &c,
                  "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": \"{\\\"location\\\": "
                  "\\\"Rome\\\"}\"}\n</tool_call>",
@@ -265,17 +285,18 @@ static void test_hermes(void) {
     expect_parse("hermes missing close at end", &c,
                  "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}", NULL, NULL, 1,
                  CALLS("get_time", "{}"), true);
-    expect_parse("qwen3 reasoning then call", &c,
-                 "<think>\nThe user wants the weather.\nCall the tool.\n</think>\n\n<tool_call>\n{\"name\": "
-                 "\"get_weather\", \"arguments\": {\"location\": \"Paris\"}}\n</tool_call>",
-                 NULL, "The user wants the weather.\nCall the tool.", 1,
-                 CALLS("get_weather", "{\"location\":\"Paris\"}"), true);
+    expect_parse(
+        "qwen3 reasoning then call", &c,
+        "<think>\nThe user wants the weather.\nCall the tool.\n</think>\n\n<tool_call>\n{\"name\": "
+        "\"get_weather\", \"arguments\": {\"location\": \"Paris\"}}\n</tool_call>",
+        NULL, "The user wants the weather.\nCall the tool.", 1,
+        CALLS("get_weather", "{\"location\":\"Paris\"}"), true);
     expect_parse("qwen3 reasoning then content", &c,
-                 "<think>\nsimple greeting\n</think>\n\nHello! How can I help?", "Hello! How can I help?",
-                 "simple greeting", 0, NULL, true);
+                 "<think>\nsimple greeting\n</think>\n\nHello! How can I help?",
+                 "Hello! How can I help?", "simple greeting", 0, NULL, true);
     cfg_t open = {TC_FAMILY_HERMES, true, true, g_tools};
-    expect_parse("think opened by the prompt", &open,
-                 "I should greet.\n</think>\n\nHi there.", "Hi there.", "I should greet.", 0, NULL, true);
+    expect_parse("think opened by the prompt", &open, "I should greet.\n</think>\n\nHi there.",
+                 "Hi there.", "I should greet.", 0, NULL, true);
     expect_parse("think opened, truncated inside reasoning", &open, "Still thinking about </thi",
                  "", "Still thinking about </thi", 0, NULL, true);
     cfg_t noreason = {TC_FAMILY_HERMES, false, false, g_tools};
@@ -284,21 +305,26 @@ static void test_hermes(void) {
     expect_parse("plain content with marker-like text", &c, "Use a < b and <tool for this. <tool_c",
                  "Use a < b and <tool for this. <tool_c", NULL, 0, NULL, true);
     expect_parse("content whitespace kept inside, trailing kept without calls", &c,
-                 "\n\nLine one.\n\n  Line two.  ", "Line one.\n\n  Line two.  ", NULL, 0, NULL, true);
+                 "\n\nLine one.\n\n  Line two.  ", "Line one.\n\n  Line two.  ", NULL, 0, NULL,
+                 true);
     /* malformed and truncated: the raw text is content */
-    const char *bad = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"location\": }}\n</tool_call>";
+    const char *bad =
+        "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"location\": }}\n</tool_call>";
     expect_parse("hermes malformed json", &c, bad, bad, NULL, 0, NULL, false);
     const char *trunc = "Sure.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"locat";
     expect_parse("hermes truncated", &c, trunc, trunc, NULL, 0, NULL, false);
     const char *noname = "<tool_call>\n{\"arguments\": {}}\n</tool_call>";
     expect_parse("hermes call without name", &c, noname, noname, NULL, 0, NULL, false);
-    const char *badname = "<tool_call>\n{\"name\": \"get weather!\", \"arguments\": {}}\n</tool_call>";
+    const char *badname =
+        "<tool_call>\n{\"name\": \"get weather!\", \"arguments\": {}}\n</tool_call>";
     expect_parse("hermes invalid name", &c, badname, badname, NULL, 0, NULL, false);
-    expect_parse("hermes good call after a malformed one", &c,
-                 "<tool_call>\n{oops}\n</tool_call>\n<tool_call>\n{\"name\": \"get_time\", \"arguments\": "
-                 "{}}\n</tool_call>",
-                 "<tool_call>\n{oops}\n</tool_call>", NULL, 1, CALLS("get_time", "{}"), false);
-    expect_parse("hermes truncated in marker", &c, "ok <tool_call>\n{\"name\": \"get_time\", "
+    expect_parse(
+        "hermes good call after a malformed one", &c,
+        "<tool_call>\n{oops}\n</tool_call>\n<tool_call>\n{\"name\": \"get_time\", \"arguments\": "
+        "{}}\n</tool_call>",
+        "<tool_call>\n{oops}\n</tool_call>", NULL, 1, CALLS("get_time", "{}"), false);
+    expect_parse("hermes truncated in marker", &c,
+                 "ok <tool_call>\n{\"name\": \"get_time\", "
                  "\"arguments\": {}}\n</tool_call>\n<tool_ca",
                  "ok\n<tool_ca", NULL, 1, CALLS("get_time", "{}"), true);
 }
@@ -308,14 +334,15 @@ static void test_hermes(void) {
 static void test_llama3(void) {
     cfg_t c = {TC_FAMILY_LLAMA3, false, false, g_tools};
     expect_parse("llama3 json", &c,
-                 "{\"name\": \"get_weather\", \"parameters\": {\"location\": \"Paris\"}}", NULL, NULL, 1,
-                 CALLS("get_weather", "{\"location\":\"Paris\"}"), true);
+                 "{\"name\": \"get_weather\", \"parameters\": {\"location\": \"Paris\"}}", NULL,
+                 NULL, 1, CALLS("get_weather", "{\"location\":\"Paris\"}"), true);
     expect_parse("llama3 json with type", &c,
-                 "\n{\"type\": \"function\", \"name\": \"get_time\", \"parameters\": {}}", NULL, NULL, 1,
-                 CALLS("get_time", "{}"), true);
-    expect_parse("llama3 python_tag json", &c,
-                 "<|python_tag|>{\"name\": \"get_weather\", \"parameters\": {\"location\": \"Oslo\"}}",
-                 NULL, NULL, 1, CALLS("get_weather", "{\"location\":\"Oslo\"}"), true);
+                 "\n{\"type\": \"function\", \"name\": \"get_time\", \"parameters\": {}}", NULL,
+                 NULL, 1, CALLS("get_time", "{}"), true);
+    expect_parse(
+        "llama3 python_tag json", &c,
+        "<|python_tag|>{\"name\": \"get_weather\", \"parameters\": {\"location\": \"Oslo\"}}", NULL,
+        NULL, 1, CALLS("get_weather", "{\"location\":\"Oslo\"}"), true);
     expect_parse("llama3 builtin call", &c,
                  "<|python_tag|>brave_search.call(query=\"weather in Paris\")", NULL, NULL, 1,
                  CALLS("brave_search", "{\"query\":\"weather in Paris\"}"), true);
@@ -324,9 +351,10 @@ static void test_llama3(void) {
     expect_parse("llama3 parallel with ;", &c,
                  "{\"name\": \"get_time\", \"parameters\": {}}; {\"name\": \"get_weather\", "
                  "\"parameters\": {\"location\": \"Rome\"}}",
-                 NULL, NULL, 2, CALLS("get_time", "{}", "get_weather", "{\"location\":\"Rome\"}"), true);
-    expect_parse("llama3 JSON content is not a call", &c, "{\"result\": 5}", "{\"result\": 5}", NULL,
-                 0, NULL, true);
+                 NULL, NULL, 2, CALLS("get_time", "{}", "get_weather", "{\"location\":\"Rome\"}"),
+                 true);
+    expect_parse("llama3 JSON content is not a call", &c, "{\"result\": 5}", "{\"result\": 5}",
+                 NULL, 0, NULL, true);
     expect_parse("llama3 text", &c, "The weather is {probably} fine.",
                  "The weather is {probably} fine.", NULL, 0, NULL, true);
     const char *tr = "{\"name\": \"get_weather\", \"parameters\": {\"location\": \"Par";
@@ -348,30 +376,39 @@ static void test_llama3(void) {
 
 static void test_deepseek(void) {
     cfg_t c = {TC_FAMILY_DEEPSEEK, true, false, g_tools};
-    const char *two = DS_CALLS_BEGIN DS_CALL_BEGIN "function" DS_SEP "get_weather\n```json\n{\"location\": "
-                      "\"Paris\"}\n```" DS_CALL_END "\n" DS_CALL_BEGIN "function" DS_SEP
-                      "get_time\n```json\n{}\n```" DS_CALL_END DS_CALLS_END;
+    const char *two = DS_CALLS_BEGIN DS_CALL_BEGIN
+        "function" DS_SEP "get_weather\n```json\n{\"location\": "
+        "\"Paris\"}\n```" DS_CALL_END "\n" DS_CALL_BEGIN "function" DS_SEP
+        "get_time\n```json\n{}\n```" DS_CALL_END DS_CALLS_END;
     expect_parse("deepseek two calls", &c, two, NULL, NULL, 2,
                  CALLS("get_weather", "{\"location\":\"Paris\"}", "get_time", "{}"), true);
     char buf[2048];
     snprintf(buf, sizeof buf, "<think>\nNeed the weather.\n</think>\n\nChecking.%s", two);
-    expect_parse("deepseek r1 reasoning + content + calls", &c, buf, "Checking.", "Need the weather.", 2,
+    expect_parse("deepseek r1 reasoning + content + calls", &c, buf, "Checking.",
+                 "Need the weather.", 2,
                  CALLS("get_weather", "{\"location\":\"Paris\"}", "get_time", "{}"), true);
     expect_parse("deepseek without fences", &c,
-                 DS_CALLS_BEGIN DS_CALL_BEGIN "function" DS_SEP "get_time\n{}" DS_CALL_END DS_CALLS_END,
+                 DS_CALLS_BEGIN DS_CALL_BEGIN "function" DS_SEP
+                                              "get_time\n{}" DS_CALL_END DS_CALLS_END,
                  NULL, NULL, 1, CALLS("get_time", "{}"), true);
-    const char *tr = "Ok." DS_CALLS_BEGIN DS_CALL_BEGIN "function" DS_SEP "get_weather\n```json\n{\"loc";
+    const char *tr =
+        "Ok." DS_CALLS_BEGIN DS_CALL_BEGIN "function" DS_SEP "get_weather\n```json\n{\"loc";
     expect_parse("deepseek truncated", &c, tr, tr, NULL, 0, NULL, false);
-    const char *tr2 = DS_CALLS_BEGIN DS_CALL_BEGIN "function" DS_SEP "get_time\n```json\n{}\n```" DS_CALL_END
-        DS_CALL_BEGIN "function" DS_SEP "get_wea";
-    expect_parse("deepseek second call truncated", &c, tr2, DS_CALL_BEGIN "function" DS_SEP "get_wea",
-                 NULL, 1, CALLS("get_time", "{}"), false);
+    const char *tr2 = DS_CALLS_BEGIN DS_CALL_BEGIN
+        "function" DS_SEP "get_time\n```json\n{}\n```" DS_CALL_END DS_CALL_BEGIN "function" DS_SEP
+        "get_wea";
+    expect_parse("deepseek second call truncated", &c, tr2,
+                 DS_CALL_BEGIN "function" DS_SEP "get_wea", NULL, 1, CALLS("get_time", "{}"),
+                 false);
     cfg_t v31 = {TC_FAMILY_DEEPSEEK_V31, true, false, g_tools};
     expect_parse("deepseek v3.1", &v31,
-                 DS_CALLS_BEGIN DS_CALL_BEGIN "get_weather" DS_SEP "{\"location\": \"Paris\"}" DS_CALL_END
-                     DS_CALL_BEGIN "get_time" DS_SEP "{}" DS_CALL_END DS_CALLS_END,
-                 NULL, NULL, 2, CALLS("get_weather", "{\"location\":\"Paris\"}", "get_time", "{}"), true);
-    const char *bad = DS_CALLS_BEGIN DS_CALL_BEGIN "get_weather" DS_SEP "{\"location\" \"Paris\"}" DS_CALL_END DS_CALLS_END;
+                 DS_CALLS_BEGIN DS_CALL_BEGIN "get_weather" DS_SEP
+                                              "{\"location\": \"Paris\"}" DS_CALL_END DS_CALL_BEGIN
+                                              "get_time" DS_SEP "{}" DS_CALL_END DS_CALLS_END,
+                 NULL, NULL, 2, CALLS("get_weather", "{\"location\":\"Paris\"}", "get_time", "{}"),
+                 true);
+    const char *bad = DS_CALLS_BEGIN DS_CALL_BEGIN
+        "get_weather" DS_SEP "{\"location\" \"Paris\"}" DS_CALL_END DS_CALLS_END;
     /* the malformed call's raw text is content; scanning resumes after the
      * failing byte, so the block's closing marker is content too */
     expect_parse("deepseek v3.1 malformed", &v31, bad, bad, NULL, 0, NULL, false);
@@ -383,25 +420,31 @@ static void test_glm(void) {
     cfg_t c = {TC_FAMILY_GLM4, false, false, g_tools};
     expect_parse("glm4 call", &c, "get_weather\n{\"location\": \"Beijing\"}", NULL, NULL, 1,
                  CALLS("get_weather", "{\"location\":\"Beijing\"}"), true);
-    expect_parse("glm4 content", &c, "\nHello, I am GLM-4.", "Hello, I am GLM-4.", NULL, 0, NULL, true);
-    expect_parse("glm4 unknown name is content", &c, "Sure\n{\"a\": 1}", "Sure\n{\"a\": 1}", NULL, 0,
-                 NULL, true);
-    expect_parse("glm4 truncated", &c, "get_weather\n{\"location\": \"Bei", "get_weather\n{\"location\": \"Bei",
-                 NULL, 0, NULL, false);
+    expect_parse("glm4 content", &c, "\nHello, I am GLM-4.", "Hello, I am GLM-4.", NULL, 0, NULL,
+                 true);
+    expect_parse("glm4 unknown name is content", &c, "Sure\n{\"a\": 1}", "Sure\n{\"a\": 1}", NULL,
+                 0, NULL, true);
+    expect_parse("glm4 truncated", &c, "get_weather\n{\"location\": \"Bei",
+                 "get_weather\n{\"location\": \"Bei", NULL, 0, NULL, false);
     cfg_t g = {TC_FAMILY_GLM45, true, false, g_tools};
     expect_parse("glm45 call with typed args", &g,
-                 "<think>Weather needed.</think>I'll check.<tool_call>get_weather\n<arg_key>location</arg_key>\n"
-                 "<arg_value>Beijing</arg_value>\n<arg_key>days</arg_key>\n<arg_value>3</arg_value>\n</tool_call>",
+                 "<think>Weather needed.</think>I'll "
+                 "check.<tool_call>get_weather\n<arg_key>location</arg_key>\n"
+                 "<arg_value>Beijing</arg_value>\n<arg_key>days</arg_key>\n<arg_value>3</"
+                 "arg_value>\n</tool_call>",
                  "I'll check.", "Weather needed.", 1,
                  CALLS("get_weather", "{\"location\":\"Beijing\",\"days\":3}"), true);
     expect_parse("glm45 string param stays a string", &g,
-                 "<tool_call>get_weather\n<arg_key>location</arg_key>\n<arg_value>123</arg_value>\n</tool_call>",
+                 "<tool_call>get_weather\n<arg_key>location</arg_key>\n<arg_value>123</"
+                 "arg_value>\n</tool_call>",
                  NULL, NULL, 1, CALLS("get_weather", "{\"location\":\"123\"}"), true);
-    expect_parse("glm45 zero-arg + second call", &g,
-                 "<tool_call>get_time\n</tool_call>\n<tool_call>brave_search\n<arg_key>query</arg_key>"
-                 "<arg_value>a \"quoted\" </b> text</arg_value></tool_call>",
-                 NULL, NULL, 2, CALLS("get_time", "{}", "brave_search", "{\"query\":\"a \\\"quoted\\\" </b> text\"}"),
-                 true);
+    expect_parse(
+        "glm45 zero-arg + second call", &g,
+        "<tool_call>get_time\n</tool_call>\n<tool_call>brave_search\n<arg_key>query</arg_key>"
+        "<arg_value>a \"quoted\" </b> text</arg_value></tool_call>",
+        NULL, NULL, 2,
+        CALLS("get_time", "{}", "brave_search", "{\"query\":\"a \\\"quoted\\\" </b> text\"}"),
+        true);
     const char *tr = "<tool_call>get_weather\n<arg_key>location</arg_key>\n<arg_value>Bei";
     expect_parse("glm45 truncated", &g, tr, tr, NULL, 0, NULL, false);
 }
@@ -410,42 +453,51 @@ static void test_glm(void) {
 
 static void test_internlm_mistral(void) {
     cfg_t c = {TC_FAMILY_INTERNLM2, false, false, g_tools};
-    expect_parse("internlm2 call", &c,
-                 "I'll look it up.<|action_start|><|plugin|>\n{\"name\": \"get_weather\", \"parameters\": "
-                 "{\"location\": \"Shanghai\"}}<|action_end|>\n",
-                 "I'll look it up.", NULL, 1, CALLS("get_weather", "{\"location\":\"Shanghai\"}"), true);
+    expect_parse(
+        "internlm2 call", &c,
+        "I'll look it up.<|action_start|><|plugin|>\n{\"name\": \"get_weather\", \"parameters\": "
+        "{\"location\": \"Shanghai\"}}<|action_end|>\n",
+        "I'll look it up.", NULL, 1, CALLS("get_weather", "{\"location\":\"Shanghai\"}"), true);
     const char *interp = "<|action_start|><|interpreter|>\nprint(1)<|action_end|>";
     expect_parse("internlm2 interpreter is content", &c, interp, interp, NULL, 0, NULL, true);
     cfg_t m = {TC_FAMILY_MISTRAL, false, false, g_tools};
     expect_parse("mistral list", &m,
-                 "[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": {\"location\": \"Paris\"}, \"id\": "
+                 "[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": {\"location\": "
+                 "\"Paris\"}, \"id\": "
                  "\"abc123def\"}, {\"name\": \"get_time\", \"arguments\": {}}]",
-                 NULL, NULL, 2, CALLS("get_weather", "{\"location\":\"Paris\"}", "get_time", "{}"), true);
-    expect_parse("mistral v11 name[ARGS]", &m,
-                 "[TOOL_CALLS]get_weather[ARGS]{\"location\": \"Paris\"}[TOOL_CALLS]get_time[ARGS]{}", NULL,
-                 NULL, 2, CALLS("get_weather", "{\"location\":\"Paris\"}", "get_time", "{}"), true);
-    const char *tr = "[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": {\"location\": \"Paris\"}}, {\"name";
+                 NULL, NULL, 2, CALLS("get_weather", "{\"location\":\"Paris\"}", "get_time", "{}"),
+                 true);
+    expect_parse(
+        "mistral v11 name[ARGS]", &m,
+        "[TOOL_CALLS]get_weather[ARGS]{\"location\": \"Paris\"}[TOOL_CALLS]get_time[ARGS]{}", NULL,
+        NULL, 2, CALLS("get_weather", "{\"location\":\"Paris\"}", "get_time", "{}"), true);
+    const char *tr = "[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": {\"location\": "
+                     "\"Paris\"}}, {\"name";
     expect_parse("mistral truncated second", &m, tr, "{\"name", NULL, 1,
                  CALLS("get_weather", "{\"location\":\"Paris\"}"), false);
     cfg_t none = {TC_FAMILY_NONE, false, false, NULL};
-    expect_parse("family none", &none, "<tool_call>{}</tool_call>", "<tool_call>{}</tool_call>", NULL, 0,
-                 NULL, true);
+    expect_parse("family none", &none, "<tool_call>{}</tool_call>", "<tool_call>{}</tool_call>",
+                 NULL, 0, NULL, true);
 }
 
 /* ---- fuzz-ish: random bytes and cut points never crash, text never lost ---- */
 
 static void test_robustness(void) {
     const char *samples[] = {
-        "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"location\": \"Paris\"}}\n</tool_call>",
-        DS_CALLS_BEGIN DS_CALL_BEGIN "function" DS_SEP "get_time\n```json\n{}\n```" DS_CALL_END DS_CALLS_END,
+        "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"location\": "
+        "\"Paris\"}}\n</tool_call>",
+        DS_CALLS_BEGIN DS_CALL_BEGIN "function" DS_SEP
+                                     "get_time\n```json\n{}\n```" DS_CALL_END DS_CALLS_END,
         "[TOOL_CALLS][{\"name\": \"get_time\", \"arguments\": {}}]",
-        "<tool_call>get_weather\n<arg_key>location</arg_key>\n<arg_value>X</arg_value>\n</tool_call>",
+        "<tool_call>get_weather\n<arg_key>location</arg_key>\n<arg_value>X</arg_value>\n</"
+        "tool_call>",
         "<|action_start|><|plugin|>\n{\"name\": \"get_time\", \"parameters\": {}}<|action_end|>",
         "{\"name\": \"get_time\", \"parameters\": {}}",
         "<think>a</think>b",
     };
-    tc_family_t fams[] = {TC_FAMILY_HERMES, TC_FAMILY_DEEPSEEK, TC_FAMILY_MISTRAL, TC_FAMILY_GLM45,
-                          TC_FAMILY_INTERNLM2, TC_FAMILY_LLAMA3, TC_FAMILY_HERMES};
+    tc_family_t fams[] = {TC_FAMILY_HERMES, TC_FAMILY_DEEPSEEK,  TC_FAMILY_MISTRAL,
+                          TC_FAMILY_GLM45,  TC_FAMILY_INTERNLM2, TC_FAMILY_LLAMA3,
+                          TC_FAMILY_HERMES};
     unsigned r = 7;
     int lost = 0;
     for (size_t s = 0; s < SL_ARRAY_LEN(samples); s++) {
@@ -458,7 +510,8 @@ static void test_robustness(void) {
                     r = r * 1103515245u + 12345u;
                     t[(r >> 8) % cut] = (char)(r >> 20);
                 }
-                tc_parser_opts_t o = {.family = fams[s], .reasoning = true, .tools = g_tools, .id_seed = 3};
+                tc_parser_opts_t o = {
+                    .family = fams[s], .reasoning = true, .tools = g_tools, .id_seed = 3};
                 tc_parser_t *p = tc_parser_new(&o, NULL, 0);
                 tc_parser_feed(p, t, cut, false);
                 tc_parser_finish(p);
@@ -467,7 +520,8 @@ static void test_robustness(void) {
                  * input appears in content or reasoning (markers included) */
                 if (res->n_calls == 0) {
                     size_t nonws = 0, outn = 0;
-                    for (size_t i = 0; i < cut; i++) nonws += t[i] != ' ' && t[i] != '\n' && t[i] != '\t' && t[i] != '\r';
+                    for (size_t i = 0; i < cut; i++)
+                        nonws += t[i] != ' ' && t[i] != '\n' && t[i] != '\t' && t[i] != '\r';
                     for (size_t i = 0; i < res->content_len; i++)
                         outn += res->content[i] != ' ' && res->content[i] != '\n';
                     for (size_t i = 0; i < res->reasoning_len; i++)
@@ -508,34 +562,62 @@ static void test_detect(void) {
         tc_family_t want;
         bool reasoning;
     } cases[] = {
-        {"{%- if tools %}<|im_start|>system\n# Tools\n<tools>{{ tool | tojson }}</tools>\nFor each function "
+        {"{%- if tools %}<|im_start|>system\n# Tools\n<tools>{{ tool | tojson }}</tools>\nFor each "
+         "function "
          "call, return a json object within <tool_call></tool_call> XML tags{% endif %}",
-         {NULL}, TC_FAMILY_HERMES, false},
-        {"{{- '<tool_call>\\n{\"name\": \"' }}...{%- if enable_thinking is defined %}<think>\\n\\n</think>",
-         {NULL}, TC_FAMILY_HERMES, true},
-        {"<|start_header_id|>ipython<|end_header_id|>\\n\\n{{ message.content }}<|eot_id|>", {NULL},
-         TC_FAMILY_LLAMA3, false},
-        {"{{'<｜Assistant｜><｜tool▁calls▁begin｜><｜tool▁call▁begin｜>' + tool['type'] + '<｜tool▁sep｜>' + "
-         "tool['function']['name'] + '\\n' + '```json' + '\\n' + tool['function']['arguments'] + '\\n' + "
+         {NULL},
+         TC_FAMILY_HERMES,
+         false},
+        {"{{- '<tool_call>\\n{\"name\": \"' }}...{%- if enable_thinking is defined "
+         "%}<think>\\n\\n</think>",
+         {NULL},
+         TC_FAMILY_HERMES,
+         true},
+        {"<|start_header_id|>ipython<|end_header_id|>\\n\\n{{ message.content }}<|eot_id|>",
+         {NULL},
+         TC_FAMILY_LLAMA3,
+         false},
+        {"{{'<｜Assistant｜><｜tool▁calls▁begin｜><｜tool▁call▁begin｜>' + tool['type'] + "
+         "'<｜tool▁sep｜>' + "
+         "tool['function']['name'] + '\\n' + '```json' + '\\n' + tool['function']['arguments'] + "
+         "'\\n' + "
          "'```' + '<｜tool▁call▁end｜>'}}<think>",
-         {NULL}, TC_FAMILY_DEEPSEEK, true},
-        {"{{'<｜tool▁call▁begin｜>'+ tool['function']['name'] + '<｜tool▁sep｜>' + tool['function']['arguments'] "
+         {NULL},
+         TC_FAMILY_DEEPSEEK,
+         true},
+        {"{{'<｜tool▁call▁begin｜>'+ tool['function']['name'] + '<｜tool▁sep｜>' + "
+         "tool['function']['arguments'] "
          "+ '<｜tool▁call▁end｜>'}}",
-         {NULL}, TC_FAMILY_DEEPSEEK_V31, false},
-        {"[gMASK]<sop>{% for item in messages %}<|system|>\n# 可用工具...{% elif item['role'] == 'assistant' "
-         "%}<|assistant|>{{ item.metadata }}\n{{ item.content }}{% elif item['role'] == 'observation' "
+         {NULL},
+         TC_FAMILY_DEEPSEEK_V31,
+         false},
+        {"[gMASK]<sop>{% for item in messages %}<|system|>\n# 可用工具...{% elif item['role'] == "
+         "'assistant' "
+         "%}<|assistant|>{{ item.metadata }}\n{{ item.content }}{% elif item['role'] == "
+         "'observation' "
          "%}<|observation|>",
-         {NULL}, TC_FAMILY_GLM4, false},
-        {"[gMASK]<sop>...<tool_call>{{ tc.name }}\n{% for k, v in tc.arguments.items() %}<arg_key>{{ k "
+         {NULL},
+         TC_FAMILY_GLM4,
+         false},
+        {"[gMASK]<sop>...<tool_call>{{ tc.name }}\n{% for k, v in tc.arguments.items() "
+         "%}<arg_key>{{ k "
          "}}</arg_key>\n<arg_value>{{ v }}</arg_value>{% endfor %}</tool_call><think></think>",
-         {NULL}, TC_FAMILY_GLM45, true},
+         {NULL},
+         TC_FAMILY_GLM45,
+         true},
         {"{{ bos_token }}{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
          "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}",
-         {"<|action_start|>", "<|plugin|>", "<|action_end|>", NULL}, TC_FAMILY_INTERNLM2, false},
-        {"{%- if message.tool_calls %}[TOOL_CALLS][{% for tc in message.tool_calls %}...", {NULL},
-         TC_FAMILY_MISTRAL, false},
-        {"{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}", {NULL},
-         TC_FAMILY_NONE, false},
+         {"<|action_start|>", "<|plugin|>", "<|action_end|>", NULL},
+         TC_FAMILY_INTERNLM2,
+         false},
+        {"{%- if message.tool_calls %}[TOOL_CALLS][{% for tc in message.tool_calls %}...",
+         {NULL},
+         TC_FAMILY_MISTRAL,
+         false},
+        {"{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}",
+         {NULL},
+         TC_FAMILY_NONE,
+         false},
         {NULL, {"<tool_call>", "<think>", "</think>", NULL}, TC_FAMILY_HERMES, true},
     };
     for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
@@ -557,14 +639,21 @@ static void test_json_shapes(void) {
     tc_event_t ev = {.kind = TC_EV_CALL_START, .index = 1, .id = "call_x", .name = "f"};
     json_t *d = tc_event_delta_json(&ev);
     char *s = dump(d);
-    CHECK_MSG(strcmp(s, "{\"tool_calls\":[{\"function\":{\"arguments\":\"\",\"name\":\"f\"},\"id\":\"call_x\","
-                        "\"index\":1,\"type\":\"function\"}]}") == 0, "%s", s);
+    CHECK_MSG(
+        strcmp(
+            s,
+            "{\"tool_calls\":[{\"function\":{\"arguments\":\"\",\"name\":\"f\"},\"id\":\"call_x\","
+            "\"index\":1,\"type\":\"function\"}]}") == 0,
+        "%s", s);
     free(s);
     json_decref(d);
     ev = (tc_event_t){.kind = TC_EV_CALL_ARGS, .index = 1, .text = "{\"a\"", .len = 4};
     d = tc_event_delta_json(&ev);
     s = dump(d);
-    CHECK_MSG(strcmp(s, "{\"tool_calls\":[{\"function\":{\"arguments\":\"{\\\"a\\\"\"},\"index\":1}]}") == 0, "%s", s);
+    CHECK_MSG(
+        strcmp(s, "{\"tool_calls\":[{\"function\":{\"arguments\":\"{\\\"a\\\"\"},\"index\":1}]}") ==
+            0,
+        "%s", s);
     free(s);
     json_decref(d);
     ev = (tc_event_t){.kind = TC_EV_REASONING, .text = "hm", .len = 2};
@@ -574,7 +663,6 @@ static void test_json_shapes(void) {
     free(s);
     json_decref(d);
 }
-
 
 /* ---- request validation ---- */
 
@@ -587,17 +675,20 @@ static void test_request(void) {
     } cases[] = {
         {"{}", NULL, TC_CHOICE_NONE, true},
         {"{\"tools\": null}", NULL, TC_CHOICE_NONE, true},
-        {"{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"a_b-1\",\"description\":\"d\","
+        {"{\"tools\": "
+         "[{\"type\":\"function\",\"function\":{\"name\":\"a_b-1\",\"description\":\"d\","
          "\"parameters\":{\"type\":\"object\",\"properties\":{}},\"strict\":true}}]}",
          NULL, TC_CHOICE_AUTO, true},
-        {"{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"f\"}}], \"tool_choice\": \"required\", "
+        {"{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"f\"}}], \"tool_choice\": "
+         "\"required\", "
          "\"parallel_tool_calls\": false}",
          NULL, TC_CHOICE_REQUIRED, false},
         {"{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"f\"}}], \"tool_choice\": "
          "{\"type\":\"function\",\"function\":{\"name\":\"f\"}}}",
          NULL, TC_CHOICE_NAMED, true},
-        {"{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"f\"}}], \"tool_choice\": \"none\"}", NULL,
-         TC_CHOICE_NONE, true},
+        {"{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"f\"}}], \"tool_choice\": "
+         "\"none\"}",
+         NULL, TC_CHOICE_NONE, true},
         {"{\"tool_choice\": \"none\"}", NULL, TC_CHOICE_NONE, true},
         {"{\"tools\": {}}", "tools", 0, 0},
         {"{\"tools\": []}", "tools", 0, 0},
@@ -606,26 +697,33 @@ static void test_request(void) {
         {"{\"tools\": [{\"type\":\"function\",\"function\":{}}]}", "tools[0].function.name", 0, 0},
         {"{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"get weather\"}}]}",
          "tools[0].function.name", 0, 0},
-        {"{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"f\"}},{\"type\":\"function\","
+        {"{\"tools\": "
+         "[{\"type\":\"function\",\"function\":{\"name\":\"f\"}},{\"type\":\"function\","
          "\"function\":{\"name\":\"f\"}}]}",
          "tools[1].function.name", 0, 0},
         {"{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"f\",\"description\":5}}]}",
          "tools[0].function.description", 0, 0},
-        {"{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":\"x\"}}]}",
+        {"{\"tools\": "
+         "[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":\"x\"}}]}",
          "tools[0].function.parameters", 0, 0},
-        {"{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"array\"}}}]}",
+        {"{\"tools\": "
+         "[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"array\"}}"
+         "}]}",
          "tools[0].function.parameters", 0, 0},
         {"{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"f\",\"strict\":\"yes\"}}]}",
          "tools[0].function.strict", 0, 0},
-        {"{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"f\"}}], \"tool_choice\": \"always\"}",
+        {"{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"f\"}}], \"tool_choice\": "
+         "\"always\"}",
          "tool_choice", 0, 0},
         {"{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"f\"}}], \"tool_choice\": "
          "{\"type\":\"function\",\"function\":{\"name\":\"g\"}}}",
          "tool_choice", 0, 0},
-        {"{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"f\"}}], \"tool_choice\": {\"type\":\"function\"}}",
+        {"{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"f\"}}], \"tool_choice\": "
+         "{\"type\":\"function\"}}",
          "tool_choice.function.name", 0, 0},
         {"{\"tool_choice\": \"required\"}", "tool_choice", 0, 0},
-        {"{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"f\"}}], \"parallel_tool_calls\": 1}",
+        {"{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"f\"}}], "
+         "\"parallel_tool_calls\": 1}",
          "parallel_tool_calls", 0, 0},
     };
     for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
@@ -635,12 +733,12 @@ static void test_request(void) {
         char err[512] = "", param[96] = "";
         int rc = tc_request_parse(req, &r, err, sizeof err, param, sizeof param);
         if (cases[i].param) {
-            CHECK_MSG(rc < 0 && strcmp(param, cases[i].param) == 0 && err[0], "case %zu: rc %d param '%s' want '%s'",
-                      i, rc, param, cases[i].param);
+            CHECK_MSG(rc < 0 && strcmp(param, cases[i].param) == 0 && err[0],
+                      "case %zu: rc %d param '%s' want '%s'", i, rc, param, cases[i].param);
         } else {
             CHECK_MSG(rc == 0, "case %zu: %s (%s)", i, err, param);
-            CHECK_MSG(r.choice == cases[i].choice && r.parallel == cases[i].parallel, "case %zu: choice %d", i,
-                      r.choice);
+            CHECK_MSG(r.choice == cases[i].choice && r.parallel == cases[i].parallel,
+                      "case %zu: choice %d", i, r.choice);
         }
         json_decref(req);
     }
@@ -650,19 +748,23 @@ static void test_request(void) {
         for (int k = 0; k < n; k++) {
             char nm[16];
             snprintf(nm, sizeof nm, "f%d", k);
-            json_array_append_new(tools, json_pack("{s:s, s:{s:s}}", "type", "function", "function", "name", nm));
+            json_array_append_new(
+                tools, json_pack("{s:s, s:{s:s}}", "type", "function", "function", "name", nm));
         }
         json_t *req = json_pack("{s:o}", "tools", tools);
         tc_request_t r;
         char err[512] = "", param[96] = "";
         int rc = tc_request_parse(req, &r, err, sizeof err, param, sizeof param);
-        CHECK(n == 128 ? rc == 0 && r.n_tools == 128 : rc < 0 && strcmp(param, "tools") == 0 && strstr(err, "128"));
+        CHECK(n == 128 ? rc == 0 && r.n_tools == 128
+                       : rc < 0 && strcmp(param, "tools") == 0 && strstr(err, "128"));
         json_decref(req);
     }
     /* the forced name is kept */
-    json_t *req = json_loads("{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"a\"}},{\"type\":\"function\","
-                             "\"function\":{\"name\":\"b\"}}], \"tool_choice\": {\"type\":\"function\",\"function\":{\"name\":\"b\"}}}",
-                             0, NULL);
+    json_t *req = json_loads(
+        "{\"tools\": [{\"type\":\"function\",\"function\":{\"name\":\"a\"}},{\"type\":\"function\","
+        "\"function\":{\"name\":\"b\"}}], \"tool_choice\": "
+        "{\"type\":\"function\",\"function\":{\"name\":\"b\"}}}",
+        0, NULL);
     tc_request_t r;
     CHECK(tc_request_parse(req, &r, NULL, 0, NULL, 0) == 0 && strcmp(r.forced_name, "b") == 0);
     json_decref(req);
@@ -703,40 +805,54 @@ static void test_grammar(void) {
     CHECK(v != NULL);
     struct {
         tc_family_t f;
-        const char *good;  /* a recorded call the grammar must accept */
-        const char *bad;   /* a wrong one it must reject */
+        const char *good;        /* a recorded call the grammar must accept */
+        const char *bad;         /* a wrong one it must reject */
         const char *name, *args; /* what the parser makes of `good` */
     } cases[] = {
         {TC_FAMILY_HERMES,
-         "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"location\": \"Paris\", \"unit\": \"celsius\"}}\n</tool_call>",
-         "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"location\": 5}}\n</tool_call>", "get_weather",
-         "{\"location\":\"Paris\",\"unit\":\"celsius\"}"},
-        {TC_FAMILY_LLAMA3, "{\"name\": \"get_weather\", \"parameters\": {\"location\": \"Paris\", \"days\": 3}}",
-         "{\"name\": \"get_weather\", \"parameters\": {\"days\": 3}}", "get_weather", "{\"location\":\"Paris\",\"days\":3}"},
+         "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"location\": \"Paris\", "
+         "\"unit\": \"celsius\"}}\n</tool_call>",
+         "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"location\": 5}}\n</tool_call>",
+         "get_weather", "{\"location\":\"Paris\",\"unit\":\"celsius\"}"},
+        {TC_FAMILY_LLAMA3,
+         "{\"name\": \"get_weather\", \"parameters\": {\"location\": \"Paris\", \"days\": 3}}",
+         "{\"name\": \"get_weather\", \"parameters\": {\"days\": 3}}", "get_weather",
+         "{\"location\":\"Paris\",\"days\":3}"},
         {TC_FAMILY_DEEPSEEK,
-         DS_CALLS_BEGIN DS_CALL_BEGIN "function" DS_SEP "get_weather\n```json\n{\"location\": \"Paris\"}\n```" DS_CALL_END DS_CALLS_END,
-         DS_CALLS_BEGIN DS_CALL_BEGIN "function" DS_SEP "get_weather\n```json\n{\"location\": \"Paris\", \"unit\": \"kelvin\"}\n```" DS_CALL_END DS_CALLS_END,
+         DS_CALLS_BEGIN DS_CALL_BEGIN
+         "function" DS_SEP
+         "get_weather\n```json\n{\"location\": \"Paris\"}\n```" DS_CALL_END DS_CALLS_END,
+         DS_CALLS_BEGIN DS_CALL_BEGIN
+         "function" DS_SEP
+         "get_weather\n```json\n{\"location\": \"Paris\", \"unit\": \"kelvin\"}\n```" DS_CALL_END
+             DS_CALLS_END,
          "get_weather", "{\"location\":\"Paris\"}"},
         {TC_FAMILY_DEEPSEEK_V31,
          DS_CALLS_BEGIN DS_CALL_BEGIN "get_time" DS_SEP "{}" DS_CALL_END DS_CALLS_END,
-         DS_CALLS_BEGIN DS_CALL_BEGIN "get_date" DS_SEP "{}" DS_CALL_END DS_CALLS_END, "get_time", "{}"},
-        {TC_FAMILY_GLM4, "get_weather\n{\"location\": \"Beijing\"}", "get_weather\n{\"city\": \"Beijing\"}",
-         "get_weather", "{\"location\":\"Beijing\"}"},
+         DS_CALLS_BEGIN DS_CALL_BEGIN "get_date" DS_SEP "{}" DS_CALL_END DS_CALLS_END, "get_time",
+         "{}"},
+        {TC_FAMILY_GLM4, "get_weather\n{\"location\": \"Beijing\"}",
+         "get_weather\n{\"city\": \"Beijing\"}", "get_weather", "{\"location\":\"Beijing\"}"},
         {TC_FAMILY_GLM45,
-         "<tool_call>get_weather\n<arg_key>location</arg_key>\n<arg_value>Beijing</arg_value>\n<arg_key>days</arg_key>\n<arg_value>3</arg_value>\n</tool_call>",
-         "<tool_call>get_weather\n<arg_key>location</arg_key>\n<arg_value>Beijing</arg_value>\n<arg_key>days</arg_key>\n<arg_value>three</arg_value>\n</tool_call>",
+         "<tool_call>get_weather\n<arg_key>location</arg_key>\n<arg_value>Beijing</"
+         "arg_value>\n<arg_key>days</arg_key>\n<arg_value>3</arg_value>\n</tool_call>",
+         "<tool_call>get_weather\n<arg_key>location</arg_key>\n<arg_value>Beijing</"
+         "arg_value>\n<arg_key>days</arg_key>\n<arg_value>three</arg_value>\n</tool_call>",
          "get_weather", "{\"location\":\"Beijing\",\"days\":3}"},
         {TC_FAMILY_INTERNLM2,
-         "<|action_start|><|plugin|>\n{\"name\": \"brave_search\", \"parameters\": {\"query\": \"x\"}}<|action_end|>",
-         "<|action_start|><|plugin|>\n{\"name\": \"brave_search\", \"parameters\": {}}<|action_end|>", "brave_search",
-         "{\"query\":\"x\"}"},
+         "<|action_start|><|plugin|>\n{\"name\": \"brave_search\", \"parameters\": {\"query\": "
+         "\"x\"}}<|action_end|>",
+         "<|action_start|><|plugin|>\n{\"name\": \"brave_search\", \"parameters\": "
+         "{}}<|action_end|>",
+         "brave_search", "{\"query\":\"x\"}"},
         {TC_FAMILY_MISTRAL, "[TOOL_CALLS][{\"name\": \"get_time\", \"arguments\": {}}]",
          "[TOOL_CALLS][{\"name\": \"get_time\", \"arguments\": {}}", "get_time", "{}"},
     };
     for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
         sl_buf_t g = {0};
         char err[512];
-        int rc = tc_build_grammar(cases[i].f, g_tools, TC_CHOICE_REQUIRED, NULL, false, &g, err, sizeof err);
+        int rc = tc_build_grammar(cases[i].f, g_tools, TC_CHOICE_REQUIRED, NULL, false, &g, err,
+                                  sizeof err);
         CHECK_MSG(rc == 0, "%s: %s", tc_family_name(cases[i].f), err);
         if (rc == 0) {
             CHECK_MSG(grammar_accepts(g.data, v, cases[i].good) == 1, "%s rejects its call\n%s",
@@ -752,31 +868,39 @@ static void test_grammar(void) {
     }
     /* named: only that tool; parallel: several calls */
     sl_buf_t g = {0};
-    CHECK(tc_build_grammar(TC_FAMILY_HERMES, g_tools, TC_CHOICE_NAMED, "get_time", true, &g, NULL, 0) == 0);
+    CHECK(tc_build_grammar(TC_FAMILY_HERMES, g_tools, TC_CHOICE_NAMED, "get_time", true, &g, NULL,
+                           0) == 0);
     const char *t1 = "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>";
-    const char *t2 = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"location\": \"Paris\"}}\n</tool_call>";
+    const char *t2 = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"location\": "
+                     "\"Paris\"}}\n</tool_call>";
     char both[512];
     snprintf(both, sizeof both, "%s\n%s", t1, t1);
     CHECK(grammar_accepts(g.data, v, t1) == 1);
     CHECK(grammar_accepts(g.data, v, t2) == 0);
     CHECK(grammar_accepts(g.data, v, both) == 1);
     sl_buf_free(&g);
-    CHECK(tc_build_grammar(TC_FAMILY_HERMES, g_tools, TC_CHOICE_REQUIRED, NULL, false, &g, NULL, 0) == 0);
+    CHECK(tc_build_grammar(TC_FAMILY_HERMES, g_tools, TC_CHOICE_REQUIRED, NULL, false, &g, NULL,
+                           0) == 0);
     CHECK(grammar_accepts(g.data, v, both) == 0); /* not parallel: one call */
     sl_buf_free(&g);
-    CHECK(tc_build_grammar(TC_FAMILY_HERMES, g_tools, TC_CHOICE_NAMED, "nope", true, &g, NULL, 0) < 0);
+    CHECK(tc_build_grammar(TC_FAMILY_HERMES, g_tools, TC_CHOICE_NAMED, "nope", true, &g, NULL, 0) <
+          0);
     CHECK(tc_build_grammar(TC_FAMILY_HERMES, g_tools, TC_CHOICE_NONE, NULL, true, &g, NULL, 0) < 0);
     /* an unsupported schema keyword is an error naming it */
-    json_t *weird = json_loads("[{\"type\":\"function\",\"function\":{\"name\":\"w\",\"parameters\":{\"type\":\"object\","
-                               "\"properties\":{\"x\":{\"type\":\"string\",\"contentEncoding\":\"base64\"}}}}}]", 0, NULL);
+    json_t *weird = json_loads(
+        "[{\"type\":\"function\",\"function\":{\"name\":\"w\",\"parameters\":{\"type\":\"object\","
+        "\"properties\":{\"x\":{\"type\":\"string\",\"contentEncoding\":\"base64\"}}}}}]",
+        0, NULL);
     char err[512] = "";
-    CHECK(tc_build_grammar(TC_FAMILY_HERMES, weird, TC_CHOICE_REQUIRED, NULL, true, &g, err, sizeof err) < 0);
+    CHECK(tc_build_grammar(TC_FAMILY_HERMES, weird, TC_CHOICE_REQUIRED, NULL, true, &g, err,
+                           sizeof err) < 0);
     CHECK_MSG(strstr(err, "contentEncoding") != NULL, "%s", err);
     json_decref(weird);
     sl_buf_free(&g);
     /* triggers */
     tc_trigger_t tr = tc_trigger(TC_FAMILY_HERMES);
-    CHECK(tr.words[0] && strcmp(tr.words[0], "<tool_call>") == 0 && !tr.words[1] && tr.lazy_supported);
+    CHECK(tr.words[0] && strcmp(tr.words[0], "<tool_call>") == 0 && !tr.words[1] &&
+          tr.lazy_supported);
     tr = tc_trigger(TC_FAMILY_LLAMA3);
     CHECK(strcmp(tr.words[0], "<|python_tag|>") == 0 && strcmp(tr.start_words[0], "{") == 0);
     CHECK(!tc_trigger(TC_FAMILY_GLM4).lazy_supported);

@@ -213,6 +213,7 @@ void bpe_free(sl_tok_t *t) {
 #define BPE_SHORT 48      /* symbols: linear-scan merging up to this length */
 #define CACHE_SLOTS 4096  /* word cache entries (power of 2) */
 #define CACHE_MAX_WORD 64 /* bytes: longer words are not cached */
+#define CACHE_MIN_TEXT 2048 /* bytes: shorter texts do without the cache (its table is ~100 KB) */
 
 /* A symbol of a long word (heap merging): a doubly linked list; rank/res
  * describe the pair this symbol starts (rank INT32_MAX: none). */
@@ -298,6 +299,7 @@ typedef struct bpe_work {
     size_t *spans[2];
     size_t spans_cap[2];
     pcre2_match_data *md;
+    bool use_cache;      /* the text is long enough for the cache to pay off */
     cache_slot_t *cache; /* CACHE_SLOTS, allocated on first use */
     size_t cache_used;
     sl_buf_t cache_words;
@@ -492,7 +494,7 @@ static int bpe_word(const sl_tok_t *t, bpe_work_t *w, const uint8_t *s, size_t n
             }
         }
     }
-    if (n > CACHE_MAX_WORD) return merge_word(t, w, s, n, out);
+    if (n > CACHE_MAX_WORD || !w->use_cache) return merge_word(t, w, s, n, out);
     if (!w->cache) {
         w->cache = calloc(CACHE_SLOTS, sizeof(cache_slot_t));
         if (!w->cache) return -1;
@@ -743,6 +745,7 @@ int bpe_pre_split(const sl_tok_t *t, bpe_work_t *w, const char *text, size_t len
 int bpe_encode(const sl_tok_t *t, bpe_work_t *w, const char *text, size_t len, tok_ids_t *out, char *err,
                size_t errlen) {
     if (len == 0) return 0;
+    w->use_cache = w->use_cache || len >= CACHE_MIN_TEXT;
     if (t->fast_split && valid_utf8((const uint8_t *)text, len))
         return split_fast(t, w, (const uint8_t *)text, len, out) == 0 ? 0 : sl_err(err, errlen, "tokenizer: out of memory");
     int which;

@@ -310,6 +310,40 @@ static void test_bpe_random_words(void) {
             break;
         }
     }
+    /* a long text of words (most of them repeated) uses the word cache */
+    {
+        sl_buf_t text = {0};
+        tok_ids_t want = {0};
+        char words[16][64];
+        size_t wl[16];
+        for (int k = 0; k < 16; k++) {
+            seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+            wl[k] = 1 + (size_t)(seed >> 33) % 60;
+            for (size_t i = 0; i < wl[k]; i++) {
+                seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+                words[k][i] = "abcc"[(seed >> 40) % 4];
+            }
+        }
+        for (int k = 0; k < 400; k++) {
+            seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+            int j = (int)((seed >> 33) % 16);
+            sl_buf_append(&text, words[j], wl[j]);
+            sl_buf_putc(&text, '\n');
+            int32_t ids[64];
+            size_t m = naive_bpe(words[j], wl[j], ids);
+            for (size_t i = 0; i < m; i++) tok_ids_push(&want, ids[i]);
+            tok_ids_push(&want, '\n');
+        }
+        int32_t *ids;
+        size_t got_n;
+        char err[SL_ERR_MAX];
+        CHECK(text.len >= 2048);
+        CHECK(tok_encode(t, text.data, text.len, false, false, &ids, &got_n, err, sizeof err) == 0);
+        CHECK_MSG(ids_eq(ids, got_n, want.v, want.n), "long text of repeated words: %zu ids, want %zu", got_n, want.n);
+        free(ids);
+        free(want.v);
+        sl_buf_free(&text);
+    }
     tok_free(t);
 }
 

@@ -71,6 +71,11 @@ typedef struct eng_seq {
     uint64_t t_submit, t_last; /* ns: submission, last token */
     int step_n;     /* tokens in the current step's batch (0: not planned) */
     int logit_row;  /* row of e->logits this step, -1 */
+    /* prompt scoring (score_prompt requests) */
+    bool score;
+    int score_top;
+    int n_scored;         /* prompt positions reported (starts at 1) */
+    float *score_logits;  /* ENG_SCORE_CHUNK x n_vocab, while scoring */
 } eng_seq_t;
 
 struct eng {
@@ -146,6 +151,7 @@ static void seq_free(eng_seq_t *s) {
     free(s->toks);
     free(s->blocks);
     free(s->stop_ids);
+    free(s->score_logits);
     smp_free(s->smp);
     free(s);
 }
@@ -406,9 +412,9 @@ static void reap_cancelled(eng_t *e) {
 
 /* A running sequence still prefilling exactly s's tokens, to fork from. */
 static eng_seq_t *find_leader(eng_t *e, const eng_seq_t *s) {
-    if (s->n_generated > 0) return NULL;
+    if (s->n_generated > 0 || s->score) return NULL; /* a scoring sequence computes its own prompt */
     for (eng_seq_t *r = e->running; r; r = r->next)
-        if (!r->leader && r->n_generated == 0 && r->n_toks == s->n_toks && r->n_past < r->n_toks &&
+        if (!r->leader && !r->score && r->n_generated == 0 && r->n_toks == s->n_toks && r->n_past < r->n_toks &&
             !memcmp(r->toks, s->toks, (size_t)s->n_toks * sizeof *s->toks))
             return r;
     return NULL;
@@ -424,7 +430,7 @@ static void admit(eng_t *e) {
         }
         pthread_mutex_unlock(&e->mu);
         eng_seq_t *leader = find_leader(e, s);
-        if (!leader) seq_match_prefix(e, s);
+        if (!leader && !s->score) seq_match_prefix(e, s);
         /* blocks the rest of its tokens need, plus one for the first decode
          * steps, must be available now (unless nothing runs: then it runs
          * alone and preemption cannot be needed for it) */
@@ -460,6 +466,57 @@ static eng_seq_t *youngest_running(eng_t *e) {
     return y;
 }
 
+/* Still has prompt positions to report (this step computes logits for every
+ * token of its chunk). */
+static bool seq_scoring(const eng_seq_t *s) {
+    return s->score && s->n_scored < s->n_prompt && s->n_past < s->n_prompt;
+}
+
+/* log-softmax of row at id, and the n_top most likely ids (raw model). */
+static void score_row(const float *row, int n_vocab, int32_t id, int n_top, smp_result_t *out) {
+    float mx = -INFINITY;
+    for (int i = 0; i < n_vocab; i++)
+        if (row[i] > mx) mx = row[i];
+    double sum = 0;
+    for (int i = 0; i < n_vocab; i++) sum += exp((double)(row[i] - mx));
+    const float lse = mx + (float)log(sum);
+    memset(out, 0, sizeof *out);
+    out->id = id;
+    out->logprob = row[id] - lse;
+    n_top = SL_MIN(SL_MAX(n_top, 0), SMP_MAX_TOP_LOGPROBS);
+    for (int i = 0; i < n_vocab; i++) {
+        if (out->n_top == n_top && (n_top == 0 || row[i] <= out->top[n_top - 1].logprob)) continue;
+        int k = out->n_top < n_top ? out->n_top++ : n_top - 1;
+        while (k > 0 && out->top[k - 1].logprob < row[i]) {
+            out->top[k] = out->top[k - 1];
+            k--;
+        }
+        out->top[k] = (smp_logprob_t){i, row[i]};
+    }
+    for (int k = 0; k < out->n_top; k++) out->top[k].logprob -= lse;
+}
+
+/* Reports the prompt positions this step's chunk scored (rows 0..n-1 hold
+ * the logits after positions n_past0 .. n_past0+n-1). */
+static void seq_report_prompt(eng_t *e, eng_seq_t *s, int n_past0, int n) {
+    for (int r = 0; r < n; r++) {
+        const int q = n_past0 + r + 1; /* the token these logits predict */
+        if (q >= s->n_prompt) break;
+        if (q < s->n_scored) continue; /* recomputed after a preemption */
+        eng_event_t ev = {0};
+        ev.type = ENG_EV_PROMPT;
+        ev.id = s->id;
+        ev.user = s->user;
+        ev.t_ns = sl_now_ns();
+        ev.pos = q;
+        score_row(s->score_logits + (size_t)r * (size_t)e->n_vocab, e->n_vocab, s->toks[q], s->score_top,
+                  &ev.tok);
+        ev.usage.prompt_tokens = s->n_prompt_done;
+        e->fn(&ev, e->ctx);
+        s->n_scored = q + 1;
+    }
+}
+
 /* Plans this step's batch into e->plan; returns how many sequences. */
 static int plan_step(eng_t *e) {
     int n_plan = 0, budget = e->o.max_batch_tokens;
@@ -470,6 +527,7 @@ static int plan_step(eng_t *e) {
             const int left = s->n_toks - s->n_past;
             if (s->leader || s->step_n || (pass == 0) != (left == 1) || budget <= 0) continue;
             int n = SL_MIN(SL_MIN(left, ENG_PREFILL_CHUNK), budget);
+            if (seq_scoring(s)) n = SL_MIN(n, ENG_SCORE_CHUNK);
             if (pass == 1) {
                 /* a prompt chunk shrinks to the blocks at hand before anyone
                  * is preempted for it */
@@ -515,6 +573,14 @@ static void step(eng_t *e) {
             .blocks = s->blocks,
             .logits = samples ? e->logits + (size_t)s->logit_row * (size_t)e->n_vocab : NULL,
         };
+        if (seq_scoring(s)) {
+            if (!s->score_logits)
+                s->score_logits = malloc((size_t)ENG_SCORE_CHUNK * (size_t)e->n_vocab * sizeof *s->score_logits);
+            if (s->score_logits) {
+                e->batch[i].logits = s->score_logits;
+                e->batch[i].all_logits = true;
+            }
+        }
         n_tok += s->step_n;
     }
     const int rc = model_forward_batch(e->model, e->pool, e->kvp, e->batch, n_plan, err, sizeof err);
@@ -528,6 +594,8 @@ static void step(eng_t *e) {
             seq_finish(e, s, ENG_FINISH_ERROR, err);
             continue;
         }
+        const bool scored = e->batch[i].all_logits;
+        const int n_past0 = s->n_past, n_step = s->step_n;
         s->n_past += s->step_n;
         s->step_n = 0;
         s->n_prompt_done = SL_MAX(s->n_prompt_done, SL_MIN(s->n_past, s->n_prompt));
@@ -535,6 +603,17 @@ static void step(eng_t *e) {
             s->last_hash = kvc_publish(e->kvc, s->blocks[s->n_hashed], s->last_hash,
                                        s->toks + (size_t)s->n_hashed * (size_t)e->bs);
             s->n_hashed++;
+        }
+        if (scored) {
+            seq_report_prompt(e, s, n_past0, n_step);
+            if (s->logit_row >= 0) /* the chunk's last row is the one to sample from */
+                memcpy(e->logits + (size_t)s->logit_row * (size_t)e->n_vocab,
+                       s->score_logits + (size_t)(n_step - 1) * (size_t)e->n_vocab,
+                       (size_t)e->n_vocab * sizeof *e->logits);
+            if (s->n_scored >= s->n_prompt) {
+                free(s->score_logits);
+                s->score_logits = NULL;
+            }
         }
         if (s->logit_row < 0) continue;
         float *row = e->logits + (size_t)s->logit_row * (size_t)e->n_vocab;
@@ -728,6 +807,9 @@ int eng_submit(eng_t *e, const eng_request_t *r, uint64_t *id, char *err, size_t
     s->user = r->user;
     s->last_hash = KVC_HASH_SEED;
     s->logit_row = -1;
+    s->score = r->score_prompt && np > 1;
+    s->score_top = r->score_top;
+    s->n_scored = 1;
     atomic_init(&s->cancel, false);
 
     pthread_mutex_lock(&e->mu);

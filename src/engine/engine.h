@@ -61,7 +61,10 @@ typedef enum eng_finish {
     ENG_FINISH_ERROR,      /* the model failed; ev->error says why */
 } eng_finish_t;
 
-typedef enum eng_ev_type { ENG_EV_TOKEN = 0, ENG_EV_FINISH } eng_ev_type_t;
+/* ENG_EV_PROMPT (only for requests with score_prompt): the logprob of
+ * prompt token `pos` (1 .. n_prompt-1, in order, before any TOKEN) under
+ * the model's raw distribution after the tokens before it. */
+typedef enum eng_ev_type { ENG_EV_TOKEN = 0, ENG_EV_FINISH, ENG_EV_PROMPT } eng_ev_type_t;
 
 typedef struct eng_usage {
     int prompt_tokens;     /* prompt tokens prefilled (fewer when cancelled during prefill) */
@@ -74,8 +77,9 @@ typedef struct eng_event {
     uint64_t id;      /* the sequence */
     void *user;       /* as given in the request */
     uint64_t t_ns;    /* sl_now_ns() when the engine produced the event */
-    /* ENG_EV_TOKEN */
+    /* ENG_EV_TOKEN, ENG_EV_PROMPT */
     smp_result_t tok; /* id, logprob, top alternatives */
+    int pos;          /* ENG_EV_PROMPT: the prompt position of tok.id */
     /* ENG_EV_FINISH (TOKEN events carry the usage so far too) */
     eng_finish_t finish;
     eng_usage_t usage;
@@ -92,7 +96,16 @@ typedef struct eng_request {
     const int32_t *stop_ids; /* copied; sampling one ends the sequence (ENG_FINISH_STOP) */
     size_t n_stop_ids;
     void *user;
+    /* Prompt scoring (completions echo + logprobs): ENG_EV_PROMPT for every
+     * prompt token after the first, with score_top (0..SMP_MAX_TOP_LOGPROBS)
+     * alternatives. Such a sequence computes its whole prompt (no prefix
+     * cache reuse, no sharing with an identical prompt) in chunks of
+     * ENG_SCORE_CHUNK tokens. */
+    bool score_prompt;
+    int score_top;
 } eng_request_t;
+
+#define ENG_SCORE_CHUNK 16
 
 typedef struct eng_opts {
     int n_threads;   /* kernel threads; default 1 */

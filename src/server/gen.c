@@ -44,6 +44,8 @@ typedef struct gen_choice {
     sl_buf_t text; /* non-stream: the whole output */
     int32_t *ids;  /* return_token_ids: the generated ids */
     size_t n_ids, cap_ids;
+    smp_result_t *plp; /* echo + logprobs: the prompt's scores by position (1..n-1) */
+    bool echo_pending; /* stream: the echo chunk waits for the prompt's scores */
     json_t *lp;    /* non-stream logprobs: chat content array / completions object */
     size_t text_off;
 } gen_choice_t;
@@ -102,6 +104,7 @@ static void job_free(gen_job_t *j) {
         stop_free(&j->ch[i].stop);
         sl_buf_free(&j->ch[i].text);
         free(j->ch[i].ids);
+        free(j->ch[i].plp);
         json_decref(j->ch[i].lp);
     }
     free(j->ch);
@@ -301,6 +304,36 @@ static void cmpl_lp_add(gen_job_t *j, json_t *lp, const smp_result_t *t, size_t 
     sl_buf_free(&b);
 }
 
+/* Echo + logprobs: the prompt's tokens first, as OpenAI scores them (the
+ * first token has no logprob: null). */
+static json_t *prompt_lp_json(gen_job_t *j, const gen_choice_t *c) {
+    json_t *lp = cmpl_lp_new();
+    const gen_prompt_t *g = &j->prompts[c->prompt];
+    sl_buf_t b = {0};
+    size_t off = 0;
+    for (size_t q = 0; q < g->n; q++) {
+        if (q > 0 && c->plp) {
+            cmpl_lp_add(j, lp, &c->plp[q], off);
+            token_piece(j, g->ids[q], &b);
+        } else {
+            token_piece(j, g->ids[q], &b);
+            json_array_append_new(json_object_get(lp, "tokens"), oai_string_lossy(b.data, b.len));
+            json_array_append_new(json_object_get(lp, "token_logprobs"), json_null());
+            json_array_append_new(json_object_get(lp, "top_logprobs"), json_null());
+            json_array_append_new(json_object_get(lp, "text_offset"), json_integer((json_int_t)off));
+        }
+        off += b.len;
+    }
+    sl_buf_free(&b);
+    return lp;
+}
+
+static void lp_extend(json_t *dst, const json_t *src) {
+    static const char *keys[] = {"tokens", "token_logprobs", "top_logprobs", "text_offset"};
+    for (size_t k = 0; k < SL_ARRAY_LEN(keys); k++)
+        json_array_extend(json_object_get(dst, keys[k]), json_object_get(src, keys[k]));
+}
+
 /* ---- streaming ---- */
 
 static void sse_send(gen_job_t *j, json_t *chunk) {
@@ -407,6 +440,15 @@ static void stream_delta(gen_job_t *j, gen_choice_t *c, const char *text, size_t
     evhttp_send_reply_chunk(j->req, j->evb); /* drains j->evb */
 }
 
+/* Stream: the echo chunk of a choice whose prompt is scored, once the
+ * scores are in (they all come before the choice's first token or end). */
+static void echo_flush(gen_job_t *j, gen_choice_t *c) {
+    if (!c->echo_pending) return;
+    c->echo_pending = false;
+    const char *t = j->prompts[c->prompt].text ? j->prompts[c->prompt].text : "";
+    stream_delta(j, c, t, strlen(t), prompt_lp_json(j, c), NULL, false);
+}
+
 /* ---- completion of choices and jobs ---- */
 
 static void job_complete(gen_job_t *j) {
@@ -439,6 +481,12 @@ static void job_complete(gen_job_t *j) {
                                        "assistant", "content", oai_string_lossy(c->text.data ? c->text.data : "", c->text.len),
                                        "logprobs", lp, "finish_reason", c->finish ? c->finish : "stop"));
             } else {
+                if (c->plp) {
+                    json_t *all = prompt_lp_json(j, c);
+                    if (c->lp) lp_extend(all, c->lp);
+                    json_decref(lp);
+                    lp = all;
+                }
                 json_array_append_new(
                     choices, json_pack("{s:i, s:o, s:o, s:s}", "index", c->index, "text",
                                        oai_string_lossy(c->text.data ? c->text.data : "", c->text.len),
@@ -467,6 +515,7 @@ static void job_complete(gen_job_t *j) {
 
 /* Ends choice c: flushes held text, records the reason, tells the client. */
 static void choice_end(gen_job_t *j, gen_choice_t *c, const char *finish) {
+    if (j->r.stream) echo_flush(j, c);
     sl_buf_clear(&j->piece);
     sl_buf_clear(&j->out);
     if (!c->stop.hit) {
@@ -491,6 +540,13 @@ static void choice_end(gen_job_t *j, gen_choice_t *c, const char *finish) {
 static void on_token(gen_job_t *j, gen_choice_t *c, const eng_event_t *ev) {
     srv_t *s = j->s;
     uint64_t t_in = sl_now_ns();
+    if (j->r.score_only) {
+        /* max_tokens 0: the prompt was all that was wanted */
+        eng_cancel(j->m->eng, c->seq);
+        choice_end(j, c, "length");
+        return;
+    }
+    if (j->r.stream) echo_flush(j, c);
     c->n_tokens++;
     if (j->r.return_token_ids) {
         if (c->n_ids == c->cap_ids) {
@@ -553,6 +609,10 @@ void gen_on_event(srv_t *s, const eng_event_t *ev) {
     c->eng_cached = ev->usage.cached_tokens;
     c->eng_completion = ev->usage.completion_tokens;
     c->eng_known = true;
+    if (ev->type == ENG_EV_PROMPT) {
+        if (c->plp && ev->pos > 0 && (size_t)ev->pos < j->prompts[c->prompt].n) c->plp[ev->pos] = ev->tok;
+        return;
+    }
     if (ev->type == ENG_EV_TOKEN) {
         if (!c->done && !j->finished) on_token(j, c, ev);
         return;
@@ -561,7 +621,7 @@ void gen_on_event(srv_t *s, const eng_event_t *ev) {
     j->n_live--;
     if (!c->done && !j->finished) {
         /* the engine counted a sampled stop token the text never shows */
-        c->n_tokens = ev->usage.completion_tokens;
+        c->n_tokens = j->r.score_only ? 0 : ev->usage.completion_tokens;
         if (ev->finish == ENG_FINISH_ERROR) {
             j->failed = true;
             sl_warn("model %s: generation failed: %s", j->m->id, ev->error ? ev->error : "?");
@@ -577,7 +637,7 @@ void gen_on_event(srv_t *s, const eng_event_t *ev) {
                 free(body);
             }
         }
-        choice_end(j, c, ev->finish == ENG_FINISH_LENGTH ? "length" : "stop");
+        choice_end(j, c, ev->finish == ENG_FINISH_LENGTH || j->r.score_only ? "length" : "stop");
     }
     job_maybe_free(j);
 }
@@ -760,6 +820,7 @@ static int check_lengths(gen_job_t *j, int *max_tokens, oai_error_t *e) {
     } else {
         *max_tokens = n_ctx - (int)longest;
     }
+    if (j->r.score_only) *max_tokens = 1;
     return 0;
 }
 
@@ -777,6 +838,8 @@ static void stream_start(gen_job_t *j) {
         gen_choice_t *c = &j->ch[i];
         if (j->r.chat) {
             stream_delta(j, c, "", 0, NULL, NULL, true);
+        } else if (c->plp) {
+            c->echo_pending = true;
         } else if (j->r.echo) {
             const char *t = j->prompts[c->prompt].text ? j->prompts[c->prompt].text : "";
             stream_delta(j, c, t, strlen(t), NULL, NULL, false);
@@ -861,13 +924,22 @@ void gen_handle(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, bool cha
             sl_buf_puts(&c->text, j->prompts[c->prompt].text);
             c->text_off = c->text.len;
         }
+        if (j->r.echo && j->r.logprobs) {
+            c->plp = calloc(j->prompts[c->prompt].n, sizeof *c->plp);
+            if (!c->plp) {
+                oai_fail(&e, 500, "server_error", NULL, NULL, "out of memory");
+                goto fail_hook;
+            }
+        }
     }
     for (int i = 0; i < j->n_ch; i++) {
         gen_choice_t *c = &j->ch[i];
         eng_request_t er = {0};
         er.prompt = j->prompts[c->prompt].ids;
         er.n_prompt = j->prompts[c->prompt].n;
-        er.max_tokens = max_tokens;
+        er.max_tokens = j->r.score_only ? 1 : max_tokens;
+        er.score_prompt = c->plp != NULL;
+        er.score_top = j->r.top_logprobs;
         er.sampling = j->r.smp;
         er.sampling.seed = j->r.has_seed ? j->r.seed + (uint64_t)(i % j->r.n) : rng_next(s);
         er.stop_ids = j->r.fim ? j->m->fim_stop : j->m->eog;

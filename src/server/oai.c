@@ -474,7 +474,9 @@ int oai_parse(const char *body, size_t len, bool chat, oai_req_t *r, oai_error_t
     if ((rc = get_int(b, "n", 1, OAI_MAX_N, &ll, e)) < 0) return -1;
     if (rc) r->n = (int)ll;
     long long mt = 0, mct = 0;
-    if (get_int(b, "max_tokens", 1, INT32_MAX, &mt, e) < 0) return -1;
+    /* completions: max_tokens 0 with echo scores the prompt only (checked below) */
+    if ((rc = get_int(b, "max_tokens", chat ? 1 : 0, INT32_MAX, &mt, e)) < 0) return -1;
+    bool zero_max = rc > 0 && mt == 0;
     if (get_int(b, "max_completion_tokens", 1, INT32_MAX, &mct, e) < 0) return -1;
     r->max_tokens = (int)(mct ? mct : mt);
     if ((rc = get_int(b, "seed", INT64_MIN, INT64_MAX, &ll, e)) < 0) return -1;
@@ -501,6 +503,12 @@ int oai_parse(const char *body, size_t len, bool chat, oai_req_t *r, oai_error_t
             r->top_logprobs = (int)ll;
         }
         if (get_bool(b, "echo", &r->echo, e) < 0) return -1;
+        if (zero_max && !mct) {
+            if (!r->echo)
+                return oai_fail(e, 400, NULL, "invalid_value", "max_tokens",
+                                "'max_tokens' 0 is only allowed with 'echo': true (scoring the prompt).");
+            r->score_only = true;
+        }
         if ((rc = get_int(b, "best_of", 1, OAI_MAX_N, &ll, e)) < 0) return -1;
         if (rc && ll != r->n && ll != 1)
             return oai_fail(e, 400, NULL, "invalid_value", "best_of",

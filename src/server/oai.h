@@ -58,6 +58,7 @@ typedef struct oai_req {
     bool logprobs;         /* chat: logprobs:true; completions: logprobs given */
     int top_logprobs;      /* alternatives per token */
     bool echo;             /* completions */
+    bool score_only;       /* completions: echo with max_tokens 0 (score the prompt, generate nothing) */
     char *stop[OAI_MAX_STOP];
     int n_stop;
     oai_prompt_t *prompts; /* completions: 1..OAI_MAX_PROMPTS */

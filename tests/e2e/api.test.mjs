@@ -191,6 +191,51 @@ test("logprobs: chat top_logprobs and completions logprobs", async () => {
   assert.equal(none.choices[0].logprobs, null);
 });
 
+test("completions echo + logprobs scores the prompt like OpenAI, matching the generation path", async () => {
+  const prompt = "The quick brown fox jumps over the lazy dog, then naps.";
+  const r = await client.completions.create({ model: "tiny", prompt, max_tokens: 3, seed: 4, echo: true, logprobs: 3, return_token_ids: true });
+  const ids = r.choices[0].prompt_token_ids;
+  const lp = r.choices[0].logprobs;
+  const n = ids.length;
+  assert.ok(n > 8);
+  assert.equal(lp.tokens.length, n + r.usage.completion_tokens);
+  assert.equal(lp.token_logprobs[0], null, "the first prompt token has no logprob");
+  assert.equal(lp.top_logprobs[0], null);
+  assert.equal(lp.tokens.slice(0, n).join(""), prompt);
+  assert.equal(lp.text_offset[0], 0);
+  for (let q = 1; q < lp.tokens.length; q++) assert.equal(lp.text_offset[q], lp.text_offset[q - 1] + Buffer.byteLength(lp.tokens[q - 1]));
+  assert.ok(r.choices[0].text.startsWith(prompt));
+  // Each prompt position's scores equal the first generated token's scores
+  // after the same prefix (the sampler's path, no penalties: raw distribution).
+  for (const q of [1, 2, 5, n - 1]) {
+    const g = await client.completions.create({ model: "tiny", prompt: ids.slice(0, q), max_tokens: 1, logprobs: 3, seed: 1 });
+    const want = g.choices[0].logprobs.top_logprobs[0];
+    const got = lp.top_logprobs[q];
+    assert.equal(lp.token_logprobs[q] <= 0, true);
+    for (const [tok, v] of Object.entries(want)) {
+      assert.ok(tok in got, `position ${q}: ${tok} missing from ${JSON.stringify(got)}`);
+      assert.ok(Math.abs(got[tok] - v) < 1e-3, `position ${q}: ${tok} ${got[tok]} vs ${v}`);
+    }
+    const mine = lp.tokens[q];
+    if (mine in want) assert.ok(Math.abs(lp.token_logprobs[q] - want[mine]) < 1e-3);
+    assert.ok(lp.token_logprobs[q] <= Math.max(...Object.values(got)) + 1e-6);
+  }
+  // max_tokens 0 with echo: score only
+  const z = await client.completions.create({ model: "tiny", prompt, max_tokens: 0, echo: true, logprobs: 1 });
+  assert.equal(z.choices[0].text, prompt);
+  assert.equal(z.choices[0].finish_reason, "length");
+  assert.equal(z.usage.completion_tokens, 0);
+  assert.deepEqual(z.choices[0].logprobs.token_logprobs, lp.token_logprobs.slice(0, n).map((v) => v), "same scores");
+  await assert.rejects(client.completions.create({ model: "tiny", prompt, max_tokens: 0 }), (e) => e.status === 400 && e.param === "max_tokens");
+  // streaming: the echo chunk carries the prompt's scores
+  const st = await client.completions.create({ model: "tiny", prompt, max_tokens: 2, seed: 4, echo: true, logprobs: 3, stream: true });
+  let first = null;
+  for await (const c of st) if (!first && c.choices.length) first = c.choices[0];
+  assert.equal(first.text, prompt);
+  assert.deepEqual(first.logprobs.token_logprobs, lp.token_logprobs.slice(0, n));
+  await waitIdle(srv.url);
+});
+
 async function raw(method, p, body, headers = {}) {
   const r = await fetch(srv.url + p, { method, body, headers: { "content-type": "application/json", ...headers } });
   const text = await r.text();

@@ -7,6 +7,7 @@
  * cancellation, the queue limit and shutdown must each end a sequence with
  * exactly one FINISH of the right reason, and leave no live sequence.
  */
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +78,9 @@ typedef struct seqlog {
     int32_t toks[MAXTOK];
     int n_tok, n_finish;
     eng_event_t fin;
+    /* ENG_EV_PROMPT */
+    int n_prompt_ev, last_pos, bad_order;
+    smp_result_t plp[MAXTOK];
 } seqlog_t;
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -90,6 +94,11 @@ static void on_event(const eng_event_t *ev, void *ctx) {
     if (ev->type == ENG_EV_TOKEN) {
         if (l->n_tok < MAXTOK) l->toks[l->n_tok] = ev->tok.id;
         l->n_tok++;
+    } else if (ev->type == ENG_EV_PROMPT) {
+        if (ev->pos != l->last_pos + 1 || l->n_tok > 0) l->bad_order++;
+        l->last_pos = ev->pos;
+        if (ev->pos >= 0 && ev->pos < MAXTOK) l->plp[ev->pos] = ev->tok;
+        l->n_prompt_ev++;
     } else {
         l->fin = *ev;
         l->fin.error = NULL;
@@ -457,6 +466,66 @@ static void test_batched_steps(void) {
     eng_free(e);
 }
 
+/* Prompt scoring: every position after the first, in order, before any
+ * token, equal to a log-softmax of plain model_forward logits, also when
+ * the same prompt is in the prefix cache or scored twice at once. */
+static void test_prompt_scoring(void) {
+    enum { NP = 40, TOP = 3 };
+    static int32_t prompt[NP];
+    for (int i = 0; i < NP; i++) prompt[i] = (int32_t)((i * 13 + 5) % V);
+    /* reference: all logits of the prompt */
+    char err[SL_ERR_MAX];
+    sl_kv_t *kv = model_kv_new(model, CTX, SL_TYPE_F32, err, sizeof err);
+    static float all[NP * V];
+    CHECK(model_forward(model, NULL, kv, prompt, NP, all, true, err, sizeof err) == 0);
+    model_kv_free(kv);
+    eng_t *e = eng_new(model, &(eng_opts_t){.n_ctx = CTX, .max_running = 4, .kv = ENG_KV_F32}, on_event, NULL,
+                       err, sizeof err);
+    CHECK_MSG(e != NULL, "%s", err);
+    reset_logs();
+    uint64_t id;
+    /* a plain run first puts the prompt's blocks in the prefix cache */
+    eng_request_t r0 = greedy_req(prompt, NP, 2, &logs[0]);
+    CHECK(eng_submit(e, &r0, &id, err, sizeof err) == 0);
+    wait_finished(1);
+    CHECK(logs[0].n_prompt_ev == 0);
+    for (int k = 1; k <= 2; k++) {
+        eng_request_t r = greedy_req(prompt, NP, 3, &logs[k]);
+        r.score_prompt = true;
+        r.score_top = TOP;
+        CHECK(eng_submit(e, &r, &id, err, sizeof err) == 0);
+    }
+    wait_finished(3);
+    int32_t ref[3];
+    reference(model, prompt, NP, 3, ref);
+    for (int k = 1; k <= 2; k++) {
+        seqlog_t *l = &logs[k];
+        CHECK_MSG(l->n_prompt_ev == NP - 1, "%d prompt events", l->n_prompt_ev);
+        CHECK(l->bad_order == 0 && l->last_pos == NP - 1);
+        CHECK(l->n_tok == 3 && memcmp(l->toks, ref, sizeof ref) == 0);
+        CHECK(l->fin.usage.cached_tokens == 0); /* scoring computes the whole prompt */
+        double max_err = 0;
+        for (int q = 1; q < NP; q++) {
+            const float *row = all + (size_t)(q - 1) * V;
+            double mx = row[0], sum = 0;
+            for (int v = 1; v < V; v++) mx = row[v] > mx ? row[v] : mx;
+            for (int v = 0; v < V; v++) sum += exp(row[v] - mx);
+            const double lse = mx + log(sum);
+            const smp_result_t *t = &l->plp[q];
+            CHECK(t->id == prompt[q] && t->n_top == TOP);
+            max_err = fmax(max_err, fabs(t->logprob - (row[prompt[q]] - lse)));
+            for (int j = 0; j < t->n_top; j++) {
+                int better = 0; /* ids with a higher logit than the j-th */
+                for (int v = 0; v < V; v++) better += row[v] > row[t->top[j].id];
+                CHECK_MSG(better == j, "position %d: top %d is rank %d", q, j, better);
+                max_err = fmax(max_err, fabs(t->top[j].logprob - (row[t->top[j].id] - lse)));
+            }
+        }
+        CHECK_MSG(max_err < 1e-4, "prompt logprobs differ from the reference by %g", max_err);
+    }
+    eng_free(e);
+}
+
 int main(void) {
     write_model();
     char err[SL_ERR_MAX];
@@ -466,6 +535,7 @@ int main(void) {
         RUN(test_matches_reference_concurrently);
         RUN(test_stop_ids_and_errors);
         RUN(test_cancel_queue_shutdown);
+        RUN(test_prompt_scoring);
         RUN(test_prefix_cache_reuse);
         RUN(test_preemption_and_eviction);
         RUN(test_cancel_frees_blocks);

@@ -228,6 +228,12 @@ static void test_prefix_and_fim_fields(void) {
     CHECK(parse("{\"model\":\"m\",\"prompt\":\"x\",\"suffix\":null}", false, &r, &e) == 0);
     CHECK(!r.fim);
     oai_req_free(&r);
+    /* echo + max_tokens 0: score the prompt only */
+    CHECK(parse("{\"model\":\"m\",\"prompt\":\"x\",\"echo\":true,\"max_tokens\":0,\"logprobs\":2}", false, &r, &e) == 0);
+    CHECK(r.score_only && r.echo && r.logprobs && r.top_logprobs == 2);
+    oai_req_free(&r);
+    expect_err("{\"model\":\"m\",\"prompt\":\"x\",\"max_tokens\":0}", false, 400, "max_tokens");
+    expect_err("{\"model\":\"m\"," MSGS ",\"max_tokens\":0}", true, 400, "max_tokens");
     /* errors */
     expect_err("{\"model\":\"m\",\"prompt\":\"x\",\"suffix\":1}", false, 400, "suffix");
     expect_err("{\"model\":\"m\",\"prompt\":\"x\",\"suffix\":\"y\",\"echo\":true}", false, 400, "echo");

@@ -189,6 +189,10 @@ static void job_cancel_all(gen_job_t *j) {
 
 void gen_conn_lost(gen_job_t *j) {
     job_cancel_all(j);
+    /* A stream whose client went away: libevent detaches the unfinished
+     * request from the dying connection and leaves it to us; ending it
+     * frees it. (A request still on its connection is freed with it.) */
+    if (j->req && !evhttp_request_get_connection(j->req)) evhttp_send_reply_end(j->req);
     if (!j->finished) job_hook_finish_later(j, "cancelled");
     job_release(j);
     job_maybe_free(j);

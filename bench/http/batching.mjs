@@ -3,7 +3,10 @@
 //  1. Aggregate decode throughput at C = 1, 4, 16, 32 concurrent streams:
 //     each stream is a streaming /v1/completions with its own 16 random
 //     prompt token ids (no shared prefix) and max_tokens N; the rate is
-//     (tokens received by all streams) / (wall time of the wave).
+//     (tokens received by all streams) / (wall time of the wave), and the
+//     steady decode rate: chunks arriving while every stream is decoding
+//     (after the last first token, before the first stream ends) / that
+//     window — prefill excluded.
 //  2. Time to first token for a 2,000-token shared system prompt: a request
 //     with a fresh 2,000-token prefix + 8-token suffix (miss), then the same
 //     prefix with another suffix (hit: usage.prompt_tokens_details.
@@ -41,6 +44,7 @@ async function stream(url, prompt, maxTokens) {
   const reader = res.body.getReader();
   const dec = new TextDecoder();
   let buf = "", ttft = -1, tokens = 0, usage = null;
+  const times = [];
   for (;;) {
     const { value, done } = await reader.read();
     if (done) break;
@@ -52,12 +56,14 @@ async function stream(url, prompt, maxTokens) {
       const j = JSON.parse(ev.slice(6));
       if (j.usage) usage = j.usage;
       if (j.choices && j.choices.length) {
-        if (ttft < 0) ttft = performance.now() - t0;
+        const now = performance.now();
+        if (ttft < 0) ttft = now - t0;
+        times.push(now);
         tokens++;
       }
     }
   }
-  return { ttft_ms: ttft, tokens: usage ? usage.completion_tokens : tokens, ms: performance.now() - t0, usage };
+  return { ttft_ms: ttft, tokens: usage ? usage.completion_tokens : tokens, ms: performance.now() - t0, usage, times };
 }
 
 const median = (a) => { const s = [...a].sort((x, y) => x - y); return s[Math.floor(s.length / 2)]; };
@@ -78,7 +84,7 @@ async function main() {
     console.log(`\n== decode: C streams × ${NTOK} tokens (16-token distinct prompts), temperature 0`);
     let single = 0;
     for (const c of STREAMS) {
-      const rates = [];
+      const rates = [], steady = [];
       let ttfts = [];
       for (let r = 0; r < ROUNDS; r++) {
         const t0 = performance.now();
@@ -86,16 +92,20 @@ async function main() {
         const ms = performance.now() - t0;
         const tok = res.reduce((a, x) => a + x.tokens, 0);
         rates.push((tok * 1000) / ms);
+        const w0 = Math.max(...res.map((x) => x.times[0])), w1 = Math.min(...res.map((x) => x.times[x.times.length - 1]));
+        const inWin = res.reduce((a, x) => a + x.times.filter((t) => t > w0 && t <= w1).length, 0);
+        if (w1 > w0) steady.push((inWin * 1000) / (w1 - w0));
         ttfts = ttfts.concat(res.map((x) => x.ttft_ms));
         await waitIdle(url, 10000);
       }
-      const rate = median(rates);
-      if (c === 1) single = rate;
-      console.log(`C=${String(c).padStart(2)}: ${rate.toFixed(1)} tok/s aggregate (${(rate / c).toFixed(2)} per stream)` +
-        `${single ? `, ${(rate / single).toFixed(2)}x single` : ""}; median TTFT ${median(ttfts).toFixed(0)} ms` +
-        `  [rounds: ${rates.map((x) => x.toFixed(1)).join(", ")}]`);
+      const rate = median(rates), dec = steady.length ? median(steady) : NaN;
+      if (c === 1) single = dec;
+      console.log(`C=${String(c).padStart(2)}: steady decode ${dec.toFixed(1)} tok/s aggregate (${(dec / c).toFixed(2)} per stream, ` +
+        `${(dec / single).toFixed(2)}x single); whole wave incl. prefill ${rate.toFixed(1)} tok/s; median TTFT ${median(ttfts).toFixed(0)} ms` +
+        `  [rounds: ${steady.map((x) => x.toFixed(1)).join(", ")}]`);
     }
 
+    if (PREFIX <= 0) return;
     console.log(`\n== TTFT with a ${PREFIX}-token shared system prompt (+8 distinct tokens), max_tokens 1`);
     const miss = [], hit = [];
     let cached = 0;

@@ -44,6 +44,8 @@ typedef struct gen_choice {
     sl_buf_t text; /* non-stream: the whole output */
     int32_t *ids;  /* return_token_ids: the generated ids */
     size_t n_ids, cap_ids;
+    size_t ids_sent;       /* stream: ids already in a chunk */
+    bool prompt_ids_sent;  /* stream: prompt_token_ids already in a chunk */
     smp_result_t *plp; /* echo + logprobs: the prompt's scores by position (1..n-1) */
     bool echo_pending; /* stream: the echo chunk waits for the prompt's scores */
     json_t *lp;    /* non-stream logprobs: chat content array / completions object */
@@ -436,6 +438,25 @@ static void stream_delta(gen_job_t *j, gen_choice_t *c, const char *text, size_t
         sl_buf_putc(b, '"');
     } else {
         sl_buf_puts(b, "null");
+    }
+    if (j->r.return_token_ids) {
+        if (!c->prompt_ids_sent) {
+            const gen_prompt_t *g = &j->prompts[c->prompt];
+            sl_buf_puts(b, ",\"prompt_token_ids\":[");
+            for (size_t i = 0; i < g->n; i++) {
+                if (i) sl_buf_putc(b, ',');
+                put_int(b, g->ids[i]);
+            }
+            sl_buf_putc(b, ']');
+            c->prompt_ids_sent = true;
+        }
+        sl_buf_puts(b, ",\"token_ids\":[");
+        for (size_t i = c->ids_sent; i < c->n_ids; i++) {
+            if (i > c->ids_sent) sl_buf_putc(b, ',');
+            put_int(b, c->ids[i]);
+        }
+        sl_buf_putc(b, ']');
+        c->ids_sent = c->n_ids;
     }
     sl_buf_puts(b, j->r.include_usage ? "}],\"usage\":null}\n\n" : "}]}\n\n");
     if (!j->evb) j->evb = evbuffer_new();

@@ -86,6 +86,16 @@ for (const [name, f] of Object.entries(FAMILIES)) {
     const s = await streamText(await client.completions.create({ ...args, stream: true }), false);
     assert.equal(s.text, r.choices[0].text);
     assert.equal(s.finish, r.choices[0].finish_reason);
+    // return_token_ids in a stream: prompt ids once, then each chunk's new ids
+    let pids = null, tids = [];
+    for await (const c of await client.completions.create({ ...args, stream: true, return_token_ids: true })) {
+      const ch = c.choices[0];
+      if (!ch) continue;
+      if (ch.prompt_token_ids) { assert.equal(pids, null); pids = ch.prompt_token_ids; }
+      tids.push(...ch.token_ids);
+    }
+    assert.deepEqual(pids, want);
+    assert.deepEqual(tids, r.choices[0].token_ids);
   });
 
   test(`${name}: chat with prefix + suffix is the same FIM request`, async () => {

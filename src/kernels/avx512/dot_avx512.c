@@ -157,6 +157,14 @@ bool sl_kern_fill_avx512(sl_kern_table_t *t) {
     t->tile[SL_TYPE_Q4_0] = tile_q4_0;
     t->tile[SL_TYPE_Q5_0] = tile_q5_0;
     t->tile[SL_TYPE_Q8_0] = tile_q8_0;
+    /* Decode and small batches of these types take the VNNI dots and tiles
+     * above, not the AVX2 float-scale dots and panel GEMM inherited from the
+     * AVX2 table; from 16 tokens the AVX2 unpacked-row GEMM still applies. */
+    const sl_type_t own[] = {SL_TYPE_Q4_0, SL_TYPE_Q5_0, SL_TYPE_Q8_0};
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
+        t->dotf[own[i]] = NULL;
+        t->gemm[own[i]] = NULL;
+    }
     return true;
 }
 

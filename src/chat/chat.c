@@ -6,13 +6,18 @@
  * OpenAI-compatible servers built on transformers do for text models:
  *   - content given as an array of parts: text parts are joined with "\n"
  *     (vLLM's behaviour); any other part type is a request error;
- *   - null content becomes "" (as llama.cpp does), because
- *     templates concatenate and search it;
+ *   - null content stays None (transformers passes it through; templates
+ *     such as DeepSeek's test `content is none` to find tool-call turns);
  *   - tool_calls[].function.arguments, a JSON string on the wire, is parsed
- *     into a mapping (templates iterate it or run |tojson on it);
+ *     into a mapping (templates iterate it or run |tojson on it; vLLM);
+ *   - fallbacks, only when a render fails: arguments kept as the JSON string
+ *     (DeepSeek's templates concatenate them), then null content as ""
+ *     (templates that search or concatenate content, e.g. Qwen3's), then
+ *     both; the first variant that renders wins, else the first error.
  *   - `tools` and `documents` are None when the request has none, as
  *     transformers' apply_chat_template passes them.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -125,8 +130,16 @@ int chat_render_vars(const chat_tmpl_t *t, const json_t *vars, const chat_render
     return rc;
 }
 
-/* Returns a normalised deep copy of the messages array (see the top). */
-static json_t *normalise_messages(const json_t *msgs, char *err, size_t errlen) {
+/* Normalisation variants (see the top), tried in the order of `modes` in
+ * chat_render when a render fails: NORM_NULL_EMPTY turns null content into "", NORM_ARGS_STRING keeps
+ * tool-call arguments as their JSON string. */
+enum { NORM_NULL_EMPTY = 1, NORM_ARGS_STRING = 2 };
+
+/* Returns a normalised deep copy of the messages array (see the top).
+ * *has_null: some content is null; *has_args: some arguments string was
+ * parsed into a mapping (so the variants would differ). */
+static json_t *normalise_messages(const json_t *msgs, int mode, bool *has_null, bool *has_args, char *err,
+                                  size_t errlen) {
     json_t *out = json_deep_copy(msgs);
     if (!out) {
         sl_err(err, errlen, "out of memory");
@@ -171,9 +184,10 @@ static json_t *normalise_messages(const json_t *msgs, char *err, size_t errlen) 
                 goto fail;
             }
         } else if (json_is_null(content)) {
-            /* null (assistant turns with tool_calls): templates concatenate
-             * and search content, so give them "" as llama.cpp does */
-            json_object_set_new(m, "content", json_string(""));
+            /* null (assistant turns with tool_calls): None, as transformers
+             * passes it; "" in the fallback variants */
+            *has_null = true;
+            if (mode & NORM_NULL_EMPTY) json_object_set_new(m, "content", json_string(""));
         } else if (!json_is_string(content)) {
             sl_err(err, errlen, "messages[%zu].content must be a string, an array of parts or null", i);
             goto fail;
@@ -191,8 +205,13 @@ static json_t *normalise_messages(const json_t *msgs, char *err, size_t errlen) 
             if (json_is_string(args)) {
                 json_t *parsed = json_loadb(json_string_value(args), json_string_length(args),
                                             JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-                if (json_is_object(parsed)) json_object_set_new(fn, "arguments", parsed);
-                else json_decref(parsed);
+                if (json_is_object(parsed)) {
+                    *has_args = true;
+                    if (mode & NORM_ARGS_STRING) json_decref(parsed);
+                    else json_object_set_new(fn, "arguments", parsed);
+                } else {
+                    json_decref(parsed);
+                }
             }
         }
     }
@@ -212,24 +231,41 @@ int chat_render(const chat_tmpl_t *t, const json_t *request, const chat_render_o
     if (tools && !json_is_array(tools) && !json_is_null(tools)) return sl_err(err, errlen, "'tools' must be an array");
     if (o && o->kwargs && !json_is_object(o->kwargs)) return sl_err(err, errlen, "chat_template_kwargs must be an object");
 
-    json_t *norm = normalise_messages(msgs, err, errlen);
-    if (!norm) return -1;
     json_t *vars = json_object();
-    int rc = -1;
-    if (!vars) {
-        sl_err(err, errlen, "out of memory");
-        goto done;
-    }
-    json_object_set(vars, "messages", norm);
+    if (!vars) return sl_err(err, errlen, "out of memory");
     json_object_set_new(vars, "tools", tools ? json_deep_copy(tools) : json_null());
     json_object_set_new(vars, "documents", json_null());
     json_object_set_new(vars, "add_generation_prompt", json_boolean(o && o->add_generation_prompt));
     json_object_set_new(vars, "bos_token", json_string(o && o->bos_token ? o->bos_token : ""));
     json_object_set_new(vars, "eos_token", json_string(o && o->eos_token ? o->eos_token : ""));
     if (o && o->kwargs) json_object_update(vars, (json_t *)o->kwargs);
-    rc = chat_render_vars(t, vars, o, out, err, errlen);
-done:
+    /* the transformers form first; the fallback variants only when it fails
+     * and they differ from it (see the top) */
+    const size_t start = out->len;
+    bool has_null = false, has_args = false;
+    char first_err[SL_ERR_MAX] = "";
+    int rc = -1;
+    static const int modes[4] = {0, NORM_ARGS_STRING, NORM_NULL_EMPTY, NORM_NULL_EMPTY | NORM_ARGS_STRING};
+    for (int k = 0; k < 4; k++) {
+        const int mode = modes[k];
+        if (mode && (((mode & NORM_NULL_EMPTY) && !has_null) || ((mode & NORM_ARGS_STRING) && !has_args))) continue;
+        json_t *norm = normalise_messages(msgs, mode, &has_null, &has_args, err, errlen);
+        if (!norm) {
+            json_decref(vars);
+            return -1;
+        }
+        json_object_set_new(vars, "messages", norm);
+        out->len = start;
+        if (out->data) out->data[start] = '\0';
+        rc = chat_render_vars(t, vars, o, out, err, errlen);
+        if (rc == 0) break;
+        if (mode == 0 && err && errlen) snprintf(first_err, sizeof first_err, "%s", err);
+    }
+    if (rc != 0) {
+        out->len = start;
+        if (out->data) out->data[start] = '\0';
+        if (err && errlen) snprintf(err, errlen, "%s", first_err);
+    }
     json_decref(vars);
-    json_decref(norm);
     return rc;
 }

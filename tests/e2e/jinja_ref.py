@@ -4,7 +4,8 @@ Hugging Face transformers configures it in apply_chat_template
 (ImmutableSandboxedEnvironment, trim_blocks, lstrip_blocks, loopcontrols,
 transformers' tojson / raise_exception / strftime_now), with the request
 normalisation Silica documents in docs/chat.md (text parts joined with "\\n",
-tool-call arguments parsed from their JSON string).
+null content kept as None, tool-call arguments parsed from their JSON string,
+and the fallback variants when that fails to render).
 
 usage: jinja_ref.py TEMPLATE_FILE REQUEST_JSON [--bos T] [--eos T] [--now EPOCH]
        jinja_ref.py --expr 'TEMPLATE SOURCE' VARS_JSON   (raw variables, no normalisation)
@@ -48,7 +49,17 @@ def make_env(now):
     return env
 
 
-def normalise(messages):
+NULL_EMPTY = 1   # variant: null content becomes ""
+ARGS_STRING = 2  # variant: tool-call arguments stay the JSON string
+
+
+def normalise(messages, mode=0, seen=None):
+    """The messages as the template sees them. mode 0 is what transformers
+    (with vLLM's parsing of tool-call arguments) passes: null content stays
+    None. The variants are only used when mode 0 fails to render (see
+    render_request). seen collects "null" / "args" when a variant would
+    differ."""
+    seen = seen if seen is not None else set()
     out = []
     for m in messages:
         m = dict(m)
@@ -56,7 +67,9 @@ def normalise(messages):
         if isinstance(c, list):
             m["content"] = "\n".join(p["text"] for p in c)
         elif "content" in m and c is None:
-            m["content"] = ""
+            seen.add("null")
+            if mode & NULL_EMPTY:
+                m["content"] = ""
         calls = m.get("tool_calls")
         if isinstance(calls, list):
             new_calls = []
@@ -67,7 +80,9 @@ def normalise(messages):
                     try:
                         parsed = json.loads(fn["arguments"])
                         if isinstance(parsed, dict):
-                            fn["arguments"] = parsed
+                            seen.add("args")
+                            if not mode & ARGS_STRING:
+                                fn["arguments"] = parsed
                     except ValueError:
                         pass
                 new_calls.append(tc)
@@ -77,8 +92,26 @@ def normalise(messages):
 
 
 def render_request(env, source, req, bos, eos, compiled=None):
+    """Renders with null content as None and parsed arguments; when that
+    fails, tries arguments as strings, then null content as "", then both
+    (only variants that differ); the first that renders wins, else the first
+    error is raised. Silica's chat_render does the same."""
+    seen = set()
+    first = None
+    for mode in (0, ARGS_STRING, NULL_EMPTY, NULL_EMPTY | ARGS_STRING):
+        if mode and ((mode & NULL_EMPTY and "null" not in seen) or (mode & ARGS_STRING and "args" not in seen)):
+            continue
+        try:
+            return render_variant(env, source, req, bos, eos, compiled, normalise(req["messages"], mode, seen))
+        except Exception as e:  # noqa: BLE001 - any template failure triggers the next variant
+            if first is None:
+                first = e
+    raise first
+
+
+def render_variant(env, source, req, bos, eos, compiled, messages):
     variables = {
-        "messages": normalise(req["messages"]),
+        "messages": messages,
         "tools": req.get("tools"),
         "documents": None,
         "add_generation_prompt": req.get("add_generation_prompt", True),

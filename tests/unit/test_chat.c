@@ -82,7 +82,8 @@ static void test_parts_and_tool_calls(void) {
     json_t *kw = json_loads("{\"enable_thinking\": false}", 0, NULL);
     chat_render_opts_t o = {.bos_token = "<s>", .eos_token = "</s>", .add_generation_prompt = true, .kwargs = kw};
     char *p = render_req(tmpl, req, &o, err, sizeof err);
-    const char *want = "user:a\nb|;assistant:|fOslo{\"city\": \"Oslo\", \"n\": 2};assistant:x|g\"not json\";TrueTrueTrue<s></s>False";
+    /* null content stays None, as transformers passes it (jinja2 prints None) */
+    const char *want = "user:a\nb|;assistant:None|fOslo{\"city\": \"Oslo\", \"n\": 2};assistant:x|g\"not json\";TrueTrueTrue<s></s>False";
     CHECK_MSG(p && !strcmp(p, want), "\n got  [%s]\n want [%s] %s", p ? p : "", want, err);
     free(p);
     json_decref(kw);
@@ -91,6 +92,36 @@ static void test_parts_and_tool_calls(void) {
                    "{\"messages\":[],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"w\"}}]}", NULL, err, sizeof err);
     CHECK(p && !strcmp(p, "1w"));
     free(p);
+}
+
+/* Null content and tool-call arguments: the transformers form (None, parsed
+ * arguments) first; when it fails to render, arguments as the JSON string
+ * (DeepSeek's templates concatenate them), then null content as "" (Qwen3's
+ * searches it), then both. The first error is reported when all fail. */
+static void test_null_content_fallbacks(void) {
+    char err[SL_ERR_MAX];
+    const char *req =
+        "{\"messages\":[{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"type\":\"function\","
+        "\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"a\\\":1}\"}}]}]}";
+    /* DeepSeek style: `content is none` branch, arguments concatenated */
+    char *p = render_req("{% for m in messages %}{% if m.content is none %}{{ 'call:' + m.tool_calls[0].function.arguments }}"
+                         "{% else %}text:{{ m.content }}{% endif %}{% endfor %}",
+                         req, NULL, err, sizeof err);
+    CHECK_MSG(p && !strcmp(p, "call:{\"a\":1}"), "[%s] %s", p ? p : "", err);
+    free(p);
+    /* parsed arguments render first when they can */
+    p = render_req("{% for m in messages %}{{ m.content is none }}{{ m.tool_calls[0].function.arguments.a }}{% endfor %}", req,
+                   NULL, err, sizeof err);
+    CHECK_MSG(p && !strcmp(p, "True1"), "[%s] %s", p ? p : "", err);
+    free(p);
+    /* Qwen3 style: `'x' in content` fails on None -> "" */
+    p = render_req("{% for m in messages %}{{ '</think>' in m.content }}{{ m.tool_calls[0].function.arguments|tojson }}{% endfor %}",
+                   req, NULL, err, sizeof err);
+    CHECK_MSG(p && !strcmp(p, "False{\"a\": 1}"), "[%s] %s", p ? p : "", err);
+    free(p);
+    /* every variant fails: the first error (line:col of the first render) */
+    p = render_req("{% for m in messages %}{{ raise_exception('no ' ~ m.role) }}{% endfor %}", req, NULL, err, sizeof err);
+    CHECK_MSG(!p && strstr(err, "template error at 1:") && strstr(err, "no assistant"), "%s", err);
 }
 
 static void test_request_errors(void) {
@@ -129,6 +160,7 @@ int main(void) {
     RUN(test_limits);
     RUN(test_chatml_fallback);
     RUN(test_parts_and_tool_calls);
+    RUN(test_null_content_fallbacks);
     RUN(test_request_errors);
     RUN(test_uses_var);
     RUN(test_strftime_now);

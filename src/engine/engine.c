@@ -42,9 +42,30 @@
 #include "base/base.h"
 #include "base/pool.h"
 #include "engine/kvcache.h"
+#include "grammar/grammar.h"
 
 const double eng_hist_bounds[ENG_HIST_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                                                   1.0,   2.5,  5.0,   10.0, 30.0, 60.0, 120.0};
+
+/* A sequence's grammar (eng_grammar_t, copied) and its matcher. */
+typedef struct eng_gram {
+    int kind;
+    char *text; /* source, until the worker resolved it to ix */
+    size_t len;
+    gram_index_t *ix;  /* a reference */
+    gram_matcher_t *m; /* created at the first sample (non-lazy) or at the trigger */
+    char *err;         /* the worker could not build the index: finish with this */
+    char *prefix;
+    size_t prefix_len;
+    /* lazy */
+    bool lazy, off;    /* off: triggered but refused (or failed): unconstrained from then on */
+    char **words, **start_words;
+    size_t n_words, n_start_words, max_word;
+    int32_t *trig_ids;
+    size_t n_trig_ids;
+    sl_buf_t out;      /* prefix + output bytes so far (lazy, until triggered) */
+    bool start_open;   /* a start word may still match at the start */
+} eng_gram_t;
 
 typedef struct eng_seq {
     struct eng_seq *next;
@@ -76,7 +97,19 @@ typedef struct eng_seq {
     int score_top;
     int n_scored;         /* prompt positions reported (starts at 1) */
     float *score_logits;  /* ENG_SCORE_CHUNK x n_vocab, while scoring */
+    eng_gram_t *g;        /* grammar, or NULL */
 } eng_seq_t;
+
+/* Work for the grammar worker: resolve a sequence's index before it is
+ * queued for admission, or answer an eng_grammar_prepare(). */
+typedef struct prep_item {
+    struct prep_item *next;
+    eng_seq_t *seq;       /* a sequence, or NULL for a prepare request: */
+    int kind;
+    char *text, *prefix;
+    size_t len, prefix_len;
+    void *user;
+} prep_item_t;
 
 struct eng {
     sl_model_t *model;
@@ -104,6 +137,15 @@ struct eng {
     int n_pending, n_running;
     eng_stats_t st; /* under mu */
     uint64_t win_t0, win_gen; /* tokens/s window (under mu) */
+    /* grammars */
+    const gram_vocab_t *gv;  /* NULL: no grammars */
+    uint32_t *mask;          /* gram_mask_words(gv), engine thread */
+    pthread_t prep_thread;
+    bool prep_started;
+    pthread_cond_t prep_cv;  /* under mu */
+    prep_item_t *prep_head, *prep_tail; /* under mu */
+    eng_seq_t *prep_cur;     /* the sequence the worker is resolving (under mu) */
+    int n_prep;              /* sequences with the worker (queued or in hand), under mu */
 };
 
 /* ------------------------------------------------------------- helpers */
@@ -146,8 +188,25 @@ static void hist_add(eng_hist_t *h, double sec) {
     h->n++;
 }
 
+static void gram_state_free(eng_gram_t *g) {
+    if (!g) return;
+    gram_matcher_free(g->m);
+    gram_index_release(g->ix);
+    free(g->text);
+    free(g->err);
+    free(g->prefix);
+    for (size_t i = 0; i < g->n_words; i++) free(g->words[i]);
+    for (size_t i = 0; i < g->n_start_words; i++) free(g->start_words[i]);
+    free(g->words);
+    free(g->start_words);
+    free(g->trig_ids);
+    sl_buf_free(&g->out);
+    free(g);
+}
+
 static void seq_free(eng_seq_t *s) {
     if (!s) return;
+    gram_state_free(s->g);
     free(s->toks);
     free(s->blocks);
     free(s->stop_ids);
@@ -313,17 +372,156 @@ static int seq_push_token(eng_seq_t *s, int32_t id) {
     return 0;
 }
 
+/* ------------------------------------------------------------ grammars */
+
+/* Creates g's matcher and advances it over bytes (the prefix, or a lazy
+ * grammar's output from its trigger). 0, or -1 with err. */
+static int gram_start(eng_gram_t *g, const char *bytes, size_t n, char *err, size_t errlen) {
+    g->m = gram_matcher_new(g->ix, err, errlen);
+    if (!g->m) return -1;
+    if (n && gram_matcher_accept_bytes(g->m, bytes, n) != 0) {
+        gram_matcher_free(g->m);
+        g->m = NULL;
+        return sl_err(err, errlen, "the grammar does not accept the text the output continues (%zu bytes)", n);
+    }
+    return 0;
+}
+
+/* Lazy grammar: appends text to the output so far and looks for a trigger
+ * (trigger says the text is a trigger id's); on one, the matcher starts from
+ * the trigger's first byte. */
+static void gram_lazy_feed(eng_gram_t *g, const char *text, size_t n, bool trigger) {
+    if (g->m || g->off) return;
+    const size_t old = g->out.len;
+    if (n && sl_buf_append(&g->out, text, n) != 0) {
+        g->off = true;
+        return;
+    }
+    if (g->out.len == 0) return;
+    const char *o = g->out.data;
+    size_t at = SIZE_MAX;
+    if (trigger) at = old;
+    if (at == SIZE_MAX && g->start_open) {
+        size_t q = 0;
+        while (q < g->out.len && (o[q] == ' ' || o[q] == '\t' || o[q] == '\n' || o[q] == '\r')) q++;
+        bool maybe = q == g->out.len;
+        for (size_t k = 0; k < g->n_start_words && at == SIZE_MAX && q < g->out.len; k++) {
+            const size_t wl = strlen(g->start_words[k]), have = g->out.len - q;
+            if (memcmp(o + q, g->start_words[k], SL_MIN(wl, have)) != 0) continue;
+            if (have >= wl) at = q;
+            else maybe = true;
+        }
+        if (at == SIZE_MAX && !maybe) g->start_open = false;
+    }
+    if (at == SIZE_MAX && g->n_words) {
+        /* a new match ends in the new text */
+        const size_t from = old + 1 > g->max_word ? old + 1 - g->max_word : 0;
+        for (size_t k = 0; k < g->n_words; k++) {
+            const char *hit = memmem(o + from, g->out.len - from, g->words[k], strlen(g->words[k]));
+            if (hit && (size_t)(hit - o) < at) at = (size_t)(hit - o);
+        }
+    }
+    if (at == SIZE_MAX) return;
+    char err[SL_ERR_MAX];
+    if (gram_start(g, o + at, g->out.len - at, err, sizeof err) != 0) g->off = true; /* unconstrained */
+    sl_buf_free(&g->out);
+}
+
+/* The request's grammar, copied. NULL + err. */
+static eng_gram_t *gram_state_new(eng_t *e, const eng_grammar_t *r, char *err, size_t errlen) {
+    if (!e->gv) {
+        sl_err(err, errlen, "constrained generation is not available for this model (no grammar vocabulary)");
+        return NULL;
+    }
+    if (r->kind < GRAM_SRC_GBNF || r->kind > GRAM_SRC_JSON_OBJECT) {
+        sl_err(err, errlen, "unknown grammar kind %d", r->kind);
+        return NULL;
+    }
+    eng_gram_t *g = calloc(1, sizeof *g);
+    if (!g) goto oom;
+    g->kind = r->kind;
+    if (r->index) {
+        if (gram_index_retain(r->index) != 0) {
+            free(g);
+            sl_err(err, errlen, "the grammar index was not made by gram_index_cached");
+            return NULL;
+        }
+        g->ix = r->index;
+    } else {
+        const bool has_text = r->kind != GRAM_SRC_JSON_ANY && r->kind != GRAM_SRC_JSON_OBJECT;
+        if (has_text && !r->text) {
+            free(g);
+            sl_err(err, errlen, "the grammar has no source text");
+            return NULL;
+        }
+        g->len = has_text ? r->len : 0;
+        if (!(g->text = malloc(g->len + 1))) goto oom;
+        if (g->len) memcpy(g->text, r->text, g->len);
+        g->text[g->len] = 0;
+    }
+    if (r->prefix_len) {
+        if (!(g->prefix = malloc(r->prefix_len))) goto oom;
+        memcpy(g->prefix, r->prefix, r->prefix_len);
+        g->prefix_len = r->prefix_len;
+    }
+    g->lazy = r->n_trigger_words || r->n_start_words || r->n_trigger_ids;
+    if (r->n_trigger_words && !(g->words = calloc(r->n_trigger_words, sizeof *g->words))) goto oom;
+    for (size_t i = 0; i < r->n_trigger_words; i++) {
+        if (!r->trigger_words[i] || !r->trigger_words[i][0]) continue;
+        if (!(g->words[g->n_words] = sl_strdup(r->trigger_words[i]))) goto oom;
+        g->max_word = SL_MAX(g->max_word, strlen(g->words[g->n_words]));
+        g->n_words++;
+    }
+    if (r->n_start_words && !(g->start_words = calloc(r->n_start_words, sizeof *g->start_words))) goto oom;
+    for (size_t i = 0; i < r->n_start_words; i++) {
+        if (!r->start_words[i] || !r->start_words[i][0]) continue;
+        if (!(g->start_words[g->n_start_words] = sl_strdup(r->start_words[i]))) goto oom;
+        g->n_start_words++;
+    }
+    g->start_open = g->n_start_words > 0;
+    if (r->n_trigger_ids) {
+        if (!(g->trig_ids = malloc(r->n_trigger_ids * sizeof *g->trig_ids))) goto oom;
+        memcpy(g->trig_ids, r->trigger_ids, r->n_trigger_ids * sizeof *g->trig_ids);
+        g->n_trig_ids = r->n_trigger_ids;
+    }
+    return g;
+oom:
+    gram_state_free(g);
+    sl_err(err, errlen, "out of memory");
+    return NULL;
+}
+
 /* Samples from logits (modified), emits TOKEN or finishes s. */
 static void seq_sample(eng_t *e, eng_seq_t *s, float *logits) {
     eng_event_t ev = {0};
     ev.type = ENG_EV_TOKEN;
     ev.id = s->id;
     ev.user = s->user;
-    if (smp_sample(s->smp, logits, &ev.tok) != 0) {
-        seq_finish(e, s, ENG_FINISH_ERROR, "no token left to sample (all logits masked)");
-        return;
+    eng_gram_t *g = s->g;
+    if (g && !g->m && !g->off && s->n_generated == 0 && s->n_toks == s->n_prompt) {
+        /* first token: the matcher starts after the prefix (a lazy one
+         * looks for a trigger in the prefix) */
+        char err[SL_ERR_MAX];
+        if (g->lazy) {
+            gram_lazy_feed(g, g->prefix, g->prefix_len, false);
+        } else if (gram_start(g, g->prefix, g->prefix_len, err, sizeof err) != 0) {
+            seq_finish(e, s, ENG_FINISH_ERROR, err);
+            return;
+        }
     }
-    smp_accept(s->smp, ev.tok.id);
+    if (g && g->m) {
+        if (smp_sample_grammar(s->smp, g->m, logits, e->mask, &ev.tok) != 0) {
+            if (gram_matcher_is_terminated(g->m)) seq_finish(e, s, ENG_FINISH_STOP, NULL);
+            else seq_finish(e, s, ENG_FINISH_ERROR, "no token the grammar allows is left to sample");
+            return;
+        }
+    } else {
+        if (smp_sample(s->smp, logits, &ev.tok) != 0) {
+            seq_finish(e, s, ENG_FINISH_ERROR, "no token left to sample (all logits masked)");
+            return;
+        }
+        smp_accept(s->smp, ev.tok.id);
+    }
     s->n_generated++;
     /* usage so far, so the server knows cached tokens before FINISH */
     ev.usage.prompt_tokens = s->n_prompt_done;
@@ -349,7 +547,15 @@ static void seq_sample(eng_t *e, eng_seq_t *s, float *logits) {
     ev.usage.cached_tokens = SL_MIN(s->n_cached, s->n_prompt_done);
     ev.usage.completion_tokens = s->n_generated;
     e->fn(&ev, e->ctx);
-    if (s->n_generated >= s->max_tokens || s->n_past >= e->o.n_ctx) seq_finish(e, s, ENG_FINISH_LENGTH, NULL);
+    if (g && !g->m && g->lazy && !g->off) {
+        size_t tl = 0;
+        const char *tb = gram_vocab_token(e->gv, ev.tok.id, &tl);
+        bool trig = false;
+        for (size_t i = 0; i < g->n_trig_ids; i++) trig |= g->trig_ids[i] == ev.tok.id;
+        gram_lazy_feed(g, tb, tl, trig);
+    }
+    if (g && g->m && gram_matcher_is_terminated(g->m)) seq_finish(e, s, ENG_FINISH_STOP, NULL); /* complete */
+    else if (s->n_generated >= s->max_tokens || s->n_past >= e->o.n_ctx) seq_finish(e, s, ENG_FINISH_LENGTH, NULL);
 }
 
 /* f had the same prompt as s and waited; s has just prefilled it: f takes
@@ -424,6 +630,17 @@ static void admit(eng_t *e) {
     for (;;) {
         pthread_mutex_lock(&e->mu);
         eng_seq_t *s = e->pending;
+        if (s && s->g && !s->g->ix) {
+            /* its grammar could not be built (the worker said why) */
+            e->pending = s->next;
+            if (!e->pending) e->pending_tail = NULL;
+            e->n_pending--;
+            s->next = NULL;
+            pthread_mutex_unlock(&e->mu);
+            seq_emit_finish(e, s, atomic_load(&s->cancel) ? ENG_FINISH_CANCELLED : ENG_FINISH_ERROR,
+                            s->g->err ? s->g->err : "cannot build the grammar");
+            continue;
+        }
         if (!s || e->n_running >= e->o.max_running || e->stopping) {
             pthread_mutex_unlock(&e->mu);
             return;
@@ -635,6 +852,73 @@ static void step(eng_t *e) {
     pthread_mutex_unlock(&e->mu);
 }
 
+/* The grammar worker: builds indexes (gram_index_cached) off the engine
+ * thread. A sequence whose grammar it resolves joins the tail of the queue
+ * afterwards; a prepare request gets its ENG_EV_GRAMMAR. */
+static void *prep_main(void *arg) {
+    eng_t *e = arg;
+    pthread_mutex_lock(&e->mu);
+    for (;;) {
+        while (!e->prep_head && !e->stopping) pthread_cond_wait(&e->prep_cv, &e->mu);
+        prep_item_t *it = e->prep_head;
+        if (!it) break; /* stopping, nothing left */
+        e->prep_head = it->next;
+        if (!e->prep_head) e->prep_tail = NULL;
+        e->prep_cur = it->seq;
+        const bool skip = e->stopping || (it->seq && atomic_load(&it->seq->cancel));
+        pthread_mutex_unlock(&e->mu);
+        char err[SL_ERR_MAX] = "the engine is shutting down";
+        gram_index_t *ix = NULL;
+        if (!skip) {
+            if (it->seq) ix = gram_index_cached(e->gv, it->seq->g->kind, it->seq->g->text, it->seq->g->len, err,
+                                                sizeof err);
+            else ix = gram_index_cached(e->gv, it->kind, it->text, it->len, err, sizeof err);
+        }
+        if (it->seq) {
+            eng_gram_t *g = it->seq->g;
+            g->ix = ix;
+            if (!ix && !skip) g->err = sl_strdup(err);
+            pthread_mutex_lock(&e->mu);
+            eng_seq_t *sq = it->seq;
+            if (e->stopping) atomic_store(&sq->cancel, true);
+            if (e->pending_tail) e->pending_tail->next = sq;
+            else e->pending = sq;
+            e->pending_tail = sq;
+            e->n_pending++;
+            e->n_prep--;
+            e->prep_cur = NULL;
+            pthread_cond_signal(&e->cv);
+        } else {
+            if (ix && it->prefix_len) {
+                gram_matcher_t *m = gram_matcher_new(ix, err, sizeof err);
+                if (!m || gram_matcher_accept_bytes(m, it->prefix, it->prefix_len) != 0) {
+                    if (m)
+                        sl_err(err, sizeof err,
+                               "the output must continue the given prefix, but the prefix does not match the "
+                               "grammar / response format");
+                    gram_index_release(ix);
+                    ix = NULL;
+                }
+                gram_matcher_free(m);
+            }
+            eng_event_t ev = {0};
+            ev.type = ENG_EV_GRAMMAR;
+            ev.user = it->user;
+            ev.t_ns = sl_now_ns();
+            ev.grammar = ix;
+            ev.finish = ix ? ENG_FINISH_STOP : ENG_FINISH_ERROR;
+            ev.error = ix ? NULL : err;
+            e->fn(&ev, e->ctx);
+            pthread_mutex_lock(&e->mu);
+        }
+        free(it->text);
+        free(it->prefix);
+        free(it);
+    }
+    pthread_mutex_unlock(&e->mu);
+    return NULL;
+}
+
 static void *eng_main(void *arg) {
     eng_t *e = arg;
     for (;;) {
@@ -642,13 +926,12 @@ static void *eng_main(void *arg) {
         admit(e);
         pthread_mutex_lock(&e->mu);
         if (!e->running) {
-            if (e->stopping && !e->pending) {
+            if (e->stopping && !e->pending && e->n_prep == 0) {
                 pthread_mutex_unlock(&e->mu);
                 break;
             }
-            if (!e->pending || e->stopping) {
-                if (!e->stopping) pthread_cond_wait(&e->cv, &e->mu);
-            }
+            /* idle, or stopping while the grammar worker still holds sequences */
+            if (!e->pending && (!e->stopping || e->n_prep)) pthread_cond_wait(&e->cv, &e->mu);
             pthread_mutex_unlock(&e->mu);
             continue;
         }
@@ -674,6 +957,7 @@ static void eng_destroy(eng_t *e) {
     free(e->tmp_logits);
     free(e->plan);
     free(e->batch);
+    free(e->mask);
     free(e);
 }
 
@@ -697,6 +981,13 @@ eng_t *eng_new(sl_model_t *m, const eng_opts_t *opts, eng_event_fn fn, void *ctx
     if (e->o.kv_block <= 0) e->o.kv_block = ENG_KV_BLOCK;
     if (e->o.max_batch_tokens <= 0) e->o.max_batch_tokens = 512;
     e->o.max_batch_tokens = SL_MAX(e->o.max_batch_tokens, e->o.max_running + 1);
+    e->gv = e->o.gram_vocab;
+    if (e->gv && gram_vocab_size(e->gv) != (size_t)e->n_vocab) {
+        sl_err(err, errlen, "the grammar vocabulary has %zu tokens, the model %d", gram_vocab_size(e->gv),
+               e->n_vocab);
+        free(e);
+        return NULL;
+    }
     e->kv_type = e->o.kv == ENG_KV_F32 ? SL_TYPE_F32 : e->o.kv == ENG_KV_Q8_0 ? SL_TYPE_Q8_0 : SL_TYPE_F16;
     e->bs = e->o.kv_block;
     const size_t bb = model_kv_block_bytes(m, e->bs, e->kv_type);
@@ -732,7 +1023,8 @@ eng_t *eng_new(sl_model_t *m, const eng_opts_t *opts, eng_event_fn fn, void *ctx
     e->pool = sl_pool_new(e->o.n_threads);
     e->kvc = kvc_new((int)n_blocks, e->bs);
     char e2[SL_ERR_MAX] = "out of memory";
-    if (e->logits && e->tmp_logits && e->plan && e->batch && e->pool && e->kvc)
+    if (e->gv) e->mask = malloc(gram_mask_words(e->gv) * sizeof *e->mask);
+    if (e->logits && e->tmp_logits && e->plan && e->batch && e->pool && e->kvc && (!e->gv || e->mask))
         e->kvp = model_kv_pool_new(m, (int)n_blocks, e->bs, e->kv_type, e2, sizeof e2);
     if (!e->kvp) {
         eng_destroy(e);
@@ -745,9 +1037,27 @@ eng_t *eng_new(sl_model_t *m, const eng_opts_t *opts, eng_event_fn fn, void *ctx
     e->win_t0 = sl_now_ns();
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cv, NULL);
-    if (pthread_create(&e->thread, NULL, eng_main, e) != 0) {
+    pthread_cond_init(&e->prep_cv, NULL);
+    if (e->gv && pthread_create(&e->prep_thread, NULL, prep_main, e) != 0) {
         pthread_mutex_destroy(&e->mu);
         pthread_cond_destroy(&e->cv);
+        pthread_cond_destroy(&e->prep_cv);
+        eng_destroy(e);
+        sl_err(err, errlen, "cannot start the grammar thread");
+        return NULL;
+    }
+    e->prep_started = e->gv != NULL;
+    if (pthread_create(&e->thread, NULL, eng_main, e) != 0) {
+        if (e->prep_started) {
+            pthread_mutex_lock(&e->mu);
+            e->stopping = true;
+            pthread_cond_signal(&e->prep_cv);
+            pthread_mutex_unlock(&e->mu);
+            pthread_join(e->prep_thread, NULL);
+        }
+        pthread_mutex_destroy(&e->mu);
+        pthread_cond_destroy(&e->cv);
+        pthread_cond_destroy(&e->prep_cv);
         eng_destroy(e);
         sl_err(err, errlen, "cannot start the engine thread");
         return NULL;
@@ -762,10 +1072,13 @@ void eng_free(eng_t *e) {
     /* every submitted sequence gets its FINISH (cancelled) */
     for (eng_seq_t *s = e->pending; s; s = s->next) atomic_store(&s->cancel, true);
     pthread_cond_signal(&e->cv);
+    pthread_cond_signal(&e->prep_cv);
     pthread_mutex_unlock(&e->mu);
     pthread_join(e->thread, NULL);
+    if (e->prep_started) pthread_join(e->prep_thread, NULL);
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->cv);
+    pthread_cond_destroy(&e->prep_cv);
     eng_destroy(e);
 }
 
@@ -811,9 +1124,22 @@ int eng_submit(eng_t *e, const eng_request_t *r, uint64_t *id, char *err, size_t
     s->score_top = r->score_top;
     s->n_scored = 1;
     atomic_init(&s->cancel, false);
+    prep_item_t *it = NULL;
+    if (eng_grammar_set(&r->grammar)) {
+        if (!(s->g = gram_state_new(e, &r->grammar, err, errlen))) {
+            seq_free(s);
+            return -1;
+        }
+        if (!s->g->ix && !(it = calloc(1, sizeof *it))) {
+            seq_free(s);
+            return sl_err(err, errlen, "out of memory");
+        }
+        if (it) it->seq = s;
+    }
 
     pthread_mutex_lock(&e->mu);
-    if (e->stopping || e->n_pending >= e->o.max_queued) {
+    if (e->stopping || e->n_pending + e->n_prep >= e->o.max_queued) {
+        free(it);
         pthread_mutex_unlock(&e->mu);
         seq_free(s);
         sl_err(err, errlen, "the server is busy: %d requests are waiting; retry shortly", e->o.max_queued);
@@ -823,10 +1149,18 @@ int eng_submit(eng_t *e, const eng_request_t *r, uint64_t *id, char *err, size_t
     s->t_submit = sl_now_ns();
     /* the engine thread may finish and free s as soon as mu is released */
     if (id) *id = s->id;
-    if (e->pending_tail) e->pending_tail->next = s;
-    else e->pending = s;
-    e->pending_tail = s;
-    e->n_pending++;
+    if (it) { /* to the grammar worker first; it queues s when the index is ready */
+        if (e->prep_tail) e->prep_tail->next = it;
+        else e->prep_head = it;
+        e->prep_tail = it;
+        e->n_prep++;
+        pthread_cond_signal(&e->prep_cv);
+    } else {
+        if (e->pending_tail) e->pending_tail->next = s;
+        else e->pending = s;
+        e->pending_tail = s;
+        e->n_pending++;
+    }
     e->st.submitted++;
     e->st.prompt_tokens += r->n_prompt;
     pthread_cond_signal(&e->cv);
@@ -840,16 +1174,57 @@ void eng_cancel(eng_t *e, uint64_t id) {
         if (s->id == id) atomic_store(&s->cancel, true);
     for (eng_seq_t *s = e->pending; s; s = s->next)
         if (s->id == id) atomic_store(&s->cancel, true);
+    for (prep_item_t *it = e->prep_head; it; it = it->next)
+        if (it->seq && it->seq->id == id) atomic_store(&it->seq->cancel, true);
+    if (e->prep_cur && e->prep_cur->id == id) atomic_store(&e->prep_cur->cancel, true);
     pthread_cond_signal(&e->cv);
     pthread_mutex_unlock(&e->mu);
+}
+
+int eng_grammar_prepare(eng_t *e, const eng_grammar_t *g, void *user, char *err, size_t errlen) {
+    if (!e->gv) return sl_err(err, errlen, "constrained generation is not available for this model (no grammar vocabulary)");
+    if (!g || g->kind < GRAM_SRC_GBNF || g->kind > GRAM_SRC_JSON_OBJECT)
+        return sl_err(err, errlen, "unknown grammar kind %d", g ? g->kind : 0);
+    const bool has_text = g->kind != GRAM_SRC_JSON_ANY && g->kind != GRAM_SRC_JSON_OBJECT;
+    if (has_text && !g->text) return sl_err(err, errlen, "the grammar has no source text");
+    prep_item_t *it = calloc(1, sizeof *it);
+    if (!it) return sl_err(err, errlen, "out of memory");
+    it->kind = g->kind;
+    it->user = user;
+    it->len = has_text ? g->len : 0;
+    it->text = malloc(it->len + 1);
+    it->prefix = g->prefix_len ? malloc(g->prefix_len) : NULL;
+    if (!it->text || (g->prefix_len && !it->prefix)) {
+        free(it->text);
+        free(it);
+        return sl_err(err, errlen, "out of memory");
+    }
+    if (it->len) memcpy(it->text, g->text, it->len);
+    it->text[it->len] = 0;
+    if (g->prefix_len) memcpy(it->prefix, g->prefix, g->prefix_len);
+    it->prefix_len = g->prefix_len;
+    pthread_mutex_lock(&e->mu);
+    if (e->stopping) {
+        pthread_mutex_unlock(&e->mu);
+        free(it->text);
+        free(it->prefix);
+        free(it);
+        return sl_err(err, errlen, "the engine is shutting down");
+    }
+    if (e->prep_tail) e->prep_tail->next = it;
+    else e->prep_head = it;
+    e->prep_tail = it;
+    pthread_cond_signal(&e->prep_cv);
+    pthread_mutex_unlock(&e->mu);
+    return 0;
 }
 
 void eng_stats(eng_t *e, eng_stats_t *st) {
     pthread_mutex_lock(&e->mu);
     *st = e->st;
     st->running = e->n_running;
-    st->queued = e->n_pending;
-    st->live = e->n_running + e->n_pending;
+    st->queued = e->n_pending + e->n_prep;
+    st->live = e->n_running + e->n_pending + e->n_prep;
     const uint64_t now = sl_now_ns();
     if (now - e->win_t0 >= 4000000000ull) /* idle: no step closed the window */
         st->tokens_per_s = (double)(e->st.tokens_generated - e->win_gen) * 1e9 / (double)(now - e->win_t0);

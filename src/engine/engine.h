@@ -63,8 +63,10 @@ typedef enum eng_finish {
 
 /* ENG_EV_PROMPT (only for requests with score_prompt): the logprob of
  * prompt token `pos` (1 .. n_prompt-1, in order, before any TOKEN) under
- * the model's raw distribution after the tokens before it. */
-typedef enum eng_ev_type { ENG_EV_TOKEN = 0, ENG_EV_FINISH, ENG_EV_PROMPT } eng_ev_type_t;
+ * the model's raw distribution after the tokens before it.
+ * ENG_EV_GRAMMAR: the answer to eng_grammar_prepare() (see below); `id` is
+ * 0, `user` the pointer given to it. */
+typedef enum eng_ev_type { ENG_EV_TOKEN = 0, ENG_EV_FINISH, ENG_EV_PROMPT, ENG_EV_GRAMMAR } eng_ev_type_t;
 
 typedef struct eng_usage {
     int prompt_tokens;     /* prompt tokens prefilled (fewer when cancelled during prefill) */
@@ -84,9 +86,65 @@ typedef struct eng_event {
     eng_finish_t finish;
     eng_usage_t usage;
     const char *error; /* ENG_FINISH_ERROR: a message; valid during the callback */
+    /* ENG_EV_GRAMMAR: the prepared index (a reference the receiver owns:
+     * pass it as eng_grammar_t.index, give it back with gram_index_release),
+     * or NULL with finish = ENG_FINISH_ERROR and `error` (the grammar does
+     * not compile — e.g. an unsupported JSON-Schema keyword, named — or the
+     * prefix is not accepted by it). */
+    struct gram_index *grammar;
 } eng_event_t;
 
 typedef void (*eng_event_fn)(const eng_event_t *ev, void *ctx);
+
+/* ---- grammar-constrained generation (structured output, tool calls) ----
+ *
+ * A sequence may carry a grammar (grammar/grammar.h). The engine gives each
+ * sequence its own matcher (n>1 => n matchers over one shared index); at
+ * every step the matcher's token mask is applied to the logits before
+ * logit_bias, penalties, temperature, top-k/p (smp_sample_grammar), so only
+ * tokens the grammar allows can be sampled. End-of-generation ids (those of
+ * the vocabulary given in eng_opts_t.gram_vocab) are allowed only where the
+ * grammar can end; when the grammar is complete and nothing else may follow
+ * (gram_matcher_is_terminated) the sequence finishes with ENG_FINISH_STOP.
+ * max_tokens still cuts (ENG_FINISH_LENGTH: the text may then be incomplete).
+ *
+ * The index: `index` if given (a reference from eng_grammar_prepare or
+ * gram_index_cached; the engine takes its own per sequence), else the engine
+ * compiles/looks up (kind, text) through gram_index_cached on its grammar
+ * worker thread before the sequence is admitted (never on the caller's
+ * thread, never inside a model step); a failure then finishes the sequence
+ * with ENG_FINISH_ERROR. To answer a bad grammar with a 400 before any
+ * response starts, prepare it first (eng_grammar_prepare) and submit with
+ * the index.
+ *
+ * Lazy grammars (tool_choice "auto"): when any trigger is given, the
+ * sequence is generated unconstrained until its output text (prefix
+ * included) contains a trigger word, starts with a start word (after
+ * leading whitespace), or a trigger id is sampled. A matcher is then fed
+ * the output from the trigger's first byte and constrains the rest (so the
+ * grammar's root must begin with the trigger text). If the grammar refuses
+ * those bytes the sequence goes on unconstrained. */
+typedef struct eng_grammar {
+    int kind;                 /* GRAM_SRC_*; 0 = no grammar */
+    const char *text;         /* GBNF / regex / JSON Schema text (copied); unused for JSON_ANY/OBJECT */
+    size_t len;
+    struct gram_index *index; /* optional prepared index (borrowed; the engine takes a reference) */
+    const char *const *trigger_words; /* lazy: anywhere in the output (copied) */
+    size_t n_trigger_words;
+    const char *const *start_words;   /* lazy: only at the start of the output, after whitespace */
+    size_t n_start_words;
+    const int32_t *trigger_ids;       /* lazy: sampling one of these ids (its text is fed) */
+    size_t n_trigger_ids;
+    /* Prefix continuation: the output continues text already in the prompt;
+     * the grammar is first advanced over these bytes (copied). */
+    const char *prefix;
+    size_t prefix_len;
+} eng_grammar_t;
+
+/* True when g asks for a grammar (kind set). */
+static inline bool eng_grammar_set(const eng_grammar_t *g) {
+    return g && g->kind != 0;
+}
 
 typedef struct eng_request {
     const int32_t *prompt; /* copied */
@@ -103,6 +161,8 @@ typedef struct eng_request {
      * ENG_SCORE_CHUNK tokens. */
     bool score_prompt;
     int score_top;
+    /* Constrained generation (see eng_grammar_t); zero = none. */
+    eng_grammar_t grammar;
 } eng_request_t;
 
 #define ENG_SCORE_CHUNK 16
@@ -120,6 +180,10 @@ typedef struct eng_opts {
     int max_batch_tokens; /* tokens per step (decode + prefill chunks); default 512 */
     int kv;               /* ENG_KV_DEFAULT (F16), ENG_KV_F16, ENG_KV_F32, ENG_KV_Q8_0 */
     bool no_prefix_cache; /* do not reuse cached blocks across sequences */
+    /* The model's vocabulary as grammar byte strings (borrowed; must outlive
+     * the engine; its size must equal the model's n_vocab). NULL: requests
+     * with a grammar are refused. */
+    const struct gram_vocab *gram_vocab;
 } eng_opts_t;
 
 #define ENG_KV_BLOCK 16
@@ -172,6 +236,14 @@ int eng_n_vocab(const eng_t *e);
  * sampling parameters). On success the FINISH event is guaranteed. */
 int eng_submit(eng_t *e, const eng_request_t *r, uint64_t *id, char *err, size_t errlen);
 void eng_cancel(eng_t *e, uint64_t id);
+
+/* Prepares g's index off the caller's thread: on the engine's grammar worker,
+ * gram_index_cached(kind, text) (a cache hit is immediate; a miss compiles
+ * and indexes: ~20-30 ms on a 152k vocabulary) and, when g->prefix is set,
+ * a check that the grammar accepts the prefix. Then ENG_EV_GRAMMAR with
+ * `user` (always exactly one, also at shutdown). Triggers are ignored here.
+ * Returns 0, or -1 with a message (no grammar vocabulary, out of memory). */
+int eng_grammar_prepare(eng_t *e, const eng_grammar_t *g, void *user, char *err, size_t errlen);
 void eng_stats(eng_t *e, eng_stats_t *st);
 
 /* Appends Prometheus text for n engines (label model="names[i]"): running /

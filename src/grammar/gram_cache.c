@@ -170,6 +170,25 @@ void gram_index_release(gram_index_t *ix) {
     pthread_mutex_unlock(&cache_mu);
 }
 
+int gram_index_retain(gram_index_t *ix) {
+    if (!ix) return -1;
+    pthread_mutex_lock(&cache_mu);
+    for (centry_t *e = cache_head; e; e = e->next)
+        if (e->ix == ix) {
+            e->refs++;
+            pthread_mutex_unlock(&cache_mu);
+            return 0;
+        }
+    for (centry_t *e = retired; e; e = e->next)
+        if (e->ix == ix) {
+            e->refs++;
+            pthread_mutex_unlock(&cache_mu);
+            return 0;
+        }
+    pthread_mutex_unlock(&cache_mu);
+    return -1;
+}
+
 void gram_cache_set_limit(size_t max_entries) {
     pthread_mutex_lock(&cache_mu);
     cache_limit = max_entries;

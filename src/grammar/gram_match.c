@@ -409,6 +409,19 @@ size_t gram_vocab_size(const gram_vocab_t *v) {
     return v->n_vocab;
 }
 
+const char *gram_vocab_token(const gram_vocab_t *v, int32_t id, size_t *len) {
+    if (!v || id < 0 || (size_t)id >= v->n_vocab) {
+        if (len) *len = 0;
+        return NULL;
+    }
+    if (len) *len = v->len[id];
+    return v->blob + v->off[id];
+}
+
+bool gram_vocab_is_eog(const gram_vocab_t *v, int32_t id) {
+    return v && id >= 0 && (size_t)id < v->n_vocab && v->is_eog[id];
+}
+
 size_t gram_mask_words(const gram_vocab_t *v) {
     return v->n_words;
 }

@@ -80,6 +80,11 @@ gram_vocab_t *gram_vocab_new(const char *const *tok_bytes, const size_t *tok_len
                              const int32_t *eog_ids, size_t n_eog, char *err, size_t errlen);
 void gram_vocab_free(gram_vocab_t *v);
 size_t gram_vocab_size(const gram_vocab_t *v);
+/* The byte string of token id (*len bytes; not NUL-terminated; len 0 for
+ * excluded tokens), NULL when id is out of range. */
+const char *gram_vocab_token(const gram_vocab_t *v, int32_t id, size_t *len);
+/* True when id is one of the vocabulary's end-of-generation ids. */
+bool gram_vocab_is_eog(const gram_vocab_t *v, int32_t id);
 /* Number of uint32 words in a token mask: (n_vocab + 31) / 32. */
 size_t gram_mask_words(const gram_vocab_t *v);
 
@@ -111,6 +116,10 @@ enum {
 gram_index_t *gram_index_cached(const gram_vocab_t *v, int kind, const char *text, size_t len,
                                 char *err, size_t errlen);
 void gram_index_release(gram_index_t *ix);
+/* Takes one more reference on an index that gram_index_cached returned
+ * (each reference is given back with gram_index_release). Returns 0, or -1
+ * when ix is not a cached index (nothing taken then). */
+int gram_index_retain(gram_index_t *ix);
 void gram_cache_set_limit(size_t max_entries);
 size_t gram_cache_size(void); /* listed entries */
 

@@ -1,4 +1,4 @@
-/* deps: engine sampling model kernels gguf base */
+/* deps: engine sampling grammar model kernels gguf base */
 /*
  * test_engine.c — the engine against the model API it schedules: a tiny
  * random llama model is written to a temp file; greedy generation through

@@ -27,6 +27,7 @@
 
 #include "server/server_int.h"
 #include "server/stopstr.h"
+#include "server/tools.h"
 
 typedef struct gen_choice {
     gen_job_t *job;
@@ -50,6 +51,9 @@ typedef struct gen_choice {
     bool echo_pending; /* stream: the echo chunk waits for the prompt's scores */
     json_t *lp;    /* non-stream logprobs: chat content array / completions object */
     size_t text_off;
+    tc_parser_t *tp;       /* chat with tools or reasoning: splits the output (tools.h) */
+    int reasoning_tokens;  /* tokens generated inside <think> */
+    json_t *pending_lp;    /* stream + tp: this token's logprobs, for the next chunk sent */
 } gen_choice_t;
 
 typedef struct gen_prompt {
@@ -80,6 +84,8 @@ struct gen_job {
     sl_buf_t piece, out;
     sl_buf_t sse_head, sse; /* streaming: the chunk prefix and the chunk being built */
     struct evbuffer *evb;
+    srv_tools_t tools;   /* chat: tools / tool_choice / reasoning (tools.h) */
+    eng_grammar_t tc_grammar; /* the tool-call grammar (points into tools), kind 0 = none */
 };
 
 static const char *FINGERPRINT = "fp_silica";
@@ -108,7 +114,10 @@ static void job_free(gen_job_t *j) {
         free(j->ch[i].ids);
         free(j->ch[i].plp);
         json_decref(j->ch[i].lp);
+        tc_parser_free(j->ch[i].tp);
+        json_decref(j->ch[i].pending_lp);
     }
+    tools_free(&j->tools);
     free(j->ch);
     for (int i = 0; i < j->n_prompts; i++) {
         free(j->prompts[i].ids);
@@ -145,6 +154,7 @@ static void job_usage(const gen_job_t *j, bool computed, srv_usage_t *u) {
         if (computed) u->prompt_tokens += most;
         if (cached > 0) u->cached_tokens += cached;
     }
+    for (int i = 0; i < j->n_ch; i++) u->reasoning_tokens += j->ch[i].reasoning_tokens;
     if (!computed) {
         u->prompt_tokens = j->prompt_tokens;
         for (int i = 0; i < j->n_ch; i++) u->completion_tokens += j->ch[i].n_tokens;
@@ -397,9 +407,11 @@ static void put_int(sl_buf_t *b, long long v) {
 }
 
 /* One choice's chunk, written straight into the SSE buffer (no jansson on
- * the per-token path; only logprobs, when asked for, go through jansson). */
-static void stream_delta(gen_job_t *j, gen_choice_t *c, const char *text, size_t len, json_t *lp,
-                         const char *finish, bool role) {
+ * the per-token path; only logprobs, when asked for, go through jansson).
+ * delta_json (chat): the whole delta object as JSON text instead of a
+ * content delta (tool calls, reasoning). */
+static void stream_delta_ex(gen_job_t *j, gen_choice_t *c, const char *text, size_t len,
+                            const char *delta_json, json_t *lp, const char *finish, bool role) {
     if (!j->req) {
         json_decref(lp);
         return;
@@ -409,7 +421,10 @@ static void stream_delta(gen_job_t *j, gen_choice_t *c, const char *text, size_t
     sl_buf_append(b, j->sse_head.data, j->sse_head.len);
     sl_buf_puts(b, "{\"index\":");
     put_int(b, c->index);
-    if (j->r.chat) {
+    if (j->r.chat && delta_json) {
+        sl_buf_puts(b, ",\"delta\":");
+        sl_buf_puts(b, delta_json);
+    } else if (j->r.chat) {
         sl_buf_puts(b, ",\"delta\":{");
         if (role) sl_buf_puts(b, "\"role\":\"assistant\"");
         if (len || role) {
@@ -465,6 +480,36 @@ static void stream_delta(gen_job_t *j, gen_choice_t *c, const char *text, size_t
     evhttp_send_reply_chunk(j->req, j->evb); /* drains j->evb */
 }
 
+static void stream_delta(gen_job_t *j, gen_choice_t *c, const char *text, size_t len, json_t *lp,
+                         const char *finish, bool role) {
+    stream_delta_ex(j, c, text, len, NULL, lp, finish, role);
+}
+
+/* The output parser's events (tools.h): each one is a chunk's delta
+ * (content, reasoning_content, a tool call's start or arguments). The
+ * token's logprobs, if any, ride on the first chunk it causes. */
+static int on_tc_event(void *ud, const tc_event_t *ev) {
+    gen_choice_t *c = ud;
+    gen_job_t *j = c->job;
+    if (!j->r.stream || !j->req) return 0;
+    json_t *lp = c->pending_lp;
+    if (ev->kind == TC_EV_CONTENT) {
+        if (!ev->len) return 0;
+        c->pending_lp = NULL;
+        stream_delta_ex(j, c, ev->text, ev->len, NULL, lp, NULL, false);
+        return 0;
+    }
+    json_t *d = tc_event_delta_json(ev);
+    if (!d) return 0; /* CALL_END / CALL_ABORT: nothing on the wire */
+    char *txt = json_dumps(d, JSON_COMPACT);
+    json_decref(d);
+    if (!txt) return 0;
+    c->pending_lp = NULL;
+    stream_delta_ex(j, c, NULL, 0, txt, lp, NULL, false);
+    free(txt);
+    return 0;
+}
+
 /* Stream: the echo chunk of a choice whose prompt is scored, once the
  * scores are in (they all come before the choice's first token or end). */
 static void echo_flush(gen_job_t *j, gen_choice_t *c) {
@@ -501,10 +546,13 @@ static void job_complete(gen_job_t *j) {
                     json_decref(lp);
                     lp = json_pack("{s:O}", "content", c->lp);
                 }
-                json_array_append_new(
-                    choices, json_pack("{s:i, s:{s:s, s:o}, s:o, s:s}", "index", c->index, "message", "role",
-                                       "assistant", "content", oai_string_lossy(c->text.data ? c->text.data : "", c->text.len),
-                                       "logprobs", lp, "finish_reason", c->finish ? c->finish : "stop"));
+                /* with the output parser: content, reasoning_content, tool_calls */
+                json_t *msg = c->tp ? tc_result_message_json(tc_parser_result(c->tp))
+                                    : json_pack("{s:s, s:o}", "role", "assistant", "content",
+                                                oai_string_lossy(c->text.data ? c->text.data : "", c->text.len));
+                json_array_append_new(choices, json_pack("{s:i, s:o, s:o, s:s}", "index", c->index, "message",
+                                                         msg ? msg : json_object(), "logprobs", lp,
+                                                         "finish_reason", c->finish ? c->finish : "stop"));
             } else {
                 if (c->plp) {
                     json_t *all = prompt_lp_json(j, c);
@@ -548,6 +596,19 @@ static void choice_end(gen_job_t *j, gen_choice_t *c, const char *finish) {
         if (stop_feed(&c->stop, j->piece.data ? j->piece.data : "", j->piece.len, &j->out) == 1)
             finish = "stop";
         else stop_flush(&c->stop, &j->out);
+    }
+    if (c->tp) {
+        /* the rest of the text, then the parser settles held text and any
+         * unfinished call; a message with calls ends with "tool_calls"
+         * (unless cut by max_tokens) */
+        if (j->out.len) tc_parser_feed(c->tp, j->out.data, j->out.len, false);
+        sl_buf_clear(&j->out);
+        tc_parser_finish(c->tp);
+        if (tc_parser_result(c->tp)->finish_tool_calls && strcmp(finish, "length") != 0) finish = "tool_calls";
+        if (j->r.stream && c->pending_lp) {
+            stream_delta(j, c, "", 0, c->pending_lp, NULL, false);
+            c->pending_lp = NULL;
+        }
     }
     c->done = true;
     c->finish = finish;
@@ -611,6 +672,27 @@ static void on_token(gen_job_t *j, gen_choice_t *c, const eng_event_t *ev) {
         }
     }
     c->text_off += j->out.len;
+    if (c->tp) {
+        /* the parser splits the text into content / reasoning / tool calls
+         * and streams each part through on_tc_event. A control token (the
+         * detokenizer renders it as nothing) goes in as itself, flagged
+         * special: a marker of the call syntax is parsed, others dropped. */
+        if (tc_parser_in_reasoning(c->tp)) c->reasoning_tokens++;
+        json_decref(c->pending_lp);
+        c->pending_lp = lp;
+        lp = NULL;
+        if (j->out.len) tc_parser_feed(c->tp, j->out.data, j->out.len, false);
+        if (tok_is_control(j->m->tok, ev->tok.id)) {
+            sl_buf_clear(&j->piece);
+            tok_token_to_piece(j->m->tok, ev->tok.id, true, &j->piece);
+            if (j->piece.len) tc_parser_feed(c->tp, j->piece.data, j->piece.len, true);
+        }
+        sl_buf_clear(&j->out);
+        if (j->r.stream && c->pending_lp) { /* held back: the logprobs go alone */
+            stream_delta(j, c, "", 0, c->pending_lp, NULL, false);
+            c->pending_lp = NULL;
+        }
+    }
     if (j->r.stream) {
         if (j->out.len || lp) stream_delta(j, c, j->out.data, j->out.len, lp, NULL, false);
         uint64_t t_out = sl_now_ns();
@@ -743,6 +825,7 @@ static int chat_prompt(gen_job_t *j, gen_prompt_t *g, oai_error_t *e) {
         return oai_fail(e, 400, NULL, "invalid_messages", "messages", "Invalid 'messages': %s", err);
     }
     if (j->r.prefix) sl_buf_append(&text, j->r.prefix, j->r.prefix_len);
+    tools_set_prompt(&j->tools, text.data ? text.data : "", text.len);
     int32_t *ids = NULL;
     size_t n = 0;
     if (tok_encode(m->tok, text.data ? text.data : "", text.len, false, true, &ids, &n, err, sizeof err) != 0) {
@@ -901,7 +984,11 @@ void gen_handle(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, bool cha
         srv_model_not_found(s, j->r.model, &e);
         goto fail;
     }
+    if (chat && !j->r.fim && tools_prepare(j->m, j->r.body, &j->tools, &e) != 0) goto fail;
     if (build_prompts(j, &e) != 0) goto fail;
+    if (chat && !j->r.fim &&
+        tools_grammar(j->m, &j->tools, j->r.prefix, j->r.prefix_len, &j->tc_grammar, &e) != 0)
+        goto fail;
     int max_tokens = 1;
     if (check_lengths(j, &max_tokens, &e) != 0) goto fail;
 
@@ -949,6 +1036,10 @@ void gen_handle(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, bool cha
             sl_buf_puts(&c->text, j->prompts[c->prompt].text);
             c->text_off = c->text.len;
         }
+        if (j->tools.parse && !(c->tp = tools_parser_new(&j->tools, on_tc_event, c))) {
+            oai_fail(&e, 500, "server_error", NULL, NULL, "out of memory");
+            goto fail_hook;
+        }
         if (j->r.echo && j->r.logprobs) {
             c->plp = calloc(j->prompts[c->prompt].n, sizeof *c->plp);
             if (!c->plp) {
@@ -970,6 +1061,11 @@ void gen_handle(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, bool cha
         er.stop_ids = j->r.fim ? j->m->fim_stop : j->m->eog;
         er.n_stop_ids = j->r.fim ? j->m->n_fim_stop : j->m->n_eog;
         er.user = c;
+        /* the tool-call grammar; required / named calls win over another
+         * constraint, auto leaves one already set alone */
+        if (eng_grammar_set(&j->tc_grammar) &&
+            (!eng_grammar_set(&er.grammar) || j->tools.req.choice != TC_CHOICE_AUTO))
+            er.grammar = j->tc_grammar;
         char err[SL_ERR_MAX];
         int rc = eng_submit(j->m->eng, &er, &c->seq, err, sizeof err);
         if (rc != 0) {

@@ -15,6 +15,7 @@
  * events come back).
  */
 #include "server/server_int.h"
+#include "server/tools.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -466,7 +467,7 @@ static int load_model(srv_t *s, srv_model_t *m, const srv_model_spec_t *spec, ch
     const gguf_file_t *g = model_gguf(m->model);
     m->tok = tok_load(g, e2, sizeof e2);
     if (!m->tok) return sl_err(err, errlen, "model %s: tokenizer: %s", spec->path, e2);
-    gguf_str_t src;
+    gguf_str_t src = {0};
     if (gguf_get_str(g, "tokenizer.chat_template", &src, NULL, 0) == 0 && src.len > 0) {
         m->tmpl = chat_tmpl_new(src.ptr, src.len, e2, sizeof e2);
         if (!m->tmpl) {
@@ -506,6 +507,7 @@ static int load_model(srv_t *s, srv_model_t *m, const srv_model_spec_t *spec, ch
         }
     }
     m->tools = m->tmpl && chat_tmpl_uses_var(m->tmpl, "tools");
+    tools_model_detect(m, src.len > 0 ? src.ptr : NULL, src.len);
     sl_buf_t b = {0};
     if (tok_bos(m->tok) >= 0) tok_token_to_piece(m->tok, tok_bos(m->tok), true, &b);
     m->bos_text = sl_buf_steal(&b);

@@ -12,6 +12,7 @@
 
 #include "base/base.h"
 #include "chat/chat.h"
+#include "chat/toolcall.h"
 #include "engine/engine.h"
 #include "model/model.h"
 #include "server/fim.h"
@@ -33,6 +34,8 @@ typedef struct srv_model {
     int32_t *fim_stop;  /* FIM requests stop at these: eog + the FIM markers */
     size_t n_fim_stop;
     bool tools;         /* the chat template renders `tools` */
+    tc_family_t tc_family; /* the tool-call syntax the model speaks (chat/toolcall.h) */
+    bool tc_reasoning;     /* the model writes <think>...</think> reasoning */
     char *bos_text, *eos_text; /* for the chat template */
     int64_t created;
 } srv_model_t;

@@ -1,0 +1,140 @@
+/*
+ * tools.c — function calling and reasoning for chat requests: detection at
+ * model load, request validation, the call grammar handed to the engine,
+ * and the per-choice output parser (see tools.h, docs/toolcall.md).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "grammar/grammar.h"
+#include "server/server_int.h"
+#include "server/tools.h"
+
+static bool has_token(void *ud, const char *text) {
+    const srv_model_t *m = ud;
+    return tok_find(m->tok, text, strlen(text)) >= 0;
+}
+
+void tools_model_detect(srv_model_t *m, const char *src, size_t len) {
+    m->tc_family = tc_detect(src, len, has_token, m);
+    m->tc_reasoning = tc_detect_reasoning(src, len, has_token, m);
+}
+
+/* chat_template_kwargs.enable_thinking == false turns reasoning off (the
+ * template then closes the think block itself, e.g. Qwen3). */
+static bool thinking_enabled(const json_t *body) {
+    const json_t *kw = json_object_get(body, "chat_template_kwargs");
+    const json_t *v = json_object_get(kw, "enable_thinking");
+    return !json_is_false(v);
+}
+
+int tools_prepare(const srv_model_t *m, const json_t *body, srv_tools_t *t, oai_error_t *e) {
+    memset(t, 0, sizeof *t);
+    char err[SL_ERR_MAX], param[96];
+    if (tc_request_parse(body, &t->req, err, sizeof err, param, sizeof param) != 0)
+        return oai_fail(e, 400, NULL, NULL, param[0] ? param : NULL, "%s", err);
+    if ((t->req.choice == TC_CHOICE_REQUIRED || t->req.choice == TC_CHOICE_NAMED) &&
+        m->tc_family == TC_FAMILY_NONE)
+        return oai_fail(e, 400, NULL, "tools_not_supported", "tool_choice",
+                        "The model '%.100s' has no known tool-call format (its chat template and "
+                        "vocabulary name none), so tool_choice '%s' cannot be honoured.",
+                        m->id, t->req.choice == TC_CHOICE_REQUIRED ? "required" : "function");
+    t->family = t->req.choice == TC_CHOICE_NONE ? TC_FAMILY_NONE : m->tc_family;
+    t->reasoning = m->tc_reasoning && thinking_enabled(body);
+    t->parse = t->family != TC_FAMILY_NONE || t->reasoning;
+    return 0;
+}
+
+void tools_set_prompt(srv_tools_t *t, const char *prompt, size_t len) {
+    t->think_open = t->reasoning && tc_prompt_opens_think(prompt, len);
+}
+
+/* Text of a think block up to (not including) "</think>". A "<" right
+ * before the closing tag is not expressible (documented limit). */
+static const char THINK_RULES[] =
+    "think-body ::= ( [^<] | \"<\" [^/] | \"</\" [^t] | \"</t\" [^h] | \"</th\" [^i] | "
+    "\"</thi\" [^n] | \"</thin\" [^k] | \"</think\" [^>] )*\n";
+
+int tools_grammar(const srv_model_t *m, srv_tools_t *t, const char *prefix, size_t prefix_len,
+                  eng_grammar_t *g, oai_error_t *e) {
+    const tc_choice_t ch = t->req.choice;
+    if (t->family == TC_FAMILY_NONE || ch == TC_CHOICE_NONE || !t->req.tools) return 0;
+    const bool lazy = ch == TC_CHOICE_AUTO;
+    tc_trigger_t trig = tc_trigger(t->family);
+    if (lazy && !trig.lazy_supported) return 0; /* no fixed trigger: free text, parsed after */
+    char err[SL_ERR_MAX];
+    sl_buf_t calls = {0};
+    if (tc_build_grammar(t->family, t->req.tools, ch, t->req.forced_name, t->req.parallel, &calls,
+                         err, sizeof err) != 0) {
+        sl_buf_free(&calls);
+        return oai_fail(e, 400, NULL, "invalid_value", "tools",
+                        "Cannot constrain the output to these tools: %s", err);
+    }
+    sl_buf_clear(&t->gbnf);
+    int bad = 0;
+    if (!lazy && t->reasoning) {
+        /* the call grammar does not describe <think>: a required call comes
+         * after the reasoning (open in the prompt, or optional at the start) */
+        if (calls.len < 8 || memcmp(calls.data, "root ::=", 8) != 0) {
+            sl_buf_free(&calls);
+            return oai_fail(e, 500, "server_error", NULL, NULL, "tool-call grammar without a root");
+        }
+        bad |= sl_buf_puts(&t->gbnf, t->think_open ? "root ::= think-body \"</think>\" think-ws tc-root\n"
+                                                  : "root ::= ( \"<think>\" think-body \"</think>\" think-ws )? tc-root\n");
+        bad |= sl_buf_puts(&t->gbnf, "think-ws ::= [ \\t\\n]{0,4}\n");
+        bad |= sl_buf_puts(&t->gbnf, THINK_RULES);
+        bad |= sl_buf_puts(&t->gbnf, "tc-");
+    }
+    bad |= sl_buf_append(&t->gbnf, calls.data, calls.len);
+    sl_buf_free(&calls);
+    if (bad) return oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+    /* compile once here so a grammar problem is a 400 before any response
+     * (the engine compiles and indexes it again through its cache) */
+    gram_t *gr = gram_from_gbnf(t->gbnf.data, err, sizeof err);
+    if (!gr)
+        return oai_fail(e, 400, NULL, "invalid_value", "tools",
+                        "Cannot constrain the output to these tools: %s", err);
+    gram_free(gr);
+    g->kind = GRAM_SRC_GBNF;
+    g->text = t->gbnf.data;
+    g->len = t->gbnf.len;
+    g->prefix = prefix;
+    g->prefix_len = prefix ? prefix_len : 0;
+    if (lazy) {
+        for (int i = 0; i < 4 && trig.words[i] && t->n_trig_words < SL_ARRAY_LEN(t->trig_words); i++) {
+            t->trig_words[t->n_trig_words++] = trig.words[i];
+            int32_t id = tok_find(m->tok, trig.words[i], strlen(trig.words[i]));
+            if (id >= 0 && t->n_trig_ids < SL_ARRAY_LEN(t->trig_ids)) t->trig_ids[t->n_trig_ids++] = id;
+        }
+        for (int i = 0; i < 2 && trig.start_words[i] && t->n_start_words < SL_ARRAY_LEN(t->start_words); i++)
+            t->start_words[t->n_start_words++] = trig.start_words[i];
+        g->trigger_words = t->trig_words;
+        g->n_trigger_words = t->n_trig_words;
+        g->start_words = t->start_words;
+        g->n_start_words = t->n_start_words;
+        g->trigger_ids = t->trig_ids;
+        g->n_trigger_ids = t->n_trig_ids;
+    }
+    t->constrained = true;
+    return 0;
+}
+
+tc_parser_t *tools_parser_new(const srv_tools_t *t, tc_event_fn on_event, void *ud) {
+    tc_parser_opts_t o;
+    memset(&o, 0, sizeof o);
+    o.family = t->family;
+    o.reasoning = t->reasoning;
+    o.think_open = t->think_open;
+    /* with a grammar the calls cannot be malformed (only cut by max_tokens):
+     * stream their arguments as they come */
+    o.incremental = t->constrained;
+    o.tools = t->req.tools;
+    o.on_event = on_event;
+    o.ud = ud;
+    char err[SL_ERR_MAX];
+    return tc_parser_new(&o, err, sizeof err);
+}
+
+void tools_free(srv_tools_t *t) {
+    sl_buf_free(&t->gbnf);
+}

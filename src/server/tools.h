@@ -1,0 +1,67 @@
+/*
+ * tools.h — the server side of function calling and reasoning output
+ * (chat/toolcall.h does the family-specific work; docs/toolcall.md).
+ *
+ * Per model (at load): which call syntax the model speaks and whether it
+ * writes <think> reasoning (tools_model_detect).
+ * Per chat request: tools_prepare validates tools / tool_choice /
+ * parallel_tool_calls (400s named like OpenAI's) and decides what the
+ * output parser must do; tools_set_prompt looks at the rendered prompt
+ * (a <think> left open); tools_grammar builds the constraint that forces
+ * the call syntax (tool_choice required / named: the whole output; auto:
+ * lazily, from the family's trigger on); tools_parser_new makes one
+ * streaming parser per choice.
+ * I/O thread only.
+ */
+#ifndef SILICA_SERVER_TOOLS_H
+#define SILICA_SERVER_TOOLS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "base/base.h"
+#include "chat/toolcall.h"
+#include "engine/engine.h"
+#include "server/oai.h"
+
+struct srv_model;
+
+typedef struct srv_tools {
+    tc_request_t req;   /* validated tools / tool_choice / parallel_tool_calls */
+    tc_family_t family; /* the parser's family: TC_FAMILY_NONE = no call parsing */
+    bool reasoning;     /* split <think>...</think> into reasoning_content */
+    bool think_open;    /* the prompt leaves <think> open */
+    bool parse;         /* a parser is needed (calls or reasoning) */
+    bool constrained;   /* tools_grammar set a grammar (calls come out well-formed) */
+    sl_buf_t gbnf;      /* the grammar text while the request lives */
+    const char *trig_words[8], *start_words[4];
+    int32_t trig_ids[8];
+    size_t n_trig_words, n_start_words, n_trig_ids;
+} srv_tools_t;
+
+/* Sets m->tc_family and m->tc_reasoning from the chat template source
+ * (NULL/0 when the file has none) and the vocabulary. */
+void tools_model_detect(struct srv_model *m, const char *tmpl_src, size_t len);
+
+/* Validates the request's tool fields and decides what the parser does.
+ * 0, or -1 with a 400 in *e. */
+int tools_prepare(const struct srv_model *m, const json_t *body, srv_tools_t *t, oai_error_t *e);
+
+/* The rendered prompt text (with any answer prefix): notes a <think> the
+ * template (or prefix) left open. */
+void tools_set_prompt(srv_tools_t *t, const char *prompt, size_t len);
+
+/* Fills g (which must be zero) with the tool-call grammar when the request
+ * asks for one: tool_choice required / named (whole output) or auto (lazy,
+ * from the family's trigger). Leaves g zero otherwise. `prefix` is the
+ * answer prefix (continuation), if any. 0, or -1 with a 400 in *e (e.g. a
+ * parameters schema the grammar library cannot express). */
+int tools_grammar(const struct srv_model *m, srv_tools_t *t, const char *prefix, size_t prefix_len,
+                  eng_grammar_t *g, oai_error_t *e);
+
+/* A parser for one choice; on_event may be NULL (non-streaming). */
+tc_parser_t *tools_parser_new(const srv_tools_t *t, tc_event_fn on_event, void *ud);
+
+void tools_free(srv_tools_t *t);
+
+#endif

@@ -7,7 +7,7 @@
  *   silica mkmodel --arch llama|qwen2|qwen3 --out F.gguf [--vocab N] [--embd N]
  *       [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N]
  *       [--ctx N] [--tied|--untied] [--type f32|f16|q8_0|q4_K_M|...]
- *       [--seed S] [--tokenizer DIR] [--name NAME] [--rope-base F]
+ *       [--seed S] [--tokenizer DIR] [--chat-template FILE] [--name NAME] [--rope-base F]
  *       [--rope-scaling linear|yarn --rope-factor F --rope-orig-ctx N]
  *       [--preset qwen2.5-0.5b] [-t THREADS]
  *
@@ -31,7 +31,7 @@
 #include "tokenizer/hf_import.h"
 
 typedef struct mk {
-    const char *arch, *out, *type, *tokenizer, *name, *scaling;
+    const char *arch, *out, *type, *tokenizer, *name, *scaling, *chat_template;
     long vocab, embd, layers, heads, kv_heads, head_dim, ffn, ctx, seed, threads, orig_ctx;
     int tied; /* -1: default */
     double rope_base, rope_factor, eps;
@@ -42,7 +42,7 @@ static void usage(void) {
             "usage: silica mkmodel --arch llama|qwen2|qwen3 --out F.gguf [--vocab N] [--embd N] [--layers N]\n"
             "         [--heads N] [--kv-heads N] [--head-dim N] [--ffn N] [--ctx N] [--tied|--untied]\n"
             "         [--type f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q4_K|q5_K|q6_K|q4_K_M|q5_K_M] [--seed S]\n"
-            "         [--tokenizer DIR] [--name NAME] [--rope-base F] [--rope-scaling linear|yarn]\n"
+            "         [--tokenizer DIR] [--chat-template FILE] [--name NAME] [--rope-base F] [--rope-scaling linear|yarn]\n"
             "         [--rope-factor F] [--rope-orig-ctx N] [--preset qwen2.5-0.5b] [-t THREADS]\n");
 }
 
@@ -167,6 +167,7 @@ static int parse(mk_t *m, int argc, char **argv) {
                          : !strcmp(a, "--out")          ? &m->out
                          : !strcmp(a, "--type")         ? &m->type
                          : !strcmp(a, "--tokenizer")    ? &m->tokenizer
+                         : !strcmp(a, "--chat-template") ? &m->chat_template
                          : !strcmp(a, "--name")         ? &m->name
                          : !strcmp(a, "--rope-scaling") ? &m->scaling
                                                         : NULL;
@@ -290,6 +291,16 @@ int cmd_mkmodel(int argc, char **argv) {
     if (m.tokenizer && tok_hf_to_gguf(o.w, tj, tc, err, sizeof err) != 0) {
         fprintf(stderr, "silica mkmodel: tokenizer: %s\n", err);
         goto done;
+    }
+    if (m.chat_template) { /* replaces the tokenizer's own template */
+        size_t tlen = 0;
+        char *tsrc = sl_read_file(m.chat_template, &tlen, err, sizeof err);
+        if (!tsrc || gguf_writer_set_str(o.w, "tokenizer.chat_template", tsrc) != 0) {
+            fprintf(stderr, "silica mkmodel: --chat-template: %s\n", tsrc ? "out of memory" : err);
+            free(tsrc);
+            goto done;
+        }
+        free(tsrc);
     }
 
     rseed((uint64_t)m.seed);

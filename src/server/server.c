@@ -524,9 +524,11 @@ static int load_model(srv_t *s, srv_model_t *m, const srv_model_spec_t *spec, ch
     eo.kv = s->cfg.kv_type;
     m->eng = eng_new(m->model, &eo, on_engine_event, m, e2, sizeof e2);
     if (!m->eng) return sl_err(err, errlen, "engine: %s", e2);
-    sl_info("model %s: %s (vocab %d, context %d, %zu end-of-generation tokens%s%s)", m->id, spec->path,
+    sl_info("model %s: %s (vocab %d, context %d, %zu end-of-generation tokens%s%s%s%s%s)", m->id, spec->path,
             nv, eng_n_ctx(m->eng), m->n_eog, fim_supported(&m->fim) ? ", fill-in-the-middle" : "",
-            m->tools ? ", tools" : "");
+            m->tools ? ", tools" : "", m->tc_family != TC_FAMILY_NONE ? ", tool calls: " : "",
+            m->tc_family != TC_FAMILY_NONE ? tc_family_name(m->tc_family) : "",
+            m->tc_reasoning ? ", reasoning" : "");
     return 0;
 }
 

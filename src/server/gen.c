@@ -27,6 +27,7 @@
 
 #include "server/server_int.h"
 #include "server/stopstr.h"
+#include "server/structured.h"
 #include "server/tools.h"
 
 typedef struct gen_choice {
@@ -86,6 +87,12 @@ struct gen_job {
     struct evbuffer *evb;
     srv_tools_t tools;   /* chat: tools / tool_choice / reasoning (tools.h) */
     eng_grammar_t tc_grammar; /* the tool-call grammar (points into tools), kind 0 = none */
+    /* structured output (response_format / grammar / regex): the grammar,
+     * its prepared index (a reference), and whether the job waits for it */
+    eng_grammar_t gspec;
+    gram_index_t *gix;
+    bool gram_wait;
+    int max_tokens; /* per sequence */
 };
 
 static const char *FINGERPRINT = "fp_silica";
@@ -118,6 +125,7 @@ static void job_free(gen_job_t *j) {
         json_decref(j->ch[i].pending_lp);
     }
     tools_free(&j->tools);
+    gram_index_release(j->gix);
     free(j->ch);
     for (int i = 0; i < j->n_prompts; i++) {
         free(j->prompts[i].ids);
@@ -219,7 +227,7 @@ void gen_poll_disconnects(srv_t *s) {
     gen_job_t *j = s->jobs;
     while (j) {
         gen_job_t *next = j->next;
-        if (!j->finished && j->conn && !j->r.stream) {
+        if (!j->finished && j->conn && (!j->r.stream || j->gram_wait)) {
             struct evhttp_connection *evcon = j->conn->evcon;
             struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
             evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
@@ -709,7 +717,15 @@ static void on_token(gen_job_t *j, gen_choice_t *c, const eng_event_t *ev) {
     }
 }
 
+static void gen_on_grammar(srv_t *s, const eng_event_t *ev);
+static void job_fail(gen_job_t *j, const oai_error_t *e);
+static int job_submit(gen_job_t *j, oai_error_t *e);
+
 void gen_on_event(srv_t *s, const eng_event_t *ev) {
+    if (ev->type == ENG_EV_GRAMMAR) {
+        gen_on_grammar(s, ev);
+        return;
+    }
     gen_choice_t *c = ev->user;
     gen_job_t *j = c->job;
     c->eng_prompt = ev->usage.prompt_tokens;
@@ -1048,46 +1064,43 @@ void gen_handle(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, bool cha
             }
         }
     }
-    for (int i = 0; i < j->n_ch; i++) {
-        gen_choice_t *c = &j->ch[i];
-        eng_request_t er = {0};
-        er.prompt = j->prompts[c->prompt].ids;
-        er.n_prompt = j->prompts[c->prompt].n;
-        er.max_tokens = j->r.score_only ? 1 : max_tokens;
-        er.score_prompt = c->plp != NULL;
-        er.score_top = j->r.top_logprobs;
-        er.sampling = j->r.smp;
-        er.sampling.seed = j->r.has_seed ? j->r.seed + (uint64_t)(i % j->r.n) : rng_next(s);
-        er.stop_ids = j->r.fim ? j->m->fim_stop : j->m->eog;
-        er.n_stop_ids = j->r.fim ? j->m->n_fim_stop : j->m->n_eog;
-        er.user = c;
-        /* the tool-call grammar; required / named calls win over another
-         * constraint, auto leaves one already set alone */
-        if (eng_grammar_set(&j->tc_grammar) &&
-            (!eng_grammar_set(&er.grammar) || j->tools.req.choice != TC_CHOICE_AUTO))
-            er.grammar = j->tc_grammar;
-        char err[SL_ERR_MAX];
-        int rc = eng_submit(j->m->eng, &er, &c->seq, err, sizeof err);
-        if (rc != 0) {
-            if (rc == ENG_EBUSY) {
-                oai_fail(&e, 503, "server_error", "server_busy", NULL, "%s", err);
-                evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
-            } else {
-                oai_fail(&e, 400, NULL, "invalid_value",
-                         strstr(err, "logit_bias") ? "logit_bias" : NULL, "%s", err);
-            }
-            goto fail_hook;
-        }
-        c->live = true;
-        j->n_live++;
-    }
+    j->max_tokens = max_tokens;
     j->req = req;
     j->conn = conn;
     conn->job = j;
+    if (j->r.gram_kind) {
+        /* structured output: the grammar's index is found or built on the
+         * engine's grammar worker (never on this thread); a schema it cannot
+         * compile is a 400 before any output (gen_on_grammar). With
+         * prefix continuation the grammar starts after the prefix. */
+        const bool pre = chat && !j->r.fim && j->r.prefix;
+        srv_request_grammar(&j->r, pre ? j->r.prefix : NULL, pre ? j->r.prefix_len : 0, &j->gspec);
+        char err[SL_ERR_MAX];
+        if (eng_grammar_prepare(j->m->eng, &j->gspec, j, err, sizeof err) != 0) {
+            oai_fail(&e, 400, NULL, "invalid_value", j->r.gram_param, "%s", err);
+            goto fail_hook;
+        }
+        j->gram_wait = true;
+        j->n_live++; /* the prepare answer holds the job like a sequence */
+        return;
+    }
+    if (job_submit(j, &e) != 0) goto fail_hook;
     if (j->r.stream) stream_start(j);
     return;
 
 fail_hook:
+    job_fail(j, &e);
+    return;
+fail:
+    srv_send_error(s, req, &e);
+    job_release(j);
+    job_maybe_free(j);
+}
+
+/* Fails a job that has begun (hook, maybe sequences): cancels what was
+ * submitted, answers the error while the request is there. */
+static void job_fail(gen_job_t *j, const oai_error_t *e) {
+    srv_t *s = j->s;
     /* sequences already submitted still report FINISH; the job waits for them */
     job_cancel_all(j);
     if (j->hook) {
@@ -1098,8 +1111,77 @@ fail_hook:
             j->hook = NULL;
         }
     }
-fail:
-    srv_send_error(s, req, &e);
+    if (j->req) srv_send_error(s, j->req, e);
     job_release(j);
     job_maybe_free(j);
+}
+
+/* The structured-output grammar is ready (or cannot be built): submit the
+ * sequences, or answer 400 naming the problem. */
+static void gen_on_grammar(srv_t *s, const eng_event_t *ev) {
+    gen_job_t *j = ev->user;
+    j->n_live--;
+    j->gram_wait = false;
+    j->gix = ev->grammar;
+    if (j->finished) { /* the client left meanwhile */
+        job_maybe_free(j);
+        return;
+    }
+    oai_error_t e;
+    if (!j->gix) {
+        if (j->r.gram_kind == GRAM_SRC_JSON_SCHEMA && j->r.gram_name[0])
+            oai_fail(&e, 400, NULL, "invalid_value", j->r.gram_param,
+                     "Invalid schema for response_format '%s': %s", j->r.gram_name, ev->error ? ev->error : "?");
+        else
+            oai_fail(&e, 400, NULL, "invalid_value", j->r.gram_param, "Invalid '%s': %s", j->r.gram_param,
+                     ev->error ? ev->error : "?");
+    } else if (job_submit(j, &e) == 0) {
+        if (j->r.stream) stream_start(j);
+        return;
+    }
+    job_fail(j, &e);
+}
+
+/* Submits one engine sequence per choice. 0, or -1 with *e (sequences
+ * already submitted stay live: the caller fails the job). */
+static int job_submit(gen_job_t *j, oai_error_t *e) {
+    srv_t *s = j->s;
+    for (int i = 0; i < j->n_ch; i++) {
+        gen_choice_t *c = &j->ch[i];
+        eng_request_t er = {0};
+        er.prompt = j->prompts[c->prompt].ids;
+        er.n_prompt = j->prompts[c->prompt].n;
+        er.max_tokens = j->r.score_only ? 1 : j->max_tokens;
+        er.score_prompt = c->plp != NULL;
+        er.score_top = j->r.top_logprobs;
+        er.sampling = j->r.smp;
+        er.sampling.seed = j->r.has_seed ? j->r.seed + (uint64_t)(i % j->r.n) : rng_next(s);
+        er.stop_ids = j->r.fim ? j->m->fim_stop : j->m->eog;
+        er.n_stop_ids = j->r.fim ? j->m->n_fim_stop : j->m->n_eog;
+        er.user = c;
+        if (j->gix) { /* structured output, prepared */
+            er.grammar = j->gspec;
+            er.grammar.index = j->gix;
+        }
+        /* the tool-call grammar; required / named calls win over another
+         * constraint, auto leaves one already set alone */
+        if (eng_grammar_set(&j->tc_grammar) &&
+            (!eng_grammar_set(&er.grammar) || j->tools.req.choice != TC_CHOICE_AUTO))
+            er.grammar = j->tc_grammar;
+        char err[SL_ERR_MAX];
+        int rc = eng_submit(j->m->eng, &er, &c->seq, err, sizeof err);
+        if (rc != 0) {
+            if (rc == ENG_EBUSY) {
+                oai_fail(e, 503, "server_error", "server_busy", NULL, "%s", err);
+                if (j->req) evhttp_add_header(evhttp_request_get_output_headers(j->req), "Retry-After", "1");
+            } else {
+                oai_fail(e, 400, NULL, "invalid_value",
+                         strstr(err, "logit_bias") ? "logit_bias" : NULL, "%s", err);
+            }
+            return -1;
+        }
+        c->live = true;
+        j->n_live++;
+    }
+    return 0;
 }

@@ -515,6 +515,7 @@ int oai_parse(const char *body, size_t len, bool chat, oai_req_t *r, oai_error_t
                             "'best_of' other than 1 or n is not supported.");
     }
     if (parse_infill(b, chat, r, e) != 0) return -1;
+    if (oai_parse_format(b, r, e) != 0) return -1;
     r->smp.n_top_logprobs = r->top_logprobs;
     json_t *user = json_object_get(b, "user");
     if (user && !json_is_null(user)) {
@@ -532,6 +533,7 @@ void oai_req_free(oai_req_t *r) {
     free(r->prompts);
     for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);
     free(r->bias);
+    free(r->gram_text);
     json_decref(r->body);
     memset(r, 0, sizeof *r);
 }

@@ -76,11 +76,23 @@ typedef struct oai_req {
     bool fim;
     bool fim_spm;          /* fim_order "spm": suffix before prefix */
     bool return_token_ids; /* non-stream choices carry prompt_token_ids and token_ids */
+    /* Structured output (oai_format.c): response_format json_object /
+     * json_schema, or the `grammar` / `regex` extensions (and vLLM's
+     * guided_json / guided_regex / guided_grammar). gram_kind GRAM_SRC_*
+     * (grammar/grammar.h), 0 = unconstrained; gram_text the source (schema:
+     * compact JSON), malloc'd; gram_param names the parameter in errors. */
+    int gram_kind;
+    char *gram_text;
+    size_t gram_len;
+    char gram_param[48];
+    char gram_name[72]; /* json_schema.name */
 } oai_req_t;
 
 /* Parses and validates a request body (len bytes). 0, or -1 with *e. */
 int oai_parse(const char *body, size_t len, bool chat, oai_req_t *r, oai_error_t *e);
 void oai_req_free(oai_req_t *r);
+/* The structured-output parameters of body (called by oai_parse). 0 / -1. */
+int oai_parse_format(const json_t *body, oai_req_t *r, oai_error_t *e);
 
 /* Appends s as a JSON-safe UTF-8 string value: invalid byte sequences
  * become U+FFFD. Returns a new jansson string (NULL on OOM). */

@@ -35,6 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "server/structured.h"
+
 /* ---- engine events -> I/O thread ---- */
 
 static void on_engine_event(const eng_event_t *ev, void *ctx) {
@@ -522,6 +524,10 @@ static int load_model(srv_t *s, srv_model_t *m, const srv_model_spec_t *spec, ch
     eo.max_queued = s->cfg.max_queued;
     eo.kv_mem = s->cfg.kv_mem;
     eo.kv = s->cfg.kv_type;
+    const int n_vocab_model = model_hparams(m->model)->n_vocab;
+    m->gvocab = srv_gram_vocab_new(m->tok, n_vocab_model, e2, sizeof e2);
+    if (!m->gvocab) return sl_err(err, errlen, "model %s: grammar vocabulary: %s", spec->path, e2);
+    eo.gram_vocab = m->gvocab;
     m->eng = eng_new(m->model, &eo, on_engine_event, m, e2, sizeof e2);
     if (!m->eng) return sl_err(err, errlen, "engine: %s", e2);
     sl_info("model %s: %s (vocab %d, context %d, %zu end-of-generation tokens%s%s%s%s%s)", m->id, spec->path,
@@ -656,6 +662,7 @@ void srv_free(srv_t *s) {
         srv_model_t *m = &s->models[i];
         chat_tmpl_free(m->tmpl);
         free(m->tmpl_error);
+        gram_vocab_free(m->gvocab);
         tok_free(m->tok);
         model_free(m->model);
         free(m->eog);

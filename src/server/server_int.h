@@ -28,6 +28,7 @@ typedef struct srv_model {
     chat_tmpl_t *tmpl;  /* the model's chat template (ChatML when the file has none) */
     char *tmpl_error;   /* set when the file's template does not parse: chat answers 500 */
     eng_t *eng;
+    struct gram_vocab *gvocab; /* the vocabulary as grammar byte strings (structured.h) */
     int32_t *eog; /* end-of-generation ids: the engine's stop ids */
     size_t n_eog;
     fim_ids_t fim;      /* fill-in-the-middle ids (fim_supported() tells) */
@@ -49,7 +50,7 @@ typedef struct srv_conn {
 
 typedef struct srv_qev {
     eng_event_t ev;
-    char err[200];
+    char err[400];
 } srv_qev_t;
 
 struct srv {

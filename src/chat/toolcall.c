@@ -514,6 +514,34 @@ tc_trigger_t tc_trigger(tc_family_t f) {
     return t;
 }
 
+static const char *const MARK_HERMES[] = {"<tool_call>", "</tool_call>", NULL};
+static const char *const MARK_GLM45[] = {"<tool_call>", "</tool_call>", "<arg_key>", "</arg_key>",
+                                         "<arg_value>", "</arg_value>", NULL};
+static const char *const MARK_DEEPSEEK[] = {TC_DS_CALLS_BEGIN, TC_DS_CALLS_END, TC_DS_CALL_BEGIN,
+                                            TC_DS_CALL_END, TC_DS_SEP, NULL};
+static const char *const MARK_INTERNLM2[] = {"<|action_start|>", "<|plugin|>", "<|action_end|>", NULL};
+static const char *const MARK_MISTRAL[] = {"[TOOL_CALLS]", "[ARGS]", NULL};
+
+const char *const *tc_family_markers(tc_family_t f) {
+    switch (f) {
+    case TC_FAMILY_HERMES:
+        return MARK_HERMES;
+    case TC_FAMILY_GLM45:
+        return MARK_GLM45;
+    case TC_FAMILY_LLAMA3:
+        return TRIG_LLAMA3;
+    case TC_FAMILY_DEEPSEEK:
+    case TC_FAMILY_DEEPSEEK_V31:
+        return MARK_DEEPSEEK;
+    case TC_FAMILY_INTERNLM2:
+        return MARK_INTERNLM2;
+    case TC_FAMILY_MISTRAL:
+        return MARK_MISTRAL;
+    default:
+        return TRIG_NONE;
+    }
+}
+
 /* ------------------------------------------------------------------ */
 /* event delivery */
 

@@ -128,6 +128,13 @@ typedef struct tc_trigger {
  * trigger word). */
 tc_trigger_t tc_trigger(tc_family_t f);
 
+/* Every marker text the family's call syntax uses (e.g. "<tool_call>",
+ * "</tool_call>"; DeepSeek's five; "<|python_tag|>"), NULL-terminated
+ * static data. A model's grammar vocabulary must hold these tokens as their
+ * text, or a grammar can never produce them (control tokens are otherwise
+ * left out of it). */
+const char *const *tc_family_markers(tc_family_t f);
+
 /* Appends GBNF text to gbnf_out: the family's call syntax, one alternative per
  * tool (only forced_name's for TC_CHOICE_NAMED), arguments constrained by each
  * tool's `parameters` schema (grammar library, see docs/grammar.md), one call

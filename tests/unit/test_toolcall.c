@@ -866,6 +866,24 @@ static void test_grammar(void) {
         expect_parse(tc_family_name(cases[i].f), &c, cases[i].good, NULL, NULL, 1,
                      CALLS(cases[i].name, cases[i].args), true);
     }
+    /* markers: every trigger is one; each marker of a recorded call is listed */
+    for (int f = 0; f < TC_FAMILY_COUNT; f++) {
+        const char *const *mk = tc_family_markers((tc_family_t)f);
+        tc_trigger_t tr = tc_trigger((tc_family_t)f);
+        for (int k = 0; k < 4 && tr.words[k]; k++) {
+            bool listed = false;
+            for (size_t q = 0; mk[q]; q++) listed |= strcmp(mk[q], tr.words[k]) == 0;
+            CHECK_MSG(listed, "%s: trigger %s is not a marker", tc_family_name((tc_family_t)f), tr.words[k]);
+        }
+    }
+    for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
+        const char *const *mk = tc_family_markers(cases[i].f);
+        size_t found = 0, n = 0;
+        for (; mk[n]; n++) found += strstr(cases[i].good, mk[n]) != NULL;
+        /* (Mistral's recorded call is the [TOOL_CALLS][...] form, without [ARGS]) */
+        CHECK_MSG(cases[i].f == TC_FAMILY_GLM4 || cases[i].f == TC_FAMILY_LLAMA3 ? n <= 1 : found >= (n > 2 ? 2 : 1),
+                  "%s: %zu of %zu markers in its call", tc_family_name(cases[i].f), found, n);
+    }
     /* named: only that tool; parallel: several calls */
     sl_buf_t g = {0};
     CHECK(tc_build_grammar(TC_FAMILY_HERMES, g_tools, TC_CHOICE_NAMED, "get_time", true, &g, NULL,

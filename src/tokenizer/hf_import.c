@@ -17,8 +17,12 @@
  *    the same pairs as the BPE merge list; add_space_prefix from the
  *    normaliser / pre-tokenizer (Prepend "▁" or Metaspace).
  *  - WordPiece -> "bert": "##x" -> "x", other pieces get a leading "▁",
- *    bracketed specials kept.
- *  - Unigram -> "t5": pieces and their scores.
+ *    control tokens (the special added ones) kept; pre "default";
+ *    BertNormalizer's lowercase / strip_accents as
+ *    tokenizer.ggml.normalizer.* (Silica's keys), clean_spaces.
+ *  - Unigram -> "t5": pieces and their scores, pre "default", types 2 for
+ *    the unk piece, 3 special, 4 other added; add_space_prefix from
+ *    Metaspace, clean_spaces.
  * Plus bos/eos/unknown/seperator/padding ids (tokenizer_config.json, then
  * config.json), add_bos_token/add_eos_token (tokenizer_config.json, else the
  * post-processor template), and tokenizer.chat_template.
@@ -305,7 +309,8 @@ static int build_vocab(hf_t *h, char *err, size_t errlen) {
         for (size_t k = 0; k < n; k++) {
             char *s = h->text[k];
             size_t len = strlen(s);
-            if (h->type[k] == TOK_TYPE_UNUSED || (len >= 2 && s[0] == '[' && s[len - 1] == ']')) continue;
+            /* as the converter: control tokens keep their text */
+            if (h->type[k] == TOK_TYPE_UNUSED || h->type[k] == TOK_TYPE_CONTROL) continue;
             char *ns;
             if (len >= 2 && s[0] == '#' && s[1] == '#') {
                 ns = sl_strdup(s + 2);
@@ -488,7 +493,7 @@ int tok_hf_to_gguf(gguf_writer_t *w, const char *tj_path, const char *cfg_path, 
         const char *pre = detect_pre(&h, err, errlen);
         if (!pre) goto done;
         oom |= gguf_writer_set_str(w, "tokenizer.ggml.pre", pre) != 0;
-    } else if (!strcmp(h.kind, "bert")) {
+    } else if (!strcmp(h.kind, "bert") || !strcmp(h.kind, "t5")) {
         oom |= gguf_writer_set_str(w, "tokenizer.ggml.pre", "default") != 0;
     }
     oom |= gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)h.text, NULL, h.n) != 0;
@@ -539,6 +544,25 @@ int tok_hf_to_gguf(gguf_writer_t *w, const char *tj_path, const char *cfg_path, 
         bool prefix = (prep && !strcmp(json_string_value(json_object_get(prep, "prepend")) ?: "", "\xE2\x96\x81")) ||
                       (meta && (scheme ? strcmp(scheme, "never") != 0 : json_is_true(json_object_get(meta, "add_prefix_space"))));
         oom |= gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", prefix) != 0;
+    }
+
+    if (!strcmp(h.kind, "bert")) {
+        /* BertNormalizer's flags (llama.cpp has no keys for them and always
+         * lowercases); strip_accents null follows lowercase */
+        json_t *bn = find_typed(json_object_get(h.tj, "normalizer"), "BertNormalizer");
+        bool lower = bn ? !json_is_false(json_object_get(bn, "lowercase")) : true;
+        json_t *sa = json_object_get(bn, "strip_accents");
+        bool strip = json_is_boolean(sa) ? json_is_true(sa) : lower;
+        oom |= gguf_writer_set_bool(w, "tokenizer.ggml.normalizer.lowercase", lower) != 0;
+        oom |= gguf_writer_set_bool(w, "tokenizer.ggml.normalizer.strip_accents", strip) != 0;
+    }
+    if (!strcmp(h.kind, "bert") || !strcmp(h.kind, "t5")) {
+        /* decoding's clean-up of spaces before punctuation: tokenizer_config's
+         * clean_up_tokenization_spaces, else the WordPiece decoder's cleanup */
+        json_t *cu = json_object_get(h.cfg, "clean_up_tokenization_spaces");
+        json_t *dec = find_typed(json_object_get(h.tj, "decoder"), "WordPiece");
+        bool clean = json_is_boolean(cu) ? json_is_true(cu) : dec && json_is_true(json_object_get(dec, "cleanup"));
+        oom |= gguf_writer_set_bool(w, "tokenizer.ggml.clean_spaces", clean) != 0;
     }
 
     json_t *tmpl = json_object_get(h.cfg, "chat_template");

@@ -76,6 +76,7 @@ struct sl_tok {
     int32_t fim_pre, fim_suf, fim_mid, fim_pad, fim_rep, fim_sep;
     bool add_bos, add_eos, add_sep, add_space_prefix;
     bool bert_lowercase, bert_strip_accents;
+    bool clean_spaces; /* tok_decode: transformers' clean_up_tokenization (" ." -> "." ...) */
     bool nfc; /* NFC-normalise plain text first (Qwen2: tokenizer.json's NFC normalizer) */
 
     int32_t *eog; /* sorted */

@@ -470,6 +470,7 @@ sl_tok_t *tok_load(const gguf_file_t *f, char *err, size_t errlen) {
     if (get_bool_key(f, KEY("add_bos_token"), &t->add_bos, err, errlen) != 0) goto fail;
     if (get_bool_key(f, KEY("add_eos_token"), &t->add_eos, err, errlen) != 0) goto fail;
     if (get_bool_key(f, KEY("add_sep_token"), &t->add_sep, err, errlen) != 0) goto fail;
+    if (get_bool_key(f, KEY("clean_spaces"), &t->clean_spaces, err, errlen) != 0) goto fail;
     if (t->model != TOK_MODEL_GPT2 &&
         get_bool_key(f, KEY("add_space_prefix"), &t->add_space_prefix, err, errlen) != 0)
         goto fail;
@@ -779,10 +780,36 @@ static bool strips_first_space(const sl_tok_t *t) {
            (t->model == TOK_MODEL_T5 && t->add_space_prefix);
 }
 
+/* Replaces every non-overlapping `from` (left to right) in b[start..) by
+ * `to`, which is never longer. */
+static void replace_all(sl_buf_t *b, size_t start, const char *from, const char *to) {
+    size_t fl = strlen(from), tl = strlen(to), r = start, w = start;
+    while (r < b->len) {
+        if (b->len - r >= fl && memcmp(b->data + r, from, fl) == 0) {
+            memmove(b->data + w, to, tl);
+            w += tl, r += fl;
+        } else {
+            b->data[w++] = b->data[r++];
+        }
+    }
+    b->len = w;
+    if (b->data) b->data[w] = '\0';
+}
+
+/* transformers' clean_up_tokenization, on the text decoded from start on:
+ * the same replacements in the same order. */
+static void clean_up_spaces(sl_buf_t *b, size_t start) {
+    static const char *const rules[][2] = {{" .", "."},   {" ?", "?"},   {" !", "!"},     {" ,", ","},     {" ' ", "'"},
+                                           {" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
+    for (size_t i = 0; i < SL_ARRAY_LEN(rules); i++) replace_all(b, start, rules[i][0], rules[i][1]);
+}
+
 int tok_decode(const sl_tok_t *t, const int32_t *ids, size_t n, bool render_special, sl_buf_t *out) {
     dec_state_t st = {.strip_next = strips_first_space(t)};
+    size_t start = out->len;
     for (size_t i = 0; i < n; i++)
         if (decode_one(t, &st, ids[i], render_special, out) != 0) return -1;
+    if (t->clean_spaces) clean_up_spaces(out, start);
     return 0;
 }
 

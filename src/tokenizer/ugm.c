@@ -35,7 +35,10 @@ int ugm_encode(const sl_tok_t *t, const char *text, size_t len, bool prefix_spac
     best_t *b = NULL;
     int32_t *rev = NULL;
     int rc = -1;
-    if (prefix_space && sl_buf_append(&s, "\xE2\x96\x81", 3) != 0) goto oom;
+    /* Metaspace: "▁" goes in front unless the text already starts with one
+     * (a space, or a literal "▁") */
+    bool starts_ws = len > 0 && (text[0] == ' ' || (len >= 3 && memcmp(text, "\xE2\x96\x81", 3) == 0));
+    if (prefix_space && !starts_ws && sl_buf_append(&s, "\xE2\x96\x81", 3) != 0) goto oom;
     for (size_t i = 0; i < len; i++) {
         if (text[i] == ' ') {
             if (sl_buf_append(&s, "\xE2\x96\x81", 3) != 0) goto oom;

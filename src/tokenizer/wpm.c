@@ -34,12 +34,20 @@ static int put_cp(sl_buf_t *b, uint32_t cp) {
     return k > 0 ? sl_buf_append(b, tmp, (size_t)k) : 0;
 }
 
+/* BERT's max_input_chars_per_word: a longer word is one [UNK]. */
+#define WPM_MAX_WORD_CHARS 100
+
 static int word_pieces(const sl_tok_t *t, const sl_buf_t *w, tok_ids_t *out) {
-    size_t start = out->n, i = 0, n = w->len;
+    size_t start = out->n, i = 0, n = w->len, chars = 0;
+    for (size_t k = 3; k < n; k++) chars += ((uint8_t)w->data[k] & 0xC0) != 0x80;
+    if (chars > WPM_MAX_WORD_CHARS) return t->unk >= 0 ? tok_ids_push(out, t->unk) : 0;
     while (i < n) {
         size_t max = SL_MIN(n, i + t->max_token_len);
         int32_t id = -1;
-        size_t j;
+        size_t j = i;
+        /* a piece starting with "▁" is word-initial: a "▁" inside the word
+         * matches no continuation (the reference's vocab has no "##▁...") */
+        if (i > 0 && n - i >= 3 && memcmp(w->data + i, "\xE2\x96\x81", 3) == 0) max = i;
         for (j = max; j > i; j--) {
             id = tok_lookup(t, w->data + i, j - i);
             if (id >= 0) break;
@@ -84,14 +92,19 @@ int wpm_encode(const sl_tok_t *t, const char *text, size_t len, tok_ids_t *out, 
         }
         for (utf8proc_ssize_t d = 0; d < nd && !oom; d++) {
             uint32_t c = (uint32_t)dec[d];
+            utf8proc_category_t cat = utf8proc_category((utf8proc_int32_t)c);
+            /* clean_text drops NUL, U+FFFD and "other" characters (VT, FF,
+             * U+0085 among them) before it maps whitespace to a space; tab,
+             * LF and CR count as whitespace */
+            bool tnr = c == '\t' || c == '\n' || c == '\r';
+            if (c == 0 || c == 0xFFFD ||
+                (!tnr && (cat == UTF8PROC_CATEGORY_CC || cat == UTF8PROC_CATEGORY_CF || cat == UTF8PROC_CATEGORY_CO ||
+                          cat == UTF8PROC_CATEGORY_CS || cat == UTF8PROC_CATEGORY_CN)))
+                continue;
             if (is_ws(c)) {
                 FLUSH();
                 continue;
             }
-            utf8proc_category_t cat = utf8proc_category((utf8proc_int32_t)c);
-            if (c == 0 || c == 0xFFFD || cat == UTF8PROC_CATEGORY_CC || cat == UTF8PROC_CATEGORY_CF ||
-                cat == UTF8PROC_CATEGORY_CO || cat == UTF8PROC_CATEGORY_CS || cat == UTF8PROC_CATEGORY_CN)
-                continue;
             if (t->bert_strip_accents && cat == UTF8PROC_CATEGORY_MN) continue;
             uint32_t lc = t->bert_lowercase ? (uint32_t)utf8proc_tolower((utf8proc_int32_t)c) : c;
             bool punct = cat >= UTF8PROC_CATEGORY_PC && cat <= UTF8PROC_CATEGORY_PO;

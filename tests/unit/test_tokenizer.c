@@ -4,7 +4,9 @@
  * right answer is worked out by hand), on hostile tokenizer data, and on the
  * shared fixtures (ids from the reference engine in CASES.tsv; our
  * tokenizer.json import compared key by key with the reference converter's
- * GGUF) when those files are present.
+ * GGUF) when those files are present; WordPiece / Unigram on hand-made
+ * vocabularies and our import of the committed test tokenizers
+ * (tests/data/tokenizer) against the converter's layout.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,7 @@
 #include "tokenizer/tok_internal.h"
 #include "tokenizer/tokenizer.h"
 
+#include <jansson.h>
 #include <utf8proc.h>
 
 #define FIX "/work/shared/fixtures/"
@@ -796,6 +799,313 @@ static void test_hf_import_matches_reference(void) {
     gguf_close(b);
 }
 
+/* ---- a tiny WordPiece (BERT as GGUF stores it: "▁word", bare continuations) ---- */
+
+#define WB "\xE2\x96\x81" /* ▁ */
+
+static sl_tok_t *tiny_wpm(bool lowercase, bool clean_spaces) {
+    const char *toks[] = {"[PAD]",   "[UNK]", "[CLS]",  "[SEP]",           "[MASK]",       WB "cafe",     WB "un",
+                          "aff",     "able",  WB "中",  WB "文",           WB ",",         WB ".",        WB "x",
+                          "x",       WB "Caf", "é",     WB "a",            "b",            WB "ab",       WB "\xF0\xA0\x80\x80",
+                          WB "hello", WB "e", "e",      WB "i",            WB "abc"};
+    size_t n = SL_ARRAY_LEN(toks);
+    int32_t types[SL_ARRAY_LEN(toks)];
+    for (size_t i = 0; i < n; i++) types[i] = i < 5 ? TOK_TYPE_CONTROL : TOK_TYPE_NORMAL;
+    gguf_writer_t *w = gguf_writer_new();
+    gguf_writer_set_str(w, "tokenizer.ggml.model", "bert");
+    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, NULL, n);
+    gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_VT_INT32, types, n);
+    gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 1);
+    gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 2);
+    gguf_writer_set_u32(w, "tokenizer.ggml.seperator_token_id", 3);
+    gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", 0);
+    gguf_writer_set_u32(w, "tokenizer.ggml.mask_token_id", 4);
+    gguf_writer_set_bool(w, "tokenizer.ggml.normalizer.lowercase", lowercase);
+    gguf_writer_set_bool(w, "tokenizer.ggml.normalizer.strip_accents", lowercase);
+    gguf_writer_set_bool(w, "tokenizer.ggml.clean_spaces", clean_spaces);
+    char err[SL_ERR_MAX] = "";
+    sl_tok_t *t = load_from_writer(w, err, sizeof err);
+    CHECK_MSG(t != NULL, "%s", err);
+    gguf_writer_free(w);
+    return t;
+}
+
+/* Encodes s (len bytes, no BOS/EOS) and compares with the expected ids. */
+static void check_enc(const sl_tok_t *t, const char *s, size_t len, const int32_t *want, size_t nwant) {
+    int32_t *ids = NULL;
+    size_t n = 0;
+    char err[SL_ERR_MAX];
+    CHECK_MSG(tok_encode(t, s, len, false, false, &ids, &n, err, sizeof err) == 0, "%s", err);
+    bool ok = ids_eq(ids, n, want, nwant);
+    CHECK_MSG(ok, "text \"%.*s\"", (int)SL_MIN(len, 60), s);
+    if (!ok) print_ids("got", ids, n), print_ids("want", want, nwant);
+    free(ids);
+}
+#define CHECK_ENC(t, s, ...)                                                                                    \
+    do {                                                                                                        \
+        const int32_t w_[] = {__VA_ARGS__};                                                                     \
+        check_enc(t, s, strlen(s), w_, SL_ARRAY_LEN(w_));                                                       \
+    } while (0)
+
+static void check_dec(const sl_tok_t *t, const int32_t *ids, size_t n, const char *want) {
+    sl_buf_t out = {0};
+    CHECK(tok_decode(t, ids, n, false, &out) == 0);
+    CHECK_MSG(out.len == strlen(want) && (out.len == 0 || memcmp(out.data, want, out.len) == 0), "decoded \"%.*s\", want \"%s\"",
+              (int)out.len, out.data ? out.data : "", want);
+    sl_buf_free(&out);
+}
+
+enum { W_UNK = 1, W_CAFE = 5, W_UN, W_AFF, W_ABLE, W_ZHONG, W_WEN, W_COMMA, W_DOT, W_XW, W_XC, W_CAFW, W_EACUTE, W_AW,
+       W_BC, W_ABW, W_EXTB, W_HELLO, W_EW, W_EC, W_IW, W_ABCW };
+
+static void test_wpm(void) {
+    sl_tok_t *t = tiny_wpm(true, true);
+    if (!t) return;
+    /* accents: NFD + drop Mn (utf8proc), then lowercase; precomposed or not */
+    CHECK_ENC(t, "Caf\xC3\xA9", W_CAFE);
+    CHECK_ENC(t, "CAF\xC3\x89", W_CAFE);
+    CHECK_ENC(t, "cafe\xCC\x81", W_CAFE);
+    CHECK_ENC(t, "\xC4\xB0", W_IW); /* İ -> I + U+0307 -> i */
+    /* greedy longest match from the left; continuations are bare */
+    CHECK_ENC(t, "unaffable", W_UN, W_AFF, W_ABLE);
+    CHECK_ENC(t, "abc ab", W_ABCW, W_ABW);
+    /* a word with an unmatched rest is one [UNK], whatever matched before it */
+    CHECK_ENC(t, "unaffablez", W_UNK);
+    CHECK_ENC(t, "hello unz hello", W_HELLO, W_UNK, W_HELLO);
+    /* CJK ideographs are words of their own, outside the BMP too (as the
+     * Rust normalizer); so is punctuation */
+    CHECK_ENC(t, "x中文x", W_XW, W_ZHONG, W_WEN, W_XW);
+    CHECK_ENC(t, "a\xF0\xA0\x80\x80" "ab", W_AW, W_EXTB, W_ABW);
+    CHECK_ENC(t, "hello, x.", W_HELLO, W_COMMA, W_XW, W_DOT);
+    /* max_input_chars_per_word = 100: a longer word is [UNK] (chars, not bytes) */
+    char buf[512];
+    memset(buf, 'x', 101);
+    {
+        int32_t want[100];
+        want[0] = W_XW;
+        for (int i = 1; i < 100; i++) want[i] = W_XC;
+        check_enc(t, buf, 100, want, 100);
+        check_enc(t, buf, 101, (const int32_t[]){W_UNK}, 1);
+        size_t k = 0;
+        for (int i = 0; i < 100; i++) buf[k++] = '\xC3', buf[k++] = '\xA9'; /* é x 100 (200 bytes) -> e x 100 */
+        for (int i = 0; i < 100; i++) want[i] = i ? W_EC : W_EW;
+        check_enc(t, buf, k, want, 100);
+        buf[k++] = 'e';
+        check_enc(t, buf, k, (const int32_t[]){W_UNK}, 1);
+    }
+    /* clean_text: VT, U+0085, ZWSP (Cf) and noncharacters (Cn) are dropped,
+     * not spaces; tab / LF / CR are whitespace */
+    CHECK_ENC(t, "x\x0Bx", W_XW, W_XC);
+    CHECK_ENC(t, "x\xC2\x85x", W_XW, W_XC);
+    CHECK_ENC(t, "x\xE2\x80\x8Bx", W_XW, W_XC);
+    CHECK_ENC(t, "x\xEF\xBF\xBFx", W_XW, W_XC);
+    CHECK_ENC(t, "x\tx\nx\rx", W_XW, W_XW, W_XW, W_XW);
+    check_enc(t, "x\0x", 3, (const int32_t[]){W_XW, W_XC}, 2);
+    /* a "▁" inside a word matches no continuation piece */
+    CHECK_ENC(t, "x" WB "x", W_UNK);
+    /* decoding: "▁" is a space, the first one dropped; clean_spaces takes the
+     * space off before , . ! ? (transformers' clean_up_tokenization) */
+    check_dec(t, (const int32_t[]){W_HELLO, W_COMMA, W_XW, W_XC, W_DOT}, 5, "hello, xx.");
+    tok_free(t);
+
+    t = tiny_wpm(false, false); /* cased: no lowercasing, accents kept */
+    if (!t) return;
+    CHECK_ENC(t, "Caf\xC3\xA9", W_CAFW, W_EACUTE);
+    CHECK_ENC(t, "cafe CAFE", W_CAFE, W_UNK);
+    check_dec(t, (const int32_t[]){W_HELLO, W_COMMA, W_XW, W_DOT}, 4, "hello , x .");
+    tok_free(t);
+}
+
+/* ---- a tiny Unigram (T5 ids: <pad> </s> <unk>) ---- */
+
+static sl_tok_t *tiny_ugm(void) {
+    const char *toks[] = {"<pad>", "</s>", "<unk>", WB, WB "a", "b", WB "ab", "c", WB "abc", "a", "bc"};
+    const float scores[] = {0, 0, 0, -1, -2, -2, -4, -3, -8, -3, -3};
+    const int32_t types[] = {3, 3, 2, 1, 1, 1, 1, 1, 1, 1, 1};
+    size_t n = SL_ARRAY_LEN(toks);
+    gguf_writer_t *w = gguf_writer_new();
+    gguf_writer_set_str(w, "tokenizer.ggml.model", "t5");
+    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, NULL, n);
+    gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_VT_FLOAT32, scores, n);
+    gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_VT_INT32, types, n);
+    gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", true);
+    char err[SL_ERR_MAX] = "";
+    sl_tok_t *t = load_from_writer(w, err, sizeof err);
+    CHECK_MSG(t != NULL, "%s", err);
+    gguf_writer_free(w);
+    return t;
+}
+
+enum { U_UNK = 2, U_SP, U_A_W, U_B, U_AB_W, U_C, U_ABC_W, U_A, U_BC };
+
+static void test_ugm(void) {
+    sl_tok_t *t = tiny_ugm();
+    if (!t) return;
+    /* tie: "▁ab" (-4) and "▁a"+"b" (-2-2); the path whose last piece starts
+     * earliest wins (the reference's strict ">" in start order) */
+    CHECK_ENC(t, "ab", U_AB_W);
+    /* best sum: ▁a+bc (-5) over ▁ab+c (-7), ▁abc (-8), ▁+a+bc (-7) */
+    CHECK_ENC(t, "abc", U_A_W, U_BC);
+    /* unknown characters cost min score - 10; a run of them is one <unk>,
+     * even across different characters, but "▁" separates runs */
+    CHECK_ENC(t, "a\xE2\x98\x83\xE2\x98\x83" "b", U_A_W, U_UNK, U_B);
+    CHECK_ENC(t, "\xE2\x98\x83\xC3\xA9", U_SP, U_UNK);
+    CHECK_ENC(t, "a \xE2\x98\x83 \xE2\x98\x83", U_A_W, U_SP, U_UNK, U_SP, U_UNK);
+    /* Metaspace prepends "▁" only when the text does not start with one */
+    CHECK_ENC(t, " ab", U_AB_W);
+    CHECK_ENC(t, "  ab", U_SP, U_AB_W);
+    CHECK_ENC(t, WB "ab", U_AB_W);
+    /* decode: the first space goes, <unk> renders as nothing */
+    check_dec(t, (const int32_t[]){U_AB_W, U_UNK, U_B, U_SP, U_A_W}, 5, "abb  a");
+    tok_free(t);
+}
+
+/* Our import of the committed WordPiece / Unigram test tokenizers against
+ * the layout of llama.cpp's convert_hf_to_gguf.py, re-derived here from
+ * tokenizer.json: BERT tokens "##x" -> "x", others "▁" + text, control
+ * (special added) tokens as they are; Unigram pieces, scores and types
+ * (unk 2, special 3) as stored. */
+#define TD "tests/data/tokenizer/"
+
+static gguf_file_t *import_to_gguf(const char *dir, json_t **tj) {
+    char err[SL_ERR_MAX] = "", a[256], b[256];
+    snprintf(a, sizeof a, TD "%s/tokenizer.json", dir);
+    snprintf(b, sizeof b, TD "%s/tokenizer_config.json", dir);
+    *tj = json_load_file(a, 0, NULL);
+    CHECK_MSG(*tj != NULL, "%s", a);
+    gguf_writer_t *w = gguf_writer_new();
+    CHECK_MSG(tok_hf_to_gguf(w, a, b, err, sizeof err) == 0, "%s", err);
+    char path[] = "/tmp/silica-test-wpu-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0 && gguf_writer_write(w, path, err, sizeof err) == 0);
+    gguf_writer_free(w);
+    gguf_file_t *f = gguf_open(path, err, sizeof err);
+    CHECK_MSG(f != NULL, "%s", err);
+    unlink(path);
+    close(fd);
+    return f;
+}
+
+static bool key_str_is(const gguf_file_t *f, const char *key, const char *want) {
+    gguf_str_t s;
+    return gguf_get_str(f, key, &s, NULL, 0) == 0 && s.len == strlen(want) && memcmp(s.ptr, want, s.len) == 0;
+}
+static bool key_u32_is(const gguf_file_t *f, const char *key, uint32_t want) {
+    uint32_t v;
+    return gguf_get_u32(f, key, &v, NULL, 0) == 0 && v == want;
+}
+static bool key_bool_is(const gguf_file_t *f, const char *key, bool want) {
+    bool v;
+    return gguf_get_bool(f, key, &v, NULL, 0) == 0 && v == want;
+}
+static int32_t arr_i32(const gguf_file_t *f, size_t k, size_t i) {
+    int32_t v;
+    memcpy(&v, (const char *)gguf_arr_data(f, k) + 4 * i, 4);
+    return v;
+}
+
+static void test_hf_import_wp_unigram(void) {
+    if (!file_exists(TD "bert-uncased/tokenizer.json")) {
+        fprintf(stderr, "    (skipped: run from the repository root)\n");
+        return;
+    }
+    for (int cased = 0; cased < 2; cased++) {
+        json_t *tj = NULL;
+        gguf_file_t *f = import_to_gguf(cased ? "bert-cased" : "bert-uncased", &tj);
+        if (!f || !tj) {
+            gguf_close(f);
+            json_decref(tj);
+            continue;
+        }
+        CHECK(key_str_is(f, "tokenizer.ggml.model", "bert") && key_str_is(f, "tokenizer.ggml.pre", "default"));
+        int64_t kt = gguf_find_key(f, "tokenizer.ggml.tokens"), ky = gguf_find_key(f, "tokenizer.ggml.token_type");
+        CHECK(kt >= 0 && ky >= 0);
+        json_t *vocab = json_object_get(json_object_get(tj, "model"), "vocab");
+        CHECK(kt >= 0 && gguf_arr_len(f, (size_t)kt) == json_object_size(vocab));
+        const char *k;
+        json_t *v;
+        size_t bad = 0, cont = 0;
+        json_object_foreach(vocab, k, v) {
+            size_t id = (size_t)json_integer_value(v);
+            if (kt < 0 || ky < 0 || id >= gguf_arr_len(f, (size_t)kt)) {
+                bad++;
+                continue;
+            }
+            bool special = k[0] == '[' && (!strcmp(k, "[PAD]") || !strcmp(k, "[UNK]") || !strcmp(k, "[CLS]") ||
+                                           !strcmp(k, "[SEP]") || !strcmp(k, "[MASK]"));
+            char want[256];
+            if (special) {
+                snprintf(want, sizeof want, "%s", k);
+            } else if (!strncmp(k, "##", 2)) {
+                snprintf(want, sizeof want, "%s", k + 2);
+                cont++;
+            } else {
+                snprintf(want, sizeof want, WB "%s", k);
+            }
+            gguf_str_t s = gguf_arr_str(f, (size_t)kt, id);
+            int32_t ty = arr_i32(f, (size_t)ky, id);
+            if (s.len != strlen(want) || memcmp(s.ptr, want, s.len) != 0 ||
+                ty != (special ? TOK_TYPE_CONTROL : TOK_TYPE_NORMAL)) {
+                if (bad++ < 5) fprintf(stderr, "    token %zu '%s': got '%.*s' type %d\n", id, k, (int)s.len, s.ptr, ty);
+            }
+        }
+        CHECK(bad == 0 && cont > 100);
+        CHECK(key_u32_is(f, "tokenizer.ggml.padding_token_id", 0) && key_u32_is(f, "tokenizer.ggml.unknown_token_id", 100) &&
+              key_u32_is(f, "tokenizer.ggml.cls_token_id", 101) && key_u32_is(f, "tokenizer.ggml.seperator_token_id", 102) &&
+              key_u32_is(f, "tokenizer.ggml.mask_token_id", 103) && key_u32_is(f, "tokenizer.ggml.bos_token_id", 101));
+        CHECK(key_bool_is(f, "tokenizer.ggml.add_bos_token", true) && key_bool_is(f, "tokenizer.ggml.add_eos_token", false));
+        CHECK(key_bool_is(f, "tokenizer.ggml.normalizer.lowercase", !cased) &&
+              key_bool_is(f, "tokenizer.ggml.normalizer.strip_accents", !cased) &&
+              key_bool_is(f, "tokenizer.ggml.clean_spaces", true));
+        /* and it encodes: [CLS] ... [SEP] */
+        char err[SL_ERR_MAX];
+        sl_tok_t *t = tok_load(f, err, sizeof err);
+        CHECK_MSG(t != NULL, "%s", err);
+        if (t) {
+            int32_t *ids;
+            size_t n;
+            CHECK(tok_encode(t, "the", 3, true, false, &ids, &n, err, sizeof err) == 0);
+            CHECK(n == 3 && ids[0] == 101 && ids[2] == 102 && ids[1] == tok_find(t, WB "the", strlen(WB "the")));
+            free(ids);
+            tok_free(t);
+        }
+        gguf_close(f);
+        json_decref(tj);
+    }
+
+    json_t *tj = NULL;
+    gguf_file_t *f = import_to_gguf("xlmr-unigram", &tj);
+    if (f && tj) {
+        CHECK(key_str_is(f, "tokenizer.ggml.model", "t5") && key_str_is(f, "tokenizer.ggml.pre", "default"));
+        json_t *vocab = json_object_get(json_object_get(tj, "model"), "vocab");
+        size_t nv = json_array_size(vocab), bad = 0;
+        int64_t kt = gguf_find_key(f, "tokenizer.ggml.tokens"), ky = gguf_find_key(f, "tokenizer.ggml.token_type"),
+                ks = gguf_find_key(f, "tokenizer.ggml.scores");
+        CHECK(kt >= 0 && ky >= 0 && ks >= 0 && nv > 3000);
+        if (kt >= 0 && ky >= 0 && ks >= 0 && gguf_arr_len(f, (size_t)kt) == nv && gguf_arr_len(f, (size_t)ks) == nv) {
+            for (size_t i = 0; i < nv; i++) {
+                const char *p = json_string_value(json_array_get(json_array_get(vocab, i), 0));
+                float sc = (float)json_number_value(json_array_get(json_array_get(vocab, i), 1)), got;
+                memcpy(&got, (const char *)gguf_arr_data(f, (size_t)ks) + 4 * i, 4);
+                int32_t want_ty = i == 3 ? TOK_TYPE_UNKNOWN : (i < 3 || i == nv - 1) ? TOK_TYPE_CONTROL : TOK_TYPE_NORMAL;
+                gguf_str_t s = gguf_arr_str(f, (size_t)kt, i);
+                if (!p || s.len != strlen(p) || memcmp(s.ptr, p, s.len) != 0 || got != sc ||
+                    arr_i32(f, (size_t)ky, i) != want_ty)
+                    if (bad++ < 5) fprintf(stderr, "    piece %zu differs\n", i);
+            }
+        } else {
+            bad++;
+        }
+        CHECK(bad == 0);
+        CHECK(key_u32_is(f, "tokenizer.ggml.bos_token_id", 0) && key_u32_is(f, "tokenizer.ggml.padding_token_id", 1) &&
+              key_u32_is(f, "tokenizer.ggml.eos_token_id", 2) && key_u32_is(f, "tokenizer.ggml.unknown_token_id", 3));
+        CHECK(key_bool_is(f, "tokenizer.ggml.add_space_prefix", true) && key_bool_is(f, "tokenizer.ggml.add_bos_token", true) &&
+              key_bool_is(f, "tokenizer.ggml.add_eos_token", true));
+    }
+    gguf_close(f);
+    json_decref(tj);
+}
+
 int main(void) {
     RUN(test_bpe_merges);
     RUN(test_nfc);
@@ -808,5 +1118,8 @@ int main(void) {
     RUN(test_hostile);
     RUN(test_fixture_cases);
     RUN(test_hf_import_matches_reference);
+    RUN(test_wpm);
+    RUN(test_ugm);
+    RUN(test_hf_import_wp_unigram);
     return test_summary();
 }

@@ -80,11 +80,24 @@ static int gbnf_lit(sl_buf_t *b, const char *text) {
     return sl_buf_puts(b, "\" ");
 }
 
-/* Rules for a schema under prefix; the entry rule is <prefix>root. */
+/* Rules for a schema under prefix; the entry rule is <prefix>root.
+ * No parameters (absent, as OpenAI documents: "an empty parameter list"),
+ * or an object schema with an empty `properties` and no
+ * additionalProperties, is the empty object {} (the grammar library's rule
+ * for declared properties: absent additionalProperties is false). */
 static int schema_rules(sl_buf_t *rules, const json_t *schema, const char *prefix, char *err,
                         size_t errlen) {
     json_t *any = NULL;
-    if (!schema || json_is_null(schema)) schema = any = json_pack("{s:s}", "type", "object");
+    const json_t *props = json_object_get(schema, "properties");
+    if (!schema || json_is_null(schema)) {
+        schema = any = json_pack("{s:s, s:{}, s:b}", "type", "object", "properties",
+                                 "additionalProperties", 0);
+    } else if (json_is_object(props) && json_object_size(props) == 0 &&
+               !json_object_get(schema, "additionalProperties")) {
+        any = json_copy((json_t *)schema);
+        if (any) json_object_set_new(any, "additionalProperties", json_false());
+        schema = any;
+    }
     char *g = schema ? gram_json_schema_to_gbnf(schema, err, errlen) : NULL;
     json_decref(any);
     if (!g) return -1;

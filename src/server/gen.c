@@ -617,6 +617,9 @@ static void choice_end(gen_job_t *j, gen_choice_t *c, const char *finish) {
             stream_delta(j, c, "", 0, c->pending_lp, NULL, false);
             c->pending_lp = NULL;
         }
+        const tc_result_t *res = tc_parser_result(c->tp);
+        if (j->r.stream && res->n_calls == 0 && res->content_len == 0) /* empty text reply: "" */
+            stream_delta_ex(j, c, NULL, 0, "{\"content\":\"\"}", NULL, NULL, false);
     }
     c->done = true;
     c->finish = finish;
@@ -960,7 +963,11 @@ static void stream_start(gen_job_t *j) {
     sse_head_init(j);
     for (int i = 0; i < j->n_ch; i++) {
         gen_choice_t *c = &j->ch[i];
-        if (j->r.chat) {
+        if (j->r.chat && c->tp) {
+            /* content null until some is sent: a reply of tool calls only
+             * reassembles to content null, as its non-streamed message */
+            stream_delta_ex(j, c, NULL, 0, "{\"role\":\"assistant\",\"content\":null}", NULL, NULL, false);
+        } else if (j->r.chat) {
             stream_delta(j, c, "", 0, NULL, NULL, true);
         } else if (c->plp) {
             c->echo_pending = true;

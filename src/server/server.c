@@ -525,7 +525,9 @@ static int load_model(srv_t *s, srv_model_t *m, const srv_model_spec_t *spec, ch
     eo.kv_mem = s->cfg.kv_mem;
     eo.kv = s->cfg.kv_type;
     const int n_vocab_model = model_hparams(m->model)->n_vocab;
-    m->gvocab = srv_gram_vocab_new(m->tok, n_vocab_model, e2, sizeof e2);
+    const char *keep[16]; /* marker tokens the tool-call grammar must produce */
+    tools_vocab_keep(m, keep, SL_ARRAY_LEN(keep));
+    m->gvocab = srv_gram_vocab_new_keep(m->tok, n_vocab_model, keep, e2, sizeof e2);
     if (!m->gvocab) return sl_err(err, errlen, "model %s: grammar vocabulary: %s", spec->path, e2);
     eo.gram_vocab = m->gvocab;
     m->eng = eng_new(m->model, &eo, on_engine_event, m, e2, sizeof e2);

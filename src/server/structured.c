@@ -7,6 +7,22 @@
 #include <string.h>
 
 gram_vocab_t *srv_gram_vocab_new(const sl_tok_t *tok, int n_vocab, char *err, size_t errlen) {
+    return srv_gram_vocab_new_keep(tok, n_vocab, NULL, err, errlen);
+}
+
+/* A control token whose text is one of keep: its text, else nothing. */
+static int control_kept(const sl_tok_t *tok, int32_t id, const char *const *keep, sl_buf_t *blob) {
+    if (!keep || !tok_is_control(tok, id)) return 0;
+    const size_t at = blob->len;
+    if (tok_token_to_piece(tok, id, true, blob) != 0) return -1;
+    for (size_t k = 0; keep[k]; k++)
+        if (strlen(keep[k]) == blob->len - at && memcmp(keep[k], blob->data + at, blob->len - at) == 0) return 1;
+    blob->len = at;
+    return 0;
+}
+
+gram_vocab_t *srv_gram_vocab_new_keep(const sl_tok_t *tok, int n_vocab, const char *const *keep, char *err,
+                                      size_t errlen) {
     const int nt = tok_n_vocab(tok);
     if (n_vocab <= 0) {
         sl_err(err, errlen, "empty vocabulary");
@@ -26,7 +42,8 @@ gram_vocab_t *srv_gram_vocab_new(const sl_tok_t *tok, int n_vocab, char *err, si
     for (int id = 0; id < n_vocab; id++) {
         offs[id] = blob.len;
         if (id < nt) {
-            if (tok_token_to_piece(tok, id, false, &blob) != 0) {
+            const int kept = control_kept(tok, id, keep, &blob);
+            if (kept < 0 || (!kept && tok_token_to_piece(tok, id, false, &blob) != 0)) {
                 sl_err(err, errlen, "out of memory");
                 goto done;
             }

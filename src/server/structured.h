@@ -17,6 +17,12 @@
  * control tokens are empty, so a grammar never allows them); the
  * end-of-generation ids are tok_is_eog's. Built once per model at load. */
 gram_vocab_t *srv_gram_vocab_new(const sl_tok_t *tok, int n_vocab, char *err, size_t errlen);
+/* The same, except that control tokens whose text is one of `keep`
+ * (NULL-terminated; e.g. a tool-call syntax's markers such as
+ * "<|python_tag|>", tc_family_markers) are in it as that text, so a
+ * grammar can produce them. keep NULL: srv_gram_vocab_new. */
+gram_vocab_t *srv_gram_vocab_new_keep(const sl_tok_t *tok, int n_vocab, const char *const *keep, char *err,
+                                      size_t errlen);
 
 /* The engine grammar of a request's structured-output parameters (kind 0
  * when none): points into r. prefix/prefix_len: the text the answer

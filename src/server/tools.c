@@ -20,6 +20,17 @@ void tools_model_detect(srv_model_t *m, const char *src, size_t len) {
     m->tc_reasoning = tc_detect_reasoning(src, len, has_token, m);
 }
 
+void tools_vocab_keep(const srv_model_t *m, const char **keep, size_t cap) {
+    size_t n = 0;
+    const char *const *mk = tc_family_markers(m->tc_family);
+    for (size_t i = 0; mk[i] && n + 1 < cap; i++) keep[n++] = mk[i];
+    if (m->tc_reasoning && n + 3 <= cap) {
+        keep[n++] = "<think>";
+        keep[n++] = "</think>";
+    }
+    if (cap) keep[n] = NULL;
+}
+
 /* chat_template_kwargs.enable_thinking == false turns reasoning off (the
  * template then closes the think block itself, e.g. Qwen3). */
 static bool thinking_enabled(const json_t *body) {

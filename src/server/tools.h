@@ -43,6 +43,12 @@ typedef struct srv_tools {
  * (NULL/0 when the file has none) and the vocabulary. */
 void tools_model_detect(struct srv_model *m, const char *tmpl_src, size_t len);
 
+/* The marker texts (NULL-terminated, at most cap - 1) a grammar must be able
+ * to produce on this model: its call syntax's markers, and <think> /
+ * </think> for a reasoning model. Control tokens with these texts go into
+ * the grammar vocabulary as their text (srv_gram_vocab_new_keep). */
+void tools_vocab_keep(const struct srv_model *m, const char **keep, size_t cap);
+
 /* Validates the request's tool fields and decides what the parser does.
  * 0, or -1 with a 400 in *e. */
 int tools_prepare(const struct srv_model *m, const json_t *body, srv_tools_t *t, oai_error_t *e);

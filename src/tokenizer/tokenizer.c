@@ -114,19 +114,27 @@ int tok_unicode_to_byte(uint32_t cp) {
     return -1;
 }
 
-static uint64_t hash_bytes(const char *s, size_t n) {
-    uint64_t h = 1469598103934665603ULL;
+uint64_t tok_fnv_step(uint64_t h, const char *s, size_t n) {
     for (size_t i = 0; i < n; i++) {
         h ^= (uint8_t)s[i];
         h *= 1099511628211ULL;
     }
+    return h;
+}
+
+static uint64_t hash_bytes(const char *s, size_t n) {
+    uint64_t h = tok_fnv_step(TOK_FNV_INIT, s, n);
     return h ^ (h >> 29);
 }
 
 int32_t tok_lookup(const sl_tok_t *t, const char *s, size_t n) {
+    return tok_lookup_fnv(t, s, n, tok_fnv_step(TOK_FNV_INIT, s, n));
+}
+
+int32_t tok_lookup_fnv(const sl_tok_t *t, const char *s, size_t n, uint64_t fnv) {
     if (!t->vhash) return -1;
     size_t mask = t->vhash_cap - 1;
-    for (size_t i = hash_bytes(s, n) & mask;; i = (i + 1) & mask) {
+    for (size_t i = (fnv ^ (fnv >> 29)) & mask;; i = (i + 1) & mask) {
         int32_t id = t->vhash[i];
         if (id < 0) return -1;
         if (t->text_len[id] == n && memcmp(t->blob + t->text_off[id], s, n) == 0) return id;
@@ -446,6 +454,7 @@ sl_tok_t *tok_load(const gguf_file_t *f, char *err, size_t errlen) {
         if (*defaults[i] >= t->n_vocab) *defaults[i] = -1;
 
     if (t->model == TOK_MODEL_GPT2 && bpe_init(t, f, err, errlen) != 0) goto fail;
+    if (t->model == TOK_MODEL_T5) ugm_init(t);
     /* Qwen2/Qwen3's tokenizer.json normalises to NFC; GGUF has no key for the
      * normalizer, so it follows from the pre-tokenizer name (normalize.c). */
     t->nfc = t->model == TOK_MODEL_GPT2 && strcmp(t->pre_name, "qwen2") == 0;

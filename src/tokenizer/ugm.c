@@ -2,7 +2,8 @@
  * ugm.c — Unigram (tokenizer.ggml.model "t5"): the best-scoring
  * segmentation by Viterbi over the vocab pieces.
  *
- * Spaces become "▁" (one is put in front with add_space_prefix). At each
+ * Spaces become "▁" (with add_space_prefix one is put in front unless the
+ * text starts with one, as Metaspace's prepend_scheme "always"). At each
  * character boundary every vocab piece starting there is tried; a piece's
  * score is its log-probability (user-defined pieces score 0); a character
  * no piece covers costs min_score - 10 as <unk>, and runs of <unk> collapse
@@ -29,6 +30,14 @@ static bool ugm_piece(const sl_tok_t *t, int32_t id) {
     return ty == TOK_TYPE_NORMAL || ty == TOK_TYPE_USER_DEFINED || ty == TOK_TYPE_UNUSED;
 }
 
+void ugm_init(sl_tok_t *t) {
+    float min_score = FLT_MAX;
+    for (int32_t id = 0; id < t->n_vocab; id++)
+        if (t->type[id] == TOK_TYPE_NORMAL && t->scores[id] < min_score) min_score = t->scores[id];
+    if (min_score == FLT_MAX) min_score = 0;
+    t->ugm_unk_score = (double)min_score - 10.0;
+}
+
 int ugm_encode(const sl_tok_t *t, const char *text, size_t len, bool prefix_space, tok_ids_t *out, char *err,
                size_t errlen) {
     sl_buf_t s = {0};
@@ -51,11 +60,7 @@ int ugm_encode(const sl_tok_t *t, const char *text, size_t len, bool prefix_spac
         rc = 0;
         goto done;
     }
-    float min_score = FLT_MAX;
-    for (int32_t id = 0; id < t->n_vocab; id++)
-        if (t->type[id] == TOK_TYPE_NORMAL && t->scores[id] < min_score) min_score = t->scores[id];
-    if (min_score == FLT_MAX) min_score = 0;
-    double unk_score = (double)min_score - 10.0;
+    double unk_score = t->ugm_unk_score;
 
     b = malloc((n + 1) * sizeof(best_t));
     if (!b) goto oom;
@@ -67,8 +72,12 @@ int ugm_encode(const sl_tok_t *t, const char *text, size_t len, bool prefix_spac
         bool single = false;
         if (b[i].score > -DBL_MAX) {
             size_t maxl = SL_MIN(n - i, t->max_token_len);
+            uint64_t h = TOK_FNV_INIT; /* hash of s[i..i+l), grown a byte at a time */
             for (size_t l = 1; l <= maxl; l++) {
-                int32_t id = tok_lookup(t, s.data + i, l);
+                h = tok_fnv_step(h, s.data + i + l - 1, 1);
+                /* pieces are whole characters: skip ends inside one */
+                if (i + l < n && ((uint8_t)s.data[i + l] & 0xC0) == 0x80) continue;
+                int32_t id = tok_lookup_fnv(t, s.data + i, l, h);
                 if (id < 0 || !ugm_piece(t, id)) continue;
                 if (l == cl) single = true;
                 double sc = b[i].score + (t->type[id] == TOK_TYPE_USER_DEFINED ? 0.0 : (double)t->scores[id]);

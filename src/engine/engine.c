@@ -906,7 +906,7 @@ static void *prep_main(void *arg) {
             ev.user = it->user;
             ev.t_ns = sl_now_ns();
             ev.grammar = ix;
-            ev.finish = ix ? ENG_FINISH_STOP : ENG_FINISH_ERROR;
+            ev.finish = ix ? ENG_FINISH_STOP : skip ? ENG_FINISH_CANCELLED : ENG_FINISH_ERROR;
             ev.error = ix ? NULL : err;
             e->fn(&ev, e->ctx);
             pthread_mutex_lock(&e->mu);

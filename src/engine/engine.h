@@ -90,7 +90,8 @@ typedef struct eng_event {
      * pass it as eng_grammar_t.index, give it back with gram_index_release),
      * or NULL with finish = ENG_FINISH_ERROR and `error` (the grammar does
      * not compile — e.g. an unsupported JSON-Schema keyword, named — or the
-     * prefix is not accepted by it). */
+     * prefix is not accepted by it), or NULL with ENG_FINISH_CANCELLED when
+     * the engine shut down first. */
     struct gram_index *grammar;
 } eng_event_t;
 

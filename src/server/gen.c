@@ -1135,7 +1135,9 @@ static void gen_on_grammar(srv_t *s, const eng_event_t *ev) {
         return;
     }
     oai_error_t e;
-    if (!j->gix) {
+    if (!j->m->eng || ev->finish == ENG_FINISH_CANCELLED) { /* shutting down */
+        oai_fail(&e, 503, "server_error", "server_shutting_down", NULL, "The server is shutting down.");
+    } else if (!j->gix) {
         if (j->r.gram_kind == GRAM_SRC_JSON_SCHEMA && j->r.gram_name[0])
             oai_fail(&e, 400, NULL, "invalid_value", j->r.gram_param,
                      "Invalid schema for response_format '%s': %s", j->r.gram_name, ev->error ? ev->error : "?");

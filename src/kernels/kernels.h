@@ -103,8 +103,9 @@ void sl_attention(sl_pool_t *pool, const sl_attn_t *a);
  * tok_blocks[t][j / block_size]), and attends to keys 0 .. tok_pos[t].
  * kv_type is F32, F16 or Q8_0 (head_dim a multiple of 32); row_bytes =
  * sl_row_size(kv_type, head_dim). q and out are n_tok × n_head × head_dim.
- * scratch holds sl_pool_size(pool) × (max_keys + head_dim) floats, max_keys
- * >= every tok_pos[t] + 1. Work is split over (token, head) pairs. */
+ * scratch holds sl_pool_size(pool) × sl_attention_paged_scratch(n_head,
+ * n_head_kv, head_dim) floats (max_keys is not used). Work is split over
+ * (KV head, run of up to ~64/group consecutive tokens of one sequence). */
 typedef struct sl_attn_paged {
     int n_tok, n_head, n_head_kv, head_dim;
     const float *q;
@@ -121,5 +122,7 @@ typedef struct sl_attn_paged {
     int max_keys;
 } sl_attn_paged_t;
 void sl_attention_paged(sl_pool_t *pool, const sl_attn_paged_t *a);
+/* Floats of scratch one thread of sl_attention_paged needs. */
+size_t sl_attention_paged_scratch(int n_head, int n_head_kv, int head_dim);
 
 #endif

@@ -258,6 +258,9 @@ __attribute__((target("avx2,fma,f16c"))) static void axpy_f16_avx2(float *y, flo
     }
     for (; i < n; i++) y[i] += alpha * sl_f16_to_f32(x[i]);
 }
+__attribute__((target("avx2,f16c"))) static void f16_row_avx2(float *o, const sl_f16_t *h, int n) {
+    for (int i = 0; i < n; i += 8) _mm256_storeu_ps(o + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i))));
+}
 #endif
 
 struct attn_job {
@@ -337,141 +340,249 @@ void sl_attention(sl_pool_t *pool, const sl_attn_t *a) {
     sl_pool_run_elastic(pool, attn_worker, &job);
 }
 
-/* ---- paged attention ---- */
+/* ---- paged attention ----
+ *
+ * Tiled ("flash") form: a work item is one KV head and a run of up to
+ * ATT_ROWS / group consecutive tokens of one sequence, i.e. every query row
+ * (token × head of that KV head's group) that reads the same keys. Keys are
+ * taken ATT_KB at a time from one cache block (converted to f32 once per
+ * chunk for F16/Q8_0 storage) and every row of the item passes over the
+ * chunk while it is in L1: scores, an online softmax (running max and sum,
+ * rescaling the partial output when the max grows) and the weighted sum of
+ * values. So each key and value row is read (and converted) once per item
+ * instead of once per query head and token. */
 
-/* Dot of q with one Q8_0 row of n elements (n a multiple of 32). */
-static float dot_q8_0(const float *a, const sl_block_q8_0 *b, int n) {
-    float s = 0;
-    for (int ib = 0; ib < n / 32; ib++) {
-        float bs = 0;
-        for (int i = 0; i < 32; i++) bs += a[ib * 32 + i] * (float)b[ib].qs[i];
-        s += bs * sl_f16_to_f32(b[ib].d);
-    }
-    return s;
+#define ATT_KB 16
+#define ATT_ROWS 64
+#define ATT_MAX_TILES 1024
+
+static int att_tile_tokens(int group) {
+    const int t = ATT_ROWS / group;
+    return t < 1 ? 1 : t;
 }
 
-static void axpy_q8_0(float *y, float alpha, const sl_block_q8_0 *x, int n) {
-    for (int ib = 0; ib < n / 32; ib++) {
-        const float d = alpha * sl_f16_to_f32(x[ib].d);
-        for (int i = 0; i < 32; i++) y[ib * 32 + i] += d * (float)x[ib].qs[i];
-    }
+size_t sl_attention_paged_scratch(int n_head, int n_head_kv, int head_dim) {
+    if (n_head <= 0 || n_head_kv <= 0 || head_dim <= 0) return 0;
+    const int group = n_head / n_head_kv;
+    const size_t rows = (size_t)att_tile_tokens(group) * (size_t)group;
+    return 2 * (size_t)ATT_KB * (size_t)head_dim + ATT_KB + 2 * rows + 16;
 }
 
-#ifdef SL_OPS_X86
-__attribute__((target("avx2,fma,f16c"))) static float dot_q8_0_avx2(const float *a,
-                                                                      const sl_block_q8_0 *b, int n) {
-    __m256 acc = _mm256_setzero_ps();
-    for (int ib = 0; ib < n / 32; ib++) {
-        __m256 bacc = _mm256_setzero_ps();
-        for (int i = 0; i < 32; i += 8) {
-            const __m256 bv = _mm256_cvtepi32_ps(
-                _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b[ib].qs + i))));
-            bacc = _mm256_fmadd_ps(_mm256_loadu_ps(a + ib * 32 + i), bv, bacc);
+/* Keys [j0, j0 + n) of KV head offset hoff as f32 rows of hd floats (the
+ * rows may lie in several blocks). F32 rows of a single block are used
+ * where they are; anything else is converted or gathered into buf. Chunks
+ * start at multiples of ATT_KB whatever the block size, so a paged cache
+ * and a contiguous one give bit-identical results. */
+static const float *att_rows_f32(const sl_attn_paged_t *a, const uint8_t *base, const int32_t *blocks,
+                                 size_t hoff, int j0, int n, bool simd, float *buf) {
+    const int bs = a->block_size, hd = a->head_dim;
+    const sl_type_t t = a->kv_type;
+    if (t == SL_TYPE_F32 && j0 / bs == (j0 + n - 1) / bs)
+        return (const float *)(base + (size_t)blocks[j0 / bs] * a->block_stride + hoff +
+                               (size_t)(j0 % bs) * a->row_bytes);
+    for (int p = 0; p < n; p++) {
+        const int j = j0 + p;
+        const uint8_t *src = base + (size_t)blocks[j / bs] * a->block_stride + hoff + (size_t)(j % bs) * a->row_bytes;
+        float *o = buf + (size_t)p * (size_t)hd;
+        if (t == SL_TYPE_F32) {
+            memcpy(o, src, (size_t)hd * sizeof(float));
+            continue;
         }
-        acc = _mm256_fmadd_ps(bacc, _mm256_set1_ps(sl_f16_to_f32(b[ib].d)), acc);
-    }
-    return hsum256(acc);
-}
-
-__attribute__((target("avx2,fma,f16c"))) static void axpy_q8_0_avx2(float *y, float alpha,
-                                                                      const sl_block_q8_0 *x, int n) {
-    for (int ib = 0; ib < n / 32; ib++) {
-        const __m256 d = _mm256_set1_ps(alpha * sl_f16_to_f32(x[ib].d));
-        for (int i = 0; i < 32; i += 8) {
-            const __m256 xv = _mm256_cvtepi32_ps(
-                _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(x[ib].qs + i))));
-            float *yp = y + ib * 32 + i;
-            _mm256_storeu_ps(yp, _mm256_fmadd_ps(d, xv, _mm256_loadu_ps(yp)));
+#ifdef SL_OPS_X86
+        if (simd && t == SL_TYPE_F16 && hd % 8 == 0) {
+            f16_row_avx2(o, (const sl_f16_t *)src, hd);
+            continue;
         }
-    }
-}
 #endif
-
-static float paged_dot(sl_type_t t, bool simd, const float *q, const uint8_t *row, int n) {
-#ifdef SL_OPS_X86
-    if (simd) {
-        if (t == SL_TYPE_F16) return dot_f16_avx2(q, (const sl_f16_t *)row, n);
-        if (t == SL_TYPE_Q8_0) return dot_q8_0_avx2(q, (const sl_block_q8_0 *)row, n);
-        return dot_f32_avx2(q, (const float *)row, n);
+        sl_dequantize_row(t, src, o, hd);
     }
-#endif
     (void)simd;
-    if (t == SL_TYPE_F16) return dot_f16(q, (const sl_f16_t *)row, n);
-    if (t == SL_TYPE_Q8_0) return dot_q8_0(q, (const sl_block_q8_0 *)row, n);
-    return dot_f32(q, (const float *)row, n);
+    return buf;
 }
 
-static void paged_axpy(sl_type_t t, bool simd, float *y, float alpha, const uint8_t *row, int n) {
-#ifdef SL_OPS_X86
-    if (simd) {
-        if (t == SL_TYPE_F16) axpy_f16_avx2(y, alpha, (const sl_f16_t *)row, n);
-        else if (t == SL_TYPE_Q8_0) axpy_q8_0_avx2(y, alpha, (const sl_block_q8_0 *)row, n);
-        else axpy_f32_avx2(y, alpha, (const float *)row, n);
-        return;
+/* One query row against nv keys K[0..nv) / values V[0..nv) (hd floats
+ * each): updates the running max *m, running sum *l and the unnormalised
+ * output out (hd floats). s holds ATT_KB floats. */
+static void att_row_scalar(const float *q, float *out, const float *K, const float *V, int nv, int hd, float scale,
+                           float *m, float *l, float *s) {
+    float mx = -INFINITY;
+    for (int j = 0; j < nv; j++) {
+        s[j] = dot_f32(q, K + (size_t)j * (size_t)hd, hd) * scale;
+        if (s[j] > mx) mx = s[j];
     }
-#endif
-    (void)simd;
-    if (t == SL_TYPE_F16) axpy_f16(y, alpha, (const sl_f16_t *)row, n);
-    else if (t == SL_TYPE_Q8_0) axpy_q8_0(y, alpha, (const sl_block_q8_0 *)row, n);
-    else axpy_f32(y, alpha, (const float *)row, n);
+    const float mn = mx > *m ? mx : *m;
+    const float c = *m == -INFINITY ? 0.0f : expf(*m - mn);
+    float sum = 0.0f;
+    for (int j = 0; j < nv; j++) sum += (s[j] = expf(s[j] - mn));
+    *l = *l * c + sum;
+    *m = mn;
+    for (int i = 0; i < hd; i++) out[i] *= c;
+    for (int j = 0; j < nv; j++) axpy_f32(out, s[j], V + (size_t)j * (size_t)hd, hd);
 }
+
+#ifdef SL_OPS_X86
+__attribute__((target("avx2,fma"))) static void att_row_avx2(const float *q, float *out, const float *K,
+                                                               const float *V, int nv, int hd, float scale,
+                                                               float *m, float *l, float *s) {
+    int j = 0;
+    for (; j + 4 <= nv; j += 4) {
+        const float *k0 = K + (size_t)j * (size_t)hd;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int d = 0; d < hd; d += 8) {
+            const __m256 qv = _mm256_loadu_ps(q + d);
+            a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + d), a0);
+            a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + hd + d), a1);
+            a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + 2 * hd + d), a2);
+            a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + 3 * hd + d), a3);
+        }
+        const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+        const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+        _mm_storeu_ps(s + j, _mm_mul_ps(s4, _mm_set1_ps(scale)));
+    }
+    for (; j < nv; j++) s[j] = dot_f32_avx2(q, K + (size_t)j * (size_t)hd, hd) * scale;
+    float mx = -INFINITY;
+    for (j = 0; j < nv; j++)
+        if (s[j] > mx) mx = s[j];
+    const float mn = mx > *m ? mx : *m;
+    const float c = *m == -INFINITY ? 0.0f : expf(*m - mn);
+    /* p = exp(s - mn), 8 lanes at a time; lanes past nv are not used */
+    __m256 sv = _mm256_setzero_ps();
+    for (j = 0; j < nv; j += 8) {
+        const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), _mm256_set1_ps(mn)));
+        _mm256_storeu_ps(s + j, e);
+    }
+    for (j = 0; j + 8 <= nv; j += 8) sv = _mm256_add_ps(sv, _mm256_loadu_ps(s + j));
+    float sum = hsum256(sv);
+    for (; j < nv; j++) sum += s[j];
+    *l = *l * c + sum;
+    *m = mn;
+    const __m256 cv = _mm256_set1_ps(c);
+    int d = 0;
+    for (; d + 32 <= hd; d += 32) {
+        __m256 o0 = _mm256_mul_ps(cv, _mm256_loadu_ps(out + d)), o1 = _mm256_mul_ps(cv, _mm256_loadu_ps(out + d + 8));
+        __m256 o2 = _mm256_mul_ps(cv, _mm256_loadu_ps(out + d + 16)), o3 = _mm256_mul_ps(cv, _mm256_loadu_ps(out + d + 24));
+        for (j = 0; j < nv; j++) {
+            const __m256 p = _mm256_broadcast_ss(s + j);
+            const float *v = V + (size_t)j * (size_t)hd + d;
+            o0 = _mm256_fmadd_ps(p, _mm256_loadu_ps(v), o0);
+            o1 = _mm256_fmadd_ps(p, _mm256_loadu_ps(v + 8), o1);
+            o2 = _mm256_fmadd_ps(p, _mm256_loadu_ps(v + 16), o2);
+            o3 = _mm256_fmadd_ps(p, _mm256_loadu_ps(v + 24), o3);
+        }
+        _mm256_storeu_ps(out + d, o0);
+        _mm256_storeu_ps(out + d + 8, o1);
+        _mm256_storeu_ps(out + d + 16, o2);
+        _mm256_storeu_ps(out + d + 24, o3);
+    }
+    for (; d < hd; d += 8) {
+        __m256 o0 = _mm256_mul_ps(cv, _mm256_loadu_ps(out + d));
+        for (j = 0; j < nv; j++)
+            o0 = _mm256_fmadd_ps(_mm256_broadcast_ss(s + j), _mm256_loadu_ps(V + (size_t)j * (size_t)hd + d), o0);
+        _mm256_storeu_ps(out + d, o0);
+    }
+}
+#endif
 
 struct attn_paged_job {
     const sl_attn_paged_t *a;
     bool simd;
-    int next; /* next work item to claim (atomic) */
+    int n_tiles;
+    const int *tile0; /* n_tiles + 1 batch token indices: tile i is [tile0[i], tile0[i+1]) */
+    int next;         /* next work item to claim (atomic) */
 };
 
-/* Item it = t * n_head + h, claimed from the end (later tokens of a
- * prefill chunk have longer rows). Keys are walked block by block, so the
- * block table is read once per block_size keys. */
+/* Item it = tile * n_head_kv + KV head, claimed from the end (later tokens
+ * of a prefill have longer rows). The tokens of a tile belong to one
+ * sequence and have consecutive positions. */
 static void attn_paged_worker(void *ctx, int ith, int nth) {
     struct attn_paged_job *job = ctx;
     const sl_attn_paged_t *a = job->a;
-    const int hd = a->head_dim, bs = a->block_size;
+    const int hd = a->head_dim, bs = a->block_size, H = a->n_head;
     const int group = a->n_head / a->n_head_kv;
-    const int n_items = a->n_tok * a->n_head;
-    float *scores = a->scratch + (size_t)ith * ((size_t)a->max_keys + (size_t)hd);
-    const uint8_t *kb = a->k, *vb = a->v;
+    const int n_items = job->n_tiles * a->n_head_kv;
+    float *kbuf = a->scratch + (size_t)ith * sl_attention_paged_scratch(a->n_head, a->n_head_kv, hd);
+    float *vbuf = kbuf + (size_t)ATT_KB * (size_t)hd, *s = vbuf + (size_t)ATT_KB * (size_t)hd;
+    float *M = s + ATT_KB + 8, *L = M + (size_t)att_tile_tokens(group) * (size_t)group;
+    bool simd = false;
+#ifdef SL_OPS_X86
+    simd = job->simd && hd % 8 == 0;
+#endif
     (void)nth;
 
     for (;;) {
         const int claimed = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED);
         if (claimed >= n_items) break;
         const int it = n_items - 1 - claimed;
-        const int t = it / a->n_head, h = it % a->n_head;
-        const size_t hoff = (size_t)(h / group) * (size_t)bs * a->row_bytes;
-        const int n_keys = a->tok_pos[t] + 1;
-        const int32_t *blocks = a->tok_blocks[t];
-        const float *q = a->q + ((size_t)t * (size_t)a->n_head + (size_t)h) * (size_t)hd;
-        float *out = a->out + ((size_t)t * (size_t)a->n_head + (size_t)h) * (size_t)hd;
-
-        for (int j0 = 0; j0 < n_keys; j0 += bs) {
-            const uint8_t *base = kb + (size_t)blocks[j0 / bs] * a->block_stride + hoff;
-            const int n = n_keys - j0 < bs ? n_keys - j0 : bs;
-            for (int p = 0; p < n; p++)
-                scores[j0 + p] =
-                    paged_dot(a->kv_type, job->simd, q, base + (size_t)p * a->row_bytes, hd) * a->scale;
+        const int tile = it / a->n_head_kv, hk = it % a->n_head_kv;
+        const int t0 = job->tile0[tile], nt = job->tile0[tile + 1] - t0, R = nt * group;
+        const int pos0 = a->tok_pos[t0], n_keys = pos0 + nt;
+        const int32_t *blocks = a->tok_blocks[t0];
+        const size_t hoff = (size_t)hk * (size_t)bs * a->row_bytes;
+        for (int r = 0; r < R; r++) {
+            M[r] = -INFINITY;
+            L[r] = 0.0f;
         }
-        sl_softmax(scores, n_keys);
-        memset(out, 0, (size_t)hd * sizeof(float));
-        for (int j0 = 0; j0 < n_keys; j0 += bs) {
-            const uint8_t *base = vb + (size_t)blocks[j0 / bs] * a->block_stride + hoff;
-            const int n = n_keys - j0 < bs ? n_keys - j0 : bs;
-            for (int p = 0; p < n; p++)
-                paged_axpy(a->kv_type, job->simd, out, scores[j0 + p], base + (size_t)p * a->row_bytes, hd);
+        for (int ti = 0; ti < nt; ti++)
+            memset(a->out + ((size_t)(t0 + ti) * (size_t)H + (size_t)hk * (size_t)group) * (size_t)hd, 0,
+                   (size_t)group * (size_t)hd * sizeof(float));
+        for (int j0 = 0; j0 < n_keys;) {
+            const int nk = n_keys - j0 < ATT_KB ? n_keys - j0 : ATT_KB;
+            const float *K = att_rows_f32(a, a->k, blocks, hoff, j0, nk, job->simd, kbuf);
+            const float *V = att_rows_f32(a, a->v, blocks, hoff, j0, nk, job->simd, vbuf);
+            for (int ti = 0; ti < nt; ti++) {
+                const int lim = pos0 + ti + 1 - j0; /* keys of the chunk this token sees */
+                if (lim <= 0) continue;
+                const int nv = lim < nk ? lim : nk;
+                for (int g = 0; g < group; g++) {
+                    const size_t qo = ((size_t)(t0 + ti) * (size_t)H + (size_t)(hk * group + g)) * (size_t)hd;
+                    const int r = ti * group + g;
+#ifdef SL_OPS_X86
+                    if (simd) {
+                        att_row_avx2(a->q + qo, a->out + qo, K, V, nv, hd, a->scale, &M[r], &L[r], s);
+                        continue;
+                    }
+#endif
+                    att_row_scalar(a->q + qo, a->out + qo, K, V, nv, hd, a->scale, &M[r], &L[r], s);
+                }
+            }
+            j0 += nk;
         }
+        for (int ti = 0; ti < nt; ti++)
+            for (int g = 0; g < group; g++) {
+                float *o = a->out + ((size_t)(t0 + ti) * (size_t)H + (size_t)(hk * group + g)) * (size_t)hd;
+                const float inv = 1.0f / L[ti * group + g];
+                for (int i = 0; i < hd; i++) o[i] *= inv;
+            }
     }
 }
 
 void sl_attention_paged(sl_pool_t *pool, const sl_attn_paged_t *a) {
-    struct attn_paged_job job = {.a = a, .simd = false, .next = 0};
+    struct attn_paged_job job = {.a = a, .simd = false};
 #ifdef SL_OPS_X86
     const sl_isa_t isa = sl_kernels_isa();
     job.simd = isa == SL_ISA_AVX2 || isa == SL_ISA_AVX512;
 #endif
-    if (a->n_tok * a->n_head < 8)
-        attn_paged_worker(&job, 0, 1);
-    else
-        sl_pool_run_elastic(pool, attn_paged_worker, &job);
+    const int tmax = att_tile_tokens(a->n_head / a->n_head_kv);
+    int tile0[ATT_MAX_TILES + 1];
+    /* Tiles: runs of consecutive positions of one sequence, at most tmax
+     * tokens; at most ATT_MAX_TILES per pool run. */
+    for (int t = 0; t < a->n_tok;) {
+        int n = 0;
+        while (t < a->n_tok && n < ATT_MAX_TILES) {
+            tile0[n++] = t;
+            int e = t + 1;
+            while (e < a->n_tok && e - t < tmax && a->tok_blocks[e] == a->tok_blocks[t] &&
+                   a->tok_pos[e] == a->tok_pos[e - 1] + 1)
+                e++;
+            t = e;
+        }
+        tile0[n] = t;
+        job.n_tiles = n;
+        job.tile0 = tile0;
+        job.next = 0;
+        if (n * a->n_head_kv < 2)
+            attn_paged_worker(&job, 0, 1);
+        else
+            sl_pool_run_elastic(pool, attn_paged_worker, &job);
+    }
 }

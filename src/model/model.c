@@ -891,8 +891,10 @@ static int check_tokens(const sl_model_t *m, const int32_t *tokens, int n, char 
     return 0;
 }
 
-static int scores_size(sl_pool_t *pool, int max_keys, int head_dim, size_t *out, char *err, size_t errlen) {
-    if (!sl_mul_size((size_t)sl_pool_size(pool), (size_t)max_keys + (size_t)head_dim, out))
+static int scores_size(const sl_model_t *m, sl_pool_t *pool, size_t *out, char *err, size_t errlen) {
+    const sl_hparams_t *hp = &m->hp;
+    if (!sl_mul_size((size_t)sl_pool_size(pool), sl_attention_paged_scratch(hp->n_head, hp->n_head_kv, hp->head_dim),
+                     out))
         return sl_err(err, errlen, "attention scratch size overflows");
     return 0;
 }
@@ -909,7 +911,7 @@ int model_forward(sl_model_t *m, sl_pool_t *pool, sl_kv_t *kv, const int32_t *to
     if (check_tokens(m, tokens, n, err, errlen)) return -1;
     const int step = SL_MIN(n, MODEL_MAX_BATCH);
     size_t n_scores;
-    if (scores_size(pool, kv->n_ctx, hp->head_dim, &n_scores, err, errlen) ||
+    if (scores_size(m, pool, &n_scores, err, errlen) ||
         scratch_reserve(m, step, n_scores, 0, err, errlen))
         return -1;
     static const int32_t block0[1] = {0};
@@ -958,7 +960,7 @@ int model_forward_batch(sl_model_t *m, sl_pool_t *pool, sl_kv_pool_t *kv, const 
         if (q->logits) n_out += q->all_logits ? q->n_tok : 1;
     }
     size_t n_scores;
-    if (scores_size(pool, max_keys, hp->head_dim, &n_scores, err, errlen) ||
+    if (scores_size(m, pool, &n_scores, err, errlen) ||
         scratch_reserve(m, n_tok, n_scores, n_out > 1 ? n_out : 0, err, errlen))
         return -1;
     for (int i = 0, t = 0; i < n_seqs; i++)

@@ -261,6 +261,101 @@ static void test_attention(void) {
     }
 }
 
+/* Paged attention: several sequences, each with its own block table into a
+ * shared pool of blocks (shuffled), a batch mixing prefill runs and single
+ * decode tokens, F32/F16/Q8_0 storage; against a double reference that
+ * reads the same (dequantized) cache rows through the block tables. */
+static void paged_case(int bsz, int H, int K, int D, sl_type_t kt, int threads, sl_isa_t isa) {
+    enum { NSEQ = 3 };
+    const int past[NSEQ] = {0, 37, 5}, ntok[NSEQ] = {23, 1, 9};
+    const size_t rb = sl_row_size(kt, D);
+    const int n_blocks = 40;
+    const size_t layer = (size_t)K * bsz * rb, blk = layer; /* one layer */
+    uint8_t *kc = calloc((size_t)n_blocks, blk), *vc = calloc((size_t)n_blocks, blk);
+    int32_t tables[NSEQ][16];
+    int perm[40];
+    for (int i = 0; i < n_blocks; i++) perm[i] = i;
+    for (int i = n_blocks - 1; i > 0; i--) {
+        int j = (int)((rnd() * 0.5 + 0.5) * (i + 1)) % (i + 1), t = perm[i];
+        perm[i] = perm[j], perm[j] = t;
+    }
+    int used = 0;
+    for (int q = 0; q < NSEQ; q++) {
+        const int nb = (past[q] + ntok[q] + bsz - 1) / bsz;
+        for (int b = 0; b < nb; b++) tables[q][b] = perm[used++];
+    }
+    /* fill every slot of every used block with random rows */
+    float row[256];
+    for (int b = 0; b < n_blocks; b++)
+        for (size_t r = 0; r < (size_t)K * bsz; r++) {
+            for (int i = 0; i < D; i++) row[i] = rnd() * 2;
+            sl_quantize_row(kt, row, kc + (size_t)b * blk + r * rb, D);
+            for (int i = 0; i < D; i++) row[i] = rnd();
+            sl_quantize_row(kt, row, vc + (size_t)b * blk + r * rb, D);
+        }
+    int n_tok = 0;
+    for (int q = 0; q < NSEQ; q++) n_tok += ntok[q];
+    int32_t pos[64];
+    const int32_t *tb[64];
+    for (int q = 0, t = 0; q < NSEQ; q++)
+        for (int k = 0; k < ntok[q]; k++, t++) pos[t] = past[q] + k, tb[t] = tables[q];
+    const size_t nq = (size_t)n_tok * H * D;
+    float *qv = malloc(nq * 4), *out = malloc(nq * 4);
+    for (size_t i = 0; i < nq; i++) qv[i] = rnd();
+    sl_pool_t *pool = threads > 1 ? sl_pool_new(threads) : NULL;
+    float *scratch = malloc(sizeof(float) * (size_t)sl_pool_size(pool) * sl_attention_paged_scratch(H, K, D));
+    sl_attn_paged_t a = {.n_tok = n_tok, .n_head = H, .n_head_kv = K, .head_dim = D, .q = qv, .out = out,
+                         .tok_pos = pos, .tok_blocks = tb, .k = kc, .v = vc, .block_stride = blk,
+                         .block_size = bsz, .row_bytes = rb, .kv_type = kt, .scale = 1.0f / sqrtf((float)D),
+                         .scratch = scratch, .max_keys = 64};
+    sl_isa_t prev = sl_kernels_set_isa(isa);
+    sl_attention_paged(pool, &a);
+    sl_kernels_set_isa(prev);
+    double md = 0;
+    float kf[256], vf[256];
+    double p[64];
+    const int grp = H / K;
+    for (int t = 0; t < n_tok; t++)
+        for (int h = 0; h < H; h++) {
+            const float *qr = qv + ((size_t)t * H + h) * D;
+            const int n = pos[t] + 1;
+            double mx = -1e300, sum = 0;
+            for (int j = 0; j < n; j++) {
+                const size_t off = (size_t)tb[t][j / bsz] * blk + ((size_t)(h / grp) * bsz + j % bsz) * rb;
+                sl_dequantize_row(kt, kc + off, kf, D);
+                double d = 0;
+                for (int i = 0; i < D; i++) d += (double)qr[i] * kf[i];
+                p[j] = d * a.scale;
+                mx = fmax(mx, p[j]);
+            }
+            for (int j = 0; j < n; j++) sum += (p[j] = exp(p[j] - mx));
+            double o[256] = {0};
+            for (int j = 0; j < n; j++) {
+                const size_t off = (size_t)tb[t][j / bsz] * blk + ((size_t)(h / grp) * bsz + j % bsz) * rb;
+                sl_dequantize_row(kt, vc + off, vf, D);
+                for (int i = 0; i < D; i++) o[i] += p[j] / sum * vf[i];
+            }
+            for (int i = 0; i < D; i++) md = fmax(md, fabs(out[((size_t)t * H + h) * D + i] - o[i]));
+        }
+    CHECK_MSG(md < 2e-5, "paged attention bs %d H %d K %d D %d %s t%d isa %s: %.3g", bsz, H, K, D, sl_type_name(kt),
+              threads, sl_isa_name(isa), md);
+    sl_pool_free(pool);
+    free(kc), free(vc), free(qv), free(out), free(scratch);
+}
+
+static void test_attention_paged(void) {
+    sl_isa_t isas[] = {SL_ISA_SCALAR, sl_kernels_isa()};
+    for (size_t i = 0; i < SL_ARRAY_LEN(isas); i++) {
+        sl_type_t types[] = {SL_TYPE_F32, SL_TYPE_F16, SL_TYPE_Q8_0};
+        for (size_t t = 0; t < 3; t++) {
+            paged_case(16, 14, 2, 64, types[t], 2, isas[i]); /* engine blocks, GQA 7 */
+            paged_case(5, 8, 2, 32, types[t], 3, isas[i]);   /* blocks shorter than a key chunk */
+            paged_case(64, 4, 4, 96, types[t], 1, isas[i]);  /* long blocks, MHA */
+            if (types[t] != SL_TYPE_Q8_0) paged_case(7, 6, 3, 12, types[t], 2, isas[i]); /* D % 8 != 0 */
+        }
+    }
+}
+
 int main(void) {
     sl_kernels_init();
     RUN(test_rmsnorm);
@@ -269,5 +364,6 @@ int main(void) {
     RUN(test_swiglu_range);
     RUN(test_rope);
     RUN(test_attention);
+    RUN(test_attention_paged);
     return test_summary();
 }

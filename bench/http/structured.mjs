@@ -1,0 +1,106 @@
+// Structured output end to end: single-stream decode rate with
+// response_format json_object (and a 20-property json_schema) against
+// unconstrained decoding, over the HTTP API (loopback, starts its own
+// server). Runs alternate A/B/A/B... so load drifts hit every variant alike;
+// the rate of one run is its steady decode rate: (chunks - 1) / (last chunk
+// time - first chunk time), so prefill and the grammar's index build (a
+// warm-up request builds it) are excluded. Reports the median per variant,
+// the median of the per-round ratios (paired: same round, adjacent in
+// time), and the server's CPU time per generated token (utime + stime from
+// /proc, so other processes' load on a shared machine mostly cancels out).
+//
+//   SILICA_BIN=build/release/silica NODE_PATH=tests/node_modules node bench/http/structured.mjs \
+//       [--model models/qwen2.5-0.5b-q8_0-tok.gguf] [--threads 2] [--tokens 48] [--rounds 5]
+import os from "node:os";
+import fs from "node:fs";
+import { startServer } from "../../tests/e2e/lib/server.mjs";
+
+const argv = process.argv.slice(2);
+const opt = (k, d) => { const i = argv.indexOf("--" + k); return i >= 0 ? argv[i + 1] : d; };
+const MODEL = opt("model", "models/qwen2.5-0.5b-q8_0-tok.gguf");
+const THREADS = Number(opt("threads", 2));
+const NTOK = Number(opt("tokens", 48));
+const ROUNDS = Number(opt("rounds", 5));
+
+const SCHEMA20 = {
+  type: "object",
+  properties: Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`field_${i}`,
+    [{ type: "string", maxLength: 40 }, { type: "integer", minimum: 0, maximum: 100000 }, { type: "boolean" },
+     { type: "number", minimum: -100, maximum: 100 }, { enum: ["alpha", "beta", "gamma"] }][i % 5]])),
+  additionalProperties: false,
+};
+const VARIANTS = {
+  unconstrained: {},
+  json_object: { response_format: { type: "json_object" } },
+  json_schema_20: { response_format: { type: "json_schema", json_schema: { name: "s20", schema: SCHEMA20 } } },
+};
+
+async function streamRate(url, extra, seed) {
+  const res = await fetch(url + "/v1/completions", {
+    method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "m", prompt: "Here is the record as JSON:", max_tokens: NTOK, temperature: 1, seed,
+      stream: true, ...extra }),
+  });
+  if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
+  const reader = res.body.getReader();
+  const dec = new TextDecoder();
+  let buf = "", finish = null;
+  const times = [];
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += dec.decode(value, { stream: true });
+    let i;
+    while ((i = buf.indexOf("\n\n")) >= 0) {
+      const ev = buf.slice(0, i); buf = buf.slice(i + 2);
+      if (!ev.startsWith("data: ") || ev === "data: [DONE]") continue;
+      const j = JSON.parse(ev.slice(6));
+      const c = j.choices && j.choices[0];
+      if (!c) continue;
+      if (c.finish_reason) finish = c.finish_reason;
+      else times.push(performance.now());
+    }
+  }
+  if (times.length < 8) return { rate: NaN, n: times.length, finish };
+  return { rate: (times.length - 1) * 1000 / (times[times.length - 1] - times[0]), n: times.length, finish };
+}
+
+const cpuMs = (pid) => {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return (Number(f[11]) + Number(f[12])) * 1000 / 100; // utime + stime, USER_HZ = 100
+};
+const median = (a) => { const s = [...a].sort((x, y) => x - y); return s[Math.floor(s.length / 2)]; };
+
+const srv = await startServer({ models: { m: MODEL }, args: ["--threads", String(THREADS), "--ctx", "2048"] });
+try {
+  for (const v of Object.values(VARIANTS)) await streamRate(srv.url, v, 1); // warm-up: index builds, page-in
+  const keys = Object.keys(VARIANTS);
+  const rates = Object.fromEntries(keys.map((k) => [k, []]));
+  const ratios = Object.fromEntries(keys.map((k) => [k, []]));
+  const cpu = Object.fromEntries(keys.map((k) => [k, []]));
+  const info = Object.fromEntries(keys.map((k) => [k, []]));
+  for (let r = 0; r < ROUNDS; r++) {
+    const round = {};
+    for (const [k, v] of Object.entries(VARIANTS)) {
+      const c0 = cpuMs(srv.proc.pid);
+      const x = await streamRate(srv.url, v, 100 + r);
+      const c1 = cpuMs(srv.proc.pid);
+      round[k] = x.rate;
+      if (Number.isFinite(x.rate)) rates[k].push(x.rate);
+      if (x.n > 0) cpu[k].push((c1 - c0) / x.n);
+      info[k].push(`${x.n}${x.finish === "stop" ? "s" : ""}`);
+    }
+    for (const k of keys)
+      if (Number.isFinite(round[k]) && Number.isFinite(round.unconstrained)) ratios[k].push(round[k] / round.unconstrained);
+  }
+  const base = median(rates.unconstrained), cbase = median(cpu.unconstrained);
+  console.log(`model ${MODEL}, ${THREADS} threads, ${NTOK} tokens, ${ROUNDS} rounds; load ${os.loadavg().map((x) => x.toFixed(1)).join(" ")}`);
+  console.log("| variant | median decode tok/s | vs unconstrained | median paired ratio | server CPU ms/token (vs unconstrained) | runs (tok/s) | tokens per run |");
+  console.log("|---|---|---|---|---|---|---|");
+  for (const k of keys) {
+    const m = median(rates[k]), c = median(cpu[k]);
+    console.log(`| ${k} | ${m.toFixed(2)} | ${(100 * m / base).toFixed(1)} % | ${(100 * median(ratios[k])).toFixed(1)} % | ${c.toFixed(1)} (${(100 * cbase / c).toFixed(1)} % speed) | ${rates[k].map((x) => x.toFixed(2)).join(", ")} | ${info[k].join(" ")} |`);
+  }
+} finally {
+  await srv.stop();
+}

@@ -672,50 +672,68 @@ static inline __attribute__((always_inline)) void gemmu_impl(bool sgn, int64_t n
     float cr[8] __attribute__((aligned(32)));
     const __m256i ones = _mm256_set1_epi16(1);
     int r = 0;
+    /* Two rows × 4 tokens per pass. A row's 4 integer block dots are
+     * reduced with horizontal adds into one vector — lane c holds token c's
+     * dot over the block's first 16 elements, lane c + 4 over the last 16 —
+     * so one convert and one FMA per row and block apply the 4 scales at
+     * once; the halves are added at the end. Unsigned codes (≤ 31) leave
+     * room to add in int16 (|lane| ≤ 2·31·127 per vpmaddubsw, ≤ 31496 after
+     * two levels), so they need one vpmaddwd per row and block; q8_0's
+     * signed products (≤ 32258 per lane) are widened to int32 first. */
     for (; r + 2 <= nr; r += 2) {
         const uint8_t *u0 = u + (size_t)r * urs, *u1 = u0 + urs;
         const float *d0 = (const float *)u0, *d1 = (const float *)u1;
         const uint8_t *q0 = u0 + (size_t)nb * 8, *q1 = u1 + (size_t)nb * 8;
-        __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00;
-        __m256 a10 = a00, a11 = a00, a12 = a00, a13 = a00, corr = a00;
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, corr = acc0;
         for (int64_t b = 0; b < nb; b++) {
             const sl_q8x4_t *xb = x + b;
-            __m256 dw = _mm256_set_m128(_mm_broadcast_ss(d1 + b), _mm_broadcast_ss(d0 + b));
-            __m256 xd = _mm256_broadcast_ps((const __m128 *)xb->d);
-            _mm256_store_ps(sc, _mm256_mul_ps(dw, xd));
+            const __m256 xd = _mm256_broadcast_ps((const __m128 *)xb->d);
             if (!sgn) {
                 __m256 mw = _mm256_set_m128(_mm_broadcast_ss(d1 + nb + b), _mm_broadcast_ss(d0 + nb + b));
                 corr = _mm256_fmadd_ps(mw, _mm256_broadcast_ps((const __m128 *)xb->s), corr);
             }
-            __m256i v0 = _mm256_loadu_si256((const __m256i *)(q0 + 32 * b));
-            __m256i v1 = _mm256_loadu_si256((const __m256i *)(q1 + 32 * b));
-            __m256i s0 = v0, s1 = v1;
+            const __m256i v0 = _mm256_loadu_si256((const __m256i *)(q0 + 32 * b));
+            const __m256i v1 = _mm256_loadu_si256((const __m256i *)(q1 + 32 * b));
+            const __m256i x0 = _mm256_load_si256((const __m256i *)xb->qs[0]);
+            const __m256i x1 = _mm256_load_si256((const __m256i *)xb->qs[1]);
+            const __m256i x2 = _mm256_load_si256((const __m256i *)xb->qs[2]);
+            const __m256i x3 = _mm256_load_si256((const __m256i *)xb->qs[3]);
+            __m256i g0, g1;
             if (sgn) {
-                s0 = _mm256_sign_epi8(v0, v0);
-                s1 = _mm256_sign_epi8(v1, v1);
+                const __m256i s0 = _mm256_sign_epi8(v0, v0), s1 = _mm256_sign_epi8(v1, v1);
+#define U_M(sv, v, xv) _mm256_madd_epi16(_mm256_maddubs_epi16(sv, _mm256_sign_epi8(xv, v)), ones)
+                g0 = _mm256_hadd_epi32(_mm256_hadd_epi32(U_M(s0, v0, x0), U_M(s0, v0, x1)),
+                                       _mm256_hadd_epi32(U_M(s0, v0, x2), U_M(s0, v0, x3)));
+                g1 = _mm256_hadd_epi32(_mm256_hadd_epi32(U_M(s1, v1, x0), U_M(s1, v1, x1)),
+                                       _mm256_hadd_epi32(U_M(s1, v1, x2), U_M(s1, v1, x3)));
+#undef U_M
+            } else {
+#define U_P(v, xv) _mm256_maddubs_epi16(v, xv)
+                g0 = _mm256_madd_epi16(_mm256_hadd_epi16(_mm256_hadd_epi16(U_P(v0, x0), U_P(v0, x1)),
+                                                         _mm256_hadd_epi16(U_P(v0, x2), U_P(v0, x3))),
+                                       ones);
+                g1 = _mm256_madd_epi16(_mm256_hadd_epi16(_mm256_hadd_epi16(U_P(v1, x0), U_P(v1, x1)),
+                                                         _mm256_hadd_epi16(U_P(v1, x2), U_P(v1, x3))),
+                                       ones);
+#undef U_P
             }
+            acc0 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_broadcast_ss(d0 + b), xd), _mm256_cvtepi32_ps(g0), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_broadcast_ss(d1 + b), xd), _mm256_cvtepi32_ps(g1), acc1);
+        }
+        _mm256_store_ps(cr, corr);
+        _mm_store_ps(sc, _mm_add_ps(_mm256_castps256_ps128(acc0), _mm256_extractf128_ps(acc0, 1)));
+        _mm_store_ps(sc + 4, _mm_add_ps(_mm256_castps256_ps128(acc1), _mm256_extractf128_ps(acc1, 1)));
+        for (int c = 0; c < nc; c++) {
+            out[(size_t)c * os + (size_t)r] = sc[c] + cr[c];
+            out[(size_t)c * os + (size_t)r + 1] = sc[4 + c] + cr[4 + c];
+        }
+    }
 #define U_PAIR(acc, sv, v, c, k)                                                                   \
     do {                                                                                           \
         __m256i xv = _mm256_load_si256((const __m256i *)xb->qs[c]);                                \
         __m256i p = sgn ? _mm256_maddubs_epi16(sv, _mm256_sign_epi8(xv, v)) : _mm256_maddubs_epi16(v, xv); \
         acc = _mm256_fmadd_ps(_mm256_broadcast_ss(sc + k), _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones)), acc); \
     } while (0)
-            U_PAIR(a00, s0, v0, 0, 0);
-            U_PAIR(a10, s1, v1, 0, 4);
-            U_PAIR(a01, s0, v0, 1, 1);
-            U_PAIR(a11, s1, v1, 1, 5);
-            U_PAIR(a02, s0, v0, 2, 2);
-            U_PAIR(a12, s1, v1, 2, 6);
-            U_PAIR(a03, s0, v0, 3, 3);
-            U_PAIR(a13, s1, v1, 3, 7);
-        }
-        _mm256_store_ps(cr, corr);
-        const __m256 a[8] = {a00, a01, a02, a03, a10, a11, a12, a13};
-        for (int c = 0; c < nc; c++) {
-            out[(size_t)c * os + (size_t)r] = hsum8(a[c]) + cr[c];
-            out[(size_t)c * os + (size_t)r + 1] = hsum8(a[4 + c]) + cr[4 + c];
-        }
-    }
     for (; r < nr; r++) {
         const uint8_t *u0 = u + (size_t)r * urs;
         const float *d0 = (const float *)u0;

@@ -39,8 +39,15 @@ static int wrong_type(oai_error_t *e, const char *param, const char *want, const
  * make more equal schemas share an index, but it would also reorder
  * `properties`, whose order is the order the output follows. */
 static int set_schema(oai_req_t *r, const json_t *schema, const char *param, oai_error_t *e) {
-    if (!json_is_object(schema) && !json_is_boolean(schema))
-        return wrong_type(e, param, "a JSON Schema object", schema);
+    if (json_is_true(schema)) { /* the schema `true`: any JSON value */
+        r->gram_kind = GRAM_SRC_JSON_ANY;
+        snprintf(r->gram_param, sizeof r->gram_param, "%s", param);
+        return 0;
+    }
+    if (json_is_false(schema))
+        return oai_fail(e, 400, NULL, "invalid_value", param,
+                        "Invalid '%s': the schema false accepts no output at all.", param);
+    if (!json_is_object(schema)) return wrong_type(e, param, "a JSON Schema object", schema);
     char *t = json_dumps(schema, JSON_COMPACT | JSON_ENCODE_ANY);
     if (!t) return oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
     r->gram_kind = GRAM_SRC_JSON_SCHEMA;

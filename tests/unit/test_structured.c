@@ -43,6 +43,9 @@ static void test_kinds(void) {
     CHECK(parse(CHAT "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"n\"}}}", true, &r, &e) == 0);
     CHECK(r.gram_kind == GRAM_SRC_JSON_ANY);
     oai_req_free(&r);
+    CHECK(parse(CHAT "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"n\",\"schema\":true}}}", true, &r, &e) == 0);
+    CHECK(r.gram_kind == GRAM_SRC_JSON_ANY);
+    oai_req_free(&r);
     CHECK(parse(CMPL "\"grammar\":\"root ::= \\\"a\\\"\"}", false, &r, &e) == 0);
     CHECK(r.gram_kind == GRAM_SRC_GBNF && strcmp(r.gram_text, "root ::= \"a\"") == 0 && strcmp(r.gram_param, "grammar") == 0);
     oai_req_free(&r);
@@ -79,6 +82,7 @@ static void test_errors(void) {
         {"\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"a\",\"schema\":\"{}\"}}", "response_format.json_schema.schema"},
         {"\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"a\",\"strict\":1}}", "response_format.json_schema.strict"},
         {"\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"a\",\"description\":2}}", "response_format.json_schema.description"},
+        {"\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"a\",\"schema\":false}}", "response_format.json_schema.schema"},
         {"\"grammar\":5", "grammar"},
         {"\"grammar\":\"\"", "grammar"},
         {"\"regex\":[]", "regex"},

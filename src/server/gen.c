@@ -1096,6 +1096,7 @@ void gen_handle(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, bool cha
     return;
 
 fail_hook:
+    j->req = req; /* job_fail answers on it */
     job_fail(j, &e);
     return;
 fail:

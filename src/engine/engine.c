@@ -50,6 +50,7 @@ const double eng_hist_bounds[ENG_HIST_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1,
 /* A sequence's grammar (eng_grammar_t, copied) and its matcher. */
 typedef struct eng_gram {
     int kind;
+    const gram_vocab_t *vocab; /* to index against (the engine's when not given) */
     char *text; /* source, until the worker resolved it to ix */
     size_t len;
     gram_index_t *ix;  /* a reference */
@@ -109,6 +110,7 @@ typedef struct prep_item {
     char *text, *prefix;
     size_t len, prefix_len;
     void *user;
+    const gram_vocab_t *vocab;
 } prep_item_t;
 
 struct eng {
@@ -437,9 +439,15 @@ static eng_gram_t *gram_state_new(eng_t *e, const eng_grammar_t *r, char *err, s
         sl_err(err, errlen, "unknown grammar kind %d", r->kind);
         return NULL;
     }
+    if (r->vocab && gram_vocab_size(r->vocab) != (size_t)e->n_vocab) {
+        sl_err(err, errlen, "the grammar vocabulary has %zu tokens, the model %d", gram_vocab_size(r->vocab),
+               e->n_vocab);
+        return NULL;
+    }
     eng_gram_t *g = calloc(1, sizeof *g);
     if (!g) goto oom;
     g->kind = r->kind;
+    g->vocab = r->vocab ? r->vocab : e->gv;
     if (r->index) {
         if (gram_index_retain(r->index) != 0) {
             free(g);
@@ -870,9 +878,9 @@ static void *prep_main(void *arg) {
         char err[SL_ERR_MAX] = "the engine is shutting down";
         gram_index_t *ix = NULL;
         if (!skip) {
-            if (it->seq) ix = gram_index_cached(e->gv, it->seq->g->kind, it->seq->g->text, it->seq->g->len, err,
-                                                sizeof err);
-            else ix = gram_index_cached(e->gv, it->kind, it->text, it->len, err, sizeof err);
+            if (it->seq) ix = gram_index_cached(it->seq->g->vocab, it->seq->g->kind, it->seq->g->text, it->seq->g->len,
+                                                err, sizeof err);
+            else ix = gram_index_cached(it->vocab, it->kind, it->text, it->len, err, sizeof err);
         }
         if (it->seq) {
             eng_gram_t *g = it->seq->g;
@@ -1187,9 +1195,13 @@ int eng_grammar_prepare(eng_t *e, const eng_grammar_t *g, void *user, char *err,
         return sl_err(err, errlen, "unknown grammar kind %d", g ? g->kind : 0);
     const bool has_text = g->kind != GRAM_SRC_JSON_ANY && g->kind != GRAM_SRC_JSON_OBJECT;
     if (has_text && !g->text) return sl_err(err, errlen, "the grammar has no source text");
+    if (g->vocab && gram_vocab_size(g->vocab) != (size_t)e->n_vocab)
+        return sl_err(err, errlen, "the grammar vocabulary has %zu tokens, the model %d", gram_vocab_size(g->vocab),
+                      e->n_vocab);
     prep_item_t *it = calloc(1, sizeof *it);
     if (!it) return sl_err(err, errlen, "out of memory");
     it->kind = g->kind;
+    it->vocab = g->vocab ? g->vocab : e->gv;
     it->user = user;
     it->len = has_text ? g->len : 0;
     it->text = malloc(it->len + 1);

@@ -140,6 +140,10 @@ typedef struct eng_grammar {
      * the grammar is first advanced over these bytes (copied). */
     const char *prefix;
     size_t prefix_len;
+    /* The vocabulary to index (kind, text) against, when not the engine's
+     * (eng_opts_t.gram_vocab): same size, e.g. one without the marker
+     * tokens a tool-call grammar needs (borrowed; must outlive the engine). */
+    const struct gram_vocab *vocab;
 } eng_grammar_t;
 
 /* True when g asks for a grammar (kind set). */

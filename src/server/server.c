@@ -529,6 +529,16 @@ static int load_model(srv_t *s, srv_model_t *m, const srv_model_spec_t *spec, ch
     tools_vocab_keep(m, keep, SL_ARRAY_LEN(keep));
     m->gvocab = srv_gram_vocab_new_keep(m->tok, n_vocab_model, keep, e2, sizeof e2);
     if (!m->gvocab) return sl_err(err, errlen, "model %s: grammar vocabulary: %s", spec->path, e2);
+    /* a kept marker that is a control token renders as nothing in plain
+     * output: structured output must not use it, so it gets a vocabulary
+     * without it */
+    bool kept_control = false;
+    for (size_t k = 0; keep[k]; k++) {
+        const int32_t kid = tok_find(m->tok, keep[k], strlen(keep[k]));
+        kept_control |= kid >= 0 && tok_is_control(m->tok, kid);
+    }
+    if (kept_control && !(m->gvocab_plain = srv_gram_vocab_new(m->tok, n_vocab_model, e2, sizeof e2)))
+        return sl_err(err, errlen, "model %s: grammar vocabulary: %s", spec->path, e2);
     eo.gram_vocab = m->gvocab;
     m->eng = eng_new(m->model, &eo, on_engine_event, m, e2, sizeof e2);
     if (!m->eng) return sl_err(err, errlen, "engine: %s", e2);
@@ -665,6 +675,7 @@ void srv_free(srv_t *s) {
         chat_tmpl_free(m->tmpl);
         free(m->tmpl_error);
         gram_vocab_free(m->gvocab);
+        gram_vocab_free(m->gvocab_plain);
         tok_free(m->tok);
         model_free(m->model);
         free(m->eog);

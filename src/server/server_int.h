@@ -29,6 +29,8 @@ typedef struct srv_model {
     char *tmpl_error;   /* set when the file's template does not parse: chat answers 500 */
     eng_t *eng;
     struct gram_vocab *gvocab; /* the vocabulary as grammar byte strings (structured.h) */
+    struct gram_vocab *gvocab_plain; /* the same without kept control markers, for response_format /
+                                        grammar / regex (NULL: gvocab keeps none) */
     int32_t *eog; /* end-of-generation ids: the engine's stop ids */
     size_t n_eog;
     fim_ids_t fim;      /* fill-in-the-middle ids (fim_supported() tells) */

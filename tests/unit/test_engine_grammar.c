@@ -443,6 +443,59 @@ static void test_cancel_shutdown_refusal(void) {
     eng_free(e);
 }
 
+/* eng_grammar_t.vocab: a grammar indexed against another vocabulary of
+ * the same size (here without the token "yz") never yields what only the
+ * missing token could write; a vocabulary of another size is refused. */
+static void test_other_vocab(void) {
+    char err[SL_ERR_MAX];
+    const char *bytes[V];
+    size_t lens[V];
+    for (int i = 0; i < V; i++) {
+        bytes[i] = VOCAB[i];
+        lens[i] = i == 46 ? 0 : strlen(VOCAB[i]);
+    }
+    const int32_t eog[1] = {0};
+    gram_vocab_t *v2 = gram_vocab_new(bytes, lens, V, eog, 1, err, sizeof err);
+    gram_vocab_t *v3 = gram_vocab_new(bytes, lens, V - 1, eog, 1, err, sizeof err);
+    CHECK(v2 && v3);
+    eng_t *e = engine(4);
+    reset_logs();
+    const char *re = "(ab|yz)(ab|yz)";
+    const int32_t prompt[2] = {3, 4};
+    smp_bias_t yz[1] = {{46, 8.0f}};
+    enum { NS = 6 };
+    for (int s = 0; s < NS; s++) {
+        eng_request_t r = req(prompt, 2, 10, (uint64_t)s + 1, &logs[s]);
+        r.sampling.bias = yz;
+        r.sampling.n_bias = 1;
+        r.grammar.kind = GRAM_SRC_REGEX;
+        r.grammar.text = re;
+        r.grammar.len = strlen(re);
+        r.grammar.vocab = s % 2 ? v2 : NULL;
+        uint64_t id;
+        CHECK_MSG(eng_submit(e, &r, &id, err, sizeof err) == 0, "%s", err);
+    }
+    eng_request_t r = req(prompt, 2, 10, 1, &logs[NS]);
+    r.grammar.kind = GRAM_SRC_REGEX;
+    r.grammar.text = re;
+    r.grammar.len = strlen(re);
+    r.grammar.vocab = v3;
+    uint64_t id;
+    CHECK(eng_submit(e, &r, &id, err, sizeof err) == -1 && strstr(err, "vocabulary") != NULL);
+    CHECK(eng_grammar_prepare(e, &r.grammar, NULL, err, sizeof err) == -1);
+    wait_finished(NS);
+    for (int s = 0; s < NS; s++) {
+        const char *t = text_of(&logs[s]);
+        CHECK_MSG(logs[s].finish == ENG_FINISH_STOP && regex_full("^(ab|yz)(ab|yz)$", t), "%d: '%s'", s, t);
+        if (s % 2) CHECK_MSG(strstr(t, "yz") == NULL, "%d: '%s' used the missing token", s, t);
+        else CHECK_MSG(strstr(t, "yz") != NULL, "%d: '%s' (the bias favours yz)", s, t);
+    }
+    check_idle(e);
+    eng_free(e);
+    gram_vocab_free(v2);
+    gram_vocab_free(v3);
+}
+
 int main(void) {
     write_model();
     char err[SL_ERR_MAX];
@@ -463,6 +516,7 @@ int main(void) {
         RUN(test_prepare_and_prefix);
         RUN(test_lazy);
         RUN(test_cancel_shutdown_refusal);
+        RUN(test_other_vocab);
     }
     reset_logs();
     gram_vocab_free(gv);

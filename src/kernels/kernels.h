@@ -42,6 +42,18 @@ sl_isa_t sl_kernels_set_isa(sl_isa_t isa);
  * Splits the work over the pool (pool may be NULL: single-threaded). */
 void sl_matmul(sl_pool_t *pool, const void *w, sl_type_t wtype, int64_t n_in, int64_t n_out,
                const float *x, int64_t n_tok, float *y);
+/* Several matrices over the same input x (n_tok × n_in): y_i = x · W_iᵀ
+ * for each (n_tok × n_out_i). Where their weight types read the same
+ * activation layout, x is quantized once and all of them run in one pool
+ * job (fewer barriers, e.g. q/k/v or gate/up); otherwise one by one. */
+typedef struct sl_mm {
+    const void *w;
+    sl_type_t type;
+    int64_t n_out;
+    float *y;
+} sl_mm_t;
+void sl_matmul_multi(sl_pool_t *pool, const sl_mm_t *mats, int n_mats, int64_t n_in, const float *x,
+                     int64_t n_tok);
 
 /* Dot product of one weight row (type t, n elements) with a row of
  * activations already converted to traits(t)->vec_dot_type. */

@@ -183,79 +183,120 @@ static void q_panel_worker(void *ctx, int ith, int nth) {
     }
 }
 
-void sl_matmul(sl_pool_t *pool, const void *w, sl_type_t wtype, int64_t n_in, int64_t n_out,
-               const float *x, int64_t n_tok, float *y) {
-    if (n_out <= 0 || n_tok <= 0) return;
-    const sl_kern_table_t *K = sl_kern_table();
+/* Activation layouts; matrices with the same one share the quantized x. */
+enum { XF_NONE = -1, XF_F32 = 0, XF_PANEL, XF_FROW, XF_ROWS };
+
+/* Chooses the path for one matrix and fills its job (all but xq, scratch
+ * and y). Returns the activation layout (XF_ROWS + vec_dot_type for plain
+ * rows), or XF_NONE for a shape or type that cannot be computed. */
+static int mm_plan(const sl_kern_table_t *K, const void *w, sl_type_t wtype, int64_t n_in, int64_t n_out,
+                   int64_t n_tok, struct mm_job *j, size_t *scratch_bytes) {
     const sl_type_traits_t *tr = sl_type_traits(wtype);
     const sl_type_traits_t *vtr = tr ? sl_type_traits(tr->vec_dot_type) : NULL;
-    size_t wrs = sl_row_size(wtype, n_in);
-    size_t xrs = vtr ? sl_row_size(tr->vec_dot_type, n_in) : 0;
-    if (!tr || !tr->supported || !K->dot[wtype] || wrs == 0 || xrs == 0 ||
-        (tr->vec_dot_type != SL_TYPE_F32 && !K->quant[tr->vec_dot_type])) {
-        /* A shape or type the loader should have refused; never read out of
-         * bounds, leave a defined result. */
-        memset(y, 0, (size_t)(n_tok * n_out) * sizeof(float));
-        return;
-    }
-
-    /* 1. activations */
-    uint8_t stack_buf[STACK_XQ_BYTES] __attribute__((aligned(64)));
-    uint8_t *heap = NULL;
-    const uint8_t *xq;
-    int nth = sl_pool_size(pool);
-    int64_t macs = n_in * n_out * n_tok;
-    bool parallel = nth > 1 && macs >= MIN_PARALLEL_MACS;
+    const size_t wrs = sl_row_size(wtype, n_in);
+    const size_t xrs = vtr ? sl_row_size(tr->vec_dot_type, n_in) : 0;
+    *scratch_bytes = 0;
+    if (n_out <= 0 || !tr || !tr->supported || !K->dot[wtype] || wrs == 0 || xrs == 0 ||
+        (tr->vec_dot_type != SL_TYPE_F32 && !K->quant[tr->vec_dot_type]))
+        return XF_NONE;
     const bool q8 = tr->vec_dot_type == SL_TYPE_Q8_0 && n_in % 32 == 0;
-    /* many tokens: unpack chunks of rows once, reuse them for every group */
-    int64_t u_chunk = 0;
-    uint8_t *scratch = NULL;
-    size_t urs = 0;
     const bool kq = tr->blck == 256 && K->gemmuk[wtype];
-    if (n_tok >= GEMMU_MIN_TOK && n_in % 32 == 0 && K->unpack[wtype] && (K->gemmu[wtype] || kq)) {
+    /* many tokens: unpack chunks of rows once, reuse them for every group */
+    const bool unp = n_tok >= GEMMU_MIN_TOK && n_in % 32 == 0 && K->unpack[wtype] && (K->gemmu[wtype] || kq);
+    size_t urs = 0;
+    int64_t u_chunk = 0;
+    if (unp) {
         urs = kq ? SL_UK_ROW_BYTES(n_in) : SL_U_ROW_BYTES(n_in);
         u_chunk = SL_MAX(2, SL_MIN(16, (int64_t)(GEMMU_CHUNK_BYTES / urs)) & ~(int64_t)1);
-        scratch = aligned_alloc(64, ((size_t)nth * (size_t)u_chunk * urs + 63) & ~(size_t)63);
+        *scratch_bytes = (size_t)u_chunk * urs;
     }
-    const bool panel = n_tok > 1 && !kq && (scratch || (q8 && K->gemm[wtype]));
+    const bool panel = n_tok > 1 && !kq && (unp || (q8 && K->gemm[wtype]));
     const bool frow = n_tok == 1 && q8 && K->dotf[wtype];
-    if (tr->vec_dot_type == SL_TYPE_F32) {
+    *j = (struct mm_job){
+        .w = w, .wrs = wrs, .n_in = n_in, .n_out = n_out, .xrs = xrs, .n_tok = n_tok,
+        .dot = K->dot[wtype], .tile = K->tile[wtype],
+        .gemm = panel && !unp ? K->gemm[wtype] : NULL,
+        .dotf = frow ? K->dotf[wtype] : NULL,
+        .unpack = unp ? K->unpack[wtype] : NULL,
+        .gemmu = unp && !kq ? K->gemmu[wtype] : NULL,
+        .gemmuk = unp && kq ? K->gemmuk[wtype] : NULL,
+        .urs = urs,
+    };
+    atomic_init(&j->next, 0);
+    if (unp) {
+        j->chunk = u_chunk;
+    } else if (n_tok > 1 && (j->tile || j->gemm)) {
+        j->chunk = GEMM_ROW_CHUNK;
+    } else {
+        /* ~8 chunks per thread balances load; multiples of 4 rows. Filled
+         * in by the caller, which knows the thread count. */
+        j->chunk = 0;
+    }
+    if (tr->vec_dot_type == SL_TYPE_F32) return XF_F32;
+    if (panel) return XF_PANEL;
+    if (frow) return XF_FROW;
+    return XF_ROWS + (int)tr->vec_dot_type;
+}
+
+/* Several matrices in one pool run: each thread claims chunks of the first
+ * matrix, then of the next, and so on. */
+struct mm_multi {
+    struct mm_job *jobs;
+    int n;
+};
+
+static void mm_multi_worker(void *ctx, int ith, int nth) {
+    struct mm_multi *mm = ctx;
+    for (int i = 0; i < mm->n; i++) mm_worker(&mm->jobs[i], ith, nth);
+}
+
+#define MM_MULTI_MAX 8
+
+/* Quantizes x once into the layout xf (for the weight type wtype) and runs
+ * the n planned jobs; false when out of memory (nothing written). */
+static bool mm_run(sl_pool_t *pool, const sl_kern_table_t *K, int xf, sl_type_t wtype, const float *x,
+                   int64_t n_in, int64_t n_tok, struct mm_job *jobs, int n, size_t scratch_bytes, int64_t macs) {
+    const int nth = sl_pool_size(pool);
+    const bool parallel = nth > 1 && macs >= MIN_PARALLEL_MACS;
+    uint8_t stack_buf[STACK_XQ_BYTES] __attribute__((aligned(64)));
+    uint8_t *heap = NULL, *scratch = NULL;
+    const uint8_t *xq;
+    if (scratch_bytes) {
+        scratch = aligned_alloc(64, ((size_t)nth * scratch_bytes + 63) & ~(size_t)63);
+        if (!scratch) return false;
+    }
+    if (xf == XF_F32) {
         xq = (const uint8_t *)x;
     } else {
+        const sl_type_traits_t *tr = sl_type_traits(wtype);
         const int64_t n_groups = (n_tok + 3) / 4;
-        size_t need = panel  ? (size_t)(n_groups * (n_in / 32)) * sizeof(sl_q8x4_t)
-                      : frow ? (size_t)(n_in / 32) * sizeof(sl_q8f_t)
-                             : xrs * (size_t)n_tok;
+        const size_t xrs = jobs[0].xrs;
+        size_t need = xf == XF_PANEL  ? (size_t)(n_groups * (n_in / 32)) * sizeof(sl_q8x4_t)
+                      : xf == XF_FROW ? (size_t)(n_in / 32) * sizeof(sl_q8f_t)
+                                      : xrs * (size_t)n_tok;
         uint8_t *buf = stack_buf;
         if (need > sizeof stack_buf) {
             heap = aligned_alloc(64, (need + 63) & ~(size_t)63);
             if (!heap) {
-                /* Out of memory: go token by token through the stack buffer. */
-                if (xrs <= sizeof stack_buf && n_tok > 1) {
-                    for (int64_t t = 0; t < n_tok; t++)
-                        sl_matmul(pool, w, wtype, n_in, n_out, x + t * n_in, 1, y + t * n_out);
-                } else {
-                    memset(y, 0, (size_t)(n_tok * n_out) * sizeof(float));
-                }
                 free(scratch);
-                return;
+                return false;
             }
             buf = heap;
         }
         struct q_job q = {K->quant[tr->vec_dot_type], x, n_in, n_tok, buf, xrs, 0};
         atomic_init(&q.next, 0);
         sl_pool_fn qfn = q_worker;
-        if (panel) {
+        if (xf == XF_PANEL) {
             /* the padding tokens of the last group stay zero */
             size_t gbytes = (size_t)(n_in / 32) * sizeof(sl_q8x4_t);
             if (n_tok % 4) memset(buf + (size_t)(n_groups - 1) * gbytes, 0, gbytes);
             qfn = q_panel_worker;
             q.quant = K->quant[SL_TYPE_Q8_0]; /* q4_1/q5_1 too: the panel has s */
         }
-        if (frow) {
-            sl_q8f_t *xf = (sl_q8f_t *)buf;
+        if (xf == XF_FROW) {
+            sl_q8f_t *xf_row = (sl_q8f_t *)buf;
             for (int64_t b = 0; b < n_in / 32; b++)
-                quant_block_f(q.quant, x + b * 32, &xf[b].d, &xf[b].s, xf[b].qs);
+                quant_block_f(q.quant, x + b * 32, &xf_row[b].d, &xf_row[b].s, xf_row[b].qs);
         } else if (parallel && n_tok > 1) {
             sl_pool_run_elastic(pool, qfn, &q);
         } else {
@@ -263,34 +304,80 @@ void sl_matmul(sl_pool_t *pool, const void *w, sl_type_t wtype, int64_t n_in, in
         }
         xq = buf;
     }
-
-    /* 2-3. weights */
-    struct mm_job j = {
-        .w = w, .wrs = wrs, .n_in = n_in, .n_out = n_out, .xq = xq, .xrs = xrs,
-        .n_tok = n_tok, .y = y, .dot = K->dot[wtype], .tile = K->tile[wtype],
-        .gemm = panel ? K->gemm[wtype] : NULL,
-        .dotf = frow ? K->dotf[wtype] : NULL,
-        .unpack = scratch ? K->unpack[wtype] : NULL,
-        .gemmu = scratch && !kq ? K->gemmu[wtype] : NULL,
-        .gemmuk = scratch && kq ? K->gemmuk[wtype] : NULL,
-        .urs = urs,
-        .scratch = scratch,
-    };
-    atomic_init(&j.next, 0);
-    if (scratch) {
-        j.chunk = u_chunk;
-        j.gemm = NULL;
-    } else if (n_tok > 1 && (j.tile || j.gemm)) {
-        j.chunk = GEMM_ROW_CHUNK;
-    } else {
-        /* ~8 chunks per thread balances load; multiples of 4 rows. */
-        int64_t c = n_out / (nth * 8);
-        j.chunk = SL_MAX(4, SL_MIN(256, c & ~(int64_t)3));
+    for (int i = 0; i < n; i++) {
+        jobs[i].xq = xq;
+        jobs[i].scratch = scratch;
+        if (jobs[i].chunk == 0) {
+            int64_t c = jobs[i].n_out / (nth * 8);
+            jobs[i].chunk = SL_MAX(4, SL_MIN(256, c & ~(int64_t)3));
+        }
     }
+    struct mm_multi mm = {jobs, n};
     if (parallel)
-        sl_pool_run_elastic(pool, mm_worker, &j);
+        sl_pool_run_elastic(pool, mm_multi_worker, &mm);
     else
-        mm_worker(&j, 0, 1);
+        mm_multi_worker(&mm, 0, 1);
     free(heap);
     free(scratch);
+    return true;
+}
+
+void sl_matmul_multi(sl_pool_t *pool, const sl_mm_t *mats, int n_mats, int64_t n_in, const float *x,
+                     int64_t n_tok) {
+    if (n_tok <= 0 || n_mats <= 0) return;
+    const sl_kern_table_t *K = sl_kern_table();
+    struct mm_job jobs[MM_MULTI_MAX];
+    int xf0 = XF_NONE, n = 0;
+    size_t scratch_bytes = 0;
+    int64_t macs = 0;
+    bool shared = n_mats <= MM_MULTI_MAX;
+    for (int i = 0; shared && i < n_mats; i++) {
+        size_t sb;
+        const int xf = mm_plan(K, mats[i].w, mats[i].type, n_in, mats[i].n_out, n_tok, &jobs[n], &sb);
+        if (xf == XF_NONE || (n > 0 && xf != xf0)) {
+            shared = false;
+            break;
+        }
+        jobs[n].y = mats[i].y;
+        xf0 = xf;
+        scratch_bytes = SL_MAX(scratch_bytes, sb);
+        macs += n_in * mats[i].n_out * n_tok;
+        n++;
+    }
+    if (shared && mm_run(pool, K, xf0, mats[0].type, x, n_in, n_tok, jobs, n, scratch_bytes, macs)) return;
+    /* different activation layouts (or out of memory): one matrix at a time */
+    for (int i = 0; i < n_mats; i++) {
+        if (n_mats > 1) {
+            sl_matmul_multi(pool, &mats[i], 1, n_in, x, n_tok);
+            continue;
+        }
+        struct mm_job j;
+        size_t sb;
+        const int xf = mm_plan(K, mats[i].w, mats[i].type, n_in, mats[i].n_out, n_tok, &j, &sb);
+        const int64_t n_out = mats[i].n_out;
+        float *y = mats[i].y;
+        if (n_out <= 0) continue;
+        if (xf == XF_NONE) {
+            /* A shape or type the loader should have refused; never read out
+             * of bounds, leave a defined result. */
+            memset(y, 0, (size_t)(n_tok * n_out) * sizeof(float));
+            continue;
+        }
+        /* out of memory: token by token (the activations then fit the stack) */
+        if (n_tok > 1 && j.xrs <= STACK_XQ_BYTES) {
+            for (int64_t t = 0; t < n_tok; t++) {
+                sl_mm_t one = mats[i];
+                one.y = y + t * n_out;
+                sl_matmul_multi(pool, &one, 1, n_in, x + t * n_in, 1);
+            }
+        } else {
+            memset(y, 0, (size_t)(n_tok * n_out) * sizeof(float));
+        }
+    }
+}
+
+void sl_matmul(sl_pool_t *pool, const void *w, sl_type_t wtype, int64_t n_in, int64_t n_out,
+               const float *x, int64_t n_tok, float *y) {
+    const sl_mm_t m = {w, wtype, n_out, y};
+    sl_matmul_multi(pool, &m, 1, n_in, x, n_tok);
 }

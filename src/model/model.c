@@ -810,9 +810,12 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
     for (int l = 0; l < hp->n_layer; l++) {
         const sl_layer_t *L = &m->layers[l];
         rmsnorm_rows(pool, s->xn, s->x, L->attn_norm, n_tok, E, hp->norm_eps);
-        matmul_w(pool, &L->wq, s->xn, n_tok, s->q);
-        matmul_w(pool, &L->wk, s->xn, n_tok, s->k);
-        matmul_w(pool, &L->wv, s->xn, n_tok, s->v);
+        {
+            const sl_mm_t qkv[3] = {{L->wq.data, L->wq.type, L->wq.n_out, s->q},
+                                    {L->wk.data, L->wk.type, L->wk.n_out, s->k},
+                                    {L->wv.data, L->wv.type, L->wv.n_out, s->v}};
+            sl_matmul_multi(pool, qkv, 3, E, s->xn, n_tok);
+        }
 
         struct qkv_job qj = {m, L, lay, l, n_tok};
         if (n_tok >= 2)
@@ -847,8 +850,11 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
         add_worker(&aj, 0, 1);
 
         rmsnorm_rows(pool, s->xn, s->x, L->ffn_norm, n_tok, E, hp->norm_eps);
-        matmul_w(pool, &L->gate, s->xn, n_tok, s->gate);
-        matmul_w(pool, &L->up, s->xn, n_tok, s->up);
+        {
+            const sl_mm_t gu[2] = {{L->gate.data, L->gate.type, L->gate.n_out, s->gate},
+                                   {L->up.data, L->up.type, L->up.n_out, s->up}};
+            sl_matmul_multi(pool, gu, 2, E, s->xn, n_tok);
+        }
         struct swiglu_job sj = {s->gate, s->up, (size_t)n_tok * (size_t)hp->n_ff, 0};
         sl_pool_run_elastic(pool, swiglu_worker, &sj);
         matmul_w(pool, &L->down, s->gate, n_tok, s->xn);

@@ -243,11 +243,59 @@ static void test_bad_shapes_are_safe(void) {
     CHECK(sl_vec_dot(SL_TYPE_Q8_0, 33, w, w) == 0.0f);
 }
 
+/* sl_matmul_multi gives exactly what separate sl_matmul calls give: sets of
+ * types sharing an activation layout (one pool job) and mixed ones (one by
+ * one), decode, small and large batches, with and without threads. */
+static void test_matmul_multi(void) {
+    const int64_t n = 512;
+    const sl_type_t sets[][3] = {
+        {SL_TYPE_Q8_0, SL_TYPE_Q5_0, SL_TYPE_Q8_0}, /* q/k/v of a Q4_K_M file */
+        {SL_TYPE_Q4_0, SL_TYPE_Q4_1, SL_TYPE_Q5_1},
+        {SL_TYPE_Q4_K, SL_TYPE_Q6_K, SL_TYPE_Q4_K},
+        {SL_TYPE_Q8_0, SL_TYPE_Q4_K, SL_TYPE_F16}, /* mixed layouts */
+    };
+    const int64_t outs[3] = {96, 20, 36};
+    const int64_t toks[] = {1, 3, 17};
+    sl_pool_t *pool2 = sl_pool_new(2);
+    float *tmp = malloc(sizeof(float) * (size_t)n);
+    float *x = malloc(sizeof(float) * (size_t)(n * 17));
+    for (int64_t i = 0; i < n * 17; i++) x[i] = gauss();
+    for (size_t si = 0; si < SL_ARRAY_LEN(sets); si++) {
+        uint8_t *w[3];
+        float *ya[3], *yb[3];
+        for (int k = 0; k < 3; k++) {
+            w[k] = malloc(sl_row_size(sets[si][k], n) * (size_t)outs[k]);
+            make_weights(sets[si][k], w[k], outs[k], n, tmp);
+            ya[k] = malloc(sizeof(float) * (size_t)(outs[k] * 17));
+            yb[k] = malloc(sizeof(float) * (size_t)(outs[k] * 17));
+        }
+        for (size_t ti = 0; ti < SL_ARRAY_LEN(toks); ti++)
+            for (int p = 0; p < 2; p++) {
+                sl_pool_t *pool = p ? pool2 : NULL;
+                sl_mm_t mm[3];
+                for (int k = 0; k < 3; k++) {
+                    sl_matmul(pool, w[k], sets[si][k], n, outs[k], x, toks[ti], ya[k]);
+                    mm[k] = (sl_mm_t){w[k], sets[si][k], outs[k], yb[k]};
+                }
+                sl_matmul_multi(pool, mm, 3, n, x, toks[ti]);
+                for (int k = 0; k < 3; k++)
+                    CHECK_MSG(!memcmp(ya[k], yb[k], sizeof(float) * (size_t)(outs[k] * toks[ti])),
+                              "multi set %zu matrix %d (%s) n_tok %lld pool %d differs", si, k,
+                              sl_type_name(sets[si][k]), (long long)toks[ti], p);
+            }
+        for (int k = 0; k < 3; k++) free(w[k]), free(ya[k]), free(yb[k]);
+    }
+    free(tmp);
+    free(x);
+    sl_pool_free(pool2);
+}
+
 int main(void) {
     sl_kernels_init();
     fprintf(stderr, "  isa: %s\n", sl_isa_name(sl_kernels_isa()));
     RUN(test_matmul_all_isas);
     RUN(test_simd_dots_match_scalar);
     RUN(test_bad_shapes_are_safe);
+    RUN(test_matmul_multi);
     return test_summary();
 }

@@ -409,26 +409,29 @@ static void test_cancel_frees_blocks(void) {
  * greedy choices are identical to the reference. */
 static void test_shared_prompt_fork(void) {
     char err[SL_ERR_MAX];
-    enum { NS = 4, NT = 12 };
+    /* a prompt of two prefill chunks: the siblings are submitted while the
+     * first is still prefilling even when this thread is descheduled for a
+     * whole engine step */
+    enum { NS = 4, NT = 12, PL = ENG_PREFILL_CHUNK + 44 };
     static int32_t prompts[NS][300];
     int lens[NS];
     for (int s = 0; s < NS; s++) {
-        lens[s] = 45;
-        for (int i = 0; i < 45; i++) prompts[s][i] = (int32_t)((i * 11 + 2) % V);
+        lens[s] = PL;
+        for (int i = 0; i < PL; i++) prompts[s][i] = (int32_t)((i * 11 + 2) % V);
     }
     int32_t ref[NT];
-    reference(model, prompts[0], 45, NT, ref);
+    reference(model, prompts[0], PL, NT, ref);
     eng_t *e = eng_new(model, &(eng_opts_t){.n_ctx = CTX, .max_running = 8, .kv = ENG_KV_F32}, on_event, NULL, err,
                        sizeof err);
     run_greedy(e, prompts, lens, NS, NT);
     for (int s = 0; s < NS; s++) {
         CHECK_MSG(memcmp(logs[s].toks, ref, sizeof ref) == 0, "choice %d differs", s);
-        CHECK(logs[s].fin.usage.prompt_tokens == 45);
+        CHECK(logs[s].fin.usage.prompt_tokens == PL);
     }
     eng_stats_t st;
     eng_stats(e, &st);
     /* the prompt once, then NT-1 decode tokens per choice */
-    CHECK_MSG(st.batch_tokens == 45 + NS * (NT - 1), "%llu tokens computed", (unsigned long long)st.batch_tokens);
+    CHECK_MSG(st.batch_tokens == PL + NS * (NT - 1), "%llu tokens computed", (unsigned long long)st.batch_tokens);
     check_blocks_released(e);
     eng_free(e);
 }

@@ -11,6 +11,10 @@
 //
 //   SILICA_BIN=build/release/silica NODE_PATH=tests/node_modules node bench/http/structured.mjs \
 //       [--model models/qwen2.5-0.5b-q8_0-tok.gguf] [--threads 2] [--tokens 48] [--rounds 5]
+//   --stall: instead, the gaps between a decoding stream's chunks alone and
+//   while 10 requests with new (cold) 20-property schemas are submitted next
+//   to it — their indexes are built on the engine's grammar worker, so the
+//   stream should not stall for a build.
 import os from "node:os";
 import fs from "node:fs";
 import { startServer } from "../../tests/e2e/lib/server.mjs";
@@ -35,7 +39,7 @@ const VARIANTS = {
   json_schema_20: { response_format: { type: "json_schema", json_schema: { name: "s20", schema: SCHEMA20 } } },
 };
 
-async function streamRate(url, extra, seed) {
+async function streamRate(url, extra, seed, gaps = null) {
   const res = await fetch(url + "/v1/completions", {
     method: "POST", headers: { "content-type": "application/json" },
     body: JSON.stringify({ model: "m", prompt: "Here is the record as JSON:", max_tokens: NTOK, temperature: 1, seed,
@@ -61,6 +65,7 @@ async function streamRate(url, extra, seed) {
       else times.push(performance.now());
     }
   }
+  if (gaps) for (let i = 1; i < times.length; i++) gaps.push(times[i] - times[i - 1]);
   if (times.length < 8) return { rate: NaN, n: times.length, finish };
   return { rate: (times.length - 1) * 1000 / (times[times.length - 1] - times[0]), n: times.length, finish };
 }
@@ -72,6 +77,40 @@ const cpuMs = (pid) => {
 const median = (a) => { const s = [...a].sort((x, y) => x - y); return s[Math.floor(s.length / 2)]; };
 
 const srv = await startServer({ models: { m: MODEL }, args: ["--threads", String(THREADS), "--ctx", "2048"] });
+if (argv.includes("--stall")) {
+  try {
+    await streamRate(srv.url, {}, 1);
+    const pct = (a, q) => { const s = [...a].sort((x, y) => x - y); return s[Math.min(s.length - 1, Math.floor(q * s.length))]; };
+    const alone = [], busy = [];
+    let builds = 0, buildMs = 0;
+    for (let r = 0; r < ROUNDS; r++) {
+      await streamRate(srv.url, {}, 200 + r, alone);
+      const p = streamRate(srv.url, {}, 300 + r, busy);
+      await new Promise((res) => setTimeout(res, 1500)); // the stream is decoding
+      for (let k = 0; k < 10; k++) {
+        const schema = JSON.parse(JSON.stringify(SCHEMA20));
+        schema.properties.field_0.maxLength = 41 + r * 10 + k; // a new schema: a cold index build
+        const t0 = performance.now();
+        const res = await fetch(srv.url + "/v1/completions", { method: "POST", headers: { "content-type": "application/json" },
+          body: JSON.stringify({ model: "m", prompt: "x", max_tokens: 1,
+            response_format: { type: "json_schema", json_schema: { name: "cold", schema } } }) });
+        await res.text();
+        buildMs += performance.now() - t0;
+        builds++;
+      }
+      await p;
+    }
+    console.log(`model ${MODEL}, ${THREADS} threads, ${ROUNDS} rounds of ${NTOK} tokens; load ${os.loadavg().map((x) => x.toFixed(1)).join(" ")}`);
+    console.log("| decoding stream | chunk gaps | p50 gap ms | p90 gap ms | max gap ms |");
+    console.log("|---|---|---|---|---|");
+    for (const [k, g] of [["alone", alone], ["while cold schemas are indexed", busy]])
+      console.log(`| ${k} | ${g.length} | ${pct(g, 0.5).toFixed(1)} | ${pct(g, 0.9).toFixed(1)} | ${Math.max(...g).toFixed(1)} |`);
+    console.log(`cold-schema requests (index build + prefill + 1 token): ${builds}, mean ${(buildMs / builds).toFixed(1)} ms`);
+  } finally {
+    await srv.stop();
+  }
+  process.exit(0);
+}
 try {
   for (const v of Object.values(VARIANTS)) await streamRate(srv.url, v, 1); // warm-up: index builds, page-in
   const keys = Object.keys(VARIANTS);

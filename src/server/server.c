@@ -218,14 +218,20 @@ void srv_model_not_found(srv_t *s, const char *id, oai_error_t *e) {
 /* OpenAI's model object plus extension fields: type/sub_type (the hosted
  * platform's), context_length, and capabilities: chat (a usable chat
  * template), completion, prefix_completion (chat `prefix` / assistant
- * `prefix: true`), fim (prompt + suffix; the model has FIM tokens) and tools
- * (the chat template renders tool definitions). */
+ * `prefix: true`), fim (prompt + suffix; the model has FIM tokens), tools
+ * (the chat template renders tool definitions), tool_calls (the tool-call
+ * format detected, or null) and reasoning (it writes <think> reasoning). */
 static json_t *model_json(const srv_model_t *m) {
-    return json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:i, s:{s:b, s:b, s:b, s:b, s:b}}", "id", m->id,
-                     "object", "model", "created", (json_int_t)m->created, "owned_by", "silica", "type",
-                     "text", "sub_type", "chat", "context_length", eng_n_ctx(m->eng), "capabilities",
-                     "chat", m->tmpl != NULL, "completion", 1, "prefix_completion", m->tmpl != NULL,
-                     "fim", fim_supported(&m->fim), "tools", m->tools);
+    json_t *v = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:i, s:{s:b, s:b, s:b, s:b, s:b, s:b}}", "id", m->id,
+                          "object", "model", "created", (json_int_t)m->created, "owned_by", "silica", "type",
+                          "text", "sub_type", "chat", "context_length", eng_n_ctx(m->eng), "capabilities",
+                          "chat", m->tmpl != NULL, "completion", 1, "prefix_completion", m->tmpl != NULL,
+                          "fim", fim_supported(&m->fim), "tools", m->tools, "reasoning", m->tc_reasoning);
+    json_t *caps = json_object_get(v, "capabilities");
+    if (caps)
+        json_object_set_new(caps, "tool_calls",
+                            m->tc_family != TC_FAMILY_NONE ? json_string(tc_family_name(m->tc_family)) : json_null());
+    return v;
 }
 
 static void handle_models(srv_t *s, struct evhttp_request *req, const char *query) {

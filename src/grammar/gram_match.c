@@ -39,6 +39,9 @@
 #define ENGINE_MAX_STATES (1u << 22)
 #define EXPAND_MAX_DEPTH 4000
 #define MATCHER_MAX_CACHED_MASKS 64
+#define UKEY_MAX_LEN 1024u /* shared re-check results: see add_uncertain */
+#define UKEY_MAX_ENTRIES 65536u
+#define UKEY_MAX_WORDS (1u << 21)
 
 typedef struct gnode {
     uint32_t pos;
@@ -562,11 +565,28 @@ static void seq_free(seqtab_t *t) {
     memset(t, 0, sizeof *t);
 }
 
-/* Returns the id of s[0..n) (is_new set when just added), or -1 (OOM). */
-static int64_t seq_intern(seqtab_t *t, const uint32_t *s, uint32_t n, bool *is_new) {
+static uint32_t seq_hash(const uint32_t *s, uint32_t n) {
     uint64_t h64 = 0x9E3779B97F4A7C15ULL ^ n;
     for (uint32_t i = 0; i < n; i++) h64 = mix64(h64 ^ s[i]) + i;
-    uint32_t h = (uint32_t)h64;
+    return (uint32_t)h64;
+}
+
+/* The id of s[0..n), or -1 when absent (nothing added). */
+static int64_t seq_find(const seqtab_t *t, const uint32_t *s, uint32_t n) {
+    if (!t->mcap) return -1;
+    uint32_t h = seq_hash(s, n);
+    for (uint32_t k = h & (t->mcap - 1); t->map[k]; k = (k + 1) & (t->mcap - 1)) {
+        uint32_t id = t->map[k] - 1;
+        if (t->hash[id] == h && t->len[id] == n &&
+            (n == 0 || memcmp(t->blob + t->off[id], s, n * sizeof *s) == 0))
+            return id;
+    }
+    return -1;
+}
+
+/* Returns the id of s[0..n) (is_new set when just added), or -1 (OOM). */
+static int64_t seq_intern(seqtab_t *t, const uint32_t *s, uint32_t n, bool *is_new) {
+    uint32_t h = seq_hash(s, n);
     *is_new = false;
     if ((t->n + 1) * 2 > t->mcap) {
         uint32_t nc = t->mcap ? t->mcap * 2 : 1024;
@@ -670,6 +690,16 @@ struct gram_index {
     uint32_t *rets, *key;
     uint32_t n_built, n_walks; /* statistics */
     pthread_mutex_t mu;   /* guards everything but pc_of reads of built ids */
+    /* Shared re-check results (see "Re-checks shared between matchers"
+     * above gram_matcher_fill_mask), guarded by umu: ukeys = full stacks
+     * (positions from the top down to the root), ures[key] = which of the
+     * top position's uncertain tokens that stack accepts (bit k = unc_ids[k]),
+     * immutable once published and freed only with the index. */
+    pthread_mutex_t umu;
+    seqtab_t ukeys;
+    uint32_t **ures;
+    uint32_t ures_cap;
+    size_t ures_words;
 };
 
 static int vec_grow(u32vec_t *v) {
@@ -787,6 +817,10 @@ void gram_index_free(gram_index_t *ix) {
     free(ix->rets);
     free(ix->key);
     pthread_mutex_destroy(&ix->mu);
+    for (uint32_t i = 0; i < ix->ukeys.n; i++) free(ix->ures[i]);
+    free(ix->ures);
+    seq_free(&ix->ukeys);
+    pthread_mutex_destroy(&ix->umu);
     free(ix);
 }
 
@@ -978,6 +1012,7 @@ gram_index_t *gram_index_new(const gram_t *g, const gram_vocab_t *v, char *err, 
     uint8_t *reach = NULL;
     if (!ix) goto oom;
     pthread_mutex_init(&ix->mu, NULL);
+    pthread_mutex_init(&ix->umu, NULL);
     ix->g = g;
     ix->v = v;
     if (eng_init(&ix->e, g) < 0) goto oom;
@@ -1055,6 +1090,9 @@ struct gram_matcher {
     uint32_t *walk; /* per-depth states for uncertain-token walks */
     uint32_t *cached; /* states holding a cached mask */
     uint32_t n_cached;
+    uint32_t *ukey;  /* full-stack key for the shared re-check results */
+    uint32_t *kbits; /* scratch: accepted uncertain tokens, bit per unc_ids entry */
+    uint32_t kbits_cap;
 };
 
 gram_matcher_t *gram_matcher_new(const gram_index_t *ix, char *err, size_t errlen) {
@@ -1064,7 +1102,8 @@ gram_matcher_t *gram_matcher_new(const gram_index_t *ix, char *err, size_t errle
     if (eng_init(&m->e, ix->g) < 0) goto oom;
     m->walk = malloc((ix->v->max_len + 2) * sizeof *m->walk);
     m->cached = malloc(MATCHER_MAX_CACHED_MASKS * sizeof *m->cached);
-    if (!m->walk || !m->cached) goto oom;
+    m->ukey = malloc((UKEY_MAX_LEN + 1) * sizeof *m->ukey);
+    if (!m->walk || !m->cached || !m->ukey) goto oom;
     /* the start: every alternative of root, with the root's end = accept */
     const gram_t *g = ix->g;
     m->e.gen++;
@@ -1091,6 +1130,8 @@ void gram_matcher_free(gram_matcher_t *m) {
     free(m->hist);
     free(m->walk);
     free(m->cached);
+    free(m->ukey);
+    free(m->kbits);
     free(m);
 }
 
@@ -1163,9 +1204,10 @@ int gram_matcher_rollback(gram_matcher_t *m, size_t n) {
     return 0;
 }
 
-/* Re-checks a position's uncertain tokens against the real stack `node`. */
+/* Re-checks a position's uncertain tokens against the real stack `node`;
+ * sets the accepted ones in mask and bit k of kbits for unc_ids[k]. */
 static int check_uncertain(gram_matcher_t *m, const pos_cache_t *pc, uint32_t node,
-                           uint32_t *mask) {
+                           uint32_t *mask, uint32_t *kbits) {
     const gram_vocab_t *v = m->ix->v;
     int64_t s0 = eng_single(&m->e, node);
     if (s0 < 0) return -1;
@@ -1189,8 +1231,95 @@ static int check_uncertain(gram_matcher_t *m, const pos_cache_t *pc, uint32_t no
             st[d + 1] = (uint32_t)ns;
         }
         valid = fail == UINT32_MAX ? len : fail - 1;
-        if (fail == UINT32_MAX) mask[t >> 5] |= 1u << (t & 31);
+        if (fail == UINT32_MAX) {
+            mask[t >> 5] |= 1u << (t & 31);
+            kbits[k >> 5] |= 1u << (k & 31);
+        }
     }
+    return 0;
+}
+
+/*
+ * Re-checks shared between matchers. The uncertain tokens of a stack top are
+ * decided by the whole stack below it, and every new matcher (each request)
+ * would redo them on its first visit of a state (string interiors in JSON:
+ * ~2.5k tokens, a few hundred us). The index keeps the results, keyed by the
+ * full stack as positions from the top down to the root (equal position
+ * chains accept equal byte strings), so only the first matcher that meets a
+ * stack pays. Capped: UKEY_MAX_LEN positions per key, UKEY_MAX_ENTRIES keys
+ * and UKEY_MAX_WORDS result words per index; beyond that matchers recheck.
+ */
+
+/* Key of the stack `node` in m->ukey; its length, or 0 when too deep. */
+static uint32_t stack_key(const gram_matcher_t *m, uint32_t node) {
+    uint32_t n = 0;
+    for (int32_t x = (int32_t)node; x >= 0; x = m->e.nodes[x].parent) {
+        if (n == UKEY_MAX_LEN) return 0;
+        m->ukey[n++] = m->e.nodes[x].pos;
+    }
+    return n;
+}
+
+static const uint32_t *ushared_find(const gram_index_t *cix, const uint32_t *key, uint32_t n) {
+    gram_index_t *ix = (gram_index_t *)cix; /* internally synchronised */
+    const uint32_t *r = NULL;
+    pthread_mutex_lock(&ix->umu);
+    int64_t id = seq_find(&ix->ukeys, key, n);
+    if (id >= 0) r = ix->ures[id];
+    pthread_mutex_unlock(&ix->umu);
+    return r;
+}
+
+/* Publishes a copy of bits (nw words) under key (best effort: no error). */
+static void ushared_put(const gram_index_t *cix, const uint32_t *key, uint32_t n,
+                        const uint32_t *bits, uint32_t nw) {
+    gram_index_t *ix = (gram_index_t *)cix;
+    pthread_mutex_lock(&ix->umu);
+    if (ix->ukeys.n >= UKEY_MAX_ENTRIES || ix->ures_words + nw + n > UKEY_MAX_WORDS) goto out;
+    if (ix->ukeys.n == ix->ures_cap) {
+        uint32_t nc = ix->ures_cap ? ix->ures_cap * 2 : 64;
+        uint32_t **p = realloc(ix->ures, nc * sizeof *p);
+        if (!p) goto out;
+        ix->ures = p;
+        ix->ures_cap = nc;
+    }
+    uint32_t *c = malloc((nw ? nw : 1) * sizeof *c);
+    if (!c) goto out;
+    bool is_new;
+    int64_t id = seq_intern(&ix->ukeys, key, n, &is_new);
+    if (id < 0 || !is_new) { /* OOM, or another matcher published it first */
+        free(c);
+        goto out;
+    }
+    memcpy(c, bits, nw * sizeof *c);
+    ix->ures[id] = c;
+    ix->ures_words += nw + n;
+out:
+    pthread_mutex_unlock(&ix->umu);
+}
+
+/* The uncertain tokens of pc accepted on the real stack `node`, into mask. */
+static int add_uncertain(gram_matcher_t *m, const pos_cache_t *pc, uint32_t node, uint32_t *mask) {
+    uint32_t kn = stack_key(m, node);
+    uint32_t nw = (pc->n_unc + 31) / 32;
+    const uint32_t *bits = kn ? ushared_find(m->ix, m->ukey, kn) : NULL;
+    if (bits) {
+        for (uint32_t w = 0; w < nw; w++)
+            for (uint32_t x = bits[w]; x; x &= x - 1) {
+                uint32_t t = pc->unc_ids[w * 32 + (uint32_t)__builtin_ctz(x)];
+                mask[t >> 5] |= 1u << (t & 31);
+            }
+        return 0;
+    }
+    if (nw > m->kbits_cap) {
+        uint32_t *p = realloc(m->kbits, nw * sizeof *p);
+        if (!p) return -1;
+        m->kbits = p;
+        m->kbits_cap = nw;
+    }
+    memset(m->kbits, 0, nw * sizeof *m->kbits);
+    if (check_uncertain(m, pc, node, mask, m->kbits) < 0) return -1;
+    if (kn) ushared_put(m->ix, m->ukey, kn, m->kbits, nw);
     return 0;
 }
 
@@ -1244,7 +1373,7 @@ int gram_matcher_fill_mask(gram_matcher_t *m, uint32_t *mask) {
                     mask[pc->acc_ids[k] >> 5] |= 1u << (pc->acc_ids[k] & 31);
             }
             if (pc->n_unc) {
-                if (check_uncertain(m, pc, id, mask) < 0) return -1;
+                if (add_uncertain(m, pc, id, mask) < 0) return -1;
                 checked = true;
             }
         }

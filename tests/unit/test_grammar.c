@@ -13,6 +13,7 @@
 #include "test.h"
 
 #include <pcre2.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -673,6 +674,97 @@ static void test_json_object_walks(void) {
     gram_free(g);
 }
 
+/* Re-check results are shared between the matchers of one index (keyed by
+ * the full stack): fresh matchers, in sequence and on several threads at
+ * once, must still give exact masks at every step, nested strings included. */
+typedef struct {
+    gram_index_t *ix;
+    uint64_t seed;
+    int bad, steps, done;
+} shared_walk_t;
+
+static void *shared_walk_thread(void *arg) {
+    shared_walk_t *a = arg;
+    char err[256];
+    uint32_t *mask = malloc(gram_mask_words(VOC) * sizeof *mask);
+    uint64_t r = a->seed;
+    for (int w = 0; w < 6 && mask; w++) {
+        gram_matcher_t *m = gram_matcher_new(a->ix, err, sizeof err);
+        if (!m) {
+            a->bad++;
+            break;
+        }
+        for (int step = 0; step < 120; step++) {
+            a->bad += mask_mismatches(m, mask);
+            a->steps++;
+            int cnt = gram_matcher_fill_mask(m, mask);
+            if (cnt <= 0) break;
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            int k = (int)((r >> 11) % (uint64_t)cnt);
+            int32_t pick = -1;
+            /* prefer closing / string tokens late so walks end */
+            if (step > 60 && ((mask[TV.eog >> 5] >> (TV.eog & 31)) & 1)) pick = TV.eog;
+            for (size_t t = 0; t < TV.n && pick < 0; t++)
+                if ((mask[t >> 5] >> (t & 31)) & 1 && k-- == 0) pick = (int32_t)t;
+            if (pick < 0 || gram_matcher_accept_token(m, pick) != 0) {
+                a->bad++;
+                break;
+            }
+            if (pick == TV.eog) {
+                a->done++;
+                break;
+            }
+        }
+        gram_matcher_free(m);
+    }
+    free(mask);
+    return NULL;
+}
+
+static void test_shared_rechecks(void) {
+    char err[256];
+    gram_t *g = gram_json_any(false, err, sizeof err);
+    gram_index_t *ix = gram_index_new(g, VOC, err, sizeof err);
+    CHECK(ix != NULL);
+    if (!ix) return;
+    /* the same nested text through fresh matchers: the 2nd.. reuse results */
+    const char *doc = "{\"a\": [\"x\\\"y\", {\"b\": \"ab\"}], \"c\": \"\\u00e9\"}";
+    uint32_t *mask = malloc(gram_mask_words(VOC) * sizeof *mask);
+    for (int rep = 0; rep < 3; rep++) {
+        gram_matcher_t *m = gram_matcher_new(ix, err, sizeof err);
+        int bad = 0;
+        for (size_t i = 0; doc[i] && m; i++) {
+            bad += mask_mismatches(m, mask);
+            CHECK(gram_matcher_accept_bytes(m, doc + i, 1) == 0);
+        }
+        CHECK(m && gram_matcher_can_end(m));
+        CHECK_MSG(bad == 0, "pass %d: %d mismatches", rep, bad);
+        gram_matcher_free(m);
+    }
+    free(mask);
+    /* four threads of fresh matchers on the one index */
+    shared_walk_t w[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (shared_walk_t){ix, 0x1234567ULL * (uint64_t)(i + 1), 0, 0, 0};
+        CHECK(pthread_create(&th[i], NULL, shared_walk_thread, &w[i]) == 0);
+    }
+    int bad = 0, steps = 0, done = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        bad += w[i].bad;
+        steps += w[i].steps;
+        done += w[i].done;
+    }
+    CHECK_MSG(bad == 0, "%d mismatches over %d steps", bad, steps);
+    CHECK(steps > 200);
+    fprintf(stderr, "  shared re-checks: %d steps, %d walks ended\n", steps, done);
+    gram_index_free(ix);
+    gram_free(g);
+}
+
 static void test_schema_errors(void) {
     char err[512];
     struct {
@@ -746,6 +838,7 @@ int main(void) {
     RUN(test_json_object_walks);
     RUN(test_bounded_chains);
     RUN(test_index_cache);
+    RUN(test_shared_rechecks);
     RUN(test_schema_errors);
     RUN(test_schemas_random_walks);
     gram_vocab_free(VOC);

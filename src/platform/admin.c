@@ -34,6 +34,13 @@ static int run_done(plat_t *p, sqlite3_stmt *s, char *err, size_t errlen) {
     return rc;
 }
 
+/* How a walk over a statement's rows ended: at a row (the caller stopped
+ * it) or at the end is success; any other step result is an sqlite error. */
+static int rows_end(plat_t *p, int step, char *err, size_t errlen) {
+    if (step == SQLITE_ROW || step == SQLITE_DONE) return 0;
+    return sl_err(err, errlen, "sqlite: %s", sqlite3_errmsg(p->db));
+}
+
 static int add_credit(plat_t *p, int64_t account, const char *kind, int64_t gift, int64_t charge,
                       const char *note, char *err, size_t errlen) {
     sqlite3_stmt *s = prep(p,
@@ -169,9 +176,7 @@ int plat_account_each(plat_t *p, int (*fn)(const plat_account_t *, void *), void
             account_from_row(s, &a);
             if (fn(&a, ctx)) break;
         }
-        rc = step == SQLITE_ROW || step == SQLITE_DONE ? 0
-                                                        : sl_err(err, errlen, "sqlite: %s",
-                                                                 sqlite3_errmsg(p->db));
+        rc = rows_end(p, step, err, errlen);
         sqlite3_finalize(s);
     }
     pthread_mutex_unlock(&p->mu);
@@ -310,9 +315,7 @@ int plat_key_each(plat_t *p, int64_t account_id, int (*fn)(const plat_key_info_t
             k.created_at_ms = sqlite3_column_int64(s, 6);
             if (fn(&k, ctx)) break;
         }
-        rc = step == SQLITE_ROW || step == SQLITE_DONE ? 0
-                                                        : sl_err(err, errlen, "sqlite: %s",
-                                                                 sqlite3_errmsg(p->db));
+        rc = rows_end(p, step, err, errlen);
         sqlite3_finalize(s);
     }
     pthread_mutex_unlock(&p->mu);
@@ -392,9 +395,7 @@ int plat_price_each(plat_t *p, int (*fn)(const char *model, const plat_price_t *
                                sqlite3_column_int64(s, 3)};
             if (fn((const char *)sqlite3_column_text(s, 0), &pr, ctx)) break;
         }
-        rc = step == SQLITE_ROW || step == SQLITE_DONE ? 0
-                                                        : sl_err(err, errlen, "sqlite: %s",
-                                                                 sqlite3_errmsg(p->db));
+        rc = rows_end(p, step, err, errlen);
         sqlite3_finalize(s);
     }
     pthread_mutex_unlock(&p->mu);
@@ -524,8 +525,7 @@ int plat_verify(plat_t *p, char *err, size_t errlen) {
                 break;
             }
         }
-        if (rc == 0 && step != SQLITE_DONE)
-            rc = sl_err(err, errlen, "sqlite: %s", sqlite3_errmsg(p->db));
+        if (rc == 0) rc = rows_end(p, step, err, errlen);
         sqlite3_finalize(s);
     }
     pthread_mutex_unlock(&p->mu);

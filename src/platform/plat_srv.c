@@ -67,13 +67,18 @@ static int auth_account(plat_t *p, const char *authorization, int64_t *account,
     return rc;
 }
 
-static int internal(srv_status_t *st, const char *msg) {
+/* Fills st with an error (the message cut to 300 bytes); returns -1. */
+static int fail(srv_status_t *st, int http, const char *type, const char *code, const char *msg) {
     memset(st, 0, sizeof *st);
-    st->http = 500;
-    snprintf(st->type, sizeof st->type, "server_error");
-    snprintf(st->code, sizeof st->code, "internal_error");
+    st->http = http;
+    snprintf(st->type, sizeof st->type, "%s", type);
+    snprintf(st->code, sizeof st->code, "%s", code);
     snprintf(st->message, sizeof st->message, "%.300s", msg);
     return -1;
+}
+
+static int internal(srv_status_t *st, const char *msg) {
+    return fail(st, 500, "server_error", "internal_error", msg);
 }
 
 int plat_srv_user_info(plat_t *p, const char *authorization, char **body, srv_status_t *st) {
@@ -96,12 +101,7 @@ int plat_srv_user_usage(plat_t *p, const char *authorization, const char *group_
     char err[SL_ERR_MAX];
     if (plat_usage_report(p, &o, &out, err, sizeof err) != 0) {
         sl_buf_free(&out);
-        memset(st, 0, sizeof *st);
-        st->http = 400;
-        snprintf(st->type, sizeof st->type, "invalid_request_error");
-        snprintf(st->code, sizeof st->code, "invalid_group_by");
-        snprintf(st->message, sizeof st->message, "%.300s", err);
-        return -1;
+        return fail(st, 400, "invalid_request_error", "invalid_group_by", err);
     }
     *body = sl_buf_steal(&out);
     if (!*body) *body = sl_strdup("[]");

@@ -87,6 +87,8 @@ static void test_hooks_and_isolation(void) {
     CHECK(plat_srv_user_usage(p, auth_b, "model", &body, &st) == 0 && body && !strcmp(body, "[]"));
     free(body);
     CHECK(plat_srv_user_usage(p, auth_b, "bogus", &body, &st) == -1 && st.http == 400);
+    CHECK(!strcmp(st.type, "invalid_request_error") && !strcmp(st.code, "invalid_group_by") &&
+          strstr(st.message, "bogus") && st.retry_after_s == 0 && !body);
     CHECK(plat_verify(p, err, sizeof err) == 0);
     plat_close(p);
     char cmd[128];

@@ -12,19 +12,8 @@
 
 #include "base/base.h"
 #include "cli/cli.h"
-#include "gguf/gguf.h"
-#include "tokenizer/hf_import.h"
+#include "cli/model_cli.h"
 #include "tokenizer/tokenizer.h"
-
-/* The tokenizer of a GGUF file, or of a Hugging Face tokenizer directory. */
-static sl_tok_t *load_tokenizer(const char *model, const char *hfdir, char *err, size_t errlen) {
-    if (hfdir) return tok_load_hf_dir(hfdir, err, errlen);
-    gguf_file_t *f = gguf_open(model, err, errlen);
-    if (!f) return NULL;
-    sl_tok_t *t = tok_load(f, err, errlen);
-    gguf_close(f);
-    return t;
-}
 
 static int parse_id(const char *s, int32_t *out) {
     char *end;
@@ -76,7 +65,7 @@ int cmd_detokenize(int argc, char **argv) {
     if (!model == !hfdir) goto usage;
     char err[SL_ERR_MAX];
     if (lines) { /* each stdin line of ids -> its text followed by a NUL */
-        sl_tok_t *t = load_tokenizer(model, hfdir, err, sizeof err);
+        sl_tok_t *t = mcli_load_tokenizer(model, hfdir, err, sizeof err);
         if (!t) {
             fprintf(stderr, "silica detokenize: %s: %s\n", model ? model : hfdir, err);
             goto done;
@@ -116,7 +105,7 @@ int cmd_detokenize(int argc, char **argv) {
             if (push_id(&ids, &n, &cap, id) != 0) goto done;
         }
     }
-    sl_tok_t *t = load_tokenizer(model, hfdir, err, sizeof err);
+    sl_tok_t *t = mcli_load_tokenizer(model, hfdir, err, sizeof err);
     if (!t) {
         fprintf(stderr, "silica detokenize: %s: %s\n", model ? model : hfdir, err);
         goto done;

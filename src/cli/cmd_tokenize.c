@@ -18,19 +18,7 @@
 #include "base/base.h"
 #include "cli/cli.h"
 #include "cli/model_cli.h"
-#include "gguf/gguf.h"
-#include "tokenizer/hf_import.h"
 #include "tokenizer/tokenizer.h"
-
-/* The tokenizer of a GGUF file, or of a Hugging Face tokenizer directory. */
-static sl_tok_t *load_tokenizer(const char *model, const char *hfdir, char *err, size_t errlen) {
-    if (hfdir) return tok_load_hf_dir(hfdir, err, errlen);
-    gguf_file_t *f = gguf_open(model, err, errlen);
-    if (!f) return NULL;
-    sl_tok_t *t = tok_load(f, err, errlen);
-    gguf_close(f);
-    return t;
-}
 
 static char *read_stream(FILE *fp, size_t *len) {
     sl_buf_t b = {0};
@@ -172,7 +160,7 @@ int cmd_tokenize(int argc, char **argv) {
             return 1;
         }
     }
-    sl_tok_t *t = load_tokenizer(model, hfdir, err, sizeof err);
+    sl_tok_t *t = mcli_load_tokenizer(model, hfdir, err, sizeof err);
     if (!t) {
         fprintf(stderr, "silica tokenize: %s: %s\n", model ? model : hfdir, err);
         free(text);

@@ -1,5 +1,6 @@
 /*
- * model_cli.c — shared option handling for logits / generate / bench.
+ * model_cli.c — shared option handling for logits / generate / bench, and
+ * tokenizer loading for tokenize / detokenize.
  */
 #include "cli/model_cli.h"
 
@@ -11,6 +12,8 @@
 #include <unistd.h>
 
 #include "base/base.h"
+#include "gguf/gguf.h"
+#include "tokenizer/hf_import.h"
 #include "tokenizer/tokenizer.h"
 
 bool mcli_int(const char *s, long lo, long hi, long *out) {
@@ -91,6 +94,15 @@ int mcli_parse_common(mcli_opts_t *o, int argc, char **argv, int *i, const char 
 missing:
     fprintf(stderr, "silica %s: %s needs a value\n", cmd, a);
     return -1;
+}
+
+sl_tok_t *mcli_load_tokenizer(const char *model, const char *hfdir, char *err, size_t errlen) {
+    if (hfdir) return tok_load_hf_dir(hfdir, err, errlen);
+    gguf_file_t *f = gguf_open(model, err, errlen);
+    if (!f) return NULL;
+    sl_tok_t *t = tok_load(f, err, errlen);
+    gguf_close(f);
+    return t;
 }
 
 int mcli_n_cores(void) {

@@ -1,7 +1,8 @@
 /*
  * model_cli.h — what the model-running subcommands (logits, generate, bench)
  * share: the options naming a model and its input, turning them into a
- * loaded model, a pool and prompt token ids, and describing the machine.
+ * loaded model, a pool and prompt token ids, and describing the machine;
+ * and the tokenizer loading of tokenize / detokenize.
  */
 #ifndef SILICA_MODEL_CLI_H
 #define SILICA_MODEL_CLI_H
@@ -13,6 +14,7 @@
 #include "base/pool.h"
 #include "kernels/quant.h"
 #include "model/model.h"
+#include "tokenizer/tokenizer.h"
 
 typedef struct mcli_opts {
     const char *model;
@@ -36,6 +38,11 @@ void mcli_free(mcli_opts_t *o);
 int mcli_n_cores(void);
 /* "AMD EPYC 7B13" or "unknown" */
 void mcli_cpu_model(char *buf, size_t len);
+
+/* The tokenizer of a GGUF file (model), or of a Hugging Face tokenizer
+ * directory when hfdir is given. NULL with a message in err on failure;
+ * free with tok_free. */
+sl_tok_t *mcli_load_tokenizer(const char *model, const char *hfdir, char *err, size_t errlen);
 
 /* Strict integer / float parsing for option values. */
 bool mcli_int(const char *s, long lo, long hi, long *out);

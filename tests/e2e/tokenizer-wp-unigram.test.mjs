@@ -17,12 +17,12 @@
 // follows the Rust library there.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { describeMismatches, runSilica, silicaDetokenizeAsync, silicaTokenizeAsync, textDiff } from "./lib/tokcli.mjs";
 import { corpusParagraphs } from "./tok/corpus.mjs";
 
 const BIN = process.env.SILICA_BIN;
@@ -65,56 +65,12 @@ function referenceTokenizer(dir) {
   return TokenizerLoader.fromPreTrained({ tokenizerJSON, tokenizerConfig });
 }
 
-function runAsync(args, input) {
-  return new Promise((resolve, reject) => {
-    const p = spawn(BIN, args, { stdio: ["pipe", "pipe", "pipe"] });
-    const out = [];
-    const err = [];
-    p.stdout.on("data", (d) => out.push(d));
-    p.stderr.on("data", (d) => err.push(d));
-    p.on("error", reject);
-    p.on("close", (code) => {
-      if (code === 0) resolve(Buffer.concat(out));
-      else reject(new Error(`silica ${args[0]} exited ${code}: ${Buffer.concat(err)}`));
-    });
-    p.stdin.end(input);
-  });
-}
-
-const parseIdLines = (out) => {
-  const lines = out.toString().split("\n");
-  lines.pop();
-  return lines.map((l) => (l === "" ? [] : l.split(" ").map(Number)));
-};
-const parseTexts = (out) => {
-  const parts = out.toString().split("\0");
-  parts.pop();
-  return parts;
-};
-
-function describeMismatches(ref, texts, want, got, label) {
-  const show = (ids) => JSON.stringify(ids.map((id) => ref.model.vocab[id]));
-  const lines = [];
-  let bad = 0;
-  texts.forEach((text, i) => {
-    const w = want[i];
-    const g = got[i] ?? [];
-    if (w.length === g.length && w.every((x, j) => x === g[j])) return;
-    if (++bad > 5) return;
-    let k = 0;
-    while (k < w.length && w[k] === g[k]) k++;
-    const before = w.slice(Math.max(0, k - 6), k).map((id) => ref.model.vocab[id]);
-    lines.push(
-      `${label} text #${i} (${text.length} chars), first difference at token ${k}\n` +
-        `  text: ${JSON.stringify(text.slice(0, 160))}\n` +
-        `  before: ${JSON.stringify(before)}\n` +
-        `  want ${JSON.stringify(w.slice(k, k + 8))} ${show(w.slice(k, k + 8))}\n` +
-        `  got  ${JSON.stringify(g.slice(k, k + 8))} ${show(g.slice(k, k + 8))}`,
-    );
-  });
-  if (bad > 5) lines.push(`... ${bad - 5} more mismatching texts`);
-  return lines.join("\n");
-}
+// How a mismatch report shows the reference's ids: each id's vocabulary
+// piece, and the six pieces before the first difference.
+const asPieces = (ref) => ({
+  pieces: (ids) => ids.map((id) => ref.model.vocab[id]),
+  context: (w, k) => `before: ${JSON.stringify(w.slice(Math.max(0, k - 6), k).map((id) => ref.model.vocab[id]))}`,
+});
 
 const skip = !BIN || !existsSync(BIN) ? "SILICA_BIN not built" : false;
 
@@ -130,19 +86,19 @@ for (const { name, kind } of MODELS) {
     const all = [...SHORT, ...corpusParagraphs()];
     const texts = all.filter((t) => !JS_DIVERGES[kind].some((f) => f(t)));
     assert.ok(texts.length > all.length * 0.95, `${all.length - texts.length} texts left out`);
-    const oursP = runAsync(["tokenize", "--hf", dir, "--special", "--no-add-special", "--null-separated"], Buffer.from(texts.join("\0"))).then(parseIdLines);
+    const oursP = silicaTokenizeAsync(["--hf", dir, "--special", "--no-add-special"], texts);
     oursP.catch(() => {});
     const ref = referenceTokenizer(dir);
     const want = texts.map((t) => Array.from(ref.encode(t, { add_special_tokens: false })));
-    const backP = runAsync(["detokenize", "--hf", dir, "--no-special", "--lines"], want.map((ids) => ids.join(" ")).join("\n") + "\n").then(parseTexts);
+    const backP = silicaDetokenizeAsync(["--hf", dir, "--no-special"], want);
     backP.catch(() => {});
     const ours = await oursP;
     assert.equal(ours.length, texts.length);
-    const report = describeMismatches(ref, texts, want, ours, name);
+    const report = describeMismatches(texts, want, ours, name, asPieces(ref));
     assert.equal(report, "", report);
 
     // the reference adds [CLS] ... [SEP] / <s> ... </s>; so must Silica
-    const [withSpecial] = parseIdLines(await runAsync(["tokenize", "--hf", dir, "--null-separated"], Buffer.from(SHORT[0])));
+    const [withSpecial] = await silicaTokenizeAsync(["--hf", dir], [SHORT[0]]);
     assert.deepEqual(withSpecial, Array.from(ref.encode(SHORT[0])));
 
     const back = await backP;
@@ -151,11 +107,7 @@ for (const { name, kind } of MODELS) {
     texts.forEach((text, i) => {
       const refText = want[i].length ? ref.decode(want[i], { skip_special_tokens: true }) : "";
       if (refText === text) roundTrips++;
-      if (back[i] !== refText) {
-        let k = 0;
-        while (k < refText.length && refText[k] === back[i][k]) k++;
-        assert.fail(`${name} decode of text #${i} differs from the reference's at char ${k}: ...${JSON.stringify(refText.slice(Math.max(0, k - 40), k + 20))} became ...${JSON.stringify(back[i].slice(Math.max(0, k - 40), k + 20))}`);
-      }
+      if (back[i] !== refText) assert.fail(`${name} decode of text #${i} differs from the reference's ${textDiff(refText, back[i])}`);
     });
     if (name === "bert-cased") assert.ok(roundTrips > 0);
 
@@ -163,9 +115,9 @@ for (const { name, kind } of MODELS) {
     const tmp = mkdtempSync(path.join(os.tmpdir(), "silica-wpu-"));
     try {
       const gguf = path.join(tmp, "m.gguf");
-      await runAsync(["mkmodel", "--arch", "llama", "--out", gguf, "--embd", "32", "--layers", "1", "--heads", "2",
+      await runSilica(["mkmodel", "--arch", "llama", "--out", gguf, "--embd", "32", "--layers", "1", "--heads", "2",
         "--kv-heads", "2", "--ffn", "64", "--tokenizer", dir], "");
-      const viaModel = parseIdLines(await runAsync(["tokenize", "--model", gguf, "--special", "--no-add-special", "--null-separated"], Buffer.from(SHORT.join("\0"))));
+      const viaModel = await silicaTokenizeAsync(["--model", gguf, "--special", "--no-add-special"], SHORT);
       assert.deepEqual(viaModel, ours.slice(0, SHORT.length));
     } finally {
       rmSync(tmp, { recursive: true, force: true });

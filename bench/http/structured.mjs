@@ -18,9 +18,9 @@
 import os from "node:os";
 import fs from "node:fs";
 import { startServer } from "../../tests/e2e/lib/server.mjs";
+import { median, opt, readEvents } from "./lib.mjs";
 
 const argv = process.argv.slice(2);
-const opt = (k, d) => { const i = argv.indexOf("--" + k); return i >= 0 ? argv[i + 1] : d; };
 const MODEL = opt("model", "models/qwen2.5-0.5b-q8_0-tok.gguf");
 const THREADS = Number(opt("threads", 2));
 const NTOK = Number(opt("tokens", 48));
@@ -46,25 +46,14 @@ async function streamRate(url, extra, seed, gaps = null) {
       stream: true, ...extra }),
   });
   if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
-  const reader = res.body.getReader();
-  const dec = new TextDecoder();
-  let buf = "", finish = null;
+  let finish = null;
   const times = [];
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buf += dec.decode(value, { stream: true });
-    let i;
-    while ((i = buf.indexOf("\n\n")) >= 0) {
-      const ev = buf.slice(0, i); buf = buf.slice(i + 2);
-      if (!ev.startsWith("data: ") || ev === "data: [DONE]") continue;
-      const j = JSON.parse(ev.slice(6));
-      const c = j.choices && j.choices[0];
-      if (!c) continue;
-      if (c.finish_reason) finish = c.finish_reason;
-      else times.push(performance.now());
-    }
-  }
+  await readEvents(res, (j) => {
+    const c = j.choices && j.choices[0];
+    if (!c) return;
+    if (c.finish_reason) finish = c.finish_reason;
+    else times.push(performance.now());
+  });
   if (gaps) for (let i = 1; i < times.length; i++) gaps.push(times[i] - times[i - 1]);
   if (times.length < 8) return { rate: NaN, n: times.length, finish };
   return { rate: (times.length - 1) * 1000 / (times[times.length - 1] - times[0]), n: times.length, finish };
@@ -74,7 +63,6 @@ const cpuMs = (pid) => {
   const f = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
   return (Number(f[11]) + Number(f[12])) * 1000 / 100; // utime + stime, USER_HZ = 100
 };
-const median = (a) => { const s = [...a].sort((x, y) => x - y); return s[Math.floor(s.length / 2)]; };
 
 const srv = await startServer({ models: { m: MODEL }, args: ["--threads", String(THREADS), "--ctx", "2048"] });
 if (argv.includes("--stall")) {

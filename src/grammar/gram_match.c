@@ -369,6 +369,9 @@ struct gram_vocab {
     int32_t *tn_tok;   /* first token ending at the node, or -1 */
     int32_t *tok_dup;  /* next token with identical bytes, or -1 */
     uint32_t *rank;    /* position of each token in byte order */
+    uint16_t *tn_maxd; /* longest token (depth) in the node's subtree */
+    uint32_t *by_len;  /* token ids, longest first */
+    uint32_t *n_longer; /* [k] = number of tokens longer than k bytes, k <= max_len */
     uint64_t serial;   /* identity for the index cache */
 };
 
@@ -405,6 +408,9 @@ void gram_vocab_free(gram_vocab_t *v) {
     free(v->tn_tok);
     free(v->tok_dup);
     free(v->rank);
+    free(v->tn_maxd);
+    free(v->by_len);
+    free(v->n_longer);
     free(v);
 }
 
@@ -462,9 +468,10 @@ gram_vocab_t *gram_vocab_new(const char *const *tok_bytes, const size_t *tok_len
     v->tn_depth = malloc((total + 1) * sizeof *v->tn_depth);
     v->tn_size = malloc((total + 1) * sizeof *v->tn_size);
     v->tn_tok = malloc((total + 1) * sizeof *v->tn_tok);
+    v->tn_maxd = malloc((total + 1) * sizeof *v->tn_maxd);
     uint32_t *open = malloc((VOCAB_MAX_TOKEN_LEN + 2) * sizeof *open);
     if (!v->blob || !v->off || !v->len || !v->is_eog || !v->eog || !v->tok_dup || !v->rank ||
-        !order || !v->tn_byte || !v->tn_depth || !v->tn_size || !v->tn_tok || !open) {
+        !order || !v->tn_byte || !v->tn_depth || !v->tn_size || !v->tn_tok || !v->tn_maxd || !open) {
         free(order);
         free(open);
         goto oom;
@@ -517,8 +524,11 @@ gram_vocab_t *gram_vocab_new(const char *const *tok_bytes, const size_t *tok_len
             v->tn_byte[nd] = s[d];
             v->tn_depth[nd] = (uint16_t)(d + 1);
             v->tn_tok[nd] = -1;
+            v->tn_maxd[nd] = 0;
             open[depth++] = nd;
         }
+        for (uint32_t d = 0; d < len; d++)
+            if (v->tn_maxd[open[d]] < len) v->tn_maxd[open[d]] = (uint16_t)SL_MIN(len, 65535u);
         uint32_t last = open[len - 1];
         if (v->tn_tok[last] < 0) {
             v->tn_tok[last] = (int32_t)t;
@@ -536,6 +546,23 @@ gram_vocab_t *gram_vocab_new(const char *const *tok_bytes, const size_t *tok_len
     v->n_tn = n_tn;
     free(order);
     free(open);
+    /* tokens by length, longest first (counting sort) */
+    v->n_longer = calloc((size_t)v->max_len + 2, sizeof *v->n_longer);
+    v->by_len = malloc(n_vocab * sizeof *v->by_len);
+    uint32_t *cur = calloc((size_t)v->max_len + 2, sizeof *cur);
+    if (!v->n_longer || !v->by_len || !cur) {
+        free(cur);
+        goto oom;
+    }
+    for (size_t i = 0; i < n_vocab; i++) cur[v->len[i]]++; /* tokens per length */
+    uint32_t longer = 0;
+    for (uint32_t l = v->max_len + 1; l-- > 0;) {
+        v->n_longer[l] = longer; /* tokens longer than l: the slots before length l's */
+        longer += cur[l];
+        cur[l] = v->n_longer[l];
+    }
+    for (size_t i = 0; i < n_vocab; i++) v->by_len[cur[v->len[i]]++] = (uint32_t)i;
+    free(cur);
     return v;
 oom:
     gram_vocab_free(v);
@@ -723,9 +750,10 @@ static inline int push_tok_chain(u32vec_t *out, const gram_vocab_t *v, int32_t t
     return 0;
 }
 
-/* Walks the whole trie from state `start`; fills accepted and uncertain. */
+/* Walks the trie from state `start`; fills accepted and uncertain with the
+ * tokens longer than `minlen` bytes (0: all). */
 static int walk_trie(engine_t *e, const gram_vocab_t *v, uint32_t start, u32vec_t *acc,
-                     u32vec_t *unc, uint32_t *st, uint8_t *esc) {
+                     u32vec_t *unc, uint32_t *st, uint8_t *esc, uint32_t minlen) {
     st[0] = start;
     esc[0] = 0;
     const uint8_t *tb = v->tn_byte;
@@ -734,6 +762,10 @@ static int walk_trie(engine_t *e, const gram_vocab_t *v, uint32_t start, u32vec_
     const int32_t *tt = v->tn_tok;
     for (uint32_t i = 0; i < v->n_tn;) {
         uint32_t d = td[i];
+        if (v->tn_maxd[i] <= minlen) { /* no token long enough below */
+            i += ts[i];
+            continue;
+        }
         uint32_t ps = st[d - 1];
         uint8_t flag = esc[d - 1] | e->states[ps].has_esc;
         int64_t ns = eng_step(e, ps, tb[i]);
@@ -741,13 +773,14 @@ static int walk_trie(engine_t *e, const gram_vocab_t *v, uint32_t start, u32vec_
         if (ns == STATE_EMPTY) {
             if (flag)
                 for (uint32_t j = i; j < i + ts[i]; j++)
-                    if (tt[j] >= 0 && push_tok_chain(unc, v, tt[j]) < 0) return -1;
+                    if (tt[j] >= 0 && td[j] > minlen && push_tok_chain(unc, v, tt[j]) < 0)
+                        return -1;
             i += ts[i];
             continue;
         }
         st[d] = (uint32_t)ns;
         esc[d] = flag;
-        if (tt[i] >= 0 && push_tok_chain(acc, v, tt[i]) < 0) return -1;
+        if (tt[i] >= 0 && d > minlen && push_tok_chain(acc, v, tt[i]) < 0) return -1;
         i++;
     }
     return 0;
@@ -942,12 +975,136 @@ static uint32_t rule_off(const gram_t *g, uint32_t pos) {
     return pos - g->alt_start[g->rule_alt0[g->elem_rule[pos]]];
 }
 
+/*
+ * Repetition links from their twin. Position p inside the item of link L_k
+ * (r ::= X L_{k-1} | "", at most k items from here, the current one
+ * included) and the same position p' in L_{k+1} differ only for tokens that
+ * use more than k items: p's item takes at least one byte, so a token of at
+ * most k bytes cannot tell them apart (it uses at most k - 1 further
+ * items, which both allow; what follows the chain is the same static
+ * context). So p's cache is p''s for those tokens, and the trie walk from p
+ * only visits tokens longer than k bytes (few when k is not small). Applies
+ * when the path from p up to L_k maps onto L_{k+1} element for element with
+ * equal canonical rules (clones of one item).
+ */
+/* Link lk (level k) and link lk1 (level k + 1, calling lk): equal items? */
+static bool same_item(const gram_index_t *ix, uint32_t lk, uint32_t lk1) {
+    const gram_t *g = ix->g;
+    const gram_elem_t *a = g->elems + g->alt_start[g->rule_alt0[lk]];
+    const gram_elem_t *b = g->elems + g->alt_start[g->rule_alt0[lk1]];
+    for (uint32_t j = 0;; j++) {
+        if (b[j].type == GE_REF && b[j].val == lk) /* lk1's tail: lk's is its next link or end */
+            return b[j + 1].type == GE_END &&
+                   (a[j].type == GE_END ||
+                    (a[j].type == GE_REF && g->chain_level[a[j].val] + 1 == g->chain_level[lk] &&
+                     a[j + 1].type == GE_END));
+        if (a[j].type != b[j].type || a[j].type == GE_END) return false;
+        if (a[j].type == GE_TERM &&
+            memcmp(&g->terms[a[j].val], &g->terms[b[j].val], sizeof g->terms[0]))
+            return false;
+        if (a[j].type == GE_REF && ix->cid[a[j].val] != ix->cid[b[j].val]) return false;
+    }
+}
+
+static bool link_twin(const gram_index_t *ix, uint32_t p, uint32_t *twin, uint32_t *k_out) {
+    const gram_t *g = ix->g;
+    uint32_t sat = ix->v->max_len + 1;
+    uint32_t src[64], n = 0; /* p, then the call sites up to the link */
+    src[n++] = p;
+    for (uint32_t cur = g->elem_rule[p];;) {
+        if (cur == g->root) return false;
+        uint32_t c = g->call_site[cur];
+        if (c == UINT32_MAX) return false;
+        uint32_t owner = g->elem_rule[c], cl = g->chain_level[cur];
+        if (cl && cl <= sat && g->chain_level[owner] == cl + 1) {
+            if (g->elems[c + 1].type != GE_END) return false; /* not a tail link */
+            if (!same_item(ix, cur, owner)) return false;
+            uint32_t r = owner; /* replay the path inside L_{k+1} */
+            for (uint32_t i = n; i-- > 0;) {
+                uint32_t sp = src[i], so = rule_off(g, sp);
+                uint32_t q = g->alt_start[g->rule_alt0[r]] + so;
+                if (q >= g->n_elems || g->elem_rule[q] != r) return false;
+                gram_elem_t a = g->elems[sp], b = g->elems[q];
+                if (a.type != b.type) return false;
+                if (i + 1 < n && ix->cid[g->elem_rule[sp]] != ix->cid[r]) return false;
+                if (a.type == GE_TERM) {
+                    if (i != 0 || memcmp(&g->terms[a.val], &g->terms[b.val], sizeof g->terms[0]))
+                        return false;
+                    *twin = q;
+                    *k_out = cl;
+                    return true;
+                }
+                if (a.type != GE_REF || i == 0) return false;
+                r = b.val;
+            }
+            return false;
+        }
+        if (n == SL_ARRAY_LEN(src)) return false;
+        src[n++] = c;
+        cur = owner;
+    }
+}
+
+static int count_bits(const uint32_t *m, size_t nw);
+
+/* pc = twin's outcome for tokens of at most k bytes + the walk in ix->acc /
+ * ix->unc (tokens longer than k). */
+static int derive_from_twin(gram_index_t *ix, pos_cache_t *pc, const pos_cache_t *tw, uint32_t k) {
+    const gram_vocab_t *v = ix->v;
+    uint32_t *bits = NULL;
+    if (tw->acc_bits) {
+        bits = malloc(v->n_words * sizeof *bits);
+        if (!bits) return -1;
+        memcpy(bits, tw->acc_bits, v->n_words * sizeof *bits);
+        for (uint32_t j = 0; j < v->n_longer[k]; j++) {
+            uint32_t t = v->by_len[j];
+            bits[t >> 5] &= ~(1u << (t & 31));
+        }
+        for (size_t j = 0; j < ix->acc.n; j++) bits[ix->acc.p[j] >> 5] |= 1u << (ix->acc.p[j] & 31);
+        ix->acc.n = 0;
+    } else {
+        for (uint32_t j = 0; j < tw->n_acc; j++)
+            if (v->len[tw->acc_ids[j]] <= k && vec_push(&ix->acc, tw->acc_ids[j]) < 0) return -1;
+    }
+    /* uncertain: merge the twin's short ones with the walk's, in byte order */
+    size_t nw = ix->unc.n;
+    for (uint32_t j = 0; j < tw->n_unc; j++)
+        if (v->len[tw->unc_ids[j]] <= k && vec_push(&ix->unc, tw->unc_ids[j]) < 0) goto fail;
+    if (ix->unc.n > nw && nw > 0) {
+        uint32_t *u = ix->unc.p, *tmp = malloc(ix->unc.n * sizeof *tmp);
+        if (!tmp) goto fail;
+        size_t a = 0, b = nw, o = 0;
+        while (a < nw || b < ix->unc.n)
+            tmp[o++] = (b == ix->unc.n || (a < nw && v->rank[u[a]] < v->rank[u[b]])) ? u[a++] : u[b++];
+        memcpy(u, tmp, ix->unc.n * sizeof *u);
+        free(tmp);
+    }
+    if (fill_pos_cache(pc, v, &ix->acc, &ix->unc) < 0) goto fail;
+    if (bits) {
+        free(pc->acc_bits); /* none: acc was emptied */
+        free(pc->acc_ids);
+        pc->acc_ids = NULL;
+        pc->acc_bits = bits;
+        pc->n_acc = (uint32_t)count_bits(bits, v->n_words);
+    }
+    return 0;
+fail:
+    free(bits);
+    return -1;
+}
+
 /* Indexes terminal position p (caller holds ix->mu). Returns the cache id or
  * -1 (out of memory / grammar too complex). */
 static int64_t ix_build(gram_index_t *ix, uint32_t p) {
     uint32_t have = __atomic_load_n(&ix->pc_of[p], __ATOMIC_ACQUIRE);
     if (have != PC_NONE) return have;
     const gram_t *g = ix->g;
+    /* inside a lazily indexed repetition link: start from its twin one
+     * level up (built first; recursion depth <= the chain's lazy links) */
+    uint32_t tw_p = 0, tw_k = 0;
+    int64_t tw_id = -1;
+    if (link_twin(ix, p, &tw_p, &tw_k) && ix->v->n_longer[tw_k] <= ix->v->n_vocab / 4)
+        tw_id = ix_build(ix, tw_p);
     uint32_t n = 0;
     bool low;
     int32_t bottom = ctx_walk(ix, g->elem_rule[p], ix->rets, &n, &low);
@@ -984,9 +1141,15 @@ static int64_t ix_build(gram_index_t *ix, uint32_t p) {
     int64_t s = eng_single(e, (uint32_t)node);
     if (s < 0) return -1;
     ix->acc.n = ix->unc.n = 0;
-    if (walk_trie(e, ix->v, (uint32_t)s, &ix->acc, &ix->unc, ix->wst, ix->wesc) < 0) return -1;
+    const pos_cache_t *tpc = tw_id >= 0 ? ix_pc(ix, (uint32_t)tw_id) : NULL;
+    if (walk_trie(e, ix->v, (uint32_t)s, &ix->acc, &ix->unc, ix->wst, ix->wesc, tpc ? tw_k : 0) < 0)
+        return -1;
     pos_cache_t *pc = ix_pc(ix, (uint32_t)id);
-    if (fill_pos_cache(pc, ix->v, &ix->acc, &ix->unc) < 0) return -1;
+    if (tpc) {
+        if (derive_from_twin(ix, pc, tpc, tw_k) < 0) return -1;
+    } else if (fill_pos_cache(pc, ix->v, &ix->acc, &ix->unc) < 0) {
+        return -1;
+    }
     pc->built = true;
     ix->n_walks++;
     __atomic_store_n(&ix->pc_of[p], (uint32_t)id, __ATOMIC_RELEASE);

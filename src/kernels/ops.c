@@ -507,6 +507,7 @@ static void attn_paged_worker(void *ctx, int ith, int nth) {
 #ifdef SL_OPS_X86
     simd = job->simd && hd % 8 == 0;
 #endif
+    (void)simd;
     (void)nth;
 
     for (;;) {

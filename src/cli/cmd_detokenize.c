@@ -53,6 +53,10 @@ int cmd_detokenize(int argc, char **argv) {
             render_special = false;
         } else if (!strcmp(argv[i], "--lines")) {
             lines = true;
+        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: silica detokenize (--model M.gguf | --hf DIR) [--no-special] [--lines] [ID...]\n");
+            rc = 0;
+            goto done;
         } else {
             int32_t id;
             if (parse_id(argv[i], &id) != 0) {

@@ -647,6 +647,9 @@ gram_t *gram_finish(gram_builder_t *b, uint32_t root) {
             uint32_t owner = g->elem_rule[p];
             if (owner == UINT32_MAX || !reach[owner]) continue;
             uint32_t s = g->elems[p].val;
+            /* a tail self-reference (r ::= x r | ...) pushes no frame: it
+             * returns where the outer call does, so it is no call site */
+            if (s == owner && g->elems[p + 1].type == GE_END) continue;
             if (cnt[s]++ == 0) g->call_site[s] = p;
         }
         for (uint32_t r = 0; r < nr; r++)

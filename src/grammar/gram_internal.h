@@ -50,7 +50,9 @@ struct gram {
     uint32_t root;
     /* Static calling context, used by the index: call_site[r] is the elem
      * index of the only REF to r among reachable rules, or UINT32_MAX when r
-     * is referenced from zero or several places (or is root). */
+     * is referenced from zero or several places (or is root). Tail
+     * self-references (r ::= x r | "") are not call sites: they push no
+     * frame, so r's context is that of its one outer call. */
     uint32_t *call_site;
     /* chain_level[r] = k > 0 when r is link k of a bounded repetition chain
      * built for X{m,n}: r ::= X r' | "" with chain_level[r'] = k - 1 (link 1

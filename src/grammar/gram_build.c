@@ -377,7 +377,27 @@ static int64_t clone_rule(gram_builder_t *b, uint32_t r) {
     return c;
 }
 
+/* Recursive only through tail references to itself (r ::= x r | "", the
+ * shape of x*): such a rule may be cloned like a plain one, the clone's
+ * self-references pointing at the clone. */
+static bool tail_self_only(gram_builder_t *b, uint32_t r, const bool *recursive) {
+    for (uint32_t i = 0; i < b->rules[r].n_alts; i++) {
+        const gram_alt_t *a = &b->rules[r].alts[i];
+        for (uint32_t j = 0; j < a->n; j++) {
+            if (a->e[j].type != GE_REF) continue;
+            uint32_t s = a->e[j].val;
+            if (s == r ? j + 1 != a->n : recursive[s]) return false;
+        }
+    }
+    return true;
+}
+
 #define CLONE_MAX_RULE_ELEMS 64
+/* Clones of one x* rule: each costs the index a re-walk of the uncertain
+ * tokens of its positions (gram_match.c, "shallower context"), so only the
+ * first few uses (json_object: key and value strings) get their own. */
+#define CLONE_MAX_SELF_REC 4
+#define CLONE_SELF_REC_RULES 64
 #define CLONE_BUDGET_ELEMS 400000
 
 static int clone_shared(gram_builder_t *b, uint32_t root, bool **recursive_io) {
@@ -392,6 +412,7 @@ static int clone_shared(gram_builder_t *b, uint32_t root, bool **recursive_io) {
         return bfail(b, "out of memory");
     }
     size_t budget = CLONE_BUDGET_ELEMS;
+    uint32_t sr_rule[CLONE_SELF_REC_RULES], sr_count[CLONE_SELF_REC_RULES], n_sr = 0;
     claimed[root] = 1;
     work[nwork++] = root;
     int rc = 0;
@@ -403,14 +424,32 @@ static int clone_shared(gram_builder_t *b, uint32_t root, bool **recursive_io) {
                 gram_elem_t e = b->rules[r].alts[i].e[j];
                 if (e.type != GE_REF) continue;
                 uint32_t s = e.val, target = s;
+                if (s == r) continue; /* a self-reference stays */
                 if (claimed[s]) {
                     size_t sz = rule_size(b, s);
-                    if (recursive[s] || sz > CLONE_MAX_RULE_ELEMS || sz > budget) continue;
+                    bool self_rec = recursive[s] && tail_self_only(b, s, recursive);
+                    if ((recursive[s] && !self_rec) || sz > CLONE_MAX_RULE_ELEMS || sz > budget)
+                        continue;
+                    if (self_rec) {
+                        uint32_t k = 0;
+                        while (k < n_sr && sr_rule[k] != s) k++;
+                        if (k == n_sr) {
+                            if (n_sr == CLONE_SELF_REC_RULES) continue;
+                            sr_rule[n_sr] = s;
+                            sr_count[n_sr++] = 0;
+                        }
+                        if (++sr_count[k] > CLONE_MAX_SELF_REC) continue;
+                    }
                     int64_t c = clone_rule(b, s);
                     if (c < 0) {
                         rc = -1;
                         break;
                     }
+                    for (uint32_t ci = 0; self_rec && ci < b->rules[c].n_alts; ci++)
+                        for (uint32_t cj = 0; cj < b->rules[c].alts[ci].n; cj++)
+                            if (b->rules[c].alts[ci].e[cj].type == GE_REF &&
+                                b->rules[c].alts[ci].e[cj].val == s)
+                                b->rules[c].alts[ci].e[cj].val = (uint32_t)c;
                     budget -= sz;
                     target = (uint32_t)c;
                     b->rules[r].alts[i].e[j].val = target;
@@ -428,6 +467,7 @@ static int clone_shared(gram_builder_t *b, uint32_t root, bool **recursive_io) {
                         memset(recursive + ncl, 0, (nn - ncl) * sizeof *pr);
                         ncl = nn;
                     }
+                    recursive[target] = self_rec;
                 }
                 claimed[target] = 1;
                 if (nwork == capwork) {

@@ -859,6 +859,19 @@ void gram_index_free(gram_index_t *ix) {
 
 /* Canonical rule ids (see "Sharing" above). Recursive rules keep an id of
  * their own; the others are interned bottom-up over the reference DAG. */
+/* Recursive only through tail references to itself (x*): hash-consed like
+ * a plain rule, the self-reference as a marker. */
+static bool rule_tail_self(const gram_t *g, uint32_t r) {
+    if (!g->rule_rec[r]) return false;
+    for (uint32_t a = 0; a < g->rule_nalt[r]; a++)
+        for (uint32_t q = g->alt_start[g->rule_alt0[r] + a]; g->elems[q].type != GE_END; q++) {
+            if (g->elems[q].type != GE_REF) continue;
+            uint32_t s = g->elems[q].val;
+            if (s == r ? g->elems[q + 1].type != GE_END : g->rule_rec[s]) return false;
+        }
+    return true;
+}
+
 static int compute_cids(gram_index_t *ix) {
     const gram_t *g = ix->g;
     uint32_t nr = g->n_rules, sat = ix->v->max_len + 1;
@@ -871,7 +884,7 @@ static int compute_cids(gram_index_t *ix) {
     bool nw;
     if (!state || !stk || !ix->cid) goto out;
     for (uint32_t r = 0; r < nr; r++) {
-        if (!g->rule_rec[r]) continue;
+        if (!g->rule_rec[r] || rule_tail_self(g, r)) continue;
         uint32_t s2[2] = {UINT32_MAX, r};
         int64_t id = seq_intern(&t, s2, 2, &nw);
         if (id < 0) goto out;
@@ -892,7 +905,8 @@ static int compute_cids(gram_index_t *ix) {
             uint32_t a0 = g->rule_alt0[r], na = g->rule_nalt[r];
             for (uint32_t a = 0; a < na; a++)
                 for (uint32_t q = g->alt_start[a0 + a]; g->elems[q].type != GE_END; q++)
-                    if (g->elems[q].type == GE_REF && state[g->elems[q].val] != 2) {
+                    if (g->elems[q].type == GE_REF && g->elems[q].val != r &&
+                        state[g->elems[q].val] != 2) {
                         if (state[g->elems[q].val] == 1) goto out; /* cycle: not expected */
                         stk[sp++] = g->elems[q].val;
                         ready = false;
@@ -920,9 +934,8 @@ static int compute_cids(gram_index_t *ix) {
                 uint32_t q = g->alt_start[a0 + a];
                 for (; g->elems[q].type != GE_END; q++) {
                     gram_elem_t el = g->elems[q];
-                    if (vec_push(&sig, el.type) < 0 ||
-                        vec_push(&sig, el.type == GE_REF ? ix->cid[el.val] : el.val) < 0)
-                        goto out;
+                    uint32_t x = el.type != GE_REF ? el.val : el.val == r ? UINT32_MAX - 1 : ix->cid[el.val];
+                    if (vec_push(&sig, el.type) < 0 || vec_push(&sig, x) < 0) goto out;
                 }
                 if (vec_push(&sig, GE_END) < 0) goto out;
             }
@@ -1095,19 +1108,95 @@ fail:
 
 /* Indexes terminal position p (caller holds ix->mu). Returns the cache id or
  * -1 (out of memory / grammar too complex). */
-static int64_t ix_build(gram_index_t *ix, uint32_t p) {
-    uint32_t have = __atomic_load_n(&ix->pc_of[p], __ATOMIC_ACQUIRE);
-    if (have != PC_NONE) return have;
+/* Frames of p's static context below its first x* rule (rule_tail_self:
+ * such rules are cloned per use, so the contexts of their positions reach
+ * far), or UINT32_MAX when the context passes none. */
+static uint32_t ctx_cut(const gram_index_t *ix, uint32_t p) {
     const gram_t *g = ix->g;
-    /* inside a lazily indexed repetition link: start from its twin one
-     * level up (built first; recursion depth <= the chain's lazy links) */
-    uint32_t tw_p = 0, tw_k = 0;
-    int64_t tw_id = -1;
-    if (link_twin(ix, p, &tw_p, &tw_k) && ix->v->n_longer[tw_k] <= ix->v->n_vocab / 4)
-        tw_id = ix_build(ix, tw_p);
     uint32_t n = 0;
-    bool low;
-    int32_t bottom = ctx_walk(ix, g->elem_rule[p], ix->rets, &n, &low);
+    for (uint32_t cur = g->elem_rule[p]; cur != g->root;) {
+        if (rule_tail_self(g, cur)) return n;
+        uint32_t c = g->call_site[cur];
+        if (c == UINT32_MAX) break;
+        if (g->elems[c + 1].type != GE_END) {
+            if (n == CTX_MAX_FRAMES) break;
+            n++;
+        }
+        cur = g->elem_rule[c];
+    }
+    return UINT32_MAX;
+}
+
+/* Re-walks base's uncertain tokens from state s0 (a deeper static context
+ * of the same position): into ix->acc / ix->unc (trie order kept). */
+static int resolve_base(gram_index_t *ix, uint32_t s0, const pos_cache_t *base) {
+    engine_t *e = &ix->e;
+    const gram_vocab_t *v = ix->v;
+    uint32_t *st = ix->wst;
+    uint8_t *esc = ix->wesc;
+    st[0] = s0;
+    esc[0] = 0;
+    uint32_t valid = 0, fail = UINT32_MAX;
+    bool fail_unc = false;
+    for (uint32_t k = 0; k < base->n_unc; k++) {
+        uint32_t t = base->unc_ids[k], lcp = base->unc_lcp[k];
+        if (fail <= lcp) { /* shares the prefix that failed: same outcome */
+            if (fail_unc && vec_push(&ix->unc, t) < 0) return -1;
+            continue;
+        }
+        const unsigned char *b = (const unsigned char *)v->blob + v->off[t];
+        uint32_t len = v->len[t], d = SL_MIN(lcp, valid);
+        fail = UINT32_MAX;
+        for (; d < len; d++) {
+            uint8_t flag = esc[d] | e->states[st[d]].has_esc;
+            int64_t ns = eng_step(e, st[d], b[d]);
+            if (ns < 0) return -1;
+            if (ns == STATE_EMPTY) {
+                fail = d + 1;
+                fail_unc = flag;
+                break;
+            }
+            st[d + 1] = (uint32_t)ns;
+            esc[d + 1] = flag;
+        }
+        valid = fail == UINT32_MAX ? len : fail - 1;
+        if (fail == UINT32_MAX ? vec_push(&ix->acc, t) < 0 : fail_unc && vec_push(&ix->unc, t) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* pc = base's accepted + ix->acc, uncertain = ix->unc. */
+static int merge_base(gram_index_t *ix, pos_cache_t *pc, const pos_cache_t *base) {
+    const gram_vocab_t *v = ix->v;
+    uint32_t *bits = NULL;
+    if (base->acc_bits) {
+        bits = malloc(v->n_words * sizeof *bits);
+        if (!bits) return -1;
+        memcpy(bits, base->acc_bits, v->n_words * sizeof *bits);
+        for (size_t j = 0; j < ix->acc.n; j++) bits[ix->acc.p[j] >> 5] |= 1u << (ix->acc.p[j] & 31);
+        ix->acc.n = 0;
+    } else {
+        for (uint32_t j = 0; j < base->n_acc; j++)
+            if (vec_push(&ix->acc, base->acc_ids[j]) < 0) return -1;
+    }
+    if (fill_pos_cache(pc, v, &ix->acc, &ix->unc) < 0) {
+        free(bits);
+        return -1;
+    }
+    if (bits) {
+        pc->acc_bits = bits;
+        pc->n_acc = (uint32_t)count_bits(bits, v->n_words);
+    }
+    return 0;
+}
+
+/* The cache for p under the context ix->rets[0..n) + bottom (built when
+ * new). tw_id: twin cache (lazy links) or -1; base_id: cache of a shallower
+ * context of p or -1. p itself is not recorded (pc_of). */
+static int64_t build_ctx(gram_index_t *ix, uint32_t p, uint32_t n, int32_t bottom, int64_t tw_id,
+                         uint32_t tw_k, int64_t base_id) {
+    const gram_t *g = ix->g;
     uint32_t k = 0;
     ix->key[k++] = ix->cid[g->elem_rule[p]];
     ix->key[k++] = rule_off(g, p);
@@ -1119,13 +1208,9 @@ static int64_t ix_build(gram_index_t *ix, uint32_t p) {
     bool is_new;
     int64_t id = seq_intern(&ix->keys, ix->key, k, &is_new);
     if (id < 0) return -1;
-    if (!is_new) {
-        if (!ix_pc(ix, (uint32_t)id)->built) return -1;
-        __atomic_store_n(&ix->pc_of[p], (uint32_t)id, __ATOMIC_RELEASE);
-        return id;
-    }
+    if (!is_new) return ix_pc(ix, (uint32_t)id)->built ? id : -1;
     uint32_t c = (uint32_t)id / PC_CHUNK;
-    if (c >= ix->n_chunks) return -1; /* cannot happen: ids <= positions */
+    if (c >= ix->n_chunks) return -1; /* cannot happen: ids <= 2 x positions */
     if (!ix->chunks[c]) {
         ix->chunks[c] = calloc(PC_CHUNK, sizeof **ix->chunks);
         if (!ix->chunks[c]) return -1;
@@ -1141,17 +1226,50 @@ static int64_t ix_build(gram_index_t *ix, uint32_t p) {
     int64_t s = eng_single(e, (uint32_t)node);
     if (s < 0) return -1;
     ix->acc.n = ix->unc.n = 0;
-    const pos_cache_t *tpc = tw_id >= 0 ? ix_pc(ix, (uint32_t)tw_id) : NULL;
-    if (walk_trie(e, ix->v, (uint32_t)s, &ix->acc, &ix->unc, ix->wst, ix->wesc, tpc ? tw_k : 0) < 0)
-        return -1;
     pos_cache_t *pc = ix_pc(ix, (uint32_t)id);
-    if (tpc) {
-        if (derive_from_twin(ix, pc, tpc, tw_k) < 0) return -1;
-    } else if (fill_pos_cache(pc, ix->v, &ix->acc, &ix->unc) < 0) {
-        return -1;
+    if (base_id >= 0) {
+        const pos_cache_t *bpc = ix_pc(ix, (uint32_t)base_id);
+        if (resolve_base(ix, (uint32_t)s, bpc) < 0 || merge_base(ix, pc, bpc) < 0) return -1;
+    } else {
+        const pos_cache_t *tpc = tw_id >= 0 ? ix_pc(ix, (uint32_t)tw_id) : NULL;
+        if (walk_trie(e, ix->v, (uint32_t)s, &ix->acc, &ix->unc, ix->wst, ix->wesc,
+                      tpc ? tw_k : 0) < 0)
+            return -1;
+        if (tpc) {
+            if (derive_from_twin(ix, pc, tpc, tw_k) < 0) return -1;
+        } else if (fill_pos_cache(pc, ix->v, &ix->acc, &ix->unc) < 0) {
+            return -1;
+        }
+        ix->n_walks++;
     }
     pc->built = true;
-    ix->n_walks++;
+    return id;
+}
+
+static int64_t ix_build(gram_index_t *ix, uint32_t p) {
+    uint32_t have = __atomic_load_n(&ix->pc_of[p], __ATOMIC_ACQUIRE);
+    if (have != PC_NONE) return have;
+    const gram_t *g = ix->g;
+    /* inside a lazily indexed repetition link: start from its twin one
+     * level up (built first; recursion depth <= the chain's lazy links) */
+    uint32_t tw_p = 0, tw_k = 0;
+    int64_t tw_id = -1, base_id = -1;
+    if (link_twin(ix, p, &tw_p, &tw_k) && ix->v->n_longer[tw_k] <= ix->v->n_vocab / 4)
+        tw_id = ix_build(ix, tw_p);
+    uint32_t n = 0;
+    bool low;
+    int32_t bottom = ctx_walk(ix, g->elem_rule[p], ix->rets, &n, &low);
+    /* inside an x* clone: the tokens that stay inside the part of the
+     * context up to the x* rule are decided by the (shared) cache of that
+     * shallower context; only its uncertain ones are walked again here */
+    uint32_t cut = tw_id < 0 ? ctx_cut(ix, p) : UINT32_MAX;
+    if (cut != UINT32_MAX && (cut < n || bottom == PARENT_ROOT)) {
+        base_id = build_ctx(ix, p, cut, PARENT_ESC, -1, 0, -1);
+        if (base_id < 0) return -1;
+        bottom = ctx_walk(ix, g->elem_rule[p], ix->rets, &n, &low);
+    }
+    int64_t id = build_ctx(ix, p, n, bottom, tw_id, tw_k, base_id);
+    if (id < 0) return -1;
     __atomic_store_n(&ix->pc_of[p], (uint32_t)id, __ATOMIC_RELEASE);
     return id;
 }
@@ -1180,7 +1298,7 @@ gram_index_t *gram_index_new(const gram_t *g, const gram_vocab_t *v, char *err, 
     ix->v = v;
     if (eng_init(&ix->e, g) < 0) goto oom;
     ix->pc_of = malloc(g->n_elems * sizeof *ix->pc_of);
-    ix->n_chunks = g->n_elems / PC_CHUNK + 1;
+    ix->n_chunks = 2 * (g->n_elems / PC_CHUNK + 1); /* positions + shallower contexts */
     ix->chunks = calloc(ix->n_chunks, sizeof *ix->chunks);
     ix->wst = malloc((v->max_len + 2) * sizeof *ix->wst);
     ix->wesc = malloc(v->max_len + 2);
@@ -1524,6 +1642,7 @@ int gram_matcher_fill_mask(gram_matcher_t *m, uint32_t *mask) {
     } else {
         memset(mask, 0, nw * sizeof *mask);
         bool checked = false;
+        size_t work = 0; /* words OR-ed + ids set */
         for (uint32_t i = 0; i < m->e.states[cur].n; i++) {
             uint32_t id = m->e.lists[m->e.states[cur].off + i];
             if (id < 2) continue;
@@ -1531,9 +1650,11 @@ int gram_matcher_fill_mask(gram_matcher_t *m, uint32_t *mask) {
             if (!pc) return -1;
             if (pc->acc_bits) {
                 for (size_t w = 0; w < nw; w++) mask[w] |= pc->acc_bits[w];
+                work += nw;
             } else {
                 for (uint32_t k = 0; k < pc->n_acc; k++)
                     mask[pc->acc_ids[k] >> 5] |= 1u << (pc->acc_ids[k] & 31);
+                work += pc->n_acc;
             }
             if (pc->n_unc) {
                 if (add_uncertain(m, pc, id, mask) < 0) return -1;
@@ -1543,7 +1664,7 @@ int gram_matcher_fill_mask(gram_matcher_t *m, uint32_t *mask) {
         if (m->e.states[cur].has_accept)
             for (size_t k = 0; k < v->n_eog; k++)
                 mask[v->eog[k] >> 5] |= 1u << (v->eog[k] & 31);
-        if (checked) {
+        if (checked || work > 2 * nw) { /* re-checks, or costlier than a copy: keep it */
             if (m->n_cached == MATCHER_MAX_CACHED_MASKS) { /* evict all, simply */
                 for (uint32_t k = 0; k < m->n_cached; k++) {
                     free(m->e.states[m->cached[k]].mask);

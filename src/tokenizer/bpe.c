@@ -11,9 +11,10 @@
  *     and simply never matches, so those bytes end up in gaps.
  *  2. each word's bytes become the byte-level alphabet's characters, one
  *     symbol per byte (the vocab holds all 256 of them);
- *  3. merges are applied lowest rank first (ties: leftmost). A binary heap of
- *     candidate pairs with lazy invalidation keeps this O(n log n) per word,
- *     so a 1 MB word of 'a' is fine.
+ *  3. merges are applied lowest rank first (ties: leftmost). Long words
+ *     queue their candidate pairs in one bucket per rank (O(1) per pair when
+ *     the merge list is in training order, see merge_long) or else a binary
+ *     heap with lazy invalidation (O(n log n)), so a 1 MB word of 'a' is fine.
  * With ignore_merges (Llama 3), a word that is itself a vocab entry is
  * emitted as that token without merging, like the reference.
  *
@@ -155,6 +156,7 @@ int bpe_init(sl_tok_t *t, const gguf_file_t *f, char *err, size_t errlen) {
     t->merges = malloc(cap * sizeof(tok_merge_t));
     if (!t->merges) return sl_err(err, errlen, "tokenizer: out of memory");
     t->merges_cap = cap;
+    t->n_merge_ranks = (int32_t)n;
     for (size_t i = 0; i < cap; i++) t->merges[i].key = UINT64_MAX;
 
     char *tmp = malloc(t->max_token_len * 2 + 2);
@@ -207,7 +209,8 @@ void bpe_free(sl_tok_t *t) {
  *    token;
  *  - the ids of recent multi-token words are kept in a per-call cache;
  *  - words of up to BPE_SHORT symbols merge by a linear scan for the lowest
- *    rank (cheaper than a heap at that size); longer ones use the heap.
+ *    rank (cheaper than a heap at that size); longer ones use rank buckets
+ *    (merge_long), or the heap.
  */
 
 #define BPE_SHORT 48      /* symbols: linear-scan merging up to this length */
@@ -215,7 +218,7 @@ void bpe_free(sl_tok_t *t) {
 #define CACHE_MAX_WORD 64 /* bytes: longer words are not cached */
 #define CACHE_MIN_TEXT 2048 /* bytes: shorter texts do without the cache (its table is ~100 KB) */
 
-/* A symbol of a long word (heap merging): a doubly linked list; rank/res
+/* A symbol of a long word (bucket or heap merging): a doubly linked list; rank/res
  * describe the pair this symbol starts (rank INT32_MAX: none). */
 typedef struct sym {
     int32_t id; /* -2 once merged away */
@@ -290,6 +293,11 @@ typedef struct cache_slot {
     uint64_t hash;
 } cache_slot_t;
 
+typedef struct rb_node {
+    int32_t pos;  /* left symbol of the pair */
+    int32_t next; /* next node of the same rank's bucket, -1 at the end */
+} rb_node_t;
+
 typedef struct bpe_work {
     sym_t *syms;
     size_t cap;
@@ -304,6 +312,13 @@ typedef struct bpe_work {
     size_t cache_used;
     sl_buf_t cache_words;
     tok_ids_t cache_ids;
+    /* long words (merge_long): rank buckets, allocated on first use */
+    uint64_t *rb_bits, *rb_sum; /* bit per rank; rb_sum: bit per non-zero rb_bits word */
+    size_t rb_words;            /* words of rb_bits */
+    int32_t *rb_head;           /* [n_merge_ranks] newest node of each bucket */
+    rb_node_t *rb_nodes;        /* rb_n used of rb_cap */
+    int32_t *rb_tmp;            /* rb_cap: one bucket's positions */
+    size_t rb_n, rb_cap;
 } bpe_work_t;
 
 bpe_work_t *bpe_work_new(const sl_tok_t *t) {
@@ -333,11 +348,15 @@ void bpe_work_free(bpe_work_t *w) {
     free(w->cache);
     sl_buf_free(&w->cache_words);
     free(w->cache_ids.v);
+    free(w->rb_bits);
+    free(w->rb_head);
+    free(w->rb_nodes);
+    free(w->rb_tmp);
     free(w);
 }
 
-/* Heap merging of syms[0..n) (linked list), for long words. Byte ids of -1
- * (a byte missing from the vocab) never merge. */
+/* Heap merging of the live symbols (the list from syms[0]), whose rank/res
+ * already describe the pair each starts: the fallback of merge_long. */
 static int merge_heap(const sl_tok_t *t, bpe_work_t *w, size_t n) {
     sym_t *syms = w->syms;
     heap_t *h = &w->heap;
@@ -347,15 +366,10 @@ static int merge_heap(const sl_tok_t *t, bpe_work_t *w, size_t n) {
         h->v = v;
         h->cap = n;
     }
-    /* every initial pair at once, then heapify bottom-up: O(n) */
+    /* every live pair at once, then heapify bottom-up: O(n) */
     h->n = 0;
-    for (size_t i = 0; i < n; i++) {
-        syms[i].rank = INT32_MAX;
-        if (i + 1 < n && syms[i].id >= 0 && syms[i + 1].id >= 0) {
-            pair_rank(t, syms[i].id, syms[i + 1].id, &syms[i].rank, &syms[i].res);
-            if (syms[i].rank != INT32_MAX) h->v[h->n++] = (uint64_t)(uint32_t)syms[i].rank << 32 | (uint32_t)i;
-        }
-    }
+    for (int32_t i = 0; i >= 0; i = syms[i].next)
+        if (syms[i].rank != INT32_MAX) h->v[h->n++] = (uint64_t)(uint32_t)syms[i].rank << 32 | (uint32_t)i;
     for (size_t k = h->n / 2; k-- > 0;) {
         uint64_t x = h->v[k];
         size_t i = k;
@@ -386,6 +400,150 @@ static int merge_heap(const sl_tok_t *t, bpe_work_t *w, size_t n) {
             if (set_pair(t, &w->heap, syms, li) != 0) return -1;
         } else {
             l->rank = INT32_MAX;
+        }
+    }
+    return 0;
+}
+
+/* ---- long words: rank buckets ----
+ *
+ * With a merge list in training order, a merge that uses a token comes
+ * after the merge that made it, so every pair a merge creates ranks above
+ * the merge just applied: ranks are applied in increasing order. Long words
+ * exploit that: the pairs wait in one bucket per rank (lists of left symbol
+ * positions), a two-level bitmap finds the next non-empty rank, and a
+ * bucket is applied leftmost first (sorted by position) — the same order as
+ * the heap's (rank, position) minimum, at O(1) per pair instead of
+ * O(log n). Should a merge create a pair ranked at or below the current
+ * one (a merge list not in that order), the word continues on the heap from
+ * exactly that state, so the result is the reference's either way.
+ *
+ * Invariant between words: every bitmap bit is clear (each bucket used is
+ * consumed, or all bits are cleared on the fallback); rb_head[r] means
+ * something only while bit r is set, so it needs no initialisation. */
+
+static int rb_reserve(const sl_tok_t *t, bpe_work_t *w, size_t n) {
+    if (!w->rb_bits) {
+        size_t nr = t->n_merge_ranks > 0 ? (size_t)t->n_merge_ranks : 1;
+        w->rb_words = (nr + 63) / 64;
+        w->rb_bits = calloc(w->rb_words + (w->rb_words + 63) / 64, sizeof(uint64_t));
+        w->rb_head = malloc(nr * sizeof(int32_t));
+        if (!w->rb_bits || !w->rb_head) return -1;
+        w->rb_sum = w->rb_bits + w->rb_words;
+    }
+    /* pairs queued per word: n-1 at first, at most 2 per merge after that */
+    if (w->rb_cap < 3 * n) {
+        rb_node_t *nodes = realloc(w->rb_nodes, 3 * n * sizeof(rb_node_t));
+        if (!nodes) return -1;
+        w->rb_nodes = nodes;
+        int32_t *tmp = realloc(w->rb_tmp, 3 * n * sizeof(int32_t));
+        if (!tmp) return -1;
+        w->rb_tmp = tmp;
+        w->rb_cap = 3 * n;
+    }
+    return 0;
+}
+
+static inline void rb_push(bpe_work_t *w, int32_t rank, int32_t pos) {
+    size_t wi = (size_t)rank >> 6;
+    uint64_t bit = 1ULL << (rank & 63);
+    rb_node_t *node = &w->rb_nodes[w->rb_n];
+    node->pos = pos;
+    if (w->rb_bits[wi] & bit) {
+        node->next = w->rb_head[rank];
+    } else {
+        node->next = -1;
+        w->rb_bits[wi] |= bit;
+        w->rb_sum[wi >> 6] |= 1ULL << (wi & 63);
+    }
+    w->rb_head[rank] = (int32_t)w->rb_n++;
+}
+
+/* The lowest rank >= from with a non-empty bucket, or -1. */
+static int32_t rb_next(const bpe_work_t *w, int32_t from) {
+    size_t wi = (size_t)from >> 6;
+    if (wi >= w->rb_words) return -1;
+    uint64_t word = w->rb_bits[wi] & (~0ULL << (from & 63));
+    if (!word) {
+        size_t s = wi + 1, n_sum = (w->rb_words + 63) / 64;
+        if (s >= w->rb_words) return -1;
+        size_t si = s >> 6;
+        uint64_t sw = w->rb_sum[si] & (~0ULL << (s & 63));
+        while (!sw) {
+            if (++si >= n_sum) return -1;
+            sw = w->rb_sum[si];
+        }
+        wi = si * 64 + (size_t)__builtin_ctzll(sw);
+        word = w->rb_bits[wi];
+    }
+    return (int32_t)(wi * 64 + (size_t)__builtin_ctzll(word));
+}
+
+static int cmp_i32(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Recomputes the pair symbol i starts (its right neighbour exists and is a
+ * known byte); queues it. False when it ranks at or below cur. */
+static inline bool rb_set_pair(const sl_tok_t *t, bpe_work_t *w, sym_t *syms, int32_t i, int32_t cur) {
+    sym_t *l = &syms[i];
+    pair_rank(t, l->id, syms[l->next].id, &l->rank, &l->res);
+    if (l->rank == INT32_MAX) return true;
+    if (l->rank <= cur) return false;
+    rb_push(w, l->rank, i);
+    return true;
+}
+
+/* Merges syms[0..n) (linked list, ids set), for long words. */
+static int merge_long(const sl_tok_t *t, bpe_work_t *w, size_t n) {
+    if (rb_reserve(t, w, n) != 0) return -1;
+    sym_t *syms = w->syms;
+    w->rb_n = 0;
+    for (size_t i = 0; i < n; i++) {
+        syms[i].rank = INT32_MAX;
+        if (i + 1 < n && syms[i].id >= 0 && syms[i + 1].id >= 0) {
+            pair_rank(t, syms[i].id, syms[i + 1].id, &syms[i].rank, &syms[i].res);
+            if (syms[i].rank != INT32_MAX) rb_push(w, syms[i].rank, (int32_t)i);
+        }
+    }
+    for (int32_t cur = rb_next(w, 0); cur >= 0; cur = rb_next(w, cur + 1)) {
+        /* take the bucket: clear its bit, its positions in queued order */
+        size_t wi = (size_t)cur >> 6;
+        w->rb_bits[wi] &= ~(1ULL << (cur & 63));
+        if (!w->rb_bits[wi]) w->rb_sum[wi >> 6] &= ~(1ULL << (wi & 63));
+        int32_t *pos = w->rb_tmp;
+        size_t k = 0;
+        for (int32_t j = w->rb_head[cur]; j >= 0; j = w->rb_nodes[j].next) pos[k++] = w->rb_nodes[j].pos;
+        bool sorted = true;
+        for (size_t i = 0; i < k / 2; i++) { /* the list is newest first */
+            int32_t x = pos[i];
+            pos[i] = pos[k - 1 - i];
+            pos[k - 1 - i] = x;
+        }
+        for (size_t i = 1; i < k && sorted; i++) sorted = pos[i - 1] <= pos[i];
+        if (!sorted) qsort(pos, k, sizeof(int32_t), cmp_i32);
+        for (size_t i = 0; i < k; i++) {
+            int32_t li = pos[i];
+            sym_t *l = &syms[li];
+            if (l->id < 0 || l->rank != cur || l->next < 0) continue; /* stale */
+            sym_t *r = &syms[l->next];
+            l->id = l->res;
+            l->next = r->next;
+            if (r->next >= 0) syms[r->next].prev = li;
+            r->id = -2;
+            r->rank = INT32_MAX;
+            bool in_order = true;
+            if (l->prev >= 0 && syms[l->prev].id >= 0) in_order = rb_set_pair(t, w, syms, l->prev, cur);
+            if (l->next >= 0 && syms[l->next].id >= 0) {
+                in_order = rb_set_pair(t, w, syms, li, cur) && in_order;
+            } else {
+                l->rank = INT32_MAX;
+            }
+            if (!in_order) { /* the rest on the heap, from this state */
+                memset(w->rb_bits, 0, (w->rb_words + (w->rb_words + 63) / 64) * sizeof(uint64_t));
+                return merge_heap(t, w, n);
+            }
         }
     }
     return 0;
@@ -436,7 +594,7 @@ static int merge_word(const sl_tok_t *t, bpe_work_t *w, const uint8_t *s, size_t
         syms[i].prev = (int32_t)i - 1;
         syms[i].next = i + 1 < n ? (int32_t)i + 1 : -1;
     }
-    if (merge_heap(t, w, n) != 0) return -1;
+    if (merge_long(t, w, n) != 0) return -1;
     for (int32_t i = 0; i >= 0; i = syms[i].next)
         if (syms[i].id >= 0 && tok_ids_push(out, syms[i].id) != 0) return -1;
     return 0;

@@ -236,7 +236,7 @@ static void test_nfc(void) {
  * (linear merging), long ones (heap merging) and repeats (word cache and
  * the single-token shortcut), against a naive BPE written here: repeatedly
  * merge the adjacent pair of lowest rank, leftmost first. */
-static size_t naive_bpe(const char *w, size_t n, int32_t *out) {
+static size_t naive_bpe_with(const char *const *merges, size_t n_merges, const char *w, size_t n, int32_t *out) {
     char sym[512][8];
     size_t m = 0;
     for (size_t i = 0; i < n; i++) sym[m][0] = w[i], sym[m][1] = '\0', m++;
@@ -249,8 +249,8 @@ static size_t naive_bpe(const char *w, size_t n, int32_t *out) {
             memcpy(pair, sym[i], la);
             pair[la] = ' ';
             memcpy(pair + la + 1, sym[i + 1], lb + 1);
-            for (size_t r = 0; r < SL_ARRAY_LEN(TINY_MERGES); r++)
-                if (strcmp(pair, TINY_MERGES[r]) == 0 && (best_rank < 0 || (int)r < best_rank))
+            for (size_t r = 0; r < n_merges; r++)
+                if (strcmp(pair, merges[r]) == 0 && (best_rank < 0 || (int)r < best_rank))
                     best_rank = (int)r, best = i;
         }
         if (best_rank < 0) break;
@@ -268,6 +268,51 @@ static size_t naive_bpe(const char *w, size_t n, int32_t *out) {
         out[i] = id;
     }
     return m;
+}
+
+static size_t naive_bpe(const char *w, size_t n, int32_t *out) {
+    return naive_bpe_with(TINY_MERGES, SL_ARRAY_LEN(TINY_MERGES), w, n, out);
+}
+
+/* Long words (rank-bucket merging) under a merge list in training order
+ * and under one where merges that use a merged token come first (a pair
+ * created by a merge then ranks below it: the heap takes over mid-word),
+ * against the naive BPE; words of 49 to 500 bytes over {a, b, c}. */
+static void test_bpe_merge_order(void) {
+    static const char *const OUT_OF_ORDER[] = {"ab c", "a b", "c c", "b c", "Ġa b", "Ġ a"};
+    const char *const *lists[2] = {TINY_MERGES, OUT_OF_ORDER};
+    uint64_t seed = 7;
+    for (int li = 0; li < 2; li++) {
+        char err[SL_ERR_MAX] = "";
+        gguf_writer_t *gw = tiny_bpe_writer(lists[li], 6, TINY_EXTRA, SL_ARRAY_LEN(TINY_EXTRA), TINY_TYPES);
+        sl_tok_t *t = load_from_writer(gw, err, sizeof err);
+        gguf_writer_free(gw);
+        CHECK_MSG(t != NULL, "%s", err);
+        if (!t) return;
+        for (int iter = 0; iter < 200; iter++) {
+            char w[500];
+            seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+            size_t n = 49 + (size_t)(seed >> 33) % (sizeof w - 49);
+            const char *alphabet = iter % 2 ? "abcc" : "aabbc";
+            for (size_t i = 0; i < n; i++) {
+                seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+                w[i] = alphabet[(seed >> 40) % strlen(alphabet)];
+            }
+            int32_t *ids;
+            size_t got_n;
+            CHECK(tok_encode(t, w, n, false, false, &ids, &got_n, err, sizeof err) == 0);
+            int32_t want[500];
+            size_t want_n = naive_bpe_with(lists[li], 6, w, n, want);
+            bool ok = ids_eq(ids, got_n, want, want_n);
+            free(ids);
+            if (!ok) {
+                CHECK_MSG(false, "merge list %d, word %d \"%.*s\" differs from the naive BPE", li, iter, (int)n, w);
+                print_ids("want", want, want_n);
+                break;
+            }
+        }
+        tok_free(t);
+    }
 }
 
 static void test_bpe_random_words(void) {
@@ -1110,6 +1155,7 @@ int main(void) {
     RUN(test_bpe_merges);
     RUN(test_nfc);
     RUN(test_bpe_random_words);
+    RUN(test_bpe_merge_order);
     RUN(test_fast_split_matches_regex);
     RUN(test_special_tokens);
     RUN(test_long_input);

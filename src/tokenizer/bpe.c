@@ -24,6 +24,7 @@
  */
 #include "tokenizer/tok_internal.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -94,6 +95,8 @@ static bool name_in_list(const char *name, const char *list) {
     }
 }
 
+static void split_fast_init(void);
+
 static tok_merge_t *merge_find(const sl_tok_t *t, uint64_t key) {
     if (!t->merges) return NULL;
     size_t mask = t->merges_cap - 1;
@@ -115,6 +118,7 @@ int bpe_init(sl_tok_t *t, const gguf_file_t *f, char *err, size_t errlen) {
     /* the Qwen2 / Llama 3 pattern alone: split by hand (split_fast) */
     if (!def->re[1] && def->re[0] == PRE_QWEN2_RE) t->fast_split = 1;
     if (!def->re[1] && def->re[0] == PRE_LLAMA3_RE) t->fast_split = 3;
+    if (t->fast_split) split_fast_init();
     for (int i = 0; i < TOK_MAX_REGEX && def->re[i]; i++) {
         int ec;
         PCRE2_SIZE eo;
@@ -766,31 +770,67 @@ static unsigned char_class(uint32_t c) {
     }
 }
 
-/* Code point at s[i] (valid UTF-8 assumed checked): its class and length. */
-static inline unsigned class_at(const uint8_t *s, size_t n, size_t i, size_t *k) {
-    if (s[i] < 0x80) {
-        *k = 1;
-        return char_class(s[i]);
-    }
-    uint32_t cp;
-    *k = tok_utf8_decode(s + i, n - i, &cp);
-    return char_class(cp);
+/* Class of every code point below U+10000 (char_class), built once per
+ * process by bpe_init for the hand-written splitter: a table read instead
+ * of a category lookup per character. */
+static uint8_t cc_bmp[0x10000];
+static pthread_once_t cc_once = PTHREAD_ONCE_INIT;
+
+static void cc_build(void) {
+    for (uint32_t c = 0; c < 0x10000; c++) cc_bmp[c] = (uint8_t)char_class(c);
 }
 
+static void split_fast_init(void) { pthread_once(&cc_once, cc_build); }
+
+/* Code point at s[i]: its class and length. The text is valid UTF-8
+ * (valid_utf8 ran first), so the sequence is complete and well formed. */
+static inline unsigned class_at(const uint8_t *s, size_t i, size_t *k) {
+    uint8_t c = s[i];
+    if (c < 0x80) {
+        *k = 1;
+        return cc_bmp[c];
+    }
+    if (c < 0xE0) {
+        *k = 2;
+        return cc_bmp[(uint32_t)(c & 0x1F) << 6 | (s[i + 1] & 0x3Fu)];
+    }
+    if (c < 0xF0) {
+        *k = 3;
+        return cc_bmp[(uint32_t)(c & 0x0F) << 12 | (s[i + 1] & 0x3Fu) << 6 | (s[i + 2] & 0x3Fu)];
+    }
+    *k = 4;
+    return char_class((uint32_t)(c & 0x07) << 18 | (s[i + 1] & 0x3Fu) << 12 | (s[i + 2] & 0x3Fu) << 6 |
+                      (s[i + 3] & 0x3Fu));
+}
+
+/* Whether s[0..n) is valid UTF-8 (what tok_utf8_decode accepts: no
+ * overlong forms, surrogates or code points above U+10FFFF). */
 static bool valid_utf8(const uint8_t *s, size_t n) {
     size_t i = 0;
     while (i < n) {
         uint64_t v;
         while (i + 8 <= n && (memcpy(&v, s + i, 8), (v & 0x8080808080808080ULL) == 0)) i += 8;
         if (i >= n) break;
-        if (s[i] < 0x80) {
+        uint8_t c = s[i];
+        if (c < 0x80) {
             i++;
-            continue;
+        } else if (c < 0xC2) {
+            return false;
+        } else if (c < 0xE0) {
+            if (i + 1 >= n || (s[i + 1] & 0xC0) != 0x80) return false;
+            i += 2;
+        } else if (c < 0xF0) {
+            if (i + 2 >= n || (s[i + 1] & 0xC0) != 0x80 || (s[i + 2] & 0xC0) != 0x80) return false;
+            if ((c == 0xE0 && s[i + 1] < 0xA0) || (c == 0xED && s[i + 1] >= 0xA0)) return false;
+            i += 3;
+        } else if (c <= 0xF4) {
+            if (i + 3 >= n || (s[i + 1] & 0xC0) != 0x80 || (s[i + 2] & 0xC0) != 0x80 || (s[i + 3] & 0xC0) != 0x80)
+                return false;
+            if ((c == 0xF0 && s[i + 1] < 0x90) || (c == 0xF4 && s[i + 1] >= 0x90)) return false;
+            i += 4;
+        } else {
+            return false;
         }
-        uint32_t cp;
-        size_t k = tok_utf8_decode(s + i, n - i, &cp);
-        if (k == 1) return false;
-        i += k;
     }
     return true;
 }
@@ -803,9 +843,9 @@ static bool is_contraction_letter(uint8_t c) {
 /* End of the word that starts at p (p < n). */
 static size_t split_fast_word(const uint8_t *s, size_t n, size_t p, int max_digits) {
     size_t k0, k1 = 0;
-    unsigned c0 = class_at(s, n, p, &k0);
+    unsigned c0 = class_at(s, p, &k0);
     size_t p1 = p + k0;
-    unsigned c1 = p1 < n ? class_at(s, n, p1, &k1) : 0;
+    unsigned c1 = p1 < n ? class_at(s, p1, &k1) : 0;
     if (s[p] == '\'' && p1 < n) {
         uint8_t a = s[p1] | 0x20, b = p1 + 1 < n ? s[p1 + 1] | 0x20 : 0;
         if (is_contraction_letter(s[p1])) return p1 + 1;
@@ -814,25 +854,25 @@ static size_t split_fast_word(const uint8_t *s, size_t n, size_t p, int max_digi
     size_t q, k;
     if (c0 & CC_L || (!(c0 & (CC_N | CC_NL)) && p1 < n && c1 & CC_L)) { /* [^\r\n\p{L}\p{N}]?\p{L}+ */
         q = c0 & CC_L ? p1 : p1 + k1;
-        while (q < n && class_at(s, n, q, &k) & CC_L) q += k;
+        while (q < n && class_at(s, q, &k) & CC_L) q += k;
         return q;
     }
     if (c0 & CC_N) { /* \p{N} or \p{N}{1,3} */
         q = p1;
-        for (int d = 1; d < max_digits && q < n && class_at(s, n, q, &k) & CC_N; d++) q += k;
+        for (int d = 1; d < max_digits && q < n && class_at(s, q, &k) & CC_N; d++) q += k;
         return q;
     }
     bool other0 = !(c0 & (CC_S | CC_L | CC_N));
     if (other0 || (s[p] == ' ' && p1 < n && !(c1 & (CC_S | CC_L | CC_N)))) { /*  ?[^\s\p{L}\p{N}]+[\r\n]* */
         q = other0 ? p1 : p1 + k1;
-        while (q < n && !(class_at(s, n, q, &k) & (CC_S | CC_L | CC_N))) q += k;
+        while (q < n && !(class_at(s, q, &k) & (CC_S | CC_L | CC_N))) q += k;
         while (q < n && (s[q] == '\r' || s[q] == '\n')) q++;
         return q;
     }
     /* c0 is whitespace: the run [p, end) */
     size_t end = p, last_nl = SIZE_MAX, last_start = p;
     while (end < n) {
-        unsigned c = class_at(s, n, end, &k);
+        unsigned c = class_at(s, end, &k);
         if (!(c & CC_S)) break;
         if (c & CC_NL) last_nl = end;
         last_start = end;

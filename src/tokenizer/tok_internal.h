@@ -22,7 +22,13 @@ typedef struct tok_ids {
     size_t n, cap;
 } tok_ids_t;
 
-int tok_ids_push(tok_ids_t *a, int32_t id); /* 0 or -1 (OOM) */
+int tok_ids_grow(tok_ids_t *a); /* doubles the capacity: 0 or -1 (OOM) */
+
+static inline int tok_ids_push(tok_ids_t *a, int32_t id) { /* 0 or -1 (OOM) */
+    if (a->n == a->cap && tok_ids_grow(a) != 0) return -1;
+    a->v[a->n++] = id;
+    return 0;
+}
 
 /* Node of the special-token trie (first-child / next-sibling). */
 typedef struct tok_trie_node {
@@ -87,6 +93,7 @@ struct sl_tok {
     tok_trie_node_t *trie; /* node 0 is the root */
     size_t n_trie, cap_trie;
     int32_t trie_root[256]; /* root child per first byte, -1 none */
+    int special_first;      /* the one first byte of all special tokens; -1 several, -2 none */
 };
 
 /* Text -> id lookup over the vocab hash; -1 if absent. */

@@ -26,16 +26,13 @@
 
 /* ---------------------------------------------------------------- utils -- */
 
-int tok_ids_push(tok_ids_t *a, int32_t id) {
-    if (a->n == a->cap) {
-        size_t cap = a->cap ? a->cap * 2 : 64;
-        if (cap > SIZE_MAX / sizeof(int32_t)) return -1;
-        int32_t *v = realloc(a->v, cap * sizeof(int32_t));
-        if (!v) return -1;
-        a->v = v;
-        a->cap = cap;
-    }
-    a->v[a->n++] = id;
+int tok_ids_grow(tok_ids_t *a) {
+    size_t cap = a->cap ? a->cap * 2 : 64;
+    if (cap > SIZE_MAX / sizeof(int32_t)) return -1;
+    int32_t *v = realloc(a->v, cap * sizeof(int32_t));
+    if (!v) return -1;
+    a->v = v;
+    a->cap = cap;
     return 0;
 }
 
@@ -402,6 +399,11 @@ static int build_trie(sl_tok_t *t) {
         }
         if (t->trie[node].id < 0) t->trie[node].id = id;
     }
+    /* the byte every special token starts with, when they share one (Qwen:
+     * '<'), so that encoding finds candidates with memchr */
+    t->special_first = -2;
+    for (int b = 0; b < 256; b++)
+        if (t->trie_root[b] >= 0) t->special_first = t->special_first == -2 ? b : -1;
     return 0;
 }
 
@@ -642,8 +644,19 @@ int tok_encode(const sl_tok_t *t, const char *text, size_t len, bool add_special
     bool prev_special = true; /* SentencePiece: a space is prefixed at the start and after a special token */
     size_t start = 0, i = 0;
     while (i < len && !oom) {
+        /* to the next byte that starts a special token */
+        if (t->special_first >= 0) {
+            const uint8_t *p = memchr(s + i, t->special_first, len - i);
+            if (!p) break;
+            i = (size_t)(p - s);
+        } else if (t->special_first == -2) {
+            break;
+        } else {
+            while (i < len && t->trie_root[s[i]] < 0) i++;
+            if (i == len) break;
+        }
         size_t mlen = 0;
-        int32_t id = t->trie_root[s[i]] >= 0 ? match_special(t, s + i, len - i, parse_special, &mlen) : -1;
+        int32_t id = match_special(t, s + i, len - i, parse_special, &mlen);
         if (id < 0) {
             i++;
             continue;

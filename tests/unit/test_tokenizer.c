@@ -405,7 +405,8 @@ static void test_fast_split_matches_regex(void) {
                                        "'t", "'x", " ", " ", "  ", "\t", "\n", "\r\n", "\r", "\xC2\xA0",
                                        "\xE3\x80\x80", "\xE2\x80\x83", "\xC2\x85", "\x0B", "\x0C", ".", ",", "!",
                                        "-", "\"", "(", "$", "\xE2\x80\x94", "\xCC\x81", "\xF0\x9F\x98\x80",
-                                       "\xE2\x80\x8D", "_", "\xE2\x80\xA8", "\x01", "\xC2\xB2", "\xEF\xBC\x91"};
+                                       "\xE2\x80\x8D", "_", "\xE2\x80\xA8", "\x01", "\xC2\xB2", "\xEF\xBC\x91",
+                                       "\xF0\x9D\x90\x80", "\xF0\x9D\x9F\x8E", "\xF0\xA0\x80\x80"};
     for (int variant = 0; variant < 2; variant++) {
         char err[SL_ERR_MAX] = "";
         const char *merges[] = {"a b"};
@@ -451,6 +452,50 @@ static void test_fast_split_matches_regex(void) {
         bpe_work_free(work);
         tok_free(t);
     }
+}
+
+/* The hand-written splitter runs only on valid UTF-8 (else PCRE2 does):
+ * its check accepts exactly what tok_utf8_decode decodes, on random byte
+ * strings around the edges of the encoding (overlong forms, surrogates,
+ * beyond U+10FFFF, truncated sequences). */
+static void test_fast_split_utf8_check(void) {
+    static const uint8_t bytes[] = {0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2,
+                                    0xDF, 0xE0, 0xE1, 0xED, 0xEF, 0xF0, 0xF3, 0xF4, 0xF5, 0xFF};
+    sl_tok_t *t = tiny_bpe();
+    if (!t) return;
+    bpe_work_t *work = bpe_work_new(t);
+    uint64_t seed = 11;
+    int n_valid = 0;
+    for (int iter = 0; iter < 20000 && work; iter++) {
+        uint8_t text[12];
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        size_t n = 1 + (size_t)(seed >> 33) % sizeof text;
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+            text[i] = bytes[(seed >> 33) % sizeof bytes];
+        }
+        bool valid = true;
+        for (size_t i = 0; i < n && valid;) {
+            uint32_t cp;
+            size_t k = tok_utf8_decode(text + i, n - i, &cp);
+            valid = !(k == 1 && text[i] >= 0x80);
+            i += k;
+        }
+        n_valid += valid;
+        size_t *ends = NULL, n_ends = 0;
+        char err[SL_ERR_MAX];
+        bool fast = bpe_pre_split(t, work, (const char *)text, n, true, &ends, &n_ends, err, sizeof err) == 0;
+        free(ends);
+        if (fast != valid) {
+            CHECK_MSG(false, "utf-8 check %d, want %d:", fast, valid);
+            for (size_t i = 0; i < n; i++) fprintf(stderr, " %02X", text[i]);
+            fprintf(stderr, "\n");
+            break;
+        }
+    }
+    CHECK(n_valid > 100);
+    bpe_work_free(work);
+    tok_free(t);
 }
 
 static void test_special_tokens(void) {
@@ -1157,6 +1202,7 @@ int main(void) {
     RUN(test_bpe_random_words);
     RUN(test_bpe_merge_order);
     RUN(test_fast_split_matches_regex);
+    RUN(test_fast_split_utf8_check);
     RUN(test_special_tokens);
     RUN(test_long_input);
     RUN(test_spm);

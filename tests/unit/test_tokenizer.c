@@ -525,6 +525,26 @@ static void test_special_tokens(void) {
     sl_buf_free(&out);
     free(ids);
     tok_free(t);
+    /* special tokens with different first bytes (no memchr shortcut), one
+     * of them a prefix of another, at the text's ends and back to back */
+    static const char *const extra[] = {"ab", "[X]", "<u>", "<u>v", "{|"};
+    static const int32_t types[] = {1, TOK_TYPE_CONTROL, TOK_TYPE_USER_DEFINED, TOK_TYPE_USER_DEFINED,
+                                    TOK_TYPE_CONTROL};
+    const char *merges[] = {"a b"};
+    gguf_writer_t *w = tiny_bpe_writer(merges, 1, extra, SL_ARRAY_LEN(extra), types);
+    t = load_from_writer(w, err, sizeof err);
+    gguf_writer_free(w);
+    CHECK_MSG(t != NULL, "%s", err);
+    if (!t) return;
+    CHECK(t->special_first == -1);
+    s = "[X]ab<u>v<u>[X]{|a{|";
+    CHECK(tok_encode(t, s, strlen(s), false, true, &ids, &n, err, sizeof err) == 0);
+    CHECK_IDS(ids, n, 257, 256, 259, 258, 257, 260, 'a', 260);
+    free(ids);
+    CHECK(tok_encode(t, s, strlen(s), false, false, &ids, &n, err, sizeof err) == 0);
+    CHECK_IDS(ids, n, '[', 'X', ']', 256, 259, 258, '[', 'X', ']', '{', '|', 'a', '{', '|');
+    free(ids);
+    tok_free(t);
 }
 
 static void test_long_input(void) {

@@ -97,8 +97,8 @@ static bool name_in_list(const char *name, const char *list) {
 
 static void split_fast_init(void);
 
+/* The merge of a key, or NULL. t->merges exists once bpe_init has run. */
 static tok_merge_t *merge_find(const sl_tok_t *t, uint64_t key) {
-    if (!t->merges) return NULL;
     size_t mask = t->merges_cap - 1;
     uint64_t h = key * 0x9E3779B97F4A7C15ULL;
     for (size_t i = (size_t)(h >> 20) & mask;; i = (i + 1) & mask) {

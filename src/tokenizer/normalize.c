@@ -93,12 +93,15 @@ int tok_nfc(const char *text, size_t len, sl_buf_t *out, bool *changed) {
             continue;
         }
         /* quick paths: U+0080..U+02FF are all safe (nothing below U+0300
-         * is unsafe), and most 3-byte characters lie in blocks with no
-         * unsafe code point */
-        if (s[i] >= 0xC2 && s[i] < 0xCC && i + 1 < len && (s[i + 1] & 0xC0) == 0x80) {
-            last_safe = i;
-            i += 2;
-            continue;
+         * is unsafe), other 2-byte characters are decoded in place, and
+         * most 3-byte characters lie in blocks with no unsafe code point */
+        if (s[i] >= 0xC2 && s[i] < 0xE0 && i + 1 < len && (s[i + 1] & 0xC0) == 0x80) {
+            uint32_t cp2 = (uint32_t)(s[i] & 0x1F) << 6 | (s[i + 1] & 0x3Fu);
+            if (s[i] < 0xCC || !(nfc_unsafe[cp2 >> 3] >> (cp2 & 7) & 1)) {
+                last_safe = i;
+                i += 2;
+                continue;
+            }
         }
         if ((s[i] & 0xF0) == 0xE0 && i + 2 < len && (s[i + 1] & 0xC0) == 0x80 && (s[i + 2] & 0xC0) == 0x80 &&
             !(s[i] == 0xE0 && s[i + 1] < 0xA0) && !(s[i] == 0xED && s[i + 1] > 0x9F) &&

@@ -637,6 +637,10 @@ int tok_encode(const sl_tok_t *t, const char *text, size_t len, bool add_special
     *ids = NULL;
     *n_ids = 0;
     if (!text && len) return sl_err(err, errlen, "tokenizer: NULL text");
+    /* room for a typical text's ids at once (2 to 4 bytes per token), not
+     * a doubling per size; the pushes grow it further where needed */
+    if (len / 4 < SIZE_MAX / sizeof(int32_t) - 16 && (out.v = malloc((len / 4 + 16) * sizeof(int32_t))))
+        out.cap = len / 4 + 16;
     const uint8_t *s = (const uint8_t *)text;
     bool oom = false;
     if (add_special && t->add_bos) oom |= tok_ids_push(&out, t->bos) != 0;

@@ -940,11 +940,11 @@ int bpe_pre_split(const sl_tok_t *t, bpe_work_t *w, const char *text, size_t len
     return 0;
 }
 
-int bpe_encode(const sl_tok_t *t, bpe_work_t *w, const char *text, size_t len, tok_ids_t *out, char *err,
-               size_t errlen) {
+int bpe_encode(const sl_tok_t *t, bpe_work_t *w, const char *text, size_t len, bool utf8_valid, tok_ids_t *out,
+               char *err, size_t errlen) {
     if (len == 0) return 0;
     w->use_cache = w->use_cache || len >= CACHE_MIN_TEXT;
-    if (t->fast_split && valid_utf8((const uint8_t *)text, len))
+    if (t->fast_split && (utf8_valid || valid_utf8((const uint8_t *)text, len)))
         return split_fast(t, w, (const uint8_t *)text, len, out) == 0 ? 0 : sl_err(err, errlen, "tokenizer: out of memory");
     int which;
     size_t na;

@@ -78,10 +78,11 @@ static size_t next_cp(const uint8_t *s, size_t n, uint32_t *cp) {
     return k == 1 ? 0 : k; /* a non-ASCII single byte is invalid */
 }
 
-int tok_nfc(const char *text, size_t len, sl_buf_t *out, bool *changed) {
+int tok_nfc(const char *text, size_t len, sl_buf_t *out, bool *changed, bool *valid) {
     const uint8_t *s = (const uint8_t *)text;
     pthread_once(&nfc_once, nfc_build);
     *changed = false;
+    if (valid) *valid = true;
     size_t copied = 0;     /* bytes of text already in out */
     size_t last_safe = 0;  /* start of the last safe starter (or boundary) */
     size_t i = 0;
@@ -113,6 +114,7 @@ int tok_nfc(const char *text, size_t len, sl_buf_t *out, bool *changed) {
         uint32_t cp;
         size_t k = next_cp(s + i, len - i, &cp);
         if (k == 0) { /* invalid byte: a boundary of its own */
+            if (valid) *valid = false;
             i++;
             last_safe = i;
             continue;

@@ -116,8 +116,10 @@ size_t tok_utf8_decode(const uint8_t *s, size_t n, uint32_t *cp);
 
 /* Unicode NFC of text (invalid UTF-8 bytes pass through unchanged). When
  * the text is already NFC, *changed is false and out is left untouched;
- * otherwise the normalised text is appended to out. 0 or -1 (OOM). */
-int tok_nfc(const char *text, size_t len, sl_buf_t *out, bool *changed);
+ * otherwise the normalised text is appended to out. *valid (unless NULL):
+ * whether text is valid UTF-8 (what tok_utf8_decode accepts), found on the
+ * way; the output is then valid too. 0 or -1 (OOM). */
+int tok_nfc(const char *text, size_t len, sl_buf_t *out, bool *changed, bool *valid);
 /* Builds NFC's table (once per process, ~ms; tok_nfc does it on first use). */
 void tok_nfc_init(void);
 /* Whether a code point may change or combine under NFC (not a safe starter). */
@@ -135,8 +137,9 @@ void bpe_work_free(bpe_work_t *w);
  * splitter (fast) or by the PCRE2 regexes; for tests. 0 or -1. */
 int bpe_pre_split(const sl_tok_t *t, bpe_work_t *w, const char *text, size_t len, bool fast, size_t **ends,
                   size_t *n, char *err, size_t errlen);
-int bpe_encode(const sl_tok_t *t, bpe_work_t *w, const char *text, size_t len, tok_ids_t *out, char *err,
-               size_t errlen);
+/* utf8_valid: the caller knows text is valid UTF-8 (else it is checked). */
+int bpe_encode(const sl_tok_t *t, bpe_work_t *w, const char *text, size_t len, bool utf8_valid, tok_ids_t *out,
+               char *err, size_t errlen);
 
 int spm_encode(const sl_tok_t *t, const char *text, size_t len, bool prefix_space, tok_ids_t *out,
                char *err, size_t errlen);

@@ -609,17 +609,17 @@ static int encode_fragment(const sl_tok_t *t, bpe_work_t **work, const char *s, 
         if (!*work && !(*work = bpe_work_new(t))) return sl_err(err, errlen, "tokenizer: out of memory");
         if (t->nfc) {
             sl_buf_t norm = {0};
-            bool changed = false;
-            if (tok_nfc(s, n, &norm, &changed) != 0) {
+            bool changed = false, valid = false;
+            if (tok_nfc(s, n, &norm, &changed, &valid) != 0) {
                 sl_buf_free(&norm);
                 return sl_err(err, errlen, "tokenizer: out of memory");
             }
-            int rc = changed ? bpe_encode(t, *work, norm.data, norm.len, out, err, errlen)
-                             : bpe_encode(t, *work, s, n, out, err, errlen);
+            int rc = changed ? bpe_encode(t, *work, norm.data, norm.len, valid, out, err, errlen)
+                             : bpe_encode(t, *work, s, n, valid, out, err, errlen);
             sl_buf_free(&norm);
             return rc;
         }
-        return bpe_encode(t, *work, s, n, out, err, errlen);
+        return bpe_encode(t, *work, s, n, false, out, err, errlen);
     case TOK_MODEL_LLAMA:
         return spm_encode(t, s, n, t->add_space_prefix && prev_special, out, err, errlen);
     case TOK_MODEL_BERT:

@@ -165,7 +165,11 @@ static void test_bpe_merges(void) {
 static bool nfc_matches_utf8proc(const char *s, size_t n) {
     sl_buf_t out = {0};
     bool changed = false;
-    if (tok_nfc(s, n, &out, &changed) != 0) return false;
+    bool valid = false;
+    if (tok_nfc(s, n, &out, &changed, &valid) != 0 || !valid) {
+        sl_buf_free(&out);
+        return false;
+    }
     utf8proc_uint8_t *want = NULL;
     utf8proc_ssize_t m = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &want,
                                       UTF8PROC_STABLE | UTF8PROC_COMPOSE);
@@ -214,7 +218,8 @@ static void test_nfc(void) {
         const char in[] = "e\xFF\xCC\x81" "e\xCC\x81";
         sl_buf_t out = {0};
         bool changed = false;
-        CHECK(tok_nfc(in, sizeof in - 1, &out, &changed) == 0 && changed);
+        bool valid = true;
+        CHECK(tok_nfc(in, sizeof in - 1, &out, &changed, &valid) == 0 && changed && !valid);
         CHECK(out.len == 6 && memcmp(out.data, "e\xFF\xCC\x81\xC3\xA9", 6) == 0);
         sl_buf_free(&out);
     }
@@ -456,7 +461,8 @@ static void test_fast_split_matches_regex(void) {
 }
 
 /* The hand-written splitter runs only on valid UTF-8 (else PCRE2 does):
- * its check accepts exactly what tok_utf8_decode decodes, on random byte
+ * its check and NFC's (which spares Qwen the splitter's) accept exactly
+ * what tok_utf8_decode decodes, on random byte
  * strings around the edges of the encoding (overlong forms, surrogates,
  * beyond U+10FFFF, truncated sequences). */
 static void test_fast_split_utf8_check(void) {
@@ -487,8 +493,12 @@ static void test_fast_split_utf8_check(void) {
         char err[SL_ERR_MAX];
         bool fast = bpe_pre_split(t, work, (const char *)text, n, true, &ends, &n_ends, err, sizeof err) == 0;
         free(ends);
-        if (fast != valid) {
-            CHECK_MSG(false, "utf-8 check %d, want %d:", fast, valid);
+        sl_buf_t norm = {0};
+        bool changed, nfc_valid = !valid;
+        CHECK(tok_nfc((const char *)text, n, &norm, &changed, &nfc_valid) == 0);
+        sl_buf_free(&norm);
+        if (fast != valid || nfc_valid != valid) {
+            CHECK_MSG(false, "utf-8 check %d, NFC's %d, want %d:", fast, nfc_valid, valid);
             for (size_t i = 0; i < n; i++) fprintf(stderr, " %02X", text[i]);
             fprintf(stderr, "\n");
             break;

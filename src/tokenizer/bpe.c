@@ -191,6 +191,18 @@ int bpe_init(sl_tok_t *t, const gguf_file_t *f, char *err, size_t errlen) {
         t->merges[j].result = r;
     }
     free(tmp);
+    /* the merge of every byte pair: a word's first pairs without hashing */
+    t->byte_pair = malloc(256 * 256 * sizeof(uint64_t));
+    if (!t->byte_pair) return sl_err(err, errlen, "tokenizer: out of memory");
+    for (int a = 0; a < 256; a++)
+        for (int b = 0; b < 256; b++) {
+            const tok_merge_t *m = t->byte_tok[a] >= 0 && t->byte_tok[b] >= 0
+                                       ? merge_find(t, (uint64_t)(uint32_t)t->byte_tok[a] << 32 |
+                                                           (uint32_t)t->byte_tok[b])
+                                       : NULL;
+            t->byte_pair[a << 8 | b] = m ? (uint64_t)(uint32_t)m->rank << 32 | (uint32_t)m->result
+                                         : (uint64_t)INT32_MAX << 32 | UINT32_MAX;
+        }
     return 0;
 }
 
@@ -201,6 +213,8 @@ void bpe_free(sl_tok_t *t) {
     t->merges = NULL;
     free(t->self_merge);
     t->self_merge = NULL;
+    free(t->byte_pair);
+    t->byte_pair = NULL;
 }
 
 /* ---- merging one word ----
@@ -277,6 +291,13 @@ static inline void pair_rank(const sl_tok_t *t, int32_t a, int32_t b, int32_t *r
     const tok_merge_t *m = merge_find(t, (uint64_t)(uint32_t)a << 32 | (uint32_t)b);
     *rank = m ? m->rank : INT32_MAX;
     *res = m ? m->result : -1;
+}
+
+/* The same for the byte-level symbols of bytes a, b (t->byte_pair). */
+static inline void byte_pair_rank(const sl_tok_t *t, uint8_t a, uint8_t b, int32_t *rank, int32_t *res) {
+    uint64_t v = t->byte_pair[a << 8 | b];
+    *rank = (int32_t)(v >> 32);
+    *res = (int32_t)(uint32_t)v;
 }
 
 /* Recomputes the pair that symbol i starts and queues it. */
@@ -500,14 +521,14 @@ static inline bool rb_set_pair(const sl_tok_t *t, bpe_work_t *w, sym_t *syms, in
 }
 
 /* Merges syms[0..n) (linked list, ids set), for long words. */
-static int merge_long(const sl_tok_t *t, bpe_work_t *w, size_t n) {
+static int merge_long(const sl_tok_t *t, bpe_work_t *w, const uint8_t *s, size_t n) {
     if (rb_reserve(t, w, n) != 0) return -1;
     sym_t *syms = w->syms;
     w->rb_n = 0;
     for (size_t i = 0; i < n; i++) {
         syms[i].rank = INT32_MAX;
         if (i + 1 < n && syms[i].id >= 0 && syms[i + 1].id >= 0) {
-            pair_rank(t, syms[i].id, syms[i + 1].id, &syms[i].rank, &syms[i].res);
+            byte_pair_rank(t, s[i], s[i + 1], &syms[i].rank, &syms[i].res);
             if (syms[i].rank != INT32_MAX) rb_push(w, syms[i].rank, (int32_t)i);
         }
     }
@@ -553,11 +574,11 @@ static int merge_long(const sl_tok_t *t, bpe_work_t *w, size_t n) {
     return 0;
 }
 
-/* Linear merging of ids[0..n) in place (n <= BPE_SHORT): lowest rank first,
+/* Linear merging of ids[0..n) in place, the byte symbols of s (n <= BPE_SHORT): lowest rank first,
  * leftmost on ties, as the heap does. Returns the new length. */
-static size_t merge_linear(const sl_tok_t *t, bpe_work_t *w, size_t n) {
+static size_t merge_linear(const sl_tok_t *t, bpe_work_t *w, const uint8_t *s, size_t n) {
     int32_t *ids = w->lin_ids, *rank = w->lin_rank, *res = w->lin_res;
-    for (size_t i = 0; i + 1 < n; i++) pair_rank(t, ids[i], ids[i + 1], &rank[i], &res[i]);
+    for (size_t i = 0; i + 1 < n; i++) byte_pair_rank(t, s[i], s[i + 1], &rank[i], &res[i]);
     while (n > 1) {
         size_t best = 0;
         for (size_t i = 1; i + 1 < n; i++)
@@ -581,7 +602,7 @@ static size_t merge_linear(const sl_tok_t *t, bpe_work_t *w, size_t n) {
 static int merge_word(const sl_tok_t *t, bpe_work_t *w, const uint8_t *s, size_t n, tok_ids_t *out) {
     if (n <= BPE_SHORT) {
         for (size_t i = 0; i < n; i++) w->lin_ids[i] = t->byte_tok[s[i]];
-        size_t m = merge_linear(t, w, n);
+        size_t m = merge_linear(t, w, s, n);
         for (size_t i = 0; i < m; i++)
             if (w->lin_ids[i] >= 0 && tok_ids_push(out, w->lin_ids[i]) != 0) return -1;
         return 0;
@@ -598,7 +619,7 @@ static int merge_word(const sl_tok_t *t, bpe_work_t *w, const uint8_t *s, size_t
         syms[i].prev = (int32_t)i - 1;
         syms[i].next = i + 1 < n ? (int32_t)i + 1 : -1;
     }
-    if (merge_long(t, w, n) != 0) return -1;
+    if (merge_long(t, w, s, n) != 0) return -1;
     for (int32_t i = 0; i >= 0; i = syms[i].next)
         if (syms[i].id >= 0 && tok_ids_push(out, syms[i].id) != 0) return -1;
     return 0;

@@ -66,6 +66,7 @@ struct sl_tok {
     tok_merge_t *merges;
     size_t merges_cap;
     int32_t n_merge_ranks; /* ranks are 0 .. n_merge_ranks-1 (the merge's index in the file) */
+    uint64_t *byte_pair;   /* [a << 8 | b]: rank << 32 | result of merging bytes a, b (rank INT32_MAX: none) */
     int32_t byte_tok[256]; /* gpt2: id of each byte's byte-unicode char; spm: <0xNN>; -1 none */
     bool ignore_merges;
     int fast_split; /* gpt2: 0 = PCRE2; 1 / 3 = the Qwen2 / Llama 3 pattern by hand (digits per number) */

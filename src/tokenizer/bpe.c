@@ -342,8 +342,8 @@ typedef struct bpe_work {
     size_t rb_words;            /* words of rb_bits */
     int32_t *rb_head;           /* [n_merge_ranks] newest node of each bucket */
     rb_node_t *rb_nodes;        /* rb_n used of rb_cap */
-    int32_t *rb_tmp;            /* rb_cap: one bucket's positions */
-    size_t rb_n, rb_cap;
+    int32_t *rb_tmp;            /* one bucket's positions, rb_tmp_cap entries */
+    size_t rb_n, rb_cap, rb_tmp_cap;
 } bpe_work_t;
 
 bpe_work_t *bpe_work_new(const sl_tok_t *t) {
@@ -461,9 +461,6 @@ static int rb_reserve(const sl_tok_t *t, bpe_work_t *w, size_t n) {
         rb_node_t *nodes = realloc(w->rb_nodes, 3 * n * sizeof(rb_node_t));
         if (!nodes) return -1;
         w->rb_nodes = nodes;
-        int32_t *tmp = realloc(w->rb_tmp, 3 * n * sizeof(int32_t));
-        if (!tmp) return -1;
-        w->rb_tmp = tmp;
         w->rb_cap = 3 * n;
     }
     return 0;
@@ -539,7 +536,16 @@ static int merge_long(const sl_tok_t *t, bpe_work_t *w, const uint8_t *s, size_t
         if (!w->rb_bits[wi]) w->rb_sum[wi >> 6] &= ~(1ULL << (wi & 63));
         int32_t *pos = w->rb_tmp;
         size_t k = 0;
-        for (int32_t j = w->rb_head[cur]; j >= 0; j = w->rb_nodes[j].next) pos[k++] = w->rb_nodes[j].pos;
+        for (int32_t j = w->rb_head[cur]; j >= 0; j = w->rb_nodes[j].next) {
+            if (k == w->rb_tmp_cap) { /* at most rb_n entries */
+                size_t cap = w->rb_tmp_cap ? 2 * w->rb_tmp_cap : 256;
+                int32_t *tmp = realloc(w->rb_tmp, cap * sizeof(int32_t));
+                if (!tmp) return -1;
+                w->rb_tmp = pos = tmp;
+                w->rb_tmp_cap = cap;
+            }
+            pos[k++] = w->rb_nodes[j].pos;
+        }
         bool sorted = true;
         for (size_t i = 0; i < k / 2; i++) { /* the list is newest first */
             int32_t x = pos[i];

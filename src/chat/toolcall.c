@@ -1083,15 +1083,33 @@ static char peek(const tc_parser_t *p) {
     return p->in.data[p->pos];
 }
 
+/* Steps several call bodies share. Each returns what a body returns (1
+ * progress, 0 wait), failing the call through NEED on a mismatch. */
+
+/* Expects the '{' that opens a call's arguments, then moves to sub-state next. */
+static int step_open_args(tc_parser_t *p, int next) {
+    NEED(skip_ws(p));
+    if (peek(p) != '{') NEED(-1);
+    start_json(&p->c, true, false);
+    p->c.sub = next;
+    return 1;
+}
+
+/* Expects the literal that closes a call; a missing close is forgiven (the
+ * call itself is complete). Commits the call and goes back to content. */
+static int step_close(tc_parser_t *p, const char *close) {
+    if (!skip_ws(p)) return 0;
+    if (lit1(p, close) == 0) return 0;
+    envelope_commit(p);
+    p->state = ST_CONTENT;
+    return 1;
+}
+
 static int body_hermes(tc_parser_t *p) {
     call_ctx_t *c = &p->c;
     switch (c->sub) {
     case 0:
-        NEED(skip_ws(p));
-        if (peek(p) != '{') NEED(-1);
-        start_json(c, true, false);
-        c->sub = 1;
-        return 1;
+        return step_open_args(p, 1);
     case 1: {
         int r = json_feed(p);
         stream_args(p);
@@ -1099,15 +1117,8 @@ static int body_hermes(tc_parser_t *p) {
         c->sub = 2;
         return 1;
     }
-    case 2: {
-        if (!skip_ws(p)) return 0;
-        int r = lit1(p, "</tool_call>");
-        if (r == 0) return 0;
-        /* a missing close is forgiven: the call itself is complete */
-        envelope_commit(p);
-        p->state = ST_CONTENT;
-        return 1;
-    }
+    case 2:
+        return step_close(p, "</tool_call>");
     }
     return 0;
 }
@@ -1247,11 +1258,7 @@ static int body_internlm2(tc_parser_t *p) {
         c->sub = 1;
         return 1;
     case 1:
-        NEED(skip_ws(p));
-        if (peek(p) != '{') NEED(-1);
-        start_json(c, true, false);
-        c->sub = 2;
-        return 1;
+        return step_open_args(p, 2);
     case 2: {
         int r = json_feed(p);
         stream_args(p);
@@ -1259,14 +1266,8 @@ static int body_internlm2(tc_parser_t *p) {
         c->sub = 3;
         return 1;
     }
-    case 3: {
-        if (!skip_ws(p)) return 0;
-        int r = lit1(p, "<|action_end|>");
-        if (r == 0) return 0;
-        envelope_commit(p);
-        p->state = ST_CONTENT;
-        return 1;
-    }
+    case 3:
+        return step_close(p, "<|action_end|>");
     }
     return 0;
 }
@@ -1371,11 +1372,7 @@ static int body_llama3(tc_parser_t *p) {
         }
         return 1;
     case 3:
-        NEED(skip_ws(p));
-        if (peek(p) != '{') NEED(-1);
-        start_json(c, true, false);
-        c->sub = 1;
-        return 1;
+        return step_open_args(p, 1);
     case 5: /* builtin: name.call(k=v, ...) */
         NEED(read_name(p, &c->name));
         NEED(lit1(p, ".call("));

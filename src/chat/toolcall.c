@@ -1086,11 +1086,13 @@ static char peek(const tc_parser_t *p) {
 /* Steps several call bodies share. Each returns what a body returns (1
  * progress, 0 wait), failing the call through NEED on a mismatch. */
 
-/* Expects the '{' that opens a call's arguments, then moves to sub-state next. */
-static int step_open_args(tc_parser_t *p, int next) {
+/* Expects the '{' that opens a call's arguments, then moves to sub-state
+ * next. envelope: the object is a {"name":..,"arguments":..} envelope rather
+ * than the bare arguments. */
+static int step_open_args(tc_parser_t *p, bool envelope, int next) {
     NEED(skip_ws(p));
     if (peek(p) != '{') NEED(-1);
-    start_json(&p->c, true, false);
+    start_json(&p->c, envelope, false);
     p->c.sub = next;
     return 1;
 }
@@ -1105,11 +1107,22 @@ static int step_close(tc_parser_t *p, const char *close) {
     return 1;
 }
 
+/* Feeds bare arguments to their end, commits the call and goes back to
+ * content (formats with nothing after the arguments). */
+static int step_bare_args_last(tc_parser_t *p) {
+    int r = json_feed(p);
+    stream_bare_args(p);
+    NEED(r);
+    args_json_commit(p);
+    p->state = ST_CONTENT;
+    return 1;
+}
+
 static int body_hermes(tc_parser_t *p) {
     call_ctx_t *c = &p->c;
     switch (c->sub) {
     case 0:
-        return step_open_args(p, 1);
+        return step_open_args(p, true, 1);
     case 1: {
         int r = json_feed(p);
         stream_args(p);
@@ -1258,7 +1271,7 @@ static int body_internlm2(tc_parser_t *p) {
         c->sub = 1;
         return 1;
     case 1:
-        return step_open_args(p, 2);
+        return step_open_args(p, true, 2);
     case 2: {
         int r = json_feed(p);
         stream_args(p);
@@ -1324,19 +1337,9 @@ static int body_mistral(tc_parser_t *p) {
         c->sub = 11;
         return 1;
     case 11:
-        NEED(skip_ws(p));
-        if (peek(p) != '{') NEED(-1);
-        start_json(c, false, false);
-        c->sub = 12;
-        return 1;
-    case 12: {
-        int r = json_feed(p);
-        stream_bare_args(p);
-        NEED(r);
-        args_json_commit(p);
-        p->state = ST_CONTENT;
-        return 1;
-    }
+        return step_open_args(p, false, 12);
+    case 12:
+        return step_bare_args_last(p);
     }
     return 0;
 }
@@ -1372,7 +1375,7 @@ static int body_llama3(tc_parser_t *p) {
         }
         return 1;
     case 3:
-        return step_open_args(p, 1);
+        return step_open_args(p, true, 1);
     case 5: /* builtin: name.call(k=v, ...) */
         NEED(read_name(p, &c->name));
         NEED(lit1(p, ".call("));
@@ -1433,22 +1436,11 @@ static int body_llama3(tc_parser_t *p) {
 }
 
 static int body_glm4(tc_parser_t *p) {
-    call_ctx_t *c = &p->c;
-    switch (c->sub) {
+    switch (p->c.sub) {
     case 0:
-        NEED(skip_ws(p));
-        if (peek(p) != '{') NEED(-1);
-        start_json(c, false, false);
-        c->sub = 1;
-        return 1;
-    case 1: {
-        int r = json_feed(p);
-        stream_bare_args(p);
-        NEED(r);
-        args_json_commit(p);
-        p->state = ST_CONTENT;
-        return 1;
-    }
+        return step_open_args(p, false, 1);
+    case 1:
+        return step_bare_args_last(p);
     }
     return 0;
 }

@@ -590,13 +590,16 @@ static jnode_t *parse_not(parser_t *P) {
     return parse_compare(P);
 }
 
-static jnode_t *parse_and(parser_t *P) {
-    jnode_t *l = parse_not(P);
-    while (l && is_name(cur(P), "and")) {
+/* A left-associative chain of one keyword operator ("and", "or") over
+ * operands parsed by `operand`. */
+static jnode_t *parse_keyword_chain(parser_t *P, const char *kw, int kind,
+                                    jnode_t *(*operand)(parser_t *)) {
+    jnode_t *l = operand(P);
+    while (l && is_name(cur(P), kw)) {
         const jtok_t *at = cur(P);
         adv(P);
-        jnode_t *r = parse_not(P);
-        jnode_t *n = r ? node(P, JN_AND, at) : NULL;
+        jnode_t *r = operand(P);
+        jnode_t *n = r ? node(P, kind, at) : NULL;
         if (n) {
             n->a = l;
             n->b = r;
@@ -606,20 +609,12 @@ static jnode_t *parse_and(parser_t *P) {
     return l;
 }
 
+static jnode_t *parse_and(parser_t *P) {
+    return parse_keyword_chain(P, "and", JN_AND, parse_not);
+}
+
 static jnode_t *parse_or(parser_t *P) {
-    jnode_t *l = parse_and(P);
-    while (l && is_name(cur(P), "or")) {
-        const jtok_t *at = cur(P);
-        adv(P);
-        jnode_t *r = parse_and(P);
-        jnode_t *n = r ? node(P, JN_OR, at) : NULL;
-        if (n) {
-            n->a = l;
-            n->b = r;
-        }
-        l = n;
-    }
-    return l;
+    return parse_keyword_chain(P, "or", JN_OR, parse_and);
 }
 
 static jnode_t *parse_condexpr(parser_t *P) {

@@ -18,55 +18,15 @@
 #include "engine/engine.h"
 #include "gguf/gguf.h"
 #include "test.h"
+#include "tiny_llama.h"
 
-enum { V = 64, E = 16, L = 1, H = 2, K = 1, D = 8, F = 32, CTX = 512 };
-
-static uint64_t rs = 12345;
-static float rnd(void) {
-    rs = rs * 6364136223846793005ull + 1442695040888963407ull;
-    return (float)((double)(rs >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
-
-static void add(gguf_writer_t *w, const char *name, int n_out, int n_in, float scale) {
-    size_t n = (size_t)n_out * (size_t)n_in;
-    float *d = malloc(n * sizeof *d);
-    for (size_t i = 0; i < n; i++) d[i] = scale == 1.0f && n_out == 1 ? 1.0f : rnd() * scale;
-    int64_t ne[2] = {n_in, n_out};
-    CHECK(gguf_writer_add_tensor(w, name, SL_TYPE_F32, n_out == 1 ? 1 : 2, ne, d) == 0);
-    free(d);
-}
+enum { V = TL_V, E = TL_E, H = TL_H, K = TL_K, D = TL_D, F = TL_F, CTX = TL_CTX };
 
 static char path[256];
 
 static void write_model(void) {
     snprintf(path, sizeof path, "/tmp/silica-test-engine-%d.gguf", (int)getpid());
-    gguf_writer_t *w = gguf_writer_new();
-    gguf_writer_set_str(w, "general.architecture", "llama");
-    gguf_writer_set_u32(w, "llama.context_length", CTX);
-    gguf_writer_set_u32(w, "llama.embedding_length", E);
-    gguf_writer_set_u32(w, "llama.block_count", L);
-    gguf_writer_set_u32(w, "llama.feed_forward_length", F);
-    gguf_writer_set_u32(w, "llama.attention.head_count", H);
-    gguf_writer_set_u32(w, "llama.attention.head_count_kv", K);
-    gguf_writer_set_u32(w, "llama.rope.dimension_count", D);
-    gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
-    gguf_writer_set_f32(w, "llama.rope.freq_base", 10000.0f);
-    add(w, "token_embd.weight", V, E, 1.0f);
-    add(w, "output_norm.weight", 1, E, 1.0f);
-    add(w, "output.weight", V, E, 1.0f);
-    add(w, "blk.0.attn_norm.weight", 1, E, 1.0f);
-    add(w, "blk.0.ffn_norm.weight", 1, E, 1.0f);
-    add(w, "blk.0.attn_q.weight", H * D, E, 0.5f);
-    add(w, "blk.0.attn_k.weight", K * D, E, 0.5f);
-    add(w, "blk.0.attn_v.weight", K * D, E, 0.5f);
-    add(w, "blk.0.attn_output.weight", E, H * D, 0.5f);
-    add(w, "blk.0.ffn_gate.weight", F, E, 0.5f);
-    add(w, "blk.0.ffn_up.weight", F, E, 0.5f);
-    add(w, "blk.0.ffn_down.weight", E, F, 0.5f);
-    char err[SL_ERR_MAX];
-    int rc = gguf_writer_write(w, path, err, sizeof err);
-    CHECK_MSG(rc == 0, "%s", err);
-    gguf_writer_free(w);
+    tiny_llama_write(path, 12345);
 }
 
 /* ---- event collection ---- */

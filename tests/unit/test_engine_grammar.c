@@ -23,8 +23,9 @@
 #include "gguf/gguf.h"
 #include "grammar/grammar.h"
 #include "test.h"
+#include "tiny_llama.h"
 
-enum { V = 64, E = 16, H = 2, K = 1, D = 8, F = 32, CTX = 512 };
+enum { V = TL_V, E = TL_E, H = TL_H, K = TL_K, D = TL_D, F = TL_F, CTX = TL_CTX };
 
 /* the vocabulary: id 0 is the end token (no text); the rest JSON pieces */
 static const char *VOCAB[V] = {
@@ -34,53 +35,13 @@ static const char *VOCAB[V] = {
     "<t>",   "</t>",  "<",    ">",    "/",     "t",     "x",     "yz",   "{\"",   "\":\"", "12",   "\"]", "[\"",
     "],",    "}]",    "  ",   "ok",   "no",    "\\",    "\\n",   "e1",   "99",    "E",    "+",    "Z"};
 
-static uint64_t rs = 777;
-static float rnd(void) {
-    rs = rs * 6364136223846793005ull + 1442695040888963407ull;
-    return (float)((double)(rs >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
-
-static void add(gguf_writer_t *w, const char *name, int n_out, int n_in, float scale) {
-    size_t n = (size_t)n_out * (size_t)n_in;
-    float *d = malloc(n * sizeof *d);
-    for (size_t i = 0; i < n; i++) d[i] = n_out == 1 ? 1.0f : rnd() * scale;
-    int64_t ne[2] = {n_in, n_out};
-    CHECK(gguf_writer_add_tensor(w, name, SL_TYPE_F32, n_out == 1 ? 1 : 2, ne, d) == 0);
-    free(d);
-}
-
 static char path[256];
 static sl_model_t *model;
 static gram_vocab_t *gv;
 
 static void write_model(void) {
     snprintf(path, sizeof path, "/tmp/silica-test-engine-grammar-%d.gguf", (int)getpid());
-    gguf_writer_t *w = gguf_writer_new();
-    gguf_writer_set_str(w, "general.architecture", "llama");
-    gguf_writer_set_u32(w, "llama.context_length", CTX);
-    gguf_writer_set_u32(w, "llama.embedding_length", E);
-    gguf_writer_set_u32(w, "llama.block_count", 1);
-    gguf_writer_set_u32(w, "llama.feed_forward_length", F);
-    gguf_writer_set_u32(w, "llama.attention.head_count", H);
-    gguf_writer_set_u32(w, "llama.attention.head_count_kv", K);
-    gguf_writer_set_u32(w, "llama.rope.dimension_count", D);
-    gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
-    gguf_writer_set_f32(w, "llama.rope.freq_base", 10000.0f);
-    add(w, "token_embd.weight", V, E, 1.0f);
-    add(w, "output_norm.weight", 1, E, 1.0f);
-    add(w, "output.weight", V, E, 1.0f);
-    add(w, "blk.0.attn_norm.weight", 1, E, 1.0f);
-    add(w, "blk.0.ffn_norm.weight", 1, E, 1.0f);
-    add(w, "blk.0.attn_q.weight", H * D, E, 0.5f);
-    add(w, "blk.0.attn_k.weight", K * D, E, 0.5f);
-    add(w, "blk.0.attn_v.weight", K * D, E, 0.5f);
-    add(w, "blk.0.attn_output.weight", E, H * D, 0.5f);
-    add(w, "blk.0.ffn_gate.weight", F, E, 0.5f);
-    add(w, "blk.0.ffn_up.weight", F, E, 0.5f);
-    add(w, "blk.0.ffn_down.weight", E, F, 0.5f);
-    char err[SL_ERR_MAX];
-    CHECK_MSG(gguf_writer_write(w, path, err, sizeof err) == 0, "%s", err);
-    gguf_writer_free(w);
+    tiny_llama_write(path, 777);
 }
 
 /* ---- events ---- */

@@ -7,6 +7,7 @@
  *   cc -O2 -std=c11 -D_GNU_SOURCE -pthread -Isrc bench/bench_matmul.c \
  *      build/release/libkernels.a build/release/libbase.a -lm -o build/bench_matmul
  *   build/bench_matmul [threads] [decode|prefill] [type ...]
+ *   BENCH_SHAPE=896,512,1 build/bench_matmul 1 q8_0     (one shape only)
  *
  * Prints, per case, the median of several timed runs: milliseconds, GB/s of
  * weights streamed, and GFLOP/s counting 2 flops per multiply-add.
@@ -182,6 +183,14 @@ int main(int argc, char **argv) {
                            SL_TYPE_Q6_K, SL_TYPE_F16};
         memcpy(types, def, sizeof def);
         nt = (int)(sizeof def / sizeof def[0]);
+    }
+    /* BENCH_SHAPE=N_IN,N_OUT,N_TOK: only that shape (e.g. one that fits in
+     * L2, to see a kernel's compute rate apart from DRAM) */
+    long long sh_in = 0, sh_out = 0, sh_tok = 0;
+    if (getenv("BENCH_SHAPE") && sscanf(getenv("BENCH_SHAPE"), "%lld,%lld,%lld", &sh_in, &sh_out, &sh_tok) == 3 &&
+        sh_in > 0 && sh_out > 0 && sh_tok > 0) {
+        for (int i = 0; i < nt; i++) bench(pool, types[i], sh_in, sh_out, sh_tok);
+        return 0;
     }
     for (int i = 0; i < nt; i++) {
         sl_type_t t = types[i];

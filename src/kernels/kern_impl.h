@@ -40,12 +40,16 @@ typedef struct sl_q8x4 {
     int8_t qs[4][32];
 } sl_q8x4_t;
 
-/* Prefill with many tokens: a chunk of weight rows is first unpacked into
- * SL_U_ROW_BYTES(n) bytes per row — n/32 float scales d, n/32 float offsets
- * m, then 32 code bytes per block — so the GEMM loop over the token groups
- * does no bit unpacking at all. A weight is d·q + m with q the code (unsigned
- * 0..31 for q4_0/q4_1/q5_0/q5_1, where q4_0's m = −8d; signed for q8_0, m = 0). */
-#define SL_U_ROW_BYTES(n) ((size_t)((n) / 32) * 40)
+/* Prefill with many tokens: a chunk of weight rows (a multiple of 8, the
+ * last panel padded with zero rows) is first unpacked into 8-row panels of
+ * n/32 blocks of SL_U_PANEL_BLOCK bytes — the 8 rows' float scales d, their
+ * 8 float offsets m, then 8 groups of 32 code bytes, group g holding
+ * elements 4g..4g+3 of row 0, then of row 1, ... row 7 — so the GEMM loop
+ * over the token groups does no bit unpacking at all. A weight is d·q + m
+ * with q the code (unsigned 0..31 for q4_0/q4_1/q5_0/q5_1, where q4_0's
+ * m = −8d; signed for q8_0, m = 0). SL_U_ROW_BYTES is the size per row. */
+#define SL_U_PANEL_BLOCK 320
+#define SL_U_ROW_BYTES(n) ((size_t)((n) / 32) * (SL_U_PANEL_BLOCK / 8))
 typedef void (*sl_unpack_fn)(int64_t n, const void *w, size_t wstride, int nr, uint8_t *dst);
 /* GEMM of nr unpacked rows × the 4 tokens of one panel group. */
 typedef void (*sl_gemmu_fn)(int64_t n, const uint8_t *u, int nr, const sl_q8x4_t *xp, int nc, float *out,

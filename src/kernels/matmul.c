@@ -207,7 +207,9 @@ static int mm_plan(const sl_kern_table_t *K, const void *w, sl_type_t wtype, int
     int64_t u_chunk = 0;
     if (unp) {
         urs = kq ? SL_UK_ROW_BYTES(n_in) : SL_U_ROW_BYTES(n_in);
-        u_chunk = SL_MAX(2, SL_MIN(16, (int64_t)(GEMMU_CHUNK_BYTES / urs)) & ~(int64_t)1);
+        /* k-quant rows go in pairs, the others in 8-row panels */
+        const int64_t align = kq ? 2 : 8;
+        u_chunk = SL_MAX(align, SL_MIN(16, (int64_t)(GEMMU_CHUNK_BYTES / urs)) & ~(align - 1));
         *scratch_bytes = (size_t)u_chunk * urs;
     }
     const bool panel = n_tok > 1 && !kq && (unp || (q8 && K->gemm[wtype]));

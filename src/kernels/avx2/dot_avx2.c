@@ -605,156 +605,174 @@ static void gemm_q8_0(int64_t n, const void *w, size_t ws, int nr, const sl_q8x4
 
 /* ---- unpacked-row GEMM (prefill with many tokens) ----
  *
- * A chunk of rows is unpacked once (SL_U_ROW_BYTES layout, kern_impl.h) and
- * then reused by every 4-token group: the inner loop is one vpmaddubsw,
- * vpmaddwd, convert and FMA per 32 weights and token. q4_1/q5_1 (whose
- * activations would be q8_1 in the dot path) use the same q8_0-style panel:
- * their offset is m · (dx · Σx) from the panel's s. */
-static inline void u_put(uint8_t *u, int64_t nb, int64_t b, float d, float m, __m256i q) {
-    float *fd = (float *)u, *fm = fd + nb;
-    fd[b] = d;
-    fm[b] = m;
-    _mm256_storeu_si256((__m256i *)(u + (size_t)nb * 8 + (size_t)b * 32), q);
+ * A chunk of rows is unpacked once into 8-row panels (SL_U_PANEL layout,
+ * kern_impl.h) and then reused by every 4-token group. In a panel, the codes
+ * of one block are stored 4 elements × 8 rows per 32-byte vector, so one
+ * vpmaddubsw against 4 broadcast activation bytes leaves each row's partial
+ * dot in its own lane: the block dots of 8 rows × 1 token sum vertically
+ * (no horizontal adds), and one convert + FMA per block and token applies
+ * the 8 rows' scales at once; the result is 8 consecutive outputs.
+ * q4_1/q5_1 (whose activations would be q8_1 in the dot path) use the same
+ * q8_0-style panel: their offset is m · (dx · Σx) from the panel's s. */
+static inline void u_put(uint8_t *u, int64_t nb, int r, int64_t b, float d, float m, __m256i q) {
+    uint8_t *pb = u + (size_t)(r / 8) * (size_t)nb * SL_U_PANEL_BLOCK + (size_t)b * SL_U_PANEL_BLOCK;
+    const int lane = r % 8;
+    ((float *)pb)[lane] = d;
+    ((float *)pb)[8 + lane] = m;
+    uint32_t c[8];
+    _mm256_storeu_si256((__m256i *)c, q);
+    for (int g = 0; g < 8; g++) memcpy(pb + 64 + 32 * g + 4 * lane, &c[g], 4);
+}
+
+/* rows nr..7 of the last panel: zero scales, offsets and codes */
+static void u_pad(uint8_t *u, int64_t nb, int nr) {
+    for (int r = nr; r % 8; r++)
+        for (int64_t b = 0; b < nb; b++) u_put(u, nb, r, b, 0.0f, 0.0f, _mm256_setzero_si256());
 }
 
 static void urows_q4_0(int64_t n, const void *w, size_t ws, int nr, uint8_t *dst) {
     const int64_t nb = n / 32;
-    for (int r = 0; r < nr; r++, dst += SL_U_ROW_BYTES(n)) {
+    for (int r = 0; r < nr; r++) {
         const sl_block_q4_0 *x = (const void *)((const uint8_t *)w + (size_t)r * ws);
         for (int64_t b = 0; b < nb; b++) {
             float d = f16(x[b].d);
-            u_put(dst, nb, b, d, -8.0f * d, nibbles32(x[b].qs));
+            u_put(dst, nb, r, b, d, -8.0f * d, nibbles32(x[b].qs));
         }
     }
+    u_pad(dst, nb, nr);
 }
 static void urows_q5_0(int64_t n, const void *w, size_t ws, int nr, uint8_t *dst) {
     const int64_t nb = n / 32;
-    for (int r = 0; r < nr; r++, dst += SL_U_ROW_BYTES(n)) {
+    for (int r = 0; r < nr; r++) {
         const sl_block_q5_0 *x = (const void *)((const uint8_t *)w + (size_t)r * ws);
         for (int64_t b = 0; b < nb; b++) {
             float d = f16(x[b].d);
             __m256i q = _mm256_or_si256(nibbles32(x[b].qs), _mm256_and_si256(bits32(x[b].qh), _mm256_set1_epi8(0x10)));
-            u_put(dst, nb, b, d, -16.0f * d, q);
+            u_put(dst, nb, r, b, d, -16.0f * d, q);
         }
     }
+    u_pad(dst, nb, nr);
 }
 static void urows_q4_1(int64_t n, const void *w, size_t ws, int nr, uint8_t *dst) {
     const int64_t nb = n / 32;
-    for (int r = 0; r < nr; r++, dst += SL_U_ROW_BYTES(n)) {
+    for (int r = 0; r < nr; r++) {
         const sl_block_q4_1 *x = (const void *)((const uint8_t *)w + (size_t)r * ws);
-        for (int64_t b = 0; b < nb; b++) u_put(dst, nb, b, f16(x[b].d), f16(x[b].m), nibbles32(x[b].qs));
+        for (int64_t b = 0; b < nb; b++) u_put(dst, nb, r, b, f16(x[b].d), f16(x[b].m), nibbles32(x[b].qs));
     }
+    u_pad(dst, nb, nr);
 }
 static void urows_q5_1(int64_t n, const void *w, size_t ws, int nr, uint8_t *dst) {
     const int64_t nb = n / 32;
-    for (int r = 0; r < nr; r++, dst += SL_U_ROW_BYTES(n)) {
+    for (int r = 0; r < nr; r++) {
         const sl_block_q5_1 *x = (const void *)((const uint8_t *)w + (size_t)r * ws);
         for (int64_t b = 0; b < nb; b++) {
             __m256i q = _mm256_or_si256(nibbles32(x[b].qs), _mm256_and_si256(bits32(x[b].qh), _mm256_set1_epi8(0x10)));
-            u_put(dst, nb, b, f16(x[b].d), f16(x[b].m), q);
+            u_put(dst, nb, r, b, f16(x[b].d), f16(x[b].m), q);
         }
     }
+    u_pad(dst, nb, nr);
 }
 static void urows_q8_0(int64_t n, const void *w, size_t ws, int nr, uint8_t *dst) {
     const int64_t nb = n / 32;
-    for (int r = 0; r < nr; r++, dst += SL_U_ROW_BYTES(n)) {
+    for (int r = 0; r < nr; r++) {
         const sl_block_q8_0 *x = (const void *)((const uint8_t *)w + (size_t)r * ws);
         for (int64_t b = 0; b < nb; b++)
-            u_put(dst, nb, b, f16(x[b].d), 0.0f, _mm256_loadu_si256((const __m256i *)x[b].qs));
+            u_put(dst, nb, r, b, f16(x[b].d), 0.0f, _mm256_loadu_si256((const __m256i *)x[b].qs));
     }
+    u_pad(dst, nb, nr);
+}
+
+static inline int32_t x4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* One 8-row panel × the nc (<= 4) tokens of a group; out gets 8 columns.
+ * Signed codes (q8_0) use |w| and sign(x, w) and widen every vpmaddubsw to
+ * int32 (a pair sum reaches 32258); unsigned codes (<= 31, pair sums <=
+ * 7874) add four vpmaddubsw results in int16 before one vpmaddwd. */
+static inline __attribute__((always_inline)) void gemmu_panel(bool sgn, int64_t nb, const uint8_t *pn,
+                                                              const sl_q8x4_t *x, __m256 acc[4]) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 f0 = _mm256_setzero_ps(), f1 = f0, f2 = f0, f3 = f0;
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *pb = pn + (size_t)b * SL_U_PANEL_BLOCK;
+        const int8_t *q = (const int8_t *)pb + 64;
+        const sl_q8x4_t *xb = x + b;
+        __m256i i0, i1, i2, i3;
+        if (sgn) {
+            i0 = i1 = i2 = i3 = _mm256_setzero_si256();
+            for (int g = 0; g < 8; g++) {
+                const __m256i w = _mm256_load_si256((const __m256i *)(q + 32 * g));
+                const __m256i aw = _mm256_sign_epi8(w, w);
+#define S_T(acc, c)                                                                                    \
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(            \
+                                                      _mm256_set1_epi32(x4(xb->qs[c] + 4 * g)), w)), \
+                                                  ones))
+                S_T(i0, 0);
+                S_T(i1, 1);
+                S_T(i2, 2);
+                S_T(i3, 3);
+#undef S_T
+            }
+        } else {
+            __m256i h0[2], h1[2], h2[2], h3[2];
+            for (int hf = 0; hf < 2; hf++) {
+                __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+                for (int g = 4 * hf; g < 4 * hf + 4; g++) {
+                    const __m256i w = _mm256_load_si256((const __m256i *)(q + 32 * g));
+#define U_T(acc, c) acc = _mm256_add_epi16(acc, _mm256_maddubs_epi16(w, _mm256_set1_epi32(x4(xb->qs[c] + 4 * g))))
+                    U_T(s0, 0);
+                    U_T(s1, 1);
+                    U_T(s2, 2);
+                    U_T(s3, 3);
+#undef U_T
+                }
+                h0[hf] = s0;
+                h1[hf] = s1;
+                h2[hf] = s2;
+                h3[hf] = s3;
+            }
+            i0 = _mm256_add_epi32(_mm256_madd_epi16(h0[0], ones), _mm256_madd_epi16(h0[1], ones));
+            i1 = _mm256_add_epi32(_mm256_madd_epi16(h1[0], ones), _mm256_madd_epi16(h1[1], ones));
+            i2 = _mm256_add_epi32(_mm256_madd_epi16(h2[0], ones), _mm256_madd_epi16(h2[1], ones));
+            i3 = _mm256_add_epi32(_mm256_madd_epi16(h3[0], ones), _mm256_madd_epi16(h3[1], ones));
+            const __m256 m = _mm256_load_ps((const float *)pb + 8);
+            f0 = _mm256_fmadd_ps(m, _mm256_broadcast_ss(&xb->s[0]), f0);
+            f1 = _mm256_fmadd_ps(m, _mm256_broadcast_ss(&xb->s[1]), f1);
+            f2 = _mm256_fmadd_ps(m, _mm256_broadcast_ss(&xb->s[2]), f2);
+            f3 = _mm256_fmadd_ps(m, _mm256_broadcast_ss(&xb->s[3]), f3);
+        }
+        const __m256 d = _mm256_load_ps((const float *)pb);
+        f0 = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_broadcast_ss(&xb->d[0])), _mm256_cvtepi32_ps(i0), f0);
+        f1 = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_broadcast_ss(&xb->d[1])), _mm256_cvtepi32_ps(i1), f1);
+        f2 = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_broadcast_ss(&xb->d[2])), _mm256_cvtepi32_ps(i2), f2);
+        f3 = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_broadcast_ss(&xb->d[3])), _mm256_cvtepi32_ps(i3), f3);
+    }
+    acc[0] = f0;
+    acc[1] = f1;
+    acc[2] = f2;
+    acc[3] = f3;
 }
 
 static inline __attribute__((always_inline)) void gemmu_impl(bool sgn, int64_t n, const uint8_t *u, int nr,
                                                              const sl_q8x4_t *x, int nc, float *out, size_t os) {
     const int64_t nb = n / 32;
-    const size_t urs = SL_U_ROW_BYTES(n);
-    float sc[8] __attribute__((aligned(32)));
-    float cr[8] __attribute__((aligned(32)));
-    const __m256i ones = _mm256_set1_epi16(1);
-    int r = 0;
-    /* Two rows × 4 tokens per pass. A row's 4 integer block dots are
-     * reduced with horizontal adds into one vector — lane c holds token c's
-     * dot over the block's first 16 elements, lane c + 4 over the last 16 —
-     * so one convert and one FMA per row and block apply the 4 scales at
-     * once; the halves are added at the end. Unsigned codes (≤ 31) leave
-     * room to add in int16 (|lane| ≤ 2·31·127 per vpmaddubsw, ≤ 31496 after
-     * two levels), so they need one vpmaddwd per row and block; q8_0's
-     * signed products (≤ 32258 per lane) are widened to int32 first. */
-    for (; r + 2 <= nr; r += 2) {
-        const uint8_t *u0 = u + (size_t)r * urs, *u1 = u0 + urs;
-        const float *d0 = (const float *)u0, *d1 = (const float *)u1;
-        const uint8_t *q0 = u0 + (size_t)nb * 8, *q1 = u1 + (size_t)nb * 8;
-        __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, corr = acc0;
-        for (int64_t b = 0; b < nb; b++) {
-            const sl_q8x4_t *xb = x + b;
-            const __m256 xd = _mm256_broadcast_ps((const __m128 *)xb->d);
-            if (!sgn) {
-                __m256 mw = _mm256_set_m128(_mm_broadcast_ss(d1 + nb + b), _mm_broadcast_ss(d0 + nb + b));
-                corr = _mm256_fmadd_ps(mw, _mm256_broadcast_ps((const __m128 *)xb->s), corr);
-            }
-            const __m256i v0 = _mm256_loadu_si256((const __m256i *)(q0 + 32 * b));
-            const __m256i v1 = _mm256_loadu_si256((const __m256i *)(q1 + 32 * b));
-            const __m256i x0 = _mm256_load_si256((const __m256i *)xb->qs[0]);
-            const __m256i x1 = _mm256_load_si256((const __m256i *)xb->qs[1]);
-            const __m256i x2 = _mm256_load_si256((const __m256i *)xb->qs[2]);
-            const __m256i x3 = _mm256_load_si256((const __m256i *)xb->qs[3]);
-            __m256i g0, g1;
-            if (sgn) {
-                const __m256i s0 = _mm256_sign_epi8(v0, v0), s1 = _mm256_sign_epi8(v1, v1);
-#define U_M(sv, v, xv) _mm256_madd_epi16(_mm256_maddubs_epi16(sv, _mm256_sign_epi8(xv, v)), ones)
-                g0 = _mm256_hadd_epi32(_mm256_hadd_epi32(U_M(s0, v0, x0), U_M(s0, v0, x1)),
-                                       _mm256_hadd_epi32(U_M(s0, v0, x2), U_M(s0, v0, x3)));
-                g1 = _mm256_hadd_epi32(_mm256_hadd_epi32(U_M(s1, v1, x0), U_M(s1, v1, x1)),
-                                       _mm256_hadd_epi32(U_M(s1, v1, x2), U_M(s1, v1, x3)));
-#undef U_M
-            } else {
-#define U_P(v, xv) _mm256_maddubs_epi16(v, xv)
-                g0 = _mm256_madd_epi16(_mm256_hadd_epi16(_mm256_hadd_epi16(U_P(v0, x0), U_P(v0, x1)),
-                                                         _mm256_hadd_epi16(U_P(v0, x2), U_P(v0, x3))),
-                                       ones);
-                g1 = _mm256_madd_epi16(_mm256_hadd_epi16(_mm256_hadd_epi16(U_P(v1, x0), U_P(v1, x1)),
-                                                         _mm256_hadd_epi16(U_P(v1, x2), U_P(v1, x3))),
-                                       ones);
-#undef U_P
-            }
-            acc0 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_broadcast_ss(d0 + b), xd), _mm256_cvtepi32_ps(g0), acc0);
-            acc1 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_broadcast_ss(d1 + b), xd), _mm256_cvtepi32_ps(g1), acc1);
-        }
-        _mm256_store_ps(cr, corr);
-        _mm_store_ps(sc, _mm_add_ps(_mm256_castps256_ps128(acc0), _mm256_extractf128_ps(acc0, 1)));
-        _mm_store_ps(sc + 4, _mm_add_ps(_mm256_castps256_ps128(acc1), _mm256_extractf128_ps(acc1, 1)));
+    for (int r = 0; r < nr; r += 8) {
+        __m256 acc[4];
+        gemmu_panel(sgn, nb, u + (size_t)(r / 8) * (size_t)nb * SL_U_PANEL_BLOCK, x, acc);
+        const int k = SL_MIN(8, nr - r);
         for (int c = 0; c < nc; c++) {
-            out[(size_t)c * os + (size_t)r] = sc[c] + cr[c];
-            out[(size_t)c * os + (size_t)r + 1] = sc[4 + c] + cr[4 + c];
+            float *o = out + (size_t)c * os + (size_t)r;
+            if (k == 8) {
+                _mm256_storeu_ps(o, acc[c]);
+            } else {
+                float tmp[8];
+                _mm256_storeu_ps(tmp, acc[c]);
+                memcpy(o, tmp, sizeof(float) * (size_t)k);
+            }
         }
-    }
-#define U_PAIR(acc, sv, v, c, k)                                                                   \
-    do {                                                                                           \
-        __m256i xv = _mm256_load_si256((const __m256i *)xb->qs[c]);                                \
-        __m256i p = sgn ? _mm256_maddubs_epi16(sv, _mm256_sign_epi8(xv, v)) : _mm256_maddubs_epi16(v, xv); \
-        acc = _mm256_fmadd_ps(_mm256_broadcast_ss(sc + k), _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones)), acc); \
-    } while (0)
-    for (; r < nr; r++) {
-        const uint8_t *u0 = u + (size_t)r * urs;
-        const float *d0 = (const float *)u0;
-        const uint8_t *q0 = u0 + (size_t)nb * 8;
-        __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00;
-        __m128 corr = _mm_setzero_ps();
-        for (int64_t b = 0; b < nb; b++) {
-            const sl_q8x4_t *xb = x + b;
-            _mm_store_ps(sc, _mm_mul_ps(_mm_broadcast_ss(d0 + b), _mm_load_ps(xb->d)));
-            if (!sgn) corr = _mm_fmadd_ps(_mm_broadcast_ss(d0 + nb + b), _mm_load_ps(xb->s), corr);
-            __m256i v0 = _mm256_loadu_si256((const __m256i *)(q0 + 32 * b)), s0 = v0;
-            if (sgn) s0 = _mm256_sign_epi8(v0, v0);
-            U_PAIR(a00, s0, v0, 0, 0);
-            U_PAIR(a01, s0, v0, 1, 1);
-            U_PAIR(a02, s0, v0, 2, 2);
-            U_PAIR(a03, s0, v0, 3, 3);
-        }
-#undef U_PAIR
-        _mm_store_ps(cr, corr);
-        const __m256 a[4] = {a00, a01, a02, a03};
-        for (int c = 0; c < nc; c++) out[(size_t)c * os + (size_t)r] = hsum8(a[c]) + cr[c];
     }
 }
 

@@ -61,24 +61,34 @@ struct mm_job {
     atomic_llong next;
 };
 
-static void mm_rows(struct mm_job *j, int ith, int64_t r0, int64_t r1) {
+/* Prefetches slice k of n of the weight rows [r0, r1) (none when r0 is past
+ * the end): the unpacked-row paths spread the next chunk's loads over the
+ * token groups of the current one, so DRAM reads overlap the GEMM instead
+ * of stalling the next unpack. */
+static void prefetch_rows(const struct mm_job *j, int64_t r0, int64_t r1, int64_t k, int64_t n) {
+    if (r0 >= j->n_out) return;
+    const uint8_t *p = j->w + (size_t)r0 * j->wrs;
+    const size_t len = (size_t)(SL_MIN(r1, j->n_out) - r0) * j->wrs;
+    const size_t a = len * (size_t)k / (size_t)n, b = len * (size_t)(k + 1) / (size_t)n;
+    for (size_t o = a & ~(size_t)63; o < b; o += 64) __builtin_prefetch(p + o, 0, 2);
+}
+
+/* nxt: the first row of the chunk this thread does next (n_out if none) */
+static void mm_rows(struct mm_job *j, int ith, int64_t r0, int64_t r1, int64_t nxt) {
     const int64_t n_out = j->n_out, n_tok = j->n_tok;
-    if (j->gemmuk) {
+    if (j->gemmuk || j->gemmu) {
         uint8_t *u = j->scratch + (size_t)ith * (size_t)j->chunk * j->urs;
+        const int64_t nb = j->n_in / 32, groups = (n_tok + 3) / 4;
         j->unpack(j->n_in, j->w + (size_t)r0 * j->wrs, j->wrs, (int)(r1 - r0), u);
-        for (int64_t t0 = 0; t0 < n_tok; t0 += 4)
-            j->gemmuk(j->n_in, u, (int)(r1 - r0), j->xq + (size_t)t0 * j->xrs, j->xrs, (int)SL_MIN(4, n_tok - t0),
-                      j->y + t0 * n_out + r0, (size_t)n_out);
-        return;
-    }
-    if (j->gemmu) {
-        uint8_t *u = j->scratch + (size_t)ith * (size_t)j->chunk * j->urs;
-        const sl_q8x4_t *xp = (const sl_q8x4_t *)j->xq;
-        const int64_t nb = j->n_in / 32;
-        j->unpack(j->n_in, j->w + (size_t)r0 * j->wrs, j->wrs, (int)(r1 - r0), u);
-        for (int64_t t0 = 0; t0 < n_tok; t0 += 4)
-            j->gemmu(j->n_in, u, (int)(r1 - r0), xp + (t0 / 4) * nb, (int)SL_MIN(4, n_tok - t0),
-                     j->y + t0 * n_out + r0, (size_t)n_out);
+        for (int64_t t0 = 0; t0 < n_tok; t0 += 4) {
+            prefetch_rows(j, nxt, nxt + j->chunk, t0 / 4, groups);
+            if (j->gemmuk)
+                j->gemmuk(j->n_in, u, (int)(r1 - r0), j->xq + (size_t)t0 * j->xrs, j->xrs,
+                          (int)SL_MIN(4, n_tok - t0), j->y + t0 * n_out + r0, (size_t)n_out);
+            else
+                j->gemmu(j->n_in, u, (int)(r1 - r0), (const sl_q8x4_t *)j->xq + (t0 / 4) * nb,
+                         (int)SL_MIN(4, n_tok - t0), j->y + t0 * n_out + r0, (size_t)n_out);
+        }
         return;
     }
     if (j->gemm) {
@@ -127,10 +137,15 @@ static void mm_rows(struct mm_job *j, int ith, int64_t r0, int64_t r1) {
 static void mm_worker(void *ctx, int ith, int nth) {
     (void)nth;
     struct mm_job *j = ctx;
-    for (;;) {
-        int64_t r0 = atomic_fetch_add_explicit(&j->next, j->chunk, memory_order_relaxed);
-        if (r0 >= j->n_out) break;
-        mm_rows(j, ith, r0, SL_MIN(r0 + j->chunk, j->n_out));
+    /* The unpacked-row paths claim the next chunk before the current one
+     * runs, so its rows can be prefetched meanwhile; the others claim one
+     * at a time (a descheduled thread then holds back at most one chunk). */
+    const bool ahead = j->gemmu || j->gemmuk;
+    int64_t r0 = atomic_fetch_add_explicit(&j->next, j->chunk, memory_order_relaxed);
+    while (r0 < j->n_out) {
+        const int64_t nxt = ahead ? atomic_fetch_add_explicit(&j->next, j->chunk, memory_order_relaxed) : j->n_out;
+        mm_rows(j, ith, r0, SL_MIN(r0 + j->chunk, j->n_out), SL_MIN(nxt, j->n_out));
+        r0 = ahead ? nxt : atomic_fetch_add_explicit(&j->next, j->chunk, memory_order_relaxed);
     }
 }
 

@@ -116,15 +116,26 @@ static void bench(sl_pool_t *pool, sl_type_t t, int64_t n_in, int64_t n_out, int
             for (size_t b = 0; b + bs <= rs; b += bs) dst[b + off] ^= (uint8_t)(1 + (r & 0x7f));
         }
     }
+    /* BENCH_X8=1: the matrix repacked into x8 panels (as the model loads it) */
+    const bool x8 = getenv("BENCH_X8") && atoi(getenv("BENCH_X8")) && sl_x8_supported(t, n_in, n_out);
+    if (x8) {
+        uint8_t *wp = weights_alloc(rs * (size_t)n_out);
+        if (!wp) exit(1);
+        sl_x8_pack(t, n_in, w, wp, 0, n_out);
+        free(w); /* not placed yet: always a heap buffer here */
+        w = wp;
+    }
     w = weights_place(w, rs * (size_t)n_out);
     for (int64_t i = 0; i < n_in * n_tok; i++) x[i] = frand();
     double bytes = (double)rs * (double)n_out;
     int reps = n_tok > 1 ? 9 : (int)SL_MAX(5, SL_MIN(200, 2e9 / bytes));
     double times[200], cpu[200];
-    sl_matmul(pool, w, t, n_in, n_out, x, n_tok, y); /* warm */
+    void (*mm)(sl_pool_t *, const void *, sl_type_t, int64_t, int64_t, const float *, int64_t, float *) =
+        x8 ? sl_matmul_x8 : sl_matmul;
+    mm(pool, w, t, n_in, n_out, x, n_tok, y); /* warm */
     for (int r = 0; r < reps; r++) {
         double t0 = sl_now(), c0 = thread_cpu();
-        sl_matmul(pool, w, t, n_in, n_out, x, n_tok, y);
+        mm(pool, w, t, n_in, n_out, x, n_tok, y);
         times[r] = sl_now() - t0;
         cpu[r] = thread_cpu() - c0;
     }
@@ -133,9 +144,9 @@ static void bench(sl_pool_t *pool, sl_type_t t, int64_t n_in, int64_t n_out, int
     /* 1 thread: the median of the thread's CPU time; else the best wall time */
     double med = times[reps / 2], best = pool ? times[0] : cpu[reps / 2];
     /* median, and the best run (the machine's capability when it is shared) */
-    printf("%-5s %4lld x %6lld x %6lld  %9.3f ms  %7.2f GB/s  %7.1f GFLOP/s  %8.1f tok/s-equiv"
+    printf("%-5s%s %4lld x %6lld x %6lld  %9.3f ms  %7.2f GB/s  %7.1f GFLOP/s  %8.1f tok/s-equiv"
            "  | %s %7.2f GB/s %7.1f GFLOP/s\n",
-           sl_type_name(t), (long long)n_tok, (long long)n_in, (long long)n_out, med * 1e3,
+           sl_type_name(t), x8 ? "x8" : "  ", (long long)n_tok, (long long)n_in, (long long)n_out, med * 1e3,
            bytes / med / 1e9, 2.0 * (double)n_in * (double)n_out * (double)n_tok / med / 1e9,
            (double)n_tok / med, pool ? "best" : "cpu ", bytes / best / 1e9,
            2.0 * (double)n_in * (double)n_out * (double)n_tok / best / 1e9);

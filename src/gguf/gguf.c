@@ -761,6 +761,9 @@ size_t gguf_alignment(const gguf_file_t *f) {
 size_t gguf_file_size(const gguf_file_t *f) {
     return f->size;
 }
+bool gguf_is_mapped(const gguf_file_t *f) {
+    return f->map != NULL;
+}
 size_t gguf_data_offset(const gguf_file_t *f) {
     return f->data_offset;
 }

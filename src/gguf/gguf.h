@@ -66,6 +66,10 @@ gguf_file_t *gguf_open(const char *path, char *err, size_t errlen);
 /* Same over a caller-owned buffer (must outlive the handle); used by the fuzzer. */
 gguf_file_t *gguf_open_mem(const void *data, size_t size, char *err, size_t errlen);
 void gguf_close(gguf_file_t *f);
+/* True when the tensor data lies in a private read-only mapping of the file
+ * (gguf_open), whose pages the caller may release with MADV_DONTNEED: they
+ * read back from the file. False for gguf_open_mem. */
+bool gguf_is_mapped(const gguf_file_t *f);
 
 uint32_t gguf_version(const gguf_file_t *f);
 size_t gguf_alignment(const gguf_file_t *f);

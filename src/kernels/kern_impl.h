@@ -81,6 +81,20 @@ typedef float (*sl_dotf_fn)(int64_t n, const void *w, const sl_q8f_t *x);
 typedef void (*sl_gemm_fn)(int64_t n, const void *w, size_t wstride, int nr, const sl_q8x4_t *xp,
                            int nc, float *out, size_t ostride);
 
+/* x8 q8_0 panel of 8 rows × nb blocks, block after block (one stream):
+ * block b = the 8 rows' f16 scales (16 bytes), then 8 groups of 32 code
+ * bytes, group g holding elements 4g..4g+3 of row 0, then of row 1, ...
+ * row 7 — 272 bytes, the same as the 8 rows' GGUF blocks. */
+#define SL_X8_Q8_0_BLOCK 272
+#define SL_X8_D(panel, b) ((const uint8_t *)(panel) + (size_t)(b) * SL_X8_Q8_0_BLOCK)
+#define SL_X8_Q(panel, b) (SL_X8_D(panel, b) + 16)
+/* Decode: the 8 rows of one x8 panel · a sl_q8f_t row → out[0..7]. */
+typedef void (*sl_x8_dot_fn)(int64_t n, const void *panel, const sl_q8f_t *x, float *out);
+/* np consecutive x8 panels × the nc (<= 4) tokens of one sl_q8x4_t group;
+ * out[c * ostride + r] for the 8·np rows. */
+typedef void (*sl_x8_gemm_fn)(int64_t n, const void *panels, int np, const sl_q8x4_t *xp, int nc, float *out,
+                              size_t ostride);
+
 typedef struct sl_kern_table {
     sl_dot_fn dot[SL_TYPE_COUNT];
     sl_tile_fn tile[SL_TYPE_COUNT]; /* NULL: sl_matmul builds tiles from dot */
@@ -90,6 +104,8 @@ typedef struct sl_kern_table {
     sl_unpack_fn unpack[SL_TYPE_COUNT]; /* with gemmu: many-token prefill */
     sl_gemmu_fn gemmu[SL_TYPE_COUNT];
     sl_gemmuk_fn gemmuk[SL_TYPE_COUNT]; /* k-quants, with unpack */
+    sl_x8_dot_fn x8_dot[SL_TYPE_COUNT];   /* x8 panels: both or neither */
+    sl_x8_gemm_fn x8_gemm[SL_TYPE_COUNT];
 } sl_kern_table_t;
 
 /* Fill functions: scalar sets every entry; the others override what they

@@ -51,9 +51,26 @@ typedef struct sl_mm {
     sl_type_t type;
     int64_t n_out;
     float *y;
+    bool x8; /* w is in the x8 panel layout (sl_x8_pack) */
 } sl_mm_t;
 void sl_matmul_multi(sl_pool_t *pool, const sl_mm_t *mats, int n_mats, int64_t n_in, const float *x,
                      int64_t n_tok);
+
+/* Weights repacked once at load ("x8"): rows in panels of 8, block by
+ * block, the layout every matmul path of the type reads directly — decode
+ * dots 8 rows against one broadcast activation, prefill and batches run
+ * the panel GEMM with no per-call unpacking. A panel holds the same bytes
+ * as its 8 GGUF rows. Available where sl_x8_supported: the ISA has the
+ * kernels (AVX2 and up), n_out % 8 == 0 and n_in % 32 == 0; q8_0 only. */
+bool sl_x8_supported(sl_type_t t, int64_t n_in, int64_t n_out);
+/* Packs GGUF rows [r0, r1) (multiples of 8) of the matrix src into the
+ * same rows of dst (both n_out × sl_row_size(t, n_in) bytes in all). */
+void sl_x8_pack(sl_type_t t, int64_t n_in, const void *src, void *dst, int64_t r0, int64_t r1);
+/* Row r of an x8 matrix back in GGUF block form (sl_row_size bytes). */
+void sl_x8_row(sl_type_t t, int64_t n_in, const void *w, int64_t r, void *row);
+/* sl_matmul over an x8 matrix. */
+void sl_matmul_x8(sl_pool_t *pool, const void *w, sl_type_t wtype, int64_t n_in, int64_t n_out,
+                  const float *x, int64_t n_tok, float *y);
 
 /* Dot product of one weight row (type t, n elements) with a row of
  * activations already converted to traits(t)->vec_dot_type. */

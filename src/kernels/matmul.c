@@ -40,6 +40,14 @@
 #define PF_AHEAD 4096
 #endif
 
+/* The x8 layout: q8_0, whole blocks, whole panels, and a row that the
+ * kernel-less fallback can unpack on the stack. */
+#define X8_ROW_MAX 65536
+static bool x8_layout(sl_type_t t, int64_t n_in, int64_t n_out) {
+    return t == SL_TYPE_Q8_0 && n_in > 0 && n_in % 32 == 0 && sl_row_size(t, n_in) <= X8_ROW_MAX && n_out > 0 &&
+           n_out % 8 == 0;
+}
+
 struct mm_job {
     const uint8_t *w;
     size_t wrs; /* bytes per weight row */
@@ -55,6 +63,9 @@ struct mm_job {
     sl_unpack_fn unpack;    /* with gemmu: chunks unpacked into scratch, panel in xq */
     sl_gemmu_fn gemmu;
     sl_gemmuk_fn gemmuk;    /* k-quants: unpacked chunks against q8_K rows */
+    sl_x8_dot_fn x8_dot;    /* x8 panels, decode (sl_q8f_t row in xq) */
+    sl_x8_gemm_fn x8_gemm;  /* x8 panels, many tokens (panel in xq) */
+    bool x8_rows;           /* x8 panels without their kernels: row by row */
     size_t urs;             /* bytes per unpacked row */
     uint8_t *scratch;       /* per thread: chunk rows × urs */
     int64_t chunk;
@@ -76,6 +87,35 @@ static void prefetch_rows(const struct mm_job *j, int64_t r0, int64_t r1, int64_
 /* nxt: the first row of the chunk this thread does next (n_out if none) */
 static void mm_rows(struct mm_job *j, int ith, int64_t r0, int64_t r1, int64_t nxt) {
     const int64_t n_out = j->n_out, n_tok = j->n_tok;
+    if (j->x8_gemm) {
+        const int64_t nb = j->n_in / 32, groups = (n_tok + 3) / 4;
+        const uint8_t *pw = j->w + (size_t)r0 * j->wrs;
+        for (int64_t t0 = 0; t0 < n_tok; t0 += 4) {
+            prefetch_rows(j, nxt, nxt + j->chunk, t0 / 4, groups);
+            j->x8_gemm(j->n_in, pw, (int)((r1 - r0) / 8), (const sl_q8x4_t *)j->xq + (t0 / 4) * nb,
+                       (int)SL_MIN(4, n_tok - t0), j->y + t0 * n_out + r0, (size_t)n_out);
+        }
+        return;
+    }
+    if (j->x8_dot) {
+        for (int64_t o = r0; o < r1; o += 8) {
+            /* no software prefetch: a panel is one sequential stream, which
+             * the hardware prefetcher follows (measured: prefetching ahead
+             * made the 151936-row decode slower) */
+            const uint8_t *pw = j->w + (size_t)o * j->wrs;
+            j->x8_dot(j->n_in, pw, (const sl_q8f_t *)j->xq, j->y + o);
+        }
+        return;
+    }
+    if (j->x8_rows) {
+        uint8_t row[X8_ROW_MAX] __attribute__((aligned(32)));
+        for (int64_t o = r0; o < r1; o++) {
+            sl_x8_row(SL_TYPE_Q8_0, j->n_in, j->w, o, row);
+            for (int64_t t = 0; t < n_tok; t++)
+                j->y[t * n_out + o] = j->dot(j->n_in, row, j->xq + (size_t)t * j->xrs);
+        }
+        return;
+    }
     if (j->gemmuk || j->gemmu) {
         uint8_t *u = j->scratch + (size_t)ith * (size_t)j->chunk * j->urs;
         const int64_t nb = j->n_in / 32, groups = (n_tok + 3) / 4;
@@ -140,7 +180,7 @@ static void mm_worker(void *ctx, int ith, int nth) {
     /* The unpacked-row paths claim the next chunk before the current one
      * runs, so its rows can be prefetched meanwhile; the others claim one
      * at a time (a descheduled thread then holds back at most one chunk). */
-    const bool ahead = j->gemmu || j->gemmuk;
+    const bool ahead = j->gemmu || j->gemmuk || j->x8_gemm;
     int64_t r0 = atomic_fetch_add_explicit(&j->next, j->chunk, memory_order_relaxed);
     while (r0 < j->n_out) {
         const int64_t nxt = ahead ? atomic_fetch_add_explicit(&j->next, j->chunk, memory_order_relaxed) : j->n_out;
@@ -204,8 +244,31 @@ enum { XF_NONE = -1, XF_F32 = 0, XF_PANEL, XF_FROW, XF_ROWS };
 /* Chooses the path for one matrix and fills its job (all but xq, scratch
  * and y). Returns the activation layout (XF_ROWS + vec_dot_type for plain
  * rows), or XF_NONE for a shape or type that cannot be computed. */
-static int mm_plan(const sl_kern_table_t *K, const void *w, sl_type_t wtype, int64_t n_in, int64_t n_out,
+static int mm_plan(const sl_kern_table_t *K, const void *w, sl_type_t wtype, bool x8, int64_t n_in, int64_t n_out,
                    int64_t n_tok, struct mm_job *j, size_t *scratch_bytes) {
+    if (x8) {
+        *scratch_bytes = 0;
+        if (!x8_layout(wtype, n_in, n_out)) return XF_NONE;
+        if (!sl_x8_supported(wtype, n_in, n_out)) {
+            /* the ISA was switched after packing (tests do): row by row,
+             * each row taken out of its panel, through the plain dot */
+            *j = (struct mm_job){
+                .w = w, .wrs = sl_row_size(wtype, n_in), .n_in = n_in, .n_out = n_out, .n_tok = n_tok,
+                .xrs = sl_row_size(SL_TYPE_Q8_0, n_in), .dot = K->dot[wtype], .x8_rows = true,
+            };
+            atomic_init(&j->next, 0);
+            return XF_ROWS + (int)SL_TYPE_Q8_0;
+        }
+        *j = (struct mm_job){
+            .w = w, .wrs = sl_row_size(wtype, n_in), .n_in = n_in, .n_out = n_out, .n_tok = n_tok,
+            .xrs = sl_row_size(SL_TYPE_Q8_0, n_in),
+            .x8_dot = n_tok == 1 ? K->x8_dot[wtype] : NULL,
+            .x8_gemm = n_tok > 1 ? K->x8_gemm[wtype] : NULL,
+            .chunk = n_tok > 1 ? GEMM_ROW_CHUNK : 0,
+        };
+        atomic_init(&j->next, 0);
+        return n_tok == 1 ? XF_FROW : XF_PANEL;
+    }
     const sl_type_traits_t *tr = sl_type_traits(wtype);
     const sl_type_traits_t *vtr = tr ? sl_type_traits(tr->vec_dot_type) : NULL;
     const size_t wrs = sl_row_size(wtype, n_in);
@@ -325,8 +388,10 @@ static bool mm_run(sl_pool_t *pool, const sl_kern_table_t *K, int xf, sl_type_t 
         jobs[i].xq = xq;
         jobs[i].scratch = scratch;
         if (jobs[i].chunk == 0) {
+            /* multiples of 4 rows (of 8 for x8 panels) */
+            const int64_t align = jobs[i].x8_dot ? 8 : 4;
             int64_t c = jobs[i].n_out / (nth * 8);
-            jobs[i].chunk = SL_MAX(4, SL_MIN(256, c & ~(int64_t)3));
+            jobs[i].chunk = SL_MAX(align, SL_MIN(256, c & ~(align - 1)));
         }
     }
     struct mm_multi mm = {jobs, n};
@@ -350,7 +415,7 @@ void sl_matmul_multi(sl_pool_t *pool, const sl_mm_t *mats, int n_mats, int64_t n
     bool shared = n_mats <= MM_MULTI_MAX;
     for (int i = 0; shared && i < n_mats; i++) {
         size_t sb;
-        const int xf = mm_plan(K, mats[i].w, mats[i].type, n_in, mats[i].n_out, n_tok, &jobs[n], &sb);
+        const int xf = mm_plan(K, mats[i].w, mats[i].type, mats[i].x8, n_in, mats[i].n_out, n_tok, &jobs[n], &sb);
         if (xf == XF_NONE || (n > 0 && xf != xf0)) {
             shared = false;
             break;
@@ -370,7 +435,7 @@ void sl_matmul_multi(sl_pool_t *pool, const sl_mm_t *mats, int n_mats, int64_t n
         }
         struct mm_job j;
         size_t sb;
-        const int xf = mm_plan(K, mats[i].w, mats[i].type, n_in, mats[i].n_out, n_tok, &j, &sb);
+        const int xf = mm_plan(K, mats[i].w, mats[i].type, mats[i].x8, n_in, mats[i].n_out, n_tok, &j, &sb);
         const int64_t n_out = mats[i].n_out;
         float *y = mats[i].y;
         if (n_out <= 0) continue;
@@ -395,6 +460,49 @@ void sl_matmul_multi(sl_pool_t *pool, const sl_mm_t *mats, int n_mats, int64_t n
 
 void sl_matmul(sl_pool_t *pool, const void *w, sl_type_t wtype, int64_t n_in, int64_t n_out,
                const float *x, int64_t n_tok, float *y) {
-    const sl_mm_t m = {w, wtype, n_out, y};
+    const sl_mm_t m = {w, wtype, n_out, y, false};
     sl_matmul_multi(pool, &m, 1, n_in, x, n_tok);
+}
+
+void sl_matmul_x8(sl_pool_t *pool, const void *w, sl_type_t wtype, int64_t n_in, int64_t n_out,
+                  const float *x, int64_t n_tok, float *y) {
+    const sl_mm_t m = {w, wtype, n_out, y, true};
+    sl_matmul_multi(pool, &m, 1, n_in, x, n_tok);
+}
+
+/* ---- x8 panels ---- */
+
+bool sl_x8_supported(sl_type_t t, int64_t n_in, int64_t n_out) {
+    const sl_kern_table_t *K = sl_kern_table();
+    return x8_layout(t, n_in, n_out) && K->x8_dot[t] && K->x8_gemm[t];
+}
+
+void sl_x8_pack(sl_type_t t, int64_t n_in, const void *src, void *dst, int64_t r0, int64_t r1) {
+    if (t != SL_TYPE_Q8_0 || n_in % 32 || r0 % 8 || r1 % 8) return;
+    const int64_t nb = n_in / 32;
+    const size_t rs = sl_row_size(t, n_in);
+    for (int64_t p = r0 / 8; p < r1 / 8; p++) {
+        uint8_t *pn = (uint8_t *)dst + (size_t)p * 8 * rs;
+        for (int r = 0; r < 8; r++) {
+            const sl_block_q8_0 *row = (const void *)((const uint8_t *)src + (size_t)(p * 8 + r) * rs);
+            for (int64_t b = 0; b < nb; b++) {
+                uint8_t *d = (uint8_t *)SL_X8_D(pn, b), *q = (uint8_t *)SL_X8_Q(pn, b);
+                memcpy(d + 2 * r, &row[b].d, 2);
+                for (int g = 0; g < 8; g++) memcpy(q + 32 * g + 4 * r, row[b].qs + 4 * g, 4);
+            }
+        }
+    }
+}
+
+void sl_x8_row(sl_type_t t, int64_t n_in, const void *w, int64_t r, void *vrow) {
+    if (t != SL_TYPE_Q8_0 || n_in % 32) return;
+    const int64_t nb = n_in / 32;
+    const size_t rs = sl_row_size(t, n_in);
+    const uint8_t *pn = (const uint8_t *)w + (size_t)(r / 8) * 8 * rs;
+    sl_block_q8_0 *row = vrow;
+    const int k = (int)(r % 8);
+    for (int64_t b = 0; b < nb; b++) {
+        memcpy(&row[b].d, SL_X8_D(pn, b) + 2 * k, 2);
+        for (int g = 0; g < 8; g++) memcpy(row[b].qs + 4 * g, SL_X8_Q(pn, b) + 32 * g + 4 * k, 4);
+    }
 }

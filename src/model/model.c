@@ -6,7 +6,13 @@
  * Weights stay in the file's mapping; only the small 1-D tensors (norm
  * weights, biases, rope_freqs) are copied into F32 arrays. Every weight
  * matrix W has GGUF shape ne = [n_in, n_out] and is used as y = W x through
- * sl_matmul, which takes any type it supports.
+ * sl_matmul, which takes any type it supports. Matrices the kernels have an
+ * x8 panel layout for (q8_0 on AVX2 and up) are repacked once at load into
+ * anonymous memory, slice by slice, each slice's file pages released right
+ * after (MADV_DONTNEED), so the resident size stays about the file's;
+ * token_embd keeps its file rows for the embedding lookup (when the output
+ * is tied, the output matrix is the packed copy). SILICA_X8=0 turns the
+ * repacking off.
  *
  * One layer, for a batch of n tokens (E = n_embd, H = n_head, K = n_head_kv,
  * D = head_dim):
@@ -34,6 +40,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "base/base.h"
 
@@ -47,6 +55,7 @@ typedef struct sl_wt {
     sl_type_t type;
     int64_t n_in, n_out;
     size_t row_bytes;
+    void *x8; /* owned x8 panel copy (sl_x8_pack) the matmuls use, or NULL */
 } sl_wt_t;
 
 typedef struct sl_layer {
@@ -352,6 +361,39 @@ static int get_vector(sl_model_t *m, const char *name, int64_t n, const char *wh
     return 0;
 }
 
+/* Repacks w into x8 panels when the kernels have them (else leaves it).
+ * Rows go in slices of about X8_SLICE bytes; after each slice the whole
+ * file pages it read are released, so at no point are both copies of a
+ * large matrix resident. Out of memory just keeps the file layout. */
+#define X8_SLICE (4u << 20)
+static void pack_x8(const sl_model_t *m, sl_wt_t *w) {
+    if (w->x8 || !sl_x8_supported(w->type, w->n_in, w->n_out)) return;
+    const size_t bytes = w->row_bytes * (size_t)w->n_out;
+    void *dst = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    if (!dst) return;
+    const long page = sysconf(_SC_PAGESIZE);
+    const bool release = gguf_is_mapped(m->gf) && page > 0;
+    const int64_t rows = SL_MAX(8, (int64_t)(X8_SLICE / w->row_bytes) & ~(int64_t)7);
+    for (int64_t r0 = 0; r0 < w->n_out; r0 += rows) {
+        const int64_t r1 = SL_MIN(w->n_out, r0 + rows);
+        sl_x8_pack(w->type, w->n_in, w->data, dst, r0, r1);
+        if (release) {
+            /* the pages wholly inside this slice's rows */
+            uintptr_t a = (uintptr_t)w->data + (size_t)r0 * w->row_bytes;
+            uintptr_t b = (uintptr_t)w->data + (size_t)r1 * w->row_bytes;
+            a = (a + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+            b &= ~((uintptr_t)page - 1);
+            if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+        }
+    }
+    w->x8 = dst;
+}
+
+static bool x8_enabled(void) {
+    const char *e = getenv("SILICA_X8");
+    return !e || strcmp(e, "0") != 0;
+}
+
 static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
     sl_hparams_t *hp = &m->hp;
     const int64_t E = hp->n_embd, D = hp->head_dim, H = hp->n_head, K = hp->n_head_kv, F = hp->n_ff;
@@ -415,6 +457,14 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
         if ((L->q_norm == NULL) != (L->k_norm == NULL))
             return sl_err(err, errlen, "blk.%d: attn_q_norm and attn_k_norm must come together", l);
     }
+    if (x8_enabled()) {
+        for (int l = 0; l < hp->n_layer; l++) {
+            sl_layer_t *L = &m->layers[l];
+            sl_wt_t *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
+            for (size_t i = 0; i < SL_ARRAY_LEN(ws); i++) pack_x8(m, ws[i]);
+        }
+        pack_x8(m, &m->output); /* tok_embd keeps its rows for lookups */
+    }
     return 0;
 }
 
@@ -440,9 +490,17 @@ void model_free(sl_model_t *m) {
             free(L->bk);
             free(L->bv);
             free(L->bo);
+            free(L->wq.x8);
+            free(L->wk.x8);
+            free(L->wv.x8);
+            free(L->wo.x8);
+            free(L->gate.x8);
+            free(L->up.x8);
+            free(L->down.x8);
         }
         free(m->layers);
     }
+    free(m->output.x8);
     free(m->output_norm);
     free(m->rope_freqs);
     scratch_free(&m->s);
@@ -785,8 +843,14 @@ static void swiglu_worker(void *ctx, int ith, int nth) {
     }
 }
 
+/* the matmul operand of w (its x8 copy when it has one) */
+static sl_mm_t mm_of(const sl_wt_t *w, float *y) {
+    return (sl_mm_t){w->x8 ? w->x8 : w->data, w->type, w->n_out, y, w->x8 != NULL};
+}
+
 static void matmul_w(sl_pool_t *pool, const sl_wt_t *w, const float *x, int n_tok, float *y) {
-    sl_matmul(pool, w->data, w->type, w->n_in, w->n_out, x, n_tok, y);
+    const sl_mm_t mm = mm_of(w, y);
+    sl_matmul_multi(pool, &mm, 1, w->n_in, x, n_tok);
 }
 
 /* One step over the tokens of several sequences (scratch already sized):
@@ -811,9 +875,7 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
         const sl_layer_t *L = &m->layers[l];
         rmsnorm_rows(pool, s->xn, s->x, L->attn_norm, n_tok, E, hp->norm_eps);
         {
-            const sl_mm_t qkv[3] = {{L->wq.data, L->wq.type, L->wq.n_out, s->q},
-                                    {L->wk.data, L->wk.type, L->wk.n_out, s->k},
-                                    {L->wv.data, L->wv.type, L->wv.n_out, s->v}};
+            const sl_mm_t qkv[3] = {mm_of(&L->wq, s->q), mm_of(&L->wk, s->k), mm_of(&L->wv, s->v)};
             sl_matmul_multi(pool, qkv, 3, E, s->xn, n_tok);
         }
 
@@ -851,8 +913,7 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
 
         rmsnorm_rows(pool, s->xn, s->x, L->ffn_norm, n_tok, E, hp->norm_eps);
         {
-            const sl_mm_t gu[2] = {{L->gate.data, L->gate.type, L->gate.n_out, s->gate},
-                                   {L->up.data, L->up.type, L->up.n_out, s->up}};
+            const sl_mm_t gu[2] = {mm_of(&L->gate, s->gate), mm_of(&L->up, s->up)};
             sl_matmul_multi(pool, gu, 2, E, s->xn, n_tok);
         }
         struct swiglu_job sj = {s->gate, s->up, (size_t)n_tok * (size_t)hp->n_ff, 0};

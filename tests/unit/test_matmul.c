@@ -275,7 +275,7 @@ static void test_matmul_multi(void) {
                 sl_mm_t mm[3];
                 for (int k = 0; k < 3; k++) {
                     sl_matmul(pool, w[k], sets[si][k], n, outs[k], x, toks[ti], ya[k]);
-                    mm[k] = (sl_mm_t){w[k], sets[si][k], outs[k], yb[k]};
+                    mm[k] = (sl_mm_t){w[k], sets[si][k], outs[k], yb[k], false};
                 }
                 sl_matmul_multi(pool, mm, 3, n, x, toks[ti]);
                 for (int k = 0; k < 3; k++)
@@ -290,6 +290,71 @@ static void test_matmul_multi(void) {
     sl_pool_free(pool2);
 }
 
+/* x8 panels: packing round-trips every row exactly, and the panel kernels
+ * (decode dot, GEMM for 2..many tokens, mixed with GGUF-layout matrices in
+ * one multi call) give the GGUF-row results up to summation order. */
+static void test_x8_panels(void) {
+    if (!sl_x8_supported(SL_TYPE_Q8_0, 256, 8)) {
+        printf("  (x8 panels not available on this ISA: skipped)\n");
+        CHECK(!sl_x8_supported(SL_TYPE_Q8_0, 256, 8));
+        return;
+    }
+    CHECK(!sl_x8_supported(SL_TYPE_Q8_0, 256, 12)); /* rows not a multiple of 8 */
+    CHECK(!sl_x8_supported(SL_TYPE_Q5_0, 256, 16));
+    CHECK(!sl_x8_supported(SL_TYPE_Q8_0, 0, 16));
+    const int64_t n_ins[] = {64, 896};
+    const int64_t n_outs[] = {8, 40};
+    const int64_t toks[] = {1, 2, 5, 17, 33};
+    sl_pool_t *pool2 = sl_pool_new(2);
+    for (size_t a = 0; a < SL_ARRAY_LEN(n_ins); a++)
+        for (size_t b = 0; b < SL_ARRAY_LEN(n_outs); b++) {
+            const int64_t n_in = n_ins[a], n_out = n_outs[b];
+            const size_t rs = sl_row_size(SL_TYPE_Q8_0, n_in), bytes = rs * (size_t)n_out;
+            uint8_t *w = malloc(bytes), *wp = malloc(bytes), *row = malloc(rs);
+            float *tmp = malloc(sizeof(float) * (size_t)n_in);
+            make_weights(SL_TYPE_Q8_0, w, n_out, n_in, tmp);
+            sl_x8_pack(SL_TYPE_Q8_0, n_in, w, wp, 0, n_out);
+            int rows_ok = 0;
+            for (int64_t r = 0; r < n_out; r++) {
+                sl_x8_row(SL_TYPE_Q8_0, n_in, wp, r, row);
+                rows_ok += !memcmp(row, w + (size_t)r * rs, rs);
+            }
+            CHECK_MSG(rows_ok == n_out, "x8 row round trip n_in %lld: %d of %lld rows", (long long)n_in, rows_ok,
+                      (long long)n_out);
+            float *x = malloc(sizeof(float) * (size_t)(n_in * 33));
+            float *ya = malloc(sizeof(float) * (size_t)(n_out * 33)), *yb = malloc(sizeof(float) * (size_t)(n_out * 33));
+            float *yc = malloc(sizeof(float) * (size_t)(n_out * 33));
+            for (int64_t i = 0; i < n_in * 33; i++) x[i] = gauss() * (1 + (float)(i % 5));
+            for (size_t ti = 0; ti < SL_ARRAY_LEN(toks); ti++)
+                for (int p = 0; p < 2; p++) {
+                    sl_pool_t *pool = p ? pool2 : NULL;
+                    const int64_t nt = toks[ti];
+                    sl_matmul(pool, w, SL_TYPE_Q8_0, n_in, n_out, x, nt, ya);
+                    sl_matmul_x8(pool, wp, SL_TYPE_Q8_0, n_in, n_out, x, nt, yb);
+                    /* an x8 and a GGUF-layout matrix sharing one quantized x */
+                    const sl_mm_t mm[2] = {{wp, SL_TYPE_Q8_0, n_out, yc, true}, {w, SL_TYPE_Q8_0, n_out, ya, false}};
+                    sl_matmul_multi(pool, mm, 2, n_in, x, nt);
+                    int bad = 0;
+                    for (int64_t i = 0; i < n_out * nt; i++) {
+                        const double tol = 1e-5 * (fabs(ya[i]) + 1.0);
+                        bad += !(fabs(yb[i] - ya[i]) <= tol) + !(yb[i] == yc[i]);
+                    }
+                    CHECK_MSG(bad == 0, "x8 n_in %lld n_out %lld n_tok %lld pool %d: %d differ", (long long)n_in,
+                              (long long)n_out, (long long)nt, p, bad);
+                    /* panels packed under one ISA still compute after a
+                     * switch to one without x8 kernels (row fallback) */
+                    const sl_isa_t prev = sl_kernels_set_isa(SL_ISA_SCALAR);
+                    sl_matmul_x8(pool, wp, SL_TYPE_Q8_0, n_in, n_out, x, nt, yb);
+                    sl_matmul(pool, w, SL_TYPE_Q8_0, n_in, n_out, x, nt, yc);
+                    sl_kernels_set_isa(prev);
+                    CHECK_MSG(!memcmp(yb, yc, sizeof(float) * (size_t)(n_out * nt)),
+                              "x8 scalar fallback n_in %lld n_tok %lld differs", (long long)n_in, (long long)nt);
+                }
+            free(w), free(wp), free(row), free(tmp), free(x), free(ya), free(yb), free(yc);
+        }
+    sl_pool_free(pool2);
+}
+
 int main(void) {
     sl_kernels_init();
     fprintf(stderr, "  isa: %s\n", sl_isa_name(sl_kernels_isa()));
@@ -297,5 +362,6 @@ int main(void) {
     RUN(test_simd_dots_match_scalar);
     RUN(test_bad_shapes_are_safe);
     RUN(test_matmul_multi);
+    RUN(test_x8_panels);
     return test_summary();
 }

@@ -783,6 +783,81 @@ static void gemmu_s8(int64_t n, const uint8_t *u, int nr, const sl_q8x4_t *x, in
     gemmu_impl(true, n, u, nr, x, nc, out, os);
 }
 
+/* ---- x8 panels (q8_0 weights repacked at load, kern_impl.h) ----
+ *
+ * Each 32-byte code vector holds 4 elements of 8 rows, so one vpmaddubsw
+ * against the 4 matching activation bytes (broadcast) leaves every row's
+ * partial dot in its own lane; a block's 8 row dots sum vertically and one
+ * convert + FMA applies the 8 f16 scales (one vcvtph2ps) at once. Signed
+ * × signed: |x| and sign(w, x) for decode, |w| and sign(x, w) for the GEMM
+ * (there the weight vector is shared by 4 tokens). */
+static inline int32_t x4b(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static void x8_dot_q8_0(int64_t n, const void *panel, const sl_q8f_t *x, float *out) {
+    const int64_t nb = n / 32;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const __m256i *q = (const __m256i *)SL_X8_Q(panel, b);
+        const int8_t *xq = x[b].qs;
+        __m256i i0 = _mm256_setzero_si256(), i1 = i0;
+        for (int g = 0; g < 8; g += 2) {
+            const __m256i x0 = _mm256_set1_epi32(x4b(xq + 4 * g)), x1 = _mm256_set1_epi32(x4b(xq + 4 * g + 4));
+            const __m256i p0 = _mm256_maddubs_epi16(_mm256_sign_epi8(x0, x0),
+                                                    _mm256_sign_epi8(_mm256_loadu_si256(q + g), x0));
+            const __m256i p1 = _mm256_maddubs_epi16(_mm256_sign_epi8(x1, x1),
+                                                    _mm256_sign_epi8(_mm256_loadu_si256(q + g + 1), x1));
+            i0 = _mm256_add_epi32(i0, _mm256_madd_epi16(p0, ones));
+            i1 = _mm256_add_epi32(i1, _mm256_madd_epi16(p1, ones));
+        }
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)SL_X8_D(panel, b)));
+        acc = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(x[b].d)), _mm256_cvtepi32_ps(_mm256_add_epi32(i0, i1)),
+                              acc);
+    }
+    _mm256_storeu_ps(out, acc);
+}
+
+static void x8_gemm_q8_0(int64_t n, const void *panels, int np, const sl_q8x4_t *x, int nc, float *out,
+                         size_t os) {
+    const int64_t nb = n / 32;
+    const size_t pbytes = (size_t)nb * SL_X8_Q8_0_BLOCK;
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int p = 0; p < np; p++) {
+        const uint8_t *pn = (const uint8_t *)panels + (size_t)p * pbytes;
+        __m256 f0 = _mm256_setzero_ps(), f1 = f0, f2 = f0, f3 = f0;
+        for (int64_t b = 0; b < nb; b++) {
+            const __m256i *q = (const __m256i *)SL_X8_Q(pn, b);
+            const sl_q8x4_t *xb = x + b;
+            __m256i i0 = _mm256_setzero_si256(), i1 = i0, i2 = i0, i3 = i0;
+            for (int g = 0; g < 8; g++) {
+                const __m256i w = _mm256_loadu_si256(q + g);
+                const __m256i aw = _mm256_sign_epi8(w, w);
+#define X8_T(acc, c)                                                                                    \
+    acc = _mm256_add_epi32(                                                                             \
+        acc, _mm256_madd_epi16(                                                                         \
+                 _mm256_maddubs_epi16(aw, _mm256_sign_epi8(_mm256_set1_epi32(x4b(xb->qs[c] + 4 * g)), w)), \
+                 ones))
+                X8_T(i0, 0);
+                X8_T(i1, 1);
+                X8_T(i2, 2);
+                X8_T(i3, 3);
+#undef X8_T
+            }
+            const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)SL_X8_D(pn, b)));
+            f0 = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_broadcast_ss(&xb->d[0])), _mm256_cvtepi32_ps(i0), f0);
+            f1 = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_broadcast_ss(&xb->d[1])), _mm256_cvtepi32_ps(i1), f1);
+            f2 = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_broadcast_ss(&xb->d[2])), _mm256_cvtepi32_ps(i2), f2);
+            f3 = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_broadcast_ss(&xb->d[3])), _mm256_cvtepi32_ps(i3), f3);
+        }
+        const __m256 acc[4] = {f0, f1, f2, f3};
+        for (int c = 0; c < nc; c++) _mm256_storeu_ps(out + (size_t)c * os + (size_t)p * 8, acc[c]);
+    }
+}
+
 /* ---- unpacked k-quant GEMM (prefill with many tokens) ----
  *
  * Super-blocks unpacked once per chunk (SL_UK_SB_BYTES layout): per 32
@@ -1189,6 +1264,8 @@ bool sl_kern_fill_avx2(sl_kern_table_t *t) {
     t->gemmu[SL_TYPE_Q5_0] = gemmu_u8;
     t->gemmu[SL_TYPE_Q5_1] = gemmu_u8;
     t->gemmu[SL_TYPE_Q8_0] = gemmu_s8;
+    t->x8_dot[SL_TYPE_Q8_0] = x8_dot_q8_0;
+    t->x8_gemm[SL_TYPE_Q8_0] = x8_gemm_q8_0;
     t->dot[SL_TYPE_Q2_K] = dot_q2_K;
     t->dot[SL_TYPE_Q3_K] = dot_q3_K;
     t->unpack[SL_TYPE_Q2_K] = urows_q2_K;

@@ -88,6 +88,15 @@ typedef void (*sl_gemm_fn)(int64_t n, const void *w, size_t wstride, int nr, con
 #define SL_X8_Q8_0_BLOCK 272
 #define SL_X8_D(panel, b) ((const uint8_t *)(panel) + (size_t)(b) * SL_X8_Q8_0_BLOCK)
 #define SL_X8_Q(panel, b) (SL_X8_D(panel, b) + 16)
+/* x8 q5_0 block of 8 rows (176 bytes, as their 8 GGUF blocks), with "code
+ * j of group g" = element 4g + j % 4 of row j / 4 as above: the 8 f16
+ * scales; 32 bytes of fifth bits, bit g of byte j = the fifth bit of code
+ * j of group g; then 4 × 32 bytes of nibbles, byte j of vector k = the low
+ * 4 bits of code j of group k (low nibble) and of group k + 4 (high). */
+#define SL_X8_Q5_0_BLOCK 176
+/* Many tokens over x8 panels of a type without x8_gemm: nr rows (whole
+ * panels) expanded into SL_U_PANEL_BLOCK panels for the type's gemmu. */
+typedef void (*sl_x8_unpack_fn)(int64_t n, const void *panels, int nr, uint8_t *dst);
 /* Decode: the 8 rows of one x8 panel · a sl_q8f_t row → out[0..7]. */
 typedef void (*sl_x8_dot_fn)(int64_t n, const void *panel, const sl_q8f_t *x, float *out);
 /* np consecutive x8 panels × the nc (<= 4) tokens of one sl_q8x4_t group;
@@ -105,7 +114,8 @@ typedef struct sl_kern_table {
     sl_gemmu_fn gemmu[SL_TYPE_COUNT];
     sl_gemmuk_fn gemmuk[SL_TYPE_COUNT]; /* k-quants, with unpack */
     sl_x8_dot_fn x8_dot[SL_TYPE_COUNT];   /* x8 panels: both or neither */
-    sl_x8_gemm_fn x8_gemm[SL_TYPE_COUNT];
+    sl_x8_gemm_fn x8_gemm[SL_TYPE_COUNT]; /* or x8_unpack + gemmu */
+    sl_x8_unpack_fn x8_unpack[SL_TYPE_COUNT];
 } sl_kern_table_t;
 
 /* Fill functions: scalar sets every entry; the others override what they

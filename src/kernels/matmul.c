@@ -40,11 +40,11 @@
 #define PF_AHEAD 4096
 #endif
 
-/* The x8 layout: q8_0, whole blocks, whole panels, and a row that the
- * kernel-less fallback can unpack on the stack. */
+/* The x8 layout: q8_0 or q5_0, whole blocks, whole panels, and a row that
+ * the kernel-less fallback can unpack on the stack. */
 #define X8_ROW_MAX 65536
 static bool x8_layout(sl_type_t t, int64_t n_in, int64_t n_out) {
-    return t == SL_TYPE_Q8_0 && n_in > 0 && n_in % 32 == 0 && sl_row_size(t, n_in) <= X8_ROW_MAX && n_out > 0 &&
+    return (t == SL_TYPE_Q8_0 || t == SL_TYPE_Q5_0) && n_in > 0 && n_in % 32 == 0 && sl_row_size(t, n_in) <= X8_ROW_MAX && n_out > 0 &&
            n_out % 8 == 0;
 }
 
@@ -61,11 +61,13 @@ struct mm_job {
     sl_gemm_fn gemm;        /* with a sl_q8x4_t panel in xq instead of rows */
     sl_dotf_fn dotf;        /* decode with a sl_q8f_t row in xq */
     sl_unpack_fn unpack;    /* with gemmu: chunks unpacked into scratch, panel in xq */
+    sl_x8_unpack_fn x8_unpack; /* or, over x8 panels, this */
     sl_gemmu_fn gemmu;
     sl_gemmuk_fn gemmuk;    /* k-quants: unpacked chunks against q8_K rows */
     sl_x8_dot_fn x8_dot;    /* x8 panels, decode (sl_q8f_t row in xq) */
     sl_x8_gemm_fn x8_gemm;  /* x8 panels, many tokens (panel in xq) */
     bool x8_rows;           /* x8 panels without their kernels: row by row */
+    sl_type_t wtype;
     size_t urs;             /* bytes per unpacked row */
     uint8_t *scratch;       /* per thread: chunk rows × urs */
     int64_t chunk;
@@ -110,7 +112,7 @@ static void mm_rows(struct mm_job *j, int ith, int64_t r0, int64_t r1, int64_t n
     if (j->x8_rows) {
         uint8_t row[X8_ROW_MAX] __attribute__((aligned(32)));
         for (int64_t o = r0; o < r1; o++) {
-            sl_x8_row(SL_TYPE_Q8_0, j->n_in, j->w, o, row);
+            sl_x8_row(j->wtype, j->n_in, j->w, o, row);
             for (int64_t t = 0; t < n_tok; t++)
                 j->y[t * n_out + o] = j->dot(j->n_in, row, j->xq + (size_t)t * j->xrs);
         }
@@ -119,7 +121,10 @@ static void mm_rows(struct mm_job *j, int ith, int64_t r0, int64_t r1, int64_t n
     if (j->gemmuk || j->gemmu) {
         uint8_t *u = j->scratch + (size_t)ith * (size_t)j->chunk * j->urs;
         const int64_t nb = j->n_in / 32, groups = (n_tok + 3) / 4;
-        j->unpack(j->n_in, j->w + (size_t)r0 * j->wrs, j->wrs, (int)(r1 - r0), u);
+        if (j->x8_unpack)
+            j->x8_unpack(j->n_in, j->w + (size_t)r0 * j->wrs, (int)(r1 - r0), u);
+        else
+            j->unpack(j->n_in, j->w + (size_t)r0 * j->wrs, j->wrs, (int)(r1 - r0), u);
         for (int64_t t0 = 0; t0 < n_tok; t0 += 4) {
             prefetch_rows(j, nxt, nxt + j->chunk, t0 / 4, groups);
             if (j->gemmuk)
@@ -255,17 +260,26 @@ static int mm_plan(const sl_kern_table_t *K, const void *w, sl_type_t wtype, boo
             *j = (struct mm_job){
                 .w = w, .wrs = sl_row_size(wtype, n_in), .n_in = n_in, .n_out = n_out, .n_tok = n_tok,
                 .xrs = sl_row_size(SL_TYPE_Q8_0, n_in), .dot = K->dot[wtype], .x8_rows = true,
+                .wtype = wtype,
             };
             atomic_init(&j->next, 0);
             return XF_ROWS + (int)SL_TYPE_Q8_0;
         }
+        const size_t wrs = sl_row_size(wtype, n_in);
+        /* many tokens without an x8 GEMM: chunks expanded for the gemmu */
+        const bool unp = n_tok > 1 && !K->x8_gemm[wtype];
+        const int64_t u_chunk = SL_MAX(8, SL_MIN(16, (int64_t)(GEMMU_CHUNK_BYTES / SL_U_ROW_BYTES(n_in))) & ~7);
         *j = (struct mm_job){
-            .w = w, .wrs = sl_row_size(wtype, n_in), .n_in = n_in, .n_out = n_out, .n_tok = n_tok,
+            .w = w, .wrs = wrs, .n_in = n_in, .n_out = n_out, .n_tok = n_tok,
             .xrs = sl_row_size(SL_TYPE_Q8_0, n_in),
             .x8_dot = n_tok == 1 ? K->x8_dot[wtype] : NULL,
             .x8_gemm = n_tok > 1 ? K->x8_gemm[wtype] : NULL,
-            .chunk = n_tok > 1 ? GEMM_ROW_CHUNK : 0,
+            .x8_unpack = unp ? K->x8_unpack[wtype] : NULL,
+            .gemmu = unp ? K->gemmu[wtype] : NULL,
+            .urs = unp ? SL_U_ROW_BYTES(n_in) : 0,
+            .chunk = unp ? u_chunk : n_tok > 1 ? GEMM_ROW_CHUNK : 0,
         };
+        if (unp) *scratch_bytes = (size_t)u_chunk * SL_U_ROW_BYTES(n_in);
         atomic_init(&j->next, 0);
         return n_tok == 1 ? XF_FROW : XF_PANEL;
     }
@@ -474,11 +488,65 @@ void sl_matmul_x8(sl_pool_t *pool, const void *w, sl_type_t wtype, int64_t n_in,
 
 bool sl_x8_supported(sl_type_t t, int64_t n_in, int64_t n_out) {
     const sl_kern_table_t *K = sl_kern_table();
-    return x8_layout(t, n_in, n_out) && K->x8_dot[t] && K->x8_gemm[t];
+    return x8_layout(t, n_in, n_out) && K->x8_dot[t] && (K->x8_gemm[t] || (K->x8_unpack[t] && K->gemmu[t]));
+}
+
+/* q5_0: code j of group g ↔ element 4g + j % 4 of row j / 4 (kern_impl.h) */
+static void x8_pack_q5_0(int64_t n_in, const void *src, void *dst, int64_t r0, int64_t r1) {
+    const int64_t nb = n_in / 32;
+    const size_t rs = sl_row_size(SL_TYPE_Q5_0, n_in);
+    for (int64_t p = r0 / 8; p < r1 / 8; p++) {
+        uint8_t *pn = (uint8_t *)dst + (size_t)p * 8 * rs;
+        for (int64_t b = 0; b < nb; b++) {
+            uint8_t *blk = pn + (size_t)b * SL_X8_Q5_0_BLOCK;
+            memset(blk + 16, 0, SL_X8_Q5_0_BLOCK - 16);
+            for (int r = 0; r < 8; r++) {
+                const sl_block_q5_0 *x = (const sl_block_q5_0 *)((const uint8_t *)src + (size_t)(p * 8 + r) * rs) + b;
+                memcpy(blk + 2 * r, &x->d, 2);
+                uint32_t qh;
+                memcpy(&qh, x->qh, 4);
+                for (int e = 0; e < 32; e++) {
+                    const int g = e / 4, jj = 4 * r + e % 4;
+                    const int lo4 = e < 16 ? x->qs[e] & 0x0f : x->qs[e - 16] >> 4;
+                    blk[16 + jj] |= (uint8_t)(((qh >> e) & 1) << g);
+                    blk[48 + 32 * (g % 4) + jj] |= (uint8_t)(g < 4 ? lo4 : lo4 << 4);
+                }
+            }
+        }
+    }
+}
+
+static void x8_row_q5_0(int64_t n_in, const void *w, int64_t r, void *vrow) {
+    const int64_t nb = n_in / 32;
+    const size_t rs = sl_row_size(SL_TYPE_Q5_0, n_in);
+    const uint8_t *pn = (const uint8_t *)w + (size_t)(r / 8) * 8 * rs;
+    const int k = (int)(r % 8);
+    sl_block_q5_0 *row = vrow;
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = pn + (size_t)b * SL_X8_Q5_0_BLOCK;
+        memcpy(&row[b].d, blk + 2 * k, 2);
+        uint32_t qh = 0;
+        memset(row[b].qs, 0, sizeof row[b].qs);
+        for (int e = 0; e < 32; e++) {
+            const int g = e / 4, jj = 4 * k + e % 4;
+            const int nib = g < 4 ? blk[48 + 32 * g + jj] & 0x0f : blk[48 + 32 * (g - 4) + jj] >> 4;
+            qh |= (uint32_t)((blk[16 + jj] >> g) & 1) << e;
+            if (e < 16)
+                row[b].qs[e] |= (uint8_t)nib;
+            else
+                row[b].qs[e - 16] |= (uint8_t)(nib << 4);
+        }
+        memcpy(row[b].qh, &qh, 4);
+    }
 }
 
 void sl_x8_pack(sl_type_t t, int64_t n_in, const void *src, void *dst, int64_t r0, int64_t r1) {
-    if (t != SL_TYPE_Q8_0 || n_in % 32 || r0 % 8 || r1 % 8) return;
+    if (n_in % 32 || r0 % 8 || r1 % 8) return;
+    if (t == SL_TYPE_Q5_0) {
+        x8_pack_q5_0(n_in, src, dst, r0, r1);
+        return;
+    }
+    if (t != SL_TYPE_Q8_0) return;
     const int64_t nb = n_in / 32;
     const size_t rs = sl_row_size(t, n_in);
     for (int64_t p = r0 / 8; p < r1 / 8; p++) {
@@ -495,7 +563,12 @@ void sl_x8_pack(sl_type_t t, int64_t n_in, const void *src, void *dst, int64_t r
 }
 
 void sl_x8_row(sl_type_t t, int64_t n_in, const void *w, int64_t r, void *vrow) {
-    if (t != SL_TYPE_Q8_0 || n_in % 32) return;
+    if (n_in % 32) return;
+    if (t == SL_TYPE_Q5_0) {
+        x8_row_q5_0(n_in, w, r, vrow);
+        return;
+    }
+    if (t != SL_TYPE_Q8_0) return;
     const int64_t nb = n_in / 32;
     const size_t rs = sl_row_size(t, n_in);
     const uint8_t *pn = (const uint8_t *)w + (size_t)(r / 8) * 8 * rs;

@@ -858,6 +858,77 @@ static void x8_gemm_q8_0(int64_t n, const void *panels, int np, const sl_q8x4_t 
     }
 }
 
+/* q5_0 x8: the 32 codes (0..31) of group g of a block */
+static inline __attribute__((always_inline)) __m256i x8_q5_codes(const uint8_t *blk, int g) {
+    const __m256i hb = _mm256_loadu_si256((const __m256i *)(blk + 16));
+    const __m256i nib = _mm256_loadu_si256((const __m256i *)(blk + 48 + 32 * (g % 4)));
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m10 = _mm256_set1_epi8(0x10);
+    const __m256i lo = g < 4 ? _mm256_and_si256(nib, m4) : _mm256_and_si256(_mm256_srli_epi16(nib, 4), m4);
+    /* bit g of each byte to bit 4: the 16-bit shifts move no bit across a
+     * byte boundary into bit 4 */
+    __m256i h;
+    switch (g) {
+    case 0: h = _mm256_slli_epi16(hb, 4); break;
+    case 1: h = _mm256_slli_epi16(hb, 3); break;
+    case 2: h = _mm256_slli_epi16(hb, 2); break;
+    case 3: h = _mm256_slli_epi16(hb, 1); break;
+    case 4: h = hb; break;
+    case 5: h = _mm256_srli_epi16(hb, 1); break;
+    case 6: h = _mm256_srli_epi16(hb, 2); break;
+    default: h = _mm256_srli_epi16(hb, 3); break;
+    }
+    return _mm256_or_si256(lo, _mm256_and_si256(h, m10));
+}
+
+/* Decode over q5_0 x8 panels: unsigned codes, four vpmaddubsw summed in
+ * int16 (pair sums <= 7874) per vpmaddwd; the −16 offset comes off once
+ * per block as d · (dx · Σx). */
+static void x8_dot_q5_0(int64_t n, const void *panel, const sl_q8f_t *x, float *out) {
+    const int64_t nb = n / 32;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc = _mm256_setzero_ps(), cor = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = (const uint8_t *)panel + (size_t)b * SL_X8_Q5_0_BLOCK;
+        const int8_t *xq = x[b].qs;
+        __m256i s0 = _mm256_setzero_si256(), s1 = s0;
+        for (int g = 0; g < 4; g++) {
+            s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(x8_q5_codes(blk, g), _mm256_set1_epi32(x4b(xq + 4 * g))));
+            s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(x8_q5_codes(blk, g + 4),
+                                                           _mm256_set1_epi32(x4b(xq + 4 * g + 16))));
+        }
+        const __m256i i = _mm256_add_epi32(_mm256_madd_epi16(s0, ones), _mm256_madd_epi16(s1, ones));
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
+        acc = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(x[b].d)), _mm256_cvtepi32_ps(i), acc);
+        cor = _mm256_fmadd_ps(d, _mm256_set1_ps(x[b].s), cor);
+    }
+    _mm256_storeu_ps(out, _mm256_fnmadd_ps(_mm256_set1_ps(16.0f), cor, acc));
+}
+
+/* q5_0 x8 panels → SL_U_PANEL_BLOCK panels for gemmu_u8 (nr whole panels) */
+static void x8_unpack_q5_0(int64_t n, const void *panels, int nr, uint8_t *dst) {
+    const int64_t nb = n / 32;
+    for (int p = 0; p < nr / 8; p++) {
+        const uint8_t *pn = (const uint8_t *)panels + (size_t)p * (size_t)nb * SL_X8_Q5_0_BLOCK;
+        uint8_t *un = dst + (size_t)p * (size_t)nb * SL_U_PANEL_BLOCK;
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *blk = pn + (size_t)b * SL_X8_Q5_0_BLOCK;
+            uint8_t *ub = un + (size_t)b * SL_U_PANEL_BLOCK;
+            const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
+            _mm256_store_ps((float *)ub, d);
+            _mm256_store_ps((float *)ub + 8, _mm256_mul_ps(d, _mm256_set1_ps(-16.0f)));
+            __m256i *q = (__m256i *)(ub + 64);
+            _mm256_store_si256(q + 0, x8_q5_codes(blk, 0));
+            _mm256_store_si256(q + 1, x8_q5_codes(blk, 1));
+            _mm256_store_si256(q + 2, x8_q5_codes(blk, 2));
+            _mm256_store_si256(q + 3, x8_q5_codes(blk, 3));
+            _mm256_store_si256(q + 4, x8_q5_codes(blk, 4));
+            _mm256_store_si256(q + 5, x8_q5_codes(blk, 5));
+            _mm256_store_si256(q + 6, x8_q5_codes(blk, 6));
+            _mm256_store_si256(q + 7, x8_q5_codes(blk, 7));
+        }
+    }
+}
+
 /* ---- unpacked k-quant GEMM (prefill with many tokens) ----
  *
  * Super-blocks unpacked once per chunk (SL_UK_SB_BYTES layout): per 32
@@ -1266,6 +1337,8 @@ bool sl_kern_fill_avx2(sl_kern_table_t *t) {
     t->gemmu[SL_TYPE_Q8_0] = gemmu_s8;
     t->x8_dot[SL_TYPE_Q8_0] = x8_dot_q8_0;
     t->x8_gemm[SL_TYPE_Q8_0] = x8_gemm_q8_0;
+    t->x8_dot[SL_TYPE_Q5_0] = x8_dot_q5_0;
+    t->x8_unpack[SL_TYPE_Q5_0] = x8_unpack_q5_0;
     t->dot[SL_TYPE_Q2_K] = dot_q2_K;
     t->dot[SL_TYPE_Q3_K] = dot_q3_K;
     t->unpack[SL_TYPE_Q2_K] = urows_q2_K;

@@ -7,12 +7,13 @@
  * weights, biases, rope_freqs) are copied into F32 arrays. Every weight
  * matrix W has GGUF shape ne = [n_in, n_out] and is used as y = W x through
  * sl_matmul, which takes any type it supports. Matrices the kernels have an
- * x8 panel layout for (q8_0 on AVX2 and up) are repacked once at load into
- * anonymous memory, slice by slice, each slice's file pages released right
- * after (MADV_DONTNEED), so the resident size stays about the file's;
- * token_embd keeps its file rows for the embedding lookup (when the output
- * is tied, the output matrix is the packed copy). SILICA_X8=0 turns the
- * repacking off.
+ * x8 panel layout for (q8_0, q5_0 on AVX2 and up) are repacked once at load
+ * into one anonymous arena (transparent huge pages where the kernel allows:
+ * decode streams every weight per token), slice by slice, each slice's file
+ * pages released right after (MADV_DONTNEED), so the resident size stays
+ * about the file's; token_embd keeps its file rows for the embedding lookup
+ * (when the output is tied, the output matrix is the packed copy).
+ * SILICA_X8=0 turns the repacking off.
  *
  * One layer, for a batch of n tokens (E = n_embd, H = n_head, K = n_head_kv,
  * D = head_dim):
@@ -55,7 +56,7 @@ typedef struct sl_wt {
     sl_type_t type;
     int64_t n_in, n_out;
     size_t row_bytes;
-    void *x8; /* owned x8 panel copy (sl_x8_pack) the matmuls use, or NULL */
+    void *x8; /* x8 panel copy (sl_x8_pack, in the model's arena) the matmuls use, or NULL */
 } sl_wt_t;
 
 typedef struct sl_layer {
@@ -82,6 +83,7 @@ struct sl_model {
     sl_hparams_t hp;
     sl_wt_t tok_embd;
     sl_wt_t output; /* = tok_embd when tied */
+    void *x8_arena; /* the x8 copies of the matrices that have one */
     float *output_norm;
     float *rope_freqs;
     sl_layer_t *layers;
@@ -361,16 +363,15 @@ static int get_vector(sl_model_t *m, const char *name, int64_t n, const char *wh
     return 0;
 }
 
-/* Repacks w into x8 panels when the kernels have them (else leaves it).
- * Rows go in slices of about X8_SLICE bytes; after each slice the whole
- * file pages it read are released, so at no point are both copies of a
- * large matrix resident. Out of memory just keeps the file layout. */
+/* Repacks w into x8 panels at *at in the arena (advanced past them) when
+ * the kernels have them; else leaves it. Rows go in slices of about
+ * X8_SLICE bytes; after each slice the whole file pages it read are
+ * released, so at no point are both copies of a large matrix resident. */
 #define X8_SLICE (4u << 20)
-static void pack_x8(const sl_model_t *m, sl_wt_t *w) {
+static void pack_x8(const sl_model_t *m, sl_wt_t *w, uint8_t **at) {
     if (w->x8 || !sl_x8_supported(w->type, w->n_in, w->n_out)) return;
-    const size_t bytes = w->row_bytes * (size_t)w->n_out;
-    void *dst = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
-    if (!dst) return;
+    uint8_t *dst = *at;
+    *at += (w->row_bytes * (size_t)w->n_out + 63) & ~(size_t)63;
     const long page = sysconf(_SC_PAGESIZE);
     const bool release = gguf_is_mapped(m->gf) && page > 0;
     const int64_t rows = SL_MAX(8, (int64_t)(X8_SLICE / w->row_bytes) & ~(int64_t)7);
@@ -387,6 +388,41 @@ static void pack_x8(const sl_model_t *m, sl_wt_t *w) {
         }
     }
     w->x8 = dst;
+}
+
+/* Every matrix to repack, in the order they are used (the arena then
+ * streams in forward-pass order). */
+static int x8_list(sl_model_t *m, sl_wt_t **out, int cap) {
+    int n = 0;
+    for (int l = 0; l < m->hp.n_layer; l++) {
+        sl_layer_t *L = &m->layers[l];
+        sl_wt_t *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
+        for (size_t i = 0; i < SL_ARRAY_LEN(ws) && n < cap; i++)
+            if (sl_x8_supported(ws[i]->type, ws[i]->n_in, ws[i]->n_out)) out[n++] = ws[i];
+    }
+    if (n < cap && sl_x8_supported(m->output.type, m->output.n_in, m->output.n_out)) out[n++] = &m->output;
+    return n;
+}
+
+/* Repacks what the kernels can read as x8 into one arena; out of memory
+ * keeps the file layout. */
+static void pack_model_x8(sl_model_t *m) {
+    const int cap = m->hp.n_layer * 7 + 1;
+    sl_wt_t **ws = malloc(sizeof *ws * (size_t)cap);
+    if (!ws) return;
+    const int n = x8_list(m, ws, cap);
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += (ws[i]->row_bytes * (size_t)ws[i]->n_out + 63) & ~(size_t)63;
+    const size_t huge = (size_t)2 << 20;
+    const size_t alloc = (total + huge - 1) & ~(huge - 1);
+    uint8_t *arena = n ? aligned_alloc(huge, alloc) : NULL;
+    if (arena) {
+        madvise(arena, alloc, MADV_HUGEPAGE);
+        uint8_t *at = arena;
+        for (int i = 0; i < n; i++) pack_x8(m, ws[i], &at);
+        m->x8_arena = arena;
+    }
+    free(ws);
 }
 
 static bool x8_enabled(void) {
@@ -457,14 +493,7 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
         if ((L->q_norm == NULL) != (L->k_norm == NULL))
             return sl_err(err, errlen, "blk.%d: attn_q_norm and attn_k_norm must come together", l);
     }
-    if (x8_enabled()) {
-        for (int l = 0; l < hp->n_layer; l++) {
-            sl_layer_t *L = &m->layers[l];
-            sl_wt_t *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
-            for (size_t i = 0; i < SL_ARRAY_LEN(ws); i++) pack_x8(m, ws[i]);
-        }
-        pack_x8(m, &m->output); /* tok_embd keeps its rows for lookups */
-    }
+    if (x8_enabled()) pack_model_x8(m); /* tok_embd keeps its rows for lookups */
     return 0;
 }
 
@@ -490,17 +519,10 @@ void model_free(sl_model_t *m) {
             free(L->bk);
             free(L->bv);
             free(L->bo);
-            free(L->wq.x8);
-            free(L->wk.x8);
-            free(L->wv.x8);
-            free(L->wo.x8);
-            free(L->gate.x8);
-            free(L->up.x8);
-            free(L->down.x8);
         }
         free(m->layers);
     }
-    free(m->output.x8);
+    free(m->x8_arena);
     free(m->output_norm);
     free(m->rope_freqs);
     scratch_free(&m->s);

@@ -858,26 +858,20 @@ static void x8_gemm_q8_0(int64_t n, const void *panels, int np, const sl_q8x4_t 
     }
 }
 
-/* q5_0 x8: the 32 codes (0..31) of group g of a block */
-static inline __attribute__((always_inline)) __m256i x8_q5_codes(const uint8_t *blk, int g) {
+/* q5_0 x8: the 8 groups of 32 codes (0..31) of one block, c[g]. The fifth
+ * bit of group g is bit g of each byte of the fifth-bit vector, moved to
+ * bit 4 by a 16-bit shift (no bit crosses a byte boundary into bit 4). */
+static inline __attribute__((always_inline)) void x8_q5_block(const uint8_t *blk, __m256i c[8]) {
     const __m256i hb = _mm256_loadu_si256((const __m256i *)(blk + 16));
-    const __m256i nib = _mm256_loadu_si256((const __m256i *)(blk + 48 + 32 * (g % 4)));
     const __m256i m4 = _mm256_set1_epi8(0x0f), m10 = _mm256_set1_epi8(0x10);
-    const __m256i lo = g < 4 ? _mm256_and_si256(nib, m4) : _mm256_and_si256(_mm256_srli_epi16(nib, 4), m4);
-    /* bit g of each byte to bit 4: the 16-bit shifts move no bit across a
-     * byte boundary into bit 4 */
-    __m256i h;
-    switch (g) {
-    case 0: h = _mm256_slli_epi16(hb, 4); break;
-    case 1: h = _mm256_slli_epi16(hb, 3); break;
-    case 2: h = _mm256_slli_epi16(hb, 2); break;
-    case 3: h = _mm256_slli_epi16(hb, 1); break;
-    case 4: h = hb; break;
-    case 5: h = _mm256_srli_epi16(hb, 1); break;
-    case 6: h = _mm256_srli_epi16(hb, 2); break;
-    default: h = _mm256_srli_epi16(hb, 3); break;
+    const __m256i h[8] = {_mm256_slli_epi16(hb, 4), _mm256_slli_epi16(hb, 3), _mm256_slli_epi16(hb, 2),
+                          _mm256_slli_epi16(hb, 1), hb,                       _mm256_srli_epi16(hb, 1),
+                          _mm256_srli_epi16(hb, 2), _mm256_srli_epi16(hb, 3)};
+    for (int k = 0; k < 4; k++) {
+        const __m256i nib = _mm256_loadu_si256((const __m256i *)(blk + 48 + 32 * k));
+        c[k] = _mm256_or_si256(_mm256_and_si256(nib, m4), _mm256_and_si256(h[k], m10));
+        c[k + 4] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(nib, 4), m4), _mm256_and_si256(h[k + 4], m10));
     }
-    return _mm256_or_si256(lo, _mm256_and_si256(h, m10));
 }
 
 /* Decode over q5_0 x8 panels: unsigned codes, four vpmaddubsw summed in
@@ -890,12 +884,13 @@ static void x8_dot_q5_0(int64_t n, const void *panel, const sl_q8f_t *x, float *
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = (const uint8_t *)panel + (size_t)b * SL_X8_Q5_0_BLOCK;
         const int8_t *xq = x[b].qs;
-        __m256i s0 = _mm256_setzero_si256(), s1 = s0;
-        for (int g = 0; g < 4; g++) {
-            s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(x8_q5_codes(blk, g), _mm256_set1_epi32(x4b(xq + 4 * g))));
-            s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(x8_q5_codes(blk, g + 4),
-                                                           _mm256_set1_epi32(x4b(xq + 4 * g + 16))));
-        }
+        __m256i c[8];
+        x8_q5_block(blk, c);
+#define Q5P(g) _mm256_maddubs_epi16(c[g], _mm256_set1_epi32(x4b(xq + 4 * (g))))
+        const __m256i s0 = _mm256_add_epi16(_mm256_add_epi16(Q5P(0), Q5P(1)), _mm256_add_epi16(Q5P(2), Q5P(3)));
+        const __m256i s1 = _mm256_add_epi16(_mm256_add_epi16(Q5P(4), Q5P(5)), _mm256_add_epi16(Q5P(6), Q5P(7)));
+#undef Q5P
+        /* each of s0, s1 <= 4 · 7874: they widen separately */
         const __m256i i = _mm256_add_epi32(_mm256_madd_epi16(s0, ones), _mm256_madd_epi16(s1, ones));
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
         acc = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(x[b].d)), _mm256_cvtepi32_ps(i), acc);
@@ -916,15 +911,9 @@ static void x8_unpack_q5_0(int64_t n, const void *panels, int nr, uint8_t *dst) 
             const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
             _mm256_store_ps((float *)ub, d);
             _mm256_store_ps((float *)ub + 8, _mm256_mul_ps(d, _mm256_set1_ps(-16.0f)));
-            __m256i *q = (__m256i *)(ub + 64);
-            _mm256_store_si256(q + 0, x8_q5_codes(blk, 0));
-            _mm256_store_si256(q + 1, x8_q5_codes(blk, 1));
-            _mm256_store_si256(q + 2, x8_q5_codes(blk, 2));
-            _mm256_store_si256(q + 3, x8_q5_codes(blk, 3));
-            _mm256_store_si256(q + 4, x8_q5_codes(blk, 4));
-            _mm256_store_si256(q + 5, x8_q5_codes(blk, 5));
-            _mm256_store_si256(q + 6, x8_q5_codes(blk, 6));
-            _mm256_store_si256(q + 7, x8_q5_codes(blk, 7));
+            __m256i c[8];
+            x8_q5_block(blk, c);
+            for (int g = 0; g < 8; g++) _mm256_store_si256((__m256i *)(ub + 64) + g, c[g]);
         }
     }
 }

@@ -94,6 +94,9 @@ typedef void (*sl_gemm_fn)(int64_t n, const void *w, size_t wstride, int nr, con
  * j of group g; then 4 × 32 bytes of nibbles, byte j of vector k = the low
  * 4 bits of code j of group k (low nibble) and of group k + 4 (high). */
 #define SL_X8_Q5_0_BLOCK 176
+/* x8 q4_0 block: the 8 f16 scales, then the 4 nibble vectors as in q5_0
+ * (144 bytes). */
+#define SL_X8_Q4_0_BLOCK 144
 /* Many tokens over x8 panels of a type without x8_gemm: nr rows (whole
  * panels) expanded into SL_U_PANEL_BLOCK panels for the type's gemmu. */
 typedef void (*sl_x8_unpack_fn)(int64_t n, const void *panels, int nr, uint8_t *dst);

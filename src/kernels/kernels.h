@@ -61,7 +61,8 @@ void sl_matmul_multi(sl_pool_t *pool, const sl_mm_t *mats, int n_mats, int64_t n
  * dots 8 rows against one broadcast activation, prefill and batches run
  * the panel GEMM with no per-call unpacking. A panel holds the same bytes
  * as its 8 GGUF rows. Available where sl_x8_supported: the ISA has the
- * kernels (AVX2 and up), n_out % 8 == 0 and n_in % 32 == 0; q8_0 only. */
+ * kernels (AVX2 and up), n_out % 8 == 0 and n_in % 32 == 0; q8_0, q5_0
+ * and q4_0. */
 bool sl_x8_supported(sl_type_t t, int64_t n_in, int64_t n_out);
 /* Packs GGUF rows [r0, r1) (multiples of 8) of the matrix src into the
  * same rows of dst (both n_out × sl_row_size(t, n_in) bytes in all). */

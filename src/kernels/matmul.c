@@ -40,11 +40,11 @@
 #define PF_AHEAD 4096
 #endif
 
-/* The x8 layout: q8_0 or q5_0, whole blocks, whole panels, and a row that
- * the kernel-less fallback can unpack on the stack. */
+/* The x8 layout: q8_0, q5_0 or q4_0, whole blocks, whole panels, and a row
+ * that the kernel-less fallback can unpack on the stack. */
 #define X8_ROW_MAX 65536
 static bool x8_layout(sl_type_t t, int64_t n_in, int64_t n_out) {
-    return (t == SL_TYPE_Q8_0 || t == SL_TYPE_Q5_0) && n_in > 0 && n_in % 32 == 0 && sl_row_size(t, n_in) <= X8_ROW_MAX && n_out > 0 &&
+    return (t == SL_TYPE_Q8_0 || t == SL_TYPE_Q5_0 || t == SL_TYPE_Q4_0) && n_in > 0 && n_in % 32 == 0 && sl_row_size(t, n_in) <= X8_ROW_MAX && n_out > 0 &&
            n_out % 8 == 0;
 }
 
@@ -491,59 +491,80 @@ bool sl_x8_supported(sl_type_t t, int64_t n_in, int64_t n_out) {
     return x8_layout(t, n_in, n_out) && K->x8_dot[t] && (K->x8_gemm[t] || (K->x8_unpack[t] && K->gemmu[t]));
 }
 
-/* q5_0: code j of group g ↔ element 4g + j % 4 of row j / 4 (kern_impl.h) */
-static void x8_pack_q5_0(int64_t n_in, const void *src, void *dst, int64_t r0, int64_t r1) {
+/* q4_0 / q5_0 (five): code j of group g ↔ element 4g + j % 4 of row j / 4
+ * (kern_impl.h). q4_0's blocks have no fifth-bit vector: nibbles at 16. */
+static void x8_pack_q4(bool five, int64_t n_in, const void *src, void *dst, int64_t r0, int64_t r1) {
+    const sl_type_t t = five ? SL_TYPE_Q5_0 : SL_TYPE_Q4_0;
+    const size_t bsz = five ? SL_X8_Q5_0_BLOCK : SL_X8_Q4_0_BLOCK, nib = five ? 48 : 16;
     const int64_t nb = n_in / 32;
-    const size_t rs = sl_row_size(SL_TYPE_Q5_0, n_in);
+    const size_t rs = sl_row_size(t, n_in);
     for (int64_t p = r0 / 8; p < r1 / 8; p++) {
         uint8_t *pn = (uint8_t *)dst + (size_t)p * 8 * rs;
         for (int64_t b = 0; b < nb; b++) {
-            uint8_t *blk = pn + (size_t)b * SL_X8_Q5_0_BLOCK;
-            memset(blk + 16, 0, SL_X8_Q5_0_BLOCK - 16);
+            uint8_t *blk = pn + (size_t)b * bsz;
+            memset(blk + 16, 0, bsz - 16);
             for (int r = 0; r < 8; r++) {
-                const sl_block_q5_0 *x = (const sl_block_q5_0 *)((const uint8_t *)src + (size_t)(p * 8 + r) * rs) + b;
-                memcpy(blk + 2 * r, &x->d, 2);
-                uint32_t qh;
-                memcpy(&qh, x->qh, 4);
+                const uint8_t *row = (const uint8_t *)src + (size_t)(p * 8 + r) * rs;
+                uint32_t qh = 0;
+                const uint8_t *qs;
+                if (five) {
+                    const sl_block_q5_0 *x = (const sl_block_q5_0 *)row + b;
+                    memcpy(blk + 2 * r, &x->d, 2);
+                    memcpy(&qh, x->qh, 4);
+                    qs = x->qs;
+                } else {
+                    const sl_block_q4_0 *x = (const sl_block_q4_0 *)row + b;
+                    memcpy(blk + 2 * r, &x->d, 2);
+                    qs = x->qs;
+                }
                 for (int e = 0; e < 32; e++) {
                     const int g = e / 4, jj = 4 * r + e % 4;
-                    const int lo4 = e < 16 ? x->qs[e] & 0x0f : x->qs[e - 16] >> 4;
-                    blk[16 + jj] |= (uint8_t)(((qh >> e) & 1) << g);
-                    blk[48 + 32 * (g % 4) + jj] |= (uint8_t)(g < 4 ? lo4 : lo4 << 4);
+                    const int lo4 = e < 16 ? qs[e] & 0x0f : qs[e - 16] >> 4;
+                    if (five) blk[16 + jj] |= (uint8_t)(((qh >> e) & 1) << g);
+                    blk[nib + 32 * (g % 4) + jj] |= (uint8_t)(g < 4 ? lo4 : lo4 << 4);
                 }
             }
         }
     }
 }
 
-static void x8_row_q5_0(int64_t n_in, const void *w, int64_t r, void *vrow) {
+static void x8_row_q4(bool five, int64_t n_in, const void *w, int64_t r, void *vrow) {
+    const sl_type_t t = five ? SL_TYPE_Q5_0 : SL_TYPE_Q4_0;
+    const size_t bsz = five ? SL_X8_Q5_0_BLOCK : SL_X8_Q4_0_BLOCK, nib = five ? 48 : 16;
     const int64_t nb = n_in / 32;
-    const size_t rs = sl_row_size(SL_TYPE_Q5_0, n_in);
+    const size_t rs = sl_row_size(t, n_in);
     const uint8_t *pn = (const uint8_t *)w + (size_t)(r / 8) * 8 * rs;
     const int k = (int)(r % 8);
-    sl_block_q5_0 *row = vrow;
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *blk = pn + (size_t)b * SL_X8_Q5_0_BLOCK;
-        memcpy(&row[b].d, blk + 2 * k, 2);
+        const uint8_t *blk = pn + (size_t)b * bsz;
+        uint8_t qs[16] = {0};
         uint32_t qh = 0;
-        memset(row[b].qs, 0, sizeof row[b].qs);
         for (int e = 0; e < 32; e++) {
             const int g = e / 4, jj = 4 * k + e % 4;
-            const int nib = g < 4 ? blk[48 + 32 * g + jj] & 0x0f : blk[48 + 32 * (g - 4) + jj] >> 4;
-            qh |= (uint32_t)((blk[16 + jj] >> g) & 1) << e;
+            const int v = g < 4 ? blk[nib + 32 * g + jj] & 0x0f : blk[nib + 32 * (g - 4) + jj] >> 4;
+            if (five) qh |= (uint32_t)((blk[16 + jj] >> g) & 1) << e;
             if (e < 16)
-                row[b].qs[e] |= (uint8_t)nib;
+                qs[e] |= (uint8_t)v;
             else
-                row[b].qs[e - 16] |= (uint8_t)(nib << 4);
+                qs[e - 16] |= (uint8_t)(v << 4);
         }
-        memcpy(row[b].qh, &qh, 4);
+        if (five) {
+            sl_block_q5_0 *x = (sl_block_q5_0 *)vrow + b;
+            memcpy(&x->d, blk + 2 * k, 2);
+            memcpy(x->qh, &qh, 4);
+            memcpy(x->qs, qs, 16);
+        } else {
+            sl_block_q4_0 *x = (sl_block_q4_0 *)vrow + b;
+            memcpy(&x->d, blk + 2 * k, 2);
+            memcpy(x->qs, qs, 16);
+        }
     }
 }
 
 void sl_x8_pack(sl_type_t t, int64_t n_in, const void *src, void *dst, int64_t r0, int64_t r1) {
     if (n_in % 32 || r0 % 8 || r1 % 8) return;
-    if (t == SL_TYPE_Q5_0) {
-        x8_pack_q5_0(n_in, src, dst, r0, r1);
+    if (t == SL_TYPE_Q5_0 || t == SL_TYPE_Q4_0) {
+        x8_pack_q4(t == SL_TYPE_Q5_0, n_in, src, dst, r0, r1);
         return;
     }
     if (t != SL_TYPE_Q8_0) return;
@@ -564,8 +585,8 @@ void sl_x8_pack(sl_type_t t, int64_t n_in, const void *src, void *dst, int64_t r
 
 void sl_x8_row(sl_type_t t, int64_t n_in, const void *w, int64_t r, void *vrow) {
     if (n_in % 32) return;
-    if (t == SL_TYPE_Q5_0) {
-        x8_row_q5_0(n_in, w, r, vrow);
+    if (t == SL_TYPE_Q5_0 || t == SL_TYPE_Q4_0) {
+        x8_row_q4(t == SL_TYPE_Q5_0, n_in, w, r, vrow);
         return;
     }
     if (t != SL_TYPE_Q8_0) return;

@@ -300,12 +300,12 @@ static void test_x8_panels(void) {
         return;
     }
     CHECK(!sl_x8_supported(SL_TYPE_Q8_0, 256, 12)); /* rows not a multiple of 8 */
-    CHECK(!sl_x8_supported(SL_TYPE_Q4_0, 256, 16)); /* no x8 layout */
+    CHECK(!sl_x8_supported(SL_TYPE_Q4_1, 256, 16)); /* no x8 layout */
     CHECK(!sl_x8_supported(SL_TYPE_Q8_0, 0, 16));
     const int64_t n_ins[] = {64, 896};
     const int64_t n_outs[] = {8, 40};
     const int64_t toks[] = {1, 2, 5, 17, 33};
-    const sl_type_t types[] = {SL_TYPE_Q8_0, SL_TYPE_Q5_0};
+    const sl_type_t types[] = {SL_TYPE_Q8_0, SL_TYPE_Q5_0, SL_TYPE_Q4_0};
     sl_pool_t *pool2 = sl_pool_new(2);
     for (size_t ty = 0; ty < SL_ARRAY_LEN(types); ty++)
     for (size_t a = 0; a < SL_ARRAY_LEN(n_ins); a++)

@@ -858,34 +858,50 @@ static void x8_gemm_q8_0(int64_t n, const void *panels, int np, const sl_q8x4_t 
     }
 }
 
-/* q5_0 x8: the 8 groups of 32 codes (0..31) of one block, c[g]. The fifth
- * bit of group g is bit g of each byte of the fifth-bit vector, moved to
- * bit 4 by a 16-bit shift (no bit crosses a byte boundary into bit 4). */
-static inline __attribute__((always_inline)) void x8_q5_block(const uint8_t *blk, __m256i c[8]) {
-    const __m256i hb = _mm256_loadu_si256((const __m256i *)(blk + 16));
+/* q5_0 / q4_0 (five = false) x8: the 8 groups of 32 codes of one block,
+ * c[g]. The fifth bit of group g is bit g of each byte of the fifth-bit
+ * vector, moved to bit 4 by a 16-bit shift (no bit crosses a byte
+ * boundary into bit 4). */
+static inline __attribute__((always_inline)) void x8_q4_block(bool five, const uint8_t *blk, __m256i c[8]) {
     const __m256i m4 = _mm256_set1_epi8(0x0f), m10 = _mm256_set1_epi8(0x10);
-    const __m256i h[8] = {_mm256_slli_epi16(hb, 4), _mm256_slli_epi16(hb, 3), _mm256_slli_epi16(hb, 2),
-                          _mm256_slli_epi16(hb, 1), hb,                       _mm256_srli_epi16(hb, 1),
-                          _mm256_srli_epi16(hb, 2), _mm256_srli_epi16(hb, 3)};
+    const uint8_t *nibs = blk + (five ? 48 : 16);
+    __m256i h[8];
+    if (five) {
+        const __m256i hb = _mm256_loadu_si256((const __m256i *)(blk + 16));
+        h[0] = _mm256_slli_epi16(hb, 4);
+        h[1] = _mm256_slli_epi16(hb, 3);
+        h[2] = _mm256_slli_epi16(hb, 2);
+        h[3] = _mm256_slli_epi16(hb, 1);
+        h[4] = hb;
+        h[5] = _mm256_srli_epi16(hb, 1);
+        h[6] = _mm256_srli_epi16(hb, 2);
+        h[7] = _mm256_srli_epi16(hb, 3);
+    }
     for (int k = 0; k < 4; k++) {
-        const __m256i nib = _mm256_loadu_si256((const __m256i *)(blk + 48 + 32 * k));
-        c[k] = _mm256_or_si256(_mm256_and_si256(nib, m4), _mm256_and_si256(h[k], m10));
-        c[k + 4] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(nib, 4), m4), _mm256_and_si256(h[k + 4], m10));
+        const __m256i nib = _mm256_loadu_si256((const __m256i *)(nibs + 32 * k));
+        c[k] = _mm256_and_si256(nib, m4);
+        c[k + 4] = _mm256_and_si256(_mm256_srli_epi16(nib, 4), m4);
+        if (five) {
+            c[k] = _mm256_or_si256(c[k], _mm256_and_si256(h[k], m10));
+            c[k + 4] = _mm256_or_si256(c[k + 4], _mm256_and_si256(h[k + 4], m10));
+        }
     }
 }
 
-/* Decode over q5_0 x8 panels: unsigned codes, four vpmaddubsw summed in
- * int16 (pair sums <= 7874) per vpmaddwd; the −16 offset comes off once
- * per block as d · (dx · Σx). */
-static void x8_dot_q5_0(int64_t n, const void *panel, const sl_q8f_t *x, float *out) {
+/* Decode over q5_0 / q4_0 x8 panels: unsigned codes, four vpmaddubsw
+ * summed in int16 (pair sums <= 7874) per vpmaddwd; the −16 / −8 offset
+ * comes off once per block as d · (dx · Σx). */
+static inline __attribute__((always_inline)) void x8_dot_q4(bool five, int64_t n, const void *panel,
+                                                            const sl_q8f_t *x, float *out) {
     const int64_t nb = n / 32;
+    const size_t bsz = five ? SL_X8_Q5_0_BLOCK : SL_X8_Q4_0_BLOCK;
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc = _mm256_setzero_ps(), cor = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *blk = (const uint8_t *)panel + (size_t)b * SL_X8_Q5_0_BLOCK;
+        const uint8_t *blk = (const uint8_t *)panel + (size_t)b * bsz;
         const int8_t *xq = x[b].qs;
         __m256i c[8];
-        x8_q5_block(blk, c);
+        x8_q4_block(five, blk, c);
 #define Q5P(g) _mm256_maddubs_epi16(c[g], _mm256_set1_epi32(x4b(xq + 4 * (g))))
         const __m256i s0 = _mm256_add_epi16(_mm256_add_epi16(Q5P(0), Q5P(1)), _mm256_add_epi16(Q5P(2), Q5P(3)));
         const __m256i s1 = _mm256_add_epi16(_mm256_add_epi16(Q5P(4), Q5P(5)), _mm256_add_epi16(Q5P(6), Q5P(7)));
@@ -896,26 +912,41 @@ static void x8_dot_q5_0(int64_t n, const void *panel, const sl_q8f_t *x, float *
         acc = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(x[b].d)), _mm256_cvtepi32_ps(i), acc);
         cor = _mm256_fmadd_ps(d, _mm256_set1_ps(x[b].s), cor);
     }
-    _mm256_storeu_ps(out, _mm256_fnmadd_ps(_mm256_set1_ps(16.0f), cor, acc));
+    _mm256_storeu_ps(out, _mm256_fnmadd_ps(_mm256_set1_ps(five ? 16.0f : 8.0f), cor, acc));
+}
+static void x8_dot_q5_0(int64_t n, const void *panel, const sl_q8f_t *x, float *out) {
+    x8_dot_q4(true, n, panel, x, out);
+}
+static void x8_dot_q4_0(int64_t n, const void *panel, const sl_q8f_t *x, float *out) {
+    x8_dot_q4(false, n, panel, x, out);
 }
 
-/* q5_0 x8 panels → SL_U_PANEL_BLOCK panels for gemmu_u8 (nr whole panels) */
-static void x8_unpack_q5_0(int64_t n, const void *panels, int nr, uint8_t *dst) {
+/* q5_0 / q4_0 x8 panels → SL_U_PANEL_BLOCK panels for gemmu_u8 (nr whole
+ * panels) */
+static inline __attribute__((always_inline)) void x8_unpack_q4(bool five, int64_t n, const void *panels, int nr,
+                                                               uint8_t *dst) {
     const int64_t nb = n / 32;
+    const size_t bsz = five ? SL_X8_Q5_0_BLOCK : SL_X8_Q4_0_BLOCK;
     for (int p = 0; p < nr / 8; p++) {
-        const uint8_t *pn = (const uint8_t *)panels + (size_t)p * (size_t)nb * SL_X8_Q5_0_BLOCK;
+        const uint8_t *pn = (const uint8_t *)panels + (size_t)p * (size_t)nb * bsz;
         uint8_t *un = dst + (size_t)p * (size_t)nb * SL_U_PANEL_BLOCK;
         for (int64_t b = 0; b < nb; b++) {
-            const uint8_t *blk = pn + (size_t)b * SL_X8_Q5_0_BLOCK;
+            const uint8_t *blk = pn + (size_t)b * bsz;
             uint8_t *ub = un + (size_t)b * SL_U_PANEL_BLOCK;
             const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
             _mm256_store_ps((float *)ub, d);
-            _mm256_store_ps((float *)ub + 8, _mm256_mul_ps(d, _mm256_set1_ps(-16.0f)));
+            _mm256_store_ps((float *)ub + 8, _mm256_mul_ps(d, _mm256_set1_ps(five ? -16.0f : -8.0f)));
             __m256i c[8];
-            x8_q5_block(blk, c);
+            x8_q4_block(five, blk, c);
             for (int g = 0; g < 8; g++) _mm256_store_si256((__m256i *)(ub + 64) + g, c[g]);
         }
     }
+}
+static void x8_unpack_q5_0(int64_t n, const void *panels, int nr, uint8_t *dst) {
+    x8_unpack_q4(true, n, panels, nr, dst);
+}
+static void x8_unpack_q4_0(int64_t n, const void *panels, int nr, uint8_t *dst) {
+    x8_unpack_q4(false, n, panels, nr, dst);
 }
 
 /* ---- unpacked k-quant GEMM (prefill with many tokens) ----
@@ -1328,6 +1359,8 @@ bool sl_kern_fill_avx2(sl_kern_table_t *t) {
     t->x8_gemm[SL_TYPE_Q8_0] = x8_gemm_q8_0;
     t->x8_dot[SL_TYPE_Q5_0] = x8_dot_q5_0;
     t->x8_unpack[SL_TYPE_Q5_0] = x8_unpack_q5_0;
+    t->x8_dot[SL_TYPE_Q4_0] = x8_dot_q4_0;
+    t->x8_unpack[SL_TYPE_Q4_0] = x8_unpack_q4_0;
     t->dot[SL_TYPE_Q2_K] = dot_q2_K;
     t->dot[SL_TYPE_Q3_K] = dot_q3_K;
     t->unpack[SL_TYPE_Q2_K] = urows_q2_K;

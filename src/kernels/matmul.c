@@ -48,6 +48,12 @@ static bool x8_layout(sl_type_t t, int64_t n_in, int64_t n_out) {
            n_out % 8 == 0;
 }
 
+/* Decode splits the rows into one contiguous run per thread (up to this many
+ * threads; more take the shared counter): each thread then streams its run
+ * front to back as one sequential read, and steals from the back of the
+ * others' runs when done (or when a thread never starts). */
+#define MM_RANGES 16
+
 struct mm_job {
     const uint8_t *w;
     size_t wrs; /* bytes per weight row */
@@ -72,6 +78,10 @@ struct mm_job {
     uint8_t *scratch;       /* per thread: chunk rows × urs */
     int64_t chunk;
     atomic_llong next;
+    /* decode: each thread's own run of chunks, front (owner) << 32 | back
+     * (thieves), in chunk numbers; nrange 0 = one shared counter (next) */
+    int nrange;
+    atomic_ullong range[MM_RANGES];
 };
 
 /* Prefetches slice k of n of the weight rows [r0, r1) (none when r0 is past
@@ -179,9 +189,33 @@ static void mm_rows(struct mm_job *j, int ith, int64_t r0, int64_t r1, int64_t n
     }
 }
 
+/* Takes the next chunk from the front (owner) or back (thief) of a run. */
+static bool run_claim(atomic_ullong *r, bool front, int64_t *chunk) {
+    unsigned long long v = atomic_load_explicit(r, memory_order_relaxed), nv;
+    do {
+        const unsigned long long f = v >> 32, b = v & 0xffffffffull;
+        if (f >= b) return false;
+        *chunk = (int64_t)(front ? f : b - 1);
+        nv = front ? ((f + 1) << 32) | b : (f << 32) | (b - 1);
+    } while (!atomic_compare_exchange_weak_explicit(r, &v, nv, memory_order_relaxed, memory_order_relaxed));
+    return true;
+}
+
 static void mm_worker(void *ctx, int ith, int nth) {
-    (void)nth;
     struct mm_job *j = ctx;
+    if (j->nrange) {
+        int64_t c;
+        if (ith < j->nrange)
+            while (run_claim(&j->range[ith], true, &c))
+                mm_rows(j, ith, c * j->chunk, SL_MIN((c + 1) * j->chunk, j->n_out), j->n_out);
+        for (int k = 1; k <= j->nrange; k++) {
+            const int o = (ith + k) % j->nrange;
+            while (run_claim(&j->range[o], false, &c))
+                mm_rows(j, ith, c * j->chunk, SL_MIN((c + 1) * j->chunk, j->n_out), j->n_out);
+        }
+        (void)nth;
+        return;
+    }
     /* The unpacked-row paths claim the next chunk before the current one
      * runs, so its rows can be prefetched meanwhile; the others claim one
      * at a time (a descheduled thread then holds back at most one chunk). */
@@ -406,6 +440,13 @@ static bool mm_run(sl_pool_t *pool, const sl_kern_table_t *K, int xf, sl_type_t 
             const int64_t align = jobs[i].x8_dot ? 8 : 4;
             int64_t c = jobs[i].n_out / (nth * 8);
             jobs[i].chunk = SL_MAX(align, SL_MIN(256, c & ~(align - 1)));
+        }
+        if (jobs[i].n_tok == 1 && parallel && nth <= MM_RANGES) {
+            const int64_t nc = (jobs[i].n_out + jobs[i].chunk - 1) / jobs[i].chunk;
+            jobs[i].nrange = nth;
+            for (int t = 0; t < nth; t++)
+                atomic_init(&jobs[i].range[t], ((unsigned long long)(nc * t / nth) << 32) |
+                                                   (unsigned long long)(nc * (t + 1) / nth));
         }
     }
     struct mm_multi mm = {jobs, n};

@@ -41,6 +41,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -363,31 +365,44 @@ static int get_vector(sl_model_t *m, const char *name, int64_t n, const char *wh
     return 0;
 }
 
-/* Repacks w into x8 panels at *at in the arena (advanced past them) when
- * the kernels have them; else leaves it. Rows go in slices of about
- * X8_SLICE bytes; after each slice the whole file pages it read are
+/* Repacking runs in slices of rows of about X8_SLICE bytes, spread over a
+ * few threads; after each slice the whole file pages it read are
  * released, so at no point are both copies of a large matrix resident. */
 #define X8_SLICE (4u << 20)
-static void pack_x8(const sl_model_t *m, sl_wt_t *w, uint8_t **at) {
-    if (w->x8 || !sl_x8_supported(w->type, w->n_in, w->n_out)) return;
-    uint8_t *dst = *at;
-    *at += (w->row_bytes * (size_t)w->n_out + 63) & ~(size_t)63;
-    const long page = sysconf(_SC_PAGESIZE);
-    const bool release = gguf_is_mapped(m->gf) && page > 0;
-    const int64_t rows = SL_MAX(8, (int64_t)(X8_SLICE / w->row_bytes) & ~(int64_t)7);
-    for (int64_t r0 = 0; r0 < w->n_out; r0 += rows) {
-        const int64_t r1 = SL_MIN(w->n_out, r0 + rows);
-        sl_x8_pack(w->type, w->n_in, w->data, dst, r0, r1);
-        if (release) {
-            /* the pages wholly inside this slice's rows */
-            uintptr_t a = (uintptr_t)w->data + (size_t)r0 * w->row_bytes;
-            uintptr_t b = (uintptr_t)w->data + (size_t)r1 * w->row_bytes;
-            a = (a + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
-            b &= ~((uintptr_t)page - 1);
+#define X8_THREADS 8
+
+struct x8_slice {
+    const sl_wt_t *w;
+    int64_t r0, r1;
+};
+
+struct x8_job {
+    const struct x8_slice *sl;
+    int n;
+    bool release;
+    long page;
+    atomic_int next;
+};
+
+static void *x8_pack_worker(void *arg) {
+    struct x8_job *j = arg;
+    for (;;) {
+        const int i = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (i >= j->n) break;
+        const struct x8_slice *s = &j->sl[i];
+        const sl_wt_t *w = s->w;
+        sl_x8_pack(w->type, w->n_in, w->data, w->x8, s->r0, s->r1);
+        if (j->release) {
+            /* the pages wholly inside this slice's rows (no other slice
+             * reads them) */
+            uintptr_t a = (uintptr_t)w->data + (size_t)s->r0 * w->row_bytes;
+            uintptr_t b = (uintptr_t)w->data + (size_t)s->r1 * w->row_bytes;
+            a = (a + (uintptr_t)j->page - 1) & ~((uintptr_t)j->page - 1);
+            b &= ~((uintptr_t)j->page - 1);
             if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
         }
     }
-    w->x8 = dst;
+    return NULL;
 }
 
 /* Every matrix to repack, in the order they are used (the arena then
@@ -412,16 +427,43 @@ static void pack_model_x8(sl_model_t *m) {
     if (!ws) return;
     const int n = x8_list(m, ws, cap);
     size_t total = 0;
-    for (int i = 0; i < n; i++) total += (ws[i]->row_bytes * (size_t)ws[i]->n_out + 63) & ~(size_t)63;
+    int n_slices = 0;
+    for (int i = 0; i < n; i++) {
+        total += (ws[i]->row_bytes * (size_t)ws[i]->n_out + 63) & ~(size_t)63;
+        const int64_t rows = SL_MAX(8, (int64_t)(X8_SLICE / ws[i]->row_bytes) & ~(int64_t)7);
+        n_slices += (int)((ws[i]->n_out + rows - 1) / rows);
+    }
     const size_t huge = (size_t)2 << 20;
     const size_t alloc = (total + huge - 1) & ~(huge - 1);
     uint8_t *arena = n ? aligned_alloc(huge, alloc) : NULL;
-    if (arena) {
+    struct x8_slice *sl = n ? malloc(sizeof *sl * (size_t)n_slices) : NULL;
+    if (arena && sl) {
         madvise(arena, alloc, MADV_HUGEPAGE);
         uint8_t *at = arena;
-        for (int i = 0; i < n; i++) pack_x8(m, ws[i], &at);
+        int k = 0;
+        for (int i = 0; i < n; i++) {
+            ws[i]->x8 = at;
+            at += (ws[i]->row_bytes * (size_t)ws[i]->n_out + 63) & ~(size_t)63;
+            const int64_t rows = SL_MAX(8, (int64_t)(X8_SLICE / ws[i]->row_bytes) & ~(int64_t)7);
+            for (int64_t r0 = 0; r0 < ws[i]->n_out; r0 += rows)
+                sl[k++] = (struct x8_slice){ws[i], r0, SL_MIN(ws[i]->n_out, r0 + rows)};
+        }
+        struct x8_job job = {sl, k, gguf_is_mapped(m->gf), sysconf(_SC_PAGESIZE), 0};
+        job.release = job.release && job.page > 0;
+        atomic_init(&job.next, 0);
+        long nt = sysconf(_SC_NPROCESSORS_ONLN);
+        nt = SL_MAX(1, SL_MIN(X8_THREADS, SL_MIN(nt, k)));
+        pthread_t th[X8_THREADS];
+        int started = 0;
+        for (long t = 1; t < nt; t++)
+            if (pthread_create(&th[started], NULL, x8_pack_worker, &job) == 0) started++;
+        x8_pack_worker(&job); /* this thread too; it alone if none started */
+        for (int t = 0; t < started; t++) pthread_join(th[t], NULL);
         m->x8_arena = arena;
+    } else {
+        free(arena);
     }
+    free(sl);
     free(ws);
 }
 

@@ -273,9 +273,12 @@ int smp_sample(smp_t *s, float *logits, smp_result_t *out) {
     /* expf on the float differences (each term is within float range and
      * reported logprobs are floats), summed in double: a third of the cost
      * of exp on doubles over a 150k vocabulary, paid on every step. */
-    double z = 0;
-    for (int i = 0; i < V; i++) z += (double)expf(logits[i] - mx);
-    const double lse = (double)mx + log(z);
+    double lse = 0;
+    if (!p->no_logprob || p->n_top_logprobs > 0) {
+        double z = 0;
+        for (int i = 0; i < V; i++) z += (double)expf(logits[i] - mx);
+        lse = (double)mx + log(z);
+    }
 
     int32_t chosen;
     if (p->temperature <= 0) {
@@ -334,7 +337,7 @@ int smp_sample(smp_t *s, float *logits, smp_result_t *out) {
         }
     }
     out->id = chosen;
-    out->logprob = (float)((double)logits[chosen] - lse);
+    out->logprob = p->no_logprob && p->n_top_logprobs == 0 ? 0.0f : (float)((double)logits[chosen] - lse);
 
     if (p->n_top_logprobs > 0) {
         /* insertion into a small sorted array: O(V * k) with k <= 20 */

@@ -22,6 +22,7 @@
 #ifndef SILICA_SAMPLING_H
 #define SILICA_SAMPLING_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,6 +45,7 @@ typedef struct smp_params {
     size_t n_bias;
     uint64_t seed;
     int n_top_logprobs; /* 0..SMP_MAX_TOP_LOGPROBS alternatives to report */
+    bool no_logprob;    /* nobody reads logprob: skip the O(V) normaliser (result logprob 0) */
 } smp_params_t;
 
 typedef struct smp_logprob {

@@ -517,6 +517,7 @@ int oai_parse(const char *body, size_t len, bool chat, oai_req_t *r, oai_error_t
     if (parse_infill(b, chat, r, e) != 0) return -1;
     if (oai_parse_format(b, r, e) != 0) return -1;
     r->smp.n_top_logprobs = r->top_logprobs;
+    r->smp.no_logprob = !r->logprobs; /* no reader: greedy/sampled steps skip the softmax normaliser */
     json_t *user = json_object_get(b, "user");
     if (user && !json_is_null(user)) {
         if (!json_is_string(user)) return bad_type(e, "user", "a string", user);

@@ -249,6 +249,49 @@ static void test_seed_determinism(void) {
     CHECK(memcmp(a, c, sizeof a) != 0);
 }
 
+/* no_logprob skips only the normaliser: the same seeded draws (greedy and
+ * top-p with penalties), logprob reported as 0, top logprobs still exact. */
+static void test_no_logprob_same_draws(void) {
+    enum { V = 300, N = 100 };
+    float base[V];
+    for (int i = 0; i < V; i++) base[i] = sinf((float)i * 0.37f) * 3;
+    for (int greedy = 0; greedy < 2; greedy++) {
+        int32_t ids[2][N];
+        for (int k = 0; k < 2; k++) {
+            smp_params_t p;
+            smp_params_default(&p);
+            p.seed = 77;
+            p.top_p = 0.8f;
+            p.frequency_penalty = 0.4f;
+            if (greedy) p.temperature = 0;
+            p.no_logprob = k == 1;
+            smp_t *s = smp_new(&p, V, NULL, 0);
+            for (int n = 0; n < N; n++) {
+                float l[V];
+                memcpy(l, base, sizeof l);
+                smp_result_t r;
+                CHECK(smp_sample(s, l, &r) == 0);
+                if (k == 1) CHECK(r.logprob == 0.0f);
+                smp_accept(s, r.id);
+                ids[k][n] = r.id;
+            }
+            smp_free(s);
+        }
+        CHECK_MSG(memcmp(ids[0], ids[1], sizeof ids[0]) == 0, "greedy %d: draws differ", greedy);
+    }
+    smp_params_t p;
+    smp_params_default(&p);
+    p.temperature = 0;
+    p.no_logprob = true;
+    p.n_top_logprobs = 2; /* asked for alternatives: the normaliser runs */
+    smp_t *s = smp_new(&p, 3, NULL, 0);
+    float l[3] = {1, 2, 3};
+    smp_result_t r;
+    CHECK(smp_sample(s, l, &r) == 0);
+    CHECK_NEAR(r.top[1].logprob, 2.0 - log(exp(1.0) + exp(2.0) + exp(3.0)), 1e-5);
+    smp_free(s);
+}
+
 static void test_all_masked(void) {
     smp_params_t p;
     smp_params_default(&p);
@@ -274,5 +317,6 @@ int main(void) {
     RUN(test_logit_bias);
     RUN(test_seed_determinism);
     RUN(test_all_masked);
+    RUN(test_no_logprob_same_draws);
     return test_summary();
 }

@@ -15,6 +15,7 @@
 //   SILICA_BIN=build/release/silica node bench/http/batching.mjs \
 //       [--model models/qwen2.5-0.5b-q8_0.gguf] [--threads 2] [--tokens 32] [--rounds 3]
 //       [--streams 1,4,16,32] [--url http://127.0.0.1:8080 (else starts a server)]
+//       [--temperature 0 --top-p 1 --seed S]
 import os from "node:os";
 import fs from "node:fs";
 import { startServer, metrics, waitIdle, BIN } from "../../tests/e2e/lib/server.mjs";
@@ -26,6 +27,10 @@ const NTOK = Number(opt("tokens", 32));
 const ROUNDS = Number(opt("rounds", 3));
 const STREAMS = opt("streams", "1,4,16,32").split(",").map(Number);
 const PREFIX = Number(opt("prefix", 2000));
+// sampling of the decode streams: greedy by default; e.g. --temperature 0.8 --top-p 0.9 --seed 1
+const TEMP = Number(opt("temperature", 0));
+const TOP_P = Number(opt("top-p", 1));
+const SEED = opt("seed", "");
 
 let seed = 12345;
 const rnd = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed; };
@@ -36,7 +41,8 @@ async function stream(url, prompt, maxTokens) {
   const t0 = performance.now();
   const res = await fetch(url + "/v1/completions", {
     method: "POST", headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model: "m", prompt, max_tokens: maxTokens, temperature: 0, stream: true,
+    body: JSON.stringify({ model: "m", prompt, max_tokens: maxTokens, temperature: TEMP, top_p: TOP_P,
+      ...(SEED !== "" ? { seed: Number(SEED) } : {}), stream: true,
       stream_options: { include_usage: true } }),
   });
   if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);

@@ -99,6 +99,10 @@ typedef struct eng_seq {
     int n_scored;         /* prompt positions reported (starts at 1) */
     float *score_logits;  /* ENG_SCORE_CHUNK x n_vocab, while scoring */
     eng_gram_t *g;        /* grammar, or NULL */
+    /* drawn ahead this step (pre_draw), in parallel with the others */
+    bool drawn;
+    int draw_rc;
+    smp_result_t draw;
 } eng_seq_t;
 
 /* Work for the grammar worker: resolve a sequence's index before it is
@@ -127,6 +131,7 @@ struct eng {
     float *logits;     /* max_running × n_vocab, engine thread */
     float *tmp_logits; /* n_vocab: a copy for a sibling sampling from a shared row */
     eng_seq_t **plan;  /* max_running: the current step's sequences */
+    eng_seq_t **draw_seqs; /* max_running: those drawn ahead (pre_draw) */
     sl_batch_seq_t *batch;
 
     pthread_mutex_t mu;
@@ -524,7 +529,10 @@ static void seq_sample(eng_t *e, eng_seq_t *s, float *logits) {
             return;
         }
     } else {
-        if (smp_sample(s->smp, logits, &ev.tok) != 0) {
+        const int rc = s->drawn ? s->draw_rc : smp_sample(s->smp, logits, &ev.tok);
+        if (s->drawn) ev.tok = s->draw;
+        s->drawn = false;
+        if (rc != 0) {
             seq_finish(e, s, ENG_FINISH_ERROR, "no token left to sample (all logits masked)");
             return;
         }
@@ -587,6 +595,49 @@ static void seq_fork(eng_t *e, eng_seq_t *f, const eng_seq_t *s, const float *lo
 }
 
 /* ------------------------------------------------------------ one step */
+
+/* Sampling without a grammar only reads the sequence's own sampler and
+ * logits row, so a step draws those tokens over the pool before emitting
+ * them in order (a temperature / top-p draw over a 150k vocabulary costs
+ * about a millisecond; 16 of them in a row would hold the step). */
+struct draw_job {
+    eng_t *e;
+    eng_seq_t **seqs;
+    int n;
+    atomic_int next;
+};
+
+static void draw_worker(void *ctx, int ith, int nth) {
+    (void)ith;
+    (void)nth;
+    struct draw_job *j = ctx;
+    for (;;) {
+        const int i = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (i >= j->n) break;
+        eng_seq_t *s = j->seqs[i];
+        float *row = j->e->logits + (size_t)s->logit_row * (size_t)j->e->n_vocab;
+        s->draw_rc = smp_sample(s->smp, row, &s->draw);
+        s->drawn = true;
+    }
+}
+
+/* Draws ahead for the plan's sequences that sample plainly from their row
+ * this step: no grammar, not scoring, no n>1 sibling forking from it (the
+ * fork copies the row before the leader's draw changes it). */
+static void pre_draw(eng_t *e, int n_plan) {
+    int n = 0;
+    for (int i = 0; i < n_plan; i++) {
+        eng_seq_t *s = e->plan[i];
+        if (s->logit_row < 0 || s->g || e->batch[i].all_logits || s->n_past + s->step_n != s->n_toks) continue;
+        bool leads = false;
+        for (eng_seq_t *f = e->running; f && !leads; f = f->next) leads = f->leader == s;
+        if (!leads) e->draw_seqs[n++] = s;
+    }
+    if (n < 2) return; /* nothing to overlap */
+    struct draw_job j = {e, e->draw_seqs, n, 0};
+    atomic_init(&j.next, 0);
+    sl_pool_run_elastic(e->pool, draw_worker, &j);
+}
 
 /* Finishes cancelled sequences; returns after taking the waiting ones out
  * of the queue. */
@@ -809,6 +860,7 @@ static void step(eng_t *e) {
         n_tok += s->step_n;
     }
     const int rc = model_forward_batch(e->model, e->pool, e->kvp, e->batch, n_plan, err, sizeof err);
+    if (rc == 0) pre_draw(e, n_plan);
     pthread_mutex_lock(&e->mu);
     e->st.steps++;
     e->st.batch_tokens += (uint64_t)n_tok;
@@ -964,6 +1016,7 @@ static void eng_destroy(eng_t *e) {
     free(e->logits);
     free(e->tmp_logits);
     free(e->plan);
+    free(e->draw_seqs);
     free(e->batch);
     free(e->mask);
     free(e);
@@ -1027,12 +1080,13 @@ eng_t *eng_new(sl_model_t *m, const eng_opts_t *opts, eng_event_fn fn, void *ctx
     e->logits = malloc((size_t)e->o.max_running * (size_t)e->n_vocab * sizeof *e->logits);
     e->tmp_logits = malloc((size_t)e->n_vocab * sizeof *e->tmp_logits);
     e->plan = calloc((size_t)e->o.max_running, sizeof *e->plan);
+    e->draw_seqs = calloc((size_t)e->o.max_running, sizeof *e->draw_seqs);
     e->batch = calloc((size_t)e->o.max_running, sizeof *e->batch);
     e->pool = sl_pool_new(e->o.n_threads);
     e->kvc = kvc_new((int)n_blocks, e->bs);
     char e2[SL_ERR_MAX] = "out of memory";
     if (e->gv) e->mask = malloc(gram_mask_words(e->gv) * sizeof *e->mask);
-    if (e->logits && e->tmp_logits && e->plan && e->batch && e->pool && e->kvc && (!e->gv || e->mask))
+    if (e->logits && e->tmp_logits && e->plan && e->draw_seqs && e->batch && e->pool && e->kvc && (!e->gv || e->mask))
         e->kvp = model_kv_pool_new(m, (int)n_blocks, e->bs, e->kv_type, e2, sizeof e2);
     if (!e->kvp) {
         eng_destroy(e);

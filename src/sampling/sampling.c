@@ -226,6 +226,66 @@ static void select_top(cand_t *c, size_t n, size_t k) {
     qsort(c, k, sizeof *c, cand_cmp);
 }
 
+/* Top-p over many candidates without sorting them all: candidates are
+ * bucketed by l (all l <= 0, the best is 0) into NUCLEUS_BUCKETS equal
+ * steps down to the lowest; the buckets' masses, from the top, find the one
+ * where the running mass reaches top_p of the total, and only that bucket
+ * is sorted to place the exact cut. Keeps the same set as sorting
+ * everything: every candidate above the cut bucket, then the cut bucket's
+ * best until the mass reaches top_p · total. The kept candidates are moved
+ * to the front (the cut bucket's in order); returns how many. A flat
+ * distribution over a 150k vocabulary (high temperature, or a weakly
+ * trained model) made the sort-based search sort the whole vocabulary. */
+#define NUCLEUS_SORT_MAX 4096
+#define NUCLEUS_BUCKETS 4096
+static size_t nucleus_buckets(cand_t *c, size_t n, float top_p) {
+    float lmin = 0;
+    double total = 0;
+    for (size_t i = 0; i < n; i++) {
+        lmin = SL_MIN(lmin, c[i].l);
+        total += (double)expf(c[i].l);
+    }
+    const double target = (double)top_p * total;
+    if (!(lmin < 0)) {
+        /* all equal: the best ids first (the sort's tie order) */
+        qsort(c, n, sizeof *c, cand_cmp);
+        size_t k = (size_t)ceil(target / (total / (double)n));
+        return SL_MAX((size_t)1, SL_MIN(n, k));
+    }
+    const float scale = (float)(NUCLEUS_BUCKETS - 1) / -lmin;
+#define BUCKET(l) SL_MIN(NUCLEUS_BUCKETS - 1, (int)(-(l) * scale))
+    double mass[NUCLEUS_BUCKETS] = {0};
+    for (size_t i = 0; i < n; i++) mass[BUCKET(c[i].l)] += (double)expf(c[i].l);
+    int cut = 0;
+    double above = 0; /* mass of the buckets before cut */
+    while (cut < NUCLEUS_BUCKETS - 1 && above + mass[cut] < target) above += mass[cut++];
+    /* front: every candidate above the cut bucket; then the cut bucket's */
+    size_t front = 0;
+    for (size_t i = 0; i < n; i++)
+        if (BUCKET(c[i].l) < cut) {
+            cand_t t = c[front];
+            c[front++] = c[i];
+            c[i] = t;
+        }
+    size_t end = front;
+    for (size_t i = front; i < n; i++)
+        if (BUCKET(c[i].l) == cut) {
+            cand_t t = c[end];
+            c[end++] = c[i];
+            c[i] = t;
+        }
+    qsort(c + front, end - front, sizeof *c, cand_cmp);
+    double cum = above;
+    size_t k = front;
+    while (k < end) {
+        cum += (double)expf(c[k].l);
+        k++;
+        if (cum >= target) break;
+    }
+#undef BUCKET
+    return SL_MAX((size_t)1, k);
+}
+
 int smp_sample_masked(smp_t *s, float *logits, const uint32_t *allowed, smp_result_t *out) {
     if (allowed) {
         const int V = s->n_vocab;
@@ -295,7 +355,10 @@ int smp_sample(smp_t *s, float *logits, smp_result_t *out) {
             select_top(s->cand, n, keep);
         }
         int sorted = keep < n;
-        if (p->top_p < 1.0f) {
+        if (p->top_p < 1.0f && keep > NUCLEUS_SORT_MAX) {
+            keep = nucleus_buckets(s->cand, keep, p->top_p);
+            sorted = 1;
+        } else if (p->top_p < 1.0f) {
             double total = 0;
             for (size_t i = 0; i < keep; i++) total += exp((double)s->cand[i].l);
             size_t k = SL_MIN(keep, (size_t)64);

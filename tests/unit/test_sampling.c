@@ -165,6 +165,54 @@ static void test_top_p_large_vocab(void) {
         if ((i * 7919) % V < V - 10) CHECK(f[i] == 0);
 }
 
+
+/* top_p over more candidates than the sort-based search takes (the
+ * bucketed nucleus): exactly the sorted nucleus survives — distinct
+ * logits, and all-equal logits (ties kept by id). */
+static void test_top_p_bucketed(void) {
+    enum { V = 20000 };
+    static float l[V];
+    static double f[V];
+    static int order[V];
+    for (int i = 0; i < V; i++) l[i] = -(float)((i * 7919) % V) / 2000.0f; /* distinct, 0 .. -10 */
+    /* the expected nucleus, by sorting (ids with equal logits: lower first) */
+    /* l is a bijection of i onto -k/2000 for k = (i*7919) % V: rank k */
+    for (int i = 0; i < V; i++) order[(i * 7919) % V] = i;
+    double total = 0;
+    for (int i = 0; i < V; i++) total += exp((double)l[i]);
+    double cum = 0;
+    int keep = 0;
+    while (keep < V) {
+        cum += exp((double)l[order[keep]]);
+        keep++;
+        if (cum >= 0.7 * total) break;
+    }
+    static bool in[V];
+    for (int k = 0; k < keep; k++) in[order[k]] = true;
+    smp_params_t p;
+    smp_params_default(&p);
+    p.seed = 9;
+    p.top_p = 0.7f;
+    draw_freq_n(&p, l, V, f, 20000);
+    double mass_in = 0;
+    int outside = 0;
+    for (int i = 0; i < V; i++) {
+        if (in[i]) mass_in += f[i];
+        else outside += f[i] > 0;
+    }
+    CHECK_MSG(outside == 0, "%d tokens outside the nucleus of %d drawn", outside, keep);
+    CHECK_NEAR(mass_in, 1.0, 1e-9);
+    CHECK(f[order[0]] > 0); /* the best is drawn (p ≈ 4.6e-4 · 20000 draws) */
+    /* equal logits: ids 0 .. 0.3·V − 1 */
+    for (int i = 0; i < V; i++) l[i] = 1.0f;
+    p.top_p = 0.3f;
+    draw_freq_n(&p, l, V, f, 4000);
+    double lo = 0, hi = 0;
+    for (int i = 0; i < V; i++) *(i < 6000 ? &lo : &hi) += f[i];
+    CHECK_NEAR(lo, 1.0, 1e-9);
+    CHECK(hi == 0);
+}
+
 static void test_penalties(void) {
     smp_params_t p;
     smp_params_default(&p);
@@ -313,6 +361,7 @@ int main(void) {
     RUN(test_top_p);
     RUN(test_min_p);
     RUN(test_top_p_large_vocab);
+    RUN(test_top_p_bucketed);
     RUN(test_penalties);
     RUN(test_logit_bias);
     RUN(test_seed_determinism);

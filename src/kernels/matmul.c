@@ -533,7 +533,24 @@ bool sl_x8_supported(sl_type_t t, int64_t n_in, int64_t n_out) {
 }
 
 /* q4_0 / q5_0 (five): code j of group g ↔ element 4g + j % 4 of row j / 4
- * (kern_impl.h). q4_0's blocks have no fifth-bit vector: nibbles at 16. */
+ * (kern_impl.h). Group k's low nibbles and group k + 4's high nibbles are
+ * elements 4k..4k+3 and 16+4k..16+4k+3, i.e. exactly the GGUF bytes
+ * qs[4k..4k+3]: a row's 4 bytes of nibble vector k are a copy. Byte t of
+ * the row's fifth bits holds bit 4g + t of qh as bit g. q4_0's blocks have
+ * no fifth-bit vector: nibbles at 16. */
+static uint8_t qh_gather(uint32_t qh, int t) {
+    uint8_t v = 0;
+    for (int g = 0; g < 8; g++) v |= (uint8_t)(((qh >> (4 * g + t)) & 1u) << g);
+    return v;
+}
+
+static uint32_t qh_scatter(const uint8_t hb[4]) {
+    uint32_t qh = 0;
+    for (int t = 0; t < 4; t++)
+        for (int g = 0; g < 8; g++) qh |= (uint32_t)((hb[t] >> g) & 1u) << (4 * g + t);
+    return qh;
+}
+
 static void x8_pack_q4(bool five, int64_t n_in, const void *src, void *dst, int64_t r0, int64_t r1) {
     const sl_type_t t = five ? SL_TYPE_Q5_0 : SL_TYPE_Q4_0;
     const size_t bsz = five ? SL_X8_Q5_0_BLOCK : SL_X8_Q4_0_BLOCK, nib = five ? 48 : 16;
@@ -541,29 +558,24 @@ static void x8_pack_q4(bool five, int64_t n_in, const void *src, void *dst, int6
     const size_t rs = sl_row_size(t, n_in);
     for (int64_t p = r0 / 8; p < r1 / 8; p++) {
         uint8_t *pn = (uint8_t *)dst + (size_t)p * 8 * rs;
-        for (int64_t b = 0; b < nb; b++) {
-            uint8_t *blk = pn + (size_t)b * bsz;
-            memset(blk + 16, 0, bsz - 16);
-            for (int r = 0; r < 8; r++) {
-                const uint8_t *row = (const uint8_t *)src + (size_t)(p * 8 + r) * rs;
-                uint32_t qh = 0;
+        for (int r = 0; r < 8; r++) {
+            const uint8_t *row = (const uint8_t *)src + (size_t)(p * 8 + r) * rs;
+            for (int64_t b = 0; b < nb; b++) {
+                uint8_t *blk = pn + (size_t)b * bsz;
                 const uint8_t *qs;
                 if (five) {
                     const sl_block_q5_0 *x = (const sl_block_q5_0 *)row + b;
-                    memcpy(blk + 2 * r, &x->d, 2);
+                    uint32_t qh;
                     memcpy(&qh, x->qh, 4);
+                    memcpy(blk + 2 * r, &x->d, 2);
+                    for (int tt = 0; tt < 4; tt++) blk[16 + 4 * r + tt] = qh_gather(qh, tt);
                     qs = x->qs;
                 } else {
                     const sl_block_q4_0 *x = (const sl_block_q4_0 *)row + b;
                     memcpy(blk + 2 * r, &x->d, 2);
                     qs = x->qs;
                 }
-                for (int e = 0; e < 32; e++) {
-                    const int g = e / 4, jj = 4 * r + e % 4;
-                    const int lo4 = e < 16 ? qs[e] & 0x0f : qs[e - 16] >> 4;
-                    if (five) blk[16 + jj] |= (uint8_t)(((qh >> e) & 1) << g);
-                    blk[nib + 32 * (g % 4) + jj] |= (uint8_t)(g < 4 ? lo4 : lo4 << 4);
-                }
+                for (int k = 0; k < 4; k++) memcpy(blk + nib + 32 * k + 4 * r, qs + 4 * k, 4);
             }
         }
     }
@@ -578,27 +590,19 @@ static void x8_row_q4(bool five, int64_t n_in, const void *w, int64_t r, void *v
     const int k = (int)(r % 8);
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = pn + (size_t)b * bsz;
-        uint8_t qs[16] = {0};
-        uint32_t qh = 0;
-        for (int e = 0; e < 32; e++) {
-            const int g = e / 4, jj = 4 * k + e % 4;
-            const int v = g < 4 ? blk[nib + 32 * g + jj] & 0x0f : blk[nib + 32 * (g - 4) + jj] >> 4;
-            if (five) qh |= (uint32_t)((blk[16 + jj] >> g) & 1) << e;
-            if (e < 16)
-                qs[e] |= (uint8_t)v;
-            else
-                qs[e - 16] |= (uint8_t)(v << 4);
-        }
+        uint8_t *qs;
         if (five) {
             sl_block_q5_0 *x = (sl_block_q5_0 *)vrow + b;
             memcpy(&x->d, blk + 2 * k, 2);
+            const uint32_t qh = qh_scatter(blk + 16 + 4 * k);
             memcpy(x->qh, &qh, 4);
-            memcpy(x->qs, qs, 16);
+            qs = x->qs;
         } else {
             sl_block_q4_0 *x = (sl_block_q4_0 *)vrow + b;
             memcpy(&x->d, blk + 2 * k, 2);
-            memcpy(x->qs, qs, 16);
+            qs = x->qs;
         }
+        for (int v = 0; v < 4; v++) memcpy(qs + 4 * v, blk + nib + 32 * v + 4 * k, 4);
     }
 }
 

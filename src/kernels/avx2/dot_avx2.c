@@ -295,13 +295,19 @@ static inline __m256i q6_scales16(const int8_t *sc, int g) {
 static float dot_q6_K(int64_t n, const void *vw, const void *vx) {
     const sl_block_q6_K *w = vw;
     const sl_block_q8_K *x = vx;
-    const __m256i m4 = _mm256_set1_epi8(0xf), m2 = _mm256_set1_epi8(3), m32 = _mm256_set1_epi8(32);
+    const __m256i m4 = _mm256_set1_epi8(0xf), m2 = _mm256_set1_epi8(3);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / SL_QK_K; i++) {
         const float d = x[i].d * f16(w[i].d);
         const uint8_t *ql = w[i].ql, *qh = w[i].qh;
         const int8_t *q8 = x[i].qs;
-        __m256i sumi = _mm256_setzero_si256();
+        /* the −32 offset once per super-block: 32 · Σ_s scale_s · (Σx over
+         * sub-block s), from q8_K's bsums */
+        __m256i sumi = _mm256_sub_epi32(
+            _mm256_setzero_si256(),
+            _mm256_slli_epi32(_mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w[i].scales)),
+                                                _mm256_loadu_si256((const __m256i *)x[i].bsums)),
+                              5));
         for (int j = 0; j < 2; j++) {
             __m256i b1 = _mm256_loadu_si256((const __m256i *)ql);
             __m256i b2 = _mm256_loadu_si256((const __m256i *)(ql + 32));
@@ -318,7 +324,7 @@ static float dot_q6_K(int64_t n, const void *vw, const void *vx) {
                                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 6), m2), 4));
             for (int k = 0; k < 4; k++) {
                 __m256i xv = _mm256_loadu_si256((const __m256i *)(q8 + 32 * k));
-                __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q[k], xv), _mm256_maddubs_epi16(m32, xv));
+                __m256i p = _mm256_maddubs_epi16(q[k], xv);
                 sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(q6_scales16(w[i].scales, 8 * j + 2 * k), p));
             }
             q8 += 128;

@@ -119,13 +119,14 @@ static void bench(sl_pool_t *pool, sl_type_t t, int64_t n_in, int64_t n_out, int
     /* BENCH_X8=1: the matrix repacked into x8 panels (as the model loads it) */
     const bool x8 = getenv("BENCH_X8") && atoi(getenv("BENCH_X8")) && sl_x8_supported(t, n_in, n_out);
     if (x8) {
-        uint8_t *wp = weights_alloc(rs * (size_t)n_out);
+        uint8_t *wp = weights_alloc(sl_x8_bytes(t, n_in, n_out));
         if (!wp) exit(1);
         sl_x8_pack(t, n_in, w, wp, 0, n_out);
         free(w); /* not placed yet: always a heap buffer here */
         w = wp;
     }
-    w = weights_place(w, rs * (size_t)n_out);
+    const size_t wbytes = x8 ? sl_x8_bytes(t, n_in, n_out) : rs * (size_t)n_out;
+    w = weights_place(w, wbytes);
     for (int64_t i = 0; i < n_in * n_tok; i++) x[i] = frand();
     double bytes = (double)rs * (double)n_out;
     int reps = n_tok > 1 ? 9 : (int)SL_MAX(5, SL_MIN(200, 2e9 / bytes));
@@ -150,7 +151,7 @@ static void bench(sl_pool_t *pool, sl_type_t t, int64_t n_in, int64_t n_out, int
            bytes / med / 1e9, 2.0 * (double)n_in * (double)n_out * (double)n_tok / med / 1e9,
            (double)n_tok / med, pool ? "best" : "cpu ", bytes / best / 1e9,
            2.0 * (double)n_in * (double)n_out * (double)n_tok / best / 1e9);
-    weights_free(w, rs * (size_t)n_out);
+    weights_free(w, wbytes);
     free(row);
     free(x);
     free(y);

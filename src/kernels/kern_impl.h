@@ -98,7 +98,8 @@ typedef void (*sl_gemm_fn)(int64_t n, const void *w, size_t wstride, int nr, con
  * (144 bytes). */
 #define SL_X8_Q4_0_BLOCK 144
 /* Many tokens over x8 panels of a type without x8_gemm: nr rows (whole
- * panels) expanded into SL_U_PANEL_BLOCK panels for the type's gemmu. */
+ * panels, the last one possibly padded) expanded into SL_U_PANEL_BLOCK
+ * panels for the type's gemmu. */
 typedef void (*sl_x8_unpack_fn)(int64_t n, const void *panels, int nr, uint8_t *dst);
 /* Decode: the 8 rows of one x8 panel · a sl_q8f_t row → out[0..7]. */
 typedef void (*sl_x8_dot_fn)(int64_t n, const void *panel, const sl_q8f_t *x, float *out);

@@ -60,12 +60,15 @@ void sl_matmul_multi(sl_pool_t *pool, const sl_mm_t *mats, int n_mats, int64_t n
  * block, the layout every matmul path of the type reads directly — decode
  * dots 8 rows against one broadcast activation, prefill and batches run
  * the panel GEMM with no per-call unpacking. A panel holds the same bytes
- * as its 8 GGUF rows. Available where sl_x8_supported: the ISA has the
- * kernels (AVX2 and up), n_out % 8 == 0 and n_in % 32 == 0; q8_0, q5_0
- * and q4_0. */
+ * as its 8 GGUF rows; a last panel of n_out % 8 rows is padded with zero
+ * rows. Available where sl_x8_supported: the ISA has the kernels (AVX2 and
+ * up) and n_in % 32 == 0; q8_0, q5_0 and q4_0. */
 bool sl_x8_supported(sl_type_t t, int64_t n_in, int64_t n_out);
-/* Packs GGUF rows [r0, r1) (multiples of 8) of the matrix src into the
- * same rows of dst (both n_out × sl_row_size(t, n_in) bytes in all). */
+/* Bytes of the x8 copy of an n_out-row matrix (whole panels; 0 if none). */
+size_t sl_x8_bytes(sl_type_t t, int64_t n_in, int64_t n_out);
+/* Packs GGUF rows [r0, r1) of the matrix src into the same rows of dst
+ * (sl_x8_bytes); r0 is a multiple of 8, r1 too unless it is n_out, whose
+ * last panel is then completed with zero rows. */
 void sl_x8_pack(sl_type_t t, int64_t n_in, const void *src, void *dst, int64_t r0, int64_t r1);
 /* Row r of an x8 matrix back in GGUF block form (sl_row_size bytes). */
 void sl_x8_row(sl_type_t t, int64_t n_in, const void *w, int64_t r, void *row);

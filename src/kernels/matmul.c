@@ -40,12 +40,14 @@
 #define PF_AHEAD 4096
 #endif
 
-/* The x8 layout: q8_0, q5_0 or q4_0, whole blocks, whole panels, and a row
- * that the kernel-less fallback can unpack on the stack. */
+/* The x8 layout: q8_0, q5_0 or q4_0, whole blocks, and a row that the
+ * kernel-less fallback can unpack on the stack. A last panel of fewer than
+ * 8 rows is padded with zero rows. */
 #define X8_ROW_MAX 65536
+static const uint8_t x8_zero_row[X8_ROW_MAX];
 static bool x8_layout(sl_type_t t, int64_t n_in, int64_t n_out) {
-    return (t == SL_TYPE_Q8_0 || t == SL_TYPE_Q5_0 || t == SL_TYPE_Q4_0) && n_in > 0 && n_in % 32 == 0 && sl_row_size(t, n_in) <= X8_ROW_MAX && n_out > 0 &&
-           n_out % 8 == 0;
+    return (t == SL_TYPE_Q8_0 || t == SL_TYPE_Q5_0 || t == SL_TYPE_Q4_0) && n_in > 0 && n_in % 32 == 0 &&
+           sl_row_size(t, n_in) <= X8_ROW_MAX && n_out > 0 && n_out <= INT64_MAX - 7;
 }
 
 /* Decode splits the rows into one contiguous run per thread (up to this many
@@ -102,10 +104,18 @@ static void mm_rows(struct mm_job *j, int ith, int64_t r0, int64_t r1, int64_t n
     if (j->x8_gemm) {
         const int64_t nb = j->n_in / 32, groups = (n_tok + 3) / 4;
         const uint8_t *pw = j->w + (size_t)r0 * j->wrs;
+        const int full = (int)((r1 - r0) / 8), rest = (int)((r1 - r0) % 8); /* rest: the padded last panel */
         for (int64_t t0 = 0; t0 < n_tok; t0 += 4) {
+            const sl_q8x4_t *xg = (const sl_q8x4_t *)j->xq + (t0 / 4) * nb;
+            const int nc = (int)SL_MIN(4, n_tok - t0);
             prefetch_rows(j, nxt, nxt + j->chunk, t0 / 4, groups);
-            j->x8_gemm(j->n_in, pw, (int)((r1 - r0) / 8), (const sl_q8x4_t *)j->xq + (t0 / 4) * nb,
-                       (int)SL_MIN(4, n_tok - t0), j->y + t0 * n_out + r0, (size_t)n_out);
+            if (full) j->x8_gemm(j->n_in, pw, full, xg, nc, j->y + t0 * n_out + r0, (size_t)n_out);
+            if (rest) {
+                float tmp[4 * 8];
+                j->x8_gemm(j->n_in, pw + (size_t)full * 8 * j->wrs, 1, xg, nc, tmp, 8);
+                for (int c = 0; c < nc; c++)
+                    memcpy(j->y + (t0 + c) * n_out + r0 + 8 * full, tmp + 8 * c, sizeof(float) * (size_t)rest);
+            }
         }
         return;
     }
@@ -115,7 +125,13 @@ static void mm_rows(struct mm_job *j, int ith, int64_t r0, int64_t r1, int64_t n
              * the hardware prefetcher follows (measured: prefetching ahead
              * made the 151936-row decode slower) */
             const uint8_t *pw = j->w + (size_t)o * j->wrs;
-            j->x8_dot(j->n_in, pw, (const sl_q8f_t *)j->xq, j->y + o);
+            if (r1 - o >= 8) {
+                j->x8_dot(j->n_in, pw, (const sl_q8f_t *)j->xq, j->y + o);
+            } else { /* the padded last panel */
+                float tmp[8];
+                j->x8_dot(j->n_in, pw, (const sl_q8f_t *)j->xq, tmp);
+                memcpy(j->y + o, tmp, sizeof(float) * (size_t)(r1 - o));
+            }
         }
         return;
     }
@@ -556,10 +572,10 @@ static void x8_pack_q4(bool five, int64_t n_in, const void *src, void *dst, int6
     const size_t bsz = five ? SL_X8_Q5_0_BLOCK : SL_X8_Q4_0_BLOCK, nib = five ? 48 : 16;
     const int64_t nb = n_in / 32;
     const size_t rs = sl_row_size(t, n_in);
-    for (int64_t p = r0 / 8; p < r1 / 8; p++) {
+    for (int64_t p = r0 / 8; p < (r1 + 7) / 8; p++) {
         uint8_t *pn = (uint8_t *)dst + (size_t)p * 8 * rs;
         for (int r = 0; r < 8; r++) {
-            const uint8_t *row = (const uint8_t *)src + (size_t)(p * 8 + r) * rs;
+            const uint8_t *row = p * 8 + r < r1 ? (const uint8_t *)src + (size_t)(p * 8 + r) * rs : x8_zero_row;
             for (int64_t b = 0; b < nb; b++) {
                 uint8_t *blk = pn + (size_t)b * bsz;
                 const uint8_t *qs;
@@ -606,8 +622,13 @@ static void x8_row_q4(bool five, int64_t n_in, const void *w, int64_t r, void *v
     }
 }
 
+size_t sl_x8_bytes(sl_type_t t, int64_t n_in, int64_t n_out) {
+    if (!x8_layout(t, n_in, n_out)) return 0;
+    return sl_row_size(t, n_in) * (size_t)((n_out + 7) & ~(int64_t)7);
+}
+
 void sl_x8_pack(sl_type_t t, int64_t n_in, const void *src, void *dst, int64_t r0, int64_t r1) {
-    if (n_in % 32 || r0 % 8 || r1 % 8) return;
+    if (n_in % 32 || r0 % 8 || r1 < r0 || sl_row_size(t, n_in) > X8_ROW_MAX) return;
     if (t == SL_TYPE_Q5_0 || t == SL_TYPE_Q4_0) {
         x8_pack_q4(t == SL_TYPE_Q5_0, n_in, src, dst, r0, r1);
         return;
@@ -615,10 +636,11 @@ void sl_x8_pack(sl_type_t t, int64_t n_in, const void *src, void *dst, int64_t r
     if (t != SL_TYPE_Q8_0) return;
     const int64_t nb = n_in / 32;
     const size_t rs = sl_row_size(t, n_in);
-    for (int64_t p = r0 / 8; p < r1 / 8; p++) {
+    for (int64_t p = r0 / 8; p < (r1 + 7) / 8; p++) {
         uint8_t *pn = (uint8_t *)dst + (size_t)p * 8 * rs;
         for (int r = 0; r < 8; r++) {
-            const sl_block_q8_0 *row = (const void *)((const uint8_t *)src + (size_t)(p * 8 + r) * rs);
+            const sl_block_q8_0 *row =
+                (const void *)(p * 8 + r < r1 ? (const uint8_t *)src + (size_t)(p * 8 + r) * rs : x8_zero_row);
             for (int64_t b = 0; b < nb; b++) {
                 uint8_t *d = (uint8_t *)SL_X8_D(pn, b), *q = (uint8_t *)SL_X8_Q(pn, b);
                 memcpy(d + 2 * r, &row[b].d, 2);

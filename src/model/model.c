@@ -429,7 +429,7 @@ static void pack_model_x8(sl_model_t *m) {
     size_t total = 0;
     int n_slices = 0;
     for (int i = 0; i < n; i++) {
-        total += (ws[i]->row_bytes * (size_t)ws[i]->n_out + 63) & ~(size_t)63;
+        total += (sl_x8_bytes(ws[i]->type, ws[i]->n_in, ws[i]->n_out) + 63) & ~(size_t)63;
         const int64_t rows = SL_MAX(8, (int64_t)(X8_SLICE / ws[i]->row_bytes) & ~(int64_t)7);
         n_slices += (int)((ws[i]->n_out + rows - 1) / rows);
     }
@@ -443,7 +443,7 @@ static void pack_model_x8(sl_model_t *m) {
         int k = 0;
         for (int i = 0; i < n; i++) {
             ws[i]->x8 = at;
-            at += (ws[i]->row_bytes * (size_t)ws[i]->n_out + 63) & ~(size_t)63;
+            at += (sl_x8_bytes(ws[i]->type, ws[i]->n_in, ws[i]->n_out) + 63) & ~(size_t)63;
             const int64_t rows = SL_MAX(8, (int64_t)(X8_SLICE / ws[i]->row_bytes) & ~(int64_t)7);
             for (int64_t r0 = 0; r0 < ws[i]->n_out; r0 += rows)
                 sl[k++] = (struct x8_slice){ws[i], r0, SL_MIN(ws[i]->n_out, r0 + rows)};

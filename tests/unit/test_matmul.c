@@ -299,11 +299,12 @@ static void test_x8_panels(void) {
         CHECK(!sl_x8_supported(SL_TYPE_Q8_0, 256, 8));
         return;
     }
-    CHECK(!sl_x8_supported(SL_TYPE_Q8_0, 256, 12)); /* rows not a multiple of 8 */
+    CHECK(sl_x8_supported(SL_TYPE_Q8_0, 256, 12)); /* a padded last panel */
+    CHECK(sl_x8_bytes(SL_TYPE_Q8_0, 256, 12) == 16 * sl_row_size(SL_TYPE_Q8_0, 256));
     CHECK(!sl_x8_supported(SL_TYPE_Q4_1, 256, 16)); /* no x8 layout */
     CHECK(!sl_x8_supported(SL_TYPE_Q8_0, 0, 16));
     const int64_t n_ins[] = {64, 896};
-    const int64_t n_outs[] = {8, 40};
+    const int64_t n_outs[] = {8, 40, 13, 37}; /* 13, 37: padded last panels */
     const int64_t toks[] = {1, 2, 5, 17, 33};
     const sl_type_t types[] = {SL_TYPE_Q8_0, SL_TYPE_Q5_0, SL_TYPE_Q4_0};
     sl_pool_t *pool2 = sl_pool_new(2);
@@ -313,7 +314,7 @@ static void test_x8_panels(void) {
             const sl_type_t T = types[ty];
             const int64_t n_in = n_ins[a], n_out = n_outs[b];
             const size_t rs = sl_row_size(T, n_in), bytes = rs * (size_t)n_out;
-            uint8_t *w = malloc(bytes), *wp = malloc(bytes), *row = malloc(rs);
+            uint8_t *w = malloc(bytes), *wp = malloc(sl_x8_bytes(T, n_in, n_out)), *row = malloc(rs);
             float *tmp = malloc(sizeof(float) * (size_t)n_in);
             make_weights(T, w, n_out, n_in, tmp);
             sl_x8_pack(T, n_in, w, wp, 0, n_out);

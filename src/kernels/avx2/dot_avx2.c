@@ -933,7 +933,7 @@ static inline __attribute__((always_inline)) void x8_unpack_q4(bool five, int64_
                                                                uint8_t *dst) {
     const int64_t nb = n / 32;
     const size_t bsz = five ? SL_X8_Q5_0_BLOCK : SL_X8_Q4_0_BLOCK;
-    for (int p = 0; p < nr / 8; p++) {
+    for (int p = 0; p < (nr + 7) / 8; p++) { /* a partial last panel is zero-padded */
         const uint8_t *pn = (const uint8_t *)panels + (size_t)p * (size_t)nb * bsz;
         uint8_t *un = dst + (size_t)p * (size_t)nb * SL_U_PANEL_BLOCK;
         for (int64_t b = 0; b < nb; b++) {

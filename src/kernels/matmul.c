@@ -218,6 +218,7 @@ static bool run_claim(atomic_ullong *r, bool front, int64_t *chunk) {
 }
 
 static void mm_worker(void *ctx, int ith, int nth) {
+    (void)nth;
     struct mm_job *j = ctx;
     if (j->nrange) {
         int64_t c;
@@ -229,7 +230,6 @@ static void mm_worker(void *ctx, int ith, int nth) {
             while (run_claim(&j->range[o], false, &c))
                 mm_rows(j, ith, c * j->chunk, SL_MIN((c + 1) * j->chunk, j->n_out), j->n_out);
         }
-        (void)nth;
         return;
     }
     /* The unpacked-row paths claim the next chunk before the current one
@@ -296,6 +296,12 @@ static void q_panel_worker(void *ctx, int ith, int nth) {
 /* Activation layouts; matrices with the same one share the quantized x. */
 enum { XF_NONE = -1, XF_F32 = 0, XF_PANEL, XF_FROW, XF_ROWS };
 
+/* Rows per unpacked chunk: up to 16 within GEMMU_CHUNK_BYTES of unpacked
+ * rows (urs bytes each), a multiple of align (a power of two). */
+static int64_t unpack_chunk(size_t urs, int64_t align) {
+    return SL_MAX(align, SL_MIN(16, (int64_t)(GEMMU_CHUNK_BYTES / urs)) & ~(align - 1));
+}
+
 /* Chooses the path for one matrix and fills its job (all but xq, scratch
  * and y). Returns the activation layout (XF_ROWS + vec_dot_type for plain
  * rows), or XF_NONE for a shape or type that cannot be computed. */
@@ -304,21 +310,21 @@ static int mm_plan(const sl_kern_table_t *K, const void *w, sl_type_t wtype, boo
     if (x8) {
         *scratch_bytes = 0;
         if (!x8_layout(wtype, n_in, n_out)) return XF_NONE;
+        const size_t wrs = sl_row_size(wtype, n_in);
         if (!sl_x8_supported(wtype, n_in, n_out)) {
             /* the ISA was switched after packing (tests do): row by row,
              * each row taken out of its panel, through the plain dot */
             *j = (struct mm_job){
-                .w = w, .wrs = sl_row_size(wtype, n_in), .n_in = n_in, .n_out = n_out, .n_tok = n_tok,
+                .w = w, .wrs = wrs, .n_in = n_in, .n_out = n_out, .n_tok = n_tok,
                 .xrs = sl_row_size(SL_TYPE_Q8_0, n_in), .dot = K->dot[wtype], .x8_rows = true,
                 .wtype = wtype,
             };
             atomic_init(&j->next, 0);
             return XF_ROWS + (int)SL_TYPE_Q8_0;
         }
-        const size_t wrs = sl_row_size(wtype, n_in);
         /* many tokens without an x8 GEMM: chunks expanded for the gemmu */
         const bool unp = n_tok > 1 && !K->x8_gemm[wtype];
-        const int64_t u_chunk = SL_MAX(8, SL_MIN(16, (int64_t)(GEMMU_CHUNK_BYTES / SL_U_ROW_BYTES(n_in))) & ~7);
+        const int64_t u_chunk = unpack_chunk(SL_U_ROW_BYTES(n_in), 8);
         *j = (struct mm_job){
             .w = w, .wrs = wrs, .n_in = n_in, .n_out = n_out, .n_tok = n_tok,
             .xrs = sl_row_size(SL_TYPE_Q8_0, n_in),
@@ -349,9 +355,7 @@ static int mm_plan(const sl_kern_table_t *K, const void *w, sl_type_t wtype, boo
     int64_t u_chunk = 0;
     if (unp) {
         urs = kq ? SL_UK_ROW_BYTES(n_in) : SL_U_ROW_BYTES(n_in);
-        /* k-quant rows go in pairs, the others in 8-row panels */
-        const int64_t align = kq ? 2 : 8;
-        u_chunk = SL_MAX(align, SL_MIN(16, (int64_t)(GEMMU_CHUNK_BYTES / urs)) & ~(align - 1));
+        u_chunk = unpack_chunk(urs, kq ? 2 : 8); /* k-quant rows in pairs, the others in 8-row panels */
         *scratch_bytes = (size_t)u_chunk * urs;
     }
     const bool panel = n_tok > 1 && !kq && (unp || (q8 && K->gemm[wtype]));

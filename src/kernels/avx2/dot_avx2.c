@@ -292,10 +292,26 @@ static inline __m256i q6_scales16(const int8_t *sc, int g) {
     return _mm256_cvtepi8_epi16(s);
 }
 
+/* q6_K: the 4 × 32 codes (0..63) of one 128-element half of a
+ * super-block from its 64 ql bytes and 32 qh bytes; q[k] = elements
+ * 32k..32k+31 of the half. */
+static inline __attribute__((always_inline)) void q6_codes128(const uint8_t *ql, const uint8_t *qh, __m256i q[4]) {
+    const __m256i m4 = _mm256_set1_epi8(0xf), m2 = _mm256_set1_epi8(3);
+    const __m256i b1 = _mm256_loadu_si256((const __m256i *)ql);
+    const __m256i b2 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+    const __m256i bh = _mm256_loadu_si256((const __m256i *)qh);
+    q[0] = _mm256_or_si256(_mm256_and_si256(b1, m4), _mm256_slli_epi16(_mm256_and_si256(bh, m2), 4));
+    q[1] = _mm256_or_si256(_mm256_and_si256(b2, m4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 2), m2), 4));
+    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 4), m2), 4));
+    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 6), m2), 4));
+}
+
 static float dot_q6_K(int64_t n, const void *vw, const void *vx) {
     const sl_block_q6_K *w = vw;
     const sl_block_q8_K *x = vx;
-    const __m256i m4 = _mm256_set1_epi8(0xf), m2 = _mm256_set1_epi8(3);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / SL_QK_K; i++) {
         const float d = x[i].d * f16(w[i].d);
@@ -309,19 +325,10 @@ static float dot_q6_K(int64_t n, const void *vw, const void *vx) {
                                                 _mm256_loadu_si256((const __m256i *)x[i].bsums)),
                               5));
         for (int j = 0; j < 2; j++) {
-            __m256i b1 = _mm256_loadu_si256((const __m256i *)ql);
-            __m256i b2 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            __m256i bh = _mm256_loadu_si256((const __m256i *)qh);
+            __m256i q[4];
+            q6_codes128(ql, qh, q);
             ql += 64;
             qh += 32;
-            __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(b1, m4), _mm256_slli_epi16(_mm256_and_si256(bh, m2), 4));
-            q[1] = _mm256_or_si256(_mm256_and_si256(b2, m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 2), m2), 4));
-            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 4), m2), 4));
-            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 6), m2), 4));
             for (int k = 0; k < 4; k++) {
                 __m256i xv = _mm256_loadu_si256((const __m256i *)(q8 + 32 * k));
                 __m256i p = _mm256_maddubs_epi16(q[k], xv);
@@ -439,7 +446,6 @@ static void tile_q4_K(int64_t n, const void *w, size_t ws, int nr, const void *x
  * (32 · Σ scale_g · bsum_g) instead of a second byte multiply per token. */
 static void tile_q6_K(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs, int nc,
                       float *out, size_t os) {
-    const __m256i m4 = _mm256_set1_epi8(0xf), m2 = _mm256_set1_epi8(3);
     const int64_t nb = n / SL_QK_K;
     for (int r = 0; r < nr; r++) {
         const sl_block_q6_K *wr = (const void *)((const uint8_t *)w + (size_t)r * ws);
@@ -466,17 +472,10 @@ static void tile_q6_K(int64_t n, const void *w, size_t ws, int nr, const void *x
                 off[c] = 32 * _mm_cvtsi128_si32(t);
             }
             for (int j = 0; j < 2; j++) {
-                __m256i b1 = _mm256_loadu_si256((const __m256i *)(ql + 64 * j));
-                __m256i b2 = _mm256_loadu_si256((const __m256i *)(ql + 64 * j + 32));
-                __m256i bh = _mm256_loadu_si256((const __m256i *)(qh + 32 * j));
+                __m256i qv[4];
+                q6_codes128(ql + 64 * j, qh + 32 * j, qv);
                 for (int k = 0; k < 4; k++) {
-                    __m256i q;
-                    switch (k) {
-                    case 0: q = _mm256_or_si256(_mm256_and_si256(b1, m4), _mm256_slli_epi16(_mm256_and_si256(bh, m2), 4)); break;
-                    case 1: q = _mm256_or_si256(_mm256_and_si256(b2, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 2), m2), 4)); break;
-                    case 2: q = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 4), m2), 4)); break;
-                    default: q = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 6), m2), 4)); break;
-                    }
+                    const __m256i q = qv[k];
                     __m256i sc = q6_scales16(wr[i].scales, 8 * j + 2 * k);
                     const int64_t o = 128 * j + 32 * k;
 #define Q6_STEP(sv, c) sv = _mm256_add_epi32(sv, _mm256_madd_epi16(sc, _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)(xr[c][i].qs + o)))))
@@ -1017,24 +1016,14 @@ static void urows_q5_K(int64_t n, const void *w, size_t ws, int nr, uint8_t *dst
 
 static void urows_q6_K(int64_t n, const void *w, size_t ws, int nr, uint8_t *dst) {
     const int64_t nbk = n / SL_QK_K;
-    const __m256i m4 = _mm256_set1_epi8(0xf), m2 = _mm256_set1_epi8(3);
     for (int r = 0; r < nr; r++) {
         const sl_block_q6_K *row = (const void *)((const uint8_t *)w + (size_t)r * ws);
         for (int64_t i = 0; i < nbk; i++, dst += SL_UK_SB_BYTES) {
             const sl_block_q6_K *b = row + i;
             const uint8_t *ql = b->ql, *qh = b->qh;
             for (int j = 0; j < 2; j++) {
-                __m256i b1 = _mm256_loadu_si256((const __m256i *)(ql + 64 * j));
-                __m256i b2 = _mm256_loadu_si256((const __m256i *)(ql + 64 * j + 32));
-                __m256i bh = _mm256_loadu_si256((const __m256i *)(qh + 32 * j));
                 __m256i q[4];
-                q[0] = _mm256_or_si256(_mm256_and_si256(b1, m4), _mm256_slli_epi16(_mm256_and_si256(bh, m2), 4));
-                q[1] = _mm256_or_si256(_mm256_and_si256(b2, m4),
-                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 2), m2), 4));
-                q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m4),
-                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 4), m2), 4));
-                q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m4),
-                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bh, 6), m2), 4));
+                q6_codes128(ql + 64 * j, qh + 32 * j, q);
                 for (int k = 0; k < 4; k++) uk_put(dst, 4 * j + k, q[k], q6_scales16(b->scales, 8 * j + 2 * k));
             }
             __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));

@@ -405,6 +405,15 @@ static void *x8_pack_worker(void *arg) {
     return NULL;
 }
 
+/* Arena bytes of w's x8 copy (64-byte aligned after it) and rows per
+ * packing slice (a multiple of 8). */
+static size_t x8_span(const sl_wt_t *w) {
+    return (sl_x8_bytes(w->type, w->n_in, w->n_out) + 63) & ~(size_t)63;
+}
+static int64_t x8_slice_rows(const sl_wt_t *w) {
+    return SL_MAX(8, (int64_t)(X8_SLICE / w->row_bytes) & ~(int64_t)7);
+}
+
 /* Every matrix to repack, in the order they are used (the arena then
  * streams in forward-pass order). */
 static int x8_list(sl_model_t *m, sl_wt_t **out, int cap) {
@@ -429,9 +438,8 @@ static void pack_model_x8(sl_model_t *m) {
     size_t total = 0;
     int n_slices = 0;
     for (int i = 0; i < n; i++) {
-        total += (sl_x8_bytes(ws[i]->type, ws[i]->n_in, ws[i]->n_out) + 63) & ~(size_t)63;
-        const int64_t rows = SL_MAX(8, (int64_t)(X8_SLICE / ws[i]->row_bytes) & ~(int64_t)7);
-        n_slices += (int)((ws[i]->n_out + rows - 1) / rows);
+        total += x8_span(ws[i]);
+        n_slices += (int)((ws[i]->n_out + x8_slice_rows(ws[i]) - 1) / x8_slice_rows(ws[i]));
     }
     const size_t huge = (size_t)2 << 20;
     const size_t alloc = (total + huge - 1) & ~(huge - 1);
@@ -443,8 +451,8 @@ static void pack_model_x8(sl_model_t *m) {
         int k = 0;
         for (int i = 0; i < n; i++) {
             ws[i]->x8 = at;
-            at += (sl_x8_bytes(ws[i]->type, ws[i]->n_in, ws[i]->n_out) + 63) & ~(size_t)63;
-            const int64_t rows = SL_MAX(8, (int64_t)(X8_SLICE / ws[i]->row_bytes) & ~(int64_t)7);
+            at += x8_span(ws[i]);
+            const int64_t rows = x8_slice_rows(ws[i]);
             for (int64_t r0 = 0; r0 < ws[i]->n_out; r0 += rows)
                 sl[k++] = (struct x8_slice){ws[i], r0, SL_MIN(ws[i]->n_out, r0 + rows)};
         }

@@ -628,7 +628,7 @@ static void pre_draw(eng_t *e, int n_plan) {
     int n = 0;
     for (int i = 0; i < n_plan; i++) {
         eng_seq_t *s = e->plan[i];
-        if (s->logit_row < 0 || s->g || e->batch[i].all_logits || s->n_past + s->step_n != s->n_toks) continue;
+        if (s->logit_row < 0 || s->g || e->batch[i].all_logits) continue; /* logit_row >= 0: it samples */
         bool leads = false;
         for (eng_seq_t *f = e->running; f && !leads; f = f->next) leads = f->leader == s;
         if (!leads) e->draw_seqs[n++] = s;

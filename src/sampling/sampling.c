@@ -240,22 +240,20 @@ static void select_top(cand_t *c, size_t n, size_t k) {
 #define NUCLEUS_BUCKETS 4096
 static size_t nucleus_buckets(cand_t *c, size_t n, float top_p) {
     float lmin = 0;
-    double total = 0;
-    for (size_t i = 0; i < n; i++) {
-        lmin = SL_MIN(lmin, c[i].l);
-        total += (double)expf(c[i].l);
-    }
-    const double target = (double)top_p * total;
+    for (size_t i = 0; i < n; i++) lmin = SL_MIN(lmin, c[i].l);
     if (!(lmin < 0)) {
-        /* all equal: the best ids first (the sort's tie order) */
+        /* all equal (every l is 0, weight 1): the best ids first (the
+         * sort's tie order), as many as top_p of their count */
         qsort(c, n, sizeof *c, cand_cmp);
-        size_t k = (size_t)ceil(target / (total / (double)n));
+        size_t k = (size_t)ceil((double)top_p * (double)n);
         return SL_MAX((size_t)1, SL_MIN(n, k));
     }
     const float scale = (float)(NUCLEUS_BUCKETS - 1) / -lmin;
 #define BUCKET(l) SL_MIN(NUCLEUS_BUCKETS - 1, (int)(-(l) * scale))
-    double mass[NUCLEUS_BUCKETS] = {0};
+    double mass[NUCLEUS_BUCKETS] = {0}, total = 0;
     for (size_t i = 0; i < n; i++) mass[BUCKET(c[i].l)] += (double)expf(c[i].l);
+    for (int b = 0; b < NUCLEUS_BUCKETS; b++) total += mass[b];
+    const double target = (double)top_p * total;
     int cut = 0;
     double above = 0; /* mass of the buckets before cut */
     while (cut < NUCLEUS_BUCKETS - 1 && above + mass[cut] < target) above += mass[cut++];
@@ -333,8 +331,10 @@ int smp_sample(smp_t *s, float *logits, smp_result_t *out) {
     /* expf on the float differences (each term is within float range and
      * reported logprobs are floats), summed in double: a third of the cost
      * of exp on doubles over a 150k vocabulary, paid on every step. */
+    /* the normaliser, for whoever reads logprobs */
+    const bool want_lse = !p->no_logprob || p->n_top_logprobs > 0;
     double lse = 0;
-    if (!p->no_logprob || p->n_top_logprobs > 0) {
+    if (want_lse) {
         double z = 0;
         for (int i = 0; i < V; i++) z += (double)expf(logits[i] - mx);
         lse = (double)mx + log(z);
@@ -400,7 +400,7 @@ int smp_sample(smp_t *s, float *logits, smp_result_t *out) {
         }
     }
     out->id = chosen;
-    out->logprob = p->no_logprob && p->n_top_logprobs == 0 ? 0.0f : (float)((double)logits[chosen] - lse);
+    out->logprob = want_lse ? (float)((double)logits[chosen] - lse) : 0.0f;
 
     if (p->n_top_logprobs > 0) {
         /* insertion into a small sorted array: O(V * k) with k <= 20 */

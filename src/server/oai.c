@@ -136,7 +136,7 @@ int oai_json_str(sl_buf_t *b, const char *str, size_t len) {
     return rc ? -1 : 0;
 }
 
-static const char *type_name(const json_t *v) {
+const char *oai_json_kind(const json_t *v) {
     switch (json_typeof(v)) {
     case JSON_OBJECT: return "an object";
     case JSON_ARRAY: return "an array";
@@ -152,7 +152,7 @@ static const char *type_name(const json_t *v) {
 static int bad_type(oai_error_t *e, const char *param, const char *want, const json_t *v) {
     return oai_fail(e, 400, NULL, "invalid_type", param,
                     "Invalid type for '%s': expected %s, but got %s instead.", param, want,
-                    type_name(v));
+                    oai_json_kind(v));
 }
 
 /* Optional number in [lo, hi]; returns 1 when present, 0 absent, -1 error. */
@@ -426,7 +426,7 @@ int oai_parse(const char *body, size_t len, bool chat, oai_req_t *r, oai_error_t
     json_t *b = r->body;
     if (!json_is_object(b))
         return oai_fail(e, 400, NULL, "invalid_json", NULL,
-                        "The request body must be a JSON object, not %s.", type_name(b));
+                        "The request body must be a JSON object, not %s.", oai_json_kind(b));
     json_t *model = json_object_get(b, "model");
     if (!model || json_is_null(model))
         return oai_fail(e, 400, NULL, "missing_required_parameter", "model",

@@ -35,6 +35,9 @@ int oai_fail(oai_error_t *e, int status, const char *type, const char *code, con
              const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 /* {"error":{"message","type","param","code"}}; caller frees. */
 char *oai_error_json(const oai_error_t *e);
+/* "an object", "an array", "a string", "an integer", "a number", "a
+ * boolean" or "null": how error messages name the JSON value v. */
+const char *oai_json_kind(const json_t *v);
 
 typedef struct oai_prompt {
     char *text;     /* a text prompt (malloc'd), or NULL when ids are given */

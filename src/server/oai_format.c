@@ -16,22 +16,10 @@
 #include "grammar/grammar.h"
 #include "server/oai.h"
 
-static const char *kind_name(const json_t *v) {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    default: return "null";
-    }
-}
 
 static int wrong_type(oai_error_t *e, const char *param, const char *want, const json_t *v) {
     return oai_fail(e, 400, NULL, "invalid_type", param, "Invalid type for '%s': expected %s, but got %s instead.",
-                    param, want, kind_name(v));
+                    param, want, oai_json_kind(v));
 }
 
 /* A schema as the text the grammar cache is keyed by: compact JSON, keys in

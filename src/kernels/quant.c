@@ -608,7 +608,12 @@ static float make_qkx2_quants(int n, int nmax, const float *x, const float *weig
 /* Best symmetric scale for values quantized to -nmax..nmax-1 (stored +nmax),
  * weighted by x^2; tries 19 scales around nmax/max (ggml's make_qx_quants,
  * rmse_type 1). */
-static float make_qx_quants(int n, int nmax, const float *x, int8_t *L) {
+/* The first fit both symmetric searches start from: levels l =
+ * round(−nmax/max · x) in −nmax..nmax−1 (max: the value of largest
+ * magnitude), stored in L as l + off, with Σ w·x·l and Σ w·l² (w = x²).
+ * False, with L zeroed, when every |x| < 1e-15. */
+static bool qx_first_fit(int n, int nmax, const float *x, int8_t *L, int off, float *pmax, float *psumlx,
+                         float *psuml2) {
     float max = 0, amax = 0;
     for (int i = 0; i < n; i++)
         if (fabsf(x[i]) > amax) {
@@ -617,22 +622,31 @@ static float make_qx_quants(int n, int nmax, const float *x, int8_t *L) {
         }
     if (amax < 1e-15f) {
         memset(L, 0, (size_t)n);
-        return 0.f;
+        return false;
     }
-    float iscale = -nmax / max;
+    const float iscale = -nmax / max;
     float sumlx = 0, suml2 = 0;
     for (int i = 0; i < n; i++) {
         int l = MAXI(-nmax, MINI(nmax - 1, nearest_int(iscale * x[i])));
-        L[i] = (int8_t)(l + nmax);
+        L[i] = (int8_t)(l + off);
         float w = x[i] * x[i];
         sumlx += w * x[i] * l;
         suml2 += w * l * l;
     }
+    *pmax = max;
+    *psumlx = sumlx;
+    *psuml2 = suml2;
+    return true;
+}
+
+static float make_qx_quants(int n, int nmax, const float *x, int8_t *L) {
+    float max, sumlx, suml2;
+    if (!qx_first_fit(n, nmax, x, L, nmax, &max, &sumlx, &suml2)) return 0.f;
     float scale = suml2 ? sumlx / suml2 : 0.0f;
     float best = scale * sumlx;
     for (int is = -9; is <= 9; is++) {
         if (is == 0) continue;
-        iscale = -(nmax + 0.1f * is) / max;
+        const float iscale = -(nmax + 0.1f * is) / max;
         sumlx = suml2 = 0;
         for (int i = 0; i < n; i++) {
             int l = MAXI(-nmax, MINI(nmax - 1, nearest_int(iscale * x[i])));
@@ -798,25 +812,8 @@ static void quant_q6_K(const float *x, sl_block_q6_K *y, int64_t nb) {
  * by x², refined by moving single levels while that improves the fit
  * (ggml's make_q3_quants with do_rmse). L gets level + nmax. */
 static float make_q3_quants(int n, int nmax, const float *x, int8_t *L) {
-    float max = 0, amax = 0;
-    for (int i = 0; i < n; i++)
-        if (fabsf(x[i]) > amax) {
-            amax = fabsf(x[i]);
-            max = x[i];
-        }
-    if (amax < 1e-15f) {
-        memset(L, 0, (size_t)n);
-        return 0.f;
-    }
-    float iscale = -nmax / max;
-    float sumlx = 0, suml2 = 0;
-    for (int i = 0; i < n; i++) {
-        int l = MAXI(-nmax, MINI(nmax - 1, nearest_int(iscale * x[i])));
-        L[i] = (int8_t)l;
-        float w = x[i] * x[i];
-        sumlx += w * x[i] * l;
-        suml2 += w * l * l;
-    }
+    float max, sumlx, suml2;
+    if (!qx_first_fit(n, nmax, x, L, 0, &max, &sumlx, &suml2)) return 0.f;
     for (int itry = 0; itry < 5; itry++) {
         int changed = 0;
         for (int i = 0; i < n; i++) {

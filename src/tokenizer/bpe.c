@@ -382,6 +382,17 @@ void bpe_work_free(bpe_work_t *w) {
 
 /* Heap merging of the live symbols (the list from syms[0]), whose rank/res
  * already describe the pair each starts: the fallback of merge_long. */
+/* Merges symbol li with the one after it: li takes the merged id, the
+ * right one leaves the list (id −2, no pair rank). */
+static inline void merge_next(sym_t *syms, int32_t li) {
+    sym_t *l = &syms[li], *r = &syms[l->next];
+    l->id = l->res;
+    l->next = r->next;
+    if (r->next >= 0) syms[r->next].prev = li;
+    r->id = -2;
+    r->rank = INT32_MAX;
+}
+
 static int merge_heap(const sl_tok_t *t, bpe_work_t *w, size_t n) {
     sym_t *syms = w->syms;
     heap_t *h = &w->heap;
@@ -413,13 +424,7 @@ static int merge_heap(const sl_tok_t *t, bpe_work_t *w, size_t n) {
         int32_t li = (int32_t)(uint32_t)c, rank = (int32_t)(c >> 32);
         sym_t *l = &syms[li];
         if (l->id < 0 || l->rank != rank || l->next < 0) continue; /* stale */
-        sym_t *r = &syms[l->next];
-        /* merge r into l */
-        l->id = l->res;
-        l->next = r->next;
-        if (r->next >= 0) syms[r->next].prev = li;
-        r->id = -2;
-        r->rank = INT32_MAX;
+        merge_next(syms, li);
         if (l->prev >= 0 && syms[l->prev].id >= 0 && set_pair(t, &w->heap, syms, l->prev) != 0) return -1;
         if (l->next >= 0 && syms[l->next].id >= 0) {
             if (set_pair(t, &w->heap, syms, li) != 0) return -1;
@@ -558,12 +563,7 @@ static int merge_long(const sl_tok_t *t, bpe_work_t *w, const uint8_t *s, size_t
             int32_t li = pos[i];
             sym_t *l = &syms[li];
             if (l->id < 0 || l->rank != cur || l->next < 0) continue; /* stale */
-            sym_t *r = &syms[l->next];
-            l->id = l->res;
-            l->next = r->next;
-            if (r->next >= 0) syms[r->next].prev = li;
-            r->id = -2;
-            r->rank = INT32_MAX;
+            merge_next(syms, li);
             bool in_order = true;
             if (l->prev >= 0 && syms[l->prev].id >= 0) in_order = rb_set_pair(t, w, syms, l->prev, cur);
             if (l->next >= 0 && syms[l->next].id >= 0) {

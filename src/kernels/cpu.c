@@ -111,6 +111,11 @@ void sl_kernels_init(void) {
     pthread_once(&init_once, do_init);
 }
 
+void sl_kern_use_table(const sl_kern_table_t *t) {
+    sl_kernels_init();
+    current = t ? t : &tables[current_isa];
+}
+
 const sl_kern_table_t *sl_kern_table(void) {
     sl_kernels_init();
     return current;

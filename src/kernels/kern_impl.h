@@ -129,6 +129,13 @@ void sl_kern_fill_scalar(sl_kern_table_t *t);
 bool sl_kern_fill_avx2(sl_kern_table_t *t);
 bool sl_kern_fill_avx512(sl_kern_table_t *t);
 bool sl_kern_fill_neon(sl_kern_table_t *t);
+/* Tests only: the VNNI kernels (x8_vnni.h) over an exact AVX2 emulation
+ * of vpdpbusd, installed over an AVX2 table; false where AVX2 is not built
+ * or t has no AVX2 x8 kernels. */
+bool sl_kern_fill_vnni_emul(sl_kern_table_t *t);
+/* Tests only: makes t the current table (NULL: back to the ISA's own);
+ * t must outlive its use. */
+void sl_kern_use_table(const sl_kern_table_t *t);
 
 bool sl_cpu_has_avx512bf16(void);
 

@@ -69,15 +69,23 @@ static void make_weights(sl_type_t t, uint8_t *w, int64_t rows, int64_t n, float
     }
 }
 
-/* y_ref[t][o] in double from dequantized weights and activations. */
+/* y_ref[t][o] in double from dequantized weights and activations. The
+ * activations go through the current ISA's quantizer, as in sl_matmul: SIMD
+ * quantizers may round a tie the other way than the scalar one (checked
+ * separately to within one step), which would otherwise show here as a
+ * 1e-4-sized error on an unlucky draw. */
 static void reference(sl_type_t t, const uint8_t *w, int64_t n_in, int64_t n_out, const float *x,
                       int64_t n_tok, double *yref, double *ymag) {
     sl_type_t vt = sl_type_traits(t)->vec_dot_type;
+    const sl_quant_fn quant = sl_kern_table()->quant[vt];
     float *wd = malloc(sizeof(float) * (size_t)n_in);
     float *xd = malloc(sizeof(float) * (size_t)(n_in * n_tok));
     uint8_t *xq = malloc(sl_row_size(vt, n_in) + 64);
     for (int64_t k = 0; k < n_tok; k++) {
-        sl_quantize_row(vt, x + k * n_in, xq, n_in);
+        if (quant)
+            quant(x + k * n_in, xq, n_in);
+        else
+            sl_quantize_row(vt, x + k * n_in, xq, n_in);
         sl_dequantize_row(vt, xq, xd + k * n_in, n_in);
     }
     size_t rs = sl_row_size(t, n_in);
@@ -293,7 +301,14 @@ static void test_matmul_multi(void) {
 /* x8 panels: packing round-trips every row exactly, and the panel kernels
  * (decode dot, GEMM for 2..many tokens, mixed with GGUF-layout matrices in
  * one multi call) give the GGUF-row results up to summation order. */
+static void x8_panels_cases(const sl_kern_table_t *installed);
 static void test_x8_panels(void) {
+    x8_panels_cases(NULL);
+}
+
+/* installed: a table put in place with sl_kern_use_table (kept across the
+ * scalar-fallback switch inside), or NULL for the ISA's own */
+static void x8_panels_cases(const sl_kern_table_t *installed) {
     if (!sl_x8_supported(SL_TYPE_Q8_0, 256, 8)) {
         printf("  (x8 panels not available on this ISA: skipped)\n");
         CHECK(!sl_x8_supported(SL_TYPE_Q8_0, 256, 8));
@@ -352,12 +367,38 @@ static void test_x8_panels(void) {
                     sl_matmul_x8(pool, wp, T, n_in, n_out, x, nt, yb);
                     sl_matmul(pool, w, T, n_in, n_out, x, nt, yc);
                     sl_kernels_set_isa(prev);
+                    if (installed) sl_kern_use_table(installed);
                     CHECK_MSG(!memcmp(yb, yc, sizeof(float) * (size_t)(n_out * nt)),
                               "x8 %s scalar fallback n_in %lld n_tok %lld differs", sl_type_name(T), (long long)n_in, (long long)nt);
                 }
             free(w), free(wp), free(row), free(tmp), free(x), free(ya), free(yb), free(yc), free(yr), free(ym);
         }
     sl_pool_free(pool2);
+}
+
+/* The VNNI kernels (x8_vnni.h: x8 decode and GEMM for q8_0, x8 decode for
+ * q5_0 / q4_0, the unpacked-row GEMM of q4_0/q4_1/q5_0/q5_1) run on
+ * AVX-512 VNNI CPUs only; the same source over an exact AVX2 emulation of
+ * vpdpbusd is checked here against the reference on every AVX2 CPU. */
+static void test_vnni_kernels_emulated(void) {
+    if (!sl_isa_supported(SL_ISA_AVX2)) {
+        printf("  (no AVX2: VNNI kernel emulation skipped)\n");
+        return;
+    }
+    const sl_isa_t prev = sl_kernels_set_isa(SL_ISA_AVX2);
+    static sl_kern_table_t t;
+    t = *sl_kern_table();
+    CHECK(sl_kern_fill_vnni_emul(&t));
+    CHECK(t.x8_gemm[SL_TYPE_Q8_0] != sl_kern_table()->x8_gemm[SL_TYPE_Q8_0]);
+    CHECK(t.gemmu[SL_TYPE_Q5_1] != sl_kern_table()->gemmu[SL_TYPE_Q5_1]);
+    sl_kern_use_table(&t);
+    sl_pool_t *pool = sl_pool_new(2);
+    run_matmul_cases(SL_ISA_AVX2, NULL);
+    run_matmul_cases(SL_ISA_AVX2, pool);
+    sl_pool_free(pool);
+    x8_panels_cases(&t);
+    sl_kern_use_table(NULL);
+    sl_kernels_set_isa(prev);
 }
 
 int main(void) {
@@ -368,5 +409,6 @@ int main(void) {
     RUN(test_bad_shapes_are_safe);
     RUN(test_matmul_multi);
     RUN(test_x8_panels);
+    RUN(test_vnni_kernels_emulated);
     return test_summary();
 }

@@ -20,6 +20,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels/x8_simd.h"
+
 static inline float f16(sl_f16_t h) {
     return _cvtsh_ss(h);
 }
@@ -687,11 +689,6 @@ static void urows_q8_0(int64_t n, const void *w, size_t ws, int nr, uint8_t *dst
     u_pad(dst, nb, nr);
 }
 
-static inline int32_t x4(const int8_t *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
 
 /* One 8-row panel × the nc (<= 4) tokens of a group; out gets 8 columns.
  * Signed codes (q8_0) use |w| and sign(x, w) and widen every vpmaddubsw to
@@ -713,7 +710,7 @@ static inline __attribute__((always_inline)) void gemmu_panel(bool sgn, int64_t 
                 const __m256i aw = _mm256_sign_epi8(w, w);
 #define S_T(acc, c)                                                                                    \
     acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(            \
-                                                      _mm256_set1_epi32(x4(xb->qs[c] + 4 * g)), w)), \
+                                                      _mm256_set1_epi32(x8_bytes4(xb->qs[c] + 4 * g)), w)), \
                                                   ones))
                 S_T(i0, 0);
                 S_T(i1, 1);
@@ -727,7 +724,7 @@ static inline __attribute__((always_inline)) void gemmu_panel(bool sgn, int64_t 
                 __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
                 for (int g = 4 * hf; g < 4 * hf + 4; g++) {
                     const __m256i w = _mm256_load_si256((const __m256i *)(q + 32 * g));
-#define U_T(acc, c) acc = _mm256_add_epi16(acc, _mm256_maddubs_epi16(w, _mm256_set1_epi32(x4(xb->qs[c] + 4 * g))))
+#define U_T(acc, c) acc = _mm256_add_epi16(acc, _mm256_maddubs_epi16(w, _mm256_set1_epi32(x8_bytes4(xb->qs[c] + 4 * g))))
                     U_T(s0, 0);
                     U_T(s1, 1);
                     U_T(s2, 2);
@@ -796,11 +793,6 @@ static void gemmu_s8(int64_t n, const uint8_t *u, int nr, const sl_q8x4_t *x, in
  * convert + FMA applies the 8 f16 scales (one vcvtph2ps) at once. Signed
  * × signed: |x| and sign(w, x) for decode, |w| and sign(x, w) for the GEMM
  * (there the weight vector is shared by 4 tokens). */
-static inline int32_t x4b(const int8_t *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
 
 static void x8_dot_q8_0(int64_t n, const void *panel, const sl_q8f_t *x, float *out) {
     const int64_t nb = n / 32;
@@ -811,7 +803,7 @@ static void x8_dot_q8_0(int64_t n, const void *panel, const sl_q8f_t *x, float *
         const int8_t *xq = x[b].qs;
         __m256i i0 = _mm256_setzero_si256(), i1 = i0;
         for (int g = 0; g < 8; g += 2) {
-            const __m256i x0 = _mm256_set1_epi32(x4b(xq + 4 * g)), x1 = _mm256_set1_epi32(x4b(xq + 4 * g + 4));
+            const __m256i x0 = _mm256_set1_epi32(x8_bytes4(xq + 4 * g)), x1 = _mm256_set1_epi32(x8_bytes4(xq + 4 * g + 4));
             const __m256i p0 = _mm256_maddubs_epi16(_mm256_sign_epi8(x0, x0),
                                                     _mm256_sign_epi8(_mm256_loadu_si256(q + g), x0));
             const __m256i p1 = _mm256_maddubs_epi16(_mm256_sign_epi8(x1, x1),
@@ -844,7 +836,7 @@ static void x8_gemm_q8_0(int64_t n, const void *panels, int np, const sl_q8x4_t 
 #define X8_T(acc, c)                                                                                    \
     acc = _mm256_add_epi32(                                                                             \
         acc, _mm256_madd_epi16(                                                                         \
-                 _mm256_maddubs_epi16(aw, _mm256_sign_epi8(_mm256_set1_epi32(x4b(xb->qs[c] + 4 * g)), w)), \
+                 _mm256_maddubs_epi16(aw, _mm256_sign_epi8(_mm256_set1_epi32(x8_bytes4(xb->qs[c] + 4 * g)), w)), \
                  ones))
                 X8_T(i0, 0);
                 X8_T(i1, 1);
@@ -863,36 +855,6 @@ static void x8_gemm_q8_0(int64_t n, const void *panels, int np, const sl_q8x4_t 
     }
 }
 
-/* q5_0 / q4_0 (five = false) x8: the 8 groups of 32 codes of one block,
- * c[g]. The fifth bit of group g is bit g of each byte of the fifth-bit
- * vector, moved to bit 4 by a 16-bit shift (no bit crosses a byte
- * boundary into bit 4). */
-static inline __attribute__((always_inline)) void x8_q4_block(bool five, const uint8_t *blk, __m256i c[8]) {
-    const __m256i m4 = _mm256_set1_epi8(0x0f), m10 = _mm256_set1_epi8(0x10);
-    const uint8_t *nibs = blk + (five ? 48 : 16);
-    __m256i h[8];
-    if (five) {
-        const __m256i hb = _mm256_loadu_si256((const __m256i *)(blk + 16));
-        h[0] = _mm256_slli_epi16(hb, 4);
-        h[1] = _mm256_slli_epi16(hb, 3);
-        h[2] = _mm256_slli_epi16(hb, 2);
-        h[3] = _mm256_slli_epi16(hb, 1);
-        h[4] = hb;
-        h[5] = _mm256_srli_epi16(hb, 1);
-        h[6] = _mm256_srli_epi16(hb, 2);
-        h[7] = _mm256_srli_epi16(hb, 3);
-    }
-    for (int k = 0; k < 4; k++) {
-        const __m256i nib = _mm256_loadu_si256((const __m256i *)(nibs + 32 * k));
-        c[k] = _mm256_and_si256(nib, m4);
-        c[k + 4] = _mm256_and_si256(_mm256_srli_epi16(nib, 4), m4);
-        if (five) {
-            c[k] = _mm256_or_si256(c[k], _mm256_and_si256(h[k], m10));
-            c[k + 4] = _mm256_or_si256(c[k + 4], _mm256_and_si256(h[k + 4], m10));
-        }
-    }
-}
-
 /* Decode over q5_0 / q4_0 x8 panels: unsigned codes, four vpmaddubsw
  * summed in int16 (pair sums <= 7874) per vpmaddwd; the −16 / −8 offset
  * comes off once per block as d · (dx · Σx). */
@@ -907,7 +869,7 @@ static inline __attribute__((always_inline)) void x8_dot_q4(bool five, int64_t n
         const int8_t *xq = x[b].qs;
         __m256i c[8];
         x8_q4_block(five, blk, c);
-#define Q5P(g) _mm256_maddubs_epi16(c[g], _mm256_set1_epi32(x4b(xq + 4 * (g))))
+#define Q5P(g) _mm256_maddubs_epi16(c[g], _mm256_set1_epi32(x8_bytes4(xq + 4 * (g))))
         const __m256i s0 = _mm256_add_epi16(_mm256_add_epi16(Q5P(0), Q5P(1)), _mm256_add_epi16(Q5P(2), Q5P(3)));
         const __m256i s1 = _mm256_add_epi16(_mm256_add_epi16(Q5P(4), Q5P(5)), _mm256_add_epi16(Q5P(6), Q5P(7)));
 #undef Q5P

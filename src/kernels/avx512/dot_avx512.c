@@ -147,6 +147,12 @@ DEF_TILE_Q0(tile_q4_0, sl_block_q4_0, unpack_q4_0, dot_q4_0)
 DEF_TILE_Q0(tile_q5_0, sl_block_q5_0, unpack_q5_0, dot_q5_0)
 DEF_TILE_Q0(tile_q8_0, sl_block_q8_0, unpack_q8_0, dot_q8_0)
 
+/* The x8-panel decode and GEMM and the unpacked-row GEMM with vpdpbusd
+ * (x8_vnni.h; avx2/vnni_emul.c tests the same source on any AVX2 CPU). */
+#define X8V_DPBUSD(acc, u, s) _mm256_dpbusd_epi32(acc, u, s)
+#define X8V_NAME(name) vnni_##name
+#include "kernels/x8_vnni.h"
+
 bool sl_kern_fill_avx512(sl_kern_table_t *t) {
     t->dot[SL_TYPE_F32] = dot_f32;
     t->dot[SL_TYPE_F16] = dot_f16;
@@ -157,14 +163,17 @@ bool sl_kern_fill_avx512(sl_kern_table_t *t) {
     t->tile[SL_TYPE_Q4_0] = tile_q4_0;
     t->tile[SL_TYPE_Q5_0] = tile_q5_0;
     t->tile[SL_TYPE_Q8_0] = tile_q8_0;
-    /* Decode and small batches of these types take the VNNI dots and tiles
-     * above, not the AVX2 float-scale dots and panel GEMM inherited from the
-     * AVX2 table; from 16 tokens the AVX2 unpacked-row GEMM still applies. */
+    /* Decode and small batches of these types in GGUF rows take the VNNI
+     * dots and tiles above, not the AVX2 float-scale dots and panel GEMM
+     * inherited from the AVX2 table. */
     const sl_type_t own[] = {SL_TYPE_Q4_0, SL_TYPE_Q5_0, SL_TYPE_Q8_0};
     for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
         t->dotf[own[i]] = NULL;
         t->gemm[own[i]] = NULL;
     }
+    /* x8 panels (the model packs q8_0 / q5_0 / q4_0 at load) and 16+
+     * token batches: VNNI versions of the AVX2 kernels */
+    vnni_fill(t);
     return true;
 }
 

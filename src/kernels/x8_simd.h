@@ -1,0 +1,55 @@
+/*
+ * x8_simd.h — AVX2 helpers shared by the x8-panel kernels of
+ * avx2/dot_avx2.c and x8_vnni.h (included by the AVX2 and AVX-512 files,
+ * which are both compiled with AVX2 enabled): reading 4 activation bytes as
+ * one 32-bit lane value, and expanding a q5_0 / q4_0 x8 block into its 8
+ * vectors of unsigned codes. Layouts: kern_impl.h.
+ */
+#ifndef SL_KERNELS_X8_SIMD_H
+#define SL_KERNELS_X8_SIMD_H
+
+#include <immintrin.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+/* 4 consecutive activation bytes as one int32 (for a broadcast to all 8
+ * lanes, one lane per row of the panel) */
+static inline int32_t x8_bytes4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* q5_0 (five) / q4_0 x8 block → its 8 groups of 32 codes, c[g] (0..31 or
+ * 0..15). The fifth bit of group g is bit g of each byte of the fifth-bit
+ * vector, moved to bit 4 by a 16-bit shift (no bit crosses a byte boundary
+ * into bit 4). */
+static inline __attribute__((always_inline)) void x8_q4_block(bool five, const uint8_t *blk,
+                                                              __m256i c[8]) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m10 = _mm256_set1_epi8(0x10);
+    const uint8_t *nibs = blk + (five ? 48 : 16);
+    __m256i h[8];
+    if (five) {
+        const __m256i hb = _mm256_loadu_si256((const __m256i *)(blk + 16));
+        h[0] = _mm256_slli_epi16(hb, 4);
+        h[1] = _mm256_slli_epi16(hb, 3);
+        h[2] = _mm256_slli_epi16(hb, 2);
+        h[3] = _mm256_slli_epi16(hb, 1);
+        h[4] = hb;
+        h[5] = _mm256_srli_epi16(hb, 1);
+        h[6] = _mm256_srli_epi16(hb, 2);
+        h[7] = _mm256_srli_epi16(hb, 3);
+    }
+    for (int k = 0; k < 4; k++) {
+        const __m256i nib = _mm256_loadu_si256((const __m256i *)(nibs + 32 * k));
+        c[k] = _mm256_and_si256(nib, m4);
+        c[k + 4] = _mm256_and_si256(_mm256_srli_epi16(nib, 4), m4);
+        if (five) {
+            c[k] = _mm256_or_si256(c[k], _mm256_and_si256(h[k], m10));
+            c[k + 4] = _mm256_or_si256(c[k + 4], _mm256_and_si256(h[k + 4], m10));
+        }
+    }
+}
+
+#endif

@@ -103,6 +103,16 @@ typedef struct eng_seq {
     bool drawn;
     int draw_rc;
     smp_result_t draw;
+    /* reasoning budget (eng_request_t.think_*): think_in while a block is
+     * open; think_used tokens counted in blocks so far; think_forced ids of
+     * think_close emitted (forcing while 0 < think_forced < n_think_close,
+     * or when it starts at the budget) */
+    int think_budget, think_used;
+    bool think_in;
+    int32_t think_start, think_end;
+    int32_t *think_close;
+    size_t n_think_close, think_forced;
+    int top_logprobs; /* alternatives a forced token reports */
 } eng_seq_t;
 
 /* Work for the grammar worker: resolve a sequence's index before it is
@@ -217,6 +227,7 @@ static void seq_free(eng_seq_t *s) {
     free(s->toks);
     free(s->blocks);
     free(s->stop_ids);
+    free(s->think_close);
     free(s->score_logits);
     smp_free(s->smp);
     free(s);
@@ -504,6 +515,26 @@ oom:
     return NULL;
 }
 
+/* Whether s's next token is one of think_close (the reasoning budget is
+ * spent with the block open, or the close sequence is under way). */
+static bool think_forcing(const eng_seq_t *s) {
+    if (s->think_budget <= 0 || s->think_forced >= s->n_think_close) return false;
+    return s->think_forced > 0 || (s->think_in && s->think_used >= s->think_budget);
+}
+
+/* Follows the reasoning block over an emitted token. */
+static void think_count(eng_seq_t *s, int32_t id) {
+    if (s->think_budget <= 0) return;
+    if (s->think_in) {
+        if (id == s->think_end) s->think_in = false;
+        else s->think_used++;
+    } else if (id == s->think_start && s->think_forced == 0) {
+        s->think_in = true;
+    }
+}
+
+static void score_row(const float *row, int n_vocab, int32_t id, int n_top, smp_result_t *out);
+
 /* Samples from logits (modified), emits TOKEN or finishes s. */
 static void seq_sample(eng_t *e, eng_seq_t *s, float *logits) {
     eng_event_t ev = {0};
@@ -522,7 +553,18 @@ static void seq_sample(eng_t *e, eng_seq_t *s, float *logits) {
             return;
         }
     }
-    if (g && g->m) {
+    const bool forced = think_forcing(s);
+    if (forced) {
+        /* the budget is spent: the close ids instead of a draw */
+        const int32_t id = s->think_close[s->think_forced++];
+        s->drawn = false;
+        score_row(logits, e->n_vocab, id, s->top_logprobs, &ev.tok);
+        if (g && g->m && gram_matcher_accept_token(g->m, id) != 0) {
+            seq_finish(e, s, ENG_FINISH_ERROR, "the grammar does not allow the end of the reasoning block here");
+            return;
+        }
+        smp_accept(s->smp, id);
+    } else if (g && g->m) {
         if (smp_sample_grammar(s->smp, g->m, logits, e->mask, &ev.tok) != 0) {
             if (gram_matcher_is_terminated(g->m)) seq_finish(e, s, ENG_FINISH_STOP, NULL);
             else seq_finish(e, s, ENG_FINISH_ERROR, "no token the grammar allows is left to sample");
@@ -539,6 +581,7 @@ static void seq_sample(eng_t *e, eng_seq_t *s, float *logits) {
         smp_accept(s->smp, ev.tok.id);
     }
     s->n_generated++;
+    think_count(s, ev.tok.id);
     /* usage so far, so the server knows cached tokens before FINISH */
     ev.usage.prompt_tokens = s->n_prompt_done;
     ev.usage.cached_tokens = SL_MIN(s->n_cached, s->n_prompt_done);
@@ -622,13 +665,15 @@ static void draw_worker(void *ctx, int ith, int nth) {
 }
 
 /* Draws ahead for the plan's sequences that sample plainly from their row
- * this step: no grammar, not scoring, no n>1 sibling forking from it (the
- * fork copies the row before the leader's draw changes it). */
+ * this step: no grammar, not scoring, not forced, no n>1 sibling forking
+ * from it (the fork copies the row before the leader's draw changes it). */
 static void pre_draw(eng_t *e, int n_plan) {
     int n = 0;
     for (int i = 0; i < n_plan; i++) {
         eng_seq_t *s = e->plan[i];
-        if (s->logit_row < 0 || s->g || e->batch[i].all_logits) continue; /* logit_row >= 0: it samples */
+        /* logit_row >= 0: it samples; a forced token draws nothing (a draw
+         * would move its random stream only when others run beside it) */
+        if (s->logit_row < 0 || s->g || e->batch[i].all_logits || think_forcing(s)) continue;
         bool leads = false;
         for (eng_seq_t *f = e->running; f && !leads; f = f->next) leads = f->leader == s;
         if (!leads) e->draw_seqs[n++] = s;
@@ -1184,6 +1229,24 @@ int eng_submit(eng_t *e, const eng_request_t *r, uint64_t *id, char *err, size_t
     s->logit_row = -1;
     s->score = r->score_prompt && np > 1;
     s->score_top = r->score_top;
+    s->top_logprobs = r->sampling.n_top_logprobs;
+    if (r->think_budget > 0 && r->n_think_close > 0) {
+        for (size_t i = 0; i < r->n_think_close; i++)
+            if (r->think_close[i] < 0 || r->think_close[i] >= e->n_vocab) {
+                seq_free(s);
+                return sl_err(err, errlen, "think_close id %d is outside the vocabulary", (int)r->think_close[i]);
+            }
+        if (!(s->think_close = malloc(r->n_think_close * sizeof *s->think_close))) {
+            seq_free(s);
+            return sl_err(err, errlen, "out of memory");
+        }
+        memcpy(s->think_close, r->think_close, r->n_think_close * sizeof *s->think_close);
+        s->n_think_close = r->n_think_close;
+        s->think_budget = r->think_budget;
+        s->think_in = r->think_open;
+        s->think_start = r->think_start_id;
+        s->think_end = r->think_end_id;
+    }
     s->n_scored = 1;
     atomic_init(&s->cancel, false);
     prep_item_t *it = NULL;

@@ -168,6 +168,21 @@ typedef struct eng_request {
     int score_top;
     /* Constrained generation (see eng_grammar_t); zero = none. */
     eng_grammar_t grammar;
+    /* Reasoning budget (thinking_budget); think_budget 0 = none. The engine
+     * counts the tokens sampled inside a reasoning block — open from the
+     * first token when think_open, else from a sampled think_start_id, until
+     * a sampled think_end_id (the markers themselves are not counted). When
+     * think_budget tokens were counted and the block is still open, the
+     * next tokens are not sampled: the think_close ids (copied; they should
+     * contain think_end_id, e.g. "\n</think>\n\n") are emitted in order as
+     * TOKEN events, each with its logprob under the model's distribution,
+     * fed to the sampler's penalties and to a grammar like sampled ones;
+     * then sampling goes on. They count toward max_tokens. */
+    int think_budget;
+    bool think_open;
+    int32_t think_start_id, think_end_id; /* -1: none */
+    const int32_t *think_close;
+    size_t n_think_close;
 } eng_request_t;
 
 #define ENG_SCORE_CHUNK 16

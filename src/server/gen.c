@@ -1179,6 +1179,7 @@ static int job_submit(gen_job_t *j, oai_error_t *e) {
         if (eng_grammar_set(&j->tc_grammar) &&
             (!eng_grammar_set(&er.grammar) || j->tools.req.choice != TC_CHOICE_AUTO))
             er.grammar = j->tc_grammar;
+        if (j->r.chat) tools_think_budget(&j->tools, j->r.thinking_budget, &er);
         char err[SL_ERR_MAX];
         int rc = eng_submit(j->m->eng, &er, &c->seq, err, sizeof err);
         if (rc != 0) {

@@ -489,6 +489,8 @@ int oai_parse(const char *body, size_t len, bool chat, oai_req_t *r, oai_error_t
     r->smp.n_bias = r->n_bias;
     if (chat) {
         if (get_bool(b, "logprobs", &r->logprobs, e) < 0) return -1;
+        if ((rc = get_int(b, "thinking_budget", 1, INT32_MAX, &ll, e)) < 0) return -1;
+        if (rc) r->thinking_budget = (int)ll;
         if ((rc = get_int(b, "top_logprobs", 0, 20, &ll, e)) < 0) return -1;
         if (rc) {
             if (!r->logprobs)

@@ -4,6 +4,7 @@
  * and the per-choice output parser (see tools.h, docs/toolcall.md).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "grammar/grammar.h"
@@ -33,6 +34,8 @@ void tools_vocab_keep(const srv_model_t *m, const char **keep, size_t cap) {
 
 /* chat_template_kwargs.enable_thinking == false turns reasoning off (the
  * template then closes the think block itself, e.g. Qwen3). */
+static void think_close_ids(const srv_model_t *m, srv_tools_t *t);
+
 static bool thinking_enabled(const json_t *body) {
     const json_t *kw = json_object_get(body, "chat_template_kwargs");
     const json_t *v = json_object_get(kw, "enable_thinking");
@@ -53,7 +56,43 @@ int tools_prepare(const srv_model_t *m, const json_t *body, srv_tools_t *t, oai_
     t->family = t->req.choice == TC_CHOICE_NONE ? TC_FAMILY_NONE : m->tc_family;
     t->reasoning = m->tc_reasoning && thinking_enabled(body);
     t->parse = t->family != TC_FAMILY_NONE || t->reasoning;
+    think_close_ids(m, t);
     return 0;
+}
+
+/* The text forced when a reasoning budget is spent: the reasoning ends on
+ * its own line and the answer starts after a blank line, as these models'
+ * templates write a finished think block. */
+#define THINK_CLOSE_TEXT "\n</think>\n\n"
+
+static void think_close_ids(const srv_model_t *m, srv_tools_t *t) {
+    t->n_think_close = 0;
+    if (!t->reasoning) return;
+    t->think_start = tok_find(m->tok, "<think>", 7);
+    t->think_end = tok_find(m->tok, "</think>", 8);
+    if (t->think_start < 0 || t->think_end < 0) return;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    char err[SL_ERR_MAX];
+    if (tok_encode(m->tok, THINK_CLOSE_TEXT, strlen(THINK_CLOSE_TEXT), false, true, &ids, &n, err, sizeof err) != 0)
+        return;
+    bool has_end = false;
+    for (size_t i = 0; i < n; i++) has_end |= ids[i] == t->think_end;
+    if (has_end && n <= SL_ARRAY_LEN(t->think_close)) {
+        memcpy(t->think_close, ids, n * sizeof *ids);
+        t->n_think_close = n;
+    }
+    free(ids);
+}
+
+void tools_think_budget(const srv_tools_t *t, int budget, eng_request_t *er) {
+    if (budget <= 0 || !t->reasoning || t->n_think_close == 0) return;
+    er->think_budget = budget;
+    er->think_open = t->think_open;
+    er->think_start_id = t->think_start;
+    er->think_end_id = t->think_end;
+    er->think_close = t->think_close;
+    er->n_think_close = t->n_think_close;
 }
 
 void tools_set_prompt(srv_tools_t *t, const char *prompt, size_t len) {

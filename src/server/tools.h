@@ -37,6 +37,12 @@ typedef struct srv_tools {
     const char *trig_words[8], *start_words[4];
     int32_t trig_ids[8];
     size_t n_trig_words, n_start_words, n_trig_ids;
+    /* thinking_budget: the ids of <think> and </think> (single tokens on
+     * this model, else n_think_close is 0 and a budget cannot be kept) and
+     * of the text forced when the budget is spent */
+    int32_t think_start, think_end;
+    int32_t think_close[16];
+    size_t n_think_close;
 } srv_tools_t;
 
 /* Sets m->tc_family and m->tc_reasoning from the chat template source
@@ -64,6 +70,13 @@ void tools_set_prompt(srv_tools_t *t, const char *prompt, size_t len);
  * parameters schema the grammar library cannot express). */
 int tools_grammar(const struct srv_model *m, srv_tools_t *t, const char *prefix, size_t prefix_len,
                   eng_grammar_t *g, oai_error_t *e);
+
+/* Fills the engine request's reasoning budget (eng_request_t.think_*)
+ * when the request gave thinking_budget and reasoning is on with
+ * single-token markers; leaves it unset otherwise (the budget is ignored,
+ * as where the template has no thinking switch). Call after
+ * tools_set_prompt. */
+void tools_think_budget(const srv_tools_t *t, int budget, eng_request_t *er);
 
 /* A parser for one choice; on_event may be NULL (non-streaming). */
 tc_parser_t *tools_parser_new(const srv_tools_t *t, tc_event_fn on_event, void *ud);

@@ -71,7 +71,8 @@ const PING = { type: "function", function: { name: "ping", description: "No para
 const TOOLS = [WEATHER, TIME, PING];
 const ASK = [{ role: "user", content: "What is the weather like in Paris today?" }];
 
-let srv, client;
+let srv, client, qwen3File;
+const qwen3Path = () => qwen3File;
 
 before(async () => {
   const models = {};
@@ -79,7 +80,7 @@ before(async () => {
     f.path = models[name] = makeModel(f.pkg, f.arch, f.template);
     f.triggerId = vocabId(f.pkg, f.trigger);
   }
-  models.qwen3 = makeModel("qwen3", "qwen2");
+  models.qwen3 = qwen3File = makeModel("qwen3", "qwen2");
   srv = await startServer({ models, args: ["--ctx", "1024"] });
   client = new OpenAI({ baseURL: srv.url + "/v1", apiKey: "none", maxRetries: 0 });
 });
@@ -341,6 +342,50 @@ test("qwen3: reasoning split into reasoning_content, streamed and not; reasoning
     chat_template_kwargs: { enable_thinking: false } });
   assert.equal(off.choices[0].message.reasoning_content, undefined);
   assert.equal(off.usage.completion_tokens_details.reasoning_tokens, 0);
+});
+
+test("qwen3: thinking_budget ends the reasoning after that many tokens; the answer follows", async () => {
+  const endThink = vocabId("qwen3", "</think>");
+  const params = { model: "qwen3", messages: ASK, prefix: "<think>\n", max_tokens: 16, seed: 3, return_token_ids: true };
+  // without a budget this random model never closes the block in 16 tokens
+  const free = await client.chat.completions.create(params);
+  assert.ok(!free.choices[0].token_ids.includes(endThink), "the unbudgeted reasoning closed by itself");
+  assert.equal(free.usage.completion_tokens_details.reasoning_tokens, 16);
+  const r = await client.chat.completions.create({ ...params, thinking_budget: 5 });
+  const ids = r.choices[0].token_ids;
+  // 5 reasoning tokens as without the budget, then "\n</think>\n\n" forced
+  assert.deepEqual(ids.slice(0, 5), free.choices[0].token_ids.slice(0, 5));
+  assert.equal(detokenize(qwen3Path(), ids.slice(5, 8)), "\n</think>\n\n");
+  assert.equal(ids.indexOf(endThink), 6);
+  const m = r.choices[0].message;
+  assert.equal(m.reasoning_content, detokenize(qwen3Path(), ids.slice(0, 5)).trim());
+  assert.equal(typeof m.content, "string");
+  assert.equal(m.content, detokenize(qwen3Path(), ids.slice(8)).replace(/^\s+/, ""));
+  assert.equal(r.usage.completion_tokens, 16); // the forced tokens count
+  const rt = r.usage.completion_tokens_details.reasoning_tokens;
+  assert.ok(rt >= 5 && rt <= 7, JSON.stringify(r.usage));
+  // streamed: the same split
+  const s = await streamed({ ...params, thinking_budget: 5 });
+  assert.equal(s.reasoning, m.reasoning_content);
+  assert.equal(s.final.choices[0].message.content, m.content);
+  // a budget larger than the reasoning changes nothing
+  const big = await client.chat.completions.create({ ...params, thinking_budget: 100 });
+  assert.deepEqual(big.choices[0].token_ids, free.choices[0].token_ids);
+  // a required call after a budgeted think block: the forced close goes
+  // through the call grammar, which then forces the call
+  const t = await both({ model: "qwen3", messages: ASK, tools: TOOLS, tool_choice: "required", parallel_tool_calls: false,
+    prefix: "<think>\n", max_tokens: 160, seed: 1, thinking_budget: 4 });
+  assert.equal(t.choices[0].finish_reason, "tool_calls");
+  checkCalls(t.choices[0].message, { n: 1 });
+  assert.equal(typeof t.choices[0].message.reasoning_content, "string");
+  // enable_thinking false: no reasoning, the budget is moot
+  const off = await client.chat.completions.create({ model: "qwen3", messages: ASK, max_tokens: 6, seed: 1,
+    chat_template_kwargs: { enable_thinking: false }, thinking_budget: 2 });
+  assert.equal(off.choices[0].message.reasoning_content, undefined);
+  for (const bad of [0, -3, 1.5, "5"]) {
+    await assert.rejects(client.chat.completions.create({ ...params, thinking_budget: bad }),
+      (e) => e.status === 400 && e.param === "thinking_budget", `thinking_budget ${JSON.stringify(bad)}`);
+  }
 });
 
 test("qwen3: a required call after reasoning (enable_thinking false) and with a think block left open", async () => {

@@ -36,6 +36,7 @@ static void write_model(void) {
 
 typedef struct seqlog {
     int32_t toks[MAXTOK];
+    float lp[MAXTOK]; /* the TOKEN events' logprobs */
     int n_tok, n_finish;
     eng_event_t fin;
     /* ENG_EV_PROMPT */
@@ -52,7 +53,10 @@ static void on_event(const eng_event_t *ev, void *ctx) {
     seqlog_t *l = ev->user;
     pthread_mutex_lock(&mu);
     if (ev->type == ENG_EV_TOKEN) {
-        if (l->n_tok < MAXTOK) l->toks[l->n_tok] = ev->tok.id;
+        if (l->n_tok < MAXTOK) {
+            l->toks[l->n_tok] = ev->tok.id;
+            l->lp[l->n_tok] = ev->tok.logprob;
+        }
         l->n_tok++;
     } else if (ev->type == ENG_EV_PROMPT) {
         if (ev->pos != l->last_pos + 1 || l->n_tok > 0) l->bad_order++;
@@ -489,6 +493,145 @@ static void test_prompt_scoring(void) {
     eng_free(e);
 }
 
+/* The first index i >= from whose id appears nowhere in ids[0..limit) other
+ * than at i itself, or -1. */
+static int fresh_index(const int32_t *ids, int from, int limit) {
+    for (int i = from; i < limit; i++) {
+        bool seen = false;
+        for (int k = 0; k < limit; k++) seen |= k != i && ids[k] == ids[i];
+        if (!seen) return i;
+    }
+    return -1;
+}
+
+/* Runs one greedy request with a reasoning budget alone and returns its
+ * log (logs[0]). */
+static void run_think(eng_t *e, const int32_t *prompt, int np, int max_tokens, int budget, bool open,
+                      int32_t start_id, int32_t end_id, const int32_t *close, size_t n_close) {
+    reset_logs();
+    eng_request_t r = greedy_req(prompt, (size_t)np, max_tokens, &logs[0]);
+    r.sampling.n_top_logprobs = 2;
+    r.think_budget = budget;
+    r.think_open = open;
+    r.think_start_id = start_id;
+    r.think_end_id = end_id;
+    r.think_close = close;
+    r.n_think_close = n_close;
+    uint64_t id;
+    char err[SL_ERR_MAX];
+    CHECK_MSG(eng_submit(e, &r, &id, err, sizeof err) == 0, "%s", err);
+    wait_finished(1);
+}
+
+/* thinking_budget: after `budget` tokens inside an open reasoning block the
+ * close ids are emitted instead of sampled (with the model's logprob of
+ * each), then generation goes on from them; a block the model closes in
+ * time forces nothing; a block opened by a sampled start id is counted
+ * from there. */
+static void test_think_budget(void) {
+    char err[SL_ERR_MAX];
+    eng_t *e = eng_new(model, &(eng_opts_t){.n_ctx = CTX, .kv = ENG_KV_F32}, on_event, NULL, err, sizeof err);
+    CHECK_MSG(e != NULL, "%s", err);
+    enum { NT = 16 };
+    int32_t prompt[4] = {3, 14, 15, 9};
+    int32_t ref[NT];
+    reference(model, prompt, 4, NT, ref);
+    /* close ids: three ids that the greedy output never produces */
+    int32_t close[3];
+    int nc = 0;
+    for (int32_t v = 0; v < V && nc < 3; v++) {
+        bool used = false;
+        for (int i = 0; i < NT; i++) used |= ref[i] == v;
+        if (!used) close[nc++] = v;
+    }
+    CHECK(nc == 3);
+    const int32_t end_id = close[1];
+
+    /* 1. open from the start, budget 4: ref[0..3], the close ids, then the
+     * greedy continuation of that text */
+    run_think(e, prompt, 4, NT, 4, true, -1, end_id, close, 3);
+    int32_t p2[4 + 4 + 3];
+    memcpy(p2, prompt, sizeof prompt);
+    memcpy(p2 + 4, ref, 4 * sizeof *ref);
+    memcpy(p2 + 8, close, sizeof close);
+    int32_t cont[NT - 7];
+    reference(model, p2, 11, NT - 7, cont);
+    CHECK_MSG(logs[0].n_tok == NT, "%d tokens", logs[0].n_tok);
+    CHECK(memcmp(logs[0].toks, ref, 4 * sizeof *ref) == 0);
+    CHECK_MSG(memcmp(logs[0].toks + 4, close, sizeof close) == 0, "close ids not forced after the budget");
+    CHECK_MSG(memcmp(logs[0].toks + 7, cont, sizeof cont) == 0, "generation after the forced close differs");
+    CHECK(logs[0].fin.usage.completion_tokens == NT);
+    /* the forced ids' logprobs are the model's: log-softmax at that point */
+    {
+        sl_kv_t *kv = model_kv_new(model, CTX, SL_TYPE_F32, err, sizeof err);
+        float logits[V];
+        CHECK(model_forward(model, NULL, kv, p2, 8, logits, false, err, sizeof err) == 0);
+        double mx = -INFINITY, sum = 0;
+        for (int v = 0; v < V; v++) mx = fmax(mx, logits[v]);
+        for (int v = 0; v < V; v++) sum += exp(logits[v] - mx);
+        const double want = logits[close[0]] - mx - log(sum);
+        CHECK_MSG(fabs(logs[0].lp[4] - want) < 1e-4, "forced logprob %g, want %g", logs[0].lp[4], want);
+        model_kv_free(kv);
+    }
+
+    /* 2. the model closes the block itself before the budget: nothing forced */
+    const int k = fresh_index(ref, 1, 6);
+    CHECK(k > 0);
+    if (k > 0) {
+        run_think(e, prompt, 4, NT, 10, true, -1, ref[k], close, 3);
+        CHECK_MSG(logs[0].n_tok == NT && memcmp(logs[0].toks, ref, sizeof ref) == 0,
+                  "a block closed within the budget changed the output");
+    }
+
+    /* 3. opened by a sampled start id (ref[s], first occurrence), budget 2:
+     * the close follows the 2 tokens after it */
+    const int st = fresh_index(ref, 0, 8);
+    CHECK(st >= 0 && st + 3 < NT);
+    if (st >= 0) {
+        run_think(e, prompt, 4, st + 1 + 2 + 3, 2, false, ref[st], end_id, close, 3);
+        CHECK(logs[0].n_tok == st + 6);
+        CHECK(memcmp(logs[0].toks, ref, (size_t)(st + 3) * sizeof *ref) == 0);
+        CHECK_MSG(memcmp(logs[0].toks + st + 3, close, sizeof close) == 0, "close not forced after a sampled start");
+    }
+
+    /* 4. seeded sampling: the same tokens alone and beside another sequence
+     * (a forced token must not move the random stream when drawn ahead) */
+    int32_t alone[NT];
+    for (int pass = 0; pass < 2; pass++) {
+        reset_logs();
+        eng_request_t r = greedy_req(prompt, 4, NT, &logs[0]);
+        r.sampling.temperature = 1.5f;
+        r.sampling.seed = 77;
+        r.think_budget = 3;
+        r.think_open = true;
+        r.think_start_id = -1;
+        r.think_end_id = end_id;
+        r.think_close = close;
+        r.n_think_close = 3;
+        uint64_t id;
+        CHECK(eng_submit(e, &r, &id, err, sizeof err) == 0);
+        if (pass == 1) {
+            eng_request_t o = greedy_req(prompt, 4, NT, &logs[1]);
+            o.sampling.temperature = 1.0f;
+            o.sampling.seed = 5;
+            CHECK(eng_submit(e, &o, &id, err, sizeof err) == 0);
+        }
+        wait_finished(pass + 1);
+        CHECK(logs[0].n_tok == NT);
+        if (pass == 0) memcpy(alone, logs[0].toks, sizeof alone);
+        else CHECK_MSG(memcmp(alone, logs[0].toks, sizeof alone) == 0, "seeded output changed beside another sequence");
+    }
+    /* a close id outside the vocabulary is refused */
+    eng_request_t r = greedy_req(prompt, 4, 4, &logs[2]);
+    int32_t bad = V;
+    r.think_budget = 1;
+    r.think_close = &bad;
+    r.n_think_close = 1;
+    uint64_t id;
+    CHECK(eng_submit(e, &r, &id, err, sizeof err) == -1);
+    eng_free(e);
+}
+
 int main(void) {
     write_model();
     char err[SL_ERR_MAX];
@@ -504,6 +647,7 @@ int main(void) {
         RUN(test_cancel_frees_blocks);
         RUN(test_shared_prompt_fork);
         RUN(test_batched_steps);
+        RUN(test_think_budget);
         model_free(model);
     }
     unlink(path);

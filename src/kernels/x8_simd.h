@@ -21,6 +21,21 @@ static inline int32_t x8_bytes4(const int8_t *p) {
     return v;
 }
 
+/* The 8-row results of a panel for nc (<= 4) tokens: acc[c] → out[c * os
+ * + 0..k-1] (k < 8 for a padded last panel: only its real rows). */
+static inline void x8_store_rows(float *out, size_t os, int k, const __m256 acc[4], int nc) {
+    for (int c = 0; c < nc; c++) {
+        float *o = out + (size_t)c * os;
+        if (k == 8) {
+            _mm256_storeu_ps(o, acc[c]);
+        } else {
+            float tmp[8];
+            _mm256_storeu_ps(tmp, acc[c]);
+            memcpy(o, tmp, sizeof(float) * (size_t)k);
+        }
+    }
+}
+
 /* q5_0 (five) / q4_0 x8 block → its 8 groups of 32 codes, c[g] (0..31 or
  * 0..15). The fifth bit of group g is bit g of each byte of the fifth-bit
  * vector, moved to bit 4 by a 16-bit shift (no bit crosses a byte boundary

@@ -45,44 +45,64 @@ static void X8V_NAME(x8_dot_q8_0)(int64_t n, const void *panel, const sl_q8f_t *
     _mm256_storeu_ps(out, _mm256_fnmadd_ps(_mm256_set1_ps(128.0f), cor, acc));
 }
 
-/* Many tokens, q8_0: np panels × the nc (<= 4) tokens of one group. Per
- * code vector one XOR, then one vpdpbusd per token against its broadcast 4
- * bytes; per block and token one convert + FMA, and the 128 · d · s offset
- * (128 · d is exact: a power of two times the scale). */
-static void X8V_NAME(x8_gemm_q8_0)(int64_t n, const void *panels, int np, const sl_q8x4_t *x,
-                                   int nc, float *out, size_t os) {
-    const int64_t nb = n / 32;
-    const size_t pbytes = (size_t)nb * SL_X8_Q8_0_BLOCK;
+/* One 8-row panel × the 4 tokens of a group, into acc[c] (8 rows each).
+ * q8: an x8 q8_0 panel — f16 scales, codes made unsigned by flipping the
+ * top bit (one XOR per code vector, shared by the 4 tokens), offset
+ * −128 · d · s (128 · d is exact: a power of two times the scale); else an
+ * unpacked panel (SL_U_PANEL_BLOCK) of unsigned codes — float d, offset
+ * m · s. Per code vector and token one vpdpbusd against the token's 4
+ * broadcast bytes; per block and token one convert + FMA and the offset. */
+static inline __attribute__((always_inline)) void
+X8V_NAME(panel4)(bool q8, int64_t nb, const uint8_t *pn, const sl_q8x4_t *x, __m256 acc[4]) {
     const __m256i flip = _mm256_set1_epi8((char)0x80);
-    for (int p = 0; p < np; p++) {
-        const uint8_t *pn = (const uint8_t *)panels + (size_t)p * pbytes;
-        __m256 f0 = _mm256_setzero_ps(), f1 = f0, f2 = f0, f3 = f0;
-        for (int64_t b = 0; b < nb; b++) {
-            const __m256i *q = (const __m256i *)SL_X8_Q(pn, b);
-            const sl_q8x4_t *xb = x + b;
-            __m256i i0 = _mm256_setzero_si256(), i1 = i0, i2 = i0, i3 = i0;
-            for (int g = 0; g < 8; g++) {
-                const __m256i u = _mm256_xor_si256(_mm256_loadu_si256(q + g), flip);
-                i0 = X8V_DPBUSD(i0, u, _mm256_set1_epi32(x8_bytes4(xb->qs[0] + 4 * g)));
-                i1 = X8V_DPBUSD(i1, u, _mm256_set1_epi32(x8_bytes4(xb->qs[1] + 4 * g)));
-                i2 = X8V_DPBUSD(i2, u, _mm256_set1_epi32(x8_bytes4(xb->qs[2] + 4 * g)));
-                i3 = X8V_DPBUSD(i3, u, _mm256_set1_epi32(x8_bytes4(xb->qs[3] + 4 * g)));
-            }
-            const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)SL_X8_D(pn, b)));
-            const __m256 d128 = _mm256_mul_ps(d, _mm256_set1_ps(128.0f));
+    const size_t bsz = q8 ? SL_X8_Q8_0_BLOCK : SL_U_PANEL_BLOCK;
+    __m256 f0 = _mm256_setzero_ps(), f1 = f0, f2 = f0, f3 = f0;
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *pb = pn + (size_t)b * bsz;
+        const __m256i *q = (const __m256i *)(pb + (q8 ? 16 : 64));
+        const sl_q8x4_t *xb = x + b;
+        __m256i i0 = _mm256_setzero_si256(), i1 = i0, i2 = i0, i3 = i0;
+        for (int g = 0; g < 8; g++) {
+            __m256i w = _mm256_loadu_si256(q + g);
+            if (q8) w = _mm256_xor_si256(w, flip);
+            i0 = X8V_DPBUSD(i0, w, _mm256_set1_epi32(x8_bytes4(xb->qs[0] + 4 * g)));
+            i1 = X8V_DPBUSD(i1, w, _mm256_set1_epi32(x8_bytes4(xb->qs[1] + 4 * g)));
+            i2 = X8V_DPBUSD(i2, w, _mm256_set1_epi32(x8_bytes4(xb->qs[2] + 4 * g)));
+            i3 = X8V_DPBUSD(i3, w, _mm256_set1_epi32(x8_bytes4(xb->qs[3] + 4 * g)));
+        }
+        __m256 d, off;
+        if (q8) {
+            d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)pb));
+            off = _mm256_mul_ps(d, _mm256_set1_ps(-128.0f));
+        } else {
+            d = _mm256_load_ps((const float *)pb);
+            off = _mm256_load_ps((const float *)pb + 8);
+        }
 #define X8V_ACC(f, i, c)                                                                           \
     f = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_broadcast_ss(&xb->d[c])), _mm256_cvtepi32_ps(i),   \
                         f);                                                                        \
-    f = _mm256_fnmadd_ps(d128, _mm256_broadcast_ss(&xb->s[c]), f)
-            X8V_ACC(f0, i0, 0);
-            X8V_ACC(f1, i1, 1);
-            X8V_ACC(f2, i2, 2);
-            X8V_ACC(f3, i3, 3);
+    f = _mm256_fmadd_ps(off, _mm256_broadcast_ss(&xb->s[c]), f)
+        X8V_ACC(f0, i0, 0);
+        X8V_ACC(f1, i1, 1);
+        X8V_ACC(f2, i2, 2);
+        X8V_ACC(f3, i3, 3);
 #undef X8V_ACC
-        }
-        const __m256 acc[4] = {f0, f1, f2, f3};
-        for (int c = 0; c < nc; c++)
-            _mm256_storeu_ps(out + (size_t)c * os + (size_t)p * 8, acc[c]);
+    }
+    acc[0] = f0;
+    acc[1] = f1;
+    acc[2] = f2;
+    acc[3] = f3;
+}
+
+/* Many tokens, q8_0: np x8 panels × the nc (<= 4) tokens of one group. */
+static void X8V_NAME(x8_gemm_q8_0)(int64_t n, const void *panels, int np, const sl_q8x4_t *x,
+                                   int nc, float *out, size_t os) {
+    const int64_t nb = n / 32;
+    for (int p = 0; p < np; p++) {
+        __m256 acc[4];
+        X8V_NAME(panel4)
+        (true, nb, (const uint8_t *)panels + (size_t)p * (size_t)nb * SL_X8_Q8_0_BLOCK, x, acc);
+        x8_store_rows(out + (size_t)p * 8, os, 8, acc, nc);
     }
 }
 
@@ -118,51 +138,15 @@ static void X8V_NAME(x8_dot_q4_0)(int64_t n, const void *panel, const sl_q8f_t *
 }
 
 /* Many tokens over unpacked rows (SL_U_PANEL_BLOCK panels) of unsigned
- * codes — q4_0, q4_1, q5_0, q5_1, and x8 q5_0 / q4_0 expanded: 8 rows × the
- * nc (<= 4) tokens of one group per pass; per block and token the float
- * scale d and offset m · s. */
+ * codes — q4_0, q4_1, q5_0, q5_1, and x8 q5_0 / q4_0 expanded: nr rows ×
+ * the nc (<= 4) tokens of one group, a panel at a time. */
 static void X8V_NAME(gemmu_u8)(int64_t n, const uint8_t *u, int nr, const sl_q8x4_t *x, int nc,
                                float *out, size_t os) {
     const int64_t nb = n / 32;
     for (int r = 0; r < nr; r += 8) {
-        const uint8_t *pn = u + (size_t)(r / 8) * (size_t)nb * SL_U_PANEL_BLOCK;
-        __m256 f0 = _mm256_setzero_ps(), f1 = f0, f2 = f0, f3 = f0;
-        for (int64_t b = 0; b < nb; b++) {
-            const uint8_t *pb = pn + (size_t)b * SL_U_PANEL_BLOCK;
-            const __m256i *q = (const __m256i *)(pb + 64);
-            const sl_q8x4_t *xb = x + b;
-            __m256i i0 = _mm256_setzero_si256(), i1 = i0, i2 = i0, i3 = i0;
-            for (int g = 0; g < 8; g++) {
-                const __m256i w = _mm256_load_si256(q + g);
-                i0 = X8V_DPBUSD(i0, w, _mm256_set1_epi32(x8_bytes4(xb->qs[0] + 4 * g)));
-                i1 = X8V_DPBUSD(i1, w, _mm256_set1_epi32(x8_bytes4(xb->qs[1] + 4 * g)));
-                i2 = X8V_DPBUSD(i2, w, _mm256_set1_epi32(x8_bytes4(xb->qs[2] + 4 * g)));
-                i3 = X8V_DPBUSD(i3, w, _mm256_set1_epi32(x8_bytes4(xb->qs[3] + 4 * g)));
-            }
-            const __m256 d = _mm256_load_ps((const float *)pb),
-                         m = _mm256_load_ps((const float *)pb + 8);
-#define X8V_ACC(f, i, c)                                                                           \
-    f = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_broadcast_ss(&xb->d[c])), _mm256_cvtepi32_ps(i),   \
-                        f);                                                                        \
-    f = _mm256_fmadd_ps(m, _mm256_broadcast_ss(&xb->s[c]), f)
-            X8V_ACC(f0, i0, 0);
-            X8V_ACC(f1, i1, 1);
-            X8V_ACC(f2, i2, 2);
-            X8V_ACC(f3, i3, 3);
-#undef X8V_ACC
-        }
-        const __m256 acc[4] = {f0, f1, f2, f3};
-        const int k = SL_MIN(8, nr - r);
-        for (int c = 0; c < nc; c++) {
-            float *o = out + (size_t)c * os + (size_t)r;
-            if (k == 8) {
-                _mm256_storeu_ps(o, acc[c]);
-            } else {
-                float tmp[8];
-                _mm256_storeu_ps(tmp, acc[c]);
-                memcpy(o, tmp, sizeof(float) * (size_t)k);
-            }
-        }
+        __m256 acc[4];
+        X8V_NAME(panel4)(false, nb, u + (size_t)(r / 8) * (size_t)nb * SL_U_PANEL_BLOCK, x, acc);
+        x8_store_rows(out + (size_t)r, os, SL_MIN(8, nr - r), acc, nc);
     }
 }
 

@@ -764,17 +764,7 @@ static inline __attribute__((always_inline)) void gemmu_impl(bool sgn, int64_t n
     for (int r = 0; r < nr; r += 8) {
         __m256 acc[4];
         gemmu_panel(sgn, nb, u + (size_t)(r / 8) * (size_t)nb * SL_U_PANEL_BLOCK, x, acc);
-        const int k = SL_MIN(8, nr - r);
-        for (int c = 0; c < nc; c++) {
-            float *o = out + (size_t)c * os + (size_t)r;
-            if (k == 8) {
-                _mm256_storeu_ps(o, acc[c]);
-            } else {
-                float tmp[8];
-                _mm256_storeu_ps(tmp, acc[c]);
-                memcpy(o, tmp, sizeof(float) * (size_t)k);
-            }
-        }
+        x8_store_rows(out + (size_t)r, os, SL_MIN(8, nr - r), acc, nc);
     }
 }
 
@@ -851,7 +841,7 @@ static void x8_gemm_q8_0(int64_t n, const void *panels, int np, const sl_q8x4_t 
             f3 = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_broadcast_ss(&xb->d[3])), _mm256_cvtepi32_ps(i3), f3);
         }
         const __m256 acc[4] = {f0, f1, f2, f3};
-        for (int c = 0; c < nc; c++) _mm256_storeu_ps(out + (size_t)c * os + (size_t)p * 8, acc[c]);
+        x8_store_rows(out + (size_t)p * 8, os, 8, acc, nc);
     }
 }
 

@@ -30,7 +30,8 @@ echo "built $OUT/fuzz_gguf"
 
 mkdir -p "$OUT/corpus-jinja" "$OUT/seeds-jinja"
 "$CC" $FLAGS -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -o "$OUT/fuzz_jinja" tests/fuzz/fuzz_jinja.c src/chat/*.c src/base/base.c -ljansson -lutf8proc -lm
+    -pthread -o "$OUT/fuzz_jinja" tests/fuzz/fuzz_jinja.c src/chat/*.c src/grammar/*.c src/base/base.c \
+    -ljansson -lutf8proc -lpcre2-8 -lm
 cp tests/data/templates/*.jinja "$OUT/seeds-jinja/"
 echo "built $OUT/fuzz_jinja"
 

@@ -39,6 +39,7 @@ TESTS   := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 # Per-ISA kernel files are compiled with their target flags; the code in them
 # only runs after run-time CPU detection chose it.
 $(BUILD)/src/kernels/avx2/%.o: OPT += -mavx2 -mfma -mf16c -mbmi2
+$(BUILD)/src/kernels/avxvnni/%.o: OPT += -mavx2 -mfma -mf16c -mbmi2 -mavxvnni
 $(BUILD)/src/kernels/avx512/%.o: OPT += -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16 -mfma -mf16c
 
 .PHONY: all silica test unit e2e run bench deps clean fuzz format

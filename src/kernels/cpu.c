@@ -33,9 +33,9 @@ static uint64_t xgetbv0(void) {
     return ((uint64_t)hi << 32) | lo;
 }
 
-static void detect_x86(bool *avx2, bool *avx512) {
+static void detect_x86(bool *avx2, bool *avx512, bool *avxvnni) {
     unsigned a, b, c, d;
-    *avx2 = *avx512 = false;
+    *avx2 = *avx512 = *avxvnni = false;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return;
     bool osxsave = c & (1u << 27), fma = c & (1u << 12), f16c = c & (1u << 29),
          avx = c & (1u << 28);
@@ -50,6 +50,8 @@ static void detect_x86(bool *avx2, bool *avx512) {
     *avx2 = ymm_os && has_avx2 && fma && f16c && bmi2;
     /* The avx512/ files are built with VNNI enabled, so the level needs it. */
     *avx512 = *avx2 && zmm_os && f512 && dq && bw && vl && vnni;
+    /* AVX-VNNI: CPUID.(7,1):EAX bit 4; VEX-encoded, YMM state only */
+    if (*avx2 && __get_cpuid_count(7, 1, &a, &b, &c, &d)) *avxvnni = (a & (1u << 4)) != 0;
 }
 
 bool sl_cpu_has_avx512bf16(void) {
@@ -78,12 +80,14 @@ static void do_init(void) {
     isa_ok[SL_ISA_SCALAR] = true;
     sl_isa_t best = SL_ISA_SCALAR;
 #if defined(__x86_64__) || defined(__i386__)
-    bool avx2, avx512;
-    detect_x86(&avx2, &avx512);
+    bool avx2, avx512, avxvnni;
+    detect_x86(&avx2, &avx512, &avxvnni);
     if (avx2) {
         tables[SL_ISA_AVX2] = tables[SL_ISA_SCALAR];
         isa_ok[SL_ISA_AVX2] = sl_kern_fill_avx2(&tables[SL_ISA_AVX2]);
         if (isa_ok[SL_ISA_AVX2]) best = SL_ISA_AVX2;
+        /* the AVX2 level takes the vpdpbusd kernels where AVX-VNNI exists */
+        if (isa_ok[SL_ISA_AVX2] && avxvnni) sl_kern_fill_avxvnni(&tables[SL_ISA_AVX2]);
     }
     if (avx512 && isa_ok[SL_ISA_AVX2]) {
         tables[SL_ISA_AVX512] = tables[SL_ISA_AVX2];

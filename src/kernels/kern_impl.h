@@ -128,6 +128,8 @@ typedef struct sl_kern_table {
 void sl_kern_fill_scalar(sl_kern_table_t *t);
 bool sl_kern_fill_avx2(sl_kern_table_t *t);
 bool sl_kern_fill_avx512(sl_kern_table_t *t);
+/* AVX-VNNI (VEX vpdpbusd) x8 / GEMM kernels over an AVX2 table. */
+bool sl_kern_fill_avxvnni(sl_kern_table_t *t);
 bool sl_kern_fill_neon(sl_kern_table_t *t);
 /* Tests only: the VNNI kernels (x8_vnni.h) over an exact AVX2 emulation
  * of vpdpbusd, installed over an AVX2 table; false where AVX2 is not built

@@ -176,7 +176,7 @@ int main(int argc, char **argv) {
     }
     if (getenv("BENCH_MEM")) mem_mode = getenv("BENCH_MEM");
     printf("# bench_matmul: cpu \"%s\", %ld cores online, %d threads, isa %s, weights in %s\n", cpu,
-           sysconf(_SC_NPROCESSORS_ONLN), nth, sl_isa_name(sl_kernels_isa()), mem_mode);
+           sysconf(_SC_NPROCESSORS_ONLN), nth, sl_kernels_desc(), mem_mode);
     sl_pool_t *pool = nth > 1 ? sl_pool_new(nth) : NULL;
     sl_type_t types[16];
     int nt = 0;

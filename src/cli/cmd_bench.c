@@ -109,7 +109,7 @@ int cmd_bench(int argc, char **argv) {
            reps, sl_type_name(o.kv_type));
     printf("model: %s, %s, %d layers, n_embd %d, vocab %d, %s, %.1f MiB\n", o.model, hp->arch_name, hp->n_layer,
            hp->n_embd, V, main_type(model_gguf(m)), (double)gguf_file_size(model_gguf(m)) / 1048576.0);
-    printf("machine: %s, %d cores, %d threads, isa %s\n", cpu, mcli_n_cores(), nt, sl_isa_name(sl_kernels_isa()));
+    printf("machine: %s, %d cores, %d threads, isa %s\n", cpu, mcli_n_cores(), nt, sl_kernels_desc());
     fflush(stdout);
 
     /* Warm-up: page in the weights, size the scratch buffers. */

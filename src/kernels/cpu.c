@@ -25,6 +25,7 @@ static bool isa_ok[4];
 static const sl_kern_table_t *current = &tables[SL_ISA_SCALAR];
 static sl_isa_t current_isa = SL_ISA_SCALAR;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static bool avxvnni_on; /* the AVX2 table carries the AVX-VNNI kernels */
 
 #if defined(__x86_64__) || defined(__i386__)
 static uint64_t xgetbv0(void) {
@@ -87,7 +88,7 @@ static void do_init(void) {
         isa_ok[SL_ISA_AVX2] = sl_kern_fill_avx2(&tables[SL_ISA_AVX2]);
         if (isa_ok[SL_ISA_AVX2]) best = SL_ISA_AVX2;
         /* the AVX2 level takes the vpdpbusd kernels where AVX-VNNI exists */
-        if (isa_ok[SL_ISA_AVX2] && avxvnni) sl_kern_fill_avxvnni(&tables[SL_ISA_AVX2]);
+        if (isa_ok[SL_ISA_AVX2] && avxvnni) avxvnni_on = sl_kern_fill_avxvnni(&tables[SL_ISA_AVX2]);
     }
     if (avx512 && isa_ok[SL_ISA_AVX2]) {
         tables[SL_ISA_AVX512] = tables[SL_ISA_AVX2];
@@ -118,6 +119,11 @@ void sl_kernels_init(void) {
 void sl_kern_use_table(const sl_kern_table_t *t) {
     sl_kernels_init();
     current = t ? t : &tables[current_isa];
+}
+
+const char *sl_kernels_desc(void) {
+    const sl_isa_t isa = sl_kernels_isa();
+    return isa == SL_ISA_AVX2 && avxvnni_on ? "avx2+avx-vnni" : sl_isa_name(isa);
 }
 
 const sl_kern_table_t *sl_kern_table(void) {

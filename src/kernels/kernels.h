@@ -31,6 +31,9 @@ typedef enum sl_isa {
 void sl_kernels_init(void);
 sl_isa_t sl_kernels_isa(void);
 const char *sl_isa_name(sl_isa_t isa);
+/* The current level as it runs here: its name, with "+avx-vnni" when the
+ * AVX2 level carries the AVX-VNNI kernels (benchmarks print this). */
+const char *sl_kernels_desc(void);
 bool sl_isa_supported(sl_isa_t isa); /* this CPU can run it */
 /* Forces a level (tests use it to compare a SIMD path with scalar). Returns
  * the previous one. Not thread-safe: call between kernel invocations. */

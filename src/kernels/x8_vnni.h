@@ -1,6 +1,6 @@
 /*
  * x8_vnni.h — the x8-panel and unpacked-row kernels written for vpdpbusd
- * (AVX-512 VNNI): u8 × s8, four products summed straight into s32 — one
+ * (AVX-512 VNNI, AVX-VNNI): u8 × s8, four products summed straight into s32 — one
  * instruction where AVX2 needs vpmaddubsw, vpmaddwd and an add, and no s16
  * pair sum that could saturate.
  *
@@ -10,13 +10,13 @@
  * the 4/5-bit types' offsets already do. q5_0 / q4_0 codes are unsigned as
  * they are.
  *
- * This file is included twice, each time after defining
+ * This file is included once per instance, each time after defining
  *   X8V_DPBUSD(acc, u, s)  acc + Σ of each 4 u8 × s8 products, per s32 lane
  *   X8V_NAME(name)         the name of an instance's function
- * by avx512/dot_avx512.c with the real instruction, and by
- * avx2/vnni_emul.c with an exact AVX2 emulation, so that the kernels' logic
- * is tested against the scalar reference on machines without VNNI.
- * X8V_FILL installs the kernels in a table.
+ * by avx512/dot_avx512.c (EVEX vpdpbusd), avxvnni/dot_avxvnni.c (the VEX
+ * form of AVX-VNNI) and avx2/vnni_emul.c (an exact AVX2 emulation, so that
+ * the kernels' logic is tested against the scalar reference on machines
+ * without VNNI). X8V_NAME(fill) installs an instance's kernels in a table.
  */
 #include "kernels/kern_impl.h"
 #include "kernels/x8_simd.h"

@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "kernels/kern_impl.h"
+
 /* 4 consecutive activation bytes as one int32 (for a broadcast to all 8
  * lanes, one lane per row of the panel) */
 static inline int32_t x8_bytes4(const int8_t *p) {
@@ -65,6 +67,31 @@ static inline __attribute__((always_inline)) void x8_q4_block(bool five, const u
             c[k + 4] = _mm256_or_si256(c[k + 4], _mm256_and_si256(h[k + 4], m10));
         }
     }
+}
+
+/* Decode over q5_0 / q4_0 (five = false) x8 panels around an ISA's integer
+ * dot of one block — idot(c, xq): the 8 code vectors against the token's 32
+ * bytes, the 8 rows' sums as s32. The −16 / −8 offset comes off once per
+ * block as d · (dx · Σx). idot must be a static inline function (it is
+ * inlined here). */
+typedef __m256i (*x8_idot_fn)(const __m256i c[8], const int8_t *xq);
+static inline __attribute__((always_inline)) void x8_dot_q4_with(bool five, int64_t n,
+                                                                 const void *panel,
+                                                                 const sl_q8f_t *x, float *out,
+                                                                 x8_idot_fn idot) {
+    const int64_t nb = n / 32;
+    const size_t bsz = five ? SL_X8_Q5_0_BLOCK : SL_X8_Q4_0_BLOCK;
+    __m256 acc = _mm256_setzero_ps(), cor = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = (const uint8_t *)panel + (size_t)b * bsz;
+        __m256i c[8];
+        x8_q4_block(five, blk, c);
+        const __m256i i = idot(c, x[b].qs);
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
+        acc = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(x[b].d)), _mm256_cvtepi32_ps(i), acc);
+        cor = _mm256_fmadd_ps(d, _mm256_set1_ps(x[b].s), cor);
+    }
+    _mm256_storeu_ps(out, _mm256_fnmadd_ps(_mm256_set1_ps(five ? 16.0f : 8.0f), cor, acc));
 }
 
 #endif

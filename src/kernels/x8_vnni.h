@@ -106,35 +106,21 @@ static void X8V_NAME(x8_gemm_q8_0)(int64_t n, const void *panels, int np, const 
     }
 }
 
-/* Decode, q5_0 / q4_0: unsigned codes straight into vpdpbusd; the −16 / −8
- * offset once per block as d · (dx · Σx). */
-static inline __attribute__((always_inline)) void
-X8V_NAME(x8_dot_q4)(bool five, int64_t n, const void *panel, const sl_q8f_t *x, float *out) {
-    const int64_t nb = n / 32;
-    const size_t bsz = five ? SL_X8_Q5_0_BLOCK : SL_X8_Q4_0_BLOCK;
-    __m256 acc = _mm256_setzero_ps(), cor = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *blk = (const uint8_t *)panel + (size_t)b * bsz;
-        const int8_t *xq = x[b].qs;
-        __m256i c[8];
-        x8_q4_block(five, blk, c);
-        __m256i i0 = _mm256_setzero_si256(), i1 = i0;
-        for (int g = 0; g < 8; g += 2) {
-            i0 = X8V_DPBUSD(i0, c[g], _mm256_set1_epi32(x8_bytes4(xq + 4 * g)));
-            i1 = X8V_DPBUSD(i1, c[g + 1], _mm256_set1_epi32(x8_bytes4(xq + 4 * g + 4)));
-        }
-        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
-        acc = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(x[b].d)),
-                              _mm256_cvtepi32_ps(_mm256_add_epi32(i0, i1)), acc);
-        cor = _mm256_fmadd_ps(d, _mm256_set1_ps(x[b].s), cor);
+/* Decode, q5_0 / q4_0 (x8_dot_q4_with): unsigned codes straight into
+ * vpdpbusd, two chains (even / odd groups). */
+static inline __m256i X8V_NAME(idot_u8)(const __m256i c[8], const int8_t *xq) {
+    __m256i i0 = _mm256_setzero_si256(), i1 = i0;
+    for (int g = 0; g < 8; g += 2) {
+        i0 = X8V_DPBUSD(i0, c[g], _mm256_set1_epi32(x8_bytes4(xq + 4 * g)));
+        i1 = X8V_DPBUSD(i1, c[g + 1], _mm256_set1_epi32(x8_bytes4(xq + 4 * g + 4)));
     }
-    _mm256_storeu_ps(out, _mm256_fnmadd_ps(_mm256_set1_ps(five ? 16.0f : 8.0f), cor, acc));
+    return _mm256_add_epi32(i0, i1);
 }
 static void X8V_NAME(x8_dot_q5_0)(int64_t n, const void *panel, const sl_q8f_t *x, float *out) {
-    X8V_NAME(x8_dot_q4)(true, n, panel, x, out);
+    x8_dot_q4_with(true, n, panel, x, out, X8V_NAME(idot_u8));
 }
 static void X8V_NAME(x8_dot_q4_0)(int64_t n, const void *panel, const sl_q8f_t *x, float *out) {
-    X8V_NAME(x8_dot_q4)(false, n, panel, x, out);
+    x8_dot_q4_with(false, n, panel, x, out, X8V_NAME(idot_u8));
 }
 
 /* Many tokens over unpacked rows (SL_U_PANEL_BLOCK panels) of unsigned

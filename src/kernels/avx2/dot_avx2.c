@@ -845,37 +845,22 @@ static void x8_gemm_q8_0(int64_t n, const void *panels, int np, const sl_q8x4_t 
     }
 }
 
-/* Decode over q5_0 / q4_0 x8 panels: unsigned codes, four vpmaddubsw
- * summed in int16 (pair sums <= 7874) per vpmaddwd; the −16 / −8 offset
- * comes off once per block as d · (dx · Σx). */
-static inline __attribute__((always_inline)) void x8_dot_q4(bool five, int64_t n, const void *panel,
-                                                            const sl_q8f_t *x, float *out) {
-    const int64_t nb = n / 32;
-    const size_t bsz = five ? SL_X8_Q5_0_BLOCK : SL_X8_Q4_0_BLOCK;
+/* One q5_0 / q4_0 x8 block's integer dot for x8_dot_q4_with: unsigned
+ * codes, four vpmaddubsw summed in int16 (pair sums <= 7874) per vpmaddwd. */
+static inline __m256i x8_idot_u8(const __m256i c[8], const int8_t *xq) {
     const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc = _mm256_setzero_ps(), cor = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *blk = (const uint8_t *)panel + (size_t)b * bsz;
-        const int8_t *xq = x[b].qs;
-        __m256i c[8];
-        x8_q4_block(five, blk, c);
 #define Q5P(g) _mm256_maddubs_epi16(c[g], _mm256_set1_epi32(x8_bytes4(xq + 4 * (g))))
-        const __m256i s0 = _mm256_add_epi16(_mm256_add_epi16(Q5P(0), Q5P(1)), _mm256_add_epi16(Q5P(2), Q5P(3)));
-        const __m256i s1 = _mm256_add_epi16(_mm256_add_epi16(Q5P(4), Q5P(5)), _mm256_add_epi16(Q5P(6), Q5P(7)));
+    const __m256i s0 = _mm256_add_epi16(_mm256_add_epi16(Q5P(0), Q5P(1)), _mm256_add_epi16(Q5P(2), Q5P(3)));
+    const __m256i s1 = _mm256_add_epi16(_mm256_add_epi16(Q5P(4), Q5P(5)), _mm256_add_epi16(Q5P(6), Q5P(7)));
 #undef Q5P
-        /* each of s0, s1 <= 4 · 7874: they widen separately */
-        const __m256i i = _mm256_add_epi32(_mm256_madd_epi16(s0, ones), _mm256_madd_epi16(s1, ones));
-        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
-        acc = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(x[b].d)), _mm256_cvtepi32_ps(i), acc);
-        cor = _mm256_fmadd_ps(d, _mm256_set1_ps(x[b].s), cor);
-    }
-    _mm256_storeu_ps(out, _mm256_fnmadd_ps(_mm256_set1_ps(five ? 16.0f : 8.0f), cor, acc));
+    /* each of s0, s1 <= 4 · 7874: they widen separately */
+    return _mm256_add_epi32(_mm256_madd_epi16(s0, ones), _mm256_madd_epi16(s1, ones));
 }
 static void x8_dot_q5_0(int64_t n, const void *panel, const sl_q8f_t *x, float *out) {
-    x8_dot_q4(true, n, panel, x, out);
+    x8_dot_q4_with(true, n, panel, x, out, x8_idot_u8);
 }
 static void x8_dot_q4_0(int64_t n, const void *panel, const sl_q8f_t *x, float *out) {
-    x8_dot_q4(false, n, panel, x, out);
+    x8_dot_q4_with(false, n, panel, x, out, x8_idot_u8);
 }
 
 /* q5_0 / q4_0 x8 panels → SL_U_PANEL_BLOCK panels for gemmu_u8 (nr whole

@@ -33,6 +33,15 @@ static void draw_freq_n(const smp_params_t *p, const float *logits, int V, doubl
     smp_free(s);
 }
 
+/* Every draw fell on ids below cut: their frequencies sum to 1 (within tol)
+ * and no id from cut on was drawn. */
+static void check_drawn_below(const double *f, int n, int cut, double tol) {
+    double lo = 0, hi = 0;
+    for (int i = 0; i < n; i++) *(i < cut ? &lo : &hi) += f[i];
+    CHECK_NEAR(lo, 1.0, tol);
+    CHECK(hi == 0);
+}
+
 static void draw_freq(const smp_params_t *p, const float *logits, int V, double *freq) {
     draw_freq_n(p, logits, V, freq, NDRAW);
 }
@@ -152,10 +161,7 @@ static void test_top_p_large_vocab(void) {
     p.seed = 5;
     p.top_p = 0.5f;
     draw_freq_n(&p, l, V, f, 1000);
-    double lo = 0, hi = 0;
-    for (int i = 0; i < V; i++) *(i < 500 ? &lo : &hi) += f[i];
-    CHECK_NEAR(lo, 1.0, 1e-6);
-    CHECK(hi == 0);
+    check_drawn_below(f, V, 500, 1e-6);
     /* top_k on a large vocab: only the k best (distinct logits) survive */
     for (int i = 0; i < V; i++) l[i] = (float)((i * 7919) % V) / 100.0f;
     smp_params_default(&p);
@@ -207,10 +213,7 @@ static void test_top_p_bucketed(void) {
     for (int i = 0; i < V; i++) l[i] = 1.0f;
     p.top_p = 0.3f;
     draw_freq_n(&p, l, V, f, 4000);
-    double lo = 0, hi = 0;
-    for (int i = 0; i < V; i++) *(i < 6000 ? &lo : &hi) += f[i];
-    CHECK_NEAR(lo, 1.0, 1e-9);
-    CHECK(hi == 0);
+    check_drawn_below(f, V, 6000, 1e-9);
 }
 
 static void test_penalties(void) {

@@ -283,6 +283,20 @@ static void quant_f32_copy(const float *x, void *y, int64_t n) {
     memcpy(y, x, (size_t)n * sizeof(float));
 }
 
+static void quantf_ref(const float *x, int64_t nb, float *d, float *s, int8_t *qs, size_t stride) {
+    for (int64_t b = 0; b < nb; b++, x += 32) {
+        sl_block_q8_0 blk;
+        sl_quantize_q8_0_ref(x, &blk, 32);
+        int sum = 0;
+        for (int i = 0; i < 32; i++) sum += blk.qs[i];
+        const size_t o = (size_t)b * stride;
+        float *db = (float *)((uint8_t *)d + o), *sb = (float *)((uint8_t *)s + o);
+        *db = sl_f16_to_f32(blk.d);
+        *sb = *db * (float)sum;
+        memcpy((uint8_t *)qs + o, blk.qs, 32);
+    }
+}
+
 void sl_kern_fill_scalar(sl_kern_table_t *t) {
     memset(t, 0, sizeof *t);
     t->dot[SL_TYPE_F32] = dot_f32;
@@ -302,6 +316,7 @@ void sl_kern_fill_scalar(sl_kern_table_t *t) {
     t->dot[SL_TYPE_Q8_K] = dot_q8_K;
     t->quant[SL_TYPE_F32] = quant_f32_copy;
     t->quant[SL_TYPE_Q8_0] = sl_quantize_q8_0_ref;
+    t->quantf = quantf_ref;
     t->quant[SL_TYPE_Q8_1] = sl_quantize_q8_1_ref;
     t->quant[SL_TYPE_Q8_K] = sl_quantize_q8_K_ref;
 }

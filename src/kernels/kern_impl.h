@@ -108,10 +108,18 @@ typedef void (*sl_x8_dot_fn)(int64_t n, const void *panel, const sl_q8f_t *x, fl
 typedef void (*sl_x8_gemm_fn)(int64_t n, const void *panels, int np, const sl_q8x4_t *xp, int nc, float *out,
                               size_t ostride);
 
+/* Activations with float scales (sl_q8f_t rows, a token's slot in a
+ * sl_q8x4_t panel): nb q8_0 blocks of x; block b's scale (the f16-rounded
+ * q8_0 scale, as a float), d · Σ qs and 32 codes go to byte offset b ·
+ * stride from d, s and qs. The same codes and scale as quant[SL_TYPE_Q8_0]
+ * of the same table. */
+typedef void (*sl_quantf_fn)(const float *x, int64_t nb, float *d, float *s, int8_t *qs, size_t stride);
+
 typedef struct sl_kern_table {
     sl_dot_fn dot[SL_TYPE_COUNT];
     sl_tile_fn tile[SL_TYPE_COUNT]; /* NULL: sl_matmul builds tiles from dot */
     sl_quant_fn quant[SL_TYPE_COUNT];
+    sl_quantf_fn quantf; /* with quant[SL_TYPE_Q8_0] */
     sl_gemm_fn gemm[SL_TYPE_COUNT]; /* q8_0-dotted types; preferred over tile */
     sl_dotf_fn dotf[SL_TYPE_COUNT]; /* q8_0-dotted types, decode; preferred over dot */
     sl_unpack_fn unpack[SL_TYPE_COUNT]; /* with gemmu: many-token prefill */

@@ -246,6 +246,7 @@ static void mm_worker(void *ctx, int ith, int nth) {
 
 struct q_job {
     sl_quant_fn quant;
+    sl_quantf_fn quantf; /* sl_q8x4_t panels */
     const float *x;
     int64_t n_in, n_tok;
     uint8_t *xq;
@@ -264,19 +265,8 @@ static void q_worker(void *ctx, int ith, int nth) {
     }
 }
 
-/* One q8_0 block of a token, with its scale as a float and d · Σ qs. */
-static void quant_block_f(sl_quant_fn quant, const float *x, float *d, float *s, int8_t *qs) {
-    sl_block_q8_0 blk;
-    quant(x, &blk, 32);
-    int sum = 0;
-    for (int i = 0; i < 32; i++) sum += blk.qs[i];
-    *d = sl_f16_to_f32(blk.d);
-    *s = *d * (float)sum;
-    memcpy(qs, blk.qs, 32);
-}
-
-/* Token t of a sl_q8x4_t panel: quantized block by block with the ISA's
- * q8_0 quantizer, then spread into its slot of the 4-token group. */
+/* Token t of a sl_q8x4_t panel: quantized straight into its slot of the
+ * 4-token group. */
 static void q_panel_worker(void *ctx, int ith, int nth) {
     (void)ith;
     (void)nth;
@@ -289,7 +279,7 @@ static void q_panel_worker(void *ctx, int ith, int nth) {
         sl_q8x4_t *g = panel + (t / 4) * nb;
         const int c = (int)(t % 4);
         const float *xr = q->x + t * q->n_in;
-        for (int64_t b = 0; b < nb; b++) quant_block_f(q->quant, xr + b * 32, &g[b].d[c], &g[b].s[c], g[b].qs[c]);
+        q->quantf(xr, nb, &g->d[c], &g->s[c], g->qs[c], sizeof *g);
     }
 }
 
@@ -431,20 +421,18 @@ static bool mm_run(sl_pool_t *pool, const sl_kern_table_t *K, int xf, sl_type_t 
             }
             buf = heap;
         }
-        struct q_job q = {K->quant[tr->vec_dot_type], x, n_in, n_tok, buf, xrs, 0};
+        struct q_job q = {K->quant[tr->vec_dot_type], K->quantf, x, n_in, n_tok, buf, xrs, 0};
         atomic_init(&q.next, 0);
         sl_pool_fn qfn = q_worker;
         if (xf == XF_PANEL) {
             /* the padding tokens of the last group stay zero */
             size_t gbytes = (size_t)(n_in / 32) * sizeof(sl_q8x4_t);
             if (n_tok % 4) memset(buf + (size_t)(n_groups - 1) * gbytes, 0, gbytes);
-            qfn = q_panel_worker;
-            q.quant = K->quant[SL_TYPE_Q8_0]; /* q4_1/q5_1 too: the panel has s */
+            qfn = q_panel_worker; /* q8_0 codes for q4_1/q5_1 too: the panel has s */
         }
         if (xf == XF_FROW) {
             sl_q8f_t *xf_row = (sl_q8f_t *)buf;
-            for (int64_t b = 0; b < n_in / 32; b++)
-                quant_block_f(q.quant, x + b * 32, &xf_row[b].d, &xf_row[b].s, xf_row[b].qs);
+            K->quantf(x, n_in / 32, &xf_row->d, &xf_row->s, xf_row->qs, sizeof *xf_row);
         } else if (parallel && n_tok > 1) {
             sl_pool_run_elastic(pool, qfn, &q);
         } else {

@@ -401,11 +401,50 @@ static void test_vnni_kernels_emulated(void) {
     sl_kernels_set_isa(prev);
 }
 
+/* Each ISA's quantf gives exactly what its quant[SL_TYPE_Q8_0] gives (codes,
+ * the f16 scale as a float, d · Σ qs), written at the stride asked for: a
+ * sl_q8f_t row and a token's slot of a sl_q8x4_t panel. Blocks of zeros,
+ * of large and of tiny values included. */
+static void test_quantf_matches_quant(void) {
+    enum { NB = 29 };
+    float *x = malloc(sizeof(float) * NB * 32);
+    sl_block_q8_0 ref[NB];
+    sl_q8f_t rows[NB];
+    sl_q8x4_t panel[NB];
+    for (size_t ii = 0; ii < 4; ii++) {
+        if (!sl_isa_supported(isas[ii])) continue;
+        sl_isa_t prev = sl_kernels_set_isa(isas[ii]);
+        const sl_kern_table_t *K = sl_kern_table();
+        int bad = 0;
+        for (int rep = 0; rep < 20; rep++) {
+            for (int b = 0; b < NB; b++) {
+                const float scale = b == 3 ? 0.0f : b == 5 ? 1e4f : b == 7 ? 1e-3f : (float)(1 + rep);
+                for (int i = 0; i < 32; i++) x[b * 32 + i] = gauss() * scale;
+            }
+            K->quant[SL_TYPE_Q8_0](x, ref, NB * 32);
+            K->quantf(x, NB, &rows->d, &rows->s, rows->qs, sizeof *rows);
+            const int c = rep % 4;
+            K->quantf(x, NB, &panel->d[c], &panel->s[c], panel->qs[c], sizeof *panel);
+            for (int b = 0; b < NB; b++) {
+                int sum = 0;
+                for (int i = 0; i < 32; i++) sum += ref[b].qs[i];
+                const float d = sl_f16_to_f32(ref[b].d), s = d * (float)sum;
+                if (memcmp(rows[b].qs, ref[b].qs, 32) || rows[b].d != d || rows[b].s != s) bad++;
+                if (memcmp(panel[b].qs[c], ref[b].qs, 32) || panel[b].d[c] != d || panel[b].s[c] != s) bad++;
+            }
+        }
+        sl_kernels_set_isa(prev);
+        CHECK_MSG(bad == 0, "%s quantf vs quant: %d blocks differ", sl_isa_name(isas[ii]), bad);
+    }
+    free(x);
+}
+
 int main(void) {
     sl_kernels_init();
     fprintf(stderr, "  isa: %s\n", sl_isa_name(sl_kernels_isa()));
     RUN(test_matmul_all_isas);
     RUN(test_simd_dots_match_scalar);
+    RUN(test_quantf_matches_quant);
     RUN(test_bad_shapes_are_safe);
     RUN(test_matmul_multi);
     RUN(test_x8_panels);

@@ -1211,6 +1211,28 @@ static void quant_q8_0(const float *x, void *vy, int64_t n) {
     }
 }
 
+/* Σ of 32 int8 codes */
+static inline int sum_i8x32(__m256i q) {
+    const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q), _mm256_set1_epi16(1));
+    __m128i r = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0x4e));
+    r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0xb1));
+    return _mm_cvtsi128_si32(r);
+}
+
+/* quant_q8_0's blocks with float scales and d · Σ qs (kern_impl.h) */
+static void quantf_q8(const float *x, int64_t nb, float *d, float *s, int8_t *qs, size_t stride) {
+    for (int64_t b = 0; b < nb; b++, x += 32) {
+        const float dd = amax32(x) / 127.f;
+        const __m256i q = round_pack32(x, _mm256_set1_ps(dd ? 1.0f / dd : 0.0f));
+        const size_t o = (size_t)b * stride;
+        float *db = (float *)((uint8_t *)d + o), *sb = (float *)((uint8_t *)s + o);
+        _mm256_storeu_si256((__m256i *)((uint8_t *)qs + o), q);
+        *db = sl_f16_to_f32(sl_f32_to_f16(dd));
+        *sb = *db * (float)sum_i8x32(q);
+    }
+}
+
 static void quant_q8_1(const float *x, void *vy, int64_t n) {
     sl_block_q8_1 *y = vy;
     for (int64_t i = 0; i < n / 32; i++, x += 32) {
@@ -1218,11 +1240,7 @@ static void quant_q8_1(const float *x, void *vy, int64_t n) {
         y[i].d = sl_f32_to_f16(d);
         __m256i q = round_pack32(x, _mm256_set1_ps(d ? 1.0f / d : 0.0f));
         _mm256_storeu_si256((__m256i *)y[i].qs, q);
-        __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q), _mm256_set1_epi16(1));
-        __m128i r = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-        r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0x4e));
-        r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0xb1));
-        y[i].s = sl_f32_to_f16(d * (float)_mm_cvtsi128_si32(r));
+        y[i].s = sl_f32_to_f16(d * (float)sum_i8x32(q));
     }
 }
 
@@ -1312,6 +1330,7 @@ bool sl_kern_fill_avx2(sl_kern_table_t *t) {
     t->gemm[SL_TYPE_Q5_0] = gemm_q5_0;
     t->gemm[SL_TYPE_Q8_0] = gemm_q8_0;
     t->quant[SL_TYPE_Q8_0] = quant_q8_0;
+    t->quantf = quantf_q8;
     t->quant[SL_TYPE_Q8_1] = quant_q8_1;
     t->quant[SL_TYPE_Q8_K] = quant_q8_K;
     return true;

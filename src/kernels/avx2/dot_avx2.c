@@ -232,6 +232,7 @@ static float dot_q4_K(int64_t n, const void *vw, const void *vx) {
         const uint8_t *q4 = w[i].qs;
         const int8_t *q8 = x[i].qs;
         __m256i sumi = _mm256_setzero_si256();
+#pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
             __m256i sl = _mm256_shuffle_epi8(scales, k4_scale_shuffle(2 * j));
             __m256i sh = _mm256_shuffle_epi8(scales, k4_scale_shuffle(2 * j + 1));
@@ -265,6 +266,7 @@ static float dot_q5_K(int64_t n, const void *vw, const void *vx) {
         const int8_t *q8 = x[i].qs;
         const __m256i hbits = _mm256_loadu_si256((const __m256i *)w[i].qh);
         __m256i sumi = _mm256_setzero_si256();
+#pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
             __m256i sl = _mm256_shuffle_epi8(scales, k4_scale_shuffle(2 * j));
             __m256i sh = _mm256_shuffle_epi8(scales, k4_scale_shuffle(2 * j + 1));
@@ -286,12 +288,13 @@ static float dot_q5_K(int64_t n, const void *vw, const void *vx) {
     return hsum8(acc) - accm;
 }
 
-/* q6_K scales for the 32-element chunk k of a 128 half: groups 2k, 2k+1 of
- * that half, each broadcast over 8 int16 lanes. */
-static inline __m256i q6_scales16(const int8_t *sc, int g) {
-    __m128i s = _mm_set_epi64x((long long)(0x0101010101010101ULL * (uint8_t)sc[g + 1]),
-                               (long long)(0x0101010101010101ULL * (uint8_t)sc[g]));
-    return _mm256_cvtepi8_epi16(s);
+/* q6_K scales g and g + 1 of a super-block's 16 (sc, loaded once), each
+ * broadcast over 8 int16 lanes: one vpshufb with a constant mask (g is a
+ * constant once the callers' loops unroll) and one widening. */
+static inline __m256i q6_scales16(__m128i sc, int g) {
+    const __m128i pick = _mm_set_epi64x((long long)(0x0101010101010101ULL * (uint64_t)(g + 1)),
+                                        (long long)(0x0101010101010101ULL * (uint64_t)g));
+    return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc, pick));
 }
 
 /* q6_K: the 4 × 32 codes (0..63) of one 128-element half of a
@@ -319,22 +322,24 @@ static float dot_q6_K(int64_t n, const void *vw, const void *vx) {
         const float d = x[i].d * f16(w[i].d);
         const uint8_t *ql = w[i].ql, *qh = w[i].qh;
         const int8_t *q8 = x[i].qs;
+        const __m128i sc = _mm_loadu_si128((const __m128i *)w[i].scales);
         /* the −32 offset once per super-block: 32 · Σ_s scale_s · (Σx over
          * sub-block s), from q8_K's bsums */
         __m256i sumi = _mm256_sub_epi32(
             _mm256_setzero_si256(),
-            _mm256_slli_epi32(_mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w[i].scales)),
-                                                _mm256_loadu_si256((const __m256i *)x[i].bsums)),
+            _mm256_slli_epi32(_mm256_madd_epi16(_mm256_cvtepi8_epi16(sc), _mm256_loadu_si256((const __m256i *)x[i].bsums)),
                               5));
+#pragma GCC unroll 2
         for (int j = 0; j < 2; j++) {
             __m256i q[4];
             q6_codes128(ql, qh, q);
             ql += 64;
             qh += 32;
+#pragma GCC unroll 4
             for (int k = 0; k < 4; k++) {
                 __m256i xv = _mm256_loadu_si256((const __m256i *)(q8 + 32 * k));
                 __m256i p = _mm256_maddubs_epi16(q[k], xv);
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(q6_scales16(w[i].scales, 8 * j + 2 * k), p));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(q6_scales16(sc, 8 * j + 2 * k), p));
             }
             q8 += 128;
         }
@@ -415,6 +420,7 @@ static void tile_q4_K(int64_t n, const void *w, size_t ws, int nr, const void *x
             __m256i scales = _mm256_set_m128i(sc128, sc128);
             __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
             const uint8_t *q4 = wr[i].qs;
+#pragma GCC unroll 4
             for (int j = 0; j < 4; j++) {
                 __m256i sl = _mm256_shuffle_epi8(scales, k4_scale_shuffle(2 * j));
                 __m256i sh = _mm256_shuffle_epi8(scales, k4_scale_shuffle(2 * j + 1));
@@ -464,7 +470,8 @@ static void tile_q6_K(int64_t n, const void *w, size_t ws, int nr, const void *x
             const uint8_t *ql = wr[i].ql, *qh = wr[i].qh;
             __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
             /* offset term: 16 scales · 16 bsums per token */
-            __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)wr[i].scales));
+            const __m128i sc8 = _mm_loadu_si128((const __m128i *)wr[i].scales);
+            __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
             int off[4];
             for (int c = 0; c < 4; c++) {
                 __m256i pr = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)xr[c][i].bsums));
@@ -473,12 +480,14 @@ static void tile_q6_K(int64_t n, const void *w, size_t ws, int nr, const void *x
                 t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xb1));
                 off[c] = 32 * _mm_cvtsi128_si32(t);
             }
+#pragma GCC unroll 2
             for (int j = 0; j < 2; j++) {
                 __m256i qv[4];
                 q6_codes128(ql + 64 * j, qh + 32 * j, qv);
+#pragma GCC unroll 4
                 for (int k = 0; k < 4; k++) {
                     const __m256i q = qv[k];
-                    __m256i sc = q6_scales16(wr[i].scales, 8 * j + 2 * k);
+                    __m256i sc = q6_scales16(sc8, 8 * j + 2 * k);
                     const int64_t o = 128 * j + 32 * k;
 #define Q6_STEP(sv, c) sv = _mm256_add_epi32(sv, _mm256_madd_epi16(sc, _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)(xr[c][i].qs + o)))))
                     Q6_STEP(s0, 0);
@@ -925,6 +934,7 @@ static void urows_k4(bool five, int64_t n, const void *w, size_t ws, int nr, uin
             int16_t ms[16];
             _mm256_storeu_si256((__m256i *)ms, k4_scales_mins16(scales));
             __m256i hbits = five ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
+#pragma GCC unroll 4
             for (int j = 0; j < 4; j++) {
                 __m256i bits = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
                 __m256i ql = _mm256_and_si256(bits, m4);
@@ -958,12 +968,14 @@ static void urows_q6_K(int64_t n, const void *w, size_t ws, int nr, uint8_t *dst
         for (int64_t i = 0; i < nbk; i++, dst += SL_UK_SB_BYTES) {
             const sl_block_q6_K *b = row + i;
             const uint8_t *ql = b->ql, *qh = b->qh;
+            const __m128i sc8 = _mm_loadu_si128((const __m128i *)b->scales);
+#pragma GCC unroll 2
             for (int j = 0; j < 2; j++) {
                 __m256i q[4];
                 q6_codes128(ql + 64 * j, qh + 32 * j, q);
-                for (int k = 0; k < 4; k++) uk_put(dst, 4 * j + k, q[k], q6_scales16(b->scales, 8 * j + 2 * k));
+                for (int k = 0; k < 4; k++) uk_put(dst, 4 * j + k, q[k], q6_scales16(sc8, 8 * j + 2 * k));
             }
-            __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
+            __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
             const float d = f16(b->d);
             uk_tail(dst, _mm256_slli_epi16(sc16, 5), d, d);
         }

@@ -58,6 +58,7 @@ static inline __attribute__((always_inline)) void x8_q4_block(bool five, const u
         h[6] = _mm256_srli_epi16(hb, 2);
         h[7] = _mm256_srli_epi16(hb, 3);
     }
+#pragma GCC unroll 4
     for (int k = 0; k < 4; k++) {
         const __m256i nib = _mm256_loadu_si256((const __m256i *)(nibs + 32 * k));
         c[k] = _mm256_and_si256(nib, m4);

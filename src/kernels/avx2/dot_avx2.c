@@ -712,8 +712,8 @@ static inline __attribute__((always_inline)) void gemmu_panel(bool sgn, int64_t 
         const int8_t *q = (const int8_t *)pb + 64;
         const sl_q8x4_t *xb = x + b;
         __m256i i0, i1, i2, i3;
+        i0 = i1 = i2 = i3 = _mm256_setzero_si256();
         if (sgn) {
-            i0 = i1 = i2 = i3 = _mm256_setzero_si256();
             for (int g = 0; g < 8; g++) {
                 const __m256i w = _mm256_load_si256((const __m256i *)(q + 32 * g));
                 const __m256i aw = _mm256_sign_epi8(w, w);
@@ -728,9 +728,10 @@ static inline __attribute__((always_inline)) void gemmu_panel(bool sgn, int64_t 
 #undef S_T
             }
         } else {
-            __m256i h0[2], h1[2], h2[2], h3[2];
+#pragma GCC unroll 2
             for (int hf = 0; hf < 2; hf++) {
                 __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+#pragma GCC unroll 4
                 for (int g = 4 * hf; g < 4 * hf + 4; g++) {
                     const __m256i w = _mm256_load_si256((const __m256i *)(q + 32 * g));
 #define U_T(acc, c) acc = _mm256_add_epi16(acc, _mm256_maddubs_epi16(w, _mm256_set1_epi32(x8_bytes4(xb->qs[c] + 4 * g))))
@@ -740,15 +741,12 @@ static inline __attribute__((always_inline)) void gemmu_panel(bool sgn, int64_t 
                     U_T(s3, 3);
 #undef U_T
                 }
-                h0[hf] = s0;
-                h1[hf] = s1;
-                h2[hf] = s2;
-                h3[hf] = s3;
+                /* each half's int16 sums (<= 4 · 7874) widen on their own */
+                i0 = _mm256_add_epi32(i0, _mm256_madd_epi16(s0, ones));
+                i1 = _mm256_add_epi32(i1, _mm256_madd_epi16(s1, ones));
+                i2 = _mm256_add_epi32(i2, _mm256_madd_epi16(s2, ones));
+                i3 = _mm256_add_epi32(i3, _mm256_madd_epi16(s3, ones));
             }
-            i0 = _mm256_add_epi32(_mm256_madd_epi16(h0[0], ones), _mm256_madd_epi16(h0[1], ones));
-            i1 = _mm256_add_epi32(_mm256_madd_epi16(h1[0], ones), _mm256_madd_epi16(h1[1], ones));
-            i2 = _mm256_add_epi32(_mm256_madd_epi16(h2[0], ones), _mm256_madd_epi16(h2[1], ones));
-            i3 = _mm256_add_epi32(_mm256_madd_epi16(h3[0], ones), _mm256_madd_epi16(h3[1], ones));
             const __m256 m = _mm256_load_ps((const float *)pb + 8);
             f0 = _mm256_fmadd_ps(m, _mm256_broadcast_ss(&xb->s[0]), f0);
             f1 = _mm256_fmadd_ps(m, _mm256_broadcast_ss(&xb->s[1]), f1);

@@ -110,6 +110,7 @@ static void X8V_NAME(x8_gemm_q8_0)(int64_t n, const void *panels, int np, const 
  * vpdpbusd, two chains (even / odd groups). */
 static inline __m256i X8V_NAME(idot_u8)(const __m256i c[8], const int8_t *xq) {
     __m256i i0 = _mm256_setzero_si256(), i1 = i0;
+#pragma GCC unroll 4
     for (int g = 0; g < 8; g += 2) {
         i0 = X8V_DPBUSD(i0, c[g], _mm256_set1_epi32(x8_bytes4(xq + 4 * g)));
         i1 = X8V_DPBUSD(i1, c[g + 1], _mm256_set1_epi32(x8_bytes4(xq + 4 * g + 4)));

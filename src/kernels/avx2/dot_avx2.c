@@ -799,6 +799,7 @@ static void x8_dot_q8_0(int64_t n, const void *panel, const sl_q8f_t *x, float *
         const __m256i *q = (const __m256i *)SL_X8_Q(panel, b);
         const int8_t *xq = x[b].qs;
         __m256i i0 = _mm256_setzero_si256(), i1 = i0;
+#pragma GCC unroll 4
         for (int g = 0; g < 8; g += 2) {
             const __m256i x0 = _mm256_set1_epi32(x8_bytes4(xq + 4 * g)), x1 = _mm256_set1_epi32(x8_bytes4(xq + 4 * g + 4));
             const __m256i p0 = _mm256_maddubs_epi16(_mm256_sign_epi8(x0, x0),

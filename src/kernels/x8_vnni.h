@@ -31,6 +31,7 @@ static void X8V_NAME(x8_dot_q8_0)(int64_t n, const void *panel, const sl_q8f_t *
         const __m256i *q = (const __m256i *)SL_X8_Q(panel, b);
         const int8_t *xq = x[b].qs;
         __m256i i0 = _mm256_setzero_si256(), i1 = i0;
+#pragma GCC unroll 4
         for (int g = 0; g < 8; g += 2) {
             i0 = X8V_DPBUSD(i0, _mm256_xor_si256(_mm256_loadu_si256(q + g), flip),
                             _mm256_set1_epi32(x8_bytes4(xq + 4 * g)));

@@ -1072,20 +1072,18 @@ static void gemmuk(int64_t n, const uint8_t *u, int nr, const void *x, size_t xs
             float d, dmin;
             memcpy(&d, sb + 544, 4);
             memcpy(&dmin, sb + 548, 4);
+            /* the min term stays a vector (8 partial sums, exact in float:
+             * each < 2^24) until the row's one horizontal sum */
             const __m256i mn = _mm256_loadu_si256((const __m256i *)(sb + 512));
-            const float m0 = (float)hsum_i32(_mm256_madd_epi16(mn, _mm256_loadu_si256((const __m256i *)xr[0][i].bsums)));
-            const float m1 = (float)hsum_i32(_mm256_madd_epi16(mn, _mm256_loadu_si256((const __m256i *)xr[1][i].bsums)));
-            const float m2 = (float)hsum_i32(_mm256_madd_epi16(mn, _mm256_loadu_si256((const __m256i *)xr[2][i].bsums)));
-            const float m3 = (float)hsum_i32(_mm256_madd_epi16(mn, _mm256_loadu_si256((const __m256i *)xr[3][i].bsums)));
-            /* the min term goes into lane 0 of the integer sum's float */
-            a0 = _mm256_fmadd_ps(_mm256_set1_ps(d * xr[0][i].d), _mm256_cvtepi32_ps(s0), a0);
-            a1 = _mm256_fmadd_ps(_mm256_set1_ps(d * xr[1][i].d), _mm256_cvtepi32_ps(s1), a1);
-            a2 = _mm256_fmadd_ps(_mm256_set1_ps(d * xr[2][i].d), _mm256_cvtepi32_ps(s2), a2);
-            a3 = _mm256_fmadd_ps(_mm256_set1_ps(d * xr[3][i].d), _mm256_cvtepi32_ps(s3), a3);
-            a0 = _mm256_sub_ps(a0, _mm256_setr_ps(dmin * xr[0][i].d * m0, 0, 0, 0, 0, 0, 0, 0));
-            a1 = _mm256_sub_ps(a1, _mm256_setr_ps(dmin * xr[1][i].d * m1, 0, 0, 0, 0, 0, 0, 0));
-            a2 = _mm256_sub_ps(a2, _mm256_setr_ps(dmin * xr[2][i].d * m2, 0, 0, 0, 0, 0, 0, 0));
-            a3 = _mm256_sub_ps(a3, _mm256_setr_ps(dmin * xr[3][i].d * m3, 0, 0, 0, 0, 0, 0, 0));
+#define UK_ACC(a, sv, c)                                                                                   \
+    a = _mm256_fmadd_ps(_mm256_set1_ps(d * xr[c][i].d), _mm256_cvtepi32_ps(sv), a);                        \
+    a = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * xr[c][i].d),                                                \
+                         _mm256_cvtepi32_ps(_mm256_madd_epi16(mn, _mm256_loadu_si256((const __m256i *)xr[c][i].bsums))), a)
+            UK_ACC(a0, s0, 0);
+            UK_ACC(a1, s1, 1);
+            UK_ACC(a2, s2, 2);
+            UK_ACC(a3, s3, 3);
+#undef UK_ACC
         }
         const __m256 a[4] = {a0, a1, a2, a3};
         for (int c = 0; c < nc; c++) out[(size_t)c * os + (size_t)r] = hsum8(a[c]);

@@ -90,11 +90,14 @@ typedef void (*sl_gemm_fn)(int64_t n, const void *w, size_t wstride, int nr, con
 #define SL_X8_Q(panel, b) (SL_X8_D(panel, b) + 16)
 /* x8 q5_0 block of 8 rows (176 bytes, as their 8 GGUF blocks), with "code
  * j of group g" = element 4g + j % 4 of row j / 4 as above: the 8 f16
- * scales; 32 bytes of fifth bits, bit g of byte j = the fifth bit of code
- * j of group g; then 4 × 32 bytes of nibbles, byte j of vector k = the low
- * 4 bits of code j of group k (low nibble) and of group k + 4 (high). */
+ * scales; 32 bytes of high bits, bits 2k, 2k + 1 of byte j = bits 3, 4 of
+ * code j of group k + 4; then 4 × 32 bytes, byte j of vector k = code j of
+ * group k (bits 0-4) and bits 0-2 of code j of group k + 4 (bits 5-7): a
+ * group k is one AND, a group k + 4 a shift and AND of vector k ORed with
+ * a shift and AND of the high bits. */
 #define SL_X8_Q5_0_BLOCK 176
-/* x8 q4_0 block: the 8 f16 scales, then the 4 nibble vectors as in q5_0
+/* x8 q4_0 block: the 8 f16 scales, then 4 nibble vectors, byte j of
+ * vector k = code j of group k (low nibble) and of group k + 4 (high)
  * (144 bytes). */
 #define SL_X8_Q4_0_BLOCK 144
 /* Many tokens over x8 panels of a type without x8_gemm: nr rows (whole

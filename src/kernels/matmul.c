@@ -541,22 +541,15 @@ bool sl_x8_supported(sl_type_t t, int64_t n_in, int64_t n_out) {
 }
 
 /* q4_0 / q5_0 (five): code j of group g ↔ element 4g + j % 4 of row j / 4
- * (kern_impl.h). Group k's low nibbles and group k + 4's high nibbles are
- * elements 4k..4k+3 and 16+4k..16+4k+3, i.e. exactly the GGUF bytes
- * qs[4k..4k+3]: a row's 4 bytes of nibble vector k are a copy. Byte t of
- * the row's fifth bits holds bit 4g + t of qh as bit g. q4_0's blocks have
- * no fifth-bit vector: nibbles at 16. */
-static uint8_t qh_gather(uint32_t qh, int t) {
-    uint8_t v = 0;
-    for (int g = 0; g < 8; g++) v |= (uint8_t)(((qh >> (4 * g + t)) & 1u) << g);
-    return v;
-}
-
-static uint32_t qh_scatter(const uint8_t hb[4]) {
-    uint32_t qh = 0;
-    for (int t = 0; t < 4; t++)
-        for (int g = 0; g < 8; g++) qh |= (uint32_t)((hb[t] >> g) & 1u) << (4 * g + t);
-    return qh;
+ * (kern_impl.h). q4_0: group k's low nibbles and group k + 4's high
+ * nibbles are elements 4k..4k+3 and 16+4k..16+4k+3, i.e. exactly the GGUF
+ * bytes qs[4k..4k+3]: a row's 4 bytes of nibble vector k are a copy. q5_0:
+ * byte j of vector k = code j of group k (5 bits) | the low 3 bits of code
+ * j of group k + 4 at bit 5; the high 2 bits of the latter go to bits 2k,
+ * 2k + 1 of byte j of the vector before them. */
+static int q5_code(const sl_block_q5_0 *x, uint32_t qh, int e) {
+    const int nib = e < 16 ? x->qs[e] & 0x0f : x->qs[e - 16] >> 4;
+    return nib | (int)((qh >> e) & 1u) << 4;
 }
 
 static void x8_pack_q4(bool five, int64_t n_in, const void *src, void *dst, int64_t r0, int64_t r1) {
@@ -570,20 +563,25 @@ static void x8_pack_q4(bool five, int64_t n_in, const void *src, void *dst, int6
             const uint8_t *row = p * 8 + r < r1 ? (const uint8_t *)src + (size_t)(p * 8 + r) * rs : x8_zero_row;
             for (int64_t b = 0; b < nb; b++) {
                 uint8_t *blk = pn + (size_t)b * bsz;
-                const uint8_t *qs;
                 if (five) {
                     const sl_block_q5_0 *x = (const sl_block_q5_0 *)row + b;
                     uint32_t qh;
                     memcpy(&qh, x->qh, 4);
                     memcpy(blk + 2 * r, &x->d, 2);
-                    for (int tt = 0; tt < 4; tt++) blk[16 + 4 * r + tt] = qh_gather(qh, tt);
-                    qs = x->qs;
+                    for (int tt = 0; tt < 4; tt++) {
+                        uint8_t hi = 0;
+                        for (int k = 0; k < 4; k++) {
+                            const int lo = q5_code(x, qh, 4 * k + tt), up = q5_code(x, qh, 16 + 4 * k + tt);
+                            blk[nib + 32 * k + 4 * r + tt] = (uint8_t)(lo | (up & 7) << 5);
+                            hi |= (uint8_t)((up >> 3) << (2 * k));
+                        }
+                        blk[16 + 4 * r + tt] = hi;
+                    }
                 } else {
                     const sl_block_q4_0 *x = (const sl_block_q4_0 *)row + b;
                     memcpy(blk + 2 * r, &x->d, 2);
-                    qs = x->qs;
+                    for (int k = 0; k < 4; k++) memcpy(blk + nib + 32 * k + 4 * r, x->qs + 4 * k, 4);
                 }
-                for (int k = 0; k < 4; k++) memcpy(blk + nib + 32 * k + 4 * r, qs + 4 * k, 4);
             }
         }
     }
@@ -598,19 +596,25 @@ static void x8_row_q4(bool five, int64_t n_in, const void *w, int64_t r, void *v
     const int k = (int)(r % 8);
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = pn + (size_t)b * bsz;
-        uint8_t *qs;
         if (five) {
             sl_block_q5_0 *x = (sl_block_q5_0 *)vrow + b;
             memcpy(&x->d, blk + 2 * k, 2);
-            const uint32_t qh = qh_scatter(blk + 16 + 4 * k);
+            uint32_t qh = 0;
+            for (int tt = 0; tt < 4; tt++) {
+                const uint8_t hi = blk[16 + 4 * k + tt];
+                for (int v = 0; v < 4; v++) {
+                    const uint8_t c = blk[nib + 32 * v + 4 * k + tt];
+                    const int e = 4 * v + tt, lo = c & 0x1f, up = c >> 5 | ((hi >> (2 * v)) & 3) << 3;
+                    x->qs[e] = (uint8_t)((lo & 0x0f) | (up & 0x0f) << 4);
+                    qh |= (uint32_t)(lo >> 4) << e | (uint32_t)(up >> 4) << (e + 16);
+                }
+            }
             memcpy(x->qh, &qh, 4);
-            qs = x->qs;
         } else {
             sl_block_q4_0 *x = (sl_block_q4_0 *)vrow + b;
             memcpy(&x->d, blk + 2 * k, 2);
-            qs = x->qs;
+            for (int v = 0; v < 4; v++) memcpy(x->qs + 4 * v, blk + nib + 32 * v + 4 * k, 4);
         }
-        for (int v = 0; v < 4; v++) memcpy(qs + 4 * v, blk + nib + 32 * v + 4 * k, 4);
     }
 }
 

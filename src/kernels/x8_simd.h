@@ -39,34 +39,32 @@ static inline void x8_store_rows(float *out, size_t os, int k, const __m256 acc[
 }
 
 /* q5_0 (five) / q4_0 x8 block → its 8 groups of 32 codes, c[g] (0..31 or
- * 0..15). The fifth bit of group g is bit g of each byte of the fifth-bit
- * vector, moved to bit 4 by a 16-bit shift (no bit crosses a byte boundary
- * into bit 4). */
+ * 0..15). Layouts: kern_impl.h. q5_0's group k + 4 takes bits 0-2 from
+ * bits 5-7 of vector k and bits 3-4 from bits 2k, 2k + 1 of the high-bit
+ * vector; the 16-bit shifts move no bit into a byte's kept bits across the
+ * byte boundary. */
 static inline __attribute__((always_inline)) void x8_q4_block(bool five, const uint8_t *blk,
                                                               __m256i c[8]) {
-    const __m256i m4 = _mm256_set1_epi8(0x0f), m10 = _mm256_set1_epi8(0x10);
-    const uint8_t *nibs = blk + (five ? 48 : 16);
-    __m256i h[8];
+    const uint8_t *v = blk + (five ? 48 : 16);
     if (five) {
+        const __m256i m5 = _mm256_set1_epi8(0x1f), m3 = _mm256_set1_epi8(0x07), m18 = _mm256_set1_epi8(0x18);
         const __m256i hb = _mm256_loadu_si256((const __m256i *)(blk + 16));
-        h[0] = _mm256_slli_epi16(hb, 4);
-        h[1] = _mm256_slli_epi16(hb, 3);
-        h[2] = _mm256_slli_epi16(hb, 2);
-        h[3] = _mm256_slli_epi16(hb, 1);
-        h[4] = hb;
-        h[5] = _mm256_srli_epi16(hb, 1);
-        h[6] = _mm256_srli_epi16(hb, 2);
-        h[7] = _mm256_srli_epi16(hb, 3);
+        const __m256i h[4] = {_mm256_slli_epi16(hb, 3), _mm256_slli_epi16(hb, 1), _mm256_srli_epi16(hb, 1),
+                              _mm256_srli_epi16(hb, 3)};
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            const __m256i b = _mm256_loadu_si256((const __m256i *)(v + 32 * k));
+            c[k] = _mm256_and_si256(b, m5);
+            c[k + 4] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b, 5), m3), _mm256_and_si256(h[k], m18));
+        }
+        return;
     }
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
 #pragma GCC unroll 4
     for (int k = 0; k < 4; k++) {
-        const __m256i nib = _mm256_loadu_si256((const __m256i *)(nibs + 32 * k));
+        const __m256i nib = _mm256_loadu_si256((const __m256i *)(v + 32 * k));
         c[k] = _mm256_and_si256(nib, m4);
         c[k + 4] = _mm256_and_si256(_mm256_srli_epi16(nib, 4), m4);
-        if (five) {
-            c[k] = _mm256_or_si256(c[k], _mm256_and_si256(h[k], m10));
-            c[k + 4] = _mm256_or_si256(c[k + 4], _mm256_and_si256(h[k + 4], m10));
-        }
     }
 }
 

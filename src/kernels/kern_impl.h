@@ -100,12 +100,21 @@ typedef void (*sl_gemm_fn)(int64_t n, const void *w, size_t wstride, int nr, con
  * vector k = code j of group k (low nibble) and of group k + 4 (high)
  * (144 bytes). */
 #define SL_X8_Q4_0_BLOCK 144
+/* x8 q4_K super-block of 8 rows (1152 bytes, as their 8 GGUF blocks): the
+ * 8 f16 d, the 8 f16 dmin; 64 bytes, byte 8j + r = the low 4 bits of row
+ * r's sub-block j scale (bits 0-3) and min (bits 4-7); 32 bytes, byte 8j +
+ * r (j < 4) = the top 2 bits of scale j, min j, scale j + 4, min j + 4 (bits
+ * 0-1, 2-3, 4-5, 6-7); then per 32-element sub-block j 4 × 32 bytes of
+ * nibbles as in x8 q4_0 (code j' of group g = element 32j + 4g + j' % 4 of
+ * row j' / 4; groups k low, k + 4 high in vector k). */
+#define SL_X8_Q4_K_BLOCK 1152
 /* Many tokens over x8 panels of a type without x8_gemm: nr rows (whole
  * panels, the last one possibly padded) expanded into SL_U_PANEL_BLOCK
  * panels for the type's gemmu. */
 typedef void (*sl_x8_unpack_fn)(int64_t n, const void *panels, int nr, uint8_t *dst);
-/* Decode: the 8 rows of one x8 panel · a sl_q8f_t row → out[0..7]. */
-typedef void (*sl_x8_dot_fn)(int64_t n, const void *panel, const sl_q8f_t *x, float *out);
+/* Decode: the 8 rows of one x8 panel · one token's activations → out[0..7]:
+ * a sl_q8f_t row for q8_0 / q5_0 / q4_0, a q8_K row for q4_K. */
+typedef void (*sl_x8_dot_fn)(int64_t n, const void *panel, const void *x, float *out);
 /* np consecutive x8 panels × the nc (<= 4) tokens of one sl_q8x4_t group;
  * out[c * ostride + r] for the 8·np rows. */
 typedef void (*sl_x8_gemm_fn)(int64_t n, const void *panels, int np, const sl_q8x4_t *xp, int nc, float *out,

@@ -40,14 +40,15 @@
 #define PF_AHEAD 4096
 #endif
 
-/* The x8 layout: q8_0, q5_0 or q4_0, whole blocks, and a row that the
- * kernel-less fallback can unpack on the stack. A last panel of fewer than
- * 8 rows is padded with zero rows. */
+/* The x8 layout: q8_0, q5_0, q4_0 or q4_K, whole blocks, and a row that
+ * the kernel-less fallback can unpack on the stack. A last panel of fewer
+ * than 8 rows is padded with zero rows. */
 #define X8_ROW_MAX 65536
 static const uint8_t x8_zero_row[X8_ROW_MAX];
 static bool x8_layout(sl_type_t t, int64_t n_in, int64_t n_out) {
-    return (t == SL_TYPE_Q8_0 || t == SL_TYPE_Q5_0 || t == SL_TYPE_Q4_0) && n_in > 0 && n_in % 32 == 0 &&
-           sl_row_size(t, n_in) <= X8_ROW_MAX && n_out > 0 && n_out <= INT64_MAX - 7;
+    const int64_t blck = t == SL_TYPE_Q4_K ? SL_QK_K : 32;
+    return (t == SL_TYPE_Q8_0 || t == SL_TYPE_Q5_0 || t == SL_TYPE_Q4_0 || t == SL_TYPE_Q4_K) && n_in > 0 &&
+           n_in % blck == 0 && sl_row_size(t, n_in) <= X8_ROW_MAX && n_out > 0 && n_out <= INT64_MAX - 7;
 }
 
 /* Decode splits the rows into one contiguous run per thread (up to this many
@@ -72,7 +73,7 @@ struct mm_job {
     sl_x8_unpack_fn x8_unpack; /* or, over x8 panels, this */
     sl_gemmu_fn gemmu;
     sl_gemmuk_fn gemmuk;    /* k-quants: unpacked chunks against q8_K rows */
-    sl_x8_dot_fn x8_dot;    /* x8 panels, decode (sl_q8f_t row in xq) */
+    sl_x8_dot_fn x8_dot;    /* x8 panels, decode (the type's activation row in xq) */
     sl_x8_gemm_fn x8_gemm;  /* x8 panels, many tokens (panel in xq) */
     bool x8_rows;           /* x8 panels without their kernels: row by row */
     sl_type_t wtype;
@@ -125,12 +126,16 @@ static void mm_rows(struct mm_job *j, int ith, int64_t r0, int64_t r1, int64_t n
              * the hardware prefetcher follows (measured: prefetching ahead
              * made the 151936-row decode slower) */
             const uint8_t *pw = j->w + (size_t)o * j->wrs;
-            if (r1 - o >= 8) {
-                j->x8_dot(j->n_in, pw, (const sl_q8f_t *)j->xq, j->y + o);
-            } else { /* the padded last panel */
-                float tmp[8];
-                j->x8_dot(j->n_in, pw, (const sl_q8f_t *)j->xq, tmp);
-                memcpy(j->y + o, tmp, sizeof(float) * (size_t)(r1 - o));
+            for (int64_t t = 0; t < n_tok; t++) { /* a few tokens: the panel stays in cache */
+                const uint8_t *xt = j->xq + (size_t)t * j->xrs;
+                float *yt = j->y + t * n_out + o;
+                if (r1 - o >= 8) {
+                    j->x8_dot(j->n_in, pw, xt, yt);
+                } else { /* the padded last panel */
+                    float tmp[8];
+                    j->x8_dot(j->n_in, pw, xt, tmp);
+                    memcpy(yt, tmp, sizeof(float) * (size_t)(r1 - o));
+                }
             }
         }
         return;
@@ -301,32 +306,41 @@ static int mm_plan(const sl_kern_table_t *K, const void *w, sl_type_t wtype, boo
         *scratch_bytes = 0;
         if (!x8_layout(wtype, n_in, n_out)) return XF_NONE;
         const size_t wrs = sl_row_size(wtype, n_in);
+        /* q4_K reads q8_K rows (as its GGUF-row kernels do), the others
+         * the q8_0 float-scale row (decode) or panel (many tokens) */
+        const sl_type_t vt = sl_type_traits(wtype)->vec_dot_type;
+        const bool kq = vt == SL_TYPE_Q8_K;
         if (!sl_x8_supported(wtype, n_in, n_out)) {
             /* the ISA was switched after packing (tests do): row by row,
              * each row taken out of its panel, through the plain dot */
             *j = (struct mm_job){
                 .w = w, .wrs = wrs, .n_in = n_in, .n_out = n_out, .n_tok = n_tok,
-                .xrs = sl_row_size(SL_TYPE_Q8_0, n_in), .dot = K->dot[wtype], .x8_rows = true,
+                .xrs = sl_row_size(vt, n_in), .dot = K->dot[wtype], .x8_rows = true,
                 .wtype = wtype,
             };
             atomic_init(&j->next, 0);
-            return XF_ROWS + (int)SL_TYPE_Q8_0;
+            return XF_ROWS + (int)vt;
         }
-        /* many tokens without an x8 GEMM: chunks expanded for the gemmu */
-        const bool unp = n_tok > 1 && !K->x8_gemm[wtype];
+        /* many tokens: the x8 GEMM, else chunks expanded for the gemmu,
+         * else (q4_K: q8_K rows) the decode kernel once per token, the
+         * panel in cache meanwhile (measured faster than unpacking for
+         * gemmuk even at 128 tokens: 98-107 vs 69-103 GFLOP/s, 1 thread) */
+        const bool gemm = n_tok > 1 && K->x8_gemm[wtype];
+        const bool unp = n_tok > 1 && !gemm && K->x8_unpack[wtype];
         const int64_t u_chunk = unpack_chunk(SL_U_ROW_BYTES(n_in), 8);
         *j = (struct mm_job){
             .w = w, .wrs = wrs, .n_in = n_in, .n_out = n_out, .n_tok = n_tok,
-            .xrs = sl_row_size(SL_TYPE_Q8_0, n_in),
-            .x8_dot = n_tok == 1 ? K->x8_dot[wtype] : NULL,
-            .x8_gemm = n_tok > 1 ? K->x8_gemm[wtype] : NULL,
+            .xrs = sl_row_size(vt, n_in),
+            .x8_dot = gemm || unp ? NULL : K->x8_dot[wtype],
+            .x8_gemm = gemm ? K->x8_gemm[wtype] : NULL,
             .x8_unpack = unp ? K->x8_unpack[wtype] : NULL,
             .gemmu = unp ? K->gemmu[wtype] : NULL,
             .urs = unp ? SL_U_ROW_BYTES(n_in) : 0,
-            .chunk = unp ? u_chunk : n_tok > 1 ? GEMM_ROW_CHUNK : 0,
+            .chunk = unp ? u_chunk : gemm ? GEMM_ROW_CHUNK : 0,
         };
         if (unp) *scratch_bytes = (size_t)u_chunk * SL_U_ROW_BYTES(n_in);
         atomic_init(&j->next, 0);
+        if (kq) return XF_ROWS + (int)vt;
         return n_tok == 1 ? XF_FROW : XF_PANEL;
     }
     const sl_type_traits_t *tr = sl_type_traits(wtype);
@@ -537,7 +551,10 @@ void sl_matmul_x8(sl_pool_t *pool, const void *w, sl_type_t wtype, int64_t n_in,
 
 bool sl_x8_supported(sl_type_t t, int64_t n_in, int64_t n_out) {
     const sl_kern_table_t *K = sl_kern_table();
-    return x8_layout(t, n_in, n_out) && K->x8_dot[t] && (K->x8_gemm[t] || (K->x8_unpack[t] && K->gemmu[t]));
+    /* many tokens: x8_gemm, x8_unpack + gemmu, or (types dotted with q8_K
+     * rows, one per token) x8_dot per token */
+    return x8_layout(t, n_in, n_out) && K->x8_dot[t] &&
+           (K->x8_gemm[t] || (K->x8_unpack[t] && K->gemmu[t]) || sl_type_traits(t)->vec_dot_type == SL_TYPE_Q8_K);
 }
 
 /* q4_0 / q5_0 (five): code j of group g ↔ element 4g + j % 4 of row j / 4
@@ -618,6 +635,77 @@ static void x8_row_q4(bool five, int64_t n_in, const void *w, int64_t r, void *v
     }
 }
 
+/* q4_K (kern_impl.h, SL_X8_Q4_K_BLOCK): code of element e of a GGUF
+ * super-block — chunk e / 64 of qs, low nibbles the first 32 elements. */
+static int q4k_code(const sl_block_q4_K *x, int e) {
+    const int c = e / 64, l = e % 64;
+    return l < 32 ? x->qs[32 * c + l] & 0x0f : x->qs[32 * c + l - 32] >> 4;
+}
+
+static void x8_pack_q4K(int64_t n_in, const void *src, void *dst, int64_t r0, int64_t r1) {
+    const int64_t nsb = n_in / SL_QK_K;
+    const size_t rs = sl_row_size(SL_TYPE_Q4_K, n_in);
+    for (int64_t p = r0 / 8; p < (r1 + 7) / 8; p++) {
+        uint8_t *pn = (uint8_t *)dst + (size_t)p * 8 * rs;
+        for (int r = 0; r < 8; r++) {
+            const uint8_t *row = p * 8 + r < r1 ? (const uint8_t *)src + (size_t)(p * 8 + r) * rs : x8_zero_row;
+            for (int64_t i = 0; i < nsb; i++) {
+                const sl_block_q4_K *x = (const sl_block_q4_K *)row + i;
+                uint8_t *blk = pn + (size_t)i * SL_X8_Q4_K_BLOCK;
+                memcpy(blk + 2 * r, &x->d, 2);
+                memcpy(blk + 16 + 2 * r, &x->dmin, 2);
+                uint8_t sc[8], mn[8];
+                for (int j = 0; j < 8; j++) sl_k4_scale_min(j, x->scales, &sc[j], &mn[j]);
+                for (int j = 0; j < 8; j++) blk[32 + 8 * j + r] = (uint8_t)((sc[j] & 0x0f) | (mn[j] & 0x0f) << 4);
+                for (int j = 0; j < 4; j++)
+                    blk[96 + 8 * j + r] = (uint8_t)(sc[j] >> 4 | (mn[j] >> 4) << 2 | (sc[j + 4] >> 4) << 4 |
+                                                    (mn[j + 4] >> 4) << 6);
+                for (int j = 0; j < 8; j++)
+                    for (int k = 0; k < 4; k++)
+                        for (int t = 0; t < 4; t++)
+                            blk[128 + 128 * j + 32 * k + 4 * r + t] =
+                                (uint8_t)(q4k_code(x, 32 * j + 4 * k + t) | q4k_code(x, 32 * j + 16 + 4 * k + t) << 4);
+            }
+        }
+    }
+}
+
+static void x8_row_q4K(int64_t n_in, const void *w, int64_t r, void *vrow) {
+    const int64_t nsb = n_in / SL_QK_K;
+    const size_t rs = sl_row_size(SL_TYPE_Q4_K, n_in);
+    const uint8_t *pn = (const uint8_t *)w + (size_t)(r / 8) * 8 * rs;
+    const int k8 = (int)(r % 8);
+    for (int64_t i = 0; i < nsb; i++) {
+        const uint8_t *blk = pn + (size_t)i * SL_X8_Q4_K_BLOCK;
+        sl_block_q4_K *x = (sl_block_q4_K *)vrow + i;
+        memcpy(&x->d, blk + 2 * k8, 2);
+        memcpy(&x->dmin, blk + 16 + 2 * k8, 2);
+        uint8_t sc[8], mn[8];
+        for (int j = 0; j < 8; j++) {
+            const uint8_t lo = blk[32 + 8 * j + k8], hi = blk[96 + 8 * (j % 4) + k8] >> (j < 4 ? 0 : 4);
+            sc[j] = (uint8_t)((lo & 0x0f) | (hi & 3) << 4);
+            mn[j] = (uint8_t)((lo >> 4) | ((hi >> 2) & 3) << 4);
+        }
+        /* the GGUF packing of 8 × (6-bit scale, 6-bit min) in 12 bytes */
+        for (int j = 0; j < 4; j++) {
+            x->scales[j] = (uint8_t)(sc[j] | (sc[j + 4] >> 4) << 6);
+            x->scales[j + 4] = (uint8_t)(mn[j] | (mn[j + 4] >> 4) << 6);
+            x->scales[j + 8] = (uint8_t)((sc[j + 4] & 0x0f) | (mn[j + 4] & 0x0f) << 4);
+        }
+        for (int j = 0; j < 8; j++)
+            for (int k = 0; k < 4; k++)
+                for (int t = 0; t < 4; t++) {
+                    const uint8_t c = blk[128 + 128 * j + 32 * k + 4 * k8 + t];
+                    for (int h = 0; h < 2; h++) {
+                        const int e = 32 * j + 16 * h + 4 * k + t, ch = e / 64, l = e % 64;
+                        const int v = h ? c >> 4 : c & 0x0f;
+                        uint8_t *q = &x->qs[32 * ch + (l < 32 ? l : l - 32)];
+                        *q = l < 32 ? (uint8_t)((*q & 0xf0) | v) : (uint8_t)((*q & 0x0f) | v << 4);
+                    }
+                }
+    }
+}
+
 size_t sl_x8_bytes(sl_type_t t, int64_t n_in, int64_t n_out) {
     if (!x8_layout(t, n_in, n_out)) return 0;
     return sl_row_size(t, n_in) * (size_t)((n_out + 7) & ~(int64_t)7);
@@ -625,6 +713,10 @@ size_t sl_x8_bytes(sl_type_t t, int64_t n_in, int64_t n_out) {
 
 void sl_x8_pack(sl_type_t t, int64_t n_in, const void *src, void *dst, int64_t r0, int64_t r1) {
     if (n_in % 32 || r0 % 8 || r1 < r0 || sl_row_size(t, n_in) > X8_ROW_MAX) return;
+    if (t == SL_TYPE_Q4_K) {
+        if (n_in % SL_QK_K == 0) x8_pack_q4K(n_in, src, dst, r0, r1);
+        return;
+    }
     if (t == SL_TYPE_Q5_0 || t == SL_TYPE_Q4_0) {
         x8_pack_q4(t == SL_TYPE_Q5_0, n_in, src, dst, r0, r1);
         return;
@@ -648,6 +740,10 @@ void sl_x8_pack(sl_type_t t, int64_t n_in, const void *src, void *dst, int64_t r
 
 void sl_x8_row(sl_type_t t, int64_t n_in, const void *w, int64_t r, void *vrow) {
     if (n_in % 32) return;
+    if (t == SL_TYPE_Q4_K) {
+        if (n_in % SL_QK_K == 0) x8_row_q4K(n_in, w, r, vrow);
+        return;
+    }
     if (t == SL_TYPE_Q5_0 || t == SL_TYPE_Q4_0) {
         x8_row_q4(t == SL_TYPE_Q5_0, n_in, w, r, vrow);
         return;

@@ -38,6 +38,18 @@ static inline void x8_store_rows(float *out, size_t os, int k, const __m256 acc[
     }
 }
 
+/* 4 nibble vectors (groups k low, k + 4 high in vector k: q4_0, q4_K) →
+ * the 8 groups of 32 codes (0..15). */
+static inline __attribute__((always_inline)) void x8_nibbles(const uint8_t *v, __m256i c[8]) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        const __m256i nib = _mm256_loadu_si256((const __m256i *)(v + 32 * k));
+        c[k] = _mm256_and_si256(nib, m4);
+        c[k + 4] = _mm256_and_si256(_mm256_srli_epi16(nib, 4), m4);
+    }
+}
+
 /* q5_0 (five) / q4_0 x8 block → its 8 groups of 32 codes, c[g] (0..31 or
  * 0..15). Layouts: kern_impl.h. q5_0's group k + 4 takes bits 0-2 from
  * bits 5-7 of vector k and bits 3-4 from bits 2k, 2k + 1 of the high-bit
@@ -59,13 +71,7 @@ static inline __attribute__((always_inline)) void x8_q4_block(bool five, const u
         }
         return;
     }
-    const __m256i m4 = _mm256_set1_epi8(0x0f);
-#pragma GCC unroll 4
-    for (int k = 0; k < 4; k++) {
-        const __m256i nib = _mm256_loadu_si256((const __m256i *)(v + 32 * k));
-        c[k] = _mm256_and_si256(nib, m4);
-        c[k + 4] = _mm256_and_si256(_mm256_srli_epi16(nib, 4), m4);
-    }
+    x8_nibbles(v, c);
 }
 
 /* Decode over q5_0 / q4_0 (five = false) x8 panels around an ISA's integer

@@ -23,7 +23,8 @@
 
 /* Decode, q8_0: the 8 rows of one panel · one token. Two chains of
  * vpdpbusd (even / odd groups) keep two multiplies in flight. */
-static void X8V_NAME(x8_dot_q8_0)(int64_t n, const void *panel, const sl_q8f_t *x, float *out) {
+static void X8V_NAME(x8_dot_q8_0)(int64_t n, const void *panel, const void *vx, float *out) {
+    const sl_q8f_t *x = vx;
     const int64_t nb = n / 32;
     const __m256i flip = _mm256_set1_epi8((char)0x80);
     __m256 acc = _mm256_setzero_ps(), cor = _mm256_setzero_ps();
@@ -118,10 +119,10 @@ static inline __m256i X8V_NAME(idot_u8)(const __m256i c[8], const int8_t *xq) {
     }
     return _mm256_add_epi32(i0, i1);
 }
-static void X8V_NAME(x8_dot_q5_0)(int64_t n, const void *panel, const sl_q8f_t *x, float *out) {
+static void X8V_NAME(x8_dot_q5_0)(int64_t n, const void *panel, const void *x, float *out) {
     x8_dot_q4_with(true, n, panel, x, out, X8V_NAME(idot_u8));
 }
-static void X8V_NAME(x8_dot_q4_0)(int64_t n, const void *panel, const sl_q8f_t *x, float *out) {
+static void X8V_NAME(x8_dot_q4_0)(int64_t n, const void *panel, const void *x, float *out) {
     x8_dot_q4_with(false, n, panel, x, out, X8V_NAME(idot_u8));
 }
 

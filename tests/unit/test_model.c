@@ -524,6 +524,13 @@ static void test_f16_and_q8(void) {
     s.wtype = SL_TYPE_Q8_0;
     s.tied = true;
     run_case("llama q8_0 tied", &s, 4e-2, SL_TYPE_F32, 1);
+    /* q4_K (whole 256-element super-blocks): repacked into x8 panels at
+     * load on AVX2, the tied embedding rows read back out of them */
+    s = base_spec("qwen2");
+    s.E = 256, s.D = 64, s.F = 512;
+    s.wtype = SL_TYPE_Q4_K;
+    s.tied = true;
+    run_case("qwen2 q4_K tied", &s, 4e-2, SL_TYPE_F32, 2);
 }
 
 /* A model with a missing or mis-shaped tensor fails to load with a message

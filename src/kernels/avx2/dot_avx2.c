@@ -791,7 +791,8 @@ static void gemmu_s8(int64_t n, const uint8_t *u, int nr, const sl_q8x4_t *x, in
  * × signed: |x| and sign(w, x) for decode, |w| and sign(x, w) for the GEMM
  * (there the weight vector is shared by 4 tokens). */
 
-static void x8_dot_q8_0(int64_t n, const void *panel, const sl_q8f_t *x, float *out) {
+static void x8_dot_q8_0(int64_t n, const void *panel, const void *vx, float *out) {
+    const sl_q8f_t *x = vx;
     const int64_t nb = n / 32;
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc = _mm256_setzero_ps();
@@ -864,10 +865,10 @@ static inline __m256i x8_idot_u8(const __m256i c[8], const int8_t *xq) {
     /* each of s0, s1 <= 4 · 7874: they widen separately */
     return _mm256_add_epi32(_mm256_madd_epi16(s0, ones), _mm256_madd_epi16(s1, ones));
 }
-static void x8_dot_q5_0(int64_t n, const void *panel, const sl_q8f_t *x, float *out) {
+static void x8_dot_q5_0(int64_t n, const void *panel, const void *x, float *out) {
     x8_dot_q4_with(true, n, panel, x, out, x8_idot_u8);
 }
-static void x8_dot_q4_0(int64_t n, const void *panel, const sl_q8f_t *x, float *out) {
+static void x8_dot_q4_0(int64_t n, const void *panel, const void *x, float *out) {
     x8_dot_q4_with(false, n, panel, x, out, x8_idot_u8);
 }
 
@@ -956,6 +957,72 @@ static void urows_k4(bool five, int64_t n, const void *w, size_t ws, int nr, uin
 static void urows_q4_K(int64_t n, const void *w, size_t ws, int nr, uint8_t *dst) {
     urows_k4(false, n, w, ws, nr, dst);
 }
+
+/* ---- x8 q4_K (kern_impl.h, SL_X8_Q4_K_BLOCK) ----
+ *
+ * Decode against a q8_K row: per 32-element sub-block the 8 rows' codes
+ * come from 4 nibble vectors as in q4_0; 4 vpmaddubsw (unsigned codes,
+ * pair sums <= 3810) are added in int16 and one vpmaddwd against the 8
+ * rows' scales (each row's 6-bit scale in both int16 halves of its lane,
+ * one vpshufb of the 8 scale bytes) widens and scales them at once. The
+ * min term is the same with the mins against the sub-block's pair of q8_K
+ * bsums. One float FMA each per super-block. */
+static inline __m256i x8k_pairs(const uint8_t *b8) {
+    /* lane r = (b8[r], b8[r]) as two int16 */
+    const __m256i pick = _mm256_setr_epi8(0, -1, 0, -1, 1, -1, 1, -1, 2, -1, 2, -1, 3, -1, 3, -1, 4, -1, 4, -1, 5, -1,
+                                          5, -1, 6, -1, 6, -1, 7, -1, 7, -1);
+    uint64_t v;
+    memcpy(&v, b8, 8);
+    return _mm256_shuffle_epi8(_mm256_set1_epi64x((long long)v), pick);
+}
+
+/* The 8 rows' 6-bit scales and mins of an x8 q4_K super-block, byte 8j + r. */
+static inline void x8k_scales(const uint8_t *blk, uint8_t sc[64], uint8_t mn[64]) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m30 = _mm256_set1_epi8(0x30);
+    const __m256i l0 = _mm256_loadu_si256((const __m256i *)(blk + 32));
+    const __m256i l1 = _mm256_loadu_si256((const __m256i *)(blk + 64));
+    const __m256i hb = _mm256_loadu_si256((const __m256i *)(blk + 96));
+    _mm256_storeu_si256((__m256i *)sc,
+                        _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30)));
+    _mm256_storeu_si256((__m256i *)(sc + 32), _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(hb, m30)));
+    _mm256_storeu_si256((__m256i *)mn, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                                       _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30)));
+    _mm256_storeu_si256((__m256i *)(mn + 32), _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                                              _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30)));
+}
+
+static void x8_dot_q4_K(int64_t n, const void *panel, const void *vx, float *out) {
+    const sl_block_q8_K *x = vx;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / SL_QK_K; i++) {
+        const uint8_t *blk = (const uint8_t *)panel + (size_t)i * SL_X8_Q4_K_BLOCK;
+        uint8_t sc[64], mn[64];
+        x8k_scales(blk, sc, mn);
+        const int8_t *xq = x[i].qs;
+        __m256i sumi = _mm256_setzero_si256(), summ = sumi;
+#pragma GCC unroll 2
+        for (int j = 0; j < 8; j++) {
+            __m256i c[8];
+            x8_nibbles(blk + 128 + 128 * j, c);
+#define Q4KP(g) _mm256_maddubs_epi16(c[g], _mm256_set1_epi32(x8_bytes4(xq + 32 * j + 4 * (g))))
+            const __m256i s0 = _mm256_add_epi16(_mm256_add_epi16(Q4KP(0), Q4KP(1)), _mm256_add_epi16(Q4KP(2), Q4KP(3)));
+            const __m256i s1 = _mm256_add_epi16(_mm256_add_epi16(Q4KP(4), Q4KP(5)), _mm256_add_epi16(Q4KP(6), Q4KP(7)));
+#undef Q4KP
+            const __m256i scv = x8k_pairs(sc + 8 * j);
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(_mm256_madd_epi16(s0, scv), _mm256_madd_epi16(s1, scv)));
+            int32_t bs;
+            memcpy(&bs, x[i].bsums + 2 * j, 4);
+            summ = _mm256_add_epi32(summ, _mm256_madd_epi16(x8k_pairs(mn + 8 * j), _mm256_set1_epi32(bs)));
+        }
+        const __m256 dx = _mm256_set1_ps(x[i].d);
+        const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk)), dx);
+        const __m256 dm = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 16))), dx);
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+        acc = _mm256_fnmadd_ps(dm, _mm256_cvtepi32_ps(summ), acc);
+    }
+    _mm256_storeu_ps(out, acc);
+}
+
 static void urows_q5_K(int64_t n, const void *w, size_t ws, int nr, uint8_t *dst) {
     urows_k4(true, n, w, ws, nr, dst);
 }
@@ -1320,6 +1387,7 @@ bool sl_kern_fill_avx2(sl_kern_table_t *t) {
     t->x8_unpack[SL_TYPE_Q5_0] = x8_unpack_q5_0;
     t->x8_dot[SL_TYPE_Q4_0] = x8_dot_q4_0;
     t->x8_unpack[SL_TYPE_Q4_0] = x8_unpack_q4_0;
+    t->x8_dot[SL_TYPE_Q4_K] = x8_dot_q4_K;
     t->dot[SL_TYPE_Q2_K] = dot_q2_K;
     t->dot[SL_TYPE_Q3_K] = dot_q3_K;
     t->unpack[SL_TYPE_Q2_K] = urows_q2_K;

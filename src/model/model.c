@@ -7,8 +7,8 @@
  * weights, biases, rope_freqs) are copied into F32 arrays. Every weight
  * matrix W has GGUF shape ne = [n_in, n_out] and is used as y = W x through
  * sl_matmul, which takes any type it supports. Matrices the kernels have an
- * x8 panel layout for (q8_0, q5_0, q4_0, q4_K on AVX2 and up) are repacked once at load
- * into one anonymous arena (transparent huge pages where the kernel allows:
+ * x8 panel layout for (q8_0, q5_0, q4_0, q4_K on AVX2 and up) are repacked once at load,
+ * and the other streamed matrices copied as they are, into one anonymous arena (transparent huge pages where the kernel allows:
  * decode streams every weight per token), slice by slice, each slice's file
  * pages released right after (MADV_DONTNEED), so the resident size stays
  * about the file's; token_embd keeps its file rows for the embedding lookup
@@ -373,6 +373,7 @@ static int get_vector(sl_model_t *m, const char *name, int64_t n, const char *wh
 
 struct x8_slice {
     const sl_wt_t *w;
+    uint8_t *dst; /* the matrix's place in the arena */
     int64_t r0, r1;
 };
 
@@ -391,7 +392,11 @@ static void *x8_pack_worker(void *arg) {
         if (i >= j->n) break;
         const struct x8_slice *s = &j->sl[i];
         const sl_wt_t *w = s->w;
-        sl_x8_pack(w->type, w->n_in, w->data, w->x8, s->r0, s->r1);
+        if (sl_x8_supported(w->type, w->n_in, w->n_out))
+            sl_x8_pack(w->type, w->n_in, w->data, s->dst, s->r0, s->r1);
+        else /* no x8 layout: the GGUF rows, copied */
+            memcpy(s->dst + (size_t)s->r0 * w->row_bytes, (const uint8_t *)w->data + (size_t)s->r0 * w->row_bytes,
+                   (size_t)(s->r1 - s->r0) * w->row_bytes);
         if (j->release) {
             /* the pages wholly inside this slice's rows (no other slice
              * reads them) */
@@ -405,26 +410,27 @@ static void *x8_pack_worker(void *arg) {
     return NULL;
 }
 
-/* Arena bytes of w's x8 copy (64-byte aligned after it) and rows per
- * packing slice (a multiple of 8). */
+/* Arena bytes of w's x8 (or plain) copy (64-byte aligned after it) and
+ * rows per packing slice (a multiple of 8). */
 static size_t x8_span(const sl_wt_t *w) {
-    return (sl_x8_bytes(w->type, w->n_in, w->n_out) + 63) & ~(size_t)63;
+    const size_t b = sl_x8_supported(w->type, w->n_in, w->n_out) ? sl_x8_bytes(w->type, w->n_in, w->n_out)
+                                                                 : w->row_bytes * (size_t)w->n_out;
+    return (b + 63) & ~(size_t)63;
 }
 static int64_t x8_slice_rows(const sl_wt_t *w) {
     return SL_MAX(8, (int64_t)(X8_SLICE / w->row_bytes) & ~(int64_t)7);
 }
 
-/* Every matrix to repack, in the order they are used (the arena then
- * streams in forward-pass order). */
+/* Every matrix the forward pass streams, in the order it reads them (the
+ * arena then streams in that order). */
 static int x8_list(sl_model_t *m, sl_wt_t **out, int cap) {
     int n = 0;
     for (int l = 0; l < m->hp.n_layer; l++) {
         sl_layer_t *L = &m->layers[l];
         sl_wt_t *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
-        for (size_t i = 0; i < SL_ARRAY_LEN(ws) && n < cap; i++)
-            if (sl_x8_supported(ws[i]->type, ws[i]->n_in, ws[i]->n_out)) out[n++] = ws[i];
+        for (size_t i = 0; i < SL_ARRAY_LEN(ws) && n < cap; i++) out[n++] = ws[i];
     }
-    if (n < cap && sl_x8_supported(m->output.type, m->output.n_in, m->output.n_out)) out[n++] = &m->output;
+    if (n < cap) out[n++] = &m->output;
     return n;
 }
 
@@ -450,11 +456,10 @@ static void pack_model_x8(sl_model_t *m) {
         uint8_t *at = arena;
         int k = 0;
         for (int i = 0; i < n; i++) {
-            ws[i]->x8 = at;
-            at += x8_span(ws[i]);
             const int64_t rows = x8_slice_rows(ws[i]);
             for (int64_t r0 = 0; r0 < ws[i]->n_out; r0 += rows)
-                sl[k++] = (struct x8_slice){ws[i], r0, SL_MIN(ws[i]->n_out, r0 + rows)};
+                sl[k++] = (struct x8_slice){ws[i], at, r0, SL_MIN(ws[i]->n_out, r0 + rows)};
+            at += x8_span(ws[i]);
         }
         struct x8_job job = {sl, k, gguf_is_mapped(m->gf), sysconf(_SC_PAGESIZE), 0};
         job.release = job.release && job.page > 0;
@@ -467,6 +472,15 @@ static void pack_model_x8(sl_model_t *m) {
             if (pthread_create(&th[started], NULL, x8_pack_worker, &job) == 0) started++;
         x8_pack_worker(&job); /* this thread too; it alone if none started */
         for (int t = 0; t < started; t++) pthread_join(th[t], NULL);
+        /* the matmuls read the copies from now on */
+        for (int i = 0, s0 = 0; i < n; i++) {
+            uint8_t *dst = sl[s0].dst;
+            if (sl_x8_supported(ws[i]->type, ws[i]->n_in, ws[i]->n_out))
+                ws[i]->x8 = dst;
+            else
+                ws[i]->data = dst;
+            while (s0 < k && sl[s0].w == ws[i]) s0++;
+        }
         m->x8_arena = arena;
     } else {
         free(arena);

@@ -473,13 +473,13 @@ static void pack_model_x8(sl_model_t *m) {
         x8_pack_worker(&job); /* this thread too; it alone if none started */
         for (int t = 0; t < started; t++) pthread_join(th[t], NULL);
         /* the matmuls read the copies from now on */
-        for (int i = 0, s0 = 0; i < n; i++) {
-            uint8_t *dst = sl[s0].dst;
+        at = arena;
+        for (int i = 0; i < n; i++) {
             if (sl_x8_supported(ws[i]->type, ws[i]->n_in, ws[i]->n_out))
-                ws[i]->x8 = dst;
+                ws[i]->x8 = at;
             else
-                ws[i]->data = dst;
-            while (s0 < k && sl[s0].w == ws[i]) s0++;
+                ws[i]->data = at;
+            at += x8_span(ws[i]);
         }
         m->x8_arena = arena;
     } else {

@@ -30,13 +30,6 @@ static double median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-static int argmax(const float *x, int n) {
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[b]) b = i;
-    return b;
-}
-
 /* Dominant weight type, e.g. "q8_0", from the bytes of 2-D tensors. */
 static const char *main_type(const gguf_file_t *f) {
     size_t bytes[SL_TYPE_COUNT] = {0};
@@ -120,7 +113,7 @@ int cmd_bench(int argc, char **argv) {
         if (model_forward(m, pool, kv, prompt, (int)p_len, logits, false, err, sizeof err)) goto fail;
         double t1 = sl_now();
         for (long i = 0; i < n_gen; i++) {
-            int32_t id = argmax(logits, V);
+            int32_t id = (int32_t)SL_MAX(0, sl_argmax(logits, V));
             if (model_forward(m, pool, kv, &id, 1, logits, false, err, sizeof err)) goto fail;
         }
         double t2 = sl_now();

@@ -91,6 +91,10 @@ void sl_silu(float *x, int64_t n);
 void sl_gelu(float *x, int64_t n);
 /* out[i] = silu(gate[i]) * up[i] */
 void sl_swiglu(float *out, const float *gate, const float *up, int64_t n);
+/* Index of the largest value of x[0..n) (the first on ties), NaNs never
+ * chosen; -1 when n <= 0 or every value is NaN. Greedy decoding runs it
+ * over a whole vocabulary per token, on one thread. */
+int64_t sl_argmax(const float *x, int64_t n);
 
 /* RoPE. */
 typedef enum sl_rope_style { SL_ROPE_NORM = 0, SL_ROPE_NEOX = 2 } sl_rope_style_t;

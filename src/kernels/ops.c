@@ -100,6 +100,44 @@ __attribute__((target("avx2,fma"))) static void swiglu_avx2(float *out, const fl
 }
 #endif
 
+/* Two passes: the maximum (NaNs skipped: vmaxps returns its second
+ * operand, the running maximum, when the first is NaN), then the first
+ * index holding it. */
+#ifdef SL_OPS_X86
+__attribute__((target("avx2"))) static int64_t argmax_avx2(const float *x, int64_t n) {
+    __m256 m = _mm256_set1_ps(-INFINITY);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) m = _mm256_max_ps(_mm256_loadu_ps(x + i), m);
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    float mx = _mm_cvtss_f32(h);
+    for (; i < n; i++)
+        if (x[i] > mx) mx = x[i];
+    const __m256 v = _mm256_set1_ps(mx);
+    for (i = 0; i + 8 <= n; i += 8) {
+        const int k = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i), v, _CMP_EQ_OQ));
+        if (k) return i + __builtin_ctz((unsigned)k);
+    }
+    for (; i < n; i++)
+        if (x[i] == mx) return i;
+    return -1;
+}
+#endif
+
+int64_t sl_argmax(const float *x, int64_t n) {
+#ifdef SL_OPS_X86
+    const sl_isa_t isa = sl_kernels_isa();
+    if (isa == SL_ISA_AVX2 || isa == SL_ISA_AVX512) return argmax_avx2(x, n);
+#endif
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < n; i++)
+        if (x[i] > mx) mx = x[i];
+    for (int64_t i = 0; i < n; i++)
+        if (x[i] == mx) return i;
+    return -1;
+}
+
 void sl_swiglu(float *out, const float *gate, const float *up, int64_t n) {
 #ifdef SL_OPS_X86
     const sl_isa_t isa = sl_kernels_isa();

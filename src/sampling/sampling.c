@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "base/base.h"
+#include "kernels/kernels.h"
 
 /* Token history: open-addressing map id -> (completion count, seen in prompt). */
 typedef struct hist_slot {
@@ -318,15 +319,12 @@ int smp_sample(smp_t *s, float *logits, smp_result_t *out) {
     }
 
     /* log-softmax normaliser of the processed logits (temperature 1). */
-    float mx = -INFINITY;
-    int amax = -1;
-    for (int i = 0; i < V; i++) {
+    for (int i = 0; i < V; i++)
         if (logits[i] != logits[i]) logits[i] = -INFINITY; /* NaN never wins */
-        if (logits[i] > mx) {
-            mx = logits[i];
-            amax = i;
-        }
-    }
+    /* the greedy pick (first maximum), vectorised: on the engine thread
+     * while the pool waits, every step */
+    const int amax = (int)sl_argmax(logits, V);
+    const float mx = amax >= 0 ? logits[amax] : -INFINITY;
     if (amax < 0 || mx == -INFINITY) return -1;
     /* expf on the float differences (each term is within float range and
      * reported logprobs are floats), summed in double: a third of the cost

@@ -1,4 +1,4 @@
-/* deps: server sampling base */
+/* deps: server sampling kernels base */
 /*
  * test_http.c — the server's pure parts: OpenAI request validation (status,
  * param and code of each error; defaults and ranges of accepted values),

@@ -123,6 +123,48 @@ static void rope_case(const char *label, sl_rope_t r, double factor, int hd, int
 }
 
 /* swiglu, scalar and SIMD, over a wide range (the SIMD path has its own exp). */
+/* sl_argmax against a plain loop (first maximum, NaNs skipped) on every
+ * ISA: lengths around the vector width, ties, NaNs, -inf, a vocabulary. */
+static int64_t argmax_naive(const float *x, int64_t n) {
+    int64_t b = -1;
+    for (int64_t i = 0; i < n; i++)
+        if (x[i] == x[i] && (b < 0 || x[i] > x[b])) b = i;
+    return b;
+}
+
+static void test_argmax(void) {
+    enum { V = 151936 };
+    static float x[V];
+    sl_isa_t isas[] = {SL_ISA_SCALAR, sl_kernels_isa()};
+    int bad = 0, cases = 0;
+    for (size_t k = 0; k < SL_ARRAY_LEN(isas); k++) {
+        sl_isa_t prev = sl_kernels_set_isa(isas[k]);
+        for (int64_t n = 0; n <= 40; n++)
+            for (int rep = 0; rep < 30; rep++) {
+                for (int64_t i = 0; i < n; i++) {
+                    const float r = rnd();
+                    /* few distinct values: ties are common */
+                    x[i] = rep % 3 == 0 ? (float)(int)(r * 4) : r * 100 - 50;
+                    if (rep % 5 == 1 && r < 0.2f) x[i] = NAN;
+                    if (rep % 7 == 2 && r > 0.8f) x[i] = -INFINITY;
+                    if (rep == 29) x[i] = NAN; /* all NaN */
+                }
+                cases++;
+                bad += sl_argmax(x, n) != argmax_naive(x, n);
+            }
+        for (int rep = 0; rep < 4; rep++) {
+            for (int64_t i = 0; i < V; i++) x[i] = rnd() * 20 - 10;
+            x[V - 1 - rep * 1000] = 11.0f, x[V - 3 - rep * 1000] = 11.0f; /* a tie near the end */
+            if (rep == 1) x[5] = NAN;
+            if (rep == 2) x[V - 1] = 12.0f; /* the maximum in the tail lanes */
+            cases++;
+            bad += sl_argmax(x, V) != argmax_naive(x, V);
+        }
+        sl_kernels_set_isa(prev);
+    }
+    CHECK_MSG(bad == 0, "argmax: %d of %d cases differ", bad, cases);
+}
+
 static void test_swiglu_range(void) {
     enum { N = 1003 };
     static float g[N], u[N], o[N];
@@ -362,6 +404,7 @@ int main(void) {
     RUN(test_softmax);
     RUN(test_activations);
     RUN(test_swiglu_range);
+    RUN(test_argmax);
     RUN(test_rope);
     RUN(test_attention);
     RUN(test_attention_paged);

@@ -1,4 +1,4 @@
-/* deps: sampling base */
+/* deps: sampling kernels base */
 /*
  * test_sampling.c — the sampler against hand-computed distributions:
  * empirical frequencies over many seeded draws must match the expected

@@ -1,4 +1,4 @@
-/* deps: sampling grammar base */
+/* deps: sampling grammar kernels base */
 /*
  * test_sampling_grammar.c — the sampler applying a real grammar matcher's
  * token mask: a chosen token is always allowed by the grammar (checked

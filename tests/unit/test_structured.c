@@ -1,4 +1,4 @@
-/* deps: server sampling base */
+/* deps: server sampling kernels base */
 /*
  * test_structured.c — the structured-output request parameters
  * (server/oai_format.c through oai_parse): which source kind and text each

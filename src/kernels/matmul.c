@@ -45,6 +45,11 @@
  * than 8 rows is padded with zero rows. */
 #define X8_ROW_MAX 65536
 static const uint8_t x8_zero_row[X8_ROW_MAX];
+/* GGUF row r of src (rs bytes each) for packing, or zeros past the last
+ * row r1 (a padded last panel) */
+static const uint8_t *x8_src_row(const void *src, size_t rs, int64_t r, int64_t r1) {
+    return r < r1 ? (const uint8_t *)src + (size_t)r * rs : x8_zero_row;
+}
 static bool x8_layout(sl_type_t t, int64_t n_in, int64_t n_out) {
     const int64_t blck = t == SL_TYPE_Q4_K ? SL_QK_K : 32;
     return (t == SL_TYPE_Q8_0 || t == SL_TYPE_Q5_0 || t == SL_TYPE_Q4_0 || t == SL_TYPE_Q4_K) && n_in > 0 &&
@@ -577,7 +582,7 @@ static void x8_pack_q4(bool five, int64_t n_in, const void *src, void *dst, int6
     for (int64_t p = r0 / 8; p < (r1 + 7) / 8; p++) {
         uint8_t *pn = (uint8_t *)dst + (size_t)p * 8 * rs;
         for (int r = 0; r < 8; r++) {
-            const uint8_t *row = p * 8 + r < r1 ? (const uint8_t *)src + (size_t)(p * 8 + r) * rs : x8_zero_row;
+            const uint8_t *row = x8_src_row(src, rs, p * 8 + r, r1);
             for (int64_t b = 0; b < nb; b++) {
                 uint8_t *blk = pn + (size_t)b * bsz;
                 if (five) {
@@ -648,7 +653,7 @@ static void x8_pack_q4K(int64_t n_in, const void *src, void *dst, int64_t r0, in
     for (int64_t p = r0 / 8; p < (r1 + 7) / 8; p++) {
         uint8_t *pn = (uint8_t *)dst + (size_t)p * 8 * rs;
         for (int r = 0; r < 8; r++) {
-            const uint8_t *row = p * 8 + r < r1 ? (const uint8_t *)src + (size_t)(p * 8 + r) * rs : x8_zero_row;
+            const uint8_t *row = x8_src_row(src, rs, p * 8 + r, r1);
             for (int64_t i = 0; i < nsb; i++) {
                 const sl_block_q4_K *x = (const sl_block_q4_K *)row + i;
                 uint8_t *blk = pn + (size_t)i * SL_X8_Q4_K_BLOCK;
@@ -727,8 +732,7 @@ void sl_x8_pack(sl_type_t t, int64_t n_in, const void *src, void *dst, int64_t r
     for (int64_t p = r0 / 8; p < (r1 + 7) / 8; p++) {
         uint8_t *pn = (uint8_t *)dst + (size_t)p * 8 * rs;
         for (int r = 0; r < 8; r++) {
-            const sl_block_q8_0 *row =
-                (const void *)(p * 8 + r < r1 ? (const uint8_t *)src + (size_t)(p * 8 + r) * rs : x8_zero_row);
+            const sl_block_q8_0 *row = (const void *)x8_src_row(src, rs, p * 8 + r, r1);
             for (int64_t b = 0; b < nb; b++) {
                 uint8_t *d = (uint8_t *)SL_X8_D(pn, b), *q = (uint8_t *)SL_X8_Q(pn, b);
                 memcpy(d + 2 * r, &row[b].d, 2);

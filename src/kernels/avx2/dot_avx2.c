@@ -854,16 +854,21 @@ static void x8_gemm_q8_0(int64_t n, const void *panels, int np, const sl_q8x4_t 
     }
 }
 
-/* One q5_0 / q4_0 x8 block's integer dot for x8_dot_q4_with: unsigned
- * codes, four vpmaddubsw summed in int16 (pair sums <= 7874) per vpmaddwd. */
-static inline __m256i x8_idot_u8(const __m256i c[8], const int8_t *xq) {
-    const __m256i ones = _mm256_set1_epi16(1);
+/* 8 unsigned code vectors (<= 31) · the token's 32 bytes, each row's two
+ * halves (4 vpmaddubsw summed in int16: <= 4 · 7874) widened by one
+ * vpmaddwd against sc — ones, or a per-row scale in both int16 halves of
+ * the row's lane (q4_K) — and added: the 8 rows' sums as s32. */
+static inline __m256i x8_idot_u8_scaled(const __m256i c[8], const int8_t *xq, __m256i sc) {
 #define Q5P(g) _mm256_maddubs_epi16(c[g], _mm256_set1_epi32(x8_bytes4(xq + 4 * (g))))
     const __m256i s0 = _mm256_add_epi16(_mm256_add_epi16(Q5P(0), Q5P(1)), _mm256_add_epi16(Q5P(2), Q5P(3)));
     const __m256i s1 = _mm256_add_epi16(_mm256_add_epi16(Q5P(4), Q5P(5)), _mm256_add_epi16(Q5P(6), Q5P(7)));
 #undef Q5P
-    /* each of s0, s1 <= 4 · 7874: they widen separately */
-    return _mm256_add_epi32(_mm256_madd_epi16(s0, ones), _mm256_madd_epi16(s1, ones));
+    return _mm256_add_epi32(_mm256_madd_epi16(s0, sc), _mm256_madd_epi16(s1, sc));
+}
+
+/* One q5_0 / q4_0 x8 block's integer dot for x8_dot_q4_with (unit scales). */
+static inline __m256i x8_idot_u8(const __m256i c[8], const int8_t *xq) {
+    return x8_idot_u8_scaled(c, xq, _mm256_set1_epi16(1));
 }
 static void x8_dot_q5_0(int64_t n, const void *panel, const void *x, float *out) {
     x8_dot_q4_with(true, n, panel, x, out, x8_idot_u8);
@@ -1004,12 +1009,7 @@ static void x8_dot_q4_K(int64_t n, const void *panel, const void *vx, float *out
         for (int j = 0; j < 8; j++) {
             __m256i c[8];
             x8_nibbles(blk + 128 + 128 * j, c);
-#define Q4KP(g) _mm256_maddubs_epi16(c[g], _mm256_set1_epi32(x8_bytes4(xq + 32 * j + 4 * (g))))
-            const __m256i s0 = _mm256_add_epi16(_mm256_add_epi16(Q4KP(0), Q4KP(1)), _mm256_add_epi16(Q4KP(2), Q4KP(3)));
-            const __m256i s1 = _mm256_add_epi16(_mm256_add_epi16(Q4KP(4), Q4KP(5)), _mm256_add_epi16(Q4KP(6), Q4KP(7)));
-#undef Q4KP
-            const __m256i scv = x8k_pairs(sc + 8 * j);
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(_mm256_madd_epi16(s0, scv), _mm256_madd_epi16(s1, scv)));
+            sumi = _mm256_add_epi32(sumi, x8_idot_u8_scaled(c, xq + 32 * j, x8k_pairs(sc + 8 * j)));
             int32_t bs;
             memcpy(&bs, x[i].bsums + 2 * j, 4);
             summ = _mm256_add_epi32(summ, _mm256_madd_epi16(x8k_pairs(mn + 8 * j), _mm256_set1_epi32(bs)));

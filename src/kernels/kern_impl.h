@@ -155,6 +155,10 @@ bool sl_kern_fill_neon(sl_kern_table_t *t);
  * of vpdpbusd, installed over an AVX2 table; false where AVX2 is not built
  * or t has no AVX2 x8 kernels. */
 bool sl_kern_fill_vnni_emul(sl_kern_table_t *t);
+/* Tests only: the avx512 level's kernels (avx512_body.h + x8_vnni.h) over
+ * AVX2 emulations of their instructions, installed over an AVX2 table as
+ * sl_kern_fill_avx512 installs the real ones; false as above. */
+bool sl_kern_fill_avx512_emul(sl_kern_table_t *t);
 /* Tests only: makes t the current table (NULL: back to the ISA's own);
  * t must outlive its use. */
 void sl_kern_use_table(const sl_kern_table_t *t);

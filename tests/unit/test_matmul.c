@@ -402,6 +402,64 @@ static void test_vnni_kernels_emulated(void) {
     sl_kernels_set_isa(prev);
 }
 
+/* The avx512 level (avx512_body.h over x8_vnni.h) runs on AVX-512 VNNI
+ * CPUs only; the same sources over AVX2 emulations of the instructions
+ * (avx2/vnni_emul.c) go through every matmul path here, and their dots
+ * through lengths that are not whole vectors: the f32/f16/bf16 tails after
+ * the 32- and 16-float loops, and every q5_0 high-bit pattern's mask. */
+static void test_avx512_kernels_emulated(void) {
+    if (!sl_isa_supported(SL_ISA_AVX2)) {
+        printf("  (no AVX2: AVX-512 kernel emulation skipped)\n");
+        return;
+    }
+    const sl_isa_t prev = sl_kernels_set_isa(SL_ISA_SCALAR);
+    const sl_kern_table_t *scalar = sl_kern_table();
+    sl_kernels_set_isa(SL_ISA_AVX2);
+    static sl_kern_table_t t;
+    t = *sl_kern_table();
+    CHECK(sl_kern_fill_avx512_emul(&t));
+    CHECK(t.dot[SL_TYPE_BF16] != sl_kern_table()->dot[SL_TYPE_BF16]);
+    CHECK(t.tile[SL_TYPE_Q5_0] != sl_kern_table()->tile[SL_TYPE_Q5_0]);
+    CHECK(t.dotf[SL_TYPE_Q8_0] == NULL && t.gemm[SL_TYPE_Q8_0] == NULL); /* the VNNI dots and tiles instead */
+    CHECK(t.x8_gemm[SL_TYPE_Q8_0] != sl_kern_table()->x8_gemm[SL_TYPE_Q8_0]);
+    const sl_type_t dtypes[] = {SL_TYPE_F32, SL_TYPE_F16, SL_TYPE_BF16, SL_TYPE_Q4_0, SL_TYPE_Q5_0, SL_TYPE_Q8_0};
+    for (size_t ti = 0; ti < SL_ARRAY_LEN(dtypes); ti++) {
+        const sl_type_t T = dtypes[ti], vt = sl_type_traits(T)->vec_dot_type;
+        const int64_t blck = sl_type_traits(T)->blck;
+        int bad = 0;
+        for (int64_t len = 1; len <= 100; len++) {
+            const int64_t n = len * blck; /* floats: 1..100; blocks: 32..3200 */
+            float *tmp = malloc(sizeof(float) * (size_t)n), *wd = malloc(sizeof(float) * (size_t)n);
+            float *xd = malloc(sizeof(float) * (size_t)n);
+            uint8_t *w = malloc(sl_row_size(T, n)), *xq = malloc(sl_row_size(vt, n));
+            make_weights(T, w, 1, n, tmp);
+            for (int64_t i = 0; i < n; i++) tmp[i] = gauss() * (1 + (float)(i % 3));
+            scalar->quant[vt](tmp, xq, n);
+            sl_dequantize_row(T, w, wd, n);
+            sl_dequantize_row(vt, xq, xd, n);
+            double mag = 0;
+            for (int64_t i = 0; i < n; i++) mag += fabs((double)wd[i] * xd[i]);
+            const float ref = scalar->dot[T](n, w, xq), got = t.dot[T](n, w, xq);
+            if (!(fabs(got - ref) <= 2e-5 * mag + 1e-5)) {
+                if (bad < 3)
+                    fprintf(stderr, "    emulated avx512 %s n=%lld: %g vs scalar %g\n", sl_type_name(T), (long long)n, got,
+                            ref);
+                bad++;
+            }
+            free(tmp), free(wd), free(xd), free(w), free(xq);
+        }
+        CHECK_MSG(bad == 0, "emulated avx512 %s dot vs scalar: %d lengths differ", sl_type_name(T), bad);
+    }
+    sl_kern_use_table(&t);
+    sl_pool_t *pool = sl_pool_new(2);
+    run_matmul_cases(SL_ISA_AVX2, NULL);
+    run_matmul_cases(SL_ISA_AVX2, pool);
+    sl_pool_free(pool);
+    x8_panels_cases(&t);
+    sl_kern_use_table(NULL);
+    sl_kernels_set_isa(prev);
+}
+
 /* Each ISA's quantf gives exactly what its quant[SL_TYPE_Q8_0] gives (codes,
  * the f16 scale as a float, d · Σ qs), written at the stride asked for: a
  * sl_q8f_t row and a token's slot of a sl_q8x4_t panel. Blocks of zeros,
@@ -450,5 +508,6 @@ int main(void) {
     RUN(test_matmul_multi);
     RUN(test_x8_panels);
     RUN(test_vnni_kernels_emulated);
+    RUN(test_avx512_kernels_emulated);
     return test_summary();
 }

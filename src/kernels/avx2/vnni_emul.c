@@ -1,11 +1,13 @@
 /*
- * vnni_emul.c — the x8_vnni.h kernels over an exact AVX2 emulation of
- * vpdpbusd (each byte widened to s16, two vpmaddwd). Never part of a table
- * that cpu.c selects: it is slower than the AVX2 kernels. Tests install it
- * (sl_kern_fill_vnni_emul over a copy of the AVX2 table) to check the VNNI
- * kernels' layout, offsets and tails against the scalar reference on CPUs
- * that lack VNNI; the AVX-512 file compiles the same source with the real
- * instruction.
+ * vnni_emul.c — the VNNI and AVX-512 kernels over exact AVX2 emulations of
+ * their instructions. Never part of a table that cpu.c selects: they are
+ * slower than the AVX2 kernels. Tests install them over a copy of the AVX2
+ * table to check the kernels' logic — layouts, offsets, masks, tails —
+ * against the scalar reference on CPUs that lack the instructions:
+ *   sl_kern_fill_vnni_emul    x8_vnni.h (as AVX-VNNI CPUs run it)
+ *   sl_kern_fill_avx512_emul  x8_vnni.h + avx512_body.h (the avx512 level)
+ * avx512/ and avxvnni/ compile the same sources with the real
+ * instructions.
  */
 #include "kernels/kern_impl.h"
 
@@ -27,14 +29,83 @@ static inline __m256i dpbusd_avx2(__m256i acc, __m256i u, __m256i s) {
 #define X8V_NAME(name) emul_##name
 #include "kernels/x8_vnni.h"
 
+/* 16 floats as two AVX2 halves (lanes 0-7, 8-15) */
+typedef struct {
+    __m256 lo, hi;
+} emu_f512;
+
+static inline emu_f512 emu_zero(void) {
+    return (emu_f512){_mm256_setzero_ps(), _mm256_setzero_ps()};
+}
+static inline emu_f512 emu_loadu(const float *p) {
+    return (emu_f512){_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)};
+}
+static inline emu_f512 emu_load_f16(const sl_f16_t *p) {
+    return (emu_f512){_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)),
+                      _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 8)))};
+}
+/* bf16 → f32 is the 16 bits moved to the top of the word */
+static inline __m256 emu_bf16x8(const sl_bf16_t *p) {
+    const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+}
+static inline emu_f512 emu_load_bf16(const sl_bf16_t *p) {
+    return (emu_f512){emu_bf16x8(p), emu_bf16x8(p + 8)};
+}
+static inline emu_f512 emu_fmadd(emu_f512 a, emu_f512 b, emu_f512 c) {
+    return (emu_f512){_mm256_fmadd_ps(a.lo, b.lo, c.lo), _mm256_fmadd_ps(a.hi, b.hi, c.hi)};
+}
+static inline emu_f512 emu_add(emu_f512 a, emu_f512 b) {
+    return (emu_f512){_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)};
+}
+static inline float emu_hsum(emu_f512 v) {
+    const __m256 s = _mm256_add_ps(v.lo, v.hi);
+    __m128 r = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+}
+/* byte j of v where bit j of k is set, else 0: each byte's mask bit moved
+ * to its top bit (the byte's own bit of the broadcast mask, shifted) */
+static inline __m256i emu_maskz_mov_epi8(uint32_t k, __m256i v) {
+    const __m256i shuf = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2,
+                                          2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    const __m256i kb = _mm256_shuffle_epi8(_mm256_set1_epi32((int)k), shuf);
+    const __m256i sel = _mm256_cmpeq_epi8(_mm256_and_si256(kb, bit), bit);
+    return _mm256_and_si256(sel, v);
+}
+
+#define A512_NAME(name) emul512_##name
+#define A512_F emu_f512
+#define A512_ZERO() emu_zero()
+#define A512_LOADU(p) emu_loadu(p)
+#define A512_LOAD_F16(p) emu_load_f16(p)
+#define A512_LOAD_BF16(p) emu_load_bf16(p)
+#define A512_FMADD(a, b, c) emu_fmadd(a, b, c)
+#define A512_ADD(a, b) emu_add(a, b)
+#define A512_HSUM(v) emu_hsum(v)
+#define A512_MASKZ_MOV_EPI8(k, v) emu_maskz_mov_epi8(k, v)
+#include "kernels/avx512_body.h"
+
 bool sl_kern_fill_vnni_emul(sl_kern_table_t *t) {
     if (!t->x8_dot[SL_TYPE_Q8_0]) return false; /* not an AVX2 table */
     emul_fill(t);
     return true;
 }
 
+bool sl_kern_fill_avx512_emul(sl_kern_table_t *t) {
+    if (!t->x8_dot[SL_TYPE_Q8_0]) return false;
+    emul512_fill(t);
+    return true;
+}
+
 #else
 bool sl_kern_fill_vnni_emul(sl_kern_table_t *t) {
+    (void)t;
+    return false;
+}
+bool sl_kern_fill_avx512_emul(sl_kern_table_t *t) {
     (void)t;
     return false;
 }

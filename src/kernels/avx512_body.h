@@ -1,0 +1,186 @@
+/*
+ * avx512_body.h — the AVX-512 level's own kernels (dot_avx512.c): 512-bit
+ * float dots for f32/f16/bf16 weights, and dots and tiles of the
+ * q8_0-dotted block types (q4_0, q5_0, q8_0) with vpdpbusd.
+ *
+ * Written against a few macros so that the same source compiles twice:
+ * with the real instructions in avx512/dot_avx512.c, and in
+ * avx2/vnni_emul.c over exact AVX2 emulations of them, so that the tests
+ * check these kernels' logic (tails, the q5_0 high-bit mask, tiles) against
+ * the scalar reference on CPUs without AVX-512. The includer defines, after
+ * <immintrin.h>:
+ *   A512_NAME(name)        the name of an instance's function
+ *   A512_F                 a vector of 16 floats
+ *   A512_ZERO()            16 zeros
+ *   A512_LOADU(p)          16 floats from p (unaligned)
+ *   A512_LOAD_F16(p)       16 f16 from p, as floats
+ *   A512_LOAD_BF16(p)      16 bf16 from p, as floats
+ *   A512_FMADD(a, b, c)    a · b + c
+ *   A512_ADD(a, b)         a + b
+ *   A512_HSUM(v)           the sum of the 16 lanes
+ *   A512_MASKZ_MOV_EPI8(k, v)  byte j of the 256-bit v where bit j of k is
+ *                          set, else 0 (vmovdqu8 with zero-masking)
+ *   X8V_DPBUSD(acc, u, s)  as for x8_vnni.h (256-bit vpdpbusd)
+ * A512_NAME(fill) installs the kernels over an AVX2 table, the x8_vnni.h
+ * instance (X8V_NAME(fill)) included before this file among them.
+ */
+#include <string.h>
+
+#include "kernels/kern_impl.h"
+
+static inline float f16(sl_f16_t h) {
+    return _cvtsh_ss(h);
+}
+
+static inline float hsum8(__m256 v) {
+    __m128 r = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+}
+
+static float A512_NAME(dot_f32)(int64_t n, const void *vw, const void *vx) {
+    const float *w = vw, *x = vx;
+    A512_F a0 = A512_ZERO(), a1 = a0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = A512_FMADD(A512_LOADU(w + i), A512_LOADU(x + i), a0);
+        a1 = A512_FMADD(A512_LOADU(w + i + 16), A512_LOADU(x + i + 16), a1);
+    }
+    for (; i + 16 <= n; i += 16)
+        a0 = A512_FMADD(A512_LOADU(w + i), A512_LOADU(x + i), a0);
+    float s = A512_HSUM(A512_ADD(a0, a1));
+    for (; i < n; i++)
+        s += w[i] * x[i];
+    return s;
+}
+
+static float A512_NAME(dot_f16)(int64_t n, const void *vw, const void *vx) {
+    const sl_f16_t *w = vw;
+    const float *x = vx;
+    A512_F a0 = A512_ZERO(), a1 = a0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = A512_FMADD(A512_LOAD_F16(w + i), A512_LOADU(x + i), a0);
+        a1 = A512_FMADD(A512_LOAD_F16(w + i + 16), A512_LOADU(x + i + 16), a1);
+    }
+    float s = A512_HSUM(A512_ADD(a0, a1));
+    for (; i < n; i++)
+        s += f16(w[i]) * x[i];
+    return s;
+}
+
+static float A512_NAME(dot_bf16)(int64_t n, const void *vw, const void *vx) {
+    const sl_bf16_t *w = vw;
+    const float *x = vx;
+    A512_F a0 = A512_ZERO();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        a0 = A512_FMADD(A512_LOAD_BF16(w + i), A512_LOADU(x + i), a0);
+    float s = A512_HSUM(a0);
+    for (; i < n; i++)
+        s += sl_bf16_to_f32(w[i]) * x[i];
+    return s;
+}
+
+static inline __m256i nibbles32(const uint8_t *p) {
+    __m128i lo = _mm_loadu_si128((const __m128i *)p);
+    __m128i hi = _mm_srli_epi16(lo, 4);
+    return _mm256_and_si256(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(0x0f));
+}
+
+static inline __m256i unpack_q4_0(const sl_block_q4_0 *b) {
+    return _mm256_sub_epi8(nibbles32(b->qs), _mm256_set1_epi8(8));
+}
+static inline __m256i unpack_q5_0(const sl_block_q5_0 *b) {
+    uint32_t qh;
+    memcpy(&qh, b->qh, 4);
+    /* mask bit j set → element j has its 5th bit; clear → subtract 16 */
+    __m256i hi = A512_MASKZ_MOV_EPI8(~(__mmask32)qh, _mm256_set1_epi8((char)0xf0));
+    return _mm256_or_si256(nibbles32(b->qs), hi);
+}
+static inline __m256i unpack_q8_0(const sl_block_q8_0 *b) {
+    return _mm256_loadu_si256((const __m256i *)b->qs);
+}
+
+/* s8 · s8 over 32 bytes via |w| · sign(x, w), as 8 floats */
+static inline __m256 dot_i8(__m256i w, __m256i x) {
+    __m256i p = X8V_DPBUSD(_mm256_setzero_si256(), _mm256_abs_epi8(w), _mm256_sign_epi8(x, w));
+    return _mm256_cvtepi32_ps(p);
+}
+
+#define DEF_DOT_Q0(name, btype, unpack)                                                            \
+    static float A512_NAME(name)(int64_t n, const void *vw, const void *vx) {                      \
+        const btype *w = vw;                                                                       \
+        const sl_block_q8_0 *x = vx;                                                               \
+        __m256 acc = _mm256_setzero_ps();                                                          \
+        for (int64_t i = 0; i < n / 32; i++) {                                                     \
+            __m256 p = dot_i8(unpack(&w[i]), _mm256_loadu_si256((const __m256i *)x[i].qs));        \
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(f16(w[i].d) * f16(x[i].d)), p, acc);              \
+        }                                                                                          \
+        return hsum8(acc);                                                                         \
+    }
+
+DEF_DOT_Q0(dot_q4_0, sl_block_q4_0, unpack_q4_0)
+DEF_DOT_Q0(dot_q5_0, sl_block_q5_0, unpack_q5_0)
+DEF_DOT_Q0(dot_q8_0, sl_block_q8_0, unpack_q8_0)
+
+/* one weight row × 4 tokens, as the AVX2 tiles */
+#define DEF_TILE_Q0(name, btype, unpack, dotfn)                                                    \
+    static void A512_NAME(name)(int64_t n, const void *w, size_t ws, int nr, const void *x,        \
+                                size_t xs, int nc, float *out, size_t os) {                        \
+        for (int r = 0; r < nr; r++) {                                                             \
+            const btype *wr = (const btype *)((const uint8_t *)w + (size_t)r * ws);                \
+            if (nc < 4) {                                                                          \
+                for (int c = 0; c < nc; c++)                                                       \
+                    out[(size_t)c * os + (size_t)r] =                                              \
+                        A512_NAME(dotfn)(n, wr, (const uint8_t *)x + (size_t)c * xs);              \
+                continue;                                                                          \
+            }                                                                                      \
+            const sl_block_q8_0 *xr[4];                                                            \
+            for (int c = 0; c < 4; c++)                                                            \
+                xr[c] = (const void *)((const uint8_t *)x + (size_t)c * xs);                       \
+            __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),          \
+                           _mm256_setzero_ps()};                                                   \
+            for (int64_t i = 0; i < n / 32; i++) {                                                 \
+                __m256i wv = unpack(&wr[i]);                                                       \
+                __m256i aw = _mm256_abs_epi8(wv);                                                  \
+                const float dw = f16(wr[i].d);                                                     \
+                for (int c = 0; c < 4; c++) {                                                      \
+                    __m256i xv = _mm256_loadu_si256((const __m256i *)xr[c][i].qs);                 \
+                    __m256i p = X8V_DPBUSD(_mm256_setzero_si256(), aw, _mm256_sign_epi8(xv, wv));  \
+                    a[c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * f16(xr[c][i].d)),                   \
+                                           _mm256_cvtepi32_ps(p), a[c]);                           \
+                }                                                                                  \
+            }                                                                                      \
+            for (int c = 0; c < 4; c++)                                                            \
+                out[(size_t)c * os + (size_t)r] = hsum8(a[c]);                                     \
+        }                                                                                          \
+    }
+
+DEF_TILE_Q0(tile_q4_0, sl_block_q4_0, unpack_q4_0, dot_q4_0)
+DEF_TILE_Q0(tile_q5_0, sl_block_q5_0, unpack_q5_0, dot_q5_0)
+DEF_TILE_Q0(tile_q8_0, sl_block_q8_0, unpack_q8_0, dot_q8_0)
+
+static void A512_NAME(fill)(sl_kern_table_t *t) {
+    t->dot[SL_TYPE_F32] = A512_NAME(dot_f32);
+    t->dot[SL_TYPE_F16] = A512_NAME(dot_f16);
+    t->dot[SL_TYPE_BF16] = A512_NAME(dot_bf16);
+    t->dot[SL_TYPE_Q4_0] = A512_NAME(dot_q4_0);
+    t->dot[SL_TYPE_Q5_0] = A512_NAME(dot_q5_0);
+    t->dot[SL_TYPE_Q8_0] = A512_NAME(dot_q8_0);
+    t->tile[SL_TYPE_Q4_0] = A512_NAME(tile_q4_0);
+    t->tile[SL_TYPE_Q5_0] = A512_NAME(tile_q5_0);
+    t->tile[SL_TYPE_Q8_0] = A512_NAME(tile_q8_0);
+    /* Decode and small batches of these types in GGUF rows take the VNNI
+     * dots and tiles above, not the AVX2 float-scale dots and panel GEMM
+     * inherited from the AVX2 table. */
+    const sl_type_t own[] = {SL_TYPE_Q4_0, SL_TYPE_Q5_0, SL_TYPE_Q8_0};
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
+        t->dotf[own[i]] = NULL;
+        t->gemm[own[i]] = NULL;
+    }
+    /* x8 panels (the model packs q8_0 / q5_0 / q4_0 at load) and 16+
+     * token batches: VNNI versions of the AVX2 kernels */
+    X8V_NAME(fill)(t);
+}

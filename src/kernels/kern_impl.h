@@ -108,13 +108,27 @@ typedef void (*sl_gemm_fn)(int64_t n, const void *w, size_t wstride, int nr, con
  * nibbles as in x8 q4_0 (code j' of group g = element 32j + 4g + j' % 4 of
  * row j' / 4; groups k low, k + 4 high in vector k). */
 #define SL_X8_Q4_K_BLOCK 1152
+/* x8 q6_K super-block of 8 rows (1680 bytes, as their 8 GGUF blocks): the
+ * 8 f16 d; 8 × 16 bytes of int8 scales, bytes 16j + 2r, 16j + 2r + 1 = row
+ * r's scales 2j, 2j + 1 (elements 32j..32j+15, 32j+16..32j+31); then per
+ * 32-element sub-block j 192 bytes: 4 nibble vectors as in x8 q4_K (the
+ * low 4 bits of the codes; code j' of group g = element 32j + 4g + j' % 4
+ * of row j' / 4, groups k low and k + 4 high in vector k), then 2 vectors
+ * of top bits, bits 2k, 2k + 1 of byte j' of vector h = bits 4, 5 of code
+ * j' of group 4h + k. A weight is d · scale · (code − 32), code 0..63. */
+#define SL_X8_Q6_K_BLOCK 1680
 /* Many tokens over x8 panels of a type without x8_gemm: nr rows (whole
  * panels, the last one possibly padded) expanded into SL_U_PANEL_BLOCK
  * panels for the type's gemmu. */
 typedef void (*sl_x8_unpack_fn)(int64_t n, const void *panels, int nr, uint8_t *dst);
 /* Decode: the 8 rows of one x8 panel · one token's activations → out[0..7]:
- * a sl_q8f_t row for q8_0 / q5_0 / q4_0, a q8_K row for q4_K. */
+ * a sl_q8f_t row for q8_0 / q5_0 / q4_0, a q8_K row for q4_K / q6_K. */
 typedef void (*sl_x8_dot_fn)(int64_t n, const void *panel, const void *x, float *out);
+/* Many tokens over the x8 panels of a type dotted with q8_K rows: the 8
+ * rows of one panel · nc (<= 4) q8_K rows xstride bytes apart, the codes
+ * expanded once for all of them; out[t * ostride + r]. */
+typedef void (*sl_x8_dot4_fn)(int64_t n, const void *panel, const void *x, size_t xstride, int nc, float *out,
+                              size_t ostride);
 /* np consecutive x8 panels × the nc (<= 4) tokens of one sl_q8x4_t group;
  * out[c * ostride + r] for the 8·np rows. */
 typedef void (*sl_x8_gemm_fn)(int64_t n, const void *panels, int np, const sl_q8x4_t *xp, int nc, float *out,
@@ -140,6 +154,7 @@ typedef struct sl_kern_table {
     sl_x8_dot_fn x8_dot[SL_TYPE_COUNT];   /* x8 panels: both or neither */
     sl_x8_gemm_fn x8_gemm[SL_TYPE_COUNT]; /* or x8_unpack + gemmu */
     sl_x8_unpack_fn x8_unpack[SL_TYPE_COUNT];
+    sl_x8_dot4_fn x8_dot4[SL_TYPE_COUNT]; /* optional, q8_K-dotted x8 types */
 } sl_kern_table_t;
 
 /* Fill functions: scalar sets every entry; the others override what they

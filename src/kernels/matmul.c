@@ -51,8 +51,9 @@ static const uint8_t *x8_src_row(const void *src, size_t rs, int64_t r, int64_t 
     return r < r1 ? (const uint8_t *)src + (size_t)r * rs : x8_zero_row;
 }
 static bool x8_layout(sl_type_t t, int64_t n_in, int64_t n_out) {
-    const int64_t blck = t == SL_TYPE_Q4_K ? SL_QK_K : 32;
-    return (t == SL_TYPE_Q8_0 || t == SL_TYPE_Q5_0 || t == SL_TYPE_Q4_0 || t == SL_TYPE_Q4_K) && n_in > 0 &&
+    const int64_t blck = t == SL_TYPE_Q4_K || t == SL_TYPE_Q6_K ? SL_QK_K : 32;
+    return (t == SL_TYPE_Q8_0 || t == SL_TYPE_Q5_0 || t == SL_TYPE_Q4_0 || t == SL_TYPE_Q4_K || t == SL_TYPE_Q6_K) &&
+           n_in > 0 &&
            n_in % blck == 0 && sl_row_size(t, n_in) <= X8_ROW_MAX && n_out > 0 && n_out <= INT64_MAX - 7;
 }
 
@@ -79,6 +80,7 @@ struct mm_job {
     sl_gemmu_fn gemmu;
     sl_gemmuk_fn gemmuk;    /* k-quants: unpacked chunks against q8_K rows */
     sl_x8_dot_fn x8_dot;    /* x8 panels, decode (the type's activation row in xq) */
+    sl_x8_dot4_fn x8_dot4;  /* or, many tokens of a q8_K-dotted type, 4 at a time */
     sl_x8_gemm_fn x8_gemm;  /* x8 panels, many tokens (panel in xq) */
     bool x8_rows;           /* x8 panels without their kernels: row by row */
     sl_type_t wtype;
@@ -131,6 +133,21 @@ static void mm_rows(struct mm_job *j, int ith, int64_t r0, int64_t r1, int64_t n
              * the hardware prefetcher follows (measured: prefetching ahead
              * made the 151936-row decode slower) */
             const uint8_t *pw = j->w + (size_t)o * j->wrs;
+            if (j->x8_dot4) {
+                for (int64_t t = 0; t < n_tok; t += 4) {
+                    const int nc = (int)SL_MIN(4, n_tok - t);
+                    const uint8_t *xt = j->xq + (size_t)t * j->xrs;
+                    if (r1 - o >= 8) {
+                        j->x8_dot4(j->n_in, pw, xt, j->xrs, nc, j->y + t * n_out + o, (size_t)n_out);
+                    } else { /* the padded last panel */
+                        float tmp[4 * 8];
+                        j->x8_dot4(j->n_in, pw, xt, j->xrs, nc, tmp, 8);
+                        for (int c = 0; c < nc; c++)
+                            memcpy(j->y + (t + c) * n_out + o, tmp + 8 * c, sizeof(float) * (size_t)(r1 - o));
+                    }
+                }
+                continue;
+            }
             for (int64_t t = 0; t < n_tok; t++) { /* a few tokens: the panel stays in cache */
                 const uint8_t *xt = j->xq + (size_t)t * j->xrs;
                 float *yt = j->y + t * n_out + o;
@@ -337,6 +354,7 @@ static int mm_plan(const sl_kern_table_t *K, const void *w, sl_type_t wtype, boo
             .w = w, .wrs = wrs, .n_in = n_in, .n_out = n_out, .n_tok = n_tok,
             .xrs = sl_row_size(vt, n_in),
             .x8_dot = gemm || unp ? NULL : K->x8_dot[wtype],
+            .x8_dot4 = n_tok > 1 && !gemm && !unp ? K->x8_dot4[wtype] : NULL,
             .x8_gemm = gemm ? K->x8_gemm[wtype] : NULL,
             .x8_unpack = unp ? K->x8_unpack[wtype] : NULL,
             .gemmu = unp ? K->gemmu[wtype] : NULL,
@@ -711,6 +729,96 @@ static void x8_row_q4K(int64_t n_in, const void *w, int64_t r, void *vrow) {
     }
 }
 
+/* q6_K (kern_impl.h, SL_X8_Q6_K_BLOCK): where element e of a GGUF
+ * super-block keeps its low 4 bits (byte *ql, high nibble if *hi) and its
+ * top 2 bits (byte *qh, from bit *sh) — as ggml's dequantize_row_q6_K
+ * walks them: per 128-element half, quarter q of it in ql[l + 32 (q & 1)]
+ * (low nibbles for q < 2) and bits 2q of qh[l]. */
+static void q6k_where(int e, int *ql, bool *hi, int *qh, int *sh) {
+    const int half = e / 128, q = e % 128 / 32, l = e % 32;
+    *ql = 64 * half + l + 32 * (q & 1);
+    *hi = q >= 2;
+    *qh = 32 * half + l;
+    *sh = 2 * q;
+}
+
+static int q6k_code(const sl_block_q6_K *x, int e) {
+    int ql, qh, sh;
+    bool hi;
+    q6k_where(e, &ql, &hi, &qh, &sh);
+    return (hi ? x->ql[ql] >> 4 : x->ql[ql] & 0x0f) | ((x->qh[qh] >> sh) & 3) << 4;
+}
+
+/* Byte and shift of element 32j + 16h + 4k + t of row r in an x8 q6_K
+ * super-block: its low 4 bits (nibble h of *lo) and top 2 bits (at *hb). */
+static void x8_q6k_where(int j, int h, int k, int t, int r, size_t *lo, size_t *hb, int *sh) {
+    *lo = 144 + 192 * (size_t)j + 32 * (size_t)k + 4 * (size_t)r + (size_t)t;
+    *hb = 144 + 192 * (size_t)j + 128 + 32 * (size_t)h + 4 * (size_t)r + (size_t)t;
+    *sh = 2 * k;
+}
+
+static void x8_pack_q6K(int64_t n_in, const void *src, void *dst, int64_t r0, int64_t r1) {
+    const int64_t nsb = n_in / SL_QK_K;
+    const size_t rs = sl_row_size(SL_TYPE_Q6_K, n_in);
+    for (int64_t p = r0 / 8; p < (r1 + 7) / 8; p++) {
+        uint8_t *pn = (uint8_t *)dst + (size_t)p * 8 * rs;
+        memset(pn, 0, 8 * rs); /* the nibble and top-bit bytes are ORed in */
+        for (int r = 0; r < 8; r++) {
+            const uint8_t *row = x8_src_row(src, rs, p * 8 + r, r1);
+            for (int64_t i = 0; i < nsb; i++) {
+                const sl_block_q6_K *x = (const sl_block_q6_K *)row + i;
+                uint8_t *blk = pn + (size_t)i * SL_X8_Q6_K_BLOCK;
+                memcpy(blk + 2 * r, &x->d, 2);
+                for (int j = 0; j < 8; j++) {
+                    blk[16 + 16 * j + 2 * r] = (uint8_t)x->scales[2 * j];
+                    blk[16 + 16 * j + 2 * r + 1] = (uint8_t)x->scales[2 * j + 1];
+                    for (int h = 0; h < 2; h++)
+                        for (int k = 0; k < 4; k++)
+                            for (int t = 0; t < 4; t++) {
+                                const int c = q6k_code(x, 32 * j + 16 * h + 4 * k + t);
+                                size_t lo, hb;
+                                int sh;
+                                x8_q6k_where(j, h, k, t, r, &lo, &hb, &sh);
+                                blk[lo] |= (uint8_t)((c & 0x0f) << 4 * h);
+                                blk[hb] |= (uint8_t)((c >> 4) << sh);
+                            }
+                }
+            }
+        }
+    }
+}
+
+static void x8_row_q6K(int64_t n_in, const void *w, int64_t r, void *vrow) {
+    const int64_t nsb = n_in / SL_QK_K;
+    const size_t rs = sl_row_size(SL_TYPE_Q6_K, n_in);
+    const uint8_t *pn = (const uint8_t *)w + (size_t)(r / 8) * 8 * rs;
+    const int k8 = (int)(r % 8);
+    for (int64_t i = 0; i < nsb; i++) {
+        const uint8_t *blk = pn + (size_t)i * SL_X8_Q6_K_BLOCK;
+        sl_block_q6_K *x = (sl_block_q6_K *)vrow + i;
+        memcpy(&x->d, blk + 2 * k8, 2);
+        memset(x->ql, 0, sizeof x->ql);
+        memset(x->qh, 0, sizeof x->qh);
+        for (int j = 0; j < 8; j++) {
+            x->scales[2 * j] = (int8_t)blk[16 + 16 * j + 2 * k8];
+            x->scales[2 * j + 1] = (int8_t)blk[16 + 16 * j + 2 * k8 + 1];
+            for (int h = 0; h < 2; h++)
+                for (int k = 0; k < 4; k++)
+                    for (int t = 0; t < 4; t++) {
+                        size_t lo, hb;
+                        int sh;
+                        x8_q6k_where(j, h, k, t, k8, &lo, &hb, &sh);
+                        const int c = (blk[lo] >> 4 * h & 0x0f) | (blk[hb] >> sh & 3) << 4;
+                        int ql, qh, gsh;
+                        bool hi;
+                        q6k_where(32 * j + 16 * h + 4 * k + t, &ql, &hi, &qh, &gsh);
+                        x->ql[ql] |= (uint8_t)((c & 0x0f) << (hi ? 4 : 0));
+                        x->qh[qh] |= (uint8_t)((c >> 4) << gsh);
+                    }
+        }
+    }
+}
+
 size_t sl_x8_bytes(sl_type_t t, int64_t n_in, int64_t n_out) {
     if (!x8_layout(t, n_in, n_out)) return 0;
     return sl_row_size(t, n_in) * (size_t)((n_out + 7) & ~(int64_t)7);
@@ -718,8 +826,8 @@ size_t sl_x8_bytes(sl_type_t t, int64_t n_in, int64_t n_out) {
 
 void sl_x8_pack(sl_type_t t, int64_t n_in, const void *src, void *dst, int64_t r0, int64_t r1) {
     if (n_in % 32 || r0 % 8 || r1 < r0 || sl_row_size(t, n_in) > X8_ROW_MAX) return;
-    if (t == SL_TYPE_Q4_K) {
-        if (n_in % SL_QK_K == 0) x8_pack_q4K(n_in, src, dst, r0, r1);
+    if (t == SL_TYPE_Q4_K || t == SL_TYPE_Q6_K) {
+        if (n_in % SL_QK_K == 0) (t == SL_TYPE_Q4_K ? x8_pack_q4K : x8_pack_q6K)(n_in, src, dst, r0, r1);
         return;
     }
     if (t == SL_TYPE_Q5_0 || t == SL_TYPE_Q4_0) {
@@ -744,8 +852,8 @@ void sl_x8_pack(sl_type_t t, int64_t n_in, const void *src, void *dst, int64_t r
 
 void sl_x8_row(sl_type_t t, int64_t n_in, const void *w, int64_t r, void *vrow) {
     if (n_in % 32) return;
-    if (t == SL_TYPE_Q4_K) {
-        if (n_in % SL_QK_K == 0) x8_row_q4K(n_in, w, r, vrow);
+    if (t == SL_TYPE_Q4_K || t == SL_TYPE_Q6_K) {
+        if (n_in % SL_QK_K == 0) (t == SL_TYPE_Q4_K ? x8_row_q4K : x8_row_q6K)(n_in, w, r, vrow);
         return;
     }
     if (t == SL_TYPE_Q5_0 || t == SL_TYPE_Q4_0) {

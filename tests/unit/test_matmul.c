@@ -322,13 +322,13 @@ static void x8_panels_cases(const sl_kern_table_t *installed) {
     const int64_t n_ins[] = {64, 896}, n_ins_k[] = {256, 1024};
     const int64_t n_outs[] = {8, 40, 13, 37}; /* 13, 37: padded last panels */
     const int64_t toks[] = {1, 2, 5, 17, 33};
-    const sl_type_t types[] = {SL_TYPE_Q8_0, SL_TYPE_Q5_0, SL_TYPE_Q4_0, SL_TYPE_Q4_K};
+    const sl_type_t types[] = {SL_TYPE_Q8_0, SL_TYPE_Q5_0, SL_TYPE_Q4_0, SL_TYPE_Q4_K, SL_TYPE_Q6_K};
     sl_pool_t *pool2 = sl_pool_new(2);
     for (size_t ty = 0; ty < SL_ARRAY_LEN(types); ty++)
     for (size_t a = 0; a < SL_ARRAY_LEN(n_ins); a++)
         for (size_t b = 0; b < SL_ARRAY_LEN(n_outs); b++) {
             const sl_type_t T = types[ty];
-            const int64_t n_in = T == SL_TYPE_Q4_K ? n_ins_k[a] : n_ins[a], n_out = n_outs[b];
+            const int64_t n_in = sl_type_traits(T)->blck == 256 ? n_ins_k[a] : n_ins[a], n_out = n_outs[b];
             const size_t rs = sl_row_size(T, n_in), bytes = rs * (size_t)n_out;
             uint8_t *w = malloc(bytes), *wp = malloc(sl_x8_bytes(T, n_in, n_out)), *row = malloc(rs);
             float *tmp = malloc(sizeof(float) * (size_t)n_in);

@@ -1023,6 +1023,100 @@ static void x8_dot_q4_K(int64_t n, const void *panel, const void *vx, float *out
     _mm256_storeu_ps(out, acc);
 }
 
+/* ---- x8 q6_K (kern_impl.h, SL_X8_Q6_K_BLOCK) ----
+ *
+ * Decode against a q8_K row. Per 32-element sub-block: the 8 codes vectors
+ * (0..63: nibble | top bits << 4), 8 vpmaddubsw against the token's
+ * broadcast bytes; each 16-element half's four pair-sum vectors (<= 16002
+ * each) are added two by two in int16 and widened by vpmaddwd against the
+ * half's scales (each row's scale in both int16 halves of its lane: one
+ * vpshufb of the sub-block's sign-extended scale pairs). The −32 offset
+ * comes off per super-block as 32 · Σ scale · bsum (the scale pairs
+ * against the two q8_K bsums of the sub-block: one vpmaddwd). */
+static inline __m256i x8q6_top(__m256i hb, int k) {
+    /* bits 2k, 2k + 1 of each byte to bits 4, 5 */
+    const __m256i m30 = _mm256_set1_epi8(0x30);
+    switch (k) {
+    case 0: return _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30);
+    case 1: return _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30);
+    case 2: return _mm256_and_si256(hb, m30);
+    default: return _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30);
+    }
+}
+
+/* The 8 rows of one x8 q6_K panel · NT (1 or 4) q8_K rows x[t]: each
+ * sub-block's codes are expanded once for all NT tokens. out[t] gets the
+ * 8 rows' dots with token t. */
+static inline __attribute__((always_inline)) void x8q6_dots(int NT, int64_t n, const uint8_t *panel,
+                                                            const sl_block_q8_K *const x[4], __m256 out[4]) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    /* lane r = (scale 2j, scale 2j) or (scale 2j + 1, scale 2j + 1) of row r */
+    const __m256i lo2 = _mm256_setr_epi8(0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13, 0, 1, 0, 1, 4, 5, 4, 5, 8,
+                                         9, 8, 9, 12, 13, 12, 13);
+    const __m256i hi2 = _mm256_add_epi8(lo2, _mm256_set1_epi8(2));
+    __m256 acc[4];
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / SL_QK_K; i++) {
+        const uint8_t *blk = panel + (size_t)i * SL_X8_Q6_K_BLOCK;
+        __m256i sum[4];
+        for (int t = 0; t < NT; t++) sum[t] = _mm256_setzero_si256();
+#pragma GCC unroll 1
+        for (int j = 0; j < 8; j++) {
+            const __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(blk + 16 + 16 * j)));
+            const __m256i s0 = _mm256_shuffle_epi8(sc, lo2), s1 = _mm256_shuffle_epi8(sc, hi2);
+            const uint8_t *cb = blk + 144 + 192 * j;
+            /* the two 16-element halves one after the other: 4 code vectors live at a time */
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++) {
+                const __m256i hb = _mm256_loadu_si256((const __m256i *)(cb + 128 + 32 * h));
+                const __m256i sh = h ? s1 : s0;
+                __m256i c[4];
+#pragma GCC unroll 4
+                for (int k = 0; k < 4; k++) {
+                    const __m256i nb = _mm256_loadu_si256((const __m256i *)(cb + 32 * k));
+                    c[k] = _mm256_or_si256(_mm256_and_si256(h ? _mm256_srli_epi16(nb, 4) : nb, m4), x8q6_top(hb, k));
+                }
+#pragma GCC unroll 4
+                for (int t = 0; t < NT; t++) {
+                    const int8_t *xq = x[t][i].qs + 32 * j + 16 * h;
+#define Q6P(k) _mm256_maddubs_epi16(c[k], _mm256_set1_epi32(x8_bytes4(xq + 4 * (k))))
+                    const __m256i p = _mm256_add_epi32(_mm256_madd_epi16(_mm256_add_epi16(Q6P(0), Q6P(1)), sh),
+                                                       _mm256_madd_epi16(_mm256_add_epi16(Q6P(2), Q6P(3)), sh));
+#undef Q6P
+                    sum[t] = _mm256_add_epi32(sum[t], p);
+                }
+            }
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++) {
+                /* − 32 · Σ scale · bsum over the sub-block's two halves */
+                int32_t bs;
+                memcpy(&bs, x[t][i].bsums + 2 * j, 4);
+                sum[t] = _mm256_sub_epi32(sum[t], _mm256_slli_epi32(_mm256_madd_epi16(sc, _mm256_set1_epi32(bs)), 5));
+            }
+        }
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
+        for (int t = 0; t < NT; t++)
+            acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(x[t][i].d)), _mm256_cvtepi32_ps(sum[t]), acc[t]);
+    }
+    for (int t = 0; t < NT; t++) out[t] = acc[t];
+}
+
+static void x8_dot_q6_K(int64_t n, const void *panel, const void *vx, float *out) {
+    const sl_block_q8_K *const x[4] = {vx, vx, vx, vx};
+    __m256 r[4];
+    x8q6_dots(1, n, panel, x, r);
+    _mm256_storeu_ps(out, r[0]);
+}
+
+/* up to 4 tokens (q8_K rows xs bytes apart) at once; out[t · os + r] */
+static void x8_dot4_q6_K(int64_t n, const void *panel, const void *vx, size_t xs, int nc, float *out, size_t os) {
+    const sl_block_q8_K *x[4];
+    for (int t = 0; t < 4; t++) x[t] = (const void *)((const uint8_t *)vx + (size_t)SL_MIN(t, nc - 1) * xs);
+    __m256 r[4];
+    x8q6_dots(4, n, panel, x, r);
+    for (int t = 0; t < nc; t++) _mm256_storeu_ps(out + (size_t)t * os, r[t]);
+}
+
 static void urows_q5_K(int64_t n, const void *w, size_t ws, int nr, uint8_t *dst) {
     urows_k4(true, n, w, ws, nr, dst);
 }
@@ -1388,6 +1482,8 @@ bool sl_kern_fill_avx2(sl_kern_table_t *t) {
     t->x8_dot[SL_TYPE_Q4_0] = x8_dot_q4_0;
     t->x8_unpack[SL_TYPE_Q4_0] = x8_unpack_q4_0;
     t->x8_dot[SL_TYPE_Q4_K] = x8_dot_q4_K;
+    t->x8_dot[SL_TYPE_Q6_K] = x8_dot_q6_K;
+    t->x8_dot4[SL_TYPE_Q6_K] = x8_dot4_q6_K;
     t->dot[SL_TYPE_Q2_K] = dot_q2_K;
     t->dot[SL_TYPE_Q3_K] = dot_q3_K;
     t->unpack[SL_TYPE_Q2_K] = urows_q2_K;

@@ -996,6 +996,64 @@ static inline void x8k_scales(const uint8_t *blk, uint8_t sc[64], uint8_t mn[64]
                                                               _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30)));
 }
 
+/* The 8 rows of one x8 q4_K panel · NT q8_K rows x[t], each sub-block's
+ * nibbles expanded once (one 16-element half at a time) for all NT tokens;
+ * out[t] gets the 8 rows' dots with token t. For 4 tokens (x8_dot4_q4_K):
+ * 94-147 against 77-112 GFLOP/s for x8_dot_q4_K once per token (128
+ * tokens, 1 thread); one token is faster through x8_dot_q4_K's whole-
+ * sub-block form (111-115 vs 101-104). */
+static inline __attribute__((always_inline)) void x8q4k_dots(int NT, int64_t n, const uint8_t *panel,
+                                                             const sl_block_q8_K *const x[4], __m256 out[4]) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    __m256 acc[4];
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / SL_QK_K; i++) {
+        const uint8_t *blk = panel + (size_t)i * SL_X8_Q4_K_BLOCK;
+        uint8_t sc[64], mn[64];
+        x8k_scales(blk, sc, mn);
+        __m256i sumi[4], summ[4];
+        for (int t = 0; t < NT; t++) sumi[t] = summ[t] = _mm256_setzero_si256();
+#pragma GCC unroll 1
+        for (int j = 0; j < 8; j++) {
+            const __m256i scj = x8k_pairs(sc + 8 * j);
+            const uint8_t *v = blk + 128 + 128 * j;
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++) {
+                __m256i c[4];
+#pragma GCC unroll 4
+                for (int k = 0; k < 4; k++) {
+                    const __m256i nib = _mm256_loadu_si256((const __m256i *)(v + 32 * k));
+                    c[k] = _mm256_and_si256(h ? _mm256_srli_epi16(nib, 4) : nib, m4);
+                }
+#pragma GCC unroll 4
+                for (int t = 0; t < NT; t++) {
+                    const int8_t *xq = x[t][i].qs + 32 * j + 16 * h;
+                    /* unsigned codes <= 15: four pair sums <= 4 · 3810 in int16 */
+#define Q4KP(k) _mm256_maddubs_epi16(c[k], _mm256_set1_epi32(x8_bytes4(xq + 4 * (k))))
+                    const __m256i s16 = _mm256_add_epi16(_mm256_add_epi16(Q4KP(0), Q4KP(1)), _mm256_add_epi16(Q4KP(2), Q4KP(3)));
+#undef Q4KP
+                    sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(s16, scj));
+                }
+            }
+            const __m256i mnj = x8k_pairs(mn + 8 * j);
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++) {
+                int32_t bs;
+                memcpy(&bs, x[t][i].bsums + 2 * j, 4);
+                summ[t] = _mm256_add_epi32(summ[t], _mm256_madd_epi16(mnj, _mm256_set1_epi32(bs)));
+            }
+        }
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
+        const __m256 dm = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 16)));
+        for (int t = 0; t < NT; t++) {
+            const __m256 dx = _mm256_set1_ps(x[t][i].d);
+            acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, dx), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+            acc[t] = _mm256_fnmadd_ps(_mm256_mul_ps(dm, dx), _mm256_cvtepi32_ps(summ[t]), acc[t]);
+        }
+    }
+    for (int t = 0; t < NT; t++) out[t] = acc[t];
+}
+
 static void x8_dot_q4_K(int64_t n, const void *panel, const void *vx, float *out) {
     const sl_block_q8_K *x = vx;
     __m256 acc = _mm256_setzero_ps();
@@ -1021,6 +1079,15 @@ static void x8_dot_q4_K(int64_t n, const void *panel, const void *vx, float *out
         acc = _mm256_fnmadd_ps(dm, _mm256_cvtepi32_ps(summ), acc);
     }
     _mm256_storeu_ps(out, acc);
+}
+
+/* up to 4 tokens (q8_K rows xs bytes apart) at once; out[t · os + r] */
+static void x8_dot4_q4_K(int64_t n, const void *panel, const void *vx, size_t xs, int nc, float *out, size_t os) {
+    const sl_block_q8_K *x[4];
+    for (int t = 0; t < 4; t++) x[t] = (const void *)((const uint8_t *)vx + (size_t)SL_MIN(t, nc - 1) * xs);
+    __m256 r[4];
+    x8q4k_dots(4, n, panel, x, r);
+    for (int t = 0; t < nc; t++) _mm256_storeu_ps(out + (size_t)t * os, r[t]);
 }
 
 /* ---- x8 q6_K (kern_impl.h, SL_X8_Q6_K_BLOCK) ----
@@ -1482,6 +1549,7 @@ bool sl_kern_fill_avx2(sl_kern_table_t *t) {
     t->x8_dot[SL_TYPE_Q4_0] = x8_dot_q4_0;
     t->x8_unpack[SL_TYPE_Q4_0] = x8_unpack_q4_0;
     t->x8_dot[SL_TYPE_Q4_K] = x8_dot_q4_K;
+    t->x8_dot4[SL_TYPE_Q4_K] = x8_dot4_q4_K;
     t->x8_dot[SL_TYPE_Q6_K] = x8_dot_q6_K;
     t->x8_dot4[SL_TYPE_Q6_K] = x8_dot4_q6_K;
     t->dot[SL_TYPE_Q2_K] = dot_q2_K;

@@ -249,6 +249,14 @@ __attribute__((target("avx2,fma"))) static float hsum256(__m256 v) {
     return _mm_cvtss_f32(lo);
 }
 
+/* the largest lane (NaN lanes lose: vmaxps returns its second operand) */
+__attribute__((target("avx2,fma"))) static float hmax256(__m256 v) {
+    __m128 r = _mm_max_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
+    r = _mm_max_ps(_mm_movehl_ps(r, r), r);
+    r = _mm_max_ss(_mm_movehdup_ps(r), r);
+    return _mm_cvtss_f32(r);
+}
+
 __attribute__((target("avx2,fma"))) static float dot_f32_avx2(const float *a, const float *b,
                                                                 int n) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
@@ -459,28 +467,39 @@ static void att_row_scalar(const float *q, float *out, const float *K, const flo
 }
 
 #ifdef SL_OPS_X86
+/* 8 scores q · K[j..j+8) (hd floats each, hd % 8 == 0): 8 independent
+ * FMA chains, then one transpose-and-add of the 8 sums. */
+__attribute__((target("avx2,fma"))) static inline __m256 att_qk8(const float *q, const float *k0, int hd) {
+    __m256 a[8];
+#pragma GCC unroll 8
+    for (int r = 0; r < 8; r++) a[r] = _mm256_setzero_ps();
+    for (int d = 0; d < hd; d += 8) {
+        const __m256 qv = _mm256_loadu_ps(q + d);
+#pragma GCC unroll 8
+        for (int r = 0; r < 8; r++) a[r] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + (size_t)r * (size_t)hd + d), a[r]);
+    }
+    /* lanes: h01 = (s0 s1 s0 s1 | s0 s1 s0 s1 partials) ... */
+    const __m256 h0 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+    const __m256 h1 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+    return _mm256_add_ps(_mm256_permute2f128_ps(h0, h1, 0x20), _mm256_permute2f128_ps(h0, h1, 0x31));
+}
+
 __attribute__((target("avx2,fma"))) static void att_row_avx2(const float *q, float *out, const float *K,
                                                                const float *V, int nv, int hd, float scale,
                                                                float *m, float *l, float *s) {
     int j = 0;
-    for (; j + 4 <= nv; j += 4) {
-        const float *k0 = K + (size_t)j * (size_t)hd;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (int d = 0; d < hd; d += 8) {
-            const __m256 qv = _mm256_loadu_ps(q + d);
-            a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + d), a0);
-            a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + hd + d), a1);
-            a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + 2 * hd + d), a2);
-            a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + 3 * hd + d), a3);
-        }
-        const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
-        const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-        _mm_storeu_ps(s + j, _mm_mul_ps(s4, _mm_set1_ps(scale)));
+    const __m256 sc = _mm256_set1_ps(scale);
+    __m256 mx8 = _mm256_set1_ps(-INFINITY);
+    for (; j + 8 <= nv; j += 8) {
+        const __m256 s8 = _mm256_mul_ps(att_qk8(q, K + (size_t)j * (size_t)hd, hd), sc);
+        _mm256_storeu_ps(s + j, s8);
+        mx8 = _mm256_max_ps(s8, mx8); /* a NaN score is skipped, as below */
     }
-    for (; j < nv; j++) s[j] = dot_f32_avx2(q, K + (size_t)j * (size_t)hd, hd) * scale;
-    float mx = -INFINITY;
-    for (j = 0; j < nv; j++)
+    float mx = hmax256(mx8);
+    for (; j < nv; j++) {
+        s[j] = dot_f32_avx2(q, K + (size_t)j * (size_t)hd, hd) * scale;
         if (s[j] > mx) mx = s[j];
+    }
     const float mn = mx > *m ? mx : *m;
     const float c = *m == -INFINITY ? 0.0f : expf(*m - mn);
     /* p = exp(s - mn), 8 lanes at a time; lanes past nv are not used */
@@ -496,6 +515,20 @@ __attribute__((target("avx2,fma"))) static void att_row_avx2(const float *q, flo
     *m = mn;
     const __m256 cv = _mm256_set1_ps(c);
     int d = 0;
+    /* 64 output floats per pass: 8 independent FMA chains per key */
+    for (; d + 64 <= hd; d += 64) {
+        __m256 o[8];
+#pragma GCC unroll 8
+        for (int r = 0; r < 8; r++) o[r] = _mm256_mul_ps(cv, _mm256_loadu_ps(out + d + 8 * r));
+        for (j = 0; j < nv; j++) {
+            const __m256 p = _mm256_broadcast_ss(s + j);
+            const float *v = V + (size_t)j * (size_t)hd + d;
+#pragma GCC unroll 8
+            for (int r = 0; r < 8; r++) o[r] = _mm256_fmadd_ps(p, _mm256_loadu_ps(v + 8 * r), o[r]);
+        }
+#pragma GCC unroll 8
+        for (int r = 0; r < 8; r++) _mm256_storeu_ps(out + d + 8 * r, o[r]);
+    }
     for (; d + 32 <= hd; d += 32) {
         __m256 o0 = _mm256_mul_ps(cv, _mm256_loadu_ps(out + d)), o1 = _mm256_mul_ps(cv, _mm256_loadu_ps(out + d + 8));
         __m256 o2 = _mm256_mul_ps(cv, _mm256_loadu_ps(out + d + 16)), o3 = _mm256_mul_ps(cv, _mm256_loadu_ps(out + d + 24));

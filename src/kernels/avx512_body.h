@@ -27,17 +27,8 @@
 #include <string.h>
 
 #include "kernels/kern_impl.h"
+#include "kernels/x8_simd.h"
 
-static inline float f16(sl_f16_t h) {
-    return _cvtsh_ss(h);
-}
-
-static inline float hsum8(__m256 v) {
-    __m128 r = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
-}
 
 static float A512_NAME(dot_f32)(int64_t n, const void *vw, const void *vx) {
     const float *w = vw, *x = vx;

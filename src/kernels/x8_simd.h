@@ -1,8 +1,9 @@
 /*
  * x8_simd.h — AVX2 helpers shared by the x8-panel kernels of
  * avx2/dot_avx2.c and x8_vnni.h (included by the AVX2 and AVX-512 files,
- * which are both compiled with AVX2 enabled): reading 4 activation bytes as
- * one 32-bit lane value, and expanding a q5_0 / q4_0 x8 block into its 8
+ * which are both compiled with AVX2 enabled): an f16 scale as a float, the
+ * sum of 8 lanes, reading 4 activation bytes as one 32-bit lane value, and
+ * expanding a q5_0 / q4_0 x8 block into its 8
  * vectors of unsigned codes. Layouts: kern_impl.h.
  */
 #ifndef SL_KERNELS_X8_SIMD_H
@@ -14,6 +15,19 @@
 #include <string.h>
 
 #include "kernels/kern_impl.h"
+
+/* one f16 as a float (F16C) */
+static inline float f16(sl_f16_t h) {
+    return _cvtsh_ss(h);
+}
+
+/* the sum of the 8 lanes */
+static inline float hsum8(__m256 v) {
+    __m128 r = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+}
 
 /* 4 consecutive activation bytes as one int32 (for a broadcast to all 8
  * lanes, one lane per row of the panel) */

@@ -377,6 +377,18 @@ static void x8_panels_cases(const sl_kern_table_t *installed) {
     sl_pool_free(pool2);
 }
 
+/* The matmul and x8 suites with t installed in place of the ISA's table
+ * (emulated levels), then the ISA's own table back. */
+static void run_suites_installed(const sl_kern_table_t *t) {
+    sl_kern_use_table(t);
+    sl_pool_t *pool = sl_pool_new(2);
+    run_matmul_cases(SL_ISA_AVX2, NULL);
+    run_matmul_cases(SL_ISA_AVX2, pool);
+    sl_pool_free(pool);
+    x8_panels_cases(t);
+    sl_kern_use_table(NULL);
+}
+
 /* The VNNI kernels (x8_vnni.h: x8 decode and GEMM for q8_0, x8 decode for
  * q5_0 / q4_0, the unpacked-row GEMM of q4_0/q4_1/q5_0/q5_1) run on
  * AVX-512 VNNI CPUs only; the same source over an exact AVX2 emulation of
@@ -392,13 +404,7 @@ static void test_vnni_kernels_emulated(void) {
     CHECK(sl_kern_fill_vnni_emul(&t));
     CHECK(t.x8_gemm[SL_TYPE_Q8_0] != sl_kern_table()->x8_gemm[SL_TYPE_Q8_0]);
     CHECK(t.gemmu[SL_TYPE_Q5_1] != sl_kern_table()->gemmu[SL_TYPE_Q5_1]);
-    sl_kern_use_table(&t);
-    sl_pool_t *pool = sl_pool_new(2);
-    run_matmul_cases(SL_ISA_AVX2, NULL);
-    run_matmul_cases(SL_ISA_AVX2, pool);
-    sl_pool_free(pool);
-    x8_panels_cases(&t);
-    sl_kern_use_table(NULL);
+    run_suites_installed(&t);
     sl_kernels_set_isa(prev);
 }
 
@@ -450,13 +456,7 @@ static void test_avx512_kernels_emulated(void) {
         }
         CHECK_MSG(bad == 0, "emulated avx512 %s dot vs scalar: %d lengths differ", sl_type_name(T), bad);
     }
-    sl_kern_use_table(&t);
-    sl_pool_t *pool = sl_pool_new(2);
-    run_matmul_cases(SL_ISA_AVX2, NULL);
-    run_matmul_cases(SL_ISA_AVX2, pool);
-    sl_pool_free(pool);
-    x8_panels_cases(&t);
-    sl_kern_use_table(NULL);
+    run_suites_installed(&t);
     sl_kernels_set_isa(prev);
 }
 

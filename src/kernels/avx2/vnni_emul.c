@@ -59,11 +59,7 @@ static inline emu_f512 emu_add(emu_f512 a, emu_f512 b) {
     return (emu_f512){_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)};
 }
 static inline float emu_hsum(emu_f512 v) {
-    const __m256 s = _mm256_add_ps(v.lo, v.hi);
-    __m128 r = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
+    return hsum8(_mm256_add_ps(v.lo, v.hi));
 }
 /* byte j of v where bit j of k is set, else 0: each byte's mask bit moved
  * to its top bit (the byte's own bit of the broadcast mask, shifted) */

@@ -108,6 +108,11 @@ typedef void (*sl_gemm_fn)(int64_t n, const void *w, size_t wstride, int nr, con
  * nibbles as in x8 q4_0 (code j' of group g = element 32j + 4g + j' % 4 of
  * row j' / 4; groups k low, k + 4 high in vector k). */
 #define SL_X8_Q4_K_BLOCK 1152
+/* x8 q5_K super-block (1408 bytes, as 8 GGUF blocks): as x8 q4_K, but each
+ * sub-block's 4 nibble vectors are followed by a vector of the codes' fifth
+ * bits, bit k of byte j' = code j' of group k (k < 4: low nibbles) and bit
+ * 4 + k = code j' of group k + 4; codes 0..31. */
+#define SL_X8_Q5_K_BLOCK 1408
 /* x8 q6_K super-block of 8 rows (1680 bytes, as their 8 GGUF blocks): the
  * 8 f16 d; 8 × 16 bytes of int8 scales, bytes 16j + 2r, 16j + 2r + 1 = row
  * r's scales 2j, 2j + 1 (elements 32j..32j+15, 32j+16..32j+31); then per
@@ -122,7 +127,7 @@ typedef void (*sl_gemm_fn)(int64_t n, const void *w, size_t wstride, int nr, con
  * panels for the type's gemmu. */
 typedef void (*sl_x8_unpack_fn)(int64_t n, const void *panels, int nr, uint8_t *dst);
 /* Decode: the 8 rows of one x8 panel · one token's activations → out[0..7]:
- * a sl_q8f_t row for q8_0 / q5_0 / q4_0, a q8_K row for q4_K / q6_K. */
+ * a sl_q8f_t row for q8_0 / q5_0 / q4_0, a q8_K row for q4_K / q5_K / q6_K. */
 typedef void (*sl_x8_dot_fn)(int64_t n, const void *panel, const void *x, float *out);
 /* Many tokens over the x8 panels of a type dotted with q8_K rows: the 8
  * rows of one panel · nc (<= 4) q8_K rows xstride bytes apart, the codes

@@ -51,9 +51,9 @@ static const uint8_t *x8_src_row(const void *src, size_t rs, int64_t r, int64_t 
     return r < r1 ? (const uint8_t *)src + (size_t)r * rs : x8_zero_row;
 }
 static bool x8_layout(sl_type_t t, int64_t n_in, int64_t n_out) {
-    const int64_t blck = t == SL_TYPE_Q4_K || t == SL_TYPE_Q6_K ? SL_QK_K : 32;
-    return (t == SL_TYPE_Q8_0 || t == SL_TYPE_Q5_0 || t == SL_TYPE_Q4_0 || t == SL_TYPE_Q4_K || t == SL_TYPE_Q6_K) &&
-           n_in > 0 &&
+    const bool kq = t == SL_TYPE_Q4_K || t == SL_TYPE_Q5_K || t == SL_TYPE_Q6_K;
+    const int64_t blck = kq ? SL_QK_K : 32;
+    return (t == SL_TYPE_Q8_0 || t == SL_TYPE_Q5_0 || t == SL_TYPE_Q4_0 || kq) && n_in > 0 &&
            n_in % blck == 0 && sl_row_size(t, n_in) <= X8_ROW_MAX && n_out > 0 && n_out <= INT64_MAX - 7;
 }
 
@@ -658,51 +658,69 @@ static void x8_row_q4(bool five, int64_t n_in, const void *w, int64_t r, void *v
     }
 }
 
-/* q4_K (kern_impl.h, SL_X8_Q4_K_BLOCK): code of element e of a GGUF
- * super-block — chunk e / 64 of qs, low nibbles the first 32 elements. */
-static int q4k_code(const sl_block_q4_K *x, int e) {
+/* q4_K / q5_K (kern_impl.h, SL_X8_Q4_K_BLOCK, SL_X8_Q5_K_BLOCK): the low
+ * 4 bits of element e of a GGUF super-block's qs — chunk e / 64, low
+ * nibbles the first 32 elements; q5_K's fifth bit is bit 2 (e / 64) +
+ * (e % 64 >= 32) of qh[e % 32]. */
+static int q4k_code(const uint8_t *qs, int e) {
     const int c = e / 64, l = e % 64;
-    return l < 32 ? x->qs[32 * c + l] & 0x0f : x->qs[32 * c + l - 32] >> 4;
+    return l < 32 ? qs[32 * c + l] & 0x0f : qs[32 * c + l - 32] >> 4;
+}
+static int q5k_bit(const uint8_t *qh, int e) {
+    return qh[e % 32] >> (2 * (e / 64) + (e % 64 >= 32)) & 1;
 }
 
-static void x8_pack_q4K(int64_t n_in, const void *src, void *dst, int64_t r0, int64_t r1) {
+/* q4_K and q5_K (five) share the block layout but for q5_K's fifth-bit
+ * vector after each sub-block's nibbles (SL_X8_Q5_K_BLOCK). */
+static void x8_pack_k45(bool five, int64_t n_in, const void *src, void *dst, int64_t r0, int64_t r1) {
     const int64_t nsb = n_in / SL_QK_K;
-    const size_t rs = sl_row_size(SL_TYPE_Q4_K, n_in);
+    const size_t rs = sl_row_size(five ? SL_TYPE_Q5_K : SL_TYPE_Q4_K, n_in);
+    const size_t bsz = five ? SL_X8_Q5_K_BLOCK : SL_X8_Q4_K_BLOCK, sbsz = five ? 160 : 128;
     for (int64_t p = r0 / 8; p < (r1 + 7) / 8; p++) {
         uint8_t *pn = (uint8_t *)dst + (size_t)p * 8 * rs;
+        if (five) memset(pn, 0, 8 * rs); /* the fifth bits are ORed in */
         for (int r = 0; r < 8; r++) {
             const uint8_t *row = x8_src_row(src, rs, p * 8 + r, r1);
             for (int64_t i = 0; i < nsb; i++) {
-                const sl_block_q4_K *x = (const sl_block_q4_K *)row + i;
-                uint8_t *blk = pn + (size_t)i * SL_X8_Q4_K_BLOCK;
-                memcpy(blk + 2 * r, &x->d, 2);
-                memcpy(blk + 16 + 2 * r, &x->dmin, 2);
+                const sl_block_q4_K *x4 = (const sl_block_q4_K *)row + i;
+                const sl_block_q5_K *x5 = (const sl_block_q5_K *)row + i;
+                const uint8_t *qs = five ? x5->qs : x4->qs, *scales = five ? x5->scales : x4->scales;
+                uint8_t *blk = pn + (size_t)i * bsz;
+                memcpy(blk + 2 * r, five ? &x5->d : &x4->d, 2);
+                memcpy(blk + 16 + 2 * r, five ? &x5->dmin : &x4->dmin, 2);
                 uint8_t sc[8], mn[8];
-                for (int j = 0; j < 8; j++) sl_k4_scale_min(j, x->scales, &sc[j], &mn[j]);
+                for (int j = 0; j < 8; j++) sl_k4_scale_min(j, scales, &sc[j], &mn[j]);
                 for (int j = 0; j < 8; j++) blk[32 + 8 * j + r] = (uint8_t)((sc[j] & 0x0f) | (mn[j] & 0x0f) << 4);
                 for (int j = 0; j < 4; j++)
                     blk[96 + 8 * j + r] = (uint8_t)(sc[j] >> 4 | (mn[j] >> 4) << 2 | (sc[j + 4] >> 4) << 4 |
                                                     (mn[j + 4] >> 4) << 6);
                 for (int j = 0; j < 8; j++)
                     for (int k = 0; k < 4; k++)
-                        for (int t = 0; t < 4; t++)
-                            blk[128 + 128 * j + 32 * k + 4 * r + t] =
-                                (uint8_t)(q4k_code(x, 32 * j + 4 * k + t) | q4k_code(x, 32 * j + 16 + 4 * k + t) << 4);
+                        for (int u = 0; u < 4; u++) {
+                            const int e0 = 32 * j + 4 * k + u, e1 = e0 + 16;
+                            uint8_t *sb = blk + 128 + sbsz * (size_t)j;
+                            sb[32 * k + 4 * r + u] = (uint8_t)(q4k_code(qs, e0) | q4k_code(qs, e1) << 4);
+                            if (five)
+                                sb[128 + 4 * r + u] |= (uint8_t)(q5k_bit(x5->qh, e0) << k | q5k_bit(x5->qh, e1) << (4 + k));
+                        }
             }
         }
     }
 }
 
-static void x8_row_q4K(int64_t n_in, const void *w, int64_t r, void *vrow) {
+static void x8_row_k45(bool five, int64_t n_in, const void *w, int64_t r, void *vrow) {
     const int64_t nsb = n_in / SL_QK_K;
-    const size_t rs = sl_row_size(SL_TYPE_Q4_K, n_in);
+    const size_t rs = sl_row_size(five ? SL_TYPE_Q5_K : SL_TYPE_Q4_K, n_in);
+    const size_t bsz = five ? SL_X8_Q5_K_BLOCK : SL_X8_Q4_K_BLOCK, sbsz = five ? 160 : 128;
     const uint8_t *pn = (const uint8_t *)w + (size_t)(r / 8) * 8 * rs;
     const int k8 = (int)(r % 8);
     for (int64_t i = 0; i < nsb; i++) {
-        const uint8_t *blk = pn + (size_t)i * SL_X8_Q4_K_BLOCK;
-        sl_block_q4_K *x = (sl_block_q4_K *)vrow + i;
-        memcpy(&x->d, blk + 2 * k8, 2);
-        memcpy(&x->dmin, blk + 16 + 2 * k8, 2);
+        const uint8_t *blk = pn + (size_t)i * bsz;
+        sl_block_q4_K *x4 = (sl_block_q4_K *)vrow + i;
+        sl_block_q5_K *x5 = (sl_block_q5_K *)vrow + i;
+        uint8_t *qs = five ? x5->qs : x4->qs, *scales = five ? x5->scales : x4->scales;
+        memcpy(five ? &x5->d : &x4->d, blk + 2 * k8, 2);
+        memcpy(five ? &x5->dmin : &x4->dmin, blk + 16 + 2 * k8, 2);
         uint8_t sc[8], mn[8];
         for (int j = 0; j < 8; j++) {
             const uint8_t lo = blk[32 + 8 * j + k8], hi = blk[96 + 8 * (j % 4) + k8] >> (j < 4 ? 0 : 4);
@@ -711,19 +729,23 @@ static void x8_row_q4K(int64_t n_in, const void *w, int64_t r, void *vrow) {
         }
         /* the GGUF packing of 8 × (6-bit scale, 6-bit min) in 12 bytes */
         for (int j = 0; j < 4; j++) {
-            x->scales[j] = (uint8_t)(sc[j] | (sc[j + 4] >> 4) << 6);
-            x->scales[j + 4] = (uint8_t)(mn[j] | (mn[j + 4] >> 4) << 6);
-            x->scales[j + 8] = (uint8_t)((sc[j + 4] & 0x0f) | (mn[j + 4] & 0x0f) << 4);
+            scales[j] = (uint8_t)(sc[j] | (sc[j + 4] >> 4) << 6);
+            scales[j + 4] = (uint8_t)(mn[j] | (mn[j + 4] >> 4) << 6);
+            scales[j + 8] = (uint8_t)((sc[j + 4] & 0x0f) | (mn[j + 4] & 0x0f) << 4);
         }
+        if (five) memset(x5->qh, 0, sizeof x5->qh);
         for (int j = 0; j < 8; j++)
             for (int k = 0; k < 4; k++)
-                for (int t = 0; t < 4; t++) {
-                    const uint8_t c = blk[128 + 128 * j + 32 * k + 4 * k8 + t];
+                for (int u = 0; u < 4; u++) {
+                    const uint8_t *sb = blk + 128 + sbsz * (size_t)j;
+                    const uint8_t c = sb[32 * k + 4 * k8 + u];
                     for (int h = 0; h < 2; h++) {
-                        const int e = 32 * j + 16 * h + 4 * k + t, ch = e / 64, l = e % 64;
+                        const int e = 32 * j + 16 * h + 4 * k + u, ch = e / 64, l = e % 64;
                         const int v = h ? c >> 4 : c & 0x0f;
-                        uint8_t *q = &x->qs[32 * ch + (l < 32 ? l : l - 32)];
+                        uint8_t *q = &qs[32 * ch + (l < 32 ? l : l - 32)];
                         *q = l < 32 ? (uint8_t)((*q & 0xf0) | v) : (uint8_t)((*q & 0x0f) | v << 4);
+                        if (five && (sb[128 + 4 * k8 + u] >> (4 * h + k) & 1))
+                            x5->qh[e % 32] |= (uint8_t)(1u << (2 * (e / 64) + (e % 64 >= 32)));
                     }
                 }
     }
@@ -826,8 +848,12 @@ size_t sl_x8_bytes(sl_type_t t, int64_t n_in, int64_t n_out) {
 
 void sl_x8_pack(sl_type_t t, int64_t n_in, const void *src, void *dst, int64_t r0, int64_t r1) {
     if (n_in % 32 || r0 % 8 || r1 < r0 || sl_row_size(t, n_in) > X8_ROW_MAX) return;
-    if (t == SL_TYPE_Q4_K || t == SL_TYPE_Q6_K) {
-        if (n_in % SL_QK_K == 0) (t == SL_TYPE_Q4_K ? x8_pack_q4K : x8_pack_q6K)(n_in, src, dst, r0, r1);
+    if (t == SL_TYPE_Q4_K || t == SL_TYPE_Q5_K) {
+        if (n_in % SL_QK_K == 0) x8_pack_k45(t == SL_TYPE_Q5_K, n_in, src, dst, r0, r1);
+        return;
+    }
+    if (t == SL_TYPE_Q6_K) {
+        if (n_in % SL_QK_K == 0) x8_pack_q6K(n_in, src, dst, r0, r1);
         return;
     }
     if (t == SL_TYPE_Q5_0 || t == SL_TYPE_Q4_0) {
@@ -852,8 +878,12 @@ void sl_x8_pack(sl_type_t t, int64_t n_in, const void *src, void *dst, int64_t r
 
 void sl_x8_row(sl_type_t t, int64_t n_in, const void *w, int64_t r, void *vrow) {
     if (n_in % 32) return;
-    if (t == SL_TYPE_Q4_K || t == SL_TYPE_Q6_K) {
-        if (n_in % SL_QK_K == 0) (t == SL_TYPE_Q4_K ? x8_row_q4K : x8_row_q6K)(n_in, w, r, vrow);
+    if (t == SL_TYPE_Q4_K || t == SL_TYPE_Q5_K) {
+        if (n_in % SL_QK_K == 0) x8_row_k45(t == SL_TYPE_Q5_K, n_in, w, r, vrow);
+        return;
+    }
+    if (t == SL_TYPE_Q6_K) {
+        if (n_in % SL_QK_K == 0) x8_row_q6K(n_in, w, r, vrow);
         return;
     }
     if (t == SL_TYPE_Q5_0 || t == SL_TYPE_Q4_0) {

@@ -531,7 +531,9 @@ static void test_f16_and_q8(void) {
     s.wtype = SL_TYPE_Q4_K;
     s.tied = true;
     run_case("qwen2 q4_K tied", &s, 4e-2, SL_TYPE_F32, 2);
-    /* q6_K the same way (its x8 decode and 4-token kernels) */
+    /* q5_K and q6_K the same way (their x8 decode and 4-token kernels) */
+    s.wtype = SL_TYPE_Q5_K;
+    run_case("qwen2 q5_K tied", &s, 4e-2, SL_TYPE_F32, 2);
     s.wtype = SL_TYPE_Q6_K;
     run_case("qwen2 q6_K tied", &s, 4e-2, SL_TYPE_F32, 2);
 }

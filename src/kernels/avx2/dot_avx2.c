@@ -992,13 +992,14 @@ static inline void x8k_scales(const uint8_t *blk, uint8_t sc[64], uint8_t mn[64]
  * 94-147 against 77-112 GFLOP/s for x8_dot_q4_K once per token (128
  * tokens, 1 thread); one token is faster through x8_dot_q4_K's whole-
  * sub-block form (111-115 vs 101-104). */
-static inline __attribute__((always_inline)) void x8q4k_dots(int NT, int64_t n, const uint8_t *panel,
+static inline __attribute__((always_inline)) void x8q4k_dots(bool five, int NT, int64_t n, const uint8_t *panel,
                                                              const sl_block_q8_K *const x[4], __m256 out[4]) {
-    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m10 = _mm256_set1_epi8(0x10);
+    const size_t bsz = five ? SL_X8_Q5_K_BLOCK : SL_X8_Q4_K_BLOCK, sbsz = five ? 160 : 128;
     __m256 acc[4];
     for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / SL_QK_K; i++) {
-        const uint8_t *blk = panel + (size_t)i * SL_X8_Q4_K_BLOCK;
+        const uint8_t *blk = panel + (size_t)i * bsz;
         uint8_t sc[64], mn[64];
         x8k_scales(blk, sc, mn);
         __m256i sumi[4], summ[4];
@@ -1006,7 +1007,8 @@ static inline __attribute__((always_inline)) void x8q4k_dots(int NT, int64_t n, 
 #pragma GCC unroll 1
         for (int j = 0; j < 8; j++) {
             const __m256i scj = x8k_pairs(sc + 8 * j);
-            const uint8_t *v = blk + 128 + 128 * j;
+            const uint8_t *v = blk + 128 + sbsz * j;
+            const __m256i hb = five ? _mm256_loadu_si256((const __m256i *)(v + 128)) : _mm256_setzero_si256();
 #pragma GCC unroll 2
             for (int h = 0; h < 2; h++) {
                 __m256i c[4];
@@ -1014,11 +1016,16 @@ static inline __attribute__((always_inline)) void x8q4k_dots(int NT, int64_t n, 
                 for (int k = 0; k < 4; k++) {
                     const __m256i nib = _mm256_loadu_si256((const __m256i *)(v + 32 * k));
                     c[k] = _mm256_and_si256(h ? _mm256_srli_epi16(nib, 4) : nib, m4);
+                    if (five) { /* bit 4h + k of the fifth-bit vector → bit 4 */
+                        const int sh = 4 * h + k - 4;
+                        const __m256i b = sh < 0 ? _mm256_slli_epi16(hb, -sh) : _mm256_srli_epi16(hb, sh);
+                        c[k] = _mm256_or_si256(c[k], _mm256_and_si256(b, m10));
+                    }
                 }
 #pragma GCC unroll 4
                 for (int t = 0; t < NT; t++) {
                     const int8_t *xq = x[t][i].qs + 32 * j + 16 * h;
-                    /* unsigned codes <= 15: four pair sums <= 4 · 3810 in int16 */
+                    /* unsigned codes <= 15 (31): four pair sums <= 4 · 3810 (7874) in int16 */
 #define Q4KP(k) _mm256_maddubs_epi16(c[k], _mm256_set1_epi32(x8_bytes4(xq + 4 * (k))))
                     const __m256i s16 = _mm256_add_epi16(_mm256_add_epi16(Q4KP(0), Q4KP(1)), _mm256_add_epi16(Q4KP(2), Q4KP(3)));
 #undef Q4KP
@@ -1044,11 +1051,31 @@ static inline __attribute__((always_inline)) void x8q4k_dots(int NT, int64_t n, 
     for (int t = 0; t < NT; t++) out[t] = acc[t];
 }
 
-static void x8_dot_q4_K(int64_t n, const void *panel, const void *vx, float *out) {
+/* The fifth bits of an x8 q5_K sub-block (its vector after the nibbles)
+ * ORed into the 8 code vectors as bit 4. */
+static inline __attribute__((always_inline)) void x8k_fifth(const uint8_t *hb, __m256i c[8]) {
+    const __m256i m10 = _mm256_set1_epi8(0x10), h = _mm256_loadu_si256((const __m256i *)hb);
+    /* bit k → bit 4: a left shift by 4 − k; bit 4 + k → bit 4: a right
+     * shift by k (16-bit shifts: the bits crossing bytes are masked off) */
+    c[0] = _mm256_or_si256(c[0], _mm256_and_si256(_mm256_slli_epi16(h, 4), m10));
+    c[1] = _mm256_or_si256(c[1], _mm256_and_si256(_mm256_slli_epi16(h, 3), m10));
+    c[2] = _mm256_or_si256(c[2], _mm256_and_si256(_mm256_slli_epi16(h, 2), m10));
+    c[3] = _mm256_or_si256(c[3], _mm256_and_si256(_mm256_slli_epi16(h, 1), m10));
+    c[4] = _mm256_or_si256(c[4], _mm256_and_si256(h, m10));
+    c[5] = _mm256_or_si256(c[5], _mm256_and_si256(_mm256_srli_epi16(h, 1), m10));
+    c[6] = _mm256_or_si256(c[6], _mm256_and_si256(_mm256_srli_epi16(h, 2), m10));
+    c[7] = _mm256_or_si256(c[7], _mm256_and_si256(_mm256_srli_epi16(h, 3), m10));
+}
+
+/* q4_K, or q5_K (five: 5-bit codes, pair sums <= 7874, four in int16 <=
+ * 31496 as for q5_0) */
+static inline __attribute__((always_inline)) void x8_dot_k45(bool five, int64_t n, const void *panel, const void *vx,
+                                                             float *out) {
     const sl_block_q8_K *x = vx;
+    const size_t bsz = five ? SL_X8_Q5_K_BLOCK : SL_X8_Q4_K_BLOCK, sbsz = five ? 160 : 128;
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / SL_QK_K; i++) {
-        const uint8_t *blk = (const uint8_t *)panel + (size_t)i * SL_X8_Q4_K_BLOCK;
+        const uint8_t *blk = (const uint8_t *)panel + (size_t)i * bsz;
         uint8_t sc[64], mn[64];
         x8k_scales(blk, sc, mn);
         const int8_t *xq = x[i].qs;
@@ -1056,7 +1083,8 @@ static void x8_dot_q4_K(int64_t n, const void *panel, const void *vx, float *out
 #pragma GCC unroll 2
         for (int j = 0; j < 8; j++) {
             __m256i c[8];
-            x8_nibbles(blk + 128 + 128 * j, c);
+            x8_nibbles(blk + 128 + sbsz * j, c);
+            if (five) x8k_fifth(blk + 128 + sbsz * j + 128, c);
             sumi = _mm256_add_epi32(sumi, x8_idot_u8_scaled(c, xq + 32 * j, x8k_pairs(sc + 8 * j)));
             int32_t bs;
             memcpy(&bs, x[i].bsums + 2 * j, 4);
@@ -1070,13 +1098,26 @@ static void x8_dot_q4_K(int64_t n, const void *panel, const void *vx, float *out
     }
     _mm256_storeu_ps(out, acc);
 }
+static void x8_dot_q4_K(int64_t n, const void *panel, const void *vx, float *out) {
+    x8_dot_k45(false, n, panel, vx, out);
+}
+static void x8_dot_q5_K(int64_t n, const void *panel, const void *vx, float *out) {
+    x8_dot_k45(true, n, panel, vx, out);
+}
 
 /* up to 4 tokens (q8_K rows xs bytes apart) at once; out[t · os + r] */
 static void x8_dot4_q4_K(int64_t n, const void *panel, const void *vx, size_t xs, int nc, float *out, size_t os) {
     const sl_block_q8_K *x[4];
     for (int t = 0; t < 4; t++) x[t] = (const void *)((const uint8_t *)vx + (size_t)SL_MIN(t, nc - 1) * xs);
     __m256 r[4];
-    x8q4k_dots(4, n, panel, x, r);
+    x8q4k_dots(false, 4, n, panel, x, r);
+    for (int t = 0; t < nc; t++) _mm256_storeu_ps(out + (size_t)t * os, r[t]);
+}
+static void x8_dot4_q5_K(int64_t n, const void *panel, const void *vx, size_t xs, int nc, float *out, size_t os) {
+    const sl_block_q8_K *x[4];
+    for (int t = 0; t < 4; t++) x[t] = (const void *)((const uint8_t *)vx + (size_t)SL_MIN(t, nc - 1) * xs);
+    __m256 r[4];
+    x8q4k_dots(true, 4, n, panel, x, r);
     for (int t = 0; t < nc; t++) _mm256_storeu_ps(out + (size_t)t * os, r[t]);
 }
 
@@ -1540,6 +1581,8 @@ bool sl_kern_fill_avx2(sl_kern_table_t *t) {
     t->x8_unpack[SL_TYPE_Q4_0] = x8_unpack_q4_0;
     t->x8_dot[SL_TYPE_Q4_K] = x8_dot_q4_K;
     t->x8_dot4[SL_TYPE_Q4_K] = x8_dot4_q4_K;
+    t->x8_dot[SL_TYPE_Q5_K] = x8_dot_q5_K;
+    t->x8_dot4[SL_TYPE_Q5_K] = x8_dot4_q5_K;
     t->x8_dot[SL_TYPE_Q6_K] = x8_dot_q6_K;
     t->x8_dot4[SL_TYPE_Q6_K] = x8_dot4_q6_K;
     t->dot[SL_TYPE_Q2_K] = dot_q2_K;

@@ -100,6 +100,11 @@ typedef void (*sl_gemm_fn)(int64_t n, const void *w, size_t wstride, int nr, con
  * vector k = code j of group k (low nibble) and of group k + 4 (high)
  * (144 bytes). */
 #define SL_X8_Q4_0_BLOCK 144
+/* x8 q5_1 / q4_1 blocks: the q5_0 / q4_0 block with the 8 rows' f16 mins m
+ * between the scales and the codes (192 / 160 bytes); a weight is d · q + m
+ * with the code q unsigned. */
+#define SL_X8_Q5_1_BLOCK 192
+#define SL_X8_Q4_1_BLOCK 160
 /* x8 q4_K super-block of 8 rows (1152 bytes, as their 8 GGUF blocks): the
  * 8 f16 d, the 8 f16 dmin; 64 bytes, byte 8j + r = the low 4 bits of row
  * r's sub-block j scale (bits 0-3) and min (bits 4-7); 32 bytes, byte 8j +

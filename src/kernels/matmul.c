@@ -53,7 +53,8 @@ static const uint8_t *x8_src_row(const void *src, size_t rs, int64_t r, int64_t 
 static bool x8_layout(sl_type_t t, int64_t n_in, int64_t n_out) {
     const bool kq = t == SL_TYPE_Q4_K || t == SL_TYPE_Q5_K || t == SL_TYPE_Q6_K;
     const int64_t blck = kq ? SL_QK_K : 32;
-    return (t == SL_TYPE_Q8_0 || t == SL_TYPE_Q5_0 || t == SL_TYPE_Q4_0 || kq) && n_in > 0 &&
+    return (t == SL_TYPE_Q8_0 || t == SL_TYPE_Q5_0 || t == SL_TYPE_Q4_0 || t == SL_TYPE_Q5_1 || t == SL_TYPE_Q4_1 || kq) &&
+           n_in > 0 &&
            n_in % blck == 0 && sl_row_size(t, n_in) <= X8_ROW_MAX && n_out > 0 && n_out <= INT64_MAX - 7;
 }
 
@@ -587,14 +588,27 @@ bool sl_x8_supported(sl_type_t t, int64_t n_in, int64_t n_out) {
  * byte j of vector k = code j of group k (5 bits) | the low 3 bits of code
  * j of group k + 4 at bit 5; the high 2 bits of the latter go to bits 2k,
  * 2k + 1 of byte j of the vector before them. */
-static int q5_code(const sl_block_q5_0 *x, uint32_t qh, int e) {
-    const int nib = e < 16 ? x->qs[e] & 0x0f : x->qs[e - 16] >> 4;
+/* The 4/5-bit block types in x8: q4_0, q4_1 (mins), q5_0 (five), q5_1
+ * (five, mins). Their GGUF blocks are d, then m (mins), then qh (five),
+ * then 16 bytes of nibbles; the x8 blocks (kern_impl.h) are the _0 layout
+ * with the 8 f16 m after the 8 f16 d for the _1 types. */
+static sl_type_t q4_type(bool five, bool mins) {
+    return five ? (mins ? SL_TYPE_Q5_1 : SL_TYPE_Q5_0) : (mins ? SL_TYPE_Q4_1 : SL_TYPE_Q4_0);
+}
+static size_t x8_q4_bsz(bool five, bool mins) {
+    return (five ? SL_X8_Q5_0_BLOCK : SL_X8_Q4_0_BLOCK) + (mins ? 16 : 0);
+}
+
+static int q5_code(const uint8_t *qs, uint32_t qh, int e) {
+    const int nib = e < 16 ? qs[e] & 0x0f : qs[e - 16] >> 4;
     return nib | (int)((qh >> e) & 1u) << 4;
 }
 
-static void x8_pack_q4(bool five, int64_t n_in, const void *src, void *dst, int64_t r0, int64_t r1) {
-    const sl_type_t t = five ? SL_TYPE_Q5_0 : SL_TYPE_Q4_0;
-    const size_t bsz = five ? SL_X8_Q5_0_BLOCK : SL_X8_Q4_0_BLOCK, nib = five ? 48 : 16;
+static void x8_pack_q4(bool five, bool mins, int64_t n_in, const void *src, void *dst, int64_t r0, int64_t r1) {
+    const sl_type_t t = q4_type(five, mins);
+    const size_t bsz = x8_q4_bsz(five, mins), gsz = sl_type_traits(t)->type_size;
+    const size_t qso = 2 + (mins ? 2 : 0) + (five ? 4 : 0); /* nibbles in the GGUF block */
+    const size_t nib = (five ? 48 : 16) + (mins ? 16 : 0), hbo = mins ? 32 : 16; /* codes, high bits in x8 */
     const int64_t nb = n_in / 32;
     const size_t rs = sl_row_size(t, n_in);
     for (int64_t p = r0 / 8; p < (r1 + 7) / 8; p++) {
@@ -602,58 +616,58 @@ static void x8_pack_q4(bool five, int64_t n_in, const void *src, void *dst, int6
         for (int r = 0; r < 8; r++) {
             const uint8_t *row = x8_src_row(src, rs, p * 8 + r, r1);
             for (int64_t b = 0; b < nb; b++) {
+                const uint8_t *gb = row + (size_t)b * gsz, *qs = gb + qso;
                 uint8_t *blk = pn + (size_t)b * bsz;
+                memcpy(blk + 2 * r, gb, 2);
+                if (mins) memcpy(blk + 16 + 2 * r, gb + 2, 2);
                 if (five) {
-                    const sl_block_q5_0 *x = (const sl_block_q5_0 *)row + b;
                     uint32_t qh;
-                    memcpy(&qh, x->qh, 4);
-                    memcpy(blk + 2 * r, &x->d, 2);
+                    memcpy(&qh, gb + (mins ? 4 : 2), 4);
                     for (int tt = 0; tt < 4; tt++) {
                         uint8_t hi = 0;
                         for (int k = 0; k < 4; k++) {
-                            const int lo = q5_code(x, qh, 4 * k + tt), up = q5_code(x, qh, 16 + 4 * k + tt);
+                            const int lo = q5_code(qs, qh, 4 * k + tt), up = q5_code(qs, qh, 16 + 4 * k + tt);
                             blk[nib + 32 * k + 4 * r + tt] = (uint8_t)(lo | (up & 7) << 5);
                             hi |= (uint8_t)((up >> 3) << (2 * k));
                         }
-                        blk[16 + 4 * r + tt] = hi;
+                        blk[hbo + 4 * r + tt] = hi;
                     }
                 } else {
-                    const sl_block_q4_0 *x = (const sl_block_q4_0 *)row + b;
-                    memcpy(blk + 2 * r, &x->d, 2);
-                    for (int k = 0; k < 4; k++) memcpy(blk + nib + 32 * k + 4 * r, x->qs + 4 * k, 4);
+                    for (int k = 0; k < 4; k++) memcpy(blk + nib + 32 * k + 4 * r, qs + 4 * k, 4);
                 }
             }
         }
     }
 }
 
-static void x8_row_q4(bool five, int64_t n_in, const void *w, int64_t r, void *vrow) {
-    const sl_type_t t = five ? SL_TYPE_Q5_0 : SL_TYPE_Q4_0;
-    const size_t bsz = five ? SL_X8_Q5_0_BLOCK : SL_X8_Q4_0_BLOCK, nib = five ? 48 : 16;
+static void x8_row_q4(bool five, bool mins, int64_t n_in, const void *w, int64_t r, void *vrow) {
+    const sl_type_t t = q4_type(five, mins);
+    const size_t bsz = x8_q4_bsz(five, mins), gsz = sl_type_traits(t)->type_size;
+    const size_t qso = 2 + (mins ? 2 : 0) + (five ? 4 : 0);
+    const size_t nib = (five ? 48 : 16) + (mins ? 16 : 0), hbo = mins ? 32 : 16;
     const int64_t nb = n_in / 32;
     const size_t rs = sl_row_size(t, n_in);
     const uint8_t *pn = (const uint8_t *)w + (size_t)(r / 8) * 8 * rs;
     const int k = (int)(r % 8);
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = pn + (size_t)b * bsz;
+        uint8_t *gb = (uint8_t *)vrow + (size_t)b * gsz, *qs = gb + qso;
+        memcpy(gb, blk + 2 * k, 2);
+        if (mins) memcpy(gb + 2, blk + 16 + 2 * k, 2);
         if (five) {
-            sl_block_q5_0 *x = (sl_block_q5_0 *)vrow + b;
-            memcpy(&x->d, blk + 2 * k, 2);
             uint32_t qh = 0;
             for (int tt = 0; tt < 4; tt++) {
-                const uint8_t hi = blk[16 + 4 * k + tt];
+                const uint8_t hi = blk[hbo + 4 * k + tt];
                 for (int v = 0; v < 4; v++) {
                     const uint8_t c = blk[nib + 32 * v + 4 * k + tt];
                     const int e = 4 * v + tt, lo = c & 0x1f, up = c >> 5 | ((hi >> (2 * v)) & 3) << 3;
-                    x->qs[e] = (uint8_t)((lo & 0x0f) | (up & 0x0f) << 4);
+                    qs[e] = (uint8_t)((lo & 0x0f) | (up & 0x0f) << 4);
                     qh |= (uint32_t)(lo >> 4) << e | (uint32_t)(up >> 4) << (e + 16);
                 }
             }
-            memcpy(x->qh, &qh, 4);
+            memcpy(gb + (mins ? 4 : 2), &qh, 4);
         } else {
-            sl_block_q4_0 *x = (sl_block_q4_0 *)vrow + b;
-            memcpy(&x->d, blk + 2 * k, 2);
-            for (int v = 0; v < 4; v++) memcpy(x->qs + 4 * v, blk + nib + 32 * v + 4 * k, 4);
+            for (int v = 0; v < 4; v++) memcpy(qs + 4 * v, blk + nib + 32 * v + 4 * k, 4);
         }
     }
 }
@@ -856,8 +870,9 @@ void sl_x8_pack(sl_type_t t, int64_t n_in, const void *src, void *dst, int64_t r
         if (n_in % SL_QK_K == 0) x8_pack_q6K(n_in, src, dst, r0, r1);
         return;
     }
-    if (t == SL_TYPE_Q5_0 || t == SL_TYPE_Q4_0) {
-        x8_pack_q4(t == SL_TYPE_Q5_0, n_in, src, dst, r0, r1);
+    if (t == SL_TYPE_Q5_0 || t == SL_TYPE_Q4_0 || t == SL_TYPE_Q5_1 || t == SL_TYPE_Q4_1) {
+        x8_pack_q4(t == SL_TYPE_Q5_0 || t == SL_TYPE_Q5_1, t == SL_TYPE_Q4_1 || t == SL_TYPE_Q5_1, n_in, src, dst, r0,
+                   r1);
         return;
     }
     if (t != SL_TYPE_Q8_0) return;
@@ -886,8 +901,8 @@ void sl_x8_row(sl_type_t t, int64_t n_in, const void *w, int64_t r, void *vrow) 
         if (n_in % SL_QK_K == 0) x8_row_q6K(n_in, w, r, vrow);
         return;
     }
-    if (t == SL_TYPE_Q5_0 || t == SL_TYPE_Q4_0) {
-        x8_row_q4(t == SL_TYPE_Q5_0, n_in, w, r, vrow);
+    if (t == SL_TYPE_Q5_0 || t == SL_TYPE_Q4_0 || t == SL_TYPE_Q5_1 || t == SL_TYPE_Q4_1) {
+        x8_row_q4(t == SL_TYPE_Q5_0 || t == SL_TYPE_Q5_1, t == SL_TYPE_Q4_1 || t == SL_TYPE_Q5_1, n_in, w, r, vrow);
         return;
     }
     if (t != SL_TYPE_Q8_0) return;

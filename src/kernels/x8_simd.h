@@ -88,29 +88,33 @@ static inline __attribute__((always_inline)) void x8_q4_block(bool five, const u
     x8_nibbles(v, c);
 }
 
-/* Decode over q5_0 / q4_0 (five = false) x8 panels around an ISA's integer
- * dot of one block — idot(c, xq): the 8 code vectors against the token's 32
- * bytes, the 8 rows' sums as s32. The −16 / −8 offset comes off once per
- * block as d · (dx · Σx). idot must be a static inline function (it is
+/* Decode over q5_0 / q4_0 (five = false) x8 panels, or q5_1 / q4_1
+ * (mins), around an ISA's integer dot of one block — idot(c, xq): the 8
+ * code vectors against the token's 32 bytes, the 8 rows' sums as s32. The
+ * −16 / −8 offset (or the mins m) comes off once per block as d · (dx ·
+ * Σx) (m · (dx · Σx)). idot must be a static inline function (it is
  * inlined here). */
 typedef __m256i (*x8_idot_fn)(const __m256i c[8], const int8_t *xq);
-static inline __attribute__((always_inline)) void x8_dot_q4_with(bool five, int64_t n,
+static inline __attribute__((always_inline)) void x8_dot_q4_with(bool five, bool mins, int64_t n,
                                                                  const void *panel,
                                                                  const sl_q8f_t *x, float *out,
                                                                  x8_idot_fn idot) {
     const int64_t nb = n / 32;
-    const size_t bsz = five ? SL_X8_Q5_0_BLOCK : SL_X8_Q4_0_BLOCK;
+    const size_t bsz = (five ? SL_X8_Q5_0_BLOCK : SL_X8_Q4_0_BLOCK) + (mins ? 16 : 0);
     __m256 acc = _mm256_setzero_ps(), cor = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = (const uint8_t *)panel + (size_t)b * bsz;
         __m256i c[8];
-        x8_q4_block(five, blk, c);
+        x8_q4_block(five, blk + (mins ? 16 : 0), c);
         const __m256i i = idot(c, x[b].qs);
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
         acc = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(x[b].d)), _mm256_cvtepi32_ps(i), acc);
-        cor = _mm256_fmadd_ps(d, _mm256_set1_ps(x[b].s), cor);
+        /* the offset's per-row factor: m, or d (times −16 / −8 below) */
+        const __m256 o = mins ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 16))) : d;
+        cor = _mm256_fmadd_ps(o, _mm256_set1_ps(x[b].s), cor);
     }
-    _mm256_storeu_ps(out, _mm256_fnmadd_ps(_mm256_set1_ps(five ? 16.0f : 8.0f), cor, acc));
+    _mm256_storeu_ps(out, mins ? _mm256_add_ps(acc, cor)
+                               : _mm256_fnmadd_ps(_mm256_set1_ps(five ? 16.0f : 8.0f), cor, acc));
 }
 
 #endif

@@ -120,10 +120,10 @@ static inline __m256i X8V_NAME(idot_u8)(const __m256i c[8], const int8_t *xq) {
     return _mm256_add_epi32(i0, i1);
 }
 static void X8V_NAME(x8_dot_q5_0)(int64_t n, const void *panel, const void *x, float *out) {
-    x8_dot_q4_with(true, n, panel, x, out, X8V_NAME(idot_u8));
+    x8_dot_q4_with(true, false, n, panel, x, out, X8V_NAME(idot_u8));
 }
 static void X8V_NAME(x8_dot_q4_0)(int64_t n, const void *panel, const void *x, float *out) {
-    x8_dot_q4_with(false, n, panel, x, out, X8V_NAME(idot_u8));
+    x8_dot_q4_with(false, false, n, panel, x, out, X8V_NAME(idot_u8));
 }
 
 /* Many tokens over unpacked rows (SL_U_PANEL_BLOCK panels) of unsigned

@@ -861,18 +861,24 @@ static inline __m256i x8_idot_u8(const __m256i c[8], const int8_t *xq) {
     return x8_idot_u8_scaled(c, xq, _mm256_set1_epi16(1));
 }
 static void x8_dot_q5_0(int64_t n, const void *panel, const void *x, float *out) {
-    x8_dot_q4_with(true, n, panel, x, out, x8_idot_u8);
+    x8_dot_q4_with(true, false, n, panel, x, out, x8_idot_u8);
 }
 static void x8_dot_q4_0(int64_t n, const void *panel, const void *x, float *out) {
-    x8_dot_q4_with(false, n, panel, x, out, x8_idot_u8);
+    x8_dot_q4_with(false, false, n, panel, x, out, x8_idot_u8);
+}
+static void x8_dot_q5_1(int64_t n, const void *panel, const void *x, float *out) {
+    x8_dot_q4_with(true, true, n, panel, x, out, x8_idot_u8);
+}
+static void x8_dot_q4_1(int64_t n, const void *panel, const void *x, float *out) {
+    x8_dot_q4_with(false, true, n, panel, x, out, x8_idot_u8);
 }
 
-/* q5_0 / q4_0 x8 panels → SL_U_PANEL_BLOCK panels for gemmu_u8 (nr whole
- * panels) */
-static inline __attribute__((always_inline)) void x8_unpack_q4(bool five, int64_t n, const void *panels, int nr,
-                                                               uint8_t *dst) {
+/* q5_0 / q4_0 (q5_1 / q4_1: mins) x8 panels → SL_U_PANEL_BLOCK panels for
+ * gemmu_u8 (nr whole panels) */
+static inline __attribute__((always_inline)) void x8_unpack_q4(bool five, bool mins, int64_t n, const void *panels,
+                                                               int nr, uint8_t *dst) {
     const int64_t nb = n / 32;
-    const size_t bsz = five ? SL_X8_Q5_0_BLOCK : SL_X8_Q4_0_BLOCK;
+    const size_t bsz = (five ? SL_X8_Q5_0_BLOCK : SL_X8_Q4_0_BLOCK) + (mins ? 16 : 0);
     for (int p = 0; p < (nr + 7) / 8; p++) { /* a partial last panel is zero-padded */
         const uint8_t *pn = (const uint8_t *)panels + (size_t)p * (size_t)nb * bsz;
         uint8_t *un = dst + (size_t)p * (size_t)nb * SL_U_PANEL_BLOCK;
@@ -881,18 +887,25 @@ static inline __attribute__((always_inline)) void x8_unpack_q4(bool five, int64_
             uint8_t *ub = un + (size_t)b * SL_U_PANEL_BLOCK;
             const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
             _mm256_store_ps((float *)ub, d);
-            _mm256_store_ps((float *)ub + 8, _mm256_mul_ps(d, _mm256_set1_ps(five ? -16.0f : -8.0f)));
+            _mm256_store_ps((float *)ub + 8, mins ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 16)))
+                                                  : _mm256_mul_ps(d, _mm256_set1_ps(five ? -16.0f : -8.0f)));
             __m256i c[8];
-            x8_q4_block(five, blk, c);
+            x8_q4_block(five, blk + (mins ? 16 : 0), c);
             for (int g = 0; g < 8; g++) _mm256_store_si256((__m256i *)(ub + 64) + g, c[g]);
         }
     }
 }
 static void x8_unpack_q5_0(int64_t n, const void *panels, int nr, uint8_t *dst) {
-    x8_unpack_q4(true, n, panels, nr, dst);
+    x8_unpack_q4(true, false, n, panels, nr, dst);
 }
 static void x8_unpack_q4_0(int64_t n, const void *panels, int nr, uint8_t *dst) {
-    x8_unpack_q4(false, n, panels, nr, dst);
+    x8_unpack_q4(false, false, n, panels, nr, dst);
+}
+static void x8_unpack_q5_1(int64_t n, const void *panels, int nr, uint8_t *dst) {
+    x8_unpack_q4(true, true, n, panels, nr, dst);
+}
+static void x8_unpack_q4_1(int64_t n, const void *panels, int nr, uint8_t *dst) {
+    x8_unpack_q4(false, true, n, panels, nr, dst);
 }
 
 /* ---- unpacked k-quant GEMM (prefill with many tokens) ----
@@ -1579,6 +1592,10 @@ bool sl_kern_fill_avx2(sl_kern_table_t *t) {
     t->x8_unpack[SL_TYPE_Q5_0] = x8_unpack_q5_0;
     t->x8_dot[SL_TYPE_Q4_0] = x8_dot_q4_0;
     t->x8_unpack[SL_TYPE_Q4_0] = x8_unpack_q4_0;
+    t->x8_dot[SL_TYPE_Q5_1] = x8_dot_q5_1;
+    t->x8_unpack[SL_TYPE_Q5_1] = x8_unpack_q5_1;
+    t->x8_dot[SL_TYPE_Q4_1] = x8_dot_q4_1;
+    t->x8_unpack[SL_TYPE_Q4_1] = x8_unpack_q4_1;
     t->x8_dot[SL_TYPE_Q4_K] = x8_dot_q4_K;
     t->x8_dot4[SL_TYPE_Q4_K] = x8_dot4_q4_K;
     t->x8_dot[SL_TYPE_Q5_K] = x8_dot_q5_K;

@@ -1118,21 +1118,6 @@ static void x8_dot_q5_K(int64_t n, const void *panel, const void *vx, float *out
     x8_dot_k45(true, n, panel, vx, out);
 }
 
-/* up to 4 tokens (q8_K rows xs bytes apart) at once; out[t · os + r] */
-static void x8_dot4_q4_K(int64_t n, const void *panel, const void *vx, size_t xs, int nc, float *out, size_t os) {
-    const sl_block_q8_K *x[4];
-    for (int t = 0; t < 4; t++) x[t] = (const void *)((const uint8_t *)vx + (size_t)SL_MIN(t, nc - 1) * xs);
-    __m256 r[4];
-    x8q4k_dots(false, 4, n, panel, x, r);
-    for (int t = 0; t < nc; t++) _mm256_storeu_ps(out + (size_t)t * os, r[t]);
-}
-static void x8_dot4_q5_K(int64_t n, const void *panel, const void *vx, size_t xs, int nc, float *out, size_t os) {
-    const sl_block_q8_K *x[4];
-    for (int t = 0; t < 4; t++) x[t] = (const void *)((const uint8_t *)vx + (size_t)SL_MIN(t, nc - 1) * xs);
-    __m256 r[4];
-    x8q4k_dots(true, 4, n, panel, x, r);
-    for (int t = 0; t < nc; t++) _mm256_storeu_ps(out + (size_t)t * os, r[t]);
-}
 
 /* ---- x8 q6_K (kern_impl.h, SL_X8_Q6_K_BLOCK) ----
  *
@@ -1219,13 +1204,29 @@ static void x8_dot_q6_K(int64_t n, const void *panel, const void *vx, float *out
     _mm256_storeu_ps(out, r[0]);
 }
 
-/* up to 4 tokens (q8_K rows xs bytes apart) at once; out[t · os + r] */
-static void x8_dot4_q6_K(int64_t n, const void *panel, const void *vx, size_t xs, int nc, float *out, size_t os) {
+
+/* x8_dot4 of the k-quants (kind 4: q4_K, 5: q5_K, 6: q6_K): up to 4
+ * tokens (q8_K rows xs bytes apart) at once, a short group padded with its
+ * last token; out[t · os + r]. */
+static inline __attribute__((always_inline)) void x8k_dot4(int kind, int64_t n, const void *panel, const void *vx,
+                                                           size_t xs, int nc, float *out, size_t os) {
     const sl_block_q8_K *x[4];
     for (int t = 0; t < 4; t++) x[t] = (const void *)((const uint8_t *)vx + (size_t)SL_MIN(t, nc - 1) * xs);
     __m256 r[4];
-    x8q6_dots(4, n, panel, x, r);
+    if (kind == 6)
+        x8q6_dots(4, n, panel, x, r);
+    else
+        x8q4k_dots(kind == 5, 4, n, panel, x, r);
     for (int t = 0; t < nc; t++) _mm256_storeu_ps(out + (size_t)t * os, r[t]);
+}
+static void x8_dot4_q4_K(int64_t n, const void *panel, const void *vx, size_t xs, int nc, float *out, size_t os) {
+    x8k_dot4(4, n, panel, vx, xs, nc, out, os);
+}
+static void x8_dot4_q5_K(int64_t n, const void *panel, const void *vx, size_t xs, int nc, float *out, size_t os) {
+    x8k_dot4(5, n, panel, vx, xs, nc, out, os);
+}
+static void x8_dot4_q6_K(int64_t n, const void *panel, const void *vx, size_t xs, int nc, float *out, size_t os) {
+    x8k_dot4(6, n, panel, vx, xs, nc, out, os);
 }
 
 static void urows_q5_K(int64_t n, const void *w, size_t ws, int nr, uint8_t *dst) {

@@ -778,13 +778,6 @@ static void q6k_where(int e, int *ql, bool *hi, int *qh, int *sh) {
     *sh = 2 * q;
 }
 
-static int q6k_code(const sl_block_q6_K *x, int e) {
-    int ql, qh, sh;
-    bool hi;
-    q6k_where(e, &ql, &hi, &qh, &sh);
-    return (hi ? x->ql[ql] >> 4 : x->ql[ql] & 0x0f) | ((x->qh[qh] >> sh) & 3) << 4;
-}
-
 /* Byte and shift of element 32j + 16h + 4k + t of row r in an x8 q6_K
  * super-block: its low 4 bits (nibble h of *lo) and top 2 bits (at *hb). */
 static void x8_q6k_where(int j, int h, int k, int t, int r, size_t *lo, size_t *hb, int *sh) {
@@ -805,19 +798,27 @@ static void x8_pack_q6K(int64_t n_in, const void *src, void *dst, int64_t r0, in
                 const sl_block_q6_K *x = (const sl_block_q6_K *)row + i;
                 uint8_t *blk = pn + (size_t)i * SL_X8_Q6_K_BLOCK;
                 memcpy(blk + 2 * r, &x->d, 2);
+                uint8_t code[SL_QK_K]; /* the 256 codes in element order (q6k_where's walk) */
+                for (int half = 0; half < 2; half++)
+                    for (int l = 0; l < 32; l++) {
+                        const uint8_t a = x->ql[64 * half + l], b = x->ql[64 * half + 32 + l], h = x->qh[32 * half + l];
+                        uint8_t *c = code + 128 * half + l;
+                        c[0] = (uint8_t)((a & 0x0f) | (h & 3) << 4);
+                        c[32] = (uint8_t)((b & 0x0f) | (h >> 2 & 3) << 4);
+                        c[64] = (uint8_t)((a >> 4) | (h >> 4 & 3) << 4);
+                        c[96] = (uint8_t)((b >> 4) | (h >> 6 & 3) << 4);
+                    }
                 for (int j = 0; j < 8; j++) {
                     blk[16 + 16 * j + 2 * r] = (uint8_t)x->scales[2 * j];
                     blk[16 + 16 * j + 2 * r + 1] = (uint8_t)x->scales[2 * j + 1];
-                    for (int h = 0; h < 2; h++)
-                        for (int k = 0; k < 4; k++)
-                            for (int t = 0; t < 4; t++) {
-                                const int c = q6k_code(x, 32 * j + 16 * h + 4 * k + t);
-                                size_t lo, hb;
-                                int sh;
-                                x8_q6k_where(j, h, k, t, r, &lo, &hb, &sh);
-                                blk[lo] |= (uint8_t)((c & 0x0f) << 4 * h);
-                                blk[hb] |= (uint8_t)((c >> 4) << sh);
-                            }
+                    uint8_t *sb = blk + 144 + 192 * j + 4 * r; /* as x8_q6k_where */
+                    for (int k = 0; k < 4; k++)
+                        for (int t = 0; t < 4; t++) {
+                            const int c0 = code[32 * j + 4 * k + t], c1 = code[32 * j + 16 + 4 * k + t];
+                            sb[32 * k + t] = (uint8_t)((c0 & 0x0f) | (c1 & 0x0f) << 4);
+                            sb[128 + t] |= (uint8_t)((c0 >> 4) << 2 * k);
+                            sb[160 + t] |= (uint8_t)((c1 >> 4) << 2 * k);
+                        }
                 }
             }
         }

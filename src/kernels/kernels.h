@@ -65,8 +65,8 @@ void sl_matmul_multi(sl_pool_t *pool, const sl_mm_t *mats, int n_mats, int64_t n
  * the panel GEMM with no per-call unpacking. A panel holds the same bytes
  * as its 8 GGUF rows; a last panel of n_out % 8 rows is padded with zero
  * rows. Available where sl_x8_supported: the ISA has the kernels (AVX2 and
- * up) and whole blocks (n_in % 32 == 0; % 256 for q4_K); q8_0, q5_0, q4_0
- * and q4_K (whose many-token path is its decode kernel once per token). */
+ * up) and whole blocks (n_in % 32 == 0; % 256 for the k-quants); q8_0,
+ * q5_0, q4_0, q5_1, q4_1, q4_K, q5_K and q6_K. */
 bool sl_x8_supported(sl_type_t t, int64_t n_in, int64_t n_out);
 /* Bytes of the x8 copy of an n_out-row matrix (whole panels; 0 if none). */
 size_t sl_x8_bytes(sl_type_t t, int64_t n_in, int64_t n_out);

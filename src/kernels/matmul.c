@@ -40,8 +40,8 @@
 #define PF_AHEAD 4096
 #endif
 
-/* The x8 layout: q8_0, q5_0, q4_0 or q4_K, whole blocks, and a row that
- * the kernel-less fallback can unpack on the stack. A last panel of fewer
+/* The x8 layout: q8_0, q5_0, q4_0, q5_1, q4_1, q4_K, q5_K or q6_K, whole
+ * blocks, and a row that the kernel-less fallback can unpack on the stack. A last panel of fewer
  * than 8 rows is padded with zero rows. */
 #define X8_ROW_MAX 65536
 static const uint8_t x8_zero_row[X8_ROW_MAX];
@@ -329,8 +329,8 @@ static int mm_plan(const sl_kern_table_t *K, const void *w, sl_type_t wtype, boo
         *scratch_bytes = 0;
         if (!x8_layout(wtype, n_in, n_out)) return XF_NONE;
         const size_t wrs = sl_row_size(wtype, n_in);
-        /* q4_K reads q8_K rows (as its GGUF-row kernels do), the others
-         * the q8_0 float-scale row (decode) or panel (many tokens) */
+        /* the k-quants read q8_K rows (as their GGUF-row kernels do), the
+         * others the q8_0 float-scale row (decode) or panel (many tokens) */
         const sl_type_t vt = sl_type_traits(wtype)->vec_dot_type;
         const bool kq = vt == SL_TYPE_Q8_K;
         if (!sl_x8_supported(wtype, n_in, n_out)) {
@@ -345,9 +345,9 @@ static int mm_plan(const sl_kern_table_t *K, const void *w, sl_type_t wtype, boo
             return XF_ROWS + (int)vt;
         }
         /* many tokens: the x8 GEMM, else chunks expanded for the gemmu,
-         * else (q4_K: q8_K rows) the decode kernel once per token, the
-         * panel in cache meanwhile (measured faster than unpacking for
-         * gemmuk even at 128 tokens: 98-107 vs 69-103 GFLOP/s, 1 thread) */
+         * else (the k-quants: q8_K rows) x8_dot4 over 4 tokens at a time,
+         * or the decode kernel once per token, the panel in cache meanwhile
+         * (measured faster than unpacking for gemmuk at 128 tokens) */
         const bool gemm = n_tok > 1 && K->x8_gemm[wtype];
         const bool unp = n_tok > 1 && !gemm && K->x8_unpack[wtype];
         const int64_t u_chunk = unpack_chunk(SL_U_ROW_BYTES(n_in), 8);
@@ -576,7 +576,7 @@ void sl_matmul_x8(sl_pool_t *pool, const void *w, sl_type_t wtype, int64_t n_in,
 bool sl_x8_supported(sl_type_t t, int64_t n_in, int64_t n_out) {
     const sl_kern_table_t *K = sl_kern_table();
     /* many tokens: x8_gemm, x8_unpack + gemmu, or (types dotted with q8_K
-     * rows, one per token) x8_dot per token */
+     * rows) x8_dot4 or x8_dot per token */
     return x8_layout(t, n_in, n_out) && K->x8_dot[t] &&
            (K->x8_gemm[t] || (K->x8_unpack[t] && K->gemmu[t]) || sl_type_traits(t)->vec_dot_type == SL_TYPE_Q8_K);
 }
@@ -587,11 +587,10 @@ bool sl_x8_supported(sl_type_t t, int64_t n_in, int64_t n_out) {
  * bytes qs[4k..4k+3]: a row's 4 bytes of nibble vector k are a copy. q5_0:
  * byte j of vector k = code j of group k (5 bits) | the low 3 bits of code
  * j of group k + 4 at bit 5; the high 2 bits of the latter go to bits 2k,
- * 2k + 1 of byte j of the vector before them. */
-/* The 4/5-bit block types in x8: q4_0, q4_1 (mins), q5_0 (five), q5_1
- * (five, mins). Their GGUF blocks are d, then m (mins), then qh (five),
- * then 16 bytes of nibbles; the x8 blocks (kern_impl.h) are the _0 layout
- * with the 8 f16 m after the 8 f16 d for the _1 types. */
+ * 2k + 1 of byte j of the vector before them. The same for q4_1 / q5_1
+ * (mins): their GGUF blocks are d, then m, then qh (five), then 16 bytes
+ * of nibbles; their x8 blocks the _0 layout with the 8 f16 m after the 8
+ * f16 d. */
 static sl_type_t q4_type(bool five, bool mins) {
     return five ? (mins ? SL_TYPE_Q5_1 : SL_TYPE_Q5_0) : (mins ? SL_TYPE_Q4_1 : SL_TYPE_Q4_0);
 }
@@ -765,25 +764,38 @@ static void x8_row_k45(bool five, int64_t n_in, const void *w, int64_t r, void *
     }
 }
 
-/* q6_K (kern_impl.h, SL_X8_Q6_K_BLOCK): where element e of a GGUF
- * super-block keeps its low 4 bits (byte *ql, high nibble if *hi) and its
- * top 2 bits (byte *qh, from bit *sh) — as ggml's dequantize_row_q6_K
- * walks them: per 128-element half, quarter q of it in ql[l + 32 (q & 1)]
- * (low nibbles for q < 2) and bits 2q of qh[l]. */
-static void q6k_where(int e, int *ql, bool *hi, int *qh, int *sh) {
-    const int half = e / 128, q = e % 128 / 32, l = e % 32;
-    *ql = 64 * half + l + 32 * (q & 1);
-    *hi = q >= 2;
-    *qh = 32 * half + l;
-    *sh = 2 * q;
+/* q6_K (kern_impl.h, SL_X8_Q6_K_BLOCK): a GGUF super-block's 256 codes
+ * (0..63) in element order, and back — ggml's dequantize_row_q6_K walk:
+ * per 128-element half and l < 32, elements l, l + 32, l + 64, l + 96 take
+ * the low / low / high / high nibble of ql[l], ql[l + 32], ql[l], ql[l + 32]
+ * and bits 0-1 / 2-3 / 4-5 / 6-7 of qh[l]. */
+static void q6k_codes(const sl_block_q6_K *x, uint8_t code[SL_QK_K]) {
+    for (int half = 0; half < 2; half++)
+        for (int l = 0; l < 32; l++) {
+            const uint8_t a = x->ql[64 * half + l], b = x->ql[64 * half + 32 + l], h = x->qh[32 * half + l];
+            uint8_t *c = code + 128 * half + l;
+            c[0] = (uint8_t)((a & 0x0f) | (h & 3) << 4);
+            c[32] = (uint8_t)((b & 0x0f) | (h >> 2 & 3) << 4);
+            c[64] = (uint8_t)((a >> 4) | (h >> 4 & 3) << 4);
+            c[96] = (uint8_t)((b >> 4) | (h >> 6 & 3) << 4);
+        }
+}
+static void q6k_put_codes(const uint8_t code[SL_QK_K], sl_block_q6_K *x) {
+    for (int half = 0; half < 2; half++)
+        for (int l = 0; l < 32; l++) {
+            const uint8_t *c = code + 128 * half + l;
+            x->ql[64 * half + l] = (uint8_t)((c[0] & 0x0f) | (c[64] & 0x0f) << 4);
+            x->ql[64 * half + 32 + l] = (uint8_t)((c[32] & 0x0f) | (c[96] & 0x0f) << 4);
+            x->qh[32 * half + l] = (uint8_t)(c[0] >> 4 | (c[32] >> 4) << 2 | (c[64] >> 4) << 4 | (c[96] >> 4) << 6);
+        }
 }
 
-/* Byte and shift of element 32j + 16h + 4k + t of row r in an x8 q6_K
- * super-block: its low 4 bits (nibble h of *lo) and top 2 bits (at *hb). */
-static void x8_q6k_where(int j, int h, int k, int t, int r, size_t *lo, size_t *hb, int *sh) {
-    *lo = 144 + 192 * (size_t)j + 32 * (size_t)k + 4 * (size_t)r + (size_t)t;
-    *hb = 144 + 192 * (size_t)j + 128 + 32 * (size_t)h + 4 * (size_t)r + (size_t)t;
-    *sh = 2 * k;
+/* Row r's bytes of sub-block j in an x8 q6_K super-block: code vector k
+ * holds elements 32j + 4k + t (low nibble) and 32j + 16 + 4k + t (high)
+ * at byte t; the top-bit vectors at +128 (first 16 elements) and +160
+ * (last 16), bits 2k, 2k + 1. */
+static size_t x8_q6k_sub(int j, int r) {
+    return 144 + 192 * (size_t)j + 4 * (size_t)r;
 }
 
 static void x8_pack_q6K(int64_t n_in, const void *src, void *dst, int64_t r0, int64_t r1) {
@@ -791,27 +803,19 @@ static void x8_pack_q6K(int64_t n_in, const void *src, void *dst, int64_t r0, in
     const size_t rs = sl_row_size(SL_TYPE_Q6_K, n_in);
     for (int64_t p = r0 / 8; p < (r1 + 7) / 8; p++) {
         uint8_t *pn = (uint8_t *)dst + (size_t)p * 8 * rs;
-        memset(pn, 0, 8 * rs); /* the nibble and top-bit bytes are ORed in */
+        memset(pn, 0, 8 * rs); /* the top-bit bytes are ORed in */
         for (int r = 0; r < 8; r++) {
             const uint8_t *row = x8_src_row(src, rs, p * 8 + r, r1);
             for (int64_t i = 0; i < nsb; i++) {
                 const sl_block_q6_K *x = (const sl_block_q6_K *)row + i;
                 uint8_t *blk = pn + (size_t)i * SL_X8_Q6_K_BLOCK;
                 memcpy(blk + 2 * r, &x->d, 2);
-                uint8_t code[SL_QK_K]; /* the 256 codes in element order (q6k_where's walk) */
-                for (int half = 0; half < 2; half++)
-                    for (int l = 0; l < 32; l++) {
-                        const uint8_t a = x->ql[64 * half + l], b = x->ql[64 * half + 32 + l], h = x->qh[32 * half + l];
-                        uint8_t *c = code + 128 * half + l;
-                        c[0] = (uint8_t)((a & 0x0f) | (h & 3) << 4);
-                        c[32] = (uint8_t)((b & 0x0f) | (h >> 2 & 3) << 4);
-                        c[64] = (uint8_t)((a >> 4) | (h >> 4 & 3) << 4);
-                        c[96] = (uint8_t)((b >> 4) | (h >> 6 & 3) << 4);
-                    }
+                uint8_t code[SL_QK_K];
+                q6k_codes(x, code);
                 for (int j = 0; j < 8; j++) {
                     blk[16 + 16 * j + 2 * r] = (uint8_t)x->scales[2 * j];
                     blk[16 + 16 * j + 2 * r + 1] = (uint8_t)x->scales[2 * j + 1];
-                    uint8_t *sb = blk + 144 + 192 * j + 4 * r; /* as x8_q6k_where */
+                    uint8_t *sb = blk + x8_q6k_sub(j, r);
                     for (int k = 0; k < 4; k++)
                         for (int t = 0; t < 4; t++) {
                             const int c0 = code[32 * j + 4 * k + t], c1 = code[32 * j + 16 + 4 * k + t];
@@ -834,25 +838,19 @@ static void x8_row_q6K(int64_t n_in, const void *w, int64_t r, void *vrow) {
         const uint8_t *blk = pn + (size_t)i * SL_X8_Q6_K_BLOCK;
         sl_block_q6_K *x = (sl_block_q6_K *)vrow + i;
         memcpy(&x->d, blk + 2 * k8, 2);
-        memset(x->ql, 0, sizeof x->ql);
-        memset(x->qh, 0, sizeof x->qh);
+        uint8_t code[SL_QK_K];
         for (int j = 0; j < 8; j++) {
             x->scales[2 * j] = (int8_t)blk[16 + 16 * j + 2 * k8];
             x->scales[2 * j + 1] = (int8_t)blk[16 + 16 * j + 2 * k8 + 1];
-            for (int h = 0; h < 2; h++)
-                for (int k = 0; k < 4; k++)
-                    for (int t = 0; t < 4; t++) {
-                        size_t lo, hb;
-                        int sh;
-                        x8_q6k_where(j, h, k, t, k8, &lo, &hb, &sh);
-                        const int c = (blk[lo] >> 4 * h & 0x0f) | (blk[hb] >> sh & 3) << 4;
-                        int ql, qh, gsh;
-                        bool hi;
-                        q6k_where(32 * j + 16 * h + 4 * k + t, &ql, &hi, &qh, &gsh);
-                        x->ql[ql] |= (uint8_t)((c & 0x0f) << (hi ? 4 : 0));
-                        x->qh[qh] |= (uint8_t)((c >> 4) << gsh);
-                    }
+            const uint8_t *sb = blk + x8_q6k_sub(j, k8);
+            for (int k = 0; k < 4; k++)
+                for (int t = 0; t < 4; t++) {
+                    const uint8_t nb = sb[32 * k + t];
+                    code[32 * j + 4 * k + t] = (uint8_t)((nb & 0x0f) | (sb[128 + t] >> 2 * k & 3) << 4);
+                    code[32 * j + 16 + 4 * k + t] = (uint8_t)((nb >> 4) | (sb[160 + t] >> 2 * k & 3) << 4);
+                }
         }
+        q6k_put_codes(code, x);
     }
 }
 

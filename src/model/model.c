@@ -7,7 +7,8 @@
  * weights, biases, rope_freqs) are copied into F32 arrays. Every weight
  * matrix W has GGUF shape ne = [n_in, n_out] and is used as y = W x through
  * sl_matmul, which takes any type it supports. Matrices the kernels have an
- * x8 panel layout for (q8_0, q5_0, q4_0, q4_K on AVX2 and up) are repacked once at load,
+ * x8 panel layout for (q8_0, q5_0, q4_0, q5_1, q4_1, q4_K, q5_K, q6_K on AVX2 and up; see
+ * sl_x8_supported) are repacked once at load,
  * and the other streamed matrices copied as they are, into one anonymous arena (transparent huge pages where the kernel allows:
  * decode streams every weight per token), slice by slice, each slice's file
  * pages released right after (MADV_DONTNEED), so the resident size stays

@@ -22,7 +22,6 @@
 
 #include "kernels/x8_simd.h"
 
-
 /* 32 nibbles → 32 bytes: low nibbles of the 16 bytes (elements 0-15) in the
  * low lane, high nibbles (elements 16-31) in the high lane. */
 static inline __m256i nibbles32(const uint8_t *p) {
@@ -999,6 +998,15 @@ static inline void x8k_scales(const uint8_t *blk, uint8_t sc[64], uint8_t mn[64]
                                                               _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30)));
 }
 
+/* The bits of each byte of hb from bit pos on moved to bit 4 and kept
+ * where mask is set (0x10: one bit, 0x30: two): a 16-bit shift left by
+ * 4 − pos or right by pos − 4, the bits crossing a byte boundary never
+ * landing in the mask. pos is a constant once the callers' loops unroll. */
+static inline __attribute__((always_inline)) __m256i x8_bits_to4(__m256i hb, int pos, uint8_t mask) {
+    const __m256i b = pos < 4 ? _mm256_slli_epi16(hb, 4 - pos) : _mm256_srli_epi16(hb, pos - 4);
+    return _mm256_and_si256(b, _mm256_set1_epi8((char)mask));
+}
+
 /* The 8 rows of one x8 q4_K panel · NT q8_K rows x[t], each sub-block's
  * nibbles expanded once (one 16-element half at a time) for all NT tokens;
  * out[t] gets the 8 rows' dots with token t. For 4 tokens (x8_dot4_q4_K):
@@ -1007,7 +1015,7 @@ static inline void x8k_scales(const uint8_t *blk, uint8_t sc[64], uint8_t mn[64]
  * sub-block form (111-115 vs 101-104). */
 static inline __attribute__((always_inline)) void x8q4k_dots(bool five, int NT, int64_t n, const uint8_t *panel,
                                                              const sl_block_q8_K *const x[4], __m256 out[4]) {
-    const __m256i m4 = _mm256_set1_epi8(0x0f), m10 = _mm256_set1_epi8(0x10);
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
     const size_t bsz = five ? SL_X8_Q5_K_BLOCK : SL_X8_Q4_K_BLOCK, sbsz = five ? 160 : 128;
     __m256 acc[4];
     for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
@@ -1029,11 +1037,7 @@ static inline __attribute__((always_inline)) void x8q4k_dots(bool five, int NT, 
                 for (int k = 0; k < 4; k++) {
                     const __m256i nib = _mm256_loadu_si256((const __m256i *)(v + 32 * k));
                     c[k] = _mm256_and_si256(h ? _mm256_srli_epi16(nib, 4) : nib, m4);
-                    if (five) { /* bit 4h + k of the fifth-bit vector → bit 4 */
-                        const int sh = 4 * h + k - 4;
-                        const __m256i b = sh < 0 ? _mm256_slli_epi16(hb, -sh) : _mm256_srli_epi16(hb, sh);
-                        c[k] = _mm256_or_si256(c[k], _mm256_and_si256(b, m10));
-                    }
+                    if (five) c[k] = _mm256_or_si256(c[k], x8_bits_to4(hb, 4 * h + k, 0x10));
                 }
 #pragma GCC unroll 4
                 for (int t = 0; t < NT; t++) {
@@ -1067,17 +1071,9 @@ static inline __attribute__((always_inline)) void x8q4k_dots(bool five, int NT, 
 /* The fifth bits of an x8 q5_K sub-block (its vector after the nibbles)
  * ORed into the 8 code vectors as bit 4. */
 static inline __attribute__((always_inline)) void x8k_fifth(const uint8_t *hb, __m256i c[8]) {
-    const __m256i m10 = _mm256_set1_epi8(0x10), h = _mm256_loadu_si256((const __m256i *)hb);
-    /* bit k → bit 4: a left shift by 4 − k; bit 4 + k → bit 4: a right
-     * shift by k (16-bit shifts: the bits crossing bytes are masked off) */
-    c[0] = _mm256_or_si256(c[0], _mm256_and_si256(_mm256_slli_epi16(h, 4), m10));
-    c[1] = _mm256_or_si256(c[1], _mm256_and_si256(_mm256_slli_epi16(h, 3), m10));
-    c[2] = _mm256_or_si256(c[2], _mm256_and_si256(_mm256_slli_epi16(h, 2), m10));
-    c[3] = _mm256_or_si256(c[3], _mm256_and_si256(_mm256_slli_epi16(h, 1), m10));
-    c[4] = _mm256_or_si256(c[4], _mm256_and_si256(h, m10));
-    c[5] = _mm256_or_si256(c[5], _mm256_and_si256(_mm256_srli_epi16(h, 1), m10));
-    c[6] = _mm256_or_si256(c[6], _mm256_and_si256(_mm256_srli_epi16(h, 2), m10));
-    c[7] = _mm256_or_si256(c[7], _mm256_and_si256(_mm256_srli_epi16(h, 3), m10));
+    const __m256i h = _mm256_loadu_si256((const __m256i *)hb);
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; g++) c[g] = _mm256_or_si256(c[g], x8_bits_to4(h, g, 0x10));
 }
 
 /* q4_K, or q5_K (five: 5-bit codes, pair sums <= 7874, four in int16 <=
@@ -1118,7 +1114,6 @@ static void x8_dot_q5_K(int64_t n, const void *panel, const void *vx, float *out
     x8_dot_k45(true, n, panel, vx, out);
 }
 
-
 /* ---- x8 q6_K (kern_impl.h, SL_X8_Q6_K_BLOCK) ----
  *
  * Decode against a q8_K row. Per 32-element sub-block: the 8 codes vectors
@@ -1129,17 +1124,6 @@ static void x8_dot_q5_K(int64_t n, const void *panel, const void *vx, float *out
  * vpshufb of the sub-block's sign-extended scale pairs). The −32 offset
  * comes off per super-block as 32 · Σ scale · bsum (the scale pairs
  * against the two q8_K bsums of the sub-block: one vpmaddwd). */
-static inline __m256i x8q6_top(__m256i hb, int k) {
-    /* bits 2k, 2k + 1 of each byte to bits 4, 5 */
-    const __m256i m30 = _mm256_set1_epi8(0x30);
-    switch (k) {
-    case 0: return _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30);
-    case 1: return _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30);
-    case 2: return _mm256_and_si256(hb, m30);
-    default: return _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30);
-    }
-}
-
 /* The 8 rows of one x8 q6_K panel · NT (1 or 4) q8_K rows x[t]: each
  * sub-block's codes are expanded once for all NT tokens. out[t] gets the
  * 8 rows' dots with token t. */
@@ -1170,7 +1154,7 @@ static inline __attribute__((always_inline)) void x8q6_dots(int NT, int64_t n, c
 #pragma GCC unroll 4
                 for (int k = 0; k < 4; k++) {
                     const __m256i nb = _mm256_loadu_si256((const __m256i *)(cb + 32 * k));
-                    c[k] = _mm256_or_si256(_mm256_and_si256(h ? _mm256_srli_epi16(nb, 4) : nb, m4), x8q6_top(hb, k));
+                    c[k] = _mm256_or_si256(_mm256_and_si256(h ? _mm256_srli_epi16(nb, 4) : nb, m4), x8_bits_to4(hb, 2 * k, 0x30));
                 }
 #pragma GCC unroll 4
                 for (int t = 0; t < NT; t++) {
@@ -1203,7 +1187,6 @@ static void x8_dot_q6_K(int64_t n, const void *panel, const void *vx, float *out
     x8q6_dots(1, n, panel, x, r);
     _mm256_storeu_ps(out, r[0]);
 }
-
 
 /* x8_dot4 of the k-quants (kind 4: q4_K, 5: q5_K, 6: q6_K): up to 4
  * tokens (q8_K rows xs bytes apart) at once, a short group padded with its

@@ -307,15 +307,15 @@ static void test_attention(void) {
  * shared pool of blocks (shuffled), a batch mixing prefill runs and single
  * decode tokens, F32/F16/Q8_0 storage; against a double reference that
  * reads the same (dequantized) cache rows through the block tables. */
-static void paged_case(int bsz, int H, int K, int D, sl_type_t kt, int threads, sl_isa_t isa) {
+static void paged_case(int bsz, int H, int K, int D, sl_type_t kt, int threads, sl_isa_t isa, int past1) {
     enum { NSEQ = 3 };
-    const int past[NSEQ] = {0, 37, 5}, ntok[NSEQ] = {23, 1, 9};
+    const int past[NSEQ] = {0, past1, 5}, ntok[NSEQ] = {23, 1, 9};
     const size_t rb = sl_row_size(kt, D);
-    const int n_blocks = 40;
+    const int n_blocks = 8 + (23 + past1 + 1 + 14) / bsz + 3;
     const size_t layer = (size_t)K * bsz * rb, blk = layer; /* one layer */
     uint8_t *kc = calloc((size_t)n_blocks, blk), *vc = calloc((size_t)n_blocks, blk);
-    int32_t tables[NSEQ][16];
-    int perm[40];
+    int32_t tables[NSEQ][64];
+    int perm[128];
     for (int i = 0; i < n_blocks; i++) perm[i] = i;
     for (int i = n_blocks - 1; i > 0; i--) {
         int j = (int)((rnd() * 0.5 + 0.5) * (i + 1)) % (i + 1), t = perm[i];
@@ -355,7 +355,7 @@ static void paged_case(int bsz, int H, int K, int D, sl_type_t kt, int threads, 
     sl_kernels_set_isa(prev);
     double md = 0;
     float kf[256], vf[256];
-    double p[64];
+    double p[256];
     const int grp = H / K;
     for (int t = 0; t < n_tok; t++)
         for (int h = 0; h < H; h++) {
@@ -379,8 +379,8 @@ static void paged_case(int bsz, int H, int K, int D, sl_type_t kt, int threads, 
             }
             for (int i = 0; i < D; i++) md = fmax(md, fabs(out[((size_t)t * H + h) * D + i] - o[i]));
         }
-    CHECK_MSG(md < 2e-5, "paged attention bs %d H %d K %d D %d %s t%d isa %s: %.3g", bsz, H, K, D, sl_type_name(kt),
-              threads, sl_isa_name(isa), md);
+    CHECK_MSG(md < 2e-5, "paged attention bs %d H %d K %d D %d %s t%d isa %s past %d: %.3g", bsz, H, K, D,
+              sl_type_name(kt), threads, sl_isa_name(isa), past1, md);
     sl_pool_free(pool);
     free(kc), free(vc), free(qv), free(out), free(scratch);
 }
@@ -390,10 +390,16 @@ static void test_attention_paged(void) {
     for (size_t i = 0; i < SL_ARRAY_LEN(isas); i++) {
         sl_type_t types[] = {SL_TYPE_F32, SL_TYPE_F16, SL_TYPE_Q8_0};
         for (size_t t = 0; t < 3; t++) {
-            paged_case(16, 14, 2, 64, types[t], 2, isas[i]); /* engine blocks, GQA 7 */
-            paged_case(5, 8, 2, 32, types[t], 3, isas[i]);   /* blocks shorter than a key chunk */
-            paged_case(64, 4, 4, 96, types[t], 1, isas[i]);  /* long blocks, MHA */
-            if (types[t] != SL_TYPE_Q8_0) paged_case(7, 6, 3, 12, types[t], 2, isas[i]); /* D % 8 != 0 */
+            paged_case(16, 14, 2, 64, types[t], 2, isas[i], 37); /* engine blocks, GQA 7 */
+            paged_case(5, 8, 2, 32, types[t], 3, isas[i], 37);   /* blocks shorter than a key chunk */
+            paged_case(64, 4, 4, 96, types[t], 1, isas[i], 37);  /* long blocks, MHA */
+            if (types[t] != SL_TYPE_Q8_0) paged_case(7, 6, 3, 12, types[t], 2, isas[i], 37); /* D % 8 != 0 */
+            /* several key chunks (online softmax across them), key counts
+             * not a multiple of 4; rows of a token 3 + 2 (GQA 5) and 3 (GQA
+             * 3, D 128) at a time */
+            paged_case(16, 10, 2, 64, types[t], 2, isas[i], 201);
+            paged_case(16, 6, 2, 128, types[t], 1, isas[i], 150);
+            paged_case(16, 14, 2, 64, types[t], 2, isas[i], 200);
         }
     }
 }

@@ -13,7 +13,7 @@
  *
  * Weights are seeded pseudo-random normals × 0.02 (norm weights 1 ± 0.02),
  * so activations and logits stay in a sane range. Types per tensor follow
- * model_qplan_type (the q4_K_M mix and its fallbacks included). For llama,
+ * model_qplan_type (llama.cpp's mixes, q2_K to q6_K, and fallbacks included). For llama,
  * the converter's Q/K row permutation is only a layout convention, which
  * random weights need not reproduce.
  */
@@ -41,7 +41,8 @@ static void usage(void) {
     fprintf(stderr,
             "usage: silica mkmodel --arch llama|qwen2|qwen3 --out F.gguf [--vocab N] [--embd N] [--layers N]\n"
             "         [--heads N] [--kv-heads N] [--head-dim N] [--ffn N] [--ctx N] [--tied|--untied]\n"
-            "         [--type f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q4_K|q5_K|q6_K|q4_K_M|q5_K_M] [--seed S]\n"
+            "         [--type f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q2_K|q3_K_S|q3_K_M|q3_K_L|q4_K|q4_K_S|q4_K_M\n"
+            "                 |q5_K|q5_K_S|q5_K_M|q6_K] [--seed S]\n"
             "         [--tokenizer DIR] [--chat-template FILE] [--name NAME] [--rope-base F] [--rope-scaling linear|yarn]\n"
             "         [--rope-factor F] [--rope-orig-ctx N] [--preset qwen2.5-0.5b] [-t THREADS]\n");
 }
@@ -249,7 +250,8 @@ int cmd_mkmodel(int argc, char **argv) {
     o.w = gguf_writer_new();
     const int nt = m.threads > 0 ? (int)m.threads : mcli_n_cores();
     o.pool = nt > 1 ? sl_pool_new(nt) : NULL;
-    if (!o.w || model_qplan_init(&o.plan, m.type, (int)m.layers, m.tied != 0, err, sizeof err)) {
+    if (!o.w || model_qplan_init(&o.plan, m.type, (int)m.layers, (int)(m.heads / m.kv_heads), m.tied != 0, err,
+                                     sizeof err)) {
         fprintf(stderr, "silica mkmodel: %s\n", o.w ? err : "out of memory");
         goto done;
     }

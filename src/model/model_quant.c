@@ -14,41 +14,50 @@
 
 /* llama_ftype numbers (general.file_type). */
 enum {
-    FT_F32 = 0, FT_F16 = 1, FT_Q4_0 = 2, FT_Q4_1 = 3, FT_Q8_0 = 7, FT_Q5_0 = 8, FT_Q5_1 = 9,
-    FT_Q4_K_S = 14, FT_Q4_K_M = 15, FT_Q5_K_S = 16, FT_Q5_K_M = 17, FT_Q6_K = 18, FT_BF16 = 32,
+    FT_F32 = 0, FT_F16 = 1, FT_Q4_0 = 2, FT_Q4_1 = 3, FT_Q8_0 = 7, FT_Q5_0 = 8, FT_Q5_1 = 9, FT_Q2_K = 10,
+    FT_Q3_K_S = 11, FT_Q3_K_M = 12, FT_Q3_K_L = 13, FT_Q4_K_S = 14, FT_Q4_K_M = 15, FT_Q5_K_S = 16,
+    FT_Q5_K_M = 17, FT_Q6_K = 18, FT_BF16 = 32,
 };
 
+/* mixed: llama.cpp's per-tensor rules of that file type apply (output
+ * matrix, attn_v, ffn_down, attn_output); otherwise every 2-D weight gets
+ * the base type ("q4_K" / "q5_K": all q4_K / q5_K, labelled as the _S
+ * file type). */
 static const struct {
     const char *name;
     sl_type_t base;
-    bool k_mix;
+    bool mixed;
     int ftype;
 } plans[] = {
-    {"f32", SL_TYPE_F32, false, FT_F32},     {"f16", SL_TYPE_F16, false, FT_F16},
-    {"bf16", SL_TYPE_BF16, false, FT_BF16},  {"q8_0", SL_TYPE_Q8_0, false, FT_Q8_0},
-    {"q4_0", SL_TYPE_Q4_0, false, FT_Q4_0},  {"q4_1", SL_TYPE_Q4_1, false, FT_Q4_1},
-    {"q5_0", SL_TYPE_Q5_0, false, FT_Q5_0},  {"q5_1", SL_TYPE_Q5_1, false, FT_Q5_1},
-    {"q4_K", SL_TYPE_Q4_K, false, FT_Q4_K_S}, {"q5_K", SL_TYPE_Q5_K, false, FT_Q5_K_S},
-    {"q6_K", SL_TYPE_Q6_K, false, FT_Q6_K},  {"q4_K_M", SL_TYPE_Q4_K, true, FT_Q4_K_M},
+    {"f32", SL_TYPE_F32, false, FT_F32},       {"f16", SL_TYPE_F16, false, FT_F16},
+    {"bf16", SL_TYPE_BF16, false, FT_BF16},    {"q8_0", SL_TYPE_Q8_0, true, FT_Q8_0},
+    {"q4_0", SL_TYPE_Q4_0, true, FT_Q4_0},     {"q4_1", SL_TYPE_Q4_1, true, FT_Q4_1},
+    {"q5_0", SL_TYPE_Q5_0, true, FT_Q5_0},     {"q5_1", SL_TYPE_Q5_1, true, FT_Q5_1},
+    {"q4_K", SL_TYPE_Q4_K, false, FT_Q4_K_S},  {"q5_K", SL_TYPE_Q5_K, false, FT_Q5_K_S},
+    {"q6_K", SL_TYPE_Q6_K, true, FT_Q6_K},     {"q2_K", SL_TYPE_Q2_K, true, FT_Q2_K},
+    {"q3_K_S", SL_TYPE_Q3_K, true, FT_Q3_K_S}, {"q3_K_M", SL_TYPE_Q3_K, true, FT_Q3_K_M},
+    {"q3_K_L", SL_TYPE_Q3_K, true, FT_Q3_K_L}, {"q4_K_S", SL_TYPE_Q4_K, true, FT_Q4_K_S},
+    {"q4_K_M", SL_TYPE_Q4_K, true, FT_Q4_K_M}, {"q5_K_S", SL_TYPE_Q5_K, true, FT_Q5_K_S},
     {"q5_K_M", SL_TYPE_Q5_K, true, FT_Q5_K_M},
 };
 
-int model_qplan_init(model_qplan_t *p, const char *type_name, int n_layer, bool tied, char *err,
+int model_qplan_init(model_qplan_t *p, const char *type_name, int n_layer, int n_gqa, bool tied, char *err,
                      size_t errlen) {
     memset(p, 0, sizeof *p);
     for (size_t i = 0; i < SL_ARRAY_LEN(plans); i++) {
         if (strcasecmp(type_name, plans[i].name) != 0) continue;
         p->base = plans[i].base;
-        p->k_mix = plans[i].k_mix;
+        p->mixed = plans[i].mixed;
         p->ftype = plans[i].ftype;
         p->n_layer = n_layer;
+        p->n_gqa = n_gqa;
         p->tied = tied;
         snprintf(p->name, sizeof p->name, "%s", plans[i].name);
         return 0;
     }
     return sl_err(err, errlen,
-                  "unknown type '%s' (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_K, q5_K, q6_K, "
-                  "q4_K_M, q5_K_M)",
+                  "unknown type '%s' (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K_S, q3_K_M, "
+                  "q3_K_L, q4_K, q4_K_S, q4_K_M, q5_K, q5_K_S, q5_K_M, q6_K)",
                   type_name);
 }
 
@@ -68,10 +77,14 @@ static bool ends_with(const char *s, const char *suffix) {
     return a >= b && !strcmp(s + a - b, suffix);
 }
 
-/* The type to use when rows of n_in elements do not fit t's blocks. */
+/* The type to use when rows of n_in elements do not fit t's blocks
+ * (llama.cpp's fallbacks; q2_K / q3_K go to q4_0, where llama.cpp takes
+ * iq4_nl, which Silica does not store). */
 static sl_type_t fallback(sl_type_t t, int64_t n_in) {
     for (int guard = 0; guard < 4 && sl_row_size(t, n_in) == 0; guard++) {
         switch (t) {
+        case SL_TYPE_Q2_K:
+        case SL_TYPE_Q3_K: t = SL_TYPE_Q4_0; break;
         case SL_TYPE_Q4_K: t = SL_TYPE_Q5_0; break;
         case SL_TYPE_Q5_K: t = SL_TYPE_Q5_1; break;
         case SL_TYPE_Q6_K: t = SL_TYPE_Q8_0; break;
@@ -81,18 +94,51 @@ static sl_type_t fallback(sl_type_t t, int64_t n_in) {
     return sl_row_size(t, n_in) ? t : SL_TYPE_F32;
 }
 
+/* llama.cpp's llama_tensor_get_type for the file types above (dense
+ * models; its 70B / expert / falcon special cases are not applied). */
+static sl_type_t mixed_type(const model_qplan_t *p, const char *name, int64_t n_in) {
+    const int ft = p->ftype, l = layer_of(name), n = p->n_layer;
+    if (!strcmp(name, "output.weight") || (p->tied && !strcmp(name, "token_embd.weight"))) {
+        if (n_in % sl_type_traits(p->base)->blck != 0) return SL_TYPE_Q8_0;
+        return p->base == SL_TYPE_Q8_0 ? SL_TYPE_Q8_0 : SL_TYPE_Q6_K;
+    }
+    if (l < 0) return p->base;
+    if (ends_with(name, ".attn_v.weight")) {
+        switch (ft) {
+        case FT_Q2_K: return p->n_gqa >= 4 ? SL_TYPE_Q4_K : SL_TYPE_Q3_K;
+        case FT_Q3_K_M: return l < 2 ? SL_TYPE_Q5_K : SL_TYPE_Q4_K;
+        case FT_Q3_K_L: return SL_TYPE_Q5_K;
+        case FT_Q4_K_M:
+        case FT_Q5_K_M: return use_more_bits(l, n) ? SL_TYPE_Q6_K : p->base;
+        case FT_Q4_K_S: return l < 4 ? SL_TYPE_Q5_K : p->base;
+        default: return p->base;
+        }
+    }
+    if (ends_with(name, ".ffn_down.weight")) {
+        switch (ft) {
+        case FT_Q2_K: return SL_TYPE_Q3_K;
+        case FT_Q3_K_M: return l < n / 16 ? SL_TYPE_Q5_K : SL_TYPE_Q4_K;
+        case FT_Q3_K_L: return SL_TYPE_Q5_K;
+        case FT_Q4_K_M:
+        case FT_Q5_K_M: return use_more_bits(l, n) ? SL_TYPE_Q6_K : p->base;
+        case FT_Q4_K_S: return l < n / 8 ? SL_TYPE_Q5_K : p->base;
+        default: return p->base;
+        }
+    }
+    if (ends_with(name, ".attn_output.weight")) {
+        switch (ft) {
+        case FT_Q2_K: return SL_TYPE_Q3_K;
+        case FT_Q3_K_M: return SL_TYPE_Q4_K;
+        case FT_Q3_K_L: return SL_TYPE_Q5_K;
+        default: return p->base;
+        }
+    }
+    return p->base;
+}
+
 sl_type_t model_qplan_type(const model_qplan_t *p, const char *name, uint32_t n_dims, int64_t n_in) {
     if (n_dims < 2 || !ends_with(name, ".weight")) return SL_TYPE_F32;
-    sl_type_t t = p->base;
-    if (p->k_mix) {
-        const int l = layer_of(name);
-        if (!strcmp(name, "output.weight") || (p->tied && !strcmp(name, "token_embd.weight")))
-            t = SL_TYPE_Q6_K;
-        else if (l >= 0 && (ends_with(name, ".attn_v.weight") || ends_with(name, ".ffn_down.weight")) &&
-                 use_more_bits(l, p->n_layer))
-            t = SL_TYPE_Q6_K;
-    }
-    return fallback(t, n_in);
+    return fallback(p->mixed ? mixed_type(p, name, n_in) : p->base, n_in);
 }
 
 struct qrows_job {
@@ -144,8 +190,19 @@ int model_quantize_file(const char *in_path, const char *out_path, const char *t
         if (l + 1 > n_layer) n_layer = l + 1;
     }
     const bool tied = gguf_find_tensor(in, "output.weight") == NULL;
+    /* query heads per KV head (q2_K's attn_v rule) */
+    int n_gqa = 1;
+    gguf_str_t arch;
+    if (gguf_get_str(in, "general.architecture", &arch, NULL, 0) == 0 && arch.len < 64) {
+        char key[96];
+        snprintf(key, sizeof key, "%.*s.attention.head_count", (int)arch.len, arch.ptr);
+        const uint32_t nh = gguf_get_u32_or(in, key, 0);
+        snprintf(key, sizeof key, "%.*s.attention.head_count_kv", (int)arch.len, arch.ptr);
+        const uint32_t nkv = gguf_get_u32_or(in, key, nh);
+        if (nh > 0 && nkv > 0 && nh % nkv == 0) n_gqa = (int)(nh / nkv);
+    }
     model_qplan_t plan;
-    if (model_qplan_init(&plan, type_name, n_layer, tied, err, errlen)) goto done;
+    if (model_qplan_init(&plan, type_name, n_layer, n_gqa, tied, err, errlen)) goto done;
 
     if (gguf_writer_copy_kv(w, in) != 0 || gguf_writer_set_u32(w, "general.file_type", (uint32_t)plan.ftype) ||
         gguf_writer_set_u32(w, "general.quantization_version", 2)) {

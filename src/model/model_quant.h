@@ -4,15 +4,24 @@
  * converting a GGUF model between types. Used by `silica quantize` and
  * `silica mkmodel`.
  *
- * Rules (as llama.cpp's llama_tensor_get_type for these file types):
- *   - 1-D tensors (norms, biases, rope_freqs) stay F32;
- *   - plain types (f16, q8_0, q4_0, ...): every 2-D weight gets that type;
- *   - q4_K_M / q5_K_M: q4_K / q5_K for most weights; q6_K for output.weight
- *     (or token_embd.weight when the output is tied) and for attn_v / ffn_down
- *     of the layers use_more_bits() picks (first and last eighth, every third
- *     in between);
+ * Rules (as llama.cpp's llama_tensor_get_type for these file types, dense
+ * models):
+ *   - 1-D tensors (norms, biases, rope_freqs) stay F32; f32 / f16 / bf16
+ *     give every 2-D weight that type, and so do the pure q4_K / q5_K;
+ *   - the quantized file types: the output matrix (output.weight, or
+ *     token_embd.weight when the output is tied) is q6_K (q8_0 for q8_0,
+ *     and q8_0 when its rows are not whole blocks of the base type);
+ *   - q2_K: attn_v q3_K (q4_K with 4+ query heads per KV head), ffn_down and
+ *     attn_output q3_K; q3_K_M: attn_v q5_K in layers 0-1 then q4_K,
+ *     ffn_down q5_K in the first 1/16 of the layers then q4_K, attn_output
+ *     q4_K; q3_K_L: attn_v, ffn_down and attn_output q5_K; q4_K_S: attn_v
+ *     q5_K in layers 0-3, ffn_down q5_K in the first eighth; q4_K_M /
+ *     q5_K_M: attn_v and ffn_down q6_K in the layers use_more_bits() picks
+ *     (first and last eighth, every third in between); q3_K_S, q5_K_S, q6_K
+ *     and the 32-blocks: the base type elsewhere;
  *   - a row length that is not a multiple of the block size falls back:
- *     q4_K → q5_0, q5_K → q5_1, q6_K → q8_0, and any 32-block type → f16.
+ *     q2_K / q3_K → q4_0, q4_K → q5_0, q5_K → q5_1, q6_K → q8_0, and any
+ *     32-block type → f16.
  */
 #ifndef SILICA_MODEL_QUANT_H
 #define SILICA_MODEL_QUANT_H
@@ -26,16 +35,18 @@
 
 typedef struct model_qplan {
     sl_type_t base;   /* type of ordinary weights */
-    bool k_mix;       /* q4_K_M / q5_K_M rules */
+    bool mixed;       /* llama.cpp's per-tensor rules of the file type */
     int ftype;        /* llama_ftype number written to general.file_type */
     int n_layer;
+    int n_gqa;        /* query heads per KV head */
     bool tied;        /* no output.weight: token_embd is the output matrix */
     char name[16];    /* canonical name, e.g. "q4_K_M" */
 } model_qplan_t;
 
 /* Parses a file-type name (case-insensitive): f32 f16 bf16 q8_0 q4_0 q4_1
- * q5_0 q5_1 q4_k q5_k q6_k q4_k_m q5_k_m. Returns 0 or -1 with a message. */
-int model_qplan_init(model_qplan_t *p, const char *type_name, int n_layer, bool tied, char *err,
+ * q5_0 q5_1 q2_k q3_k_s q3_k_m q3_k_l q4_k q4_k_s q4_k_m q5_k q5_k_s q5_k_m
+ * q6_k. Returns 0 or -1 with a message. */
+int model_qplan_init(model_qplan_t *p, const char *type_name, int n_layer, int n_gqa, bool tied, char *err,
                      size_t errlen);
 
 /* The type a tensor named `name` with n_dims dims and rows of n_in elements

@@ -69,14 +69,30 @@ static float *rnd_vec(size_t n, float center, float a) {
     return v;
 }
 
-/* Rounds every row through the storage type, as the file will hold it. */
+/* Rounds every row through the storage type, as the file will hold it:
+ * to a fixed point, since the file's writer quantizes these floats again
+ * (the q2_K / q3_K / q5_K quantizers may move a dequantized row once more;
+ * a row that keeps moving is scaled a little and tried again). */
 static void round_rows(float *w, int n_out, int n_in, sl_type_t t) {
     if (t == SL_TYPE_F32) return;
     void *buf = malloc(sl_row_size(t, n_in));
+    float *prev = malloc(sizeof(float) * (size_t)n_in);
     for (int r = 0; r < n_out; r++) {
-        CHECK(sl_quantize_row(t, w + (size_t)r * n_in, buf, n_in) == 0);
-        sl_dequantize_row(t, buf, w + (size_t)r * n_in, n_in);
+        float *row = w + (size_t)r * n_in;
+        bool fixed = false;
+        for (int tries = 0; tries < 8 && !fixed; tries++) {
+            if (tries)
+                for (int i = 0; i < n_in; i++) row[i] *= 1.001f;
+            for (int it = 0; it < 12 && !fixed; it++) {
+                memcpy(prev, row, sizeof(float) * (size_t)n_in);
+                CHECK(sl_quantize_row(t, row, buf, n_in) == 0);
+                sl_dequantize_row(t, buf, row, n_in);
+                fixed = it > 0 && !memcmp(prev, row, sizeof(float) * (size_t)n_in);
+            }
+        }
+        CHECK_MSG(fixed, "%s row %d does not settle under requantization", sl_type_name(t), r);
     }
+    free(prev);
     free(buf);
 }
 
@@ -536,6 +552,11 @@ static void test_f16_and_q8(void) {
     run_case("qwen2 q5_K tied", &s, 4e-2, SL_TYPE_F32, 2);
     s.wtype = SL_TYPE_Q6_K;
     run_case("qwen2 q6_K tied", &s, 4e-2, SL_TYPE_F32, 2);
+    /* q3_K and q2_K: GGUF rows (no x8 layout), unpacked for the GEMM */
+    s.wtype = SL_TYPE_Q3_K;
+    run_case("qwen2 q3_K tied", &s, 4e-2, SL_TYPE_F32, 2);
+    s.wtype = SL_TYPE_Q2_K;
+    run_case("qwen2 q2_K tied", &s, 4e-2, SL_TYPE_F32, 2);
 }
 
 /* A model with a missing or mis-shaped tensor fails to load with a message
@@ -567,11 +588,18 @@ static void test_validation(void) {
     CHECK(err[0] != '\0');
 }
 
-/* llama.cpp's per-tensor rules for the q4_K_M mix and the fallbacks. */
+/* The type of blk.<l>.<what>.weight with rows of n_in under p. */
+static sl_type_t plan_at(const model_qplan_t *p, int l, const char *what, int64_t n_in) {
+    char n[96];
+    snprintf(n, sizeof n, "blk.%d.%s.weight", l, what);
+    return model_qplan_type(p, n, 2, n_in);
+}
+
+/* llama.cpp's per-tensor rules for its k-quant mixes and the fallbacks. */
 static void test_quant_plan(void) {
     model_qplan_t p;
     char err[SL_ERR_MAX];
-    CHECK(model_qplan_init(&p, "q4_k_m", 24, true, err, sizeof err) == 0);
+    CHECK(model_qplan_init(&p, "q4_k_m", 24, 7, true, err, sizeof err) == 0);
     CHECK(p.ftype == 15);
     CHECK(model_qplan_type(&p, "token_embd.weight", 2, 1024) == SL_TYPE_Q6_K); /* tied: it is the output */
     CHECK(model_qplan_type(&p, "token_embd.weight", 2, 896) == SL_TYPE_Q8_0);  /* q6_K row fallback */
@@ -592,13 +620,57 @@ static void test_quant_plan(void) {
         snprintf(n, sizeof n, "blk.%d.ffn_up.weight", l);
         CHECK(model_qplan_type(&p, n, 2, 1024) == SL_TYPE_Q4_K);
     }
-    CHECK(model_qplan_init(&p, "q4_K_M", 24, false, err, sizeof err) == 0);
+    CHECK(model_qplan_init(&p, "q4_K_M", 24, 7, false, err, sizeof err) == 0);
     CHECK(model_qplan_type(&p, "output.weight", 2, 1024) == SL_TYPE_Q6_K);
     CHECK(model_qplan_type(&p, "token_embd.weight", 2, 1024) == SL_TYPE_Q4_K);
-    CHECK(model_qplan_init(&p, "Q8_0", 2, false, err, sizeof err) == 0);
+    CHECK(plan_at(&p, 3, "attn_output", 1024) == SL_TYPE_Q4_K);
+    CHECK(model_qplan_init(&p, "Q8_0", 2, 1, false, err, sizeof err) == 0);
     CHECK(model_qplan_type(&p, "output.weight", 2, 64) == SL_TYPE_Q8_0);
     CHECK(model_qplan_type(&p, "blk.0.ffn_up.weight", 2, 48) == SL_TYPE_F16); /* 48 % 32 != 0 */
-    CHECK(model_qplan_init(&p, "q9_9", 2, false, err, sizeof err) != 0);
+    /* the 32-block types: the output matrix in q6_K, all else the type */
+    CHECK(model_qplan_init(&p, "q4_0", 2, 1, false, err, sizeof err) == 0);
+    CHECK(p.ftype == 2);
+    CHECK(model_qplan_type(&p, "output.weight", 2, 1024) == SL_TYPE_Q6_K);
+    CHECK(model_qplan_type(&p, "output.weight", 2, 96) == SL_TYPE_Q8_0); /* 96 % 256 != 0 */
+    CHECK(model_qplan_type(&p, "output.weight", 2, 48) == SL_TYPE_F16);  /* nor a q4_0 row */
+    CHECK(plan_at(&p, 0, "ffn_down", 1024) == SL_TYPE_Q4_0 && plan_at(&p, 1, "attn_v", 1024) == SL_TYPE_Q4_0);
+    /* the pure q4_K: every weight */
+    CHECK(model_qplan_init(&p, "q4_K", 8, 1, false, err, sizeof err) == 0);
+    CHECK(model_qplan_type(&p, "output.weight", 2, 1024) == SL_TYPE_Q4_K && plan_at(&p, 0, "attn_v", 256) == SL_TYPE_Q4_K);
+    /* q2_K: attn_v by query heads per KV head; ffn_down, attn_output q3_K */
+    CHECK(model_qplan_init(&p, "q2_K", 16, 2, false, err, sizeof err) == 0);
+    CHECK(p.ftype == 10);
+    CHECK(plan_at(&p, 5, "attn_v", 512) == SL_TYPE_Q3_K && plan_at(&p, 5, "attn_q", 512) == SL_TYPE_Q2_K);
+    CHECK(plan_at(&p, 5, "ffn_down", 512) == SL_TYPE_Q3_K && plan_at(&p, 5, "attn_output", 512) == SL_TYPE_Q3_K);
+    CHECK(plan_at(&p, 5, "ffn_up", 512) == SL_TYPE_Q2_K && plan_at(&p, 5, "ffn_up", 96) == SL_TYPE_Q4_0);
+    CHECK(model_qplan_type(&p, "output.weight", 2, 512) == SL_TYPE_Q6_K);
+    CHECK(model_qplan_type(&p, "token_embd.weight", 2, 512) == SL_TYPE_Q2_K);
+    CHECK(model_qplan_init(&p, "q2_K", 16, 4, false, err, sizeof err) == 0);
+    CHECK(plan_at(&p, 5, "attn_v", 512) == SL_TYPE_Q4_K);
+    /* q3_K_S / M / L */
+    CHECK(model_qplan_init(&p, "q3_K_S", 32, 4, false, err, sizeof err) == 0);
+    CHECK(p.ftype == 11 && plan_at(&p, 0, "attn_v", 512) == SL_TYPE_Q3_K && plan_at(&p, 0, "ffn_down", 512) == SL_TYPE_Q3_K);
+    CHECK(model_qplan_init(&p, "q3_K_M", 32, 4, false, err, sizeof err) == 0);
+    CHECK(p.ftype == 12);
+    for (int l = 0; l < 32; l++) {
+        CHECK_MSG(plan_at(&p, l, "attn_v", 512) == (l < 2 ? SL_TYPE_Q5_K : SL_TYPE_Q4_K), "q3_K_M attn_v %d", l);
+        CHECK_MSG(plan_at(&p, l, "ffn_down", 512) == (l < 2 ? SL_TYPE_Q5_K : SL_TYPE_Q4_K), "q3_K_M ffn_down %d", l);
+        CHECK(plan_at(&p, l, "attn_output", 512) == SL_TYPE_Q4_K && plan_at(&p, l, "ffn_gate", 512) == SL_TYPE_Q3_K);
+    }
+    CHECK(model_qplan_init(&p, "q3_K_L", 32, 4, false, err, sizeof err) == 0);
+    CHECK(p.ftype == 13 && plan_at(&p, 9, "attn_v", 512) == SL_TYPE_Q5_K && plan_at(&p, 9, "ffn_down", 512) == SL_TYPE_Q5_K);
+    CHECK(plan_at(&p, 9, "attn_output", 512) == SL_TYPE_Q5_K && plan_at(&p, 9, "attn_k", 512) == SL_TYPE_Q3_K);
+    CHECK(plan_at(&p, 9, "attn_output", 96) == SL_TYPE_Q5_1); /* q5_K row fallback */
+    /* q4_K_S, q5_K_S */
+    CHECK(model_qplan_init(&p, "q4_K_S", 24, 7, false, err, sizeof err) == 0);
+    for (int l = 0; l < 24; l++) {
+        CHECK(plan_at(&p, l, "attn_v", 512) == (l < 4 ? SL_TYPE_Q5_K : SL_TYPE_Q4_K));
+        CHECK(plan_at(&p, l, "ffn_down", 512) == (l < 3 ? SL_TYPE_Q5_K : SL_TYPE_Q4_K));
+    }
+    CHECK(model_qplan_init(&p, "q5_K_S", 24, 7, true, err, sizeof err) == 0);
+    CHECK(p.ftype == 16 && plan_at(&p, 0, "attn_v", 512) == SL_TYPE_Q5_K);
+    CHECK(model_qplan_type(&p, "token_embd.weight", 2, 512) == SL_TYPE_Q6_K);
+    CHECK(model_qplan_init(&p, "q9_9", 2, 1, false, err, sizeof err) != 0);
     CHECK(strstr(err, "q9_9") != NULL);
 }
 
@@ -633,6 +705,51 @@ static void test_quantize_file(void) {
         CHECK(model_forward(m, pool, kv, toks, N, got, false, err, sizeof err) == 0);
         double e = rel_err(got, want + (size_t)(N - 1) * s.V, (size_t)s.V);
         CHECK_MSG(e < 5e-2, "quantized q8_0 logits off by %.3g", e);
+        model_kv_free(kv);
+        free(want), free(got);
+        model_free(m);
+    }
+    sl_pool_free(pool);
+    ref_free(&rm);
+    unlink(src);
+    unlink(dst);
+}
+
+/* silica quantize to a llama.cpp k-quant mix: the query heads per KV head
+ * come from the file's metadata (q2_K's attn_v rule), every tensor gets
+ * its rule's type, and the model runs close to the F32 reference. */
+static void test_quantize_file_kmix(void) {
+    spec_t s = base_spec("llama");
+    s.E = 256, s.D = 64, s.H = 4, s.K = 1, s.F = 512, s.V = 96; /* GQA 4 */
+    ref_model_t rm;
+    ref_init(&rm, &s, 12);
+    char src[300], dst[320], err[SL_ERR_MAX] = "";
+    snprintf(src, sizeof src, "%s", model_path());
+    snprintf(dst, sizeof dst, "%s.q2k", src);
+    CHECK(write_model(&rm, src, NULL, NULL) == 0);
+    sl_pool_t *pool = sl_pool_new(2);
+    CHECK_MSG(model_quantize_file(src, dst, "q2_K", pool, false, err, sizeof err) == 0, "%s", err);
+    sl_model_t *m = model_load(dst, err, sizeof err);
+    CHECK_MSG(m != NULL, "%s", err);
+    if (m) {
+        const gguf_file_t *g = model_gguf(m);
+        CHECK(gguf_get_u32_or(g, "general.file_type", 99) == 10);
+        CHECK(gguf_find_tensor(g, "blk.0.attn_v.weight")->type == SL_TYPE_Q4_K); /* 4 heads per KV head */
+        CHECK(gguf_find_tensor(g, "blk.1.attn_q.weight")->type == SL_TYPE_Q2_K);
+        CHECK(gguf_find_tensor(g, "blk.1.ffn_down.weight")->type == SL_TYPE_Q3_K);
+        CHECK(gguf_find_tensor(g, "blk.0.attn_output.weight")->type == SL_TYPE_Q3_K);
+        CHECK(gguf_find_tensor(g, "output.weight")->type == SL_TYPE_Q6_K);
+        CHECK(gguf_find_tensor(g, "token_embd.weight")->type == SL_TYPE_Q2_K);
+        enum { N = 5 };
+        int32_t toks[N] = {1, 50, 7, 90, 3};
+        double *want = malloc(sizeof(double) * N * (size_t)s.V);
+        float *got = malloc(sizeof(float) * (size_t)s.V);
+        ref_forward(&rm, toks, N, want);
+        sl_kv_t *kv = model_kv_new(m, N, SL_TYPE_F32, err, sizeof err);
+        CHECK(model_forward(m, pool, kv, toks, N, got, false, err, sizeof err) == 0);
+        /* 2-3 bit weights: near, not close */
+        double e = rel_err(got, want + (size_t)(N - 1) * s.V, (size_t)s.V);
+        CHECK_MSG(e < 0.5, "quantized q2_K logits off by %.3g", e);
         model_kv_free(kv);
         free(want), free(got);
         model_free(m);
@@ -687,5 +804,6 @@ int main(void) {
     RUN(test_validation);
     RUN(test_quant_plan);
     RUN(test_quantize_file);
+    RUN(test_quantize_file_kmix);
     return test_summary();
 }

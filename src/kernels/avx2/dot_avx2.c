@@ -1267,6 +1267,20 @@ static void urows_q2_K(int64_t n, const void *w, size_t ws, int nr, uint8_t *dst
     }
 }
 
+/* The 16 6-bit q3_K scales (minus 32) from their 12 packed bytes, as
+ * sl_q3k_scales: low 4 bits from bytes 0-7 (low nibbles for groups 0-7,
+ * high nibbles for 8-15), top 2 bits from bytes 8-11. */
+static inline __m128i q3k_scales_sse(const uint8_t *p) {
+    uint32_t a[3];
+    memcpy(a, p, 12);
+    const __m128i lo = _mm_and_si128(_mm_srlv_epi32(_mm_setr_epi32((int)a[0], (int)a[1], (int)a[0], (int)a[1]),
+                                                    _mm_setr_epi32(0, 0, 4, 4)),
+                                     _mm_set1_epi8(0x0f));
+    const __m128i hi = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32((int)a[2]), _mm_setr_epi32(0, 2, 4, 6)),
+                                     _mm_set1_epi8(0x03));
+    return _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi32(hi, 4)), _mm_set1_epi8(32));
+}
+
 static void urows_q3_K(int64_t n, const void *w, size_t ws, int nr, uint8_t *dst) {
     const int64_t nbk = n / SL_QK_K;
     const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
@@ -1275,7 +1289,7 @@ static void urows_q3_K(int64_t n, const void *w, size_t ws, int nr, uint8_t *dst
         for (int64_t i = 0; i < nbk; i++, dst += SL_UK_SB_BYTES) {
             const sl_block_q3_K *b = row + i;
             int8_t sc[16];
-            sl_q3k_scales(b->scales, sc);
+            _mm_storeu_si128((__m128i *)sc, q3k_scales_sse(b->scales));
             const __m256i hm = _mm256_loadu_si256((const __m256i *)b->hmask);
             for (int h = 0; h < 2; h++) {
                 __m256i q = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * h));
@@ -1346,36 +1360,93 @@ static void gemmuk(int64_t n, const uint8_t *u, int nr, const void *x, size_t xs
     }
 }
 
-/* Decode dots of q2_K / q3_K: each super-block is unpacked on the stack
- * (as for the GEMM) and dotted with the q8_K block. */
-static inline __attribute__((always_inline)) float dot_uk(int64_t n, const void *w, const void *vx,
-                                                          sl_unpack_fn unpack, size_t bsize) {
+/* Decode dots of q2_K / q3_K straight from the GGUF blocks: per 32-code
+ * step k of a super-block (one 2-bit plane of a 32-byte half) a shift and
+ * mask give the unsigned codes, vpmaddubsw against the q8_K bytes, and one
+ * vpmaddwd applies the step's two 16-element group scales — scv holds the
+ * 16 scales as int16, even groups in the low lane and odd ones in the high
+ * lane, so one byte shuffle picks group 2k for the low lane and 2k + 1 for
+ * the high one. The offsets (q2_K's mins, q3_K's −4) come off once per
+ * super-block against the q8_K group sums. */
+static inline __m256i kq_scales16(__m128i sc8, bool sign) {
+    const __m128i deint = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+    const __m128i v = _mm_shuffle_epi8(sc8, deint);
+    return sign ? _mm256_cvtepi8_epi16(v) : _mm256_cvtepu8_epi16(v);
+}
+static inline __m256i kq_step_scales(__m256i scv, int k) {
+    return _mm256_shuffle_epi8(scv, _mm256_set1_epi16((int16_t)(0x0100 + 0x0202 * k)));
+}
+
+static float dot_q2_K(int64_t n, const void *vw, const void *vx) {
+    const sl_block_q2_K *w = vw;
     const sl_block_q8_K *x = vx;
-    uint8_t sb[SL_UK_SB_BYTES] __attribute__((aligned(32)));
+    const __m256i m3 = _mm256_set1_epi8(3);
+    const __m128i m4 = _mm_set1_epi8(0x0f);
     __m256 acc = _mm256_setzero_ps();
     float accm = 0;
     for (int64_t i = 0; i < n / SL_QK_K; i++) {
-        unpack(SL_QK_K, (const uint8_t *)w + (size_t)i * bsize, bsize, 1, sb);
-        __m256i s = _mm256_setzero_si256();
-        for (int k = 0; k < 8; k++) {
-            __m256i q = _mm256_load_si256((const __m256i *)(sb + 32 * k));
-            __m256i sc = _mm256_load_si256((const __m256i *)(sb + 256 + 32 * k));
-            s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * k))), sc));
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)w[i].scales);
+        const __m256i scv = kq_scales16(_mm_and_si128(sc8, m4), false);
+        const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), m4));
+        const int summ = hsum_i32(_mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)x[i].bsums)));
+        __m256i s0 = _mm256_setzero_si256(), s1 = s0;
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * h));
+#pragma GCC unroll 4
+            for (int sh = 0; sh < 4; sh++) {
+                const int k = 4 * h + sh;
+                const __m256i u = _mm256_and_si256(_mm256_srli_epi16(q, 2 * sh), m3);
+                const __m256i p = _mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * k)));
+                if (sh & 1)
+                    s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(p, kq_step_scales(scv, k)));
+                else
+                    s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(p, kq_step_scales(scv, k)));
+            }
         }
-        float d, dmin;
-        memcpy(&d, sb + 544, 4);
-        memcpy(&dmin, sb + 548, 4);
-        const __m256i mn = _mm256_load_si256((const __m256i *)(sb + 512));
-        accm += dmin * x[i].d * (float)hsum_i32(_mm256_madd_epi16(mn, _mm256_loadu_si256((const __m256i *)x[i].bsums)));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * x[i].d), _mm256_cvtepi32_ps(s), acc);
+        const float dx = x[i].d;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16(w[i].d) * dx), _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), acc);
+        accm += f16(w[i].dmin) * dx * (float)summ;
     }
     return hsum8(acc) - accm;
 }
-static float dot_q2_K(int64_t n, const void *w, const void *x) {
-    return dot_uk(n, w, x, urows_q2_K, sizeof(sl_block_q2_K));
-}
-static float dot_q3_K(int64_t n, const void *w, const void *x) {
-    return dot_uk(n, w, x, urows_q3_K, sizeof(sl_block_q3_K));
+
+static float dot_q3_K(int64_t n, const void *vw, const void *vx) {
+    const sl_block_q3_K *w = vw;
+    const sl_block_q8_K *x = vx;
+    const __m256i m3 = _mm256_set1_epi8(3), b2 = _mm256_set1_epi8(4);
+    __m256 acc = _mm256_setzero_ps();
+    float accm = 0;
+    for (int64_t i = 0; i < n / SL_QK_K; i++) {
+        const __m128i sc8 = q3k_scales_sse(w[i].scales);
+        const __m256i scv = kq_scales16(sc8, true);
+        /* Σ_g sc_g · (group sum of x): the −4 offset of every code */
+        const int summ = hsum_i32(_mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8),
+                                                    _mm256_loadu_si256((const __m256i *)x[i].bsums)));
+        const __m256i hm = _mm256_loadu_si256((const __m256i *)w[i].hmask);
+        __m256i s0 = _mm256_setzero_si256(), s1 = s0;
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * h));
+#pragma GCC unroll 4
+            for (int sh = 0; sh < 4; sh++) {
+                const int k = 4 * h + sh;
+                /* code + 4 = 2 low bits | high-mask bit k at bit 2 (0..7) */
+                const __m256i hb = k >= 2 ? _mm256_srli_epi16(hm, k - 2) : _mm256_slli_epi16(hm, 2 - k);
+                const __m256i u = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 2 * sh), m3),
+                                                  _mm256_and_si256(hb, b2));
+                const __m256i p = _mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * k)));
+                if (sh & 1)
+                    s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(p, kq_step_scales(scv, k)));
+                else
+                    s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(p, kq_step_scales(scv, k)));
+            }
+        }
+        const float dd = f16(w[i].d) * x[i].d;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dd), _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), acc);
+        accm += dd * 4.0f * (float)summ;
+    }
+    return hsum8(acc) - accm;
 }
 
 /* ---- decode dots against sl_q8f_t (float activation scales) ----

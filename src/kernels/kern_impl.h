@@ -20,9 +20,10 @@
 /* Dot of one weight row (n elements) with one activation row already in the
  * type's vec_dot_type. */
 typedef float (*sl_dot_fn)(int64_t n, const void *w, const void *x);
-/* A tile of dots: nr (<= 4) weight rows, wstride bytes apart, times nc (<= 4)
- * activation rows, xstride bytes apart; out[c * ostride + r] (floats) gets
- * the dot of weight row r with activation row c. */
+/* A tile of dots: nr weight rows (any count: sl_matmul passes a chunk),
+ * wstride bytes apart, times nc (<= SL_TILE_MAX) activation rows, xstride
+ * bytes apart; out[c * ostride + r] (floats) gets the dot of weight row r
+ * with activation row c. */
 typedef void (*sl_tile_fn)(int64_t n, const void *w, size_t wstride, int nr, const void *x,
                            size_t xstride, int nc, float *out, size_t ostride);
 /* Quantizes a row of n floats to an activation type (q8_0, q8_1, q8_K). */

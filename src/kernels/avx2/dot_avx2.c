@@ -109,6 +109,95 @@ static float dot_bf16(int64_t n, const void *vw, const void *vx) {
     return s;
 }
 
+/* ---- float weights (f32 / f16 / bf16) × f32 activations, many tokens ----
+ *
+ * A chunk of rows against 4 tokens, three rows at a time (12 accumulators:
+ * the FMA latency × throughput of the core needs more than 8 chains), so
+ * each weight vector is loaded (and converted from f16 / bf16) once per 4
+ * tokens instead of once per token, and each activation vector serves
+ * three rows. Tokens past nc repeat token 0 and are not stored. */
+enum { FW_F32, FW_F16, FW_BF16 };
+
+static inline __attribute__((always_inline)) __m256 fw_load8(int kind, const uint8_t *row, int64_t i) {
+    if (kind == FW_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 2 * i)));
+    if (kind == FW_BF16)
+        return _mm256_castsi256_ps(
+            _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(row + 2 * i))), 16));
+    return _mm256_loadu_ps((const float *)row + i);
+}
+static inline __attribute__((always_inline)) float fw_load1(int kind, const uint8_t *row, int64_t i) {
+    if (kind == FW_F16) return f16(((const sl_f16_t *)row)[i]);
+    if (kind == FW_BF16) return sl_bf16_to_f32(((const sl_bf16_t *)row)[i]);
+    return ((const float *)row)[i];
+}
+
+/* The 4 sums of a0..a3 in one 128-bit vector. */
+static inline __m128 fw_hsum4(__m256 a0, __m256 a1, __m256 a2, __m256 a3) {
+    const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+/* R (1-3) rows against 4 tokens: 4R accumulators. */
+static inline __attribute__((always_inline)) void tile_fw_rows(int kind, const int R, int64_t n, const uint8_t *w0,
+                                                               size_t ws, const float *const xr[4], float s[3][4]) {
+    __m256 a[3][4];
+#pragma GCC unroll 3
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) a[r][c] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v[3];
+#pragma GCC unroll 3
+        for (int r = 0; r < R; r++) v[r] = fw_load8(kind, w0 + (size_t)r * ws, i);
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) {
+            const __m256 xv = _mm256_loadu_ps(xr[c] + i);
+#pragma GCC unroll 3
+            for (int r = 0; r < R; r++) a[r][c] = _mm256_fmadd_ps(v[r], xv, a[r][c]);
+        }
+    }
+#pragma GCC unroll 3
+    for (int r = 0; r < R; r++) _mm_storeu_ps(s[r], fw_hsum4(a[r][0], a[r][1], a[r][2], a[r][3]));
+    for (; i < n; i++)
+        for (int r = 0; r < R; r++) {
+            const float u = fw_load1(kind, w0 + (size_t)r * ws, i);
+            for (int c = 0; c < 4; c++) s[r][c] += u * xr[c][i];
+        }
+}
+
+static inline __attribute__((always_inline)) void tile_fw(int kind, int64_t n, const void *w, size_t ws, int nr,
+                                                          const void *x, size_t xs, int nc, float *out, size_t os) {
+    const float *xr[4];
+    for (int c = 0; c < 4; c++) xr[c] = (const float *)((const uint8_t *)x + (size_t)(c < nc ? c : 0) * xs);
+    for (int r = 0; r < nr;) {
+        const int R = nr - r >= 3 ? 3 : nr - r;
+        const uint8_t *w0 = (const uint8_t *)w + (size_t)r * ws;
+        float s[3][4];
+        if (R == 3)
+            tile_fw_rows(kind, 3, n, w0, ws, xr, s);
+        else if (R == 2)
+            tile_fw_rows(kind, 2, n, w0, ws, xr, s);
+        else
+            tile_fw_rows(kind, 1, n, w0, ws, xr, s);
+        for (int k = 0; k < R; k++)
+            for (int c = 0; c < nc; c++) out[(size_t)c * os + (size_t)(r + k)] = s[k][c];
+        r += R;
+    }
+}
+static void tile_f32(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs, int nc, float *out,
+                     size_t os) {
+    tile_fw(FW_F32, n, w, ws, nr, x, xs, nc, out, os);
+}
+static void tile_f16(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs, int nc, float *out,
+                     size_t os) {
+    tile_fw(FW_F16, n, w, ws, nr, x, xs, nc, out, os);
+}
+static void tile_bf16(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs, int nc, float *out,
+                      size_t os) {
+    tile_fw(FW_BF16, n, w, ws, nr, x, xs, nc, out, os);
+}
+
 /* ---- 32-element blocks against q8_0 / q8_1 ---- */
 
 /* Signed weight bytes of one block, for the q8_0-dotted types. */
@@ -1626,6 +1715,9 @@ bool sl_kern_fill_avx2(sl_kern_table_t *t) {
     t->dot[SL_TYPE_Q4_K] = dot_q4_K;
     t->dot[SL_TYPE_Q5_K] = dot_q5_K;
     t->dot[SL_TYPE_Q6_K] = dot_q6_K;
+    t->tile[SL_TYPE_F32] = tile_f32;
+    t->tile[SL_TYPE_F16] = tile_f16;
+    t->tile[SL_TYPE_BF16] = tile_bf16;
     t->tile[SL_TYPE_Q4_0] = tile_q4_0;
     t->tile[SL_TYPE_Q5_0] = tile_q5_0;
     t->tile[SL_TYPE_Q8_0] = tile_q8_0;

@@ -76,6 +76,7 @@ struct mm_job {
     float *y;
     sl_dot_fn dot;
     sl_tile_fn tile;
+    bool tile1;             /* the tile for one token too (float weights: decode = batch, bit for bit) */
     sl_gemm_fn gemm;        /* with a sl_q8x4_t panel in xq instead of rows */
     sl_dotf_fn dotf;        /* decode with a sl_q8f_t row in xq */
     sl_unpack_fn unpack;    /* with gemmu: chunks unpacked into scratch, panel in xq */
@@ -200,7 +201,7 @@ static void mm_rows(struct mm_job *j, int ith, int64_t r0, int64_t r1, int64_t n
                     (int)SL_MIN(4, n_tok - t0), j->y + t0 * n_out + r0, (size_t)n_out);
         return;
     }
-    if (j->tile && n_tok > 1) {
+    if (j->tile && (n_tok > 1 || j->tile1)) {
         /* the chunk's rows against each group of up to SL_TILE_MAX tokens */
         for (int64_t t0 = 0; t0 < n_tok; t0 += SL_TILE_MAX)
             j->tile(j->n_in, j->w + (size_t)r0 * j->wrs, j->wrs, (int)(r1 - r0), j->xq + (size_t)t0 * j->xrs, j->xrs,
@@ -389,6 +390,7 @@ static int mm_plan(const sl_kern_table_t *K, const void *w, sl_type_t wtype, boo
     *j = (struct mm_job){
         .w = w, .wrs = wrs, .n_in = n_in, .n_out = n_out, .xrs = xrs, .n_tok = n_tok,
         .dot = K->dot[wtype], .tile = K->tile[wtype],
+        .tile1 = tr->vec_dot_type == SL_TYPE_F32 && K->tile[wtype],
         .gemm = panel && !unp ? K->gemm[wtype] : NULL,
         .dotf = frow ? K->dotf[wtype] : NULL,
         .unpack = unp ? K->unpack[wtype] : NULL,

@@ -137,49 +137,81 @@ static inline __m128 fw_hsum4(__m256 a0, __m256 a1, __m256 a2, __m256 a3) {
     return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
-/* R (1-3) rows against 4 tokens: 4R accumulators. */
-static inline __attribute__((always_inline)) void tile_fw_rows(int kind, const int R, int64_t n, const uint8_t *w0,
-                                                               size_t ws, const float *const xr[4], float s[3][4]) {
-    __m256 a[3][4];
-#pragma GCC unroll 3
+/* R rows against NC (1 or 4) tokens: R·NC accumulators, one FMA chain per
+ * row and token over 8-element steps, then the same reduction tree for
+ * every row and token — so a row's dot with a token comes out bit for bit
+ * the same whatever the tile's shape, and a decode step (NC 1) matches the
+ * same token inside a batch. */
+static inline __attribute__((always_inline)) void tile_fw_rows(int kind, const int R, const int NC, int64_t n,
+                                                               const uint8_t *w0, size_t ws,
+                                                               const float *const xr[4], float s[8][4]) {
+    __m256 a[8][4];
+#pragma GCC unroll 8
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
-        for (int c = 0; c < 4; c++) a[r][c] = _mm256_setzero_ps();
+        for (int c = 0; c < NC; c++) a[r][c] = _mm256_setzero_ps();
     int64_t i = 0;
+    /* one token: the R rows are read as R streams; the next R rows (one
+     * contiguous span) are prefetched meanwhile, at the pace this block is
+     * consumed, which keeps decode at the DRAM rate of a single stream */
+    const size_t esz = kind == FW_F32 ? 4 : 2;
+    const uint8_t *pf = w0 + (size_t)R * ws;
     for (; i + 8 <= n; i += 8) {
-        __m256 v[3];
-#pragma GCC unroll 3
+        if (NC == 1) {
+            const uint8_t *p = pf + (size_t)i * esz * (size_t)R;
+            for (size_t o = 0; o < 8 * esz * (size_t)R; o += 64) _mm_prefetch((const char *)(p + o), _MM_HINT_T0);
+        }
+        __m256 v[8];
+#pragma GCC unroll 8
         for (int r = 0; r < R; r++) v[r] = fw_load8(kind, w0 + (size_t)r * ws, i);
 #pragma GCC unroll 4
-        for (int c = 0; c < 4; c++) {
+        for (int c = 0; c < NC; c++) {
             const __m256 xv = _mm256_loadu_ps(xr[c] + i);
-#pragma GCC unroll 3
+#pragma GCC unroll 8
             for (int r = 0; r < R; r++) a[r][c] = _mm256_fmadd_ps(v[r], xv, a[r][c]);
         }
     }
-#pragma GCC unroll 3
-    for (int r = 0; r < R; r++) _mm_storeu_ps(s[r], fw_hsum4(a[r][0], a[r][1], a[r][2], a[r][3]));
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
+        if (NC == 4)
+            _mm_storeu_ps(s[r], fw_hsum4(a[r][0], a[r][1], a[r][2], a[r][3]));
+        else
+            _mm_storeu_ps(s[r], fw_hsum4(a[r][0], a[r][0], a[r][0], a[r][0]));
+    }
     for (; i < n; i++)
         for (int r = 0; r < R; r++) {
             const float u = fw_load1(kind, w0 + (size_t)r * ws, i);
-            for (int c = 0; c < 4; c++) s[r][c] += u * xr[c][i];
+            for (int c = 0; c < NC; c++) s[r][c] += u * xr[c][i];
         }
 }
 
+/* Float-weight tiles (also the decode matmul of these types: nc 1 goes 8
+ * rows at a time). */
 static inline __attribute__((always_inline)) void tile_fw(int kind, int64_t n, const void *w, size_t ws, int nr,
                                                           const void *x, size_t xs, int nc, float *out, size_t os) {
     const float *xr[4];
     for (int c = 0; c < 4; c++) xr[c] = (const float *)((const uint8_t *)x + (size_t)(c < nc ? c : 0) * xs);
     for (int r = 0; r < nr;) {
-        const int R = nr - r >= 3 ? 3 : nr - r;
         const uint8_t *w0 = (const uint8_t *)w + (size_t)r * ws;
-        float s[3][4];
-        if (R == 3)
-            tile_fw_rows(kind, 3, n, w0, ws, xr, s);
-        else if (R == 2)
-            tile_fw_rows(kind, 2, n, w0, ws, xr, s);
-        else
-            tile_fw_rows(kind, 1, n, w0, ws, xr, s);
+        float s[8][4];
+        int R;
+        if (nc == 1) {
+            R = nr - r >= 8 ? 8 : nr - r >= 4 ? 4 : 1;
+            if (R == 8)
+                tile_fw_rows(kind, 8, 1, n, w0, ws, xr, s);
+            else if (R == 4)
+                tile_fw_rows(kind, 4, 1, n, w0, ws, xr, s);
+            else
+                tile_fw_rows(kind, 1, 1, n, w0, ws, xr, s);
+        } else {
+            R = nr - r >= 3 ? 3 : nr - r;
+            if (R == 3)
+                tile_fw_rows(kind, 3, 4, n, w0, ws, xr, s);
+            else if (R == 2)
+                tile_fw_rows(kind, 2, 4, n, w0, ws, xr, s);
+            else
+                tile_fw_rows(kind, 1, 4, n, w0, ws, xr, s);
+        }
         for (int k = 0; k < R; k++)
             for (int c = 0; c < nc; c++) out[(size_t)c * os + (size_t)(r + k)] = s[k][c];
         r += R;

@@ -42,7 +42,7 @@ static void usage(void) {
             "usage: silica mkmodel --arch llama|qwen2|qwen3 --out F.gguf [--vocab N] [--embd N] [--layers N]\n"
             "         [--heads N] [--kv-heads N] [--head-dim N] [--ffn N] [--ctx N] [--tied|--untied]\n"
             "         [--type f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q2_K|q3_K_S|q3_K_M|q3_K_L|q4_K|q4_K_S|q4_K_M\n"
-            "                 |q5_K|q5_K_S|q5_K_M|q6_K] [--seed S]\n"
+            "                 |q5_K|q5_K_S|q5_K_M|q6_K|iq4_nl|iq4_xs] [--seed S]\n"
             "         [--tokenizer DIR] [--chat-template FILE] [--name NAME] [--rope-base F] [--rope-scaling linear|yarn]\n"
             "         [--rope-factor F] [--rope-orig-ctx N] [--preset qwen2.5-0.5b] [-t THREADS]\n");
 }

@@ -180,6 +180,38 @@ static float dot_q3_K(int64_t n, const void *vw, const void *vx) {
     return s;
 }
 
+/* Σ codebook value · x over one iq4 32-block (16 bytes of nibbles). */
+static int iq4_idot32(const uint8_t *qs, const int8_t *x) {
+    int sum = 0;
+    for (int j = 0; j < 16; j++)
+        sum += sl_kvalues_iq4nl[qs[j] & 0xf] * x[j] + sl_kvalues_iq4nl[qs[j] >> 4] * x[j + 16];
+    return sum;
+}
+
+static float dot_iq4_nl(int64_t n, const void *vw, const void *vx) {
+    const sl_block_iq4_nl *w = vw;
+    const sl_block_q8_0 *x = vx;
+    float s = 0;
+    for (int64_t i = 0; i < n / 32; i++)
+        s += sl_f16_to_f32(w[i].d) * sl_f16_to_f32(x[i].d) * (float)iq4_idot32(w[i].qs, x[i].qs);
+    return s;
+}
+
+static float dot_iq4_xs(int64_t n, const void *vw, const void *vx) {
+    const sl_block_iq4_xs *w = vw;
+    const sl_block_q8_0 *x = vx; /* iq4_xs is dotted with q8_0 blocks */
+    float s = 0;
+    for (int64_t i = 0; i < n / SL_QK_K; i++) {
+        const float d = sl_f16_to_f32(w[i].d);
+        for (int ib = 0; ib < 8; ib++) {
+            const sl_block_q8_0 *xb = &x[8 * i + ib];
+            s += d * (float)sl_iq4xs_scale(&w[i], ib) * sl_f16_to_f32(xb->d) *
+                 (float)iq4_idot32(w[i].qs + 16 * ib, xb->qs);
+        }
+    }
+    return s;
+}
+
 static float dot_q4_K(int64_t n, const void *vw, const void *vx) {
     const sl_block_q4_K *w = vw;
     const sl_block_q8_K *x = vx;
@@ -314,6 +346,8 @@ void sl_kern_fill_scalar(sl_kern_table_t *t) {
     t->dot[SL_TYPE_Q5_K] = dot_q5_K;
     t->dot[SL_TYPE_Q6_K] = dot_q6_K;
     t->dot[SL_TYPE_Q8_K] = dot_q8_K;
+    t->dot[SL_TYPE_IQ4_NL] = dot_iq4_nl;
+    t->dot[SL_TYPE_IQ4_XS] = dot_iq4_xs;
     t->quant[SL_TYPE_F32] = quant_f32_copy;
     t->quant[SL_TYPE_Q8_0] = sl_quantize_q8_0_ref;
     t->quantf = quantf_ref;

@@ -61,10 +61,12 @@ static const sl_type_traits_t traits_table[SL_TYPE_COUNT] = {
     T(17, "iq2_xs", 256, 74, false, SL_TYPE_Q8_K),
     T(18, "iq3_xxs", 256, 98, false, SL_TYPE_Q8_K),
     T(19, "iq1_s", 256, 50, false, SL_TYPE_Q8_K),
-    T(20, "iq4_nl", 32, 18, false, SL_TYPE_Q8_0),
+    T(SL_TYPE_IQ4_NL, "iq4_nl", 32, 18, true, SL_TYPE_Q8_0),
     T(21, "iq3_s", 256, 110, false, SL_TYPE_Q8_K),
     T(22, "iq2_s", 256, 82, false, SL_TYPE_Q8_K),
-    T(23, "iq4_xs", 256, 136, false, SL_TYPE_Q8_K),
+    /* iq4_xs dotted with q8_0 blocks (ggml: q8_K): its 32-element sub-blocks
+     * go through the 32-block kernels, GEMM included */
+    T(SL_TYPE_IQ4_XS, "iq4_xs", 256, 136, true, SL_TYPE_Q8_0),
     T(SL_TYPE_I8, "i8", 1, 1, false, SL_TYPE_I8),
     T(SL_TYPE_I16, "i16", 1, 2, false, SL_TYPE_I16),
     T(SL_TYPE_I32, "i32", 1, 4, false, SL_TYPE_I32),
@@ -368,6 +370,32 @@ static void deq_q6_K(const sl_block_q6_K *x, float *y, int64_t nb) {
     }
 }
 
+const int8_t sl_kvalues_iq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+/* 32 elements of one iq4 block: codebook values of the 16 bytes' nibbles. */
+static void deq_iq4_32(const uint8_t *qs, float d, float *y) {
+    for (int j = 0; j < 16; j++) {
+        y[j] = d * (float)sl_kvalues_iq4nl[qs[j] & 0xf];
+        y[j + 16] = d * (float)sl_kvalues_iq4nl[qs[j] >> 4];
+    }
+}
+
+static void deq_iq4_nl(const sl_block_iq4_nl *x, float *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++) deq_iq4_32(x[i].qs, sl_f16_to_f32(x[i].d), y + 32 * i);
+}
+
+int sl_iq4xs_scale(const sl_block_iq4_xs *b, int ib) {
+    return (((b->scales_l[ib / 2] >> (4 * (ib % 2))) & 0xf) | (((b->scales_h >> (2 * ib)) & 3) << 4)) - 32;
+}
+
+static void deq_iq4_xs(const sl_block_iq4_xs *x, float *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = sl_f16_to_f32(x[i].d);
+        for (int ib = 0; ib < 8; ib++)
+            deq_iq4_32(x[i].qs + 16 * ib, d * (float)sl_iq4xs_scale(&x[i], ib), y + 256 * i + 32 * ib);
+    }
+}
+
 static void deq_q8_K(const sl_block_q8_K *x, float *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++)
         for (int j = 0; j < SL_QK_K; j++) *y++ = x[i].d * x[i].qs[j];
@@ -401,6 +429,8 @@ void sl_dequantize_row(sl_type_t t, const void *src, float *dst, int64_t n) {
     case SL_TYPE_Q5_K: deq_q5_K(src, dst, nb); break;
     case SL_TYPE_Q6_K: deq_q6_K(src, dst, nb); break;
     case SL_TYPE_Q8_K: deq_q8_K(src, dst, nb); break;
+    case SL_TYPE_IQ4_NL: deq_iq4_nl(src, dst, nb); break;
+    case SL_TYPE_IQ4_XS: deq_iq4_xs(src, dst, nb); break;
     default: break;
     }
 }
@@ -939,6 +969,110 @@ static void quant_q3_K(const float *x, sl_block_q3_K *y, int64_t nb) {
     }
 }
 
+/* ---- iq4_nl / iq4_xs quantization ----
+ *
+ * Per 32 elements: the codebook index nearest x / d for a scale d, d chosen
+ * among scales that put the largest-magnitude element on the codebook's
+ * end (−127) or a step inside it, each refit by least squares to its
+ * indices; the one with the least squared error wins (llama.cpp's search,
+ * without an importance matrix). */
+static int iq4_nearest(float v) {
+    int lo = 0, hi = 15; /* the codebook is sorted */
+    while (hi - lo > 1) {
+        const int mid = (lo + hi) / 2;
+        if (v < (float)sl_kvalues_iq4nl[mid]) hi = mid;
+        else lo = mid;
+    }
+    return v - (float)sl_kvalues_iq4nl[lo] <= (float)sl_kvalues_iq4nl[hi] - v ? lo : hi;
+}
+
+/* Best scale for x[0..32) with its indices in idx; 0 for an all-zero block. */
+static float iq4_fit32(const float *x, uint8_t idx[32]) {
+    float amax = 0, max = 0;
+    for (int j = 0; j < 32; j++)
+        if (fabsf(x[j]) > amax) {
+            amax = fabsf(x[j]);
+            max = x[j];
+        }
+    if (amax < 1e-30f) {
+        memset(idx, iq4_nearest(0.0f), 32);
+        return 0.0f;
+    }
+    float best_d = 0, best_err = INFINITY;
+    uint8_t cand[32];
+    for (int itry = -7; itry <= 7; itry++) {
+        const float id = ((float)itry + (float)sl_kvalues_iq4nl[0]) / max;
+        float sxk = 0, skk = 0;
+        for (int j = 0; j < 32; j++) {
+            cand[j] = (uint8_t)iq4_nearest(id * x[j]);
+            const float k = (float)sl_kvalues_iq4nl[cand[j]];
+            sxk += x[j] * k;
+            skk += k * k;
+        }
+        const float d = skk > 0 ? sxk / skk : 0.0f;
+        float err = 0;
+        for (int j = 0; j < 32; j++) {
+            const float e = x[j] - d * (float)sl_kvalues_iq4nl[cand[j]];
+            err += e * e;
+        }
+        if (err < best_err) {
+            best_err = err;
+            best_d = d;
+            memcpy(idx, cand, 32);
+        }
+    }
+    return best_d;
+}
+
+static void iq4_pack32(const uint8_t idx[32], uint8_t *qs) {
+    for (int j = 0; j < 16; j++) qs[j] = (uint8_t)(idx[j] | (idx[j + 16] << 4));
+}
+
+/* indices of x for the stored scale d (0: all zero) */
+static void iq4_assign32(const float *x, float d, uint8_t idx[32]) {
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    for (int j = 0; j < 32; j++) idx[j] = (uint8_t)iq4_nearest(x[j] * id);
+}
+
+static void quant_iq4_nl(const float *x, sl_block_iq4_nl *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, x += 32) {
+        uint8_t idx[32];
+        const float d = iq4_fit32(x, idx);
+        y[i].d = sl_f32_to_f16(d);
+        iq4_assign32(x, sl_f16_to_f32(y[i].d), idx); /* against the f16 scale as stored */
+        iq4_pack32(idx, y[i].qs);
+    }
+}
+
+static void quant_iq4_xs(const float *x, sl_block_iq4_xs *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, x += 256) {
+        float ds[8], amax = 0, max = 0;
+        uint8_t idx[32];
+        for (int ib = 0; ib < 8; ib++) {
+            ds[ib] = iq4_fit32(x + 32 * ib, idx);
+            if (fabsf(ds[ib]) > amax) {
+                amax = fabsf(ds[ib]);
+                max = ds[ib];
+            }
+        }
+        /* sub-block scales as d · (ls − 32), ls in 0..63: the largest one on −32 */
+        const float d = max / -32.0f;
+        y[i].d = sl_f32_to_f16(d);
+        const float dq = sl_f16_to_f32(y[i].d), id = dq != 0.0f ? 1.0f / dq : 0.0f;
+        y[i].scales_h = 0;
+        memset(y[i].scales_l, 0, sizeof y[i].scales_l);
+        for (int ib = 0; ib < 8; ib++) {
+            int l = (int)lrintf(ds[ib] * id);
+            l = l < -32 ? -32 : l > 31 ? 31 : l;
+            const int ls = l + 32;
+            y[i].scales_l[ib / 2] |= (uint8_t)((ls & 0xf) << (4 * (ib % 2)));
+            y[i].scales_h |= (uint16_t)((ls >> 4) << (2 * ib));
+            iq4_assign32(x + 32 * ib, dq * (float)l, idx);
+            iq4_pack32(idx, y[i].qs + 16 * ib);
+        }
+    }
+}
+
 bool sl_can_quantize(sl_type_t t) {
     switch (t) {
     case SL_TYPE_F32:
@@ -955,7 +1089,9 @@ bool sl_can_quantize(sl_type_t t) {
     case SL_TYPE_Q4_K:
     case SL_TYPE_Q5_K:
     case SL_TYPE_Q6_K:
-    case SL_TYPE_Q8_K: return true;
+    case SL_TYPE_Q8_K:
+    case SL_TYPE_IQ4_NL:
+    case SL_TYPE_IQ4_XS: return true;
     default: return false;
     }
 }
@@ -988,6 +1124,8 @@ int sl_quantize_row(sl_type_t t, const float *src, void *dst, int64_t n) {
     case SL_TYPE_Q5_K: quant_q5_K(src, dst, nb); break;
     case SL_TYPE_Q6_K: quant_q6_K(src, dst, nb); break;
     case SL_TYPE_Q8_K: sl_quantize_q8_K_ref(src, dst, n); break;
+    case SL_TYPE_IQ4_NL: quant_iq4_nl(src, dst, nb); break;
+    case SL_TYPE_IQ4_XS: quant_iq4_xs(src, dst, nb); break;
     default: return -1;
     }
     return 0;

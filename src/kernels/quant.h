@@ -28,6 +28,8 @@ typedef enum sl_type {
     SL_TYPE_Q5_K = 13,
     SL_TYPE_Q6_K = 14,
     SL_TYPE_Q8_K = 15,
+    SL_TYPE_IQ4_NL = 20,
+    SL_TYPE_IQ4_XS = 23,
     SL_TYPE_I8 = 24,
     SL_TYPE_I16 = 25,
     SL_TYPE_I32 = 26,
@@ -91,6 +93,22 @@ typedef struct {
     uint8_t scales[12];
     sl_f16_t d;
 } sl_block_q3_K;
+
+/* iq4_nl / iq4_xs: 4-bit indices into the non-linear codebook
+ * sl_kvalues_iq4nl (ggml's kvalues_iq4nl); iq4_nl scales a 32-block by d,
+ * iq4_xs each 32-element sub-block of a super-block by d · (ls − 32), ls a
+ * 6-bit value: low 4 bits in scales_l (nibble ib % 2 of byte ib / 2), high
+ * 2 bits at bits 2·ib of scales_h. Within a 32-block the low nibbles of the
+ * 16 bytes are elements 0-15, the high nibbles 16-31. */
+#define SL_QK4_NL 32
+typedef struct { sl_f16_t d; uint8_t qs[SL_QK4_NL / 2]; } sl_block_iq4_nl;
+typedef struct {
+    sl_f16_t d;
+    uint16_t scales_h;
+    uint8_t scales_l[SL_QK_K / 64];
+    uint8_t qs[SL_QK_K / 2];
+} sl_block_iq4_xs;
+extern const int8_t sl_kvalues_iq4nl[16];
 
 typedef struct sl_type_traits {
     const char *name;      /* "q4_K", as GGUF tools print it */

@@ -16,7 +16,7 @@
 enum {
     FT_F32 = 0, FT_F16 = 1, FT_Q4_0 = 2, FT_Q4_1 = 3, FT_Q8_0 = 7, FT_Q5_0 = 8, FT_Q5_1 = 9, FT_Q2_K = 10,
     FT_Q3_K_S = 11, FT_Q3_K_M = 12, FT_Q3_K_L = 13, FT_Q4_K_S = 14, FT_Q4_K_M = 15, FT_Q5_K_S = 16,
-    FT_Q5_K_M = 17, FT_Q6_K = 18, FT_BF16 = 32,
+    FT_Q5_K_M = 17, FT_Q6_K = 18, FT_IQ4_NL = 25, FT_IQ4_XS = 30, FT_BF16 = 32,
 };
 
 /* mixed: llama.cpp's per-tensor rules of that file type apply (output
@@ -38,7 +38,8 @@ static const struct {
     {"q3_K_S", SL_TYPE_Q3_K, true, FT_Q3_K_S}, {"q3_K_M", SL_TYPE_Q3_K, true, FT_Q3_K_M},
     {"q3_K_L", SL_TYPE_Q3_K, true, FT_Q3_K_L}, {"q4_K_S", SL_TYPE_Q4_K, true, FT_Q4_K_S},
     {"q4_K_M", SL_TYPE_Q4_K, true, FT_Q4_K_M}, {"q5_K_S", SL_TYPE_Q5_K, true, FT_Q5_K_S},
-    {"q5_K_M", SL_TYPE_Q5_K, true, FT_Q5_K_M},
+    {"q5_K_M", SL_TYPE_Q5_K, true, FT_Q5_K_M}, {"iq4_nl", SL_TYPE_IQ4_NL, true, FT_IQ4_NL},
+    {"iq4_xs", SL_TYPE_IQ4_XS, true, FT_IQ4_XS},
 };
 
 int model_qplan_init(model_qplan_t *p, const char *type_name, int n_layer, int n_gqa, bool tied, char *err,
@@ -57,7 +58,7 @@ int model_qplan_init(model_qplan_t *p, const char *type_name, int n_layer, int n
     }
     return sl_err(err, errlen,
                   "unknown type '%s' (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K_S, q3_K_M, "
-                  "q3_K_L, q4_K, q4_K_S, q4_K_M, q5_K, q5_K_S, q5_K_M, q6_K)",
+                  "q3_K_L, q4_K, q4_K_S, q4_K_M, q5_K, q5_K_S, q5_K_M, q6_K, iq4_nl, iq4_xs)",
                   type_name);
 }
 
@@ -78,13 +79,15 @@ static bool ends_with(const char *s, const char *suffix) {
 }
 
 /* The type to use when rows of n_in elements do not fit t's blocks
- * (llama.cpp's fallbacks; q2_K / q3_K go to q4_0, where llama.cpp takes
- * iq4_nl, which Silica does not store). */
+ * (llama.cpp's fallbacks, except that q2_K / q3_K go to q4_0 where
+ * llama.cpp takes iq4_nl: the same 4.5 bits, and what the q2_K / q3_K files
+ * Silica wrote before iq4_nl existed here hold). */
 static sl_type_t fallback(sl_type_t t, int64_t n_in) {
     for (int guard = 0; guard < 4 && sl_row_size(t, n_in) == 0; guard++) {
         switch (t) {
         case SL_TYPE_Q2_K:
         case SL_TYPE_Q3_K: t = SL_TYPE_Q4_0; break;
+        case SL_TYPE_IQ4_XS: t = SL_TYPE_IQ4_NL; break;
         case SL_TYPE_Q4_K: t = SL_TYPE_Q5_0; break;
         case SL_TYPE_Q5_K: t = SL_TYPE_Q5_1; break;
         case SL_TYPE_Q6_K: t = SL_TYPE_Q8_0; break;
@@ -111,6 +114,8 @@ static sl_type_t mixed_type(const model_qplan_t *p, const char *name, int64_t n_
         case FT_Q4_K_M:
         case FT_Q5_K_M: return use_more_bits(l, n) ? SL_TYPE_Q6_K : p->base;
         case FT_Q4_K_S: return l < 4 ? SL_TYPE_Q5_K : p->base;
+        case FT_IQ4_NL:
+        case FT_IQ4_XS: return p->n_gqa >= 4 ? SL_TYPE_Q5_K : p->base;
         default: return p->base;
         }
     }
@@ -121,7 +126,9 @@ static sl_type_t mixed_type(const model_qplan_t *p, const char *name, int64_t n_
         case FT_Q3_K_L: return SL_TYPE_Q5_K;
         case FT_Q4_K_M:
         case FT_Q5_K_M: return use_more_bits(l, n) ? SL_TYPE_Q6_K : p->base;
-        case FT_Q4_K_S: return l < n / 8 ? SL_TYPE_Q5_K : p->base;
+        case FT_Q4_K_S:
+        case FT_IQ4_NL:
+        case FT_IQ4_XS: return l < n / 8 ? SL_TYPE_Q5_K : p->base;
         default: return p->base;
         }
     }

@@ -17,11 +17,13 @@
  *     q4_K; q3_K_L: attn_v, ffn_down and attn_output q5_K; q4_K_S: attn_v
  *     q5_K in layers 0-3, ffn_down q5_K in the first eighth; q4_K_M /
  *     q5_K_M: attn_v and ffn_down q6_K in the layers use_more_bits() picks
- *     (first and last eighth, every third in between); q3_K_S, q5_K_S, q6_K
- *     and the 32-blocks: the base type elsewhere;
+ *     (first and last eighth, every third in between); iq4_nl / iq4_xs:
+ *     attn_v q5_K with 4+ query heads per KV head, ffn_down q5_K in the
+ *     first eighth (llama.cpp's rules without an importance matrix);
+ *     q3_K_S, q5_K_S, q6_K and the 32-blocks: the base type elsewhere;
  *   - a row length that is not a multiple of the block size falls back:
- *     q2_K / q3_K → q4_0, q4_K → q5_0, q5_K → q5_1, q6_K → q8_0, and any
- *     32-block type → f16.
+ *     q2_K / q3_K → q4_0, iq4_xs → iq4_nl, q4_K → q5_0, q5_K → q5_1,
+ *     q6_K → q8_0, and any 32-block type → f16.
  */
 #ifndef SILICA_MODEL_QUANT_H
 #define SILICA_MODEL_QUANT_H
@@ -45,7 +47,7 @@ typedef struct model_qplan {
 
 /* Parses a file-type name (case-insensitive): f32 f16 bf16 q8_0 q4_0 q4_1
  * q5_0 q5_1 q2_k q3_k_s q3_k_m q3_k_l q4_k q4_k_s q4_k_m q5_k q5_k_s q5_k_m
- * q6_k. Returns 0 or -1 with a message. */
+ * q6_k iq4_nl iq4_xs. Returns 0 or -1 with a message. */
 int model_qplan_init(model_qplan_t *p, const char *type_name, int n_layer, int n_gqa, bool tied, char *err,
                      size_t errlen);
 

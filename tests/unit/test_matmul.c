@@ -42,7 +42,7 @@ static void put_f16(uint8_t *p, float f) {
 static const sl_type_t all_types[] = {
     SL_TYPE_F32,  SL_TYPE_F16,  SL_TYPE_BF16, SL_TYPE_Q4_0, SL_TYPE_Q4_1,
     SL_TYPE_Q5_0, SL_TYPE_Q5_1, SL_TYPE_Q8_0, SL_TYPE_Q2_K, SL_TYPE_Q3_K,
-    SL_TYPE_Q4_K, SL_TYPE_Q5_K, SL_TYPE_Q6_K,
+    SL_TYPE_Q4_K, SL_TYPE_Q5_K, SL_TYPE_Q6_K, SL_TYPE_IQ4_NL, SL_TYPE_IQ4_XS,
 };
 #define N_TYPES (sizeof all_types / sizeof all_types[0])
 

@@ -557,6 +557,11 @@ static void test_f16_and_q8(void) {
     run_case("qwen2 q3_K tied", &s, 4e-2, SL_TYPE_F32, 2);
     s.wtype = SL_TYPE_Q2_K;
     run_case("qwen2 q2_K tied", &s, 4e-2, SL_TYPE_F32, 2);
+    /* iq4_xs (tile for many tokens) and iq4_nl (unpacked rows) */
+    s.wtype = SL_TYPE_IQ4_XS;
+    run_case("qwen2 iq4_xs tied", &s, 4e-2, SL_TYPE_F32, 2);
+    s.wtype = SL_TYPE_IQ4_NL;
+    run_case("qwen2 iq4_nl tied", &s, 4e-2, SL_TYPE_F32, 2);
 }
 
 /* A model with a missing or mis-shaped tensor fails to load with a message
@@ -670,6 +675,16 @@ static void test_quant_plan(void) {
     CHECK(model_qplan_init(&p, "q5_K_S", 24, 7, true, err, sizeof err) == 0);
     CHECK(p.ftype == 16 && plan_at(&p, 0, "attn_v", 512) == SL_TYPE_Q5_K);
     CHECK(model_qplan_type(&p, "token_embd.weight", 2, 512) == SL_TYPE_Q6_K);
+    /* iq4_nl / iq4_xs (no importance matrix) */
+    CHECK(model_qplan_init(&p, "iq4_xs", 24, 7, false, err, sizeof err) == 0);
+    CHECK(p.ftype == 30 && plan_at(&p, 5, "attn_q", 512) == SL_TYPE_IQ4_XS);
+    CHECK(plan_at(&p, 5, "attn_v", 512) == SL_TYPE_Q5_K && plan_at(&p, 2, "ffn_down", 512) == SL_TYPE_Q5_K);
+    CHECK(plan_at(&p, 3, "ffn_down", 512) == SL_TYPE_IQ4_XS);
+    CHECK(plan_at(&p, 5, "ffn_up", 896) == SL_TYPE_IQ4_NL); /* row fallback */
+    CHECK(model_qplan_type(&p, "output.weight", 2, 512) == SL_TYPE_Q6_K);
+    CHECK(model_qplan_init(&p, "iq4_nl", 24, 2, false, err, sizeof err) == 0);
+    CHECK(p.ftype == 25 && plan_at(&p, 5, "attn_v", 896) == SL_TYPE_IQ4_NL);
+    CHECK(model_qplan_type(&p, "output.weight", 2, 896) == SL_TYPE_Q8_0); /* 896 % 256: q6_K falls back */
     CHECK(model_qplan_init(&p, "q9_9", 2, 1, false, err, sizeof err) != 0);
     CHECK(strstr(err, "q9_9") != NULL);
 }

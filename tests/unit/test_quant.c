@@ -40,7 +40,8 @@ static void test_sizes_and_names(void) {
         {SL_TYPE_Q8_1, 32, 36, "q8_1"},  {SL_TYPE_Q2_K, 256, 84, "q2_K"},
         {SL_TYPE_Q3_K, 256, 110, "q3_K"}, {SL_TYPE_Q4_K, 256, 144, "q4_K"},
         {SL_TYPE_Q5_K, 256, 176, "q5_K"}, {SL_TYPE_Q6_K, 256, 210, "q6_K"},
-        {SL_TYPE_Q8_K, 256, 292, "q8_K"},
+        {SL_TYPE_Q8_K, 256, 292, "q8_K"}, {SL_TYPE_IQ4_NL, 32, 18, "iq4_nl"},
+        {SL_TYPE_IQ4_XS, 256, 136, "iq4_xs"},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         const sl_type_traits_t *tr = sl_type_traits(want[i].t);
@@ -307,7 +308,7 @@ static void test_roundtrip_error(void) {
         {SL_TYPE_Q8_1, 0.006}, {SL_TYPE_Q8_K, 0.008}, {SL_TYPE_Q6_K, 0.03},
         {SL_TYPE_Q5_0, 0.06},  {SL_TYPE_Q5_1, 0.05},  {SL_TYPE_Q5_K, 0.045},
         {SL_TYPE_Q4_0, 0.12},  {SL_TYPE_Q4_1, 0.10},  {SL_TYPE_Q4_K, 0.09},
-        {SL_TYPE_Q3_K, Q3K_MAX}, {SL_TYPE_Q2_K, Q2K_MAX},
+        {SL_TYPE_Q3_K, Q3K_MAX}, {SL_TYPE_Q2_K, Q2K_MAX}, {SL_TYPE_IQ4_NL, 0.085}, {SL_TYPE_IQ4_XS, 0.085},
     };
     enum { N = 4096 };
     static float x[N], y[N];
@@ -353,9 +354,53 @@ static void test_roundtrip_error(void) {
     sl_dequantize_row(SL_TYPE_Q4_1, q, y, N);
     double r1 = rel_rmse(x, y, N);
     CHECK_MSG(rk < r1, "q4_K %g vs q4_1 %g", rk, r1);
+    /* the non-linear codebook (denser near zero) with the scale search
+     * beats q4_0's evenly spaced levels at the same 4.5 bits */
+    sl_quantize_row(SL_TYPE_IQ4_NL, x, q, N);
+    sl_dequantize_row(SL_TYPE_IQ4_NL, q, y, N);
+    const double rn = rel_rmse(x, y, N);
+    sl_quantize_row(SL_TYPE_Q4_0, x, q, N);
+    sl_dequantize_row(SL_TYPE_Q4_0, q, y, N);
+    const double r0 = rel_rmse(x, y, N);
+    CHECK_MSG(rn < r0, "iq4_nl %g vs q4_0 %g", rn, r0);
+    CHECK(sl_quantize_row(SL_TYPE_IQ4_XS, x, q, 100) == -1);
     CHECK(sl_quantize_row(SL_TYPE_Q4_K, x, q, 100) == -1);
     CHECK(sl_quantize_row(SL_TYPE_Q2_K, x, q, 100) == -1);
     CHECK(sl_quantize_row(SL_TYPE_I8, x, q, 256) == -1);
+}
+
+/* iq4_nl / iq4_xs blocks built by hand: every index decodes to its
+ * codebook value (low nibbles elements 0-15, high nibbles 16-31) times the
+ * block's scale; iq4_xs's 6-bit sub-block scales split over scales_l and
+ * scales_h. */
+static void test_dequant_iq4(void) {
+    static const int kv[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+    sl_block_iq4_nl b;
+    b.d = sl_f32_to_f16(0.5f);
+    for (int j = 0; j < 16; j++) b.qs[j] = (uint8_t)(j | ((15 - j) << 4));
+    float y[256];
+    sl_dequantize_row(SL_TYPE_IQ4_NL, &b, y, 32);
+    int bad = 0;
+    for (int j = 0; j < 16; j++) bad += y[j] != 0.5f * (float)kv[j] || y[j + 16] != 0.5f * (float)kv[15 - j];
+    CHECK(bad == 0);
+    sl_block_iq4_xs x;
+    memset(&x, 0, sizeof x);
+    x.d = sl_f32_to_f16(0.25f);
+    const int ls[8] = {0, 63, 32, 33, 31, 47, 16, 5}; /* scale = ls − 32 */
+    for (int ib = 0; ib < 8; ib++) {
+        x.scales_l[ib / 2] |= (uint8_t)((ls[ib] & 0xf) << (4 * (ib % 2)));
+        x.scales_h |= (uint16_t)((ls[ib] >> 4) << (2 * ib));
+    }
+    for (int i = 0; i < 128; i++) x.qs[i] = (uint8_t)((i * 7) & 0xff);
+    sl_dequantize_row(SL_TYPE_IQ4_XS, &x, y, 256);
+    bad = 0;
+    for (int ib = 0; ib < 8; ib++)
+        for (int j = 0; j < 16; j++) {
+            const uint8_t q = x.qs[16 * ib + j];
+            const float dl = 0.25f * (float)(ls[ib] - 32);
+            bad += y[32 * ib + j] != dl * (float)kv[q & 0xf] || y[32 * ib + j + 16] != dl * (float)kv[q >> 4];
+        }
+    CHECK(bad == 0);
 }
 
 /* q2_K / q3_K: the codes are chosen for the final (stored) group scales, so
@@ -497,6 +542,7 @@ int main(void) {
     RUN(test_dequant_q4_K_q5_K);
     RUN(test_dequant_q6_K);
     RUN(test_dequant_q2_K_q3_K);
+    RUN(test_dequant_iq4);
     RUN(test_roundtrip_error);
     RUN(test_q2_K_q3_K_quantizers);
     RUN(test_activation_blocks);

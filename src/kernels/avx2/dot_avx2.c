@@ -230,6 +230,96 @@ static void tile_bf16(int64_t n, const void *w, size_t ws, int nr, const void *x
     tile_fw(FW_BF16, n, w, ws, nr, x, xs, nc, out, os);
 }
 
+/* ---- iq4_nl / iq4_xs: 4-bit indices into a 16-value codebook ----
+ *
+ * One vpshufb maps 32 indices to their codebook bytes (−127..113); the
+ * products with the q8 activations then go as q8_0's do: |v| · sign(x, v)
+ * through vpmaddubsw. iq4_xs applies each 32-element sub-block's scale
+ * with the widening vpmaddwd. */
+static inline __m256i iq4_values32(const uint8_t *qs) {
+    const __m256i kv = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)sl_kvalues_iq4nl));
+    return _mm256_shuffle_epi8(kv, nibbles32(qs));
+}
+static inline __m256i iq4_pairs(__m256i v, const int8_t *x) {
+    return _mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)x), v));
+}
+
+static float dot_iq4_nl(int64_t n, const void *vw, const void *vx) {
+    const sl_block_iq4_nl *w = vw;
+    const sl_block_q8_0 *x = vx;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    int64_t b = 0;
+    for (; b + 2 <= n / 32; b += 2) {
+        const __m256i p0 = _mm256_madd_epi16(iq4_pairs(iq4_values32(w[b].qs), x[b].qs), ones);
+        const __m256i p1 = _mm256_madd_epi16(iq4_pairs(iq4_values32(w[b + 1].qs), x[b + 1].qs), ones);
+        a0 = _mm256_fmadd_ps(_mm256_set1_ps(f16(w[b].d) * f16(x[b].d)), _mm256_cvtepi32_ps(p0), a0);
+        a1 = _mm256_fmadd_ps(_mm256_set1_ps(f16(w[b + 1].d) * f16(x[b + 1].d)), _mm256_cvtepi32_ps(p1), a1);
+    }
+    if (b < n / 32) {
+        const __m256i p0 = _mm256_madd_epi16(iq4_pairs(iq4_values32(w[b].qs), x[b].qs), ones);
+        a0 = _mm256_fmadd_ps(_mm256_set1_ps(f16(w[b].d) * f16(x[b].d)), _mm256_cvtepi32_ps(p0), a0);
+    }
+    return hsum8(_mm256_add_ps(a0, a1));
+}
+
+/* iq4_xs sub-block ib's scale ls − 32. */
+static inline int iq4xs_ls(const sl_block_iq4_xs *b, int ib) {
+    return (((b->scales_l[ib / 2] >> (4 * (ib % 2))) & 0xf) | (((b->scales_h >> (2 * ib)) & 3) << 4)) - 32;
+}
+
+/* One iq4_xs row against NC (1 or 4) q8_0 rows (Silica dots iq4_xs with
+ * 32-blocks of activations, as iq4_nl: the same products with a finer
+ * activation scale, and the 32-block GEMM for many tokens): each
+ * sub-block's values looked up once for all of them. */
+static inline __attribute__((always_inline)) void iq4xs_row(const int NC, int64_t n, const sl_block_iq4_xs *w,
+                                                            const sl_block_q8_0 *const xr[4], float out[4]) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[4];
+    for (int c = 0; c < NC; c++) acc[c] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / SL_QK_K; i++) {
+        const float d = f16(w[i].d);
+#pragma GCC unroll 8
+        for (int ib = 0; ib < 8; ib++) {
+            const float dl = d * (float)iq4xs_ls(&w[i], ib);
+            const __m256i v = iq4_values32(w[i].qs + 16 * ib);
+            const int64_t b = 8 * i + ib;
+#pragma GCC unroll 4
+            for (int c = 0; c < NC; c++)
+                acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dl * f16(xr[c][b].d)),
+                                         _mm256_cvtepi32_ps(_mm256_madd_epi16(iq4_pairs(v, xr[c][b].qs), ones)),
+                                         acc[c]);
+        }
+    }
+    for (int c = 0; c < NC; c++) out[c] = hsum8(acc[c]);
+}
+
+static float dot_iq4_xs(int64_t n, const void *w, const void *x) {
+    const sl_block_q8_0 *xr[4] = {x, x, x, x};
+    float out[4];
+    iq4xs_row(1, n, w, xr, out);
+    return out[0];
+}
+
+static void tile_iq4_xs(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs, int nc, float *out,
+                        size_t os) {
+    const sl_block_q8_0 *xr[4];
+    for (int c = 0; c < 4; c++) xr[c] = (const void *)((const uint8_t *)x + (size_t)(c < nc ? c : 0) * xs);
+    for (int r = 0; r < nr; r++) {
+        const sl_block_iq4_xs *wr = (const void *)((const uint8_t *)w + (size_t)r * ws);
+        float o[4];
+        if (nc == 4) {
+            iq4xs_row(4, n, wr, xr, o);
+        } else {
+            for (int c = 0; c < nc; c++) {
+                const sl_block_q8_0 *x1[4] = {xr[c], xr[c], xr[c], xr[c]};
+                iq4xs_row(1, n, wr, x1, o + c);
+            }
+        }
+        for (int c = 0; c < nc; c++) out[(size_t)c * os + (size_t)r] = o[c];
+    }
+}
+
 /* ---- 32-element blocks against q8_0 / q8_1 ---- */
 
 /* Signed weight bytes of one block, for the q8_0-dotted types. */
@@ -808,6 +898,29 @@ static void urows_q8_0(int64_t n, const void *w, size_t ws, int nr, uint8_t *dst
     u_pad(dst, nb, nr);
 }
 
+/* iq4_xs rows the same way, a sub-block's d · (ls − 32) as its block scale */
+static void urows_iq4_xs(int64_t n, const void *w, size_t ws, int nr, uint8_t *dst) {
+    const int64_t nb = n / 32;
+    for (int r = 0; r < nr; r++) {
+        const sl_block_iq4_xs *x = (const void *)((const uint8_t *)w + (size_t)r * ws);
+        for (int64_t b = 0; b < nb; b++) {
+            const sl_block_iq4_xs *sb = x + b / 8;
+            const int ib = (int)(b % 8);
+            u_put(dst, nb, r, b, f16(sb->d) * (float)iq4xs_ls(sb, ib), 0.0f, iq4_values32(sb->qs + 16 * ib));
+        }
+    }
+    u_pad(dst, nb, nr);
+}
+
+/* iq4_nl rows: their codebook bytes, signed like q8_0's (gemmu_s8) */
+static void urows_iq4_nl(int64_t n, const void *w, size_t ws, int nr, uint8_t *dst) {
+    const int64_t nb = n / 32;
+    for (int r = 0; r < nr; r++) {
+        const sl_block_iq4_nl *x = (const void *)((const uint8_t *)w + (size_t)r * ws);
+        for (int64_t b = 0; b < nb; b++) u_put(dst, nb, r, b, f16(x[b].d), 0.0f, iq4_values32(x[b].qs));
+    }
+    u_pad(dst, nb, nr);
+}
 
 /* One 8-row panel × the nc (<= 4) tokens of a group; out gets 8 columns.
  * Signed codes (q8_0) use |w| and sign(x, w) and widen every vpmaddubsw to
@@ -1760,6 +1873,13 @@ bool sl_kern_fill_avx2(sl_kern_table_t *t) {
     t->unpack[SL_TYPE_Q5_0] = urows_q5_0;
     t->unpack[SL_TYPE_Q5_1] = urows_q5_1;
     t->unpack[SL_TYPE_Q8_0] = urows_q8_0;
+    t->dot[SL_TYPE_IQ4_NL] = dot_iq4_nl;
+    t->unpack[SL_TYPE_IQ4_NL] = urows_iq4_nl;
+    t->gemmu[SL_TYPE_IQ4_NL] = gemmu_s8;
+    t->dot[SL_TYPE_IQ4_XS] = dot_iq4_xs;
+    t->tile[SL_TYPE_IQ4_XS] = tile_iq4_xs;
+    t->unpack[SL_TYPE_IQ4_XS] = urows_iq4_xs;
+    t->gemmu[SL_TYPE_IQ4_XS] = gemmu_s8;
     t->gemmu[SL_TYPE_Q4_0] = gemmu_u8;
     t->gemmu[SL_TYPE_Q4_1] = gemmu_u8;
     t->gemmu[SL_TYPE_Q5_0] = gemmu_u8;

@@ -547,21 +547,16 @@ static void test_f16_and_q8(void) {
     s.wtype = SL_TYPE_Q4_K;
     s.tied = true;
     run_case("qwen2 q4_K tied", &s, 4e-2, SL_TYPE_F32, 2);
-    /* q5_K and q6_K the same way (their x8 decode and 4-token kernels) */
-    s.wtype = SL_TYPE_Q5_K;
-    run_case("qwen2 q5_K tied", &s, 4e-2, SL_TYPE_F32, 2);
-    s.wtype = SL_TYPE_Q6_K;
-    run_case("qwen2 q6_K tied", &s, 4e-2, SL_TYPE_F32, 2);
-    /* q3_K and q2_K: GGUF rows (no x8 layout), unpacked for the GEMM */
-    s.wtype = SL_TYPE_Q3_K;
-    run_case("qwen2 q3_K tied", &s, 4e-2, SL_TYPE_F32, 2);
-    s.wtype = SL_TYPE_Q2_K;
-    run_case("qwen2 q2_K tied", &s, 4e-2, SL_TYPE_F32, 2);
-    /* iq4_xs (tile for many tokens) and iq4_nl (unpacked rows) */
-    s.wtype = SL_TYPE_IQ4_XS;
-    run_case("qwen2 iq4_xs tied", &s, 4e-2, SL_TYPE_F32, 2);
-    s.wtype = SL_TYPE_IQ4_NL;
-    run_case("qwen2 iq4_nl tied", &s, 4e-2, SL_TYPE_F32, 2);
+    /* the same for q5_K and q6_K (x8 decode and 4-token kernels), q3_K and
+     * q2_K (GGUF rows, unpacked for the GEMM), iq4_xs and iq4_nl (GGUF
+     * rows, tile / unpacked signed GEMM) */
+    const sl_type_t more[] = {SL_TYPE_Q5_K, SL_TYPE_Q6_K, SL_TYPE_Q3_K, SL_TYPE_Q2_K, SL_TYPE_IQ4_XS, SL_TYPE_IQ4_NL};
+    for (size_t i = 0; i < SL_ARRAY_LEN(more); i++) {
+        char label[32];
+        snprintf(label, sizeof label, "qwen2 %s tied", sl_type_name(more[i]));
+        s.wtype = more[i];
+        run_case(label, &s, 4e-2, SL_TYPE_F32, 2);
+    }
 }
 
 /* A model with a missing or mis-shaped tensor fails to load with a message
@@ -689,20 +684,46 @@ static void test_quant_plan(void) {
     CHECK(strstr(err, "q9_9") != NULL);
 }
 
+/* Writes rm as an F32 file, converts it with `silica quantize`'s code to
+ * type and loads the result (NULL on failure, checked); *path gets the
+ * converted file's name for the caller to remove. */
+static sl_model_t *quantize_and_load(ref_model_t *rm, const char *type, sl_pool_t *pool, char *path, size_t pathlen) {
+    char src[300], err[SL_ERR_MAX] = "";
+    snprintf(src, sizeof src, "%s", model_path());
+    snprintf(path, pathlen, "%s.%s", src, type);
+    CHECK(write_model(rm, src, NULL, NULL) == 0);
+    CHECK_MSG(model_quantize_file(src, path, type, pool, false, err, sizeof err) == 0, "%s", err);
+    unlink(src);
+    sl_model_t *m = model_load(path, err, sizeof err);
+    CHECK_MSG(m != NULL, "%s", err);
+    return m;
+}
+
+/* Relative error of the converted model's last-position logits against
+ * the F32 reference over toks. */
+static double quantized_logits_err(ref_model_t *rm, sl_model_t *m, sl_pool_t *pool, const int32_t *toks, int n) {
+    const spec_t *s = &rm->s;
+    char err[SL_ERR_MAX] = "";
+    double *want = malloc(sizeof(double) * (size_t)n * (size_t)s->V);
+    float *got = malloc(sizeof(float) * (size_t)s->V);
+    ref_forward(rm, toks, n, want);
+    sl_kv_t *kv = model_kv_new(m, n, SL_TYPE_F32, err, sizeof err);
+    CHECK(model_forward(m, pool, kv, toks, n, got, false, err, sizeof err) == 0);
+    const double e = rel_err(got, want + (size_t)(n - 1) * s->V, (size_t)s->V);
+    model_kv_free(kv);
+    free(want), free(got);
+    return e;
+}
+
 /* silica quantize: an F32 model converted to q8_0 keeps its metadata and
  * 1-D tensors, and its logits stay near the F32 reference. */
 static void test_quantize_file(void) {
     spec_t s = base_spec("qwen2");
     ref_model_t rm;
     ref_init(&rm, &s, 11);
-    char src[300], dst[320], err[SL_ERR_MAX] = "";
-    snprintf(src, sizeof src, "%s", model_path());
-    snprintf(dst, sizeof dst, "%s.q8", src);
-    CHECK(write_model(&rm, src, NULL, NULL) == 0);
+    char dst[320];
     sl_pool_t *pool = sl_pool_new(2);
-    CHECK_MSG(model_quantize_file(src, dst, "q8_0", pool, false, err, sizeof err) == 0, "%s", err);
-    sl_model_t *m = model_load(dst, err, sizeof err);
-    CHECK_MSG(m != NULL, "%s", err);
+    sl_model_t *m = quantize_and_load(&rm, "q8_0", pool, dst, sizeof dst);
     if (m) {
         const gguf_file_t *g = model_gguf(m);
         CHECK(gguf_find_tensor(g, "blk.1.ffn_down.weight")->type == SL_TYPE_Q8_0);
@@ -711,22 +732,13 @@ static void test_quantize_file(void) {
         CHECK(gguf_find_tensor(g, "output_norm.weight")->type == SL_TYPE_F32);
         CHECK(gguf_get_u32_or(g, "general.file_type", 99) == 7);
         CHECK(gguf_get_u32_or(g, "qwen2.block_count", 0) == (uint32_t)s.L);
-        enum { N = 6 };
-        int32_t toks[N] = {1, 50, 7, 90, 3, 3};
-        double *want = malloc(sizeof(double) * N * (size_t)s.V);
-        float *got = malloc(sizeof(float) * (size_t)s.V);
-        ref_forward(&rm, toks, N, want);
-        sl_kv_t *kv = model_kv_new(m, N, SL_TYPE_F32, err, sizeof err);
-        CHECK(model_forward(m, pool, kv, toks, N, got, false, err, sizeof err) == 0);
-        double e = rel_err(got, want + (size_t)(N - 1) * s.V, (size_t)s.V);
+        const int32_t toks[6] = {1, 50, 7, 90, 3, 3};
+        const double e = quantized_logits_err(&rm, m, pool, toks, 6);
         CHECK_MSG(e < 5e-2, "quantized q8_0 logits off by %.3g", e);
-        model_kv_free(kv);
-        free(want), free(got);
         model_free(m);
     }
     sl_pool_free(pool);
     ref_free(&rm);
-    unlink(src);
     unlink(dst);
 }
 
@@ -738,14 +750,9 @@ static void test_quantize_file_kmix(void) {
     s.E = 256, s.D = 64, s.H = 4, s.K = 1, s.F = 512, s.V = 96; /* GQA 4 */
     ref_model_t rm;
     ref_init(&rm, &s, 12);
-    char src[300], dst[320], err[SL_ERR_MAX] = "";
-    snprintf(src, sizeof src, "%s", model_path());
-    snprintf(dst, sizeof dst, "%s.q2k", src);
-    CHECK(write_model(&rm, src, NULL, NULL) == 0);
+    char dst[320];
     sl_pool_t *pool = sl_pool_new(2);
-    CHECK_MSG(model_quantize_file(src, dst, "q2_K", pool, false, err, sizeof err) == 0, "%s", err);
-    sl_model_t *m = model_load(dst, err, sizeof err);
-    CHECK_MSG(m != NULL, "%s", err);
+    sl_model_t *m = quantize_and_load(&rm, "q2_K", pool, dst, sizeof dst);
     if (m) {
         const gguf_file_t *g = model_gguf(m);
         CHECK(gguf_get_u32_or(g, "general.file_type", 99) == 10);
@@ -755,23 +762,14 @@ static void test_quantize_file_kmix(void) {
         CHECK(gguf_find_tensor(g, "blk.0.attn_output.weight")->type == SL_TYPE_Q3_K);
         CHECK(gguf_find_tensor(g, "output.weight")->type == SL_TYPE_Q6_K);
         CHECK(gguf_find_tensor(g, "token_embd.weight")->type == SL_TYPE_Q2_K);
-        enum { N = 5 };
-        int32_t toks[N] = {1, 50, 7, 90, 3};
-        double *want = malloc(sizeof(double) * N * (size_t)s.V);
-        float *got = malloc(sizeof(float) * (size_t)s.V);
-        ref_forward(&rm, toks, N, want);
-        sl_kv_t *kv = model_kv_new(m, N, SL_TYPE_F32, err, sizeof err);
-        CHECK(model_forward(m, pool, kv, toks, N, got, false, err, sizeof err) == 0);
+        const int32_t toks[5] = {1, 50, 7, 90, 3};
         /* 2-3 bit weights: near, not close */
-        double e = rel_err(got, want + (size_t)(N - 1) * s.V, (size_t)s.V);
+        const double e = quantized_logits_err(&rm, m, pool, toks, 5);
         CHECK_MSG(e < 0.5, "quantized q2_K logits off by %.3g", e);
-        model_kv_free(kv);
-        free(want), free(got);
         model_free(m);
     }
     sl_pool_free(pool);
     ref_free(&rm);
-    unlink(src);
     unlink(dst);
 }
 

@@ -1611,10 +1611,36 @@ static inline __m256i kq_step_scales(__m256i scv, int k) {
     return _mm256_shuffle_epi8(scv, _mm256_set1_epi16((int16_t)(0x0100 + 0x0202 * k)));
 }
 
+/* A q2_K / q3_K super-block's 8 steps: Σ scale · code · x as 8 int32 lanes
+ * (q3_K: codes + 4, the high-mask bit k moved to bit 2). */
+static inline __attribute__((always_inline)) __m256i k23_steps(bool three, const uint8_t *qs, __m256i hm, __m256i scv,
+                                                               const int8_t *xq) {
+    const __m256i m3 = _mm256_set1_epi8(3), b2 = _mm256_set1_epi8(4);
+    __m256i s0 = _mm256_setzero_si256(), s1 = s0;
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * h));
+#pragma GCC unroll 4
+        for (int sh = 0; sh < 4; sh++) {
+            const int k = 4 * h + sh;
+            __m256i u = _mm256_and_si256(_mm256_srli_epi16(q, 2 * sh), m3);
+            if (three) {
+                const __m256i hb = k >= 2 ? _mm256_srli_epi16(hm, k - 2) : _mm256_slli_epi16(hm, 2 - k);
+                u = _mm256_or_si256(u, _mm256_and_si256(hb, b2));
+            }
+            const __m256i p = _mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)(xq + 32 * k)));
+            if (sh & 1)
+                s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(p, kq_step_scales(scv, k)));
+            else
+                s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(p, kq_step_scales(scv, k)));
+        }
+    }
+    return _mm256_add_epi32(s0, s1);
+}
+
 static float dot_q2_K(int64_t n, const void *vw, const void *vx) {
     const sl_block_q2_K *w = vw;
     const sl_block_q8_K *x = vx;
-    const __m256i m3 = _mm256_set1_epi8(3);
     const __m128i m4 = _mm_set1_epi8(0x0f);
     __m256 acc = _mm256_setzero_ps();
     float accm = 0;
@@ -1623,23 +1649,9 @@ static float dot_q2_K(int64_t n, const void *vw, const void *vx) {
         const __m256i scv = kq_scales16(_mm_and_si128(sc8, m4), false);
         const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), m4));
         const int summ = hsum_i32(_mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)x[i].bsums)));
-        __m256i s0 = _mm256_setzero_si256(), s1 = s0;
-#pragma GCC unroll 2
-        for (int h = 0; h < 2; h++) {
-            const __m256i q = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * h));
-#pragma GCC unroll 4
-            for (int sh = 0; sh < 4; sh++) {
-                const int k = 4 * h + sh;
-                const __m256i u = _mm256_and_si256(_mm256_srli_epi16(q, 2 * sh), m3);
-                const __m256i p = _mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * k)));
-                if (sh & 1)
-                    s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(p, kq_step_scales(scv, k)));
-                else
-                    s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(p, kq_step_scales(scv, k)));
-            }
-        }
         const float dx = x[i].d;
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16(w[i].d) * dx), _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16(w[i].d) * dx),
+                              _mm256_cvtepi32_ps(k23_steps(false, w[i].qs, _mm256_setzero_si256(), scv, x[i].qs)), acc);
         accm += f16(w[i].dmin) * dx * (float)summ;
     }
     return hsum8(acc) - accm;
@@ -1648,7 +1660,6 @@ static float dot_q2_K(int64_t n, const void *vw, const void *vx) {
 static float dot_q3_K(int64_t n, const void *vw, const void *vx) {
     const sl_block_q3_K *w = vw;
     const sl_block_q8_K *x = vx;
-    const __m256i m3 = _mm256_set1_epi8(3), b2 = _mm256_set1_epi8(4);
     __m256 acc = _mm256_setzero_ps();
     float accm = 0;
     for (int64_t i = 0; i < n / SL_QK_K; i++) {
@@ -1658,26 +1669,8 @@ static float dot_q3_K(int64_t n, const void *vw, const void *vx) {
         const int summ = hsum_i32(_mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8),
                                                     _mm256_loadu_si256((const __m256i *)x[i].bsums)));
         const __m256i hm = _mm256_loadu_si256((const __m256i *)w[i].hmask);
-        __m256i s0 = _mm256_setzero_si256(), s1 = s0;
-#pragma GCC unroll 2
-        for (int h = 0; h < 2; h++) {
-            const __m256i q = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * h));
-#pragma GCC unroll 4
-            for (int sh = 0; sh < 4; sh++) {
-                const int k = 4 * h + sh;
-                /* code + 4 = 2 low bits | high-mask bit k at bit 2 (0..7) */
-                const __m256i hb = k >= 2 ? _mm256_srli_epi16(hm, k - 2) : _mm256_slli_epi16(hm, 2 - k);
-                const __m256i u = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 2 * sh), m3),
-                                                  _mm256_and_si256(hb, b2));
-                const __m256i p = _mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * k)));
-                if (sh & 1)
-                    s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(p, kq_step_scales(scv, k)));
-                else
-                    s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(p, kq_step_scales(scv, k)));
-            }
-        }
         const float dd = f16(w[i].d) * x[i].d;
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(dd), _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dd), _mm256_cvtepi32_ps(k23_steps(true, w[i].qs, hm, scv, x[i].qs)), acc);
         accm += dd * 4.0f * (float)summ;
     }
     return hsum8(acc) - accm;

@@ -301,6 +301,45 @@ static float dot_iq4_xs(int64_t n, const void *w, const void *x) {
     return out[0];
 }
 
+/* Decode against a float-scale q8_0 row (sl_q8f_t): no f16 conversion of
+ * the activation scales. */
+static float dotf_iq4_nl(int64_t n, const void *vw, const sl_q8f_t *x) {
+    const sl_block_iq4_nl *w = vw;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    int64_t b = 0;
+    for (; b + 2 <= n / 32; b += 2) {
+        const __m256i p0 = _mm256_madd_epi16(iq4_pairs(iq4_values32(w[b].qs), x[b].qs), ones);
+        const __m256i p1 = _mm256_madd_epi16(iq4_pairs(iq4_values32(w[b + 1].qs), x[b + 1].qs), ones);
+        a0 = _mm256_fmadd_ps(_mm256_set1_ps(f16(w[b].d) * x[b].d), _mm256_cvtepi32_ps(p0), a0);
+        a1 = _mm256_fmadd_ps(_mm256_set1_ps(f16(w[b + 1].d) * x[b + 1].d), _mm256_cvtepi32_ps(p1), a1);
+    }
+    if (b < n / 32) {
+        const __m256i p0 = _mm256_madd_epi16(iq4_pairs(iq4_values32(w[b].qs), x[b].qs), ones);
+        a0 = _mm256_fmadd_ps(_mm256_set1_ps(f16(w[b].d) * x[b].d), _mm256_cvtepi32_ps(p0), a0);
+    }
+    return hsum8(_mm256_add_ps(a0, a1));
+}
+
+static float dotf_iq4_xs(int64_t n, const void *vw, const sl_q8f_t *x) {
+    const sl_block_iq4_xs *w = vw;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    for (int64_t i = 0; i < n / SL_QK_K; i++) {
+        const float d = f16(w[i].d);
+        const sl_q8f_t *xb = x + 8 * i;
+#pragma GCC unroll 4
+        for (int ib = 0; ib < 8; ib += 2) {
+            const __m256i p0 = _mm256_madd_epi16(iq4_pairs(iq4_values32(w[i].qs + 16 * ib), xb[ib].qs), ones);
+            const __m256i p1 = _mm256_madd_epi16(iq4_pairs(iq4_values32(w[i].qs + 16 * ib + 16), xb[ib + 1].qs), ones);
+            a0 = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)iq4xs_ls(&w[i], ib) * xb[ib].d), _mm256_cvtepi32_ps(p0), a0);
+            a1 = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)iq4xs_ls(&w[i], ib + 1) * xb[ib + 1].d),
+                                 _mm256_cvtepi32_ps(p1), a1);
+        }
+    }
+    return hsum8(_mm256_add_ps(a0, a1));
+}
+
 static void tile_iq4_xs(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs, int nc, float *out,
                         size_t os) {
     const sl_block_q8_0 *xr[4];
@@ -1909,6 +1948,8 @@ bool sl_kern_fill_avx2(sl_kern_table_t *t) {
     t->dotf[SL_TYPE_Q4_0] = dotf_q4_0;
     t->dotf[SL_TYPE_Q5_0] = dotf_q5_0;
     t->dotf[SL_TYPE_Q8_0] = dotf_q8_0;
+    t->dotf[SL_TYPE_IQ4_NL] = dotf_iq4_nl;
+    t->dotf[SL_TYPE_IQ4_XS] = dotf_iq4_xs;
     t->gemm[SL_TYPE_Q4_0] = gemm_q4_0;
     t->gemm[SL_TYPE_Q5_0] = gemm_q5_0;
     t->gemm[SL_TYPE_Q8_0] = gemm_q8_0;

@@ -128,6 +128,11 @@ typedef void (*sl_gemm_fn)(int64_t n, const void *w, size_t wstride, int nr, con
  * of top bits, bits 2k, 2k + 1 of byte j' of vector h = bits 4, 5 of code
  * j' of group 4h + k. A weight is d · scale · (code − 32), code 0..63. */
 #define SL_X8_Q6_K_BLOCK 1680
+/* x8 iq4_xs super-block of 8 rows (1088 bytes, as their 8 GGUF blocks): the
+ * 8 f16 d; the 8 rows' scales_h (2 bytes each), then their scales_l (4
+ * bytes each); then per 32-element sub-block 4 × 32 bytes of index nibbles
+ * as in x8 q4_0 (row r's bytes 4r..4r+3 of vector k = its qs[4k..4k+3]). */
+#define SL_X8_IQ4_XS_BLOCK 1088
 /* Many tokens over x8 panels of a type without x8_gemm: nr rows (whole
  * panels, the last one possibly padded) expanded into SL_U_PANEL_BLOCK
  * panels for the type's gemmu. */

@@ -42,7 +42,7 @@
 #define PF_AHEAD 4096
 #endif
 
-/* The x8 layout: q8_0, q5_0, q4_0, q5_1, q4_1, q4_K, q5_K or q6_K, whole
+/* The x8 layout: q8_0, q5_0, q4_0, q5_1, q4_1, q4_K, q5_K, q6_K or iq4_xs, whole
  * blocks, and a row that the kernel-less fallback can unpack on the stack. A last panel of fewer
  * than 8 rows is padded with zero rows. */
 #define X8_ROW_MAX 65536
@@ -53,7 +53,7 @@ static const uint8_t *x8_src_row(const void *src, size_t rs, int64_t r, int64_t 
     return r < r1 ? (const uint8_t *)src + (size_t)r * rs : x8_zero_row;
 }
 static bool x8_layout(sl_type_t t, int64_t n_in, int64_t n_out) {
-    const bool kq = t == SL_TYPE_Q4_K || t == SL_TYPE_Q5_K || t == SL_TYPE_Q6_K;
+    const bool kq = t == SL_TYPE_Q4_K || t == SL_TYPE_Q5_K || t == SL_TYPE_Q6_K || t == SL_TYPE_IQ4_XS;
     const int64_t blck = kq ? SL_QK_K : 32;
     return (t == SL_TYPE_Q8_0 || t == SL_TYPE_Q5_0 || t == SL_TYPE_Q4_0 || t == SL_TYPE_Q5_1 || t == SL_TYPE_Q4_1 || kq) &&
            n_in > 0 &&
@@ -854,6 +854,47 @@ static void x8_row_q6K(int64_t n_in, const void *w, int64_t r, void *vrow) {
     }
 }
 
+/* iq4_xs (SL_X8_IQ4_XS_BLOCK): d, scales_h, scales_l regrouped per row,
+ * the 16 index bytes of each sub-block as x8 q4_0's nibble vectors. to_x8:
+ * GGUF block → panel slot of row r; else back. */
+static void iq4xs_move(bool to_x8, uint8_t *blk, uint8_t *gb, int r) {
+    sl_block_iq4_xs *g = (sl_block_iq4_xs *)gb;
+#define IQ4_MOVE(x8p, gp, n) (to_x8 ? memcpy((x8p), (gp), (n)) : memcpy((gp), (x8p), (n)))
+    IQ4_MOVE(blk + 2 * r, &g->d, 2);
+    IQ4_MOVE(blk + 16 + 2 * r, &g->scales_h, 2);
+    IQ4_MOVE(blk + 32 + 4 * r, g->scales_l, 4);
+    for (int ib = 0; ib < 8; ib++)
+        for (int k = 0; k < 4; k++) IQ4_MOVE(blk + 64 + 128 * ib + 32 * k + 4 * r, g->qs + 16 * ib + 4 * k, 4);
+#undef IQ4_MOVE
+}
+
+static void x8_pack_iq4xs(int64_t n_in, const void *src, void *dst, int64_t r0, int64_t r1) {
+    const int64_t nb = n_in / SL_QK_K;
+    const size_t rs = sl_row_size(SL_TYPE_IQ4_XS, n_in);
+    for (int64_t p = r0 / 8; p < (r1 + 7) / 8; p++) {
+        uint8_t *pn = (uint8_t *)dst + (size_t)p * 8 * rs;
+        for (int r = 0; r < 8; r++) {
+            const uint8_t *row = x8_src_row(src, rs, p * 8 + r, r1);
+            for (int64_t i = 0; i < nb; i++) {
+                sl_block_iq4_xs g;
+                memcpy(&g, row + (size_t)i * sizeof g, sizeof g);
+                iq4xs_move(true, pn + (size_t)i * SL_X8_IQ4_XS_BLOCK, (uint8_t *)&g, r);
+            }
+        }
+    }
+}
+
+static void x8_row_iq4xs(int64_t n_in, const void *w, int64_t r, void *vrow) {
+    const int64_t nb = n_in / SL_QK_K;
+    const size_t rs = sl_row_size(SL_TYPE_IQ4_XS, n_in);
+    uint8_t *pn = (uint8_t *)w + (size_t)(r / 8) * 8 * rs;
+    for (int64_t i = 0; i < nb; i++) {
+        sl_block_iq4_xs g;
+        iq4xs_move(false, pn + (size_t)i * SL_X8_IQ4_XS_BLOCK, (uint8_t *)&g, (int)(r % 8));
+        memcpy((uint8_t *)vrow + (size_t)i * sizeof g, &g, sizeof g);
+    }
+}
+
 size_t sl_x8_bytes(sl_type_t t, int64_t n_in, int64_t n_out) {
     if (!x8_layout(t, n_in, n_out)) return 0;
     return sl_row_size(t, n_in) * (size_t)((n_out + 7) & ~(int64_t)7);
@@ -867,6 +908,10 @@ void sl_x8_pack(sl_type_t t, int64_t n_in, const void *src, void *dst, int64_t r
     }
     if (t == SL_TYPE_Q6_K) {
         if (n_in % SL_QK_K == 0) x8_pack_q6K(n_in, src, dst, r0, r1);
+        return;
+    }
+    if (t == SL_TYPE_IQ4_XS) {
+        if (n_in % SL_QK_K == 0) x8_pack_iq4xs(n_in, src, dst, r0, r1);
         return;
     }
     if (t == SL_TYPE_Q5_0 || t == SL_TYPE_Q4_0 || t == SL_TYPE_Q5_1 || t == SL_TYPE_Q4_1) {
@@ -898,6 +943,10 @@ void sl_x8_row(sl_type_t t, int64_t n_in, const void *w, int64_t r, void *vrow) 
     }
     if (t == SL_TYPE_Q6_K) {
         if (n_in % SL_QK_K == 0) x8_row_q6K(n_in, w, r, vrow);
+        return;
+    }
+    if (t == SL_TYPE_IQ4_XS) {
+        if (n_in % SL_QK_K == 0) x8_row_iq4xs(n_in, w, r, vrow);
         return;
     }
     if (t == SL_TYPE_Q5_0 || t == SL_TYPE_Q4_0 || t == SL_TYPE_Q5_1 || t == SL_TYPE_Q4_1) {

@@ -1173,6 +1173,70 @@ static void x8_unpack_q5_0(int64_t n, const void *panels, int nr, uint8_t *dst) 
 static void x8_unpack_q4_0(int64_t n, const void *panels, int nr, uint8_t *dst) {
     x8_unpack_q4(false, false, n, panels, nr, dst);
 }
+/* x8 iq4_xs (SL_X8_IQ4_XS_BLOCK): the 8 rows' sub-block scales d · (ls −
+ * 32) as floats, from d and the scale bits regrouped per row (lane r =
+ * row r's scales_l as one u32, its scales_h widened to u32). */
+static inline __m256 x8_iq4xs_scales(const uint8_t *blk, __m256 d8, int ib) {
+    const __m256i l = _mm256_loadu_si256((const __m256i *)(blk + 32));
+    const __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(blk + 16)));
+    const __m256i ls = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(l, 4 * ib), _mm256_set1_epi32(0xf)),
+                                       _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(h, 2 * ib), _mm256_set1_epi32(3)), 4));
+    return _mm256_mul_ps(d8, _mm256_cvtepi32_ps(_mm256_sub_epi32(ls, _mm256_set1_epi32(32))));
+}
+
+/* Decode over x8 iq4_xs panels against a float-scale q8_0 row: per
+ * 32-element sub-block the 8 index vectors become codebook bytes (one
+ * vpshufb each) and go as x8 q8_0's: |x| · sign(v, x). */
+static void x8_dot_iq4_xs(int64_t n, const void *panel, const void *vx, float *out) {
+    const sl_q8f_t *x = vx;
+    const __m256i kv = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)sl_kvalues_iq4nl));
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / SL_QK_K; i++) {
+        const uint8_t *blk = (const uint8_t *)panel + (size_t)i * SL_X8_IQ4_XS_BLOCK;
+        const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
+        for (int ib = 0; ib < 8; ib++) {
+            __m256i c[8];
+            x8_nibbles(blk + 64 + 128 * ib, c);
+            const int8_t *xq = x[8 * i + ib].qs;
+            __m256i i0 = _mm256_setzero_si256(), i1 = i0;
+#pragma GCC unroll 4
+            for (int g = 0; g < 8; g += 2) {
+                const __m256i v0 = _mm256_shuffle_epi8(kv, c[g]), v1 = _mm256_shuffle_epi8(kv, c[g + 1]);
+                const __m256i x0 = _mm256_set1_epi32(x8_bytes4(xq + 4 * g)), x1 = _mm256_set1_epi32(x8_bytes4(xq + 4 * g + 4));
+                i0 = _mm256_add_epi32(i0, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(x0, x0), _mm256_sign_epi8(v0, x0)), ones));
+                i1 = _mm256_add_epi32(i1, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(x1, x1), _mm256_sign_epi8(v1, x1)), ones));
+            }
+            acc = _mm256_fmadd_ps(_mm256_mul_ps(x8_iq4xs_scales(blk, d8, ib), _mm256_set1_ps(x[8 * i + ib].d)),
+                                  _mm256_cvtepi32_ps(_mm256_add_epi32(i0, i1)), acc);
+        }
+    }
+    _mm256_storeu_ps(out, acc);
+}
+
+/* x8 iq4_xs panels → SL_U_PANEL_BLOCK panels for gemmu_s8 (signed
+ * codebook bytes, a sub-block's d · (ls − 32) as its block scale). */
+static void x8_unpack_iq4_xs(int64_t n, const void *panels, int nr, uint8_t *dst) {
+    const int64_t nbk = n / SL_QK_K;
+    const __m256i kv = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)sl_kvalues_iq4nl));
+    for (int p = 0; p < (nr + 7) / 8; p++) {
+        const uint8_t *pn = (const uint8_t *)panels + (size_t)p * (size_t)nbk * SL_X8_IQ4_XS_BLOCK;
+        uint8_t *un = dst + (size_t)p * (size_t)(n / 32) * SL_U_PANEL_BLOCK;
+        for (int64_t i = 0; i < nbk; i++) {
+            const uint8_t *blk = pn + (size_t)i * SL_X8_IQ4_XS_BLOCK;
+            const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
+            for (int ib = 0; ib < 8; ib++) {
+                uint8_t *ub = un + (size_t)(8 * i + ib) * SL_U_PANEL_BLOCK;
+                _mm256_store_ps((float *)ub, x8_iq4xs_scales(blk, d8, ib));
+                _mm256_store_ps((float *)ub + 8, _mm256_setzero_ps());
+                __m256i c[8];
+                x8_nibbles(blk + 64 + 128 * ib, c);
+                for (int g = 0; g < 8; g++) _mm256_store_si256((__m256i *)(ub + 64) + g, _mm256_shuffle_epi8(kv, c[g]));
+            }
+        }
+    }
+}
+
 static void x8_unpack_q5_1(int64_t n, const void *panels, int nr, uint8_t *dst) {
     x8_unpack_q4(true, true, n, panels, nr, dst);
 }
@@ -1926,6 +1990,8 @@ bool sl_kern_fill_avx2(sl_kern_table_t *t) {
     t->x8_dot[SL_TYPE_Q5_1] = x8_dot_q5_1;
     t->x8_unpack[SL_TYPE_Q5_1] = x8_unpack_q5_1;
     t->x8_dot[SL_TYPE_Q4_1] = x8_dot_q4_1;
+    t->x8_dot[SL_TYPE_IQ4_XS] = x8_dot_iq4_xs;
+    t->x8_unpack[SL_TYPE_IQ4_XS] = x8_unpack_iq4_xs;
     t->x8_unpack[SL_TYPE_Q4_1] = x8_unpack_q4_1;
     t->x8_dot[SL_TYPE_Q4_K] = x8_dot_q4_K;
     t->x8_dot4[SL_TYPE_Q4_K] = x8_dot4_q4_K;

@@ -99,7 +99,8 @@ typedef void (*sl_gemm_fn)(int64_t n, const void *w, size_t wstride, int nr, con
 #define SL_X8_Q5_0_BLOCK 176
 /* x8 q4_0 block: the 8 f16 scales, then 4 nibble vectors, byte j of
  * vector k = code j of group k (low nibble) and of group k + 4 (high)
- * (144 bytes). */
+ * (144 bytes). iq4_nl's x8 blocks are the same (their codes codebook
+ * indices). */
 #define SL_X8_Q4_0_BLOCK 144
 /* x8 q5_1 / q4_1 blocks: the q5_0 / q4_0 block with the 8 rows' f16 mins m
  * between the scales and the codes (192 / 160 bytes); a weight is d · q + m

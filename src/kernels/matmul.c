@@ -42,7 +42,8 @@
 #define PF_AHEAD 4096
 #endif
 
-/* The x8 layout: q8_0, q5_0, q4_0, q5_1, q4_1, q4_K, q5_K, q6_K or iq4_xs, whole
+/* The x8 layout: q8_0, q5_0, q4_0, q5_1, q4_1, iq4_nl (q4_0's: the same
+ * 18-byte blocks), q4_K, q5_K, q6_K or iq4_xs, whole
  * blocks, and a row that the kernel-less fallback can unpack on the stack. A last panel of fewer
  * than 8 rows is padded with zero rows. */
 #define X8_ROW_MAX 65536
@@ -55,7 +56,8 @@ static const uint8_t *x8_src_row(const void *src, size_t rs, int64_t r, int64_t 
 static bool x8_layout(sl_type_t t, int64_t n_in, int64_t n_out) {
     const bool kq = t == SL_TYPE_Q4_K || t == SL_TYPE_Q5_K || t == SL_TYPE_Q6_K || t == SL_TYPE_IQ4_XS;
     const int64_t blck = kq ? SL_QK_K : 32;
-    return (t == SL_TYPE_Q8_0 || t == SL_TYPE_Q5_0 || t == SL_TYPE_Q4_0 || t == SL_TYPE_Q5_1 || t == SL_TYPE_Q4_1 || kq) &&
+    return (t == SL_TYPE_Q8_0 || t == SL_TYPE_Q5_0 || t == SL_TYPE_Q4_0 || t == SL_TYPE_Q5_1 || t == SL_TYPE_Q4_1 ||
+            t == SL_TYPE_IQ4_NL || kq) &&
            n_in > 0 &&
            n_in % blck == 0 && sl_row_size(t, n_in) <= X8_ROW_MAX && n_out > 0 && n_out <= INT64_MAX - 7;
 }
@@ -914,7 +916,7 @@ void sl_x8_pack(sl_type_t t, int64_t n_in, const void *src, void *dst, int64_t r
         if (n_in % SL_QK_K == 0) x8_pack_iq4xs(n_in, src, dst, r0, r1);
         return;
     }
-    if (t == SL_TYPE_Q5_0 || t == SL_TYPE_Q4_0 || t == SL_TYPE_Q5_1 || t == SL_TYPE_Q4_1) {
+    if (t == SL_TYPE_Q5_0 || t == SL_TYPE_Q4_0 || t == SL_TYPE_Q5_1 || t == SL_TYPE_Q4_1 || t == SL_TYPE_IQ4_NL) {
         x8_pack_q4(t == SL_TYPE_Q5_0 || t == SL_TYPE_Q5_1, t == SL_TYPE_Q4_1 || t == SL_TYPE_Q5_1, n_in, src, dst, r0,
                    r1);
         return;
@@ -949,7 +951,7 @@ void sl_x8_row(sl_type_t t, int64_t n_in, const void *w, int64_t r, void *vrow) 
         if (n_in % SL_QK_K == 0) x8_row_iq4xs(n_in, w, r, vrow);
         return;
     }
-    if (t == SL_TYPE_Q5_0 || t == SL_TYPE_Q4_0 || t == SL_TYPE_Q5_1 || t == SL_TYPE_Q4_1) {
+    if (t == SL_TYPE_Q5_0 || t == SL_TYPE_Q4_0 || t == SL_TYPE_Q5_1 || t == SL_TYPE_Q4_1 || t == SL_TYPE_IQ4_NL) {
         x8_row_q4(t == SL_TYPE_Q5_0 || t == SL_TYPE_Q5_1, t == SL_TYPE_Q4_1 || t == SL_TYPE_Q5_1, n_in, w, r, vrow);
         return;
     }

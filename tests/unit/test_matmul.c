@@ -325,7 +325,7 @@ static void x8_panels_cases(const sl_kern_table_t *installed) {
     const int64_t n_outs[] = {8, 40, 13, 37}; /* 13, 37: padded last panels */
     const int64_t toks[] = {1, 2, 5, 17, 33};
     const sl_type_t types[] = {SL_TYPE_Q8_0, SL_TYPE_Q5_0, SL_TYPE_Q4_0, SL_TYPE_Q5_1, SL_TYPE_Q4_1,
-                               SL_TYPE_Q4_K, SL_TYPE_Q5_K, SL_TYPE_Q6_K, SL_TYPE_IQ4_XS};
+                               SL_TYPE_Q4_K, SL_TYPE_Q5_K, SL_TYPE_Q6_K, SL_TYPE_IQ4_XS, SL_TYPE_IQ4_NL};
     sl_pool_t *pool2 = sl_pool_new(2);
     for (size_t ty = 0; ty < SL_ARRAY_LEN(types); ty++)
     for (size_t a = 0; a < SL_ARRAY_LEN(n_ins); a++)

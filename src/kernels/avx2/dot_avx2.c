@@ -1184,55 +1184,91 @@ static inline __m256 x8_iq4xs_scales(const uint8_t *blk, __m256 d8, int ib) {
     return _mm256_mul_ps(d8, _mm256_cvtepi32_ps(_mm256_sub_epi32(ls, _mm256_set1_epi32(32))));
 }
 
-/* Decode over x8 iq4_xs panels against a float-scale q8_0 row: per
- * 32-element sub-block the 8 index vectors become codebook bytes (one
- * vpshufb each) and go as x8 q8_0's: |x| · sign(v, x). */
-static void x8_dot_iq4_xs(int64_t n, const void *panel, const void *vx, float *out) {
-    const sl_q8f_t *x = vx;
+/* One 32-element block of 8 x8 iq4 rows (the 4 index-nibble vectors at
+ * nib, laid out as x8 q4_0's) · the token's 32 bytes: the indices become
+ * codebook bytes (one vpshufb each) and go as x8 q8_0's, |x| · sign(v, x);
+ * the 8 rows' sums as s32. */
+static inline __m256i x8_iq4_idot(const uint8_t *nib, const int8_t *xq) {
     const __m256i kv = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)sl_kvalues_iq4nl));
     const __m256i ones = _mm256_set1_epi16(1);
+    __m256i c[8];
+    x8_nibbles(nib, c);
+    __m256i i0 = _mm256_setzero_si256(), i1 = i0;
+#pragma GCC unroll 4
+    for (int g = 0; g < 8; g += 2) {
+        const __m256i v0 = _mm256_shuffle_epi8(kv, c[g]), v1 = _mm256_shuffle_epi8(kv, c[g + 1]);
+        const __m256i x0 = _mm256_set1_epi32(x8_bytes4(xq + 4 * g)), x1 = _mm256_set1_epi32(x8_bytes4(xq + 4 * g + 4));
+        i0 = _mm256_add_epi32(i0, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(x0, x0), _mm256_sign_epi8(v0, x0)), ones));
+        i1 = _mm256_add_epi32(i1, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(x1, x1), _mm256_sign_epi8(v1, x1)), ones));
+    }
+    return _mm256_add_epi32(i0, i1);
+}
+
+/* The same block as SL_U_PANEL_BLOCK bytes for gemmu_s8: scales d8, no
+ * offset, the codebook bytes. */
+static inline void x8_iq4_unpack_block(const uint8_t *nib, __m256 d8, uint8_t *ub) {
+    const __m256i kv = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)sl_kvalues_iq4nl));
+    _mm256_store_ps((float *)ub, d8);
+    _mm256_store_ps((float *)ub + 8, _mm256_setzero_ps());
+    __m256i c[8];
+    x8_nibbles(nib, c);
+    for (int g = 0; g < 8; g++) _mm256_store_si256((__m256i *)(ub + 64) + g, _mm256_shuffle_epi8(kv, c[g]));
+}
+
+/* Decode over x8 iq4_xs panels against a float-scale q8_0 row. */
+static void x8_dot_iq4_xs(int64_t n, const void *panel, const void *vx, float *out) {
+    const sl_q8f_t *x = vx;
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / SL_QK_K; i++) {
         const uint8_t *blk = (const uint8_t *)panel + (size_t)i * SL_X8_IQ4_XS_BLOCK;
         const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
         for (int ib = 0; ib < 8; ib++) {
-            __m256i c[8];
-            x8_nibbles(blk + 64 + 128 * ib, c);
-            const int8_t *xq = x[8 * i + ib].qs;
-            __m256i i0 = _mm256_setzero_si256(), i1 = i0;
-#pragma GCC unroll 4
-            for (int g = 0; g < 8; g += 2) {
-                const __m256i v0 = _mm256_shuffle_epi8(kv, c[g]), v1 = _mm256_shuffle_epi8(kv, c[g + 1]);
-                const __m256i x0 = _mm256_set1_epi32(x8_bytes4(xq + 4 * g)), x1 = _mm256_set1_epi32(x8_bytes4(xq + 4 * g + 4));
-                i0 = _mm256_add_epi32(i0, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(x0, x0), _mm256_sign_epi8(v0, x0)), ones));
-                i1 = _mm256_add_epi32(i1, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(x1, x1), _mm256_sign_epi8(v1, x1)), ones));
-            }
+            const __m256i s = x8_iq4_idot(blk + 64 + 128 * ib, x[8 * i + ib].qs);
             acc = _mm256_fmadd_ps(_mm256_mul_ps(x8_iq4xs_scales(blk, d8, ib), _mm256_set1_ps(x[8 * i + ib].d)),
-                                  _mm256_cvtepi32_ps(_mm256_add_epi32(i0, i1)), acc);
+                                  _mm256_cvtepi32_ps(s), acc);
         }
     }
     _mm256_storeu_ps(out, acc);
 }
 
-/* x8 iq4_xs panels → SL_U_PANEL_BLOCK panels for gemmu_s8 (signed
- * codebook bytes, a sub-block's d · (ls − 32) as its block scale). */
+/* x8 iq4_nl: x8 q4_0's layout (the same 18-byte GGUF blocks). */
+static void x8_dot_iq4_nl(int64_t n, const void *panel, const void *vx, float *out) {
+    const sl_q8f_t *x = vx;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / 32; b++) {
+        const uint8_t *blk = (const uint8_t *)panel + (size_t)b * SL_X8_Q4_0_BLOCK;
+        const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
+        acc = _mm256_fmadd_ps(_mm256_mul_ps(d8, _mm256_set1_ps(x[b].d)), _mm256_cvtepi32_ps(x8_iq4_idot(blk + 16, x[b].qs)),
+                              acc);
+    }
+    _mm256_storeu_ps(out, acc);
+}
+
+/* x8 iq4_xs / iq4_nl panels → SL_U_PANEL_BLOCK panels for gemmu_s8 (iq4_xs:
+ * a sub-block's d · (ls − 32) as its block scale). */
 static void x8_unpack_iq4_xs(int64_t n, const void *panels, int nr, uint8_t *dst) {
     const int64_t nbk = n / SL_QK_K;
-    const __m256i kv = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)sl_kvalues_iq4nl));
     for (int p = 0; p < (nr + 7) / 8; p++) {
         const uint8_t *pn = (const uint8_t *)panels + (size_t)p * (size_t)nbk * SL_X8_IQ4_XS_BLOCK;
         uint8_t *un = dst + (size_t)p * (size_t)(n / 32) * SL_U_PANEL_BLOCK;
         for (int64_t i = 0; i < nbk; i++) {
             const uint8_t *blk = pn + (size_t)i * SL_X8_IQ4_XS_BLOCK;
             const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
-            for (int ib = 0; ib < 8; ib++) {
-                uint8_t *ub = un + (size_t)(8 * i + ib) * SL_U_PANEL_BLOCK;
-                _mm256_store_ps((float *)ub, x8_iq4xs_scales(blk, d8, ib));
-                _mm256_store_ps((float *)ub + 8, _mm256_setzero_ps());
-                __m256i c[8];
-                x8_nibbles(blk + 64 + 128 * ib, c);
-                for (int g = 0; g < 8; g++) _mm256_store_si256((__m256i *)(ub + 64) + g, _mm256_shuffle_epi8(kv, c[g]));
-            }
+            for (int ib = 0; ib < 8; ib++)
+                x8_iq4_unpack_block(blk + 64 + 128 * ib, x8_iq4xs_scales(blk, d8, ib),
+                                    un + (size_t)(8 * i + ib) * SL_U_PANEL_BLOCK);
+        }
+    }
+}
+static void x8_unpack_iq4_nl(int64_t n, const void *panels, int nr, uint8_t *dst) {
+    const int64_t nb = n / 32;
+    for (int p = 0; p < (nr + 7) / 8; p++) {
+        const uint8_t *pn = (const uint8_t *)panels + (size_t)p * (size_t)nb * SL_X8_Q4_0_BLOCK;
+        uint8_t *un = dst + (size_t)p * (size_t)nb * SL_U_PANEL_BLOCK;
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *blk = pn + (size_t)b * SL_X8_Q4_0_BLOCK;
+            x8_iq4_unpack_block(blk + 16, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk)),
+                                un + (size_t)b * SL_U_PANEL_BLOCK);
         }
     }
 }
@@ -1992,6 +2028,8 @@ bool sl_kern_fill_avx2(sl_kern_table_t *t) {
     t->x8_dot[SL_TYPE_Q4_1] = x8_dot_q4_1;
     t->x8_dot[SL_TYPE_IQ4_XS] = x8_dot_iq4_xs;
     t->x8_unpack[SL_TYPE_IQ4_XS] = x8_unpack_iq4_xs;
+    t->x8_dot[SL_TYPE_IQ4_NL] = x8_dot_iq4_nl;
+    t->x8_unpack[SL_TYPE_IQ4_NL] = x8_unpack_iq4_nl;
     t->x8_unpack[SL_TYPE_Q4_1] = x8_unpack_q4_1;
     t->x8_dot[SL_TYPE_Q4_K] = x8_dot_q4_K;
     t->x8_dot4[SL_TYPE_Q4_K] = x8_dot4_q4_K;

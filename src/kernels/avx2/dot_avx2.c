@@ -244,23 +244,31 @@ static inline __m256i iq4_pairs(__m256i v, const int8_t *x) {
     return _mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)x), v));
 }
 
-static float dot_iq4_nl(int64_t n, const void *vw, const void *vx) {
+/* iq4_nl against q8_0 blocks, or (fscale) a float-scale q8_0 row
+ * (sl_q8f_t, decode: no f16 conversion of the activation scales). */
+static inline __attribute__((always_inline)) float iq4nl_dot(bool fscale, int64_t n, const void *vw,
+                                                             const void *vx) {
     const sl_block_iq4_nl *w = vw;
-    const sl_block_q8_0 *x = vx;
     const __m256i ones = _mm256_set1_epi16(1);
+#define IQ4NL_X(b) (fscale ? ((const sl_q8f_t *)vx)[b].qs : ((const sl_block_q8_0 *)vx)[b].qs)
+#define IQ4NL_D(b) (fscale ? ((const sl_q8f_t *)vx)[b].d : f16(((const sl_block_q8_0 *)vx)[b].d))
+#define IQ4NL_STEP(a, b)                                                                                \
+    a = _mm256_fmadd_ps(_mm256_set1_ps(f16(w[b].d) * IQ4NL_D(b)),                                       \
+                        _mm256_cvtepi32_ps(_mm256_madd_epi16(iq4_pairs(iq4_values32(w[b].qs), IQ4NL_X(b)), ones)), a)
     __m256 a0 = _mm256_setzero_ps(), a1 = a0;
     int64_t b = 0;
     for (; b + 2 <= n / 32; b += 2) {
-        const __m256i p0 = _mm256_madd_epi16(iq4_pairs(iq4_values32(w[b].qs), x[b].qs), ones);
-        const __m256i p1 = _mm256_madd_epi16(iq4_pairs(iq4_values32(w[b + 1].qs), x[b + 1].qs), ones);
-        a0 = _mm256_fmadd_ps(_mm256_set1_ps(f16(w[b].d) * f16(x[b].d)), _mm256_cvtepi32_ps(p0), a0);
-        a1 = _mm256_fmadd_ps(_mm256_set1_ps(f16(w[b + 1].d) * f16(x[b + 1].d)), _mm256_cvtepi32_ps(p1), a1);
+        IQ4NL_STEP(a0, b);
+        IQ4NL_STEP(a1, b + 1);
     }
-    if (b < n / 32) {
-        const __m256i p0 = _mm256_madd_epi16(iq4_pairs(iq4_values32(w[b].qs), x[b].qs), ones);
-        a0 = _mm256_fmadd_ps(_mm256_set1_ps(f16(w[b].d) * f16(x[b].d)), _mm256_cvtepi32_ps(p0), a0);
-    }
+    if (b < n / 32) IQ4NL_STEP(a0, b);
+#undef IQ4NL_STEP
+#undef IQ4NL_D
+#undef IQ4NL_X
     return hsum8(_mm256_add_ps(a0, a1));
+}
+static float dot_iq4_nl(int64_t n, const void *w, const void *x) {
+    return iq4nl_dot(false, n, w, x);
 }
 
 /* iq4_xs sub-block ib's scale ls − 32. */
@@ -301,26 +309,11 @@ static float dot_iq4_xs(int64_t n, const void *w, const void *x) {
     return out[0];
 }
 
-/* Decode against a float-scale q8_0 row (sl_q8f_t): no f16 conversion of
- * the activation scales. */
-static float dotf_iq4_nl(int64_t n, const void *vw, const sl_q8f_t *x) {
-    const sl_block_iq4_nl *w = vw;
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
-    int64_t b = 0;
-    for (; b + 2 <= n / 32; b += 2) {
-        const __m256i p0 = _mm256_madd_epi16(iq4_pairs(iq4_values32(w[b].qs), x[b].qs), ones);
-        const __m256i p1 = _mm256_madd_epi16(iq4_pairs(iq4_values32(w[b + 1].qs), x[b + 1].qs), ones);
-        a0 = _mm256_fmadd_ps(_mm256_set1_ps(f16(w[b].d) * x[b].d), _mm256_cvtepi32_ps(p0), a0);
-        a1 = _mm256_fmadd_ps(_mm256_set1_ps(f16(w[b + 1].d) * x[b + 1].d), _mm256_cvtepi32_ps(p1), a1);
-    }
-    if (b < n / 32) {
-        const __m256i p0 = _mm256_madd_epi16(iq4_pairs(iq4_values32(w[b].qs), x[b].qs), ones);
-        a0 = _mm256_fmadd_ps(_mm256_set1_ps(f16(w[b].d) * x[b].d), _mm256_cvtepi32_ps(p0), a0);
-    }
-    return hsum8(_mm256_add_ps(a0, a1));
+static float dotf_iq4_nl(int64_t n, const void *w, const sl_q8f_t *x) {
+    return iq4nl_dot(true, n, w, x);
 }
 
+/* iq4_xs against a float-scale q8_0 row (decode). */
 static float dotf_iq4_xs(int64_t n, const void *vw, const sl_q8f_t *x) {
     const sl_block_iq4_xs *w = vw;
     const __m256i ones = _mm256_set1_epi16(1);

@@ -34,6 +34,9 @@ static_assert(sizeof(sl_block_q2_K) == 84, "q2_K block size");
 static_assert(sizeof(sl_block_q3_K) == 110, "q3_K block size");
 static_assert(sizeof(sl_block_q4_K) == 144, "q4_K block size");
 static_assert(sizeof(sl_block_q5_K) == 176, "q5_K block size");
+static_assert(sizeof(sl_block_iq4_nl) == 18, "iq4_nl block size");
+static_assert(sizeof(sl_block_iq4_xs) == 136, "iq4_xs block size");
+static_assert(SL_X8_IQ4_XS_BLOCK == 8 * sizeof(sl_block_iq4_xs), "x8 iq4_xs block: the 8 GGUF blocks' bytes");
 static_assert(sizeof(sl_block_q6_K) == 210, "q6_K block size");
 static_assert(sizeof(sl_block_q8_K) == 292, "q8_K block size");
 

@@ -1,6 +1,7 @@
 /*
- * dot_neon.c — arm64 NEON kernels: f32 weights, the q8_0-dotted block
- * types (q4_0, q5_0, q8_0) and the k-quants q4_K, q5_K, q6_K. Integer products use SDOT (vdotq_s32) when the compiler
+ * dot_neon.c — arm64 NEON kernels: f32 / f16 / bf16 weights, the
+ * q8_0-dotted block types (q4_0, q5_0, q8_0, iq4_nl, iq4_xs: a table
+ * lookup per 16 indices) and the k-quants q4_K, q5_K, q6_K. Integer products use SDOT (vdotq_s32) when the compiler
  * targets the dot-product extension, and widening multiplies (vmull_s8 +
  * pairwise accumulate) otherwise; both are exact in s32.
  *
@@ -39,6 +40,69 @@ static float dot_f32(int64_t n, const void *vw, const void *vx) {
     float s = vaddvq_f32(vaddq_f32(a0, a1));
     for (; i < n; i++) s += w[i] * x[i];
     return s;
+}
+
+/* f16 / bf16 weights against f32 activations */
+static float dot_f16(int64_t n, const void *vw, const void *vx) {
+    const uint16_t *w = vw;
+    const float *x = vx;
+    float32x4_t a0 = vdupq_n_f32(0), a1 = a0;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        a0 = vfmaq_f32(a0, vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(w + i))), vld1q_f32(x + i));
+        a1 = vfmaq_f32(a1, vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(w + i + 4))), vld1q_f32(x + i + 4));
+    }
+    float s = vaddvq_f32(vaddq_f32(a0, a1));
+    for (; i < n; i++) s += f16(w[i]) * x[i];
+    return s;
+}
+
+static float dot_bf16(int64_t n, const void *vw, const void *vx) {
+    const uint16_t *w = vw;
+    const float *x = vx;
+    float32x4_t a0 = vdupq_n_f32(0), a1 = a0;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        a0 = vfmaq_f32(a0, vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(w + i), 16)), vld1q_f32(x + i));
+        a1 = vfmaq_f32(a1, vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(w + i + 4), 16)), vld1q_f32(x + i + 4));
+    }
+    float s = vaddvq_f32(vaddq_f32(a0, a1));
+    for (; i < n; i++) s += sl_bf16_to_f32(w[i]) * x[i];
+    return s;
+}
+
+/* Σ codebook value · x over one iq4 32-block (16 index bytes: low nibbles
+ * elements 0-15, high 16-31), one table lookup per 16 indices */
+static inline int32x4_t iq4_dot32(const uint8_t *qs, const int8_t *x) {
+    const int8x16_t kv = vld1q_s8(sl_kvalues_iq4nl);
+    const uint8x16_t b = vld1q_u8(qs);
+    int32x4_t p = dot16(vdupq_n_s32(0), vqtbl1q_s8(kv, vandq_u8(b, vdupq_n_u8(0x0f))), vld1q_s8(x));
+    return dot16(p, vqtbl1q_s8(kv, vshrq_n_u8(b, 4)), vld1q_s8(x + 16));
+}
+
+static float dot_iq4_nl(int64_t n, const void *vw, const void *vx) {
+    const sl_block_iq4_nl *w = vw;
+    const sl_block_q8_0 *x = vx;
+    float32x4_t acc = vdupq_n_f32(0);
+    for (int64_t i = 0; i < n / 32; i++)
+        acc = vmlaq_n_f32(acc, vcvtq_f32_s32(iq4_dot32(w[i].qs, x[i].qs)), f16(w[i].d) * f16(x[i].d));
+    return vaddvq_f32(acc);
+}
+
+/* iq4_xs against q8_0 blocks (as on the other ISAs) */
+static float dot_iq4_xs(int64_t n, const void *vw, const void *vx) {
+    const sl_block_iq4_xs *w = vw;
+    const sl_block_q8_0 *x = vx;
+    float32x4_t acc = vdupq_n_f32(0);
+    for (int64_t i = 0; i < n / SL_QK_K; i++) {
+        const float d = f16(w[i].d);
+        for (int ib = 0; ib < 8; ib++) {
+            const sl_block_q8_0 *xb = &x[8 * i + ib];
+            acc = vmlaq_n_f32(acc, vcvtq_f32_s32(iq4_dot32(w[i].qs + 16 * ib, xb->qs)),
+                              d * (float)sl_iq4xs_scale(&w[i], ib) * f16(xb->d));
+        }
+    }
+    return vaddvq_f32(acc);
 }
 
 static float dot_q8_0(int64_t n, const void *vw, const void *vx) {
@@ -203,6 +267,10 @@ static float dot_q6_K(int64_t n, const void *vw, const void *vx) {
 
 bool sl_kern_fill_neon(sl_kern_table_t *t) {
     t->dot[SL_TYPE_F32] = dot_f32;
+    t->dot[SL_TYPE_F16] = dot_f16;
+    t->dot[SL_TYPE_BF16] = dot_bf16;
+    t->dot[SL_TYPE_IQ4_NL] = dot_iq4_nl;
+    t->dot[SL_TYPE_IQ4_XS] = dot_iq4_xs;
     t->dot[SL_TYPE_Q4_0] = dot_q4_0;
     t->dot[SL_TYPE_Q8_0] = dot_q8_0;
     t->dot[SL_TYPE_Q5_0] = dot_q5_0;

@@ -29,46 +29,37 @@ static inline int32x4_t dot16(int32x4_t acc, int8x16_t a, int8x16_t b) {
 #endif
 }
 
-static float dot_f32(int64_t n, const void *vw, const void *vx) {
-    const float *w = vw, *x = vx;
+/* f32 / f16 / bf16 weights against f32 activations: 4 weights as floats */
+enum { FW_F32, FW_F16, FW_BF16 };
+static inline __attribute__((always_inline)) float32x4_t fw_load4(int kind, const void *w, int64_t i) {
+    if (kind == FW_F16) return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)w + i)));
+    if (kind == FW_BF16) return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16((const uint16_t *)w + i), 16));
+    return vld1q_f32((const float *)w + i);
+}
+static inline __attribute__((always_inline)) float fw_load1(int kind, const void *w, int64_t i) {
+    if (kind == FW_F16) return f16(((const uint16_t *)w)[i]);
+    if (kind == FW_BF16) return sl_bf16_to_f32(((const uint16_t *)w)[i]);
+    return ((const float *)w)[i];
+}
+static inline __attribute__((always_inline)) float dot_fw(int kind, int64_t n, const void *w, const float *x) {
     float32x4_t a0 = vdupq_n_f32(0), a1 = a0;
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        a0 = vfmaq_f32(a0, vld1q_f32(w + i), vld1q_f32(x + i));
-        a1 = vfmaq_f32(a1, vld1q_f32(w + i + 4), vld1q_f32(x + i + 4));
+        a0 = vfmaq_f32(a0, fw_load4(kind, w, i), vld1q_f32(x + i));
+        a1 = vfmaq_f32(a1, fw_load4(kind, w, i + 4), vld1q_f32(x + i + 4));
     }
     float s = vaddvq_f32(vaddq_f32(a0, a1));
-    for (; i < n; i++) s += w[i] * x[i];
+    for (; i < n; i++) s += fw_load1(kind, w, i) * x[i];
     return s;
 }
-
-/* f16 / bf16 weights against f32 activations */
-static float dot_f16(int64_t n, const void *vw, const void *vx) {
-    const uint16_t *w = vw;
-    const float *x = vx;
-    float32x4_t a0 = vdupq_n_f32(0), a1 = a0;
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        a0 = vfmaq_f32(a0, vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(w + i))), vld1q_f32(x + i));
-        a1 = vfmaq_f32(a1, vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(w + i + 4))), vld1q_f32(x + i + 4));
-    }
-    float s = vaddvq_f32(vaddq_f32(a0, a1));
-    for (; i < n; i++) s += f16(w[i]) * x[i];
-    return s;
+static float dot_f32(int64_t n, const void *w, const void *x) {
+    return dot_fw(FW_F32, n, w, x);
 }
-
-static float dot_bf16(int64_t n, const void *vw, const void *vx) {
-    const uint16_t *w = vw;
-    const float *x = vx;
-    float32x4_t a0 = vdupq_n_f32(0), a1 = a0;
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        a0 = vfmaq_f32(a0, vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(w + i), 16)), vld1q_f32(x + i));
-        a1 = vfmaq_f32(a1, vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(w + i + 4), 16)), vld1q_f32(x + i + 4));
-    }
-    float s = vaddvq_f32(vaddq_f32(a0, a1));
-    for (; i < n; i++) s += sl_bf16_to_f32(w[i]) * x[i];
-    return s;
+static float dot_f16(int64_t n, const void *w, const void *x) {
+    return dot_fw(FW_F16, n, w, x);
+}
+static float dot_bf16(int64_t n, const void *w, const void *x) {
+    return dot_fw(FW_BF16, n, w, x);
 }
 
 /* Σ codebook value · x over one iq4 32-block (16 index bytes: low nibbles

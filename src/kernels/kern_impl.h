@@ -202,8 +202,11 @@ const sl_kern_table_t *sl_kern_table(void);
 
 /* Scalar references the SIMD files and tests share. */
 void sl_quantize_q8_0_ref(const float *x, void *y, int64_t n);
-/* iq4_xs sub-block ib's scale ls − 32 (−32..31). */
-int sl_iq4xs_scale(const sl_block_iq4_xs *b, int ib);
+/* iq4_xs sub-block ib's scale ls − 32 (−32..31): low 4 bits in nibble
+ * ib % 2 of scales_l[ib / 2], high 2 bits at bits 2·ib of scales_h. */
+static inline int sl_iq4xs_scale(const sl_block_iq4_xs *b, int ib) {
+    return (((b->scales_l[ib / 2] >> (4 * (ib % 2))) & 0xf) | (((b->scales_h >> (2 * ib)) & 3) << 4)) - 32;
+}
 void sl_quantize_q8_1_ref(const float *x, void *y, int64_t n);
 void sl_quantize_q8_K_ref(const float *x, void *y, int64_t n);
 void sl_k4_scale_min(int j, const uint8_t *q, uint8_t *d, uint8_t *m);

@@ -387,10 +387,6 @@ static void deq_iq4_nl(const sl_block_iq4_nl *x, float *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++) deq_iq4_32(x[i].qs, sl_f16_to_f32(x[i].d), y + 32 * i);
 }
 
-int sl_iq4xs_scale(const sl_block_iq4_xs *b, int ib) {
-    return (((b->scales_l[ib / 2] >> (4 * (ib % 2))) & 0xf) | (((b->scales_h >> (2 * ib)) & 3) << 4)) - 32;
-}
-
 static void deq_iq4_xs(const sl_block_iq4_xs *x, float *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++) {
         const float d = sl_f16_to_f32(x[i].d);

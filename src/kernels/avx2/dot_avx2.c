@@ -271,11 +271,6 @@ static float dot_iq4_nl(int64_t n, const void *w, const void *x) {
     return iq4nl_dot(false, n, w, x);
 }
 
-/* iq4_xs sub-block ib's scale ls − 32. */
-static inline int iq4xs_ls(const sl_block_iq4_xs *b, int ib) {
-    return (((b->scales_l[ib / 2] >> (4 * (ib % 2))) & 0xf) | (((b->scales_h >> (2 * ib)) & 3) << 4)) - 32;
-}
-
 /* One iq4_xs row against NC (1 or 4) q8_0 rows (Silica dots iq4_xs with
  * 32-blocks of activations, as iq4_nl: the same products with a finer
  * activation scale, and the 32-block GEMM for many tokens): each
@@ -289,7 +284,7 @@ static inline __attribute__((always_inline)) void iq4xs_row(const int NC, int64_
         const float d = f16(w[i].d);
 #pragma GCC unroll 8
         for (int ib = 0; ib < 8; ib++) {
-            const float dl = d * (float)iq4xs_ls(&w[i], ib);
+            const float dl = d * (float)sl_iq4xs_scale(&w[i], ib);
             const __m256i v = iq4_values32(w[i].qs + 16 * ib);
             const int64_t b = 8 * i + ib;
 #pragma GCC unroll 4
@@ -325,8 +320,8 @@ static float dotf_iq4_xs(int64_t n, const void *vw, const sl_q8f_t *x) {
         for (int ib = 0; ib < 8; ib += 2) {
             const __m256i p0 = _mm256_madd_epi16(iq4_pairs(iq4_values32(w[i].qs + 16 * ib), xb[ib].qs), ones);
             const __m256i p1 = _mm256_madd_epi16(iq4_pairs(iq4_values32(w[i].qs + 16 * ib + 16), xb[ib + 1].qs), ones);
-            a0 = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)iq4xs_ls(&w[i], ib) * xb[ib].d), _mm256_cvtepi32_ps(p0), a0);
-            a1 = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)iq4xs_ls(&w[i], ib + 1) * xb[ib + 1].d),
+            a0 = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)sl_iq4xs_scale(&w[i], ib) * xb[ib].d), _mm256_cvtepi32_ps(p0), a0);
+            a1 = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)sl_iq4xs_scale(&w[i], ib + 1) * xb[ib + 1].d),
                                  _mm256_cvtepi32_ps(p1), a1);
         }
     }
@@ -938,7 +933,7 @@ static void urows_iq4_xs(int64_t n, const void *w, size_t ws, int nr, uint8_t *d
         for (int64_t b = 0; b < nb; b++) {
             const sl_block_iq4_xs *sb = x + b / 8;
             const int ib = (int)(b % 8);
-            u_put(dst, nb, r, b, f16(sb->d) * (float)iq4xs_ls(sb, ib), 0.0f, iq4_values32(sb->qs + 16 * ib));
+            u_put(dst, nb, r, b, f16(sb->d) * (float)sl_iq4xs_scale(sb, ib), 0.0f, iq4_values32(sb->qs + 16 * ib));
         }
     }
     u_pad(dst, nb, nr);

@@ -63,15 +63,26 @@ X8V_NAME(panel4)(bool q8, int64_t nb, const uint8_t *pn, const sl_q8x4_t *x, __m
         const uint8_t *pb = pn + (size_t)b * bsz;
         const __m256i *q = (const __m256i *)(pb + (q8 ? 16 : 64));
         const sl_q8x4_t *xb = x + b;
-        __m256i i0 = _mm256_setzero_si256(), i1 = i0, i2 = i0, i3 = i0;
-        for (int g = 0; g < 8; g++) {
-            __m256i w = _mm256_loadu_si256(q + g);
-            if (q8) w = _mm256_xor_si256(w, flip);
-            i0 = X8V_DPBUSD(i0, w, _mm256_set1_epi32(x8_bytes4(xb->qs[0] + 4 * g)));
-            i1 = X8V_DPBUSD(i1, w, _mm256_set1_epi32(x8_bytes4(xb->qs[1] + 4 * g)));
-            i2 = X8V_DPBUSD(i2, w, _mm256_set1_epi32(x8_bytes4(xb->qs[2] + 4 * g)));
-            i3 = X8V_DPBUSD(i3, w, _mm256_set1_epi32(x8_bytes4(xb->qs[3] + 4 * g)));
+        /* even groups into i, odd into j: 8 independent vpdpbusd chains,
+         * enough to cover its latency (4 chains left it latency-bound) */
+        __m256i i0 = _mm256_setzero_si256(), i1 = i0, i2 = i0, i3 = i0, j0 = i0, j1 = i0, j2 = i0, j3 = i0;
+#pragma GCC unroll 4
+        for (int g = 0; g < 8; g += 2) {
+            __m256i w = _mm256_loadu_si256(q + g), v = _mm256_loadu_si256(q + g + 1);
+            if (q8) w = _mm256_xor_si256(w, flip), v = _mm256_xor_si256(v, flip);
+#define X8V_G(i, j, c)                                                                 \
+    i = X8V_DPBUSD(i, w, _mm256_set1_epi32(x8_bytes4(xb->qs[c] + 4 * g)));            \
+    j = X8V_DPBUSD(j, v, _mm256_set1_epi32(x8_bytes4(xb->qs[c] + 4 * g + 4)))
+            X8V_G(i0, j0, 0);
+            X8V_G(i1, j1, 1);
+            X8V_G(i2, j2, 2);
+            X8V_G(i3, j3, 3);
+#undef X8V_G
         }
+        i0 = _mm256_add_epi32(i0, j0);
+        i1 = _mm256_add_epi32(i1, j1);
+        i2 = _mm256_add_epi32(i2, j2);
+        i3 = _mm256_add_epi32(i3, j3);
         __m256 d, off;
         if (q8) {
             d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)pb));

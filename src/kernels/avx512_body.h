@@ -21,6 +21,21 @@
  *   A512_MASKZ_MOV_EPI8(k, v)  byte j of the 256-bit v where bit j of k is
  *                          set, else 0 (vmovdqu8 with zero-masking)
  *   X8V_DPBUSD(acc, u, s)  as for x8_vnni.h (256-bit vpdpbusd)
+ * and for the 16-row panel GEMM (two x8 panels side by side in one vector:
+ * lanes 0-7 the first panel's rows, 8-15 the second's):
+ *   A512_I                 a vector of 16 s32
+ *   A512_I_ZERO()          16 zeros
+ *   A512_I_LOAD2(p, q)     32 bytes from p (lanes 0-7), 32 from q (8-15)
+ *   A512_I_BCAST4(v)       the u32 v in every lane
+ *   A512_I_XOR80(v)        v with every byte's top bit flipped
+ *   A512_I_ADD(a, b)       a + b per s32 lane
+ *   A512_DPBUSD(acc, u, s) 512-bit vpdpbusd
+ *   A512_CVT(i)            the 16 s32 as floats
+ *   A512_LOAD2_PS(p, q)    8 floats from p, 8 from q
+ *   A512_LOAD2_PH(p, q)    8 f16 from p, 8 from q, as floats
+ *   A512_SET1(f)           f in every lane
+ *   A512_MUL(a, b)         a · b
+ *   A512_STOREU(p, v)      the 16 floats to p
  * A512_NAME(fill) installs the kernels over an AVX2 table, the x8_vnni.h
  * instance (X8V_NAME(fill)) included before this file among them.
  */
@@ -153,6 +168,90 @@ DEF_TILE_Q0(tile_q4_0, sl_block_q4_0, unpack_q4_0, dot_q4_0)
 DEF_TILE_Q0(tile_q5_0, sl_block_q5_0, unpack_q5_0, dot_q5_0)
 DEF_TILE_Q0(tile_q8_0, sl_block_q8_0, unpack_q8_0, dot_q8_0)
 
+/* Two adjacent 8-row panels (pn0, pn1: 16 rows) × the 4 tokens of a
+ * group, as X8V_NAME(panel4) does one: q8 — x8 q8_0 panels (f16 scales,
+ * codes made unsigned by the top-bit flip, offset −128 · d · s); else
+ * unpacked SL_U_PANEL_BLOCK panels (float d, offset m · s). Each 512-bit
+ * vpdpbusd covers both panels' code vectors against one broadcast of the
+ * token's 4 bytes; even and odd groups go into separate chains. */
+static inline __attribute__((always_inline)) void A512_NAME(panel4x2)(bool q8, int64_t nb, const uint8_t *pn0,
+                                                                      const uint8_t *pn1, const sl_q8x4_t *x,
+                                                                      A512_F acc[4]) {
+    const size_t bsz = q8 ? SL_X8_Q8_0_BLOCK : SL_U_PANEL_BLOCK, co = q8 ? 16 : 64;
+    A512_F f0 = A512_ZERO(), f1 = f0, f2 = f0, f3 = f0;
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *p0 = pn0 + (size_t)b * bsz, *p1 = pn1 + (size_t)b * bsz;
+        const sl_q8x4_t *xb = x + b;
+        A512_I i0 = A512_I_ZERO(), i1 = i0, i2 = i0, i3 = i0, j0 = i0, j1 = i0, j2 = i0, j3 = i0;
+#pragma GCC unroll 4
+        for (int g = 0; g < 8; g += 2) {
+            A512_I w = A512_I_LOAD2(p0 + co + 32 * g, p1 + co + 32 * g);
+            A512_I v = A512_I_LOAD2(p0 + co + 32 * g + 32, p1 + co + 32 * g + 32);
+            if (q8) w = A512_I_XOR80(w), v = A512_I_XOR80(v);
+#define A512_G(i, j, c)                                                  \
+    i = A512_DPBUSD(i, w, A512_I_BCAST4(x8_bytes4(xb->qs[c] + 4 * g))); \
+    j = A512_DPBUSD(j, v, A512_I_BCAST4(x8_bytes4(xb->qs[c] + 4 * g + 4)))
+            A512_G(i0, j0, 0);
+            A512_G(i1, j1, 1);
+            A512_G(i2, j2, 2);
+            A512_G(i3, j3, 3);
+#undef A512_G
+        }
+        A512_F d, off;
+        if (q8) {
+            d = A512_LOAD2_PH(p0, p1);
+            off = A512_MUL(d, A512_SET1(-128.0f));
+        } else {
+            d = A512_LOAD2_PS((const float *)p0, (const float *)p1);
+            off = A512_LOAD2_PS((const float *)p0 + 8, (const float *)p1 + 8);
+        }
+#define A512_ACC(f, i, j, c)                                                                    \
+    f = A512_FMADD(A512_MUL(d, A512_SET1(xb->d[c])), A512_CVT(A512_I_ADD(i, j)), f); \
+    f = A512_FMADD(off, A512_SET1(xb->s[c]), f)
+        A512_ACC(f0, i0, j0, 0);
+        A512_ACC(f1, i1, j1, 1);
+        A512_ACC(f2, i2, j2, 2);
+        A512_ACC(f3, i3, j3, 3);
+#undef A512_ACC
+    }
+    acc[0] = f0;
+    acc[1] = f1;
+    acc[2] = f2;
+    acc[3] = f3;
+}
+
+/* Many tokens, x8 q8_0: np panels × the nc (<= 4) tokens of one group,
+ * two panels at a time (the 16 rows' outputs are adjacent), an odd last
+ * one by the 8-row kernel. */
+static void A512_NAME(x8_gemm_q8_0)(int64_t n, const void *panels, int np, const sl_q8x4_t *x, int nc,
+                                    float *out, size_t os) {
+    const int64_t nb = n / 32;
+    const size_t pbytes = (size_t)nb * SL_X8_Q8_0_BLOCK;
+    const uint8_t *pn = panels;
+    int p = 0;
+    for (; p + 2 <= np; p += 2) {
+        A512_F acc[4];
+        A512_NAME(panel4x2)(true, nb, pn + (size_t)p * pbytes, pn + (size_t)(p + 1) * pbytes, x, acc);
+        for (int c = 0; c < nc; c++) A512_STOREU(out + (size_t)c * os + (size_t)p * 8, acc[c]);
+    }
+    if (p < np) X8V_NAME(x8_gemm_q8_0)(n, pn + (size_t)p * pbytes, 1, x, nc, out + (size_t)p * 8, os);
+}
+
+/* Many tokens over unpacked rows of unsigned codes (as X8V_NAME(gemmu_u8)):
+ * 16 rows at a time, the rest (< 16 rows) by the 8-row kernel. */
+static void A512_NAME(gemmu_u8)(int64_t n, const uint8_t *u, int nr, const sl_q8x4_t *x, int nc, float *out,
+                                size_t os) {
+    const int64_t nb = n / 32;
+    const size_t pbytes = (size_t)nb * SL_U_PANEL_BLOCK;
+    int r = 0;
+    for (; r + 16 <= nr; r += 16) {
+        A512_F acc[4];
+        A512_NAME(panel4x2)(false, nb, u + (size_t)(r / 8) * pbytes, u + (size_t)(r / 8 + 1) * pbytes, x, acc);
+        for (int c = 0; c < nc; c++) A512_STOREU(out + (size_t)c * os + (size_t)r, acc[c]);
+    }
+    if (r < nr) X8V_NAME(gemmu_u8)(n, u + (size_t)(r / 8) * pbytes, nr - r, x, nc, out + r, os);
+}
+
 static void A512_NAME(fill)(sl_kern_table_t *t) {
     t->dot[SL_TYPE_F32] = A512_NAME(dot_f32);
     t->dot[SL_TYPE_F16] = A512_NAME(dot_f16);
@@ -174,4 +273,9 @@ static void A512_NAME(fill)(sl_kern_table_t *t) {
     /* x8 panels (the model packs q8_0 / q5_0 / q4_0 at load) and 16+
      * token batches: VNNI versions of the AVX2 kernels */
     X8V_NAME(fill)(t);
+    /* their many-token GEMMs 16 rows at a time in 512-bit vectors */
+    t->x8_gemm[SL_TYPE_Q8_0] = A512_NAME(x8_gemm_q8_0);
+    const sl_type_t u8[] = {SL_TYPE_Q4_0, SL_TYPE_Q4_1, SL_TYPE_Q5_0, SL_TYPE_Q5_1};
+    for (size_t i = 0; i < sizeof u8 / sizeof u8[0]; i++)
+        if (t->gemmu[u8[i]]) t->gemmu[u8[i]] = A512_NAME(gemmu_u8);
 }

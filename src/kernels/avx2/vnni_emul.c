@@ -72,6 +72,48 @@ static inline __m256i emu_maskz_mov_epi8(uint32_t k, __m256i v) {
     return _mm256_and_si256(sel, v);
 }
 
+/* 16 s32 as two AVX2 halves */
+typedef struct {
+    __m256i lo, hi;
+} emu_i512;
+
+static inline emu_i512 emu_i_load2(const void *p, const void *q) {
+    return (emu_i512){_mm256_loadu_si256((const __m256i *)p), _mm256_loadu_si256((const __m256i *)q)};
+}
+static inline emu_i512 emu_i_bcast4(uint32_t v) {
+    return (emu_i512){_mm256_set1_epi32((int)v), _mm256_set1_epi32((int)v)};
+}
+static inline emu_i512 emu_i_xor80(emu_i512 v) {
+    const __m256i f = _mm256_set1_epi8((char)0x80);
+    return (emu_i512){_mm256_xor_si256(v.lo, f), _mm256_xor_si256(v.hi, f)};
+}
+static inline emu_i512 emu_i_add(emu_i512 a, emu_i512 b) {
+    return (emu_i512){_mm256_add_epi32(a.lo, b.lo), _mm256_add_epi32(a.hi, b.hi)};
+}
+static inline emu_i512 emu_dpbusd512(emu_i512 acc, emu_i512 u, emu_i512 s) {
+    return (emu_i512){dpbusd_avx2(acc.lo, u.lo, s.lo), dpbusd_avx2(acc.hi, u.hi, s.hi)};
+}
+static inline emu_f512 emu_cvt(emu_i512 i) {
+    return (emu_f512){_mm256_cvtepi32_ps(i.lo), _mm256_cvtepi32_ps(i.hi)};
+}
+static inline emu_f512 emu_load2_ps(const float *p, const float *q) {
+    return (emu_f512){_mm256_loadu_ps(p), _mm256_loadu_ps(q)};
+}
+static inline emu_f512 emu_load2_ph(const void *p, const void *q) {
+    return (emu_f512){_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)),
+                      _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)q))};
+}
+static inline emu_f512 emu_set1(float f) {
+    return (emu_f512){_mm256_set1_ps(f), _mm256_set1_ps(f)};
+}
+static inline emu_f512 emu_mul(emu_f512 a, emu_f512 b) {
+    return (emu_f512){_mm256_mul_ps(a.lo, b.lo), _mm256_mul_ps(a.hi, b.hi)};
+}
+static inline void emu_storeu(float *p, emu_f512 v) {
+    _mm256_storeu_ps(p, v.lo);
+    _mm256_storeu_ps(p + 8, v.hi);
+}
+
 #define A512_NAME(name) emul512_##name
 #define A512_F emu_f512
 #define A512_ZERO() emu_zero()
@@ -82,6 +124,19 @@ static inline __m256i emu_maskz_mov_epi8(uint32_t k, __m256i v) {
 #define A512_ADD(a, b) emu_add(a, b)
 #define A512_HSUM(v) emu_hsum(v)
 #define A512_MASKZ_MOV_EPI8(k, v) emu_maskz_mov_epi8(k, v)
+#define A512_I emu_i512
+#define A512_I_ZERO() ((emu_i512){_mm256_setzero_si256(), _mm256_setzero_si256()})
+#define A512_I_LOAD2(p, q) emu_i_load2(p, q)
+#define A512_I_BCAST4(v) emu_i_bcast4(v)
+#define A512_I_XOR80(v) emu_i_xor80(v)
+#define A512_I_ADD(a, b) emu_i_add(a, b)
+#define A512_DPBUSD(acc, u, s) emu_dpbusd512(acc, u, s)
+#define A512_CVT(i) emu_cvt(i)
+#define A512_LOAD2_PS(p, q) emu_load2_ps(p, q)
+#define A512_LOAD2_PH(p, q) emu_load2_ph(p, q)
+#define A512_SET1(f) emu_set1(f)
+#define A512_MUL(a, b) emu_mul(a, b)
+#define A512_STOREU(p, v) emu_storeu(p, v)
 #include "kernels/avx512_body.h"
 
 bool sl_kern_fill_vnni_emul(sl_kern_table_t *t) {

@@ -35,6 +35,23 @@
 #define A512_ADD(a, b) _mm512_add_ps(a, b)
 #define A512_HSUM(v) _mm512_reduce_add_ps(v)
 #define A512_MASKZ_MOV_EPI8(k, v) _mm256_maskz_mov_epi8(k, v)
+#define A512_I __m512i
+#define A512_I_ZERO() _mm512_setzero_si512()
+#define A512_I_LOAD2(p, q) \
+    _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p))), \
+                       _mm256_loadu_si256((const __m256i *)(q)), 1)
+#define A512_I_BCAST4(v) _mm512_set1_epi32((int)(v))
+#define A512_I_XOR80(v) _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80))
+#define A512_I_ADD(a, b) _mm512_add_epi32(a, b)
+#define A512_DPBUSD(acc, u, s) _mm512_dpbusd_epi32(acc, u, s)
+#define A512_CVT(i) _mm512_cvtepi32_ps(i)
+#define A512_LOAD2_PS(p, q) _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(p)), _mm256_loadu_ps(q), 1)
+#define A512_LOAD2_PH(p, q) \
+    _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(p))), \
+                                            _mm_loadu_si128((const __m128i *)(q)), 1))
+#define A512_SET1(f) _mm512_set1_ps(f)
+#define A512_MUL(a, b) _mm512_mul_ps(a, b)
+#define A512_STOREU(p, v) _mm512_storeu_ps(p, v)
 #include "kernels/avx512_body.h"
 
 bool sl_kern_fill_avx512(sl_kern_table_t *t) {

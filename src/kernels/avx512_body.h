@@ -168,6 +168,109 @@ DEF_TILE_Q0(tile_q4_0, sl_block_q4_0, unpack_q4_0, dot_q4_0)
 DEF_TILE_Q0(tile_q5_0, sl_block_q5_0, unpack_q5_0, dot_q5_0)
 DEF_TILE_Q0(tile_q8_0, sl_block_q8_0, unpack_q8_0, dot_q8_0)
 
+/* ---- float weights (f32 / f16 / bf16) × f32 activations: tiles ----
+ *
+ * As the AVX2 tiles (avx2/dot_avx2.c), 16 elements per step: 4 rows × 4
+ * tokens (16 accumulators) for many tokens, 8 rows × 1 token for decode,
+ * each row and token one FMA chain reduced the same way whatever the
+ * shape (then the same scalar tail), so a token's logits come out bit for
+ * bit the same alone or in a batch. Tokens past nc repeat token 0 and are
+ * not stored. */
+enum { A512_FW_F32, A512_FW_F16, A512_FW_BF16 };
+
+static inline __attribute__((always_inline)) A512_F A512_NAME(fw_load16)(int kind, const uint8_t *row, int64_t i) {
+    if (kind == A512_FW_F16) return A512_LOAD_F16((const sl_f16_t *)row + i);
+    if (kind == A512_FW_BF16) return A512_LOAD_BF16((const sl_bf16_t *)row + i);
+    return A512_LOADU((const float *)row + i);
+}
+static inline __attribute__((always_inline)) float A512_NAME(fw_load1)(int kind, const uint8_t *row, int64_t i) {
+    if (kind == A512_FW_F16) return f16(((const sl_f16_t *)row)[i]);
+    if (kind == A512_FW_BF16) return sl_bf16_to_f32(((const sl_bf16_t *)row)[i]);
+    return ((const float *)row)[i];
+}
+
+static inline __attribute__((always_inline)) void A512_NAME(tile_fw_rows)(int kind, const int R, const int NC,
+                                                                          int64_t n, const uint8_t *w0, size_t ws,
+                                                                          const float *const xr[4],
+                                                                          float s[8][4]) {
+    A512_F a[8][4];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < NC; c++) a[r][c] = A512_ZERO();
+    int64_t i = 0;
+    const size_t esz = kind == A512_FW_F32 ? 4 : 2;
+    const uint8_t *pf = w0 + (size_t)R * ws; /* decode: the next R rows, at this block's pace */
+    for (; i + 16 <= n; i += 16) {
+        if (NC == 1) {
+            const uint8_t *p = pf + (size_t)i * esz * (size_t)R;
+            for (size_t o = 0; o < 16 * esz * (size_t)R; o += 64) _mm_prefetch((const char *)(p + o), _MM_HINT_T0);
+        }
+        A512_F v[8];
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) v[r] = A512_NAME(fw_load16)(kind, w0 + (size_t)r * ws, i);
+#pragma GCC unroll 4
+        for (int c = 0; c < NC; c++) {
+            const A512_F xv = A512_LOADU(xr[c] + i);
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++) a[r][c] = A512_FMADD(v[r], xv, a[r][c]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < NC; c++) s[r][c] = A512_HSUM(a[r][c]);
+    for (; i < n; i++)
+        for (int r = 0; r < R; r++) {
+            const float u = A512_NAME(fw_load1)(kind, w0 + (size_t)r * ws, i);
+            for (int c = 0; c < NC; c++) s[r][c] += u * xr[c][i];
+        }
+}
+
+static inline __attribute__((always_inline)) void A512_NAME(tile_fw)(int kind, int64_t n, const void *w, size_t ws,
+                                                                     int nr, const void *x, size_t xs, int nc,
+                                                                     float *out, size_t os) {
+    const float *xr[4];
+    for (int c = 0; c < 4; c++) xr[c] = (const float *)((const uint8_t *)x + (size_t)(c < nc ? c : 0) * xs);
+    for (int r = 0; r < nr;) {
+        const uint8_t *w0 = (const uint8_t *)w + (size_t)r * ws;
+        float s[8][4];
+        int R;
+        if (nc == 1) {
+            R = nr - r >= 8 ? 8 : nr - r >= 4 ? 4 : 1;
+            if (R == 8)
+                A512_NAME(tile_fw_rows)(kind, 8, 1, n, w0, ws, xr, s);
+            else if (R == 4)
+                A512_NAME(tile_fw_rows)(kind, 4, 1, n, w0, ws, xr, s);
+            else
+                A512_NAME(tile_fw_rows)(kind, 1, 1, n, w0, ws, xr, s);
+        } else {
+            R = nr - r >= 4 ? 4 : nr - r >= 2 ? 2 : 1;
+            if (R == 4)
+                A512_NAME(tile_fw_rows)(kind, 4, 4, n, w0, ws, xr, s);
+            else if (R == 2)
+                A512_NAME(tile_fw_rows)(kind, 2, 4, n, w0, ws, xr, s);
+            else
+                A512_NAME(tile_fw_rows)(kind, 1, 4, n, w0, ws, xr, s);
+        }
+        for (int k = 0; k < R; k++)
+            for (int c = 0; c < nc; c++) out[(size_t)c * os + (size_t)(r + k)] = s[k][c];
+        r += R;
+    }
+}
+static void A512_NAME(tile_f32)(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs, int nc,
+                                float *out, size_t os) {
+    A512_NAME(tile_fw)(A512_FW_F32, n, w, ws, nr, x, xs, nc, out, os);
+}
+static void A512_NAME(tile_f16)(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs, int nc,
+                                float *out, size_t os) {
+    A512_NAME(tile_fw)(A512_FW_F16, n, w, ws, nr, x, xs, nc, out, os);
+}
+static void A512_NAME(tile_bf16)(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs, int nc,
+                                 float *out, size_t os) {
+    A512_NAME(tile_fw)(A512_FW_BF16, n, w, ws, nr, x, xs, nc, out, os);
+}
+
 /* Two adjacent 8-row panels (pn0, pn1: 16 rows) × the 4 tokens of a
  * group, as X8V_NAME(panel4) does one: q8 — x8 q8_0 panels (f16 scales,
  * codes made unsigned by the top-bit flip, offset −128 · d · s); else
@@ -259,6 +362,9 @@ static void A512_NAME(fill)(sl_kern_table_t *t) {
     t->dot[SL_TYPE_Q4_0] = A512_NAME(dot_q4_0);
     t->dot[SL_TYPE_Q5_0] = A512_NAME(dot_q5_0);
     t->dot[SL_TYPE_Q8_0] = A512_NAME(dot_q8_0);
+    t->tile[SL_TYPE_F32] = A512_NAME(tile_f32);
+    t->tile[SL_TYPE_F16] = A512_NAME(tile_f16);
+    t->tile[SL_TYPE_BF16] = A512_NAME(tile_bf16);
     t->tile[SL_TYPE_Q4_0] = A512_NAME(tile_q4_0);
     t->tile[SL_TYPE_Q5_0] = A512_NAME(tile_q5_0);
     t->tile[SL_TYPE_Q8_0] = A512_NAME(tile_q8_0);

@@ -1334,39 +1334,8 @@ static void urows_q4_K(int64_t n, const void *w, size_t ws, int nr, uint8_t *dst
  * rows' scales (each row's 6-bit scale in both int16 halves of its lane,
  * one vpshufb of the 8 scale bytes) widens and scales them at once. The
  * min term is the same with the mins against the sub-block's pair of q8_K
- * bsums. One float FMA each per super-block. */
-static inline __m256i x8k_pairs(const uint8_t *b8) {
-    /* lane r = (b8[r], b8[r]) as two int16 */
-    const __m256i pick = _mm256_setr_epi8(0, -1, 0, -1, 1, -1, 1, -1, 2, -1, 2, -1, 3, -1, 3, -1, 4, -1, 4, -1, 5, -1,
-                                          5, -1, 6, -1, 6, -1, 7, -1, 7, -1);
-    uint64_t v;
-    memcpy(&v, b8, 8);
-    return _mm256_shuffle_epi8(_mm256_set1_epi64x((long long)v), pick);
-}
-
-/* The 8 rows' 6-bit scales and mins of an x8 q4_K super-block, byte 8j + r. */
-static inline void x8k_scales(const uint8_t *blk, uint8_t sc[64], uint8_t mn[64]) {
-    const __m256i m4 = _mm256_set1_epi8(0x0f), m30 = _mm256_set1_epi8(0x30);
-    const __m256i l0 = _mm256_loadu_si256((const __m256i *)(blk + 32));
-    const __m256i l1 = _mm256_loadu_si256((const __m256i *)(blk + 64));
-    const __m256i hb = _mm256_loadu_si256((const __m256i *)(blk + 96));
-    _mm256_storeu_si256((__m256i *)sc,
-                        _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30)));
-    _mm256_storeu_si256((__m256i *)(sc + 32), _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(hb, m30)));
-    _mm256_storeu_si256((__m256i *)mn, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                                                       _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30)));
-    _mm256_storeu_si256((__m256i *)(mn + 32), _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                                              _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30)));
-}
-
-/* The bits of each byte of hb from bit pos on moved to bit 4 and kept
- * where mask is set (0x10: one bit, 0x30: two): a 16-bit shift left by
- * 4 − pos or right by pos − 4, the bits crossing a byte boundary never
- * landing in the mask. pos is a constant once the callers' loops unroll. */
-static inline __attribute__((always_inline)) __m256i x8_bits_to4(__m256i hb, int pos, uint8_t mask) {
-    const __m256i b = pos < 4 ? _mm256_slli_epi16(hb, 4 - pos) : _mm256_srli_epi16(hb, pos - 4);
-    return _mm256_and_si256(b, _mm256_set1_epi8((char)mask));
-}
+ * bsums. One float FMA each per super-block (the block helpers are in
+ * x8_simd.h). */
 
 /* The 8 rows of one x8 q4_K panel · NT q8_K rows x[t], each sub-block's
  * nibbles expanded once (one 16-element half at a time) for all NT tokens;
@@ -1427,14 +1396,6 @@ static inline __attribute__((always_inline)) void x8q4k_dots(bool five, int NT, 
         }
     }
     for (int t = 0; t < NT; t++) out[t] = acc[t];
-}
-
-/* The fifth bits of an x8 q5_K sub-block (its vector after the nibbles)
- * ORed into the 8 code vectors as bit 4. */
-static inline __attribute__((always_inline)) void x8k_fifth(const uint8_t *hb, __m256i c[8]) {
-    const __m256i h = _mm256_loadu_si256((const __m256i *)hb);
-#pragma GCC unroll 8
-    for (int g = 0; g < 8; g++) c[g] = _mm256_or_si256(c[g], x8_bits_to4(h, g, 0x10));
 }
 
 /* q4_K, or q5_K (five: 5-bit codes, pair sums <= 7874, four in int16 <=

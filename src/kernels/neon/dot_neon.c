@@ -41,27 +41,27 @@ static inline __attribute__((always_inline)) float fw_load1(int kind, const void
     if (kind == FW_BF16) return sl_bf16_to_f32(((const uint16_t *)w)[i]);
     return ((const float *)w)[i];
 }
-static inline __attribute__((always_inline)) float dot_fw(int kind, int64_t n, const void *w, const float *x) {
-    float32x4_t a0 = vdupq_n_f32(0), a1 = a0;
+/* One weight row · NT tokens (xs[t]), each token its own two chains of 4
+ * lanes, then the same reduction and tail: a token's sum is the same
+ * whatever NT, so decode (NT 1) matches the token inside a batch tile. */
+static inline __attribute__((always_inline)) void fw_rows(int kind, const int NT, int64_t n, const void *w,
+                                                          const float *const xs[4], float out[4]) {
+    float32x4_t a0[4], a1[4];
+    for (int t = 0; t < NT; t++) a0[t] = a1[t] = vdupq_n_f32(0);
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        a0 = vfmaq_f32(a0, fw_load4(kind, w, i), vld1q_f32(x + i));
-        a1 = vfmaq_f32(a1, fw_load4(kind, w, i + 4), vld1q_f32(x + i + 4));
+        const float32x4_t w0 = fw_load4(kind, w, i), w1 = fw_load4(kind, w, i + 4);
+        for (int t = 0; t < NT; t++) {
+            a0[t] = vfmaq_f32(a0[t], w0, vld1q_f32(xs[t] + i));
+            a1[t] = vfmaq_f32(a1[t], w1, vld1q_f32(xs[t] + i + 4));
+        }
     }
-    float s = vaddvq_f32(vaddq_f32(a0, a1));
-    for (; i < n; i++) s += fw_load1(kind, w, i) * x[i];
-    return s;
+    for (int t = 0; t < NT; t++) out[t] = vaddvq_f32(vaddq_f32(a0[t], a1[t]));
+    for (; i < n; i++) {
+        const float u = fw_load1(kind, w, i);
+        for (int t = 0; t < NT; t++) out[t] += u * xs[t][i];
+    }
 }
-static float dot_f32(int64_t n, const void *w, const void *x) {
-    return dot_fw(FW_F32, n, w, x);
-}
-static float dot_f16(int64_t n, const void *w, const void *x) {
-    return dot_fw(FW_F16, n, w, x);
-}
-static float dot_bf16(int64_t n, const void *w, const void *x) {
-    return dot_fw(FW_BF16, n, w, x);
-}
-
 /* Σ codebook value · x over one iq4 32-block (16 index bytes: low nibbles
  * elements 0-15, high 16-31), one table lookup per 16 indices */
 static inline int32x4_t iq4_dot32(const uint8_t *qs, const int8_t *x) {
@@ -69,15 +69,6 @@ static inline int32x4_t iq4_dot32(const uint8_t *qs, const int8_t *x) {
     const uint8x16_t b = vld1q_u8(qs);
     int32x4_t p = dot16(vdupq_n_s32(0), vqtbl1q_s8(kv, vandq_u8(b, vdupq_n_u8(0x0f))), vld1q_s8(x));
     return dot16(p, vqtbl1q_s8(kv, vshrq_n_u8(b, 4)), vld1q_s8(x + 16));
-}
-
-static float dot_iq4_nl(int64_t n, const void *vw, const void *vx) {
-    const sl_block_iq4_nl *w = vw;
-    const sl_block_q8_0 *x = vx;
-    float32x4_t acc = vdupq_n_f32(0);
-    for (int64_t i = 0; i < n / 32; i++)
-        acc = vmlaq_n_f32(acc, vcvtq_f32_s32(iq4_dot32(w[i].qs, x[i].qs)), f16(w[i].d) * f16(x[i].d));
-    return vaddvq_f32(acc);
 }
 
 /* iq4_xs against q8_0 blocks (as on the other ISAs) */
@@ -96,37 +87,6 @@ static float dot_iq4_xs(int64_t n, const void *vw, const void *vx) {
     return vaddvq_f32(acc);
 }
 
-static float dot_q8_0(int64_t n, const void *vw, const void *vx) {
-    const sl_block_q8_0 *w = vw;
-    const sl_block_q8_0 *x = vx;
-    float32x4_t acc = vdupq_n_f32(0);
-    for (int64_t i = 0; i < n / 32; i++) {
-        int32x4_t p = vdupq_n_s32(0);
-        p = dot16(p, vld1q_s8(w[i].qs), vld1q_s8(x[i].qs));
-        p = dot16(p, vld1q_s8(w[i].qs + 16), vld1q_s8(x[i].qs + 16));
-        acc = vmlaq_n_f32(acc, vcvtq_f32_s32(p), f16(w[i].d) * f16(x[i].d));
-    }
-    return vaddvq_f32(acc);
-}
-
-static float dot_q4_0(int64_t n, const void *vw, const void *vx) {
-    const sl_block_q4_0 *w = vw;
-    const sl_block_q8_0 *x = vx;
-    const uint8x16_t m4 = vdupq_n_u8(0x0f);
-    const int8x16_t s8 = vdupq_n_s8(8);
-    float32x4_t acc = vdupq_n_f32(0);
-    for (int64_t i = 0; i < n / 32; i++) {
-        uint8x16_t b = vld1q_u8(w[i].qs);
-        int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(b, m4)), s8); /* elements 0-15 */
-        int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(b, 4)), s8); /* elements 16-31 */
-        int32x4_t p = vdupq_n_s32(0);
-        p = dot16(p, lo, vld1q_s8(x[i].qs));
-        p = dot16(p, hi, vld1q_s8(x[i].qs + 16));
-        acc = vmlaq_n_f32(acc, vcvtq_f32_s32(p), f16(w[i].d) * f16(x[i].d));
-    }
-    return vaddvq_f32(acc);
-}
-
 /* 32 bits → 32 bytes of 0x10 (bit set) or 0: lanes 0-15 in lo, 16-31 in hi */
 static inline void bits_to_0x10(uint32_t qh, uint8x16_t *lo, uint8x16_t *hi) {
     static const uint8_t bitsel[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
@@ -137,26 +97,60 @@ static inline void bits_to_0x10(uint32_t qh, uint8x16_t *lo, uint8x16_t *hi) {
     *hi = vandq_u8(vtstq_u8(v1, sel), b10);
 }
 
-static float dot_q5_0(int64_t n, const void *vw, const void *vx) {
-    const sl_block_q5_0 *w = vw;
-    const sl_block_q8_0 *x = vx;
+/* Block i of a q8_0-dotted 32-block row (q8_0, q4_0, q5_0, iq4_nl) as
+ * signed values: elements 0-15 in *lo, 16-31 in *hi; returns its scale. */
+static inline __attribute__((always_inline)) float q0_block(sl_type_t t, const void *w, int64_t i, int8x16_t *lo,
+                                                            int8x16_t *hi) {
     const uint8x16_t m4 = vdupq_n_u8(0x0f);
-    const int8x16_t s16 = vdupq_n_s8(16);
-    float32x4_t acc = vdupq_n_f32(0);
-    for (int64_t i = 0; i < n / 32; i++) {
+    if (t == SL_TYPE_Q8_0) {
+        const sl_block_q8_0 *b = (const sl_block_q8_0 *)w + i;
+        *lo = vld1q_s8(b->qs), *hi = vld1q_s8(b->qs + 16);
+        return f16(b->d);
+    }
+    if (t == SL_TYPE_Q4_0) {
+        const sl_block_q4_0 *b = (const sl_block_q4_0 *)w + i;
+        const uint8x16_t v = vld1q_u8(b->qs);
+        *lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, m4)), vdupq_n_s8(8));
+        *hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), vdupq_n_s8(8));
+        return f16(b->d);
+    }
+    if (t == SL_TYPE_Q5_0) {
+        const sl_block_q5_0 *b = (const sl_block_q5_0 *)w + i;
         uint32_t qh;
-        memcpy(&qh, w[i].qh, 4);
+        memcpy(&qh, b->qh, 4);
         uint8x16_t hl, hh;
         bits_to_0x10(qh, &hl, &hh);
-        uint8x16_t b = vld1q_u8(w[i].qs);
-        int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vandq_u8(b, m4), hl)), s16);
-        int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(b, 4), hh)), s16);
-        int32x4_t p = vdupq_n_s32(0);
-        p = dot16(p, lo, vld1q_s8(x[i].qs));
-        p = dot16(p, hi, vld1q_s8(x[i].qs + 16));
-        acc = vmlaq_n_f32(acc, vcvtq_f32_s32(p), f16(w[i].d) * f16(x[i].d));
+        const uint8x16_t v = vld1q_u8(b->qs);
+        *lo = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vandq_u8(v, m4), hl)), vdupq_n_s8(16));
+        *hi = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(v, 4), hh)), vdupq_n_s8(16));
+        return f16(b->d);
     }
-    return vaddvq_f32(acc);
+    /* iq4_nl: the codebook value of each index, one table lookup per 16 */
+    const sl_block_iq4_nl *b = (const sl_block_iq4_nl *)w + i;
+    const int8x16_t kv = vld1q_s8(sl_kvalues_iq4nl);
+    const uint8x16_t v = vld1q_u8(b->qs);
+    *lo = vqtbl1q_s8(kv, vandq_u8(v, m4));
+    *hi = vqtbl1q_s8(kv, vshrq_n_u8(v, 4));
+    return f16(b->d);
+}
+
+/* One such row · NT q8_0 rows xs[t]: each block unpacked once, then per
+ * token two dot16 and one multiply-add of the two scales — the same
+ * operations in the same order whatever NT (decode = a batch's token). */
+static inline __attribute__((always_inline)) void q0_rows(sl_type_t t, const int NT, int64_t n, const void *w,
+                                                          const sl_block_q8_0 *const xs[4], float out[4]) {
+    float32x4_t acc[4];
+    for (int c = 0; c < NT; c++) acc[c] = vdupq_n_f32(0);
+    for (int64_t i = 0; i < n / 32; i++) {
+        int8x16_t lo, hi;
+        const float d = q0_block(t, w, i, &lo, &hi);
+        for (int c = 0; c < NT; c++) {
+            int32x4_t p = dot16(vdupq_n_s32(0), lo, vld1q_s8(xs[c][i].qs));
+            p = dot16(p, hi, vld1q_s8(xs[c][i].qs + 16));
+            acc[c] = vmlaq_n_f32(acc[c], vcvtq_f32_s32(p), d * f16(xs[c][i].d));
+        }
+    }
+    for (int c = 0; c < NT; c++) out[c] = vaddvq_f32(acc[c]);
 }
 
 /* ---- k-quants against q8_K ---- */
@@ -164,11 +158,11 @@ static float dot_q5_0(int64_t n, const void *vw, const void *vx) {
 /* q4_K / q5_K: 4 chunks of 64 elements; low nibbles are elements 0-31 of a
  * chunk (scale 2j), high nibbles 32-63 (scale 2j+1). q5_K adds bit 2j / 2j+1
  * of qh[l] as bit 4. */
-static inline float dot_k4(int64_t n, const void *vw, const void *vx, bool five) {
-    const sl_block_q8_K *x = vx;
+static inline __attribute__((always_inline)) void k4_rows(bool five, const int NT, int64_t n, const void *vw,
+                                                          const sl_block_q8_K *const xs[4], float out[4]) {
     const uint8x16_t m4 = vdupq_n_u8(0x0f), b10 = vdupq_n_u8(0x10);
     const size_t bsize = five ? sizeof(sl_block_q5_K) : sizeof(sl_block_q4_K);
-    float sum = 0;
+    for (int c = 0; c < NT; c++) out[c] = 0;
     for (int64_t i = 0; i < n / SL_QK_K; i++) {
         const uint8_t *blk = (const uint8_t *)vw + (size_t)i * bsize;
         const uint8_t *scales, *qs, *qh = NULL;
@@ -181,20 +175,19 @@ static inline float dot_k4(int64_t n, const void *vw, const void *vx, bool five)
             scales = b->scales, qs = b->qs, d = b->d, dmin = b->dmin;
         }
         uint8_t sc[8], mn[8];
-        int32_t summ = 0;
-        for (int j = 0; j < 8; j++) {
-            sl_k4_scale_min(j, scales, &sc[j], &mn[j]);
-            summ += mn[j] * (x[i].bsums[2 * j] + x[i].bsums[2 * j + 1]);
+        for (int j = 0; j < 8; j++) sl_k4_scale_min(j, scales, &sc[j], &mn[j]);
+        int32_t summ[4], sumi[4];
+        for (int c = 0; c < NT; c++) {
+            summ[c] = sumi[c] = 0;
+            for (int j = 0; j < 8; j++) summ[c] += mn[j] * (xs[c][i].bsums[2 * j] + xs[c][i].bsums[2 * j + 1]);
         }
         uint8x16_t h0 = vdupq_n_u8(0), h1 = h0;
         if (five) {
             h0 = vld1q_u8(qh);
             h1 = vld1q_u8(qh + 16);
         }
-        const int8_t *q8 = x[i].qs;
-        int32_t sumi = 0;
-        for (int j = 0; j < 4; j++, qs += 32, q8 += 64) {
-            uint8x16_t b0 = vld1q_u8(qs), b1 = vld1q_u8(qs + 16);
+        for (int j = 0; j < 4; j++, qs += 32) {
+            const uint8x16_t b0 = vld1q_u8(qs), b1 = vld1q_u8(qs + 16);
             uint8x16_t l0 = vandq_u8(b0, m4), l1 = vandq_u8(b1, m4);
             uint8x16_t u0 = vshrq_n_u8(b0, 4), u1 = vshrq_n_u8(b1, 4);
             if (five) {
@@ -204,39 +197,34 @@ static inline float dot_k4(int64_t n, const void *vw, const void *vx, bool five)
                 u0 = vorrq_u8(u0, vandq_u8(vtstq_u8(h0, mh), b10));
                 u1 = vorrq_u8(u1, vandq_u8(vtstq_u8(h1, mh), b10));
             }
-            int32x4_t pl = vdupq_n_s32(0), ph = pl;
-            pl = dot16(pl, vreinterpretq_s8_u8(l0), vld1q_s8(q8));
-            pl = dot16(pl, vreinterpretq_s8_u8(l1), vld1q_s8(q8 + 16));
-            ph = dot16(ph, vreinterpretq_s8_u8(u0), vld1q_s8(q8 + 32));
-            ph = dot16(ph, vreinterpretq_s8_u8(u1), vld1q_s8(q8 + 48));
-            sumi += vaddvq_s32(pl) * sc[2 * j] + vaddvq_s32(ph) * sc[2 * j + 1];
+            for (int c = 0; c < NT; c++) {
+                const int8_t *q8 = xs[c][i].qs + 64 * j;
+                int32x4_t pl = vdupq_n_s32(0), ph = pl;
+                pl = dot16(pl, vreinterpretq_s8_u8(l0), vld1q_s8(q8));
+                pl = dot16(pl, vreinterpretq_s8_u8(l1), vld1q_s8(q8 + 16));
+                ph = dot16(ph, vreinterpretq_s8_u8(u0), vld1q_s8(q8 + 32));
+                ph = dot16(ph, vreinterpretq_s8_u8(u1), vld1q_s8(q8 + 48));
+                sumi[c] += vaddvq_s32(pl) * sc[2 * j] + vaddvq_s32(ph) * sc[2 * j + 1];
+            }
         }
-        sum += x[i].d * (f16(d) * (float)sumi - f16(dmin) * (float)summ);
+        for (int c = 0; c < NT; c++)
+            out[c] += xs[c][i].d * (f16(d) * (float)sumi[c] - f16(dmin) * (float)summ[c]);
     }
-    return sum;
-}
-
-static float dot_q4_K(int64_t n, const void *w, const void *x) {
-    return dot_k4(n, w, x, false);
-}
-static float dot_q5_K(int64_t n, const void *w, const void *x) {
-    return dot_k4(n, w, x, true);
 }
 
 /* q6_K: two halves of 128; for l < 32 the four values of a half are
  * ql[l] & 15, ql[l+32] & 15, ql[l] >> 4, ql[l+32] >> 4, each with 2 bits of
  * qh[l] on top, minus 32; 16 int8 scales, one per 16 elements. */
-static float dot_q6_K(int64_t n, const void *vw, const void *vx) {
+static inline __attribute__((always_inline)) void q6k_rows(const int NT, int64_t n, const void *vw,
+                                                           const sl_block_q8_K *const xs[4], float out[4]) {
     const sl_block_q6_K *w = vw;
-    const sl_block_q8_K *x = vx;
     const uint8x16_t m4 = vdupq_n_u8(0x0f), m3 = vdupq_n_u8(3);
     const int8x16_t s32 = vdupq_n_s8(32);
-    float sum = 0;
+    for (int c = 0; c < NT; c++) out[c] = 0;
     for (int64_t i = 0; i < n / SL_QK_K; i++) {
         const uint8_t *ql = w[i].ql, *qh = w[i].qh;
-        const int8_t *q8 = x[i].qs;
-        int32_t sumi = 0;
-        for (int j = 0; j < 2; j++, ql += 64, qh += 32, q8 += 128) {
+        int32_t sumi[4] = {0, 0, 0, 0};
+        for (int j = 0; j < 2; j++, ql += 64, qh += 32) {
             for (int h = 0; h < 2; h++) {
                 uint8x16_t a = vld1q_u8(ql + 16 * h), b = vld1q_u8(ql + 32 + 16 * h), hb = vld1q_u8(qh + 16 * h);
                 uint8x16_t q[4];
@@ -245,16 +233,73 @@ static float dot_q6_K(int64_t n, const void *vw, const void *vx) {
                 q[2] = vorrq_u8(vshrq_n_u8(a, 4), vshlq_n_u8(vandq_u8(vshrq_n_u8(hb, 4), m3), 4));
                 q[3] = vorrq_u8(vshrq_n_u8(b, 4), vshlq_n_u8(vshrq_n_u8(hb, 6), 4));
                 for (int k = 0; k < 4; k++) {
-                    int8x16_t v = vsubq_s8(vreinterpretq_s8_u8(q[k]), s32);
-                    int32x4_t p = dot16(vdupq_n_s32(0), v, vld1q_s8(q8 + 32 * k + 16 * h));
-                    sumi += vaddvq_s32(p) * w[i].scales[8 * j + 2 * k + h];
+                    const int8x16_t v = vsubq_s8(vreinterpretq_s8_u8(q[k]), s32);
+                    const int sc = w[i].scales[8 * j + 2 * k + h];
+                    for (int c = 0; c < NT; c++) {
+                        const int32x4_t p = dot16(vdupq_n_s32(0), v, vld1q_s8(xs[c][i].qs + 128 * j + 32 * k + 16 * h));
+                        sumi[c] += vaddvq_s32(p) * sc;
+                    }
                 }
             }
         }
-        sum += x[i].d * f16(w[i].d) * (float)sumi;
+        for (int c = 0; c < NT; c++) out[c] += xs[c][i].d * f16(w[i].d) * (float)sumi[c];
     }
-    return sum;
 }
+
+/* Dots (NT 1) and tiles (a row at a time × nc <= 4 tokens, xstride bytes
+ * apart) from the same row functions. KIND: an sl_type_t. */
+static inline __attribute__((always_inline)) void rows_of(int kind, const int NT, int64_t n, const void *w,
+                                                          const void *const xs[4], float out[4]) {
+    switch (kind) {
+    case SL_TYPE_F32: fw_rows(FW_F32, NT, n, w, (const float *const *)xs, out); break;
+    case SL_TYPE_F16: fw_rows(FW_F16, NT, n, w, (const float *const *)xs, out); break;
+    case SL_TYPE_BF16: fw_rows(FW_BF16, NT, n, w, (const float *const *)xs, out); break;
+    case SL_TYPE_Q4_K: k4_rows(false, NT, n, w, (const sl_block_q8_K *const *)xs, out); break;
+    case SL_TYPE_Q5_K: k4_rows(true, NT, n, w, (const sl_block_q8_K *const *)xs, out); break;
+    case SL_TYPE_Q6_K: q6k_rows(NT, n, w, (const sl_block_q8_K *const *)xs, out); break;
+    default: q0_rows((sl_type_t)kind, NT, n, w, (const sl_block_q8_0 *const *)xs, out); break;
+    }
+}
+static inline __attribute__((always_inline)) void tile_of(int kind, int64_t n, const void *w, size_t ws, int nr,
+                                                          const void *x, size_t xs, int nc, float *out, size_t os) {
+    const void *xr[4];
+    for (int c = 0; c < 4; c++) xr[c] = (const uint8_t *)x + (size_t)(c < nc ? c : 0) * xs;
+    for (int r = 0; r < nr; r++) {
+        const void *wr = (const uint8_t *)w + (size_t)r * ws;
+        float s[4];
+        if (nc >= 4)
+            rows_of(kind, 4, n, wr, xr, s);
+        else if (nc == 3)
+            rows_of(kind, 3, n, wr, xr, s);
+        else if (nc == 2)
+            rows_of(kind, 2, n, wr, xr, s);
+        else
+            rows_of(kind, 1, n, wr, xr, s);
+        for (int c = 0; c < nc; c++) out[(size_t)c * os + (size_t)r] = s[c];
+    }
+}
+#define DEF_DOT_TILE(T, name)                                                                                  \
+    static float dot_##name(int64_t n, const void *w, const void *x) {                                        \
+        const void *const xs[4] = {x, x, x, x};                                                               \
+        float r[4];                                                                                           \
+        rows_of(T, 1, n, w, xs, r);                                                                           \
+        return r[0];                                                                                          \
+    }                                                                                                         \
+    static void tile_##name(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs, int nc,    \
+                            float *out, size_t os) {                                                          \
+        tile_of(T, n, w, ws, nr, x, xs, nc, out, os);                                                         \
+    }
+DEF_DOT_TILE(SL_TYPE_F32, f32)
+DEF_DOT_TILE(SL_TYPE_F16, f16)
+DEF_DOT_TILE(SL_TYPE_BF16, bf16)
+DEF_DOT_TILE(SL_TYPE_Q8_0, q8_0)
+DEF_DOT_TILE(SL_TYPE_Q4_0, q4_0)
+DEF_DOT_TILE(SL_TYPE_Q5_0, q5_0)
+DEF_DOT_TILE(SL_TYPE_IQ4_NL, iq4_nl)
+DEF_DOT_TILE(SL_TYPE_Q4_K, q4_K)
+DEF_DOT_TILE(SL_TYPE_Q5_K, q5_K)
+DEF_DOT_TILE(SL_TYPE_Q6_K, q6_K)
+#undef DEF_DOT_TILE
 
 bool sl_kern_fill_neon(sl_kern_table_t *t) {
     t->dot[SL_TYPE_F32] = dot_f32;
@@ -268,6 +313,17 @@ bool sl_kern_fill_neon(sl_kern_table_t *t) {
     t->dot[SL_TYPE_Q4_K] = dot_q4_K;
     t->dot[SL_TYPE_Q5_K] = dot_q5_K;
     t->dot[SL_TYPE_Q6_K] = dot_q6_K;
+    /* many tokens: each weight block unpacked once for up to 4 tokens */
+    t->tile[SL_TYPE_F32] = tile_f32;
+    t->tile[SL_TYPE_F16] = tile_f16;
+    t->tile[SL_TYPE_BF16] = tile_bf16;
+    t->tile[SL_TYPE_Q8_0] = tile_q8_0;
+    t->tile[SL_TYPE_Q4_0] = tile_q4_0;
+    t->tile[SL_TYPE_Q5_0] = tile_q5_0;
+    t->tile[SL_TYPE_IQ4_NL] = tile_iq4_nl;
+    t->tile[SL_TYPE_Q4_K] = tile_q4_K;
+    t->tile[SL_TYPE_Q5_K] = tile_q5_K;
+    t->tile[SL_TYPE_Q6_K] = tile_q6_K;
     return true;
 }
 

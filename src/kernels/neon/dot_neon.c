@@ -246,6 +246,60 @@ static inline __attribute__((always_inline)) void q6k_rows(const int NT, int64_t
     }
 }
 
+/* q2_K / q3_K: per 128-element half, 32 code bytes hold 4 groups of 32
+ * (2 bits each, shift 2k); 16 sub-blocks of 16, each with its scale. q2_K:
+ * code · (scale & 15) − the min (scale >> 4) against the q8_K bsums; q3_K:
+ * code − 4 where its hmask bit is clear, times the 6-bit signed scale.
+ * Integer sums as the scalar reference, so the same floats come out. */
+static inline __attribute__((always_inline)) void k23_rows(bool three, const int NT, int64_t n, const void *vw,
+                                                           const sl_block_q8_K *const xs[4], float out[4]) {
+    const uint8x16_t m3 = vdupq_n_u8(3);
+    const size_t bsize = three ? sizeof(sl_block_q3_K) : sizeof(sl_block_q2_K);
+    for (int c = 0; c < NT; c++) out[c] = 0;
+    for (int64_t i = 0; i < n / SL_QK_K; i++) {
+        const uint8_t *blk = (const uint8_t *)vw + (size_t)i * bsize;
+        const uint8_t *qs;
+        int8_t sc[16];
+        uint8x16_t hm0 = vdupq_n_u8(0), hm1 = hm0;
+        int32_t sumi[4] = {0, 0, 0, 0}, summ[4] = {0, 0, 0, 0};
+        float d, dmin = 0;
+        if (three) {
+            const sl_block_q3_K *b = (const sl_block_q3_K *)blk;
+            sl_q3k_scales(b->scales, sc);
+            qs = b->qs, d = f16(b->d);
+            hm0 = vld1q_u8(b->hmask), hm1 = vld1q_u8(b->hmask + 16);
+        } else {
+            const sl_block_q2_K *b = (const sl_block_q2_K *)blk;
+            for (int g = 0; g < 16; g++) sc[g] = (int8_t)(b->scales[g] & 0xf);
+            for (int c = 0; c < NT; c++)
+                for (int g = 0; g < 16; g++) summ[c] += (b->scales[g] >> 4) * xs[c][i].bsums[g];
+            qs = b->qs, d = f16(b->d), dmin = f16(b->dmin);
+        }
+        for (int hf = 0; hf < 2; hf++, qs += 32) {
+            const uint8x16_t b0 = vld1q_u8(qs), b1 = vld1q_u8(qs + 16);
+            for (int k = 0; k < 4; k++) {
+                const int sh = 2 * k, g = 8 * hf + 2 * k;
+                uint8x16_t v0 = vandq_u8(vshlq_u8(b0, vdupq_n_s8((int8_t)-sh)), m3);
+                uint8x16_t v1 = vandq_u8(vshlq_u8(b1, vdupq_n_s8((int8_t)-sh)), m3);
+                if (three) {
+                    const uint8x16_t bit = vdupq_n_u8((uint8_t)(1u << (4 * hf + k))), four = vdupq_n_u8(4);
+                    v0 = vsubq_u8(v0, vbicq_u8(four, vtstq_u8(hm0, bit)));
+                    v1 = vsubq_u8(v1, vbicq_u8(four, vtstq_u8(hm1, bit)));
+                }
+                for (int c = 0; c < NT; c++) {
+                    const int8_t *q8 = xs[c][i].qs + 128 * hf + 32 * k;
+                    const int32x4_t p0 = dot16(vdupq_n_s32(0), vreinterpretq_s8_u8(v0), vld1q_s8(q8));
+                    const int32x4_t p1 = dot16(vdupq_n_s32(0), vreinterpretq_s8_u8(v1), vld1q_s8(q8 + 16));
+                    sumi[c] += vaddvq_s32(p0) * sc[g] + vaddvq_s32(p1) * sc[g + 1];
+                }
+            }
+        }
+        for (int c = 0; c < NT; c++)
+            out[c] += three ? xs[c][i].d * d * (float)sumi[c]
+                            : xs[c][i].d * (d * (float)sumi[c] - dmin * (float)summ[c]);
+    }
+}
+
 /* Dots (NT 1) and tiles (a row at a time × nc <= 4 tokens, xstride bytes
  * apart) from the same row functions. KIND: an sl_type_t. */
 static inline __attribute__((always_inline)) void rows_of(int kind, const int NT, int64_t n, const void *w,
@@ -257,6 +311,8 @@ static inline __attribute__((always_inline)) void rows_of(int kind, const int NT
     case SL_TYPE_Q4_K: k4_rows(false, NT, n, w, (const sl_block_q8_K *const *)xs, out); break;
     case SL_TYPE_Q5_K: k4_rows(true, NT, n, w, (const sl_block_q8_K *const *)xs, out); break;
     case SL_TYPE_Q6_K: q6k_rows(NT, n, w, (const sl_block_q8_K *const *)xs, out); break;
+    case SL_TYPE_Q2_K: k23_rows(false, NT, n, w, (const sl_block_q8_K *const *)xs, out); break;
+    case SL_TYPE_Q3_K: k23_rows(true, NT, n, w, (const sl_block_q8_K *const *)xs, out); break;
     default: q0_rows((sl_type_t)kind, NT, n, w, (const sl_block_q8_0 *const *)xs, out); break;
     }
 }
@@ -299,6 +355,8 @@ DEF_DOT_TILE(SL_TYPE_IQ4_NL, iq4_nl)
 DEF_DOT_TILE(SL_TYPE_Q4_K, q4_K)
 DEF_DOT_TILE(SL_TYPE_Q5_K, q5_K)
 DEF_DOT_TILE(SL_TYPE_Q6_K, q6_K)
+DEF_DOT_TILE(SL_TYPE_Q2_K, q2_K)
+DEF_DOT_TILE(SL_TYPE_Q3_K, q3_K)
 #undef DEF_DOT_TILE
 
 bool sl_kern_fill_neon(sl_kern_table_t *t) {
@@ -324,6 +382,10 @@ bool sl_kern_fill_neon(sl_kern_table_t *t) {
     t->tile[SL_TYPE_Q4_K] = tile_q4_K;
     t->tile[SL_TYPE_Q5_K] = tile_q5_K;
     t->tile[SL_TYPE_Q6_K] = tile_q6_K;
+    t->dot[SL_TYPE_Q2_K] = dot_q2_K;
+    t->dot[SL_TYPE_Q3_K] = dot_q3_K;
+    t->tile[SL_TYPE_Q2_K] = tile_q2_K;
+    t->tile[SL_TYPE_Q3_K] = tile_q3_K;
     return true;
 }
 

@@ -1,9 +1,11 @@
 /*
  * dot_neon.c — arm64 NEON kernels: f32 / f16 / bf16 weights, the
  * q8_0-dotted block types (q4_0, q5_0, q8_0, iq4_nl, iq4_xs: a table
- * lookup per 16 indices) and the k-quants q4_K, q5_K, q6_K. Integer products use SDOT (vdotq_s32) when the compiler
- * targets the dot-product extension, and widening multiplies (vmull_s8 +
- * pairwise accumulate) otherwise; both are exact in s32.
+ * lookup per 16 indices), q4_1 / q5_1 (q8_1) and the k-quants q2_K, q3_K,
+ * q4_K, q5_K, q6_K; dots, and tiles of one row × up to 4 tokens. Integer
+ * products use SDOT (vdotq_s32) when the compiler targets the dot-product
+ * extension, and widening multiplies (vmull_s8 + pairwise accumulate)
+ * otherwise; both are exact in s32.
  *
  * On other architectures the file compiles to a fill function that reports
  * "not available".
@@ -246,6 +248,45 @@ static inline __attribute__((always_inline)) void q6k_rows(const int NT, int64_t
     }
 }
 
+/* q4_1 / q5_1 (five) against q8_1 rows: unsigned codes (q5_1: the fifth
+ * bit from qh), a weight d · q + m; per token Σ q·x (two dot16) times d · dx
+ * plus m · s, s = dx · Σ x of the q8_1 block. */
+static inline __attribute__((always_inline)) void q1_rows(bool five, const int NT, int64_t n, const void *vw,
+                                                          const sl_block_q8_1 *const xs[4], float out[4]) {
+    const uint8x16_t m4 = vdupq_n_u8(0x0f);
+    const size_t bsize = five ? sizeof(sl_block_q5_1) : sizeof(sl_block_q4_1);
+    float32x4_t acc[4];
+    float mins[4];
+    for (int c = 0; c < NT; c++) acc[c] = vdupq_n_f32(0), mins[c] = 0;
+    for (int64_t i = 0; i < n / 32; i++) {
+        const uint8_t *blk = (const uint8_t *)vw + (size_t)i * bsize;
+        uint8x16_t lo, hi, v;
+        float d, m;
+        if (five) {
+            const sl_block_q5_1 *b = (const sl_block_q5_1 *)blk;
+            uint32_t qh;
+            memcpy(&qh, b->qh, 4);
+            uint8x16_t hl, hh;
+            bits_to_0x10(qh, &hl, &hh);
+            v = vld1q_u8(b->qs);
+            lo = vorrq_u8(vandq_u8(v, m4), hl), hi = vorrq_u8(vshrq_n_u8(v, 4), hh);
+            d = f16(b->d), m = f16(b->m);
+        } else {
+            const sl_block_q4_1 *b = (const sl_block_q4_1 *)blk;
+            v = vld1q_u8(b->qs);
+            lo = vandq_u8(v, m4), hi = vshrq_n_u8(v, 4);
+            d = f16(b->d), m = f16(b->m);
+        }
+        for (int c = 0; c < NT; c++) {
+            int32x4_t p = dot16(vdupq_n_s32(0), vreinterpretq_s8_u8(lo), vld1q_s8(xs[c][i].qs));
+            p = dot16(p, vreinterpretq_s8_u8(hi), vld1q_s8(xs[c][i].qs + 16));
+            acc[c] = vmlaq_n_f32(acc[c], vcvtq_f32_s32(p), d * f16(xs[c][i].d));
+            mins[c] += m * f16(xs[c][i].s);
+        }
+    }
+    for (int c = 0; c < NT; c++) out[c] = vaddvq_f32(acc[c]) + mins[c];
+}
+
 /* q2_K / q3_K: per 128-element half, 32 code bytes hold 4 groups of 32
  * (2 bits each, shift 2k); 16 sub-blocks of 16, each with its scale. q2_K:
  * code · (scale & 15) − the min (scale >> 4) against the q8_K bsums; q3_K:
@@ -311,6 +352,8 @@ static inline __attribute__((always_inline)) void rows_of(int kind, const int NT
     case SL_TYPE_Q4_K: k4_rows(false, NT, n, w, (const sl_block_q8_K *const *)xs, out); break;
     case SL_TYPE_Q5_K: k4_rows(true, NT, n, w, (const sl_block_q8_K *const *)xs, out); break;
     case SL_TYPE_Q6_K: q6k_rows(NT, n, w, (const sl_block_q8_K *const *)xs, out); break;
+    case SL_TYPE_Q4_1: q1_rows(false, NT, n, w, (const sl_block_q8_1 *const *)xs, out); break;
+    case SL_TYPE_Q5_1: q1_rows(true, NT, n, w, (const sl_block_q8_1 *const *)xs, out); break;
     case SL_TYPE_Q2_K: k23_rows(false, NT, n, w, (const sl_block_q8_K *const *)xs, out); break;
     case SL_TYPE_Q3_K: k23_rows(true, NT, n, w, (const sl_block_q8_K *const *)xs, out); break;
     default: q0_rows((sl_type_t)kind, NT, n, w, (const sl_block_q8_0 *const *)xs, out); break;
@@ -356,6 +399,8 @@ DEF_DOT_TILE(SL_TYPE_Q4_K, q4_K)
 DEF_DOT_TILE(SL_TYPE_Q5_K, q5_K)
 DEF_DOT_TILE(SL_TYPE_Q6_K, q6_K)
 DEF_DOT_TILE(SL_TYPE_Q2_K, q2_K)
+DEF_DOT_TILE(SL_TYPE_Q4_1, q4_1)
+DEF_DOT_TILE(SL_TYPE_Q5_1, q5_1)
 DEF_DOT_TILE(SL_TYPE_Q3_K, q3_K)
 #undef DEF_DOT_TILE
 
@@ -382,6 +427,10 @@ bool sl_kern_fill_neon(sl_kern_table_t *t) {
     t->tile[SL_TYPE_Q4_K] = tile_q4_K;
     t->tile[SL_TYPE_Q5_K] = tile_q5_K;
     t->tile[SL_TYPE_Q6_K] = tile_q6_K;
+    t->dot[SL_TYPE_Q4_1] = dot_q4_1;
+    t->dot[SL_TYPE_Q5_1] = dot_q5_1;
+    t->tile[SL_TYPE_Q4_1] = tile_q4_1;
+    t->tile[SL_TYPE_Q5_1] = tile_q5_1;
     t->dot[SL_TYPE_Q2_K] = dot_q2_K;
     t->dot[SL_TYPE_Q3_K] = dot_q3_K;
     t->tile[SL_TYPE_Q2_K] = tile_q2_K;

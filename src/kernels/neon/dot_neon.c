@@ -64,31 +64,6 @@ static inline __attribute__((always_inline)) void fw_rows(int kind, const int NT
         for (int t = 0; t < NT; t++) out[t] += u * xs[t][i];
     }
 }
-/* Σ codebook value · x over one iq4 32-block (16 index bytes: low nibbles
- * elements 0-15, high 16-31), one table lookup per 16 indices */
-static inline int32x4_t iq4_dot32(const uint8_t *qs, const int8_t *x) {
-    const int8x16_t kv = vld1q_s8(sl_kvalues_iq4nl);
-    const uint8x16_t b = vld1q_u8(qs);
-    int32x4_t p = dot16(vdupq_n_s32(0), vqtbl1q_s8(kv, vandq_u8(b, vdupq_n_u8(0x0f))), vld1q_s8(x));
-    return dot16(p, vqtbl1q_s8(kv, vshrq_n_u8(b, 4)), vld1q_s8(x + 16));
-}
-
-/* iq4_xs against q8_0 blocks (as on the other ISAs) */
-static float dot_iq4_xs(int64_t n, const void *vw, const void *vx) {
-    const sl_block_iq4_xs *w = vw;
-    const sl_block_q8_0 *x = vx;
-    float32x4_t acc = vdupq_n_f32(0);
-    for (int64_t i = 0; i < n / SL_QK_K; i++) {
-        const float d = f16(w[i].d);
-        for (int ib = 0; ib < 8; ib++) {
-            const sl_block_q8_0 *xb = &x[8 * i + ib];
-            acc = vmlaq_n_f32(acc, vcvtq_f32_s32(iq4_dot32(w[i].qs + 16 * ib, xb->qs)),
-                              d * (float)sl_iq4xs_scale(&w[i], ib) * f16(xb->d));
-        }
-    }
-    return vaddvq_f32(acc);
-}
-
 /* 32 bits → 32 bytes of 0x10 (bit set) or 0: lanes 0-15 in lo, 16-31 in hi */
 static inline void bits_to_0x10(uint32_t qh, uint8x16_t *lo, uint8x16_t *hi) {
     static const uint8_t bitsel[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
@@ -99,7 +74,7 @@ static inline void bits_to_0x10(uint32_t qh, uint8x16_t *lo, uint8x16_t *hi) {
     *hi = vandq_u8(vtstq_u8(v1, sel), b10);
 }
 
-/* Block i of a q8_0-dotted 32-block row (q8_0, q4_0, q5_0, iq4_nl) as
+/* Block i of a q8_0-dotted 32-block row (q8_0, q4_0, q5_0, iq4_nl, iq4_xs) as
  * signed values: elements 0-15 in *lo, 16-31 in *hi; returns its scale. */
 static inline __attribute__((always_inline)) float q0_block(sl_type_t t, const void *w, int64_t i, int8x16_t *lo,
                                                             int8x16_t *hi) {
@@ -127,13 +102,22 @@ static inline __attribute__((always_inline)) float q0_block(sl_type_t t, const v
         *hi = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(v, 4), hh)), vdupq_n_s8(16));
         return f16(b->d);
     }
-    /* iq4_nl: the codebook value of each index, one table lookup per 16 */
-    const sl_block_iq4_nl *b = (const sl_block_iq4_nl *)w + i;
+    /* iq4_nl, iq4_xs (32-block i of super-block i / 8, its own scale): the
+     * codebook value of each index, one table lookup per 16 */
     const int8x16_t kv = vld1q_s8(sl_kvalues_iq4nl);
-    const uint8x16_t v = vld1q_u8(b->qs);
+    const uint8_t *qs;
+    float d;
+    if (t == SL_TYPE_IQ4_XS) {
+        const sl_block_iq4_xs *b = (const sl_block_iq4_xs *)w + i / 8;
+        qs = b->qs + 16 * (i % 8), d = f16(b->d) * (float)sl_iq4xs_scale(b, (int)(i % 8));
+    } else {
+        const sl_block_iq4_nl *b = (const sl_block_iq4_nl *)w + i;
+        qs = b->qs, d = f16(b->d);
+    }
+    const uint8x16_t v = vld1q_u8(qs);
     *lo = vqtbl1q_s8(kv, vandq_u8(v, m4));
     *hi = vqtbl1q_s8(kv, vshrq_n_u8(v, 4));
-    return f16(b->d);
+    return d;
 }
 
 /* One such row · NT q8_0 rows xs[t]: each block unpacked once, then per
@@ -395,6 +379,7 @@ DEF_DOT_TILE(SL_TYPE_Q8_0, q8_0)
 DEF_DOT_TILE(SL_TYPE_Q4_0, q4_0)
 DEF_DOT_TILE(SL_TYPE_Q5_0, q5_0)
 DEF_DOT_TILE(SL_TYPE_IQ4_NL, iq4_nl)
+DEF_DOT_TILE(SL_TYPE_IQ4_XS, iq4_xs)
 DEF_DOT_TILE(SL_TYPE_Q4_K, q4_K)
 DEF_DOT_TILE(SL_TYPE_Q5_K, q5_K)
 DEF_DOT_TILE(SL_TYPE_Q6_K, q6_K)
@@ -424,6 +409,7 @@ bool sl_kern_fill_neon(sl_kern_table_t *t) {
     t->tile[SL_TYPE_Q4_0] = tile_q4_0;
     t->tile[SL_TYPE_Q5_0] = tile_q5_0;
     t->tile[SL_TYPE_IQ4_NL] = tile_iq4_nl;
+    t->tile[SL_TYPE_IQ4_XS] = tile_iq4_xs;
     t->tile[SL_TYPE_Q4_K] = tile_q4_K;
     t->tile[SL_TYPE_Q5_K] = tile_q5_K;
     t->tile[SL_TYPE_Q6_K] = tile_q6_K;

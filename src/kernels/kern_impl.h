@@ -158,6 +158,43 @@ typedef void (*sl_x8_gemm_fn)(int64_t n, const void *panels, int np, const sl_q8
  * of the same table. */
 typedef void (*sl_quantf_fn)(const float *x, int64_t nb, float *d, float *s, int8_t *qs, size_t stride);
 
+/* The row and token loop of a float-weight tile (f32 / f16 / bf16 against
+ * f32 activations; the AVX2 and AVX-512 tiles): ROWS(kind, R, NC, n, w0,
+ * ws, xr, s) computes R rows (at most 8) × NC tokens (1 or 4) into
+ * s[r][c]; one token goes 8, 4 or 1 rows at a time, several RB (> 1), 2 or
+ * 1. Tokens past nc repeat token 0 and are not stored. Expects kind, n, w,
+ * ws, nr, x, xs, nc, out, os in scope. */
+#define SL_TILE_FW_LOOP(ROWS, RB)                                                                       \
+    do {                                                                                                \
+        const float *xr[4];                                                                             \
+        for (int c = 0; c < 4; c++) xr[c] = (const float *)((const uint8_t *)x + (size_t)(c < nc ? c : 0) * xs); \
+        for (int r = 0; r < nr;) {                                                                      \
+            const uint8_t *w0 = (const uint8_t *)w + (size_t)r * ws;                                    \
+            float s[8][4];                                                                              \
+            int R;                                                                                      \
+            if (nc == 1) {                                                                              \
+                R = nr - r >= 8 ? 8 : nr - r >= 4 ? 4 : 1;                                              \
+                if (R == 8)                                                                             \
+                    ROWS(kind, 8, 1, n, w0, ws, xr, s);                                                 \
+                else if (R == 4)                                                                        \
+                    ROWS(kind, 4, 1, n, w0, ws, xr, s);                                                 \
+                else                                                                                    \
+                    ROWS(kind, 1, 1, n, w0, ws, xr, s);                                                 \
+            } else {                                                                                    \
+                R = nr - r >= (RB) ? (RB) : nr - r >= 2 ? 2 : 1;                                        \
+                if (R == (RB))                                                                          \
+                    ROWS(kind, (RB), 4, n, w0, ws, xr, s);                                              \
+                else if (R == 2)                                                                        \
+                    ROWS(kind, 2, 4, n, w0, ws, xr, s);                                                 \
+                else                                                                                    \
+                    ROWS(kind, 1, 4, n, w0, ws, xr, s);                                                 \
+            }                                                                                           \
+            for (int k = 0; k < R; k++)                                                                 \
+                for (int c = 0; c < nc; c++) out[(size_t)c * os + (size_t)(r + k)] = s[k][c];           \
+            r += R;                                                                                     \
+        }                                                                                               \
+    } while (0)
+
 typedef struct sl_kern_table {
     sl_dot_fn dot[SL_TYPE_COUNT];
     sl_tile_fn tile[SL_TYPE_COUNT]; /* NULL: sl_matmul builds tiles from dot */

@@ -189,33 +189,7 @@ static inline __attribute__((always_inline)) void tile_fw_rows(int kind, const i
  * rows at a time). */
 static inline __attribute__((always_inline)) void tile_fw(int kind, int64_t n, const void *w, size_t ws, int nr,
                                                           const void *x, size_t xs, int nc, float *out, size_t os) {
-    const float *xr[4];
-    for (int c = 0; c < 4; c++) xr[c] = (const float *)((const uint8_t *)x + (size_t)(c < nc ? c : 0) * xs);
-    for (int r = 0; r < nr;) {
-        const uint8_t *w0 = (const uint8_t *)w + (size_t)r * ws;
-        float s[8][4];
-        int R;
-        if (nc == 1) {
-            R = nr - r >= 8 ? 8 : nr - r >= 4 ? 4 : 1;
-            if (R == 8)
-                tile_fw_rows(kind, 8, 1, n, w0, ws, xr, s);
-            else if (R == 4)
-                tile_fw_rows(kind, 4, 1, n, w0, ws, xr, s);
-            else
-                tile_fw_rows(kind, 1, 1, n, w0, ws, xr, s);
-        } else {
-            R = nr - r >= 3 ? 3 : nr - r;
-            if (R == 3)
-                tile_fw_rows(kind, 3, 4, n, w0, ws, xr, s);
-            else if (R == 2)
-                tile_fw_rows(kind, 2, 4, n, w0, ws, xr, s);
-            else
-                tile_fw_rows(kind, 1, 4, n, w0, ws, xr, s);
-        }
-        for (int k = 0; k < R; k++)
-            for (int c = 0; c < nc; c++) out[(size_t)c * os + (size_t)(r + k)] = s[k][c];
-        r += R;
-    }
+    SL_TILE_FW_LOOP(tile_fw_rows, 3);
 }
 static void tile_f32(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs, int nc, float *out,
                      size_t os) {

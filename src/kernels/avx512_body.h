@@ -36,6 +36,14 @@
  *   A512_SET1(f)           f in every lane
  *   A512_MUL(a, b)         a · b
  *   A512_STOREU(p, v)      the 16 floats to p
+ * and for the k-quants' 16-row kernels:
+ *   A512_I_FROM2(lo, hi)   two 256-bit vectors as lanes 0-7 and 8-15
+ *   A512_I_SET1_EPI8(c)    the byte c everywhere
+ *   A512_I_AND(a, b), A512_I_OR(a, b), A512_I_SUB(a, b) (s32 lanes)
+ *   A512_I_SRLI16(v, k), A512_I_SLLI16(v, k)   shifts of the 16-bit lanes
+ *   A512_I_SLLI32(v, k), A512_I_SRAI32(v, k)   shifts of the 32-bit lanes
+ *   A512_I_MULLO(a, b)     the low 32 bits of a · b per s32 lane
+ *   A512_I_MADD16(a, b)    vpmaddwd
  * A512_NAME(fill) installs the kernels over an AVX2 table, the x8_vnni.h
  * instance (X8V_NAME(fill)) included before this file among them.
  */
@@ -329,6 +337,128 @@ static void A512_NAME(gemmu_u8)(int64_t n, const uint8_t *u, int nr, const sl_q8
     if (r < nr) X8V_NAME(gemmu_u8)(n, u + (size_t)(r / 8) * pbytes, nr - r, x, nc, out + r, os);
 }
 
+/* ---- k-quants, many tokens: two adjacent x8 panels (16 rows) ----
+ *
+ * As the VNNI x8_dot4 kernels of x8_vnni.h (the same integers, so the
+ * same floats: decode and batches agree), with both panels' code vectors
+ * in one 512-bit register, so each vpdpbusd and each broadcast of a
+ * token's 4 bytes serve 16 rows. A short group of tokens repeats its last
+ * one (not stored). */
+static inline void A512_NAME(k_tokens)(const void *vx, size_t xs, int nc, const sl_block_q8_K *x[4]) {
+    for (int t = 0; t < 4; t++) x[t] = (const void *)((const uint8_t *)vx + (size_t)SL_MIN(t, nc - 1) * xs);
+}
+
+static void A512_NAME(x8_dot4x2_q4_K)(int64_t n, const void *panel, const void *vx, size_t xs, int nc, float *out,
+                                      size_t os) {
+    const sl_block_q8_K *x[4];
+    A512_NAME(k_tokens)(vx, xs, nc, x);
+    const int64_t nb = n / SL_QK_K;
+    const uint8_t *pa = panel, *pb = pa + (size_t)nb * SL_X8_Q4_K_BLOCK;
+    const A512_I m4 = A512_I_SET1_EPI8(0x0f);
+    A512_F acc[4] = {A512_ZERO(), A512_ZERO(), A512_ZERO(), A512_ZERO()};
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *ba = pa + (size_t)i * SL_X8_Q4_K_BLOCK, *bb = pb + (size_t)i * SL_X8_Q4_K_BLOCK;
+        uint8_t sca[64], mna[64], scb[64], mnb[64];
+        x8k_scales(ba, sca, mna);
+        x8k_scales(bb, scb, mnb);
+        A512_I sumi[4], summ[4];
+        for (int t = 0; t < 4; t++) sumi[t] = summ[t] = A512_I_ZERO();
+#pragma GCC unroll 1
+        for (int j = 0; j < 8; j++) {
+            A512_I c[8];
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) {
+                const A512_I nib = A512_I_LOAD2(ba + 128 + 128 * j + 32 * k, bb + 128 + 128 * j + 32 * k);
+                c[k] = A512_I_AND(nib, m4);
+                c[k + 4] = A512_I_AND(A512_I_SRLI16(nib, 4), m4);
+            }
+            const A512_I scj = A512_I_FROM2(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(sca + 8 * j))),
+                                            _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(scb + 8 * j))));
+#pragma GCC unroll 4
+            for (int t = 0; t < 4; t++) {
+                const int8_t *xq = x[t][i].qs + 32 * j;
+                A512_I a = A512_I_ZERO(), b = a;
+#pragma GCC unroll 4
+                for (int g = 0; g < 8; g += 2) {
+                    a = A512_DPBUSD(a, c[g], A512_I_BCAST4(x8_bytes4(xq + 4 * g)));
+                    b = A512_DPBUSD(b, c[g + 1], A512_I_BCAST4(x8_bytes4(xq + 4 * g + 4)));
+                }
+                sumi[t] = A512_I_ADD(sumi[t], A512_I_MULLO(A512_I_ADD(a, b), scj));
+            }
+            const A512_I mnj = A512_I_FROM2(x8k_pairs(mna + 8 * j), x8k_pairs(mnb + 8 * j));
+#pragma GCC unroll 4
+            for (int t = 0; t < 4; t++) {
+                int32_t bs;
+                memcpy(&bs, x[t][i].bsums + 2 * j, 4);
+                summ[t] = A512_I_ADD(summ[t], A512_I_MADD16(mnj, A512_I_BCAST4((uint32_t)bs)));
+            }
+        }
+        const A512_F d = A512_LOAD2_PH(ba, bb), dm = A512_LOAD2_PH(ba + 16, bb + 16);
+        for (int t = 0; t < 4; t++) {
+            acc[t] = A512_FMADD(A512_MUL(d, A512_SET1(x[t][i].d)), A512_CVT(sumi[t]), acc[t]);
+            /* − dm · dx · Σ: the product negated exactly, then the same FMA */
+            acc[t] = A512_FMADD(A512_MUL(dm, A512_SET1(-x[t][i].d)), A512_CVT(summ[t]), acc[t]);
+        }
+    }
+    for (int t = 0; t < nc; t++) A512_STOREU(out + (size_t)t * os, acc[t]);
+}
+
+static void A512_NAME(x8_dot4x2_q6_K)(int64_t n, const void *panel, const void *vx, size_t xs, int nc, float *out,
+                                      size_t os) {
+    const sl_block_q8_K *x[4];
+    A512_NAME(k_tokens)(vx, xs, nc, x);
+    const int64_t nb = n / SL_QK_K;
+    const uint8_t *pa = panel, *pb = pa + (size_t)nb * SL_X8_Q6_K_BLOCK;
+    const A512_I m4 = A512_I_SET1_EPI8(0x0f), m30 = A512_I_SET1_EPI8(0x30);
+    A512_F acc[4] = {A512_ZERO(), A512_ZERO(), A512_ZERO(), A512_ZERO()};
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *ba = pa + (size_t)i * SL_X8_Q6_K_BLOCK, *bb = pb + (size_t)i * SL_X8_Q6_K_BLOCK;
+        A512_I sum[4];
+        for (int t = 0; t < 4; t++) sum[t] = A512_I_ZERO();
+#pragma GCC unroll 1
+        for (int j = 0; j < 8; j++) {
+            /* int16 lanes 2r, 2r + 1: row r's scales 2j, 2j + 1 */
+            const A512_I sc =
+                A512_I_FROM2(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(ba + 16 + 16 * j))),
+                             _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(bb + 16 + 16 * j))));
+            const uint8_t *ca = ba + 144 + 192 * j, *cb = bb + 144 + 192 * j;
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++) {
+                const A512_I hb = A512_I_LOAD2(ca + 128 + 32 * h, cb + 128 + 32 * h);
+                const A512_I sh = h ? A512_I_SRAI32(sc, 16) : A512_I_SRAI32(A512_I_SLLI32(sc, 16), 16);
+                /* bits 2k, 2k + 1 of hb to bits 4, 5 (x8_bits_to4) */
+                const A512_I hi[4] = {A512_I_AND(A512_I_SLLI16(hb, 4), m30), A512_I_AND(A512_I_SLLI16(hb, 2), m30),
+                                      A512_I_AND(hb, m30), A512_I_AND(A512_I_SRLI16(hb, 2), m30)};
+                A512_I c[4];
+#pragma GCC unroll 4
+                for (int k = 0; k < 4; k++) {
+                    const A512_I nbv = A512_I_LOAD2(ca + 32 * k, cb + 32 * k);
+                    c[k] = A512_I_OR(A512_I_AND(h ? A512_I_SRLI16(nbv, 4) : nbv, m4), hi[k]);
+                }
+#pragma GCC unroll 4
+                for (int t = 0; t < 4; t++) {
+                    const int8_t *xq = x[t][i].qs + 32 * j + 16 * h;
+                    A512_I a = A512_DPBUSD(A512_I_ZERO(), c[0], A512_I_BCAST4(x8_bytes4(xq)));
+                    A512_I b = A512_DPBUSD(A512_I_ZERO(), c[1], A512_I_BCAST4(x8_bytes4(xq + 4)));
+                    a = A512_DPBUSD(a, c[2], A512_I_BCAST4(x8_bytes4(xq + 8)));
+                    b = A512_DPBUSD(b, c[3], A512_I_BCAST4(x8_bytes4(xq + 12)));
+                    sum[t] = A512_I_ADD(sum[t], A512_I_MULLO(A512_I_ADD(a, b), sh));
+                }
+            }
+#pragma GCC unroll 4
+            for (int t = 0; t < 4; t++) {
+                int32_t bs;
+                memcpy(&bs, x[t][i].bsums + 2 * j, 4);
+                sum[t] = A512_I_SUB(sum[t], A512_I_SLLI32(A512_I_MADD16(sc, A512_I_BCAST4((uint32_t)bs)), 5));
+            }
+        }
+        const A512_F d = A512_LOAD2_PH(ba, bb);
+        for (int t = 0; t < 4; t++)
+            acc[t] = A512_FMADD(A512_MUL(d, A512_SET1(x[t][i].d)), A512_CVT(sum[t]), acc[t]);
+    }
+    for (int t = 0; t < nc; t++) A512_STOREU(out + (size_t)t * os, acc[t]);
+}
+
 static void A512_NAME(fill)(sl_kern_table_t *t) {
     t->dot[SL_TYPE_F32] = A512_NAME(dot_f32);
     t->dot[SL_TYPE_F16] = A512_NAME(dot_f16);
@@ -355,6 +485,8 @@ static void A512_NAME(fill)(sl_kern_table_t *t) {
     X8V_NAME(fill)(t);
     /* their many-token GEMMs 16 rows at a time in 512-bit vectors */
     t->x8_gemm[SL_TYPE_Q8_0] = A512_NAME(x8_gemm_q8_0);
+    t->x8_dot4x2[SL_TYPE_Q4_K] = A512_NAME(x8_dot4x2_q4_K);
+    t->x8_dot4x2[SL_TYPE_Q6_K] = A512_NAME(x8_dot4x2_q6_K);
     const sl_type_t u8[] = {SL_TYPE_Q4_0, SL_TYPE_Q4_1, SL_TYPE_Q5_0, SL_TYPE_Q5_1};
     for (size_t i = 0; i < sizeof u8 / sizeof u8[0]; i++)
         if (t->gemmu[u8[i]]) t->gemmu[u8[i]] = A512_NAME(gemmu_u8);

@@ -209,6 +209,9 @@ typedef struct sl_kern_table {
     sl_x8_gemm_fn x8_gemm[SL_TYPE_COUNT]; /* or x8_unpack + gemmu */
     sl_x8_unpack_fn x8_unpack[SL_TYPE_COUNT];
     sl_x8_dot4_fn x8_dot4[SL_TYPE_COUNT]; /* optional, q8_K-dotted x8 types */
+    /* optional with x8_dot4: two adjacent panels (16 rows, out[t · os +
+     * 0..15]) at once */
+    sl_x8_dot4_fn x8_dot4x2[SL_TYPE_COUNT];
 } sl_kern_table_t;
 
 /* Fill functions: scalar sets every entry; the others override what they

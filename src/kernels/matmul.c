@@ -87,6 +87,7 @@ struct mm_job {
     sl_gemmuk_fn gemmuk;    /* k-quants: unpacked chunks against q8_K rows */
     sl_x8_dot_fn x8_dot;    /* x8 panels, decode (the type's activation row in xq) */
     sl_x8_dot4_fn x8_dot4;  /* or, many tokens of a q8_K-dotted type, 4 at a time */
+    sl_x8_dot4_fn x8_dot4x2; /* optional: x8_dot4 over two full panels */
     sl_x8_gemm_fn x8_gemm;  /* x8 panels, many tokens (panel in xq) */
     bool x8_rows;           /* x8 panels without their kernels: row by row */
     sl_type_t wtype;
@@ -140,10 +141,13 @@ static void mm_rows(struct mm_job *j, int ith, int64_t r0, int64_t r1, int64_t n
              * made the 151936-row decode slower) */
             const uint8_t *pw = j->w + (size_t)o * j->wrs;
             if (j->x8_dot4) {
+                const bool pair = j->x8_dot4x2 && r1 - o >= 16; /* 16 rows at once */
                 for (int64_t t = 0; t < n_tok; t += 4) {
                     const int nc = (int)SL_MIN(4, n_tok - t);
                     const uint8_t *xt = j->xq + (size_t)t * j->xrs;
-                    if (r1 - o >= 8) {
+                    if (pair) {
+                        j->x8_dot4x2(j->n_in, pw, xt, j->xrs, nc, j->y + t * n_out + o, (size_t)n_out);
+                    } else if (r1 - o >= 8) {
                         j->x8_dot4(j->n_in, pw, xt, j->xrs, nc, j->y + t * n_out + o, (size_t)n_out);
                     } else { /* the padded last panel */
                         float tmp[4 * 8];
@@ -152,6 +156,7 @@ static void mm_rows(struct mm_job *j, int ith, int64_t r0, int64_t r1, int64_t n
                             memcpy(j->y + (t + c) * n_out + o, tmp + 8 * c, sizeof(float) * (size_t)(r1 - o));
                     }
                 }
+                if (pair) o += 8;
                 continue;
             }
             for (int64_t t = 0; t < n_tok; t++) { /* a few tokens: the panel stays in cache */
@@ -357,6 +362,7 @@ static int mm_plan(const sl_kern_table_t *K, const void *w, sl_type_t wtype, boo
             .xrs = sl_row_size(vt, n_in),
             .x8_dot = gemm || unp ? NULL : K->x8_dot[wtype],
             .x8_dot4 = n_tok > 1 && !gemm && !unp ? K->x8_dot4[wtype] : NULL,
+            .x8_dot4x2 = n_tok > 1 && !gemm && !unp ? K->x8_dot4x2[wtype] : NULL,
             .x8_gemm = gemm ? K->x8_gemm[wtype] : NULL,
             .x8_unpack = unp ? K->x8_unpack[wtype] : NULL,
             .gemmu = unp ? K->gemmu[wtype] : NULL,
@@ -484,8 +490,9 @@ static bool mm_run(sl_pool_t *pool, const sl_kern_table_t *K, int xf, sl_type_t 
         jobs[i].xq = xq;
         jobs[i].scratch = scratch;
         if (jobs[i].chunk == 0) {
-            /* multiples of 4 rows (of 8 for x8 panels) */
-            const int64_t align = jobs[i].x8_dot ? 8 : 4;
+            /* multiples of 4 rows (of 8 for x8 panels, 16 where two
+             * panels go at once) */
+            const int64_t align = jobs[i].x8_dot4x2 ? 16 : jobs[i].x8_dot ? 8 : 4;
             int64_t c = jobs[i].n_out / (nth * 8);
             jobs[i].chunk = SL_MAX(align, SL_MIN(256, c & ~(align - 1)));
         }

@@ -114,6 +114,18 @@ static inline void emu_storeu(float *p, emu_f512 v) {
     _mm256_storeu_ps(p + 8, v.hi);
 }
 
+#define EMU_I2(op) \
+    static inline emu_i512 emu_i_##op(emu_i512 a, emu_i512 b) { \
+        return (emu_i512){_mm256_##op(a.lo, b.lo), _mm256_##op(a.hi, b.hi)}; \
+    }
+EMU_I2(and_si256)
+EMU_I2(or_si256)
+EMU_I2(sub_epi32)
+EMU_I2(mullo_epi32)
+EMU_I2(madd_epi16)
+#undef EMU_I2
+#define EMU_SH(v, op, k) ((emu_i512){_mm256_##op((v).lo, k), _mm256_##op((v).hi, k)})
+
 #define A512_NAME(name) emul512_##name
 #define A512_F emu_f512
 #define A512_ZERO() emu_zero()
@@ -137,6 +149,17 @@ static inline void emu_storeu(float *p, emu_f512 v) {
 #define A512_SET1(f) emu_set1(f)
 #define A512_MUL(a, b) emu_mul(a, b)
 #define A512_STOREU(p, v) emu_storeu(p, v)
+#define A512_I_FROM2(l, h) ((emu_i512){l, h})
+#define A512_I_SET1_EPI8(c) ((emu_i512){_mm256_set1_epi8((char)(c)), _mm256_set1_epi8((char)(c))})
+#define A512_I_AND(a, b) emu_i_and_si256(a, b)
+#define A512_I_OR(a, b) emu_i_or_si256(a, b)
+#define A512_I_SUB(a, b) emu_i_sub_epi32(a, b)
+#define A512_I_SRLI16(v, k) EMU_SH(v, srli_epi16, k)
+#define A512_I_SLLI16(v, k) EMU_SH(v, slli_epi16, k)
+#define A512_I_SLLI32(v, k) EMU_SH(v, slli_epi32, k)
+#define A512_I_SRAI32(v, k) EMU_SH(v, srai_epi32, k)
+#define A512_I_MULLO(a, b) emu_i_mullo_epi32(a, b)
+#define A512_I_MADD16(a, b) emu_i_madd_epi16(a, b)
 #include "kernels/avx512_body.h"
 
 bool sl_kern_fill_vnni_emul(sl_kern_table_t *t) {

@@ -52,6 +52,17 @@
 #define A512_SET1(f) _mm512_set1_ps(f)
 #define A512_MUL(a, b) _mm512_mul_ps(a, b)
 #define A512_STOREU(p, v) _mm512_storeu_ps(p, v)
+#define A512_I_FROM2(lo, hi) _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1)
+#define A512_I_SET1_EPI8(c) _mm512_set1_epi8((char)(c))
+#define A512_I_AND(a, b) _mm512_and_si512(a, b)
+#define A512_I_OR(a, b) _mm512_or_si512(a, b)
+#define A512_I_SUB(a, b) _mm512_sub_epi32(a, b)
+#define A512_I_SRLI16(v, k) _mm512_srli_epi16(v, k)
+#define A512_I_SLLI16(v, k) _mm512_slli_epi16(v, k)
+#define A512_I_SLLI32(v, k) _mm512_slli_epi32(v, k)
+#define A512_I_SRAI32(v, k) _mm512_srai_epi32(v, k)
+#define A512_I_MULLO(a, b) _mm512_mullo_epi32(a, b)
+#define A512_I_MADD16(a, b) _mm512_madd_epi16(a, b)
 #include "kernels/avx512_body.h"
 
 bool sl_kern_fill_avx512(sl_kern_table_t *t) {

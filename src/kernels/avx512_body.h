@@ -348,16 +348,20 @@ static inline void A512_NAME(k_tokens)(const void *vx, size_t xs, int nc, const 
     for (int t = 0; t < 4; t++) x[t] = (const void *)((const uint8_t *)vx + (size_t)SL_MIN(t, nc - 1) * xs);
 }
 
-static void A512_NAME(x8_dot4x2_q4_K)(int64_t n, const void *panel, const void *vx, size_t xs, int nc, float *out,
-                                      size_t os) {
+/* q4_K, or q5_K (five: each sub-block's fifth-bit vector after its
+ * nibbles, bit g of a byte → bit 4 of group g's code) */
+static inline __attribute__((always_inline)) void A512_NAME(k45_dot4x2)(bool five, int64_t n, const void *panel,
+                                                                        const void *vx, size_t xs, int nc,
+                                                                        float *out, size_t os) {
     const sl_block_q8_K *x[4];
     A512_NAME(k_tokens)(vx, xs, nc, x);
     const int64_t nb = n / SL_QK_K;
-    const uint8_t *pa = panel, *pb = pa + (size_t)nb * SL_X8_Q4_K_BLOCK;
-    const A512_I m4 = A512_I_SET1_EPI8(0x0f);
+    const size_t bsz = five ? SL_X8_Q5_K_BLOCK : SL_X8_Q4_K_BLOCK, sbsz = five ? 160 : 128;
+    const uint8_t *pa = panel, *pb = pa + (size_t)nb * bsz;
+    const A512_I m4 = A512_I_SET1_EPI8(0x0f), m10 = A512_I_SET1_EPI8(0x10);
     A512_F acc[4] = {A512_ZERO(), A512_ZERO(), A512_ZERO(), A512_ZERO()};
     for (int64_t i = 0; i < nb; i++) {
-        const uint8_t *ba = pa + (size_t)i * SL_X8_Q4_K_BLOCK, *bb = pb + (size_t)i * SL_X8_Q4_K_BLOCK;
+        const uint8_t *ba = pa + (size_t)i * bsz, *bb = pb + (size_t)i * bsz;
         uint8_t sca[64], mna[64], scb[64], mnb[64];
         x8k_scales(ba, sca, mna);
         x8k_scales(bb, scb, mnb);
@@ -368,9 +372,21 @@ static void A512_NAME(x8_dot4x2_q4_K)(int64_t n, const void *panel, const void *
             A512_I c[8];
 #pragma GCC unroll 4
             for (int k = 0; k < 4; k++) {
-                const A512_I nib = A512_I_LOAD2(ba + 128 + 128 * j + 32 * k, bb + 128 + 128 * j + 32 * k);
+                const A512_I nib = A512_I_LOAD2(ba + 128 + sbsz * j + 32 * k, bb + 128 + sbsz * j + 32 * k);
                 c[k] = A512_I_AND(nib, m4);
                 c[k + 4] = A512_I_AND(A512_I_SRLI16(nib, 4), m4);
+            }
+            if (five) {
+                const A512_I hb = A512_I_LOAD2(ba + 128 + sbsz * j + 128, bb + 128 + sbsz * j + 128);
+                /* bit g to bit 4 (x8_bits_to4): left by 4 − g, or right by g − 4 */
+                c[0] = A512_I_OR(c[0], A512_I_AND(A512_I_SLLI16(hb, 4), m10));
+                c[1] = A512_I_OR(c[1], A512_I_AND(A512_I_SLLI16(hb, 3), m10));
+                c[2] = A512_I_OR(c[2], A512_I_AND(A512_I_SLLI16(hb, 2), m10));
+                c[3] = A512_I_OR(c[3], A512_I_AND(A512_I_SLLI16(hb, 1), m10));
+                c[4] = A512_I_OR(c[4], A512_I_AND(hb, m10));
+                c[5] = A512_I_OR(c[5], A512_I_AND(A512_I_SRLI16(hb, 1), m10));
+                c[6] = A512_I_OR(c[6], A512_I_AND(A512_I_SRLI16(hb, 2), m10));
+                c[7] = A512_I_OR(c[7], A512_I_AND(A512_I_SRLI16(hb, 3), m10));
             }
             const A512_I scj = A512_I_FROM2(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(sca + 8 * j))),
                                             _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(scb + 8 * j))));
@@ -401,6 +417,14 @@ static void A512_NAME(x8_dot4x2_q4_K)(int64_t n, const void *panel, const void *
         }
     }
     for (int t = 0; t < nc; t++) A512_STOREU(out + (size_t)t * os, acc[t]);
+}
+static void A512_NAME(x8_dot4x2_q4_K)(int64_t n, const void *panel, const void *vx, size_t xs, int nc, float *out,
+                                      size_t os) {
+    A512_NAME(k45_dot4x2)(false, n, panel, vx, xs, nc, out, os);
+}
+static void A512_NAME(x8_dot4x2_q5_K)(int64_t n, const void *panel, const void *vx, size_t xs, int nc, float *out,
+                                      size_t os) {
+    A512_NAME(k45_dot4x2)(true, n, panel, vx, xs, nc, out, os);
 }
 
 static void A512_NAME(x8_dot4x2_q6_K)(int64_t n, const void *panel, const void *vx, size_t xs, int nc, float *out,
@@ -486,6 +510,7 @@ static void A512_NAME(fill)(sl_kern_table_t *t) {
     /* their many-token GEMMs 16 rows at a time in 512-bit vectors */
     t->x8_gemm[SL_TYPE_Q8_0] = A512_NAME(x8_gemm_q8_0);
     t->x8_dot4x2[SL_TYPE_Q4_K] = A512_NAME(x8_dot4x2_q4_K);
+    t->x8_dot4x2[SL_TYPE_Q5_K] = A512_NAME(x8_dot4x2_q5_K);
     t->x8_dot4x2[SL_TYPE_Q6_K] = A512_NAME(x8_dot4x2_q6_K);
     const sl_type_t u8[] = {SL_TYPE_Q4_0, SL_TYPE_Q4_1, SL_TYPE_Q5_0, SL_TYPE_Q5_1};
     for (size_t i = 0; i < sizeof u8 / sizeof u8[0]; i++)

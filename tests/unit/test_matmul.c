@@ -365,6 +365,18 @@ static void x8_panels_cases(const sl_kern_table_t *installed) {
                     for (int64_t i = 0; i < n_out * nt; i++) bad += !(yb[i] == yc[i]);
                     CHECK_MSG(bad == 0, "x8 %s n_in %lld n_out %lld n_tok %lld pool %d: %d differ", sl_type_name(T), (long long)n_in,
                               (long long)n_out, (long long)nt, p, bad);
+                    /* the k-quants' many-token kernels (AVX2, VNNI, two
+                     * panels at once) sum the same integers as their decode
+                     * dot: each token bit for bit as when it runs alone */
+                    if (sl_type_traits(T)->blck == 256 && nt > 1) {
+                        int same = 0;
+                        for (int64_t t = 0; t < nt; t++) {
+                            sl_matmul_x8(pool, wp, T, n_in, n_out, x + t * n_in, 1, yc);
+                            same += !memcmp(yc, yb + t * n_out, sizeof(float) * (size_t)n_out);
+                        }
+                        CHECK_MSG(same == nt, "x8 %s n_out %lld n_tok %lld: %d of %lld tokens as decoded alone",
+                                  sl_type_name(T), (long long)n_out, (long long)nt, same, (long long)nt);
+                    }
                     /* panels packed under one ISA still compute after a
                      * switch to one without x8 kernels (row fallback) */
                     const sl_isa_t prev = sl_kernels_set_isa(SL_ISA_SCALAR);

@@ -242,6 +242,41 @@ static void test_simd_dots_match_scalar(void) {
     }
 }
 
+/* Where a level's many-token tiles share their arithmetic with its dots —
+ * the float-weight tiles of AVX2 / AVX-512, every NEON type — each token
+ * of a batch comes out bit for bit as when it is multiplied alone. */
+static void test_tiles_match_single_tokens(void) {
+    sl_pool_t *pool = sl_pool_new(2);
+    const int64_t n_in = 512, n_out = 37, nt = 6;
+    for (size_t ii = 1; ii < 4; ii++) {
+        if (!sl_isa_supported(isas[ii])) continue;
+        const sl_isa_t prev = sl_kernels_set_isa(isas[ii]);
+        for (size_t ti = 0; ti < N_TYPES; ti++) {
+            const sl_type_t t = all_types[ti];
+            const bool fw = t == SL_TYPE_F32 || t == SL_TYPE_F16 || t == SL_TYPE_BF16;
+            if (!fw && isas[ii] != SL_ISA_NEON) continue;
+            float *tmp = malloc(sizeof(float) * (size_t)n_in), *x = malloc(sizeof(float) * (size_t)(n_in * nt));
+            float *yb = malloc(sizeof(float) * (size_t)(n_out * nt)), *y1 = malloc(sizeof(float) * (size_t)n_out);
+            uint8_t *w = malloc(sl_row_size(t, n_in) * (size_t)n_out);
+            make_weights(t, w, n_out, n_in, tmp);
+            for (int64_t i = 0; i < n_in * nt; i++) x[i] = gauss();
+            int same = 0;
+            for (int p = 0; p < 2; p++) {
+                sl_matmul(p ? pool : NULL, w, t, n_in, n_out, x, nt, yb);
+                for (int64_t k = 0; k < nt; k++) {
+                    sl_matmul(p ? pool : NULL, w, t, n_in, n_out, x + k * n_in, 1, y1);
+                    same += !memcmp(y1, yb + k * n_out, sizeof(float) * (size_t)n_out);
+                }
+            }
+            CHECK_MSG(same == 2 * nt, "%s %s: %d of %lld tokens as alone", sl_isa_name(isas[ii]), sl_type_name(t), same,
+                      (long long)(2 * nt));
+            free(tmp), free(x), free(yb), free(y1), free(w);
+        }
+        sl_kernels_set_isa(prev);
+    }
+    sl_pool_free(pool);
+}
+
 static void test_bad_shapes_are_safe(void) {
     float x[300], y[4] = {1, 2, 3, 4};
     uint8_t w[4 * 300 * 4];
@@ -519,6 +554,7 @@ int main(void) {
     RUN(test_matmul_all_isas);
     RUN(test_simd_dots_match_scalar);
     RUN(test_quantf_matches_quant);
+    RUN(test_tiles_match_single_tokens);
     RUN(test_bad_shapes_are_safe);
     RUN(test_matmul_multi);
     RUN(test_x8_panels);

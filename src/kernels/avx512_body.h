@@ -184,17 +184,10 @@ DEF_TILE_Q0(tile_q8_0, sl_block_q8_0, unpack_q8_0, dot_q8_0)
  * shape (then the same scalar tail), so a token's logits come out bit for
  * bit the same alone or in a batch. Tokens past nc repeat token 0 and are
  * not stored. */
-enum { A512_FW_F32, A512_FW_F16, A512_FW_BF16 };
-
 static inline __attribute__((always_inline)) A512_F A512_NAME(fw_load16)(int kind, const uint8_t *row, int64_t i) {
-    if (kind == A512_FW_F16) return A512_LOAD_F16((const sl_f16_t *)row + i);
-    if (kind == A512_FW_BF16) return A512_LOAD_BF16((const sl_bf16_t *)row + i);
+    if (kind == SL_FW_F16) return A512_LOAD_F16((const sl_f16_t *)row + i);
+    if (kind == SL_FW_BF16) return A512_LOAD_BF16((const sl_bf16_t *)row + i);
     return A512_LOADU((const float *)row + i);
-}
-static inline __attribute__((always_inline)) float A512_NAME(fw_load1)(int kind, const uint8_t *row, int64_t i) {
-    if (kind == A512_FW_F16) return f16(((const sl_f16_t *)row)[i]);
-    if (kind == A512_FW_BF16) return sl_bf16_to_f32(((const sl_bf16_t *)row)[i]);
-    return ((const float *)row)[i];
 }
 
 static inline __attribute__((always_inline)) void A512_NAME(tile_fw_rows)(int kind, const int R, const int NC,
@@ -207,7 +200,7 @@ static inline __attribute__((always_inline)) void A512_NAME(tile_fw_rows)(int ki
 #pragma GCC unroll 4
         for (int c = 0; c < NC; c++) a[r][c] = A512_ZERO();
     int64_t i = 0;
-    const size_t esz = kind == A512_FW_F32 ? 4 : 2;
+    const size_t esz = kind == SL_FW_F32 ? 4 : 2;
     const uint8_t *pf = w0 + (size_t)R * ws; /* decode: the next R rows, at this block's pace */
     for (; i + 16 <= n; i += 16) {
         if (NC == 1) {
@@ -230,7 +223,7 @@ static inline __attribute__((always_inline)) void A512_NAME(tile_fw_rows)(int ki
         for (int c = 0; c < NC; c++) s[r][c] = A512_HSUM(a[r][c]);
     for (; i < n; i++)
         for (int r = 0; r < R; r++) {
-            const float u = A512_NAME(fw_load1)(kind, w0 + (size_t)r * ws, i);
+            const float u = sl_fw_load1(kind, w0 + (size_t)r * ws, i);
             for (int c = 0; c < NC; c++) s[r][c] += u * xr[c][i];
         }
 }
@@ -242,15 +235,15 @@ static inline __attribute__((always_inline)) void A512_NAME(tile_fw)(int kind, i
 }
 static void A512_NAME(tile_f32)(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs, int nc,
                                 float *out, size_t os) {
-    A512_NAME(tile_fw)(A512_FW_F32, n, w, ws, nr, x, xs, nc, out, os);
+    A512_NAME(tile_fw)(SL_FW_F32, n, w, ws, nr, x, xs, nc, out, os);
 }
 static void A512_NAME(tile_f16)(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs, int nc,
                                 float *out, size_t os) {
-    A512_NAME(tile_fw)(A512_FW_F16, n, w, ws, nr, x, xs, nc, out, os);
+    A512_NAME(tile_fw)(SL_FW_F16, n, w, ws, nr, x, xs, nc, out, os);
 }
 static void A512_NAME(tile_bf16)(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs, int nc,
                                  float *out, size_t os) {
-    A512_NAME(tile_fw)(A512_FW_BF16, n, w, ws, nr, x, xs, nc, out, os);
+    A512_NAME(tile_fw)(SL_FW_BF16, n, w, ws, nr, x, xs, nc, out, os);
 }
 
 /* Two adjacent 8-row panels (pn0, pn1: 16 rows) × the 4 tokens of a
@@ -343,10 +336,7 @@ static void A512_NAME(gemmu_u8)(int64_t n, const uint8_t *u, int nr, const sl_q8
  * same floats: decode and batches agree), with both panels' code vectors
  * in one 512-bit register, so each vpdpbusd and each broadcast of a
  * token's 4 bytes serve 16 rows. A short group of tokens repeats its last
- * one (not stored). */
-static inline void A512_NAME(k_tokens)(const void *vx, size_t xs, int nc, const sl_block_q8_K *x[4]) {
-    for (int t = 0; t < 4; t++) x[t] = (const void *)((const uint8_t *)vx + (size_t)SL_MIN(t, nc - 1) * xs);
-}
+ * one (x8k_tokens; not stored). */
 
 /* q4_K, or q5_K (five: each sub-block's fifth-bit vector after its
  * nibbles, bit g of a byte → bit 4 of group g's code) */
@@ -354,7 +344,7 @@ static inline __attribute__((always_inline)) void A512_NAME(k45_dot4x2)(bool fiv
                                                                         const void *vx, size_t xs, int nc,
                                                                         float *out, size_t os) {
     const sl_block_q8_K *x[4];
-    A512_NAME(k_tokens)(vx, xs, nc, x);
+    x8k_tokens(vx, xs, nc, x);
     const int64_t nb = n / SL_QK_K;
     const size_t bsz = five ? SL_X8_Q5_K_BLOCK : SL_X8_Q4_K_BLOCK, sbsz = five ? 160 : 128;
     const uint8_t *pa = panel, *pb = pa + (size_t)nb * bsz;
@@ -430,7 +420,7 @@ static void A512_NAME(x8_dot4x2_q5_K)(int64_t n, const void *panel, const void *
 static void A512_NAME(x8_dot4x2_q6_K)(int64_t n, const void *panel, const void *vx, size_t xs, int nc, float *out,
                                       size_t os) {
     const sl_block_q8_K *x[4];
-    A512_NAME(k_tokens)(vx, xs, nc, x);
+    x8k_tokens(vx, xs, nc, x);
     const int64_t nb = n / SL_QK_K;
     const uint8_t *pa = panel, *pb = pa + (size_t)nb * SL_X8_Q6_K_BLOCK;
     const A512_I m4 = A512_I_SET1_EPI8(0x0f), m30 = A512_I_SET1_EPI8(0x30);

@@ -158,6 +158,16 @@ typedef void (*sl_x8_gemm_fn)(int64_t n, const void *panels, int np, const sl_q8
  * of the same table. */
 typedef void (*sl_quantf_fn)(const float *x, int64_t nb, float *d, float *s, int8_t *qs, size_t stride);
 
+/* Float weights (f32 / f16 / bf16) in the tiles and dots of every ISA:
+ * their kind, and element i of a row as a float (the tails past the last
+ * full vector; f16 and bf16 convert exactly). */
+enum { SL_FW_F32, SL_FW_F16, SL_FW_BF16 };
+static inline float sl_fw_load1(int kind, const void *row, int64_t i) {
+    if (kind == SL_FW_F16) return sl_f16_to_f32(((const sl_f16_t *)row)[i]);
+    if (kind == SL_FW_BF16) return sl_bf16_to_f32(((const sl_bf16_t *)row)[i]);
+    return ((const float *)row)[i];
+}
+
 /* The row and token loop of a float-weight tile (f32 / f16 / bf16 against
  * f32 activations; the AVX2 and AVX-512 tiles): ROWS(kind, R, NC, n, w0,
  * ws, xr, s) computes R rows (at most 8) × NC tokens (1 or 4) into

@@ -356,13 +356,14 @@ static int mm_plan(const sl_kern_table_t *K, const void *w, sl_type_t wtype, boo
          * (measured faster than unpacking for gemmuk at 128 tokens) */
         const bool gemm = n_tok > 1 && K->x8_gemm[wtype];
         const bool unp = n_tok > 1 && !gemm && K->x8_unpack[wtype];
+        const bool dot4 = n_tok > 1 && !gemm && !unp; /* the q8_K-dotted types' many-token kernels */
         const int64_t u_chunk = unpack_chunk(SL_U_ROW_BYTES(n_in), 8);
         *j = (struct mm_job){
             .w = w, .wrs = wrs, .n_in = n_in, .n_out = n_out, .n_tok = n_tok,
             .xrs = sl_row_size(vt, n_in),
             .x8_dot = gemm || unp ? NULL : K->x8_dot[wtype],
-            .x8_dot4 = n_tok > 1 && !gemm && !unp ? K->x8_dot4[wtype] : NULL,
-            .x8_dot4x2 = n_tok > 1 && !gemm && !unp ? K->x8_dot4x2[wtype] : NULL,
+            .x8_dot4 = dot4 ? K->x8_dot4[wtype] : NULL,
+            .x8_dot4x2 = dot4 ? K->x8_dot4x2[wtype] : NULL,
             .x8_gemm = gemm ? K->x8_gemm[wtype] : NULL,
             .x8_unpack = unp ? K->x8_unpack[wtype] : NULL,
             .gemmu = unp ? K->gemmu[wtype] : NULL,

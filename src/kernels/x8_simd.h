@@ -120,6 +120,12 @@ static inline __attribute__((always_inline)) void x8_dot_q4_with(bool five, bool
 
 /* ---- x8 k-quant helpers (AVX2 and the VNNI kernels) ---- */
 
+/* The 4 q8_K rows of a many-token k-quant call (x8_dot4): nc (<= 4) rows
+ * xs bytes apart, a short group padded with its last row. */
+static inline void x8k_tokens(const void *vx, size_t xs, int nc, const sl_block_q8_K *x[4]) {
+    for (int t = 0; t < 4; t++) x[t] = (const void *)((const uint8_t *)vx + (size_t)SL_MIN(t, nc - 1) * xs);
+}
+
 /* lane r = (b8[r], b8[r]) as two int16 */
 static inline __m256i x8k_pairs(const uint8_t *b8) {
     const __m256i pick = _mm256_setr_epi8(0, -1, 0, -1, 1, -1, 1, -1, 2, -1, 2, -1, 3, -1, 3, -1, 4, -1, 4, -1, 5, -1,

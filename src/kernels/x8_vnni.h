@@ -209,7 +209,7 @@ static inline __attribute__((always_inline)) void X8V_NAME(k45_dot4)(bool five, 
                                                                      const void *vx, size_t xs, int nc, float *out,
                                                                      size_t os) {
     const sl_block_q8_K *x[4];
-    for (int t = 0; t < 4; t++) x[t] = (const void *)((const uint8_t *)vx + (size_t)SL_MIN(t, nc - 1) * xs);
+    x8k_tokens(vx, xs, nc, x);
     __m256 r[4];
     X8V_NAME(q4k_dots4)(five, n, panel, x, r);
     for (int t = 0; t < nc; t++) _mm256_storeu_ps(out + (size_t)t * os, r[t]);
@@ -230,7 +230,7 @@ static void X8V_NAME(x8_dot4_q5_K)(int64_t n, const void *panel, const void *vx,
 static void X8V_NAME(x8_dot4_q6_K)(int64_t n, const void *panel, const void *vx, size_t xs, int nc, float *out,
                                    size_t os) {
     const sl_block_q8_K *x[4];
-    for (int t = 0; t < 4; t++) x[t] = (const void *)((const uint8_t *)vx + (size_t)SL_MIN(t, nc - 1) * xs);
+    x8k_tokens(vx, xs, nc, x);
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     __m256 acc[4];
     for (int t = 0; t < 4; t++) acc[t] = _mm256_setzero_ps();

@@ -116,19 +116,12 @@ static float dot_bf16(int64_t n, const void *vw, const void *vx) {
  * each weight vector is loaded (and converted from f16 / bf16) once per 4
  * tokens instead of once per token, and each activation vector serves
  * three rows. Tokens past nc repeat token 0 and are not stored. */
-enum { FW_F32, FW_F16, FW_BF16 };
-
 static inline __attribute__((always_inline)) __m256 fw_load8(int kind, const uint8_t *row, int64_t i) {
-    if (kind == FW_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 2 * i)));
-    if (kind == FW_BF16)
+    if (kind == SL_FW_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 2 * i)));
+    if (kind == SL_FW_BF16)
         return _mm256_castsi256_ps(
             _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(row + 2 * i))), 16));
     return _mm256_loadu_ps((const float *)row + i);
-}
-static inline __attribute__((always_inline)) float fw_load1(int kind, const uint8_t *row, int64_t i) {
-    if (kind == FW_F16) return f16(((const sl_f16_t *)row)[i]);
-    if (kind == FW_BF16) return sl_bf16_to_f32(((const sl_bf16_t *)row)[i]);
-    return ((const float *)row)[i];
 }
 
 /* The 4 sums of a0..a3 in one 128-bit vector. */
@@ -154,7 +147,7 @@ static inline __attribute__((always_inline)) void tile_fw_rows(int kind, const i
     /* one token: the R rows are read as R streams; the next R rows (one
      * contiguous span) are prefetched meanwhile, at the pace this block is
      * consumed, which keeps decode at the DRAM rate of a single stream */
-    const size_t esz = kind == FW_F32 ? 4 : 2;
+    const size_t esz = kind == SL_FW_F32 ? 4 : 2;
     const uint8_t *pf = w0 + (size_t)R * ws;
     for (; i + 8 <= n; i += 8) {
         if (NC == 1) {
@@ -180,7 +173,7 @@ static inline __attribute__((always_inline)) void tile_fw_rows(int kind, const i
     }
     for (; i < n; i++)
         for (int r = 0; r < R; r++) {
-            const float u = fw_load1(kind, w0 + (size_t)r * ws, i);
+            const float u = sl_fw_load1(kind, w0 + (size_t)r * ws, i);
             for (int c = 0; c < NC; c++) s[r][c] += u * xr[c][i];
         }
 }
@@ -193,15 +186,15 @@ static inline __attribute__((always_inline)) void tile_fw(int kind, int64_t n, c
 }
 static void tile_f32(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs, int nc, float *out,
                      size_t os) {
-    tile_fw(FW_F32, n, w, ws, nr, x, xs, nc, out, os);
+    tile_fw(SL_FW_F32, n, w, ws, nr, x, xs, nc, out, os);
 }
 static void tile_f16(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs, int nc, float *out,
                      size_t os) {
-    tile_fw(FW_F16, n, w, ws, nr, x, xs, nc, out, os);
+    tile_fw(SL_FW_F16, n, w, ws, nr, x, xs, nc, out, os);
 }
 static void tile_bf16(int64_t n, const void *w, size_t ws, int nr, const void *x, size_t xs, int nc, float *out,
                       size_t os) {
-    tile_fw(FW_BF16, n, w, ws, nr, x, xs, nc, out, os);
+    tile_fw(SL_FW_BF16, n, w, ws, nr, x, xs, nc, out, os);
 }
 
 /* ---- iq4_nl / iq4_xs: 4-bit indices into a 16-value codebook ----
@@ -1490,7 +1483,7 @@ static void x8_dot_q6_K(int64_t n, const void *panel, const void *vx, float *out
 static inline __attribute__((always_inline)) void x8k_dot4(int kind, int64_t n, const void *panel, const void *vx,
                                                            size_t xs, int nc, float *out, size_t os) {
     const sl_block_q8_K *x[4];
-    for (int t = 0; t < 4; t++) x[t] = (const void *)((const uint8_t *)vx + (size_t)SL_MIN(t, nc - 1) * xs);
+    x8k_tokens(vx, xs, nc, x);
     __m256 r[4];
     if (kind == 6)
         x8q6_dots(4, n, panel, x, r);

@@ -32,16 +32,10 @@ static inline int32x4_t dot16(int32x4_t acc, int8x16_t a, int8x16_t b) {
 }
 
 /* f32 / f16 / bf16 weights against f32 activations: 4 weights as floats */
-enum { FW_F32, FW_F16, FW_BF16 };
 static inline __attribute__((always_inline)) float32x4_t fw_load4(int kind, const void *w, int64_t i) {
-    if (kind == FW_F16) return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)w + i)));
-    if (kind == FW_BF16) return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16((const uint16_t *)w + i), 16));
+    if (kind == SL_FW_F16) return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)w + i)));
+    if (kind == SL_FW_BF16) return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16((const uint16_t *)w + i), 16));
     return vld1q_f32((const float *)w + i);
-}
-static inline __attribute__((always_inline)) float fw_load1(int kind, const void *w, int64_t i) {
-    if (kind == FW_F16) return f16(((const uint16_t *)w)[i]);
-    if (kind == FW_BF16) return sl_bf16_to_f32(((const uint16_t *)w)[i]);
-    return ((const float *)w)[i];
 }
 /* One weight row · NT tokens (xs[t]), each token its own two chains of 4
  * lanes, then the same reduction and tail: a token's sum is the same
@@ -60,7 +54,7 @@ static inline __attribute__((always_inline)) void fw_rows(int kind, const int NT
     }
     for (int t = 0; t < NT; t++) out[t] = vaddvq_f32(vaddq_f32(a0[t], a1[t]));
     for (; i < n; i++) {
-        const float u = fw_load1(kind, w, i);
+        const float u = sl_fw_load1(kind, w, i);
         for (int t = 0; t < NT; t++) out[t] += u * xs[t][i];
     }
 }
@@ -330,9 +324,9 @@ static inline __attribute__((always_inline)) void k23_rows(bool three, const int
 static inline __attribute__((always_inline)) void rows_of(int kind, const int NT, int64_t n, const void *w,
                                                           const void *const xs[4], float out[4]) {
     switch (kind) {
-    case SL_TYPE_F32: fw_rows(FW_F32, NT, n, w, (const float *const *)xs, out); break;
-    case SL_TYPE_F16: fw_rows(FW_F16, NT, n, w, (const float *const *)xs, out); break;
-    case SL_TYPE_BF16: fw_rows(FW_BF16, NT, n, w, (const float *const *)xs, out); break;
+    case SL_TYPE_F32: fw_rows(SL_FW_F32, NT, n, w, (const float *const *)xs, out); break;
+    case SL_TYPE_F16: fw_rows(SL_FW_F16, NT, n, w, (const float *const *)xs, out); break;
+    case SL_TYPE_BF16: fw_rows(SL_FW_BF16, NT, n, w, (const float *const *)xs, out); break;
     case SL_TYPE_Q4_K: k4_rows(false, NT, n, w, (const sl_block_q8_K *const *)xs, out); break;
     case SL_TYPE_Q5_K: k4_rows(true, NT, n, w, (const sl_block_q8_K *const *)xs, out); break;
     case SL_TYPE_Q6_K: q6k_rows(NT, n, w, (const sl_block_q8_K *const *)xs, out); break;

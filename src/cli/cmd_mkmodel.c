@@ -4,8 +4,9 @@
  * llama.cpp's converter writes them), optionally with a real tokenizer
  * imported from a Hugging Face tokenizer.json + tokenizer_config.json.
  *
- *   silica mkmodel --arch llama|qwen2|qwen3 --out F.gguf [--vocab N] [--embd N]
- *       [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N]
+ *   silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen3moe --out F.gguf [--vocab N]
+ *       [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N]
+ *       [--experts N --experts-used K --expert-ffn N]  (qwen3moe)
  *       [--ctx N] [--tied|--untied] [--type f32|f16|q8_0|q4_K_M|...]
  *       [--seed S] [--tokenizer DIR] [--chat-template FILE] [--name NAME] [--rope-base F]
  *       [--rope-scaling linear|yarn --rope-factor F --rope-orig-ctx N]
@@ -33,14 +34,16 @@
 typedef struct mk {
     const char *arch, *out, *type, *tokenizer, *name, *scaling, *chat_template;
     long vocab, embd, layers, heads, kv_heads, head_dim, ffn, ctx, seed, threads, orig_ctx;
+    long experts, experts_used, expert_ffn;
     int tied; /* -1: default */
     double rope_base, rope_factor, eps;
 } mk_t;
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: silica mkmodel --arch llama|qwen2|qwen3 --out F.gguf [--vocab N] [--embd N] [--layers N]\n"
-            "         [--heads N] [--kv-heads N] [--head-dim N] [--ffn N] [--ctx N] [--tied|--untied]\n"
+            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen3moe --out F.gguf [--vocab N] [--embd N]\n"
+            "         [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N] [--ctx N] [--tied|--untied]\n"
+            "         [--experts N --experts-used K --expert-ffn N] (qwen3moe; default 8, 2, ffn / 2)\n"
             "         [--type f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q2_K|q3_K_S|q3_K_M|q3_K_L|q4_K|q4_K_S|q4_K_M\n"
             "                 |q5_K|q5_K_S|q5_K_M|q6_K|iq4_nl|iq4_xs] [--seed S]\n"
             "         [--tokenizer DIR] [--chat-template FILE] [--name NAME] [--rope-base F] [--rope-scaling linear|yarn]\n"
@@ -93,18 +96,20 @@ static int keep(out_t *o, void *p) {
     return 0;
 }
 
-/* Adds a tensor of n_out rows × n_in (1-D when n_out == 0) filled with
- * center + scale × normal, stored as the plan says. */
-static int add_random(out_t *o, const char *name, int64_t n_in, int64_t n_out, float center, float scale) {
-    const uint32_t n_dims = n_out > 0 ? 2 : 1;
-    const int64_t rows = n_out > 0 ? n_out : 1;
+/* Adds a tensor of n_mat matrices of n_out rows × n_in (3-D when n_mat >
+ * 1, 1-D when n_out == 0) filled with center + scale × normal, stored as
+ * the plan says. */
+static int add_random3(out_t *o, const char *name, int64_t n_in, int64_t n_out, int64_t n_mat, float center,
+                       float scale) {
+    const uint32_t n_dims = n_mat > 1 ? 3 : n_out > 0 ? 2 : 1;
+    const int64_t rows = (n_out > 0 ? n_out : 1) * n_mat;
     size_t n;
     if (!sl_mul_size((size_t)n_in, (size_t)rows, &n)) return -1;
     float *f = malloc(n * sizeof(float));
     if (!f) return -1;
     for (size_t i = 0; i < n; i++) f[i] = center + scale * rnormal();
     const sl_type_t t = model_qplan_type(&o->plan, name, n_dims, n_in);
-    const int64_t ne[2] = {n_in, n_out};
+    const int64_t ne[3] = {n_in, n_out, n_mat};
     void *data = f;
     if (t != SL_TYPE_F32) {
         const size_t rb = sl_row_size(t, n_in);
@@ -123,6 +128,10 @@ static int add_random(out_t *o, const char *name, int64_t n_in, int64_t n_out, f
     }
     o->bytes += t == SL_TYPE_F32 ? n * 4 : sl_row_size(t, n_in) * (size_t)rows;
     return 0;
+}
+
+static int add_random(out_t *o, const char *name, int64_t n_in, int64_t n_out, float center, float scale) {
+    return add_random3(o, name, n_in, n_out, 1, center, scale);
 }
 
 static int set_key_u32(gguf_writer_t *w, const char *arch, const char *k, long v) {
@@ -162,6 +171,9 @@ static int parse(mk_t *m, int argc, char **argv) {
                   : !strcmp(a, "--ctx")      ? &m->ctx
                   : !strcmp(a, "--seed")     ? &m->seed
                   : !strcmp(a, "--rope-orig-ctx") ? &m->orig_ctx
+                  : !strcmp(a, "--experts") ? &m->experts
+                  : !strcmp(a, "--experts-used") ? &m->experts_used
+                  : !strcmp(a, "--expert-ffn") ? &m->expert_ffn
                   : (!strcmp(a, "-t") || !strcmp(a, "--threads")) ? &m->threads
                                                                    : NULL;
         const char **s = !strcmp(a, "--arch")           ? &m->arch
@@ -213,11 +225,25 @@ int cmd_mkmodel(int argc, char **argv) {
         usage();
         return 2;
     }
-    if (strcmp(m.arch, "llama") && strcmp(m.arch, "qwen2") && strcmp(m.arch, "qwen3")) {
-        fprintf(stderr, "silica mkmodel: --arch must be llama, qwen2 or qwen3\n");
+    const bool llama_rope = !strcmp(m.arch, "llama") || !strcmp(m.arch, "internlm2");
+    const bool moe = !strcmp(m.arch, "qwen3moe");
+    if (!llama_rope && !moe && strcmp(m.arch, "qwen2") && strcmp(m.arch, "qwen3")) {
+        fprintf(stderr, "silica mkmodel: --arch must be llama, internlm2, qwen2, qwen3 or qwen3moe\n");
         return 2;
     }
-    if (m.rope_base == 0) m.rope_base = !strcmp(m.arch, "llama") ? 10000.0 : 1000000.0;
+    if (m.rope_base == 0) m.rope_base = llama_rope ? 10000.0 : 1000000.0;
+    if (moe) {
+        if (m.experts == 0) m.experts = 8;
+        if (m.experts_used == 0) m.experts_used = SL_MIN(2, m.experts);
+        if (m.expert_ffn == 0) m.expert_ffn = SL_MAX(1, m.ffn / 2);
+        if (m.experts > 1024 || m.experts_used > m.experts || m.experts_used > 64) {
+            fprintf(stderr, "silica mkmodel: need experts <= 1024 and experts-used <= min(experts, 64)\n");
+            return 2;
+        }
+    } else if (m.experts || m.experts_used || m.expert_ffn) {
+        fprintf(stderr, "silica mkmodel: --experts, --experts-used and --expert-ffn are for qwen3moe\n");
+        return 2;
+    }
     if (m.head_dim == 0) m.head_dim = m.heads ? m.embd / m.heads : 0;
     if (m.tied < 0) m.tied = 0;
     if (m.embd < 1 || m.layers < 1 || m.heads < 1 || m.kv_heads < 1 || m.head_dim < 2 || (m.head_dim & 1) ||
@@ -275,6 +301,11 @@ int cmd_mkmodel(int argc, char **argv) {
     bad |= set_key_u32(o.w, A, "rope.dimension_count", m.head_dim);
     bad |= set_key_f32(o.w, A, "rope.freq_base", m.rope_base);
     bad |= set_key_f32(o.w, A, "attention.layer_norm_rms_epsilon", m.eps);
+    if (moe) {
+        bad |= set_key_u32(o.w, A, "expert_count", m.experts);
+        bad |= set_key_u32(o.w, A, "expert_used_count", m.experts_used);
+        bad |= set_key_u32(o.w, A, "expert_feed_forward_length", m.expert_ffn);
+    }
     if (m.scaling) {
         char key[128];
         if (strcmp(m.scaling, "linear") && strcmp(m.scaling, "yarn")) {
@@ -319,14 +350,23 @@ int cmd_mkmodel(int argc, char **argv) {
             add_random(&o, T("attn_q.weight"), E, QD, 0, sd) || add_random(&o, T("attn_k.weight"), E, KD, 0, sd) ||
             add_random(&o, T("attn_v.weight"), E, KD, 0, sd) ||
             add_random(&o, T("attn_output.weight"), QD, E, 0, sd) ||
-            add_random(&o, T("ffn_norm.weight"), E, 0, 1, sd) || add_random(&o, T("ffn_gate.weight"), E, F, 0, sd) ||
-            add_random(&o, T("ffn_up.weight"), E, F, 0, sd) || add_random(&o, T("ffn_down.weight"), F, E, 0, sd))
+            add_random(&o, T("ffn_norm.weight"), E, 0, 1, sd))
+            goto oom;
+        if (!moe && (add_random(&o, T("ffn_gate.weight"), E, F, 0, sd) || add_random(&o, T("ffn_up.weight"), E, F, 0, sd) ||
+                     add_random(&o, T("ffn_down.weight"), F, E, 0, sd)))
+            goto oom;
+        /* the router scaled up so that the top-k choice is not a coin toss */
+        const long X = m.experts, FX = m.expert_ffn;
+        if (moe && (add_random3(&o, T("ffn_gate_inp.weight"), E, X, 1, 0, 1.0f) ||
+                    add_random3(&o, T("ffn_gate_exps.weight"), E, FX, X, 0, sd) ||
+                    add_random3(&o, T("ffn_up_exps.weight"), E, FX, X, 0, sd) ||
+                    add_random3(&o, T("ffn_down_exps.weight"), FX, E, X, 0, sd)))
             goto oom;
         if (!strcmp(A, "qwen2") &&
             (add_random(&o, T("attn_q.bias"), QD, 0, 0, sd) || add_random(&o, T("attn_k.bias"), KD, 0, 0, sd) ||
              add_random(&o, T("attn_v.bias"), KD, 0, 0, sd)))
             goto oom;
-        if (!strcmp(A, "qwen3") && (add_random(&o, T("attn_q_norm.weight"), m.head_dim, 0, 1, sd) ||
+        if ((!strcmp(A, "qwen3") || moe) && (add_random(&o, T("attn_q_norm.weight"), m.head_dim, 0, 1, sd) ||
                                     add_random(&o, T("attn_k_norm.weight"), m.head_dim, 0, 1, sd)))
             goto oom;
 #undef T

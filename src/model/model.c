@@ -1,5 +1,5 @@
 /*
- * model.c — llama-family models (llama, qwen2, qwen3) from GGUF: loading and
+ * model.c — llama-family models (llama, internlm2, qwen2, qwen3, qwen3moe) from GGUF: loading and
  * validating hyper-parameters and weights, the KV cache, and the forward pass
  * over a batch of tokens.
  *
@@ -27,6 +27,8 @@
  *   x += Wo a
  *   xn = rmsnorm(x) * ffn_norm
  *   x += Wdown (silu(Wgate xn) * Wup xn)
+ *   (qwen3moe: x += Σ over the token's top-k experts e of the router's
+ *    softmax, renormalized: w_e · Wdown_e (silu(Wgate_e xn) * Wup_e xn))
  *
  * and at the end logits = Wout rmsnorm(x) * output_norm (Wout = token_embd
  * when the output is tied).
@@ -53,6 +55,8 @@
 #define MODEL_MAX_BATCH 256
 /* Refuse absurd hyper-parameters before they turn into allocations. */
 #define MODEL_DIM_LIMIT (1 << 20)
+#define MODEL_MAX_EXPERTS 1024
+#define MODEL_MAX_EXPERTS_USED 64
 
 typedef struct sl_wt {
     const void *data;
@@ -67,7 +71,9 @@ typedef struct sl_layer {
     float *q_norm, *k_norm;     /* qwen3 */
     float *bq, *bk, *bv, *bo;   /* optional biases */
     sl_wt_t wq, wk, wv, wo;
-    sl_wt_t gate, up, down;
+    sl_wt_t gate, up, down;       /* dense FFN */
+    sl_wt_t router;               /* MoE: ffn_gate_inp, n_embd → n_expert */
+    sl_wt_t *xgate, *xup, *xdown; /* MoE: n_expert each, views of the 3-D expert tensors */
 } sl_layer_t;
 
 struct sl_scratch {
@@ -79,6 +85,13 @@ struct sl_scratch {
     const int32_t **tok_blocks;  /* cap_tok: block table of each batch token's sequence */
     int cap_out;                 /* rows of out_logits */
     float *out_logits;           /* cap_out × n_vocab: logits of several sequences */
+    /* mixture of experts, cap_tok rows each (NE = n_expert, KU = n_expert_used,
+     * FE = n_ff_exp): router logits (× NE), each token's chosen experts and
+     * weights (× KU), the batch's (token, weight) pairs grouped by expert
+     * (× KU, with NE + 1 group starts), one expert's gathered inputs,
+     * hidden units and outputs (× E, × FE twice, × E), the FFN sum (× E) */
+    float *moe_logits, *moe_w, *moe_gw, *moe_x, *moe_g, *moe_u, *moe_y, *moe_sum;
+    int32_t *moe_e, *moe_tok, *moe_start;
 };
 
 struct sl_model {
@@ -157,6 +170,38 @@ static int dim_ok(uint32_t v, const char *what, char *err, size_t errlen) {
     return 0;
 }
 
+/* The mixture-of-experts keys (qwen3moe): expert_count, expert_used_count,
+ * expert_feed_forward_length (default n_ff / n_expert_used, as llama.cpp
+ * reads it), expert_weights_scale (optional). Qwen3-MoE renormalizes the
+ * chosen experts' weights. Dense architectures keep 0 experts. */
+static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_t errlen) {
+    hp->expert_scale = 1.0f;
+    if (hp->arch != SL_ARCH_QWEN3MOE) return 0;
+    const char *arch = hp->arch_name;
+    uint32_t ne, nu, ffe;
+    if (key_u32(f, arch, "expert_count", true, 0, &ne, err, errlen) ||
+        key_u32(f, arch, "expert_used_count", true, 0, &nu, err, errlen))
+        return -1;
+    if (ne == 0 || ne > MODEL_MAX_EXPERTS)
+        return sl_err(err, errlen, "%s.expert_count = %u must be 1 .. %d", arch, ne, MODEL_MAX_EXPERTS);
+    if (nu == 0 || nu > ne || nu > MODEL_MAX_EXPERTS_USED)
+        return sl_err(err, errlen, "%s.expert_used_count = %u must be 1 .. min(expert_count %u, %d)", arch, nu,
+                      ne, MODEL_MAX_EXPERTS_USED);
+    if (key_u32(f, arch, "expert_feed_forward_length", false, (uint32_t)hp->n_ff / nu, &ffe, err, errlen) ||
+        dim_ok(ffe, "expert_feed_forward_length", err, errlen))
+        return -1;
+    float scale;
+    if (key_f32(f, arch, "expert_weights_scale", false, 0.0f, &scale, err, errlen)) return -1;
+    if (!(scale >= 0.0f) || !isfinite(scale))
+        return sl_err(err, errlen, "%s.expert_weights_scale must be a finite number >= 0", arch);
+    hp->n_expert = (int)ne;
+    hp->n_expert_used = (int)nu;
+    hp->n_ff_exp = (int)ffe;
+    hp->expert_norm = true;
+    hp->expert_scale = scale > 0.0f ? scale : 1.0f;
+    return 0;
+}
+
 static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
     const gguf_file_t *f = m->gf;
     sl_hparams_t *hp = &m->hp;
@@ -169,15 +214,17 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
     memcpy(hp->arch_name, a.ptr, a.len);
     hp->arch_name[a.len] = '\0';
     const char *arch = hp->arch_name;
-    if (!strcmp(arch, "llama"))
+    if (!strcmp(arch, "llama") || !strcmp(arch, "internlm2"))
         hp->arch = SL_ARCH_LLAMA;
     else if (!strcmp(arch, "qwen2"))
         hp->arch = SL_ARCH_QWEN2;
     else if (!strcmp(arch, "qwen3"))
         hp->arch = SL_ARCH_QWEN3;
+    else if (!strcmp(arch, "qwen3moe"))
+        hp->arch = SL_ARCH_QWEN3MOE;
     else
         return sl_err(err, errlen,
-                      "unsupported architecture '%s' (supported: llama, qwen2, qwen3)", arch);
+                      "unsupported architecture '%s' (supported: llama, internlm2, qwen2, qwen3, qwen3moe)", arch);
 
     uint32_t ctx, embd, nl, ff, nh, nkv, kl, vl, nrot;
     if (key_u32(f, arch, "context_length", true, 0, &ctx, err, errlen) ||
@@ -216,6 +263,7 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
     hp->n_head_kv = (int)nkv;
     hp->head_dim = (int)kl;
 
+    if (load_experts(f, hp, err, errlen)) return -1;
     if (key_f32(f, arch, "attention.layer_norm_rms_epsilon", true, 0, &hp->norm_eps, err, errlen))
         return -1;
     if (!(hp->norm_eps >= 0.0f))
@@ -330,6 +378,40 @@ static int get_matrix(sl_model_t *m, const char *name, int64_t n_in, int64_t n_o
     return 0;
 }
 
+/* The experts of a 3-D tensor ne = [n_in, n_out, n_expert]: out[e] views
+ * expert e's n_out rows (a new array of n_expert, owned by the layer). */
+static int get_experts(sl_model_t *m, const char *name, int64_t n_in, int64_t n_out, const char *what,
+                       sl_wt_t **out, char *err, size_t errlen) {
+    const int64_t ne = m->hp.n_expert;
+    const gguf_tensor_t *t = gguf_find_tensor(m->gf, name);
+    if (!t) return sl_err(err, errlen, "missing tensor '%s' (%s)", name, what);
+    bool ok = t->n_dims >= 3 && t->ne[0] == n_in && t->ne[1] == n_out && t->ne[2] == ne;
+    for (uint32_t i = 3; ok && i < t->n_dims; i++) ok = t->ne[i] == 1;
+    if (!ok) {
+        char b[96];
+        return sl_err(err, errlen, "tensor '%s' has shape %s, expected [%lld, %lld, %lld] (%s)", name,
+                      dims_str(t, b, sizeof b), (long long)n_in, (long long)n_out, (long long)ne, what);
+    }
+    const sl_type_traits_t *tr = sl_type_traits(t->type);
+    if (!tr || !tr->supported)
+        return sl_err(err, errlen, "tensor '%s' has type %s, which Silica cannot compute with", name,
+                      sl_type_name(t->type));
+    const size_t rb = sl_row_size(t->type, n_in);
+    size_t one, total;
+    if (rb == 0)
+        return sl_err(err, errlen, "tensor '%s': row length %lld is not a multiple of the %s block size %lld",
+                      name, (long long)n_in, tr->name, (long long)tr->blck);
+    if (!sl_mul_size(rb, (size_t)n_out, &one) || !sl_mul_size(one, (size_t)ne, &total) || total > t->nbytes)
+        return sl_err(err, errlen, "tensor '%s': data size %zu is smaller than its shape needs", name,
+                      t->nbytes);
+    sl_wt_t *w = calloc((size_t)ne, sizeof *w);
+    if (!w) return sl_err(err, errlen, "out of memory loading '%s'", name);
+    for (int64_t e = 0; e < ne; e++)
+        w[e] = (sl_wt_t){(const uint8_t *)t->data + (size_t)e * one, t->type, n_in, n_out, rb, NULL};
+    *out = w;
+    return 0;
+}
+
 /* A 1-D tensor of n elements (F32, F16 or BF16), copied into a new F32
  * array (*out, owned by the model). Absent and not required: *out = NULL. */
 static int get_vector(sl_model_t *m, const char *name, int64_t n, const char *what, bool required,
@@ -428,17 +510,29 @@ static int x8_list(sl_model_t *m, sl_wt_t **out, int cap) {
     int n = 0;
     for (int l = 0; l < m->hp.n_layer; l++) {
         sl_layer_t *L = &m->layers[l];
-        sl_wt_t *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
-        for (size_t i = 0; i < SL_ARRAY_LEN(ws) && n < cap; i++) out[n++] = ws[i];
+        sl_wt_t *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down, &L->router};
+        for (size_t i = 0; i < SL_ARRAY_LEN(ws) && n < cap; i++)
+            if (ws[i]->data) out[n++] = ws[i];
+        for (int e = 0; L->xgate && e < m->hp.n_expert && n + 3 <= cap; e++) {
+            out[n++] = &L->xgate[e];
+            out[n++] = &L->xup[e];
+            out[n++] = &L->xdown[e];
+        }
     }
     if (n < cap) out[n++] = &m->output;
     return n;
 }
 
+/* Matrices x8_list can name. */
+static int64_t x8_list_cap(const sl_model_t *m) {
+    return (int64_t)m->hp.n_layer * (8 + 3 * (int64_t)m->hp.n_expert) + 1;
+}
+
 /* Repacks what the kernels can read as x8 into one arena; out of memory
  * keeps the file layout. */
 static void pack_model_x8(sl_model_t *m) {
-    const int cap = m->hp.n_layer * 7 + 1;
+    if (x8_list_cap(m) > INT32_MAX / 2) return;
+    const int cap = (int)x8_list_cap(m);
     sl_wt_t **ws = malloc(sizeof *ws * (size_t)cap);
     if (!ws) return;
     const int n = x8_list(m, ws, cap);
@@ -530,7 +624,9 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
 
     m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
     if (!m->layers) return sl_err(err, errlen, "out of memory");
-    const bool qwen2 = hp->arch == SL_ARCH_QWEN2, qwen3 = hp->arch == SL_ARCH_QWEN3;
+    const bool qwen2 = hp->arch == SL_ARCH_QWEN2, qwen3 = hp->arch == SL_ARCH_QWEN3 || hp->arch == SL_ARCH_QWEN3MOE;
+    const bool moe = hp->n_expert > 0;
+    const int64_t NE = hp->n_expert, FE = hp->n_ff_exp;
     for (int l = 0; l < hp->n_layer; l++) {
         sl_layer_t *L = &m->layers[l];
         char n[96];
@@ -544,9 +640,17 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
                        errlen) ||
             get_matrix(m, NAME("attn_output.weight"), QD, E, "n_head·head_dim × n_embd", true, &L->wo, err,
                        errlen) ||
-            get_matrix(m, NAME("ffn_gate.weight"), E, F, "n_embd × n_ff", true, &L->gate, err, errlen) ||
-            get_matrix(m, NAME("ffn_up.weight"), E, F, "n_embd × n_ff", true, &L->up, err, errlen) ||
-            get_matrix(m, NAME("ffn_down.weight"), F, E, "n_ff × n_embd", true, &L->down, err, errlen) ||
+            (!moe && (get_matrix(m, NAME("ffn_gate.weight"), E, F, "n_embd × n_ff", true, &L->gate, err, errlen) ||
+                      get_matrix(m, NAME("ffn_up.weight"), E, F, "n_embd × n_ff", true, &L->up, err, errlen) ||
+                      get_matrix(m, NAME("ffn_down.weight"), F, E, "n_ff × n_embd", true, &L->down, err, errlen))) ||
+            (moe && (get_matrix(m, NAME("ffn_gate_inp.weight"), E, NE, "n_embd × n_expert", true, &L->router, err,
+                                errlen) ||
+                     get_experts(m, NAME("ffn_gate_exps.weight"), E, FE, "n_embd × n_ff_exp × n_expert", &L->xgate,
+                                 err, errlen) ||
+                     get_experts(m, NAME("ffn_up_exps.weight"), E, FE, "n_embd × n_ff_exp × n_expert", &L->xup, err,
+                                 errlen) ||
+                     get_experts(m, NAME("ffn_down_exps.weight"), FE, E, "n_ff_exp × n_embd × n_expert", &L->xdown,
+                                 err, errlen))) ||
             get_vector(m, NAME("attn_q.bias"), QD, "n_head·head_dim", qwen2, &L->bq, err, errlen) ||
             get_vector(m, NAME("attn_k.bias"), KD, "n_head_kv·head_dim", qwen2, &L->bk, err, errlen) ||
             get_vector(m, NAME("attn_v.bias"), KD, "n_head_kv·head_dim", qwen2, &L->bv, err, errlen) ||
@@ -564,6 +668,7 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
 
 static void scratch_free(struct sl_scratch *s) {
     free(s->x);
+    free(s->moe_e);
     free(s->scores);
     free(s->tok_pos);
     free(s->tok_blocks);
@@ -584,6 +689,9 @@ void model_free(sl_model_t *m) {
             free(L->bk);
             free(L->bv);
             free(L->bo);
+            free(L->xgate);
+            free(L->xup);
+            free(L->xdown);
         }
         free(m->layers);
     }
@@ -756,20 +864,37 @@ static int scratch_reserve(sl_model_t *m, int n_tok, size_t n_scores, int n_out,
     if (n_tok > s->cap_tok) {
         const size_t E = (size_t)hp->n_embd, QD = (size_t)hp->n_head * (size_t)hp->head_dim,
                      KD = (size_t)hp->n_head_kv * (size_t)hp->head_dim, F = (size_t)hp->n_ff;
-        const size_t per_tok = 2 * E + 2 * QD + 2 * KD + 2 * F;
+        const size_t NE = (size_t)hp->n_expert, KU = (size_t)hp->n_expert_used, FE = (size_t)hp->n_ff_exp;
+        const size_t per_tok = 2 * E + 2 * QD + 2 * KD + 2 * F + (NE ? NE + 2 * KU + 3 * E + 2 * FE : 0);
         float *b = malloc(per_tok * (size_t)n_tok * sizeof(float));
         int32_t *tp = malloc((size_t)n_tok * sizeof *tp);
         const int32_t **tb = malloc((size_t)n_tok * sizeof *tb);
-        if (!b || !tp || !tb) {
+        int32_t *mi = NE ? malloc((2 * KU * (size_t)n_tok + NE + 1) * sizeof *mi) : NULL;
+        if (!b || !tp || !tb || (NE && !mi)) {
             free(b);
             free(tp);
             free(tb);
+            free(mi);
             return sl_err(err, errlen, "out of memory for a batch of %d tokens", n_tok);
         }
         free(s->x);
         free(s->tok_pos);
         free(s->tok_blocks);
+        free(s->moe_e);
         const size_t n = (size_t)n_tok;
+        if (NE) {
+            s->moe_logits = b + n * (2 * E + 2 * QD + 2 * KD + 2 * F);
+            s->moe_w = s->moe_logits + n * NE;
+            s->moe_gw = s->moe_w + n * KU;
+            s->moe_x = s->moe_gw + n * KU;
+            s->moe_y = s->moe_x + n * E;
+            s->moe_sum = s->moe_y + n * E;
+            s->moe_g = s->moe_sum + n * E;
+            s->moe_u = s->moe_g + n * FE;
+            s->moe_e = mi;
+            s->moe_tok = mi + n * KU;
+            s->moe_start = s->moe_tok + n * KU;
+        }
         s->x = b;
         s->xn = s->x + n * E;
         s->q = s->xn + n * E;
@@ -940,6 +1065,82 @@ static void matmul_w(sl_pool_t *pool, const sl_wt_t *w, const float *x, int n_to
     sl_matmul_multi(pool, &mm, 1, w->n_in, x, n_tok);
 }
 
+/* Softmax over the router's n logits, the k largest (ties to the lower
+ * index) with their probabilities, renormalized and scaled as the model
+ * says: e[0..k), w[0..k). */
+static void moe_route(const sl_hparams_t *hp, const float *logits, int32_t *e, float *w) {
+    const int n = hp->n_expert, k = hp->n_expert_used;
+    float mx = logits[0];
+    for (int i = 1; i < n; i++) mx = fmaxf(mx, logits[i]);
+    double z = 0;
+    for (int i = 0; i < n; i++) z += exp((double)(logits[i] - mx));
+    for (int j = 0; j < k; j++) {
+        int best = -1;
+        for (int i = 0; i < n; i++) {
+            bool taken = false;
+            for (int q = 0; q < j && !taken; q++) taken = e[q] == i;
+            if (!taken && (best < 0 || logits[i] > logits[best])) best = i;
+        }
+        e[j] = best;
+        w[j] = (float)(exp((double)(logits[best] - mx)) / z);
+    }
+    double sum = 0;
+    for (int j = 0; j < k; j++) sum += w[j];
+    for (int j = 0; j < k; j++)
+        w[j] = (float)((hp->expert_norm && sum > 0 ? w[j] / sum : w[j]) * hp->expert_scale);
+}
+
+/* The mixture-of-experts FFN of n_tok tokens: s->xn (normed) in, the sum of
+ * every token's chosen experts, weighted, added to s->x. The batch's
+ * tokens are grouped by expert, so each chosen expert's three matrices run
+ * once per step over all the tokens that chose it; a token's sum adds its
+ * experts in expert order whatever else is in the batch. */
+static void moe_ffn(sl_model_t *m, sl_pool_t *pool, const sl_layer_t *L, int n_tok) {
+    const sl_hparams_t *hp = &m->hp;
+    struct sl_scratch *s = &m->s;
+    const int NE = hp->n_expert, KU = hp->n_expert_used, E = hp->n_embd, FE = hp->n_ff_exp;
+    matmul_w(pool, &L->router, s->xn, n_tok, s->moe_logits);
+    int32_t *start = s->moe_start;
+    memset(start, 0, sizeof *start * (size_t)(NE + 1));
+    for (int t = 0; t < n_tok; t++) {
+        moe_route(hp, s->moe_logits + (size_t)t * NE, s->moe_e + (size_t)t * KU, s->moe_w + (size_t)t * KU);
+        for (int j = 0; j < KU; j++) start[s->moe_e[(size_t)t * KU + j] + 1]++;
+    }
+    for (int e = 0; e < NE; e++) start[e + 1] += start[e];
+    /* counting sort of the (token, weight) pairs by expert, tokens in order */
+    for (int t = 0; t < n_tok; t++)
+        for (int j = 0; j < KU; j++) {
+            const int e = s->moe_e[(size_t)t * KU + j];
+            const int at = start[e]++;
+            s->moe_tok[at] = t;
+            s->moe_gw[at] = s->moe_w[(size_t)t * KU + j];
+        }
+    for (int e = NE; e > 0; e--) start[e] = start[e - 1];
+    start[0] = 0;
+    memset(s->moe_sum, 0, sizeof(float) * (size_t)n_tok * (size_t)E);
+    for (int e = 0; e < NE; e++) {
+        const int lo = start[e], c = start[e + 1] - lo;
+        if (c == 0) continue;
+        for (int i = 0; i < c; i++)
+            memcpy(s->moe_x + (size_t)i * E, s->xn + (size_t)s->moe_tok[lo + i] * E, sizeof(float) * (size_t)E);
+        const sl_mm_t gu[2] = {mm_of(&L->xgate[e], s->moe_g), mm_of(&L->xup[e], s->moe_u)};
+        sl_matmul_multi(pool, gu, 2, E, s->moe_x, c);
+        struct swiglu_job sj = {s->moe_g, s->moe_u, (size_t)c * (size_t)FE, 0};
+        if (sj.n > SWIGLU_CHUNK)
+            sl_pool_run_elastic(pool, swiglu_worker, &sj);
+        else
+            sl_swiglu(sj.gate, sj.gate, sj.up, (int64_t)sj.n);
+        matmul_w(pool, &L->xdown[e], s->moe_g, c, s->moe_y);
+        for (int i = 0; i < c; i++) {
+            float *acc = s->moe_sum + (size_t)s->moe_tok[lo + i] * E;
+            const float *y = s->moe_y + (size_t)i * E, w = s->moe_gw[lo + i];
+            for (int d = 0; d < E; d++) acc[d] += w * y[d];
+        }
+    }
+    struct add_job aj = {s->x, s->moe_sum, NULL, (size_t)n_tok * (size_t)E, (size_t)E};
+    add_worker(&aj, 0, 1);
+}
+
 /* One step over the tokens of several sequences (scratch already sized):
  * every matmul runs once over all n_tok rows, so each weight is read once
  * per step whatever the number of sequences; only the RoPE position, the KV
@@ -999,6 +1200,10 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
         add_worker(&aj, 0, 1);
 
         rmsnorm_rows(pool, s->xn, s->x, L->ffn_norm, n_tok, E, hp->norm_eps);
+        if (L->xgate) {
+            moe_ffn(m, pool, L, n_tok);
+            continue;
+        }
         {
             const sl_mm_t gu[2] = {mm_of(&L->gate, s->gate), mm_of(&L->up, s->up)};
             sl_matmul_multi(pool, gu, 2, E, s->xn, n_tok);

@@ -2,9 +2,10 @@
  * model.h — a loaded model (hyper-parameters + mmapped weights from GGUF) and
  * its forward pass.
  *
- * Architectures: llama (Llama 2/3, Mistral, DeepSeek-Coder v1), qwen2 (q/k/v
- * biases), qwen3 (q/k RMS norm); tied or untied output. Weights stay in the
- * file mapping; nothing is copied except what a kernel needs converted.
+ * Architectures: llama (Llama 2/3, Mistral, DeepSeek-Coder v1), internlm2
+ * (the llama layout under its own key prefix), qwen2 (q/k/v biases), qwen3
+ * (q/k RMS norm), qwen3moe (qwen3 attention, a routed mixture of experts in
+ * place of the dense FFN); tied or untied output.
  *
  * A sequence's attention state lives in an sl_kv_t. model_forward() appends
  * n tokens to it (positions kv_len .. kv_len+n-1) and returns logits.
@@ -20,7 +21,7 @@
 #include "gguf/gguf.h"
 #include "kernels/kernels.h"
 
-typedef enum sl_arch { SL_ARCH_LLAMA = 0, SL_ARCH_QWEN2, SL_ARCH_QWEN3 } sl_arch_t;
+typedef enum sl_arch { SL_ARCH_LLAMA = 0, SL_ARCH_QWEN2, SL_ARCH_QWEN3, SL_ARCH_QWEN3MOE } sl_arch_t;
 
 typedef struct sl_hparams {
     sl_arch_t arch;
@@ -33,6 +34,12 @@ typedef struct sl_hparams {
     int n_head_kv;
     int head_dim;      /* key/value length per head */
     int n_ff;
+    /* mixture of experts (qwen3moe; 0 experts for a dense model): each
+     * token's FFN is the weighted sum of n_expert_used of n_expert experts
+     * of n_ff_exp hidden units, chosen by the router's softmax top-k */
+    int n_expert, n_expert_used, n_ff_exp;
+    bool expert_norm;    /* the chosen weights renormalized to sum 1 */
+    float expert_scale;  /* then multiplied by this (1 = none) */
     float norm_eps;
     sl_rope_t rope;    /* freq_factors points into the model's weights when present */
     bool tied_output;  /* output.weight absent: token_embd is the output matrix */

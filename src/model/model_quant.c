@@ -119,7 +119,7 @@ static sl_type_t mixed_type(const model_qplan_t *p, const char *name, int64_t n_
         default: return p->base;
         }
     }
-    if (ends_with(name, ".ffn_down.weight")) {
+    if (ends_with(name, ".ffn_down.weight") || ends_with(name, ".ffn_down_exps.weight")) {
         switch (ft) {
         case FT_Q2_K: return SL_TYPE_Q3_K;
         case FT_Q3_K_M: return l < n / 16 ? SL_TYPE_Q5_K : SL_TYPE_Q4_K;
@@ -144,7 +144,8 @@ static sl_type_t mixed_type(const model_qplan_t *p, const char *name, int64_t n_
 }
 
 sl_type_t model_qplan_type(const model_qplan_t *p, const char *name, uint32_t n_dims, int64_t n_in) {
-    if (n_dims < 2 || !ends_with(name, ".weight")) return SL_TYPE_F32;
+    /* the MoE router stays F32, as llama.cpp leaves it */
+    if (n_dims < 2 || !ends_with(name, ".weight") || ends_with(name, ".ffn_gate_inp.weight")) return SL_TYPE_F32;
     return fallback(p->mixed ? mixed_type(p, name, n_in) : p->base, n_in);
 }
 

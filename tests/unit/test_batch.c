@@ -4,7 +4,9 @@
  * the single-sequence forward pass: several sequences (prefill chunks and
  * decode tokens mixed in one batch, block tables scattered over the pool)
  * must give the logits each sequence gives alone, for F32, F16 and Q8_0 KV
- * and for qwen2 (biases, NEOX RoPE) and llama (GQA) shapes; copy-on-write
+ * and for qwen2 (biases, NEOX RoPE), llama (GQA) and qwen3moe (q/k norms,
+ * 6 experts of which each token takes 2: the batch groups its tokens by
+ * expert) shapes; copy-on-write
  * copies of a block must continue identically; bad tables are refused.
  */
 #include <math.h>
@@ -26,13 +28,20 @@ static float rnd(void) {
     return (float)((double)(rs >> 11) / 9007199254740992.0 * 2.0 - 1.0);
 }
 
-static void add(gguf_writer_t *w, const char *name, int n_out, int n_in, float scale, bool ones) {
-    size_t n = (size_t)n_out * (size_t)n_in;
+enum { NX = 6, KX = 2, FX = 48 }; /* qwen3moe: experts, used per token, expert hidden size */
+
+/* n_mat matrices of n_out × n_in (3-D when n_mat > 1; 1-D when n_out == 1) */
+static void add3(gguf_writer_t *w, const char *name, int n_out, int n_in, int n_mat, float scale, bool ones) {
+    size_t n = (size_t)n_out * (size_t)n_in * (size_t)n_mat;
     float *d = malloc(n * sizeof *d);
     for (size_t i = 0; i < n; i++) d[i] = ones ? 1.0f + 0.1f * rnd() : rnd() * scale;
-    int64_t ne[2] = {n_in, n_out};
-    CHECK(gguf_writer_add_tensor(w, name, SL_TYPE_F32, n_out == 1 ? 1 : 2, ne, d) == 0);
+    int64_t ne[3] = {n_in, n_out, n_mat};
+    CHECK(gguf_writer_add_tensor(w, name, SL_TYPE_F32, n_mat > 1 ? 3 : n_out == 1 ? 1 : 2, ne, d) == 0);
     free(d);
+}
+
+static void add(gguf_writer_t *w, const char *name, int n_out, int n_in, float scale, bool ones) {
+    add3(w, name, n_out, n_in, 1, scale, ones);
 }
 
 static void write_model(const char *path, const char *arch) {
@@ -50,8 +59,13 @@ static void write_model(const char *path, const char *arch) {
     gguf_writer_set_u32(w, KEY("attention.value_length"), D);
     gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), 1e-5f);
     gguf_writer_set_f32(w, KEY("rope.freq_base"), 10000.0f);
+    const bool bias = !strcmp(arch, "qwen2"), moe = !strcmp(arch, "qwen3moe");
+    if (moe) {
+        gguf_writer_set_u32(w, KEY("expert_count"), NX);
+        gguf_writer_set_u32(w, KEY("expert_used_count"), KX);
+        gguf_writer_set_u32(w, KEY("expert_feed_forward_length"), FX);
+    }
 #undef KEY
-    const bool bias = !strcmp(arch, "qwen2");
     add(w, "token_embd.weight", V, E, 1.0f, false);
     add(w, "output_norm.weight", 1, E, 0, true);
     add(w, "output.weight", V, E, 0.5f, false);
@@ -64,9 +78,18 @@ static void write_model(const char *path, const char *arch) {
         add(w, T("attn_k.weight"), K * D, E, 0.3f, false);
         add(w, T("attn_v.weight"), K * D, E, 0.3f, false);
         add(w, T("attn_output.weight"), E, H * D, 0.3f, false);
-        add(w, T("ffn_gate.weight"), F, E, 0.3f, false);
-        add(w, T("ffn_up.weight"), F, E, 0.3f, false);
-        add(w, T("ffn_down.weight"), E, F, 0.3f, false);
+        if (moe) {
+            add(w, T("ffn_gate_inp.weight"), NX, E, 2.0f, false);
+            add3(w, T("ffn_gate_exps.weight"), FX, E, NX, 0.3f, false);
+            add3(w, T("ffn_up_exps.weight"), FX, E, NX, 0.3f, false);
+            add3(w, T("ffn_down_exps.weight"), E, FX, NX, 0.3f, false);
+            add(w, T("attn_q_norm.weight"), 1, D, 0, true);
+            add(w, T("attn_k_norm.weight"), 1, D, 0, true);
+        } else {
+            add(w, T("ffn_gate.weight"), F, E, 0.3f, false);
+            add(w, T("ffn_up.weight"), F, E, 0.3f, false);
+            add(w, T("ffn_down.weight"), E, F, 0.3f, false);
+        }
         if (bias) {
             add(w, T("attn_q.bias"), 1, H * D, 0.2f, false);
             add(w, T("attn_k.bias"), 1, K * D, 0.2f, false);
@@ -207,9 +230,11 @@ static void run_arch(const char *arch) {
 
 static void test_llama(void) { run_arch("llama"); }
 static void test_qwen2(void) { run_arch("qwen2"); }
+static void test_qwen3moe(void) { run_arch("qwen3moe"); }
 
 int main(void) {
     RUN(test_llama);
     RUN(test_qwen2);
+    RUN(test_qwen3moe);
     return test_summary();
 }

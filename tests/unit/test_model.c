@@ -1,6 +1,7 @@
 /* deps: base gguf kernels model */
 /*
- * test_model.c — the forward pass of llama / qwen2 / qwen3 against an
+ * test_model.c — the forward pass of llama / internlm2 / qwen2 / qwen3 /
+ * qwen3moe against an
  * independent reference written here plainly, in double precision, in the
  * Hugging Face convention (rotate-halves RoPE, unpermuted Q/K rows).
  *
@@ -42,8 +43,9 @@ static float rnd_sym(float a) { return (float)((rnd_uniform() * 2.0 - 1.0) * a);
 typedef enum { SCALE_NONE, SCALE_LINEAR, SCALE_YARN, SCALE_LLAMA3 } scale_kind_t;
 
 typedef struct {
-    const char *arch; /* llama | qwen2 | qwen3 */
+    const char *arch; /* llama | internlm2 | qwen2 | qwen3 | qwen3moe */
     int V, E, L, H, K, D, F, ctx;
+    int NE, KU, FE; /* qwen3moe: experts, used per token, expert hidden size */
     bool tied;
     sl_type_t wtype;
     scale_kind_t scale;
@@ -54,6 +56,7 @@ typedef struct {
 typedef struct {
     float *an, *fn, *qn, *kn, *bq, *bk, *bv;
     float *wq, *wk, *wv, *wo, *wg, *wu, *wd; /* HF order: [n_out][n_in] */
+    float *wr, *xg, *xu, *xd;                /* MoE: router [NE][E]; experts [NE][FE][E], [NE][E][FE] */
 } ref_layer_t;
 
 typedef struct {
@@ -107,7 +110,7 @@ static void ref_init(ref_model_t *m, const spec_t *s, uint64_t seed) {
     m->s = *s;
     rng_state = seed * 2654435761u + 12345;
     m->eps = 1e-5;
-    m->base = !strcmp(s->arch, "llama") ? 10000.0 : 1000000.0;
+    m->base = !strcmp(s->arch, "llama") || !strcmp(s->arch, "internlm2") ? 10000.0 : 1000000.0;
     m->tok = rnd_vec((size_t)s->V * s->E, 0.0f, 1.0f);
     round_rows(m->tok, s->V, s->E, s->wtype);
     m->out = s->tied ? m->tok : rnd_mat(s->V, s->E, s->wtype);
@@ -116,7 +119,8 @@ static void ref_init(ref_model_t *m, const spec_t *s, uint64_t seed) {
         m->rope_freqs = malloc(sizeof(float) * (size_t)(s->D / 2));
         for (int i = 0; i < s->D / 2; i++) m->rope_freqs[i] = 1.0f + (float)i * 0.7f;
     }
-    bool qwen2 = !strcmp(s->arch, "qwen2"), qwen3 = !strcmp(s->arch, "qwen3");
+    bool qwen2 = !strcmp(s->arch, "qwen2"), moe = !strcmp(s->arch, "qwen3moe");
+    bool qwen3 = !strcmp(s->arch, "qwen3") || moe;
     m->l = calloc((size_t)s->L, sizeof *m->l);
     for (int l = 0; l < s->L; l++) {
         ref_layer_t *L = &m->l[l];
@@ -126,9 +130,18 @@ static void ref_init(ref_model_t *m, const spec_t *s, uint64_t seed) {
         L->wk = rnd_mat(s->K * s->D, s->E, s->wtype);
         L->wv = rnd_mat(s->K * s->D, s->E, s->wtype);
         L->wo = rnd_mat(s->E, s->H * s->D, s->wtype);
-        L->wg = rnd_mat(s->F, s->E, s->wtype);
-        L->wu = rnd_mat(s->F, s->E, s->wtype);
-        L->wd = rnd_mat(s->E, s->F, s->wtype);
+        if (moe && s->NE > 0) {
+            /* a router of large logits, so that float rounding cannot swap
+             * the k-th and (k+1)-th expert */
+            L->wr = rnd_vec((size_t)s->NE * s->E, 0.0f, 2.0f);
+            L->xg = rnd_mat(s->NE * s->FE, s->E, s->wtype);
+            L->xu = rnd_mat(s->NE * s->FE, s->E, s->wtype);
+            L->xd = rnd_mat(s->NE * s->E, s->FE, s->wtype);
+        } else {
+            L->wg = rnd_mat(s->F, s->E, s->wtype);
+            L->wu = rnd_mat(s->F, s->E, s->wtype);
+            L->wd = rnd_mat(s->E, s->F, s->wtype);
+        }
         if (qwen2) {
             L->bq = rnd_vec((size_t)s->H * s->D, 0.0f, 0.3f);
             L->bk = rnd_vec((size_t)s->K * s->D, 0.0f, 0.3f);
@@ -144,8 +157,8 @@ static void ref_init(ref_model_t *m, const spec_t *s, uint64_t seed) {
 static void ref_free(ref_model_t *m) {
     for (int l = 0; l < m->s.L; l++) {
         ref_layer_t *L = &m->l[l];
-        float *ps[] = {L->an, L->fn, L->qn, L->kn, L->bq, L->bk, L->bv, L->wq,
-                       L->wk, L->wv, L->wo, L->wg, L->wu, L->wd};
+        float *ps[] = {L->an, L->fn, L->qn, L->kn, L->bq, L->bk, L->bv, L->wq, L->wk,
+                       L->wv, L->wo, L->wg, L->wu, L->wd, L->wr, L->xg, L->xu, L->xd};
         for (size_t i = 0; i < SL_ARRAY_LEN(ps); i++) free(ps[i]);
     }
     free(m->l);
@@ -169,13 +182,20 @@ static float *permute_rows(const float *w, int n_head, int D, int n_in) {
     return p;
 }
 
-static void add_mat(gguf_writer_t *w, const char *name, const float *data, int n_out, int n_in, sl_type_t t) {
-    int64_t ne[2] = {n_in, n_out};
+/* n_mat matrices of n_out × n_in (3-D when n_mat > 1) */
+static void add_mats(gguf_writer_t *w, const char *name, const float *data, int n_out, int n_in, int n_mat,
+                     sl_type_t t) {
+    int64_t ne[3] = {n_in, n_out, n_mat};
     size_t rb = sl_row_size(t, n_in);
-    uint8_t *q = malloc(rb * (size_t)n_out);
-    for (int r = 0; r < n_out; r++) CHECK(sl_quantize_row(t, data + (size_t)r * n_in, q + rb * r, n_in) == 0);
-    CHECK(gguf_writer_add_tensor(w, name, t, 2, ne, q) == 0);
+    const int rows = n_out * n_mat;
+    uint8_t *q = malloc(rb * (size_t)rows);
+    for (int r = 0; r < rows; r++) CHECK(sl_quantize_row(t, data + (size_t)r * n_in, q + rb * r, n_in) == 0);
+    CHECK(gguf_writer_add_tensor(w, name, t, n_mat > 1 ? 3 : 2, ne, q) == 0);
     free(q);
+}
+
+static void add_mat(gguf_writer_t *w, const char *name, const float *data, int n_out, int n_in, sl_type_t t) {
+    add_mats(w, name, data, n_out, n_in, 1, t);
 }
 
 static void add_vec(gguf_writer_t *w, const char *name, const float *data, int n) {
@@ -212,6 +232,11 @@ static int write_model(const ref_model_t *m, const char *path, const char *skip,
     set_u32(w, a, "rope.dimension_count", (uint32_t)s->D);
     set_f32(w, a, "attention.layer_norm_rms_epsilon", (float)m->eps);
     set_f32(w, a, "rope.freq_base", (float)m->base);
+    if (s->NE) {
+        set_u32(w, a, "expert_count", (uint32_t)s->NE);
+        set_u32(w, a, "expert_used_count", (uint32_t)s->KU);
+        set_u32(w, a, "expert_feed_forward_length", (uint32_t)s->FE);
+    }
     if (s->scale == SCALE_LINEAR || s->scale == SCALE_YARN) {
         char key[128];
         snprintf(key, sizeof key, "%s.rope.scaling.type", a);
@@ -233,7 +258,7 @@ static int write_model(const ref_model_t *m, const char *path, const char *skip,
     ADD_VEC("output_norm.weight", m->onorm, s->E);
     if (!s->tied) ADD_MAT("output.weight", m->out, s->V, s->E);
     if (m->rope_freqs) ADD_VEC("rope_freqs.weight", m->rope_freqs, s->D / 2);
-    const bool llama = !strcmp(a, "llama");
+    const bool llama = !strcmp(a, "llama") || !strcmp(a, "internlm2");
     for (int l = 0; l < s->L; l++) {
         const ref_layer_t *L = &m->l[l];
 #define NM(x) (snprintf(n, sizeof n, "blk.%d.%s", l, x), n)
@@ -249,9 +274,22 @@ static int write_model(const ref_model_t *m, const char *path, const char *skip,
         }
         ADD_MAT(NM("attn_v.weight"), L->wv, s->K * s->D, s->E);
         ADD_MAT(NM("attn_output.weight"), L->wo, s->E, s->H * s->D);
-        ADD_MAT(NM("ffn_gate.weight"), L->wg, s->F, s->E);
-        ADD_MAT(NM("ffn_up.weight"), L->wu, s->F, s->E);
-        ADD_MAT(NM("ffn_down.weight"), L->wd, s->E, s->F);
+        if (L->wr) {
+#define ADD_EXP(nm, data, no, ni, k, t)                                                                    \
+    do {                                                                                                   \
+        NM(nm);                                                                                            \
+        if (!skip || strcmp(skip, n)) add_mats(w, n, data, no, ni, (bad && !strcmp(bad, n)) ? (k) - 1 : (k), t); \
+    } while (0)
+            ADD_EXP("ffn_gate_inp.weight", L->wr, s->NE, s->E, 1, SL_TYPE_F32);
+            ADD_EXP("ffn_gate_exps.weight", L->xg, s->FE, s->E, s->NE, s->wtype);
+            ADD_EXP("ffn_up_exps.weight", L->xu, s->FE, s->E, s->NE, s->wtype);
+            ADD_EXP("ffn_down_exps.weight", L->xd, s->E, s->FE, s->NE, s->wtype);
+#undef ADD_EXP
+        } else {
+            ADD_MAT(NM("ffn_gate.weight"), L->wg, s->F, s->E);
+            ADD_MAT(NM("ffn_up.weight"), L->wu, s->F, s->E);
+            ADD_MAT(NM("ffn_down.weight"), L->wd, s->E, s->F);
+        }
         if (L->bq) {
             ADD_VEC(NM("attn_q.bias"), L->bq, s->H * s->D);
             ADD_VEC(NM("attn_k.bias"), L->bk, s->K * s->D);
@@ -328,6 +366,39 @@ static void ref_rope(const ref_model_t *m, double *v, int n_heads, int pos) {
     }
 }
 
+/* Qwen3-MoE's sparse block (HF Qwen3MoeSparseMoeBlock): softmax of the
+ * router logits, the top k, their probabilities renormalized to sum 1,
+ * out = Σ w · down_e(silu(gate_e x) · up_e x). g, u: FE scratch each. */
+static void ref_moe(const spec_t *s, const ref_layer_t *L, const double *x, double *out, double *g, double *u) {
+    const int E = s->E, NE = s->NE, FE = s->FE;
+    double *p = calloc(NE, sizeof(double)), *y = calloc(E, sizeof(double));
+    bool *used = calloc(NE, sizeof(bool));
+    ref_matvec(p, L->wr, x, NE, E);
+    double mx = -1e300, z = 0, wsum = 0;
+    for (int e = 0; e < NE; e++) mx = fmax(mx, p[e]);
+    for (int e = 0; e < NE; e++) z += (p[e] = exp(p[e] - mx));
+    int pick[64];
+    for (int j = 0; j < s->KU; j++) {
+        int best = -1;
+        for (int e = 0; e < NE; e++)
+            if (!used[e] && (best < 0 || p[e] > p[best])) best = e;
+        used[best] = true;
+        pick[j] = best;
+        wsum += p[best] / z;
+    }
+    for (int i = 0; i < E; i++) out[i] = 0;
+    for (int j = 0; j < s->KU; j++) {
+        const int e = pick[j];
+        ref_matvec(g, L->xg + (size_t)e * FE * E, x, FE, E);
+        ref_matvec(u, L->xu + (size_t)e * FE * E, x, FE, E);
+        for (int i = 0; i < FE; i++) g[i] = g[i] / (1 + exp(-g[i])) * u[i];
+        ref_matvec(y, L->xd + (size_t)e * E * FE, g, E, FE);
+        const double w = p[e] / z / wsum;
+        for (int i = 0; i < E; i++) out[i] += w * y[i];
+    }
+    free(p), free(y), free(used);
+}
+
 /* All positions' logits of tokens[0..n): out is n × V. */
 static void ref_forward(const ref_model_t *m, const int32_t *tok, int n, double *out) {
     const spec_t *s = &m->s;
@@ -336,7 +407,7 @@ static void ref_forward(const ref_model_t *m, const int32_t *tok, int n, double 
     double *q = calloc((size_t)n * QD, sizeof(double)), *k = calloc((size_t)n * KD, sizeof(double));
     double *v = calloc((size_t)n * KD, sizeof(double)), *att = calloc(QD, sizeof(double));
     double *xn = calloc(E, sizeof(double)), *o = calloc(E, sizeof(double));
-    double *g = calloc(F, sizeof(double)), *u = calloc(F, sizeof(double));
+    double *g = calloc(F + s->FE, sizeof(double)), *u = calloc(F + s->FE, sizeof(double));
     double *p = calloc(n, sizeof(double));
     for (int t = 0; t < n; t++)
         for (int i = 0; i < E; i++) x[(size_t)t * E + i] = m->tok[(size_t)tok[t] * E + i];
@@ -379,7 +450,12 @@ static void ref_forward(const ref_model_t *m, const int32_t *tok, int n, double 
             ref_matvec(o, L->wo, att, E, QD);
             for (int i = 0; i < E; i++) x[(size_t)t * E + i] += o[i];
         }
-        for (int t = 0; t < n; t++) {
+        for (int t = 0; L->wr && t < n; t++) {
+            ref_rmsnorm(xn, x + (size_t)t * E, L->fn, E, m->eps);
+            ref_moe(s, L, xn, o, g, u);
+            for (int i = 0; i < E; i++) x[(size_t)t * E + i] += o[i];
+        }
+        for (int t = 0; !L->wr && t < n; t++) {
             ref_rmsnorm(xn, x + (size_t)t * E, L->fn, E, m->eps);
             ref_matvec(g, L->wg, xn, F, E);
             ref_matvec(u, L->wu, xn, F, E);
@@ -492,6 +568,7 @@ static void run_case(const char *label, const spec_t *s, double tol, sl_type_t k
 static spec_t base_spec(const char *arch) {
     spec_t s = {.arch = arch, .V = 96, .E = 64, .L = 2, .H = 4, .K = 2, .D = 16, .F = 96, .ctx = 256,
                 .tied = false, .wtype = SL_TYPE_F32, .scale = SCALE_NONE, .factor = 1, .orig_ctx = 64};
+    if (!strcmp(arch, "qwen3moe")) s.NE = 4, s.KU = 2, s.FE = 32;
     return s;
 }
 
@@ -524,6 +601,24 @@ static void test_qwen3_f32(void) {
     s.H = 8;
     s.K = 2; /* group of 4 */
     run_case("qwen3 f32 untied gqa4", &s, 1e-4, SL_TYPE_F32, 2);
+}
+
+/* InternLM2: the llama layout (Q/K rows permuted by the converter, adjacent-
+ * pair RoPE) under its own key prefix */
+static void test_internlm2_f32(void) {
+    spec_t s = base_spec("internlm2");
+    run_case("internlm2 f32 untied", &s, 1e-4, SL_TYPE_F32, 1);
+}
+
+/* Qwen3-MoE: 8 experts, 2 per token (and 3 of 5 with a q8_0 copy); the
+ * prefill groups the 11 tokens by expert, decode runs one token's two */
+static void test_qwen3moe(void) {
+    spec_t s = base_spec("qwen3moe");
+    s.NE = 8, s.KU = 2, s.FE = 32;
+    run_case("qwen3moe f32 8x2", &s, 1e-4, SL_TYPE_F32, 2);
+    s.NE = 5, s.KU = 3, s.FE = 64, s.tied = true;
+    s.wtype = SL_TYPE_Q8_0;
+    run_case("qwen3moe q8_0 5x3 tied", &s, 4e-2, SL_TYPE_F32, 1);
 }
 
 static void test_f16_and_q8(void) {
@@ -561,8 +656,9 @@ static void test_f16_and_q8(void) {
 
 /* A model with a missing or mis-shaped tensor fails to load with a message
  * naming the tensor. */
-static void expect_load_error(const char *arch, const char *skip, const char *bad, const char *needle) {
-    spec_t s = base_spec(arch);
+static void expect_load_error_spec(const spec_t *sp, const char *skip, const char *bad, const char *needle) {
+    spec_t s = *sp;
+    const char *arch = s.arch;
     ref_model_t rm;
     ref_init(&rm, &s, 3);
     const char *path = model_path();
@@ -576,7 +672,21 @@ static void expect_load_error(const char *arch, const char *skip, const char *ba
     unlink(path);
 }
 
+static void expect_load_error(const char *arch, const char *skip, const char *bad, const char *needle) {
+    spec_t s = base_spec(arch);
+    expect_load_error_spec(&s, skip, bad, needle);
+}
+
 static void test_validation(void) {
+    expect_load_error("qwen3moe", "blk.1.ffn_down_exps.weight", NULL, "blk.1.ffn_down_exps.weight");
+    expect_load_error("qwen3moe", "blk.0.ffn_gate_inp.weight", NULL, "blk.0.ffn_gate_inp.weight");
+    expect_load_error("qwen3moe", NULL, "blk.0.ffn_up_exps.weight", "shape");
+    spec_t moe = base_spec("qwen3moe");
+    moe.KU = moe.NE + 1;
+    expect_load_error_spec(&moe, NULL, NULL, "expert_used_count");
+    moe = base_spec("qwen3moe");
+    moe.NE = 0;
+    expect_load_error_spec(&moe, NULL, NULL, "expert_count");
     expect_load_error("llama", "blk.1.ffn_up.weight", NULL, "blk.1.ffn_up.weight");
     expect_load_error("qwen2", "blk.0.attn_k.bias", NULL, "blk.0.attn_k.bias");
     expect_load_error("qwen3", "blk.1.attn_q_norm.weight", NULL, "attn_q_norm");
@@ -812,6 +922,8 @@ int main(void) {
     RUN(test_llama_f32);
     RUN(test_qwen2_f32);
     RUN(test_qwen3_f32);
+    RUN(test_internlm2_f32);
+    RUN(test_qwen3moe);
     RUN(test_f16_and_q8);
     RUN(test_long_prefill);
     RUN(test_validation);

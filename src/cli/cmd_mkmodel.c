@@ -4,7 +4,7 @@
  * llama.cpp's converter writes them), optionally with a real tokenizer
  * imported from a Hugging Face tokenizer.json + tokenizer_config.json.
  *
- *   silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen3moe --out F.gguf [--vocab N]
+ *   silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen3moe|chatglm|glm4 --out F.gguf [--vocab N]
  *       [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N]
  *       [--experts N --experts-used K --expert-ffn N]  (qwen3moe)
  *       [--ctx N] [--tied|--untied] [--type f32|f16|q8_0|q4_K_M|...]
@@ -41,7 +41,8 @@ typedef struct mk {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen3moe --out F.gguf [--vocab N] [--embd N]\n"
+            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen3moe|chatglm|glm4 --out F.gguf [--vocab N]\n"
+            "         [--embd N]"
             "         [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N] [--ctx N] [--tied|--untied]\n"
             "         [--experts N --experts-used K --expert-ffn N] (qwen3moe; default 8, 2, ffn / 2)\n"
             "         [--type f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q2_K|q3_K_S|q3_K_M|q3_K_L|q4_K|q4_K_S|q4_K_M\n"
@@ -225,10 +226,11 @@ int cmd_mkmodel(int argc, char **argv) {
         usage();
         return 2;
     }
-    const bool llama_rope = !strcmp(m.arch, "llama") || !strcmp(m.arch, "internlm2");
-    const bool moe = !strcmp(m.arch, "qwen3moe");
+    const bool moe = !strcmp(m.arch, "qwen3moe"), glm4 = !strcmp(m.arch, "glm4");
+    const bool chatglm = !strcmp(m.arch, "chatglm"), glm = glm4 || chatglm;
+    const bool llama_rope = !strcmp(m.arch, "llama") || !strcmp(m.arch, "internlm2") || glm;
     if (!llama_rope && !moe && strcmp(m.arch, "qwen2") && strcmp(m.arch, "qwen3")) {
-        fprintf(stderr, "silica mkmodel: --arch must be llama, internlm2, qwen2, qwen3 or qwen3moe\n");
+        fprintf(stderr, "silica mkmodel: --arch must be llama, internlm2, qwen2, qwen3, qwen3moe, chatglm or glm4\n");
         return 2;
     }
     if (m.rope_base == 0) m.rope_base = llama_rope ? 10000.0 : 1000000.0;
@@ -298,7 +300,8 @@ int cmd_mkmodel(int argc, char **argv) {
     bad |= set_key_u32(o.w, A, "attention.head_count_kv", m.kv_heads);
     bad |= set_key_u32(o.w, A, "attention.key_length", m.head_dim);
     bad |= set_key_u32(o.w, A, "attention.value_length", m.head_dim);
-    bad |= set_key_u32(o.w, A, "rope.dimension_count", m.head_dim);
+    /* GLM rotates the first half of each head */
+    bad |= set_key_u32(o.w, A, "rope.dimension_count", glm ? m.head_dim / 2 / 2 * 2 : m.head_dim);
     bad |= set_key_f32(o.w, A, "rope.freq_base", m.rope_base);
     bad |= set_key_f32(o.w, A, "attention.layer_norm_rms_epsilon", m.eps);
     if (moe) {
@@ -346,13 +349,26 @@ int cmd_mkmodel(int argc, char **argv) {
     for (long l = 0; l < m.layers; l++) {
         char n[64];
 #define T(s) (snprintf(n, sizeof n, "blk.%ld.%s", l, s), n)
-        if (add_random(&o, T("attn_norm.weight"), E, 0, 1, sd) ||
-            add_random(&o, T("attn_q.weight"), E, QD, 0, sd) || add_random(&o, T("attn_k.weight"), E, KD, 0, sd) ||
-            add_random(&o, T("attn_v.weight"), E, KD, 0, sd) ||
-            add_random(&o, T("attn_output.weight"), QD, E, 0, sd) ||
-            add_random(&o, T("ffn_norm.weight"), E, 0, 1, sd))
+        if (add_random(&o, T("attn_norm.weight"), E, 0, 1, sd) || add_random(&o, T("ffn_norm.weight"), E, 0, 1, sd) ||
+            add_random(&o, T("attn_output.weight"), QD, E, 0, sd))
             goto oom;
-        if (!moe && (add_random(&o, T("ffn_gate.weight"), E, F, 0, sd) || add_random(&o, T("ffn_up.weight"), E, F, 0, sd) ||
+        /* chatglm: one fused QKV matrix and bias; the others three (glm4
+         * with biases, as GLM-4-0414's converter writes them) */
+        if (chatglm && (add_random(&o, T("attn_qkv.weight"), E, QD + 2 * KD, 0, sd) ||
+                        add_random(&o, T("attn_qkv.bias"), QD + 2 * KD, 0, 0, sd)))
+            goto oom;
+        if (!chatglm && (add_random(&o, T("attn_q.weight"), E, QD, 0, sd) || add_random(&o, T("attn_k.weight"), E, KD, 0, sd) ||
+                         add_random(&o, T("attn_v.weight"), E, KD, 0, sd)))
+            goto oom;
+        if (glm4 && (add_random(&o, T("attn_q.bias"), QD, 0, 0, sd) || add_random(&o, T("attn_k.bias"), KD, 0, 0, sd) ||
+                     add_random(&o, T("attn_v.bias"), KD, 0, 0, sd) ||
+                     add_random(&o, T("post_attention_norm.weight"), E, 0, 1, sd) ||
+                     add_random(&o, T("post_ffw_norm.weight"), E, 0, 1, sd)))
+            goto oom;
+        /* GLM: gate and up rows in one ffn_up [E, 2F] */
+        if (glm && (add_random(&o, T("ffn_up.weight"), E, 2 * F, 0, sd) || add_random(&o, T("ffn_down.weight"), F, E, 0, sd)))
+            goto oom;
+        if (!moe && !glm && (add_random(&o, T("ffn_gate.weight"), E, F, 0, sd) || add_random(&o, T("ffn_up.weight"), E, F, 0, sd) ||
                      add_random(&o, T("ffn_down.weight"), F, E, 0, sd)))
             goto oom;
         /* the router scaled up so that the top-k choice is not a coin toss */

@@ -1,5 +1,5 @@
 /*
- * model.c — llama-family models (llama, internlm2, qwen2, qwen3, qwen3moe) from GGUF: loading and
+ * model.c — llama-family models (llama, internlm2, qwen2, qwen3, qwen3moe, chatglm, glm4) from GGUF: loading and
  * validating hyper-parameters and weights, the KV cache, and the forward pass
  * over a batch of tokens.
  *
@@ -24,9 +24,9 @@
  *   qwen3: q, k = per-head rmsnorm * attn_{q,k}_norm
  *   q, k = rope(q, k, position)                        NORM (llama) / NEOX (qwen)
  *   cache[pos] = k, v;  a = causal GQA attention       n × H·D
- *   x += Wo a
+ *   x += Wo a                                          (glm4: rmsnorm(Wo a) * post_attention_norm)
  *   xn = rmsnorm(x) * ffn_norm
- *   x += Wdown (silu(Wgate xn) * Wup xn)
+ *   x += Wdown (silu(Wgate xn) * Wup xn)                (glm4: rmsnorm(...) * post_ffw_norm)
  *   (qwen3moe: x += Σ over the token's top-k experts e of the router's
  *    softmax, renormalized: w_e · Wdown_e (silu(Wgate_e xn) * Wup_e xn))
  *
@@ -68,6 +68,7 @@ typedef struct sl_wt {
 
 typedef struct sl_layer {
     float *attn_norm, *ffn_norm;
+    float *post_attn_norm, *post_ffn_norm; /* glm4: on the attention / FFN output before the residual add */
     float *q_norm, *k_norm;     /* qwen3 */
     float *bq, *bk, *bv, *bo;   /* optional biases */
     sl_wt_t wq, wk, wv, wo;
@@ -222,9 +223,15 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
         hp->arch = SL_ARCH_QWEN3;
     else if (!strcmp(arch, "qwen3moe"))
         hp->arch = SL_ARCH_QWEN3MOE;
+    else if (!strcmp(arch, "chatglm"))
+        hp->arch = SL_ARCH_CHATGLM;
+    else if (!strcmp(arch, "glm4"))
+        hp->arch = SL_ARCH_GLM4;
     else
         return sl_err(err, errlen,
-                      "unsupported architecture '%s' (supported: llama, internlm2, qwen2, qwen3, qwen3moe)", arch);
+                      "unsupported architecture '%s' (supported: llama, internlm2, qwen2, qwen3, qwen3moe, chatglm, "
+                      "glm4)",
+                      arch);
 
     uint32_t ctx, embd, nl, ff, nh, nkv, kl, vl, nrot;
     if (key_u32(f, arch, "context_length", true, 0, &ctx, err, errlen) ||
@@ -255,6 +262,13 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
         return sl_err(err, errlen, "rope.dimension_count = %u must be even and at most the head size %u",
                       nrot, kl);
 
+    /* glm4: trailing multi-token-prediction layers the forward pass skips */
+    uint32_t nextn = 0;
+    if (hp->arch == SL_ARCH_GLM4 && key_u32(f, arch, "nextn_predict_layers", false, 0, &nextn, err, errlen))
+        return -1;
+    if (nextn >= nl)
+        return sl_err(err, errlen, "%s.nextn_predict_layers = %u leaves no layer of %u", arch, nextn, nl);
+    nl -= nextn;
     hp->n_ctx_train = (int)ctx;
     hp->n_embd = (int)embd;
     hp->n_layer = (int)nl;
@@ -271,7 +285,9 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
 
     sl_rope_t *r = &hp->rope;
     memset(r, 0, sizeof *r);
-    r->style = hp->arch == SL_ARCH_LLAMA ? SL_ROPE_NORM : SL_ROPE_NEOX;
+    /* llama: Q/K rows permuted by the converter; GLM rotates adjacent pairs itself */
+    r->style = hp->arch == SL_ARCH_LLAMA || hp->arch == SL_ARCH_CHATGLM || hp->arch == SL_ARCH_GLM4 ? SL_ROPE_NORM
+                                                                                                  : SL_ROPE_NEOX;
     r->n_rot = (int)nrot;
     if (key_f32(f, arch, "rope.freq_base", false, 10000.0f, &r->freq_base, err, errlen)) return -1;
     if (!(r->freq_base > 1.0f)) return sl_err(err, errlen, "rope.freq_base must be > 1");
@@ -410,6 +426,12 @@ static int get_experts(sl_model_t *m, const char *name, int64_t n_in, int64_t n_
         w[e] = (sl_wt_t){(const uint8_t *)t->data + (size_t)e * one, t->type, n_in, n_out, rb, NULL};
     *out = w;
     return 0;
+}
+
+/* Rows [r0, r0 + n) of w as a matrix of its own (a fused QKV or gate+up
+ * matrix split into its parts). */
+static sl_wt_t wt_rows(const sl_wt_t *w, int64_t r0, int64_t n) {
+    return (sl_wt_t){(const uint8_t *)w->data + (size_t)r0 * w->row_bytes, w->type, w->n_in, n, w->row_bytes, NULL};
 }
 
 /* A 1-D tensor of n elements (F32, F16 or BF16), copied into a new F32
@@ -589,6 +611,51 @@ static bool x8_enabled(void) {
     return !e || strcmp(e, "0") != 0;
 }
 
+/* GLM's fused attn_qkv [n_embd, q + k + v rows] (and its optional bias),
+ * split into the three matrices as row views and the bias into copies. */
+static int get_fused_qkv(sl_model_t *m, int l, sl_layer_t *L, char *err, size_t errlen) {
+    const sl_hparams_t *hp = &m->hp;
+    const int64_t E = hp->n_embd, QD = (int64_t)hp->n_head * hp->head_dim, KD = (int64_t)hp->n_head_kv * hp->head_dim;
+    char n[96];
+    sl_wt_t w;
+    float *b = NULL;
+    snprintf(n, sizeof n, "blk.%d.attn_qkv.weight", l);
+    if (get_matrix(m, n, E, QD + 2 * KD, "n_embd × (n_head + 2·n_head_kv)·head_dim", true, &w, err, errlen))
+        return -1;
+    L->wq = wt_rows(&w, 0, QD);
+    L->wk = wt_rows(&w, QD, KD);
+    L->wv = wt_rows(&w, QD + KD, KD);
+    snprintf(n, sizeof n, "blk.%d.attn_qkv.bias", l);
+    if (get_vector(m, n, QD + 2 * KD, "(n_head + 2·n_head_kv)·head_dim", false, &b, err, errlen)) return -1;
+    if (!b) return 0;
+    L->bq = malloc(sizeof(float) * (size_t)QD);
+    L->bk = malloc(sizeof(float) * (size_t)KD);
+    L->bv = malloc(sizeof(float) * (size_t)KD);
+    if (!L->bq || !L->bk || !L->bv) {
+        free(b);
+        return sl_err(err, errlen, "out of memory loading '%s'", n);
+    }
+    memcpy(L->bq, b, sizeof(float) * (size_t)QD);
+    memcpy(L->bk, b + QD, sizeof(float) * (size_t)KD);
+    memcpy(L->bv, b + QD + KD, sizeof(float) * (size_t)KD);
+    free(b);
+    return 0;
+}
+
+/* GLM's FFN: ffn_up [n_embd, 2·n_ff] holds the gate rows then the up rows
+ * (silu of the first half times the second), ffn_down [n_ff, n_embd]. */
+static int get_fused_gate_up(sl_model_t *m, int l, sl_layer_t *L, char *err, size_t errlen) {
+    const int64_t E = m->hp.n_embd, F = m->hp.n_ff;
+    char n[96];
+    sl_wt_t w;
+    snprintf(n, sizeof n, "blk.%d.ffn_up.weight", l);
+    if (get_matrix(m, n, E, 2 * F, "n_embd × 2·n_ff (gate, then up)", true, &w, err, errlen)) return -1;
+    L->gate = wt_rows(&w, 0, F);
+    L->up = wt_rows(&w, F, F);
+    snprintf(n, sizeof n, "blk.%d.ffn_down.weight", l);
+    return get_matrix(m, n, F, E, "n_ff × n_embd", true, &L->down, err, errlen);
+}
+
 static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
     sl_hparams_t *hp = &m->hp;
     const int64_t E = hp->n_embd, D = hp->head_dim, H = hp->n_head, K = hp->n_head_kv, F = hp->n_ff;
@@ -626,23 +693,32 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
     if (!m->layers) return sl_err(err, errlen, "out of memory");
     const bool qwen2 = hp->arch == SL_ARCH_QWEN2, qwen3 = hp->arch == SL_ARCH_QWEN3 || hp->arch == SL_ARCH_QWEN3MOE;
     const bool moe = hp->n_expert > 0;
+    const bool glm4 = hp->arch == SL_ARCH_GLM4, glm = glm4 || hp->arch == SL_ARCH_CHATGLM;
     const int64_t NE = hp->n_expert, FE = hp->n_ff_exp;
     for (int l = 0; l < hp->n_layer; l++) {
         sl_layer_t *L = &m->layers[l];
         char n[96];
 #define NAME(s) (snprintf(n, sizeof n, "blk.%d.%s", l, s), n)
+        const bool fused = glm && gguf_find_tensor(m->gf, NAME("attn_qkv.weight")) != NULL;
         if (get_vector(m, NAME("attn_norm.weight"), E, "n_embd", true, &L->attn_norm, err, errlen) ||
             get_vector(m, NAME("ffn_norm.weight"), E, "n_embd", true, &L->ffn_norm, err, errlen) ||
-            get_matrix(m, NAME("attn_q.weight"), E, QD, "n_embd × n_head·head_dim", true, &L->wq, err, errlen) ||
-            get_matrix(m, NAME("attn_k.weight"), E, KD, "n_embd × n_head_kv·head_dim", true, &L->wk, err,
-                       errlen) ||
-            get_matrix(m, NAME("attn_v.weight"), E, KD, "n_embd × n_head_kv·head_dim", true, &L->wv, err,
-                       errlen) ||
+            (fused && get_fused_qkv(m, l, L, err, errlen)) ||
+            (!fused &&
+             (get_matrix(m, NAME("attn_q.weight"), E, QD, "n_embd × n_head·head_dim", true, &L->wq, err, errlen) ||
+              get_matrix(m, NAME("attn_k.weight"), E, KD, "n_embd × n_head_kv·head_dim", true, &L->wk, err,
+                         errlen) ||
+              get_matrix(m, NAME("attn_v.weight"), E, KD, "n_embd × n_head_kv·head_dim", true, &L->wv, err,
+                         errlen) ||
+              get_vector(m, NAME("attn_q.bias"), QD, "n_head·head_dim", qwen2, &L->bq, err, errlen) ||
+              get_vector(m, NAME("attn_k.bias"), KD, "n_head_kv·head_dim", qwen2, &L->bk, err, errlen) ||
+              get_vector(m, NAME("attn_v.bias"), KD, "n_head_kv·head_dim", qwen2, &L->bv, err, errlen))) ||
             get_matrix(m, NAME("attn_output.weight"), QD, E, "n_head·head_dim × n_embd", true, &L->wo, err,
                        errlen) ||
-            (!moe && (get_matrix(m, NAME("ffn_gate.weight"), E, F, "n_embd × n_ff", true, &L->gate, err, errlen) ||
-                      get_matrix(m, NAME("ffn_up.weight"), E, F, "n_embd × n_ff", true, &L->up, err, errlen) ||
-                      get_matrix(m, NAME("ffn_down.weight"), F, E, "n_ff × n_embd", true, &L->down, err, errlen))) ||
+            (glm && get_fused_gate_up(m, l, L, err, errlen)) ||
+            (!moe && !glm &&
+             (get_matrix(m, NAME("ffn_gate.weight"), E, F, "n_embd × n_ff", true, &L->gate, err, errlen) ||
+              get_matrix(m, NAME("ffn_up.weight"), E, F, "n_embd × n_ff", true, &L->up, err, errlen) ||
+              get_matrix(m, NAME("ffn_down.weight"), F, E, "n_ff × n_embd", true, &L->down, err, errlen))) ||
             (moe && (get_matrix(m, NAME("ffn_gate_inp.weight"), E, NE, "n_embd × n_expert", true, &L->router, err,
                                 errlen) ||
                      get_experts(m, NAME("ffn_gate_exps.weight"), E, FE, "n_embd × n_ff_exp × n_expert", &L->xgate,
@@ -651,12 +727,11 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
                                  errlen) ||
                      get_experts(m, NAME("ffn_down_exps.weight"), FE, E, "n_ff_exp × n_embd × n_expert", &L->xdown,
                                  err, errlen))) ||
-            get_vector(m, NAME("attn_q.bias"), QD, "n_head·head_dim", qwen2, &L->bq, err, errlen) ||
-            get_vector(m, NAME("attn_k.bias"), KD, "n_head_kv·head_dim", qwen2, &L->bk, err, errlen) ||
-            get_vector(m, NAME("attn_v.bias"), KD, "n_head_kv·head_dim", qwen2, &L->bv, err, errlen) ||
             get_vector(m, NAME("attn_output.bias"), E, "n_embd", false, &L->bo, err, errlen) ||
             get_vector(m, NAME("attn_q_norm.weight"), D, "head_dim", qwen3, &L->q_norm, err, errlen) ||
-            get_vector(m, NAME("attn_k_norm.weight"), D, "head_dim", qwen3, &L->k_norm, err, errlen))
+            get_vector(m, NAME("attn_k_norm.weight"), D, "head_dim", qwen3, &L->k_norm, err, errlen) ||
+            get_vector(m, NAME("post_attention_norm.weight"), E, "n_embd", glm4, &L->post_attn_norm, err, errlen) ||
+            get_vector(m, NAME("post_ffw_norm.weight"), E, "n_embd", glm4, &L->post_ffn_norm, err, errlen))
             return -1;
 #undef NAME
         if ((L->q_norm == NULL) != (L->k_norm == NULL))
@@ -689,6 +764,8 @@ void model_free(sl_model_t *m) {
             free(L->bk);
             free(L->bv);
             free(L->bo);
+            free(L->post_attn_norm);
+            free(L->post_ffn_norm);
             free(L->xgate);
             free(L->xup);
             free(L->xdown);
@@ -1196,6 +1273,7 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
         sl_attention_paged(pool, &a);
 
         matmul_w(pool, &L->wo, s->att, n_tok, s->xn);
+        if (L->post_attn_norm) rmsnorm_rows(pool, s->xn, s->xn, L->post_attn_norm, n_tok, E, hp->norm_eps);
         struct add_job aj = {s->x, s->xn, L->bo, (size_t)n_tok * (size_t)E, (size_t)E};
         add_worker(&aj, 0, 1);
 
@@ -1211,6 +1289,7 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
         struct swiglu_job sj = {s->gate, s->up, (size_t)n_tok * (size_t)hp->n_ff, 0};
         sl_pool_run_elastic(pool, swiglu_worker, &sj);
         matmul_w(pool, &L->down, s->gate, n_tok, s->xn);
+        if (L->post_ffn_norm) rmsnorm_rows(pool, s->xn, s->xn, L->post_ffn_norm, n_tok, E, hp->norm_eps);
         struct add_job dj = {s->x, s->xn, NULL, (size_t)n_tok * (size_t)E, (size_t)E};
         add_worker(&dj, 0, 1);
     }

@@ -5,7 +5,9 @@
  * Architectures: llama (Llama 2/3, Mistral, DeepSeek-Coder v1), internlm2
  * (the llama layout under its own key prefix), qwen2 (q/k/v biases), qwen3
  * (q/k RMS norm), qwen3moe (qwen3 attention, a routed mixture of experts in
- * place of the dense FFN); tied or untied output.
+ * place of the dense FFN), chatglm and glm4 (fused QKV and gate+up
+ * matrices, RoPE over the first half of each head; glm4 adds norms after
+ * attention and after the FFN); tied or untied output.
  *
  * A sequence's attention state lives in an sl_kv_t. model_forward() appends
  * n tokens to it (positions kv_len .. kv_len+n-1) and returns logits.
@@ -21,7 +23,14 @@
 #include "gguf/gguf.h"
 #include "kernels/kernels.h"
 
-typedef enum sl_arch { SL_ARCH_LLAMA = 0, SL_ARCH_QWEN2, SL_ARCH_QWEN3, SL_ARCH_QWEN3MOE } sl_arch_t;
+typedef enum sl_arch {
+    SL_ARCH_LLAMA = 0,
+    SL_ARCH_QWEN2,
+    SL_ARCH_QWEN3,
+    SL_ARCH_QWEN3MOE,
+    SL_ARCH_CHATGLM, /* GLM-4-9B-chat, ChatGLM3 */
+    SL_ARCH_GLM4     /* GLM-4-0414 */
+} sl_arch_t;
 
 typedef struct sl_hparams {
     sl_arch_t arch;

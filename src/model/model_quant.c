@@ -132,6 +132,15 @@ static sl_type_t mixed_type(const model_qplan_t *p, const char *name, int64_t n_
         default: return p->base;
         }
     }
+    if (ends_with(name, ".attn_qkv.weight")) { /* fused QKV (chatglm) */
+        switch (ft) {
+        case FT_Q3_K_M:
+        case FT_Q3_K_L: return SL_TYPE_Q4_K;
+        case FT_Q4_K_M: return SL_TYPE_Q5_K;
+        case FT_Q5_K_M: return SL_TYPE_Q6_K;
+        default: return p->base;
+        }
+    }
     if (ends_with(name, ".attn_output.weight")) {
         switch (ft) {
         case FT_Q2_K: return SL_TYPE_Q3_K;

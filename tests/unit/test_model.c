@@ -1,7 +1,7 @@
 /* deps: base gguf kernels model */
 /*
  * test_model.c — the forward pass of llama / internlm2 / qwen2 / qwen3 /
- * qwen3moe against an
+ * qwen3moe / chatglm / glm4 against an
  * independent reference written here plainly, in double precision, in the
  * Hugging Face convention (rotate-halves RoPE, unpermuted Q/K rows).
  *
@@ -43,9 +43,10 @@ static float rnd_sym(float a) { return (float)((rnd_uniform() * 2.0 - 1.0) * a);
 typedef enum { SCALE_NONE, SCALE_LINEAR, SCALE_YARN, SCALE_LLAMA3 } scale_kind_t;
 
 typedef struct {
-    const char *arch; /* llama | internlm2 | qwen2 | qwen3 | qwen3moe */
+    const char *arch; /* llama | internlm2 | qwen2 | qwen3 | qwen3moe | chatglm | glm4 */
     int V, E, L, H, K, D, F, ctx;
     int NE, KU, FE; /* qwen3moe: experts, used per token, expert hidden size */
+    int nextn;      /* glm4: extra trailing (multi-token prediction) layers in block_count, skipped */
     bool tied;
     sl_type_t wtype;
     scale_kind_t scale;
@@ -57,6 +58,7 @@ typedef struct {
     float *an, *fn, *qn, *kn, *bq, *bk, *bv;
     float *wq, *wk, *wv, *wo, *wg, *wu, *wd; /* HF order: [n_out][n_in] */
     float *wr, *xg, *xu, *xd;                /* MoE: router [NE][E]; experts [NE][FE][E], [NE][E][FE] */
+    float *pan, *pfn;                        /* glm4: post-attention and post-FFN norms */
 } ref_layer_t;
 
 typedef struct {
@@ -65,6 +67,8 @@ typedef struct {
     ref_layer_t *l;
     double eps, base;
 } ref_model_t;
+
+static bool is_glm(const spec_t *s) { return !strcmp(s->arch, "chatglm") || !strcmp(s->arch, "glm4"); }
 
 static float *rnd_vec(size_t n, float center, float a) {
     float *v = malloc(n * sizeof(float));
@@ -110,7 +114,7 @@ static void ref_init(ref_model_t *m, const spec_t *s, uint64_t seed) {
     m->s = *s;
     rng_state = seed * 2654435761u + 12345;
     m->eps = 1e-5;
-    m->base = !strcmp(s->arch, "llama") || !strcmp(s->arch, "internlm2") ? 10000.0 : 1000000.0;
+    m->base = !strcmp(s->arch, "llama") || !strcmp(s->arch, "internlm2") || is_glm(s) ? 10000.0 : 1000000.0;
     m->tok = rnd_vec((size_t)s->V * s->E, 0.0f, 1.0f);
     round_rows(m->tok, s->V, s->E, s->wtype);
     m->out = s->tied ? m->tok : rnd_mat(s->V, s->E, s->wtype);
@@ -142,7 +146,11 @@ static void ref_init(ref_model_t *m, const spec_t *s, uint64_t seed) {
             L->wu = rnd_mat(s->F, s->E, s->wtype);
             L->wd = rnd_mat(s->E, s->F, s->wtype);
         }
-        if (qwen2) {
+        if (!strcmp(s->arch, "glm4")) {
+            L->pan = rnd_vec(s->E, 1.0f, 0.2f);
+            L->pfn = rnd_vec(s->E, 1.0f, 0.2f);
+        }
+        if (qwen2 || is_glm(s)) {
             L->bq = rnd_vec((size_t)s->H * s->D, 0.0f, 0.3f);
             L->bk = rnd_vec((size_t)s->K * s->D, 0.0f, 0.3f);
             L->bv = rnd_vec((size_t)s->K * s->D, 0.0f, 0.3f);
@@ -158,7 +166,7 @@ static void ref_free(ref_model_t *m) {
     for (int l = 0; l < m->s.L; l++) {
         ref_layer_t *L = &m->l[l];
         float *ps[] = {L->an, L->fn, L->qn, L->kn, L->bq, L->bk, L->bv, L->wq, L->wk,
-                       L->wv, L->wo, L->wg, L->wu, L->wd, L->wr, L->xg, L->xu, L->xd};
+                       L->wv, L->wo, L->wg, L->wu, L->wd, L->wr, L->xg, L->xu, L->xd, L->pan, L->pfn};
         for (size_t i = 0; i < SL_ARRAY_LEN(ps); i++) free(ps[i]);
     }
     free(m->l);
@@ -223,13 +231,14 @@ static int write_model(const ref_model_t *m, const char *path, const char *skip,
     CHECK(gguf_writer_set_str(w, "general.name", "test") == 0);
     set_u32(w, a, "context_length", (uint32_t)s->ctx);
     set_u32(w, a, "embedding_length", (uint32_t)s->E);
-    set_u32(w, a, "block_count", (uint32_t)s->L);
+    set_u32(w, a, "block_count", (uint32_t)(s->L + s->nextn));
+    if (s->nextn) set_u32(w, a, "nextn_predict_layers", (uint32_t)s->nextn);
     set_u32(w, a, "feed_forward_length", (uint32_t)s->F);
     set_u32(w, a, "attention.head_count", (uint32_t)s->H);
     set_u32(w, a, "attention.head_count_kv", (uint32_t)s->K);
     set_u32(w, a, "attention.key_length", (uint32_t)s->D);
     set_u32(w, a, "attention.value_length", (uint32_t)s->D);
-    set_u32(w, a, "rope.dimension_count", (uint32_t)s->D);
+    set_u32(w, a, "rope.dimension_count", (uint32_t)(is_glm(s) ? s->D / 2 : s->D));
     set_f32(w, a, "attention.layer_norm_rms_epsilon", (float)m->eps);
     set_f32(w, a, "rope.freq_base", (float)m->base);
     if (s->NE) {
@@ -266,13 +275,33 @@ static int write_model(const ref_model_t *m, const char *path, const char *skip,
         ADD_VEC(NM("ffn_norm.weight"), L->fn, s->E);
         float *wq = llama ? permute_rows(L->wq, s->H, s->D, s->E) : L->wq;
         float *wk = llama ? permute_rows(L->wk, s->K, s->D, s->E) : L->wk;
-        ADD_MAT(NM("attn_q.weight"), wq, s->H * s->D, s->E);
-        ADD_MAT(NM("attn_k.weight"), wk, s->K * s->D, s->E);
+        const int QD = s->H * s->D, KD = s->K * s->D;
+        if (!strcmp(a, "chatglm")) { /* one fused QKV matrix and bias */
+            float *qkv = malloc(sizeof(float) * (size_t)(QD + 2 * KD) * s->E);
+            float *b = malloc(sizeof(float) * (size_t)(QD + 2 * KD));
+            memcpy(qkv, L->wq, sizeof(float) * (size_t)QD * s->E);
+            memcpy(qkv + (size_t)QD * s->E, L->wk, sizeof(float) * (size_t)KD * s->E);
+            memcpy(qkv + (size_t)(QD + KD) * s->E, L->wv, sizeof(float) * (size_t)KD * s->E);
+            memcpy(b, L->bq, sizeof(float) * (size_t)QD);
+            memcpy(b + QD, L->bk, sizeof(float) * (size_t)KD);
+            memcpy(b + QD + KD, L->bv, sizeof(float) * (size_t)KD);
+            ADD_MAT(NM("attn_qkv.weight"), qkv, QD + 2 * KD, s->E);
+            ADD_VEC(NM("attn_qkv.bias"), b, QD + 2 * KD);
+            free(qkv);
+            free(b);
+        } else {
+            ADD_MAT(NM("attn_q.weight"), wq, QD, s->E);
+            ADD_MAT(NM("attn_k.weight"), wk, KD, s->E);
+            ADD_MAT(NM("attn_v.weight"), L->wv, KD, s->E);
+        }
         if (llama) {
             free(wq);
             free(wk);
         }
-        ADD_MAT(NM("attn_v.weight"), L->wv, s->K * s->D, s->E);
+        if (L->pan) {
+            ADD_VEC(NM("post_attention_norm.weight"), L->pan, s->E);
+            ADD_VEC(NM("post_ffw_norm.weight"), L->pfn, s->E);
+        }
         ADD_MAT(NM("attn_output.weight"), L->wo, s->E, s->H * s->D);
         if (L->wr) {
 #define ADD_EXP(nm, data, no, ni, k, t)                                                                    \
@@ -285,12 +314,19 @@ static int write_model(const ref_model_t *m, const char *path, const char *skip,
             ADD_EXP("ffn_up_exps.weight", L->xu, s->FE, s->E, s->NE, s->wtype);
             ADD_EXP("ffn_down_exps.weight", L->xd, s->E, s->FE, s->NE, s->wtype);
 #undef ADD_EXP
+        } else if (is_glm(s)) { /* gate rows then up rows in one ffn_up */
+            float *gu = malloc(sizeof(float) * (size_t)2 * s->F * s->E);
+            memcpy(gu, L->wg, sizeof(float) * (size_t)s->F * s->E);
+            memcpy(gu + (size_t)s->F * s->E, L->wu, sizeof(float) * (size_t)s->F * s->E);
+            ADD_MAT(NM("ffn_up.weight"), gu, 2 * s->F, s->E);
+            ADD_MAT(NM("ffn_down.weight"), L->wd, s->E, s->F);
+            free(gu);
         } else {
             ADD_MAT(NM("ffn_gate.weight"), L->wg, s->F, s->E);
             ADD_MAT(NM("ffn_up.weight"), L->wu, s->F, s->E);
             ADD_MAT(NM("ffn_down.weight"), L->wd, s->E, s->F);
         }
-        if (L->bq) {
+        if (L->bq && strcmp(a, "chatglm")) {
             ADD_VEC(NM("attn_q.bias"), L->bq, s->H * s->D);
             ADD_VEC(NM("attn_k.bias"), L->bk, s->K * s->D);
             ADD_VEC(NM("attn_v.bias"), L->bv, s->K * s->D);
@@ -399,6 +435,22 @@ static void ref_moe(const spec_t *s, const ref_layer_t *L, const double *x, doub
     free(p), free(y), free(used);
 }
 
+/* GLM's rotary embedding (HF Glm4 / ChatGLM): the first R = D/2 dims of
+ * each head rotated in adjacent pairs (2j, 2j+1) by pos · base^(-2j/R);
+ * the rest pass through. */
+static void ref_rope_glm(const ref_model_t *m, double *v, int n_heads, int pos) {
+    const int D = m->s.D, R = D / 2;
+    for (int j = 0; j < R / 2; j++) {
+        const double th = pos * pow(m->base, -2.0 * j / R), c = cos(th), sn = sin(th);
+        for (int h = 0; h < n_heads; h++) {
+            double *x = v + (size_t)h * D;
+            const double a = x[2 * j], b = x[2 * j + 1];
+            x[2 * j] = a * c - b * sn;
+            x[2 * j + 1] = b * c + a * sn;
+        }
+    }
+}
+
 /* All positions' logits of tokens[0..n): out is n × V. */
 static void ref_forward(const ref_model_t *m, const int32_t *tok, int n, double *out) {
     const spec_t *s = &m->s;
@@ -427,8 +479,13 @@ static void ref_forward(const ref_model_t *m, const int32_t *tok, int n, double 
                 for (int h = 0; h < H; h++) ref_rmsnorm(qt + h * D, qt + h * D, L->qn, D, m->eps);
                 for (int h = 0; h < K; h++) ref_rmsnorm(kt + h * D, kt + h * D, L->kn, D, m->eps);
             }
-            ref_rope(m, qt, H, t);
-            ref_rope(m, kt, K, t);
+            if (is_glm(s)) {
+                ref_rope_glm(m, qt, H, t);
+                ref_rope_glm(m, kt, K, t);
+            } else {
+                ref_rope(m, qt, H, t);
+                ref_rope(m, kt, K, t);
+            }
         }
         for (int t = 0; t < n; t++) {
             for (int h = 0; h < H; h++) {
@@ -448,6 +505,7 @@ static void ref_forward(const ref_model_t *m, const int32_t *tok, int n, double 
                 }
             }
             ref_matvec(o, L->wo, att, E, QD);
+            if (L->pan) ref_rmsnorm(o, o, L->pan, E, m->eps);
             for (int i = 0; i < E; i++) x[(size_t)t * E + i] += o[i];
         }
         for (int t = 0; L->wr && t < n; t++) {
@@ -461,6 +519,7 @@ static void ref_forward(const ref_model_t *m, const int32_t *tok, int n, double 
             ref_matvec(u, L->wu, xn, F, E);
             for (int i = 0; i < F; i++) g[i] = g[i] / (1 + exp(-g[i])) * u[i];
             ref_matvec(o, L->wd, g, E, F);
+            if (L->pfn) ref_rmsnorm(o, o, L->pfn, E, m->eps);
             for (int i = 0; i < E; i++) x[(size_t)t * E + i] += o[i];
         }
     }
@@ -621,6 +680,24 @@ static void test_qwen3moe(void) {
     run_case("qwen3moe q8_0 5x3 tied", &s, 4e-2, SL_TYPE_F32, 1);
 }
 
+/* GLM: RoPE over the first half of each head in adjacent pairs (no row
+ * permutation), gate+up in one ffn_up; chatglm's fused QKV + bias, glm4's
+ * separate q/k/v with biases and its post-attention / post-FFN norms */
+static void test_glm(void) {
+    spec_t s = base_spec("chatglm");
+    run_case("chatglm f32 fused qkv", &s, 1e-4, SL_TYPE_F32, 2);
+    s = base_spec("glm4");
+    s.H = 8, s.K = 2;
+    run_case("glm4 f32 post norms gqa4", &s, 1e-4, SL_TYPE_F32, 1);
+    s.wtype = SL_TYPE_Q8_0, s.tied = true;
+    run_case("glm4 q8_0 tied", &s, 4e-2, SL_TYPE_F16, 2);
+    /* a trailing next-token-prediction layer (its tensors absent here) is
+     * not part of the forward pass */
+    s = base_spec("glm4");
+    s.nextn = 1;
+    run_case("glm4 f32 nextn layer", &s, 1e-4, SL_TYPE_F32, 1);
+}
+
 static void test_f16_and_q8(void) {
     spec_t s = base_spec("qwen3");
     s.wtype = SL_TYPE_F16;
@@ -678,6 +755,9 @@ static void expect_load_error(const char *arch, const char *skip, const char *ba
 }
 
 static void test_validation(void) {
+    expect_load_error("glm4", "blk.1.post_ffw_norm.weight", NULL, "blk.1.post_ffw_norm.weight");
+    expect_load_error("chatglm", NULL, "blk.0.attn_qkv.weight", "shape");
+    expect_load_error("chatglm", NULL, "blk.1.ffn_up.weight", "2·n_ff");
     expect_load_error("qwen3moe", "blk.1.ffn_down_exps.weight", NULL, "blk.1.ffn_down_exps.weight");
     expect_load_error("qwen3moe", "blk.0.ffn_gate_inp.weight", NULL, "blk.0.ffn_gate_inp.weight");
     expect_load_error("qwen3moe", NULL, "blk.0.ffn_up_exps.weight", "shape");
@@ -716,6 +796,13 @@ static void test_quant_plan(void) {
     CHECK(model_qplan_type(&p, "blk.0.attn_norm.weight", 1, 1024) == SL_TYPE_F32);
     CHECK(model_qplan_type(&p, "blk.0.attn_q.bias", 1, 1024) == SL_TYPE_F32);
     CHECK(model_qplan_type(&p, "blk.3.attn_q.weight", 2, 1024) == SL_TYPE_Q4_K);
+    /* fused QKV one step up (llama.cpp's attn_qkv rule); the MoE router
+     * stays F32; expert down projections follow ffn_down's layer rule */
+    CHECK(model_qplan_type(&p, "blk.3.attn_qkv.weight", 2, 1024) == SL_TYPE_Q5_K);
+    CHECK(model_qplan_type(&p, "blk.3.ffn_gate_inp.weight", 2, 1024) == SL_TYPE_F32);
+    CHECK(model_qplan_type(&p, "blk.0.ffn_down_exps.weight", 3, 1024) == SL_TYPE_Q6_K);
+    CHECK(model_qplan_type(&p, "blk.4.ffn_down_exps.weight", 3, 1024) == SL_TYPE_Q4_K);
+    CHECK(model_qplan_type(&p, "blk.4.ffn_up_exps.weight", 3, 1024) == SL_TYPE_Q4_K);
     CHECK(model_qplan_type(&p, "blk.3.attn_q.weight", 2, 896) == SL_TYPE_Q5_0);
     /* use_more_bits(i, 24): i < 3, i >= 21, (i - 3) % 3 == 2 */
     int more[] = {0, 1, 2, 5, 8, 11, 14, 17, 20, 21, 22, 23};
@@ -924,6 +1011,7 @@ int main(void) {
     RUN(test_qwen3_f32);
     RUN(test_internlm2_f32);
     RUN(test_qwen3moe);
+    RUN(test_glm);
     RUN(test_f16_and_q8);
     RUN(test_long_prefill);
     RUN(test_validation);

@@ -4,9 +4,10 @@
  * llama.cpp's converter writes them), optionally with a real tokenizer
  * imported from a Hugging Face tokenizer.json + tokenizer_config.json.
  *
- *   silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen3moe|chatglm|glm4 --out F.gguf [--vocab N]
+ *   silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4 --out F.gguf [--vocab N]
  *       [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N]
- *       [--experts N --experts-used K --expert-ffn N]  (qwen3moe)
+ *       [--experts N --experts-used K --expert-ffn N]  (qwen2moe, qwen3moe)
+ *       [--shared-ffn N]                               (qwen2moe's shared expert)
  *       [--ctx N] [--tied|--untied] [--type f32|f16|q8_0|q4_K_M|...]
  *       [--seed S] [--tokenizer DIR] [--chat-template FILE] [--name NAME] [--rope-base F]
  *       [--rope-scaling linear|yarn --rope-factor F --rope-orig-ctx N]
@@ -34,17 +35,18 @@
 typedef struct mk {
     const char *arch, *out, *type, *tokenizer, *name, *scaling, *chat_template;
     long vocab, embd, layers, heads, kv_heads, head_dim, ffn, ctx, seed, threads, orig_ctx;
-    long experts, experts_used, expert_ffn;
+    long experts, experts_used, expert_ffn, shared_ffn;
     int tied; /* -1: default */
     double rope_base, rope_factor, eps;
 } mk_t;
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen3moe|chatglm|glm4 --out F.gguf [--vocab N]\n"
+            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4 --out F.gguf [--vocab N]\n"
             "         [--embd N]"
             "         [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N] [--ctx N] [--tied|--untied]\n"
-            "         [--experts N --experts-used K --expert-ffn N] (qwen3moe; default 8, 2, ffn / 2)\n"
+            "         [--experts N --experts-used K --expert-ffn N] (qwen2moe, qwen3moe; default 8, 2, ffn / 2)\n"
+            "         [--shared-ffn N] (qwen2moe's shared expert; default ffn)\n"
             "         [--type f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q2_K|q3_K_S|q3_K_M|q3_K_L|q4_K|q4_K_S|q4_K_M\n"
             "                 |q5_K|q5_K_S|q5_K_M|q6_K|iq4_nl|iq4_xs] [--seed S]\n"
             "         [--tokenizer DIR] [--chat-template FILE] [--name NAME] [--rope-base F] [--rope-scaling linear|yarn]\n"
@@ -175,6 +177,7 @@ static int parse(mk_t *m, int argc, char **argv) {
                   : !strcmp(a, "--experts") ? &m->experts
                   : !strcmp(a, "--experts-used") ? &m->experts_used
                   : !strcmp(a, "--expert-ffn") ? &m->expert_ffn
+                  : !strcmp(a, "--shared-ffn") ? &m->shared_ffn
                   : (!strcmp(a, "-t") || !strcmp(a, "--threads")) ? &m->threads
                                                                    : NULL;
         const char **s = !strcmp(a, "--arch")           ? &m->arch
@@ -226,11 +229,13 @@ int cmd_mkmodel(int argc, char **argv) {
         usage();
         return 2;
     }
-    const bool moe = !strcmp(m.arch, "qwen3moe"), glm4 = !strcmp(m.arch, "glm4");
+    const bool qwen2moe = !strcmp(m.arch, "qwen2moe");
+    const bool moe = !strcmp(m.arch, "qwen3moe") || qwen2moe, glm4 = !strcmp(m.arch, "glm4");
     const bool chatglm = !strcmp(m.arch, "chatglm"), glm = glm4 || chatglm;
     const bool llama_rope = !strcmp(m.arch, "llama") || !strcmp(m.arch, "internlm2") || glm;
     if (!llama_rope && !moe && strcmp(m.arch, "qwen2") && strcmp(m.arch, "qwen3")) {
-        fprintf(stderr, "silica mkmodel: --arch must be llama, internlm2, qwen2, qwen3, qwen3moe, chatglm or glm4\n");
+        fprintf(stderr,
+                "silica mkmodel: --arch must be llama, internlm2, qwen2, qwen3, qwen2moe, qwen3moe, chatglm or glm4\n");
         return 2;
     }
     if (m.rope_base == 0) m.rope_base = llama_rope ? 10000.0 : 1000000.0;
@@ -243,7 +248,12 @@ int cmd_mkmodel(int argc, char **argv) {
             return 2;
         }
     } else if (m.experts || m.experts_used || m.expert_ffn) {
-        fprintf(stderr, "silica mkmodel: --experts, --experts-used and --expert-ffn are for qwen3moe\n");
+        fprintf(stderr, "silica mkmodel: --experts, --experts-used and --expert-ffn are for qwen2moe and qwen3moe\n");
+        return 2;
+    }
+    if (qwen2moe && m.shared_ffn == 0) m.shared_ffn = m.ffn;
+    if (!qwen2moe && m.shared_ffn) {
+        fprintf(stderr, "silica mkmodel: --shared-ffn is for qwen2moe\n");
         return 2;
     }
     if (m.head_dim == 0) m.head_dim = m.heads ? m.embd / m.heads : 0;
@@ -308,6 +318,7 @@ int cmd_mkmodel(int argc, char **argv) {
         bad |= set_key_u32(o.w, A, "expert_count", m.experts);
         bad |= set_key_u32(o.w, A, "expert_used_count", m.experts_used);
         bad |= set_key_u32(o.w, A, "expert_feed_forward_length", m.expert_ffn);
+        if (qwen2moe) bad |= set_key_u32(o.w, A, "expert_shared_feed_forward_length", m.shared_ffn);
     }
     if (m.scaling) {
         char key[128];
@@ -378,11 +389,17 @@ int cmd_mkmodel(int argc, char **argv) {
                     add_random3(&o, T("ffn_up_exps.weight"), E, FX, X, 0, sd) ||
                     add_random3(&o, T("ffn_down_exps.weight"), FX, E, X, 0, sd)))
             goto oom;
-        if (!strcmp(A, "qwen2") &&
+        const long FS = m.shared_ffn;
+        if (qwen2moe && (add_random(&o, T("ffn_gate_inp_shexp.weight"), E, 0, 0, sd) ||
+                         add_random(&o, T("ffn_gate_shexp.weight"), E, FS, 0, sd) ||
+                         add_random(&o, T("ffn_up_shexp.weight"), E, FS, 0, sd) ||
+                         add_random(&o, T("ffn_down_shexp.weight"), FS, E, 0, sd)))
+            goto oom;
+        if ((!strcmp(A, "qwen2") || qwen2moe) &&
             (add_random(&o, T("attn_q.bias"), QD, 0, 0, sd) || add_random(&o, T("attn_k.bias"), KD, 0, 0, sd) ||
              add_random(&o, T("attn_v.bias"), KD, 0, 0, sd)))
             goto oom;
-        if ((!strcmp(A, "qwen3") || moe) && (add_random(&o, T("attn_q_norm.weight"), m.head_dim, 0, 1, sd) ||
+        if ((!strcmp(A, "qwen3") || (moe && !qwen2moe)) && (add_random(&o, T("attn_q_norm.weight"), m.head_dim, 0, 1, sd) ||
                                     add_random(&o, T("attn_k_norm.weight"), m.head_dim, 0, 1, sd)))
             goto oom;
 #undef T

@@ -1,5 +1,5 @@
 /*
- * model.c — llama-family models (llama, internlm2, qwen2, qwen3, qwen3moe, chatglm, glm4) from GGUF: loading and
+ * model.c — llama-family models (llama, internlm2, qwen2, qwen3, qwen2moe, qwen3moe, chatglm, glm4) from GGUF: loading and
  * validating hyper-parameters and weights, the KV cache, and the forward pass
  * over a batch of tokens.
  *
@@ -28,7 +28,8 @@
  *   xn = rmsnorm(x) * ffn_norm
  *   x += Wdown (silu(Wgate xn) * Wup xn)                (glm4: rmsnorm(...) * post_ffw_norm)
  *   (qwen3moe: x += Σ over the token's top-k experts e of the router's
- *    softmax, renormalized: w_e · Wdown_e (silu(Wgate_e xn) * Wup_e xn))
+ *    softmax, renormalized: w_e · Wdown_e (silu(Wgate_e xn) * Wup_e xn);
+ *    qwen2moe: not renormalized, + sigmoid(g · xn) · the shared expert)
  *
  * and at the end logits = Wout rmsnorm(x) * output_norm (Wout = token_embd
  * when the output is tied).
@@ -69,6 +70,7 @@ typedef struct sl_wt {
 typedef struct sl_layer {
     float *attn_norm, *ffn_norm;
     float *post_attn_norm, *post_ffn_norm; /* glm4: on the attention / FFN output before the residual add */
+    float *shexp_gate;                     /* qwen2moe: n_embd; the shared expert's weight is sigmoid(this · xn) */
     float *q_norm, *k_norm;     /* qwen3 */
     float *bq, *bk, *bv, *bo;   /* optional biases */
     sl_wt_t wq, wk, wv, wo;
@@ -171,13 +173,15 @@ static int dim_ok(uint32_t v, const char *what, char *err, size_t errlen) {
     return 0;
 }
 
-/* The mixture-of-experts keys (qwen3moe): expert_count, expert_used_count,
- * expert_feed_forward_length (default n_ff / n_expert_used, as llama.cpp
- * reads it), expert_weights_scale (optional). Qwen3-MoE renormalizes the
- * chosen experts' weights. Dense architectures keep 0 experts. */
+/* The mixture-of-experts keys (qwen3moe, qwen2moe): expert_count,
+ * expert_used_count, expert_feed_forward_length (default n_ff /
+ * n_expert_used, as llama.cpp reads it), expert_weights_scale (optional);
+ * qwen2moe's expert_shared_feed_forward_length (default n_ff). Qwen3-MoE
+ * renormalizes the chosen experts' weights, Qwen2-MoE does not. Dense
+ * architectures keep 0 experts. */
 static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_t errlen) {
     hp->expert_scale = 1.0f;
-    if (hp->arch != SL_ARCH_QWEN3MOE) return 0;
+    if (hp->arch != SL_ARCH_QWEN3MOE && hp->arch != SL_ARCH_QWEN2MOE) return 0;
     const char *arch = hp->arch_name;
     uint32_t ne, nu, ffe;
     if (key_u32(f, arch, "expert_count", true, 0, &ne, err, errlen) ||
@@ -198,7 +202,14 @@ static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
     hp->n_expert = (int)ne;
     hp->n_expert_used = (int)nu;
     hp->n_ff_exp = (int)ffe;
-    hp->expert_norm = true;
+    hp->expert_norm = hp->arch == SL_ARCH_QWEN3MOE;
+    if (hp->arch == SL_ARCH_QWEN2MOE) {
+        uint32_t fsh;
+        if (key_u32(f, arch, "expert_shared_feed_forward_length", false, (uint32_t)hp->n_ff, &fsh, err, errlen) ||
+            dim_ok(fsh, "expert_shared_feed_forward_length", err, errlen))
+            return -1;
+        hp->n_ff_shexp = (int)fsh;
+    }
     hp->expert_scale = scale > 0.0f ? scale : 1.0f;
     return 0;
 }
@@ -223,14 +234,16 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
         hp->arch = SL_ARCH_QWEN3;
     else if (!strcmp(arch, "qwen3moe"))
         hp->arch = SL_ARCH_QWEN3MOE;
+    else if (!strcmp(arch, "qwen2moe"))
+        hp->arch = SL_ARCH_QWEN2MOE;
     else if (!strcmp(arch, "chatglm"))
         hp->arch = SL_ARCH_CHATGLM;
     else if (!strcmp(arch, "glm4"))
         hp->arch = SL_ARCH_GLM4;
     else
         return sl_err(err, errlen,
-                      "unsupported architecture '%s' (supported: llama, internlm2, qwen2, qwen3, qwen3moe, chatglm, "
-                      "glm4)",
+                      "unsupported architecture '%s' (supported: llama, internlm2, qwen2, qwen3, qwen2moe, qwen3moe, "
+                      "chatglm, glm4)",
                       arch);
 
     uint32_t ctx, embd, nl, ff, nh, nkv, kl, vl, nrot;
@@ -694,7 +707,7 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
     const bool qwen2 = hp->arch == SL_ARCH_QWEN2, qwen3 = hp->arch == SL_ARCH_QWEN3 || hp->arch == SL_ARCH_QWEN3MOE;
     const bool moe = hp->n_expert > 0;
     const bool glm4 = hp->arch == SL_ARCH_GLM4, glm = glm4 || hp->arch == SL_ARCH_CHATGLM;
-    const int64_t NE = hp->n_expert, FE = hp->n_ff_exp;
+    const int64_t NE = hp->n_expert, FE = hp->n_ff_exp, FS = hp->n_ff_shexp;
     for (int l = 0; l < hp->n_layer; l++) {
         sl_layer_t *L = &m->layers[l];
         char n[96];
@@ -727,6 +740,14 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
                                  errlen) ||
                      get_experts(m, NAME("ffn_down_exps.weight"), FE, E, "n_ff_exp × n_embd × n_expert", &L->xdown,
                                  err, errlen))) ||
+            (FS && (get_vector(m, NAME("ffn_gate_inp_shexp.weight"), E, "n_embd", true, &L->shexp_gate, err,
+                               errlen) ||
+                    get_matrix(m, NAME("ffn_gate_shexp.weight"), E, FS, "n_embd × n_ff_shexp", true, &L->gate, err,
+                               errlen) ||
+                    get_matrix(m, NAME("ffn_up_shexp.weight"), E, FS, "n_embd × n_ff_shexp", true, &L->up, err,
+                               errlen) ||
+                    get_matrix(m, NAME("ffn_down_shexp.weight"), FS, E, "n_ff_shexp × n_embd", true, &L->down, err,
+                               errlen))) ||
             get_vector(m, NAME("attn_output.bias"), E, "n_embd", false, &L->bo, err, errlen) ||
             get_vector(m, NAME("attn_q_norm.weight"), D, "head_dim", qwen3, &L->q_norm, err, errlen) ||
             get_vector(m, NAME("attn_k_norm.weight"), D, "head_dim", qwen3, &L->k_norm, err, errlen) ||
@@ -764,6 +785,7 @@ void model_free(sl_model_t *m) {
             free(L->bk);
             free(L->bv);
             free(L->bo);
+            free(L->shexp_gate);
             free(L->post_attn_norm);
             free(L->post_ffn_norm);
             free(L->xgate);
@@ -940,7 +962,8 @@ static int scratch_reserve(sl_model_t *m, int n_tok, size_t n_scores, int n_out,
     const sl_hparams_t *hp = &m->hp;
     if (n_tok > s->cap_tok) {
         const size_t E = (size_t)hp->n_embd, QD = (size_t)hp->n_head * (size_t)hp->head_dim,
-                     KD = (size_t)hp->n_head_kv * (size_t)hp->head_dim, F = (size_t)hp->n_ff;
+                     KD = (size_t)hp->n_head_kv * (size_t)hp->head_dim,
+                     F = (size_t)SL_MAX(hp->n_ff, hp->n_ff_shexp);
         const size_t NE = (size_t)hp->n_expert, KU = (size_t)hp->n_expert_used, FE = (size_t)hp->n_ff_exp;
         const size_t per_tok = 2 * E + 2 * QD + 2 * KD + 2 * F + (NE ? NE + 2 * KU + 3 * E + 2 * FE : 0);
         float *b = malloc(per_tok * (size_t)n_tok * sizeof(float));
@@ -1212,6 +1235,21 @@ static void moe_ffn(sl_model_t *m, sl_pool_t *pool, const sl_layer_t *L, int n_t
             float *acc = s->moe_sum + (size_t)s->moe_tok[lo + i] * E;
             const float *y = s->moe_y + (size_t)i * E, w = s->moe_gw[lo + i];
             for (int d = 0; d < E; d++) acc[d] += w * y[d];
+        }
+    }
+    if (L->shexp_gate) { /* qwen2moe: + sigmoid(g · xn) · shared expert(xn) */
+        const sl_mm_t gu[2] = {mm_of(&L->gate, s->gate), mm_of(&L->up, s->up)};
+        sl_matmul_multi(pool, gu, 2, E, s->xn, n_tok);
+        struct swiglu_job sj = {s->gate, s->up, (size_t)n_tok * (size_t)hp->n_ff_shexp, 0};
+        sl_pool_run_elastic(pool, swiglu_worker, &sj);
+        matmul_w(pool, &L->down, s->gate, n_tok, s->moe_y);
+        for (int t = 0; t < n_tok; t++) {
+            const float *xt = s->xn + (size_t)t * E, *y = s->moe_y + (size_t)t * E;
+            float g = 0.0f;
+            for (int d = 0; d < E; d++) g += L->shexp_gate[d] * xt[d];
+            g = 1.0f / (1.0f + expf(-g));
+            float *acc = s->moe_sum + (size_t)t * E;
+            for (int d = 0; d < E; d++) acc[d] += g * y[d];
         }
     }
     struct add_job aj = {s->x, s->moe_sum, NULL, (size_t)n_tok * (size_t)E, (size_t)E};

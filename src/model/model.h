@@ -5,7 +5,8 @@
  * Architectures: llama (Llama 2/3, Mistral, DeepSeek-Coder v1), internlm2
  * (the llama layout under its own key prefix), qwen2 (q/k/v biases), qwen3
  * (q/k RMS norm), qwen3moe (qwen3 attention, a routed mixture of experts in
- * place of the dense FFN), chatglm and glm4 (fused QKV and gate+up
+ * place of the dense FFN), qwen2moe (qwen2 attention, routed experts plus
+ * a sigmoid-gated shared expert), chatglm and glm4 (fused QKV and gate+up
  * matrices, RoPE over the first half of each head; glm4 adds norms after
  * attention and after the FFN); tied or untied output.
  *
@@ -28,6 +29,7 @@ typedef enum sl_arch {
     SL_ARCH_QWEN2,
     SL_ARCH_QWEN3,
     SL_ARCH_QWEN3MOE,
+    SL_ARCH_QWEN2MOE, /* Qwen1.5-MoE, Qwen2-57B-A14B: routed experts plus a gated shared expert */
     SL_ARCH_CHATGLM, /* GLM-4-9B-chat, ChatGLM3 */
     SL_ARCH_GLM4     /* GLM-4-0414 */
 } sl_arch_t;
@@ -47,6 +49,7 @@ typedef struct sl_hparams {
      * token's FFN is the weighted sum of n_expert_used of n_expert experts
      * of n_ff_exp hidden units, chosen by the router's softmax top-k */
     int n_expert, n_expert_used, n_ff_exp;
+    int n_ff_shexp;      /* qwen2moe: the shared expert's hidden size (0: none) */
     bool expert_norm;    /* the chosen weights renormalized to sum 1 */
     float expert_scale;  /* then multiplied by this (1 = none) */
     float norm_eps;

@@ -119,7 +119,8 @@ static sl_type_t mixed_type(const model_qplan_t *p, const char *name, int64_t n_
         default: return p->base;
         }
     }
-    if (ends_with(name, ".ffn_down.weight") || ends_with(name, ".ffn_down_exps.weight")) {
+    if (ends_with(name, ".ffn_down.weight") || ends_with(name, ".ffn_down_exps.weight") ||
+        ends_with(name, ".ffn_down_shexp.weight")) {
         switch (ft) {
         case FT_Q2_K: return SL_TYPE_Q3_K;
         case FT_Q3_K_M: return l < n / 16 ? SL_TYPE_Q5_K : SL_TYPE_Q4_K;

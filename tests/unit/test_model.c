@@ -1,7 +1,7 @@
 /* deps: base gguf kernels model */
 /*
  * test_model.c — the forward pass of llama / internlm2 / qwen2 / qwen3 /
- * qwen3moe / chatglm / glm4 against an
+ * qwen2moe / qwen3moe / chatglm / glm4 against an
  * independent reference written here plainly, in double precision, in the
  * Hugging Face convention (rotate-halves RoPE, unpermuted Q/K rows).
  *
@@ -43,7 +43,7 @@ static float rnd_sym(float a) { return (float)((rnd_uniform() * 2.0 - 1.0) * a);
 typedef enum { SCALE_NONE, SCALE_LINEAR, SCALE_YARN, SCALE_LLAMA3 } scale_kind_t;
 
 typedef struct {
-    const char *arch; /* llama | internlm2 | qwen2 | qwen3 | qwen3moe | chatglm | glm4 */
+    const char *arch; /* llama | internlm2 | qwen2 | qwen3 | qwen2moe | qwen3moe | chatglm | glm4 */
     int V, E, L, H, K, D, F, ctx;
     int NE, KU, FE; /* qwen3moe: experts, used per token, expert hidden size */
     int nextn;      /* glm4: extra trailing (multi-token prediction) layers in block_count, skipped */
@@ -59,6 +59,7 @@ typedef struct {
     float *wq, *wk, *wv, *wo, *wg, *wu, *wd; /* HF order: [n_out][n_in] */
     float *wr, *xg, *xu, *xd;                /* MoE: router [NE][E]; experts [NE][FE][E], [NE][E][FE] */
     float *pan, *pfn;                        /* glm4: post-attention and post-FFN norms */
+    float *wsg;                              /* qwen2moe: shared expert gate [E] (wg/wu/wd: the shared expert) */
 } ref_layer_t;
 
 typedef struct {
@@ -69,6 +70,7 @@ typedef struct {
 } ref_model_t;
 
 static bool is_glm(const spec_t *s) { return !strcmp(s->arch, "chatglm") || !strcmp(s->arch, "glm4"); }
+static bool is_moe(const spec_t *s) { return !strcmp(s->arch, "qwen3moe") || !strcmp(s->arch, "qwen2moe"); }
 
 static float *rnd_vec(size_t n, float center, float a) {
     float *v = malloc(n * sizeof(float));
@@ -123,8 +125,8 @@ static void ref_init(ref_model_t *m, const spec_t *s, uint64_t seed) {
         m->rope_freqs = malloc(sizeof(float) * (size_t)(s->D / 2));
         for (int i = 0; i < s->D / 2; i++) m->rope_freqs[i] = 1.0f + (float)i * 0.7f;
     }
-    bool qwen2 = !strcmp(s->arch, "qwen2"), moe = !strcmp(s->arch, "qwen3moe");
-    bool qwen3 = !strcmp(s->arch, "qwen3") || moe;
+    bool q2moe = !strcmp(s->arch, "qwen2moe"), qwen2 = !strcmp(s->arch, "qwen2") || q2moe, moe = is_moe(s);
+    bool qwen3 = !strcmp(s->arch, "qwen3") || !strcmp(s->arch, "qwen3moe");
     m->l = calloc((size_t)s->L, sizeof *m->l);
     for (int l = 0; l < s->L; l++) {
         ref_layer_t *L = &m->l[l];
@@ -141,7 +143,9 @@ static void ref_init(ref_model_t *m, const spec_t *s, uint64_t seed) {
             L->xg = rnd_mat(s->NE * s->FE, s->E, s->wtype);
             L->xu = rnd_mat(s->NE * s->FE, s->E, s->wtype);
             L->xd = rnd_mat(s->NE * s->E, s->FE, s->wtype);
-        } else {
+        }
+        if (q2moe) L->wsg = rnd_vec(s->E, 0.0f, 0.3f);
+        if (!moe || q2moe || s->NE == 0) { /* the dense FFN, or qwen2moe's shared expert */
             L->wg = rnd_mat(s->F, s->E, s->wtype);
             L->wu = rnd_mat(s->F, s->E, s->wtype);
             L->wd = rnd_mat(s->E, s->F, s->wtype);
@@ -166,7 +170,7 @@ static void ref_free(ref_model_t *m) {
     for (int l = 0; l < m->s.L; l++) {
         ref_layer_t *L = &m->l[l];
         float *ps[] = {L->an, L->fn, L->qn, L->kn, L->bq, L->bk, L->bv, L->wq, L->wk,
-                       L->wv, L->wo, L->wg, L->wu, L->wd, L->wr, L->xg, L->xu, L->xd, L->pan, L->pfn};
+                       L->wv, L->wo, L->wg, L->wu, L->wd, L->wr, L->xg, L->xu, L->xd, L->pan, L->pfn, L->wsg};
         for (size_t i = 0; i < SL_ARRAY_LEN(ps); i++) free(ps[i]);
     }
     free(m->l);
@@ -245,6 +249,7 @@ static int write_model(const ref_model_t *m, const char *path, const char *skip,
         set_u32(w, a, "expert_count", (uint32_t)s->NE);
         set_u32(w, a, "expert_used_count", (uint32_t)s->KU);
         set_u32(w, a, "expert_feed_forward_length", (uint32_t)s->FE);
+        if (!strcmp(a, "qwen2moe")) set_u32(w, a, "expert_shared_feed_forward_length", (uint32_t)s->F);
     }
     if (s->scale == SCALE_LINEAR || s->scale == SCALE_YARN) {
         char key[128];
@@ -314,6 +319,12 @@ static int write_model(const ref_model_t *m, const char *path, const char *skip,
             ADD_EXP("ffn_up_exps.weight", L->xu, s->FE, s->E, s->NE, s->wtype);
             ADD_EXP("ffn_down_exps.weight", L->xd, s->E, s->FE, s->NE, s->wtype);
 #undef ADD_EXP
+            if (L->wsg) {
+                ADD_VEC(NM("ffn_gate_inp_shexp.weight"), L->wsg, s->E);
+                ADD_MAT(NM("ffn_gate_shexp.weight"), L->wg, s->F, s->E);
+                ADD_MAT(NM("ffn_up_shexp.weight"), L->wu, s->F, s->E);
+                ADD_MAT(NM("ffn_down_shexp.weight"), L->wd, s->E, s->F);
+            }
         } else if (is_glm(s)) { /* gate rows then up rows in one ffn_up */
             float *gu = malloc(sizeof(float) * (size_t)2 * s->F * s->E);
             memcpy(gu, L->wg, sizeof(float) * (size_t)s->F * s->E);
@@ -429,8 +440,18 @@ static void ref_moe(const spec_t *s, const ref_layer_t *L, const double *x, doub
         ref_matvec(u, L->xu + (size_t)e * FE * E, x, FE, E);
         for (int i = 0; i < FE; i++) g[i] = g[i] / (1 + exp(-g[i])) * u[i];
         ref_matvec(y, L->xd + (size_t)e * E * FE, g, E, FE);
-        const double w = p[e] / z / wsum;
+        const double w = p[e] / z / (L->wsg ? 1.0 : wsum); /* Qwen2-MoE: norm_topk_prob false */
         for (int i = 0; i < E; i++) out[i] += w * y[i];
+    }
+    if (L->wsg) { /* Qwen2MoeSparseMoeBlock's shared expert, gated by sigmoid(x · w) */
+        double gs = 0;
+        for (int i = 0; i < E; i++) gs += (double)L->wsg[i] * x[i];
+        gs = 1.0 / (1.0 + exp(-gs));
+        ref_matvec(g, L->wg, x, s->F, E);
+        ref_matvec(u, L->wu, x, s->F, E);
+        for (int i = 0; i < s->F; i++) g[i] = g[i] / (1 + exp(-g[i])) * u[i];
+        ref_matvec(y, L->wd, g, E, s->F);
+        for (int i = 0; i < E; i++) out[i] += gs * y[i];
     }
     free(p), free(y), free(used);
 }
@@ -627,7 +648,7 @@ static void run_case(const char *label, const spec_t *s, double tol, sl_type_t k
 static spec_t base_spec(const char *arch) {
     spec_t s = {.arch = arch, .V = 96, .E = 64, .L = 2, .H = 4, .K = 2, .D = 16, .F = 96, .ctx = 256,
                 .tied = false, .wtype = SL_TYPE_F32, .scale = SCALE_NONE, .factor = 1, .orig_ctx = 64};
-    if (!strcmp(arch, "qwen3moe")) s.NE = 4, s.KU = 2, s.FE = 32;
+    if (is_moe(&s)) s.NE = 4, s.KU = 2, s.FE = 32;
     return s;
 }
 
@@ -678,6 +699,11 @@ static void test_qwen3moe(void) {
     s.NE = 5, s.KU = 3, s.FE = 64, s.tied = true;
     s.wtype = SL_TYPE_Q8_0;
     run_case("qwen3moe q8_0 5x3 tied", &s, 4e-2, SL_TYPE_F32, 1);
+    /* Qwen2-MoE: weights not renormalized, a sigmoid-gated shared expert,
+     * q/k/v biases, NEOX RoPE */
+    s = base_spec("qwen2moe");
+    s.NE = 6, s.KU = 2, s.FE = 32;
+    run_case("qwen2moe f32 6x2 shared", &s, 1e-4, SL_TYPE_F32, 2);
 }
 
 /* GLM: RoPE over the first half of each head in adjacent pairs (no row
@@ -759,6 +785,8 @@ static void test_validation(void) {
     expect_load_error("chatglm", NULL, "blk.0.attn_qkv.weight", "shape");
     expect_load_error("chatglm", NULL, "blk.1.ffn_up.weight", "2·n_ff");
     expect_load_error("qwen3moe", "blk.1.ffn_down_exps.weight", NULL, "blk.1.ffn_down_exps.weight");
+    expect_load_error("qwen2moe", "blk.1.ffn_gate_inp_shexp.weight", NULL, "blk.1.ffn_gate_inp_shexp.weight");
+    expect_load_error("qwen2moe", NULL, "blk.0.ffn_down_shexp.weight", "shape");
     expect_load_error("qwen3moe", "blk.0.ffn_gate_inp.weight", NULL, "blk.0.ffn_gate_inp.weight");
     expect_load_error("qwen3moe", NULL, "blk.0.ffn_up_exps.weight", "shape");
     spec_t moe = base_spec("qwen3moe");

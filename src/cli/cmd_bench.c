@@ -84,6 +84,7 @@ int cmd_bench(int argc, char **argv) {
     int32_t *prompt = malloc(sizeof(int32_t) * (size_t)p_len);
     float *logits = malloc(sizeof(float) * (size_t)V);
     double *pre = calloc((size_t)reps, sizeof(double)), *dec = calloc((size_t)reps, sizeof(double));
+    model_set_ctx(m, (int)(p_len + n_gen));
     sl_kv_t *kv = model_kv_new(m, (int)(p_len + n_gen), o.kv_type, err, sizeof err);
     if (!prompt || !logits || !pre || !dec || !kv) {
         fprintf(stderr, "silica bench: %s\n", kv ? "out of memory" : err);

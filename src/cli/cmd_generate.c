@@ -131,6 +131,7 @@ int cmd_generate(int argc, char **argv) {
     const int V = model_hparams(m)->n_vocab;
     float *logits = malloc(sizeof(float) * (size_t)V * 2);
     int32_t *out = malloc(sizeof(int32_t) * (size_t)(n_gen + 1));
+    model_set_ctx(m, (int)(o.n_ids + (size_t)n_gen));
     sl_kv_t *kv = model_kv_new(m, (int)(o.n_ids + (size_t)n_gen), o.kv_type, err, sizeof err);
     uint64_t rng = (uint64_t)seed;
     long n_out = 0;

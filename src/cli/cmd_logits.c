@@ -52,6 +52,7 @@ int cmd_logits(int argc, char **argv) {
     const size_t V = (size_t)model_hparams(m)->n_vocab;
     const size_t n_out = all ? o.n_ids : 1;
     float *logits = malloc(sizeof(float) * V * n_out);
+    model_set_ctx(m, (int)o.n_ids);
     sl_kv_t *kv = model_kv_new(m, (int)o.n_ids, o.kv_type, err, sizeof err);
     if (!logits || !kv) {
         fprintf(stderr, "silica logits: %s\n", kv ? "out of memory" : err);

@@ -4,7 +4,7 @@
  * llama.cpp's converter writes them), optionally with a real tokenizer
  * imported from a Hugging Face tokenizer.json + tokenizer_config.json.
  *
- *   silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4 --out F.gguf [--vocab N]
+ *   silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|phi3 --out F.gguf [--vocab N]
  *       [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N]
  *       [--experts N --experts-used K --expert-ffn N]  (qwen2moe, qwen3moe)
  *       [--shared-ffn N]                               (qwen2moe's shared expert)
@@ -42,7 +42,7 @@ typedef struct mk {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4 --out F.gguf [--vocab N]\n"
+            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|phi3 --out F.gguf [--vocab N]\n"
             "         [--embd N]"
             "         [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N] [--ctx N] [--tied|--untied]\n"
             "         [--experts N --experts-used K --expert-ffn N] (qwen2moe, qwen3moe; default 8, 2, ffn / 2)\n"
@@ -231,11 +231,12 @@ int cmd_mkmodel(int argc, char **argv) {
     }
     const bool qwen2moe = !strcmp(m.arch, "qwen2moe");
     const bool moe = !strcmp(m.arch, "qwen3moe") || qwen2moe, glm4 = !strcmp(m.arch, "glm4");
-    const bool chatglm = !strcmp(m.arch, "chatglm"), glm = glm4 || chatglm;
+    const bool chatglm = !strcmp(m.arch, "chatglm"), glm = glm4 || chatglm, phi3 = !strcmp(m.arch, "phi3");
     const bool llama_rope = !strcmp(m.arch, "llama") || !strcmp(m.arch, "internlm2") || glm;
-    if (!llama_rope && !moe && strcmp(m.arch, "qwen2") && strcmp(m.arch, "qwen3")) {
+    if (!llama_rope && !moe && !phi3 && strcmp(m.arch, "qwen2") && strcmp(m.arch, "qwen3")) {
         fprintf(stderr,
-                "silica mkmodel: --arch must be llama, internlm2, qwen2, qwen3, qwen2moe, qwen3moe, chatglm or glm4\n");
+                "silica mkmodel: --arch must be llama, internlm2, qwen2, qwen3, qwen2moe, qwen3moe, chatglm, glm4 or "
+                "phi3\n");
         return 2;
     }
     if (m.rope_base == 0) m.rope_base = llama_rope ? 10000.0 : 1000000.0;
@@ -363,12 +364,12 @@ int cmd_mkmodel(int argc, char **argv) {
         if (add_random(&o, T("attn_norm.weight"), E, 0, 1, sd) || add_random(&o, T("ffn_norm.weight"), E, 0, 1, sd) ||
             add_random(&o, T("attn_output.weight"), QD, E, 0, sd))
             goto oom;
-        /* chatglm: one fused QKV matrix and bias; the others three (glm4
-         * with biases, as GLM-4-0414's converter writes them) */
-        if (chatglm && (add_random(&o, T("attn_qkv.weight"), E, QD + 2 * KD, 0, sd) ||
-                        add_random(&o, T("attn_qkv.bias"), QD + 2 * KD, 0, 0, sd)))
-            goto oom;
-        if (!chatglm && (add_random(&o, T("attn_q.weight"), E, QD, 0, sd) || add_random(&o, T("attn_k.weight"), E, KD, 0, sd) ||
+        /* chatglm: one fused QKV matrix and bias, phi3 one without bias; the
+         * others three (glm4 with biases, as GLM-4-0414's converter writes
+         * them) */
+        if ((chatglm || phi3) && add_random(&o, T("attn_qkv.weight"), E, QD + 2 * KD, 0, sd)) goto oom;
+        if (chatglm && add_random(&o, T("attn_qkv.bias"), QD + 2 * KD, 0, 0, sd)) goto oom;
+        if (!chatglm && !phi3 && (add_random(&o, T("attn_q.weight"), E, QD, 0, sd) || add_random(&o, T("attn_k.weight"), E, KD, 0, sd) ||
                          add_random(&o, T("attn_v.weight"), E, KD, 0, sd)))
             goto oom;
         if (glm4 && (add_random(&o, T("attn_q.bias"), QD, 0, 0, sd) || add_random(&o, T("attn_k.bias"), KD, 0, 0, sd) ||
@@ -376,10 +377,10 @@ int cmd_mkmodel(int argc, char **argv) {
                      add_random(&o, T("post_attention_norm.weight"), E, 0, 1, sd) ||
                      add_random(&o, T("post_ffw_norm.weight"), E, 0, 1, sd)))
             goto oom;
-        /* GLM: gate and up rows in one ffn_up [E, 2F] */
-        if (glm && (add_random(&o, T("ffn_up.weight"), E, 2 * F, 0, sd) || add_random(&o, T("ffn_down.weight"), F, E, 0, sd)))
+        /* GLM, Phi-3: gate and up rows in one ffn_up [E, 2F] */
+        if ((glm || phi3) && (add_random(&o, T("ffn_up.weight"), E, 2 * F, 0, sd) || add_random(&o, T("ffn_down.weight"), F, E, 0, sd)))
             goto oom;
-        if (!moe && !glm && (add_random(&o, T("ffn_gate.weight"), E, F, 0, sd) || add_random(&o, T("ffn_up.weight"), E, F, 0, sd) ||
+        if (!moe && !glm && !phi3 && (add_random(&o, T("ffn_gate.weight"), E, F, 0, sd) || add_random(&o, T("ffn_up.weight"), E, F, 0, sd) ||
                      add_random(&o, T("ffn_down.weight"), F, E, 0, sd)))
             goto oom;
         /* the router scaled up so that the top-k choice is not a coin toss */

@@ -1082,6 +1082,7 @@ eng_t *eng_new(sl_model_t *m, const eng_opts_t *opts, eng_event_fn fn, void *ctx
     if (opts) e->o = *opts;
     if (e->o.n_threads <= 0) e->o.n_threads = 1;
     if (e->o.n_ctx <= 0) e->o.n_ctx = hp->n_ctx_train > 0 ? SL_MIN(hp->n_ctx_train, 4096) : 4096;
+    model_set_ctx(m, e->o.n_ctx);
     if (e->o.max_running <= 0) e->o.max_running = 8;
     if (e->o.max_queued <= 0) e->o.max_queued = 256;
     if (e->o.kv_block <= 0) e->o.kv_block = ENG_KV_BLOCK;

@@ -1,7 +1,8 @@
 /*
- * model.c — llama-family models (llama, internlm2, qwen2, qwen3, qwen2moe, qwen3moe, chatglm, glm4) from GGUF: loading and
- * validating hyper-parameters and weights, the KV cache, and the forward pass
- * over a batch of tokens.
+ * model.c — llama-family models (llama, internlm2, qwen2, qwen3, qwen2moe,
+ * qwen3moe, chatglm, glm4, phi3) from GGUF: loading and validating
+ * hyper-parameters and weights, the KV cache, and the forward pass over a
+ * batch of tokens.
  *
  * Weights stay in the file's mapping; only the small 1-D tensors (norm
  * weights, biases, rope_freqs) are copied into F32 arrays. Every weight
@@ -105,6 +106,7 @@ struct sl_model {
     void *x8_arena; /* the x8 copies of the matrices that have one */
     float *output_norm;
     float *rope_freqs;
+    float *rope_long, *rope_short; /* phi3 LongRoPE factors (both or neither) */
     sl_layer_t *layers;
     struct sl_scratch s;
 };
@@ -240,10 +242,12 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
         hp->arch = SL_ARCH_CHATGLM;
     else if (!strcmp(arch, "glm4"))
         hp->arch = SL_ARCH_GLM4;
+    else if (!strcmp(arch, "phi3"))
+        hp->arch = SL_ARCH_PHI3;
     else
         return sl_err(err, errlen,
                       "unsupported architecture '%s' (supported: llama, internlm2, qwen2, qwen3, qwen2moe, qwen3moe, "
-                      "chatglm, glm4)",
+                      "chatglm, glm4, phi3)",
                       arch);
 
     uint32_t ctx, embd, nl, ff, nh, nkv, kl, vl, nrot;
@@ -339,6 +343,13 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
     r->attn_factor = 1.0f;
     r->beta_fast = 32.0f;
     r->beta_slow = 1.0f;
+    /* phi3 LongRoPE: cos and sin scaled by sqrt(1 + ln(s) / ln(original ctx)),
+     * which the converter writes as rope.scaling.attn_factor */
+    if (hp->arch == SL_ARCH_PHI3) {
+        if (key_f32(f, arch, "rope.scaling.attn_factor", false, 1.0f, &r->attn_factor, err, errlen)) return -1;
+        if (!(r->attn_factor > 0.0f) || !isfinite(r->attn_factor))
+            return sl_err(err, errlen, "%s.rope.scaling.attn_factor must be a positive number", arch);
+    }
     if (r->scaling == SL_ROPE_SCALING_YARN) {
         if (key_f32(f, arch, "rope.scaling.yarn_ext_factor", false, 1.0f, &r->ext_factor, err, errlen) ||
             key_f32(f, arch, "rope.scaling.yarn_attn_factor", false, 1.0f, &r->attn_factor, err, errlen) ||
@@ -624,7 +635,7 @@ static bool x8_enabled(void) {
     return !e || strcmp(e, "0") != 0;
 }
 
-/* GLM's fused attn_qkv [n_embd, q + k + v rows] (and its optional bias),
+/* The fused attn_qkv [n_embd, q + k + v rows] of GLM and Phi-3 (and its optional bias),
  * split into the three matrices as row views and the bias into copies. */
 static int get_fused_qkv(sl_model_t *m, int l, sl_layer_t *L, char *err, size_t errlen) {
     const sl_hparams_t *hp = &m->hp;
@@ -655,7 +666,7 @@ static int get_fused_qkv(sl_model_t *m, int l, sl_layer_t *L, char *err, size_t 
     return 0;
 }
 
-/* GLM's FFN: ffn_up [n_embd, 2·n_ff] holds the gate rows then the up rows
+/* GLM's and Phi-3's FFN: ffn_up [n_embd, 2·n_ff] holds the gate rows then the up rows
  * (silu of the first half times the second), ffn_down [n_ff, n_embd]. */
 static int get_fused_gate_up(sl_model_t *m, int l, sl_layer_t *L, char *err, size_t errlen) {
     const int64_t E = m->hp.n_embd, F = m->hp.n_ff;
@@ -701,18 +712,30 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
                    &m->rope_freqs, err, errlen))
         return -1;
     hp->rope.freq_factors = m->rope_freqs;
+    if (get_vector(m, "rope_factors_long.weight", hp->rope.n_rot / 2, "rope dimension_count / 2", false,
+                   &m->rope_long, err, errlen) ||
+        get_vector(m, "rope_factors_short.weight", hp->rope.n_rot / 2, "rope dimension_count / 2", false,
+                   &m->rope_short, err, errlen))
+        return -1;
+    if ((m->rope_long == NULL) != (m->rope_short == NULL))
+        return sl_err(err, errlen, "rope_factors_long and rope_factors_short must come together");
+    if (m->rope_short) {
+        if (m->rope_freqs) return sl_err(err, errlen, "rope_freqs and LongRoPE factors cannot both be present");
+        hp->rope.freq_factors = m->rope_short;
+    }
 
     m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
     if (!m->layers) return sl_err(err, errlen, "out of memory");
     const bool qwen2 = hp->arch == SL_ARCH_QWEN2, qwen3 = hp->arch == SL_ARCH_QWEN3 || hp->arch == SL_ARCH_QWEN3MOE;
     const bool moe = hp->n_expert > 0;
     const bool glm4 = hp->arch == SL_ARCH_GLM4, glm = glm4 || hp->arch == SL_ARCH_CHATGLM;
+    const bool phi3 = hp->arch == SL_ARCH_PHI3;
     const int64_t NE = hp->n_expert, FE = hp->n_ff_exp, FS = hp->n_ff_shexp;
     for (int l = 0; l < hp->n_layer; l++) {
         sl_layer_t *L = &m->layers[l];
         char n[96];
 #define NAME(s) (snprintf(n, sizeof n, "blk.%d.%s", l, s), n)
-        const bool fused = glm && gguf_find_tensor(m->gf, NAME("attn_qkv.weight")) != NULL;
+        const bool fused = (glm || phi3) && gguf_find_tensor(m->gf, NAME("attn_qkv.weight")) != NULL;
         if (get_vector(m, NAME("attn_norm.weight"), E, "n_embd", true, &L->attn_norm, err, errlen) ||
             get_vector(m, NAME("ffn_norm.weight"), E, "n_embd", true, &L->ffn_norm, err, errlen) ||
             (fused && get_fused_qkv(m, l, L, err, errlen)) ||
@@ -727,8 +750,8 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
               get_vector(m, NAME("attn_v.bias"), KD, "n_head_kv·head_dim", qwen2, &L->bv, err, errlen))) ||
             get_matrix(m, NAME("attn_output.weight"), QD, E, "n_head·head_dim × n_embd", true, &L->wo, err,
                        errlen) ||
-            (glm && get_fused_gate_up(m, l, L, err, errlen)) ||
-            (!moe && !glm &&
+            ((glm || phi3) && get_fused_gate_up(m, l, L, err, errlen)) ||
+            (!moe && !glm && !phi3 &&
              (get_matrix(m, NAME("ffn_gate.weight"), E, F, "n_embd × n_ff", true, &L->gate, err, errlen) ||
               get_matrix(m, NAME("ffn_up.weight"), E, F, "n_embd × n_ff", true, &L->up, err, errlen) ||
               get_matrix(m, NAME("ffn_down.weight"), F, E, "n_ff × n_embd", true, &L->down, err, errlen))) ||
@@ -797,6 +820,8 @@ void model_free(sl_model_t *m) {
     free(m->x8_arena);
     free(m->output_norm);
     free(m->rope_freqs);
+    free(m->rope_long);
+    free(m->rope_short);
     scratch_free(&m->s);
     gguf_close(m->gf);
     free(m);
@@ -825,6 +850,10 @@ sl_model_t *model_load(const char *path, char *err, size_t errlen) {
 }
 
 const sl_hparams_t *model_hparams(const sl_model_t *m) { return &m->hp; }
+
+void model_set_ctx(sl_model_t *m, int n_ctx) {
+    if (m->rope_long) m->hp.rope.freq_factors = n_ctx > m->hp.rope.n_ctx_orig ? m->rope_long : m->rope_short;
+}
 const gguf_file_t *model_gguf(const sl_model_t *m) { return m->gf; }
 
 /* --------------------------------------------------------------- KV cache */

@@ -8,7 +8,8 @@
  * place of the dense FFN), qwen2moe (qwen2 attention, routed experts plus
  * a sigmoid-gated shared expert), chatglm and glm4 (fused QKV and gate+up
  * matrices, RoPE over the first half of each head; glm4 adds norms after
- * attention and after the FFN); tied or untied output.
+ * attention and after the FFN), phi3 (fused QKV and gate+up, LongRoPE
+ * factors); tied or untied output.
  *
  * A sequence's attention state lives in an sl_kv_t. model_forward() appends
  * n tokens to it (positions kv_len .. kv_len+n-1) and returns logits.
@@ -31,7 +32,8 @@ typedef enum sl_arch {
     SL_ARCH_QWEN3MOE,
     SL_ARCH_QWEN2MOE, /* Qwen1.5-MoE, Qwen2-57B-A14B: routed experts plus a gated shared expert */
     SL_ARCH_CHATGLM, /* GLM-4-9B-chat, ChatGLM3 */
-    SL_ARCH_GLM4     /* GLM-4-0414 */
+    SL_ARCH_GLM4,    /* GLM-4-0414 */
+    SL_ARCH_PHI3     /* Phi-3, Phi-3.5, Phi-4 (dense) */
 } sl_arch_t;
 
 typedef struct sl_hparams {
@@ -65,6 +67,12 @@ typedef struct sl_kv sl_kv_t;
 sl_model_t *model_load(const char *path, char *err, size_t errlen);
 void model_free(sl_model_t *m);
 const sl_hparams_t *model_hparams(const sl_model_t *m);
+/* The longest context a sequence will be run to. Models with LongRoPE
+ * factors (phi3 128k) use their long factors when it exceeds the original
+ * training context, their short ones otherwise (the default), as
+ * llama.cpp chooses them; other models ignore it. Call before a forward
+ * pass, not during one. */
+void model_set_ctx(sl_model_t *m, int n_ctx);
 const gguf_file_t *model_gguf(const sl_model_t *m);
 
 /* KV cache for one sequence of up to n_ctx positions (F32, F16 or Q8_0 storage). */

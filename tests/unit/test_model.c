@@ -1,7 +1,7 @@
 /* deps: base gguf kernels model */
 /*
  * test_model.c — the forward pass of llama / internlm2 / qwen2 / qwen3 /
- * qwen2moe / qwen3moe / chatglm / glm4 against an
+ * qwen2moe / qwen3moe / chatglm / glm4 / phi3 against an
  * independent reference written here plainly, in double precision, in the
  * Hugging Face convention (rotate-halves RoPE, unpermuted Q/K rows).
  *
@@ -43,10 +43,12 @@ static float rnd_sym(float a) { return (float)((rnd_uniform() * 2.0 - 1.0) * a);
 typedef enum { SCALE_NONE, SCALE_LINEAR, SCALE_YARN, SCALE_LLAMA3 } scale_kind_t;
 
 typedef struct {
-    const char *arch; /* llama | internlm2 | qwen2 | qwen3 | qwen2moe | qwen3moe | chatglm | glm4 */
+    const char *arch; /* llama | internlm2 | qwen2 | qwen3 | qwen2moe | qwen3moe | chatglm | glm4 | phi3 */
     int V, E, L, H, K, D, F, ctx;
     int NE, KU, FE; /* qwen3moe: experts, used per token, expert hidden size */
     int nextn;      /* glm4: extra trailing (multi-token prediction) layers in block_count, skipped */
+    bool longrope;  /* phi3: LongRoPE short/long factors and attn_factor (orig_ctx: the original context) */
+    bool use_long;  /* ... run with a context beyond orig_ctx: the long factors */
     bool tied;
     sl_type_t wtype;
     scale_kind_t scale;
@@ -65,6 +67,8 @@ typedef struct {
 typedef struct {
     spec_t s;
     float *tok, *out, *onorm, *rope_freqs;
+    float *rope_long, *rope_short;
+    double attn_factor;
     ref_layer_t *l;
     double eps, base;
 } ref_model_t;
@@ -121,6 +125,16 @@ static void ref_init(ref_model_t *m, const spec_t *s, uint64_t seed) {
     round_rows(m->tok, s->V, s->E, s->wtype);
     m->out = s->tied ? m->tok : rnd_mat(s->V, s->E, s->wtype);
     m->onorm = rnd_vec(s->E, 1.0f, 0.2f);
+    m->attn_factor = 1.0;
+    if (s->longrope) {
+        m->rope_long = malloc(sizeof(float) * (size_t)(s->D / 2));
+        m->rope_short = malloc(sizeof(float) * (size_t)(s->D / 2));
+        for (int i = 0; i < s->D / 2; i++) {
+            m->rope_short[i] = 1.0f + (float)i * 0.05f;
+            m->rope_long[i] = 1.0f + (float)i * 1.3f;
+        }
+        m->attn_factor = 1.19;
+    }
     if (s->scale == SCALE_LLAMA3) {
         m->rope_freqs = malloc(sizeof(float) * (size_t)(s->D / 2));
         for (int i = 0; i < s->D / 2; i++) m->rope_freqs[i] = 1.0f + (float)i * 0.7f;
@@ -178,6 +192,8 @@ static void ref_free(ref_model_t *m) {
     free(m->tok);
     free(m->onorm);
     free(m->rope_freqs);
+    free(m->rope_long);
+    free(m->rope_short);
 }
 
 /* ------------------------------------------------------------ writing */
@@ -272,6 +288,12 @@ static int write_model(const ref_model_t *m, const char *path, const char *skip,
     ADD_VEC("output_norm.weight", m->onorm, s->E);
     if (!s->tied) ADD_MAT("output.weight", m->out, s->V, s->E);
     if (m->rope_freqs) ADD_VEC("rope_freqs.weight", m->rope_freqs, s->D / 2);
+    if (m->rope_long) {
+        ADD_VEC("rope_factors_long.weight", m->rope_long, s->D / 2);
+        ADD_VEC("rope_factors_short.weight", m->rope_short, s->D / 2);
+        set_f32(w, a, "rope.scaling.attn_factor", (float)m->attn_factor);
+        set_u32(w, a, "rope.scaling.original_context_length", (uint32_t)s->orig_ctx);
+    }
     const bool llama = !strcmp(a, "llama") || !strcmp(a, "internlm2");
     for (int l = 0; l < s->L; l++) {
         const ref_layer_t *L = &m->l[l];
@@ -281,17 +303,19 @@ static int write_model(const ref_model_t *m, const char *path, const char *skip,
         float *wq = llama ? permute_rows(L->wq, s->H, s->D, s->E) : L->wq;
         float *wk = llama ? permute_rows(L->wk, s->K, s->D, s->E) : L->wk;
         const int QD = s->H * s->D, KD = s->K * s->D;
-        if (!strcmp(a, "chatglm")) { /* one fused QKV matrix and bias */
+        if (!strcmp(a, "chatglm") || !strcmp(a, "phi3")) { /* one fused QKV matrix (chatglm: and bias) */
             float *qkv = malloc(sizeof(float) * (size_t)(QD + 2 * KD) * s->E);
             float *b = malloc(sizeof(float) * (size_t)(QD + 2 * KD));
             memcpy(qkv, L->wq, sizeof(float) * (size_t)QD * s->E);
             memcpy(qkv + (size_t)QD * s->E, L->wk, sizeof(float) * (size_t)KD * s->E);
             memcpy(qkv + (size_t)(QD + KD) * s->E, L->wv, sizeof(float) * (size_t)KD * s->E);
-            memcpy(b, L->bq, sizeof(float) * (size_t)QD);
-            memcpy(b + QD, L->bk, sizeof(float) * (size_t)KD);
-            memcpy(b + QD + KD, L->bv, sizeof(float) * (size_t)KD);
             ADD_MAT(NM("attn_qkv.weight"), qkv, QD + 2 * KD, s->E);
-            ADD_VEC(NM("attn_qkv.bias"), b, QD + 2 * KD);
+            if (L->bq) {
+                memcpy(b, L->bq, sizeof(float) * (size_t)QD);
+                memcpy(b + QD, L->bk, sizeof(float) * (size_t)KD);
+                memcpy(b + QD + KD, L->bv, sizeof(float) * (size_t)KD);
+                ADD_VEC(NM("attn_qkv.bias"), b, QD + 2 * KD);
+            }
             free(qkv);
             free(b);
         } else {
@@ -325,7 +349,7 @@ static int write_model(const ref_model_t *m, const char *path, const char *skip,
                 ADD_MAT(NM("ffn_up_shexp.weight"), L->wu, s->F, s->E);
                 ADD_MAT(NM("ffn_down_shexp.weight"), L->wd, s->E, s->F);
             }
-        } else if (is_glm(s)) { /* gate rows then up rows in one ffn_up */
+        } else if (is_glm(s) || !strcmp(a, "phi3")) { /* gate rows then up rows in one ffn_up */
             float *gu = malloc(sizeof(float) * (size_t)2 * s->F * s->E);
             memcpy(gu, L->wg, sizeof(float) * (size_t)s->F * s->E);
             memcpy(gu + (size_t)s->F * s->E, L->wu, sizeof(float) * (size_t)s->F * s->E);
@@ -390,6 +414,10 @@ static void ref_rope(const ref_model_t *m, double *v, int n_heads, int pos) {
     }
     for (int i = 0; i < half; i++) {
         double inv = pow(m->base, -2.0 * i / D), mscale = 1.0;
+        if (s->longrope) { /* HF Phi3LongRoPEScaledRotaryEmbedding */
+            inv /= s->use_long ? m->rope_long[i] : m->rope_short[i];
+            mscale = m->attn_factor;
+        }
         switch (s->scale) {
         case SCALE_NONE: break;
         case SCALE_LINEAR: inv /= s->factor; break;
@@ -582,6 +610,7 @@ static void run_case(const char *label, const spec_t *s, double tol, sl_type_t k
         ref_free(&rm);
         return;
     }
+    if (s->use_long) model_set_ctx(m, s->orig_ctx + 1);
     const sl_hparams_t *hp = model_hparams(m);
     CHECK(hp->n_vocab == s->V && hp->n_layer == s->L && hp->head_dim == s->D);
     CHECK(hp->tied_output == s->tied);
@@ -722,6 +751,18 @@ static void test_glm(void) {
     s = base_spec("glm4");
     s.nextn = 1;
     run_case("glm4 f32 nextn layer", &s, 1e-4, SL_TYPE_F32, 1);
+}
+
+/* Phi-3: fused QKV (no bias) and gate+up, NEOX RoPE; a 128k-style file's
+ * LongRoPE factors (short within the original context, long beyond it,
+ * chosen by model_set_ctx) and its attn_factor on cos/sin */
+static void test_phi3(void) {
+    spec_t s = base_spec("phi3");
+    run_case("phi3 f32 fused", &s, 1e-4, SL_TYPE_F32, 1);
+    s.longrope = true, s.orig_ctx = 64;
+    run_case("phi3 f32 longrope short", &s, 1e-4, SL_TYPE_F32, 2);
+    s.use_long = true;
+    run_case("phi3 f32 longrope long", &s, 1e-4, SL_TYPE_F32, 1);
 }
 
 static void test_f16_and_q8(void) {
@@ -1040,6 +1081,7 @@ int main(void) {
     RUN(test_internlm2_f32);
     RUN(test_qwen3moe);
     RUN(test_glm);
+    RUN(test_phi3);
     RUN(test_f16_and_q8);
     RUN(test_long_prefill);
     RUN(test_validation);

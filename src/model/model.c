@@ -228,27 +228,21 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
     memcpy(hp->arch_name, a.ptr, a.len);
     hp->arch_name[a.len] = '\0';
     const char *arch = hp->arch_name;
-    if (!strcmp(arch, "llama") || !strcmp(arch, "internlm2"))
-        hp->arch = SL_ARCH_LLAMA;
-    else if (!strcmp(arch, "qwen2"))
-        hp->arch = SL_ARCH_QWEN2;
-    else if (!strcmp(arch, "qwen3"))
-        hp->arch = SL_ARCH_QWEN3;
-    else if (!strcmp(arch, "qwen3moe"))
-        hp->arch = SL_ARCH_QWEN3MOE;
-    else if (!strcmp(arch, "qwen2moe"))
-        hp->arch = SL_ARCH_QWEN2MOE;
-    else if (!strcmp(arch, "chatglm"))
-        hp->arch = SL_ARCH_CHATGLM;
-    else if (!strcmp(arch, "glm4"))
-        hp->arch = SL_ARCH_GLM4;
-    else if (!strcmp(arch, "phi3"))
-        hp->arch = SL_ARCH_PHI3;
-    else
-        return sl_err(err, errlen,
-                      "unsupported architecture '%s' (supported: llama, internlm2, qwen2, qwen3, qwen2moe, qwen3moe, "
-                      "chatglm, glm4, phi3)",
-                      arch);
+    static const struct {
+        const char *name;
+        sl_arch_t arch;
+    } archs[] = {{"llama", SL_ARCH_LLAMA},       {"internlm2", SL_ARCH_LLAMA},   {"qwen2", SL_ARCH_QWEN2},
+                 {"qwen3", SL_ARCH_QWEN3},       {"qwen2moe", SL_ARCH_QWEN2MOE}, {"qwen3moe", SL_ARCH_QWEN3MOE},
+                 {"chatglm", SL_ARCH_CHATGLM},   {"glm4", SL_ARCH_GLM4},         {"phi3", SL_ARCH_PHI3}};
+    size_t ai = 0;
+    while (ai < SL_ARRAY_LEN(archs) && strcmp(arch, archs[ai].name) != 0) ai++;
+    if (ai == SL_ARRAY_LEN(archs)) {
+        char list[160] = "";
+        for (size_t i = 0; i < SL_ARRAY_LEN(archs); i++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", archs[i].name);
+        return sl_err(err, errlen, "unsupported architecture '%s' (supported: %s)", arch, list);
+    }
+    hp->arch = archs[ai].arch;
 
     uint32_t ctx, embd, nl, ff, nh, nkv, kl, vl, nrot;
     if (key_u32(f, arch, "context_length", true, 0, &ctx, err, errlen) ||

@@ -822,6 +822,7 @@ static void expect_load_error(const char *arch, const char *skip, const char *ba
 }
 
 static void test_validation(void) {
+    expect_load_error("gemma", NULL, NULL, "unsupported architecture 'gemma' (supported: llama, internlm2");
     expect_load_error("glm4", "blk.1.post_ffw_norm.weight", NULL, "blk.1.post_ffw_norm.weight");
     expect_load_error("chatglm", NULL, "blk.0.attn_qkv.weight", "shape");
     expect_load_error("chatglm", NULL, "blk.1.ffn_up.weight", "2·n_ff");

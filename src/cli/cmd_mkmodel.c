@@ -4,10 +4,11 @@
  * llama.cpp's converter writes them), optionally with a real tokenizer
  * imported from a Hugging Face tokenizer.json + tokenizer_config.json.
  *
- *   silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|phi3 --out F.gguf [--vocab N]
+ *   silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|phi3|gemma|gemma3 --out F.gguf [--vocab N]
  *       [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N]
  *       [--experts N --experts-used K --expert-ffn N]  (qwen2moe, qwen3moe)
  *       [--shared-ffn N]                               (qwen2moe's shared expert)
+ *       [--swa N]                                      (gemma3's sliding window)
  *       [--ctx N] [--tied|--untied] [--type f32|f16|q8_0|q4_K_M|...]
  *       [--seed S] [--tokenizer DIR] [--chat-template FILE] [--name NAME] [--rope-base F]
  *       [--rope-scaling linear|yarn --rope-factor F --rope-orig-ctx N]
@@ -35,18 +36,18 @@
 typedef struct mk {
     const char *arch, *out, *type, *tokenizer, *name, *scaling, *chat_template;
     long vocab, embd, layers, heads, kv_heads, head_dim, ffn, ctx, seed, threads, orig_ctx;
-    long experts, experts_used, expert_ffn, shared_ffn;
+    long experts, experts_used, expert_ffn, shared_ffn, swa;
     int tied; /* -1: default */
     double rope_base, rope_factor, eps;
 } mk_t;
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|phi3 --out F.gguf [--vocab N]\n"
+            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|phi3|gemma|gemma3 --out F.gguf [--vocab N]\n"
             "         [--embd N]"
             "         [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N] [--ctx N] [--tied|--untied]\n"
             "         [--experts N --experts-used K --expert-ffn N] (qwen2moe, qwen3moe; default 8, 2, ffn / 2)\n"
-            "         [--shared-ffn N] (qwen2moe's shared expert; default ffn)\n"
+            "         [--shared-ffn N] (qwen2moe's shared expert; default ffn) [--swa N] (gemma3's window; default 512)\n"
             "         [--type f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q2_K|q3_K_S|q3_K_M|q3_K_L|q4_K|q4_K_S|q4_K_M\n"
             "                 |q5_K|q5_K_S|q5_K_M|q6_K|iq4_nl|iq4_xs] [--seed S]\n"
             "         [--tokenizer DIR] [--chat-template FILE] [--name NAME] [--rope-base F] [--rope-scaling linear|yarn]\n"
@@ -178,6 +179,7 @@ static int parse(mk_t *m, int argc, char **argv) {
                   : !strcmp(a, "--experts-used") ? &m->experts_used
                   : !strcmp(a, "--expert-ffn") ? &m->expert_ffn
                   : !strcmp(a, "--shared-ffn") ? &m->shared_ffn
+                  : !strcmp(a, "--swa") ? &m->swa
                   : (!strcmp(a, "-t") || !strcmp(a, "--threads")) ? &m->threads
                                                                    : NULL;
         const char **s = !strcmp(a, "--arch")           ? &m->arch
@@ -232,14 +234,21 @@ int cmd_mkmodel(int argc, char **argv) {
     const bool qwen2moe = !strcmp(m.arch, "qwen2moe");
     const bool moe = !strcmp(m.arch, "qwen3moe") || qwen2moe, glm4 = !strcmp(m.arch, "glm4");
     const bool chatglm = !strcmp(m.arch, "chatglm"), glm = glm4 || chatglm, phi3 = !strcmp(m.arch, "phi3");
+    const bool gemma3 = !strcmp(m.arch, "gemma3"), gemma = gemma3 || !strcmp(m.arch, "gemma");
     const bool llama_rope = !strcmp(m.arch, "llama") || !strcmp(m.arch, "internlm2") || glm;
-    if (!llama_rope && !moe && !phi3 && strcmp(m.arch, "qwen2") && strcmp(m.arch, "qwen3")) {
+    if (!llama_rope && !moe && !phi3 && !gemma && strcmp(m.arch, "qwen2") && strcmp(m.arch, "qwen3")) {
         fprintf(stderr,
-                "silica mkmodel: --arch must be llama, internlm2, qwen2, qwen3, qwen2moe, qwen3moe, chatglm, glm4 or "
-                "phi3\n");
+                "silica mkmodel: --arch must be llama, internlm2, qwen2, qwen3, qwen2moe, qwen3moe, chatglm, glm4, "
+                "phi3, gemma or gemma3\n");
         return 2;
     }
-    if (m.rope_base == 0) m.rope_base = llama_rope ? 10000.0 : 1000000.0;
+    if (m.rope_base == 0) m.rope_base = llama_rope || !strcmp(m.arch, "gemma") ? 10000.0 : 1000000.0;
+    if (gemma && m.tied < 0) m.tied = 1; /* Gemma ties its output to the embeddings */
+    if (gemma3 && m.swa == 0) m.swa = 512;
+    if (!gemma3 && m.swa) {
+        fprintf(stderr, "silica mkmodel: --swa is for gemma3\n");
+        return 2;
+    }
     if (moe) {
         if (m.experts == 0) m.experts = 8;
         if (m.experts_used == 0) m.experts_used = SL_MIN(2, m.experts);
@@ -321,6 +330,7 @@ int cmd_mkmodel(int argc, char **argv) {
         bad |= set_key_u32(o.w, A, "expert_feed_forward_length", m.expert_ffn);
         if (qwen2moe) bad |= set_key_u32(o.w, A, "expert_shared_feed_forward_length", m.shared_ffn);
     }
+    if (gemma3) bad |= set_key_u32(o.w, A, "attention.sliding_window", m.swa);
     if (m.scaling) {
         char key[128];
         if (strcmp(m.scaling, "linear") && strcmp(m.scaling, "yarn")) {
@@ -373,9 +383,10 @@ int cmd_mkmodel(int argc, char **argv) {
                          add_random(&o, T("attn_v.weight"), E, KD, 0, sd)))
             goto oom;
         if (glm4 && (add_random(&o, T("attn_q.bias"), QD, 0, 0, sd) || add_random(&o, T("attn_k.bias"), KD, 0, 0, sd) ||
-                     add_random(&o, T("attn_v.bias"), KD, 0, 0, sd) ||
-                     add_random(&o, T("post_attention_norm.weight"), E, 0, 1, sd) ||
-                     add_random(&o, T("post_ffw_norm.weight"), E, 0, 1, sd)))
+                     add_random(&o, T("attn_v.bias"), KD, 0, 0, sd)))
+            goto oom;
+        if ((glm4 || gemma3) && (add_random(&o, T("post_attention_norm.weight"), E, 0, 1, sd) ||
+                                 add_random(&o, T("post_ffw_norm.weight"), E, 0, 1, sd)))
             goto oom;
         /* GLM, Phi-3: gate and up rows in one ffn_up [E, 2F] */
         if ((glm || phi3) && (add_random(&o, T("ffn_up.weight"), E, 2 * F, 0, sd) || add_random(&o, T("ffn_down.weight"), F, E, 0, sd)))
@@ -400,7 +411,7 @@ int cmd_mkmodel(int argc, char **argv) {
             (add_random(&o, T("attn_q.bias"), QD, 0, 0, sd) || add_random(&o, T("attn_k.bias"), KD, 0, 0, sd) ||
              add_random(&o, T("attn_v.bias"), KD, 0, 0, sd)))
             goto oom;
-        if ((!strcmp(A, "qwen3") || (moe && !qwen2moe)) && (add_random(&o, T("attn_q_norm.weight"), m.head_dim, 0, 1, sd) ||
+        if ((!strcmp(A, "qwen3") || (moe && !qwen2moe) || gemma3) && (add_random(&o, T("attn_q_norm.weight"), m.head_dim, 0, 1, sd) ||
                                     add_random(&o, T("attn_k_norm.weight"), m.head_dim, 0, 1, sd)))
             goto oom;
 #undef T

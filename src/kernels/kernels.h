@@ -91,6 +91,8 @@ void sl_silu(float *x, int64_t n);
 void sl_gelu(float *x, int64_t n);
 /* out[i] = silu(gate[i]) * up[i] */
 void sl_swiglu(float *out, const float *gate, const float *up, int64_t n);
+/* out = gelu(gate) * up (tanh GELU, as ggml_geglu: the Gemma FFN) */
+void sl_geglu(float *out, const float *gate, const float *up, int64_t n);
 /* Index of the largest value of x[0..n) (the first on ties), NaNs never
  * chosen; -1 when n <= 0 or every value is NaN. Greedy decoding runs it
  * over a whole vocabulary per token, on one thread. */
@@ -141,7 +143,9 @@ void sl_attention(sl_pool_t *pool, const sl_attn_t *a);
  *   k + b * block_stride + (h * block_size + p) * row_bytes
  * (same for v). Token t of the batch sits at position tok_pos[t] of its
  * sequence, whose block table is tok_blocks[t] (position j is in block
- * tok_blocks[t][j / block_size]), and attends to keys 0 .. tok_pos[t].
+ * tok_blocks[t][j / block_size]), and attends to keys 0 .. tok_pos[t] —
+ * with window > 0 (sliding-window layers), to the last `window` of them
+ * only: tok_pos[t] - window + 1 .. tok_pos[t].
  * kv_type is F32, F16 or Q8_0 (head_dim a multiple of 32); row_bytes =
  * sl_row_size(kv_type, head_dim). q and out are n_tok × n_head × head_dim.
  * scratch holds sl_pool_size(pool) × sl_attention_paged_scratch(n_head,
@@ -161,6 +165,7 @@ typedef struct sl_attn_paged {
     float scale;
     float *scratch;
     int max_keys;
+    int window; /* 0: every earlier key */
 } sl_attn_paged_t;
 void sl_attention_paged(sl_pool_t *pool, const sl_attn_paged_t *a);
 /* Floats of scratch one thread of sl_attention_paged needs. */

@@ -57,12 +57,17 @@ void sl_silu(float *x, int64_t n) {
 }
 
 /* tanh approximation, as ggml_gelu. */
-void sl_gelu(float *x, int64_t n) {
+static inline float gelu1(float v) {
     const float c = 0.7978845608028654f; /* sqrt(2/pi) */
-    for (int64_t i = 0; i < n; i++) {
-        const float v = x[i];
-        x[i] = 0.5f * v * (1.0f + tanhf(c * v * (1.0f + 0.044715f * v * v)));
-    }
+    return 0.5f * v * (1.0f + tanhf(c * v * (1.0f + 0.044715f * v * v)));
+}
+
+void sl_gelu(float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) x[i] = gelu1(x[i]);
+}
+
+void sl_geglu(float *out, const float *gate, const float *up, int64_t n) {
+    for (int64_t i = 0; i < n; i++) out[i] = gelu1(gate[i]) * up[i];
 }
 
 #ifdef SL_OPS_X86
@@ -711,6 +716,9 @@ static void attn_paged_worker(void *ctx, int ith, int nth) {
         const int tile = it / a->n_head_kv, hk = it % a->n_head_kv;
         const int t0 = job->tile0[tile], nt = job->tile0[tile + 1] - t0, R = nt * group;
         const int pos0 = a->tok_pos[t0], n_keys = pos0 + nt;
+        /* sliding window: token ti sees keys from first_key(ti); the chunks
+         * start at the chunk holding the tile's first visible key */
+#define FIRST_KEY(ti) (a->window > 0 && pos0 + (ti) + 1 > a->window ? pos0 + (ti) + 1 - a->window : 0)
         const int32_t *blocks = a->tok_blocks[t0];
         const size_t hoff = (size_t)hk * (size_t)bs * a->row_bytes;
         for (int r = 0; r < R; r++) {
@@ -720,14 +728,16 @@ static void attn_paged_worker(void *ctx, int ith, int nth) {
         for (int ti = 0; ti < nt; ti++)
             memset(a->out + ((size_t)(t0 + ti) * (size_t)H + (size_t)hk * (size_t)group) * (size_t)hd, 0,
                    (size_t)group * (size_t)hd * sizeof(float));
-        for (int j0 = 0; j0 < n_keys;) {
+        for (int j0 = FIRST_KEY(0) / kb * kb; j0 < n_keys;) {
             const int nk = n_keys - j0 < kb ? n_keys - j0 : kb;
-            const float *K = att_rows_f32(a, a->k, blocks, hoff, j0, nk, job->simd, kbuf);
-            const float *V = att_rows_f32(a, a->v, blocks, hoff, j0, nk, job->simd, vbuf);
+            const float *K0 = att_rows_f32(a, a->k, blocks, hoff, j0, nk, job->simd, kbuf);
+            const float *V0 = att_rows_f32(a, a->v, blocks, hoff, j0, nk, job->simd, vbuf);
             for (int ti = 0; ti < nt; ti++) {
                 const int lim = pos0 + ti + 1 - j0; /* keys of the chunk this token sees */
-                if (lim <= 0) continue;
-                const int nv = lim < nk ? lim : nk;
+                const int skip = FIRST_KEY(ti) > j0 ? FIRST_KEY(ti) - j0 : 0;
+                if (lim <= skip || skip >= nk) continue;
+                const int nv = (lim < nk ? lim : nk) - skip;
+                const float *K = K0 + (size_t)skip * (size_t)hd, *V = V0 + (size_t)skip * (size_t)hd;
                 for (int g = 0; g < group; g++) {
                     const size_t qo = ((size_t)(t0 + ti) * (size_t)H + (size_t)(hk * group + g)) * (size_t)hd;
                     const int r = ti * group + g;
@@ -750,6 +760,7 @@ static void attn_paged_worker(void *ctx, int ith, int nth) {
             }
             j0 += nk;
         }
+#undef FIRST_KEY
         for (int ti = 0; ti < nt; ti++)
             for (int g = 0; g < group; g++) {
                 float *o = a->out + ((size_t)(t0 + ti) * (size_t)H + (size_t)(hk * group + g)) * (size_t)hd;

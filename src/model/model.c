@@ -216,6 +216,41 @@ static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
     return 0;
 }
 
+/* Gemma's own hyper-parameters, as llama.cpp sets them: embeddings scaled
+ * by sqrt(n_embd), a tanh-GELU FFN; gemma3: every 6th layer global, the
+ * other five attending to attention.sliding_window positions with RoPE
+ * base 10000 unscaled, and the query scale 1/sqrt(n_embd / n_head) for the
+ * 27B (62 layers), 1/sqrt(head_dim) otherwise. Other architectures: no
+ * scaling, SiLU, 1/sqrt(head_dim), no windows. */
+static int load_gemma(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_t errlen) {
+    hp->embd_scale = 1.0f;
+    hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
+    hp->rope_swa = hp->rope;
+    if (hp->arch != SL_ARCH_GEMMA && hp->arch != SL_ARCH_GEMMA3) return 0;
+    hp->embd_scale = sqrtf((float)hp->n_embd);
+    hp->gelu = true;
+    if (hp->arch == SL_ARCH_GEMMA) return 0;
+    uint32_t swa;
+    if (key_u32(f, hp->arch_name, "attention.sliding_window", true, 0, &swa, err, errlen) ||
+        dim_ok(swa, "attention.sliding_window", err, errlen))
+        return -1;
+    hp->n_swa = (int)swa;
+    hp->swa_period = 6;
+    if (hp->n_layer == 62) hp->attn_scale = 1.0f / sqrtf((float)(hp->n_embd / hp->n_head));
+    sl_rope_t *r = &hp->rope_swa;
+    r->freq_base = 10000.0f;
+    r->scaling = SL_ROPE_SCALING_NONE;
+    r->freq_scale = 1.0f;
+    r->ext_factor = 0.0f;
+    r->attn_factor = 1.0f;
+    r->freq_factors = NULL;
+    return 0;
+}
+
+static bool layer_swa(const sl_hparams_t *hp, int l) {
+    return hp->swa_period > 0 && l % hp->swa_period < hp->swa_period - 1;
+}
+
 static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
     const gguf_file_t *f = m->gf;
     sl_hparams_t *hp = &m->hp;
@@ -233,7 +268,8 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
         sl_arch_t arch;
     } archs[] = {{"llama", SL_ARCH_LLAMA},       {"internlm2", SL_ARCH_LLAMA},   {"qwen2", SL_ARCH_QWEN2},
                  {"qwen3", SL_ARCH_QWEN3},       {"qwen2moe", SL_ARCH_QWEN2MOE}, {"qwen3moe", SL_ARCH_QWEN3MOE},
-                 {"chatglm", SL_ARCH_CHATGLM},   {"glm4", SL_ARCH_GLM4},         {"phi3", SL_ARCH_PHI3}};
+                 {"chatglm", SL_ARCH_CHATGLM},   {"glm4", SL_ARCH_GLM4},         {"phi3", SL_ARCH_PHI3},
+                 {"gemma", SL_ARCH_GEMMA},       {"gemma3", SL_ARCH_GEMMA3}};
     size_t ai = 0;
     while (ai < SL_ARRAY_LEN(archs) && strcmp(arch, archs[ai].name) != 0) ai++;
     if (ai == SL_ARRAY_LEN(archs)) {
@@ -352,7 +388,7 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
             return -1;
         if (r->n_ctx_orig <= 0) return sl_err(err, errlen, "yarn needs rope.scaling.original_context_length");
     }
-    return 0;
+    return load_gemma(f, hp, err, errlen);
 }
 
 static const char *dims_str(const gguf_tensor_t *t, char *buf, size_t len) {
@@ -720,7 +756,9 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
 
     m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
     if (!m->layers) return sl_err(err, errlen, "out of memory");
-    const bool qwen2 = hp->arch == SL_ARCH_QWEN2, qwen3 = hp->arch == SL_ARCH_QWEN3 || hp->arch == SL_ARCH_QWEN3MOE;
+    const bool gemma3 = hp->arch == SL_ARCH_GEMMA3;
+    const bool qwen2 = hp->arch == SL_ARCH_QWEN2,
+               qwen3 = hp->arch == SL_ARCH_QWEN3 || hp->arch == SL_ARCH_QWEN3MOE || gemma3;
     const bool moe = hp->n_expert > 0;
     const bool glm4 = hp->arch == SL_ARCH_GLM4, glm = glm4 || hp->arch == SL_ARCH_CHATGLM;
     const bool phi3 = hp->arch == SL_ARCH_PHI3;
@@ -768,8 +806,9 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
             get_vector(m, NAME("attn_output.bias"), E, "n_embd", false, &L->bo, err, errlen) ||
             get_vector(m, NAME("attn_q_norm.weight"), D, "head_dim", qwen3, &L->q_norm, err, errlen) ||
             get_vector(m, NAME("attn_k_norm.weight"), D, "head_dim", qwen3, &L->k_norm, err, errlen) ||
-            get_vector(m, NAME("post_attention_norm.weight"), E, "n_embd", glm4, &L->post_attn_norm, err, errlen) ||
-            get_vector(m, NAME("post_ffw_norm.weight"), E, "n_embd", glm4, &L->post_ffn_norm, err, errlen))
+            get_vector(m, NAME("post_attention_norm.weight"), E, "n_embd", glm4 || gemma3, &L->post_attn_norm, err,
+                       errlen) ||
+            get_vector(m, NAME("post_ffw_norm.weight"), E, "n_embd", glm4 || gemma3, &L->post_ffn_norm, err, errlen))
             return -1;
 #undef NAME
         if ((L->q_norm == NULL) != (L->k_norm == NULL))
@@ -1089,6 +1128,7 @@ static void rmsnorm_rows(sl_pool_t *pool, float *out, const float *x, const floa
 struct qkv_job {
     const sl_model_t *m;
     const sl_layer_t *L;
+    const sl_rope_t *rope; /* the layer's */
     const sl_kv_layout_t *lay;
     int layer;
     int n_tok;
@@ -1129,8 +1169,8 @@ static void qkv_worker(void *ctx, int ith, int nth) {
             for (int h = 0; h < K; h++) sl_rmsnorm(k + (size_t)h * D, k + (size_t)h * D, L->k_norm, D, hp->norm_eps);
         }
         const int pos = s->tok_pos[t];
-        sl_rope_apply(q, H, D, pos, &hp->rope);
-        sl_rope_apply(k, K, D, pos, &hp->rope);
+        sl_rope_apply(q, H, D, pos, j->rope);
+        sl_rope_apply(k, K, D, pos, j->rope);
         const int blk = s->tok_blocks[t][pos / lay->block_size], slot = pos % lay->block_size;
         for (int h = 0; h < K; h++) {
             const size_t off = (size_t)blk * lay->block_bytes + (size_t)j->layer * lay->layer_bytes +
@@ -1161,6 +1201,7 @@ struct swiglu_job {
     const float *up;
     size_t n;
     size_t next; /* next chunk start to claim (atomic) */
+    bool gelu;   /* gelu(gate) · up instead */
 };
 
 #define SWIGLU_CHUNK 1024
@@ -1174,7 +1215,7 @@ static void swiglu_worker(void *ctx, int ith, int nth) {
         const size_t lo = __atomic_fetch_add(&j->next, SWIGLU_CHUNK, __ATOMIC_RELAXED);
         if (lo >= j->n) break;
         const size_t hi = SL_MIN(j->n, lo + SWIGLU_CHUNK);
-        sl_swiglu(j->gate + lo, j->gate + lo, j->up + lo, (int64_t)(hi - lo));
+        (j->gelu ? sl_geglu : sl_swiglu)(j->gate + lo, j->gate + lo, j->up + lo, (int64_t)(hi - lo));
     }
 }
 
@@ -1248,7 +1289,7 @@ static void moe_ffn(sl_model_t *m, sl_pool_t *pool, const sl_layer_t *L, int n_t
             memcpy(s->moe_x + (size_t)i * E, s->xn + (size_t)s->moe_tok[lo + i] * E, sizeof(float) * (size_t)E);
         const sl_mm_t gu[2] = {mm_of(&L->xgate[e], s->moe_g), mm_of(&L->xup[e], s->moe_u)};
         sl_matmul_multi(pool, gu, 2, E, s->moe_x, c);
-        struct swiglu_job sj = {s->moe_g, s->moe_u, (size_t)c * (size_t)FE, 0};
+        struct swiglu_job sj = {s->moe_g, s->moe_u, (size_t)c * (size_t)FE, 0, false};
         if (sj.n > SWIGLU_CHUNK)
             sl_pool_run_elastic(pool, swiglu_worker, &sj);
         else
@@ -1263,7 +1304,7 @@ static void moe_ffn(sl_model_t *m, sl_pool_t *pool, const sl_layer_t *L, int n_t
     if (L->shexp_gate) { /* qwen2moe: + sigmoid(g · xn) · shared expert(xn) */
         const sl_mm_t gu[2] = {mm_of(&L->gate, s->gate), mm_of(&L->up, s->up)};
         sl_matmul_multi(pool, gu, 2, E, s->xn, n_tok);
-        struct swiglu_job sj = {s->gate, s->up, (size_t)n_tok * (size_t)hp->n_ff_shexp, 0};
+        struct swiglu_job sj = {s->gate, s->up, (size_t)n_tok * (size_t)hp->n_ff_shexp, 0, false};
         sl_pool_run_elastic(pool, swiglu_worker, &sj);
         matmul_w(pool, &L->down, s->gate, n_tok, s->moe_y);
         for (int t = 0; t < n_tok; t++) {
@@ -1296,6 +1337,8 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
             sl_dequantize_row(m->tok_embd.type, (const uint8_t *)m->tok_embd.data +
                                                     (size_t)seqs[i].tokens[k] * m->tok_embd.row_bytes,
                               s->x + (size_t)t * (size_t)E, E);
+    if (hp->embd_scale != 1.0f)
+        for (size_t i = 0; i < (size_t)n_tok * (size_t)E; i++) s->x[i] *= hp->embd_scale;
 
     for (int l = 0; l < hp->n_layer; l++) {
         const sl_layer_t *L = &m->layers[l];
@@ -1305,7 +1348,7 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
             sl_matmul_multi(pool, qkv, 3, E, s->xn, n_tok);
         }
 
-        struct qkv_job qj = {m, L, lay, l, n_tok};
+        struct qkv_job qj = {m, L, layer_swa(hp, l) ? &hp->rope_swa : &hp->rope, lay, l, n_tok};
         if (n_tok >= 2)
             sl_pool_run(pool, qkv_worker, &qj);
         else
@@ -1327,7 +1370,8 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
             .block_size = lay->block_size,
             .row_bytes = lay->row_bytes,
             .kv_type = lay->type,
-            .scale = 1.0f / sqrtf((float)D),
+            .scale = hp->attn_scale,
+            .window = layer_swa(hp, l) ? hp->n_swa : 0,
             .scratch = s->scores,
             .max_keys = max_keys,
         };
@@ -1347,7 +1391,7 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
             const sl_mm_t gu[2] = {mm_of(&L->gate, s->gate), mm_of(&L->up, s->up)};
             sl_matmul_multi(pool, gu, 2, E, s->xn, n_tok);
         }
-        struct swiglu_job sj = {s->gate, s->up, (size_t)n_tok * (size_t)hp->n_ff, 0};
+        struct swiglu_job sj = {s->gate, s->up, (size_t)n_tok * (size_t)hp->n_ff, 0, hp->gelu};
         sl_pool_run_elastic(pool, swiglu_worker, &sj);
         matmul_w(pool, &L->down, s->gate, n_tok, s->xn);
         if (L->post_ffn_norm) rmsnorm_rows(pool, s->xn, s->xn, L->post_ffn_norm, n_tok, E, hp->norm_eps);

@@ -9,7 +9,9 @@
  * a sigmoid-gated shared expert), chatglm and glm4 (fused QKV and gate+up
  * matrices, RoPE over the first half of each head; glm4 adds norms after
  * attention and after the FFN), phi3 (fused QKV and gate+up, LongRoPE
- * factors); tied or untied output.
+ * factors), gemma and gemma3 (scaled embeddings, GELU FFN; gemma3: q/k
+ * norms, post norms, sliding-window layers with their own RoPE); tied or
+ * untied output.
  *
  * A sequence's attention state lives in an sl_kv_t. model_forward() appends
  * n tokens to it (positions kv_len .. kv_len+n-1) and returns logits.
@@ -33,7 +35,9 @@ typedef enum sl_arch {
     SL_ARCH_QWEN2MOE, /* Qwen1.5-MoE, Qwen2-57B-A14B: routed experts plus a gated shared expert */
     SL_ARCH_CHATGLM, /* GLM-4-9B-chat, ChatGLM3 */
     SL_ARCH_GLM4,    /* GLM-4-0414 */
-    SL_ARCH_PHI3     /* Phi-3, Phi-3.5, Phi-4 (dense) */
+    SL_ARCH_PHI3,    /* Phi-3, Phi-3.5, Phi-4 (dense) */
+    SL_ARCH_GEMMA,   /* Gemma 1 */
+    SL_ARCH_GEMMA3   /* Gemma 3 (text) */
 } sl_arch_t;
 
 typedef struct sl_hparams {
@@ -56,6 +60,14 @@ typedef struct sl_hparams {
     float expert_scale;  /* then multiplied by this (1 = none) */
     float norm_eps;
     sl_rope_t rope;    /* freq_factors points into the model's weights when present */
+    float embd_scale;  /* token embeddings multiplied by this (gemma: sqrt(n_embd)) */
+    float attn_scale;  /* attention scores multiplied by this (1/sqrt(head_dim) but for gemma3 27B) */
+    bool gelu;         /* FFN gelu(gate) · up (gemma) instead of silu(gate) · up */
+    /* sliding-window layers (gemma3): layer l attends to its last n_swa
+     * positions, with rope_swa, when swa_period > 0 and l % swa_period <
+     * swa_period - 1; the others see everything, with rope */
+    int n_swa, swa_period;
+    sl_rope_t rope_swa;
     bool tied_output;  /* output.weight absent: token_embd is the output matrix */
 } sl_hparams_t;
 

@@ -6,7 +6,8 @@
  * must give the logits each sequence gives alone, for F32, F16 and Q8_0 KV
  * and for qwen2 (biases, NEOX RoPE), llama (GQA) and qwen3moe (q/k norms,
  * 6 experts of which each token takes 2: the batch groups its tokens by
- * expert) shapes; copy-on-write
+ * expert) and gemma3 (sliding-window layers of 5 positions, scaled
+ * embeddings, GELU) shapes; copy-on-write
  * copies of a block must continue identically; bad tables are refused.
  */
 #include <math.h>
@@ -59,7 +60,8 @@ static void write_model(const char *path, const char *arch) {
     gguf_writer_set_u32(w, KEY("attention.value_length"), D);
     gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), 1e-5f);
     gguf_writer_set_f32(w, KEY("rope.freq_base"), 10000.0f);
-    const bool bias = !strcmp(arch, "qwen2"), moe = !strcmp(arch, "qwen3moe");
+    const bool bias = !strcmp(arch, "qwen2"), moe = !strcmp(arch, "qwen3moe"), gemma3 = !strcmp(arch, "gemma3");
+    if (gemma3) gguf_writer_set_u32(w, KEY("attention.sliding_window"), 5);
     if (moe) {
         gguf_writer_set_u32(w, KEY("expert_count"), NX);
         gguf_writer_set_u32(w, KEY("expert_used_count"), KX);
@@ -86,6 +88,12 @@ static void write_model(const char *path, const char *arch) {
             add(w, T("attn_q_norm.weight"), 1, D, 0, true);
             add(w, T("attn_k_norm.weight"), 1, D, 0, true);
         } else {
+            if (gemma3) {
+                add(w, T("attn_q_norm.weight"), 1, D, 0, true);
+                add(w, T("attn_k_norm.weight"), 1, D, 0, true);
+                add(w, T("post_attention_norm.weight"), 1, E, 0, true);
+                add(w, T("post_ffw_norm.weight"), 1, E, 0, true);
+            }
             add(w, T("ffn_gate.weight"), F, E, 0.3f, false);
             add(w, T("ffn_up.weight"), F, E, 0.3f, false);
             add(w, T("ffn_down.weight"), E, F, 0.3f, false);
@@ -231,10 +239,12 @@ static void run_arch(const char *arch) {
 static void test_llama(void) { run_arch("llama"); }
 static void test_qwen2(void) { run_arch("qwen2"); }
 static void test_qwen3moe(void) { run_arch("qwen3moe"); }
+static void test_gemma3(void) { run_arch("gemma3"); }
 
 int main(void) {
     RUN(test_llama);
     RUN(test_qwen2);
     RUN(test_qwen3moe);
+    RUN(test_gemma3);
     return test_summary();
 }

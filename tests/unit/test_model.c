@@ -1,7 +1,7 @@
 /* deps: base gguf kernels model */
 /*
  * test_model.c — the forward pass of llama / internlm2 / qwen2 / qwen3 /
- * qwen2moe / qwen3moe / chatglm / glm4 / phi3 against an
+ * qwen2moe / qwen3moe / chatglm / glm4 / phi3 / gemma / gemma3 against an
  * independent reference written here plainly, in double precision, in the
  * Hugging Face convention (rotate-halves RoPE, unpermuted Q/K rows).
  *
@@ -43,12 +43,14 @@ static float rnd_sym(float a) { return (float)((rnd_uniform() * 2.0 - 1.0) * a);
 typedef enum { SCALE_NONE, SCALE_LINEAR, SCALE_YARN, SCALE_LLAMA3 } scale_kind_t;
 
 typedef struct {
-    const char *arch; /* llama | internlm2 | qwen2 | qwen3 | qwen2moe | qwen3moe | chatglm | glm4 | phi3 */
+    const char *arch; /* llama | internlm2 | qwen2 | qwen3 | qwen2moe | qwen3moe | chatglm | glm4 | phi3 |
+                         gemma | gemma3 */
     int V, E, L, H, K, D, F, ctx;
     int NE, KU, FE; /* qwen3moe: experts, used per token, expert hidden size */
     int nextn;      /* glm4: extra trailing (multi-token prediction) layers in block_count, skipped */
     bool longrope;  /* phi3: LongRoPE short/long factors and attn_factor (orig_ctx: the original context) */
     bool use_long;  /* ... run with a context beyond orig_ctx: the long factors */
+    int swa;        /* gemma3: sliding window of the local layers (5 of every 6) */
     bool tied;
     sl_type_t wtype;
     scale_kind_t scale;
@@ -74,6 +76,9 @@ typedef struct {
 } ref_model_t;
 
 static bool is_glm(const spec_t *s) { return !strcmp(s->arch, "chatglm") || !strcmp(s->arch, "glm4"); }
+static bool is_gemma(const spec_t *s) { return !strcmp(s->arch, "gemma") || !strcmp(s->arch, "gemma3"); }
+/* gemma3's local layers: 5 of every 6 */
+static bool layer_swa(const spec_t *s, int l) { return !strcmp(s->arch, "gemma3") && l % 6 < 5; }
 static bool is_moe(const spec_t *s) { return !strcmp(s->arch, "qwen3moe") || !strcmp(s->arch, "qwen2moe"); }
 
 static float *rnd_vec(size_t n, float center, float a) {
@@ -120,7 +125,9 @@ static void ref_init(ref_model_t *m, const spec_t *s, uint64_t seed) {
     m->s = *s;
     rng_state = seed * 2654435761u + 12345;
     m->eps = 1e-5;
-    m->base = !strcmp(s->arch, "llama") || !strcmp(s->arch, "internlm2") || is_glm(s) ? 10000.0 : 1000000.0;
+    m->base = !strcmp(s->arch, "llama") || !strcmp(s->arch, "internlm2") || is_glm(s) || !strcmp(s->arch, "gemma")
+                  ? 10000.0
+                  : 1000000.0;
     m->tok = rnd_vec((size_t)s->V * s->E, 0.0f, 1.0f);
     round_rows(m->tok, s->V, s->E, s->wtype);
     m->out = s->tied ? m->tok : rnd_mat(s->V, s->E, s->wtype);
@@ -140,7 +147,7 @@ static void ref_init(ref_model_t *m, const spec_t *s, uint64_t seed) {
         for (int i = 0; i < s->D / 2; i++) m->rope_freqs[i] = 1.0f + (float)i * 0.7f;
     }
     bool q2moe = !strcmp(s->arch, "qwen2moe"), qwen2 = !strcmp(s->arch, "qwen2") || q2moe, moe = is_moe(s);
-    bool qwen3 = !strcmp(s->arch, "qwen3") || !strcmp(s->arch, "qwen3moe");
+    bool qwen3 = !strcmp(s->arch, "qwen3") || !strcmp(s->arch, "qwen3moe") || !strcmp(s->arch, "gemma3");
     m->l = calloc((size_t)s->L, sizeof *m->l);
     for (int l = 0; l < s->L; l++) {
         ref_layer_t *L = &m->l[l];
@@ -164,7 +171,7 @@ static void ref_init(ref_model_t *m, const spec_t *s, uint64_t seed) {
             L->wu = rnd_mat(s->F, s->E, s->wtype);
             L->wd = rnd_mat(s->E, s->F, s->wtype);
         }
-        if (!strcmp(s->arch, "glm4")) {
+        if (!strcmp(s->arch, "glm4") || !strcmp(s->arch, "gemma3")) {
             L->pan = rnd_vec(s->E, 1.0f, 0.2f);
             L->pfn = rnd_vec(s->E, 1.0f, 0.2f);
         }
@@ -261,6 +268,7 @@ static int write_model(const ref_model_t *m, const char *path, const char *skip,
     set_u32(w, a, "rope.dimension_count", (uint32_t)(is_glm(s) ? s->D / 2 : s->D));
     set_f32(w, a, "attention.layer_norm_rms_epsilon", (float)m->eps);
     set_f32(w, a, "rope.freq_base", (float)m->base);
+    if (!strcmp(a, "gemma3")) set_u32(w, a, "attention.sliding_window", (uint32_t)s->swa);
     if (s->NE) {
         set_u32(w, a, "expert_count", (uint32_t)s->NE);
         set_u32(w, a, "expert_used_count", (uint32_t)s->KU);
@@ -400,25 +408,35 @@ static void ref_matvec(double *y, const float *w, const double *x, int n_out, in
 
 /* Hugging Face rotate-half RoPE with its scaling variants, written from the
  * HF formulas (not ggml's). */
-static void ref_rope(const ref_model_t *m, double *v, int n_heads, int pos) {
+static void ref_rope_base(const ref_model_t *m, double *v, int n_heads, int pos, double base, scale_kind_t sk);
+
+/* gemma3's local layers: base 10000, no scaling */
+static void ref_rope(const ref_model_t *m, double *v, int n_heads, int pos, bool local) {
+    if (local)
+        ref_rope_base(m, v, n_heads, pos, 10000.0, SCALE_NONE);
+    else
+        ref_rope_base(m, v, n_heads, pos, m->base, m->s.scale);
+}
+
+static void ref_rope_base(const ref_model_t *m, double *v, int n_heads, int pos, double base, scale_kind_t sk) {
     const spec_t *s = &m->s;
     const int D = s->D, half = D / 2;
     double lo = 0, hi = 0;
-    if (s->scale == SCALE_YARN) {
+    if (sk == SCALE_YARN) {
         const double beta_fast = 32, beta_slow = 1;
-        lo = floor(D * log(s->orig_ctx / (beta_fast * 2 * M_PI)) / (2 * log(m->base)));
-        hi = ceil(D * log(s->orig_ctx / (beta_slow * 2 * M_PI)) / (2 * log(m->base)));
+        lo = floor(D * log(s->orig_ctx / (beta_fast * 2 * M_PI)) / (2 * log(base)));
+        hi = ceil(D * log(s->orig_ctx / (beta_slow * 2 * M_PI)) / (2 * log(base)));
         if (lo < 0) lo = 0;
         if (hi > D - 1) hi = D - 1;
         if (hi == lo) hi += 0.001;
     }
     for (int i = 0; i < half; i++) {
-        double inv = pow(m->base, -2.0 * i / D), mscale = 1.0;
+        double inv = pow(base, -2.0 * i / D), mscale = 1.0;
         if (s->longrope) { /* HF Phi3LongRoPEScaledRotaryEmbedding */
             inv /= s->use_long ? m->rope_long[i] : m->rope_short[i];
             mscale = m->attn_factor;
         }
-        switch (s->scale) {
+        switch (sk) {
         case SCALE_NONE: break;
         case SCALE_LINEAR: inv /= s->factor; break;
         case SCALE_LLAMA3: inv /= m->rope_freqs[i]; break;
@@ -511,7 +529,8 @@ static void ref_forward(const ref_model_t *m, const int32_t *tok, int n, double 
     double *g = calloc(F + s->FE, sizeof(double)), *u = calloc(F + s->FE, sizeof(double));
     double *p = calloc(n, sizeof(double));
     for (int t = 0; t < n; t++)
-        for (int i = 0; i < E; i++) x[(size_t)t * E + i] = m->tok[(size_t)tok[t] * E + i];
+        for (int i = 0; i < E; i++)
+            x[(size_t)t * E + i] = m->tok[(size_t)tok[t] * E + i] * (is_gemma(s) ? sqrt((double)E) : 1.0);
     for (int l = 0; l < s->L; l++) {
         const ref_layer_t *L = &m->l[l];
         for (int t = 0; t < n; t++) {
@@ -532,24 +551,26 @@ static void ref_forward(const ref_model_t *m, const int32_t *tok, int n, double 
                 ref_rope_glm(m, qt, H, t);
                 ref_rope_glm(m, kt, K, t);
             } else {
-                ref_rope(m, qt, H, t);
-                ref_rope(m, kt, K, t);
+                ref_rope(m, qt, H, t, layer_swa(s, l));
+                ref_rope(m, kt, K, t, layer_swa(s, l));
             }
         }
         for (int t = 0; t < n; t++) {
             for (int h = 0; h < H; h++) {
                 const int hk = h / (H / K);
                 double mx = -1e300, sum = 0;
-                for (int j = 0; j <= t; j++) {
+                /* gemma3's local layers: the last swa positions only */
+                const int j0 = layer_swa(s, l) && t + 1 > s->swa ? t + 1 - s->swa : 0;
+                for (int j = j0; j <= t; j++) {
                     double d = 0;
                     for (int i = 0; i < D; i++) d += q[(size_t)t * QD + h * D + i] * k[(size_t)j * KD + hk * D + i];
                     p[j] = d / sqrt((double)D);
                     if (p[j] > mx) mx = p[j];
                 }
-                for (int j = 0; j <= t; j++) sum += (p[j] = exp(p[j] - mx));
+                for (int j = j0; j <= t; j++) sum += (p[j] = exp(p[j] - mx));
                 for (int i = 0; i < D; i++) {
                     double a = 0;
-                    for (int j = 0; j <= t; j++) a += p[j] / sum * v[(size_t)j * KD + hk * D + i];
+                    for (int j = j0; j <= t; j++) a += p[j] / sum * v[(size_t)j * KD + hk * D + i];
                     att[h * D + i] = a;
                 }
             }
@@ -566,7 +587,10 @@ static void ref_forward(const ref_model_t *m, const int32_t *tok, int n, double 
             ref_rmsnorm(xn, x + (size_t)t * E, L->fn, E, m->eps);
             ref_matvec(g, L->wg, xn, F, E);
             ref_matvec(u, L->wu, xn, F, E);
-            for (int i = 0; i < F; i++) g[i] = g[i] / (1 + exp(-g[i])) * u[i];
+            for (int i = 0; i < F; i++) /* gemma: tanh GELU (HF gelu_pytorch_tanh) */
+                g[i] = (is_gemma(s) ? 0.5 * g[i] * (1 + tanh(sqrt(2 / M_PI) * (g[i] + 0.044715 * g[i] * g[i] * g[i])))
+                                    : g[i] / (1 + exp(-g[i]))) *
+                       u[i];
             ref_matvec(o, L->wd, g, E, F);
             if (L->pfn) ref_rmsnorm(o, o, L->pfn, E, m->eps);
             for (int i = 0; i < E; i++) x[(size_t)t * E + i] += o[i];
@@ -765,6 +789,22 @@ static void test_phi3(void) {
     run_case("phi3 f32 longrope long", &s, 1e-4, SL_TYPE_F32, 1);
 }
 
+/* Gemma: embeddings × sqrt(n_embd), tanh-GELU FFN, tied output; Gemma 3:
+ * q/k norms, post norms, 7 layers of which 0-4 and 6 attend to the last 4
+ * positions with RoPE base 10000 and layer 5 to all with base 1e6 (here
+ * linearly scaled ×8, as Gemma 3 4B+ is) */
+static void test_gemma(void) {
+    spec_t s = base_spec("gemma");
+    s.tied = true;
+    run_case("gemma f32 tied", &s, 1e-4, SL_TYPE_F32, 1);
+    s = base_spec("gemma3");
+    s.tied = true, s.L = 7, s.swa = 4, s.D = 32; /* head_dim 32 with 4 heads of a 64 embedding */
+    s.scale = SCALE_LINEAR, s.factor = 8;
+    run_case("gemma3 f32 swa 4", &s, 1e-4, SL_TYPE_F32, 2);
+    s.wtype = SL_TYPE_Q8_0;
+    run_case("gemma3 q8_0 swa 4 kv-f16", &s, 4e-2, SL_TYPE_F16, 1);
+}
+
 static void test_f16_and_q8(void) {
     spec_t s = base_spec("qwen3");
     s.wtype = SL_TYPE_F16;
@@ -822,7 +862,7 @@ static void expect_load_error(const char *arch, const char *skip, const char *ba
 }
 
 static void test_validation(void) {
-    expect_load_error("gemma", NULL, NULL, "unsupported architecture 'gemma' (supported: llama, internlm2");
+    expect_load_error("gemma2", NULL, NULL, "unsupported architecture 'gemma2' (supported: llama, internlm2");
     expect_load_error("glm4", "blk.1.post_ffw_norm.weight", NULL, "blk.1.post_ffw_norm.weight");
     expect_load_error("chatglm", NULL, "blk.0.attn_qkv.weight", "shape");
     expect_load_error("chatglm", NULL, "blk.1.ffn_up.weight", "2·n_ff");
@@ -1083,6 +1123,7 @@ int main(void) {
     RUN(test_qwen3moe);
     RUN(test_glm);
     RUN(test_phi3);
+    RUN(test_gemma);
     RUN(test_f16_and_q8);
     RUN(test_long_prefill);
     RUN(test_validation);

@@ -307,7 +307,8 @@ static void test_attention(void) {
  * shared pool of blocks (shuffled), a batch mixing prefill runs and single
  * decode tokens, F32/F16/Q8_0 storage; against a double reference that
  * reads the same (dequantized) cache rows through the block tables. */
-static void paged_case(int bsz, int H, int K, int D, sl_type_t kt, int threads, sl_isa_t isa, int past1) {
+static void paged_case_w(int bsz, int H, int K, int D, sl_type_t kt, int threads, sl_isa_t isa, int past1,
+                         int window) {
     enum { NSEQ = 3 };
     const int past[NSEQ] = {0, past1, 5}, ntok[NSEQ] = {23, 1, 9};
     const size_t rb = sl_row_size(kt, D);
@@ -349,7 +350,7 @@ static void paged_case(int bsz, int H, int K, int D, sl_type_t kt, int threads, 
     sl_attn_paged_t a = {.n_tok = n_tok, .n_head = H, .n_head_kv = K, .head_dim = D, .q = qv, .out = out,
                          .tok_pos = pos, .tok_blocks = tb, .k = kc, .v = vc, .block_stride = blk,
                          .block_size = bsz, .row_bytes = rb, .kv_type = kt, .scale = 1.0f / sqrtf((float)D),
-                         .scratch = scratch, .max_keys = 64};
+                         .scratch = scratch, .max_keys = 64, .window = window};
     sl_isa_t prev = sl_kernels_set_isa(isa);
     sl_attention_paged(pool, &a);
     sl_kernels_set_isa(prev);
@@ -360,9 +361,10 @@ static void paged_case(int bsz, int H, int K, int D, sl_type_t kt, int threads, 
     for (int t = 0; t < n_tok; t++)
         for (int h = 0; h < H; h++) {
             const float *qr = qv + ((size_t)t * H + h) * D;
-            const int n = pos[t] + 1;
+            const int n = pos[t] + 1, j_lo = window > 0 && n > window ? n - window : 0;
             double mx = -1e300, sum = 0;
-            for (int j = 0; j < n; j++) {
+            for (int j = 0; j < n; j++) p[j] = 0;
+            for (int j = j_lo; j < n; j++) {
                 const size_t off = (size_t)tb[t][j / bsz] * blk + ((size_t)(h / grp) * bsz + j % bsz) * rb;
                 sl_dequantize_row(kt, kc + off, kf, D);
                 double d = 0;
@@ -370,19 +372,23 @@ static void paged_case(int bsz, int H, int K, int D, sl_type_t kt, int threads, 
                 p[j] = d * a.scale;
                 mx = fmax(mx, p[j]);
             }
-            for (int j = 0; j < n; j++) sum += (p[j] = exp(p[j] - mx));
+            for (int j = j_lo; j < n; j++) sum += (p[j] = exp(p[j] - mx));
             double o[256] = {0};
-            for (int j = 0; j < n; j++) {
+            for (int j = j_lo; j < n; j++) {
                 const size_t off = (size_t)tb[t][j / bsz] * blk + ((size_t)(h / grp) * bsz + j % bsz) * rb;
                 sl_dequantize_row(kt, vc + off, vf, D);
                 for (int i = 0; i < D; i++) o[i] += p[j] / sum * vf[i];
             }
             for (int i = 0; i < D; i++) md = fmax(md, fabs(out[((size_t)t * H + h) * D + i] - o[i]));
         }
-    CHECK_MSG(md < 2e-5, "paged attention bs %d H %d K %d D %d %s t%d isa %s past %d: %.3g", bsz, H, K, D,
-              sl_type_name(kt), threads, sl_isa_name(isa), past1, md);
+    CHECK_MSG(md < 2e-5, "paged attention bs %d H %d K %d D %d %s t%d isa %s past %d window %d: %.3g", bsz, H, K,
+              D, sl_type_name(kt), threads, sl_isa_name(isa), past1, window, md);
     sl_pool_free(pool);
     free(kc), free(vc), free(qv), free(out), free(scratch);
+}
+
+static void paged_case(int bsz, int H, int K, int D, sl_type_t kt, int threads, sl_isa_t isa, int past1) {
+    paged_case_w(bsz, H, K, D, kt, threads, isa, past1, 0);
 }
 
 static void test_attention_paged(void) {
@@ -400,6 +406,13 @@ static void test_attention_paged(void) {
             paged_case(16, 10, 2, 64, types[t], 2, isas[i], 201);
             paged_case(16, 6, 2, 128, types[t], 1, isas[i], 150);
             paged_case(16, 14, 2, 64, types[t], 2, isas[i], 200);
+            /* sliding windows: shorter than a chunk (the first visible key
+             * inside a chunk, differing per token of a prefill run), longer
+             * than one, and as long as the longest sequence (no effect) */
+            paged_case_w(16, 8, 2, 64, types[t], 2, isas[i], 201, 5);
+            paged_case_w(5, 6, 2, 32, types[t], 1, isas[i], 150, 70);
+            paged_case_w(16, 6, 3, 64, types[t], 3, isas[i], 37, 12);
+            paged_case_w(16, 4, 2, 32, types[t], 2, isas[i], 37, 64);
         }
     }
 }

@@ -4,11 +4,11 @@
  * llama.cpp's converter writes them), optionally with a real tokenizer
  * imported from a Hugging Face tokenizer.json + tokenizer_config.json.
  *
- *   silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|phi3|gemma|gemma3 --out F.gguf [--vocab N]
+ *   silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|phi3|gemma|gemma2|gemma3 --out F.gguf [--vocab N]
  *       [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N]
  *       [--experts N --experts-used K --expert-ffn N]  (qwen2moe, qwen3moe)
  *       [--shared-ffn N]                               (qwen2moe's shared expert)
- *       [--swa N]                                      (gemma3's sliding window)
+ *       [--swa N]                                      (gemma2/3's sliding window)
  *       [--ctx N] [--tied|--untied] [--type f32|f16|q8_0|q4_K_M|...]
  *       [--seed S] [--tokenizer DIR] [--chat-template FILE] [--name NAME] [--rope-base F]
  *       [--rope-scaling linear|yarn --rope-factor F --rope-orig-ctx N]
@@ -43,11 +43,11 @@ typedef struct mk {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|phi3|gemma|gemma3 --out F.gguf [--vocab N]\n"
+            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|phi3|gemma|gemma2|gemma3 --out F.gguf [--vocab N]\n"
             "         [--embd N]"
             "         [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N] [--ctx N] [--tied|--untied]\n"
             "         [--experts N --experts-used K --expert-ffn N] (qwen2moe, qwen3moe; default 8, 2, ffn / 2)\n"
-            "         [--shared-ffn N] (qwen2moe's shared expert; default ffn) [--swa N] (gemma3's window; default 512)\n"
+            "         [--shared-ffn N] (qwen2moe's shared expert; default ffn) [--swa N] (gemma2/3's window; default 512)\n"
             "         [--type f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q2_K|q3_K_S|q3_K_M|q3_K_L|q4_K|q4_K_S|q4_K_M\n"
             "                 |q5_K|q5_K_S|q5_K_M|q6_K|iq4_nl|iq4_xs] [--seed S]\n"
             "         [--tokenizer DIR] [--chat-template FILE] [--name NAME] [--rope-base F] [--rope-scaling linear|yarn]\n"
@@ -234,19 +234,20 @@ int cmd_mkmodel(int argc, char **argv) {
     const bool qwen2moe = !strcmp(m.arch, "qwen2moe");
     const bool moe = !strcmp(m.arch, "qwen3moe") || qwen2moe, glm4 = !strcmp(m.arch, "glm4");
     const bool chatglm = !strcmp(m.arch, "chatglm"), glm = glm4 || chatglm, phi3 = !strcmp(m.arch, "phi3");
-    const bool gemma3 = !strcmp(m.arch, "gemma3"), gemma = gemma3 || !strcmp(m.arch, "gemma");
+    const bool gemma3 = !strcmp(m.arch, "gemma3"), gemma2 = !strcmp(m.arch, "gemma2");
+    const bool gemma = gemma3 || gemma2 || !strcmp(m.arch, "gemma");
     const bool llama_rope = !strcmp(m.arch, "llama") || !strcmp(m.arch, "internlm2") || glm;
     if (!llama_rope && !moe && !phi3 && !gemma && strcmp(m.arch, "qwen2") && strcmp(m.arch, "qwen3")) {
         fprintf(stderr,
                 "silica mkmodel: --arch must be llama, internlm2, qwen2, qwen3, qwen2moe, qwen3moe, chatglm, glm4, "
-                "phi3, gemma or gemma3\n");
+                "phi3, gemma, gemma2 or gemma3\n");
         return 2;
     }
-    if (m.rope_base == 0) m.rope_base = llama_rope || !strcmp(m.arch, "gemma") ? 10000.0 : 1000000.0;
+    if (m.rope_base == 0) m.rope_base = llama_rope || (gemma && !gemma3) ? 10000.0 : 1000000.0;
     if (gemma && m.tied < 0) m.tied = 1; /* Gemma ties its output to the embeddings */
-    if (gemma3 && m.swa == 0) m.swa = 512;
-    if (!gemma3 && m.swa) {
-        fprintf(stderr, "silica mkmodel: --swa is for gemma3\n");
+    if ((gemma2 || gemma3) && m.swa == 0) m.swa = 512;
+    if (!gemma2 && !gemma3 && m.swa) {
+        fprintf(stderr, "silica mkmodel: --swa is for gemma2 and gemma3\n");
         return 2;
     }
     if (moe) {
@@ -330,7 +331,11 @@ int cmd_mkmodel(int argc, char **argv) {
         bad |= set_key_u32(o.w, A, "expert_feed_forward_length", m.expert_ffn);
         if (qwen2moe) bad |= set_key_u32(o.w, A, "expert_shared_feed_forward_length", m.shared_ffn);
     }
-    if (gemma3) bad |= set_key_u32(o.w, A, "attention.sliding_window", m.swa);
+    if (gemma2 || gemma3) bad |= set_key_u32(o.w, A, "attention.sliding_window", m.swa);
+    if (gemma2) {
+        bad |= set_key_f32(o.w, A, "attn_logit_softcapping", 50.0);
+        bad |= set_key_f32(o.w, A, "final_logit_softcapping", 30.0);
+    }
     if (m.scaling) {
         char key[128];
         if (strcmp(m.scaling, "linear") && strcmp(m.scaling, "yarn")) {
@@ -385,7 +390,7 @@ int cmd_mkmodel(int argc, char **argv) {
         if (glm4 && (add_random(&o, T("attn_q.bias"), QD, 0, 0, sd) || add_random(&o, T("attn_k.bias"), KD, 0, 0, sd) ||
                      add_random(&o, T("attn_v.bias"), KD, 0, 0, sd)))
             goto oom;
-        if ((glm4 || gemma3) && (add_random(&o, T("post_attention_norm.weight"), E, 0, 1, sd) ||
+        if ((glm4 || gemma2 || gemma3) && (add_random(&o, T("post_attention_norm.weight"), E, 0, 1, sd) ||
                                  add_random(&o, T("post_ffw_norm.weight"), E, 0, 1, sd)))
             goto oom;
         /* GLM, Phi-3: gate and up rows in one ffn_up [E, 2F] */

@@ -165,7 +165,8 @@ typedef struct sl_attn_paged {
     float scale;
     float *scratch;
     int max_keys;
-    int window; /* 0: every earlier key */
+    int window;    /* 0: every earlier key */
+    float softcap; /* > 0: scores (after scale) become softcap · tanh(score / softcap) (Gemma 2) */
 } sl_attn_paged_t;
 void sl_attention_paged(sl_pool_t *pool, const sl_attn_paged_t *a);
 /* Floats of scratch one thread of sl_attention_paged needs. */

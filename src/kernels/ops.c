@@ -474,10 +474,11 @@ static const float *att_rows_f32(const sl_attn_paged_t *a, const uint8_t *base, 
  * each): updates the running max *m, running sum *l and the unnormalised
  * output out (hd floats). s holds nv (<= ATT_KB) floats and up to 7 past. */
 static void att_row_scalar(const float *q, float *out, const float *K, const float *V, int nv, int hd, float scale,
-                           float *m, float *l, float *s) {
+                           float cap, float *m, float *l, float *s) {
     float mx = -INFINITY;
     for (int j = 0; j < nv; j++) {
         s[j] = dot_f32(q, K + (size_t)j * (size_t)hd, hd) * scale;
+        if (cap > 0.0f) s[j] = cap * tanhf(s[j] / cap); /* soft-capping (Gemma 2) */
         if (s[j] > mx) mx = s[j];
     }
     const float mn = mx > *m ? mx : *m;
@@ -511,8 +512,26 @@ __attribute__((target("avx2,fma"))) static inline __m256 att_qk8(const float *q,
 /* Online-softmax step for one row whose nv scores (scaled) are in s and
  * whose chunk maximum is mx: s becomes exp(s - new max), *m and *l are
  * updated; returns the factor for the row's partial output. */
-__attribute__((target("avx2,fma"))) static inline float att_softmax_step(float *s, int nv, float mx, float *m,
+__attribute__((target("avx2,fma"))) static inline float att_softmax_step(float *s, int nv, float mx, float cap, float *m,
                                                                          float *l) {
+    if (cap > 0.0f) { /* soft-capping (Gemma 2): s = cap · tanh(s / cap), tanh(t) = 1 - 2 / (e^2t + 1) */
+        const __m256 cv = _mm256_set1_ps(cap), two = _mm256_set1_ps(2.0f), one = _mm256_set1_ps(1.0f);
+        const __m256 k2 = _mm256_set1_ps(2.0f / cap);
+        __m256 mx8 = _mm256_set1_ps(-INFINITY);
+        int j = 0;
+        for (; j + 8 <= nv; j += 8) {
+            const __m256 e = exp8(_mm256_mul_ps(_mm256_loadu_ps(s + j), k2));
+            const __m256 t = _mm256_sub_ps(one, _mm256_div_ps(two, _mm256_add_ps(e, one)));
+            const __m256 v = _mm256_mul_ps(cv, t);
+            _mm256_storeu_ps(s + j, v);
+            mx8 = _mm256_max_ps(v, mx8);
+        }
+        mx = hmax256(mx8);
+        for (; j < nv; j++) {
+            s[j] = cap * tanhf(s[j] / cap);
+            if (s[j] > mx) mx = s[j];
+        }
+    }
     const float mn = mx > *m ? mx : *m;
     const float c = *m == -INFINITY ? 0.0f : expf(*m - mn);
     /* p = exp(s - mn), 8 lanes at a time; lanes past nv are not used */
@@ -552,9 +571,9 @@ __attribute__((target("avx2,fma"))) static inline float att_scores_avx2(const fl
 
 __attribute__((target("avx2,fma"))) static void att_row_avx2(const float *q, float *out, const float *K,
                                                                const float *V, int nv, int hd, float scale,
-                                                               float *m, float *l, float *s) {
+                                                               float cap, float *m, float *l, float *s) {
     const float mx = att_scores_avx2(q, K, nv, hd, scale, s);
-    const __m256 cv = _mm256_set1_ps(att_softmax_step(s, nv, mx, m, l));
+    const __m256 cv = _mm256_set1_ps(att_softmax_step(s, nv, mx, cap, m, l));
     int d = 0, j;
     /* 64 output floats per pass: 8 independent FMA chains per key */
     for (; d + 64 <= hd; d += 64) {
@@ -607,7 +626,7 @@ __attribute__((target("avx2,fma"))) static inline __m128 hsum4x8(__m256 a0, __m2
  * latency × throughput of the core needs. s: R rows of ATT_KB + 8 floats. */
 __attribute__((target("avx2,fma"))) static inline __attribute__((always_inline)) void
 att_rows_avx2(const int R, const float *q, float *out, const float *K, const float *V, int nv, int hd, float scale,
-              float *m, float *l, float *s) {
+              float cap, float *m, float *l, float *s) {
     const size_t sst = ATT_KB + 8;
     const __m128 sc = _mm_set1_ps(scale);
     __m128 mx[3];
@@ -644,7 +663,7 @@ att_rows_avx2(const int R, const float *q, float *out, const float *K, const flo
             sr[j] = dot_f32_avx2(q + (size_t)r * (size_t)hd, K + (size_t)j * (size_t)hd, hd) * scale;
             if (sr[j] > mf[r]) mf[r] = sr[j];
         }
-    for (int r = 0; r < R; r++) c[r] = att_softmax_step(s + (size_t)r * sst, nv, mf[r], &m[r], &l[r]);
+    for (int r = 0; r < R; r++) c[r] = att_softmax_step(s + (size_t)r * sst, nv, mf[r], cap, &m[r], &l[r]);
     for (int d = 0; d < hd; d += 32) {
         __m256 o[3][4];
 #pragma GCC unroll 3
@@ -670,14 +689,14 @@ att_rows_avx2(const int R, const float *q, float *out, const float *K, const flo
 }
 
 __attribute__((target("avx2,fma"))) static void att_row3_avx2(const float *q, float *out, const float *K,
-                                                                const float *V, int nv, int hd, float scale, float *m,
-                                                                float *l, float *s) {
-    att_rows_avx2(3, q, out, K, V, nv, hd, scale, m, l, s);
+                                                                const float *V, int nv, int hd, float scale, float cap,
+                                                                float *m, float *l, float *s) {
+    att_rows_avx2(3, q, out, K, V, nv, hd, scale, cap, m, l, s);
 }
 __attribute__((target("avx2,fma"))) static void att_row2_avx2(const float *q, float *out, const float *K,
-                                                                const float *V, int nv, int hd, float scale, float *m,
-                                                                float *l, float *s) {
-    att_rows_avx2(2, q, out, K, V, nv, hd, scale, m, l, s);
+                                                                const float *V, int nv, int hd, float scale, float cap,
+                                                                float *m, float *l, float *s) {
+    att_rows_avx2(2, q, out, K, V, nv, hd, scale, cap, m, l, s);
 }
 #endif
 
@@ -745,17 +764,17 @@ static void attn_paged_worker(void *ctx, int ith, int nth) {
                     /* the token's rows (consecutive heads) 3 at a time (2 where 2 or 4 are left) */
                     const int left = group - g, nr = left == 2 || left == 4 ? 2 : left >= 3 ? 3 : 1;
                     if (simd && nr > 1 && hd % 32 == 0) {
-                        (nr == 3 ? att_row3_avx2 : att_row2_avx2)(a->q + qo, a->out + qo, K, V, nv, hd, a->scale,
+                        (nr == 3 ? att_row3_avx2 : att_row2_avx2)(a->q + qo, a->out + qo, K, V, nv, hd, a->scale, a->softcap,
                                                                   &M[r], &L[r], s);
                         g += nr - 1;
                         continue;
                     }
                     if (simd) {
-                        att_row_avx2(a->q + qo, a->out + qo, K, V, nv, hd, a->scale, &M[r], &L[r], s);
+                        att_row_avx2(a->q + qo, a->out + qo, K, V, nv, hd, a->scale, a->softcap, &M[r], &L[r], s);
                         continue;
                     }
 #endif
-                    att_row_scalar(a->q + qo, a->out + qo, K, V, nv, hd, a->scale, &M[r], &L[r], s);
+                    att_row_scalar(a->q + qo, a->out + qo, K, V, nv, hd, a->scale, a->softcap, &M[r], &L[r], s);
                 }
             }
             j0 += nk;

@@ -217,16 +217,19 @@ static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
 }
 
 /* Gemma's own hyper-parameters, as llama.cpp sets them: embeddings scaled
- * by sqrt(n_embd), a tanh-GELU FFN; gemma3: every 6th layer global, the
- * other five attending to attention.sliding_window positions with RoPE
- * base 10000 unscaled, and the query scale 1/sqrt(n_embd / n_head) for the
- * 27B (62 layers), 1/sqrt(head_dim) otherwise. Other architectures: no
+ * by sqrt(n_embd), a tanh-GELU FFN. gemma2: even layers attend to their
+ * last attention.sliding_window positions, attention scores and final
+ * logits soft-capped (attn_logit_softcapping, default 50;
+ * final_logit_softcapping, default 30), query scale 1/sqrt(n_embd /
+ * n_head) for the 27B (46 layers). gemma3: every 6th layer global, the
+ * other five windowed with RoPE base 10000 unscaled, the 27B (62 layers)
+ * scaled likewise. Otherwise 1/sqrt(head_dim). Other architectures: no
  * scaling, SiLU, 1/sqrt(head_dim), no windows. */
 static int load_gemma(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_t errlen) {
     hp->embd_scale = 1.0f;
     hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
     hp->rope_swa = hp->rope;
-    if (hp->arch != SL_ARCH_GEMMA && hp->arch != SL_ARCH_GEMMA3) return 0;
+    if (hp->arch != SL_ARCH_GEMMA && hp->arch != SL_ARCH_GEMMA2 && hp->arch != SL_ARCH_GEMMA3) return 0;
     hp->embd_scale = sqrtf((float)hp->n_embd);
     hp->gelu = true;
     if (hp->arch == SL_ARCH_GEMMA) return 0;
@@ -235,8 +238,18 @@ static int load_gemma(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_t 
         dim_ok(swa, "attention.sliding_window", err, errlen))
         return -1;
     hp->n_swa = (int)swa;
-    hp->swa_period = 6;
-    if (hp->n_layer == 62) hp->attn_scale = 1.0f / sqrtf((float)(hp->n_embd / hp->n_head));
+    const bool gemma2 = hp->arch == SL_ARCH_GEMMA2;
+    hp->swa_period = gemma2 ? 2 : 6;
+    if (hp->n_layer == (gemma2 ? 46 : 62)) hp->attn_scale = 1.0f / sqrtf((float)(hp->n_embd / hp->n_head));
+    if (gemma2) {
+        if (key_f32(f, hp->arch_name, "attn_logit_softcapping", false, 50.0f, &hp->attn_softcap, err, errlen) ||
+            key_f32(f, hp->arch_name, "final_logit_softcapping", false, 30.0f, &hp->logit_softcap, err, errlen))
+            return -1;
+        if (!(hp->attn_softcap >= 0.0f) || !(hp->logit_softcap >= 0.0f) || !isfinite(hp->attn_softcap) ||
+            !isfinite(hp->logit_softcap))
+            return sl_err(err, errlen, "%s soft-capping values must be finite and >= 0", hp->arch_name);
+        return 0; /* the window layers share the RoPE */
+    }
     sl_rope_t *r = &hp->rope_swa;
     r->freq_base = 10000.0f;
     r->scaling = SL_ROPE_SCALING_NONE;
@@ -269,7 +282,7 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
     } archs[] = {{"llama", SL_ARCH_LLAMA},       {"internlm2", SL_ARCH_LLAMA},   {"qwen2", SL_ARCH_QWEN2},
                  {"qwen3", SL_ARCH_QWEN3},       {"qwen2moe", SL_ARCH_QWEN2MOE}, {"qwen3moe", SL_ARCH_QWEN3MOE},
                  {"chatglm", SL_ARCH_CHATGLM},   {"glm4", SL_ARCH_GLM4},         {"phi3", SL_ARCH_PHI3},
-                 {"gemma", SL_ARCH_GEMMA},       {"gemma3", SL_ARCH_GEMMA3}};
+                 {"gemma", SL_ARCH_GEMMA},       {"gemma2", SL_ARCH_GEMMA2},     {"gemma3", SL_ARCH_GEMMA3}};
     size_t ai = 0;
     while (ai < SL_ARRAY_LEN(archs) && strcmp(arch, archs[ai].name) != 0) ai++;
     if (ai == SL_ARRAY_LEN(archs)) {
@@ -756,7 +769,7 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
 
     m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
     if (!m->layers) return sl_err(err, errlen, "out of memory");
-    const bool gemma3 = hp->arch == SL_ARCH_GEMMA3;
+    const bool gemma3 = hp->arch == SL_ARCH_GEMMA3, post = gemma3 || hp->arch == SL_ARCH_GEMMA2;
     const bool qwen2 = hp->arch == SL_ARCH_QWEN2,
                qwen3 = hp->arch == SL_ARCH_QWEN3 || hp->arch == SL_ARCH_QWEN3MOE || gemma3;
     const bool moe = hp->n_expert > 0;
@@ -806,9 +819,9 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
             get_vector(m, NAME("attn_output.bias"), E, "n_embd", false, &L->bo, err, errlen) ||
             get_vector(m, NAME("attn_q_norm.weight"), D, "head_dim", qwen3, &L->q_norm, err, errlen) ||
             get_vector(m, NAME("attn_k_norm.weight"), D, "head_dim", qwen3, &L->k_norm, err, errlen) ||
-            get_vector(m, NAME("post_attention_norm.weight"), E, "n_embd", glm4 || gemma3, &L->post_attn_norm, err,
+            get_vector(m, NAME("post_attention_norm.weight"), E, "n_embd", glm4 || post, &L->post_attn_norm, err,
                        errlen) ||
-            get_vector(m, NAME("post_ffw_norm.weight"), E, "n_embd", glm4 || gemma3, &L->post_ffn_norm, err, errlen))
+            get_vector(m, NAME("post_ffw_norm.weight"), E, "n_embd", glm4 || post, &L->post_ffn_norm, err, errlen))
             return -1;
 #undef NAME
         if ((L->q_norm == NULL) != (L->k_norm == NULL))
@@ -1320,6 +1333,14 @@ static void moe_ffn(sl_model_t *m, sl_pool_t *pool, const sl_layer_t *L, int n_t
     add_worker(&aj, 0, 1);
 }
 
+/* gemma2's final logit soft-capping over n_rows rows of logits. */
+static void softcap_logits(const sl_hparams_t *hp, float *logits, int n_rows) {
+    const float cap = hp->logit_softcap;
+    if (cap <= 0.0f) return;
+    const size_t n = (size_t)n_rows * (size_t)hp->n_vocab;
+    for (size_t i = 0; i < n; i++) logits[i] = cap * tanhf(logits[i] / cap);
+}
+
 /* One step over the tokens of several sequences (scratch already sized):
  * every matmul runs once over all n_tok rows, so each weight is read once
  * per step whatever the number of sequences; only the RoPE position, the KV
@@ -1372,6 +1393,7 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
             .kv_type = lay->type,
             .scale = hp->attn_scale,
             .window = layer_swa(hp, l) ? hp->n_swa : 0,
+            .softcap = hp->attn_softcap,
             .scratch = s->scores,
             .max_keys = max_keys,
         };
@@ -1413,9 +1435,11 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
     rmsnorm_rows(pool, s->xn, s->x, m->output_norm, n_rows, E, hp->norm_eps);
     if (only >= 0) { /* one sequence: straight into its buffer */
         matmul_w(pool, &m->output, s->xn, n_rows, seqs[only].logits);
+        softcap_logits(hp, seqs[only].logits, n_rows);
         return;
     }
     matmul_w(pool, &m->output, s->xn, n_rows, s->out_logits);
+    softcap_logits(hp, s->out_logits, n_rows);
     const size_t V = (size_t)hp->n_vocab;
     int r = 0;
     for (int i = 0; i < n_seqs; i++) {

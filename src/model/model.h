@@ -9,9 +9,10 @@
  * a sigmoid-gated shared expert), chatglm and glm4 (fused QKV and gate+up
  * matrices, RoPE over the first half of each head; glm4 adds norms after
  * attention and after the FFN), phi3 (fused QKV and gate+up, LongRoPE
- * factors), gemma and gemma3 (scaled embeddings, GELU FFN; gemma3: q/k
- * norms, post norms, sliding-window layers with their own RoPE); tied or
- * untied output.
+ * factors), gemma, gemma2 and gemma3 (scaled embeddings, GELU FFN;
+ * gemma2/3: post norms and sliding-window layers; gemma2: soft-capped
+ * attention scores and logits; gemma3: q/k norms, its own RoPE on the
+ * window layers); tied or untied output.
  *
  * A sequence's attention state lives in an sl_kv_t. model_forward() appends
  * n tokens to it (positions kv_len .. kv_len+n-1) and returns logits.
@@ -37,6 +38,7 @@ typedef enum sl_arch {
     SL_ARCH_GLM4,    /* GLM-4-0414 */
     SL_ARCH_PHI3,    /* Phi-3, Phi-3.5, Phi-4 (dense) */
     SL_ARCH_GEMMA,   /* Gemma 1 */
+    SL_ARCH_GEMMA2,  /* Gemma 2 */
     SL_ARCH_GEMMA3   /* Gemma 3 (text) */
 } sl_arch_t;
 
@@ -68,6 +70,7 @@ typedef struct sl_hparams {
      * swa_period - 1; the others see everything, with rope */
     int n_swa, swa_period;
     sl_rope_t rope_swa;
+    float attn_softcap, logit_softcap; /* gemma2: x → cap · tanh(x / cap) on scores / logits (0: none) */
     bool tied_output;  /* output.weight absent: token_embd is the output matrix */
 } sl_hparams_t;
 

@@ -1,7 +1,7 @@
 /* deps: base gguf kernels model */
 /*
  * test_model.c — the forward pass of llama / internlm2 / qwen2 / qwen3 /
- * qwen2moe / qwen3moe / chatglm / glm4 / phi3 / gemma / gemma3 against an
+ * qwen2moe / qwen3moe / chatglm / glm4 / phi3 / gemma / gemma2 / gemma3 against an
  * independent reference written here plainly, in double precision, in the
  * Hugging Face convention (rotate-halves RoPE, unpermuted Q/K rows).
  *
@@ -44,13 +44,14 @@ typedef enum { SCALE_NONE, SCALE_LINEAR, SCALE_YARN, SCALE_LLAMA3 } scale_kind_t
 
 typedef struct {
     const char *arch; /* llama | internlm2 | qwen2 | qwen3 | qwen2moe | qwen3moe | chatglm | glm4 | phi3 |
-                         gemma | gemma3 */
+                         gemma | gemma2 | gemma3 */
     int V, E, L, H, K, D, F, ctx;
     int NE, KU, FE; /* qwen3moe: experts, used per token, expert hidden size */
     int nextn;      /* glm4: extra trailing (multi-token prediction) layers in block_count, skipped */
     bool longrope;  /* phi3: LongRoPE short/long factors and attn_factor (orig_ctx: the original context) */
     bool use_long;  /* ... run with a context beyond orig_ctx: the long factors */
-    int swa;        /* gemma3: sliding window of the local layers (5 of every 6) */
+    int swa;        /* gemma2/3: sliding window of the local layers (even ones / 5 of every 6) */
+    float acap, lcap; /* gemma2: attention score and final logit soft-capping */
     bool tied;
     sl_type_t wtype;
     scale_kind_t scale;
@@ -76,9 +77,11 @@ typedef struct {
 } ref_model_t;
 
 static bool is_glm(const spec_t *s) { return !strcmp(s->arch, "chatglm") || !strcmp(s->arch, "glm4"); }
-static bool is_gemma(const spec_t *s) { return !strcmp(s->arch, "gemma") || !strcmp(s->arch, "gemma3"); }
-/* gemma3's local layers: 5 of every 6 */
-static bool layer_swa(const spec_t *s, int l) { return !strcmp(s->arch, "gemma3") && l % 6 < 5; }
+static bool is_gemma(const spec_t *s) { return !strncmp(s->arch, "gemma", 5); }
+/* gemma2's local layers: the even ones; gemma3's: 5 of every 6 */
+static bool layer_swa(const spec_t *s, int l) {
+    return (!strcmp(s->arch, "gemma2") && l % 2 == 0) || (!strcmp(s->arch, "gemma3") && l % 6 < 5);
+}
 static bool is_moe(const spec_t *s) { return !strcmp(s->arch, "qwen3moe") || !strcmp(s->arch, "qwen2moe"); }
 
 static float *rnd_vec(size_t n, float center, float a) {
@@ -125,7 +128,8 @@ static void ref_init(ref_model_t *m, const spec_t *s, uint64_t seed) {
     m->s = *s;
     rng_state = seed * 2654435761u + 12345;
     m->eps = 1e-5;
-    m->base = !strcmp(s->arch, "llama") || !strcmp(s->arch, "internlm2") || is_glm(s) || !strcmp(s->arch, "gemma")
+    m->base = !strcmp(s->arch, "llama") || !strcmp(s->arch, "internlm2") || is_glm(s) ||
+                      (is_gemma(s) && strcmp(s->arch, "gemma3"))
                   ? 10000.0
                   : 1000000.0;
     m->tok = rnd_vec((size_t)s->V * s->E, 0.0f, 1.0f);
@@ -171,7 +175,7 @@ static void ref_init(ref_model_t *m, const spec_t *s, uint64_t seed) {
             L->wu = rnd_mat(s->F, s->E, s->wtype);
             L->wd = rnd_mat(s->E, s->F, s->wtype);
         }
-        if (!strcmp(s->arch, "glm4") || !strcmp(s->arch, "gemma3")) {
+        if (!strcmp(s->arch, "glm4") || !strcmp(s->arch, "gemma2") || !strcmp(s->arch, "gemma3")) {
             L->pan = rnd_vec(s->E, 1.0f, 0.2f);
             L->pfn = rnd_vec(s->E, 1.0f, 0.2f);
         }
@@ -268,7 +272,11 @@ static int write_model(const ref_model_t *m, const char *path, const char *skip,
     set_u32(w, a, "rope.dimension_count", (uint32_t)(is_glm(s) ? s->D / 2 : s->D));
     set_f32(w, a, "attention.layer_norm_rms_epsilon", (float)m->eps);
     set_f32(w, a, "rope.freq_base", (float)m->base);
-    if (!strcmp(a, "gemma3")) set_u32(w, a, "attention.sliding_window", (uint32_t)s->swa);
+    if (!strcmp(a, "gemma2") || !strcmp(a, "gemma3")) set_u32(w, a, "attention.sliding_window", (uint32_t)s->swa);
+    if (!strcmp(a, "gemma2")) {
+        set_f32(w, a, "attn_logit_softcapping", s->acap);
+        set_f32(w, a, "final_logit_softcapping", s->lcap);
+    }
     if (s->NE) {
         set_u32(w, a, "expert_count", (uint32_t)s->NE);
         set_u32(w, a, "expert_used_count", (uint32_t)s->KU);
@@ -551,8 +559,9 @@ static void ref_forward(const ref_model_t *m, const int32_t *tok, int n, double 
                 ref_rope_glm(m, qt, H, t);
                 ref_rope_glm(m, kt, K, t);
             } else {
-                ref_rope(m, qt, H, t, layer_swa(s, l));
-                ref_rope(m, kt, K, t, layer_swa(s, l));
+                const bool local = layer_swa(s, l) && !strcmp(s->arch, "gemma3"); /* gemma3's own local RoPE */
+                ref_rope(m, qt, H, t, local);
+                ref_rope(m, kt, K, t, local);
             }
         }
         for (int t = 0; t < n; t++) {
@@ -565,6 +574,7 @@ static void ref_forward(const ref_model_t *m, const int32_t *tok, int n, double 
                     double d = 0;
                     for (int i = 0; i < D; i++) d += q[(size_t)t * QD + h * D + i] * k[(size_t)j * KD + hk * D + i];
                     p[j] = d / sqrt((double)D);
+                    if (s->acap > 0) p[j] = s->acap * tanh(p[j] / s->acap); /* Gemma 2 soft-capping */
                     if (p[j] > mx) mx = p[j];
                 }
                 for (int j = j0; j <= t; j++) sum += (p[j] = exp(p[j] - mx));
@@ -599,6 +609,8 @@ static void ref_forward(const ref_model_t *m, const int32_t *tok, int n, double 
     for (int t = 0; t < n; t++) {
         ref_rmsnorm(xn, x + (size_t)t * E, m->onorm, E, m->eps);
         ref_matvec(out + (size_t)t * s->V, m->out, xn, s->V, E);
+        if (s->lcap > 0) /* Gemma 2's final soft-capping */
+            for (int i = 0; i < s->V; i++) out[(size_t)t * s->V + i] = s->lcap * tanh(out[(size_t)t * s->V + i] / s->lcap);
     }
     free(x), free(q), free(k), free(v), free(att), free(xn), free(o), free(g), free(u), free(p);
 }
@@ -803,6 +815,12 @@ static void test_gemma(void) {
     run_case("gemma3 f32 swa 4", &s, 1e-4, SL_TYPE_F32, 2);
     s.wtype = SL_TYPE_Q8_0;
     run_case("gemma3 q8_0 swa 4 kv-f16", &s, 4e-2, SL_TYPE_F16, 1);
+    /* Gemma 2: even layers windowed, one RoPE; scores capped at 2 and
+     * logits at 3 (far below Gemma 2's 50 / 30, so the caps bend these
+     * small random values) */
+    s = base_spec("gemma2");
+    s.tied = true, s.L = 3, s.swa = 4, s.acap = 2.0f, s.lcap = 3.0f;
+    run_case("gemma2 f32 swa softcap", &s, 1e-4, SL_TYPE_F32, 2);
 }
 
 static void test_f16_and_q8(void) {
@@ -862,7 +880,7 @@ static void expect_load_error(const char *arch, const char *skip, const char *ba
 }
 
 static void test_validation(void) {
-    expect_load_error("gemma2", NULL, NULL, "unsupported architecture 'gemma2' (supported: llama, internlm2");
+    expect_load_error("gemma4x", NULL, NULL, "unsupported architecture 'gemma4x' (supported: llama, internlm2");
     expect_load_error("glm4", "blk.1.post_ffw_norm.weight", NULL, "blk.1.post_ffw_norm.weight");
     expect_load_error("chatglm", NULL, "blk.0.attn_qkv.weight", "shape");
     expect_load_error("chatglm", NULL, "blk.1.ffn_up.weight", "2·n_ff");

@@ -307,8 +307,8 @@ static void test_attention(void) {
  * shared pool of blocks (shuffled), a batch mixing prefill runs and single
  * decode tokens, F32/F16/Q8_0 storage; against a double reference that
  * reads the same (dequantized) cache rows through the block tables. */
-static void paged_case_w(int bsz, int H, int K, int D, sl_type_t kt, int threads, sl_isa_t isa, int past1,
-                         int window) {
+static void paged_case_wc(int bsz, int H, int K, int D, sl_type_t kt, int threads, sl_isa_t isa, int past1,
+                          int window, float cap) {
     enum { NSEQ = 3 };
     const int past[NSEQ] = {0, past1, 5}, ntok[NSEQ] = {23, 1, 9};
     const size_t rb = sl_row_size(kt, D);
@@ -350,7 +350,7 @@ static void paged_case_w(int bsz, int H, int K, int D, sl_type_t kt, int threads
     sl_attn_paged_t a = {.n_tok = n_tok, .n_head = H, .n_head_kv = K, .head_dim = D, .q = qv, .out = out,
                          .tok_pos = pos, .tok_blocks = tb, .k = kc, .v = vc, .block_stride = blk,
                          .block_size = bsz, .row_bytes = rb, .kv_type = kt, .scale = 1.0f / sqrtf((float)D),
-                         .scratch = scratch, .max_keys = 64, .window = window};
+                         .scratch = scratch, .max_keys = 64, .window = window, .softcap = cap};
     sl_isa_t prev = sl_kernels_set_isa(isa);
     sl_attention_paged(pool, &a);
     sl_kernels_set_isa(prev);
@@ -370,6 +370,7 @@ static void paged_case_w(int bsz, int H, int K, int D, sl_type_t kt, int threads
                 double d = 0;
                 for (int i = 0; i < D; i++) d += (double)qr[i] * kf[i];
                 p[j] = d * a.scale;
+                if (cap > 0) p[j] = cap * tanh(p[j] / cap);
                 mx = fmax(mx, p[j]);
             }
             for (int j = j_lo; j < n; j++) sum += (p[j] = exp(p[j] - mx));
@@ -381,10 +382,15 @@ static void paged_case_w(int bsz, int H, int K, int D, sl_type_t kt, int threads
             }
             for (int i = 0; i < D; i++) md = fmax(md, fabs(out[((size_t)t * H + h) * D + i] - o[i]));
         }
-    CHECK_MSG(md < 2e-5, "paged attention bs %d H %d K %d D %d %s t%d isa %s past %d window %d: %.3g", bsz, H, K,
-              D, sl_type_name(kt), threads, sl_isa_name(isa), past1, window, md);
+    CHECK_MSG(md < 2e-5, "paged attention bs %d H %d K %d D %d %s t%d isa %s past %d window %d cap %g: %.3g", bsz, H,
+              K, D, sl_type_name(kt), threads, sl_isa_name(isa), past1, window, cap, md);
     sl_pool_free(pool);
     free(kc), free(vc), free(qv), free(out), free(scratch);
+}
+
+static void paged_case_w(int bsz, int H, int K, int D, sl_type_t kt, int threads, sl_isa_t isa, int past1,
+                         int window) {
+    paged_case_wc(bsz, H, K, D, kt, threads, isa, past1, window, 0.0f);
 }
 
 static void paged_case(int bsz, int H, int K, int D, sl_type_t kt, int threads, sl_isa_t isa, int past1) {
@@ -413,6 +419,11 @@ static void test_attention_paged(void) {
             paged_case_w(5, 6, 2, 32, types[t], 1, isas[i], 150, 70);
             paged_case_w(16, 6, 3, 64, types[t], 3, isas[i], 37, 12);
             paged_case_w(16, 4, 2, 32, types[t], 2, isas[i], 37, 64);
+            /* soft-capped scores (a cap of 2 bends these scores hard; the
+             * 1-, 2- and 3-row paths, a window on top) */
+            paged_case_wc(16, 14, 2, 64, types[t], 2, isas[i], 201, 0, 2.0f);
+            paged_case_wc(16, 3, 3, 32, types[t], 1, isas[i], 150, 9, 2.0f);
+            if (types[t] != SL_TYPE_Q8_0) paged_case_wc(7, 6, 3, 12, types[t], 2, isas[i], 37, 0, 1.5f);
         }
     }
 }

@@ -4,9 +4,9 @@
  * llama.cpp's converter writes them), optionally with a real tokenizer
  * imported from a Hugging Face tokenizer.json + tokenizer_config.json.
  *
- *   silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|phi3|gemma|gemma2|gemma3 --out F.gguf [--vocab N]
+ *   silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|glm4moe|phi3|gemma|gemma2|gemma3 --out F.gguf [--vocab N]
  *       [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N]
- *       [--experts N --experts-used K --expert-ffn N]  (qwen2moe, qwen3moe)
+ *       [--experts N --experts-used K --expert-ffn N]  (qwen2moe, qwen3moe, glm4moe)
  *       [--shared-ffn N]                               (qwen2moe's shared expert)
  *       [--swa N]                                      (gemma2/3's sliding window)
  *       [--ctx N] [--tied|--untied] [--type f32|f16|q8_0|q4_K_M|...]
@@ -43,10 +43,10 @@ typedef struct mk {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|phi3|gemma|gemma2|gemma3 --out F.gguf [--vocab N]\n"
+            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|glm4moe|phi3|gemma|gemma2|gemma3 --out F.gguf [--vocab N]\n"
             "         [--embd N]"
             "         [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N] [--ctx N] [--tied|--untied]\n"
-            "         [--experts N --experts-used K --expert-ffn N] (qwen2moe, qwen3moe; default 8, 2, ffn / 2)\n"
+            "         [--experts N --experts-used K --expert-ffn N] (qwen2moe, qwen3moe, glm4moe; default 8, 2, ffn / 2)\n"
             "         [--shared-ffn N] (qwen2moe's shared expert; default ffn) [--swa N] (gemma2/3's window; default 512)\n"
             "         [--type f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q2_K|q3_K_S|q3_K_M|q3_K_L|q4_K|q4_K_S|q4_K_M\n"
             "                 |q5_K|q5_K_S|q5_K_M|q6_K|iq4_nl|iq4_xs] [--seed S]\n"
@@ -231,8 +231,8 @@ int cmd_mkmodel(int argc, char **argv) {
         usage();
         return 2;
     }
-    const bool qwen2moe = !strcmp(m.arch, "qwen2moe");
-    const bool moe = !strcmp(m.arch, "qwen3moe") || qwen2moe, glm4 = !strcmp(m.arch, "glm4");
+    const bool qwen2moe = !strcmp(m.arch, "qwen2moe"), glm4moe = !strcmp(m.arch, "glm4moe");
+    const bool moe = !strcmp(m.arch, "qwen3moe") || qwen2moe || glm4moe, glm4 = !strcmp(m.arch, "glm4");
     const bool chatglm = !strcmp(m.arch, "chatglm"), glm = glm4 || chatglm, phi3 = !strcmp(m.arch, "phi3");
     const bool gemma3 = !strcmp(m.arch, "gemma3"), gemma2 = !strcmp(m.arch, "gemma2");
     const bool gemma = gemma3 || gemma2 || !strcmp(m.arch, "gemma");
@@ -240,7 +240,7 @@ int cmd_mkmodel(int argc, char **argv) {
     if (!llama_rope && !moe && !phi3 && !gemma && strcmp(m.arch, "qwen2") && strcmp(m.arch, "qwen3")) {
         fprintf(stderr,
                 "silica mkmodel: --arch must be llama, internlm2, qwen2, qwen3, qwen2moe, qwen3moe, chatglm, glm4, "
-                "phi3, gemma, gemma2 or gemma3\n");
+                "glm4moe, phi3, gemma, gemma2 or gemma3\n");
         return 2;
     }
     if (m.rope_base == 0) m.rope_base = llama_rope || (gemma && !gemma3) ? 10000.0 : 1000000.0;
@@ -259,7 +259,7 @@ int cmd_mkmodel(int argc, char **argv) {
             return 2;
         }
     } else if (m.experts || m.experts_used || m.expert_ffn) {
-        fprintf(stderr, "silica mkmodel: --experts, --experts-used and --expert-ffn are for qwen2moe and qwen3moe\n");
+        fprintf(stderr, "silica mkmodel: --experts, --experts-used and --expert-ffn are for the MoE architectures\n");
         return 2;
     }
     if (qwen2moe && m.shared_ffn == 0) m.shared_ffn = m.ffn;
@@ -322,7 +322,7 @@ int cmd_mkmodel(int argc, char **argv) {
     bad |= set_key_u32(o.w, A, "attention.key_length", m.head_dim);
     bad |= set_key_u32(o.w, A, "attention.value_length", m.head_dim);
     /* GLM rotates the first half of each head */
-    bad |= set_key_u32(o.w, A, "rope.dimension_count", glm ? m.head_dim / 2 / 2 * 2 : m.head_dim);
+    bad |= set_key_u32(o.w, A, "rope.dimension_count", glm || glm4moe ? m.head_dim / 2 / 2 * 2 : m.head_dim);
     bad |= set_key_f32(o.w, A, "rope.freq_base", m.rope_base);
     bad |= set_key_f32(o.w, A, "attention.layer_norm_rms_epsilon", m.eps);
     if (moe) {
@@ -330,6 +330,15 @@ int cmd_mkmodel(int argc, char **argv) {
         bad |= set_key_u32(o.w, A, "expert_used_count", m.experts_used);
         bad |= set_key_u32(o.w, A, "expert_feed_forward_length", m.expert_ffn);
         if (qwen2moe) bad |= set_key_u32(o.w, A, "expert_shared_feed_forward_length", m.shared_ffn);
+        if (glm4moe) { /* GLM-4.5-Air's routing: sigmoid, renormalized, one shared expert, layer 0 dense */
+            char key[128];
+            bad |= set_key_u32(o.w, A, "expert_shared_count", 1);
+            bad |= set_key_u32(o.w, A, "leading_dense_block_count", 1);
+            bad |= set_key_u32(o.w, A, "expert_gating_func", 2);
+            bad |= set_key_f32(o.w, A, "expert_weights_scale", 1.0);
+            snprintf(key, sizeof key, "%s.expert_weights_norm", A);
+            bad |= gguf_writer_set_bool(o.w, key, true);
+        }
     }
     if (gemma2 || gemma3) bad |= set_key_u32(o.w, A, "attention.sliding_window", m.swa);
     if (gemma2) {
@@ -376,35 +385,53 @@ int cmd_mkmodel(int argc, char **argv) {
     for (long l = 0; l < m.layers; l++) {
         char n[64];
 #define T(s) (snprintf(n, sizeof n, "blk.%ld.%s", l, s), n)
-        if (add_random(&o, T("attn_norm.weight"), E, 0, 1, sd) || add_random(&o, T("ffn_norm.weight"), E, 0, 1, sd) ||
+        /* glm4moe names its FFN input norm post_attention_norm */
+        if (add_random(&o, T("attn_norm.weight"), E, 0, 1, sd) ||
+            add_random(&o, T(glm4moe ? "post_attention_norm.weight" : "ffn_norm.weight"), E, 0, 1,
+                       sd) ||
             add_random(&o, T("attn_output.weight"), QD, E, 0, sd))
             goto oom;
+        const bool lmoe = moe && !(glm4moe && l == 0);
         /* chatglm: one fused QKV matrix and bias, phi3 one without bias; the
          * others three (glm4 with biases, as GLM-4-0414's converter writes
          * them) */
-        if ((chatglm || phi3) && add_random(&o, T("attn_qkv.weight"), E, QD + 2 * KD, 0, sd)) goto oom;
+        if ((chatglm || phi3) && add_random(&o, T("attn_qkv.weight"), E, QD + 2 * KD, 0, sd))
+            goto oom;
         if (chatglm && add_random(&o, T("attn_qkv.bias"), QD + 2 * KD, 0, 0, sd)) goto oom;
-        if (!chatglm && !phi3 && (add_random(&o, T("attn_q.weight"), E, QD, 0, sd) || add_random(&o, T("attn_k.weight"), E, KD, 0, sd) ||
-                         add_random(&o, T("attn_v.weight"), E, KD, 0, sd)))
+        if (!chatglm && !phi3 &&
+            (add_random(&o, T("attn_q.weight"), E, QD, 0, sd) ||
+             add_random(&o, T("attn_k.weight"), E, KD, 0, sd) ||
+             add_random(&o, T("attn_v.weight"), E, KD, 0, sd)))
             goto oom;
-        if (glm4 && (add_random(&o, T("attn_q.bias"), QD, 0, 0, sd) || add_random(&o, T("attn_k.bias"), KD, 0, 0, sd) ||
-                     add_random(&o, T("attn_v.bias"), KD, 0, 0, sd)))
+        if ((glm4 || glm4moe) && (add_random(&o, T("attn_q.bias"), QD, 0, 0, sd) ||
+                                  add_random(&o, T("attn_k.bias"), KD, 0, 0, sd) ||
+                                  add_random(&o, T("attn_v.bias"), KD, 0, 0, sd)))
             goto oom;
-        if ((glm4 || gemma2 || gemma3) && (add_random(&o, T("post_attention_norm.weight"), E, 0, 1, sd) ||
-                                 add_random(&o, T("post_ffw_norm.weight"), E, 0, 1, sd)))
+        if ((glm4 || gemma2 || gemma3) &&
+            (add_random(&o, T("post_attention_norm.weight"), E, 0, 1, sd) ||
+             add_random(&o, T("post_ffw_norm.weight"), E, 0, 1, sd)))
             goto oom;
         /* GLM, Phi-3: gate and up rows in one ffn_up [E, 2F] */
-        if ((glm || phi3) && (add_random(&o, T("ffn_up.weight"), E, 2 * F, 0, sd) || add_random(&o, T("ffn_down.weight"), F, E, 0, sd)))
+        if ((glm || phi3) && (add_random(&o, T("ffn_up.weight"), E, 2 * F, 0, sd) ||
+                              add_random(&o, T("ffn_down.weight"), F, E, 0, sd)))
             goto oom;
-        if (!moe && !glm && !phi3 && (add_random(&o, T("ffn_gate.weight"), E, F, 0, sd) || add_random(&o, T("ffn_up.weight"), E, F, 0, sd) ||
-                     add_random(&o, T("ffn_down.weight"), F, E, 0, sd)))
+        if (!lmoe && !glm && !phi3 &&
+            (add_random(&o, T("ffn_gate.weight"), E, F, 0, sd) ||
+             add_random(&o, T("ffn_up.weight"), E, F, 0, sd) ||
+             add_random(&o, T("ffn_down.weight"), F, E, 0, sd)))
             goto oom;
         /* the router scaled up so that the top-k choice is not a coin toss */
         const long X = m.experts, FX = m.expert_ffn;
-        if (moe && (add_random3(&o, T("ffn_gate_inp.weight"), E, X, 1, 0, 1.0f) ||
-                    add_random3(&o, T("ffn_gate_exps.weight"), E, FX, X, 0, sd) ||
-                    add_random3(&o, T("ffn_up_exps.weight"), E, FX, X, 0, sd) ||
-                    add_random3(&o, T("ffn_down_exps.weight"), FX, E, X, 0, sd)))
+        if (lmoe && glm4moe &&
+            (add_random(&o, T("ffn_exp_probs_b.bias"), X, 0, 0, 0.1f) ||
+             add_random(&o, T("ffn_gate_shexp.weight"), E, FX, 0, sd) ||
+             add_random(&o, T("ffn_up_shexp.weight"), E, FX, 0, sd) ||
+             add_random(&o, T("ffn_down_shexp.weight"), FX, E, 0, sd)))
+            goto oom;
+        if (lmoe && (add_random3(&o, T("ffn_gate_inp.weight"), E, X, 1, 0, 1.0f) ||
+                     add_random3(&o, T("ffn_gate_exps.weight"), E, FX, X, 0, sd) ||
+                     add_random3(&o, T("ffn_up_exps.weight"), E, FX, X, 0, sd) ||
+                     add_random3(&o, T("ffn_down_exps.weight"), FX, E, X, 0, sd)))
             goto oom;
         const long FS = m.shared_ffn;
         if (qwen2moe && (add_random(&o, T("ffn_gate_inp_shexp.weight"), E, 0, 0, sd) ||
@@ -412,12 +439,13 @@ int cmd_mkmodel(int argc, char **argv) {
                          add_random(&o, T("ffn_up_shexp.weight"), E, FS, 0, sd) ||
                          add_random(&o, T("ffn_down_shexp.weight"), FS, E, 0, sd)))
             goto oom;
-        if ((!strcmp(A, "qwen2") || qwen2moe) &&
-            (add_random(&o, T("attn_q.bias"), QD, 0, 0, sd) || add_random(&o, T("attn_k.bias"), KD, 0, 0, sd) ||
-             add_random(&o, T("attn_v.bias"), KD, 0, 0, sd)))
+        if ((!strcmp(A, "qwen2") || qwen2moe) && (add_random(&o, T("attn_q.bias"), QD, 0, 0, sd) ||
+                                                  add_random(&o, T("attn_k.bias"), KD, 0, 0, sd) ||
+                                                  add_random(&o, T("attn_v.bias"), KD, 0, 0, sd)))
             goto oom;
-        if ((!strcmp(A, "qwen3") || (moe && !qwen2moe) || gemma3) && (add_random(&o, T("attn_q_norm.weight"), m.head_dim, 0, 1, sd) ||
-                                    add_random(&o, T("attn_k_norm.weight"), m.head_dim, 0, 1, sd)))
+        if ((!strcmp(A, "qwen3") || (moe && !qwen2moe) || gemma3) &&
+            (add_random(&o, T("attn_q_norm.weight"), m.head_dim, 0, 1, sd) ||
+             add_random(&o, T("attn_k_norm.weight"), m.head_dim, 0, 1, sd)))
             goto oom;
 #undef T
     }
@@ -425,8 +453,9 @@ int cmd_mkmodel(int argc, char **argv) {
         fprintf(stderr, "silica mkmodel: %s\n", err);
         goto done;
     }
-    fprintf(stderr, "mkmodel: wrote %s (%s, %ld layers, embd %ld, vocab %ld, %s, %.1f MiB of tensors)\n", m.out, A,
-            m.layers, m.embd, m.vocab, o.plan.name, (double)o.bytes / 1048576.0);
+    fprintf(stderr,
+            "mkmodel: wrote %s (%s, %ld layers, embd %ld, vocab %ld, %s, %.1f MiB of tensors)\n",
+            m.out, A, m.layers, m.embd, m.vocab, o.plan.name, (double)o.bytes / 1048576.0);
     rc = 0;
     goto done;
 oom:

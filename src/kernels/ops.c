@@ -758,14 +758,16 @@ static void attn_paged_worker(void *ctx, int ith, int nth) {
                 const int nv = (lim < nk ? lim : nk) - skip;
                 const float *K = K0 + (size_t)skip * (size_t)hd, *V = V0 + (size_t)skip * (size_t)hd;
                 for (int g = 0; g < group; g++) {
-                    const size_t qo = ((size_t)(t0 + ti) * (size_t)H + (size_t)(hk * group + g)) * (size_t)hd;
+                    const size_t qo =
+                        ((size_t)(t0 + ti) * (size_t)H + (size_t)(hk * group + g)) * (size_t)hd;
                     const int r = ti * group + g;
 #ifdef SL_OPS_X86
                     /* the token's rows (consecutive heads) 3 at a time (2 where 2 or 4 are left) */
                     const int left = group - g, nr = left == 2 || left == 4 ? 2 : left >= 3 ? 3 : 1;
                     if (simd && nr > 1 && hd % 32 == 0) {
-                        (nr == 3 ? att_row3_avx2 : att_row2_avx2)(a->q + qo, a->out + qo, K, V, nv, hd, a->scale, a->softcap,
-                                                                  &M[r], &L[r], s);
+                        (nr == 3 ? att_row3_avx2 : att_row2_avx2)(a->q + qo, a->out + qo, K, V, nv,
+                                                                  hd, a->scale, a->softcap, &M[r],
+                                                                  &L[r], s);
                         g += nr - 1;
                         continue;
                     }

@@ -1,6 +1,7 @@
 /*
  * model.c — llama-family models (llama, internlm2, qwen2, qwen3, qwen2moe,
- * qwen3moe, chatglm, glm4, phi3) from GGUF: loading and validating
+ * qwen3moe, chatglm, glm4, glm4moe, phi3, gemma, gemma2, gemma3) from GGUF:
+ * loading and validating
  * hyper-parameters and weights, the KV cache, and the forward pass over a
  * batch of tokens.
  *
@@ -72,6 +73,7 @@ typedef struct sl_layer {
     float *attn_norm, *ffn_norm;
     float *post_attn_norm, *post_ffn_norm; /* glm4: on the attention / FFN output before the residual add */
     float *shexp_gate;                     /* qwen2moe: n_embd; the shared expert's weight is sigmoid(this · xn) */
+    float *expert_bias;                    /* glm4moe: n_expert, added to the probabilities to choose experts */
     float *q_norm, *k_norm;     /* qwen3 */
     float *bq, *bk, *bv, *bo;   /* optional biases */
     sl_wt_t wq, wk, wv, wo;
@@ -175,15 +177,18 @@ static int dim_ok(uint32_t v, const char *what, char *err, size_t errlen) {
     return 0;
 }
 
-/* The mixture-of-experts keys (qwen3moe, qwen2moe): expert_count,
+/* The mixture-of-experts keys (qwen3moe, qwen2moe, glm4moe): expert_count,
  * expert_used_count, expert_feed_forward_length (default n_ff /
  * n_expert_used, as llama.cpp reads it), expert_weights_scale (optional);
- * qwen2moe's expert_shared_feed_forward_length (default n_ff). Qwen3-MoE
- * renormalizes the chosen experts' weights, Qwen2-MoE does not. Dense
- * architectures keep 0 experts. */
+ * qwen2moe's expert_shared_feed_forward_length (default n_ff); glm4moe's
+ * expert_shared_count (shared hidden size = that × n_ff_exp),
+ * leading_dense_block_count, expert_weights_norm and expert_gating_func
+ * (1 softmax, 2 sigmoid; default sigmoid). Qwen3-MoE renormalizes the
+ * chosen experts' weights, Qwen2-MoE does not. Dense architectures keep 0
+ * experts. */
 static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_t errlen) {
     hp->expert_scale = 1.0f;
-    if (hp->arch != SL_ARCH_QWEN3MOE && hp->arch != SL_ARCH_QWEN2MOE) return 0;
+    if (hp->arch != SL_ARCH_QWEN3MOE && hp->arch != SL_ARCH_QWEN2MOE && hp->arch != SL_ARCH_GLM4MOE) return 0;
     const char *arch = hp->arch_name;
     uint32_t ne, nu, ffe;
     if (key_u32(f, arch, "expert_count", true, 0, &ne, err, errlen) ||
@@ -211,6 +216,26 @@ static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
             dim_ok(fsh, "expert_shared_feed_forward_length", err, errlen))
             return -1;
         hp->n_ff_shexp = (int)fsh;
+        hp->shexp_gated = true;
+    }
+    if (hp->arch == SL_ARCH_GLM4MOE) {
+        uint32_t nsh, lead, gating;
+        char key[128];
+        if (key_u32(f, arch, "expert_shared_count", false, 0, &nsh, err, errlen) ||
+            key_u32(f, arch, "leading_dense_block_count", false, 0, &lead, err, errlen) ||
+            key_u32(f, arch, "expert_gating_func", false, 2, &gating, err, errlen))
+            return -1;
+        if (nsh > 64) return sl_err(err, errlen, "%s.expert_shared_count = %u is too large", arch, nsh);
+        if (lead > (uint32_t)hp->n_layer)
+            return sl_err(err, errlen, "%s.leading_dense_block_count = %u exceeds the %d layers", arch, lead,
+                          hp->n_layer);
+        if (gating != 1 && gating != 2)
+            return sl_err(err, errlen, "%s.expert_gating_func = %u (1 softmax, 2 sigmoid)", arch, gating);
+        snprintf(key, sizeof key, "%s.expert_weights_norm", arch);
+        hp->expert_norm = gguf_find_key(f, key) >= 0 && gguf_get_bool_or(f, key, false);
+        hp->expert_sigmoid = gating == 2;
+        hp->n_ff_shexp = (int)(nsh * ffe);
+        hp->n_dense_lead = (int)lead;
     }
     hp->expert_scale = scale > 0.0f ? scale : 1.0f;
     return 0;
@@ -282,7 +307,8 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
     } archs[] = {{"llama", SL_ARCH_LLAMA},       {"internlm2", SL_ARCH_LLAMA},   {"qwen2", SL_ARCH_QWEN2},
                  {"qwen3", SL_ARCH_QWEN3},       {"qwen2moe", SL_ARCH_QWEN2MOE}, {"qwen3moe", SL_ARCH_QWEN3MOE},
                  {"chatglm", SL_ARCH_CHATGLM},   {"glm4", SL_ARCH_GLM4},         {"phi3", SL_ARCH_PHI3},
-                 {"gemma", SL_ARCH_GEMMA},       {"gemma2", SL_ARCH_GEMMA2},     {"gemma3", SL_ARCH_GEMMA3}};
+                 {"gemma", SL_ARCH_GEMMA},       {"gemma2", SL_ARCH_GEMMA2},     {"gemma3", SL_ARCH_GEMMA3},
+                 {"glm4moe", SL_ARCH_GLM4MOE}};
     size_t ai = 0;
     while (ai < SL_ARRAY_LEN(archs) && strcmp(arch, archs[ai].name) != 0) ai++;
     if (ai == SL_ARRAY_LEN(archs)) {
@@ -324,7 +350,8 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
 
     /* glm4: trailing multi-token-prediction layers the forward pass skips */
     uint32_t nextn = 0;
-    if (hp->arch == SL_ARCH_GLM4 && key_u32(f, arch, "nextn_predict_layers", false, 0, &nextn, err, errlen))
+    if ((hp->arch == SL_ARCH_GLM4 || hp->arch == SL_ARCH_GLM4MOE) &&
+        key_u32(f, arch, "nextn_predict_layers", false, 0, &nextn, err, errlen))
         return -1;
     if (nextn >= nl)
         return sl_err(err, errlen, "%s.nextn_predict_layers = %u leaves no layer of %u", arch, nextn, nl);
@@ -774,15 +801,18 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
                qwen3 = hp->arch == SL_ARCH_QWEN3 || hp->arch == SL_ARCH_QWEN3MOE || gemma3;
     const bool moe = hp->n_expert > 0;
     const bool glm4 = hp->arch == SL_ARCH_GLM4, glm = glm4 || hp->arch == SL_ARCH_CHATGLM;
-    const bool phi3 = hp->arch == SL_ARCH_PHI3;
+    const bool phi3 = hp->arch == SL_ARCH_PHI3, glm4moe = hp->arch == SL_ARCH_GLM4MOE;
     const int64_t NE = hp->n_expert, FE = hp->n_ff_exp, FS = hp->n_ff_shexp;
     for (int l = 0; l < hp->n_layer; l++) {
         sl_layer_t *L = &m->layers[l];
         char n[96];
 #define NAME(s) (snprintf(n, sizeof n, "blk.%d.%s", l, s), n)
         const bool fused = (glm || phi3) && gguf_find_tensor(m->gf, NAME("attn_qkv.weight")) != NULL;
+        const bool lmoe = moe && l >= hp->n_dense_lead; /* glm4moe's first layers are dense */
+        /* glm4moe's FFN input norm is named post_attention_norm (HF's post_attention_layernorm) */
         if (get_vector(m, NAME("attn_norm.weight"), E, "n_embd", true, &L->attn_norm, err, errlen) ||
-            get_vector(m, NAME("ffn_norm.weight"), E, "n_embd", true, &L->ffn_norm, err, errlen) ||
+            get_vector(m, NAME(glm4moe ? "post_attention_norm.weight" : "ffn_norm.weight"), E, "n_embd", true,
+                       &L->ffn_norm, err, errlen) ||
             (fused && get_fused_qkv(m, l, L, err, errlen)) ||
             (!fused &&
              (get_matrix(m, NAME("attn_q.weight"), E, QD, "n_embd × n_head·head_dim", true, &L->wq, err, errlen) ||
@@ -796,11 +826,13 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
             get_matrix(m, NAME("attn_output.weight"), QD, E, "n_head·head_dim × n_embd", true, &L->wo, err,
                        errlen) ||
             ((glm || phi3) && get_fused_gate_up(m, l, L, err, errlen)) ||
-            (!moe && !glm && !phi3 &&
+            (!lmoe && !glm && !phi3 &&
              (get_matrix(m, NAME("ffn_gate.weight"), E, F, "n_embd × n_ff", true, &L->gate, err, errlen) ||
               get_matrix(m, NAME("ffn_up.weight"), E, F, "n_embd × n_ff", true, &L->up, err, errlen) ||
               get_matrix(m, NAME("ffn_down.weight"), F, E, "n_ff × n_embd", true, &L->down, err, errlen))) ||
-            (moe && (get_matrix(m, NAME("ffn_gate_inp.weight"), E, NE, "n_embd × n_expert", true, &L->router, err,
+            (lmoe && glm4moe &&
+             get_vector(m, NAME("ffn_exp_probs_b.bias"), NE, "n_expert", true, &L->expert_bias, err, errlen)) ||
+            (lmoe && (get_matrix(m, NAME("ffn_gate_inp.weight"), E, NE, "n_embd × n_expert", true, &L->router, err,
                                 errlen) ||
                      get_experts(m, NAME("ffn_gate_exps.weight"), E, FE, "n_embd × n_ff_exp × n_expert", &L->xgate,
                                  err, errlen) ||
@@ -808,9 +840,10 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
                                  errlen) ||
                      get_experts(m, NAME("ffn_down_exps.weight"), FE, E, "n_ff_exp × n_embd × n_expert", &L->xdown,
                                  err, errlen))) ||
-            (FS && (get_vector(m, NAME("ffn_gate_inp_shexp.weight"), E, "n_embd", true, &L->shexp_gate, err,
-                               errlen) ||
-                    get_matrix(m, NAME("ffn_gate_shexp.weight"), E, FS, "n_embd × n_ff_shexp", true, &L->gate, err,
+            (FS && lmoe && hp->shexp_gated &&
+             get_vector(m, NAME("ffn_gate_inp_shexp.weight"), E, "n_embd", true, &L->shexp_gate, err, errlen)) ||
+            (FS && lmoe &&
+                   (get_matrix(m, NAME("ffn_gate_shexp.weight"), E, FS, "n_embd × n_ff_shexp", true, &L->gate, err,
                                errlen) ||
                     get_matrix(m, NAME("ffn_up_shexp.weight"), E, FS, "n_embd × n_ff_shexp", true, &L->up, err,
                                errlen) ||
@@ -819,8 +852,8 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
             get_vector(m, NAME("attn_output.bias"), E, "n_embd", false, &L->bo, err, errlen) ||
             get_vector(m, NAME("attn_q_norm.weight"), D, "head_dim", qwen3, &L->q_norm, err, errlen) ||
             get_vector(m, NAME("attn_k_norm.weight"), D, "head_dim", qwen3, &L->k_norm, err, errlen) ||
-            get_vector(m, NAME("post_attention_norm.weight"), E, "n_embd", glm4 || post, &L->post_attn_norm, err,
-                       errlen) ||
+            (!glm4moe && get_vector(m, NAME("post_attention_norm.weight"), E, "n_embd", glm4 || post,
+                                    &L->post_attn_norm, err, errlen)) ||
             get_vector(m, NAME("post_ffw_norm.weight"), E, "n_embd", glm4 || post, &L->post_ffn_norm, err, errlen))
             return -1;
 #undef NAME
@@ -855,6 +888,7 @@ void model_free(sl_model_t *m) {
             free(L->bv);
             free(L->bo);
             free(L->shexp_gate);
+            free(L->expert_bias);
             free(L->post_attn_norm);
             free(L->post_ffn_norm);
             free(L->xgate);
@@ -1245,21 +1279,31 @@ static void matmul_w(sl_pool_t *pool, const sl_wt_t *w, const float *x, int n_to
 /* Softmax over the router's n logits, the k largest (ties to the lower
  * index) with their probabilities, renormalized and scaled as the model
  * says: e[0..k), w[0..k). */
-static void moe_route(const sl_hparams_t *hp, const float *logits, int32_t *e, float *w) {
+static void moe_route(const sl_hparams_t *hp, const float *bias, float *logits, int32_t *e, float *w) {
     const int n = hp->n_expert, k = hp->n_expert_used;
-    float mx = logits[0];
-    for (int i = 1; i < n; i++) mx = fmaxf(mx, logits[i]);
-    double z = 0;
-    for (int i = 0; i < n; i++) z += exp((double)(logits[i] - mx));
+    /* the router's probabilities, in place: softmax, or sigmoid (glm4moe) */
+    if (hp->expert_sigmoid) {
+        for (int i = 0; i < n; i++) logits[i] = 1.0f / (1.0f + expf(-logits[i]));
+    } else {
+        float mx = logits[0];
+        for (int i = 1; i < n; i++) mx = fmaxf(mx, logits[i]);
+        double z = 0;
+        for (int i = 0; i < n; i++) z += exp((double)(logits[i] - mx));
+        for (int i = 0; i < n; i++) logits[i] = (float)(exp((double)(logits[i] - mx)) / z);
+    }
+    /* the top k by probability (+ the selection bias), weighted by the
+     * unbiased probability */
     for (int j = 0; j < k; j++) {
         int best = -1;
+        float bv = 0.0f;
         for (int i = 0; i < n; i++) {
             bool taken = false;
             for (int q = 0; q < j && !taken; q++) taken = e[q] == i;
-            if (!taken && (best < 0 || logits[i] > logits[best])) best = i;
+            const float v = logits[i] + (bias ? bias[i] : 0.0f);
+            if (!taken && (best < 0 || v > bv)) best = i, bv = v;
         }
         e[j] = best;
-        w[j] = (float)(exp((double)(logits[best] - mx)) / z);
+        w[j] = logits[best];
     }
     double sum = 0;
     for (int j = 0; j < k; j++) sum += w[j];
@@ -1280,7 +1324,8 @@ static void moe_ffn(sl_model_t *m, sl_pool_t *pool, const sl_layer_t *L, int n_t
     int32_t *start = s->moe_start;
     memset(start, 0, sizeof *start * (size_t)(NE + 1));
     for (int t = 0; t < n_tok; t++) {
-        moe_route(hp, s->moe_logits + (size_t)t * NE, s->moe_e + (size_t)t * KU, s->moe_w + (size_t)t * KU);
+        moe_route(hp, L->expert_bias, s->moe_logits + (size_t)t * NE, s->moe_e + (size_t)t * KU,
+                  s->moe_w + (size_t)t * KU);
         for (int j = 0; j < KU; j++) start[s->moe_e[(size_t)t * KU + j] + 1]++;
     }
     for (int e = 0; e < NE; e++) start[e + 1] += start[e];
@@ -1314,7 +1359,7 @@ static void moe_ffn(sl_model_t *m, sl_pool_t *pool, const sl_layer_t *L, int n_t
             for (int d = 0; d < E; d++) acc[d] += w * y[d];
         }
     }
-    if (L->shexp_gate) { /* qwen2moe: + sigmoid(g · xn) · shared expert(xn) */
+    if (L->gate.data) { /* the shared expert; qwen2moe weights it by sigmoid(g · xn) */
         const sl_mm_t gu[2] = {mm_of(&L->gate, s->gate), mm_of(&L->up, s->up)};
         sl_matmul_multi(pool, gu, 2, E, s->xn, n_tok);
         struct swiglu_job sj = {s->gate, s->up, (size_t)n_tok * (size_t)hp->n_ff_shexp, 0, false};
@@ -1322,9 +1367,12 @@ static void moe_ffn(sl_model_t *m, sl_pool_t *pool, const sl_layer_t *L, int n_t
         matmul_w(pool, &L->down, s->gate, n_tok, s->moe_y);
         for (int t = 0; t < n_tok; t++) {
             const float *xt = s->xn + (size_t)t * E, *y = s->moe_y + (size_t)t * E;
-            float g = 0.0f;
-            for (int d = 0; d < E; d++) g += L->shexp_gate[d] * xt[d];
-            g = 1.0f / (1.0f + expf(-g));
+            float g = 1.0f;
+            if (L->shexp_gate) {
+                g = 0.0f;
+                for (int d = 0; d < E; d++) g += L->shexp_gate[d] * xt[d];
+                g = 1.0f / (1.0f + expf(-g));
+            }
             float *acc = s->moe_sum + (size_t)t * E;
             for (int d = 0; d < E; d++) acc[d] += g * y[d];
         }

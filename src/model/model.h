@@ -12,7 +12,9 @@
  * factors), gemma, gemma2 and gemma3 (scaled embeddings, GELU FFN;
  * gemma2/3: post norms and sliding-window layers; gemma2: soft-capped
  * attention scores and logits; gemma3: q/k norms, its own RoPE on the
- * window layers); tied or untied output.
+ * window layers), glm4moe (GLM-4.5: sigmoid-routed experts with a
+ * selection bias, a shared expert, leading dense layers); tied or untied
+ * output.
  *
  * A sequence's attention state lives in an sl_kv_t. model_forward() appends
  * n tokens to it (positions kv_len .. kv_len+n-1) and returns logits.
@@ -39,7 +41,8 @@ typedef enum sl_arch {
     SL_ARCH_PHI3,    /* Phi-3, Phi-3.5, Phi-4 (dense) */
     SL_ARCH_GEMMA,   /* Gemma 1 */
     SL_ARCH_GEMMA2,  /* Gemma 2 */
-    SL_ARCH_GEMMA3   /* Gemma 3 (text) */
+    SL_ARCH_GEMMA3,  /* Gemma 3 (text) */
+    SL_ARCH_GLM4MOE  /* GLM-4.5, GLM-4.5-Air */
 } sl_arch_t;
 
 typedef struct sl_hparams {
@@ -57,7 +60,10 @@ typedef struct sl_hparams {
      * token's FFN is the weighted sum of n_expert_used of n_expert experts
      * of n_ff_exp hidden units, chosen by the router's softmax top-k */
     int n_expert, n_expert_used, n_ff_exp;
-    int n_ff_shexp;      /* qwen2moe: the shared expert's hidden size (0: none) */
+    int n_ff_shexp;      /* the shared expert's hidden size (0: none) */
+    bool shexp_gated;    /* qwen2moe: the shared expert weighted by sigmoid(ffn_gate_inp_shexp · x) */
+    bool expert_sigmoid; /* router probabilities by sigmoid (glm4moe), not softmax */
+    int n_dense_lead;    /* glm4moe: the first layers have a dense FFN */
     bool expert_norm;    /* the chosen weights renormalized to sum 1 */
     float expert_scale;  /* then multiplied by this (1 = none) */
     float norm_eps;

@@ -1,7 +1,7 @@
 /* deps: base gguf kernels model */
 /*
  * test_model.c — the forward pass of llama / internlm2 / qwen2 / qwen3 /
- * qwen2moe / qwen3moe / chatglm / glm4 / phi3 / gemma / gemma2 / gemma3 against an
+ * qwen2moe / qwen3moe / chatglm / glm4 / glm4moe / phi3 / gemma / gemma2 / gemma3 against an
  * independent reference written here plainly, in double precision, in the
  * Hugging Face convention (rotate-halves RoPE, unpermuted Q/K rows).
  *
@@ -43,7 +43,7 @@ static float rnd_sym(float a) { return (float)((rnd_uniform() * 2.0 - 1.0) * a);
 typedef enum { SCALE_NONE, SCALE_LINEAR, SCALE_YARN, SCALE_LLAMA3 } scale_kind_t;
 
 typedef struct {
-    const char *arch; /* llama | internlm2 | qwen2 | qwen3 | qwen2moe | qwen3moe | chatglm | glm4 | phi3 |
+    const char *arch; /* llama | internlm2 | qwen2 | qwen3 | qwen2moe | qwen3moe | chatglm | glm4 | glm4moe | phi3 |
                          gemma | gemma2 | gemma3 */
     int V, E, L, H, K, D, F, ctx;
     int NE, KU, FE; /* qwen3moe: experts, used per token, expert hidden size */
@@ -65,6 +65,7 @@ typedef struct {
     float *wr, *xg, *xu, *xd;                /* MoE: router [NE][E]; experts [NE][FE][E], [NE][E][FE] */
     float *pan, *pfn;                        /* glm4: post-attention and post-FFN norms */
     float *wsg;                              /* qwen2moe: shared expert gate [E] (wg/wu/wd: the shared expert) */
+    float *xb;                               /* glm4moe: expert selection bias [NE] (wg/wu/wd: the shared expert) */
 } ref_layer_t;
 
 typedef struct {
@@ -82,7 +83,11 @@ static bool is_gemma(const spec_t *s) { return !strncmp(s->arch, "gemma", 5); }
 static bool layer_swa(const spec_t *s, int l) {
     return (!strcmp(s->arch, "gemma2") && l % 2 == 0) || (!strcmp(s->arch, "gemma3") && l % 6 < 5);
 }
-static bool is_moe(const spec_t *s) { return !strcmp(s->arch, "qwen3moe") || !strcmp(s->arch, "qwen2moe"); }
+static bool is_moe(const spec_t *s) {
+    return !strcmp(s->arch, "qwen3moe") || !strcmp(s->arch, "qwen2moe") || !strcmp(s->arch, "glm4moe");
+}
+/* glm4moe: layer 0 dense, the others experts + a shared expert of FE rows */
+static bool layer_moe(const spec_t *s, int l) { return is_moe(s) && s->NE > 0 && !(!strcmp(s->arch, "glm4moe") && l == 0); }
 
 static float *rnd_vec(size_t n, float center, float a) {
     float *v = malloc(n * sizeof(float));
@@ -148,10 +153,13 @@ static void ref_init(ref_model_t *m, const spec_t *s, uint64_t seed) {
     }
     if (s->scale == SCALE_LLAMA3) {
         m->rope_freqs = malloc(sizeof(float) * (size_t)(s->D / 2));
-        for (int i = 0; i < s->D / 2; i++) m->rope_freqs[i] = 1.0f + (float)i * 0.7f;
+        for (int i = 0; i < s->D / 2; i++)
+            m->rope_freqs[i] = 1.0f + (float)i * 0.7f;
     }
-    bool q2moe = !strcmp(s->arch, "qwen2moe"), qwen2 = !strcmp(s->arch, "qwen2") || q2moe, moe = is_moe(s);
-    bool qwen3 = !strcmp(s->arch, "qwen3") || !strcmp(s->arch, "qwen3moe") || !strcmp(s->arch, "gemma3");
+    bool q2moe = !strcmp(s->arch, "qwen2moe"),
+         qwen2 = !strcmp(s->arch, "qwen2") || q2moe || !strcmp(s->arch, "glm4moe");
+    bool qwen3 =
+        !strcmp(s->arch, "qwen3") || !strcmp(s->arch, "qwen3moe") || !strcmp(s->arch, "gemma3");
     m->l = calloc((size_t)s->L, sizeof *m->l);
     for (int l = 0; l < s->L; l++) {
         ref_layer_t *L = &m->l[l];
@@ -161,7 +169,8 @@ static void ref_init(ref_model_t *m, const spec_t *s, uint64_t seed) {
         L->wk = rnd_mat(s->K * s->D, s->E, s->wtype);
         L->wv = rnd_mat(s->K * s->D, s->E, s->wtype);
         L->wo = rnd_mat(s->E, s->H * s->D, s->wtype);
-        if (moe && s->NE > 0) {
+        const bool moe = layer_moe(s, l), g45 = moe && !strcmp(s->arch, "glm4moe");
+        if (moe) {
             /* a router of large logits, so that float rounding cannot swap
              * the k-th and (k+1)-th expert */
             L->wr = rnd_vec((size_t)s->NE * s->E, 0.0f, 2.0f);
@@ -169,11 +178,13 @@ static void ref_init(ref_model_t *m, const spec_t *s, uint64_t seed) {
             L->xu = rnd_mat(s->NE * s->FE, s->E, s->wtype);
             L->xd = rnd_mat(s->NE * s->E, s->FE, s->wtype);
         }
-        if (q2moe) L->wsg = rnd_vec(s->E, 0.0f, 0.3f);
-        if (!moe || q2moe || s->NE == 0) { /* the dense FFN, or qwen2moe's shared expert */
-            L->wg = rnd_mat(s->F, s->E, s->wtype);
-            L->wu = rnd_mat(s->F, s->E, s->wtype);
-            L->wd = rnd_mat(s->E, s->F, s->wtype);
+        if (q2moe && moe) L->wsg = rnd_vec(s->E, 0.0f, 0.3f);
+        if (g45) L->xb = rnd_vec(s->NE, 0.0f, 0.5f);
+        const int FD = g45 ? s->FE : s->F; /* glm4moe's shared expert: FE rows */
+        if (!moe || q2moe || g45) { /* the dense FFN, or the shared expert */
+            L->wg = rnd_mat(FD, s->E, s->wtype);
+            L->wu = rnd_mat(FD, s->E, s->wtype);
+            L->wd = rnd_mat(s->E, FD, s->wtype);
         }
         if (!strcmp(s->arch, "glm4") || !strcmp(s->arch, "gemma2") || !strcmp(s->arch, "gemma3")) {
             L->pan = rnd_vec(s->E, 1.0f, 0.2f);
@@ -195,7 +206,7 @@ static void ref_free(ref_model_t *m) {
     for (int l = 0; l < m->s.L; l++) {
         ref_layer_t *L = &m->l[l];
         float *ps[] = {L->an, L->fn, L->qn, L->kn, L->bq, L->bk, L->bv, L->wq, L->wk,
-                       L->wv, L->wo, L->wg, L->wu, L->wd, L->wr, L->xg, L->xu, L->xd, L->pan, L->pfn, L->wsg};
+                       L->wv, L->wo, L->wg, L->wu, L->wd, L->wr, L->xg, L->xu, L->xd, L->pan, L->pfn, L->wsg, L->xb};
         for (size_t i = 0; i < SL_ARRAY_LEN(ps); i++) free(ps[i]);
     }
     free(m->l);
@@ -269,7 +280,7 @@ static int write_model(const ref_model_t *m, const char *path, const char *skip,
     set_u32(w, a, "attention.head_count_kv", (uint32_t)s->K);
     set_u32(w, a, "attention.key_length", (uint32_t)s->D);
     set_u32(w, a, "attention.value_length", (uint32_t)s->D);
-    set_u32(w, a, "rope.dimension_count", (uint32_t)(is_glm(s) ? s->D / 2 : s->D));
+    set_u32(w, a, "rope.dimension_count", (uint32_t)(is_glm(s) || !strcmp(a, "glm4moe") ? s->D / 2 : s->D));
     set_f32(w, a, "attention.layer_norm_rms_epsilon", (float)m->eps);
     set_f32(w, a, "rope.freq_base", (float)m->base);
     if (!strcmp(a, "gemma2") || !strcmp(a, "gemma3")) set_u32(w, a, "attention.sliding_window", (uint32_t)s->swa);
@@ -282,6 +293,14 @@ static int write_model(const ref_model_t *m, const char *path, const char *skip,
         set_u32(w, a, "expert_used_count", (uint32_t)s->KU);
         set_u32(w, a, "expert_feed_forward_length", (uint32_t)s->FE);
         if (!strcmp(a, "qwen2moe")) set_u32(w, a, "expert_shared_feed_forward_length", (uint32_t)s->F);
+        if (!strcmp(a, "glm4moe")) {
+            char key[128];
+            set_u32(w, a, "expert_shared_count", 1);
+            set_u32(w, a, "leading_dense_block_count", 1);
+            set_f32(w, a, "expert_weights_scale", 1.5f);
+            snprintf(key, sizeof key, "%s.expert_weights_norm", a);
+            CHECK(gguf_writer_set_bool(w, key, true) == 0);
+        }
     }
     if (s->scale == SCALE_LINEAR || s->scale == SCALE_YARN) {
         char key[128];
@@ -315,7 +334,7 @@ static int write_model(const ref_model_t *m, const char *path, const char *skip,
         const ref_layer_t *L = &m->l[l];
 #define NM(x) (snprintf(n, sizeof n, "blk.%d.%s", l, x), n)
         ADD_VEC(NM("attn_norm.weight"), L->an, s->E);
-        ADD_VEC(NM("ffn_norm.weight"), L->fn, s->E);
+        ADD_VEC(NM(!strcmp(a, "glm4moe") ? "post_attention_norm.weight" : "ffn_norm.weight"), L->fn, s->E);
         float *wq = llama ? permute_rows(L->wq, s->H, s->D, s->E) : L->wq;
         float *wk = llama ? permute_rows(L->wk, s->K, s->D, s->E) : L->wk;
         const int QD = s->H * s->D, KD = s->K * s->D;
@@ -359,11 +378,13 @@ static int write_model(const ref_model_t *m, const char *path, const char *skip,
             ADD_EXP("ffn_up_exps.weight", L->xu, s->FE, s->E, s->NE, s->wtype);
             ADD_EXP("ffn_down_exps.weight", L->xd, s->E, s->FE, s->NE, s->wtype);
 #undef ADD_EXP
-            if (L->wsg) {
-                ADD_VEC(NM("ffn_gate_inp_shexp.weight"), L->wsg, s->E);
-                ADD_MAT(NM("ffn_gate_shexp.weight"), L->wg, s->F, s->E);
-                ADD_MAT(NM("ffn_up_shexp.weight"), L->wu, s->F, s->E);
-                ADD_MAT(NM("ffn_down_shexp.weight"), L->wd, s->E, s->F);
+            if (L->wsg || L->xb) {
+                const int FS = L->xb ? s->FE : s->F;
+                if (L->wsg) ADD_VEC(NM("ffn_gate_inp_shexp.weight"), L->wsg, s->E);
+                if (L->xb) ADD_VEC(NM("ffn_exp_probs_b.bias"), L->xb, s->NE);
+                ADD_MAT(NM("ffn_gate_shexp.weight"), L->wg, FS, s->E);
+                ADD_MAT(NM("ffn_up_shexp.weight"), L->wu, FS, s->E);
+                ADD_MAT(NM("ffn_down_shexp.weight"), L->wd, s->E, FS);
             }
         } else if (is_glm(s) || !strcmp(a, "phi3")) { /* gate rows then up rows in one ffn_up */
             float *gu = malloc(sizeof(float) * (size_t)2 * s->F * s->E);
@@ -428,7 +449,8 @@ static void ref_rope(const ref_model_t *m, double *v, int n_heads, int pos, bool
 
 static void ref_rope_base(const ref_model_t *m, double *v, int n_heads, int pos, double base, scale_kind_t sk) {
     const spec_t *s = &m->s;
-    const int D = s->D, half = D / 2;
+    /* glm4moe rotates the first half of each head (rotate-half within it) */
+    const int HD = s->D, D = !strcmp(s->arch, "glm4moe") ? s->D / 2 : s->D, half = D / 2;
     double lo = 0, hi = 0;
     if (sk == SCALE_YARN) {
         const double beta_fast = 32, beta_slow = 1;
@@ -459,7 +481,7 @@ static void ref_rope_base(const ref_model_t *m, double *v, int n_heads, int pos,
         }
         double th = pos * inv, c = cos(th) * mscale, sn = sin(th) * mscale;
         for (int h = 0; h < n_heads; h++) {
-            double *x = v + (size_t)h * D;
+            double *x = v + (size_t)h * HD;
             double a = x[i], b = x[i + half];
             x[i] = a * c - b * sn;
             x[i + half] = b * c + a * sn;
@@ -476,13 +498,20 @@ static void ref_moe(const spec_t *s, const ref_layer_t *L, const double *x, doub
     bool *used = calloc(NE, sizeof(bool));
     ref_matvec(p, L->wr, x, NE, E);
     double mx = -1e300, z = 0, wsum = 0;
-    for (int e = 0; e < NE; e++) mx = fmax(mx, p[e]);
-    for (int e = 0; e < NE; e++) z += (p[e] = exp(p[e] - mx));
+    if (L->xb) { /* GLM-4.5: sigmoid scores, chosen with the bias added */
+        for (int e = 0; e < NE; e++) p[e] = 1.0 / (1.0 + exp(-p[e]));
+        z = 1.0;
+    } else {
+        for (int e = 0; e < NE; e++) mx = fmax(mx, p[e]);
+        for (int e = 0; e < NE; e++) z += (p[e] = exp(p[e] - mx));
+    }
     int pick[64];
     for (int j = 0; j < s->KU; j++) {
         int best = -1;
-        for (int e = 0; e < NE; e++)
-            if (!used[e] && (best < 0 || p[e] > p[best])) best = e;
+        for (int e = 0; e < NE; e++) {
+            const double b = L->xb ? L->xb[e] : 0.0;
+            if (!used[e] && (best < 0 || p[e] + b > p[best] + (L->xb ? L->xb[best] : 0.0))) best = e;
+        }
         used[best] = true;
         pick[j] = best;
         wsum += p[best] / z;
@@ -494,17 +523,22 @@ static void ref_moe(const spec_t *s, const ref_layer_t *L, const double *x, doub
         ref_matvec(u, L->xu + (size_t)e * FE * E, x, FE, E);
         for (int i = 0; i < FE; i++) g[i] = g[i] / (1 + exp(-g[i])) * u[i];
         ref_matvec(y, L->xd + (size_t)e * E * FE, g, E, FE);
-        const double w = p[e] / z / (L->wsg ? 1.0 : wsum); /* Qwen2-MoE: norm_topk_prob false */
+        /* Qwen2-MoE: norm_topk_prob false; GLM-4.5: renormalized, then × routed_scaling_factor */
+        const double w = p[e] / z / (L->wsg ? 1.0 : wsum) * (L->xb ? 1.5 : 1.0);
         for (int i = 0; i < E; i++) out[i] += w * y[i];
     }
-    if (L->wsg) { /* Qwen2MoeSparseMoeBlock's shared expert, gated by sigmoid(x · w) */
-        double gs = 0;
-        for (int i = 0; i < E; i++) gs += (double)L->wsg[i] * x[i];
-        gs = 1.0 / (1.0 + exp(-gs));
-        ref_matvec(g, L->wg, x, s->F, E);
-        ref_matvec(u, L->wu, x, s->F, E);
-        for (int i = 0; i < s->F; i++) g[i] = g[i] / (1 + exp(-g[i])) * u[i];
-        ref_matvec(y, L->wd, g, E, s->F);
+    if (L->wsg || L->xb) { /* the shared expert: Qwen2-MoE's gated by sigmoid(x · w), GLM-4.5's plain */
+        double gs = 1.0;
+        if (L->wsg) {
+            gs = 0;
+            for (int i = 0; i < E; i++) gs += (double)L->wsg[i] * x[i];
+            gs = 1.0 / (1.0 + exp(-gs));
+        }
+        const int FS = L->xb ? FE : s->F;
+        ref_matvec(g, L->wg, x, FS, E);
+        ref_matvec(u, L->wu, x, FS, E);
+        for (int i = 0; i < FS; i++) g[i] = g[i] / (1 + exp(-g[i])) * u[i];
+        ref_matvec(y, L->wd, g, E, FS);
         for (int i = 0; i < E; i++) out[i] += gs * y[i];
     }
     free(p), free(y), free(used);
@@ -610,7 +644,8 @@ static void ref_forward(const ref_model_t *m, const int32_t *tok, int n, double 
         ref_rmsnorm(xn, x + (size_t)t * E, m->onorm, E, m->eps);
         ref_matvec(out + (size_t)t * s->V, m->out, xn, s->V, E);
         if (s->lcap > 0) /* Gemma 2's final soft-capping */
-            for (int i = 0; i < s->V; i++) out[(size_t)t * s->V + i] = s->lcap * tanh(out[(size_t)t * s->V + i] / s->lcap);
+            for (int i = 0; i < s->V; i++)
+                out[(size_t)t * s->V + i] = s->lcap * tanh(out[(size_t)t * s->V + i] / s->lcap);
     }
     free(x), free(q), free(k), free(v), free(att), free(xn), free(o), free(g), free(u), free(p);
 }
@@ -769,6 +804,11 @@ static void test_qwen3moe(void) {
     s = base_spec("qwen2moe");
     s.NE = 6, s.KU = 2, s.FE = 32;
     run_case("qwen2moe f32 6x2 shared", &s, 1e-4, SL_TYPE_F32, 2);
+    /* GLM-4.5: layer 0 dense, then sigmoid routing with a selection bias,
+     * renormalized × 1.5, a shared expert; q/k/v biases, half-head NEOX */
+    s = base_spec("glm4moe");
+    s.L = 3, s.NE = 6, s.KU = 2, s.FE = 32;
+    run_case("glm4moe f32 6x2 shared", &s, 1e-4, SL_TYPE_F32, 2);
 }
 
 /* GLM: RoPE over the first half of each head in adjacent pairs (no row

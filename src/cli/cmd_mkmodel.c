@@ -4,7 +4,7 @@
  * llama.cpp's converter writes them), optionally with a real tokenizer
  * imported from a Hugging Face tokenizer.json + tokenizer_config.json.
  *
- *   silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|glm4moe|phi3|gemma|gemma2|gemma3 --out F.gguf [--vocab N]
+ *   silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|glm4moe|phi3|gemma|gemma2|gemma3|granite|granitemoe --out F.gguf [--vocab N]
  *       [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N]
  *       [--experts N --experts-used K --expert-ffn N]  (qwen2moe, qwen3moe, glm4moe)
  *       [--shared-ffn N]                               (qwen2moe's shared expert)
@@ -43,7 +43,7 @@ typedef struct mk {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|glm4moe|phi3|gemma|gemma2|gemma3 --out F.gguf [--vocab N]\n"
+            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|glm4moe|phi3|gemma|gemma2|gemma3|granite|granitemoe --out F.gguf [--vocab N]\n"
             "         [--embd N]"
             "         [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N] [--ctx N] [--tied|--untied]\n"
             "         [--experts N --experts-used K --expert-ffn N] (qwen2moe, qwen3moe, glm4moe; default 8, 2, ffn / 2)\n"
@@ -232,15 +232,16 @@ int cmd_mkmodel(int argc, char **argv) {
         return 2;
     }
     const bool qwen2moe = !strcmp(m.arch, "qwen2moe"), glm4moe = !strcmp(m.arch, "glm4moe");
-    const bool moe = !strcmp(m.arch, "qwen3moe") || qwen2moe || glm4moe, glm4 = !strcmp(m.arch, "glm4");
+    const bool granitemoe = !strcmp(m.arch, "granitemoe"), granite = granitemoe || !strcmp(m.arch, "granite");
+    const bool moe = !strcmp(m.arch, "qwen3moe") || qwen2moe || glm4moe || granitemoe, glm4 = !strcmp(m.arch, "glm4");
     const bool chatglm = !strcmp(m.arch, "chatglm"), glm = glm4 || chatglm, phi3 = !strcmp(m.arch, "phi3");
     const bool gemma3 = !strcmp(m.arch, "gemma3"), gemma2 = !strcmp(m.arch, "gemma2");
     const bool gemma = gemma3 || gemma2 || !strcmp(m.arch, "gemma");
-    const bool llama_rope = !strcmp(m.arch, "llama") || !strcmp(m.arch, "internlm2") || glm;
+    const bool llama_rope = !strcmp(m.arch, "llama") || !strcmp(m.arch, "internlm2") || glm || granite;
     if (!llama_rope && !moe && !phi3 && !gemma && strcmp(m.arch, "qwen2") && strcmp(m.arch, "qwen3")) {
         fprintf(stderr,
                 "silica mkmodel: --arch must be llama, internlm2, qwen2, qwen3, qwen2moe, qwen3moe, chatglm, glm4, "
-                "glm4moe, phi3, gemma, gemma2 or gemma3\n");
+                "glm4moe, phi3, gemma, gemma2, gemma3, granite or granitemoe\n");
         return 2;
     }
     if (m.rope_base == 0) m.rope_base = llama_rope || (gemma && !gemma3) ? 10000.0 : 1000000.0;
@@ -341,6 +342,12 @@ int cmd_mkmodel(int argc, char **argv) {
         }
     }
     if (gemma2 || gemma3) bad |= set_key_u32(o.w, A, "attention.sliding_window", m.swa);
+    if (granite) { /* Granite 3.x's scales */
+        bad |= set_key_f32(o.w, A, "embedding_scale", 12.0);
+        bad |= set_key_f32(o.w, A, "residual_scale", 0.22);
+        bad |= set_key_f32(o.w, A, "attention.scale", 1.0 / (double)m.head_dim);
+        bad |= set_key_f32(o.w, A, "logit_scale", 8.0);
+    }
     if (gemma2) {
         bad |= set_key_f32(o.w, A, "attn_logit_softcapping", 50.0);
         bad |= set_key_f32(o.w, A, "final_logit_softcapping", 30.0);
@@ -443,7 +450,7 @@ int cmd_mkmodel(int argc, char **argv) {
                                                   add_random(&o, T("attn_k.bias"), KD, 0, 0, sd) ||
                                                   add_random(&o, T("attn_v.bias"), KD, 0, 0, sd)))
             goto oom;
-        if ((!strcmp(A, "qwen3") || (moe && !qwen2moe) || gemma3) &&
+        if ((!strcmp(A, "qwen3") || !strcmp(A, "qwen3moe") || glm4moe || gemma3) &&
             (add_random(&o, T("attn_q_norm.weight"), m.head_dim, 0, 1, sd) ||
              add_random(&o, T("attn_k_norm.weight"), m.head_dim, 0, 1, sd)))
             goto oom;

@@ -188,7 +188,9 @@ static int dim_ok(uint32_t v, const char *what, char *err, size_t errlen) {
  * experts. */
 static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_t errlen) {
     hp->expert_scale = 1.0f;
-    if (hp->arch != SL_ARCH_QWEN3MOE && hp->arch != SL_ARCH_QWEN2MOE && hp->arch != SL_ARCH_GLM4MOE) return 0;
+    if (hp->arch != SL_ARCH_QWEN3MOE && hp->arch != SL_ARCH_QWEN2MOE && hp->arch != SL_ARCH_GLM4MOE &&
+        hp->arch != SL_ARCH_GRANITEMOE)
+        return 0;
     const char *arch = hp->arch_name;
     uint32_t ne, nu, ffe;
     if (key_u32(f, arch, "expert_count", true, 0, &ne, err, errlen) ||
@@ -209,7 +211,14 @@ static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
     hp->n_expert = (int)ne;
     hp->n_expert_used = (int)nu;
     hp->n_ff_exp = (int)ffe;
-    hp->expert_norm = hp->arch == SL_ARCH_QWEN3MOE;
+    hp->expert_norm = hp->arch == SL_ARCH_QWEN3MOE || hp->arch == SL_ARCH_GRANITEMOE;
+    if (hp->arch == SL_ARCH_GRANITEMOE) { /* Granite MoE Shared: an ungated shared expert */
+        uint32_t fsh;
+        if (key_u32(f, arch, "expert_shared_feed_forward_length", false, 0, &fsh, err, errlen) ||
+            (fsh && dim_ok(fsh, "expert_shared_feed_forward_length", err, errlen)))
+            return -1;
+        hp->n_ff_shexp = (int)fsh;
+    }
     if (hp->arch == SL_ARCH_QWEN2MOE) {
         uint32_t fsh;
         if (key_u32(f, arch, "expert_shared_feed_forward_length", false, (uint32_t)hp->n_ff, &fsh, err, errlen) ||
@@ -285,6 +294,33 @@ static int load_gemma(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_t 
     return 0;
 }
 
+/* Granite's scale factors (llama.cpp's names): embedding_scale (× the
+ * token embeddings), attention.scale (the query scale; 0 or absent:
+ * 1/sqrt(head_dim)), residual_scale (× each attention and FFN output),
+ * logit_scale (required: logits ÷ it); rope.scaling.finetuned false turns
+ * RoPE off. Other architectures: 1. */
+static int load_granite(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_t errlen) {
+    hp->residual_scale = 1.0f;
+    hp->logit_scale = 1.0f;
+    if (hp->arch != SL_ARCH_GRANITE && hp->arch != SL_ARCH_GRANITEMOE) return 0;
+    const char *arch = hp->arch_name;
+    float es, as, rs;
+    if (key_f32(f, arch, "embedding_scale", false, 0.0f, &es, err, errlen) ||
+        key_f32(f, arch, "attention.scale", false, 0.0f, &as, err, errlen) ||
+        key_f32(f, arch, "residual_scale", false, 0.0f, &rs, err, errlen) ||
+        key_f32(f, arch, "logit_scale", true, 0.0f, &hp->logit_scale, err, errlen))
+        return -1;
+    if (!isfinite(es) || !isfinite(as) || !isfinite(rs) || !isfinite(hp->logit_scale) || hp->logit_scale == 0.0f)
+        return sl_err(err, errlen, "%s scale factors must be finite (logit_scale non-zero)", arch);
+    if (es != 0.0f) hp->embd_scale = es;
+    if (as != 0.0f) hp->attn_scale = as;
+    if (rs != 0.0f) hp->residual_scale = rs;
+    char key[128];
+    snprintf(key, sizeof key, "%s.rope.scaling.finetuned", arch);
+    if (gguf_find_key(f, key) >= 0 && !gguf_get_bool_or(f, key, true)) hp->rope.n_rot = 0;
+    return 0;
+}
+
 static bool layer_swa(const sl_hparams_t *hp, int l) {
     return hp->swa_period > 0 && l % hp->swa_period < hp->swa_period - 1;
 }
@@ -308,7 +344,7 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
                  {"qwen3", SL_ARCH_QWEN3},       {"qwen2moe", SL_ARCH_QWEN2MOE}, {"qwen3moe", SL_ARCH_QWEN3MOE},
                  {"chatglm", SL_ARCH_CHATGLM},   {"glm4", SL_ARCH_GLM4},         {"phi3", SL_ARCH_PHI3},
                  {"gemma", SL_ARCH_GEMMA},       {"gemma2", SL_ARCH_GEMMA2},     {"gemma3", SL_ARCH_GEMMA3},
-                 {"glm4moe", SL_ARCH_GLM4MOE}};
+                 {"glm4moe", SL_ARCH_GLM4MOE},   {"granite", SL_ARCH_GRANITE},   {"granitemoe", SL_ARCH_GRANITEMOE}};
     size_t ai = 0;
     while (ai < SL_ARRAY_LEN(archs) && strcmp(arch, archs[ai].name) != 0) ai++;
     if (ai == SL_ARRAY_LEN(archs)) {
@@ -373,8 +409,10 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
     sl_rope_t *r = &hp->rope;
     memset(r, 0, sizeof *r);
     /* llama: Q/K rows permuted by the converter; GLM rotates adjacent pairs itself */
-    r->style = hp->arch == SL_ARCH_LLAMA || hp->arch == SL_ARCH_CHATGLM || hp->arch == SL_ARCH_GLM4 ? SL_ROPE_NORM
-                                                                                                  : SL_ROPE_NEOX;
+    r->style = hp->arch == SL_ARCH_LLAMA || hp->arch == SL_ARCH_CHATGLM || hp->arch == SL_ARCH_GLM4 ||
+                       hp->arch == SL_ARCH_GRANITE || hp->arch == SL_ARCH_GRANITEMOE
+                   ? SL_ROPE_NORM
+                   : SL_ROPE_NEOX;
     r->n_rot = (int)nrot;
     if (key_f32(f, arch, "rope.freq_base", false, 10000.0f, &r->freq_base, err, errlen)) return -1;
     if (!(r->freq_base > 1.0f)) return sl_err(err, errlen, "rope.freq_base must be > 1");
@@ -428,7 +466,7 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
             return -1;
         if (r->n_ctx_orig <= 0) return sl_err(err, errlen, "yarn needs rope.scaling.original_context_length");
     }
-    return load_gemma(f, hp, err, errlen);
+    return load_gemma(f, hp, err, errlen) || load_granite(f, hp, err, errlen) ? -1 : 0;
 }
 
 static const char *dims_str(const gguf_tensor_t *t, char *buf, size_t len) {
@@ -794,6 +832,9 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
         hp->rope.freq_factors = m->rope_short;
     }
 
+    if ((hp->arch == SL_ARCH_GRANITE || hp->arch == SL_ARCH_GRANITEMOE) &&
+        (gguf_find_tensor(m->gf, "blk.0.ffn_up.bias") || gguf_find_tensor(m->gf, "blk.0.ffn_down.bias")))
+        return sl_err(err, errlen, "FFN biases (granite mlp_bias) are not supported");
     m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
     if (!m->layers) return sl_err(err, errlen, "out of memory");
     const bool gemma3 = hp->arch == SL_ARCH_GEMMA3, post = gemma3 || hp->arch == SL_ARCH_GEMMA2;
@@ -1234,13 +1275,14 @@ struct add_job {
     const float *y;
     const float *bias;
     size_t n, period;
+    float scale; /* x += scale · (y + bias) */
 };
 
 static void add_worker(void *ctx, int ith, int nth) {
     const struct add_job *j = ctx;
     const size_t per = (j->n + (size_t)nth - 1) / (size_t)nth;
     const size_t lo = SL_MIN(j->n, per * (size_t)ith), hi = SL_MIN(j->n, lo + per);
-    for (size_t i = lo; i < hi; i++) j->x[i] += j->y[i] + (j->bias ? j->bias[i % j->period] : 0.0f);
+    for (size_t i = lo; i < hi; i++) j->x[i] += j->scale * (j->y[i] + (j->bias ? j->bias[i % j->period] : 0.0f));
 }
 
 struct swiglu_job {
@@ -1377,16 +1419,21 @@ static void moe_ffn(sl_model_t *m, sl_pool_t *pool, const sl_layer_t *L, int n_t
             for (int d = 0; d < E; d++) acc[d] += g * y[d];
         }
     }
-    struct add_job aj = {s->x, s->moe_sum, NULL, (size_t)n_tok * (size_t)E, (size_t)E};
+    struct add_job aj = {s->x, s->moe_sum, NULL, (size_t)n_tok * (size_t)E, (size_t)E, hp->residual_scale};
     add_worker(&aj, 0, 1);
 }
 
-/* gemma2's final logit soft-capping over n_rows rows of logits. */
-static void softcap_logits(const sl_hparams_t *hp, float *logits, int n_rows) {
-    const float cap = hp->logit_softcap;
-    if (cap <= 0.0f) return;
+/* n_rows rows of logits as the model ends them: granite's 1 / logit_scale,
+ * gemma2's soft-capping. */
+static void finish_logits(const sl_hparams_t *hp, float *logits, int n_rows) {
     const size_t n = (size_t)n_rows * (size_t)hp->n_vocab;
-    for (size_t i = 0; i < n; i++) logits[i] = cap * tanhf(logits[i] / cap);
+    if (hp->logit_scale != 1.0f) {
+        const float inv = 1.0f / hp->logit_scale;
+        for (size_t i = 0; i < n; i++) logits[i] *= inv;
+    }
+    const float cap = hp->logit_softcap;
+    if (cap > 0.0f)
+        for (size_t i = 0; i < n; i++) logits[i] = cap * tanhf(logits[i] / cap);
 }
 
 /* One step over the tokens of several sequences (scratch already sized):
@@ -1449,7 +1496,7 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
 
         matmul_w(pool, &L->wo, s->att, n_tok, s->xn);
         if (L->post_attn_norm) rmsnorm_rows(pool, s->xn, s->xn, L->post_attn_norm, n_tok, E, hp->norm_eps);
-        struct add_job aj = {s->x, s->xn, L->bo, (size_t)n_tok * (size_t)E, (size_t)E};
+        struct add_job aj = {s->x, s->xn, L->bo, (size_t)n_tok * (size_t)E, (size_t)E, hp->residual_scale};
         add_worker(&aj, 0, 1);
 
         rmsnorm_rows(pool, s->xn, s->x, L->ffn_norm, n_tok, E, hp->norm_eps);
@@ -1465,7 +1512,7 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
         sl_pool_run_elastic(pool, swiglu_worker, &sj);
         matmul_w(pool, &L->down, s->gate, n_tok, s->xn);
         if (L->post_ffn_norm) rmsnorm_rows(pool, s->xn, s->xn, L->post_ffn_norm, n_tok, E, hp->norm_eps);
-        struct add_job dj = {s->x, s->xn, NULL, (size_t)n_tok * (size_t)E, (size_t)E};
+        struct add_job dj = {s->x, s->xn, NULL, (size_t)n_tok * (size_t)E, (size_t)E, hp->residual_scale};
         add_worker(&dj, 0, 1);
     }
 
@@ -1483,11 +1530,11 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
     rmsnorm_rows(pool, s->xn, s->x, m->output_norm, n_rows, E, hp->norm_eps);
     if (only >= 0) { /* one sequence: straight into its buffer */
         matmul_w(pool, &m->output, s->xn, n_rows, seqs[only].logits);
-        softcap_logits(hp, seqs[only].logits, n_rows);
+        finish_logits(hp, seqs[only].logits, n_rows);
         return;
     }
     matmul_w(pool, &m->output, s->xn, n_rows, s->out_logits);
-    softcap_logits(hp, s->out_logits, n_rows);
+    finish_logits(hp, s->out_logits, n_rows);
     const size_t V = (size_t)hp->n_vocab;
     int r = 0;
     for (int i = 0; i < n_seqs; i++) {

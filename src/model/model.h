@@ -13,8 +13,9 @@
  * gemma2/3: post norms and sliding-window layers; gemma2: soft-capped
  * attention scores and logits; gemma3: q/k norms, its own RoPE on the
  * window layers), glm4moe (GLM-4.5: sigmoid-routed experts with a
- * selection bias, a shared expert, leading dense layers); tied or untied
- * output.
+ * selection bias, a shared expert, leading dense layers), granite and
+ * granitemoe (embedding, attention, residual and logit scales); tied or
+ * untied output.
  *
  * A sequence's attention state lives in an sl_kv_t. model_forward() appends
  * n tokens to it (positions kv_len .. kv_len+n-1) and returns logits.
@@ -42,7 +43,9 @@ typedef enum sl_arch {
     SL_ARCH_GEMMA,   /* Gemma 1 */
     SL_ARCH_GEMMA2,  /* Gemma 2 */
     SL_ARCH_GEMMA3,  /* Gemma 3 (text) */
-    SL_ARCH_GLM4MOE  /* GLM-4.5, GLM-4.5-Air */
+    SL_ARCH_GLM4MOE, /* GLM-4.5, GLM-4.5-Air */
+    SL_ARCH_GRANITE, /* IBM Granite 3.x: the llama layout with four scale factors */
+    SL_ARCH_GRANITEMOE
 } sl_arch_t;
 
 typedef struct sl_hparams {
@@ -77,6 +80,8 @@ typedef struct sl_hparams {
     int n_swa, swa_period;
     sl_rope_t rope_swa;
     float attn_softcap, logit_softcap; /* gemma2: x → cap · tanh(x / cap) on scores / logits (0: none) */
+    float residual_scale; /* granite: attention and FFN outputs × this before each residual add */
+    float logit_scale;    /* granite: logits divided by this */
     bool tied_output;  /* output.weight absent: token_embd is the output matrix */
 } sl_hparams_t;
 

@@ -1,7 +1,8 @@
 /* deps: base gguf kernels model */
 /*
  * test_model.c — the forward pass of llama / internlm2 / qwen2 / qwen3 /
- * qwen2moe / qwen3moe / chatglm / glm4 / glm4moe / phi3 / gemma / gemma2 / gemma3 against an
+ * qwen2moe / qwen3moe / chatglm / glm4 / glm4moe / phi3 / gemma / gemma2 / gemma3 /
+ * granite / granitemoe against an
  * independent reference written here plainly, in double precision, in the
  * Hugging Face convention (rotate-halves RoPE, unpermuted Q/K rows).
  *
@@ -84,8 +85,15 @@ static bool layer_swa(const spec_t *s, int l) {
     return (!strcmp(s->arch, "gemma2") && l % 2 == 0) || (!strcmp(s->arch, "gemma3") && l % 6 < 5);
 }
 static bool is_moe(const spec_t *s) {
-    return !strcmp(s->arch, "qwen3moe") || !strcmp(s->arch, "qwen2moe") || !strcmp(s->arch, "glm4moe");
+    return !strcmp(s->arch, "qwen3moe") || !strcmp(s->arch, "qwen2moe") || !strcmp(s->arch, "glm4moe") ||
+           !strcmp(s->arch, "granitemoe");
 }
+static bool is_granite(const spec_t *s) { return !strncmp(s->arch, "granite", 7); }
+/* Granite 3's scales (embedding, residual, query, 1/logit) */
+#define GR_EMBD 12.0
+#define GR_RES 0.22
+#define GR_ATT 0.125
+#define GR_LOGIT 8.0
 /* glm4moe: layer 0 dense, the others experts + a shared expert of FE rows */
 static bool layer_moe(const spec_t *s, int l) { return is_moe(s) && s->NE > 0 && !(!strcmp(s->arch, "glm4moe") && l == 0); }
 
@@ -133,7 +141,7 @@ static void ref_init(ref_model_t *m, const spec_t *s, uint64_t seed) {
     m->s = *s;
     rng_state = seed * 2654435761u + 12345;
     m->eps = 1e-5;
-    m->base = !strcmp(s->arch, "llama") || !strcmp(s->arch, "internlm2") || is_glm(s) ||
+    m->base = !strcmp(s->arch, "llama") || !strcmp(s->arch, "internlm2") || is_glm(s) || is_granite(s) ||
                       (is_gemma(s) && strcmp(s->arch, "gemma3"))
                   ? 10000.0
                   : 1000000.0;
@@ -284,6 +292,12 @@ static int write_model(const ref_model_t *m, const char *path, const char *skip,
     set_f32(w, a, "attention.layer_norm_rms_epsilon", (float)m->eps);
     set_f32(w, a, "rope.freq_base", (float)m->base);
     if (!strcmp(a, "gemma2") || !strcmp(a, "gemma3")) set_u32(w, a, "attention.sliding_window", (uint32_t)s->swa);
+    if (is_granite(s)) {
+        set_f32(w, a, "embedding_scale", (float)GR_EMBD);
+        set_f32(w, a, "residual_scale", (float)GR_RES);
+        set_f32(w, a, "attention.scale", (float)GR_ATT);
+        set_f32(w, a, "logit_scale", (float)GR_LOGIT);
+    }
     if (!strcmp(a, "gemma2")) {
         set_f32(w, a, "attn_logit_softcapping", s->acap);
         set_f32(w, a, "final_logit_softcapping", s->lcap);
@@ -329,7 +343,7 @@ static int write_model(const ref_model_t *m, const char *path, const char *skip,
         set_f32(w, a, "rope.scaling.attn_factor", (float)m->attn_factor);
         set_u32(w, a, "rope.scaling.original_context_length", (uint32_t)s->orig_ctx);
     }
-    const bool llama = !strcmp(a, "llama") || !strcmp(a, "internlm2");
+    const bool llama = !strcmp(a, "llama") || !strcmp(a, "internlm2") || is_granite(s);
     for (int l = 0; l < s->L; l++) {
         const ref_layer_t *L = &m->l[l];
 #define NM(x) (snprintf(n, sizeof n, "blk.%d.%s", l, x), n)
@@ -523,7 +537,8 @@ static void ref_moe(const spec_t *s, const ref_layer_t *L, const double *x, doub
         ref_matvec(u, L->xu + (size_t)e * FE * E, x, FE, E);
         for (int i = 0; i < FE; i++) g[i] = g[i] / (1 + exp(-g[i])) * u[i];
         ref_matvec(y, L->xd + (size_t)e * E * FE, g, E, FE);
-        /* Qwen2-MoE: norm_topk_prob false; GLM-4.5: renormalized, then × routed_scaling_factor */
+        /* Qwen2-MoE: norm_topk_prob false; GLM-4.5: renormalized, then × routed_scaling_factor;
+         * Qwen3-MoE, Granite MoE: renormalized */
         const double w = p[e] / z / (L->wsg ? 1.0 : wsum) * (L->xb ? 1.5 : 1.0);
         for (int i = 0; i < E; i++) out[i] += w * y[i];
     }
@@ -572,7 +587,8 @@ static void ref_forward(const ref_model_t *m, const int32_t *tok, int n, double 
     double *p = calloc(n, sizeof(double));
     for (int t = 0; t < n; t++)
         for (int i = 0; i < E; i++)
-            x[(size_t)t * E + i] = m->tok[(size_t)tok[t] * E + i] * (is_gemma(s) ? sqrt((double)E) : 1.0);
+            x[(size_t)t * E + i] =
+                m->tok[(size_t)tok[t] * E + i] * (is_gemma(s) ? sqrt((double)E) : is_granite(s) ? GR_EMBD : 1.0);
     for (int l = 0; l < s->L; l++) {
         const ref_layer_t *L = &m->l[l];
         for (int t = 0; t < n; t++) {
@@ -607,7 +623,7 @@ static void ref_forward(const ref_model_t *m, const int32_t *tok, int n, double 
                 for (int j = j0; j <= t; j++) {
                     double d = 0;
                     for (int i = 0; i < D; i++) d += q[(size_t)t * QD + h * D + i] * k[(size_t)j * KD + hk * D + i];
-                    p[j] = d / sqrt((double)D);
+                    p[j] = is_granite(s) ? d * GR_ATT : d / sqrt((double)D);
                     if (s->acap > 0) p[j] = s->acap * tanh(p[j] / s->acap); /* Gemma 2 soft-capping */
                     if (p[j] > mx) mx = p[j];
                 }
@@ -620,12 +636,12 @@ static void ref_forward(const ref_model_t *m, const int32_t *tok, int n, double 
             }
             ref_matvec(o, L->wo, att, E, QD);
             if (L->pan) ref_rmsnorm(o, o, L->pan, E, m->eps);
-            for (int i = 0; i < E; i++) x[(size_t)t * E + i] += o[i];
+            for (int i = 0; i < E; i++) x[(size_t)t * E + i] += o[i] * (is_granite(s) ? GR_RES : 1.0);
         }
         for (int t = 0; L->wr && t < n; t++) {
             ref_rmsnorm(xn, x + (size_t)t * E, L->fn, E, m->eps);
             ref_moe(s, L, xn, o, g, u);
-            for (int i = 0; i < E; i++) x[(size_t)t * E + i] += o[i];
+            for (int i = 0; i < E; i++) x[(size_t)t * E + i] += o[i] * (is_granite(s) ? GR_RES : 1.0);
         }
         for (int t = 0; !L->wr && t < n; t++) {
             ref_rmsnorm(xn, x + (size_t)t * E, L->fn, E, m->eps);
@@ -637,12 +653,14 @@ static void ref_forward(const ref_model_t *m, const int32_t *tok, int n, double 
                        u[i];
             ref_matvec(o, L->wd, g, E, F);
             if (L->pfn) ref_rmsnorm(o, o, L->pfn, E, m->eps);
-            for (int i = 0; i < E; i++) x[(size_t)t * E + i] += o[i];
+            for (int i = 0; i < E; i++) x[(size_t)t * E + i] += o[i] * (is_granite(s) ? GR_RES : 1.0);
         }
     }
     for (int t = 0; t < n; t++) {
         ref_rmsnorm(xn, x + (size_t)t * E, m->onorm, E, m->eps);
         ref_matvec(out + (size_t)t * s->V, m->out, xn, s->V, E);
+        if (is_granite(s))
+            for (int i = 0; i < s->V; i++) out[(size_t)t * s->V + i] /= GR_LOGIT;
         if (s->lcap > 0) /* Gemma 2's final soft-capping */
             for (int i = 0; i < s->V; i++)
                 out[(size_t)t * s->V + i] = s->lcap * tanh(out[(size_t)t * s->V + i] / s->lcap);
@@ -861,6 +879,17 @@ static void test_gemma(void) {
     s = base_spec("gemma2");
     s.tied = true, s.L = 3, s.swa = 4, s.acap = 2.0f, s.lcap = 3.0f;
     run_case("gemma2 f32 swa softcap", &s, 1e-4, SL_TYPE_F32, 2);
+}
+
+/* Granite 3: the llama layout with embedding ×12, each residual branch
+ * ×0.22, query scale 1/8, logits ÷8; Granite MoE: renormalized softmax
+ * routing */
+static void test_granite(void) {
+    spec_t s = base_spec("granite");
+    run_case("granite f32", &s, 1e-4, SL_TYPE_F32, 1);
+    s = base_spec("granitemoe");
+    s.NE = 6, s.KU = 2, s.FE = 32;
+    run_case("granitemoe f32 6x2", &s, 1e-4, SL_TYPE_F32, 2);
 }
 
 static void test_f16_and_q8(void) {
@@ -1182,6 +1211,7 @@ int main(void) {
     RUN(test_glm);
     RUN(test_phi3);
     RUN(test_gemma);
+    RUN(test_granite);
     RUN(test_f16_and_q8);
     RUN(test_long_prefill);
     RUN(test_validation);

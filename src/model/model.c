@@ -1,6 +1,7 @@
 /*
  * model.c — llama-family models (llama, internlm2, qwen2, qwen3, qwen2moe,
- * qwen3moe, chatglm, glm4, glm4moe, phi3, gemma, gemma2, gemma3) from GGUF:
+ * qwen3moe, chatglm, glm4, glm4moe, phi3, gemma, gemma2, gemma3, granite,
+ * granitemoe, smollm3) from GGUF:
  * loading and validating
  * hyper-parameters and weights, the KV cache, and the forward pass over a
  * batch of tokens.
@@ -302,6 +303,7 @@ static int load_gemma(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_t 
 static int load_granite(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_t errlen) {
     hp->residual_scale = 1.0f;
     hp->logit_scale = 1.0f;
+    if (hp->arch == SL_ARCH_SMOLLM3) hp->nope_period = 4; /* as llama.cpp fixes it */
     if (hp->arch != SL_ARCH_GRANITE && hp->arch != SL_ARCH_GRANITEMOE) return 0;
     const char *arch = hp->arch_name;
     float es, as, rs;
@@ -344,7 +346,8 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
                  {"qwen3", SL_ARCH_QWEN3},       {"qwen2moe", SL_ARCH_QWEN2MOE}, {"qwen3moe", SL_ARCH_QWEN3MOE},
                  {"chatglm", SL_ARCH_CHATGLM},   {"glm4", SL_ARCH_GLM4},         {"phi3", SL_ARCH_PHI3},
                  {"gemma", SL_ARCH_GEMMA},       {"gemma2", SL_ARCH_GEMMA2},     {"gemma3", SL_ARCH_GEMMA3},
-                 {"glm4moe", SL_ARCH_GLM4MOE},   {"granite", SL_ARCH_GRANITE},   {"granitemoe", SL_ARCH_GRANITEMOE}};
+                 {"glm4moe", SL_ARCH_GLM4MOE},   {"granite", SL_ARCH_GRANITE},   {"granitemoe", SL_ARCH_GRANITEMOE},
+                 {"smollm3", SL_ARCH_SMOLLM3}};
     size_t ai = 0;
     while (ai < SL_ARRAY_LEN(archs) && strcmp(arch, archs[ai].name) != 0) ai++;
     if (ai == SL_ARRAY_LEN(archs)) {
@@ -410,7 +413,7 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
     memset(r, 0, sizeof *r);
     /* llama: Q/K rows permuted by the converter; GLM rotates adjacent pairs itself */
     r->style = hp->arch == SL_ARCH_LLAMA || hp->arch == SL_ARCH_CHATGLM || hp->arch == SL_ARCH_GLM4 ||
-                       hp->arch == SL_ARCH_GRANITE || hp->arch == SL_ARCH_GRANITEMOE
+                       hp->arch == SL_ARCH_GRANITE || hp->arch == SL_ARCH_GRANITEMOE || hp->arch == SL_ARCH_SMOLLM3
                    ? SL_ROPE_NORM
                    : SL_ROPE_NEOX;
     r->n_rot = (int)nrot;
@@ -1216,7 +1219,7 @@ static void rmsnorm_rows(sl_pool_t *pool, float *out, const float *x, const floa
 struct qkv_job {
     const sl_model_t *m;
     const sl_layer_t *L;
-    const sl_rope_t *rope; /* the layer's */
+    const sl_rope_t *rope; /* the layer's, or NULL (smollm3's no-RoPE layers) */
     const sl_kv_layout_t *lay;
     int layer;
     int n_tok;
@@ -1257,8 +1260,10 @@ static void qkv_worker(void *ctx, int ith, int nth) {
             for (int h = 0; h < K; h++) sl_rmsnorm(k + (size_t)h * D, k + (size_t)h * D, L->k_norm, D, hp->norm_eps);
         }
         const int pos = s->tok_pos[t];
-        sl_rope_apply(q, H, D, pos, j->rope);
-        sl_rope_apply(k, K, D, pos, j->rope);
+        if (j->rope) {
+            sl_rope_apply(q, H, D, pos, j->rope);
+            sl_rope_apply(k, K, D, pos, j->rope);
+        }
         const int blk = s->tok_blocks[t][pos / lay->block_size], slot = pos % lay->block_size;
         for (int h = 0; h < K; h++) {
             const size_t off = (size_t)blk * lay->block_bytes + (size_t)j->layer * lay->layer_bytes +
@@ -1464,7 +1469,8 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
             sl_matmul_multi(pool, qkv, 3, E, s->xn, n_tok);
         }
 
-        struct qkv_job qj = {m, L, layer_swa(hp, l) ? &hp->rope_swa : &hp->rope, lay, l, n_tok};
+        const bool nope = hp->nope_period > 0 && (l + 1) % hp->nope_period == 0;
+        struct qkv_job qj = {m, L, nope ? NULL : layer_swa(hp, l) ? &hp->rope_swa : &hp->rope, lay, l, n_tok};
         if (n_tok >= 2)
             sl_pool_run(pool, qkv_worker, &qj);
         else

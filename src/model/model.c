@@ -285,6 +285,7 @@ static int load_gemma(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_t 
             return sl_err(err, errlen, "%s soft-capping values must be finite and >= 0", hp->arch_name);
         return 0; /* the window layers share the RoPE */
     }
+    hp->swa_rope = true;
     sl_rope_t *r = &hp->rope_swa;
     r->freq_base = 10000.0f;
     r->scaling = SL_ROPE_SCALING_NONE;
@@ -1470,7 +1471,8 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
         }
 
         const bool nope = hp->nope_period > 0 && (l + 1) % hp->nope_period == 0;
-        struct qkv_job qj = {m, L, nope ? NULL : layer_swa(hp, l) ? &hp->rope_swa : &hp->rope, lay, l, n_tok};
+        const sl_rope_t *rope = nope ? NULL : hp->swa_rope && layer_swa(hp, l) ? &hp->rope_swa : &hp->rope;
+        struct qkv_job qj = {m, L, rope, lay, l, n_tok};
         if (n_tok >= 2)
             sl_pool_run(pool, qkv_worker, &qj);
         else

@@ -75,10 +75,11 @@ typedef struct sl_hparams {
     float embd_scale;  /* token embeddings multiplied by this (gemma: sqrt(n_embd)) */
     float attn_scale;  /* attention scores multiplied by this (1/sqrt(head_dim) but for gemma3 27B) */
     bool gelu;         /* FFN gelu(gate) · up (gemma) instead of silu(gate) · up */
-    /* sliding-window layers (gemma3): layer l attends to its last n_swa
-     * positions, with rope_swa, when swa_period > 0 and l % swa_period <
-     * swa_period - 1; the others see everything, with rope */
+    /* sliding-window layers (gemma2/3): layer l attends to its last n_swa
+     * positions when swa_period > 0 and l % swa_period < swa_period - 1
+     * (with rope_swa when swa_rope); the others see everything */
     int n_swa, swa_period;
+    bool swa_rope;      /* the window layers use rope_swa (gemma3), else rope */
     sl_rope_t rope_swa;
     float attn_softcap, logit_softcap; /* gemma2: x → cap · tanh(x / cap) on scores / logits (0: none) */
     float residual_scale; /* granite: attention and FFN outputs × this before each residual add */

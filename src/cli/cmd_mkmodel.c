@@ -4,7 +4,7 @@
  * llama.cpp's converter writes them), optionally with a real tokenizer
  * imported from a Hugging Face tokenizer.json + tokenizer_config.json.
  *
- *   silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|glm4moe|phi3|gemma|gemma2|gemma3|granite|granitemoe|smollm3 --out F.gguf [--vocab N]
+ *   silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|glm4moe|phi3|gemma|gemma2|gemma3|granite|granitemoe|smollm3|olmo2 --out F.gguf [--vocab N]
  *       [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N]
  *       [--experts N --experts-used K --expert-ffn N]  (qwen2moe, qwen3moe, glm4moe)
  *       [--shared-ffn N]                               (qwen2moe's shared expert)
@@ -43,7 +43,7 @@ typedef struct mk {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|glm4moe|phi3|gemma|gemma2|gemma3|granite|granitemoe|smollm3 --out F.gguf [--vocab N]\n"
+            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|glm4moe|phi3|gemma|gemma2|gemma3|granite|granitemoe|smollm3|olmo2 --out F.gguf [--vocab N]\n"
             "         [--embd N]"
             "         [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N] [--ctx N] [--tied|--untied]\n"
             "         [--experts N --experts-used K --expert-ffn N] (qwen2moe, qwen3moe, glm4moe; default 8, 2, ffn / 2)\n"
@@ -233,23 +233,24 @@ int cmd_mkmodel(int argc, char **argv) {
     }
     const bool qwen2moe = !strcmp(m.arch, "qwen2moe"), glm4moe = !strcmp(m.arch, "glm4moe");
     const bool granitemoe = !strcmp(m.arch, "granitemoe"), granite = granitemoe || !strcmp(m.arch, "granite");
+    const bool olmo2 = !strcmp(m.arch, "olmo2");
     const bool moe = !strcmp(m.arch, "qwen3moe") || qwen2moe || glm4moe || granitemoe, glm4 = !strcmp(m.arch, "glm4");
     const bool chatglm = !strcmp(m.arch, "chatglm"), glm = glm4 || chatglm, phi3 = !strcmp(m.arch, "phi3");
     const bool gemma3 = !strcmp(m.arch, "gemma3"), gemma2 = !strcmp(m.arch, "gemma2");
     const bool gemma = gemma3 || gemma2 || !strcmp(m.arch, "gemma");
     const bool llama_rope =
         !strcmp(m.arch, "llama") || !strcmp(m.arch, "internlm2") || !strcmp(m.arch, "smollm3") || glm || granite;
-    if (!llama_rope && !moe && !phi3 && !gemma && strcmp(m.arch, "qwen2") && strcmp(m.arch, "qwen3")) {
+    if (!llama_rope && !moe && !phi3 && !gemma && !olmo2 && strcmp(m.arch, "qwen2") && strcmp(m.arch, "qwen3")) {
         fprintf(stderr,
                 "silica mkmodel: --arch must be llama, internlm2, qwen2, qwen3, qwen2moe, qwen3moe, chatglm, glm4, "
-                "glm4moe, phi3, gemma, gemma2, gemma3, granite, granitemoe or smollm3\n");
+                "glm4moe, phi3, gemma, gemma2, gemma3, granite, granitemoe, smollm3 or olmo2\n");
         return 2;
     }
     if (m.rope_base == 0) m.rope_base = llama_rope || (gemma && !gemma3) ? 10000.0 : 1000000.0;
     if (gemma && m.tied < 0) m.tied = 1; /* Gemma ties its output to the embeddings */
     if ((gemma2 || gemma3) && m.swa == 0) m.swa = 512;
-    if (!gemma2 && !gemma3 && m.swa) {
-        fprintf(stderr, "silica mkmodel: --swa is for gemma2 and gemma3\n");
+    if (!gemma2 && !gemma3 && !olmo2 && m.swa) {
+        fprintf(stderr, "silica mkmodel: --swa is for gemma2, gemma3 and olmo2 (OLMo 3)\n");
         return 2;
     }
     if (moe) {
@@ -342,7 +343,7 @@ int cmd_mkmodel(int argc, char **argv) {
             bad |= gguf_writer_set_bool(o.w, key, true);
         }
     }
-    if (gemma2 || gemma3) bad |= set_key_u32(o.w, A, "attention.sliding_window", m.swa);
+    if (gemma2 || gemma3 || (olmo2 && m.swa)) bad |= set_key_u32(o.w, A, "attention.sliding_window", m.swa);
     if (granite) { /* Granite 3.x's scales */
         bad |= set_key_f32(o.w, A, "embedding_scale", 12.0);
         bad |= set_key_f32(o.w, A, "residual_scale", 0.22);
@@ -393,11 +394,15 @@ int cmd_mkmodel(int argc, char **argv) {
     for (long l = 0; l < m.layers; l++) {
         char n[64];
 #define T(s) (snprintf(n, sizeof n, "blk.%ld.%s", l, s), n)
-        /* glm4moe names its FFN input norm post_attention_norm */
-        if (add_random(&o, T("attn_norm.weight"), E, 0, 1, sd) ||
-            add_random(&o, T(glm4moe ? "post_attention_norm.weight" : "ffn_norm.weight"), E, 0, 1,
-                       sd) ||
+        /* glm4moe names its FFN input norm post_attention_norm; olmo2 has
+         * none before attention or the FFN, q/k norms over the whole rows */
+        if ((!olmo2 && (add_random(&o, T("attn_norm.weight"), E, 0, 1, sd) ||
+                        add_random(&o, T(glm4moe ? "post_attention_norm.weight" : "ffn_norm.weight"), E,
+                                   0, 1, sd))) ||
             add_random(&o, T("attn_output.weight"), QD, E, 0, sd))
+            goto oom;
+        if (olmo2 && (add_random(&o, T("attn_q_norm.weight"), QD, 0, 1, sd) ||
+                      add_random(&o, T("attn_k_norm.weight"), KD, 0, 1, sd)))
             goto oom;
         const bool lmoe = moe && !(glm4moe && l == 0);
         /* chatglm: one fused QKV matrix and bias, phi3 one without bias; the
@@ -415,7 +420,7 @@ int cmd_mkmodel(int argc, char **argv) {
                                   add_random(&o, T("attn_k.bias"), KD, 0, 0, sd) ||
                                   add_random(&o, T("attn_v.bias"), KD, 0, 0, sd)))
             goto oom;
-        if ((glm4 || gemma2 || gemma3) &&
+        if ((glm4 || gemma2 || gemma3 || olmo2) &&
             (add_random(&o, T("post_attention_norm.weight"), E, 0, 1, sd) ||
              add_random(&o, T("post_ffw_norm.weight"), E, 0, 1, sd)))
             goto oom;

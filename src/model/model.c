@@ -1,7 +1,7 @@
 /*
  * model.c — llama-family models (llama, internlm2, qwen2, qwen3, qwen2moe,
  * qwen3moe, chatglm, glm4, glm4moe, phi3, gemma, gemma2, gemma3, granite,
- * granitemoe, smollm3) from GGUF:
+ * granitemoe, smollm3, olmo2) from GGUF:
  * loading and validating
  * hyper-parameters and weights, the KV cache, and the forward pass over a
  * batch of tokens.
@@ -75,7 +75,7 @@ typedef struct sl_layer {
     float *post_attn_norm, *post_ffn_norm; /* glm4: on the attention / FFN output before the residual add */
     float *shexp_gate;                     /* qwen2moe: n_embd; the shared expert's weight is sigmoid(this · xn) */
     float *expert_bias;                    /* glm4moe: n_expert, added to the probabilities to choose experts */
-    float *q_norm, *k_norm;     /* qwen3 */
+    float *q_norm, *k_norm;     /* qwen3: per head (head_dim); olmo2: over the whole q / k row */
     float *bq, *bk, *bv, *bo;   /* optional biases */
     sl_wt_t wq, wk, wv, wo;
     sl_wt_t gate, up, down;       /* dense FFN */
@@ -296,6 +296,34 @@ static int load_gemma(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_t 
     return 0;
 }
 
+/* OLMo 3's sliding windows (absent in OLMo 2): attention.sliding_window
+ * positions on the layers l % sliding_window_pattern (default 4) <
+ * pattern - 1, whose RoPE is unscaled with rope.freq_base_swa (default
+ * the model's base). */
+static int load_olmo_swa(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_t errlen) {
+    uint32_t swa, period;
+    if (key_u32(f, hp->arch_name, "attention.sliding_window", false, 0, &swa, err, errlen) ||
+        key_u32(f, hp->arch_name, "attention.sliding_window_pattern", false, 4, &period, err, errlen))
+        return -1;
+    if (swa == 0) return 0;
+    if (dim_ok(swa, "attention.sliding_window", err, errlen)) return -1;
+    if (period < 1 || period > 1024)
+        return sl_err(err, errlen, "%s.attention.sliding_window_pattern = %u is out of range", hp->arch_name, period);
+    hp->n_swa = (int)swa;
+    hp->swa_period = (int)period;
+    hp->swa_rope = true;
+    sl_rope_t *r = &hp->rope_swa;
+    if (key_f32(f, hp->arch_name, "rope.freq_base_swa", false, hp->rope.freq_base, &r->freq_base, err, errlen))
+        return -1;
+    if (!(r->freq_base > 1.0f)) return sl_err(err, errlen, "rope.freq_base_swa must be > 1");
+    r->scaling = SL_ROPE_SCALING_NONE;
+    r->freq_scale = 1.0f;
+    r->ext_factor = 0.0f;
+    r->attn_factor = 1.0f;
+    r->freq_factors = NULL;
+    return 0;
+}
+
 /* Granite's scale factors (llama.cpp's names): embedding_scale (× the
  * token embeddings), attention.scale (the query scale; 0 or absent:
  * 1/sqrt(head_dim)), residual_scale (× each attention and FFN output),
@@ -305,6 +333,7 @@ static int load_granite(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
     hp->residual_scale = 1.0f;
     hp->logit_scale = 1.0f;
     if (hp->arch == SL_ARCH_SMOLLM3) hp->nope_period = 4; /* as llama.cpp fixes it */
+    if (hp->arch == SL_ARCH_OLMO2 && load_olmo_swa(f, hp, err, errlen)) return -1;
     if (hp->arch != SL_ARCH_GRANITE && hp->arch != SL_ARCH_GRANITEMOE) return 0;
     const char *arch = hp->arch_name;
     float es, as, rs;
@@ -348,7 +377,7 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
                  {"chatglm", SL_ARCH_CHATGLM},   {"glm4", SL_ARCH_GLM4},         {"phi3", SL_ARCH_PHI3},
                  {"gemma", SL_ARCH_GEMMA},       {"gemma2", SL_ARCH_GEMMA2},     {"gemma3", SL_ARCH_GEMMA3},
                  {"glm4moe", SL_ARCH_GLM4MOE},   {"granite", SL_ARCH_GRANITE},   {"granitemoe", SL_ARCH_GRANITEMOE},
-                 {"smollm3", SL_ARCH_SMOLLM3}};
+                 {"smollm3", SL_ARCH_SMOLLM3},   {"olmo2", SL_ARCH_OLMO2}};
     size_t ai = 0;
     while (ai < SL_ARRAY_LEN(archs) && strcmp(arch, archs[ai].name) != 0) ai++;
     if (ai == SL_ARRAY_LEN(archs)) {
@@ -841,7 +870,8 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
         return sl_err(err, errlen, "FFN biases (granite mlp_bias) are not supported");
     m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
     if (!m->layers) return sl_err(err, errlen, "out of memory");
-    const bool gemma3 = hp->arch == SL_ARCH_GEMMA3, post = gemma3 || hp->arch == SL_ARCH_GEMMA2;
+    const bool olmo2 = hp->arch == SL_ARCH_OLMO2;
+    const bool gemma3 = hp->arch == SL_ARCH_GEMMA3, post = gemma3 || hp->arch == SL_ARCH_GEMMA2 || olmo2;
     const bool qwen2 = hp->arch == SL_ARCH_QWEN2,
                qwen3 = hp->arch == SL_ARCH_QWEN3 || hp->arch == SL_ARCH_QWEN3MOE || gemma3;
     const bool moe = hp->n_expert > 0;
@@ -855,9 +885,13 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
         const bool fused = (glm || phi3) && gguf_find_tensor(m->gf, NAME("attn_qkv.weight")) != NULL;
         const bool lmoe = moe && l >= hp->n_dense_lead; /* glm4moe's first layers are dense */
         /* glm4moe's FFN input norm is named post_attention_norm (HF's post_attention_layernorm) */
-        if (get_vector(m, NAME("attn_norm.weight"), E, "n_embd", true, &L->attn_norm, err, errlen) ||
-            get_vector(m, NAME(glm4moe ? "post_attention_norm.weight" : "ffn_norm.weight"), E, "n_embd", true,
-                       &L->ffn_norm, err, errlen) ||
+        if ((!olmo2 && get_vector(m, NAME("attn_norm.weight"), E, "n_embd", true, &L->attn_norm, err, errlen)) ||
+            (!olmo2 && get_vector(m, NAME(glm4moe ? "post_attention_norm.weight" : "ffn_norm.weight"), E, "n_embd",
+                                  true, &L->ffn_norm, err, errlen)) ||
+            (olmo2 && (get_vector(m, NAME("attn_q_norm.weight"), QD, "n_head·head_dim", true, &L->q_norm, err,
+                                  errlen) ||
+                       get_vector(m, NAME("attn_k_norm.weight"), KD, "n_head_kv·head_dim", true, &L->k_norm, err,
+                                  errlen))) ||
             (fused && get_fused_qkv(m, l, L, err, errlen)) ||
             (!fused &&
              (get_matrix(m, NAME("attn_q.weight"), E, QD, "n_embd × n_head·head_dim", true, &L->wq, err, errlen) ||
@@ -895,8 +929,8 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
                     get_matrix(m, NAME("ffn_down_shexp.weight"), FS, E, "n_ff_shexp × n_embd", true, &L->down, err,
                                errlen))) ||
             get_vector(m, NAME("attn_output.bias"), E, "n_embd", false, &L->bo, err, errlen) ||
-            get_vector(m, NAME("attn_q_norm.weight"), D, "head_dim", qwen3, &L->q_norm, err, errlen) ||
-            get_vector(m, NAME("attn_k_norm.weight"), D, "head_dim", qwen3, &L->k_norm, err, errlen) ||
+            (!olmo2 && (get_vector(m, NAME("attn_q_norm.weight"), D, "head_dim", qwen3, &L->q_norm, err, errlen) ||
+                        get_vector(m, NAME("attn_k_norm.weight"), D, "head_dim", qwen3, &L->k_norm, err, errlen))) ||
             (!glm4moe && get_vector(m, NAME("post_attention_norm.weight"), E, "n_embd", glm4 || post,
                                     &L->post_attn_norm, err, errlen)) ||
             get_vector(m, NAME("post_ffw_norm.weight"), E, "n_embd", glm4 || post, &L->post_ffn_norm, err, errlen))
@@ -1256,7 +1290,10 @@ static void qkv_worker(void *ctx, int ith, int nth) {
         if (L->bq) add_bias(q, L->bq, (int64_t)QD);
         if (L->bk) add_bias(k, L->bk, (int64_t)KD);
         if (L->bv) add_bias(v, L->bv, (int64_t)KD);
-        if (L->q_norm) {
+        if (L->q_norm && hp->arch == SL_ARCH_OLMO2) { /* one norm over all heads */
+            sl_rmsnorm(q, q, L->q_norm, (int64_t)QD, hp->norm_eps);
+            sl_rmsnorm(k, k, L->k_norm, (int64_t)KD, hp->norm_eps);
+        } else if (L->q_norm) {
             for (int h = 0; h < H; h++) sl_rmsnorm(q + (size_t)h * D, q + (size_t)h * D, L->q_norm, D, hp->norm_eps);
             for (int h = 0; h < K; h++) sl_rmsnorm(k + (size_t)h * D, k + (size_t)h * D, L->k_norm, D, hp->norm_eps);
         }
@@ -1464,7 +1501,10 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
 
     for (int l = 0; l < hp->n_layer; l++) {
         const sl_layer_t *L = &m->layers[l];
-        rmsnorm_rows(pool, s->xn, s->x, L->attn_norm, n_tok, E, hp->norm_eps);
+        if (L->attn_norm)
+            rmsnorm_rows(pool, s->xn, s->x, L->attn_norm, n_tok, E, hp->norm_eps);
+        else /* olmo2: no norm before attention */
+            memcpy(s->xn, s->x, sizeof(float) * (size_t)n_tok * (size_t)E);
         {
             const sl_mm_t qkv[3] = {mm_of(&L->wq, s->q), mm_of(&L->wk, s->k), mm_of(&L->wv, s->v)};
             sl_matmul_multi(pool, qkv, 3, E, s->xn, n_tok);
@@ -1507,7 +1547,10 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
         struct add_job aj = {s->x, s->xn, L->bo, (size_t)n_tok * (size_t)E, (size_t)E, hp->residual_scale};
         add_worker(&aj, 0, 1);
 
-        rmsnorm_rows(pool, s->xn, s->x, L->ffn_norm, n_tok, E, hp->norm_eps);
+        if (L->ffn_norm)
+            rmsnorm_rows(pool, s->xn, s->x, L->ffn_norm, n_tok, E, hp->norm_eps);
+        else /* olmo2: no norm before the FFN */
+            memcpy(s->xn, s->x, sizeof(float) * (size_t)n_tok * (size_t)E);
         if (L->xgate) {
             moe_ffn(m, pool, L, n_tok);
             continue;

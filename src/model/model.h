@@ -15,7 +15,8 @@
  * window layers), glm4moe (GLM-4.5: sigmoid-routed experts with a
  * selection bias, a shared expert, leading dense layers), granite and
  * granitemoe (embedding, attention, residual and logit scales), smollm3
- * (no RoPE on every 4th layer); tied or untied output.
+ * (no RoPE on every 4th layer), olmo2 (post norms only, q/k norms over the
+ * whole projection, OLMo 3's window layers); tied or untied output.
  *
  * A sequence's attention state lives in an sl_kv_t. model_forward() appends
  * n tokens to it (positions kv_len .. kv_len+n-1) and returns logits.
@@ -46,7 +47,8 @@ typedef enum sl_arch {
     SL_ARCH_GLM4MOE, /* GLM-4.5, GLM-4.5-Air */
     SL_ARCH_GRANITE, /* IBM Granite 3.x: the llama layout with four scale factors */
     SL_ARCH_GRANITEMOE,
-    SL_ARCH_SMOLLM3  /* SmolLM3: the llama layout, every 4th layer without RoPE */
+    SL_ARCH_SMOLLM3, /* SmolLM3: the llama layout, every 4th layer without RoPE */
+    SL_ARCH_OLMO2    /* OLMo 2 / OLMo 3: norms after attention and FFN only, whole-row q/k norms */
 } sl_arch_t;
 
 typedef struct sl_hparams {

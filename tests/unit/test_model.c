@@ -2,7 +2,7 @@
 /*
  * test_model.c — the forward pass of llama / internlm2 / qwen2 / qwen3 /
  * qwen2moe / qwen3moe / chatglm / glm4 / glm4moe / phi3 / gemma / gemma2 / gemma3 /
- * granite / granitemoe / smollm3 against an
+ * granite / granitemoe / smollm3 / olmo2 against an
  * independent reference written here plainly, in double precision, in the
  * Hugging Face convention (rotate-halves RoPE, unpermuted Q/K rows).
  *
@@ -81,7 +81,9 @@ typedef struct {
 static bool is_glm(const spec_t *s) { return !strcmp(s->arch, "chatglm") || !strcmp(s->arch, "glm4"); }
 static bool is_gemma(const spec_t *s) { return !strncmp(s->arch, "gemma", 5); }
 /* gemma2's local layers: the even ones; gemma3's: 5 of every 6 */
+static bool is_olmo(const spec_t *s) { return !strcmp(s->arch, "olmo2"); }
 static bool layer_swa(const spec_t *s, int l) {
+    if (is_olmo(s)) return s->swa > 0 && l % 4 < 3; /* OLMo 3: 3 of every 4 layers */
     return (!strcmp(s->arch, "gemma2") && l % 2 == 0) || (!strcmp(s->arch, "gemma3") && l % 6 < 5);
 }
 static bool is_moe(const spec_t *s) {
@@ -208,6 +210,12 @@ static void ref_init(ref_model_t *m, const spec_t *s, uint64_t seed) {
             L->qn = rnd_vec(s->D, 1.0f, 0.3f);
             L->kn = rnd_vec(s->D, 1.0f, 0.3f);
         }
+        if (is_olmo(s)) { /* OLMo 2: q/k norms over the whole rows, post norms only */
+            L->qn = rnd_vec((size_t)s->H * s->D, 1.0f, 0.3f);
+            L->kn = rnd_vec((size_t)s->K * s->D, 1.0f, 0.3f);
+            L->pan = rnd_vec(s->E, 1.0f, 0.2f);
+            L->pfn = rnd_vec(s->E, 1.0f, 0.2f);
+        }
     }
 }
 
@@ -292,7 +300,8 @@ static int write_model(const ref_model_t *m, const char *path, const char *skip,
     set_u32(w, a, "rope.dimension_count", (uint32_t)(is_glm(s) || !strcmp(a, "glm4moe") ? s->D / 2 : s->D));
     set_f32(w, a, "attention.layer_norm_rms_epsilon", (float)m->eps);
     set_f32(w, a, "rope.freq_base", (float)m->base);
-    if (!strcmp(a, "gemma2") || !strcmp(a, "gemma3")) set_u32(w, a, "attention.sliding_window", (uint32_t)s->swa);
+    if (!strcmp(a, "gemma2") || !strcmp(a, "gemma3") || (is_olmo(s) && s->swa))
+        set_u32(w, a, "attention.sliding_window", (uint32_t)s->swa);
     if (is_granite(s)) {
         set_f32(w, a, "embedding_scale", (float)GR_EMBD);
         set_f32(w, a, "residual_scale", (float)GR_RES);
@@ -348,8 +357,10 @@ static int write_model(const ref_model_t *m, const char *path, const char *skip,
     for (int l = 0; l < s->L; l++) {
         const ref_layer_t *L = &m->l[l];
 #define NM(x) (snprintf(n, sizeof n, "blk.%d.%s", l, x), n)
-        ADD_VEC(NM("attn_norm.weight"), L->an, s->E);
-        ADD_VEC(NM(!strcmp(a, "glm4moe") ? "post_attention_norm.weight" : "ffn_norm.weight"), L->fn, s->E);
+        if (!is_olmo(s)) {
+            ADD_VEC(NM("attn_norm.weight"), L->an, s->E);
+            ADD_VEC(NM(!strcmp(a, "glm4moe") ? "post_attention_norm.weight" : "ffn_norm.weight"), L->fn, s->E);
+        }
         float *wq = llama ? permute_rows(L->wq, s->H, s->D, s->E) : L->wq;
         float *wk = llama ? permute_rows(L->wk, s->K, s->D, s->E) : L->wk;
         const int QD = s->H * s->D, KD = s->K * s->D;
@@ -419,8 +430,8 @@ static int write_model(const ref_model_t *m, const char *path, const char *skip,
             ADD_VEC(NM("attn_v.bias"), L->bv, s->K * s->D);
         }
         if (L->qn) {
-            ADD_VEC(NM("attn_q_norm.weight"), L->qn, s->D);
-            ADD_VEC(NM("attn_k_norm.weight"), L->kn, s->D);
+            ADD_VEC(NM("attn_q_norm.weight"), L->qn, is_olmo(s) ? s->H * s->D : s->D);
+            ADD_VEC(NM("attn_k_norm.weight"), L->kn, is_olmo(s) ? s->K * s->D : s->D);
         }
 #undef NM
     }
@@ -457,7 +468,7 @@ static void ref_rope_base(const ref_model_t *m, double *v, int n_heads, int pos,
 /* gemma3's local layers: base 10000, no scaling */
 static void ref_rope(const ref_model_t *m, double *v, int n_heads, int pos, bool local) {
     if (local)
-        ref_rope_base(m, v, n_heads, pos, 10000.0, SCALE_NONE);
+        ref_rope_base(m, v, n_heads, pos, is_olmo(&m->s) ? m->base : 10000.0, SCALE_NONE);
     else
         ref_rope_base(m, v, n_heads, pos, m->base, m->s.scale);
 }
@@ -593,7 +604,10 @@ static void ref_forward(const ref_model_t *m, const int32_t *tok, int n, double 
     for (int l = 0; l < s->L; l++) {
         const ref_layer_t *L = &m->l[l];
         for (int t = 0; t < n; t++) {
-            ref_rmsnorm(xn, x + (size_t)t * E, L->an, E, m->eps);
+            if (is_olmo(s))
+                memcpy(xn, x + (size_t)t * E, sizeof(double) * (size_t)E);
+            else
+                ref_rmsnorm(xn, x + (size_t)t * E, L->an, E, m->eps);
             double *qt = q + (size_t)t * QD, *kt = k + (size_t)t * KD, *vt = v + (size_t)t * KD;
             ref_matvec(qt, L->wq, xn, QD, E);
             ref_matvec(kt, L->wk, xn, KD, E);
@@ -602,7 +616,10 @@ static void ref_forward(const ref_model_t *m, const int32_t *tok, int n, double 
                 for (int i = 0; i < QD; i++) qt[i] += L->bq[i];
                 for (int i = 0; i < KD; i++) kt[i] += L->bk[i], vt[i] += L->bv[i];
             }
-            if (L->qn) {
+            if (L->qn && is_olmo(s)) {
+                ref_rmsnorm(qt, qt, L->qn, QD, m->eps);
+                ref_rmsnorm(kt, kt, L->kn, KD, m->eps);
+            } else if (L->qn) {
                 for (int h = 0; h < H; h++) ref_rmsnorm(qt + h * D, qt + h * D, L->qn, D, m->eps);
                 for (int h = 0; h < K; h++) ref_rmsnorm(kt + h * D, kt + h * D, L->kn, D, m->eps);
             }
@@ -610,7 +627,8 @@ static void ref_forward(const ref_model_t *m, const int32_t *tok, int n, double 
                 ref_rope_glm(m, qt, H, t);
                 ref_rope_glm(m, kt, K, t);
             } else {
-                const bool local = layer_swa(s, l) && !strcmp(s->arch, "gemma3"); /* gemma3's own local RoPE */
+                /* gemma3's local RoPE (base 10000), OLMo 3's (the model's base, unscaled) */
+                const bool local = layer_swa(s, l) && (!strcmp(s->arch, "gemma3") || is_olmo(s));
                 if (!(!strcmp(s->arch, "smollm3") && (l + 1) % 4 == 0)) { /* SmolLM3: no RoPE on layers 3, 7, ... */
                     ref_rope(m, qt, H, t, local);
                     ref_rope(m, kt, K, t, local);
@@ -642,12 +660,15 @@ static void ref_forward(const ref_model_t *m, const int32_t *tok, int n, double 
             for (int i = 0; i < E; i++) x[(size_t)t * E + i] += o[i] * (is_granite(s) ? GR_RES : 1.0);
         }
         for (int t = 0; L->wr && t < n; t++) {
-            ref_rmsnorm(xn, x + (size_t)t * E, L->fn, E, m->eps);
+            ref_rmsnorm(xn, x + (size_t)t * E, L->fn, E, m->eps); /* (no MoE olmo2) */
             ref_moe(s, L, xn, o, g, u);
             for (int i = 0; i < E; i++) x[(size_t)t * E + i] += o[i] * (is_granite(s) ? GR_RES : 1.0);
         }
         for (int t = 0; !L->wr && t < n; t++) {
-            ref_rmsnorm(xn, x + (size_t)t * E, L->fn, E, m->eps);
+            if (is_olmo(s))
+                memcpy(xn, x + (size_t)t * E, sizeof(double) * (size_t)E);
+            else
+                ref_rmsnorm(xn, x + (size_t)t * E, L->fn, E, m->eps);
             ref_matvec(g, L->wg, xn, F, E);
             ref_matvec(u, L->wu, xn, F, E);
             for (int i = 0; i < F; i++) /* gemma: tanh GELU (HF gelu_pytorch_tanh) */
@@ -900,6 +921,17 @@ static void test_smollm3(void) {
     spec_t s = base_spec("smollm3");
     s.L = 5, s.tied = true;
     run_case("smollm3 f32 nope layer", &s, 1e-4, SL_TYPE_F32, 2);
+}
+
+/* OLMo 2: no norm before attention or the FFN, q/k RMS norms over the
+ * whole projection, norms after both; OLMo 3: layers 0-2 and 4 attend to
+ * the last 4 positions with unscaled RoPE, layer 3 to all with the file's
+ * (here linear ×2) scaling */
+static void test_olmo2(void) {
+    spec_t s = base_spec("olmo2");
+    run_case("olmo2 f32", &s, 1e-4, SL_TYPE_F32, 1);
+    s.L = 5, s.swa = 4, s.scale = SCALE_LINEAR, s.factor = 2;
+    run_case("olmo3 f32 swa 4", &s, 1e-4, SL_TYPE_F32, 2);
 }
 
 static void test_f16_and_q8(void) {
@@ -1223,6 +1255,7 @@ int main(void) {
     RUN(test_gemma);
     RUN(test_granite);
     RUN(test_smollm3);
+    RUN(test_olmo2);
     RUN(test_f16_and_q8);
     RUN(test_long_prefill);
     RUN(test_validation);

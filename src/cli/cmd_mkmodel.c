@@ -6,7 +6,7 @@
  *
  *   silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|glm4moe|phi3|gemma|gemma2|gemma3|granite|granitemoe|smollm3|olmo2 --out F.gguf [--vocab N]
  *       [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N]
- *       [--experts N --experts-used K --expert-ffn N]  (qwen2moe, qwen3moe, glm4moe)
+ *       [--experts N --experts-used K --expert-ffn N]  (qwen2moe, qwen3moe, glm4moe; llama: Mixtral)
  *       [--shared-ffn N]                               (qwen2moe's shared expert)
  *       [--swa N]                                      (gemma2/3's sliding window)
  *       [--ctx N] [--tied|--untied] [--type f32|f16|q8_0|q4_K_M|...]
@@ -234,7 +234,10 @@ int cmd_mkmodel(int argc, char **argv) {
     const bool qwen2moe = !strcmp(m.arch, "qwen2moe"), glm4moe = !strcmp(m.arch, "glm4moe");
     const bool granitemoe = !strcmp(m.arch, "granitemoe"), granite = granitemoe || !strcmp(m.arch, "granite");
     const bool olmo2 = !strcmp(m.arch, "olmo2");
-    const bool moe = !strcmp(m.arch, "qwen3moe") || qwen2moe || glm4moe || granitemoe, glm4 = !strcmp(m.arch, "glm4");
+    /* llama with --experts: Mixtral */
+    const bool moe = !strcmp(m.arch, "qwen3moe") || qwen2moe || glm4moe || granitemoe ||
+                     (!strcmp(m.arch, "llama") && m.experts > 0),
+               glm4 = !strcmp(m.arch, "glm4");
     const bool chatglm = !strcmp(m.arch, "chatglm"), glm = glm4 || chatglm, phi3 = !strcmp(m.arch, "phi3");
     const bool gemma3 = !strcmp(m.arch, "gemma3"), gemma2 = !strcmp(m.arch, "gemma2");
     const bool gemma = gemma3 || gemma2 || !strcmp(m.arch, "gemma");
@@ -257,6 +260,7 @@ int cmd_mkmodel(int argc, char **argv) {
         if (m.experts == 0) m.experts = 8;
         if (m.experts_used == 0) m.experts_used = SL_MIN(2, m.experts);
         if (m.expert_ffn == 0) m.expert_ffn = SL_MAX(1, m.ffn / 2);
+        if (granitemoe || !strcmp(m.arch, "llama")) m.expert_ffn = m.ffn; /* their experts are ffn wide */
         if (m.experts > 1024 || m.experts_used > m.experts || m.experts_used > 64) {
             fprintf(stderr, "silica mkmodel: need experts <= 1024 and experts-used <= min(experts, 64)\n");
             return 2;

@@ -178,21 +178,27 @@ static int dim_ok(uint32_t v, const char *what, char *err, size_t errlen) {
     return 0;
 }
 
-/* The mixture-of-experts keys (qwen3moe, qwen2moe, glm4moe): expert_count,
+/* The mixture-of-experts keys (qwen3moe, qwen2moe, glm4moe, granitemoe,
+ * and llama when it has expert_count: Mixtral): expert_count,
  * expert_used_count, expert_feed_forward_length (default n_ff /
- * n_expert_used, as llama.cpp reads it), expert_weights_scale (optional);
+ * n_expert_used, as llama.cpp reads it; Mixtral's and Granite MoE's
+ * experts are n_ff wide), expert_weights_scale (optional);
  * qwen2moe's expert_shared_feed_forward_length (default n_ff); glm4moe's
  * expert_shared_count (shared hidden size = that × n_ff_exp),
  * leading_dense_block_count, expert_weights_norm and expert_gating_func
- * (1 softmax, 2 sigmoid; default sigmoid). Qwen3-MoE renormalizes the
- * chosen experts' weights, Qwen2-MoE does not. Dense architectures keep 0
+ * (1 softmax, 2 sigmoid; default sigmoid). Qwen3-MoE, Granite MoE and
+ * Mixtral renormalize the chosen experts' weights, Qwen2-MoE does not. Dense architectures keep 0
  * experts. */
 static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_t errlen) {
     hp->expert_scale = 1.0f;
-    if (hp->arch != SL_ARCH_QWEN3MOE && hp->arch != SL_ARCH_QWEN2MOE && hp->arch != SL_ARCH_GLM4MOE &&
-        hp->arch != SL_ARCH_GRANITEMOE)
-        return 0;
     const char *arch = hp->arch_name;
+    /* llama with experts: Mixtral (llama.expert_count > 0) */
+    char ekey[128];
+    snprintf(ekey, sizeof ekey, "%s.expert_count", arch);
+    const bool llama_moe = hp->arch == SL_ARCH_LLAMA && gguf_get_u32_or(f, ekey, 0) > 0;
+    if (hp->arch != SL_ARCH_QWEN3MOE && hp->arch != SL_ARCH_QWEN2MOE && hp->arch != SL_ARCH_GLM4MOE &&
+        hp->arch != SL_ARCH_GRANITEMOE && !llama_moe)
+        return 0;
     uint32_t ne, nu, ffe;
     if (key_u32(f, arch, "expert_count", true, 0, &ne, err, errlen) ||
         key_u32(f, arch, "expert_used_count", true, 0, &nu, err, errlen))
@@ -202,9 +208,13 @@ static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
     if (nu == 0 || nu > ne || nu > MODEL_MAX_EXPERTS_USED)
         return sl_err(err, errlen, "%s.expert_used_count = %u must be 1 .. min(expert_count %u, %d)", arch, nu,
                       ne, MODEL_MAX_EXPERTS_USED);
-    if (key_u32(f, arch, "expert_feed_forward_length", false, (uint32_t)hp->n_ff / nu, &ffe, err, errlen) ||
-        dim_ok(ffe, "expert_feed_forward_length", err, errlen))
+    /* Mixtral and Granite MoE experts have feed_forward_length rows (llama.cpp
+     * reads no other key for them) */
+    if (llama_moe || hp->arch == SL_ARCH_GRANITEMOE)
+        ffe = (uint32_t)hp->n_ff;
+    else if (key_u32(f, arch, "expert_feed_forward_length", false, (uint32_t)hp->n_ff / nu, &ffe, err, errlen))
         return -1;
+    if (dim_ok(ffe, "expert_feed_forward_length", err, errlen)) return -1;
     float scale;
     if (key_f32(f, arch, "expert_weights_scale", false, 0.0f, &scale, err, errlen)) return -1;
     if (!(scale >= 0.0f) || !isfinite(scale))
@@ -212,7 +222,7 @@ static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
     hp->n_expert = (int)ne;
     hp->n_expert_used = (int)nu;
     hp->n_ff_exp = (int)ffe;
-    hp->expert_norm = hp->arch == SL_ARCH_QWEN3MOE || hp->arch == SL_ARCH_GRANITEMOE;
+    hp->expert_norm = hp->arch == SL_ARCH_QWEN3MOE || hp->arch == SL_ARCH_GRANITEMOE || llama_moe;
     if (hp->arch == SL_ARCH_GRANITEMOE) { /* Granite MoE Shared: an ungated shared expert */
         uint32_t fsh;
         if (key_u32(f, arch, "expert_shared_feed_forward_length", false, 0, &fsh, err, errlen) ||
@@ -565,7 +575,20 @@ static int get_experts(sl_model_t *m, const char *name, int64_t n_in, int64_t n_
                        sl_wt_t **out, char *err, size_t errlen) {
     const int64_t ne = m->hp.n_expert;
     const gguf_tensor_t *t = gguf_find_tensor(m->gf, name);
-    if (!t) return sl_err(err, errlen, "missing tensor '%s' (%s)", name, what);
+    if (!t) {
+        /* older converters wrote Mixtral's experts one 2-D tensor each */
+        char old[128];
+        const char *suffix = strstr(name, "_exps.weight");
+        if (suffix && (size_t)(suffix - name) < 100) {
+            snprintf(old, sizeof old, "%.*s.0.weight", (int)(suffix - name), name);
+            if (gguf_find_tensor(m->gf, old))
+                return sl_err(err, errlen,
+                              "tensor '%s' holds one expert ('%s'...): per-expert tensors of older converters are not "
+                              "supported; convert the model again",
+                              old, old);
+        }
+        return sl_err(err, errlen, "missing tensor '%s' (%s)", name, what);
+    }
     bool ok = t->n_dims >= 3 && t->ne[0] == n_in && t->ne[1] == n_out && t->ne[2] == ne;
     for (uint32_t i = 3; ok && i < t->n_dims; i++) ok = t->ne[i] == 1;
     if (!ok) {

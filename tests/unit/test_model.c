@@ -88,7 +88,7 @@ static bool layer_swa(const spec_t *s, int l) {
 }
 static bool is_moe(const spec_t *s) {
     return !strcmp(s->arch, "qwen3moe") || !strcmp(s->arch, "qwen2moe") || !strcmp(s->arch, "glm4moe") ||
-           !strcmp(s->arch, "granitemoe");
+           !strcmp(s->arch, "granitemoe") || (!strcmp(s->arch, "llama") && s->NE > 0); /* llama + experts: Mixtral */
 }
 static bool is_granite(const spec_t *s) { return !strncmp(s->arch, "granite", 7); }
 /* Granite 3's scales (embedding, residual, query, 1/logit) */
@@ -315,7 +315,9 @@ static int write_model(const ref_model_t *m, const char *path, const char *skip,
     if (s->NE) {
         set_u32(w, a, "expert_count", (uint32_t)s->NE);
         set_u32(w, a, "expert_used_count", (uint32_t)s->KU);
-        set_u32(w, a, "expert_feed_forward_length", (uint32_t)s->FE);
+        /* Mixtral's and Granite MoE's files have no such key: experts n_ff wide */
+        if (strcmp(a, "llama") && strcmp(a, "granitemoe"))
+            set_u32(w, a, "expert_feed_forward_length", (uint32_t)s->FE);
         if (!strcmp(a, "qwen2moe")) set_u32(w, a, "expert_shared_feed_forward_length", (uint32_t)s->F);
         if (!strcmp(a, "glm4moe")) {
             char key[128];
@@ -908,11 +910,19 @@ static void test_gemma(void) {
 /* Granite 3: the llama layout with embedding ×12, each residual branch
  * ×0.22, query scale 1/8, logits ÷8; Granite MoE: renormalized softmax
  * routing */
+/* Mixtral: the llama layout (permuted Q/K) with 8 experts choose 2,
+ * renormalized softmax routing */
+static void test_mixtral(void) {
+    spec_t s = base_spec("llama");
+    s.NE = 8, s.KU = 2, s.FE = s.F;
+    run_case("llama+experts f32 (mixtral)", &s, 1e-4, SL_TYPE_F32, 2);
+}
+
 static void test_granite(void) {
     spec_t s = base_spec("granite");
     run_case("granite f32", &s, 1e-4, SL_TYPE_F32, 1);
     s = base_spec("granitemoe");
-    s.NE = 6, s.KU = 2, s.FE = 32;
+    s.NE = 6, s.KU = 2, s.FE = s.F;
     run_case("granitemoe f32 6x2", &s, 1e-4, SL_TYPE_F32, 2);
 }
 
@@ -1253,6 +1263,7 @@ int main(void) {
     RUN(test_glm);
     RUN(test_phi3);
     RUN(test_gemma);
+    RUN(test_mixtral);
     RUN(test_granite);
     RUN(test_smollm3);
     RUN(test_olmo2);

@@ -4,7 +4,7 @@
  * llama.cpp's converter writes them), optionally with a real tokenizer
  * imported from a Hugging Face tokenizer.json + tokenizer_config.json.
  *
- *   silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|glm4moe|phi3|gemma|gemma2|gemma3|granite|granitemoe|smollm3|olmo2 --out F.gguf [--vocab N]
+ *   silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|glm4moe|phi3|gemma|gemma2|gemma3|granite|granitemoe|smollm3|olmo2|ernie4_5 --out F.gguf [--vocab N]
  *       [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N]
  *       [--experts N --experts-used K --expert-ffn N]  (qwen2moe, qwen3moe, glm4moe; llama: Mixtral)
  *       [--shared-ffn N]                               (qwen2moe's shared expert)
@@ -43,7 +43,7 @@ typedef struct mk {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|glm4moe|phi3|gemma|gemma2|gemma3|granite|granitemoe|smollm3|olmo2 --out F.gguf [--vocab N]\n"
+            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|glm4moe|phi3|gemma|gemma2|gemma3|granite|granitemoe|smollm3|olmo2|ernie4_5 --out F.gguf [--vocab N]\n"
             "         [--embd N]"
             "         [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N] [--ctx N] [--tied|--untied]\n"
             "         [--experts N --experts-used K --expert-ffn N] (qwen2moe, qwen3moe, glm4moe; default 8, 2, ffn / 2)\n"
@@ -242,11 +242,12 @@ int cmd_mkmodel(int argc, char **argv) {
     const bool gemma3 = !strcmp(m.arch, "gemma3"), gemma2 = !strcmp(m.arch, "gemma2");
     const bool gemma = gemma3 || gemma2 || !strcmp(m.arch, "gemma");
     const bool llama_rope =
-        !strcmp(m.arch, "llama") || !strcmp(m.arch, "internlm2") || !strcmp(m.arch, "smollm3") || glm || granite;
+        !strcmp(m.arch, "llama") || !strcmp(m.arch, "internlm2") || !strcmp(m.arch, "smollm3") || glm || granite ||
+        !strcmp(m.arch, "ernie4_5");
     if (!llama_rope && !moe && !phi3 && !gemma && !olmo2 && strcmp(m.arch, "qwen2") && strcmp(m.arch, "qwen3")) {
         fprintf(stderr,
                 "silica mkmodel: --arch must be llama, internlm2, qwen2, qwen3, qwen2moe, qwen3moe, chatglm, glm4, "
-                "glm4moe, phi3, gemma, gemma2, gemma3, granite, granitemoe, smollm3 or olmo2\n");
+                "glm4moe, phi3, gemma, gemma2, gemma3, granite, granitemoe, smollm3, olmo2 or ernie4_5\n");
         return 2;
     }
     if (m.rope_base == 0) m.rope_base = llama_rope || (gemma && !gemma3) ? 10000.0 : 1000000.0;

@@ -1,7 +1,7 @@
 /*
  * model.c — llama-family models (llama, internlm2, qwen2, qwen3, qwen2moe,
  * qwen3moe, chatglm, glm4, glm4moe, phi3, gemma, gemma2, gemma3, granite,
- * granitemoe, smollm3, olmo2) from GGUF:
+ * granitemoe, smollm3, olmo2, ernie4_5) from GGUF:
  * loading and validating
  * hyper-parameters and weights, the KV cache, and the forward pass over a
  * batch of tokens.
@@ -387,7 +387,7 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
                  {"chatglm", SL_ARCH_CHATGLM},   {"glm4", SL_ARCH_GLM4},         {"phi3", SL_ARCH_PHI3},
                  {"gemma", SL_ARCH_GEMMA},       {"gemma2", SL_ARCH_GEMMA2},     {"gemma3", SL_ARCH_GEMMA3},
                  {"glm4moe", SL_ARCH_GLM4MOE},   {"granite", SL_ARCH_GRANITE},   {"granitemoe", SL_ARCH_GRANITEMOE},
-                 {"smollm3", SL_ARCH_SMOLLM3},   {"olmo2", SL_ARCH_OLMO2}};
+                 {"smollm3", SL_ARCH_SMOLLM3},   {"olmo2", SL_ARCH_OLMO2},       {"ernie4_5", SL_ARCH_ERNIE4_5}};
     size_t ai = 0;
     while (ai < SL_ARRAY_LEN(archs) && strcmp(arch, archs[ai].name) != 0) ai++;
     if (ai == SL_ARRAY_LEN(archs)) {
@@ -453,7 +453,8 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
     memset(r, 0, sizeof *r);
     /* llama: Q/K rows permuted by the converter; GLM rotates adjacent pairs itself */
     r->style = hp->arch == SL_ARCH_LLAMA || hp->arch == SL_ARCH_CHATGLM || hp->arch == SL_ARCH_GLM4 ||
-                       hp->arch == SL_ARCH_GRANITE || hp->arch == SL_ARCH_GRANITEMOE || hp->arch == SL_ARCH_SMOLLM3
+                       hp->arch == SL_ARCH_GRANITE || hp->arch == SL_ARCH_GRANITEMOE || hp->arch == SL_ARCH_SMOLLM3 ||
+                       hp->arch == SL_ARCH_ERNIE4_5
                    ? SL_ROPE_NORM
                    : SL_ROPE_NEOX;
     r->n_rot = (int)nrot;

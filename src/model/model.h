@@ -16,7 +16,8 @@
  * selection bias, a shared expert, leading dense layers), granite and
  * granitemoe (embedding, attention, residual and logit scales), smollm3
  * (no RoPE on every 4th layer), olmo2 (post norms only, q/k norms over the
- * whole projection, OLMo 3's window layers); tied or untied output.
+ * whole projection, OLMo 3's window layers), ernie4_5; tied or untied
+ * output.
  *
  * A sequence's attention state lives in an sl_kv_t. model_forward() appends
  * n tokens to it (positions kv_len .. kv_len+n-1) and returns logits.
@@ -48,7 +49,8 @@ typedef enum sl_arch {
     SL_ARCH_GRANITE, /* IBM Granite 3.x: the llama layout with four scale factors */
     SL_ARCH_GRANITEMOE,
     SL_ARCH_SMOLLM3, /* SmolLM3: the llama layout, every 4th layer without RoPE */
-    SL_ARCH_OLMO2    /* OLMo 2 / OLMo 3: norms after attention and FFN only, whole-row q/k norms */
+    SL_ARCH_OLMO2,   /* OLMo 2 / OLMo 3: norms after attention and FFN only, whole-row q/k norms */
+    SL_ARCH_ERNIE4_5 /* ERNIE 4.5 dense: the llama graph, adjacent-pair RoPE on unpermuted rows */
 } sl_arch_t;
 
 typedef struct sl_hparams {

@@ -12,7 +12,7 @@ import OpenAI from "openai";
 import { startServer, makeModel } from "./lib/server.mjs";
 
 const ARCHS = ["qwen3moe", "qwen2moe", "glm4moe", "glm4", "chatglm", "phi3", "gemma2", "gemma3", "granite",
-  "smollm3", "internlm2", "olmo2"];
+  "smollm3", "internlm2", "olmo2", "ernie4_5"];
 const MSGS = [{ role: "user", content: "Name three rivers of Europe and say where each one reaches the sea." }];
 
 let srv, client;

@@ -2,7 +2,7 @@
 /*
  * test_model.c — the forward pass of llama / internlm2 / qwen2 / qwen3 /
  * qwen2moe / qwen3moe / chatglm / glm4 / glm4moe / phi3 / gemma / gemma2 / gemma3 /
- * granite / granitemoe / smollm3 / olmo2 against an
+ * granite / granitemoe / smollm3 / olmo2 / ernie4_5 against an
  * independent reference written here plainly, in double precision, in the
  * Hugging Face convention (rotate-halves RoPE, unpermuted Q/K rows).
  *
@@ -79,6 +79,8 @@ typedef struct {
 } ref_model_t;
 
 static bool is_glm(const spec_t *s) { return !strcmp(s->arch, "chatglm") || !strcmp(s->arch, "glm4"); }
+/* adjacent-pair RoPE in the Hugging Face model itself (no converter permutation) */
+static bool pair_rope(const spec_t *s) { return is_glm(s) || !strcmp(s->arch, "ernie4_5"); }
 static bool is_gemma(const spec_t *s) { return !strncmp(s->arch, "gemma", 5); }
 /* gemma2's local layers: the even ones; gemma3's: 5 of every 6 */
 static bool is_olmo(const spec_t *s) { return !strcmp(s->arch, "olmo2"); }
@@ -144,7 +146,7 @@ static void ref_init(ref_model_t *m, const spec_t *s, uint64_t seed) {
     rng_state = seed * 2654435761u + 12345;
     m->eps = 1e-5;
     m->base = !strcmp(s->arch, "llama") || !strcmp(s->arch, "internlm2") || is_glm(s) || is_granite(s) ||
-                      !strcmp(s->arch, "smollm3") ||
+                      !strcmp(s->arch, "smollm3") || !strcmp(s->arch, "ernie4_5") ||
                       (is_gemma(s) && strcmp(s->arch, "gemma3"))
                   ? 10000.0
                   : 1000000.0;
@@ -573,11 +575,11 @@ static void ref_moe(const spec_t *s, const ref_layer_t *L, const double *x, doub
     free(p), free(y), free(used);
 }
 
-/* GLM's rotary embedding (HF Glm4 / ChatGLM): the first R = D/2 dims of
- * each head rotated in adjacent pairs (2j, 2j+1) by pos · base^(-2j/R);
- * the rest pass through. */
+/* Adjacent-pair rotary embedding (HF Glm4 / ChatGLM: the first R = D/2
+ * dims of each head; ERNIE 4.5: all of them) rotated in pairs (2j, 2j+1)
+ * by pos · base^(-2j/R); the rest pass through. */
 static void ref_rope_glm(const ref_model_t *m, double *v, int n_heads, int pos) {
-    const int D = m->s.D, R = D / 2;
+    const int D = m->s.D, R = is_glm(&m->s) ? D / 2 : D;
     for (int j = 0; j < R / 2; j++) {
         const double th = pos * pow(m->base, -2.0 * j / R), c = cos(th), sn = sin(th);
         for (int h = 0; h < n_heads; h++) {
@@ -625,7 +627,7 @@ static void ref_forward(const ref_model_t *m, const int32_t *tok, int n, double 
                 for (int h = 0; h < H; h++) ref_rmsnorm(qt + h * D, qt + h * D, L->qn, D, m->eps);
                 for (int h = 0; h < K; h++) ref_rmsnorm(kt + h * D, kt + h * D, L->kn, D, m->eps);
             }
-            if (is_glm(s)) {
+            if (pair_rope(s)) {
                 ref_rope_glm(m, qt, H, t);
                 ref_rope_glm(m, kt, K, t);
             } else {
@@ -916,6 +918,14 @@ static void test_mixtral(void) {
     spec_t s = base_spec("llama");
     s.NE = 8, s.KU = 2, s.FE = s.F;
     run_case("llama+experts f32 (mixtral)", &s, 1e-4, SL_TYPE_F32, 2);
+}
+
+/* ERNIE 4.5 (dense): the llama graph with adjacent-pair RoPE on rows the
+ * converter does not permute (the HF model rotates pairs), tied */
+static void test_ernie(void) {
+    spec_t s = base_spec("ernie4_5");
+    s.tied = true;
+    run_case("ernie4_5 f32 tied", &s, 1e-4, SL_TYPE_F32, 1);
 }
 
 static void test_granite(void) {
@@ -1264,6 +1274,7 @@ int main(void) {
     RUN(test_phi3);
     RUN(test_gemma);
     RUN(test_mixtral);
+    RUN(test_ernie);
     RUN(test_granite);
     RUN(test_smollm3);
     RUN(test_olmo2);

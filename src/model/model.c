@@ -261,6 +261,20 @@ static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
     return 0;
 }
 
+/* The window layers' own RoPE (gemma3, OLMo 3): the model's, with this
+ * base, unscaled and without frequency factors. */
+static void swa_rope_unscaled(sl_hparams_t *hp, float base) {
+    sl_rope_t *r = &hp->rope_swa;
+    *r = hp->rope;
+    r->freq_base = base;
+    r->scaling = SL_ROPE_SCALING_NONE;
+    r->freq_scale = 1.0f;
+    r->ext_factor = 0.0f;
+    r->attn_factor = 1.0f;
+    r->freq_factors = NULL;
+    hp->swa_rope = true;
+}
+
 /* Gemma's own hyper-parameters, as llama.cpp sets them: embeddings scaled
  * by sqrt(n_embd), a tanh-GELU FFN. gemma2: even layers attend to their
  * last attention.sliding_window positions, attention scores and final
@@ -295,14 +309,7 @@ static int load_gemma(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_t 
             return sl_err(err, errlen, "%s soft-capping values must be finite and >= 0", hp->arch_name);
         return 0; /* the window layers share the RoPE */
     }
-    hp->swa_rope = true;
-    sl_rope_t *r = &hp->rope_swa;
-    r->freq_base = 10000.0f;
-    r->scaling = SL_ROPE_SCALING_NONE;
-    r->freq_scale = 1.0f;
-    r->ext_factor = 0.0f;
-    r->attn_factor = 1.0f;
-    r->freq_factors = NULL;
+    swa_rope_unscaled(hp, 10000.0f);
     return 0;
 }
 
@@ -319,18 +326,12 @@ static int load_olmo_swa(const gguf_file_t *f, sl_hparams_t *hp, char *err, size
     if (dim_ok(swa, "attention.sliding_window", err, errlen)) return -1;
     if (period < 1 || period > 1024)
         return sl_err(err, errlen, "%s.attention.sliding_window_pattern = %u is out of range", hp->arch_name, period);
+    float base;
+    if (key_f32(f, hp->arch_name, "rope.freq_base_swa", false, hp->rope.freq_base, &base, err, errlen)) return -1;
+    if (!(base > 1.0f)) return sl_err(err, errlen, "rope.freq_base_swa must be > 1");
     hp->n_swa = (int)swa;
     hp->swa_period = (int)period;
-    hp->swa_rope = true;
-    sl_rope_t *r = &hp->rope_swa;
-    if (key_f32(f, hp->arch_name, "rope.freq_base_swa", false, hp->rope.freq_base, &r->freq_base, err, errlen))
-        return -1;
-    if (!(r->freq_base > 1.0f)) return sl_err(err, errlen, "rope.freq_base_swa must be > 1");
-    r->scaling = SL_ROPE_SCALING_NONE;
-    r->freq_scale = 1.0f;
-    r->ext_factor = 0.0f;
-    r->attn_factor = 1.0f;
-    r->freq_factors = NULL;
+    swa_rope_unscaled(hp, base);
     return 0;
 }
 

@@ -1,8 +1,7 @@
 /*
  * model.c — llama-family models (llama, internlm2, qwen2, qwen3, qwen2moe,
  * qwen3moe, chatglm, glm4, glm4moe, phi3, gemma, gemma2, gemma3, granite,
- * granitemoe, smollm3, olmo2, ernie4_5) from GGUF:
- * loading and validating
+ * granitemoe, smollm3, olmo2, ernie4_5) from GGUF: loading and validating
  * hyper-parameters and weights, the KV cache, and the forward pass over a
  * batch of tokens.
  *
@@ -252,7 +251,7 @@ static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
         if (gating != 1 && gating != 2)
             return sl_err(err, errlen, "%s.expert_gating_func = %u (1 softmax, 2 sigmoid)", arch, gating);
         snprintf(key, sizeof key, "%s.expert_weights_norm", arch);
-        hp->expert_norm = gguf_find_key(f, key) >= 0 && gguf_get_bool_or(f, key, false);
+        hp->expert_norm = gguf_get_bool_or(f, key, false);
         hp->expert_sigmoid = gating == 2;
         hp->n_ff_shexp = (int)(nsh * ffe);
         hp->n_dense_lead = (int)lead;
@@ -287,7 +286,6 @@ static void swa_rope_unscaled(sl_hparams_t *hp, float base) {
 static int load_gemma(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_t errlen) {
     hp->embd_scale = 1.0f;
     hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
-    hp->rope_swa = hp->rope;
     if (hp->arch != SL_ARCH_GEMMA && hp->arch != SL_ARCH_GEMMA2 && hp->arch != SL_ARCH_GEMMA3) return 0;
     hp->embd_scale = sqrtf((float)hp->n_embd);
     hp->gelu = true;
@@ -360,7 +358,7 @@ static int load_granite(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
     if (rs != 0.0f) hp->residual_scale = rs;
     char key[128];
     snprintf(key, sizeof key, "%s.rope.scaling.finetuned", arch);
-    if (gguf_find_key(f, key) >= 0 && !gguf_get_bool_or(f, key, true)) hp->rope.n_rot = 0;
+    if (!gguf_get_bool_or(f, key, true)) hp->rope.n_rot = 0;
     return 0;
 }
 
@@ -541,6 +539,25 @@ static int check_shape(const gguf_tensor_t *t, int n_dims, int64_t ne0, int64_t 
     return 0;
 }
 
+/* A tensor already found and shaped as n_rows rows of n_in: of a type
+ * sl_matmul computes with, rows a whole number of blocks, and data for all
+ * of them. Its row size in *rb. */
+static int check_rows(const gguf_tensor_t *t, int64_t n_in, int64_t n_rows, size_t *rb, char *err, size_t errlen) {
+    const sl_type_traits_t *tr = sl_type_traits(t->type);
+    if (!tr || !tr->supported)
+        return sl_err(err, errlen, "tensor '%s' has type %s, which Silica cannot compute with", t->name,
+                      sl_type_name(t->type));
+    size_t total;
+    *rb = sl_row_size(t->type, n_in);
+    if (*rb == 0)
+        return sl_err(err, errlen, "tensor '%s': row length %lld is not a multiple of the %s block size %lld",
+                      t->name, (long long)n_in, tr->name, (long long)tr->blck);
+    if (!sl_mul_size(*rb, (size_t)n_rows, &total) || total > t->nbytes)
+        return sl_err(err, errlen, "tensor '%s': data size %zu is smaller than its shape needs", t->name,
+                      t->nbytes);
+    return 0;
+}
+
 /* A weight matrix of ne = [n_in, n_out] of any type sl_matmul supports. */
 static int get_matrix(sl_model_t *m, const char *name, int64_t n_in, int64_t n_out, const char *what,
                       bool required, sl_wt_t *out, char *err, size_t errlen) {
@@ -550,24 +567,10 @@ static int get_matrix(sl_model_t *m, const char *name, int64_t n_in, int64_t n_o
         if (!required) return 0;
         return sl_err(err, errlen, "missing tensor '%s' (%s)", name, what);
     }
-    if (check_shape(t, 2, n_in, n_out, what, err, errlen)) return -1;
-    const sl_type_traits_t *tr = sl_type_traits(t->type);
-    if (!tr || !tr->supported)
-        return sl_err(err, errlen, "tensor '%s' has type %s, which Silica cannot compute with", name,
-                      sl_type_name(t->type));
-    size_t rb = sl_row_size(t->type, n_in);
-    size_t total;
-    if (rb == 0)
-        return sl_err(err, errlen, "tensor '%s': row length %lld is not a multiple of the %s block size %lld",
-                      name, (long long)n_in, tr->name, (long long)tr->blck);
-    if (!sl_mul_size(rb, (size_t)n_out, &total) || total > t->nbytes)
-        return sl_err(err, errlen, "tensor '%s': data size %zu is smaller than its shape needs", name,
-                      t->nbytes);
-    out->data = t->data;
-    out->type = t->type;
-    out->n_in = n_in;
-    out->n_out = n_out;
-    out->row_bytes = rb;
+    size_t rb;
+    if (check_shape(t, 2, n_in, n_out, what, err, errlen) || check_rows(t, n_in, n_out, &rb, err, errlen))
+        return -1;
+    *out = (sl_wt_t){t->data, t->type, n_in, n_out, rb, NULL};
     return 0;
 }
 
@@ -585,9 +588,9 @@ static int get_experts(sl_model_t *m, const char *name, int64_t n_in, int64_t n_
             snprintf(old, sizeof old, "%.*s.0.weight", (int)(suffix - name), name);
             if (gguf_find_tensor(m->gf, old))
                 return sl_err(err, errlen,
-                              "tensor '%s' holds one expert ('%s'...): per-expert tensors of older converters are not "
-                              "supported; convert the model again",
-                              old, old);
+                              "tensor '%s' holds one expert: per-expert tensors of older converters are not "
+                              "supported (expected '%s'); convert the model again",
+                              old, name);
         }
         return sl_err(err, errlen, "missing tensor '%s' (%s)", name, what);
     }
@@ -598,22 +601,12 @@ static int get_experts(sl_model_t *m, const char *name, int64_t n_in, int64_t n_
         return sl_err(err, errlen, "tensor '%s' has shape %s, expected [%lld, %lld, %lld] (%s)", name,
                       dims_str(t, b, sizeof b), (long long)n_in, (long long)n_out, (long long)ne, what);
     }
-    const sl_type_traits_t *tr = sl_type_traits(t->type);
-    if (!tr || !tr->supported)
-        return sl_err(err, errlen, "tensor '%s' has type %s, which Silica cannot compute with", name,
-                      sl_type_name(t->type));
-    const size_t rb = sl_row_size(t->type, n_in);
-    size_t one, total;
-    if (rb == 0)
-        return sl_err(err, errlen, "tensor '%s': row length %lld is not a multiple of the %s block size %lld",
-                      name, (long long)n_in, tr->name, (long long)tr->blck);
-    if (!sl_mul_size(rb, (size_t)n_out, &one) || !sl_mul_size(one, (size_t)ne, &total) || total > t->nbytes)
-        return sl_err(err, errlen, "tensor '%s': data size %zu is smaller than its shape needs", name,
-                      t->nbytes);
+    size_t rb;
+    if (check_rows(t, n_in, n_out * ne, &rb, err, errlen)) return -1; /* ≤ 2^20 rows × 1024 experts */
     sl_wt_t *w = calloc((size_t)ne, sizeof *w);
     if (!w) return sl_err(err, errlen, "out of memory loading '%s'", name);
     for (int64_t e = 0; e < ne; e++)
-        w[e] = (sl_wt_t){(const uint8_t *)t->data + (size_t)e * one, t->type, n_in, n_out, rb, NULL};
+        w[e] = (sl_wt_t){(const uint8_t *)t->data + (size_t)e * (size_t)n_out * rb, t->type, n_in, n_out, rb, NULL};
     *out = w;
     return 0;
 }
@@ -1195,8 +1188,16 @@ static int scratch_reserve(sl_model_t *m, int n_tok, size_t n_scores, int n_out,
         free(s->tok_blocks);
         free(s->moe_e);
         const size_t n = (size_t)n_tok;
+        s->x = b;
+        s->xn = s->x + n * E;
+        s->q = s->xn + n * E;
+        s->att = s->q + n * QD;
+        s->k = s->att + n * QD;
+        s->v = s->k + n * KD;
+        s->gate = s->v + n * KD;
+        s->up = s->gate + n * F;
         if (NE) {
-            s->moe_logits = b + n * (2 * E + 2 * QD + 2 * KD + 2 * F);
+            s->moe_logits = s->up + n * F;
             s->moe_w = s->moe_logits + n * NE;
             s->moe_gw = s->moe_w + n * KU;
             s->moe_x = s->moe_gw + n * KU;
@@ -1208,14 +1209,6 @@ static int scratch_reserve(sl_model_t *m, int n_tok, size_t n_scores, int n_out,
             s->moe_tok = mi + n * KU;
             s->moe_start = s->moe_tok + n * KU;
         }
-        s->x = b;
-        s->xn = s->x + n * E;
-        s->q = s->xn + n * E;
-        s->att = s->q + n * QD;
-        s->k = s->att + n * QD;
-        s->v = s->k + n * KD;
-        s->gate = s->v + n * KD;
-        s->up = s->gate + n * F;
         s->tok_pos = tp;
         s->tok_blocks = tb;
         s->cap_tok = n_tok;
@@ -1271,6 +1264,16 @@ static void rmsnorm_rows(sl_pool_t *pool, float *out, const float *x, const floa
         sl_pool_run(pool, norm_worker, &j);
     else
         norm_worker(&j, 0, 1);
+}
+
+/* A branch's input: x normed by w, or x itself where the layer has no norm
+ * before the branch (olmo2). */
+static void pre_norm(sl_pool_t *pool, float *out, const float *x, const float *w, int n_rows, int64_t n,
+                     float eps) {
+    if (w)
+        rmsnorm_rows(pool, out, x, w, n_rows, n, eps);
+    else
+        memcpy(out, x, sizeof(float) * (size_t)n_rows * (size_t)n);
 }
 
 /* Per-token work between the QKV projections and attention: biases, qwen3
@@ -1386,9 +1389,10 @@ static void matmul_w(sl_pool_t *pool, const sl_wt_t *w, const float *x, int n_to
     sl_matmul_multi(pool, &mm, 1, w->n_in, x, n_tok);
 }
 
-/* Softmax over the router's n logits, the k largest (ties to the lower
- * index) with their probabilities, renormalized and scaled as the model
- * says: e[0..k), w[0..k). */
+/* The router's probabilities from its n logits (softmax, or sigmoid for
+ * glm4moe; in place), the k largest (plus the selection bias where there
+ * is one; ties to the lower index) weighted by their probabilities,
+ * renormalized and scaled as the model says: e[0..k), w[0..k). */
 static void moe_route(const sl_hparams_t *hp, const float *bias, float *logits, int32_t *e, float *w) {
     const int n = hp->n_expert, k = hp->n_expert_used;
     /* the router's probabilities, in place: softmax, or sigmoid (glm4moe) */
@@ -1526,10 +1530,7 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
 
     for (int l = 0; l < hp->n_layer; l++) {
         const sl_layer_t *L = &m->layers[l];
-        if (L->attn_norm)
-            rmsnorm_rows(pool, s->xn, s->x, L->attn_norm, n_tok, E, hp->norm_eps);
-        else /* olmo2: no norm before attention */
-            memcpy(s->xn, s->x, sizeof(float) * (size_t)n_tok * (size_t)E);
+        pre_norm(pool, s->xn, s->x, L->attn_norm, n_tok, E, hp->norm_eps);
         {
             const sl_mm_t qkv[3] = {mm_of(&L->wq, s->q), mm_of(&L->wk, s->k), mm_of(&L->wv, s->v)};
             sl_matmul_multi(pool, qkv, 3, E, s->xn, n_tok);
@@ -1572,10 +1573,7 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
         struct add_job aj = {s->x, s->xn, L->bo, (size_t)n_tok * (size_t)E, (size_t)E, hp->residual_scale};
         add_worker(&aj, 0, 1);
 
-        if (L->ffn_norm)
-            rmsnorm_rows(pool, s->xn, s->x, L->ffn_norm, n_tok, E, hp->norm_eps);
-        else /* olmo2: no norm before the FFN */
-            memcpy(s->xn, s->x, sizeof(float) * (size_t)n_tok * (size_t)E);
+        pre_norm(pool, s->xn, s->x, L->ffn_norm, n_tok, E, hp->norm_eps);
         if (L->xgate) {
             moe_ffn(m, pool, L, n_tok);
             continue;

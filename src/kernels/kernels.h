@@ -86,9 +86,17 @@ float sl_vec_dot(sl_type_t t, int64_t n, const void *wrow, const void *xq);
 
 /* ---- element-wise and small ops (scalar is fine; they are not the bottleneck) ---- */
 void sl_rmsnorm(float *out, const float *x, const float *weight, int64_t n, float eps);
+/* LayerNorm of one row of n floats (BERT-style encoders):
+ *   out[i] = (x[i] - mean) / sqrt(var + eps) * w[i] + b[i]
+ * with the mean and the biased variance (divided by n) taken in double.
+ * w == NULL means 1, b == NULL means 0; out may be x (in place). */
+void sl_layernorm(float *out, const float *x, const float *w, const float *b, int64_t n, float eps);
 void sl_softmax(float *x, int64_t n);
 void sl_silu(float *x, int64_t n);
-void sl_gelu(float *x, int64_t n);
+void sl_gelu(float *x, int64_t n); /* tanh approximation (ggml_gelu) */
+/* Exact GELU, x · 0.5 · (1 + erf(x / √2)), in place: Hugging Face's "gelu"
+ * (BERT), where sl_gelu is "gelu_new"/"gelu_pytorch_tanh". */
+void sl_gelu_erf(float *x, int64_t n);
 /* out[i] = silu(gate[i]) * up[i] */
 void sl_swiglu(float *out, const float *gate, const float *up, int64_t n);
 /* out = gelu(gate) * up (tanh GELU, as ggml_geglu: the Gemma FFN) */
@@ -137,7 +145,8 @@ typedef struct sl_attn {
 } sl_attn_t;
 void sl_attention(sl_pool_t *pool, const sl_attn_t *a);
 
-/* Paged causal attention over a batch of tokens from many sequences.
+/* Paged attention over a batch of tokens from many sequences, causal by
+ * default, bidirectional with tok_keys (encoders).
  * The KV cache is a pool of blocks of block_size positions; in one layer,
  * block b's row of KV head h at slot p lies at
  *   k + b * block_stride + (h * block_size + p) * row_bytes
@@ -146,10 +155,18 @@ void sl_attention(sl_pool_t *pool, const sl_attn_t *a);
  * tok_blocks[t][j / block_size]), and attends to keys 0 .. tok_pos[t] —
  * with window > 0 (sliding-window layers), to the last `window` of them
  * only: tok_pos[t] - window + 1 .. tok_pos[t].
+ * Non-causal (tok_keys != NULL): token t attends to keys 0 .. tok_keys[t]-1
+ * of its block table whatever its position — an encoder gives every token
+ * of a sequence the sequence's length, so each sees the whole sequence.
+ * tok_keys[t] >= 1, those keys must be in the cache, and window must be 0
+ * (asserted; a bidirectional window is not implemented). Runs of tokens
+ * with different tok_keys values are never tiled together, so the value
+ * is honoured per token.
  * kv_type is F32, F16 or Q8_0 (head_dim a multiple of 32); row_bytes =
  * sl_row_size(kv_type, head_dim). q and out are n_tok × n_head × head_dim.
  * scratch holds sl_pool_size(pool) × sl_attention_paged_scratch(n_head,
- * n_head_kv, head_dim) floats (max_keys is not used). Work is split over
+ * n_head_kv, head_dim) floats, whatever the number of keys (max_keys is
+ * not used; tok_keys values need no bound from it). Work is split over
  * (KV head, run of up to ~64/group consecutive tokens of one sequence). */
 typedef struct sl_attn_paged {
     int n_tok, n_head, n_head_kv, head_dim;
@@ -167,6 +184,7 @@ typedef struct sl_attn_paged {
     int max_keys;
     int window;    /* 0: every earlier key */
     float softcap; /* > 0: scores (after scale) become softcap · tanh(score / softcap) (Gemma 2) */
+    const int32_t *tok_keys; /* NULL: causal; else n_tok key counts (non-causal, window 0) */
 } sl_attn_paged_t;
 void sl_attention_paged(sl_pool_t *pool, const sl_attn_paged_t *a);
 /* Floats of scratch one thread of sl_attention_paged needs. */

@@ -1,7 +1,8 @@
 /*
  * ops.c — the element-wise and small kernels of the forward pass: RMS norm,
- * softmax, SiLU/GELU/SwiGLU, rotary position embedding (RoPE) and causal
- * grouped-query attention over a KV cache.
+ * LayerNorm, softmax, SiLU/GELU (tanh and erf)/SwiGLU, rotary position
+ * embedding (RoPE) and grouped-query attention over a KV cache (causal, or
+ * bidirectional for encoders).
  *
  * RoPE follows ggml's rope exactly (same float arithmetic, same YaRN
  * formulas), because GGUF files are converted for that convention: NORM
@@ -12,6 +13,7 @@
  * The attention kernel is scalar C with an AVX2+F16C variant of its two inner
  * loops (dot product and scaled accumulate), chosen from sl_kernels_isa().
  */
+#include <assert.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -33,6 +35,28 @@ void sl_rmsnorm(float *out, const float *x, const float *weight, int64_t n, floa
         for (int64_t i = 0; i < n; i++) out[i] = x[i] * scale * weight[i];
     } else {
         for (int64_t i = 0; i < n; i++) out[i] = x[i] * scale;
+    }
+}
+
+/* Two passes in double: the mean, then the variance of the centred values
+ * (no E[x²] - mean² cancellation when |mean| >> spread). Each out[i] is
+ * written after x[i] is last read, so out may be x. */
+void sl_layernorm(float *out, const float *x, const float *w, const float *b, int64_t n, float eps) {
+    if (n <= 0) return;
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) sum += (double)x[i];
+    const double mean = sum / (double)n;
+    double var = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        const double d = (double)x[i] - mean;
+        var += d * d;
+    }
+    const double inv = 1.0 / sqrt(var / (double)n + (double)eps);
+    for (int64_t i = 0; i < n; i++) {
+        float v = (float)(((double)x[i] - mean) * inv);
+        if (w) v *= w[i];
+        if (b) v += b[i];
+        out[i] = v;
     }
 }
 
@@ -64,6 +88,20 @@ static inline float gelu1(float v) {
 
 void sl_gelu(float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] = gelu1(x[i]);
+}
+
+/* Exact GELU, x·Φ(x) = 0.5·x·(1 + erf(x/√2)), written with erfc: 1 + erf(z) =
+ * erfc(-z), which keeps its relative accuracy for negative x, where 1 + erf
+ * would cancel to a few significant bits (x = -5: 5.7e-7 from 1 - 0.99999943).
+ * Where erfc underflows (x below about -14, -inf included) the result is -0
+ * rather than -inf · 0 = NaN. */
+static inline float gelu_erf1(float v) {
+    const float e = erfcf(-v * 0.70710678118654752f); /* 1/√2 */
+    return e == 0.0f ? -0.0f : 0.5f * v * e;
+}
+
+void sl_gelu_erf(float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) x[i] = gelu_erf1(x[i]);
 }
 
 void sl_geglu(float *out, const float *gate, const float *up, int64_t n) {
@@ -721,6 +759,7 @@ static void attn_paged_worker(void *ctx, int ith, int nth) {
     float *vbuf = kbuf + (size_t)ATT_KB * (size_t)hd, *s = vbuf + (size_t)ATT_KB * (size_t)hd;
     float *M = s + 3 * (ATT_KB + 8), *L = M + (size_t)att_tile_tokens(group) * (size_t)group;
     const int kb = att_chunk(a->kv_type);
+    const int window = a->tok_keys ? 0 : a->window; /* causal only (sl_attention_paged asserts it) */
     bool simd = false;
 #ifdef SL_OPS_X86
     simd = job->simd && hd % 8 == 0;
@@ -734,10 +773,14 @@ static void attn_paged_worker(void *ctx, int ith, int nth) {
         const int it = n_items - 1 - claimed;
         const int tile = it / a->n_head_kv, hk = it % a->n_head_kv;
         const int t0 = job->tile0[tile], nt = job->tile0[tile + 1] - t0, R = nt * group;
-        const int pos0 = a->tok_pos[t0], n_keys = pos0 + nt;
-        /* sliding window: token ti sees keys from first_key(ti); the chunks
-         * start at the chunk holding the tile's first visible key */
-#define FIRST_KEY(ti) (a->window > 0 && pos0 + (ti) + 1 > a->window ? pos0 + (ti) + 1 - a->window : 0)
+        /* causal: token ti sees keys 0 .. pos0 + ti, the tile's last token
+         * all n_keys; non-causal (tok_keys): every token of the tile sees the
+         * same n_keys (the tile builder splits where tok_keys differ) */
+        const int pos0 = a->tok_pos[t0], n_keys = a->tok_keys ? a->tok_keys[t0] : pos0 + nt;
+        /* sliding window (causal only): token ti sees keys from
+         * first_key(ti); the chunks start at the chunk holding the tile's
+         * first visible key */
+#define FIRST_KEY(ti) (window > 0 && pos0 + (ti) + 1 > window ? pos0 + (ti) + 1 - window : 0)
         const int32_t *blocks = a->tok_blocks[t0];
         const size_t hoff = (size_t)hk * (size_t)bs * a->row_bytes;
         for (int r = 0; r < R; r++) {
@@ -752,7 +795,9 @@ static void attn_paged_worker(void *ctx, int ith, int nth) {
             const float *K0 = att_rows_f32(a, a->k, blocks, hoff, j0, nk, job->simd, kbuf);
             const float *V0 = att_rows_f32(a, a->v, blocks, hoff, j0, nk, job->simd, vbuf);
             for (int ti = 0; ti < nt; ti++) {
-                const int lim = pos0 + ti + 1 - j0; /* keys of the chunk this token sees */
+                /* keys of the chunk this token sees: it sees n_keys - j0 >= nk
+                 * non-causal, so nv = nk below for every row */
+                const int lim = (a->tok_keys ? n_keys : pos0 + ti + 1) - j0;
                 const int skip = FIRST_KEY(ti) > j0 ? FIRST_KEY(ti) - j0 : 0;
                 if (lim <= skip || skip >= nk) continue;
                 const int nv = (lim < nk ? lim : nk) - skip;
@@ -792,6 +837,7 @@ static void attn_paged_worker(void *ctx, int ith, int nth) {
 }
 
 void sl_attention_paged(sl_pool_t *pool, const sl_attn_paged_t *a) {
+    assert(!a->tok_keys || a->window == 0);
     struct attn_paged_job job = {.a = a, .simd = false};
 #ifdef SL_OPS_X86
     const sl_isa_t isa = sl_kernels_isa();
@@ -799,15 +845,16 @@ void sl_attention_paged(sl_pool_t *pool, const sl_attn_paged_t *a) {
 #endif
     const int tmax = att_tile_tokens(a->n_head / a->n_head_kv);
     int tile0[ATT_MAX_TILES + 1];
-    /* Tiles: runs of consecutive positions of one sequence, at most tmax
-     * tokens; at most ATT_MAX_TILES per pool run. */
+    /* Tiles: runs of consecutive positions of one sequence (and one
+     * tok_keys value), at most tmax tokens; at most ATT_MAX_TILES per pool
+     * run. */
     for (int t = 0; t < a->n_tok;) {
         int n = 0;
         while (t < a->n_tok && n < ATT_MAX_TILES) {
             tile0[n++] = t;
             int e = t + 1;
             while (e < a->n_tok && e - t < tmax && a->tok_blocks[e] == a->tok_blocks[t] &&
-                   a->tok_pos[e] == a->tok_pos[e - 1] + 1)
+                   a->tok_pos[e] == a->tok_pos[e - 1] + 1 && (!a->tok_keys || a->tok_keys[e] == a->tok_keys[t]))
                 e++;
             t = e;
         }

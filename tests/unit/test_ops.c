@@ -1,10 +1,11 @@
 /* deps: base kernels */
 /*
  * test_ops.c — the small kernels of kernels/ops.c against plain formulas in
- * double precision: rmsnorm, softmax, silu/gelu/swiglu, RoPE (NORM and NEOX
- * styles; no scaling, linear, YaRN, llama3 frequency divisors, partial
- * rotation) and causal GQA attention (F32 and F16 cache, one and several
- * threads, scalar and SIMD).
+ * double precision: rmsnorm, layernorm, softmax, silu/gelu (tanh and
+ * erf)/swiglu, RoPE (NORM and NEOX styles; no scaling, linear, YaRN, llama3
+ * frequency divisors, partial rotation), causal GQA attention (F32 and F16
+ * cache, one and several threads, scalar and SIMD) and paged attention,
+ * causal and non-causal (encoders).
  */
 #include <math.h>
 #include <stdio.h>
@@ -40,6 +41,47 @@ static void test_rmsnorm(void) {
     for (int i = 0; i < N; i++) CHECK_NEAR(y[i], x[i] * sc, 1e-5);
 }
 
+/* LayerNorm against the formula in double: rows of 1 (out = b), 7 and
+ * BERT widths, with and without weight and bias, out of place and in
+ * place, rows centred on 0 and rows whose mean dwarfs their spread (a
+ * one-pass E[x²] - mean² in float would lose the variance there). */
+static void test_layernorm(void) {
+    enum { MAXN = 1024 };
+    static float x[MAXN], w[MAXN], b[MAXN], out[MAXN], y[MAXN];
+    static double want[MAXN];
+    const int ns[] = {1, 7, 384, 1024};
+    const float offs[] = {0.0f, 1000.0f}, spreads[] = {3.0f, 0.01f}, epss[] = {1e-12f, 1e-5f};
+    for (size_t ni = 0; ni < SL_ARRAY_LEN(ns); ni++)
+        for (int wb = 0; wb < 4; wb++) /* bit 0: weight, bit 1: bias */
+            for (size_t oi = 0; oi < SL_ARRAY_LEN(offs); oi++) {
+                const int n = ns[ni];
+                const float eps = epss[(ni + (size_t)wb) % 2];
+                for (int i = 0; i < n; i++)
+                    x[i] = offs[oi] + rnd() * spreads[oi], w[i] = 1 + rnd() * 0.5f, b[i] = rnd();
+                const float *wp = wb & 1 ? w : NULL, *bp = wb & 2 ? b : NULL;
+                double mean = 0, v = 0;
+                for (int i = 0; i < n; i++) mean += x[i];
+                mean /= n;
+                for (int i = 0; i < n; i++) v += (x[i] - mean) * (x[i] - mean);
+                v /= n;
+                for (int i = 0; i < n; i++)
+                    want[i] = (x[i] - mean) / sqrt(v + (double)eps) * (wp ? wp[i] : 1) + (bp ? bp[i] : 0);
+                sl_layernorm(out, x, wp, bp, n, eps);
+                memcpy(y, x, sizeof(float) * (size_t)n);
+                sl_layernorm(y, y, wp, bp, n, eps);
+                double worst = 0, worst_in = 0;
+                for (int i = 0; i < n; i++) {
+                    const double sc = fmax(1.0, fabs(want[i]));
+                    worst = fmax(worst, fabs(out[i] - want[i]) / sc);
+                    worst_in = fmax(worst_in, fabs(y[i] - want[i]) / sc);
+                }
+                CHECK_MSG(worst <= 1e-5, "layernorm n %d w %d b %d offset %g: %.3g", n, wb & 1, wb >> 1,
+                          offs[oi], worst);
+                CHECK_MSG(worst_in <= 1e-5, "layernorm in place n %d w %d b %d offset %g: %.3g", n, wb & 1,
+                          wb >> 1, offs[oi], worst_in);
+            }
+}
+
 static void test_softmax(void) {
     enum { N = 50 };
     float x[N];
@@ -73,6 +115,44 @@ static void test_activations(void) {
         CHECK_NEAR(ge[i], 0.5 * v * (1 + erf(v / sqrt(2.0))), 2e-3); /* tanh approximation */
         CHECK_NEAR(o[i], g[i] / (1 + exp(-(double)g[i])) * u[i], 1e-5);
     }
+}
+
+/* Exact GELU against 0.5·x·(1 + erf(x/√2)) in double, written as
+ * 0.5·x·erfc(-x/√2) so the reference itself keeps its digits for negative
+ * x: a dense sweep of [-20, 20], signed zeros, tiny and huge values and
+ * the infinities. Error at most 1e-6 absolute below 1 and relative above;
+ * and within 2e-5 relative on [-5, 0), where 1 + erf in float would lose
+ * most digits to cancellation (float's own rounding of x/√2, amplified by
+ * the slope x² of log gelu, is ~1.5e-6 there). */
+static void test_gelu_erf(void) {
+    enum { NS = 4001, NX = 24 };
+    static float x[NS + NX], g[NS + NX];
+    const float extra[NX] = {0.0f,  -0.0f,  1e-30f, -1e-30f, 1e-8f, -1e-8f, 1e-40f, -1e-40f,
+                             0.5f,  -0.5f,  3.0f,   -3.0f,   5.0f,  -5.0f,  10.0f,  -10.0f,
+                             30.0f, -30.0f, 1e4f,   -1e4f,   3e38f, -3e38f, 1.25f,  -1.25f};
+    for (int i = 0; i < NS; i++) x[i] = -20.0f + 40.0f * (float)i / (NS - 1);
+    for (int i = 0; i < NX; i++) x[NS + i] = extra[i];
+    memcpy(g, x, sizeof g);
+    sl_gelu_erf(g, NS + NX);
+    double worst = 0, worst_neg = 0;
+    int bad_sign = 0;
+    for (int i = 0; i < NS + NX; i++) {
+        const double v = x[i], want = 0.5 * v * erfc(-v / sqrt(2.0));
+        const double err = fabs(g[i] - want);
+        worst = fmax(worst, err / fmax(1.0, fabs(want)));
+        if (v >= -5 && v < 0) worst_neg = fmax(worst_neg, err / fabs(want));
+        bad_sign += g[i] != 0 && (g[i] < 0) != (v < 0); /* gelu keeps the sign */
+    }
+    CHECK_MSG(worst <= 1e-6, "gelu_erf: worst error %.3g", worst);
+    CHECK_MSG(worst_neg <= 2e-5, "gelu_erf on [-5, 0): worst relative error %.3g", worst_neg);
+    CHECK_MSG(bad_sign == 0, "gelu_erf: %d results of the wrong sign", bad_sign);
+    CHECK(signbit(g[NS]) == 0 && g[NS] == 0.0f);         /* +0 */
+    CHECK(signbit(g[NS + 1]) != 0 && g[NS + 1] == 0.0f); /* -0 */
+    float sp[3] = {INFINITY, -INFINITY, NAN};
+    sl_gelu_erf(sp, 3);
+    CHECK(isinf(sp[0]) && sp[0] > 0);
+    CHECK(sp[1] == 0.0f); /* the limit, not -inf · 0 */
+    CHECK(isnan(sp[2]));
 }
 
 /* RoPE from the formulas: pair (a, b) of dimension pair i rotates by
@@ -303,19 +383,35 @@ static void test_attention(void) {
     }
 }
 
+/* Which keys the tokens of a paged case see. */
+typedef enum paged_keys {
+    PAGED_CAUSAL = 0, /* tok_keys NULL: keys 0 .. pos */
+    PAGED_ALL,        /* tok_keys = the sequence's length: every key of it (encoders) */
+    PAGED_POS1,       /* tok_keys = pos + 1: causal again, one value per token */
+} paged_keys_t;
+
 /* Paged attention: several sequences, each with its own block table into a
- * shared pool of blocks (shuffled), a batch mixing prefill runs and single
- * decode tokens, F32/F16/Q8_0 storage; against a double reference that
- * reads the same (dequantized) cache rows through the block tables. */
-static void paged_case_wc(int bsz, int H, int K, int D, sl_type_t kt, int threads, sl_isa_t isa, int past1,
-                          int window, float cap) {
-    enum { NSEQ = 3 };
-    const int past[NSEQ] = {0, past1, 5}, ntok[NSEQ] = {23, 1, 9};
+ * shared pool of blocks (shuffled), sequence q holding past[q] cached
+ * positions and ntok[q] tokens of the batch (a batch mixing prefill runs and
+ * single decode tokens), F32/F16/Q8_0 storage; against a double reference
+ * that reads the same (dequantized) cache rows through the block tables. */
+static void paged_case_seqs(int bsz, int H, int K, int D, sl_type_t kt, int threads, sl_isa_t isa, int nseq,
+                            const int *past, const int *ntok, int window, float cap, paged_keys_t keys) {
+    enum { MAXSEQ = 8, MAXTOK = 256 };
     const size_t rb = sl_row_size(kt, D);
-    const int n_blocks = 8 + (23 + past1 + 1 + 14) / bsz + 3;
+    int n_pos = 0, n_tok = 0, need = 0, most = 0; /* positions, tokens, blocks used, most per sequence */
+    for (int q = 0; q < nseq && q < MAXSEQ; q++) {
+        const int nb = (past[q] + ntok[q] + bsz - 1) / bsz;
+        n_pos += past[q] + ntok[q], n_tok += ntok[q], need += nb, most = nb > most ? nb : most;
+    }
+    const int n_blocks = 8 + n_pos / bsz + 3; /* and unused ones */
+    if (nseq > MAXSEQ || n_tok > MAXTOK || need > n_blocks || n_blocks > 128 || most > 64) {
+        CHECK_MSG(0, "paged case of %d sequences, %d tokens, %d blocks of %d does not fit", nseq, n_tok, need, bsz);
+        return;
+    }
     const size_t layer = (size_t)K * bsz * rb, blk = layer; /* one layer */
     uint8_t *kc = calloc((size_t)n_blocks, blk), *vc = calloc((size_t)n_blocks, blk);
-    int32_t tables[NSEQ][64];
+    int32_t tables[MAXSEQ][64];
     int perm[128];
     for (int i = 0; i < n_blocks; i++) perm[i] = i;
     for (int i = n_blocks - 1; i > 0; i--) {
@@ -323,7 +419,7 @@ static void paged_case_wc(int bsz, int H, int K, int D, sl_type_t kt, int thread
         perm[i] = perm[j], perm[j] = t;
     }
     int used = 0;
-    for (int q = 0; q < NSEQ; q++) {
+    for (int q = 0; q < nseq; q++) {
         const int nb = (past[q] + ntok[q] + bsz - 1) / bsz;
         for (int b = 0; b < nb; b++) tables[q][b] = perm[used++];
     }
@@ -336,12 +432,14 @@ static void paged_case_wc(int bsz, int H, int K, int D, sl_type_t kt, int thread
             for (int i = 0; i < D; i++) row[i] = rnd();
             sl_quantize_row(kt, row, vc + (size_t)b * blk + r * rb, D);
         }
-    int n_tok = 0;
-    for (int q = 0; q < NSEQ; q++) n_tok += ntok[q];
-    int32_t pos[64];
-    const int32_t *tb[64];
-    for (int q = 0, t = 0; q < NSEQ; q++)
-        for (int k = 0; k < ntok[q]; k++, t++) pos[t] = past[q] + k, tb[t] = tables[q];
+    int32_t pos[MAXTOK], nkey[MAXTOK], max_keys = 1;
+    const int32_t *tb[MAXTOK];
+    for (int q = 0, t = 0; q < nseq; q++)
+        for (int k = 0; k < ntok[q]; k++, t++) {
+            pos[t] = past[q] + k, tb[t] = tables[q];
+            nkey[t] = keys == PAGED_ALL ? past[q] + ntok[q] : pos[t] + 1;
+            max_keys = nkey[t] > max_keys ? nkey[t] : max_keys;
+        }
     const size_t nq = (size_t)n_tok * H * D;
     float *qv = malloc(nq * 4), *out = malloc(nq * 4);
     for (size_t i = 0; i < nq; i++) qv[i] = rnd();
@@ -350,23 +448,29 @@ static void paged_case_wc(int bsz, int H, int K, int D, sl_type_t kt, int thread
     sl_attn_paged_t a = {.n_tok = n_tok, .n_head = H, .n_head_kv = K, .head_dim = D, .q = qv, .out = out,
                          .tok_pos = pos, .tok_blocks = tb, .k = kc, .v = vc, .block_stride = blk,
                          .block_size = bsz, .row_bytes = rb, .kv_type = kt, .scale = 1.0f / sqrtf((float)D),
-                         .scratch = scratch, .max_keys = 64, .window = window, .softcap = cap};
+                         .scratch = scratch, .max_keys = max_keys, .window = window, .softcap = cap,
+                         .tok_keys = keys == PAGED_CAUSAL ? NULL : nkey};
     sl_isa_t prev = sl_kernels_set_isa(isa);
     sl_attention_paged(pool, &a);
     sl_kernels_set_isa(prev);
     double md = 0;
-    float kf[256], vf[256];
+    /* the reference reads every cache row dequantized once, as floats */
+    const size_t n_rows = (size_t)n_blocks * (size_t)K * (size_t)bsz;
+    float *kd = malloc(n_rows * (size_t)D * sizeof(float)), *vd = malloc(n_rows * (size_t)D * sizeof(float));
+    for (size_t r = 0; r < n_rows; r++) {
+        sl_dequantize_row(kt, kc + r * rb, kd + r * (size_t)D, D);
+        sl_dequantize_row(kt, vc + r * rb, vd + r * (size_t)D, D);
+    }
     double p[256];
     const int grp = H / K;
     for (int t = 0; t < n_tok; t++)
         for (int h = 0; h < H; h++) {
             const float *qr = qv + ((size_t)t * H + h) * D;
-            const int n = pos[t] + 1, j_lo = window > 0 && n > window ? n - window : 0;
+            const int n = nkey[t], j_lo = window > 0 && n > window ? n - window : 0;
             double mx = -1e300, sum = 0;
             for (int j = 0; j < n; j++) p[j] = 0;
             for (int j = j_lo; j < n; j++) {
-                const size_t off = (size_t)tb[t][j / bsz] * blk + ((size_t)(h / grp) * bsz + j % bsz) * rb;
-                sl_dequantize_row(kt, kc + off, kf, D);
+                const float *kf = kd + (((size_t)tb[t][j / bsz] * K + h / grp) * bsz + j % bsz) * D;
                 double d = 0;
                 for (int i = 0; i < D; i++) d += (double)qr[i] * kf[i];
                 p[j] = d * a.scale;
@@ -376,16 +480,31 @@ static void paged_case_wc(int bsz, int H, int K, int D, sl_type_t kt, int thread
             for (int j = j_lo; j < n; j++) sum += (p[j] = exp(p[j] - mx));
             double o[256] = {0};
             for (int j = j_lo; j < n; j++) {
-                const size_t off = (size_t)tb[t][j / bsz] * blk + ((size_t)(h / grp) * bsz + j % bsz) * rb;
-                sl_dequantize_row(kt, vc + off, vf, D);
-                for (int i = 0; i < D; i++) o[i] += p[j] / sum * vf[i];
+                const float *vf = vd + (((size_t)tb[t][j / bsz] * K + h / grp) * bsz + j % bsz) * D;
+                const double pj = p[j] / sum;
+                for (int i = 0; i < D; i++) o[i] += pj * vf[i];
             }
             for (int i = 0; i < D; i++) md = fmax(md, fabs(out[((size_t)t * H + h) * D + i] - o[i]));
         }
-    CHECK_MSG(md < 2e-5, "paged attention bs %d H %d K %d D %d %s t%d isa %s past %d window %d cap %g: %.3g", bsz, H,
-              K, D, sl_type_name(kt), threads, sl_isa_name(isa), past1, window, cap, md);
+    CHECK_MSG(md < 2e-5,
+              "paged attention bs %d H %d K %d D %d %s t%d isa %s seqs %d past[1] %d window %d cap %g keys %d: %.3g",
+              bsz, H, K, D, sl_type_name(kt), threads, sl_isa_name(isa), nseq, nseq > 1 ? past[1] : 0, window, cap,
+              (int)keys, md);
     sl_pool_free(pool);
-    free(kc), free(vc), free(qv), free(out), free(scratch);
+    free(kc), free(vc), free(kd), free(vd), free(qv), free(out), free(scratch);
+}
+
+/* The mixed batch: a 23-token prefill, one decode token after past1
+ * positions, 9 tokens after 5. */
+static void paged_case_k(int bsz, int H, int K, int D, sl_type_t kt, int threads, sl_isa_t isa, int past1,
+                         int window, float cap, paged_keys_t keys) {
+    const int past[3] = {0, past1, 5}, ntok[3] = {23, 1, 9};
+    paged_case_seqs(bsz, H, K, D, kt, threads, isa, 3, past, ntok, window, cap, keys);
+}
+
+static void paged_case_wc(int bsz, int H, int K, int D, sl_type_t kt, int threads, sl_isa_t isa, int past1,
+                          int window, float cap) {
+    paged_case_k(bsz, H, K, D, kt, threads, isa, past1, window, cap, PAGED_CAUSAL);
 }
 
 static void paged_case_w(int bsz, int H, int K, int D, sl_type_t kt, int threads, sl_isa_t isa, int past1,
@@ -428,6 +547,42 @@ static void test_attention_paged(void) {
     }
 }
 
+/* Non-causal (encoder) paged attention: every token sees every key of its
+ * own sequence whatever its position. Sequences of 1, 5, 17, 40 and 70
+ * tokens in one batch cross the F32 chunk (16 keys) and the F16/Q8_0 chunk
+ * (64), with partial chunks, and span several tiles (64 / group tokens:
+ * a later tile starts past position 0 yet sees every key of its sequence);
+ * GQA groups 1, 2, 3, 4 and 7 (rows 1, 2, 3 at a time);
+ * head_dim 32, 64 and 40 (not a multiple of 32: no 2- and 3-row path);
+ * blocks of 16 and one block holding a whole sequence. Then the mixed batch
+ * (a prefill, a decode token after a long prefix, a run after a short one)
+ * seeing whole sequences, and with tok_keys = pos + 1, the causal answer
+ * given one key count per token. */
+static void test_attention_paged_noncausal(void) {
+    const int past[5] = {0, 0, 0, 0, 0}, ntok[5] = {1, 5, 17, 40, 70};
+    static const struct {
+        int H, K, D;
+    } shapes[] = {{4, 4, 64}, {3, 3, 40}, {8, 4, 32}, {6, 2, 40}, {12, 3, 32}, {14, 2, 64}, {7, 1, 40}};
+    sl_isa_t isas[] = {SL_ISA_SCALAR, sl_kernels_isa()};
+    const sl_type_t types[] = {SL_TYPE_F32, SL_TYPE_F16, SL_TYPE_Q8_0};
+    for (size_t i = 0; i < SL_ARRAY_LEN(isas); i++)
+        for (size_t t = 0; t < SL_ARRAY_LEN(types); t++) {
+            for (size_t s = 0; s < SL_ARRAY_LEN(shapes); s++) {
+                if (types[t] == SL_TYPE_Q8_0 && shapes[s].D % 32 != 0) continue;
+                /* engine blocks on 2 threads, a block per sequence on 1 */
+                paged_case_seqs(16, shapes[s].H, shapes[s].K, shapes[s].D, types[t], 2, isas[i], 5, past, ntok, 0,
+                                0.0f, PAGED_ALL);
+                paged_case_seqs(70, shapes[s].H, shapes[s].K, shapes[s].D, types[t], 1, isas[i], 5, past, ntok, 0,
+                                0.0f, PAGED_ALL);
+            }
+            paged_case_k(16, 14, 2, 64, types[t], 2, isas[i], 37, 0, 0.0f, PAGED_ALL);
+            paged_case_k(5, 8, 2, 32, types[t], 1, isas[i], 201, 0, 0.0f, PAGED_ALL);
+            paged_case_k(16, 6, 3, 64, types[t], 2, isas[i], 150, 0, 2.0f, PAGED_ALL); /* soft-capped */
+            paged_case_k(16, 14, 2, 64, types[t], 2, isas[i], 37, 0, 0.0f, PAGED_POS1);
+            paged_case_k(5, 6, 3, 32, types[t], 1, isas[i], 201, 0, 0.0f, PAGED_POS1);
+        }
+}
+
 int main(void) {
     sl_kernels_init();
     RUN(test_rmsnorm);
@@ -438,5 +593,9 @@ int main(void) {
     RUN(test_rope);
     RUN(test_attention);
     RUN(test_attention_paged);
+    /* after the others, so that their random inputs stay as they were */
+    RUN(test_layernorm);
+    RUN(test_gelu_erf);
+    RUN(test_attention_paged_noncausal);
     return test_summary();
 }

@@ -3,7 +3,8 @@
  * qwen3moe, chatglm, glm4, glm4moe, phi3, gemma, gemma2, gemma3, granite,
  * granitemoe, smollm3, olmo2, ernie4_5) from GGUF: loading and validating
  * hyper-parameters and weights, the KV cache, and the forward pass over a
- * batch of tokens.
+ * batch of tokens; and the bert encoder's whole-sequence pass with pooling
+ * (model_embed, at the end of the file).
  *
  * Weights stay in the file's mapping; only the small 1-D tensors (norm
  * weights, biases, rope_freqs) are copied into F32 arrays. Every weight
@@ -76,6 +77,10 @@ typedef struct sl_layer {
     float *expert_bias;                    /* glm4moe: n_expert, added to the probabilities to choose experts */
     float *q_norm, *k_norm;     /* qwen3: per head (head_dim); olmo2: over the whole q / k row */
     float *bq, *bk, *bv, *bo;   /* optional biases */
+    /* bert: attn_norm / ffn_norm are the LayerNorms after the attention and
+     * FFN residual adds (attn_output_norm, layer_output_norm), with these
+     * biases; the FFN is down(gelu(up x + bup)) + bdown */
+    float *attn_norm_b, *ffn_norm_b, *bup, *bdown;
     sl_wt_t wq, wk, wv, wo;
     sl_wt_t gate, up, down;       /* dense FFN */
     sl_wt_t router;               /* MoE: ffn_gate_inp, n_embd → n_expert */
@@ -109,6 +114,11 @@ struct sl_model {
     float *output_norm;
     float *rope_freqs;
     float *rope_long, *rope_short; /* phi3 LongRoPE factors (both or neither) */
+    /* bert: absolute positions and token types added to the token
+     * embeddings, LayerNorm'ed (embd_norm, embd_norm_b); RANK's classifier
+     * head (cls + cls_b, tanh, cls_out + cls_out_b) */
+    sl_wt_t pos_embd, type_embd, cls, cls_out;
+    float *embd_norm, *embd_norm_b, *cls_b, *cls_out_b;
     sl_layer_t *layers;
     struct sl_scratch s;
 };
@@ -366,6 +376,59 @@ static bool layer_swa(const sl_hparams_t *hp, int l) {
     return hp->swa_period > 0 && l % hp->swa_period < hp->swa_period - 1;
 }
 
+/* bert (BERT, XLM-RoBERTa as the converter writes them): the usual size
+ * keys, attention.layer_norm_epsilon, attention.causal (must be false),
+ * pooling_type (default CLS) and, for a classifier, output_labels (one per
+ * output; default 1). Every head is its own KV head; no RoPE. */
+static int load_bert_hparams(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_t errlen) {
+    const char *arch = hp->arch_name;
+    uint32_t ctx, embd, nl, ff, nh, pooling;
+    if (key_u32(f, arch, "context_length", true, 0, &ctx, err, errlen) ||
+        key_u32(f, arch, "embedding_length", true, 0, &embd, err, errlen) ||
+        key_u32(f, arch, "block_count", true, 0, &nl, err, errlen) ||
+        key_u32(f, arch, "feed_forward_length", true, 0, &ff, err, errlen) ||
+        key_u32(f, arch, "attention.head_count", true, 0, &nh, err, errlen) ||
+        dim_ok(ctx, "context_length", err, errlen) || dim_ok(embd, "embedding_length", err, errlen) ||
+        dim_ok(nl, "block_count", err, errlen) || dim_ok(ff, "feed_forward_length", err, errlen) ||
+        dim_ok(nh, "attention.head_count", err, errlen))
+        return -1;
+    if (embd % nh != 0)
+        return sl_err(err, errlen, "embedding_length (%u) is not a multiple of attention.head_count (%u)", embd, nh);
+    char key[128];
+    snprintf(key, sizeof key, "%s.attention.causal", arch);
+    if (gguf_get_bool_or(f, key, false))
+        return sl_err(err, errlen, "%s = true: a causal %s model is not supported", key, arch);
+    if (key_f32(f, arch, "attention.layer_norm_epsilon", true, 0, &hp->norm_eps, err, errlen)) return -1;
+    if (!(hp->norm_eps >= 0.0f)) return sl_err(err, errlen, "attention.layer_norm_epsilon must be >= 0");
+    if (key_u32(f, arch, "pooling_type", false, SL_POOLING_CLS, &pooling, err, errlen)) return -1;
+    if (pooling < SL_POOLING_MEAN || pooling > SL_POOLING_RANK)
+        return sl_err(err, errlen,
+                      "%s.pooling_type = %u is not supported (1 mean, 2 cls, 3 last, 4 rank; 0 gives a vector per "
+                      "token)",
+                      arch, pooling);
+    hp->pooling = (sl_pooling_t)pooling;
+    hp->n_cls_out = 1;
+    snprintf(key, sizeof key, "%s.classifier.output_labels", arch);
+    const int64_t ki = gguf_find_key(f, key);
+    if (ki >= 0) {
+        if (gguf_kv_type(f, (size_t)ki) != GGUF_VT_ARRAY || gguf_arr_type(f, (size_t)ki) != GGUF_VT_STRING)
+            return sl_err(err, errlen, "%s must be an array of strings", key);
+        const size_t n = gguf_arr_len(f, (size_t)ki);
+        if (n == 0 || n > embd) return sl_err(err, errlen, "%s has %zu labels (1 .. %u)", key, n, embd);
+        hp->n_cls_out = (int)n;
+    }
+    hp->encoder = true;
+    hp->n_ctx_train = (int)ctx;
+    hp->n_embd = (int)embd;
+    hp->n_layer = (int)nl;
+    hp->n_ff = (int)ff;
+    hp->n_head = hp->n_head_kv = (int)nh;
+    hp->head_dim = (int)(embd / nh);
+    hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
+    hp->embd_scale = hp->residual_scale = hp->logit_scale = hp->expert_scale = 1.0f;
+    return 0;
+}
+
 static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
     const gguf_file_t *f = m->gf;
     sl_hparams_t *hp = &m->hp;
@@ -386,16 +449,18 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
                  {"chatglm", SL_ARCH_CHATGLM},   {"glm4", SL_ARCH_GLM4},         {"phi3", SL_ARCH_PHI3},
                  {"gemma", SL_ARCH_GEMMA},       {"gemma2", SL_ARCH_GEMMA2},     {"gemma3", SL_ARCH_GEMMA3},
                  {"glm4moe", SL_ARCH_GLM4MOE},   {"granite", SL_ARCH_GRANITE},   {"granitemoe", SL_ARCH_GRANITEMOE},
-                 {"smollm3", SL_ARCH_SMOLLM3},   {"olmo2", SL_ARCH_OLMO2},       {"ernie4_5", SL_ARCH_ERNIE4_5}};
+                 {"smollm3", SL_ARCH_SMOLLM3},   {"olmo2", SL_ARCH_OLMO2},       {"ernie4_5", SL_ARCH_ERNIE4_5},
+                 {"bert", SL_ARCH_BERT}};
     size_t ai = 0;
     while (ai < SL_ARRAY_LEN(archs) && strcmp(arch, archs[ai].name) != 0) ai++;
     if (ai == SL_ARRAY_LEN(archs)) {
-        char list[160] = "";
+        char list[200] = "";
         for (size_t i = 0; i < SL_ARRAY_LEN(archs); i++)
             snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", archs[i].name);
         return sl_err(err, errlen, "unsupported architecture '%s' (supported: %s)", arch, list);
     }
     hp->arch = archs[ai].arch;
+    if (hp->arch == SL_ARCH_BERT) return load_bert_hparams(f, hp, err, errlen);
 
     uint32_t ctx, embd, nl, ff, nh, nkv, kl, vl, nrot;
     if (key_u32(f, arch, "context_length", true, 0, &ctx, err, errlen) ||
@@ -724,7 +789,7 @@ static int x8_list(sl_model_t *m, sl_wt_t **out, int cap) {
             out[n++] = &L->xdown[e];
         }
     }
-    if (n < cap) out[n++] = &m->output;
+    if (n < cap && m->output.data) out[n++] = &m->output; /* encoders have none */
     return n;
 }
 
@@ -839,6 +904,66 @@ static int get_fused_gate_up(sl_model_t *m, int l, sl_layer_t *L, char *err, siz
     return get_matrix(m, n, F, E, "n_ff × n_embd", true, &L->down, err, errlen);
 }
 
+/* bert's tensors (token_embd already loaded): position and token-type
+ * tables, the embedding LayerNorm, per layer Q/K/V/O with biases, the two
+ * LayerNorms and the biased GELU FFN; RANK's classifier head. */
+static int load_bert_tensors(sl_model_t *m, char *err, size_t errlen) {
+    sl_hparams_t *hp = &m->hp;
+    const int64_t E = hp->n_embd, F = hp->n_ff;
+    const gguf_tensor_t *tt = gguf_find_tensor(m->gf, "token_types.weight");
+    if (tt) {
+        if (tt->n_dims != 2 || tt->ne[1] < 1 || tt->ne[1] > 1024)
+            return sl_err(err, errlen, "tensor 'token_types.weight' must be [n_embd, 1 .. 1024 types]");
+        hp->n_token_types = (int)tt->ne[1];
+        if (get_matrix(m, "token_types.weight", E, hp->n_token_types, "n_embd × token types", true, &m->type_embd,
+                       err, errlen))
+            return -1;
+    }
+    if (gguf_find_tensor(m->gf, "blk.0.attn_qkv.weight"))
+        return sl_err(err, errlen, "a fused attn_qkv in a bert file is not supported");
+    if (get_matrix(m, "position_embd.weight", E, hp->n_ctx_train, "n_embd × context_length", true, &m->pos_embd, err,
+                   errlen) ||
+        get_vector(m, "token_embd_norm.weight", E, "n_embd", true, &m->embd_norm, err, errlen) ||
+        get_vector(m, "token_embd_norm.bias", E, "n_embd", true, &m->embd_norm_b, err, errlen))
+        return -1;
+    m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
+    if (!m->layers) return sl_err(err, errlen, "out of memory");
+    for (int l = 0; l < hp->n_layer; l++) {
+        sl_layer_t *L = &m->layers[l];
+        char n[96];
+#define NAME(s) (snprintf(n, sizeof n, "blk.%d.%s", l, s), n)
+        if (get_matrix(m, NAME("attn_q.weight"), E, E, "n_embd × n_embd", true, &L->wq, err, errlen) ||
+            get_matrix(m, NAME("attn_k.weight"), E, E, "n_embd × n_embd", true, &L->wk, err, errlen) ||
+            get_matrix(m, NAME("attn_v.weight"), E, E, "n_embd × n_embd", true, &L->wv, err, errlen) ||
+            get_matrix(m, NAME("attn_output.weight"), E, E, "n_embd × n_embd", true, &L->wo, err, errlen) ||
+            get_vector(m, NAME("attn_q.bias"), E, "n_embd", false, &L->bq, err, errlen) ||
+            get_vector(m, NAME("attn_k.bias"), E, "n_embd", false, &L->bk, err, errlen) ||
+            get_vector(m, NAME("attn_v.bias"), E, "n_embd", false, &L->bv, err, errlen) ||
+            get_vector(m, NAME("attn_output.bias"), E, "n_embd", false, &L->bo, err, errlen) ||
+            get_vector(m, NAME("attn_output_norm.weight"), E, "n_embd", true, &L->attn_norm, err, errlen) ||
+            get_vector(m, NAME("attn_output_norm.bias"), E, "n_embd", true, &L->attn_norm_b, err, errlen) ||
+            get_matrix(m, NAME("ffn_up.weight"), E, F, "n_embd × n_ff", true, &L->up, err, errlen) ||
+            get_vector(m, NAME("ffn_up.bias"), F, "n_ff", false, &L->bup, err, errlen) ||
+            get_matrix(m, NAME("ffn_down.weight"), F, E, "n_ff × n_embd", true, &L->down, err, errlen) ||
+            get_vector(m, NAME("ffn_down.bias"), E, "n_embd", false, &L->bdown, err, errlen) ||
+            get_vector(m, NAME("layer_output_norm.weight"), E, "n_embd", true, &L->ffn_norm, err, errlen) ||
+            get_vector(m, NAME("layer_output_norm.bias"), E, "n_embd", true, &L->ffn_norm_b, err, errlen))
+            return -1;
+        if (gguf_find_tensor(m->gf, NAME("ffn_gate.weight")))
+            return sl_err(err, errlen, "tensor '%s': a gated bert FFN is not supported", n);
+#undef NAME
+    }
+    if (hp->pooling == SL_POOLING_RANK &&
+        (get_matrix(m, "cls.weight", E, E, "n_embd × n_embd (classifier dense)", true, &m->cls, err, errlen) ||
+         get_vector(m, "cls.bias", E, "n_embd", true, &m->cls_b, err, errlen) ||
+         get_matrix(m, "cls.output.weight", E, hp->n_cls_out, "n_embd × classifier outputs", true, &m->cls_out, err,
+                    errlen) ||
+         get_vector(m, "cls.output.bias", hp->n_cls_out, "classifier outputs", true, &m->cls_out_b, err, errlen)))
+        return -1;
+    if (x8_enabled()) pack_model_x8(m); /* the layers' matrices; the tables keep their file rows */
+    return 0;
+}
+
 static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
     sl_hparams_t *hp = &m->hp;
     const int64_t E = hp->n_embd, D = hp->head_dim, H = hp->n_head, K = hp->n_head_kv, F = hp->n_ff;
@@ -860,6 +985,7 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
     if (get_matrix(m, "token_embd.weight", E, hp->n_vocab, "n_embd × n_vocab", true, &m->tok_embd, err,
                    errlen))
         return -1;
+    if (hp->encoder) return load_bert_tensors(m, err, errlen);
     if (get_vector(m, "output_norm.weight", E, "n_embd", true, &m->output_norm, err, errlen)) return -1;
     if (get_matrix(m, "output.weight", E, hp->n_vocab, "n_embd × n_vocab", false, &m->output, err,
                    errlen))
@@ -988,6 +1114,10 @@ void model_free(sl_model_t *m) {
             free(L->expert_bias);
             free(L->post_attn_norm);
             free(L->post_ffn_norm);
+            free(L->attn_norm_b);
+            free(L->ffn_norm_b);
+            free(L->bup);
+            free(L->bdown);
             free(L->xgate);
             free(L->xup);
             free(L->xdown);
@@ -999,6 +1129,10 @@ void model_free(sl_model_t *m) {
     free(m->rope_freqs);
     free(m->rope_long);
     free(m->rope_short);
+    free(m->embd_norm);
+    free(m->embd_norm_b);
+    free(m->cls_b);
+    free(m->cls_out_b);
     scratch_free(&m->s);
     gguf_close(m->gf);
     free(m);
@@ -1638,6 +1772,7 @@ static int scores_size(const sl_model_t *m, sl_pool_t *pool, size_t *out, char *
 int model_forward(sl_model_t *m, sl_pool_t *pool, sl_kv_t *kv, const int32_t *tokens, int n,
                   float *logits, bool all_logits, char *err, size_t errlen) {
     const sl_hparams_t *hp = &m->hp;
+    if (hp->encoder) return sl_err(err, errlen, "a %s model has no logits: it embeds (model_embed)", hp->arch_name);
     if (n <= 0) return sl_err(err, errlen, "no tokens to process");
     if (kv->lay.n_layer != hp->n_layer || kv->lay.n_head_kv != hp->n_head_kv || kv->lay.head_dim != hp->head_dim)
         return sl_err(err, errlen, "KV cache was made for another model");
@@ -1676,6 +1811,7 @@ int model_forward_batch(sl_model_t *m, sl_pool_t *pool, sl_kv_pool_t *kv, const 
                         int n_seqs, char *err, size_t errlen) {
     const sl_hparams_t *hp = &m->hp;
     const sl_kv_layout_t *lay = &kv->lay;
+    if (hp->encoder) return sl_err(err, errlen, "a %s model has no logits: it embeds (model_embed)", hp->arch_name);
     if (n_seqs <= 0) return sl_err(err, errlen, "no sequences to process");
     if (lay->n_layer != hp->n_layer || lay->n_head_kv != hp->n_head_kv || lay->head_dim != hp->head_dim)
         return sl_err(err, errlen, "KV cache was made for another model");
@@ -1705,5 +1841,242 @@ int model_forward_batch(sl_model_t *m, sl_pool_t *pool, sl_kv_pool_t *kv, const 
             m->s.tok_blocks[t] = seqs[i].blocks;
         }
     forward_batch(m, pool, lay, seqs, n_seqs, n_tok, max_keys);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- encoders
+ *
+ * bert, for a batch of whole sequences (E = n_embd, H heads of D):
+ *
+ *   x = LayerNorm(tok[id] + type[segment] + pos[i]) · embd_norm + b
+ *   per layer:
+ *     q, k, v = W x + b                      (K/V of all positions stored first)
+ *     a = attention of each token over every token of its own sequence
+ *     x = LayerNorm(x + Wo a + bo) · attn_output_norm + b
+ *     x = LayerNorm(x + Wdown gelu(Wup x + bup) + bdown) · layer_output_norm + b
+ *   pooled: CLS x[0], LAST x[n-1], MEAN the average, RANK
+ *   cls_out tanh(cls x[0] + b) + b.
+ *
+ * GELU is the exact erf form, as the Hugging Face models define it. The
+ * K/V rows go to a temporary F32 layout of one block per sequence (the
+ * paged attention kernel in its bidirectional mode reads them). */
+
+int model_embed_dim(const sl_model_t *m) {
+    const sl_hparams_t *hp = &m->hp;
+    if (!hp->encoder) return 0;
+    return hp->pooling == SL_POOLING_RANK ? hp->n_cls_out : hp->n_embd;
+}
+
+int model_embed_max_tokens(const sl_model_t *m) { return m->hp.encoder ? m->hp.n_ctx_train : 0; }
+
+/* Rows r of n floats: x_r = LayerNorm(x_r + y_r + b) · w + wb (y NULL: x_r alone). */
+struct ln_job {
+    float *x;
+    const float *y, *b, *w, *wb;
+    int n_rows;
+    int64_t n;
+    float eps;
+};
+
+static void ln_worker(void *ctx, int ith, int nth) {
+    const struct ln_job *j = ctx;
+    int lo, hi;
+    split_range(j->n_rows, ith, nth, &lo, &hi);
+    for (int r = lo; r < hi; r++) {
+        float *x = j->x + (size_t)r * (size_t)j->n;
+        if (j->y) {
+            const float *y = j->y + (size_t)r * (size_t)j->n;
+            for (int64_t i = 0; i < j->n; i++) x[i] += y[i] + (j->b ? j->b[i] : 0.0f);
+        }
+        sl_layernorm(x, x, j->w, j->wb, j->n, j->eps);
+    }
+}
+
+static void ln_rows(sl_pool_t *pool, float *x, const float *y, const float *b, const float *w, const float *wb,
+                    int n_rows, int64_t n, float eps) {
+    struct ln_job j = {x, y, b, w, wb, n_rows, n, eps};
+    if (n_rows >= 4)
+        sl_pool_run(pool, ln_worker, &j);
+    else
+        ln_worker(&j, 0, 1);
+}
+
+/* Rows of n floats: x_r = gelu(x_r + b) (erf GELU). */
+struct gelu_job {
+    float *x;
+    const float *b;
+    int n_rows;
+    int64_t n;
+};
+
+static void gelu_worker(void *ctx, int ith, int nth) {
+    const struct gelu_job *j = ctx;
+    int lo, hi;
+    split_range(j->n_rows, ith, nth, &lo, &hi);
+    for (int r = lo; r < hi; r++) {
+        float *x = j->x + (size_t)r * (size_t)j->n;
+        if (j->b) add_bias(x, j->b, j->n);
+        sl_gelu_erf(x, j->n);
+    }
+}
+
+static int embed_check(const sl_model_t *m, const sl_embed_seq_t *seqs, int n_seqs, int *n_tok, int *max_len,
+                       char *err, size_t errlen) {
+    const sl_hparams_t *hp = &m->hp;
+    if (!hp->encoder) return sl_err(err, errlen, "a %s model is not an embedding model", hp->arch_name);
+    if (n_seqs <= 0) return sl_err(err, errlen, "no sequences to embed");
+    const int n_types = SL_MAX(hp->n_token_types, 1);
+    *n_tok = 0;
+    *max_len = 1;
+    for (int i = 0; i < n_seqs; i++) {
+        const sl_embed_seq_t *q = &seqs[i];
+        if (q->n_tok <= 0 || q->n_tok > hp->n_ctx_train)
+            return sl_err(err, errlen, "sequence %d has %d tokens; this model takes 1 to %d", i, q->n_tok,
+                          hp->n_ctx_train);
+        if (!q->tokens) return sl_err(err, errlen, "sequence %d has no tokens", i);
+        char e2[160];
+        if (check_tokens(m, q->tokens, q->n_tok, e2, sizeof e2)) return sl_err(err, errlen, "sequence %d: %s", i, e2);
+        for (int k = 0; q->types && k < q->n_tok; k++)
+            if (q->types[k] < 0 || q->types[k] >= n_types)
+                return sl_err(err, errlen, "token type %d at index %d of sequence %d is out of range (%d types)",
+                              (int)q->types[k], k, i, n_types);
+        if (*n_tok > MODEL_DIM_LIMIT - q->n_tok) return sl_err(err, errlen, "batch too large");
+        *n_tok += q->n_tok;
+        *max_len = SL_MAX(*max_len, q->n_tok);
+    }
+    return 0;
+}
+
+/* Row i of a table (token, position or type embeddings) added to x (E floats); tmp: E floats. */
+static void add_table_row(const sl_wt_t *w, int64_t i, float *x, float *tmp) {
+    sl_dequantize_row(w->type, (const uint8_t *)w->data + (size_t)i * w->row_bytes, tmp, w->n_in);
+    for (int64_t e = 0; e < w->n_in; e++) x[e] += tmp[e];
+}
+
+/* The pooled vectors (or RANK's classifier logits) of every sequence from
+ * the last hidden states in s->x. */
+static void embed_pool(sl_model_t *m, sl_pool_t *pool, const sl_embed_seq_t *seqs, int n_seqs, float *out) {
+    const sl_hparams_t *hp = &m->hp;
+    struct sl_scratch *s = &m->s;
+    const size_t E = (size_t)hp->n_embd;
+    const int dim = model_embed_dim(m);
+    const bool rank = hp->pooling == SL_POOLING_RANK;
+    for (int i = 0, t = 0; i < n_seqs; t += seqs[i].n_tok, i++) {
+        const float *h = s->x + (size_t)t * E;
+        const int n = seqs[i].n_tok;
+        float *o = rank ? s->xn + (size_t)i * E : out + (size_t)i * (size_t)dim;
+        if (hp->pooling == SL_POOLING_MEAN) {
+            for (size_t e = 0; e < E; e++) {
+                double acc = 0.0;
+                for (int r = 0; r < n; r++) acc += h[(size_t)r * E + e];
+                o[e] = (float)(acc / n);
+            }
+        } else {
+            memcpy(o, h + (hp->pooling == SL_POOLING_LAST ? (size_t)(n - 1) * E : 0), E * sizeof(float));
+        }
+    }
+    if (!rank) return;
+    /* n_seqs ≤ n_tok rows fit q and att (n_cls_out ≤ n_embd) */
+    matmul_w(pool, &m->cls, s->xn, n_seqs, s->q);
+    for (size_t i = 0; i < (size_t)n_seqs * E; i++) s->q[i] = tanhf(s->q[i] + m->cls_b[i % E]);
+    matmul_w(pool, &m->cls_out, s->q, n_seqs, s->att);
+    for (size_t i = 0; i < (size_t)n_seqs * (size_t)dim; i++) out[i] = s->att[i] + m->cls_out_b[i % (size_t)dim];
+}
+
+int model_embed(sl_model_t *m, sl_pool_t *pool, const sl_embed_seq_t *seqs, int n_seqs, float *out, char *err,
+                size_t errlen) {
+    const sl_hparams_t *hp = &m->hp;
+    int n_tok = 0, max_len = 1;
+    size_t n_scores, per_seq, n_kv;
+    if (embed_check(m, seqs, n_seqs, &n_tok, &max_len, err, errlen) ||
+        scores_size(m, pool, &n_scores, err, errlen) || scratch_reserve(m, n_tok, n_scores, 0, err, errlen))
+        return -1;
+    const int E = hp->n_embd, H = hp->n_head, D = hp->head_dim;
+    if (!sl_mul_size((size_t)E, (size_t)max_len, &per_seq) || !sl_mul_size(per_seq, 2 * (size_t)n_seqs, &n_kv) ||
+        n_kv > SIZE_MAX / sizeof(float))
+        return sl_err(err, errlen, "batch too large");
+    float *kv = malloc(n_kv * sizeof(float));
+    int32_t *ids = malloc((size_t)n_seqs * sizeof *ids), *keys = malloc((size_t)n_tok * sizeof *keys);
+    if (!kv || !ids || !keys) {
+        free(kv);
+        free(ids);
+        free(keys);
+        return sl_err(err, errlen, "out of memory for a batch of %d tokens", n_tok);
+    }
+    struct sl_scratch *s = &m->s;
+    for (int i = 0, t = 0; i < n_seqs; i++) {
+        ids[i] = i;
+        for (int k = 0; k < seqs[i].n_tok; k++, t++) {
+            s->tok_pos[t] = k;
+            s->tok_blocks[t] = &ids[i];
+            keys[t] = seqs[i].n_tok;
+            float *x = s->x + (size_t)t * (size_t)E, *tmp = s->xn;
+            sl_dequantize_row(m->tok_embd.type,
+                              (const uint8_t *)m->tok_embd.data + (size_t)seqs[i].tokens[k] * m->tok_embd.row_bytes,
+                              x, E);
+            add_table_row(&m->pos_embd, k, x, tmp);
+            if (m->type_embd.data) add_table_row(&m->type_embd, seqs[i].types ? seqs[i].types[k] : 0, x, tmp);
+        }
+    }
+    ln_rows(pool, s->x, NULL, NULL, m->embd_norm, m->embd_norm_b, n_tok, E, hp->norm_eps);
+
+    const size_t row_bytes = (size_t)D * sizeof(float);
+    const sl_kv_layout_t lay = {
+        .n_layer = 1,
+        .n_head_kv = H,
+        .head_dim = D,
+        .block_size = max_len,
+        .type = SL_TYPE_F32,
+        .row_bytes = row_bytes,
+        .layer_bytes = per_seq * sizeof(float),
+        .block_bytes = per_seq * sizeof(float),
+        .k = (uint8_t *)kv,
+        .v = (uint8_t *)(kv + per_seq * (size_t)n_seqs),
+    };
+    for (int l = 0; l < hp->n_layer; l++) {
+        const sl_layer_t *L = &m->layers[l];
+        const sl_mm_t qkv[3] = {mm_of(&L->wq, s->q), mm_of(&L->wk, s->k), mm_of(&L->wv, s->v)};
+        sl_matmul_multi(pool, qkv, 3, E, s->x, n_tok);
+        struct qkv_job qj = {m, L, NULL, &lay, 0, n_tok}; /* biases, then the K/V store */
+        if (n_tok >= 2)
+            sl_pool_run(pool, qkv_worker, &qj);
+        else
+            qkv_worker(&qj, 0, 1);
+        const sl_attn_paged_t a = {
+            .n_tok = n_tok,
+            .n_head = H,
+            .n_head_kv = H,
+            .head_dim = D,
+            .q = s->q,
+            .out = s->att,
+            .tok_pos = s->tok_pos,
+            .tok_blocks = s->tok_blocks,
+            .tok_keys = keys,
+            .k = lay.k,
+            .v = lay.v,
+            .block_stride = lay.block_bytes,
+            .block_size = max_len,
+            .row_bytes = row_bytes,
+            .kv_type = SL_TYPE_F32,
+            .scale = hp->attn_scale,
+            .scratch = s->scores,
+            .max_keys = max_len,
+        };
+        sl_attention_paged(pool, &a);
+        matmul_w(pool, &L->wo, s->att, n_tok, s->xn);
+        ln_rows(pool, s->x, s->xn, L->bo, L->attn_norm, L->attn_norm_b, n_tok, E, hp->norm_eps);
+        matmul_w(pool, &L->up, s->x, n_tok, s->gate);
+        struct gelu_job gj = {s->gate, L->bup, n_tok, hp->n_ff};
+        if (n_tok >= 2)
+            sl_pool_run(pool, gelu_worker, &gj);
+        else
+            gelu_worker(&gj, 0, 1);
+        matmul_w(pool, &L->down, s->gate, n_tok, s->xn);
+        ln_rows(pool, s->x, s->xn, L->bdown, L->ffn_norm, L->ffn_norm_b, n_tok, E, hp->norm_eps);
+    }
+    embed_pool(m, pool, seqs, n_seqs, out);
+    free(kv);
+    free(ids);
+    free(keys);
     return 0;
 }

@@ -17,7 +17,8 @@
  * granitemoe (embedding, attention, residual and logit scales), smollm3
  * (no RoPE on every 4th layer), olmo2 (post norms only, q/k norms over the
  * whole projection, OLMo 3's window layers), ernie4_5; tied or untied
- * output.
+ * output. And the encoder bert (BERT, XLM-RoBERTa: embedding models and
+ * rerankers), run only through model_embed (below).
  *
  * A sequence's attention state lives in an sl_kv_t. model_forward() appends
  * n tokens to it (positions kv_len .. kv_len+n-1) and returns logits.
@@ -50,8 +51,21 @@ typedef enum sl_arch {
     SL_ARCH_GRANITEMOE,
     SL_ARCH_SMOLLM3, /* SmolLM3: the llama layout, every 4th layer without RoPE */
     SL_ARCH_OLMO2,   /* OLMo 2 / OLMo 3: norms after attention and FFN only, whole-row q/k norms */
-    SL_ARCH_ERNIE4_5 /* ERNIE 4.5 dense: the llama graph, adjacent-pair RoPE on unpermuted rows */
+    SL_ARCH_ERNIE4_5, /* ERNIE 4.5 dense: the llama graph, adjacent-pair RoPE on unpermuted rows */
+    SL_ARCH_BERT      /* BERT / XLM-RoBERTa encoders (BGE embedding models, BGE rerankers): model_embed only */
 } sl_arch_t;
+
+/* How an embedding model turns its last hidden states into one vector per
+ * sequence ({arch}.pooling_type, llama.cpp's numbering). RANK: the first
+ * token's state through the classifier head (cls: dense + tanh, then
+ * cls.output) gives n_cls_out relevance logits (a cross-encoder). */
+typedef enum sl_pooling {
+    SL_POOLING_NONE = 0, /* one vector per token: not served */
+    SL_POOLING_MEAN = 1,
+    SL_POOLING_CLS = 2,
+    SL_POOLING_LAST = 3,
+    SL_POOLING_RANK = 4,
+} sl_pooling_t;
 
 typedef struct sl_hparams {
     sl_arch_t arch;
@@ -90,6 +104,13 @@ typedef struct sl_hparams {
     float logit_scale;    /* granite: logits divided by this */
     int nope_period;      /* smollm3: layer l has no RoPE when (l + 1) % nope_period == 0 (0: all have it) */
     bool tied_output;  /* output.weight absent: token_embd is the output matrix */
+    /* encoders (bert): bidirectional attention over the whole input, absolute
+     * position and token-type embeddings, LayerNorm after each residual add;
+     * no KV cache, no logits: model_embed is their only forward pass */
+    bool encoder;
+    sl_pooling_t pooling; /* encoders: {arch}.pooling_type (default CLS) */
+    int n_cls_out;        /* RANK: classifier outputs ({arch}.classifier.output_labels; default 1) */
+    int n_token_types;    /* rows of token_types.weight (0: none) */
 } sl_hparams_t;
 
 typedef struct sl_model sl_model_t;
@@ -163,5 +184,35 @@ typedef struct sl_batch_seq {
  * scratch grows to it). Returns 0 or -1 with a message. */
 int model_forward_batch(sl_model_t *m, sl_pool_t *pool, sl_kv_pool_t *kv, const sl_batch_seq_t *seqs,
                         int n_seqs, char *err, size_t errlen);
+
+/* ---- embeddings and rerank scores (encoder models) ----
+ *
+ * One sequence of an embedding batch: token ids (with the model's special
+ * tokens already in place, e.g. [CLS] ... [SEP]) and optional token types
+ * (segment ids: 0 for the first text of a pair, 1 for the second; NULL:
+ * all 0). */
+typedef struct sl_embed_seq {
+    const int32_t *tokens;
+    const int32_t *types;
+    int n_tok;
+} sl_embed_seq_t;
+
+/* Floats model_embed writes per sequence: n_embd, or n_cls_out for RANK
+ * pooling; 0 when the model is not an embedding model. */
+int model_embed_dim(const sl_model_t *m);
+/* The longest sequence model_embed takes (the position table's length). */
+int model_embed_max_tokens(const sl_model_t *m);
+
+/* Runs every sequence whole (each token attends to all tokens of its own
+ * sequence), all of them in one batch (each weight matrix multiplied once
+ * over the sum of their tokens), and pools each sequence's last hidden
+ * states as hp->pooling says into out[i × dim .. (i+1) × dim) — raw, not
+ * normalized (RANK: the classifier's logits). Numerically the same as one
+ * sequence at a time. The caller bounds the total tokens (the scratch grows
+ * to it). Returns 0, or -1 with a message (not an embedding model, a
+ * sequence empty or longer than model_embed_max_tokens, a token id or type
+ * out of range). */
+int model_embed(sl_model_t *m, sl_pool_t *pool, const sl_embed_seq_t *seqs, int n_seqs, float *out, char *err,
+                size_t errlen);
 
 #endif

@@ -1059,6 +1059,9 @@ static void test_quant_plan(void) {
      * stays F32; expert down projections follow ffn_down's layer rule */
     CHECK(model_qplan_type(&p, "blk.3.attn_qkv.weight", 2, 1024) == SL_TYPE_Q5_K);
     CHECK(model_qplan_type(&p, "blk.3.ffn_gate_inp.weight", 2, 1024) == SL_TYPE_F32);
+    /* bert's position and token-type tables stay F32 */
+    CHECK(model_qplan_type(&p, "position_embd.weight", 2, 1024) == SL_TYPE_F32);
+    CHECK(model_qplan_type(&p, "token_types.weight", 2, 1024) == SL_TYPE_F32);
     CHECK(model_qplan_type(&p, "blk.0.ffn_down_exps.weight", 3, 1024) == SL_TYPE_Q6_K);
     CHECK(model_qplan_type(&p, "blk.4.ffn_down_exps.weight", 3, 1024) == SL_TYPE_Q4_K);
     CHECK(model_qplan_type(&p, "blk.4.ffn_up_exps.weight", 3, 1024) == SL_TYPE_Q4_K);

@@ -4,11 +4,12 @@
  * llama.cpp's converter writes them), optionally with a real tokenizer
  * imported from a Hugging Face tokenizer.json + tokenizer_config.json.
  *
- *   silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|glm4moe|phi3|gemma|gemma2|gemma3|granite|granitemoe|smollm3|olmo2|ernie4_5 --out F.gguf [--vocab N]
+ *   silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|glm4moe|phi3|gemma|gemma2|gemma3|granite|granitemoe|smollm3|olmo2|ernie4_5|bert --out F.gguf [--vocab N]
  *       [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N]
  *       [--experts N --experts-used K --expert-ffn N]  (qwen2moe, qwen3moe, glm4moe; llama: Mixtral)
  *       [--shared-ffn N]                               (qwen2moe's shared expert)
  *       [--swa N]                                      (gemma2/3's sliding window)
+ *       [--pooling mean|cls|rank] [--cls-out N] [--token-types N]  (bert)
  *       [--ctx N] [--tied|--untied] [--type f32|f16|q8_0|q4_K_M|...]
  *       [--seed S] [--tokenizer DIR] [--chat-template FILE] [--name NAME] [--rope-base F]
  *       [--rope-scaling linear|yarn --rope-factor F --rope-orig-ctx N]
@@ -19,6 +20,14 @@
  * model_qplan_type (llama.cpp's mixes, q2_K to q6_K, and fallbacks included). For llama,
  * the converter's Q/K row permutation is only a layout convention, which
  * random weights need not reproduce.
+ *
+ * bert is the encoder llama.cpp's converter writes for BERT and XLM-RoBERTa
+ * (BGE embedding models; BGE-reranker cross-encoders with --pooling rank):
+ * learned position and token-type embeddings, LayerNorm with biases after
+ * each sublayer, every projection with a bias, no output matrix; with rank
+ * pooling the classifier head cls (E -> E) and cls.output (E -> --cls-out,
+ * default 1). It has no RoPE and no grouped K/V heads, so --kv-heads,
+ * --head-dim, --tied/--untied and the --rope-* options are refused for it.
  */
 #include <math.h>
 #include <stdio.h>
@@ -34,20 +43,21 @@
 #include "tokenizer/hf_import.h"
 
 typedef struct mk {
-    const char *arch, *out, *type, *tokenizer, *name, *scaling, *chat_template;
+    const char *arch, *out, *type, *tokenizer, *name, *scaling, *chat_template, *pooling;
     long vocab, embd, layers, heads, kv_heads, head_dim, ffn, ctx, seed, threads, orig_ctx;
     long experts, experts_used, expert_ffn, shared_ffn, swa;
+    long token_types, cls_out; /* bert; like kv_heads and ctx, -1 until given or defaulted */
     int tied; /* -1: default */
     double rope_base, rope_factor, eps;
 } mk_t;
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|glm4moe|phi3|gemma|gemma2|gemma3|granite|granitemoe|smollm3|olmo2|ernie4_5 --out F.gguf [--vocab N]\n"
-            "         [--embd N]"
-            "         [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N] [--ctx N] [--tied|--untied]\n"
+            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|glm4moe|phi3|gemma|gemma2|gemma3|granite|granitemoe|smollm3|olmo2|ernie4_5|bert --out F.gguf [--vocab N]\n"
+            "         [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N] [--ctx N] [--tied|--untied]\n"
             "         [--experts N --experts-used K --expert-ffn N] (qwen2moe, qwen3moe, glm4moe; default 8, 2, ffn / 2)\n"
             "         [--shared-ffn N] (qwen2moe's shared expert; default ffn) [--swa N] (gemma2/3's window; default 512)\n"
+            "         [--pooling mean|cls|rank] [--cls-out N] [--token-types N] (bert; default cls, 1, 2; --ctx 512)\n"
             "         [--type f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q2_K|q3_K_S|q3_K_M|q3_K_L|q4_K|q4_K_S|q4_K_M\n"
             "                 |q5_K|q5_K_S|q5_K_M|q6_K|iq4_nl|iq4_xs] [--seed S]\n"
             "         [--tokenizer DIR] [--chat-template FILE] [--name NAME] [--rope-base F] [--rope-scaling linear|yarn]\n"
@@ -149,6 +159,70 @@ static int set_key_f32(gguf_writer_t *w, const char *arch, const char *k, double
     return gguf_writer_set_f32(w, key, (float)v);
 }
 
+/* bert's keys beyond the shape ones every architecture has, as llama.cpp's
+ * converter writes them: no RoPE keys, no head_count_kv, LayerNorm's epsilon;
+ * classifier.output_labels only for more than one output (llama.cpp's
+ * n_cls_out defaults to 1), named like transformers' defaults. */
+static int set_bert_keys(gguf_writer_t *w, const mk_t *m, uint32_t pooling) {
+    int bad = 0;
+    bad |= set_key_f32(w, "bert", "attention.layer_norm_epsilon", m->eps);
+    bad |= gguf_writer_set_bool(w, "bert.attention.causal", false);
+    bad |= set_key_u32(w, "bert", "pooling_type", pooling);
+    bad |= gguf_writer_set_u32(w, "tokenizer.ggml.token_type_count", (uint32_t)m->token_types);
+    if (bad || m->cls_out <= 1) return bad ? -1 : 0;
+    enum { LABEL_MAX = 32 }; /* "LABEL_" and up to 20 digits */
+    const size_t n = (size_t)m->cls_out;
+    char *text = malloc(n * LABEL_MAX);
+    const char **labels = malloc(n * sizeof *labels);
+    if (text && labels) {
+        for (size_t i = 0; i < n; i++) {
+            labels[i] = text + i * LABEL_MAX;
+            snprintf(text + i * LABEL_MAX, LABEL_MAX, "LABEL_%zu", i);
+        }
+        bad = gguf_writer_set_arr_str(w, "bert.classifier.output_labels", labels, NULL, n);
+    }
+    const int rc = text && labels && !bad ? 0 : -1;
+    free(labels);
+    free(text);
+    return rc;
+}
+
+/* bert's tensors after token_embd.weight, in llama.cpp's names: the
+ * position and token-type embeddings and their LayerNorm, then per block the
+ * biased Q/K/V/output projections, the LayerNorm after attention, the biased
+ * up/down FFN and the LayerNorm after it; with rank pooling the classifier
+ * head (cls: E -> E, then cls.output: E -> cls_out). */
+static int add_bert_tensors(out_t *o, const mk_t *m, bool rank) {
+    const float sd = 0.02f;
+    const int64_t E = m->embd, F = m->ffn;
+    if (add_random(o, "token_types.weight", E, m->token_types, 0, sd) ||
+        add_random(o, "position_embd.weight", E, m->ctx, 0, sd) ||
+        add_random(o, "token_embd_norm.weight", E, 0, 1, sd) || add_random(o, "token_embd_norm.bias", E, 0, 0, sd))
+        return -1;
+    for (long l = 0; l < m->layers; l++) {
+        char n[64];
+#define T(s) (snprintf(n, sizeof n, "blk.%ld.%s", l, s), n)
+        if (add_random(o, T("attn_q.weight"), E, E, 0, sd) || add_random(o, T("attn_q.bias"), E, 0, 0, sd) ||
+            add_random(o, T("attn_k.weight"), E, E, 0, sd) || add_random(o, T("attn_k.bias"), E, 0, 0, sd) ||
+            add_random(o, T("attn_v.weight"), E, E, 0, sd) || add_random(o, T("attn_v.bias"), E, 0, 0, sd) ||
+            add_random(o, T("attn_output.weight"), E, E, 0, sd) ||
+            add_random(o, T("attn_output.bias"), E, 0, 0, sd) ||
+            add_random(o, T("attn_output_norm.weight"), E, 0, 1, sd) ||
+            add_random(o, T("attn_output_norm.bias"), E, 0, 0, sd) ||
+            add_random(o, T("ffn_up.weight"), E, F, 0, sd) || add_random(o, T("ffn_up.bias"), F, 0, 0, sd) ||
+            add_random(o, T("ffn_down.weight"), F, E, 0, sd) || add_random(o, T("ffn_down.bias"), E, 0, 0, sd) ||
+            add_random(o, T("layer_output_norm.weight"), E, 0, 1, sd) ||
+            add_random(o, T("layer_output_norm.bias"), E, 0, 0, sd))
+            return -1;
+#undef T
+    }
+    if (rank && (add_random(o, "cls.weight", E, E, 0, sd) || add_random(o, "cls.bias", E, 0, 0, sd) ||
+                 add_random(o, "cls.output.weight", E, m->cls_out, 0, sd) ||
+                 add_random(o, "cls.output.bias", m->cls_out, 0, 0, sd)))
+        return -1;
+    return 0;
+}
+
 static int parse(mk_t *m, int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -180,6 +254,8 @@ static int parse(mk_t *m, int argc, char **argv) {
                   : !strcmp(a, "--expert-ffn") ? &m->expert_ffn
                   : !strcmp(a, "--shared-ffn") ? &m->shared_ffn
                   : !strcmp(a, "--swa") ? &m->swa
+                  : !strcmp(a, "--token-types") ? &m->token_types
+                  : !strcmp(a, "--cls-out") ? &m->cls_out
                   : (!strcmp(a, "-t") || !strcmp(a, "--threads")) ? &m->threads
                                                                    : NULL;
         const char **s = !strcmp(a, "--arch")           ? &m->arch
@@ -189,6 +265,7 @@ static int parse(mk_t *m, int argc, char **argv) {
                          : !strcmp(a, "--chat-template") ? &m->chat_template
                          : !strcmp(a, "--name")         ? &m->name
                          : !strcmp(a, "--rope-scaling") ? &m->scaling
+                         : !strcmp(a, "--pooling")      ? &m->pooling
                                                         : NULL;
         double *d = !strcmp(a, "--rope-base") ? &m->rope_base : !strcmp(a, "--rope-factor") ? &m->rope_factor : NULL;
         if (n) {
@@ -223,8 +300,9 @@ static int parse(mk_t *m, int argc, char **argv) {
 int cmd_mkmodel(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return usage(), 0;
-    mk_t m = {.type = "f32", .vocab = 0, .embd = 64, .layers = 2, .heads = 4, .kv_heads = 2, .head_dim = 0,
-              .ffn = 128, .ctx = 2048, .seed = 42, .tied = -1, .rope_base = 0, .rope_factor = 1, .eps = 1e-6};
+    mk_t m = {.type = "f32", .vocab = 0, .embd = 64, .layers = 2, .heads = 4, .kv_heads = -1, .head_dim = 0,
+              .ffn = 128, .ctx = -1, .seed = 42, .tied = -1, .rope_base = 0, .rope_factor = 1, .eps = 1e-6,
+              .token_types = -1, .cls_out = -1};
     if (parse(&m, argc, argv)) return 2;
     if (!m.arch || !m.out) {
         fprintf(stderr, "silica mkmodel: --arch and --out are required\n");
@@ -244,12 +322,50 @@ int cmd_mkmodel(int argc, char **argv) {
     const bool llama_rope =
         !strcmp(m.arch, "llama") || !strcmp(m.arch, "internlm2") || !strcmp(m.arch, "smollm3") || glm || granite ||
         !strcmp(m.arch, "ernie4_5");
-    if (!llama_rope && !moe && !phi3 && !gemma && !olmo2 && strcmp(m.arch, "qwen2") && strcmp(m.arch, "qwen3")) {
+    const bool bert = !strcmp(m.arch, "bert");
+    if (!llama_rope && !moe && !phi3 && !gemma && !olmo2 && !bert && strcmp(m.arch, "qwen2") &&
+        strcmp(m.arch, "qwen3")) {
         fprintf(stderr,
                 "silica mkmodel: --arch must be llama, internlm2, qwen2, qwen3, qwen2moe, qwen3moe, chatglm, glm4, "
-                "glm4moe, phi3, gemma, gemma2, gemma3, granite, granitemoe, smollm3, olmo2 or ernie4_5\n");
+                "glm4moe, phi3, gemma, gemma2, gemma3, granite, granitemoe, smollm3, olmo2, ernie4_5 or bert\n");
         return 2;
     }
+    uint32_t pooling = 0; /* llama.cpp's pooling_type: 1 mean, 2 cls, 4 rank */
+    if (bert) {
+        if (m.kv_heads >= 0 || m.head_dim || m.tied >= 0 || m.rope_base != 0 || m.scaling || m.rope_factor != 1 ||
+            m.orig_ctx) {
+            fprintf(stderr,
+                    "silica mkmodel: --kv-heads, --head-dim, --tied, --untied and the --rope-* options are not for "
+                    "bert\n");
+            return 2;
+        }
+        pooling = !m.pooling || !strcmp(m.pooling, "cls") ? 2
+                  : !strcmp(m.pooling, "mean")            ? 1
+                  : !strcmp(m.pooling, "rank")            ? 4
+                                                          : 0;
+        if (pooling == 0) {
+            fprintf(stderr, "silica mkmodel: --pooling must be mean, cls or rank\n");
+            return 2;
+        }
+        if (m.cls_out >= 0 && pooling != 4) {
+            fprintf(stderr, "silica mkmodel: --cls-out is for --pooling rank\n");
+            return 2;
+        }
+        if (m.cls_out == 0 || m.token_types == 0) {
+            fprintf(stderr, "silica mkmodel: --cls-out and --token-types must be at least 1\n");
+            return 2;
+        }
+        if (m.cls_out < 0) m.cls_out = 1;         /* one relevance score, llama.cpp's default */
+        if (m.token_types < 0) m.token_types = 2; /* BERT's sentences A and B; XLM-R has 1 */
+        m.kv_heads = m.heads;                     /* every head its own K and V */
+        m.tied = 1; /* no output matrix: token_embd gets its type in the mixes, as in llama-quantize */
+        m.eps = 1e-12;
+    } else if (m.pooling || m.cls_out >= 0 || m.token_types >= 0) {
+        fprintf(stderr, "silica mkmodel: --pooling, --cls-out and --token-types are for bert\n");
+        return 2;
+    }
+    if (m.kv_heads < 0) m.kv_heads = 2;
+    if (m.ctx < 0) m.ctx = bert ? 512 : 2048;
     if (m.rope_base == 0) m.rope_base = llama_rope || (gemma && !gemma3) ? 10000.0 : 1000000.0;
     if (gemma && m.tied < 0) m.tied = 1; /* Gemma ties its output to the embeddings */
     if ((gemma2 || gemma3) && m.swa == 0) m.swa = 512;
@@ -277,9 +393,10 @@ int cmd_mkmodel(int argc, char **argv) {
     }
     if (m.head_dim == 0) m.head_dim = m.heads ? m.embd / m.heads : 0;
     if (m.tied < 0) m.tied = 0;
-    if (m.embd < 1 || m.layers < 1 || m.heads < 1 || m.kv_heads < 1 || m.head_dim < 2 || (m.head_dim & 1) ||
-        m.ffn < 1 || m.ctx < 1 || m.heads % m.kv_heads) {
-        fprintf(stderr, "silica mkmodel: inconsistent shape (need heads %% kv-heads == 0, even head-dim)\n");
+    if (m.embd < 1 || m.layers < 1 || m.heads < 1 || m.kv_heads < 1 || m.ffn < 1 || m.ctx < 1 ||
+        m.heads % m.kv_heads || (bert ? m.embd % m.heads != 0 : m.head_dim < 2 || (m.head_dim & 1))) {
+        fprintf(stderr, "silica mkmodel: inconsistent shape (need heads %% kv-heads == 0, even head-dim; bert: "
+                        "heads dividing embd)\n");
         return 2;
     }
     char err[SL_ERR_MAX];
@@ -320,19 +437,23 @@ int cmd_mkmodel(int argc, char **argv) {
     bad |= gguf_writer_set_str(o.w, "general.name", m.name ? m.name : name);
     bad |= gguf_writer_set_u32(o.w, "general.file_type", (uint32_t)o.plan.ftype);
     bad |= gguf_writer_set_u32(o.w, "general.quantization_version", 2);
-    bad |= set_key_u32(o.w, A, "vocab_size", m.vocab);
+    if (!bert) bad |= set_key_u32(o.w, A, "vocab_size", m.vocab); /* bert's converter writes none */
     bad |= set_key_u32(o.w, A, "context_length", m.ctx);
     bad |= set_key_u32(o.w, A, "embedding_length", m.embd);
     bad |= set_key_u32(o.w, A, "block_count", m.layers);
     bad |= set_key_u32(o.w, A, "feed_forward_length", m.ffn);
     bad |= set_key_u32(o.w, A, "attention.head_count", m.heads);
-    bad |= set_key_u32(o.w, A, "attention.head_count_kv", m.kv_heads);
-    bad |= set_key_u32(o.w, A, "attention.key_length", m.head_dim);
-    bad |= set_key_u32(o.w, A, "attention.value_length", m.head_dim);
-    /* GLM rotates the first half of each head */
-    bad |= set_key_u32(o.w, A, "rope.dimension_count", glm || glm4moe ? m.head_dim / 2 / 2 * 2 : m.head_dim);
-    bad |= set_key_f32(o.w, A, "rope.freq_base", m.rope_base);
-    bad |= set_key_f32(o.w, A, "attention.layer_norm_rms_epsilon", m.eps);
+    if (bert) {
+        bad |= set_bert_keys(o.w, &m, pooling);
+    } else {
+        bad |= set_key_u32(o.w, A, "attention.head_count_kv", m.kv_heads);
+        bad |= set_key_u32(o.w, A, "attention.key_length", m.head_dim);
+        bad |= set_key_u32(o.w, A, "attention.value_length", m.head_dim);
+        /* GLM rotates the first half of each head */
+        bad |= set_key_u32(o.w, A, "rope.dimension_count", glm || glm4moe ? m.head_dim / 2 / 2 * 2 : m.head_dim);
+        bad |= set_key_f32(o.w, A, "rope.freq_base", m.rope_base);
+        bad |= set_key_f32(o.w, A, "attention.layer_norm_rms_epsilon", m.eps);
+    }
     if (moe) {
         bad |= set_key_u32(o.w, A, "expert_count", m.experts);
         bad |= set_key_u32(o.w, A, "expert_used_count", m.experts_used);
@@ -392,11 +513,13 @@ int cmd_mkmodel(int argc, char **argv) {
     rseed((uint64_t)m.seed);
     const float sd = 0.02f;
     const int64_t E = m.embd, QD = m.heads * m.head_dim, KD = m.kv_heads * m.head_dim, F = m.ffn;
-    if (add_random(&o, "token_embd.weight", E, m.vocab, 0, sd) ||
-        add_random(&o, "output_norm.weight", E, 0, 1, sd) ||
-        (!m.tied && add_random(&o, "output.weight", E, m.vocab, 0, sd)))
+    if (add_random(&o, "token_embd.weight", E, m.vocab, 0, sd)) goto oom;
+    if (bert ? add_bert_tensors(&o, &m, pooling == 4)
+             : add_random(&o, "output_norm.weight", E, 0, 1, sd) ||
+                   (!m.tied && add_random(&o, "output.weight", E, m.vocab, 0, sd)))
         goto oom;
-    for (long l = 0; l < m.layers; l++) {
+    /* the decoders' blocks (bert's are written above) */
+    for (long l = 0; !bert && l < m.layers; l++) {
         char n[64];
 #define T(s) (snprintf(n, sizeof n, "blk.%ld.%s", l, s), n)
         /* glm4moe names its FFN input norm post_attention_norm; olmo2 has

@@ -127,8 +127,19 @@ typedef struct prep_item {
     const gram_vocab_t *vocab;
 } prep_item_t;
 
+/* A queued embedding request (eng_embed); linked under mu. */
+typedef struct eng_emb {
+    struct eng_emb *next;
+    uint64_t id;
+    eng_embed_req_t r;
+    int n_taken;       /* inputs given to model calls so far (engine thread) */
+    int n_tokens_done; /* their tokens */
+    atomic_bool cancel;
+} eng_emb_t;
+
 struct eng {
     sl_model_t *model;
+    bool encoder;      /* an embedding model: eng_embed only, no KV cache */
     eng_opts_t o;
     sl_type_t kv_type;
     int n_vocab;
@@ -163,6 +174,12 @@ struct eng {
     prep_item_t *prep_head, *prep_tail; /* under mu */
     eng_seq_t *prep_cur;     /* the sequence the worker is resolving (under mu) */
     int n_prep;              /* sequences with the worker (queued or in hand), under mu */
+    /* embeddings */
+    eng_emb_t *emb_head, *emb_tail; /* under mu; only the engine thread unlinks */
+    int n_emb;                      /* under mu */
+    sl_embed_seq_t *emb_seqs;       /* ENG_EMBED_BATCH each, engine thread */
+    eng_emb_t **emb_of;
+    float *emb_out;                 /* ENG_EMBED_BATCH × dim */
 };
 
 /* ------------------------------------------------------------- helpers */
@@ -1024,13 +1041,99 @@ static void *prep_main(void *arg) {
     return NULL;
 }
 
+/* ---- embeddings ---- */
+
+static void emb_finish(eng_t *e, eng_emb_t *j, eng_finish_t why, const char *msg) {
+    eng_event_t ev = {0};
+    ev.type = ENG_EV_FINISH;
+    ev.id = j->id;
+    ev.user = j->r.user;
+    ev.t_ns = sl_now_ns();
+    ev.finish = why;
+    ev.error = msg;
+    ev.usage.prompt_tokens = j->n_tokens_done;
+    pthread_mutex_lock(&e->mu);
+    eng_emb_t **pp = &e->emb_head;
+    while (*pp && *pp != j) pp = &(*pp)->next;
+    if (*pp) *pp = j->next;
+    e->emb_tail = NULL;
+    for (eng_emb_t *t = e->emb_head; t; t = t->next) e->emb_tail = t;
+    e->n_emb--;
+    e->st.finished++;
+    if (why == ENG_FINISH_CANCELLED) e->st.cancelled++;
+    pthread_mutex_unlock(&e->mu);
+    e->fn(&ev, e->ctx);
+    free(j);
+}
+
+/* One model call over the next inputs of the queued requests, in order,
+ * up to ENG_EMBED_BATCH tokens; then the FINISH of every request that is
+ * complete, cancelled or failed. */
+static void emb_step(eng_t *e) {
+    const int dim = model_embed_dim(e->model);
+    int n = 0, n_tok = 0;
+    eng_emb_t *cancelled = NULL;
+    pthread_mutex_lock(&e->mu);
+    for (eng_emb_t *j = e->emb_head; j; j = j->next) {
+        if (e->stopping) atomic_store(&j->cancel, true);
+        if (atomic_load(&j->cancel)) {
+            if (!cancelled) cancelled = j;
+            continue;
+        }
+        while (j->n_taken < j->r.n_inputs && n < ENG_EMBED_BATCH &&
+               (n == 0 || n_tok + j->r.n_tokens[j->n_taken] <= ENG_EMBED_BATCH)) {
+            const int i = j->n_taken++;
+            e->emb_seqs[n] = (sl_embed_seq_t){j->r.tokens[i], j->r.types ? j->r.types[i] : NULL, j->r.n_tokens[i]};
+            e->emb_of[n++] = j;
+            n_tok += j->r.n_tokens[i];
+        }
+        if (n == ENG_EMBED_BATCH || n_tok >= ENG_EMBED_BATCH) break;
+    }
+    pthread_mutex_unlock(&e->mu);
+    if (cancelled) {
+        emb_finish(e, cancelled, ENG_FINISH_CANCELLED, NULL);
+        return;
+    }
+    if (n == 0) return;
+    char err[SL_ERR_MAX];
+    const uint64_t t0 = sl_now_ns();
+    const int rc = model_embed(e->model, e->pool, e->emb_seqs, n, e->emb_out, err, sizeof err);
+    pthread_mutex_lock(&e->mu);
+    e->st.steps++;
+    e->st.busy_ns += sl_now_ns() - t0;
+    if (rc == 0) {
+        e->st.prompt_tokens += (uint64_t)n_tok;
+        e->st.batch_tokens += (uint64_t)n_tok;
+    }
+    pthread_mutex_unlock(&e->mu);
+    /* the inputs of one request are consecutive and in order */
+    for (int k = 0; k < n;) {
+        eng_emb_t *j = e->emb_of[k];
+        int c = 0;
+        while (k + c < n && e->emb_of[k + c] == j) c++;
+        const int i0 = j->n_taken - c; /* index of the request's first input in this call */
+        for (int q = 0; q < c; q++) j->n_tokens_done += e->emb_seqs[k + q].n_tok;
+        if (rc == 0)
+            memcpy(j->r.out + (size_t)i0 * (size_t)dim, e->emb_out + (size_t)k * (size_t)dim,
+                   (size_t)c * (size_t)dim * sizeof(float));
+        k += c;
+        if (rc != 0) {
+            j->n_tokens_done = 0;
+            emb_finish(e, j, ENG_FINISH_ERROR, err);
+        } else if (j->n_taken == j->r.n_inputs) {
+            emb_finish(e, j, ENG_FINISH_STOP, NULL);
+        }
+    }
+}
+
 static void *eng_main(void *arg) {
     eng_t *e = arg;
     for (;;) {
         reap_cancelled(e);
         admit(e);
         pthread_mutex_lock(&e->mu);
-        if (!e->running) {
+        const bool emb = e->emb_head != NULL;
+        if (!e->running && !emb) {
             if (e->stopping && !e->pending && e->n_prep == 0) {
                 pthread_mutex_unlock(&e->mu);
                 break;
@@ -1041,7 +1144,8 @@ static void *eng_main(void *arg) {
             continue;
         }
         pthread_mutex_unlock(&e->mu);
-        step(e);
+        if (emb) emb_step(e);
+        if (e->running) step(e);
     }
     return NULL;
 }
@@ -1064,8 +1168,13 @@ static void eng_destroy(eng_t *e) {
     free(e->draw_seqs);
     free(e->batch);
     free(e->mask);
+    free(e->emb_seqs);
+    free(e->emb_of);
+    free(e->emb_out);
     free(e);
 }
+
+static eng_t *eng_start(eng_t *e, char *err, size_t errlen);
 
 eng_t *eng_new(sl_model_t *m, const eng_opts_t *opts, eng_event_fn fn, void *ctx, char *err,
                size_t errlen) {
@@ -1094,6 +1203,22 @@ eng_t *eng_new(sl_model_t *m, const eng_opts_t *opts, eng_event_fn fn, void *ctx
                e->n_vocab);
         free(e);
         return NULL;
+    }
+    e->encoder = hp->encoder;
+    if (e->encoder) {
+        e->o.n_ctx = model_embed_max_tokens(m);
+        e->next_id = 1;
+        e->pool = sl_pool_new(e->o.n_threads);
+        e->emb_seqs = malloc(ENG_EMBED_BATCH * sizeof *e->emb_seqs);
+        e->emb_of = malloc(ENG_EMBED_BATCH * sizeof *e->emb_of);
+        e->emb_out = malloc((size_t)ENG_EMBED_BATCH * (size_t)model_embed_dim(m) * sizeof *e->emb_out);
+        if (!e->pool || !e->emb_seqs || !e->emb_of || !e->emb_out) {
+            eng_destroy(e);
+            sl_err(err, errlen, "out of memory");
+            return NULL;
+        }
+        e->gv = NULL; /* no grammars, no grammar worker */
+        return eng_start(e, err, errlen);
     }
     e->kv_type = e->o.kv == ENG_KV_F32 ? SL_TYPE_F32 : e->o.kv == ENG_KV_Q8_0 ? SL_TYPE_Q8_0 : SL_TYPE_F16;
     e->bs = e->o.kv_block;
@@ -1142,6 +1267,11 @@ eng_t *eng_new(sl_model_t *m, const eng_opts_t *opts, eng_event_fn fn, void *ctx
     e->st.kv_blocks_total = (int)n_blocks;
     e->st.kv_blocks_free = (int)n_blocks;
     e->st.kv_block = e->bs;
+    return eng_start(e, err, errlen);
+}
+
+/* Starts the threads of an engine whose buffers are ready (freed on failure). */
+static eng_t *eng_start(eng_t *e, char *err, size_t errlen) {
     e->win_t0 = sl_now_ns();
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cv, NULL);
@@ -1191,6 +1321,7 @@ void eng_free(eng_t *e) {
 }
 
 int eng_submit(eng_t *e, const eng_request_t *r, uint64_t *id, char *err, size_t errlen) {
+    if (e->encoder) return sl_err(err, errlen, "this is an embedding model: it does not generate text");
     if (r->n_prompt == 0) return sl_err(err, errlen, "the prompt is empty");
     if (r->n_prompt >= (size_t)e->o.n_ctx)
         return sl_err(err, errlen,
@@ -1303,11 +1434,14 @@ void eng_cancel(eng_t *e, uint64_t id) {
     for (prep_item_t *it = e->prep_head; it; it = it->next)
         if (it->seq && it->seq->id == id) atomic_store(&it->seq->cancel, true);
     if (e->prep_cur && e->prep_cur->id == id) atomic_store(&e->prep_cur->cancel, true);
+    for (eng_emb_t *j = e->emb_head; j; j = j->next)
+        if (j->id == id) atomic_store(&j->cancel, true);
     pthread_cond_signal(&e->cv);
     pthread_mutex_unlock(&e->mu);
 }
 
 int eng_grammar_prepare(eng_t *e, const eng_grammar_t *g, void *user, char *err, size_t errlen) {
+    if (e->encoder) return sl_err(err, errlen, "this is an embedding model: it does not generate text");
     if (!e->gv) return sl_err(err, errlen, "constrained generation is not available for this model (no grammar vocabulary)");
     if (!g || g->kind < GRAM_SRC_GBNF || g->kind > GRAM_SRC_JSON_OBJECT)
         return sl_err(err, errlen, "unknown grammar kind %d", g ? g->kind : 0);
@@ -1349,12 +1483,51 @@ int eng_grammar_prepare(eng_t *e, const eng_grammar_t *g, void *user, char *err,
     return 0;
 }
 
+int eng_embed(eng_t *e, const eng_embed_req_t *r, uint64_t *id, char *err, size_t errlen) {
+    if (!e->encoder) return sl_err(err, errlen, "this model does not make embeddings");
+    if (r->n_inputs < 1 || !r->tokens || !r->n_tokens || !r->out) return sl_err(err, errlen, "no input to embed");
+    for (int i = 0; i < r->n_inputs; i++) {
+        if (r->n_tokens[i] < 1 || r->n_tokens[i] > e->o.n_ctx)
+            return sl_err(err, errlen, "input %d has %d tokens; this model takes 1 to %d", i, r->n_tokens[i],
+                          e->o.n_ctx);
+        for (int k = 0; k < r->n_tokens[i]; k++)
+            if (r->tokens[i][k] < 0 || r->tokens[i][k] >= e->n_vocab)
+                return sl_err(err, errlen, "input %d: token id %d is outside the vocabulary (0..%d)", i,
+                              (int)r->tokens[i][k], e->n_vocab - 1);
+    }
+    eng_emb_t *j = calloc(1, sizeof *j);
+    if (!j) return sl_err(err, errlen, "out of memory");
+    j->r = *r;
+    atomic_init(&j->cancel, false);
+    pthread_mutex_lock(&e->mu);
+    if (e->stopping) {
+        pthread_mutex_unlock(&e->mu);
+        free(j);
+        return sl_err(err, errlen, "the engine is shutting down");
+    }
+    if (e->n_emb >= e->o.max_queued) {
+        pthread_mutex_unlock(&e->mu);
+        free(j);
+        return ENG_EBUSY;
+    }
+    j->id = e->next_id++;
+    if (e->emb_tail) e->emb_tail->next = j;
+    else e->emb_head = j;
+    e->emb_tail = j;
+    e->n_emb++;
+    e->st.submitted++;
+    *id = j->id;
+    pthread_cond_signal(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    return 0;
+}
+
 void eng_stats(eng_t *e, eng_stats_t *st) {
     pthread_mutex_lock(&e->mu);
     *st = e->st;
     st->running = e->n_running;
-    st->queued = e->n_pending + e->n_prep;
-    st->live = e->n_running + e->n_pending + e->n_prep;
+    st->queued = e->n_pending + e->n_prep + e->n_emb;
+    st->live = e->n_running + e->n_pending + e->n_prep + e->n_emb;
     const uint64_t now = sl_now_ns();
     if (now - e->win_t0 >= 4000000000ull) /* idle: no step closed the window */
         st->tokens_per_s = (double)(e->st.tokens_generated - e->win_gen) * 1e9 / (double)(now - e->win_t0);

@@ -266,6 +266,34 @@ void eng_cancel(eng_t *e, uint64_t id);
 int eng_grammar_prepare(eng_t *e, const eng_grammar_t *g, void *user, char *err, size_t errlen);
 void eng_stats(eng_t *e, eng_stats_t *st);
 
+/* ---- embeddings (encoder models: model_hparams(m)->encoder) ----
+ *
+ * An encoder model's engine takes no generation requests (eng_submit and
+ * eng_grammar_prepare refuse them) and keeps no KV cache. eng_embed()
+ * queues one request of n_inputs token sequences (special tokens in place)
+ * and returns its id at once. The engine thread runs the queued requests'
+ * inputs in order, several requests' inputs per model call (up to
+ * ENG_EMBED_BATCH tokens, at least one input), writes input i's pooled
+ * vector (model_embed_dim floats, raw) to out + i × dim, and then sends
+ * exactly one ENG_EV_FINISH: ENG_FINISH_STOP when every input is written,
+ * ENG_FINISH_CANCELLED (eng_cancel, shutdown: checked between model calls)
+ * or ENG_FINISH_ERROR; usage.prompt_tokens counts the tokens computed. The
+ * token arrays and `out` are borrowed: they must stay valid, and out
+ * untouched, until the FINISH. More than max_queued waiting requests is
+ * ENG_EBUSY. */
+#define ENG_EMBED_BATCH 2048
+
+typedef struct eng_embed_req {
+    const int32_t *const *tokens; /* n_inputs arrays */
+    const int32_t *const *types;  /* NULL, or n_inputs arrays (each NULL: all segment 0) */
+    const int *n_tokens;          /* each 1 .. model_embed_max_tokens */
+    int n_inputs;                 /* >= 1 */
+    float *out;                   /* n_inputs × model_embed_dim floats */
+    void *user;
+} eng_embed_req_t;
+
+int eng_embed(eng_t *e, const eng_embed_req_t *r, uint64_t *id, char *err, size_t errlen);
+
 /* Appends Prometheus text for n engines (label model="names[i]"): running /
  * waiting sequences, KV blocks used/free/cached, prefix-cache hit rate,
  * tokens/s, preemptions, TTFT and inter-token latency histograms. */

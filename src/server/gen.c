@@ -227,17 +227,8 @@ void gen_poll_disconnects(srv_t *s) {
     gen_job_t *j = s->jobs;
     while (j) {
         gen_job_t *next = j->next;
-        if (!j->finished && j->conn && (!j->r.stream || j->gram_wait)) {
-            struct evhttp_connection *evcon = j->conn->evcon;
-            struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
-            evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
-            char c;
-            if (fd >= 0) {
-                ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-                if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
-                    evhttp_connection_free(evcon);
-            }
-        }
+        if (!j->finished && j->conn && (!j->r.stream || j->gram_wait) && srv_conn_gone(j->conn))
+            evhttp_connection_free(j->conn->evcon);
         j = next;
     }
 }
@@ -1007,6 +998,13 @@ void gen_handle(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, bool cha
         srv_model_not_found(s, j->r.model, &e);
         goto fail;
     }
+    if (model_hparams(j->m->model)->encoder) {
+        oai_fail(&e, 400, NULL, "model_not_supported", "model", "The model '%.100s' %s; it does not generate text.",
+                 j->m->id,
+                 model_hparams(j->m->model)->pooling == SL_POOLING_RANK ? "is a reranker (/v1/rerank)"
+                                                                         : "is an embedding model (/v1/embeddings)");
+        goto fail;
+    }
     if (chat && !j->r.fim && tools_prepare(j->m, j->r.body, &j->tools, &e) != 0) goto fail;
     if (build_prompts(j, &e) != 0) goto fail;
     if (chat && !j->r.fim &&
@@ -1015,25 +1013,9 @@ void gen_handle(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, bool cha
     int max_tokens = 1;
     if (check_lengths(j, &max_tokens, &e) != 0) goto fail;
 
-    if (s->cfg.hooks.begin) {
-        srv_status_t st = {0};
-        const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
-        if (s->cfg.hooks.begin(s->cfg.hooks.ctx, auth, j->m->id, j->prompt_tokens,
-                               (int64_t)max_tokens * j->r.n * j->n_prompts, &j->hook, &st) != 0) {
-            oai_fail(&e, st.http ? st.http : 401, st.type[0] ? st.type : "authentication_error",
-                     st.code[0] ? st.code : NULL, NULL, "%s", st.message);
-            if (st.retry_after_s > 0) {
-                char ra[24];
-                snprintf(ra, sizeof ra, "%d", st.retry_after_s);
-                evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
-            }
-            j->hook = NULL;
-            goto fail;
-        }
-        if (s->cfg.hooks.request_id)
-            evhttp_add_header(evhttp_request_get_output_headers(req), "x-request-id",
-                              s->cfg.hooks.request_id(j->hook));
-    }
+    if (srv_hook_begin(s, req, j->m->id, j->prompt_tokens, (int64_t)max_tokens * j->r.n * j->n_prompts, &j->hook,
+                       &e) != 0)
+        goto fail;
 
     snprintf(j->id, sizeof j->id, "%s%016llx%08llx", chat ? "chatcmpl-" : "cmpl-",
              (unsigned long long)rng_next(s), (unsigned long long)(rng_next(s) & 0xffffffffu));

@@ -22,6 +22,7 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -58,6 +59,7 @@ static void on_engine_event(const eng_event_t *ev, void *ctx) {
         s->evq_cap = ncap;
     }
     srv_qev_t *q = &s->evq[s->evq_len++];
+    q->m = m;
     q->ev = *ev;
     q->ev.error = NULL;
     q->err[0] = '\0';
@@ -81,7 +83,10 @@ static void on_wake(evutil_socket_t fd, short what, void *arg) {
     pthread_mutex_unlock(&s->evq_mu);
     for (size_t i = 0; i < n; i++) {
         if (q[i].err[0]) q[i].ev.error = q[i].err;
-        gen_on_event(s, &q[i].ev);
+        if (model_hparams(q[i].m->model)->encoder)
+            embed_on_event(s, &q[i].ev);
+        else
+            gen_on_event(s, &q[i].ev);
     }
     pthread_mutex_lock(&s->evq_mu);
     if (!s->evq_spare) {
@@ -114,6 +119,7 @@ static void conn_closed(struct evhttp_connection *evcon, void *arg) {
     srv_conn_t *c = *slot;
     if (!c) return;
     if (c->job) gen_conn_lost(c->job);
+    if (c->ejob) embed_conn_lost(c->ejob);
     /* remove with backward-shift deletion to keep probe chains intact */
     size_t i = (size_t)(slot - s->conns);
     s->conns[i] = NULL;
@@ -141,6 +147,36 @@ static srv_conn_t *conn_get(srv_t *s, struct evhttp_request *req) {
     s->n_conns++;
     evhttp_connection_set_closecb(evcon, conn_closed, s);
     return c;
+}
+
+bool srv_conn_gone(const srv_conn_t *c) {
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(c->evcon);
+    const evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    if (fd < 0) return false;
+    char ch;
+    const ssize_t n = recv(fd, &ch, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+int srv_hook_begin(srv_t *s, struct evhttp_request *req, const char *model, int64_t est_prompt_tokens,
+                   int64_t est_completion_tokens, void **hook, oai_error_t *e) {
+    *hook = NULL;
+    if (!s->cfg.hooks.begin) return 0;
+    srv_status_t st = {0};
+    const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (s->cfg.hooks.begin(s->cfg.hooks.ctx, auth, model, est_prompt_tokens, est_completion_tokens, hook, &st) != 0) {
+        *hook = NULL;
+        if (st.retry_after_s > 0) {
+            char ra[24];
+            snprintf(ra, sizeof ra, "%d", st.retry_after_s);
+            evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
+        }
+        return oai_fail(e, st.http ? st.http : 401, st.type[0] ? st.type : "authentication_error",
+                        st.code[0] ? st.code : NULL, NULL, "%s", st.message);
+    }
+    if (s->cfg.hooks.request_id)
+        evhttp_add_header(evhttp_request_get_output_headers(req), "x-request-id", s->cfg.hooks.request_id(*hook));
+    return 0;
 }
 
 /* ---- responses ---- */
@@ -222,6 +258,16 @@ void srv_model_not_found(srv_t *s, const char *id, oai_error_t *e) {
  * (the chat template renders tool definitions), tool_calls (the tool-call
  * format detected, or null) and reasoning (it writes <think> reasoning). */
 static json_t *model_json(const srv_model_t *m) {
+    const sl_hparams_t *hp = model_hparams(m->model);
+    if (hp->encoder) { /* embeddings or rerank only; dimensions: the vector's length */
+        const bool rank = hp->pooling == SL_POOLING_RANK;
+        return json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:i, s:i, s:{s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:b}}", "id",
+                         m->id, "object", "model", "created", (json_int_t)m->created, "owned_by", "silica", "type",
+                         "text", "sub_type", rank ? "reranker" : "embedding", "context_length", eng_n_ctx(m->eng),
+                         "dimensions", model_embed_dim(m->model), "capabilities", "chat", 0, "completion", 0,
+                         "prefix_completion", 0, "fim", 0, "tools", 0, "reasoning", 0, "embeddings", !rank, "rerank",
+                         rank);
+    }
     json_t *v = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:i, s:{s:b, s:b, s:b, s:b, s:b, s:b}}", "id", m->id,
                           "object", "model", "created", (json_int_t)m->created, "owned_by", "silica", "type",
                           "text", "sub_type", "chat", "context_length", eng_n_ctx(m->eng), "capabilities",
@@ -242,8 +288,10 @@ static void handle_models(srv_t *s, struct evhttp_request *req, const char *quer
     const char *sub = evhttp_find_header(&q, "sub_type");
     json_t *data = json_array();
     for (int i = 0; i < s->n_models; i++) {
+        const sl_hparams_t *hp = model_hparams(s->models[i].model);
+        const char *kind = !hp->encoder ? "chat" : hp->pooling == SL_POOLING_RANK ? "reranker" : "embedding";
         if (type && *type && strcmp(type, "text") != 0) continue;
-        if (sub && *sub && strcmp(sub, "chat") != 0) continue;
+        if (sub && *sub && strcmp(sub, kind) != 0) continue;
         json_array_append_new(data, model_json(&s->models[i]));
     }
     evhttp_clear_headers(&q);
@@ -287,7 +335,7 @@ static void handle_health(srv_t *s, struct evhttp_request *req) {
     srv_send_jsonv(s, req, 200,
                    json_pack("{s:s, s:o, s:i, s:i, s:i, s:i, s:i}", "status", "ok", "models", models,
                              "live_sequences", st.live, "running_sequences", st.running,
-                             "queued_sequences", st.queued, "active_requests", s->n_jobs,
+                             "queued_sequences", st.queued, "active_requests", s->n_jobs + s->n_ejobs,
                              "connections", s->n_conns));
 }
 
@@ -297,7 +345,7 @@ static void handle_metrics(srv_t *s, struct evhttp_request *req) {
     sl_buf_t b = {0};
     sl_buf_printf(&b, "# TYPE silica_live_sequences gauge\nsilica_live_sequences %d\n", st.live);
     sl_buf_printf(&b, "silica_running_sequences %d\nsilica_queued_sequences %d\n", st.running, st.queued);
-    sl_buf_printf(&b, "silica_active_requests %d\nsilica_connections %d\n", s->n_jobs, s->n_conns);
+    sl_buf_printf(&b, "silica_active_requests %d\nsilica_connections %d\n", s->n_jobs + s->n_ejobs, s->n_conns);
     sl_buf_printf(&b, "silica_sequences_submitted_total %llu\nsilica_sequences_cancelled_total %llu\n",
                   (unsigned long long)st.submitted, (unsigned long long)st.cancelled);
     sl_buf_printf(&b, "silica_tokens_generated_total %llu\nsilica_prompt_tokens_total %llu\n",
@@ -428,6 +476,9 @@ static void on_request(struct evhttp_request *req, void *arg) {
     } else if (!strcmp(path, "/v1/chat/completions") || !strcmp(path, "/v1/completions")) {
         if (m != EVHTTP_REQ_POST) method_not_allowed(s, req, "POST", path);
         else gen_handle(s, c, req, path[4] == 'c' && path[5] == 'h');
+    } else if (!strcmp(path, "/v1/embeddings") || !strcmp(path, "/v1/rerank")) {
+        if (m != EVHTTP_REQ_POST) method_not_allowed(s, req, "POST", path);
+        else embed_handle(s, c, req, path[4] == 'r');
     } else if (!strcmp(path, "/v1/models")) {
         if (m != EVHTTP_REQ_GET) method_not_allowed(s, req, "GET", path);
         else handle_models(s, req, evhttp_uri_get_query(uri));
@@ -457,6 +508,7 @@ static void on_request(struct evhttp_request *req, void *arg) {
 static void on_poll(evutil_socket_t fd, short what, void *arg) {
     srv_t *s = arg;
     if (s->jobs) gen_poll_disconnects(s);
+    if (s->ejobs) embed_poll_disconnects(s);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg) {
@@ -531,6 +583,15 @@ static int load_model(srv_t *s, srv_model_t *m, const srv_model_spec_t *spec, ch
     eo.kv_mem = s->cfg.kv_mem;
     eo.kv = s->cfg.kv_type;
     const int n_vocab_model = model_hparams(m->model)->n_vocab;
+    if (model_hparams(m->model)->encoder) { /* embeddings / rerank: no generation, no grammars */
+        m->eng = eng_new(m->model, &eo, on_engine_event, m, e2, sizeof e2);
+        if (!m->eng) return sl_err(err, errlen, "engine: %s", e2);
+        sl_info("model %s: %s (%s %s, %d dimensions, context %d)", m->id, spec->path,
+                model_hparams(m->model)->arch_name,
+                model_hparams(m->model)->pooling == SL_POOLING_RANK ? "reranker" : "embeddings",
+                model_embed_dim(m->model), eng_n_ctx(m->eng));
+        return 0;
+    }
     const char *keep[16]; /* marker tokens the tool-call grammar must produce */
     tools_vocab_keep(m, keep, SL_ARRAY_LEN(keep));
     m->gvocab = srv_gram_vocab_new_keep(m->tok, n_vocab_model, keep, e2, sizeof e2);
@@ -676,6 +737,7 @@ void srv_free(srv_t *s) {
     if (s->wake) on_wake(-1, 0, s);
     if (s->http) evhttp_free(s->http);
     gen_free_all(s);
+    embed_free_all(s);
     for (int i = 0; i < s->n_models; i++) {
         srv_model_t *m = &s->models[i];
         chat_tmpl_free(m->tmpl);

@@ -3,7 +3,7 @@
  * one engine thread per loaded model (engine/), JSON with jansson.
  *
  * Routes: POST /v1/chat/completions, POST /v1/completions (JSON or SSE
- * streaming), GET /v1/models[?type=&sub_type=], GET /v1/models/{id},
+ * streaming), POST /v1/embeddings and /v1/rerank (encoder models), GET /v1/models[?type=&sub_type=], GET /v1/models/{id},
  * GET /health, GET /metrics (Prometheus text), OPTIONS (CORS preflight),
  * GET /v1/user/info and /v1/user/usage (through the account hook).
  *

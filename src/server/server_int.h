@@ -44,13 +44,16 @@ typedef struct srv_model {
 } srv_model_t;
 
 typedef struct gen_job gen_job_t;
+typedef struct emb_job emb_job_t;
 
 typedef struct srv_conn {
     struct evhttp_connection *evcon;
-    gen_job_t *job; /* the generation in progress on this connection, if any */
+    gen_job_t *job;  /* the generation in progress on this connection, if any */
+    emb_job_t *ejob; /* or the embedding / rerank request */
 } srv_conn_t;
 
 typedef struct srv_qev {
+    srv_model_t *m; /* whose engine sent it */
     eng_event_t ev;
     char err[400];
 } srv_qev_t;
@@ -75,6 +78,8 @@ struct srv {
 
     gen_job_t *jobs; /* every live job (doubly linked) */
     int n_jobs;
+    emb_job_t *ejobs; /* every live embedding / rerank job (doubly linked) */
+    int n_ejobs;
 
     uint64_t n_requests, n_status[6];
     /* streamed tokens: I/O-thread work per token (detokenize, stop strings,
@@ -88,6 +93,14 @@ void srv_send_json(srv_t *s, struct evhttp_request *req, int status, const char 
 void srv_send_jsonv(srv_t *s, struct evhttp_request *req, int status, json_t *v); /* steals v */
 void srv_send_error(srv_t *s, struct evhttp_request *req, const oai_error_t *e);
 srv_model_t *srv_find_model(srv_t *s, const char *id);
+/* The platform hook's begin for a request (0 without hooks): authenticate,
+ * authorize the model, reserve the estimate. -1 with *e (Retry-After set
+ * on req when the hook asks) when refused. */
+int srv_hook_begin(srv_t *s, struct evhttp_request *req, const char *model, int64_t est_prompt_tokens,
+                   int64_t est_completion_tokens, void **hook, oai_error_t *e);
+/* A connection whose client has gone (readable, nothing to read): libevent
+ * does not notice while a request is handled and no reply has started. */
+bool srv_conn_gone(const srv_conn_t *c);
 void srv_model_not_found(srv_t *s, const char *id, oai_error_t *e);
 
 /* gen.c */
@@ -96,5 +109,12 @@ void gen_on_event(srv_t *s, const eng_event_t *ev);
 void gen_conn_lost(gen_job_t *j);
 void gen_free_all(srv_t *s);
 void gen_poll_disconnects(srv_t *s);
+
+/* embed.c: /v1/embeddings and /v1/rerank (encoder models) */
+void embed_handle(srv_t *s, srv_conn_t *c, struct evhttp_request *req, bool rerank);
+void embed_on_event(srv_t *s, const eng_event_t *ev);
+void embed_conn_lost(emb_job_t *j);
+void embed_free_all(srv_t *s);
+void embed_poll_disconnects(srv_t *s);
 
 #endif

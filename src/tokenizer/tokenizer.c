@@ -546,6 +546,7 @@ int32_t tok_eos(const sl_tok_t *t) { return t->eos; }
 int32_t tok_eot(const sl_tok_t *t) { return t->eot; }
 int32_t tok_pad(const sl_tok_t *t) { return t->pad; }
 int32_t tok_unk(const sl_tok_t *t) { return t->unk; }
+int32_t tok_sep(const sl_tok_t *t) { return t->sep; }
 int32_t tok_fim_pre(const sl_tok_t *t) { return t->fim_pre; }
 int32_t tok_fim_suf(const sl_tok_t *t) { return t->fim_suf; }
 int32_t tok_fim_mid(const sl_tok_t *t) { return t->fim_mid; }

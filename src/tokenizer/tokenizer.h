@@ -73,6 +73,7 @@ int32_t tok_eos(const sl_tok_t *t);
 int32_t tok_eot(const sl_tok_t *t);
 int32_t tok_pad(const sl_tok_t *t);
 int32_t tok_unk(const sl_tok_t *t);
+int32_t tok_sep(const sl_tok_t *t); /* separator ([SEP], </s>); -1 if none */
 int32_t tok_fim_pre(const sl_tok_t *t); /* fill-in-the-middle ids; -1 if none */
 int32_t tok_fim_suf(const sl_tok_t *t);
 int32_t tok_fim_mid(const sl_tok_t *t);

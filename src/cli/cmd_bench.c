@@ -5,6 +5,10 @@
  * after it, greedy) in tokens per second, the median of REPS runs with the KV
  * cache cleared between runs. A short untimed warm-up touches every weight
  * page first. Prints the command, the model and the machine.
+ *
+ * An encoder (embedding / rerank) model has no decode: it measures
+ * model_embed over GEN_LEN sequences of PROMPT_LEN tokens in one batch (as
+ * the engine runs a request of many inputs), in tokens per second.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +47,58 @@ static const char *main_type(const gguf_file_t *f) {
     return sl_type_name((sl_type_t)best);
 }
 
+/* Encoders: n_seq sequences of p_len tokens per model_embed call. */
+static int bench_embed(sl_model_t *m, sl_pool_t *pool, const mcli_opts_t *o, long p_len, long n_seq, long reps) {
+    const sl_hparams_t *hp = model_hparams(m);
+    if (p_len > model_embed_max_tokens(m) || n_seq < 1) {
+        fprintf(stderr, "silica bench: an encoder takes -p 1 .. %d tokens per sequence and -n >= 1 sequences\n",
+                model_embed_max_tokens(m));
+        return 2;
+    }
+    const size_t n_tok = (size_t)p_len * (size_t)n_seq;
+    int32_t *toks = malloc(n_tok * sizeof *toks);
+    sl_embed_seq_t *seqs = malloc((size_t)n_seq * sizeof *seqs);
+    float *out = malloc((size_t)n_seq * (size_t)model_embed_dim(m) * sizeof *out);
+    double *rate = calloc((size_t)reps, sizeof *rate);
+    char err[SL_ERR_MAX] = "out of memory";
+    int rc = 1;
+    if (!toks || !seqs || !out || !rate) goto fail;
+    uint64_t s = 12345;
+    for (size_t i = 0; i < n_tok; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        toks[i] = (int32_t)((s >> 33) % (uint64_t)hp->n_vocab);
+    }
+    for (long i = 0; i < n_seq; i++) seqs[i] = (sl_embed_seq_t){toks + (size_t)i * (size_t)p_len, NULL, (int)p_len};
+    char cpu[256];
+    mcli_cpu_model(cpu, sizeof cpu);
+    printf("command: silica bench --model %s -t %d -p %ld -n %ld -r %ld\n", o->model, sl_pool_size(pool), p_len,
+           n_seq, reps);
+    printf("model: %s, %s encoder, %d layers, n_embd %d, %s, %.1f MiB\n", o->model, hp->arch_name, hp->n_layer,
+           hp->n_embd, main_type(model_gguf(m)), (double)gguf_file_size(model_gguf(m)) / 1048576.0);
+    printf("machine: %s, %d cores, %d threads, isa %s\n", cpu, mcli_n_cores(), sl_pool_size(pool),
+           sl_kernels_desc());
+    fflush(stdout);
+    if (model_embed(m, pool, seqs, 1, out, err, sizeof err)) goto fail; /* warm-up */
+    for (long r = 0; r < reps; r++) {
+        const double t0 = sl_now();
+        if (model_embed(m, pool, seqs, (int)n_seq, out, err, sizeof err)) goto fail;
+        rate[r] = (double)n_tok / (sl_now() - t0);
+        fprintf(stderr, "rep %ld: embed %.2f tok/s\n", r + 1, rate[r]);
+    }
+    printf("embed: %.2f tok/s (median of %ld, %ld sequences of %ld tokens per call)\n", median(rate, (int)reps),
+           reps, n_seq, p_len);
+    rc = fflush(stdout) == 0 ? 0 : 1;
+    goto done;
+fail:
+    fprintf(stderr, "silica bench: %s\n", err);
+done:
+    free(toks);
+    free(seqs);
+    free(out);
+    free(rate);
+    return rc;
+}
+
 int cmd_bench(int argc, char **argv) {
     mcli_opts_t o = {.kv_type = SL_TYPE_F32};
     long p_len = 128, n_gen = 64, reps = 3;
@@ -78,6 +134,13 @@ int cmd_bench(int argc, char **argv) {
     sl_pool_t *pool;
     if (mcli_setup(&o, &m, &pool, "bench")) goto bad;
     const sl_hparams_t *hp = model_hparams(m);
+    if (hp->encoder) {
+        const int erc = bench_embed(m, pool, &o, p_len, n_gen, reps);
+        sl_pool_free(pool);
+        model_free(m);
+        mcli_free(&o);
+        return erc;
+    }
     const int V = hp->n_vocab;
     char err[SL_ERR_MAX];
     int rc = 1;

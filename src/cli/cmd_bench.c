@@ -6,7 +6,7 @@
  * cache cleared between runs. A short untimed warm-up touches every weight
  * page first. Prints the command, the model and the machine.
  *
- * An encoder (embedding / rerank) model has no decode: it measures
+ * An embedding / rerank model has no decode: it measures
  * model_embed over GEN_LEN sequences of PROMPT_LEN tokens in one batch (as
  * the engine runs a request of many inputs), in tokens per second.
  */
@@ -47,11 +47,11 @@ static const char *main_type(const gguf_file_t *f) {
     return sl_type_name((sl_type_t)best);
 }
 
-/* Encoders: n_seq sequences of p_len tokens per model_embed call. */
+/* Embedding models: n_seq sequences of p_len tokens per model_embed call. */
 static int bench_embed(sl_model_t *m, sl_pool_t *pool, const mcli_opts_t *o, long p_len, long n_seq, long reps) {
     const sl_hparams_t *hp = model_hparams(m);
     if (p_len > model_embed_max_tokens(m) || n_seq < 1) {
-        fprintf(stderr, "silica bench: an encoder takes -p 1 .. %d tokens per sequence and -n >= 1 sequences\n",
+        fprintf(stderr, "silica bench: an embedding model takes -p 1 .. %d tokens per sequence and -n >= 1 sequences\n",
                 model_embed_max_tokens(m));
         return 2;
     }
@@ -73,7 +73,7 @@ static int bench_embed(sl_model_t *m, sl_pool_t *pool, const mcli_opts_t *o, lon
     mcli_cpu_model(cpu, sizeof cpu);
     printf("command: silica bench --model %s -t %d -p %ld -n %ld -r %ld\n", o->model, sl_pool_size(pool), p_len,
            n_seq, reps);
-    printf("model: %s, %s encoder, %d layers, n_embd %d, %s, %.1f MiB\n", o->model, hp->arch_name, hp->n_layer,
+    printf("model: %s, %s (embeddings), %d layers, n_embd %d, %s, %.1f MiB\n", o->model, hp->arch_name, hp->n_layer,
            hp->n_embd, main_type(model_gguf(m)), (double)gguf_file_size(model_gguf(m)) / 1048576.0);
     printf("machine: %s, %d cores, %d threads, isa %s\n", cpu, mcli_n_cores(), sl_pool_size(pool),
            sl_kernels_desc());
@@ -134,7 +134,7 @@ int cmd_bench(int argc, char **argv) {
     sl_pool_t *pool;
     if (mcli_setup(&o, &m, &pool, "bench")) goto bad;
     const sl_hparams_t *hp = model_hparams(m);
-    if (hp->encoder) {
+    if (model_embed_dim(m) > 0) {
         const int erc = bench_embed(m, pool, &o, p_len, n_gen, reps);
         sl_pool_free(pool);
         model_free(m);

@@ -10,6 +10,7 @@
  *       [--shared-ffn N]                               (qwen2moe's shared expert)
  *       [--swa N]                                      (gemma2/3's sliding window)
  *       [--pooling mean|cls|rank] [--cls-out N] [--token-types N]  (bert)
+ *       [--pooling mean|cls|last]  (other archs: a decoder embedding model, as Qwen3-Embedding)
  *       [--ctx N] [--tied|--untied] [--type f32|f16|q8_0|q4_K_M|...]
  *       [--seed S] [--tokenizer DIR] [--chat-template FILE] [--name NAME] [--rope-base F]
  *       [--rope-scaling linear|yarn --rope-factor F --rope-orig-ctx N]
@@ -58,6 +59,7 @@ static void usage(void) {
             "         [--experts N --experts-used K --expert-ffn N] (qwen2moe, qwen3moe, glm4moe; default 8, 2, ffn / 2)\n"
             "         [--shared-ffn N] (qwen2moe's shared expert; default ffn) [--swa N] (gemma2/3's window; default 512)\n"
             "         [--pooling mean|cls|rank] [--cls-out N] [--token-types N] (bert; default cls, 1, 2; --ctx 512)\n"
+            "         [--pooling mean|cls|last]                                 (other archs: an embedding model)\n"
             "         [--type f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q2_K|q3_K_S|q3_K_M|q3_K_L|q4_K|q4_K_S|q4_K_M\n"
             "                 |q5_K|q5_K_S|q5_K_M|q6_K|iq4_nl|iq4_xs] [--seed S]\n"
             "         [--tokenizer DIR] [--chat-template FILE] [--name NAME] [--rope-base F] [--rope-scaling linear|yarn]\n"
@@ -360,9 +362,15 @@ int cmd_mkmodel(int argc, char **argv) {
         m.kv_heads = m.heads;                     /* every head its own K and V */
         m.tied = 1; /* no output matrix: token_embd gets its type in the mixes, as in llama-quantize */
         m.eps = 1e-12;
-    } else if (m.pooling || m.cls_out >= 0 || m.token_types >= 0) {
-        fprintf(stderr, "silica mkmodel: --pooling, --cls-out and --token-types are for bert\n");
+    } else if (m.cls_out >= 0 || m.token_types >= 0) {
+        fprintf(stderr, "silica mkmodel: --cls-out and --token-types are for bert\n");
         return 2;
+    } else if (m.pooling) { /* a decoder embedding model (Qwen3-Embedding: last) */
+        pooling = !strcmp(m.pooling, "mean") ? 1 : !strcmp(m.pooling, "cls") ? 2 : !strcmp(m.pooling, "last") ? 3 : 0;
+        if (pooling == 0) {
+            fprintf(stderr, "silica mkmodel: --pooling for a decoder must be mean, cls or last\n");
+            return 2;
+        }
     }
     if (m.kv_heads < 0) m.kv_heads = 2;
     if (m.ctx < 0) m.ctx = bert ? 512 : 2048;
@@ -453,6 +461,7 @@ int cmd_mkmodel(int argc, char **argv) {
         bad |= set_key_u32(o.w, A, "rope.dimension_count", glm || glm4moe ? m.head_dim / 2 / 2 * 2 : m.head_dim);
         bad |= set_key_f32(o.w, A, "rope.freq_base", m.rope_base);
         bad |= set_key_f32(o.w, A, "attention.layer_norm_rms_epsilon", m.eps);
+        if (pooling) bad |= set_key_u32(o.w, A, "pooling_type", pooling);
     }
     if (moe) {
         bad |= set_key_u32(o.w, A, "expert_count", m.experts);

@@ -139,7 +139,7 @@ typedef struct eng_emb {
 
 struct eng {
     sl_model_t *model;
-    bool encoder;      /* an embedding model: eng_embed only, no KV cache */
+    bool embeds;       /* an embedding model (model_embed_dim > 0): eng_embed only, no KV cache */
     eng_opts_t o;
     sl_type_t kv_type;
     int n_vocab;
@@ -1204,9 +1204,9 @@ eng_t *eng_new(sl_model_t *m, const eng_opts_t *opts, eng_event_fn fn, void *ctx
         free(e);
         return NULL;
     }
-    e->encoder = hp->encoder;
-    if (e->encoder) {
-        e->o.n_ctx = model_embed_max_tokens(m);
+    e->embeds = model_embed_dim(m) > 0;
+    if (e->embeds) {
+        e->o.n_ctx = SL_MIN(e->o.n_ctx, model_embed_max_tokens(m));
         e->next_id = 1;
         e->pool = sl_pool_new(e->o.n_threads);
         e->emb_seqs = malloc(ENG_EMBED_BATCH * sizeof *e->emb_seqs);
@@ -1321,7 +1321,7 @@ void eng_free(eng_t *e) {
 }
 
 int eng_submit(eng_t *e, const eng_request_t *r, uint64_t *id, char *err, size_t errlen) {
-    if (e->encoder) return sl_err(err, errlen, "this is an embedding model: it does not generate text");
+    if (e->embeds) return sl_err(err, errlen, "this is an embedding model: it does not generate text");
     if (r->n_prompt == 0) return sl_err(err, errlen, "the prompt is empty");
     if (r->n_prompt >= (size_t)e->o.n_ctx)
         return sl_err(err, errlen,
@@ -1441,7 +1441,7 @@ void eng_cancel(eng_t *e, uint64_t id) {
 }
 
 int eng_grammar_prepare(eng_t *e, const eng_grammar_t *g, void *user, char *err, size_t errlen) {
-    if (e->encoder) return sl_err(err, errlen, "this is an embedding model: it does not generate text");
+    if (e->embeds) return sl_err(err, errlen, "this is an embedding model: it does not generate text");
     if (!e->gv) return sl_err(err, errlen, "constrained generation is not available for this model (no grammar vocabulary)");
     if (!g || g->kind < GRAM_SRC_GBNF || g->kind > GRAM_SRC_JSON_OBJECT)
         return sl_err(err, errlen, "unknown grammar kind %d", g ? g->kind : 0);
@@ -1484,7 +1484,7 @@ int eng_grammar_prepare(eng_t *e, const eng_grammar_t *g, void *user, char *err,
 }
 
 int eng_embed(eng_t *e, const eng_embed_req_t *r, uint64_t *id, char *err, size_t errlen) {
-    if (!e->encoder) return sl_err(err, errlen, "this model does not make embeddings");
+    if (!e->embeds) return sl_err(err, errlen, "this model does not make embeddings");
     if (r->n_inputs < 1 || !r->tokens || !r->n_tokens || !r->out) return sl_err(err, errlen, "no input to embed");
     for (int i = 0; i < r->n_inputs; i++) {
         if (r->n_tokens[i] < 1 || r->n_tokens[i] > e->o.n_ctx)

@@ -266,9 +266,10 @@ void eng_cancel(eng_t *e, uint64_t id);
 int eng_grammar_prepare(eng_t *e, const eng_grammar_t *g, void *user, char *err, size_t errlen);
 void eng_stats(eng_t *e, eng_stats_t *st);
 
-/* ---- embeddings (encoder models: model_hparams(m)->encoder) ----
+/* ---- embeddings (embedding models: model_embed_dim(m) > 0) ----
  *
- * An encoder model's engine takes no generation requests (eng_submit and
+ * An embedding model's engine (an encoder such as bert, or a decoder whose
+ * file names a pooling, such as Qwen3-Embedding) takes no generation requests (eng_submit and
  * eng_grammar_prepare refuse them) and keeps no KV cache. eng_embed()
  * queues one request of n_inputs token sequences (special tokens in place)
  * and returns its id at once. The engine thread runs the queued requests'
@@ -286,7 +287,7 @@ void eng_stats(eng_t *e, eng_stats_t *st);
 typedef struct eng_embed_req {
     const int32_t *const *tokens; /* n_inputs arrays */
     const int32_t *const *types;  /* NULL, or n_inputs arrays (each NULL: all segment 0) */
-    const int *n_tokens;          /* each 1 .. model_embed_max_tokens */
+    const int *n_tokens;          /* each 1 .. eng_n_ctx (model_embed_max_tokens, capped by the context option) */
     int n_inputs;                 /* >= 1 */
     float *out;                   /* n_inputs × model_embed_dim floats */
     void *user;

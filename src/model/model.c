@@ -574,6 +574,13 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
             return -1;
         if (r->n_ctx_orig <= 0) return sl_err(err, errlen, "yarn needs rope.scaling.original_context_length");
     }
+    /* an embedding model made from a decoder (Qwen3-Embedding: last) */
+    uint32_t pooling;
+    if (key_u32(f, arch, "pooling_type", false, SL_POOLING_NONE, &pooling, err, errlen)) return -1;
+    if (pooling > SL_POOLING_LAST)
+        return sl_err(err, errlen, "%s.pooling_type = %u is not supported for a decoder (0 none, 1 mean, 2 cls, 3 last)",
+                      arch, pooling);
+    hp->pooling = (sl_pooling_t)pooling;
     return load_gemma(f, hp, err, errlen) || load_granite(f, hp, err, errlen) ? -1 : 0;
 }
 
@@ -1649,7 +1656,7 @@ static void finish_logits(const sl_hparams_t *hp, float *logits, int n_rows) {
  * s->tok_pos and s->tok_blocks, filled by the caller). Logits are written
  * for the sequences that ask (all tokens or the last). */
 static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *lay, const sl_batch_seq_t *seqs,
-                          int n_seqs, int n_tok, int max_keys) {
+                          int n_seqs, int n_tok, int max_keys, bool hidden) {
     const sl_hparams_t *hp = &m->hp;
     struct sl_scratch *s = &m->s;
     const int E = hp->n_embd, D = hp->head_dim, H = hp->n_head, K = hp->n_head_kv;
@@ -1724,6 +1731,10 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
         add_worker(&dj, 0, 1);
     }
 
+    if (hidden) { /* embeddings: every token's final normed state, in place */
+        rmsnorm_rows(pool, s->x, s->x, m->output_norm, n_tok, E, hp->norm_eps);
+        return;
+    }
     /* Output rows: every token of an all_logits sequence, the last token of
      * the others that want logits; gathered so Wout is read once. */
     int n_rows = 0, only = -1;
@@ -1801,7 +1812,7 @@ int model_forward(sl_model_t *m, sl_pool_t *pool, sl_kv_t *kv, const int32_t *to
             m->s.tok_pos[t] = kv->len + t;
             m->s.tok_blocks[t] = block0;
         }
-        forward_batch(m, pool, &kv->lay, &bs, 1, nt, kv->len + nt);
+        forward_batch(m, pool, &kv->lay, &bs, 1, nt, kv->len + nt, false);
         kv->len += nt;
     }
     return 0;
@@ -1840,7 +1851,7 @@ int model_forward_batch(sl_model_t *m, sl_pool_t *pool, sl_kv_pool_t *kv, const 
             m->s.tok_pos[t] = seqs[i].n_past + k;
             m->s.tok_blocks[t] = seqs[i].blocks;
         }
-    forward_batch(m, pool, lay, seqs, n_seqs, n_tok, max_keys);
+    forward_batch(m, pool, lay, seqs, n_seqs, n_tok, max_keys, false);
     return 0;
 }
 
@@ -1863,11 +1874,11 @@ int model_forward_batch(sl_model_t *m, sl_pool_t *pool, sl_kv_pool_t *kv, const 
 
 int model_embed_dim(const sl_model_t *m) {
     const sl_hparams_t *hp = &m->hp;
-    if (!hp->encoder) return 0;
+    if (hp->pooling == SL_POOLING_NONE) return 0;
     return hp->pooling == SL_POOLING_RANK ? hp->n_cls_out : hp->n_embd;
 }
 
-int model_embed_max_tokens(const sl_model_t *m) { return m->hp.encoder ? m->hp.n_ctx_train : 0; }
+int model_embed_max_tokens(const sl_model_t *m) { return model_embed_dim(m) ? m->hp.n_ctx_train : 0; }
 
 /* Rows r of n floats: x_r = LayerNorm(x_r + y_r + b) · w + wb (y NULL: x_r alone). */
 struct ln_job {
@@ -1923,7 +1934,7 @@ static void gelu_worker(void *ctx, int ith, int nth) {
 static int embed_check(const sl_model_t *m, const sl_embed_seq_t *seqs, int n_seqs, int *n_tok, int *max_len,
                        char *err, size_t errlen) {
     const sl_hparams_t *hp = &m->hp;
-    if (!hp->encoder) return sl_err(err, errlen, "a %s model is not an embedding model", hp->arch_name);
+    if (!model_embed_dim(m)) return sl_err(err, errlen, "a %s model is not an embedding model", hp->arch_name);
     if (n_seqs <= 0) return sl_err(err, errlen, "no sequences to embed");
     const int n_types = SL_MAX(hp->n_token_types, 1);
     *n_tok = 0;
@@ -1983,33 +1994,15 @@ static void embed_pool(sl_model_t *m, sl_pool_t *pool, const sl_embed_seq_t *seq
     for (size_t i = 0; i < (size_t)n_seqs * (size_t)dim; i++) out[i] = s->att[i] + m->cls_out_b[i % (size_t)dim];
 }
 
-int model_embed(sl_model_t *m, sl_pool_t *pool, const sl_embed_seq_t *seqs, int n_seqs, float *out, char *err,
-                size_t errlen) {
+/* bert's layers over the batch (s->tok_pos / tok_blocks set, K/V in lay,
+ * keys[t]: the length of token t's sequence); the last states in s->x. */
+static void bert_layers(sl_model_t *m, sl_pool_t *pool, const sl_embed_seq_t *seqs, int n_seqs, int n_tok,
+                        const sl_kv_layout_t *lay, const int32_t *keys) {
     const sl_hparams_t *hp = &m->hp;
-    int n_tok = 0, max_len = 1;
-    size_t n_scores, per_seq, n_kv;
-    if (embed_check(m, seqs, n_seqs, &n_tok, &max_len, err, errlen) ||
-        scores_size(m, pool, &n_scores, err, errlen) || scratch_reserve(m, n_tok, n_scores, 0, err, errlen))
-        return -1;
-    const int E = hp->n_embd, H = hp->n_head, D = hp->head_dim;
-    if (!sl_mul_size((size_t)E, (size_t)max_len, &per_seq) || !sl_mul_size(per_seq, 2 * (size_t)n_seqs, &n_kv) ||
-        n_kv > SIZE_MAX / sizeof(float))
-        return sl_err(err, errlen, "batch too large");
-    float *kv = malloc(n_kv * sizeof(float));
-    int32_t *ids = malloc((size_t)n_seqs * sizeof *ids), *keys = malloc((size_t)n_tok * sizeof *keys);
-    if (!kv || !ids || !keys) {
-        free(kv);
-        free(ids);
-        free(keys);
-        return sl_err(err, errlen, "out of memory for a batch of %d tokens", n_tok);
-    }
     struct sl_scratch *s = &m->s;
-    for (int i = 0, t = 0; i < n_seqs; i++) {
-        ids[i] = i;
+    const int E = hp->n_embd, H = hp->n_head, D = hp->head_dim;
+    for (int i = 0, t = 0; i < n_seqs; i++)
         for (int k = 0; k < seqs[i].n_tok; k++, t++) {
-            s->tok_pos[t] = k;
-            s->tok_blocks[t] = &ids[i];
-            keys[t] = seqs[i].n_tok;
             float *x = s->x + (size_t)t * (size_t)E, *tmp = s->xn;
             sl_dequantize_row(m->tok_embd.type,
                               (const uint8_t *)m->tok_embd.data + (size_t)seqs[i].tokens[k] * m->tok_embd.row_bytes,
@@ -2017,27 +2010,12 @@ int model_embed(sl_model_t *m, sl_pool_t *pool, const sl_embed_seq_t *seqs, int 
             add_table_row(&m->pos_embd, k, x, tmp);
             if (m->type_embd.data) add_table_row(&m->type_embd, seqs[i].types ? seqs[i].types[k] : 0, x, tmp);
         }
-    }
     ln_rows(pool, s->x, NULL, NULL, m->embd_norm, m->embd_norm_b, n_tok, E, hp->norm_eps);
-
-    const size_t row_bytes = (size_t)D * sizeof(float);
-    const sl_kv_layout_t lay = {
-        .n_layer = 1,
-        .n_head_kv = H,
-        .head_dim = D,
-        .block_size = max_len,
-        .type = SL_TYPE_F32,
-        .row_bytes = row_bytes,
-        .layer_bytes = per_seq * sizeof(float),
-        .block_bytes = per_seq * sizeof(float),
-        .k = (uint8_t *)kv,
-        .v = (uint8_t *)(kv + per_seq * (size_t)n_seqs),
-    };
     for (int l = 0; l < hp->n_layer; l++) {
         const sl_layer_t *L = &m->layers[l];
         const sl_mm_t qkv[3] = {mm_of(&L->wq, s->q), mm_of(&L->wk, s->k), mm_of(&L->wv, s->v)};
         sl_matmul_multi(pool, qkv, 3, E, s->x, n_tok);
-        struct qkv_job qj = {m, L, NULL, &lay, 0, n_tok}; /* biases, then the K/V store */
+        struct qkv_job qj = {m, L, NULL, lay, l, n_tok}; /* biases, then the K/V store */
         if (n_tok >= 2)
             sl_pool_run(pool, qkv_worker, &qj);
         else
@@ -2052,15 +2030,15 @@ int model_embed(sl_model_t *m, sl_pool_t *pool, const sl_embed_seq_t *seqs, int 
             .tok_pos = s->tok_pos,
             .tok_blocks = s->tok_blocks,
             .tok_keys = keys,
-            .k = lay.k,
-            .v = lay.v,
-            .block_stride = lay.block_bytes,
-            .block_size = max_len,
-            .row_bytes = row_bytes,
+            .k = lay->k,
+            .v = lay->v,
+            .block_stride = lay->block_bytes,
+            .block_size = lay->block_size,
+            .row_bytes = lay->row_bytes,
             .kv_type = SL_TYPE_F32,
             .scale = hp->attn_scale,
             .scratch = s->scores,
-            .max_keys = max_len,
+            .max_keys = lay->block_size,
         };
         sl_attention_paged(pool, &a);
         matmul_w(pool, &L->wo, s->att, n_tok, s->xn);
@@ -2074,9 +2052,63 @@ int model_embed(sl_model_t *m, sl_pool_t *pool, const sl_embed_seq_t *seqs, int 
         matmul_w(pool, &L->down, s->gate, n_tok, s->xn);
         ln_rows(pool, s->x, s->xn, L->bdown, L->ffn_norm, L->ffn_norm_b, n_tok, E, hp->norm_eps);
     }
+}
+
+int model_embed(sl_model_t *m, sl_pool_t *pool, const sl_embed_seq_t *seqs, int n_seqs, float *out, char *err,
+                size_t errlen) {
+    const sl_hparams_t *hp = &m->hp;
+    int n_tok = 0, max_len = 1;
+    size_t n_scores, per_seq, n_kv;
+    if (embed_check(m, seqs, n_seqs, &n_tok, &max_len, err, errlen) ||
+        scores_size(m, pool, &n_scores, err, errlen) || scratch_reserve(m, n_tok, n_scores, 0, err, errlen))
+        return -1;
+    const size_t KD = (size_t)hp->n_head_kv * (size_t)hp->head_dim;
+    if (!sl_mul_size(KD, (size_t)max_len, &per_seq) || !sl_mul_size(per_seq, 2 * (size_t)n_seqs, &n_kv) ||
+        n_kv > SIZE_MAX / sizeof(float))
+        return sl_err(err, errlen, "batch too large");
+    float *kv = malloc(n_kv * sizeof(float));
+    int32_t *ids = malloc((size_t)n_seqs * sizeof *ids), *keys = malloc((size_t)n_tok * sizeof *keys);
+    sl_batch_seq_t *bs = hp->encoder ? NULL : malloc((size_t)n_seqs * sizeof *bs);
+    if (!kv || !ids || !keys || (!hp->encoder && !bs)) {
+        free(kv);
+        free(ids);
+        free(keys);
+        free(bs);
+        return sl_err(err, errlen, "out of memory for a batch of %d tokens", n_tok);
+    }
+    struct sl_scratch *s = &m->s;
+    for (int i = 0, t = 0; i < n_seqs; i++) {
+        ids[i] = i;
+        if (bs) bs[i] = (sl_batch_seq_t){seqs[i].tokens, seqs[i].n_tok, 0, &ids[i], NULL, false};
+        for (int k = 0; k < seqs[i].n_tok; k++, t++) {
+            s->tok_pos[t] = k;
+            s->tok_blocks[t] = &ids[i];
+            keys[t] = seqs[i].n_tok;
+        }
+    }
+    /* K/V of one layer, F32, one block per sequence: every layer stores
+     * its K/V there and its attention reads them before the next layer
+     * overwrites them (layer_bytes 0) */
+    const sl_kv_layout_t lay = {
+        .n_layer = 1,
+        .n_head_kv = hp->n_head_kv,
+        .head_dim = hp->head_dim,
+        .block_size = max_len,
+        .type = SL_TYPE_F32,
+        .row_bytes = (size_t)hp->head_dim * sizeof(float),
+        .layer_bytes = 0,
+        .block_bytes = per_seq * sizeof(float),
+        .k = (uint8_t *)kv,
+        .v = (uint8_t *)(kv + per_seq * (size_t)n_seqs),
+    };
+    if (hp->encoder)
+        bert_layers(m, pool, seqs, n_seqs, n_tok, &lay, keys);
+    else /* a decoder: causal, its final normed states */
+        forward_batch(m, pool, &lay, bs, n_seqs, n_tok, max_len, true);
     embed_pool(m, pool, seqs, n_seqs, out);
     free(kv);
     free(ids);
     free(keys);
+    free(bs);
     return 0;
 }

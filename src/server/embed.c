@@ -1,7 +1,7 @@
 /*
  * embed.c — POST /v1/embeddings (OpenAI's shape) and POST /v1/rerank (the
  * shape the hosted rerank APIs share: query + documents → results by
- * relevance) for encoder models (model_hparams()->encoder; engine.h,
+ * relevance) for embedding models (model_embed_dim > 0; engine.h,
  * eng_embed).
  *
  * Embeddings: `input` is a string, an array of strings, an array of token
@@ -160,7 +160,7 @@ static int too_long(emb_job_t *j, const char *param, int n, int max, size_t inde
 
 /* One text input: its ids with the model's special tokens. */
 static int input_text(emb_job_t *j, const char *text, size_t len, size_t index, bool many, oai_error_t *e) {
-    const int max = model_embed_max_tokens(j->m->model);
+    const int max = eng_n_ctx(j->m->eng);
     if (len == 0)
         return oai_fail(e, 400, NULL, "invalid_value", "input",
                         many ? "'$.input[%zu]' is an empty string; every input must have text."
@@ -181,7 +181,7 @@ static int input_text(emb_job_t *j, const char *text, size_t len, size_t index, 
 
 /* One input given as token ids (used as they are). */
 static int input_ids(emb_job_t *j, const json_t *arr, size_t index, bool many, oai_error_t *e) {
-    const int max = model_embed_max_tokens(j->m->model);
+    const int max = eng_n_ctx(j->m->eng);
     const int n_vocab = model_hparams(j->m->model)->n_vocab;
     const size_t n = json_array_size(arr);
     if (n == 0) return oai_fail(e, 400, NULL, "invalid_value", "input", "input %zu is an empty array of tokens", index);
@@ -271,7 +271,7 @@ static const char *doc_text(const json_t *d, size_t *len) {
 static int rerank_pair(emb_job_t *j, const int32_t *q, size_t nq, const char *text, size_t len, size_t index,
                        oai_error_t *e) {
     const sl_tok_t *t = j->m->tok;
-    const int max = model_embed_max_tokens(j->m->model);
+    const int max = eng_n_ctx(j->m->eng);
     const bool bert = !strcmp(tok_model_name(t), "bert"); /* WordPiece: one separator, segment ids */
     const int32_t cls = tok_bos(t), sep = tok_sep(t) >= 0 ? tok_sep(t) : tok_eos(t);
     const int n_special = (cls >= 0) + (bert ? 2 : 3) * (sep >= 0);
@@ -349,7 +349,7 @@ static int parse_rerank(emb_job_t *j, oai_error_t *e) {
     if (tok_encode(j->m->tok, json_string_value(qv), json_string_length(qv), false, false, &q, &nq, err,
                    sizeof err) != 0)
         return oai_fail(e, 400, NULL, "invalid_value", "query", "the query cannot be tokenized: %s", err);
-    const int max = model_embed_max_tokens(j->m->model);
+    const int max = eng_n_ctx(j->m->eng);
     if (nq + 5 > (size_t)max) { /* room for the special tokens and some document */
         free(q);
         return oai_fail(e, 400, NULL, "context_length_exceeded", "query",
@@ -526,9 +526,9 @@ void embed_handle(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, bool r
         goto fail;
     }
     const sl_hparams_t *hp = model_hparams(j->m->model);
-    if (!hp->encoder || (hp->pooling == SL_POOLING_RANK) != rerank) {
+    if (!srv_model_embeds(j->m) || (hp->pooling == SL_POOLING_RANK) != rerank) {
         oai_fail(&e, 400, NULL, "model_not_supported", "model", "The model '%.100s' %s.", j->m->id,
-                 !hp->encoder                      ? "does not make embeddings or rerank scores: it generates text"
+                 !srv_model_embeds(j->m)           ? "does not make embeddings or rerank scores: it generates text"
                  : hp->pooling == SL_POOLING_RANK ? "is a reranker: use /v1/rerank"
                                                    : "is an embedding model: use /v1/embeddings");
         goto fail;

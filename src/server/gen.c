@@ -998,7 +998,7 @@ void gen_handle(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, bool cha
         srv_model_not_found(s, j->r.model, &e);
         goto fail;
     }
-    if (model_hparams(j->m->model)->encoder) {
+    if (srv_model_embeds(j->m)) {
         oai_fail(&e, 400, NULL, "model_not_supported", "model", "The model '%.100s' %s; it does not generate text.",
                  j->m->id,
                  model_hparams(j->m->model)->pooling == SL_POOLING_RANK ? "is a reranker (/v1/rerank)"

@@ -83,7 +83,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg) {
     pthread_mutex_unlock(&s->evq_mu);
     for (size_t i = 0; i < n; i++) {
         if (q[i].err[0]) q[i].ev.error = q[i].err;
-        if (model_hparams(q[i].m->model)->encoder)
+        if (srv_model_embeds(q[i].m))
             embed_on_event(s, &q[i].ev);
         else
             gen_on_event(s, &q[i].ev);
@@ -259,7 +259,7 @@ void srv_model_not_found(srv_t *s, const char *id, oai_error_t *e) {
  * format detected, or null) and reasoning (it writes <think> reasoning). */
 static json_t *model_json(const srv_model_t *m) {
     const sl_hparams_t *hp = model_hparams(m->model);
-    if (hp->encoder) { /* embeddings or rerank only; dimensions: the vector's length */
+    if (srv_model_embeds(m)) { /* embeddings or rerank only; dimensions: the vector's length */
         const bool rank = hp->pooling == SL_POOLING_RANK;
         return json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:i, s:i, s:{s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:b}}", "id",
                          m->id, "object", "model", "created", (json_int_t)m->created, "owned_by", "silica", "type",
@@ -289,7 +289,7 @@ static void handle_models(srv_t *s, struct evhttp_request *req, const char *quer
     json_t *data = json_array();
     for (int i = 0; i < s->n_models; i++) {
         const sl_hparams_t *hp = model_hparams(s->models[i].model);
-        const char *kind = !hp->encoder ? "chat" : hp->pooling == SL_POOLING_RANK ? "reranker" : "embedding";
+        const char *kind = !srv_model_embeds(&s->models[i]) ? "chat" : hp->pooling == SL_POOLING_RANK ? "reranker" : "embedding";
         if (type && *type && strcmp(type, "text") != 0) continue;
         if (sub && *sub && strcmp(sub, kind) != 0) continue;
         json_array_append_new(data, model_json(&s->models[i]));
@@ -583,7 +583,7 @@ static int load_model(srv_t *s, srv_model_t *m, const srv_model_spec_t *spec, ch
     eo.kv_mem = s->cfg.kv_mem;
     eo.kv = s->cfg.kv_type;
     const int n_vocab_model = model_hparams(m->model)->n_vocab;
-    if (model_hparams(m->model)->encoder) { /* embeddings / rerank: no generation, no grammars */
+    if (srv_model_embeds(m)) { /* embeddings / rerank: no generation, no grammars */
         m->eng = eng_new(m->model, &eo, on_engine_event, m, e2, sizeof e2);
         if (!m->eng) return sl_err(err, errlen, "engine: %s", e2);
         sl_info("model %s: %s (%s %s, %d dimensions, context %d)", m->id, spec->path,

@@ -43,6 +43,12 @@ typedef struct srv_model {
     int64_t created;
 } srv_model_t;
 
+/* An embedding model (bert; a decoder with a pooling): /v1/embeddings or
+ * /v1/rerank only. */
+static inline bool srv_model_embeds(const srv_model_t *m) {
+    return model_embed_dim(m->model) > 0;
+}
+
 typedef struct gen_job gen_job_t;
 typedef struct emb_job emb_job_t;
 

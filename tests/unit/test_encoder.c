@@ -571,11 +571,17 @@ static void expect_embed_error(sl_model_t *m, const int32_t *tok, const int32_t 
     }
 }
 
-/* A minimal llama (one layer, every weight near 1) for the not-an-encoder error */
-static int write_llama(const char *path) {
-    enum { V = 32, E = 32, F = 64 };
-    static float data[F * E]; /* each tensor: the first n_out × n_in of these */
-    for (int i = 0; i < F * E; i++) data[i] = 1.0f + rnd_sym(0.1f);
+/* A minimal llama (one layer, every weight near 1) for the not-an-encoder
+ * error; with a pooling_type it is a decoder embedding model (the
+ * Qwen3-Embedding kind). */
+enum { LL_V = 32, LL_E = 32, LL_F = 64 };
+static float ll_data[LL_F * LL_E]; /* each tensor: the first n_out × n_in of these */
+
+static int write_llama(const char *path, uint32_t pooling) {
+    enum { V = LL_V, E = LL_E, F = LL_F };
+    float *data = ll_data;
+    /* the embedding model's weights centred on 0, so positions differ */
+    for (int i = 0; i < F * E; i++) data[i] = pooling ? rnd_sym(1.0f) : 1.0f + rnd_sym(0.1f);
     gguf_writer_t *w = gguf_writer_new();
     CHECK(gguf_writer_set_str(w, "general.architecture", "llama") == 0);
     const char *keys[] = {"context_length", "embedding_length", "block_count", "feed_forward_length",
@@ -587,6 +593,7 @@ static int write_llama(const char *path) {
         CHECK(gguf_writer_set_u32(w, key, vals[i]) == 0);
     }
     CHECK(gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f) == 0);
+    if (pooling) CHECK(gguf_writer_set_u32(w, "llama.pooling_type", pooling) == 0);
     const struct { const char *name; int n_out, n_in; } t[] = { /* n_in 0: a vector */
         {"token_embd.weight", V, E}, {"output.weight", V, E}, {"output_norm.weight", E, 0},
         {"blk.0.attn_norm.weight", E, 0}, {"blk.0.ffn_norm.weight", E, 0}, {"blk.0.attn_q.weight", E, E},
@@ -633,7 +640,7 @@ static void test_embed_errors(void) {
     }
     bm_free(&rm);
 
-    CHECK(write_llama(model_path()) == 0);
+    CHECK(write_llama(model_path(), 0) == 0);
     char err[SL_ERR_MAX] = "";
     m = model_load(model_path(), err, sizeof err);
     unlink(model_path());
@@ -647,6 +654,56 @@ static void test_embed_errors(void) {
         err[0] = '\0';
         CHECK(model_embed(m, NULL, &seq, 1, out, err, sizeof err) == -1);
         CHECK_MSG(strstr(err, "embedding") != NULL, "message '%s' lacks 'embedding'", err);
+        model_free(m);
+    }
+}
+
+/* A decoder with a pooling_type embeds: its pooled final normed states,
+ * through the output matrix, are the logits model_forward gives (LAST: the
+ * last position's; CLS: the first's; MEAN: the average of every
+ * position's, logits being linear in the state). Three sequences in one
+ * batch. */
+static void test_decoder_pooling(void) {
+    const sl_pooling_t kinds[] = {SL_POOLING_LAST, SL_POOLING_MEAN, SL_POOLING_CLS};
+    for (size_t ki = 0; ki < SL_ARRAY_LEN(kinds); ki++) {
+        CHECK(write_llama(model_path(), (uint32_t)kinds[ki]) == 0);
+        char err[SL_ERR_MAX] = "";
+        sl_model_t *m = model_load(model_path(), err, sizeof err);
+        unlink(model_path());
+        CHECK_MSG(m != NULL, "%s", err);
+        if (!m) continue;
+        CHECK(!model_hparams(m)->encoder && model_hparams(m)->pooling == kinds[ki]);
+        CHECK(model_embed_dim(m) == LL_E && model_embed_max_tokens(m) == 64);
+        enum { NS = 3 };
+        const int lens[NS] = {1, 5, 9};
+        int32_t toks[NS][9];
+        sl_embed_seq_t seqs[NS];
+        for (int i = 0; i < NS; i++) {
+            for (int k = 0; k < lens[i]; k++) toks[i][k] = (int32_t)((7 * i + 3 * k + 1) % LL_V);
+            seqs[i] = (sl_embed_seq_t){toks[i], NULL, lens[i]};
+        }
+        float out[NS * LL_E];
+        sl_pool_t *pool = sl_pool_new(2);
+        CHECK_MSG(model_embed(m, pool, seqs, NS, out, err, sizeof err) == 0, "%s", err);
+        double worst = 0.0, scale = 0.0;
+        for (int i = 0; i < NS; i++) {
+            sl_kv_t *kv = model_kv_new(m, 16, SL_TYPE_F32, err, sizeof err);
+            float *lg = malloc((size_t)lens[i] * LL_V * sizeof *lg);
+            CHECK(kv && lg && model_forward(m, pool, kv, toks[i], lens[i], lg, true, err, sizeof err) == 0);
+            for (int v = 0; kv && lg && v < LL_V; v++) {
+                double want = 0.0, got = 0.0;
+                for (int k = 0; k < lens[i]; k++)
+                    if (kinds[ki] == SL_POOLING_MEAN || k == (kinds[ki] == SL_POOLING_LAST ? lens[i] - 1 : 0))
+                        want += lg[(size_t)k * LL_V + v] / (kinds[ki] == SL_POOLING_MEAN ? lens[i] : 1);
+                for (int e = 0; e < LL_E; e++) got += (double)ll_data[v * LL_E + e] * out[i * LL_E + e];
+                worst = fmax(worst, fabs(got - want));
+                scale = fmax(scale, fabs(want));
+            }
+            free(lg);
+            model_kv_free(kv);
+        }
+        CHECK_MSG(worst <= 1e-4 * scale, "pooling %d: %g of %g", (int)kinds[ki], worst, scale);
+        sl_pool_free(pool);
         model_free(m);
     }
 }
@@ -688,6 +745,7 @@ int main(void) {
     RUN(test_f16_q8);
     RUN(test_mutations);
     RUN(test_embed_errors);
+    RUN(test_decoder_pooling);
     RUN(test_load_errors);
     return test_summary();
 }

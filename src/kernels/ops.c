@@ -663,8 +663,8 @@ __attribute__((target("avx2,fma"))) static inline __m128 hsum4x8(__m256 a0, __m2
  * independent FMA chains: the one-row loops have 8, fewer than the FMA
  * latency × throughput of the core needs. s: R rows of ATT_KB + 8 floats. */
 __attribute__((target("avx2,fma"))) static inline __attribute__((always_inline)) void
-att_rows_avx2(const int R, const float *q, float *out, const float *K, const float *V, int nv, int hd, float scale,
-              float cap, float *m, float *l, float *s) {
+att_rows_avx2(const int R, const float *q, float *out, size_t rs, const float *K, const float *V, int nv, int hd,
+              float scale, float cap, float *m, float *l, float *s) {
     const size_t sst = ATT_KB + 8;
     const __m128 sc = _mm_set1_ps(scale);
     __m128 mx[3];
@@ -680,7 +680,7 @@ att_rows_avx2(const int R, const float *q, float *out, const float *K, const flo
         for (int d = 0; d < hd; d += 8) {
 #pragma GCC unroll 3
             for (int r = 0; r < R; r++) {
-                const __m256 x = _mm256_loadu_ps(q + (size_t)r * (size_t)hd + d);
+                const __m256 x = _mm256_loadu_ps(q + (size_t)r * rs + d);
 #pragma GCC unroll 4
                 for (int c = 0; c < 4; c++)
                     acc[r][c] = _mm256_fmadd_ps(x, _mm256_loadu_ps(k + (size_t)c * (size_t)hd + d), acc[r][c]);
@@ -698,7 +698,7 @@ att_rows_avx2(const int R, const float *q, float *out, const float *K, const flo
     for (; j < nv; j++)
         for (int r = 0; r < R; r++) {
             float *sr = s + (size_t)r * sst;
-            sr[j] = dot_f32_avx2(q + (size_t)r * (size_t)hd, K + (size_t)j * (size_t)hd, hd) * scale;
+            sr[j] = dot_f32_avx2(q + (size_t)r * rs, K + (size_t)j * (size_t)hd, hd) * scale;
             if (sr[j] > mf[r]) mf[r] = sr[j];
         }
     for (int r = 0; r < R; r++) c[r] = att_softmax_step(s + (size_t)r * sst, nv, mf[r], cap, &m[r], &l[r]);
@@ -708,7 +708,7 @@ att_rows_avx2(const int R, const float *q, float *out, const float *K, const flo
         for (int r = 0; r < R; r++) {
             const __m256 cv = _mm256_set1_ps(c[r]);
 #pragma GCC unroll 4
-            for (int e = 0; e < 4; e++) o[r][e] = _mm256_mul_ps(cv, _mm256_loadu_ps(out + (size_t)r * (size_t)hd + d + 8 * e));
+            for (int e = 0; e < 4; e++) o[r][e] = _mm256_mul_ps(cv, _mm256_loadu_ps(out + (size_t)r * rs + d + 8 * e));
         }
         for (j = 0; j < nv; j++) {
             const float *v = V + (size_t)j * (size_t)hd + d;
@@ -722,19 +722,21 @@ att_rows_avx2(const int R, const float *q, float *out, const float *K, const flo
 #pragma GCC unroll 3
         for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
-            for (int e = 0; e < 4; e++) _mm256_storeu_ps(out + (size_t)r * (size_t)hd + d + 8 * e, o[r][e]);
+            for (int e = 0; e < 4; e++) _mm256_storeu_ps(out + (size_t)r * rs + d + 8 * e, o[r][e]);
     }
 }
 
-__attribute__((target("avx2,fma"))) static void att_row3_avx2(const float *q, float *out, const float *K,
+/* rs: floats from one row's q / out to the next (head_dim for the heads of
+ * one token; n_head · head_dim for one head of consecutive tokens) */
+__attribute__((target("avx2,fma"))) static void att_row3_avx2(const float *q, float *out, size_t rs, const float *K,
                                                                 const float *V, int nv, int hd, float scale, float cap,
                                                                 float *m, float *l, float *s) {
-    att_rows_avx2(3, q, out, K, V, nv, hd, scale, cap, m, l, s);
+    att_rows_avx2(3, q, out, rs, K, V, nv, hd, scale, cap, m, l, s);
 }
-__attribute__((target("avx2,fma"))) static void att_row2_avx2(const float *q, float *out, const float *K,
+__attribute__((target("avx2,fma"))) static void att_row2_avx2(const float *q, float *out, size_t rs, const float *K,
                                                                 const float *V, int nv, int hd, float scale, float cap,
                                                                 float *m, float *l, float *s) {
-    att_rows_avx2(2, q, out, K, V, nv, hd, scale, cap, m, l, s);
+    att_rows_avx2(2, q, out, rs, K, V, nv, hd, scale, cap, m, l, s);
 }
 #endif
 
@@ -794,6 +796,27 @@ static void attn_paged_worker(void *ctx, int ith, int nth) {
             const int nk = n_keys - j0 < kb ? n_keys - j0 : kb;
             const float *K0 = att_rows_f32(a, a->k, blocks, hoff, j0, nk, job->simd, kbuf);
             const float *V0 = att_rows_f32(a, a->v, blocks, hoff, j0, nk, job->simd, vbuf);
+#ifdef SL_OPS_X86
+            /* non-causal with one query head per KV head (BERT): every
+             * token of the tile sees the same nk keys, so the rows of
+             * consecutive tokens go through the chunk 3 (or 2) at a time,
+             * each key and value vector loaded once for all of them */
+            if (a->tok_keys && group == 1 && simd && hd % 32 == 0 && nt > 1) {
+                const size_t rs = (size_t)H * (size_t)hd;
+                for (int ti = 0; ti < nt;) {
+                    const int left = nt - ti, nr = left == 2 || left == 4 ? 2 : left >= 3 ? 3 : 1;
+                    const size_t qo = ((size_t)(t0 + ti) * (size_t)H + (size_t)hk) * (size_t)hd;
+                    if (nr > 1)
+                        (nr == 3 ? att_row3_avx2 : att_row2_avx2)(a->q + qo, a->out + qo, rs, K0, V0, nk, hd,
+                                                                  a->scale, a->softcap, &M[ti], &L[ti], s);
+                    else
+                        att_row_avx2(a->q + qo, a->out + qo, K0, V0, nk, hd, a->scale, a->softcap, &M[ti], &L[ti], s);
+                    ti += nr;
+                }
+                j0 += nk;
+                continue;
+            }
+#endif
             for (int ti = 0; ti < nt; ti++) {
                 /* keys of the chunk this token sees: it sees n_keys - j0 >= nk
                  * non-causal, so nv = nk below for every row */
@@ -810,9 +833,8 @@ static void attn_paged_worker(void *ctx, int ith, int nth) {
                     /* the token's rows (consecutive heads) 3 at a time (2 where 2 or 4 are left) */
                     const int left = group - g, nr = left == 2 || left == 4 ? 2 : left >= 3 ? 3 : 1;
                     if (simd && nr > 1 && hd % 32 == 0) {
-                        (nr == 3 ? att_row3_avx2 : att_row2_avx2)(a->q + qo, a->out + qo, K, V, nv,
-                                                                  hd, a->scale, a->softcap, &M[r],
-                                                                  &L[r], s);
+                        (nr == 3 ? att_row3_avx2 : att_row2_avx2)(a->q + qo, a->out + qo, (size_t)hd, K, V,
+                                                                  nv, hd, a->scale, a->softcap, &M[r], &L[r], s);
                         g += nr - 1;
                         continue;
                     }

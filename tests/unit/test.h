@@ -41,6 +41,18 @@ static int test_checks_;
         fprintf(stderr, "%s %s\n", test_failures_ == before_ ? "ok  " : "FAIL", #fn);              \
     } while (0)
 
+/* max |a - b| over max |b| for n values (a NaN in a counts as infinite):
+ * how the model tests compare a forward pass with their double references */
+static inline double test_rel_err(const float *a, const double *b, size_t n) {
+    double md = 0, mb = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (d > md || isnan(d)) md = isnan(d) ? INFINITY : d;
+        if (fabs(b[i]) > mb) mb = fabs(b[i]);
+    }
+    return md / mb;
+}
+
 static inline int test_summary(void) {
     fprintf(stderr, "%d checks, %d failures\n", test_checks_, test_failures_);
     return test_failures_ ? 1 : 0;

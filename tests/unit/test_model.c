@@ -704,16 +704,6 @@ static const char *model_path(void) {
     return tmp_path;
 }
 
-/* max |a-b| over max |b| for n floats */
-static double rel_err(const float *a, const double *b, size_t n) {
-    double md = 0, mb = 1e-30;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > md || isnan(d)) md = isnan(d) ? INFINITY : d;
-        if (fabs(b[i]) > mb) mb = fabs(b[i]);
-    }
-    return md / mb;
-}
 
 static void run_case(const char *label, const spec_t *s, double tol, sl_type_t kv_type, int n_threads) {
     ref_model_t rm;
@@ -747,7 +737,7 @@ static void run_case(const char *label, const spec_t *s, double tol, sl_type_t k
     CHECK(kv != NULL);
     CHECK_MSG(model_forward(m, pool, kv, toks, N, got, true, err, sizeof err) == 0, "%s", err);
     CHECK(model_kv_len(kv) == N);
-    double e = rel_err(got, want, (size_t)N * s->V);
+    double e = test_rel_err(got, want, (size_t)N * s->V);
     CHECK_MSG(e <= tol, "%s prefill: rel err %.3g > %.3g", label, e, tol);
 
     /* Decode: one token at a time; each step's logits are the prefill's. */
@@ -755,7 +745,7 @@ static void run_case(const char *label, const spec_t *s, double tol, sl_type_t k
     double worst = 0;
     for (int t = 0; t < N; t++) {
         CHECK_MSG(model_forward(m, pool, kv, &toks[t], 1, last, false, err, sizeof err) == 0, "%s", err);
-        double et = rel_err(last, want + (size_t)t * s->V, (size_t)s->V);
+        double et = test_rel_err(last, want + (size_t)t * s->V, (size_t)s->V);
         if (et > worst) worst = et;
         double ep = 0, mx = 1e-30;
         for (int i = 0; i < s->V; i++) {
@@ -771,7 +761,7 @@ static void run_case(const char *label, const spec_t *s, double tol, sl_type_t k
     CHECK(model_forward(m, pool, kv, toks, 4, last, false, err, sizeof err) == 0);
     CHECK(model_forward(m, pool, kv, toks + 4, 5, last, false, err, sizeof err) == 0);
     CHECK(model_forward(m, pool, kv, toks + 9, 2, last, false, err, sizeof err) == 0);
-    e = rel_err(last, want + (size_t)(N - 1) * s->V, (size_t)s->V);
+    e = test_rel_err(last, want + (size_t)(N - 1) * s->V, (size_t)s->V);
     CHECK_MSG(e <= tol, "%s chunked: rel err %.3g", label, e);
 
     /* Errors: out-of-range token, context full. */
@@ -1168,7 +1158,7 @@ static double quantized_logits_err(ref_model_t *rm, sl_model_t *m, sl_pool_t *po
     ref_forward(rm, toks, n, want);
     sl_kv_t *kv = model_kv_new(m, n, SL_TYPE_F32, err, sizeof err);
     CHECK(model_forward(m, pool, kv, toks, n, got, false, err, sizeof err) == 0);
-    const double e = rel_err(got, want + (size_t)(n - 1) * s->V, (size_t)s->V);
+    const double e = test_rel_err(got, want + (size_t)(n - 1) * s->V, (size_t)s->V);
     model_kv_free(kv);
     free(want), free(got);
     return e;
@@ -1254,7 +1244,7 @@ static void test_long_prefill(void) {
         sl_pool_t *pool = sl_pool_new(2);
         sl_kv_t *kv = model_kv_new(m, N, SL_TYPE_F16, err, sizeof err);
         CHECK(model_forward(m, pool, kv, toks, N, got, true, err, sizeof err) == 0);
-        double e = rel_err(got, want, (size_t)N * s.V);
+        double e = test_rel_err(got, want, (size_t)N * s.V);
         CHECK_MSG(e < 5e-3, "long prefill (f16 KV): rel err %.3g", e);
         CHECK(model_kv_len(kv) == N && model_kv_capacity(kv) == N);
         model_kv_free(kv);

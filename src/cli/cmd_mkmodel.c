@@ -4,12 +4,13 @@
  * llama.cpp's converter writes them), optionally with a real tokenizer
  * imported from a Hugging Face tokenizer.json + tokenizer_config.json.
  *
- *   silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|glm4moe|phi3|gemma|gemma2|gemma3|granite|granitemoe|smollm3|olmo2|ernie4_5|bert --out F.gguf [--vocab N]
+ *   silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|glm4moe|phi3|gemma|gemma2|gemma3|granite|granitemoe|smollm3|olmo2|ernie4_5|bert|nomic-bert --out F.gguf [--vocab N]
  *       [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N]
  *       [--experts N --experts-used K --expert-ffn N]  (qwen2moe, qwen3moe, glm4moe; llama: Mixtral)
  *       [--shared-ffn N]                               (qwen2moe's shared expert)
  *       [--swa N]                                      (gemma2/3's sliding window)
  *       [--pooling mean|cls|rank] [--cls-out N] [--token-types N]  (bert)
+ *       [--pooling mean|cls|last] [--token-types N]                (nomic-bert)
  *       [--pooling mean|cls|last]  (other archs: a decoder embedding model, as Qwen3-Embedding)
  *       [--ctx N] [--tied|--untied] [--type f32|f16|q8_0|q4_K_M|...]
  *       [--seed S] [--tokenizer DIR] [--chat-template FILE] [--name NAME] [--rope-base F]
@@ -29,6 +30,15 @@
  * pooling the classifier head cls (E -> E) and cls.output (E -> --cls-out,
  * default 1). It has no RoPE and no grouped K/V heads, so --kv-heads,
  * --head-dim, --tied/--untied and the --rope-* options are refused for it.
+ *
+ * nomic-bert is the encoder of nomic-embed-text v1/v1.5 as llama.cpp's
+ * converter writes it: bert's token-type embeddings and post-LayerNorms,
+ * but no position table (RoPE rotating halves on Q and K, base --rope-base,
+ * default 1000), one fused attn_qkv [E, 3E] (Q rows, then K, then V), a
+ * gated FFN (ffn_up, ffn_gate, ffn_down: down(silu(gate x) · up x)) and no
+ * biases but the LayerNorms'. Pooling mean (default), cls or last; --ctx
+ * defaults to 2048. --cls-out and rank pooling, --kv-heads, --head-dim,
+ * --tied/--untied and RoPE scaling are refused for it.
  */
 #include <math.h>
 #include <stdio.h>
@@ -47,18 +57,19 @@ typedef struct mk {
     const char *arch, *out, *type, *tokenizer, *name, *scaling, *chat_template, *pooling;
     long vocab, embd, layers, heads, kv_heads, head_dim, ffn, ctx, seed, threads, orig_ctx;
     long experts, experts_used, expert_ffn, shared_ffn, swa;
-    long token_types, cls_out; /* bert; like kv_heads and ctx, -1 until given or defaulted */
+    long token_types, cls_out; /* bert, nomic-bert; like kv_heads and ctx, -1 until given or defaulted */
     int tied; /* -1: default */
     double rope_base, rope_factor, eps;
 } mk_t;
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|glm4moe|phi3|gemma|gemma2|gemma3|granite|granitemoe|smollm3|olmo2|ernie4_5|bert --out F.gguf [--vocab N]\n"
+            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|glm4moe|phi3|gemma|gemma2|gemma3|granite|granitemoe|smollm3|olmo2|ernie4_5|bert|nomic-bert --out F.gguf [--vocab N]\n"
             "         [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N] [--ctx N] [--tied|--untied]\n"
             "         [--experts N --experts-used K --expert-ffn N] (qwen2moe, qwen3moe, glm4moe; default 8, 2, ffn / 2)\n"
             "         [--shared-ffn N] (qwen2moe's shared expert; default ffn) [--swa N] (gemma2/3's window; default 512)\n"
             "         [--pooling mean|cls|rank] [--cls-out N] [--token-types N] (bert; default cls, 1, 2; --ctx 512)\n"
+            "         [--pooling mean|cls|last] [--token-types N]  (nomic-bert; default mean, 2; --ctx 2048, --rope-base 1000)\n"
             "         [--pooling mean|cls|last]                                 (other archs: an embedding model)\n"
             "         [--type f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q2_K|q3_K_S|q3_K_M|q3_K_L|q4_K|q4_K_S|q4_K_M\n"
             "                 |q5_K|q5_K_S|q5_K_M|q6_K|iq4_nl|iq4_xs] [--seed S]\n"
@@ -161,15 +172,20 @@ static int set_key_f32(gguf_writer_t *w, const char *arch, const char *k, double
     return gguf_writer_set_f32(w, key, (float)v);
 }
 
-/* bert's keys beyond the shape ones every architecture has, as llama.cpp's
- * converter writes them: no RoPE keys, no head_count_kv, LayerNorm's epsilon;
- * classifier.output_labels only for more than one output (llama.cpp's
- * n_cls_out defaults to 1), named like transformers' defaults. */
-static int set_bert_keys(gguf_writer_t *w, const mk_t *m, uint32_t pooling) {
+/* The encoders' (bert, nomic-bert: arch) keys beyond the shape ones every
+ * architecture has, as llama.cpp's converter writes them: no head_count_kv,
+ * LayerNorm's epsilon; RoPE's base only for nomic-bert (no
+ * rope.dimension_count: the whole head turns); classifier.output_labels
+ * only for more than one output (llama.cpp's n_cls_out defaults to 1),
+ * named like transformers' defaults. */
+static int set_bert_keys(gguf_writer_t *w, const char *arch, const mk_t *m, uint32_t pooling) {
+    char key[128];
     int bad = 0;
-    bad |= set_key_f32(w, "bert", "attention.layer_norm_epsilon", m->eps);
-    bad |= gguf_writer_set_bool(w, "bert.attention.causal", false);
-    bad |= set_key_u32(w, "bert", "pooling_type", pooling);
+    bad |= set_key_f32(w, arch, "attention.layer_norm_epsilon", m->eps);
+    snprintf(key, sizeof key, "%s.attention.causal", arch);
+    bad |= gguf_writer_set_bool(w, key, false);
+    bad |= set_key_u32(w, arch, "pooling_type", pooling);
+    if (!strcmp(arch, "nomic-bert")) bad |= set_key_f32(w, arch, "rope.freq_base", m->rope_base);
     bad |= gguf_writer_set_u32(w, "tokenizer.ggml.token_type_count", (uint32_t)m->token_types);
     if (bad || m->cls_out <= 1) return bad ? -1 : 0;
     enum { LABEL_MAX = 32 }; /* "LABEL_" and up to 20 digits */
@@ -181,7 +197,8 @@ static int set_bert_keys(gguf_writer_t *w, const mk_t *m, uint32_t pooling) {
             labels[i] = text + i * LABEL_MAX;
             snprintf(text + i * LABEL_MAX, LABEL_MAX, "LABEL_%zu", i);
         }
-        bad = gguf_writer_set_arr_str(w, "bert.classifier.output_labels", labels, NULL, n);
+        snprintf(key, sizeof key, "%s.classifier.output_labels", arch);
+        bad = gguf_writer_set_arr_str(w, key, labels, NULL, n);
     }
     const int rc = text && labels && !bad ? 0 : -1;
     free(labels);
@@ -222,6 +239,34 @@ static int add_bert_tensors(out_t *o, const mk_t *m, bool rank) {
                  add_random(o, "cls.output.weight", E, m->cls_out, 0, sd) ||
                  add_random(o, "cls.output.bias", m->cls_out, 0, 0, sd)))
         return -1;
+    return 0;
+}
+
+/* nomic-bert's tensors after token_embd.weight, in llama.cpp's names: the
+ * token-type embeddings and their LayerNorm (no position table: RoPE),
+ * then per block the fused Q/K/V rows, the output projection, the
+ * LayerNorm after attention, the gated FFN and the LayerNorm after it; no
+ * bias but the LayerNorms'. */
+static int add_nomic_tensors(out_t *o, const mk_t *m) {
+    const float sd = 0.02f;
+    const int64_t E = m->embd, F = m->ffn;
+    if (add_random(o, "token_types.weight", E, m->token_types, 0, sd) ||
+        add_random(o, "token_embd_norm.weight", E, 0, 1, sd) || add_random(o, "token_embd_norm.bias", E, 0, 0, sd))
+        return -1;
+    for (long l = 0; l < m->layers; l++) {
+        char n[64];
+#define T(s) (snprintf(n, sizeof n, "blk.%ld.%s", l, s), n)
+        if (add_random(o, T("attn_qkv.weight"), E, 3 * E, 0, sd) ||
+            add_random(o, T("attn_output.weight"), E, E, 0, sd) ||
+            add_random(o, T("attn_output_norm.weight"), E, 0, 1, sd) ||
+            add_random(o, T("attn_output_norm.bias"), E, 0, 0, sd) ||
+            add_random(o, T("ffn_up.weight"), E, F, 0, sd) || add_random(o, T("ffn_gate.weight"), E, F, 0, sd) ||
+            add_random(o, T("ffn_down.weight"), F, E, 0, sd) ||
+            add_random(o, T("layer_output_norm.weight"), E, 0, 1, sd) ||
+            add_random(o, T("layer_output_norm.bias"), E, 0, 0, sd))
+            return -1;
+#undef T
+    }
     return 0;
 }
 
@@ -324,33 +369,45 @@ int cmd_mkmodel(int argc, char **argv) {
     const bool llama_rope =
         !strcmp(m.arch, "llama") || !strcmp(m.arch, "internlm2") || !strcmp(m.arch, "smollm3") || glm || granite ||
         !strcmp(m.arch, "ernie4_5");
-    const bool bert = !strcmp(m.arch, "bert");
-    if (!llama_rope && !moe && !phi3 && !gemma && !olmo2 && !bert && strcmp(m.arch, "qwen2") &&
+    /* the encoders: bert, and nomic-bert (bert's embeddings and LayerNorms
+     * with RoPE, fused QKV and a gated FFN) */
+    const bool nomic = !strcmp(m.arch, "nomic-bert"), encoder = nomic || !strcmp(m.arch, "bert");
+    if (!llama_rope && !moe && !phi3 && !gemma && !olmo2 && !encoder && strcmp(m.arch, "qwen2") &&
         strcmp(m.arch, "qwen3")) {
         fprintf(stderr,
                 "silica mkmodel: --arch must be llama, internlm2, qwen2, qwen3, qwen2moe, qwen3moe, chatglm, glm4, "
-                "glm4moe, phi3, gemma, gemma2, gemma3, granite, granitemoe, smollm3, olmo2, ernie4_5 or bert\n");
+                "glm4moe, phi3, gemma, gemma2, gemma3, granite, granitemoe, smollm3, olmo2, ernie4_5, bert or "
+                "nomic-bert\n");
         return 2;
     }
-    uint32_t pooling = 0; /* llama.cpp's pooling_type: 1 mean, 2 cls, 4 rank */
-    if (bert) {
-        if (m.kv_heads >= 0 || m.head_dim || m.tied >= 0 || m.rope_base != 0 || m.scaling || m.rope_factor != 1 ||
-            m.orig_ctx) {
-            fprintf(stderr,
-                    "silica mkmodel: --kv-heads, --head-dim, --tied, --untied and the --rope-* options are not for "
-                    "bert\n");
+    uint32_t pooling = 0; /* llama.cpp's pooling_type: 1 mean, 2 cls, 3 last, 4 rank */
+    if (encoder) {
+        if (m.kv_heads >= 0 || m.head_dim || m.tied >= 0 || (!nomic && m.rope_base != 0) || m.scaling ||
+            m.rope_factor != 1 || m.orig_ctx) {
+            fprintf(stderr, nomic ? "silica mkmodel: --kv-heads, --head-dim, --tied, --untied and RoPE scaling are "
+                                    "not for nomic-bert\n"
+                                  : "silica mkmodel: --kv-heads, --head-dim, --tied, --untied and the --rope-* "
+                                    "options are not for bert\n");
             return 2;
         }
-        pooling = !m.pooling || !strcmp(m.pooling, "cls") ? 2
-                  : !strcmp(m.pooling, "mean")            ? 1
-                  : !strcmp(m.pooling, "rank")            ? 4
-                                                          : 0;
+        if (nomic)
+            pooling = !m.pooling || !strcmp(m.pooling, "mean") ? 1
+                      : !strcmp(m.pooling, "cls")              ? 2
+                      : !strcmp(m.pooling, "last")             ? 3
+                                                               : 0;
+        else
+            pooling = !m.pooling || !strcmp(m.pooling, "cls") ? 2
+                      : !strcmp(m.pooling, "mean")            ? 1
+                      : !strcmp(m.pooling, "rank")            ? 4
+                                                              : 0;
         if (pooling == 0) {
-            fprintf(stderr, "silica mkmodel: --pooling must be mean, cls or rank\n");
+            fprintf(stderr, nomic ? "silica mkmodel: --pooling for nomic-bert must be mean, cls or last\n"
+                                  : "silica mkmodel: --pooling must be mean, cls or rank\n");
             return 2;
         }
         if (m.cls_out >= 0 && pooling != 4) {
-            fprintf(stderr, "silica mkmodel: --cls-out is for --pooling rank\n");
+            fprintf(stderr, nomic ? "silica mkmodel: --cls-out is not for nomic-bert (no classifier head)\n"
+                                  : "silica mkmodel: --cls-out is for --pooling rank\n");
             return 2;
         }
         if (m.cls_out == 0 || m.token_types == 0) {
@@ -362,8 +419,9 @@ int cmd_mkmodel(int argc, char **argv) {
         m.kv_heads = m.heads;                     /* every head its own K and V */
         m.tied = 1; /* no output matrix: token_embd gets its type in the mixes, as in llama-quantize */
         m.eps = 1e-12;
+        if (nomic && m.rope_base == 0) m.rope_base = 1000.0; /* nomic-embed-text's rotary_emb_base */
     } else if (m.cls_out >= 0 || m.token_types >= 0) {
-        fprintf(stderr, "silica mkmodel: --cls-out and --token-types are for bert\n");
+        fprintf(stderr, "silica mkmodel: --cls-out and --token-types are for bert and nomic-bert\n");
         return 2;
     } else if (m.pooling) { /* a decoder embedding model (Qwen3-Embedding: last) */
         pooling = !strcmp(m.pooling, "mean") ? 1 : !strcmp(m.pooling, "cls") ? 2 : !strcmp(m.pooling, "last") ? 3 : 0;
@@ -373,7 +431,7 @@ int cmd_mkmodel(int argc, char **argv) {
         }
     }
     if (m.kv_heads < 0) m.kv_heads = 2;
-    if (m.ctx < 0) m.ctx = bert ? 512 : 2048;
+    if (m.ctx < 0) m.ctx = encoder && !nomic ? 512 : 2048;
     if (m.rope_base == 0) m.rope_base = llama_rope || (gemma && !gemma3) ? 10000.0 : 1000000.0;
     if (gemma && m.tied < 0) m.tied = 1; /* Gemma ties its output to the embeddings */
     if ((gemma2 || gemma3) && m.swa == 0) m.swa = 512;
@@ -402,9 +460,10 @@ int cmd_mkmodel(int argc, char **argv) {
     if (m.head_dim == 0) m.head_dim = m.heads ? m.embd / m.heads : 0;
     if (m.tied < 0) m.tied = 0;
     if (m.embd < 1 || m.layers < 1 || m.heads < 1 || m.kv_heads < 1 || m.ffn < 1 || m.ctx < 1 ||
-        m.heads % m.kv_heads || (bert ? m.embd % m.heads != 0 : m.head_dim < 2 || (m.head_dim & 1))) {
-        fprintf(stderr, "silica mkmodel: inconsistent shape (need heads %% kv-heads == 0, even head-dim; bert: "
-                        "heads dividing embd)\n");
+        m.heads % m.kv_heads || (encoder && m.embd % m.heads != 0) ||
+        (!(encoder && !nomic) && (m.head_dim < 2 || (m.head_dim & 1)))) {
+        fprintf(stderr, "silica mkmodel: inconsistent shape (need heads %% kv-heads == 0, even head-dim; bert, "
+                        "nomic-bert: heads dividing embd)\n");
         return 2;
     }
     char err[SL_ERR_MAX];
@@ -445,14 +504,14 @@ int cmd_mkmodel(int argc, char **argv) {
     bad |= gguf_writer_set_str(o.w, "general.name", m.name ? m.name : name);
     bad |= gguf_writer_set_u32(o.w, "general.file_type", (uint32_t)o.plan.ftype);
     bad |= gguf_writer_set_u32(o.w, "general.quantization_version", 2);
-    if (!bert) bad |= set_key_u32(o.w, A, "vocab_size", m.vocab); /* bert's converter writes none */
+    if (!encoder) bad |= set_key_u32(o.w, A, "vocab_size", m.vocab); /* the encoders' converter writes none */
     bad |= set_key_u32(o.w, A, "context_length", m.ctx);
     bad |= set_key_u32(o.w, A, "embedding_length", m.embd);
     bad |= set_key_u32(o.w, A, "block_count", m.layers);
     bad |= set_key_u32(o.w, A, "feed_forward_length", m.ffn);
     bad |= set_key_u32(o.w, A, "attention.head_count", m.heads);
-    if (bert) {
-        bad |= set_bert_keys(o.w, &m, pooling);
+    if (encoder) {
+        bad |= set_bert_keys(o.w, A, &m, pooling);
     } else {
         bad |= set_key_u32(o.w, A, "attention.head_count_kv", m.kv_heads);
         bad |= set_key_u32(o.w, A, "attention.key_length", m.head_dim);
@@ -523,12 +582,13 @@ int cmd_mkmodel(int argc, char **argv) {
     const float sd = 0.02f;
     const int64_t E = m.embd, QD = m.heads * m.head_dim, KD = m.kv_heads * m.head_dim, F = m.ffn;
     if (add_random(&o, "token_embd.weight", E, m.vocab, 0, sd)) goto oom;
-    if (bert ? add_bert_tensors(&o, &m, pooling == 4)
+    if (nomic     ? add_nomic_tensors(&o, &m)
+        : encoder ? add_bert_tensors(&o, &m, pooling == 4)
              : add_random(&o, "output_norm.weight", E, 0, 1, sd) ||
                    (!m.tied && add_random(&o, "output.weight", E, m.vocab, 0, sd)))
         goto oom;
-    /* the decoders' blocks (bert's are written above) */
-    for (long l = 0; !bert && l < m.layers; l++) {
+    /* the decoders' blocks (the encoders' are written above) */
+    for (long l = 0; !encoder && l < m.layers; l++) {
         char n[64];
 #define T(s) (snprintf(n, sizeof n, "blk.%ld.%s", l, s), n)
         /* glm4moe names its FFN input norm post_attention_norm; olmo2 has

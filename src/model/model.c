@@ -426,6 +426,24 @@ static int load_bert_hparams(const gguf_file_t *f, sl_hparams_t *hp, char *err, 
     hp->head_dim = (int)(embd / nh);
     hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
     hp->embd_scale = hp->residual_scale = hp->logit_scale = hp->expert_scale = 1.0f;
+    if (hp->arch == SL_ARCH_NOMIC_BERT) { /* rotate-halves RoPE over the heads, no position table */
+        sl_rope_t *r = &hp->rope;
+        uint32_t nrot;
+        if (key_u32(f, arch, "rope.dimension_count", false, (uint32_t)hp->head_dim, &nrot, err, errlen) ||
+            key_f32(f, arch, "rope.freq_base", false, 10000.0f, &r->freq_base, err, errlen))
+            return -1;
+        if (nrot == 0 || nrot > (uint32_t)hp->head_dim || (nrot & 1))
+            return sl_err(err, errlen, "rope.dimension_count = %u must be even and at most the head size %d", nrot,
+                          hp->head_dim);
+        if (!(r->freq_base > 1.0f)) return sl_err(err, errlen, "rope.freq_base must be > 1");
+        r->style = SL_ROPE_NEOX;
+        r->n_rot = (int)nrot;
+        r->scaling = SL_ROPE_SCALING_NONE;
+        r->freq_scale = r->attn_factor = 1.0f;
+        r->beta_fast = 32.0f;
+        r->beta_slow = 1.0f;
+        r->n_ctx_orig = (int)ctx;
+    }
     return 0;
 }
 
@@ -450,7 +468,7 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
                  {"gemma", SL_ARCH_GEMMA},       {"gemma2", SL_ARCH_GEMMA2},     {"gemma3", SL_ARCH_GEMMA3},
                  {"glm4moe", SL_ARCH_GLM4MOE},   {"granite", SL_ARCH_GRANITE},   {"granitemoe", SL_ARCH_GRANITEMOE},
                  {"smollm3", SL_ARCH_SMOLLM3},   {"olmo2", SL_ARCH_OLMO2},       {"ernie4_5", SL_ARCH_ERNIE4_5},
-                 {"bert", SL_ARCH_BERT}};
+                 {"bert", SL_ARCH_BERT},         {"nomic-bert", SL_ARCH_NOMIC_BERT}};
     size_t ai = 0;
     while (ai < SL_ARRAY_LEN(archs) && strcmp(arch, archs[ai].name) != 0) ai++;
     if (ai == SL_ARRAY_LEN(archs)) {
@@ -460,7 +478,7 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
         return sl_err(err, errlen, "unsupported architecture '%s' (supported: %s)", arch, list);
     }
     hp->arch = archs[ai].arch;
-    if (hp->arch == SL_ARCH_BERT) return load_bert_hparams(f, hp, err, errlen);
+    if (hp->arch == SL_ARCH_BERT || hp->arch == SL_ARCH_NOMIC_BERT) return load_bert_hparams(f, hp, err, errlen);
 
     uint32_t ctx, embd, nl, ff, nh, nkv, kl, vl, nrot;
     if (key_u32(f, arch, "context_length", true, 0, &ctx, err, errlen) ||
@@ -926,10 +944,11 @@ static int load_bert_tensors(sl_model_t *m, char *err, size_t errlen) {
                        err, errlen))
             return -1;
     }
-    if (gguf_find_tensor(m->gf, "blk.0.attn_qkv.weight"))
+    const bool nomic = hp->arch == SL_ARCH_NOMIC_BERT; /* RoPE instead of a position table */
+    if (!nomic && gguf_find_tensor(m->gf, "blk.0.attn_qkv.weight"))
         return sl_err(err, errlen, "a fused attn_qkv in a bert file is not supported");
-    if (get_matrix(m, "position_embd.weight", E, hp->n_ctx_train, "n_embd × context_length", true, &m->pos_embd, err,
-                   errlen) ||
+    if ((!nomic && get_matrix(m, "position_embd.weight", E, hp->n_ctx_train, "n_embd × context_length", true,
+                              &m->pos_embd, err, errlen)) ||
         get_vector(m, "token_embd_norm.weight", E, "n_embd", true, &m->embd_norm, err, errlen) ||
         get_vector(m, "token_embd_norm.bias", E, "n_embd", true, &m->embd_norm_b, err, errlen))
         return -1;
@@ -939,9 +958,18 @@ static int load_bert_tensors(sl_model_t *m, char *err, size_t errlen) {
         sl_layer_t *L = &m->layers[l];
         char n[96];
 #define NAME(s) (snprintf(n, sizeof n, "blk.%d.%s", l, s), n)
-        if (get_matrix(m, NAME("attn_q.weight"), E, E, "n_embd × n_embd", true, &L->wq, err, errlen) ||
-            get_matrix(m, NAME("attn_k.weight"), E, E, "n_embd × n_embd", true, &L->wk, err, errlen) ||
-            get_matrix(m, NAME("attn_v.weight"), E, E, "n_embd × n_embd", true, &L->wv, err, errlen) ||
+        sl_wt_t qkv;
+        if (nomic) { /* one [n_embd, 3 n_embd] matrix: Q, K, V rows */
+            if (get_matrix(m, NAME("attn_qkv.weight"), E, 3 * E, "n_embd × 3·n_embd", true, &qkv, err, errlen))
+                return -1;
+            L->wq = wt_rows(&qkv, 0, E);
+            L->wk = wt_rows(&qkv, E, E);
+            L->wv = wt_rows(&qkv, 2 * E, E);
+        }
+        if ((!nomic && (get_matrix(m, NAME("attn_q.weight"), E, E, "n_embd × n_embd", true, &L->wq, err, errlen) ||
+                        get_matrix(m, NAME("attn_k.weight"), E, E, "n_embd × n_embd", true, &L->wk, err, errlen) ||
+                        get_matrix(m, NAME("attn_v.weight"), E, E, "n_embd × n_embd", true, &L->wv, err, errlen))) ||
+            (nomic && get_matrix(m, NAME("ffn_gate.weight"), E, F, "n_embd × n_ff", true, &L->gate, err, errlen)) ||
             get_matrix(m, NAME("attn_output.weight"), E, E, "n_embd × n_embd", true, &L->wo, err, errlen) ||
             get_vector(m, NAME("attn_q.bias"), E, "n_embd", false, &L->bq, err, errlen) ||
             get_vector(m, NAME("attn_k.bias"), E, "n_embd", false, &L->bk, err, errlen) ||
@@ -956,7 +984,7 @@ static int load_bert_tensors(sl_model_t *m, char *err, size_t errlen) {
             get_vector(m, NAME("layer_output_norm.weight"), E, "n_embd", true, &L->ffn_norm, err, errlen) ||
             get_vector(m, NAME("layer_output_norm.bias"), E, "n_embd", true, &L->ffn_norm_b, err, errlen))
             return -1;
-        if (gguf_find_tensor(m->gf, NAME("ffn_gate.weight")))
+        if (!nomic && gguf_find_tensor(m->gf, NAME("ffn_gate.weight")))
             return sl_err(err, errlen, "tensor '%s': a gated bert FFN is not supported", n);
 #undef NAME
     }
@@ -2007,7 +2035,7 @@ static void bert_layers(sl_model_t *m, sl_pool_t *pool, const sl_embed_seq_t *se
             sl_dequantize_row(m->tok_embd.type,
                               (const uint8_t *)m->tok_embd.data + (size_t)seqs[i].tokens[k] * m->tok_embd.row_bytes,
                               x, E);
-            add_table_row(&m->pos_embd, k, x, tmp);
+            if (m->pos_embd.data) add_table_row(&m->pos_embd, k, x, tmp);
             if (m->type_embd.data) add_table_row(&m->type_embd, seqs[i].types ? seqs[i].types[k] : 0, x, tmp);
         }
     ln_rows(pool, s->x, NULL, NULL, m->embd_norm, m->embd_norm_b, n_tok, E, hp->norm_eps);
@@ -2015,7 +2043,8 @@ static void bert_layers(sl_model_t *m, sl_pool_t *pool, const sl_embed_seq_t *se
         const sl_layer_t *L = &m->layers[l];
         const sl_mm_t qkv[3] = {mm_of(&L->wq, s->q), mm_of(&L->wk, s->k), mm_of(&L->wv, s->v)};
         sl_matmul_multi(pool, qkv, 3, E, s->x, n_tok);
-        struct qkv_job qj = {m, L, NULL, lay, l, n_tok}; /* biases, then the K/V store */
+        /* biases, RoPE (nomic-bert), then the K/V store */
+        struct qkv_job qj = {m, L, hp->arch == SL_ARCH_NOMIC_BERT ? &hp->rope : NULL, lay, l, n_tok};
         if (n_tok >= 2)
             sl_pool_run(pool, qkv_worker, &qj);
         else
@@ -2043,12 +2072,19 @@ static void bert_layers(sl_model_t *m, sl_pool_t *pool, const sl_embed_seq_t *se
         sl_attention_paged(pool, &a);
         matmul_w(pool, &L->wo, s->att, n_tok, s->xn);
         ln_rows(pool, s->x, s->xn, L->bo, L->attn_norm, L->attn_norm_b, n_tok, E, hp->norm_eps);
-        matmul_w(pool, &L->up, s->x, n_tok, s->gate);
-        struct gelu_job gj = {s->gate, L->bup, n_tok, hp->n_ff};
-        if (n_tok >= 2)
-            sl_pool_run(pool, gelu_worker, &gj);
-        else
-            gelu_worker(&gj, 0, 1);
+        if (L->gate.data) { /* nomic-bert: down(silu(gate x) · up x) */
+            const sl_mm_t gu[2] = {mm_of(&L->gate, s->gate), mm_of(&L->up, s->up)};
+            sl_matmul_multi(pool, gu, 2, E, s->x, n_tok);
+            struct swiglu_job sj = {s->gate, s->up, (size_t)n_tok * (size_t)hp->n_ff, 0, false};
+            sl_pool_run_elastic(pool, swiglu_worker, &sj);
+        } else {
+            matmul_w(pool, &L->up, s->x, n_tok, s->gate);
+            struct gelu_job gj = {s->gate, L->bup, n_tok, hp->n_ff};
+            if (n_tok >= 2)
+                sl_pool_run(pool, gelu_worker, &gj);
+            else
+                gelu_worker(&gj, 0, 1);
+        }
         matmul_w(pool, &L->down, s->gate, n_tok, s->xn);
         ln_rows(pool, s->x, s->xn, L->bdown, L->ffn_norm, L->ffn_norm_b, n_tok, E, hp->norm_eps);
     }

@@ -17,8 +17,8 @@
  * granitemoe (embedding, attention, residual and logit scales), smollm3
  * (no RoPE on every 4th layer), olmo2 (post norms only, q/k norms over the
  * whole projection, OLMo 3's window layers), ernie4_5; tied or untied
- * output. And the encoder bert (BERT, XLM-RoBERTa: embedding models and
- * rerankers), run only through model_embed (below).
+ * output. And the encoders bert (BERT, XLM-RoBERTa: embedding models and
+ * rerankers) and nomic-bert, run only through model_embed (below).
  *
  * A sequence's attention state lives in an sl_kv_t. model_forward() appends
  * n tokens to it (positions kv_len .. kv_len+n-1) and returns logits.
@@ -52,7 +52,8 @@ typedef enum sl_arch {
     SL_ARCH_SMOLLM3, /* SmolLM3: the llama layout, every 4th layer without RoPE */
     SL_ARCH_OLMO2,   /* OLMo 2 / OLMo 3: norms after attention and FFN only, whole-row q/k norms */
     SL_ARCH_ERNIE4_5, /* ERNIE 4.5 dense: the llama graph, adjacent-pair RoPE on unpermuted rows */
-    SL_ARCH_BERT      /* BERT / XLM-RoBERTa encoders (BGE embedding models, BGE rerankers): model_embed only */
+    SL_ARCH_BERT,     /* BERT / XLM-RoBERTa encoders (BGE embedding models, BGE rerankers): model_embed only */
+    SL_ARCH_NOMIC_BERT /* nomic-embed-text: the bert encoder with RoPE, fused QKV and a SwiGLU FFN */
 } sl_arch_t;
 
 /* How an embedding model turns its last hidden states into one vector per

@@ -63,6 +63,7 @@ before(async () => {
     rr: makeModel(`${TOK}/xlmr-unigram`, "bert", null, ["--token-types", "1", "--pooling", "rank"]),
     rb: makeModel(`${TOK}/bert-uncased`, "bert", null, ["--pooling", "rank"]),
     qemb: makeModel("qwen3", "qwen3", null, ["--pooling", "last"]), // a decoder embedding model
+    nomic: makeModel(`${TOK}/bert-uncased`, "nomic-bert"), // RoPE, fused QKV, SwiGLU
     chat: tinyModel(),
   };
   srv = await startServer({ models });
@@ -161,6 +162,19 @@ test("embeddings from a decoder (last-token pooling, as Qwen3-Embedding): unit v
   const c = await post("/v1/chat/completions", { model: "qemb", messages: [{ role: "user", content: "hi" }] });
   assert.equal(c.status, 400);
   assert.equal(c.json.error.code, "model_not_supported");
+});
+
+test("embeddings from nomic-bert: unit vectors, reference token counts, batched equals alone", async () => {
+  const one = [];
+  for (const t of TEXTS) {
+    const r = await client.embeddings.create({ model: "nomic", input: t, encoding_format: "float" });
+    checkList(r, "nomic", 1);
+    assert.equal(r.usage.prompt_tokens, ids(bert, t).length, t);
+    one.push(Array.from(r.data[0].embedding));
+  }
+  const r = await client.embeddings.create({ model: "nomic", input: TEXTS });
+  checkList(r, "nomic", TEXTS.length);
+  r.data.forEach((d, i) => assertVectorsClose(Array.from(d.embedding), one[i], 1e-5, `nomic input ${i} batched vs alone`));
 });
 
 test("embeddings: token-id input gives the text's vector", async () => {
@@ -450,7 +464,7 @@ test("rerank: errors", async () => {
 test("/v1/models: embedding and reranker sub_types and capabilities", async () => {
   const all = await (await fetch(srv.url + "/v1/models")).json();
   const by = new Map(all.data.map((m) => [m.id, m]));
-  assert.deepEqual([...by.keys()].sort(), ["chat", "emb", "qemb", "rb", "rr"]);
+  assert.deepEqual([...by.keys()].sort(), ["chat", "emb", "nomic", "qemb", "rb", "rr"]);
   const emb = by.get("emb");
   assert.equal(emb.sub_type, "embedding");
   assert.equal(emb.dimensions, DIM);
@@ -470,7 +484,7 @@ test("/v1/models: embedding and reranker sub_types and capabilities", async () =
   assert.ok(!by.get("chat").capabilities.embeddings && !by.get("chat").capabilities.rerank);
 
   const sub = async (q) => (await (await fetch(srv.url + "/v1/models?" + q)).json()).data.map((m) => m.id).sort();
-  assert.deepEqual(await sub("sub_type=embedding"), ["emb", "qemb"]);
+  assert.deepEqual(await sub("sub_type=embedding"), ["emb", "nomic", "qemb"]);
   assert.deepEqual(await sub("sub_type=reranker"), ["rb", "rr"]);
   assert.deepEqual(await sub("sub_type=chat"), ["chat"]);
   const one = await client.models.retrieve("rr");

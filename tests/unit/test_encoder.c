@@ -1,20 +1,23 @@
 /* deps: base gguf kernels model */
 /*
- * test_encoder.c — the BERT / XLM-RoBERTa encoder forward pass (model_embed)
- * against an independent reference written here plainly, in double
- * precision, in the Hugging Face convention (BertModel: post-LayerNorm
- * blocks, exact erf GELU, bidirectional attention;
+ * test_encoder.c — the BERT / XLM-RoBERTa and nomic-bert encoder forward
+ * passes (model_embed) against an independent reference written here
+ * plainly, in double precision, in the Hugging Face convention (BertModel:
+ * post-LayerNorm blocks, exact erf GELU, bidirectional attention;
  * XLMRobertaForSequenceClassification's head: dense + tanh + out_proj on
- * the first token).
+ * the first token; NomicBertModel with rotary_emb_interleaved=False: no
+ * position table but RoPE rotating halves on Q and K, one fused Wqkv, no
+ * biases, the gated FFN fc2(fc11 x · silu(fc12 x)), post-LayerNorm too).
  *
  * Each case builds a tiny random model, writes it with the GGUF writer in
- * the layout llama.cpp's converter produces for "bert" (ne = [n_in, n_out]),
- * loads it with model_load and compares model_embed's pooled vectors — many
- * sequences of different lengths in one call, and each sequence alone —
- * with the reference. The reference uses the weights as stored (quantized
- * then dequantized), so only activation rounding separates the two. A
- * mutation check shows the comparison would notice a causal mask or the
- * tanh GELU.
+ * the layout llama.cpp's converter produces for "bert" or "nomic-bert" (ne
+ * = [n_in, n_out]), loads it with model_load and compares model_embed's
+ * pooled vectors — many sequences of different lengths in one call, and
+ * each sequence alone — with the reference. The reference uses the weights
+ * as stored (quantized then dequantized), so only activation rounding
+ * separates the two. Mutation checks show the comparison would notice a
+ * causal mask or the tanh GELU (bert), and RoPE left out, RoPE on adjacent
+ * pairs or an ungated GELU FFN (nomic-bert).
  */
 #include <math.h>
 #include <stdio.h>
@@ -54,20 +57,26 @@ typedef struct {
     double eps;
     sl_type_t wtype;   /* the 2-D weight matrices, token_embd included */
     bool gelu_probe;   /* FFN pre-activations near -3, a strong down projection */
+    /* nomic-bert: no position_embd (RoPE on Q and K instead), attn_qkv
+     * fused, ffn_gate, no biases but the LayerNorms' */
+    bool nomic;
+    double rope_base; /* nomic: rope.freq_base */
+    bool rot_key;     /* nomic: write rope.dimension_count (= head_dim; absent means the same) */
 } bspec_t;
 
 typedef struct {
     float *wq, *bq, *wk, *bk, *wv, *bv, *wo, *bo; /* [E][E] (HF order [n_out][n_in]), [E] */
     float *anw, *anb;                             /* attention output LayerNorm [E] */
     float *wu, *bu, *wd, *bd;                     /* [F][E], [F], [E][F], [E] */
+    float *wg;                                    /* nomic: the gate [F][E] */
     float *onw, *onb;                             /* layer output LayerNorm [E] */
 } blayer_t;
 
 typedef struct {
     bspec_t s;
-    float *tok, *typ, *pos;     /* [V][E], [T][E], [C][E] */
+    float *tok, *typ, *pos;     /* [V][E], [T][E], [C][E] (nomic: no pos) */
     float *enw, *enb;           /* embedding LayerNorm [E] */
-    blayer_t *l;                /* [L] */
+    blayer_t *l;                /* [L] (nomic: the biases NULL) */
     float *wc, *bc, *wco, *bco; /* RANK: [E][E], [E], [n_cls][E], [n_cls] */
     float **owned;              /* every array above, for bm_free */
     int n_owned;
@@ -115,14 +124,25 @@ static void bm_init(bmodel_t *m, const bspec_t *s, uint64_t seed) {
     m->s = *s;
     rng_state = seed * 2654435761u + 12345;
     const int E = s->E, F = s->F;
-    m->owned = calloc((size_t)(16 + 16 * s->L), sizeof(float *));
+    m->owned = calloc((size_t)(16 + 17 * s->L), sizeof(float *));
     m->tok = bm_vec(m, (size_t)s->V * E, 0.0f, 1.0f);
     round_rows(m->tok, s->V, E, s->wtype);
     if (s->T) m->typ = bm_vec(m, (size_t)s->T * E, 0.0f, 0.5f);
-    m->pos = bm_vec(m, (size_t)s->C * E, 0.0f, 0.5f);
+    if (!s->nomic) m->pos = bm_vec(m, (size_t)s->C * E, 0.0f, 0.5f);
     m->enw = bm_vec(m, E, 1.0f, 0.2f);
     m->enb = bm_vec(m, E, 0.0f, 0.2f);
     m->l = calloc((size_t)s->L, sizeof *m->l);
+    if (s->nomic) {
+        for (int l = 0; l < s->L; l++) {
+            blayer_t *L = &m->l[l];
+            L->wq = bm_mat(m, E, E, 1), L->wk = bm_mat(m, E, E, 1), L->wv = bm_mat(m, E, E, 1);
+            L->wo = bm_mat(m, E, E, 1);
+            L->anw = bm_vec(m, E, 1.0f, 0.2f), L->anb = bm_vec(m, E, 0.0f, 0.2f);
+            L->wu = bm_mat(m, F, E, 1), L->wg = bm_mat(m, F, E, 1), L->wd = bm_mat(m, E, F, 1);
+            L->onw = bm_vec(m, E, 1.0f, 0.2f), L->onb = bm_vec(m, E, 0.0f, 0.2f);
+        }
+        return;
+    }
     for (int l = 0; l < s->L; l++) {
         blayer_t *L = &m->l[l];
         L->wq = bm_mat(m, E, E, 1), L->bq = bm_vec(m, E, 0.0f, 0.3f);
@@ -167,28 +187,54 @@ static void add_vec(gguf_writer_t *w, const char *name, const float *data, int n
     CHECK(gguf_writer_add_tensor(w, name, SL_TYPE_F32, 1, ne, data) == 0);
 }
 
-static void set_u32(gguf_writer_t *w, const char *k, uint32_t v) {
+static const char *arch_of(const bspec_t *s) { return s->nomic ? "nomic-bert" : "bert"; }
+
+static void set_u32(gguf_writer_t *w, const bspec_t *s, const char *k, uint32_t v) {
     char key[128];
-    snprintf(key, sizeof key, "bert.%s", k);
+    snprintf(key, sizeof key, "%s.%s", arch_of(s), k);
     CHECK(gguf_writer_set_u32(w, key, v) == 0);
+}
+
+static void set_f32(gguf_writer_t *w, const bspec_t *s, const char *k, double v) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch_of(s), k);
+    CHECK(gguf_writer_set_f32(w, key, (float)v) == 0);
+}
+
+/* Rows [3E][E]: all of Q, then K, then V (nomic-bert's attn_qkv); the
+ * caller frees it. */
+static float *qkv_rows(const blayer_t *L, int E) {
+    const size_t n = (size_t)E * E;
+    float *w = malloc(3 * n * sizeof(float));
+    memcpy(w, L->wq, n * sizeof(float));
+    memcpy(w + n, L->wk, n * sizeof(float));
+    memcpy(w + 2 * n, L->wv, n * sizeof(float));
+    return w;
 }
 
 /* skip: a tensor to leave out; bad: one to write with one row (matrix) or
  * element (vector) too few. */
-static int write_bert(const bmodel_t *m, const char *path, const char *skip, const char *bad) {
+static int write_encoder(const bmodel_t *m, const char *path, const char *skip, const char *bad) {
     const bspec_t *s = &m->s;
     const int E = s->E, F = s->F;
     gguf_writer_t *w = gguf_writer_new();
-    CHECK(gguf_writer_set_str(w, "general.architecture", "bert") == 0);
+    char key[128];
+    CHECK(gguf_writer_set_str(w, "general.architecture", arch_of(s)) == 0);
     CHECK(gguf_writer_set_str(w, "general.name", "test") == 0);
-    set_u32(w, "context_length", (uint32_t)s->C);
-    set_u32(w, "embedding_length", (uint32_t)E);
-    set_u32(w, "feed_forward_length", (uint32_t)F);
-    set_u32(w, "block_count", (uint32_t)s->L);
-    set_u32(w, "attention.head_count", (uint32_t)s->H);
-    CHECK(gguf_writer_set_f32(w, "bert.attention.layer_norm_epsilon", (float)s->eps) == 0);
-    CHECK(gguf_writer_set_bool(w, "bert.attention.causal", false) == 0);
-    if (!s->no_pool_key) set_u32(w, "pooling_type", (uint32_t)s->pooling);
+    set_u32(w, s, "context_length", (uint32_t)s->C);
+    set_u32(w, s, "embedding_length", (uint32_t)E);
+    set_u32(w, s, "feed_forward_length", (uint32_t)F);
+    set_u32(w, s, "block_count", (uint32_t)s->L);
+    set_u32(w, s, "attention.head_count", (uint32_t)s->H);
+    set_f32(w, s, "attention.layer_norm_epsilon", s->eps);
+    snprintf(key, sizeof key, "%s.attention.causal", arch_of(s));
+    CHECK(gguf_writer_set_bool(w, key, false) == 0);
+    if (!s->no_pool_key) set_u32(w, s, "pooling_type", (uint32_t)s->pooling);
+    if (s->nomic) {
+        set_f32(w, s, "rope.freq_base", s->rope_base);
+        if (s->rot_key) set_u32(w, s, "rope.dimension_count", (uint32_t)(E / s->H));
+        CHECK(gguf_writer_set_u32(w, "tokenizer.ggml.token_type_count", (uint32_t)s->T) == 0);
+    }
     if (s->labels) {
         const char *names[] = {"LABEL_0", "LABEL_1", "LABEL_2", "LABEL_3", "LABEL_4"};
         CHECK(s->n_cls <= (int)SL_ARRAY_LEN(names));
@@ -207,10 +253,26 @@ static int write_bert(const bmodel_t *m, const char *path, const char *skip, con
     } while (0)
     ADD_MAT("token_embd.weight", m->tok, s->V, E, s->wtype);
     if (s->T) ADD_MAT("token_types.weight", m->typ, s->T, E, SL_TYPE_F32);
-    ADD_MAT("position_embd.weight", m->pos, s->C, E, SL_TYPE_F32);
+    if (m->pos) ADD_MAT("position_embd.weight", m->pos, s->C, E, SL_TYPE_F32);
     ADD_VEC("token_embd_norm.weight", m->enw, E);
     ADD_VEC("token_embd_norm.bias", m->enb, E);
-    for (int l = 0; l < s->L; l++) {
+    for (int l = 0; s->nomic && l < s->L; l++) {
+        const blayer_t *L = &m->l[l];
+#define NM(x) (snprintf(n, sizeof n, "blk.%d.%s", l, x), n)
+        float *qkv = qkv_rows(L, E);
+        ADD_MAT(NM("attn_qkv.weight"), qkv, 3 * E, E, s->wtype);
+        free(qkv);
+        ADD_MAT(NM("attn_output.weight"), L->wo, E, E, s->wtype);
+        ADD_VEC(NM("attn_output_norm.weight"), L->anw, E);
+        ADD_VEC(NM("attn_output_norm.bias"), L->anb, E);
+        ADD_MAT(NM("ffn_up.weight"), L->wu, F, E, s->wtype);
+        ADD_MAT(NM("ffn_gate.weight"), L->wg, F, E, s->wtype);
+        ADD_MAT(NM("ffn_down.weight"), L->wd, E, F, s->wtype);
+        ADD_VEC(NM("layer_output_norm.weight"), L->onw, E);
+        ADD_VEC(NM("layer_output_norm.bias"), L->onb, E);
+#undef NM
+    }
+    for (int l = 0; !s->nomic && l < s->L; l++) {
         const blayer_t *L = &m->l[l];
 #define NM(x) (snprintf(n, sizeof n, "blk.%d.%s", l, x), n)
         ADD_MAT(NM("attn_q.weight"), L->wq, E, E, s->wtype);
@@ -250,12 +312,15 @@ static int write_bert(const bmodel_t *m, const char *path, const char *skip, con
 
 /* ------------------------------------------------------------ reference */
 
-typedef enum { REF_HF, REF_CAUSAL, REF_TANH_GELU } ref_variant_t; /* the last two: mutations */
+/* REF_HF is right; the others are mutations: a causal mask, the tanh GELU
+ * (bert); no RoPE, RoPE on adjacent pairs (2i, 2i+1), the FFN
+ * down(gelu(up x)) without its gate (nomic-bert). */
+typedef enum { REF_HF, REF_CAUSAL, REF_TANH_GELU, REF_NO_ROPE, REF_ROPE_PAIRS, REF_UNGATED_GELU } ref_variant_t;
 
-/* y[n_out] = W[n_out][n_in] x + b */
+/* y[n_out] = W[n_out][n_in] x + b (b NULL: none) */
 static void ref_linear(double *y, const float *w, const float *b, const double *x, int n_out, int n_in) {
     for (int o = 0; o < n_out; o++) {
-        double s = b[o];
+        double s = b ? b[o] : 0.0;
         for (int i = 0; i < n_in; i++) s += (double)w[(size_t)o * n_in + i] * x[i];
         y[o] = s;
     }
@@ -276,6 +341,19 @@ static double ref_gelu(double x, ref_variant_t var) {
     return 0.5 * x * (1 + erf(x / sqrt(2.0)));
 }
 
+/* In place: nomic-bert's rotary embedding of one head x[D] at position pos
+ * (HF's apply_rotary_emb, not interleaved: dims i and i + D/2 turn by
+ * pos · base^(-2i/D)); REF_ROPE_PAIRS turns dims 2i and 2i+1 instead. */
+static void ref_rope(double *x, int D, int pos, double base, ref_variant_t var) {
+    for (int i = 0; i < D / 2; i++) {
+        const double th = pos * pow(base, -2.0 * i / D), c = cos(th), sn = sin(th);
+        const int a = var == REF_ROPE_PAIRS ? 2 * i : i, b = var == REF_ROPE_PAIRS ? 2 * i + 1 : i + D / 2;
+        const double x0 = x[a], x1 = x[b];
+        x[a] = x0 * c - x1 * sn;
+        x[b] = x0 * sn + x1 * c;
+    }
+}
+
 /* One sequence of n tokens (types NULL: all 0) to embed_dim values. */
 static void ref_embed(const bmodel_t *m, const int32_t *tok, const int32_t *typ, int n, ref_variant_t var,
                       double *out) {
@@ -286,13 +364,13 @@ static void ref_embed(const bmodel_t *m, const int32_t *tok, const int32_t *typ,
     double *k = calloc((size_t)n * E, sizeof(double));   /* [n][E] */
     double *v = calloc((size_t)n * E, sizeof(double));   /* [n][E] */
     double *att = calloc(E, sizeof(double)), *o = calloc(E, sizeof(double));
-    double *u = calloc(F, sizeof(double)), *p = calloc(n, sizeof(double));
+    double *u = calloc(F, sizeof(double)), *g = calloc(F, sizeof(double)), *p = calloc(n, sizeof(double));
     for (int t = 0; t < n; t++) {
         double *xt = x + (size_t)t * E;
         const int ty = typ ? typ[t] : 0;
         for (int i = 0; i < E; i++)
             xt[i] = (double)m->tok[(size_t)tok[t] * E + i] + (m->typ ? m->typ[(size_t)ty * E + i] : 0.0) +
-                    m->pos[(size_t)t * E + i];
+                    (m->pos ? m->pos[(size_t)t * E + i] : 0.0);
         ref_layernorm(xt, m->enw, m->enb, E, s->eps);
     }
     for (int l = 0; l < s->L; l++) {
@@ -301,6 +379,10 @@ static void ref_embed(const bmodel_t *m, const int32_t *tok, const int32_t *typ,
             ref_linear(q + (size_t)t * E, L->wq, L->bq, x + (size_t)t * E, E, E);
             ref_linear(k + (size_t)t * E, L->wk, L->bk, x + (size_t)t * E, E, E);
             ref_linear(v + (size_t)t * E, L->wv, L->bv, x + (size_t)t * E, E, E);
+            for (int h = 0; s->nomic && var != REF_NO_ROPE && h < H; h++) { /* pos: t, from 0 */
+                ref_rope(q + (size_t)t * E + h * D, D, t, s->rope_base, var);
+                ref_rope(k + (size_t)t * E + h * D, D, t, s->rope_base, var);
+            }
         }
         for (int t = 0; t < n; t++) {
             const int last = var == REF_CAUSAL ? t : n - 1; /* bidirectional: every token sees all n */
@@ -327,7 +409,12 @@ static void ref_embed(const bmodel_t *m, const int32_t *tok, const int32_t *typ,
         for (int t = 0; t < n; t++) {
             double *xt = x + (size_t)t * E;
             ref_linear(u, L->wu, L->bu, xt, F, E);
-            for (int i = 0; i < F; i++) u[i] = ref_gelu(u[i], var);
+            if (s->nomic && var != REF_UNGATED_GELU) { /* up · silu(gate) */
+                ref_linear(g, L->wg, NULL, xt, F, E);
+                for (int i = 0; i < F; i++) u[i] *= g[i] / (1.0 + exp(-g[i]));
+            } else {
+                for (int i = 0; i < F; i++) u[i] = ref_gelu(u[i], var);
+            }
             ref_linear(o, L->wd, L->bd, u, E, F);
             for (int i = 0; i < E; i++) xt[i] += o[i];
             ref_layernorm(xt, L->onw, L->onb, E, s->eps);
@@ -349,7 +436,7 @@ static void ref_embed(const bmodel_t *m, const int32_t *tok, const int32_t *typ,
         break;
     default: memcpy(out, x, sizeof(double) * (size_t)E); break; /* CLS: the first token */
     }
-    free(x), free(q), free(k), free(v), free(att), free(o), free(u), free(p);
+    free(x), free(q), free(k), free(v), free(att), free(o), free(u), free(g), free(p);
 }
 
 /* ------------------------------------------------------------ cases */
@@ -360,20 +447,10 @@ static const char *model_path(void) {
     return tmp_path;
 }
 
-/* max |a-b| over max |b| for n values */
-static double rel_err(const float *a, const double *b, size_t n) {
-    double md = 0, mb = 1e-30;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > md || isnan(d)) md = isnan(d) ? INFINITY : d;
-        if (fabs(b[i]) > mb) mb = fabs(b[i]);
-    }
-    return md / mb;
-}
 
 static sl_model_t *write_and_load(const bmodel_t *rm) {
     char err[SL_ERR_MAX] = "";
-    CHECK(write_bert(rm, model_path(), NULL, NULL) == 0);
+    CHECK(write_encoder(rm, model_path(), NULL, NULL) == 0);
     sl_model_t *m = model_load(model_path(), err, sizeof err);
     CHECK_MSG(m != NULL, "load: %s", err);
     unlink(model_path());
@@ -428,7 +505,12 @@ static void run_case(const char *label, const bspec_t *s, double tol) {
     }
     const sl_hparams_t *hp = model_hparams(m);
     const int dim = embed_dim(s), n = (int)SL_ARRAY_LEN(LENS);
-    CHECK(hp->arch == SL_ARCH_BERT && hp->encoder);
+    CHECK_MSG(!strcmp(hp->arch_name, arch_of(s)) && hp->encoder, "%s: arch %s", label, hp->arch_name);
+    if (s->nomic) {
+        const sl_rope_t *r = &hp->rope;
+        CHECK_MSG(r->style == SL_ROPE_NEOX && r->n_rot == s->E / s->H && r->freq_base == (float)s->rope_base,
+                  "%s: rope style %d, n_rot %d, base %g", label, (int)r->style, r->n_rot, (double)r->freq_base);
+    }
     CHECK_MSG(hp->pooling == (s->no_pool_key ? SL_POOLING_CLS : s->pooling), "%s: pooling %d", label, hp->pooling);
     CHECK(hp->n_embd == s->E && hp->n_layer == s->L && hp->n_head == s->H && hp->head_dim == s->E / s->H);
     CHECK(hp->n_ff == s->F && hp->n_vocab == s->V && hp->n_token_types == s->T);
@@ -448,13 +530,13 @@ static void run_case(const char *label, const bspec_t *s, double tol) {
         sl_pool_t *pool = threads > 1 ? sl_pool_new(threads) : NULL;
         memset(got, 0xff, sizeof(float) * (size_t)n * dim); /* NaN: every value must be written */
         CHECK_MSG(model_embed(m, pool, b.seq, n, got, err, sizeof err) == 0, "%s: %s", label, err);
-        const double e = rel_err(got, want, (size_t)n * dim);
+        const double e = test_rel_err(got, want, (size_t)n * dim);
         CHECK_MSG(e <= tol, "%s (%d threads): rel err %.3g > %.3g", label, threads, e, tol);
         worst = fmax(worst, e);
         for (int i = 0; i < n; i++) { /* alone: the same vector as in the batch */
             CHECK_MSG(model_embed(m, pool, &b.seq[i], 1, one, err, sizeof err) == 0, "%s: %s", label, err);
             for (int j = 0; j < dim; j++) gotd[j] = got[(size_t)i * dim + j];
-            const double d = rel_err(one, gotd, (size_t)dim);
+            const double d = test_rel_err(one, gotd, (size_t)dim);
             CHECK_MSG(d <= 1e-5, "%s: sequence %d (%d tokens) alone differs from the batch by %.3g", label, i,
                       LENS[i], d);
         }
@@ -545,7 +627,7 @@ static void test_mutations(void) {
         CHECK_MSG(model_embed(m, NULL, b.seq, n, got, err, sizeof err) == 0, "%s", err);
         ref_batch(&rm, &b, REF_HF, want);
         ref_batch(&rm, &b, probe ? REF_TANH_GELU : REF_CAUSAL, mut);
-        const double e = rel_err(got, want, (size_t)n * dim), em = rel_err(got, mut, (size_t)n * dim);
+        const double e = test_rel_err(got, want, (size_t)n * dim), em = test_rel_err(got, mut, (size_t)n * dim);
         const char *what = probe ? "tanh GELU" : "causal";
         CHECK_MSG(e <= tol, "%s probe: rel err %.3g", what, e);
         CHECK_MSG(em > 10 * tol, "against a %s reference: rel err only %.3g", what, em);
@@ -556,6 +638,67 @@ static void test_mutations(void) {
         model_free(m);
         bm_free(&rm);
     }
+}
+
+/* nomic-bert (nomic-embed-text v1/v1.5: mean pooling, rope base 1000,
+ * eps 1e-12) at head_dim 16 over LENS with random segment ids; head_dim 32
+ * with CLS pooling, base 10000 and rope.dimension_count written; Q8_0
+ * weights (test_f16_q8's bound). */
+static bspec_t nomic_spec(sl_pooling_t pooling) {
+    return (bspec_t){.V = 150, .E = 64, .L = 2, .H = 4, .F = 96, .T = 2, .C = 64, .pooling = pooling, .n_cls = 1,
+                     .eps = 1e-12, .wtype = SL_TYPE_F32, .nomic = true, .rope_base = 1000.0};
+}
+
+static void test_nomic(void) {
+    bspec_t s = nomic_spec(SL_POOLING_MEAN);
+    run_case("nomic mean f32", &s, 1e-4);
+    s = nomic_spec(SL_POOLING_CLS);
+    s.E = 96, s.H = 3, s.rope_base = 10000.0, s.rot_key = true;
+    run_case("nomic cls f32 E96 H3 (head 32)", &s, 1e-4);
+    s = nomic_spec(SL_POOLING_MEAN);
+    s.wtype = SL_TYPE_Q8_0;
+    run_case("nomic mean q8_0", &s, 4e-2);
+}
+
+/* The nomic-bert comparison can fail: the output is near the right
+ * reference and far (> 10× the tolerance) from one without RoPE, one
+ * turning adjacent pairs (the NORM style), and one whose FFN is
+ * down(gelu(up x)) without the gate. The references' own distances are
+ * printed first, so the margins show even while the model fails to load. */
+static void test_nomic_mutations(void) {
+    const double tol = 1e-4;
+    const ref_variant_t muts[] = {REF_NO_ROPE, REF_ROPE_PAIRS, REF_UNGATED_GELU};
+    const char *names[] = {"no RoPE", "adjacent-pair RoPE", "ungated GELU FFN"};
+    bspec_t s = nomic_spec(SL_POOLING_MEAN);
+    bmodel_t rm;
+    bm_init(&rm, &s, 91);
+    const int lens[] = {5, 17, 33}, n = 3, dim = s.E;
+    batch_t b;
+    batch_make(&b, &s, lens, n);
+    double *want = malloc(sizeof(double) * (size_t)n * dim), *mut = malloc(sizeof(double) * (size_t)n * dim);
+    float *got = malloc(sizeof(float) * (size_t)n * dim), *wantf = malloc(sizeof(float) * (size_t)n * dim);
+    ref_batch(&rm, &b, REF_HF, want);
+    for (int i = 0; i < n * dim; i++) wantf[i] = (float)want[i];
+    sl_model_t *m = write_and_load(&rm);
+    char err[SL_ERR_MAX] = "";
+    if (m) {
+        CHECK_MSG(model_embed(m, NULL, b.seq, n, got, err, sizeof err) == 0, "%s", err);
+        const double e = test_rel_err(got, want, (size_t)n * dim);
+        CHECK_MSG(e <= tol, "nomic mutation model: rel err %.3g", e);
+    }
+    for (size_t k = 0; k < SL_ARRAY_LEN(muts); k++) {
+        ref_batch(&rm, &b, muts[k], mut);
+        const double er = test_rel_err(wantf, mut, (size_t)n * dim);
+        const double em = m ? test_rel_err(got, mut, (size_t)n * dim) : er;
+        CHECK_MSG(er > 10 * tol, "the %s reference is only %.3g from the right one", names[k], er);
+        CHECK_MSG(em > 10 * tol, "against a %s reference: rel err only %.3g", names[k], em);
+        fprintf(stderr, "     nomic: against the %-20s reference %.2e (the references' distance %.2e)\n", names[k],
+                em, er);
+    }
+    free(want), free(mut), free(got), free(wantf);
+    batch_free(&b);
+    model_free(m);
+    bm_free(&rm);
 }
 
 /* model_embed's -1 for one bad sequence (alone and next to a good one) */
@@ -713,7 +856,7 @@ static void test_decoder_pooling(void) {
 static void expect_load_error(const bspec_t *s, const char *skip, const char *bad, const char *needle) {
     bmodel_t rm;
     bm_init(&rm, s, 3);
-    CHECK(write_bert(&rm, model_path(), skip, bad) == 0);
+    CHECK(write_encoder(&rm, model_path(), skip, bad) == 0);
     char err[SL_ERR_MAX] = "";
     sl_model_t *m = model_load(model_path(), err, sizeof err);
     CHECK_MSG(m == NULL, "loaded despite %s", skip ? skip : bad);
@@ -735,6 +878,11 @@ static void test_load_errors(void) {
     s.pooling = SL_POOLING_RANK, s.n_cls = 3, s.labels = true;
     expect_load_error(&s, "cls.weight", NULL, "cls.weight");
     expect_load_error(&s, NULL, "cls.output.weight", "cls.output.weight"); /* 2 rows, 3 labels */
+    s = nomic_spec(SL_POOLING_MEAN);
+    s.V = 40;
+    expect_load_error(&s, "blk.0.ffn_gate.weight", NULL, "blk.0.ffn_gate.weight");
+    expect_load_error(&s, "blk.1.attn_qkv.weight", NULL, "blk.1.attn_qkv.weight");
+    expect_load_error(&s, NULL, "blk.0.attn_qkv.weight", "blk.0.attn_qkv.weight"); /* 3E-1 rows */
 }
 
 int main(void) {
@@ -744,6 +892,8 @@ int main(void) {
     RUN(test_rank);
     RUN(test_f16_q8);
     RUN(test_mutations);
+    RUN(test_nomic);
+    RUN(test_nomic_mutations);
     RUN(test_embed_errors);
     RUN(test_decoder_pooling);
     RUN(test_load_errors);

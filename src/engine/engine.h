@@ -273,8 +273,10 @@ void eng_stats(eng_t *e, eng_stats_t *st);
  * eng_grammar_prepare refuse them) and keeps no KV cache. eng_embed()
  * queues one request of n_inputs token sequences (special tokens in place)
  * and returns its id at once. The engine thread runs the queued requests'
- * inputs in order, several requests' inputs per model call (up to
- * ENG_EMBED_BATCH tokens, at least one input), writes input i's pooled
+ * inputs round-robin (one input of each request in turn, so a small
+ * request is not held behind a large one), several requests' inputs per
+ * model call (up to ENG_EMBED_BATCH tokens, at least one input), writes
+ * input i's pooled
  * vector (model_embed_dim floats, raw) to out + i × dim, and then sends
  * exactly one ENG_EV_FINISH: ENG_FINISH_STOP when every input is written,
  * ENG_FINISH_CANCELLED (eng_cancel, shutdown: checked between model calls)

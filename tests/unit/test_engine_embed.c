@@ -77,6 +77,7 @@ typedef struct {
     int n_finish;
     eng_finish_t finish;
     int prompt_tokens;
+    int order; /* 1 + the FINISH events before this one */
 } reqlog_t;
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -92,7 +93,7 @@ static void on_event(const eng_event_t *ev, void *ctx) {
         l->n_finish++;
         l->finish = ev->finish;
         l->prompt_tokens = ev->usage.prompt_tokens;
-        n_finished++;
+        l->order = ++n_finished;
         pthread_cond_broadcast(&cv);
     } else {
         n_other++;
@@ -183,7 +184,7 @@ static void test_batched_equals_alone(void) {
     static req_inputs_t in[NR];
     int all = 0;
     for (int r = 0; r < NR; r++) {
-        make_inputs(&in[r], 5 + 7 * r, 1000 + (uint64_t)r, BCTX);
+        make_inputs(&in[r], 5 + 7 * (NR - 1 - r), 1000 + (uint64_t)r, BCTX); /* the first the largest */
         all += total_tokens(&in[r]);
     }
     CHECK_MSG(all > ENG_EMBED_BATCH, "the requests must need several model calls (%d tokens)", all);
@@ -215,6 +216,9 @@ static void test_batched_equals_alone(void) {
         free_inputs(&in[r]);
     }
     CHECK_MSG(worst < 1e-4, "batched vs alone: %g", worst);
+    /* round-robin: the later, smaller requests finish before the first,
+     * largest one, which needs several model calls */
+    CHECK_MSG(logs[0].order == NR, "the first request finished %d of %d", logs[0].order, NR);
     CHECK(n_other == 0);
     sl_pool_free(pool);
     model_free(m);

@@ -31,6 +31,7 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -555,6 +556,31 @@ int tok_hf_to_gguf(gguf_writer_t *w, const char *tj_path, const char *cfg_path, 
         bool strip = json_is_boolean(sa) ? json_is_true(sa) : lower;
         oom |= gguf_writer_set_bool(w, "tokenizer.ggml.normalizer.lowercase", lower) != 0;
         oom |= gguf_writer_set_bool(w, "tokenizer.ggml.normalizer.strip_accents", strip) != 0;
+    }
+    if (!strcmp(h.kind, "t5")) {
+        /* SentencePiece's normalizer: the Precompiled charsmap (base64 in
+         * tokenizer.json), and remove_extra_whitespaces where the
+         * normalizer also collapses runs of spaces (XLM-R's Replace(" {2,}", " ")) */
+        json_t *norm = json_object_get(h.tj, "normalizer");
+        json_t *pc = find_typed(norm, "Precompiled");
+        const char *b64 = json_string_value(json_object_get(pc, "precompiled_charsmap"));
+        if (b64 && *b64) {
+            const size_t bl = strlen(b64);
+            unsigned char *bin = bl < (size_t)INT32_MAX ? malloc(bl / 4 * 3 + 3) : NULL;
+            const int got = bin ? EVP_DecodeBlock(bin, (const unsigned char *)b64, (int)bl) : -1;
+            if (got < 0 || bl % 4 != 0) {
+                free(bin);
+                sl_err(err, errlen, "%s: normalizer.precompiled_charsmap is not valid base64", tj_path);
+                goto done;
+            }
+            /* EVP_DecodeBlock counts the '=' padding as zero bytes */
+            const size_t n = (size_t)got - (bl >= 1 && b64[bl - 1] == '=') - (bl >= 2 && b64[bl - 2] == '=');
+            oom |= gguf_writer_set_arr(w, "tokenizer.ggml.precompiled_charsmap", GGUF_VT_UINT8, bin, n) != 0;
+            free(bin);
+        }
+        json_t *rp = find_typed(norm, "Replace");
+        const char *rx = json_string_value(json_object_get(json_object_get(rp, "pattern"), "Regex"));
+        oom |= gguf_writer_set_bool(w, "tokenizer.ggml.remove_extra_whitespaces", rx && !strcmp(rx, " {2,}")) != 0;
     }
     if (!strcmp(h.kind, "bert") || !strcmp(h.kind, "t5")) {
         /* decoding's clean-up of spaces before punctuation: tokenizer_config's

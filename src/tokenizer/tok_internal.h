@@ -86,6 +86,16 @@ struct sl_tok {
     bool bert_lowercase, bert_strip_accents;
     bool clean_spaces; /* tok_decode: transformers' clean_up_tokenization (" ." -> "." ...) */
     double ugm_unk_score; /* t5: the cost of an uncovered character (min normal score - 10) */
+    /* t5: SentencePiece's precompiled_charsmap (owned copy): a darts-clone
+     * double array of xcda_n units over UTF-8 byte strings whose values are
+     * offsets of NUL-terminated replacements in charsmap_str (n bytes);
+     * NULL when the file has none. ugm_ws: remove_extra_whitespaces. */
+    uint32_t *xcda;
+    size_t xcda_n;
+    const char *charsmap_str;
+    size_t charsmap_str_n;
+    uint8_t *charsmap;
+    bool ugm_ws;
     bool nfc; /* NFC-normalise plain text first (Qwen2: tokenizer.json's NFC normalizer) */
 
     int32_t *eog; /* sorted */
@@ -147,6 +157,9 @@ int spm_encode(const sl_tok_t *t, const char *text, size_t len, bool prefix_spac
 int wpm_encode(const sl_tok_t *t, const char *text, size_t len, tok_ids_t *out, char *err, size_t errlen);
 /* Unigram setup (the unknown-character cost) after the vocab is loaded. */
 void ugm_init(sl_tok_t *t);
+/* Reads tokenizer.ggml.precompiled_charsmap and remove_extra_whitespaces
+ * (t5), validating the blob's sizes. 0, or -1 with a message. */
+int ugm_load_charsmap(sl_tok_t *t, const gguf_file_t *f, char *err, size_t errlen);
 int ugm_encode(const sl_tok_t *t, const char *text, size_t len, bool prefix_space, tok_ids_t *out,
                char *err, size_t errlen);
 

@@ -456,7 +456,10 @@ sl_tok_t *tok_load(const gguf_file_t *f, char *err, size_t errlen) {
         if (*defaults[i] >= t->n_vocab) *defaults[i] = -1;
 
     if (t->model == TOK_MODEL_GPT2 && bpe_init(t, f, err, errlen) != 0) goto fail;
-    if (t->model == TOK_MODEL_T5) ugm_init(t);
+    if (t->model == TOK_MODEL_T5) {
+        ugm_init(t);
+        if (ugm_load_charsmap(t, f, err, errlen) != 0) goto fail;
+    }
     /* Qwen2/Qwen3's tokenizer.json normalises to NFC; GGUF has no key for the
      * normalizer, so it follows from the pre-tokenizer name (normalize.c). */
     t->nfc = t->model == TOK_MODEL_GPT2 && strcmp(t->pre_name, "qwen2") == 0;
@@ -535,6 +538,8 @@ void tok_free(sl_tok_t *t) {
     free(t->vhash);
     free(t->eog);
     free(t->trie);
+    free(t->charsmap);
+    free(t->xcda);
     free(t);
 }
 

@@ -9,6 +9,7 @@
  * (tests/data/tokenizer) against the converter's layout.
  */
 #include <stdlib.h>
+#include <openssl/evp.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -1039,7 +1040,9 @@ static void test_wpm(void) {
 
 /* ---- a tiny Unigram (T5 ids: <pad> </s> <unk>) ---- */
 
-static sl_tok_t *tiny_ugm(void) {
+/* charsmap: NULL, or a precompiled_charsmap blob of n bytes; ws:
+ * remove_extra_whitespaces */
+static sl_tok_t *tiny_ugm_cm(const uint8_t *charsmap, size_t cm_len, bool ws, char *err, size_t errlen) {
     const char *toks[] = {"<pad>", "</s>", "<unk>", WB, WB "a", "b", WB "ab", "c", WB "abc", "a", "bc"};
     const float scores[] = {0, 0, 0, -1, -2, -2, -4, -3, -8, -3, -3};
     const int32_t types[] = {3, 3, 2, 1, 1, 1, 1, 1, 1, 1, 1};
@@ -1050,10 +1053,17 @@ static sl_tok_t *tiny_ugm(void) {
     gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_VT_FLOAT32, scores, n);
     gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_VT_INT32, types, n);
     gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", true);
-    char err[SL_ERR_MAX] = "";
-    sl_tok_t *t = load_from_writer(w, err, sizeof err);
-    CHECK_MSG(t != NULL, "%s", err);
+    if (ws) gguf_writer_set_bool(w, "tokenizer.ggml.remove_extra_whitespaces", true);
+    if (charsmap) gguf_writer_set_arr(w, "tokenizer.ggml.precompiled_charsmap", GGUF_VT_UINT8, charsmap, cm_len);
+    sl_tok_t *t = load_from_writer(w, err, errlen);
     gguf_writer_free(w);
+    return t;
+}
+
+static sl_tok_t *tiny_ugm(void) {
+    char err[SL_ERR_MAX] = "";
+    sl_tok_t *t = tiny_ugm_cm(NULL, 0, false, err, sizeof err);
+    CHECK_MSG(t != NULL, "%s", err);
     return t;
 }
 
@@ -1079,6 +1089,120 @@ static void test_ugm(void) {
     /* decode: the first space goes, <unk> renders as nothing */
     check_dec(t, (const int32_t[]){U_AB_W, U_UNK, U_B, U_SP, U_A_W}, 5, "abb  a");
     tok_free(t);
+}
+
+/* A precompiled_charsmap blob as SentencePiece stores one: a u32 (LE) byte
+ * size of a darts-clone double array, its units, then NUL-terminated
+ * replacement strings. Built plainly: one 256-unit block per trie node
+ * (node i's block at 256 (i + 1), the root's base in unit 0); a node
+ * reached by byte c from block P is unit P ^ c = P + c, labelled c, whose
+ * base leads to its own block; a key's end marks the node a leaf, with the
+ * replacement's offset in its block's slot 0. Returns the blob's size. */
+typedef struct {
+    const char *key, *rep;
+} cm_pair_t;
+
+static size_t build_charsmap(const cm_pair_t *pairs, int n, uint8_t *blob, size_t cap) {
+    enum { MAXN = 64 };
+    int child[MAXN][256], n_nodes = 1;
+    int32_t value[MAXN];
+    memset(child, -1, sizeof child);
+    for (int i = 0; i < MAXN; i++) value[i] = -1;
+    char strs[512];
+    size_t ns = 0;
+    for (int p = 0; p < n; p++) {
+        int x = 0;
+        for (const uint8_t *c = (const uint8_t *)pairs[p].key; *c; c++) {
+            if (child[x][*c] < 0) child[x][*c] = n_nodes++;
+            x = child[x][*c];
+        }
+        value[x] = (int32_t)ns;
+        memcpy(strs + ns, pairs[p].rep, strlen(pairs[p].rep) + 1);
+        ns += strlen(pairs[p].rep) + 1;
+    }
+    const size_t units = 256 * ((size_t)n_nodes + 1);
+    if (4 + 4 * units + ns > cap) return 0;
+    uint32_t *u = calloc(units, sizeof *u);
+    u[0] = 256u << 10; /* the root's block */
+    for (int x = 0; x < n_nodes; x++) {
+        const uint32_t bx = 256u * (uint32_t)(x + 1);
+        if (value[x] >= 0) u[bx] = (uint32_t)value[x] | (1u << 31);
+        for (int c = 1; c < 256; c++) {
+            const int y = child[x][c];
+            if (y < 0) continue;
+            const uint32_t at = bx ^ (uint32_t)c, by = 256u * (uint32_t)(y + 1);
+            u[at] = ((at ^ by) << 10) | (value[y] >= 0 ? 1u << 8 : 0) | (uint32_t)c;
+        }
+    }
+    const uint32_t bytes = (uint32_t)(4 * units);
+    for (int b = 0; b < 4; b++) blob[b] = (uint8_t)(bytes >> (8 * b));
+    for (size_t i = 0; i < units; i++)
+        for (int b = 0; b < 4; b++) blob[4 + 4 * i + (size_t)b] = (uint8_t)(u[i] >> (8 * b));
+    memcpy(blob + 4 + bytes, strs, ns);
+    free(u);
+    return 4 + bytes + ns;
+}
+
+/* SentencePiece normalisation before Unigram: the charsmap's longest match
+ * replaced (full-width letters folded, NBSP a space, BEL dropped, a
+ * two-character key over its one-character prefix), an invalid byte
+ * U+FFFD (<unk>), remove_extra_whitespaces; hostile blobs refused at load
+ * or answered with an error, never read out of bounds (ASan). */
+static void test_ugm_charsmap(void) {
+    static const cm_pair_t pairs[] = {{"\xEF\xBC\xA1", "a"}, {"\xEF\xBC\xA2", "b"}, {"\xC2\xA0", " "},
+                                      {"\x07", ""},            {"c", "c"},             {"cc", "ab"}};
+    static uint8_t blob[65536];
+    const size_t n = build_charsmap(pairs, (int)SL_ARRAY_LEN(pairs), blob, sizeof blob);
+    CHECK(n > 0);
+    char err[SL_ERR_MAX] = "";
+    sl_tok_t *t = tiny_ugm_cm(blob, n, false, err, sizeof err);
+    CHECK_MSG(t != NULL, "%s", err);
+    if (t) {
+        CHECK_ENC(t, "\xEF\xBC\xA1\xEF\xBC\xA2", U_AB_W);            /* ＡＢ -> ab */
+        CHECK_ENC(t, "a\xC2\xA0" "b", U_A_W, U_SP, U_B);               /* NBSP -> space */
+        CHECK_ENC(t, "\x07" "ab\x07", U_AB_W);                          /* BEL dropped */
+        CHECK_ENC(t, "acc", U_A_W, U_A, U_B);                              /* "cc" -> "ab" beats "c" */
+        CHECK_ENC(t, "ac", U_A_W, U_C);                                    /* "c" alone */
+        CHECK_ENC(t, "\xEF\xBC", U_SP, U_UNK);                           /* a key's prefix, invalid UTF-8 */
+        CHECK_ENC(t, "  ab", U_SP, U_AB_W);                                /* spaces kept */
+        tok_free(t);
+    }
+    t = tiny_ugm_cm(blob, n, true, err, sizeof err); /* remove_extra_whitespaces */
+    CHECK_MSG(t != NULL, "%s", err);
+    if (t) {
+        CHECK_ENC(t, "  ab  \xC2\xA0 a  ", U_AB_W, U_A_W);
+        check_enc(t, "   ", 3, (const int32_t[]){0}, 0); /* nothing left */
+        tok_free(t);
+    }
+    /* hostile blobs */
+    uint8_t bad[16] = {0};
+    CHECK(tiny_ugm_cm(bad, 3, false, err, sizeof err) == NULL && strstr(err, "charsmap"));
+    bad[0] = 16; /* a 16-byte array in 8 bytes */
+    CHECK(tiny_ugm_cm(bad, 8, false, err, sizeof err) == NULL && strstr(err, "charsmap"));
+    bad[0] = 6; /* not whole units */
+    CHECK(tiny_ugm_cm(bad, 12, false, err, sizeof err) == NULL);
+    static uint8_t b2[65536];
+    memcpy(b2, blob, n);
+    b2[n - 1] = 'x'; /* the last replacement unterminated */
+    b2[n - 2] = 'x';
+    t = tiny_ugm_cm(b2, n, false, err, sizeof err);
+    CHECK(t != NULL);
+    if (t) {
+        int32_t *ids = NULL;
+        size_t ni = 0;
+        CHECK(tok_encode(t, "cc", 2, false, false, &ids, &ni, err, sizeof err) == -1 && strstr(err, "charsmap"));
+        free(ids);
+        tok_free(t);
+    }
+    /* a root base pointing past the array: no match, text kept */
+    memcpy(b2, blob, n);
+    b2[4] = 0xFF, b2[5] = 0xFF, b2[6] = 0xFF, b2[7] = 0x7F;
+    t = tiny_ugm_cm(b2, n, false, err, sizeof err);
+    CHECK(t != NULL);
+    if (t) {
+        CHECK_ENC(t, "ab", U_AB_W);
+        tok_free(t);
+    }
 }
 
 /* Our import of the committed WordPiece / Unigram test tokenizers against
@@ -1227,6 +1351,56 @@ static void test_hf_import_wp_unigram(void) {
     json_decref(tj);
 }
 
+/* A tokenizer.json whose normalizer is XLM-R's (Precompiled charsmap in
+ * base64, then Replace(" {2,}", " ")): the import writes the charsmap's
+ * bytes and remove_extra_whitespaces, and the loaded tokenizer folds with
+ * it. */
+static void test_hf_import_charsmap(void) {
+    if (!file_exists(TD "xlmr-unigram/tokenizer.json")) {
+        fprintf(stderr, "    (skipped: run from the repository root)\n");
+        return;
+    }
+    static const cm_pair_t pairs[] = {{"\xEF\xBC\xA1", "a"}, {"\xC2\xA0", " "}};
+    static uint8_t blob[8192];
+    const size_t n = build_charsmap(pairs, (int)SL_ARRAY_LEN(pairs), blob, sizeof blob);
+    static char b64[12000];
+    EVP_EncodeBlock((unsigned char *)b64, blob, (int)n);
+    json_t *tj = json_load_file(TD "xlmr-unigram/tokenizer.json", 0, NULL);
+    CHECK(tj != NULL);
+    if (!tj) return;
+    json_object_set_new(tj, "normalizer",
+                        json_pack("{s:s, s:[{s:s, s:s}, {s:s, s:{s:s}, s:s}]}", "type", "Sequence", "normalizers", "type",
+                                  "Precompiled", "precompiled_charsmap", b64, "type", "Replace", "pattern", "Regex",
+                                  " {2,}", "content", " "));
+    char dir[] = "/tmp/silica-test-cm-XXXXXX", a[128], b[128], c[320], err[SL_ERR_MAX] = "";
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(a, sizeof a, "%s/tokenizer.json", dir);
+    snprintf(b, sizeof b, "%s/tokenizer_config.json", dir);
+    CHECK(json_dump_file(tj, a, 0) == 0);
+    snprintf(c, sizeof c, "cp " TD "xlmr-unigram/tokenizer_config.json %s", b);
+    CHECK(system(c) == 0);
+    json_decref(tj);
+    gguf_writer_t *w = gguf_writer_new();
+    CHECK_MSG(tok_hf_to_gguf(w, a, b, err, sizeof err) == 0, "%s", err);
+    sl_tok_t *t = load_from_writer(w, err, sizeof err);
+    CHECK_MSG(t != NULL, "%s", err);
+    gguf_writer_free(w);
+    if (t) {
+        int32_t *x = NULL, *y = NULL;
+        size_t nx = 0, ny = 0;
+        /* Ａ folds to a, NBSP is a space, the runs of spaces and the ends go */
+        CHECK(tok_encode(t, "  \xEF\xBC\xA1nd\xC2\xA0\xC2\xA0the   end ", 20, false, false, &x, &nx, err, sizeof err) == 0);
+        CHECK(tok_encode(t, "and the end", 11, false, false, &y, &ny, err, sizeof err) == 0);
+        CHECK(ids_eq(x, nx, y, ny));
+        free(x);
+        free(y);
+        tok_free(t);
+    }
+    unlink(a);
+    unlink(b);
+    rmdir(dir);
+}
+
 int main(void) {
     RUN(test_bpe_merges);
     RUN(test_nfc);
@@ -1243,6 +1417,8 @@ int main(void) {
     RUN(test_hf_import_matches_reference);
     RUN(test_wpm);
     RUN(test_ugm);
+    RUN(test_ugm_charsmap);
     RUN(test_hf_import_wp_unigram);
+    RUN(test_hf_import_charsmap);
     return test_summary();
 }

@@ -4,10 +4,13 @@
  * llama.cpp's converter writes them), optionally with a real tokenizer
  * imported from a Hugging Face tokenizer.json + tokenizer_config.json.
  *
- *   silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|glm4moe|phi3|gemma|gemma2|gemma3|granite|granitemoe|smollm3|olmo2|ernie4_5|bert|nomic-bert --out F.gguf [--vocab N]
+ *   silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|glm4moe|deepseek2|phi3|gemma|gemma2|gemma3|granite|granitemoe|smollm3|olmo2|ernie4_5|bert|nomic-bert --out F.gguf [--vocab N]
  *       [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N]
- *       [--experts N --experts-used K --expert-ffn N]  (qwen2moe, qwen3moe, glm4moe; llama: Mixtral)
+ *       [--experts N --experts-used K --expert-ffn N]  (qwen2moe, qwen3moe, glm4moe, deepseek2; llama: Mixtral)
  *       [--shared-ffn N]                               (qwen2moe's shared expert)
+ *       [--q-lora N] [--kv-lora N] [--qk-nope N] [--qk-rope N] [--v-head N]  (deepseek2's MLA)
+ *       [--shared-experts N] [--dense-lead N] [--gating softmax|sigmoid]
+ *       [--expert-groups N] [--expert-groups-used N]  (deepseek2's routing)
  *       [--swa N]                                      (gemma2/3's sliding window)
  *       [--pooling mean|cls|rank] [--cls-out N] [--token-types N]  (bert)
  *       [--pooling mean|cls|last] [--token-types N]                (nomic-bert)
@@ -39,6 +42,26 @@
  * biases but the LayerNorms'. Pooling mean (default), cls or last; --ctx
  * defaults to 2048. --cls-out and rank pooling, --kv-heads, --head-dim,
  * --tied/--untied and RoPE scaling are refused for it.
+ *
+ * deepseek2 is DeepSeek-V2 / V3 as llama.cpp's current converter writes it
+ * (multi-head latent attention stored for the absorbed form, one "KV head"
+ * of width kv_lora + qk_rope): per block attn_norm; Q either direct
+ * (attn_q, --q-lora 0, V2-Lite) or through a rank --q-lora bottleneck
+ * (attn_q_a, attn_q_a_norm, attn_q_b); attn_kv_a_mqa [E, kv_lora +
+ * qk_rope] and attn_kv_a_norm [kv_lora]; the per-head decompressions as 3-D
+ * tensors, attn_k_b [qk_nope, kv_lora, H] and attn_v_b [kv_lora, v_head,
+ * H]; attn_output [H·v_head, E]; ffn_norm; then a dense gated FFN (--ffn
+ * wide) in the first --dense-lead layers (default 1) and a MoE FFN after
+ * them: F32 router, --experts experts --expert-ffn wide, --shared-experts
+ * (default 1) shared experts fused into one FFN expert-ffn × shared-experts
+ * wide. --gating softmax (default, V2: weights scale 1, not renormalized)
+ * or sigmoid (V3: exp_probs_b selection bias, renormalized, scale 2.5);
+ * --expert-groups / --expert-groups-used restrict the choice to the best
+ * groups (default one group, so no restriction; groups used default to half
+ * the groups, V3's 4 of 8, at least 1). Defaults are tiny and valid:
+ * qk_nope 16, qk_rope 8, v_head 16, kv_lora 32; --kv-heads, --head-dim and
+ * --shared-ffn are refused. With yarn scaling it writes the converter's
+ * yarn_log_multiplier, 0.1 × V2's mscale_all_dim 0.707.
  */
 #include <math.h>
 #include <stdio.h>
@@ -57,6 +80,10 @@ typedef struct mk {
     const char *arch, *out, *type, *tokenizer, *name, *scaling, *chat_template, *pooling;
     long vocab, embd, layers, heads, kv_heads, head_dim, ffn, ctx, seed, threads, orig_ctx;
     long experts, experts_used, expert_ffn, shared_ffn, swa;
+    /* deepseek2: 0 (dense_lead, shared_experts: -1) until given or defaulted;
+     * q_lora stays 0 for a direct Q projection */
+    long q_lora, kv_lora, qk_nope, qk_rope, v_head, expert_groups, expert_groups_used, shared_experts, dense_lead;
+    const char *gating; /* deepseek2: softmax | sigmoid */
     long token_types, cls_out; /* bert, nomic-bert; like kv_heads and ctx, -1 until given or defaulted */
     int tied; /* -1: default */
     double rope_base, rope_factor, eps;
@@ -64,10 +91,15 @@ typedef struct mk {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|glm4moe|phi3|gemma|gemma2|gemma3|granite|granitemoe|smollm3|olmo2|ernie4_5|bert|nomic-bert --out F.gguf [--vocab N]\n"
+            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|glm4moe|deepseek2|phi3|gemma|gemma2|gemma3|granite|granitemoe|smollm3|olmo2|ernie4_5|bert|nomic-bert --out F.gguf [--vocab N]\n"
             "         [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N] [--ctx N] [--tied|--untied]\n"
-            "         [--experts N --experts-used K --expert-ffn N] (qwen2moe, qwen3moe, glm4moe; default 8, 2, ffn / 2)\n"
+            "         [--experts N --experts-used K --expert-ffn N] (qwen2moe, qwen3moe, glm4moe, deepseek2; default 8, 2,\n"
+            "          ffn / 2)\n"
             "         [--shared-ffn N] (qwen2moe's shared expert; default ffn) [--swa N] (gemma2/3's window; default 512)\n"
+            "         [--q-lora N] [--kv-lora N] [--qk-nope N] [--qk-rope N] [--v-head N] (deepseek2's MLA; default 0\n"
+            "          (direct Q), 32, 16, 8, 16) [--shared-experts N] [--dense-lead N] (deepseek2; default 1, 1)\n"
+            "         [--gating softmax|sigmoid] [--expert-groups N] [--expert-groups-used N] (deepseek2; default\n"
+            "          softmax, 1, groups / 2 or 1)\n"
             "         [--pooling mean|cls|rank] [--cls-out N] [--token-types N] (bert; default cls, 1, 2; --ctx 512)\n"
             "         [--pooling mean|cls|last] [--token-types N]  (nomic-bert; default mean, 2; --ctx 2048, --rope-base 1000)\n"
             "         [--pooling mean|cls|last]                                 (other archs: an embedding model)\n"
@@ -123,12 +155,12 @@ static int keep(out_t *o, void *p) {
     return 0;
 }
 
-/* Adds a tensor of n_mat matrices of n_out rows × n_in (3-D when n_mat >
- * 1, 1-D when n_out == 0) filled with center + scale × normal, stored as
- * the plan says. */
-static int add_random3(out_t *o, const char *name, int64_t n_in, int64_t n_out, int64_t n_mat, float center,
-                       float scale) {
-    const uint32_t n_dims = n_mat > 1 ? 3 : n_out > 0 ? 2 : 1;
+/* Adds a tensor of ne [n_in, n_out, n_mat] with n_dims dims (n_mat
+ * matrices of n_out rows × n_in; n_out 0 and n_mat 1 for a vector) filled
+ * with center + scale × normal, stored as the plan says: rows that do not
+ * fit the plan's block type take its fallback, 3-D tensors included. */
+static int add_random_dims(out_t *o, const char *name, uint32_t n_dims, int64_t n_in, int64_t n_out,
+                           int64_t n_mat, float center, float scale) {
     const int64_t rows = (n_out > 0 ? n_out : 1) * n_mat;
     size_t n;
     if (!sl_mul_size((size_t)n_in, (size_t)rows, &n)) return -1;
@@ -155,6 +187,13 @@ static int add_random3(out_t *o, const char *name, int64_t n_in, int64_t n_out, 
     }
     o->bytes += t == SL_TYPE_F32 ? n * 4 : sl_row_size(t, n_in) * (size_t)rows;
     return 0;
+}
+
+/* As add_random_dims, 3-D when n_mat > 1, 1-D when n_out == 0. */
+static int add_random3(out_t *o, const char *name, int64_t n_in, int64_t n_out, int64_t n_mat, float center,
+                       float scale) {
+    const uint32_t n_dims = n_mat > 1 ? 3 : n_out > 0 ? 2 : 1;
+    return add_random_dims(o, name, n_dims, n_in, n_out, n_mat, center, scale);
 }
 
 static int add_random(out_t *o, const char *name, int64_t n_in, int64_t n_out, float center, float scale) {
@@ -270,6 +309,89 @@ static int add_nomic_tensors(out_t *o, const mk_t *m) {
     return 0;
 }
 
+/* deepseek2's keys beyond the shape ones every architecture has and the
+ * expert count, used count and width, as llama.cpp's converter writes them:
+ * MLA stored for the absorbed form, one K/V head whose key is the latent
+ * and the rotated part (kv_lora + qk_rope) and whose value the latent
+ * (kv_lora), the per-head sizes of the decompressed form in the _mla keys;
+ * q_lora_rank only with a Q bottleneck; routing as V2 (softmax, weights
+ * scale 1, not renormalized) or V3 (sigmoid, renormalized, scale 2.5). */
+static int set_deepseek2_keys(gguf_writer_t *w, const char *arch, const mk_t *m) {
+    const bool sigmoid = !strcmp(m->gating, "sigmoid");
+    char key[128];
+    int bad = 0;
+    bad |= set_key_u32(w, arch, "attention.head_count_kv", 1);
+    bad |= set_key_u32(w, arch, "attention.key_length", m->kv_lora + m->qk_rope);
+    bad |= set_key_u32(w, arch, "attention.value_length", m->kv_lora);
+    bad |= set_key_u32(w, arch, "attention.key_length_mla", m->qk_nope + m->qk_rope);
+    bad |= set_key_u32(w, arch, "attention.value_length_mla", m->v_head);
+    if (m->q_lora > 0) bad |= set_key_u32(w, arch, "attention.q_lora_rank", m->q_lora);
+    bad |= set_key_u32(w, arch, "attention.kv_lora_rank", m->kv_lora);
+    bad |= set_key_f32(w, arch, "attention.layer_norm_rms_epsilon", m->eps);
+    bad |= set_key_u32(w, arch, "rope.dimension_count", m->qk_rope);
+    bad |= set_key_f32(w, arch, "rope.freq_base", m->rope_base);
+    bad |= set_key_u32(w, arch, "leading_dense_block_count", m->dense_lead);
+    bad |= set_key_u32(w, arch, "expert_shared_count", m->shared_experts);
+    bad |= set_key_f32(w, arch, "expert_weights_scale", sigmoid ? 2.5 : 1.0);
+    snprintf(key, sizeof key, "%s.expert_weights_norm", arch);
+    bad |= gguf_writer_set_bool(w, key, sigmoid);
+    bad |= set_key_u32(w, arch, "expert_gating_func", sigmoid ? 2 : 1); /* llama.cpp's 1 softmax, 2 sigmoid */
+    bad |= set_key_u32(w, arch, "expert_group_count", m->expert_groups);
+    bad |= set_key_u32(w, arch, "expert_group_used_count", m->expert_groups_used);
+    return bad ? -1 : 0;
+}
+
+/* deepseek2's blocks, in llama.cpp's names and shapes (ne [n_in, n_out,
+ * n_mat]; QK = qk_nope + qk_rope, R = kv_lora): attn_norm; attn_q [E, H·QK]
+ * or attn_q_a [E, q_lora], attn_q_a_norm, attn_q_b [q_lora, H·QK];
+ * attn_kv_a_mqa [E, R + qk_rope] (the latent rows, then the shared rotated
+ * key), attn_kv_a_norm [R]; attn_k_b [qk_nope, R, H] and attn_v_b [R,
+ * v_head, H], 3-D even for one head as the converter writes them;
+ * attn_output [H·v_head, E]; ffn_norm; then the dense FFN (layers below
+ * dense_lead) or the router, the experts and the shared experts fused into
+ * one FFN expert_ffn × shared_experts wide, with sigmoid gating the
+ * selection bias exp_probs_b. */
+static int add_deepseek2_tensors(out_t *o, const mk_t *m) {
+    const float sd = 0.02f;
+    const int64_t E = m->embd, H = m->heads, QK = m->qk_nope + m->qk_rope, R = m->kv_lora, F = m->ffn;
+    const int64_t X = m->experts, FX = m->expert_ffn, FS = m->expert_ffn * m->shared_experts;
+    for (long l = 0; l < m->layers; l++) {
+        char n[64];
+#define T(s) (snprintf(n, sizeof n, "blk.%ld.%s", l, s), n)
+        if (add_random(o, T("attn_norm.weight"), E, 0, 1, sd)) return -1;
+        if (m->q_lora == 0 ? add_random(o, T("attn_q.weight"), E, H * QK, 0, sd)
+                           : add_random(o, T("attn_q_a.weight"), E, m->q_lora, 0, sd) ||
+                                 add_random(o, T("attn_q_a_norm.weight"), m->q_lora, 0, 1, sd) ||
+                                 add_random(o, T("attn_q_b.weight"), m->q_lora, H * QK, 0, sd))
+            return -1;
+        if (add_random(o, T("attn_kv_a_mqa.weight"), E, R + m->qk_rope, 0, sd) ||
+            add_random(o, T("attn_kv_a_norm.weight"), R, 0, 1, sd) ||
+            add_random_dims(o, T("attn_k_b.weight"), 3, m->qk_nope, R, H, 0, sd) ||
+            add_random_dims(o, T("attn_v_b.weight"), 3, R, m->v_head, H, 0, sd) ||
+            add_random(o, T("attn_output.weight"), H * m->v_head, E, 0, sd) ||
+            add_random(o, T("ffn_norm.weight"), E, 0, 1, sd))
+            return -1;
+        if (l < m->dense_lead) {
+            if (add_random(o, T("ffn_gate.weight"), E, F, 0, sd) || add_random(o, T("ffn_up.weight"), E, F, 0, sd) ||
+                add_random(o, T("ffn_down.weight"), F, E, 0, sd))
+                return -1;
+            continue;
+        }
+        /* the router scaled up so that the top-k choice is not a coin toss */
+        if (add_random3(o, T("ffn_gate_inp.weight"), E, X, 1, 0, 1.0f) ||
+            add_random_dims(o, T("ffn_gate_exps.weight"), 3, E, FX, X, 0, sd) ||
+            add_random_dims(o, T("ffn_up_exps.weight"), 3, E, FX, X, 0, sd) ||
+            add_random_dims(o, T("ffn_down_exps.weight"), 3, FX, E, X, 0, sd) ||
+            add_random(o, T("ffn_gate_shexp.weight"), E, FS, 0, sd) ||
+            add_random(o, T("ffn_up_shexp.weight"), E, FS, 0, sd) ||
+            add_random(o, T("ffn_down_shexp.weight"), FS, E, 0, sd))
+            return -1;
+        if (!strcmp(m->gating, "sigmoid") && add_random(o, T("exp_probs_b.bias"), X, 0, 0, 0.1f)) return -1;
+#undef T
+    }
+    return 0;
+}
+
 static int parse(mk_t *m, int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -303,6 +425,15 @@ static int parse(mk_t *m, int argc, char **argv) {
                   : !strcmp(a, "--swa") ? &m->swa
                   : !strcmp(a, "--token-types") ? &m->token_types
                   : !strcmp(a, "--cls-out") ? &m->cls_out
+                  : !strcmp(a, "--q-lora") ? &m->q_lora
+                  : !strcmp(a, "--kv-lora") ? &m->kv_lora
+                  : !strcmp(a, "--qk-nope") ? &m->qk_nope
+                  : !strcmp(a, "--qk-rope") ? &m->qk_rope
+                  : !strcmp(a, "--v-head") ? &m->v_head
+                  : !strcmp(a, "--expert-groups") ? &m->expert_groups
+                  : !strcmp(a, "--expert-groups-used") ? &m->expert_groups_used
+                  : !strcmp(a, "--shared-experts") ? &m->shared_experts
+                  : !strcmp(a, "--dense-lead") ? &m->dense_lead
                   : (!strcmp(a, "-t") || !strcmp(a, "--threads")) ? &m->threads
                                                                    : NULL;
         const char **s = !strcmp(a, "--arch")           ? &m->arch
@@ -313,6 +444,7 @@ static int parse(mk_t *m, int argc, char **argv) {
                          : !strcmp(a, "--name")         ? &m->name
                          : !strcmp(a, "--rope-scaling") ? &m->scaling
                          : !strcmp(a, "--pooling")      ? &m->pooling
+                         : !strcmp(a, "--gating")       ? &m->gating
                                                         : NULL;
         double *d = !strcmp(a, "--rope-base") ? &m->rope_base : !strcmp(a, "--rope-factor") ? &m->rope_factor : NULL;
         if (n) {
@@ -349,7 +481,7 @@ int cmd_mkmodel(int argc, char **argv) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return usage(), 0;
     mk_t m = {.type = "f32", .vocab = 0, .embd = 64, .layers = 2, .heads = 4, .kv_heads = -1, .head_dim = 0,
               .ffn = 128, .ctx = -1, .seed = 42, .tied = -1, .rope_base = 0, .rope_factor = 1, .eps = 1e-6,
-              .token_types = -1, .cls_out = -1};
+              .token_types = -1, .cls_out = -1, .shared_experts = -1, .dense_lead = -1};
     if (parse(&m, argc, argv)) return 2;
     if (!m.arch || !m.out) {
         fprintf(stderr, "silica mkmodel: --arch and --out are required\n");
@@ -358,9 +490,9 @@ int cmd_mkmodel(int argc, char **argv) {
     }
     const bool qwen2moe = !strcmp(m.arch, "qwen2moe"), glm4moe = !strcmp(m.arch, "glm4moe");
     const bool granitemoe = !strcmp(m.arch, "granitemoe"), granite = granitemoe || !strcmp(m.arch, "granite");
-    const bool olmo2 = !strcmp(m.arch, "olmo2");
+    const bool olmo2 = !strcmp(m.arch, "olmo2"), ds2 = !strcmp(m.arch, "deepseek2");
     /* llama with --experts: Mixtral */
-    const bool moe = !strcmp(m.arch, "qwen3moe") || qwen2moe || glm4moe || granitemoe ||
+    const bool moe = !strcmp(m.arch, "qwen3moe") || qwen2moe || glm4moe || granitemoe || ds2 ||
                      (!strcmp(m.arch, "llama") && m.experts > 0),
                glm4 = !strcmp(m.arch, "glm4");
     const bool chatglm = !strcmp(m.arch, "chatglm"), glm = glm4 || chatglm, phi3 = !strcmp(m.arch, "phi3");
@@ -376,7 +508,7 @@ int cmd_mkmodel(int argc, char **argv) {
         strcmp(m.arch, "qwen3")) {
         fprintf(stderr,
                 "silica mkmodel: --arch must be llama, internlm2, qwen2, qwen3, qwen2moe, qwen3moe, chatglm, glm4, "
-                "glm4moe, phi3, gemma, gemma2, gemma3, granite, granitemoe, smollm3, olmo2, ernie4_5, bert or "
+                "glm4moe, deepseek2, phi3, gemma, gemma2, gemma3, granite, granitemoe, smollm3, olmo2, ernie4_5, bert or "
                 "nomic-bert\n");
         return 2;
     }
@@ -430,9 +562,36 @@ int cmd_mkmodel(int argc, char **argv) {
             return 2;
         }
     }
+    if (ds2) {
+        if (m.kv_heads >= 0 || m.head_dim || m.shared_ffn) {
+            fprintf(stderr, "silica mkmodel: --kv-heads, --head-dim and --shared-ffn are not for deepseek2 (see "
+                            "--kv-lora, --qk-nope, --qk-rope, --v-head, --shared-experts)\n");
+            return 2;
+        }
+        m.kv_heads = 1; /* MLA: one latent K/V head shared by every query head */
+        if (m.kv_lora == 0) m.kv_lora = 32;
+        if (m.qk_nope == 0) m.qk_nope = 16;
+        if (m.qk_rope == 0) m.qk_rope = 8;
+        if (m.v_head == 0) m.v_head = 16;
+        if (m.shared_experts < 0) m.shared_experts = 1;
+        if (m.dense_lead < 0) m.dense_lead = 1;
+        if (m.expert_groups == 0) m.expert_groups = 1;
+        /* V3's 4 of 8 groups; llama.cpp wants fewer used than there are */
+        if (m.expert_groups_used == 0) m.expert_groups_used = SL_MAX(1, m.expert_groups / 2);
+        if (!m.gating) m.gating = "softmax";
+        if (strcmp(m.gating, "softmax") && strcmp(m.gating, "sigmoid")) {
+            fprintf(stderr, "silica mkmodel: --gating must be softmax or sigmoid\n");
+            return 2;
+        }
+    } else if (m.q_lora || m.kv_lora || m.qk_nope || m.qk_rope || m.v_head || m.expert_groups ||
+               m.expert_groups_used || m.shared_experts >= 0 || m.dense_lead >= 0 || m.gating) {
+        fprintf(stderr, "silica mkmodel: --q-lora, --kv-lora, --qk-nope, --qk-rope, --v-head, --expert-groups, "
+                        "--expert-groups-used, --shared-experts, --dense-lead and --gating are for deepseek2\n");
+        return 2;
+    }
     if (m.kv_heads < 0) m.kv_heads = 2;
     if (m.ctx < 0) m.ctx = encoder && !nomic ? 512 : 2048;
-    if (m.rope_base == 0) m.rope_base = llama_rope || (gemma && !gemma3) ? 10000.0 : 1000000.0;
+    if (m.rope_base == 0) m.rope_base = llama_rope || ds2 || (gemma && !gemma3) ? 10000.0 : 1000000.0;
     if (gemma && m.tied < 0) m.tied = 1; /* Gemma ties its output to the embeddings */
     if ((gemma2 || gemma3) && m.swa == 0) m.swa = 512;
     if (!gemma2 && !gemma3 && !olmo2 && m.swa) {
@@ -452,6 +611,19 @@ int cmd_mkmodel(int argc, char **argv) {
         fprintf(stderr, "silica mkmodel: --experts, --experts-used and --expert-ffn are for the MoE architectures\n");
         return 2;
     }
+    /* deepseek2's routing: the experts split evenly into groups, each group
+     * scored by the sum of its best two (so at least two experts a group when
+     * there are groups), and the used experts found in the chosen groups */
+    if (ds2 && (m.qk_rope & 1 || m.shared_experts < 1 || m.dense_lead > m.layers ||
+                m.experts % m.expert_groups != 0 || m.expert_groups_used > m.expert_groups ||
+                (m.expert_groups > 1 && m.experts / m.expert_groups < 2) ||
+                m.experts_used > m.expert_groups_used * (m.experts / m.expert_groups))) {
+        fprintf(stderr, "silica mkmodel: deepseek2 needs an even --qk-rope, --shared-experts >= 1, --dense-lead <= "
+                        "layers, --expert-groups dividing --experts (two or more experts a group when more than "
+                        "one group), --expert-groups-used <= --expert-groups and --experts-used no more than the "
+                        "used groups hold\n");
+        return 2;
+    }
     if (qwen2moe && m.shared_ffn == 0) m.shared_ffn = m.ffn;
     if (!qwen2moe && m.shared_ffn) {
         fprintf(stderr, "silica mkmodel: --shared-ffn is for qwen2moe\n");
@@ -461,7 +633,7 @@ int cmd_mkmodel(int argc, char **argv) {
     if (m.tied < 0) m.tied = 0;
     if (m.embd < 1 || m.layers < 1 || m.heads < 1 || m.kv_heads < 1 || m.ffn < 1 || m.ctx < 1 ||
         m.heads % m.kv_heads || (encoder && m.embd % m.heads != 0) ||
-        (!(encoder && !nomic) && (m.head_dim < 2 || (m.head_dim & 1)))) {
+        (!(encoder && !nomic) && !ds2 && (m.head_dim < 2 || (m.head_dim & 1)))) {
         fprintf(stderr, "silica mkmodel: inconsistent shape (need heads %% kv-heads == 0, even head-dim; bert, "
                         "nomic-bert: heads dividing embd)\n");
         return 2;
@@ -512,6 +684,9 @@ int cmd_mkmodel(int argc, char **argv) {
     bad |= set_key_u32(o.w, A, "attention.head_count", m.heads);
     if (encoder) {
         bad |= set_bert_keys(o.w, A, &m, pooling);
+    } else if (ds2) {
+        bad |= set_deepseek2_keys(o.w, A, &m);
+        if (pooling) bad |= set_key_u32(o.w, A, "pooling_type", pooling);
     } else {
         bad |= set_key_u32(o.w, A, "attention.head_count_kv", m.kv_heads);
         bad |= set_key_u32(o.w, A, "attention.key_length", m.head_dim);
@@ -558,6 +733,9 @@ int cmd_mkmodel(int argc, char **argv) {
         bad |= gguf_writer_set_str(o.w, key, m.scaling);
         bad |= set_key_f32(o.w, A, "rope.scaling.factor", m.rope_factor);
         bad |= set_key_u32(o.w, A, "rope.scaling.original_context_length", m.orig_ctx ? m.orig_ctx : m.ctx);
+        /* the converter's 0.1 × mscale_all_dim (V2's 0.707) */
+        if (ds2 && !strcmp(m.scaling, "yarn"))
+            bad |= set_key_f32(o.w, A, "rope.scaling.yarn_log_multiplier", 0.1 * 0.707);
     }
     if (bad) {
         fprintf(stderr, "silica mkmodel: out of memory\n");
@@ -585,10 +763,11 @@ int cmd_mkmodel(int argc, char **argv) {
     if (nomic     ? add_nomic_tensors(&o, &m)
         : encoder ? add_bert_tensors(&o, &m, pooling == 4)
              : add_random(&o, "output_norm.weight", E, 0, 1, sd) ||
-                   (!m.tied && add_random(&o, "output.weight", E, m.vocab, 0, sd)))
+                   (!m.tied && add_random(&o, "output.weight", E, m.vocab, 0, sd)) ||
+                   (ds2 && add_deepseek2_tensors(&o, &m)))
         goto oom;
-    /* the decoders' blocks (the encoders' are written above) */
-    for (long l = 0; !encoder && l < m.layers; l++) {
+    /* the decoders' blocks (the encoders' and deepseek2's are written above) */
+    for (long l = 0; !encoder && !ds2 && l < m.layers; l++) {
         char n[64];
 #define T(s) (snprintf(n, sizeof n, "blk.%ld.%s", l, s), n)
         /* glm4moe names its FFN input norm post_attention_norm; olmo2 has
@@ -633,7 +812,7 @@ int cmd_mkmodel(int argc, char **argv) {
         /* the router scaled up so that the top-k choice is not a coin toss */
         const long X = m.experts, FX = m.expert_ffn;
         if (lmoe && glm4moe &&
-            (add_random(&o, T("ffn_exp_probs_b.bias"), X, 0, 0, 0.1f) ||
+            (add_random(&o, T("exp_probs_b.bias"), X, 0, 0, 0.1f) ||
              add_random(&o, T("ffn_gate_shexp.weight"), E, FX, 0, sd) ||
              add_random(&o, T("ffn_up_shexp.weight"), E, FX, 0, sd) ||
              add_random(&o, T("ffn_down_shexp.weight"), FX, E, 0, sd)))

@@ -1,7 +1,7 @@
 /*
  * model.c — llama-family models (llama, internlm2, qwen2, qwen3, qwen2moe,
  * qwen3moe, chatglm, glm4, glm4moe, phi3, gemma, gemma2, gemma3, granite,
- * granitemoe, smollm3, olmo2, ernie4_5) from GGUF: loading and validating
+ * granitemoe, smollm3, olmo2, ernie4_5, deepseek2) from GGUF: loading and validating
  * hyper-parameters and weights, the KV cache, and the forward pass over a
  * batch of tokens; and the bert encoder's whole-sequence pass with pooling
  * (model_embed, at the end of the file).
@@ -81,6 +81,13 @@ typedef struct sl_layer {
      * FFN residual adds (attn_output_norm, layer_output_norm), with these
      * biases; the FFN is down(gelu(up x + bup)) + bdown */
     float *attn_norm_b, *ffn_norm_b, *bup, *bdown;
+    /* deepseek2 (MLA): q from wq, or wq_b(rmsnorm(wq_a x) · q_a_norm); the
+     * latent row from wkv_a, its first n_lora_kv normed by kv_a_norm; per
+     * head, wk_b[h] takes q_nope to the latent space and wv_b[h] the
+     * attention output back to the head's values */
+    sl_wt_t wq_a, wq_b, wkv_a;
+    float *q_a_norm, *kv_a_norm;
+    sl_wt_t *wk_b, *wv_b; /* n_head each */
     sl_wt_t wq, wk, wv, wo;
     sl_wt_t gate, up, down;       /* dense FFN */
     sl_wt_t router;               /* MoE: ffn_gate_inp, n_embd → n_expert */
@@ -102,6 +109,11 @@ struct sl_scratch {
      * (× KU, with NE + 1 group starts), one expert's gathered inputs,
      * hidden units and outputs (× E, × FE twice, × E), the FFN sum (× E) */
     float *moe_logits, *moe_w, *moe_gw, *moe_x, *moe_g, *moe_u, *moe_y, *moe_sum;
+    /* MLA, cap_tok rows each: q (n_head × (n_nope + n_rot)), the latent
+     * rows (head_dim), q's LoRA (n_lora_q), the heads' values (n_head ×
+     * n_v_mla), two per-head gather buffers (the largest of n_nope,
+     * n_lora_kv, n_v_mla) */
+    float *mla_q, *mla_kv, *mla_qa, *mla_o, *mla_g1, *mla_g2;
     int32_t *moe_e, *moe_tok, *moe_start;
 };
 
@@ -206,7 +218,7 @@ static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
     snprintf(ekey, sizeof ekey, "%s.expert_count", arch);
     const bool llama_moe = hp->arch == SL_ARCH_LLAMA && gguf_get_u32_or(f, ekey, 0) > 0;
     if (hp->arch != SL_ARCH_QWEN3MOE && hp->arch != SL_ARCH_QWEN2MOE && hp->arch != SL_ARCH_GLM4MOE &&
-        hp->arch != SL_ARCH_GRANITEMOE && !llama_moe)
+        hp->arch != SL_ARCH_GRANITEMOE && hp->arch != SL_ARCH_DEEPSEEK2 && !llama_moe)
         return 0;
     uint32_t ne, nu, ffe;
     if (key_u32(f, arch, "expert_count", true, 0, &ne, err, errlen) ||
@@ -247,13 +259,28 @@ static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
         hp->n_ff_shexp = (int)fsh;
         hp->shexp_gated = true;
     }
-    if (hp->arch == SL_ARCH_GLM4MOE) {
-        uint32_t nsh, lead, gating;
+    if (hp->arch == SL_ARCH_GLM4MOE || hp->arch == SL_ARCH_DEEPSEEK2) {
+        /* deepseek2: DeepSeek-V2's softmax gating unless the file says
+         * (V3: sigmoid with a selection bias), experts in groups of which
+         * the best expert_group_used_count are kept (V3) */
+        const bool ds = hp->arch == SL_ARCH_DEEPSEEK2;
+        uint32_t nsh, lead, gating, ng, ngu;
         char key[128];
         if (key_u32(f, arch, "expert_shared_count", false, 0, &nsh, err, errlen) ||
             key_u32(f, arch, "leading_dense_block_count", false, 0, &lead, err, errlen) ||
-            key_u32(f, arch, "expert_gating_func", false, 2, &gating, err, errlen))
+            key_u32(f, arch, "expert_gating_func", false, ds ? 1 : 2, &gating, err, errlen) ||
+            key_u32(f, arch, "expert_group_count", false, 0, &ng, err, errlen) ||
+            key_u32(f, arch, "expert_group_used_count", false, 0, &ngu, err, errlen))
             return -1;
+        if (ng > 1 && ngu > 0 && ngu < ng) {
+            if (ne % ng != 0 || ne / ng < 2 || (uint64_t)ngu * (ne / ng) < nu)
+                return sl_err(err, errlen,
+                              "%s.expert_group_count = %u must split %u experts into groups of 2 or more, of which "
+                              "%u hold at least expert_used_count = %u",
+                              arch, ng, ne, ngu, nu);
+            hp->n_group = (int)ng;
+            hp->n_group_used = (int)ngu;
+        }
         if (nsh > 64) return sl_err(err, errlen, "%s.expert_shared_count = %u is too large", arch, nsh);
         if (lead > (uint32_t)hp->n_layer)
             return sl_err(err, errlen, "%s.leading_dense_block_count = %u exceeds the %d layers", arch, lead,
@@ -447,6 +474,53 @@ static int load_bert_hparams(const gguf_file_t *f, sl_hparams_t *hp, char *err, 
     return 0;
 }
 
+/* deepseek2's MLA keys (the layout of the current converter: the per-head
+ * attn_k_b / attn_v_b, one latent KV head of kv_lora_rank + rope values)
+ * and its attention scale: HF's softmax scale (nope + rope)^-1/2 · m² with
+ * m = 1 + 0.1 · mscale_all_dim · ln(YaRN factor), the converter writing
+ * 0.1 · mscale_all_dim as rope.scaling.yarn_log_multiplier; the YaRN cos
+ * and sin keep magnitude 1 (HF's mscale / mscale_all_dim ratio, 1 as the
+ * converter assumes), so rope_yarn's own 1 + 0.1 ln(factor) is divided out. */
+static int load_mla(const gguf_file_t *f, sl_hparams_t *hp, uint32_t vl, float factor, char *err, size_t errlen) {
+    const char *arch = hp->arch_name;
+    uint32_t kmla, vmla, ql, kvl;
+    if (key_u32(f, arch, "attention.kv_lora_rank", true, 0, &kvl, err, errlen) ||
+        key_u32(f, arch, "attention.q_lora_rank", false, 0, &ql, err, errlen) ||
+        key_u32(f, arch, "attention.key_length_mla", false, 0, &kmla, err, errlen) ||
+        key_u32(f, arch, "attention.value_length_mla", false, 0, &vmla, err, errlen))
+        return -1;
+    if (kmla == 0 || vmla == 0)
+        return sl_err(err, errlen,
+                      "%s has no attention.key_length_mla / value_length_mla: a file of an older converter "
+                      "(attn_kv_b); convert the model again",
+                      arch);
+    const int nrot = hp->rope.n_rot;
+    if (hp->n_head_kv != 1 || dim_ok(kvl, "attention.kv_lora_rank", err, errlen) ||
+        (uint32_t)hp->head_dim != kvl + (uint32_t)nrot || vl != kvl)
+        return sl_err(err, errlen,
+                      "%s: the latent KV head must have key_length = kv_lora_rank + rope (%u + %d) and value_length "
+                      "= kv_lora_rank, head_count_kv 1 (got %d, %u, %d)",
+                      arch, kvl, nrot, hp->head_dim, vl, hp->n_head_kv);
+    if (kmla <= (uint32_t)nrot || kmla > MODEL_DIM_LIMIT || dim_ok(vmla, "attention.value_length_mla", err, errlen) ||
+        (ql && dim_ok(ql, "attention.q_lora_rank", err, errlen)))
+        return sl_err(err, errlen, "%s: attention.key_length_mla (%u) must exceed the rope dimensions (%d)", arch, kmla,
+                      nrot);
+    hp->mla = true;
+    hp->n_lora_q = (int)ql;
+    hp->n_lora_kv = (int)kvl;
+    hp->n_nope = (int)(kmla - (uint32_t)nrot);
+    hp->n_v_mla = (int)vmla;
+    float log_mul;
+    if (key_f32(f, arch, "rope.scaling.yarn_log_multiplier", false, 0.0f, &log_mul, err, errlen)) return -1;
+    float m = 1.0f;
+    if (hp->rope.scaling == SL_ROPE_SCALING_YARN && factor > 1.0f) {
+        m = 1.0f + log_mul * logf(factor);
+        hp->rope.attn_factor = 1.0f / (1.0f + 0.1f * logf(factor));
+    }
+    hp->attn_scale = m * m / sqrtf((float)kmla);
+    return 0;
+}
+
 static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
     const gguf_file_t *f = m->gf;
     sl_hparams_t *hp = &m->hp;
@@ -468,7 +542,8 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
                  {"gemma", SL_ARCH_GEMMA},       {"gemma2", SL_ARCH_GEMMA2},     {"gemma3", SL_ARCH_GEMMA3},
                  {"glm4moe", SL_ARCH_GLM4MOE},   {"granite", SL_ARCH_GRANITE},   {"granitemoe", SL_ARCH_GRANITEMOE},
                  {"smollm3", SL_ARCH_SMOLLM3},   {"olmo2", SL_ARCH_OLMO2},       {"ernie4_5", SL_ARCH_ERNIE4_5},
-                 {"bert", SL_ARCH_BERT},         {"nomic-bert", SL_ARCH_NOMIC_BERT}};
+                 {"bert", SL_ARCH_BERT},         {"nomic-bert", SL_ARCH_NOMIC_BERT},
+                 {"deepseek2", SL_ARCH_DEEPSEEK2}};
     size_t ai = 0;
     while (ai < SL_ARRAY_LEN(archs) && strcmp(arch, archs[ai].name) != 0) ai++;
     if (ai == SL_ARRAY_LEN(archs)) {
@@ -501,7 +576,8 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
         dim_ok(kl, "attention.key_length", err, errlen))
         return -1;
     if (key_u32(f, arch, "attention.value_length", false, kl, &vl, err, errlen)) return -1;
-    if (vl != kl)
+    /* deepseek2's latent rows: key_length = kv_lora_rank + rope, value_length = kv_lora_rank */
+    if (vl != kl && hp->arch != SL_ARCH_DEEPSEEK2)
         return sl_err(err, errlen, "attention.value_length (%u) differs from key_length (%u): not supported",
                       vl, kl);
     if (key_u32(f, arch, "rope.dimension_count", false, kl, &nrot, err, errlen)) return -1;
@@ -536,7 +612,7 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
     /* llama: Q/K rows permuted by the converter; GLM rotates adjacent pairs itself */
     r->style = hp->arch == SL_ARCH_LLAMA || hp->arch == SL_ARCH_CHATGLM || hp->arch == SL_ARCH_GLM4 ||
                        hp->arch == SL_ARCH_GRANITE || hp->arch == SL_ARCH_GRANITEMOE || hp->arch == SL_ARCH_SMOLLM3 ||
-                       hp->arch == SL_ARCH_ERNIE4_5
+                       hp->arch == SL_ARCH_ERNIE4_5 || hp->arch == SL_ARCH_DEEPSEEK2
                    ? SL_ROPE_NORM
                    : SL_ROPE_NEOX;
     r->n_rot = (int)nrot;
@@ -599,7 +675,8 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
         return sl_err(err, errlen, "%s.pooling_type = %u is not supported for a decoder (0 none, 1 mean, 2 cls, 3 last)",
                       arch, pooling);
     hp->pooling = (sl_pooling_t)pooling;
-    return load_gemma(f, hp, err, errlen) || load_granite(f, hp, err, errlen) ? -1 : 0;
+    if (load_gemma(f, hp, err, errlen) || load_granite(f, hp, err, errlen)) return -1;
+    return hp->arch == SL_ARCH_DEEPSEEK2 ? load_mla(f, hp, vl, factor, err, errlen) : 0; /* its own attention scale */
 }
 
 static const char *dims_str(const gguf_tensor_t *t, char *buf, size_t len) {
@@ -664,11 +741,11 @@ static int get_matrix(sl_model_t *m, const char *name, int64_t n_in, int64_t n_o
     return 0;
 }
 
-/* The experts of a 3-D tensor ne = [n_in, n_out, n_expert]: out[e] views
- * expert e's n_out rows (a new array of n_expert, owned by the layer). */
-static int get_experts(sl_model_t *m, const char *name, int64_t n_in, int64_t n_out, const char *what,
-                       sl_wt_t **out, char *err, size_t errlen) {
-    const int64_t ne = m->hp.n_expert;
+/* The matrices of a 3-D tensor ne = [n_in, n_out, ne] (the experts of a
+ * MoE layer, deepseek2's per-head k_b / v_b): out[e] views matrix e's
+ * n_out rows (a new array of ne, owned by the layer). */
+static int get_stack(sl_model_t *m, const char *name, int64_t n_in, int64_t n_out, int64_t ne, const char *what,
+                     sl_wt_t **out, char *err, size_t errlen) {
     const gguf_tensor_t *t = gguf_find_tensor(m->gf, name);
     if (!t) {
         /* older converters wrote Mixtral's experts one 2-D tensor each */
@@ -805,9 +882,14 @@ static int x8_list(sl_model_t *m, sl_wt_t **out, int cap) {
     int n = 0;
     for (int l = 0; l < m->hp.n_layer; l++) {
         sl_layer_t *L = &m->layers[l];
-        sl_wt_t *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down, &L->router};
+        sl_wt_t *ws[] = {&L->wq_a, &L->wq_b, &L->wkv_a, &L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down,
+                         &L->router};
         for (size_t i = 0; i < SL_ARRAY_LEN(ws) && n < cap; i++)
             if (ws[i]->data) out[n++] = ws[i];
+        for (int h = 0; L->wk_b && h < m->hp.n_head && n + 2 <= cap; h++) { /* MLA's per-head matrices */
+            out[n++] = &L->wk_b[h];
+            out[n++] = &L->wv_b[h];
+        }
         for (int e = 0; L->xgate && e < m->hp.n_expert && n + 3 <= cap; e++) {
             out[n++] = &L->xgate[e];
             out[n++] = &L->xup[e];
@@ -820,7 +902,7 @@ static int x8_list(sl_model_t *m, sl_wt_t **out, int cap) {
 
 /* Matrices x8_list can name. */
 static int64_t x8_list_cap(const sl_model_t *m) {
-    return (int64_t)m->hp.n_layer * (8 + 3 * (int64_t)m->hp.n_expert) + 1;
+    return (int64_t)m->hp.n_layer * (11 + 3 * (int64_t)m->hp.n_expert + 2 * (int64_t)m->hp.n_head) + 1;
 }
 
 /* Repacks what the kernels can read as x8 into one arena; out of memory
@@ -999,6 +1081,35 @@ static int load_bert_tensors(sl_model_t *m, char *err, size_t errlen) {
     return 0;
 }
 
+/* deepseek2's attention tensors of layer l (MLA, see load_mla). */
+static int get_mla_layer(sl_model_t *m, int l, sl_layer_t *L, char *err, size_t errlen) {
+    const sl_hparams_t *hp = &m->hp;
+    const int64_t E = hp->n_embd, H = hp->n_head, QK = hp->n_nope + hp->rope.n_rot, R = hp->n_lora_kv;
+    const int64_t KD = hp->head_dim, QL = hp->n_lora_q, VH = hp->n_v_mla;
+    char n[96];
+#define NAME(s) (snprintf(n, sizeof n, "blk.%d.%s", l, s), n)
+    if (gguf_find_tensor(m->gf, NAME("attn_kv_b.weight")) && !gguf_find_tensor(m->gf, NAME("attn_k_b.weight")))
+        return sl_err(err, errlen, "tensor '%s' of an older converter: attn_k_b / attn_v_b expected; convert the model "
+                                   "again", n);
+    if ((QL == 0 && get_matrix(m, NAME("attn_q.weight"), E, H * QK, "n_embd × n_head·(nope + rope)", true, &L->wq,
+                               err, errlen)) ||
+        (QL > 0 &&
+         (get_matrix(m, NAME("attn_q_a.weight"), E, QL, "n_embd × q_lora_rank", true, &L->wq_a, err, errlen) ||
+          get_vector(m, NAME("attn_q_a_norm.weight"), QL, "q_lora_rank", true, &L->q_a_norm, err, errlen) ||
+          get_matrix(m, NAME("attn_q_b.weight"), QL, H * QK, "q_lora_rank × n_head·(nope + rope)", true, &L->wq_b,
+                     err, errlen))) ||
+        get_matrix(m, NAME("attn_kv_a_mqa.weight"), E, KD, "n_embd × kv_lora_rank + rope", true, &L->wkv_a, err,
+                   errlen) ||
+        get_vector(m, NAME("attn_kv_a_norm.weight"), R, "kv_lora_rank", true, &L->kv_a_norm, err, errlen) ||
+        get_stack(m, NAME("attn_k_b.weight"), hp->n_nope, R, H, "nope × kv_lora_rank × n_head", &L->wk_b, err,
+                  errlen) ||
+        get_stack(m, NAME("attn_v_b.weight"), R, VH, H, "kv_lora_rank × v_head × n_head", &L->wv_b, err, errlen) ||
+        get_matrix(m, NAME("attn_output.weight"), H * VH, E, "n_head·v_head × n_embd", true, &L->wo, err, errlen))
+        return -1;
+#undef NAME
+    return 0;
+}
+
 static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
     sl_hparams_t *hp = &m->hp;
     const int64_t E = hp->n_embd, D = hp->head_dim, H = hp->n_head, K = hp->n_head_kv, F = hp->n_ff;
@@ -1055,7 +1166,7 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
                qwen3 = hp->arch == SL_ARCH_QWEN3 || hp->arch == SL_ARCH_QWEN3MOE || gemma3;
     const bool moe = hp->n_expert > 0;
     const bool glm4 = hp->arch == SL_ARCH_GLM4, glm = glm4 || hp->arch == SL_ARCH_CHATGLM;
-    const bool phi3 = hp->arch == SL_ARCH_PHI3, glm4moe = hp->arch == SL_ARCH_GLM4MOE;
+    const bool phi3 = hp->arch == SL_ARCH_PHI3, glm4moe = hp->arch == SL_ARCH_GLM4MOE, mla = hp->mla;
     const int64_t NE = hp->n_expert, FE = hp->n_ff_exp, FS = hp->n_ff_shexp;
     for (int l = 0; l < hp->n_layer; l++) {
         sl_layer_t *L = &m->layers[l];
@@ -1071,8 +1182,9 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
                                   errlen) ||
                        get_vector(m, NAME("attn_k_norm.weight"), KD, "n_head_kv·head_dim", true, &L->k_norm, err,
                                   errlen))) ||
+            (mla && get_mla_layer(m, l, L, err, errlen)) ||
             (fused && get_fused_qkv(m, l, L, err, errlen)) ||
-            (!fused &&
+            (!fused && !mla &&
              (get_matrix(m, NAME("attn_q.weight"), E, QD, "n_embd × n_head·head_dim", true, &L->wq, err, errlen) ||
               get_matrix(m, NAME("attn_k.weight"), E, KD, "n_embd × n_head_kv·head_dim", true, &L->wk, err,
                          errlen) ||
@@ -1081,22 +1193,23 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
               get_vector(m, NAME("attn_q.bias"), QD, "n_head·head_dim", qwen2, &L->bq, err, errlen) ||
               get_vector(m, NAME("attn_k.bias"), KD, "n_head_kv·head_dim", qwen2, &L->bk, err, errlen) ||
               get_vector(m, NAME("attn_v.bias"), KD, "n_head_kv·head_dim", qwen2, &L->bv, err, errlen))) ||
-            get_matrix(m, NAME("attn_output.weight"), QD, E, "n_head·head_dim × n_embd", true, &L->wo, err,
-                       errlen) ||
+            (!mla && get_matrix(m, NAME("attn_output.weight"), QD, E, "n_head·head_dim × n_embd", true, &L->wo, err,
+                                errlen)) ||
             ((glm || phi3) && get_fused_gate_up(m, l, L, err, errlen)) ||
             (!lmoe && !glm && !phi3 &&
              (get_matrix(m, NAME("ffn_gate.weight"), E, F, "n_embd × n_ff", true, &L->gate, err, errlen) ||
               get_matrix(m, NAME("ffn_up.weight"), E, F, "n_embd × n_ff", true, &L->up, err, errlen) ||
               get_matrix(m, NAME("ffn_down.weight"), F, E, "n_ff × n_embd", true, &L->down, err, errlen))) ||
-            (lmoe && glm4moe &&
-             get_vector(m, NAME("ffn_exp_probs_b.bias"), NE, "n_expert", true, &L->expert_bias, err, errlen)) ||
+            /* the selection bias of sigmoid routing (glm4moe, DeepSeek-V3) */
+            (lmoe && (glm4moe || (mla && hp->expert_sigmoid)) &&
+             get_vector(m, NAME("exp_probs_b.bias"), NE, "n_expert", true, &L->expert_bias, err, errlen)) ||
             (lmoe && (get_matrix(m, NAME("ffn_gate_inp.weight"), E, NE, "n_embd × n_expert", true, &L->router, err,
                                 errlen) ||
-                     get_experts(m, NAME("ffn_gate_exps.weight"), E, FE, "n_embd × n_ff_exp × n_expert", &L->xgate,
+                     get_stack(m, NAME("ffn_gate_exps.weight"), E, FE, NE, "n_embd × n_ff_exp × n_expert", &L->xgate,
                                  err, errlen) ||
-                     get_experts(m, NAME("ffn_up_exps.weight"), E, FE, "n_embd × n_ff_exp × n_expert", &L->xup, err,
+                     get_stack(m, NAME("ffn_up_exps.weight"), E, FE, NE, "n_embd × n_ff_exp × n_expert", &L->xup, err,
                                  errlen) ||
-                     get_experts(m, NAME("ffn_down_exps.weight"), FE, E, "n_ff_exp × n_embd × n_expert", &L->xdown,
+                     get_stack(m, NAME("ffn_down_exps.weight"), FE, E, NE, "n_ff_exp × n_embd × n_expert", &L->xdown,
                                  err, errlen))) ||
             (FS && lmoe && hp->shexp_gated &&
              get_vector(m, NAME("ffn_gate_inp_shexp.weight"), E, "n_embd", true, &L->shexp_gate, err, errlen)) ||
@@ -1153,6 +1266,10 @@ void model_free(sl_model_t *m) {
             free(L->ffn_norm_b);
             free(L->bup);
             free(L->bdown);
+            free(L->q_a_norm);
+            free(L->kv_a_norm);
+            free(L->wk_b);
+            free(L->wv_b);
             free(L->xgate);
             free(L->xup);
             free(L->xdown);
@@ -1340,7 +1457,12 @@ static int scratch_reserve(sl_model_t *m, int n_tok, size_t n_scores, int n_out,
                      KD = (size_t)hp->n_head_kv * (size_t)hp->head_dim,
                      F = (size_t)SL_MAX(hp->n_ff, hp->n_ff_shexp);
         const size_t NE = (size_t)hp->n_expert, KU = (size_t)hp->n_expert_used, FE = (size_t)hp->n_ff_exp;
-        const size_t per_tok = 2 * E + 2 * QD + 2 * KD + 2 * F + (NE ? NE + 2 * KU + 3 * E + 2 * FE : 0);
+        const size_t MH = (size_t)hp->n_head, MG = (size_t)SL_MAX(hp->n_lora_kv, SL_MAX(hp->n_nope, hp->n_v_mla));
+        const size_t mla = hp->mla ? MH * (size_t)(hp->n_nope + hp->rope.n_rot) + KD + (size_t)hp->n_lora_q +
+                                         MH * (size_t)hp->n_v_mla + 2 * MG
+                                   : 0;
+        const size_t per_tok =
+            2 * E + 2 * QD + 2 * KD + 2 * F + (NE ? NE + 2 * KU + 3 * E + 2 * FE : 0) + mla;
         float *b = malloc(per_tok * (size_t)n_tok * sizeof(float));
         int32_t *tp = malloc((size_t)n_tok * sizeof *tp);
         const int32_t **tb = malloc((size_t)n_tok * sizeof *tb);
@@ -1377,6 +1499,15 @@ static int scratch_reserve(sl_model_t *m, int n_tok, size_t n_scores, int n_out,
             s->moe_e = mi;
             s->moe_tok = mi + n * KU;
             s->moe_start = s->moe_tok + n * KU;
+        }
+        if (hp->mla) { /* after the dense buffers and the MoE ones */
+            float *at = s->up + n * F + (NE ? n * (NE + 2 * KU + 3 * E + 2 * FE) : 0);
+            s->mla_q = at;
+            s->mla_kv = s->mla_q + n * MH * (size_t)(hp->n_nope + hp->rope.n_rot);
+            s->mla_qa = s->mla_kv + n * KD;
+            s->mla_o = s->mla_qa + n * (size_t)hp->n_lora_q;
+            s->mla_g1 = s->mla_o + n * MH * (size_t)hp->n_v_mla;
+            s->mla_g2 = s->mla_g1 + n * MG;
         }
         s->tok_pos = tp;
         s->tok_blocks = tb;
@@ -1574,13 +1705,38 @@ static void moe_route(const sl_hparams_t *hp, const float *bias, float *logits, 
         for (int i = 0; i < n; i++) z += exp((double)(logits[i] - mx));
         for (int i = 0; i < n; i++) logits[i] = (float)(exp((double)(logits[i] - mx)) / z);
     }
+    /* deepseek2 with groups: each group scored by the sum of its two best
+     * selection scores, the best n_group_used groups kept (ties to the
+     * lower group), the other experts out of the choice */
+    bool out[MODEL_MAX_EXPERTS] = {false};
+    if (hp->n_group > 0) {
+        const int per = n / hp->n_group;
+        float gs[MODEL_MAX_EXPERTS];
+        for (int g = 0; g < hp->n_group; g++) {
+            float b1 = -INFINITY, b2 = -INFINITY;
+            for (int i = g * per; i < (g + 1) * per; i++) {
+                const float v = logits[i] + (bias ? bias[i] : 0.0f);
+                if (v > b1) b2 = b1, b1 = v;
+                else if (v > b2) b2 = v;
+            }
+            gs[g] = b1 + b2;
+        }
+        bool keep[MODEL_MAX_EXPERTS] = {false};
+        for (int j = 0; j < hp->n_group_used; j++) {
+            int best = -1;
+            for (int g = 0; g < hp->n_group; g++)
+                if (!keep[g] && (best < 0 || gs[g] > gs[best])) best = g;
+            keep[best] = true;
+        }
+        for (int i = 0; i < n; i++) out[i] = !keep[i / per];
+    }
     /* the top k by probability (+ the selection bias), weighted by the
      * unbiased probability */
     for (int j = 0; j < k; j++) {
         int best = -1;
         float bv = 0.0f;
         for (int i = 0; i < n; i++) {
-            bool taken = false;
+            bool taken = out[i];
             for (int q = 0; q < j && !taken; q++) taken = e[q] == i;
             const float v = logits[i] + (bias ? bias[i] : 0.0f);
             if (!taken && (best < 0 || v > bv)) best = i, bv = v;
@@ -1677,6 +1833,109 @@ static void finish_logits(const sl_hparams_t *hp, float *logits, int n_rows) {
         for (size_t i = 0; i < n; i++) logits[i] = cap * tanhf(logits[i] / cap);
 }
 
+/* deepseek2's per-token work between the projections and attention: the
+ * latent row normed (its first n_lora_kv) and its rope part rotated, the
+ * query heads' rope parts rotated, the latent row stored as the position's
+ * K and V (the V reads its first n_lora_kv values). */
+struct mla_job {
+    const sl_model_t *m;
+    const sl_layer_t *L;
+    const sl_kv_layout_t *lay;
+    int layer, n_tok;
+};
+
+static void mla_worker(void *ctx, int ith, int nth) {
+    const struct mla_job *j = ctx;
+    const sl_hparams_t *hp = &j->m->hp;
+    const struct sl_scratch *s = &j->m->s;
+    const sl_kv_layout_t *lay = j->lay;
+    const int H = hp->n_head, R = hp->n_lora_kv, NR = hp->rope.n_rot, QK = hp->n_nope + NR, KD = hp->head_dim;
+    int lo, hi;
+    split_range(j->n_tok, ith, nth, &lo, &hi);
+    for (int t = lo; t < hi; t++) {
+        float *kv = s->mla_kv + (size_t)t * (size_t)KD, *q = s->mla_q + (size_t)t * (size_t)H * (size_t)QK;
+        const int pos = s->tok_pos[t];
+        sl_rmsnorm(kv, kv, j->L->kv_a_norm, R, hp->norm_eps);
+        sl_rope_apply(kv + R, 1, NR, pos, &hp->rope);
+        for (int h = 0; h < H; h++) sl_rope_apply(q + (size_t)h * (size_t)QK + hp->n_nope, 1, NR, pos, &hp->rope);
+        const int blk = s->tok_blocks[t][pos / lay->block_size], slot = pos % lay->block_size;
+        const size_t off = (size_t)blk * lay->block_bytes + (size_t)j->layer * lay->layer_bytes +
+                           (size_t)slot * lay->row_bytes;
+        kv_store_row(lay->type, lay->k + off, kv, KD);
+        kv_store_row(lay->type, lay->v + off, kv, KD);
+    }
+}
+
+/* Column block [c0, c0 + w) of n rows of stride `from` into n rows of w
+ * (gather), or back (scatter). */
+static void cols_gather(float *dst, const float *src, int n, size_t stride, size_t c0, size_t w) {
+    for (int t = 0; t < n; t++) memcpy(dst + (size_t)t * w, src + (size_t)t * stride + c0, w * sizeof(float));
+}
+static void cols_scatter(float *dst, const float *src, int n, size_t stride, size_t c0, size_t w) {
+    for (int t = 0; t < n; t++) memcpy(dst + (size_t)t * stride + c0, src + (size_t)t * w, w * sizeof(float));
+}
+
+/* deepseek2's attention for n_tok tokens (input s->xn, output s->xn), in
+ * the absorbed form: head h's query for the latent rows is [wk_b[h] ·
+ * q_nope | q_pe] (so q · k = q_nope · k_nope + q_pe · k_pe of the
+ * decompressed form), one KV head of latent rows, and wv_b[h] turns the
+ * head's attention over the latent rows into its values. */
+static void mla_attention(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *lay, const sl_layer_t *L, int l,
+                          int n_tok, int max_keys) {
+    const sl_hparams_t *hp = &m->hp;
+    struct sl_scratch *s = &m->s;
+    const int H = hp->n_head, R = hp->n_lora_kv, NR = hp->rope.n_rot, NOPE = hp->n_nope, VH = hp->n_v_mla;
+    const size_t QK = (size_t)(NOPE + NR), KD = (size_t)hp->head_dim;
+    if (L->wq_a.data) {
+        matmul_w(pool, &L->wq_a, s->xn, n_tok, s->mla_qa);
+        rmsnorm_rows(pool, s->mla_qa, s->mla_qa, L->q_a_norm, n_tok, hp->n_lora_q, hp->norm_eps);
+        matmul_w(pool, &L->wq_b, s->mla_qa, n_tok, s->mla_q);
+    } else {
+        matmul_w(pool, &L->wq, s->xn, n_tok, s->mla_q);
+    }
+    matmul_w(pool, &L->wkv_a, s->xn, n_tok, s->mla_kv);
+    struct mla_job mj = {m, L, lay, l, n_tok};
+    if (n_tok >= 2)
+        sl_pool_run(pool, mla_worker, &mj);
+    else
+        mla_worker(&mj, 0, 1);
+    for (int h = 0; h < H; h++) { /* the absorbed queries: n_tok × [R | NR] per head */
+        cols_gather(s->mla_g1, s->mla_q, n_tok, (size_t)H * QK, (size_t)h * QK, (size_t)NOPE);
+        matmul_w(pool, &L->wk_b[h], s->mla_g1, n_tok, s->mla_g2);
+        cols_scatter(s->q, s->mla_g2, n_tok, (size_t)H * KD, (size_t)h * KD, (size_t)R);
+        for (int t = 0; t < n_tok; t++)
+            memcpy(s->q + ((size_t)t * (size_t)H + (size_t)h) * KD + R,
+                   s->mla_q + ((size_t)t * (size_t)H + (size_t)h) * QK + NOPE, (size_t)NR * sizeof(float));
+    }
+    const size_t loff = (size_t)l * lay->layer_bytes;
+    const sl_attn_paged_t a = {
+        .n_tok = n_tok,
+        .n_head = H,
+        .n_head_kv = 1,
+        .head_dim = (int)KD,
+        .q = s->q,
+        .out = s->att,
+        .tok_pos = s->tok_pos,
+        .tok_blocks = s->tok_blocks,
+        .k = lay->k + loff,
+        .v = lay->v + loff,
+        .block_stride = lay->block_bytes,
+        .block_size = lay->block_size,
+        .row_bytes = lay->row_bytes,
+        .kv_type = lay->type,
+        .scale = hp->attn_scale,
+        .scratch = s->scores,
+        .max_keys = max_keys,
+    };
+    sl_attention_paged(pool, &a);
+    for (int h = 0; h < H; h++) { /* each head's latent output through wv_b[h] */
+        cols_gather(s->mla_g1, s->att, n_tok, (size_t)H * KD, (size_t)h * KD, (size_t)R);
+        matmul_w(pool, &L->wv_b[h], s->mla_g1, n_tok, s->mla_g2);
+        cols_scatter(s->mla_o, s->mla_g2, n_tok, (size_t)H * (size_t)VH, (size_t)h * (size_t)VH, (size_t)VH);
+    }
+    matmul_w(pool, &L->wo, s->mla_o, n_tok, s->xn);
+}
+
 /* One step over the tokens of several sequences (scratch already sized):
  * every matmul runs once over all n_tok rows, so each weight is read once
  * per step whatever the number of sequences; only the RoPE position, the KV
@@ -1700,44 +1959,48 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
     for (int l = 0; l < hp->n_layer; l++) {
         const sl_layer_t *L = &m->layers[l];
         pre_norm(pool, s->xn, s->x, L->attn_norm, n_tok, E, hp->norm_eps);
-        {
-            const sl_mm_t qkv[3] = {mm_of(&L->wq, s->q), mm_of(&L->wk, s->k), mm_of(&L->wv, s->v)};
-            sl_matmul_multi(pool, qkv, 3, E, s->xn, n_tok);
+        if (L->wkv_a.data) { /* deepseek2: multi-head latent attention */
+            mla_attention(m, pool, lay, L, l, n_tok, max_keys);
+        } else {
+            {
+                const sl_mm_t qkv[3] = {mm_of(&L->wq, s->q), mm_of(&L->wk, s->k), mm_of(&L->wv, s->v)};
+                sl_matmul_multi(pool, qkv, 3, E, s->xn, n_tok);
+            }
+
+            const bool nope = hp->nope_period > 0 && (l + 1) % hp->nope_period == 0;
+            const sl_rope_t *rope = nope ? NULL : hp->swa_rope && layer_swa(hp, l) ? &hp->rope_swa : &hp->rope;
+            struct qkv_job qj = {m, L, rope, lay, l, n_tok};
+            if (n_tok >= 2)
+                sl_pool_run(pool, qkv_worker, &qj);
+            else
+                qkv_worker(&qj, 0, 1);
+
+            const size_t loff = (size_t)l * lay->layer_bytes;
+            sl_attn_paged_t a = {
+                .n_tok = n_tok,
+                .n_head = H,
+                .n_head_kv = K,
+                .head_dim = D,
+                .q = s->q,
+                .out = s->att,
+                .tok_pos = s->tok_pos,
+                .tok_blocks = s->tok_blocks,
+                .k = lay->k + loff,
+                .v = lay->v + loff,
+                .block_stride = lay->block_bytes,
+                .block_size = lay->block_size,
+                .row_bytes = lay->row_bytes,
+                .kv_type = lay->type,
+                .scale = hp->attn_scale,
+                .window = layer_swa(hp, l) ? hp->n_swa : 0,
+                .softcap = hp->attn_softcap,
+                .scratch = s->scores,
+                .max_keys = max_keys,
+            };
+            sl_attention_paged(pool, &a);
+
+            matmul_w(pool, &L->wo, s->att, n_tok, s->xn);
         }
-
-        const bool nope = hp->nope_period > 0 && (l + 1) % hp->nope_period == 0;
-        const sl_rope_t *rope = nope ? NULL : hp->swa_rope && layer_swa(hp, l) ? &hp->rope_swa : &hp->rope;
-        struct qkv_job qj = {m, L, rope, lay, l, n_tok};
-        if (n_tok >= 2)
-            sl_pool_run(pool, qkv_worker, &qj);
-        else
-            qkv_worker(&qj, 0, 1);
-
-        const size_t loff = (size_t)l * lay->layer_bytes;
-        sl_attn_paged_t a = {
-            .n_tok = n_tok,
-            .n_head = H,
-            .n_head_kv = K,
-            .head_dim = D,
-            .q = s->q,
-            .out = s->att,
-            .tok_pos = s->tok_pos,
-            .tok_blocks = s->tok_blocks,
-            .k = lay->k + loff,
-            .v = lay->v + loff,
-            .block_stride = lay->block_bytes,
-            .block_size = lay->block_size,
-            .row_bytes = lay->row_bytes,
-            .kv_type = lay->type,
-            .scale = hp->attn_scale,
-            .window = layer_swa(hp, l) ? hp->n_swa : 0,
-            .softcap = hp->attn_softcap,
-            .scratch = s->scores,
-            .max_keys = max_keys,
-        };
-        sl_attention_paged(pool, &a);
-
-        matmul_w(pool, &L->wo, s->att, n_tok, s->xn);
         if (L->post_attn_norm) rmsnorm_rows(pool, s->xn, s->xn, L->post_attn_norm, n_tok, E, hp->norm_eps);
         struct add_job aj = {s->x, s->xn, L->bo, (size_t)n_tok * (size_t)E, (size_t)E, hp->residual_scale};
         add_worker(&aj, 0, 1);

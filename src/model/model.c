@@ -1833,6 +1833,40 @@ static void finish_logits(const sl_hparams_t *hp, float *logits, int n_rows) {
         for (size_t i = 0; i < n; i++) logits[i] = cap * tanhf(logits[i] / cap);
 }
 
+/* Paged attention of layer l over the batch (s->q -> s->att): n_head query
+ * heads over n_head_kv KV heads of head_dim in lay, causal (each token up
+ * to its position, within `window` when > 0) or, with tok_keys, over the
+ * first tok_keys[t] positions of its sequence (encoders). */
+static void layer_attention(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *lay, int l, int n_tok,
+                            int n_head_kv, int head_dim, int window, const int32_t *tok_keys, int max_keys) {
+    const sl_hparams_t *hp = &m->hp;
+    struct sl_scratch *s = &m->s;
+    const size_t loff = (size_t)l * lay->layer_bytes;
+    const sl_attn_paged_t a = {
+        .n_tok = n_tok,
+        .n_head = hp->n_head,
+        .n_head_kv = n_head_kv,
+        .head_dim = head_dim,
+        .q = s->q,
+        .out = s->att,
+        .tok_pos = s->tok_pos,
+        .tok_blocks = s->tok_blocks,
+        .tok_keys = tok_keys,
+        .k = lay->k + loff,
+        .v = lay->v + loff,
+        .block_stride = lay->block_bytes,
+        .block_size = lay->block_size,
+        .row_bytes = lay->row_bytes,
+        .kv_type = lay->type,
+        .scale = hp->attn_scale,
+        .window = window,
+        .softcap = hp->attn_softcap,
+        .scratch = s->scores,
+        .max_keys = max_keys,
+    };
+    sl_attention_paged(pool, &a);
+}
+
 /* deepseek2's per-token work between the projections and attention: the
  * latent row normed (its first n_lora_kv) and its rope part rotated, the
  * query heads' rope parts rotated, the latent row stored as the position's
@@ -1907,27 +1941,7 @@ static void mla_attention(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
             memcpy(s->q + ((size_t)t * (size_t)H + (size_t)h) * KD + R,
                    s->mla_q + ((size_t)t * (size_t)H + (size_t)h) * QK + NOPE, (size_t)NR * sizeof(float));
     }
-    const size_t loff = (size_t)l * lay->layer_bytes;
-    const sl_attn_paged_t a = {
-        .n_tok = n_tok,
-        .n_head = H,
-        .n_head_kv = 1,
-        .head_dim = (int)KD,
-        .q = s->q,
-        .out = s->att,
-        .tok_pos = s->tok_pos,
-        .tok_blocks = s->tok_blocks,
-        .k = lay->k + loff,
-        .v = lay->v + loff,
-        .block_stride = lay->block_bytes,
-        .block_size = lay->block_size,
-        .row_bytes = lay->row_bytes,
-        .kv_type = lay->type,
-        .scale = hp->attn_scale,
-        .scratch = s->scores,
-        .max_keys = max_keys,
-    };
-    sl_attention_paged(pool, &a);
+    layer_attention(m, pool, lay, l, n_tok, 1, (int)KD, 0, NULL, max_keys);
     for (int h = 0; h < H; h++) { /* each head's latent output through wv_b[h] */
         cols_gather(s->mla_g1, s->att, n_tok, (size_t)H * KD, (size_t)h * KD, (size_t)R);
         matmul_w(pool, &L->wv_b[h], s->mla_g1, n_tok, s->mla_g2);
@@ -1946,7 +1960,7 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
                           int n_seqs, int n_tok, int max_keys, bool hidden) {
     const sl_hparams_t *hp = &m->hp;
     struct sl_scratch *s = &m->s;
-    const int E = hp->n_embd, D = hp->head_dim, H = hp->n_head, K = hp->n_head_kv;
+    const int E = hp->n_embd, D = hp->head_dim, K = hp->n_head_kv;
 
     for (int i = 0, t = 0; i < n_seqs; i++)
         for (int k = 0; k < seqs[i].n_tok; k++, t++)
@@ -1975,29 +1989,7 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
             else
                 qkv_worker(&qj, 0, 1);
 
-            const size_t loff = (size_t)l * lay->layer_bytes;
-            sl_attn_paged_t a = {
-                .n_tok = n_tok,
-                .n_head = H,
-                .n_head_kv = K,
-                .head_dim = D,
-                .q = s->q,
-                .out = s->att,
-                .tok_pos = s->tok_pos,
-                .tok_blocks = s->tok_blocks,
-                .k = lay->k + loff,
-                .v = lay->v + loff,
-                .block_stride = lay->block_bytes,
-                .block_size = lay->block_size,
-                .row_bytes = lay->row_bytes,
-                .kv_type = lay->type,
-                .scale = hp->attn_scale,
-                .window = layer_swa(hp, l) ? hp->n_swa : 0,
-                .softcap = hp->attn_softcap,
-                .scratch = s->scores,
-                .max_keys = max_keys,
-            };
-            sl_attention_paged(pool, &a);
+            layer_attention(m, pool, lay, l, n_tok, K, D, layer_swa(hp, l) ? hp->n_swa : 0, NULL, max_keys);
 
             matmul_w(pool, &L->wo, s->att, n_tok, s->xn);
         }
@@ -2312,27 +2304,7 @@ static void bert_layers(sl_model_t *m, sl_pool_t *pool, const sl_embed_seq_t *se
             sl_pool_run(pool, qkv_worker, &qj);
         else
             qkv_worker(&qj, 0, 1);
-        const sl_attn_paged_t a = {
-            .n_tok = n_tok,
-            .n_head = H,
-            .n_head_kv = H,
-            .head_dim = D,
-            .q = s->q,
-            .out = s->att,
-            .tok_pos = s->tok_pos,
-            .tok_blocks = s->tok_blocks,
-            .tok_keys = keys,
-            .k = lay->k,
-            .v = lay->v,
-            .block_stride = lay->block_bytes,
-            .block_size = lay->block_size,
-            .row_bytes = lay->row_bytes,
-            .kv_type = SL_TYPE_F32,
-            .scale = hp->attn_scale,
-            .scratch = s->scores,
-            .max_keys = lay->block_size,
-        };
-        sl_attention_paged(pool, &a);
+        layer_attention(m, pool, lay, l, n_tok, H, D, 0, keys, lay->block_size);
         matmul_w(pool, &L->wo, s->att, n_tok, s->xn);
         ln_rows(pool, s->x, s->xn, L->bo, L->attn_norm, L->attn_norm_b, n_tok, E, hp->norm_eps);
         if (L->gate.data) { /* nomic-bert: down(silu(gate x) · up x) */

@@ -31,17 +31,10 @@
 #include "kernels/kernels.h"
 #include "model/model.h"
 #include "test.h"
+#include "test_ref.h"
 
 /* ------------------------------------------------------------ random */
 
-static uint64_t rng_state;
-static double rnd_uniform(void) { /* [0, 1) */
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (double)(rng_state >> 11) / 9007199254740992.0;
-}
-static float rnd_sym(float a) { return (float)((rnd_uniform() * 2.0 - 1.0) * a); }
 static int32_t rnd_int(int n) { return (int32_t)(rnd_uniform() * n); }
 
 /* ------------------------------------------------------------ the model */
@@ -91,26 +84,6 @@ static float *bm_vec(bmodel_t *m, size_t n, float center, float a) {
     return v;
 }
 
-/* Rounds every row through the storage type, to a fixed point (the writer
- * quantizes these floats again). */
-static void round_rows(float *w, int n_out, int n_in, sl_type_t t) {
-    if (t == SL_TYPE_F32) return;
-    void *buf = malloc(sl_row_size(t, n_in));
-    float *prev = malloc(sizeof(float) * (size_t)n_in);
-    for (int r = 0; r < n_out; r++) {
-        float *row = w + (size_t)r * n_in;
-        bool fixed = false;
-        for (int it = 0; it < 8 && !fixed; it++) {
-            memcpy(prev, row, sizeof(float) * (size_t)n_in);
-            CHECK(sl_quantize_row(t, row, buf, n_in) == 0);
-            sl_dequantize_row(t, buf, row, n_in);
-            fixed = it > 0 && !memcmp(prev, row, sizeof(float) * (size_t)n_in);
-        }
-        CHECK_MSG(fixed, "%s row %d does not settle", sl_type_name(t), r);
-    }
-    free(prev);
-    free(buf);
-}
 
 /* An n_out × n_in matrix, entries ±gain·1.7/sqrt(n_in), as stored */
 static float *bm_mat(bmodel_t *m, int n_out, int n_in, float gain) {

@@ -403,6 +403,22 @@ static bool layer_swa(const sl_hparams_t *hp, int l) {
     return hp->swa_period > 0 && l % hp->swa_period < hp->swa_period - 1;
 }
 
+/* A classifier's outputs: the length of {arch}.classifier.output_labels
+ * (an array of strings), 1 when absent. */
+static int load_cls_labels(const gguf_file_t *f, sl_hparams_t *hp, uint32_t embd, char *err, size_t errlen) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.classifier.output_labels", hp->arch_name);
+    hp->n_cls_out = 1;
+    const int64_t ki = gguf_find_key(f, key);
+    if (ki < 0) return 0;
+    if (gguf_kv_type(f, (size_t)ki) != GGUF_VT_ARRAY || gguf_arr_type(f, (size_t)ki) != GGUF_VT_STRING)
+        return sl_err(err, errlen, "%s must be an array of strings", key);
+    const size_t n = gguf_arr_len(f, (size_t)ki);
+    if (n == 0 || n > embd) return sl_err(err, errlen, "%s has %zu labels (1 .. %u)", key, n, embd);
+    hp->n_cls_out = (int)n;
+    return 0;
+}
+
 /* bert (BERT, XLM-RoBERTa as the converter writes them): the usual size
  * keys, attention.layer_norm_epsilon, attention.causal (must be false),
  * pooling_type (default CLS) and, for a classifier, output_labels (one per
@@ -434,16 +450,7 @@ static int load_bert_hparams(const gguf_file_t *f, sl_hparams_t *hp, char *err, 
                       "token)",
                       arch, pooling);
     hp->pooling = (sl_pooling_t)pooling;
-    hp->n_cls_out = 1;
-    snprintf(key, sizeof key, "%s.classifier.output_labels", arch);
-    const int64_t ki = gguf_find_key(f, key);
-    if (ki >= 0) {
-        if (gguf_kv_type(f, (size_t)ki) != GGUF_VT_ARRAY || gguf_arr_type(f, (size_t)ki) != GGUF_VT_STRING)
-            return sl_err(err, errlen, "%s must be an array of strings", key);
-        const size_t n = gguf_arr_len(f, (size_t)ki);
-        if (n == 0 || n > embd) return sl_err(err, errlen, "%s has %zu labels (1 .. %u)", key, n, embd);
-        hp->n_cls_out = (int)n;
-    }
+    if (load_cls_labels(f, hp, embd, err, errlen)) return -1;
     hp->encoder = true;
     hp->n_ctx_train = (int)ctx;
     hp->n_embd = (int)embd;
@@ -671,10 +678,13 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
     /* an embedding model made from a decoder (Qwen3-Embedding: last) */
     uint32_t pooling;
     if (key_u32(f, arch, "pooling_type", false, SL_POOLING_NONE, &pooling, err, errlen)) return -1;
-    if (pooling > SL_POOLING_LAST)
-        return sl_err(err, errlen, "%s.pooling_type = %u is not supported for a decoder (0 none, 1 mean, 2 cls, 3 last)",
+    if (pooling > SL_POOLING_RANK)
+        return sl_err(err, errlen,
+                      "%s.pooling_type = %u is not supported for a decoder (0 none, 1 mean, 2 cls, 3 last, 4 rank)",
                       arch, pooling);
     hp->pooling = (sl_pooling_t)pooling;
+    /* rank (Qwen3-Reranker): the last position's state through cls.output */
+    if (hp->pooling == SL_POOLING_RANK && load_cls_labels(f, hp, embd, err, errlen)) return -1;
     if (load_gemma(f, hp, err, errlen) || load_granite(f, hp, err, errlen)) return -1;
     return hp->arch == SL_ARCH_DEEPSEEK2 ? load_mla(f, hp, vl, factor, err, errlen) : 0; /* its own attention scale */
 }
@@ -1011,6 +1021,21 @@ static int get_fused_gate_up(sl_model_t *m, int l, sl_layer_t *L, char *err, siz
     return get_matrix(m, n, F, E, "n_ff × n_embd", true, &L->down, err, errlen);
 }
 
+/* The classifier of RANK pooling: cls.weight + cls.bias (dense, then
+ * tanh; an encoder's cross-encoder head has them, a decoder reranker's
+ * need not), cls.output.weight and an optional cls.output.bias. */
+static int get_cls_head(sl_model_t *m, bool dense, char *err, size_t errlen) {
+    const sl_hparams_t *hp = &m->hp;
+    const int64_t E = hp->n_embd;
+    if (get_matrix(m, "cls.weight", E, E, "n_embd × n_embd (classifier dense)", dense, &m->cls, err, errlen) ||
+        (m->cls.data && get_vector(m, "cls.bias", E, "n_embd", true, &m->cls_b, err, errlen)) ||
+        get_matrix(m, "cls.output.weight", E, hp->n_cls_out, "n_embd × classifier outputs", true, &m->cls_out, err,
+                   errlen) ||
+        get_vector(m, "cls.output.bias", hp->n_cls_out, "classifier outputs", dense, &m->cls_out_b, err, errlen))
+        return -1;
+    return 0;
+}
+
 /* bert's tensors (token_embd already loaded): position and token-type
  * tables, the embedding LayerNorm, per layer Q/K/V/O with biases, the two
  * LayerNorms and the biased GELU FFN; RANK's classifier head. */
@@ -1070,13 +1095,7 @@ static int load_bert_tensors(sl_model_t *m, char *err, size_t errlen) {
             return sl_err(err, errlen, "tensor '%s': a gated bert FFN is not supported", n);
 #undef NAME
     }
-    if (hp->pooling == SL_POOLING_RANK &&
-        (get_matrix(m, "cls.weight", E, E, "n_embd × n_embd (classifier dense)", true, &m->cls, err, errlen) ||
-         get_vector(m, "cls.bias", E, "n_embd", true, &m->cls_b, err, errlen) ||
-         get_matrix(m, "cls.output.weight", E, hp->n_cls_out, "n_embd × classifier outputs", true, &m->cls_out, err,
-                    errlen) ||
-         get_vector(m, "cls.output.bias", hp->n_cls_out, "classifier outputs", true, &m->cls_out_b, err, errlen)))
-        return -1;
+    if (hp->pooling == SL_POOLING_RANK && get_cls_head(m, true, err, errlen)) return -1;
     if (x8_enabled()) pack_model_x8(m); /* the layers' matrices; the tables keep their file rows */
     return 0;
 }
@@ -1231,6 +1250,7 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
         if ((L->q_norm == NULL) != (L->k_norm == NULL))
             return sl_err(err, errlen, "blk.%d: attn_q_norm and attn_k_norm must come together", l);
     }
+    if (hp->pooling == SL_POOLING_RANK && get_cls_head(m, false, err, errlen)) return -1; /* a decoder reranker */
     if (x8_enabled()) pack_model_x8(m); /* tok_embd keeps its rows for lookups */
     return 0;
 }
@@ -2265,16 +2285,22 @@ static void embed_pool(sl_model_t *m, sl_pool_t *pool, const sl_embed_seq_t *seq
                 for (int r = 0; r < n; r++) acc += h[(size_t)r * E + e];
                 o[e] = (float)(acc / n);
             }
-        } else {
-            memcpy(o, h + (hp->pooling == SL_POOLING_LAST ? (size_t)(n - 1) * E : 0), E * sizeof(float));
+        } else { /* CLS: the first position; LAST, and a decoder's RANK: the last */
+            const bool last = hp->pooling == SL_POOLING_LAST || (rank && !hp->encoder);
+            memcpy(o, h + (last ? (size_t)(n - 1) * E : 0), E * sizeof(float));
         }
     }
     if (!rank) return;
     /* n_seqs ≤ n_tok rows fit q and att (n_cls_out ≤ n_embd) */
-    matmul_w(pool, &m->cls, s->xn, n_seqs, s->q);
-    for (size_t i = 0; i < (size_t)n_seqs * E; i++) s->q[i] = tanhf(s->q[i] + m->cls_b[i % E]);
-    matmul_w(pool, &m->cls_out, s->q, n_seqs, s->att);
-    for (size_t i = 0; i < (size_t)n_seqs * (size_t)dim; i++) out[i] = s->att[i] + m->cls_out_b[i % (size_t)dim];
+    const float *in = s->xn;
+    if (m->cls.data) { /* the cross-encoder's dense layer and tanh */
+        matmul_w(pool, &m->cls, s->xn, n_seqs, s->q);
+        for (size_t i = 0; i < (size_t)n_seqs * E; i++) s->q[i] = tanhf(s->q[i] + m->cls_b[i % E]);
+        in = s->q;
+    }
+    matmul_w(pool, &m->cls_out, in, n_seqs, s->att);
+    for (size_t i = 0; i < (size_t)n_seqs * (size_t)dim; i++)
+        out[i] = s->att[i] + (m->cls_out_b ? m->cls_out_b[i % (size_t)dim] : 0.0f);
 }
 
 /* bert's layers over the batch (s->tok_pos / tok_blocks set, K/V in lay,

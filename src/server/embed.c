@@ -18,8 +18,11 @@
  * pair built as its tokenizer pairs texts — BERT: [CLS] q [SEP] d [SEP]
  * with segment 1 for the document when the model has token types;
  * XLM-RoBERTa: <s> q </s></s> d </s>. A document too long for the context
- * is cut (its end dropped), as rerank APIs do. relevance_score is the
- * sigmoid of the classifier's first logit (0..1, ordered like the logit);
+ * is cut (its end dropped), as rerank APIs do. A decoder reranker
+ * (Qwen3-Reranker) has its own prompt: the file's rerank template with
+ * {query} and {document} filled in. relevance_score is the sigmoid of a
+ * one-logit classifier (0..1, ordered like the logit), or the softmax
+ * probability of the first of several outputs (Qwen3-Reranker's "yes");
  * results are sorted by it, best first, ties by index; top_n keeps the
  * first n; return_documents (default true) echoes each document.
  *
@@ -307,6 +310,70 @@ static int rerank_pair(emb_job_t *j, const int32_t *q, size_t nq, const char *te
     return add_input(j, ids, types, (int)n, e);
 }
 
+/* A decoder reranker's pair (Qwen3-Reranker): the file's rerank template
+ * (tokenizer.chat_template.rerank) with {query} and {document} replaced,
+ * tokenized whole with its special tokens, as llama.cpp's server does; a
+ * document too long for the context is cut (whole tokens from its end)
+ * until the pair fits. */
+static int rerank_templated(emb_job_t *j, const char *tmpl, size_t tl, const char *q, size_t ql, const char *d,
+                            size_t dl, size_t index, oai_error_t *e) {
+    const sl_tok_t *t = j->m->tok;
+    const int max = eng_n_ctx(j->m->eng);
+    const char *pq = memmem(tmpl, tl, "{query}", 7), *pd = memmem(tmpl, tl, "{document}", 10);
+    sl_buf_t doc = {0}, text = {0};
+    int32_t *ids = NULL;
+    size_t n = 0;
+    char err[SL_ERR_MAX];
+    int rc = -1;
+    if (sl_buf_append(&doc, d, dl) != 0) goto oom;
+    for (int round = 0; round < 4; round++) {
+        text.len = 0;
+        const char *at = tmpl;
+        while (at < tmpl + tl) { /* the template with both placeholders replaced, in order */
+            const char *next = pq && pq >= at && (!pd || pd < at || pq < pd) ? pq : pd && pd >= at ? pd : NULL;
+            const size_t upto = next ? (size_t)(next - at) : (size_t)(tmpl + tl - at);
+            if (sl_buf_append(&text, at, upto) != 0) goto oom;
+            if (!next) break;
+            const bool isq = next == pq;
+            if (sl_buf_append(&text, isq ? q : doc.data ? doc.data : "", isq ? ql : doc.len) != 0) goto oom;
+            at = next + (isq ? 7 : 10);
+        }
+        free(ids);
+        ids = NULL;
+        if (tok_encode(t, text.data ? text.data : "", text.len, true, true, &ids, &n, err, sizeof err) != 0) {
+            oai_fail(e, 400, NULL, "invalid_value", "documents", "document %zu cannot be tokenized: %s", index, err);
+            goto done;
+        }
+        if (n <= (size_t)max) break;
+        /* cut the document by what is over, as tokens, and try again */
+        int32_t *dt = NULL;
+        size_t nd = 0;
+        if (tok_encode(t, doc.data ? doc.data : "", doc.len, false, false, &dt, &nd, err, sizeof err) != 0) goto oom;
+        const size_t over = n - (size_t)max + (size_t)round * 4;
+        const size_t keep = nd > over ? nd - over : 0;
+        sl_buf_t cut = {0};
+        if (keep) tok_decode(t, dt, keep, false, &cut);
+        free(dt);
+        sl_buf_free(&doc);
+        doc = cut;
+    }
+    if (n > (size_t)max) {
+        oai_fail(e, 400, NULL, "context_length_exceeded", "query",
+                 "The query and the rerank template take more than this model's context of %d tokens.", max);
+        goto done;
+    }
+    rc = add_input(j, ids, NULL, (int)n, e);
+    ids = NULL;
+    goto done;
+oom:
+    oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+done:
+    free(ids);
+    sl_buf_free(&doc);
+    sl_buf_free(&text);
+    return rc;
+}
+
 static int parse_rerank(emb_job_t *j, oai_error_t *e) {
     const json_t *qv = json_object_get(j->body, "query");
     const json_t *docs = json_object_get(j->body, "documents");
@@ -342,6 +409,18 @@ static int parse_rerank(emb_job_t *j, oai_error_t *e) {
         if (!json_is_boolean(rd))
             return oai_fail(e, 400, NULL, "invalid_type", "return_documents", "'return_documents' must be a boolean.");
         j->return_documents = json_is_true(rd);
+    }
+    gguf_str_t tmpl = {0};
+    if (gguf_get_str(model_gguf(j->m->model), "tokenizer.chat_template.rerank", &tmpl, NULL, 0) == 0 && tmpl.len &&
+        memmem(tmpl.ptr, tmpl.len, "{query}", 7) && memmem(tmpl.ptr, tmpl.len, "{document}", 10)) {
+        int rc = alloc_inputs(j, n, e);
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            size_t len = 0;
+            const char *text = doc_text(json_array_get(docs, i), &len);
+            rc = rerank_templated(j, tmpl.ptr, tmpl.len, json_string_value(qv), json_string_length(qv), text, len, i,
+                                  e);
+        }
+        return rc;
     }
     int32_t *q = NULL;
     size_t nq = 0;
@@ -438,7 +517,14 @@ static void respond_rerank(emb_job_t *j) {
         srv_send_error(j->s, j->req, &e);
         return;
     }
-    for (int i = 0; i < j->n; i++) r[i] = (rank_t){i, 1.0 / (1.0 + exp(-(double)j->out[(size_t)i * (size_t)dim]))};
+    for (int i = 0; i < j->n; i++) {
+        /* one logit: its sigmoid; several (Qwen3-Reranker's "yes", "no"):
+         * the first's softmax probability */
+        const float *o = j->out + (size_t)i * (size_t)dim;
+        double z = 1.0;
+        for (int k = 1; k < dim; k++) z += exp((double)o[k] - (double)o[0]);
+        r[i] = (rank_t){i, dim == 1 ? 1.0 / (1.0 + exp(-(double)o[0])) : 1.0 / z};
+    }
     qsort(r, (size_t)j->n, sizeof *r, rank_cmp);
     json_t *results = json_array();
     for (int i = 0; i < j->top_n && results; i++) {

@@ -690,7 +690,7 @@ static void expect_embed_error(sl_model_t *m, const int32_t *tok, const int32_t 
 /* A minimal llama (one layer, every weight near 1) for the not-an-encoder
  * error; with a pooling_type it is a decoder embedding model (the
  * Qwen3-Embedding kind). */
-enum { LL_V = 32, LL_E = 32, LL_F = 64 };
+enum { LL_V = 32, LL_E = 32, LL_F = 64, LL_YES = 5, LL_NO = 7 };
 static float ll_data[LL_F * LL_E]; /* each tensor: the first n_out × n_in of these */
 
 static int write_llama(const char *path, uint32_t pooling) {
@@ -710,6 +710,14 @@ static int write_llama(const char *path, uint32_t pooling) {
     }
     CHECK(gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f) == 0);
     if (pooling) CHECK(gguf_writer_set_u32(w, "llama.pooling_type", pooling) == 0);
+    if (pooling == SL_POOLING_RANK) { /* Qwen3-Reranker's layout: the "yes" / "no" rows of the output matrix */
+        const char *labels[] = {"yes", "no"};
+        CHECK(gguf_writer_set_arr_str(w, "llama.classifier.output_labels", labels, NULL, 2) == 0);
+        static float cls[2 * LL_E];
+        memcpy(cls, data + LL_YES * E, E * sizeof(float));
+        memcpy(cls + E, data + LL_NO * E, E * sizeof(float));
+        add_mat(w, "cls.output.weight", cls, 2, E, SL_TYPE_F32);
+    }
     const struct { const char *name; int n_out, n_in; } t[] = { /* n_in 0: a vector */
         {"token_embd.weight", V, E}, {"output.weight", V, E}, {"output_norm.weight", E, 0},
         {"blk.0.attn_norm.weight", E, 0}, {"blk.0.ffn_norm.weight", E, 0}, {"blk.0.attn_q.weight", E, E},
@@ -822,6 +830,30 @@ static void test_decoder_pooling(void) {
         sl_pool_free(pool);
         model_free(m);
     }
+
+    /* rank (a decoder reranker): the last position's state through
+     * cls.output, whose rows are the output matrix's "yes" and "no" rows,
+     * gives that position's logits of those two tokens */
+    CHECK(write_llama(model_path(), SL_POOLING_RANK) == 0);
+    char err[SL_ERR_MAX] = "";
+    sl_model_t *m = model_load(model_path(), err, sizeof err);
+    unlink(model_path());
+    CHECK_MSG(m != NULL, "%s", err);
+    if (!m) return;
+    CHECK(model_embed_dim(m) == 2 && model_hparams(m)->pooling == SL_POOLING_RANK);
+    const int32_t a[4] = {3, 9, 1, 20}, b[2] = {11, 2};
+    const sl_embed_seq_t seqs[2] = {{a, NULL, 4}, {b, NULL, 2}};
+    float out[4], lg[LL_V];
+    CHECK_MSG(model_embed(m, NULL, seqs, 2, out, err, sizeof err) == 0, "%s", err);
+    for (int i = 0; i < 2; i++) {
+        sl_kv_t *kv = model_kv_new(m, 8, SL_TYPE_F32, err, sizeof err);
+        CHECK(kv && model_forward(m, NULL, kv, seqs[i].tokens, seqs[i].n_tok, lg, false, err, sizeof err) == 0);
+        CHECK_MSG(fabs(out[2 * i] - lg[LL_YES]) <= 1e-4 * fabs(lg[LL_YES]) + 1e-5 &&
+                      fabs(out[2 * i + 1] - lg[LL_NO]) <= 1e-4 * fabs(lg[LL_NO]) + 1e-5,
+                  "seq %d: yes %g vs %g, no %g vs %g", i, out[2 * i], lg[LL_YES], out[2 * i + 1], lg[LL_NO]);
+        model_kv_free(kv);
+    }
+    model_free(m);
 }
 
 /* A file with a missing or mis-shaped tensor fails to load with a message

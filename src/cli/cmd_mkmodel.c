@@ -15,6 +15,7 @@
  *       [--pooling mean|cls|rank] [--cls-out N] [--token-types N]  (bert)
  *       [--pooling mean|cls|last] [--token-types N]                (nomic-bert)
  *       [--pooling mean|cls|last]  (other archs: a decoder embedding model, as Qwen3-Embedding)
+ *       [--pooling rank]           (other archs, with --tokenizer: a decoder reranker, as Qwen3-Reranker)
  *       [--ctx N] [--tied|--untied] [--type f32|f16|q8_0|q4_K_M|...]
  *       [--seed S] [--tokenizer DIR] [--chat-template FILE] [--name NAME] [--rope-base F]
  *       [--rope-scaling linear|yarn --rope-factor F --rope-orig-ctx N]
@@ -62,6 +63,19 @@
  * qk_nope 16, qk_rope 8, v_head 16, kv_lora 32; --kv-heads, --head-dim and
  * --shared-ffn are refused. With yarn scaling it writes the converter's
  * yarn_log_multiplier, 0.1 × V2's mscale_all_dim 0.707.
+ *
+ * A decoder with --pooling rank is a reranker in Qwen3-Reranker's layout as
+ * llama.cpp's converter writes it: pooling_type 4 (rank),
+ * classifier.output_labels ["yes", "no"], the rerank prompt as
+ * tokenizer.chat_template.rerank (and "rerank" in tokenizer.chat_templates)
+ * with {query} and {document} to fill in, and cls.output.weight [E, 2]: the
+ * rows of the output matrix (output.weight, or token_embd.weight when tied)
+ * for the tokens "yes" and "no", looked up as exact entries of the imported
+ * vocabulary (the converter's convert_tokens_to_ids), so it needs
+ * --tokenizer. The rows are copied from the same random values and stored in
+ * the output matrix's type, so they equal that matrix's rows bit for bit.
+ * Unlike the converter, which drops an untied lm_head, output.weight is kept:
+ * the file is still a whole decoder.
  */
 #include <math.h>
 #include <stdio.h>
@@ -75,6 +89,17 @@
 #include "gguf/gguf.h"
 #include "model/model_quant.h"
 #include "tokenizer/hf_import.h"
+#include "tokenizer/tokenizer.h"
+
+/* Qwen3-Reranker's prompt, as llama.cpp's converter writes it for
+ * tokenizer.chat_template.rerank ({query} and {document} are filled in by
+ * the server). */
+static const char RERANK_TEMPLATE[] =
+    "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the Instruct "
+    "provided. Note that the answer can only be \"yes\" or \"no\".<|im_end|>\n"
+    "<|im_start|>user\n<Instruct>: Given a web search query, retrieve relevant passages that answer the query\n"
+    "<Query>: {query}\n<Document>: {document}<|im_end|>\n"
+    "<|im_start|>assistant\n<think>\n\n</think>\n\n";
 
 typedef struct mk {
     const char *arch, *out, *type, *tokenizer, *name, *scaling, *chat_template, *pooling;
@@ -103,6 +128,7 @@ static void usage(void) {
             "         [--pooling mean|cls|rank] [--cls-out N] [--token-types N] (bert; default cls, 1, 2; --ctx 512)\n"
             "         [--pooling mean|cls|last] [--token-types N]  (nomic-bert; default mean, 2; --ctx 2048, --rope-base 1000)\n"
             "         [--pooling mean|cls|last]                                 (other archs: an embedding model)\n"
+            "         [--pooling rank]  (other archs, with --tokenizer: a reranker, as Qwen3-Reranker)\n"
             "         [--type f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q2_K|q3_K_S|q3_K_M|q3_K_L|q4_K|q4_K_S|q4_K_M\n"
             "                 |q5_K|q5_K_S|q5_K_M|q6_K|iq4_nl|iq4_xs] [--seed S]\n"
             "         [--tokenizer DIR] [--chat-template FILE] [--name NAME] [--rope-base F] [--rope-scaling linear|yarn]\n"
@@ -141,6 +167,12 @@ typedef struct {
     void **bufs;
     size_t n_bufs, cap_bufs;
     size_t bytes;
+    /* a decoder reranker: when the tensor named cls_src (the output matrix)
+     * is made, its rows cls_ids[0] ("yes") and cls_ids[1] ("no") are copied
+     * to cls_rows (2 × n_in floats, owned here until add_cls_output) */
+    const char *cls_src;
+    int32_t cls_ids[2];
+    float *cls_rows;
 } out_t;
 
 static int keep(out_t *o, void *p) {
@@ -155,19 +187,13 @@ static int keep(out_t *o, void *p) {
     return 0;
 }
 
-/* Adds a tensor of ne [n_in, n_out, n_mat] with n_dims dims (n_mat
- * matrices of n_out rows × n_in; n_out 0 and n_mat 1 for a vector) filled
- * with center + scale × normal, stored as the plan says: rows that do not
- * fit the plan's block type take its fallback, 3-D tensors included. */
-static int add_random_dims(out_t *o, const char *name, uint32_t n_dims, int64_t n_in, int64_t n_out,
-                           int64_t n_mat, float center, float scale) {
+/* Adds the tensor `name` of ne [n_in, n_out, n_mat] with n_dims dims from
+ * f, its rows (n_out × n_mat, at least 1) of n_in floats, stored as type t.
+ * Takes f over: it is freed, or kept until the file is written. */
+static int add_rows(out_t *o, const char *name, sl_type_t t, uint32_t n_dims, int64_t n_in, int64_t n_out,
+                    int64_t n_mat, float *f) {
     const int64_t rows = (n_out > 0 ? n_out : 1) * n_mat;
-    size_t n;
-    if (!sl_mul_size((size_t)n_in, (size_t)rows, &n)) return -1;
-    float *f = malloc(n * sizeof(float));
-    if (!f) return -1;
-    for (size_t i = 0; i < n; i++) f[i] = center + scale * rnormal();
-    const sl_type_t t = model_qplan_type(&o->plan, name, n_dims, n_in);
+    const size_t n = (size_t)n_in * (size_t)rows; /* checked by the caller, who allocated f */
     const int64_t ne[3] = {n_in, n_out, n_mat};
     void *data = f;
     if (t != SL_TYPE_F32) {
@@ -181,12 +207,48 @@ static int add_random_dims(out_t *o, const char *name, uint32_t n_dims, int64_t 
         }
         free(f);
     }
-    if (keep(o, data) || gguf_writer_add_tensor_ref(o->w, name, t, n_dims, ne, data)) {
+    if (keep(o, data)) {
         free(data);
         return -1;
     }
+    if (gguf_writer_add_tensor_ref(o->w, name, t, n_dims, ne, data)) return -1; /* data is kept: freed at the end */
     o->bytes += t == SL_TYPE_F32 ? n * 4 : sl_row_size(t, n_in) * (size_t)rows;
     return 0;
+}
+
+/* Adds a tensor of ne [n_in, n_out, n_mat] with n_dims dims (n_mat
+ * matrices of n_out rows × n_in; n_out 0 and n_mat 1 for a vector) filled
+ * with center + scale × normal, stored as the plan says: rows that do not
+ * fit the plan's block type take its fallback, 3-D tensors included. The
+ * reranker's source rows are copied on the way (see out_t). */
+static int add_random_dims(out_t *o, const char *name, uint32_t n_dims, int64_t n_in, int64_t n_out,
+                           int64_t n_mat, float center, float scale) {
+    const int64_t rows = (n_out > 0 ? n_out : 1) * n_mat;
+    size_t n;
+    if (!sl_mul_size((size_t)n_in, (size_t)rows, &n)) return -1;
+    float *f = malloc(n * sizeof(float));
+    if (!f) return -1;
+    for (size_t i = 0; i < n; i++) f[i] = center + scale * rnormal();
+    if (o->cls_src && !strcmp(name, o->cls_src)) {
+        if (o->cls_ids[0] >= rows || o->cls_ids[1] >= rows ||
+            !(o->cls_rows = malloc(2 * (size_t)n_in * sizeof(float)))) {
+            free(f);
+            return -1;
+        }
+        for (int k = 0; k < 2; k++)
+            memcpy(o->cls_rows + k * n_in, f + (size_t)o->cls_ids[k] * (size_t)n_in, (size_t)n_in * sizeof(float));
+    }
+    return add_rows(o, name, model_qplan_type(&o->plan, name, n_dims, n_in), n_dims, n_in, n_out, n_mat, f);
+}
+
+/* A decoder reranker's cls.output.weight [E, 2]: the rows copied from the
+ * output matrix, "yes" then "no", in that matrix's type (so that they are
+ * its rows bit for bit: each row is converted on its own). */
+static int add_cls_output(out_t *o, int64_t E) {
+    float *f = o->cls_rows;
+    o->cls_rows = NULL;
+    if (!f) return -1;
+    return add_rows(o, "cls.output.weight", model_qplan_type(&o->plan, o->cls_src, 2, E), 2, E, 2, 1, f);
 }
 
 /* As add_random_dims, 3-D when n_mat > 1, 1-D when n_out == 0. */
@@ -555,13 +617,23 @@ int cmd_mkmodel(int argc, char **argv) {
     } else if (m.cls_out >= 0 || m.token_types >= 0) {
         fprintf(stderr, "silica mkmodel: --cls-out and --token-types are for bert and nomic-bert\n");
         return 2;
-    } else if (m.pooling) { /* a decoder embedding model (Qwen3-Embedding: last) */
-        pooling = !strcmp(m.pooling, "mean") ? 1 : !strcmp(m.pooling, "cls") ? 2 : !strcmp(m.pooling, "last") ? 3 : 0;
+    } else if (m.pooling) { /* a decoder embedding model (Qwen3-Embedding: last) or reranker */
+        pooling = !strcmp(m.pooling, "mean")   ? 1
+                  : !strcmp(m.pooling, "cls")  ? 2
+                  : !strcmp(m.pooling, "last") ? 3
+                  : !strcmp(m.pooling, "rank") ? 4
+                                               : 0;
         if (pooling == 0) {
-            fprintf(stderr, "silica mkmodel: --pooling for a decoder must be mean, cls or last\n");
+            fprintf(stderr, "silica mkmodel: --pooling for a decoder must be mean, cls, last or rank\n");
+            return 2;
+        }
+        if (pooling == 4 && !m.tokenizer) {
+            fprintf(stderr, "silica mkmodel: --pooling rank for a decoder needs --tokenizer (its head is the "
+                            "output rows of the tokens \"yes\" and \"no\")\n");
             return 2;
         }
     }
+    const bool decoder_rank = !encoder && pooling == 4;
     if (ds2) {
         if (m.kv_heads >= 0 || m.head_dim || m.shared_ffn) {
             fprintf(stderr, "silica mkmodel: --kv-heads, --head-dim and --shared-ffn are not for deepseek2 (see "
@@ -657,6 +729,23 @@ int cmd_mkmodel(int argc, char **argv) {
         }
     }
     if (m.vocab == 0) m.vocab = 256;
+    int32_t yes_no[2] = {-1, -1};
+    /* the converter's convert_tokens_to_ids("yes") and ("no"): exact vocabulary entries */
+    if (decoder_rank) {
+        sl_tok_t *tok = tok_load_hf_dir(m.tokenizer, err, sizeof err);
+        if (!tok) {
+            fprintf(stderr, "silica mkmodel: tokenizer: %s\n", err);
+            return 1;
+        }
+        yes_no[0] = tok_find(tok, "yes", 3);
+        yes_no[1] = tok_find(tok, "no", 2);
+        tok_free(tok);
+        if (yes_no[0] < 0 || yes_no[1] < 0) {
+            fprintf(stderr, "silica mkmodel: --pooling rank: \"%s\" is not a single token of the tokenizer\n",
+                    yes_no[0] < 0 ? "yes" : "no");
+            return 2;
+        }
+    }
 
     out_t o = {0};
     int rc = 1;
@@ -755,6 +844,19 @@ int cmd_mkmodel(int argc, char **argv) {
         }
         free(tsrc);
     }
+    if (decoder_rank) {
+        const char *labels[2] = {"yes", "no"}, *names[1] = {"rerank"};
+        char key[128];
+        snprintf(key, sizeof key, "%s.classifier.output_labels", A);
+        if (gguf_writer_set_arr_str(o.w, key, labels, NULL, 2) ||
+            gguf_writer_set_str(o.w, "tokenizer.chat_template.rerank", RERANK_TEMPLATE) ||
+            gguf_writer_set_arr_str(o.w, "tokenizer.chat_templates", names, NULL, 1)) {
+            fprintf(stderr, "silica mkmodel: out of memory\n");
+            goto done;
+        }
+        o.cls_src = m.tied ? "token_embd.weight" : "output.weight";
+        o.cls_ids[0] = yes_no[0], o.cls_ids[1] = yes_no[1];
+    }
 
     rseed((uint64_t)m.seed);
     const float sd = 0.02f;
@@ -764,6 +866,7 @@ int cmd_mkmodel(int argc, char **argv) {
         : encoder ? add_bert_tensors(&o, &m, pooling == 4)
              : add_random(&o, "output_norm.weight", E, 0, 1, sd) ||
                    (!m.tied && add_random(&o, "output.weight", E, m.vocab, 0, sd)) ||
+                   (decoder_rank && add_cls_output(&o, E)) ||
                    (ds2 && add_deepseek2_tensors(&o, &m)))
         goto oom;
     /* the decoders' blocks (the encoders' and deepseek2's are written above) */
@@ -852,6 +955,7 @@ oom:
 done:
     for (size_t i = 0; i < o.n_bufs; i++) free(o.bufs[i]);
     free(o.bufs);
+    free(o.cls_rows);
     gguf_writer_free(o.w);
     sl_pool_free(o.pool);
     return rc;

@@ -3,7 +3,10 @@
 // embedding model (CLS pooling) with the committed bert-uncased WordPiece
 // tokenizer, an XLM-R-style reranker (Unigram tokenizer, one token type)
 // and a BERT reranker (two token types: segment ids), served beside a
-// chat model. Embeddings go through the official openai SDK (which asks
+// chat model; and decoders made by `silica mkmodel --arch qwen3 --pooling`:
+// an embedding model (last-token pooling, as Qwen3-Embedding) and a
+// reranker in Qwen3-Reranker's layout (rank pooling, the rerank template,
+// cls.output = the output rows of "yes" and "no"). Embeddings go through the official openai SDK (which asks
 // for base64 and decodes it itself) and fetch; token counts are checked
 // against the reference tokenizers (@lenml/tokenizers loading the same
 // tokenizer.json). A batched forward pass must give each input the vector
@@ -19,6 +22,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import OpenAI from "openai";
 import { BIN, ROOT, makeModel, metrics, startServer, tinyModel, waitIdle } from "./lib/server.mjs";
+import { referenceTokenizer as pkgTokenizer, tokenId } from "./lib/reftok.mjs";
 
 const require = createRequire(import.meta.url);
 const TOK = "tests/data/tokenizer";
@@ -55,7 +59,7 @@ const DOCS = [
   "A recipe: mix flour, water and salt; bake for an hour.",
 ];
 
-let srv, client;
+let srv, client, srvModels;
 
 before(async () => {
   const models = {
@@ -63,9 +67,11 @@ before(async () => {
     rr: makeModel(`${TOK}/xlmr-unigram`, "bert", null, ["--token-types", "1", "--pooling", "rank"]),
     rb: makeModel(`${TOK}/bert-uncased`, "bert", null, ["--pooling", "rank"]),
     qemb: makeModel("qwen3", "qwen3", null, ["--pooling", "last"]), // a decoder embedding model
+    qrr: makeModel("qwen3", "qwen3", null, ["--pooling", "rank"]), // a decoder reranker (Qwen3-Reranker)
     nomic: makeModel(`${TOK}/bert-uncased`, "nomic-bert"), // RoPE, fused QKV, SwiGLU
     chat: tinyModel(),
   };
+  srvModels = models;
   srv = await startServer({ models });
   client = new OpenAI({ baseURL: srv.url + "/v1", apiKey: "none", maxRetries: 0 });
 });
@@ -146,7 +152,6 @@ test("embeddings: shape, unit vectors, reference token counts, batched equals al
 });
 
 test("embeddings from a decoder (last-token pooling, as Qwen3-Embedding): unit vectors, batched equals alone", async () => {
-  const { referenceTokenizer: pkgTokenizer } = await import("./lib/reftok.mjs");
   const qwen = pkgTokenizer("qwen3");
   const one = [];
   for (const t of TEXTS) {
@@ -433,6 +438,85 @@ test("rerank: scores are deterministic and independent of document order", async
   });
 });
 
+// Qwen3-Reranker's prompt, as llama.cpp's converter (and `silica mkmodel
+// --pooling rank` for a decoder) writes it in tokenizer.chat_template.rerank.
+const QWEN3_RERANK_TEMPLATE =
+  "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the Instruct " +
+  "provided. Note that the answer can only be \"yes\" or \"no\".<|im_end|>\n" +
+  "<|im_start|>user\n<Instruct>: Given a web search query, retrieve relevant passages that answer the query\n" +
+  "<Query>: {query}\n<Document>: {document}<|im_end|>\n" +
+  "<|im_start|>assistant\n<think>\n\n</think>\n\n";
+const rerankPrompt = (q, d) => QWEN3_RERANK_TEMPLATE.replace("{query}", () => q).replace("{document}", () => d);
+
+test("rerank from a decoder (qrr, Qwen3-Reranker's layout): the template's tokens, P(yes) from the output rows", async () => {
+  const qwen = pkgTokenizer("qwen3");
+  const pairIds = (d) => Array.from(qwen.encode(rerankPrompt(QUERY, d), { add_special_tokens: false }));
+  // the template's <|im_start|> / <|im_end|> are special tokens, one id each
+  const imStart = tokenId(qwen, "<|im_start|>");
+  assert.equal(pairIds(DOCS[0]).filter((x) => x === imStart).length, 3);
+  assert.deepEqual(pairIds(DOCS[0]), Array.from(qwen.encode(rerankPrompt(QUERY, DOCS[0]))), "no added specials");
+
+  const r = await post("/v1/rerank", { model: "qrr", query: QUERY, documents: DOCS });
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  checkRanking(r.json, "qrr", DOCS);
+  assert.equal(r.json.usage.prompt_tokens, DOCS.reduce((s, d) => s + pairIds(d).length, 0));
+  const score = new Map(r.json.results.map((x) => [x.index, x.relevance_score]));
+  assert.ok(new Set(score.values()).size > 1, "the documents do not all score the same");
+
+  // each pair alone: its reference token count, and the score it had among the others
+  for (let i = 0; i < DOCS.length; i++) {
+    const one = await post("/v1/rerank", { model: "qrr", query: QUERY, documents: [DOCS[i]] });
+    assert.equal(one.status, 200, JSON.stringify(one.json));
+    assert.equal(one.json.usage.prompt_tokens, pairIds(DOCS[i]).length, `document ${i}`);
+    assert.equal(one.json.results[0].relevance_score, score.get(i), `document ${i} alone`);
+  }
+
+  // deterministic, and independent of the documents' order
+  const again = await post("/v1/rerank", { model: "qrr", query: QUERY, documents: DOCS });
+  assert.deepEqual(again.json, { ...r.json, id: again.json.id });
+  const reversed = [...DOCS].reverse();
+  const rev = await post("/v1/rerank", { model: "qrr", query: QUERY, documents: reversed });
+  assert.equal(rev.status, 200);
+  checkRanking(rev.json, "qrr", reversed);
+  assert.equal(rev.json.usage.prompt_tokens, r.json.usage.prompt_tokens);
+  for (const x of rev.json.results)
+    assert.equal(x.relevance_score, score.get(DOCS.length - 1 - x.index), `reversed document ${x.index}`);
+  const top = await post("/v1/rerank", { model: "qrr", query: QUERY, documents: DOCS, top_n: 2, return_documents: false });
+  checkRanking(top.json, "qrr", DOCS, { topN: 2, returnDocuments: false });
+  assert.deepEqual(top.json.results, r.json.results.slice(0, 2).map(({ index, relevance_score }) => ({ index, relevance_score })));
+
+  // the score is P(yes) = softmax over the last position's "yes" and "no"
+  // logits of the same file run as a decoder (`silica logits`: 6 digits)
+  const ids0 = pairIds(DOCS[0]);
+  const lg = spawnSync(BIN, ["logits", "--model", srvModels.qrr, "-t", "1", ...ids0.map(String)],
+    { encoding: "utf8", maxBuffer: 64 << 20 });
+  assert.equal(lg.status, 0, lg.stderr);
+  const logits = lg.stdout.trim().split("\n").map(Number);
+  const ly = logits[tokenId(qwen, "yes")], ln = logits[tokenId(qwen, "no")];
+  const pYes = 1 / (1 + Math.exp(ln - ly));
+  assert.ok(Math.abs(score.get(0) - pYes) < 1e-5, `score ${score.get(0)} vs P(yes) ${pYes} from the logits`);
+
+  // a document longer than the context (1024) is cut until the pair fits
+  const long = "The Danube reaches the Black Sea. ".repeat(200);
+  assert.ok(pairIds(long).length > 1024 + 200);
+  const l = await post("/v1/rerank", { model: "qrr", query: QUERY, documents: [DOCS[1], long] });
+  assert.equal(l.status, 200, JSON.stringify(l.json));
+  checkRanking(l.json, "qrr", [DOCS[1], long]);
+  const nLong = l.json.usage.prompt_tokens - pairIds(DOCS[1]).length;
+  assert.ok(nLong > 1024 - 16 && nLong <= 1024, `the long pair is ${nLong} tokens`);
+  assert.equal(l.json.results.find((x) => x.index === 0).relevance_score, score.get(1));
+
+  // it ranks; it neither embeds nor chats
+  const e = await post("/v1/embeddings", { model: "qrr", input: "hi" });
+  assert.equal(e.status, 400, JSON.stringify(e.json));
+  assert.equal(e.json.error.code, "model_not_supported");
+  assert.equal(e.json.error.param, "model");
+  const c = await post("/v1/chat/completions", { model: "qrr", messages: [{ role: "user", content: "hi" }] });
+  assert.equal(c.status, 400, JSON.stringify(c.json));
+  assert.equal(c.json.error.code, "model_not_supported");
+  assert.equal(c.json.error.param, "model");
+});
+
 test("rerank: errors", async () => {
   const cases = [
     [{ model: "rr", documents: DOCS }, 400, "query", "missing_required_parameter"],
@@ -464,7 +548,7 @@ test("rerank: errors", async () => {
 test("/v1/models: embedding and reranker sub_types and capabilities", async () => {
   const all = await (await fetch(srv.url + "/v1/models")).json();
   const by = new Map(all.data.map((m) => [m.id, m]));
-  assert.deepEqual([...by.keys()].sort(), ["chat", "emb", "nomic", "qemb", "rb", "rr"]);
+  assert.deepEqual([...by.keys()].sort(), ["chat", "emb", "nomic", "qemb", "qrr", "rb", "rr"]);
   const emb = by.get("emb");
   assert.equal(emb.sub_type, "embedding");
   assert.equal(emb.dimensions, DIM);
@@ -473,7 +557,7 @@ test("/v1/models: embedding and reranker sub_types and capabilities", async () =
   assert.equal(emb.capabilities.rerank, false);
   assert.equal(emb.capabilities.chat, false);
   assert.equal(emb.capabilities.completion, false);
-  for (const id of ["rr", "rb"]) {
+  for (const id of ["rr", "rb", "qrr"]) {
     const m = by.get(id);
     assert.equal(m.sub_type, "reranker");
     assert.equal(m.capabilities.rerank, true);
@@ -485,7 +569,7 @@ test("/v1/models: embedding and reranker sub_types and capabilities", async () =
 
   const sub = async (q) => (await (await fetch(srv.url + "/v1/models?" + q)).json()).data.map((m) => m.id).sort();
   assert.deepEqual(await sub("sub_type=embedding"), ["emb", "nomic", "qemb"]);
-  assert.deepEqual(await sub("sub_type=reranker"), ["rb", "rr"]);
+  assert.deepEqual(await sub("sub_type=reranker"), ["qrr", "rb", "rr"]);
   assert.deepEqual(await sub("sub_type=chat"), ["chat"]);
   const one = await client.models.retrieve("rr");
   assert.equal(one.sub_type, "reranker");

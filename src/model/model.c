@@ -147,7 +147,8 @@ typedef struct sl_kv_layout {
     size_t row_bytes;    /* one head_dim row */
     size_t layer_bytes;  /* one layer of one block: n_head_kv × block_size rows */
     size_t block_bytes;  /* n_layer × layer_bytes */
-    uint8_t *k, *v;
+    bool v_is_k;         /* deepseek2: the V rows are the K rows (the latent row), stored once */
+    uint8_t *k, *v;      /* v == k when v_is_k */
 } sl_kv_layout_t;
 
 struct sl_kv {
@@ -1353,6 +1354,7 @@ static int layout_init(sl_kv_layout_t *lay, const sl_model_t *m, int block_size,
     if (block_size <= 0 || block_size > MODEL_DIM_LIMIT)
         return sl_err(err, errlen, "KV block size %d is out of range", block_size);
     lay->n_layer = m->hp.n_layer;
+    lay->v_is_k = m->hp.mla;
     lay->n_head_kv = m->hp.n_head_kv;
     lay->head_dim = m->hp.head_dim;
     lay->block_size = block_size;
@@ -1368,17 +1370,21 @@ static int layout_init(sl_kv_layout_t *lay, const sl_model_t *m, int block_size,
 
 /* calloc'd K and V areas of n_blocks blocks: pages become resident only as
  * positions fill. */
+static void layout_free(sl_kv_layout_t *lay) {
+    if (lay->v != lay->k) free(lay->v);
+    free(lay->k);
+    lay->k = lay->v = NULL;
+}
+
 static int layout_alloc(sl_kv_layout_t *lay, size_t n_blocks, char *err, size_t errlen) {
     size_t bytes;
     if (!sl_mul_size(lay->block_bytes, n_blocks, &bytes))
         return sl_err(err, errlen, "KV cache size overflows");
     lay->k = calloc(1, bytes);
-    lay->v = calloc(1, bytes);
+    lay->v = lay->v_is_k ? lay->k : calloc(1, bytes);
     if (!lay->k || !lay->v) {
-        free(lay->k);
-        free(lay->v);
-        lay->k = lay->v = NULL;
-        return sl_err(err, errlen, "out of memory for a KV cache of %zu bytes", 2 * bytes);
+        layout_free(lay);
+        return sl_err(err, errlen, "out of memory for a KV cache of %zu bytes", (lay->v_is_k ? 1 : 2) * bytes);
     }
     return 0;
 }
@@ -1403,8 +1409,7 @@ sl_kv_t *model_kv_new(const sl_model_t *m, int n_ctx, sl_type_t kv_type, char *e
 
 void model_kv_free(sl_kv_t *kv) {
     if (!kv) return;
-    free(kv->lay.k);
-    free(kv->lay.v);
+    layout_free(&kv->lay);
     free(kv);
 }
 
@@ -1419,7 +1424,7 @@ size_t model_kv_block_bytes(const sl_model_t *m, int block_size, sl_type_t type)
     sl_kv_layout_t lay;
     char e[64];
     if (layout_init(&lay, m, block_size, type, e, sizeof e)) return 0;
-    return 2 * lay.block_bytes;
+    return (lay.v_is_k ? 1 : 2) * lay.block_bytes;
 }
 
 sl_kv_pool_t *model_kv_pool_new(const sl_model_t *m, int n_blocks, int block_size, sl_type_t type,
@@ -1444,8 +1449,7 @@ sl_kv_pool_t *model_kv_pool_new(const sl_model_t *m, int n_blocks, int block_siz
 
 void model_kv_pool_free(sl_kv_pool_t *p) {
     if (!p) return;
-    free(p->lay.k);
-    free(p->lay.v);
+    layout_free(&p->lay);
     free(p);
 }
 
@@ -1463,7 +1467,8 @@ void model_kv_pool_copy(sl_kv_pool_t *p, int dst, int src, int n_pos) {
             const size_t in = (size_t)l * lay->layer_bytes + (size_t)h * (size_t)lay->block_size * lay->row_bytes;
             const size_t n = (size_t)n_pos * lay->row_bytes;
             memcpy(lay->k + (size_t)dst * lay->block_bytes + in, lay->k + (size_t)src * lay->block_bytes + in, n);
-            memcpy(lay->v + (size_t)dst * lay->block_bytes + in, lay->v + (size_t)src * lay->block_bytes + in, n);
+            if (!lay->v_is_k)
+                memcpy(lay->v + (size_t)dst * lay->block_bytes + in, lay->v + (size_t)src * lay->block_bytes + in, n);
         }
 }
 
@@ -1890,7 +1895,8 @@ static void layer_attention(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t
 /* deepseek2's per-token work between the projections and attention: the
  * latent row normed (its first n_lora_kv) and its rope part rotated, the
  * query heads' rope parts rotated, the latent row stored as the position's
- * K and V (the V reads its first n_lora_kv values). */
+ * K row, which the attention also reads as its V row (v_is_k: the output's
+ * first n_lora_kv values are the ones used). */
 struct mla_job {
     const sl_model_t *m;
     const sl_layer_t *L;
@@ -1915,8 +1921,7 @@ static void mla_worker(void *ctx, int ith, int nth) {
         const int blk = s->tok_blocks[t][pos / lay->block_size], slot = pos % lay->block_size;
         const size_t off = (size_t)blk * lay->block_bytes + (size_t)j->layer * lay->layer_bytes +
                            (size_t)slot * lay->row_bytes;
-        kv_store_row(lay->type, lay->k + off, kv, KD);
-        kv_store_row(lay->type, lay->v + off, kv, KD);
+        kv_store_row(lay->type, lay->k + off, kv, KD); /* also the V row: v_is_k */
     }
 }
 
@@ -2395,8 +2400,9 @@ int model_embed(sl_model_t *m, sl_pool_t *pool, const sl_embed_seq_t *seqs, int 
         .row_bytes = (size_t)hp->head_dim * sizeof(float),
         .layer_bytes = 0,
         .block_bytes = per_seq * sizeof(float),
+        .v_is_k = hp->mla,
         .k = (uint8_t *)kv,
-        .v = (uint8_t *)(kv + per_seq * (size_t)n_seqs),
+        .v = hp->mla ? (uint8_t *)kv : (uint8_t *)(kv + per_seq * (size_t)n_seqs),
     };
     if (hp->encoder)
         bert_layers(m, pool, seqs, n_seqs, n_tok, &lay, keys);

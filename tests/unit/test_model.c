@@ -1178,6 +1178,22 @@ static void test_deepseek2(void) {
     s = ds_v3_spec();
     s.NOPE = 32, s.wtype = SL_TYPE_Q8_0;
     run_case("deepseek2 q8_0 v3", &s, 4e-2, SL_TYPE_F32, 1);
+
+    /* the latent row is cached once: a KV block holds one F16 row of
+     * kv_lora_rank + rope per layer and position, K and V both */
+    s = base_spec("deepseek2");
+    ref_model_t rm;
+    ref_init(&rm, &s, 3);
+    CHECK(write_model(&rm, model_path(), NULL, NULL) == 0);
+    char err[SL_ERR_MAX] = "";
+    sl_model_t *m = model_load(model_path(), err, sizeof err);
+    unlink(model_path());
+    CHECK_MSG(m != NULL, "%s", err);
+    if (m) {
+        CHECK(model_kv_block_bytes(m, 16, SL_TYPE_F16) == (size_t)16 * (size_t)s.L * (size_t)(s.R + s.ROPE) * 2);
+        model_free(m);
+    }
+    ref_free(&rm);
 }
 
 /* The deepseek2 comparison can fail: on the YaRN model the output is near the right reference and far

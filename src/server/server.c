@@ -259,14 +259,15 @@ void srv_model_not_found(srv_t *s, const char *id, oai_error_t *e) {
  * format detected, or null) and reasoning (it writes <think> reasoning). */
 static json_t *model_json(const srv_model_t *m) {
     const sl_hparams_t *hp = model_hparams(m->model);
-    if (srv_model_embeds(m)) { /* embeddings or rerank only; dimensions: the vector's length */
+    if (srv_model_embeds(m)) { /* embeddings or rerank only; an embedding model's vector length as dimensions */
         const bool rank = hp->pooling == SL_POOLING_RANK;
-        return json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:i, s:i, s:{s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:b}}", "id",
-                         m->id, "object", "model", "created", (json_int_t)m->created, "owned_by", "silica", "type",
-                         "text", "sub_type", rank ? "reranker" : "embedding", "context_length", eng_n_ctx(m->eng),
-                         "dimensions", model_embed_dim(m->model), "capabilities", "chat", 0, "completion", 0,
-                         "prefix_completion", 0, "fim", 0, "tools", 0, "reasoning", 0, "embeddings", !rank, "rerank",
-                         rank);
+        json_t *v = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:i, s:{s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:b}}", "id",
+                              m->id, "object", "model", "created", (json_int_t)m->created, "owned_by", "silica",
+                              "type", "text", "sub_type", rank ? "reranker" : "embedding", "context_length",
+                              eng_n_ctx(m->eng), "capabilities", "chat", 0, "completion", 0, "prefix_completion", 0,
+                              "fim", 0, "tools", 0, "reasoning", 0, "embeddings", !rank, "rerank", rank);
+        if (v && !rank) json_object_set_new(v, "dimensions", json_integer(model_embed_dim(m->model)));
+        return v;
     }
     json_t *v = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:i, s:{s:b, s:b, s:b, s:b, s:b, s:b}}", "id", m->id,
                           "object", "model", "created", (json_int_t)m->created, "owned_by", "silica", "type",
@@ -586,7 +587,7 @@ static int load_model(srv_t *s, srv_model_t *m, const srv_model_spec_t *spec, ch
     if (srv_model_embeds(m)) { /* embeddings / rerank: no generation, no grammars */
         m->eng = eng_new(m->model, &eo, on_engine_event, m, e2, sizeof e2);
         if (!m->eng) return sl_err(err, errlen, "engine: %s", e2);
-        sl_info("model %s: %s (%s %s, %d dimensions, context %d)", m->id, spec->path,
+        sl_info("model %s: %s (%s %s, %d outputs, context %d)", m->id, spec->path,
                 model_hparams(m->model)->arch_name,
                 model_hparams(m->model)->pooling == SL_POOLING_RANK ? "reranker" : "embeddings",
                 model_embed_dim(m->model), eng_n_ctx(m->eng));

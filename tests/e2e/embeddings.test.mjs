@@ -560,6 +560,7 @@ test("/v1/models: embedding and reranker sub_types and capabilities", async () =
   for (const id of ["rr", "rb", "qrr"]) {
     const m = by.get(id);
     assert.equal(m.sub_type, "reranker");
+    assert.equal(m.dimensions, undefined, `${id}: a reranker has no embedding dimensions`);
     assert.equal(m.capabilities.rerank, true);
     assert.equal(m.capabilities.embeddings, false);
     assert.equal(m.capabilities.chat, false);

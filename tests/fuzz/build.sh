@@ -5,6 +5,7 @@
 #   sh tests/fuzz/build.sh            # build, then fuzz for FUZZ_SECONDS (60)
 #   FUZZ_SECONDS=600 sh tests/fuzz/build.sh
 #   FUZZ_RUN=0 sh tests/fuzz/build.sh # build only
+#   FUZZ_TARGET=tokenizer sh tests/fuzz/build.sh  # fuzz the tokenizer data of a GGUF
 #   FUZZ_TARGET=jinja sh tests/fuzz/build.sh  # fuzz the chat-template interpreter
 #                                     # (seeds: tests/data/templates/*.jinja)
 #
@@ -42,11 +43,25 @@ mkdir -p "$OUT/corpus-grammar"
     -ljansson -lpcre2-8 -lm
 echo "built $OUT/fuzz_grammar"
 
+# Tokenizer data (FUZZ_TARGET=tokenizer): tok_load + encode / decode.
+mkdir -p "$OUT/corpus-tokenizer" "$OUT/seeds-tokenizer"
+TOK_SRCS="src/tokenizer/*.c src/gguf/gguf.c src/gguf/gguf_write.c src/base/base.c src/kernels/quant.c"
+"$CC" $FLAGS -pthread -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -o "$OUT/fuzz_tokenizer" tests/fuzz/fuzz_tokenizer.c $TOK_SRCS -ljansson -lutf8proc -lpcre2-8 -lcrypto -lm
+"$CC" $FLAGS -pthread -o "$OUT/tok_seeds" tests/fuzz/tok_seeds.c src/gguf/gguf.c src/gguf/gguf_write.c \
+    src/base/base.c src/kernels/quant.c -lm
+"$OUT/tok_seeds" "$OUT/seeds-tokenizer"
+echo "built $OUT/fuzz_tokenizer"
+
 [ "${FUZZ_RUN:-1}" = 0 ] && exit 0
 cd "$OUT"
 if [ "${FUZZ_TARGET:-gguf}" = grammar ]; then
     exec ./fuzz_grammar -max_total_time="$SECONDS_TO_RUN" -max_len=2048 -timeout=10 \
         -rss_limit_mb=2048 -print_final_stats=1 corpus-grammar
+fi
+if [ "${FUZZ_TARGET:-gguf}" = tokenizer ]; then
+    exec ./fuzz_tokenizer -max_total_time="$SECONDS_TO_RUN" -max_len=16384 -timeout=10 \
+        -rss_limit_mb=2048 -print_final_stats=1 corpus-tokenizer seeds-tokenizer
 fi
 if [ "${FUZZ_TARGET:-gguf}" = jinja ]; then
     exec ./fuzz_jinja -max_total_time="$SECONDS_TO_RUN" -max_len=8192 -timeout=10 \

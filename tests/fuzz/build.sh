@@ -6,6 +6,7 @@
 #   FUZZ_SECONDS=600 sh tests/fuzz/build.sh
 #   FUZZ_RUN=0 sh tests/fuzz/build.sh # build only
 #   FUZZ_TARGET=tokenizer sh tests/fuzz/build.sh  # fuzz the tokenizer data of a GGUF
+#   FUZZ_TARGET=model sh tests/fuzz/build.sh  # fuzz model loading (seeds: tiny mkmodel files)
 #   FUZZ_TARGET=jinja sh tests/fuzz/build.sh  # fuzz the chat-template interpreter
 #                                     # (seeds: tests/data/templates/*.jinja)
 #
@@ -53,11 +54,34 @@ TOK_SRCS="src/tokenizer/*.c src/gguf/gguf.c src/gguf/gguf_write.c src/base/base.
 "$OUT/tok_seeds" "$OUT/seeds-tokenizer"
 echo "built $OUT/fuzz_tokenizer"
 
+# Model files (FUZZ_TARGET=model): model_load + a short forward pass; seeds
+# are tiny models written by the release binary's mkmodel, when it is built.
+mkdir -p "$OUT/corpus-model" "$OUT/seeds-model"
+MODEL_SRCS="src/model/*.c src/kernels/*.c src/kernels/*/*.c src/gguf/*.c src/base/*.c"
+"$CC" $FLAGS -pthread -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -o "$OUT/fuzz_model" tests/fuzz/fuzz_model.c $MODEL_SRCS -lm
+if [ -x build/release/silica ]; then
+    T="--embd 32 --heads 2 --layers 1 --ffn 64 --vocab 24 --seed 3"
+    for a in llama qwen3moe gemma3; do
+        build/release/silica mkmodel --arch $a $T --kv-heads 1 --out "$OUT/seeds-model/$a.gguf" >/dev/null
+    done
+    build/release/silica mkmodel --arch qwen3 $T --kv-heads 1 --pooling last --out "$OUT/seeds-model/qwen3-emb.gguf" >/dev/null
+    build/release/silica mkmodel --arch bert $T --pooling rank --out "$OUT/seeds-model/bert.gguf" >/dev/null
+    build/release/silica mkmodel --arch nomic-bert $T --out "$OUT/seeds-model/nomic-bert.gguf" >/dev/null
+    build/release/silica mkmodel --arch deepseek2 $T --qk-nope 8 --qk-rope 4 --v-head 8 --kv-lora 16 --experts 4 \
+        --experts-used 2 --expert-ffn 16 --out "$OUT/seeds-model/deepseek2.gguf" >/dev/null
+fi
+echo "built $OUT/fuzz_model"
+
 [ "${FUZZ_RUN:-1}" = 0 ] && exit 0
 cd "$OUT"
 if [ "${FUZZ_TARGET:-gguf}" = grammar ]; then
     exec ./fuzz_grammar -max_total_time="$SECONDS_TO_RUN" -max_len=2048 -timeout=10 \
         -rss_limit_mb=2048 -print_final_stats=1 corpus-grammar
+fi
+if [ "${FUZZ_TARGET:-gguf}" = model ]; then
+    exec ./fuzz_model -max_total_time="$SECONDS_TO_RUN" -max_len=262144 -timeout=20 \
+        -rss_limit_mb=4096 -print_final_stats=1 corpus-model seeds-model
 fi
 if [ "${FUZZ_TARGET:-gguf}" = tokenizer ]; then
     exec ./fuzz_tokenizer -max_total_time="$SECONDS_TO_RUN" -max_len=16384 -timeout=10 \

@@ -86,15 +86,14 @@ struct sl_tok {
     bool bert_lowercase, bert_strip_accents;
     bool clean_spaces; /* tok_decode: transformers' clean_up_tokenization (" ." -> "." ...) */
     double ugm_unk_score; /* t5: the cost of an uncovered character (min normal score - 10) */
-    /* t5: SentencePiece's precompiled_charsmap (owned copy): a darts-clone
+    /* t5: SentencePiece's precompiled_charsmap (owned copies): a darts-clone
      * double array of xcda_n units over UTF-8 byte strings whose values are
-     * offsets of NUL-terminated replacements in charsmap_str (n bytes);
+     * offsets of NUL-terminated replacements in charsmap_str (charsmap_str_n bytes);
      * NULL when the file has none. ugm_ws: remove_extra_whitespaces. */
     uint32_t *xcda;
     size_t xcda_n;
-    const char *charsmap_str;
+    char *charsmap_str;
     size_t charsmap_str_n;
-    uint8_t *charsmap;
     bool ugm_ws;
     bool nfc; /* NFC-normalise plain text first (Qwen2: tokenizer.json's NFC normalizer) */
 

@@ -538,7 +538,7 @@ void tok_free(sl_tok_t *t) {
     free(t->vhash);
     free(t->eog);
     free(t->trie);
-    free(t->charsmap);
+    free(t->charsmap_str);
     free(t->xcda);
     free(t);
 }

@@ -44,6 +44,10 @@ void ugm_init(sl_tok_t *t) {
     t->ugm_unk_score = (double)min_score - 10.0;
 }
 
+static uint32_t le32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
 int ugm_load_charsmap(sl_tok_t *t, const gguf_file_t *f, char *err, size_t errlen) {
     t->ugm_ws = gguf_get_bool_or(f, "tokenizer.ggml.remove_extra_whitespaces", false);
     const int64_t k = gguf_find_key(f, "tokenizer.ggml.precompiled_charsmap");
@@ -54,23 +58,18 @@ int ugm_load_charsmap(sl_tok_t *t, const gguf_file_t *f, char *err, size_t errle
     const size_t n = gguf_arr_len(f, (size_t)k);
     if (n == 0) return 0;
     if (n < 4) return sl_err(err, errlen, "tokenizer: precompiled_charsmap is %zu bytes, too short", n);
-    t->charsmap = malloc(n);
-    if (!t->charsmap) return sl_err(err, errlen, "tokenizer: out of memory");
-    memcpy(t->charsmap, gguf_arr_data(f, (size_t)k), n);
-    const uint32_t blob = (uint32_t)t->charsmap[0] | (uint32_t)t->charsmap[1] << 8 | (uint32_t)t->charsmap[2] << 16 |
-                          (uint32_t)t->charsmap[3] << 24;
+    const uint8_t *d = gguf_arr_data(f, (size_t)k);
+    const uint32_t blob = le32(d); /* little-endian in the file, as the units */
     if (blob % 4 != 0 || (size_t)blob >= n - 4)
         return sl_err(err, errlen, "tokenizer: precompiled_charsmap's double array (%u bytes) does not fit its %zu bytes",
                       blob, n);
     t->xcda_n = blob / 4;
-    t->xcda = malloc((t->xcda_n ? t->xcda_n : 1) * sizeof *t->xcda);
-    if (!t->xcda) return sl_err(err, errlen, "tokenizer: out of memory");
-    for (size_t i = 0; i < t->xcda_n; i++) { /* little-endian in the file */
-        const uint8_t *u = t->charsmap + 4 + 4 * i;
-        t->xcda[i] = (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
-    }
-    t->charsmap_str = (const char *)t->charsmap + 4 + blob;
     t->charsmap_str_n = n - 4 - blob;
+    t->xcda = malloc((t->xcda_n ? t->xcda_n : 1) * sizeof *t->xcda);
+    t->charsmap_str = malloc(t->charsmap_str_n);
+    if (!t->xcda || !t->charsmap_str) return sl_err(err, errlen, "tokenizer: out of memory");
+    for (size_t i = 0; i < t->xcda_n; i++) t->xcda[i] = le32(d + 4 + 4 * i);
+    memcpy(t->charsmap_str, d + 4 + blob, t->charsmap_str_n);
     return 0;
 }
 

@@ -528,6 +528,24 @@ static int load_model(srv_t *s, srv_model_t *m, const srv_model_spec_t *spec, ch
     const gguf_file_t *g = model_gguf(m->model);
     m->tok = tok_load(g, e2, sizeof e2);
     if (!m->tok) return sl_err(err, errlen, "model %s: tokenizer: %s", spec->path, e2);
+    struct stat stt;
+    m->created = stat(spec->path, &stt) == 0 ? (int64_t)stt.st_mtime : (int64_t)time(NULL);
+    eng_opts_t eo = {0};
+    eo.n_threads = s->cfg.n_threads;
+    eo.n_ctx = s->cfg.n_ctx;
+    eo.max_running = s->cfg.max_running;
+    eo.max_queued = s->cfg.max_queued;
+    eo.kv_mem = s->cfg.kv_mem;
+    eo.kv = s->cfg.kv_type;
+    if (srv_model_embeds(m)) { /* embeddings / rerank: no chat template, stop ids, tools or grammars */
+        m->eng = eng_new(m->model, &eo, on_engine_event, m, e2, sizeof e2);
+        if (!m->eng) return sl_err(err, errlen, "engine: %s", e2);
+        sl_info("model %s: %s (%s %s, %d outputs, context %d)", m->id, spec->path,
+                model_hparams(m->model)->arch_name,
+                model_hparams(m->model)->pooling == SL_POOLING_RANK ? "reranker" : "embeddings",
+                model_embed_dim(m->model), eng_n_ctx(m->eng));
+        return 0;
+    }
     gguf_str_t src = {0};
     if (gguf_get_str(g, "tokenizer.chat_template", &src, NULL, 0) == 0 && src.len > 0) {
         m->tmpl = chat_tmpl_new(src.ptr, src.len, e2, sizeof e2);
@@ -574,25 +592,7 @@ static int load_model(srv_t *s, srv_model_t *m, const srv_model_spec_t *spec, ch
     m->bos_text = sl_buf_steal(&b);
     if (tok_eos(m->tok) >= 0) tok_token_to_piece(m->tok, tok_eos(m->tok), true, &b);
     m->eos_text = sl_buf_steal(&b);
-    struct stat stt;
-    m->created = stat(spec->path, &stt) == 0 ? (int64_t)stt.st_mtime : (int64_t)time(NULL);
-    eng_opts_t eo = {0};
-    eo.n_threads = s->cfg.n_threads;
-    eo.n_ctx = s->cfg.n_ctx;
-    eo.max_running = s->cfg.max_running;
-    eo.max_queued = s->cfg.max_queued;
-    eo.kv_mem = s->cfg.kv_mem;
-    eo.kv = s->cfg.kv_type;
     const int n_vocab_model = model_hparams(m->model)->n_vocab;
-    if (srv_model_embeds(m)) { /* embeddings / rerank: no generation, no grammars */
-        m->eng = eng_new(m->model, &eo, on_engine_event, m, e2, sizeof e2);
-        if (!m->eng) return sl_err(err, errlen, "engine: %s", e2);
-        sl_info("model %s: %s (%s %s, %d outputs, context %d)", m->id, spec->path,
-                model_hparams(m->model)->arch_name,
-                model_hparams(m->model)->pooling == SL_POOLING_RANK ? "reranker" : "embeddings",
-                model_embed_dim(m->model), eng_n_ctx(m->eng));
-        return 0;
-    }
     const char *keep[16]; /* marker tokens the tool-call grammar must produce */
     tools_vocab_keep(m, keep, SL_ARRAY_LEN(keep));
     m->gvocab = srv_gram_vocab_new_keep(m->tok, n_vocab_model, keep, e2, sizeof e2);

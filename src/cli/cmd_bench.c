@@ -47,6 +47,22 @@ static const char *main_type(const gguf_file_t *f) {
     return sl_type_name((sl_type_t)best);
 }
 
+/* n pseudo-random token ids below n_vocab (a fixed sequence: runs compare). */
+static void random_tokens(int32_t *t, size_t n, int n_vocab) {
+    uint64_t s = 12345;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        t[i] = (int32_t)((s >> 33) % (uint64_t)n_vocab);
+    }
+}
+
+/* The "machine:" line every benchmark prints. */
+static void print_machine(sl_pool_t *pool) {
+    char cpu[256];
+    mcli_cpu_model(cpu, sizeof cpu);
+    printf("machine: %s, %d cores, %d threads, isa %s\n", cpu, mcli_n_cores(), sl_pool_size(pool), sl_kernels_desc());
+}
+
 /* Embedding models: n_seq sequences of p_len tokens per model_embed call. */
 static int bench_embed(sl_model_t *m, sl_pool_t *pool, const mcli_opts_t *o, long p_len, long n_seq, long reps) {
     const sl_hparams_t *hp = model_hparams(m);
@@ -63,20 +79,13 @@ static int bench_embed(sl_model_t *m, sl_pool_t *pool, const mcli_opts_t *o, lon
     char err[SL_ERR_MAX] = "out of memory";
     int rc = 1;
     if (!toks || !seqs || !out || !rate) goto fail;
-    uint64_t s = 12345;
-    for (size_t i = 0; i < n_tok; i++) {
-        s = s * 6364136223846793005ull + 1442695040888963407ull;
-        toks[i] = (int32_t)((s >> 33) % (uint64_t)hp->n_vocab);
-    }
+    random_tokens(toks, n_tok, hp->n_vocab);
     for (long i = 0; i < n_seq; i++) seqs[i] = (sl_embed_seq_t){toks + (size_t)i * (size_t)p_len, NULL, (int)p_len};
-    char cpu[256];
-    mcli_cpu_model(cpu, sizeof cpu);
     printf("command: silica bench --model %s -t %d -p %ld -n %ld -r %ld\n", o->model, sl_pool_size(pool), p_len,
            n_seq, reps);
     printf("model: %s, %s (embeddings), %d layers, n_embd %d, %s, %.1f MiB\n", o->model, hp->arch_name, hp->n_layer,
            hp->n_embd, main_type(model_gguf(m)), (double)gguf_file_size(model_gguf(m)) / 1048576.0);
-    printf("machine: %s, %d cores, %d threads, isa %s\n", cpu, mcli_n_cores(), sl_pool_size(pool),
-           sl_kernels_desc());
+    print_machine(pool);
     fflush(stdout);
     if (model_embed(m, pool, seqs, 1, out, err, sizeof err)) goto fail; /* warm-up */
     for (long r = 0; r < reps; r++) {
@@ -153,20 +162,14 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "silica bench: %s\n", kv ? "out of memory" : err);
         goto done;
     }
-    uint64_t s = 12345;
-    for (long i = 0; i < p_len; i++) {
-        s = s * 6364136223846793005ull + 1442695040888963407ull;
-        prompt[i] = (int32_t)((s >> 33) % (uint64_t)V);
-    }
+    random_tokens(prompt, (size_t)p_len, V);
 
-    char cpu[256];
-    mcli_cpu_model(cpu, sizeof cpu);
     const int nt = sl_pool_size(pool);
     printf("command: silica bench --model %s -t %d -p %ld -n %ld -r %ld --kv-type %s\n", o.model, nt, p_len, n_gen,
            reps, sl_type_name(o.kv_type));
     printf("model: %s, %s, %d layers, n_embd %d, vocab %d, %s, %.1f MiB\n", o.model, hp->arch_name, hp->n_layer,
            hp->n_embd, V, main_type(model_gguf(m)), (double)gguf_file_size(model_gguf(m)) / 1048576.0);
-    printf("machine: %s, %d cores, %d threads, isa %s\n", cpu, mcli_n_cores(), nt, sl_kernels_desc());
+    print_machine(pool);
     fflush(stdout);
 
     /* Warm-up: page in the weights, size the scratch buffers. */

@@ -132,13 +132,13 @@ void embed_free_all(srv_t *s) {
 
 /* ---- request parsing ---- */
 
-static int add_input(emb_job_t *j, int32_t *ids, int32_t *types, int n, oai_error_t *e) {
+/* Input j->n: its ids (and segment ids, or NULL), owned by the job from now. */
+static void add_input(emb_job_t *j, int32_t *ids, int32_t *types, int n) {
     j->toks[j->n] = ids;
     j->types[j->n] = types;
     j->n_tok[j->n] = n;
     j->n++;
     j->tokens += n;
-    return 0;
 }
 
 static int alloc_inputs(emb_job_t *j, size_t n, oai_error_t *e) {
@@ -149,13 +149,14 @@ static int alloc_inputs(emb_job_t *j, size_t n, oai_error_t *e) {
     return 0;
 }
 
-static int too_long(emb_job_t *j, const char *param, int n, int max, size_t index, bool many, oai_error_t *e) {
+static int too_long(size_t n_tokens, int max, size_t index, bool many, oai_error_t *e) {
+    const int n = (int)SL_MIN(n_tokens, (size_t)INT32_MAX);
     if (many)
-        return oai_fail(e, 400, NULL, "context_length_exceeded", param,
+        return oai_fail(e, 400, NULL, "context_length_exceeded", "input",
                         "This model's maximum context length is %d tokens, however you requested %d tokens in "
                         "input %zu. Please reduce the length of the input.",
                         max, n, index);
-    return oai_fail(e, 400, NULL, "context_length_exceeded", param,
+    return oai_fail(e, 400, NULL, "context_length_exceeded", "input",
                     "This model's maximum context length is %d tokens, however you requested %d tokens. Please "
                     "reduce the length of the input.",
                     max, n);
@@ -177,9 +178,10 @@ static int input_text(emb_job_t *j, const char *text, size_t len, size_t index, 
     if (n == 0 || n > (size_t)max) {
         free(ids);
         return n == 0 ? oai_fail(e, 400, NULL, "invalid_value", "input", "input %zu has no tokens", index)
-                      : too_long(j, "input", (int)SL_MIN(n, (size_t)INT32_MAX), max, index, many, e);
+                      : too_long(n, max, index, many, e);
     }
-    return add_input(j, ids, NULL, (int)n, e);
+    add_input(j, ids, NULL, (int)n);
+    return 0;
 }
 
 /* One input given as token ids (used as they are). */
@@ -188,7 +190,7 @@ static int input_ids(emb_job_t *j, const json_t *arr, size_t index, bool many, o
     const int n_vocab = model_hparams(j->m->model)->n_vocab;
     const size_t n = json_array_size(arr);
     if (n == 0) return oai_fail(e, 400, NULL, "invalid_value", "input", "input %zu is an empty array of tokens", index);
-    if (n > (size_t)max) return too_long(j, "input", (int)SL_MIN(n, (size_t)INT32_MAX), max, index, many, e);
+    if (n > (size_t)max) return too_long(n, max, index, many, e);
     int32_t *ids = malloc(n * sizeof *ids);
     if (!ids) return oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
     for (size_t k = 0; k < n; k++) {
@@ -201,7 +203,8 @@ static int input_ids(emb_job_t *j, const json_t *arr, size_t index, bool many, o
         }
         ids[k] = (int32_t)id;
     }
-    return add_input(j, ids, NULL, (int)n, e);
+    add_input(j, ids, NULL, (int)n);
+    return 0;
 }
 
 static int parse_embeddings(emb_job_t *j, oai_error_t *e) {
@@ -307,7 +310,8 @@ static int rerank_pair(emb_job_t *j, const int32_t *q, size_t nq, const char *te
     free(d);
     const bool segments = bert && model_hparams(j->m->model)->n_token_types >= 2;
     for (size_t i = 0; i < n; i++) types[i] = segments && i >= second ? 1 : 0;
-    return add_input(j, ids, types, (int)n, e);
+    add_input(j, ids, types, (int)n);
+    return 0;
 }
 
 /* A decoder reranker's pair (Qwen3-Reranker): the file's rerank template
@@ -362,7 +366,8 @@ static int rerank_templated(emb_job_t *j, const char *tmpl, size_t tl, const cha
                  "The query and the rerank template take more than this model's context of %d tokens.", max);
         goto done;
     }
-    rc = add_input(j, ids, NULL, (int)n, e);
+    add_input(j, ids, NULL, (int)n);
+    rc = 0;
     ids = NULL;
     goto done;
 oom:

@@ -1975,6 +1975,16 @@ static void mla_attention(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
     matmul_w(pool, &L->wo, s->mla_o, n_tok, s->xn);
 }
 
+/* Row i of an embedding table (tokens, positions, token types) as n_in
+ * floats into x; added to x with a scratch row tmp. */
+static void table_row(const sl_wt_t *w, int64_t i, float *x) {
+    sl_dequantize_row(w->type, (const uint8_t *)w->data + (size_t)i * w->row_bytes, x, w->n_in);
+}
+static void add_table_row(const sl_wt_t *w, int64_t i, float *x, float *tmp) {
+    table_row(w, i, tmp);
+    for (int64_t e = 0; e < w->n_in; e++) x[e] += tmp[e];
+}
+
 /* One step over the tokens of several sequences (scratch already sized):
  * every matmul runs once over all n_tok rows, so each weight is read once
  * per step whatever the number of sequences; only the RoPE position, the KV
@@ -1989,9 +1999,7 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
 
     for (int i = 0, t = 0; i < n_seqs; i++)
         for (int k = 0; k < seqs[i].n_tok; k++, t++)
-            sl_dequantize_row(m->tok_embd.type, (const uint8_t *)m->tok_embd.data +
-                                                    (size_t)seqs[i].tokens[k] * m->tok_embd.row_bytes,
-                              s->x + (size_t)t * (size_t)E, E);
+            table_row(&m->tok_embd, seqs[i].tokens[k], s->x + (size_t)t * (size_t)E);
     if (hp->embd_scale != 1.0f)
         for (size_t i = 0; i < (size_t)n_tok * (size_t)E; i++) s->x[i] *= hp->embd_scale;
 
@@ -2266,12 +2274,6 @@ static int embed_check(const sl_model_t *m, const sl_embed_seq_t *seqs, int n_se
     return 0;
 }
 
-/* Row i of a table (token, position or type embeddings) added to x (E floats); tmp: E floats. */
-static void add_table_row(const sl_wt_t *w, int64_t i, float *x, float *tmp) {
-    sl_dequantize_row(w->type, (const uint8_t *)w->data + (size_t)i * w->row_bytes, tmp, w->n_in);
-    for (int64_t e = 0; e < w->n_in; e++) x[e] += tmp[e];
-}
-
 /* The pooled vectors (or RANK's classifier logits) of every sequence from
  * the last hidden states in s->x. */
 static void embed_pool(sl_model_t *m, sl_pool_t *pool, const sl_embed_seq_t *seqs, int n_seqs, float *out) {
@@ -2318,9 +2320,7 @@ static void bert_layers(sl_model_t *m, sl_pool_t *pool, const sl_embed_seq_t *se
     for (int i = 0, t = 0; i < n_seqs; i++)
         for (int k = 0; k < seqs[i].n_tok; k++, t++) {
             float *x = s->x + (size_t)t * (size_t)E, *tmp = s->xn;
-            sl_dequantize_row(m->tok_embd.type,
-                              (const uint8_t *)m->tok_embd.data + (size_t)seqs[i].tokens[k] * m->tok_embd.row_bytes,
-                              x, E);
+            table_row(&m->tok_embd, seqs[i].tokens[k], x);
             if (m->pos_embd.data) add_table_row(&m->pos_embd, k, x, tmp);
             if (m->type_embd.data) add_table_row(&m->type_embd, seqs[i].types ? seqs[i].types[k] : 0, x, tmp);
         }

@@ -1,10 +1,12 @@
 #!/bin/sh
 # Installs what the build and the tests need on Debian, only when missing:
 # the -dev packages of the libraries Silica links, and the test references
-# (Python's Jinja2, Node.js + the npm packages pinned in tests/package.json).
+# (Python's Jinja2, Node.js + the npm packages pinned in tests/package.json,
+# Debian's Chromium for the web console's browser test; playwright-core
+# drives it and never downloads a browser of its own).
 set -e
 PKGS="build-essential pkg-config zlib1g-dev libevent-dev libjansson-dev libpcre2-dev \
-libutf8proc-dev libsqlite3-dev libssl-dev python3 python3-jinja2"
+libutf8proc-dev libsqlite3-dev libssl-dev python3 python3-jinja2 chromium"
 missing=""
 # Node.js may come from outside Debian (e.g. a newer build): only ask apt for
 # it when the commands are absent.
@@ -24,7 +26,7 @@ if [ -f "$here/tests/package.json" ]; then
   stamp="$here/tests/node_modules/.silica-installed"
   if [ ! -f "$stamp" ] || [ "$here/tests/package.json" -nt "$stamp" ]; then
     echo "deps: npm install (tests/package.json)"
-    (cd "$here/tests" && npm install --no-audit --no-fund --loglevel=error)
+    (cd "$here/tests" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund --loglevel=error)
     touch "$stamp"
   fi
 fi

@@ -324,7 +324,7 @@ static int cmd_keys(plat_t *p, const args_t *a) {
     if (!strcmp(sub, "revoke")) {
         int64_t kid;
         if (a->nopt || a->npos != 3 || parse_id(a->pos[2], &kid) != 0) goto usage;
-        if (plat_key_revoke(p, kid, err, sizeof err) != 0) goto fail;
+        if (plat_key_revoke(p, 0, kid, err, sizeof err) != 0) goto fail;
         printf("key %" PRId64 " revoked\n", kid);
         return 0;
     }

@@ -26,6 +26,8 @@ static void serve_usage(FILE *f) {
             "  --ctx N             context length per sequence (default: model's, at most 4096)\n"
             "  --data DIR          data directory (accounts, keys, ledger): API keys required\n"
             "  --no-auth           serve without API keys (loopback only)\n"
+            "  --max-keys N        API keys an account may hold when it creates its own through\n"
+            "                      POST /v1/user/keys (default 100; 0 = no cap)\n"
             "  --max-body BYTES    request body limit (default 8388608)\n"
             "  --max-conns N       open connections (default 1024)\n"
             "  --max-running N     sequences decoding at once per model (default 16)\n"
@@ -72,6 +74,8 @@ int cmd_serve(int argc, char **argv) {
     int n_models = 0, rc = 1;
     bool no_auth = false;
     plat_t *plat = NULL;
+    plat_config_t plat_cfg;
+    plat_config_default(&plat_cfg);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -147,6 +151,9 @@ int cmd_serve(int argc, char **argv) {
         } else if (!strcmp(a, "--kv-type")) {
             cfg.kv_type = eng_kv_from_name(v);
             bad = cfg.kv_type < 0;
+        } else if (!strcmp(a, "--max-keys")) {
+            bad = parse_int(v, 0, 1000000, &n);
+            plat_cfg.max_keys = (int)n;
         } else if (!strcmp(a, "--timeout")) {
             bad = parse_int(v, 1, 86400, &n);
             cfg.timeout_s = (int)n;
@@ -178,7 +185,7 @@ int cmd_serve(int argc, char **argv) {
         goto out;
     }
     if (cfg.data_dir && !no_auth) {
-        plat = plat_open(cfg.data_dir, NULL, err, sizeof err);
+        plat = plat_open(cfg.data_dir, &plat_cfg, err, sizeof err);
         if (!plat) {
             fprintf(stderr, "silica serve: %s\n", err);
             goto out;

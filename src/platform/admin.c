@@ -274,19 +274,69 @@ int plat_key_create(plat_t *p, int64_t account_id, const char *name, int64_t exp
     return rc;
 }
 
-int plat_key_revoke(plat_t *p, int64_t key_id, char *err, size_t errlen) {
+int plat_key_create_capped(plat_t *p, int64_t account_id, const char *name, int64_t expires_at_ms,
+                           char key_out[PLAT_KEY_MAX], int64_t *key_id, char *err, size_t errlen) {
+    pthread_mutex_lock(&p->mu);
+    /* BEGIN IMMEDIATE: the count and the insert see and write one state,
+     * also against `silica admin` in another process */
+    int rc = plat_tx_begin(p, err, errlen);
+    if (rc != 0) goto out;
+    if (p->cfg.max_keys > 0) {
+        sqlite3_stmt *s = prep(p,
+                               "SELECT count(*) FROM api_keys WHERE account_id = ?1 AND enabled = 1 "
+                               "AND (expires_at = 0 OR expires_at > ?2)",
+                               err, errlen);
+        if (!s) {
+            rc = -1;
+            goto out;
+        }
+        sqlite3_bind_int64(s, 1, account_id);
+        sqlite3_bind_int64(s, 2, plat_now_ms(p));
+        int step = sqlite3_step(s);
+        const int64_t live = step == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+        sqlite3_finalize(s);
+        if (live < 0) {
+            rc = sl_err(err, errlen, "sqlite: %s", sqlite3_errmsg(p->db));
+            goto out;
+        }
+        if (live >= p->cfg.max_keys) {
+            sl_err(err, errlen,
+                   "the account already has %" PRId64 " active API keys, the most allowed is %d; "
+                   "revoke one before creating another",
+                   live, p->cfg.max_keys);
+            rc = PLAT_ELIMIT;
+            goto out;
+        }
+    }
+    rc = plat_key_create_locked(p, account_id, name, expires_at_ms, key_out, key_id, err, errlen);
+    if (rc == 0) rc = plat_tx_commit(p, err, errlen);
+out:
+    if (rc != 0) {
+        plat_tx_rollback(p);
+        OPENSSL_cleanse(key_out, PLAT_KEY_MAX); /* a key that was not stored is no key */
+    }
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+int plat_key_revoke(plat_t *p, int64_t account_id, int64_t key_id, char *err, size_t errlen) {
     pthread_mutex_lock(&p->mu);
     int rc = -1;
+    /* the owner is part of the WHERE: checking it and revoking are one step */
     sqlite3_stmt *s = prep(p,
-                           "UPDATE api_keys SET enabled = 0, revoked_at = ?2 "
-                           "WHERE id = ?1",
+                           "UPDATE api_keys SET enabled = 0, "
+                           "revoked_at = CASE WHEN enabled = 1 THEN ?2 ELSE revoked_at END "
+                           "WHERE id = ?1 AND (?3 = 0 OR account_id = ?3)",
                            err, errlen);
     if (s) {
         sqlite3_bind_int64(s, 1, key_id);
         sqlite3_bind_int64(s, 2, plat_now_ms(p));
+        sqlite3_bind_int64(s, 3, account_id);
         rc = run_done(p, s, err, errlen);
-        if (rc == 0 && sqlite3_changes(p->db) != 1)
-            rc = sl_err(err, errlen, "no key %" PRId64, key_id);
+        if (rc == 0 && sqlite3_changes(p->db) != 1) {
+            sl_err(err, errlen, "no key %" PRId64, key_id);
+            rc = PLAT_ENOTFOUND;
+        }
     }
     pthread_mutex_unlock(&p->mu);
     return rc;

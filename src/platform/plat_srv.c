@@ -4,7 +4,11 @@
  * called, so the platform library links without the server.
  */
 #include "platform/plat_srv.h"
+#include "platform/plat_internal.h"
 
+#include <inttypes.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +61,7 @@ void plat_srv_hooks(plat_t *p, srv_hooks_t *h) {
     h->request_id = hook_request_id;
     h->finish = hook_finish;
     h->abort = hook_abort;
+    h->keys = plat_srv_user_keys;
 }
 
 static int auth_account(plat_t *p, const char *authorization, int64_t *account,
@@ -74,6 +79,13 @@ static int fail(srv_status_t *st, int http, const char *type, const char *code, 
     snprintf(st->type, sizeof st->type, "%s", type);
     snprintf(st->code, sizeof st->code, "%s", code);
     snprintf(st->message, sizeof st->message, "%.300s", msg);
+    return -1;
+}
+
+/* A 400 naming the request field at fault. */
+static int bad_param(srv_status_t *st, const char *param, const char *code, const char *msg) {
+    fail(st, 400, "invalid_request_error", code, msg);
+    snprintf(st->param, sizeof st->param, "%s", param);
     return -1;
 }
 
@@ -106,4 +118,187 @@ int plat_srv_user_usage(plat_t *p, const char *authorization, const char *group_
     *body = sl_buf_steal(&out);
     if (!*body) *body = sl_strdup("[]");
     return *body ? 0 : internal(st, "out of memory");
+}
+
+/* ---- the caller's own keys ---- */
+
+#define KEY_NAME_MAX 64               /* bytes (all ASCII) */
+#define EXPIRES_MAX_S INT64_C(253402300799) /* 9999-12-31T23:59:59Z: ms fits int64 */
+
+/* 1..KEY_NAME_MAX of [A-Za-z0-9 ._-], not starting or ending with a space:
+ * a label a person can read and tell apart in a list. */
+static bool key_name_ok(const char *s, size_t n) {
+    if (n == 0 || n > KEY_NAME_MAX || s[0] == ' ' || s[n - 1] == ' ') return false;
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char c = (unsigned char)s[i];
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                        c == ' ' || c == '.' || c == '_' || c == '-';
+        if (!ok) return false;
+    }
+    return true;
+}
+
+static json_t *key_json(const plat_key_info_t *k, int64_t now_ms, int64_t current_key) {
+    const bool expired = k->expires_at_ms > 0 && now_ms >= k->expires_at_ms;
+    return json_pack("{s:I, s:s, s:s, s:s, s:b, s:b, s:o, s:I, s:b}", "id", (json_int_t)k->id, "object",
+                     "api_key", "name", k->name, "prefix", k->prefix, "enabled", k->enabled, "expired",
+                     expired, "expires_at",
+                     k->expires_at_ms > 0 ? json_integer(k->expires_at_ms / 1000) : json_null(),
+                     "created_at", (json_int_t)(k->created_at_ms / 1000), "current",
+                     k->id == current_key);
+}
+
+typedef struct key_list {
+    json_t *data;
+    int64_t now_ms, current;
+    bool oom;
+} key_list_t;
+
+static int add_key(const plat_key_info_t *k, void *ctx) {
+    key_list_t *l = ctx;
+    json_t *v = key_json(k, l->now_ms, l->current);
+    if (!v || json_array_append_new(l->data, v) != 0) {
+        l->oom = true;
+        return 1;
+    }
+    return 0;
+}
+
+/* json -> *body (compact text); steals v. */
+static int reply(json_t *v, int http, int *http_out, char **body, srv_status_t *st) {
+    *body = v ? json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(v);
+    if (!*body) return internal(st, "out of memory");
+    *http_out = http;
+    return 0;
+}
+
+static int keys_list(plat_t *p, int64_t account, int64_t current, int *http, char **body,
+                     srv_status_t *st) {
+    key_list_t l = {.data = json_array(), .now_ms = plat_now_ms(p), .current = current};
+    if (!l.data) return internal(st, "out of memory");
+    char err[SL_ERR_MAX];
+    if (plat_key_each(p, account, add_key, &l, err, sizeof err) != 0 || l.oom) {
+        json_decref(l.data);
+        return internal(st, l.oom ? "out of memory" : err);
+    }
+    return reply(json_pack("{s:s, s:o}", "object", "list", "data", l.data), 200, http, body, st);
+}
+
+static int keys_create(plat_t *p, int64_t account, int64_t current, const char *in, size_t in_len,
+                       int *http, char **body, srv_status_t *st) {
+    json_error_t jerr;
+    json_t *req = in && in_len ? json_loadb(in, in_len, 0, &jerr) : NULL;
+    if (!json_is_object(req)) {
+        json_decref(req);
+        return bad_param(st, "", "invalid_json",
+                         "The body must be a JSON object like {\"name\": \"laptop\", \"expires_at\": null}.");
+    }
+    const json_t *jn = json_object_get(req, "name");
+    const json_t *je = json_object_get(req, "expires_at");
+    char msg[200];
+    int rc = -1;
+    if (!jn || json_is_null(jn)) {
+        bad_param(st, "name", "missing_required_parameter",
+                  "Missing required parameter: 'name' (1 to 64 letters, digits, spaces, '.', '_' or "
+                  "'-', e.g. \"laptop\").");
+        goto out;
+    }
+    if (!json_is_string(jn) || !key_name_ok(json_string_value(jn), json_string_length(jn))) {
+        bad_param(st, "name", "invalid_value",
+                  "Invalid 'name': use 1 to 64 letters, digits, spaces, '.', '_' or '-', not starting "
+                  "or ending with a space (e.g. \"laptop\").");
+        goto out;
+    }
+    int64_t expires_ms = 0;
+    const int64_t now_ms = plat_now_ms(p);
+    if (je && !json_is_null(je)) {
+        if (!json_is_integer(je)) {
+            bad_param(st, "expires_at", "invalid_type",
+                      "Invalid 'expires_at': give unix seconds as an integer, or null for a key that "
+                      "does not expire.");
+            goto out;
+        }
+        const int64_t v = json_integer_value(je);
+        if (v <= now_ms / 1000 || v > EXPIRES_MAX_S) {
+            snprintf(msg, sizeof msg,
+                     "Invalid 'expires_at' %" PRId64 ": it must be in the future (now is %" PRId64
+                     " unix seconds) and at most %" PRId64 ", or null.",
+                     v, now_ms / 1000, EXPIRES_MAX_S);
+            bad_param(st, "expires_at", "invalid_value", msg);
+            goto out;
+        }
+        expires_ms = v * 1000;
+    }
+    char key[PLAT_KEY_MAX], err[SL_ERR_MAX];
+    int64_t kid = 0;
+    rc = plat_key_create_capped(p, account, json_string_value(jn), expires_ms, key, &kid, err,
+                                sizeof err);
+    if (rc == PLAT_ELIMIT) {
+        snprintf(msg, sizeof msg, "Cannot create an API key: %.150s.", err);
+        fail(st, 409, "invalid_request_error", "key_limit_reached", msg);
+        rc = -1;
+        goto out;
+    }
+    if (rc != 0) {
+        internal(st, err);
+        goto out;
+    }
+    sl_info("account %" PRId64 " created API key %" PRId64 " with key %" PRId64, account, kid,
+            current);
+    plat_key_info_t k = {.id = kid, .account_id = account, .enabled = true,
+                         .expires_at_ms = expires_ms, .created_at_ms = now_ms};
+    snprintf(k.name, sizeof k.name, "%s", json_string_value(jn));
+    snprintf(k.prefix, sizeof k.prefix, "%.11s", key);
+    json_t *v = key_json(&k, now_ms, current);
+    if (v) json_object_set_new(v, "key", json_string(key));
+    OPENSSL_cleanse(key, sizeof key);
+    rc = reply(v, 201, http, body, st);
+out:
+    json_decref(req);
+    return rc;
+}
+
+static int keys_revoke(plat_t *p, int64_t account, int64_t current, const char *key_id, int *http,
+                       char **body, srv_status_t *st) {
+    /* an id is 1..18 decimal digits; anything else names no key */
+    int64_t id = 0;
+    size_t n = key_id ? strlen(key_id) : 0;
+    bool digits = n > 0 && n <= 18;
+    for (size_t i = 0; digits && i < n; i++) {
+        digits = key_id[i] >= '0' && key_id[i] <= '9';
+        id = id * 10 + (key_id[i] - '0');
+    }
+    char msg[200];
+    snprintf(msg, sizeof msg, "No API key with id '%.40s' in your account; GET /v1/user/keys lists them.",
+             key_id ? key_id : "");
+    if (!digits || id <= 0) return fail(st, 404, "invalid_request_error", "key_not_found", msg);
+    if (id == current)
+        return fail(st, 400, "invalid_request_error", "cannot_revoke_current_key",
+                    "This request is made with the key you are revoking; a key cannot revoke "
+                    "itself. Revoke it with another key of your account (create one first).");
+    char err[SL_ERR_MAX];
+    int rc = plat_key_revoke(p, account, id, err, sizeof err);
+    if (rc == PLAT_ENOTFOUND) return fail(st, 404, "invalid_request_error", "key_not_found", msg);
+    if (rc != 0) return internal(st, err);
+    sl_info("account %" PRId64 " revoked API key %" PRId64 " with key %" PRId64, account, id, current);
+    return reply(json_pack("{s:I, s:s, s:b}", "id", (json_int_t)id, "object", "api_key", "deleted", 1),
+                 200, http, body, st);
+}
+
+int plat_srv_user_keys(void *plat, const char *method, const char *authorization,
+                       const char *key_id, const char *in, size_t in_len, int *http, char **body,
+                       srv_status_t *st) {
+    plat_t *p = plat;
+    *body = NULL;
+    int64_t account, current;
+    plat_status_t ps;
+    if (plat_auth(p, authorization, &account, &current, &ps) != 0) {
+        copy_status(&ps, st);
+        return -1;
+    }
+    if (!strcmp(method, "GET")) return keys_list(p, account, current, http, body, st);
+    if (!strcmp(method, "POST")) return keys_create(p, account, current, in, in_len, http, body, st);
+    if (!strcmp(method, "DELETE")) return keys_revoke(p, account, current, key_id, http, body, st);
+    return fail(st, 405, "invalid_request_error", "method_not_allowed", "Use GET, POST or DELETE.");
 }

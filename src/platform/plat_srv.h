@@ -32,4 +32,22 @@ int plat_srv_user_info(plat_t *p, const char *authorization, char **body, srv_st
 int plat_srv_user_usage(plat_t *p, const char *authorization, const char *group_by, char **body,
                         srv_status_t *st);
 
+/* The caller's own API keys (a Silica extension; the keys hook of
+ * srv_hooks_t, which plat_srv_hooks fills with it):
+ *   GET    /v1/user/keys       -> 200 {"object":"list","data":[key...]}
+ *   POST   /v1/user/keys       {"name": "...", "expires_at": unix s | null}
+ *                              -> 201 key + "key": the secret, shown once
+ *   DELETE /v1/user/keys/{id}  -> 200 {"id","object":"api_key","deleted":true}
+ * key: {"id","object":"api_key","name","prefix","enabled","expired",
+ * "expires_at" (unix s or null),"created_at" (unix s),"current" (the key
+ * making this request)}. Only keys of the key's own account are listed or
+ * revoked: another account's id is the same 404 as an id that does not
+ * exist. A key cannot revoke itself (400): revoking goes through another
+ * key of the account, so no request can lock the account out. Names are 1
+ * to 64 of letters, digits, space, '.', '_', '-'; expires_at is in the
+ * future; creating beyond plat_config_t.max_keys live keys is a 409. */
+int plat_srv_user_keys(void *plat, const char *method, const char *authorization,
+                       const char *key_id, const char *in, size_t in_len, int *http, char **body,
+                       srv_status_t *st);
+
 #endif

@@ -125,6 +125,7 @@ void plat_config_default(plat_config_t *cfg) {
     cfg->referral_gift = 14 * PLAT_MONEY_UNIT;
     cfg->paid_limits = (plat_limits_t){.rpm = 1000, .tpm = 1000000, .rpd = 0, .tpd = 0};
     cfg->free_limits = (plat_limits_t){.rpm = 100, .tpm = 100000, .rpd = 0, .tpd = 0};
+    cfg->max_keys = PLAT_MAX_KEYS_DEFAULT;
 }
 
 int64_t plat_now_ms(plat_t *p) {

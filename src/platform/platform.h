@@ -47,6 +47,11 @@
 #define PLAT_MONEY_UNIT INT64_C(1000000) /* micro-yuan per yuan */
 #define PLAT_KEY_MAX 64           /* bytes for a key string incl. NUL */
 #define PLAT_REQ_ID_MAX 40        /* bytes for a request id incl. NUL */
+#define PLAT_MAX_KEYS_DEFAULT 100 /* plat_config_t.max_keys by default */
+
+/* Error codes beside -1 (which is "failed, see err"). */
+#define PLAT_ELIMIT (-2)          /* a cap was reached (plat_key_create_capped) */
+#define PLAT_ENOTFOUND (-3)       /* no such row for that account (plat_key_revoke) */
 
 typedef struct plat plat_t;
 typedef struct plat_req plat_req_t;
@@ -62,13 +67,16 @@ typedef struct plat_config {
     plat_limits_t paid_limits;  /* default limits for priced models */
     plat_limits_t free_limits;  /* fixed limits for free models (price 0) */
     bool sync_normal;         /* PRAGMA synchronous=NORMAL instead of FULL */
+    int max_keys;             /* live keys an account may hold when it creates its own
+                                 (plat_key_create_capped); 0 = no cap */
     /* Clock in unix milliseconds; NULL = the real clock. Tests inject one. */
     int64_t (*clock_ms)(void *ctx);
     void *clock_ctx;
 } plat_config_t;
 
 /* The defaults: 14 yuan sign-up gift, 14 yuan referral gift each side,
- * paid models 1000 RPM / 1M TPM, free models 100 RPM / 100k TPM. */
+ * paid models 1000 RPM / 1M TPM, free models 100 RPM / 100k TPM, 100 live
+ * keys per account through self-service. */
 void plat_config_default(plat_config_t *cfg);
 
 /* Result of a request-path call, shaped for an OpenAI error body. */
@@ -167,7 +175,18 @@ typedef struct plat_key_info {
  * never stored and cannot be shown again. expires_at_ms 0 = never. */
 int plat_key_create(plat_t *p, int64_t account_id, const char *name, int64_t expires_at_ms,
                     char key_out[PLAT_KEY_MAX], int64_t *key_id, char *err, size_t errlen);
-int plat_key_revoke(plat_t *p, int64_t key_id, char *err, size_t errlen);
+/* As plat_key_create, for an account making its own key: the account's
+ * live keys (enabled and not expired) are counted and the key inserted in
+ * one transaction, and PLAT_ELIMIT (with a message) is returned when the
+ * account already holds cfg.max_keys of them. */
+int plat_key_create_capped(plat_t *p, int64_t account_id, const char *name, int64_t expires_at_ms,
+                           char key_out[PLAT_KEY_MAX], int64_t *key_id, char *err, size_t errlen);
+/* Revokes key_id (disables it; the row stays for the ledger). account_id
+ * 0: any account (the operator); otherwise only a key of that account, in
+ * the same statement, so another account's key is PLAT_ENOTFOUND exactly as
+ * a key that does not exist. Revoking a revoked key succeeds and keeps its
+ * first revocation time. */
+int plat_key_revoke(plat_t *p, int64_t account_id, int64_t key_id, char *err, size_t errlen);
 /* account_id 0 = every account. */
 int plat_key_each(plat_t *p, int64_t account_id, int (*fn)(const plat_key_info_t *, void *),
                   void *ctx, char *err, size_t errlen);

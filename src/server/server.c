@@ -390,12 +390,27 @@ static void handle_metrics(srv_t *s, struct evhttp_request *req) {
     evbuffer_free(out);
 }
 
+/* The account routes without a platform: one answer for all of them. */
+static void no_accounts(srv_t *s, struct evhttp_request *req) {
+    send_errorf(s, req, 404, "invalid_request_error", "unknown_url",
+                "This server has no accounts (the platform is off: it runs without --data, or with "
+                "--no-auth)%s, so there are no balances, usage or API keys to show.", "");
+}
+
+/* An error the platform hook gave (its status, type, code, param, message). */
+static void send_hook_error(srv_t *s, struct evhttp_request *req, const srv_status_t *st) {
+    oai_error_t e;
+    oai_fail(&e, st->http ? st->http : 500, st->type[0] ? st->type : "server_error",
+             st->code[0] ? st->code : NULL, st->param[0] ? st->param : NULL, "%s",
+             st->message[0] ? st->message : "account lookup failed");
+    srv_send_error(s, req, &e);
+}
+
 /* GET /v1/user/info, /v1/user/usage: answered by the platform hook. */
 static void handle_account(srv_t *s, struct evhttp_request *req, const char *route, const char *query) {
     const srv_hooks_t *h = &s->cfg.hooks;
     if (!h->account) {
-        send_errorf(s, req, 404, "invalid_request_error", "unknown_url",
-                    "This server has no accounts (it runs without --data)%s.", "");
+        no_accounts(s, req);
         return;
     }
     struct evkeyvalq q;
@@ -406,14 +421,37 @@ static void handle_account(srv_t *s, struct evhttp_request *req, const char *rou
     srv_status_t st = {0};
     int rc = h->account(h->ctx, route, auth, evhttp_find_header(&q, "group_by"), &body, &st);
     evhttp_clear_headers(&q);
-    if (rc == 0 && body) {
-        srv_send_json(s, req, 200, body, strlen(body));
-    } else {
-        oai_error_t e;
-        oai_fail(&e, st.http ? st.http : 500, st.type[0] ? st.type : "server_error",
-                 st.code[0] ? st.code : NULL, NULL, "%s", st.message[0] ? st.message : "account lookup failed");
-        srv_send_error(s, req, &e);
+    if (rc == 0 && body) srv_send_json(s, req, 200, body, strlen(body));
+    else send_hook_error(s, req, &st);
+    free(body);
+}
+
+/* GET / POST /v1/user/keys, DELETE /v1/user/keys/{id}: the caller's own
+ * API keys, answered by the platform's keys hook. */
+static void handle_keys(srv_t *s, struct evhttp_request *req, const char *method, const char *key_id) {
+    const srv_hooks_t *h = &s->cfg.hooks;
+    if (!h->keys) {
+        no_accounts(s, req);
+        return;
     }
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    const size_t len = evbuffer_get_length(in);
+    if (len > s->cfg.max_body) {
+        oai_error_t e;
+        oai_fail(&e, 413, "invalid_request_error", "request_too_large", NULL,
+                 "The request body is %zu bytes; the limit is %zu bytes.", len, s->cfg.max_body);
+        srv_send_error(s, req, &e);
+        return;
+    }
+    const char *body_in = len ? (const char *)evbuffer_pullup(in, -1) : NULL;
+    const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    char *body = NULL;
+    int http = 200;
+    srv_status_t st = {0};
+    if (h->keys(h->ctx, method, auth, key_id, body_in, len, &http, &body, &st) == 0 && body)
+        srv_send_json(s, req, http, body, strlen(body));
+    else
+        send_hook_error(s, req, &st);
     free(body);
 }
 
@@ -454,8 +492,10 @@ static void on_request(struct evhttp_request *req, void *arg) {
     }
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *raw_path = uri ? evhttp_uri_get_path(uri) : NULL;
-    char *path = raw_path ? evhttp_uridecode(raw_path, 0, NULL) : NULL;
-    if (!path) {
+    size_t decoded_len = 0;
+    char *path = raw_path ? evhttp_uridecode(raw_path, 0, &decoded_len) : NULL;
+    if (!path || strlen(path) != decoded_len) { /* an encoded NUL would cut the name short */
+        free(path);
         send_errorf(s, req, 400, "invalid_request_error", "invalid_url", "Malformed request URL%s.", "");
         return;
     }
@@ -467,7 +507,7 @@ static void on_request(struct evhttp_request *req, void *arg) {
         struct evkeyvalq *h = evhttp_request_get_output_headers(req);
         const char *want = evhttp_find_header(evhttp_request_get_input_headers(req),
                                               "Access-Control-Request-Headers");
-        evhttp_add_header(h, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+        evhttp_add_header(h, "Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
         evhttp_add_header(h, "Access-Control-Allow-Headers",
                           want ? want : "Authorization, Content-Type");
         evhttp_add_header(h, "Access-Control-Max-Age", "86400");
@@ -489,6 +529,12 @@ static void on_request(struct evhttp_request *req, void *arg) {
     } else if (!strcmp(path, "/v1/user/info") || !strcmp(path, "/v1/user/usage")) {
         if (m != EVHTTP_REQ_GET) method_not_allowed(s, req, "GET", path);
         else handle_account(s, req, path[9] == 'i' ? "info" : "usage", evhttp_uri_get_query(uri));
+    } else if (!strcmp(path, "/v1/user/keys")) {
+        if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_POST) method_not_allowed(s, req, "GET, POST", path);
+        else handle_keys(s, req, m == EVHTTP_REQ_GET ? "GET" : "POST", NULL);
+    } else if (!strncmp(path, "/v1/user/keys/", 14) && path[14]) {
+        if (m != EVHTTP_REQ_DELETE) method_not_allowed(s, req, "DELETE", path);
+        else handle_keys(s, req, "DELETE", path + 14);
     } else if (!strcmp(path, "/health")) {
         if (m != EVHTTP_REQ_GET) method_not_allowed(s, req, "GET", path);
         else handle_health(s, req);

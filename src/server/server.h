@@ -5,7 +5,8 @@
  * Routes: POST /v1/chat/completions, POST /v1/completions (JSON or SSE
  * streaming), POST /v1/embeddings and /v1/rerank (encoder models), GET /v1/models[?type=&sub_type=], GET /v1/models/{id},
  * GET /health, GET /metrics (Prometheus text), OPTIONS (CORS preflight),
- * GET /v1/user/info and /v1/user/usage (through the account hook).
+ * GET /v1/user/info and /v1/user/usage (through the account hook), GET /
+ * POST /v1/user/keys and DELETE /v1/user/keys/{id} (the keys hook).
  *
  * The request path has a hook for the platform (API keys, billing, rate
  * limits): begin (authenticate + authorize + reserve) before any model work,
@@ -28,6 +29,7 @@ typedef struct srv_status {
     char code[40];
     char message[320];
     int retry_after_s; /* > 0: sent as Retry-After */
+    char param[48];    /* the request field at fault; "" = null */
 } srv_status_t;
 
 typedef struct srv_usage {
@@ -55,6 +57,14 @@ typedef struct srv_hooks {
      * it those routes answer 404. */
     int (*account)(void *ctx, const char *route, const char *authorization, const char *group_by,
                    char **body, srv_status_t *st);
+    /* Optional: the caller's own API keys. method "GET" (GET /v1/user/keys:
+     * list), "POST" (POST /v1/user/keys: create from the JSON `in` of
+     * in_len bytes) or "DELETE" (DELETE /v1/user/keys/{id}: revoke; key_id
+     * is the {id} text as sent). 0 with *http (200, 201) and *body (heap
+     * JSON, the server frees it), or -1 with *st. Without it those routes
+     * answer 404. */
+    int (*keys)(void *ctx, const char *method, const char *authorization, const char *key_id,
+                const char *in, size_t in_len, int *http, char **body, srv_status_t *st);
 } srv_hooks_t;
 
 typedef struct srv_model_spec {

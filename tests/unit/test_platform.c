@@ -218,7 +218,7 @@ static void test_auth_failures(void) {
     /* revoked: effective on the very next request */
     CHECK(plat_key_create(p, acct, "second", 0, key2, &kid2, err, sizeof err) == 0);
     CHECK(plat_begin(p, bearer(key2), "m", 10, 10, &r, &st) == 0);
-    CHECK(plat_key_revoke(p, kid2, err, sizeof err) == 0);
+    CHECK(plat_key_revoke(p, 0, kid2, err, sizeof err) == 0);
     plat_usage_t u = {.prompt_tokens = 10, .completion_tokens = 1, .ttft_ms = -1};
     CHECK(plat_finish(p, r, &u, "ok") == 0); /* a request already running completes */
     CHECK(plat_begin(p, bearer(key2), "m", 10, 10, &r, &st) == -1 && st.http == 401);

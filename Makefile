@@ -59,6 +59,19 @@ $(BUILD)/lib$(1).a: $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/$(1)/*.c src/$(1)
 endef
 $(foreach p,$(PARTS),$(eval $(call part_lib,$(p))))
 
+# The web console's files (web/*) are compiled into the server: a generator
+# (scripts/embed.c, plain C) writes them as a C table; any change in web/
+# (a file edited, added or removed) rebuilds it.
+WEB_FILES := $(sort $(wildcard web/*))
+$(BUILD)/gen/embed: scripts/embed.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O1 -Wall -Wextra -Werror -o $@ $<
+$(BUILD)/gen/console_files.c: $(BUILD)/gen/embed $(WEB_FILES) web
+	$(BUILD)/gen/embed $@ $(WEB_FILES)
+$(BUILD)/gen/console_files.o: $(BUILD)/gen/console_files.c
+	$(CC) $(CFLAGS) -c $< -o $@
+$(BUILD)/libserver.a: $(BUILD)/gen/console_files.o
+
 # Link order: dependents before dependencies.
 LINK_ORDER := platform server engine sampling grammar chat tokenizer model kernels gguf base
 ALL_LIBS := $(foreach p,$(LINK_ORDER),$(if $(wildcard src/$(p)/*.c),$(BUILD)/lib$(p).a))

@@ -26,6 +26,7 @@ static void serve_usage(FILE *f) {
             "  --ctx N             context length per sequence (default: model's, at most 4096)\n"
             "  --data DIR          data directory (accounts, keys, ledger): API keys required\n"
             "  --no-auth           serve without API keys (loopback only)\n"
+            "  --no-console        do not serve the web console (GET / and /console/...)\n"
             "  --max-keys N        API keys an account may hold when it creates its own through\n"
             "                      POST /v1/user/keys (default 100; 0 = no cap)\n"
             "  --max-body BYTES    request body limit (default 8388608)\n"
@@ -84,6 +85,10 @@ int cmd_serve(int argc, char **argv) {
         }
         if (!strcmp(a, "--no-auth")) {
             no_auth = true;
+            continue;
+        }
+        if (!strcmp(a, "--no-console")) {
+            cfg.no_console = true;
             continue;
         }
         if (i + 1 >= argc) {

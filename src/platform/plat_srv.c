@@ -124,6 +124,7 @@ int plat_srv_user_usage(plat_t *p, const char *authorization, const char *group_
 
 #define KEY_NAME_MAX 64               /* bytes (all ASCII) */
 #define EXPIRES_MAX_S INT64_C(253402300799) /* 9999-12-31T23:59:59Z: ms fits int64 */
+#define KEY_EXAMPLE "{\"name\": \"laptop\", \"expires_at\": null}"
 
 /* 1..KEY_NAME_MAX of [A-Za-z0-9 ._-], not starting or ending with a space:
  * a label a person can read and tell apart in a list. */
@@ -190,9 +191,14 @@ static int keys_create(plat_t *p, int64_t account, int64_t current, const char *
     json_error_t jerr;
     json_t *req = in && in_len ? json_loadb(in, in_len, 0, &jerr) : NULL;
     if (!json_is_object(req)) {
+        char why[240];
+        if (req || !in_len) /* valid JSON, but not an object; or no body */
+            snprintf(why, sizeof why, "The body must be a JSON object like %s.", KEY_EXAMPLE);
+        else
+            snprintf(why, sizeof why, "The body is not valid JSON (%.100s); send a JSON object like %s.",
+                     jerr.text, KEY_EXAMPLE);
         json_decref(req);
-        return bad_param(st, "", "invalid_json",
-                         "The body must be a JSON object like {\"name\": \"laptop\", \"expires_at\": null}.");
+        return bad_param(st, "", "invalid_json", why);
     }
     const json_t *jn = json_object_get(req, "name");
     const json_t *je = json_object_get(req, "expires_at");

@@ -15,6 +15,7 @@
  * events come back).
  */
 #include "server/server_int.h"
+#include "server/console.h"
 #include "server/tools.h"
 
 #include <errno.h>
@@ -455,6 +456,47 @@ static void handle_keys(srv_t *s, struct evhttp_request *req, const char *method
     free(body);
 }
 
+/* GET / HEAD of the web console's embedded files (console.h). Every answer,
+ * a 404 included, carries the console's security headers; the page's
+ * scripts and styles are its own files (the CSP allows nothing inline). */
+static void handle_console(srv_t *s, struct evhttp_request *req, const char *name, bool head) {
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    evhttp_add_header(out, "Content-Security-Policy", CONSOLE_CSP);
+    evhttp_add_header(out, "X-Content-Type-Options", "nosniff");
+    evhttp_add_header(out, "Referrer-Policy", "no-referrer");
+    const console_file_t *f = console_find(name);
+    if (!f) {
+        oai_error_t e;
+        oai_fail(&e, 404, "invalid_request_error", "unknown_url", NULL,
+                 "The console has no file '%.100s'.", name);
+        srv_send_error(s, req, &e);
+        return;
+    }
+    srv_add_common_headers(s, req);
+    evhttp_add_header(out, "ETag", f->etag);
+    evhttp_add_header(out, "Cache-Control", CONSOLE_CACHE_CONTROL);
+    const char *inm = evhttp_find_header(evhttp_request_get_input_headers(req), "If-None-Match");
+    if (console_etag_match(inm, f->etag)) {
+        srv_count_status(s, 304);
+        evhttp_send_reply(req, 304, "Not Modified", NULL);
+        return;
+    }
+    evhttp_add_header(out, "Content-Type", console_content_type(f->name));
+    struct evbuffer *b = NULL;
+    if (head) {
+        /* the length the GET would have; libevent sends no body for HEAD */
+        char n[32];
+        snprintf(n, sizeof n, "%zu", f->len);
+        evhttp_add_header(out, "Content-Length", n);
+    } else {
+        b = evbuffer_new();
+        if (b) evbuffer_add_reference(b, f->data, f->len, NULL, NULL);
+    }
+    srv_count_status(s, 200);
+    evhttp_send_reply(req, 200, "OK", b);
+    if (b) evbuffer_free(b);
+}
+
 /* ---- routing ---- */
 
 static const char *method_name(enum evhttp_cmd_type m) {
@@ -535,6 +577,9 @@ static void on_request(struct evhttp_request *req, void *arg) {
     } else if (!strncmp(path, "/v1/user/keys/", 14) && path[14]) {
         if (m != EVHTTP_REQ_DELETE) method_not_allowed(s, req, "DELETE", path);
         else handle_keys(s, req, "DELETE", path + 14);
+    } else if (!s->cfg.no_console && console_path_file(path)) {
+        if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) method_not_allowed(s, req, "GET, HEAD", path);
+        else handle_console(s, req, console_path_file(path), m == EVHTTP_REQ_HEAD);
     } else if (!strcmp(path, "/health")) {
         if (m != EVHTTP_REQ_GET) method_not_allowed(s, req, "GET", path);
         else handle_health(s, req);
@@ -764,6 +809,8 @@ int srv_port(const srv_t *s) {
 int srv_run(srv_t *s) {
     /* "listening" on stdout is what scripts and tests wait for */
     printf("silica: listening on http://%s:%d\n", s->cfg.host, s->port);
+    if (!s->cfg.no_console)
+        printf("silica: web console on http://%s:%d/ (sign in with an API key)\n", s->cfg.host, s->port);
     fflush(stdout);
     event_base_dispatch(s->base);
     return 0;

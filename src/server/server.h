@@ -6,7 +6,8 @@
  * streaming), POST /v1/embeddings and /v1/rerank (encoder models), GET /v1/models[?type=&sub_type=], GET /v1/models/{id},
  * GET /health, GET /metrics (Prometheus text), OPTIONS (CORS preflight),
  * GET /v1/user/info and /v1/user/usage (through the account hook), GET /
- * POST /v1/user/keys and DELETE /v1/user/keys/{id} (the keys hook).
+ * POST /v1/user/keys and DELETE /v1/user/keys/{id} (the keys hook), and the
+ * web console's embedded files (GET / and /console/..., console.c).
  *
  * The request path has a hook for the platform (API keys, billing, rate
  * limits): begin (authenticate + authorize + reserve) before any model work,
@@ -86,6 +87,7 @@ typedef struct srv_config {
     int max_queued;       /* waiting sequences per model before 503; default 256 */
     size_t kv_mem;        /* KV cache bytes per model; 0: engine default */
     int kv_type;          /* ENG_KV_* (0: f16) */
+    bool no_console;      /* do not serve the web console (GET / and /console/...) */
     srv_hooks_t hooks;
 } srv_config_t;
 

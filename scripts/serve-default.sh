@@ -29,6 +29,7 @@ cat <<MSG
 serve: starting silica on http://$HOST:$PORT (model id: silica-demo; random weights, so the text is noise)
   API keys are on (data in ./data). On the first start silica prints the key of
   account 1 once; later: SILICA_KEY=\$($BIN admin --data data keys create --account 1)
+  Web console: open http://$HOST:$PORT/ in a browser and sign in with that key.
   curl http://$HOST:$PORT/v1/chat/completions -H "Authorization: Bearer \$SILICA_KEY" \\
     -H 'content-type: application/json' \\
     -d '{"model":"silica-demo","messages":[{"role":"user","content":"Hello"}],"max_tokens":16}'

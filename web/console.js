@@ -372,11 +372,27 @@ async function fetchModels() {
 
 const CAPS = ["chat", "completion", "fim", "tools", "reasoning", "embeddings", "rerank"];
 
+// model id -> its price row (decimal yuan per million tokens); a model
+// with no row is free. Empty without accounts.
+async function fetchPrices() {
+  if (!session.accounts) return new Map();
+  const list = await api("GET", "/v1/user/prices");
+  return new Map(list.data.map((p) => [p.model, p]));
+}
+
+function priceText(m, p) {
+  if (!session.accounts) return "";
+  if (!p) return "free";
+  const caps = m.capabilities || {};
+  if (caps.embeddings || caps.rerank) return `${p.input} input`;
+  return `${p.input} in · ${p.cached_input} cached · ${p.output} out`;
+}
+
 async function loadModels() {
   showError("models-error", null);
-  let models;
+  let models, prices;
   try {
-    models = await fetchModels();
+    [models, prices] = await Promise.all([fetchModels(), fetchPrices()]);
   } catch (e) {
     showError("models-error", e);
     return;
@@ -397,6 +413,7 @@ async function loadModels() {
       el("td", {}, el("code", {}, m.id)),
       el("td", {}, m.sub_type || m.type || ""),
       el("td", { className: "num" }, m.context_length ? fmtInt(m.context_length) : ""),
+      el("td", { className: "price" }, priceText(m, prices.get(m.id))),
       el("td", { className: "tags" }, ...tags),
       el("td", { className: "num" }, action));
   }));

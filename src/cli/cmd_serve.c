@@ -52,10 +52,11 @@ static bool is_loopback(const char *host) {
     return false;
 }
 
-/* GET /v1/user/info and /v1/user/usage through the platform. */
+/* GET /v1/user/info, /v1/user/prices and /v1/user/usage through the platform. */
 static int account_route(void *ctx, const char *route, const char *authorization,
                          const char *group_by, char **body, srv_status_t *st) {
     if (!strcmp(route, "info")) return plat_srv_user_info(ctx, authorization, body, st);
+    if (!strcmp(route, "prices")) return plat_srv_user_prices(ctx, authorization, body, st);
     return plat_srv_user_usage(ctx, authorization, group_by, body, st);
 }
 

@@ -120,6 +120,33 @@ int plat_srv_user_usage(plat_t *p, const char *authorization, const char *group_
     return *body ? 0 : internal(st, "out of memory");
 }
 
+static int add_price(const char *model, const plat_price_t *pr, void *ctx) {
+    char in[32], cached[32], out[32];
+    plat_money_format(pr->input, in, sizeof in);
+    plat_money_format(pr->cached_input, cached, sizeof cached);
+    plat_money_format(pr->output, out, sizeof out);
+    json_t *v = json_pack("{s:s, s:s, s:s, s:s}", "model", model, "input", in, "cached_input", cached,
+                          "output", out);
+    return !v || json_array_append_new(ctx, v) != 0;
+}
+
+int plat_srv_user_prices(plat_t *p, const char *authorization, char **body, srv_status_t *st) {
+    *body = NULL;
+    int64_t account;
+    if (auth_account(p, authorization, &account, st) != 0) return -1;
+    json_t *data = json_array();
+    char err[SL_ERR_MAX] = "out of memory";
+    if (!data || plat_price_each(p, add_price, data, err, sizeof err) != 0) {
+        json_decref(data);
+        return internal(st, err);
+    }
+    json_t *doc = json_pack("{s:s, s:s, s:o}", "object", "list", "unit", "yuan per million tokens",
+                            "data", data);
+    *body = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(doc);
+    return *body ? 0 : internal(st, "out of memory");
+}
+
 /* ---- the caller's own keys ---- */
 
 #define KEY_NAME_MAX 64               /* bytes (all ASCII) */

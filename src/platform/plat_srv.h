@@ -32,6 +32,12 @@ int plat_srv_user_info(plat_t *p, const char *authorization, char **body, srv_st
 int plat_srv_user_usage(plat_t *p, const char *authorization, const char *group_by, char **body,
                         srv_status_t *st);
 
+/* GET /v1/user/prices (a Silica extension): the price list, for any valid
+ * key: {"object":"list","unit":"yuan per million tokens","data":[{"model",
+ * "input","cached_input","output"}]} with prices as decimal yuan text; a
+ * model not listed is free. */
+int plat_srv_user_prices(plat_t *p, const char *authorization, char **body, srv_status_t *st);
+
 /* The caller's own API keys (a Silica extension; the keys hook of
  * srv_hooks_t, which plat_srv_hooks fills with it):
  *   GET    /v1/user/keys       -> 200 {"object":"list","data":[key...]}

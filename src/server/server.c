@@ -407,7 +407,7 @@ static void send_hook_error(srv_t *s, struct evhttp_request *req, const srv_stat
     srv_send_error(s, req, &e);
 }
 
-/* GET /v1/user/info, /v1/user/usage: answered by the platform hook. */
+/* GET /v1/user/info, /v1/user/usage, /v1/user/prices: answered by the platform hook. */
 static void handle_account(srv_t *s, struct evhttp_request *req, const char *route, const char *query) {
     const srv_hooks_t *h = &s->cfg.hooks;
     if (!h->account) {
@@ -568,9 +568,10 @@ static void on_request(struct evhttp_request *req, void *arg) {
     } else if (!strncmp(path, "/v1/models/", 11) && path[11]) {
         if (m != EVHTTP_REQ_GET) method_not_allowed(s, req, "GET", path);
         else handle_model(s, req, path + 11);
-    } else if (!strcmp(path, "/v1/user/info") || !strcmp(path, "/v1/user/usage")) {
+    } else if (!strcmp(path, "/v1/user/info") || !strcmp(path, "/v1/user/usage") ||
+               !strcmp(path, "/v1/user/prices")) {
         if (m != EVHTTP_REQ_GET) method_not_allowed(s, req, "GET", path);
-        else handle_account(s, req, path[9] == 'i' ? "info" : "usage", evhttp_uri_get_query(uri));
+        else handle_account(s, req, path + 9, evhttp_uri_get_query(uri)); /* "info", "usage", "prices" */
     } else if (!strcmp(path, "/v1/user/keys")) {
         if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_POST) method_not_allowed(s, req, "GET, POST", path);
         else handle_keys(s, req, m == EVHTTP_REQ_GET ? "GET" : "POST", NULL);

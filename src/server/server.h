@@ -5,7 +5,7 @@
  * Routes: POST /v1/chat/completions, POST /v1/completions (JSON or SSE
  * streaming), POST /v1/embeddings and /v1/rerank (encoder models), GET /v1/models[?type=&sub_type=], GET /v1/models/{id},
  * GET /health, GET /metrics (Prometheus text), OPTIONS (CORS preflight),
- * GET /v1/user/info and /v1/user/usage (through the account hook), GET /
+ * GET /v1/user/info, /v1/user/usage and /v1/user/prices (through the account hook), GET /
  * POST /v1/user/keys and DELETE /v1/user/keys/{id} (the keys hook), and the
  * web console's embedded files (GET / and /console/..., console.c).
  *
@@ -52,8 +52,9 @@ typedef struct srv_hooks {
     void (*finish)(void *ctx, void *req, const srv_usage_t *u, const char *status);
     /* Instead of finish when nothing was computed. */
     void (*abort)(void *ctx, void *req);
-    /* Optional: the account routes. route "info" (GET /v1/user/info) or
-     * "usage" (GET /v1/user/usage?group_by=...; group_by may be NULL).
+    /* Optional: the account routes. route "info" (GET /v1/user/info),
+     * "prices" (GET /v1/user/prices) or "usage" (GET
+     * /v1/user/usage?group_by=...; group_by may be NULL).
      * 0 and *body (heap JSON, the server frees it), or -1 with *st. Without
      * it those routes answer 404. */
     int (*account)(void *ctx, const char *route, const char *authorization, const char *group_by,

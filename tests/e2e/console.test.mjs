@@ -342,6 +342,19 @@ test("key routes: bad names and expiries are 400s naming the field; the cap is a
   assert.equal((await keysApi(c.key, "POST", { name: "after a revoke" })).status, 201);
 });
 
+test("/v1/user/prices lists the price rows for any valid key", async () => {
+  const before = await (await fetch(srv.url + "/v1/user/prices", { headers: { authorization: "Bearer " + adminKey } })).json();
+  assert.equal(before.object, "list");
+  assert.equal(before.unit, "yuan per million tokens");
+  admin("models", "set-price", "priced-elsewhere", "--input", "1", "--output", "3");
+  const u = newAccount("price-reader");
+  const r = await fetch(srv.url + "/v1/user/prices", { headers: { authorization: "Bearer " + u.key } });
+  assert.equal(r.status, 200);
+  const row = (await r.json()).data.find((p) => p.model === "priced-elsewhere");
+  assert.deepEqual(row, { model: "priced-elsewhere", input: "1.00", cached_input: "1.00", output: "3.00" });
+  assert.equal((await fetch(srv.url + "/v1/user/prices")).status, 401);
+});
+
 test("key routes without the platform (--no-auth) say that the platform is off", async () => {
   const s = await startServer({ args: ["--no-auth"] });
   try {
@@ -422,6 +435,11 @@ test("the console in Chromium: sign in, balance, playground stream, keys, usage,
   await page.click('a[data-view="models"]');
   await page.locator("#models-table tbody tr").first().waitFor();
   assert.match(await text("#models-table tbody"), /tiny.*chat/s);
+  assert.match(await text("#models-table tbody"), /free/, "no price row: free");
+  admin("models", "set-price", "tiny", "--input", "0.5", "--output", "2", "--cached", "0.25");
+  await page.reload();
+  await page.click('a[data-view="models"]');
+  await page.locator("#models-table tbody td", { hasText: "0.50 in · 0.25 cached · 2.00 out" }).waitFor();
 
   await page.click('a[data-view="playground"]');
   await page.locator("#play-model option").first().waitFor({ state: "attached" });

@@ -2,8 +2,8 @@
 /*
  * test_platform_srv.c — the platform seen through the server's hooks: the
  * same refusals (401/403/429 with Retry-After), one ledger row per finish,
- * nothing for an abort, and /v1/user/info and /v1/user/usage answering for
- * the key's own account only; the self-service key routes (list, create
+ * nothing for an abort, /v1/user/info and /v1/user/usage answering for
+ * the key's own account only, /v1/user/prices; the self-service key routes (list, create
  * with validation and the cap, revoke) confined to the caller's account.
  */
 #include <jansson.h>
@@ -90,6 +90,13 @@ static void test_hooks_and_isolation(void) {
     CHECK(plat_srv_user_usage(p, auth_b, "bogus", &body, &st) == -1 && st.http == 400);
     CHECK(!strcmp(st.type, "invalid_request_error") && !strcmp(st.code, "invalid_group_by") &&
           strstr(st.message, "bogus") && st.retry_after_s == 0 && !body);
+    /* the price list: any valid key, prices as yuan text */
+    CHECK(plat_srv_user_prices(p, auth_b, &body, &st) == 0 && body);
+    CHECK(body && !strcmp(body, "{\"object\":\"list\",\"unit\":\"yuan per million tokens\",\"data\":"
+                                "[{\"model\":\"m\",\"input\":\"1.00\",\"cached_input\":\"0.50\","
+                                "\"output\":\"2.00\"}]}"));
+    free(body);
+    CHECK(plat_srv_user_prices(p, NULL, &body, &st) == -1 && st.http == 401 && !body);
     CHECK(plat_verify(p, err, sizeof err) == 0);
     plat_close(p);
     char cmd[128];

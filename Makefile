@@ -42,7 +42,7 @@ $(BUILD)/src/kernels/avx2/%.o: OPT += -mavx2 -mfma -mf16c -mbmi2
 $(BUILD)/src/kernels/avxvnni/%.o: OPT += -mavx2 -mfma -mf16c -mbmi2 -mavxvnni
 $(BUILD)/src/kernels/avx512/%.o: OPT += -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16 -mfma -mf16c
 
-.PHONY: all silica test unit e2e run bench deps clean fuzz format
+.PHONY: all silica test unit e2e run bench deps deps-test clean fuzz format
 
 all: silica
 
@@ -91,7 +91,7 @@ unit-build: $(TESTS:%=$(BUILD)/tests/%) $(BUILD)/silica
 
 # `make test`: deps, then unit tests under ASan+UBSan, then the end-to-end
 # tests against the release binary.
-test: deps
+test: deps-test
 	$(MAKE) FLAVOR=test unit-build
 	$(MAKE) FLAVOR=test unit
 	$(MAKE) FLAVOR=release silica
@@ -115,6 +115,9 @@ bench: deps
 
 deps:
 	@sh scripts/deps.sh
+
+deps-test:
+	@sh scripts/deps.sh --test
 
 fuzz:
 	sh tests/fuzz/build.sh

@@ -1,12 +1,14 @@
 #!/bin/sh
 # Installs what the build and the tests need on Debian, only when missing:
 # the -dev packages of the libraries Silica links, and the test references
-# (Python's Jinja2, Node.js + the npm packages pinned in tests/package.json,
-# Debian's Chromium for the web console's browser test; playwright-core
-# drives it and never downloads a browser of its own).
+# (Python's Jinja2, Node.js + the npm packages pinned in tests/package.json).
+# `deps.sh --test` (make test) adds Debian's Chromium for the web console's
+# browser test; playwright-core drives it and never downloads a browser of
+# its own. `make run` does not need it.
 set -e
 PKGS="build-essential pkg-config zlib1g-dev libevent-dev libjansson-dev libpcre2-dev \
-libutf8proc-dev libsqlite3-dev libssl-dev python3 python3-jinja2 chromium"
+libutf8proc-dev libsqlite3-dev libssl-dev python3 python3-jinja2"
+[ "${1:-}" = "--test" ] && PKGS="$PKGS chromium"
 missing=""
 # Node.js may come from outside Debian (e.g. a newer build): only ask apt for
 # it when the commands are absent.

@@ -220,10 +220,11 @@ static void item_text(const json_t *it, sl_buf_t *b) {
 /* The function name of call_id among the conversation's calls (for tool
  * messages: some templates print it). */
 static const char *call_name(const json_t *items, const char *call_id) {
-    for (size_t i = 0; i < json_array_size(items); i++) {
+    for (size_t i = 0; call_id && i < json_array_size(items); i++) {
         const json_t *it = json_array_get(items, i);
-        if (!strcmp(json_string_value(json_object_get(it, "type")), "function_call") &&
-            !strcmp(json_string_value(json_object_get(it, "call_id")), call_id))
+        const char *type = json_string_value(json_object_get(it, "type"));
+        const char *cid = json_string_value(json_object_get(it, "call_id"));
+        if (type && cid && !strcmp(type, "function_call") && !strcmp(cid, call_id))
             return json_string_value(json_object_get(it, "name"));
     }
     return NULL;
@@ -232,7 +233,9 @@ static const char *call_name(const json_t *items, const char *call_id) {
 /* Chat messages from instructions + the conversation: developer is
  * system; consecutive function calls join the assistant message before
  * them (text, then calls, as the model wrote them); call outputs are tool
- * messages; reasoning items are not rendered. */
+ * messages; reasoning items are not rendered. The items are normalised
+ * (norm_item, or a stored conversation of such); one that is not (a
+ * damaged store) is skipped rather than trusted. */
 static json_t *chat_messages(const char *instructions, const json_t *items) {
     json_t *msgs = json_array();
     if (!msgs) return NULL;
@@ -241,8 +244,10 @@ static json_t *chat_messages(const char *instructions, const json_t *items) {
     for (size_t i = 0; i < json_array_size(items); i++) {
         const json_t *it = json_array_get(items, i);
         const char *type = json_string_value(json_object_get(it, "type"));
+        if (!type) continue;
         if (!strcmp(type, "message")) {
             const char *role = json_string_value(json_object_get(it, "role"));
+            if (!role) continue;
             if (!strcmp(role, "developer")) role = "system";
             sl_buf_clear(&b);
             item_text(it, &b);
@@ -818,7 +823,7 @@ void resp_out_finish(resp_out_t *o, bool incomplete) {
     bool answer = false;
     for (size_t i = 0; i < json_array_size(o->items); i++) {
         const char *t = json_string_value(json_object_get(json_array_get(o->items, i), "type"));
-        answer |= !strcmp(t, "message") || !strcmp(t, "function_call");
+        answer |= t && (!strcmp(t, "message") || !strcmp(t, "function_call"));
     }
     if (answer) return;
     start_item(o, RESP_ITEM_MESSAGE, json_pack("{s:o, s:s, s:s, s:[], s:s}", "id", new_id(&o->rng, "msg_"), "type",

@@ -570,12 +570,12 @@ static void resp_flush(gen_job_t *j) {
     sl_buf_clear(&j->ro.ev);
 }
 
-/* The stored form of a finished response: the object, this request's
- * input items, and the conversation a continuation renders. */
+/* The stored form of a finished response: the object and the
+ * conversation a continuation renders (resp_http.c). */
 static void resp_store(gen_job_t *j, json_t *obj) {
     json_t *ctx = json_deep_copy(j->rr.context);
     json_array_extend(ctx, j->ro.items);
-    json_t *stored = json_pack("{s:O, s:O, s:o}", "response", obj, "input", j->rr.input, "context", ctx);
+    json_t *stored = json_pack("{s:O, s:o}", "response", obj, "context", ctx);
     if (stored) resp_save(j->s, j->account, j->id, stored);
     json_decref(stored);
 }

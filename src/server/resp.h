@@ -39,7 +39,7 @@
 
 typedef struct resp_req {
     json_t *chat;    /* the chat completions request it translates to */
-    json_t *input;   /* this request's input items, normalised, each with an id */
+    json_t *input;   /* this request's input items, normalised, each with an id (also at the end of context) */
     json_t *context; /* the conversation the prompt renders: previous context, then input */
     json_t *echo;    /* the request fields the response object repeats */
     bool store;      /* default true */

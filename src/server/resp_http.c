@@ -5,8 +5,10 @@
  * store).
  *
  * A stored response is one JSON text {"response": the response object,
- * "input": this request's input items, "context": the whole conversation
- * a continuation renders (the previous context, the input, the output)}.
+ * "context": the whole conversation a continuation renders (the previous
+ * context, this request's input, the output)}. Its input items, as
+ * input_items lists them, are the items used to generate it: the context
+ * without the output at its end.
  * It belongs to the account that made it: every lookup is by (account,
  * id), so another account's id is a 404 like an unknown one. With the
  * platform the text lives in its database (hooks.store_*), without it in
@@ -85,8 +87,14 @@ static void handle_list(srv_t *s, struct evhttp_request *req, const json_t *stor
     TAILQ_INIT(&q);
     if (query) evhttp_parse_query_str(query, &q);
     oai_error_t e;
-    json_t *list = resp_list_items(json_object_get(stored, "input"), evhttp_find_header(&q, "order"),
-                                   evhttp_find_header(&q, "after"), evhttp_find_header(&q, "limit"), &e);
+    const json_t *ctx = json_object_get(stored, "context");
+    const size_t n_out = json_array_size(json_object_get(json_object_get(stored, "response"), "output"));
+    const size_t n = json_array_size(ctx) > n_out ? json_array_size(ctx) - n_out : 0;
+    json_t *input = json_array();
+    for (size_t i = 0; input && i < n; i++) json_array_append(input, json_array_get(ctx, i));
+    json_t *list = resp_list_items(input, evhttp_find_header(&q, "order"), evhttp_find_header(&q, "after"),
+                                   evhttp_find_header(&q, "limit"), &e);
+    json_decref(input);
     evhttp_clear_headers(&q);
     if (list) srv_send_jsonv(s, req, 200, list);
     else srv_send_error(s, req, &e);

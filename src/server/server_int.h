@@ -123,7 +123,7 @@ void gen_poll_disconnects(srv_t *s);
 /* The account stored responses belong to: the auth hook's, 0 without it.
  * 0, or -1 with a 401/403 in *e. */
 int resp_auth(srv_t *s, struct evhttp_request *req, int64_t *account, oai_error_t *e);
-/* The stored {"response","input","context"} of (account, id) (a new
+/* The stored {"response","context"} of (account, id) (a new
  * reference), or NULL with a 404 (unknown, or another account's) / 500. */
 json_t *resp_load(srv_t *s, int64_t account, const char *id, oai_error_t *e);
 /* Stores it; 0 or -1 (logged). */

@@ -377,9 +377,12 @@ test("previous_response_id: the same prompt (and greedy answer) as sending the w
     input: [...whole, ...r2.output, { role: "user", content: "Last one." }] });
   assert.equal(r4.usage.input_tokens, r5.usage.input_tokens);
   assert.equal(r4.output_text, r5.output_text);
-  // input_items of a continuation: its own input only
-  const items = await client.responses.inputItems.list(r4.id);
-  assert.deepEqual(items.data.map((i) => i.content[0].text), ["Last one."]);
+  // input_items of a continuation: every item used to generate it (the
+  // earlier turns, their outputs, its own input), newest first
+  const items = await client.responses.inputItems.list(r4.id, { order: "asc", limit: 100 });
+  assert.deepEqual(items.data.map((i) => [i.role, i.content[0].text]), [["user", "Hello there"],
+    ["assistant", r1.output_text], ["user", "And then?"], ["assistant", r2.output_text], ["user", "Last one."]]);
+  assert.deepEqual(items.data.map((i) => i.id).slice(1, 2), [r1.output[0].id]);
   await assert.rejects(client.responses.create({ ...p, input: "x", previous_response_id: "resp_unknown" }),
     (e) => e.status === 404 && e.param === "previous_response_id" && e.code === "previous_response_not_found");
 });

@@ -194,8 +194,8 @@ static int norm_item(const json_t *it, size_t i, uint64_t *rng, json_t *items, o
         return n && json_array_append_new(items, n) == 0 ? 0 : oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
     }
     if (!strcmp(type, "reasoning")) {
-        /* a reasoning item sent back: kept in the conversation, not rendered
-         * (chat templates drop earlier turns' reasoning) */
+        /* a reasoning item sent back: kept in the conversation; its text is
+         * the next assistant message's reasoning_content */
         json_t *n = json_copy((json_t *)it);
         if (n && !given(idv)) json_object_set_new(n, "id", new_id(rng, "rs_"));
         return n && json_array_append_new(items, n) == 0 ? 0 : oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
@@ -230,28 +230,49 @@ static const char *call_name(const json_t *items, const char *call_id) {
     return NULL;
 }
 
+/* A reasoning item's text goes with the assistant message after it, as
+ * the chat route's reasoning_content (templates such as Qwen3's show it
+ * for the turns after the last user message, i.e. inside a tool loop). */
+static void take_reasoning(json_t *assistant, sl_buf_t *rs, bool *have) {
+    if (*have && assistant && !json_object_get(assistant, "reasoning_content"))
+        json_object_set_new(assistant, "reasoning_content", json_stringn(rs->data ? rs->data : "", rs->len));
+    sl_buf_clear(rs);
+    *have = false;
+}
+
 /* Chat messages from instructions + the conversation: developer is
  * system; consecutive function calls join the assistant message before
  * them (text, then calls, as the model wrote them); call outputs are tool
- * messages; reasoning items are not rendered. The items are normalised
- * (norm_item, or a stored conversation of such); one that is not (a
- * damaged store) is skipped rather than trusted. */
+ * messages; a reasoning item is the reasoning_content of the assistant
+ * message that follows it (dropped when none does). The items are
+ * normalised (norm_item, or a stored conversation of such); one that is
+ * not (a damaged store) is skipped rather than trusted. */
 static json_t *chat_messages(const char *instructions, const json_t *items) {
     json_t *msgs = json_array();
     if (!msgs) return NULL;
     if (instructions) json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system", "content", instructions));
-    sl_buf_t b = {0};
+    sl_buf_t b = {0}, rs = {0};
+    bool have_rs = false;
     for (size_t i = 0; i < json_array_size(items); i++) {
         const json_t *it = json_array_get(items, i);
         const char *type = json_string_value(json_object_get(it, "type"));
         if (!type) continue;
-        if (!strcmp(type, "message")) {
+        if (!strcmp(type, "reasoning")) {
+            const json_t *c = json_object_get(it, "content");
+            for (size_t k = 0; k < json_array_size(c); k++) {
+                const json_t *t = json_object_get(json_array_get(c, k), "text");
+                if (json_is_string(t)) sl_buf_append(&rs, json_string_value(t), json_string_length(t));
+            }
+            have_rs = true;
+        } else if (!strcmp(type, "message")) {
             const char *role = json_string_value(json_object_get(it, "role"));
             if (!role) continue;
             if (!strcmp(role, "developer")) role = "system";
             sl_buf_clear(&b);
             item_text(it, &b);
-            json_array_append_new(msgs, json_pack("{s:s, s:s%}", "role", role, "content", b.data ? b.data : "", b.len));
+            json_t *m = json_pack("{s:s, s:s%}", "role", role, "content", b.data ? b.data : "", b.len);
+            take_reasoning(!strcmp(role, "assistant") ? m : NULL, &rs, &have_rs);
+            json_array_append_new(msgs, m);
         } else if (!strcmp(type, "function_call")) {
             json_t *last = json_array_get(msgs, json_array_size(msgs) - 1);
             const char *lr = json_string_value(json_object_get(last, "role"));
@@ -259,6 +280,7 @@ static json_t *chat_messages(const char *instructions, const json_t *items) {
                 last = json_pack("{s:s, s:n}", "role", "assistant", "content");
                 json_array_append_new(msgs, last);
             }
+            take_reasoning(last, &rs, &have_rs);
             json_t *calls = json_object_get(last, "tool_calls");
             if (!calls) {
                 calls = json_array();
@@ -268,6 +290,7 @@ static json_t *chat_messages(const char *instructions, const json_t *items) {
                                                    "type", "function", "function", "name", json_object_get(it, "name"),
                                                    "arguments", json_object_get(it, "arguments")));
         } else if (!strcmp(type, "function_call_output")) {
+            take_reasoning(NULL, &rs, &have_rs);
             const char *cid = json_string_value(json_object_get(it, "call_id"));
             json_t *m = json_pack("{s:s, s:s, s:O}", "role", "tool", "tool_call_id", cid, "content",
                                   json_object_get(it, "output"));
@@ -277,6 +300,7 @@ static json_t *chat_messages(const char *instructions, const json_t *items) {
         }
     }
     sl_buf_free(&b);
+    sl_buf_free(&rs);
     return msgs;
 }
 

@@ -76,7 +76,8 @@ static void test_translate_items(void) {
     oai_error_t e;
     /* parts joined; developer is system; an assistant message and the call
      * after it make one assistant message; the call output is a tool
-     * message carrying the function's name; reasoning is not rendered */
+     * message carrying the function's name; reasoning is the assistant
+     * message's reasoning_content */
     CHECK(tr("{\"model\":\"m\",\"input\":["
              "{\"role\":\"developer\",\"content\":\"Rules\"},"
              "{\"type\":\"message\",\"role\":\"user\",\"content\":[{\"type\":\"input_text\",\"text\":\"a\"},"
@@ -90,7 +91,7 @@ static void test_translate_items(void) {
              NULL, &r, &e) == 0);
     CHECK(json_eq_text(json_object_get(r.chat, "messages"),
                        "[{\"role\":\"system\",\"content\":\"Rules\"},{\"role\":\"user\",\"content\":\"ab\"},"
-                       "{\"role\":\"assistant\",\"content\":\"Let me look.\",\"tool_calls\":["
+                       "{\"role\":\"assistant\",\"content\":\"Let me look.\",\"reasoning_content\":\"hmm\",\"tool_calls\":["
                        "{\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"{}\"}},"
                        "{\"id\":\"call_2\",\"type\":\"function\",\"function\":{\"name\":\"get_time\",\"arguments\":\"{}\"}}]},"
                        "{\"role\":\"tool\",\"tool_call_id\":\"call_1\",\"content\":\"sunny\",\"name\":\"get_weather\"}]"));
@@ -98,13 +99,20 @@ static void test_translate_items(void) {
     CHECK(!strcmp(json_string_value(json_object_get(json_array_get(r.input, 2), "id")), "rs_1")); /* ids kept */
     resp_req_free(&r);
 
-    /* a call with no message before it is an assistant message of its own */
+    /* a call with no message before it is an assistant message of its own
+     * (with the reasoning before it); reasoning with no assistant turn
+     * after it is dropped */
     CHECK(tr("{\"model\":\"m\",\"input\":[{\"role\":\"user\",\"content\":\"q\"},"
-             "{\"type\":\"function_call\",\"call_id\":\"c\",\"name\":\"f\",\"arguments\":\"{\\\"a\\\":1}\"}]}",
+             "{\"type\":\"reasoning\",\"summary\":[],\"content\":[{\"type\":\"reasoning_text\",\"text\":\"r1\"}]},"
+             "{\"type\":\"function_call\",\"call_id\":\"c\",\"name\":\"f\",\"arguments\":\"{\\\"a\\\":1}\"},"
+             "{\"type\":\"reasoning\",\"summary\":[],\"content\":[{\"type\":\"reasoning_text\",\"text\":\"r2\"}]},"
+             "{\"role\":\"user\",\"content\":\"next\"}]}",
              NULL, &r, &e) == 0);
-    CHECK(json_eq_text(json_array_get(json_object_get(r.chat, "messages"), 1),
-                       "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c\",\"type\":\"function\","
-                       "\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"a\\\":1}\"}}]}"));
+    CHECK(json_eq_text(json_object_get(r.chat, "messages"),
+                       "[{\"role\":\"user\",\"content\":\"q\"},"
+                       "{\"role\":\"assistant\",\"content\":null,\"reasoning_content\":\"r1\",\"tool_calls\":[{\"id\":\"c\","
+                       "\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"a\\\":1}\"}}]},"
+                       "{\"role\":\"user\",\"content\":\"next\"}]"));
     resp_req_free(&r);
 }
 

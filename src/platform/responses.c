@@ -33,16 +33,17 @@ static int exec2(plat_t *p, const char *sql, int64_t account, int64_t v, char *e
     return rc;
 }
 
-int plat_resp_put(plat_t *p, int64_t account_id, const char *id, const char *text, size_t len, char *err,
-                  size_t errlen) {
+int plat_resp_put(plat_t *p, int64_t account_id, const char *id, const char *text, size_t len,
+                  char *err, size_t errlen) {
     if (len > PLAT_RESP_MAX_BYTES)
-        return sl_err(err, errlen, "response %s is %zu bytes; at most %zu are stored", id, len, PLAT_RESP_MAX_BYTES);
+        return sl_err(err, errlen, "response %s is %zu bytes; at most %zu are stored", id, len,
+                      PLAT_RESP_MAX_BYTES);
     pthread_mutex_lock(&p->mu);
     int rc = -1;
     sqlite3_stmt *s = NULL;
     if (plat_tx_begin(p, err, errlen) != 0) goto out;
-    if (exec2(p, "DELETE FROM responses WHERE account_id = ?1 AND created_at < ?2", account_id, oldest_kept(p), err,
-              errlen) != 0)
+    if (exec2(p, "DELETE FROM responses WHERE account_id = ?1 AND created_at < ?2", account_id,
+              oldest_kept(p), err, errlen) != 0)
         goto out;
     /* the account's newest PLAT_RESP_PER_ACCOUNT - 1 stay, with this one */
     if (exec2(p,
@@ -51,11 +52,12 @@ int plat_resp_put(plat_t *p, int64_t account_id, const char *id, const char *tex
               account_id, PLAT_RESP_PER_ACCOUNT - 1, err, errlen) != 0)
         goto out;
     /* an id held by another account is left alone: the insert fails */
-    if (sqlite3_prepare_v2(p->db,
-                           "INSERT INTO responses (id, account_id, created_at, body) VALUES (?1, ?2, ?3, ?4) "
-                           "ON CONFLICT(id) DO UPDATE SET body = excluded.body, created_at = excluded.created_at "
-                           "WHERE responses.account_id = excluded.account_id",
-                           -1, &s, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(
+            p->db,
+            "INSERT INTO responses (id, account_id, created_at, body) VALUES (?1, ?2, ?3, ?4) "
+            "ON CONFLICT(id) DO UPDATE SET body = excluded.body, created_at = excluded.created_at "
+            "WHERE responses.account_id = excluded.account_id",
+            -1, &s, NULL) != SQLITE_OK) {
         sl_err(err, errlen, "sqlite prepare: %s", sqlite3_errmsg(p->db));
         goto out;
     }
@@ -76,13 +78,16 @@ out:
     return rc;
 }
 
-int plat_resp_get(plat_t *p, int64_t account_id, const char *id, char **text, char *err, size_t errlen) {
+int plat_resp_get(plat_t *p, int64_t account_id, const char *id, char **text, char *err,
+                  size_t errlen) {
     *text = NULL;
     pthread_mutex_lock(&p->mu);
     sqlite3_stmt *s;
     int rc = -1;
-    if (sqlite3_prepare_v2(p->db, "SELECT body FROM responses WHERE id = ?1 AND account_id = ?2 AND created_at >= ?3",
-                           -1, &s, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(
+            p->db,
+            "SELECT body FROM responses WHERE id = ?1 AND account_id = ?2 AND created_at >= ?3", -1,
+            &s, NULL) != SQLITE_OK) {
         sl_err(err, errlen, "sqlite prepare: %s", sqlite3_errmsg(p->db));
         pthread_mutex_unlock(&p->mu);
         return -1;
@@ -116,8 +121,9 @@ int plat_resp_delete(plat_t *p, int64_t account_id, const char *id, char *err, s
     pthread_mutex_lock(&p->mu);
     sqlite3_stmt *s;
     int rc = -1;
-    if (sqlite3_prepare_v2(p->db, "DELETE FROM responses WHERE id = ?1 AND account_id = ?2 AND created_at >= ?3", -1,
-                           &s, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(
+            p->db, "DELETE FROM responses WHERE id = ?1 AND account_id = ?2 AND created_at >= ?3",
+            -1, &s, NULL) != SQLITE_OK) {
         sl_err(err, errlen, "sqlite prepare: %s", sqlite3_errmsg(p->db));
         pthread_mutex_unlock(&p->mu);
         return -1;

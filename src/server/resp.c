@@ -35,16 +35,19 @@ static json_t *new_id(uint64_t *rng, const char *prefix) {
 /* ---- request ---- */
 
 static int bad_type(oai_error_t *e, const char *param, const char *want, const json_t *v) {
-    return oai_fail(e, 400, NULL, "invalid_type", param, "Invalid type for '%s': expected %s, but got %s instead.",
-                    param, want, oai_json_kind(v));
+    return oai_fail(e, 400, NULL, "invalid_type", param,
+                    "Invalid type for '%s': expected %s, but got %s instead.", param, want,
+                    oai_json_kind(v));
 }
 
 static int missing(oai_error_t *e, const char *param) {
-    return oai_fail(e, 400, NULL, "missing_required_parameter", param, "Missing required parameter: '%s'.", param);
+    return oai_fail(e, 400, NULL, "missing_required_parameter", param,
+                    "Missing required parameter: '%s'.", param);
 }
 
 static int unsupported(oai_error_t *e, const char *param, const char *what) {
-    return oai_fail(e, 400, NULL, "unsupported_parameter", param, "Unsupported value for '%s': %s", param, what);
+    return oai_fail(e, 400, NULL, "unsupported_parameter", param, "Unsupported value for '%s': %s",
+                    param, what);
 }
 
 static bool given(const json_t *v) {
@@ -54,14 +57,46 @@ static bool given(const json_t *v) {
 /* Top-level fields: OpenAI's, then the chat route's extensions (passed
  * through to the chat request). */
 static const char *const OPENAI_FIELDS[] = {
-    "model", "input", "instructions", "max_output_tokens", "temperature", "top_p", "tools", "tool_choice",
-    "parallel_tool_calls", "text", "stream", "stream_options", "store", "previous_response_id", "metadata", "user",
-    "reasoning", "include", "truncation", "background", "conversation", "prompt", "max_tool_calls",
-    "service_tier", "safety_identifier", "prompt_cache_key", "prompt_cache_retention", "top_logprobs",
+    "model",
+    "input",
+    "instructions",
+    "max_output_tokens",
+    "temperature",
+    "top_p",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "text",
+    "stream",
+    "stream_options",
+    "store",
+    "previous_response_id",
+    "metadata",
+    "user",
+    "reasoning",
+    "include",
+    "truncation",
+    "background",
+    "conversation",
+    "prompt",
+    "max_tool_calls",
+    "service_tier",
+    "safety_identifier",
+    "prompt_cache_key",
+    "prompt_cache_retention",
+    "top_logprobs",
 };
 static const char *const EXTENSIONS[] = {
-    "seed", "top_k", "min_p", "frequency_penalty", "presence_penalty", "repetition_penalty", "stop",
-    "logit_bias", "chat_template_kwargs", "thinking_budget",
+    "seed",
+    "top_k",
+    "min_p",
+    "frequency_penalty",
+    "presence_penalty",
+    "repetition_penalty",
+    "stop",
+    "logit_bias",
+    "chat_template_kwargs",
+    "thinking_budget",
 };
 
 static bool in_list(const char *k, const char *const *list, size_t n) {
@@ -74,7 +109,8 @@ static bool in_list(const char *k, const char *const *list, size_t n) {
  * files and audio are refused: this server serves text models. */
 static int content_text(const json_t *c, const char *where, sl_buf_t *out, oai_error_t *e) {
     char param[64];
-    if (json_is_string(c)) return sl_buf_append(out, json_string_value(c), json_string_length(c)) ? -1 : 0;
+    if (json_is_string(c))
+        return sl_buf_append(out, json_string_value(c), json_string_length(c)) ? -1 : 0;
     if (!json_is_array(c)) return bad_type(e, where, "a string or an array of content parts", c);
     for (size_t k = 0; k < json_array_size(c); k++) {
         const json_t *p = json_array_get(c, k);
@@ -91,19 +127,24 @@ static int content_text(const json_t *c, const char *where, sl_buf_t *out, oai_e
             !strcmp(ty, "refusal")) {
             const json_t *tx = json_object_get(p, key);
             snprintf(param, sizeof param, "%s[%zu].%s", where, k, key);
-            if (!json_is_string(tx)) return given(tx) ? bad_type(e, param, "a string", tx) : missing(e, param);
+            if (!json_is_string(tx))
+                return given(tx) ? bad_type(e, param, "a string", tx) : missing(e, param);
             if (sl_buf_append(out, json_string_value(tx), json_string_length(tx)) != 0)
                 return oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
-        } else if (!strcmp(ty, "input_image") || !strcmp(ty, "input_file") || !strcmp(ty, "input_audio")) {
-            return oai_fail(e, 400, NULL, "unsupported_content", param,
-                            "Invalid content part '%s' (%s): this server serves text-only models, which "
-                            "cannot read images, files or audio; send the content as 'input_text'.",
-                            param, ty);
+        } else if (!strcmp(ty, "input_image") || !strcmp(ty, "input_file") ||
+                   !strcmp(ty, "input_audio")) {
+            return oai_fail(
+                e, 400, NULL, "unsupported_content", param,
+                "Invalid content part '%s' (%s): this server serves text-only models, which "
+                "cannot read images, files or audio; send the content as 'input_text'.",
+                param, ty);
         } else {
             snprintf(param, sizeof param, "%s[%zu].type", where, k);
-            return oai_fail(e, 400, NULL, "invalid_value", param,
-                            "Invalid value for '%s': '%.60s'. Supported content parts: 'input_text', "
-                            "'output_text' and 'refusal'.", param, ty);
+            return oai_fail(
+                e, 400, NULL, "invalid_value", param,
+                "Invalid value for '%s': '%.60s'. Supported content parts: 'input_text', "
+                "'output_text' and 'refusal'.",
+                param, ty);
         }
     }
     return 0;
@@ -111,7 +152,8 @@ static int content_text(const json_t *c, const char *where, sl_buf_t *out, oai_e
 
 static json_t *text_parts(const char *role, const char *s, size_t n) {
     const bool out = !strcmp(role, "assistant");
-    json_t *part = json_pack("{s:s, s:s%}", "type", out ? "output_text" : "input_text", "text", s, n);
+    json_t *part =
+        json_pack("{s:s, s:s%}", "type", out ? "output_text" : "input_text", "text", s, n);
     if (part && out) json_object_set_new(part, "annotations", json_array());
     return json_pack("[o]", part);
 }
@@ -143,9 +185,11 @@ static int norm_item(const json_t *it, size_t i, uint64_t *rng, json_t *items, o
         if (!given(role)) return missing(e, p2);
         if (!json_is_string(role)) return bad_type(e, p2, "a string", role);
         if (!in_list(json_string_value(role), ROLES, SL_ARRAY_LEN(ROLES)))
-            return oai_fail(e, 400, NULL, "invalid_value", p2,
-                            "Invalid value for '%s': '%.40s'. Supported values are: 'user', 'system', "
-                            "'developer' and 'assistant'.", p2, json_string_value(role));
+            return oai_fail(
+                e, 400, NULL, "invalid_value", p2,
+                "Invalid value for '%s': '%.40s'. Supported values are: 'user', 'system', "
+                "'developer' and 'assistant'.",
+                p2, json_string_value(role));
         const json_t *c = json_object_get(it, "content");
         snprintf(p2, sizeof p2, "%s.content", param);
         if (!given(c)) return missing(e, p2);
@@ -156,10 +200,13 @@ static int norm_item(const json_t *it, size_t i, uint64_t *rng, json_t *items, o
         }
         const char *r = json_string_value(role);
         json_t *n = json_pack("{s:s, s:o, s:s, s:o, s:s}", "type", "message", "id",
-                              given(idv) ? json_copy((json_t *)idv) : new_id(rng, "msg_"), "role", r, "content",
-                              text_parts(r, text.data ? text.data : "", text.len), "status", "completed");
+                              given(idv) ? json_copy((json_t *)idv) : new_id(rng, "msg_"), "role",
+                              r, "content", text_parts(r, text.data ? text.data : "", text.len),
+                              "status", "completed");
         sl_buf_free(&text);
-        return n && json_array_append_new(items, n) == 0 ? 0 : oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+        return n && json_array_append_new(items, n) == 0
+                   ? 0
+                   : oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
     }
     if (!strcmp(type, "function_call")) {
         static const char *const req[] = {"call_id", "name", "arguments"};
@@ -171,9 +218,11 @@ static int norm_item(const json_t *it, size_t i, uint64_t *rng, json_t *items, o
         }
         json_t *n = json_pack("{s:s, s:o, s:O, s:O, s:O, s:s}", "type", "function_call", "id",
                               given(idv) ? json_copy((json_t *)idv) : new_id(rng, "fc_"), "call_id",
-                              json_object_get(it, "call_id"), "name", json_object_get(it, "name"), "arguments",
-                              json_object_get(it, "arguments"), "status", "completed");
-        return n && json_array_append_new(items, n) == 0 ? 0 : oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+                              json_object_get(it, "call_id"), "name", json_object_get(it, "name"),
+                              "arguments", json_object_get(it, "arguments"), "status", "completed");
+        return n && json_array_append_new(items, n) == 0
+                   ? 0
+                   : oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
     }
     if (!strcmp(type, "function_call_output")) {
         const json_t *cid = json_object_get(it, "call_id"), *out = json_object_get(it, "output");
@@ -187,23 +236,30 @@ static int norm_item(const json_t *it, size_t i, uint64_t *rng, json_t *items, o
             sl_buf_free(&text);
             return -1;
         }
-        json_t *n = json_pack("{s:s, s:o, s:O, s:s%, s:s}", "type", "function_call_output", "id",
-                              given(idv) ? json_copy((json_t *)idv) : new_id(rng, "fco_"), "call_id", cid, "output",
-                              text.data ? text.data : "", text.len, "status", "completed");
+        json_t *n =
+            json_pack("{s:s, s:o, s:O, s:s%, s:s}", "type", "function_call_output", "id",
+                      given(idv) ? json_copy((json_t *)idv) : new_id(rng, "fco_"), "call_id", cid,
+                      "output", text.data ? text.data : "", text.len, "status", "completed");
         sl_buf_free(&text);
-        return n && json_array_append_new(items, n) == 0 ? 0 : oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+        return n && json_array_append_new(items, n) == 0
+                   ? 0
+                   : oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
     }
     if (!strcmp(type, "reasoning")) {
         /* a reasoning item sent back: kept in the conversation; its text is
          * the next assistant message's reasoning_content */
         json_t *n = json_copy((json_t *)it);
         if (n && !given(idv)) json_object_set_new(n, "id", new_id(rng, "rs_"));
-        return n && json_array_append_new(items, n) == 0 ? 0 : oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+        return n && json_array_append_new(items, n) == 0
+                   ? 0
+                   : oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
     }
     snprintf(p2, sizeof p2, "%s.type", param);
-    return oai_fail(e, 400, NULL, "invalid_value", p2,
-                    "Invalid value for '%s': '%.60s'. Supported input items: 'message', 'function_call', "
-                    "'function_call_output' and 'reasoning'.", p2, type);
+    return oai_fail(
+        e, 400, NULL, "invalid_value", p2,
+        "Invalid value for '%s': '%.60s'. Supported input items: 'message', 'function_call', "
+        "'function_call_output' and 'reasoning'.",
+        p2, type);
 }
 
 /* The text of a normalised message item's parts. */
@@ -235,7 +291,8 @@ static const char *call_name(const json_t *items, const char *call_id) {
  * for the turns after the last user message, i.e. inside a tool loop). */
 static void take_reasoning(json_t *assistant, sl_buf_t *rs, bool *have) {
     if (*have && assistant && !json_object_get(assistant, "reasoning_content"))
-        json_object_set_new(assistant, "reasoning_content", json_stringn(rs->data ? rs->data : "", rs->len));
+        json_object_set_new(assistant, "reasoning_content",
+                            json_stringn(rs->data ? rs->data : "", rs->len));
     sl_buf_clear(rs);
     *have = false;
 }
@@ -250,7 +307,9 @@ static void take_reasoning(json_t *assistant, sl_buf_t *rs, bool *have) {
 static json_t *chat_messages(const char *instructions, const json_t *items) {
     json_t *msgs = json_array();
     if (!msgs) return NULL;
-    if (instructions) json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system", "content", instructions));
+    if (instructions)
+        json_array_append_new(msgs,
+                              json_pack("{s:s, s:s}", "role", "system", "content", instructions));
     sl_buf_t b = {0}, rs = {0};
     bool have_rs = false;
     for (size_t i = 0; i < json_array_size(items); i++) {
@@ -261,7 +320,8 @@ static json_t *chat_messages(const char *instructions, const json_t *items) {
             const json_t *c = json_object_get(it, "content");
             for (size_t k = 0; k < json_array_size(c); k++) {
                 const json_t *t = json_object_get(json_array_get(c, k), "text");
-                if (json_is_string(t)) sl_buf_append(&rs, json_string_value(t), json_string_length(t));
+                if (json_is_string(t))
+                    sl_buf_append(&rs, json_string_value(t), json_string_length(t));
             }
             have_rs = true;
         } else if (!strcmp(type, "message")) {
@@ -270,7 +330,8 @@ static json_t *chat_messages(const char *instructions, const json_t *items) {
             if (!strcmp(role, "developer")) role = "system";
             sl_buf_clear(&b);
             item_text(it, &b);
-            json_t *m = json_pack("{s:s, s:s%}", "role", role, "content", b.data ? b.data : "", b.len);
+            json_t *m =
+                json_pack("{s:s, s:s%}", "role", role, "content", b.data ? b.data : "", b.len);
             take_reasoning(!strcmp(role, "assistant") ? m : NULL, &rs, &have_rs);
             json_array_append_new(msgs, m);
         } else if (!strcmp(type, "function_call")) {
@@ -286,9 +347,11 @@ static json_t *chat_messages(const char *instructions, const json_t *items) {
                 calls = json_array();
                 json_object_set_new(last, "tool_calls", calls);
             }
-            json_array_append_new(calls, json_pack("{s:O, s:s, s:{s:O, s:O}}", "id", json_object_get(it, "call_id"),
-                                                   "type", "function", "function", "name", json_object_get(it, "name"),
-                                                   "arguments", json_object_get(it, "arguments")));
+            json_array_append_new(calls,
+                                  json_pack("{s:O, s:s, s:{s:O, s:O}}", "id",
+                                            json_object_get(it, "call_id"), "type", "function",
+                                            "function", "name", json_object_get(it, "name"),
+                                            "arguments", json_object_get(it, "arguments")));
         } else if (!strcmp(type, "function_call_output")) {
             take_reasoning(NULL, &rs, &have_rs);
             const char *cid = json_string_value(json_object_get(it, "call_id"));
@@ -321,10 +384,11 @@ static int translate_tools(const json_t *tools, json_t *chat, json_t *echo, oai_
         if (!given(ty)) return missing(e, param);
         if (!json_is_string(ty)) return bad_type(e, param, "a string", ty);
         if (strcmp(json_string_value(ty), "function") != 0)
-            return oai_fail(e, 400, NULL, "unsupported_tool", param,
-                            "Tool type '%.60s' is not supported: this server runs no hosted tools; only "
-                            "function tools ({\"type\": \"function\", \"name\", \"parameters\"}) are.",
-                            json_string_value(ty));
+            return oai_fail(
+                e, 400, NULL, "unsupported_tool", param,
+                "Tool type '%.60s' is not supported: this server runs no hosted tools; only "
+                "function tools ({\"type\": \"function\", \"name\", \"parameters\"}) are.",
+                json_string_value(ty));
         const json_t *name = json_object_get(t, "name");
         snprintf(param, sizeof param, "tools[%zu].name", i);
         if (!given(name)) return missing(e, param);
@@ -339,9 +403,10 @@ static int translate_tools(const json_t *tools, json_t *chat, json_t *echo, oai_
         json_array_append_new(ct, json_pack("{s:s, s:o}", "type", "function", "function", fn));
         const json_t *d = json_object_get(t, "description"), *p = json_object_get(t, "parameters"),
                      *s = json_object_get(t, "strict");
-        json_array_append_new(et, json_pack("{s:s, s:O, s:O, s:O, s:O}", "type", "function", "name", name,
-                                            "description", given(d) ? d : json_null(), "parameters",
-                                            given(p) ? p : json_null(), "strict", given(s) ? s : json_true()));
+        json_array_append_new(et, json_pack("{s:s, s:O, s:O, s:O, s:O}", "type", "function", "name",
+                                            name, "description", given(d) ? d : json_null(),
+                                            "parameters", given(p) ? p : json_null(), "strict",
+                                            given(s) ? s : json_true()));
     }
     return 0;
 }
@@ -350,23 +415,32 @@ static int translate_tool_choice(const json_t *tc, json_t *chat, json_t *echo, o
     if (json_is_string(tc)) {
         const char *v = json_string_value(tc);
         if (strcmp(v, "auto") != 0 && strcmp(v, "none") != 0 && strcmp(v, "required") != 0)
-            return oai_fail(e, 400, NULL, "invalid_value", "tool_choice",
-                            "Invalid value for 'tool_choice': '%.40s'. Supported values are 'auto', 'none', "
-                            "'required' or {\"type\": \"function\", \"name\": ...}.", v);
+            return oai_fail(
+                e, 400, NULL, "invalid_value", "tool_choice",
+                "Invalid value for 'tool_choice': '%.40s'. Supported values are 'auto', 'none', "
+                "'required' or {\"type\": \"function\", \"name\": ...}.",
+                v);
         json_object_set(chat, "tool_choice", (json_t *)tc);
         json_object_set(echo, "tool_choice", (json_t *)tc);
         return 0;
     }
     if (!json_is_object(tc)) return bad_type(e, "tool_choice", "a string or an object", tc);
     const json_t *ty = json_object_get(tc, "type");
-    if (!json_is_string(ty)) return given(ty) ? bad_type(e, "tool_choice.type", "a string", ty) : missing(e, "tool_choice.type");
+    if (!json_is_string(ty))
+        return given(ty) ? bad_type(e, "tool_choice.type", "a string", ty)
+                         : missing(e, "tool_choice.type");
     if (strcmp(json_string_value(ty), "function") != 0)
         return oai_fail(e, 400, NULL, "unsupported_tool", "tool_choice.type",
-                        "tool_choice type '%.60s' is not supported: only function tools are.", json_string_value(ty));
+                        "tool_choice type '%.60s' is not supported: only function tools are.",
+                        json_string_value(ty));
     const json_t *name = json_object_get(tc, "name");
-    if (!json_is_string(name)) return given(name) ? bad_type(e, "tool_choice.name", "a string", name) : missing(e, "tool_choice.name");
-    json_object_set_new(chat, "tool_choice", json_pack("{s:s, s:{s:O}}", "type", "function", "function", "name", name));
-    json_object_set_new(echo, "tool_choice", json_pack("{s:s, s:O}", "type", "function", "name", name));
+    if (!json_is_string(name))
+        return given(name) ? bad_type(e, "tool_choice.name", "a string", name)
+                           : missing(e, "tool_choice.name");
+    json_object_set_new(chat, "tool_choice",
+                        json_pack("{s:s, s:{s:O}}", "type", "function", "function", "name", name));
+    json_object_set_new(echo, "tool_choice",
+                        json_pack("{s:s, s:O}", "type", "function", "name", name));
     return 0;
 }
 
@@ -380,11 +454,13 @@ static int translate_text(const json_t *text, json_t *chat, json_t *echo, oai_er
         if (strcmp(k, "format") != 0 && strcmp(k, "verbosity") != 0) {
             char param[72];
             snprintf(param, sizeof param, "text.%.60s", k);
-            return oai_fail(e, 400, NULL, "unknown_parameter", param, "Unknown parameter: '%s'.", param);
+            return oai_fail(e, 400, NULL, "unknown_parameter", param, "Unknown parameter: '%s'.",
+                            param);
         }
     }
     const json_t *verb = json_object_get(text, "verbosity");
-    if (given(verb) && !json_is_string(verb)) return bad_type(e, "text.verbosity", "a string", verb);
+    if (given(verb) && !json_is_string(verb))
+        return bad_type(e, "text.verbosity", "a string", verb);
     json_t *et = json_pack("{s:{s:s}}", "format", "type", "text");
     json_object_set_new(echo, "text", et);
     if (given(verb)) json_object_set(et, "verbosity", (json_t *)verb);
@@ -392,7 +468,9 @@ static int translate_text(const json_t *text, json_t *chat, json_t *echo, oai_er
     if (!given(f)) return 0;
     if (!json_is_object(f)) return bad_type(e, "text.format", "an object", f);
     const json_t *ty = json_object_get(f, "type");
-    if (!json_is_string(ty)) return given(ty) ? bad_type(e, "text.format.type", "a string", ty) : missing(e, "text.format.type");
+    if (!json_is_string(ty))
+        return given(ty) ? bad_type(e, "text.format.type", "a string", ty)
+                         : missing(e, "text.format.type");
     const char *t = json_string_value(ty);
     if (!strcmp(t, "text")) return 0;
     json_object_set(et, "format", (json_t *)f);
@@ -401,9 +479,11 @@ static int translate_text(const json_t *text, json_t *chat, json_t *echo, oai_er
         return 0;
     }
     if (strcmp(t, "json_schema") != 0)
-        return oai_fail(e, 400, NULL, "invalid_value", "text.format.type",
-                        "Invalid value for 'text.format.type': '%.40s'. Supported values are 'text', "
-                        "'json_object' and 'json_schema'.", t);
+        return oai_fail(
+            e, 400, NULL, "invalid_value", "text.format.type",
+            "Invalid value for 'text.format.type': '%.40s'. Supported values are 'text', "
+            "'json_object' and 'json_schema'.",
+            t);
     const json_t *name = json_object_get(f, "name"), *schema = json_object_get(f, "schema");
     if (!given(name)) return missing(e, "text.format.name");
     if (!json_is_string(name)) return bad_type(e, "text.format.name", "a string", name);
@@ -415,14 +495,16 @@ static int translate_text(const json_t *text, json_t *chat, json_t *echo, oai_er
         const json_t *v2 = json_object_get(f, opt[i]);
         if (given(v2)) json_object_set(js, opt[i], (json_t *)v2);
     }
-    json_object_set_new(chat, "response_format", json_pack("{s:s, s:o}", "type", "json_schema", "json_schema", js));
+    json_object_set_new(chat, "response_format",
+                        json_pack("{s:s, s:o}", "type", "json_schema", "json_schema", js));
     return 0;
 }
 
 /* Characters (code points) of UTF-8 text: the bytes that do not continue one. */
 static size_t utf8_chars(const char *s, size_t n) {
     size_t c = 0;
-    for (size_t i = 0; i < n; i++) c += ((unsigned char)s[i] & 0xC0u) != 0x80u;
+    for (size_t i = 0; i < n; i++)
+        c += ((unsigned char)s[i] & 0xC0u) != 0x80u;
     return c;
 }
 
@@ -430,21 +512,24 @@ static int check_metadata(const json_t *md, oai_error_t *e) {
     if (!json_is_object(md)) return bad_type(e, "metadata", "an object", md);
     if (json_object_size(md) > RESP_MAX_METADATA)
         return oai_fail(e, 400, NULL, "invalid_value", "metadata",
-                        "Invalid 'metadata': at most %d key-value pairs are allowed; got %zu.", RESP_MAX_METADATA,
-                        json_object_size(md));
+                        "Invalid 'metadata': at most %d key-value pairs are allowed; got %zu.",
+                        RESP_MAX_METADATA, json_object_size(md));
     const char *k;
     json_t *v;
     json_object_foreach((json_t *)md, k, v) {
         if (utf8_chars(k, strlen(k)) > RESP_METADATA_KEY)
             return oai_fail(e, 400, NULL, "invalid_value", "metadata",
-                            "Invalid 'metadata': keys are at most %d characters.", RESP_METADATA_KEY);
+                            "Invalid 'metadata': keys are at most %d characters.",
+                            RESP_METADATA_KEY);
         if (!json_is_string(v))
             return oai_fail(e, 400, NULL, "invalid_type", "metadata",
-                            "Invalid 'metadata': values must be strings; '%.64s' is %s.", k, oai_json_kind(v));
+                            "Invalid 'metadata': values must be strings; '%.64s' is %s.", k,
+                            oai_json_kind(v));
         if (utf8_chars(json_string_value(v), json_string_length(v)) > RESP_METADATA_VALUE)
-            return oai_fail(e, 400, NULL, "invalid_value", "metadata",
-                            "Invalid 'metadata': values are at most %d characters ('%.64s' is longer).",
-                            RESP_METADATA_VALUE, k);
+            return oai_fail(
+                e, 400, NULL, "invalid_value", "metadata",
+                "Invalid 'metadata': values are at most %d characters ('%.64s' is longer).",
+                RESP_METADATA_VALUE, k);
     }
     return 0;
 }
@@ -458,23 +543,29 @@ static int translate_reasoning(const json_t *rs, json_t *chat, json_t *echo, oai
     static const char *const summaries[] = {"auto", "concise", "detailed"};
     const json_t *ef = json_object_get(rs, "effort"), *su = json_object_get(rs, "summary");
     if (!given(su)) su = json_object_get(rs, "generate_summary");
-    if (given(ef) && (!json_is_string(ef) || !in_list(json_string_value(ef), efforts, SL_ARRAY_LEN(efforts))))
-        return oai_fail(e, 400, NULL, "invalid_value", "reasoning.effort",
-                        "Invalid value for 'reasoning.effort'. Supported values are 'none', 'minimal', 'low', "
-                        "'medium', 'high' and 'xhigh'.");
-    if (given(su) && (!json_is_string(su) || !in_list(json_string_value(su), summaries, SL_ARRAY_LEN(summaries))))
-        return oai_fail(e, 400, NULL, "invalid_value", "reasoning.summary",
-                        "Invalid value for 'reasoning.summary'. Supported values are 'auto', 'concise' and "
-                        "'detailed'.");
-    json_object_set_new(echo, "reasoning", json_pack("{s:O, s:O}", "effort", given(ef) ? ef : json_null(), "summary",
-                                                     given(su) ? su : json_null()));
+    if (given(ef) &&
+        (!json_is_string(ef) || !in_list(json_string_value(ef), efforts, SL_ARRAY_LEN(efforts))))
+        return oai_fail(
+            e, 400, NULL, "invalid_value", "reasoning.effort",
+            "Invalid value for 'reasoning.effort'. Supported values are 'none', 'minimal', 'low', "
+            "'medium', 'high' and 'xhigh'.");
+    if (given(su) && (!json_is_string(su) ||
+                      !in_list(json_string_value(su), summaries, SL_ARRAY_LEN(summaries))))
+        return oai_fail(
+            e, 400, NULL, "invalid_value", "reasoning.summary",
+            "Invalid value for 'reasoning.summary'. Supported values are 'auto', 'concise' and "
+            "'detailed'.");
+    json_object_set_new(echo, "reasoning",
+                        json_pack("{s:O, s:O}", "effort", given(ef) ? ef : json_null(), "summary",
+                                  given(su) ? su : json_null()));
     if (given(ef) && !strcmp(json_string_value(ef), "none")) {
         json_t *kw = json_object_get(chat, "chat_template_kwargs");
         if (!json_is_object(kw)) {
             kw = json_object();
             json_object_set_new(chat, "chat_template_kwargs", kw);
         }
-        if (!json_object_get(kw, "enable_thinking")) json_object_set_new(kw, "enable_thinking", json_false());
+        if (!json_object_get(kw, "enable_thinking"))
+            json_object_set_new(kw, "enable_thinking", json_false());
     }
     return 0;
 }
@@ -488,63 +579,94 @@ static int check_include(const json_t *inc, oai_error_t *e) {
         if (!json_is_string(v)) return bad_type(e, param, "a string", v);
         /* reasoning is never encrypted here: the items carry it as text */
         if (strcmp(json_string_value(v), "reasoning.encrypted_content") != 0)
-            return unsupported(e, param, "only 'reasoning.encrypted_content' can be included (reasoning items carry "
-                                         "their text); logprobs and hosted tools' results are not available.");
+            return unsupported(
+                e, param,
+                "only 'reasoning.encrypted_content' can be included (reasoning items carry "
+                "their text); logprobs and hosted tools' results are not available.");
     }
     return 0;
 }
 
 /* Scalar fields: type checks here (ranges are the chat request's). */
-static int check_scalars(const json_t *b, json_t *chat, json_t *echo, resp_req_t *r, oai_error_t *e) {
+static int check_scalars(const json_t *b, json_t *chat, json_t *echo, resp_req_t *r,
+                         oai_error_t *e) {
     static const struct {
         const char *key;
         json_type type; /* JSON_REAL: any number; JSON_INTEGER: integer */
     } f[] = {
-        {"instructions", JSON_STRING}, {"max_output_tokens", JSON_INTEGER}, {"temperature", JSON_REAL},
-        {"top_p", JSON_REAL}, {"parallel_tool_calls", JSON_TRUE}, {"stream", JSON_TRUE}, {"store", JSON_TRUE},
-        {"user", JSON_STRING}, {"truncation", JSON_STRING}, {"background", JSON_TRUE},
-        {"max_tool_calls", JSON_INTEGER}, {"service_tier", JSON_STRING}, {"safety_identifier", JSON_STRING},
-        {"prompt_cache_key", JSON_STRING}, {"prompt_cache_retention", JSON_STRING}, {"top_logprobs", JSON_INTEGER},
+        {"instructions", JSON_STRING},
+        {"max_output_tokens", JSON_INTEGER},
+        {"temperature", JSON_REAL},
+        {"top_p", JSON_REAL},
+        {"parallel_tool_calls", JSON_TRUE},
+        {"stream", JSON_TRUE},
+        {"store", JSON_TRUE},
+        {"user", JSON_STRING},
+        {"truncation", JSON_STRING},
+        {"background", JSON_TRUE},
+        {"max_tool_calls", JSON_INTEGER},
+        {"service_tier", JSON_STRING},
+        {"safety_identifier", JSON_STRING},
+        {"prompt_cache_key", JSON_STRING},
+        {"prompt_cache_retention", JSON_STRING},
+        {"top_logprobs", JSON_INTEGER},
     };
     for (size_t i = 0; i < SL_ARRAY_LEN(f); i++) {
         const json_t *v = json_object_get(b, f[i].key);
         if (!given(v)) continue;
-        const bool ok = f[i].type == JSON_STRING ? json_is_string(v)
+        const bool ok = f[i].type == JSON_STRING    ? json_is_string(v)
                         : f[i].type == JSON_INTEGER ? json_is_integer(v)
-                        : f[i].type == JSON_REAL ? json_is_number(v)
-                                                 : json_is_boolean(v);
+                        : f[i].type == JSON_REAL    ? json_is_number(v)
+                                                    : json_is_boolean(v);
         if (!ok)
             return bad_type(e, f[i].key,
-                            f[i].type == JSON_STRING ? "a string"
+                            f[i].type == JSON_STRING    ? "a string"
                             : f[i].type == JSON_INTEGER ? "an integer"
-                            : f[i].type == JSON_REAL ? "a number"
-                                                     : "a boolean",
+                            : f[i].type == JSON_REAL    ? "a number"
+                                                        : "a boolean",
                             v);
     }
     const json_t *v;
     if (given(v = json_object_get(b, "max_output_tokens"))) {
         if (json_integer_value(v) < 1)
-            return oai_fail(e, 400, NULL, "integer_below_min_value", "max_output_tokens",
-                            "Invalid 'max_output_tokens': integer below minimum value. Expected a value >= 1, "
-                            "but got %lld instead.", (long long)json_integer_value(v));
+            return oai_fail(
+                e, 400, NULL, "integer_below_min_value", "max_output_tokens",
+                "Invalid 'max_output_tokens': integer below minimum value. Expected a value >= 1, "
+                "but got %lld instead.",
+                (long long)json_integer_value(v));
         json_object_set(chat, "max_completion_tokens", (json_t *)v);
     }
     if (given(v = json_object_get(b, "max_tool_calls")) && json_integer_value(v) < 1)
-        return oai_fail(e, 400, NULL, "invalid_value", "max_tool_calls", "Invalid 'max_tool_calls': must be >= 1.");
+        return oai_fail(e, 400, NULL, "invalid_value", "max_tool_calls",
+                        "Invalid 'max_tool_calls': must be >= 1.");
     if (given(v = json_object_get(b, "top_logprobs")) && json_integer_value(v) != 0)
-        return unsupported(e, "top_logprobs", "logprobs are not available on /v1/responses; use /v1/chat/completions.");
+        return unsupported(
+            e, "top_logprobs",
+            "logprobs are not available on /v1/responses; use /v1/chat/completions.");
     if (json_is_true(json_object_get(b, "background")))
-        return unsupported(e, "background", "background responses are not supported; send the request without it.");
+        return unsupported(e, "background",
+                           "background responses are not supported; send the request without it.");
     if (given(v = json_object_get(b, "truncation")) && strcmp(json_string_value(v), "auto") != 0 &&
         strcmp(json_string_value(v), "disabled") != 0)
-        return oai_fail(e, 400, NULL, "invalid_value", "truncation",
-                        "Invalid value for 'truncation': supported values are 'auto' and 'disabled'.");
-    static const char *const pass[] = {"temperature", "top_p", "parallel_tool_calls", "stream", "user"};
+        return oai_fail(
+            e, 400, NULL, "invalid_value", "truncation",
+            "Invalid value for 'truncation': supported values are 'auto' and 'disabled'.");
+    static const char *const pass[] = {"temperature", "top_p", "parallel_tool_calls", "stream",
+                                       "user"};
     for (size_t i = 0; i < SL_ARRAY_LEN(pass); i++)
         if (given(v = json_object_get(b, pass[i]))) json_object_set(chat, pass[i], (json_t *)v);
-    static const char *const echoed[] = {"instructions", "max_output_tokens", "max_tool_calls", "temperature",
-                                         "top_p", "parallel_tool_calls", "user", "truncation", "service_tier",
-                                         "safety_identifier", "prompt_cache_key", "prompt_cache_retention"};
+    static const char *const echoed[] = {"instructions",
+                                         "max_output_tokens",
+                                         "max_tool_calls",
+                                         "temperature",
+                                         "top_p",
+                                         "parallel_tool_calls",
+                                         "user",
+                                         "truncation",
+                                         "service_tier",
+                                         "safety_identifier",
+                                         "prompt_cache_key",
+                                         "prompt_cache_retention"};
     for (size_t i = 0; i < SL_ARRAY_LEN(echoed); i++)
         if (given(v = json_object_get(b, echoed[i]))) json_object_set(echo, echoed[i], (json_t *)v);
     r->stream = json_is_true(json_object_get(b, "stream"));
@@ -555,13 +677,14 @@ static int check_scalars(const json_t *b, json_t *chat, json_t *echo, resp_req_t
 }
 
 static json_t *echo_defaults(void) {
-    return json_pack("{s:n, s:n, s:n, s:o, s:b, s:n, s:{s:n, s:n}, s:b, s:f, s:{s:{s:s}}, s:s, s:[], s:f, "
-                     "s:s, s:n, s:b, s:s, s:i}",
-                     "instructions", "max_output_tokens", "max_tool_calls", "metadata", json_object(),
-                     "parallel_tool_calls", 1, "previous_response_id", "reasoning", "effort", "summary", "store", 1,
-                     "temperature", 1.0, "text", "format", "type", "text", "tool_choice", "auto", "tools", "top_p",
-                     1.0, "truncation", "disabled", "user", "background", 0, "service_tier", "default",
-                     "top_logprobs", 0);
+    return json_pack(
+        "{s:n, s:n, s:n, s:o, s:b, s:n, s:{s:n, s:n}, s:b, s:f, s:{s:{s:s}}, s:s, s:[], s:f, "
+        "s:s, s:n, s:b, s:s, s:i}",
+        "instructions", "max_output_tokens", "max_tool_calls", "metadata", json_object(),
+        "parallel_tool_calls", 1, "previous_response_id", "reasoning", "effort", "summary", "store",
+        1, "temperature", 1.0, "text", "format", "type", "text", "tool_choice", "auto", "tools",
+        "top_p", 1.0, "truncation", "disabled", "user", "background", 0, "service_tier", "default",
+        "top_logprobs", 0);
 }
 
 int resp_previous_id(const json_t *body, const char **id, oai_error_t *e) {
@@ -573,27 +696,34 @@ int resp_previous_id(const json_t *body, const char **id, oai_error_t *e) {
     return 0;
 }
 
-int resp_translate(const json_t *b, const json_t *prev, uint64_t seed, resp_req_t *r, oai_error_t *e) {
+int resp_translate(const json_t *b, const json_t *prev, uint64_t seed, resp_req_t *r,
+                   oai_error_t *e) {
     memset(r, 0, sizeof *r);
     uint64_t rng = seed;
-    if (!json_is_object(b)) return oai_fail(e, 400, NULL, "invalid_json", NULL, "The request body must be a JSON object.");
+    if (!json_is_object(b))
+        return oai_fail(e, 400, NULL, "invalid_json", NULL,
+                        "The request body must be a JSON object.");
     const char *k;
     json_t *v;
     json_object_foreach((json_t *)b, k, v) {
-        if (!in_list(k, OPENAI_FIELDS, SL_ARRAY_LEN(OPENAI_FIELDS)) && !in_list(k, EXTENSIONS, SL_ARRAY_LEN(EXTENSIONS))) {
+        if (!in_list(k, OPENAI_FIELDS, SL_ARRAY_LEN(OPENAI_FIELDS)) &&
+            !in_list(k, EXTENSIONS, SL_ARRAY_LEN(EXTENSIONS))) {
             char param[48];
             snprintf(param, sizeof param, "%.47s", k);
-            return oai_fail(e, 400, NULL, "unknown_parameter", param, "Unknown parameter: '%.200s'.", k);
+            return oai_fail(e, 400, NULL, "unknown_parameter", param,
+                            "Unknown parameter: '%.200s'.", k);
         }
     }
     const json_t *model = json_object_get(b, "model");
     if (!given(model)) return missing(e, "model");
     if (!json_is_string(model)) return bad_type(e, "model", "a string", model);
     if (given(json_object_get(b, "conversation")))
-        return unsupported(e, "conversation", "conversations are not supported; chain responses with "
-                                              "'previous_response_id' instead.");
+        return unsupported(e, "conversation",
+                           "conversations are not supported; chain responses with "
+                           "'previous_response_id' instead.");
     if (given(json_object_get(b, "prompt")))
-        return unsupported(e, "prompt", "prompt templates are not supported; send 'instructions' and 'input'.");
+        return unsupported(e, "prompt",
+                           "prompt templates are not supported; send 'instructions' and 'input'.");
     const char *prev_id = NULL;
     if (resp_previous_id(b, &prev_id, e) != 0) return -1;
 
@@ -610,45 +740,55 @@ int resp_translate(const json_t *b, const json_t *prev, uint64_t seed, resp_req_
 
     const json_t *in = json_object_get(b, "input");
     if (json_is_string(in)) {
-        json_array_append_new(r->input, json_pack("{s:s, s:o, s:s, s:o, s:s}", "type", "message", "id",
-                                                  new_id(&rng, "msg_"), "role", "user", "content",
-                                                  text_parts("user", json_string_value(in), json_string_length(in)),
-                                                  "status", "completed"));
+        json_array_append_new(
+            r->input, json_pack("{s:s, s:o, s:s, s:o, s:s}", "type", "message", "id",
+                                new_id(&rng, "msg_"), "role", "user", "content",
+                                text_parts("user", json_string_value(in), json_string_length(in)),
+                                "status", "completed"));
     } else if (json_is_array(in)) {
         if (json_array_size(in) > RESP_MAX_ITEMS)
-            return oai_fail(e, 400, NULL, "invalid_value", "input", "Invalid 'input': at most %d items; got %zu.",
-                            RESP_MAX_ITEMS, json_array_size(in));
+            return oai_fail(e, 400, NULL, "invalid_value", "input",
+                            "Invalid 'input': at most %d items; got %zu.", RESP_MAX_ITEMS,
+                            json_array_size(in));
         for (size_t i = 0; i < json_array_size(in); i++)
             if (norm_item(json_array_get(in, i), i, &rng, r->input, e) != 0) return -1;
     } else if (given(in)) {
         return bad_type(e, "input", "a string or an array of input items", in);
     }
     if (json_array_size(r->input) == 0 && !prev)
-        return given(in) ? oai_fail(e, 400, NULL, "invalid_value", "input", "Invalid 'input': empty array. Expected "
-                                                                            "at least one input item.")
+        return given(in) ? oai_fail(e, 400, NULL, "invalid_value", "input",
+                                    "Invalid 'input': empty array. Expected "
+                                    "at least one input item.")
                          : missing(e, "input");
     if (json_array_size(r->context) + json_array_size(r->input) > RESP_MAX_ITEMS)
         return oai_fail(e, 400, NULL, "invalid_value", "previous_response_id",
-                        "The conversation would hold more than %d items; start a new one.", RESP_MAX_ITEMS);
+                        "The conversation would hold more than %d items; start a new one.",
+                        RESP_MAX_ITEMS);
     json_array_extend(r->context, r->input);
 
-    if ((v = json_object_get(b, "tools")) && given(v) && translate_tools(v, r->chat, r->echo, e) != 0) return -1;
-    if ((v = json_object_get(b, "tool_choice")) && given(v) && translate_tool_choice(v, r->chat, r->echo, e) != 0)
+    if ((v = json_object_get(b, "tools")) && given(v) &&
+        translate_tools(v, r->chat, r->echo, e) != 0)
         return -1;
-    if ((v = json_object_get(b, "text")) && given(v) && translate_text(v, r->chat, r->echo, e) != 0) return -1;
+    if ((v = json_object_get(b, "tool_choice")) && given(v) &&
+        translate_tool_choice(v, r->chat, r->echo, e) != 0)
+        return -1;
+    if ((v = json_object_get(b, "text")) && given(v) && translate_text(v, r->chat, r->echo, e) != 0)
+        return -1;
     if ((v = json_object_get(b, "metadata")) && given(v)) {
         if (check_metadata(v, e) != 0) return -1;
         json_object_set(r->echo, "metadata", v);
     }
-    if ((v = json_object_get(b, "reasoning")) && given(v) && translate_reasoning(v, r->chat, r->echo, e) != 0)
+    if ((v = json_object_get(b, "reasoning")) && given(v) &&
+        translate_reasoning(v, r->chat, r->echo, e) != 0)
         return -1;
     if ((v = json_object_get(b, "include")) && given(v) && check_include(v, e) != 0) return -1;
     const json_t *so = json_object_get(b, "stream_options");
     if (given(so)) {
         if (!json_is_object(so)) return bad_type(e, "stream_options", "an object", so);
         if (!r->stream)
-            return oai_fail(e, 400, NULL, "invalid_value", "stream_options",
-                            "The 'stream_options' parameter is only allowed when 'stream' is enabled.");
+            return oai_fail(
+                e, 400, NULL, "invalid_value", "stream_options",
+                "The 'stream_options' parameter is only allowed when 'stream' is enabled.");
     }
     const json_t *ins = json_object_get(b, "instructions");
     json_t *msgs = chat_messages(json_is_string(ins) ? json_string_value(ins) : NULL, r->context);
@@ -697,7 +837,8 @@ void resp_error_param(oai_error_t *e) {
         memmove(f + 1, f + 10, strlen(f + 10) + 1); /* tools[i].function.name -> tools[i].name */
     } else {
         size_t i = 0;
-        while (i < SL_ARRAY_LEN(map) && !has_prefix(e->param, map[i][0])) i++;
+        while (i < SL_ARRAY_LEN(map) && !has_prefix(e->param, map[i][0]))
+            i++;
         if (i == SL_ARRAY_LEN(map)) return;
         splice(e->param, sizeof e->param, before, strlen(map[i][0]), map[i][1]);
     }
@@ -758,8 +899,10 @@ static json_t *item_id(const resp_out_t *o) {
 
 static json_t *text_part(const resp_out_t *o, int kind) {
     const char *t = o->text.data ? o->text.data : "";
-    if (kind == RESP_ITEM_REASONING) return json_pack("{s:s, s:s%}", "type", "reasoning_text", "text", t, o->text.len);
-    return json_pack("{s:s, s:[], s:[], s:s%}", "type", "output_text", "annotations", "logprobs", "text", t, o->text.len);
+    if (kind == RESP_ITEM_REASONING)
+        return json_pack("{s:s, s:s%}", "type", "reasoning_text", "text", t, o->text.len);
+    return json_pack("{s:s, s:[], s:[], s:s%}", "type", "output_text", "annotations", "logprobs",
+                     "text", t, o->text.len);
 }
 
 static void start_item(resp_out_t *o, int kind, json_t *item) {
@@ -767,12 +910,13 @@ static void start_item(resp_out_t *o, int kind, json_t *item) {
     o->open = (int)json_array_size(o->items) - 1;
     o->open_kind = kind;
     sl_buf_clear(&o->text);
-    emit(o, "response.output_item.added", json_pack("{s:i, s:O}", "output_index", o->open, "item", item));
+    emit(o, "response.output_item.added",
+         json_pack("{s:i, s:O}", "output_index", o->open, "item", item));
     if (kind != RESP_ITEM_CALL) {
         o->text.len = 0;
         emit(o, "response.content_part.added",
-             json_pack("{s:O, s:i, s:i, s:o}", "item_id", item_id(o), "output_index", o->open, "content_index", 0,
-                       "part", text_part(o, kind)));
+             json_pack("{s:O, s:i, s:i, s:o}", "item_id", item_id(o), "output_index", o->open,
+                       "content_index", 0, "part", text_part(o, kind)));
     }
 }
 
@@ -784,23 +928,24 @@ static void close_item(resp_out_t *o, const char *status) {
         json_object_set_new(it, "arguments", json_stringn(t, o->text.len));
         json_object_set_new(it, "status", json_string(status));
         emit(o, "response.function_call_arguments.done",
-             json_pack("{s:O, s:i, s:O, s:s%}", "item_id", item_id(o), "output_index", o->open, "name",
-                       json_object_get(it, "name"), "arguments", t, o->text.len));
+             json_pack("{s:O, s:i, s:O, s:s%}", "item_id", item_id(o), "output_index", o->open,
+                       "name", json_object_get(it, "name"), "arguments", t, o->text.len));
     } else {
         const bool rs = o->open_kind == RESP_ITEM_REASONING;
         emit(o, rs ? "response.reasoning_text.done" : "response.output_text.done",
-             rs ? json_pack("{s:O, s:i, s:i, s:s%}", "item_id", item_id(o), "output_index", o->open, "content_index",
-                            0, "text", t, o->text.len)
-                : json_pack("{s:O, s:i, s:i, s:s%, s:[]}", "item_id", item_id(o), "output_index", o->open,
-                            "content_index", 0, "text", t, o->text.len, "logprobs"));
+             rs ? json_pack("{s:O, s:i, s:i, s:s%}", "item_id", item_id(o), "output_index", o->open,
+                            "content_index", 0, "text", t, o->text.len)
+                : json_pack("{s:O, s:i, s:i, s:s%, s:[]}", "item_id", item_id(o), "output_index",
+                            o->open, "content_index", 0, "text", t, o->text.len, "logprobs"));
         json_t *part = text_part(o, o->open_kind);
         emit(o, "response.content_part.done",
-             json_pack("{s:O, s:i, s:i, s:O}", "item_id", item_id(o), "output_index", o->open, "content_index", 0,
-                       "part", part));
+             json_pack("{s:O, s:i, s:i, s:O}", "item_id", item_id(o), "output_index", o->open,
+                       "content_index", 0, "part", part));
         json_object_set_new(it, "content", json_pack("[o]", part));
         if (!rs) json_object_set_new(it, "status", json_string(status));
     }
-    emit(o, "response.output_item.done", json_pack("{s:i, s:O}", "output_index", o->open, "item", it));
+    emit(o, "response.output_item.done",
+         json_pack("{s:i, s:O}", "output_index", o->open, "item", it));
     o->open = -1;
     sl_buf_clear(&o->text);
 }
@@ -810,36 +955,40 @@ void resp_out_text(resp_out_t *o, bool reasoning, const char *s, size_t n) {
     const int kind = reasoning ? RESP_ITEM_REASONING : RESP_ITEM_MESSAGE;
     if (o->open >= 0 && o->open_kind != kind) close_item(o, "completed");
     if (o->open < 0) {
-        json_t *it = reasoning ? json_pack("{s:o, s:s, s:[], s:[]}", "id", new_id(&o->rng, "rs_"), "type", "reasoning",
-                                           "summary", "content")
-                               : json_pack("{s:o, s:s, s:s, s:[], s:s}", "id", new_id(&o->rng, "msg_"), "type",
-                                           "message", "status", "in_progress", "content", "role", "assistant");
+        json_t *it = reasoning ? json_pack("{s:o, s:s, s:[], s:[]}", "id", new_id(&o->rng, "rs_"),
+                                           "type", "reasoning", "summary", "content")
+                               : json_pack("{s:o, s:s, s:s, s:[], s:s}", "id",
+                                           new_id(&o->rng, "msg_"), "type", "message", "status",
+                                           "in_progress", "content", "role", "assistant");
         start_item(o, kind, it);
     }
     sl_buf_append(&o->text, s, n);
     emit(o, reasoning ? "response.reasoning_text.delta" : "response.output_text.delta",
-         reasoning ? json_pack("{s:O, s:i, s:i, s:s%}", "item_id", item_id(o), "output_index", o->open, "content_index", 0,
-                               "delta", s, n)
-                   : json_pack("{s:O, s:i, s:i, s:s%, s:[]}", "item_id", item_id(o), "output_index", o->open,
-                               "content_index", 0, "delta", s, n, "logprobs"));
+         reasoning ? json_pack("{s:O, s:i, s:i, s:s%}", "item_id", item_id(o), "output_index",
+                               o->open, "content_index", 0, "delta", s, n)
+                   : json_pack("{s:O, s:i, s:i, s:s%, s:[]}", "item_id", item_id(o), "output_index",
+                               o->open, "content_index", 0, "delta", s, n, "logprobs"));
 }
 
 void resp_out_call_start(resp_out_t *o, const char *call_id, const char *name) {
     close_item(o, "completed");
     start_item(o, RESP_ITEM_CALL,
-               json_pack("{s:o, s:s, s:s, s:s, s:s, s:s}", "id", new_id(&o->rng, "fc_"), "type", "function_call",
-                         "status", "in_progress", "arguments", "", "call_id", call_id, "name", name));
+               json_pack("{s:o, s:s, s:s, s:s, s:s, s:s}", "id", new_id(&o->rng, "fc_"), "type",
+                         "function_call", "status", "in_progress", "arguments", "", "call_id",
+                         call_id, "name", name));
 }
 
 void resp_out_call_args(resp_out_t *o, const char *s, size_t n) {
     if (o->open < 0 || o->open_kind != RESP_ITEM_CALL || !n) return;
     sl_buf_append(&o->text, s, n);
     emit(o, "response.function_call_arguments.delta",
-         json_pack("{s:O, s:i, s:s%}", "item_id", item_id(o), "output_index", o->open, "delta", s, n));
+         json_pack("{s:O, s:i, s:s%}", "item_id", item_id(o), "output_index", o->open, "delta", s,
+                   n));
 }
 
 void resp_out_call_end(resp_out_t *o, bool ok) {
-    if (o->open >= 0 && o->open_kind == RESP_ITEM_CALL) close_item(o, ok ? "completed" : "incomplete");
+    if (o->open >= 0 && o->open_kind == RESP_ITEM_CALL)
+        close_item(o, ok ? "completed" : "incomplete");
 }
 
 void resp_out_finish(resp_out_t *o, bool incomplete) {
@@ -850,8 +999,9 @@ void resp_out_finish(resp_out_t *o, bool incomplete) {
         answer |= t && (!strcmp(t, "message") || !strcmp(t, "function_call"));
     }
     if (answer) return;
-    start_item(o, RESP_ITEM_MESSAGE, json_pack("{s:o, s:s, s:s, s:[], s:s}", "id", new_id(&o->rng, "msg_"), "type",
-                                               "message", "status", "in_progress", "content", "role", "assistant"));
+    start_item(o, RESP_ITEM_MESSAGE,
+               json_pack("{s:o, s:s, s:s, s:[], s:s}", "id", new_id(&o->rng, "msg_"), "type",
+                         "message", "status", "in_progress", "content", "role", "assistant"));
     close_item(o, incomplete ? "incomplete" : "completed");
 }
 
@@ -859,36 +1009,43 @@ void resp_out_lifecycle(resp_out_t *o, const char *type, json_t *response) {
     emit(o, type, json_pack("{s:o}", "response", response));
 }
 
-json_t *resp_object(const char *id, int64_t created_at, const char *model, const char *status, const json_t *echo,
-                    const json_t *output, const srv_usage_t *u, const char *incomplete_reason, const char *error_msg) {
-    json_t *r = json_pack("{s:s, s:s, s:I, s:s, s:n, s:n}", "id", id, "object", "response", "created_at",
-                          (json_int_t)created_at, "status", status, "error", "incomplete_details");
+json_t *resp_object(const char *id, int64_t created_at, const char *model, const char *status,
+                    const json_t *echo, const json_t *output, const srv_usage_t *u,
+                    const char *incomplete_reason, const char *error_msg) {
+    json_t *r =
+        json_pack("{s:s, s:s, s:I, s:s, s:n, s:n}", "id", id, "object", "response", "created_at",
+                  (json_int_t)created_at, "status", status, "error", "incomplete_details");
     if (!r) return NULL;
     if (incomplete_reason)
-        json_object_set_new(r, "incomplete_details", json_pack("{s:s}", "reason", incomplete_reason));
+        json_object_set_new(r, "incomplete_details",
+                            json_pack("{s:s}", "reason", incomplete_reason));
     if (error_msg)
-        json_object_set_new(r, "error", json_pack("{s:s, s:s}", "code", "server_error", "message", error_msg));
+        json_object_set_new(r, "error",
+                            json_pack("{s:s, s:s}", "code", "server_error", "message", error_msg));
     json_object_set_new(r, "model", json_string(model));
     json_object_set_new(r, "output", output ? json_deep_copy(output) : json_array());
     json_object_update(r, (json_t *)echo);
     if (u)
         json_object_set_new(r, "usage",
-                            json_pack("{s:I, s:{s:I}, s:I, s:{s:I}, s:I}", "input_tokens", (json_int_t)u->prompt_tokens,
-                                      "input_tokens_details", "cached_tokens", (json_int_t)u->cached_tokens,
-                                      "output_tokens", (json_int_t)u->completion_tokens, "output_tokens_details",
-                                      "reasoning_tokens", (json_int_t)u->reasoning_tokens, "total_tokens",
+                            json_pack("{s:I, s:{s:I}, s:I, s:{s:I}, s:I}", "input_tokens",
+                                      (json_int_t)u->prompt_tokens, "input_tokens_details",
+                                      "cached_tokens", (json_int_t)u->cached_tokens,
+                                      "output_tokens", (json_int_t)u->completion_tokens,
+                                      "output_tokens_details", "reasoning_tokens",
+                                      (json_int_t)u->reasoning_tokens, "total_tokens",
                                       (json_int_t)(u->prompt_tokens + u->completion_tokens)));
     else
         json_object_set_new(r, "usage", json_null());
     return r;
 }
 
-json_t *resp_list_items(const json_t *items, const char *order, const char *after, const char *limit,
-                        oai_error_t *e) {
+json_t *resp_list_items(const json_t *items, const char *order, const char *after,
+                        const char *limit, oai_error_t *e) {
     bool asc = false;
     if (order && *order) {
         if (strcmp(order, "asc") != 0 && strcmp(order, "desc") != 0) {
-            oai_fail(e, 400, NULL, "invalid_value", "order", "Invalid 'order': supported values are 'asc' and 'desc'.");
+            oai_fail(e, 400, NULL, "invalid_value", "order",
+                     "Invalid 'order': supported values are 'asc' and 'desc'.");
             return NULL;
         }
         asc = order[0] == 'a';
@@ -898,7 +1055,8 @@ json_t *resp_list_items(const json_t *items, const char *order, const char *afte
         char *end;
         lim = strtol(limit, &end, 10);
         if (*end || lim < 1 || lim > 100) {
-            oai_fail(e, 400, NULL, "invalid_value", "limit", "Invalid 'limit': an integer from 1 to 100.");
+            oai_fail(e, 400, NULL, "invalid_value", "limit",
+                     "Invalid 'limit': an integer from 1 to 100.");
             return NULL;
         }
     }
@@ -912,8 +1070,8 @@ json_t *resp_list_items(const json_t *items, const char *order, const char *afte
             if (id && !strcmp(id, after)) break;
         }
         if (k == n) {
-            oai_fail(e, 400, NULL, "invalid_value", "after", "Invalid 'after': no input item '%.80s' in this response.",
-                     after);
+            oai_fail(e, 400, NULL, "invalid_value", "after",
+                     "Invalid 'after': no input item '%.80s' in this response.", after);
             return NULL;
         }
         start = k + 1;
@@ -925,6 +1083,7 @@ json_t *resp_list_items(const json_t *items, const char *order, const char *afte
     const size_t m = json_array_size(data);
     json_t *first = m ? json_object_get(json_array_get(data, 0), "id") : NULL;
     json_t *last = m ? json_object_get(json_array_get(data, m - 1), "id") : NULL;
-    return json_pack("{s:s, s:o, s:O, s:O, s:b}", "object", "list", "data", data, "first_id", first ? first : json_null(),
-                     "last_id", last ? last : json_null(), "has_more", k < n);
+    return json_pack("{s:s, s:o, s:O, s:O, s:b}", "object", "list", "data", data, "first_id",
+                     first ? first : json_null(), "last_id", last ? last : json_null(), "has_more",
+                     k < n);
 }

@@ -31,16 +31,16 @@
 #include "server/oai.h"
 #include "server/server.h"
 
-#define RESP_ID_MAX 80          /* bytes for an id ("resp_" + hex) incl. NUL; longer ids are unknown */
-#define RESP_MAX_ITEMS 4096     /* items in one conversation (previous context + input) */
-#define RESP_MAX_METADATA 16    /* metadata pairs (OpenAI's limits) */
-#define RESP_METADATA_KEY 64    /* characters */
+#define RESP_ID_MAX 80       /* bytes for an id ("resp_" + hex) incl. NUL; longer ids are unknown */
+#define RESP_MAX_ITEMS 4096  /* items in one conversation (previous context + input) */
+#define RESP_MAX_METADATA 16 /* metadata pairs (OpenAI's limits) */
+#define RESP_METADATA_KEY 64 /* characters */
 #define RESP_METADATA_VALUE 512 /* characters */
 
 typedef struct resp_req {
     json_t *chat;    /* the chat completions request it translates to */
-    json_t *input;   /* this request's input items, normalised, each with an id (also at the end of context) */
-    json_t *context; /* the conversation the prompt renders: previous context, then input */
+    json_t *input;   /* this request's input items, normalised, each with an id */
+    json_t *context; /* what the prompt renders: the previous context, then the input */
     json_t *echo;    /* the request fields the response object repeats */
     bool store;      /* default true */
     bool stream;
@@ -55,7 +55,8 @@ int resp_previous_id(const json_t *body, const char **id, oai_error_t *e);
  * context items followed by its output items), or NULL. seed makes the
  * ids given to input items that carry none. 0, or -1 with a 4xx in *e
  * (param named as the Responses request names it). */
-int resp_translate(const json_t *body, const json_t *prev, uint64_t seed, resp_req_t *r, oai_error_t *e);
+int resp_translate(const json_t *body, const json_t *prev, uint64_t seed, resp_req_t *r,
+                   oai_error_t *e);
 void resp_req_free(resp_req_t *r);
 
 /* Errors raised while running the translated chat request name chat
@@ -68,14 +69,14 @@ void resp_error_param(oai_error_t *e);
 /* ---- output ---- */
 
 typedef struct resp_out {
-    json_t *items;  /* the output items so far, in order */
-    int open;       /* index of the item being written, -1 when none */
-    int open_kind;  /* RESP_ITEM_* of that item */
-    sl_buf_t text;  /* its text (message, reasoning) or arguments (function_call) so far */
-    int64_t seq;    /* sequence_number of the next event */
-    bool stream;    /* write events into ev */
-    sl_buf_t ev;    /* SSE text written and not yet taken by the caller */
-    uint64_t rng;   /* item ids */
+    json_t *items; /* the output items so far, in order */
+    int open;      /* index of the item being written, -1 when none */
+    int open_kind; /* RESP_ITEM_* of that item */
+    sl_buf_t text; /* its text (message, reasoning) or arguments (function_call) so far */
+    int64_t seq;   /* sequence_number of the next event */
+    bool stream;   /* write events into ev */
+    sl_buf_t ev;   /* SSE text written and not yet taken by the caller */
+    uint64_t rng;  /* item ids */
 } resp_out_t;
 
 enum { RESP_ITEM_MESSAGE = 1, RESP_ITEM_REASONING, RESP_ITEM_CALL };
@@ -112,7 +113,7 @@ json_t *resp_object(const char *id, int64_t created_at, const char *model, const
 /* GET /v1/responses/{id}/input_items: OpenAI's list object over items
  * (stored oldest first). order "asc" | "desc" (NULL: desc); after: an item
  * id (NULL: from the start); limit 1..100 (0: 20). NULL with a 400 in *e. */
-json_t *resp_list_items(const json_t *items, const char *order, const char *after, const char *limit,
-                        oai_error_t *e);
+json_t *resp_list_items(const json_t *items, const char *order, const char *after,
+                        const char *limit, oai_error_t *e);
 
 #endif

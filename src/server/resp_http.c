@@ -75,40 +75,49 @@ int resp_save(srv_t *s, int64_t account, const char *id, const json_t *stored) {
     if (!text) return -1;
     const size_t len = strlen(text);
     int rc;
-    if (s->cfg.hooks.store_put) rc = s->cfg.hooks.store_put(s->cfg.hooks.ctx, account, id, text, len);
-    else rc = s->rstore ? resp_store_put(s->rstore, account, id, text, len) : -1;
+    if (s->cfg.hooks.store_put)
+        rc = s->cfg.hooks.store_put(s->cfg.hooks.ctx, account, id, text, len);
+    else
+        rc = s->rstore ? resp_store_put(s->rstore, account, id, text, len) : -1;
     if (rc != 0) sl_warn("response %s (%zu bytes) could not be stored", id, len);
     free(text);
     return rc;
 }
 
-static void handle_list(srv_t *s, struct evhttp_request *req, const json_t *stored, const char *query) {
+static void handle_list(srv_t *s, struct evhttp_request *req, const json_t *stored,
+                        const char *query) {
     struct evkeyvalq q;
     TAILQ_INIT(&q);
     if (query) evhttp_parse_query_str(query, &q);
     oai_error_t e;
     const json_t *ctx = json_object_get(stored, "context");
-    const size_t n_out = json_array_size(json_object_get(json_object_get(stored, "response"), "output"));
+    const size_t n_out =
+        json_array_size(json_object_get(json_object_get(stored, "response"), "output"));
     const size_t n = json_array_size(ctx) > n_out ? json_array_size(ctx) - n_out : 0;
     json_t *input = json_array();
-    for (size_t i = 0; input && i < n; i++) json_array_append(input, json_array_get(ctx, i));
-    json_t *list = resp_list_items(input, evhttp_find_header(&q, "order"), evhttp_find_header(&q, "after"),
-                                   evhttp_find_header(&q, "limit"), &e);
+    for (size_t i = 0; input && i < n; i++)
+        json_array_append(input, json_array_get(ctx, i));
+    json_t *list =
+        resp_list_items(input, evhttp_find_header(&q, "order"), evhttp_find_header(&q, "after"),
+                        evhttp_find_header(&q, "limit"), &e);
     json_decref(input);
     evhttp_clear_headers(&q);
-    if (list) srv_send_jsonv(s, req, 200, list);
-    else srv_send_error(s, req, &e);
+    if (list)
+        srv_send_jsonv(s, req, 200, list);
+    else
+        srv_send_error(s, req, &e);
 }
 
 /* rest: what follows /v1/responses/ ("ID" or "ID/input_items"). */
-void resp_handle_stored(srv_t *s, struct evhttp_request *req, const char *rest, bool del, const char *query) {
+void resp_handle_stored(srv_t *s, struct evhttp_request *req, const char *rest, bool del,
+                        const char *query) {
     oai_error_t e;
     char id[RESP_ID_MAX + 16];
     const char *slash = strchr(rest, '/');
     const bool items = slash && !strcmp(slash, "/input_items");
     if ((slash && !items) || (items && del)) {
-        oai_fail(&e, 404, "invalid_request_error", "unknown_url", NULL, "Unknown request URL: %s /v1/responses/%.200s.",
-                 del ? "DELETE" : "GET", rest);
+        oai_fail(&e, 404, "invalid_request_error", "unknown_url", NULL,
+                 "Unknown request URL: %s /v1/responses/%.200s.", del ? "DELETE" : "GET", rest);
         srv_send_error(s, req, &e);
         return;
     }
@@ -121,14 +130,22 @@ void resp_handle_stored(srv_t *s, struct evhttp_request *req, const char *rest, 
     }
     if (del) {
         int rc;
-        if (strlen(id) >= RESP_ID_MAX) rc = 1;
-        else if (s->cfg.hooks.store_delete) rc = s->cfg.hooks.store_delete(s->cfg.hooks.ctx, account, id);
-        else rc = s->rstore && resp_store_delete(s->rstore, account, id) ? 0 : 1;
+        if (strlen(id) >= RESP_ID_MAX)
+            rc = 1;
+        else if (s->cfg.hooks.store_delete)
+            rc = s->cfg.hooks.store_delete(s->cfg.hooks.ctx, account, id);
+        else
+            rc = s->rstore && resp_store_delete(s->rstore, account, id) ? 0 : 1;
         if (rc == 0) {
-            srv_send_jsonv(s, req, 200, json_pack("{s:s, s:s, s:b}", "id", id, "object", "response", "deleted", 1));
+            srv_send_jsonv(
+                s, req, 200,
+                json_pack("{s:s, s:s, s:b}", "id", id, "object", "response", "deleted", 1));
         } else {
-            if (rc < 0) oai_fail(&e, 500, "server_error", NULL, NULL, "The stored response could not be deleted.");
-            else not_found(id, &e);
+            if (rc < 0)
+                oai_fail(&e, 500, "server_error", NULL, NULL,
+                         "The stored response could not be deleted.");
+            else
+                not_found(id, &e);
             srv_send_error(s, req, &e);
         }
         return;
@@ -138,7 +155,9 @@ void resp_handle_stored(srv_t *s, struct evhttp_request *req, const char *rest, 
         srv_send_error(s, req, &e);
         return;
     }
-    if (items) handle_list(s, req, stored, query);
-    else srv_send_jsonv(s, req, 200, json_incref(json_object_get(stored, "response")));
+    if (items)
+        handle_list(s, req, stored, query);
+    else
+        srv_send_jsonv(s, req, 200, json_incref(json_object_get(stored, "response")));
     json_decref(stored);
 }

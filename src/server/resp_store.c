@@ -32,10 +32,14 @@ resp_store_t *resp_store_new(size_t max_entries, size_t max_bytes) {
 }
 
 static void unlink_entry(resp_store_t *st, entry_t *e) {
-    if (e->prev) e->prev->next = e->next;
-    else st->head = e->next;
-    if (e->next) e->next->prev = e->prev;
-    else st->tail = e->prev;
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        st->head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        st->tail = e->prev;
     e->prev = e->next = NULL;
 }
 
@@ -58,7 +62,8 @@ static void drop(resp_store_t *st, entry_t *e) {
 
 void resp_store_free(resp_store_t *st) {
     if (!st) return;
-    while (st->head) drop(st, st->head);
+    while (st->head)
+        drop(st, st->head);
     free(st);
 }
 
@@ -68,7 +73,8 @@ static entry_t *find(const resp_store_t *st, int64_t account, const char *id) {
     return NULL;
 }
 
-int resp_store_put(resp_store_t *st, int64_t account, const char *id, const char *text, size_t len) {
+int resp_store_put(resp_store_t *st, int64_t account, const char *id, const char *text,
+                   size_t len) {
     if (len > st->max_bytes) return -1;
     entry_t *old = find(st, account, id);
     if (old) drop(st, old);
@@ -86,7 +92,8 @@ int resp_store_put(resp_store_t *st, int64_t account, const char *id, const char
     e->text[len] = '\0';
     e->len = len;
     e->account = account;
-    while (st->tail && (st->n + 1 > st->max_entries || st->bytes + len > st->max_bytes)) drop(st, st->tail);
+    while (st->tail && (st->n + 1 > st->max_entries || st->bytes + len > st->max_bytes))
+        drop(st, st->tail);
     push_front(st, e);
     st->n++;
     st->bytes += len;

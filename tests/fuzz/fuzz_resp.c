@@ -24,11 +24,14 @@ static void replay(const json_t *items) {
             const char *name = json_string_value(json_object_get(it, "name"));
             const json_t *args = json_object_get(it, "arguments");
             resp_out_call_start(&o, cid ? cid : "", name ? name : "");
-            resp_out_call_args(&o, json_string_value(args) ? json_string_value(args) : "", json_string_length(args));
+            resp_out_call_args(&o, json_string_value(args) ? json_string_value(args) : "",
+                               json_string_length(args));
             resp_out_call_end(&o, i % 2 == 0);
         } else {
-            const json_t *c = json_object_get(json_array_get(json_object_get(it, "content"), 0), "text");
-            if (json_is_string(c)) resp_out_text(&o, i % 3 == 1, json_string_value(c), json_string_length(c));
+            const json_t *c =
+                json_object_get(json_array_get(json_object_get(it, "content"), 0), "text");
+            if (json_is_string(c))
+                resp_out_text(&o, i % 3 == 1, json_string_value(c), json_string_length(c));
         }
         if (o.ev.len > (1u << 20)) sl_buf_clear(&o.ev);
     }

@@ -45,17 +45,21 @@ static bool json_eq_text(const json_t *v, const char *text) {
 static void test_translate_basic(void) {
     resp_req_t r;
     oai_error_t e;
-    CHECK(tr("{\"model\":\"m\",\"input\":\"Hi\",\"instructions\":\"Be brief\",\"max_output_tokens\":7,"
+    CHECK(tr("{\"model\":\"m\",\"input\":\"Hi\",\"instructions\":\"Be "
+             "brief\",\"max_output_tokens\":7,"
              "\"temperature\":0.5,\"top_p\":0.9,\"user\":\"u1\",\"seed\":3,\"stream\":true,"
              "\"metadata\":{\"k\":\"v\"}}",
              NULL, &r, &e) == 0);
-    CHECK(json_eq_text(json_object_get(r.chat, "messages"),
-                       "[{\"role\":\"system\",\"content\":\"Be brief\"},{\"role\":\"user\",\"content\":\"Hi\"}]"));
+    CHECK(json_eq_text(
+        json_object_get(r.chat, "messages"),
+        "[{\"role\":\"system\",\"content\":\"Be brief\"},{\"role\":\"user\",\"content\":\"Hi\"}]"));
     CHECK(json_integer_value(json_object_get(r.chat, "max_completion_tokens")) == 7);
-    CHECK(json_integer_value(json_object_get(r.chat, "seed")) == 3); /* an extension passes through */
+    CHECK(json_integer_value(json_object_get(r.chat, "seed")) ==
+          3); /* an extension passes through */
     CHECK(json_is_true(json_object_get(r.chat, "stream")) && r.stream);
     CHECK(r.store); /* the default */
-    CHECK(!json_object_get(r.chat, "max_output_tokens") && !json_object_get(r.chat, "instructions"));
+    CHECK(!json_object_get(r.chat, "max_output_tokens") &&
+          !json_object_get(r.chat, "instructions"));
     /* the echo: the given fields, OpenAI's defaults for the rest */
     CHECK(json_eq_text(json_object_get(r.echo, "metadata"), "{\"k\":\"v\"}"));
     CHECK(!strcmp(json_string_value(json_object_get(r.echo, "instructions")), "Be brief"));
@@ -67,7 +71,8 @@ static void test_translate_basic(void) {
     CHECK(json_array_size(r.input) == 1 && json_array_size(r.context) == 1);
     const json_t *it = json_array_get(r.input, 0);
     CHECK(!strncmp(json_string_value(json_object_get(it, "id")), "msg_", 4));
-    CHECK(json_eq_text(json_object_get(it, "content"), "[{\"type\":\"input_text\",\"text\":\"Hi\"}]"));
+    CHECK(json_eq_text(json_object_get(it, "content"),
+                       "[{\"type\":\"input_text\",\"text\":\"Hi\"}]"));
     resp_req_free(&r);
 }
 
@@ -80,39 +85,55 @@ static void test_translate_items(void) {
      * message's reasoning_content */
     CHECK(tr("{\"model\":\"m\",\"input\":["
              "{\"role\":\"developer\",\"content\":\"Rules\"},"
-             "{\"type\":\"message\",\"role\":\"user\",\"content\":[{\"type\":\"input_text\",\"text\":\"a\"},"
+             "{\"type\":\"message\",\"role\":\"user\",\"content\":[{\"type\":\"input_text\","
+             "\"text\":\"a\"},"
              "{\"type\":\"input_text\",\"text\":\"b\"}]},"
-             "{\"type\":\"reasoning\",\"id\":\"rs_1\",\"summary\":[],\"content\":[{\"type\":\"reasoning_text\","
+             "{\"type\":\"reasoning\",\"id\":\"rs_1\",\"summary\":[],\"content\":[{\"type\":"
+             "\"reasoning_text\","
              "\"text\":\"hmm\"}]},"
-             "{\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\",\"text\":\"Let me look.\"}]},"
-             "{\"type\":\"function_call\",\"call_id\":\"call_1\",\"name\":\"get_weather\",\"arguments\":\"{}\"},"
-             "{\"type\":\"function_call\",\"call_id\":\"call_2\",\"name\":\"get_time\",\"arguments\":\"{}\"},"
+             "{\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\",\"text\":\"Let me "
+             "look.\"}]},"
+             "{\"type\":\"function_call\",\"call_id\":\"call_1\",\"name\":\"get_weather\","
+             "\"arguments\":\"{}\"},"
+             "{\"type\":\"function_call\",\"call_id\":\"call_2\",\"name\":\"get_time\","
+             "\"arguments\":\"{}\"},"
              "{\"type\":\"function_call_output\",\"call_id\":\"call_1\",\"output\":\"sunny\"}]}",
              NULL, &r, &e) == 0);
-    CHECK(json_eq_text(json_object_get(r.chat, "messages"),
-                       "[{\"role\":\"system\",\"content\":\"Rules\"},{\"role\":\"user\",\"content\":\"ab\"},"
-                       "{\"role\":\"assistant\",\"content\":\"Let me look.\",\"reasoning_content\":\"hmm\",\"tool_calls\":["
-                       "{\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"{}\"}},"
-                       "{\"id\":\"call_2\",\"type\":\"function\",\"function\":{\"name\":\"get_time\",\"arguments\":\"{}\"}}]},"
-                       "{\"role\":\"tool\",\"tool_call_id\":\"call_1\",\"content\":\"sunny\",\"name\":\"get_weather\"}]"));
+    CHECK(json_eq_text(
+        json_object_get(r.chat, "messages"),
+        "[{\"role\":\"system\",\"content\":\"Rules\"},{\"role\":\"user\",\"content\":\"ab\"},"
+        "{\"role\":\"assistant\",\"content\":\"Let me "
+        "look.\",\"reasoning_content\":\"hmm\",\"tool_calls\":["
+        "{\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
+        "\"arguments\":\"{}\"}},"
+        "{\"id\":\"call_2\",\"type\":\"function\",\"function\":{\"name\":\"get_time\","
+        "\"arguments\":\"{}\"}}]},"
+        "{\"role\":\"tool\",\"tool_call_id\":\"call_1\",\"content\":\"sunny\",\"name\":\"get_"
+        "weather\"}]"));
     CHECK(json_array_size(r.input) == 7);
-    CHECK(!strcmp(json_string_value(json_object_get(json_array_get(r.input, 2), "id")), "rs_1")); /* ids kept */
+    CHECK(!strcmp(json_string_value(json_object_get(json_array_get(r.input, 2), "id")),
+                  "rs_1")); /* ids kept */
     resp_req_free(&r);
 
     /* a call with no message before it is an assistant message of its own
      * (with the reasoning before it); reasoning with no assistant turn
      * after it is dropped */
     CHECK(tr("{\"model\":\"m\",\"input\":[{\"role\":\"user\",\"content\":\"q\"},"
-             "{\"type\":\"reasoning\",\"summary\":[],\"content\":[{\"type\":\"reasoning_text\",\"text\":\"r1\"}]},"
-             "{\"type\":\"function_call\",\"call_id\":\"c\",\"name\":\"f\",\"arguments\":\"{\\\"a\\\":1}\"},"
-             "{\"type\":\"reasoning\",\"summary\":[],\"content\":[{\"type\":\"reasoning_text\",\"text\":\"r2\"}]},"
+             "{\"type\":\"reasoning\",\"summary\":[],\"content\":[{\"type\":\"reasoning_text\","
+             "\"text\":\"r1\"}]},"
+             "{\"type\":\"function_call\",\"call_id\":\"c\",\"name\":\"f\",\"arguments\":\"{"
+             "\\\"a\\\":1}\"},"
+             "{\"type\":\"reasoning\",\"summary\":[],\"content\":[{\"type\":\"reasoning_text\","
+             "\"text\":\"r2\"}]},"
              "{\"role\":\"user\",\"content\":\"next\"}]}",
              NULL, &r, &e) == 0);
-    CHECK(json_eq_text(json_object_get(r.chat, "messages"),
-                       "[{\"role\":\"user\",\"content\":\"q\"},"
-                       "{\"role\":\"assistant\",\"content\":null,\"reasoning_content\":\"r1\",\"tool_calls\":[{\"id\":\"c\","
-                       "\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"a\\\":1}\"}}]},"
-                       "{\"role\":\"user\",\"content\":\"next\"}]"));
+    CHECK(json_eq_text(
+        json_object_get(r.chat, "messages"),
+        "[{\"role\":\"user\",\"content\":\"q\"},"
+        "{\"role\":\"assistant\",\"content\":null,\"reasoning_content\":\"r1\",\"tool_calls\":[{"
+        "\"id\":\"c\","
+        "\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"a\\\":1}\"}}]},"
+        "{\"role\":\"user\",\"content\":\"next\"}]"));
     resp_req_free(&r);
 }
 
@@ -121,14 +142,19 @@ static void test_translate_items(void) {
 static void test_translate_previous(void) {
     resp_req_t r;
     oai_error_t e;
-    const char *prev = "[{\"type\":\"message\",\"id\":\"msg_1\",\"role\":\"user\",\"content\":[{\"type\":\"input_text\","
-                       "\"text\":\"one\"}]},{\"type\":\"message\",\"id\":\"msg_2\",\"role\":\"assistant\",\"status\":"
-                       "\"completed\",\"content\":[{\"type\":\"output_text\",\"text\":\"two\",\"annotations\":[]}]}]";
-    CHECK(tr("{\"model\":\"m\",\"input\":\"three\",\"previous_response_id\":\"resp_x\",\"instructions\":\"I\"}", prev,
-             &r, &e) == 0);
-    CHECK(json_eq_text(json_object_get(r.chat, "messages"),
-                       "[{\"role\":\"system\",\"content\":\"I\"},{\"role\":\"user\",\"content\":\"one\"},"
-                       "{\"role\":\"assistant\",\"content\":\"two\"},{\"role\":\"user\",\"content\":\"three\"}]"));
+    const char *prev = "[{\"type\":\"message\",\"id\":\"msg_1\",\"role\":\"user\",\"content\":[{"
+                       "\"type\":\"input_text\","
+                       "\"text\":\"one\"}]},{\"type\":\"message\",\"id\":\"msg_2\",\"role\":"
+                       "\"assistant\",\"status\":"
+                       "\"completed\",\"content\":[{\"type\":\"output_text\",\"text\":\"two\","
+                       "\"annotations\":[]}]}]";
+    CHECK(tr("{\"model\":\"m\",\"input\":\"three\",\"previous_response_id\":\"resp_x\","
+             "\"instructions\":\"I\"}",
+             prev, &r, &e) == 0);
+    CHECK(json_eq_text(
+        json_object_get(r.chat, "messages"),
+        "[{\"role\":\"system\",\"content\":\"I\"},{\"role\":\"user\",\"content\":\"one\"},"
+        "{\"role\":\"assistant\",\"content\":\"two\"},{\"role\":\"user\",\"content\":\"three\"}]"));
     CHECK(json_array_size(r.input) == 1 && json_array_size(r.context) == 3);
     CHECK(!strcmp(json_string_value(json_object_get(r.echo, "previous_response_id")), "resp_x"));
     resp_req_free(&r);
@@ -141,28 +167,39 @@ static void test_translate_previous(void) {
 static void test_translate_tools_formats(void) {
     resp_req_t r;
     oai_error_t e;
-    CHECK(tr("{\"model\":\"m\",\"input\":\"x\",\"tools\":[{\"type\":\"function\",\"name\":\"f\",\"description\":\"d\","
-             "\"parameters\":{\"type\":\"object\"}}],\"tool_choice\":{\"type\":\"function\",\"name\":\"f\"},"
-             "\"parallel_tool_calls\":false,\"text\":{\"format\":{\"type\":\"json_schema\",\"name\":\"s\",\"schema\":"
+    CHECK(tr("{\"model\":\"m\",\"input\":\"x\",\"tools\":[{\"type\":\"function\",\"name\":\"f\","
+             "\"description\":\"d\","
+             "\"parameters\":{\"type\":\"object\"}}],\"tool_choice\":{\"type\":\"function\","
+             "\"name\":\"f\"},"
+             "\"parallel_tool_calls\":false,\"text\":{\"format\":{\"type\":\"json_schema\","
+             "\"name\":\"s\",\"schema\":"
              "{\"type\":\"object\"},\"strict\":true}},\"reasoning\":{\"effort\":\"none\"}}",
              NULL, &r, &e) == 0);
-    CHECK(json_eq_text(json_object_get(r.chat, "tools"),
-                       "[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"description\":\"d\",\"parameters\":"
-                       "{\"type\":\"object\"}}}]"));
-    CHECK(json_eq_text(json_object_get(r.chat, "tool_choice"), "{\"type\":\"function\",\"function\":{\"name\":\"f\"}}"));
+    CHECK(json_eq_text(
+        json_object_get(r.chat, "tools"),
+        "[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"description\":\"d\",\"parameters\":"
+        "{\"type\":\"object\"}}}]"));
+    CHECK(json_eq_text(json_object_get(r.chat, "tool_choice"),
+                       "{\"type\":\"function\",\"function\":{\"name\":\"f\"}}"));
     CHECK(json_is_false(json_object_get(r.chat, "parallel_tool_calls")));
     CHECK(json_eq_text(json_object_get(r.chat, "response_format"),
-                       "{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"s\",\"schema\":{\"type\":\"object\"},"
+                       "{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"s\",\"schema\":{"
+                       "\"type\":\"object\"},"
                        "\"strict\":true}}"));
-    CHECK(json_eq_text(json_object_get(r.chat, "chat_template_kwargs"), "{\"enable_thinking\":false}"));
+    CHECK(json_eq_text(json_object_get(r.chat, "chat_template_kwargs"),
+                       "{\"enable_thinking\":false}"));
     /* the echo keeps the Responses shapes, strict defaulting to true */
-    CHECK(json_eq_text(json_object_get(r.echo, "tools"),
-                       "[{\"type\":\"function\",\"name\":\"f\",\"description\":\"d\",\"parameters\":{\"type\":"
-                       "\"object\"},\"strict\":true}]"));
-    CHECK(json_eq_text(json_object_get(r.echo, "tool_choice"), "{\"type\":\"function\",\"name\":\"f\"}"));
-    CHECK(json_eq_text(json_object_get(r.echo, "reasoning"), "{\"effort\":\"none\",\"summary\":null}"));
+    CHECK(json_eq_text(
+        json_object_get(r.echo, "tools"),
+        "[{\"type\":\"function\",\"name\":\"f\",\"description\":\"d\",\"parameters\":{\"type\":"
+        "\"object\"},\"strict\":true}]"));
+    CHECK(json_eq_text(json_object_get(r.echo, "tool_choice"),
+                       "{\"type\":\"function\",\"name\":\"f\"}"));
+    CHECK(json_eq_text(json_object_get(r.echo, "reasoning"),
+                       "{\"effort\":\"none\",\"summary\":null}"));
     resp_req_free(&r);
-    CHECK(tr("{\"model\":\"m\",\"input\":\"x\",\"text\":{\"format\":{\"type\":\"json_object\"}},\"store\":false}",
+    CHECK(tr("{\"model\":\"m\",\"input\":\"x\",\"text\":{\"format\":{\"type\":\"json_object\"}},"
+             "\"store\":false}",
              NULL, &r, &e) == 0);
     CHECK(json_eq_text(json_object_get(r.chat, "response_format"), "{\"type\":\"json_object\"}"));
     CHECK(!r.store && json_is_false(json_object_get(r.echo, "store")));
@@ -182,41 +219,61 @@ static void test_translate_errors(void) {
         {"{\"model\":\"m\"}", 400, "input", "missing_required_parameter"},
         {"{\"model\":\"m\",\"input\":[]}", 400, "input", "invalid_value"},
         {"{\"model\":\"m\",\"input\":5}", 400, "input", "invalid_type"},
-        {"{\"model\":\"m\",\"input\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_image\",\"image_url\":\"u\"}]}]}",
+        {"{\"model\":\"m\",\"input\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_image\","
+         "\"image_url\":\"u\"}]}]}",
          400, "input[0].content[0]", "unsupported_content"},
-        {"{\"model\":\"m\",\"input\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"user\",\"content\":[{\"type\":"
+        {"{\"model\":\"m\",\"input\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"user\","
+         "\"content\":[{\"type\":"
          "\"input_text\",\"text\":\"t\"},{\"type\":\"input_file\",\"file_id\":\"f\"}]}]}",
          400, "input[1].content[1]", "unsupported_content"},
-        {"{\"model\":\"m\",\"input\":[{\"role\":\"tool\",\"content\":\"a\"}]}", 400, "input[0].role", "invalid_value"},
-        {"{\"model\":\"m\",\"input\":[{\"content\":\"a\"}]}", 400, "input[0].role", "missing_required_parameter"},
-        {"{\"model\":\"m\",\"input\":[{\"type\":\"item_reference\",\"id\":\"x\"}]}", 400, "input[0].type", "invalid_value"},
-        {"{\"model\":\"m\",\"input\":[{\"type\":\"function_call\",\"call_id\":\"c\",\"name\":\"f\"}]}", 400,
-         "input[0].arguments", "missing_required_parameter"},
-        {"{\"model\":\"m\",\"input\":[{\"type\":\"function_call_output\",\"call_id\":\"c\",\"output\":7}]}", 400,
-         "input[0].output", "invalid_type"},
-        {"{\"model\":\"m\",\"input\":\"x\",\"tools\":[{\"type\":\"web_search\"}]}", 400, "tools[0].type", "unsupported_tool"},
-        {"{\"model\":\"m\",\"input\":\"x\",\"tools\":[{\"type\":\"function\"}]}", 400, "tools[0].name",
+        {"{\"model\":\"m\",\"input\":[{\"role\":\"tool\",\"content\":\"a\"}]}", 400,
+         "input[0].role", "invalid_value"},
+        {"{\"model\":\"m\",\"input\":[{\"content\":\"a\"}]}", 400, "input[0].role",
          "missing_required_parameter"},
-        {"{\"model\":\"m\",\"input\":\"x\",\"tool_choice\":{\"type\":\"web_search_preview\"}}", 400, "tool_choice.type",
-         "unsupported_tool"},
-        {"{\"model\":\"m\",\"input\":\"x\",\"tool_choice\":\"always\"}", 400, "tool_choice", "invalid_value"},
-        {"{\"model\":\"m\",\"input\":\"x\",\"text\":{\"format\":{\"type\":\"json_schema\",\"name\":\"s\"}}}", 400,
-         "text.format.schema", "missing_required_parameter"},
-        {"{\"model\":\"m\",\"input\":\"x\",\"text\":{\"format\":{\"type\":\"xml\"}}}", 400, "text.format.type",
+        {"{\"model\":\"m\",\"input\":[{\"type\":\"item_reference\",\"id\":\"x\"}]}", 400,
+         "input[0].type", "invalid_value"},
+        {"{\"model\":\"m\",\"input\":[{\"type\":\"function_call\",\"call_id\":\"c\",\"name\":\"f\"}"
+         "]}",
+         400, "input[0].arguments", "missing_required_parameter"},
+        {"{\"model\":\"m\",\"input\":[{\"type\":\"function_call_output\",\"call_id\":\"c\","
+         "\"output\":7}]}",
+         400, "input[0].output", "invalid_type"},
+        {"{\"model\":\"m\",\"input\":\"x\",\"tools\":[{\"type\":\"web_search\"}]}", 400,
+         "tools[0].type", "unsupported_tool"},
+        {"{\"model\":\"m\",\"input\":\"x\",\"tools\":[{\"type\":\"function\"}]}", 400,
+         "tools[0].name", "missing_required_parameter"},
+        {"{\"model\":\"m\",\"input\":\"x\",\"tool_choice\":{\"type\":\"web_search_preview\"}}", 400,
+         "tool_choice.type", "unsupported_tool"},
+        {"{\"model\":\"m\",\"input\":\"x\",\"tool_choice\":\"always\"}", 400, "tool_choice",
          "invalid_value"},
-        {"{\"model\":\"m\",\"input\":\"x\",\"text\":{\"fmt\":{}}}", 400, "text.fmt", "unknown_parameter"},
-        {"{\"model\":\"m\",\"input\":\"x\",\"max_output_tokens\":0}", 400, "max_output_tokens", "integer_below_min_value"},
-        {"{\"model\":\"m\",\"input\":\"x\",\"max_output_tokens\":\"5\"}", 400, "max_output_tokens", "invalid_type"},
-        {"{\"model\":\"m\",\"input\":\"x\",\"temperature\":\"hot\"}", 400, "temperature", "invalid_type"},
+        {"{\"model\":\"m\",\"input\":\"x\",\"text\":{\"format\":{\"type\":\"json_schema\",\"name\":"
+         "\"s\"}}}",
+         400, "text.format.schema", "missing_required_parameter"},
+        {"{\"model\":\"m\",\"input\":\"x\",\"text\":{\"format\":{\"type\":\"xml\"}}}", 400,
+         "text.format.type", "invalid_value"},
+        {"{\"model\":\"m\",\"input\":\"x\",\"text\":{\"fmt\":{}}}", 400, "text.fmt",
+         "unknown_parameter"},
+        {"{\"model\":\"m\",\"input\":\"x\",\"max_output_tokens\":0}", 400, "max_output_tokens",
+         "integer_below_min_value"},
+        {"{\"model\":\"m\",\"input\":\"x\",\"max_output_tokens\":\"5\"}", 400, "max_output_tokens",
+         "invalid_type"},
+        {"{\"model\":\"m\",\"input\":\"x\",\"temperature\":\"hot\"}", 400, "temperature",
+         "invalid_type"},
         {"{\"model\":\"m\",\"input\":\"x\",\"store\":1}", 400, "store", "invalid_type"},
-        {"{\"model\":\"m\",\"input\":\"x\",\"metadata\":{\"a\":1}}", 400, "metadata", "invalid_type"},
-        {"{\"model\":\"m\",\"input\":\"x\",\"previous_response_id\":7}", 400, "previous_response_id", "invalid_type"},
-        {"{\"model\":\"m\",\"input\":\"x\",\"background\":true}", 400, "background", "unsupported_parameter"},
-        {"{\"model\":\"m\",\"input\":\"x\",\"conversation\":\"conv_1\"}", 400, "conversation", "unsupported_parameter"},
-        {"{\"model\":\"m\",\"input\":\"x\",\"include\":[\"message.output_text.logprobs\"]}", 400, "include[0]",
+        {"{\"model\":\"m\",\"input\":\"x\",\"metadata\":{\"a\":1}}", 400, "metadata",
+         "invalid_type"},
+        {"{\"model\":\"m\",\"input\":\"x\",\"previous_response_id\":7}", 400,
+         "previous_response_id", "invalid_type"},
+        {"{\"model\":\"m\",\"input\":\"x\",\"background\":true}", 400, "background",
          "unsupported_parameter"},
-        {"{\"model\":\"m\",\"input\":\"x\",\"reasoning\":{\"effort\":\"max\"}}", 400, "reasoning.effort", "invalid_value"},
-        {"{\"model\":\"m\",\"input\":\"x\",\"stream_options\":{}}", 400, "stream_options", "invalid_value"},
+        {"{\"model\":\"m\",\"input\":\"x\",\"conversation\":\"conv_1\"}", 400, "conversation",
+         "unsupported_parameter"},
+        {"{\"model\":\"m\",\"input\":\"x\",\"include\":[\"message.output_text.logprobs\"]}", 400,
+         "include[0]", "unsupported_parameter"},
+        {"{\"model\":\"m\",\"input\":\"x\",\"reasoning\":{\"effort\":\"max\"}}", 400,
+         "reasoning.effort", "invalid_value"},
+        {"{\"model\":\"m\",\"input\":\"x\",\"stream_options\":{}}", 400, "stream_options",
+         "invalid_value"},
     };
     for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
         resp_req_t r;
@@ -225,7 +282,8 @@ static void test_translate_errors(void) {
         int rc = tr(cases[i].body, NULL, &r, &e);
         CHECK_MSG(rc == -1 && e.status == cases[i].status && !strcmp(e.param, cases[i].param) &&
                       !strcmp(e.code, cases[i].code),
-                  "case %zu: rc %d status %d param '%s' code '%s' (%s)", i, rc, e.status, e.param, e.code, e.message);
+                  "case %zu: rc %d status %d param '%s' code '%s' (%s)", i, rc, e.status, e.param,
+                  e.code, e.message);
         resp_req_free(&r);
     }
     /* 17 metadata pairs, a 65-character key, a 513-character value */
@@ -278,8 +336,8 @@ static void test_error_param(void) {
         resp_error_param(&e);
         char want[160];
         snprintf(want, sizeof want, "Invalid '%s': no.", map[i][1]);
-        CHECK_MSG(!strcmp(e.param, map[i][1]) && !strcmp(e.message, want), "%s -> %s / %s", map[i][0], e.param,
-                  e.message);
+        CHECK_MSG(!strcmp(e.param, map[i][1]) && !strcmp(e.message, want), "%s -> %s / %s",
+                  map[i][0], e.param, e.message);
     }
 }
 
@@ -327,48 +385,69 @@ static void test_output_events(void) {
     json_t *evs = events(&o.ev);
     static const char *const want[] = {
         "response.created",
-        "response.output_item.added", "response.content_part.added", "response.reasoning_text.delta",
-        "response.reasoning_text.delta", "response.reasoning_text.done", "response.content_part.done",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.reasoning_text.delta",
+        "response.reasoning_text.delta",
+        "response.reasoning_text.done",
+        "response.content_part.done",
         "response.output_item.done",
-        "response.output_item.added", "response.content_part.added", "response.output_text.delta",
-        "response.output_text.delta", "response.output_text.done", "response.content_part.done",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.content_part.done",
         "response.output_item.done",
-        "response.output_item.added", "response.function_call_arguments.delta",
-        "response.function_call_arguments.delta", "response.function_call_arguments.done",
+        "response.output_item.added",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
         "response.output_item.done",
     };
     CHECK(json_array_size(evs) == SL_ARRAY_LEN(want));
     for (size_t i = 0; i < SL_ARRAY_LEN(want) && i < json_array_size(evs); i++) {
-        CHECK_MSG(!strcmp(type_of(evs, i), want[i]), "event %zu: %s, want %s", i, type_of(evs, i), want[i]);
-        CHECK(json_integer_value(json_object_get(json_array_get(evs, i), "sequence_number")) == (json_int_t)i);
+        CHECK_MSG(!strcmp(type_of(evs, i), want[i]), "event %zu: %s, want %s", i, type_of(evs, i),
+                  want[i]);
+        CHECK(json_integer_value(json_object_get(json_array_get(evs, i), "sequence_number")) ==
+              (json_int_t)i);
     }
     /* the items: reasoning, message, call, with ids and the whole text */
     CHECK(json_array_size(o.items) == 3);
-    const json_t *rs = json_array_get(o.items, 0), *msg = json_array_get(o.items, 1), *fc = json_array_get(o.items, 2);
+    const json_t *rs = json_array_get(o.items, 0), *msg = json_array_get(o.items, 1),
+                 *fc = json_array_get(o.items, 2);
     CHECK(!strncmp(json_string_value(json_object_get(rs, "id")), "rs_", 3));
-    CHECK(json_eq_text(json_object_get(rs, "content"), "[{\"type\":\"reasoning_text\",\"text\":\"thinking\"}]"));
+    CHECK(json_eq_text(json_object_get(rs, "content"),
+                       "[{\"type\":\"reasoning_text\",\"text\":\"thinking\"}]"));
     CHECK(json_eq_text(json_object_get(rs, "summary"), "[]"));
     CHECK(!strncmp(json_string_value(json_object_get(msg, "id")), "msg_", 4));
     CHECK(!strcmp(json_string_value(json_object_get(msg, "status")), "completed"));
     CHECK(!strcmp(json_string_value(json_object_get(msg, "role")), "assistant"));
     CHECK(json_eq_text(json_object_get(msg, "content"),
-                       "[{\"type\":\"output_text\",\"annotations\":[],\"logprobs\":[],\"text\":\"Hello world\"}]"));
+                       "[{\"type\":\"output_text\",\"annotations\":[],\"logprobs\":[],\"text\":"
+                       "\"Hello world\"}]"));
     CHECK(!strncmp(json_string_value(json_object_get(fc, "id")), "fc_", 3));
     CHECK(!strcmp(json_string_value(json_object_get(fc, "call_id")), "call_abc"));
     CHECK(!strcmp(json_string_value(json_object_get(fc, "arguments")), "{\"city\":\"Paris\"}"));
     CHECK(!strcmp(json_string_value(json_object_get(fc, "status")), "completed"));
     /* deltas name their item and index; the done events carry the whole text */
     const json_t *d = json_array_get(evs, 10);
-    CHECK(!strcmp(json_string_value(json_object_get(d, "item_id")), json_string_value(json_object_get(msg, "id"))));
+    CHECK(!strcmp(json_string_value(json_object_get(d, "item_id")),
+                  json_string_value(json_object_get(msg, "id"))));
     CHECK(json_integer_value(json_object_get(d, "output_index")) == 1);
     CHECK(json_integer_value(json_object_get(d, "content_index")) == 0);
     CHECK(!strcmp(json_string_value(json_object_get(d, "delta")), "Hello"));
-    CHECK(!strcmp(json_string_value(json_object_get(json_array_get(evs, 12), "text")), "Hello world"));
-    CHECK(!strcmp(json_string_value(json_object_get(json_array_get(evs, 18), "arguments")), "{\"city\":\"Paris\"}"));
+    CHECK(!strcmp(json_string_value(json_object_get(json_array_get(evs, 12), "text")),
+                  "Hello world"));
+    CHECK(!strcmp(json_string_value(json_object_get(json_array_get(evs, 18), "arguments")),
+                  "{\"city\":\"Paris\"}"));
     CHECK(json_equal(json_object_get(json_array_get(evs, 19), "item"), (json_t *)fc));
     /* an added item is the in-progress shape (empty content / arguments) */
-    CHECK(json_eq_text(json_object_get(json_object_get(json_array_get(evs, 8), "item"), "content"), "[]"));
-    CHECK(!strcmp(json_string_value(json_object_get(json_object_get(json_array_get(evs, 15), "item"), "arguments")), ""));
+    CHECK(json_eq_text(json_object_get(json_object_get(json_array_get(evs, 8), "item"), "content"),
+                       "[]"));
+    CHECK(!strcmp(json_string_value(json_object_get(
+                      json_object_get(json_array_get(evs, 15), "item"), "arguments")),
+                  ""));
     json_decref(evs);
     resp_out_free(&o);
 
@@ -377,9 +456,11 @@ static void test_output_events(void) {
     resp_out_init(&o, false, 1);
     resp_out_finish(&o, true);
     CHECK(json_array_size(o.items) == 1 && o.ev.len == 0);
-    CHECK(!strcmp(json_string_value(json_object_get(json_array_get(o.items, 0), "status")), "incomplete"));
-    CHECK(json_eq_text(json_object_get(json_array_get(o.items, 0), "content"),
-                       "[{\"type\":\"output_text\",\"annotations\":[],\"logprobs\":[],\"text\":\"\"}]"));
+    CHECK(!strcmp(json_string_value(json_object_get(json_array_get(o.items, 0), "status")),
+                  "incomplete"));
+    CHECK(json_eq_text(
+        json_object_get(json_array_get(o.items, 0), "content"),
+        "[{\"type\":\"output_text\",\"annotations\":[],\"logprobs\":[],\"text\":\"\"}]"));
     resp_out_free(&o);
 
     /* a call that turns out malformed stays, incomplete; its text follows */
@@ -390,29 +471,37 @@ static void test_output_events(void) {
     resp_out_text(&o, false, "<tool_call>{", 12);
     resp_out_finish(&o, false);
     CHECK(json_array_size(o.items) == 2);
-    CHECK(!strcmp(json_string_value(json_object_get(json_array_get(o.items, 0), "status")), "incomplete"));
-    CHECK(!strcmp(json_string_value(json_object_get(json_array_get(o.items, 1), "type")), "message"));
+    CHECK(!strcmp(json_string_value(json_object_get(json_array_get(o.items, 0), "status")),
+                  "incomplete"));
+    CHECK(
+        !strcmp(json_string_value(json_object_get(json_array_get(o.items, 1), "type")), "message"));
     resp_out_free(&o);
 }
 
 static void test_response_object(void) {
     json_t *echo = J("{\"instructions\":null,\"store\":true,\"tools\":[]}");
     json_t *out = J("[{\"type\":\"message\",\"id\":\"msg_1\"}]");
-    srv_usage_t u = {.prompt_tokens = 10, .cached_tokens = 4, .completion_tokens = 5, .reasoning_tokens = 2};
-    json_t *r = resp_object("resp_1", 123, "tiny", "incomplete", echo, out, &u, "max_output_tokens", NULL);
+    srv_usage_t u = {
+        .prompt_tokens = 10, .cached_tokens = 4, .completion_tokens = 5, .reasoning_tokens = 2};
+    json_t *r =
+        resp_object("resp_1", 123, "tiny", "incomplete", echo, out, &u, "max_output_tokens", NULL);
     CHECK(!strcmp(json_string_value(json_object_get(r, "object")), "response"));
     CHECK(json_integer_value(json_object_get(r, "created_at")) == 123);
-    CHECK(json_eq_text(json_object_get(r, "incomplete_details"), "{\"reason\":\"max_output_tokens\"}"));
+    CHECK(json_eq_text(json_object_get(r, "incomplete_details"),
+                       "{\"reason\":\"max_output_tokens\"}"));
     CHECK(json_is_null(json_object_get(r, "error")));
     CHECK(json_equal(json_object_get(r, "output"), out));
     CHECK(json_is_true(json_object_get(r, "store")));
-    CHECK(json_eq_text(json_object_get(r, "usage"),
-                       "{\"input_tokens\":10,\"input_tokens_details\":{\"cached_tokens\":4},\"output_tokens\":5,"
-                       "\"output_tokens_details\":{\"reasoning_tokens\":2},\"total_tokens\":15}"));
+    CHECK(json_eq_text(
+        json_object_get(r, "usage"),
+        "{\"input_tokens\":10,\"input_tokens_details\":{\"cached_tokens\":4},\"output_tokens\":5,"
+        "\"output_tokens_details\":{\"reasoning_tokens\":2},\"total_tokens\":15}"));
     json_decref(r);
     r = resp_object("resp_1", 123, "tiny", "failed", echo, NULL, NULL, NULL, "boom");
-    CHECK(json_eq_text(json_object_get(r, "error"), "{\"code\":\"server_error\",\"message\":\"boom\"}"));
-    CHECK(json_is_null(json_object_get(r, "usage")) && json_array_size(json_object_get(r, "output")) == 0);
+    CHECK(json_eq_text(json_object_get(r, "error"),
+                       "{\"code\":\"server_error\",\"message\":\"boom\"}"));
+    CHECK(json_is_null(json_object_get(r, "usage")) &&
+          json_array_size(json_object_get(r, "output")) == 0);
     json_decref(r);
     json_decref(echo);
     json_decref(out);
@@ -434,7 +523,8 @@ static void test_list_items(void) {
     CHECK(json_is_true(json_object_get(l, "has_more")));
     json_decref(l);
     l = resp_list_items(items, "desc", "msg_05", NULL, &e); /* the next page */
-    CHECK(json_array_size(json_object_get(l, "data")) == 5 && json_is_false(json_object_get(l, "has_more")));
+    CHECK(json_array_size(json_object_get(l, "data")) == 5 &&
+          json_is_false(json_object_get(l, "has_more")));
     CHECK(!strcmp(json_string_value(json_object_get(l, "first_id")), "msg_04"));
     json_decref(l);
     l = resp_list_items(items, "asc", "msg_01", "2", &e);
@@ -448,7 +538,8 @@ static void test_list_items(void) {
     json_decref(items);
     json_t *none = json_array();
     l = resp_list_items(none, NULL, NULL, NULL, &e);
-    CHECK(json_is_null(json_object_get(l, "first_id")) && json_array_size(json_object_get(l, "data")) == 0);
+    CHECK(json_is_null(json_object_get(l, "first_id")) &&
+          json_array_size(json_object_get(l, "data")) == 0);
     json_decref(l);
     json_decref(none);
 }

@@ -54,6 +54,34 @@ static void hook_abort(void *ctx, void *req) {
     plat_abort(ctx, req);
 }
 
+static int hook_auth(void *ctx, const char *authorization, int64_t *account, srv_status_t *st) {
+    plat_status_t ps;
+    int rc = plat_auth(ctx, authorization, account, NULL, &ps);
+    copy_status(&ps, st);
+    return rc;
+}
+
+static int hook_store_put(void *ctx, int64_t account, const char *id, const char *text, size_t len) {
+    char err[SL_ERR_MAX];
+    if (plat_resp_put(ctx, account, id, text, len, err, sizeof err) == 0) return 0;
+    sl_warn("stored response: %s", err);
+    return -1;
+}
+
+static int hook_store_get(void *ctx, int64_t account, const char *id, char **text) {
+    char err[SL_ERR_MAX];
+    int rc = plat_resp_get(ctx, account, id, text, err, sizeof err);
+    if (rc < 0) sl_warn("stored response: %s", err);
+    return rc;
+}
+
+static int hook_store_delete(void *ctx, int64_t account, const char *id) {
+    char err[SL_ERR_MAX];
+    int rc = plat_resp_delete(ctx, account, id, err, sizeof err);
+    if (rc < 0) sl_warn("stored response: %s", err);
+    return rc;
+}
+
 void plat_srv_hooks(plat_t *p, srv_hooks_t *h) {
     memset(h, 0, sizeof *h);
     h->ctx = p;
@@ -62,6 +90,10 @@ void plat_srv_hooks(plat_t *p, srv_hooks_t *h) {
     h->finish = hook_finish;
     h->abort = hook_abort;
     h->keys = plat_srv_user_keys;
+    h->auth = hook_auth;
+    h->store_put = hook_store_put;
+    h->store_get = hook_store_get;
+    h->store_delete = hook_store_delete;
 }
 
 static int auth_account(plat_t *p, const char *authorization, int64_t *account,

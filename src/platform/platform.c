@@ -94,6 +94,13 @@ static const char *const migrations[] = {
     "  finished_at INTEGER NOT NULL,"
     "  ttft_ms INTEGER NOT NULL DEFAULT -1);"
     "CREATE INDEX usage_ledger_account_time ON usage_ledger(account_id, finished_at);",
+    /* 2: stored responses (POST /v1/responses with store; responses.c) */
+    "CREATE TABLE responses ("
+    "  id TEXT PRIMARY KEY,"                       /* "resp_..." */
+    "  account_id INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL,"               /* unix ms */
+    "  body TEXT NOT NULL);"                       /* {response, input, context} JSON */
+    "CREATE INDEX responses_account_time ON responses(account_id, created_at);",
 };
 
 static const char *const stmt_sql[ST_N] = {

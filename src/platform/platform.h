@@ -136,6 +136,27 @@ int plat_auth(plat_t *p, const char *authorization, int64_t *account_id, int64_t
  * Returns a heap string the caller frees, NULL on error. */
 char *plat_user_info_json(plat_t *p, int64_t account_id, char *err, size_t errlen);
 
+/* ---- stored responses (POST /v1/responses with store) ---- */
+
+/* Retention: a stored response is kept PLAT_RESP_DAYS days; an account
+ * keeps at most PLAT_RESP_PER_ACCOUNT of them (the oldest go first) and
+ * each is at most PLAT_RESP_MAX_BYTES of JSON text. Expired rows of the
+ * account are removed when it stores another one, and never returned. */
+#define PLAT_RESP_DAYS 30
+#define PLAT_RESP_PER_ACCOUNT 10000
+#define PLAT_RESP_MAX_BYTES ((size_t)16 << 20)
+
+/* Stores (or replaces) the JSON text of response `id` for account_id.
+ * 0, or -1 (too large, database error) with a message. */
+int plat_resp_put(plat_t *p, int64_t account_id, const char *id, const char *text, size_t len, char *err,
+                  size_t errlen);
+/* 0 and *text (heap, NUL-terminated, caller frees) when account_id has a
+ * live response `id`; 1 when it has none (unknown, expired or another
+ * account's); -1 on a database error. */
+int plat_resp_get(plat_t *p, int64_t account_id, const char *id, char **text, char *err, size_t errlen);
+/* 0 deleted, 1 not there (as plat_resp_get), -1 error. */
+int plat_resp_delete(plat_t *p, int64_t account_id, const char *id, char *err, size_t errlen);
+
 /* ---- administration (also used by `silica admin`) ---- */
 
 typedef struct plat_account {

@@ -1,6 +1,13 @@
 /*
- * gen.c — POST /v1/chat/completions and /v1/completions: from a validated
- * request to engine sequences and back to JSON or SSE.
+ * gen.c — POST /v1/chat/completions, /v1/completions and /v1/responses:
+ * from a validated request to engine sequences and back to JSON or SSE.
+ *
+ * One generation path for the three: a Responses request is translated
+ * into the chat request it means (resp.c) and runs as one; only the output
+ * differs. Chat and completions write choices / chunks here; a Responses
+ * job feeds its resp_out_t (output items and their SSE events) from the
+ * same places: the output parser's events, or the plain text when there
+ * is no parser, then the end of the choice and of the job.
  *
  * A job is one HTTP request; it has n_prompts × n choices, each one engine
  * sequence. Lifetime: a job lives until (a) its response is complete or its
@@ -25,6 +32,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "server/resp.h"
 #include "server/server_int.h"
 #include "server/stopstr.h"
 #include "server/structured.h"
@@ -75,7 +83,7 @@ struct gen_job {
     gen_choice_t *ch;
     int n_ch, n_live, n_done;
     bool finished; /* response complete or abandoned: the HTTP side holds no reference */
-    char id[48];
+    char id[RESP_ID_MAX];
     int64_t created;
     void *hook;
     bool failed;             /* a sequence failed: billed as "error" */
@@ -93,6 +101,13 @@ struct gen_job {
     gram_index_t *gix;
     bool gram_wait;
     int max_tokens; /* per sequence */
+    /* POST /v1/responses: the translation, the output, whose account
+     * stores it, and why it failed (status "failed") */
+    bool resp;
+    resp_req_t rr;
+    resp_out_t ro;
+    int64_t account;
+    char fail_msg[200];
 };
 
 static const char *FINGERPRINT = "fp_silica";
@@ -125,6 +140,8 @@ static void job_free(gen_job_t *j) {
         json_decref(j->ch[i].pending_lp);
     }
     tools_free(&j->tools);
+    resp_req_free(&j->rr);
+    resp_out_free(&j->ro);
     gram_index_release(j->gix);
     free(j->ch);
     for (int i = 0; i < j->n_prompts; i++) {
@@ -487,9 +504,29 @@ static void stream_delta(gen_job_t *j, gen_choice_t *c, const char *text, size_t
 /* The output parser's events (tools.h): each one is a chunk's delta
  * (content, reasoning_content, a tool call's start or arguments). The
  * token's logprobs, if any, ride on the first chunk it causes. */
+static void resp_flush(gen_job_t *j);
+
+/* A Responses job: the parser's events become output items (and, when
+ * streaming, their events). */
+static void resp_on_tc(gen_job_t *j, const tc_event_t *ev) {
+    switch (ev->kind) {
+    case TC_EV_CONTENT: resp_out_text(&j->ro, false, ev->text, ev->len); break;
+    case TC_EV_REASONING: resp_out_text(&j->ro, true, ev->text, ev->len); break;
+    case TC_EV_CALL_START: resp_out_call_start(&j->ro, ev->id, ev->name); break;
+    case TC_EV_CALL_ARGS: resp_out_call_args(&j->ro, ev->text, ev->len); break;
+    case TC_EV_CALL_END: resp_out_call_end(&j->ro, true); break;
+    case TC_EV_CALL_ABORT: resp_out_call_end(&j->ro, false); break;
+    }
+    resp_flush(j);
+}
+
 static int on_tc_event(void *ud, const tc_event_t *ev) {
     gen_choice_t *c = ud;
     gen_job_t *j = c->job;
+    if (j->resp) {
+        resp_on_tc(j, ev);
+        return 0;
+    }
     if (!j->r.stream || !j->req) return 0;
     json_t *lp = c->pending_lp;
     if (ev->kind == TC_EV_CONTENT) {
@@ -520,9 +557,62 @@ static void echo_flush(gen_job_t *j, gen_choice_t *c) {
 
 /* ---- completion of choices and jobs ---- */
 
+/* Streaming Responses: sends the events written so far. */
+static void resp_flush(gen_job_t *j) {
+    if (!j->ro.ev.len) return;
+    if (j->req) {
+        if (!j->evb) j->evb = evbuffer_new();
+        if (j->evb) {
+            evbuffer_add(j->evb, j->ro.ev.data, j->ro.ev.len);
+            evhttp_send_reply_chunk(j->req, j->evb); /* drains j->evb */
+        }
+    }
+    sl_buf_clear(&j->ro.ev);
+}
+
+/* The stored form of a finished response: the object and the
+ * conversation a continuation renders (resp_http.c). */
+static void resp_store(gen_job_t *j, json_t *obj) {
+    json_t *ctx = json_deep_copy(j->rr.context);
+    json_array_extend(ctx, j->ro.items);
+    json_t *stored = json_pack("{s:O, s:o}", "response", obj, "context", ctx);
+    if (stored) resp_save(j->s, j->account, j->id, stored);
+    json_decref(stored);
+}
+
+/* A Responses job is done: its last items close, the response object is
+ * stored (store) and sent, as JSON or as the stream's last event. A
+ * choice cut by max_tokens makes it "incomplete", a failed sequence
+ * "failed". */
+static void resp_complete(gen_job_t *j) {
+    const gen_choice_t *c = &j->ch[0];
+    const bool cut = c->finish && !strcmp(c->finish, "length");
+    resp_out_finish(&j->ro, cut);
+    srv_usage_t u;
+    job_usage(j, false, &u);
+    const char *status = j->failed ? "failed" : cut ? "incomplete" : "completed";
+    json_t *obj = resp_object(j->id, j->created, j->m->id, status, j->rr.echo, j->ro.items, &u,
+                              !j->failed && cut ? "max_output_tokens" : NULL, j->failed ? j->fail_msg : NULL);
+    if (!obj) obj = json_object();
+    if (j->rr.store) resp_store(j, obj);
+    if (j->r.stream) {
+        char type[40];
+        snprintf(type, sizeof type, "response.%s", status);
+        resp_out_lifecycle(&j->ro, type, obj);
+        resp_flush(j);
+        if (j->req) evhttp_send_reply_end(j->req);
+    } else if (j->req) {
+        srv_send_jsonv(j->s, j->req, 200, obj);
+    } else {
+        json_decref(obj);
+    }
+}
+
 static void job_complete(gen_job_t *j) {
     srv_t *s = j->s;
-    if (j->r.stream) {
+    if (j->resp) {
+        resp_complete(j);
+    } else if (j->r.stream) {
         if (j->r.include_usage) {
             json_t *c = chunk_new(j, NULL);
             json_object_set_new(c, "usage", usage_json(j));
@@ -609,14 +699,17 @@ static void choice_end(gen_job_t *j, gen_choice_t *c, const char *finish) {
             c->pending_lp = NULL;
         }
         const tc_result_t *res = tc_parser_result(c->tp);
-        if (j->r.stream && res->n_calls == 0 && res->content_len == 0) /* empty text reply: "" */
+        if (j->r.stream && !j->resp && res->n_calls == 0 && res->content_len == 0) /* empty text reply: "" */
             stream_delta_ex(j, c, NULL, 0, "{\"content\":\"\"}", NULL, NULL, false);
     }
     c->done = true;
     c->finish = finish;
     j->n_done++;
     if (c->live && c->stop.hit) eng_cancel(j->m->eng, c->seq);
-    if (j->r.stream) {
+    if (j->resp) {
+        resp_out_text(&j->ro, false, j->out.data, j->out.len);
+        resp_flush(j);
+    } else if (j->r.stream) {
         if (j->out.len) stream_delta(j, c, j->out.data, j->out.len, NULL, NULL, false);
         stream_delta(j, c, "", 0, NULL, finish, false);
     } else {
@@ -690,19 +783,24 @@ static void on_token(gen_job_t *j, gen_choice_t *c, const eng_event_t *ev) {
             if (j->piece.len) tc_parser_feed(c->tp, j->piece.data, j->piece.len, true);
         }
         sl_buf_clear(&j->out);
-        if (j->r.stream && c->pending_lp) { /* held back: the logprobs go alone */
+        if (j->r.stream && !j->resp && c->pending_lp) { /* held back: the logprobs go alone */
             stream_delta(j, c, "", 0, c->pending_lp, NULL, false);
             c->pending_lp = NULL;
         }
     }
+    if (j->resp) {
+        resp_out_text(&j->ro, false, j->out.data, j->out.len); /* no parser: all of it is answer text */
+        resp_flush(j);
+        json_decref(lp);
+    }
     if (j->r.stream) {
-        if (j->out.len || lp) stream_delta(j, c, j->out.data, j->out.len, lp, NULL, false);
+        if (!j->resp && (j->out.len || lp)) stream_delta(j, c, j->out.data, j->out.len, lp, NULL, false);
         uint64_t t_out = sl_now_ns();
         s->tok_work_ns += t_out - t_in;
         s->tok_lat_ns += t_out - ev->t_ns;
         s->tok_n++;
         if (t_out - t_in > s->tok_work_max_ns) s->tok_work_max_ns = t_out - t_in;
-    } else {
+    } else if (!j->resp) {
         sl_buf_append(&c->text, j->out.data ? j->out.data : "", j->out.len);
     }
     if (hit == 1) {
@@ -712,7 +810,7 @@ static void on_token(gen_job_t *j, gen_choice_t *c, const eng_event_t *ev) {
 }
 
 static void gen_on_grammar(srv_t *s, const eng_event_t *ev);
-static void job_fail(gen_job_t *j, const oai_error_t *e);
+static void job_fail(gen_job_t *j, oai_error_t *e);
 static int job_submit(gen_job_t *j, oai_error_t *e);
 
 void gen_on_event(srv_t *s, const eng_event_t *ev) {
@@ -742,7 +840,8 @@ void gen_on_event(srv_t *s, const eng_event_t *ev) {
         if (ev->finish == ENG_FINISH_ERROR) {
             j->failed = true;
             sl_warn("model %s: generation failed: %s", j->m->id, ev->error ? ev->error : "?");
-            if (j->r.stream && j->req) {
+            snprintf(j->fail_msg, sizeof j->fail_msg, "generation failed: %s", ev->error ? ev->error : "unknown error");
+            if (j->r.stream && j->req && !j->resp) {
                 oai_error_t e;
                 oai_fail(&e, 500, "server_error", NULL, NULL, "generation failed: %s",
                          ev->error ? ev->error : "unknown error");
@@ -913,7 +1012,7 @@ static int build_prompts(gen_job_t *j, oai_error_t *e) {
 
 static int check_lengths(gen_job_t *j, int *max_tokens, oai_error_t *e) {
     int n_ctx = eng_n_ctx(j->m->eng);
-    const char *param = j->r.chat ? "messages" : "prompt";
+    const char *param = j->resp ? "input" : j->r.chat ? "messages" : "prompt";
     size_t longest = 0;
     for (int i = 0; i < j->n_prompts; i++) {
         size_t n = j->prompts[i].n;
@@ -951,6 +1050,13 @@ static void stream_start(gen_job_t *j) {
     evhttp_add_header(h, "X-Accel-Buffering", "no");
     srv_count_status(s, 200);
     evhttp_send_reply_start(j->req, 200, "OK");
+    if (j->resp) {
+        json_t *obj = resp_object(j->id, j->created, j->m->id, "in_progress", j->rr.echo, NULL, NULL, NULL, NULL);
+        resp_out_lifecycle(&j->ro, "response.created", json_incref(obj));
+        resp_out_lifecycle(&j->ro, "response.in_progress", obj);
+        resp_flush(j);
+        return;
+    }
     sse_head_init(j);
     for (int i = 0; i < j->n_ch; i++) {
         gen_choice_t *c = &j->ch[i];
@@ -969,7 +1075,47 @@ static void stream_start(gen_job_t *j) {
     }
 }
 
-void gen_handle(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, bool chat) {
+/* POST /v1/responses: the body -> the chat request it means (j->rr.chat,
+ * parsed into j->r like any chat request). The account is known first
+ * (the auth hook), so previous_response_id is looked up among its own
+ * stored responses only. */
+static int resp_parse(gen_job_t *j, struct evhttp_request *req, const char *body, size_t len, oai_error_t *e) {
+    srv_t *s = j->s;
+    json_t *b = oai_load_body(body, len, e);
+    if (!b) return -1;
+    const char *prev_id = NULL;
+    json_t *stored = NULL;
+    int rc = -1;
+    if (!json_is_object(b)) {
+        oai_fail(e, 400, NULL, "invalid_json", NULL, "The request body must be a JSON object, not %s.",
+                 oai_json_kind(b));
+        goto out;
+    }
+    if (resp_previous_id(b, &prev_id, e) != 0 || resp_auth(s, req, &j->account, e) != 0) goto out;
+    if (prev_id && !(stored = resp_load(s, j->account, prev_id, e))) {
+        if (e->status == 404)
+            oai_fail(e, 404, NULL, "previous_response_not_found", "previous_response_id",
+                     "Previous response with id '%.100s' not found.", prev_id);
+        goto out;
+    }
+    if (resp_translate(b, stored ? json_object_get(stored, "context") : NULL, rng_next(s), &j->rr, e) != 0) goto out;
+    j->resp = true;
+    resp_out_init(&j->ro, j->rr.stream, rng_next(s));
+    rc = oai_parse_json(json_incref(j->rr.chat), true, &j->r, e);
+out:
+    json_decref(stored);
+    json_decref(b);
+    return rc;
+}
+
+/* Sends an error answer; a Responses request's names its own parameters. */
+static void send_error(gen_job_t *j, struct evhttp_request *req, oai_error_t *e) {
+    if (j->resp) resp_error_param(e);
+    srv_send_error(j->s, req, e);
+}
+
+void gen_handle(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, gen_kind_t kind) {
+    const bool chat = kind != GEN_COMPLETIONS;
     oai_error_t e;
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
@@ -992,7 +1138,11 @@ void gen_handle(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, bool cha
     s->jobs = j;
     s->n_jobs++;
     const char *body = (const char *)evbuffer_pullup(in, -1);
-    if (oai_parse(body ? body : "", len, chat, &j->r, &e) != 0) goto fail;
+    if (kind == GEN_RESPONSES) {
+        if (resp_parse(j, req, body ? body : "", len, &e) != 0) goto fail;
+    } else if (oai_parse(body ? body : "", len, chat, &j->r, &e) != 0) {
+        goto fail;
+    }
     j->m = srv_find_model(s, j->r.model);
     if (!j->m) {
         srv_model_not_found(s, j->r.model, &e);
@@ -1017,8 +1167,12 @@ void gen_handle(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, bool cha
                        &e) != 0)
         goto fail;
 
-    snprintf(j->id, sizeof j->id, "%s%016llx%08llx", chat ? "chatcmpl-" : "cmpl-",
-             (unsigned long long)rng_next(s), (unsigned long long)(rng_next(s) & 0xffffffffu));
+    if (j->resp)
+        snprintf(j->id, sizeof j->id, "resp_%016llx%016llx%016llx", (unsigned long long)rng_next(s),
+                 (unsigned long long)rng_next(s), (unsigned long long)rng_next(s));
+    else
+        snprintf(j->id, sizeof j->id, "%s%016llx%08llx", chat ? "chatcmpl-" : "cmpl-",
+                 (unsigned long long)rng_next(s), (unsigned long long)(rng_next(s) & 0xffffffffu));
     j->created = (int64_t)time(NULL);
     j->n_ch = j->n_prompts * j->r.n;
     j->ch = calloc((size_t)j->n_ch, sizeof *j->ch);
@@ -1083,14 +1237,14 @@ fail_hook:
     job_fail(j, &e);
     return;
 fail:
-    srv_send_error(s, req, &e);
+    send_error(j, req, &e);
     job_release(j);
     job_maybe_free(j);
 }
 
 /* Fails a job that has begun (hook, maybe sequences): cancels what was
  * submitted, answers the error while the request is there. */
-static void job_fail(gen_job_t *j, const oai_error_t *e) {
+static void job_fail(gen_job_t *j, oai_error_t *e) {
     srv_t *s = j->s;
     /* sequences already submitted still report FINISH; the job waits for them */
     job_cancel_all(j);
@@ -1102,7 +1256,7 @@ static void job_fail(gen_job_t *j, const oai_error_t *e) {
             j->hook = NULL;
         }
     }
-    if (j->req) srv_send_error(s, j->req, e);
+    if (j->req) send_error(j, j->req, e);
     job_release(j);
     job_maybe_free(j);
 }

@@ -412,17 +412,31 @@ static int parse_bias(const json_t *body, oai_req_t *r, oai_error_t *e) {
     return 0;
 }
 
+json_t *oai_load_body(const char *body, size_t len, oai_error_t *e) {
+    json_error_t je;
+    json_t *v = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    if (!v)
+        oai_fail(e, 400, NULL, "invalid_json", NULL,
+                 "We could not parse the JSON body of your request: %s (line %d, column %d). "
+                 "The body must be a JSON object.", je.text, je.line, je.column);
+    return v;
+}
+
 int oai_parse(const char *body, size_t len, bool chat, oai_req_t *r, oai_error_t *e) {
+    json_t *v = oai_load_body(body, len, e);
+    if (!v) {
+        memset(r, 0, sizeof *r);
+        return -1;
+    }
+    return oai_parse_json(v, chat, r, e);
+}
+
+int oai_parse_json(json_t *body, bool chat, oai_req_t *r, oai_error_t *e) {
     memset(r, 0, sizeof *r);
     r->chat = chat;
     r->n = 1;
     smp_params_default(&r->smp);
-    json_error_t je;
-    r->body = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
-    if (!r->body)
-        return oai_fail(e, 400, NULL, "invalid_json", NULL,
-                        "We could not parse the JSON body of your request: %s (line %d, column %d). "
-                        "The body must be a JSON object.", je.text, je.line, je.column);
+    r->body = body;
     json_t *b = r->body;
     if (!json_is_object(b))
         return oai_fail(e, 400, NULL, "invalid_json", NULL,

@@ -94,6 +94,10 @@ typedef struct oai_req {
 
 /* Parses and validates a request body (len bytes). 0, or -1 with *e. */
 int oai_parse(const char *body, size_t len, bool chat, oai_req_t *r, oai_error_t *e);
+/* The same over a parsed body, which r takes (freed by oai_req_free). */
+int oai_parse_json(json_t *body, bool chat, oai_req_t *r, oai_error_t *e);
+/* A request body as JSON (duplicate keys refused), or NULL with a 400 in *e. */
+json_t *oai_load_body(const char *body, size_t len, oai_error_t *e);
 void oai_req_free(oai_req_t *r);
 /* The structured-output parameters of body (called by oai_parse). 0 / -1. */
 int oai_parse_format(const json_t *body, oai_req_t *r, oai_error_t *e);

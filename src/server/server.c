@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "server/resp_store.h"
 #include "server/structured.h"
 
 /* ---- engine events -> I/O thread ---- */
@@ -556,9 +557,13 @@ static void on_request(struct evhttp_request *req, void *arg) {
         srv_add_common_headers(s, req);
         srv_count_status(s, 204);
         evhttp_send_reply(req, 204, "No Content", NULL);
-    } else if (!strcmp(path, "/v1/chat/completions") || !strcmp(path, "/v1/completions")) {
+    } else if (!strcmp(path, "/v1/chat/completions") || !strcmp(path, "/v1/completions") ||
+               !strcmp(path, "/v1/responses")) {
         if (m != EVHTTP_REQ_POST) method_not_allowed(s, req, "POST", path);
-        else gen_handle(s, c, req, path[4] == 'c' && path[5] == 'h');
+        else gen_handle(s, c, req, path[4] == 'r' ? GEN_RESPONSES : path[5] == 'h' ? GEN_CHAT : GEN_COMPLETIONS);
+    } else if (!strncmp(path, "/v1/responses/", 14) && path[14]) {
+        if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_DELETE) method_not_allowed(s, req, "GET, DELETE", path);
+        else resp_handle_stored(s, req, path + 14, m == EVHTTP_REQ_DELETE, evhttp_uri_get_query(uri));
     } else if (!strcmp(path, "/v1/embeddings") || !strcmp(path, "/v1/rerank")) {
         if (m != EVHTTP_REQ_POST) method_not_allowed(s, req, "POST", path);
         else embed_handle(s, c, req, path[4] == 'r');
@@ -764,6 +769,10 @@ srv_t *srv_new(const srv_config_t *cfg, const srv_model_spec_t *models, int n_mo
         s->n_models = i + 1;
         if (load_model(s, &s->models[i], &models[i], err, errlen) != 0) goto fail;
     }
+    if (!s->cfg.hooks.store_put && !(s->rstore = resp_store_new(RESP_STORE_ENTRIES, RESP_STORE_BYTES))) {
+        sl_err(err, errlen, "out of memory");
+        goto fail;
+    }
     s->wake = event_new(s->base, -1, 0, on_wake, s);
     s->poll = event_new(s->base, -1, EV_PERSIST, on_poll, s);
     s->sigint = evsignal_new(s->base, SIGINT, on_signal, s);
@@ -856,6 +865,7 @@ void srv_free(srv_t *s) {
     if (s->sigint) event_free(s->sigint);
     if (s->sigterm) event_free(s->sigterm);
     if (s->base) event_base_free(s->base);
+    resp_store_free(s->rstore);
     free(s->evq);
     free(s->evq_spare);
     pthread_mutex_destroy(&s->evq_mu);

@@ -2,8 +2,9 @@
  * server.h — the OpenAI-compatible HTTP server: one libevent I/O thread,
  * one engine thread per loaded model (engine/), JSON with jansson.
  *
- * Routes: POST /v1/chat/completions, POST /v1/completions (JSON or SSE
- * streaming), POST /v1/embeddings and /v1/rerank (encoder models), GET /v1/models[?type=&sub_type=], GET /v1/models/{id},
+ * Routes: POST /v1/chat/completions, POST /v1/completions, POST
+ * /v1/responses (JSON or SSE streaming), GET / DELETE /v1/responses/{id},
+ * GET /v1/responses/{id}/input_items, POST /v1/embeddings and /v1/rerank (encoder models), GET /v1/models[?type=&sub_type=], GET /v1/models/{id},
  * GET /health, GET /metrics (Prometheus text), OPTIONS (CORS preflight),
  * GET /v1/user/info, /v1/user/usage and /v1/user/prices (through the account hook), GET /
  * POST /v1/user/keys and DELETE /v1/user/keys/{id} (the keys hook), and the
@@ -67,6 +68,20 @@ typedef struct srv_hooks {
      * answer 404. */
     int (*keys)(void *ctx, const char *method, const char *authorization, const char *key_id,
                 const char *in, size_t in_len, int *http, char **body, srv_status_t *st);
+    /* Optional: authenticate without a model (the stored-response routes,
+     * and a Responses request's previous_response_id, looked up before
+     * begin): 0 and *account, or -1 with *st. Without it every request is
+     * account 0. */
+    int (*auth)(void *ctx, const char *authorization, int64_t *account, srv_status_t *st);
+    /* Optional, all three or none: the stored responses of an account
+     * (POST /v1/responses with store), as JSON text. Without them the
+     * server keeps them in a bounded in-memory LRU (resp_store.h).
+     * put: 0 or -1; get: 0 and *text (heap, NUL-terminated, the server
+     * frees it), 1 when not stored, -1 on error; delete: 0 deleted, 1 not
+     * stored, -1 on error. */
+    int (*store_put)(void *ctx, int64_t account, const char *id, const char *text, size_t len);
+    int (*store_get)(void *ctx, int64_t account, const char *id, char **text);
+    int (*store_delete)(void *ctx, int64_t account, const char *id);
 } srv_hooks_t;
 
 typedef struct srv_model_spec {

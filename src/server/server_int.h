@@ -87,6 +87,8 @@ struct srv {
     emb_job_t *ejobs; /* every live embedding / rerank job (doubly linked) */
     int n_ejobs;
 
+    struct resp_store *rstore; /* stored responses without the platform's store hooks (resp_store.h) */
+
     uint64_t n_requests, n_status[6];
     /* streamed tokens: I/O-thread work per token (detokenize, stop strings,
      * JSON, write) and latency from the engine producing it to written */
@@ -109,12 +111,25 @@ int srv_hook_begin(srv_t *s, struct evhttp_request *req, const char *model, int6
 bool srv_conn_gone(const srv_conn_t *c);
 void srv_model_not_found(srv_t *s, const char *id, oai_error_t *e);
 
-/* gen.c */
-void gen_handle(srv_t *s, srv_conn_t *c, struct evhttp_request *req, bool chat);
+/* gen.c: one generation path for the three request shapes */
+typedef enum { GEN_CHAT, GEN_COMPLETIONS, GEN_RESPONSES } gen_kind_t;
+void gen_handle(srv_t *s, srv_conn_t *c, struct evhttp_request *req, gen_kind_t kind);
 void gen_on_event(srv_t *s, const eng_event_t *ev);
 void gen_conn_lost(gen_job_t *j);
 void gen_free_all(srv_t *s);
 void gen_poll_disconnects(srv_t *s);
+
+/* resp_http.c: stored responses (POST /v1/responses itself is gen.c's) */
+/* The account stored responses belong to: the auth hook's, 0 without it.
+ * 0, or -1 with a 401/403 in *e. */
+int resp_auth(srv_t *s, struct evhttp_request *req, int64_t *account, oai_error_t *e);
+/* The stored {"response","context"} of (account, id) (a new
+ * reference), or NULL with a 404 (unknown, or another account's) / 500. */
+json_t *resp_load(srv_t *s, int64_t account, const char *id, oai_error_t *e);
+/* Stores it; 0 or -1 (logged). */
+int resp_save(srv_t *s, int64_t account, const char *id, const json_t *stored);
+/* GET / DELETE /v1/responses/{rest}; rest "ID" or "ID/input_items". */
+void resp_handle_stored(srv_t *s, struct evhttp_request *req, const char *rest, bool del, const char *query);
 
 /* embed.c: /v1/embeddings and /v1/rerank (encoder models) */
 void embed_handle(srv_t *s, srv_conn_t *c, struct evhttp_request *req, bool rerank);

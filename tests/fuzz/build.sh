@@ -9,6 +9,7 @@
 #   FUZZ_TARGET=model sh tests/fuzz/build.sh  # fuzz model loading (seeds: tiny mkmodel files)
 #   FUZZ_TARGET=jinja sh tests/fuzz/build.sh  # fuzz the chat-template interpreter
 #                                     # (seeds: tests/data/templates/*.jinja)
+#   FUZZ_TARGET=resp sh tests/fuzz/build.sh   # fuzz the Responses API request side
 #
 # Output goes to build/fuzz/. The seed corpus is written by gguf_seeds (three
 # small files from the writer); the working corpus lives in
@@ -43,6 +44,17 @@ mkdir -p "$OUT/corpus-grammar"
     -o "$OUT/fuzz_grammar" tests/fuzz/fuzz_grammar.c src/grammar/*.c src/base/base.c \
     -ljansson -lpcre2-8 -lm
 echo "built $OUT/fuzz_grammar"
+
+# Responses API requests (FUZZ_TARGET=resp): translation, the chat request's
+# parser, the output side replayed; seeds: small request bodies.
+mkdir -p "$OUT/corpus-resp" "$OUT/seeds-resp"
+"$CC" $FLAGS -pthread -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -o "$OUT/fuzz_resp" tests/fuzz/fuzz_resp.c src/server/resp.c src/server/oai.c src/server/oai_format.c \
+    src/sampling/*.c src/grammar/*.c src/kernels/*.c src/kernels/*/*.c src/base/*.c -ljansson -lpcre2-8 -lm
+printf '%s' '{"model":"m","input":"hi","instructions":"x","max_output_tokens":5}' > "$OUT/seeds-resp/text"
+printf '%s' '{"model":"m","input":[{"role":"user","content":[{"type":"input_text","text":"a"}]},{"type":"function_call","call_id":"c","name":"f","arguments":"{}"},{"type":"function_call_output","call_id":"c","output":"r"}],"tools":[{"type":"function","name":"f","parameters":{"type":"object"}}],"tool_choice":{"type":"function","name":"f"},"text":{"format":{"type":"json_schema","name":"s","schema":{"type":"object"}}},"metadata":{"k":"v"},"reasoning":{"effort":"none"}}' > "$OUT/seeds-resp/items"
+printf '%s\0%s' '{"model":"m","input":"more","previous_response_id":"resp_1"}' '[{"type":"message","id":"msg_1","role":"assistant","content":[{"type":"output_text","text":"t"}]}]' > "$OUT/seeds-resp/prev"
+echo "built $OUT/fuzz_resp"
 
 # Tokenizer data (FUZZ_TARGET=tokenizer): tok_load + encode / decode.
 mkdir -p "$OUT/corpus-tokenizer" "$OUT/seeds-tokenizer"
@@ -86,6 +98,10 @@ fi
 if [ "${FUZZ_TARGET:-gguf}" = tokenizer ]; then
     exec ./fuzz_tokenizer -max_total_time="$SECONDS_TO_RUN" -max_len=16384 -timeout=10 \
         -rss_limit_mb=2048 -print_final_stats=1 corpus-tokenizer seeds-tokenizer
+fi
+if [ "${FUZZ_TARGET:-gguf}" = resp ]; then
+    exec ./fuzz_resp -max_total_time="$SECONDS_TO_RUN" -max_len=8192 -timeout=10 \
+        -rss_limit_mb=2048 -print_final_stats=1 corpus-resp seeds-resp
 fi
 if [ "${FUZZ_TARGET:-gguf}" = jinja ]; then
     exec ./fuzz_jinja -max_total_time="$SECONDS_TO_RUN" -max_len=8192 -timeout=10 \

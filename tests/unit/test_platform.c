@@ -152,7 +152,7 @@ static void test_migrations(void) {
     plat_t *p = open_test(dir, false);
     plat_close(p);
     sqlite3 *db = raw_db(dir);
-    CHECK(q_int(db, "PRAGMA user_version", NULL) == 1);
+    CHECK(q_int(db, "PRAGMA user_version", NULL) == 2);
     sqlite3_stmt *s;
     sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL);
     CHECK(sqlite3_step(s) == SQLITE_ROW && !strcmp((const char *)sqlite3_column_text(s, 0), "wal"));
@@ -170,6 +170,46 @@ static void test_migrations(void) {
     p = plat_open(dir, NULL, err, sizeof err);
     CHECK(p == NULL && strstr(err, "newer"));
     plat_close(p);
+}
+
+/* ---- stored responses ---- */
+
+/* Each account sees only its own responses; an id another account holds
+ * is neither readable, deletable nor overwritable; rows past the retention
+ * period are gone; the size bound holds. */
+static void test_stored_responses(void) {
+    const char *dir = fresh_dir();
+    plat_t *p = open_test(dir, true);
+    const int64_t now0 = fake_now;
+    char err[SL_ERR_MAX];
+    char *t = NULL;
+    CHECK(plat_resp_put(p, 1, "resp_a", "{\"x\":1}", 7, err, sizeof err) == 0);
+    CHECK(plat_resp_get(p, 1, "resp_a", &t, err, sizeof err) == 0 && t && !strcmp(t, "{\"x\":1}"));
+    free(t);
+    CHECK(plat_resp_get(p, 2, "resp_a", &t, err, sizeof err) == 1 && !t);  /* another account: not there */
+    CHECK(plat_resp_delete(p, 2, "resp_a", err, sizeof err) == 1);
+    CHECK(plat_resp_put(p, 2, "resp_a", "{}", 2, err, sizeof err) != 0); /* the id is account 1's */
+    CHECK(plat_resp_get(p, 1, "resp_a", &t, err, sizeof err) == 0 && t && !strcmp(t, "{\"x\":1}"));
+    free(t);
+    CHECK(plat_resp_put(p, 1, "resp_a", "{\"x\":2}", 7, err, sizeof err) == 0); /* its owner replaces it */
+    CHECK(plat_resp_get(p, 1, "resp_a", &t, err, sizeof err) == 0 && t && !strcmp(t, "{\"x\":2}"));
+    free(t);
+    CHECK(plat_resp_delete(p, 1, "resp_a", err, sizeof err) == 0);
+    CHECK(plat_resp_delete(p, 1, "resp_a", err, sizeof err) == 1);
+    CHECK(plat_resp_get(p, 1, "resp_a", &t, err, sizeof err) == 1);
+    /* retention: a response older than PLAT_RESP_DAYS is not returned and
+     * is removed when the account stores another */
+    CHECK(plat_resp_put(p, 1, "resp_old", "{}", 2, err, sizeof err) == 0);
+    fake_now += (int64_t)(PLAT_RESP_DAYS + 1) * 86400000;
+    CHECK(plat_resp_get(p, 1, "resp_old", &t, err, sizeof err) == 1);
+    CHECK(plat_resp_put(p, 1, "resp_new", "{}", 2, err, sizeof err) == 0);
+    sqlite3 *db = raw_db(dir);
+    CHECK(q_int(db, "SELECT COUNT(*) FROM responses WHERE id = ?1", "resp_old") == 0);
+    CHECK(q_int(db, "SELECT COUNT(*) FROM responses WHERE id = ?1", "resp_new") == 1);
+    sqlite3_close(db);
+    CHECK(plat_resp_put(p, 1, "resp_big", "x", PLAT_RESP_MAX_BYTES + 1, err, sizeof err) != 0);
+    plat_close(p);
+    fake_now = now0;
 }
 
 /* ---- authentication ---- */
@@ -976,6 +1016,7 @@ int main(void) {
     RUN(test_money);
     RUN(test_cost);
     RUN(test_migrations);
+    RUN(test_stored_responses);
     RUN(test_auth_failures);
     RUN(test_keys_are_random);
     RUN(test_signup_referral_and_info);

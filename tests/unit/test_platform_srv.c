@@ -4,7 +4,8 @@
  * same refusals (401/403/429 with Retry-After), one ledger row per finish,
  * nothing for an abort, /v1/user/info and /v1/user/usage answering for
  * the key's own account only, /v1/user/prices; the self-service key routes (list, create
- * with validation and the cap, revoke) confined to the caller's account.
+ * with validation and the cap, revoke) confined to the caller's account; stored responses
+ * kept per account.
  */
 #include <jansson.h>
 #include <stdlib.h>
@@ -97,6 +98,21 @@ static void test_hooks_and_isolation(void) {
                                 "\"output\":\"2.00\"}]}"));
     free(body);
     CHECK(plat_srv_user_prices(p, NULL, &body, &st) == -1 && st.http == 401 && !body);
+    /* stored responses through the hooks: the key's account, and only it */
+    int64_t acct_a = -1, acct_b = -1;
+    CHECK(h.auth(h.ctx, auth, &acct_a, &st) == 0 && acct_a == 1);
+    CHECK(h.auth(h.ctx, auth_b, &acct_b, &st) == 0 && acct_b == b);
+    CHECK(h.auth(h.ctx, "Bearer sk-nope", &acct_b, &st) == -1 && st.http == 401);
+    CHECK(h.store_put(h.ctx, acct_a, "resp_1", "{\"a\":1}", 7) == 0);
+    char *text = NULL;
+    CHECK(h.store_get(h.ctx, acct_a, "resp_1", &text) == 0 && text && !strcmp(text, "{\"a\":1}"));
+    free(text);
+    text = NULL;
+    CHECK(h.store_get(h.ctx, b, "resp_1", &text) == 1 && !text);
+    CHECK(h.store_delete(h.ctx, b, "resp_1") == 1);
+    CHECK(h.store_put(h.ctx, b, "resp_1", "{}", 2) == -1); /* not bob's to overwrite */
+    CHECK(h.store_delete(h.ctx, acct_a, "resp_1") == 0);
+    CHECK(h.store_get(h.ctx, acct_a, "resp_1", &text) == 1);
     CHECK(plat_verify(p, err, sizeof err) == 0);
     plat_close(p);
     char cmd[128];

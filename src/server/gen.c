@@ -1,13 +1,14 @@
 /*
- * gen.c — POST /v1/chat/completions, /v1/completions and /v1/responses:
- * from a validated request to engine sequences and back to JSON or SSE.
+ * gen.c — POST /v1/chat/completions, /v1/completions, /v1/responses and
+ * /v1/messages (+ count_tokens): from a validated request to engine
+ * sequences and back to JSON or SSE.
  *
- * One generation path for the three: a Responses request is translated
- * into the chat request it means (resp.c) and runs as one; only the output
- * differs. Chat and completions write choices / chunks here; a Responses
- * job feeds its resp_out_t (output items and their SSE events) from the
- * same places: the output parser's events, or the plain text when there
- * is no parser, then the end of the choice and of the job.
+ * One generation path for all of them: a Responses or Anthropic Messages
+ * request is translated into the chat request it means and runs as one;
+ * only the output differs. Chat and completions write choices / chunks
+ * here; the other formats are a gen_fmt_t (server_int.h: resp_http.c,
+ * anth_http.c) fed from the same places: the output parser's events, or
+ * the plain text when there is no parser, then the end of the job.
  *
  * A job is one HTTP request; it has n_prompts × n choices, each one engine
  * sequence. Lifetime: a job lives until (a) its response is complete or its
@@ -32,7 +33,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "server/resp.h"
 #include "server/server_int.h"
 #include "server/stopstr.h"
 #include "server/structured.h"
@@ -83,7 +83,7 @@ struct gen_job {
     gen_choice_t *ch;
     int n_ch, n_live, n_done;
     bool finished; /* response complete or abandoned: the HTTP side holds no reference */
-    char id[RESP_ID_MAX];
+    char id[80];
     int64_t created;
     void *hook;
     bool failed;             /* a sequence failed: billed as "error" */
@@ -101,12 +101,12 @@ struct gen_job {
     gram_index_t *gix;
     bool gram_wait;
     int max_tokens; /* per sequence */
-    /* POST /v1/responses: the translation, the output, whose account
-     * stores it, and why it failed (status "failed") */
-    bool resp;
-    resp_req_t rr;
-    resp_out_t ro;
-    int64_t account;
+    /* Responses / Anthropic Messages: the format and its state; a
+     * count_tokens request stops after the prompt; why the job failed */
+    const gen_fmt_t *fmt;
+    void *fst;
+    bool count_only;
+    bool err_native; /* the error to send was raised by the format's parse */
     char fail_msg[200];
 };
 
@@ -140,8 +140,7 @@ static void job_free(gen_job_t *j) {
         json_decref(j->ch[i].pending_lp);
     }
     tools_free(&j->tools);
-    resp_req_free(&j->rr);
-    resp_out_free(&j->ro);
+    if (j->fmt) j->fmt->free(j->fst);
     gram_index_release(j->gix);
     free(j->ch);
     for (int i = 0; i < j->n_prompts; i++) {
@@ -501,30 +500,31 @@ static void stream_delta(gen_job_t *j, gen_choice_t *c, const char *text, size_t
     stream_delta_ex(j, c, text, len, NULL, lp, finish, role);
 }
 
+static void fmt_flush(gen_job_t *j);
+
+/* Another format's job: the parser's events go to the format (its
+ * output, and when streaming its events). */
+static void fmt_on_tc(gen_job_t *j, const tc_event_t *ev) {
+    const gen_fmt_t *f = j->fmt;
+    switch (ev->kind) {
+    case TC_EV_CONTENT: f->text(j->fst, false, ev->text, ev->len); break;
+    case TC_EV_REASONING: f->text(j->fst, true, ev->text, ev->len); break;
+    case TC_EV_CALL_START: f->call_start(j->fst, ev->id, ev->name); break;
+    case TC_EV_CALL_ARGS: f->call_args(j->fst, ev->text, ev->len); break;
+    case TC_EV_CALL_END: f->call_end(j->fst, true); break;
+    case TC_EV_CALL_ABORT: f->call_end(j->fst, false); break;
+    }
+    fmt_flush(j);
+}
+
 /* The output parser's events (tools.h): each one is a chunk's delta
  * (content, reasoning_content, a tool call's start or arguments). The
  * token's logprobs, if any, ride on the first chunk it causes. */
-static void resp_flush(gen_job_t *j);
-
-/* A Responses job: the parser's events become output items (and, when
- * streaming, their events). */
-static void resp_on_tc(gen_job_t *j, const tc_event_t *ev) {
-    switch (ev->kind) {
-    case TC_EV_CONTENT: resp_out_text(&j->ro, false, ev->text, ev->len); break;
-    case TC_EV_REASONING: resp_out_text(&j->ro, true, ev->text, ev->len); break;
-    case TC_EV_CALL_START: resp_out_call_start(&j->ro, ev->id, ev->name); break;
-    case TC_EV_CALL_ARGS: resp_out_call_args(&j->ro, ev->text, ev->len); break;
-    case TC_EV_CALL_END: resp_out_call_end(&j->ro, true); break;
-    case TC_EV_CALL_ABORT: resp_out_call_end(&j->ro, false); break;
-    }
-    resp_flush(j);
-}
-
 static int on_tc_event(void *ud, const tc_event_t *ev) {
     gen_choice_t *c = ud;
     gen_job_t *j = c->job;
-    if (j->resp) {
-        resp_on_tc(j, ev);
+    if (j->fmt) {
+        fmt_on_tc(j, ev);
         return 0;
     }
     if (!j->r.stream || !j->req) return 0;
@@ -557,61 +557,60 @@ static void echo_flush(gen_job_t *j, gen_choice_t *c) {
 
 /* ---- completion of choices and jobs ---- */
 
-/* Streaming Responses: sends the events written so far. */
-static void resp_flush(gen_job_t *j) {
-    if (!j->ro.ev.len) return;
+/* Another format, streaming: sends the events written so far. */
+static void fmt_flush(gen_job_t *j) {
+    sl_buf_t *ev = j->fmt->events(j->fst);
+    if (!ev->len) return;
     if (j->req) {
         if (!j->evb) j->evb = evbuffer_new();
         if (j->evb) {
-            evbuffer_add(j->evb, j->ro.ev.data, j->ro.ev.len);
+            evbuffer_add(j->evb, ev->data, ev->len);
             evhttp_send_reply_chunk(j->req, j->evb); /* drains j->evb */
         }
     }
-    sl_buf_clear(&j->ro.ev);
+    sl_buf_clear(ev);
 }
 
-/* The stored form of a finished response: the object and the
- * conversation a continuation renders (resp_http.c). */
-static void resp_store(gen_job_t *j, json_t *obj) {
-    json_t *ctx = json_deep_copy(j->rr.context);
-    json_array_extend(ctx, j->ro.items);
-    json_t *stored = json_pack("{s:O, s:o}", "response", obj, "context", ctx);
-    if (stored) resp_save(j->s, j->account, j->id, stored);
-    json_decref(stored);
-}
-
-/* A Responses job is done: its last items close, the response object is
- * stored (store) and sent, as JSON or as the stream's last event. A
- * choice cut by max_tokens makes it "incomplete", a failed sequence
- * "failed". */
-static void resp_complete(gen_job_t *j) {
+/* What the format's start and end see of the job. */
+static void fmt_info(gen_job_t *j, bool end, gen_fmt_info_t *in) {
+    memset(in, 0, sizeof *in);
+    in->id = j->id;
+    in->model = j->m->id;
+    in->created = j->created;
+    if (!end) {
+        in->usage.prompt_tokens = j->prompt_tokens;
+        return;
+    }
+    job_usage(j, false, &in->usage);
     const gen_choice_t *c = &j->ch[0];
-    const bool cut = c->finish && !strcmp(c->finish, "length");
-    resp_out_finish(&j->ro, cut);
-    srv_usage_t u;
-    job_usage(j, false, &u);
-    const char *status = j->failed ? "failed" : cut ? "incomplete" : "completed";
-    json_t *obj = resp_object(j->id, j->created, j->m->id, status, j->rr.echo, j->ro.items, &u,
-                              !j->failed && cut ? "max_output_tokens" : NULL, j->failed ? j->fail_msg : NULL);
-    if (!obj) obj = json_object();
-    if (j->rr.store) resp_store(j, obj);
+    in->finish = c->finish ? c->finish : "stop";
+    if (c->stop.hit && c->stop.hit_index >= 0 && c->stop.hit_index < j->r.n_stop && !strcmp(in->finish, "stop"))
+        in->stop_string = j->r.stop[c->stop.hit_index];
+    in->error = j->failed ? j->fail_msg : NULL;
+}
+
+/* Another format's job is done: the format closes its output and writes
+ * the stream's last events or the response body. */
+static void fmt_complete(gen_job_t *j) {
+    gen_fmt_info_t in;
+    fmt_info(j, true, &in);
+    int status = 200;
+    json_t *body = j->fmt->finish(j->fst, &in, &status);
     if (j->r.stream) {
-        char type[40];
-        snprintf(type, sizeof type, "response.%s", status);
-        resp_out_lifecycle(&j->ro, type, obj);
-        resp_flush(j);
+        json_decref(body);
+        fmt_flush(j);
         if (j->req) evhttp_send_reply_end(j->req);
     } else if (j->req) {
-        srv_send_jsonv(j->s, j->req, 200, obj);
+        srv_send_jsonv(j->s, j->req, status, body ? body : json_object());
     } else {
-        json_decref(obj);
+        json_decref(body);
     }
 }
 
 static void job_complete(gen_job_t *j) {
     srv_t *s = j->s;
-    if (j->resp) {
-        resp_complete(j);
+    if (j->fmt) {
+        fmt_complete(j);
     } else if (j->r.stream) {
         if (j->r.include_usage) {
             json_t *c = chunk_new(j, NULL);
@@ -699,16 +698,16 @@ static void choice_end(gen_job_t *j, gen_choice_t *c, const char *finish) {
             c->pending_lp = NULL;
         }
         const tc_result_t *res = tc_parser_result(c->tp);
-        if (j->r.stream && !j->resp && res->n_calls == 0 && res->content_len == 0) /* empty text reply: "" */
+        if (j->r.stream && !j->fmt && res->n_calls == 0 && res->content_len == 0) /* empty text reply: "" */
             stream_delta_ex(j, c, NULL, 0, "{\"content\":\"\"}", NULL, NULL, false);
     }
     c->done = true;
     c->finish = finish;
     j->n_done++;
     if (c->live && c->stop.hit) eng_cancel(j->m->eng, c->seq);
-    if (j->resp) {
-        resp_out_text(&j->ro, false, j->out.data, j->out.len);
-        resp_flush(j);
+    if (j->fmt) {
+        j->fmt->text(j->fst, false, j->out.data, j->out.len);
+        fmt_flush(j);
     } else if (j->r.stream) {
         if (j->out.len) stream_delta(j, c, j->out.data, j->out.len, NULL, NULL, false);
         stream_delta(j, c, "", 0, NULL, finish, false);
@@ -783,24 +782,25 @@ static void on_token(gen_job_t *j, gen_choice_t *c, const eng_event_t *ev) {
             if (j->piece.len) tc_parser_feed(c->tp, j->piece.data, j->piece.len, true);
         }
         sl_buf_clear(&j->out);
-        if (j->r.stream && !j->resp && c->pending_lp) { /* held back: the logprobs go alone */
+        if (j->r.stream && !j->fmt && c->pending_lp) { /* held back: the logprobs go alone */
             stream_delta(j, c, "", 0, c->pending_lp, NULL, false);
             c->pending_lp = NULL;
         }
     }
-    if (j->resp) {
-        resp_out_text(&j->ro, false, j->out.data, j->out.len); /* no parser: all of it is answer text */
-        resp_flush(j);
+    if (j->fmt) {
+        j->fmt->text(j->fst, false, j->out.data, j->out.len); /* no parser: all of it is answer text */
+        fmt_flush(j);
         json_decref(lp);
+        lp = NULL;
     }
     if (j->r.stream) {
-        if (!j->resp && (j->out.len || lp)) stream_delta(j, c, j->out.data, j->out.len, lp, NULL, false);
+        if (!j->fmt && (j->out.len || lp)) stream_delta(j, c, j->out.data, j->out.len, lp, NULL, false);
         uint64_t t_out = sl_now_ns();
         s->tok_work_ns += t_out - t_in;
         s->tok_lat_ns += t_out - ev->t_ns;
         s->tok_n++;
         if (t_out - t_in > s->tok_work_max_ns) s->tok_work_max_ns = t_out - t_in;
-    } else if (!j->resp) {
+    } else if (!j->fmt) {
         sl_buf_append(&c->text, j->out.data ? j->out.data : "", j->out.len);
     }
     if (hit == 1) {
@@ -841,7 +841,7 @@ void gen_on_event(srv_t *s, const eng_event_t *ev) {
             j->failed = true;
             sl_warn("model %s: generation failed: %s", j->m->id, ev->error ? ev->error : "?");
             snprintf(j->fail_msg, sizeof j->fail_msg, "generation failed: %s", ev->error ? ev->error : "unknown error");
-            if (j->r.stream && j->req && !j->resp) {
+            if (j->r.stream && j->req && !j->fmt) {
                 oai_error_t e;
                 oai_fail(&e, 500, "server_error", NULL, NULL, "generation failed: %s",
                          ev->error ? ev->error : "unknown error");
@@ -1012,7 +1012,7 @@ static int build_prompts(gen_job_t *j, oai_error_t *e) {
 
 static int check_lengths(gen_job_t *j, int *max_tokens, oai_error_t *e) {
     int n_ctx = eng_n_ctx(j->m->eng);
-    const char *param = j->resp ? "input" : j->r.chat ? "messages" : "prompt";
+    const char *param = j->fmt ? j->fmt->input_param : j->r.chat ? "messages" : "prompt";
     size_t longest = 0;
     for (int i = 0; i < j->n_prompts; i++) {
         size_t n = j->prompts[i].n;
@@ -1050,11 +1050,11 @@ static void stream_start(gen_job_t *j) {
     evhttp_add_header(h, "X-Accel-Buffering", "no");
     srv_count_status(s, 200);
     evhttp_send_reply_start(j->req, 200, "OK");
-    if (j->resp) {
-        json_t *obj = resp_object(j->id, j->created, j->m->id, "in_progress", j->rr.echo, NULL, NULL, NULL, NULL);
-        resp_out_lifecycle(&j->ro, "response.created", json_incref(obj));
-        resp_out_lifecycle(&j->ro, "response.in_progress", obj);
-        resp_flush(j);
+    if (j->fmt) {
+        gen_fmt_info_t in;
+        fmt_info(j, false, &in);
+        j->fmt->stream_start(j->fst, &in);
+        fmt_flush(j);
         return;
     }
     sse_head_init(j);
@@ -1075,71 +1075,64 @@ static void stream_start(gen_job_t *j) {
     }
 }
 
-/* POST /v1/responses: the body -> the chat request it means (j->rr.chat,
- * parsed into j->r like any chat request). The account is known first
- * (the auth hook), so previous_response_id is looked up among its own
- * stored responses only. */
-static int resp_parse(gen_job_t *j, struct evhttp_request *req, const char *body, size_t len, oai_error_t *e) {
-    srv_t *s = j->s;
-    json_t *b = oai_load_body(body, len, e);
-    if (!b) return -1;
-    const char *prev_id = NULL;
-    json_t *stored = NULL;
-    int rc = -1;
-    if (!json_is_object(b)) {
-        oai_fail(e, 400, NULL, "invalid_json", NULL, "The request body must be a JSON object, not %s.",
-                 oai_json_kind(b));
-        goto out;
+/* Responses / Anthropic Messages: the format translates the body into
+ * the chat request it means, parsed into j->r like any chat request. */
+static int fmt_parse(gen_job_t *j, struct evhttp_request *req, const char *body, size_t len, oai_error_t *e) {
+    json_t *chat = NULL;
+    if (j->fmt->parse(j->s, req, body, len, j->count_only, rng_next(j->s), &j->fst, &chat, e) != 0) {
+        j->err_native = true;
+        return -1;
     }
-    if (resp_previous_id(b, &prev_id, e) != 0 || resp_auth(s, req, &j->account, e) != 0) goto out;
-    if (prev_id && !(stored = resp_load(s, j->account, prev_id, e))) {
-        if (e->status == 404)
-            oai_fail(e, 404, NULL, "previous_response_not_found", "previous_response_id",
-                     "Previous response with id '%.100s' not found.", prev_id);
-        goto out;
-    }
-    if (resp_translate(b, stored ? json_object_get(stored, "context") : NULL, rng_next(s), &j->rr, e) != 0) goto out;
-    j->resp = true;
-    resp_out_init(&j->ro, j->rr.stream, rng_next(s));
-    rc = oai_parse_json(json_incref(j->rr.chat), true, &j->r, e);
-out:
-    json_decref(stored);
-    json_decref(b);
-    return rc;
+    return oai_parse_json(chat, true, &j->r, e);
 }
 
-/* Sends an error answer; a Responses request's names its own parameters. */
+/* Sends an error answer in the request's format. */
+static void send_error_fmt(srv_t *s, const gen_fmt_t *fmt, struct evhttp_request *req, oai_error_t *e,
+                           bool chat_names) {
+    if (fmt) fmt->send_error(s, req, e, chat_names);
+    else srv_send_error(s, req, e);
+}
+
 static void send_error(gen_job_t *j, struct evhttp_request *req, oai_error_t *e) {
-    if (j->resp) resp_error_param(e);
-    srv_send_error(j->s, req, e);
+    send_error_fmt(j->s, j->fmt, req, e, !j->err_native);
+}
+
+/* count_tokens: the prompt's length, nothing generated or billed. */
+static void send_count(gen_job_t *j) {
+    srv_send_jsonv(j->s, j->req, 200, json_pack("{s:I}", "input_tokens", (json_int_t)j->prompts[0].n));
 }
 
 void gen_handle(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, gen_kind_t kind) {
     const bool chat = kind != GEN_COMPLETIONS;
+    const gen_fmt_t *fmt = kind == GEN_RESPONSES                               ? &resp_gen_fmt
+                           : kind == GEN_MESSAGES || kind == GEN_COUNT_TOKENS ? &anth_gen_fmt
+                                                                               : NULL;
     oai_error_t e;
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
     if (len > s->cfg.max_body) {
         oai_fail(&e, 413, NULL, "request_too_large", NULL,
                  "The request body is %zu bytes; the limit is %zu bytes.", len, s->cfg.max_body);
-        srv_send_error(s, req, &e);
+        send_error_fmt(s, fmt, req, &e, false);
         return;
     }
     gen_job_t *j = calloc(1, sizeof *j);
     if (!j) {
         oai_fail(&e, 500, "server_error", NULL, NULL, "out of memory");
-        srv_send_error(s, req, &e);
+        send_error_fmt(s, fmt, req, &e, false);
         return;
     }
     j->s = s;
+    j->fmt = fmt;
+    j->count_only = kind == GEN_COUNT_TOKENS;
     j->t0_ns = sl_now_ns();
     j->next = s->jobs;
     if (s->jobs) s->jobs->prev = j;
     s->jobs = j;
     s->n_jobs++;
     const char *body = (const char *)evbuffer_pullup(in, -1);
-    if (kind == GEN_RESPONSES) {
-        if (resp_parse(j, req, body ? body : "", len, &e) != 0) goto fail;
+    if (fmt) {
+        if (fmt_parse(j, req, body ? body : "", len, &e) != 0) goto fail;
     } else if (oai_parse(body ? body : "", len, chat, &j->r, &e) != 0) {
         goto fail;
     }
@@ -1157,6 +1150,13 @@ void gen_handle(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, gen_kind
     }
     if (chat && !j->r.fim && tools_prepare(j->m, j->r.body, &j->tools, &e) != 0) goto fail;
     if (build_prompts(j, &e) != 0) goto fail;
+    if (j->count_only) {
+        j->req = req;
+        send_count(j);
+        job_release(j);
+        job_maybe_free(j);
+        return;
+    }
     if (chat && !j->r.fim &&
         tools_grammar(j->m, &j->tools, j->r.prefix, j->r.prefix_len, &j->tc_grammar, &e) != 0)
         goto fail;
@@ -1167,8 +1167,8 @@ void gen_handle(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, gen_kind
                        &e) != 0)
         goto fail;
 
-    if (j->resp)
-        snprintf(j->id, sizeof j->id, "resp_%016llx%016llx%016llx", (unsigned long long)rng_next(s),
+    if (fmt)
+        snprintf(j->id, sizeof j->id, "%s%016llx%016llx%016llx", fmt->id_prefix, (unsigned long long)rng_next(s),
                  (unsigned long long)rng_next(s), (unsigned long long)rng_next(s));
     else
         snprintf(j->id, sizeof j->id, "%s%016llx%08llx", chat ? "chatcmpl-" : "cmpl-",

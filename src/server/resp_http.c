@@ -4,6 +4,10 @@
  * save calls gen.c makes for POST /v1/responses (previous_response_id,
  * store).
  *
+ * POST /v1/responses itself runs on gen.c's generation path as the
+ * format resp_gen_fmt (below): the request translated by resp.c, the
+ * output kept and written by resp_out_t, the finished response stored.
+ *
  * A stored response is one JSON text {"response": the response object,
  * "context": the whole conversation a continuation renders (the previous
  * context, this request's input, the output)}. Its input items, as
@@ -29,7 +33,8 @@ int resp_auth(srv_t *s, struct evhttp_request *req, int64_t *account, oai_error_
     *account = 0;
     if (!s->cfg.hooks.auth) return 0;
     srv_status_t st = {0};
-    const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    char buf[256];
+    const char *auth = srv_authorization(req, buf, sizeof buf);
     if (s->cfg.hooks.auth(s->cfg.hooks.ctx, auth, account, &st) == 0) return 0;
     return oai_fail(e, st.http ? st.http : 401, st.type[0] ? st.type : "authentication_error",
                     st.code[0] ? st.code : NULL, NULL, "%s", st.message);
@@ -161,3 +166,132 @@ void resp_handle_stored(srv_t *s, struct evhttp_request *req, const char *rest, 
         srv_send_jsonv(s, req, 200, json_incref(json_object_get(stored, "response")));
     json_decref(stored);
 }
+
+/* ---- POST /v1/responses as a generation format (server_int.h) ---- */
+
+typedef struct resp_job {
+    srv_t *s;
+    resp_req_t rr;
+    resp_out_t ro;
+    int64_t account; /* whose stored responses it reads and writes */
+} resp_job_t;
+
+/* The account is known first (the auth hook), so previous_response_id is
+ * looked up among its own stored responses only. */
+static int fmt_parse(srv_t *s, struct evhttp_request *req, const char *body, size_t len, bool count,
+                     uint64_t seed, void **st, json_t **chat, oai_error_t *e) {
+    (void)count;
+    resp_job_t *rj = calloc(1, sizeof *rj);
+    if (!rj) return oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+    rj->s = s;
+    *st = rj;
+    json_t *b = oai_load_body(body, len, e);
+    if (!b) return -1;
+    const char *prev_id = NULL;
+    json_t *stored = NULL;
+    int rc = -1;
+    if (!json_is_object(b)) {
+        oai_fail(e, 400, NULL, "invalid_json", NULL, "The request body must be a JSON object, not %s.",
+                 oai_json_kind(b));
+        goto out;
+    }
+    if (resp_previous_id(b, &prev_id, e) != 0 || resp_auth(s, req, &rj->account, e) != 0) goto out;
+    if (prev_id && !(stored = resp_load(s, rj->account, prev_id, e))) {
+        if (e->status == 404)
+            oai_fail(e, 404, NULL, "previous_response_not_found", "previous_response_id",
+                     "Previous response with id '%.100s' not found.", prev_id);
+        goto out;
+    }
+    if (resp_translate(b, stored ? json_object_get(stored, "context") : NULL, seed, &rj->rr, e) != 0) goto out;
+    resp_out_init(&rj->ro, rj->rr.stream, seed ^ 0x5DEECE66Dull);
+    *chat = json_incref(rj->rr.chat);
+    rc = 0;
+out:
+    json_decref(stored);
+    json_decref(b);
+    return rc;
+}
+
+static void fmt_free(void *st) {
+    resp_job_t *rj = st;
+    if (!rj) return;
+    resp_req_free(&rj->rr);
+    resp_out_free(&rj->ro);
+    free(rj);
+}
+
+/* A Responses request's errors name its own parameters. */
+static void fmt_send_error(srv_t *s, struct evhttp_request *req, oai_error_t *e, bool chat_names) {
+    if (chat_names) resp_error_param(e);
+    srv_send_error(s, req, e);
+}
+
+static void fmt_text(void *st, bool reasoning, const char *t, size_t n) {
+    resp_out_text(&((resp_job_t *)st)->ro, reasoning, t, n);
+}
+
+static void fmt_call_start(void *st, const char *call_id, const char *name) {
+    resp_out_call_start(&((resp_job_t *)st)->ro, call_id, name);
+}
+
+static void fmt_call_args(void *st, const char *t, size_t n) {
+    resp_out_call_args(&((resp_job_t *)st)->ro, t, n);
+}
+
+static void fmt_call_end(void *st, bool ok) {
+    resp_out_call_end(&((resp_job_t *)st)->ro, ok);
+}
+
+static void fmt_stream_start(void *st, const gen_fmt_info_t *in) {
+    resp_job_t *rj = st;
+    json_t *obj = resp_object(in->id, in->created, in->model, "in_progress", rj->rr.echo, NULL, NULL, NULL, NULL);
+    resp_out_lifecycle(&rj->ro, "response.created", json_incref(obj));
+    resp_out_lifecycle(&rj->ro, "response.in_progress", obj);
+}
+
+/* The last items close, the response object is stored (store) and sent,
+ * as JSON or as the stream's last event. Cut by max_tokens (or the
+ * context) it is "incomplete"; a failed sequence makes it "failed" (still
+ * a 200, as OpenAI's). */
+static json_t *fmt_finish(void *st, const gen_fmt_info_t *in, int *status) {
+    resp_job_t *rj = st;
+    const bool cut = !strcmp(in->finish, "length");
+    resp_out_finish(&rj->ro, cut);
+    const char *state = in->error ? "failed" : cut ? "incomplete" : "completed";
+    json_t *obj = resp_object(in->id, in->created, in->model, state, rj->rr.echo, rj->ro.items, &in->usage,
+                              !in->error && cut ? "max_output_tokens" : NULL, in->error);
+    if (!obj) obj = json_object();
+    if (rj->rr.store) {
+        /* the object and the conversation a continuation renders */
+        json_t *ctx = json_deep_copy(rj->rr.context);
+        json_array_extend(ctx, rj->ro.items);
+        json_t *stored = json_pack("{s:O, s:o}", "response", obj, "context", ctx);
+        if (stored) resp_save(rj->s, rj->account, in->id, stored);
+        json_decref(stored);
+    }
+    *status = 200;
+    if (!rj->rr.stream) return obj;
+    char type[40];
+    snprintf(type, sizeof type, "response.%s", state);
+    resp_out_lifecycle(&rj->ro, type, obj);
+    return NULL;
+}
+
+static sl_buf_t *fmt_events(void *st) {
+    return &((resp_job_t *)st)->ro.ev;
+}
+
+const gen_fmt_t resp_gen_fmt = {
+    .id_prefix = "resp_",
+    .input_param = "input",
+    .parse = fmt_parse,
+    .free = fmt_free,
+    .send_error = fmt_send_error,
+    .text = fmt_text,
+    .call_start = fmt_call_start,
+    .call_args = fmt_call_args,
+    .call_end = fmt_call_end,
+    .stream_start = fmt_stream_start,
+    .finish = fmt_finish,
+    .events = fmt_events,
+};

@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "server/anth.h"
 #include "server/resp_store.h"
 #include "server/structured.h"
 
@@ -160,12 +161,24 @@ bool srv_conn_gone(const srv_conn_t *c) {
     return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
+const char *srv_authorization(struct evhttp_request *req, char *buf, size_t cap) {
+    const struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    const char *auth = evhttp_find_header(in, "Authorization");
+    if (auth) return auth;
+    const char *key = evhttp_find_header(in, "x-api-key");
+    if (!key) return NULL;
+    /* a key too long for buf is cut and then refused as malformed */
+    snprintf(buf, cap, "Bearer %s", key);
+    return buf;
+}
+
 int srv_hook_begin(srv_t *s, struct evhttp_request *req, const char *model, int64_t est_prompt_tokens,
                    int64_t est_completion_tokens, void **hook, oai_error_t *e) {
     *hook = NULL;
     if (!s->cfg.hooks.begin) return 0;
     srv_status_t st = {0};
-    const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    char buf[256];
+    const char *auth = srv_authorization(req, buf, sizeof buf);
     if (s->cfg.hooks.begin(s->cfg.hooks.ctx, auth, model, est_prompt_tokens, est_completion_tokens, hook, &st) != 0) {
         *hook = NULL;
         if (st.retry_after_s > 0) {
@@ -176,8 +189,12 @@ int srv_hook_begin(srv_t *s, struct evhttp_request *req, const char *model, int6
         return oai_fail(e, st.http ? st.http : 401, st.type[0] ? st.type : "authentication_error",
                         st.code[0] ? st.code : NULL, NULL, "%s", st.message);
     }
-    if (s->cfg.hooks.request_id)
-        evhttp_add_header(evhttp_request_get_output_headers(req), "x-request-id", s->cfg.hooks.request_id(*hook));
+    if (s->cfg.hooks.request_id) {
+        /* x-request-id as OpenAI names it, request-id as Anthropic does */
+        const char *rid = s->cfg.hooks.request_id(*hook);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "x-request-id", rid);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "request-id", rid);
+    }
     return 0;
 }
 
@@ -186,7 +203,7 @@ int srv_hook_begin(srv_t *s, struct evhttp_request *req, const char *model, int6
 void srv_add_common_headers(srv_t *s, struct evhttp_request *req) {
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Access-Control-Allow-Origin", "*");
-    evhttp_add_header(h, "Access-Control-Expose-Headers", "x-request-id, retry-after");
+    evhttp_add_header(h, "Access-Control-Expose-Headers", "x-request-id, request-id, retry-after");
     evhttp_add_header(h, "Server", "silica");
 }
 
@@ -312,6 +329,51 @@ static void handle_model(srv_t *s, struct evhttp_request *req, const char *id) {
     srv_send_jsonv(s, req, 200, model_json(m));
 }
 
+/* Anthropic's model object (what its SDK's models.list / retrieve read):
+ * chat models only, created_at as RFC 3339. */
+static json_t *anth_model_json(const srv_model_t *m) {
+    char when[32];
+    const time_t t = (time_t)m->created;
+    struct tm tm;
+    if (!gmtime_r(&t, &tm) || !strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        snprintf(when, sizeof when, "1970-01-01T00:00:00Z");
+    return json_pack("{s:s, s:s, s:s, s:s, s:i, s:i}", "type", "model", "id", m->id, "display_name", m->id,
+                     "created_at", when, "max_input_tokens", eng_n_ctx(m->eng), "max_tokens", eng_n_ctx(m->eng));
+}
+
+static void send_anth_error(srv_t *s, struct evhttp_request *req, int status, const char *fmt, const char *arg) {
+    oai_error_t e;
+    oai_fail(&e, status, NULL, NULL, NULL, fmt, arg);
+    anth_gen_fmt.send_error(s, req, &e, false);
+}
+
+/* GET /v1/models (and /v1/models/{id}) in Anthropic's shape: {data,
+ * has_more, first_id, last_id}, all in one page. */
+static void handle_anth_models(srv_t *s, struct evhttp_request *req, const char *id) {
+    json_t *data = json_array();
+    for (int i = 0; i < s->n_models; i++) {
+        const srv_model_t *m = &s->models[i];
+        if (srv_model_embeds(m) || (id && strcmp(id, m->id) != 0)) continue;
+        if (id) {
+            json_decref(data);
+            srv_send_jsonv(s, req, 200, anth_model_json(m));
+            return;
+        }
+        json_array_append_new(data, anth_model_json(m));
+    }
+    if (id) {
+        json_decref(data);
+        send_anth_error(s, req, 404, "model: '%.100s' is not a model of this server (GET /v1/models lists them).", id);
+        return;
+    }
+    const size_t n = json_array_size(data);
+    json_t *first = n ? json_object_get(json_array_get(data, 0), "id") : NULL;
+    json_t *last = n ? json_object_get(json_array_get(data, n - 1), "id") : NULL;
+    srv_send_jsonv(s, req, 200,
+                   json_pack("{s:o, s:b, s:O, s:O}", "data", data, "has_more", 0, "first_id",
+                             first ? first : json_null(), "last_id", last ? last : json_null()));
+}
+
 static void live_counts(srv_t *s, eng_stats_t *sum) {
     memset(sum, 0, sizeof *sum);
     for (int i = 0; i < s->n_models; i++) {
@@ -418,7 +480,8 @@ static void handle_account(srv_t *s, struct evhttp_request *req, const char *rou
     struct evkeyvalq q;
     TAILQ_INIT(&q);
     if (query) evhttp_parse_query_str(query, &q);
-    const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    char buf[256];
+    const char *auth = srv_authorization(req, buf, sizeof buf);
     char *body = NULL;
     srv_status_t st = {0};
     int rc = h->account(h->ctx, route, auth, evhttp_find_header(&q, "group_by"), &body, &st);
@@ -446,7 +509,8 @@ static void handle_keys(srv_t *s, struct evhttp_request *req, const char *method
         return;
     }
     const char *body_in = len ? (const char *)evbuffer_pullup(in, -1) : NULL;
-    const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    char buf[256];
+    const char *auth = srv_authorization(req, buf, sizeof buf);
     char *body = NULL;
     int http = 200;
     srv_status_t st = {0};
@@ -522,6 +586,32 @@ static void method_not_allowed(srv_t *s, struct evhttp_request *req, const char 
     srv_send_error(s, req, &e);
 }
 
+/* Anthropic's routes: POST /v1/messages, /v1/messages/count_tokens, GET
+ * /v1/models[/{id}] in its shape; under /anthropic (the base URL hosted
+ * platforms give its SDK) every path, and every error, is Anthropic's. */
+static void route_anthropic(srv_t *s, srv_conn_t *c, struct evhttp_request *req, const char *route,
+                            enum evhttp_cmd_type m) {
+    const bool models = !strcmp(route, "/v1/models"), model = !strncmp(route, "/v1/models/", 11) && route[11];
+    if (!strcmp(route, "/v1/messages") || !strcmp(route, "/v1/messages/count_tokens")) {
+        if (m == EVHTTP_REQ_POST) {
+            gen_handle(s, c, req, route[12] ? GEN_COUNT_TOKENS : GEN_MESSAGES);
+            return;
+        }
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+        send_anth_error(s, req, 405, "Method not allowed on %.200s; use POST.", route);
+    } else if (models || model) {
+        if (m == EVHTTP_REQ_GET) {
+            handle_anth_models(s, req, model ? route + 11 : NULL);
+            return;
+        }
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET");
+        send_anth_error(s, req, 405, "Method not allowed on %.200s; use GET.", route);
+    } else {
+        send_anth_error(s, req, 404, "Not found: %.200s (Anthropic routes here: /v1/messages, "
+                                     "/v1/messages/count_tokens, /v1/models).", route);
+    }
+}
+
 static void on_request(struct evhttp_request *req, void *arg) {
     srv_t *s = arg;
     s->n_requests++;
@@ -557,6 +647,12 @@ static void on_request(struct evhttp_request *req, void *arg) {
         srv_add_common_headers(s, req);
         srv_count_status(s, 204);
         evhttp_send_reply(req, 204, "No Content", NULL);
+    } else if (!strcmp(path, "/anthropic") || !strncmp(path, "/anthropic/", 11)) {
+        route_anthropic(s, c, req, path + 10, m);
+    } else if (!strcmp(path, "/v1/messages") || !strncmp(path, "/v1/messages/", 13) ||
+               (!strncmp(path, "/v1/models", 10) &&
+                evhttp_find_header(evhttp_request_get_input_headers(req), "anthropic-version"))) {
+        route_anthropic(s, c, req, path, m);
     } else if (!strcmp(path, "/v1/chat/completions") || !strcmp(path, "/v1/completions") ||
                !strcmp(path, "/v1/responses")) {
         if (m != EVHTTP_REQ_POST) method_not_allowed(s, req, "POST", path);

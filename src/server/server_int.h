@@ -111,9 +111,66 @@ int srv_hook_begin(srv_t *s, struct evhttp_request *req, const char *model, int6
 bool srv_conn_gone(const srv_conn_t *c);
 void srv_model_not_found(srv_t *s, const char *id, oai_error_t *e);
 
-/* gen.c: one generation path for the three request shapes */
-typedef enum { GEN_CHAT, GEN_COMPLETIONS, GEN_RESPONSES } gen_kind_t;
+/* The authorization a request carries, as the platform hooks take it:
+ * the Authorization header, else "Bearer " + x-api-key (what Anthropic's
+ * SDK sends) written into buf; NULL when neither is there. */
+const char *srv_authorization(struct evhttp_request *req, char *buf, size_t cap);
+
+/* gen.c: one generation path for every request shape */
+typedef enum {
+    GEN_CHAT,
+    GEN_COMPLETIONS,
+    GEN_RESPONSES,    /* POST /v1/responses */
+    GEN_MESSAGES,     /* POST /v1/messages (Anthropic) */
+    GEN_COUNT_TOKENS, /* POST /v1/messages/count_tokens: the prompt's length only */
+} gen_kind_t;
 void gen_handle(srv_t *s, srv_conn_t *c, struct evhttp_request *req, gen_kind_t kind);
+
+/* An output format of the chat generation path other than chat
+ * completions' own: the Responses API (resp_http.c) and Anthropic
+ * Messages (anth_http.c). The format translates its body into the chat
+ * request it means; gen.c runs that request like any chat request and
+ * reports what the output parser finds, in order; the format keeps the
+ * output and writes its JSON or its SSE events. State: one opaque `st`
+ * per job, made by parse, freed by free. */
+typedef struct gen_fmt_info {
+    const char *id, *model;
+    int64_t created;
+    srv_usage_t usage;       /* at the start: the prompt tokens only */
+    const char *finish;      /* the end: "stop" | "length" | "tool_calls" */
+    const char *stop_string; /* the stop string that ended the output, or NULL */
+    const char *error;       /* the engine failed: why; NULL otherwise */
+} gen_fmt_info_t;
+
+typedef struct gen_fmt {
+    const char *id_prefix;   /* the job's id: prefix + 48 hex digits */
+    const char *input_param; /* the request's conversation, as errors name it */
+    /* body (len bytes) -> *chat (the chat request, a new reference) and
+     * *st. count: only the prompt's length is wanted. 0, or -1 with *e. */
+    int (*parse)(srv_t *s, struct evhttp_request *req, const char *body, size_t len, bool count,
+                 uint64_t seed, void **st, json_t **chat, oai_error_t *e);
+    void (*free)(void *st);
+    /* Answers an error in the format's shape; used for every error of the
+     * route. chat_names: e comes from the chat request's machinery, whose
+     * parameter names are mapped to the format's (parse's own errors and
+     * the route's before it already name the format's). */
+    void (*send_error)(srv_t *s, struct evhttp_request *req, oai_error_t *e, bool chat_names);
+    /* The output parser's events (or the plain text when there is none). */
+    void (*text)(void *st, bool reasoning, const char *s, size_t n);
+    void (*call_start)(void *st, const char *call_id, const char *name);
+    void (*call_args)(void *st, const char *s, size_t n);
+    void (*call_end)(void *st, bool ok);
+    /* Streaming: the events that open the stream. */
+    void (*stream_start)(void *st, const gen_fmt_info_t *in);
+    /* The end. Streaming: the last events (into events); returns NULL.
+     * Otherwise the response body with *status. */
+    json_t *(*finish)(void *st, const gen_fmt_info_t *in, int *status);
+    /* SSE text written and not yet sent; the caller sends and clears it. */
+    sl_buf_t *(*events)(void *st);
+} gen_fmt_t;
+
+extern const gen_fmt_t resp_gen_fmt; /* resp_http.c */
+extern const gen_fmt_t anth_gen_fmt; /* anth_http.c */
 void gen_on_event(srv_t *s, const eng_event_t *ev);
 void gen_conn_lost(gen_job_t *j);
 void gen_free_all(srv_t *s);

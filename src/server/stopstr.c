@@ -24,14 +24,19 @@ int stop_feed(stop_matcher_t *m, const char *text, size_t len, sl_buf_t *out) {
     size_t hl = m->hold.len;
     /* earliest complete stop string */
     size_t best = hl;
+    int which = -1;
     for (int i = 0; i < m->n_stops; i++) {
         size_t sl = strlen(m->stops[i]);
         if (sl == 0 || sl > hl) continue;
         const char *p = memmem(h, hl, m->stops[i], sl);
-        if (p && (size_t)(p - h) < best) best = (size_t)(p - h);
+        if (p && (size_t)(p - h) < best) {
+            best = (size_t)(p - h);
+            which = i;
+        }
     }
     if (best < hl) {
         m->hit = true;
+        m->hit_index = which;
         int rc = sl_buf_append(out, h, best);
         sl_buf_clear(&m->hold);
         return rc == 0 ? 1 : -1;

@@ -21,6 +21,7 @@ typedef struct stop_matcher {
     int n_stops;
     sl_buf_t hold;      /* text not yet emitted */
     bool hit;
+    int hit_index;      /* which stop string completed (when hit) */
 } stop_matcher_t;
 
 void stop_init(stop_matcher_t *m, char *const *stops, int n_stops);

@@ -396,12 +396,13 @@ static int translate_tools(const json_t *tools, json_t *chat, oai_error_t *e) {
         snprintf(param, sizeof param, "tools[%zu].input_schema", i);
         if (!json_is_object(schema))
             return given(schema) ? bad_type(e, param, "an object", schema) : missing(e, param);
-        json_t *fn = json_pack("{s:O, s:O}", "name", name, "parameters", schema);
-        static const char *const opt[] = {"description", "strict"};
-        for (size_t k = 0; fn && k < SL_ARRAY_LEN(opt); k++) {
-            const json_t *v = json_object_get(t, opt[k]);
-            if (given(v)) json_object_set(fn, opt[k], (json_t *)v);
-        }
+        /* the keys in the order clients write them (templates print the
+         * tools as JSON): name, description, parameters, strict */
+        json_t *fn = json_pack("{s:O}", "name", name);
+        const json_t *d = json_object_get(t, "description"), *st = json_object_get(t, "strict");
+        if (fn && given(d)) json_object_set(fn, "description", (json_t *)d);
+        if (fn) json_object_set(fn, "parameters", (json_t *)schema);
+        if (fn && given(st)) json_object_set(fn, "strict", (json_t *)st);
         if (push(ct, json_pack("{s:s, s:o}", "type", "function", "function", fn), e) != 0)
             return -1;
     }

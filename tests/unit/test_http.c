@@ -191,6 +191,11 @@ static void test_stop_strings(void) {
     CHECK(out.len == 9 && memcmp(out.data, "hello ENX", 9) == 0);
     CHECK(stop_feed(&m, "xyEND", 5, &out) == 1); /* earliest stop wins: END at 2, not xyz */
     CHECK(out.len == 11 && memcmp(out.data, "hello ENXxy", 11) == 0);
+    CHECK(m.hit && m.hit_index == 0); /* which one: Anthropic's stop_sequence names it */
+    sl_buf_free(&out);
+    stop_free(&m);
+    stop_init(&m, stops, 2);
+    CHECK(stop_feed(&m, "a xyz END", 9, &out) == 1 && m.hit_index == 1);
     sl_buf_free(&out);
     stop_free(&m);
     /* no stops: everything passes straight through */

@@ -4,7 +4,9 @@
  *
  * Routes: POST /v1/chat/completions, POST /v1/completions, POST
  * /v1/responses (JSON or SSE streaming), GET / DELETE /v1/responses/{id},
- * GET /v1/responses/{id}/input_items, POST /v1/embeddings and /v1/rerank (encoder models), GET /v1/models[?type=&sub_type=], GET /v1/models/{id},
+ * GET /v1/responses/{id}/input_items, POST /v1/messages and
+ * /v1/messages/count_tokens (Anthropic's Messages API; also under
+ * /anthropic, with its models list), POST /v1/embeddings and /v1/rerank (encoder models), GET /v1/models[?type=&sub_type=], GET /v1/models/{id},
  * GET /health, GET /metrics (Prometheus text), OPTIONS (CORS preflight),
  * GET /v1/user/info, /v1/user/usage and /v1/user/prices (through the account hook), GET /
  * POST /v1/user/keys and DELETE /v1/user/keys/{id} (the keys hook), and the

@@ -10,6 +10,7 @@
 #   FUZZ_TARGET=jinja sh tests/fuzz/build.sh  # fuzz the chat-template interpreter
 #                                     # (seeds: tests/data/templates/*.jinja)
 #   FUZZ_TARGET=resp sh tests/fuzz/build.sh   # fuzz the Responses API request side
+#   FUZZ_TARGET=anth sh tests/fuzz/build.sh   # fuzz the Anthropic Messages request side
 #
 # Output goes to build/fuzz/. The seed corpus is written by gguf_seeds (three
 # small files from the writer); the working corpus lives in
@@ -56,6 +57,16 @@ printf '%s' '{"model":"m","input":[{"role":"user","content":[{"type":"input_text
 printf '%s\0%s' '{"model":"m","input":"more","previous_response_id":"resp_1"}' '[{"type":"message","id":"msg_1","role":"assistant","content":[{"type":"output_text","text":"t"}]}]' > "$OUT/seeds-resp/prev"
 echo "built $OUT/fuzz_resp"
 
+# Anthropic Messages requests (FUZZ_TARGET=anth): translation (message and
+# count_tokens), the chat request's parser, errors, the output side replayed.
+mkdir -p "$OUT/corpus-anth" "$OUT/seeds-anth"
+"$CC" $FLAGS -pthread -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -o "$OUT/fuzz_anth" tests/fuzz/fuzz_anth.c src/server/anth.c src/server/oai.c src/server/oai_format.c \
+    src/sampling/*.c src/grammar/*.c src/kernels/*.c src/kernels/*/*.c src/base/*.c -ljansson -lpcre2-8 -lm
+printf '%s' '{"model":"m","max_tokens":5,"system":"x","messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"The"}],"stop_sequences":["a"],"temperature":0.5,"stream":true}' > "$OUT/seeds-anth/text"
+printf '%s' '{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"text","text":"q"}]},{"role":"assistant","content":[{"type":"thinking","thinking":"t","signature":""},{"type":"text","text":"a"},{"type":"tool_use","id":"toolu_1","name":"f","input":{"a":1}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":[{"type":"text","text":"r"}],"is_error":true},{"type":"text","text":"more"}]}],"tools":[{"name":"f","description":"d","input_schema":{"type":"object"}}],"tool_choice":{"type":"tool","name":"f","disable_parallel_tool_use":true},"thinking":{"type":"enabled","budget_tokens":64},"output_config":{"format":{"type":"json_schema","schema":{"type":"object"}}},"metadata":{"user_id":"u"}}' > "$OUT/seeds-anth/tools"
+echo "built $OUT/fuzz_anth"
+
 # Tokenizer data (FUZZ_TARGET=tokenizer): tok_load + encode / decode.
 mkdir -p "$OUT/corpus-tokenizer" "$OUT/seeds-tokenizer"
 TOK_SRCS="src/tokenizer/*.c src/gguf/gguf.c src/gguf/gguf_write.c src/base/base.c src/kernels/quant.c"
@@ -98,6 +109,10 @@ fi
 if [ "${FUZZ_TARGET:-gguf}" = tokenizer ]; then
     exec ./fuzz_tokenizer -max_total_time="$SECONDS_TO_RUN" -max_len=16384 -timeout=10 \
         -rss_limit_mb=2048 -print_final_stats=1 corpus-tokenizer seeds-tokenizer
+fi
+if [ "${FUZZ_TARGET:-gguf}" = anth ]; then
+    exec ./fuzz_anth -max_total_time="$SECONDS_TO_RUN" -max_len=8192 -timeout=10 \
+        -rss_limit_mb=2048 -print_final_stats=1 corpus-anth seeds-anth
 fi
 if [ "${FUZZ_TARGET:-gguf}" = resp ]; then
     exec ./fuzz_resp -max_total_time="$SECONDS_TO_RUN" -max_len=8192 -timeout=10 \

@@ -451,7 +451,8 @@ static int authenticate(plat_t *p, const char *authorization, key_row_t *row, pl
     if (!*authorization)
         return deny(st, 401, "invalid_request_error", "missing_api_key",
                     "You didn't provide an API key. Send it in the Authorization header as "
-                    "'Authorization: Bearer sk-...'.");
+                    "'Authorization: Bearer sk-...' (or, from Anthropic SDKs, as 'x-api-key: "
+                    "sk-...').");
     if (strncasecmp(authorization, "Bearer", 6) != 0 ||
         (authorization[6] != ' ' && authorization[6] != '\t'))
         return deny(st, 401, "invalid_request_error", "invalid_api_key",

@@ -10,7 +10,7 @@
 # BUILD=build/test (-O1 -g, ASan + UBSan, what `make test` runs).
 
 CC      ?= cc
-PKGS    := libevent libevent_pthreads jansson libpcre2-8 libutf8proc sqlite3 libcrypto
+PKGS    := libevent libevent_pthreads jansson libpcre2-8 libutf8proc sqlite3 libcrypto libpq
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -7,7 +7,7 @@
 # its own. `make run` does not need it.
 set -e
 PKGS="build-essential pkg-config zlib1g-dev libevent-dev libjansson-dev libpcre2-dev \
-libutf8proc-dev libsqlite3-dev libssl-dev python3 python3-jinja2"
+libutf8proc-dev libsqlite3-dev libpq-dev libssl-dev python3 python3-jinja2"
 [ "${1:-}" = "--test" ] && PKGS="$PKGS chromium"
 missing=""
 # Node.js may come from outside Debian (e.g. a newer build): only ask apt for

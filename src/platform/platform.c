@@ -1,7 +1,8 @@
 /*
- * platform.c — opening the database (WAL, versioned migrations) and the
- * request path: key -> account -> balance reservation -> rate limits ->
- * (the request runs) -> one ledger row with the balance change.
+ * platform.c — opening the database (db.h: SQLite or PostgreSQL, versioned
+ * migrations) and the request path: key -> account -> balance reservation
+ * -> rate limits -> (the request runs) -> one ledger row with the balance
+ * change.
  *
  * Invariants kept here:
  *  - A ledger row and the balance change it causes are one transaction, and
@@ -12,8 +13,8 @@
  *    balance: plat_begin admits a request only when balance - reserved
  *    covers its largest cost, and plat_finish charges at most that when the
  *    caller's usage stays within what it announced.
- *  - Everything below runs under p->mu; the SQLite connection is used by
- *    one thread at a time.
+ *  - Everything below runs under p->mu; the database connection is used
+ *    by one thread at a time.
  */
 #include "platform/plat_internal.h"
 
@@ -24,105 +25,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-
-/* ---- schema ---- */
-
-/* Migration i (0-based) takes the schema from user_version i to i + 1.
- * Append only: a shipped migration never changes. */
-static const char *const migrations[] = {
-    /* 1: accounts, keys, prices, limits, credits, ledger */
-    "CREATE TABLE accounts ("
-    "  id INTEGER PRIMARY KEY,"
-    "  name TEXT NOT NULL,"
-    "  status TEXT NOT NULL DEFAULT 'normal',"
-    "  gift_balance INTEGER NOT NULL DEFAULT 0,"   /* micro-yuan */
-    "  charge_balance INTEGER NOT NULL DEFAULT 0," /* micro-yuan */
-    "  referrer_id INTEGER,"
-    "  created_at INTEGER NOT NULL);"              /* unix ms */
-    "CREATE TABLE api_keys ("
-    "  id INTEGER PRIMARY KEY,"
-    "  account_id INTEGER NOT NULL REFERENCES accounts(id),"
-    "  name TEXT NOT NULL DEFAULT '',"
-    "  prefix TEXT NOT NULL,"
-    "  hash TEXT NOT NULL UNIQUE,"                 /* sha-256 hex of the whole key */
-    "  enabled INTEGER NOT NULL DEFAULT 1,"
-    "  expires_at INTEGER NOT NULL DEFAULT 0,"     /* unix ms, 0 never */
-    "  created_at INTEGER NOT NULL,"
-    "  revoked_at INTEGER NOT NULL DEFAULT 0);"
-    "CREATE INDEX api_keys_account ON api_keys(account_id);"
-    "CREATE TABLE model_prices ("                  /* micro-yuan per million tokens */
-    "  model TEXT PRIMARY KEY,"
-    "  input INTEGER NOT NULL,"
-    "  cached_input INTEGER NOT NULL,"
-    "  output INTEGER NOT NULL,"
-    "  updated_at INTEGER NOT NULL);"
-    "CREATE TABLE rate_limits ("                   /* account 0 = all; model '*' = all; 0 = unlimited */
-    "  account_id INTEGER NOT NULL,"
-    "  model TEXT NOT NULL,"
-    "  rpm INTEGER NOT NULL, tpm INTEGER NOT NULL,"
-    "  rpd INTEGER NOT NULL, tpd INTEGER NOT NULL,"
-    "  PRIMARY KEY (account_id, model));"
-    "CREATE TABLE credits ("                       /* every addition to a balance */
-    "  id INTEGER PRIMARY KEY,"
-    "  account_id INTEGER NOT NULL REFERENCES accounts(id),"
-    "  kind TEXT NOT NULL,"                        /* signup, referral, credit */
-    "  gift INTEGER NOT NULL,"
-    "  charge INTEGER NOT NULL,"
-    "  note TEXT NOT NULL DEFAULT '',"
-    "  created_at INTEGER NOT NULL);"
-    "CREATE INDEX credits_account ON credits(account_id);"
-    "CREATE TABLE usage_ledger ("                  /* one row per finished request */
-    "  id INTEGER PRIMARY KEY,"
-    "  request_id TEXT NOT NULL UNIQUE,"
-    "  account_id INTEGER NOT NULL,"
-    "  key_id INTEGER NOT NULL,"
-    "  model TEXT NOT NULL,"
-    "  prompt_tokens INTEGER NOT NULL,"
-    "  cached_tokens INTEGER NOT NULL,"
-    "  completion_tokens INTEGER NOT NULL,"
-    "  reasoning_tokens INTEGER NOT NULL,"
-    "  cost INTEGER NOT NULL,"                     /* micro-yuan = gift_spent + charge_spent */
-    "  gift_spent INTEGER NOT NULL,"
-    "  charge_spent INTEGER NOT NULL,"
-    "  status TEXT NOT NULL,"
-    "  started_at INTEGER NOT NULL,"
-    "  finished_at INTEGER NOT NULL,"
-    "  ttft_ms INTEGER NOT NULL DEFAULT -1);"
-    "CREATE INDEX usage_ledger_account_time ON usage_ledger(account_id, finished_at);",
-    /* 2: stored responses (POST /v1/responses with store; responses.c) */
-    "CREATE TABLE responses ("
-    "  id TEXT PRIMARY KEY,"                       /* "resp_..." */
-    "  account_id INTEGER NOT NULL,"
-    "  created_at INTEGER NOT NULL,"               /* unix ms */
-    "  body TEXT NOT NULL);"                       /* {response, input, context} JSON */
-    "CREATE INDEX responses_account_time ON responses(account_id, created_at);",
-};
-
-static const char *const stmt_sql[ST_N] = {
-    [ST_BEGIN] = "BEGIN IMMEDIATE",
-    [ST_COMMIT] = "COMMIT",
-    [ST_ROLLBACK] = "ROLLBACK",
-    [ST_KEY_LOOKUP] = "SELECT k.id, k.account_id, k.enabled, k.expires_at, a.status, "
-                      "a.gift_balance, a.charge_balance FROM api_keys k "
-                      "JOIN accounts a ON a.id = k.account_id WHERE k.hash = ?1",
-    [ST_PRICE_GET] = "SELECT input, cached_input, output FROM model_prices WHERE model = ?1",
-    [ST_LIMITS_GET] = "SELECT rpm, tpm, rpd, tpd FROM rate_limits "
-                      "WHERE account_id IN (?1, 0) AND model IN (?2, '*') "
-                      "ORDER BY account_id = 0, model = '*' LIMIT 1",
-    [ST_ACCT_BAL] = "SELECT gift_balance, charge_balance FROM accounts WHERE id = ?1",
-    [ST_ACCT_SPEND] = "UPDATE accounts SET gift_balance = gift_balance - ?2, "
-                      "charge_balance = charge_balance - ?3 WHERE id = ?1",
-    [ST_LEDGER_INSERT] = "INSERT INTO usage_ledger (request_id, account_id, key_id, model, "
-                         "prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens, "
-                         "cost, gift_spent, charge_spent, status, started_at, finished_at, "
-                         "ttft_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
-                         "?13, ?14, ?15)",
-};
 
 /* ---- small helpers ---- */
 
@@ -160,106 +66,7 @@ int plat_sha256_hex(const char *s, char out[65]) {
     return 0;
 }
 
-sqlite3_stmt *plat_stmt(plat_t *p, int which, char *err, size_t errlen) {
-    sqlite3_stmt *s = p->stmts[which];
-    if (!s) {
-        if (sqlite3_prepare_v3(p->db, stmt_sql[which], -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) !=
-            SQLITE_OK) {
-            sl_err(err, errlen, "sqlite prepare: %s", sqlite3_errmsg(p->db));
-            return NULL;
-        }
-        p->stmts[which] = s;
-    }
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    return s;
-}
-
-int plat_step_done(plat_t *p, sqlite3_stmt *s, char *err, size_t errlen) {
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    }
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE) return sl_err(err, errlen, "sqlite: %s", sqlite3_errmsg(p->db));
-    return 0;
-}
-
-static int exec_slot(plat_t *p, int which, char *err, size_t errlen) {
-    sqlite3_stmt *s = plat_stmt(p, which, err, errlen);
-    if (!s) return -1;
-    return plat_step_done(p, s, err, errlen);
-}
-
-int plat_tx_begin(plat_t *p, char *err, size_t errlen) {
-    return exec_slot(p, ST_BEGIN, err, errlen);
-}
-int plat_tx_commit(plat_t *p, char *err, size_t errlen) {
-    return exec_slot(p, ST_COMMIT, err, errlen);
-}
-void plat_tx_rollback(plat_t *p) {
-    if (!sqlite3_get_autocommit(p->db)) exec_slot(p, ST_ROLLBACK, NULL, 0);
-}
-
-/* ---- open / migrate / close ---- */
-
-static int exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen) {
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        sl_err(err, errlen, "sqlite: %s", msg ? msg : sqlite3_errmsg(db));
-        sqlite3_free(msg);
-        return -1;
-    }
-    return 0;
-}
-
-static int user_version(sqlite3 *db, int *v) {
-    sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK) return -1;
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) *v = sqlite3_column_int(s, 0);
-    sqlite3_finalize(s);
-    return rc == SQLITE_ROW ? 0 : -1;
-}
-
-/* Each migration runs in its own IMMEDIATE transaction together with the
- * user_version bump, re-reading the version inside it so two processes
- * opening a fresh data dir at once do not both migrate. */
-static int migrate(sqlite3 *db, char *err, size_t errlen) {
-    const int target = (int)SL_ARRAY_LEN(migrations);
-    for (;;) {
-        if (exec_sql(db, "BEGIN IMMEDIATE", err, errlen) != 0) return -1;
-        int v = 0;
-        if (user_version(db, &v) != 0) {
-            exec_sql(db, "ROLLBACK", NULL, 0);
-            return sl_err(err, errlen, "sqlite: cannot read user_version: %s", sqlite3_errmsg(db));
-        }
-        if (v > target) {
-            exec_sql(db, "ROLLBACK", NULL, 0);
-            return sl_err(err, errlen,
-                          "database schema version %d is newer than this silica (%d); upgrade "
-                          "silica",
-                          v, target);
-        }
-        if (v == target) return exec_sql(db, "COMMIT", err, errlen);
-        char bump[64];
-        snprintf(bump, sizeof bump, "PRAGMA user_version = %d", v + 1);
-        if (exec_sql(db, migrations[v], err, errlen) != 0 || exec_sql(db, bump, err, errlen) != 0 ||
-            exec_sql(db, "COMMIT", err, errlen) != 0) {
-            exec_sql(db, "ROLLBACK", NULL, 0);
-            return -1;
-        }
-    }
-}
-
-plat_t *plat_open(const char *data_dir, const plat_config_t *cfg, char *err, size_t errlen) {
-    if (!data_dir || !*data_dir) {
-        sl_err(err, errlen, "no data directory given");
-        return NULL;
-    }
-    if (mkdir(data_dir, 0700) != 0 && errno != EEXIST) {
-        sl_err(err, errlen, "cannot create data directory %s: %s", data_dir, strerror(errno));
-        return NULL;
-    }
+plat_t *plat_open(const char *where, const plat_config_t *cfg, char *err, size_t errlen) {
     plat_t *p = calloc(1, sizeof *p);
     if (!p) {
         sl_err(err, errlen, "out of memory");
@@ -272,38 +79,22 @@ plat_t *plat_open(const char *data_dir, const plat_config_t *cfg, char *err, siz
     pthread_mutex_init(&p->mu, NULL);
     p->nslots = 64;
     p->slots = calloc(p->nslots, sizeof *p->slots);
-    char *path = NULL;
-    if (!p->slots || asprintf(&path, "%s/silica.db", data_dir) < 0) {
-        path = NULL;
+    if (!p->slots) {
         sl_err(err, errlen, "out of memory");
         goto fail;
     }
-    /* The connection is used under p->mu only, so SQLite's own mutex is
-     * not needed. */
-    if (sqlite3_open_v2(path, &p->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                        NULL) != SQLITE_OK) {
-        sl_err(err, errlen, "cannot open %s: %s", path, p->db ? sqlite3_errmsg(p->db) : "?");
-        goto fail;
-    }
-    sqlite3_busy_timeout(p->db, 10000);
-    if (exec_sql(p->db, "PRAGMA journal_mode = WAL", err, errlen) != 0) goto fail;
-    if (exec_sql(p->db, p->cfg.sync_normal ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL",
-                 err, errlen) != 0)
-        goto fail;
-    if (exec_sql(p->db, "PRAGMA foreign_keys = ON", err, errlen) != 0) goto fail;
-    if (migrate(p->db, err, errlen) != 0) goto fail;
-    free(path);
+    p->db = db_open(where, p->cfg.sync_normal, plat_sql, ST_N, err, errlen);
+    if (!p->db) goto fail;
+    if (db_migrate(p->db, plat_migrations, plat_nmigrations, err, errlen) != 0) goto fail;
     return p;
 fail:
-    free(path);
     plat_close(p);
     return NULL;
 }
 
 void plat_close(plat_t *p) {
     if (!p) return;
-    for (int i = 0; i < ST_N; i++) sqlite3_finalize(p->stmts[i]);
-    if (p->db) sqlite3_close(p->db);
+    db_close(p->db);
     for (size_t i = 0; p->slots && i < p->nslots; i++) {
         plat_slot_t *s = p->slots[i];
         while (s) {
@@ -422,6 +213,15 @@ static int deny(plat_status_t *st, int http, const char *type, const char *code,
     return -1;
 }
 
+/* A database failure: 503 when the database is unreachable (an outage the
+ * client may retry), else 500. */
+static int db_deny(plat_t *p, plat_status_t *st, const char *err) {
+    if (db_unreachable(p->db))
+        return deny(st, 503, "server_error", "database_unavailable",
+                    "The platform's database is unreachable; retry later. (%s)", err);
+    return deny(st, 500, "server_error", "internal_error", "%s", err);
+}
+
 static void status_ok(plat_status_t *st) {
     if (!st) return;
     memset(st, 0, sizeof *st);
@@ -472,27 +272,28 @@ static int authenticate(plat_t *p, const char *authorization, key_row_t *row, pl
     OPENSSL_cleanse(key, sizeof key);
     if (rc != 0) return deny(st, 500, "server_error", "internal_error", "hashing failed");
     char err[SL_ERR_MAX];
-    sqlite3_stmt *s = plat_stmt(p, ST_KEY_LOOKUP, err, sizeof err);
-    if (!s) return deny(st, 500, "server_error", "internal_error", "%s", err);
-    sqlite3_bind_text(s, 1, hash, -1, SQLITE_TRANSIENT);
-    rc = sqlite3_step(s);
-    if (rc != SQLITE_ROW) {
-        sqlite3_reset(s);
-        if (rc != SQLITE_DONE)
-            return deny(st, 500, "server_error", "internal_error", "ledger database: %s",
-                        sqlite3_errmsg(p->db));
+    db_stmt_t *s = db_stmt(p->db, ST_KEY_LOOKUP, err, sizeof err);
+    if (!s) return db_deny(p, st, err);
+    db_bind_text(s, 1, hash);
+    rc = db_step(s);
+    if (rc != DB_ROW) {
+        db_release(s);
+        if (rc != DB_DONE) {
+            snprintf(err, sizeof err, "ledger database: %s", db_errmsg(p->db));
+            return db_deny(p, st, err);
+        }
         return deny(st, 401, "invalid_request_error", "invalid_api_key",
                     "Incorrect API key provided: %.11s... is not a known key.", k);
     }
-    row->key_id = sqlite3_column_int64(s, 0);
-    row->account_id = sqlite3_column_int64(s, 1);
-    int enabled = sqlite3_column_int(s, 2);
-    int64_t expires = sqlite3_column_int64(s, 3);
+    row->key_id = db_col_int64(s, 0);
+    row->account_id = db_col_int64(s, 1);
+    int64_t enabled = db_col_int64(s, 2);
+    int64_t expires = db_col_int64(s, 3);
     char status[16];
-    snprintf(status, sizeof status, "%s", (const char *)sqlite3_column_text(s, 4));
-    row->gift = sqlite3_column_int64(s, 5);
-    row->charge = sqlite3_column_int64(s, 6);
-    sqlite3_reset(s);
+    snprintf(status, sizeof status, "%s", db_col_text(s, 4));
+    row->gift = db_col_int64(s, 5);
+    row->charge = db_col_int64(s, 6);
+    db_release(s);
     if (!enabled)
         return deny(st, 401, "invalid_request_error", "invalid_api_key",
                     "API key %.11s... has been revoked; create a new key.", k);
@@ -546,7 +347,7 @@ int plat_begin(plat_t *p, const char *authorization, const char *model,
     plat_price_t price;
     bool priced;
     if (plat_price_get_locked(p, model, &price, &priced, err, sizeof err) != 0) {
-        rc = deny(st, 500, "server_error", "internal_error", "%s", err);
+        rc = db_deny(p, st, err);
         goto out;
     }
     plat_usage_t worst = {.prompt_tokens = est_prompt_tokens,
@@ -580,7 +381,7 @@ int plat_begin(plat_t *p, const char *authorization, const char *model,
      * longest wait. Nothing is taken unless every check passed. */
     plat_limits_t lim;
     if (plat_limits_get_locked(p, row.account_id, model, is_free, &lim, err, sizeof err) != 0) {
-        rc = deny(st, 500, "server_error", "internal_error", "%s", err);
+        rc = db_deny(p, st, err);
         goto out;
     }
     plat_slot_t *rl = slot_get(p, row.account_id, model);
@@ -685,51 +486,56 @@ void plat_abort(plat_t *p, plat_req_t *r) {
 /* Locked: one transaction with the ledger row and the balance change. */
 static int record(plat_t *p, plat_req_t *r, const plat_usage_t *u, int64_t cost, const char *status,
                   char *err, size_t errlen) {
-    if (plat_tx_begin(p, err, errlen) != 0) return -1;
-    sqlite3_stmt *s = plat_stmt(p, ST_ACCT_BAL, err, errlen);
+    if (db_begin(p->db, err, errlen) != 0) return -1;
+    /* on PostgreSQL the read locks the account row (FOR UPDATE) */
+    db_stmt_t *s = db_stmt(p->db, ST_ACCT_BAL, err, errlen);
     if (!s) goto fail;
-    sqlite3_bind_int64(s, 1, r->account_id);
-    if (sqlite3_step(s) != SQLITE_ROW) {
+    db_bind_int64(s, 1, r->account_id);
+    if (db_step(s) != DB_ROW) {
         sl_err(err, errlen, "account %" PRId64 " vanished: %s", r->account_id,
-               sqlite3_errmsg(p->db));
-        sqlite3_reset(s);
+               db_errmsg(p->db));
+        db_release(s);
         goto fail;
     }
-    int64_t gift = sqlite3_column_int64(s, 0);
-    sqlite3_reset(s);
+    int64_t gift = db_col_int64(s, 0);
+    db_release(s);
     /* Gift balance is spent first and never below zero; the rest is charged. */
     int64_t gift_spent = SL_MIN(cost, gift > 0 ? gift : 0);
     int64_t charge_spent = cost - gift_spent;
 
-    s = plat_stmt(p, ST_ACCT_SPEND, err, errlen);
+    s = db_stmt(p->db, ST_ACCT_SPEND, err, errlen);
     if (!s) goto fail;
-    sqlite3_bind_int64(s, 1, r->account_id);
-    sqlite3_bind_int64(s, 2, gift_spent);
-    sqlite3_bind_int64(s, 3, charge_spent);
-    if (plat_step_done(p, s, err, errlen) != 0) goto fail;
+    db_bind_int64(s, 1, r->account_id);
+    db_bind_int64(s, 2, gift_spent);
+    db_bind_int64(s, 3, charge_spent);
+    int rc = db_step_done(s, err, errlen);
+    db_release(s);
+    if (rc != 0) goto fail;
 
-    s = plat_stmt(p, ST_LEDGER_INSERT, err, errlen);
+    s = db_stmt(p->db, ST_LEDGER_INSERT, err, errlen);
     if (!s) goto fail;
-    sqlite3_bind_text(s, 1, r->id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, r->account_id);
-    sqlite3_bind_int64(s, 3, r->key_id);
-    sqlite3_bind_text(s, 4, r->model, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 5, u->prompt_tokens);
-    sqlite3_bind_int64(s, 6, u->cached_tokens);
-    sqlite3_bind_int64(s, 7, u->completion_tokens);
-    sqlite3_bind_int64(s, 8, u->reasoning_tokens);
-    sqlite3_bind_int64(s, 9, cost);
-    sqlite3_bind_int64(s, 10, gift_spent);
-    sqlite3_bind_int64(s, 11, charge_spent);
-    sqlite3_bind_text(s, 12, status, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 13, r->started_ms);
-    sqlite3_bind_int64(s, 14, plat_now_ms(p));
-    sqlite3_bind_int64(s, 15, u->ttft_ms);
-    if (plat_step_done(p, s, err, errlen) != 0) goto fail;
-    if (plat_tx_commit(p, err, errlen) != 0) goto fail;
+    db_bind_text(s, 1, r->id);
+    db_bind_int64(s, 2, r->account_id);
+    db_bind_int64(s, 3, r->key_id);
+    db_bind_text(s, 4, r->model);
+    db_bind_int64(s, 5, u->prompt_tokens);
+    db_bind_int64(s, 6, u->cached_tokens);
+    db_bind_int64(s, 7, u->completion_tokens);
+    db_bind_int64(s, 8, u->reasoning_tokens);
+    db_bind_int64(s, 9, cost);
+    db_bind_int64(s, 10, gift_spent);
+    db_bind_int64(s, 11, charge_spent);
+    db_bind_text(s, 12, status);
+    db_bind_int64(s, 13, r->started_ms);
+    db_bind_int64(s, 14, plat_now_ms(p));
+    db_bind_int64(s, 15, u->ttft_ms);
+    rc = db_step_done(s, err, errlen);
+    db_release(s);
+    if (rc != 0) goto fail;
+    if (db_commit(p->db, err, errlen) != 0) goto fail;
     return 0;
 fail:
-    plat_tx_rollback(p);
+    db_rollback(p->db);
     return -1;
 }
 

@@ -177,13 +177,25 @@ static void pg_quiet(void *arg, const char *message) {
     (void)message; /* NOTICEs ("relation exists, skipping") are not errors */
 }
 
+/* libpq's messages span lines ("...\n\tIs the server running...?\n"):
+ * one line for logs and error bodies. */
+static void one_line(char *m) {
+    char *w = m;
+    for (const char *r = m; *r; r++) {
+        char c = *r == '\n' || *r == '\t' || *r == '\r' ? ' ' : *r;
+        if (c == ' ' && (w == m || w[-1] == ' ')) continue;
+        *w++ = c;
+    }
+    while (w > m && w[-1] == ' ')
+        w--;
+    *w = '\0';
+}
+
 static void pg_msg(db_t *db, const char *what, const PGresult *res) {
     const char *m = res ? PQresultErrorMessage(res) : "";
     if (!m || !*m) m = PQerrorMessage(db->pg);
     snprintf(db->msg, sizeof db->msg, "%s%s", what, m && *m ? m : "unknown error");
-    size_t n = strlen(db->msg);
-    while (n > 0 && (db->msg[n - 1] == '\n' || db->msg[n - 1] == ' '))
-        db->msg[--n] = '\0';
+    one_line(db->msg);
 }
 
 static bool pg_result_ok(const PGresult *res) {
@@ -232,11 +244,7 @@ static db_t *pg_open(db_t *db, const char *url, char *err, size_t errlen) {
     if (!db->pg || PQstatus(db->pg) != CONNECTION_OK) {
         sl_err(err, errlen, "cannot connect to PostgreSQL: %s",
                db->pg ? PQerrorMessage(db->pg) : "out of memory");
-        if (err) { /* libpq ends its messages with a newline */
-            size_t n = strlen(err);
-            while (n > 0 && (err[n - 1] == '\n' || err[n - 1] == ' '))
-                err[--n] = '\0';
-        }
+        if (err) one_line(err);
         db_close(db);
         return NULL;
     }

@@ -92,6 +92,10 @@ fail:
     return NULL;
 }
 
+bool plat_is_db_url(const char *where) {
+    return db_is_url(where);
+}
+
 void plat_close(plat_t *p) {
     if (!p) return;
     db_close(p->db);

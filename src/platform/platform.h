@@ -97,9 +97,13 @@ typedef struct plat_usage {
     int64_t ttft_ms;           /* time to first token; -1 unknown */
 } plat_usage_t;
 
-/* Opens (creating when missing) DATA_DIR/silica.db and migrates it to the
- * current schema. cfg may be NULL for the defaults. Free with plat_close. */
-plat_t *plat_open(const char *data_dir, const plat_config_t *cfg, char *err, size_t errlen);
+/* Opens the store and migrates it to the current schema: `where` is a data
+ * directory (DIR/silica.db, SQLite, created when missing) or a PostgreSQL
+ * URL (postgresql://... or postgres://..., see plat_is_db_url). cfg may be
+ * NULL for the defaults. Free with plat_close. */
+plat_t *plat_open(const char *where, const plat_config_t *cfg, char *err, size_t errlen);
+/* True when `where` is a PostgreSQL URL rather than a data directory. */
+bool plat_is_db_url(const char *where);
 void plat_close(plat_t *p);
 
 /* ---- request path ---- */

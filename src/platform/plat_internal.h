@@ -42,6 +42,7 @@ enum {
     ST_KEY_INSERT, ST_KEY_LIVE_COUNT, ST_KEY_REVOKE, ST_KEY_LIST,
     ST_PRICE_SET, ST_PRICE_LIST, ST_LIMITS_SET, ST_VERIFY,
     ST_RESP_EXPIRE, ST_RESP_TRIM, ST_RESP_PUT, ST_RESP_GET, ST_RESP_DELETE,
+    ST_RESV_SWEEP_ACCT, ST_RESV_SUM, ST_RESV_INSERT, ST_RESV_DELETE, ST_RESV_RENEW, ST_RESV_SWEEP,
     ST_N
 };
 extern const db_sql_t plat_sql[ST_N];
@@ -52,6 +53,16 @@ struct plat {
     db_t *db;
     pthread_mutex_t mu;
     plat_config_t cfg;
+    /* Reservations in the database (PostgreSQL: shared by every node)
+     * rather than in slots. Then `running` lists this node's requests that
+     * hold one, and the lease thread renews their leases every lease_ms / 4
+     * and sweeps expired ones (a dead node's). */
+    bool shared;
+    char node[96];            /* this process: "host/pid/random" */
+    struct plat_req *running; /* doubly linked through next/prev; under mu */
+    pthread_t lease_thread;
+    bool lease_running, lease_stop; /* lease_stop under mu */
+    pthread_cond_t lease_cv;
     plat_slot_t **slots;
     size_t nslots; /* buckets in the table, a power of two */
     size_t nused;
@@ -65,6 +76,8 @@ struct plat_req {
     int64_t reserved;     /* micro-yuan held from the balance */
     int64_t est_tokens;   /* tokens taken from the TPM/TPD buckets */
     int64_t started_ms;
+    bool held;                       /* shared: a reservations row exists for it */
+    struct plat_req *next, *prev;    /* shared: in plat.running while held */
 };
 
 int64_t plat_now_ms(plat_t *p);

@@ -27,6 +27,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <unistd.h>
+
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
@@ -66,6 +68,109 @@ int plat_sha256_hex(const char *s, char out[65]) {
     return 0;
 }
 
+/* ---- shared reservations (PostgreSQL) ----
+ *
+ * Every node checks and writes an account's reservations in one
+ * transaction that holds the account row (FOR UPDATE), so across all
+ * nodes: sum(reservations.amount) for an account never exceeds its balance
+ * at admission, the same invariant the slots keep inside one process.
+ * A reservation carries a lease: its node renews it every lease_ms / 4
+ * while the request runs; a node that dies stops renewing, and once
+ * expired the row is swept (by any node's next admission on that account
+ * and by every node's lease thread), so a dead node holds no money longer
+ * than lease_ms. Its requests leave no ledger row: they are not billed. */
+
+/* Runs one-parameter-pair statement `which` (?1 text or int64, ?2 int64). */
+static int resv_exec(plat_t *p, int which, const char *id, int64_t a, int64_t b, char *err,
+                     size_t errlen) {
+    db_stmt_t *s = db_stmt(p->db, which, err, errlen);
+    if (!s) return -1;
+    if (id)
+        db_bind_text(s, 1, id);
+    else
+        db_bind_int64(s, 1, a);
+    if (which != ST_RESV_DELETE && which != ST_RESV_SWEEP) db_bind_int64(s, 2, b);
+    int rc = db_step_done(s, err, errlen);
+    db_release(s);
+    return rc;
+}
+
+static void running_add(plat_t *p, plat_req_t *r) {
+    r->prev = NULL;
+    r->next = p->running;
+    if (p->running) p->running->prev = r;
+    p->running = r;
+}
+
+static void running_remove(plat_t *p, plat_req_t *r) {
+    if (r->prev)
+        r->prev->next = r->next;
+    else if (p->running == r)
+        p->running = r->next;
+    if (r->next) r->next->prev = r->prev;
+    r->next = r->prev = NULL;
+}
+
+/* Renews this node's leases and sweeps expired ones; under mu. */
+static void lease_tick(plat_t *p) {
+    char err[SL_ERR_MAX];
+    const int64_t now = plat_now_ms(p);
+    for (plat_req_t *r = p->running; r; r = r->next)
+        if (resv_exec(p, ST_RESV_RENEW, r->id, 0, now + p->cfg.lease_ms, err, sizeof err) != 0)
+            break; /* the database is away; the next tick tries again */
+    resv_exec(p, ST_RESV_SWEEP, NULL, now, 0, err, sizeof err);
+}
+
+static void *lease_main(void *arg) {
+    plat_t *p = arg;
+    pthread_mutex_lock(&p->mu);
+    while (!p->lease_stop) {
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        const int64_t ns = (int64_t)t.tv_nsec + p->cfg.lease_ms / 4 * 1000000;
+        t.tv_sec += (time_t)(ns / 1000000000);
+        t.tv_nsec = (long)(ns % 1000000000);
+        pthread_cond_timedwait(&p->lease_cv, &p->mu, &t);
+        if (!p->lease_stop) lease_tick(p);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* Begins the admission transaction for account `id`: locks its row,
+ * re-reads the balance, sweeps its expired reservations and sums the live
+ * ones into *held. The transaction stays open on success. */
+static int resv_begin(plat_t *p, int64_t id, int64_t *gift, int64_t *charge, int64_t *held,
+                      char *err, size_t errlen) {
+    if (db_begin(p->db, err, errlen) != 0) return -1;
+    db_stmt_t *s = db_stmt(p->db, ST_ACCT_BAL, err, errlen); /* FOR UPDATE */
+    if (!s) goto fail;
+    db_bind_int64(s, 1, id);
+    if (db_step(s) != DB_ROW) {
+        sl_err(err, errlen, "account %" PRId64 ": %s", id, db_errmsg(p->db));
+        db_release(s);
+        goto fail;
+    }
+    *gift = db_col_int64(s, 0);
+    *charge = db_col_int64(s, 1);
+    db_release(s);
+    if (resv_exec(p, ST_RESV_SWEEP_ACCT, NULL, id, plat_now_ms(p), err, errlen) != 0) goto fail;
+    s = db_stmt(p->db, ST_RESV_SUM, err, errlen);
+    if (!s) goto fail;
+    db_bind_int64(s, 1, id);
+    if (db_step(s) != DB_ROW) {
+        sl_err(err, errlen, "reservations: %s", db_errmsg(p->db));
+        db_release(s);
+        goto fail;
+    }
+    *held = db_col_int64(s, 0);
+    db_release(s);
+    return 0;
+fail:
+    db_rollback(p->db);
+    return -1;
+}
+
 plat_t *plat_open(const char *where, const plat_config_t *cfg, char *err, size_t errlen) {
     plat_t *p = calloc(1, sizeof *p);
     if (!p) {
@@ -83,9 +188,26 @@ plat_t *plat_open(const char *where, const plat_config_t *cfg, char *err, size_t
         sl_err(err, errlen, "out of memory");
         goto fail;
     }
+    if (p->cfg.lease_ms <= 0) p->cfg.lease_ms = PLAT_LEASE_MS_DEFAULT;
+    pthread_cond_init(&p->lease_cv, NULL);
     p->db = db_open(where, p->cfg.sync_normal, plat_sql, ST_N, err, errlen);
     if (!p->db) goto fail;
     if (db_migrate(p->db, plat_migrations, plat_nmigrations, err, errlen) != 0) goto fail;
+    if (db_kind(p->db) == DB_PG) {
+        /* several nodes may serve this database: reservations live in it */
+        p->shared = true;
+        unsigned char rnd[4];
+        char host[64] = "?";
+        gethostname(host, sizeof host - 1);
+        if (plat_random(rnd, sizeof rnd) != 0) memset(rnd, 0, sizeof rnd);
+        snprintf(p->node, sizeof p->node, "%s/%d/%02x%02x%02x%02x", host, (int)getpid(), rnd[0],
+                 rnd[1], rnd[2], rnd[3]);
+        if (pthread_create(&p->lease_thread, NULL, lease_main, p) != 0) {
+            sl_err(err, errlen, "cannot start the reservation lease thread");
+            goto fail;
+        }
+        p->lease_running = true;
+    }
     return p;
 fail:
     plat_close(p);
@@ -98,6 +220,14 @@ bool plat_is_db_url(const char *where) {
 
 void plat_close(plat_t *p) {
     if (!p) return;
+    if (p->lease_running) {
+        pthread_mutex_lock(&p->mu);
+        p->lease_stop = true;
+        pthread_cond_signal(&p->lease_cv);
+        pthread_mutex_unlock(&p->mu);
+        pthread_join(p->lease_thread, NULL);
+    }
+    pthread_cond_destroy(&p->lease_cv);
     db_close(p->db);
     for (size_t i = 0; p->slots && i < p->nslots; i++) {
         plat_slot_t *s = p->slots[i];
@@ -199,6 +329,12 @@ static void bucket_give(plat_bucket_t *b, double n) {
     if (b->level > (double)b->cap) b->level = (double)b->cap;
 }
 
+static void req_free(plat_req_t *r) {
+    if (!r) return;
+    free(r->model);
+    free(r);
+}
+
 /* ---- statuses ---- */
 
 static int deny(plat_status_t *st, int http, const char *type, const char *code, const char *fmt,
@@ -251,7 +387,8 @@ typedef struct key_row {
 /* Locked. 0 and *row, or -1 with a 401/403/500 in *st. */
 static int authenticate(plat_t *p, const char *authorization, key_row_t *row, plat_status_t *st) {
     if (!authorization) authorization = "";
-    while (*authorization == ' ' || *authorization == '\t') authorization++;
+    while (*authorization == ' ' || *authorization == '\t')
+        authorization++;
     if (!*authorization)
         return deny(st, 401, "invalid_request_error", "missing_api_key",
                     "You didn't provide an API key. Send it in the Authorization header as "
@@ -261,7 +398,8 @@ static int authenticate(plat_t *p, const char *authorization, key_row_t *row, pl
         return deny(st, 401, "invalid_request_error", "invalid_api_key",
                     "Malformed Authorization header: expected 'Bearer sk-...'.");
     const char *k = authorization + 6;
-    while (*k == ' ' || *k == '\t') k++;
+    while (*k == ' ' || *k == '\t')
+        k++;
     size_t n = strlen(k);
     while (n > 0 && (k[n - 1] == ' ' || k[n - 1] == '\t' || k[n - 1] == '\r' || k[n - 1] == '\n'))
         n--;
@@ -333,9 +471,8 @@ static int64_t clamp0(int64_t v) {
     return v < 0 ? 0 : v;
 }
 
-int plat_begin(plat_t *p, const char *authorization, const char *model,
-               int64_t est_prompt_tokens, int64_t max_completion_tokens, plat_req_t **out,
-               plat_status_t *st) {
+int plat_begin(plat_t *p, const char *authorization, const char *model, int64_t est_prompt_tokens,
+               int64_t max_completion_tokens, plat_req_t **out, plat_status_t *st) {
     *out = NULL;
     if (!model || !*model || strlen(model) > 256)
         return deny(st, 400, "invalid_request_error", "invalid_model",
@@ -343,6 +480,7 @@ int plat_begin(plat_t *p, const char *authorization, const char *model,
     est_prompt_tokens = clamp0(est_prompt_tokens);
     max_completion_tokens = clamp0(max_completion_tokens);
     char err[SL_ERR_MAX];
+    bool in_tx = false; /* shared: the admission transaction is open */
     pthread_mutex_lock(&p->mu);
     key_row_t row;
     int rc = authenticate(p, authorization, &row, st);
@@ -367,7 +505,16 @@ int plat_begin(plat_t *p, const char *authorization, const char *model,
         goto out;
     }
     if (est_cost > 0) {
-        int64_t available = row.gift + row.charge - acct->reserved;
+        int64_t held = acct->reserved;
+        if (p->shared) { /* what every node holds, in a transaction kept open below */
+            if (resv_begin(p, row.account_id, &row.gift, &row.charge, &held, err, sizeof err) !=
+                0) {
+                rc = db_deny(p, st, err);
+                goto out;
+            }
+            in_tx = true;
+        }
+        int64_t available = row.gift + row.charge - held;
         if (available < est_cost) {
             char have[32], need[32];
             plat_money_format(available < 0 ? 0 : available, have, sizeof have);
@@ -443,7 +590,30 @@ int plat_begin(plat_t *p, const char *authorization, const char *model,
     r->reserved = est_cost;
     r->est_tokens = tokens;
     r->started_ms = now;
-    acct->reserved += est_cost;
+    if (in_tx) {
+        /* the reservation row commits with the check that admitted it */
+        db_stmt_t *s = db_stmt(p->db, ST_RESV_INSERT, err, sizeof err);
+        int ok = s != NULL;
+        if (s) {
+            db_bind_text(s, 1, r->id);
+            db_bind_int64(s, 2, r->account_id);
+            db_bind_int64(s, 3, est_cost);
+            db_bind_text(s, 4, p->node);
+            db_bind_int64(s, 5, now + p->cfg.lease_ms);
+            ok = db_step_done(s, err, sizeof err) == 0;
+            db_release(s);
+        }
+        if (!ok || db_commit(p->db, err, sizeof err) != 0) {
+            req_free(r);
+            rc = db_deny(p, st, err);
+            goto out;
+        }
+        in_tx = false;
+        r->held = true;
+        running_add(p, r);
+    } else if (!p->shared) {
+        acct->reserved += est_cost;
+    }
     rl->b[PLAT_LIM_RPM].level -= rl->b[PLAT_LIM_RPM].cap ? 1 : 0;
     rl->b[PLAT_LIM_RPD].level -= rl->b[PLAT_LIM_RPD].cap ? 1 : 0;
     rl->b[PLAT_LIM_TPM].level -= rl->b[PLAT_LIM_TPM].cap ? (double)tokens : 0;
@@ -452,6 +622,7 @@ int plat_begin(plat_t *p, const char *authorization, const char *model,
     status_ok(st);
     rc = 0;
 out:
+    if (in_tx) db_rollback(p->db);
     pthread_mutex_unlock(&p->mu);
     return rc;
 }
@@ -460,8 +631,15 @@ out:
  * tokens used beyond the estimate are taken now); with whole_request the
  * request's RPM/RPD slot too. */
 static void release(plat_t *p, plat_req_t *r, int64_t unused_tokens, bool whole_request) {
-    plat_slot_t *acct = slot_find(p, r->account_id, "");
-    if (acct) acct->reserved -= r->reserved;
+    if (r->held) {
+        /* shared: the row went with the ledger insert, or plat_abort deleted
+         * it; if that failed, it is no longer renewed and expires */
+        running_remove(p, r);
+        r->held = false;
+    } else if (!p->shared) {
+        plat_slot_t *acct = slot_find(p, r->account_id, "");
+        if (acct) acct->reserved -= r->reserved;
+    }
     plat_slot_t *rl = slot_find(p, r->account_id, r->model);
     if (rl) {
         bucket_give(&rl->b[PLAT_LIM_TPM], (double)unused_tokens);
@@ -473,15 +651,14 @@ static void release(plat_t *p, plat_req_t *r, int64_t unused_tokens, bool whole_
     }
 }
 
-static void req_free(plat_req_t *r) {
-    if (!r) return;
-    free(r->model);
-    free(r);
-}
-
 void plat_abort(plat_t *p, plat_req_t *r) {
     if (!r) return;
     pthread_mutex_lock(&p->mu);
+    if (r->held) {
+        char err[SL_ERR_MAX];
+        if (resv_exec(p, ST_RESV_DELETE, r->id, 0, 0, err, sizeof err) != 0)
+            sl_warn("platform: reservation of %s not released (%s); it expires", r->id, err);
+    }
     release(p, r, r->est_tokens, true);
     pthread_mutex_unlock(&p->mu);
     req_free(r);
@@ -496,8 +673,7 @@ static int record(plat_t *p, plat_req_t *r, const plat_usage_t *u, int64_t cost,
     if (!s) goto fail;
     db_bind_int64(s, 1, r->account_id);
     if (db_step(s) != DB_ROW) {
-        sl_err(err, errlen, "account %" PRId64 " vanished: %s", r->account_id,
-               db_errmsg(p->db));
+        sl_err(err, errlen, "account %" PRId64 " vanished: %s", r->account_id, db_errmsg(p->db));
         db_release(s);
         goto fail;
     }
@@ -536,6 +712,8 @@ static int record(plat_t *p, plat_req_t *r, const plat_usage_t *u, int64_t cost,
     rc = db_step_done(s, err, errlen);
     db_release(s);
     if (rc != 0) goto fail;
+    /* shared: the reservation ends with the charge, in the same commit */
+    if (r->held && resv_exec(p, ST_RESV_DELETE, r->id, 0, 0, err, errlen) != 0) goto fail;
     if (db_commit(p->db, err, errlen) != 0) goto fail;
     return 0;
 fail:

@@ -82,6 +82,15 @@ const char *const plat_migrations[] = {
     "  created_at INTEGER NOT NULL," /* unix ms */
     "  body TEXT NOT NULL);"         /* {response, input, context} JSON */
     "CREATE INDEX responses_account_time ON responses(account_id, created_at);",
+    /* 3: balance reservations of running requests, shared by every node on
+     * PostgreSQL (platform.c; SQLite keeps them in the process) */
+    "CREATE TABLE reservations ("
+    "  request_id TEXT PRIMARY KEY,"
+    "  account_id INTEGER NOT NULL,"
+    "  amount INTEGER NOT NULL,"                   /* micro-yuan held */
+    "  node TEXT NOT NULL,"                        /* the node running the request */
+    "  expires_at INTEGER NOT NULL);"              /* unix ms; the node renews it while it runs */
+    "CREATE INDEX reservations_account ON reservations(account_id);",
 };
 const int plat_nmigrations = (int)SL_ARRAY_LEN(plat_migrations);
 
@@ -148,6 +157,15 @@ const db_sql_t plat_sql[ST_N] = {
          "  (SELECT count(*) FROM usage_ledger u WHERE u.account_id = a.id AND "
          "     u.cost != u.gift_spent + u.charge_spent) "
          "FROM accounts a ORDER BY a.id"},
+
+    /* ---- reservations shared by the nodes (platform.c, PostgreSQL) ---- */
+    [ST_RESV_SWEEP_ACCT] = {"DELETE FROM reservations WHERE account_id = ?1 AND expires_at < ?2"},
+    [ST_RESV_SUM] = {"SELECT coalesce(sum(amount), 0) FROM reservations WHERE account_id = ?1"},
+    [ST_RESV_INSERT] = {"INSERT INTO reservations (request_id, account_id, amount, node, "
+                        "expires_at) VALUES (?1, ?2, ?3, ?4, ?5)"},
+    [ST_RESV_DELETE] = {"DELETE FROM reservations WHERE request_id = ?1"},
+    [ST_RESV_RENEW] = {"UPDATE reservations SET expires_at = ?2 WHERE request_id = ?1"},
+    [ST_RESV_SWEEP] = {"DELETE FROM reservations WHERE expires_at < ?1"},
 
     /* ---- stored responses (responses.c) ---- */
     [ST_RESP_EXPIRE] = {"DELETE FROM responses WHERE account_id = ?1 AND created_at < ?2"},

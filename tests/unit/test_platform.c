@@ -23,7 +23,7 @@
 #include "test.h"
 
 #define YUAN PLAT_MONEY_UNIT
-#define SCHEMA_VERSION 2 /* migrations in src/platform/sql.c */
+#define SCHEMA_VERSION 3 /* migrations in src/platform/sql.c */
 
 static int64_t fake_now = 1700000000000LL; /* unix ms */
 static int64_t fake_clock(void *ctx) {
@@ -1094,6 +1094,117 @@ static void test_pg_reconnect(void) {
     CHECK_MSG(strstr(err, "PostgreSQL"), "%s", err);
 }
 
+/* PostgreSQL: two nodes (two handles on one database, as two processes
+ * would be) admit requests on one account at once; together they never
+ * hold or spend more than the balance, and the books balance. */
+static void test_two_nodes_no_overspend(void) {
+    if (!pg_base) return;
+    const char *dir = fresh_dir();
+    plat_t *p1 = open_test(dir, false), *p2 = open_test(dir, false);
+    char key[PLAT_KEY_MAX], err[SL_ERR_MAX];
+    int64_t acct = new_account(p1, "busy", 2 * YUAN, 1 * YUAN, key, NULL);
+    plat_price_t pr = {.input = 40 * YUAN, .cached_input = 10 * YUAN, .output = 80 * YUAN};
+    CHECK(plat_price_set(p2, "paid", &pr, err, sizeof err) == 0);
+    plat_limits_t unlimited = {0, 0, 0, 0};
+    CHECK(plat_limits_set(p1, 0, "*", &unlimited, err, sizeof err) == 0);
+    enum { T = 6 };
+    hammer_t h[T];
+    pthread_t th[T];
+    const char *auth = bearer(key);
+    for (int i = 0; i < T; i++) {
+        h[i] = (hammer_t){.p = i % 2 ? p2 : p1, .auth = auth, .seed = 300u + (unsigned)i};
+        pthread_create(&th[i], NULL, hammer_run, &h[i]);
+    }
+    int admitted = 0, refused = 0;
+    for (int i = 0; i < T; i++) {
+        pthread_join(th[i], NULL);
+        admitted += h[i].admitted;
+        refused += h[i].refused;
+    }
+    plat_account_t a;
+    plat_account_get(p2, acct, &a, err, sizeof err);
+    CHECK_MSG(a.gift_balance >= 0 && a.charge_balance >= 0, "gift %" PRId64 " charge %" PRId64,
+              a.gift_balance, a.charge_balance);
+    CHECK(refused > 0 && admitted > 50);
+    CHECK_MSG(plat_verify(p1, err, sizeof err) == 0, "%s", err);
+    plat_close(p1);
+    plat_close(p2);
+    db_t *db = raw_db(dir);
+    CHECK(q_int(db, "SELECT count(*) FROM usage_ledger", NULL) == admitted);
+    CHECK(q_int(db, "SELECT count(*) FROM reservations", NULL) == 0); /* all released */
+    CHECK(q_int(db, "SELECT sum(cost) FROM usage_ledger", NULL) ==
+          3 * YUAN - (a.gift_balance + a.charge_balance));
+    db_close(db);
+}
+
+/* PostgreSQL: a node that dies mid-request holds its reservation only
+ * until the lease runs out; then another node sweeps it and the money is
+ * free again. The dead node's request is not billed. An aborted request
+ * releases its reservation at once. */
+static void test_dead_node_lease(void) {
+    if (!pg_base) return;
+    const char *dir = fresh_dir();
+    plat_config_t cfg;
+    plat_config_default(&cfg);
+    cfg.lease_ms = 4000;
+    cfg.clock_ms = fake_clock;
+    char err[SL_ERR_MAX], key[PLAT_KEY_MAX];
+    plat_t *p = plat_open(dir, &cfg, err, sizeof err);
+    CHECK_MSG(p != NULL, "%s", err);
+    if (!p) return;
+    int64_t acct = new_account(p, "lease", 1 * YUAN, 0, key, NULL);
+    plat_price_t pr = {.input = 1 * YUAN, .cached_input = 1 * YUAN, .output = 1 * YUAN};
+    CHECK(plat_price_set(p, "paid", &pr, err, sizeof err) == 0);
+    plat_close(p);
+    fake_now = 1700000000000LL;
+
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) { /* the node that dies: holds 0.8 yuan, never finishes */
+        close(fds[0]);
+        plat_t *c = plat_open(dir, &cfg, err, sizeof err);
+        plat_req_t *r;
+        plat_status_t st;
+        if (!c || plat_begin(c, bearer(key), "paid", 400000, 400000, &r, &st) != 0) _exit(3);
+        if (write(fds[1], "x", 1) != 1) _exit(4);
+        for (;;) pause();
+    }
+    close(fds[1]);
+    char c;
+    CHECK(read(fds[0], &c, 1) == 1);
+    close(fds[0]);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+
+    p = plat_open(dir, &cfg, err, sizeof err);
+    CHECK_MSG(p != NULL, "%s", err);
+    plat_req_t *r;
+    plat_status_t st;
+    /* 0.8 yuan is still held: 0.5 more does not fit */
+    CHECK(plat_begin(p, bearer(key), "paid", 250000, 250000, &r, &st) == -1 && st.http == 403);
+    /* an aborted request gives its reservation back at once */
+    CHECK(plat_begin(p, bearer(key), "paid", 50000, 50000, &r, &st) == 0);
+    plat_abort(p, r);
+    CHECK(plat_begin(p, bearer(key), "paid", 50000, 50000, &r, &st) == 0);
+    plat_abort(p, r);
+    fake_now += cfg.lease_ms + 1; /* the dead node's lease runs out */
+    CHECK_MSG(plat_begin(p, bearer(key), "paid", 250000, 250000, &r, &st) == 0, "%d %s", st.http,
+              st.message);
+    plat_usage_t u = {.prompt_tokens = 250000, .completion_tokens = 250000, .ttft_ms = -1};
+    CHECK(plat_finish(p, r, &u, "ok") == 0);
+    plat_account_t a;
+    CHECK(plat_account_get(p, acct, &a, err, sizeof err) == 0 && a.gift_balance == YUAN / 2);
+    CHECK_MSG(plat_verify(p, err, sizeof err) == 0, "%s", err);
+    plat_close(p);
+    db_t *db = raw_db(dir);
+    CHECK(q_int(db, "SELECT count(*) FROM usage_ledger", NULL) == 1); /* the dead one: unbilled */
+    CHECK(q_int(db, "SELECT count(*) FROM reservations", NULL) == 0);
+    db_close(db);
+    fake_now = 1700000000000LL;
+}
+
 static void run_all(void) {
     RUN(test_migrations);
     RUN(test_stored_responses);
@@ -1112,6 +1223,8 @@ static void run_all(void) {
     RUN(test_tenant_isolation);
     RUN(test_crash_safety);
     RUN(test_pg_reconnect);
+    RUN(test_two_nodes_no_overspend);
+    RUN(test_dead_node_lease);
 }
 
 int main(void) {

@@ -8,6 +8,8 @@
 #                               when PostgreSQL is not installed or will not
 #                               start.
 #   sh tests/pg.sh stop DIR     stops it and removes DIR.
+#   sh tests/pg.sh down DIR     stops it, keeping DIR (a database outage);
+#   sh tests/pg.sh up DIR       starts it again.
 #   sh tests/pg.sh run CMD...   runs CMD with SILICA_TEST_PG set to the URL of
 #                               a server started for it (and removed after);
 #                               when none can start, says so and runs CMD
@@ -47,12 +49,25 @@ pg_start() {
   if ! as_owner "$bin/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --no-sync >"$dir/initdb.log" 2>&1; then
     echo "initdb failed:" >&2; tail -5 "$dir/initdb.log" >&2; return 2
   fi
+  pg_up "$dir" || return 2
+  echo "postgresql:///postgres?host=$dir&port=5432&user=postgres"
+}
+
+# Starts (again) the cluster of DIR.
+pg_up() {
+  dir=$1
+  bin=$(find_bin) || return 2
   if ! as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
       -o "-k $dir -c listen_addresses= -p 5432 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
       start >"$dir/pg_ctl.log" 2>&1; then
     echo "the PostgreSQL server did not start:" >&2; tail -5 "$dir/server.log" >&2; return 2
   fi
-  echo "postgresql:///postgres?host=$dir&port=5432&user=postgres"
+}
+
+# Stops the cluster of DIR, keeping its data (an outage to recover from).
+pg_down() {
+  bin=$(find_bin) || return 2
+  as_owner "$bin/pg_ctl" -D "$1/data" -m fast -w stop >/dev/null 2>&1
 }
 
 pg_stop() {
@@ -69,6 +84,8 @@ cmd=${1:-}
 case "$cmd" in
   start) pg_start "$1" ;;
   stop) pg_stop "$1" ;;
+  down) pg_down "$1" ;;
+  up) pg_up "$1" ;;
   run)
     dir=$(mktemp -d /tmp/silica-pg-XXXXXX)
     if url=$(pg_start "$dir" 2>"$dir.why"); then
@@ -83,5 +100,5 @@ case "$cmd" in
     pg_stop "$dir"
     "$@"
     ;;
-  *) echo "usage: sh tests/pg.sh start DIR | stop DIR | run CMD..." >&2; exit 2 ;;
+  *) echo "usage: sh tests/pg.sh start DIR | stop DIR | down DIR | up DIR | run CMD..." >&2; exit 2 ;;
 esac

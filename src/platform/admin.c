@@ -23,7 +23,8 @@ static int exec_ints(plat_t *p, int which, const int64_t *v, int n, int64_t *cha
                      size_t errlen) {
     db_stmt_t *s = db_stmt(p->db, which, err, errlen);
     if (!s) return -1;
-    for (int i = 0; i < n; i++) db_bind_int64(s, i + 1, v[i]);
+    for (int i = 0; i < n; i++)
+        db_bind_int64(s, i + 1, v[i]);
     int rc = db_step_done(s, err, errlen);
     db_release(s);
     if (rc == 0 && changes) *changes = db_changes(p->db);
@@ -80,7 +81,9 @@ int plat_account_create_locked(plat_t *p, const char *name, int64_t referrer_id,
                                char *err, size_t errlen) {
     if (!name || !*name || strlen(name) >= sizeof(((plat_account_t *)0)->name))
         return sl_err(err, errlen, "an account needs a name of 1 to 127 bytes");
-    if (db_begin(p->db, err, errlen) != 0) return -1;
+    /* inside the caller's transaction (plat_bootstrap_if_empty) or its own */
+    const bool own = !db_in_tx(p->db);
+    if (own && db_begin(p->db, err, errlen) != 0) return -1;
     if (referrer_id > 0 && !account_exists(p, ST_ACCT_EXISTS, referrer_id)) {
         sl_err(err, errlen, "referrer account %" PRId64 " does not exist", referrer_id);
         goto fail;
@@ -113,11 +116,11 @@ int plat_account_create_locked(plat_t *p, const char *name, int64_t referrer_id,
         if (add_credit(p, new_id, "referral", p->cfg.referral_gift, 0, note, err, errlen) != 0)
             goto fail;
     }
-    if (db_commit(p->db, err, errlen) != 0) goto fail;
+    if (own && db_commit(p->db, err, errlen) != 0) goto fail;
     if (id) *id = new_id;
     return 0;
 fail:
-    db_rollback(p->db);
+    if (own) db_rollback(p->db);
     return -1;
 }
 
@@ -207,8 +210,7 @@ int plat_account_set_status(plat_t *p, int64_t id, const char *status, char *err
         db_bind_int64(s, 1, id);
         db_bind_text(s, 2, status);
         rc = run_done(s, err, errlen);
-        if (rc == 0 && db_changes(p->db) != 1)
-            rc = sl_err(err, errlen, "no account %" PRId64, id);
+        if (rc == 0 && db_changes(p->db) != 1) rc = sl_err(err, errlen, "no account %" PRId64, id);
     }
     pthread_mutex_unlock(&p->mu);
     return rc;
@@ -216,9 +218,8 @@ int plat_account_set_status(plat_t *p, int64_t id, const char *status, char *err
 
 /* ---- keys ---- */
 
-int plat_key_create_locked(plat_t *p, int64_t account_id, const char *name,
-                           int64_t expires_at_ms, char key_out[PLAT_KEY_MAX], int64_t *key_id,
-                           char *err, size_t errlen) {
+int plat_key_create_locked(plat_t *p, int64_t account_id, const char *name, int64_t expires_at_ms,
+                           char key_out[PLAT_KEY_MAX], int64_t *key_id, char *err, size_t errlen) {
     if (!name) name = "";
     if (strlen(name) >= sizeof(((plat_key_info_t *)0)->name))
         return sl_err(err, errlen, "key name longer than 127 bytes");
@@ -269,8 +270,8 @@ int plat_key_create_locked(plat_t *p, int64_t account_id, const char *name,
 int plat_key_create(plat_t *p, int64_t account_id, const char *name, int64_t expires_at_ms,
                     char key_out[PLAT_KEY_MAX], int64_t *key_id, char *err, size_t errlen) {
     pthread_mutex_lock(&p->mu);
-    int rc = plat_key_create_locked(p, account_id, name, expires_at_ms, key_out, key_id, err,
-                                    errlen);
+    int rc =
+        plat_key_create_locked(p, account_id, name, expires_at_ms, key_out, key_id, err, errlen);
     pthread_mutex_unlock(&p->mu);
     return rc;
 }
@@ -370,8 +371,7 @@ static bool model_name_ok(const char *m) {
     return m && *m && strlen(m) <= 256;
 }
 
-int plat_price_set(plat_t *p, const char *model, const plat_price_t *pr, char *err,
-                   size_t errlen) {
+int plat_price_set(plat_t *p, const char *model, const plat_price_t *pr, char *err, size_t errlen) {
     if (!model_name_ok(model) || !strcmp(model, "*"))
         return sl_err(err, errlen, "a price needs a model name of 1 to 256 bytes");
     if (pr->input < 0 || pr->cached_input < 0 || pr->output < 0)
@@ -391,8 +391,8 @@ int plat_price_set(plat_t *p, const char *model, const plat_price_t *pr, char *e
     return rc;
 }
 
-int plat_price_get_locked(plat_t *p, const char *model, plat_price_t *out, bool *found,
-                          char *err, size_t errlen) {
+int plat_price_get_locked(plat_t *p, const char *model, plat_price_t *out, bool *found, char *err,
+                          size_t errlen) {
     memset(out, 0, sizeof *out);
     *found = false;
     db_stmt_t *s = db_stmt(p->db, ST_PRICE_GET, err, errlen);
@@ -481,8 +481,8 @@ int plat_limits_get_locked(plat_t *p, int64_t account_id, const char *model, boo
     return rows_end(p, step, err, errlen);
 }
 
-int plat_limits_get(plat_t *p, int64_t account_id, const char *model, plat_limits_t *out,
-                    char *err, size_t errlen) {
+int plat_limits_get(plat_t *p, int64_t account_id, const char *model, plat_limits_t *out, char *err,
+                    size_t errlen) {
     pthread_mutex_lock(&p->mu);
     plat_price_t pr;
     bool found;
@@ -501,21 +501,28 @@ int plat_bootstrap_if_empty(plat_t *p, char key_out[PLAT_KEY_MAX], bool *created
                             size_t errlen) {
     *created = false;
     pthread_mutex_lock(&p->mu);
-    int rc = -1;
-    db_stmt_t *s = db_stmt(p->db, ST_ACCT_COUNT, err, errlen);
-    if (s) {
-        int64_t n = db_step(s) == DB_ROW ? db_col_int64(s, 0) : -1;
+    /* One transaction with the accounts table locked: of several nodes
+     * starting at once on an empty database, one creates the account. */
+    int rc = db_begin(p->db, err, errlen);
+    if (rc == 0) rc = exec_ints(p, ST_ACCTS_LOCK, NULL, 0, NULL, err, errlen);
+    int64_t n = -1;
+    if (rc == 0) {
+        db_stmt_t *s = db_stmt(p->db, ST_ACCT_COUNT, err, errlen);
+        if (s && db_step(s) == DB_ROW) n = db_col_int64(s, 0);
+        if (s && n < 0) sl_err(err, errlen, "database: %s", db_errmsg(p->db));
         db_release(s);
-        if (n < 0) {
-            rc = sl_err(err, errlen, "database: %s", db_errmsg(p->db));
-        } else if (n > 0) {
-            rc = 0;
-        } else {
-            int64_t id;
-            rc = plat_account_create_locked(p, "admin", 0, &id, err, errlen);
-            if (rc == 0) rc = plat_key_create_locked(p, id, "default", 0, key_out, NULL, err, errlen);
-            if (rc == 0) *created = true;
-        }
+        if (n < 0) rc = -1;
+    }
+    if (rc == 0 && n == 0) {
+        int64_t id;
+        rc = plat_account_create_locked(p, "admin", 0, &id, err, errlen);
+        if (rc == 0) rc = plat_key_create_locked(p, id, "default", 0, key_out, NULL, err, errlen);
+    }
+    if (rc == 0) rc = db_commit(p->db, err, errlen);
+    if (rc == 0 && n == 0) *created = true;
+    if (rc != 0) {
+        db_rollback(p->db);
+        OPENSSL_cleanse(key_out, PLAT_KEY_MAX);
     }
     pthread_mutex_unlock(&p->mu);
     return rc;

@@ -579,6 +579,11 @@ int db_commit(db_t *db, char *err, size_t errlen) {
     return rc;
 }
 
+bool db_in_tx(db_t *db) {
+    if (db->kind == DB_SQLITE) return !sqlite3_get_autocommit(db->lite);
+    return db->in_tx;
+}
+
 void db_rollback(db_t *db) {
     if (db->kind == DB_SQLITE) {
         if (!sqlite3_get_autocommit(db->lite)) lite_exec(db, "ROLLBACK", NULL, 0);

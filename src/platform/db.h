@@ -68,6 +68,8 @@ int db_migrate(db_t *db, const char *const *migrations, int n, char *err, size_t
 int db_begin(db_t *db, char *err, size_t errlen);
 int db_commit(db_t *db, char *err, size_t errlen);
 void db_rollback(db_t *db);
+/* True between db_begin and its commit / rollback. */
+bool db_in_tx(db_t *db);
 
 /* The cached statement `id` of the table, ready to bind; NULL and a
  * message when it cannot be prepared. */

@@ -87,9 +87,9 @@ const char *const plat_migrations[] = {
     "CREATE TABLE reservations ("
     "  request_id TEXT PRIMARY KEY,"
     "  account_id INTEGER NOT NULL,"
-    "  amount INTEGER NOT NULL,"                   /* micro-yuan held */
-    "  node TEXT NOT NULL,"                        /* the node running the request */
-    "  expires_at INTEGER NOT NULL);"              /* unix ms; the node renews it while it runs */
+    "  amount INTEGER NOT NULL,"      /* micro-yuan held */
+    "  node TEXT NOT NULL,"           /* the node running the request */
+    "  expires_at INTEGER NOT NULL);" /* unix ms; the node renews it while it runs */
     "CREATE INDEX reservations_account ON reservations(account_id);",
 };
 const int plat_nmigrations = (int)SL_ARRAY_LEN(plat_migrations);
@@ -129,6 +129,8 @@ const db_sql_t plat_sql[ST_N] = {
     [ST_ACCT_GET] = {"SELECT " ACCOUNT_COLS " FROM accounts WHERE id = ?1"},
     [ST_ACCT_LIST] = {"SELECT " ACCOUNT_COLS " FROM accounts ORDER BY id"},
     [ST_ACCT_COUNT] = {"SELECT count(*) FROM accounts"},
+    /* the first start of several nodes at once: one creates the first account */
+    [ST_ACCTS_LOCK] = {"SELECT 1", "LOCK TABLE accounts IN SHARE ROW EXCLUSIVE MODE"},
     [ST_ACCT_SET_STATUS] = {"UPDATE accounts SET status = ?2 WHERE id = ?1"},
     [ST_KEY_INSERT] = {"INSERT INTO api_keys (account_id, name, prefix, hash, expires_at, "
                        "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id"},

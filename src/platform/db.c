@@ -34,6 +34,7 @@
 
 #define PG_INT8OID 20
 #define PG_TEXTOID 25
+#define PG_FLOAT8OID 701
 
 /* Key of the advisory lock that serializes migrations on PostgreSQL
  * ("silica" in ASCII); only migrations take it. */
@@ -456,6 +457,16 @@ void db_bind_text(db_stmt_t *s, int i, const char *v) {
     db_bind_textn(s, i, v, strlen(v));
 }
 
+void db_bind_double(db_stmt_t *s, int i, double v) {
+    if (s->ss) {
+        sqlite3_bind_double(s->ss, i, v);
+        return;
+    }
+    char buf[40];
+    snprintf(buf, sizeof buf, "%.17g", v);
+    pg_bind(s, i, sl_strdup(buf), PG_FLOAT8OID);
+}
+
 void db_bind_null(db_stmt_t *s, int i) {
     if (s->ss) {
         sqlite3_bind_null(s->ss, i);
@@ -555,6 +566,12 @@ const char *db_col_text(db_stmt_t *s, int i) {
     }
     if (!s->res || s->row < 0 || s->row >= s->nrows) return "";
     return PQgetvalue(s->res, s->row, i); /* "" for NULL */
+}
+
+double db_col_double(db_stmt_t *s, int i) {
+    if (s->ss) return sqlite3_column_double(s->ss, i);
+    if (!s->res || s->row < 0 || s->row >= s->nrows || PQgetisnull(s->res, s->row, i)) return 0;
+    return strtod(PQgetvalue(s->res, s->row, i), NULL);
 }
 
 size_t db_col_bytes(db_stmt_t *s, int i) {

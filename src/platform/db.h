@@ -85,6 +85,7 @@ void db_bind_int64(db_stmt_t *s, int i, int64_t v);
 void db_bind_text(db_stmt_t *s, int i, const char *v);
 void db_bind_textn(db_stmt_t *s, int i, const char *v, size_t len);
 void db_bind_null(db_stmt_t *s, int i);
+void db_bind_double(db_stmt_t *s, int i, double v);
 
 /* DB_ROW with a row to read, DB_DONE at the end, -1 on an error. The
  * first step runs the statement. */
@@ -98,5 +99,6 @@ int64_t db_changes(db_t *db);
 int64_t db_col_int64(db_stmt_t *s, int i);
 const char *db_col_text(db_stmt_t *s, int i);
 size_t db_col_bytes(db_stmt_t *s, int i);
+double db_col_double(db_stmt_t *s, int i);
 
 #endif

@@ -23,7 +23,9 @@ typedef struct plat_bucket {
 enum { PLAT_LIM_RPM, PLAT_LIM_TPM, PLAT_LIM_RPD, PLAT_LIM_TPD, PLAT_LIM_N };
 
 /* In-memory state per (account, model); model "" holds the account's
- * balance reservation. Chained hash table owned by plat_t, guarded by mu. */
+ * balance reservation. Chained hash table owned by plat_t, guarded by mu.
+ * With shared state (plat.shared) the database holds both; a slot's
+ * buckets are then a scratch copy of the locked rate_buckets row. */
 typedef struct plat_slot {
     struct plat_slot *next;
     int64_t account_id;
@@ -43,6 +45,7 @@ enum {
     ST_PRICE_SET, ST_PRICE_LIST, ST_LIMITS_SET, ST_VERIFY,
     ST_RESP_EXPIRE, ST_RESP_TRIM, ST_RESP_PUT, ST_RESP_GET, ST_RESP_DELETE,
     ST_RESV_SWEEP_ACCT, ST_RESV_SUM, ST_RESV_INSERT, ST_RESV_DELETE, ST_RESV_RENEW, ST_RESV_SWEEP,
+    ST_BUCKET_ENSURE, ST_BUCKET_GET, ST_BUCKET_PUT,
     ST_N
 };
 extern const db_sql_t plat_sql[ST_N];
@@ -53,10 +56,11 @@ struct plat {
     db_t *db;
     pthread_mutex_t mu;
     plat_config_t cfg;
-    /* Reservations in the database (PostgreSQL: shared by every node)
-     * rather than in slots. Then `running` lists this node's requests that
-     * hold one, and the lease thread renews their leases every lease_ms / 4
-     * and sweeps expired ones (a dead node's). */
+    /* Reservations and rate-limit buckets in the database (PostgreSQL:
+     * shared by every node) rather than in slots (which then only hold a
+     * copy of a bucket row while it is locked). `running` lists this node's
+     * requests that hold a reservation, and the lease thread renews their
+     * leases every lease_ms / 4 and sweeps expired ones (a dead node's). */
     bool shared;
     char node[96];            /* this process: "host/pid/random" */
     struct plat_req *running; /* doubly linked through next/prev; under mu */

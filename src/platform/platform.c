@@ -137,6 +137,53 @@ static void *lease_main(void *arg) {
     return NULL;
 }
 
+/* Shared buckets: the (account, model) row, created when missing and
+ * locked (FOR UPDATE) until the transaction ends, copied into s. */
+static int buckets_load(plat_t *p, plat_slot_t *s, int64_t account, const char *model, char *err,
+                        size_t errlen) {
+    static const int64_t windows[PLAT_LIM_N] = {60000, 60000, 86400000, 86400000};
+    db_stmt_t *q = db_stmt(p->db, ST_BUCKET_ENSURE, err, errlen);
+    if (!q) return -1;
+    db_bind_int64(q, 1, account);
+    db_bind_text(q, 2, model);
+    int rc = db_step_done(q, err, errlen);
+    db_release(q);
+    if (rc != 0) return -1;
+    if (!(q = db_stmt(p->db, ST_BUCKET_GET, err, errlen))) return -1;
+    db_bind_int64(q, 1, account);
+    db_bind_text(q, 2, model);
+    if (db_step(q) != DB_ROW) {
+        sl_err(err, errlen, "rate buckets: %s", db_errmsg(p->db));
+        db_release(q);
+        return -1;
+    }
+    for (int i = 0; i < PLAT_LIM_N; i++) {
+        s->b[i].level = db_col_double(q, 2 * i);
+        s->b[i].cap = db_col_int64(q, 2 * i + 1);
+        s->b[i].window_ms = windows[i];
+    }
+    s->last_ms = db_col_int64(q, 8);
+    db_release(q);
+    return 0;
+}
+
+/* Shared buckets: writes s back to its locked row. */
+static int buckets_store(plat_t *p, const plat_slot_t *s, int64_t account, const char *model,
+                         char *err, size_t errlen) {
+    db_stmt_t *q = db_stmt(p->db, ST_BUCKET_PUT, err, errlen);
+    if (!q) return -1;
+    db_bind_int64(q, 1, account);
+    db_bind_text(q, 2, model);
+    for (int i = 0; i < PLAT_LIM_N; i++) {
+        db_bind_double(q, 3 + 2 * i, s->b[i].level);
+        db_bind_int64(q, 4 + 2 * i, s->b[i].cap);
+    }
+    db_bind_int64(q, 11, s->last_ms);
+    int rc = db_step_done(q, err, errlen);
+    db_release(q);
+    return rc;
+}
+
 /* Begins the admission transaction for account `id`: locks its row,
  * re-reads the balance, sweeps its expired reservations and sums the live
  * ones into *held. The transaction stays open on success. */
@@ -540,6 +587,17 @@ int plat_begin(plat_t *p, const char *authorization, const char *model, int64_t 
         rc = deny(st, 500, "server_error", "internal_error", "out of memory");
         goto out;
     }
+    if (p->shared) { /* every node's counts: the row, locked until commit */
+        if (!in_tx && db_begin(p->db, err, sizeof err) != 0) {
+            rc = db_deny(p, st, err);
+            goto out;
+        }
+        in_tx = true;
+        if (buckets_load(p, rl, row.account_id, model, err, sizeof err) != 0) {
+            rc = db_deny(p, st, err);
+            goto out;
+        }
+    }
     int64_t now = plat_now_ms(p);
     buckets_refresh(rl, &lim, now);
     int64_t tokens = est_prompt_tokens + max_completion_tokens;
@@ -590,18 +648,26 @@ int plat_begin(plat_t *p, const char *authorization, const char *model, int64_t 
     r->reserved = est_cost;
     r->est_tokens = tokens;
     r->started_ms = now;
+    rl->b[PLAT_LIM_RPM].level -= rl->b[PLAT_LIM_RPM].cap ? 1 : 0;
+    rl->b[PLAT_LIM_RPD].level -= rl->b[PLAT_LIM_RPD].cap ? 1 : 0;
+    rl->b[PLAT_LIM_TPM].level -= rl->b[PLAT_LIM_TPM].cap ? (double)tokens : 0;
+    rl->b[PLAT_LIM_TPD].level -= rl->b[PLAT_LIM_TPD].cap ? (double)tokens : 0;
     if (in_tx) {
-        /* the reservation row commits with the check that admitted it */
-        db_stmt_t *s = db_stmt(p->db, ST_RESV_INSERT, err, sizeof err);
-        int ok = s != NULL;
-        if (s) {
-            db_bind_text(s, 1, r->id);
-            db_bind_int64(s, 2, r->account_id);
-            db_bind_int64(s, 3, est_cost);
-            db_bind_text(s, 4, p->node);
-            db_bind_int64(s, 5, now + p->cfg.lease_ms);
-            ok = db_step_done(s, err, sizeof err) == 0;
-            db_release(s);
+        /* the buckets and the reservation row commit with the checks that
+         * admitted the request */
+        int ok = buckets_store(p, rl, r->account_id, r->model, err, sizeof err) == 0;
+        if (ok && est_cost > 0) {
+            db_stmt_t *s = db_stmt(p->db, ST_RESV_INSERT, err, sizeof err);
+            ok = s != NULL;
+            if (s) {
+                db_bind_text(s, 1, r->id);
+                db_bind_int64(s, 2, r->account_id);
+                db_bind_int64(s, 3, est_cost);
+                db_bind_text(s, 4, p->node);
+                db_bind_int64(s, 5, now + p->cfg.lease_ms);
+                ok = db_step_done(s, err, sizeof err) == 0;
+                db_release(s);
+            }
         }
         if (!ok || db_commit(p->db, err, sizeof err) != 0) {
             req_free(r);
@@ -609,15 +675,13 @@ int plat_begin(plat_t *p, const char *authorization, const char *model, int64_t 
             goto out;
         }
         in_tx = false;
-        r->held = true;
-        running_add(p, r);
-    } else if (!p->shared) {
+        if (est_cost > 0) {
+            r->held = true;
+            running_add(p, r);
+        }
+    } else {
         acct->reserved += est_cost;
     }
-    rl->b[PLAT_LIM_RPM].level -= rl->b[PLAT_LIM_RPM].cap ? 1 : 0;
-    rl->b[PLAT_LIM_RPD].level -= rl->b[PLAT_LIM_RPD].cap ? 1 : 0;
-    rl->b[PLAT_LIM_TPM].level -= rl->b[PLAT_LIM_TPM].cap ? (double)tokens : 0;
-    rl->b[PLAT_LIM_TPD].level -= rl->b[PLAT_LIM_TPD].cap ? (double)tokens : 0;
     *out = r;
     status_ok(st);
     rc = 0;
@@ -641,13 +705,25 @@ static void release(plat_t *p, plat_req_t *r, int64_t unused_tokens, bool whole_
         if (acct) acct->reserved -= r->reserved;
     }
     plat_slot_t *rl = slot_find(p, r->account_id, r->model);
-    if (rl) {
-        bucket_give(&rl->b[PLAT_LIM_TPM], (double)unused_tokens);
-        bucket_give(&rl->b[PLAT_LIM_TPD], (double)unused_tokens);
-        if (whole_request) {
-            bucket_give(&rl->b[PLAT_LIM_RPM], 1);
-            bucket_give(&rl->b[PLAT_LIM_RPD], 1);
-        }
+    if (!rl || (unused_tokens == 0 && !whole_request)) return;
+    char err[SL_ERR_MAX];
+    /* shared: into the locked row, in a transaction of its own */
+    if (p->shared && (db_begin(p->db, err, sizeof err) != 0 ||
+                      buckets_load(p, rl, r->account_id, r->model, err, sizeof err) != 0)) {
+        db_rollback(p->db);
+        sl_warn("platform: rate-limit tokens of %s not given back: %s", r->id, err);
+        return;
+    }
+    bucket_give(&rl->b[PLAT_LIM_TPM], (double)unused_tokens);
+    bucket_give(&rl->b[PLAT_LIM_TPD], (double)unused_tokens);
+    if (whole_request) {
+        bucket_give(&rl->b[PLAT_LIM_RPM], 1);
+        bucket_give(&rl->b[PLAT_LIM_RPD], 1);
+    }
+    if (p->shared && (buckets_store(p, rl, r->account_id, r->model, err, sizeof err) != 0 ||
+                      db_commit(p->db, err, sizeof err) != 0)) {
+        db_rollback(p->db);
+        sl_warn("platform: rate-limit tokens of %s not given back: %s", r->id, err);
     }
 }
 

@@ -12,9 +12,8 @@
  * the nodes together never hold more than a balance; each carries a lease
  * its node renews while the request runs, and a node that dies holds the
  * money at most cfg.lease_ms (its unfinished requests are not billed: no
- * node can say what they computed). Rate-limit buckets live in each
- * process's memory on both: with N nodes an account may reach N times its
- * limits.
+ * node can say what they computed). Rate-limit buckets likewise live in
+ * the process on SQLite and in rows shared by the nodes on PostgreSQL.
  *
  * Money is exact: every amount is an int64 count of micro-yuan (1e-6 yuan,
  * PLAT_MONEY_UNIT per yuan). Prices are micro-yuan per million tokens.

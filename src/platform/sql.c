@@ -91,6 +91,17 @@ const char *const plat_migrations[] = {
     "  node TEXT NOT NULL,"           /* the node running the request */
     "  expires_at INTEGER NOT NULL);" /* unix ms; the node renews it while it runs */
     "CREATE INDEX reservations_account ON reservations(account_id);",
+    /* 4: rate-limit token buckets shared by every node (platform.c,
+     * PostgreSQL; SQLite keeps them in the process) */
+    "CREATE TABLE rate_buckets ("
+    "  account_id INTEGER NOT NULL,"
+    "  model TEXT NOT NULL,"
+    "  rpm_level DOUBLE PRECISION NOT NULL, rpm_cap INTEGER NOT NULL," /* level: units left */
+    "  tpm_level DOUBLE PRECISION NOT NULL, tpm_cap INTEGER NOT NULL," /* cap: 0 = unlimited */
+    "  rpd_level DOUBLE PRECISION NOT NULL, rpd_cap INTEGER NOT NULL,"
+    "  tpd_level DOUBLE PRECISION NOT NULL, tpd_cap INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"               /* unix ms of the last refill; -1 new */
+    "  PRIMARY KEY (account_id, model));",
 };
 const int plat_nmigrations = (int)SL_ARRAY_LEN(plat_migrations);
 
@@ -168,6 +179,21 @@ const db_sql_t plat_sql[ST_N] = {
     [ST_RESV_DELETE] = {"DELETE FROM reservations WHERE request_id = ?1"},
     [ST_RESV_RENEW] = {"UPDATE reservations SET expires_at = ?2 WHERE request_id = ?1"},
     [ST_RESV_SWEEP] = {"DELETE FROM reservations WHERE expires_at < ?1"},
+
+    /* ---- rate-limit buckets shared by the nodes (platform.c, PostgreSQL) ---- */
+    [ST_BUCKET_ENSURE] = {"INSERT INTO rate_buckets (account_id, model, rpm_level, rpm_cap, "
+                          "tpm_level, tpm_cap, rpd_level, rpd_cap, tpd_level, tpd_cap, "
+                          "updated_at) VALUES (?1, ?2, 0, 0, 0, 0, 0, 0, 0, 0, -1) "
+                          "ON CONFLICT (account_id, model) DO NOTHING"},
+    [ST_BUCKET_GET] = {"SELECT rpm_level, rpm_cap, tpm_level, tpm_cap, rpd_level, rpd_cap, "
+                       "tpd_level, tpd_cap, updated_at FROM rate_buckets "
+                       "WHERE account_id = ?1 AND model = ?2",
+                       "SELECT rpm_level, rpm_cap, tpm_level, tpm_cap, rpd_level, rpd_cap, "
+                       "tpd_level, tpd_cap, updated_at FROM rate_buckets "
+                       "WHERE account_id = ?1 AND model = ?2 FOR UPDATE"},
+    [ST_BUCKET_PUT] = {"UPDATE rate_buckets SET rpm_level = ?3, rpm_cap = ?4, tpm_level = ?5, "
+                       "tpm_cap = ?6, rpd_level = ?7, rpd_cap = ?8, tpd_level = ?9, tpd_cap = ?10, "
+                       "updated_at = ?11 WHERE account_id = ?1 AND model = ?2"},
 
     /* ---- stored responses (responses.c) ---- */
     [ST_RESP_EXPIRE] = {"DELETE FROM responses WHERE account_id = ?1 AND created_at < ?2"},

@@ -4,7 +4,8 @@
 // account; a key made on one node works on the other; a revocation on one
 // is seen by the other on its next request; concurrent requests spread over
 // both never overspend an account; the ledger equals the usage the clients
-// saw; `silica admin --db verify` passes; a database outage is a 503 that
+// saw; an account's RPM holds across both nodes together; `silica admin
+// --db verify` passes; a database outage is a 503 that
 // heals when the database is back; SIGKILL of a node under load loses no
 // completed request.
 //
@@ -137,6 +138,25 @@ test("concurrent requests over both nodes never overspend; the ledger is what th
   assert.equal(spent, (prompt + completion) * 100);
   const v = spawnSync(BIN, ["admin", "--db", url, "verify"], { encoding: "utf8" });
   assert.equal(v.status, 0, v.stderr);
+});
+
+test("an account's RPM is shared by the nodes, not multiplied by them", { skip }, async () => {
+  const acct = newAccount("judy");
+  admin("models", "set-limits", String(acct.id), "tiny", "--rpm", "4");
+  const codes = [];
+  for (let i = 0; i < 8; i++) {
+    const r = await fetch((i % 2 ? nodeB : nodeA).url + "/v1/completions", {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: "Bearer " + acct.key },
+      body: JSON.stringify({ model: "tiny", prompt: "hi", max_tokens: 1 }),
+    });
+    codes.push(r.status);
+    if (r.status === 429) {
+      assert.ok(Number(r.headers.get("retry-after")) >= 1);
+      assert.match((await r.json()).error.message, /rpm|requests per minute/);
+    } else await r.json();
+  }
+  assert.deepEqual(codes, [200, 200, 200, 200, 429, 429, 429, 429]);
 });
 
 test("the database away: 503 database_unavailable; back: both nodes serve again", { skip }, async () => {

@@ -23,7 +23,7 @@
 #include "test.h"
 
 #define YUAN PLAT_MONEY_UNIT
-#define SCHEMA_VERSION 3 /* migrations in src/platform/sql.c */
+#define SCHEMA_VERSION 4 /* migrations in src/platform/sql.c */
 
 static int64_t fake_now = 1700000000000LL; /* unix ms */
 static int64_t fake_clock(void *ctx) {
@@ -1155,6 +1155,8 @@ static void test_dead_node_lease(void) {
     int64_t acct = new_account(p, "lease", 1 * YUAN, 0, key, NULL);
     plat_price_t pr = {.input = 1 * YUAN, .cached_input = 1 * YUAN, .output = 1 * YUAN};
     CHECK(plat_price_set(p, "paid", &pr, err, sizeof err) == 0);
+    plat_limits_t unlimited = {0, 0, 0, 0}; /* this is about money, not tokens */
+    CHECK(plat_limits_set(p, 0, "*", &unlimited, err, sizeof err) == 0);
     plat_close(p);
     fake_now = 1700000000000LL;
 
@@ -1205,6 +1207,56 @@ static void test_dead_node_lease(void) {
     fake_now = 1700000000000LL;
 }
 
+/* PostgreSQL: the rate-limit buckets are rows every node shares, so two
+ * nodes together admit an account's limit once, not twice; tokens one
+ * node gives back at finish are there for the other. */
+static void test_two_nodes_share_limits(void) {
+    if (!pg_base) return;
+    const char *dir = fresh_dir();
+    fake_now = 1700000000000LL;
+    plat_t *p1 = open_test(dir, true), *p2 = open_test(dir, true);
+    char key[PLAT_KEY_MAX], err[SL_ERR_MAX];
+    int64_t acct = new_account(p1, "limited", 100 * YUAN, 0, key, NULL);
+    plat_price_t pr = {1000000, 500000, 2000000};
+    CHECK(plat_price_set(p1, "paid", &pr, err, sizeof err) == 0);
+    plat_limits_t l = {.rpm = 10, .tpm = 3000};
+    CHECK(plat_limits_set(p2, acct, "paid", &l, err, sizeof err) == 0);
+    plat_req_t *r;
+    plat_status_t st;
+    plat_usage_t u = {.prompt_tokens = 10, .completion_tokens = 10, .ttft_ms = -1};
+    for (int minute = 0; minute < 2; minute++) {
+        int ok = 0, limited = 0;
+        for (int i = 0; i < 30; i++) {
+            if (plat_begin(i % 2 ? p2 : p1, bearer(key), "paid", 10, 10, &r, &st) == 0) {
+                ok++;
+                CHECK(plat_finish(i % 2 ? p2 : p1, r, &u, "ok") == 0);
+            } else {
+                limited += st.http == 429 && !strcmp(st.limit, "rpm");
+            }
+        }
+        CHECK_MSG(ok == 10 && limited == 20, "minute %d: %d admitted, %d limited", minute, ok,
+                  limited);
+        fake_now += 60000;
+    }
+    /* TPM: what node 1 does not use, node 2 may */
+    l = (plat_limits_t){.tpm = 3000};
+    CHECK(plat_limits_set(p1, acct, "paid", &l, err, sizeof err) == 0);
+    fake_now += 120000;
+    plat_req_t *r1, *r2;
+    CHECK(plat_begin(p1, bearer(key), "paid", 1000, 1000, &r1, &st) == 0);
+    CHECK(plat_begin(p2, bearer(key), "paid", 1000, 1000, &r2, &st) == -1 && st.http == 429 &&
+          !strcmp(st.limit, "tpm"));
+    u = (plat_usage_t){.prompt_tokens = 100, .completion_tokens = 100, .ttft_ms = -1};
+    CHECK(plat_finish(p1, r1, &u, "ok") == 0);
+    CHECK_MSG(plat_begin(p2, bearer(key), "paid", 1000, 1000, &r2, &st) == 0, "%d %s", st.http,
+              st.message);
+    plat_abort(p2, r2);
+    CHECK_MSG(plat_verify(p2, err, sizeof err) == 0, "%s", err);
+    plat_close(p1);
+    plat_close(p2);
+    fake_now = 1700000000000LL;
+}
+
 static void run_all(void) {
     RUN(test_migrations);
     RUN(test_stored_responses);
@@ -1225,6 +1277,7 @@ static void run_all(void) {
     RUN(test_pg_reconnect);
     RUN(test_two_nodes_no_overspend);
     RUN(test_dead_node_lease);
+    RUN(test_two_nodes_share_limits);
 }
 
 int main(void) {

@@ -16,6 +16,8 @@
 #                               without it (its PostgreSQL tests then report
 #                               themselves skipped).
 #
+# The server's programs are taken from $SILICA_PG_BIN when set, else the
+# newest /usr/lib/postgresql/*/bin (Debian), else initdb on the PATH.
 # The server listens on no TCP port, only on DIR/.s.PGSQL.5432, trusts local
 # connections (it lives and dies with the test) and runs without fsync.
 # PostgreSQL refuses to run as root: as root, the cluster belongs to the
@@ -23,6 +25,10 @@
 set -u
 
 find_bin() {
+  if [ -n "${SILICA_PG_BIN:-}" ]; then
+    [ -x "$SILICA_PG_BIN/initdb" ] && [ -x "$SILICA_PG_BIN/pg_ctl" ] && { echo "$SILICA_PG_BIN"; return 0; }
+    return 1
+  fi
   for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
     if [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ]; then echo "$d"; return 0; fi
   done

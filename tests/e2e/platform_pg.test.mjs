@@ -24,7 +24,7 @@ const pgDir = mkdtempSync(path.join(tmpdir(), "silica-pg-e2e-"));
 const started = spawnSync("sh", [PG_SH, "start", pgDir], { encoding: "utf8" });
 const url = started.status === 0 ? started.stdout.trim() : null;
 const skip = url ? false : "PostgreSQL tests SKIPPED: " + (started.stderr || "tests/pg.sh failed").trim();
-if (skip) console.log("# " + skip);
+if (skip) console.log(skip);
 
 let nodeA, nodeB, adminKey;
 

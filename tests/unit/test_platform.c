@@ -1274,6 +1274,8 @@ static void run_all(void) {
     RUN(test_ledger_1000_mixed);
     RUN(test_tenant_isolation);
     RUN(test_crash_safety);
+    if (!pg_base) return;
+    /* PostgreSQL only: connections, several nodes */
     RUN(test_pg_reconnect);
     RUN(test_two_nodes_no_overspend);
     RUN(test_dead_node_lease);
@@ -1284,15 +1286,18 @@ int main(void) {
     RUN(test_money);
     RUN(test_cost);
     printf("-- on SQLite\n");
+    fflush(stdout);
     run_all();
     const char *pg = getenv("SILICA_TEST_PG");
     if (pg && *pg) {
         printf("-- on PostgreSQL (%s)\n", pg);
+        fflush(stdout);
         pg_base = pg;
         run_all();
     } else {
         printf("-- on PostgreSQL: SKIPPED (SILICA_TEST_PG is not set; tests/pg.sh sets it when "
                "it can start a server)\n");
+        fflush(stdout);
     }
     for (int i = 0; i < ndirs; i++) {
         if (db_is_url(dirs[i])) continue; /* databases go with the test server */

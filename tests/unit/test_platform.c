@@ -1257,6 +1257,35 @@ static void test_two_nodes_share_limits(void) {
     fake_now = 1700000000000LL;
 }
 
+/* Reports group by the UTC day of finished_at on both backends (each
+ * engine's own date function behind DAY_UTC). */
+static void test_report_days(void) {
+    const char *dir = fresh_dir();
+    fake_now = 1700000000000LL; /* 2023-11-14T22:13:20Z */
+    plat_t *p = open_test(dir, true);
+    char key[PLAT_KEY_MAX], err[SL_ERR_MAX];
+    new_account(p, "days", 10 * YUAN, 0, key, NULL);
+    plat_usage_t u = {.prompt_tokens = 3, .completion_tokens = 4, .ttft_ms = -1};
+    for (int i = 0; i < 3; i++) {
+        plat_req_t *r;
+        plat_status_t st;
+        CHECK(plat_begin(p, bearer(key), "free", 3, 4, &r, &st) == 0);
+        CHECK(plat_finish(p, r, &u, "ok") == 0);
+        fake_now += 3600000; /* the third lands on the 15th */
+    }
+    sl_buf_t out = {0};
+    plat_report_opts_t o = {.group_by = "day", .format = "csv"};
+    CHECK(plat_usage_report(p, &o, &out, err, sizeof err) == 0);
+    CHECK_MSG(out.data && !strcmp(out.data, "day,requests,prompt_tokens,cached_tokens,"
+                                            "completion_tokens,reasoning_tokens,total_tokens,cost\n"
+                                            "2023-11-14,2,6,0,8,0,14,0.00\n"
+                                            "2023-11-15,1,3,0,4,0,7,0.00\n"),
+              "%s", out.data ? out.data : "(null)");
+    sl_buf_free(&out);
+    plat_close(p);
+    fake_now = 1700000000000LL;
+}
+
 static void run_all(void) {
     RUN(test_migrations);
     RUN(test_stored_responses);
@@ -1274,6 +1303,7 @@ static void run_all(void) {
     RUN(test_ledger_1000_mixed);
     RUN(test_tenant_isolation);
     RUN(test_crash_safety);
+    RUN(test_report_days);
     if (!pg_base) return;
     /* PostgreSQL only: connections, several nodes */
     RUN(test_pg_reconnect);

@@ -307,7 +307,7 @@ db_t *db_open(const char *where, bool sync_normal, const db_sql_t *stmts, int n,
         return NULL;
     }
     db_t *db = calloc(1, sizeof *db);
-    if (!db || !(db->cache = calloc((size_t)n, sizeof *db->cache))) {
+    if (!db || !(db->cache = calloc(n > 0 ? (size_t)n : 1, sizeof *db->cache))) {
         free(db);
         sl_err(err, errlen, "out of memory");
         return NULL;

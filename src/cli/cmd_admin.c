@@ -17,7 +17,7 @@
 #include "platform/platform.h"
 
 static const char *usage_text =
-    "usage: silica admin [--data DIR] COMMAND ...\n"
+    "usage: silica admin [--data DIR | --db URL] COMMAND ...\n"
     "\n"
     "  accounts create NAME [--referrer ID]\n"
     "  accounts list [--format table|csv]\n"
@@ -38,7 +38,10 @@ static const char *usage_text =
     "        [--from DATE] [--to DATE]\n"
     "  verify                      check every balance against credits and the ledger\n"
     "\n"
-    "DIR defaults to $SILICA_DATA, else ./data. DATE is YYYY-MM-DD[THH:MM[:SS]] (UTC).\n";
+    "DIR defaults to $SILICA_DATA, else ./data (SQLite, DIR/silica.db). --db URL (default\n"
+    "$SILICA_DB when set and no --data is given) is a PostgreSQL database\n"
+    "(postgresql://user:pass@host:port/dbname) that several `silica serve --db` nodes share.\n"
+    "DATE is YYYY-MM-DD[THH:MM[:SS]] (UTC).\n";
 
 /* Positional arguments and --name value options of one command line. */
 typedef struct args {
@@ -415,10 +418,15 @@ fail:
 int cmd_admin(int argc, char **argv) {
     const char *data = getenv("SILICA_DATA");
     if (!data || !*data) data = "data";
+    const char *db_url = getenv("SILICA_DB");
+    if (db_url && !*db_url) db_url = NULL;
     int i = 1;
     for (; i < argc && !strncmp(argv[i], "-", 1); i++) {
         if (!strcmp(argv[i], "--data") && i + 1 < argc) {
             data = argv[++i];
+            db_url = NULL;
+        } else if (!strcmp(argv[i], "--db") && i + 1 < argc) {
+            db_url = argv[++i];
         } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             fputs(usage_text, stdout);
             return 0;
@@ -433,8 +441,12 @@ int cmd_admin(int argc, char **argv) {
         fputs(usage_text, stderr);
         return 2;
     }
+    if (db_url && !plat_is_db_url(db_url)) {
+        fprintf(stderr, "silica admin: '%s' is not a postgresql:// URL\n", db_url);
+        return 2;
+    }
     char err[SL_ERR_MAX];
-    plat_t *p = plat_open(data, NULL, err, sizeof err);
+    plat_t *p = plat_open(db_url ? db_url : data, NULL, err, sizeof err);
     if (!p) {
         fprintf(stderr, "silica admin: %s\n", err);
         return 1;

@@ -24,7 +24,11 @@ static void serve_usage(FILE *f) {
             "  --port P            port (default 8080; 0 = any free port)\n"
             "  --threads N         kernel threads per model (default 1)\n"
             "  --ctx N             context length per sequence (default: model's, at most 4096)\n"
-            "  --data DIR          data directory (accounts, keys, ledger): API keys required\n"
+            "  --data DIR          data directory (accounts, keys, ledger in DIR/silica.db, SQLite):\n"
+            "                      API keys required\n"
+            "  --db URL            PostgreSQL instead (postgresql://user:pass@host:port/dbname):\n"
+            "                      several nodes may serve the same accounts, keys and ledger;\n"
+            "                      default $SILICA_DB when neither --data nor --db is given\n"
             "  --no-auth           serve without API keys (loopback only)\n"
             "  --no-console        do not serve the web console (GET / and /console/...)\n"
             "  --max-keys N        API keys an account may hold when it creates its own through\n"
@@ -75,6 +79,7 @@ int cmd_serve(int argc, char **argv) {
     char *owned[MAX_MODELS] = {0};
     int n_models = 0, rc = 1;
     bool no_auth = false;
+    const char *db_url = NULL;
     plat_t *plat = NULL;
     plat_config_t plat_cfg;
     plat_config_default(&plat_cfg);
@@ -140,6 +145,9 @@ int cmd_serve(int argc, char **argv) {
             cfg.n_ctx = (int)n;
         } else if (!strcmp(a, "--data")) {
             cfg.data_dir = v;
+        } else if (!strcmp(a, "--db")) {
+            db_url = v;
+            bad = !plat_is_db_url(v);
         } else if (!strcmp(a, "--max-body")) {
             bad = parse_int(v, 1024, 1L << 30, &n);
             cfg.max_body = (size_t)n;
@@ -178,6 +186,18 @@ int cmd_serve(int argc, char **argv) {
         serve_usage(stderr);
         goto out;
     }
+    if (cfg.data_dir && db_url) {
+        fprintf(stderr, "silica serve: give --data DIR or --db URL, not both\n");
+        goto out;
+    }
+    if (!cfg.data_dir && !db_url && getenv("SILICA_DB") && *getenv("SILICA_DB")) {
+        db_url = getenv("SILICA_DB");
+        if (!plat_is_db_url(db_url)) {
+            fprintf(stderr, "silica serve: SILICA_DB is not a postgresql:// URL\n");
+            goto out;
+        }
+    }
+    const char *store = db_url ? db_url : cfg.data_dir;
     char err[SL_ERR_MAX];
     const char *host = cfg.host ? cfg.host : "127.0.0.1";
     bool loopback = is_loopback(host);
@@ -185,13 +205,13 @@ int cmd_serve(int argc, char **argv) {
         fprintf(stderr, "silica serve: --no-auth serves only on a loopback address, not %s\n", host);
         goto out;
     }
-    if (!cfg.data_dir && !no_auth && !loopback) {
+    if (!store && !no_auth && !loopback) {
         fprintf(stderr, "silica serve: refusing to serve %s without API keys; give --data DIR "
-                        "(or --no-auth on 127.0.0.1)\n", host);
+                        "or --db URL (or --no-auth on 127.0.0.1)\n", host);
         goto out;
     }
-    if (cfg.data_dir && !no_auth) {
-        plat = plat_open(cfg.data_dir, &plat_cfg, err, sizeof err);
+    if (store && !no_auth) {
+        plat = plat_open(store, &plat_cfg, err, sizeof err);
         if (!plat) {
             fprintf(stderr, "silica serve: %s\n", err);
             goto out;
@@ -210,7 +230,7 @@ int cmd_serve(int argc, char **argv) {
         cfg.hooks.account = account_route;
     } else {
         fprintf(stderr, "silica serve: API keys are not checked (%s); serving on %s only\n",
-                no_auth ? "--no-auth" : "no --data", host);
+                no_auth ? "--no-auth" : "no --data or --db", host);
     }
     srv_t *s = srv_new(&cfg, models, n_models, err, sizeof err);
     if (!s) {

@@ -17,66 +17,63 @@
 
 #include <openssl/crypto.h>
 
-/* Prepares a one-off statement. */
-static sqlite3_stmt *prep(plat_t *p, const char *sql, char *err, size_t errlen) {
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(p->db, sql, -1, &s, NULL) != SQLITE_OK) {
-        sl_err(err, errlen, "sqlite prepare: %s", sqlite3_errmsg(p->db));
-        return NULL;
-    }
-    return s;
+/* Runs table statement `which`, whose parameters are the n int64 values
+ * v (?1..?n), to the end; *changes (may be NULL) gets the rows it changed. */
+static int exec_ints(plat_t *p, int which, const int64_t *v, int n, int64_t *changes, char *err,
+                     size_t errlen) {
+    db_stmt_t *s = db_stmt(p->db, which, err, errlen);
+    if (!s) return -1;
+    for (int i = 0; i < n; i++)
+        db_bind_int64(s, i + 1, v[i]);
+    int rc = db_step_done(s, err, errlen);
+    db_release(s);
+    if (rc == 0 && changes) *changes = db_changes(p->db);
+    return rc;
 }
 
-/* Runs a one-off statement to the end and finalizes it. */
-static int run_done(plat_t *p, sqlite3_stmt *s, char *err, size_t errlen) {
-    int rc = plat_step_done(p, s, err, errlen);
-    sqlite3_finalize(s);
+/* Runs a statement to the end and releases it. */
+static int run_done(db_stmt_t *s, char *err, size_t errlen) {
+    int rc = db_step_done(s, err, errlen);
+    db_release(s);
     return rc;
 }
 
 /* How a walk over a statement's rows ended: at a row (the caller stopped
- * it) or at the end is success; any other step result is an sqlite error. */
+ * it) or at the end is success; anything else is a database error. */
 static int rows_end(plat_t *p, int step, char *err, size_t errlen) {
-    if (step == SQLITE_ROW || step == SQLITE_DONE) return 0;
-    return sl_err(err, errlen, "sqlite: %s", sqlite3_errmsg(p->db));
+    if (step == DB_ROW || step == DB_DONE) return 0;
+    return sl_err(err, errlen, "database: %s", db_errmsg(p->db));
 }
 
 static int add_credit(plat_t *p, int64_t account, const char *kind, int64_t gift, int64_t charge,
                       const char *note, char *err, size_t errlen) {
-    sqlite3_stmt *s = prep(p,
-                           "INSERT INTO credits (account_id, kind, gift, charge, note, created_at) "
-                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                           err, errlen);
+    db_stmt_t *s = db_stmt(p->db, ST_CREDIT_INSERT, err, errlen);
     if (!s) return -1;
-    sqlite3_bind_int64(s, 1, account);
-    sqlite3_bind_text(s, 2, kind, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, gift);
-    sqlite3_bind_int64(s, 4, charge);
-    sqlite3_bind_text(s, 5, note ? note : "", -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 6, plat_now_ms(p));
-    if (run_done(p, s, err, errlen) != 0) return -1;
-    s = prep(p,
-             "UPDATE accounts SET gift_balance = gift_balance + ?2, "
-             "charge_balance = charge_balance + ?3 WHERE id = ?1",
-             err, errlen);
-    if (!s) return -1;
-    sqlite3_bind_int64(s, 1, account);
-    sqlite3_bind_int64(s, 2, gift);
-    sqlite3_bind_int64(s, 3, charge);
-    if (run_done(p, s, err, errlen) != 0) return -1;
-    if (sqlite3_changes(p->db) != 1)
-        return sl_err(err, errlen, "no account %" PRId64, account);
+    db_bind_int64(s, 1, account);
+    db_bind_text(s, 2, kind);
+    db_bind_int64(s, 3, gift);
+    db_bind_int64(s, 4, charge);
+    db_bind_text(s, 5, note ? note : "");
+    db_bind_int64(s, 6, plat_now_ms(p));
+    if (run_done(s, err, errlen) != 0) return -1;
+    int64_t changed = 0;
+    if (exec_ints(p, ST_ACCT_ADD, (int64_t[]){account, gift, charge}, 3, &changed, err, errlen) !=
+        0)
+        return -1;
+    if (changed != 1) return sl_err(err, errlen, "no account %" PRId64, account);
     return 0;
 }
 
 /* ---- accounts ---- */
 
-static bool account_exists(plat_t *p, int64_t id) {
-    sqlite3_stmt *s = prep(p, "SELECT 1 FROM accounts WHERE id = ?1", NULL, 0);
+/* `which` is ST_ACCT_EXISTS, or ST_ACCT_LOCK to also lock the row until
+ * the transaction ends (PostgreSQL). */
+static bool account_exists(plat_t *p, int which, int64_t id) {
+    db_stmt_t *s = db_stmt(p->db, which, NULL, 0);
     if (!s) return false;
-    sqlite3_bind_int64(s, 1, id);
-    bool found = sqlite3_step(s) == SQLITE_ROW;
-    sqlite3_finalize(s);
+    db_bind_int64(s, 1, id);
+    bool found = db_step(s) == DB_ROW;
+    db_release(s);
     return found;
 }
 
@@ -84,24 +81,29 @@ int plat_account_create_locked(plat_t *p, const char *name, int64_t referrer_id,
                                char *err, size_t errlen) {
     if (!name || !*name || strlen(name) >= sizeof(((plat_account_t *)0)->name))
         return sl_err(err, errlen, "an account needs a name of 1 to 127 bytes");
-    if (plat_tx_begin(p, err, errlen) != 0) return -1;
-    if (referrer_id > 0 && !account_exists(p, referrer_id)) {
+    /* inside the caller's transaction (plat_bootstrap_if_empty) or its own */
+    const bool own = !db_in_tx(p->db);
+    if (own && db_begin(p->db, err, errlen) != 0) return -1;
+    if (referrer_id > 0 && !account_exists(p, ST_ACCT_EXISTS, referrer_id)) {
         sl_err(err, errlen, "referrer account %" PRId64 " does not exist", referrer_id);
         goto fail;
     }
-    sqlite3_stmt *s = prep(p,
-                           "INSERT INTO accounts (name, referrer_id, created_at) "
-                           "VALUES (?1, ?2, ?3)",
-                           err, errlen);
+    db_stmt_t *s = db_stmt(p->db, ST_ACCT_INSERT, err, errlen);
     if (!s) goto fail;
-    sqlite3_bind_text(s, 1, name, -1, SQLITE_TRANSIENT);
+    db_bind_text(s, 1, name);
     if (referrer_id > 0)
-        sqlite3_bind_int64(s, 2, referrer_id);
+        db_bind_int64(s, 2, referrer_id);
     else
-        sqlite3_bind_null(s, 2);
-    sqlite3_bind_int64(s, 3, plat_now_ms(p));
-    if (run_done(p, s, err, errlen) != 0) goto fail;
-    int64_t new_id = sqlite3_last_insert_rowid(p->db);
+        db_bind_null(s, 2);
+    db_bind_int64(s, 3, plat_now_ms(p));
+    int64_t new_id = db_step(s) == DB_ROW ? db_col_int64(s, 0) : 0; /* RETURNING id */
+    if (new_id <= 0 || run_done(s, err, errlen) != 0) {
+        if (new_id <= 0) {
+            sl_err(err, errlen, "database: %s", db_errmsg(p->db));
+            db_release(s);
+        }
+        goto fail;
+    }
     if (p->cfg.signup_gift != 0 &&
         add_credit(p, new_id, "signup", p->cfg.signup_gift, 0, "sign-up gift", err, errlen) != 0)
         goto fail;
@@ -114,11 +116,11 @@ int plat_account_create_locked(plat_t *p, const char *name, int64_t referrer_id,
         if (add_credit(p, new_id, "referral", p->cfg.referral_gift, 0, note, err, errlen) != 0)
             goto fail;
     }
-    if (plat_tx_commit(p, err, errlen) != 0) goto fail;
+    if (own && db_commit(p->db, err, errlen) != 0) goto fail;
     if (id) *id = new_id;
     return 0;
 fail:
-    plat_tx_rollback(p);
+    if (own) db_rollback(p->db);
     return -1;
 }
 
@@ -130,35 +132,33 @@ int plat_account_create(plat_t *p, const char *name, int64_t referrer_id, int64_
     return rc;
 }
 
-static void account_from_row(sqlite3_stmt *s, plat_account_t *a) {
+static void account_from_row(db_stmt_t *s, plat_account_t *a) {
     memset(a, 0, sizeof *a);
-    a->id = sqlite3_column_int64(s, 0);
-    snprintf(a->name, sizeof a->name, "%s", (const char *)sqlite3_column_text(s, 1));
-    snprintf(a->status, sizeof a->status, "%s", (const char *)sqlite3_column_text(s, 2));
-    a->gift_balance = sqlite3_column_int64(s, 3);
-    a->charge_balance = sqlite3_column_int64(s, 4);
-    a->referrer_id = sqlite3_column_int64(s, 5);
-    a->created_at_ms = sqlite3_column_int64(s, 6);
+    a->id = db_col_int64(s, 0);
+    snprintf(a->name, sizeof a->name, "%s", db_col_text(s, 1));
+    snprintf(a->status, sizeof a->status, "%s", db_col_text(s, 2));
+    a->gift_balance = db_col_int64(s, 3);
+    a->charge_balance = db_col_int64(s, 4);
+    a->referrer_id = db_col_int64(s, 5);
+    a->created_at_ms = db_col_int64(s, 6);
 }
-
-#define ACCOUNT_COLS "id, name, status, gift_balance, charge_balance, ifnull(referrer_id, 0), created_at"
 
 int plat_account_get(plat_t *p, int64_t id, plat_account_t *out, char *err, size_t errlen) {
     pthread_mutex_lock(&p->mu);
     int rc = -1;
-    sqlite3_stmt *s = prep(p, "SELECT " ACCOUNT_COLS " FROM accounts WHERE id = ?1", err, errlen);
+    db_stmt_t *s = db_stmt(p->db, ST_ACCT_GET, err, errlen);
     if (s) {
-        sqlite3_bind_int64(s, 1, id);
-        int step = sqlite3_step(s);
-        if (step == SQLITE_ROW) {
+        db_bind_int64(s, 1, id);
+        int step = db_step(s);
+        if (step == DB_ROW) {
             account_from_row(s, out);
             rc = 0;
-        } else if (step == SQLITE_DONE) {
+        } else if (step == DB_DONE) {
             sl_err(err, errlen, "no account %" PRId64, id);
         } else {
-            sl_err(err, errlen, "sqlite: %s", sqlite3_errmsg(p->db));
+            sl_err(err, errlen, "database: %s", db_errmsg(p->db));
         }
-        sqlite3_finalize(s);
+        db_release(s);
     }
     pthread_mutex_unlock(&p->mu);
     return rc;
@@ -168,16 +168,16 @@ int plat_account_each(plat_t *p, int (*fn)(const plat_account_t *, void *), void
                       size_t errlen) {
     pthread_mutex_lock(&p->mu);
     int rc = -1;
-    sqlite3_stmt *s = prep(p, "SELECT " ACCOUNT_COLS " FROM accounts ORDER BY id", err, errlen);
+    db_stmt_t *s = db_stmt(p->db, ST_ACCT_LIST, err, errlen);
     if (s) {
         int step;
         plat_account_t a;
-        while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        while ((step = db_step(s)) == DB_ROW) {
             account_from_row(s, &a);
             if (fn(&a, ctx)) break;
         }
         rc = rows_end(p, step, err, errlen);
-        sqlite3_finalize(s);
+        db_release(s);
     }
     pthread_mutex_unlock(&p->mu);
     return rc;
@@ -192,10 +192,10 @@ int plat_account_credit(plat_t *p, int64_t id, int64_t gift, int64_t charge, con
     if (gift > CREDIT_MAX || gift < -CREDIT_MAX || charge > CREDIT_MAX || charge < -CREDIT_MAX)
         return sl_err(err, errlen, "a single credit is at most 1000000000 yuan");
     pthread_mutex_lock(&p->mu);
-    int rc = plat_tx_begin(p, err, errlen);
+    int rc = db_begin(p->db, err, errlen);
     if (rc == 0) rc = add_credit(p, id, "credit", gift, charge, note, err, errlen);
-    if (rc == 0) rc = plat_tx_commit(p, err, errlen);
-    if (rc != 0) plat_tx_rollback(p);
+    if (rc == 0) rc = db_commit(p->db, err, errlen);
+    if (rc != 0) db_rollback(p->db);
     pthread_mutex_unlock(&p->mu);
     return rc;
 }
@@ -205,13 +205,12 @@ int plat_account_set_status(plat_t *p, int64_t id, const char *status, char *err
         return sl_err(err, errlen, "account status is 'normal' or 'disabled'");
     pthread_mutex_lock(&p->mu);
     int rc = -1;
-    sqlite3_stmt *s = prep(p, "UPDATE accounts SET status = ?2 WHERE id = ?1", err, errlen);
+    db_stmt_t *s = db_stmt(p->db, ST_ACCT_SET_STATUS, err, errlen);
     if (s) {
-        sqlite3_bind_int64(s, 1, id);
-        sqlite3_bind_text(s, 2, status, -1, SQLITE_STATIC);
-        rc = run_done(p, s, err, errlen);
-        if (rc == 0 && sqlite3_changes(p->db) != 1)
-            rc = sl_err(err, errlen, "no account %" PRId64, id);
+        db_bind_int64(s, 1, id);
+        db_bind_text(s, 2, status);
+        rc = run_done(s, err, errlen);
+        if (rc == 0 && db_changes(p->db) != 1) rc = sl_err(err, errlen, "no account %" PRId64, id);
     }
     pthread_mutex_unlock(&p->mu);
     return rc;
@@ -219,13 +218,12 @@ int plat_account_set_status(plat_t *p, int64_t id, const char *status, char *err
 
 /* ---- keys ---- */
 
-int plat_key_create_locked(plat_t *p, int64_t account_id, const char *name,
-                           int64_t expires_at_ms, char key_out[PLAT_KEY_MAX], int64_t *key_id,
-                           char *err, size_t errlen) {
+int plat_key_create_locked(plat_t *p, int64_t account_id, const char *name, int64_t expires_at_ms,
+                           char key_out[PLAT_KEY_MAX], int64_t *key_id, char *err, size_t errlen) {
     if (!name) name = "";
     if (strlen(name) >= sizeof(((plat_key_info_t *)0)->name))
         return sl_err(err, errlen, "key name longer than 127 bytes");
-    if (!account_exists(p, account_id))
+    if (!account_exists(p, ST_ACCT_EXISTS, account_id))
         return sl_err(err, errlen, "no account %" PRId64, account_id);
     /* 48 characters of base62 by rejection sampling (bytes >= 248 are
      * dropped so every character is equally likely): ~285 bits. */
@@ -244,22 +242,26 @@ int plat_key_create_locked(plat_t *p, int64_t account_id, const char *name,
     char hash[65], prefix[16];
     if (plat_sha256_hex(key, hash) != 0) return sl_err(err, errlen, "hashing failed");
     snprintf(prefix, sizeof prefix, "%.11s", key);
-    sqlite3_stmt *s = prep(p,
-                           "INSERT INTO api_keys (account_id, name, prefix, hash, expires_at, "
-                           "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                           err, errlen);
-    if (!s) return -1;
-    sqlite3_bind_int64(s, 1, account_id);
-    sqlite3_bind_text(s, 2, name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 3, prefix, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 4, hash, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 5, expires_at_ms > 0 ? expires_at_ms : 0);
-    sqlite3_bind_int64(s, 6, plat_now_ms(p));
-    if (run_done(p, s, err, errlen) != 0) {
+    db_stmt_t *s = db_stmt(p->db, ST_KEY_INSERT, err, errlen);
+    if (!s) {
         OPENSSL_cleanse(key, sizeof key);
         return -1;
     }
-    if (key_id) *key_id = sqlite3_last_insert_rowid(p->db);
+    db_bind_int64(s, 1, account_id);
+    db_bind_text(s, 2, name);
+    db_bind_text(s, 3, prefix);
+    db_bind_text(s, 4, hash);
+    db_bind_int64(s, 5, expires_at_ms > 0 ? expires_at_ms : 0);
+    db_bind_int64(s, 6, plat_now_ms(p));
+    const int64_t new_id = db_step(s) == DB_ROW ? db_col_int64(s, 0) : 0; /* RETURNING id */
+    if (new_id <= 0) sl_err(err, errlen, "database: %s", db_errmsg(p->db));
+    if (new_id <= 0 || db_step_done(s, err, errlen) != 0) {
+        db_release(s);
+        OPENSSL_cleanse(key, sizeof key);
+        return -1;
+    }
+    db_release(s);
+    if (key_id) *key_id = new_id;
     memcpy(key_out, key, n + 1);
     OPENSSL_cleanse(key, sizeof key);
     return 0;
@@ -268,8 +270,8 @@ int plat_key_create_locked(plat_t *p, int64_t account_id, const char *name,
 int plat_key_create(plat_t *p, int64_t account_id, const char *name, int64_t expires_at_ms,
                     char key_out[PLAT_KEY_MAX], int64_t *key_id, char *err, size_t errlen) {
     pthread_mutex_lock(&p->mu);
-    int rc = plat_key_create_locked(p, account_id, name, expires_at_ms, key_out, key_id, err,
-                                    errlen);
+    int rc =
+        plat_key_create_locked(p, account_id, name, expires_at_ms, key_out, key_id, err, errlen);
     pthread_mutex_unlock(&p->mu);
     return rc;
 }
@@ -277,26 +279,28 @@ int plat_key_create(plat_t *p, int64_t account_id, const char *name, int64_t exp
 int plat_key_create_capped(plat_t *p, int64_t account_id, const char *name, int64_t expires_at_ms,
                            char key_out[PLAT_KEY_MAX], int64_t *key_id, char *err, size_t errlen) {
     pthread_mutex_lock(&p->mu);
-    /* BEGIN IMMEDIATE: the count and the insert see and write one state,
-     * also against `silica admin` in another process */
-    int rc = plat_tx_begin(p, err, errlen);
+    /* One transaction, with the account row locked (SQLite: BEGIN
+     * IMMEDIATE; PostgreSQL: FOR UPDATE): the count and the insert see and
+     * write one state, also against `silica admin` or another node. */
+    int rc = db_begin(p->db, err, errlen);
     if (rc != 0) goto out;
     if (p->cfg.max_keys > 0) {
-        sqlite3_stmt *s = prep(p,
-                               "SELECT count(*) FROM api_keys WHERE account_id = ?1 AND enabled = 1 "
-                               "AND (expires_at = 0 OR expires_at > ?2)",
-                               err, errlen);
+        if (!account_exists(p, ST_ACCT_LOCK, account_id)) {
+            rc = sl_err(err, errlen, "no account %" PRId64, account_id);
+            goto out;
+        }
+        db_stmt_t *s = db_stmt(p->db, ST_KEY_LIVE_COUNT, err, errlen);
         if (!s) {
             rc = -1;
             goto out;
         }
-        sqlite3_bind_int64(s, 1, account_id);
-        sqlite3_bind_int64(s, 2, plat_now_ms(p));
-        int step = sqlite3_step(s);
-        const int64_t live = step == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
-        sqlite3_finalize(s);
+        db_bind_int64(s, 1, account_id);
+        db_bind_int64(s, 2, plat_now_ms(p));
+        int step = db_step(s);
+        const int64_t live = step == DB_ROW ? db_col_int64(s, 0) : -1;
+        db_release(s);
         if (live < 0) {
-            rc = sl_err(err, errlen, "sqlite: %s", sqlite3_errmsg(p->db));
+            rc = sl_err(err, errlen, "database: %s", db_errmsg(p->db));
             goto out;
         }
         if (live >= p->cfg.max_keys) {
@@ -309,10 +313,10 @@ int plat_key_create_capped(plat_t *p, int64_t account_id, const char *name, int6
         }
     }
     rc = plat_key_create_locked(p, account_id, name, expires_at_ms, key_out, key_id, err, errlen);
-    if (rc == 0) rc = plat_tx_commit(p, err, errlen);
+    if (rc == 0) rc = db_commit(p->db, err, errlen);
 out:
     if (rc != 0) {
-        plat_tx_rollback(p);
+        db_rollback(p->db);
         OPENSSL_cleanse(key_out, PLAT_KEY_MAX); /* a key that was not stored is no key */
     }
     pthread_mutex_unlock(&p->mu);
@@ -323,20 +327,12 @@ int plat_key_revoke(plat_t *p, int64_t account_id, int64_t key_id, char *err, si
     pthread_mutex_lock(&p->mu);
     int rc = -1;
     /* the owner is part of the WHERE: checking it and revoking are one step */
-    sqlite3_stmt *s = prep(p,
-                           "UPDATE api_keys SET enabled = 0, "
-                           "revoked_at = CASE WHEN enabled = 1 THEN ?2 ELSE revoked_at END "
-                           "WHERE id = ?1 AND (?3 = 0 OR account_id = ?3)",
-                           err, errlen);
-    if (s) {
-        sqlite3_bind_int64(s, 1, key_id);
-        sqlite3_bind_int64(s, 2, plat_now_ms(p));
-        sqlite3_bind_int64(s, 3, account_id);
-        rc = run_done(p, s, err, errlen);
-        if (rc == 0 && sqlite3_changes(p->db) != 1) {
-            sl_err(err, errlen, "no key %" PRId64, key_id);
-            rc = PLAT_ENOTFOUND;
-        }
+    int64_t changed = 0;
+    rc = exec_ints(p, ST_KEY_REVOKE, (int64_t[]){key_id, plat_now_ms(p), account_id}, 3, &changed,
+                   err, errlen);
+    if (rc == 0 && changed != 1) {
+        sl_err(err, errlen, "no key %" PRId64, key_id);
+        rc = PLAT_ENOTFOUND;
     }
     pthread_mutex_unlock(&p->mu);
     return rc;
@@ -346,27 +342,24 @@ int plat_key_each(plat_t *p, int64_t account_id, int (*fn)(const plat_key_info_t
                   void *ctx, char *err, size_t errlen) {
     pthread_mutex_lock(&p->mu);
     int rc = -1;
-    sqlite3_stmt *s = prep(p,
-                           "SELECT id, account_id, name, prefix, enabled, expires_at, created_at "
-                           "FROM api_keys WHERE ?1 = 0 OR account_id = ?1 ORDER BY id",
-                           err, errlen);
+    db_stmt_t *s = db_stmt(p->db, ST_KEY_LIST, err, errlen);
     if (s) {
-        sqlite3_bind_int64(s, 1, account_id);
+        db_bind_int64(s, 1, account_id);
         int step;
-        while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        while ((step = db_step(s)) == DB_ROW) {
             plat_key_info_t k;
             memset(&k, 0, sizeof k);
-            k.id = sqlite3_column_int64(s, 0);
-            k.account_id = sqlite3_column_int64(s, 1);
-            snprintf(k.name, sizeof k.name, "%s", (const char *)sqlite3_column_text(s, 2));
-            snprintf(k.prefix, sizeof k.prefix, "%s", (const char *)sqlite3_column_text(s, 3));
-            k.enabled = sqlite3_column_int(s, 4) != 0;
-            k.expires_at_ms = sqlite3_column_int64(s, 5);
-            k.created_at_ms = sqlite3_column_int64(s, 6);
+            k.id = db_col_int64(s, 0);
+            k.account_id = db_col_int64(s, 1);
+            snprintf(k.name, sizeof k.name, "%s", db_col_text(s, 2));
+            snprintf(k.prefix, sizeof k.prefix, "%s", db_col_text(s, 3));
+            k.enabled = db_col_int64(s, 4) != 0;
+            k.expires_at_ms = db_col_int64(s, 5);
+            k.created_at_ms = db_col_int64(s, 6);
             if (fn(&k, ctx)) break;
         }
         rc = rows_end(p, step, err, errlen);
-        sqlite3_finalize(s);
+        db_release(s);
     }
     pthread_mutex_unlock(&p->mu);
     return rc;
@@ -378,49 +371,42 @@ static bool model_name_ok(const char *m) {
     return m && *m && strlen(m) <= 256;
 }
 
-int plat_price_set(plat_t *p, const char *model, const plat_price_t *pr, char *err,
-                   size_t errlen) {
+int plat_price_set(plat_t *p, const char *model, const plat_price_t *pr, char *err, size_t errlen) {
     if (!model_name_ok(model) || !strcmp(model, "*"))
         return sl_err(err, errlen, "a price needs a model name of 1 to 256 bytes");
     if (pr->input < 0 || pr->cached_input < 0 || pr->output < 0)
         return sl_err(err, errlen, "prices cannot be negative");
     pthread_mutex_lock(&p->mu);
     int rc = -1;
-    sqlite3_stmt *s = prep(p,
-                           "INSERT INTO model_prices (model, input, cached_input, output, "
-                           "updated_at) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(model) DO UPDATE "
-                           "SET input = ?2, cached_input = ?3, output = ?4, updated_at = ?5",
-                           err, errlen);
+    db_stmt_t *s = db_stmt(p->db, ST_PRICE_SET, err, errlen);
     if (s) {
-        sqlite3_bind_text(s, 1, model, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(s, 2, pr->input);
-        sqlite3_bind_int64(s, 3, pr->cached_input);
-        sqlite3_bind_int64(s, 4, pr->output);
-        sqlite3_bind_int64(s, 5, plat_now_ms(p));
-        rc = run_done(p, s, err, errlen);
+        db_bind_text(s, 1, model);
+        db_bind_int64(s, 2, pr->input);
+        db_bind_int64(s, 3, pr->cached_input);
+        db_bind_int64(s, 4, pr->output);
+        db_bind_int64(s, 5, plat_now_ms(p));
+        rc = run_done(s, err, errlen);
     }
     pthread_mutex_unlock(&p->mu);
     return rc;
 }
 
-int plat_price_get_locked(plat_t *p, const char *model, plat_price_t *out, bool *found,
-                          char *err, size_t errlen) {
+int plat_price_get_locked(plat_t *p, const char *model, plat_price_t *out, bool *found, char *err,
+                          size_t errlen) {
     memset(out, 0, sizeof *out);
     *found = false;
-    sqlite3_stmt *s = plat_stmt(p, ST_PRICE_GET, err, errlen);
+    db_stmt_t *s = db_stmt(p->db, ST_PRICE_GET, err, errlen);
     if (!s) return -1;
-    sqlite3_bind_text(s, 1, model, -1, SQLITE_TRANSIENT);
-    int step = sqlite3_step(s);
-    if (step == SQLITE_ROW) {
-        out->input = sqlite3_column_int64(s, 0);
-        out->cached_input = sqlite3_column_int64(s, 1);
-        out->output = sqlite3_column_int64(s, 2);
+    db_bind_text(s, 1, model);
+    int step = db_step(s);
+    if (step == DB_ROW) {
+        out->input = db_col_int64(s, 0);
+        out->cached_input = db_col_int64(s, 1);
+        out->output = db_col_int64(s, 2);
         *found = true;
     }
-    sqlite3_reset(s);
-    if (step != SQLITE_ROW && step != SQLITE_DONE)
-        return sl_err(err, errlen, "sqlite: %s", sqlite3_errmsg(p->db));
-    return 0;
+    db_release(s);
+    return rows_end(p, step, err, errlen);
 }
 
 int plat_price_get(plat_t *p, const char *model, plat_price_t *out, bool *found, char *err,
@@ -435,18 +421,15 @@ int plat_price_each(plat_t *p, int (*fn)(const char *model, const plat_price_t *
                     void *ctx, char *err, size_t errlen) {
     pthread_mutex_lock(&p->mu);
     int rc = -1;
-    sqlite3_stmt *s = prep(p, "SELECT model, input, cached_input, output FROM model_prices "
-                              "ORDER BY model",
-                           err, errlen);
+    db_stmt_t *s = db_stmt(p->db, ST_PRICE_LIST, err, errlen);
     if (s) {
         int step;
-        while ((step = sqlite3_step(s)) == SQLITE_ROW) {
-            plat_price_t pr = {sqlite3_column_int64(s, 1), sqlite3_column_int64(s, 2),
-                               sqlite3_column_int64(s, 3)};
-            if (fn((const char *)sqlite3_column_text(s, 0), &pr, ctx)) break;
+        while ((step = db_step(s)) == DB_ROW) {
+            plat_price_t pr = {db_col_int64(s, 1), db_col_int64(s, 2), db_col_int64(s, 3)};
+            if (fn(db_col_text(s, 0), &pr, ctx)) break;
         }
         rc = rows_end(p, step, err, errlen);
-        sqlite3_finalize(s);
+        db_release(s);
     }
     pthread_mutex_unlock(&p->mu);
     return rc;
@@ -461,22 +444,18 @@ int plat_limits_set(plat_t *p, int64_t account_id, const char *model, const plat
         return sl_err(err, errlen, "limits cannot be negative (0 means unlimited)");
     pthread_mutex_lock(&p->mu);
     int rc = -1;
-    if (account_id > 0 && !account_exists(p, account_id)) {
+    if (account_id > 0 && !account_exists(p, ST_ACCT_EXISTS, account_id)) {
         rc = sl_err(err, errlen, "no account %" PRId64, account_id);
     } else {
-        sqlite3_stmt *s = prep(p,
-                               "INSERT INTO rate_limits (account_id, model, rpm, tpm, rpd, tpd) "
-                               "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(account_id, model) DO "
-                               "UPDATE SET rpm = ?3, tpm = ?4, rpd = ?5, tpd = ?6",
-                               err, errlen);
+        db_stmt_t *s = db_stmt(p->db, ST_LIMITS_SET, err, errlen);
         if (s) {
-            sqlite3_bind_int64(s, 1, account_id);
-            sqlite3_bind_text(s, 2, model, -1, SQLITE_TRANSIENT);
-            sqlite3_bind_int64(s, 3, l->rpm);
-            sqlite3_bind_int64(s, 4, l->tpm);
-            sqlite3_bind_int64(s, 5, l->rpd);
-            sqlite3_bind_int64(s, 6, l->tpd);
-            rc = run_done(p, s, err, errlen);
+            db_bind_int64(s, 1, account_id);
+            db_bind_text(s, 2, model);
+            db_bind_int64(s, 3, l->rpm);
+            db_bind_int64(s, 4, l->tpm);
+            db_bind_int64(s, 5, l->rpd);
+            db_bind_int64(s, 6, l->tpd);
+            rc = run_done(s, err, errlen);
         }
     }
     pthread_mutex_unlock(&p->mu);
@@ -485,27 +464,25 @@ int plat_limits_set(plat_t *p, int64_t account_id, const char *model, const plat
 
 int plat_limits_get_locked(plat_t *p, int64_t account_id, const char *model, bool is_free,
                            plat_limits_t *out, char *err, size_t errlen) {
-    sqlite3_stmt *s = plat_stmt(p, ST_LIMITS_GET, err, errlen);
+    db_stmt_t *s = db_stmt(p->db, ST_LIMITS_GET, err, errlen);
     if (!s) return -1;
-    sqlite3_bind_int64(s, 1, account_id);
-    sqlite3_bind_text(s, 2, model, -1, SQLITE_TRANSIENT);
-    int step = sqlite3_step(s);
-    if (step == SQLITE_ROW) {
-        out->rpm = sqlite3_column_int64(s, 0);
-        out->tpm = sqlite3_column_int64(s, 1);
-        out->rpd = sqlite3_column_int64(s, 2);
-        out->tpd = sqlite3_column_int64(s, 3);
+    db_bind_int64(s, 1, account_id);
+    db_bind_text(s, 2, model);
+    int step = db_step(s);
+    if (step == DB_ROW) {
+        out->rpm = db_col_int64(s, 0);
+        out->tpm = db_col_int64(s, 1);
+        out->rpd = db_col_int64(s, 2);
+        out->tpd = db_col_int64(s, 3);
     } else {
         *out = is_free ? p->cfg.free_limits : p->cfg.paid_limits;
     }
-    sqlite3_reset(s);
-    if (step != SQLITE_ROW && step != SQLITE_DONE)
-        return sl_err(err, errlen, "sqlite: %s", sqlite3_errmsg(p->db));
-    return 0;
+    db_release(s);
+    return rows_end(p, step, err, errlen);
 }
 
-int plat_limits_get(plat_t *p, int64_t account_id, const char *model, plat_limits_t *out,
-                    char *err, size_t errlen) {
+int plat_limits_get(plat_t *p, int64_t account_id, const char *model, plat_limits_t *out, char *err,
+                    size_t errlen) {
     pthread_mutex_lock(&p->mu);
     plat_price_t pr;
     bool found;
@@ -524,21 +501,28 @@ int plat_bootstrap_if_empty(plat_t *p, char key_out[PLAT_KEY_MAX], bool *created
                             size_t errlen) {
     *created = false;
     pthread_mutex_lock(&p->mu);
-    int rc = -1;
-    sqlite3_stmt *s = prep(p, "SELECT count(*) FROM accounts", err, errlen);
-    if (s) {
-        int64_t n = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
-        sqlite3_finalize(s);
-        if (n < 0) {
-            rc = sl_err(err, errlen, "sqlite: %s", sqlite3_errmsg(p->db));
-        } else if (n > 0) {
-            rc = 0;
-        } else {
-            int64_t id;
-            rc = plat_account_create_locked(p, "admin", 0, &id, err, errlen);
-            if (rc == 0) rc = plat_key_create_locked(p, id, "default", 0, key_out, NULL, err, errlen);
-            if (rc == 0) *created = true;
-        }
+    /* One transaction with the accounts table locked: of several nodes
+     * starting at once on an empty database, one creates the account. */
+    int rc = db_begin(p->db, err, errlen);
+    if (rc == 0) rc = exec_ints(p, ST_ACCTS_LOCK, NULL, 0, NULL, err, errlen);
+    int64_t n = -1;
+    if (rc == 0) {
+        db_stmt_t *s = db_stmt(p->db, ST_ACCT_COUNT, err, errlen);
+        if (s && db_step(s) == DB_ROW) n = db_col_int64(s, 0);
+        if (s && n < 0) sl_err(err, errlen, "database: %s", db_errmsg(p->db));
+        db_release(s);
+        if (n < 0) rc = -1;
+    }
+    if (rc == 0 && n == 0) {
+        int64_t id;
+        rc = plat_account_create_locked(p, "admin", 0, &id, err, errlen);
+        if (rc == 0) rc = plat_key_create_locked(p, id, "default", 0, key_out, NULL, err, errlen);
+    }
+    if (rc == 0) rc = db_commit(p->db, err, errlen);
+    if (rc == 0 && n == 0) *created = true;
+    if (rc != 0) {
+        db_rollback(p->db);
+        OPENSSL_cleanse(key_out, PLAT_KEY_MAX);
     }
     pthread_mutex_unlock(&p->mu);
     return rc;
@@ -547,25 +531,15 @@ int plat_bootstrap_if_empty(plat_t *p, char key_out[PLAT_KEY_MAX], bool *created
 int plat_verify(plat_t *p, char *err, size_t errlen) {
     pthread_mutex_lock(&p->mu);
     int rc = -1;
-    sqlite3_stmt *s = prep(
-        p,
-        "SELECT a.id, a.gift_balance, a.charge_balance, "
-        "  (SELECT ifnull(sum(gift), 0) FROM credits c WHERE c.account_id = a.id) - "
-        "  (SELECT ifnull(sum(gift_spent), 0) FROM usage_ledger u WHERE u.account_id = a.id), "
-        "  (SELECT ifnull(sum(charge), 0) FROM credits c WHERE c.account_id = a.id) - "
-        "  (SELECT ifnull(sum(charge_spent), 0) FROM usage_ledger u WHERE u.account_id = a.id), "
-        "  (SELECT count(*) FROM usage_ledger u WHERE u.account_id = a.id AND "
-        "     u.cost != u.gift_spent + u.charge_spent) "
-        "FROM accounts a ORDER BY a.id",
-        err, errlen);
+    db_stmt_t *s = db_stmt(p->db, ST_VERIFY, err, errlen);
     if (s) {
         int step;
         rc = 0;
-        while ((step = sqlite3_step(s)) == SQLITE_ROW) {
-            int64_t id = sqlite3_column_int64(s, 0);
-            int64_t g = sqlite3_column_int64(s, 1), c = sqlite3_column_int64(s, 2);
-            int64_t g2 = sqlite3_column_int64(s, 3), c2 = sqlite3_column_int64(s, 4);
-            int64_t bad = sqlite3_column_int64(s, 5);
+        while ((step = db_step(s)) == DB_ROW) {
+            int64_t id = db_col_int64(s, 0);
+            int64_t g = db_col_int64(s, 1), c = db_col_int64(s, 2);
+            int64_t g2 = db_col_int64(s, 3), c2 = db_col_int64(s, 4);
+            int64_t bad = db_col_int64(s, 5);
             if (g != g2 || c != c2 || bad != 0) {
                 rc = sl_err(err, errlen,
                             "account %" PRId64 ": balances gift %" PRId64 " charge %" PRId64
@@ -576,7 +550,7 @@ int plat_verify(plat_t *p, char *err, size_t errlen) {
             }
         }
         if (rc == 0) rc = rows_end(p, step, err, errlen);
-        sqlite3_finalize(s);
+        db_release(s);
     }
     pthread_mutex_unlock(&p->mu);
     return rc;

@@ -1,14 +1,15 @@
 /*
- * plat_internal.h — what the platform's .c files share: the handle, its
- * statement cache and the in-memory state (balance reservations and
- * rate-limit buckets). Not for use outside src/platform/.
+ * plat_internal.h — what the platform's .c files share: the handle, the
+ * ids of its SQL statements (their text is in sql.c, the storage interface
+ * in db.h) and the in-memory state (balance reservations and rate-limit
+ * buckets). Not for use outside src/platform/.
  */
 #ifndef SILICA_PLAT_INTERNAL_H
 #define SILICA_PLAT_INTERNAL_H
 
 #include <pthread.h>
-#include <sqlite3.h>
 
+#include "platform/db.h"
 #include "platform/platform.h"
 
 /* One token bucket: `level` units available of `cap`, refilled at cap per
@@ -22,7 +23,9 @@ typedef struct plat_bucket {
 enum { PLAT_LIM_RPM, PLAT_LIM_TPM, PLAT_LIM_RPD, PLAT_LIM_TPD, PLAT_LIM_N };
 
 /* In-memory state per (account, model); model "" holds the account's
- * balance reservation. Chained hash table owned by plat_t, guarded by mu. */
+ * balance reservation. Chained hash table owned by plat_t, guarded by mu.
+ * With shared state (plat.shared) the database holds both; a slot's
+ * buckets are then a scratch copy of the locked rate_buckets row. */
 typedef struct plat_slot {
     struct plat_slot *next;
     int64_t account_id;
@@ -32,18 +35,38 @@ typedef struct plat_slot {
     int64_t last_ms;                 /* last refill time of b */
 } plat_slot_t;
 
+/* The platform's statements (sql.c holds their text). */
 enum {
-    ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
     ST_KEY_LOOKUP, ST_PRICE_GET, ST_LIMITS_GET,
     ST_ACCT_BAL, ST_ACCT_SPEND, ST_LEDGER_INSERT,
+    ST_CREDIT_INSERT, ST_ACCT_ADD, ST_ACCT_EXISTS, ST_ACCT_LOCK, ST_ACCT_INSERT, ST_ACCT_GET,
+    ST_ACCT_LIST, ST_ACCT_COUNT, ST_ACCTS_LOCK, ST_ACCT_SET_STATUS,
+    ST_KEY_INSERT, ST_KEY_LIVE_COUNT, ST_KEY_REVOKE, ST_KEY_LIST,
+    ST_PRICE_SET, ST_PRICE_LIST, ST_LIMITS_SET, ST_VERIFY,
+    ST_RESP_EXPIRE, ST_RESP_TRIM, ST_RESP_PUT, ST_RESP_GET, ST_RESP_DELETE,
+    ST_RESV_SWEEP_ACCT, ST_RESV_SUM, ST_RESV_INSERT, ST_RESV_DELETE, ST_RESV_RENEW, ST_RESV_SWEEP,
+    ST_BUCKET_ENSURE, ST_BUCKET_GET, ST_BUCKET_PUT,
     ST_N
 };
+extern const db_sql_t plat_sql[ST_N];
+extern const char *const plat_migrations[];
+extern const int plat_nmigrations;
 
 struct plat {
-    sqlite3 *db;
+    db_t *db;
     pthread_mutex_t mu;
     plat_config_t cfg;
-    sqlite3_stmt *stmts[ST_N];
+    /* Reservations and rate-limit buckets in the database (PostgreSQL:
+     * shared by every node) rather than in slots (which then only hold a
+     * copy of a bucket row while it is locked). `running` lists this node's
+     * requests that hold a reservation, and the lease thread renews their
+     * leases every lease_ms / 4 and sweeps expired ones (a dead node's). */
+    bool shared;
+    char node[96];            /* this process: "host/pid/random" */
+    struct plat_req *running; /* doubly linked through next/prev; under mu */
+    pthread_t lease_thread;
+    bool lease_running, lease_stop; /* lease_stop under mu */
+    pthread_cond_t lease_cv;
     plat_slot_t **slots;
     size_t nslots; /* buckets in the table, a power of two */
     size_t nused;
@@ -57,17 +80,11 @@ struct plat_req {
     int64_t reserved;     /* micro-yuan held from the balance */
     int64_t est_tokens;   /* tokens taken from the TPM/TPD buckets */
     int64_t started_ms;
+    bool held;                       /* shared: a reservations row exists for it */
+    struct plat_req *next, *prev;    /* shared: in plat.running while held */
 };
 
 int64_t plat_now_ms(plat_t *p);
-/* The cached statement for slot `which`, reset and with bindings cleared;
- * NULL (and an error message) when it cannot be prepared. */
-sqlite3_stmt *plat_stmt(plat_t *p, int which, char *err, size_t errlen);
-/* Runs a prepared statement with no result rows to the end. */
-int plat_step_done(plat_t *p, sqlite3_stmt *s, char *err, size_t errlen);
-int plat_tx_begin(plat_t *p, char *err, size_t errlen);
-int plat_tx_commit(plat_t *p, char *err, size_t errlen);
-void plat_tx_rollback(plat_t *p);
 
 /* Callers hold p->mu. */
 int plat_price_get_locked(plat_t *p, const char *model, plat_price_t *out, bool *found,

@@ -1,7 +1,8 @@
 /*
- * platform.c — opening the database (WAL, versioned migrations) and the
- * request path: key -> account -> balance reservation -> rate limits ->
- * (the request runs) -> one ledger row with the balance change.
+ * platform.c — opening the database (db.h: SQLite or PostgreSQL, versioned
+ * migrations) and the request path: key -> account -> balance reservation
+ * -> rate limits -> (the request runs) -> one ledger row with the balance
+ * change.
  *
  * Invariants kept here:
  *  - A ledger row and the balance change it causes are one transaction, and
@@ -12,8 +13,8 @@
  *    balance: plat_begin admits a request only when balance - reserved
  *    covers its largest cost, and plat_finish charges at most that when the
  *    caller's usage stays within what it announced.
- *  - Everything below runs under p->mu; the SQLite connection is used by
- *    one thread at a time.
+ *  - Everything below runs under p->mu; the database connection is used
+ *    by one thread at a time.
  */
 #include "platform/plat_internal.h"
 
@@ -24,105 +25,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
+
+#include <unistd.h>
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-
-/* ---- schema ---- */
-
-/* Migration i (0-based) takes the schema from user_version i to i + 1.
- * Append only: a shipped migration never changes. */
-static const char *const migrations[] = {
-    /* 1: accounts, keys, prices, limits, credits, ledger */
-    "CREATE TABLE accounts ("
-    "  id INTEGER PRIMARY KEY,"
-    "  name TEXT NOT NULL,"
-    "  status TEXT NOT NULL DEFAULT 'normal',"
-    "  gift_balance INTEGER NOT NULL DEFAULT 0,"   /* micro-yuan */
-    "  charge_balance INTEGER NOT NULL DEFAULT 0," /* micro-yuan */
-    "  referrer_id INTEGER,"
-    "  created_at INTEGER NOT NULL);"              /* unix ms */
-    "CREATE TABLE api_keys ("
-    "  id INTEGER PRIMARY KEY,"
-    "  account_id INTEGER NOT NULL REFERENCES accounts(id),"
-    "  name TEXT NOT NULL DEFAULT '',"
-    "  prefix TEXT NOT NULL,"
-    "  hash TEXT NOT NULL UNIQUE,"                 /* sha-256 hex of the whole key */
-    "  enabled INTEGER NOT NULL DEFAULT 1,"
-    "  expires_at INTEGER NOT NULL DEFAULT 0,"     /* unix ms, 0 never */
-    "  created_at INTEGER NOT NULL,"
-    "  revoked_at INTEGER NOT NULL DEFAULT 0);"
-    "CREATE INDEX api_keys_account ON api_keys(account_id);"
-    "CREATE TABLE model_prices ("                  /* micro-yuan per million tokens */
-    "  model TEXT PRIMARY KEY,"
-    "  input INTEGER NOT NULL,"
-    "  cached_input INTEGER NOT NULL,"
-    "  output INTEGER NOT NULL,"
-    "  updated_at INTEGER NOT NULL);"
-    "CREATE TABLE rate_limits ("                   /* account 0 = all; model '*' = all; 0 = unlimited */
-    "  account_id INTEGER NOT NULL,"
-    "  model TEXT NOT NULL,"
-    "  rpm INTEGER NOT NULL, tpm INTEGER NOT NULL,"
-    "  rpd INTEGER NOT NULL, tpd INTEGER NOT NULL,"
-    "  PRIMARY KEY (account_id, model));"
-    "CREATE TABLE credits ("                       /* every addition to a balance */
-    "  id INTEGER PRIMARY KEY,"
-    "  account_id INTEGER NOT NULL REFERENCES accounts(id),"
-    "  kind TEXT NOT NULL,"                        /* signup, referral, credit */
-    "  gift INTEGER NOT NULL,"
-    "  charge INTEGER NOT NULL,"
-    "  note TEXT NOT NULL DEFAULT '',"
-    "  created_at INTEGER NOT NULL);"
-    "CREATE INDEX credits_account ON credits(account_id);"
-    "CREATE TABLE usage_ledger ("                  /* one row per finished request */
-    "  id INTEGER PRIMARY KEY,"
-    "  request_id TEXT NOT NULL UNIQUE,"
-    "  account_id INTEGER NOT NULL,"
-    "  key_id INTEGER NOT NULL,"
-    "  model TEXT NOT NULL,"
-    "  prompt_tokens INTEGER NOT NULL,"
-    "  cached_tokens INTEGER NOT NULL,"
-    "  completion_tokens INTEGER NOT NULL,"
-    "  reasoning_tokens INTEGER NOT NULL,"
-    "  cost INTEGER NOT NULL,"                     /* micro-yuan = gift_spent + charge_spent */
-    "  gift_spent INTEGER NOT NULL,"
-    "  charge_spent INTEGER NOT NULL,"
-    "  status TEXT NOT NULL,"
-    "  started_at INTEGER NOT NULL,"
-    "  finished_at INTEGER NOT NULL,"
-    "  ttft_ms INTEGER NOT NULL DEFAULT -1);"
-    "CREATE INDEX usage_ledger_account_time ON usage_ledger(account_id, finished_at);",
-    /* 2: stored responses (POST /v1/responses with store; responses.c) */
-    "CREATE TABLE responses ("
-    "  id TEXT PRIMARY KEY,"                       /* "resp_..." */
-    "  account_id INTEGER NOT NULL,"
-    "  created_at INTEGER NOT NULL,"               /* unix ms */
-    "  body TEXT NOT NULL);"                       /* {response, input, context} JSON */
-    "CREATE INDEX responses_account_time ON responses(account_id, created_at);",
-};
-
-static const char *const stmt_sql[ST_N] = {
-    [ST_BEGIN] = "BEGIN IMMEDIATE",
-    [ST_COMMIT] = "COMMIT",
-    [ST_ROLLBACK] = "ROLLBACK",
-    [ST_KEY_LOOKUP] = "SELECT k.id, k.account_id, k.enabled, k.expires_at, a.status, "
-                      "a.gift_balance, a.charge_balance FROM api_keys k "
-                      "JOIN accounts a ON a.id = k.account_id WHERE k.hash = ?1",
-    [ST_PRICE_GET] = "SELECT input, cached_input, output FROM model_prices WHERE model = ?1",
-    [ST_LIMITS_GET] = "SELECT rpm, tpm, rpd, tpd FROM rate_limits "
-                      "WHERE account_id IN (?1, 0) AND model IN (?2, '*') "
-                      "ORDER BY account_id = 0, model = '*' LIMIT 1",
-    [ST_ACCT_BAL] = "SELECT gift_balance, charge_balance FROM accounts WHERE id = ?1",
-    [ST_ACCT_SPEND] = "UPDATE accounts SET gift_balance = gift_balance - ?2, "
-                      "charge_balance = charge_balance - ?3 WHERE id = ?1",
-    [ST_LEDGER_INSERT] = "INSERT INTO usage_ledger (request_id, account_id, key_id, model, "
-                         "prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens, "
-                         "cost, gift_spent, charge_spent, status, started_at, finished_at, "
-                         "ttft_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
-                         "?13, ?14, ?15)",
-};
 
 /* ---- small helpers ---- */
 
@@ -160,106 +68,157 @@ int plat_sha256_hex(const char *s, char out[65]) {
     return 0;
 }
 
-sqlite3_stmt *plat_stmt(plat_t *p, int which, char *err, size_t errlen) {
-    sqlite3_stmt *s = p->stmts[which];
-    if (!s) {
-        if (sqlite3_prepare_v3(p->db, stmt_sql[which], -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) !=
-            SQLITE_OK) {
-            sl_err(err, errlen, "sqlite prepare: %s", sqlite3_errmsg(p->db));
-            return NULL;
-        }
-        p->stmts[which] = s;
-    }
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    return s;
-}
+/* ---- shared reservations (PostgreSQL) ----
+ *
+ * Every node checks and writes an account's reservations in one
+ * transaction that holds the account row (FOR UPDATE), so across all
+ * nodes: sum(reservations.amount) for an account never exceeds its balance
+ * at admission, the same invariant the slots keep inside one process.
+ * A reservation carries a lease: its node renews it every lease_ms / 4
+ * while the request runs; a node that dies stops renewing, and once
+ * expired the row is swept (by any node's next admission on that account
+ * and by every node's lease thread), so a dead node holds no money longer
+ * than lease_ms. Its requests leave no ledger row: they are not billed. */
 
-int plat_step_done(plat_t *p, sqlite3_stmt *s, char *err, size_t errlen) {
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    }
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE) return sl_err(err, errlen, "sqlite: %s", sqlite3_errmsg(p->db));
-    return 0;
-}
-
-static int exec_slot(plat_t *p, int which, char *err, size_t errlen) {
-    sqlite3_stmt *s = plat_stmt(p, which, err, errlen);
+/* Runs one-parameter-pair statement `which` (?1 text or int64, ?2 int64). */
+static int resv_exec(plat_t *p, int which, const char *id, int64_t a, int64_t b, char *err,
+                     size_t errlen) {
+    db_stmt_t *s = db_stmt(p->db, which, err, errlen);
     if (!s) return -1;
-    return plat_step_done(p, s, err, errlen);
+    if (id)
+        db_bind_text(s, 1, id);
+    else
+        db_bind_int64(s, 1, a);
+    if (which != ST_RESV_DELETE && which != ST_RESV_SWEEP) db_bind_int64(s, 2, b);
+    int rc = db_step_done(s, err, errlen);
+    db_release(s);
+    return rc;
 }
 
-int plat_tx_begin(plat_t *p, char *err, size_t errlen) {
-    return exec_slot(p, ST_BEGIN, err, errlen);
-}
-int plat_tx_commit(plat_t *p, char *err, size_t errlen) {
-    return exec_slot(p, ST_COMMIT, err, errlen);
-}
-void plat_tx_rollback(plat_t *p) {
-    if (!sqlite3_get_autocommit(p->db)) exec_slot(p, ST_ROLLBACK, NULL, 0);
+static void running_add(plat_t *p, plat_req_t *r) {
+    r->prev = NULL;
+    r->next = p->running;
+    if (p->running) p->running->prev = r;
+    p->running = r;
 }
 
-/* ---- open / migrate / close ---- */
+static void running_remove(plat_t *p, plat_req_t *r) {
+    if (r->prev)
+        r->prev->next = r->next;
+    else if (p->running == r)
+        p->running = r->next;
+    if (r->next) r->next->prev = r->prev;
+    r->next = r->prev = NULL;
+}
 
-static int exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen) {
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        sl_err(err, errlen, "sqlite: %s", msg ? msg : sqlite3_errmsg(db));
-        sqlite3_free(msg);
+/* Renews this node's leases and sweeps expired ones; under mu. */
+static void lease_tick(plat_t *p) {
+    char err[SL_ERR_MAX];
+    const int64_t now = plat_now_ms(p);
+    for (plat_req_t *r = p->running; r; r = r->next)
+        if (resv_exec(p, ST_RESV_RENEW, r->id, 0, now + p->cfg.lease_ms, err, sizeof err) != 0)
+            break; /* the database is away; the next tick tries again */
+    resv_exec(p, ST_RESV_SWEEP, NULL, now, 0, err, sizeof err);
+}
+
+static void *lease_main(void *arg) {
+    plat_t *p = arg;
+    pthread_mutex_lock(&p->mu);
+    while (!p->lease_stop) {
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        const int64_t ns = (int64_t)t.tv_nsec + p->cfg.lease_ms / 4 * 1000000;
+        t.tv_sec += (time_t)(ns / 1000000000);
+        t.tv_nsec = (long)(ns % 1000000000);
+        pthread_cond_timedwait(&p->lease_cv, &p->mu, &t);
+        if (!p->lease_stop) lease_tick(p);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* Shared buckets: the (account, model) row, created when missing and
+ * locked (FOR UPDATE) until the transaction ends, copied into s. */
+static int buckets_load(plat_t *p, plat_slot_t *s, int64_t account, const char *model, char *err,
+                        size_t errlen) {
+    static const int64_t windows[PLAT_LIM_N] = {60000, 60000, 86400000, 86400000};
+    db_stmt_t *q = db_stmt(p->db, ST_BUCKET_ENSURE, err, errlen);
+    if (!q) return -1;
+    db_bind_int64(q, 1, account);
+    db_bind_text(q, 2, model);
+    int rc = db_step_done(q, err, errlen);
+    db_release(q);
+    if (rc != 0) return -1;
+    if (!(q = db_stmt(p->db, ST_BUCKET_GET, err, errlen))) return -1;
+    db_bind_int64(q, 1, account);
+    db_bind_text(q, 2, model);
+    if (db_step(q) != DB_ROW) {
+        sl_err(err, errlen, "rate buckets: %s", db_errmsg(p->db));
+        db_release(q);
         return -1;
     }
+    for (int i = 0; i < PLAT_LIM_N; i++) {
+        s->b[i].level = db_col_double(q, 2 * i);
+        s->b[i].cap = db_col_int64(q, 2 * i + 1);
+        s->b[i].window_ms = windows[i];
+    }
+    s->last_ms = db_col_int64(q, 8);
+    db_release(q);
     return 0;
 }
 
-static int user_version(sqlite3 *db, int *v) {
-    sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK) return -1;
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) *v = sqlite3_column_int(s, 0);
-    sqlite3_finalize(s);
-    return rc == SQLITE_ROW ? 0 : -1;
+/* Shared buckets: writes s back to its locked row. */
+static int buckets_store(plat_t *p, const plat_slot_t *s, int64_t account, const char *model,
+                         char *err, size_t errlen) {
+    db_stmt_t *q = db_stmt(p->db, ST_BUCKET_PUT, err, errlen);
+    if (!q) return -1;
+    db_bind_int64(q, 1, account);
+    db_bind_text(q, 2, model);
+    for (int i = 0; i < PLAT_LIM_N; i++) {
+        db_bind_double(q, 3 + 2 * i, s->b[i].level);
+        db_bind_int64(q, 4 + 2 * i, s->b[i].cap);
+    }
+    db_bind_int64(q, 11, s->last_ms);
+    int rc = db_step_done(q, err, errlen);
+    db_release(q);
+    return rc;
 }
 
-/* Each migration runs in its own IMMEDIATE transaction together with the
- * user_version bump, re-reading the version inside it so two processes
- * opening a fresh data dir at once do not both migrate. */
-static int migrate(sqlite3 *db, char *err, size_t errlen) {
-    const int target = (int)SL_ARRAY_LEN(migrations);
-    for (;;) {
-        if (exec_sql(db, "BEGIN IMMEDIATE", err, errlen) != 0) return -1;
-        int v = 0;
-        if (user_version(db, &v) != 0) {
-            exec_sql(db, "ROLLBACK", NULL, 0);
-            return sl_err(err, errlen, "sqlite: cannot read user_version: %s", sqlite3_errmsg(db));
-        }
-        if (v > target) {
-            exec_sql(db, "ROLLBACK", NULL, 0);
-            return sl_err(err, errlen,
-                          "database schema version %d is newer than this silica (%d); upgrade "
-                          "silica",
-                          v, target);
-        }
-        if (v == target) return exec_sql(db, "COMMIT", err, errlen);
-        char bump[64];
-        snprintf(bump, sizeof bump, "PRAGMA user_version = %d", v + 1);
-        if (exec_sql(db, migrations[v], err, errlen) != 0 || exec_sql(db, bump, err, errlen) != 0 ||
-            exec_sql(db, "COMMIT", err, errlen) != 0) {
-            exec_sql(db, "ROLLBACK", NULL, 0);
-            return -1;
-        }
+/* Begins the admission transaction for account `id`: locks its row,
+ * re-reads the balance, sweeps its expired reservations and sums the live
+ * ones into *held. The transaction stays open on success. */
+static int resv_begin(plat_t *p, int64_t id, int64_t *gift, int64_t *charge, int64_t *held,
+                      char *err, size_t errlen) {
+    if (db_begin(p->db, err, errlen) != 0) return -1;
+    db_stmt_t *s = db_stmt(p->db, ST_ACCT_BAL, err, errlen); /* FOR UPDATE */
+    if (!s) goto fail;
+    db_bind_int64(s, 1, id);
+    if (db_step(s) != DB_ROW) {
+        sl_err(err, errlen, "account %" PRId64 ": %s", id, db_errmsg(p->db));
+        db_release(s);
+        goto fail;
     }
+    *gift = db_col_int64(s, 0);
+    *charge = db_col_int64(s, 1);
+    db_release(s);
+    if (resv_exec(p, ST_RESV_SWEEP_ACCT, NULL, id, plat_now_ms(p), err, errlen) != 0) goto fail;
+    s = db_stmt(p->db, ST_RESV_SUM, err, errlen);
+    if (!s) goto fail;
+    db_bind_int64(s, 1, id);
+    if (db_step(s) != DB_ROW) {
+        sl_err(err, errlen, "reservations: %s", db_errmsg(p->db));
+        db_release(s);
+        goto fail;
+    }
+    *held = db_col_int64(s, 0);
+    db_release(s);
+    return 0;
+fail:
+    db_rollback(p->db);
+    return -1;
 }
 
-plat_t *plat_open(const char *data_dir, const plat_config_t *cfg, char *err, size_t errlen) {
-    if (!data_dir || !*data_dir) {
-        sl_err(err, errlen, "no data directory given");
-        return NULL;
-    }
-    if (mkdir(data_dir, 0700) != 0 && errno != EEXIST) {
-        sl_err(err, errlen, "cannot create data directory %s: %s", data_dir, strerror(errno));
-        return NULL;
-    }
+plat_t *plat_open(const char *where, const plat_config_t *cfg, char *err, size_t errlen) {
     plat_t *p = calloc(1, sizeof *p);
     if (!p) {
         sl_err(err, errlen, "out of memory");
@@ -272,38 +231,51 @@ plat_t *plat_open(const char *data_dir, const plat_config_t *cfg, char *err, siz
     pthread_mutex_init(&p->mu, NULL);
     p->nslots = 64;
     p->slots = calloc(p->nslots, sizeof *p->slots);
-    char *path = NULL;
-    if (!p->slots || asprintf(&path, "%s/silica.db", data_dir) < 0) {
-        path = NULL;
+    if (!p->slots) {
         sl_err(err, errlen, "out of memory");
         goto fail;
     }
-    /* The connection is used under p->mu only, so SQLite's own mutex is
-     * not needed. */
-    if (sqlite3_open_v2(path, &p->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                        NULL) != SQLITE_OK) {
-        sl_err(err, errlen, "cannot open %s: %s", path, p->db ? sqlite3_errmsg(p->db) : "?");
-        goto fail;
+    if (p->cfg.lease_ms <= 0) p->cfg.lease_ms = PLAT_LEASE_MS_DEFAULT;
+    pthread_cond_init(&p->lease_cv, NULL);
+    p->db = db_open(where, p->cfg.sync_normal, plat_sql, ST_N, err, errlen);
+    if (!p->db) goto fail;
+    if (db_migrate(p->db, plat_migrations, plat_nmigrations, err, errlen) != 0) goto fail;
+    if (db_kind(p->db) == DB_PG) {
+        /* several nodes may serve this database: reservations live in it */
+        p->shared = true;
+        unsigned char rnd[4];
+        char host[64] = "?";
+        gethostname(host, sizeof host - 1);
+        if (plat_random(rnd, sizeof rnd) != 0) memset(rnd, 0, sizeof rnd);
+        snprintf(p->node, sizeof p->node, "%s/%d/%02x%02x%02x%02x", host, (int)getpid(), rnd[0],
+                 rnd[1], rnd[2], rnd[3]);
+        if (pthread_create(&p->lease_thread, NULL, lease_main, p) != 0) {
+            sl_err(err, errlen, "cannot start the reservation lease thread");
+            goto fail;
+        }
+        p->lease_running = true;
     }
-    sqlite3_busy_timeout(p->db, 10000);
-    if (exec_sql(p->db, "PRAGMA journal_mode = WAL", err, errlen) != 0) goto fail;
-    if (exec_sql(p->db, p->cfg.sync_normal ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL",
-                 err, errlen) != 0)
-        goto fail;
-    if (exec_sql(p->db, "PRAGMA foreign_keys = ON", err, errlen) != 0) goto fail;
-    if (migrate(p->db, err, errlen) != 0) goto fail;
-    free(path);
     return p;
 fail:
-    free(path);
     plat_close(p);
     return NULL;
 }
 
+bool plat_is_db_url(const char *where) {
+    return db_is_url(where);
+}
+
 void plat_close(plat_t *p) {
     if (!p) return;
-    for (int i = 0; i < ST_N; i++) sqlite3_finalize(p->stmts[i]);
-    if (p->db) sqlite3_close(p->db);
+    if (p->lease_running) {
+        pthread_mutex_lock(&p->mu);
+        p->lease_stop = true;
+        pthread_cond_signal(&p->lease_cv);
+        pthread_mutex_unlock(&p->mu);
+        pthread_join(p->lease_thread, NULL);
+    }
+    pthread_cond_destroy(&p->lease_cv);
+    db_close(p->db);
     for (size_t i = 0; p->slots && i < p->nslots; i++) {
         plat_slot_t *s = p->slots[i];
         while (s) {
@@ -404,6 +376,12 @@ static void bucket_give(plat_bucket_t *b, double n) {
     if (b->level > (double)b->cap) b->level = (double)b->cap;
 }
 
+static void req_free(plat_req_t *r) {
+    if (!r) return;
+    free(r->model);
+    free(r);
+}
+
 /* ---- statuses ---- */
 
 static int deny(plat_status_t *st, int http, const char *type, const char *code, const char *fmt,
@@ -420,6 +398,15 @@ static int deny(plat_status_t *st, int http, const char *type, const char *code,
     vsnprintf(st->message, sizeof st->message, fmt, ap);
     va_end(ap);
     return -1;
+}
+
+/* A database failure: 503 when the database is unreachable (an outage the
+ * client may retry), else 500. */
+static int db_deny(plat_t *p, plat_status_t *st, const char *err) {
+    if (db_unreachable(p->db))
+        return deny(st, 503, "server_error", "database_unavailable",
+                    "The platform's database is unreachable; retry later. (%s)", err);
+    return deny(st, 500, "server_error", "internal_error", "%s", err);
 }
 
 static void status_ok(plat_status_t *st) {
@@ -447,7 +434,8 @@ typedef struct key_row {
 /* Locked. 0 and *row, or -1 with a 401/403/500 in *st. */
 static int authenticate(plat_t *p, const char *authorization, key_row_t *row, plat_status_t *st) {
     if (!authorization) authorization = "";
-    while (*authorization == ' ' || *authorization == '\t') authorization++;
+    while (*authorization == ' ' || *authorization == '\t')
+        authorization++;
     if (!*authorization)
         return deny(st, 401, "invalid_request_error", "missing_api_key",
                     "You didn't provide an API key. Send it in the Authorization header as "
@@ -458,7 +446,8 @@ static int authenticate(plat_t *p, const char *authorization, key_row_t *row, pl
         return deny(st, 401, "invalid_request_error", "invalid_api_key",
                     "Malformed Authorization header: expected 'Bearer sk-...'.");
     const char *k = authorization + 6;
-    while (*k == ' ' || *k == '\t') k++;
+    while (*k == ' ' || *k == '\t')
+        k++;
     size_t n = strlen(k);
     while (n > 0 && (k[n - 1] == ' ' || k[n - 1] == '\t' || k[n - 1] == '\r' || k[n - 1] == '\n'))
         n--;
@@ -473,27 +462,28 @@ static int authenticate(plat_t *p, const char *authorization, key_row_t *row, pl
     OPENSSL_cleanse(key, sizeof key);
     if (rc != 0) return deny(st, 500, "server_error", "internal_error", "hashing failed");
     char err[SL_ERR_MAX];
-    sqlite3_stmt *s = plat_stmt(p, ST_KEY_LOOKUP, err, sizeof err);
-    if (!s) return deny(st, 500, "server_error", "internal_error", "%s", err);
-    sqlite3_bind_text(s, 1, hash, -1, SQLITE_TRANSIENT);
-    rc = sqlite3_step(s);
-    if (rc != SQLITE_ROW) {
-        sqlite3_reset(s);
-        if (rc != SQLITE_DONE)
-            return deny(st, 500, "server_error", "internal_error", "ledger database: %s",
-                        sqlite3_errmsg(p->db));
+    db_stmt_t *s = db_stmt(p->db, ST_KEY_LOOKUP, err, sizeof err);
+    if (!s) return db_deny(p, st, err);
+    db_bind_text(s, 1, hash);
+    rc = db_step(s);
+    if (rc != DB_ROW) {
+        db_release(s);
+        if (rc != DB_DONE) {
+            snprintf(err, sizeof err, "ledger database: %s", db_errmsg(p->db));
+            return db_deny(p, st, err);
+        }
         return deny(st, 401, "invalid_request_error", "invalid_api_key",
                     "Incorrect API key provided: %.11s... is not a known key.", k);
     }
-    row->key_id = sqlite3_column_int64(s, 0);
-    row->account_id = sqlite3_column_int64(s, 1);
-    int enabled = sqlite3_column_int(s, 2);
-    int64_t expires = sqlite3_column_int64(s, 3);
+    row->key_id = db_col_int64(s, 0);
+    row->account_id = db_col_int64(s, 1);
+    int64_t enabled = db_col_int64(s, 2);
+    int64_t expires = db_col_int64(s, 3);
     char status[16];
-    snprintf(status, sizeof status, "%s", (const char *)sqlite3_column_text(s, 4));
-    row->gift = sqlite3_column_int64(s, 5);
-    row->charge = sqlite3_column_int64(s, 6);
-    sqlite3_reset(s);
+    snprintf(status, sizeof status, "%s", db_col_text(s, 4));
+    row->gift = db_col_int64(s, 5);
+    row->charge = db_col_int64(s, 6);
+    db_release(s);
     if (!enabled)
         return deny(st, 401, "invalid_request_error", "invalid_api_key",
                     "API key %.11s... has been revoked; create a new key.", k);
@@ -529,9 +519,8 @@ static int64_t clamp0(int64_t v) {
     return v < 0 ? 0 : v;
 }
 
-int plat_begin(plat_t *p, const char *authorization, const char *model,
-               int64_t est_prompt_tokens, int64_t max_completion_tokens, plat_req_t **out,
-               plat_status_t *st) {
+int plat_begin(plat_t *p, const char *authorization, const char *model, int64_t est_prompt_tokens,
+               int64_t max_completion_tokens, plat_req_t **out, plat_status_t *st) {
     *out = NULL;
     if (!model || !*model || strlen(model) > 256)
         return deny(st, 400, "invalid_request_error", "invalid_model",
@@ -539,6 +528,7 @@ int plat_begin(plat_t *p, const char *authorization, const char *model,
     est_prompt_tokens = clamp0(est_prompt_tokens);
     max_completion_tokens = clamp0(max_completion_tokens);
     char err[SL_ERR_MAX];
+    bool in_tx = false; /* shared: the admission transaction is open */
     pthread_mutex_lock(&p->mu);
     key_row_t row;
     int rc = authenticate(p, authorization, &row, st);
@@ -547,7 +537,7 @@ int plat_begin(plat_t *p, const char *authorization, const char *model,
     plat_price_t price;
     bool priced;
     if (plat_price_get_locked(p, model, &price, &priced, err, sizeof err) != 0) {
-        rc = deny(st, 500, "server_error", "internal_error", "%s", err);
+        rc = db_deny(p, st, err);
         goto out;
     }
     plat_usage_t worst = {.prompt_tokens = est_prompt_tokens,
@@ -563,7 +553,16 @@ int plat_begin(plat_t *p, const char *authorization, const char *model,
         goto out;
     }
     if (est_cost > 0) {
-        int64_t available = row.gift + row.charge - acct->reserved;
+        int64_t held = acct->reserved;
+        if (p->shared) { /* what every node holds, in a transaction kept open below */
+            if (resv_begin(p, row.account_id, &row.gift, &row.charge, &held, err, sizeof err) !=
+                0) {
+                rc = db_deny(p, st, err);
+                goto out;
+            }
+            in_tx = true;
+        }
+        int64_t available = row.gift + row.charge - held;
         if (available < est_cost) {
             char have[32], need[32];
             plat_money_format(available < 0 ? 0 : available, have, sizeof have);
@@ -581,13 +580,24 @@ int plat_begin(plat_t *p, const char *authorization, const char *model,
      * longest wait. Nothing is taken unless every check passed. */
     plat_limits_t lim;
     if (plat_limits_get_locked(p, row.account_id, model, is_free, &lim, err, sizeof err) != 0) {
-        rc = deny(st, 500, "server_error", "internal_error", "%s", err);
+        rc = db_deny(p, st, err);
         goto out;
     }
     plat_slot_t *rl = slot_get(p, row.account_id, model);
     if (!rl) {
         rc = deny(st, 500, "server_error", "internal_error", "out of memory");
         goto out;
+    }
+    if (p->shared) { /* every node's counts: the row, locked until commit */
+        if (!in_tx && db_begin(p->db, err, sizeof err) != 0) {
+            rc = db_deny(p, st, err);
+            goto out;
+        }
+        in_tx = true;
+        if (buckets_load(p, rl, row.account_id, model, err, sizeof err) != 0) {
+            rc = db_deny(p, st, err);
+            goto out;
+        }
     }
     int64_t now = plat_now_ms(p);
     buckets_refresh(rl, &lim, now);
@@ -639,15 +649,45 @@ int plat_begin(plat_t *p, const char *authorization, const char *model,
     r->reserved = est_cost;
     r->est_tokens = tokens;
     r->started_ms = now;
-    acct->reserved += est_cost;
     rl->b[PLAT_LIM_RPM].level -= rl->b[PLAT_LIM_RPM].cap ? 1 : 0;
     rl->b[PLAT_LIM_RPD].level -= rl->b[PLAT_LIM_RPD].cap ? 1 : 0;
     rl->b[PLAT_LIM_TPM].level -= rl->b[PLAT_LIM_TPM].cap ? (double)tokens : 0;
     rl->b[PLAT_LIM_TPD].level -= rl->b[PLAT_LIM_TPD].cap ? (double)tokens : 0;
+    if (in_tx) {
+        /* the buckets and the reservation row commit with the checks that
+         * admitted the request */
+        int ok = buckets_store(p, rl, r->account_id, r->model, err, sizeof err) == 0;
+        if (ok && est_cost > 0) {
+            db_stmt_t *s = db_stmt(p->db, ST_RESV_INSERT, err, sizeof err);
+            ok = s != NULL;
+            if (s) {
+                db_bind_text(s, 1, r->id);
+                db_bind_int64(s, 2, r->account_id);
+                db_bind_int64(s, 3, est_cost);
+                db_bind_text(s, 4, p->node);
+                db_bind_int64(s, 5, now + p->cfg.lease_ms);
+                ok = db_step_done(s, err, sizeof err) == 0;
+                db_release(s);
+            }
+        }
+        if (!ok || db_commit(p->db, err, sizeof err) != 0) {
+            req_free(r);
+            rc = db_deny(p, st, err);
+            goto out;
+        }
+        in_tx = false;
+        if (est_cost > 0) {
+            r->held = true;
+            running_add(p, r);
+        }
+    } else {
+        acct->reserved += est_cost;
+    }
     *out = r;
     status_ok(st);
     rc = 0;
 out:
+    if (in_tx) db_rollback(p->db);
     pthread_mutex_unlock(&p->mu);
     return rc;
 }
@@ -656,28 +696,46 @@ out:
  * tokens used beyond the estimate are taken now); with whole_request the
  * request's RPM/RPD slot too. */
 static void release(plat_t *p, plat_req_t *r, int64_t unused_tokens, bool whole_request) {
-    plat_slot_t *acct = slot_find(p, r->account_id, "");
-    if (acct) acct->reserved -= r->reserved;
-    plat_slot_t *rl = slot_find(p, r->account_id, r->model);
-    if (rl) {
-        bucket_give(&rl->b[PLAT_LIM_TPM], (double)unused_tokens);
-        bucket_give(&rl->b[PLAT_LIM_TPD], (double)unused_tokens);
-        if (whole_request) {
-            bucket_give(&rl->b[PLAT_LIM_RPM], 1);
-            bucket_give(&rl->b[PLAT_LIM_RPD], 1);
-        }
+    if (r->held) {
+        /* shared: the row went with the ledger insert, or plat_abort deleted
+         * it; if that failed, it is no longer renewed and expires */
+        running_remove(p, r);
+        r->held = false;
+    } else if (!p->shared) {
+        plat_slot_t *acct = slot_find(p, r->account_id, "");
+        if (acct) acct->reserved -= r->reserved;
     }
-}
-
-static void req_free(plat_req_t *r) {
-    if (!r) return;
-    free(r->model);
-    free(r);
+    plat_slot_t *rl = slot_find(p, r->account_id, r->model);
+    if (!rl || (unused_tokens == 0 && !whole_request)) return;
+    char err[SL_ERR_MAX];
+    /* shared: into the locked row, in a transaction of its own */
+    if (p->shared && (db_begin(p->db, err, sizeof err) != 0 ||
+                      buckets_load(p, rl, r->account_id, r->model, err, sizeof err) != 0)) {
+        db_rollback(p->db);
+        sl_warn("platform: rate-limit tokens of %s not given back: %s", r->id, err);
+        return;
+    }
+    bucket_give(&rl->b[PLAT_LIM_TPM], (double)unused_tokens);
+    bucket_give(&rl->b[PLAT_LIM_TPD], (double)unused_tokens);
+    if (whole_request) {
+        bucket_give(&rl->b[PLAT_LIM_RPM], 1);
+        bucket_give(&rl->b[PLAT_LIM_RPD], 1);
+    }
+    if (p->shared && (buckets_store(p, rl, r->account_id, r->model, err, sizeof err) != 0 ||
+                      db_commit(p->db, err, sizeof err) != 0)) {
+        db_rollback(p->db);
+        sl_warn("platform: rate-limit tokens of %s not given back: %s", r->id, err);
+    }
 }
 
 void plat_abort(plat_t *p, plat_req_t *r) {
     if (!r) return;
     pthread_mutex_lock(&p->mu);
+    if (r->held) {
+        char err[SL_ERR_MAX];
+        if (resv_exec(p, ST_RESV_DELETE, r->id, 0, 0, err, sizeof err) != 0)
+            sl_warn("platform: reservation of %s not released (%s); it expires", r->id, err);
+    }
     release(p, r, r->est_tokens, true);
     pthread_mutex_unlock(&p->mu);
     req_free(r);
@@ -686,51 +744,57 @@ void plat_abort(plat_t *p, plat_req_t *r) {
 /* Locked: one transaction with the ledger row and the balance change. */
 static int record(plat_t *p, plat_req_t *r, const plat_usage_t *u, int64_t cost, const char *status,
                   char *err, size_t errlen) {
-    if (plat_tx_begin(p, err, errlen) != 0) return -1;
-    sqlite3_stmt *s = plat_stmt(p, ST_ACCT_BAL, err, errlen);
+    if (db_begin(p->db, err, errlen) != 0) return -1;
+    /* on PostgreSQL the read locks the account row (FOR UPDATE) */
+    db_stmt_t *s = db_stmt(p->db, ST_ACCT_BAL, err, errlen);
     if (!s) goto fail;
-    sqlite3_bind_int64(s, 1, r->account_id);
-    if (sqlite3_step(s) != SQLITE_ROW) {
-        sl_err(err, errlen, "account %" PRId64 " vanished: %s", r->account_id,
-               sqlite3_errmsg(p->db));
-        sqlite3_reset(s);
+    db_bind_int64(s, 1, r->account_id);
+    if (db_step(s) != DB_ROW) {
+        sl_err(err, errlen, "account %" PRId64 " vanished: %s", r->account_id, db_errmsg(p->db));
+        db_release(s);
         goto fail;
     }
-    int64_t gift = sqlite3_column_int64(s, 0);
-    sqlite3_reset(s);
+    int64_t gift = db_col_int64(s, 0);
+    db_release(s);
     /* Gift balance is spent first and never below zero; the rest is charged. */
     int64_t gift_spent = SL_MIN(cost, gift > 0 ? gift : 0);
     int64_t charge_spent = cost - gift_spent;
 
-    s = plat_stmt(p, ST_ACCT_SPEND, err, errlen);
+    s = db_stmt(p->db, ST_ACCT_SPEND, err, errlen);
     if (!s) goto fail;
-    sqlite3_bind_int64(s, 1, r->account_id);
-    sqlite3_bind_int64(s, 2, gift_spent);
-    sqlite3_bind_int64(s, 3, charge_spent);
-    if (plat_step_done(p, s, err, errlen) != 0) goto fail;
+    db_bind_int64(s, 1, r->account_id);
+    db_bind_int64(s, 2, gift_spent);
+    db_bind_int64(s, 3, charge_spent);
+    int rc = db_step_done(s, err, errlen);
+    db_release(s);
+    if (rc != 0) goto fail;
 
-    s = plat_stmt(p, ST_LEDGER_INSERT, err, errlen);
+    s = db_stmt(p->db, ST_LEDGER_INSERT, err, errlen);
     if (!s) goto fail;
-    sqlite3_bind_text(s, 1, r->id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, r->account_id);
-    sqlite3_bind_int64(s, 3, r->key_id);
-    sqlite3_bind_text(s, 4, r->model, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 5, u->prompt_tokens);
-    sqlite3_bind_int64(s, 6, u->cached_tokens);
-    sqlite3_bind_int64(s, 7, u->completion_tokens);
-    sqlite3_bind_int64(s, 8, u->reasoning_tokens);
-    sqlite3_bind_int64(s, 9, cost);
-    sqlite3_bind_int64(s, 10, gift_spent);
-    sqlite3_bind_int64(s, 11, charge_spent);
-    sqlite3_bind_text(s, 12, status, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 13, r->started_ms);
-    sqlite3_bind_int64(s, 14, plat_now_ms(p));
-    sqlite3_bind_int64(s, 15, u->ttft_ms);
-    if (plat_step_done(p, s, err, errlen) != 0) goto fail;
-    if (plat_tx_commit(p, err, errlen) != 0) goto fail;
+    db_bind_text(s, 1, r->id);
+    db_bind_int64(s, 2, r->account_id);
+    db_bind_int64(s, 3, r->key_id);
+    db_bind_text(s, 4, r->model);
+    db_bind_int64(s, 5, u->prompt_tokens);
+    db_bind_int64(s, 6, u->cached_tokens);
+    db_bind_int64(s, 7, u->completion_tokens);
+    db_bind_int64(s, 8, u->reasoning_tokens);
+    db_bind_int64(s, 9, cost);
+    db_bind_int64(s, 10, gift_spent);
+    db_bind_int64(s, 11, charge_spent);
+    db_bind_text(s, 12, status);
+    db_bind_int64(s, 13, r->started_ms);
+    db_bind_int64(s, 14, plat_now_ms(p));
+    db_bind_int64(s, 15, u->ttft_ms);
+    rc = db_step_done(s, err, errlen);
+    db_release(s);
+    if (rc != 0) goto fail;
+    /* shared: the reservation ends with the charge, in the same commit */
+    if (r->held && resv_exec(p, ST_RESV_DELETE, r->id, 0, 0, err, errlen) != 0) goto fail;
+    if (db_commit(p->db, err, errlen) != 0) goto fail;
     return 0;
 fail:
-    plat_tx_rollback(p);
+    db_rollback(p->db);
     return -1;
 }
 

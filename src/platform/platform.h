@@ -2,10 +2,18 @@
  * platform.h — accounts, API keys, model prices, balances, the usage ledger
  * and rate limits: what turns an inference server into a model cloud.
  *
- * Storage is one SQLite database in WAL mode at DATA_DIR/silica.db with
- * versioned migrations (PRAGMA user_version). Rate-limit buckets and balance
- * reservations live in memory (one process per data dir serves requests;
- * `silica admin` may write the same database at the same time).
+ * Storage (db.h) is either one SQLite database in WAL mode at
+ * DATA_DIR/silica.db, or a PostgreSQL database that several nodes (silica
+ * processes, on any machines) share; both carry the same versioned
+ * migrations. On SQLite one process serves requests (`silica admin` may
+ * write the same database at the same time) and balance reservations live
+ * in its memory. On PostgreSQL reservations are rows in the database,
+ * checked and written in one transaction with the account row locked, so
+ * the nodes together never hold more than a balance; each carries a lease
+ * its node renews while the request runs, and a node that dies holds the
+ * money at most cfg.lease_ms (its unfinished requests are not billed: no
+ * node can say what they computed). Rate-limit buckets likewise live in
+ * the process on SQLite and in rows shared by the nodes on PostgreSQL.
  *
  * Money is exact: every amount is an int64 count of micro-yuan (1e-6 yuan,
  * PLAT_MONEY_UNIT per yuan). Prices are micro-yuan per million tokens.
@@ -31,6 +39,8 @@
  * status — the prompt tokens actually prefilled (cached ones at the cached
  * price) plus the tokens actually generated. A request rejected before any
  * compute (plat_abort) costs nothing and leaves no ledger row.
+ * A request whose process dies before plat_finish commits leaves no ledger
+ * row and costs nothing.
  *
  * Threads: every function takes one internal mutex, so any thread may call
  * any function (the server's I/O thread begins, an engine thread may finish).
@@ -48,6 +58,7 @@
 #define PLAT_KEY_MAX 64           /* bytes for a key string incl. NUL */
 #define PLAT_REQ_ID_MAX 40        /* bytes for a request id incl. NUL */
 #define PLAT_MAX_KEYS_DEFAULT 100 /* plat_config_t.max_keys by default */
+#define PLAT_LEASE_MS_DEFAULT 60000 /* plat_config_t.lease_ms by default */
 
 /* Error codes beside -1 (which is "failed, see err"). */
 #define PLAT_ELIMIT (-2)          /* a cap was reached (plat_key_create_capped) */
@@ -67,6 +78,8 @@ typedef struct plat_config {
     plat_limits_t paid_limits;  /* default limits for priced models */
     plat_limits_t free_limits;  /* fixed limits for free models (price 0) */
     bool sync_normal;         /* PRAGMA synchronous=NORMAL instead of FULL */
+    int64_t lease_ms;         /* PostgreSQL: how long a reservation outlives a node that
+                                 stopped renewing it (died); 0 = PLAT_LEASE_MS_DEFAULT */
     int max_keys;             /* live keys an account may hold when it creates its own
                                  (plat_key_create_capped); 0 = no cap */
     /* Clock in unix milliseconds; NULL = the real clock. Tests inject one. */
@@ -97,9 +110,13 @@ typedef struct plat_usage {
     int64_t ttft_ms;           /* time to first token; -1 unknown */
 } plat_usage_t;
 
-/* Opens (creating when missing) DATA_DIR/silica.db and migrates it to the
- * current schema. cfg may be NULL for the defaults. Free with plat_close. */
-plat_t *plat_open(const char *data_dir, const plat_config_t *cfg, char *err, size_t errlen);
+/* Opens the store and migrates it to the current schema: `where` is a data
+ * directory (DIR/silica.db, SQLite, created when missing) or a PostgreSQL
+ * URL (postgresql://... or postgres://..., see plat_is_db_url). cfg may be
+ * NULL for the defaults. Free with plat_close. */
+plat_t *plat_open(const char *where, const plat_config_t *cfg, char *err, size_t errlen);
+/* True when `where` is a PostgreSQL URL rather than a data directory. */
+bool plat_is_db_url(const char *where);
 void plat_close(plat_t *p);
 
 /* ---- request path ---- */

@@ -19,9 +19,9 @@ typedef struct group_col {
 } group_col_t;
 
 static const group_col_t group_cols[] = {
-    {"day", "strftime('%Y-%m-%d', u.finished_at / 1000, 'unixepoch')"},
+    {"day", "DAY_UTC(u.finished_at)"}, /* db.h: each engine's date text */
     {"model", "u.model"},
-    {"key", "ifnull(k.prefix, '?') || '#' || u.key_id"},
+    {"key", "coalesce(k.prefix, '?') || '#' || u.key_id"},
     {"account", "CAST(u.account_id AS TEXT)"},
     {"status", "u.status"},
     {"request", "u.request_id"},
@@ -93,15 +93,15 @@ int plat_usage_report(plat_t *p, const plat_report_opts_t *o, sl_buf_t *out, cha
     size_t nrows = 0, caprows = 0;
     int rc = 0;
     pthread_mutex_lock(&p->mu);
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(p->db, sql.data, -1, &s, NULL) != SQLITE_OK) {
-        rc = sl_err(err, errlen, "sqlite prepare: %s", sqlite3_errmsg(p->db));
+    db_stmt_t *s = db_prepare(p->db, sql.data, err, errlen);
+    if (!s) {
+        rc = -1;
     } else {
-        sqlite3_bind_int64(s, 1, o->account_id);
-        sqlite3_bind_int64(s, 2, o->from_ms);
-        sqlite3_bind_int64(s, 3, o->to_ms);
+        db_bind_int64(s, 1, o->account_id);
+        db_bind_int64(s, 2, o->from_ms);
+        db_bind_int64(s, 3, o->to_ms);
         int step;
-        while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        while ((step = db_step(s)) == DB_ROW) {
             if (nrows == caprows) {
                 size_t nc = caprows ? caprows * 2 : 16;
                 report_row_t *t = realloc(rows, nc * sizeof *t);
@@ -122,13 +122,12 @@ int plat_usage_report(plat_t *p, const plat_report_opts_t *o, sl_buf_t *out, cha
                 char tmp[64];
                 const char *v;
                 if (c < ngroup) {
-                    v = (const char *)sqlite3_column_text(s, c);
-                    if (!v) v = "";
+                    v = db_col_text(s, c);
                 } else if (c == ncols - 1) {
-                    plat_money_format(sqlite3_column_int64(s, c), tmp, sizeof tmp);
+                    plat_money_format(db_col_int64(s, c), tmp, sizeof tmp);
                     v = tmp;
                 } else {
-                    snprintf(tmp, sizeof tmp, "%" PRId64, (int64_t)sqlite3_column_int64(s, c));
+                    snprintf(tmp, sizeof tmp, "%" PRId64, db_col_int64(s, c));
                     v = tmp;
                 }
                 if (!(cells[c] = sl_strdup(v))) {
@@ -138,10 +137,10 @@ int plat_usage_report(plat_t *p, const plat_report_opts_t *o, sl_buf_t *out, cha
             }
             if (rc) break;
         }
-        if (rc == 0 && step != SQLITE_DONE)
-            rc = sl_err(err, errlen, "sqlite: %s", sqlite3_errmsg(p->db));
+        if (rc == 0 && step != DB_DONE)
+            rc = sl_err(err, errlen, "database: %s", db_errmsg(p->db));
     }
-    sqlite3_finalize(s);
+    db_release(s);
     pthread_mutex_unlock(&p->mu);
     sl_buf_free(&sql);
 

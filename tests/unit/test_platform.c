@@ -1,24 +1,29 @@
 /* deps: platform base */
 /*
  * test_platform.c — accounts, keys, balances, ledger and rate limits,
- * checked against the database read independently with SQLite and against
- * costs computed here from the prices.
+ * checked against the database read through a second, independent
+ * connection and against costs computed here from the prices.
+ *
+ * Every test runs on SQLite, then again on PostgreSQL when SILICA_TEST_PG
+ * names a server's maintenance database (tests/pg.sh starts a throwaway
+ * one and sets it): each "data dir" is then a fresh database on it.
  */
 #include <inttypes.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "platform/db.h"
 #include "platform/platform.h"
 #include "test.h"
 
 #define YUAN PLAT_MONEY_UNIT
+#define SCHEMA_VERSION 4 /* migrations in src/platform/sql.c */
 
 static int64_t fake_now = 1700000000000LL; /* unix ms */
 static int64_t fake_clock(void *ctx) {
@@ -26,13 +31,38 @@ static int64_t fake_clock(void *ctx) {
     return fake_now;
 }
 
-static char dirs[32][64];
+static char dirs[80][512];
 static int ndirs;
+static const char *pg_base; /* SILICA_TEST_PG while the PostgreSQL round runs, else NULL */
 
+/* A new, empty store: a temporary directory, or on PostgreSQL a new
+ * database on the test server (its URL). */
 static const char *fresh_dir(void) {
-    snprintf(dirs[ndirs], sizeof dirs[ndirs], "/tmp/silica-plat-XXXXXX");
-    if (!mkdtemp(dirs[ndirs])) abort();
-    return dirs[ndirs++];
+    if (ndirs >= (int)SL_ARRAY_LEN(dirs)) abort();
+    char *d = dirs[ndirs++];
+    if (!pg_base) {
+        snprintf(d, sizeof dirs[0], "/tmp/silica-plat-XXXXXX");
+        if (!mkdtemp(d)) abort();
+        return d;
+    }
+    char name[64], sql[128], err[SL_ERR_MAX];
+    snprintf(name, sizeof name, "silica_t%d_%d", (int)getpid(), ndirs);
+    db_t *admin = db_open(pg_base, false, NULL, 0, err, sizeof err);
+    if (!admin) {
+        fprintf(stderr, "%s\n", err);
+        abort();
+    }
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+    db_stmt_t *s = db_prepare(admin, sql, err, sizeof err);
+    if (!s || db_step_done(s, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        abort();
+    }
+    db_release(s);
+    db_close(admin);
+    const char *q = strchr(pg_base, '?');
+    snprintf(d, sizeof dirs[0], "postgresql:///%s%s", name, q ? q : "");
+    return d;
 }
 
 static plat_t *open_test(const char *dir, bool fake) {
@@ -47,23 +77,28 @@ static plat_t *open_test(const char *dir, bool fake) {
 }
 
 /* A second, independent connection for reading what was written. */
-static sqlite3 *raw_db(const char *dir) {
-    char path[128];
-    snprintf(path, sizeof path, "%s/silica.db", dir);
-    sqlite3 *db = NULL;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) abort();
+static db_t *raw_db(const char *dir) {
+    char err[SL_ERR_MAX];
+    db_t *db = db_open(dir, true, NULL, 0, err, sizeof err);
+    if (!db) {
+        fprintf(stderr, "%s\n", err);
+        abort();
+    }
     return db;
 }
 
-static int64_t q_int(sqlite3 *db, const char *sql, const char *arg) {
-    sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
-        fprintf(stderr, "prepare %s: %s\n", sql, sqlite3_errmsg(db));
+/* The first column of the first row of sql (?1 = arg), INT64_MIN when
+ * there is none. */
+static int64_t q_int(db_t *db, const char *sql, const char *arg) {
+    char err[SL_ERR_MAX];
+    db_stmt_t *s = db_prepare(db, sql, err, sizeof err);
+    if (!s) {
+        fprintf(stderr, "prepare %s: %s\n", sql, err);
         return INT64_MIN;
     }
-    if (arg) sqlite3_bind_text(s, 1, arg, -1, SQLITE_TRANSIENT);
-    int64_t v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : INT64_MIN;
-    sqlite3_finalize(s);
+    if (arg) db_bind_text(s, 1, arg);
+    int64_t v = db_step(s) == DB_ROW ? db_col_int64(s, 0) : INT64_MIN;
+    db_release(s);
     return v;
 }
 
@@ -151,22 +186,27 @@ static void test_migrations(void) {
     const char *dir = fresh_dir();
     plat_t *p = open_test(dir, false);
     plat_close(p);
-    sqlite3 *db = raw_db(dir);
-    CHECK(q_int(db, "PRAGMA user_version", NULL) == 2);
-    sqlite3_stmt *s;
-    sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL);
-    CHECK(sqlite3_step(s) == SQLITE_ROW && !strcmp((const char *)sqlite3_column_text(s, 0), "wal"));
-    sqlite3_finalize(s);
-    sqlite3_close(db);
+    db_t *db = raw_db(dir);
+    char err[SL_ERR_MAX] = "";
+    if (pg_base) {
+        CHECK(q_int(db, "SELECT version FROM schema_version", NULL) == SCHEMA_VERSION);
+        CHECK(q_int(db, "SELECT count(*) FROM schema_version", NULL) == 1);
+    } else {
+        CHECK(q_int(db, "PRAGMA user_version", NULL) == SCHEMA_VERSION);
+        db_stmt_t *s = db_prepare(db, "PRAGMA journal_mode", err, sizeof err);
+        CHECK(s && db_step(s) == DB_ROW && !strcmp(db_col_text(s, 0), "wal"));
+        db_release(s);
+    }
     p = open_test(dir, false); /* reopening an up-to-date schema is a no-op */
     plat_close(p);
     /* A database from a newer silica is refused, not damaged. */
-    char path[128];
-    snprintf(path, sizeof path, "%s/silica.db", dir);
-    sqlite3_open(path, &db);
-    sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL);
-    sqlite3_close(db);
-    char err[SL_ERR_MAX] = "";
+    db_stmt_t *s = db_prepare(db,
+                              pg_base ? "UPDATE schema_version SET version = 99"
+                                      : "PRAGMA user_version = 99",
+                              err, sizeof err);
+    CHECK(s && db_step_done(s, err, sizeof err) == 0);
+    db_release(s);
+    db_close(db);
     p = plat_open(dir, NULL, err, sizeof err);
     CHECK(p == NULL && strstr(err, "newer"));
     plat_close(p);
@@ -203,10 +243,10 @@ static void test_stored_responses(void) {
     fake_now += (int64_t)(PLAT_RESP_DAYS + 1) * 86400000;
     CHECK(plat_resp_get(p, 1, "resp_old", &t, err, sizeof err) == 1);
     CHECK(plat_resp_put(p, 1, "resp_new", "{}", 2, err, sizeof err) == 0);
-    sqlite3 *db = raw_db(dir);
+    db_t *db = raw_db(dir);
     CHECK(q_int(db, "SELECT COUNT(*) FROM responses WHERE id = ?1", "resp_old") == 0);
     CHECK(q_int(db, "SELECT COUNT(*) FROM responses WHERE id = ?1", "resp_new") == 1);
-    sqlite3_close(db);
+    db_close(db);
     CHECK(plat_resp_put(p, 1, "resp_big", "x", PLAT_RESP_MAX_BYTES + 1, err, sizeof err) != 0);
     plat_close(p);
     fake_now = now0;
@@ -284,7 +324,7 @@ static void test_auth_failures(void) {
 
     /* Only the hash is stored: the key text is nowhere in the database. */
     plat_close(p);
-    sqlite3 *db = raw_db(dir);
+    db_t *db = raw_db(dir);
     char like[80];
     snprintf(like, sizeof like, "%%%s%%", key + 11);
     CHECK(q_int(db, "SELECT count(*) FROM api_keys WHERE hash LIKE ?1 OR prefix LIKE ?1 OR name "
@@ -299,7 +339,7 @@ static void test_auth_failures(void) {
     char prefix[16];
     snprintf(prefix, sizeof prefix, "%.11s", key);
     CHECK(q_int(db, "SELECT count(*) FROM api_keys WHERE prefix = ?1", prefix) == 1);
-    sqlite3_close(db);
+    db_close(db);
 }
 
 static void test_keys_are_random(void) {
@@ -432,12 +472,20 @@ static void test_gift_before_charged(void) {
     plat_account_get(p, acct, &a, err, sizeof err);
     CHECK(a.gift_balance == 0 && a.charge_balance == 3900000);
     plat_close(p);
-    sqlite3 *db = raw_db(dir);
-    CHECK(q_int(db, "SELECT group_concat(gift_spent || '/' || charge_spent, ' ') = "
-                    "'600000/0 400000/200000 0/600000 300000/300000' FROM "
-                    "(SELECT * FROM usage_ledger ORDER BY id)",
-                NULL) == 1);
-    sqlite3_close(db);
+    db_t *db = raw_db(dir);
+    const char *const want[] = {"600000/0", "400000/200000", "0/600000", "300000/300000"};
+    db_stmt_t *s = db_prepare(db,
+                              "SELECT gift_spent || '/' || charge_spent FROM usage_ledger "
+                              "ORDER BY id",
+                              err, sizeof err);
+    int n = 0;
+    while (s && db_step(s) == DB_ROW) {
+        CHECK(n < 4 && !strcmp(db_col_text(s, 0), want[n]));
+        n++;
+    }
+    CHECK(n == 4);
+    db_release(s);
+    db_close(db);
 }
 
 static void test_balance_exhaustion(void) {
@@ -546,11 +594,11 @@ static void test_concurrent_no_overspend(void) {
     CHECK(refused > 0 && admitted > 50); /* the money ran out mid-traffic */
     CHECK(plat_verify(p, err, sizeof err) == 0);
     plat_close(p);
-    sqlite3 *db = raw_db(dir);
+    db_t *db = raw_db(dir);
     CHECK(q_int(db, "SELECT count(*) FROM usage_ledger", NULL) == admitted);
     CHECK(q_int(db, "SELECT sum(cost) FROM usage_ledger", NULL) ==
           3 * YUAN - (a.gift_balance + a.charge_balance));
-    sqlite3_close(db);
+    db_close(db);
 }
 
 /* ---- rate limits ---- */
@@ -843,7 +891,7 @@ static void test_ledger_1000_mixed(void) {
     sl_buf_free(&out);
     plat_close(p);
 
-    sqlite3 *db = raw_db(dir);
+    db_t *db = raw_db(dir);
     CHECK(q_int(db, "SELECT count(*) FROM usage_ledger", NULL) == rows);
     CHECK(q_int(db, "SELECT count(DISTINCT request_id) FROM usage_ledger", NULL) == rows);
     CHECK(q_int(db, "SELECT sum(cost) FROM usage_ledger", NULL) == total_cost);
@@ -852,7 +900,7 @@ static void test_ledger_1000_mixed(void) {
     CHECK(q_int(db, "SELECT sum(completion_tokens) FROM usage_ledger", NULL) == want_completion);
     CHECK(q_int(db, "SELECT sum(reasoning_tokens) FROM usage_ledger", NULL) == want_reasoning);
     CHECK(q_int(db, "SELECT sum(cost) FROM usage_ledger WHERE model = 'free-1b'", NULL) == 0);
-    sqlite3_close(db);
+    db_close(db);
 }
 
 static void test_tenant_isolation(void) {
@@ -998,7 +1046,7 @@ static void test_crash_safety(void) {
     plat_account_t a;
     plat_account_get(p, acct, &a, err, sizeof err);
     plat_close(p);
-    sqlite3 *db = raw_db(dir);
+    db_t *db = raw_db(dir);
     int missing = 0;
     for (int i = 0; i < nids; i++)
         if (q_int(db, "SELECT count(*) FROM usage_ledger WHERE request_id = ?1", ids[i]) != 1)
@@ -1008,13 +1056,237 @@ static void test_crash_safety(void) {
     CHECK(rows >= nids && rows <= nids + 3); /* at most one per thread not yet reported */
     CHECK(q_int(db, "SELECT sum(cost) FROM usage_ledger", NULL) ==
           200 * YUAN - (a.gift_balance + a.charge_balance));
-    CHECK(q_int(db, "SELECT integrity_check = 'ok' FROM pragma_integrity_check", NULL) == 1);
-    sqlite3_close(db);
+    if (!pg_base)
+        CHECK(q_int(db, "SELECT integrity_check = 'ok' FROM pragma_integrity_check", NULL) == 1);
+    db_close(db);
 }
 
-int main(void) {
-    RUN(test_money);
-    RUN(test_cost);
+/* PostgreSQL: a connection the server dropped (here: terminated by an
+ * administrator) is reopened once, and the request goes on; a server that
+ * is not there fails plat_open with a message naming it. */
+static void test_pg_reconnect(void) {
+    if (!pg_base) return;
+    const char *dir = fresh_dir();
+    plat_t *p = open_test(dir, false);
+    char key[PLAT_KEY_MAX], err[SL_ERR_MAX];
+    int64_t acct = new_account(p, "re", 10 * YUAN, 0, key, NULL);
+    plat_price_t pr = {1000000, 500000, 2000000};
+    CHECK(plat_price_set(p, "paid", &pr, err, sizeof err) == 0);
+    db_t *db = raw_db(dir);
+    const char *kill_others = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                              "WHERE datname = current_database() AND pid <> pg_backend_pid()";
+    CHECK(q_int(db, kill_others, NULL) == 1);
+    plat_req_t *r;
+    plat_status_t st;
+    CHECK_MSG(plat_begin(p, bearer(key), "paid", 10, 10, &r, &st) == 0, "%d %s", st.http,
+              st.message);
+    CHECK(q_int(db, kill_others, NULL) == 1); /* dropped again before the ledger write */
+    plat_usage_t u = {.prompt_tokens = 10, .completion_tokens = 10, .ttft_ms = -1};
+    CHECK(plat_finish(p, r, &u, "ok") == 0);
+    CHECK(q_int(db, "SELECT count(*) FROM usage_ledger", NULL) == 1);
+    CHECK_MSG(plat_verify(p, err, sizeof err) == 0, "%s", err);
+    plat_account_t a;
+    CHECK(plat_account_get(p, acct, &a, err, sizeof err) == 0 && a.gift_balance == 10 * YUAN - 30);
+    db_close(db);
+    plat_close(p);
+    CHECK(plat_open("postgresql:///nope?host=/nonexistent&port=5432", NULL, err, sizeof err) ==
+          NULL);
+    CHECK_MSG(strstr(err, "PostgreSQL"), "%s", err);
+}
+
+/* PostgreSQL: two nodes (two handles on one database, as two processes
+ * would be) admit requests on one account at once; together they never
+ * hold or spend more than the balance, and the books balance. */
+static void test_two_nodes_no_overspend(void) {
+    if (!pg_base) return;
+    const char *dir = fresh_dir();
+    plat_t *p1 = open_test(dir, false), *p2 = open_test(dir, false);
+    char key[PLAT_KEY_MAX], err[SL_ERR_MAX];
+    int64_t acct = new_account(p1, "busy", 2 * YUAN, 1 * YUAN, key, NULL);
+    plat_price_t pr = {.input = 40 * YUAN, .cached_input = 10 * YUAN, .output = 80 * YUAN};
+    CHECK(plat_price_set(p2, "paid", &pr, err, sizeof err) == 0);
+    plat_limits_t unlimited = {0, 0, 0, 0};
+    CHECK(plat_limits_set(p1, 0, "*", &unlimited, err, sizeof err) == 0);
+    enum { T = 6 };
+    hammer_t h[T];
+    pthread_t th[T];
+    const char *auth = bearer(key);
+    for (int i = 0; i < T; i++) {
+        h[i] = (hammer_t){.p = i % 2 ? p2 : p1, .auth = auth, .seed = 300u + (unsigned)i};
+        pthread_create(&th[i], NULL, hammer_run, &h[i]);
+    }
+    int admitted = 0, refused = 0;
+    for (int i = 0; i < T; i++) {
+        pthread_join(th[i], NULL);
+        admitted += h[i].admitted;
+        refused += h[i].refused;
+    }
+    plat_account_t a;
+    plat_account_get(p2, acct, &a, err, sizeof err);
+    CHECK_MSG(a.gift_balance >= 0 && a.charge_balance >= 0, "gift %" PRId64 " charge %" PRId64,
+              a.gift_balance, a.charge_balance);
+    CHECK(refused > 0 && admitted > 50);
+    CHECK_MSG(plat_verify(p1, err, sizeof err) == 0, "%s", err);
+    plat_close(p1);
+    plat_close(p2);
+    db_t *db = raw_db(dir);
+    CHECK(q_int(db, "SELECT count(*) FROM usage_ledger", NULL) == admitted);
+    CHECK(q_int(db, "SELECT count(*) FROM reservations", NULL) == 0); /* all released */
+    CHECK(q_int(db, "SELECT sum(cost) FROM usage_ledger", NULL) ==
+          3 * YUAN - (a.gift_balance + a.charge_balance));
+    db_close(db);
+}
+
+/* PostgreSQL: a node that dies mid-request holds its reservation only
+ * until the lease runs out; then another node sweeps it and the money is
+ * free again. The dead node's request is not billed. An aborted request
+ * releases its reservation at once. */
+static void test_dead_node_lease(void) {
+    if (!pg_base) return;
+    const char *dir = fresh_dir();
+    plat_config_t cfg;
+    plat_config_default(&cfg);
+    cfg.lease_ms = 4000;
+    cfg.clock_ms = fake_clock;
+    char err[SL_ERR_MAX], key[PLAT_KEY_MAX];
+    plat_t *p = plat_open(dir, &cfg, err, sizeof err);
+    CHECK_MSG(p != NULL, "%s", err);
+    if (!p) return;
+    int64_t acct = new_account(p, "lease", 1 * YUAN, 0, key, NULL);
+    plat_price_t pr = {.input = 1 * YUAN, .cached_input = 1 * YUAN, .output = 1 * YUAN};
+    CHECK(plat_price_set(p, "paid", &pr, err, sizeof err) == 0);
+    plat_limits_t unlimited = {0, 0, 0, 0}; /* this is about money, not tokens */
+    CHECK(plat_limits_set(p, 0, "*", &unlimited, err, sizeof err) == 0);
+    plat_close(p);
+    fake_now = 1700000000000LL;
+
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) { /* the node that dies: holds 0.8 yuan, never finishes */
+        close(fds[0]);
+        plat_t *c = plat_open(dir, &cfg, err, sizeof err);
+        plat_req_t *r;
+        plat_status_t st;
+        if (!c || plat_begin(c, bearer(key), "paid", 400000, 400000, &r, &st) != 0) _exit(3);
+        if (write(fds[1], "x", 1) != 1) _exit(4);
+        for (;;) pause();
+    }
+    close(fds[1]);
+    char c;
+    CHECK(read(fds[0], &c, 1) == 1);
+    close(fds[0]);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+
+    p = plat_open(dir, &cfg, err, sizeof err);
+    CHECK_MSG(p != NULL, "%s", err);
+    plat_req_t *r;
+    plat_status_t st;
+    /* 0.8 yuan is still held: 0.5 more does not fit */
+    CHECK(plat_begin(p, bearer(key), "paid", 250000, 250000, &r, &st) == -1 && st.http == 403);
+    /* an aborted request gives its reservation back at once */
+    CHECK(plat_begin(p, bearer(key), "paid", 50000, 50000, &r, &st) == 0);
+    plat_abort(p, r);
+    CHECK(plat_begin(p, bearer(key), "paid", 50000, 50000, &r, &st) == 0);
+    plat_abort(p, r);
+    fake_now += cfg.lease_ms + 1; /* the dead node's lease runs out */
+    CHECK_MSG(plat_begin(p, bearer(key), "paid", 250000, 250000, &r, &st) == 0, "%d %s", st.http,
+              st.message);
+    plat_usage_t u = {.prompt_tokens = 250000, .completion_tokens = 250000, .ttft_ms = -1};
+    CHECK(plat_finish(p, r, &u, "ok") == 0);
+    plat_account_t a;
+    CHECK(plat_account_get(p, acct, &a, err, sizeof err) == 0 && a.gift_balance == YUAN / 2);
+    CHECK_MSG(plat_verify(p, err, sizeof err) == 0, "%s", err);
+    plat_close(p);
+    db_t *db = raw_db(dir);
+    CHECK(q_int(db, "SELECT count(*) FROM usage_ledger", NULL) == 1); /* the dead one: unbilled */
+    CHECK(q_int(db, "SELECT count(*) FROM reservations", NULL) == 0);
+    db_close(db);
+    fake_now = 1700000000000LL;
+}
+
+/* PostgreSQL: the rate-limit buckets are rows every node shares, so two
+ * nodes together admit an account's limit once, not twice; tokens one
+ * node gives back at finish are there for the other. */
+static void test_two_nodes_share_limits(void) {
+    if (!pg_base) return;
+    const char *dir = fresh_dir();
+    fake_now = 1700000000000LL;
+    plat_t *p1 = open_test(dir, true), *p2 = open_test(dir, true);
+    char key[PLAT_KEY_MAX], err[SL_ERR_MAX];
+    int64_t acct = new_account(p1, "limited", 100 * YUAN, 0, key, NULL);
+    plat_price_t pr = {1000000, 500000, 2000000};
+    CHECK(plat_price_set(p1, "paid", &pr, err, sizeof err) == 0);
+    plat_limits_t l = {.rpm = 10, .tpm = 3000};
+    CHECK(plat_limits_set(p2, acct, "paid", &l, err, sizeof err) == 0);
+    plat_req_t *r;
+    plat_status_t st;
+    plat_usage_t u = {.prompt_tokens = 10, .completion_tokens = 10, .ttft_ms = -1};
+    for (int minute = 0; minute < 2; minute++) {
+        int ok = 0, limited = 0;
+        for (int i = 0; i < 30; i++) {
+            if (plat_begin(i % 2 ? p2 : p1, bearer(key), "paid", 10, 10, &r, &st) == 0) {
+                ok++;
+                CHECK(plat_finish(i % 2 ? p2 : p1, r, &u, "ok") == 0);
+            } else {
+                limited += st.http == 429 && !strcmp(st.limit, "rpm");
+            }
+        }
+        CHECK_MSG(ok == 10 && limited == 20, "minute %d: %d admitted, %d limited", minute, ok,
+                  limited);
+        fake_now += 60000;
+    }
+    /* TPM: what node 1 does not use, node 2 may */
+    l = (plat_limits_t){.tpm = 3000};
+    CHECK(plat_limits_set(p1, acct, "paid", &l, err, sizeof err) == 0);
+    fake_now += 120000;
+    plat_req_t *r1, *r2;
+    CHECK(plat_begin(p1, bearer(key), "paid", 1000, 1000, &r1, &st) == 0);
+    CHECK(plat_begin(p2, bearer(key), "paid", 1000, 1000, &r2, &st) == -1 && st.http == 429 &&
+          !strcmp(st.limit, "tpm"));
+    u = (plat_usage_t){.prompt_tokens = 100, .completion_tokens = 100, .ttft_ms = -1};
+    CHECK(plat_finish(p1, r1, &u, "ok") == 0);
+    CHECK_MSG(plat_begin(p2, bearer(key), "paid", 1000, 1000, &r2, &st) == 0, "%d %s", st.http,
+              st.message);
+    plat_abort(p2, r2);
+    CHECK_MSG(plat_verify(p2, err, sizeof err) == 0, "%s", err);
+    plat_close(p1);
+    plat_close(p2);
+    fake_now = 1700000000000LL;
+}
+
+/* Reports group by the UTC day of finished_at on both backends (each
+ * engine's own date function behind DAY_UTC). */
+static void test_report_days(void) {
+    const char *dir = fresh_dir();
+    fake_now = 1700000000000LL; /* 2023-11-14T22:13:20Z */
+    plat_t *p = open_test(dir, true);
+    char key[PLAT_KEY_MAX], err[SL_ERR_MAX];
+    new_account(p, "days", 10 * YUAN, 0, key, NULL);
+    plat_usage_t u = {.prompt_tokens = 3, .completion_tokens = 4, .ttft_ms = -1};
+    for (int i = 0; i < 3; i++) {
+        plat_req_t *r;
+        plat_status_t st;
+        CHECK(plat_begin(p, bearer(key), "free", 3, 4, &r, &st) == 0);
+        CHECK(plat_finish(p, r, &u, "ok") == 0);
+        fake_now += 3600000; /* the third lands on the 15th */
+    }
+    sl_buf_t out = {0};
+    plat_report_opts_t o = {.group_by = "day", .format = "csv"};
+    CHECK(plat_usage_report(p, &o, &out, err, sizeof err) == 0);
+    CHECK_MSG(out.data && !strcmp(out.data, "day,requests,prompt_tokens,cached_tokens,"
+                                            "completion_tokens,reasoning_tokens,total_tokens,cost\n"
+                                            "2023-11-14,2,6,0,8,0,14,0.00\n"
+                                            "2023-11-15,1,3,0,4,0,7,0.00\n"),
+              "%s", out.data ? out.data : "(null)");
+    sl_buf_free(&out);
+    plat_close(p);
+    fake_now = 1700000000000LL;
+}
+
+static void run_all(void) {
     RUN(test_migrations);
     RUN(test_stored_responses);
     RUN(test_auth_failures);
@@ -1031,8 +1303,35 @@ int main(void) {
     RUN(test_ledger_1000_mixed);
     RUN(test_tenant_isolation);
     RUN(test_crash_safety);
+    RUN(test_report_days);
+    if (!pg_base) return;
+    /* PostgreSQL only: connections, several nodes */
+    RUN(test_pg_reconnect);
+    RUN(test_two_nodes_no_overspend);
+    RUN(test_dead_node_lease);
+    RUN(test_two_nodes_share_limits);
+}
+
+int main(void) {
+    RUN(test_money);
+    RUN(test_cost);
+    printf("-- on SQLite\n");
+    fflush(stdout);
+    run_all();
+    const char *pg = getenv("SILICA_TEST_PG");
+    if (pg && *pg) {
+        printf("-- on PostgreSQL (%s)\n", pg);
+        fflush(stdout);
+        pg_base = pg;
+        run_all();
+    } else {
+        printf("-- on PostgreSQL: SKIPPED (SILICA_TEST_PG is not set; tests/pg.sh sets it when "
+               "it can start a server)\n");
+        fflush(stdout);
+    }
     for (int i = 0; i < ndirs; i++) {
-        char cmd[128];
+        if (db_is_url(dirs[i])) continue; /* databases go with the test server */
+        char cmd[600];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", dirs[i]);
         if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dirs[i]);
     }

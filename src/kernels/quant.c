@@ -37,6 +37,13 @@ static_assert(sizeof(sl_block_q5_K) == 176, "q5_K block size");
 static_assert(sizeof(sl_block_iq4_nl) == 18, "iq4_nl block size");
 static_assert(sizeof(sl_block_iq4_xs) == 136, "iq4_xs block size");
 static_assert(SL_X8_IQ4_XS_BLOCK == 8 * sizeof(sl_block_iq4_xs), "x8 iq4_xs block: the 8 GGUF blocks' bytes");
+static_assert(sizeof(sl_block_iq2_xxs) == 66, "iq2_xxs block size");
+static_assert(sizeof(sl_block_iq2_xs) == 74, "iq2_xs block size");
+static_assert(sizeof(sl_block_iq2_s) == 82, "iq2_s block size");
+static_assert(sizeof(sl_block_iq3_xxs) == 98, "iq3_xxs block size");
+static_assert(sizeof(sl_block_iq3_s) == 110, "iq3_s block size");
+static_assert(sizeof(sl_block_iq1_s) == 50, "iq1_s block size");
+static_assert(sizeof(sl_block_iq1_m) == 56, "iq1_m block size");
 static_assert(sizeof(sl_block_q6_K) == 210, "q6_K block size");
 static_assert(sizeof(sl_block_q8_K) == 292, "q8_K block size");
 
@@ -60,13 +67,13 @@ static const sl_type_traits_t traits_table[SL_TYPE_COUNT] = {
     T(SL_TYPE_Q5_K, "q5_K", 256, 176, true, SL_TYPE_Q8_K),
     T(SL_TYPE_Q6_K, "q6_K", 256, 210, true, SL_TYPE_Q8_K),
     T(SL_TYPE_Q8_K, "q8_K", 256, 292, true, SL_TYPE_Q8_K),
-    T(16, "iq2_xxs", 256, 66, false, SL_TYPE_Q8_K),
-    T(17, "iq2_xs", 256, 74, false, SL_TYPE_Q8_K),
-    T(18, "iq3_xxs", 256, 98, false, SL_TYPE_Q8_K),
-    T(19, "iq1_s", 256, 50, false, SL_TYPE_Q8_K),
+    T(SL_TYPE_IQ2_XXS, "iq2_xxs", 256, 66, true, SL_TYPE_Q8_K),
+    T(SL_TYPE_IQ2_XS, "iq2_xs", 256, 74, true, SL_TYPE_Q8_K),
+    T(SL_TYPE_IQ3_XXS, "iq3_xxs", 256, 98, true, SL_TYPE_Q8_K),
+    T(SL_TYPE_IQ1_S, "iq1_s", 256, 50, true, SL_TYPE_Q8_K),
     T(SL_TYPE_IQ4_NL, "iq4_nl", 32, 18, true, SL_TYPE_Q8_0),
-    T(21, "iq3_s", 256, 110, false, SL_TYPE_Q8_K),
-    T(22, "iq2_s", 256, 82, false, SL_TYPE_Q8_K),
+    T(SL_TYPE_IQ3_S, "iq3_s", 256, 110, true, SL_TYPE_Q8_K),
+    T(SL_TYPE_IQ2_S, "iq2_s", 256, 82, true, SL_TYPE_Q8_K),
     /* iq4_xs dotted with q8_0 blocks (ggml: q8_K): its 32-element sub-blocks
      * go through the 32-block kernels, GEMM included */
     T(SL_TYPE_IQ4_XS, "iq4_xs", 256, 136, true, SL_TYPE_Q8_0),
@@ -75,7 +82,7 @@ static const sl_type_traits_t traits_table[SL_TYPE_COUNT] = {
     T(SL_TYPE_I32, "i32", 1, 4, false, SL_TYPE_I32),
     T(SL_TYPE_I64, "i64", 1, 8, false, SL_TYPE_I64),
     T(SL_TYPE_F64, "f64", 1, 8, false, SL_TYPE_F64),
-    T(29, "iq1_m", 256, 56, false, SL_TYPE_Q8_K),
+    T(SL_TYPE_IQ1_M, "iq1_m", 256, 56, true, SL_TYPE_Q8_K),
     T(SL_TYPE_BF16, "bf16", 1, 2, true, SL_TYPE_F32),
     T(34, "tq1_0", 256, 54, false, SL_TYPE_Q8_K),
     T(35, "tq2_0", 256, 66, false, SL_TYPE_Q8_K),
@@ -430,7 +437,7 @@ void sl_dequantize_row(sl_type_t t, const void *src, float *dst, int64_t n) {
     case SL_TYPE_Q8_K: deq_q8_K(src, dst, nb); break;
     case SL_TYPE_IQ4_NL: deq_iq4_nl(src, dst, nb); break;
     case SL_TYPE_IQ4_XS: deq_iq4_xs(src, dst, nb); break;
-    default: break;
+    default: sl_iq_dequantize(t, src, dst, nb); break;
     }
 }
 
@@ -1091,7 +1098,7 @@ bool sl_can_quantize(sl_type_t t) {
     case SL_TYPE_Q8_K:
     case SL_TYPE_IQ4_NL:
     case SL_TYPE_IQ4_XS: return true;
-    default: return false;
+    default: return sl_iq_grid_type(t);
     }
 }
 
@@ -1125,7 +1132,10 @@ int sl_quantize_row(sl_type_t t, const float *src, void *dst, int64_t n) {
     case SL_TYPE_Q8_K: sl_quantize_q8_K_ref(src, dst, n); break;
     case SL_TYPE_IQ4_NL: quant_iq4_nl(src, dst, nb); break;
     case SL_TYPE_IQ4_XS: quant_iq4_xs(src, dst, nb); break;
-    default: return -1;
+    default:
+        if (!sl_iq_grid_type(t)) return -1;
+        sl_iq_quantize(t, src, dst, nb);
+        break;
     }
     return 0;
 }

@@ -20,6 +20,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels/iq_grids.h"
 #include "kernels/x8_simd.h"
 
 /* 32 nibbles → 32 bytes: low nibbles of the 16 bytes (elements 0-15) in the
@@ -1896,6 +1897,217 @@ static void quant_q8_K(const float *x, void *vy, int64_t n) {
     }
 }
 
+/* ---- grid i-quants (iq2_xxs, iq2_xs, iq2_s, iq3_xxs, iq3_s, iq1_s, iq1_m) ----
+ *
+ * A super-block goes 32 elements a step: the step's codebook entries (4 of
+ * 8 values, or 8 of 4 for iq3) are gathered into one vector of unsigned
+ * magnitudes, the 32 sign bits (7-bit codes through sl_ksigns_iq2xs, or
+ * plain bytes) become a vector of ±1 bytes, vpsignb puts the signs on the
+ * q8_K activations, vpmaddubsw multiplies, and vpmaddwd applies the step's
+ * two 16-element multipliers 2·ls + 1 (low lane: elements 0-15). iq1's
+ * values are 8·grid ± 1 (grid −1/0/1, never 0), their own sign vector with
+ * |v| as the magnitude. Bounds: magnitudes ≤ 62 and q8_K ≤ 127 in size, so a
+ * pair sum ≤ 15748; · 31 · 2 per int32 lane per step, 8 steps: < 2^23.
+ * Weight e = D · sc · v exactly as sl_iq_decode (D: the f16 scale times
+ * 1/8, 1/4 or 1). Prefill unpacks rows into the k-quants' layout (codes v +
+ * the type's largest magnitude, unsigned; that offset times the multiplier
+ * as the min) for gemmuk. */
+static inline __m256i iq_pm1(uint32_t bits) { /* bit j set → byte j = −1, else +1 */
+    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    __m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), shuf);
+    b = _mm256_cmpeq_epi8(_mm256_and_si256(b, bit), bit);
+    return _mm256_or_si256(b, _mm256_set1_epi8(1));
+}
+static inline uint32_t iq_rd32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+/* 4 sign codes of 7 bits (code l at bit 7l of c) → 32 sign bits */
+static inline uint32_t iq_ksigns4(uint32_t c) {
+    return (uint32_t)sl_ksigns_iq2xs[c & 127] | (uint32_t)sl_ksigns_iq2xs[(c >> 7) & 127] << 8 |
+           (uint32_t)sl_ksigns_iq2xs[(c >> 14) & 127] << 16 | (uint32_t)sl_ksigns_iq2xs[(c >> 21) & 127] << 24;
+}
+static inline __m256i iq_sc16(int lo, int hi) {
+    return _mm256_set_m128i(_mm_set1_epi16((short)hi), _mm_set1_epi16((short)lo));
+}
+static inline __m256i iq_g4(const uint64_t *grid, int a, int b, int c, int d) {
+    return _mm256_set_epi64x((long long)grid[d], (long long)grid[c], (long long)grid[b], (long long)grid[a]);
+}
+/* iq1: 8 · grid + delta (delta ±1 per byte) */
+static inline __m256i iq1_vals(__m256i g, __m256i delta) {
+    const __m256i g2 = _mm256_add_epi8(g, g), g4 = _mm256_add_epi8(g2, g2);
+    return _mm256_add_epi8(_mm256_add_epi8(g4, g4), delta);
+}
+static inline long long iq1_delta8(unsigned neg) {
+    return neg ? -1LL : 0x0101010101010101LL;
+}
+
+/* Step k (elements 32k..32k+31) of super-block b: magnitudes, ±1 signs,
+ * multipliers. */
+static inline __attribute__((always_inline)) void iq_step(sl_type_t t, const uint8_t *b, int k, __m256i *mag,
+                                                           __m256i *sgn, __m256i *sc) {
+    switch (t) {
+    case SL_TYPE_IQ2_XXS: {
+        const uint8_t *q = b + 2 + 8 * k;
+        const uint32_t a1 = iq_rd32(q + 4);
+        *mag = iq_g4(sl_iq2xxs_grid, q[0], q[1], q[2], q[3]);
+        *sgn = iq_pm1(iq_ksigns4(a1));
+        *sc = _mm256_set1_epi16((short)(2 * (a1 >> 28) + 1));
+        break;
+    }
+    case SL_TYPE_IQ2_XS: {
+        const sl_block_iq2_xs *x = (const sl_block_iq2_xs *)b;
+        const uint16_t *v = x->qs + 4 * k;
+        *mag = iq_g4(sl_iq2xs_grid, v[0] & 511, v[1] & 511, v[2] & 511, v[3] & 511);
+        *sgn = iq_pm1((uint32_t)sl_ksigns_iq2xs[v[0] >> 9] | (uint32_t)sl_ksigns_iq2xs[v[1] >> 9] << 8 |
+                      (uint32_t)sl_ksigns_iq2xs[v[2] >> 9] << 16 | (uint32_t)sl_ksigns_iq2xs[v[3] >> 9] << 24);
+        *sc = iq_sc16(2 * (x->scales[k] & 15) + 1, 2 * (x->scales[k] >> 4) + 1);
+        break;
+    }
+    case SL_TYPE_IQ2_S: {
+        const sl_block_iq2_s *x = (const sl_block_iq2_s *)b;
+        const uint8_t *q = x->qs + 4 * k;
+        const int h = x->qh[k];
+        *mag = iq_g4(sl_iq2s_grid, q[0] | (h & 3) << 8, q[1] | (h & 12) << 6, q[2] | (h & 48) << 4, q[3] | (h & 192) << 2);
+        *sgn = iq_pm1(iq_rd32(x->qs + 32 + 4 * k));
+        *sc = iq_sc16(2 * (x->scales[k] & 15) + 1, 2 * (x->scales[k] >> 4) + 1);
+        break;
+    }
+    case SL_TYPE_IQ3_XXS: {
+        const sl_block_iq3_xxs *x = (const sl_block_iq3_xxs *)b;
+        const uint8_t *q = x->qs + 8 * k;
+        const uint32_t aux = iq_rd32(x->qs + 64 + 4 * k);
+        const uint32_t *g = sl_iq3xxs_grid;
+        *mag = _mm256_set_epi32((int)g[q[7]], (int)g[q[6]], (int)g[q[5]], (int)g[q[4]], (int)g[q[3]], (int)g[q[2]],
+                                (int)g[q[1]], (int)g[q[0]]);
+        *sgn = iq_pm1(iq_ksigns4(aux));
+        *sc = _mm256_set1_epi16((short)(2 * (aux >> 28) + 1));
+        break;
+    }
+    case SL_TYPE_IQ3_S: {
+        const sl_block_iq3_s *x = (const sl_block_iq3_s *)b;
+        const uint8_t *q = x->qs + 8 * k;
+        const int h = x->qh[k];
+        const uint32_t *g = sl_iq3s_grid;
+#define IQ3S_E(e) (int)g[q[e] | ((h >> (e)) & 1) << 8]
+        *mag = _mm256_set_epi32(IQ3S_E(7), IQ3S_E(6), IQ3S_E(5), IQ3S_E(4), IQ3S_E(3), IQ3S_E(2), IQ3S_E(1), IQ3S_E(0));
+#undef IQ3S_E
+        *sgn = iq_pm1(iq_rd32(x->signs + 4 * k));
+        *sc = _mm256_set1_epi16((short)(2 * ((x->scales[k / 2] >> (4 * (k % 2))) & 15) + 1));
+        break;
+    }
+    case SL_TYPE_IQ1_S: {
+        const sl_block_iq1_s *x = (const sl_block_iq1_s *)b;
+        const uint8_t *q = x->qs + 4 * k;
+        const int h = x->qh[k];
+        const __m256i g = iq_g4(sl_iq1s_grid, q[0] | (h & 7) << 8, q[1] | (h & 0x38) << 5, q[2] | (h & 0x1c0) << 2,
+                                q[3] | (h & 0xe00) >> 1);
+        const __m256i v = iq1_vals(g, _mm256_set1_epi64x(iq1_delta8(h & 0x8000)));
+        *mag = _mm256_abs_epi8(v);
+        *sgn = v;
+        *sc = _mm256_set1_epi16((short)(2 * ((h >> 12) & 7) + 1));
+        break;
+    }
+    default: { /* SL_TYPE_IQ1_M */
+        const sl_block_iq1_m *x = (const sl_block_iq1_m *)b;
+        const uint8_t *q = x->qs + 4 * k;
+        const int h0 = x->qh[2 * k], h1 = x->qh[2 * k + 1];
+        const __m256i g = iq_g4(sl_iq1s_grid, q[0] | (h0 & 7) << 8, q[1] | (h0 & 0x70) << 4, q[2] | (h1 & 7) << 8,
+                                q[3] | (h1 & 0x70) << 4);
+        const __m256i delta = _mm256_set_epi64x(iq1_delta8(h1 & 0x80), iq1_delta8(h1 & 8), iq1_delta8(h0 & 0x80),
+                                                iq1_delta8(h0 & 8));
+        const __m256i v = iq1_vals(g, delta);
+        *mag = _mm256_abs_epi8(v);
+        *sgn = v;
+        uint16_t sw;
+        memcpy(&sw, x->scales + 2 * (k / 2), 2);
+        const int sh = 6 * (k % 2);
+        *sc = iq_sc16(2 * ((sw >> sh) & 7) + 1, 2 * ((sw >> (sh + 3)) & 7) + 1);
+        break;
+    }
+    }
+}
+
+/* D of a super-block (weight = D · multiplier · value) */
+static inline __attribute__((always_inline)) float iq_scale(sl_type_t t, const uint8_t *b) {
+    if (t == SL_TYPE_IQ1_M) {
+        uint16_t s[4];
+        memcpy(s, ((const sl_block_iq1_m *)b)->scales, 8);
+        const uint16_t h = (uint16_t)((s[0] >> 12) | ((s[1] >> 8) & 0x00f0) | ((s[2] >> 4) & 0x0f00) | (s[3] & 0xf000));
+        return f16(h) * 0.125f;
+    }
+    sl_f16_t d;
+    memcpy(&d, b, 2);
+    return f16(d) * (t == SL_TYPE_IQ3_S ? 1.0f : t == SL_TYPE_IQ3_XXS ? 0.25f : 0.125f);
+}
+
+static inline __attribute__((always_inline)) float iq_dot(sl_type_t t, int64_t n, const void *vw, const void *vx) {
+    const size_t bs = sl_type_traits(t)->type_size;
+    const sl_block_q8_K *x = vx;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / SL_QK_K; i++) {
+        const uint8_t *b = (const uint8_t *)vw + (size_t)i * bs;
+        __m256i s0 = _mm256_setzero_si256(), s1 = s0;
+#pragma GCC unroll 2
+        for (int k = 0; k < 8; k++) {
+            __m256i mag, sgn, sc;
+            iq_step(t, b, k, &mag, &sgn, &sc);
+            const __m256i xs = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * k)), sgn);
+            const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(mag, xs), sc);
+            if (k & 1)
+                s1 = _mm256_add_epi32(s1, p);
+            else
+                s0 = _mm256_add_epi32(s0, p);
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(iq_scale(t, b) * x[i].d), _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)),
+                              acc);
+    }
+    return hsum8(acc);
+}
+
+/* Rows into the k-quants' unpacked super-blocks: code = value + off
+ * (0..2·off), scale lanes the multipliers, min = off · multiplier per 16
+ * elements, d = dmin = D. */
+static inline __attribute__((always_inline)) void iq_urows(sl_type_t t, int off, int64_t n, const void *w, size_t ws,
+                                                            int nr, uint8_t *dst) {
+    const size_t bs = sl_type_traits(t)->type_size;
+    const __m256i voff = _mm256_set1_epi8((char)off);
+    for (int r = 0; r < nr; r++) {
+        const uint8_t *row = (const uint8_t *)w + (size_t)r * ws;
+        for (int64_t i = 0; i < n / SL_QK_K; i++, dst += SL_UK_SB_BYTES) {
+            const uint8_t *b = row + (size_t)i * bs;
+            int16_t mn[16];
+            for (int k = 0; k < 8; k++) {
+                __m256i mag, sgn, sc;
+                iq_step(t, b, k, &mag, &sgn, &sc);
+                uk_put(dst, k, _mm256_add_epi8(_mm256_sign_epi8(mag, sgn), voff), sc);
+                mn[2 * k] = (int16_t)(off * _mm256_extract_epi16(sc, 0));
+                mn[2 * k + 1] = (int16_t)(off * _mm256_extract_epi16(sc, 8));
+            }
+            const float d = iq_scale(t, b);
+            uk_tail(dst, _mm256_loadu_si256((const __m256i *)mn), d, d);
+        }
+    }
+}
+
+#define DEF_IQ(T, name, off)                                                                                     \
+    static float dot_##name(int64_t n, const void *w, const void *x) {                                          \
+        return iq_dot(T, n, w, x);                                                                               \
+    }                                                                                                            \
+    static void urows_##name(int64_t n, const void *w, size_t ws, int nr, uint8_t *dst) {                       \
+        iq_urows(T, off, n, w, ws, nr, dst);                                                                     \
+    }
+DEF_IQ(SL_TYPE_IQ2_XXS, iq2_xxs, 43)
+DEF_IQ(SL_TYPE_IQ2_XS, iq2_xs, 43)
+DEF_IQ(SL_TYPE_IQ2_S, iq2_s, 43)
+DEF_IQ(SL_TYPE_IQ3_XXS, iq3_xxs, 62)
+DEF_IQ(SL_TYPE_IQ3_S, iq3_s, 15)
+DEF_IQ(SL_TYPE_IQ1_S, iq1_s, 9)
+DEF_IQ(SL_TYPE_IQ1_M, iq1_m, 9)
+#undef DEF_IQ
+
 bool sl_kern_fill_avx2(sl_kern_table_t *t) {
     t->dot[SL_TYPE_F32] = dot_f32;
     t->dot[SL_TYPE_F16] = dot_f16;
@@ -1965,6 +2177,15 @@ bool sl_kern_fill_avx2(sl_kern_table_t *t) {
     t->gemmuk[SL_TYPE_Q4_K] = gemmuk;
     t->gemmuk[SL_TYPE_Q5_K] = gemmuk;
     t->gemmuk[SL_TYPE_Q6_K] = gemmuk;
+#define FILL_IQ(T, name) t->dot[T] = dot_##name, t->unpack[T] = urows_##name, t->gemmuk[T] = gemmuk
+    FILL_IQ(SL_TYPE_IQ2_XXS, iq2_xxs);
+    FILL_IQ(SL_TYPE_IQ2_XS, iq2_xs);
+    FILL_IQ(SL_TYPE_IQ2_S, iq2_s);
+    FILL_IQ(SL_TYPE_IQ3_XXS, iq3_xxs);
+    FILL_IQ(SL_TYPE_IQ3_S, iq3_s);
+    FILL_IQ(SL_TYPE_IQ1_S, iq1_s);
+    FILL_IQ(SL_TYPE_IQ1_M, iq1_m);
+#undef FILL_IQ
     t->dotf[SL_TYPE_Q4_0] = dotf_q4_0;
     t->dotf[SL_TYPE_Q5_0] = dotf_q5_0;
     t->dotf[SL_TYPE_Q8_0] = dotf_q8_0;

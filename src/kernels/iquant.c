@@ -386,45 +386,78 @@ static iq_kind_t iq_kind(sl_type_t t) {
  * kind's level bytes are filled in and read). */
 typedef float iq_cost_t[8][256];
 
-/* The entry of least total cost over w elements (early exit once a partial
- * sum cannot win). */
+/* The codebook search. Entries are sorted as integers, so those sharing
+ * their top bytes (the last elements) are contiguous: costs are summed from
+ * the last element down, and once the partial sum plus the least possible
+ * cost of the remaining elements (lb) cannot win, every following entry
+ * with the same top bytes is skipped at once. */
+static bool same_top(const iq_kind_t *k, int e, int f,
+                     int j) { /* entries e, f agree in bytes j.. */
+    const uint8_t *a = k->grid + (size_t)e * (size_t)k->w, *b = k->grid + (size_t)f * (size_t)k->w;
+    return !memcmp(a + j, b + j, (size_t)(k->w - j));
+}
+static void lower_bounds(const iq_kind_t *k, const iq_cost_t cost, int off, float lb[9]) {
+    lb[0] = 0; /* lb[j]: least cost of elements 0..j-1 */
+    for (int j = 0; j < k->w; j++) {
+        float m = INFINITY;
+        for (int l = 0; l < k->nlv; l++)
+            m = fminf(m, cost[off + j][k->lv[l]]);
+        lb[j + 1] = lb[j] + m;
+    }
+}
+
+/* The entry of least total cost over w elements. */
 static int grid_best(const iq_kind_t *k, const iq_cost_t cost, int off, float *err) {
-    float best = INFINITY;
+    float lb[9], best = INFINITY;
+    lower_bounds(k, cost, off, lb);
     int bi = 0;
-    for (int e = 0; e < k->n; e++) {
+    for (int e = 0; e < k->n;) {
         const uint8_t *b = k->grid + (size_t)e * (size_t)k->w;
         float s = 0;
-        int j = 0;
-        for (; j < k->w; j++) {
+        int j = k->w - 1;
+        for (; j >= 0; j--) {
             s += cost[off + j][b[j]];
-            if (s >= best) break;
+            if (s + lb[j] >= best) break;
         }
-        if (j == k->w) best = s, bi = e;
+        const int e0 = e++;
+        if (j < 0) {
+            best = s, bi = e0;
+            continue;
+        }
+        while (e < k->n && same_top(k, e, e0, j))
+            e++;
     }
     *err = best;
     return bi;
 }
 
 /* As grid_best, and also the best entry with the sign of one element
- * flipped (flip[j][b]: the extra cost of that): entry *ef, element *jf. */
+ * flipped (flip[j][b]: the extra cost of that, >= 0): entry *ef, element
+ * *jf. */
 static void grid_best_flip(const iq_kind_t *k, const iq_cost_t cost, const iq_cost_t flip, int off,
                            int *ep, float *errp, int *ef, int *jf, float *errf) {
-    float bp = INFINITY, bf = INFINITY;
+    float lb[9], bp = INFINITY, bf = INFINITY;
+    lower_bounds(k, cost, off, lb);
     *ep = *ef = *jf = 0;
-    for (int e = 0; e < k->n; e++) {
+    for (int e = 0; e < k->n;) {
         const uint8_t *b = k->grid + (size_t)e * (size_t)k->w;
         float s = 0;
-        int j = 0;
-        for (; j < k->w; j++) {
+        int j = k->w - 1;
+        for (; j >= 0; j--) {
             s += cost[off + j][b[j]];
-            if (s >= bp && s >= bf) break;
+            if (s + lb[j] >= bp && s + lb[j] >= bf) break;
         }
-        if (j < k->w) continue;
-        if (s < bp) bp = s, *ep = e;
+        const int e0 = e++;
+        if (j >= 0) {
+            while (e < k->n && same_top(k, e, e0, j))
+                e++;
+            continue;
+        }
+        if (s < bp) bp = s, *ep = e0;
         int jm = 0;
         for (j = 1; j < k->w; j++)
             if (flip[off + j][b[j]] < flip[off + jm][b[jm]]) jm = j;
-        if (s + flip[off + jm][b[jm]] < bf) bf = s + flip[off + jm][b[jm]], *ef = e, *jf = jm;
+        if (s + flip[off + jm][b[jm]] < bf) bf = s + flip[off + jm][b[jm]], *ef = e0, *jf = jm;
     }
     *errp = bp, *errf = bf;
 }

@@ -197,6 +197,19 @@ static float dot_iq4_nl(int64_t n, const void *vw, const void *vx) {
     return s;
 }
 
+static float dot_mxfp4(int64_t n, const void *vw, const void *vx) {
+    const sl_block_mxfp4 *w = vw;
+    const sl_block_q8_0 *x = vx;
+    float s = 0;
+    for (int64_t i = 0; i < n / 32; i++) {
+        int sum = 0;
+        for (int j = 0; j < 16; j++)
+            sum += sl_kvalues_mxfp4[w[i].qs[j] & 0xf] * x[i].qs[j] + sl_kvalues_mxfp4[w[i].qs[j] >> 4] * x[i].qs[j + 16];
+        s += sl_e8m0_half(w[i].e) * sl_f16_to_f32(x[i].d) * (float)sum;
+    }
+    return s;
+}
+
 static float dot_iq4_xs(int64_t n, const void *vw, const void *vx) {
     const sl_block_iq4_xs *w = vw;
     const sl_block_q8_0 *x = vx; /* iq4_xs is dotted with q8_0 blocks */
@@ -379,6 +392,7 @@ void sl_kern_fill_scalar(sl_kern_table_t *t) {
     t->dot[SL_TYPE_Q8_K] = dot_q8_K;
     t->dot[SL_TYPE_IQ4_NL] = dot_iq4_nl;
     t->dot[SL_TYPE_IQ4_XS] = dot_iq4_xs;
+    t->dot[SL_TYPE_MXFP4] = dot_mxfp4;
     t->dot[SL_TYPE_IQ2_XXS] = dot_iq2_xxs;
     t->dot[SL_TYPE_IQ2_XS] = dot_iq2_xs;
     t->dot[SL_TYPE_IQ2_S] = dot_iq2_s;

@@ -44,6 +44,7 @@ static_assert(sizeof(sl_block_iq3_xxs) == 98, "iq3_xxs block size");
 static_assert(sizeof(sl_block_iq3_s) == 110, "iq3_s block size");
 static_assert(sizeof(sl_block_iq1_s) == 50, "iq1_s block size");
 static_assert(sizeof(sl_block_iq1_m) == 56, "iq1_m block size");
+static_assert(sizeof(sl_block_mxfp4) == 17, "mxfp4 block size");
 static_assert(sizeof(sl_block_q6_K) == 210, "q6_K block size");
 static_assert(sizeof(sl_block_q8_K) == 292, "q8_K block size");
 
@@ -86,7 +87,7 @@ static const sl_type_traits_t traits_table[SL_TYPE_COUNT] = {
     T(SL_TYPE_BF16, "bf16", 1, 2, true, SL_TYPE_F32),
     T(34, "tq1_0", 256, 54, false, SL_TYPE_Q8_K),
     T(35, "tq2_0", 256, 66, false, SL_TYPE_Q8_K),
-    T(39, "mxfp4", 32, 17, false, SL_TYPE_Q8_0),
+    T(SL_TYPE_MXFP4, "mxfp4", 32, 17, true, SL_TYPE_Q8_0),
 };
 #undef T
 
@@ -394,6 +395,23 @@ static void deq_iq4_nl(const sl_block_iq4_nl *x, float *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++) deq_iq4_32(x[i].qs, sl_f16_to_f32(x[i].d), y + 32 * i);
 }
 
+/* ggml's kvalues_mxfp4: the E2M1 values doubled */
+const int8_t sl_kvalues_mxfp4[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+
+float sl_e8m0_half(uint8_t e) {
+    return ldexpf(1.0f, (int)e - 128); /* exact for every e: 2^-128 .. 2^127 */
+}
+
+static void deq_mxfp4(const sl_block_mxfp4 *x, float *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, y += 32) {
+        const float d = sl_e8m0_half(x[i].e);
+        for (int j = 0; j < 16; j++) {
+            y[j] = d * (float)sl_kvalues_mxfp4[x[i].qs[j] & 0xf];
+            y[j + 16] = d * (float)sl_kvalues_mxfp4[x[i].qs[j] >> 4];
+        }
+    }
+}
+
 static void deq_iq4_xs(const sl_block_iq4_xs *x, float *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++) {
         const float d = sl_f16_to_f32(x[i].d);
@@ -436,6 +454,7 @@ void sl_dequantize_row(sl_type_t t, const void *src, float *dst, int64_t n) {
     case SL_TYPE_Q6_K: deq_q6_K(src, dst, nb); break;
     case SL_TYPE_Q8_K: deq_q8_K(src, dst, nb); break;
     case SL_TYPE_IQ4_NL: deq_iq4_nl(src, dst, nb); break;
+    case SL_TYPE_MXFP4: deq_mxfp4(src, dst, nb); break;
     case SL_TYPE_IQ4_XS: deq_iq4_xs(src, dst, nb); break;
     default: sl_iq_dequantize(t, src, dst, nb); break;
     }
@@ -1040,6 +1059,33 @@ static void iq4_assign32(const float *x, float d, uint8_t idx[32]) {
     for (int j = 0; j < 32; j++) idx[j] = (uint8_t)iq4_nearest(x[j] * id);
 }
 
+/* mxfp4, ggml's reference rule: e = floor(log2 amax) − 2 + 127, so that
+ * amax / 2^(e − 128) lies in [8, 16), at the top of the doubled codebook (8,
+ * 12); every element takes the code of the nearest value (the first on
+ * ties, so 0 is code 0). */
+static int mxfp4_nearest(float x, float d) {
+    int best = 0;
+    float be = fabsf((float)sl_kvalues_mxfp4[0] * d - x);
+    for (int i = 1; i < 16; i++) {
+        const float e = fabsf((float)sl_kvalues_mxfp4[i] * d - x);
+        if (e < be) be = e, best = i;
+    }
+    return best;
+}
+
+static void quant_mxfp4(const float *x, sl_block_mxfp4 *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, x += 32) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+        /* floor(log2) of a float ≥ 2^-126 stays within −126..127: e in 0..252 */
+        const int e = amax > 0 ? (int)floorf(log2f(amax)) - 2 + 127 : 0;
+        y[i].e = (uint8_t)(e < 0 ? 0 : e);
+        const float d = sl_e8m0_half(y[i].e);
+        for (int j = 0; j < 16; j++)
+            y[i].qs[j] = (uint8_t)(mxfp4_nearest(x[j], d) | mxfp4_nearest(x[j + 16], d) << 4);
+    }
+}
+
 static void quant_iq4_nl(const float *x, sl_block_iq4_nl *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++, x += 32) {
         uint8_t idx[32];
@@ -1097,7 +1143,8 @@ bool sl_can_quantize(sl_type_t t) {
     case SL_TYPE_Q6_K:
     case SL_TYPE_Q8_K:
     case SL_TYPE_IQ4_NL:
-    case SL_TYPE_IQ4_XS: return true;
+    case SL_TYPE_IQ4_XS:
+    case SL_TYPE_MXFP4: return true;
     default: return sl_iq_grid_type(t);
     }
 }
@@ -1131,6 +1178,7 @@ int sl_quantize_row(sl_type_t t, const float *src, void *dst, int64_t n) {
     case SL_TYPE_Q6_K: quant_q6_K(src, dst, nb); break;
     case SL_TYPE_Q8_K: sl_quantize_q8_K_ref(src, dst, n); break;
     case SL_TYPE_IQ4_NL: quant_iq4_nl(src, dst, nb); break;
+    case SL_TYPE_MXFP4: quant_mxfp4(src, dst, nb); break;
     case SL_TYPE_IQ4_XS: quant_iq4_xs(src, dst, nb); break;
     default:
         if (!sl_iq_grid_type(t)) return -1;

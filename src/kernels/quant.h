@@ -43,6 +43,7 @@ typedef enum sl_type {
     SL_TYPE_F64 = 28,
     SL_TYPE_IQ1_M = 29,
     SL_TYPE_BF16 = 30,
+    SL_TYPE_MXFP4 = 39,
     SL_TYPE_COUNT = 40
 } sl_type_t;
 
@@ -177,6 +178,16 @@ typedef struct {
     uint8_t qh[SL_QK_K / 16];
     uint8_t scales[SL_QK_K / 32];
 } sl_block_iq1_m;
+
+/* mxfp4 (OCP microscaling FP4, gpt-oss's type): 32-element blocks of 4-bit
+ * E2M1 codes, in ggml's doubled form sl_kvalues_mxfp4 (0, ±0.5·2, ±1·2, ...
+ * ±6·2), and an E8M0 exponent e: weight = 2^(e − 128) · kvalues[code]
+ * (sl_e8m0_half: the block scale halved to undo the doubling). Nibbles as
+ * iq4_nl: low = elements 0-15, high = 16-31. */
+#define SL_QK_MXFP4 32
+typedef struct { uint8_t e; uint8_t qs[SL_QK_MXFP4 / 2]; } sl_block_mxfp4;
+extern const int8_t sl_kvalues_mxfp4[16];
+float sl_e8m0_half(uint8_t e);
 
 typedef struct sl_type_traits {
     const char *name;      /* "q4_K", as GGUF tools print it */

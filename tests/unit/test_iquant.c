@@ -530,6 +530,101 @@ static void test_sign_parity(void) {
     }
 }
 
+/* mxfp4 (32-blocks of E2M1 codes under an E8M0 exponent, ggml's doubled
+ * codebook): a hand-built block, the scale at the extremes, random blocks
+ * against the format, dots against q8_0 on every level, and ggml's
+ * quantization rule (e from the largest magnitude, nearest code). */
+static void test_mxfp4(void) {
+    static const int kv[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+    const sl_type_traits_t *tr = sl_type_traits(SL_TYPE_MXFP4);
+    CHECK(tr && tr->supported && tr->blck == 32 && tr->type_size == 17 &&
+          tr->vec_dot_type == SL_TYPE_Q8_0);
+    CHECK(strcmp(sl_type_name(SL_TYPE_MXFP4), "mxfp4") == 0 && (int)SL_TYPE_MXFP4 == 39);
+    /* e = 130: 2^(130 − 128) = 4 per unit of the doubled codes; byte j = j
+     * (low nibble, element j) | (15 − j) << 4 (element 16 + j) */
+    sl_block_mxfp4 b;
+    b.e = 130;
+    for (int j = 0; j < 16; j++)
+        b.qs[j] = (uint8_t)(j | (15 - j) << 4);
+    float y[64];
+    sl_dequantize_row(SL_TYPE_MXFP4, &b, y, 32);
+    int bad = 0;
+    for (int j = 0; j < 16; j++)
+        bad += y[j] != 4.0f * (float)kv[j] || y[16 + j] != 4.0f * (float)kv[15 - j];
+    CHECK(y[7] == 48.0f && y[16] == -48.0f && y[1] == 4.0f);
+    CHECK(bad == 0);
+    /* the exponent's ends: 2^-128 and 2^-127 (subnormal floats), 2^127 */
+    b.e = 0;
+    sl_dequantize_row(SL_TYPE_MXFP4, &b, y, 32);
+    CHECK(y[1] == ldexpf(1.0f, -128) && y[7] == 12.0f * ldexpf(1.0f, -128));
+    b.e = 1;
+    sl_dequantize_row(SL_TYPE_MXFP4, &b, y, 32);
+    CHECK(y[1] == ldexpf(1.0f, -127));
+    b.e = 255;
+    sl_dequantize_row(SL_TYPE_MXFP4, &b, y, 32);
+    CHECK(y[2] == ldexpf(1.0f, 128));
+    /* random blocks (exponents near 127) and dots on every level */
+    int bad_deq = 0, bad_dot = 0;
+    for (int rep = 0; rep < 50; rep++) {
+        const int64_t n = 32 * (1 + (int64_t)(rnd() % 40));
+        uint8_t *w = malloc(17 * (size_t)(n / 32));
+        float *x = malloc(sizeof(float) * (size_t)n), *wd = malloc(sizeof(float) * (size_t)n),
+              *xd = malloc(sizeof(float) * (size_t)n);
+        uint8_t *xq = malloc(sl_row_size(SL_TYPE_Q8_0, n));
+        for (int64_t i = 0; i < 17 * (n / 32); i++)
+            w[i] = (uint8_t)rnd();
+        for (int64_t i = 0; i < n / 32; i++)
+            w[17 * i] = (uint8_t)(120 + rnd() % 12);
+        sl_dequantize_row(SL_TYPE_MXFP4, w, wd, n);
+        for (int64_t i = 0; i < n; i++) {
+            const uint8_t *blk = w + 17 * (i / 32);
+            const int k = (int)(i % 32), code = k < 16 ? blk[1 + k] & 15 : blk[1 + k - 16] >> 4;
+            bad_deq += wd[i] != (float)(ldexp(1.0, blk[0] - 128) * kv[code]);
+            x[i] = gauss();
+        }
+        const sl_isa_t prev = sl_kernels_set_isa(SL_ISA_SCALAR);
+        sl_kern_table()->quant[SL_TYPE_Q8_0](x, xq, n);
+        sl_dequantize_row(SL_TYPE_Q8_0, xq, xd, n);
+        double ref = 0, mag = 0;
+        for (int64_t i = 0; i < n; i++)
+            ref += (double)wd[i] * xd[i], mag += fabs((double)wd[i] * xd[i]);
+        for (size_t ii = 0; ii < SL_ARRAY_LEN(isas); ii++) {
+            if (!sl_isa_supported(isas[ii])) continue;
+            sl_kernels_set_isa(isas[ii]);
+            bad_dot += !(fabs(sl_vec_dot(SL_TYPE_MXFP4, n, w, xq) - ref) <= 2e-5 * mag + 1e-6);
+        }
+        sl_kernels_set_isa(prev);
+        free(w), free(x), free(wd), free(xd), free(xq);
+    }
+    CHECK(bad_deq == 0);
+    CHECK(bad_dot == 0);
+    /* quantization: amax 5.5 → floor(log2 5.5) − 2 + 127 = 127, d = 0.5;
+     * 5.5 → 6.0 (code 7, 12); −0.8 → −1.0 (code 10, −2); 0.3 → 0.5 (code
+     * 1); 0 → code 0; 2.9 → 3.0 (code 5, 6) */
+    float q[32] = {0};
+    q[0] = 5.5f, q[1] = -0.8f, q[2] = 0.3f, q[17] = 2.9f;
+    sl_block_mxfp4 o;
+    CHECK(sl_quantize_row(SL_TYPE_MXFP4, q, &o, 32) == 0);
+    CHECK(o.e == 127);
+    CHECK((o.qs[0] & 15) == 7 && (o.qs[1] & 15) == 10 && (o.qs[2] & 15) == 1 &&
+          (o.qs[3] & 15) == 0);
+    CHECK((o.qs[1] >> 4) == 5 && (o.qs[0] >> 4) == 0);
+    q[0] = 5.0f; /* a tie between 4 (code 6) and 6 (code 7): the first */
+    sl_quantize_row(SL_TYPE_MXFP4, q, &o, 32);
+    CHECK(o.e == 127 && (o.qs[0] & 15) == 6);
+    /* error bound on normal data (4.25 bits; q4_0's is ~0.084 here) */
+    enum { N = 4096 };
+    static float xs[N], ys[N];
+    static uint8_t qq[N];
+    for (int i = 0; i < N; i++)
+        xs[i] = gauss() * (1.0f + (float)(i / 256));
+    CHECK(sl_quantize_row(SL_TYPE_MXFP4, xs, qq, N) == 0);
+    sl_dequantize_row(SL_TYPE_MXFP4, qq, ys, N);
+    const double r = rel_rmse(xs, ys, N);
+    fprintf(stderr, "  mxfp4    rel rmse %.4f\n", r);
+    CHECK_MSG(r < 0.13, "mxfp4 rel rmse %g", r);
+}
+
 int main(void) {
     sl_kernels_init();
     RUN(test_codebooks);
@@ -539,5 +634,6 @@ int main(void) {
     RUN(test_dots);
     RUN(test_quantizer_error);
     RUN(test_sign_parity);
+    RUN(test_mxfp4);
     return test_summary();
 }

@@ -44,7 +44,7 @@ static const sl_type_t all_types[] = {
     SL_TYPE_Q5_0, SL_TYPE_Q5_1, SL_TYPE_Q8_0, SL_TYPE_Q2_K, SL_TYPE_Q3_K,
     SL_TYPE_Q4_K, SL_TYPE_Q5_K, SL_TYPE_Q6_K, SL_TYPE_IQ4_NL, SL_TYPE_IQ4_XS,
     SL_TYPE_IQ2_XXS, SL_TYPE_IQ2_XS, SL_TYPE_IQ2_S, SL_TYPE_IQ3_XXS, SL_TYPE_IQ3_S,
-    SL_TYPE_IQ1_S, SL_TYPE_IQ1_M,
+    SL_TYPE_IQ1_S, SL_TYPE_IQ1_M, SL_TYPE_MXFP4,
 };
 #define N_TYPES (sizeof all_types / sizeof all_types[0])
 

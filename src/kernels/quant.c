@@ -398,10 +398,6 @@ static void deq_iq4_nl(const sl_block_iq4_nl *x, float *y, int64_t nb) {
 /* ggml's kvalues_mxfp4: the E2M1 values doubled */
 const int8_t sl_kvalues_mxfp4[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
 
-float sl_e8m0_half(uint8_t e) {
-    return ldexpf(1.0f, (int)e - 128); /* exact for every e: 2^-128 .. 2^127 */
-}
-
 static void deq_mxfp4(const sl_block_mxfp4 *x, float *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++, y += 32) {
         const float d = sl_e8m0_half(x[i].e);

@@ -187,7 +187,12 @@ typedef struct {
 #define SL_QK_MXFP4 32
 typedef struct { uint8_t e; uint8_t qs[SL_QK_MXFP4 / 2]; } sl_block_mxfp4;
 extern const int8_t sl_kvalues_mxfp4[16];
-float sl_e8m0_half(uint8_t e);
+static inline float sl_e8m0_half(uint8_t e) {
+    /* 2^(e − 128): the float of exponent field e − 1, or for e < 2 the
+     * subnormals 2^-128, 2^-127 */
+    const union { uint32_t u; float f; } v = {e >= 2 ? (uint32_t)(e - 1) << 23 : 0x00200000u << e};
+    return v.f;
+}
 
 typedef struct sl_type_traits {
     const char *name;      /* "q4_K", as GGUF tools print it */

@@ -204,9 +204,12 @@ static void tile_bf16(int64_t n, const void *w, size_t ws, int nr, const void *x
  * products with the q8 activations then go as q8_0's do: |v| · sign(x, v)
  * through vpmaddubsw. iq4_xs applies each 32-element sub-block's scale
  * with the widening vpmaddwd. */
-static inline __m256i iq4_values32(const uint8_t *qs) {
-    const __m256i kv = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)sl_kvalues_iq4nl));
+static inline __m256i cb_values32(const int8_t *cb, const uint8_t *qs) {
+    const __m256i kv = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)cb));
     return _mm256_shuffle_epi8(kv, nibbles32(qs));
+}
+static inline __m256i iq4_values32(const uint8_t *qs) {
+    return cb_values32(sl_kvalues_iq4nl, qs);
 }
 static inline __m256i iq4_pairs(__m256i v, const int8_t *x) {
     return _mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)x), v));
@@ -274,6 +277,32 @@ static float dot_iq4_xs(int64_t n, const void *w, const void *x) {
 
 static float dotf_iq4_nl(int64_t n, const void *w, const sl_q8f_t *x) {
     return iq4nl_dot(true, n, w, x);
+}
+
+/* mxfp4: iq4_nl's products with ggml's doubled E2M1 codebook (−12..12) and
+ * the block scale 2^(e − 128); q8_0 blocks, or (fscale) a float-scale row. */
+static inline __attribute__((always_inline)) float mxfp4_dot(bool fscale, int64_t n, const void *vw,
+                                                             const void *vx) {
+    const sl_block_mxfp4 *w = vw;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    for (int64_t b = 0; b < n / 32; b++) {
+        const int8_t *xq = fscale ? ((const sl_q8f_t *)vx)[b].qs : ((const sl_block_q8_0 *)vx)[b].qs;
+        const float dx = fscale ? ((const sl_q8f_t *)vx)[b].d : f16(((const sl_block_q8_0 *)vx)[b].d);
+        const __m256 p = _mm256_cvtepi32_ps(
+            _mm256_madd_epi16(iq4_pairs(cb_values32(sl_kvalues_mxfp4, w[b].qs), xq), ones));
+        if (b & 1)
+            a1 = _mm256_fmadd_ps(_mm256_set1_ps(sl_e8m0_half(w[b].e) * dx), p, a1);
+        else
+            a0 = _mm256_fmadd_ps(_mm256_set1_ps(sl_e8m0_half(w[b].e) * dx), p, a0);
+    }
+    return hsum8(_mm256_add_ps(a0, a1));
+}
+static float dot_mxfp4(int64_t n, const void *w, const void *x) {
+    return mxfp4_dot(false, n, w, x);
+}
+static float dotf_mxfp4(int64_t n, const void *w, const sl_q8f_t *x) {
+    return mxfp4_dot(true, n, w, x);
 }
 
 /* iq4_xs against a float-scale q8_0 row (decode). */
@@ -913,6 +942,17 @@ static void urows_iq4_nl(int64_t n, const void *w, size_t ws, int nr, uint8_t *d
     for (int r = 0; r < nr; r++) {
         const sl_block_iq4_nl *x = (const void *)((const uint8_t *)w + (size_t)r * ws);
         for (int64_t b = 0; b < nb; b++) u_put(dst, nb, r, b, f16(x[b].d), 0.0f, iq4_values32(x[b].qs));
+    }
+    u_pad(dst, nb, nr);
+}
+
+/* mxfp4 rows: their (doubled) E2M1 codebook bytes, signed (gemmu_s8) */
+static void urows_mxfp4(int64_t n, const void *w, size_t ws, int nr, uint8_t *dst) {
+    const int64_t nb = n / 32;
+    for (int r = 0; r < nr; r++) {
+        const sl_block_mxfp4 *x = (const void *)((const uint8_t *)w + (size_t)r * ws);
+        for (int64_t b = 0; b < nb; b++)
+            u_put(dst, nb, r, b, sl_e8m0_half(x[b].e), 0.0f, cb_values32(sl_kvalues_mxfp4, x[b].qs));
     }
     u_pad(dst, nb, nr);
 }
@@ -2136,6 +2176,10 @@ bool sl_kern_fill_avx2(sl_kern_table_t *t) {
     t->dot[SL_TYPE_IQ4_NL] = dot_iq4_nl;
     t->unpack[SL_TYPE_IQ4_NL] = urows_iq4_nl;
     t->gemmu[SL_TYPE_IQ4_NL] = gemmu_s8;
+    t->dot[SL_TYPE_MXFP4] = dot_mxfp4;
+    t->dotf[SL_TYPE_MXFP4] = dotf_mxfp4;
+    t->unpack[SL_TYPE_MXFP4] = urows_mxfp4;
+    t->gemmu[SL_TYPE_MXFP4] = gemmu_s8;
     t->dot[SL_TYPE_IQ4_XS] = dot_iq4_xs;
     t->tile[SL_TYPE_IQ4_XS] = tile_iq4_xs;
     t->unpack[SL_TYPE_IQ4_XS] = urows_iq4_xs;

@@ -12,6 +12,9 @@
  * number of minus signs (ggml's ksigns_iq2xs). Bit j set: element j is
  * negative. */
 extern const uint8_t sl_ksigns_iq2xs[128];
+/* The same patterns as 8 bytes each: −1 (0xff) for a set bit, +1 (0x01)
+ * otherwise (derived in iq_grids.c, for the SIMD dots). */
+extern const uint64_t sl_ksigns_pm1[128];
 
 extern const uint64_t sl_iq2xxs_grid[256]; /* 8 values each: 8, 25, 43 */
 extern const uint64_t sl_iq2xs_grid[512];

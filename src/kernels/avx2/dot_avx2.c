@@ -1964,13 +1964,11 @@ static inline uint32_t iq_rd32(const uint8_t *p) {
     memcpy(&v, p, 4);
     return v;
 }
-/* 4 sign codes of 7 bits (code l at bit 7l of c) → 32 sign bits */
-static inline uint32_t iq_ksigns4(uint32_t c) {
-    return (uint32_t)sl_ksigns_iq2xs[c & 127] | (uint32_t)sl_ksigns_iq2xs[(c >> 7) & 127] << 8 |
-           (uint32_t)sl_ksigns_iq2xs[(c >> 14) & 127] << 16 | (uint32_t)sl_ksigns_iq2xs[(c >> 21) & 127] << 24;
-}
-static inline __m256i iq_sc16(int lo, int hi) {
-    return _mm256_set_m128i(_mm_set1_epi16((short)hi), _mm_set1_epi16((short)lo));
+/* 4 sign codes of 7 bits (code l at bit 7l of c) → ±1 bytes */
+static inline __m256i iq_ksigns4(uint32_t c) {
+    const uint64_t *t = sl_ksigns_pm1;
+    return _mm256_set_epi64x((long long)t[(c >> 21) & 127], (long long)t[(c >> 14) & 127], (long long)t[(c >> 7) & 127],
+                             (long long)t[c & 127]);
 }
 static inline __m256i iq_g4(const uint64_t *grid, int a, int b, int c, int d) {
     return _mm256_set_epi64x((long long)grid[d], (long long)grid[c], (long long)grid[b], (long long)grid[a]);
@@ -1980,30 +1978,70 @@ static inline __m256i iq1_vals(__m256i g, __m256i delta) {
     const __m256i g2 = _mm256_add_epi8(g, g), g4 = _mm256_add_epi8(g2, g2);
     return _mm256_add_epi8(_mm256_add_epi8(g4, g4), delta);
 }
-static inline long long iq1_delta8(unsigned neg) {
-    return neg ? -1LL : 0x0101010101010101LL;
+
+/* The super-block's 16 multipliers 2·ls + 1 as kq_step_scales reads them:
+ * the even 16-element groups in the low lane, the odd ones in the high. */
+static inline __attribute__((always_inline)) __m256i iq_scales(sl_type_t t, const uint8_t *b) {
+    int16_t v[16];
+#define IQ_SC(g, ls) v[((g) & 1) * 8 + (g) / 2] = (int16_t)(2 * (ls) + 1)
+    for (int ib = 0; ib < 8; ib++) {
+        switch (t) {
+        case SL_TYPE_IQ2_XXS: {
+            const int ls = (int)(iq_rd32(b + 2 + 8 * ib + 4) >> 28);
+            IQ_SC(2 * ib, ls), IQ_SC(2 * ib + 1, ls);
+            break;
+        }
+        case SL_TYPE_IQ2_XS:
+        case SL_TYPE_IQ2_S: {
+            const int sc = b[t == SL_TYPE_IQ2_XS ? 66 + ib : 74 + ib];
+            IQ_SC(2 * ib, sc & 15), IQ_SC(2 * ib + 1, sc >> 4);
+            break;
+        }
+        case SL_TYPE_IQ3_XXS: {
+            const int ls = (int)(iq_rd32(b + 2 + 64 + 4 * ib) >> 28);
+            IQ_SC(2 * ib, ls), IQ_SC(2 * ib + 1, ls);
+            break;
+        }
+        case SL_TYPE_IQ3_S: {
+            const int ls = (b[106 + ib / 2] >> (4 * (ib % 2))) & 15;
+            IQ_SC(2 * ib, ls), IQ_SC(2 * ib + 1, ls);
+            break;
+        }
+        case SL_TYPE_IQ1_S: {
+            const int ls = (((const sl_block_iq1_s *)b)->qh[ib] >> 12) & 7;
+            IQ_SC(2 * ib, ls), IQ_SC(2 * ib + 1, ls);
+            break;
+        }
+        default: { /* SL_TYPE_IQ1_M: 3 bits per 16 elements, 4 to a scale word */
+            uint16_t sw;
+            memcpy(&sw, ((const sl_block_iq1_m *)b)->scales + 2 * (ib / 2), 2);
+            const int sh = 6 * (ib % 2);
+            IQ_SC(2 * ib, (sw >> sh) & 7), IQ_SC(2 * ib + 1, (sw >> (sh + 3)) & 7);
+            break;
+        }
+        }
+    }
+#undef IQ_SC
+    return _mm256_loadu_si256((const __m256i *)v);
 }
 
-/* Step k (elements 32k..32k+31) of super-block b: magnitudes, ±1 signs,
- * multipliers. */
+/* Step k (elements 32k..32k+31) of super-block b: magnitudes and ±1 signs. */
 static inline __attribute__((always_inline)) void iq_step(sl_type_t t, const uint8_t *b, int k, __m256i *mag,
-                                                           __m256i *sgn, __m256i *sc) {
+                                                           __m256i *sgn) {
     switch (t) {
     case SL_TYPE_IQ2_XXS: {
         const uint8_t *q = b + 2 + 8 * k;
-        const uint32_t a1 = iq_rd32(q + 4);
         *mag = iq_g4(sl_iq2xxs_grid, q[0], q[1], q[2], q[3]);
-        *sgn = iq_pm1(iq_ksigns4(a1));
-        *sc = _mm256_set1_epi16((short)(2 * (a1 >> 28) + 1));
+        *sgn = iq_ksigns4(iq_rd32(q + 4));
         break;
     }
     case SL_TYPE_IQ2_XS: {
         const sl_block_iq2_xs *x = (const sl_block_iq2_xs *)b;
         const uint16_t *v = x->qs + 4 * k;
         *mag = iq_g4(sl_iq2xs_grid, v[0] & 511, v[1] & 511, v[2] & 511, v[3] & 511);
-        *sgn = iq_pm1((uint32_t)sl_ksigns_iq2xs[v[0] >> 9] | (uint32_t)sl_ksigns_iq2xs[v[1] >> 9] << 8 |
-                      (uint32_t)sl_ksigns_iq2xs[v[2] >> 9] << 16 | (uint32_t)sl_ksigns_iq2xs[v[3] >> 9] << 24);
-        *sc = iq_sc16(2 * (x->scales[k] & 15) + 1, 2 * (x->scales[k] >> 4) + 1);
+        const uint64_t *t64 = sl_ksigns_pm1;
+        *sgn = _mm256_set_epi64x((long long)t64[v[3] >> 9], (long long)t64[v[2] >> 9], (long long)t64[v[1] >> 9],
+                                 (long long)t64[v[0] >> 9]);
         break;
     }
     case SL_TYPE_IQ2_S: {
@@ -2012,30 +2050,25 @@ static inline __attribute__((always_inline)) void iq_step(sl_type_t t, const uin
         const int h = x->qh[k];
         *mag = iq_g4(sl_iq2s_grid, q[0] | (h & 3) << 8, q[1] | (h & 12) << 6, q[2] | (h & 48) << 4, q[3] | (h & 192) << 2);
         *sgn = iq_pm1(iq_rd32(x->qs + 32 + 4 * k));
-        *sc = iq_sc16(2 * (x->scales[k] & 15) + 1, 2 * (x->scales[k] >> 4) + 1);
         break;
     }
     case SL_TYPE_IQ3_XXS: {
         const sl_block_iq3_xxs *x = (const sl_block_iq3_xxs *)b;
         const uint8_t *q = x->qs + 8 * k;
-        const uint32_t aux = iq_rd32(x->qs + 64 + 4 * k);
-        const uint32_t *g = sl_iq3xxs_grid;
+        const uint32_t *g = sl_iq3xxs_grid; /* 8 loads: faster here than vpgatherdd */
         *mag = _mm256_set_epi32((int)g[q[7]], (int)g[q[6]], (int)g[q[5]], (int)g[q[4]], (int)g[q[3]], (int)g[q[2]],
                                 (int)g[q[1]], (int)g[q[0]]);
-        *sgn = iq_pm1(iq_ksigns4(aux));
-        *sc = _mm256_set1_epi16((short)(2 * (aux >> 28) + 1));
+        *sgn = iq_ksigns4(iq_rd32(x->qs + 64 + 4 * k));
         break;
     }
     case SL_TYPE_IQ3_S: {
         const sl_block_iq3_s *x = (const sl_block_iq3_s *)b;
-        const uint8_t *q = x->qs + 8 * k;
-        const int h = x->qh[k];
-        const uint32_t *g = sl_iq3s_grid;
-#define IQ3S_E(e) (int)g[q[e] | ((h >> (e)) & 1) << 8]
-        *mag = _mm256_set_epi32(IQ3S_E(7), IQ3S_E(6), IQ3S_E(5), IQ3S_E(4), IQ3S_E(3), IQ3S_E(2), IQ3S_E(1), IQ3S_E(0));
-#undef IQ3S_E
+        const __m256i hi = _mm256_and_si256(
+            _mm256_srlv_epi32(_mm256_set1_epi32(x->qh[k]), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)), _mm256_set1_epi32(1));
+        const __m256i idx = _mm256_or_si256(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(x->qs + 8 * k))),
+                                            _mm256_slli_epi32(hi, 8));
+        *mag = _mm256_i32gather_epi32((const int *)sl_iq3s_grid, idx, 4); /* the 9-bit indices: vector-built */
         *sgn = iq_pm1(iq_rd32(x->signs + 4 * k));
-        *sc = _mm256_set1_epi16((short)(2 * ((x->scales[k / 2] >> (4 * (k % 2))) & 15) + 1));
         break;
     }
     case SL_TYPE_IQ1_S: {
@@ -2044,10 +2077,9 @@ static inline __attribute__((always_inline)) void iq_step(sl_type_t t, const uin
         const int h = x->qh[k];
         const __m256i g = iq_g4(sl_iq1s_grid, q[0] | (h & 7) << 8, q[1] | (h & 0x38) << 5, q[2] | (h & 0x1c0) << 2,
                                 q[3] | (h & 0xe00) >> 1);
-        const __m256i v = iq1_vals(g, _mm256_set1_epi64x(iq1_delta8(h & 0x8000)));
+        const __m256i v = iq1_vals(g, _mm256_set1_epi8(h & 0x8000 ? -1 : 1));
         *mag = _mm256_abs_epi8(v);
         *sgn = v;
-        *sc = _mm256_set1_epi16((short)(2 * ((h >> 12) & 7) + 1));
         break;
     }
     default: { /* SL_TYPE_IQ1_M */
@@ -2056,15 +2088,16 @@ static inline __attribute__((always_inline)) void iq_step(sl_type_t t, const uin
         const int h0 = x->qh[2 * k], h1 = x->qh[2 * k + 1];
         const __m256i g = iq_g4(sl_iq1s_grid, q[0] | (h0 & 7) << 8, q[1] | (h0 & 0x70) << 4, q[2] | (h1 & 7) << 8,
                                 q[3] | (h1 & 0x70) << 4);
-        const __m256i delta = _mm256_set_epi64x(iq1_delta8(h1 & 0x80), iq1_delta8(h1 & 8), iq1_delta8(h0 & 0x80),
-                                                iq1_delta8(h0 & 8));
+        /* the delta signs: bit 3 / 7 of qh byte 2k (groups 0, 1, low lane)
+         * and 2k + 1 (groups 2, 3, high lane) → −1 / +1 bytes */
+        const __m256i hv = _mm256_shuffle_epi8(_mm256_set1_epi16((short)(h0 | h1 << 8)),
+                                               _mm256_set_epi64x(0x0101010101010101, 0x0101010101010101, 0, 0));
+        const __m256i m = _mm256_set_epi64x((long long)0x8080808080808080ull, 0x0808080808080808,
+                                            (long long)0x8080808080808080ull, 0x0808080808080808);
+        const __m256i delta = _mm256_or_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hv, m), m), _mm256_set1_epi8(1));
         const __m256i v = iq1_vals(g, delta);
         *mag = _mm256_abs_epi8(v);
         *sgn = v;
-        uint16_t sw;
-        memcpy(&sw, x->scales + 2 * (k / 2), 2);
-        const int sh = 6 * (k % 2);
-        *sc = iq_sc16(2 * ((sw >> sh) & 7) + 1, 2 * ((sw >> (sh + 3)) & 7) + 1);
         break;
     }
     }
@@ -2089,13 +2122,14 @@ static inline __attribute__((always_inline)) float iq_dot(sl_type_t t, int64_t n
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / SL_QK_K; i++) {
         const uint8_t *b = (const uint8_t *)vw + (size_t)i * bs;
+        const __m256i scv = iq_scales(t, b);
         __m256i s0 = _mm256_setzero_si256(), s1 = s0;
 #pragma GCC unroll 2
         for (int k = 0; k < 8; k++) {
-            __m256i mag, sgn, sc;
-            iq_step(t, b, k, &mag, &sgn, &sc);
+            __m256i mag, sgn;
+            iq_step(t, b, k, &mag, &sgn);
             const __m256i xs = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * k)), sgn);
-            const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(mag, xs), sc);
+            const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(mag, xs), kq_step_scales(scv, k));
             if (k & 1)
                 s1 = _mm256_add_epi32(s1, p);
             else
@@ -2118,13 +2152,15 @@ static inline __attribute__((always_inline)) void iq_urows(sl_type_t t, int off,
         const uint8_t *row = (const uint8_t *)w + (size_t)r * ws;
         for (int64_t i = 0; i < n / SL_QK_K; i++, dst += SL_UK_SB_BYTES) {
             const uint8_t *b = row + (size_t)i * bs;
-            int16_t mn[16];
+            const __m256i scv = iq_scales(t, b);
+            int16_t sv[16], mn[16];
+            _mm256_storeu_si256((__m256i *)sv, scv);
             for (int k = 0; k < 8; k++) {
-                __m256i mag, sgn, sc;
-                iq_step(t, b, k, &mag, &sgn, &sc);
-                uk_put(dst, k, _mm256_add_epi8(_mm256_sign_epi8(mag, sgn), voff), sc);
-                mn[2 * k] = (int16_t)(off * _mm256_extract_epi16(sc, 0));
-                mn[2 * k + 1] = (int16_t)(off * _mm256_extract_epi16(sc, 8));
+                __m256i mag, sgn;
+                iq_step(t, b, k, &mag, &sgn);
+                uk_put(dst, k, _mm256_add_epi8(_mm256_sign_epi8(mag, sgn), voff), kq_step_scales(scv, k));
+                mn[2 * k] = (int16_t)(off * sv[k]);
+                mn[2 * k + 1] = (int16_t)(off * sv[8 + k]);
             }
             const float d = iq_scale(t, b);
             uk_tail(dst, _mm256_loadu_si256((const __m256i *)mn), d, d);

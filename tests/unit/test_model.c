@@ -1575,6 +1575,37 @@ static void test_quantize_file_kmix(void) {
         CHECK_MSG(e < 0.5, "quantized q2_K logits off by %.3g", e);
         model_free(m);
     }
+    unlink(dst);
+    /* the i-quant mixes: iq2_m (iq2_s, iq3_s for attn_output and the first
+     * eighth's ffn_down, q4_K attn_v with GQA 4, q5_K output) and iq3_xxs */
+    m = quantize_and_load(&rm, "iq2_m", pool, dst, sizeof dst);
+    if (m) {
+        const gguf_file_t *g = model_gguf(m);
+        CHECK(gguf_get_u32_or(g, "general.file_type", 99) == 29);
+        CHECK(gguf_find_tensor(g, "blk.0.attn_v.weight")->type == SL_TYPE_Q4_K);
+        CHECK(gguf_find_tensor(g, "blk.1.attn_q.weight")->type == SL_TYPE_IQ2_S);
+        CHECK(gguf_find_tensor(g, "blk.1.ffn_up.weight")->type == SL_TYPE_IQ2_S);
+        CHECK(gguf_find_tensor(g, "blk.0.attn_output.weight")->type == SL_TYPE_IQ3_S);
+        CHECK(gguf_find_tensor(g, "output.weight")->type == SL_TYPE_Q5_K);
+        const int32_t toks[5] = {1, 50, 7, 90, 3};
+        const double e = quantized_logits_err(&rm, m, pool, toks, 5);
+        fprintf(stderr, "     iq2_m mix: logits rel err %.3g\n", e);
+        CHECK_MSG(e < 0.6, "quantized iq2_m logits off by %.3g", e);
+        model_free(m);
+    }
+    unlink(dst);
+    m = quantize_and_load(&rm, "iq3_xxs", pool, dst, sizeof dst);
+    if (m) {
+        const gguf_file_t *g = model_gguf(m);
+        CHECK(gguf_get_u32_or(g, "general.file_type", 99) == 23);
+        CHECK(gguf_find_tensor(g, "blk.1.ffn_gate.weight")->type == SL_TYPE_IQ3_XXS);
+        CHECK(gguf_find_tensor(g, "blk.1.attn_q.weight")->type == SL_TYPE_IQ2_S);
+        const int32_t toks[5] = {1, 50, 7, 90, 3};
+        const double e = quantized_logits_err(&rm, m, pool, toks, 5);
+        fprintf(stderr, "     iq3_xxs mix: logits rel err %.3g\n", e);
+        CHECK_MSG(e < 0.6, "quantized iq3_xxs logits off by %.3g", e);
+        model_free(m);
+    }
     sl_pool_free(pool);
     ref_free(&rm);
     unlink(dst);

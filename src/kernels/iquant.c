@@ -336,6 +336,31 @@ float sl_iq_decode(sl_type_t t, const void *blk, int8_t q[SL_QK_K], int16_t sc[1
     }
 }
 
+float sl_iq_mults(sl_type_t t, const void *blk, int16_t sc[16]) {
+    const uint8_t *b = blk;
+    float d = 0.0f;
+    for (int ib = 0; ib < 8; ib++) {
+        int lo = 0, hi = 0;
+        switch (t) {
+        case SL_TYPE_IQ2_XXS: lo = hi = (int)(rd32(b + 2 + 8 * ib + 4) >> 28), d = 0.125f; break;
+        case SL_TYPE_IQ2_XS: lo = b[66 + ib] & 15, hi = b[66 + ib] >> 4, d = 0.125f; break;
+        case SL_TYPE_IQ2_S: lo = b[74 + ib] & 15, hi = b[74 + ib] >> 4, d = 0.125f; break;
+        case SL_TYPE_IQ3_XXS: lo = hi = (int)(rd32(b + 2 + 64 + 4 * ib) >> 28), d = 0.25f; break;
+        case SL_TYPE_IQ3_S: lo = hi = (b[106 + ib / 2] >> (4 * (ib % 2))) & 15, d = 1.0f; break;
+        case SL_TYPE_IQ1_S: lo = hi = (rd16(b + 34 + 2 * ib) >> 12) & 7, d = 0.125f; break;
+        case SL_TYPE_IQ1_M:
+            lo = iq1m_ls(blk, 2 * ib), hi = iq1m_ls(blk, 2 * ib + 1), d = 0.125f;
+            break;
+        default: break;
+        }
+        sc[2 * ib] = (int16_t)(2 * lo + 1), sc[2 * ib + 1] = (int16_t)(2 * hi + 1);
+    }
+    if (t == SL_TYPE_IQ1_M) return iq1m_d(blk) * d;
+    sl_f16_t h;
+    memcpy(&h, b, 2);
+    return sl_f16_to_f32(h) * d;
+}
+
 /* ---- quantization ---- */
 
 /* The distinct values a codebook's entries hold (magnitudes for iq2 / iq3,

@@ -270,6 +270,8 @@ void sl_iq_quantize(sl_type_t t, const float *src, void *dst, int64_t nb);
  * 2·ls + 1 (1..31). Exact: D is the f16 scale times 1/8 (iq2, iq1), 1/4
  * (iq3_xxs) or 1 (iq3_s). */
 float sl_iq_decode(sl_type_t t, const void *blk, int8_t q[SL_QK_K], int16_t sc[16]);
+/* Only the multipliers and D of sl_iq_decode. */
+float sl_iq_mults(sl_type_t t, const void *blk, int16_t sc[16]);
 void sl_k4_scale_min(int j, const uint8_t *q, uint8_t *d, uint8_t *m);
 void sl_q3k_scales(const uint8_t *sc12, int8_t out[16]);
 

@@ -254,6 +254,28 @@ static void test_dequant_random_blocks(void) {
     }
 }
 
+/* sl_iq_mults (the NEON dots' multipliers and D) agrees with sl_iq_decode,
+ * and the decoded integers times them are the dequantized floats. */
+static void test_integer_form(void) {
+    for (size_t ti = 0; ti < N_IQ; ti++) {
+        const sl_type_t t = iq_types[ti];
+        uint8_t b[128];
+        int bad = 0;
+        for (int rep = 0; rep < 100; rep++) {
+            random_block(t, b, 0.01f * (float)(1 + rep % 7));
+            int8_t q[256];
+            int16_t sc[16], sc2[16];
+            float y[256];
+            const float d = sl_iq_decode(t, b, q, sc), d2 = sl_iq_mults(t, b, sc2);
+            bad += d != d2 || memcmp(sc, sc2, sizeof sc) != 0;
+            sl_dequantize_row(t, b, y, 256);
+            for (int e = 0; e < 256; e++)
+                bad += !(fabsf(y[e] - d * (float)sc[e / 16] * (float)q[e]) <= 1e-6f * fabsf(y[e]));
+        }
+        CHECK_MSG(bad == 0, "%s: %d mismatches", sl_type_name(t), bad);
+    }
+}
+
 /* Hand-built blocks; the expected values are worked out by hand from the
  * codebook entries named in the comments. */
 static void test_dequant_hand_built(void) {
@@ -631,6 +653,7 @@ int main(void) {
     RUN(test_traits);
     RUN(test_dequant_random_blocks);
     RUN(test_dequant_hand_built);
+    RUN(test_integer_form);
     RUN(test_dots);
     RUN(test_quantizer_error);
     RUN(test_sign_parity);

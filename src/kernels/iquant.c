@@ -342,16 +342,29 @@ float sl_iq_mults(sl_type_t t, const void *blk, int16_t sc[16]) {
     for (int ib = 0; ib < 8; ib++) {
         int lo = 0, hi = 0;
         switch (t) {
-        case SL_TYPE_IQ2_XXS: lo = hi = (int)(rd32(b + 2 + 8 * ib + 4) >> 28), d = 0.125f; break;
-        case SL_TYPE_IQ2_XS: lo = b[66 + ib] & 15, hi = b[66 + ib] >> 4, d = 0.125f; break;
-        case SL_TYPE_IQ2_S: lo = b[74 + ib] & 15, hi = b[74 + ib] >> 4, d = 0.125f; break;
-        case SL_TYPE_IQ3_XXS: lo = hi = (int)(rd32(b + 2 + 64 + 4 * ib) >> 28), d = 0.25f; break;
-        case SL_TYPE_IQ3_S: lo = hi = (b[106 + ib / 2] >> (4 * (ib % 2))) & 15, d = 1.0f; break;
-        case SL_TYPE_IQ1_S: lo = hi = (rd16(b + 34 + 2 * ib) >> 12) & 7, d = 0.125f; break;
+        case SL_TYPE_IQ2_XXS:
+            lo = hi = (int)(rd32(b + 2 + 8 * ib + 4) >> 28), d = 0.125f;
+            break;
+        case SL_TYPE_IQ2_XS:
+            lo = b[66 + ib] & 15, hi = b[66 + ib] >> 4, d = 0.125f;
+            break;
+        case SL_TYPE_IQ2_S:
+            lo = b[74 + ib] & 15, hi = b[74 + ib] >> 4, d = 0.125f;
+            break;
+        case SL_TYPE_IQ3_XXS:
+            lo = hi = (int)(rd32(b + 2 + 64 + 4 * ib) >> 28), d = 0.25f;
+            break;
+        case SL_TYPE_IQ3_S:
+            lo = hi = (b[106 + ib / 2] >> (4 * (ib % 2))) & 15, d = 1.0f;
+            break;
+        case SL_TYPE_IQ1_S:
+            lo = hi = (rd16(b + 34 + 2 * ib) >> 12) & 7, d = 0.125f;
+            break;
         case SL_TYPE_IQ1_M:
             lo = iq1m_ls(blk, 2 * ib), hi = iq1m_ls(blk, 2 * ib + 1), d = 0.125f;
             break;
-        default: break;
+        default:
+            break;
         }
         sc[2 * ib] = (int16_t)(2 * lo + 1), sc[2 * ib + 1] = (int16_t)(2 * hi + 1);
     }
@@ -721,12 +734,10 @@ static void iq_quant_block(sl_type_t t, const iq_kind_t *k, const float *x, void
          * (2–4 % less error for about twice the time; iq1's 2048-entry
          * search is slow already) */
         const int lmax = (k->mmax - 1) / 2;
-        const float h = D > 0 ? (s[g] / D - 1.0f) * 0.5f : 0.0f;
-        int lo = (int)floorf(h), hi = lo + 1;
-        lo = lo < 0 ? 0 : lo > lmax ? lmax : lo;
-        hi = hi < 0 ? 0 : hi > lmax ? lmax : hi;
-        if (k->iq1 || D == 0)
-            lo = hi = (int)lrintf(h) < 0 ? 0 : (int)lrintf(h) > lmax ? lmax : (int)lrintf(h);
+        float h = D > 0 ? (s[g] / D - 1.0f) * 0.5f : 0.0f;
+        h = h > 0 ? fminf(h, (float)lmax) : 0.0f; /* also NaN → 0: only then to int */
+        int lo = (int)floorf(h), hi = lo < lmax ? lo + 1 : lmax;
+        if (k->iq1 || D == 0) lo = hi = (int)lrintf(h);
         iq_codes_t c, best;
         memset(&best, 0, sizeof best);
         float be = INFINITY;

@@ -1073,9 +1073,10 @@ static void quant_mxfp4(const float *x, sl_block_mxfp4 *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++, x += 32) {
         float amax = 0;
         for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
-        /* floor(log2) of a float ≥ 2^-126 stays within −126..127: e in 0..252 */
-        const int e = amax > 0 ? (int)floorf(log2f(amax)) - 2 + 127 : 0;
-        y[i].e = (uint8_t)(e < 0 ? 0 : e);
+        /* e within 0..255 before any conversion (subnormal or infinite
+         * inputs; NaNs are skipped by fmaxf) */
+        const float ef = amax > 0 ? floorf(log2f(amax)) - 2 + 127 : 0;
+        y[i].e = (uint8_t)(ef < 0 ? 0 : ef > 255 ? 255 : ef);
         const float d = sl_e8m0_half(y[i].e);
         for (int j = 0; j < 16; j++)
             y[i].qs[j] = (uint8_t)(mxfp4_nearest(x[j], d) | mxfp4_nearest(x[j + 16], d) << 4);

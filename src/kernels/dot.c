@@ -1,7 +1,7 @@
 /*
  * dot.c — scalar reference dot products: each weight type against its
  * vec_dot_type (q8_0 for q4_0/q5_0/q8_0, q8_1 for q4_1/q5_1, q8_K for the
- * k-quants, f32 for f32/f16/bf16).
+ * k-quants and the grid i-quants, f32 for f32/f16/bf16).
  *
  * The integer parts are summed exactly in int32 and scaled once per block,
  * the way the SIMD kernels do it, so SIMD and scalar results differ only by
@@ -197,6 +197,19 @@ static float dot_iq4_nl(int64_t n, const void *vw, const void *vx) {
     return s;
 }
 
+static float dot_mxfp4(int64_t n, const void *vw, const void *vx) {
+    const sl_block_mxfp4 *w = vw;
+    const sl_block_q8_0 *x = vx;
+    float s = 0;
+    for (int64_t i = 0; i < n / 32; i++) {
+        int sum = 0;
+        for (int j = 0; j < 16; j++)
+            sum += sl_kvalues_mxfp4[w[i].qs[j] & 0xf] * x[i].qs[j] + sl_kvalues_mxfp4[w[i].qs[j] >> 4] * x[i].qs[j + 16];
+        s += sl_e8m0_half(w[i].e) * sl_f16_to_f32(x[i].d) * (float)sum;
+    }
+    return s;
+}
+
 static float dot_iq4_xs(int64_t n, const void *vw, const void *vx) {
     const sl_block_iq4_xs *w = vw;
     const sl_block_q8_0 *x = vx; /* iq4_xs is dotted with q8_0 blocks */
@@ -211,6 +224,37 @@ static float dot_iq4_xs(int64_t n, const void *vw, const void *vx) {
     }
     return s;
 }
+
+/* Grid i-quants: the super-block as integers (sl_iq_decode), Σ over the
+ * 16-element groups of multiplier · Σ q·x, scaled once. */
+static float dot_iq(sl_type_t t, int64_t n, const void *vw, const void *vx) {
+    const size_t bs = sl_type_traits(t)->type_size;
+    const sl_block_q8_K *x = vx;
+    float s = 0;
+    for (int64_t i = 0; i < n / SL_QK_K; i++) {
+        int8_t q[SL_QK_K];
+        int16_t sc[16];
+        const float d = sl_iq_decode(t, (const uint8_t *)vw + (size_t)i * bs, q, sc);
+        int sumi = 0;
+        for (int g = 0; g < 16; g++) {
+            int dot = 0;
+            for (int l = 0; l < 16; l++) dot += q[16 * g + l] * x[i].qs[16 * g + l];
+            sumi += sc[g] * dot;
+        }
+        s += d * x[i].d * (float)sumi;
+    }
+    return s;
+}
+#define DEF_DOT_IQ(T, name) \
+    static float dot_##name(int64_t n, const void *w, const void *x) { return dot_iq(T, n, w, x); }
+DEF_DOT_IQ(SL_TYPE_IQ2_XXS, iq2_xxs)
+DEF_DOT_IQ(SL_TYPE_IQ2_XS, iq2_xs)
+DEF_DOT_IQ(SL_TYPE_IQ2_S, iq2_s)
+DEF_DOT_IQ(SL_TYPE_IQ3_XXS, iq3_xxs)
+DEF_DOT_IQ(SL_TYPE_IQ3_S, iq3_s)
+DEF_DOT_IQ(SL_TYPE_IQ1_S, iq1_s)
+DEF_DOT_IQ(SL_TYPE_IQ1_M, iq1_m)
+#undef DEF_DOT_IQ
 
 static float dot_q4_K(int64_t n, const void *vw, const void *vx) {
     const sl_block_q4_K *w = vw;
@@ -348,6 +392,14 @@ void sl_kern_fill_scalar(sl_kern_table_t *t) {
     t->dot[SL_TYPE_Q8_K] = dot_q8_K;
     t->dot[SL_TYPE_IQ4_NL] = dot_iq4_nl;
     t->dot[SL_TYPE_IQ4_XS] = dot_iq4_xs;
+    t->dot[SL_TYPE_MXFP4] = dot_mxfp4;
+    t->dot[SL_TYPE_IQ2_XXS] = dot_iq2_xxs;
+    t->dot[SL_TYPE_IQ2_XS] = dot_iq2_xs;
+    t->dot[SL_TYPE_IQ2_S] = dot_iq2_s;
+    t->dot[SL_TYPE_IQ3_XXS] = dot_iq3_xxs;
+    t->dot[SL_TYPE_IQ3_S] = dot_iq3_s;
+    t->dot[SL_TYPE_IQ1_S] = dot_iq1_s;
+    t->dot[SL_TYPE_IQ1_M] = dot_iq1_m;
     t->quant[SL_TYPE_F32] = quant_f32_copy;
     t->quant[SL_TYPE_Q8_0] = sl_quantize_q8_0_ref;
     t->quantf = quantf_ref;

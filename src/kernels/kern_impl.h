@@ -259,6 +259,19 @@ static inline int sl_iq4xs_scale(const sl_block_iq4_xs *b, int ib) {
 }
 void sl_quantize_q8_1_ref(const float *x, void *y, int64_t n);
 void sl_quantize_q8_K_ref(const float *x, void *y, int64_t n);
+/* Grid i-quants (iquant.c): iq2_xxs, iq2_xs, iq2_s, iq3_xxs, iq3_s,
+ * iq1_s, iq1_m. */
+bool sl_iq_grid_type(sl_type_t t);
+void sl_iq_dequantize(sl_type_t t, const void *src, float *dst, int64_t nb);
+void sl_iq_quantize(sl_type_t t, const float *src, void *dst, int64_t nb);
+/* One super-block as integers: weight e = D · sc[e / 16] · q[e], D the
+ * return value. q: the signed grid value (iq2: ±8..43, iq3_xxs: ±4..62,
+ * iq3_s: ±1..15), for iq1 8 · grid ± 1 (−9..9); sc: the odd multiplier
+ * 2·ls + 1 (1..31). Exact: D is the f16 scale times 1/8 (iq2, iq1), 1/4
+ * (iq3_xxs) or 1 (iq3_s). */
+float sl_iq_decode(sl_type_t t, const void *blk, int8_t q[SL_QK_K], int16_t sc[16]);
+/* Only the multipliers and D of sl_iq_decode. */
+float sl_iq_mults(sl_type_t t, const void *blk, int16_t sc[16]);
 void sl_k4_scale_min(int j, const uint8_t *q, uint8_t *d, uint8_t *m);
 void sl_q3k_scales(const uint8_t *sc12, int8_t out[16]);
 

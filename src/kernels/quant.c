@@ -37,6 +37,14 @@ static_assert(sizeof(sl_block_q5_K) == 176, "q5_K block size");
 static_assert(sizeof(sl_block_iq4_nl) == 18, "iq4_nl block size");
 static_assert(sizeof(sl_block_iq4_xs) == 136, "iq4_xs block size");
 static_assert(SL_X8_IQ4_XS_BLOCK == 8 * sizeof(sl_block_iq4_xs), "x8 iq4_xs block: the 8 GGUF blocks' bytes");
+static_assert(sizeof(sl_block_iq2_xxs) == 66, "iq2_xxs block size");
+static_assert(sizeof(sl_block_iq2_xs) == 74, "iq2_xs block size");
+static_assert(sizeof(sl_block_iq2_s) == 82, "iq2_s block size");
+static_assert(sizeof(sl_block_iq3_xxs) == 98, "iq3_xxs block size");
+static_assert(sizeof(sl_block_iq3_s) == 110, "iq3_s block size");
+static_assert(sizeof(sl_block_iq1_s) == 50, "iq1_s block size");
+static_assert(sizeof(sl_block_iq1_m) == 56, "iq1_m block size");
+static_assert(sizeof(sl_block_mxfp4) == 17, "mxfp4 block size");
 static_assert(sizeof(sl_block_q6_K) == 210, "q6_K block size");
 static_assert(sizeof(sl_block_q8_K) == 292, "q8_K block size");
 
@@ -60,13 +68,13 @@ static const sl_type_traits_t traits_table[SL_TYPE_COUNT] = {
     T(SL_TYPE_Q5_K, "q5_K", 256, 176, true, SL_TYPE_Q8_K),
     T(SL_TYPE_Q6_K, "q6_K", 256, 210, true, SL_TYPE_Q8_K),
     T(SL_TYPE_Q8_K, "q8_K", 256, 292, true, SL_TYPE_Q8_K),
-    T(16, "iq2_xxs", 256, 66, false, SL_TYPE_Q8_K),
-    T(17, "iq2_xs", 256, 74, false, SL_TYPE_Q8_K),
-    T(18, "iq3_xxs", 256, 98, false, SL_TYPE_Q8_K),
-    T(19, "iq1_s", 256, 50, false, SL_TYPE_Q8_K),
+    T(SL_TYPE_IQ2_XXS, "iq2_xxs", 256, 66, true, SL_TYPE_Q8_K),
+    T(SL_TYPE_IQ2_XS, "iq2_xs", 256, 74, true, SL_TYPE_Q8_K),
+    T(SL_TYPE_IQ3_XXS, "iq3_xxs", 256, 98, true, SL_TYPE_Q8_K),
+    T(SL_TYPE_IQ1_S, "iq1_s", 256, 50, true, SL_TYPE_Q8_K),
     T(SL_TYPE_IQ4_NL, "iq4_nl", 32, 18, true, SL_TYPE_Q8_0),
-    T(21, "iq3_s", 256, 110, false, SL_TYPE_Q8_K),
-    T(22, "iq2_s", 256, 82, false, SL_TYPE_Q8_K),
+    T(SL_TYPE_IQ3_S, "iq3_s", 256, 110, true, SL_TYPE_Q8_K),
+    T(SL_TYPE_IQ2_S, "iq2_s", 256, 82, true, SL_TYPE_Q8_K),
     /* iq4_xs dotted with q8_0 blocks (ggml: q8_K): its 32-element sub-blocks
      * go through the 32-block kernels, GEMM included */
     T(SL_TYPE_IQ4_XS, "iq4_xs", 256, 136, true, SL_TYPE_Q8_0),
@@ -75,11 +83,11 @@ static const sl_type_traits_t traits_table[SL_TYPE_COUNT] = {
     T(SL_TYPE_I32, "i32", 1, 4, false, SL_TYPE_I32),
     T(SL_TYPE_I64, "i64", 1, 8, false, SL_TYPE_I64),
     T(SL_TYPE_F64, "f64", 1, 8, false, SL_TYPE_F64),
-    T(29, "iq1_m", 256, 56, false, SL_TYPE_Q8_K),
+    T(SL_TYPE_IQ1_M, "iq1_m", 256, 56, true, SL_TYPE_Q8_K),
     T(SL_TYPE_BF16, "bf16", 1, 2, true, SL_TYPE_F32),
     T(34, "tq1_0", 256, 54, false, SL_TYPE_Q8_K),
     T(35, "tq2_0", 256, 66, false, SL_TYPE_Q8_K),
-    T(39, "mxfp4", 32, 17, false, SL_TYPE_Q8_0),
+    T(SL_TYPE_MXFP4, "mxfp4", 32, 17, true, SL_TYPE_Q8_0),
 };
 #undef T
 
@@ -387,6 +395,19 @@ static void deq_iq4_nl(const sl_block_iq4_nl *x, float *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++) deq_iq4_32(x[i].qs, sl_f16_to_f32(x[i].d), y + 32 * i);
 }
 
+/* ggml's kvalues_mxfp4: the E2M1 values doubled */
+const int8_t sl_kvalues_mxfp4[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+
+static void deq_mxfp4(const sl_block_mxfp4 *x, float *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, y += 32) {
+        const float d = sl_e8m0_half(x[i].e);
+        for (int j = 0; j < 16; j++) {
+            y[j] = d * (float)sl_kvalues_mxfp4[x[i].qs[j] & 0xf];
+            y[j + 16] = d * (float)sl_kvalues_mxfp4[x[i].qs[j] >> 4];
+        }
+    }
+}
+
 static void deq_iq4_xs(const sl_block_iq4_xs *x, float *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++) {
         const float d = sl_f16_to_f32(x[i].d);
@@ -429,8 +450,9 @@ void sl_dequantize_row(sl_type_t t, const void *src, float *dst, int64_t n) {
     case SL_TYPE_Q6_K: deq_q6_K(src, dst, nb); break;
     case SL_TYPE_Q8_K: deq_q8_K(src, dst, nb); break;
     case SL_TYPE_IQ4_NL: deq_iq4_nl(src, dst, nb); break;
+    case SL_TYPE_MXFP4: deq_mxfp4(src, dst, nb); break;
     case SL_TYPE_IQ4_XS: deq_iq4_xs(src, dst, nb); break;
-    default: break;
+    default: sl_iq_dequantize(t, src, dst, nb); break;
     }
 }
 
@@ -1033,6 +1055,34 @@ static void iq4_assign32(const float *x, float d, uint8_t idx[32]) {
     for (int j = 0; j < 32; j++) idx[j] = (uint8_t)iq4_nearest(x[j] * id);
 }
 
+/* mxfp4, ggml's reference rule: e = floor(log2 amax) − 2 + 127, so that
+ * amax / 2^(e − 128) lies in [8, 16), at the top of the doubled codebook (8,
+ * 12); every element takes the code of the nearest value (the first on
+ * ties, so 0 is code 0). */
+static int mxfp4_nearest(float x, float d) {
+    int best = 0;
+    float be = fabsf((float)sl_kvalues_mxfp4[0] * d - x);
+    for (int i = 1; i < 16; i++) {
+        const float e = fabsf((float)sl_kvalues_mxfp4[i] * d - x);
+        if (e < be) be = e, best = i;
+    }
+    return best;
+}
+
+static void quant_mxfp4(const float *x, sl_block_mxfp4 *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, x += 32) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+        /* e within 0..255 before any conversion (subnormal or infinite
+         * inputs; NaNs are skipped by fmaxf) */
+        const float ef = amax > 0 ? floorf(log2f(amax)) - 2 + 127 : 0;
+        y[i].e = (uint8_t)(ef < 0 ? 0 : ef > 255 ? 255 : ef);
+        const float d = sl_e8m0_half(y[i].e);
+        for (int j = 0; j < 16; j++)
+            y[i].qs[j] = (uint8_t)(mxfp4_nearest(x[j], d) | mxfp4_nearest(x[j + 16], d) << 4);
+    }
+}
+
 static void quant_iq4_nl(const float *x, sl_block_iq4_nl *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++, x += 32) {
         uint8_t idx[32];
@@ -1090,8 +1140,9 @@ bool sl_can_quantize(sl_type_t t) {
     case SL_TYPE_Q6_K:
     case SL_TYPE_Q8_K:
     case SL_TYPE_IQ4_NL:
-    case SL_TYPE_IQ4_XS: return true;
-    default: return false;
+    case SL_TYPE_IQ4_XS:
+    case SL_TYPE_MXFP4: return true;
+    default: return sl_iq_grid_type(t);
     }
 }
 
@@ -1124,8 +1175,12 @@ int sl_quantize_row(sl_type_t t, const float *src, void *dst, int64_t n) {
     case SL_TYPE_Q6_K: quant_q6_K(src, dst, nb); break;
     case SL_TYPE_Q8_K: sl_quantize_q8_K_ref(src, dst, n); break;
     case SL_TYPE_IQ4_NL: quant_iq4_nl(src, dst, nb); break;
+    case SL_TYPE_MXFP4: quant_mxfp4(src, dst, nb); break;
     case SL_TYPE_IQ4_XS: quant_iq4_xs(src, dst, nb); break;
-    default: return -1;
+    default:
+        if (!sl_iq_grid_type(t)) return -1;
+        sl_iq_quantize(t, src, dst, nb);
+        break;
     }
     return 0;
 }

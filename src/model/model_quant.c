@@ -16,8 +16,16 @@
 enum {
     FT_F32 = 0, FT_F16 = 1, FT_Q4_0 = 2, FT_Q4_1 = 3, FT_Q8_0 = 7, FT_Q5_0 = 8, FT_Q5_1 = 9, FT_Q2_K = 10,
     FT_Q3_K_S = 11, FT_Q3_K_M = 12, FT_Q3_K_L = 13, FT_Q4_K_S = 14, FT_Q4_K_M = 15, FT_Q5_K_S = 16,
-    FT_Q5_K_M = 17, FT_Q6_K = 18, FT_IQ4_NL = 25, FT_IQ4_XS = 30, FT_BF16 = 32,
+    FT_Q5_K_M = 17, FT_Q6_K = 18, FT_IQ2_XXS = 19, FT_IQ2_XS = 20, FT_IQ3_XS = 22, FT_IQ3_XXS = 23,
+    FT_IQ1_S = 24, FT_IQ4_NL = 25, FT_IQ3_S = 26, FT_IQ3_M = 27, FT_IQ2_S = 28, FT_IQ2_M = 29, FT_IQ4_XS = 30,
+    FT_IQ1_M = 31, FT_BF16 = 32,
 };
+
+/* The 1-2 bit file types that share llama.cpp's rules for attn_v, ffn_down
+ * and attn_output; iq2_s / iq2_m lean on iq3_s where the others take q2_K. */
+static bool ft_iq_low(int ft) {
+    return ft == FT_IQ2_XXS || ft == FT_IQ2_XS || ft == FT_IQ1_S || ft == FT_IQ2_S || ft == FT_IQ2_M || ft == FT_IQ1_M;
+}
 
 /* mixed: llama.cpp's per-tensor rules of that file type apply (output
  * matrix, attn_v, ffn_down, attn_output); otherwise every 2-D weight gets
@@ -40,6 +48,13 @@ static const struct {
     {"q4_K_M", SL_TYPE_Q4_K, true, FT_Q4_K_M}, {"q5_K_S", SL_TYPE_Q5_K, true, FT_Q5_K_S},
     {"q5_K_M", SL_TYPE_Q5_K, true, FT_Q5_K_M}, {"iq4_nl", SL_TYPE_IQ4_NL, true, FT_IQ4_NL},
     {"iq4_xs", SL_TYPE_IQ4_XS, true, FT_IQ4_XS},
+    /* the grid i-quants: llama.cpp's file types, whose main type is not
+     * always the name's (iq2_s: iq2_xs; iq2_m: iq2_s; iq3_xs / iq3_m: iq3_s) */
+    {"iq1_s", SL_TYPE_IQ1_S, true, FT_IQ1_S},    {"iq1_m", SL_TYPE_IQ1_M, true, FT_IQ1_M},
+    {"iq2_xxs", SL_TYPE_IQ2_XXS, true, FT_IQ2_XXS}, {"iq2_xs", SL_TYPE_IQ2_XS, true, FT_IQ2_XS},
+    {"iq2_s", SL_TYPE_IQ2_XS, true, FT_IQ2_S},   {"iq2_m", SL_TYPE_IQ2_S, true, FT_IQ2_M},
+    {"iq3_xxs", SL_TYPE_IQ3_XXS, true, FT_IQ3_XXS}, {"iq3_xs", SL_TYPE_IQ3_S, true, FT_IQ3_XS},
+    {"iq3_s", SL_TYPE_IQ3_S, true, FT_IQ3_S},    {"iq3_m", SL_TYPE_IQ3_S, true, FT_IQ3_M},
 };
 
 int model_qplan_init(model_qplan_t *p, const char *type_name, int n_layer, int n_gqa, bool tied, char *err,
@@ -58,7 +73,8 @@ int model_qplan_init(model_qplan_t *p, const char *type_name, int n_layer, int n
     }
     return sl_err(err, errlen,
                   "unknown type '%s' (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K_S, q3_K_M, "
-                  "q3_K_L, q4_K, q4_K_S, q4_K_M, q5_K, q5_K_S, q5_K_M, q6_K, iq4_nl, iq4_xs)",
+                  "q3_K_L, q4_K, q4_K_S, q4_K_M, q5_K, q5_K_S, q5_K_M, q6_K, iq4_nl, iq4_xs, iq1_s, iq1_m, "
+                  "iq2_xxs, iq2_xs, iq2_s, iq2_m, iq3_xxs, iq3_xs, iq3_s, iq3_m)",
                   type_name);
 }
 
@@ -81,13 +97,21 @@ static bool ends_with(const char *s, const char *suffix) {
 /* The type to use when rows of n_in elements do not fit t's blocks
  * (llama.cpp's fallbacks, except that q2_K / q3_K go to q4_0 where
  * llama.cpp takes iq4_nl: the same 4.5 bits, and what the q2_K / q3_K files
- * Silica wrote before iq4_nl existed here hold). */
+ * Silica wrote before iq4_nl existed here hold; the grid i-quants go to
+ * iq4_nl as in llama.cpp). */
 static sl_type_t fallback(sl_type_t t, int64_t n_in) {
     for (int guard = 0; guard < 4 && sl_row_size(t, n_in) == 0; guard++) {
         switch (t) {
         case SL_TYPE_Q2_K:
         case SL_TYPE_Q3_K: t = SL_TYPE_Q4_0; break;
-        case SL_TYPE_IQ4_XS: t = SL_TYPE_IQ4_NL; break;
+        case SL_TYPE_IQ4_XS:
+        case SL_TYPE_IQ2_XXS:
+        case SL_TYPE_IQ2_XS:
+        case SL_TYPE_IQ2_S:
+        case SL_TYPE_IQ3_XXS:
+        case SL_TYPE_IQ3_S:
+        case SL_TYPE_IQ1_S:
+        case SL_TYPE_IQ1_M: t = SL_TYPE_IQ4_NL; break;
         case SL_TYPE_Q4_K: t = SL_TYPE_Q5_0; break;
         case SL_TYPE_Q5_K: t = SL_TYPE_Q5_1; break;
         case SL_TYPE_Q6_K: t = SL_TYPE_Q8_0; break;
@@ -97,14 +121,59 @@ static sl_type_t fallback(sl_type_t t, int64_t n_in) {
     return sl_row_size(t, n_in) ? t : SL_TYPE_F32;
 }
 
+/* llama.cpp's rules for the grid i-quant file types (as without an
+ * importance matrix); -1: the common rules below apply. */
+static int iq_mixed_type(const model_qplan_t *p, const char *name, int l, int n) {
+    const int ft = p->ftype;
+    const bool s_m = ft == FT_IQ2_S || ft == FT_IQ2_M;
+    if (!strcmp(name, "token_embd.weight")) { /* untied: the input table */
+        if (ft == FT_IQ2_XXS || ft == FT_IQ2_XS || ft == FT_IQ1_S || ft == FT_IQ1_M) return SL_TYPE_Q2_K;
+        if (s_m || ft == FT_IQ3_XXS) return SL_TYPE_IQ3_S;
+        return -1;
+    }
+    if (l < 0) return -1;
+    const bool v = ends_with(name, ".attn_v.weight"), down = ends_with(name, ".ffn_down.weight"),
+               out = ends_with(name, ".attn_output.weight");
+    const bool qk = ends_with(name, ".attn_q.weight") || ends_with(name, ".attn_k.weight");
+    if (ft_iq_low(ft)) {
+        if (v) return p->n_gqa >= 4 ? SL_TYPE_Q4_K : s_m ? SL_TYPE_IQ3_S : SL_TYPE_Q2_K;
+        if (down) return l < n / 8 ? (s_m ? SL_TYPE_IQ3_S : SL_TYPE_Q2_K) : (int)p->base;
+        if (out) return ft == FT_IQ1_S || ft == FT_IQ1_M ? SL_TYPE_IQ2_XXS : s_m ? SL_TYPE_IQ3_S : (int)p->base;
+        return p->base;
+    }
+    switch (ft) {
+    case FT_IQ3_XXS:
+        if (v) return p->n_gqa >= 4 ? SL_TYPE_Q4_K : SL_TYPE_IQ3_S;
+        if (qk) return SL_TYPE_IQ2_S;
+        if (down) return l < n / 8 ? SL_TYPE_Q4_K : SL_TYPE_Q3_K;
+        if (out) return SL_TYPE_IQ3_S;
+        return p->base;
+    case FT_IQ3_XS:
+        if (v) return p->n_gqa >= 4 ? SL_TYPE_Q4_K : (int)p->base;
+        if (qk) return SL_TYPE_IQ3_XXS;
+        if (ends_with(name, ".ffn_gate.weight") || ends_with(name, ".ffn_up.weight"))
+            return l >= n / 8 && l < 7 * n / 8 ? SL_TYPE_IQ3_XXS : (int)p->base;
+        return p->base;
+    case FT_IQ3_S: return v && p->n_gqa >= 4 ? SL_TYPE_Q4_K : (int)p->base;
+    case FT_IQ3_M:
+        if (v || out || ends_with(name, ".attn_qkv.weight")) return SL_TYPE_Q4_K;
+        if (down) return l < n / 8 ? SL_TYPE_Q4_K : (int)p->base;
+        return p->base;
+    default: return -1;
+    }
+}
+
 /* llama.cpp's llama_tensor_get_type for the file types above (dense
  * models; its 70B / expert / falcon special cases are not applied). */
 static sl_type_t mixed_type(const model_qplan_t *p, const char *name, int64_t n_in) {
     const int ft = p->ftype, l = layer_of(name), n = p->n_layer;
     if (!strcmp(name, "output.weight") || (p->tied && !strcmp(name, "token_embd.weight"))) {
         if (n_in % sl_type_traits(p->base)->blck != 0) return SL_TYPE_Q8_0;
+        if (ft_iq_low(ft) || ft == FT_IQ3_XXS) return SL_TYPE_Q5_K;
         return p->base == SL_TYPE_Q8_0 ? SL_TYPE_Q8_0 : SL_TYPE_Q6_K;
     }
+    const int iq = iq_mixed_type(p, name, l, n);
+    if (iq >= 0) return (sl_type_t)iq;
     if (l < 0) return p->base;
     if (ends_with(name, ".attn_v.weight")) {
         switch (ft) {

@@ -21,9 +21,25 @@
  *     attn_v q5_K with 4+ query heads per KV head, ffn_down q5_K in the
  *     first eighth (llama.cpp's rules without an importance matrix);
  *     q3_K_S, q5_K_S, q6_K and the 32-blocks: the base type elsewhere;
+ *   - the grid i-quant file types (llama.cpp's, as without an importance
+ *     matrix): main type iq1_s, iq1_m, iq2_xxs, iq2_xs, iq2_xs (sic: the
+ *     iq2_s file type), iq2_s (iq2_m), iq3_xxs, iq3_s (iq3_xs, iq3_s,
+ *     iq3_m); the output matrix q5_K for the 1-2 bit ones and iq3_xxs; an
+ *     untied token_embd q2_K (iq1_*, iq2_xxs, iq2_xs) or iq3_s (iq2_s,
+ *     iq2_m, iq3_xxs). iq1_s / iq1_m / iq2_xxs / iq2_xs / iq2_s / iq2_m:
+ *     attn_v q4_K with 4+ query heads per KV head, else q2_K (iq3_s for
+ *     iq2_s / iq2_m), ffn_down in the first eighth of the layers the same
+ *     q2_K / iq3_s, attn_output iq2_xxs (iq1_*) or iq3_s (iq2_s / iq2_m);
+ *     iq3_xxs: attn_v q4_K (4+ query heads per KV head) or iq3_s, attn_q /
+ *     attn_k iq2_s, ffn_down q4_K in the first eighth then q3_K,
+ *     attn_output iq3_s; iq3_xs: attn_v q4_K with 4+ query heads per KV
+ *     head, attn_q / attn_k iq3_xxs, ffn_gate / ffn_up iq3_xxs between the
+ *     first and the last eighth; iq3_s: attn_v q4_K with 4+ query heads per
+ *     KV head; iq3_m: attn_v, attn_output, attn_qkv q4_K, ffn_down q4_K in
+ *     the first eighth;
  *   - a row length that is not a multiple of the block size falls back:
- *     q2_K / q3_K → q4_0, iq4_xs → iq4_nl, q4_K → q5_0, q5_K → q5_1,
- *     q6_K → q8_0, and any 32-block type → f16.
+ *     q2_K / q3_K → q4_0, iq4_xs and the grid i-quants → iq4_nl, q4_K →
+ *     q5_0, q5_K → q5_1, q6_K → q8_0, and any 32-block type → f16.
  */
 #ifndef SILICA_MODEL_QUANT_H
 #define SILICA_MODEL_QUANT_H
@@ -47,7 +63,8 @@ typedef struct model_qplan {
 
 /* Parses a file-type name (case-insensitive): f32 f16 bf16 q8_0 q4_0 q4_1
  * q5_0 q5_1 q2_k q3_k_s q3_k_m q3_k_l q4_k q4_k_s q4_k_m q5_k q5_k_s q5_k_m
- * q6_k iq4_nl iq4_xs. Returns 0 or -1 with a message. */
+ * q6_k iq4_nl iq4_xs iq1_s iq1_m iq2_xxs iq2_xs iq2_s iq2_m iq3_xxs iq3_xs
+ * iq3_s iq3_m. Returns 0 or -1 with a message. */
 int model_qplan_init(model_qplan_t *p, const char *type_name, int n_layer, int n_gqa, bool tied, char *err,
                      size_t errlen);
 

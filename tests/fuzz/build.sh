@@ -23,7 +23,7 @@ CC=${FUZZ_CC:-clang}
 SECONDS_TO_RUN=${FUZZ_SECONDS:-60}
 mkdir -p "$OUT/corpus-gguf" "$OUT/seeds-gguf"
 
-SRCS="src/gguf/gguf.c src/gguf/gguf_write.c src/base/base.c src/kernels/quant.c"
+SRCS="src/gguf/gguf.c src/gguf/gguf_write.c src/base/base.c src/kernels/quant.c src/kernels/iquant.c src/kernels/iq_grids.c"
 FLAGS="-std=c11 -D_GNU_SOURCE -Isrc -g -O1 -Wall -Wextra -Werror -Wno-unused-parameter"
 
 "$CC" $FLAGS -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
@@ -69,11 +69,12 @@ echo "built $OUT/fuzz_anth"
 
 # Tokenizer data (FUZZ_TARGET=tokenizer): tok_load + encode / decode.
 mkdir -p "$OUT/corpus-tokenizer" "$OUT/seeds-tokenizer"
-TOK_SRCS="src/tokenizer/*.c src/gguf/gguf.c src/gguf/gguf_write.c src/base/base.c src/kernels/quant.c"
+TOK_SRCS="src/tokenizer/*.c src/gguf/gguf.c src/gguf/gguf_write.c src/base/base.c src/kernels/quant.c src/kernels/iquant.c \
+    src/kernels/iq_grids.c"
 "$CC" $FLAGS -pthread -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
     -o "$OUT/fuzz_tokenizer" tests/fuzz/fuzz_tokenizer.c $TOK_SRCS -ljansson -lutf8proc -lpcre2-8 -lcrypto -lm
 "$CC" $FLAGS -pthread -o "$OUT/tok_seeds" tests/fuzz/tok_seeds.c src/gguf/gguf.c src/gguf/gguf_write.c \
-    src/base/base.c src/kernels/quant.c -lm
+    src/base/base.c src/kernels/quant.c src/kernels/iquant.c src/kernels/iq_grids.c -lm
 "$OUT/tok_seeds" "$OUT/seeds-tokenizer"
 echo "built $OUT/fuzz_tokenizer"
 
@@ -93,6 +94,10 @@ if [ -x build/release/silica ]; then
     build/release/silica mkmodel --arch nomic-bert $T --out "$OUT/seeds-model/nomic-bert.gguf" >/dev/null
     build/release/silica mkmodel --arch deepseek2 $T --qk-nope 8 --qk-rope 4 --v-head 8 --kv-lora 16 --experts 4 \
         --experts-used 2 --expert-ffn 16 --out "$OUT/seeds-model/deepseek2.gguf" >/dev/null
+    # the grid i-quants need 256-wide rows (narrower ones fall back to iq4_nl)
+    T="--embd 256 --heads 2 --layers 1 --ffn 256 --vocab 24 --seed 3"
+    build/release/silica mkmodel --arch llama $T --kv-heads 1 --type iq2_m --out "$OUT/seeds-model/llama-iq2_m.gguf" >/dev/null
+    build/release/silica mkmodel --arch llama $T --kv-heads 1 --type iq1_m --out "$OUT/seeds-model/llama-iq1_m.gguf" >/dev/null
 fi
 echo "built $OUT/fuzz_model"
 

@@ -43,18 +43,35 @@ static const sl_type_t all_types[] = {
     SL_TYPE_F32,  SL_TYPE_F16,  SL_TYPE_BF16, SL_TYPE_Q4_0, SL_TYPE_Q4_1,
     SL_TYPE_Q5_0, SL_TYPE_Q5_1, SL_TYPE_Q8_0, SL_TYPE_Q2_K, SL_TYPE_Q3_K,
     SL_TYPE_Q4_K, SL_TYPE_Q5_K, SL_TYPE_Q6_K, SL_TYPE_IQ4_NL, SL_TYPE_IQ4_XS,
+    SL_TYPE_IQ2_XXS, SL_TYPE_IQ2_XS, SL_TYPE_IQ2_S, SL_TYPE_IQ3_XXS, SL_TYPE_IQ3_S,
+    SL_TYPE_IQ1_S, SL_TYPE_IQ1_M, SL_TYPE_MXFP4,
 };
 #define N_TYPES (sizeof all_types / sizeof all_types[0])
 
 /* Fills a weight matrix of rows × n: quantized from random floats where we
- * can quantize, random bytes with sane scales otherwise. */
+ * can quantize, random bytes with sane scales otherwise — and for the grid
+ * i-quants, whose every bit pattern is a valid block and whose quantizer
+ * (searching codebooks) is slow under the sanitizers. */
 static void make_weights(sl_type_t t, uint8_t *w, int64_t rows, int64_t n, float *tmp) {
     size_t rs = sl_row_size(t, n);
     for (int64_t r = 0; r < rows; r++) {
         uint8_t *row = w + (size_t)r * rs;
-        if (sl_can_quantize(t)) {
+        if (sl_can_quantize(t) && !sl_iq_grid_type(t)) {
             for (int64_t i = 0; i < n; i++) tmp[i] = gauss();
             sl_quantize_row(t, tmp, row, n);
+        } else if (sl_iq_grid_type(t)) {
+            for (size_t i = 0; i < rs; i++) row[i] = (uint8_t)rnd();
+            const size_t bs = sl_type_traits(t)->type_size;
+            for (size_t off = 0; off < rs; off += bs) {
+                if (t == SL_TYPE_IQ1_M) { /* d in the scale words' top nibbles */
+                    const sl_f16_t d = sl_f32_to_f16(0.01f);
+                    for (int k = 0; k < 4; k++)
+                        row[off + 48 + 2 * k + 1] =
+                            (uint8_t)((row[off + 48 + 2 * k + 1] & 0x0f) | ((d >> (4 * k)) & 0xf) << 4);
+                } else {
+                    put_f16(row + off, 0.01f);
+                }
+            }
         } else {
             for (size_t i = 0; i < rs; i++) row[i] = (uint8_t)rnd();
             for (size_t off = 0; off < rs; off += sl_type_traits(t)->type_size) {

@@ -1272,6 +1272,17 @@ static void test_f16_and_q8(void) {
         s.wtype = more[i];
         run_case(label, &s, 4e-2, SL_TYPE_F32, 2);
     }
+    /* the grid i-quants (GGUF rows: decode dots, tiles of dots, and with
+     * 20 tokens the rows unpacked for the k-quant GEMM) */
+    const sl_type_t iq[] = {SL_TYPE_IQ2_XXS, SL_TYPE_IQ2_XS, SL_TYPE_IQ2_S, SL_TYPE_IQ3_XXS,
+                            SL_TYPE_IQ3_S,   SL_TYPE_IQ1_S,  SL_TYPE_IQ1_M};
+    for (size_t i = 0; i < SL_ARRAY_LEN(iq); i++) {
+        char label[32];
+        snprintf(label, sizeof label, "qwen2 %s tied", sl_type_name(iq[i]));
+        s.wtype = iq[i];
+        s.n_tok = 20;
+        run_case(label, &s, 4e-2, SL_TYPE_F32, 2);
+    }
 }
 
 /* A model with a missing or mis-shaped tensor fails to load with a message
@@ -1434,6 +1445,48 @@ static void test_quant_plan(void) {
     CHECK(model_qplan_init(&p, "iq4_nl", 24, 2, false, err, sizeof err) == 0);
     CHECK(p.ftype == 25 && plan_at(&p, 5, "attn_v", 896) == SL_TYPE_IQ4_NL);
     CHECK(model_qplan_type(&p, "output.weight", 2, 896) == SL_TYPE_Q8_0); /* 896 % 256: q6_K falls back */
+    /* the grid i-quant file types, llama.cpp's rules without an importance
+     * matrix: iq2_m (main type iq2_s, iq3_s for attn_v / attn_output /
+     * the first eighth's ffn_down and the untied embedding) */
+    CHECK(model_qplan_init(&p, "IQ2_M", 16, 2, false, err, sizeof err) == 0);
+    CHECK(p.ftype == 29 && plan_at(&p, 5, "attn_q", 512) == SL_TYPE_IQ2_S && plan_at(&p, 5, "ffn_up", 512) == SL_TYPE_IQ2_S);
+    CHECK(plan_at(&p, 5, "attn_v", 512) == SL_TYPE_IQ3_S && plan_at(&p, 5, "attn_output", 512) == SL_TYPE_IQ3_S);
+    CHECK(plan_at(&p, 1, "ffn_down", 512) == SL_TYPE_IQ3_S && plan_at(&p, 2, "ffn_down", 512) == SL_TYPE_IQ2_S);
+    CHECK(model_qplan_type(&p, "token_embd.weight", 2, 512) == SL_TYPE_IQ3_S);
+    CHECK(model_qplan_type(&p, "output.weight", 2, 512) == SL_TYPE_Q5_K);
+    CHECK(plan_at(&p, 5, "ffn_up", 896) == SL_TYPE_IQ4_NL); /* row fallback */
+    CHECK(model_qplan_init(&p, "iq2_m", 16, 4, false, err, sizeof err) == 0);
+    CHECK(plan_at(&p, 5, "attn_v", 512) == SL_TYPE_Q4_K);
+    /* iq2_s's main type is iq2_xs; iq2_xxs / iq1_*: q2_K where iq2_m takes iq3_s */
+    CHECK(model_qplan_init(&p, "iq2_s", 16, 2, false, err, sizeof err) == 0);
+    CHECK(p.ftype == 28 && plan_at(&p, 5, "attn_q", 512) == SL_TYPE_IQ2_XS);
+    CHECK(model_qplan_init(&p, "iq2_xxs", 16, 2, false, err, sizeof err) == 0);
+    CHECK(p.ftype == 19 && plan_at(&p, 5, "attn_q", 512) == SL_TYPE_IQ2_XXS && plan_at(&p, 5, "attn_v", 512) == SL_TYPE_Q2_K);
+    CHECK(plan_at(&p, 0, "ffn_down", 512) == SL_TYPE_Q2_K && plan_at(&p, 9, "ffn_down", 512) == SL_TYPE_IQ2_XXS);
+    CHECK(plan_at(&p, 9, "attn_output", 512) == SL_TYPE_IQ2_XXS);
+    CHECK(model_qplan_type(&p, "token_embd.weight", 2, 512) == SL_TYPE_Q2_K);
+    CHECK(model_qplan_init(&p, "iq1_m", 16, 2, true, err, sizeof err) == 0);
+    CHECK(p.ftype == 31 && plan_at(&p, 9, "ffn_gate", 512) == SL_TYPE_IQ1_M);
+    CHECK(plan_at(&p, 9, "attn_output", 512) == SL_TYPE_IQ2_XXS);
+    CHECK(model_qplan_type(&p, "token_embd.weight", 2, 512) == SL_TYPE_Q5_K); /* tied: the output rule */
+    CHECK(model_qplan_init(&p, "iq1_s", 16, 2, false, err, sizeof err) == 0);
+    CHECK(p.ftype == 24 && plan_at(&p, 9, "ffn_up", 512) == SL_TYPE_IQ1_S);
+    /* iq3_xxs, iq3_xs, iq3_s, iq3_m */
+    CHECK(model_qplan_init(&p, "iq3_xxs", 16, 2, false, err, sizeof err) == 0);
+    CHECK(p.ftype == 23 && plan_at(&p, 9, "ffn_up", 512) == SL_TYPE_IQ3_XXS && plan_at(&p, 9, "attn_v", 512) == SL_TYPE_IQ3_S);
+    CHECK(plan_at(&p, 9, "attn_q", 512) == SL_TYPE_IQ2_S && plan_at(&p, 9, "attn_k", 512) == SL_TYPE_IQ2_S);
+    CHECK(plan_at(&p, 1, "ffn_down", 512) == SL_TYPE_Q4_K && plan_at(&p, 9, "ffn_down", 512) == SL_TYPE_Q3_K);
+    CHECK(plan_at(&p, 9, "attn_output", 512) == SL_TYPE_IQ3_S && model_qplan_type(&p, "output.weight", 2, 512) == SL_TYPE_Q5_K);
+    CHECK(model_qplan_init(&p, "iq3_xs", 16, 4, false, err, sizeof err) == 0);
+    CHECK(p.ftype == 22 && plan_at(&p, 9, "attn_v", 512) == SL_TYPE_Q4_K && plan_at(&p, 9, "attn_q", 512) == SL_TYPE_IQ3_XXS);
+    CHECK(plan_at(&p, 1, "ffn_up", 512) == SL_TYPE_IQ3_S && plan_at(&p, 9, "ffn_up", 512) == SL_TYPE_IQ3_XXS);
+    CHECK(plan_at(&p, 14, "ffn_gate", 512) == SL_TYPE_IQ3_S && plan_at(&p, 9, "ffn_down", 512) == SL_TYPE_IQ3_S);
+    CHECK(model_qplan_init(&p, "iq3_s", 16, 2, false, err, sizeof err) == 0);
+    CHECK(p.ftype == 26 && plan_at(&p, 9, "attn_v", 512) == SL_TYPE_IQ3_S && model_qplan_type(&p, "output.weight", 2, 512) == SL_TYPE_Q6_K);
+    CHECK(model_qplan_init(&p, "iq3_m", 16, 2, false, err, sizeof err) == 0);
+    CHECK(p.ftype == 27 && plan_at(&p, 9, "attn_q", 512) == SL_TYPE_IQ3_S && plan_at(&p, 9, "attn_v", 512) == SL_TYPE_Q4_K);
+    CHECK(plan_at(&p, 9, "attn_output", 512) == SL_TYPE_Q4_K && plan_at(&p, 1, "ffn_down", 512) == SL_TYPE_Q4_K);
+    CHECK(plan_at(&p, 9, "ffn_down", 512) == SL_TYPE_IQ3_S);
     CHECK(model_qplan_init(&p, "q9_9", 2, 1, false, err, sizeof err) != 0);
     CHECK(strstr(err, "q9_9") != NULL);
 }
@@ -1520,6 +1573,37 @@ static void test_quantize_file_kmix(void) {
         /* 2-3 bit weights: near, not close */
         const double e = quantized_logits_err(&rm, m, pool, toks, 5);
         CHECK_MSG(e < 0.5, "quantized q2_K logits off by %.3g", e);
+        model_free(m);
+    }
+    unlink(dst);
+    /* the i-quant mixes: iq2_m (iq2_s, iq3_s for attn_output and the first
+     * eighth's ffn_down, q4_K attn_v with GQA 4, q5_K output) and iq3_xxs */
+    m = quantize_and_load(&rm, "iq2_m", pool, dst, sizeof dst);
+    if (m) {
+        const gguf_file_t *g = model_gguf(m);
+        CHECK(gguf_get_u32_or(g, "general.file_type", 99) == 29);
+        CHECK(gguf_find_tensor(g, "blk.0.attn_v.weight")->type == SL_TYPE_Q4_K);
+        CHECK(gguf_find_tensor(g, "blk.1.attn_q.weight")->type == SL_TYPE_IQ2_S);
+        CHECK(gguf_find_tensor(g, "blk.1.ffn_up.weight")->type == SL_TYPE_IQ2_S);
+        CHECK(gguf_find_tensor(g, "blk.0.attn_output.weight")->type == SL_TYPE_IQ3_S);
+        CHECK(gguf_find_tensor(g, "output.weight")->type == SL_TYPE_Q5_K);
+        const int32_t toks[5] = {1, 50, 7, 90, 3};
+        const double e = quantized_logits_err(&rm, m, pool, toks, 5);
+        fprintf(stderr, "     iq2_m mix: logits rel err %.3g\n", e);
+        CHECK_MSG(e < 0.6, "quantized iq2_m logits off by %.3g", e);
+        model_free(m);
+    }
+    unlink(dst);
+    m = quantize_and_load(&rm, "iq3_xxs", pool, dst, sizeof dst);
+    if (m) {
+        const gguf_file_t *g = model_gguf(m);
+        CHECK(gguf_get_u32_or(g, "general.file_type", 99) == 23);
+        CHECK(gguf_find_tensor(g, "blk.1.ffn_gate.weight")->type == SL_TYPE_IQ3_XXS);
+        CHECK(gguf_find_tensor(g, "blk.1.attn_q.weight")->type == SL_TYPE_IQ2_S);
+        const int32_t toks[5] = {1, 50, 7, 90, 3};
+        const double e = quantized_logits_err(&rm, m, pool, toks, 5);
+        fprintf(stderr, "     iq3_xxs mix: logits rel err %.3g\n", e);
+        CHECK_MSG(e < 0.6, "quantized iq3_xxs logits off by %.3g", e);
         model_free(m);
     }
     sl_pool_free(pool);

@@ -20,6 +20,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels/iq_grids.h"
 #include "kernels/x8_simd.h"
 
 /* 32 nibbles → 32 bytes: low nibbles of the 16 bytes (elements 0-15) in the
@@ -203,9 +204,12 @@ static void tile_bf16(int64_t n, const void *w, size_t ws, int nr, const void *x
  * products with the q8 activations then go as q8_0's do: |v| · sign(x, v)
  * through vpmaddubsw. iq4_xs applies each 32-element sub-block's scale
  * with the widening vpmaddwd. */
-static inline __m256i iq4_values32(const uint8_t *qs) {
-    const __m256i kv = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)sl_kvalues_iq4nl));
+static inline __m256i cb_values32(const int8_t *cb, const uint8_t *qs) {
+    const __m256i kv = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)cb));
     return _mm256_shuffle_epi8(kv, nibbles32(qs));
+}
+static inline __m256i iq4_values32(const uint8_t *qs) {
+    return cb_values32(sl_kvalues_iq4nl, qs);
 }
 static inline __m256i iq4_pairs(__m256i v, const int8_t *x) {
     return _mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)x), v));
@@ -273,6 +277,32 @@ static float dot_iq4_xs(int64_t n, const void *w, const void *x) {
 
 static float dotf_iq4_nl(int64_t n, const void *w, const sl_q8f_t *x) {
     return iq4nl_dot(true, n, w, x);
+}
+
+/* mxfp4: iq4_nl's products with ggml's doubled E2M1 codebook (−12..12) and
+ * the block scale 2^(e − 128); q8_0 blocks, or (fscale) a float-scale row. */
+static inline __attribute__((always_inline)) float mxfp4_dot(bool fscale, int64_t n, const void *vw,
+                                                             const void *vx) {
+    const sl_block_mxfp4 *w = vw;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    for (int64_t b = 0; b < n / 32; b++) {
+        const int8_t *xq = fscale ? ((const sl_q8f_t *)vx)[b].qs : ((const sl_block_q8_0 *)vx)[b].qs;
+        const float dx = fscale ? ((const sl_q8f_t *)vx)[b].d : f16(((const sl_block_q8_0 *)vx)[b].d);
+        const __m256 p = _mm256_cvtepi32_ps(
+            _mm256_madd_epi16(iq4_pairs(cb_values32(sl_kvalues_mxfp4, w[b].qs), xq), ones));
+        if (b & 1)
+            a1 = _mm256_fmadd_ps(_mm256_set1_ps(sl_e8m0_half(w[b].e) * dx), p, a1);
+        else
+            a0 = _mm256_fmadd_ps(_mm256_set1_ps(sl_e8m0_half(w[b].e) * dx), p, a0);
+    }
+    return hsum8(_mm256_add_ps(a0, a1));
+}
+static float dot_mxfp4(int64_t n, const void *w, const void *x) {
+    return mxfp4_dot(false, n, w, x);
+}
+static float dotf_mxfp4(int64_t n, const void *w, const sl_q8f_t *x) {
+    return mxfp4_dot(true, n, w, x);
 }
 
 /* iq4_xs against a float-scale q8_0 row (decode). */
@@ -912,6 +942,17 @@ static void urows_iq4_nl(int64_t n, const void *w, size_t ws, int nr, uint8_t *d
     for (int r = 0; r < nr; r++) {
         const sl_block_iq4_nl *x = (const void *)((const uint8_t *)w + (size_t)r * ws);
         for (int64_t b = 0; b < nb; b++) u_put(dst, nb, r, b, f16(x[b].d), 0.0f, iq4_values32(x[b].qs));
+    }
+    u_pad(dst, nb, nr);
+}
+
+/* mxfp4 rows: their (doubled) E2M1 codebook bytes, signed (gemmu_s8) */
+static void urows_mxfp4(int64_t n, const void *w, size_t ws, int nr, uint8_t *dst) {
+    const int64_t nb = n / 32;
+    for (int r = 0; r < nr; r++) {
+        const sl_block_mxfp4 *x = (const void *)((const uint8_t *)w + (size_t)r * ws);
+        for (int64_t b = 0; b < nb; b++)
+            u_put(dst, nb, r, b, sl_e8m0_half(x[b].e), 0.0f, cb_values32(sl_kvalues_mxfp4, x[b].qs));
     }
     u_pad(dst, nb, nr);
 }
@@ -1896,6 +1937,253 @@ static void quant_q8_K(const float *x, void *vy, int64_t n) {
     }
 }
 
+/* ---- grid i-quants (iq2_xxs, iq2_xs, iq2_s, iq3_xxs, iq3_s, iq1_s, iq1_m) ----
+ *
+ * A super-block goes 32 elements a step: the step's codebook entries (4 of
+ * 8 values, or 8 of 4 for iq3) are gathered into one vector of unsigned
+ * magnitudes, the 32 sign bits (7-bit codes through sl_ksigns_iq2xs, or
+ * plain bytes) become a vector of ±1 bytes, vpsignb puts the signs on the
+ * q8_K activations, vpmaddubsw multiplies, and vpmaddwd applies the step's
+ * two 16-element multipliers 2·ls + 1 (low lane: elements 0-15). iq1's
+ * values are 8·grid ± 1 (grid −1/0/1, never 0), their own sign vector with
+ * |v| as the magnitude. Bounds: magnitudes ≤ 62 and q8_K ≤ 127 in size, so a
+ * pair sum ≤ 15748; · 31 · 2 per int32 lane per step, 8 steps: < 2^23.
+ * Weight e = D · sc · v exactly as sl_iq_decode (D: the f16 scale times
+ * 1/8, 1/4 or 1). Prefill unpacks rows into the k-quants' layout (codes v +
+ * the type's largest magnitude, unsigned; that offset times the multiplier
+ * as the min) for gemmuk. */
+static inline __m256i iq_pm1(uint32_t bits) { /* bit j set → byte j = −1, else +1 */
+    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    __m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), shuf);
+    b = _mm256_cmpeq_epi8(_mm256_and_si256(b, bit), bit);
+    return _mm256_or_si256(b, _mm256_set1_epi8(1));
+}
+static inline uint32_t iq_rd32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+/* 4 sign codes of 7 bits (code l at bit 7l of c) → ±1 bytes */
+static inline __m256i iq_ksigns4(uint32_t c) {
+    const uint64_t *t = sl_ksigns_pm1;
+    return _mm256_set_epi64x((long long)t[(c >> 21) & 127], (long long)t[(c >> 14) & 127], (long long)t[(c >> 7) & 127],
+                             (long long)t[c & 127]);
+}
+static inline __m256i iq_g4(const uint64_t *grid, int a, int b, int c, int d) {
+    return _mm256_set_epi64x((long long)grid[d], (long long)grid[c], (long long)grid[b], (long long)grid[a]);
+}
+/* iq1: 8 · grid + delta (delta ±1 per byte) */
+static inline __m256i iq1_vals(__m256i g, __m256i delta) {
+    const __m256i g2 = _mm256_add_epi8(g, g), g4 = _mm256_add_epi8(g2, g2);
+    return _mm256_add_epi8(_mm256_add_epi8(g4, g4), delta);
+}
+
+/* The super-block's 16 multipliers 2·ls + 1 as kq_step_scales reads them:
+ * the even 16-element groups in the low lane, the odd ones in the high. */
+static inline __attribute__((always_inline)) __m256i iq_scales(sl_type_t t, const uint8_t *b) {
+    int16_t v[16];
+#define IQ_SC(g, ls) v[((g) & 1) * 8 + (g) / 2] = (int16_t)(2 * (ls) + 1)
+    for (int ib = 0; ib < 8; ib++) {
+        switch (t) {
+        case SL_TYPE_IQ2_XXS: {
+            const int ls = (int)(iq_rd32(b + 2 + 8 * ib + 4) >> 28);
+            IQ_SC(2 * ib, ls), IQ_SC(2 * ib + 1, ls);
+            break;
+        }
+        case SL_TYPE_IQ2_XS:
+        case SL_TYPE_IQ2_S: {
+            const int sc = b[t == SL_TYPE_IQ2_XS ? 66 + ib : 74 + ib];
+            IQ_SC(2 * ib, sc & 15), IQ_SC(2 * ib + 1, sc >> 4);
+            break;
+        }
+        case SL_TYPE_IQ3_XXS: {
+            const int ls = (int)(iq_rd32(b + 2 + 64 + 4 * ib) >> 28);
+            IQ_SC(2 * ib, ls), IQ_SC(2 * ib + 1, ls);
+            break;
+        }
+        case SL_TYPE_IQ3_S: {
+            const int ls = (b[106 + ib / 2] >> (4 * (ib % 2))) & 15;
+            IQ_SC(2 * ib, ls), IQ_SC(2 * ib + 1, ls);
+            break;
+        }
+        case SL_TYPE_IQ1_S: {
+            const int ls = (((const sl_block_iq1_s *)b)->qh[ib] >> 12) & 7;
+            IQ_SC(2 * ib, ls), IQ_SC(2 * ib + 1, ls);
+            break;
+        }
+        default: { /* SL_TYPE_IQ1_M: 3 bits per 16 elements, 4 to a scale word */
+            uint16_t sw;
+            memcpy(&sw, ((const sl_block_iq1_m *)b)->scales + 2 * (ib / 2), 2);
+            const int sh = 6 * (ib % 2);
+            IQ_SC(2 * ib, (sw >> sh) & 7), IQ_SC(2 * ib + 1, (sw >> (sh + 3)) & 7);
+            break;
+        }
+        }
+    }
+#undef IQ_SC
+    return _mm256_loadu_si256((const __m256i *)v);
+}
+
+/* Step k (elements 32k..32k+31) of super-block b: magnitudes and ±1 signs. */
+static inline __attribute__((always_inline)) void iq_step(sl_type_t t, const uint8_t *b, int k, __m256i *mag,
+                                                           __m256i *sgn) {
+    switch (t) {
+    case SL_TYPE_IQ2_XXS: {
+        const uint8_t *q = b + 2 + 8 * k;
+        *mag = iq_g4(sl_iq2xxs_grid, q[0], q[1], q[2], q[3]);
+        *sgn = iq_ksigns4(iq_rd32(q + 4));
+        break;
+    }
+    case SL_TYPE_IQ2_XS: {
+        const sl_block_iq2_xs *x = (const sl_block_iq2_xs *)b;
+        const uint16_t *v = x->qs + 4 * k;
+        *mag = iq_g4(sl_iq2xs_grid, v[0] & 511, v[1] & 511, v[2] & 511, v[3] & 511);
+        const uint64_t *t64 = sl_ksigns_pm1;
+        *sgn = _mm256_set_epi64x((long long)t64[v[3] >> 9], (long long)t64[v[2] >> 9], (long long)t64[v[1] >> 9],
+                                 (long long)t64[v[0] >> 9]);
+        break;
+    }
+    case SL_TYPE_IQ2_S: {
+        const sl_block_iq2_s *x = (const sl_block_iq2_s *)b;
+        const uint8_t *q = x->qs + 4 * k;
+        const int h = x->qh[k];
+        *mag = iq_g4(sl_iq2s_grid, q[0] | (h & 3) << 8, q[1] | (h & 12) << 6, q[2] | (h & 48) << 4, q[3] | (h & 192) << 2);
+        *sgn = iq_pm1(iq_rd32(x->qs + 32 + 4 * k));
+        break;
+    }
+    case SL_TYPE_IQ3_XXS: {
+        const sl_block_iq3_xxs *x = (const sl_block_iq3_xxs *)b;
+        const uint8_t *q = x->qs + 8 * k;
+        const uint32_t *g = sl_iq3xxs_grid; /* 8 loads: faster here than vpgatherdd */
+        *mag = _mm256_set_epi32((int)g[q[7]], (int)g[q[6]], (int)g[q[5]], (int)g[q[4]], (int)g[q[3]], (int)g[q[2]],
+                                (int)g[q[1]], (int)g[q[0]]);
+        *sgn = iq_ksigns4(iq_rd32(x->qs + 64 + 4 * k));
+        break;
+    }
+    case SL_TYPE_IQ3_S: {
+        const sl_block_iq3_s *x = (const sl_block_iq3_s *)b;
+        const __m256i hi = _mm256_and_si256(
+            _mm256_srlv_epi32(_mm256_set1_epi32(x->qh[k]), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)), _mm256_set1_epi32(1));
+        const __m256i idx = _mm256_or_si256(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(x->qs + 8 * k))),
+                                            _mm256_slli_epi32(hi, 8));
+        *mag = _mm256_i32gather_epi32((const int *)sl_iq3s_grid, idx, 4); /* the 9-bit indices: vector-built */
+        *sgn = iq_pm1(iq_rd32(x->signs + 4 * k));
+        break;
+    }
+    case SL_TYPE_IQ1_S: {
+        const sl_block_iq1_s *x = (const sl_block_iq1_s *)b;
+        const uint8_t *q = x->qs + 4 * k;
+        const int h = x->qh[k];
+        const __m256i g = iq_g4(sl_iq1s_grid, q[0] | (h & 7) << 8, q[1] | (h & 0x38) << 5, q[2] | (h & 0x1c0) << 2,
+                                q[3] | (h & 0xe00) >> 1);
+        const __m256i v = iq1_vals(g, _mm256_set1_epi8(h & 0x8000 ? -1 : 1));
+        *mag = _mm256_abs_epi8(v);
+        *sgn = v;
+        break;
+    }
+    default: { /* SL_TYPE_IQ1_M */
+        const sl_block_iq1_m *x = (const sl_block_iq1_m *)b;
+        const uint8_t *q = x->qs + 4 * k;
+        const int h0 = x->qh[2 * k], h1 = x->qh[2 * k + 1];
+        const __m256i g = iq_g4(sl_iq1s_grid, q[0] | (h0 & 7) << 8, q[1] | (h0 & 0x70) << 4, q[2] | (h1 & 7) << 8,
+                                q[3] | (h1 & 0x70) << 4);
+        /* the delta signs: bit 3 / 7 of qh byte 2k (groups 0, 1, low lane)
+         * and 2k + 1 (groups 2, 3, high lane) → −1 / +1 bytes */
+        const __m256i hv = _mm256_shuffle_epi8(_mm256_set1_epi16((short)(h0 | h1 << 8)),
+                                               _mm256_set_epi64x(0x0101010101010101, 0x0101010101010101, 0, 0));
+        const __m256i m = _mm256_set_epi64x((long long)0x8080808080808080ull, 0x0808080808080808,
+                                            (long long)0x8080808080808080ull, 0x0808080808080808);
+        const __m256i delta = _mm256_or_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hv, m), m), _mm256_set1_epi8(1));
+        const __m256i v = iq1_vals(g, delta);
+        *mag = _mm256_abs_epi8(v);
+        *sgn = v;
+        break;
+    }
+    }
+}
+
+/* D of a super-block (weight = D · multiplier · value) */
+static inline __attribute__((always_inline)) float iq_scale(sl_type_t t, const uint8_t *b) {
+    if (t == SL_TYPE_IQ1_M) {
+        uint16_t s[4];
+        memcpy(s, ((const sl_block_iq1_m *)b)->scales, 8);
+        const uint16_t h = (uint16_t)((s[0] >> 12) | ((s[1] >> 8) & 0x00f0) | ((s[2] >> 4) & 0x0f00) | (s[3] & 0xf000));
+        return f16(h) * 0.125f;
+    }
+    sl_f16_t d;
+    memcpy(&d, b, 2);
+    return f16(d) * (t == SL_TYPE_IQ3_S ? 1.0f : t == SL_TYPE_IQ3_XXS ? 0.25f : 0.125f);
+}
+
+static inline __attribute__((always_inline)) float iq_dot(sl_type_t t, int64_t n, const void *vw, const void *vx) {
+    const size_t bs = sl_type_traits(t)->type_size;
+    const sl_block_q8_K *x = vx;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / SL_QK_K; i++) {
+        const uint8_t *b = (const uint8_t *)vw + (size_t)i * bs;
+        const __m256i scv = iq_scales(t, b);
+        __m256i s0 = _mm256_setzero_si256(), s1 = s0;
+#pragma GCC unroll 2
+        for (int k = 0; k < 8; k++) {
+            __m256i mag, sgn;
+            iq_step(t, b, k, &mag, &sgn);
+            const __m256i xs = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * k)), sgn);
+            const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(mag, xs), kq_step_scales(scv, k));
+            if (k & 1)
+                s1 = _mm256_add_epi32(s1, p);
+            else
+                s0 = _mm256_add_epi32(s0, p);
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(iq_scale(t, b) * x[i].d), _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)),
+                              acc);
+    }
+    return hsum8(acc);
+}
+
+/* Rows into the k-quants' unpacked super-blocks: code = value + off
+ * (0..2·off), scale lanes the multipliers, min = off · multiplier per 16
+ * elements, d = dmin = D. */
+static inline __attribute__((always_inline)) void iq_urows(sl_type_t t, int off, int64_t n, const void *w, size_t ws,
+                                                            int nr, uint8_t *dst) {
+    const size_t bs = sl_type_traits(t)->type_size;
+    const __m256i voff = _mm256_set1_epi8((char)off);
+    for (int r = 0; r < nr; r++) {
+        const uint8_t *row = (const uint8_t *)w + (size_t)r * ws;
+        for (int64_t i = 0; i < n / SL_QK_K; i++, dst += SL_UK_SB_BYTES) {
+            const uint8_t *b = row + (size_t)i * bs;
+            const __m256i scv = iq_scales(t, b);
+            int16_t sv[16], mn[16];
+            _mm256_storeu_si256((__m256i *)sv, scv);
+            for (int k = 0; k < 8; k++) {
+                __m256i mag, sgn;
+                iq_step(t, b, k, &mag, &sgn);
+                uk_put(dst, k, _mm256_add_epi8(_mm256_sign_epi8(mag, sgn), voff), kq_step_scales(scv, k));
+                mn[2 * k] = (int16_t)(off * sv[k]);
+                mn[2 * k + 1] = (int16_t)(off * sv[8 + k]);
+            }
+            const float d = iq_scale(t, b);
+            uk_tail(dst, _mm256_loadu_si256((const __m256i *)mn), d, d);
+        }
+    }
+}
+
+#define DEF_IQ(T, name, off)                                                                                     \
+    static float dot_##name(int64_t n, const void *w, const void *x) {                                          \
+        return iq_dot(T, n, w, x);                                                                               \
+    }                                                                                                            \
+    static void urows_##name(int64_t n, const void *w, size_t ws, int nr, uint8_t *dst) {                       \
+        iq_urows(T, off, n, w, ws, nr, dst);                                                                     \
+    }
+DEF_IQ(SL_TYPE_IQ2_XXS, iq2_xxs, 43)
+DEF_IQ(SL_TYPE_IQ2_XS, iq2_xs, 43)
+DEF_IQ(SL_TYPE_IQ2_S, iq2_s, 43)
+DEF_IQ(SL_TYPE_IQ3_XXS, iq3_xxs, 62)
+DEF_IQ(SL_TYPE_IQ3_S, iq3_s, 15)
+DEF_IQ(SL_TYPE_IQ1_S, iq1_s, 9)
+DEF_IQ(SL_TYPE_IQ1_M, iq1_m, 9)
+#undef DEF_IQ
+
 bool sl_kern_fill_avx2(sl_kern_table_t *t) {
     t->dot[SL_TYPE_F32] = dot_f32;
     t->dot[SL_TYPE_F16] = dot_f16;
@@ -1924,6 +2212,10 @@ bool sl_kern_fill_avx2(sl_kern_table_t *t) {
     t->dot[SL_TYPE_IQ4_NL] = dot_iq4_nl;
     t->unpack[SL_TYPE_IQ4_NL] = urows_iq4_nl;
     t->gemmu[SL_TYPE_IQ4_NL] = gemmu_s8;
+    t->dot[SL_TYPE_MXFP4] = dot_mxfp4;
+    t->dotf[SL_TYPE_MXFP4] = dotf_mxfp4;
+    t->unpack[SL_TYPE_MXFP4] = urows_mxfp4;
+    t->gemmu[SL_TYPE_MXFP4] = gemmu_s8;
     t->dot[SL_TYPE_IQ4_XS] = dot_iq4_xs;
     t->tile[SL_TYPE_IQ4_XS] = tile_iq4_xs;
     t->unpack[SL_TYPE_IQ4_XS] = urows_iq4_xs;
@@ -1965,6 +2257,15 @@ bool sl_kern_fill_avx2(sl_kern_table_t *t) {
     t->gemmuk[SL_TYPE_Q4_K] = gemmuk;
     t->gemmuk[SL_TYPE_Q5_K] = gemmuk;
     t->gemmuk[SL_TYPE_Q6_K] = gemmuk;
+#define FILL_IQ(T, name) t->dot[T] = dot_##name, t->unpack[T] = urows_##name, t->gemmuk[T] = gemmuk
+    FILL_IQ(SL_TYPE_IQ2_XXS, iq2_xxs);
+    FILL_IQ(SL_TYPE_IQ2_XS, iq2_xs);
+    FILL_IQ(SL_TYPE_IQ2_S, iq2_s);
+    FILL_IQ(SL_TYPE_IQ3_XXS, iq3_xxs);
+    FILL_IQ(SL_TYPE_IQ3_S, iq3_s);
+    FILL_IQ(SL_TYPE_IQ1_S, iq1_s);
+    FILL_IQ(SL_TYPE_IQ1_M, iq1_m);
+#undef FILL_IQ
     t->dotf[SL_TYPE_Q4_0] = dotf_q4_0;
     t->dotf[SL_TYPE_Q5_0] = dotf_q5_0;
     t->dotf[SL_TYPE_Q8_0] = dotf_q8_0;

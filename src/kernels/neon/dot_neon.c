@@ -2,7 +2,9 @@
  * dot_neon.c — arm64 NEON kernels: f32 / f16 / bf16 weights, the
  * q8_0-dotted block types (q4_0, q5_0, q8_0, iq4_nl, iq4_xs: a table
  * lookup per 16 indices), q4_1 / q5_1 (q8_1) and the k-quants q2_K, q3_K,
- * q4_K, q5_K, q6_K; dots, and tiles of one row × up to 4 tokens. Integer
+ * q4_K, q5_K, q6_K, the grid i-quants (iq2_xxs .. iq1_m: codebook
+ * entries and ±1 signs per 16 values, then the same s8 dots) and mxfp4;
+ * dots, and tiles of one row × up to 4 tokens. Integer
  * products use SDOT (vdotq_s32) when the compiler targets the dot-product
  * extension, and widening multiplies (vmull_s8 + pairwise accumulate)
  * otherwise; both are exact in s32.
@@ -15,6 +17,8 @@
 #if defined(__aarch64__)
 #include <arm_neon.h>
 #include <string.h>
+
+#include "kernels/iq_grids.h"
 
 static inline float f16(sl_f16_t h) {
     return sl_f16_to_f32(h);
@@ -319,6 +323,137 @@ static inline __attribute__((always_inline)) void k23_rows(bool three, const int
     }
 }
 
+/* Grid i-quants: step k (elements 32k..32k+31) of a super-block as two
+ * vectors of 16 signed values — codebook magnitudes times ±1 signs (the
+ * 7-bit codes through sl_ksigns_pm1, plain sign bytes by vtst), iq1's 8 ·
+ * grid ± 1 — dotted with the q8_K bytes and scaled per 16 by the
+ * multiplier (sums < 2^26 in s32); D · d_x once per super-block. */
+static inline int8x16_t iq_u64x2(uint64_t lo, uint64_t hi) {
+    return vreinterpretq_s8_u64(vcombine_u64(vcreate_u64(lo), vcreate_u64(hi)));
+}
+static inline int8x16_t iq_u32x4(uint32_t a, uint32_t b, uint32_t c, uint32_t d) {
+    const uint32_t v[4] = {a, b, c, d};
+    return vreinterpretq_s8_u32(vld1q_u32(v));
+}
+static inline int8x16_t iq_pm1_bytes(uint8_t s0, uint8_t s1) { /* bit j of s0 / s1: −1, else +1 */
+    static const uint8_t bitsel[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+    const uint8x16_t m = vtstq_u8(vcombine_u8(vdup_n_u8(s0), vdup_n_u8(s1)), vld1q_u8(bitsel));
+    return vreinterpretq_s8_u8(vorrq_u8(m, vdupq_n_u8(1)));
+}
+static inline int8x16_t iq1_v(int8x16_t g, int8_t d0, int8_t d1) {
+    return vaddq_s8(vshlq_n_s8(g, 3), vcombine_s8(vdup_n_s8(d0), vdup_n_s8(d1)));
+}
+static inline __attribute__((always_inline)) void iq_vals(sl_type_t t, const uint8_t *b, int k, int8x16_t v[2]) {
+    const uint64_t *ks = sl_ksigns_pm1;
+    switch (t) {
+    case SL_TYPE_IQ2_XXS: {
+        const uint8_t *q = b + 2 + 8 * k;
+        uint32_t a;
+        memcpy(&a, q + 4, 4);
+        const uint64_t *g = sl_iq2xxs_grid;
+        v[0] = vmulq_s8(iq_u64x2(g[q[0]], g[q[1]]), iq_u64x2(ks[a & 127], ks[(a >> 7) & 127]));
+        v[1] = vmulq_s8(iq_u64x2(g[q[2]], g[q[3]]), iq_u64x2(ks[(a >> 14) & 127], ks[(a >> 21) & 127]));
+        break;
+    }
+    case SL_TYPE_IQ2_XS: {
+        const uint16_t *q = ((const sl_block_iq2_xs *)b)->qs + 4 * k;
+        const uint64_t *g = sl_iq2xs_grid;
+        v[0] = vmulq_s8(iq_u64x2(g[q[0] & 511], g[q[1] & 511]), iq_u64x2(ks[q[0] >> 9], ks[q[1] >> 9]));
+        v[1] = vmulq_s8(iq_u64x2(g[q[2] & 511], g[q[3] & 511]), iq_u64x2(ks[q[2] >> 9], ks[q[3] >> 9]));
+        break;
+    }
+    case SL_TYPE_IQ2_S: {
+        const sl_block_iq2_s *x = (const sl_block_iq2_s *)b;
+        const uint8_t *q = x->qs + 4 * k, *s = x->qs + 32 + 4 * k;
+        const int h = x->qh[k];
+        const uint64_t *g = sl_iq2s_grid;
+        v[0] = vmulq_s8(iq_u64x2(g[q[0] | (h & 3) << 8], g[q[1] | (h & 12) << 6]), iq_pm1_bytes(s[0], s[1]));
+        v[1] = vmulq_s8(iq_u64x2(g[q[2] | (h & 48) << 4], g[q[3] | (h & 192) << 2]), iq_pm1_bytes(s[2], s[3]));
+        break;
+    }
+    case SL_TYPE_IQ3_XXS: {
+        const sl_block_iq3_xxs *x = (const sl_block_iq3_xxs *)b;
+        const uint8_t *q = x->qs + 8 * k;
+        uint32_t a;
+        memcpy(&a, x->qs + 64 + 4 * k, 4);
+        const uint32_t *g = sl_iq3xxs_grid;
+        v[0] = vmulq_s8(iq_u32x4(g[q[0]], g[q[1]], g[q[2]], g[q[3]]), iq_u64x2(ks[a & 127], ks[(a >> 7) & 127]));
+        v[1] = vmulq_s8(iq_u32x4(g[q[4]], g[q[5]], g[q[6]], g[q[7]]), iq_u64x2(ks[(a >> 14) & 127], ks[(a >> 21) & 127]));
+        break;
+    }
+    case SL_TYPE_IQ3_S: {
+        const sl_block_iq3_s *x = (const sl_block_iq3_s *)b;
+        const uint8_t *q = x->qs + 8 * k, *s = x->signs + 4 * k;
+        const int h = x->qh[k];
+        const uint32_t *g = sl_iq3s_grid;
+#define IQ3S_E(e) g[q[e] | ((h >> (e)) & 1) << 8]
+        v[0] = vmulq_s8(iq_u32x4(IQ3S_E(0), IQ3S_E(1), IQ3S_E(2), IQ3S_E(3)), iq_pm1_bytes(s[0], s[1]));
+        v[1] = vmulq_s8(iq_u32x4(IQ3S_E(4), IQ3S_E(5), IQ3S_E(6), IQ3S_E(7)), iq_pm1_bytes(s[2], s[3]));
+#undef IQ3S_E
+        break;
+    }
+    case SL_TYPE_IQ1_S: {
+        const sl_block_iq1_s *x = (const sl_block_iq1_s *)b;
+        const uint8_t *q = x->qs + 4 * k;
+        const int h = x->qh[k];
+        const int8_t d = h & 0x8000 ? -1 : 1;
+        const uint64_t *g = sl_iq1s_grid;
+        v[0] = iq1_v(iq_u64x2(g[q[0] | (h & 7) << 8], g[q[1] | (h & 0x38) << 5]), d, d);
+        v[1] = iq1_v(iq_u64x2(g[q[2] | (h & 0x1c0) << 2], g[q[3] | (h & 0xe00) >> 1]), d, d);
+        break;
+    }
+    default: { /* SL_TYPE_IQ1_M */
+        const sl_block_iq1_m *x = (const sl_block_iq1_m *)b;
+        const uint8_t *q = x->qs + 4 * k;
+        const int h0 = x->qh[2 * k], h1 = x->qh[2 * k + 1];
+        const uint64_t *g = sl_iq1s_grid;
+        v[0] = iq1_v(iq_u64x2(g[q[0] | (h0 & 7) << 8], g[q[1] | (h0 & 0x70) << 4]), h0 & 8 ? -1 : 1, h0 & 0x80 ? -1 : 1);
+        v[1] = iq1_v(iq_u64x2(g[q[2] | (h1 & 7) << 8], g[q[3] | (h1 & 0x70) << 4]), h1 & 8 ? -1 : 1, h1 & 0x80 ? -1 : 1);
+        break;
+    }
+    }
+}
+static inline __attribute__((always_inline)) void iq_rows(sl_type_t t, const int NT, int64_t n, const void *vw,
+                                                          const sl_block_q8_K *const xs[4], float out[4]) {
+    const size_t bs = sl_type_traits(t)->type_size;
+    for (int c = 0; c < NT; c++) out[c] = 0;
+    for (int64_t i = 0; i < n / SL_QK_K; i++) {
+        const uint8_t *b = (const uint8_t *)vw + (size_t)i * bs;
+        int16_t sc[16];
+        const float d = sl_iq_mults(t, b, sc);
+        int32x4_t s[4];
+        for (int c = 0; c < NT; c++) s[c] = vdupq_n_s32(0);
+        for (int k = 0; k < 8; k++) {
+            int8x16_t v[2];
+            iq_vals(t, b, k, v);
+            for (int c = 0; c < NT; c++) {
+                const int8_t *xq = xs[c][i].qs + 32 * k;
+                s[c] = vmlaq_n_s32(s[c], dot16(vdupq_n_s32(0), v[0], vld1q_s8(xq)), sc[2 * k]);
+                s[c] = vmlaq_n_s32(s[c], dot16(vdupq_n_s32(0), v[1], vld1q_s8(xq + 16)), sc[2 * k + 1]);
+            }
+        }
+        for (int c = 0; c < NT; c++) out[c] += d * xs[c][i].d * (float)vaddvq_s32(s[c]);
+    }
+}
+
+/* mxfp4 (q8_0 blocks): the doubled E2M1 codebook by table lookup, as
+ * iq4_nl, and the block scale 2^(e − 128). */
+static inline __attribute__((always_inline)) void mxfp4_rows(const int NT, int64_t n, const void *vw,
+                                                             const sl_block_q8_0 *const xs[4], float out[4]) {
+    const sl_block_mxfp4 *w = vw;
+    const int8x16_t kv = vld1q_s8(sl_kvalues_mxfp4);
+    for (int c = 0; c < NT; c++) out[c] = 0;
+    for (int64_t i = 0; i < n / 32; i++) {
+        const uint8x16_t q = vld1q_u8(w[i].qs);
+        const int8x16_t lo = vqtbl1q_s8(kv, vandq_u8(q, vdupq_n_u8(0x0f))), hi = vqtbl1q_s8(kv, vshrq_n_u8(q, 4));
+        const float d = sl_e8m0_half(w[i].e);
+        for (int c = 0; c < NT; c++) {
+            const int32x4_t s = dot16(dot16(vdupq_n_s32(0), lo, vld1q_s8(xs[c][i].qs)), hi, vld1q_s8(xs[c][i].qs + 16));
+            out[c] += d * f16(xs[c][i].d) * (float)vaddvq_s32(s);
+        }
+    }
+}
+
 /* Dots (NT 1) and tiles (a row at a time × nc <= 4 tokens, xstride bytes
  * apart) from the same row functions. KIND: an sl_type_t. */
 static inline __attribute__((always_inline)) void rows_of(int kind, const int NT, int64_t n, const void *w,
@@ -334,6 +469,14 @@ static inline __attribute__((always_inline)) void rows_of(int kind, const int NT
     case SL_TYPE_Q5_1: q1_rows(true, NT, n, w, (const sl_block_q8_1 *const *)xs, out); break;
     case SL_TYPE_Q2_K: k23_rows(false, NT, n, w, (const sl_block_q8_K *const *)xs, out); break;
     case SL_TYPE_Q3_K: k23_rows(true, NT, n, w, (const sl_block_q8_K *const *)xs, out); break;
+    case SL_TYPE_IQ2_XXS:
+    case SL_TYPE_IQ2_XS:
+    case SL_TYPE_IQ2_S:
+    case SL_TYPE_IQ3_XXS:
+    case SL_TYPE_IQ3_S:
+    case SL_TYPE_IQ1_S:
+    case SL_TYPE_IQ1_M: iq_rows((sl_type_t)kind, NT, n, w, (const sl_block_q8_K *const *)xs, out); break;
+    case SL_TYPE_MXFP4: mxfp4_rows(NT, n, w, (const sl_block_q8_0 *const *)xs, out); break;
     default: q0_rows((sl_type_t)kind, NT, n, w, (const sl_block_q8_0 *const *)xs, out); break;
     }
 }
@@ -381,6 +524,14 @@ DEF_DOT_TILE(SL_TYPE_Q2_K, q2_K)
 DEF_DOT_TILE(SL_TYPE_Q4_1, q4_1)
 DEF_DOT_TILE(SL_TYPE_Q5_1, q5_1)
 DEF_DOT_TILE(SL_TYPE_Q3_K, q3_K)
+DEF_DOT_TILE(SL_TYPE_IQ2_XXS, iq2_xxs)
+DEF_DOT_TILE(SL_TYPE_IQ2_XS, iq2_xs)
+DEF_DOT_TILE(SL_TYPE_IQ2_S, iq2_s)
+DEF_DOT_TILE(SL_TYPE_IQ3_XXS, iq3_xxs)
+DEF_DOT_TILE(SL_TYPE_IQ3_S, iq3_s)
+DEF_DOT_TILE(SL_TYPE_IQ1_S, iq1_s)
+DEF_DOT_TILE(SL_TYPE_IQ1_M, iq1_m)
+DEF_DOT_TILE(SL_TYPE_MXFP4, mxfp4)
 #undef DEF_DOT_TILE
 
 bool sl_kern_fill_neon(sl_kern_table_t *t) {
@@ -415,6 +566,16 @@ bool sl_kern_fill_neon(sl_kern_table_t *t) {
     t->dot[SL_TYPE_Q3_K] = dot_q3_K;
     t->tile[SL_TYPE_Q2_K] = tile_q2_K;
     t->tile[SL_TYPE_Q3_K] = tile_q3_K;
+#define FILL_NEON(T, name) t->dot[T] = dot_##name, t->tile[T] = tile_##name
+    FILL_NEON(SL_TYPE_IQ2_XXS, iq2_xxs);
+    FILL_NEON(SL_TYPE_IQ2_XS, iq2_xs);
+    FILL_NEON(SL_TYPE_IQ2_S, iq2_s);
+    FILL_NEON(SL_TYPE_IQ3_XXS, iq3_xxs);
+    FILL_NEON(SL_TYPE_IQ3_S, iq3_s);
+    FILL_NEON(SL_TYPE_IQ1_S, iq1_s);
+    FILL_NEON(SL_TYPE_IQ1_M, iq1_m);
+    FILL_NEON(SL_TYPE_MXFP4, mxfp4);
+#undef FILL_NEON
     return true;
 }
 

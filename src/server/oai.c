@@ -25,6 +25,32 @@ int oai_fail(oai_error_t *e, int status, const char *type, const char *code, con
     return -1;
 }
 
+bool oai_param_map(oai_error_t *e, const char *const (*map)[2], size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const size_t fl = strlen(map[i][0]);
+        const char *rest = e->param + fl;
+        if (strncmp(e->param, map[i][0], fl) != 0 || (*rest && *rest != '.' && *rest != '['))
+            continue;
+        char tmp[sizeof e->param];
+        if (snprintf(tmp, sizeof tmp, "%s%s", map[i][1], rest) >= (int)sizeof tmp) return false;
+        memcpy(e->param, tmp, sizeof tmp);
+        return true;
+    }
+    return false;
+}
+
+void oai_param_renamed(oai_error_t *e, const char *before) {
+    if (!strcmp(before, e->param)) return;
+    char *at = strstr(e->message, before);
+    if (!at) return;
+    char tail[sizeof e->message];
+    const size_t off = (size_t)(at - e->message), bl = strlen(before), pl = strlen(e->param);
+    snprintf(tail, sizeof tail, "%s", at + bl);
+    if (off + pl + strlen(tail) + 1 > sizeof e->message) return;
+    memcpy(at, e->param, pl);
+    memcpy(at + pl, tail, strlen(tail) + 1);
+}
+
 char *oai_error_json(const oai_error_t *e) {
     json_t *err = json_object();
     json_object_set_new(err, "message", oai_string_lossy(e->message, strlen(e->message)));

@@ -35,6 +35,15 @@ int oai_fail(oai_error_t *e, int status, const char *type, const char *code, con
              const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 /* {"error":{"message","type","param","code"}}; caller frees. */
 char *oai_error_json(const oai_error_t *e);
+/* Routes translated onto the chat request (Responses, Anthropic Messages)
+ * name parameters in their own words. oai_param_map renames e->param by
+ * the first pair of map (n pairs {chat name, route name}) whose chat name
+ * begins it as a whole name (followed by its end, "." or "["); false when
+ * none does. oai_param_renamed then makes the message, which named the
+ * parameter as `before`, name it as e->param now does (unchanged when it
+ * would not fit). */
+bool oai_param_map(oai_error_t *e, const char *const (*map)[2], size_t n);
+void oai_param_renamed(oai_error_t *e, const char *before);
 /* "an object", "an array", "a string", "an integer", "a number", "a
  * boolean" or "null": how error messages name the JSON value v. */
 const char *oai_json_kind(const json_t *v);

@@ -805,22 +805,6 @@ void resp_req_free(resp_req_t *r) {
     memset(r, 0, sizeof *r);
 }
 
-/* dst (cap bytes) = to + src[skip..], cut to fit. */
-static void splice(char *dst, size_t cap, const char *src, size_t skip, const char *to) {
-    char tmp[512];
-    const size_t tl = strlen(to), rl = strlen(src + skip);
-    if (tl + rl + 1 > sizeof tmp || tl + rl + 1 > cap) return;
-    memcpy(tmp, to, tl);
-    memcpy(tmp + tl, src + skip, rl + 1);
-    memcpy(dst, tmp, tl + rl + 1);
-}
-
-/* param starts with the parameter `from` (then its end, "." or "["). */
-static bool has_prefix(const char *p, const char *from) {
-    const size_t fl = strlen(from);
-    return !strncmp(p, from, fl) && (!p[fl] || p[fl] == '.' || p[fl] == '[');
-}
-
 void resp_error_param(oai_error_t *e) {
     static const char *const map[][2] = {
         {"messages", "input"},
@@ -835,23 +819,10 @@ void resp_error_param(oai_error_t *e) {
     char *f;
     if (!strncmp(e->param, "tools[", 6) && (f = strstr(e->param, "].function"))) {
         memmove(f + 1, f + 10, strlen(f + 10) + 1); /* tools[i].function.name -> tools[i].name */
-    } else {
-        size_t i = 0;
-        while (i < SL_ARRAY_LEN(map) && !has_prefix(e->param, map[i][0]))
-            i++;
-        if (i == SL_ARRAY_LEN(map)) return;
-        splice(e->param, sizeof e->param, before, strlen(map[i][0]), map[i][1]);
+    } else if (!oai_param_map(e, map, SL_ARRAY_LEN(map))) {
+        return;
     }
-    if (!strcmp(before, e->param)) return;
-    /* the message names the parameter the same way */
-    char *at = strstr(e->message, before);
-    if (!at) return;
-    char tail[sizeof e->message];
-    const size_t off = (size_t)(at - e->message), bl = strlen(before), pl = strlen(e->param);
-    snprintf(tail, sizeof tail, "%s", at + bl);
-    if (off + pl + strlen(tail) + 1 > sizeof e->message) return;
-    memcpy(at, e->param, pl);
-    memcpy(at + pl, tail, strlen(tail) + 1);
+    oai_param_renamed(e, before); /* the message names the parameter the same way */
 }
 
 /* ---- output ---- */

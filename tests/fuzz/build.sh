@@ -93,6 +93,8 @@ if [ -x build/release/silica ]; then
     build/release/silica mkmodel --arch nomic-bert $T --out "$OUT/seeds-model/nomic-bert.gguf" >/dev/null
     build/release/silica mkmodel --arch deepseek2 $T --qk-nope 8 --qk-rope 4 --v-head 8 --kv-lora 16 --experts 4 \
         --experts-used 2 --expert-ffn 16 --out "$OUT/seeds-model/deepseek2.gguf" >/dev/null
+    build/release/silica mkmodel --arch gpt-oss $T --kv-heads 1 --experts 4 --experts-used 2 --expert-ffn 16 \
+        --swa 4 --out "$OUT/seeds-model/gpt-oss.gguf" >/dev/null
 fi
 echo "built $OUT/fuzz_model"
 

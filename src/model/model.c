@@ -1,7 +1,7 @@
 /*
  * model.c — llama-family models (llama, internlm2, qwen2, qwen3, qwen2moe,
  * qwen3moe, chatglm, glm4, glm4moe, phi3, gemma, gemma2, gemma3, granite,
- * granitemoe, smollm3, olmo2, ernie4_5, deepseek2) from GGUF: loading and validating
+ * granitemoe, smollm3, olmo2, ernie4_5, deepseek2, gpt-oss) from GGUF: loading and validating
  * hyper-parameters and weights, the KV cache, and the forward pass over a
  * batch of tokens; and the bert encoder's whole-sequence pass with pooling
  * (model_embed, at the end of the file).
@@ -27,12 +27,14 @@
  *   qwen3: q, k = per-head rmsnorm * attn_{q,k}_norm
  *   q, k = rope(q, k, position)                        NORM (llama) / NEOX (qwen)
  *   cache[pos] = k, v;  a = causal GQA attention       n × H·D
+ *                       (gpt-oss: + a sink logit per head in each softmax's denominator)
  *   x += Wo a                                          (glm4: rmsnorm(Wo a) * post_attention_norm)
  *   xn = rmsnorm(x) * ffn_norm
  *   x += Wdown (silu(Wgate xn) * Wup xn)                (glm4: rmsnorm(...) * post_ffw_norm)
  *   (qwen3moe: x += Σ over the token's top-k experts e of the router's
  *    softmax, renormalized: w_e · Wdown_e (silu(Wgate_e xn) * Wup_e xn);
- *    qwen2moe: not renormalized, + sigmoid(g · xn) · the shared expert)
+ *    qwen2moe: not renormalized, + sigmoid(g · xn) · the shared expert;
+ *    gpt-oss: router and experts biased, swiglu_oai (clamped) for silu)
  *
  * and at the end logits = Wout rmsnorm(x) * output_norm (Wout = token_embd
  * when the output is tied).

@@ -4,18 +4,23 @@
  * llama.cpp's converter writes them), optionally with a real tokenizer
  * imported from a Hugging Face tokenizer.json + tokenizer_config.json.
  *
- *   silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|glm4moe|deepseek2|phi3|gemma|gemma2|gemma3|granite|granitemoe|smollm3|olmo2|ernie4_5|bert|nomic-bert --out F.gguf [--vocab N]
+ *   silica mkmodel --arch
+ * llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|glm4moe|deepseek2|gpt-oss|phi3|gemma|gemma2|gemma3|granite|granitemoe|smollm3|olmo2|ernie4_5|bert|nomic-bert
+ * --out F.gguf [--vocab N]
  *       [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N]
- *       [--experts N --experts-used K --expert-ffn N]  (qwen2moe, qwen3moe, glm4moe, deepseek2; llama: Mixtral)
+ *       [--experts N --experts-used K --expert-ffn N]  (qwen2moe, qwen3moe, glm4moe, deepseek2,
+ * gpt-oss; llama: Mixtral)
  *       [--shared-ffn N]                               (qwen2moe's shared expert)
  *       [--q-lora N] [--kv-lora N] [--qk-nope N] [--qk-rope N] [--v-head N]  (deepseek2's MLA)
  *       [--shared-experts N] [--dense-lead N] [--gating softmax|sigmoid]
  *       [--expert-groups N] [--expert-groups-used N]  (deepseek2's routing)
- *       [--swa N]                                      (gemma2/3's sliding window)
+ *       [--swa N]                                      (gemma2/3's, OLMo 3's, gpt-oss's sliding
+ * window)
  *       [--pooling mean|cls|rank] [--cls-out N] [--token-types N]  (bert)
  *       [--pooling mean|cls|last] [--token-types N]                (nomic-bert)
  *       [--pooling mean|cls|last]  (other archs: a decoder embedding model, as Qwen3-Embedding)
- *       [--pooling rank]           (other archs, with --tokenizer: a decoder reranker, as Qwen3-Reranker)
+ *       [--pooling rank]           (other archs, with --tokenizer: a decoder reranker, as
+ * Qwen3-Reranker)
  *       [--ctx N] [--tied|--untied] [--type f32|f16|q8_0|q4_K_M|...]
  *       [--seed S] [--tokenizer DIR] [--chat-template FILE] [--name NAME] [--rope-base F]
  *       [--rope-scaling linear|yarn --rope-factor F --rope-orig-ctx N]
@@ -63,6 +68,15 @@
  * qk_nope 16, qk_rope 8, v_head 16, kv_lora 32; --kv-heads, --head-dim and
  * --shared-ffn are refused. With yarn scaling it writes the converter's
  * yarn_log_multiplier, 0.1 × V2's mscale_all_dim 0.707.
+ *
+ * gpt-oss is OpenAI's gpt-oss as llama.cpp's converter writes it: q/k/v
+ * and output projections with biases, attn_sinks [heads] (one logit per
+ * head, normal × 1), the FFN input norm named post_attention_norm, and in
+ * every block a MoE FFN with a biased router (ffn_gate_inp.bias) and
+ * biased experts (ffn_{gate,up}_exps.bias [expert_ffn, experts],
+ * ffn_down_exps.bias [embd, experts]); attention.sliding_window (--swa,
+ * default 128) on the even layers; RoPE base 150000 with YaRN factor 32
+ * over 4096 positions unless --rope-* say otherwise.
  *
  * A decoder with --pooling rank is a reranker in Qwen3-Reranker's layout as
  * llama.cpp's converter writes it: pooling_type 4 (rank),
@@ -116,11 +130,12 @@ typedef struct mk {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|glm4moe|deepseek2|phi3|gemma|gemma2|gemma3|granite|granitemoe|smollm3|olmo2|ernie4_5|bert|nomic-bert --out F.gguf [--vocab N]\n"
+            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|glm4moe|deepseek2|gpt-oss|phi3|gemma|gemma2|gemma3|granite|granitemoe|smollm3|olmo2|ernie4_5|bert|nomic-bert --out F.gguf [--vocab N]\n"
             "         [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N] [--ctx N] [--tied|--untied]\n"
-            "         [--experts N --experts-used K --expert-ffn N] (qwen2moe, qwen3moe, glm4moe, deepseek2; default 8, 2,\n"
+            "         [--experts N --experts-used K --expert-ffn N] (qwen2moe, qwen3moe, glm4moe, deepseek2, gpt-oss; default 8, 2,\n"
             "          ffn / 2)\n"
-            "         [--shared-ffn N] (qwen2moe's shared expert; default ffn) [--swa N] (gemma2/3's window; default 512)\n"
+            "         [--shared-ffn N] (qwen2moe's shared expert; default ffn) [--swa N] (gemma2/3's window, default 512;\n"
+            "          gpt-oss's, default 128)\n"
             "         [--q-lora N] [--kv-lora N] [--qk-nope N] [--qk-rope N] [--v-head N] (deepseek2's MLA; default 0\n"
             "          (direct Q), 32, 16, 8, 16) [--shared-experts N] [--dense-lead N] (deepseek2; default 1, 1)\n"
             "         [--gating softmax|sigmoid] [--expert-groups N] [--expert-groups-used N] (deepseek2; default\n"
@@ -553,10 +568,11 @@ int cmd_mkmodel(int argc, char **argv) {
     }
     const bool qwen2moe = !strcmp(m.arch, "qwen2moe"), glm4moe = !strcmp(m.arch, "glm4moe");
     const bool granitemoe = !strcmp(m.arch, "granitemoe"), granite = granitemoe || !strcmp(m.arch, "granite");
-    const bool olmo2 = !strcmp(m.arch, "olmo2"), ds2 = !strcmp(m.arch, "deepseek2");
+    const bool olmo2 = !strcmp(m.arch, "olmo2"), ds2 = !strcmp(m.arch, "deepseek2"),
+               oss = !strcmp(m.arch, "gpt-oss");
     /* llama with --experts: Mixtral */
     const bool moe = !strcmp(m.arch, "qwen3moe") || qwen2moe || glm4moe || granitemoe || ds2 ||
-                     (!strcmp(m.arch, "llama") && m.experts > 0),
+                     oss || (!strcmp(m.arch, "llama") && m.experts > 0),
                glm4 = !strcmp(m.arch, "glm4");
     const bool chatglm = !strcmp(m.arch, "chatglm"), glm = glm4 || chatglm, phi3 = !strcmp(m.arch, "phi3");
     const bool gemma3 = !strcmp(m.arch, "gemma3"), gemma2 = !strcmp(m.arch, "gemma2");
@@ -569,10 +585,11 @@ int cmd_mkmodel(int argc, char **argv) {
     const bool nomic = !strcmp(m.arch, "nomic-bert"), encoder = nomic || !strcmp(m.arch, "bert");
     if (!llama_rope && !moe && !phi3 && !gemma && !olmo2 && !encoder && strcmp(m.arch, "qwen2") &&
         strcmp(m.arch, "qwen3")) {
-        fprintf(stderr,
-                "silica mkmodel: --arch must be llama, internlm2, qwen2, qwen3, qwen2moe, qwen3moe, chatglm, glm4, "
-                "glm4moe, deepseek2, phi3, gemma, gemma2, gemma3, granite, granitemoe, smollm3, olmo2, ernie4_5, bert or "
-                "nomic-bert\n");
+        fprintf(stderr, "silica mkmodel: --arch must be llama, internlm2, qwen2, qwen3, qwen2moe, "
+                        "qwen3moe, chatglm, glm4, "
+                        "glm4moe, deepseek2, gpt-oss, phi3, gemma, gemma2, gemma3, granite, "
+                        "granitemoe, smollm3, olmo2, "
+                        "ernie4_5, bert or nomic-bert\n");
         return 2;
     }
     uint32_t pooling = 0; /* llama.cpp's pooling_type: 1 mean, 2 cls, 3 last, 4 rank */
@@ -664,11 +681,21 @@ int cmd_mkmodel(int argc, char **argv) {
     }
     if (m.kv_heads < 0) m.kv_heads = 2;
     if (m.ctx < 0) m.ctx = encoder && !nomic ? 512 : 2048;
-    if (m.rope_base == 0) m.rope_base = llama_rope || ds2 || (gemma && !gemma3) ? 10000.0 : 1000000.0;
+    if (m.rope_base == 0)
+        m.rope_base = oss                                       ? 150000.0
+                      : llama_rope || ds2 || (gemma && !gemma3) ? 10000.0
+                                                                : 1000000.0;
+    if (oss && !m.scaling) { /* gpt-oss's YaRN: factor 32 over an original context of 4096 */
+        m.scaling = "yarn";
+        if (m.rope_factor == 1) m.rope_factor = 32;
+        if (m.orig_ctx == 0) m.orig_ctx = 4096;
+    }
     if (gemma && m.tied < 0) m.tied = 1; /* Gemma ties its output to the embeddings */
     if ((gemma2 || gemma3) && m.swa == 0) m.swa = 512;
-    if (!gemma2 && !gemma3 && !olmo2 && m.swa) {
-        fprintf(stderr, "silica mkmodel: --swa is for gemma2, gemma3 and olmo2 (OLMo 3)\n");
+    if (oss && m.swa == 0) m.swa = 128;
+    if (!gemma2 && !gemma3 && !olmo2 && !oss && m.swa) {
+        fprintf(stderr,
+                "silica mkmodel: --swa is for gemma2, gemma3, olmo2 (OLMo 3) and gpt-oss\n");
         return 2;
     }
     if (moe) {
@@ -802,7 +829,8 @@ int cmd_mkmodel(int argc, char **argv) {
             bad |= gguf_writer_set_bool(o.w, key, true);
         }
     }
-    if (gemma2 || gemma3 || (olmo2 && m.swa)) bad |= set_key_u32(o.w, A, "attention.sliding_window", m.swa);
+    if (gemma2 || gemma3 || oss || (olmo2 && m.swa))
+        bad |= set_key_u32(o.w, A, "attention.sliding_window", m.swa);
     if (granite) { /* Granite 3.x's scales */
         bad |= set_key_f32(o.w, A, "embedding_scale", 12.0);
         bad |= set_key_f32(o.w, A, "residual_scale", 0.22);
@@ -874,11 +902,13 @@ int cmd_mkmodel(int argc, char **argv) {
     for (long l = 0; !encoder && !ds2 && l < m.layers; l++) {
         char n[64];
 #define T(s) (snprintf(n, sizeof n, "blk.%ld.%s", l, s), n)
-        /* glm4moe names its FFN input norm post_attention_norm; olmo2 has
-         * none before attention or the FFN, q/k norms over the whole rows */
-        if ((!olmo2 && (add_random(&o, T("attn_norm.weight"), E, 0, 1, sd) ||
-                        add_random(&o, T(glm4moe ? "post_attention_norm.weight" : "ffn_norm.weight"), E,
-                                   0, 1, sd))) ||
+        /* glm4moe and gpt-oss name their FFN input norm post_attention_norm;
+         * olmo2 has none before attention or the FFN, q/k norms over the
+         * whole rows */
+        if ((!olmo2 &&
+             (add_random(&o, T("attn_norm.weight"), E, 0, 1, sd) ||
+              add_random(&o, T(glm4moe || oss ? "post_attention_norm.weight" : "ffn_norm.weight"),
+                         E, 0, 1, sd))) ||
             add_random(&o, T("attn_output.weight"), QD, E, 0, sd))
             goto oom;
         if (olmo2 && (add_random(&o, T("attn_q_norm.weight"), QD, 0, 1, sd) ||
@@ -896,9 +926,9 @@ int cmd_mkmodel(int argc, char **argv) {
              add_random(&o, T("attn_k.weight"), E, KD, 0, sd) ||
              add_random(&o, T("attn_v.weight"), E, KD, 0, sd)))
             goto oom;
-        if ((glm4 || glm4moe) && (add_random(&o, T("attn_q.bias"), QD, 0, 0, sd) ||
-                                  add_random(&o, T("attn_k.bias"), KD, 0, 0, sd) ||
-                                  add_random(&o, T("attn_v.bias"), KD, 0, 0, sd)))
+        if ((glm4 || glm4moe || oss) && (add_random(&o, T("attn_q.bias"), QD, 0, 0, sd) ||
+                                         add_random(&o, T("attn_k.bias"), KD, 0, 0, sd) ||
+                                         add_random(&o, T("attn_v.bias"), KD, 0, 0, sd)))
             goto oom;
         if ((glm4 || gemma2 || gemma3 || olmo2) &&
             (add_random(&o, T("post_attention_norm.weight"), E, 0, 1, sd) ||
@@ -925,6 +955,16 @@ int cmd_mkmodel(int argc, char **argv) {
                      add_random3(&o, T("ffn_gate_exps.weight"), E, FX, X, 0, sd) ||
                      add_random3(&o, T("ffn_up_exps.weight"), E, FX, X, 0, sd) ||
                      add_random3(&o, T("ffn_down_exps.weight"), FX, E, X, 0, sd)))
+            goto oom;
+        /* gpt-oss: the output projection's bias, a sink logit per head
+         * (normal × 1, so that the sinks take a real share), the router's
+         * and the experts' biases (2-D: a row per expert) */
+        if (oss && (add_random(&o, T("attn_output.bias"), E, 0, 0, sd) ||
+                    add_random(&o, T("attn_sinks.weight"), m.heads, 0, 0, 1.0f) ||
+                    add_random(&o, T("ffn_gate_inp.bias"), X, 0, 0, sd) ||
+                    add_random(&o, T("ffn_gate_exps.bias"), FX, X, 0, sd) ||
+                    add_random(&o, T("ffn_up_exps.bias"), FX, X, 0, sd) ||
+                    add_random(&o, T("ffn_down_exps.bias"), E, X, 0, sd)))
             goto oom;
         const long FS = m.shared_ffn;
         if (qwen2moe && (add_random(&o, T("ffn_gate_inp_shexp.weight"), E, 0, 0, sd) ||

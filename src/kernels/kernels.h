@@ -101,6 +101,11 @@ void sl_gelu_erf(float *x, int64_t n);
 void sl_swiglu(float *out, const float *gate, const float *up, int64_t n);
 /* out = gelu(gate) * up (tanh GELU, as ggml_geglu: the Gemma FFN) */
 void sl_geglu(float *out, const float *gate, const float *up, int64_t n);
+/* gpt-oss's clamped SwiGLU (ggml_swiglu_oai): with g = min(gate, limit) and
+ * u = clamp(up, -limit, limit), out = g · sigmoid(alpha · g) · (u + 1).
+ * gpt-oss: alpha 1.702, limit 7. out may be gate. */
+void sl_swiglu_oai(float *out, const float *gate, const float *up, int64_t n, float alpha,
+                   float limit);
 /* Index of the largest value of x[0..n) (the first on ties), NaNs never
  * chosen; -1 when n <= 0 or every value is NaN. Greedy decoding runs it
  * over a whole vocabulary per token, on one thread. */
@@ -185,6 +190,11 @@ typedef struct sl_attn_paged {
     int window;    /* 0: every earlier key */
     float softcap; /* > 0: scores (after scale) become softcap · tanh(score / softcap) (Gemma 2) */
     const int32_t *tok_keys; /* NULL: causal; else n_tok key counts (non-causal, window 0) */
+    /* NULL, or n_head attention-sink logits (gpt-oss): query head h's
+     * softmax denominator gains exp(sinks[h]) — a key whose value is zero,
+     * so the weights of the real keys sum to less than 1. Not scaled by
+     * `scale` nor soft-capped (as ggml_soft_max_ext's sinks). */
+    const float *sinks;
 } sl_attn_paged_t;
 void sl_attention_paged(sl_pool_t *pool, const sl_attn_paged_t *a);
 /* Floats of scratch one thread of sl_attention_paged needs. */

@@ -108,6 +108,14 @@ void sl_geglu(float *out, const float *gate, const float *up, int64_t n) {
     for (int64_t i = 0; i < n; i++) out[i] = gelu1(gate[i]) * up[i];
 }
 
+void sl_swiglu_oai(float *out, const float *gate, const float *up, int64_t n, float alpha,
+                   float limit) {
+    for (int64_t i = 0; i < n; i++) {
+        const float g = fminf(gate[i], limit), u = fminf(fmaxf(up[i], -limit), limit);
+        out[i] = g / (1.0f + expf(-alpha * g)) * (u + 1.0f);
+    }
+}
+
 #ifdef SL_OPS_X86
 /* expf for 8 lanes: n = round(x / ln2), r = x - n ln2 (two-part ln2), a
  * degree-6 polynomial for e^r on |r| <= ln2/2, scaled by 2^n. Relative error
@@ -849,10 +857,19 @@ static void attn_paged_worker(void *ctx, int ith, int nth) {
             j0 += nk;
         }
 #undef FIRST_KEY
+        /* normalization: a sink logit joins the denominator only, rescaled
+         * with the row's running max when it is the larger */
         for (int ti = 0; ti < nt; ti++)
             for (int g = 0; g < group; g++) {
-                float *o = a->out + ((size_t)(t0 + ti) * (size_t)H + (size_t)(hk * group + g)) * (size_t)hd;
-                const float inv = 1.0f / L[ti * group + g];
+                const int h = hk * group + g, r = ti * group + g;
+                float *o = a->out + ((size_t)(t0 + ti) * (size_t)H + (size_t)h) * (size_t)hd;
+                float c = 1.0f, l = L[r];
+                if (a->sinks) {
+                    const float mn = fmaxf(M[r], a->sinks[h]);
+                    c = expf(M[r] - mn);
+                    l = l * c + expf(a->sinks[h] - mn);
+                }
+                const float inv = c / l;
                 for (int i = 0; i < hd; i++) o[i] *= inv;
             }
     }

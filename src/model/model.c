@@ -1,7 +1,7 @@
 /*
  * model.c — llama-family models (llama, internlm2, qwen2, qwen3, qwen2moe,
  * qwen3moe, chatglm, glm4, glm4moe, phi3, gemma, gemma2, gemma3, granite,
- * granitemoe, smollm3, olmo2, ernie4_5, deepseek2) from GGUF: loading and validating
+ * granitemoe, smollm3, olmo2, ernie4_5, deepseek2, gpt-oss) from GGUF: loading and validating
  * hyper-parameters and weights, the KV cache, and the forward pass over a
  * batch of tokens; and the bert encoder's whole-sequence pass with pooling
  * (model_embed, at the end of the file).
@@ -27,12 +27,14 @@
  *   qwen3: q, k = per-head rmsnorm * attn_{q,k}_norm
  *   q, k = rope(q, k, position)                        NORM (llama) / NEOX (qwen)
  *   cache[pos] = k, v;  a = causal GQA attention       n × H·D
+ *                       (gpt-oss: + a sink logit per head in each softmax's denominator)
  *   x += Wo a                                          (glm4: rmsnorm(Wo a) * post_attention_norm)
  *   xn = rmsnorm(x) * ffn_norm
  *   x += Wdown (silu(Wgate xn) * Wup xn)                (glm4: rmsnorm(...) * post_ffw_norm)
  *   (qwen3moe: x += Σ over the token's top-k experts e of the router's
  *    softmax, renormalized: w_e · Wdown_e (silu(Wgate_e xn) * Wup_e xn);
- *    qwen2moe: not renormalized, + sigmoid(g · xn) · the shared expert)
+ *    qwen2moe: not renormalized, + sigmoid(g · xn) · the shared expert;
+ *    gpt-oss: router and experts biased, swiglu_oai (clamped) for silu)
  *
  * and at the end logits = Wout rmsnorm(x) * output_norm (Wout = token_embd
  * when the output is tied).
@@ -61,6 +63,9 @@
 #define MODEL_DIM_LIMIT (1 << 20)
 #define MODEL_MAX_EXPERTS 1024
 #define MODEL_MAX_EXPERTS_USED 64
+/* gpt-oss's SwiGLU constants (llama.cpp's LLM_FFN_SWIGLU_OAI_MOE) */
+#define MODEL_OAI_ALPHA 1.702f
+#define MODEL_OAI_LIMIT 7.0f
 
 typedef struct sl_wt {
     const void *data;
@@ -77,6 +82,10 @@ typedef struct sl_layer {
     float *expert_bias;                    /* glm4moe: n_expert, added to the probabilities to choose experts */
     float *q_norm, *k_norm;     /* qwen3: per head (head_dim); olmo2: over the whole q / k row */
     float *bq, *bk, *bv, *bo;   /* optional biases */
+    float *sinks;               /* gpt-oss: n_head attention-sink logits */
+    /* gpt-oss: the router's bias (n_expert) and the experts' biases, expert
+     * e's at e × n_ff_exp (gate, up) and e × n_embd (down) */
+    float *router_b, *xgate_b, *xup_b, *xdown_b;
     /* bert: attn_norm / ffn_norm are the LayerNorms after the attention and
      * FFN residual adds (attn_output_norm, layer_output_norm), with these
      * biases; the FFN is down(gelu(up x + bup)) + bdown */
@@ -218,8 +227,9 @@ static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
     char ekey[128];
     snprintf(ekey, sizeof ekey, "%s.expert_count", arch);
     const bool llama_moe = hp->arch == SL_ARCH_LLAMA && gguf_get_u32_or(f, ekey, 0) > 0;
-    if (hp->arch != SL_ARCH_QWEN3MOE && hp->arch != SL_ARCH_QWEN2MOE && hp->arch != SL_ARCH_GLM4MOE &&
-        hp->arch != SL_ARCH_GRANITEMOE && hp->arch != SL_ARCH_DEEPSEEK2 && !llama_moe)
+    if (hp->arch != SL_ARCH_QWEN3MOE && hp->arch != SL_ARCH_QWEN2MOE &&
+        hp->arch != SL_ARCH_GLM4MOE && hp->arch != SL_ARCH_GRANITEMOE &&
+        hp->arch != SL_ARCH_DEEPSEEK2 && hp->arch != SL_ARCH_GPT_OSS && !llama_moe)
         return 0;
     uint32_t ne, nu, ffe;
     if (key_u32(f, arch, "expert_count", true, 0, &ne, err, errlen) ||
@@ -234,7 +244,8 @@ static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
      * reads no other key for them) */
     if (llama_moe || hp->arch == SL_ARCH_GRANITEMOE)
         ffe = (uint32_t)hp->n_ff;
-    else if (key_u32(f, arch, "expert_feed_forward_length", false, (uint32_t)hp->n_ff / nu, &ffe, err, errlen))
+    else if (key_u32(f, arch, "expert_feed_forward_length", hp->arch == SL_ARCH_GPT_OSS,
+                     (uint32_t)hp->n_ff / nu, &ffe, err, errlen))
         return -1;
     if (dim_ok(ffe, "expert_feed_forward_length", err, errlen)) return -1;
     float scale;
@@ -244,7 +255,11 @@ static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
     hp->n_expert = (int)ne;
     hp->n_expert_used = (int)nu;
     hp->n_ff_exp = (int)ffe;
-    hp->expert_norm = hp->arch == SL_ARCH_QWEN3MOE || hp->arch == SL_ARCH_GRANITEMOE || llama_moe;
+    /* gpt-oss: llama.cpp's SOFTMAX_WEIGHT gating, the top k of the (biased)
+     * router logits weighted by a softmax over those k — the same as the
+     * softmax over all renormalized over the k */
+    hp->expert_norm = hp->arch == SL_ARCH_QWEN3MOE || hp->arch == SL_ARCH_GRANITEMOE || llama_moe ||
+                      hp->arch == SL_ARCH_GPT_OSS;
     if (hp->arch == SL_ARCH_GRANITEMOE) { /* Granite MoE Shared: an ungated shared expert */
         uint32_t fsh;
         if (key_u32(f, arch, "expert_shared_feed_forward_length", false, 0, &fsh, err, errlen) ||
@@ -310,6 +325,35 @@ static void swa_rope_unscaled(sl_hparams_t *hp, float base) {
     r->attn_factor = 1.0f;
     r->freq_factors = NULL;
     hp->swa_rope = true;
+}
+
+/* gpt-oss's window layers, as llama.cpp reads them: attention.sliding_window
+ * (required) on the layers l % attention.sliding_window_pattern (default 2:
+ * the even layers) < pattern - 1, with the model's RoPE and its scaling
+ * (YaRN) unless rope.freq_base_swa gives them another base. */
+static int load_gpt_oss_swa(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_t errlen) {
+    uint32_t swa, period;
+    if (key_u32(f, hp->arch_name, "attention.sliding_window", true, 0, &swa, err, errlen) ||
+        dim_ok(swa, "attention.sliding_window", err, errlen) ||
+        key_u32(f, hp->arch_name, "attention.sliding_window_pattern", false, 2, &period, err,
+                errlen))
+        return -1;
+    if (period < 1 || period > (uint32_t)MODEL_DIM_LIMIT)
+        return sl_err(err, errlen, "%s.attention.sliding_window_pattern = %u must be >= 1",
+                      hp->arch_name, period);
+    float base;
+    if (key_f32(f, hp->arch_name, "rope.freq_base_swa", false, hp->rope.freq_base, &base, err,
+                errlen))
+        return -1;
+    if (!(base > 1.0f)) return sl_err(err, errlen, "rope.freq_base_swa must be > 1");
+    hp->n_swa = (int)swa;
+    hp->swa_period = (int)period;
+    if (base != hp->rope.freq_base) {
+        hp->rope_swa = hp->rope;
+        hp->rope_swa.freq_base = base;
+        hp->swa_rope = true;
+    }
+    return 0;
 }
 
 /* Gemma's own hyper-parameters, as llama.cpp sets them: embeddings scaled
@@ -381,6 +425,7 @@ static int load_granite(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
     hp->logit_scale = 1.0f;
     if (hp->arch == SL_ARCH_SMOLLM3) hp->nope_period = 4; /* as llama.cpp fixes it */
     if (hp->arch == SL_ARCH_OLMO2 && load_olmo_swa(f, hp, err, errlen)) return -1;
+    if (hp->arch == SL_ARCH_GPT_OSS && load_gpt_oss_swa(f, hp, err, errlen)) return -1;
     if (hp->arch != SL_ARCH_GRANITE && hp->arch != SL_ARCH_GRANITEMOE) return 0;
     const char *arch = hp->arch_name;
     float es, as, rs;
@@ -551,7 +596,7 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
                  {"glm4moe", SL_ARCH_GLM4MOE},   {"granite", SL_ARCH_GRANITE},   {"granitemoe", SL_ARCH_GRANITEMOE},
                  {"smollm3", SL_ARCH_SMOLLM3},   {"olmo2", SL_ARCH_OLMO2},       {"ernie4_5", SL_ARCH_ERNIE4_5},
                  {"bert", SL_ARCH_BERT},         {"nomic-bert", SL_ARCH_NOMIC_BERT},
-                 {"deepseek2", SL_ARCH_DEEPSEEK2}};
+                 {"deepseek2", SL_ARCH_DEEPSEEK2}, {"gpt-oss", SL_ARCH_GPT_OSS}};
     size_t ai = 0;
     while (ai < SL_ARRAY_LEN(archs) && strcmp(arch, archs[ai].name) != 0) ai++;
     if (ai == SL_ARRAY_LEN(archs)) {
@@ -795,17 +840,9 @@ static sl_wt_t wt_rows(const sl_wt_t *w, int64_t r0, int64_t n) {
     return (sl_wt_t){(const uint8_t *)w->data + (size_t)r0 * w->row_bytes, w->type, w->n_in, n, w->row_bytes, NULL};
 }
 
-/* A 1-D tensor of n elements (F32, F16 or BF16), copied into a new F32
- * array (*out, owned by the model). Absent and not required: *out = NULL. */
-static int get_vector(sl_model_t *m, const char *name, int64_t n, const char *what, bool required,
-                      float **out, char *err, size_t errlen) {
-    *out = NULL;
-    const gguf_tensor_t *t = gguf_find_tensor(m->gf, name);
-    if (!t) {
-        if (!required) return 0;
-        return sl_err(err, errlen, "missing tensor '%s' (%s)", name, what);
-    }
-    if (check_shape(t, 1, n, 1, what, err, errlen)) return -1;
+/* The n values of t (F32, F16 or BF16, all finite) as a new F32 array. */
+static int copy_values(const gguf_tensor_t *t, int64_t n, const char *name, float **out, char *err,
+                       size_t errlen) {
     if (t->type != SL_TYPE_F32 && t->type != SL_TYPE_F16 && t->type != SL_TYPE_BF16)
         return sl_err(err, errlen, "tensor '%s' has type %s; expected f32, f16 or bf16", name,
                       sl_type_name(t->type));
@@ -829,6 +866,32 @@ static int get_vector(sl_model_t *m, const char *name, int64_t n, const char *wh
     }
     *out = v;
     return 0;
+}
+
+/* A 1-D tensor of n elements (F32, F16 or BF16), copied into a new F32
+ * array (*out, owned by the model). Absent and not required: *out = NULL. */
+static int get_vector(sl_model_t *m, const char *name, int64_t n, const char *what, bool required,
+                      float **out, char *err, size_t errlen) {
+    *out = NULL;
+    const gguf_tensor_t *t = gguf_find_tensor(m->gf, name);
+    if (!t) {
+        if (!required) return 0;
+        return sl_err(err, errlen, "missing tensor '%s' (%s)", name, what);
+    }
+    if (check_shape(t, 1, n, 1, what, err, errlen)) return -1;
+    return copy_values(t, n, name, out, err, errlen);
+}
+
+/* A 2-D tensor [n, ne] of F32/F16/BF16 (gpt-oss's expert biases: one row
+ * of n per expert), copied into a new F32 array of n × ne (*out, owned by
+ * the model). Required. */
+static int get_vector_stack(sl_model_t *m, const char *name, int64_t n, int64_t ne,
+                            const char *what, float **out, char *err, size_t errlen) {
+    *out = NULL;
+    const gguf_tensor_t *t = gguf_find_tensor(m->gf, name);
+    if (!t) return sl_err(err, errlen, "missing tensor '%s' (%s)", name, what);
+    if (check_shape(t, 2, n, ne, what, err, errlen)) return -1;
+    return copy_values(t, n * ne, name, out, err, errlen);
 }
 
 /* Repacking runs in slices of rows of about X8_SLICE bytes, spread over a
@@ -1187,6 +1250,8 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
     const bool moe = hp->n_expert > 0;
     const bool glm4 = hp->arch == SL_ARCH_GLM4, glm = glm4 || hp->arch == SL_ARCH_CHATGLM;
     const bool phi3 = hp->arch == SL_ARCH_PHI3, glm4moe = hp->arch == SL_ARCH_GLM4MOE, mla = hp->mla;
+    const bool oss =
+        hp->arch == SL_ARCH_GPT_OSS; /* biases everywhere, sinks; FFN norm named as glm4moe's */
     const int64_t NE = hp->n_expert, FE = hp->n_ff_exp, FS = hp->n_ff_shexp;
     for (int l = 0; l < hp->n_layer; l++) {
         sl_layer_t *L = &m->layers[l];
@@ -1194,58 +1259,85 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
 #define NAME(s) (snprintf(n, sizeof n, "blk.%d.%s", l, s), n)
         const bool fused = (glm || phi3) && gguf_find_tensor(m->gf, NAME("attn_qkv.weight")) != NULL;
         const bool lmoe = moe && l >= hp->n_dense_lead; /* glm4moe's first layers are dense */
-        /* glm4moe's FFN input norm is named post_attention_norm (HF's post_attention_layernorm) */
-        if ((!olmo2 && get_vector(m, NAME("attn_norm.weight"), E, "n_embd", true, &L->attn_norm, err, errlen)) ||
-            (!olmo2 && get_vector(m, NAME(glm4moe ? "post_attention_norm.weight" : "ffn_norm.weight"), E, "n_embd",
-                                  true, &L->ffn_norm, err, errlen)) ||
-            (olmo2 && (get_vector(m, NAME("attn_q_norm.weight"), QD, "n_head·head_dim", true, &L->q_norm, err,
-                                  errlen) ||
-                       get_vector(m, NAME("attn_k_norm.weight"), KD, "n_head_kv·head_dim", true, &L->k_norm, err,
-                                  errlen))) ||
+        /* glm4moe's and gpt-oss's FFN input norm is named post_attention_norm (HF's
+         * post_attention_layernorm) */
+        if ((!olmo2 && get_vector(m, NAME("attn_norm.weight"), E, "n_embd", true, &L->attn_norm,
+                                  err, errlen)) ||
+            (!olmo2 &&
+             get_vector(m, NAME(glm4moe || oss ? "post_attention_norm.weight" : "ffn_norm.weight"),
+                        E, "n_embd", true, &L->ffn_norm, err, errlen)) ||
+            (olmo2 && (get_vector(m, NAME("attn_q_norm.weight"), QD, "n_head·head_dim", true,
+                                  &L->q_norm, err, errlen) ||
+                       get_vector(m, NAME("attn_k_norm.weight"), KD, "n_head_kv·head_dim", true,
+                                  &L->k_norm, err, errlen))) ||
             (mla && get_mla_layer(m, l, L, err, errlen)) ||
             (fused && get_fused_qkv(m, l, L, err, errlen)) ||
             (!fused && !mla &&
-             (get_matrix(m, NAME("attn_q.weight"), E, QD, "n_embd × n_head·head_dim", true, &L->wq, err, errlen) ||
-              get_matrix(m, NAME("attn_k.weight"), E, KD, "n_embd × n_head_kv·head_dim", true, &L->wk, err,
+             (get_matrix(m, NAME("attn_q.weight"), E, QD, "n_embd × n_head·head_dim", true, &L->wq,
+                         err, errlen) ||
+              get_matrix(m, NAME("attn_k.weight"), E, KD, "n_embd × n_head_kv·head_dim", true,
+                         &L->wk, err, errlen) ||
+              get_matrix(m, NAME("attn_v.weight"), E, KD, "n_embd × n_head_kv·head_dim", true,
+                         &L->wv, err, errlen) ||
+              get_vector(m, NAME("attn_q.bias"), QD, "n_head·head_dim", qwen2 || oss, &L->bq, err,
                          errlen) ||
-              get_matrix(m, NAME("attn_v.weight"), E, KD, "n_embd × n_head_kv·head_dim", true, &L->wv, err,
-                         errlen) ||
-              get_vector(m, NAME("attn_q.bias"), QD, "n_head·head_dim", qwen2, &L->bq, err, errlen) ||
-              get_vector(m, NAME("attn_k.bias"), KD, "n_head_kv·head_dim", qwen2, &L->bk, err, errlen) ||
-              get_vector(m, NAME("attn_v.bias"), KD, "n_head_kv·head_dim", qwen2, &L->bv, err, errlen))) ||
-            (!mla && get_matrix(m, NAME("attn_output.weight"), QD, E, "n_head·head_dim × n_embd", true, &L->wo, err,
-                                errlen)) ||
+              get_vector(m, NAME("attn_k.bias"), KD, "n_head_kv·head_dim", qwen2 || oss, &L->bk,
+                         err, errlen) ||
+              get_vector(m, NAME("attn_v.bias"), KD, "n_head_kv·head_dim", qwen2 || oss, &L->bv,
+                         err, errlen))) ||
+            (oss &&
+             get_vector(m, NAME("attn_sinks.weight"), H, "n_head", true, &L->sinks, err, errlen)) ||
+            (!mla && get_matrix(m, NAME("attn_output.weight"), QD, E, "n_head·head_dim × n_embd",
+                                true, &L->wo, err, errlen)) ||
             ((glm || phi3) && get_fused_gate_up(m, l, L, err, errlen)) ||
             (!lmoe && !glm && !phi3 &&
-             (get_matrix(m, NAME("ffn_gate.weight"), E, F, "n_embd × n_ff", true, &L->gate, err, errlen) ||
-              get_matrix(m, NAME("ffn_up.weight"), E, F, "n_embd × n_ff", true, &L->up, err, errlen) ||
-              get_matrix(m, NAME("ffn_down.weight"), F, E, "n_ff × n_embd", true, &L->down, err, errlen))) ||
+             (get_matrix(m, NAME("ffn_gate.weight"), E, F, "n_embd × n_ff", true, &L->gate, err,
+                         errlen) ||
+              get_matrix(m, NAME("ffn_up.weight"), E, F, "n_embd × n_ff", true, &L->up, err,
+                         errlen) ||
+              get_matrix(m, NAME("ffn_down.weight"), F, E, "n_ff × n_embd", true, &L->down, err,
+                         errlen))) ||
             /* the selection bias of sigmoid routing (glm4moe, DeepSeek-V3) */
             (lmoe && (glm4moe || (mla && hp->expert_sigmoid)) &&
-             get_vector(m, NAME("exp_probs_b.bias"), NE, "n_expert", true, &L->expert_bias, err, errlen)) ||
-            (lmoe && (get_matrix(m, NAME("ffn_gate_inp.weight"), E, NE, "n_embd × n_expert", true, &L->router, err,
-                                errlen) ||
-                     get_stack(m, NAME("ffn_gate_exps.weight"), E, FE, NE, "n_embd × n_ff_exp × n_expert", &L->xgate,
-                                 err, errlen) ||
-                     get_stack(m, NAME("ffn_up_exps.weight"), E, FE, NE, "n_embd × n_ff_exp × n_expert", &L->xup, err,
-                                 errlen) ||
-                     get_stack(m, NAME("ffn_down_exps.weight"), FE, E, NE, "n_ff_exp × n_embd × n_expert", &L->xdown,
-                                 err, errlen))) ||
+             get_vector(m, NAME("exp_probs_b.bias"), NE, "n_expert", true, &L->expert_bias, err,
+                        errlen)) ||
+            (lmoe && (get_matrix(m, NAME("ffn_gate_inp.weight"), E, NE, "n_embd × n_expert", true,
+                                 &L->router, err, errlen) ||
+                      get_stack(m, NAME("ffn_gate_exps.weight"), E, FE, NE,
+                                "n_embd × n_ff_exp × n_expert", &L->xgate, err, errlen) ||
+                      get_stack(m, NAME("ffn_up_exps.weight"), E, FE, NE,
+                                "n_embd × n_ff_exp × n_expert", &L->xup, err, errlen) ||
+                      get_stack(m, NAME("ffn_down_exps.weight"), FE, E, NE,
+                                "n_ff_exp × n_embd × n_expert", &L->xdown, err, errlen))) ||
+            (lmoe && oss &&
+             (get_vector(m, NAME("ffn_gate_inp.bias"), NE, "n_expert", true, &L->router_b, err,
+                         errlen) ||
+              get_vector_stack(m, NAME("ffn_gate_exps.bias"), FE, NE, "n_ff_exp × n_expert",
+                               &L->xgate_b, err, errlen) ||
+              get_vector_stack(m, NAME("ffn_up_exps.bias"), FE, NE, "n_ff_exp × n_expert",
+                               &L->xup_b, err, errlen) ||
+              get_vector_stack(m, NAME("ffn_down_exps.bias"), E, NE, "n_embd × n_expert",
+                               &L->xdown_b, err, errlen))) ||
             (FS && lmoe && hp->shexp_gated &&
-             get_vector(m, NAME("ffn_gate_inp_shexp.weight"), E, "n_embd", true, &L->shexp_gate, err, errlen)) ||
+             get_vector(m, NAME("ffn_gate_inp_shexp.weight"), E, "n_embd", true, &L->shexp_gate,
+                        err, errlen)) ||
             (FS && lmoe &&
-                   (get_matrix(m, NAME("ffn_gate_shexp.weight"), E, FS, "n_embd × n_ff_shexp", true, &L->gate, err,
-                               errlen) ||
-                    get_matrix(m, NAME("ffn_up_shexp.weight"), E, FS, "n_embd × n_ff_shexp", true, &L->up, err,
-                               errlen) ||
-                    get_matrix(m, NAME("ffn_down_shexp.weight"), FS, E, "n_ff_shexp × n_embd", true, &L->down, err,
-                               errlen))) ||
-            get_vector(m, NAME("attn_output.bias"), E, "n_embd", false, &L->bo, err, errlen) ||
-            (!olmo2 && (get_vector(m, NAME("attn_q_norm.weight"), D, "head_dim", qwen3, &L->q_norm, err, errlen) ||
-                        get_vector(m, NAME("attn_k_norm.weight"), D, "head_dim", qwen3, &L->k_norm, err, errlen))) ||
-            (!glm4moe && get_vector(m, NAME("post_attention_norm.weight"), E, "n_embd", glm4 || post,
-                                    &L->post_attn_norm, err, errlen)) ||
-            get_vector(m, NAME("post_ffw_norm.weight"), E, "n_embd", glm4 || post, &L->post_ffn_norm, err, errlen))
+             (get_matrix(m, NAME("ffn_gate_shexp.weight"), E, FS, "n_embd × n_ff_shexp", true,
+                         &L->gate, err, errlen) ||
+              get_matrix(m, NAME("ffn_up_shexp.weight"), E, FS, "n_embd × n_ff_shexp", true, &L->up,
+                         err, errlen) ||
+              get_matrix(m, NAME("ffn_down_shexp.weight"), FS, E, "n_ff_shexp × n_embd", true,
+                         &L->down, err, errlen))) ||
+            get_vector(m, NAME("attn_output.bias"), E, "n_embd", oss, &L->bo, err, errlen) ||
+            (!olmo2 && (get_vector(m, NAME("attn_q_norm.weight"), D, "head_dim", qwen3, &L->q_norm,
+                                   err, errlen) ||
+                        get_vector(m, NAME("attn_k_norm.weight"), D, "head_dim", qwen3, &L->k_norm,
+                                   err, errlen))) ||
+            (!glm4moe && !oss &&
+             get_vector(m, NAME("post_attention_norm.weight"), E, "n_embd", glm4 || post,
+                        &L->post_attn_norm, err, errlen)) ||
+            get_vector(m, NAME("post_ffw_norm.weight"), E, "n_embd", glm4 || post,
+                       &L->post_ffn_norm, err, errlen))
             return -1;
 #undef NAME
         if ((L->q_norm == NULL) != (L->k_norm == NULL))
@@ -1281,6 +1373,11 @@ void model_free(sl_model_t *m) {
             free(L->bo);
             free(L->shexp_gate);
             free(L->expert_bias);
+            free(L->sinks);
+            free(L->router_b);
+            free(L->xgate_b);
+            free(L->xup_b);
+            free(L->xdown_b);
             free(L->post_attn_norm);
             free(L->post_ffn_norm);
             free(L->attn_norm_b);
@@ -1785,6 +1882,9 @@ static void moe_ffn(sl_model_t *m, sl_pool_t *pool, const sl_layer_t *L, int n_t
     struct sl_scratch *s = &m->s;
     const int NE = hp->n_expert, KU = hp->n_expert_used, E = hp->n_embd, FE = hp->n_ff_exp;
     matmul_w(pool, &L->router, s->xn, n_tok, s->moe_logits);
+    if (L->router_b)
+        for (int t = 0; t < n_tok; t++)
+            add_bias(s->moe_logits + (size_t)t * NE, L->router_b, NE);
     int32_t *start = s->moe_start;
     memset(start, 0, sizeof *start * (size_t)(NE + 1));
     for (int t = 0; t < n_tok; t++) {
@@ -1811,12 +1911,24 @@ static void moe_ffn(sl_model_t *m, sl_pool_t *pool, const sl_layer_t *L, int n_t
             memcpy(s->moe_x + (size_t)i * E, s->xn + (size_t)s->moe_tok[lo + i] * E, sizeof(float) * (size_t)E);
         const sl_mm_t gu[2] = {mm_of(&L->xgate[e], s->moe_g), mm_of(&L->xup[e], s->moe_u)};
         sl_matmul_multi(pool, gu, 2, E, s->moe_x, c);
-        struct swiglu_job sj = {s->moe_g, s->moe_u, (size_t)c * (size_t)FE, 0, false};
-        if (sj.n > SWIGLU_CHUNK)
-            sl_pool_run_elastic(pool, swiglu_worker, &sj);
-        else
-            sl_swiglu(sj.gate, sj.gate, sj.up, (int64_t)sj.n);
+        if (L->xgate_b) /* gpt-oss: biased experts, the clamped SwiGLU */
+            for (int i = 0; i < c; i++) {
+                float *g = s->moe_g + (size_t)i * FE, *u = s->moe_u + (size_t)i * FE;
+                add_bias(g, L->xgate_b + (size_t)e * FE, FE);
+                add_bias(u, L->xup_b + (size_t)e * FE, FE);
+                sl_swiglu_oai(g, g, u, FE, MODEL_OAI_ALPHA, MODEL_OAI_LIMIT);
+            }
+        else {
+            struct swiglu_job sj = {s->moe_g, s->moe_u, (size_t)c * (size_t)FE, 0, false};
+            if (sj.n > SWIGLU_CHUNK)
+                sl_pool_run_elastic(pool, swiglu_worker, &sj);
+            else
+                sl_swiglu(sj.gate, sj.gate, sj.up, (int64_t)sj.n);
+        }
         matmul_w(pool, &L->xdown[e], s->moe_g, c, s->moe_y);
+        if (L->xdown_b)
+            for (int i = 0; i < c; i++)
+                add_bias(s->moe_y + (size_t)i * E, L->xdown_b + (size_t)e * E, E);
         for (int i = 0; i < c; i++) {
             float *acc = s->moe_sum + (size_t)s->moe_tok[lo + i] * E;
             const float *y = s->moe_y + (size_t)i * E, w = s->moe_gw[lo + i];
@@ -1888,6 +2000,7 @@ static void layer_attention(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t
         .softcap = hp->attn_softcap,
         .scratch = s->scores,
         .max_keys = max_keys,
+        .sinks = m->layers[l].sinks,
     };
     sl_attention_paged(pool, &a);
 }

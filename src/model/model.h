@@ -18,7 +18,9 @@
  * (no RoPE on every 4th layer), olmo2 (post norms only, q/k norms over the
  * whole projection, OLMo 3's window layers), ernie4_5, deepseek2 (multi-head
  * latent attention: one latent KV row per position read by every head, routed
- * experts in groups plus shared experts); tied or untied
+ * experts in groups plus shared experts), gpt-oss (q/k/v/o biases, per-head
+ * attention sinks, a 128-position window on even layers, YaRN, routed
+ * experts with biases and a clamped SwiGLU); tied or untied
  * output. And the encoders bert (BERT, XLM-RoBERTa: embedding models and
  * rerankers) and nomic-bert, run only through model_embed (below).
  *
@@ -42,21 +44,26 @@ typedef enum sl_arch {
     SL_ARCH_QWEN3,
     SL_ARCH_QWEN3MOE,
     SL_ARCH_QWEN2MOE, /* Qwen1.5-MoE, Qwen2-57B-A14B: routed experts plus a gated shared expert */
-    SL_ARCH_CHATGLM, /* GLM-4-9B-chat, ChatGLM3 */
-    SL_ARCH_GLM4,    /* GLM-4-0414 */
-    SL_ARCH_PHI3,    /* Phi-3, Phi-3.5, Phi-4 (dense) */
-    SL_ARCH_GEMMA,   /* Gemma 1 */
-    SL_ARCH_GEMMA2,  /* Gemma 2 */
-    SL_ARCH_GEMMA3,  /* Gemma 3 (text) */
-    SL_ARCH_GLM4MOE, /* GLM-4.5, GLM-4.5-Air */
-    SL_ARCH_GRANITE, /* IBM Granite 3.x: the llama layout with four scale factors */
+    SL_ARCH_CHATGLM,  /* GLM-4-9B-chat, ChatGLM3 */
+    SL_ARCH_GLM4,     /* GLM-4-0414 */
+    SL_ARCH_PHI3,     /* Phi-3, Phi-3.5, Phi-4 (dense) */
+    SL_ARCH_GEMMA,    /* Gemma 1 */
+    SL_ARCH_GEMMA2,   /* Gemma 2 */
+    SL_ARCH_GEMMA3,   /* Gemma 3 (text) */
+    SL_ARCH_GLM4MOE,  /* GLM-4.5, GLM-4.5-Air */
+    SL_ARCH_GRANITE,  /* IBM Granite 3.x: the llama layout with four scale factors */
     SL_ARCH_GRANITEMOE,
-    SL_ARCH_SMOLLM3, /* SmolLM3: the llama layout, every 4th layer without RoPE */
-    SL_ARCH_OLMO2,   /* OLMo 2 / OLMo 3: norms after attention and FFN only, whole-row q/k norms */
+    SL_ARCH_SMOLLM3,  /* SmolLM3: the llama layout, every 4th layer without RoPE */
+    SL_ARCH_OLMO2,    /* OLMo 2 / OLMo 3: norms after attention and FFN only, whole-row q/k norms */
     SL_ARCH_ERNIE4_5, /* ERNIE 4.5 dense: the llama graph, adjacent-pair RoPE on unpermuted rows */
-    SL_ARCH_BERT,     /* BERT / XLM-RoBERTa encoders (BGE embedding models, BGE rerankers): model_embed only */
-    SL_ARCH_NOMIC_BERT, /* nomic-embed-text: the bert encoder with RoPE, fused QKV and a SwiGLU FFN */
-    SL_ARCH_DEEPSEEK2   /* DeepSeek-V2 / V2-Lite / V3 / R1, Moonlight: MLA attention, routed + shared experts */
+    SL_ARCH_BERT, /* BERT / XLM-RoBERTa encoders (BGE embedding models, BGE rerankers): model_embed
+                     only */
+    SL_ARCH_NOMIC_BERT, /* nomic-embed-text: the bert encoder with RoPE, fused QKV and a SwiGLU FFN
+                         */
+    SL_ARCH_DEEPSEEK2, /* DeepSeek-V2 / V2-Lite / V3 / R1, Moonlight: MLA attention, routed + shared
+                          experts */
+    SL_ARCH_GPT_OSS    /* OpenAI gpt-oss-20b / 120b: attention sinks, window layers, biased experts,
+                          clamped SwiGLU */
 } sl_arch_t;
 
 /* How an embedding model turns its last hidden states into one vector per

@@ -1,7 +1,8 @@
 // Every model architecture beyond the llama/qwen2 core, served at once
 // through the openai SDK: tiny random-weight models (the real Qwen3
 // tokenizer and chat template) of the mixture-of-experts, GLM, Phi-3,
-// Gemma, Granite, SmolLM3, OLMo and DeepSeek (MLA) layouts. Greedy output must not depend on
+// Gemma, Granite, SmolLM3, OLMo, DeepSeek (MLA) and gpt-oss (attention sinks,
+// a window of 8 on alternate layers, biased experts) layouts. Greedy output must not depend on
 // how it is asked for — alone or beside the other models' requests, as
 // one of n choices, streamed or not, with the prompt's blocks taken from
 // the prefix cache or computed — which exercises the batched forward pass
@@ -12,14 +13,15 @@ import OpenAI from "openai";
 import { startServer, makeModel } from "./lib/server.mjs";
 
 const ARCHS = ["qwen3moe", "qwen2moe", "glm4moe", "glm4", "chatglm", "phi3", "gemma2", "gemma3", "granite",
-  "smollm3", "internlm2", "olmo2", "ernie4_5", "deepseek2"];
+  "smollm3", "internlm2", "olmo2", "ernie4_5", "deepseek2", "gpt-oss"];
 const MSGS = [{ role: "user", content: "Name three rivers of Europe and say where each one reaches the sea." }];
 
 let srv, client;
 
 before(async () => {
   const models = {};
-  for (const a of ARCHS) models[a] = makeModel("qwen3", a);
+  // gpt-oss's window made short enough for the prompt to cross it
+  for (const a of ARCHS) models[a] = makeModel("qwen3", a, null, a === "gpt-oss" ? ["--swa", "8"] : []);
   srv = await startServer({ models, args: ["--ctx", "1024", "--max-running", "16"] });
   client = new OpenAI({ baseURL: srv.url + "/v1", apiKey: "none", maxRetries: 0 });
 });

@@ -94,6 +94,8 @@ if [ -x build/release/silica ]; then
     build/release/silica mkmodel --arch nomic-bert $T --out "$OUT/seeds-model/nomic-bert.gguf" >/dev/null
     build/release/silica mkmodel --arch deepseek2 $T --qk-nope 8 --qk-rope 4 --v-head 8 --kv-lora 16 --experts 4 \
         --experts-used 2 --expert-ffn 16 --out "$OUT/seeds-model/deepseek2.gguf" >/dev/null
+    build/release/silica mkmodel --arch gpt-oss $T --kv-heads 1 --experts 4 --experts-used 2 --expert-ffn 16 \
+        --swa 4 --out "$OUT/seeds-model/gpt-oss.gguf" >/dev/null
     # the grid i-quants need 256-wide rows (narrower ones fall back to iq4_nl)
     T="--embd 256 --heads 2 --layers 1 --ffn 256 --vocab 24 --seed 3"
     build/release/silica mkmodel --arch llama $T --kv-heads 1 --type iq2_m --out "$OUT/seeds-model/llama-iq2_m.gguf" >/dev/null

@@ -6,8 +6,9 @@
  * must give the logits each sequence gives alone, for F32, F16 and Q8_0 KV
  * and for qwen2 (biases, NEOX RoPE), llama (GQA) and qwen3moe (q/k norms,
  * 6 experts of which each token takes 2: the batch groups its tokens by
- * expert) and gemma3 (sliding-window layers of 5 positions, scaled
- * embeddings, GELU) shapes; copy-on-write
+ * expert), gemma3 (sliding-window layers of 5 positions, scaled
+ * embeddings, GELU) and gpt-oss (sinks, window of 5 on the even layers,
+ * biased experts with the clamped SwiGLU, YaRN) shapes; copy-on-write
  * copies of a block must continue identically; bad tables are refused.
  */
 #include <math.h>
@@ -60,8 +61,14 @@ static void write_model(const char *path, const char *arch) {
     gguf_writer_set_u32(w, KEY("attention.value_length"), D);
     gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), 1e-5f);
     gguf_writer_set_f32(w, KEY("rope.freq_base"), 10000.0f);
-    const bool bias = !strcmp(arch, "qwen2"), moe = !strcmp(arch, "qwen3moe"), gemma3 = !strcmp(arch, "gemma3");
-    if (gemma3) gguf_writer_set_u32(w, KEY("attention.sliding_window"), 5);
+    const bool oss = !strcmp(arch, "gpt-oss"), bias = !strcmp(arch, "qwen2") || oss;
+    const bool moe = !strcmp(arch, "qwen3moe") || oss, gemma3 = !strcmp(arch, "gemma3");
+    if (gemma3 || oss) gguf_writer_set_u32(w, KEY("attention.sliding_window"), 5);
+    if (oss) {
+        gguf_writer_set_str(w, KEY("rope.scaling.type"), "yarn");
+        gguf_writer_set_f32(w, KEY("rope.scaling.factor"), 32.0f);
+        gguf_writer_set_u32(w, KEY("rope.scaling.original_context_length"), 64);
+    }
     if (moe) {
         gguf_writer_set_u32(w, KEY("expert_count"), NX);
         gguf_writer_set_u32(w, KEY("expert_used_count"), KX);
@@ -75,7 +82,7 @@ static void write_model(const char *path, const char *arch) {
         char n[64];
 #define T(s) (snprintf(n, sizeof n, "blk.%d.%s", l, s), n)
         add(w, T("attn_norm.weight"), 1, E, 0, true);
-        add(w, T("ffn_norm.weight"), 1, E, 0, true);
+        add(w, T(oss ? "post_attention_norm.weight" : "ffn_norm.weight"), 1, E, 0, true);
         add(w, T("attn_q.weight"), H * D, E, 0.3f, false);
         add(w, T("attn_k.weight"), K * D, E, 0.3f, false);
         add(w, T("attn_v.weight"), K * D, E, 0.3f, false);
@@ -85,8 +92,17 @@ static void write_model(const char *path, const char *arch) {
             add3(w, T("ffn_gate_exps.weight"), FX, E, NX, 0.3f, false);
             add3(w, T("ffn_up_exps.weight"), FX, E, NX, 0.3f, false);
             add3(w, T("ffn_down_exps.weight"), E, FX, NX, 0.3f, false);
-            add(w, T("attn_q_norm.weight"), 1, D, 0, true);
-            add(w, T("attn_k_norm.weight"), 1, D, 0, true);
+            if (oss) { /* biases (the experts' 2-D: a row per expert), a sink logit per head */
+                add(w, T("ffn_gate_inp.bias"), 1, NX, 1.0f, false);
+                add(w, T("ffn_gate_exps.bias"), NX, FX, 7.5f, false);
+                add(w, T("ffn_up_exps.bias"), NX, FX, 7.5f, false);
+                add(w, T("ffn_down_exps.bias"), NX, E, 0.3f, false);
+                add(w, T("attn_output.bias"), 1, E, 0.3f, false);
+                add(w, T("attn_sinks.weight"), 1, H, 2.0f, false);
+            } else {
+                add(w, T("attn_q_norm.weight"), 1, D, 0, true);
+                add(w, T("attn_k_norm.weight"), 1, D, 0, true);
+            }
         } else {
             if (gemma3) {
                 add(w, T("attn_q_norm.weight"), 1, D, 0, true);
@@ -240,11 +256,15 @@ static void test_llama(void) { run_arch("llama"); }
 static void test_qwen2(void) { run_arch("qwen2"); }
 static void test_qwen3moe(void) { run_arch("qwen3moe"); }
 static void test_gemma3(void) { run_arch("gemma3"); }
+static void test_gpt_oss(void) {
+    run_arch("gpt-oss");
+}
 
 int main(void) {
     RUN(test_llama);
     RUN(test_qwen2);
     RUN(test_qwen3moe);
     RUN(test_gemma3);
+    RUN(test_gpt_oss);
     return test_summary();
 }

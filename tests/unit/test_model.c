@@ -2,7 +2,7 @@
 /*
  * test_model.c — the forward pass of llama / internlm2 / qwen2 / qwen3 /
  * qwen2moe / qwen3moe / chatglm / glm4 / glm4moe / phi3 / gemma / gemma2 / gemma3 /
- * granite / granitemoe / smollm3 / olmo2 / ernie4_5 / deepseek2 against an
+ * granite / granitemoe / smollm3 / olmo2 / ernie4_5 / deepseek2 / gpt-oss against an
  * independent reference written here plainly, in double precision, in the
  * Hugging Face convention (rotate-halves RoPE, unpermuted Q/K rows;
  * deepseek2: HF DeepseekV2/V3's MLA attention with its kv_b_proj kept
@@ -74,11 +74,27 @@ typedef struct {
     /* deepseek2: q LoRA down [QL][E] and its norm (wq: q_b [H*(NOPE+ROPE)][QL], or the lite q); kv_a
      * [R+ROPE][E] and its norm [R]; HF's kv_b_proj [H*(NOPE+VH)][R] (per head NOPE k rows, then VH v rows) */
     float *wqa, *qan, *wkva, *kvan, *wkvb;
+    /* gpt-oss: attention sinks [H], the output projection's bias [E], the router's bias [NE], the
+     * experts' biases [NE][FE] (gate, up) and [NE][E] (down) */
+    float *sk, *bo, *br, *bxg, *bxu, *bxd;
 } ref_layer_t;
 
 /* REF_HF is right; the others are mutations (deepseek2): the score scale without YaRN's m², attn_k_b's
  * R × NOPE rows read as NOPE × R (the k block untransposed), cos/sin × ggml's YaRN mscale left in */
-typedef enum { REF_HF, REF_NO_M2, REF_KB_UNTRANSPOSED, REF_ROPE_MSCALE } ref_variant_t;
+typedef enum {
+    REF_HF,
+    REF_NO_M2,
+    REF_KB_UNTRANSPOSED,
+    REF_ROPE_MSCALE,
+    /* gpt-oss: no sinks; the sink's share put back into the keys' numerators (weights summing to
+     * 1); SwiGLU without its clamp; the window on the odd layers; the router's weights the
+     * softmax over all experts, not renormalized over the chosen */
+    REF_NO_SINKS,
+    REF_SINK_NUMERATOR,
+    REF_NO_CLAMP,
+    REF_SWA_ODD,
+    REF_UNNORMALIZED
+} ref_variant_t;
 
 typedef struct {
     spec_t s;
@@ -96,14 +112,18 @@ static bool pair_rope(const spec_t *s) { return is_glm(s) || !strcmp(s->arch, "e
 static bool is_gemma(const spec_t *s) { return !strncmp(s->arch, "gemma", 5); }
 /* gemma2's local layers: the even ones; gemma3's: 5 of every 6 */
 static bool is_olmo(const spec_t *s) { return !strcmp(s->arch, "olmo2"); }
+static bool is_oss(const spec_t *s) {
+    return !strcmp(s->arch, "gpt-oss");
+}
 static bool layer_swa(const spec_t *s, int l) {
     if (is_olmo(s)) return s->swa > 0 && l % 4 < 3; /* OLMo 3: 3 of every 4 layers */
+    if (is_oss(s)) return l % 2 == 0;               /* gpt-oss: the even layers (HF layer_types) */
     return (!strcmp(s->arch, "gemma2") && l % 2 == 0) || (!strcmp(s->arch, "gemma3") && l % 6 < 5);
 }
 static bool is_ds(const spec_t *s) { return !strcmp(s->arch, "deepseek2"); }
 static bool is_moe(const spec_t *s) {
-    return !strcmp(s->arch, "qwen3moe") || !strcmp(s->arch, "qwen2moe") || !strcmp(s->arch, "glm4moe") ||
-           !strcmp(s->arch, "granitemoe") || is_ds(s) ||
+    return !strcmp(s->arch, "qwen3moe") || !strcmp(s->arch, "qwen2moe") ||
+           !strcmp(s->arch, "glm4moe") || !strcmp(s->arch, "granitemoe") || is_ds(s) || is_oss(s) ||
            (!strcmp(s->arch, "llama") && s->NE > 0); /* llama + experts: Mixtral */
 }
 static bool is_granite(const spec_t *s) { return !strncmp(s->arch, "granite", 7); }
@@ -192,8 +212,10 @@ static void ref_init(ref_model_t *m, const spec_t *s, uint64_t seed) {
     m->s = *s;
     rng_state = seed * 2654435761u + 12345;
     m->eps = 1e-5;
-    m->base = !strcmp(s->arch, "llama") || !strcmp(s->arch, "internlm2") || is_glm(s) || is_granite(s) ||
-                      !strcmp(s->arch, "smollm3") || !strcmp(s->arch, "ernie4_5") || is_ds(s) ||
+    m->base = is_oss(s) ? 150000.0
+              : !strcmp(s->arch, "llama") || !strcmp(s->arch, "internlm2") || is_glm(s) ||
+                      is_granite(s) || !strcmp(s->arch, "smollm3") ||
+                      !strcmp(s->arch, "ernie4_5") || is_ds(s) ||
                       (is_gemma(s) && strcmp(s->arch, "gemma3"))
                   ? 10000.0
                   : 1000000.0;
@@ -217,7 +239,7 @@ static void ref_init(ref_model_t *m, const spec_t *s, uint64_t seed) {
             m->rope_freqs[i] = 1.0f + (float)i * 0.7f;
     }
     bool q2moe = !strcmp(s->arch, "qwen2moe"),
-         qwen2 = !strcmp(s->arch, "qwen2") || q2moe || !strcmp(s->arch, "glm4moe");
+         qwen2 = !strcmp(s->arch, "qwen2") || q2moe || !strcmp(s->arch, "glm4moe") || is_oss(s);
     bool qwen3 =
         !strcmp(s->arch, "qwen3") || !strcmp(s->arch, "qwen3moe") || !strcmp(s->arch, "gemma3");
     m->l = calloc((size_t)s->L, sizeof *m->l);
@@ -243,6 +265,16 @@ static void ref_init(ref_model_t *m, const spec_t *s, uint64_t seed) {
             L->xd = rnd_mat(s->NE * s->E, s->FE, s->wtype);
         }
         if (q2moe && moe) L->wsg = rnd_vec(s->E, 0.0f, 0.3f);
+        if (is_oss(s)) {
+            /* sinks from -1.5 to 2.5: near the scores, some above a row's largest; expert biases of
+             * ±7.5, so that the clamp at 7 bites on gate and up (both sides) */
+            L->sk = rnd_vec(s->H, 0.5f, 2.0f);
+            L->bo = rnd_vec(s->E, 0.0f, 0.3f);
+            L->br = rnd_vec(s->NE, 0.0f, 1.0f);
+            L->bxg = rnd_vec((size_t)s->NE * s->FE, 0.0f, 7.5f);
+            L->bxu = rnd_vec((size_t)s->NE * s->FE, 0.0f, 7.5f);
+            L->bxd = rnd_vec((size_t)s->NE * s->E, 0.0f, 0.3f);
+        }
         if (g45) L->xb = rnd_vec(s->NE, 0.0f, 0.5f);
         const int FD = g45 ? s->FE : s->F; /* glm4moe's shared expert: FE rows */
         if (!moe || q2moe || g45) { /* the dense FFN, or the shared expert */
@@ -275,9 +307,10 @@ static void ref_init(ref_model_t *m, const spec_t *s, uint64_t seed) {
 static void ref_free(ref_model_t *m) {
     for (int l = 0; l < m->s.L; l++) {
         ref_layer_t *L = &m->l[l];
-        float *ps[] = {L->an, L->fn, L->qn, L->kn, L->bq, L->bk, L->bv, L->wq, L->wk,
-                       L->wv, L->wo, L->wg, L->wu, L->wd, L->wr, L->xg, L->xu, L->xd, L->pan, L->pfn, L->wsg, L->xb,
-                       L->wqa, L->qan, L->wkva, L->kvan, L->wkvb};
+        float *ps[] = {L->an,  L->fn,  L->qn,  L->kn,  L->bq,  L->bk,  L->bv,   L->wq,   L->wk,
+                       L->wv,  L->wo,  L->wg,  L->wu,  L->wd,  L->wr,  L->xg,   L->xu,   L->xd,
+                       L->pan, L->pfn, L->wsg, L->xb,  L->wqa, L->qan, L->wkva, L->kvan, L->wkvb,
+                       L->sk,  L->bo,  L->br,  L->bxg, L->bxu, L->bxd};
         for (size_t i = 0; i < SL_ARRAY_LEN(ps); i++) free(ps[i]);
     }
     free(m->l);
@@ -361,7 +394,7 @@ static int write_model(const ref_model_t *m, const char *path, const char *skip,
             (uint32_t)(ds ? s->ROPE : is_glm(s) || !strcmp(a, "glm4moe") ? s->D / 2 : s->D));
     set_f32(w, a, "attention.layer_norm_rms_epsilon", (float)m->eps);
     set_f32(w, a, "rope.freq_base", (float)m->base);
-    if (!strcmp(a, "gemma2") || !strcmp(a, "gemma3") || (is_olmo(s) && s->swa))
+    if (!strcmp(a, "gemma2") || !strcmp(a, "gemma3") || is_oss(s) || (is_olmo(s) && s->swa))
         set_u32(w, a, "attention.sliding_window", (uint32_t)s->swa);
     if (is_granite(s)) {
         set_f32(w, a, "embedding_scale", (float)GR_EMBD);
@@ -442,7 +475,9 @@ static int write_model(const ref_model_t *m, const char *path, const char *skip,
 #define NM(x) (snprintf(n, sizeof n, "blk.%d.%s", l, x), n)
         if (!is_olmo(s)) {
             ADD_VEC(NM("attn_norm.weight"), L->an, s->E);
-            ADD_VEC(NM(!strcmp(a, "glm4moe") ? "post_attention_norm.weight" : "ffn_norm.weight"), L->fn, s->E);
+            ADD_VEC(NM(!strcmp(a, "glm4moe") || is_oss(s) ? "post_attention_norm.weight"
+                                                          : "ffn_norm.weight"),
+                    L->fn, s->E);
         }
         float *wq = llama ? permute_rows(L->wq, s->H, s->D, s->E) : L->wq;
         float *wk = llama ? permute_rows(L->wk, s->K, s->D, s->E) : L->wk;
@@ -526,6 +561,17 @@ static int write_model(const ref_model_t *m, const char *path, const char *skip,
             ADD_VEC(NM("attn_q.bias"), L->bq, s->H * s->D);
             ADD_VEC(NM("attn_k.bias"), L->bk, s->K * s->D);
             ADD_VEC(NM("attn_v.bias"), L->bv, s->K * s->D);
+        }
+        if (L->sk) { /* gpt-oss: the expert biases 2-D, a row per expert */
+            ADD_VEC(NM("attn_sinks.weight"), L->sk, s->H);
+            ADD_VEC(NM("attn_output.bias"), L->bo, s->E);
+            ADD_VEC(NM("ffn_gate_inp.bias"), L->br, s->NE);
+            const char *bn[3] = {"ffn_gate_exps.bias", "ffn_up_exps.bias", "ffn_down_exps.bias"};
+            const float *bd[3] = {L->bxg, L->bxu, L->bxd};
+            for (int b = 0; b < 3; b++) /* F32 [FE or E, NE]; a bad one an expert short */
+                if (!skip || strcmp(skip, NM(bn[b])))
+                    add_mat(w, NM(bn[b]), bd[b], bad && !strcmp(bad, NM(bn[b])) ? s->NE - 1 : s->NE,
+                            b < 2 ? s->FE : s->E, SL_TYPE_F32);
         }
         if (L->qn) {
             ADD_VEC(NM("attn_q_norm.weight"), L->qn, is_olmo(s) ? s->H * s->D : s->D);
@@ -619,7 +665,28 @@ static void ref_rope_base(const ref_model_t *m, double *v, int n_heads, int pos,
  * by its 2 largest p + bias, only the GU best groups' experts eligible; the KU largest eligible, ties to
  * the lower index; w = their p, renormalized to sum 1 (but qwen2moe, deepseek2 unless wnorm), × a scale
  * (glm4moe 1.5, deepseek2 wscale). */
-static void ref_route(const spec_t *s, const ref_layer_t *L, const double *x, int *pick, double *w) {
+static void ref_route(const spec_t *s, const ref_layer_t *L, const double *x, int *pick, double *w,
+                      ref_variant_t var) {
+    if (is_oss(s)) { /* GptOssTopKRouter: the top k of the biased logits, softmax over those k */
+        double lg[64], mx = -1e300, z = 0, zall = 0;
+        bool used[64] = {false};
+        ref_matvec(lg, L->wr, x, s->NE, s->E);
+        for (int e = 0; e < s->NE; e++)
+            mx = fmax(mx, lg[e] += L->br[e]);
+        for (int j = 0; j < s->KU; j++) {
+            int best = -1;
+            for (int e = 0; e < s->NE; e++)
+                if (!used[e] && (best < 0 || lg[e] > lg[best])) best = e;
+            used[best] = true;
+            pick[j] = best;
+            z += (w[j] = exp(lg[best] - mx));
+        }
+        for (int e = 0; e < s->NE; e++)
+            zall += exp(lg[e] - mx);
+        for (int j = 0; j < s->KU; j++)
+            w[j] /= var == REF_UNNORMALIZED ? zall : z;
+        return;
+    }
     const bool ds = is_ds(s), sig = ds ? s->gating == 2 : L->xb != NULL, norm = ds ? s->wnorm : !L->wsg;
     const int NE = s->NE, NG = ds && s->NG > 1 ? s->NG : 1, GS = NE / NG, GU = NG > 1 ? s->GU : 1;
     double p[64], sc[64], gsc[64], mx = -1e300, z = 0, wsum = 0;
@@ -663,18 +730,28 @@ static void ref_route(const spec_t *s, const ref_layer_t *L, const double *x, in
 /* The sparse block (HF Qwen3MoeSparseMoeBlock and kin): out = Σ w · down_e(silu(gate_e x) · up_e x) over
  * the routed experts, plus the shared expert (qwen2moe: gated by sigmoid(x · w)). g, u: scratch of
  * max(FE, shexp_rows) each. */
-static void ref_moe(const spec_t *s, const ref_layer_t *L, const double *x, double *out, double *g, double *u) {
+static void ref_moe(const spec_t *s, const ref_layer_t *L, const double *x, double *out, double *g,
+                    double *u, ref_variant_t var) {
     const int E = s->E, FE = s->FE, FS = shexp_rows(s);
     int pick[64];
     double w[64], *y = calloc(E, sizeof(double));
-    ref_route(s, L, x, pick, w);
+    ref_route(s, L, x, pick, w, var);
     for (int i = 0; i < E; i++) out[i] = 0;
     for (int j = 0; j < s->KU; j++) {
         const int e = pick[j];
         ref_matvec(g, L->xg + (size_t)e * FE * E, x, FE, E);
         ref_matvec(u, L->xu + (size_t)e * FE * E, x, FE, E);
-        for (int i = 0; i < FE; i++) g[i] = g[i] / (1 + exp(-g[i])) * u[i];
+        for (int i = 0; i < FE && !L->bxg; i++)
+            g[i] = g[i] / (1 + exp(-g[i])) * u[i];
+        for (int i = 0; i < FE && L->bxg;
+             i++) { /* gpt-oss (GptOssExperts): biased, clamped, alpha 1.702 */
+            double gg = g[i] + L->bxg[(size_t)e * FE + i], uu = u[i] + L->bxu[(size_t)e * FE + i];
+            if (var != REF_NO_CLAMP) gg = fmin(gg, 7.0), uu = fmax(fmin(uu, 7.0), -7.0);
+            g[i] = gg / (1 + exp(-1.702 * gg)) * (uu + 1);
+        }
         ref_matvec(y, L->xd + (size_t)e * E * FE, g, E, FE);
+        for (int i = 0; L->bxd && i < E; i++)
+            y[i] += L->bxd[(size_t)e * E + i];
         for (int i = 0; i < E; i++) out[i] += w[j] * y[i];
     }
     if (FS) {
@@ -840,7 +917,8 @@ static void ref_forward(const ref_model_t *m, const int32_t *tok, int n, double 
                 const int hk = h / (H / K);
                 double mx = -1e300, sum = 0;
                 /* gemma3's local layers: the last swa positions only */
-                const int j0 = layer_swa(s, l) && t + 1 > s->swa ? t + 1 - s->swa : 0;
+                const bool win = is_oss(s) && m->var == REF_SWA_ODD ? l % 2 == 1 : layer_swa(s, l);
+                const int j0 = win && t + 1 > s->swa ? t + 1 - s->swa : 0;
                 for (int j = j0; j <= t; j++) {
                     double d = 0;
                     for (int i = 0; i < D; i++) d += q[(size_t)t * QD + h * D + i] * k[(size_t)j * KD + hk * D + i];
@@ -848,7 +926,16 @@ static void ref_forward(const ref_model_t *m, const int32_t *tok, int n, double 
                     if (s->acap > 0) p[j] = s->acap * tanh(p[j] / s->acap); /* Gemma 2 soft-capping */
                     if (p[j] > mx) mx = p[j];
                 }
+                /* gpt-oss (HF eager_attention_forward): the head's sink logit joins the softmax,
+                 * its probability dropped */
+                const bool sink = L->sk && m->var != REF_NO_SINKS;
+                if (sink) mx = fmax(mx, L->sk[h]);
                 for (int j = j0; j <= t; j++) sum += (p[j] = exp(p[j] - mx));
+                const double ps = sink ? exp(L->sk[h] - mx) : 0;
+                sum += ps;
+                if (m->var == REF_SINK_NUMERATOR)
+                    for (int j = j0; j <= t; j++)
+                        p[j] += ps / (t + 1 - j0);
                 for (int i = 0; i < D; i++) {
                     double a = 0;
                     for (int j = j0; j <= t; j++) a += p[j] / sum * v[(size_t)j * KD + hk * D + i];
@@ -856,12 +943,14 @@ static void ref_forward(const ref_model_t *m, const int32_t *tok, int n, double 
                 }
             }
             ref_matvec(o, L->wo, att, E, QD);
+            for (int i = 0; L->bo && i < E; i++)
+                o[i] += L->bo[i];
             if (L->pan) ref_rmsnorm(o, o, L->pan, E, m->eps);
             for (int i = 0; i < E; i++) x[(size_t)t * E + i] += o[i] * (is_granite(s) ? GR_RES : 1.0);
         }
         for (int t = 0; L->wr && t < n; t++) {
             ref_rmsnorm(xn, x + (size_t)t * E, L->fn, E, m->eps); /* (no MoE olmo2) */
-            ref_moe(s, L, xn, o, g, u);
+            ref_moe(s, L, xn, o, g, u, m->var);
             for (int i = 0; i < E; i++) x[(size_t)t * E + i] += o[i] * (is_granite(s) ? GR_RES : 1.0);
         }
         for (int t = 0; !L->wr && t < n; t++) {
@@ -1241,6 +1330,83 @@ static void test_deepseek2_mutations(void) {
     unlink(path);
 }
 
+/* gpt-oss (HF GptOssForCausalLM as llama.cpp runs it): q/k/v/o biases, GQA, NEOX RoPE with YaRN ×32
+ * on every layer, a sink logit per head in each softmax's denominator, a window of 4 on the even
+ * layers (14 tokens: prefill and decode well past it), every layer's FFN routed experts (biased
+ * router, top 2 of 4, softmax over the 2; biased experts, SwiGLU clamped at 7); F32 and q8_0
+ * weights, F16 KV. */
+static spec_t oss_spec(void) {
+    spec_t s = base_spec("gpt-oss");
+    s.L = 3, s.swa = 4, s.n_tok = 14, s.scale = SCALE_YARN, s.factor = 32, s.orig_ctx = 64;
+    return s;
+}
+
+static void test_gpt_oss(void) {
+    spec_t s = oss_spec();
+    run_case("gpt-oss f32", &s, 1e-4, SL_TYPE_F32, 1);
+    run_case("gpt-oss f32 kv-f16", &s, 5e-3, SL_TYPE_F16, 2);
+    s.H = 8, s.K = 2, s.NE = 8, s.KU = 3; /* GQA 4, 3 of 8 experts */
+    run_case("gpt-oss f32 gqa4 3-of-8", &s, 1e-4, SL_TYPE_F32, 3);
+    /* q8_0: the matmuls round their inputs to 8 bits, and gpt-oss carries that rounding further
+     * than the others (expert activations up to 7 · 8, the (up + 1) factor): 3-9e-2 over seeds at
+     * n_embd 64, so n_embd 128 here (2-3e-2) */
+    s = oss_spec();
+    s.wtype = SL_TYPE_Q8_0, s.E = 128;
+    run_case("gpt-oss q8_0", &s, 5e-2, SL_TYPE_F32, 2);
+    run_case("gpt-oss q8_0 kv-f16", &s, 5e-2, SL_TYPE_F16, 1);
+}
+
+/* The gpt-oss comparison can fail: the model is near the right reference and far (> 10× the
+ * tolerance) from one without sinks, one with the sink's share put back into the numerators, one
+ * without the SwiGLU clamp, one windowing the odd layers instead of the even ones, and one
+ * weighting the experts by the softmax over all of them (not renormalized over the chosen). */
+static void test_gpt_oss_mutations(void) {
+    const double tol = 1e-4;
+    const ref_variant_t muts[] = {REF_NO_SINKS, REF_SINK_NUMERATOR, REF_NO_CLAMP, REF_SWA_ODD,
+                                  REF_UNNORMALIZED};
+    const char *names[] = {"no sinks", "sinks in the numerator", "unclamped SwiGLU",
+                           "odd window layers", "unrenormalized weights"};
+    spec_t s = oss_spec();
+    ref_model_t rm;
+    ref_init(&rm, &s, 31);
+    const int N = s.n_tok, NV = s.n_tok * s.V;
+    int32_t toks[64];
+    for (int i = 0; i < N; i++)
+        toks[i] = (int32_t)((i * 53 + 2) % s.V);
+    double *want = malloc(sizeof(double) * NV), *mut = malloc(sizeof(double) * NV);
+    float *got = malloc(sizeof(float) * NV), *wantf = malloc(sizeof(float) * NV);
+    ref_forward(&rm, toks, N, want);
+    for (int i = 0; i < NV; i++)
+        wantf[i] = (float)want[i];
+    const char *path = model_path();
+    CHECK(write_model(&rm, path, NULL, NULL) == 0);
+    char err[SL_ERR_MAX] = "";
+    sl_model_t *m = model_load(path, err, sizeof err);
+    CHECK_MSG(m != NULL, "%s", err);
+    if (m) {
+        sl_kv_t *kv = model_kv_new(m, N, SL_TYPE_F32, err, sizeof err);
+        CHECK_MSG(model_forward(m, NULL, kv, toks, N, got, true, err, sizeof err) == 0, "%s", err);
+        const double e = test_rel_err(got, want, (size_t)NV);
+        CHECK_MSG(e <= tol, "gpt-oss mutation model: rel err %.3g", e);
+        model_kv_free(kv);
+    }
+    for (size_t k = 0; k < SL_ARRAY_LEN(muts); k++) {
+        rm.var = muts[k];
+        ref_forward(&rm, toks, N, mut);
+        const double er = test_rel_err(wantf, mut, (size_t)NV),
+                     em = m ? test_rel_err(got, mut, (size_t)NV) : er;
+        CHECK_MSG(er > 10 * tol, "the %s reference is only %.3g from the right one", names[k], er);
+        CHECK_MSG(em > 10 * tol, "against a %s reference: rel err only %.3g", names[k], em);
+        fprintf(stderr,
+                "     gpt-oss: against the %-24s reference %.2e (the references' distance %.2e)\n",
+                names[k], em, er);
+    }
+    free(want), free(mut), free(got), free(wantf);
+    model_free(m);
+    ref_free(&rm);
+    unlink(path);
+}
+
 static void test_f16_and_q8(void) {
     spec_t s = base_spec("qwen3");
     s.wtype = SL_TYPE_F16;
@@ -1330,6 +1496,15 @@ static void test_validation(void) {
     expect_load_error("llama", "output_norm.weight", NULL, "output_norm.weight");
     expect_load_error("llama", NULL, "blk.0.attn_v.weight", "blk.0.attn_v.weight");
     expect_load_error("qwen2", NULL, "blk.1.ffn_norm.weight", "shape");
+    /* gpt-oss: sinks, biases (the experts' 2-D ones) and the FFN norm's name */
+    spec_t oss = oss_spec();
+    expect_load_error_spec(&oss, "blk.1.attn_sinks.weight", NULL, "blk.1.attn_sinks.weight");
+    expect_load_error_spec(&oss, NULL, "blk.0.attn_sinks.weight", "blk.0.attn_sinks.weight");
+    expect_load_error_spec(&oss, NULL, "blk.2.ffn_up_exps.bias", "blk.2.ffn_up_exps.bias");
+    expect_load_error_spec(&oss, "blk.0.ffn_gate_inp.bias", NULL, "blk.0.ffn_gate_inp.bias");
+    expect_load_error_spec(&oss, "blk.1.attn_output.bias", NULL, "blk.1.attn_output.bias");
+    expect_load_error_spec(&oss, "blk.0.post_attention_norm.weight", NULL,
+                           "blk.0.post_attention_norm.weight");
     /* deepseek2: the MLA tensors named; the older converter's attn_kv_b refused */
     expect_load_error("deepseek2", "blk.0.attn_k_b.weight", NULL, "blk.0.attn_k_b.weight");
     expect_load_error("deepseek2", NULL, "blk.1.attn_k_b.weight", "blk.1.attn_k_b.weight");
@@ -1662,6 +1837,8 @@ int main(void) {
     RUN(test_olmo2);
     RUN(test_deepseek2);
     RUN(test_deepseek2_mutations);
+    RUN(test_gpt_oss);
+    RUN(test_gpt_oss_mutations);
     RUN(test_f16_and_q8);
     RUN(test_long_prefill);
     RUN(test_validation);

@@ -115,6 +115,19 @@ static void test_activations(void) {
         CHECK_NEAR(ge[i], 0.5 * v * (1 + erf(v / sqrt(2.0))), 2e-3); /* tanh approximation */
         CHECK_NEAR(o[i], g[i] / (1 + exp(-(double)g[i])) * u[i], 1e-5);
     }
+    /* gpt-oss's clamped SwiGLU: gate and up past the limit of 7 on both
+     * sides (gate clamped from above only) */
+    float go[N], gu[N];
+    for (int i = 0; i < N; i++)
+        go[i] = (float)rnd() * 12, gu[i] = (float)rnd() * 12;
+    sl_swiglu_oai(o, go, gu, N, 1.702f, 7.0f);
+    int clamped = 0;
+    for (int i = 0; i < N; i++) {
+        const double gg = fmin(go[i], 7.0), uu = fmax(fmin(gu[i], 7.0), -7.0);
+        clamped += go[i] > 7 || fabs(gu[i]) > 7;
+        CHECK_NEAR(o[i], gg / (1 + exp(-1.702 * gg)) * (uu + 1), 1e-5 * (1 + fabs(o[i])));
+    }
+    CHECK(clamped > 0);
 }
 
 /* Exact GELU against 0.5·x·(1 + erf(x/√2)) in double, written as
@@ -395,8 +408,9 @@ typedef enum paged_keys {
  * positions and ntok[q] tokens of the batch (a batch mixing prefill runs and
  * single decode tokens), F32/F16/Q8_0 storage; against a double reference
  * that reads the same (dequantized) cache rows through the block tables. */
-static void paged_case_seqs(int bsz, int H, int K, int D, sl_type_t kt, int threads, sl_isa_t isa, int nseq,
-                            const int *past, const int *ntok, int window, float cap, paged_keys_t keys) {
+static void paged_case_seqs(int bsz, int H, int K, int D, sl_type_t kt, int threads, sl_isa_t isa,
+                            int nseq, const int *past, const int *ntok, int window, float cap,
+                            paged_keys_t keys, bool sinks) {
     enum { MAXSEQ = 8, MAXTOK = 256 };
     const size_t rb = sl_row_size(kt, D);
     int n_pos = 0, n_tok = 0, need = 0, most = 0; /* positions, tokens, blocks used, most per sequence */
@@ -443,13 +457,34 @@ static void paged_case_seqs(int bsz, int H, int K, int D, sl_type_t kt, int thre
     const size_t nq = (size_t)n_tok * H * D;
     float *qv = malloc(nq * 4), *out = malloc(nq * 4);
     for (size_t i = 0; i < nq; i++) qv[i] = rnd();
+    /* sink logits from -2 to 4: some below every score of a row, some above
+     * its largest (the running max moves to the sink at the end) */
+    float sink[64];
+    for (int h = 0; h < H && h < 64; h++)
+        sink[h] = 1.0f + 3.0f * (float)rnd();
     sl_pool_t *pool = threads > 1 ? sl_pool_new(threads) : NULL;
     float *scratch = malloc(sizeof(float) * (size_t)sl_pool_size(pool) * sl_attention_paged_scratch(H, K, D));
-    sl_attn_paged_t a = {.n_tok = n_tok, .n_head = H, .n_head_kv = K, .head_dim = D, .q = qv, .out = out,
-                         .tok_pos = pos, .tok_blocks = tb, .k = kc, .v = vc, .block_stride = blk,
-                         .block_size = bsz, .row_bytes = rb, .kv_type = kt, .scale = 1.0f / sqrtf((float)D),
-                         .scratch = scratch, .max_keys = max_keys, .window = window, .softcap = cap,
-                         .tok_keys = keys == PAGED_CAUSAL ? NULL : nkey};
+    sl_attn_paged_t a = {.n_tok = n_tok,
+                         .n_head = H,
+                         .n_head_kv = K,
+                         .head_dim = D,
+                         .q = qv,
+                         .out = out,
+                         .tok_pos = pos,
+                         .tok_blocks = tb,
+                         .k = kc,
+                         .v = vc,
+                         .block_stride = blk,
+                         .block_size = bsz,
+                         .row_bytes = rb,
+                         .kv_type = kt,
+                         .scale = 1.0f / sqrtf((float)D),
+                         .scratch = scratch,
+                         .max_keys = max_keys,
+                         .window = window,
+                         .softcap = cap,
+                         .tok_keys = keys == PAGED_CAUSAL ? NULL : nkey,
+                         .sinks = sinks ? sink : NULL};
     sl_isa_t prev = sl_kernels_set_isa(isa);
     sl_attention_paged(pool, &a);
     sl_kernels_set_isa(prev);
@@ -477,7 +512,9 @@ static void paged_case_seqs(int bsz, int H, int K, int D, sl_type_t kt, int thre
                 if (cap > 0) p[j] = cap * tanh(p[j] / cap);
                 mx = fmax(mx, p[j]);
             }
+            if (sinks) mx = fmax(mx, sink[h]);
             for (int j = j_lo; j < n; j++) sum += (p[j] = exp(p[j] - mx));
+            if (sinks) sum += exp((double)sink[h] - mx); /* the denominator only */
             double o[256] = {0};
             for (int j = j_lo; j < n; j++) {
                 const float *vf = vd + (((size_t)tb[t][j / bsz] * K + h / grp) * bsz + j % bsz) * D;
@@ -486,10 +523,14 @@ static void paged_case_seqs(int bsz, int H, int K, int D, sl_type_t kt, int thre
             }
             for (int i = 0; i < D; i++) md = fmax(md, fabs(out[((size_t)t * H + h) * D + i] - o[i]));
         }
-    CHECK_MSG(md < 2e-5,
-              "paged attention bs %d H %d K %d D %d %s t%d isa %s seqs %d past[1] %d window %d cap %g keys %d: %.3g",
-              bsz, H, K, D, sl_type_name(kt), threads, sl_isa_name(isa), nseq, nseq > 1 ? past[1] : 0, window, cap,
-              (int)keys, md);
+    CHECK_MSG(md<2e-5,
+                  "paged attention bs %d H %d K %d D %d %s t%d isa %s seqs %d past[1] %d window %d "
+                  "cap %g keys %d sinks %d: "
+                  "%.3g",
+                  bsz, H, K, D, sl_type_name(kt), threads, sl_isa_name(isa), nseq, nseq> 1
+                  ? past[1]
+                  : 0,
+              window, cap, (int)keys, (int)sinks, md);
     sl_pool_free(pool);
     free(kc), free(vc), free(kd), free(vd), free(qv), free(out), free(scratch);
 }
@@ -499,7 +540,15 @@ static void paged_case_seqs(int bsz, int H, int K, int D, sl_type_t kt, int thre
 static void paged_case_k(int bsz, int H, int K, int D, sl_type_t kt, int threads, sl_isa_t isa, int past1,
                          int window, float cap, paged_keys_t keys) {
     const int past[3] = {0, past1, 5}, ntok[3] = {23, 1, 9};
-    paged_case_seqs(bsz, H, K, D, kt, threads, isa, 3, past, ntok, window, cap, keys);
+    paged_case_seqs(bsz, H, K, D, kt, threads, isa, 3, past, ntok, window, cap, keys, false);
+}
+
+/* The mixed batch with attention sinks (gpt-oss). */
+static void paged_case_sinks(int bsz, int H, int K, int D, sl_type_t kt, int threads, sl_isa_t isa,
+                             int past1, int window) {
+    const int past[3] = {0, past1, 5}, ntok[3] = {23, 1, 9};
+    paged_case_seqs(bsz, H, K, D, kt, threads, isa, 3, past, ntok, window, 0.0f, PAGED_CAUSAL,
+                    true);
 }
 
 static void paged_case_wc(int bsz, int H, int K, int D, sl_type_t kt, int threads, sl_isa_t isa, int past1,
@@ -543,6 +592,13 @@ static void test_attention_paged(void) {
             paged_case_wc(16, 14, 2, 64, types[t], 2, isas[i], 201, 0, 2.0f);
             paged_case_wc(16, 3, 3, 32, types[t], 1, isas[i], 150, 9, 2.0f);
             if (types[t] != SL_TYPE_Q8_0) paged_case_wc(7, 6, 3, 12, types[t], 2, isas[i], 37, 0, 1.5f);
+            /* attention sinks: the 3-, 2- and 1-row paths (GQA 8 = 3 + 3 +
+             * 2, GQA 1), several chunks, a window (gpt-oss's layers) */
+            paged_case_sinks(16, 16, 2, 64, types[t], 2, isas[i], 201, 0);
+            paged_case_sinks(16, 8, 2, 64, types[t], 2, isas[i], 150, 5);
+            paged_case_sinks(5, 4, 4, 32, types[t], 1, isas[i], 37, 12);
+            if (types[t] != SL_TYPE_Q8_0)
+                paged_case_sinks(7, 6, 3, 12, types[t], 3, isas[i], 37, 0);
         }
     }
 }
@@ -570,10 +626,10 @@ static void test_attention_paged_noncausal(void) {
             for (size_t s = 0; s < SL_ARRAY_LEN(shapes); s++) {
                 if (types[t] == SL_TYPE_Q8_0 && shapes[s].D % 32 != 0) continue;
                 /* engine blocks on 2 threads, a block per sequence on 1 */
-                paged_case_seqs(16, shapes[s].H, shapes[s].K, shapes[s].D, types[t], 2, isas[i], 5, past, ntok, 0,
-                                0.0f, PAGED_ALL);
-                paged_case_seqs(70, shapes[s].H, shapes[s].K, shapes[s].D, types[t], 1, isas[i], 5, past, ntok, 0,
-                                0.0f, PAGED_ALL);
+                paged_case_seqs(16, shapes[s].H, shapes[s].K, shapes[s].D, types[t], 2, isas[i], 5,
+                                past, ntok, 0, 0.0f, PAGED_ALL, false);
+                paged_case_seqs(70, shapes[s].H, shapes[s].K, shapes[s].D, types[t], 1, isas[i], 5,
+                                past, ntok, 0, 0.0f, PAGED_ALL, false);
             }
             paged_case_k(16, 14, 2, 64, types[t], 2, isas[i], 37, 0, 0.0f, PAGED_ALL);
             paged_case_k(5, 8, 2, 32, types[t], 1, isas[i], 201, 0, 0.0f, PAGED_ALL);

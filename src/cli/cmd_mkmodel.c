@@ -146,7 +146,7 @@ static void usage(void) {
             "         [--pooling rank]  (other archs, with --tokenizer: a reranker, as Qwen3-Reranker)\n"
             "         [--type f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q2_K|q3_K_S|q3_K_M|q3_K_L|q4_K|q4_K_S|q4_K_M\n"
             "                 |q5_K|q5_K_S|q5_K_M|q6_K|iq4_nl|iq4_xs|iq1_s|iq1_m|iq2_xxs|iq2_xs|iq2_s|iq2_m|iq3_xxs\n"
-            "                 |iq3_xs|iq3_s|iq3_m] [--seed S]\n"
+            "                 |iq3_xs|iq3_s|iq3_m|mxfp4_moe] [--seed S]\n"
             "         [--tokenizer DIR] [--chat-template FILE] [--name NAME] [--rope-base F] [--rope-scaling linear|yarn]\n"
             "         [--rope-factor F] [--rope-orig-ctx N] [--preset qwen2.5-0.5b] [-t THREADS]\n");
 }

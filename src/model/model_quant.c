@@ -18,7 +18,7 @@ enum {
     FT_Q3_K_S = 11, FT_Q3_K_M = 12, FT_Q3_K_L = 13, FT_Q4_K_S = 14, FT_Q4_K_M = 15, FT_Q5_K_S = 16,
     FT_Q5_K_M = 17, FT_Q6_K = 18, FT_IQ2_XXS = 19, FT_IQ2_XS = 20, FT_IQ3_XS = 22, FT_IQ3_XXS = 23,
     FT_IQ1_S = 24, FT_IQ4_NL = 25, FT_IQ3_S = 26, FT_IQ3_M = 27, FT_IQ2_S = 28, FT_IQ2_M = 29, FT_IQ4_XS = 30,
-    FT_IQ1_M = 31, FT_BF16 = 32,
+    FT_IQ1_M = 31, FT_BF16 = 32, FT_MXFP4_MOE = 38,
 };
 
 /* The 1-2 bit file types that share llama.cpp's rules for attn_v, ffn_down
@@ -55,6 +55,8 @@ static const struct {
     {"iq2_s", SL_TYPE_IQ2_XS, true, FT_IQ2_S},   {"iq2_m", SL_TYPE_IQ2_S, true, FT_IQ2_M},
     {"iq3_xxs", SL_TYPE_IQ3_XXS, true, FT_IQ3_XXS}, {"iq3_xs", SL_TYPE_IQ3_S, true, FT_IQ3_XS},
     {"iq3_s", SL_TYPE_IQ3_S, true, FT_IQ3_S},    {"iq3_m", SL_TYPE_IQ3_S, true, FT_IQ3_M},
+    /* gpt-oss's published files: the expert stacks mxfp4, the rest q8_0 */
+    {"mxfp4_moe", SL_TYPE_MXFP4, true, FT_MXFP4_MOE},
 };
 
 int model_qplan_init(model_qplan_t *p, const char *type_name, int n_layer, int n_gqa, bool tied, char *err,
@@ -74,7 +76,7 @@ int model_qplan_init(model_qplan_t *p, const char *type_name, int n_layer, int n
     return sl_err(err, errlen,
                   "unknown type '%s' (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K_S, q3_K_M, "
                   "q3_K_L, q4_K, q4_K_S, q4_K_M, q5_K, q5_K_S, q5_K_M, q6_K, iq4_nl, iq4_xs, iq1_s, iq1_m, "
-                  "iq2_xxs, iq2_xs, iq2_s, iq2_m, iq3_xxs, iq3_xs, iq3_s, iq3_m)",
+                  "iq2_xxs, iq2_xs, iq2_s, iq2_m, iq3_xxs, iq3_xs, iq3_s, iq3_m, mxfp4_moe)",
                   type_name);
 }
 
@@ -167,6 +169,8 @@ static int iq_mixed_type(const model_qplan_t *p, const char *name, int l, int n)
  * models; its 70B / expert / falcon special cases are not applied). */
 static sl_type_t mixed_type(const model_qplan_t *p, const char *name, int64_t n_in) {
     const int ft = p->ftype, l = layer_of(name), n = p->n_layer;
+    if (ft == FT_MXFP4_MOE) /* llama.cpp: 3-D (expert) tensors mxfp4, every other matrix q8_0 */
+        return ends_with(name, "_exps.weight") ? SL_TYPE_MXFP4 : SL_TYPE_Q8_0;
     if (!strcmp(name, "output.weight") || (p->tied && !strcmp(name, "token_embd.weight"))) {
         if (n_in % sl_type_traits(p->base)->blck != 0) return SL_TYPE_Q8_0;
         if (ft_iq_low(ft) || ft == FT_IQ3_XXS) return SL_TYPE_Q5_K;

@@ -37,6 +37,8 @@
  *     first and the last eighth; iq3_s: attn_v q4_K with 4+ query heads per
  *     KV head; iq3_m: attn_v, attn_output, attn_qkv q4_K, ffn_down q4_K in
  *     the first eighth;
+ *   - mxfp4_moe (gpt-oss's files): the expert stacks (*_exps) mxfp4,
+ *     every other matrix q8_0, the output matrix included;
  *   - a row length that is not a multiple of the block size falls back:
  *     q2_K / q3_K → q4_0, iq4_xs and the grid i-quants → iq4_nl, q4_K →
  *     q5_0, q5_K → q5_1, q6_K → q8_0, and any 32-block type → f16.
@@ -64,7 +66,7 @@ typedef struct model_qplan {
 /* Parses a file-type name (case-insensitive): f32 f16 bf16 q8_0 q4_0 q4_1
  * q5_0 q5_1 q2_k q3_k_s q3_k_m q3_k_l q4_k q4_k_s q4_k_m q5_k q5_k_s q5_k_m
  * q6_k iq4_nl iq4_xs iq1_s iq1_m iq2_xxs iq2_xs iq2_s iq2_m iq3_xxs iq3_xs
- * iq3_s iq3_m. Returns 0 or -1 with a message. */
+ * iq3_s iq3_m mxfp4_moe. Returns 0 or -1 with a message. */
 int model_qplan_init(model_qplan_t *p, const char *type_name, int n_layer, int n_gqa, bool tied, char *err,
                      size_t errlen);
 

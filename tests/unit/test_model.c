@@ -1662,6 +1662,13 @@ static void test_quant_plan(void) {
     CHECK(p.ftype == 27 && plan_at(&p, 9, "attn_q", 512) == SL_TYPE_IQ3_S && plan_at(&p, 9, "attn_v", 512) == SL_TYPE_Q4_K);
     CHECK(plan_at(&p, 9, "attn_output", 512) == SL_TYPE_Q4_K && plan_at(&p, 1, "ffn_down", 512) == SL_TYPE_Q4_K);
     CHECK(plan_at(&p, 9, "ffn_down", 512) == SL_TYPE_IQ3_S);
+    /* mxfp4_moe (gpt-oss's files): expert stacks mxfp4, every other matrix
+     * q8_0, the output included */
+    CHECK(model_qplan_init(&p, "mxfp4_moe", 24, 8, false, err, sizeof err) == 0);
+    CHECK(p.ftype == 38 && plan_at(&p, 3, "ffn_up_exps", 2880) == SL_TYPE_MXFP4);
+    CHECK(plan_at(&p, 3, "ffn_down_exps", 2880) == SL_TYPE_MXFP4 && plan_at(&p, 3, "attn_v", 2880) == SL_TYPE_Q8_0);
+    CHECK(plan_at(&p, 3, "ffn_gate_inp", 2880) == SL_TYPE_F32 && model_qplan_type(&p, "output.weight", 2, 2880) == SL_TYPE_Q8_0);
+    CHECK(plan_at(&p, 3, "ffn_up_exps", 2884) == SL_TYPE_F16); /* rows not of 32-blocks */
     CHECK(model_qplan_init(&p, "q9_9", 2, 1, false, err, sizeof err) != 0);
     CHECK(strstr(err, "q9_9") != NULL);
 }

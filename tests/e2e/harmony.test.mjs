@@ -148,6 +148,7 @@ function checkCall(msg, name) {
 test("gpt-oss: the harmony format is detected; EOG tokens are <|return|> and <|call|>", async () => {
   const caps = Object.fromEntries((await client.models.list()).data.map((m) => [m.id, m.capabilities]));
   assert.equal(caps.gptoss.tool_calls, "harmony");
+  assert.equal(caps.gptoss.reasoning, true); // the analysis channel
   // the prompt ends with the generation prompt; the model writes the header next
   const p = await promptOf({ model: "gptoss", messages: ASK });
   assert.ok(p.endsWith("<|start|>user<|message|>What is the weather like in Paris today?<|end|><|start|>assistant"), p);

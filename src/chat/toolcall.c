@@ -17,6 +17,10 @@
  *              the call is committed; on failure its raw text (from the
  *              trigger on) becomes content and scanning goes on after it.
  *
+ * Harmony (gpt-oss) uses the same states with its own steps (the section
+ * "harmony" below): START between messages, CALL for a header and a call's
+ * arguments, REASONING / CONTENT for a message body.
+ *
  * Whitespace: leading whitespace of content and reasoning is dropped, trailing
  * whitespace of reasoning is dropped, and whitespace in content is held until
  * more content follows (dropped before a call and, when the message has

@@ -214,6 +214,16 @@ static json_t *normalise_messages(const json_t *msgs, int mode, bool *has_null, 
                 }
             }
         }
+        /* An assistant tool-call turn's reasoning_content is also passed
+         * as `thinking`, the field gpt-oss's template reads (it keeps the
+         * analysis before a call; llama.cpp passes it the same way). */
+        json_t *rc = json_object_get(m, "reasoning_content");
+        if (json_array_size(calls) > 0 && json_is_string(rc) && !json_object_get(m, "thinking") &&
+            !strcmp(json_string_value(role), "assistant") &&
+            json_object_set(m, "thinking", rc)) {
+            sl_err(err, errlen, "out of memory");
+            goto fail;
+        }
     }
     return out;
 fail:

@@ -17,6 +17,10 @@
  *              the call is committed; on failure its raw text (from the
  *              trigger on) becomes content and scanning goes on after it.
  *
+ * Harmony (gpt-oss) uses the same states with its own steps (the section
+ * "harmony" below): START between messages, CALL for a header and a call's
+ * arguments, REASONING / CONTENT for a message body.
+ *
  * Whitespace: leading whitespace of content and reasoning is dropped, trailing
  * whitespace of reasoning is dropped, and whitespace in content is held until
  * more content follows (dropped before a call and, when the message has
@@ -153,9 +157,9 @@ static int utf8_append_clean(sl_buf_t *b, const char *s, size_t n) {
 /* ------------------------------------------------------------------ */
 /* family detection */
 
-static const char *const FAMILY_NAMES[TC_FAMILY_COUNT] = {"none",     "hermes",       "llama3",
-                                                          "deepseek", "deepseek_v31", "glm4",
-                                                          "glm45",    "internlm2",    "mistral"};
+static const char *const FAMILY_NAMES[TC_FAMILY_COUNT] = {
+    "none", "hermes", "llama3",    "deepseek", "deepseek_v31",
+    "glm4", "glm45",  "internlm2", "mistral",  "harmony"};
 
 const char *tc_family_name(tc_family_t f) {
     return (unsigned)f < TC_FAMILY_COUNT ? FAMILY_NAMES[f] : "unknown";
@@ -169,6 +173,8 @@ tc_family_t tc_detect(const char *src, size_t len, tc_has_token_fn has_token, vo
     if (!src) len = 0;
     /* Template first: it says how calls are written back into the prompt,
      * which is the syntax the model was trained to produce. */
+    if (mem_has(src, len, TC_H_CHANNEL) && mem_has(src, len, TC_H_MESSAGE))
+        return TC_FAMILY_HARMONY;
     if (mem_has(src, len, TC_DS_CALLS_BEGIN) || mem_has(src, len, TC_DS_CALL_BEGIN)) {
         /* V2.5/V3/R1 write "type<sep>name\n```json"; V3.1 "name<sep>args". */
         return mem_has(src, len, "```json") ? TC_FAMILY_DEEPSEEK : TC_FAMILY_DEEPSEEK_V31;
@@ -185,6 +191,9 @@ tc_family_t tc_detect(const char *src, size_t len, tc_has_token_fn has_token, vo
         mem_has(src, len, "<|observation|>"))
         return TC_FAMILY_GLM4;
     /* No tool markup in the template: the vocabulary's special tokens. */
+    if (tok(has_token, ud, TC_H_CHANNEL) && tok(has_token, ud, TC_H_MESSAGE) &&
+        tok(has_token, ud, TC_H_CALL))
+        return TC_FAMILY_HARMONY;
     if (tok(has_token, ud, TC_DS_CALLS_BEGIN)) return TC_FAMILY_DEEPSEEK;
     if (tok(has_token, ud, "<arg_key>")) return TC_FAMILY_GLM45;
     if (tok(has_token, ud, "<tool_call>")) return TC_FAMILY_HERMES;
@@ -510,7 +519,11 @@ tc_trigger_t tc_trigger(tc_family_t f) {
     for (; n < 3 && w[n]; n++)
         t.words[n] = w[n];
     if (f == TC_FAMILY_LLAMA3) t.start_words[0] = "{";
-    if (f == TC_FAMILY_GLM4 || f == TC_FAMILY_NONE) t.lazy_supported = false;
+    /* GLM-4: no fixed trigger. Harmony: a call's header is several tokens
+     * (and comes in two orders); a model trained on harmony writes it
+     * unconstrained, and the parser reads it. */
+    if (f == TC_FAMILY_GLM4 || f == TC_FAMILY_HARMONY || f == TC_FAMILY_NONE)
+        t.lazy_supported = false;
     return t;
 }
 
@@ -518,9 +531,14 @@ static const char *const MARK_HERMES[] = {"<tool_call>", "</tool_call>", NULL};
 static const char *const MARK_GLM45[] = {"<tool_call>", "</tool_call>", "<arg_key>", "</arg_key>",
                                          "<arg_value>", "</arg_value>", NULL};
 static const char *const MARK_DEEPSEEK[] = {TC_DS_CALLS_BEGIN, TC_DS_CALLS_END, TC_DS_CALL_BEGIN,
-                                            TC_DS_CALL_END, TC_DS_SEP, NULL};
-static const char *const MARK_INTERNLM2[] = {"<|action_start|>", "<|plugin|>", "<|action_end|>", NULL};
+                                            TC_DS_CALL_END,    TC_DS_SEP,       NULL};
+static const char *const MARK_INTERNLM2[] = {"<|action_start|>", "<|plugin|>", "<|action_end|>",
+                                             NULL};
 static const char *const MARK_MISTRAL[] = {"[TOOL_CALLS]", "[ARGS]", NULL};
+/* <|call|> and <|return|> end the turn (end-of-generation tokens): a grammar
+ * never writes them, so they stay control tokens. */
+static const char *const MARK_HARMONY[] = {TC_H_START,   TC_H_END,       TC_H_MESSAGE,
+                                           TC_H_CHANNEL, TC_H_CONSTRAIN, NULL};
 
 const char *const *tc_family_markers(tc_family_t f) {
     switch (f) {
@@ -537,6 +555,8 @@ const char *const *tc_family_markers(tc_family_t f) {
         return MARK_INTERNLM2;
     case TC_FAMILY_MISTRAL:
         return MARK_MISTRAL;
+    case TC_FAMILY_HARMONY:
+        return MARK_HARMONY;
     default:
         return TRIG_NONE;
     }
@@ -1445,6 +1465,244 @@ static int body_glm4(tc_parser_t *p) {
     return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* harmony (gpt-oss)
+ *
+ * The output is a sequence of messages. The prompt ends with the header's
+ * start "<|start|>assistant", so the first message's header follows at once;
+ * later ones begin with <|start|>. A header runs to <|message|>:
+ *
+ *   [assistant] [to=RECIPIENT] <|channel|>CHANNEL [to=RECIPIENT]
+ *   [<|constrain|>TYPE | TYPE] <|message|>BODY (<|end|> | <|call|> | <|return|>)
+ *
+ * analysis -> reasoning; final and commentary without a recipient
+ * (preambles) -> content; to=functions.NAME -> a call whose body is its JSON
+ * arguments. <|call|> and <|return|> end generation, so they rarely reach the
+ * parser; the end of the output closes the last message. States: START =
+ * between messages (expects <|start|>), CALL/H_HDR = reading a header (its
+ * bytes go to c.raw, so a broken header becomes content), REASONING /
+ * CONTENT = a message body, CALL/H_ARGS* = a call body. Text that is no
+ * header is content up to the next <|start|>. */
+
+enum { H_HDR = 0, H_ARGS_OPEN, H_ARGS, H_ARGS_END };
+#define TC_H_MAX_HEADER 256
+
+static const char *const H_STOPS[] = {TC_H_END, TC_H_RETURN, TC_H_CALL, TC_H_START};
+
+static void harmony_header_begin(tc_parser_t *p) {
+    call_reset(&p->c);
+    p->state = ST_CALL;
+    p->c.sub = H_HDR;
+}
+
+/* A message body up to its end marker (or a <|start|> that opens the next
+ * message without one). */
+static int harmony_text(tc_parser_t *p, bool reasoning) {
+    size_t n;
+    const char *s = avail(p, &n);
+    if (n == 0) return 0;
+    size_t best = n;
+    int bi = -1;
+    for (int i = 0; i < 4; i++) {
+        const char *h = memmem(s, n, H_STOPS[i], strlen(H_STOPS[i]));
+        if (h && (size_t)(h - s) < best) {
+            best = (size_t)(h - s);
+            bi = i;
+        }
+    }
+    size_t take = best;
+    if (bi < 0 && !p->final) {
+        size_t hold = 0;
+        for (int i = 0; i < 4; i++)
+            hold = SL_MAX(hold, partial_suffix(s, n, H_STOPS[i]));
+        take = n - hold;
+    }
+    if (take) {
+        if (reasoning)
+            emit_reasoning(p, s, take);
+        else
+            emit_content(p, s, take);
+        consume(p, take);
+    }
+    if (bi < 0) return take > 0;
+    consume(p, strlen(H_STOPS[bi]));
+    if (reasoning) {
+        sl_buf_clear(&p->rws_hold);
+        emit_text(p, 1, NULL, 0, true);
+    }
+    if (bi == 3)
+        harmony_header_begin(p);
+    else
+        p->state = ST_START;
+    return 1;
+}
+
+/* Between messages: whitespace, then <|start|> (or a header without it). */
+static int harmony_start(tc_parser_t *p) {
+    size_t n;
+    const char *s = avail(p, &n);
+    size_t ws = 0;
+    while (ws < n && is_ws((unsigned char)s[ws]))
+        ws++;
+    consume(p, ws);
+    if (ws == n) return 0;
+    int r = lit1(p, TC_H_START);
+    if (r == 0) return 0;
+    harmony_header_begin(p);
+    return 1;
+}
+
+static bool h_hdr_char(unsigned char ch) {
+    return is_name_char(ch) || ch == '.' || ch == ':' || ch == '=' || ch == '/' || ch == ' ';
+}
+
+/* Whether s[0..n) can begin a header: it starts with the role, "to=" or
+ * <|channel|>, and holds only header characters and the markers
+ * <|channel|> / <|constrain|> (the last one possibly cut at the end). */
+static bool h_header_prefix_ok(const char *s, size_t n) {
+    static const char *const starts[] = {"assistant", "to=", TC_H_CHANNEL};
+    static const char *const marks[] = {TC_H_CHANNEL, TC_H_CONSTRAIN};
+    size_t i = 0;
+    while (i < n && s[i] == ' ')
+        i++;
+    if (i < n) {
+        bool ok = false;
+        for (int k = 0; k < 3; k++) {
+            size_t m = SL_MIN(n - i, strlen(starts[k]));
+            if (memcmp(s + i, starts[k], m) == 0) ok = true;
+        }
+        if (!ok) return false;
+    }
+    while (i < n) {
+        if (s[i] == '<') {
+            bool ok = false;
+            for (int k = 0; k < 2 && !ok; k++) {
+                size_t ml = strlen(marks[k]), m = SL_MIN(n - i, ml);
+                if (memcmp(s + i, marks[k], m) == 0) {
+                    ok = true;
+                    i += m;
+                }
+            }
+            if (!ok) return false;
+        } else if (h_hdr_char((unsigned char)s[i])) {
+            i++;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The recipient of a complete header ("to=X": X up to a space or '<'), or
+ * NULL; *len its length. */
+static const char *h_recipient(const char *s, size_t n, size_t *len) {
+    for (size_t i = 0; i + 3 <= n; i++) {
+        if (memcmp(s + i, "to=", 3) != 0) continue;
+        if (i > 0 && s[i - 1] != ' ' && s[i - 1] != '>') continue;
+        size_t b = i + 3, e = b;
+        while (e < n && s[e] != ' ' && s[e] != '<')
+            e++;
+        *len = e - b;
+        return s + b;
+    }
+    return NULL;
+}
+
+/* The channel word after <|channel|> (empty when absent). */
+static const char *h_channel(const char *s, size_t n, size_t *len) {
+    const char *h = memmem(s, n, TC_H_CHANNEL, strlen(TC_H_CHANNEL));
+    *len = 0;
+    if (!h) return "";
+    const char *b = h + strlen(TC_H_CHANNEL), *end = s + n, *e = b;
+    while (e < end && is_name_char((unsigned char)*e))
+        e++;
+    *len = (size_t)(e - b);
+    return b;
+}
+
+static int harmony_header(tc_parser_t *p) {
+    call_ctx_t *c = &p->c;
+    size_t n;
+    const char *s = avail(p, &n);
+    const size_t ml = strlen(TC_H_MESSAGE);
+    const char *h = memmem(s, n, TC_H_MESSAGE, ml);
+    size_t k = h ? (size_t)(h - s) : n - (p->final ? 0 : partial_suffix(s, n, TC_H_MESSAGE));
+    if (c->tmp.len + k > TC_H_MAX_HEADER) k = TC_H_MAX_HEADER + 1 - c->tmp.len;
+    if (k && sl_buf_append(&c->tmp, s, k)) NEED(-1);
+    consume(p, k);
+    if (c->tmp.len > TC_H_MAX_HEADER || !h_header_prefix_ok(c->tmp.data, c->tmp.len)) NEED(-1);
+    if (!h) return k > 0;
+    consume(p, ml);
+    size_t rl = 0, cl = 0;
+    const char *rcp = h_recipient(c->tmp.data, c->tmp.len, &rl);
+    const char *ch = h_channel(c->tmp.data, c->tmp.len, &cl);
+    const size_t fl = strlen("functions.");
+    if (rcp && !p->o.no_calls && rl > fl && memcmp(rcp, "functions.", fl) == 0 &&
+        tc_name_valid(rcp + fl, rl - fl)) {
+        sl_buf_clear(&c->name);
+        if (sl_buf_append(&c->name, rcp + fl, rl - fl)) NEED(-1);
+        c->sub = H_ARGS_OPEN;
+        return 1;
+    }
+    /* a message body: analysis is reasoning, anything else (final,
+     * commentary preambles, messages to other recipients) is content;
+     * consecutive messages of one kind are joined by a blank line */
+    bool reasoning = !rcp && cl == 8 && memcmp(ch, "analysis", 8) == 0;
+    call_reset(c);
+    if (reasoning) {
+        if (p->reasoning_started) emit_reasoning(p, "\n\n", 2);
+        p->state = ST_REASONING;
+    } else {
+        if (p->content_started) emit_content(p, "\n\n", 2);
+        p->state = ST_CONTENT;
+    }
+    return 1;
+}
+
+static int body_harmony(tc_parser_t *p) {
+    call_ctx_t *c = &p->c;
+    switch (c->sub) {
+    case H_HDR:
+        return harmony_header(p);
+    case H_ARGS_OPEN:
+        NEED(skip_ws(p));
+        if (peek(p) != '{') NEED(-1);
+        start_json(c, false, false);
+        call_begin_visible(p);
+        c->sub = H_ARGS;
+        return 1;
+    case H_ARGS: {
+        int r = json_feed(p);
+        stream_bare_args(p);
+        NEED(r);
+        c->sub = H_ARGS_END;
+        return 1;
+    }
+    case H_ARGS_END: {
+        /* the end marker; a missing one (end of output: <|call|> is an
+         * end-of-generation token) or a next <|start|> is forgiven */
+        if (!skip_ws(p)) {
+            if (!p->final) return 0;
+            args_json_commit(p);
+            if (p->state == ST_CALL) p->state = ST_START;
+            return 1;
+        }
+        int r = lit_any(p, H_STOPS, 4);
+        if (r == -2) return 0;
+        if (r < 0) NEED(-1);
+        args_json_commit(p);
+        if (p->state == ST_CALL) {
+            if (r == 3)
+                harmony_header_begin(p);
+            else
+                p->state = ST_START;
+        }
+        return 1;
+    }
+    }
+    return 0;
+}
+
 static int step_call(tc_parser_t *p) {
     switch (p->o.family) {
     case TC_FAMILY_HERMES:
@@ -1462,6 +1720,8 @@ static int step_call(tc_parser_t *p) {
         return body_llama3(p);
     case TC_FAMILY_GLM4:
         return body_glm4(p);
+    case TC_FAMILY_HARMONY:
+        return body_harmony(p);
     default:
         call_fail(p);
         return 1;
@@ -1591,15 +1851,16 @@ static int step_start(tc_parser_t *p) {
 static int run(tc_parser_t *p) {
     while (!p->oom) {
         int prog = 0;
+        const bool harmony = p->o.family == TC_FAMILY_HARMONY;
         switch (p->state) {
         case ST_START:
-            prog = step_start(p);
+            prog = harmony ? harmony_start(p) : step_start(p);
             break;
         case ST_REASONING:
-            prog = step_reasoning(p);
+            prog = harmony ? harmony_text(p, true) : step_reasoning(p);
             break;
         case ST_CONTENT:
-            prog = step_content(p);
+            prog = harmony ? harmony_text(p, false) : step_content(p);
             break;
         case ST_CALL:
             prog = step_call(p);
@@ -1647,6 +1908,15 @@ static bool is_marker(const tc_parser_t *p, const char *s, size_t n) {
     const char *const *trig = family_triggers(p->o.family);
     for (int i = 0; trig[i]; i++)
         if (strlen(trig[i]) == n && memcmp(trig[i], s, n) == 0) return true;
+    if (p->o.family == TC_FAMILY_HARMONY) {
+        /* every harmony marker, <|call|> / <|return|> included (they end a
+         * message when they reach the parser) */
+        static const char *const h[] = {TC_H_START,     TC_H_END,  TC_H_MESSAGE, TC_H_CHANNEL,
+                                        TC_H_CONSTRAIN, TC_H_CALL, TC_H_RETURN};
+        for (size_t i = 0; i < SL_ARRAY_LEN(h); i++)
+            if (strlen(h[i]) == n && memcmp(h[i], s, n) == 0) return true;
+        return false;
+    }
     for (int i = 0; extra[i]; i++)
         if (strlen(extra[i]) == n && memcmp(extra[i], s, n) == 0) return true;
     return false;
@@ -1682,6 +1952,8 @@ int tc_parser_finish(tc_parser_t *p) {
         if ((f == TC_FAMILY_HERMES && c->sub == 2) || (f == TC_FAMILY_INTERNLM2 && c->sub == 3)) {
             envelope_commit(p);
         } else if ((f == TC_FAMILY_DEEPSEEK || f == TC_FAMILY_DEEPSEEK_V31) && c->sub == 6) {
+            args_json_commit(p);
+        } else if (f == TC_FAMILY_HARMONY && c->sub == H_ARGS_END) {
             args_json_commit(p);
         } else {
             /* between calls of a block only whitespace is left in raw (held,

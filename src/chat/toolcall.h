@@ -60,6 +60,12 @@ typedef enum tc_family {
                                <|action_start|><|plugin|>\n{"name":..,"parameters":..}<|action_end|> */
     TC_FAMILY_MISTRAL,      /* Mistral: [TOOL_CALLS][{"name":..,"arguments":..}, ...] and the newer
                                [TOOL_CALLS]NAME[ARGS]{..} */
+    TC_FAMILY_HARMONY,      /* OpenAI gpt-oss (harmony): messages
+                               <|channel|>analysis<|message|>..<|end|><|start|>assistant
+                               <|channel|>final<|message|>..; a call is a commentary
+                               message to=functions.NAME <|constrain|>json<|message|>{..}
+                               <|call|>. The channels are always parsed (analysis is
+                               reasoning), with or without tools. */
     TC_FAMILY_COUNT
 } tc_family_t;
 
@@ -180,6 +186,8 @@ typedef struct tc_parser_opts {
                              fails). false: a call's events are held until the call
                              is complete and valid, so the stream always equals the
                              final result. */
+    bool no_calls;        /* harmony with tool_choice none: channels are parsed, a
+                             function-call message is content */
     const json_t *tools;  /* request tools (borrowed for the parser's life) or NULL:
                              GLM-4 names and GLM-4.5 argument types come from it */
     uint64_t id_seed;     /* 0: random call ids; else a deterministic sequence (tests) */

@@ -155,7 +155,8 @@ int tc_build_grammar(tc_family_t f, const json_t *tools, tc_choice_t choice,
         return sl_err(err, errlen, "no tool-call grammar for this family or tool_choice");
     if (!json_is_array(tools) || json_array_size(tools) == 0)
         return sl_err(err, errlen, "tool-call grammar: no tools");
-    if (f == TC_FAMILY_GLM4) parallel = false; /* one call per turn */
+    /* one call per turn: GLM-4; harmony (a call ends the turn at <|call|>) */
+    if (f == TC_FAMILY_GLM4 || f == TC_FAMILY_HARMONY) parallel = false;
     sl_buf_t rules = {0}, calls = {0};
     size_t i;
     const json_t *t;
@@ -204,6 +205,14 @@ int tc_build_grammar(tc_family_t f, const json_t *tools, tc_choice_t choice,
         case TC_FAMILY_GLM4:
             bad = bad || LIT("%s\n", name) || sl_buf_puts(&call, args);
             break;
+        case TC_FAMILY_HARMONY:
+            /* the header as the model writes it (harmony docs); the turn
+             * then ends with <|call|>, an end-of-generation token */
+            bad = bad ||
+                  LIT(TC_H_CHANNEL "commentary to=functions.%s " TC_H_CONSTRAIN "json" TC_H_MESSAGE,
+                      name) ||
+                  sl_buf_puts(&call, args);
+            break;
         case TC_FAMILY_GLM45:
             bad = bad || LIT("<tool_call>%s\n", name);
             if (!bad && glm45_args(&call, &rules, params, i, err, errlen)) {
@@ -250,6 +259,12 @@ int tc_build_grammar(tc_family_t f, const json_t *tools, tc_choice_t choice,
         sep = "\", \"";
         close = " \"]\"";
         break;
+    case TC_FAMILY_HARMONY:
+        /* the output starts after the prompt's "<|start|>assistant": an
+         * optional analysis message, then the call's header */
+        open = "( \"" TC_H_CHANNEL "analysis" TC_H_MESSAGE "\" h-text \"" TC_H_END TC_H_START
+               "assistant\" )? ";
+        break;
     default:
         break;
     }
@@ -257,6 +272,9 @@ int tc_build_grammar(tc_family_t f, const json_t *tools, tc_choice_t choice,
     if (parallel) bad = bad || sl_buf_printf(out, " ( %s call )*", sep);
     bad = bad || sl_buf_printf(out, "%s\ncall ::= %s\n", close, calls.data);
     if (f == TC_FAMILY_GLM45) bad = bad || sl_buf_puts(out, "glm-str ::= ( [^<] | \"<\" [^/] )*\n");
+    /* analysis text: no '<' before a '|' (which would begin a marker) */
+    if (f == TC_FAMILY_HARMONY)
+        bad = bad || sl_buf_puts(out, "h-text ::= ( [^<] | \"<\" [^|] )*\n");
     bad = bad || sl_buf_append(out, rules.data, rules.len);
     if (bad) {
         sl_err(err, errlen, "out of memory");

@@ -26,6 +26,15 @@
     "end\xef\xbd\x9c>"
 #define TC_DS_SEP "<\xef\xbd\x9ctool\xe2\x96\x81sep\xef\xbd\x9c>"
 
+/* Harmony (gpt-oss) markers. */
+#define TC_H_START "<|start|>"
+#define TC_H_END "<|end|>"
+#define TC_H_MESSAGE "<|message|>"
+#define TC_H_CHANNEL "<|channel|>"
+#define TC_H_CONSTRAIN "<|constrain|>"
+#define TC_H_CALL "<|call|>"
+#define TC_H_RETURN "<|return|>"
+
 /* A function name as the platform accepts it: [a-zA-Z0-9_-]{1,64}. */
 bool tc_name_valid(const char *s, size_t n);
 

@@ -924,11 +924,41 @@ static int chat_prompt(gen_job_t *j, gen_prompt_t *g, oai_error_t *e) {
     o.add_generation_prompt = true;
     json_t *kw = json_object_get(j->r.body, "chat_template_kwargs");
     o.kwargs = json_is_object(kw) ? kw : NULL;
+    /* reasoning_effort (OpenAI's chat parameter) reaches the template as
+     * the variable of that name (gpt-oss: "Reasoning: low|medium|high")
+     * unless chat_template_kwargs sets it; the levels beyond the three are
+     * mapped to the nearest one */
+    json_t *kw_own = NULL;
+    const json_t *ef = json_object_get(j->r.body, "reasoning_effort");
+    if (ef && !json_is_null(ef)) {
+        const char *v = json_string_value(ef);
+        const char *lvl = !v                                                  ? NULL
+                          : !strcmp(v, "none") || !strcmp(v, "minimal") || !strcmp(v, "low") ? "low"
+                          : !strcmp(v, "medium")                              ? "medium"
+                          : !strcmp(v, "high") || !strcmp(v, "xhigh")         ? "high"
+                                                                              : NULL;
+        if (!lvl)
+            return oai_fail(e, 400, NULL, "invalid_value", "reasoning_effort",
+                            "Invalid value for 'reasoning_effort'. Supported values are 'none', "
+                            "'minimal', 'low', 'medium', 'high' and 'xhigh'.");
+        if (!json_object_get(o.kwargs, "reasoning_effort")) {
+            kw_own = o.kwargs ? json_copy((json_t *)o.kwargs) : json_object();
+            if (!kw_own || json_object_set_new(kw_own, "reasoning_effort", json_string(lvl))) {
+                json_decref(kw_own);
+                return oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+            }
+            o.kwargs = kw_own;
+        }
+    }
     json_t *req = j->r.assistant_prefix ? without_last_message(j->r.body) : json_incref(j->r.body);
-    if (!req) return oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+    if (!req) {
+        json_decref(kw_own);
+        return oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+    }
     sl_buf_t text = {0};
     int rc = chat_render(m->tmpl, req, &o, &text, err, sizeof err);
     json_decref(req);
+    json_decref(kw_own);
     if (rc != 0) {
         sl_buf_free(&text);
         return oai_fail(e, 400, NULL, "invalid_messages", "messages", "Invalid 'messages': %s", err);

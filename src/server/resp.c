@@ -534,9 +534,10 @@ static int check_metadata(const json_t *md, oai_error_t *e) {
     return 0;
 }
 
-/* reasoning: {effort, summary}; effort "none" turns a thinking model's
- * reasoning off (chat_template_kwargs.enable_thinking false), other
- * efforts are accepted and change nothing. */
+/* reasoning: {effort, summary}; the effort goes to the chat request as
+ * reasoning_effort (a template variable, e.g. gpt-oss's "Reasoning:"
+ * line); effort "none" also turns a thinking model's reasoning off
+ * (chat_template_kwargs.enable_thinking false). */
 static int translate_reasoning(const json_t *rs, json_t *chat, json_t *echo, oai_error_t *e) {
     if (!json_is_object(rs)) return bad_type(e, "reasoning", "an object", rs);
     static const char *const efforts[] = {"none", "minimal", "low", "medium", "high", "xhigh"};
@@ -558,6 +559,9 @@ static int translate_reasoning(const json_t *rs, json_t *chat, json_t *echo, oai
     json_object_set_new(echo, "reasoning",
                         json_pack("{s:O, s:O}", "effort", given(ef) ? ef : json_null(), "summary",
                                   given(su) ? su : json_null()));
+    /* the effort reaches the chat template as reasoning_effort (gpt-oss) */
+    if (given(ef) && !json_object_get(chat, "reasoning_effort"))
+        json_object_set(chat, "reasoning_effort", (json_t *)ef);
     if (given(ef) && !strcmp(json_string_value(ef), "none")) {
         json_t *kw = json_object_get(chat, "chat_template_kwargs");
         if (!json_is_object(kw)) {

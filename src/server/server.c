@@ -292,7 +292,8 @@ static json_t *model_json(const srv_model_t *m) {
                           "object", "model", "created", (json_int_t)m->created, "owned_by", "silica", "type",
                           "text", "sub_type", "chat", "context_length", eng_n_ctx(m->eng), "capabilities",
                           "chat", m->tmpl != NULL, "completion", 1, "prefix_completion", m->tmpl != NULL,
-                          "fim", fim_supported(&m->fim), "tools", m->tools, "reasoning", m->tc_reasoning);
+                          "fim", fim_supported(&m->fim), "tools", m->tools, "reasoning",
+                          m->tc_reasoning || m->tc_family == TC_FAMILY_HARMONY); /* harmony: analysis */
     json_t *caps = json_object_get(v, "capabilities");
     if (caps)
         json_object_set_new(caps, "tool_calls",
@@ -807,7 +808,7 @@ static int load_model(srv_t *s, srv_model_t *m, const srv_model_spec_t *spec, ch
             nv, eng_n_ctx(m->eng), m->n_eog, fim_supported(&m->fim) ? ", fill-in-the-middle" : "",
             m->tools ? ", tools" : "", m->tc_family != TC_FAMILY_NONE ? ", tool calls: " : "",
             m->tc_family != TC_FAMILY_NONE ? tc_family_name(m->tc_family) : "",
-            m->tc_reasoning ? ", reasoning" : "");
+            m->tc_reasoning || m->tc_family == TC_FAMILY_HARMONY ? ", reasoning" : "");
     return 0;
 }
 

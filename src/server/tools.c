@@ -54,6 +54,12 @@ int tools_prepare(const srv_model_t *m, const json_t *body, srv_tools_t *t, oai_
                         "vocabulary name none), so tool_choice '%s' cannot be honoured.",
                         m->id, t->req.choice == TC_CHOICE_REQUIRED ? "required" : "function");
     t->family = t->req.choice == TC_CHOICE_NONE ? TC_FAMILY_NONE : m->tc_family;
+    if (m->tc_family == TC_FAMILY_HARMONY) {
+        /* harmony channels are always parsed (analysis is reasoning); with
+         * tool_choice none a function-call message is content */
+        t->family = TC_FAMILY_HARMONY;
+        t->no_calls = t->req.choice == TC_CHOICE_NONE;
+    }
     t->reasoning = m->tc_reasoning && thinking_enabled(body);
     t->parse = t->family != TC_FAMILY_NONE || t->reasoning;
     think_close_ids(m, t);
@@ -175,6 +181,7 @@ tc_parser_t *tools_parser_new(const srv_tools_t *t, tc_event_fn on_event, void *
     o.family = t->family;
     o.reasoning = t->reasoning;
     o.think_open = t->think_open;
+    o.no_calls = t->no_calls;
     /* with a grammar the calls cannot be malformed (only cut by max_tokens):
      * stream their arguments as they come */
     o.incremental = t->constrained;

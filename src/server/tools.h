@@ -32,6 +32,7 @@ typedef struct srv_tools {
     bool reasoning;     /* split <think>...</think> into reasoning_content */
     bool think_open;    /* the prompt leaves <think> open */
     bool parse;         /* a parser is needed (calls or reasoning) */
+    bool no_calls;      /* harmony with tool_choice none: calls are content */
     bool constrained;   /* tools_grammar set a grammar (calls come out well-formed) */
     sl_buf_t gbnf;      /* the grammar text while the request lives */
     const char *trig_words[8], *start_words[4];

@@ -140,6 +140,14 @@ static const char *detect_pre(hf_t *h, char *err, size_t errlen) {
                         "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
     if (n == 1 && !strcmp(re[0], llama3)) return ignore_merges ? "llama-bpe" : "glm4";
     if (n == 1 && !strcmp(re[0], qwen2)) return "qwen2";
+    /* o200k (GPT-4o, gpt-oss): llama.cpp's "gpt-4o" pre type, same regex
+     * with the contractions written (?i:...) */
+    const char *o200k =
+        "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+"
+        "(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+"
+        "[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\p{N}{1,3}| "
+        "?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    if (n == 1 && !strcmp(re[0], o200k)) return "gpt-4o";
     if (n == 3 && !strcmp(re[0], "\\p{N}{1,3}") && strstr(re[1], "\xE4\xB8\x80-") &&
         strstr(re[2], "[\\p{L}\\p{M}]+"))
         return "deepseek-v3";

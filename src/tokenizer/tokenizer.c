@@ -345,6 +345,32 @@ static int build_eog(sl_tok_t *t) {
         v[n++] = id;
         if (t->type[id] == TOK_TYPE_NORMAL || t->type[id] == TOK_TYPE_UNDEFINED) t->type[id] = TOK_TYPE_CONTROL;
     }
+    /* Harmony (gpt-oss, o200k_harmony): a turn ends at <|return|> (final
+     * answer) or <|call|> (a tool call); <|end|> only closes one message
+     * (e.g. the analysis before the answer) and must not end generation.
+     * Same rule as llama.cpp: with both, <|end|> leaves the EOG set. */
+    int32_t h_ret = tok_lookup(t, "<|return|>", 10), h_call = tok_lookup(t, "<|call|>", 8);
+    if (h_ret >= 0 && h_call >= 0) {
+        int32_t h_end = tok_lookup(t, "<|end|>", 7);
+        size_t w = 0;
+        for (size_t i = 0; i < n; i++)
+            if (v[i] != h_end) v[w++] = v[i];
+        n = w;
+        if (n + 2 > cap) {
+            int32_t *nv = realloc(v, (n + 2) * sizeof(int32_t));
+            if (!nv) {
+                free(v);
+                return -1;
+            }
+            v = nv;
+        }
+        v[n++] = h_ret;
+        v[n++] = h_call;
+        for (int k = 0; k < 2; k++) {
+            int32_t id = k ? h_call : h_ret;
+            if (t->type[id] == TOK_TYPE_NORMAL || t->type[id] == TOK_TYPE_UNDEFINED) t->type[id] = TOK_TYPE_CONTROL;
+        }
+    }
     qsort(v, n, sizeof(int32_t), cmp_i32);
     size_t u = 0;
     for (size_t i = 0; i < n; i++)

@@ -87,6 +87,10 @@ def normalise(messages, mode=0, seen=None):
                         pass
                 new_calls.append(tc)
             m["tool_calls"] = new_calls
+            # a tool-call turn's reasoning_content is also `thinking` (gpt-oss)
+            rc = m.get("reasoning_content")
+            if new_calls and isinstance(rc, str) and "thinking" not in m and m.get("role") == "assistant":
+                m["thinking"] = rc
         out.append(m)
     return out
 
@@ -118,7 +122,12 @@ def render_variant(env, source, req, bos, eos, compiled, messages):
         "bos_token": bos,
         "eos_token": eos,
     }
-    variables.update(req.get("chat_template_kwargs") or {})
+    kwargs = req.get("chat_template_kwargs") or {}
+    # reasoning_effort (OpenAI's parameter) -> the template variable
+    effort = req.get("reasoning_effort")
+    if effort is not None and "reasoning_effort" not in kwargs:
+        variables["reasoning_effort"] = {"none": "low", "minimal": "low", "xhigh": "high"}.get(effort, effort)
+    variables.update(kwargs)
     if compiled is None:
         compiled = {}
     tmpl = compiled.get(source)

@@ -5,8 +5,9 @@
 // hand-written text in tok/corpus_text.mjs) mixes English, Chinese, Japanese,
 // Korean, Russian, Arabic, emoji/ZWJ sequences, code in several languages,
 // numbers, whitespace runs, tabs/CRLF and adversarial strings. It is compared
-// per paragraph and in multi-KB pieces for Qwen3, Llama 3.1, DeepSeek V3 and
-// Llama 2; Qwen2.5 and InternLM2 get the short list below. Where the
+// per paragraph and in multi-KB pieces for Qwen3, Llama 3.1, DeepSeek V3,
+// Llama 2 and gpt-oss (o200k harmony); Qwen2.5 and InternLM2 get the short
+// list below. Where the
 // reference round-trips a text (decode(encode(x)) == x), so must Silica.
 // Also: NFC for Qwen (decomposed accents), and the reference engine's ids in
 // the shared fixtures' CASES.tsv when those files are present.
@@ -49,6 +50,8 @@ const SHORT = [
   "Accents: café naïve résumé Ångström Øresund São Paulo Ελληνικά Русский",
   "Special-looking: <|im_start|>user\nhi<|im_end|> <s> </s> <|begin_of_text|> <think>x</think>",
   "<|endoftext|><|endoftext|>",
+  "<|start|>assistant<|channel|>analysis<|message|>Think.<|end|><|start|>assistant<|channel|>final<|message|>Done<|return|>",
+  "<|start|>assistant to=functions.get_weather<|channel|>commentary <|constrain|>json<|message|>{\"city\":\"Paris\"}<|call|>",
   "Mixed: HTTP/1.1 200 OK — “quotes” ‘single’ … ellipsis ™ © ®",
   "URL https://example.com/path?q=1&r=2#frag and email a.b@c.io",
   "العربية עברית हिन्दी ไทย",
@@ -65,8 +68,8 @@ const DECOMPOSED = [
   "\u0300leading mark, e\u0301<|im_end|>e\u0301",
 ];
 
-const FULL = ["qwen3", "llama3_1", "deepseek_v3", "llama2"];
-const MODELS = ["qwen3", "qwen2_5", "llama3_1", "llama2", "deepseek_v3", "internlm2"];
+const FULL = ["qwen3", "llama3_1", "deepseek_v3", "llama2", "gptoss"];
+const MODELS = ["qwen3", "qwen2_5", "llama3_1", "llama2", "deepseek_v3", "internlm2", "gptoss"];
 
 function modelDir(name) {
   // the package's entry point lies in dist/; tokenizer.json in models/

@@ -94,6 +94,25 @@ static void test_parts_and_tool_calls(void) {
     free(p);
 }
 
+/* An assistant tool-call turn's reasoning_content is also its `thinking`
+ * (gpt-oss's template reads that field); a given thinking wins; turns
+ * without calls and other roles are left alone. */
+static void test_reasoning_as_thinking(void) {
+    char err[SL_ERR_MAX];
+    const char *tmpl = "{% for m in messages %}{{ m.role }}={{ m.thinking }};{% endfor %}";
+    const char *req =
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"q\",\"reasoning_content\":\"u\"},"
+        "{\"role\":\"assistant\",\"content\":null,\"reasoning_content\":\"r1\",\"tool_calls\":[{\"id\":\"1\","
+        "\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]},"
+        "{\"role\":\"assistant\",\"content\":null,\"reasoning_content\":\"r2\",\"thinking\":\"t2\",\"tool_calls\":[{"
+        "\"id\":\"2\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]},"
+        "{\"role\":\"assistant\",\"content\":\"a\",\"reasoning_content\":\"r3\"}]}";
+    char *p = render_req(tmpl, req, NULL, err, sizeof err);
+    const char *want = "user=;assistant=r1;assistant=t2;assistant=;";
+    CHECK_MSG(p && !strcmp(p, want), "\n got  [%s]\n want [%s] %s", p ? p : "", want, err);
+    free(p);
+}
+
 /* Null content and tool-call arguments: the transformers form (None, parsed
  * arguments) first; when it fails to render, arguments as the JSON string
  * (DeepSeek's templates concatenate them), then null content as "" (Qwen3's
@@ -161,6 +180,7 @@ int main(void) {
     RUN(test_chatml_fallback);
     RUN(test_parts_and_tool_calls);
     RUN(test_null_content_fallbacks);
+    RUN(test_reasoning_as_thinking);
     RUN(test_request_errors);
     RUN(test_uses_var);
     RUN(test_strftime_now);

@@ -108,6 +108,8 @@ typedef struct {
     const json_t *tools;
 } cfg_t;
 
+static bool g_no_calls; /* harmony with tool_choice none (opts.no_calls) */
+
 /* Feeds text in pieces (sizes from rng: 0 = one piece) and checks the stream
  * against the parser's own result. Returns the result as a message JSON. */
 static json_t *run_parse(const cfg_t *cfg, const char *text, unsigned seed, bool incremental,
@@ -117,6 +119,7 @@ static json_t *run_parse(const cfg_t *cfg, const char *text, unsigned seed, bool
                           .think_open = cfg->think_open,
                           .incremental = incremental,
                           .tools = cfg->tools,
+                          .no_calls = g_no_calls,
                           .id_seed = 42,
                           .on_event = on_event,
                           .ud = st};
@@ -480,6 +483,144 @@ static void test_internlm_mistral(void) {
                  NULL, 0, NULL, true);
 }
 
+
+/* ---- harmony (gpt-oss) ---- */
+
+#define H_ANALYSIS "<|channel|>analysis<|message|>"
+#define H_NEXT "<|start|>assistant"
+#define H_CALL(name) "<|channel|>commentary to=functions." name " <|constrain|>json<|message|>"
+
+static void test_harmony(void) {
+    cfg_t c = {TC_FAMILY_HARMONY, false, false, g_tools};
+    expect_parse("harmony analysis then final", &c,
+                 H_ANALYSIS "Let me think.<|end|>" H_NEXT
+                            "<|channel|>final<|message|>The answer is 4.<|return|>",
+                 "The answer is 4.", "Let me think.", 0, NULL, true);
+    expect_parse("harmony final only, no <|return|>", &c,
+                 "<|channel|>final<|message|>Hi there!", "Hi there!", NULL, 0, NULL, true);
+    expect_parse("harmony call after analysis", &c,
+                 H_ANALYSIS "Need the weather.<|end|>" H_NEXT H_CALL(
+                     "get_weather") "{\"location\": \"Paris\", \"unit\": \"celsius\"}<|call|>",
+                 NULL, "Need the weather.", 1,
+                 CALLS("get_weather", "{\"location\":\"Paris\",\"unit\":\"celsius\"}"), true);
+    expect_parse("harmony call, <|call|> not fed (end of generation)", &c,
+                 H_CALL("get_weather") "{\"location\":\"Oslo\"}", NULL, NULL, 1,
+                 CALLS("get_weather", "{\"location\":\"Oslo\"}"), true);
+    expect_parse("harmony recipient before the channel (as the template writes it)", &c,
+                 " to=functions.get_weather<|channel|>commentary json<|message|>{\"location\": "
+                 "\"Rome\"}<|call|>",
+                 NULL, NULL, 1, CALLS("get_weather", "{\"location\":\"Rome\"}"), true);
+    expect_parse("harmony preamble is content, then a call", &c,
+                 "<|channel|>commentary<|message|>Checking the clock.<|end|>" H_NEXT H_CALL(
+                     "get_time") "{}<|call|>",
+                 "Checking the clock.", NULL, 1, CALLS("get_time", "{}"), true);
+    expect_parse("harmony two calls", &c,
+                 H_CALL("get_time") "{}<|call|>" H_NEXT H_CALL(
+                     "get_weather") "{\"location\": \"Rome\", \"days\": 2}<|call|>",
+                 NULL, NULL, 2,
+                 CALLS("get_time", "{}", "get_weather", "{\"location\":\"Rome\",\"days\":2}"),
+                 true);
+    expect_parse("harmony analysis messages joined", &c,
+                 H_ANALYSIS "First.<|end|>" H_NEXT H_ANALYSIS "Second.<|end|>" H_NEXT
+                            "<|channel|>final<|message|>Done.",
+                 "Done.", "First.\n\nSecond.", 0, NULL, true);
+    expect_parse("harmony truncated analysis", &c, H_ANALYSIS "Still thinking", "",
+                 "Still thinking", 0, NULL, true);
+    expect_parse("harmony final with a content type", &c,
+                 "<|channel|>final <|constrain|>json<|message|>{\"a\": 1}<|return|>",
+                 "{\"a\": 1}", NULL, 0, NULL, true);
+    expect_parse("harmony builtin tool recipient is content", &c,
+                 "<|channel|>analysis to=browser.search <|constrain|>json<|message|>{\"query\": "
+                 "\"x\"}<|call|>",
+                 "{\"query\": \"x\"}", NULL, 0, NULL, true);
+    expect_parse("harmony plain text without headers is content", &c, "Hello, world.",
+                 "Hello, world.", NULL, 0, NULL, true);
+    expect_parse("harmony truncated header is content", &c, "<|channel|>fin", "<|channel|>fin",
+                 NULL, 0, NULL, true);
+    expect_parse("harmony malformed arguments are content", &c,
+                 H_CALL("get_weather") "{\"location\": oops}<|call|>",
+                 H_CALL("get_weather") "{\"location\": oops}", NULL, 0, NULL, false);
+    expect_parse("harmony truncated arguments are content", &c,
+                 H_ANALYSIS "Hmm.<|end|>" H_NEXT H_CALL("get_weather") "{\"location\": \"Par",
+                 "assistant" H_CALL("get_weather") "{\"location\": \"Par", "Hmm.", 0, NULL,
+                 false);
+    expect_parse("harmony text after the arguments is content", &c,
+                 H_CALL("get_time") "{} trailing", H_CALL("get_time") "{} trailing", NULL, 0, NULL,
+                 false);
+    expect_parse("harmony over-long header is content", &c,
+                 "<|channel|>commentary to=functions.get_time "
+                 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                 "<|message|>{}",
+                 "<|channel|>commentary to=functions.get_time "
+                 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                 "<|message|>{}",
+                 NULL, 0, NULL, false);
+    g_no_calls = true;
+    expect_parse("harmony tool_choice none: channels parsed, a call is content", &c,
+                 H_ANALYSIS "Hmm.<|end|>" H_NEXT H_CALL("get_time") "{}<|call|>", "{}", "Hmm.", 0,
+                 NULL, true);
+    g_no_calls = false;
+
+    /* special tokens: markers are parsed, <|call|>/<|return|> end a message,
+     * unrelated control tokens are dropped */
+    tc_parser_opts_t o = {.family = TC_FAMILY_HARMONY, .tools = g_tools, .id_seed = 1};
+    tc_parser_t *p = tc_parser_new(&o, NULL, 0);
+    const char *pieces[] = {"<|channel|>", "analysis", "<|message|>", "Think", "<|end|>",
+                            "<|start|>",   "assistant", "<|channel|>", "final",  "<|message|>",
+                            "Answer",      "<|endoftext|>"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(pieces); i++) {
+        bool special = pieces[i][0] == '<';
+        CHECK(tc_parser_feed(p, pieces[i], strlen(pieces[i]), special) == 0);
+        if (i == 3) CHECK(tc_parser_in_reasoning(p));
+    }
+    CHECK(!tc_parser_in_reasoning(p));
+    CHECK(tc_parser_finish(p) == 0);
+    const tc_result_t *res = tc_parser_result(p);
+    CHECK(strcmp(res->content, "Answer") == 0 && strcmp(res->reasoning, "Think") == 0);
+    tc_parser_free(p);
+
+    /* every prefix and corrupted copies, held and incremental: no crash,
+     * arguments always a JSON object (sanitizers watch memory) */
+    const char *samples[] = {
+        H_ANALYSIS "Think.<|end|>" H_NEXT H_CALL("get_weather") "{\"location\": \"Paris\"}<|call|>",
+        " to=functions.get_time<|channel|>commentary json<|message|>{}<|call|>",
+        H_ANALYSIS "A<|end|>" H_NEXT "<|channel|>final<|message|>B<|return|>",
+    };
+    unsigned r = 11;
+    for (size_t si = 0; si < SL_ARRAY_LEN(samples); si++) {
+        size_t n = strlen(samples[si]);
+        for (size_t cut = 0; cut <= n; cut++) {
+            char *t = strndup(samples[si], cut);
+            for (int variant = 0; variant < 2; variant++) {
+                if (variant && cut) {
+                    r = r * 1103515245u + 12345u;
+                    t[(r >> 8) % cut] = (char)(r >> 20);
+                }
+                tc_parser_opts_t ro = {
+                    .family = TC_FAMILY_HARMONY, .incremental = variant, .tools = g_tools, .id_seed = 3};
+                tc_parser_t *q = tc_parser_new(&ro, NULL, 0);
+                tc_parser_feed(q, t, cut, false);
+                tc_parser_finish(q);
+                const tc_result_t *rr = tc_parser_result(q);
+                for (size_t i = 0; i < rr->n_calls; i++) {
+                    json_t *a = json_loads(rr->calls[i].arguments, 0, NULL);
+                    CHECK(json_is_object(a));
+                    json_decref(a);
+                }
+                json_t *m = tc_result_message_json(rr);
+                CHECK(m != NULL);
+                json_decref(m);
+                tc_parser_free(q);
+            }
+            free(t);
+        }
+    }
+}
+
 /* ---- fuzz-ish: random bytes and cut points never crash, text never lost ---- */
 
 static void test_robustness(void) {
@@ -577,6 +718,12 @@ static void test_detect(void) {
          {NULL},
          TC_FAMILY_LLAMA3,
          false},
+        {"{{- \"<|start|>assistant to=\" }}{{- \"functions.\" + tool_call.name + "
+         "\"<|channel|>commentary \" }}{{- \"json<|message|>\" }}",
+         {NULL},
+         TC_FAMILY_HARMONY,
+         false},
+        {"", {"<|channel|>", "<|message|>", "<|call|>"}, TC_FAMILY_HARMONY, false},
         {"{{'<｜Assistant｜><｜tool▁calls▁begin｜><｜tool▁call▁begin｜>' + tool['type'] + "
          "'<｜tool▁sep｜>' + "
          "tool['function']['name'] + '\\n' + '```json' + '\\n' + tool['function']['arguments'] + "
@@ -847,6 +994,14 @@ static void test_grammar(void) {
          "brave_search", "{\"query\":\"x\"}"},
         {TC_FAMILY_MISTRAL, "[TOOL_CALLS][{\"name\": \"get_time\", \"arguments\": {}}]",
          "[TOOL_CALLS][{\"name\": \"get_time\", \"arguments\": {}}", "get_time", "{}"},
+        {TC_FAMILY_HARMONY,
+         "<|channel|>analysis<|message|>The user wants Paris.<|end|><|start|>assistant"
+         "<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>"
+         "{\"location\": \"Paris\"}",
+         "<|channel|>analysis<|message|>a <|x|><|end|><|start|>assistant"
+         "<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>"
+         "{\"location\": \"Paris\"}",
+         "get_weather", "{\"location\":\"Paris\"}"},
     };
     for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
         sl_buf_t g = {0};
@@ -863,7 +1018,8 @@ static void test_grammar(void) {
         sl_buf_free(&g);
         /* the parser reads what the grammar forces */
         cfg_t c = {cases[i].f, false, false, g_tools};
-        expect_parse(tc_family_name(cases[i].f), &c, cases[i].good, NULL, NULL, 1,
+        expect_parse(tc_family_name(cases[i].f), &c, cases[i].good, NULL,
+                     cases[i].f == TC_FAMILY_HARMONY ? "The user wants Paris." : NULL, 1,
                      CALLS(cases[i].name, cases[i].args), true);
     }
     /* markers: every trigger is one; each marker of a recorded call is listed */
@@ -942,6 +1098,7 @@ int main(void) {
     RUN(test_deepseek);
     RUN(test_glm);
     RUN(test_internlm_mistral);
+    RUN(test_harmony);
     RUN(test_robustness);
     RUN(test_json_shapes);
     RUN(test_request);

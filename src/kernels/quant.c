@@ -538,6 +538,12 @@ static void quant_q5_1(const float *x, sl_block_q5_1 *y, int64_t nb) {
     }
 }
 
+/* A code of x·id, |x·id| <= 127 when finite: NaN (a NaN or infinite input
+ * in the row) becomes 0 instead of an undefined conversion. */
+static inline int8_t q8_code(float v) {
+    return v == v ? (int8_t)roundf(v) : 0;
+}
+
 void sl_quantize_q8_0_ref(const float *x, void *vy, int64_t n) {
     sl_block_q8_0 *y = vy;
     for (int64_t i = 0; i < n / 32; i++, x += 32) {
@@ -545,7 +551,7 @@ void sl_quantize_q8_0_ref(const float *x, void *vy, int64_t n) {
         for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
         float d = amax / 127, id = d ? 1.0f / d : 0.0f;
         y[i].d = sl_f32_to_f16(d);
-        for (int j = 0; j < 32; j++) y[i].qs[j] = (int8_t)roundf(x[j] * id);
+        for (int j = 0; j < 32; j++) y[i].qs[j] = q8_code(x[j] * id);
     }
 }
 
@@ -558,7 +564,7 @@ void sl_quantize_q8_1_ref(const float *x, void *vy, int64_t n) {
         y[i].d = sl_f32_to_f16(d);
         int sum = 0;
         for (int j = 0; j < 32; j++) {
-            y[i].qs[j] = (int8_t)roundf(x[j] * id);
+            y[i].qs[j] = q8_code(x[j] * id);
             sum += y[i].qs[j];
         }
         y[i].s = sl_f32_to_f16(sum * d);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/kern_impl.h"
 #include "kernels/kernels.h"
 #include "kernels/quant.h"
 #include "test.h"
@@ -533,6 +534,21 @@ static void test_vec_dot_scalar(void) {
     sl_kernels_set_isa(prev);
 }
 
+/* A row holding a NaN or an infinity (a hostile file's weights, or what
+ * they lead to) quantizes without an undefined float-to-int conversion
+ * (clang's -fsanitize=undefined, as the fuzz targets build, stops on one;
+ * GCC's does not check it): the non-finite element's code is 0. */
+static void test_q8_nonfinite(void) {
+    float x[64];
+    for (int i = 0; i < 64; i++) x[i] = (float)(i % 7) - 3.0f;
+    x[5] = NAN;
+    x[40] = INFINITY;
+    sl_block_q8_0 q[2];
+    sl_quantize_q8_0_ref(x, q, 64);
+    CHECK(q[0].qs[5] == 0 && q[0].qs[6] == 127 && q[0].qs[0] == -127);
+    for (int j = 0; j < 32; j++) CHECK(q[1].qs[j] == 0); /* amax inf: every code 0 */
+}
+
 int main(void) {
     sl_kernels_init();
     RUN(test_sizes_and_names);
@@ -547,5 +563,6 @@ int main(void) {
     RUN(test_q2_K_q3_K_quantizers);
     RUN(test_activation_blocks);
     RUN(test_vec_dot_scalar);
+    RUN(test_q8_nonfinite);
     return test_summary();
 }

@@ -85,6 +85,8 @@ struct plat_req {
 };
 
 int64_t plat_now_ms(plat_t *p);
+/* Whether the database is unreachable now (PostgreSQL outage); takes p->mu. */
+bool plat_db_down(plat_t *p);
 
 /* Callers hold p->mu. */
 int plat_price_get_locked(plat_t *p, const char *model, plat_price_t *out, bool *found,

@@ -125,13 +125,23 @@ static int internal(srv_status_t *st, const char *msg) {
     return fail(st, 500, "server_error", "internal_error", msg);
 }
 
+/* A platform call that failed with err: 503 while the database is
+ * unreachable (an outage the client may retry, as plat_begin answers it),
+ * else 500. */
+static int db_error(plat_t *p, srv_status_t *st, const char *err) {
+    if (!plat_db_down(p)) return internal(st, err);
+    char msg[SL_ERR_MAX + 80];
+    snprintf(msg, sizeof msg, "The platform's database is unreachable; retry later. (%s)", err);
+    return fail(st, 503, "server_error", "database_unavailable", msg);
+}
+
 int plat_srv_user_info(plat_t *p, const char *authorization, char **body, srv_status_t *st) {
     *body = NULL;
     int64_t account;
     if (auth_account(p, authorization, &account, st) != 0) return -1;
     char err[SL_ERR_MAX];
     *body = plat_user_info_json(p, account, err, sizeof err);
-    return *body ? 0 : internal(st, err);
+    return *body ? 0 : db_error(p, st, err);
 }
 
 int plat_srv_user_usage(plat_t *p, const char *authorization, const char *group_by, char **body,
@@ -170,7 +180,7 @@ int plat_srv_user_prices(plat_t *p, const char *authorization, char **body, srv_
     char err[SL_ERR_MAX] = "out of memory";
     if (!data || plat_price_each(p, add_price, data, err, sizeof err) != 0) {
         json_decref(data);
-        return internal(st, err);
+        return db_error(p, st, err);
     }
     json_t *doc = json_pack("{s:s, s:s, s:o}", "object", "list", "unit", "yuan per million tokens",
                             "data", data);
@@ -240,7 +250,7 @@ static int keys_list(plat_t *p, int64_t account, int64_t current, int *http, cha
     char err[SL_ERR_MAX];
     if (plat_key_each(p, account, add_key, &l, err, sizeof err) != 0 || l.oom) {
         json_decref(l.data);
-        return internal(st, l.oom ? "out of memory" : err);
+        return l.oom ? internal(st, "out of memory") : db_error(p, st, err);
     }
     return reply(json_pack("{s:s, s:o}", "object", "list", "data", l.data), 200, http, body, st);
 }
@@ -306,7 +316,7 @@ static int keys_create(plat_t *p, int64_t account, int64_t current, const char *
         goto out;
     }
     if (rc != 0) {
-        internal(st, err);
+        db_error(p, st, err);
         goto out;
     }
     sl_info("account %" PRId64 " created API key %" PRId64 " with key %" PRId64, account, kid,
@@ -345,7 +355,7 @@ static int keys_revoke(plat_t *p, int64_t account, int64_t current, const char *
     char err[SL_ERR_MAX];
     int rc = plat_key_revoke(p, account, id, err, sizeof err);
     if (rc == PLAT_ENOTFOUND) return fail(st, 404, "invalid_request_error", "key_not_found", msg);
-    if (rc != 0) return internal(st, err);
+    if (rc != 0) return db_error(p, st, err);
     sl_info("account %" PRId64 " revoked API key %" PRId64 " with key %" PRId64, account, id, current);
     return reply(json_pack("{s:I, s:s, s:b}", "id", (json_int_t)id, "object", "api_key", "deleted", 1),
                  200, http, body, st);

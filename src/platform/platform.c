@@ -400,6 +400,13 @@ static int deny(plat_status_t *st, int http, const char *type, const char *code,
     return -1;
 }
 
+bool plat_db_down(plat_t *p) {
+    pthread_mutex_lock(&p->mu);
+    const bool down = db_unreachable(p->db);
+    pthread_mutex_unlock(&p->mu);
+    return down;
+}
+
 /* A database failure: 503 when the database is unreachable (an outage the
  * client may retry), else 500. */
 static int db_deny(plat_t *p, plat_status_t *st, const char *err) {

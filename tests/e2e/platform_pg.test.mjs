@@ -173,6 +173,11 @@ test("the database away: 503 database_unavailable; back: both nodes serve again"
       const e = (await r.json()).error;
       assert.equal(e.code, "database_unavailable");
       assert.match(e.message, /unreachable/);
+      for (const route of ["/v1/user/info", "/v1/user/keys", "/v1/user/prices"]) {
+        const a = await fetch(n.url + route, { headers: { authorization: "Bearer " + acct.key } });
+        assert.equal(a.status, 503, route);
+        assert.equal((await a.json()).error.code, "database_unavailable", route);
+      }
     }
     assert.equal((await fetch(nodeA.url + "/health")).status, 200, "the node itself stays up");
   } finally {

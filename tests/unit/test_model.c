@@ -1285,20 +1285,17 @@ static void test_deepseek2(void) {
     ref_free(&rm);
 }
 
-/* The deepseek2 comparison can fail: on the YaRN model the output is near the right reference and far
- * (> 10× the tolerance) from one whose score scale lacks m², one reading attn_k_b untransposed, and one
- * whose cos/sin keep ggml's YaRN magnitude 1 + 0.1 ln(factor). The references' own distances are checked
- * too, so the margins show while the model fails to load. */
-static void test_deepseek2_mutations(void) {
-    const double tol = 1e-4;
-    const ref_variant_t muts[] = {REF_NO_M2, REF_KB_UNTRANSPOSED, REF_ROPE_MSCALE};
-    const char *names[] = {"score scale without m²", "k_b untransposed", "cos/sin × YaRN mscale"};
-    spec_t s = ds_yarn_spec();
+/* The model of spec s (reference seed `seed`) matches its reference within tol, and both it and the
+ * reference lie more than 10× tol from each of the n mutated references (so the comparison can
+ * fail; the references' own distances are checked too, so the margins show while the model fails
+ * to load). */
+static void check_mutations(const char *label, const spec_t *s, uint64_t seed, double tol,
+                            const ref_variant_t *muts, const char *const *names, size_t n) {
     ref_model_t rm;
-    ref_init(&rm, &s, 29);
-    const int N = s.n_tok, NV = s.n_tok * s.V;
+    ref_init(&rm, s, seed);
+    const int N = s->n_tok, NV = s->n_tok * s->V;
     int32_t toks[64];
-    for (int i = 0; i < N; i++) toks[i] = (int32_t)((i * 53 + 2) % s.V);
+    for (int i = 0; i < N; i++) toks[i] = (int32_t)((i * 53 + 2) % s->V);
     double *want = malloc(sizeof(double) * NV), *mut = malloc(sizeof(double) * NV);
     float *got = malloc(sizeof(float) * NV), *wantf = malloc(sizeof(float) * NV);
     ref_forward(&rm, toks, N, want);
@@ -1312,22 +1309,33 @@ static void test_deepseek2_mutations(void) {
         sl_kv_t *kv = model_kv_new(m, N, SL_TYPE_F32, err, sizeof err);
         CHECK_MSG(model_forward(m, NULL, kv, toks, N, got, true, err, sizeof err) == 0, "%s", err);
         const double e = test_rel_err(got, want, (size_t)NV);
-        CHECK_MSG(e <= tol, "deepseek2 mutation model: rel err %.3g", e);
+        CHECK_MSG(e <= tol, "%s mutation model: rel err %.3g", label, e);
         model_kv_free(kv);
     }
-    for (size_t k = 0; k < SL_ARRAY_LEN(muts); k++) {
+    for (size_t k = 0; k < n; k++) {
         rm.var = muts[k];
         ref_forward(&rm, toks, N, mut);
         const double er = test_rel_err(wantf, mut, (size_t)NV), em = m ? test_rel_err(got, mut, (size_t)NV) : er;
         CHECK_MSG(er > 10 * tol, "the %s reference is only %.3g from the right one", names[k], er);
         CHECK_MSG(em > 10 * tol, "against a %s reference: rel err only %.3g", names[k], em);
-        fprintf(stderr, "     deepseek2: against the %-24s reference %.2e (the references' distance %.2e)\n",
+        fprintf(stderr, "     %s: against the %-24s reference %.2e (the references' distance %.2e)\n", label,
                 names[k], em, er);
     }
     free(want), free(mut), free(got), free(wantf);
     model_free(m);
     ref_free(&rm);
     unlink(path);
+}
+
+/* The deepseek2 comparison can fail: on the YaRN model the output is near the right reference and far
+ * (> 10× the tolerance) from one whose score scale lacks m², one reading attn_k_b untransposed, and one
+ * whose cos/sin keep ggml's YaRN magnitude 1 + 0.1 ln(factor). The references' own distances are checked
+ * too, so the margins show while the model fails to load. */
+static void test_deepseek2_mutations(void) {
+    const ref_variant_t muts[] = {REF_NO_M2, REF_KB_UNTRANSPOSED, REF_ROPE_MSCALE};
+    const char *const names[] = {"score scale without m²", "k_b untransposed", "cos/sin × YaRN mscale"};
+    const spec_t s = ds_yarn_spec();
+    check_mutations("deepseek2", &s, 29, 1e-4, muts, names, SL_ARRAY_LEN(muts));
 }
 
 /* gpt-oss (HF GptOssForCausalLM as llama.cpp runs it): q/k/v/o biases, GQA, NEOX RoPE with YaRN ×32
@@ -1361,50 +1369,12 @@ static void test_gpt_oss(void) {
  * without the SwiGLU clamp, one windowing the odd layers instead of the even ones, and one
  * weighting the experts by the softmax over all of them (not renormalized over the chosen). */
 static void test_gpt_oss_mutations(void) {
-    const double tol = 1e-4;
     const ref_variant_t muts[] = {REF_NO_SINKS, REF_SINK_NUMERATOR, REF_NO_CLAMP, REF_SWA_ODD,
                                   REF_UNNORMALIZED};
-    const char *names[] = {"no sinks", "sinks in the numerator", "unclamped SwiGLU",
-                           "odd window layers", "unrenormalized weights"};
-    spec_t s = oss_spec();
-    ref_model_t rm;
-    ref_init(&rm, &s, 31);
-    const int N = s.n_tok, NV = s.n_tok * s.V;
-    int32_t toks[64];
-    for (int i = 0; i < N; i++)
-        toks[i] = (int32_t)((i * 53 + 2) % s.V);
-    double *want = malloc(sizeof(double) * NV), *mut = malloc(sizeof(double) * NV);
-    float *got = malloc(sizeof(float) * NV), *wantf = malloc(sizeof(float) * NV);
-    ref_forward(&rm, toks, N, want);
-    for (int i = 0; i < NV; i++)
-        wantf[i] = (float)want[i];
-    const char *path = model_path();
-    CHECK(write_model(&rm, path, NULL, NULL) == 0);
-    char err[SL_ERR_MAX] = "";
-    sl_model_t *m = model_load(path, err, sizeof err);
-    CHECK_MSG(m != NULL, "%s", err);
-    if (m) {
-        sl_kv_t *kv = model_kv_new(m, N, SL_TYPE_F32, err, sizeof err);
-        CHECK_MSG(model_forward(m, NULL, kv, toks, N, got, true, err, sizeof err) == 0, "%s", err);
-        const double e = test_rel_err(got, want, (size_t)NV);
-        CHECK_MSG(e <= tol, "gpt-oss mutation model: rel err %.3g", e);
-        model_kv_free(kv);
-    }
-    for (size_t k = 0; k < SL_ARRAY_LEN(muts); k++) {
-        rm.var = muts[k];
-        ref_forward(&rm, toks, N, mut);
-        const double er = test_rel_err(wantf, mut, (size_t)NV),
-                     em = m ? test_rel_err(got, mut, (size_t)NV) : er;
-        CHECK_MSG(er > 10 * tol, "the %s reference is only %.3g from the right one", names[k], er);
-        CHECK_MSG(em > 10 * tol, "against a %s reference: rel err only %.3g", names[k], em);
-        fprintf(stderr,
-                "     gpt-oss: against the %-24s reference %.2e (the references' distance %.2e)\n",
-                names[k], em, er);
-    }
-    free(want), free(mut), free(got), free(wantf);
-    model_free(m);
-    ref_free(&rm);
-    unlink(path);
+    const char *const names[] = {"no sinks", "sinks in the numerator", "unclamped SwiGLU",
+                                 "odd window layers", "unrenormalized weights"};
+    const spec_t s = oss_spec();
+    check_mutations("gpt-oss", &s, 31, 1e-4, muts, names, SL_ARRAY_LEN(muts));
 }
 
 static void test_f16_and_q8(void) {

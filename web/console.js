@@ -267,7 +267,13 @@ async function loadKeys() {
     showError("keys-error", e);
     return;
   }
-  const keys = list.data.slice().sort((a, b) => b.id - a.id);
+  // Revoked keys stay in the list (the ledger still names them) but are
+  // hidden unless asked for: the table is the keys that can still be used.
+  const all = list.data.slice().sort((a, b) => b.id - a.id);
+  const revoked = all.filter((k) => !k.enabled).length;
+  $("keys-revoked-count").textContent = String(revoked);
+  $("keys-revoked-toggle").hidden = revoked === 0;
+  const keys = $("keys-show-revoked").checked ? all : all.filter((k) => k.enabled);
   $("keys-table").tBodies[0].replaceChildren(...keys.map((k) => {
     const status = !k.enabled ? "revoked" : k.expired ? "expired" : "active";
     const revoke = el("button", { type: "button", className: "danger small" }, "Revoke");
@@ -607,6 +613,7 @@ function init() {
   $("new-key-copy").addEventListener("click", copyNewKey);
   $("new-key-done").addEventListener("click", forgetNewKey);
   $("revoke-dialog").addEventListener("close", onRevokeClosed);
+  $("keys-show-revoked").addEventListener("change", () => loadKeys());
   $("play-form").addEventListener("submit", onSend);
   $("play-stop").addEventListener("click", stopStream);
   $("play-user").addEventListener("keydown", (ev) => {

@@ -550,8 +550,19 @@ test("the console in Chromium: sign in, balance, playground stream, keys, usage,
   assert.equal((await chat(newKey)).object, "chat.completion", "cancel keeps the key");
   await row.locator("button", { hasText: "Revoke" }).click();
   await page.click("#revoke-confirm");
+  // a revoked key leaves the table; "Show revoked keys" brings it back, marked
+  await page.waitForFunction(() => ![...document.querySelectorAll("#keys-table tbody tr")]
+    .some((tr) => /from the browser/.test(tr.textContent)));
+  await page.locator("#keys-revoked-toggle").waitFor();
+  const nRevoked = /Show revoked keys \((\d+)\)/.exec(await text("#keys-revoked-toggle"));
+  assert.ok(nRevoked && Number(nRevoked[1]) >= 1, "the toggle counts the revoked keys");
+  await page.check("#keys-show-revoked");
   await page.waitForFunction(() => [...document.querySelectorAll("#keys-table tbody tr")]
     .some((tr) => /from the browser/.test(tr.textContent) && /revoked/.test(tr.textContent)));
+  assert.ok(await row.locator("button", { hasText: "Revoke" }).isHidden(), "no revoke button on a revoked key");
+  await page.uncheck("#keys-show-revoked");
+  await page.waitForFunction(() => ![...document.querySelectorAll("#keys-table tbody tr")]
+    .some((tr) => /from the browser/.test(tr.textContent)));
   await assert.rejects(chat(newKey), (e) => e.status === 401);
 
   // usage lists the playground's requests

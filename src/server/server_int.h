@@ -86,6 +86,8 @@ struct srv {
     int n_jobs;
     emb_job_t *ejobs; /* every live embedding / rerank job (doubly linked) */
     int n_ejobs;
+    int n_internal;    /* live jobs of srv_run_internal (the batch runner's) */
+    uint64_t batch_poll_ns; /* when the batch hook was last polled */
 
     struct resp_store *rstore; /* stored responses without the platform's store hooks (resp_store.h) */
 

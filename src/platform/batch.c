@@ -79,6 +79,7 @@ static json_t *ts_json(int64_t v) {
 
 /* An id as it may appear in a URL and a row: 1..63 of [A-Za-z0-9_-]. */
 static bool id_ok(const char *id) {
+    if (!id) return false;
     size_t n = strlen(id);
     if (n == 0 || n >= PLAT_ID_MAX) return false;
     for (size_t i = 0; i < n; i++) {

@@ -927,7 +927,7 @@ int plat_finish_item(plat_t *p, plat_req_t *r, const plat_usage_t *u_in, const c
         rc = record(p, r, &u, cost, st, item, err, sizeof err);
         if (rc == 0 || rc == PLAT_EDUP) break;
     }
-    if (rc != 0)
+    if (rc != 0 && rc != PLAT_EDUP)
         sl_warn("platform: could not record request %s (account %" PRId64 ", %" PRId64
                 " micro-yuan): %s",
                 r->id, r->account_id, cost, err);

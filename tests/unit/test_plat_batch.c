@@ -295,6 +295,7 @@ static void test_cancel_and_expire(void) {
     plat_t *p = open_plat();
     json_t *f = file_of(p, account, REQS);
     json_t *b1 = batch_of(p, json_string_value(json_object_get(f, "id")));
+    fake_now += 1000; /* a second later: batches run oldest first */
     json_t *b2 = batch_of(p, json_string_value(json_object_get(f, "id")));
     char id1[PLAT_ID_MAX], id2[PLAT_ID_MAX];
     snprintf(id1, sizeof id1, "%s", json_string_value(json_object_get(b1, "id")));

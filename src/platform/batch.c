@@ -130,9 +130,13 @@ json_t *plat_file_create(plat_t *p, int64_t account_id, const char *purpose, con
         return fail(st, 400, "invalid_request_error", "missing_required_parameter", "file",
                     "Missing required parameter: 'file'.");
     if (!filename || !*filename) filename = "file";
-    if (strlen(filename) > 255 || memchr(filename, '\n', strlen(filename)))
+    json_t *name_ok = json_string(filename); /* NULL: not UTF-8 */
+    json_decref(name_ok);
+    bool ctrl = false;
+    for (const char *c = filename; *c; c++) ctrl |= (unsigned char)*c < 0x20;
+    if (strlen(filename) > 255 || ctrl || !name_ok)
         return fail(st, 400, "invalid_request_error", "invalid_value", "file",
-                    "The file name must be at most 255 bytes on one line.");
+                    "The file name must be at most 255 bytes of UTF-8 text without control characters.");
     if ((int64_t)len > p->cfg.max_file_bytes)
         return fail(st, 413, "invalid_request_error", "file_too_large", "file",
                     "The file is %zu bytes; the largest file this server accepts is %" PRId64 " bytes.", len,
@@ -1087,7 +1091,10 @@ static void running_remove(plat_t *p, plat_batch_task_t *t) {
 void plat_batch_task_done(plat_t *p, plat_batch_task_t *t, int http, const char *body, size_t len,
                           const plat_usage_t *u, const char *status) {
     char err[SL_ERR_MAX];
-    if (status && !strcmp(status, "shutdown")) { /* runs again after the restart */
+    if ((status && !strcmp(status, "shutdown")) || (http == 503 && !u)) {
+        /* stopped by a shutdown, or refused for now (engine queue full, the
+         * database out of reach) before any compute: unbilled, pending, it
+         * runs again at a later step (or after the restart) */
         if (t->req) plat_abort(p, t->req);
     } else {
         json_t *b = json_loadb(body ? body : "", len, JSON_DECODE_ANY, NULL);

@@ -108,7 +108,8 @@ int plat_batch_step(plat_t *p, int room, bool (*is_model)(void *ud, const char *
                     plat_batch_task_t ***tasks, int *n, char *err, size_t errlen);
 
 /* The task's answer: http status and body (JSON text); u and status: what
- * to bill (NULL: nothing computed). status "shutdown": leave the request
+ * to bill (NULL: nothing computed). status "shutdown", or a 503 with
+ * nothing computed (busy, database unreachable): leave the request pending
  * for a later run, unbilled. Records the result (with the ledger row when
  * t->req), frees t. */
 void plat_batch_task_done(plat_t *p, plat_batch_task_t *t, int http, const char *body, size_t len,

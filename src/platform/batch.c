@@ -396,7 +396,7 @@ static json_t *batch_get_locked(plat_t *p, int64_t account_id, const char *id, p
     return out;
 }
 
-static const char *const endpoints[] = {"/v1/chat/completions", "/v1/completions"};
+static const char *const endpoints[] = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings"};
 
 static json_t *check_metadata(const json_t *m, plat_status_t *st) {
     if (!m || json_is_null(m)) return json_null();
@@ -432,8 +432,8 @@ json_t *plat_batch_create(plat_t *p, int64_t account_id, int64_t key_id, const j
     for (size_t i = 0; i < SL_ARRAY_LEN(endpoints); i++) known |= !strcmp(endpoint, endpoints[i]);
     if (!known)
         return fail(st, 400, "invalid_request_error", "invalid_value", "endpoint",
-                    "Invalid 'endpoint': '%.60s'. Batches run '/v1/chat/completions' or '/v1/completions' "
-                    "(embedding batches are not supported yet).", endpoint);
+                    "Invalid 'endpoint': '%.60s'. Batches run '/v1/chat/completions', '/v1/completions' or "
+                    "'/v1/embeddings'.", endpoint);
     if (!win) return fail(st, 400, "invalid_request_error", "missing_required_parameter", "completion_window",
                           "Missing required parameter: 'completion_window'.");
     if (!json_is_string(win) || strcmp(json_string_value(win), "24h") != 0)
@@ -628,7 +628,7 @@ static void seen_free(seen_set_t *z) {
 }
 
 int plat_batch_validate(const char *data, size_t len, const char *endpoint,
-                        bool (*is_model)(void *ud, const char *model), void *ud,
+                        bool (*is_model)(void *ud, const char *endpoint, const char *model), void *ud,
                         int (*each_line)(void *line_ud, int64_t line, const char *custom_id, const char *body),
                         void *line_ud,
                         json_t **errors_out) {
@@ -717,9 +717,9 @@ int plat_batch_validate(const char *data, size_t len, const char *endpoint,
                 if (!model || !*model || strlen(model) >= sizeof model0) {
                     add_error(errors, "missing_required_parameter", "body.model", line,
                               "Missing required parameter: 'body.model'.");
-                } else if (is_model && !is_model(ud, model)) {
+                } else if (is_model && !is_model(ud, endpoint, model)) {
                     add_error(errors, "model_not_found", "body.model", line,
-                              "The model '%.100s' does not exist or does not generate text.", model);
+                              "The model '%.100s' does not exist or does not serve %s.", model, endpoint);
                 } else if (!model0[0]) {
                     snprintf(model0, sizeof model0, "%s", model);
                 } else if (strcmp(model0, model) != 0) {
@@ -786,7 +786,7 @@ static int store_item(void *ud, int64_t line, const char *custom_id, const char 
 }
 
 /* Locked. validating -> in_progress (requests stored) or failed. */
-static int batch_validate(plat_t *p, const active_batch_t *b, bool (*is_model)(void *, const char *), void *ud,
+static int batch_validate(plat_t *p, const active_batch_t *b, bool (*is_model)(void *, const char *, const char *), void *ud,
                           char *err, size_t errlen) {
     db_stmt_t *s = db_stmt(p->db, ST_FILE_BODY, err, errlen);
     if (!s) return -1;
@@ -1007,7 +1007,7 @@ static int batch_claim(plat_t *p, const active_batch_t *b, int room, plat_batch_
     return rc;
 }
 
-int plat_batch_step(plat_t *p, int room, bool (*is_model)(void *ud, const char *model), void *ud,
+int plat_batch_step(plat_t *p, int room, bool (*is_model)(void *ud, const char *endpoint, const char *model), void *ud,
                     plat_batch_task_t ***tasks, int *n, char *err, size_t errlen) {
     *tasks = NULL;
     *n = 0;

@@ -61,8 +61,8 @@ json_t *plat_file_list(plat_t *p, int64_t account_id, const char *purpose, const
 
 /* ---- batches ---- */
 
-/* POST /v1/batches: body {input_file_id, endpoint, completion_window,
- * metadata?}; the input file must be the account's, purpose batch. The
+/* POST /v1/batches: body {input_file_id, endpoint (/v1/chat/completions,
+ * /v1/completions, /v1/embeddings), completion_window, metadata?}; the input file must be the account's, purpose batch. The
  * batch (status validating), or NULL with a 400 / 404 naming the field. */
 json_t *plat_batch_create(plat_t *p, int64_t account_id, int64_t key_id, const json_t *body,
                           plat_status_t *st);
@@ -75,13 +75,13 @@ json_t *plat_batch_cancel(plat_t *p, int64_t account_id, const char *id, plat_st
 
 /* Validates a batch input file: every non-blank line a JSON object with a
  * unique custom_id (string), method "POST", url = endpoint and an object
- * body whose model is_model accepts (NULL: any), one model for the whole
+ * body whose model is_model accepts for the endpoint (NULL: any), one model for the whole
  * batch. 0 when valid; -1 with *errors = OpenAI's errors object
  * {"object":"list","data":[{"code","message","param","line"}]} (at most
  * PLAT_BATCH_MAX_ERRORS entries). On success and with each_line set, calls
  * it for each request (line 1-based, custom_id, body text). */
 int plat_batch_validate(const char *data, size_t len, const char *endpoint,
-                        bool (*is_model)(void *ud, const char *model), void *ud,
+                        bool (*is_model)(void *ud, const char *endpoint, const char *model), void *ud,
                         int (*each_line)(void *line_ud, int64_t line, const char *custom_id, const char *body),
                         void *line_ud,
                         json_t **errors);
@@ -104,7 +104,7 @@ typedef struct plat_batch_task {
  * first, that no other task is running: *tasks (heap array of n, the
  * caller frees the array; each task is finished with plat_batch_task_done).
  * is_model: as plat_batch_validate's. 0, or -1 with a message. */
-int plat_batch_step(plat_t *p, int room, bool (*is_model)(void *ud, const char *model), void *ud,
+int plat_batch_step(plat_t *p, int room, bool (*is_model)(void *ud, const char *endpoint, const char *model), void *ud,
                     plat_batch_task_t ***tasks, int *n, char *err, size_t errlen);
 
 /* The task's answer: http status and body (JSON text); u and status: what

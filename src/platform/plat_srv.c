@@ -522,9 +522,9 @@ static void batch_done(void *ctx, void *req, int http, const char *body, size_t 
     free(c);
 }
 
-static bool batch_is_model(void *ud, const char *model) {
+static bool batch_is_model(void *ud, const char *endpoint, const char *model) {
     const srv_batch_ops_t *ops = ud;
-    return ops->has_model(ops->srv, model);
+    return ops->has_model(ops->srv, endpoint, model);
 }
 
 void plat_srv_batch_poll(void *ctx, int room, const srv_batch_ops_t *ops) {

@@ -1219,6 +1219,7 @@ int srv_run_internal(srv_t *s, const srv_internal_t *in) {
     gen_kind_t kind;
     if (!strcmp(in->endpoint, "/v1/chat/completions")) kind = GEN_CHAT;
     else if (!strcmp(in->endpoint, "/v1/completions")) kind = GEN_COMPLETIONS;
+    else if (!strcmp(in->endpoint, "/v1/embeddings")) return embed_run_internal(s, in);
     else return -1;
     gen_job_t *j = calloc(1, sizeof *j);
     if (!j) return -1;
@@ -1235,12 +1236,8 @@ static int job_begin(gen_job_t *j, struct evhttp_request *req, int64_t est_promp
                      oai_error_t *e) {
     if (!j->internal)
         return srv_hook_begin(j->s, req, j->m->id, est_prompt, est_completion, &j->hook, e);
-    srv_status_t st = {0};
-    void *h = NULL;
-    if (j->ij.begin(j->ij.ctx, j->m->id, est_prompt, est_completion, &h, &st) != 0)
-        return oai_fail(e, st.http ? st.http : 403, st.type[0] ? st.type : "permission_denied",
-                        st.code[0] ? st.code : NULL, NULL, "%s", st.message);
-    j->hook = j->ij_req = h;
+    if (srv_internal_begin(&j->ij, j->m->id, est_prompt, est_completion, &j->hook, e) != 0) return -1;
+    j->ij_req = j->hook;
     return 0;
 }
 

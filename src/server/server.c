@@ -199,6 +199,18 @@ int srv_hook_begin(srv_t *s, struct evhttp_request *req, const char *model, int6
     return 0;
 }
 
+int srv_internal_begin(const srv_internal_t *ij, const char *model, int64_t est_prompt_tokens,
+                       int64_t est_completion_tokens, void **hook, oai_error_t *e) {
+    srv_status_t st = {0};
+    *hook = NULL;
+    if (ij->begin(ij->ctx, model, est_prompt_tokens, est_completion_tokens, hook, &st) != 0) {
+        *hook = NULL;
+        return oai_fail(e, st.http ? st.http : 403, st.type[0] ? st.type : "permission_denied",
+                        st.code[0] ? st.code : NULL, st.param[0] ? st.param : NULL, "%s", st.message);
+    }
+    return 0;
+}
+
 /* ---- responses ---- */
 
 void srv_add_common_headers(srv_t *s, struct evhttp_request *req) {
@@ -806,9 +818,13 @@ static int run_internal(void *srv, const srv_internal_t *in) {
     return srv_run_internal(srv, in);
 }
 
-static bool has_text_model(void *srv, const char *id) {
+/* A loaded model that serves `endpoint`: text generation, or embeddings
+ * (an encoder or a pooled decoder that is not a reranker). */
+static bool has_model_for(void *srv, const char *endpoint, const char *id) {
     srv_model_t *m = srv_find_model(srv, id);
-    return m && !srv_model_embeds(m);
+    if (!m) return false;
+    if (strcmp(endpoint, "/v1/embeddings") != 0) return !srv_model_embeds(m);
+    return srv_model_embeds(m) && model_hparams(m->model)->pooling != SL_POOLING_RANK;
 }
 
 static void on_poll(evutil_socket_t fd, short what, void *arg) {
@@ -821,7 +837,7 @@ static void on_poll(evutil_socket_t fd, short what, void *arg) {
     if (s->cfg.hooks.batch_poll && now - s->batch_poll_ns >= 200000000ull) {
         s->batch_poll_ns = now;
         int room = s->cfg.batch_running - s->n_internal;
-        const srv_batch_ops_t ops = {s, run_internal, has_text_model};
+        const srv_batch_ops_t ops = {s, run_internal, has_model_for};
         s->cfg.hooks.batch_poll(s->cfg.hooks.ctx, room > 0 ? room : 0, &ops);
     }
 }

@@ -45,7 +45,7 @@ typedef struct srv_usage {
  * API's runner feeds each batch request through the same generation path
  * as the HTTP route (srv_run_internal). */
 typedef struct srv_internal {
-    const char *endpoint; /* "/v1/chat/completions" or "/v1/completions" */
+    const char *endpoint; /* "/v1/chat/completions", "/v1/completions" or "/v1/embeddings" */
     const char *body;     /* the request body, JSON (copied by the server) */
     size_t len;
     void *ctx;
@@ -86,7 +86,8 @@ typedef struct srv_files_req {
 typedef struct srv_batch_ops {
     void *srv;
     int (*run)(void *srv, const srv_internal_t *in); /* srv_run_internal */
-    bool (*has_model)(void *srv, const char *id);    /* a loaded model that generates text */
+    /* a loaded model that serves endpoint (text generation or embeddings) */
+    bool (*has_model)(void *srv, const char *endpoint, const char *id);
 } srv_batch_ops_t;
 
 typedef struct srv_hooks {

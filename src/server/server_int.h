@@ -108,6 +108,10 @@ srv_model_t *srv_find_model(srv_t *s, const char *id);
  * on req when the hook asks) when refused. */
 int srv_hook_begin(srv_t *s, struct evhttp_request *req, const char *model, int64_t est_prompt_tokens,
                    int64_t est_completion_tokens, void **hook, oai_error_t *e);
+/* An internal request's admission (srv_internal_t.begin) as a route's
+ * hook: 0 and *hook, or -1 with *e. */
+int srv_internal_begin(const srv_internal_t *ij, const char *model, int64_t est_prompt_tokens,
+                       int64_t est_completion_tokens, void **hook, oai_error_t *e);
 /* A connection whose client has gone (readable, nothing to read): libevent
  * does not notice while a request is handled and no reply has started. */
 bool srv_conn_gone(const srv_conn_t *c);
@@ -192,6 +196,8 @@ void resp_handle_stored(srv_t *s, struct evhttp_request *req, const char *rest, 
 
 /* embed.c: /v1/embeddings and /v1/rerank (encoder models) */
 void embed_handle(srv_t *s, srv_conn_t *c, struct evhttp_request *req, bool rerank);
+/* srv_run_internal for /v1/embeddings. */
+int embed_run_internal(srv_t *s, const srv_internal_t *in);
 void embed_on_event(srv_t *s, const eng_event_t *ev);
 void embed_conn_lost(emb_job_t *j);
 void embed_free_all(srv_t *s);

@@ -15,9 +15,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import OpenAI, { toFile } from "openai";
-import { BIN, startServer } from "./lib/server.mjs";
+import { BIN, makeModel, startServer, tinyModel } from "./lib/server.mjs";
 
 let dir, srv;
+// a chat model and a BERT embedding model (CLS pooling)
+const models = () => ({ tiny: tinyModel(), emb: makeModel("tests/data/tokenizer/bert-uncased", "bert") });
 const acct = {};
 
 function admin(...args) {
@@ -74,7 +76,7 @@ before(async () => {
   for (const n of ["alice", "bob", "carol", "poor"]) acct[n] = newAccount(n);
   admin("accounts", "credit", String(acct.poor.id), "--gift", "-14");
   admin("models", "set-price", "tiny", "--input", String(PRICE), "--output", String(PRICE));
-  srv = await startServer({ args: ["--data", dir, "--ctx", "512"] });
+  srv = await startServer({ models: models(), args: ["--data", dir, "--ctx", "512"] });
 });
 
 after(async () => {
@@ -148,6 +150,31 @@ test("a completions batch", async () => {
   const direct = await c.completions.create(body);
   assert.equal(o.custom_id, "only");
   assert.equal(o.response.body.choices[0].text, direct.choices[0].text);
+});
+
+test("an embeddings batch equals the same requests made directly", async () => {
+  const c = client(acct.alice.key);
+  const inputs = ["the quick brown fox", ["two inputs", "in one request"], "jumps over the lazy dog"];
+  const bodies = inputs.map((input) => ({ model: "emb", input, encoding_format: "float" }));
+  const f = await upload(c, bodies.map((b, i) => line(`e${i}`, b, "/v1/embeddings")));
+  const b = await poll(c, (await c.batches.create({ input_file_id: f.id, endpoint: "/v1/embeddings",
+    completion_window: "24h" })).id);
+  assert.equal(b.status, "completed", JSON.stringify(b));
+  const out = await jsonl(c, b.output_file_id);
+  assert.deepEqual(out.map((o) => o.custom_id), ["e0", "e1", "e2"]);
+  for (let i = 0; i < 3; i++) {
+    const direct = await c.embeddings.create(bodies[i]);
+    assert.deepEqual(out[i].response.body.data, JSON.parse(JSON.stringify(direct.data)));
+    assert.deepEqual(out[i].response.body.usage, JSON.parse(JSON.stringify(direct.usage)));
+  }
+  const rows = ledger(acct.alice.id).filter((r) => r.batch === b.id);
+  assert.equal(rows.length, 3);
+  // a chat model is not an embedding model: the batch fails validation
+  const g = await upload(c, [line("x", { model: "tiny", input: "hi" }, "/v1/embeddings")]);
+  const bad = await poll(c, (await c.batches.create({ input_file_id: g.id, endpoint: "/v1/embeddings",
+    completion_window: "24h" })).id);
+  assert.equal(bad.status, "failed");
+  assert.equal(bad.errors.data[0].code, "model_not_found");
 });
 
 test("files and batches are the account's own: another account's ids are 404", async () => {
@@ -330,7 +357,7 @@ test("killed mid-batch, restarted: the batch resumes and bills each request once
   }
   srv.proc.kill("SIGKILL");
   await new Promise((r) => srv.proc.once("exit", r));
-  srv = await startServer({ args: ["--data", dir, "--ctx", "512"] });
+  srv = await startServer({ models: models(), args: ["--data", dir, "--ctx", "512"] });
   const c = client(acct.carol.key);
   const b = await poll(c, created.id);
   assert.equal(b.status, "completed");

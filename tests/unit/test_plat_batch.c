@@ -54,7 +54,7 @@ static int64_t q_int(const char *sql, const char *arg) {
     return v;
 }
 
-static bool any_model(void *ud, const char *m) {
+static bool any_model(void *ud, const char *endpoint, const char *m) {
     return !strcmp(m, "tiny") || !strcmp(m, "other");
 }
 

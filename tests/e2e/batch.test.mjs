@@ -347,6 +347,9 @@ test("killed mid-batch, restarted: the batch resumes and bills each request once
   const t0 = Date.now();
   for (;;) {
     const b = await c0.batches.retrieve(created.id);
+    // the runner's bound: at most --batch-running (2) of the batch's sequences at once
+    const h = await (await fetch(srv.url + "/health")).json();
+    assert.ok(h.live_sequences <= 2, JSON.stringify(h));
     if (b.request_counts.completed >= 2) {
       assert.ok(b.request_counts.completed < 16, "the batch ended before the kill: make it longer");
       break;

@@ -665,6 +665,11 @@ static void job_start(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, bo
     if (s->ejobs) s->ejobs->prev = j;
     s->ejobs = j;
     s->n_ejobs++;
+    if (j->internal && len > s->cfg.max_body) { /* the route's own limit (embed_handle) */
+        oai_fail(&e, 413, NULL, "request_too_large", NULL, "The request body is %zu bytes; the limit is %zu bytes.",
+                 len, s->cfg.max_body);
+        goto fail;
+    }
     json_error_t je;
     j->body = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
     const json_t *model = j->body ? json_object_get(j->body, "model") : NULL;

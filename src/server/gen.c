@@ -1258,6 +1258,11 @@ static void job_start(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, ge
     if (s->jobs) s->jobs->prev = j;
     s->jobs = j;
     s->n_jobs++;
+    if (j->internal && len > s->cfg.max_body) { /* the route's own limit (gen_handle) */
+        oai_fail(&e, 413, NULL, "request_too_large", NULL, "The request body is %zu bytes; the limit is %zu bytes.",
+                 len, s->cfg.max_body);
+        goto fail;
+    }
     if (fmt) {
         if (fmt_parse(j, req, body, len, &e) != 0) goto fail;
     } else if (oai_parse(body, len, chat, &j->r, &e) != 0) {

@@ -139,17 +139,31 @@ test("a chat batch equals the same requests made directly, billed once each at t
   assert.equal(v.status, 0, v.stderr);
 });
 
-test("a completions batch", async () => {
+test("a completions batch; requests the route refuses land in the error file with its error", async () => {
   const c = client(acct.alice.key);
   const body = { model: "tiny", prompt: "Once upon a time", max_tokens: 8, temperature: 0 };
-  const f = await upload(c, [line("only", body, "/v1/completions")]);
+  const hot = { ...body, temperature: 5 };
+  const f = await upload(c, [line("only", body, "/v1/completions"), line("hot", hot, "/v1/completions"),
+    line("stream", { ...body, stream: true }, "/v1/completions")]);
   const b = await poll(c, (await c.batches.create({ input_file_id: f.id, endpoint: "/v1/completions",
     completion_window: "24h" })).id);
   assert.equal(b.status, "completed");
+  assert.deepEqual(b.request_counts, { total: 3, completed: 1, failed: 2 });
   const [o] = await jsonl(c, b.output_file_id);
   const direct = await c.completions.create(body);
   assert.equal(o.custom_id, "only");
   assert.equal(o.response.body.choices[0].text, direct.choices[0].text);
+  const errs = await jsonl(c, b.error_file_id);
+  assert.deepEqual(errs.map((e) => e.custom_id), ["hot", "stream"]);
+  let routeErr;
+  try { await c.completions.create(hot); } catch (e) { routeErr = e; }
+  assert.equal(errs[0].response.status_code, routeErr.status);
+  assert.equal(errs[0].response.body.error.param, routeErr.param);
+  assert.equal(errs[0].response.body.error.message, routeErr.error.message);
+  assert.equal(errs[1].response.status_code, 400);
+  assert.equal(errs[1].response.body.error.param, "stream");
+  // refused before any compute: no ledger rows for them
+  assert.equal(ledger(acct.alice.id).filter((r) => r.batch === b.id).length, 1);
 });
 
 test("an embeddings batch equals the same requests made directly", async () => {

@@ -3,7 +3,9 @@
  * their requests and results, the state machine the runner drives
  * (batch.h has the lifecycle and the exactly-once rule).
  *
- * Everything runs under the platform's mutex. Files are rows (their bytes
+ * Everything runs under the platform's mutex, except parsing a batch's
+ * input file (batch_validate reads it, lets go, parses, and takes the
+ * mutex again to store the outcome). Files are rows (their bytes
  * in a TEXT column: SQLite keeps any bytes there); a batch's requests are
  * rows of batch_items, written in the transaction that takes the batch to
  * in_progress, and each gets its result in the transaction of its ledger
@@ -765,74 +767,109 @@ static bool running_has(plat_t *p, const char *batch_id, int64_t line) {
     return false;
 }
 
-typedef struct store_ctx {
-    plat_t *p;
-    const char *batch_id;
-    char *err;
-    size_t errlen;
-} store_ctx_t;
+/* A validated file's requests, collected outside the lock. */
+typedef struct item_vec {
+    int64_t *line;
+    char **cid, **body;
+    size_t n, cap;
+} item_vec_t;
 
-static int store_item(void *ud, int64_t line, const char *custom_id, const char *body) {
-    store_ctx_t *c = ud;
-    db_stmt_t *s = db_stmt(c->p->db, ST_ITEM_INSERT, c->err, c->errlen);
-    if (!s) return -1;
-    db_bind_text(s, 1, c->batch_id);
-    db_bind_int64(s, 2, line);
-    db_bind_text(s, 3, custom_id);
-    db_bind_text(s, 4, body);
-    int rc = db_step_done(s, c->err, c->errlen);
-    db_release(s);
-    return rc;
+static int collect_item(void *ud, int64_t line, const char *custom_id, const char *body) {
+    item_vec_t *v = ud;
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 64;
+        int64_t *l = realloc(v->line, cap * sizeof *l);
+        if (l) v->line = l;
+        char **c = realloc(v->cid, cap * sizeof *c);
+        if (c) v->cid = c;
+        char **b = realloc(v->body, cap * sizeof *b);
+        if (b) v->body = b;
+        if (!l || !c || !b) return -1;
+        v->cap = cap;
+    }
+    v->line[v->n] = line;
+    v->cid[v->n] = sl_strdup(custom_id);
+    v->body[v->n] = sl_strdup(body);
+    v->n++;
+    return v->cid[v->n - 1] && v->body[v->n - 1] ? 0 : -1;
 }
 
-/* Locked. validating -> in_progress (requests stored) or failed. */
-static int batch_validate(plat_t *p, const active_batch_t *b, bool (*is_model)(void *, const char *, const char *), void *ud,
-                          char *err, size_t errlen) {
-    db_stmt_t *s = db_stmt(p->db, ST_FILE_BODY, err, errlen);
-    if (!s) return -1;
-    db_bind_text(s, 1, b->input_file_id);
-    db_bind_int64(s, 2, b->account_id);
+static void item_vec_free(item_vec_t *v) {
+    for (size_t i = 0; i < v->n; i++) {
+        free(v->cid[i]);
+        free(v->body[i]);
+    }
+    free(v->line);
+    free(v->cid);
+    free(v->body);
+}
+
+/* validating -> in_progress (requests stored) or failed. Takes the lock
+ * to read the file and to write the outcome, not while it parses: a large
+ * file does not hold up the request path. */
+static int batch_validate(plat_t *p, const active_batch_t *b, bool (*is_model)(void *, const char *, const char *),
+                          void *ud, char *err, size_t errlen) {
     char *data = NULL;
     size_t len = 0;
-    if (db_step(s) == DB_ROW) {
-        len = db_col_bytes(s, 0);
-        data = malloc(len + 1);
-        if (data) memcpy(data, db_col_text(s, 0), len);
+    pthread_mutex_lock(&p->mu);
+    db_stmt_t *s = db_stmt(p->db, ST_FILE_BODY, err, errlen);
+    if (s) {
+        db_bind_text(s, 1, b->input_file_id);
+        db_bind_int64(s, 2, b->account_id);
+        if (db_step(s) == DB_ROW) {
+            len = db_col_bytes(s, 0);
+            data = malloc(len + 1);
+            if (data) memcpy(data, db_col_text(s, 0), len);
+            else sl_err(err, errlen, "out of memory");
+        }
+        db_release(s);
     }
-    db_release(s);
-    json_t *errors = NULL;
-    if (!data) {
-        errors = json_pack("{s:s, s:[{s:s, s:s, s:n, s:n}]}", "object", "list", "data", "code", "file_not_found",
-                           "message", "The batch's input file was deleted before it could be read.", "param", "line");
-    }
-    if (db_begin(p->db, err, errlen) != 0) {
+    pthread_mutex_unlock(&p->mu);
+    if (!s || (len && !data)) {
         free(data);
-        json_decref(errors);
         return -1;
     }
-    store_ctx_t sc = {p, b->id, err, errlen};
-    if (data && plat_batch_validate(data, len, b->endpoint, is_model, ud, store_item, &sc, &errors) == 0) {
-        s = db_stmt(p->db, ST_BATCH_START, err, errlen);
-    } else {
-        s = db_stmt(p->db, ST_BATCH_FAIL, err, errlen);
-        if (s) {
-            char *t = json_dumps(errors, JSON_COMPACT);
-            db_bind_text(s, 3, t ? t : "null");
-            free(t);
-        }
-    }
+    json_t *errors = NULL;
+    item_vec_t items = {0};
+    bool valid = false;
+    if (!data)
+        errors = json_pack("{s:s, s:[{s:s, s:s, s:n, s:n}]}", "object", "list", "data", "code", "file_not_found",
+                           "message", "The batch's input file was deleted before it could be read.", "param", "line");
+    else
+        valid = plat_batch_validate(data, len, b->endpoint, is_model, ud, collect_item, &items, &errors) == 0;
     free(data);
-    json_decref(errors);
-    if (!s) goto fail;
+    int rc = -1;
+    pthread_mutex_lock(&p->mu);
+    if (db_begin(p->db, err, errlen) != 0) goto out;
+    for (size_t i = 0; valid && i < items.n; i++) {
+        s = db_stmt(p->db, ST_ITEM_INSERT, err, errlen);
+        if (!s) goto out;
+        db_bind_text(s, 1, b->id);
+        db_bind_int64(s, 2, items.line[i]);
+        db_bind_text(s, 3, items.cid[i]);
+        db_bind_text(s, 4, items.body[i]);
+        int r = db_step_done(s, err, errlen);
+        db_release(s);
+        if (r != 0) goto out;
+    }
+    s = db_stmt(p->db, valid ? ST_BATCH_START : ST_BATCH_FAIL, err, errlen);
+    if (!s) goto out;
+    if (!valid) {
+        char *t = json_dumps(errors, JSON_COMPACT);
+        db_bind_text(s, 3, t ? t : "null");
+        free(t);
+    }
     db_bind_text(s, 1, b->id);
     db_bind_int64(s, 2, now_s(p));
-    int rc = db_step_done(s, err, errlen);
+    rc = db_step_done(s, err, errlen);
     db_release(s);
-    if (rc != 0 || db_commit(p->db, err, errlen) != 0) goto fail;
-    return 0;
-fail:
-    db_rollback(p->db);
-    return -1;
+    if (rc == 0) rc = db_commit(p->db, err, errlen);
+out:
+    if (rc != 0) db_rollback(p->db);
+    pthread_mutex_unlock(&p->mu);
+    json_decref(errors);
+    item_vec_free(&items);
+    return rc;
 }
 
 /* A result line: {"id","custom_id","response":{...}|null,"error":{...}|null}. */
@@ -1039,16 +1076,14 @@ int plat_batch_step(plat_t *p, int room, bool (*is_model)(void *ud, const char *
         b->key_id = db_col_int64(s, 19);
     }
     db_release(s);
+    pthread_mutex_unlock(&p->mu);
+    for (size_t i = 0; i < nb && rc == 0; i++) /* unlocked: batch_validate locks as it needs */
+        if (!strcmp(bs[i].status, "validating")) rc = batch_validate(p, &bs[i], is_model, ud, err, errlen);
+    pthread_mutex_lock(&p->mu);
     int64_t now = now_s(p);
     for (size_t i = 0; i < nb && rc == 0; i++) {
         active_batch_t *b = &bs[i];
-        if (!strcmp(b->status, "validating")) {
-            if (batch_validate(p, b, is_model, ud, err, errlen) != 0) {
-                rc = -1;
-                break;
-            }
-            continue; /* its requests start at the next step */
-        }
+        if (!strcmp(b->status, "validating")) continue; /* its requests start at the next step */
         const char *ending = NULL;
         if (!strcmp(b->status, "cancelling")) ending = "cancelled";
         else if (now >= b->expires_at) ending = "expired";

@@ -562,6 +562,14 @@ static void handle_files(srv_t *s, struct evhttp_request *req, const char *route
     srv_files_req_t fr = {.method = method, .route = route, .rest = rest, .query = query};
     char buf[256];
     fr.authorization = srv_authorization(req, buf, sizeof buf);
+    if (h->auth) { /* the key first: a stranger's upload is a 401, not parsed */
+        int64_t account;
+        srv_status_t ast = {0};
+        if (h->auth(h->ctx, fr.authorization, &account, &ast) != 0) {
+            send_hook_error(s, req, &ast);
+            return;
+        }
+    }
     const char *body_in = len ? (const char *)evbuffer_pullup(in, -1) : "";
     mp_part_t parts[MP_MAX_PARTS];
     char purpose[64];

@@ -302,6 +302,9 @@ test("hostile and oversized uploads are clear 4xx", async () => {
   assert.equal((await r.json()).error.param, "purpose");
   const noKey = await fetch(url, { method: "POST", body: form });
   assert.equal(noKey.status, 401);
+  const noKeyGarbage = await fetch(url, { method: "POST", body: "garbage",
+    headers: { "content-type": "multipart/form-data; boundary=XX" } });
+  assert.equal(noKeyGarbage.status, 401); // the key is checked before the body is read
   // size caps: per file, and per account
   const small = await startServer({ args: ["--data", dir, "--ctx", "512", "--max-file", "2048",
     "--files-quota", "2500"] });

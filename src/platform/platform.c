@@ -580,8 +580,9 @@ static int redis_take(plat_t *p, int64_t account, const char *model, const plat_
 }
 
 /* Locked. Gives back `tokens` (may be negative) and, with whole_request,
- * the request's RPM/RPD slot. Lost (logged by rl_redis) while Redis is
- * away: those tokens refill with time. */
+ * the request's RPM/RPD slot. When Redis cannot take them (away, or a bad
+ * reply; rl_redis logs that once per outage or run of bad replies) they
+ * stay taken and refill with time. */
 static void redis_give(plat_t *p, int64_t account, const char *model, const plat_limits_t *l,
                        int64_t tokens, bool whole_request) {
     rl_redis_bucket_t b[PLAT_LIM_N];
@@ -590,8 +591,7 @@ static void redis_give(plat_t *p, int64_t account, const char *model, const plat
     int n =
         redis_buckets(account, model, l, whole_request ? 1 : 0, (double)tokens, true, b, keys, idx);
     char err[SL_ERR_MAX];
-    if (n > 0 && rl_redis_give(p->redis, b, n, err, sizeof err) != 0)
-        sl_warn("platform: rate-limit tokens not given back to %s: %s", model, err);
+    if (n > 0) rl_redis_give(p->redis, b, n, err, sizeof err);
 }
 
 char *plat_metrics_text(plat_t *p) {

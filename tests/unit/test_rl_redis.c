@@ -449,6 +449,63 @@ static void test_take_deny_give(void) {
     redisFree(c);
 }
 
+/* The URL's other forms against the real server: the unix socket with
+ * ?db=, a password (AUTH pass), an ACL user with a percent-encoded
+ * password; a wrong password, none at all, and a database out of range are
+ * refused at open with the server's reason. */
+static void test_auth_db_socket(void) {
+    if (!redis_base) return;
+    redisContext *c = raw();
+    raw_do(c, "FLUSHDB");
+    char url[700], err[SL_ERR_MAX];
+    int denied;
+    int64_t wait;
+    rl_redis_bucket_t b = bucket("a:k", 10, 86400000, 3);
+    if (redis_dir) {
+        snprintf(url, sizeof url, "unix://%s/redis.sock?db=9", redis_dir);
+        rl_redis_t *r = open_fast(url);
+        CHECK(r && rl_redis_take(r, &b, 1, &denied, &wait, err, sizeof err) == RL_REDIS_TAKEN);
+        CHECK_NEAR(raw_level(c, "a:k"), 7, 0.01); /* in db 9, where raw() looks */
+        rl_redis_close(r);
+    }
+    const char *hp = redis_base + strlen("redis://");
+    redisReply *rp = redisCommand(c, "ACL SETUSER silica_t on >s3cr@t ~* +@all");
+    CHECK(rp && rp->type == REDIS_REPLY_STATUS);
+    if (rp) freeReplyObject(rp);
+    rp = redisCommand(c, "CONFIG SET requirepass %s", "topsecret");
+    CHECK(rp && rp->type == REDIS_REPLY_STATUS);
+    if (rp) freeReplyObject(rp);
+    snprintf(url, sizeof url, "redis://:topsecret@%s/9", hp);
+    rl_redis_t *r = open_fast(url);
+    CHECK(r && rl_redis_take(r, &b, 1, &denied, &wait, err, sizeof err) == RL_REDIS_TAKEN);
+    rl_redis_close(r);
+    snprintf(url, sizeof url, "redis://silica_t:s3cr%%40t@%s/9?timeout_ms=500", hp);
+    r = open_fast(url);
+    CHECK(r && rl_redis_take(r, &b, 1, &denied, &wait, err, sizeof err) == RL_REDIS_TAKEN);
+    rl_redis_close(r);
+    CHECK_NEAR(raw_level(c, "a:k"), redis_dir ? 1 : 4, 0.01);
+    static const struct {
+        const char *fmt, *why;
+    } refused[] = {
+        {"redis://:wrong@%s/9", "AUTH refused"},
+        {"redis://silica_t:wrong@%s/9", "AUTH refused"},
+        {"redis://%s/9", "SELECT refused"}, /* NOAUTH */
+        {"redis://:topsecret@%s/99999", "SELECT refused"},
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(refused); i++) {
+        snprintf(url, sizeof url, refused[i].fmt, hp);
+        err[0] = '\0';
+        r = rl_redis_open(url, NULL, err, sizeof err);
+        CHECK_MSG(r == NULL && strstr(err, refused[i].why), "%s: %s", url, err);
+        CHECK_MSG(!strstr(err, "topsecret") && !strstr(err, "wrong"), "a password in: %s", err);
+        rl_redis_close(r);
+    }
+    rp = redisCommand(c, "CONFIG SET requirepass %s", "");
+    if (rp) freeReplyObject(rp);
+    raw_do(c, "ACL DELUSER silica_t");
+    redisFree(c);
+}
+
 /* Refill and expiry follow Redis's clock: a 1-second window refills a
  * tenth of a 10-cap bucket every 100 ms; the key expires once it would be
  * full (+ 1 s). */
@@ -940,6 +997,7 @@ int main(void) {
         printf("-- on Redis (%s)\n", redis_url);
         fflush(stdout);
         RUN(test_take_deny_give);
+        RUN(test_auth_db_socket);
         RUN(test_refill_and_ttl);
         RUN(test_many_threads);
         RUN(test_outage_and_reconnect);

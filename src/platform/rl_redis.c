@@ -272,6 +272,49 @@ static int parse_url(rl_redis_t *r, const char *url, char *err, size_t errlen) {
     return 0;
 }
 
+/* ---- bounded replies ----
+ *
+ * hiredis builds any reply the server describes: "*4000000000" makes it
+ * allocate an array of that many pointers before one element arrives. No
+ * answer of ours is larger than a few hundred bytes or three elements, so
+ * every context's reader builds replies through hiredis's own functions
+ * behind these bounds; a refused one fails the call (hiredis then reports
+ * out of memory on the context), and the connection is dropped as for any
+ * reply that leaves the stream in doubt. */
+#define RL_REPLY_MAX_ELEMENTS 16
+#define RL_REPLY_MAX_BYTES 65536
+
+static pthread_mutex_t fns_mu = PTHREAD_MUTEX_INITIALIZER;
+static redisReplyObjectFunctions hiredis_fns, bounded_fns; /* set once, under fns_mu */
+static bool fns_ready;
+
+static void *bounded_array(const redisReadTask *t, int n) {
+    if (n < 0 || n > RL_REPLY_MAX_ELEMENTS) return NULL;
+    return hiredis_fns.createArray(t, n);
+}
+
+static void *bounded_string(const redisReadTask *t, char *s, size_t len) {
+    if (len > RL_REPLY_MAX_BYTES) return NULL;
+    return hiredis_fns.createString(t, s, len);
+}
+
+/* Puts the bounds on c's reader. -1 when hiredis has no functions to wrap. */
+static int bound_replies(redisContext *c) {
+    pthread_mutex_lock(&fns_mu);
+    if (!fns_ready && c->reader && c->reader->fn && c->reader->fn->createArray &&
+        c->reader->fn->createString) {
+        hiredis_fns = *c->reader->fn; /* hiredis's defaults, the same for every context */
+        bounded_fns = hiredis_fns;
+        bounded_fns.createArray = bounded_array;
+        bounded_fns.createString = bounded_string;
+        fns_ready = true;
+    }
+    pthread_mutex_unlock(&fns_mu);
+    if (!fns_ready || !c->reader) return -1;
+    c->reader->fn = &bounded_fns;
+    return 0;
+}
+
 /* ---- the connection ---- */
 
 static struct timeval tv_ms(int ms) {
@@ -334,6 +377,11 @@ static redisContext *dial(rl_redis_t *r, bool *refused, char *err, size_t errlen
         redisFree(c);
         return NULL;
     }
+    if (bound_replies(c) != 0) {
+        sl_err(err, errlen, "cannot bound the size of Redis replies");
+        redisFree(c);
+        return NULL;
+    }
     /* the connect timeout covers the handshake too; then the command timeout */
     if (redisSetTimeout(c, ct) != REDIS_OK) {
         sl_err(err, errlen, "cannot set the socket timeout");
@@ -370,15 +418,15 @@ fail:
     return NULL;
 }
 
-/* Under mu: the connection failed; drop it and wake the reconnect thread. */
-static void mark_down(rl_redis_t *r, const char *why) {
+/* Under mu: the connection failed (`what`: "unreachable", or how the
+ * server broke the protocol); drop it and wake the reconnect thread. */
+static void mark_down(rl_redis_t *r, const char *what, const char *why) {
     if (r->ctx) redisFree(r->ctx);
     r->ctx = NULL;
     r->st.outages++;
     r->down_since_ms = mono_ms();
-    sl_warn("rate limits: Redis at %s unreachable (%s); each node limits by itself until it is "
-            "back",
-            r->where, why);
+    sl_warn("rate limits: Redis at %s %s (%s); each node limits by itself until it is back",
+            r->where, what, why);
     pthread_cond_signal(&r->cv);
 }
 
@@ -576,9 +624,17 @@ static int run_script(rl_redis_t *r, const char *mode, const rl_redis_bucket_t *
         rp = redisCommandArgv(r->ctx, a, argv, lens);
     }
     if (!rp) {
-        char why[160];
-        snprintf(why, sizeof why, "%s", r->ctx->errstr[0] ? r->ctx->errstr : "connection lost");
-        mark_down(r, why);
+        char why[200];
+        const bool bad = r->ctx->err == REDIS_ERR_OOM || r->ctx->err == REDIS_ERR_PROTOCOL;
+        if (bad) {
+            /* a reply beyond the bounds above, or not RESP at all */
+            r->st.errors++;
+            snprintf(why, sizeof why, "a reply too large or malformed (%s)", r->ctx->errstr);
+        } else {
+            snprintf(why, sizeof why, "%s", r->ctx->errstr[0] ? r->ctx->errstr : "connection lost");
+        }
+        mark_down(r, bad ? "answered outside the protocol; connection dropped" : "unreachable",
+                  why);
         sl_err(err, errlen, "Redis at %s: %s", r->where, why);
         goto out;
     }

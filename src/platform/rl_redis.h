@@ -18,7 +18,8 @@
  * caller limits by itself (the platform's node-local buckets). A thread
  * reconnects in the background with exponential backoff, so no request
  * ever waits for a connect. A reply of the wrong shape (every reply is
- * checked for type and size) also returns -1 and counts as an error.
+ * checked for type and size, and hiredis may build none larger than 16
+ * elements or 64 KiB) also returns -1 and counts as an error.
  *
  * Threads: any thread may call any function; calls on one handle are
  * serialised by its mutex. Not for use outside src/platform/ (and its tests).

@@ -346,6 +346,51 @@ static void test_fake_bad_replies(void) {
     fake_stop(&f);
 }
 
+/* Replies beyond any size the script answers (an array header of a
+ * billion elements, a 70 kB string) are refused before hiredis builds
+ * them: an error, the connection dropped and made again. */
+static void test_fake_oversized(void) {
+    static char big[70100];
+    int o = snprintf(big, sizeof big, "$70000\r\n");
+    memset(big + o, 'x', 70000);
+    memcpy(big + o + 70000, "\r\n", 3);
+    const char *const replies[] = {"*1000000000\r\n", big, "*3\r\n:1\r\n:0\r\n:0\r\n"};
+    fake_t f;
+    fake_start(&f, FAKE_OK, replies, 3);
+    char url[128], err[SL_ERR_MAX];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", f.port);
+    rl_redis_t *r = open_fast(url);
+    if (!r) {
+        fake_stop(&f);
+        return;
+    }
+    rl_redis_bucket_t b = bucket("a", 10, 60000, 1);
+    int denied;
+    int64_t wait;
+    rl_redis_stats_t st = {0};
+    for (int i = 0; i < 3; i++) {
+        for (int k = 0; k < 200; k++) { /* reconnected within the 20..100 ms backoff */
+            rl_redis_stats(r, &st);
+            if (st.up) break;
+            sleep_ms(10);
+        }
+        CHECK(st.up);
+        err[0] = '\0';
+        int rc = rl_redis_take(r, &b, 1, &denied, &wait, err, sizeof err);
+        if (i < 2)
+            CHECK_MSG(rc == -1 && strstr(err, "too large or malformed"), "reply %d: %d %s", i, rc,
+                      err);
+        else
+            CHECK_MSG(rc == RL_REDIS_TAKEN, "%d %s", rc, err);
+    }
+    rl_redis_stats(r, &st);
+    CHECK_MSG(st.errors == 2 && st.outages == 2 && st.reconnects == 2,
+              "errors %" PRIu64 " outages %" PRIu64 " reconnects %" PRIu64, st.errors, st.outages,
+              st.reconnects);
+    rl_redis_close(r);
+    fake_stop(&f);
+}
+
 /* A server that accepts but never answers costs one call the command
  * timeout; the handle is then down and later calls return at once. */
 static void test_fake_silent(void) {
@@ -988,6 +1033,7 @@ int main(void) {
     RUN(test_urls);
     RUN(test_fake_handshake_refusals);
     RUN(test_fake_bad_replies);
+    RUN(test_fake_oversized);
     RUN(test_fake_silent);
     if (!redis_base) {
         printf("-- on Redis: SKIPPED (SILICA_TEST_REDIS is not set; tests/redis.sh sets it when it "

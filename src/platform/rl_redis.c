@@ -288,8 +288,15 @@ static pthread_mutex_t fns_mu = PTHREAD_MUTEX_INITIALIZER;
 static redisReplyObjectFunctions hiredis_fns, bounded_fns; /* set once, under fns_mu */
 static bool fns_ready;
 
-static void *bounded_array(const redisReadTask *t, int n) {
-    if (n < 0 || n > RL_REPLY_MAX_ELEMENTS) return NULL;
+#if HIREDIS_MAJOR >= 1
+typedef size_t rl_nelem_t; /* hiredis 1.x counts elements in size_t */
+#else
+typedef int rl_nelem_t; /* 0.14 (Debian 12) in int */
+#endif
+
+static void *bounded_array(const redisReadTask *t, rl_nelem_t n) {
+    const long long v = (long long)n; /* a huge size_t turns negative: refused too */
+    if (v < 0 || v > RL_REPLY_MAX_ELEMENTS) return NULL;
     return hiredis_fns.createArray(t, n);
 }
 

@@ -922,6 +922,7 @@ static int chat_prompt(gen_job_t *j, gen_prompt_t *g, oai_error_t *e) {
     o.bos_token = m->bos_text;
     o.eos_token = m->eos_text;
     o.add_generation_prompt = true;
+    o.harmony = m->tc_family == TC_FAMILY_HARMONY;
     json_t *kw = json_object_get(j->r.body, "chat_template_kwargs");
     o.kwargs = json_is_object(kw) ? kw : NULL;
     /* reasoning_effort (OpenAI's chat parameter) reaches the template as

@@ -147,9 +147,11 @@ enum { NORM_NULL_EMPTY = 1, NORM_ARGS_STRING = 2 };
  * commentary header, and content becomes "": the template then writes the
  * turn as OpenAI's harmony renderer does. 0, or -1 on out of memory. */
 static int harmony_preamble(json_t *m) {
-    const json_t *content = json_object_get(m, "content"), *thinking = json_object_get(m, "thinking");
+    const json_t *content = json_object_get(m, "content"),
+                 *thinking = json_object_get(m, "thinking");
     if (json_array_size(json_object_get(m, "tool_calls")) == 0 || !json_is_string(content) ||
-        !json_is_string(thinking) || json_string_length(content) == 0 || json_string_length(thinking) == 0)
+        !json_is_string(thinking) || json_string_length(content) == 0 ||
+        json_string_length(thinking) == 0)
         return 0;
     const char *role = json_string_value(json_object_get(m, "role"));
     if (!role || strcmp(role, "assistant") != 0) return 0;
@@ -159,7 +161,8 @@ static int harmony_preamble(json_t *m) {
               sl_buf_append(&b, json_string_value(content), json_string_length(content));
     json_t *joined = bad ? NULL : json_stringn(b.data, b.len);
     sl_buf_free(&b);
-    if (!joined || json_object_set_new(m, "thinking", joined) || json_object_set_new(m, "content", json_string("")))
+    if (!joined || json_object_set_new(m, "thinking", joined) ||
+        json_object_set_new(m, "content", json_string("")))
         return -1;
     return 0;
 }
@@ -189,8 +192,8 @@ static json_t *normalise_tools(const json_t *tools, bool fill, bool *has_bare) {
 /* Returns a normalised deep copy of the messages array (see the top).
  * *has_null: some content is null; *has_args: some arguments string was
  * parsed into a mapping (so the variants would differ). */
-static json_t *normalise_messages(const json_t *msgs, int mode, bool harmony, bool *has_null, bool *has_args,
-                                  char *err, size_t errlen) {
+static json_t *normalise_messages(const json_t *msgs, int mode, bool harmony, bool *has_null,
+                                  bool *has_args, char *err, size_t errlen) {
     json_t *out = json_deep_copy(msgs);
     if (!out) {
         sl_err(err, errlen, "out of memory");
@@ -322,10 +325,12 @@ int chat_render(const chat_tmpl_t *t, const json_t *request, const chat_render_o
                                  NORM_TOOL_DESC | NORM_NULL_EMPTY | NORM_ARGS_STRING};
     for (int k = 0; k < 8; k++) {
         const int mode = modes[k];
-        if (mode && (((mode & NORM_NULL_EMPTY) && !has_null) || ((mode & NORM_ARGS_STRING) && !has_args) ||
-                     ((mode & NORM_TOOL_DESC) && !has_bare)))
+        if (mode &&
+            (((mode & NORM_NULL_EMPTY) && !has_null) || ((mode & NORM_ARGS_STRING) && !has_args) ||
+             ((mode & NORM_TOOL_DESC) && !has_bare)))
             continue;
-        json_t *norm = normalise_messages(msgs, mode, o && o->harmony, &has_null, &has_args, err, errlen);
+        json_t *norm =
+            normalise_messages(msgs, mode, o && o->harmony, &has_null, &has_args, err, errlen);
         json_t *tv = norm ? normalise_tools(tools, mode & NORM_TOOL_DESC, &has_bare) : NULL;
         if (!norm || !tv) {
             if (norm) sl_err(err, errlen, "out of memory");

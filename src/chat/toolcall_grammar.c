@@ -215,9 +215,11 @@ int tc_build_grammar(tc_family_t f, const json_t *tools, tc_choice_t choice,
                  * template writes calls back: N<|channel|>commentary json)
                  * or after the channel (chan-N: N <|constrain|>json) */
                 bad = bad || LIT("%s" TC_H_CHANNEL, name) ||
-                      sl_buf_puts(&call, "h-chn h-type \"" TC_H_MESSAGE "\" ") || sl_buf_puts(&call, args);
+                      sl_buf_puts(&call, "h-chn h-type \"" TC_H_MESSAGE "\" ") ||
+                      sl_buf_puts(&call, args);
                 bad = bad || sl_buf_printf(&call, "\nchan-%zu ::= ", i) || LIT("%s", name) ||
-                      sl_buf_puts(&call, "h-type \"" TC_H_MESSAGE "\" ") || sl_buf_puts(&call, args);
+                      sl_buf_puts(&call, "h-type \"" TC_H_MESSAGE "\" ") ||
+                      sl_buf_puts(&call, args);
                 bad = bad || sl_buf_printf(&chans, "%schan-%zu", nalt ? " | " : "", i);
                 break;
             }
@@ -288,7 +290,8 @@ int tc_build_grammar(tc_family_t f, const json_t *tools, tc_choice_t choice,
         /* the root begins with each trigger text (tc_trigger): the start
          * word "to=functions.", "<|start|>assistant to=functions." and
          * "<|channel|>commentary|analysis to=functions." */
-        bad = sl_buf_puts(out, "root ::= \"" TC_H_START "assistant \"? \"to=functions.\" call | \"" TC_H_CHANNEL
+        bad = sl_buf_puts(out, "root ::= \"" TC_H_START
+                               "assistant \"? \"to=functions.\" call | \"" TC_H_CHANNEL
                                "\" h-chn \" to=functions.\" chan\n") ||
               sl_buf_printf(out, "call ::= %s\nchan ::= %s\n", calls.data, chans.data) ||
               sl_buf_puts(out, "h-chn ::= \"commentary\" | \"analysis\"\n"
@@ -333,10 +336,11 @@ int tc_harmony_grammar(const char *final_gbnf, const json_t *tools, tc_choice_t 
      * then repeats the role), then the final message or a call */
     int bad = sl_buf_puts(out, "root ::= ");
     if (analysis)
-        bad = bad || sl_buf_puts(out, "( \"" TC_H_CHANNEL "analysis" TC_H_MESSAGE "\" h-text \"" TC_H_END
-                                      TC_H_START "assistant\" )? ");
+        bad = bad || sl_buf_puts(out, "( \"" TC_H_CHANNEL "analysis" TC_H_MESSAGE
+                                      "\" h-text \"" TC_H_END TC_H_START "assistant\" )? ");
     bad = bad || sl_buf_puts(out, "( ");
-    if (final_gbnf) bad = bad || sl_buf_puts(out, "\"" TC_H_CHANNEL "final" TC_H_MESSAGE "\" f-root");
+    if (final_gbnf)
+        bad = bad || sl_buf_puts(out, "\"" TC_H_CHANNEL "final" TC_H_MESSAGE "\" f-root");
     if (final_gbnf && with_calls) bad = bad || sl_buf_puts(out, " | ");
     if (with_calls) bad = bad || sl_buf_puts(out, "c-call");
     bad = bad || sl_buf_puts(out, " )\nh-text ::= ( [^<] | \"<\" [^|] )*\n");

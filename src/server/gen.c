@@ -1251,7 +1251,8 @@ void gen_handle(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, gen_kind
         srv_request_grammar(&j->r, pre ? j->r.prefix : NULL, pre ? j->r.prefix_len : 0, &j->gspec);
         j->gspec.vocab = j->m->gvocab_plain; /* no tool-call markers (NULL: the engine's has none) */
         /* harmony: the constraint applies to the final channel's message */
-        if (chat && !j->r.fim && tools_format_grammar(&j->tools, &j->r, &j->gspec, &e) != 0) goto fail_hook;
+        if (chat && !j->r.fim && tools_format_grammar(&j->tools, &j->r, &j->gspec, &e) != 0)
+            goto fail_hook;
         char err[SL_ERR_MAX];
         if (eng_grammar_prepare(j->m->eng, &j->gspec, j, err, sizeof err) != 0) {
             oai_fail(&e, 400, NULL, "invalid_value", j->r.gram_param, "%s", err);

@@ -134,10 +134,10 @@ int tools_grammar(const srv_model_t *m, srv_tools_t *t, const char *prefix, size
     /* harmony required / named: the whole turn (an optional analysis
      * message, then the call); auto: the lazy call grammar */
     const int built = t->family == TC_FAMILY_HARMONY && !lazy
-                          ? tc_harmony_grammar(NULL, t->req.tools, ch, t->req.forced_name, t->analysis, &calls,
-                                               err, sizeof err)
-                          : tc_build_grammar(t->family, t->req.tools, ch, t->req.forced_name, t->req.parallel,
-                                             &calls, err, sizeof err);
+                          ? tc_harmony_grammar(NULL, t->req.tools, ch, t->req.forced_name,
+                                               t->analysis, &calls, err, sizeof err)
+                          : tc_build_grammar(t->family, t->req.tools, ch, t->req.forced_name,
+                                             t->req.parallel, &calls, err, sizeof err);
     if (built != 0) {
         sl_buf_free(&calls);
         return oai_fail(e, 400, NULL, "invalid_value", "tools",
@@ -207,19 +207,22 @@ int tools_format_grammar(srv_tools_t *t, const oai_req_t *r, eng_grammar_t *g, o
     }
     if (!inner) {
         if (r->gram_kind == GRAM_SRC_JSON_SCHEMA && r->gram_name[0])
-            return oai_fail(e, 400, NULL, "invalid_value", r->gram_param, "Invalid schema for response_format '%s': %s",
-                            r->gram_name, err);
-        return oai_fail(e, 400, NULL, "invalid_value", r->gram_param, "Invalid '%s': %s", r->gram_param, err);
+            return oai_fail(e, 400, NULL, "invalid_value", r->gram_param,
+                            "Invalid schema for response_format '%s': %s", r->gram_name, err);
+        return oai_fail(e, 400, NULL, "invalid_value", r->gram_param, "Invalid '%s': %s",
+                        r->gram_param, err);
     }
     /* with tool_choice auto the turn may also be a call (as on OpenAI: a
      * call, or the answer in the format); required / named calls replace
      * this grammar (gen.c) */
     const bool calls = !t->no_calls && t->req.choice == TC_CHOICE_AUTO && t->req.tools;
     sl_buf_clear(&t->fmt_gbnf);
-    const int rc = tc_harmony_grammar(inner, calls ? t->req.tools : NULL, TC_CHOICE_AUTO, NULL, t->analysis,
-                                      &t->fmt_gbnf, err, sizeof err);
+    const int rc = tc_harmony_grammar(inner, calls ? t->req.tools : NULL, TC_CHOICE_AUTO, NULL,
+                                      t->analysis, &t->fmt_gbnf, err, sizeof err);
     free(inner);
-    if (rc != 0) return oai_fail(e, 400, NULL, "invalid_value", "tools", "Cannot constrain the output to these tools: %s", err);
+    if (rc != 0)
+        return oai_fail(e, 400, NULL, "invalid_value", "tools",
+                        "Cannot constrain the output to these tools: %s", err);
     g->kind = GRAM_SRC_GBNF;
     g->text = t->fmt_gbnf.data;
     g->len = t->fmt_gbnf.len;

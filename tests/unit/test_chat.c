@@ -150,13 +150,15 @@ static void test_null_content_fallbacks(void) {
 static void test_tool_without_description(void) {
     char err[SL_ERR_MAX];
     const char *req =
-        "{\"messages\":[{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"type\":\"function\","
+        "{\"messages\":[{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"type\":"
+        "\"function\","
         "\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]}],"
         "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}},"
         "{\"type\":\"function\",\"function\":{\"name\":\"g\",\"description\":\"G.\"}}]}";
     char *p = render_req("{{ tools|tojson }}", req, NULL, err, sizeof err);
-    const char *want = "[{\"type\": \"function\", \"function\": {\"name\": \"f\"}}, "
-                       "{\"type\": \"function\", \"function\": {\"name\": \"g\", \"description\": \"G.\"}}]";
+    const char *want =
+        "[{\"type\": \"function\", \"function\": {\"name\": \"f\"}}, "
+        "{\"type\": \"function\", \"function\": {\"name\": \"g\", \"description\": \"G.\"}}]";
     CHECK_MSG(p && !strcmp(p, want), "\n got  [%s]\n want [%s] %s", p ? p : "", want, err);
     free(p);
     /* concatenated, and null content searched (gpt-oss does both) */
@@ -174,22 +176,27 @@ static void test_tool_without_description(void) {
  * given. */
 static void test_harmony_preamble(void) {
     char err[SL_ERR_MAX];
-    const char *tmpl = "{% for m in messages %}{{ m.role }}:[{{ m.content }}][{{ m.thinking }}];{% endfor %}";
-    const char *req =
-        "{\"messages\":[{\"role\":\"user\",\"content\":\"q\",\"thinking\":\"u\"},"
-        "{\"role\":\"assistant\",\"content\":\"Let me check.\",\"reasoning_content\":\"Need time.\","
-        "\"tool_calls\":[{\"id\":\"1\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]},"
-        "{\"role\":\"assistant\",\"content\":\"Only text.\",\"tool_calls\":[{\"id\":\"2\",\"type\":\"function\","
-        "\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]},"
-        "{\"role\":\"assistant\",\"content\":\"Answer.\",\"thinking\":\"t\"}]}";
+    const char *tmpl =
+        "{% for m in messages %}{{ m.role }}:[{{ m.content }}][{{ m.thinking }}];{% endfor %}";
+    const char *req = "{\"messages\":[{\"role\":\"user\",\"content\":\"q\",\"thinking\":\"u\"},"
+                      "{\"role\":\"assistant\",\"content\":\"Let me "
+                      "check.\",\"reasoning_content\":\"Need time.\","
+                      "\"tool_calls\":[{\"id\":\"1\",\"type\":\"function\",\"function\":{\"name\":"
+                      "\"f\",\"arguments\":\"{}\"}}]},"
+                      "{\"role\":\"assistant\",\"content\":\"Only "
+                      "text.\",\"tool_calls\":[{\"id\":\"2\",\"type\":\"function\","
+                      "\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]},"
+                      "{\"role\":\"assistant\",\"content\":\"Answer.\",\"thinking\":\"t\"}]}";
     chat_render_opts_t o = {.harmony = true};
     char *p = render_req(tmpl, req, &o, err, sizeof err);
-    const char *want = "user:[q][u];assistant:[][Need time.<|end|><|start|>assistant<|channel|>commentary<|message|>"
+    const char *want = "user:[q][u];assistant:[][Need "
+                       "time.<|end|><|start|>assistant<|channel|>commentary<|message|>"
                        "Let me check.];assistant:[Only text.][];assistant:[Answer.][t];";
     CHECK_MSG(p && !strcmp(p, want), "\n got  [%s]\n want [%s] %s", p ? p : "", want, err);
     free(p);
     p = render_req(tmpl, req, NULL, err, sizeof err);
-    want = "user:[q][u];assistant:[Let me check.][Need time.];assistant:[Only text.][];assistant:[Answer.][t];";
+    want = "user:[q][u];assistant:[Let me check.][Need time.];assistant:[Only "
+           "text.][];assistant:[Answer.][t];";
     CHECK_MSG(p && !strcmp(p, want), "\n got  [%s]\n want [%s] %s", p ? p : "", want, err);
     free(p);
 }

@@ -1103,50 +1103,65 @@ static void test_harmony_lazy(void) {
     CHECK(tr.lazy_supported);
     CHECK(tr.words[0] && strcmp(tr.words[0], "<|channel|>commentary to=functions.") == 0);
     CHECK(tr.words[1] && strcmp(tr.words[1], "<|channel|>analysis to=functions.") == 0);
-    CHECK(tr.words[2] && strcmp(tr.words[2], "<|start|>assistant to=functions.") == 0 && !tr.words[3]);
-    CHECK(tr.start_words[0] && strcmp(tr.start_words[0], "to=functions.") == 0 && !tr.start_words[1]);
+    CHECK(tr.words[2] && strcmp(tr.words[2], "<|start|>assistant to=functions.") == 0 &&
+          !tr.words[3]);
+    CHECK(tr.start_words[0] && strcmp(tr.start_words[0], "to=functions.") == 0 &&
+          !tr.start_words[1]);
     sl_buf_t g = {0};
     char err[512] = "";
-    CHECK_MSG(tc_build_grammar(TC_FAMILY_HARMONY, g_tools, TC_CHOICE_AUTO, NULL, true, &g, err, sizeof err) == 0,
+    CHECK_MSG(tc_build_grammar(TC_FAMILY_HARMONY, g_tools, TC_CHOICE_AUTO, NULL, true, &g, err,
+                               sizeof err) == 0,
               "%s", err);
     static const struct {
         const char *call;   /* from its trigger on, as the engine feeds the matcher */
         const char *before; /* output before the trigger, for the parser */
         const char *name, *args;
     } good[] = {
-        {"to=functions.get_weather<|channel|>commentary json<|message|>{\"location\": \"Paris\"}", " ",
-         "get_weather", "{\"location\":\"Paris\"}"},
+        {"to=functions.get_weather<|channel|>commentary json<|message|>{\"location\": \"Paris\"}",
+         " ", "get_weather", "{\"location\":\"Paris\"}"},
         {"to=functions.get_time<|channel|>analysis<|message|>{}", "", "get_time", "{}"},
-        {"<|start|>assistant to=functions.get_time<|channel|>commentary <|constrain|>json<|message|>{}",
+        {"<|start|>assistant to=functions.get_time<|channel|>commentary "
+         "<|constrain|>json<|message|>{}",
          H_ANALYSIS "Time?<|end|>", "get_time", "{}"},
-        {"<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{\"location\": \"Oslo\", "
+        {"<|channel|>commentary to=functions.get_weather "
+         "<|constrain|>json<|message|>{\"location\": \"Oslo\", "
          "\"days\": 2}",
          "", "get_weather", "{\"location\":\"Oslo\",\"days\":2}"},
-        {"<|channel|>analysis to=functions.brave_search<|message|>{\"query\": \"x\"}", "", "brave_search",
-         "{\"query\":\"x\"}"},
-        {"<|channel|>commentary to=functions.get_time json<|message|>{}", H_ANALYSIS "A.<|end|><|start|>assistant",
-         "get_time", "{}"},
+        {"<|channel|>analysis to=functions.brave_search<|message|>{\"query\": \"x\"}", "",
+         "brave_search", "{\"query\":\"x\"}"},
+        {"<|channel|>commentary to=functions.get_time json<|message|>{}",
+         H_ANALYSIS "A.<|end|><|start|>assistant", "get_time", "{}"},
     };
     bool begins[4] = {false};
     for (size_t i = 0; i < SL_ARRAY_LEN(good); i++) {
-        CHECK_MSG(grammar_accepts(g.data, v, good[i].call) == 1, "lazy harmony rejects %s\n%s", good[i].call, g.data);
-        for (int k = 0; k < 3; k++) begins[k] |= strncmp(good[i].call, tr.words[k], strlen(tr.words[k])) == 0;
+        CHECK_MSG(grammar_accepts(g.data, v, good[i].call) == 1, "lazy harmony rejects %s\n%s",
+                  good[i].call, g.data);
+        for (int k = 0; k < 3; k++)
+            begins[k] |= strncmp(good[i].call, tr.words[k], strlen(tr.words[k])) == 0;
         begins[3] |= strncmp(good[i].call, tr.start_words[0], strlen(tr.start_words[0])) == 0;
         char text[512];
         snprintf(text, sizeof text, "%s%s<|call|>", good[i].before, good[i].call);
         cfg_t c = {TC_FAMILY_HARMONY, false, false, g_tools};
-        const char *reasoning = strstr(good[i].before, "Time?") ? "Time?" : strstr(good[i].before, "A.") ? "A." : NULL;
-        expect_parse(good[i].call, &c, text, NULL, reasoning, 1, CALLS(good[i].name, good[i].args), true);
+        const char *reasoning = strstr(good[i].before, "Time?") ? "Time?"
+                                : strstr(good[i].before, "A.")  ? "A."
+                                                                : NULL;
+        expect_parse(good[i].call, &c, text, NULL, reasoning, 1, CALLS(good[i].name, good[i].args),
+                     true);
     }
-    for (int k = 0; k < 4; k++) CHECK_MSG(begins[k], "trigger %d begins no accepted call", k);
-    static const char *const bad[] = {
-        "to=functions.get_date<|channel|>commentary json<|message|>{}",               /* no such tool */
-        "<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{\"days\": 2}", /* required */
-        "<|channel|>final to=functions.get_time<|message|>{}",                        /* not a call channel */
-        "to=functions.get_time<|message|>{}",                                         /* no channel */
-        "to=functions.get_time<|channel|>commentary json<|message|>{} and more",     /* one call, then the end */
-        "<|channel|>commentary<|message|>Let me check.",                              /* a preamble: no trigger */
-    };
+    for (int k = 0; k < 4; k++)
+        CHECK_MSG(begins[k], "trigger %d begins no accepted call", k);
+    static const char *const bad[] =
+        {
+            "to=functions.get_date<|channel|>commentary json<|message|>{}", /* no such tool */
+            "<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{\"days\": "
+            "2}",                                                  /* required */
+            "<|channel|>final to=functions.get_time<|message|>{}", /* not a call channel */
+            "to=functions.get_time<|message|>{}",                  /* no channel */
+            "to=functions.get_time<|channel|>commentary json<|message|>{} and more", /* one call,
+                                                                                        then the end
+                                                                                      */
+            "<|channel|>commentary<|message|>Let me check.", /* a preamble: no trigger */
+        };
     for (size_t i = 0; i < SL_ARRAY_LEN(bad); i++)
         CHECK_MSG(grammar_accepts(g.data, v, bad[i]) == 0, "lazy harmony accepts %s", bad[i]);
     sl_buf_free(&g);
@@ -1160,26 +1175,33 @@ static void test_harmony_lazy(void) {
 static void test_harmony_final(void) {
     gram_vocab_t *v = byte_vocab();
     char err[512] = "";
-    json_t *schema = json_loads("{\"type\":\"object\",\"properties\":{\"answer\":{\"type\":\"integer\"}},"
-                                "\"required\":[\"answer\"],\"additionalProperties\":false}",
-                                0, NULL);
+    json_t *schema =
+        json_loads("{\"type\":\"object\",\"properties\":{\"answer\":{\"type\":\"integer\"}},"
+                   "\"required\":[\"answer\"],\"additionalProperties\":false}",
+                   0, NULL);
     char *inner = gram_json_schema_to_gbnf(schema, err, sizeof err);
     CHECK_MSG(inner != NULL, "%s", err);
     json_decref(schema);
     const char *fin = "<|channel|>final<|message|>{\"answer\": 42}";
-    const char *think_fin = H_ANALYSIS "Think. 2<3 |x|<|end|><|start|>assistant<|channel|>final<|message|>{\"answer\":1}";
+    const char *think_fin = H_ANALYSIS
+        "Think. 2<3 |x|<|end|><|start|>assistant<|channel|>final<|message|>{\"answer\":1}";
     const char *call = H_CALL("get_time") "{}";
-    const char *think_call = H_ANALYSIS "Call.<|end|><|start|>assistant" H_CALL("get_weather") "{\"location\": \"Rome\"}";
+    const char *think_call = H_ANALYSIS
+        "Call.<|end|><|start|>assistant" H_CALL("get_weather") "{\"location\": \"Rome\"}";
     sl_buf_t g = {0};
     /* reasoning on, no tools */
-    CHECK_MSG(tc_harmony_grammar(inner, NULL, TC_CHOICE_AUTO, NULL, true, &g, err, sizeof err) == 0, "%s", err);
+    CHECK_MSG(tc_harmony_grammar(inner, NULL, TC_CHOICE_AUTO, NULL, true, &g, err, sizeof err) == 0,
+              "%s", err);
     CHECK(grammar_accepts(g.data, v, fin) == 1);
     CHECK(grammar_accepts(g.data, v, think_fin) == 1);
-    CHECK(grammar_accepts(g.data, v, "{\"answer\": 42}") == 0);                              /* no header */
-    CHECK(grammar_accepts(g.data, v, "<|channel|>final<|message|>{\"answer\": \"x\"}") == 0); /* schema */
-    CHECK(grammar_accepts(g.data, v, "<|channel|>final<|message|>{\"answer\": 4} ok") == 0);    /* after it */
-    CHECK(grammar_accepts(g.data, v, "<|channel|>commentary<|message|>{\"answer\": 4}") == 0);  /* channel */
-    CHECK(grammar_accepts(g.data, v, call) == 0);                                              /* no tools */
+    CHECK(grammar_accepts(g.data, v, "{\"answer\": 42}") == 0); /* no header */
+    CHECK(grammar_accepts(g.data, v, "<|channel|>final<|message|>{\"answer\": \"x\"}") ==
+          0); /* schema */
+    CHECK(grammar_accepts(g.data, v, "<|channel|>final<|message|>{\"answer\": 4} ok") ==
+          0); /* after it */
+    CHECK(grammar_accepts(g.data, v, "<|channel|>commentary<|message|>{\"answer\": 4}") ==
+          0);                                     /* channel */
+    CHECK(grammar_accepts(g.data, v, call) == 0); /* no tools */
     sl_buf_clear(&g);
     /* reasoning off: the final message first */
     CHECK(tc_harmony_grammar(inner, NULL, TC_CHOICE_AUTO, NULL, false, &g, err, sizeof err) == 0);
@@ -1193,12 +1215,15 @@ static void test_harmony_final(void) {
     CHECK(grammar_accepts(g.data, v, H_CALL("get_weather") "{\"days\": 1}") == 0);
     sl_buf_clear(&g);
     /* a required / named call without a final message (reasoning on, off) */
-    CHECK(tc_harmony_grammar(NULL, g_tools, TC_CHOICE_NAMED, "get_time", true, &g, err, sizeof err) == 0);
+    CHECK(tc_harmony_grammar(NULL, g_tools, TC_CHOICE_NAMED, "get_time", true, &g, err,
+                             sizeof err) == 0);
     CHECK(grammar_accepts(g.data, v, call) == 1 && grammar_accepts(g.data, v, fin) == 0);
-    CHECK(grammar_accepts(g.data, v, H_ANALYSIS "x<|end|><|start|>assistant" H_CALL("get_time") "{}") == 1);
+    CHECK(grammar_accepts(g.data, v,
+                          H_ANALYSIS "x<|end|><|start|>assistant" H_CALL("get_time") "{}") == 1);
     CHECK(grammar_accepts(g.data, v, think_call) == 0); /* not the named one */
     sl_buf_clear(&g);
-    CHECK(tc_harmony_grammar(NULL, g_tools, TC_CHOICE_REQUIRED, NULL, false, &g, err, sizeof err) == 0);
+    CHECK(tc_harmony_grammar(NULL, g_tools, TC_CHOICE_REQUIRED, NULL, false, &g, err, sizeof err) ==
+          0);
     CHECK(grammar_accepts(g.data, v, call) == 1 && grammar_accepts(g.data, v, think_call) == 0);
     sl_buf_clear(&g);
     CHECK(tc_harmony_grammar(NULL, NULL, TC_CHOICE_AUTO, NULL, true, &g, err, sizeof err) < 0);
@@ -1209,21 +1234,24 @@ static void test_harmony_final(void) {
         int kind;
         const char *src, *good, *bad;
     } srcs[] = {
-        {GRAM_SRC_GBNF, "root ::= h-text c-call\nh-text ::= \"yes\" | \"no\"\nc-call ::= \"!\"", "yes!", "maybe!"},
+        {GRAM_SRC_GBNF, "root ::= h-text c-call\nh-text ::= \"yes\" | \"no\"\nc-call ::= \"!\"",
+         "yes!", "maybe!"},
         {GRAM_SRC_REGEX, "[0-9]{3}", "123", "12a"},
         {GRAM_SRC_JSON_OBJECT, NULL, "{\"k\": [1, 2]}", "[1, 2]"},
         {GRAM_SRC_JSON_ANY, NULL, "[1, 2]", "[1, 2"},
         {GRAM_SRC_JSON_SCHEMA, "{\"enum\":[\"a\",\"b\"]}", "\"b\"", "\"c\""},
     };
     for (size_t i = 0; i < SL_ARRAY_LEN(srcs); i++) {
-        char *src = gram_source_to_gbnf(srcs[i].kind, srcs[i].src, srcs[i].src ? strlen(srcs[i].src) : 0, err,
-                                        sizeof err);
+        char *src = gram_source_to_gbnf(srcs[i].kind, srcs[i].src,
+                                        srcs[i].src ? strlen(srcs[i].src) : 0, err, sizeof err);
         CHECK_MSG(src != NULL, "source %zu: %s", i, err);
         if (!src) continue;
-        CHECK(tc_harmony_grammar(src, g_tools, TC_CHOICE_AUTO, NULL, true, &g, err, sizeof err) == 0);
+        CHECK(tc_harmony_grammar(src, g_tools, TC_CHOICE_AUTO, NULL, true, &g, err, sizeof err) ==
+              0);
         char text[256];
         snprintf(text, sizeof text, "<|channel|>final<|message|>%s", srcs[i].good);
-        CHECK_MSG(grammar_accepts(g.data, v, text) == 1, "source %zu rejects %s\n%s", i, text, g.data);
+        CHECK_MSG(grammar_accepts(g.data, v, text) == 1, "source %zu rejects %s\n%s", i, text,
+                  g.data);
         snprintf(text, sizeof text, "<|channel|>final<|message|>%s", srcs[i].bad);
         CHECK_MSG(grammar_accepts(g.data, v, text) == 0, "source %zu accepts %s", i, text);
         CHECK(grammar_accepts(g.data, v, call) == 1);
@@ -1237,8 +1265,10 @@ static void test_harmony_final(void) {
     sl_buf_free(&g);
     /* the parser: content is exactly the final message, reasoning the analysis */
     cfg_t c = {TC_FAMILY_HARMONY, false, false, g_tools};
-    expect_parse("harmony structured final", &c, think_fin, "{\"answer\":1}", "Think. 2<3 |x|", 0, NULL, true);
-    expect_parse("harmony structured final, reasoning off", &c, fin, "{\"answer\": 42}", NULL, 0, NULL, true);
+    expect_parse("harmony structured final", &c, think_fin, "{\"answer\":1}", "Think. 2<3 |x|", 0,
+                 NULL, true);
+    expect_parse("harmony structured final, reasoning off", &c, fin, "{\"answer\": 42}", NULL, 0,
+                 NULL, true);
     gram_vocab_free(v);
 }
 

@@ -490,6 +490,12 @@ static const char *const TRIG_DEEPSEEK[] = {TC_DS_CALLS_BEGIN, TC_DS_CALL_BEGIN,
 static const char *const TRIG_INTERNLM2[] = {"<|action_start|>", NULL};
 static const char *const TRIG_MISTRAL[] = {"[TOOL_CALLS]", NULL};
 static const char *const TRIG_NONE[] = {NULL};
+/* harmony: a call's header with its recipient (the model writes it in
+ * two orders; the start word "to=functions." is the role-order header of
+ * the output's first message, whose "<|start|>assistant" is the prompt's) */
+static const char *const TRIG_HARMONY[] = {TC_H_CHANNEL "commentary to=functions.",
+                                           TC_H_CHANNEL "analysis to=functions.",
+                                           TC_H_START "assistant to=functions.", NULL};
 
 static const char *const *family_triggers(tc_family_t f) {
     switch (f) {
@@ -505,6 +511,8 @@ static const char *const *family_triggers(tc_family_t f) {
         return TRIG_INTERNLM2;
     case TC_FAMILY_MISTRAL:
         return TRIG_MISTRAL;
+    case TC_FAMILY_HARMONY:
+        return TRIG_HARMONY;
     default:
         return TRIG_NONE;
     }
@@ -519,11 +527,9 @@ tc_trigger_t tc_trigger(tc_family_t f) {
     for (; n < 3 && w[n]; n++)
         t.words[n] = w[n];
     if (f == TC_FAMILY_LLAMA3) t.start_words[0] = "{";
-    /* GLM-4: no fixed trigger. Harmony: a call's header is several tokens
-     * (and comes in two orders); a model trained on harmony writes it
-     * unconstrained, and the parser reads it. */
-    if (f == TC_FAMILY_GLM4 || f == TC_FAMILY_HARMONY || f == TC_FAMILY_NONE)
-        t.lazy_supported = false;
+    if (f == TC_FAMILY_HARMONY) t.start_words[0] = "to=functions.";
+    /* GLM-4: no fixed trigger */
+    if (f == TC_FAMILY_GLM4 || f == TC_FAMILY_NONE) t.lazy_supported = false;
     return t;
 }
 

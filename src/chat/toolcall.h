@@ -151,6 +151,20 @@ int tc_build_grammar(tc_family_t f, const json_t *tools, tc_choice_t choice,
                      const char *forced_name, bool parallel, sl_buf_t *gbnf_out, char *err,
                      size_t errlen);
 
+/* Harmony (gpt-oss): GBNF for a whole assistant turn in the channel syntax:
+ * an optional analysis message first (analysis = true; false: none, the
+ * turn starts with its answer), then either the final message, its body
+ * constrained by final_gbnf (a GBNF grammar with start rule `root`, e.g. a
+ * response_format's; NULL: no final message), or one call to one of
+ * `tools` (choice REQUIRED / AUTO: any tool, NAMED: forced_name; NONE or no
+ * tools: no call) written as tc_build_grammar writes it. So structured
+ * output constrains only the final message and the model still writes its
+ * reasoning. Appends to out; 0, or -1 with err (e.g. a tool schema the
+ * grammar library does not support). */
+int tc_harmony_grammar(const char *final_gbnf, const json_t *tools, tc_choice_t choice,
+                       const char *forced_name, bool analysis, sl_buf_t *out, char *err,
+                       size_t errlen);
+
 /* ---- output parser ---- */
 
 typedef enum tc_event_kind {

@@ -157,7 +157,10 @@ int tc_build_grammar(tc_family_t f, const json_t *tools, tc_choice_t choice,
         return sl_err(err, errlen, "tool-call grammar: no tools");
     /* one call per turn: GLM-4; harmony (a call ends the turn at <|call|>) */
     if (f == TC_FAMILY_GLM4 || f == TC_FAMILY_HARMONY) parallel = false;
-    sl_buf_t rules = {0}, calls = {0};
+    /* harmony with tool_choice auto: the lazy form, entered at a call's
+     * header (tc_trigger); its calls are written in both header orders */
+    const bool h_lazy = f == TC_FAMILY_HARMONY && choice == TC_CHOICE_AUTO;
+    sl_buf_t rules = {0}, calls = {0}, chans = {0};
     size_t i;
     const json_t *t;
     int rc = -1, nalt = 0;
@@ -206,6 +209,20 @@ int tc_build_grammar(tc_family_t f, const json_t *tools, tc_choice_t choice,
             bad = bad || LIT("%s\n", name) || sl_buf_puts(&call, args);
             break;
         case TC_FAMILY_HARMONY:
+            if (h_lazy) {
+                /* after "to=functions.": the name, then the rest of a
+                 * header whose recipient came first (role order, as the
+                 * template writes calls back: N<|channel|>commentary json)
+                 * or after the channel (chan-N: N <|constrain|>json) */
+                bad = bad || LIT("%s" TC_H_CHANNEL, name) ||
+                      sl_buf_puts(&call, "h-chn h-type \"" TC_H_MESSAGE "\" ") ||
+                      sl_buf_puts(&call, args);
+                bad = bad || sl_buf_printf(&call, "\nchan-%zu ::= ", i) || LIT("%s", name) ||
+                      sl_buf_puts(&call, "h-type \"" TC_H_MESSAGE "\" ") ||
+                      sl_buf_puts(&call, args);
+                bad = bad || sl_buf_printf(&chans, "%schan-%zu", nalt ? " | " : "", i);
+                break;
+            }
             /* the header as the model writes it (harmony docs); the turn
              * then ends with <|call|>, an end-of-generation token */
             bad = bad ||
@@ -268,12 +285,25 @@ int tc_build_grammar(tc_family_t f, const json_t *tools, tc_choice_t choice,
     default:
         break;
     }
-    int bad = sl_buf_printf(out, "root ::= %scall", open);
-    if (parallel) bad = bad || sl_buf_printf(out, " ( %s call )*", sep);
-    bad = bad || sl_buf_printf(out, "%s\ncall ::= %s\n", close, calls.data);
+    int bad;
+    if (h_lazy) {
+        /* the root begins with each trigger text (tc_trigger): the start
+         * word "to=functions.", "<|start|>assistant to=functions." and
+         * "<|channel|>commentary|analysis to=functions." */
+        bad = sl_buf_puts(out, "root ::= \"" TC_H_START
+                               "assistant \"? \"to=functions.\" call | \"" TC_H_CHANNEL
+                               "\" h-chn \" to=functions.\" chan\n") ||
+              sl_buf_printf(out, "call ::= %s\nchan ::= %s\n", calls.data, chans.data) ||
+              sl_buf_puts(out, "h-chn ::= \"commentary\" | \"analysis\"\n"
+                               "h-type ::= ( \" \" \"" TC_H_CONSTRAIN "\"? \"json\" )?\n");
+    } else {
+        bad = sl_buf_printf(out, "root ::= %scall", open);
+        if (parallel) bad = bad || sl_buf_printf(out, " ( %s call )*", sep);
+        bad = bad || sl_buf_printf(out, "%s\ncall ::= %s\n", close, calls.data);
+    }
     if (f == TC_FAMILY_GLM45) bad = bad || sl_buf_puts(out, "glm-str ::= ( [^<] | \"<\" [^/] )*\n");
     /* analysis text: no '<' before a '|' (which would begin a marker) */
-    if (f == TC_FAMILY_HARMONY)
+    if (f == TC_FAMILY_HARMONY && !h_lazy)
         bad = bad || sl_buf_puts(out, "h-text ::= ( [^<] | \"<\" [^|] )*\n");
     bad = bad || sl_buf_append(out, rules.data, rules.len);
     if (bad) {
@@ -283,6 +313,50 @@ int tc_build_grammar(tc_family_t f, const json_t *tools, tc_choice_t choice,
     rc = 0;
 done:
     sl_buf_free(&rules);
+    sl_buf_free(&calls);
+    sl_buf_free(&chans);
+    return rc;
+}
+
+int tc_harmony_grammar(const char *final_gbnf, const json_t *tools, tc_choice_t choice,
+                       const char *forced_name, bool analysis, sl_buf_t *out, char *err,
+                       size_t errlen) {
+    const bool with_calls = choice != TC_CHOICE_NONE && json_array_size(tools) > 0;
+    if (!final_gbnf && !with_calls)
+        return sl_err(err, errlen, "harmony grammar: neither a final message nor a call");
+    sl_buf_t calls = {0};
+    int rc = -1;
+    if (with_calls &&
+        tc_build_grammar(TC_FAMILY_HARMONY, tools,
+                         choice == TC_CHOICE_NAMED ? TC_CHOICE_NAMED : TC_CHOICE_REQUIRED,
+                         forced_name, false, &calls, err, errlen) != 0)
+        goto done;
+    /* the output starts after the prompt's "<|start|>assistant": an
+     * optional analysis message (its own header; the next message's header
+     * then repeats the role), then the final message or a call */
+    int bad = sl_buf_puts(out, "root ::= ");
+    if (analysis)
+        bad = bad || sl_buf_puts(out, "( \"" TC_H_CHANNEL "analysis" TC_H_MESSAGE
+                                      "\" h-text \"" TC_H_END TC_H_START "assistant\" )? ");
+    bad = bad || sl_buf_puts(out, "( ");
+    if (final_gbnf)
+        bad = bad || sl_buf_puts(out, "\"" TC_H_CHANNEL "final" TC_H_MESSAGE "\" f-root");
+    if (final_gbnf && with_calls) bad = bad || sl_buf_puts(out, " | ");
+    if (with_calls) bad = bad || sl_buf_puts(out, "c-call");
+    bad = bad || sl_buf_puts(out, " )\nh-text ::= ( [^<] | \"<\" [^|] )*\n");
+    if (bad) {
+        sl_err(err, errlen, "out of memory");
+        goto done;
+    }
+    /* the final message's grammar and the calls' under their own prefixes
+     * (their roots become f-root / c-root) */
+    if ((final_gbnf && gbnf_prefix(out, final_gbnf, "f-")) ||
+        (with_calls && gbnf_prefix(out, calls.data, "c-"))) {
+        sl_err(err, errlen, "out of memory");
+        goto done;
+    }
+    rc = 0;
+done:
     sl_buf_free(&calls);
     return rc;
 }

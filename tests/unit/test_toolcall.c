@@ -1022,13 +1022,16 @@ static void test_grammar(void) {
                      cases[i].f == TC_FAMILY_HARMONY ? "The user wants Paris." : NULL, 1,
                      CALLS(cases[i].name, cases[i].args), true);
     }
-    /* markers: every trigger is one; each marker of a recorded call is listed */
+    /* markers: every trigger is one (harmony's: a marker, then header
+     * text); each marker of a recorded call is listed */
     for (int f = 0; f < TC_FAMILY_COUNT; f++) {
         const char *const *mk = tc_family_markers((tc_family_t)f);
         tc_trigger_t tr = tc_trigger((tc_family_t)f);
         for (int k = 0; k < 4 && tr.words[k]; k++) {
             bool listed = false;
-            for (size_t q = 0; mk[q]; q++) listed |= strcmp(mk[q], tr.words[k]) == 0;
+            for (size_t q = 0; mk[q]; q++)
+                listed |= f == TC_FAMILY_HARMONY ? strncmp(mk[q], tr.words[k], strlen(mk[q])) == 0
+                                                 : strcmp(mk[q], tr.words[k]) == 0;
             CHECK_MSG(listed, "%s: trigger %s is not a marker", tc_family_name((tc_family_t)f), tr.words[k]);
         }
     }
@@ -1089,6 +1092,186 @@ static void test_grammar(void) {
     gram_vocab_free(v);
 }
 
+/* ---- harmony grammars: tool_choice auto (lazy) and structured output ---- */
+
+/* The lazy grammar of tool_choice auto is entered at a call header's
+ * trigger; each trigger word begins one accepted call, in the header
+ * orders gpt-oss writes, and the parser reads the same text as a call. */
+static void test_harmony_lazy(void) {
+    gram_vocab_t *v = byte_vocab();
+    tc_trigger_t tr = tc_trigger(TC_FAMILY_HARMONY);
+    CHECK(tr.lazy_supported);
+    CHECK(tr.words[0] && strcmp(tr.words[0], "<|channel|>commentary to=functions.") == 0);
+    CHECK(tr.words[1] && strcmp(tr.words[1], "<|channel|>analysis to=functions.") == 0);
+    CHECK(tr.words[2] && strcmp(tr.words[2], "<|start|>assistant to=functions.") == 0 &&
+          !tr.words[3]);
+    CHECK(tr.start_words[0] && strcmp(tr.start_words[0], "to=functions.") == 0 &&
+          !tr.start_words[1]);
+    sl_buf_t g = {0};
+    char err[512] = "";
+    CHECK_MSG(tc_build_grammar(TC_FAMILY_HARMONY, g_tools, TC_CHOICE_AUTO, NULL, true, &g, err,
+                               sizeof err) == 0,
+              "%s", err);
+    static const struct {
+        const char *call;   /* from its trigger on, as the engine feeds the matcher */
+        const char *before; /* output before the trigger, for the parser */
+        const char *name, *args;
+    } good[] = {
+        {"to=functions.get_weather<|channel|>commentary json<|message|>{\"location\": \"Paris\"}",
+         " ", "get_weather", "{\"location\":\"Paris\"}"},
+        {"to=functions.get_time<|channel|>analysis<|message|>{}", "", "get_time", "{}"},
+        {"<|start|>assistant to=functions.get_time<|channel|>commentary "
+         "<|constrain|>json<|message|>{}",
+         H_ANALYSIS "Time?<|end|>", "get_time", "{}"},
+        {"<|channel|>commentary to=functions.get_weather "
+         "<|constrain|>json<|message|>{\"location\": \"Oslo\", "
+         "\"days\": 2}",
+         "", "get_weather", "{\"location\":\"Oslo\",\"days\":2}"},
+        {"<|channel|>analysis to=functions.brave_search<|message|>{\"query\": \"x\"}", "",
+         "brave_search", "{\"query\":\"x\"}"},
+        {"<|channel|>commentary to=functions.get_time json<|message|>{}",
+         H_ANALYSIS "A.<|end|><|start|>assistant", "get_time", "{}"},
+    };
+    bool begins[4] = {false};
+    for (size_t i = 0; i < SL_ARRAY_LEN(good); i++) {
+        CHECK_MSG(grammar_accepts(g.data, v, good[i].call) == 1, "lazy harmony rejects %s\n%s",
+                  good[i].call, g.data);
+        for (int k = 0; k < 3; k++)
+            begins[k] |= strncmp(good[i].call, tr.words[k], strlen(tr.words[k])) == 0;
+        begins[3] |= strncmp(good[i].call, tr.start_words[0], strlen(tr.start_words[0])) == 0;
+        char text[512];
+        snprintf(text, sizeof text, "%s%s<|call|>", good[i].before, good[i].call);
+        cfg_t c = {TC_FAMILY_HARMONY, false, false, g_tools};
+        const char *reasoning = strstr(good[i].before, "Time?") ? "Time?"
+                                : strstr(good[i].before, "A.")  ? "A."
+                                                                : NULL;
+        expect_parse(good[i].call, &c, text, NULL, reasoning, 1, CALLS(good[i].name, good[i].args),
+                     true);
+    }
+    for (int k = 0; k < 4; k++)
+        CHECK_MSG(begins[k], "trigger %d begins no accepted call", k);
+    static const char *const bad[] =
+        {
+            "to=functions.get_date<|channel|>commentary json<|message|>{}", /* no such tool */
+            "<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{\"days\": "
+            "2}",                                                  /* required */
+            "<|channel|>final to=functions.get_time<|message|>{}", /* not a call channel */
+            "to=functions.get_time<|message|>{}",                  /* no channel */
+            "to=functions.get_time<|channel|>commentary json<|message|>{} and more", /* one call,
+                                                                                        then the end
+                                                                                      */
+            "<|channel|>commentary<|message|>Let me check.", /* a preamble: no trigger */
+        };
+    for (size_t i = 0; i < SL_ARRAY_LEN(bad); i++)
+        CHECK_MSG(grammar_accepts(g.data, v, bad[i]) == 0, "lazy harmony accepts %s", bad[i]);
+    sl_buf_free(&g);
+    gram_vocab_free(v);
+}
+
+/* Structured output on harmony: the constraint applies to the final
+ * message; an analysis message may come first (reasoning on) or not; with
+ * tools the turn may instead be a call; the parsed content is exactly the
+ * constrained text. */
+static void test_harmony_final(void) {
+    gram_vocab_t *v = byte_vocab();
+    char err[512] = "";
+    json_t *schema =
+        json_loads("{\"type\":\"object\",\"properties\":{\"answer\":{\"type\":\"integer\"}},"
+                   "\"required\":[\"answer\"],\"additionalProperties\":false}",
+                   0, NULL);
+    char *inner = gram_json_schema_to_gbnf(schema, err, sizeof err);
+    CHECK_MSG(inner != NULL, "%s", err);
+    json_decref(schema);
+    const char *fin = "<|channel|>final<|message|>{\"answer\": 42}";
+    const char *think_fin = H_ANALYSIS
+        "Think. 2<3 |x|<|end|><|start|>assistant<|channel|>final<|message|>{\"answer\":1}";
+    const char *call = H_CALL("get_time") "{}";
+    const char *think_call = H_ANALYSIS
+        "Call.<|end|><|start|>assistant" H_CALL("get_weather") "{\"location\": \"Rome\"}";
+    sl_buf_t g = {0};
+    /* reasoning on, no tools */
+    CHECK_MSG(tc_harmony_grammar(inner, NULL, TC_CHOICE_AUTO, NULL, true, &g, err, sizeof err) == 0,
+              "%s", err);
+    CHECK(grammar_accepts(g.data, v, fin) == 1);
+    CHECK(grammar_accepts(g.data, v, think_fin) == 1);
+    CHECK(grammar_accepts(g.data, v, "{\"answer\": 42}") == 0); /* no header */
+    CHECK(grammar_accepts(g.data, v, "<|channel|>final<|message|>{\"answer\": \"x\"}") ==
+          0); /* schema */
+    CHECK(grammar_accepts(g.data, v, "<|channel|>final<|message|>{\"answer\": 4} ok") ==
+          0); /* after it */
+    CHECK(grammar_accepts(g.data, v, "<|channel|>commentary<|message|>{\"answer\": 4}") ==
+          0);                                     /* channel */
+    CHECK(grammar_accepts(g.data, v, call) == 0); /* no tools */
+    sl_buf_clear(&g);
+    /* reasoning off: the final message first */
+    CHECK(tc_harmony_grammar(inner, NULL, TC_CHOICE_AUTO, NULL, false, &g, err, sizeof err) == 0);
+    CHECK(grammar_accepts(g.data, v, fin) == 1);
+    CHECK(grammar_accepts(g.data, v, think_fin) == 0);
+    sl_buf_clear(&g);
+    /* tool_choice auto with tools: the answer or one call */
+    CHECK(tc_harmony_grammar(inner, g_tools, TC_CHOICE_AUTO, NULL, true, &g, err, sizeof err) == 0);
+    CHECK(grammar_accepts(g.data, v, fin) == 1 && grammar_accepts(g.data, v, think_fin) == 1);
+    CHECK(grammar_accepts(g.data, v, call) == 1 && grammar_accepts(g.data, v, think_call) == 1);
+    CHECK(grammar_accepts(g.data, v, H_CALL("get_weather") "{\"days\": 1}") == 0);
+    sl_buf_clear(&g);
+    /* a required / named call without a final message (reasoning on, off) */
+    CHECK(tc_harmony_grammar(NULL, g_tools, TC_CHOICE_NAMED, "get_time", true, &g, err,
+                             sizeof err) == 0);
+    CHECK(grammar_accepts(g.data, v, call) == 1 && grammar_accepts(g.data, v, fin) == 0);
+    CHECK(grammar_accepts(g.data, v,
+                          H_ANALYSIS "x<|end|><|start|>assistant" H_CALL("get_time") "{}") == 1);
+    CHECK(grammar_accepts(g.data, v, think_call) == 0); /* not the named one */
+    sl_buf_clear(&g);
+    CHECK(tc_harmony_grammar(NULL, g_tools, TC_CHOICE_REQUIRED, NULL, false, &g, err, sizeof err) ==
+          0);
+    CHECK(grammar_accepts(g.data, v, call) == 1 && grammar_accepts(g.data, v, think_call) == 0);
+    sl_buf_clear(&g);
+    CHECK(tc_harmony_grammar(NULL, NULL, TC_CHOICE_AUTO, NULL, true, &g, err, sizeof err) < 0);
+    CHECK(tc_harmony_grammar(NULL, g_tools, TC_CHOICE_NONE, NULL, true, &g, err, sizeof err) < 0);
+    free(inner);
+    /* the other sources: a GBNF whose rule names are ours too, a regex, json_object */
+    static const struct {
+        int kind;
+        const char *src, *good, *bad;
+    } srcs[] = {
+        {GRAM_SRC_GBNF, "root ::= h-text c-call\nh-text ::= \"yes\" | \"no\"\nc-call ::= \"!\"",
+         "yes!", "maybe!"},
+        {GRAM_SRC_REGEX, "[0-9]{3}", "123", "12a"},
+        {GRAM_SRC_JSON_OBJECT, NULL, "{\"k\": [1, 2]}", "[1, 2]"},
+        {GRAM_SRC_JSON_ANY, NULL, "[1, 2]", "[1, 2"},
+        {GRAM_SRC_JSON_SCHEMA, "{\"enum\":[\"a\",\"b\"]}", "\"b\"", "\"c\""},
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(srcs); i++) {
+        char *src = gram_source_to_gbnf(srcs[i].kind, srcs[i].src,
+                                        srcs[i].src ? strlen(srcs[i].src) : 0, err, sizeof err);
+        CHECK_MSG(src != NULL, "source %zu: %s", i, err);
+        if (!src) continue;
+        CHECK(tc_harmony_grammar(src, g_tools, TC_CHOICE_AUTO, NULL, true, &g, err, sizeof err) ==
+              0);
+        char text[256];
+        snprintf(text, sizeof text, "<|channel|>final<|message|>%s", srcs[i].good);
+        CHECK_MSG(grammar_accepts(g.data, v, text) == 1, "source %zu rejects %s\n%s", i, text,
+                  g.data);
+        snprintf(text, sizeof text, "<|channel|>final<|message|>%s", srcs[i].bad);
+        CHECK_MSG(grammar_accepts(g.data, v, text) == 0, "source %zu accepts %s", i, text);
+        CHECK(grammar_accepts(g.data, v, call) == 1);
+        sl_buf_clear(&g);
+        free(src);
+    }
+    CHECK(gram_source_to_gbnf(GRAM_SRC_REGEX, "(a", 2, err, sizeof err) == NULL);
+    CHECK(gram_source_to_gbnf(GRAM_SRC_JSON_SCHEMA, "{\"not\":{}}", 10, err, sizeof err) == NULL &&
+          strstr(err, "not"));
+    CHECK(gram_source_to_gbnf(99, "", 0, err, sizeof err) == NULL);
+    sl_buf_free(&g);
+    /* the parser: content is exactly the final message, reasoning the analysis */
+    cfg_t c = {TC_FAMILY_HARMONY, false, false, g_tools};
+    expect_parse("harmony structured final", &c, think_fin, "{\"answer\":1}", "Think. 2<3 |x|", 0,
+                 NULL, true);
+    expect_parse("harmony structured final, reasoning off", &c, fin, "{\"answer\": 42}", NULL, 0,
+                 NULL, true);
+    gram_vocab_free(v);
+}
+
 int main(void) {
     g_tools = json_loads(TOOLS_JSON, 0, NULL);
     CHECK(g_tools != NULL);
@@ -1103,6 +1286,8 @@ int main(void) {
     RUN(test_json_shapes);
     RUN(test_request);
     RUN(test_grammar);
+    RUN(test_harmony_lazy);
+    RUN(test_harmony_final);
     json_decref(g_tools);
     return test_summary();
 }

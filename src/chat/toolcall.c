@@ -215,6 +215,10 @@ tc_family_t tc_detect(const char *src, size_t len, tc_has_token_fn has_token, vo
 bool tc_detect_reasoning(const char *src, size_t len, tc_has_token_fn has_token, void *ud) {
     if (!src) len = 0;
     if (mem_has(src, len, "<think>") || mem_has(src, len, "</think>")) return true;
+    /* Qwen3-Coder keeps Qwen3's vocabulary (<think> included) but does not
+     * reason: its template, which writes XML calls, never opens a think
+     * block (Qwen3.5's does, and is caught above) */
+    if (tc_detect(src, len, NULL, NULL) == TC_FAMILY_QWEN3_CODER) return false;
     return tok(has_token, ud, "<think>") && tok(has_token, ud, "</think>");
 }
 

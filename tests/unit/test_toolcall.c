@@ -771,9 +771,9 @@ static void test_detect(void) {
         {NULL, {"<tool_call>", "<think>", "</think>", NULL}, TC_FAMILY_HERMES, true},
         {"{{- '\\n<tool_call>\\n<function=' + tool_call.name + '>\\n' }}{%- for args_name, "
          "args_value in tool_call.arguments|items %}{{- '<parameter=' + args_name + '>\\n' }}",
-         {"<tool_call>", NULL},
+         {"<tool_call>", "<think>", "</think>", NULL},
          TC_FAMILY_QWEN3_CODER,
-         false},
+         false}, /* (Qwen3's vocabulary, no reasoning: Qwen3-Coder) */
         /* Llama-style <function=name>{json}</function> is no XML call */
         {"<|start_header_id|>ipython<|end_header_id|> ... <function=example_function_name>{...}"
          "</function>",

@@ -862,7 +862,7 @@ static void envelope_commit(tc_parser_t *p) {
 
 static const char *avail(const tc_parser_t *p, size_t *n) {
     *n = p->in.len - p->pos;
-    return p->in.data + p->pos;
+    return p->in.data ? p->in.data + p->pos : ""; /* (nothing fed yet) */
 }
 
 static void consume(tc_parser_t *p, size_t n) {
@@ -1052,6 +1052,8 @@ static int glm45_pair(tc_parser_t *p) {
         kb++;
     while (ke > kb && is_ws((unsigned char)c->tmp.data[ke - 1]))
         ke--;
+    /* (a NUL in a key: jansson, and so every later reader, refuses it) */
+    if (memchr(c->tmp.data + kb, 0, ke - kb)) return -1;
     json_t *key = json_stringn(c->tmp.data + kb, ke - kb);
     if (!key) return -1;
     const json_t *ps = json_object_get(props, json_string_value(key));
@@ -1689,7 +1691,7 @@ static bool json_value_compact(const char *s, size_t n, sl_buf_t *out) {
     if (ok) {
         /* jansson agrees (and refuses duplicate keys) */
         json_t *v = json_loadb(out->data + start, out->len - start,
-                               JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
+                               JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
         ok = v != NULL;
         json_decref(v);
     }
@@ -1756,7 +1758,8 @@ static void xml_commit(tc_parser_t *p) {
         p->oom = true;
         return;
     }
-    json_t *o = json_loadb(c->args.data, c->args.len, JSON_REJECT_DUPLICATES, NULL);
+    json_t *o =
+        json_loadb(c->args.data, c->args.len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
     bool ok = json_is_object(o);
     json_decref(o);
     if (ok)
@@ -1980,8 +1983,9 @@ static int harmony_header(tc_parser_t *p) {
     if (!h) return k > 0;
     consume(p, ml);
     size_t rl = 0, cl = 0;
-    const char *rcp = h_recipient(c->tmp.data, c->tmp.len, &rl);
-    const char *ch = h_channel(c->tmp.data, c->tmp.len, &cl);
+    const char *hdr = c->tmp.data ? c->tmp.data : ""; /* (an empty header) */
+    const char *rcp = h_recipient(hdr, c->tmp.len, &rl);
+    const char *ch = h_channel(hdr, c->tmp.len, &cl);
     const size_t fl = strlen("functions.");
     if (rcp && !p->o.no_calls && rl > fl && memcmp(rcp, "functions.", fl) == 0 &&
         tc_name_valid(rcp + fl, rl - fl)) {

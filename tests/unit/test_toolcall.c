@@ -691,6 +691,37 @@ static void test_robustness(void) {
     CHECK_MSG(lost == 0, "%d truncations lost text", lost);
 }
 
+/* ---- inputs the fuzzer found: an empty output, a NUL in a GLM-4.5 key ---- */
+
+static void test_fuzz_findings(void) {
+    for (int f = 0; f < TC_FAMILY_COUNT; f++) {
+        tc_parser_opts_t o = {.family = (tc_family_t)f, .reasoning = true, .tools = g_tools};
+        tc_parser_t *p = tc_parser_new(&o, NULL, 0);
+        CHECK(tc_parser_finish(p) == 0);
+        const tc_result_t *r = tc_parser_result(p);
+        CHECK(r && r->content_len == 0 && r->n_calls == 0 && r->reasoning_len == 0);
+        tc_parser_free(p);
+    }
+    static const char glm[] = "<tool_call>get_time\n<arg_key>a\0b</arg_key>\n<arg_value>1"
+                              "</arg_value>\n</tool_call>";
+    tc_parser_opts_t o = {.family = TC_FAMILY_GLM45, .tools = g_tools};
+    tc_parser_t *p = tc_parser_new(&o, NULL, 0);
+    CHECK(tc_parser_feed(p, glm, sizeof glm - 1, false) == 0);
+    CHECK(tc_parser_finish(p) == 0);
+    CHECK(tc_parser_result(p)->n_calls == 0); /* malformed: content */
+    tc_parser_free(p);
+    /* a NUL byte in an XML string value is the escape \u0000 */
+    static const char xml[] = "<tool_call>\n<function=get_weather>\n<parameter=location>\na\0b\n"
+                              "</parameter>\n</function>\n</tool_call>";
+    o.family = TC_FAMILY_QWEN3_CODER;
+    p = tc_parser_new(&o, NULL, 0);
+    CHECK(tc_parser_feed(p, xml, sizeof xml - 1, false) == 0);
+    CHECK(tc_parser_finish(p) == 0);
+    const tc_result_t *r = tc_parser_result(p);
+    CHECK(r->n_calls == 1 && strcmp(r->calls[0].arguments, "{\"location\":\"a\\u0000b\"}") == 0);
+    tc_parser_free(p);
+}
+
 /* ---- detection ---- */
 
 static bool has_tok(void *ud, const char *t) {
@@ -1579,6 +1610,7 @@ int main(void) {
     RUN(test_harmony);
     RUN(test_qwen3_coder);
     RUN(test_robustness);
+    RUN(test_fuzz_findings);
     RUN(test_json_shapes);
     RUN(test_request);
     RUN(test_grammar);

@@ -1560,6 +1560,22 @@ static void test_xml_grammar(void) {
         json_decref(bt);
         sl_buf_free(&g);
     }
+    /* an empty enum string, and one with quotes and a newline: literals */
+    json_t *et = json_loads(
+        "[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":"
+        "\"object\",\"properties\":{\"e\":{\"enum\":[\"\",\"a \\\"b\\\"\\nc\"]}},"
+        "\"required\":[\"e\"]}}}]",
+        0, NULL);
+    CHECK(et && tc_build_grammar(TC_FAMILY_QWEN3_CODER, et, TC_CHOICE_REQUIRED, NULL, false, &g,
+                                 err, sizeof err) == 0);
+    CHECK(grammar_accepts(g.data, v, XC("f") XP("e", "") XE) == 1);
+    CHECK(grammar_accepts(g.data, v, XC("f") XP("e", "a \"b\"\nc") XE) == 1);
+    CHECK(grammar_accepts(g.data, v, XC("f") XP("e", "a") XE) == 0);
+    char *ea = xml_parse_one(et, XC("f") XP("e", "a \"b\"\nc") XE);
+    CHECK_MSG(ea && strcmp(ea, "{\"e\":\"a \\\"b\\\"\\nc\"}") == 0, "%s", ea);
+    free(ea);
+    json_decref(et);
+    sl_buf_free(&g);
     /* the lazy trigger is <tool_call> (a bare <function= is only parsed) */
     tc_trigger_t tr = tc_trigger(TC_FAMILY_QWEN3_CODER);
     CHECK(tr.lazy_supported && strcmp(tr.words[0], "<tool_call>") == 0 && !tr.words[1]);

@@ -66,6 +66,10 @@ typedef enum tc_family {
                                message to=functions.NAME <|constrain|>json<|message|>{..}
                                <|call|>. The channels are always parsed (analysis is
                                reasoning), with or without tools. */
+    TC_FAMILY_QWEN3_CODER,  /* Qwen3-Coder, Qwen3-Coder-Next, Qwen3.5 / 3.6 (XML calls):
+                               <tool_call>\n<function=NAME>\n<parameter=K>\nV\n</parameter>\n
+                               </function>\n</tool_call>; V raw text, converted to JSON by the
+                               tool's schema type for K */
     TC_FAMILY_COUNT
 } tc_family_t;
 
@@ -203,7 +207,8 @@ typedef struct tc_parser_opts {
     bool no_calls;        /* harmony with tool_choice none: channels are parsed, a
                              function-call message is content */
     const json_t *tools;  /* request tools (borrowed for the parser's life) or NULL:
-                             GLM-4 names and GLM-4.5 argument types come from it */
+                             GLM-4 names and GLM-4.5 / Qwen3-Coder argument types
+                             come from it */
     uint64_t id_seed;     /* 0: random call ids; else a deterministic sequence (tests) */
     tc_event_fn on_event; /* may be NULL (non-streaming) */
     void *ud;

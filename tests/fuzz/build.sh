@@ -11,6 +11,7 @@
 #                                     # (seeds: tests/data/templates/*.jinja)
 #   FUZZ_TARGET=resp sh tests/fuzz/build.sh   # fuzz the Responses API request side
 #   FUZZ_TARGET=anth sh tests/fuzz/build.sh   # fuzz the Anthropic Messages request side
+#   FUZZ_TARGET=toolcall sh tests/fuzz/build.sh  # fuzz the tool-call output parsers and grammars
 #
 # Output goes to build/fuzz/. The seed corpus is written by gguf_seeds (three
 # small files from the writer); the working corpus lives in
@@ -67,6 +68,38 @@ printf '%s' '{"model":"m","max_tokens":5,"system":"x","messages":[{"role":"user"
 printf '%s' '{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"text","text":"q"}]},{"role":"assistant","content":[{"type":"thinking","thinking":"t","signature":""},{"type":"text","text":"a"},{"type":"tool_use","id":"toolu_1","name":"f","input":{"a":1}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":[{"type":"text","text":"r"}],"is_error":true},{"type":"text","text":"more"}]}],"tools":[{"name":"f","description":"d","input_schema":{"type":"object"}}],"tool_choice":{"type":"tool","name":"f","disable_parallel_tool_use":true},"thinking":{"type":"enabled","budget_tokens":64},"output_config":{"format":{"type":"json_schema","schema":{"type":"object"}}},"metadata":{"user_id":"u"}}' > "$OUT/seeds-anth/tools"
 echo "built $OUT/fuzz_anth"
 
+# Tool calls (FUZZ_TARGET=toolcall): every family's streaming output parser
+# on model output (byte 0 the family, byte 1 the options, byte 2 the piece
+# sizes), and with option bit 32 the call grammars of a fuzzed tools array.
+mkdir -p "$OUT/corpus-toolcall" "$OUT/seeds-toolcall"
+"$CC" $FLAGS -pthread -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -o "$OUT/fuzz_toolcall" tests/fuzz/fuzz_toolcall.c src/chat/toolcall*.c src/grammar/*.c src/base/base.c \
+    -ljansson -lpcre2-8 -lm
+printf '\001\002\007%s' '<think>x</think>Hi <tool_call>
+{"name": "get_weather", "arguments": {"location": "Paris"}}
+</tool_call>' > "$OUT/seeds-toolcall/hermes"
+printf '\012\001\011%s' 'Sure.
+<tool_call>
+<function=get_weather>
+<parameter=location>
+Paris
+</parameter>
+<parameter=days>
+3
+</parameter>
+<parameter=flag>
+True
+</parameter>
+</function>
+</tool_call>' > "$OUT/seeds-toolcall/qwen3_coder"
+printf '\011\000\003%s' '<|channel|>analysis<|message|>a<|end|><|start|>assistant<|channel|>commentary to=functions.get_time <|constrain|>json<|message|>{}<|call|>' > "$OUT/seeds-toolcall/harmony"
+printf '\006\000\005%s' '<tool_call>get_weather
+<arg_key>days</arg_key>
+<arg_value>2</arg_value>
+</tool_call>' > "$OUT/seeds-toolcall/glm45"
+printf '\000\040\000%s' '[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"a":{"type":"string","enum":["x","y"]},"b":{"type":"integer"},"c":{"type":["string","null"],"maxLength":4}},"required":["a"]}}}]' > "$OUT/seeds-toolcall/grammar"
+echo "built $OUT/fuzz_toolcall"
+
 # Tokenizer data (FUZZ_TARGET=tokenizer): tok_load + encode / decode.
 mkdir -p "$OUT/corpus-tokenizer" "$OUT/seeds-tokenizer"
 TOK_SRCS="src/tokenizer/*.c src/gguf/gguf.c src/gguf/gguf_write.c src/base/base.c src/kernels/quant.c src/kernels/iquant.c \
@@ -116,6 +149,10 @@ fi
 if [ "${FUZZ_TARGET:-gguf}" = tokenizer ]; then
     exec ./fuzz_tokenizer -max_total_time="$SECONDS_TO_RUN" -max_len=16384 -timeout=10 \
         -rss_limit_mb=2048 -print_final_stats=1 corpus-tokenizer seeds-tokenizer
+fi
+if [ "${FUZZ_TARGET:-gguf}" = toolcall ]; then
+    exec ./fuzz_toolcall -max_total_time="$SECONDS_TO_RUN" -max_len=4096 -timeout=10 \
+        -rss_limit_mb=2048 -print_final_stats=1 corpus-toolcall seeds-toolcall
 fi
 if [ "${FUZZ_TARGET:-gguf}" = anth ]; then
     exec ./fuzz_anth -max_total_time="$SECONDS_TO_RUN" -max_len=8192 -timeout=10 \

@@ -84,6 +84,10 @@ static int hook_store_delete(void *ctx, int64_t account, const char *id) {
     return rc;
 }
 
+static char *hook_metrics(void *ctx) {
+    return plat_metrics_text(ctx);
+}
+
 void plat_srv_hooks(plat_t *p, srv_hooks_t *h) {
     memset(h, 0, sizeof *h);
     h->ctx = p;
@@ -98,6 +102,7 @@ void plat_srv_hooks(plat_t *p, srv_hooks_t *h) {
     h->store_delete = hook_store_delete;
     h->files = plat_srv_files;
     h->batch_poll = plat_srv_batch_poll;
+    h->metrics = hook_metrics;
 }
 
 static int auth_account(plat_t *p, const char *authorization, int64_t *account,

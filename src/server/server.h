@@ -143,6 +143,9 @@ typedef struct srv_hooks {
      * second: `room` more batch requests may start now (0: advance the
      * batches' states only), each with ops->run. */
     void (*batch_poll)(void *ctx, int room, const struct srv_batch_ops *ops);
+    /* Optional: more Prometheus text lines for GET /metrics (heap, the
+     * server frees it; NULL adds nothing). */
+    char *(*metrics)(void *ctx);
 } srv_hooks_t;
 
 typedef struct srv_model_spec {

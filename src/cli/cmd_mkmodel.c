@@ -5,7 +5,7 @@
  * imported from a Hugging Face tokenizer.json + tokenizer_config.json.
  *
  *   silica mkmodel --arch
- * llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|glm4moe|deepseek2|gpt-oss|phi3|gemma|gemma2|gemma3|granite|granitemoe|smollm3|olmo2|ernie4_5|bert|nomic-bert
+ * llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|qwen35|qwen35moe|chatglm|glm4|glm4moe|deepseek2|gpt-oss|phi3|gemma|gemma2|gemma3|granite|granitemoe|smollm3|olmo2|ernie4_5|bert|nomic-bert
  * --out F.gguf [--vocab N]
  *       [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N]
  *       [--experts N --experts-used K --expert-ffn N]  (qwen2moe, qwen3moe, glm4moe, deepseek2,
@@ -77,6 +77,13 @@
  * ffn_down_exps.bias [embd, experts]); attention.sliding_window (--swa,
  * default 128) on the even layers; RoPE base 150000 with YaRN factor 32
  * over 4096 positions unless --rope-* say otherwise.
+ *
+ * qwen35 / qwen35moe are Qwen3.5 / 3.6 as llama.cpp's converter writes them
+ * (add_hybrid_tensors): Gated DeltaNet layers (--ssm-state, --ssm-groups,
+ * --ssm-v-heads, --ssm-conv; default 16, 2, 4, 4) with a gated attention
+ * layer every --attn-every (4), RoPE over a quarter of the head,
+ * rope.dimension_sections [11, 11, 10, 0]; qwen35moe with --experts and a
+ * sigmoid-gated shared expert (--shared-ffn, default ffn).
  *
  * A decoder with --pooling rank is a reranker in Qwen3-Reranker's layout as
  * llama.cpp's converter writes it: pooling_type 4 (rank),

@@ -1,7 +1,7 @@
 /*
  * model.c — llama-family models (llama, internlm2, qwen2, qwen3, qwen2moe,
  * qwen3moe, chatglm, glm4, glm4moe, phi3, gemma, gemma2, gemma3, granite,
- * granitemoe, smollm3, olmo2, ernie4_5, deepseek2, gpt-oss) from GGUF: loading and validating
+ * granitemoe, smollm3, olmo2, ernie4_5, deepseek2, gpt-oss, qwen35, qwen35moe) from GGUF: loading and validating
  * hyper-parameters and weights, the KV cache, and the forward pass over a
  * batch of tokens; and the bert encoder's whole-sequence pass with pooling
  * (model_embed, at the end of the file).
@@ -37,7 +37,9 @@
  *    gpt-oss: router and experts biased, swiglu_oai (clamped) for silu)
  *
  * and at the end logits = Wout rmsnorm(x) * output_norm (Wout = token_embd
- * when the output is tied).
+ * when the output is tied). qwen35's DeltaNet layers replace attention with
+ * a recurrence over each sequence's own state (deltanet_layer, below); its
+ * attention layers gate their output by sigmoid of a second q projection.
  *
  * Threading: matmuls and attention split over the pool; the element-wise
  * steps split over tokens (prefill) or elements (swiglu). The scratch

@@ -20,7 +20,10 @@
  * latent attention: one latent KV row per position read by every head, routed
  * experts in groups plus shared experts), gpt-oss (q/k/v/o biases, per-head
  * attention sinks, a 128-position window on even layers, YaRN, routed
- * experts with biases and a clamped SwiGLU); tied or untied
+ * experts with biases and a clamped SwiGLU), qwen35 and qwen35moe (Gated
+ * DeltaNet layers with a per-sequence recurrent state, every 4th a gated
+ * attention layer; qwen35moe: routed experts plus a gated shared expert);
+ * tied or untied
  * output. And the encoders bert (BERT, XLM-RoBERTa: embedding models and
  * rerankers) and nomic-bert, run only through model_embed (below).
  *

@@ -5,7 +5,7 @@
  * imported from a Hugging Face tokenizer.json + tokenizer_config.json.
  *
  *   silica mkmodel --arch
- * llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|qwen35|qwen35moe|chatglm|glm4|glm4moe|deepseek2|gpt-oss|phi3|gemma|gemma2|gemma3|granite|granitemoe|smollm3|olmo2|ernie4_5|bert|nomic-bert
+ * llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|qwen35|qwen35moe|qwen3next|chatglm|glm4|glm4moe|deepseek2|gpt-oss|phi3|gemma|gemma2|gemma3|granite|granitemoe|smollm3|olmo2|ernie4_5|bert|nomic-bert
  * --out F.gguf [--vocab N]
  *       [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N]
  *       [--experts N --experts-used K --expert-ffn N]  (qwen2moe, qwen3moe, glm4moe, deepseek2,
@@ -83,7 +83,10 @@
  * --ssm-v-heads, --ssm-conv; default 16, 2, 4, 4) with a gated attention
  * layer every --attn-every (4), RoPE over a quarter of the head,
  * rope.dimension_sections [11, 11, 10, 0]; qwen35moe with --experts and a
- * sigmoid-gated shared expert (--shared-ffn, default ffn).
+ * sigmoid-gated shared expert (--shared-ffn, default ffn). qwen3next
+ * (Qwen3-Next) is qwen35moe as its converter writes it: HF's grouped V
+ * heads, one ssm_ba [embd, 2 × v-heads] (per key head its value heads' b,
+ * then their a), no rope.dimension_sections (NEOX RoPE).
  *
  * A decoder with --pooling rank is a reranker in Qwen3-Reranker's layout as
  * llama.cpp's converter writes it: pooling_type 4 (rank),
@@ -140,7 +143,7 @@ typedef struct mk {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|qwen35|qwen35moe|chatglm|glm4|glm4moe|deepseek2|gpt-oss|phi3|gemma|gemma2|gemma3|granite|granitemoe|smollm3|olmo2|ernie4_5|bert|nomic-bert --out F.gguf [--vocab N]\n"
+            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|qwen35|qwen35moe|qwen3next|chatglm|glm4|glm4moe|deepseek2|gpt-oss|phi3|gemma|gemma2|gemma3|granite|granitemoe|smollm3|olmo2|ernie4_5|bert|nomic-bert --out F.gguf [--vocab N]\n"
             "         [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N] [--ctx N] [--tied|--untied]\n"
             "         [--experts N --experts-used K --expert-ffn N] (qwen2moe, qwen3moe, glm4moe, deepseek2, gpt-oss; default 8, 2,\n"
             "          ffn / 2)\n"
@@ -500,7 +503,7 @@ static int add_neg_exp(out_t *o, const char *name, int64_t n, float spread) {
  * per head q then gate, with q/k norms); dense FFN or routed experts with
  * a sigmoid-gated shared expert. dt_bias centered at -1 and ssm_a at -1 so
  * that the state decays slowly (exp(-softplus(-1)) ≈ 0.73 per token). */
-static int add_hybrid_tensors(out_t *o, const mk_t *m, bool moe) {
+static int add_hybrid_tensors(out_t *o, const mk_t *m, bool moe, bool next) {
     const float sd = 0.02f;
     const int64_t E = m->embd, D = m->head_dim, QD = m->heads * D, KD = m->kv_heads * D;
     const int64_t HV = m->ssm_v_heads, VD = HV * m->ssm_state, C = 2 * m->ssm_groups * m->ssm_state + VD;
@@ -515,8 +518,9 @@ static int add_hybrid_tensors(out_t *o, const mk_t *m, bool moe) {
             if (add_random(o, T("attn_qkv.weight"), E, C, 0, sd) || add_random(o, T("attn_gate.weight"), E, VD, 0, sd) ||
                 add_random(o, T("ssm_conv1d.weight"), m->ssm_conv, C, 0, 0.3f) ||
                 add_random(o, T("ssm_dt.bias"), HV, 0, -1, 0.5f) || add_neg_exp(o, T("ssm_a"), HV, 0.3f) ||
-                add_random(o, T("ssm_beta.weight"), E, HV, 0, sd) ||
-                add_random(o, T("ssm_alpha.weight"), E, HV, 0, sd) ||
+                (next ? add_random(o, T("ssm_ba.weight"), E, 2 * HV, 0, sd)
+                      : add_random(o, T("ssm_beta.weight"), E, HV, 0, sd) ||
+                            add_random(o, T("ssm_alpha.weight"), E, HV, 0, sd)) ||
                 add_random(o, T("ssm_norm.weight"), m->ssm_state, 0, 1, sd) ||
                 add_random(o, T("ssm_out.weight"), VD, E, 0, sd))
                 return -1;
@@ -649,7 +653,9 @@ int cmd_mkmodel(int argc, char **argv) {
     const bool olmo2 = !strcmp(m.arch, "olmo2"), ds2 = !strcmp(m.arch, "deepseek2"),
                oss = !strcmp(m.arch, "gpt-oss");
     /* Qwen3.5 / 3.6: Gated DeltaNet layers and gated attention (qwen35moe: with routed and shared experts) */
-    const bool qwen35moe = !strcmp(m.arch, "qwen35moe"), hybrid = qwen35moe || !strcmp(m.arch, "qwen35");
+    /* Qwen3-Next: qwen35moe's layers with HF's grouped V heads, a fused ssm_ba and plain NEOX RoPE */
+    const bool next = !strcmp(m.arch, "qwen3next");
+    const bool qwen35moe = !strcmp(m.arch, "qwen35moe") || next, hybrid = qwen35moe || !strcmp(m.arch, "qwen35");
     /* llama with --experts: Mixtral */
     const bool moe = !strcmp(m.arch, "qwen3moe") || qwen2moe || glm4moe || granitemoe || ds2 ||
                      oss || qwen35moe || (!strcmp(m.arch, "llama") && m.experts > 0),
@@ -666,7 +672,7 @@ int cmd_mkmodel(int argc, char **argv) {
     if (!llama_rope && !moe && !phi3 && !gemma && !olmo2 && !encoder && !hybrid && strcmp(m.arch, "qwen2") &&
         strcmp(m.arch, "qwen3")) {
         fprintf(stderr, "silica mkmodel: --arch must be llama, internlm2, qwen2, qwen3, qwen2moe, "
-                        "qwen3moe, qwen35, qwen35moe, chatglm, glm4, "
+                        "qwen3moe, qwen35, qwen35moe, qwen3next, chatglm, glm4, "
                         "glm4moe, deepseek2, gpt-oss, phi3, gemma, gemma2, gemma3, granite, "
                         "granitemoe, smollm3, olmo2, "
                         "ernie4_5, bert or nomic-bert\n");
@@ -930,11 +936,11 @@ int cmd_mkmodel(int argc, char **argv) {
     }
     if (gemma2 || gemma3 || oss || (olmo2 && m.swa))
         bad |= set_key_u32(o.w, A, "attention.sliding_window", m.swa);
-    if (hybrid) { /* the converter's keys; the MRoPE sections Qwen3.5's config gives */
+    if (hybrid) { /* the converter's keys; the MRoPE sections Qwen3.5's config gives (not Qwen3-Next's) */
         const int32_t sections[4] = {11, 11, 10, 0};
         char key[128];
         snprintf(key, sizeof key, "%s.rope.dimension_sections", A);
-        bad |= gguf_writer_set_arr(o.w, key, GGUF_VT_INT32, sections, 4);
+        if (!next) bad |= gguf_writer_set_arr(o.w, key, GGUF_VT_INT32, sections, 4);
         bad |= set_key_u32(o.w, A, "ssm.conv_kernel", m.ssm_conv);
         bad |= set_key_u32(o.w, A, "ssm.state_size", m.ssm_state);
         bad |= set_key_u32(o.w, A, "ssm.group_count", m.ssm_groups);
@@ -1009,7 +1015,7 @@ int cmd_mkmodel(int argc, char **argv) {
                    (decoder_rank && add_cls_output(&o, E)) ||
                    (ds2 && add_deepseek2_tensors(&o, &m)))
         goto oom;
-    if (hybrid && add_hybrid_tensors(&o, &m, qwen35moe)) goto oom;
+    if (hybrid && add_hybrid_tensors(&o, &m, qwen35moe, next)) goto oom;
     /* the decoders' blocks (the encoders', deepseek2's and qwen35's are written above) */
     for (long l = 0; !encoder && !ds2 && !hybrid && l < m.layers; l++) {
         char n[64];

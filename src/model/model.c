@@ -112,6 +112,10 @@ typedef struct sl_layer {
      * head h's q then its gate (gated_q) */
     bool recurrent, gated_q;
     sl_wt_t wqkv, wz, wbeta, walpha, ssm_out;
+    /* qwen3next: wba (n_embd → 2·H_v: per key head its value heads' b, then
+     * their a) for wbeta / walpha; in older files wqkvz (n_embd → C + H_v·Dv:
+     * per key head q, k, its value heads' v, then their z) for wqkv / wz */
+    sl_wt_t wba, wqkvz;
     float *conv_w, *dt_bias, *ssm_a, *ssm_norm;
 } sl_layer_t;
 
@@ -142,6 +146,7 @@ struct sl_scratch {
      * output (× C each), output gate z and output o (× H_v·Dv each), beta
      * and decay (× H_v each) */
     float *qg, *qgate, *dn_in, *dn_conv, *dn_z, *dn_o, *dn_b, *dn_g;
+    float *dn_mix; /* qwen3next: the fused projections' outputs (× C + H_v·Dv + 2·H_v) */
 };
 
 struct sl_model {
@@ -251,7 +256,7 @@ static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
     if (hp->arch != SL_ARCH_QWEN3MOE && hp->arch != SL_ARCH_QWEN2MOE &&
         hp->arch != SL_ARCH_GLM4MOE && hp->arch != SL_ARCH_GRANITEMOE &&
         hp->arch != SL_ARCH_DEEPSEEK2 && hp->arch != SL_ARCH_GPT_OSS && hp->arch != SL_ARCH_QWEN35MOE &&
-        !llama_moe)
+        hp->arch != SL_ARCH_QWEN3NEXT && !llama_moe)
         return 0;
     uint32_t ne, nu, ffe;
     if (key_u32(f, arch, "expert_count", true, 0, &ne, err, errlen) ||
@@ -282,7 +287,7 @@ static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
      * router logits weighted by a softmax over those k — the same as the
      * softmax over all renormalized over the k */
     hp->expert_norm = hp->arch == SL_ARCH_QWEN3MOE || hp->arch == SL_ARCH_GRANITEMOE || llama_moe ||
-                      hp->arch == SL_ARCH_GPT_OSS || hp->arch == SL_ARCH_QWEN35MOE;
+                      hp->arch == SL_ARCH_GPT_OSS || hp->arch == SL_ARCH_QWEN35MOE || hp->arch == SL_ARCH_QWEN3NEXT;
     if (hp->arch == SL_ARCH_GRANITEMOE) { /* Granite MoE Shared: an ungated shared expert */
         uint32_t fsh;
         if (key_u32(f, arch, "expert_shared_feed_forward_length", false, 0, &fsh, err, errlen) ||
@@ -290,7 +295,7 @@ static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
             return -1;
         hp->n_ff_shexp = (int)fsh;
     }
-    if (hp->arch == SL_ARCH_QWEN2MOE || hp->arch == SL_ARCH_QWEN35MOE) {
+    if (hp->arch == SL_ARCH_QWEN2MOE || hp->arch == SL_ARCH_QWEN35MOE || hp->arch == SL_ARCH_QWEN3NEXT) {
         /* qwen35moe: the shared expert as qwen2moe's (llama.cpp's
          * qwen35moe graph: sigmoid(ffn_gate_inp_shexp · x) · shared) */
         uint32_t fsh;
@@ -641,6 +646,9 @@ static int load_hybrid(sl_model_t *m, char *err, size_t errlen) {
                       "%s: ssm.time_step_rank (%u value heads) must be a multiple of ssm.group_count (%u key "
                       "heads), and ssm.inner_size (%u) value heads of ssm.state_size (%u, at most 4096) each",
                       arch, dtr, ng, inner, ds);
+    if (2 * (uint64_t)ng * ds + inner > MODEL_DIM_LIMIT)
+        return sl_err(err, errlen, "%s: the DeltaNet conv channels (2 × %u × %u + %u) are out of range", arch, ng, ds,
+                      inner);
     if (every == 0 || every > (uint32_t)hp->n_layer)
         return sl_err(err, errlen, "%s.full_attention_interval = %u must be 1 .. block_count (%d)", arch, every,
                       hp->n_layer);
@@ -653,6 +661,9 @@ static int load_hybrid(sl_model_t *m, char *err, size_t errlen) {
     hp->ssm_n_v = (int)dtr;
     hp->ssm_head_v = (int)(inner / dtr);
     hp->n_layer_kv = hp->n_layer / (int)every;
+    /* qwen3next: HF's grouped V heads and plain NEOX RoPE (llama.cpp's rope type for it) */
+    hp->ssm_v_grouped = hp->arch == SL_ARCH_QWEN3NEXT;
+    if (hp->ssm_v_grouped) return 0;
 
     char key[128];
     snprintf(key, sizeof key, "%s.rope.dimension_sections", arch);
@@ -712,11 +723,12 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
                  {"smollm3", SL_ARCH_SMOLLM3},   {"olmo2", SL_ARCH_OLMO2},       {"ernie4_5", SL_ARCH_ERNIE4_5},
                  {"bert", SL_ARCH_BERT},         {"nomic-bert", SL_ARCH_NOMIC_BERT},
                  {"deepseek2", SL_ARCH_DEEPSEEK2}, {"gpt-oss", SL_ARCH_GPT_OSS},
-                 {"qwen35", SL_ARCH_QWEN35},     {"qwen35moe", SL_ARCH_QWEN35MOE}};
+                 {"qwen35", SL_ARCH_QWEN35},     {"qwen35moe", SL_ARCH_QWEN35MOE},
+                 {"qwen3next", SL_ARCH_QWEN3NEXT}};
     size_t ai = 0;
     while (ai < SL_ARRAY_LEN(archs) && strcmp(arch, archs[ai].name) != 0) ai++;
     if (ai == SL_ARRAY_LEN(archs)) {
-        char list[240] = "";
+        char list[256] = "";
         for (size_t i = 0; i < SL_ARRAY_LEN(archs); i++)
             snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", archs[i].name);
         return sl_err(err, errlen, "unsupported architecture '%s' (supported: %s)", arch, list);
@@ -729,12 +741,14 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
         key_u32(f, arch, "embedding_length", true, 0, &embd, err, errlen) ||
         key_u32(f, arch, "block_count", true, 0, &nl, err, errlen) ||
         /* qwen35moe: only the experts' sizes are required (0: n_ff_exp) */
-        key_u32(f, arch, "feed_forward_length", hp->arch != SL_ARCH_QWEN35MOE, 0, &ff, err, errlen) ||
+        key_u32(f, arch, "feed_forward_length", hp->arch != SL_ARCH_QWEN35MOE && hp->arch != SL_ARCH_QWEN3NEXT, 0,
+                &ff, err, errlen) ||
         key_u32(f, arch, "attention.head_count", true, 0, &nh, err, errlen))
         return -1;
     if (dim_ok(ctx, "context_length", err, errlen) || dim_ok(embd, "embedding_length", err, errlen) ||
         dim_ok(nl, "block_count", err, errlen) ||
-        ((ff || hp->arch != SL_ARCH_QWEN35MOE) && dim_ok(ff, "feed_forward_length", err, errlen)) ||
+        ((ff || (hp->arch != SL_ARCH_QWEN35MOE && hp->arch != SL_ARCH_QWEN3NEXT)) &&
+         dim_ok(ff, "feed_forward_length", err, errlen)) ||
         dim_ok(nh, "attention.head_count", err, errlen))
         return -1;
     if (key_u32(f, arch, "attention.head_count_kv", false, nh, &nkv, err, errlen) ||
@@ -853,7 +867,9 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
     /* rank (Qwen3-Reranker): the last position's state through cls.output */
     if (hp->pooling == SL_POOLING_RANK && load_cls_labels(f, hp, embd, err, errlen)) return -1;
     if (load_gemma(f, hp, err, errlen) || load_granite(f, hp, err, errlen)) return -1;
-    if ((hp->arch == SL_ARCH_QWEN35 || hp->arch == SL_ARCH_QWEN35MOE) && load_hybrid(m, err, errlen)) return -1;
+    if ((hp->arch == SL_ARCH_QWEN35 || hp->arch == SL_ARCH_QWEN35MOE || hp->arch == SL_ARCH_QWEN3NEXT) &&
+        load_hybrid(m, err, errlen))
+        return -1;
     return hp->arch == SL_ARCH_DEEPSEEK2 ? load_mla(f, hp, vl, factor, err, errlen) : 0; /* its own attention scale */
 }
 
@@ -1078,8 +1094,8 @@ static int x8_list(sl_model_t *m, sl_wt_t **out, int cap) {
     int n = 0;
     for (int l = 0; l < m->hp.n_layer; l++) {
         sl_layer_t *L = &m->layers[l];
-        sl_wt_t *ws[] = {&L->wq_a,   &L->wq_b, &L->wkv_a,   &L->wqkv, &L->wz, &L->wbeta,
-                         &L->walpha, &L->wq,   &L->wk,      &L->wv,   &L->wo, &L->ssm_out,
+        sl_wt_t *ws[] = {&L->wq_a,   &L->wq_b, &L->wkv_a,   &L->wqkvz, &L->wqkv, &L->wz,      &L->wba,
+                         &L->wbeta,  &L->walpha, &L->wq,    &L->wk,    &L->wv,   &L->wo, &L->ssm_out,
                          &L->router, &L->gate, &L->up,      &L->down};
         for (size_t i = 0; i < SL_ARRAY_LEN(ws) && n < cap; i++)
             if (ws[i]->data) out[n++] = ws[i];
@@ -1099,7 +1115,7 @@ static int x8_list(sl_model_t *m, sl_wt_t **out, int cap) {
 
 /* Matrices x8_list can name. */
 static int64_t x8_list_cap(const sl_model_t *m) {
-    return (int64_t)m->hp.n_layer * (16 + 3 * (int64_t)m->hp.n_expert + 2 * (int64_t)m->hp.n_head) + 1;
+    return (int64_t)m->hp.n_layer * (18 + 3 * (int64_t)m->hp.n_expert + 2 * (int64_t)m->hp.n_head) + 1;
 }
 
 /* Repacks what the kernels can read as x8 into one arena; out of memory
@@ -1335,14 +1351,24 @@ static int load_hybrid_layer(sl_model_t *m, int l, sl_layer_t *L, char *err, siz
     if (get_vector(m, NAME("attn_norm.weight"), E, "n_embd", true, &L->attn_norm, err, errlen) ||
         get_vector(m, NAME("post_attention_norm.weight"), E, "n_embd", true, &L->ffn_norm, err, errlen))
         return -1;
+    const bool next = hp->ssm_v_grouped;
     if (L->recurrent) {
         float *conv = NULL;
-        if (get_matrix(m, NAME("attn_qkv.weight"), E, C, "n_embd × (2·group_count·state_size + inner_size)", true,
-                       &L->wqkv, err, errlen) ||
-            get_matrix(m, NAME("attn_gate.weight"), E, VD, "n_embd × inner_size", true, &L->wz, err, errlen) ||
-            get_matrix(m, NAME("ssm_beta.weight"), E, HV, "n_embd × time_step_rank", true, &L->wbeta, err, errlen) ||
-            get_matrix(m, NAME("ssm_alpha.weight"), E, HV, "n_embd × time_step_rank", true, &L->walpha, err,
-                       errlen) ||
+        /* qwen3next files of older converters: one ssm_in for q, k, v and z */
+        const bool legacy = next && !gguf_find_tensor(m->gf, NAME("attn_qkv.weight")) &&
+                            gguf_find_tensor(m->gf, NAME("ssm_in.weight")) != NULL;
+        if ((legacy && get_matrix(m, NAME("ssm_in.weight"), E, C + VD,
+                                  "n_embd × (2·group_count·state_size + 2·inner_size)", true, &L->wqkvz, err, errlen)) ||
+            (!legacy && (get_matrix(m, NAME("attn_qkv.weight"), E, C,
+                                    "n_embd × (2·group_count·state_size + inner_size)", true, &L->wqkv, err, errlen) ||
+                         get_matrix(m, NAME("attn_gate.weight"), E, VD, "n_embd × inner_size", true, &L->wz, err,
+                                    errlen))) ||
+            (next && get_matrix(m, NAME("ssm_ba.weight"), E, 2 * HV, "n_embd × 2·time_step_rank", true, &L->wba, err,
+                                errlen)) ||
+            (!next && (get_matrix(m, NAME("ssm_beta.weight"), E, HV, "n_embd × time_step_rank", true, &L->wbeta, err,
+                                  errlen) ||
+                       get_matrix(m, NAME("ssm_alpha.weight"), E, HV, "n_embd × time_step_rank", true, &L->walpha,
+                                  err, errlen))) ||
             get_matrix(m, NAME("ssm_out.weight"), VD, E, "inner_size × n_embd", true, &L->ssm_out, err, errlen) ||
             get_vector(m, NAME("ssm_dt.bias"), HV, "time_step_rank", true, &L->dt_bias, err, errlen) ||
             get_vector(m, NAME("ssm_a"), HV, "time_step_rank", true, &L->ssm_a, err, errlen) ||
@@ -1360,6 +1386,17 @@ static int load_hybrid_layer(sl_model_t *m, int l, sl_layer_t *L, char *err, siz
         for (int64_t c = 0; c < C; c++)
             for (int k = 0; k < hp->ssm_conv; k++) L->conv_w[(size_t)k * (size_t)C + (size_t)c] = conv[c * hp->ssm_conv + k];
         free(conv);
+    } else if (gguf_find_tensor(m->gf, NAME("attn_qkv.weight"))) { /* q (and gate), k, v fused: row views */
+        sl_wt_t f;
+        if (get_matrix(m, n, E, 2 * QD + 2 * KD, "n_embd × (2·n_head + 2·n_head_kv)·head_dim", true, &f, err, errlen))
+            return -1;
+        L->wq = wt_rows(&f, 0, 2 * QD);
+        L->wk = wt_rows(&f, 2 * QD, KD);
+        L->wv = wt_rows(&f, 2 * QD + KD, KD);
+        if (get_matrix(m, NAME("attn_output.weight"), QD, E, "n_head·head_dim × n_embd", true, &L->wo, err, errlen) ||
+            get_vector(m, NAME("attn_q_norm.weight"), D, "head_dim", true, &L->q_norm, err, errlen) ||
+            get_vector(m, NAME("attn_k_norm.weight"), D, "head_dim", true, &L->k_norm, err, errlen))
+            return -1;
     } else if (get_matrix(m, NAME("attn_q.weight"), E, 2 * QD, "n_embd × 2·n_head·head_dim (q and gate)", true,
                           &L->wq, err, errlen) ||
                get_matrix(m, NAME("attn_k.weight"), E, KD, "n_embd × n_head_kv·head_dim", true, &L->wk, err, errlen) ||
@@ -1820,7 +1857,8 @@ static int scratch_reserve(sl_model_t *m, int n_tok, size_t n_scores, int n_out,
                                    : 0;
         const size_t HV = (size_t)hp->ssm_n_v, VD = HV * (size_t)hp->ssm_head_v,
                      C = 2 * (size_t)hp->ssm_n_k * (size_t)hp->ssm_head_k + VD;
-        const size_t hyb = hp->full_attn_interval ? 3 * QD + 2 * C + 2 * VD + 2 * HV : 0;
+        const size_t hyb =
+            hp->full_attn_interval ? 3 * QD + 2 * C + 2 * VD + 2 * HV + (hp->ssm_v_grouped ? C + VD + 2 * HV : 0) : 0;
         const size_t per_tok =
             2 * E + 2 * QD + 2 * KD + 2 * F + (NE ? NE + 2 * KU + 3 * E + 2 * FE : 0) + mla + hyb;
         float *b = malloc(per_tok * (size_t)n_tok * sizeof(float));
@@ -1879,6 +1917,7 @@ static int scratch_reserve(sl_model_t *m, int n_tok, size_t n_scores, int n_out,
             s->dn_o = s->dn_z + n * VD;
             s->dn_b = s->dn_o + n * VD;
             s->dn_g = s->dn_b + n * HV;
+            s->dn_mix = hp->ssm_v_grouped ? s->dn_g + n * HV : NULL;
         }
         s->tok_pos = tp;
         s->seq_t0 = tp + n_tok;
@@ -2444,7 +2483,7 @@ static void dn_delta_worker(void *ctx, int ith, int nth) {
     for (;;) {
         const int it = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
         if (it >= j->n_seqs * HV) break;
-        const int i = it / HV, h = it % HV, kh = h % HK;
+        const int i = it / HV, h = it % HV, kh = hp->ssm_v_grouped ? h / (HV / HK) : h % HK;
         float *M = j->seqs[i].state + j->state_off + sc + (size_t)h * (size_t)DV * (size_t)DK;
         for (int tt = 0; tt < j->seqs[i].n_tok; tt++) {
             const size_t t = (size_t)(j->seq_t0[i] + tt);
@@ -2492,10 +2531,37 @@ static void deltanet_layer(sl_model_t *m, sl_pool_t *pool, const sl_layer_t *L, 
                            const int32_t *seq_t0, int n_seqs, int n_tok) {
     const sl_hparams_t *hp = &m->hp;
     struct sl_scratch *s = &m->s;
-    {
+    if (!L->wba.data) {
         const sl_mm_t mm[4] = {mm_of(&L->wqkv, s->dn_in), mm_of(&L->wz, s->dn_z), mm_of(&L->wbeta, s->dn_b),
                                mm_of(&L->walpha, s->dn_g)};
         sl_matmul_multi(pool, mm, 4, hp->n_embd, s->xn, n_tok);
+    } else { /* qwen3next's fused projections, split per key head (r = H_v / H_k value heads each) */
+        const size_t HK = (size_t)hp->ssm_n_k, DK = (size_t)hp->ssm_head_k, HV = (size_t)hp->ssm_n_v,
+                     R = HV / HK, RV = R * (size_t)hp->ssm_head_v, VD = HV * (size_t)hp->ssm_head_v,
+                     C = 2 * HK * DK + VD, n = (size_t)n_tok;
+        float *ba = s->dn_mix + n * (C + VD);
+        if (L->wqkvz.data) {
+            const sl_mm_t mm[2] = {mm_of(&L->wqkvz, s->dn_mix), mm_of(&L->wba, ba)};
+            sl_matmul_multi(pool, mm, 2, hp->n_embd, s->xn, n_tok);
+            for (size_t t = 0; t < n; t++)
+                for (size_t g = 0; g < HK; g++) { /* [q | k | v of its R heads | z of them] */
+                    const float *src = s->dn_mix + t * (C + VD) + g * (2 * DK + 2 * RV);
+                    float *in = s->dn_in + t * C;
+                    memcpy(in + g * DK, src, DK * sizeof(float));
+                    memcpy(in + HK * DK + g * DK, src + DK, DK * sizeof(float));
+                    memcpy(in + 2 * HK * DK + g * RV, src + 2 * DK, RV * sizeof(float));
+                    memcpy(s->dn_z + t * VD + g * RV, src + 2 * DK + RV, RV * sizeof(float));
+                }
+        } else {
+            const sl_mm_t mm[3] = {mm_of(&L->wqkv, s->dn_in), mm_of(&L->wz, s->dn_z), mm_of(&L->wba, ba)};
+            sl_matmul_multi(pool, mm, 3, hp->n_embd, s->xn, n_tok);
+        }
+        for (size_t t = 0; t < n; t++) /* per key head: its R heads' b, then their a */
+            for (size_t g = 0; g < HK; g++)
+                for (size_t j = 0; j < R; j++) {
+                    s->dn_b[t * HV + g * R + j] = ba[t * 2 * HV + g * 2 * R + j];
+                    s->dn_g[t * HV + g * R + j] = ba[t * 2 * HV + g * 2 * R + R + j];
+                }
     }
     /* DeltaNet layers before l, each one state_layer_floats */
     const int r = l - (l + 1) / hp->full_attn_interval;

@@ -22,7 +22,8 @@
  * attention sinks, a 128-position window on even layers, YaRN, routed
  * experts with biases and a clamped SwiGLU), qwen35 and qwen35moe (Gated
  * DeltaNet layers with a per-sequence recurrent state, every 4th a gated
- * attention layer; qwen35moe: routed experts plus a gated shared expert);
+ * attention layer; qwen35moe: routed experts plus a gated shared expert),
+ * qwen3next (the same with HF's grouped V heads and fused projections);
  * tied or untied
  * output. And the encoders bert (BERT, XLM-RoBERTa: embedding models and
  * rerankers) and nomic-bert, run only through model_embed (below).
@@ -68,7 +69,9 @@ typedef enum sl_arch {
     SL_ARCH_GPT_OSS,   /* OpenAI gpt-oss-20b / 120b: attention sinks, window layers, biased experts,
                           clamped SwiGLU */
     SL_ARCH_QWEN35,    /* Qwen3.5 / 3.6 dense: Gated DeltaNet layers, every 4th a gated attention layer */
-    SL_ARCH_QWEN35MOE  /* Qwen3.5 / 3.6 MoE: the same layers, routed experts plus a gated shared expert */
+    SL_ARCH_QWEN35MOE, /* Qwen3.5 / 3.6 MoE: the same layers, routed experts plus a gated shared expert */
+    SL_ARCH_QWEN3NEXT  /* Qwen3-Next, Qwen3-Coder-Next: qwen35moe's layers with grouped V heads, fused b/a (and
+                          in older files q/k/v/z) projections, plain NEOX RoPE */
 } sl_arch_t;
 
 /* How an embedding model turns its last hidden states into one vector per
@@ -138,6 +141,8 @@ typedef struct sl_hparams {
     int ssm_n_k, ssm_head_k; /* key heads (ssm.group_count) of ssm.state_size */
     int ssm_n_v, ssm_head_v; /* value heads (ssm.time_step_rank) of ssm.inner_size / ssm_n_v */
     int n_layer_kv;         /* layers with a KV cache (n_layer but for the DeltaNet ones) */
+    bool ssm_v_grouped;     /* qwen3next: value head h reads key head h / (n_v / n_k) (HF's order); qwen35's
+                               converter tiles them: key head h mod n_k */
     /* encoders (bert): bidirectional attention over the whole input, absolute
      * position and token-type embeddings, LayerNorm after each residual add;
      * no KV cache, no logits: model_embed is their only forward pass */

@@ -4,7 +4,7 @@
 // Gemma, Granite, SmolLM3, OLMo, DeepSeek (MLA), gpt-oss (attention sinks,
 // a window of 8 on alternate layers, biased experts) and Qwen3.5 (Gated
 // DeltaNet layers with a recurrent state beside gated attention; dense and
-// MoE) layouts. Greedy output must not depend on
+// MoE) and Qwen3-Next layouts. Greedy output must not depend on
 // how it is asked for — alone or beside the other models' requests, as
 // one of n choices, streamed or not, with the prompt's blocks taken from
 // the prefix cache or computed — which exercises the batched forward pass
@@ -19,10 +19,11 @@ import OpenAI from "openai";
 import { startServer, makeModel, BIN } from "./lib/server.mjs";
 
 const ARCHS = ["qwen3moe", "qwen2moe", "glm4moe", "glm4", "chatglm", "phi3", "gemma2", "gemma3", "granite",
-  "smollm3", "internlm2", "olmo2", "ernie4_5", "deepseek2", "gpt-oss", "qwen35", "qwen35moe"];
-const HYBRID = new Set(["qwen35", "qwen35moe"]);
+  "smollm3", "internlm2", "olmo2", "ernie4_5", "deepseek2", "gpt-oss", "qwen35", "qwen35moe", "qwen3next"];
+const HYBRID = new Set(["qwen35", "qwen35moe", "qwen3next"]);
 // a DeltaNet layer then a gated attention layer
-const EXTRA = { "gpt-oss": ["--swa", "8"], qwen35: ["--attn-every", "2"], qwen35moe: ["--attn-every", "2"] };
+const EXTRA = { "gpt-oss": ["--swa", "8"], qwen35: ["--attn-every", "2"], qwen35moe: ["--attn-every", "2"],
+  qwen3next: ["--attn-every", "2"] };
 const MSGS = [{ role: "user", content: "Name three rivers of Europe and say where each one reaches the sea." }];
 
 // a server takes at most 16 models: the hybrid ones get a second server

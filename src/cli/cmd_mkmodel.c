@@ -82,7 +82,8 @@
  * (add_hybrid_tensors): Gated DeltaNet layers (--ssm-state, --ssm-groups,
  * --ssm-v-heads, --ssm-conv; default 16, 2, 4, 4) with a gated attention
  * layer every --attn-every (4), RoPE over a quarter of the head,
- * rope.dimension_sections [11, 11, 10, 0]; qwen35moe with --experts and a
+ * rope.dimension_sections in Qwen3.5's [11, 11, 10, 0] proportions over
+ * the rotary pairs; qwen35moe with --experts and a
  * sigmoid-gated shared expert (--shared-ffn, default ffn). qwen3next
  * (Qwen3-Next) is qwen35moe as its converter writes it: HF's grouped V
  * heads, one ssm_ba [embd, 2 × v-heads] (per key head its value heads' b,
@@ -936,8 +937,10 @@ int cmd_mkmodel(int argc, char **argv) {
     }
     if (gemma2 || gemma3 || oss || (olmo2 && m.swa))
         bad |= set_key_u32(o.w, A, "attention.sliding_window", m.swa);
-    if (hybrid) { /* the converter's keys; the MRoPE sections Qwen3.5's config gives (not Qwen3-Next's) */
-        const int32_t sections[4] = {11, 11, 10, 0};
+    if (hybrid) { /* the converter's keys; MRoPE sections in Qwen3.5's proportions ([11, 11, 10] for its 32
+                   * rotary pairs), summing to this head's pairs (ggml asserts they fit the head); not Qwen3-Next's */
+        const int32_t P = (int32_t)SL_MAX(2, m.head_dim / 4 / 2 * 2) / 2;
+        const int32_t sections[4] = {(P + 2) / 3, (P + 1) / 3, P / 3, 0};
         char key[128];
         snprintf(key, sizeof key, "%s.rope.dimension_sections", A);
         if (!next) bad |= gguf_writer_set_arr(o.w, key, GGUF_VT_INT32, sections, 4);

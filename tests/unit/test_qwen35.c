@@ -284,7 +284,8 @@ static int write_model(ref_t *m, const char *path, const write_opts_t *o) {
     CHECK(gguf_writer_set_u32(w, KEY("rope.dimension_count"), (uint32_t)s->NROT) == 0);
     CHECK(gguf_writer_set_f32(w, KEY("rope.freq_base"), 10000.0f) == 0);
     if (!s->next)
-        CHECK(gguf_writer_set_arr(w, KEY("rope.dimension_sections"), GGUF_VT_INT32, s->sections, 4) == 0);
+        CHECK(gguf_writer_set_arr(w, KEY("rope.dimension_sections"), GGUF_VT_INT32, s->sections,
+                                  4) == 0);
     CHECK(gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), 1e-6f) == 0);
     CHECK(gguf_writer_set_u32(w, KEY("ssm.conv_kernel"),
                               (uint32_t)(o && o->conv >= 0 ? o->conv : s->CK)) == 0);
@@ -317,19 +318,24 @@ static int write_model(ref_t *m, const char *path, const write_opts_t *o) {
         if (recurrent(s, l)) {
             float *f;
             const int r = s->HV / s->HK, RV = r * s->DK, HKD = s->HK * s->DK;
-            if (s->legacy) { /* ssm_in: per key head g, [q_g | k_g | v of its r heads | z of them] */
+            if (s->legacy) { /* ssm_in: per key head g, [q_g | k_g | v of its r heads | z of them]
+                              */
                 const int G = 2 * s->DK + 2 * RV;
                 f = malloc(sizeof(float) * (size_t)(C + VD) * E);
                 float *hf[4] = {L->wqkv, L->wqkv, L->wqkv, L->wz};
                 for (int pass = 0; pass < 2; pass++) { /* to the file, round there, back */
                     for (int g = 0; g < s->HK; g++)
                         for (int i = 0; i < G; i++) {
-                            const int part = i < s->DK ? 0 : i < 2 * s->DK ? 1 : i < 2 * s->DK + RV ? 2 : 3;
+                            const int part = i < s->DK            ? 0
+                                             : i < 2 * s->DK      ? 1
+                                             : i < 2 * s->DK + RV ? 2
+                                                                  : 3;
                             const int hr = part == 0   ? g * s->DK + i
                                            : part == 1 ? HKD + g * s->DK + i - s->DK
                                            : part == 2 ? 2 * HKD + g * RV + i - 2 * s->DK
                                                        : g * RV + i - 2 * s->DK - RV;
-                            float *frow = f + (size_t)(g * G + i) * E, *hrow = hf[part] + (size_t)hr * E;
+                            float *frow = f + (size_t)(g * G + i) * E,
+                                  *hrow = hf[part] + (size_t)hr * E;
                             memcpy(pass ? hrow : frow, pass ? frow : hrow, sizeof(float) * E);
                         }
                     if (!pass) round_rows(f, C + VD, E, t);
@@ -961,10 +967,12 @@ static void test_validation(void) {
         "ffn_gate_inp_shexp");
     spec_t sn = moe_spec();
     sn.next = true;
-    expect_load_error(&sn, &(write_opts_t){.skip = "blk.0.ssm_ba.weight", .group_count = -1, .conv = -1},
+    expect_load_error(&sn,
+                      &(write_opts_t){.skip = "blk.0.ssm_ba.weight", .group_count = -1, .conv = -1},
                       "blk.0.ssm_ba.weight");
     sn.legacy = true; /* neither ssm_in nor attn_qkv */
-    expect_load_error(&sn, &(write_opts_t){.skip = "blk.0.ssm_in.weight", .group_count = -1, .conv = -1},
+    expect_load_error(&sn,
+                      &(write_opts_t){.skip = "blk.0.ssm_in.weight", .group_count = -1, .conv = -1},
                       "blk.0.attn_qkv.weight");
 }
 
@@ -1059,6 +1067,39 @@ static void test_quantize(void) {
     unlink(qpath);
 }
 
+/* A prefill longer than the model's internal step (256 tokens) carries the
+ * state from step to step: the last logits equal the reference's. */
+static void test_long_prefill(void) {
+    const spec_t s = dense_spec();
+    ref_t rm;
+    ref_init(&rm, &s, 2024);
+    const char *path = model_path();
+    CHECK(write_model(&rm, path, NULL) == 0);
+    char err[SL_ERR_MAX] = "";
+    sl_model_t *m = model_load(path, err, sizeof err);
+    CHECK_MSG(m != NULL, "%s", err);
+    if (m) {
+        enum { N = 300 };
+        int32_t toks[N];
+        make_tokens(toks, N, s.V, 9);
+        double *want = malloc(sizeof(double) * N * s.V);
+        float *got = malloc(sizeof(float) * s.V);
+        ref_forward(&rm, toks, N, want);
+        sl_pool_t *pool = sl_pool_new(2);
+        sl_kv_t *kv = model_kv_new(m, N, SL_TYPE_F32, err, sizeof err);
+        CHECK(model_forward(m, pool, kv, toks, N, got, false, err, sizeof err) == 0);
+        const double e = test_rel_err(got, want + (size_t)(N - 1) * s.V, (size_t)s.V);
+        CHECK_MSG(e <= 1e-4, "300-token prefill: rel err %.3g", e);
+        fprintf(stderr, "     300-token prefill            rel err %.2e\n", e);
+        model_kv_free(kv);
+        sl_pool_free(pool);
+        free(want), free(got);
+        model_free(m);
+    }
+    ref_free(&rm);
+    unlink(path);
+}
+
 int main(void) {
     sl_kernels_init();
     RUN(test_dense);
@@ -1066,6 +1107,7 @@ int main(void) {
     RUN(test_next);
     RUN(test_mutations);
     RUN(test_batch);
+    RUN(test_long_prefill);
     RUN(test_validation);
     RUN(test_imrope_sections);
     RUN(test_quantize);

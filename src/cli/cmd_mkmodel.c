@@ -5,7 +5,7 @@
  * imported from a Hugging Face tokenizer.json + tokenizer_config.json.
  *
  *   silica mkmodel --arch
- * llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|glm4moe|deepseek2|gpt-oss|phi3|gemma|gemma2|gemma3|granite|granitemoe|smollm3|olmo2|ernie4_5|bert|nomic-bert
+ * llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|qwen35|qwen35moe|qwen3next|chatglm|glm4|glm4moe|deepseek2|gpt-oss|phi3|gemma|gemma2|gemma3|granite|granitemoe|smollm3|olmo2|ernie4_5|bert|nomic-bert
  * --out F.gguf [--vocab N]
  *       [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N]
  *       [--experts N --experts-used K --expert-ffn N]  (qwen2moe, qwen3moe, glm4moe, deepseek2,
@@ -78,6 +78,17 @@
  * default 128) on the even layers; RoPE base 150000 with YaRN factor 32
  * over 4096 positions unless --rope-* say otherwise.
  *
+ * qwen35 / qwen35moe are Qwen3.5 / 3.6 as llama.cpp's converter writes them
+ * (add_hybrid_tensors): Gated DeltaNet layers (--ssm-state, --ssm-groups,
+ * --ssm-v-heads, --ssm-conv; default 16, 2, 4, 4) with a gated attention
+ * layer every --attn-every (4), RoPE over a quarter of the head,
+ * rope.dimension_sections in Qwen3.5's [11, 11, 10, 0] proportions over
+ * the rotary pairs; qwen35moe with --experts and a
+ * sigmoid-gated shared expert (--shared-ffn, default ffn). qwen3next
+ * (Qwen3-Next) is qwen35moe as its converter writes it: HF's grouped V
+ * heads, one ssm_ba [embd, 2 × v-heads] (per key head its value heads' b,
+ * then their a), no rope.dimension_sections (NEOX RoPE).
+ *
  * A decoder with --pooling rank is a reranker in Qwen3-Reranker's layout as
  * llama.cpp's converter writes it: pooling_type 4 (rank),
  * classifier.output_labels ["yes", "no"], the rerank prompt as
@@ -124,17 +135,23 @@ typedef struct mk {
     long q_lora, kv_lora, qk_nope, qk_rope, v_head, expert_groups, expert_groups_used, shared_experts, dense_lead;
     const char *gating; /* deepseek2: softmax | sigmoid */
     long token_types, cls_out; /* bert, nomic-bert; like kv_heads and ctx, -1 until given or defaulted */
+    /* qwen35, qwen35moe: DeltaNet head size (key = value), key heads, value heads, conv width, and
+     * every how many layers one attends; 0 until given or defaulted */
+    long ssm_state, ssm_groups, ssm_v_heads, ssm_conv, attn_every;
     int tied; /* -1: default */
     double rope_base, rope_factor, eps;
 } mk_t;
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|chatglm|glm4|glm4moe|deepseek2|gpt-oss|phi3|gemma|gemma2|gemma3|granite|granitemoe|smollm3|olmo2|ernie4_5|bert|nomic-bert --out F.gguf [--vocab N]\n"
+            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|qwen35|qwen35moe|qwen3next|chatglm|glm4|glm4moe|deepseek2|gpt-oss|phi3|gemma|gemma2|gemma3|granite|granitemoe|smollm3|olmo2|ernie4_5|bert|nomic-bert --out F.gguf [--vocab N]\n"
             "         [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N] [--ctx N] [--tied|--untied]\n"
             "         [--experts N --experts-used K --expert-ffn N] (qwen2moe, qwen3moe, glm4moe, deepseek2, gpt-oss; default 8, 2,\n"
             "          ffn / 2)\n"
-            "         [--shared-ffn N] (qwen2moe's shared expert; default ffn) [--swa N] (gemma2/3's window, default 512;\n"
+            "         [--ssm-state N] [--ssm-groups N] [--ssm-v-heads N] [--ssm-conv N] [--attn-every N] (qwen35,\n"
+            "          qwen35moe's DeltaNet: head size, key heads, value heads, conv width, attention every N layers;\n"
+            "          default 16, 2, 4, 4, 4)\n"
+            "         [--shared-ffn N] (qwen2moe's, qwen35moe's shared expert; default ffn) [--swa N] (gemma2/3's window, default 512;\n"
             "          gpt-oss's, default 128)\n"
             "         [--q-lora N] [--kv-lora N] [--qk-nope N] [--qk-rope N] [--v-head N] (deepseek2's MLA; default 0\n"
             "          (direct Q), 32, 16, 8, 16) [--shared-experts N] [--dense-lead N] (deepseek2; default 1, 1)\n"
@@ -470,6 +487,67 @@ static int add_deepseek2_tensors(out_t *o, const mk_t *m) {
     return 0;
 }
 
+/* A vector of n values center − exp(spread × normal) … (qwen35's ssm_a =
+ * −exp(A_log)), F32 as the converter writes 1-D tensors. */
+static int add_neg_exp(out_t *o, const char *name, int64_t n, float spread) {
+    float *f = malloc((size_t)n * sizeof(float));
+    if (!f) return -1;
+    for (int64_t i = 0; i < n; i++) f[i] = -expf(spread * rnormal());
+    return add_rows(o, name, SL_TYPE_F32, 1, n, 0, 1, f);
+}
+
+/* qwen35 / qwen35moe's blocks as llama.cpp's converter writes them (V heads
+ * already in its tiled order, A_log as ssm_a = -exp(A_log), the conv
+ * kernel squeezed to [conv, channels] and F32, the norms as multipliers —
+ * the converter's +1 done): a DeltaNet layer where (l + 1) % attn_every
+ * != 0, else a gated attention layer (attn_q of 2·heads·head_dim rows,
+ * per head q then gate, with q/k norms); dense FFN or routed experts with
+ * a sigmoid-gated shared expert. dt_bias centered at -1 and ssm_a at -1 so
+ * that the state decays slowly (exp(-softplus(-1)) ≈ 0.73 per token). */
+static int add_hybrid_tensors(out_t *o, const mk_t *m, bool moe, bool next) {
+    const float sd = 0.02f;
+    const int64_t E = m->embd, D = m->head_dim, QD = m->heads * D, KD = m->kv_heads * D;
+    const int64_t HV = m->ssm_v_heads, VD = HV * m->ssm_state, C = 2 * m->ssm_groups * m->ssm_state + VD;
+    const int64_t F = m->ffn, X = m->experts, FX = m->expert_ffn, FS = m->shared_ffn;
+    for (long l = 0; l < m->layers; l++) {
+        char n[64];
+#define T(s) (snprintf(n, sizeof n, "blk.%ld.%s", l, s), n)
+        if (add_random(o, T("attn_norm.weight"), E, 0, 1, sd) ||
+            add_random(o, T("post_attention_norm.weight"), E, 0, 1, sd))
+            return -1;
+        if ((l + 1) % m->attn_every != 0) {
+            if (add_random(o, T("attn_qkv.weight"), E, C, 0, sd) || add_random(o, T("attn_gate.weight"), E, VD, 0, sd) ||
+                add_random(o, T("ssm_conv1d.weight"), m->ssm_conv, C, 0, 0.3f) ||
+                add_random(o, T("ssm_dt.bias"), HV, 0, -1, 0.5f) || add_neg_exp(o, T("ssm_a"), HV, 0.3f) ||
+                (next ? add_random(o, T("ssm_ba.weight"), E, 2 * HV, 0, sd)
+                      : add_random(o, T("ssm_beta.weight"), E, HV, 0, sd) ||
+                            add_random(o, T("ssm_alpha.weight"), E, HV, 0, sd)) ||
+                add_random(o, T("ssm_norm.weight"), m->ssm_state, 0, 1, sd) ||
+                add_random(o, T("ssm_out.weight"), VD, E, 0, sd))
+                return -1;
+        } else if (add_random(o, T("attn_q.weight"), E, 2 * QD, 0, sd) ||
+                   add_random(o, T("attn_k.weight"), E, KD, 0, sd) || add_random(o, T("attn_v.weight"), E, KD, 0, sd) ||
+                   add_random(o, T("attn_output.weight"), QD, E, 0, sd) ||
+                   add_random(o, T("attn_q_norm.weight"), D, 0, 1, sd) ||
+                   add_random(o, T("attn_k_norm.weight"), D, 0, 1, sd)) {
+            return -1;
+        }
+        if (!moe ? add_random(o, T("ffn_gate.weight"), E, F, 0, sd) || add_random(o, T("ffn_up.weight"), E, F, 0, sd) ||
+                       add_random(o, T("ffn_down.weight"), F, E, 0, sd)
+                 : add_random3(o, T("ffn_gate_inp.weight"), E, X, 1, 0, 1.0f) ||
+                       add_random3(o, T("ffn_gate_exps.weight"), E, FX, X, 0, sd) ||
+                       add_random3(o, T("ffn_up_exps.weight"), E, FX, X, 0, sd) ||
+                       add_random3(o, T("ffn_down_exps.weight"), FX, E, X, 0, sd) ||
+                       add_random(o, T("ffn_gate_inp_shexp.weight"), E, 0, 0, sd) ||
+                       add_random(o, T("ffn_gate_shexp.weight"), E, FS, 0, sd) ||
+                       add_random(o, T("ffn_up_shexp.weight"), E, FS, 0, sd) ||
+                       add_random(o, T("ffn_down_shexp.weight"), FS, E, 0, sd))
+            return -1;
+#undef T
+    }
+    return 0;
+}
+
 static int parse(mk_t *m, int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -512,6 +590,11 @@ static int parse(mk_t *m, int argc, char **argv) {
                   : !strcmp(a, "--expert-groups-used") ? &m->expert_groups_used
                   : !strcmp(a, "--shared-experts") ? &m->shared_experts
                   : !strcmp(a, "--dense-lead") ? &m->dense_lead
+                  : !strcmp(a, "--ssm-state") ? &m->ssm_state
+                  : !strcmp(a, "--ssm-groups") ? &m->ssm_groups
+                  : !strcmp(a, "--ssm-v-heads") ? &m->ssm_v_heads
+                  : !strcmp(a, "--ssm-conv") ? &m->ssm_conv
+                  : !strcmp(a, "--attn-every") ? &m->attn_every
                   : (!strcmp(a, "-t") || !strcmp(a, "--threads")) ? &m->threads
                                                                    : NULL;
         const char **s = !strcmp(a, "--arch")           ? &m->arch
@@ -570,9 +653,13 @@ int cmd_mkmodel(int argc, char **argv) {
     const bool granitemoe = !strcmp(m.arch, "granitemoe"), granite = granitemoe || !strcmp(m.arch, "granite");
     const bool olmo2 = !strcmp(m.arch, "olmo2"), ds2 = !strcmp(m.arch, "deepseek2"),
                oss = !strcmp(m.arch, "gpt-oss");
+    /* Qwen3.5 / 3.6: Gated DeltaNet layers and gated attention (qwen35moe: with routed and shared experts) */
+    /* Qwen3-Next: qwen35moe's layers with HF's grouped V heads, a fused ssm_ba and plain NEOX RoPE */
+    const bool next = !strcmp(m.arch, "qwen3next");
+    const bool qwen35moe = !strcmp(m.arch, "qwen35moe") || next, hybrid = qwen35moe || !strcmp(m.arch, "qwen35");
     /* llama with --experts: Mixtral */
     const bool moe = !strcmp(m.arch, "qwen3moe") || qwen2moe || glm4moe || granitemoe || ds2 ||
-                     oss || (!strcmp(m.arch, "llama") && m.experts > 0),
+                     oss || qwen35moe || (!strcmp(m.arch, "llama") && m.experts > 0),
                glm4 = !strcmp(m.arch, "glm4");
     const bool chatglm = !strcmp(m.arch, "chatglm"), glm = glm4 || chatglm, phi3 = !strcmp(m.arch, "phi3");
     const bool gemma3 = !strcmp(m.arch, "gemma3"), gemma2 = !strcmp(m.arch, "gemma2");
@@ -583,10 +670,10 @@ int cmd_mkmodel(int argc, char **argv) {
     /* the encoders: bert, and nomic-bert (bert's embeddings and LayerNorms
      * with RoPE, fused QKV and a gated FFN) */
     const bool nomic = !strcmp(m.arch, "nomic-bert"), encoder = nomic || !strcmp(m.arch, "bert");
-    if (!llama_rope && !moe && !phi3 && !gemma && !olmo2 && !encoder && strcmp(m.arch, "qwen2") &&
+    if (!llama_rope && !moe && !phi3 && !gemma && !olmo2 && !encoder && !hybrid && strcmp(m.arch, "qwen2") &&
         strcmp(m.arch, "qwen3")) {
         fprintf(stderr, "silica mkmodel: --arch must be llama, internlm2, qwen2, qwen3, qwen2moe, "
-                        "qwen3moe, chatglm, glm4, "
+                        "qwen3moe, qwen35, qwen35moe, qwen3next, chatglm, glm4, "
                         "glm4moe, deepseek2, gpt-oss, phi3, gemma, gemma2, gemma3, granite, "
                         "granitemoe, smollm3, olmo2, "
                         "ernie4_5, bert or nomic-bert\n");
@@ -724,9 +811,25 @@ int cmd_mkmodel(int argc, char **argv) {
                         "used groups hold\n");
         return 2;
     }
-    if (qwen2moe && m.shared_ffn == 0) m.shared_ffn = m.ffn;
-    if (!qwen2moe && m.shared_ffn) {
-        fprintf(stderr, "silica mkmodel: --shared-ffn is for qwen2moe\n");
+    if ((qwen2moe || qwen35moe) && m.shared_ffn == 0) m.shared_ffn = m.ffn;
+    if (!qwen2moe && !qwen35moe && m.shared_ffn) {
+        fprintf(stderr, "silica mkmodel: --shared-ffn is for qwen2moe and qwen35moe\n");
+        return 2;
+    }
+    if (hybrid) {
+        if (m.ssm_state == 0) m.ssm_state = 16;
+        if (m.ssm_groups == 0) m.ssm_groups = 2;
+        if (m.ssm_v_heads == 0) m.ssm_v_heads = 2 * m.ssm_groups;
+        if (m.ssm_conv == 0) m.ssm_conv = 4;
+        if (m.attn_every == 0) m.attn_every = 4;
+        if (m.ssm_v_heads % m.ssm_groups || m.ssm_conv > 64 || m.ssm_state > 4096 || m.attn_every > m.layers ||
+            pooling) {
+            fprintf(stderr, "silica mkmodel: qwen35 needs --ssm-v-heads a multiple of --ssm-groups, --ssm-conv <= "
+                            "64, --ssm-state <= 4096, --attn-every <= layers, and no --pooling\n");
+            return 2;
+        }
+    } else if (m.ssm_state || m.ssm_groups || m.ssm_v_heads || m.ssm_conv || m.attn_every) {
+        fprintf(stderr, "silica mkmodel: the --ssm-* options and --attn-every are for qwen35 and qwen35moe\n");
         return 2;
     }
     if (m.head_dim == 0) m.head_dim = m.heads ? m.embd / m.heads : 0;
@@ -808,8 +911,11 @@ int cmd_mkmodel(int argc, char **argv) {
         bad |= set_key_u32(o.w, A, "attention.head_count_kv", m.kv_heads);
         bad |= set_key_u32(o.w, A, "attention.key_length", m.head_dim);
         bad |= set_key_u32(o.w, A, "attention.value_length", m.head_dim);
-        /* GLM rotates the first half of each head */
-        bad |= set_key_u32(o.w, A, "rope.dimension_count", glm || glm4moe ? m.head_dim / 2 / 2 * 2 : m.head_dim);
+        /* GLM rotates the first half of each head, Qwen3.5 a quarter (partial_rotary_factor 0.25) */
+        bad |= set_key_u32(o.w, A, "rope.dimension_count",
+                           glm || glm4moe ? m.head_dim / 2 / 2 * 2
+                           : hybrid       ? SL_MAX(2, m.head_dim / 4 / 2 * 2)
+                                          : m.head_dim);
         bad |= set_key_f32(o.w, A, "rope.freq_base", m.rope_base);
         bad |= set_key_f32(o.w, A, "attention.layer_norm_rms_epsilon", m.eps);
         if (pooling) bad |= set_key_u32(o.w, A, "pooling_type", pooling);
@@ -818,7 +924,7 @@ int cmd_mkmodel(int argc, char **argv) {
         bad |= set_key_u32(o.w, A, "expert_count", m.experts);
         bad |= set_key_u32(o.w, A, "expert_used_count", m.experts_used);
         bad |= set_key_u32(o.w, A, "expert_feed_forward_length", m.expert_ffn);
-        if (qwen2moe) bad |= set_key_u32(o.w, A, "expert_shared_feed_forward_length", m.shared_ffn);
+        if (qwen2moe || qwen35moe) bad |= set_key_u32(o.w, A, "expert_shared_feed_forward_length", m.shared_ffn);
         if (glm4moe) { /* GLM-4.5-Air's routing: sigmoid, renormalized, one shared expert, layer 0 dense */
             char key[128];
             bad |= set_key_u32(o.w, A, "expert_shared_count", 1);
@@ -831,6 +937,20 @@ int cmd_mkmodel(int argc, char **argv) {
     }
     if (gemma2 || gemma3 || oss || (olmo2 && m.swa))
         bad |= set_key_u32(o.w, A, "attention.sliding_window", m.swa);
+    if (hybrid) { /* the converter's keys; MRoPE sections in Qwen3.5's proportions ([11, 11, 10] for its 32
+                   * rotary pairs), summing to this head's pairs (ggml asserts they fit the head); not Qwen3-Next's */
+        const int32_t P = (int32_t)SL_MAX(2, m.head_dim / 4 / 2 * 2) / 2;
+        const int32_t sections[4] = {(P + 2) / 3, (P + 1) / 3, P / 3, 0};
+        char key[128];
+        snprintf(key, sizeof key, "%s.rope.dimension_sections", A);
+        if (!next) bad |= gguf_writer_set_arr(o.w, key, GGUF_VT_INT32, sections, 4);
+        bad |= set_key_u32(o.w, A, "ssm.conv_kernel", m.ssm_conv);
+        bad |= set_key_u32(o.w, A, "ssm.state_size", m.ssm_state);
+        bad |= set_key_u32(o.w, A, "ssm.group_count", m.ssm_groups);
+        bad |= set_key_u32(o.w, A, "ssm.time_step_rank", m.ssm_v_heads);
+        bad |= set_key_u32(o.w, A, "ssm.inner_size", m.ssm_v_heads * m.ssm_state);
+        bad |= set_key_u32(o.w, A, "full_attention_interval", m.attn_every);
+    }
     if (granite) { /* Granite 3.x's scales */
         bad |= set_key_f32(o.w, A, "embedding_scale", 12.0);
         bad |= set_key_f32(o.w, A, "residual_scale", 0.22);
@@ -898,8 +1018,9 @@ int cmd_mkmodel(int argc, char **argv) {
                    (decoder_rank && add_cls_output(&o, E)) ||
                    (ds2 && add_deepseek2_tensors(&o, &m)))
         goto oom;
-    /* the decoders' blocks (the encoders' and deepseek2's are written above) */
-    for (long l = 0; !encoder && !ds2 && l < m.layers; l++) {
+    if (hybrid && add_hybrid_tensors(&o, &m, qwen35moe, next)) goto oom;
+    /* the decoders' blocks (the encoders', deepseek2's and qwen35's are written above) */
+    for (long l = 0; !encoder && !ds2 && !hybrid && l < m.layers; l++) {
         char n[64];
 #define T(s) (snprintf(n, sizeof n, "blk.%ld.%s", l, s), n)
         /* glm4moe and gpt-oss name their FFN input norm post_attention_norm;

@@ -48,7 +48,8 @@ static void serve_usage(FILE *f) {
             "  --max-running N     sequences decoding at once per model (default 16)\n"
             "  --max-queued N      waiting sequences per model before 503 (default 256)\n"
             "  --kv-mem SIZE       KV cache memory per model, e.g. 2G, 512M (default: max-running\n"
-            "                      full contexts, at most a quarter of RAM)\n"
+            "                      full contexts, at most a quarter of RAM; hybrid models such as\n"
+            "                      qwen35 take their max-running recurrent states out of it too)\n"
             "  --kv-type T         KV cache storage: f16 (default), f32, q8_0\n"
             "  --timeout S         idle connection timeout in seconds (default 300)\n");
 }

@@ -81,6 +81,7 @@ typedef struct eng_seq {
     bool admitted;     /* admitted at least once (hit statistics count once) */
     int32_t *blocks;   /* block table: blocks[i] holds positions i*bs .. */
     int n_blocks, cap_blocks;
+    int slot;          /* hybrid models: its recurrent state slot while running, else -1 */
     int n_hashed;       /* leading full blocks published to / found in the cache */
     uint64_t last_hash; /* chained hash of block n_hashed-1 (seed when 0) */
     struct eng_seq *leader; /* n>1: same prompt, still prefilling: fork from it */
@@ -155,6 +156,12 @@ struct eng {
     eng_seq_t **plan;  /* max_running: the current step's sequences */
     eng_seq_t **draw_seqs; /* max_running: those drawn ahead (pre_draw) */
     sl_batch_seq_t *batch;
+    /* hybrid models (model_state_floats > 0): max_running recurrent state
+     * slots of state_floats each; slot_free[0..n_slot_free) the free ones
+     * (engine thread) */
+    size_t state_floats;
+    float *states;
+    int *slot_free, n_slot_free;
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -260,8 +267,19 @@ int eng_n_vocab(const eng_t *e) {
     return e->n_vocab;
 }
 
-/* Drops the sequence's blocks (they become cached or free). */
+/* The recurrent state of a running sequence of a hybrid model, or NULL. */
+static float *seq_state(const eng_t *e, const eng_seq_t *s) {
+    return s->slot >= 0 ? e->states + (size_t)s->slot * e->state_floats : NULL;
+}
+
+/* Drops the sequence's blocks (they become cached or free) and its state
+ * slot (every path that ends or suspends a sequence comes here: finish,
+ * cancel, error, preemption). */
 static void seq_release(eng_t *e, eng_seq_t *s) {
+    if (s->slot >= 0) {
+        e->slot_free[e->n_slot_free++] = s->slot;
+        s->slot = -1;
+    }
     for (int i = 0; i < s->n_blocks; i++) kvc_unref(e->kvc, s->blocks[i]);
     s->n_blocks = 0;
     s->n_past = 0;
@@ -311,6 +329,7 @@ static void publish_kv_counts(eng_t *e) {
     kvc_counts_t kc;
     kvc_counts(e->kvc, &kc);
     pthread_mutex_lock(&e->mu);
+    e->st.state_slots_used = e->state_floats ? e->o.max_running - e->n_slot_free : 0;
     e->st.kv_blocks_used = kc.used;
     e->st.kv_blocks_cached = kc.cached;
     e->st.kv_blocks_free = kc.free;
@@ -647,6 +666,8 @@ static void seq_fork(eng_t *e, eng_seq_t *f, const eng_seq_t *s, const float *lo
     }
     f->n_blocks = s->n_blocks;
     f->n_past = s->n_past;
+    if (f->slot >= 0 && s->slot >= 0) /* the prompt's recurrent state too */
+        memcpy(seq_state(e, f), seq_state(e, s), e->state_floats * sizeof(float));
     f->n_hashed = s->n_hashed;
     f->last_hash = s->last_hash;
     f->n_prompt_done = f->n_prompt;
@@ -778,6 +799,17 @@ static void admit(eng_t *e) {
         if (need > kvc_available(e->kvc) && e->running) {
             seq_release(e, s);
             return;
+        }
+        /* a hybrid model's sequence takes a state slot (there are
+         * max_running: one is free while n_running < max_running); the
+         * model zeroes it at position 0, which a sequence that has held
+         * no slot starts from (no prefix reuse for these models) */
+        if (e->state_floats) {
+            if (e->n_slot_free == 0) {
+                seq_release(e, s);
+                return;
+            }
+            s->slot = e->slot_free[--e->n_slot_free];
         }
         pthread_mutex_lock(&e->mu);
         e->pending = s->next;
@@ -912,6 +944,7 @@ static void step(eng_t *e) {
             .n_past = s->n_past,
             .blocks = s->blocks,
             .logits = samples ? e->logits + (size_t)s->logit_row * (size_t)e->n_vocab : NULL,
+            .state = seq_state(e, s),
         };
         if (seq_scoring(s)) {
             if (!s->score_logits)
@@ -1168,6 +1201,8 @@ static void eng_destroy(eng_t *e) {
     model_kv_pool_free(e->kvp);
     sl_pool_free(e->pool);
     free(e->logits);
+    free(e->states);
+    free(e->slot_free);
     free(e->tmp_logits);
     free(e->plan);
     free(e->draw_seqs);
@@ -1237,9 +1272,29 @@ eng_t *eng_new(sl_model_t *m, const eng_opts_t *opts, eng_event_fn fn, void *ctx
         return NULL;
     }
     const size_t ctx_blocks = (size_t)(e->o.n_ctx + e->bs - 1) / (size_t)e->bs;
+    /* hybrid models: a recurrent state slot per running sequence, out of
+     * the same memory budget */
+    e->state_floats = model_state_floats(m);
+    size_t state_mem = 0;
+    if (e->state_floats) {
+        e->o.no_prefix_cache = true; /* the blocks do not hold the recurrent state */
+        if (!sl_mul_size(e->state_floats * sizeof(float), (size_t)e->o.max_running, &state_mem)) {
+            sl_err(err, errlen, "recurrent state memory overflows");
+            free(e);
+            return NULL;
+        }
+    }
     size_t n_blocks;
     if (e->o.kv_mem) {
-        n_blocks = e->o.kv_mem / bb;
+        if (e->o.kv_mem < state_mem) {
+            sl_err(err, errlen,
+                   "KV memory of %zu bytes is less than the %zu bytes of recurrent state of %d running sequences "
+                   "(%zu bytes each): raise the KV memory or lower max running",
+                   e->o.kv_mem, state_mem, e->o.max_running, e->state_floats * sizeof(float));
+            free(e);
+            return NULL;
+        }
+        n_blocks = (e->o.kv_mem - state_mem) / bb;
         if (n_blocks < ctx_blocks + 1) {
             sl_err(err, errlen,
                    "KV memory of %zu bytes holds %zu tokens, less than one context of %d tokens (one token "
@@ -1250,7 +1305,7 @@ eng_t *eng_new(sl_model_t *m, const eng_opts_t *opts, eng_event_fn fn, void *ctx
         }
     } else {
         n_blocks = ctx_blocks * (size_t)e->o.max_running + 1;
-        const size_t cap = phys_mem() / 4 / bb;
+        const size_t quarter = phys_mem() / 4, cap = (quarter > state_mem ? quarter - state_mem : 0) / bb;
         if (n_blocks > cap) n_blocks = SL_MAX(cap, ctx_blocks + 1);
     }
     if (n_blocks > (1u << 30)) n_blocks = 1u << 30;
@@ -1264,7 +1319,16 @@ eng_t *eng_new(sl_model_t *m, const eng_opts_t *opts, eng_event_fn fn, void *ctx
     e->kvc = kvc_new((int)n_blocks, e->bs);
     char e2[SL_ERR_MAX] = "out of memory";
     if (e->gv) e->mask = malloc(gram_mask_words(e->gv) * sizeof *e->mask);
-    if (e->logits && e->tmp_logits && e->plan && e->draw_seqs && e->batch && e->pool && e->kvc && (!e->gv || e->mask))
+    if (e->state_floats) {
+        e->states = malloc(state_mem);
+        e->slot_free = malloc((size_t)e->o.max_running * sizeof *e->slot_free);
+        if (e->slot_free) /* handed out from the end: slot 0 first */
+            for (int i = 0; i < e->o.max_running; i++) e->slot_free[i] = e->o.max_running - 1 - i;
+        e->n_slot_free = e->o.max_running;
+        e->st.state_slots_total = e->o.max_running;
+    }
+    if (e->logits && e->tmp_logits && e->plan && e->draw_seqs && e->batch && e->pool && e->kvc &&
+        (!e->gv || e->mask) && (!e->state_floats || (e->states && e->slot_free)))
         e->kvp = model_kv_pool_new(m, (int)n_blocks, e->bs, e->kv_type, e2, sizeof e2);
     if (!e->kvp) {
         eng_destroy(e);
@@ -1342,6 +1406,7 @@ int eng_submit(eng_t *e, const eng_request_t *r, uint64_t *id, char *err, size_t
                           (int)r->prompt[i], e->n_vocab - 1);
     eng_seq_t *s = calloc(1, sizeof *s);
     if (!s) return sl_err(err, errlen, "out of memory");
+    s->slot = -1;
     s->smp = smp_new(&r->sampling, e->n_vocab, err, errlen);
     if (!s->smp) {
         free(s);
@@ -1582,6 +1647,10 @@ void eng_metrics_write(sl_buf_t *b, eng_t *const *engines, const char *const *na
           s->kv_blocks_cached);
     GAUGE("silica_kv_blocks_free", "empty KV blocks", "gauge", "%d", s->kv_blocks_free);
     GAUGE("silica_kv_block_tokens", "positions per KV block", "gauge", "%d", s->kv_block);
+    GAUGE("silica_state_slots_total", "recurrent state slots (hybrid models; 0 for others)", "gauge", "%d",
+          s->state_slots_total);
+    GAUGE("silica_state_slots_used", "recurrent state slots held by running sequences", "gauge", "%d",
+          s->state_slots_used);
     GAUGE("silica_prefix_cache_query_tokens_total", "prompt tokens looked up in the prefix cache", "counter",
           "%llu", (unsigned long long)s->prefix_query_tokens);
     GAUGE("silica_prefix_cache_hit_tokens_total", "prompt tokens reused from the prefix cache", "counter", "%llu",

@@ -194,12 +194,15 @@ typedef struct eng_opts {
     int max_queued;  /* waiting sequences before ENG_EBUSY; default 256 */
     sl_type_t kv_type; /* legacy: superseded by `kv` (SL_TYPE_F16 still means F16) */
     /* continuous batching (zero values: defaults) */
-    size_t kv_mem;        /* bytes of KV blocks; default: room for max_running full
-                           * contexts, at most a quarter of physical memory */
+    size_t kv_mem;        /* bytes of KV blocks (and of hybrid models' recurrent
+                           * state slots, max_running of them); default: room for
+                           * max_running full contexts, at most a quarter of
+                           * physical memory */
     int kv_block;         /* positions per KV block; default ENG_KV_BLOCK */
     int max_batch_tokens; /* tokens per step (decode + prefill chunks); default 512 */
     int kv;               /* ENG_KV_DEFAULT (F16), ENG_KV_F16, ENG_KV_F32, ENG_KV_Q8_0 */
-    bool no_prefix_cache; /* do not reuse cached blocks across sequences */
+    bool no_prefix_cache; /* do not reuse cached blocks across sequences (always so for
+                           * hybrid models: their recurrent state is not in the blocks) */
     /* The model's vocabulary as grammar byte strings (borrowed; must outlive
      * the engine; its size must equal the model's n_vocab). NULL: requests
      * with a grammar are refused. */
@@ -232,6 +235,8 @@ typedef struct eng_stats {
     /* continuous batching, paged KV, prefix cache */
     int kv_blocks_total, kv_blocks_used, kv_blocks_cached, kv_blocks_free;
     int kv_block;                 /* positions per block */
+    /* hybrid models (qwen35): recurrent state slots, one per running sequence (0 / 0 for others) */
+    int state_slots_total, state_slots_used;
     uint64_t batch_tokens;        /* tokens run through the model (all steps) */
     uint64_t prefix_query_tokens; /* prompt tokens looked up in the prefix cache */
     uint64_t prefix_hit_tokens;   /* of those, reused from cached blocks */

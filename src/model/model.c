@@ -1,7 +1,7 @@
 /*
  * model.c — llama-family models (llama, internlm2, qwen2, qwen3, qwen2moe,
  * qwen3moe, chatglm, glm4, glm4moe, phi3, gemma, gemma2, gemma3, granite,
- * granitemoe, smollm3, olmo2, ernie4_5, deepseek2, gpt-oss) from GGUF: loading and validating
+ * granitemoe, smollm3, olmo2, ernie4_5, deepseek2, gpt-oss, qwen35, qwen35moe) from GGUF: loading and validating
  * hyper-parameters and weights, the KV cache, and the forward pass over a
  * batch of tokens; and the bert encoder's whole-sequence pass with pooling
  * (model_embed, at the end of the file).
@@ -37,7 +37,9 @@
  *    gpt-oss: router and experts biased, swiglu_oai (clamped) for silu)
  *
  * and at the end logits = Wout rmsnorm(x) * output_norm (Wout = token_embd
- * when the output is tied).
+ * when the output is tied). qwen35's DeltaNet layers replace attention with
+ * a recurrence over each sequence's own state (deltanet_layer, below); its
+ * attention layers gate their output by sigmoid of a second q projection.
  *
  * Threading: matmuls and attention split over the pool; the element-wise
  * steps split over tokens (prefill) or elements (swiglu). The scratch
@@ -101,6 +103,20 @@ typedef struct sl_layer {
     sl_wt_t gate, up, down;       /* dense FFN */
     sl_wt_t router;               /* MoE: ffn_gate_inp, n_embd → n_expert */
     sl_wt_t *xgate, *xup, *xdown; /* MoE: n_expert each, views of the 3-D expert tensors */
+    /* qwen35: a DeltaNet layer (recurrent) has wqkv (n_embd → C = 2·H_k·Dk +
+     * H_v·Dv, the conv's input channels: q, k, then v), wz (the output
+     * gate, → H_v·Dv), wbeta and walpha (→ H_v), ssm_out (H_v·Dv → n_embd),
+     * the conv weights transposed to [tap][channel] (conv_w, ssm_conv × C),
+     * dt_bias and ssm_a (= -exp(A_log), H_v each) and the gated norm
+     * (ssm_norm, Dv); an attention layer has wq of 2·n_head·head_dim rows,
+     * head h's q then its gate (gated_q) */
+    bool recurrent, gated_q;
+    sl_wt_t wqkv, wz, wbeta, walpha, ssm_out;
+    /* qwen3next: wba (n_embd → 2·H_v: per key head its value heads' b, then
+     * their a) for wbeta / walpha; in older files wqkvz (n_embd → C + H_v·Dv:
+     * per key head q, k, its value heads' v, then their z) for wqkv / wz */
+    sl_wt_t wba, wqkvz;
+    float *conv_w, *dt_bias, *ssm_a, *ssm_norm;
 } sl_layer_t;
 
 struct sl_scratch {
@@ -109,6 +125,7 @@ struct sl_scratch {
     float *x, *xn, *q, *k, *v, *att, *gate, *up;
     float *scores;
     int32_t *tok_pos;            /* cap_tok: position of each batch token */
+    int32_t *seq_t0;             /* cap_tok: first batch token of each sequence (after tok_pos) */
     const int32_t **tok_blocks;  /* cap_tok: block table of each batch token's sequence */
     int cap_out;                 /* rows of out_logits */
     float *out_logits;           /* cap_out × n_vocab: logits of several sequences */
@@ -124,6 +141,12 @@ struct sl_scratch {
      * n_lora_kv, n_v_mla) */
     float *mla_q, *mla_kv, *mla_qa, *mla_o, *mla_g1, *mla_g2;
     int32_t *moe_e, *moe_tok, *moe_start;
+    /* hybrid (qwen35), cap_tok rows each: the gated attention's q + gate
+     * projection (× 2·H·D) and gate (× H·D); the DeltaNet's conv input and
+     * output (× C each), output gate z and output o (× H_v·Dv each), beta
+     * and decay (× H_v each) */
+    float *qg, *qgate, *dn_in, *dn_conv, *dn_z, *dn_o, *dn_b, *dn_g;
+    float *dn_mix; /* qwen3next: the fused projections' outputs (× C + H_v·Dv + 2·H_v) */
 };
 
 struct sl_model {
@@ -135,6 +158,7 @@ struct sl_model {
     float *output_norm;
     float *rope_freqs;
     float *rope_long, *rope_short; /* phi3 LongRoPE factors (both or neither) */
+    float *rope_mask; /* qwen35's IMROPE on text: 1, or infinity for the pairs it leaves unrotated */
     /* bert: absolute positions and token types added to the token
      * embeddings, LayerNorm'ed (embd_norm, embd_norm_b); RANK's classifier
      * head (cls + cls_b, tanh, cls_out + cls_out_b) */
@@ -163,6 +187,8 @@ typedef struct sl_kv_layout {
 struct sl_kv {
     sl_kv_layout_t lay; /* one block of n_ctx positions */
     int n_ctx, len;
+    float *state; /* hybrid models: the sequence's recurrent state, which has seen state_len tokens */
+    int state_len;
 };
 
 struct sl_kv_pool {
@@ -229,7 +255,8 @@ static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
     const bool llama_moe = hp->arch == SL_ARCH_LLAMA && gguf_get_u32_or(f, ekey, 0) > 0;
     if (hp->arch != SL_ARCH_QWEN3MOE && hp->arch != SL_ARCH_QWEN2MOE &&
         hp->arch != SL_ARCH_GLM4MOE && hp->arch != SL_ARCH_GRANITEMOE &&
-        hp->arch != SL_ARCH_DEEPSEEK2 && hp->arch != SL_ARCH_GPT_OSS && !llama_moe)
+        hp->arch != SL_ARCH_DEEPSEEK2 && hp->arch != SL_ARCH_GPT_OSS && hp->arch != SL_ARCH_QWEN35MOE &&
+        hp->arch != SL_ARCH_QWEN3NEXT && !llama_moe)
         return 0;
     uint32_t ne, nu, ffe;
     if (key_u32(f, arch, "expert_count", true, 0, &ne, err, errlen) ||
@@ -244,7 +271,8 @@ static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
      * reads no other key for them) */
     if (llama_moe || hp->arch == SL_ARCH_GRANITEMOE)
         ffe = (uint32_t)hp->n_ff;
-    else if (key_u32(f, arch, "expert_feed_forward_length", hp->arch == SL_ARCH_GPT_OSS,
+    else if (key_u32(f, arch, "expert_feed_forward_length",
+                     hp->arch == SL_ARCH_GPT_OSS || hp->arch == SL_ARCH_QWEN35MOE,
                      (uint32_t)hp->n_ff / nu, &ffe, err, errlen))
         return -1;
     if (dim_ok(ffe, "expert_feed_forward_length", err, errlen)) return -1;
@@ -259,7 +287,7 @@ static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
      * router logits weighted by a softmax over those k — the same as the
      * softmax over all renormalized over the k */
     hp->expert_norm = hp->arch == SL_ARCH_QWEN3MOE || hp->arch == SL_ARCH_GRANITEMOE || llama_moe ||
-                      hp->arch == SL_ARCH_GPT_OSS;
+                      hp->arch == SL_ARCH_GPT_OSS || hp->arch == SL_ARCH_QWEN35MOE || hp->arch == SL_ARCH_QWEN3NEXT;
     if (hp->arch == SL_ARCH_GRANITEMOE) { /* Granite MoE Shared: an ungated shared expert */
         uint32_t fsh;
         if (key_u32(f, arch, "expert_shared_feed_forward_length", false, 0, &fsh, err, errlen) ||
@@ -267,7 +295,9 @@ static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
             return -1;
         hp->n_ff_shexp = (int)fsh;
     }
-    if (hp->arch == SL_ARCH_QWEN2MOE) {
+    if (hp->arch == SL_ARCH_QWEN2MOE || hp->arch == SL_ARCH_QWEN35MOE || hp->arch == SL_ARCH_QWEN3NEXT) {
+        /* qwen35moe: the shared expert as qwen2moe's (llama.cpp's
+         * qwen35moe graph: sigmoid(ffn_gate_inp_shexp · x) · shared) */
         uint32_t fsh;
         if (key_u32(f, arch, "expert_shared_feed_forward_length", false, (uint32_t)hp->n_ff, &fsh, err, errlen) ||
             dim_ok(fsh, "expert_shared_feed_forward_length", err, errlen))
@@ -574,6 +604,102 @@ static int load_mla(const gguf_file_t *f, sl_hparams_t *hp, uint32_t vl, float f
     return 0;
 }
 
+static bool layer_recurrent(const sl_hparams_t *hp, int l) {
+    return hp->full_attn_interval > 0 && (l + 1) % hp->full_attn_interval != 0;
+}
+
+/* The KV cache's layer of attention layer l: hybrid models keep K/V only
+ * for their attention layers. */
+static int kv_layer(const sl_hparams_t *hp, int l) {
+    return hp->full_attn_interval > 0 ? (l + 1) / hp->full_attn_interval - 1 : l;
+}
+
+/* qwen35 / qwen35moe, as llama.cpp's converter writes them: ssm.conv_kernel,
+ * ssm.state_size (the key head size Dk, also the value head size),
+ * ssm.group_count (key heads H_k), ssm.time_step_rank (value heads H_v),
+ * ssm.inner_size (H_v · Dv), full_attention_interval (default 4: layers
+ * 3, 7, … attend) and rope.dimension_sections. llama.cpp runs the
+ * attention layers' RoPE as IMROPE: pair i of the rotated dims turns by
+ * the position of axis t, h or w (i mod sum(sections) mod 3, while below
+ * 3 × that axis's section), else by axis e's. For text every token has
+ * t = h = w = its position and e = 0, so IMROPE is NEOX RoPE over those
+ * pairs and leaves the e pairs unturned (rope_mask: their divisor is
+ * infinite, so their angle is 0). */
+static int load_hybrid(sl_model_t *m, char *err, size_t errlen) {
+    const gguf_file_t *f = m->gf;
+    sl_hparams_t *hp = &m->hp;
+    const char *arch = hp->arch_name;
+    uint32_t conv, ds, ng, dtr, inner, every;
+    if (key_u32(f, arch, "ssm.conv_kernel", true, 0, &conv, err, errlen) ||
+        key_u32(f, arch, "ssm.state_size", true, 0, &ds, err, errlen) ||
+        key_u32(f, arch, "ssm.group_count", true, 0, &ng, err, errlen) ||
+        key_u32(f, arch, "ssm.time_step_rank", true, 0, &dtr, err, errlen) ||
+        key_u32(f, arch, "ssm.inner_size", true, 0, &inner, err, errlen) ||
+        key_u32(f, arch, "full_attention_interval", false, 4, &every, err, errlen))
+        return -1;
+    if (conv == 0 || conv > 64) return sl_err(err, errlen, "%s.ssm.conv_kernel = %u must be 1 .. 64", arch, conv);
+    if (dim_ok(ds, "ssm.state_size", err, errlen) || dim_ok(ng, "ssm.group_count", err, errlen) ||
+        dim_ok(dtr, "ssm.time_step_rank", err, errlen) || dim_ok(inner, "ssm.inner_size", err, errlen))
+        return -1;
+    if (ds > 4096 || dtr % ng != 0 || inner % dtr != 0 || inner / dtr != ds)
+        return sl_err(err, errlen,
+                      "%s: ssm.time_step_rank (%u value heads) must be a multiple of ssm.group_count (%u key "
+                      "heads), and ssm.inner_size (%u) value heads of ssm.state_size (%u, at most 4096) each",
+                      arch, dtr, ng, inner, ds);
+    if (2 * (uint64_t)ng * ds + inner > MODEL_DIM_LIMIT)
+        return sl_err(err, errlen, "%s: the DeltaNet conv channels (2 × %u × %u + %u) are out of range", arch, ng, ds,
+                      inner);
+    if (every == 0 || every > (uint32_t)hp->n_layer)
+        return sl_err(err, errlen, "%s.full_attention_interval = %u must be 1 .. block_count (%d)", arch, every,
+                      hp->n_layer);
+    if (hp->pooling != SL_POOLING_NONE)
+        return sl_err(err, errlen, "%s: a pooling (embedding) model with DeltaNet layers is not supported", arch);
+    hp->full_attn_interval = (int)every;
+    hp->ssm_conv = (int)conv;
+    hp->ssm_n_k = (int)ng;
+    hp->ssm_head_k = (int)ds;
+    hp->ssm_n_v = (int)dtr;
+    hp->ssm_head_v = (int)(inner / dtr);
+    hp->n_layer_kv = hp->n_layer / (int)every;
+    /* qwen3next: HF's grouped V heads and plain NEOX RoPE (llama.cpp's rope type for it) */
+    hp->ssm_v_grouped = hp->arch == SL_ARCH_QWEN3NEXT;
+    if (hp->ssm_v_grouped) return 0;
+
+    char key[128];
+    snprintf(key, sizeof key, "%s.rope.dimension_sections", arch);
+    const int64_t ki = gguf_find_key(f, key);
+    if (ki < 0) return sl_err(err, errlen, "missing metadata key '%s'", key);
+    const gguf_vtype_t at = gguf_kv_type(f, (size_t)ki) == GGUF_VT_ARRAY ? gguf_arr_type(f, (size_t)ki) : GGUF_VT_ARRAY;
+    const size_t na = gguf_kv_type(f, (size_t)ki) == GGUF_VT_ARRAY ? gguf_arr_len(f, (size_t)ki) : 0;
+    if ((at != GGUF_VT_INT32 && at != GGUF_VT_UINT32) || na < 3 || na > 4)
+        return sl_err(err, errlen, "%s must be an array of 3 or 4 integers", key);
+    int64_t sec[4] = {0, 0, 0, 0}, sum = 0;
+    const uint8_t *ad = gguf_arr_data(f, (size_t)ki);
+    for (size_t i = 0; i < na; i++) {
+        int32_t v;
+        memcpy(&v, ad + 4 * i, 4);
+        if (v < 0 || v > MODEL_DIM_LIMIT) return sl_err(err, errlen, "%s[%zu] = %d is out of range", key, i, (int)v);
+        sec[i] = at == GGUF_VT_UINT32 ? (int64_t)(uint32_t)v : v;
+        sum += sec[i];
+    }
+    if (sum == 0) return sl_err(err, errlen, "%s sums to 0", key);
+    const int pairs = hp->rope.n_rot / 2;
+    bool all = true;
+    for (int i = 0; i < pairs; i++) {
+        const int64_t sc = i % sum, ax = sc % 3;
+        all = all && sc < 3 * sec[ax];
+    }
+    if (!all) {
+        m->rope_mask = malloc(sizeof(float) * (size_t)pairs);
+        if (!m->rope_mask) return sl_err(err, errlen, "out of memory");
+        for (int i = 0; i < pairs; i++) {
+            const int64_t sc = i % sum, ax = sc % 3;
+            m->rope_mask[i] = sc < 3 * sec[ax] ? 1.0f : INFINITY;
+        }
+    }
+    return 0;
+}
+
 static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
     const gguf_file_t *f = m->gf;
     sl_hparams_t *hp = &m->hp;
@@ -596,11 +722,13 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
                  {"glm4moe", SL_ARCH_GLM4MOE},   {"granite", SL_ARCH_GRANITE},   {"granitemoe", SL_ARCH_GRANITEMOE},
                  {"smollm3", SL_ARCH_SMOLLM3},   {"olmo2", SL_ARCH_OLMO2},       {"ernie4_5", SL_ARCH_ERNIE4_5},
                  {"bert", SL_ARCH_BERT},         {"nomic-bert", SL_ARCH_NOMIC_BERT},
-                 {"deepseek2", SL_ARCH_DEEPSEEK2}, {"gpt-oss", SL_ARCH_GPT_OSS}};
+                 {"deepseek2", SL_ARCH_DEEPSEEK2}, {"gpt-oss", SL_ARCH_GPT_OSS},
+                 {"qwen35", SL_ARCH_QWEN35},     {"qwen35moe", SL_ARCH_QWEN35MOE},
+                 {"qwen3next", SL_ARCH_QWEN3NEXT}};
     size_t ai = 0;
     while (ai < SL_ARRAY_LEN(archs) && strcmp(arch, archs[ai].name) != 0) ai++;
     if (ai == SL_ARRAY_LEN(archs)) {
-        char list[200] = "";
+        char list[256] = "";
         for (size_t i = 0; i < SL_ARRAY_LEN(archs); i++)
             snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", archs[i].name);
         return sl_err(err, errlen, "unsupported architecture '%s' (supported: %s)", arch, list);
@@ -612,11 +740,15 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
     if (key_u32(f, arch, "context_length", true, 0, &ctx, err, errlen) ||
         key_u32(f, arch, "embedding_length", true, 0, &embd, err, errlen) ||
         key_u32(f, arch, "block_count", true, 0, &nl, err, errlen) ||
-        key_u32(f, arch, "feed_forward_length", true, 0, &ff, err, errlen) ||
+        /* qwen35moe: only the experts' sizes are required (0: n_ff_exp) */
+        key_u32(f, arch, "feed_forward_length", hp->arch != SL_ARCH_QWEN35MOE && hp->arch != SL_ARCH_QWEN3NEXT, 0,
+                &ff, err, errlen) ||
         key_u32(f, arch, "attention.head_count", true, 0, &nh, err, errlen))
         return -1;
     if (dim_ok(ctx, "context_length", err, errlen) || dim_ok(embd, "embedding_length", err, errlen) ||
-        dim_ok(nl, "block_count", err, errlen) || dim_ok(ff, "feed_forward_length", err, errlen) ||
+        dim_ok(nl, "block_count", err, errlen) ||
+        ((ff || (hp->arch != SL_ARCH_QWEN35MOE && hp->arch != SL_ARCH_QWEN3NEXT)) &&
+         dim_ok(ff, "feed_forward_length", err, errlen)) ||
         dim_ok(nh, "attention.head_count", err, errlen))
         return -1;
     if (key_u32(f, arch, "attention.head_count_kv", false, nh, &nkv, err, errlen) ||
@@ -638,9 +770,10 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
         return sl_err(err, errlen, "rope.dimension_count = %u must be even and at most the head size %u",
                       nrot, kl);
 
-    /* glm4: trailing multi-token-prediction layers the forward pass skips */
+    /* glm4, qwen35: trailing multi-token-prediction layers the forward pass skips */
     uint32_t nextn = 0;
-    if ((hp->arch == SL_ARCH_GLM4 || hp->arch == SL_ARCH_GLM4MOE) &&
+    if ((hp->arch == SL_ARCH_GLM4 || hp->arch == SL_ARCH_GLM4MOE || hp->arch == SL_ARCH_QWEN35 ||
+         hp->arch == SL_ARCH_QWEN35MOE) &&
         key_u32(f, arch, "nextn_predict_layers", false, 0, &nextn, err, errlen))
         return -1;
     if (nextn >= nl)
@@ -655,6 +788,8 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
     hp->head_dim = (int)kl;
 
     if (load_experts(f, hp, err, errlen)) return -1;
+    if (hp->n_ff == 0) hp->n_ff = hp->n_ff_exp; /* qwen35moe without feed_forward_length */
+    hp->n_layer_kv = hp->n_layer;
     if (key_f32(f, arch, "attention.layer_norm_rms_epsilon", true, 0, &hp->norm_eps, err, errlen))
         return -1;
     if (!(hp->norm_eps >= 0.0f))
@@ -732,6 +867,9 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
     /* rank (Qwen3-Reranker): the last position's state through cls.output */
     if (hp->pooling == SL_POOLING_RANK && load_cls_labels(f, hp, embd, err, errlen)) return -1;
     if (load_gemma(f, hp, err, errlen) || load_granite(f, hp, err, errlen)) return -1;
+    if ((hp->arch == SL_ARCH_QWEN35 || hp->arch == SL_ARCH_QWEN35MOE || hp->arch == SL_ARCH_QWEN3NEXT) &&
+        load_hybrid(m, err, errlen))
+        return -1;
     return hp->arch == SL_ARCH_DEEPSEEK2 ? load_mla(f, hp, vl, factor, err, errlen) : 0; /* its own attention scale */
 }
 
@@ -956,8 +1094,9 @@ static int x8_list(sl_model_t *m, sl_wt_t **out, int cap) {
     int n = 0;
     for (int l = 0; l < m->hp.n_layer; l++) {
         sl_layer_t *L = &m->layers[l];
-        sl_wt_t *ws[] = {&L->wq_a, &L->wq_b, &L->wkv_a, &L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down,
-                         &L->router};
+        sl_wt_t *ws[] = {&L->wq_a,   &L->wq_b, &L->wkv_a,   &L->wqkvz, &L->wqkv, &L->wz,      &L->wba,
+                         &L->wbeta,  &L->walpha, &L->wq,    &L->wk,    &L->wv,   &L->wo, &L->ssm_out,
+                         &L->router, &L->gate, &L->up,      &L->down};
         for (size_t i = 0; i < SL_ARRAY_LEN(ws) && n < cap; i++)
             if (ws[i]->data) out[n++] = ws[i];
         for (int h = 0; L->wk_b && h < m->hp.n_head && n + 2 <= cap; h++) { /* MLA's per-head matrices */
@@ -976,7 +1115,7 @@ static int x8_list(sl_model_t *m, sl_wt_t **out, int cap) {
 
 /* Matrices x8_list can name. */
 static int64_t x8_list_cap(const sl_model_t *m) {
-    return (int64_t)m->hp.n_layer * (11 + 3 * (int64_t)m->hp.n_expert + 2 * (int64_t)m->hp.n_head) + 1;
+    return (int64_t)m->hp.n_layer * (18 + 3 * (int64_t)m->hp.n_expert + 2 * (int64_t)m->hp.n_head) + 1;
 }
 
 /* Repacks what the kernels can read as x8 into one arena; out of memory
@@ -1193,6 +1332,102 @@ static int get_mla_layer(sl_model_t *m, int l, sl_layer_t *L, char *err, size_t 
     return 0;
 }
 
+/* One layer of qwen35 / qwen35moe as llama.cpp's converter writes it:
+ * attn_norm and post_attention_norm (the FFN's input norm); a DeltaNet
+ * layer's attn_qkv, attn_gate, ssm_conv1d ([ssm_conv, C]), ssm_dt.bias,
+ * ssm_a, ssm_beta, ssm_alpha, ssm_norm, ssm_out, or an attention layer's
+ * attn_q (2·n_head·head_dim rows: per head q then gate), attn_k, attn_v,
+ * attn_output, attn_q_norm, attn_k_norm; then the dense FFN (qwen35) or
+ * the router, experts and gated shared expert (qwen35moe). */
+static int load_hybrid_layer(sl_model_t *m, int l, sl_layer_t *L, char *err, size_t errlen) {
+    const sl_hparams_t *hp = &m->hp;
+    const int64_t E = hp->n_embd, D = hp->head_dim, QD = (int64_t)hp->n_head * D, KD = (int64_t)hp->n_head_kv * D;
+    const int64_t HV = hp->ssm_n_v, VD = HV * hp->ssm_head_v, C = 2 * (int64_t)hp->ssm_n_k * hp->ssm_head_k + VD;
+    const int64_t F = hp->n_ff, NE = hp->n_expert, FE = hp->n_ff_exp, FS = hp->n_ff_shexp;
+    char n[96];
+#define NAME(s) (snprintf(n, sizeof n, "blk.%d.%s", l, s), n)
+    L->recurrent = layer_recurrent(hp, l);
+    L->gated_q = !L->recurrent;
+    if (get_vector(m, NAME("attn_norm.weight"), E, "n_embd", true, &L->attn_norm, err, errlen) ||
+        get_vector(m, NAME("post_attention_norm.weight"), E, "n_embd", true, &L->ffn_norm, err, errlen))
+        return -1;
+    const bool next = hp->ssm_v_grouped;
+    if (L->recurrent) {
+        float *conv = NULL;
+        /* qwen3next files of older converters: one ssm_in for q, k, v and z */
+        const bool legacy = next && !gguf_find_tensor(m->gf, NAME("attn_qkv.weight")) &&
+                            gguf_find_tensor(m->gf, NAME("ssm_in.weight")) != NULL;
+        if ((legacy && get_matrix(m, NAME("ssm_in.weight"), E, C + VD,
+                                  "n_embd × (2·group_count·state_size + 2·inner_size)", true, &L->wqkvz, err, errlen)) ||
+            (!legacy && (get_matrix(m, NAME("attn_qkv.weight"), E, C,
+                                    "n_embd × (2·group_count·state_size + inner_size)", true, &L->wqkv, err, errlen) ||
+                         get_matrix(m, NAME("attn_gate.weight"), E, VD, "n_embd × inner_size", true, &L->wz, err,
+                                    errlen))) ||
+            (next && get_matrix(m, NAME("ssm_ba.weight"), E, 2 * HV, "n_embd × 2·time_step_rank", true, &L->wba, err,
+                                errlen)) ||
+            (!next && (get_matrix(m, NAME("ssm_beta.weight"), E, HV, "n_embd × time_step_rank", true, &L->wbeta, err,
+                                  errlen) ||
+                       get_matrix(m, NAME("ssm_alpha.weight"), E, HV, "n_embd × time_step_rank", true, &L->walpha,
+                                  err, errlen))) ||
+            get_matrix(m, NAME("ssm_out.weight"), VD, E, "inner_size × n_embd", true, &L->ssm_out, err, errlen) ||
+            get_vector(m, NAME("ssm_dt.bias"), HV, "time_step_rank", true, &L->dt_bias, err, errlen) ||
+            get_vector(m, NAME("ssm_a"), HV, "time_step_rank", true, &L->ssm_a, err, errlen) ||
+            get_vector(m, NAME("ssm_norm.weight"), hp->ssm_head_v, "inner_size / time_step_rank", true, &L->ssm_norm,
+                       err, errlen) ||
+            get_vector_stack(m, NAME("ssm_conv1d.weight"), hp->ssm_conv, C, "conv_kernel × conv channels", &conv, err,
+                             errlen))
+            return -1;
+        /* [channel][tap] → [tap][channel]: the conv runs along channels */
+        L->conv_w = malloc(sizeof(float) * (size_t)C * (size_t)hp->ssm_conv);
+        if (!L->conv_w) {
+            free(conv);
+            return sl_err(err, errlen, "out of memory");
+        }
+        for (int64_t c = 0; c < C; c++)
+            for (int k = 0; k < hp->ssm_conv; k++) L->conv_w[(size_t)k * (size_t)C + (size_t)c] = conv[c * hp->ssm_conv + k];
+        free(conv);
+    } else if (gguf_find_tensor(m->gf, NAME("attn_qkv.weight"))) { /* q (and gate), k, v fused: row views */
+        sl_wt_t f;
+        if (get_matrix(m, n, E, 2 * QD + 2 * KD, "n_embd × (2·n_head + 2·n_head_kv)·head_dim", true, &f, err, errlen))
+            return -1;
+        L->wq = wt_rows(&f, 0, 2 * QD);
+        L->wk = wt_rows(&f, 2 * QD, KD);
+        L->wv = wt_rows(&f, 2 * QD + KD, KD);
+        if (get_matrix(m, NAME("attn_output.weight"), QD, E, "n_head·head_dim × n_embd", true, &L->wo, err, errlen) ||
+            get_vector(m, NAME("attn_q_norm.weight"), D, "head_dim", true, &L->q_norm, err, errlen) ||
+            get_vector(m, NAME("attn_k_norm.weight"), D, "head_dim", true, &L->k_norm, err, errlen))
+            return -1;
+    } else if (get_matrix(m, NAME("attn_q.weight"), E, 2 * QD, "n_embd × 2·n_head·head_dim (q and gate)", true,
+                          &L->wq, err, errlen) ||
+               get_matrix(m, NAME("attn_k.weight"), E, KD, "n_embd × n_head_kv·head_dim", true, &L->wk, err, errlen) ||
+               get_matrix(m, NAME("attn_v.weight"), E, KD, "n_embd × n_head_kv·head_dim", true, &L->wv, err, errlen) ||
+               get_matrix(m, NAME("attn_output.weight"), QD, E, "n_head·head_dim × n_embd", true, &L->wo, err,
+                          errlen) ||
+               get_vector(m, NAME("attn_q_norm.weight"), D, "head_dim", true, &L->q_norm, err, errlen) ||
+               get_vector(m, NAME("attn_k_norm.weight"), D, "head_dim", true, &L->k_norm, err, errlen)) {
+        return -1;
+    }
+    if (NE == 0)
+        return get_matrix(m, NAME("ffn_gate.weight"), E, F, "n_embd × n_ff", true, &L->gate, err, errlen) ||
+                       get_matrix(m, NAME("ffn_up.weight"), E, F, "n_embd × n_ff", true, &L->up, err, errlen) ||
+                       get_matrix(m, NAME("ffn_down.weight"), F, E, "n_ff × n_embd", true, &L->down, err, errlen)
+                   ? -1
+                   : 0;
+    if (get_matrix(m, NAME("ffn_gate_inp.weight"), E, NE, "n_embd × n_expert", true, &L->router, err, errlen) ||
+        get_stack(m, NAME("ffn_gate_exps.weight"), E, FE, NE, "n_embd × n_ff_exp × n_expert", &L->xgate, err,
+                  errlen) ||
+        get_stack(m, NAME("ffn_up_exps.weight"), E, FE, NE, "n_embd × n_ff_exp × n_expert", &L->xup, err, errlen) ||
+        get_stack(m, NAME("ffn_down_exps.weight"), FE, E, NE, "n_ff_exp × n_embd × n_expert", &L->xdown, err,
+                  errlen) ||
+        get_vector(m, NAME("ffn_gate_inp_shexp.weight"), E, "n_embd", true, &L->shexp_gate, err, errlen) ||
+        get_matrix(m, NAME("ffn_gate_shexp.weight"), E, FS, "n_embd × n_ff_shexp", true, &L->gate, err, errlen) ||
+        get_matrix(m, NAME("ffn_up_shexp.weight"), E, FS, "n_embd × n_ff_shexp", true, &L->up, err, errlen) ||
+        get_matrix(m, NAME("ffn_down_shexp.weight"), FS, E, "n_ff_shexp × n_embd", true, &L->down, err, errlen))
+        return -1;
+#undef NAME
+    return 0;
+}
+
 static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
     sl_hparams_t *hp = &m->hp;
     const int64_t E = hp->n_embd, D = hp->head_dim, H = hp->n_head, K = hp->n_head_kv, F = hp->n_ff;
@@ -1237,6 +1472,10 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
         if (m->rope_freqs) return sl_err(err, errlen, "rope_freqs and LongRoPE factors cannot both be present");
         hp->rope.freq_factors = m->rope_short;
     }
+    if (m->rope_mask) {
+        if (hp->rope.freq_factors) return sl_err(err, errlen, "rope_freqs cannot come with rope.dimension_sections");
+        hp->rope.freq_factors = m->rope_mask;
+    }
 
     if ((hp->arch == SL_ARCH_GRANITE || hp->arch == SL_ARCH_GRANITEMOE) &&
         (gguf_find_tensor(m->gf, "blk.0.ffn_up.bias") || gguf_find_tensor(m->gf, "blk.0.ffn_down.bias")))
@@ -1255,6 +1494,10 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
     const int64_t NE = hp->n_expert, FE = hp->n_ff_exp, FS = hp->n_ff_shexp;
     for (int l = 0; l < hp->n_layer; l++) {
         sl_layer_t *L = &m->layers[l];
+        if (hp->full_attn_interval) {
+            if (load_hybrid_layer(m, l, L, err, errlen)) return -1;
+            continue;
+        }
         char n[96];
 #define NAME(s) (snprintf(n, sizeof n, "blk.%d.%s", l, s), n)
         const bool fused = (glm || phi3) && gguf_find_tensor(m->gf, NAME("attn_qkv.weight")) != NULL;
@@ -1391,6 +1634,10 @@ void model_free(sl_model_t *m) {
             free(L->xgate);
             free(L->xup);
             free(L->xdown);
+            free(L->conv_w);
+            free(L->dt_bias);
+            free(L->ssm_a);
+            free(L->ssm_norm);
         }
         free(m->layers);
     }
@@ -1399,6 +1646,7 @@ void model_free(sl_model_t *m) {
     free(m->rope_freqs);
     free(m->rope_long);
     free(m->rope_short);
+    free(m->rope_mask);
     free(m->embd_norm);
     free(m->embd_norm_b);
     free(m->cls_b);
@@ -1450,7 +1698,7 @@ static int layout_init(sl_kv_layout_t *lay, const sl_model_t *m, int block_size,
                       m->hp.head_dim);
     if (block_size <= 0 || block_size > MODEL_DIM_LIMIT)
         return sl_err(err, errlen, "KV block size %d is out of range", block_size);
-    lay->n_layer = m->hp.n_layer;
+    lay->n_layer = m->hp.full_attn_interval ? m->hp.n_layer_kv : m->hp.n_layer; /* attention layers only */
     lay->v_is_k = m->hp.mla;
     lay->n_head_kv = m->hp.n_head_kv;
     lay->head_dim = m->hp.head_dim;
@@ -1500,6 +1748,12 @@ sl_kv_t *model_kv_new(const sl_model_t *m, int n_ctx, sl_type_t kv_type, char *e
         free(kv);
         return NULL;
     }
+    const size_t sf = model_state_floats(m);
+    if (sf && !(kv->state = calloc(sf, sizeof(float)))) {
+        sl_err(err, errlen, "out of memory for a recurrent state of %zu floats", sf);
+        model_kv_free(kv);
+        return NULL;
+    }
     kv->n_ctx = n_ctx;
     return kv;
 }
@@ -1507,7 +1761,25 @@ sl_kv_t *model_kv_new(const sl_model_t *m, int n_ctx, sl_type_t kv_type, char *e
 void model_kv_free(sl_kv_t *kv) {
     if (!kv) return;
     layout_free(&kv->lay);
+    free(kv->state);
     free(kv);
+}
+
+/* Per DeltaNet layer: the conv's last ssm_conv - 1 inputs (C channels
+ * each, oldest first), then H_v matrices of Dv rows × Dk (row i: value
+ * dim i over the key dims). */
+static size_t state_conv_floats(const sl_hparams_t *hp) {
+    const size_t C = 2 * (size_t)hp->ssm_n_k * (size_t)hp->ssm_head_k + (size_t)hp->ssm_n_v * (size_t)hp->ssm_head_v;
+    return (size_t)(hp->ssm_conv - 1) * C;
+}
+static size_t state_layer_floats(const sl_hparams_t *hp) {
+    return state_conv_floats(hp) + (size_t)hp->ssm_n_v * (size_t)hp->ssm_head_v * (size_t)hp->ssm_head_k;
+}
+
+size_t model_state_floats(const sl_model_t *m) {
+    const sl_hparams_t *hp = &m->hp;
+    if (!hp->full_attn_interval) return 0;
+    return (size_t)(hp->n_layer - hp->n_layer_kv) * state_layer_floats(hp); /* ≤ 2^20 layers × 2^12 · 2^32 */
 }
 
 int model_kv_len(const sl_kv_t *kv) { return kv->len; }
@@ -1583,10 +1855,14 @@ static int scratch_reserve(sl_model_t *m, int n_tok, size_t n_scores, int n_out,
         const size_t mla = hp->mla ? MH * (size_t)(hp->n_nope + hp->rope.n_rot) + KD + (size_t)hp->n_lora_q +
                                          MH * (size_t)hp->n_v_mla + 2 * MG
                                    : 0;
+        const size_t HV = (size_t)hp->ssm_n_v, VD = HV * (size_t)hp->ssm_head_v,
+                     C = 2 * (size_t)hp->ssm_n_k * (size_t)hp->ssm_head_k + VD;
+        const size_t hyb =
+            hp->full_attn_interval ? 3 * QD + 2 * C + 2 * VD + 2 * HV + (hp->ssm_v_grouped ? C + VD + 2 * HV : 0) : 0;
         const size_t per_tok =
-            2 * E + 2 * QD + 2 * KD + 2 * F + (NE ? NE + 2 * KU + 3 * E + 2 * FE : 0) + mla;
+            2 * E + 2 * QD + 2 * KD + 2 * F + (NE ? NE + 2 * KU + 3 * E + 2 * FE : 0) + mla + hyb;
         float *b = malloc(per_tok * (size_t)n_tok * sizeof(float));
-        int32_t *tp = malloc((size_t)n_tok * sizeof *tp);
+        int32_t *tp = malloc(2 * (size_t)n_tok * sizeof *tp);
         const int32_t **tb = malloc((size_t)n_tok * sizeof *tb);
         int32_t *mi = NE ? malloc((2 * KU * (size_t)n_tok + NE + 1) * sizeof *mi) : NULL;
         if (!b || !tp || !tb || (NE && !mi)) {
@@ -1631,7 +1907,20 @@ static int scratch_reserve(sl_model_t *m, int n_tok, size_t n_scores, int n_out,
             s->mla_g1 = s->mla_o + n * MH * (size_t)hp->n_v_mla;
             s->mla_g2 = s->mla_g1 + n * MG;
         }
+        if (hyb) { /* last */
+            float *at = s->up + n * F + (NE ? n * (NE + 2 * KU + 3 * E + 2 * FE) : 0) + n * mla;
+            s->qg = at;
+            s->qgate = s->qg + n * 2 * QD;
+            s->dn_in = s->qgate + n * QD;
+            s->dn_conv = s->dn_in + n * C;
+            s->dn_z = s->dn_conv + n * C;
+            s->dn_o = s->dn_z + n * VD;
+            s->dn_b = s->dn_o + n * VD;
+            s->dn_g = s->dn_b + n * HV;
+            s->dn_mix = hp->ssm_v_grouped ? s->dn_g + n * HV : NULL;
+        }
         s->tok_pos = tp;
+        s->seq_t0 = tp + n_tok;
         s->tok_blocks = tb;
         s->cap_tok = n_tok;
     }
@@ -1978,7 +2267,7 @@ static void layer_attention(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t
                             int n_head_kv, int head_dim, int window, const int32_t *tok_keys, int max_keys) {
     const sl_hparams_t *hp = &m->hp;
     struct sl_scratch *s = &m->s;
-    const size_t loff = (size_t)l * lay->layer_bytes;
+    const size_t loff = (size_t)kv_layer(hp, l) * lay->layer_bytes;
     const sl_attn_paged_t a = {
         .n_tok = n_tok,
         .n_head = hp->n_head,
@@ -2088,6 +2377,211 @@ static void mla_attention(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
     matmul_w(pool, &L->wo, s->mla_o, n_tok, s->xn);
 }
 
+/* ---- qwen35's Gated DeltaNet layer ----
+ *
+ * For each sequence, token by token (H_k key heads, H_v value heads of
+ * Dk = Dv; value head h reads key head h mod H_k — the converter orders
+ * the value heads so, "tiled", for ggml's broadcast):
+ *
+ *   [q | k | v] = silu(causal conv over the last ssm_conv inputs of Wqkv xn)
+ *   q, k = per head q / max(|q|, eps), k / max(|k|, eps);  q /= sqrt(Dk)
+ *   g = ssm_a · softplus(Walpha xn + dt_bias);  beta = sigmoid(Wbeta xn)
+ *   per value head:  M = exp(g) M;  M += k ⊗ beta (v - M k)  (row i += k · d_i);  o = M q
+ *   o = rmsnorm(o per head) · ssm_norm · silu(Wz xn);  out = Wssm_out o
+ *
+ * The state (conv inputs and M) is the sequence's own; its layout is
+ * state_layer_floats per DeltaNet layer. */
+struct dn_job {
+    const sl_model_t *m;
+    const sl_layer_t *L;
+    const sl_batch_seq_t *seqs;
+    const int32_t *seq_t0; /* first batch token of each sequence */
+    int n_seqs, n_tok;
+    size_t state_off; /* this layer's part of each sequence's state */
+    atomic_int next;  /* next (sequence, value head) item */
+};
+
+/* The causal conv and SiLU over a channel range of every sequence, and the
+ * conv state moved on to each sequence's last ssm_conv - 1 inputs. */
+static void dn_conv_worker(void *ctx, int ith, int nth) {
+    struct dn_job *j = ctx;
+    const sl_hparams_t *hp = &j->m->hp;
+    const struct sl_scratch *s = &j->m->s;
+    const int KW = hp->ssm_conv;
+    const size_t C = 2 * (size_t)hp->ssm_n_k * (size_t)hp->ssm_head_k + (size_t)hp->ssm_n_v * (size_t)hp->ssm_head_v;
+    int lo, hi;
+    split_range((int)C, ith, nth, &lo, &hi);
+    const size_t c0 = (size_t)lo, nc = (size_t)(hi - lo);
+    if (nc == 0) return;
+    for (int i = 0; i < j->n_seqs; i++) {
+        float *cs = j->seqs[i].state + j->state_off; /* (KW - 1) rows of C, oldest first */
+        const int n = j->seqs[i].n_tok, t0 = j->seq_t0[i];
+        for (int t = 0; t < n; t++) {
+            float *out = s->dn_conv + (size_t)(t0 + t) * C + c0;
+            memset(out, 0, nc * sizeof(float));
+            for (int k = 0; k < KW; k++) {
+                const int p = t - (KW - 1) + k; /* input position; < 0: the state's row KW - 1 + p */
+                const float *in = p < 0 ? cs + (size_t)(KW - 1 + p) * C + c0 : s->dn_in + (size_t)(t0 + p) * C + c0;
+                const float *w = j->L->conv_w + (size_t)k * C + c0;
+                for (size_t c = 0; c < nc; c++) out[c] += w[c] * in[c];
+            }
+            for (size_t c = 0; c < nc; c++) out[c] = out[c] / (1.0f + expf(-out[c]));
+        }
+        /* row r becomes input n - (KW - 1) + r; rows read (n + r) are ahead of rows written */
+        for (int r = 0; r < KW - 1; r++) {
+            const int p = n - (KW - 1) + r;
+            const float *in = p < 0 ? cs + (size_t)(KW - 1 + p) * C + c0 : s->dn_in + (size_t)(t0 + p) * C + c0;
+            memmove(cs + (size_t)r * C + c0, in, nc * sizeof(float));
+        }
+    }
+}
+
+static float l2_scale(const float *x, int n, float eps) {
+    double ss = 0;
+    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    return 1.0f / fmaxf(sqrtf((float)ss), eps);
+}
+
+/* Per token: q and k L2-normed per key head (q also scaled by Dk^-1/2),
+ * the decay g and beta per value head. */
+static void dn_prep_worker(void *ctx, int ith, int nth) {
+    struct dn_job *j = ctx;
+    const sl_hparams_t *hp = &j->m->hp;
+    const struct sl_scratch *s = &j->m->s;
+    const int HK = hp->ssm_n_k, DK = hp->ssm_head_k, HV = hp->ssm_n_v;
+    const size_t C = 2 * (size_t)HK * (size_t)DK + (size_t)HV * (size_t)hp->ssm_head_v;
+    const float qs = 1.0f / sqrtf((float)DK);
+    int lo, hi;
+    split_range(j->n_tok, ith, nth, &lo, &hi);
+    for (int t = lo; t < hi; t++) {
+        float *q = s->dn_conv + (size_t)t * C, *k = q + (size_t)HK * DK;
+        for (int h = 0; h < HK; h++) {
+            float *qh = q + (size_t)h * DK, *kh = k + (size_t)h * DK;
+            const float a = l2_scale(qh, DK, hp->norm_eps) * qs, b = l2_scale(kh, DK, hp->norm_eps);
+            for (int d = 0; d < DK; d++) qh[d] *= a, kh[d] *= b;
+        }
+        float *g = s->dn_g + (size_t)t * HV, *beta = s->dn_b + (size_t)t * HV;
+        for (int h = 0; h < HV; h++) {
+            const float x = g[h] + j->L->dt_bias[h];
+            const float sp = x > 20.0f ? x : log1pf(expf(x)); /* ggml's softplus */
+            g[h] = sp * j->L->ssm_a[h];
+            beta[h] = 1.0f / (1.0f + expf(-beta[h]));
+        }
+    }
+}
+
+/* The delta rule of one (sequence, value head) over its tokens in order;
+ * items claimed from a counter. */
+static void dn_delta_worker(void *ctx, int ith, int nth) {
+    struct dn_job *j = ctx;
+    (void)ith, (void)nth;
+    const sl_hparams_t *hp = &j->m->hp;
+    const struct sl_scratch *s = &j->m->s;
+    const int HK = hp->ssm_n_k, DK = hp->ssm_head_k, HV = hp->ssm_n_v, DV = hp->ssm_head_v;
+    const size_t C = 2 * (size_t)HK * (size_t)DK + (size_t)HV * (size_t)DV, VD = (size_t)HV * (size_t)DV;
+    const size_t sc = state_conv_floats(hp);
+    for (;;) {
+        const int it = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (it >= j->n_seqs * HV) break;
+        const int i = it / HV, h = it % HV, kh = hp->ssm_v_grouped ? h / (HV / HK) : h % HK;
+        float *M = j->seqs[i].state + j->state_off + sc + (size_t)h * (size_t)DV * (size_t)DK;
+        for (int tt = 0; tt < j->seqs[i].n_tok; tt++) {
+            const size_t t = (size_t)(j->seq_t0[i] + tt);
+            const float *q = s->dn_conv + t * C + (size_t)kh * DK, *k = q + (size_t)HK * DK;
+            const float *v = s->dn_conv + t * C + 2 * (size_t)HK * DK + (size_t)h * DV;
+            const float decay = expf(s->dn_g[t * (size_t)HV + (size_t)h]), beta = s->dn_b[t * (size_t)HV + (size_t)h];
+            float *o = s->dn_o + t * VD + (size_t)h * DV;
+            for (int r = 0; r < DV; r++) {
+                float *row = M + (size_t)r * DK;
+                float sk = 0.0f;
+                for (int d = 0; d < DK; d++) {
+                    row[d] *= decay;
+                    sk += row[d] * k[d];
+                }
+                const float dr = beta * (v[r] - sk);
+                float acc = 0.0f;
+                for (int d = 0; d < DK; d++) {
+                    row[d] += k[d] * dr;
+                    acc += row[d] * q[d];
+                }
+                o[r] = acc;
+            }
+        }
+    }
+}
+
+/* Per token and value head: o = rmsnorm(o) · ssm_norm · silu(z). */
+static void dn_out_worker(void *ctx, int ith, int nth) {
+    struct dn_job *j = ctx;
+    const sl_hparams_t *hp = &j->m->hp;
+    const struct sl_scratch *s = &j->m->s;
+    const int HV = hp->ssm_n_v, DV = hp->ssm_head_v;
+    int lo, hi;
+    split_range(j->n_tok * HV, ith, nth, &lo, &hi);
+    for (int r = lo; r < hi; r++) {
+        float *o = s->dn_o + (size_t)r * DV;
+        const float *z = s->dn_z + (size_t)r * DV;
+        sl_rmsnorm(o, o, j->L->ssm_norm, DV, hp->norm_eps);
+        for (int d = 0; d < DV; d++) o[d] *= z[d] / (1.0f + expf(-z[d]));
+    }
+}
+
+/* DeltaNet layer l over the batch: s->xn (normed) in, its output in s->xn. */
+static void deltanet_layer(sl_model_t *m, sl_pool_t *pool, const sl_layer_t *L, int l, const sl_batch_seq_t *seqs,
+                           const int32_t *seq_t0, int n_seqs, int n_tok) {
+    const sl_hparams_t *hp = &m->hp;
+    struct sl_scratch *s = &m->s;
+    if (!L->wba.data) {
+        const sl_mm_t mm[4] = {mm_of(&L->wqkv, s->dn_in), mm_of(&L->wz, s->dn_z), mm_of(&L->wbeta, s->dn_b),
+                               mm_of(&L->walpha, s->dn_g)};
+        sl_matmul_multi(pool, mm, 4, hp->n_embd, s->xn, n_tok);
+    } else { /* qwen3next's fused projections, split per key head (r = H_v / H_k value heads each) */
+        const size_t HK = (size_t)hp->ssm_n_k, DK = (size_t)hp->ssm_head_k, HV = (size_t)hp->ssm_n_v,
+                     R = HV / HK, RV = R * (size_t)hp->ssm_head_v, VD = HV * (size_t)hp->ssm_head_v,
+                     C = 2 * HK * DK + VD, n = (size_t)n_tok;
+        float *ba = s->dn_mix + n * (C + VD);
+        if (L->wqkvz.data) {
+            const sl_mm_t mm[2] = {mm_of(&L->wqkvz, s->dn_mix), mm_of(&L->wba, ba)};
+            sl_matmul_multi(pool, mm, 2, hp->n_embd, s->xn, n_tok);
+            for (size_t t = 0; t < n; t++)
+                for (size_t g = 0; g < HK; g++) { /* [q | k | v of its R heads | z of them] */
+                    const float *src = s->dn_mix + t * (C + VD) + g * (2 * DK + 2 * RV);
+                    float *in = s->dn_in + t * C;
+                    memcpy(in + g * DK, src, DK * sizeof(float));
+                    memcpy(in + HK * DK + g * DK, src + DK, DK * sizeof(float));
+                    memcpy(in + 2 * HK * DK + g * RV, src + 2 * DK, RV * sizeof(float));
+                    memcpy(s->dn_z + t * VD + g * RV, src + 2 * DK + RV, RV * sizeof(float));
+                }
+        } else {
+            const sl_mm_t mm[3] = {mm_of(&L->wqkv, s->dn_in), mm_of(&L->wz, s->dn_z), mm_of(&L->wba, ba)};
+            sl_matmul_multi(pool, mm, 3, hp->n_embd, s->xn, n_tok);
+        }
+        for (size_t t = 0; t < n; t++) /* per key head: its R heads' b, then their a */
+            for (size_t g = 0; g < HK; g++)
+                for (size_t j = 0; j < R; j++) {
+                    s->dn_b[t * HV + g * R + j] = ba[t * 2 * HV + g * 2 * R + j];
+                    s->dn_g[t * HV + g * R + j] = ba[t * 2 * HV + g * 2 * R + R + j];
+                }
+    }
+    /* DeltaNet layers before l, each one state_layer_floats */
+    const int r = l - (l + 1) / hp->full_attn_interval;
+    struct dn_job j = {m, L, seqs, seq_t0, n_seqs, n_tok, (size_t)r * state_layer_floats(hp), 0};
+    atomic_init(&j.next, 0);
+    if (n_tok >= 2) {
+        sl_pool_run(pool, dn_conv_worker, &j);
+        sl_pool_run(pool, dn_prep_worker, &j);
+    } else {
+        dn_conv_worker(&j, 0, 1);
+        dn_prep_worker(&j, 0, 1);
+    }
+    sl_pool_run_elastic(pool, dn_delta_worker, &j);
+    if (n_tok >= 2)
+        sl_pool_run(pool, dn_out_worker, &j);
+    else
+        dn_out_worker(&j, 0, 1);
+    matmul_w(pool, &L->ssm_out, s->dn_o, n_tok, s->xn);
+}
+
 /* Row i of an embedding table (tokens, positions, token types) as n_in
  * floats into x; added to x with a scratch row tmp. */
 static void table_row(const sl_wt_t *w, int64_t i, float *x) {
@@ -2110,9 +2604,13 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
     struct sl_scratch *s = &m->s;
     const int E = hp->n_embd, D = hp->head_dim, K = hp->n_head_kv;
 
-    for (int i = 0, t = 0; i < n_seqs; i++)
+    for (int i = 0, t = 0; i < n_seqs; i++) {
+        s->seq_t0[i] = t;
         for (int k = 0; k < seqs[i].n_tok; k++, t++)
             table_row(&m->tok_embd, seqs[i].tokens[k], s->x + (size_t)t * (size_t)E);
+        if (hp->full_attn_interval && seqs[i].n_past == 0) /* a new sequence: an empty recurrent state */
+            memset(seqs[i].state, 0, model_state_floats(m) * sizeof(float));
+    }
     if (hp->embd_scale != 1.0f)
         for (size_t i = 0; i < (size_t)n_tok * (size_t)E; i++) s->x[i] *= hp->embd_scale;
 
@@ -2121,21 +2619,33 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
         pre_norm(pool, s->xn, s->x, L->attn_norm, n_tok, E, hp->norm_eps);
         if (L->wkv_a.data) { /* deepseek2: multi-head latent attention */
             mla_attention(m, pool, lay, L, l, n_tok, max_keys);
+        } else if (L->recurrent) { /* qwen35: Gated DeltaNet */
+            deltanet_layer(m, pool, L, l, seqs, s->seq_t0, n_seqs, n_tok);
         } else {
-            {
+            if (L->gated_q) { /* qwen35: head h's q then its output gate */
+                const sl_mm_t qkv[3] = {mm_of(&L->wq, s->qg), mm_of(&L->wk, s->k), mm_of(&L->wv, s->v)};
+                sl_matmul_multi(pool, qkv, 3, E, s->xn, n_tok);
+                for (size_t th = 0; th < (size_t)n_tok * (size_t)hp->n_head; th++) {
+                    memcpy(s->q + th * (size_t)D, s->qg + 2 * th * (size_t)D, (size_t)D * sizeof(float));
+                    memcpy(s->qgate + th * (size_t)D, s->qg + (2 * th + 1) * (size_t)D, (size_t)D * sizeof(float));
+                }
+            } else {
                 const sl_mm_t qkv[3] = {mm_of(&L->wq, s->q), mm_of(&L->wk, s->k), mm_of(&L->wv, s->v)};
                 sl_matmul_multi(pool, qkv, 3, E, s->xn, n_tok);
             }
 
             const bool nope = hp->nope_period > 0 && (l + 1) % hp->nope_period == 0;
             const sl_rope_t *rope = nope ? NULL : hp->swa_rope && layer_swa(hp, l) ? &hp->rope_swa : &hp->rope;
-            struct qkv_job qj = {m, L, rope, lay, l, n_tok};
+            struct qkv_job qj = {m, L, rope, lay, kv_layer(hp, l), n_tok};
             if (n_tok >= 2)
                 sl_pool_run(pool, qkv_worker, &qj);
             else
                 qkv_worker(&qj, 0, 1);
 
             layer_attention(m, pool, lay, l, n_tok, K, D, layer_swa(hp, l) ? hp->n_swa : 0, NULL, max_keys);
+            if (L->gated_q)
+                for (size_t i = 0; i < (size_t)n_tok * (size_t)hp->n_head * (size_t)D; i++)
+                    s->att[i] /= 1.0f + expf(-s->qgate[i]);
 
             matmul_w(pool, &L->wo, s->att, n_tok, s->xn);
         }
@@ -2214,12 +2724,17 @@ int model_forward(sl_model_t *m, sl_pool_t *pool, sl_kv_t *kv, const int32_t *to
     const sl_hparams_t *hp = &m->hp;
     if (hp->encoder) return sl_err(err, errlen, "a %s model has no logits: it embeds (model_embed)", hp->arch_name);
     if (n <= 0) return sl_err(err, errlen, "no tokens to process");
-    if (kv->lay.n_layer != hp->n_layer || kv->lay.n_head_kv != hp->n_head_kv || kv->lay.head_dim != hp->head_dim)
+    if (kv->lay.n_layer != (hp->full_attn_interval ? hp->n_layer_kv : hp->n_layer) || kv->lay.n_head_kv != hp->n_head_kv || kv->lay.head_dim != hp->head_dim)
         return sl_err(err, errlen, "KV cache was made for another model");
     if (n > kv->n_ctx - kv->len)
         return sl_err(err, errlen, "context full: %d positions used, %d more requested, capacity %d",
                       kv->len, n, kv->n_ctx);
     if (check_tokens(m, tokens, n, err, errlen)) return -1;
+    if (kv->state && kv->len != 0 && kv->len != kv->state_len)
+        return sl_err(err, errlen,
+                      "the recurrent state has seen %d tokens, the KV cache keeps %d: a DeltaNet state cannot be "
+                      "rewound (truncate to 0 to start again)",
+                      kv->state_len, kv->len);
     const int step = SL_MIN(n, MODEL_MAX_BATCH);
     size_t n_scores;
     if (scores_size(m, pool, &n_scores, err, errlen) ||
@@ -2236,6 +2751,7 @@ int model_forward(sl_model_t *m, sl_pool_t *pool, sl_kv_t *kv, const int32_t *to
             .blocks = block0,
             .logits = all_logits ? logits + (size_t)done * (size_t)hp->n_vocab : last ? logits : NULL,
             .all_logits = all_logits,
+            .state = kv->state,
         };
         for (int t = 0; t < nt; t++) {
             m->s.tok_pos[t] = kv->len + t;
@@ -2243,6 +2759,7 @@ int model_forward(sl_model_t *m, sl_pool_t *pool, sl_kv_t *kv, const int32_t *to
         }
         forward_batch(m, pool, &kv->lay, &bs, 1, nt, kv->len + nt, false);
         kv->len += nt;
+        kv->state_len = kv->len;
     }
     return 0;
 }
@@ -2253,7 +2770,7 @@ int model_forward_batch(sl_model_t *m, sl_pool_t *pool, sl_kv_pool_t *kv, const 
     const sl_kv_layout_t *lay = &kv->lay;
     if (hp->encoder) return sl_err(err, errlen, "a %s model has no logits: it embeds (model_embed)", hp->arch_name);
     if (n_seqs <= 0) return sl_err(err, errlen, "no sequences to process");
-    if (lay->n_layer != hp->n_layer || lay->n_head_kv != hp->n_head_kv || lay->head_dim != hp->head_dim)
+    if (lay->n_layer != (hp->full_attn_interval ? hp->n_layer_kv : hp->n_layer) || lay->n_head_kv != hp->n_head_kv || lay->head_dim != hp->head_dim)
         return sl_err(err, errlen, "KV cache was made for another model");
     int n_tok = 0, max_keys = 1, n_out = 0;
     for (int i = 0; i < n_seqs; i++) {
@@ -2266,6 +2783,8 @@ int model_forward_batch(sl_model_t *m, sl_pool_t *pool, sl_kv_pool_t *kv, const 
                 return sl_err(err, errlen, "sequence %d: block %d of its table (%d) is outside the pool", i, b,
                               (int)q->blocks[b]);
         if (check_tokens(m, q->tokens, q->n_tok, err, errlen)) return -1;
+        if (hp->full_attn_interval && !q->state)
+            return sl_err(err, errlen, "sequence %d: a %s model needs the sequence's recurrent state", i, hp->arch_name);
         if (n_tok > MODEL_DIM_LIMIT - q->n_tok) return sl_err(err, errlen, "batch too large");
         n_tok += q->n_tok;
         max_keys = SL_MAX(max_keys, end);
@@ -2494,7 +3013,7 @@ int model_embed(sl_model_t *m, sl_pool_t *pool, const sl_embed_seq_t *seqs, int 
     struct sl_scratch *s = &m->s;
     for (int i = 0, t = 0; i < n_seqs; i++) {
         ids[i] = i;
-        if (bs) bs[i] = (sl_batch_seq_t){seqs[i].tokens, seqs[i].n_tok, 0, &ids[i], NULL, false};
+        if (bs) bs[i] = (sl_batch_seq_t){seqs[i].tokens, seqs[i].n_tok, 0, &ids[i], NULL, false, NULL};
         for (int k = 0; k < seqs[i].n_tok; k++, t++) {
             s->tok_pos[t] = k;
             s->tok_blocks[t] = &ids[i];

@@ -20,7 +20,11 @@
  * latent attention: one latent KV row per position read by every head, routed
  * experts in groups plus shared experts), gpt-oss (q/k/v/o biases, per-head
  * attention sinks, a 128-position window on even layers, YaRN, routed
- * experts with biases and a clamped SwiGLU); tied or untied
+ * experts with biases and a clamped SwiGLU), qwen35 and qwen35moe (Gated
+ * DeltaNet layers with a per-sequence recurrent state, every 4th a gated
+ * attention layer; qwen35moe: routed experts plus a gated shared expert),
+ * qwen3next (the same with HF's grouped V heads and fused projections);
+ * tied or untied
  * output. And the encoders bert (BERT, XLM-RoBERTa: embedding models and
  * rerankers) and nomic-bert, run only through model_embed (below).
  *
@@ -62,8 +66,12 @@ typedef enum sl_arch {
                          */
     SL_ARCH_DEEPSEEK2, /* DeepSeek-V2 / V2-Lite / V3 / R1, Moonlight: MLA attention, routed + shared
                           experts */
-    SL_ARCH_GPT_OSS    /* OpenAI gpt-oss-20b / 120b: attention sinks, window layers, biased experts,
+    SL_ARCH_GPT_OSS,   /* OpenAI gpt-oss-20b / 120b: attention sinks, window layers, biased experts,
                           clamped SwiGLU */
+    SL_ARCH_QWEN35,    /* Qwen3.5 / 3.6 dense: Gated DeltaNet layers, every 4th a gated attention layer */
+    SL_ARCH_QWEN35MOE, /* Qwen3.5 / 3.6 MoE: the same layers, routed experts plus a gated shared expert */
+    SL_ARCH_QWEN3NEXT  /* Qwen3-Next, Qwen3-Coder-Next: qwen35moe's layers with grouped V heads, fused b/a (and
+                          in older files q/k/v/z) projections, plain NEOX RoPE */
 } sl_arch_t;
 
 /* How an embedding model turns its last hidden states into one vector per
@@ -122,6 +130,19 @@ typedef struct sl_hparams {
     int n_lora_q, n_lora_kv, n_nope, n_v_mla;
     int n_group, n_group_used; /* MoE: experts in n_group groups, the best n_group_used kept (0: no groups) */
     bool tied_output;  /* output.weight absent: token_embd is the output matrix */
+    /* hybrid Gated DeltaNet models (qwen35, qwen35moe): layer l is a
+     * linear-attention (DeltaNet) layer when (l + 1) % full_attn_interval
+     * != 0, with a per-sequence recurrent state (a causal conv's last
+     * ssm_conv - 1 inputs and an ssm_head_v × ssm_head_k matrix per value
+     * head) instead of a KV cache; the others are gated attention layers
+     * (the q projection doubled into q and a sigmoid output gate) */
+    int full_attn_interval; /* 0: no DeltaNet layers */
+    int ssm_conv;           /* conv kernel width ({arch}.ssm.conv_kernel) */
+    int ssm_n_k, ssm_head_k; /* key heads (ssm.group_count) of ssm.state_size */
+    int ssm_n_v, ssm_head_v; /* value heads (ssm.time_step_rank) of ssm.inner_size / ssm_n_v */
+    int n_layer_kv;         /* layers with a KV cache (n_layer but for the DeltaNet ones) */
+    bool ssm_v_grouped;     /* qwen3next: value head h reads key head h / (n_v / n_k) (HF's order); qwen35's
+                               converter tiles them: key head h mod n_k */
     /* encoders (bert): bidirectional attention over the whole input, absolute
      * position and token-type embeddings, LayerNorm after each residual add;
      * no KV cache, no logits: model_embed is their only forward pass */
@@ -152,7 +173,10 @@ sl_kv_t *model_kv_new(const sl_model_t *m, int n_ctx, sl_type_t kv_type, char *e
 void model_kv_free(sl_kv_t *kv);
 int model_kv_len(const sl_kv_t *kv);       /* positions filled */
 int model_kv_capacity(const sl_kv_t *kv);
-void model_kv_truncate(sl_kv_t *kv, int n); /* keep the first n positions */
+/* Keeps the first n positions. A hybrid model's recurrent state cannot
+ * go back: after truncating to 0 < n < len, model_forward refuses until
+ * the cache is truncated to 0 (which starts the sequence afresh). */
+void model_kv_truncate(sl_kv_t *kv, int n);
 
 /* Feeds tokens[0..n) at the next positions of kv. Writes n_vocab logits of
  * the last token to `logits`, or n × n_vocab when all_logits. Returns 0, or
@@ -193,7 +217,17 @@ typedef struct sl_batch_seq {
     const int32_t *blocks;
     float *logits;
     bool all_logits;
+    /* hybrid models (model_state_floats > 0): the sequence's recurrent
+     * state, model_state_floats floats owned by the caller, holding what
+     * the tokens before n_past left in it; zeroed by the model when n_past
+     * is 0, updated in place. NULL for other models. */
+    float *state;
 } sl_batch_seq_t;
+
+/* Floats of one sequence's recurrent state (every DeltaNet layer's conv
+ * inputs and delta matrices); 0 for a model without one. The state after
+ * n tokens cannot be rebuilt from the KV cache: it is the whole history. */
+size_t model_state_floats(const sl_model_t *m);
 
 /* Runs all tokens of all sequences in one pass: each weight matrix is
  * multiplied once with n = sum of n_tok rows; attention is per sequence

@@ -227,9 +227,11 @@ static sl_type_t mixed_type(const model_qplan_t *p, const char *name, int64_t n_
 }
 
 sl_type_t model_qplan_type(const model_qplan_t *p, const char *name, uint32_t n_dims, int64_t n_in) {
-    /* the MoE router and bert's position and token-type tables stay F32,
-     * as the converter writes them and llama-quantize leaves them */
+    /* the MoE router, the DeltaNet conv kernels (qwen35's ssm_conv1d) and
+     * bert's position and token-type tables stay F32, as the converter
+     * writes them and llama-quantize leaves them */
     if (n_dims < 2 || !ends_with(name, ".weight") || ends_with(name, ".ffn_gate_inp.weight") ||
+        ends_with(name, ".ssm_conv1d.weight") ||
         !strcmp(name, "position_embd.weight") || !strcmp(name, "token_types.weight"))
         return SL_TYPE_F32;
     return fallback(p->mixed ? mixed_type(p, name, n_in) : p->base, n_in);

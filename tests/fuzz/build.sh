@@ -141,6 +141,13 @@ if [ -x build/release/silica ]; then
         --experts-used 2 --expert-ffn 16 --out "$OUT/seeds-model/deepseek2.gguf" >/dev/null
     build/release/silica mkmodel --arch gpt-oss $T --kv-heads 1 --experts 4 --experts-used 2 --expert-ffn 16 \
         --swa 4 --out "$OUT/seeds-model/gpt-oss.gguf" >/dev/null
+    # a DeltaNet layer and a gated attention layer
+    build/release/silica mkmodel --arch qwen35 $T --layers 2 --kv-heads 1 --attn-every 2 --ssm-state 8 \
+        --out "$OUT/seeds-model/qwen35.gguf" >/dev/null
+    build/release/silica mkmodel --arch qwen35moe $T --layers 2 --kv-heads 1 --attn-every 2 --ssm-state 8 \
+        --experts 4 --experts-used 2 --expert-ffn 16 --shared-ffn 16 --out "$OUT/seeds-model/qwen35moe.gguf" >/dev/null
+    build/release/silica mkmodel --arch qwen3next $T --layers 2 --kv-heads 1 --attn-every 2 --ssm-state 8 \
+        --experts 4 --experts-used 2 --expert-ffn 16 --shared-ffn 16 --out "$OUT/seeds-model/qwen3next.gguf" >/dev/null
     # the grid i-quants need 256-wide rows (narrower ones fall back to iq4_nl)
     T="--embd 256 --heads 2 --layers 1 --ffn 256 --vocab 24 --seed 3"
     build/release/silica mkmodel --arch llama $T --kv-heads 1 --type iq2_m --out "$OUT/seeds-model/llama-iq2_m.gguf" >/dev/null

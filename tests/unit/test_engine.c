@@ -632,6 +632,142 @@ static void test_think_budget(void) {
     eng_free(e);
 }
 
+/* ---- hybrid models (qwen35): recurrent state slots ---- */
+
+static void check_slots_released(eng_t *e) {
+    eng_stats_t st;
+    eng_stats(e, &st);
+    CHECK_MSG(st.state_slots_used == 0, "%d state slots still used", st.state_slots_used);
+    check_blocks_released(e);
+}
+
+/* Concurrent sequences (a prompt of several prefill chunks among them)
+ * equal the plain greedy loop; nothing is reused from the prefix cache
+ * (cached_tokens 0) and the same prompt again still matches; n>1 forks
+ * prefill once and copy the state; cancelling frees the slots. */
+static void test_hybrid(sl_model_t *hm) {
+    char err[SL_ERR_MAX];
+    sl_model_t *saved = model;
+    model = hm;
+    enum { NS = 5, NT = 12 };
+    static int32_t prompts[NS][300];
+    int lens[NS] = {1, 7, 300, 40, 3};
+    for (int s = 0; s < NS; s++)
+        for (int i = 0; i < lens[s]; i++) prompts[s][i] = (int32_t)((s * 31 + i * 7) % V);
+    int32_t ref[NS][NT];
+    for (int s = 0; s < NS; s++) reference(hm, prompts[s], lens[s], NT, ref[s]);
+    eng_t *e = eng_new(hm, &(eng_opts_t){.n_ctx = CTX, .max_running = 3, .kv = ENG_KV_F32}, on_event, NULL, err,
+                       sizeof err);
+    CHECK_MSG(e != NULL, "%s", err);
+    if (!e) {
+        model = saved;
+        return;
+    }
+    eng_stats_t st;
+    eng_stats(e, &st);
+    CHECK(st.state_slots_total == 3 && st.state_slots_used == 0);
+    for (int round = 0; round < 2; round++) { /* the second time the prompts are the same: no reuse */
+        run_greedy(e, prompts, lens, NS, NT);
+        for (int s = 0; s < NS; s++) {
+            CHECK_MSG(logs[s].n_tok == NT && memcmp(logs[s].toks, ref[s], sizeof ref[s]) == 0,
+                      "round %d: sequence %d differs from the reference", round, s);
+            CHECK(logs[s].fin.usage.prompt_tokens == lens[s] && logs[s].fin.usage.cached_tokens == 0);
+        }
+        check_slots_released(e);
+    }
+    eng_stats(e, &st);
+    CHECK(st.prefix_hit_tokens == 0);
+
+    /* n>1: one prefill, the siblings take a copy of the state */
+    enum { NF = 4, PL = ENG_PREFILL_CHUNK + 44 };
+    static int32_t same[NF][300];
+    int flens[NF];
+    for (int s = 0; s < NF; s++) {
+        flens[s] = PL;
+        for (int i = 0; i < PL; i++) same[s][i] = (int32_t)((i * 11 + 2) % V);
+    }
+    int32_t fref[NT];
+    reference(hm, same[0], PL, NT, fref);
+    eng_t *ef = eng_new(hm, &(eng_opts_t){.n_ctx = CTX, .max_running = 8, .kv = ENG_KV_F32}, on_event, NULL, err,
+                        sizeof err);
+    run_greedy(ef, same, flens, NF, NT);
+    for (int s = 0; s < NF; s++) CHECK_MSG(memcmp(logs[s].toks, fref, sizeof fref) == 0, "choice %d differs", s);
+    eng_stats(ef, &st);
+    CHECK_MSG(st.batch_tokens == PL + NF * (NT - 1), "%llu tokens computed", (unsigned long long)st.batch_tokens);
+    check_slots_released(ef);
+    eng_free(ef);
+
+    /* cancel mid-prefill and mid-decode: every slot comes back */
+    reset_logs();
+    static int32_t p[3][300];
+    for (int s = 0; s < 3; s++)
+        for (int i = 0; i < 300; i++) p[s][i] = (int32_t)((i * 3 + s) % V);
+    uint64_t ids[3];
+    for (int s = 0; s < 3; s++) {
+        eng_request_t r = greedy_req(p[s], (size_t)(s == 0 ? 300 : 20), CTX - 300, &logs[s]);
+        CHECK(eng_submit(e, &r, &ids[s], err, sizeof err) == 0);
+    }
+    pthread_mutex_lock(&mu);
+    while (logs[1].n_tok < 3) pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+    eng_stats(e, &st);
+    CHECK_MSG(st.state_slots_used == 3, "%d slots used while 3 run", st.state_slots_used);
+    for (int s = 0; s < 3; s++) eng_cancel(e, ids[s]);
+    wait_finished(3);
+    for (int s = 0; s < 3; s++) CHECK(logs[s].fin.finish == ENG_FINISH_CANCELLED);
+    check_slots_released(e);
+    sl_buf_t b = {0};
+    const char *name = "h";
+    eng_metrics_write(&b, &e, &name, 1);
+    CHECK(b.data && strstr(b.data, "silica_state_slots_total{model=\"h\"} 3\n"));
+    CHECK(b.data && strstr(b.data, "silica_state_slots_used{model=\"h\"} 0\n"));
+    sl_buf_free(&b);
+    eng_free(e);
+    model = saved;
+}
+
+/* A KV pool far too small: sequences are preempted, their state slots
+ * freed, and recomputed from position 0 (state zeroed) when re-admitted;
+ * every greedy output still equals the reference. The state slots come
+ * out of the same memory budget. */
+static void test_hybrid_preemption(sl_model_t *hm) {
+    char err[SL_ERR_MAX];
+    sl_model_t *saved = model;
+    model = hm;
+    enum { NS = 6, NT = 40 };
+    static int32_t prompts[NS][300];
+    int lens[NS];
+    for (int s = 0; s < NS; s++) {
+        lens[s] = 20 + 9 * s;
+        for (int i = 0; i < lens[s]; i++) prompts[s][i] = (int32_t)((s * 17 + i * 5 + 1) % V);
+    }
+    int32_t ref[NS][NT];
+    for (int s = 0; s < NS; s++) reference(hm, prompts[s], lens[s], NT, ref[s]);
+    const size_t bb = model_kv_block_bytes(hm, 8, SL_TYPE_F32), sb = model_state_floats(hm) * sizeof(float);
+    CHECK(sb > 0);
+    eng_t *e = eng_new(hm, &(eng_opts_t){.n_ctx = 128, .max_running = 6, .kv = ENG_KV_F32, .kv_block = 8,
+                                         .kv_mem = 26 * bb + 6 * sb},
+                       on_event, NULL, err, sizeof err);
+    CHECK_MSG(e != NULL, "%s", err);
+    if (e) {
+        run_greedy(e, prompts, lens, NS, NT);
+        for (int s = 0; s < NS; s++)
+            CHECK_MSG(logs[s].n_tok == NT && memcmp(logs[s].toks, ref[s], sizeof ref[s]) == 0,
+                      "sequence %d differs from the reference after preemption", s);
+        eng_stats_t st;
+        eng_stats(e, &st);
+        CHECK_MSG(st.preemptions > 0, "no preemption happened");
+        CHECK(st.kv_blocks_total == 26);
+        check_slots_released(e);
+        eng_free(e);
+    }
+    /* a budget below the state slots is refused with a message */
+    eng_t *e2 = eng_new(hm, &(eng_opts_t){.n_ctx = 128, .max_running = 6, .kv = ENG_KV_F32, .kv_mem = 6 * sb - 1},
+                        on_event, NULL, err, sizeof err);
+    CHECK(e2 == NULL && strstr(err, "recurrent state") != NULL);
+    model = saved;
+}
+
 int main(void) {
     write_model();
     char err[SL_ERR_MAX];
@@ -649,6 +785,17 @@ int main(void) {
         RUN(test_batched_steps);
         RUN(test_think_budget);
         model_free(model);
+    }
+    unlink(path);
+    tiny_qwen35_write(path, 777);
+    sl_model_t *hm = model_load(path, err, sizeof err);
+    CHECK_MSG(hm != NULL, "%s", err);
+    if (hm) {
+        test_hybrid(hm);
+        fprintf(stderr, "%s test_hybrid\n", test_failures_ ? "FAIL" : "ok  ");
+        test_hybrid_preemption(hm);
+        fprintf(stderr, "%s test_hybrid_preemption\n", test_failures_ ? "FAIL" : "ok  ");
+        model_free(hm);
     }
     unlink(path);
     return test_summary();

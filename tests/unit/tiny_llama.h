@@ -1,7 +1,8 @@
 /*
  * tiny_llama.h — writes the one-layer random-weight llama GGUF the engine
  * tests run on (vocab 64, embd 16, 2 heads, 1 KV head, head_dim 8, ffn 32,
- * context 512, F32 weights, norms = 1). The weights depend only on `seed`.
+ * context 512, F32 weights, norms = 1), and a tiny qwen35 beside it. The
+ * weights depend only on `seed`.
  * Include after test.h.
  */
 #ifndef SILICA_TINY_LLAMA_H
@@ -58,6 +59,73 @@ static void tiny_llama_write(const char *path, uint64_t seed) {
     tl_add(w, &rs, "blk.0.ffn_gate.weight", TL_F, TL_E, 0.5f);
     tl_add(w, &rs, "blk.0.ffn_up.weight", TL_F, TL_E, 0.5f);
     tl_add(w, &rs, "blk.0.ffn_down.weight", TL_E, TL_F, 0.5f);
+    char err[SL_ERR_MAX];
+    int rc = gguf_writer_write(w, path, err, sizeof err);
+    CHECK_MSG(rc == 0, "%s", err);
+    gguf_writer_free(w);
+}
+
+/* A tiny qwen35 (hybrid Gated DeltaNet) of the same vocabulary, width and
+ * context: 4 layers, layers 1 and 3 gated attention (2 heads of 8, 1 KV
+ * head, RoPE over 2 dims), layers 0 and 2 DeltaNet (1 key head, 2 value
+ * heads of 4, conv width 4; ssm_a = -0.3 so the state decays slowly). */
+static inline void tiny_qwen35_write(const char *path, uint64_t seed) {
+    uint64_t rs = seed;
+    gguf_writer_t *w = gguf_writer_new();
+    const int DK = 4, HK = 1, HV = 2, CK = 4, C = 2 * HK * DK + HV * DK;
+    const int32_t sections[4] = {11, 11, 10, 0};
+    gguf_writer_set_str(w, "general.architecture", "qwen35");
+    gguf_writer_set_u32(w, "qwen35.context_length", TL_CTX);
+    gguf_writer_set_u32(w, "qwen35.embedding_length", TL_E);
+    gguf_writer_set_u32(w, "qwen35.block_count", 4);
+    gguf_writer_set_u32(w, "qwen35.feed_forward_length", TL_F);
+    gguf_writer_set_u32(w, "qwen35.attention.head_count", TL_H);
+    gguf_writer_set_u32(w, "qwen35.attention.head_count_kv", TL_K);
+    gguf_writer_set_u32(w, "qwen35.attention.key_length", TL_D);
+    gguf_writer_set_u32(w, "qwen35.attention.value_length", TL_D);
+    gguf_writer_set_u32(w, "qwen35.rope.dimension_count", 2);
+    gguf_writer_set_arr(w, "qwen35.rope.dimension_sections", GGUF_VT_INT32, sections, 4);
+    gguf_writer_set_f32(w, "qwen35.attention.layer_norm_rms_epsilon", 1e-6f);
+    gguf_writer_set_f32(w, "qwen35.rope.freq_base", 10000000.0f);
+    gguf_writer_set_u32(w, "qwen35.ssm.conv_kernel", (uint32_t)CK);
+    gguf_writer_set_u32(w, "qwen35.ssm.state_size", (uint32_t)DK);
+    gguf_writer_set_u32(w, "qwen35.ssm.group_count", (uint32_t)HK);
+    gguf_writer_set_u32(w, "qwen35.ssm.time_step_rank", (uint32_t)HV);
+    gguf_writer_set_u32(w, "qwen35.ssm.inner_size", (uint32_t)(HV * DK));
+    gguf_writer_set_u32(w, "qwen35.full_attention_interval", 2);
+    tl_add(w, &rs, "token_embd.weight", TL_V, TL_E, 1.0f);
+    tl_add(w, &rs, "output_norm.weight", 1, TL_E, 1.0f);
+    tl_add(w, &rs, "output.weight", TL_V, TL_E, 1.0f);
+    for (int l = 0; l < 4; l++) {
+        char n[64];
+#define TQ(x) (snprintf(n, sizeof n, "blk.%d.%s", l, x), n)
+        tl_add(w, &rs, TQ("attn_norm.weight"), 1, TL_E, 1.0f);
+        tl_add(w, &rs, TQ("post_attention_norm.weight"), 1, TL_E, 1.0f);
+        if (l % 2 == 0) {
+            tl_add(w, &rs, TQ("attn_qkv.weight"), C, TL_E, 0.5f);
+            tl_add(w, &rs, TQ("attn_gate.weight"), HV * DK, TL_E, 0.5f);
+            tl_add(w, &rs, TQ("ssm_beta.weight"), HV, TL_E, 0.5f);
+            tl_add(w, &rs, TQ("ssm_alpha.weight"), HV, TL_E, 0.5f);
+            tl_add(w, &rs, TQ("ssm_out.weight"), TL_E, HV * DK, 0.5f);
+            tl_add(w, &rs, TQ("ssm_conv1d.weight"), C, CK, 0.5f);
+            tl_add(w, &rs, TQ("ssm_dt.bias"), 1, HV, 1.0f);
+            tl_add(w, &rs, TQ("ssm_norm.weight"), 1, DK, 1.0f);
+            const float a[2] = {-0.3f, -0.1f};
+            const int64_t ne[1] = {HV};
+            CHECK(gguf_writer_add_tensor(w, TQ("ssm_a"), SL_TYPE_F32, 1, ne, a) == 0);
+        } else {
+            tl_add(w, &rs, TQ("attn_q.weight"), 2 * TL_H * TL_D, TL_E, 0.5f);
+            tl_add(w, &rs, TQ("attn_k.weight"), TL_K * TL_D, TL_E, 0.5f);
+            tl_add(w, &rs, TQ("attn_v.weight"), TL_K * TL_D, TL_E, 0.5f);
+            tl_add(w, &rs, TQ("attn_output.weight"), TL_E, TL_H * TL_D, 0.5f);
+            tl_add(w, &rs, TQ("attn_q_norm.weight"), 1, TL_D, 1.0f);
+            tl_add(w, &rs, TQ("attn_k_norm.weight"), 1, TL_D, 1.0f);
+        }
+        tl_add(w, &rs, TQ("ffn_gate.weight"), TL_F, TL_E, 0.5f);
+        tl_add(w, &rs, TQ("ffn_up.weight"), TL_F, TL_E, 0.5f);
+        tl_add(w, &rs, TQ("ffn_down.weight"), TL_E, TL_F, 0.5f);
+#undef TQ
+    }
     char err[SL_ERR_MAX];
     int rc = gguf_writer_write(w, path, err, sizeof err);
     CHECK_MSG(rc == 0, "%s", err);

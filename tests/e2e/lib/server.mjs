@@ -67,6 +67,8 @@ export function makeModel(tokenizer, arch = "qwen2", template = null, extra = []
 }
 
 // startServer({ args: [...extra flags], models: {name: path} }) -> { url, port, stop(), log(), stdout() }
+// A server that fails exits at once; the 60 s wait is for one loading many
+// models on a loaded machine.
 export async function startServer(opts = {}) {
   const models = opts.models || { tiny: tinyModel() };
   const args = ["serve", "--port", "0"];
@@ -76,7 +78,7 @@ export async function startServer(opts = {}) {
   let out = "", buf = "";
   proc.stderr.on("data", (d) => { out += d; });
   const port = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("server did not start:\n" + out)), 15000);
+    const timer = setTimeout(() => reject(new Error("server did not start:\n" + out)), 60000);
     proc.stdout.on("data", (d) => {
       buf += d;
       const m = buf.match(/listening on http:\/\/[^:]+:(\d+)/);

@@ -180,6 +180,12 @@ uint64_t kvc_publish(kvc_t *c, int b, uint64_t parent, const int32_t *tokens) {
     return h;
 }
 
+bool kvc_contains(const kvc_t *c, uint64_t h) {
+    for (int i = c->bucket[h & c->mask]; i >= 0; i = c->b[i].hnext)
+        if (c->b[i].hash == h) return true;
+    return false;
+}
+
 void kvc_counts(const kvc_t *c, kvc_counts_t *out) {
     out->total = c->n;
     out->free = c->n_free;

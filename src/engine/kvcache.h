@@ -57,6 +57,11 @@ int kvc_lookup(kvc_t *c, uint64_t parent, const int32_t *tokens);
  * prefix or b already has a hash. Returns the block's hash. */
 uint64_t kvc_publish(kvc_t *c, int b, uint64_t parent, const int32_t *tokens);
 
+/* Whether some block (used or cached) is published under hash h: a
+ * quick check that a prefix ending there may still be found (a lookup
+ * compares the tokens as well). */
+bool kvc_contains(const kvc_t *c, uint64_t h);
+
 typedef struct kvc_counts {
     int total, used, cached, free;
     uint64_t evictions;

@@ -29,7 +29,9 @@
  * blocks freed, recomputed later from its tokens, first in line). Full
  * blocks are kept in a prefix cache keyed by the chained hash of their
  * tokens: a new sequence reuses every cached full block of its prompt
- * (usage.cached_tokens) and unreferenced blocks are evicted LRU. Sequences
+ * (usage.cached_tokens) and unreferenced blocks are evicted LRU; a hybrid
+ * model's sequence reuses them only up to a recurrent-state checkpoint
+ * (saved at block boundaries in pool blocks, see docs/engine.md). Sequences
  * submitted with the same prompt while the first is still prefilling (n>1)
  * share its blocks (copy-on-write of the partly filled last block) instead
  * of recomputing. More than max_queued waiting is ENG_EBUSY.

@@ -94,9 +94,13 @@ static void test_lru_eviction(void) {
     int r = kvc_lookup(c, KVC_HASH_SEED, t[1]);
     CHECK(r == b[1]);
     kvc_unref(c, r);
+    const uint64_t h0 = kvc_hash(KVC_HASH_SEED, t[0], BS), h1 = kvc_hash(KVC_HASH_SEED, t[1], BS);
+    CHECK(kvc_contains(c, h0) && kvc_contains(c, h1));
+    CHECK(!kvc_contains(c, kvc_hash(h0, t[1], BS))); /* never published */
     int n = kvc_alloc(c);
     CHECK_MSG(n == b[0], "evicted %d, want %d", n, b[0]);
     CHECK(kvc_lookup(c, KVC_HASH_SEED, t[0]) == -1); /* gone from the cache */
+    CHECK(!kvc_contains(c, h0) && kvc_contains(c, h1));
     kvc_counts_t k;
     kvc_counts(c, &k);
     CHECK(k.evictions == 1);

@@ -74,7 +74,8 @@ typedef struct eng_gram {
 /* A recurrent-state checkpoint (hybrid models): the state after the first
  * `pos` tokens (a block boundary) of a prefix whose chained block hash is
  * `key`, kept in ckpt_nb blocks of the KV pool that the store holds a
- * reference on (see "checkpoints" below). */
+ * reference on (see "checkpoints" below); the hashes of the prefix's
+ * pos / bs blocks (the last is key) are in e->ckpt_chain. */
 typedef struct eng_ckpt {
     bool live;
     int pos;
@@ -173,6 +174,7 @@ struct eng {
     sl_kv_pool_t *kvp; /* engine thread */
     kvc_t *kvc;        /* engine thread */
     int bs;            /* positions per block */
+    size_t block_bytes; /* of one block (K and V, all layers) */
     float *logits;     /* max_running × n_vocab, engine thread */
     float *tmp_logits; /* n_vocab: a copy for a sibling sampling from a shared row */
     eng_seq_t **plan;  /* max_running: the current step's sequences */
@@ -191,6 +193,9 @@ struct eng {
     int ckpt_nb, ckpt_max, ckpt_every, n_ckpt;
     eng_ckpt_t *ckpts;
     int32_t *ckpt_blocks;
+    uint64_t *ckpt_chain;  /* ckpt_max × chain_cap: entry i's block hashes */
+    int chain_cap;         /* blocks of a context */
+    uint64_t ckpt_seen_evictions; /* the block manager's evictions at the last sweep */
     uint64_t ckpt_tick, ckpt_stored, ckpt_hits, ckpt_evictions;
 
     pthread_mutex_t mu;
@@ -317,11 +322,11 @@ static float *seq_state(const eng_t *e, const eng_seq_t *s) {
  * compete with the blocks: they hold at most half the pool (ckpt_max), a
  * new one evicts the least recently used one when the store is full, and a
  * block allocation that finds no free or cached block evicts checkpoints
- * (LRU) before any sequence is preempted. A checkpoint whose prefix's last
- * block left the cache can never be reached again and is dropped at the
- * end of the step (ckpt_sweep); the lookup walks the block chain anyway, so
- * a checkpoint is only ever restored when all the blocks before it are
- * cached. Invariants: n_ckpt = live entries; the store holds exactly
+ * (LRU) before any sequence is preempted. A checkpoint one of whose
+ * prefix's blocks left the cache can never be reached again (the lookup
+ * walks the chain from the first block, so it is never restored) and is
+ * dropped right after the plan or the store that evicted blocks
+ * (ckpt_sweep). Invariants: n_ckpt = live entries; the store holds exactly
  * n_ckpt × ckpt_nb block references. */
 
 static int32_t *ckpt_blocks(const eng_t *e, int i) {
@@ -364,10 +369,26 @@ static bool ckpt_evict_lru(eng_t *e) {
     return true;
 }
 
-/* Drops the checkpoints whose prefix's last block is no longer cached. */
+static uint64_t *ckpt_chain(const eng_t *e, int i) {
+    return e->ckpt_chain + (size_t)i * (size_t)e->chain_cap;
+}
+
+/* After blocks were evicted: drops the checkpoints one of whose prefix's
+ * blocks is no longer cached. */
 static void ckpt_sweep(eng_t *e) {
-    for (int i = 0; i < e->ckpt_max && e->n_ckpt; i++)
-        if (e->ckpts[i].live && !kvc_contains(e->kvc, e->ckpts[i].key)) ckpt_drop(e, i);
+    kvc_counts_t kc;
+    kvc_counts(e->kvc, &kc);
+    if (kc.evictions == e->ckpt_seen_evictions) return;
+    e->ckpt_seen_evictions = kc.evictions;
+    for (int i = 0; i < e->ckpt_max && e->n_ckpt; i++) {
+        if (!e->ckpts[i].live) continue;
+        const uint64_t *ch = ckpt_chain(e, i);
+        for (int b = 0; b < e->ckpts[i].pos / e->bs; b++)
+            if (!kvc_contains(e->kvc, ch[b])) {
+                ckpt_drop(e, i);
+                break;
+            }
+    }
 }
 
 static int ckpt_find(const eng_t *e, uint64_t key, int pos) {
@@ -437,8 +458,12 @@ static void ckpt_save(eng_t *e, eng_seq_t *s, bool decode) {
     e->ckpts[i].pos = pos;
     e->ckpts[i].key = key;
     e->ckpts[i].tick = ++e->ckpt_tick;
+    uint64_t *ch = ckpt_chain(e, i), h = KVC_HASH_SEED;
+    for (int b = 0; b < pos / e->bs; b++) /* pos ≤ n_ctx: within chain_cap */
+        ch[b] = h = kvc_hash(h, s->toks + (size_t)b * (size_t)e->bs, e->bs);
     ckpt_copy(e, i, seq_state(e, s), true);
     e->ckpt_stored++;
+    ckpt_sweep(e); /* its blocks may have been others' prefixes */
     if (decode) {
         s->ckpt_dec = i;
         s->ckpt_dec_key = key;
@@ -560,7 +585,7 @@ static void publish_kv_counts(eng_t *e) {
     e->st.kv_blocks_ckpt = e->n_ckpt * e->ckpt_nb;
     e->st.kv_blocks_used = kc.used - e->st.kv_blocks_ckpt;
     e->st.ckpt_count = e->n_ckpt;
-    e->st.ckpt_bytes = (uint64_t)e->st.kv_blocks_ckpt * model_kv_block_bytes(e->model, e->bs, e->kv_type);
+    e->st.ckpt_bytes = (uint64_t)e->st.kv_blocks_ckpt * e->block_bytes;
     e->st.ckpt_stored = e->ckpt_stored;
     e->st.ckpt_hits = e->ckpt_hits;
     e->st.ckpt_evictions = e->ckpt_evictions;
@@ -1166,6 +1191,7 @@ static void step(eng_t *e) {
     char err[SL_ERR_MAX];
     const uint64_t t0 = sl_now_ns();
     const int n_plan = plan_step(e);
+    if (e->n_ckpt) ckpt_sweep(e); /* the plan may have evicted blocks; before any FINISH of this step */
     if (n_plan == 0) return;
     int n_rows = 0, n_tok = 0;
     for (int i = 0; i < n_plan; i++) {
@@ -1232,7 +1258,6 @@ static void step(eng_t *e) {
         }
         seq_sample(e, s, row);
     }
-    if (e->n_ckpt) ckpt_sweep(e);
     const uint64_t t1 = sl_now_ns();
     publish_kv_counts(e);
     pthread_mutex_lock(&e->mu);
@@ -1441,6 +1466,7 @@ static void eng_destroy(eng_t *e) {
     free(e->slot_free);
     free(e->ckpts);
     free(e->ckpt_blocks);
+    free(e->ckpt_chain);
     free(e->tmp_logits);
     free(e->plan);
     free(e->draw_seqs);
@@ -1503,6 +1529,7 @@ eng_t *eng_new(sl_model_t *m, const eng_opts_t *opts, eng_event_fn fn, void *ctx
     e->kv_type = e->o.kv == ENG_KV_F32 ? SL_TYPE_F32 : e->o.kv == ENG_KV_Q8_0 ? SL_TYPE_Q8_0 : SL_TYPE_F16;
     e->bs = e->o.kv_block;
     const size_t bb = model_kv_block_bytes(m, e->bs, e->kv_type);
+    e->block_bytes = bb;
     if (bb == 0) {
         sl_err(err, errlen, "KV cache type %s with blocks of %d positions is not usable with this model",
                sl_type_name(e->kv_type), e->bs);
@@ -1572,9 +1599,11 @@ eng_t *eng_new(sl_model_t *m, const eng_opts_t *opts, eng_event_fn fn, void *ctx
         const int every = e->o.ckpt_interval == 0 ? ENG_CKPT_INTERVAL : e->o.ckpt_interval;
         e->ckpt_every = every < 0 || every > (1 << 30) ? INT_MAX : (every + e->bs - 1) / e->bs * e->bs;
         if (e->ckpt_max) {
+            e->chain_cap = (int)ctx_blocks;
             e->ckpts = calloc((size_t)e->ckpt_max, sizeof *e->ckpts);
             e->ckpt_blocks = malloc((size_t)e->ckpt_max * (size_t)e->ckpt_nb * sizeof *e->ckpt_blocks);
-            if (!e->ckpts || !e->ckpt_blocks) e->ckpt_nb = e->ckpt_max = 0; /* go without */
+            e->ckpt_chain = malloc((size_t)e->ckpt_max * ctx_blocks * sizeof *e->ckpt_chain);
+            if (!e->ckpts || !e->ckpt_blocks || !e->ckpt_chain) e->ckpt_nb = e->ckpt_max = 0; /* go without */
         }
     }
     if (e->logits && e->tmp_logits && e->plan && e->draw_seqs && e->batch && e->pool && e->kvc &&

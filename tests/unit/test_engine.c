@@ -898,10 +898,10 @@ static void test_hybrid_ckpt(sl_model_t *hm) {
     model = saved;
 }
 
-/* A pool of a few blocks beyond one context: the first prompt's blocks are
- * evicted by an unrelated long one, so its checkpoints cannot be reached
- * (the chain misses its first block) and it is computed again from 0;
- * checkpoints are evicted rather than sequences preempted; then shared
+/* A pool of a few blocks beyond one context: evicting the first block of a
+ * prompt drops its checkpoints (none can be reached: the chain misses its
+ * first block) and it is computed again from 0; an unrelated long prompt
+ * evicts blocks and checkpoints rather than preempting; then shared
  * prefixes under preemption: every output equals the reference and all
  * blocks, slots and checkpoints are accounted for. */
 static void test_hybrid_ckpt_pressure(sl_model_t *hm) {
@@ -933,7 +933,33 @@ static void test_hybrid_ckpt_pressure(sl_model_t *hm) {
     CHECK_MSG(logs[0].fin.usage.cached_tokens == 56, "cached %d", logs[0].fin.usage.cached_tokens);
     eng_stats_t st0, st;
     eng_stats(e, &st0);
-    CHECK(st0.ckpt_count > 0);
+    CHECK_MSG(st0.ckpt_count == 4 && st0.kv_blocks_ckpt == 4 * cb && st0.kv_blocks_cached == 7,
+              "%d checkpoints (16, 32, 48, 56 expected), %d cached blocks", st0.ckpt_count, st0.kv_blocks_cached);
+    /* a prompt-scoring request (it stores no checkpoint) of 70 tokens takes
+     * the 8 free blocks and one cached: the least recently used, the first
+     * prompt's first block; none of its 4 checkpoints can be reached now,
+     * and all are dropped */
+    {
+        static int32_t sp[70];
+        for (int i = 0; i < 70; i++) sp[i] = (int32_t)((i * 3 + 7) % V);
+        reset_logs();
+        eng_request_t r = greedy_req(sp, 70, 1, &logs[0]);
+        r.score_prompt = true;
+        uint64_t id;
+        CHECK(eng_submit(e, &r, &id, err, sizeof err) == 0);
+        wait_finished(1);
+        CHECK(logs[0].n_prompt_ev == 69);
+    }
+    eng_stats(e, &st);
+    CHECK_MSG(st.evictions == st0.evictions + 1, "%llu blocks evicted", (unsigned long long)(st.evictions - st0.evictions));
+    CHECK_MSG(st.ckpt_count == 0 && st.kv_blocks_ckpt == 0 && st.ckpt_evictions == st0.ckpt_evictions + 4,
+              "%d checkpoints left", st.ckpt_count);
+    check_slots_released(e);
+    run_one(e, p0, 60, NT);
+    CHECK(memcmp(logs[0].toks, r0, sizeof r0) == 0);
+    CHECK_MSG(logs[0].fin.usage.cached_tokens == 0, "cached %d without the first block", logs[0].fin.usage.cached_tokens);
+    eng_stats(e, &st0);
+    CHECK(st0.ckpt_count == 4);
     run_one(e, q, 120, NT); /* 16 blocks: the first prompt's go */
     CHECK(memcmp(logs[0].toks, rq, sizeof rq) == 0);
     eng_stats(e, &st);

@@ -248,3 +248,38 @@ rt_key_kind_t rt_affinity_key(const char *path, const char *body, size_t len, si
     }
     return kind;
 }
+
+/* ---- stored responses ---- */
+
+static size_t copy_id(const char *s, size_t n, char *id, size_t cap) {
+    if (n == 0 || n >= cap) return 0;
+    memcpy(id, s, n);
+    id[n] = '\0';
+    return n;
+}
+
+size_t rt_response_ref(const char *path, const char *body, size_t len, char *id, size_t cap) {
+    if (!strncmp(path, "/v1/responses/", 14) && path[14]) {
+        const char *s = path + 14, *e = strchr(s, '/');
+        return copy_id(s, e ? (size_t)(e - s) : strlen(s), id, cap);
+    }
+    static const char field[] = "previous_response_id";
+    if (strcmp(path, "/v1/responses") != 0 || !body || !memmem(body, len, field, sizeof field - 1)) return 0;
+    json_error_t jerr;
+    json_t *b = json_loadb(body, len, 0, &jerr);
+    const json_t *v = json_object_get(b, field);
+    const size_t n = json_is_string(v) ? copy_id(json_string_value(v), json_string_length(v), id, cap) : 0;
+    json_decref(b);
+    return n;
+}
+
+size_t rt_response_id_in(const char *head, size_t len, char *id, size_t cap) {
+    /* the node writes the id first in the response object, compactly */
+    static const char pat[] = "\"id\":\"resp_";
+    const char *p = memmem(head, len, pat, sizeof pat - 1);
+    if (!p) return 0;
+    const char *s = p + 6, *end = head + len, *e = s;
+    while (e < end && *e != '"' && *e != '\\') e++;
+    if (e == end || *e != '"') return 0; /* not all there yet (or escaped: not ours) */
+    return copy_id(s, (size_t)(e - s), id, cap);
+}

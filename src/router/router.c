@@ -77,7 +77,23 @@ struct rt_job {
     struct evhttp_request *breq;
     int berr;                         /* evhttp_request_error from the error callback; -1 none */
     bool started;                     /* the reply to the client has started */
+    bool sniff;                       /* a POST /v1/responses answer: find its id */
+    size_t head_len;
+    char head[1024];                  /* the answer's first bytes, while sniffing */
 };
+
+/* Stored responses live on the node that made them (unless the nodes
+ * share a PostgreSQL store): a follow-up (previous_response_id) or a
+ * GET / DELETE of one must go there, which is also where its prompt is
+ * cached. The router learns each response's node from the answer's first
+ * bytes and keeps it in a direct-mapped table: bounded memory, the oldest
+ * entry of a slot overwritten. A forgotten id falls back to the usual
+ * choice. */
+#define RT_OWNER_SLOTS 65536
+typedef struct {
+    uint64_t h; /* rt_hash of the id; 0: empty */
+    int node;
+} rt_owner_t;
 
 struct rt {
     rt_config_t cfg;
@@ -95,7 +111,27 @@ struct rt {
     size_t n_dead, cap_dead;
     uint64_t n_requests, n_retries, n_unavailable, n_client_aborts, n_node_errors;
     uint64_t n_by_kind[3];
+    uint64_t n_pinned;
+    rt_owner_t *owners; /* RT_OWNER_SLOTS */
 };
+
+static uint64_t owner_hash(const char *id, size_t n) {
+    const uint64_t h = rt_hash(id, n);
+    return h ? h : 1;
+}
+
+static void owner_put(rt_t *r, const char *id, size_t n, int node) {
+    const uint64_t h = owner_hash(id, n);
+    rt_owner_t *o = &r->owners[h & (RT_OWNER_SLOTS - 1)];
+    o->h = h;
+    o->node = node;
+}
+
+static int owner_get(const rt_t *r, const char *id, size_t n) {
+    const uint64_t h = owner_hash(id, n);
+    const rt_owner_t *o = &r->owners[h & (RT_OWNER_SLOTS - 1)];
+    return o->h == h ? o->node : -1;
+}
 
 /* ---- small helpers ---- */
 
@@ -278,14 +314,24 @@ static int on_node_headers(struct evhttp_request *breq, void *arg) {
         if (!hop_by_hop(h->key) && !named_in_connection(in, h->key)) evhttp_add_header(out, h->key, h->value);
     evhttp_add_header(out, "X-Silica-Backend", j->r->b[j->cur].url);
     j->started = true;
+    const int code = evhttp_request_get_response_code(breq);
+    j->sniff = j->sniff && code == 200;
     const char *reason = evhttp_request_get_response_code_line(breq);
-    evhttp_send_reply_start(j->creq, evhttp_request_get_response_code(breq), reason && *reason ? reason : NULL);
+    evhttp_send_reply_start(j->creq, code, reason && *reason ? reason : NULL);
     return 0;
 }
 
 static void on_node_chunk(struct evhttp_request *breq, void *arg) {
     rt_job_t *j = arg;
     struct evbuffer *in = evhttp_request_get_input_buffer(breq);
+    if (j->sniff) {
+        const ev_ssize_t got = evbuffer_copyout(in, j->head + j->head_len, sizeof j->head - j->head_len);
+        if (got > 0) j->head_len += (size_t)got;
+        char id[256];
+        const size_t n = rt_response_id_in(j->head, j->head_len, id, sizeof id);
+        if (n) owner_put(j->r, id, n, j->cur);
+        if (n || j->head_len == sizeof j->head) j->sniff = false;
+    }
     if (j->creq && j->started) evhttp_send_reply_chunk(j->creq, in);
     else evbuffer_drain(in, evbuffer_get_length(in));
 }
@@ -505,6 +551,9 @@ static void handle_metrics(rt_t *r, struct evhttp_request *req) {
     for (int k = 0; k < 3; k++)
         sl_buf_printf(&m, "silica_router_requests_by_key_total{key=\"%s\"} %llu\n", kinds[k],
                       (unsigned long long)r->n_by_kind[k]);
+    sl_buf_printf(&m, "# HELP silica_router_pinned_total requests sent to the node holding the stored response "
+                      "they refer to\nsilica_router_pinned_total %llu\n",
+                  (unsigned long long)r->n_pinned);
     sl_buf_printf(&m, "silica_router_active_requests %d\n", r->n_jobs);
     if (!m.data) {
         send_error(r, req, 500, "out_of_memory", "The router is out of memory.");
@@ -518,8 +567,14 @@ static void handle_metrics(rt_t *r, struct evhttp_request *req) {
 
 /* The order of nodes to try: by rendezvous weight for a key, passing over
  * an overloaded first choice (cfg.spill); least busy first without one. */
-static void plan(rt_t *r, rt_job_t *j, rt_key_kind_t kind, const sl_buf_t *key) {
+static void plan(rt_t *r, rt_job_t *j, rt_key_kind_t kind, const sl_buf_t *key, int pin) {
     j->n_order = r->n;
+    if (pin >= 0) { /* the node holding the response referred to, then the rest */
+        j->order[0] = pin;
+        for (int i = 0, k = 1; i < r->n; i++)
+            if (i != pin) j->order[k++] = i;
+        return;
+    }
     if (kind != RT_KEY_NONE) {
         uint64_t hashes[RT_MAX_BACKENDS];
         for (int i = 0; i < r->n; i++) hashes[i] = r->b[i].hash;
@@ -605,7 +660,12 @@ static void on_request(struct evhttp_request *req, void *arg) {
                                    ? rt_affinity_key(path, body, len, r->cfg.key_bytes, &key)
                                    : RT_KEY_NONE;
     r->n_by_kind[kind]++;
-    plan(r, j, kind, &key);
+    char ref[256];
+    const size_t ref_len = rt_response_ref(path, body, len, ref, sizeof ref);
+    const int pin = ref_len ? owner_get(r, ref, ref_len) : -1;
+    r->n_pinned += pin >= 0;
+    j->sniff = method == EVHTTP_REQ_POST && !strcmp(path, "/v1/responses");
+    plan(r, j, kind, &key, pin);
     sl_buf_free(&key);
     job_dispatch(j);
 }
@@ -682,8 +742,9 @@ rt_t *rt_new(const rt_config_t *cfg, char *err, size_t errlen) {
                 goto fail;
             }
     }
+    r->owners = calloc(RT_OWNER_SLOTS, sizeof *r->owners);
     r->base = event_base_new();
-    if (!r->base) {
+    if (!r->base || !r->owners) {
         sl_err(err, errlen, "out of memory");
         goto fail;
     }
@@ -768,5 +829,6 @@ void rt_free(rt_t *r) {
     if (r->reap) event_free(r->reap);
     if (r->base) event_base_free(r->base);
     free(r->dead);
+    free(r->owners);
     free(r);
 }

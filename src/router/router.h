@@ -66,6 +66,17 @@ typedef enum {
  * prompt, bodies that are not a JSON object, and out of memory. */
 rt_key_kind_t rt_affinity_key(const char *path, const char *body, size_t len, size_t budget, sl_buf_t *key);
 
+/* The stored response a request refers to, which lives on the node that
+ * made it: `previous_response_id` of a POST /v1/responses body, or the
+ * {id} of /v1/responses/{id}[/input_items]. Its length (copied into id,
+ * NUL-terminated, when it fits in cap), or 0 for none. */
+size_t rt_response_ref(const char *path, const char *body, size_t len, char *id, size_t cap);
+
+/* The id of the response a POST /v1/responses answer starts with (a JSON
+ * body or the SSE stream's response.created event), found in its first
+ * bytes `head`: its length (copied into id as above), or 0 for none yet. */
+size_t rt_response_id_in(const char *head, size_t len, char *id, size_t cap);
+
 /* 64-bit hash of bytes (FNV-1a, then a finalizing mix). */
 uint64_t rt_hash(const void *p, size_t n);
 /* Rendezvous weight of a key on a node (both hashed). */

@@ -145,6 +145,34 @@ test("prompt_cache_key: one key, one node, whatever the prompt; accepted by chat
   assert.equal(r2.headers.get("x-silica-backend"), [...seen][0]);
 });
 
+test("stored responses: follow-ups and GET /v1/responses/{id} reach the node that holds them", async () => {
+  // Every follow-up has the same input, so by its own key each would go to
+  // one node; half of the first responses live on the other.
+  const seen = new Set();
+  for (let i = 0; i < 8; i++) {
+    const stream = i % 2 === 1;
+    const first = stream
+      ? await (async () => {
+        let id = null;
+        for await (const ev of await client.responses.create({ model: "tiny", input: prompts[i], max_output_tokens: 3, stream: true }))
+          if (ev.response?.id) id = ev.response.id;
+        return { id };
+      })()
+      : await client.responses.create({ model: "tiny", input: prompts[i], max_output_tokens: 3 });
+    assert.match(first.id, /^resp_/);
+    const { data: next, response } = await client.responses.create({ model: "tiny", previous_response_id: first.id,
+      input: "Tell me more.", max_output_tokens: 3 }).withResponse();
+    assert.equal(next.previous_response_id, first.id);
+    seen.add(response.headers.get("x-silica-backend"));
+    const got = await client.responses.retrieve(first.id);
+    assert.equal(got.id, first.id);
+    const items = await client.responses.inputItems.list(first.id);
+    assert.ok(items.data.length >= 1);
+  }
+  assert.equal(seen.size, 2, "follow-ups pinned to both nodes");
+  assert.ok((await metrics(router.url)).silica_router_pinned_total >= 24);
+});
+
 test("streaming through the router equals the node's own answer and arrives as it is made", async () => {
   const params = { model: "tiny", prompt: "Once upon a time", max_tokens: 48, temperature: 0.8, seed: 3, logit_bias: NO_EOS };
   const direct = new OpenAI({ baseURL: nodes[0].url + "/v1", apiKey: "none", maxRetries: 0 });

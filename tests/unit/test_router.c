@@ -266,6 +266,32 @@ static void test_two_node_spread(void) {
     CHECK_MSG(count[0] > 900 && count[1] > 900, "%d / %d", count[0], count[1]);
 }
 
+static void test_response_refs(void) {
+    char id[64];
+    CHECK(rt_response_ref("/v1/responses/resp_abc", NULL, 0, id, sizeof id) == 8 && !strcmp(id, "resp_abc"));
+    CHECK(rt_response_ref("/v1/responses/resp_abc/input_items", NULL, 0, id, sizeof id) == 8 && !strcmp(id, "resp_abc"));
+    CHECK(rt_response_ref("/v1/responses/", NULL, 0, id, sizeof id) == 0);
+    const char *b = "{\"model\":\"m\",\"previous_response_id\":\"resp_x1\",\"input\":\"more\"}";
+    CHECK(rt_response_ref("/v1/responses", b, strlen(b), id, sizeof id) == 7 && !strcmp(id, "resp_x1"));
+    CHECK(rt_response_ref("/v1/chat/completions", b, strlen(b), id, sizeof id) == 0);
+    const char *nul = "{\"previous_response_id\":null}", *num = "{\"previous_response_id\":5}", *bad = "{\"previous_response_id\":";
+    CHECK(rt_response_ref("/v1/responses", nul, strlen(nul), id, sizeof id) == 0);
+    CHECK(rt_response_ref("/v1/responses", num, strlen(num), id, sizeof id) == 0);
+    CHECK(rt_response_ref("/v1/responses", bad, strlen(bad), id, sizeof id) == 0);
+    /* an id too long for the caller's buffer is no reference */
+    char big[200];
+    snprintf(big, sizeof big, "{\"previous_response_id\":\"resp_%0100d\"}", 7);
+    CHECK(rt_response_ref("/v1/responses", big, strlen(big), id, sizeof id) == 0);
+    /* the id in an answer's first bytes: JSON, or the created event of a stream */
+    const char *json = "{\"id\":\"resp_946a\",\"object\":\"response\"}";
+    CHECK(rt_response_id_in(json, strlen(json), id, sizeof id) == 9 && !strcmp(id, "resp_946a"));
+    const char *sse = "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_8f\",";
+    CHECK(rt_response_id_in(sse, strlen(sse), id, sizeof id) == 7 && !strcmp(id, "resp_8f"));
+    CHECK(rt_response_id_in(sse, strlen(sse) - 3, id, sizeof id) == 0); /* cut inside the id: not yet */
+    const char *err = "{\"error\":{\"message\":\"x\"}}";
+    CHECK(rt_response_id_in(err, strlen(err), id, sizeof id) == 0);
+}
+
 int main(void) {
     RUN(test_chat_keys);
     RUN(test_prompt_cache_key);
@@ -273,6 +299,7 @@ int main(void) {
     RUN(test_no_key);
     RUN(test_rendezvous);
     RUN(test_two_node_spread);
+    RUN(test_response_refs);
     sl_buf_free(&kb);
     return test_summary();
 }

@@ -111,7 +111,7 @@ struct rt {
     size_t n_dead, cap_dead;
     uint64_t n_requests, n_retries, n_unavailable, n_client_aborts, n_node_errors;
     uint64_t n_by_kind[3];
-    uint64_t n_pinned;
+    uint64_t n_pinned, n_spilled;
     rt_owner_t *owners; /* RT_OWNER_SLOTS */
 };
 
@@ -554,6 +554,9 @@ static void handle_metrics(rt_t *r, struct evhttp_request *req) {
     sl_buf_printf(&m, "# HELP silica_router_pinned_total requests sent to the node holding the stored response "
                       "they refer to\nsilica_router_pinned_total %llu\n",
                   (unsigned long long)r->n_pinned);
+    sl_buf_printf(&m, "# HELP silica_router_spilled_total requests passed from a busy affinity node to the next\n"
+                      "silica_router_spilled_total %llu\n",
+                  (unsigned long long)r->n_spilled);
     sl_buf_printf(&m, "silica_router_active_requests %d\n", r->n_jobs);
     if (!m.data) {
         send_error(r, req, 500, "out_of_memory", "The router is out of memory.");
@@ -583,16 +586,19 @@ static void plan(rt_t *r, rt_job_t *j, rt_key_kind_t kind, const sl_buf_t *key, 
         int least = -1;
         for (int i = 0; i < r->n; i++)
             if (r->b[i].up && (least < 0 || r->b[i].inflight < least)) least = r->b[i].inflight;
-        /* move the first node within the spill margin to the front */
+        /* the first healthy node of the order within the spill margin goes
+         * first (the least busy one always is, so one is found); the nodes
+         * it passed over stay next, in order, for retries */
         for (int k = 0; k < j->n_order; k++) {
             const rt_backend_t *b = &r->b[j->order[k]];
-            if (!b->up) continue;
-            if (b->inflight <= least + r->cfg.spill) {
-                const int c = j->order[k];
-                memmove(&j->order[1], &j->order[0], (size_t)k * sizeof j->order[0]);
-                j->order[0] = c;
-            }
-            break; /* the first healthy node decides */
+            if (!b->up || b->inflight > least + r->cfg.spill) continue;
+            bool passed_up = false;
+            for (int p = 0; p < k; p++) passed_up |= r->b[j->order[p]].up;
+            r->n_spilled += passed_up;
+            const int c = j->order[k];
+            memmove(&j->order[1], &j->order[0], (size_t)k * sizeof j->order[0]);
+            j->order[0] = c;
+            break;
         }
         return;
     }

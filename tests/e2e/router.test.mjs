@@ -230,6 +230,28 @@ test("a client that aborts a stream cancels the generation on the node", async (
   assert.equal((await metrics(router.url)).silica_router_active_requests, 0);
 });
 
+test("--spill: a busy affinity node passes the next request with its key to the other node", async () => {
+  const r5 = await startRouter(["--backend", nodes[0].url, "--backend", nodes[1].url, "--spill", "1"]);
+  try {
+    await waitHealth(r5.url, (h) => h.backends_up === 2);
+    const c5 = new OpenAI({ baseURL: r5.url + "/v1", apiKey: "none", maxRetries: 0 });
+    const params = { model: "tiny", messages: [{ role: "system", content: SYS }, { role: "user", content: "Long answer please." }],
+      max_tokens: 600, logit_bias: NO_EOS, stream: true };
+    // one at a time, each still running when the next is routed
+    const open = [];
+    for (let i = 0; i < 3; i++) open.push(await c5.chat.completions.create(params).withResponse());
+    const where = open.map((o) => o.response.headers.get("x-silica-backend"));
+    for (const o of open) o.data.controller.abort();
+    // in flight 0 → the affinity node; 1 (within 1 of the idle node) → it again; 2 → the other
+    assert.equal(where[1], where[0]);
+    assert.notEqual(where[2], where[0]);
+    assert.equal((await metrics(r5.url)).silica_router_spilled_total, 1);
+    for (const nd of nodes) await waitIdle(nd.url, 5000);
+  } finally {
+    await r5.stop();
+  }
+});
+
 test("a node's own errors pass through unchanged; invalid JSON reaches a node", async () => {
   for (const body of ["{not json", JSON.stringify({ model: "tiny" }), JSON.stringify({ model: "nope", messages: [] })]) {
     const via = await fetch(router.url + "/v1/chat/completions", { method: "POST", headers: { "content-type": "application/json" }, body });

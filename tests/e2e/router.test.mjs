@@ -143,6 +143,15 @@ test("prompt_cache_key: one key, one node, whatever the prompt; accepted by chat
     prompt_cache_key: "tenant-7" }).withResponse();
   assert.equal(data.status === "completed" || data.status === "incomplete", true);
   assert.equal(r2.headers.get("x-silica-backend"), [...seen][0]);
+  // the nodes check its type as OpenAI does
+  for (const route of ["chat.completions", "completions", "responses"]) {
+    const [a, b] = route.split(".");
+    const api = b ? client[a][b] : client[a];
+    const args = route === "responses" ? { input: "Hi", max_output_tokens: 2 }
+      : route === "completions" ? { prompt: "Hi", max_tokens: 2 } : { messages: [{ role: "user", content: "Hi" }], max_tokens: 2 };
+    await assert.rejects(api.create({ model: "tiny", ...args, prompt_cache_key: 7 }),
+      (e) => e.status === 400 && e.param === "prompt_cache_key", route);
+  }
 });
 
 test("stored responses: follow-ups and GET /v1/responses/{id} reach the node that holds them", async () => {

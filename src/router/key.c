@@ -251,8 +251,15 @@ rt_key_kind_t rt_affinity_key(const char *path, const char *body, size_t len, si
 
 /* ---- stored responses ---- */
 
+/* An id as the nodes make them (letters, digits, '_', '-'); anything else
+ * is no id the router could have learned. */
 static size_t copy_id(const char *s, size_t n, char *id, size_t cap) {
     if (n == 0 || n >= cap) return 0;
+    for (size_t i = 0; i < n; i++) {
+        const char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return 0;
+    }
     memcpy(id, s, n);
     id[n] = '\0';
     return n;
@@ -281,5 +288,6 @@ size_t rt_response_id_in(const char *head, size_t len, char *id, size_t cap) {
     const char *s = p + 6, *end = head + len, *e = s;
     while (e < end && *e != '"' && *e != '\\') e++;
     if (e == end || *e != '"') return 0; /* not all there yet (or escaped: not ours) */
+    /* copy_id refuses anything but id characters */
     return copy_id(s, (size_t)(e - s), id, cap);
 }

@@ -69,7 +69,8 @@ rt_key_kind_t rt_affinity_key(const char *path, const char *body, size_t len, si
 /* The stored response a request refers to, which lives on the node that
  * made it: `previous_response_id` of a POST /v1/responses body, or the
  * {id} of /v1/responses/{id}[/input_items]. Its length (copied into id,
- * NUL-terminated, when it fits in cap), or 0 for none. */
+ * NUL-terminated, when it fits in cap and has only letters, digits, '_'
+ * and '-', as the nodes' ids do), or 0 for none. */
 size_t rt_response_ref(const char *path, const char *body, size_t len, char *id, size_t cap);
 
 /* The id of the response a POST /v1/responses answer starts with (a JSON

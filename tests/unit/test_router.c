@@ -288,6 +288,11 @@ static void test_response_refs(void) {
     const char *sse = "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_8f\",";
     CHECK(rt_response_id_in(sse, strlen(sse), id, sizeof id) == 7 && !strcmp(id, "resp_8f"));
     CHECK(rt_response_id_in(sse, strlen(sse) - 3, id, sizeof id) == 0); /* cut inside the id: not yet */
+    const char odd[] = "{\"id\":\"resp_a\0b\"}"; /* not an id the nodes make */
+    CHECK(rt_response_id_in(odd, sizeof odd - 1, id, sizeof id) == 0);
+    const char *esc = "{\"previous_response_id\":\"resp_\\u0000x\"}";
+    CHECK(rt_response_ref("/v1/responses", esc, strlen(esc), id, sizeof id) == 0);
+    CHECK(rt_response_ref("/v1/responses/a%2Fb", NULL, 0, id, sizeof id) == 0);
     const char *err = "{\"error\":{\"message\":\"x\"}}";
     CHECK(rt_response_id_in(err, strlen(err), id, sizeof id) == 0);
 }

@@ -70,7 +70,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const p of procs) await p.stop();
+  for (const p of procs) assert.equal(await p.stop(), 0, p.log()); // a clean exit on SIGTERM, mid-connection or not
   for (const n of nodes) await n.stop();
 });
 
@@ -257,7 +257,7 @@ test("--spill: a busy affinity node passes the next request with its key to the 
     assert.equal((await metrics(r5.url)).silica_router_spilled_total, 1);
     for (const nd of nodes) await waitIdle(nd.url, 5000);
   } finally {
-    await r5.stop();
+    assert.equal(await r5.stop(), 0, r5.log());
   }
 });
 
@@ -300,7 +300,7 @@ test("auth: the node's 401 passes through; a key in Authorization or x-api-key r
     const x = await fetch(r2.url + "/v1/chat/completions", opts({ "x-api-key": key }));
     assert.equal(x.status, 200);
   } finally {
-    await r2.stop();
+    assert.equal(await r2.stop(), 0, r2.log());
     await authNode.stop();
   }
 });
@@ -316,7 +316,7 @@ test("limits and the router's own routes", async () => {
     assert.equal(h.status, "ok");
     assert.equal(h.backends[0].url, nodes[0].url);
   } finally {
-    await r3.stop();
+    assert.equal(await r3.stop(), 0, r3.log());
   }
   // every backend down: 503 in OpenAI's shape
   const r4 = await startRouter(["--backend", "http://127.0.0.1:9"]);
@@ -327,7 +327,7 @@ test("limits and the router's own routes", async () => {
     const h = await fetch(r4.url + "/health");
     assert.equal(h.status, 503);
   } finally {
-    await r4.stop();
+    assert.equal(await r4.stop(), 0, r4.log());
   }
   for (const bad of [["--backend", "https://x:1"], ["--backend", "http://x:1/v1"], []]) {
     const p = spawn(BIN, ["route", "--listen", "127.0.0.1:0", ...bad], { stdio: "ignore" });

@@ -23,6 +23,9 @@ static void route_usage(FILE *f) {
             "  --health-interval S    seconds between health checks of each node (default 2)\n"
             "  --health-timeout S     seconds a health check may take (default 2)\n"
             "  --timeout S            idle read/write timeout, client and node side (default 300)\n"
+            "  --drain S              on SIGTERM/SIGINT, stop listening and let requests in flight\n"
+            "                         finish for up to S seconds (default 30; 0 = exit at once;\n"
+            "                         a second signal exits at once)\n"
             "  --max-body BYTES       request body limit (default 8388608)\n",
             RT_MAX_BACKENDS);
 }
@@ -100,6 +103,11 @@ int cmd_route(int argc, char **argv) {
             bad = parse_seconds(v, &cfg.health_interval_s);
         } else if (!strcmp(a, "--health-timeout")) {
             bad = parse_seconds(v, &cfg.health_timeout_s);
+        } else if (!strcmp(a, "--drain")) {
+            char *end;
+            cfg.drain_s = strtod(v, &end);
+            bad = !*v || *end || !(cfg.drain_s >= 0 && cfg.drain_s <= 86400);
+            if (cfg.drain_s == 0) cfg.drain_s = -1; /* none: 0 in the config means the default */
         } else if (!strcmp(a, "--timeout")) {
             bad = parse_long(v, 1, 86400, &n);
             cfg.timeout_s = (int)n;

@@ -99,7 +99,10 @@ struct rt {
     rt_config_t cfg;
     struct event_base *base;
     struct evhttp *http;
-    struct event *sigint, *sigterm, *poll, *health, *reap;
+    struct event *sigint, *sigterm, *poll, *health, *reap, *drain;
+    struct evhttp_bound_socket *bound;
+    bool draining; /* a first signal came: no new connections, finishing the jobs */
+    int n_writing; /* replies ended but not yet written out (a reply whose client vanishes stays counted) */
     int port;
     rt_backend_t b[RT_MAX_BACKENDS];
     int n;
@@ -211,6 +214,26 @@ static void send_text(struct evhttp_request *req, int status, const char *type, 
 
 /* ---- jobs ---- */
 
+/* Draining ends when the last job has ended and its reply is written out
+ * (or, for a client that stopped reading, after a second's grace). */
+static void drain_check(rt_t *r) {
+    if (!r->draining || r->n_jobs > 0) return;
+    const struct timeval grace = {1, 0};
+    event_base_loopexit(r->base, r->n_writing > 0 ? &grace : NULL);
+}
+
+static void on_reply_written(struct evhttp_request *req, void *arg) {
+    rt_t *r = arg;
+    r->n_writing--;
+    drain_check(r);
+}
+
+/* Counts an ending reply until libevent has written it. */
+static void track_reply(rt_t *r, struct evhttp_request *creq) {
+    r->n_writing++;
+    evhttp_request_set_on_complete_cb(creq, on_reply_written, r);
+}
+
 static void job_unlink_free(rt_job_t *j) {
     rt_t *r = j->r;
     if (j->prev) j->prev->next = j->next;
@@ -218,6 +241,7 @@ static void job_unlink_free(rt_job_t *j) {
     if (j->next) j->next->prev = j->prev;
     r->n_jobs--;
     free(j);
+    drain_check(r);
 }
 
 /* The node side is over (completed, failed or abandoned). A request still
@@ -256,7 +280,10 @@ static void job_finish(rt_job_t *j) {
 static void job_end_reply(rt_job_t *j) {
     struct evhttp_request *creq = j->creq;
     job_client_detach(j);
-    if (creq) evhttp_send_reply_end(creq);
+    if (creq) {
+        track_reply(j->r, creq);
+        evhttp_send_reply_end(creq);
+    }
     job_finish(j);
 }
 
@@ -265,7 +292,10 @@ static void job_end_reply(rt_job_t *j) {
     do {                                                                                                               \
         struct evhttp_request *creq_ = (j)->creq;                                                                      \
         job_client_detach(j);                                                                                          \
-        if (creq_) send_error((j)->r, creq_, __VA_ARGS__);                                                             \
+        if (creq_) {                                                                                                   \
+            track_reply((j)->r, creq_);                                                                                \
+            send_error((j)->r, creq_, __VA_ARGS__);                                                                    \
+        }                                                                                                              \
         job_finish(j);                                                                                                 \
     } while (0)
 
@@ -512,14 +542,15 @@ static void handle_health(rt_t *r, struct evhttp_request *req) {
         json_array_append_new(list, json_pack("{s:s, s:b, s:i}", "url", r->b[i].url, "up", r->b[i].up, "inflight",
                                               r->b[i].inflight));
     }
-    json_t *v = json_pack("{s:s, s:i, s:o}", "status", up ? "ok" : "unavailable", "backends_up", up, "backends", list);
+    json_t *v = json_pack("{s:s, s:i, s:o}", "status", r->draining ? "draining" : up ? "ok" : "unavailable",
+                          "backends_up", up, "backends", list);
     char *s = v ? json_dumps(v, JSON_COMPACT) : NULL;
     json_decref(v);
     if (!s) {
         send_error(r, req, 500, "out_of_memory", "The router is out of memory.");
         return;
     }
-    send_text(req, up ? 200 : 503, "application/json", s, strlen(s));
+    send_text(req, up && !r->draining ? 200 : 503, "application/json", s, strlen(s));
     free(s);
 }
 
@@ -630,6 +661,11 @@ static void on_request(struct evhttp_request *req, void *arg) {
         handle_metrics(r, req);
         return;
     }
+    if (r->draining) { /* a kept-alive connection's next request: elsewhere, please */
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        send_error(r, req, 503, "router_draining", "This router is shutting down; retry the request.");
+        return;
+    }
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     const size_t len = evbuffer_get_length(in);
     if (len > r->cfg.max_body) {
@@ -678,10 +714,31 @@ static void on_request(struct evhttp_request *req, void *arg) {
 
 /* ---- lifecycle ---- */
 
+static void on_drain_timeout(evutil_socket_t fd, short what, void *arg) {
+    rt_t *r = arg;
+    sl_warn("router: %d requests still in flight after %.0f s: closing them", r->n_jobs, r->cfg.drain_s);
+    event_base_loopexit(r->base, NULL);
+}
+
+/* The first SIGINT/SIGTERM drains: the listening socket closes (a balancer
+ * in front sees refused connections, /health says 503), requests in flight
+ * run to their end for up to cfg.drain_s, then the loop exits. A second
+ * signal exits at once. */
 static void on_signal(evutil_socket_t sig, short what, void *arg) {
     rt_t *r = arg;
-    sl_info("router: signal %d: shutting down", (int)sig);
-    event_base_loopexit(r->base, NULL);
+    if (r->draining || r->n_jobs == 0 || r->cfg.drain_s <= 0) {
+        sl_info("router: signal %d: shutting down", (int)sig);
+        event_base_loopexit(r->base, NULL);
+        return;
+    }
+    r->draining = true;
+    if (r->bound) evhttp_del_accept_socket(r->http, r->bound);
+    r->bound = NULL;
+    sl_info("router: signal %d: draining %d requests in flight (up to %.0f s; again to stop now)", (int)sig,
+            r->n_jobs, r->cfg.drain_s);
+    const struct timeval tv = {(time_t)r->cfg.drain_s,
+                               (suseconds_t)((r->cfg.drain_s - (double)(time_t)r->cfg.drain_s) * 1e6)};
+    event_add(r->drain, &tv);
 }
 
 /* "http://HOST:PORT" (an optional trailing "/"); IPv6 hosts in brackets. */
@@ -735,6 +792,7 @@ rt_t *rt_new(const rt_config_t *cfg, char *err, size_t errlen) {
     if (r->cfg.health_interval_s <= 0) r->cfg.health_interval_s = 2;
     if (r->cfg.health_timeout_s <= 0) r->cfg.health_timeout_s = 2;
     if (r->cfg.spill == 0) r->cfg.spill = 16;
+    if (r->cfg.drain_s == 0) r->cfg.drain_s = 30;
     if (cfg->n_backends <= 0 || cfg->n_backends > RT_MAX_BACKENDS) {
         sl_err(err, errlen, "give 1 to %d backends (--backend http://HOST:PORT)", RT_MAX_BACKENDS);
         goto fail;
@@ -760,7 +818,8 @@ rt_t *rt_new(const rt_config_t *cfg, char *err, size_t errlen) {
     r->poll = event_new(r->base, -1, EV_PERSIST, poll_cb, r);
     r->health = event_new(r->base, -1, EV_PERSIST, health_cb, r);
     r->reap = evtimer_new(r->base, reap_cb, r);
-    if (!r->http || !r->sigint || !r->sigterm || !r->poll || !r->health || !r->reap) {
+    r->drain = evtimer_new(r->base, on_drain_timeout, r);
+    if (!r->http || !r->sigint || !r->sigterm || !r->poll || !r->health || !r->reap || !r->drain) {
         sl_err(err, errlen, "out of memory");
         goto fail;
     }
@@ -778,6 +837,7 @@ rt_t *rt_new(const rt_config_t *cfg, char *err, size_t errlen) {
                                             EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
     evhttp_set_gencb(r->http, on_request, r);
     struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(r->http, r->cfg.host, (ev_uint16_t)r->cfg.port);
+    r->bound = bs;
     if (!bs) {
         sl_err(err, errlen, "cannot listen on %s:%d: %s", r->cfg.host, r->cfg.port, strerror(errno));
         goto fail;
@@ -833,6 +893,7 @@ void rt_free(rt_t *r) {
     if (r->poll) event_free(r->poll);
     if (r->health) event_free(r->health);
     if (r->reap) event_free(r->reap);
+    if (r->drain) event_free(r->drain);
     if (r->base) event_base_free(r->base);
     free(r->dead);
     free(r->owners);

@@ -41,12 +41,15 @@ typedef struct rt_config {
     double health_timeout_s;  /* default 2 */
     int spill;               /* an affinity node with this many more requests in flight than
                                 the least busy one is passed over; 0: 16; <0: never */
+    double drain_s;          /* on SIGINT/SIGTERM, seconds for requests in flight to finish;
+                                0: 30; <0: none (exit at once) */
 } rt_config_t;
 
 /* Parses the backends, binds the socket. NULL with err on failure. */
 rt_t *rt_new(const rt_config_t *cfg, char *err, size_t errlen);
 int rt_port(const rt_t *r);
-/* Serves until SIGINT/SIGTERM or rt_stop(). Returns 0. */
+/* Serves until SIGINT/SIGTERM (draining first, see drain_s) or rt_stop().
+ * Returns 0. */
 int rt_run(rt_t *r);
 void rt_stop(rt_t *r); /* thread-safe */
 void rt_free(rt_t *r);

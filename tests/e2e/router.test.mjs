@@ -8,6 +8,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import OpenAI from "openai";
@@ -333,6 +334,35 @@ test("limits and the router's own routes", async () => {
     const p = spawn(BIN, ["route", "--listen", "127.0.0.1:0", ...bad], { stdio: "ignore" });
     assert.notEqual(await new Promise((r) => p.on("exit", r)), 0, bad.join(" "));
   }
+});
+
+test("SIGTERM drains: new connections refused, a stream in flight runs to its end, then exit 0", async () => {
+  const r6 = await startRouter(["--backend", nodes[0].url, "--backend", nodes[1].url]);
+  await waitHealth(r6.url, (h) => h.backends_up === 2);
+  const r = await fetch(r6.url + "/v1/completions", { method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "tiny", prompt: "Once", max_tokens: 900, logit_bias: NO_EOS, stream: true }) });
+  const reader = r.body.getReader();
+  let body = Buffer.from((await reader.read()).value).toString();
+  const exited = new Promise((res) => r6.proc.on("exit", (code) => res(code)));
+  r6.proc.kill("SIGTERM");
+  await sleep(100);
+  const port = Number(new URL(r6.url).port);
+  const refused = await new Promise((res) => {
+    const sock = net.connect(port, "127.0.0.1");
+    sock.on("connect", () => { sock.destroy(); res(false); });
+    sock.on("error", (e) => res(e.code === "ECONNREFUSED"));
+  });
+  assert.ok(refused, "still accepting");
+  assert.equal(r6.proc.exitCode, null, "exited before the stream ended");
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    body += Buffer.from(value).toString();
+  }
+  assert.match(body, /"finish_reason":"length"/);
+  assert.match(body, /data: \[DONE\]\n\n$/);
+  assert.equal(await exited, 0, r6.log());
+  assert.match(r6.log(), /draining 1 requests/);
 });
 
 test("a node dies: its requests go to the other; it returns and gets its keys back", async () => {

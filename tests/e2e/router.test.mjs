@@ -337,10 +337,10 @@ test("limits and the router's own routes", async () => {
 });
 
 test("SIGTERM drains: new connections refused, a stream in flight runs to its end, then exit 0", async () => {
-  const r6 = await startRouter(["--backend", nodes[0].url, "--backend", nodes[1].url]);
+  const r6 = await startRouter(["--backend", nodes[0].url, "--backend", nodes[1].url, "--drain", "300"]);
   await waitHealth(r6.url, (h) => h.backends_up === 2);
   const r = await fetch(r6.url + "/v1/completions", { method: "POST", headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model: "tiny", prompt: "Once", max_tokens: 900, logit_bias: NO_EOS, stream: true }) });
+    body: JSON.stringify({ model: "tiny", prompt: "Once", max_tokens: 600, logit_bias: NO_EOS, stream: true }) });
   const reader = r.body.getReader();
   let body = Buffer.from((await reader.read()).value).toString();
   const exited = new Promise((res) => r6.proc.on("exit", (code) => res(code)));

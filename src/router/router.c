@@ -49,7 +49,13 @@
 #include <sys/socket.h>
 #include <time.h>
 
+/* Kept-alive connections to each node, reused by later requests: no TCP
+ * handshake per request, and no TIME_WAIT socket left per request (which at
+ * a few hundred requests a second would exhaust the ephemeral ports). */
+#define RT_IDLE_MAX 64
+
 typedef struct rt_backend {
+    rt_t *r;
     char *url;  /* "http://host:port", as given (no trailing slash) */
     char *host; /* for connections */
     int port;
@@ -60,6 +66,8 @@ typedef struct rt_backend {
     uint64_t n_requests, n_failures, n_health_fail;
     struct evhttp_connection *hc; /* the health checks' keep-alive connection */
     bool hc_pending;
+    struct evhttp_connection *idle[RT_IDLE_MAX]; /* finished, reusable; libevent reconnects a closed one */
+    int n_idle;
 } rt_backend_t;
 
 typedef struct rt_job rt_job_t;
@@ -77,6 +85,8 @@ struct rt_job {
     struct evhttp_request *breq;
     int berr;                         /* evhttp_request_error from the error callback; -1 none */
     bool started;                     /* the reply to the client has started */
+    bool reused;                      /* bcon came from the node's idle pool */
+    bool fresh;                       /* the next try must open a new connection */
     bool sniff;                       /* a POST /v1/responses answer: find its id */
     size_t head_len;
     char head[1024];                  /* the answer's first bytes, while sniffing */
@@ -372,8 +382,10 @@ static void on_node_error(enum evhttp_request_error err, void *arg) {
 }
 
 static void mark_down(rt_t *r, int i, const char *why) {
-    if (r->b[i].up) sl_warn("router: backend %s is down (%s)", r->b[i].url, why);
-    r->b[i].up = false;
+    rt_backend_t *b = &r->b[i];
+    if (b->up) sl_warn("router: backend %s is down (%s)", b->url, why);
+    b->up = false;
+    while (b->n_idle > 0) conn_retire(r, b->idle[--b->n_idle]);
 }
 
 /* The node's request is over: breq NULL after an error (j->berr says
@@ -386,6 +398,11 @@ static void on_node_done(struct evhttp_request *breq, void *arg) {
     j->breq = NULL;
     const int tried = j->cur;
     if (ok) {
+        rt_backend_t *b = &r->b[tried];
+        if (b->up && b->n_idle < RT_IDLE_MAX) { /* back to the pool (closed by libevent if the node asked) */
+            b->idle[b->n_idle++] = j->bcon;
+            j->bcon = NULL;
+        }
         job_end_reply(j);
         return;
     }
@@ -404,6 +421,15 @@ static void on_node_done(struct evhttp_request *breq, void *arg) {
     if (j->berr == EVREQ_HTTP_TIMEOUT) {
         job_fail(j, 504, "backend_timeout", "The backend %s did not answer within %d s.", r->b[tried].url,
                  r->cfg.timeout_s);
+        return;
+    }
+    if (j->reused) {
+        /* a kept-alive connection the node closed as we sent (its idle
+         * timeout): no sign of a dead node; the same node, a new connection */
+        j->fresh = true;
+        j->next_try--;
+        r->n_retries++;
+        job_dispatch(j);
         return;
     }
     /* refused or dropped before any response: down now, try the next node */
@@ -431,7 +457,17 @@ static void job_dispatch(rt_job_t *j) {
     if (j->next_try > 1) r->n_retries++;
     rt_backend_t *b = &r->b[i];
     j->berr = -1;
-    j->bcon = evhttp_connection_base_new(r->base, NULL, b->host, (ev_uint16_t)b->port);
+    j->reused = !j->fresh && b->n_idle > 0;
+    j->fresh = false;
+    if (j->reused) {
+        j->bcon = b->idle[--b->n_idle];
+    } else {
+        j->bcon = evhttp_connection_base_new(r->base, NULL, b->host, (ev_uint16_t)b->port);
+        if (j->bcon) {
+            evhttp_connection_set_timeout(j->bcon, r->cfg.timeout_s);
+            evhttp_connection_set_retries(j->bcon, 0);
+        }
+    }
     j->breq = j->bcon ? evhttp_request_new(on_node_done, j) : NULL;
     if (!j->breq) {
         if (j->bcon) evhttp_connection_free(j->bcon);
@@ -442,8 +478,6 @@ static void job_dispatch(rt_job_t *j) {
     j->cur = i;
     b->inflight++;
     b->n_requests++;
-    evhttp_connection_set_timeout(j->bcon, r->cfg.timeout_s);
-    evhttp_connection_set_retries(j->bcon, 0);
     evhttp_request_set_header_cb(j->breq, on_node_headers);
     evhttp_request_set_chunked_cb(j->breq, on_node_chunk);
     evhttp_request_set_error_cb(j->breq, on_node_error);
@@ -503,12 +537,9 @@ static void on_health_done(struct evhttp_request *req, void *arg) {
         return;
     }
     b->n_health_fail++;
-    if (b->up) {
-        char why[64];
-        snprintf(why, sizeof why, code ? "health check: HTTP %d" : "health check failed", code);
-        sl_warn("router: backend %s is down (%s)", b->url, why);
-    }
-    b->up = false;
+    char why[64];
+    snprintf(why, sizeof why, code ? "health check: HTTP %d" : "health check failed", code);
+    mark_down(b->r, (int)(b - b->r->b), why);
 }
 
 static void health_cb(evutil_socket_t fd, short what, void *arg) {
@@ -799,6 +830,7 @@ rt_t *rt_new(const rt_config_t *cfg, char *err, size_t errlen) {
     }
     for (int i = 0; i < cfg->n_backends; i++) {
         r->n = i + 1;
+        r->b[i].r = r;
         if (parse_backend(&r->b[i], cfg->backends[i], err, errlen) != 0) goto fail;
         for (int k = 0; k < i; k++)
             if (!strcmp(r->b[k].url, r->b[i].url)) {
@@ -884,6 +916,7 @@ void rt_free(rt_t *r) {
     if (r->reap) reap_cb(-1, 0, r);
     for (int i = 0; i < r->n; i++) {
         if (r->b[i].hc) evhttp_connection_free(r->b[i].hc);
+        while (r->b[i].n_idle > 0) evhttp_connection_free(r->b[i].idle[--r->b[i].n_idle]);
         free(r->b[i].url);
         free(r->b[i].host);
     }

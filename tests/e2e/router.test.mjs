@@ -380,7 +380,7 @@ test("a node dies: its requests go to the other; it returns and gets its keys ba
   const viaLazy = await chat({ messages: [{ role: "user", content: prompts[i0] }] }, lazyClient);
   assert.equal(nodeOf(viaLazy.backend), 1);
   const lm = await metrics(lazy.url);
-  assert.equal(lm.silica_router_retries_total, 1);
+  assert.ok(lm.silica_router_retries_total >= 1);
   assert.equal(lm[`silica_router_backend_up{backend="${nodes[0].url}"}`], 0);
   // the main router: every prompt answered, all by node 1
   for (const p of prompts.slice(0, 10)) assert.equal(nodeOf((await chat({ messages: [{ role: "user", content: p }] })).backend), 1);

@@ -22,6 +22,8 @@ static void route_usage(FILE *f) {
             "                         flight than the least busy node (1.., default 16; -1 never)\n"
             "  --health-interval S    seconds between health checks of each node (default 2)\n"
             "  --health-timeout S     seconds a health check may take (default 2)\n"
+            "  --health-fails N       failed checks in a row (no answer in time, or not 200) that\n"
+            "                         mark a node down (default 2; a refused connection: at once)\n"
             "  --timeout S            idle read/write timeout, client and node side (default 300)\n"
             "  --drain S              on SIGTERM/SIGINT, stop listening and let requests in flight\n"
             "                         finish for up to S seconds (default 30; 0 = exit at once;\n"
@@ -101,6 +103,9 @@ int cmd_route(int argc, char **argv) {
             cfg.spill = (int)n;
         } else if (!strcmp(a, "--health-interval")) {
             bad = parse_seconds(v, &cfg.health_interval_s);
+        } else if (!strcmp(a, "--health-fails")) {
+            bad = parse_long(v, 1, 100, &n);
+            cfg.health_fails = (int)n;
         } else if (!strcmp(a, "--health-timeout")) {
             bad = parse_seconds(v, &cfg.health_timeout_s);
         } else if (!strcmp(a, "--drain")) {

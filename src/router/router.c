@@ -66,6 +66,7 @@ typedef struct rt_backend {
     uint64_t n_requests, n_failures, n_health_fail;
     struct evhttp_connection *hc; /* the health checks' keep-alive connection */
     bool hc_pending;
+    int hc_streak; /* failed health checks in a row */
     struct evhttp_connection *idle[RT_IDLE_MAX]; /* finished, reusable; libevent reconnects a closed one */
     int n_idle;
 } rt_backend_t;
@@ -281,7 +282,7 @@ static void job_client_detach(rt_job_t *j) {
 }
 
 static void job_finish(rt_job_t *j) {
-    if (j->bcon) job_node_release(j);
+    job_node_release(j); /* also when the connection went back to the pool: the in-flight count */
     job_client_detach(j);
     job_unlink_free(j);
 }
@@ -534,11 +535,19 @@ static void on_health_done(struct evhttp_request *req, void *arg) {
     if (code == 200) {
         if (!b->up) sl_info("router: backend %s is up", b->url);
         b->up = true;
+        b->hc_streak = 0;
         return;
     }
     b->n_health_fail++;
+    b->hc_streak++;
+    /* a refused (or unconnectable) node is down now; a slow or unhappy one
+     * after cfg.health_fails checks in a row, so that one late answer from
+     * a busy machine does not send its keys elsewhere */
+    const bool refused = req != NULL && code == 0;
+    if (!refused && b->hc_streak < b->r->cfg.health_fails) return;
     char why[64];
-    snprintf(why, sizeof why, code ? "health check: HTTP %d" : "health check failed", code);
+    snprintf(why, sizeof why, code ? "health check: HTTP %d" : refused ? "health check: no connection" : "health check: no answer",
+             code);
     mark_down(b->r, (int)(b - b->r->b), why);
 }
 
@@ -824,6 +833,7 @@ rt_t *rt_new(const rt_config_t *cfg, char *err, size_t errlen) {
     if (r->cfg.health_timeout_s <= 0) r->cfg.health_timeout_s = 2;
     if (r->cfg.spill == 0) r->cfg.spill = 16;
     if (r->cfg.drain_s == 0) r->cfg.drain_s = 30;
+    if (r->cfg.health_fails <= 0) r->cfg.health_fails = 2;
     if (cfg->n_backends <= 0 || cfg->n_backends > RT_MAX_BACKENDS) {
         sl_err(err, errlen, "give 1 to %d backends (--backend http://HOST:PORT)", RT_MAX_BACKENDS);
         goto fail;

@@ -39,6 +39,8 @@ typedef struct rt_config {
     int timeout_s;           /* idle read/write timeout, client and node side; default 300 */
     double health_interval_s; /* default 2 */
     double health_timeout_s;  /* default 2 */
+    int health_fails;         /* checks failed in a row (timeout, not 200) that mark a node down;
+                                 default 2 (a refused connection marks it down at once) */
     int spill;               /* an affinity node with this many more requests in flight than
                                 the least busy one is passed over; 0: 16; <0: never */
     double drain_s;          /* on SIGINT/SIGTERM, seconds for requests in flight to finish;

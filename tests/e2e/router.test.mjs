@@ -64,7 +64,7 @@ before(async () => {
   nodes = [await startServer({ models: { tiny: model }, args: NODE_ARGS }),
            await startServer({ models: { tiny: model }, args: NODE_ARGS })];
   router = await startRouter(["--backend", nodes[0].url, "--backend", nodes[1].url, "--health-interval", "0.2",
-    "--health-timeout", "1"]);
+    "--health-timeout", "3"]);
   procs.push(router);
   await waitHealth(router.url, (h) => h.backends_up === 2);
   client = new OpenAI({ baseURL: router.url + "/v1", apiKey: "none", maxRetries: 0 });
@@ -131,6 +131,8 @@ test("different prompts spread over both nodes, each prompt always to the same n
   const m = await metrics(router.url);
   assert.ok(m[`silica_router_backend_requests_total{backend="${nodes[0].url}"}`] >= on0);
   assert.equal(m[`silica_router_backend_up{backend="${nodes[1].url}"}`], 1);
+  // nothing is in flight any more (every path gives its count back)
+  for (const n of nodes) assert.equal(m[`silica_router_backend_inflight{backend="${n.url}"}`], 0);
 });
 
 test("prompt_cache_key: one key, one node, whatever the prompt; accepted by chat, completions and responses", async () => {
@@ -391,4 +393,7 @@ test("a node dies: its requests go to the other; it returns and gets its keys ba
   const back = [];
   for (const p of prompts) back.push(nodeOf((await chat({ messages: [{ role: "user", content: p }] })).backend));
   assert.deepEqual(back, placement);
+  const m = await metrics(router.url);
+  for (const n of nodes) assert.equal(m[`silica_router_backend_inflight{backend="${n.url}"}`], 0);
+  assert.equal(m.silica_router_active_requests, 0);
 });

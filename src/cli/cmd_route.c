@@ -28,7 +28,8 @@ static void route_usage(FILE *f) {
             "  --drain S              on SIGTERM/SIGINT, stop listening and let requests in flight\n"
             "                         finish for up to S seconds (default 30; 0 = exit at once;\n"
             "                         a second signal exits at once)\n"
-            "  --max-body BYTES       request body limit (default 8388608)\n",
+            "  --max-body BYTES       request body limit (default 8388608)\n"
+            "  --no-backend-header    do not name the node that answered (X-Silica-Backend)\n",
             RT_MAX_BACKENDS);
 }
 
@@ -78,6 +79,10 @@ int cmd_route(int argc, char **argv) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             route_usage(stdout);
             return 0;
+        }
+        if (!strcmp(a, "--no-backend-header")) {
+            cfg.no_backend_header = true;
+            continue;
         }
         if (i + 1 >= argc) {
             fprintf(stderr, "silica route: %s needs a value\n", a);

@@ -353,7 +353,7 @@ static int on_node_headers(struct evhttp_request *breq, void *arg) {
     struct evkeyvalq *out = evhttp_request_get_output_headers(j->creq);
     for (struct evkeyval *h = in->tqh_first; h; h = h->next.tqe_next)
         if (!hop_by_hop(h->key) && !named_in_connection(in, h->key)) evhttp_add_header(out, h->key, h->value);
-    evhttp_add_header(out, "X-Silica-Backend", j->r->b[j->cur].url);
+    if (!j->r->cfg.no_backend_header) evhttp_add_header(out, "X-Silica-Backend", j->r->b[j->cur].url);
     j->started = true;
     const int code = evhttp_request_get_response_code(breq);
     j->sniff = j->sniff && code == 200;

@@ -43,6 +43,7 @@ typedef struct rt_config {
                                  default 2 (a refused connection marks it down at once) */
     int spill;               /* an affinity node with this many more requests in flight than
                                 the least busy one is passed over; 0: 16; <0: never */
+    bool no_backend_header;  /* do not name the node in X-Silica-Backend (its address stays private) */
     double drain_s;          /* on SIGINT/SIGTERM, seconds for requests in flight to finish;
                                 0: 30; <0: none (exit at once) */
 } rt_config_t;

@@ -309,8 +309,12 @@ test("auth: the node's 401 passes through; a key in Authorization or x-api-key r
 });
 
 test("limits and the router's own routes", async () => {
-  const r3 = await startRouter(["--backend", nodes[0].url, "--max-body", "4096"]);
+  const r3 = await startRouter(["--backend", nodes[0].url, "--max-body", "4096", "--no-backend-header"]);
   try {
+    const plain = await fetch(r3.url + "/v1/models");
+    assert.equal(plain.status, 200);
+    assert.equal(plain.headers.get("x-silica-backend"), null);
+    assert.equal((await plain.json()).data[0].id, "tiny");
     const big = await fetch(r3.url + "/v1/completions", { method: "POST", headers: { "content-type": "application/json" },
       body: JSON.stringify({ model: "tiny", prompt: "x".repeat(5000) }) });
     assert.equal(big.status, 413);

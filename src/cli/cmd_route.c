@@ -11,26 +11,28 @@
 #include "router/router.h"
 
 static void route_usage(FILE *f) {
-    fprintf(f,
-            "usage: silica route --listen HOST:PORT --backend http://HOST:PORT [--backend ...] [options]\n"
-            "  --listen HOST:PORT     address to serve on (default 127.0.0.1:8080; port 0 = any free\n"
-            "                         port; IPv6 as [::1]:PORT)\n"
-            "  --backend URL          a `silica serve` node, http://HOST:PORT (1 to %d of them)\n"
-            "  --key-bytes N          prompt bytes in the affinity key (default 1024): a shared\n"
-            "                         prefix at least this long sends requests to one node\n"
-            "  --spill N              pass over the affinity node when it has N more requests in\n"
-            "                         flight than the least busy node (1.., default 16; -1 never)\n"
-            "  --health-interval S    seconds between health checks of each node (default 2)\n"
-            "  --health-timeout S     seconds a health check may take (default 2)\n"
-            "  --health-fails N       failed checks in a row (no answer in time, or not 200) that\n"
-            "                         mark a node down (default 2; a refused connection: at once)\n"
-            "  --timeout S            idle read/write timeout, client and node side (default 300)\n"
-            "  --drain S              on SIGTERM/SIGINT, stop listening and let requests in flight\n"
-            "                         finish for up to S seconds (default 30; 0 = exit at once;\n"
-            "                         a second signal exits at once)\n"
-            "  --max-body BYTES       request body limit (default 8388608)\n"
-            "  --no-backend-header    do not name the node that answered (X-Silica-Backend)\n",
-            RT_MAX_BACKENDS);
+    fprintf(
+        f,
+        "usage: silica route --listen HOST:PORT --backend http://HOST:PORT [--backend ...] "
+        "[options]\n"
+        "  --listen HOST:PORT     address to serve on (default 127.0.0.1:8080; port 0 = any free\n"
+        "                         port; IPv6 as [::1]:PORT)\n"
+        "  --backend URL          a `silica serve` node, http://HOST:PORT (1 to %d of them)\n"
+        "  --key-bytes N          prompt bytes in the affinity key (default 1024): a shared\n"
+        "                         prefix at least this long sends requests to one node\n"
+        "  --spill N              pass over the affinity node when it has N more requests in\n"
+        "                         flight than the least busy node (1.., default 16; -1 never)\n"
+        "  --health-interval S    seconds between health checks of each node (default 2)\n"
+        "  --health-timeout S     seconds a health check may take (default 2)\n"
+        "  --health-fails N       failed checks in a row (no answer in time, or not 200) that\n"
+        "                         mark a node down (default 2; a refused connection: at once)\n"
+        "  --timeout S            idle read/write timeout, client and node side (default 300)\n"
+        "  --drain S              on SIGTERM/SIGINT, stop listening and let requests in flight\n"
+        "                         finish for up to S seconds (default 30; 0 = exit at once;\n"
+        "                         a second signal exits at once)\n"
+        "  --max-body BYTES       request body limit (default 8388608)\n"
+        "  --no-backend-header    do not name the node that answered (X-Silica-Backend)\n",
+        RT_MAX_BACKENDS);
 }
 
 static int parse_long(const char *s, long lo, long hi, long *out) {

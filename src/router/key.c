@@ -133,9 +133,11 @@ static bool is_system_role(const char *role) {
 static bool put_message(kbuf_t *k, const json_t *m) {
     const json_t *role = json_object_get(m, "role");
     const json_t *content = json_object_get(m, "content");
-    if (json_is_string(role) && !put(k, json_string_value(role), json_string_length(role))) return false;
+    if (json_is_string(role) && !put(k, json_string_value(role), json_string_length(role)))
+        return false;
     if (!put(k, "\x1f", 1)) return false;
-    if (!(content && !json_is_null(content) ? put_content(k, content) : put_json(k, m))) return false;
+    if (!(content && !json_is_null(content) ? put_content(k, content) : put_json(k, m)))
+        return false;
     return put(k, "\x1e", 1);
 }
 
@@ -194,7 +196,8 @@ static route_t route_of(const char *path) {
     return R_NONE;
 }
 
-rt_key_kind_t rt_affinity_key(const char *path, const char *body, size_t len, size_t budget, sl_buf_t *key) {
+rt_key_kind_t rt_affinity_key(const char *path, const char *body, size_t len, size_t budget,
+                              sl_buf_t *key) {
     sl_buf_clear(key);
     const route_t route = route_of(path);
     if (route == R_NONE || !body || len == 0) return RT_KEY_NONE;
@@ -220,7 +223,8 @@ rt_key_kind_t rt_affinity_key(const char *path, const char *body, size_t len, si
     } else {
         k.left = budget ? budget : 1;
         const json_t *tools = json_object_get(b, "tools");
-        const bool more = !tools || json_is_null(tools) || (json_is_array(tools) && json_array_size(tools) == 0) ||
+        const bool more = !tools || json_is_null(tools) ||
+                          (json_is_array(tools) && json_array_size(tools) == 0) ||
                           (put(&k, "tools\x1f", 6) && put_json(&k, tools) && put(&k, "\x1e", 1));
         if (more) {
             switch (route) {
@@ -228,10 +232,12 @@ rt_key_kind_t rt_affinity_key(const char *path, const char *body, size_t len, si
                 put_messages(&k, json_object_get(b, "messages"));
                 break;
             case R_RESPONSES:
-                if (put_system(&k, json_object_get(b, "instructions"))) put_messages(&k, json_object_get(b, "input"));
+                if (put_system(&k, json_object_get(b, "instructions")))
+                    put_messages(&k, json_object_get(b, "input"));
                 break;
             case R_MESSAGES:
-                if (put_system(&k, json_object_get(b, "system"))) put_messages(&k, json_object_get(b, "messages"));
+                if (put_system(&k, json_object_get(b, "system")))
+                    put_messages(&k, json_object_get(b, "messages"));
                 break;
             case R_COMPLETIONS:
                 if (put(&k, "text\x1f", 5)) put_prompt(&k, json_object_get(b, "prompt"));
@@ -257,7 +263,8 @@ static size_t copy_id(const char *s, size_t n, char *id, size_t cap) {
     if (n == 0 || n >= cap) return 0;
     for (size_t i = 0; i < n; i++) {
         const char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
             return 0;
     }
     memcpy(id, s, n);
@@ -271,11 +278,13 @@ size_t rt_response_ref(const char *path, const char *body, size_t len, char *id,
         return copy_id(s, e ? (size_t)(e - s) : strlen(s), id, cap);
     }
     static const char field[] = "previous_response_id";
-    if (strcmp(path, "/v1/responses") != 0 || !body || !memmem(body, len, field, sizeof field - 1)) return 0;
+    if (strcmp(path, "/v1/responses") != 0 || !body || !memmem(body, len, field, sizeof field - 1))
+        return 0;
     json_error_t jerr;
     json_t *b = json_loadb(body, len, 0, &jerr);
     const json_t *v = json_object_get(b, field);
-    const size_t n = json_is_string(v) ? copy_id(json_string_value(v), json_string_length(v), id, cap) : 0;
+    const size_t n =
+        json_is_string(v) ? copy_id(json_string_value(v), json_string_length(v), id, cap) : 0;
     json_decref(b);
     return n;
 }
@@ -286,7 +295,8 @@ size_t rt_response_id_in(const char *head, size_t len, char *id, size_t cap) {
     const char *p = memmem(head, len, pat, sizeof pat - 1);
     if (!p) return 0;
     const char *s = p + 6, *end = head + len, *e = s;
-    while (e < end && *e != '"' && *e != '\\') e++;
+    while (e < end && *e != '"' && *e != '\\')
+        e++;
     if (e == end || *e != '"') return 0; /* not all there yet (or escaped: not ours) */
     /* copy_id refuses anything but id characters */
     return copy_id(s, (size_t)(e - s), id, cap);

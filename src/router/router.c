@@ -1,7 +1,8 @@
 /*
  * router.c — the proxy of `silica route` (router.h): the listening evhttp
- * server, one evhttp client connection per proxied request, health checks,
- * its own /health and /metrics.
+ * server, evhttp client connections to the nodes (one per request in
+ * flight, kept alive in a pool per node between requests), health checks,
+ * draining on a signal, its own /health and /metrics.
  *
  * A request's life (a job): read whole (bounded by max_body), keyed
  * (key.c), given an order of nodes to try (rendezvous order of the healthy
@@ -67,7 +68,8 @@ typedef struct rt_backend {
     struct evhttp_connection *hc; /* the health checks' keep-alive connection */
     bool hc_pending;
     int hc_streak; /* failed health checks in a row */
-    struct evhttp_connection *idle[RT_IDLE_MAX]; /* finished, reusable; libevent reconnects a closed one */
+    struct evhttp_connection
+        *idle[RT_IDLE_MAX]; /* finished, reusable; libevent reconnects a closed one */
     int n_idle;
 } rt_backend_t;
 
@@ -75,22 +77,22 @@ typedef struct rt_job rt_job_t;
 struct rt_job {
     rt_t *r;
     rt_job_t *prev, *next;
-    struct evhttp_request *creq;     /* NULL once the client is gone or the reply ended */
-    struct evhttp_connection *ccon;  /* the client's connection */
+    struct evhttp_request *creq;    /* NULL once the client is gone or the reply ended */
+    struct evhttp_connection *ccon; /* the client's connection */
     enum evhttp_cmd_type method;
     const char *body; /* the request body (in creq's input buffer) */
     size_t body_len;
     int order[RT_MAX_BACKENDS], n_order, next_try;
-    int cur;                          /* the node tried now; -1 none */
-    struct evhttp_connection *bcon;   /* NULL when no node request is open */
+    int cur;                        /* the node tried now; -1 none */
+    struct evhttp_connection *bcon; /* NULL when no node request is open */
     struct evhttp_request *breq;
-    int berr;                         /* evhttp_request_error from the error callback; -1 none */
-    bool started;                     /* the reply to the client has started */
-    bool reused;                      /* bcon came from the node's idle pool */
-    bool fresh;                       /* the next try must open a new connection */
-    bool sniff;                       /* a POST /v1/responses answer: find its id */
+    int berr;     /* evhttp_request_error from the error callback; -1 none */
+    bool started; /* the reply to the client has started */
+    bool reused;  /* bcon came from the node's idle pool */
+    bool fresh;   /* the next try must open a new connection */
+    bool sniff;   /* a POST /v1/responses answer: find its id */
     size_t head_len;
-    char head[1024];                  /* the answer's first bytes, while sniffing */
+    char head[1024]; /* the answer's first bytes, while sniffing */
 };
 
 /* Stored responses live on the node that made them (unless the nodes
@@ -113,7 +115,8 @@ struct rt {
     struct event *sigint, *sigterm, *poll, *health, *reap, *drain;
     struct evhttp_bound_socket *bound;
     bool draining; /* a first signal came: no new connections, finishing the jobs */
-    int n_writing; /* replies ended but not yet written out (a reply whose client vanishes stays counted) */
+    int n_writing; /* replies ended but not yet written out (a reply whose client vanishes stays
+                      counted) */
     int port;
     rt_backend_t b[RT_MAX_BACKENDS];
     int n;
@@ -151,7 +154,8 @@ static int owner_get(const rt_t *r, const char *id, size_t n) {
 
 static void reap_cb(evutil_socket_t fd, short what, void *arg) {
     rt_t *r = arg;
-    for (size_t i = 0; i < r->n_dead; i++) evhttp_connection_free(r->dead[i]);
+    for (size_t i = 0; i < r->n_dead; i++)
+        evhttp_connection_free(r->dead[i]);
     r->n_dead = 0;
 }
 
@@ -171,8 +175,15 @@ static void conn_retire(rt_t *r, struct evhttp_connection *c) {
 }
 
 static bool hop_by_hop(const char *name) {
-    static const char *const hop[] = {"Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
-                                      "Proxy-Connection", "TE", "Trailer", "Transfer-Encoding", "Upgrade"};
+    static const char *const hop[] = {"Connection",
+                                      "Keep-Alive",
+                                      "Proxy-Authenticate",
+                                      "Proxy-Authorization",
+                                      "Proxy-Connection",
+                                      "TE",
+                                      "Trailer",
+                                      "Transfer-Encoding",
+                                      "Upgrade"};
     for (size_t i = 0; i < sizeof hop / sizeof hop[0]; i++)
         if (!strcasecmp(name, hop[i])) return true;
     return false;
@@ -184,25 +195,29 @@ static bool named_in_connection(const struct evkeyvalq *h, const char *name) {
     if (!c) return false;
     const size_t n = strlen(name);
     for (const char *p = c; *p;) {
-        while (*p == ' ' || *p == '\t' || *p == ',') p++;
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
         const char *e = p;
-        while (*e && *e != ',' && *e != ' ' && *e != '\t') e++;
+        while (*e && *e != ',' && *e != ' ' && *e != '\t')
+            e++;
         if ((size_t)(e - p) == n && !strncasecmp(p, name, n)) return true;
         p = e;
     }
     return false;
 }
 
-static void send_error(rt_t *r, struct evhttp_request *req, int status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static void send_error(rt_t *r, struct evhttp_request *req, int status, const char *code, const char *fmt, ...) {
+static void send_error(rt_t *r, struct evhttp_request *req, int status, const char *code,
+                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void send_error(rt_t *r, struct evhttp_request *req, int status, const char *code,
+                       const char *fmt, ...) {
     char msg[400];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    json_t *v = json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message", msg, "type",
-                          status < 500 ? "invalid_request_error" : "server_error", "param", "code", code);
+    json_t *v =
+        json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message", msg, "type",
+                  status < 500 ? "invalid_request_error" : "server_error", "param", "code", code);
     char *body = v ? json_dumps(v, JSON_COMPACT) : NULL;
     json_decref(v);
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
@@ -215,7 +230,8 @@ static void send_error(rt_t *r, struct evhttp_request *req, int status, const ch
     free(body);
 }
 
-static void send_text(struct evhttp_request *req, int status, const char *type, const char *body, size_t len) {
+static void send_text(struct evhttp_request *req, int status, const char *type, const char *body,
+                      size_t len) {
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", type);
     struct evbuffer *out = evbuffer_new();
     if (out) evbuffer_add(out, body, len);
@@ -247,8 +263,10 @@ static void track_reply(rt_t *r, struct evhttp_request *creq) {
 
 static void job_unlink_free(rt_job_t *j) {
     rt_t *r = j->r;
-    if (j->prev) j->prev->next = j->next;
-    else r->jobs = j->next;
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        r->jobs = j->next;
     if (j->next) j->next->prev = j->prev;
     r->n_jobs--;
     free(j);
@@ -299,15 +317,15 @@ static void job_end_reply(rt_job_t *j) {
 }
 
 /* Answers the client with an error (nothing sent yet) and ends the job. */
-#define job_fail(j, ...)                                                                                               \
-    do {                                                                                                               \
-        struct evhttp_request *creq_ = (j)->creq;                                                                      \
-        job_client_detach(j);                                                                                          \
-        if (creq_) {                                                                                                   \
-            track_reply((j)->r, creq_);                                                                                \
-            send_error((j)->r, creq_, __VA_ARGS__);                                                                    \
-        }                                                                                                              \
-        job_finish(j);                                                                                                 \
+#define job_fail(j, ...)                                                                           \
+    do {                                                                                           \
+        struct evhttp_request *creq_ = (j)->creq;                                                  \
+        job_client_detach(j);                                                                      \
+        if (creq_) {                                                                               \
+            track_reply((j)->r, creq_);                                                            \
+            send_error((j)->r, creq_, __VA_ARGS__);                                                \
+        }                                                                                          \
+        job_finish(j);                                                                             \
     } while (0)
 
 /* The client's connection closed (or was found gone and freed). */
@@ -352,8 +370,10 @@ static int on_node_headers(struct evhttp_request *breq, void *arg) {
     struct evkeyvalq *in = evhttp_request_get_input_headers(breq);
     struct evkeyvalq *out = evhttp_request_get_output_headers(j->creq);
     for (struct evkeyval *h = in->tqh_first; h; h = h->next.tqe_next)
-        if (!hop_by_hop(h->key) && !named_in_connection(in, h->key)) evhttp_add_header(out, h->key, h->value);
-    if (!j->r->cfg.no_backend_header) evhttp_add_header(out, "X-Silica-Backend", j->r->b[j->cur].url);
+        if (!hop_by_hop(h->key) && !named_in_connection(in, h->key))
+            evhttp_add_header(out, h->key, h->value);
+    if (!j->r->cfg.no_backend_header)
+        evhttp_add_header(out, "X-Silica-Backend", j->r->b[j->cur].url);
     j->started = true;
     const int code = evhttp_request_get_response_code(breq);
     j->sniff = j->sniff && code == 200;
@@ -366,15 +386,18 @@ static void on_node_chunk(struct evhttp_request *breq, void *arg) {
     rt_job_t *j = arg;
     struct evbuffer *in = evhttp_request_get_input_buffer(breq);
     if (j->sniff) {
-        const ev_ssize_t got = evbuffer_copyout(in, j->head + j->head_len, sizeof j->head - j->head_len);
+        const ev_ssize_t got =
+            evbuffer_copyout(in, j->head + j->head_len, sizeof j->head - j->head_len);
         if (got > 0) j->head_len += (size_t)got;
         char id[256];
         const size_t n = rt_response_id_in(j->head, j->head_len, id, sizeof id);
         if (n) owner_put(j->r, id, n, j->cur);
         if (n || j->head_len == sizeof j->head) j->sniff = false;
     }
-    if (j->creq && j->started) evhttp_send_reply_chunk(j->creq, in);
-    else evbuffer_drain(in, evbuffer_get_length(in));
+    if (j->creq && j->started)
+        evhttp_send_reply_chunk(j->creq, in);
+    else
+        evbuffer_drain(in, evbuffer_get_length(in));
 }
 
 static void on_node_error(enum evhttp_request_error err, void *arg) {
@@ -386,7 +409,8 @@ static void mark_down(rt_t *r, int i, const char *why) {
     rt_backend_t *b = &r->b[i];
     if (b->up) sl_warn("router: backend %s is down (%s)", b->url, why);
     b->up = false;
-    while (b->n_idle > 0) conn_retire(r, b->idle[--b->n_idle]);
+    while (b->n_idle > 0)
+        conn_retire(r, b->idle[--b->n_idle]);
 }
 
 /* The node's request is over: breq NULL after an error (j->berr says
@@ -400,7 +424,8 @@ static void on_node_done(struct evhttp_request *breq, void *arg) {
     const int tried = j->cur;
     if (ok) {
         rt_backend_t *b = &r->b[tried];
-        if (b->up && b->n_idle < RT_IDLE_MAX) { /* back to the pool (closed by libevent if the node asked) */
+        if (b->up &&
+            b->n_idle < RT_IDLE_MAX) { /* back to the pool (closed by libevent if the node asked) */
             b->idle[b->n_idle++] = j->bcon;
             j->bcon = NULL;
         }
@@ -420,8 +445,8 @@ static void on_node_done(struct evhttp_request *breq, void *arg) {
         return;
     }
     if (j->berr == EVREQ_HTTP_TIMEOUT) {
-        job_fail(j, 504, "backend_timeout", "The backend %s did not answer within %d s.", r->b[tried].url,
-                 r->cfg.timeout_s);
+        job_fail(j, 504, "backend_timeout", "The backend %s did not answer within %d s.",
+                 r->b[tried].url, r->cfg.timeout_s);
         return;
     }
     if (j->reused) {
@@ -452,7 +477,9 @@ static void job_dispatch(rt_job_t *j) {
     if (i < 0) {
         r->n_unavailable++;
         job_fail(j, 503, "no_backend_available",
-                 "No backend is available to serve this request (%d configured, none healthy); retry shortly.", r->n);
+                 "No backend is available to serve this request (%d configured, none healthy); "
+                 "retry shortly.",
+                 r->n);
         return;
     }
     if (j->next_try > 1) r->n_retries++;
@@ -499,19 +526,24 @@ static void job_dispatch(rt_job_t *j) {
     evhttp_add_header(out, "Host", b->hostport);
     char *peer = NULL;
     ev_uint16_t peer_port = 0;
-    evhttp_connection_get_peer(j->ccon ? j->ccon : evhttp_request_get_connection(j->creq), &peer, &peer_port);
+    evhttp_connection_get_peer(j->ccon ? j->ccon : evhttp_request_get_connection(j->creq), &peer,
+                               &peer_port);
     char fwd[1024];
-    if (xff && *xff) snprintf(fwd, sizeof fwd, "%s, %s", xff, peer ? peer : "unknown");
-    else snprintf(fwd, sizeof fwd, "%s", peer ? peer : "unknown");
+    if (xff && *xff)
+        snprintf(fwd, sizeof fwd, "%s, %s", xff, peer ? peer : "unknown");
+    else
+        snprintf(fwd, sizeof fwd, "%s", peer ? peer : "unknown");
     evhttp_add_header(out, "X-Forwarded-For", fwd);
     evhttp_add_header(out, "X-Forwarded-Proto", "http");
     const char *host_in = evhttp_find_header(in, "Host");
     if (host_in) evhttp_add_header(out, "X-Forwarded-Host", host_in);
-    if (j->body_len || j->method == EVHTTP_REQ_POST || j->method == EVHTTP_REQ_PUT || j->method == EVHTTP_REQ_PATCH) {
+    if (j->body_len || j->method == EVHTTP_REQ_POST || j->method == EVHTTP_REQ_PUT ||
+        j->method == EVHTTP_REQ_PATCH) {
         char len[24];
         snprintf(len, sizeof len, "%zu", j->body_len);
         evhttp_add_header(out, "Content-Length", len);
-        if (j->body_len) evbuffer_add(evhttp_request_get_output_buffer(j->breq), j->body, j->body_len);
+        if (j->body_len)
+            evbuffer_add(evhttp_request_get_output_buffer(j->breq), j->body, j->body_len);
     }
     /* the URI exactly as the client sent it: path and query */
     /* a connection refused at once runs on_node_done inside this call,
@@ -546,7 +578,10 @@ static void on_health_done(struct evhttp_request *req, void *arg) {
     const bool refused = req != NULL && code == 0;
     if (!refused && b->hc_streak < b->r->cfg.health_fails) return;
     char why[64];
-    snprintf(why, sizeof why, code ? "health check: HTTP %d" : refused ? "health check: no connection" : "health check: no answer",
+    snprintf(why, sizeof why,
+             code      ? "health check: HTTP %d"
+             : refused ? "health check: no connection"
+                       : "health check: no answer",
              code);
     mark_down(b->r, (int)(b - b->r->b), why);
 }
@@ -559,8 +594,10 @@ static void health_cb(evutil_socket_t fd, short what, void *arg) {
         if (!b->hc) {
             b->hc = evhttp_connection_base_new(r->base, NULL, b->host, (ev_uint16_t)b->port);
             if (!b->hc) continue;
-            struct timeval tv = {(time_t)r->cfg.health_timeout_s,
-                                 (suseconds_t)((r->cfg.health_timeout_s - (double)(time_t)r->cfg.health_timeout_s) * 1e6)};
+            struct timeval tv = {
+                (time_t)r->cfg.health_timeout_s,
+                (suseconds_t)((r->cfg.health_timeout_s - (double)(time_t)r->cfg.health_timeout_s) *
+                              1e6)};
             evhttp_connection_set_timeout_tv(b->hc, &tv);
             evhttp_connection_set_retries(b->hc, 0);
         }
@@ -579,10 +616,13 @@ static void handle_health(rt_t *r, struct evhttp_request *req) {
     int up = 0;
     for (int i = 0; i < r->n; i++) {
         up += r->b[i].up;
-        json_array_append_new(list, json_pack("{s:s, s:b, s:i}", "url", r->b[i].url, "up", r->b[i].up, "inflight",
-                                              r->b[i].inflight));
+        json_array_append_new(list, json_pack("{s:s, s:b, s:i}", "url", r->b[i].url, "up",
+                                              r->b[i].up, "inflight", r->b[i].inflight));
     }
-    json_t *v = json_pack("{s:s, s:i, s:o}", "status", r->draining ? "draining" : up ? "ok" : "unavailable",
+    json_t *v = json_pack("{s:s, s:i, s:o}", "status",
+                          r->draining ? "draining"
+                          : up        ? "ok"
+                                      : "unavailable",
                           "backends_up", up, "backends", list);
     char *s = v ? json_dumps(v, JSON_COMPACT) : NULL;
     json_decref(v);
@@ -596,38 +636,49 @@ static void handle_health(rt_t *r, struct evhttp_request *req) {
 
 static void handle_metrics(rt_t *r, struct evhttp_request *req) {
     sl_buf_t m = {0};
-    sl_buf_printf(&m, "# TYPE silica_router_requests_total counter\nsilica_router_requests_total %llu\n",
-                  (unsigned long long)r->n_requests);
-    sl_buf_printf(&m, "# HELP silica_router_backend_requests_total requests sent to each backend (retries included)\n");
+    sl_buf_printf(
+        &m, "# TYPE silica_router_requests_total counter\nsilica_router_requests_total %llu\n",
+        (unsigned long long)r->n_requests);
+    sl_buf_printf(&m, "# HELP silica_router_backend_requests_total requests sent to each backend "
+                      "(retries included)\n");
     for (int i = 0; i < r->n; i++)
-        sl_buf_printf(&m, "silica_router_backend_requests_total{backend=\"%s\"} %llu\n", r->b[i].url,
-                      (unsigned long long)r->b[i].n_requests);
+        sl_buf_printf(&m, "silica_router_backend_requests_total{backend=\"%s\"} %llu\n",
+                      r->b[i].url, (unsigned long long)r->b[i].n_requests);
     sl_buf_printf(&m, "# HELP silica_router_backend_up 1 when the backend is healthy\n");
     for (int i = 0; i < r->n; i++)
-        sl_buf_printf(&m, "silica_router_backend_up{backend=\"%s\"} %d\n", r->b[i].url, r->b[i].up ? 1 : 0);
+        sl_buf_printf(&m, "silica_router_backend_up{backend=\"%s\"} %d\n", r->b[i].url,
+                      r->b[i].up ? 1 : 0);
     for (int i = 0; i < r->n; i++)
-        sl_buf_printf(&m, "silica_router_backend_inflight{backend=\"%s\"} %d\n", r->b[i].url, r->b[i].inflight);
+        sl_buf_printf(&m, "silica_router_backend_inflight{backend=\"%s\"} %d\n", r->b[i].url,
+                      r->b[i].inflight);
     for (int i = 0; i < r->n; i++)
-        sl_buf_printf(&m, "silica_router_backend_failures_total{backend=\"%s\"} %llu\n", r->b[i].url,
-                      (unsigned long long)r->b[i].n_failures);
+        sl_buf_printf(&m, "silica_router_backend_failures_total{backend=\"%s\"} %llu\n",
+                      r->b[i].url, (unsigned long long)r->b[i].n_failures);
     for (int i = 0; i < r->n; i++)
-        sl_buf_printf(&m, "silica_router_backend_health_failures_total{backend=\"%s\"} %llu\n", r->b[i].url,
-                      (unsigned long long)r->b[i].n_health_fail);
-    sl_buf_printf(&m, "# HELP silica_router_retries_total requests sent on to another backend after one failed\n"
-                      "silica_router_retries_total %llu\n",
-                  (unsigned long long)r->n_retries);
-    sl_buf_printf(&m, "silica_router_unavailable_total %llu\nsilica_router_client_aborts_total %llu\n",
+        sl_buf_printf(&m, "silica_router_backend_health_failures_total{backend=\"%s\"} %llu\n",
+                      r->b[i].url, (unsigned long long)r->b[i].n_health_fail);
+    sl_buf_printf(
+        &m,
+        "# HELP silica_router_retries_total requests sent on to another backend after one failed\n"
+        "silica_router_retries_total %llu\n",
+        (unsigned long long)r->n_retries);
+    sl_buf_printf(&m,
+                  "silica_router_unavailable_total %llu\nsilica_router_client_aborts_total %llu\n",
                   (unsigned long long)r->n_unavailable, (unsigned long long)r->n_client_aborts);
     static const char *const kinds[3] = {"none", "prompt_cache_key", "prefix"};
     for (int k = 0; k < 3; k++)
         sl_buf_printf(&m, "silica_router_requests_by_key_total{key=\"%s\"} %llu\n", kinds[k],
                       (unsigned long long)r->n_by_kind[k]);
-    sl_buf_printf(&m, "# HELP silica_router_pinned_total requests sent to the node holding the stored response "
-                      "they refer to\nsilica_router_pinned_total %llu\n",
-                  (unsigned long long)r->n_pinned);
-    sl_buf_printf(&m, "# HELP silica_router_spilled_total requests passed from a busy affinity node to the next\n"
-                      "silica_router_spilled_total %llu\n",
-                  (unsigned long long)r->n_spilled);
+    sl_buf_printf(
+        &m,
+        "# HELP silica_router_pinned_total requests sent to the node holding the stored response "
+        "they refer to\nsilica_router_pinned_total %llu\n",
+        (unsigned long long)r->n_pinned);
+    sl_buf_printf(
+        &m,
+        "# HELP silica_router_spilled_total requests passed from a busy affinity node to the next\n"
+        "silica_router_spilled_total %llu\n",
+        (unsigned long long)r->n_spilled);
     sl_buf_printf(&m, "silica_router_active_requests %d\n", r->n_jobs);
     if (!m.data) {
         send_error(r, req, 500, "out_of_memory", "The router is out of memory.");
@@ -651,7 +702,8 @@ static void plan(rt_t *r, rt_job_t *j, rt_key_kind_t kind, const sl_buf_t *key, 
     }
     if (kind != RT_KEY_NONE) {
         uint64_t hashes[RT_MAX_BACKENDS];
-        for (int i = 0; i < r->n; i++) hashes[i] = r->b[i].hash;
+        for (int i = 0; i < r->n; i++)
+            hashes[i] = r->b[i].hash;
         rt_rendezvous_order(rt_hash(key->data, key->len), hashes, r->n, j->order);
         if (r->cfg.spill < 0) return;
         int least = -1;
@@ -664,7 +716,8 @@ static void plan(rt_t *r, rt_job_t *j, rt_key_kind_t kind, const sl_buf_t *key, 
             const rt_backend_t *b = &r->b[j->order[k]];
             if (!b->up || b->inflight > least + r->cfg.spill) continue;
             bool passed_up = false;
-            for (int p = 0; p < k; p++) passed_up |= r->b[j->order[p]].up;
+            for (int p = 0; p < k; p++)
+                passed_up |= r->b[j->order[p]].up;
             r->n_spilled += passed_up;
             const int c = j->order[k];
             memmove(&j->order[1], &j->order[0], (size_t)k * sizeof j->order[0]);
@@ -674,7 +727,8 @@ static void plan(rt_t *r, rt_job_t *j, rt_key_kind_t kind, const sl_buf_t *key, 
         return;
     }
     const unsigned start = r->rr++;
-    for (int k = 0; k < r->n; k++) j->order[k] = (int)((start + (unsigned)k) % (unsigned)r->n);
+    for (int k = 0; k < r->n; k++)
+        j->order[k] = (int)((start + (unsigned)k) % (unsigned)r->n);
     for (int a = 1; a < r->n; a++) { /* stable by in-flight count */
         const int o = j->order[a];
         int c = a;
@@ -703,14 +757,15 @@ static void on_request(struct evhttp_request *req, void *arg) {
     }
     if (r->draining) { /* a kept-alive connection's next request: elsewhere, please */
         evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-        send_error(r, req, 503, "router_draining", "This router is shutting down; retry the request.");
+        send_error(r, req, 503, "router_draining",
+                   "This router is shutting down; retry the request.");
         return;
     }
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     const size_t len = evbuffer_get_length(in);
     if (len > r->cfg.max_body) {
-        send_error(r, req, 413, "request_too_large", "The request body is %zu bytes; the limit is %zu bytes.", len,
-                   r->cfg.max_body);
+        send_error(r, req, 413, "request_too_large",
+                   "The request body is %zu bytes; the limit is %zu bytes.", len, r->cfg.max_body);
         return;
     }
     struct evhttp_connection *ccon = evhttp_request_get_connection(req);
@@ -756,7 +811,8 @@ static void on_request(struct evhttp_request *req, void *arg) {
 
 static void on_drain_timeout(evutil_socket_t fd, short what, void *arg) {
     rt_t *r = arg;
-    sl_warn("router: %d requests still in flight after %.0f s: closing them", r->n_jobs, r->cfg.drain_s);
+    sl_warn("router: %d requests still in flight after %.0f s: closing them", r->n_jobs,
+            r->cfg.drain_s);
     event_base_loopexit(r->base, NULL);
 }
 
@@ -774,10 +830,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
     r->draining = true;
     if (r->bound) evhttp_del_accept_socket(r->http, r->bound);
     r->bound = NULL;
-    sl_info("router: signal %d: draining %d requests in flight (up to %.0f s; again to stop now)", (int)sig,
-            r->n_jobs, r->cfg.drain_s);
-    const struct timeval tv = {(time_t)r->cfg.drain_s,
-                               (suseconds_t)((r->cfg.drain_s - (double)(time_t)r->cfg.drain_s) * 1e6)};
+    sl_info("router: signal %d: draining %d requests in flight (up to %.0f s; again to stop now)",
+            (int)sig, r->n_jobs, r->cfg.drain_s);
+    const struct timeval tv = {
+        (time_t)r->cfg.drain_s,
+        (suseconds_t)((r->cfg.drain_s - (double)(time_t)r->cfg.drain_s) * 1e6)};
     event_add(r->drain, &tv);
 }
 
@@ -801,10 +858,13 @@ static int parse_backend(rt_backend_t *b, const char *url, char *err, size_t err
         const bool v6 = strchr(host, ':') != NULL;
         snprintf(b->hostport, sizeof b->hostport, v6 ? "[%s]:%d" : "%s:%d", host, b->port);
         size_t n = strlen(url);
-        while (n > 0 && url[n - 1] == '/') n--;
+        while (n > 0 && url[n - 1] == '/')
+            n--;
         b->url = sl_strndup(url, n);
-        if (!b->host || !b->url) rc = sl_err(err, errlen, "out of memory");
-        else b->hash = rt_hash(b->url, strlen(b->url));
+        if (!b->host || !b->url)
+            rc = sl_err(err, errlen, "out of memory");
+        else
+            b->hash = rt_hash(b->url, strlen(b->url));
         b->up = true; /* until a connection or a health check says otherwise */
     }
     if (u) evhttp_uri_free(u);
@@ -869,26 +929,32 @@ rt_t *rt_new(const rt_config_t *cfg, char *err, size_t errlen) {
     evsignal_add(r->sigterm, NULL);
     const struct timeval poll_tv = {0, 100000};
     event_add(r->poll, &poll_tv);
-    const struct timeval htv = {(time_t)r->cfg.health_interval_s,
-                                (suseconds_t)((r->cfg.health_interval_s - (double)(time_t)r->cfg.health_interval_s) * 1e6)};
+    const struct timeval htv = {
+        (time_t)r->cfg.health_interval_s,
+        (suseconds_t)((r->cfg.health_interval_s - (double)(time_t)r->cfg.health_interval_s) * 1e6)};
     event_add(r->health, &htv);
     /* libevent's own limit is a backstop: bodies a bit over ours get our JSON 413 */
     evhttp_set_max_body_size(r->http, (ev_ssize_t)SL_MIN(r->cfg.max_body * 4, (size_t)1 << 30));
     evhttp_set_timeout(r->http, r->cfg.timeout_s);
-    evhttp_set_allowed_methods(r->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
-                                            EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+    evhttp_set_allowed_methods(r->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
     evhttp_set_gencb(r->http, on_request, r);
-    struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(r->http, r->cfg.host, (ev_uint16_t)r->cfg.port);
+    struct evhttp_bound_socket *bs =
+        evhttp_bind_socket_with_handle(r->http, r->cfg.host, (ev_uint16_t)r->cfg.port);
     r->bound = bs;
     if (!bs) {
-        sl_err(err, errlen, "cannot listen on %s:%d: %s", r->cfg.host, r->cfg.port, strerror(errno));
+        sl_err(err, errlen, "cannot listen on %s:%d: %s", r->cfg.host, r->cfg.port,
+               strerror(errno));
         goto fail;
     }
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sl) == 0) {
-        if (ss.ss_family == AF_INET) r->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        else if (ss.ss_family == AF_INET6) r->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        if (ss.ss_family == AF_INET)
+            r->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        else if (ss.ss_family == AF_INET6)
+            r->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     }
     return r;
 fail:
@@ -922,11 +988,13 @@ void rt_free(rt_t *r) {
         j->breq = NULL;
         if (j->ccon) evhttp_connection_set_closecb(j->ccon, NULL, NULL);
     }
-    while (r->jobs) job_unlink_free(r->jobs);
+    while (r->jobs)
+        job_unlink_free(r->jobs);
     if (r->reap) reap_cb(-1, 0, r);
     for (int i = 0; i < r->n; i++) {
         if (r->b[i].hc) evhttp_connection_free(r->b[i].hc);
-        while (r->b[i].n_idle > 0) evhttp_connection_free(r->b[i].idle[--r->b[i].n_idle]);
+        while (r->b[i].n_idle > 0)
+            evhttp_connection_free(r->b[i].idle[--r->b[i].n_idle]);
         free(r->b[i].url);
         free(r->b[i].host);
     }

@@ -13,7 +13,7 @@
  * away closes the node's request, which cancels the generation there.
  *
  * One libevent thread does everything: the listening side (evhttp server),
- * the node side (evhttp client connections, one per proxied request) and
+ * the node side (evhttp client connections, a kept-alive pool per node) and
  * the periodic health checks (GET /health on each node).
  */
 #ifndef SILICA_ROUTER_H
@@ -30,22 +30,23 @@
 typedef struct rt rt_t;
 
 typedef struct rt_config {
-    const char *host;        /* listen address; default 127.0.0.1 */
-    int port;                /* 0: any free port (rt_port) */
+    const char *host;                      /* listen address; default 127.0.0.1 */
+    int port;                              /* 0: any free port (rt_port) */
     const char *backends[RT_MAX_BACKENDS]; /* "http://HOST:PORT" */
     int n_backends;
-    size_t max_body;         /* request body bytes; default 8 MiB */
-    size_t key_bytes;        /* affinity key budget in bytes; default 1024 */
-    int timeout_s;           /* idle read/write timeout, client and node side; default 300 */
+    size_t max_body;          /* request body bytes; default 8 MiB */
+    size_t key_bytes;         /* affinity key budget in bytes; default 1024 */
+    int timeout_s;            /* idle read/write timeout, client and node side; default 300 */
     double health_interval_s; /* default 2 */
     double health_timeout_s;  /* default 2 */
     int health_fails;         /* checks failed in a row (timeout, not 200) that mark a node down;
                                  default 2 (a refused connection marks it down at once) */
-    int spill;               /* an affinity node with this many more requests in flight than
-                                the least busy one is passed over; 0: 16; <0: never */
-    bool no_backend_header;  /* do not name the node in X-Silica-Backend (its address stays private) */
-    double drain_s;          /* on SIGINT/SIGTERM, seconds for requests in flight to finish;
-                                0: 30; <0: none (exit at once) */
+    int spill;                /* an affinity node with this many more requests in flight than
+                                 the least busy one is passed over; 0: 16; <0: never */
+    bool no_backend_header; /* do not name the node in X-Silica-Backend (its address stays private)
+                             */
+    double drain_s;         /* on SIGINT/SIGTERM, seconds for requests in flight to finish;
+                               0: 30; <0: none (exit at once) */
 } rt_config_t;
 
 /* Parses the backends, binds the socket. NULL with err on failure. */
@@ -70,7 +71,8 @@ typedef enum {
  * bytes to *key (cleared first); at most `budget` bytes of prompt text go
  * in (plus the model and a route tag). RT_KEY_NONE for routes without a
  * prompt, bodies that are not a JSON object, and out of memory. */
-rt_key_kind_t rt_affinity_key(const char *path, const char *body, size_t len, size_t budget, sl_buf_t *key);
+rt_key_kind_t rt_affinity_key(const char *path, const char *body, size_t len, size_t budget,
+                              sl_buf_t *key);
 
 /* The stored response a request refers to, which lives on the node that
  * made it: `previous_response_id` of a POST /v1/responses body, or the

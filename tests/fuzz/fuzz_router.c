@@ -12,8 +12,9 @@
 #include "router/router.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
-    static const char *const paths[] = {"/v1/chat/completions", "/v1/completions", "/v1/responses",
-                                        "/v1/messages", "/anthropic/v1/messages", "/v1/embeddings"};
+    static const char *const paths[] = {"/v1/chat/completions",   "/v1/completions",
+                                        "/v1/responses",          "/v1/messages",
+                                        "/anthropic/v1/messages", "/v1/embeddings"};
     if (size < 1) return 0;
     const char *path = paths[data[0] % (sizeof paths / sizeof paths[0])];
     const size_t budget = 1 + (size_t)(data[0] >> 3) * 9; /* 1 .. 280 */

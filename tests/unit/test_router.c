@@ -14,7 +14,8 @@
 static sl_buf_t kb;
 
 /* The key of a request as a NUL-safe heap copy; *kind gets its kind. */
-static char *key_of(const char *path, const char *body, size_t budget, rt_key_kind_t *kind, size_t *len) {
+static char *key_of(const char *path, const char *body, size_t budget, rt_key_kind_t *kind,
+                    size_t *len) {
     *kind = rt_affinity_key(path, body, body ? strlen(body) : 0, budget, &kb);
     *len = kb.len;
     char *k = malloc(kb.len + 1);
@@ -24,8 +25,8 @@ static char *key_of(const char *path, const char *body, size_t budget, rt_key_ki
 }
 
 /* Whether two requests get the same key (and both a key of `want` kind). */
-static int same_key(const char *path_a, const char *a, const char *path_b, const char *b, size_t budget,
-                    rt_key_kind_t want) {
+static int same_key(const char *path_a, const char *a, const char *path_b, const char *b,
+                    size_t budget, rt_key_kind_t want) {
     rt_key_kind_t ka, kb_;
     size_t la, lb;
     char *x = key_of(path_a, a, budget, &ka, &la);
@@ -39,14 +40,17 @@ static int same_key(const char *path_a, const char *a, const char *path_b, const
 static char *repeat(const char *unit, int n) {
     size_t u = strlen(unit);
     char *s = malloc(u * (size_t)n + 1);
-    for (int i = 0; i < n; i++) memcpy(s + u * (size_t)i, unit, u);
+    for (int i = 0; i < n; i++)
+        memcpy(s + u * (size_t)i, unit, u);
     s[u * (size_t)n] = '\0';
     return s;
 }
 
 static char *chat_body(const char *model, const char *sys, const char *user, const char *extra) {
     char *s = malloc(strlen(sys) + strlen(user) + strlen(extra) + 256);
-    sprintf(s, "{\"model\":\"%s\",\"messages\":[{\"role\":\"system\",\"content\":\"%s\"},{\"role\":\"user\",\"content\":\"%s\"}%s]}",
+    sprintf(s,
+            "{\"model\":\"%s\",\"messages\":[{\"role\":\"system\",\"content\":\"%s\"},{\"role\":"
+            "\"user\",\"content\":\"%s\"}%s]}",
             model, sys, user, extra);
     return s;
 }
@@ -65,21 +69,26 @@ static void test_chat_keys(void) {
     char *d = chat_body("m", "Be brief.", "Name a color.", "");
     CHECK(!same_key(C, c, C, d, 1024, RT_KEY_PREFIX));
     /* a conversation's later turns keep the key of its first */
-    char *e = chat_body("m", "Be brief.", "What is 2+2?",
-                        ",{\"role\":\"assistant\",\"content\":\"4\"},{\"role\":\"user\",\"content\":\"And 3+3?\"}");
+    char *e = chat_body(
+        "m", "Be brief.", "What is 2+2?",
+        ",{\"role\":\"assistant\",\"content\":\"4\"},{\"role\":\"user\",\"content\":\"And 3+3?\"}");
     CHECK(same_key(C, c, C, e, 1024, RT_KEY_PREFIX));
     /* another model is another cache */
     char *f = chat_body("other", longsys, "What is 2+2?", "");
     CHECK(!same_key(C, a, C, f, 1024, RT_KEY_PREFIX));
     /* text parts and a plain string are the same prompt */
-    const char *parts = "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":[{\"type\":\"text\",\"text\":\"Be "
-                        "\"},{\"type\":\"text\",\"text\":\"brief.\"}]},{\"role\":\"user\",\"content\":\"What is 2+2?\"}]}";
+    const char *parts = "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":[{"
+                        "\"type\":\"text\",\"text\":\"Be "
+                        "\"},{\"type\":\"text\",\"text\":\"brief.\"}]},{\"role\":\"user\","
+                        "\"content\":\"What is 2+2?\"}]}";
     CHECK(same_key(C, c, C, parts, 1024, RT_KEY_PREFIX));
     /* tools are part of the shared prefix */
-    const char *t1 = "{\"model\":\"m\",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"a\"}}],"
-                     "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
-    const char *t2 = "{\"model\":\"m\",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"b\"}}],"
-                     "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+    const char *t1 =
+        "{\"model\":\"m\",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"a\"}}],"
+        "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+    const char *t2 =
+        "{\"model\":\"m\",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"b\"}}],"
+        "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
     CHECK(!same_key(C, t1, C, t2, 1024, RT_KEY_PREFIX));
     /* key order inside JSON objects does not matter */
     const char *t3 = "{\"tools\":[{\"function\":{\"name\":\"a\"},\"type\":\"function\"}],"
@@ -101,17 +110,22 @@ static void test_chat_keys(void) {
 
 static void test_prompt_cache_key(void) {
     const char *C = "/v1/chat/completions";
-    const char *a = "{\"model\":\"m\",\"prompt_cache_key\":\"user-42\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}";
-    const char *b = "{\"model\":\"m\",\"prompt_cache_key\":\"user-42\",\"messages\":[{\"role\":\"user\",\"content\":\"y\"}]}";
-    const char *c = "{\"model\":\"m\",\"prompt_cache_key\":\"user-43\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}";
+    const char *a = "{\"model\":\"m\",\"prompt_cache_key\":\"user-42\",\"messages\":[{\"role\":"
+                    "\"user\",\"content\":\"x\"}]}";
+    const char *b = "{\"model\":\"m\",\"prompt_cache_key\":\"user-42\",\"messages\":[{\"role\":"
+                    "\"user\",\"content\":\"y\"}]}";
+    const char *c = "{\"model\":\"m\",\"prompt_cache_key\":\"user-43\",\"messages\":[{\"role\":"
+                    "\"user\",\"content\":\"x\"}]}";
     CHECK(same_key(C, a, C, b, 1024, RT_KEY_CACHE_KEY));
     CHECK(!same_key(C, a, C, c, 1024, RT_KEY_CACHE_KEY));
     /* the same key on another route (responses, completions) is the same key */
     const char *r = "{\"model\":\"m\",\"prompt_cache_key\":\"user-42\",\"input\":\"z\"}";
     CHECK(same_key(C, a, "/v1/responses", r, 1024, RT_KEY_CACHE_KEY));
     /* an empty or non-string key is no key: the prompt decides */
-    const char *e = "{\"model\":\"m\",\"prompt_cache_key\":\"\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}";
-    const char *n = "{\"model\":\"m\",\"prompt_cache_key\":7,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}";
+    const char *e = "{\"model\":\"m\",\"prompt_cache_key\":\"\",\"messages\":[{\"role\":\"user\","
+                    "\"content\":\"x\"}]}";
+    const char *n = "{\"model\":\"m\",\"prompt_cache_key\":7,\"messages\":[{\"role\":\"user\","
+                    "\"content\":\"x\"}]}";
     const char *p = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}";
     CHECK(same_key(C, e, C, p, 1024, RT_KEY_PREFIX));
     CHECK(same_key(C, n, C, p, 1024, RT_KEY_PREFIX));
@@ -119,12 +133,15 @@ static void test_prompt_cache_key(void) {
 
 static void test_other_routes(void) {
     /* the same conversation through chat, responses and messages */
-    const char *chat = "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},"
-                       "{\"role\":\"user\",\"content\":\"Hello\"}]}";
+    const char *chat =
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},"
+        "{\"role\":\"user\",\"content\":\"Hello\"}]}";
     const char *resp = "{\"model\":\"m\",\"instructions\":\"Be brief.\",\"input\":\"Hello\"}";
-    const char *resp2 = "{\"model\":\"m\",\"instructions\":\"Be brief.\",\"input\":[{\"role\":\"user\",\"content\":"
-                        "[{\"type\":\"input_text\",\"text\":\"Hello\"}]}]}";
-    const char *msgs = "{\"model\":\"m\",\"max_tokens\":5,\"system\":\"Be brief.\",\"messages\":[{\"role\":\"user\","
+    const char *resp2 =
+        "{\"model\":\"m\",\"instructions\":\"Be brief.\",\"input\":[{\"role\":\"user\",\"content\":"
+        "[{\"type\":\"input_text\",\"text\":\"Hello\"}]}]}";
+    const char *msgs = "{\"model\":\"m\",\"max_tokens\":5,\"system\":\"Be "
+                       "brief.\",\"messages\":[{\"role\":\"user\","
                        "\"content\":\"Hello\"}]}";
     CHECK(same_key("/v1/chat/completions", chat, "/v1/responses", resp, 1024, RT_KEY_PREFIX));
     CHECK(same_key("/v1/responses", resp, "/v1/responses", resp2, 1024, RT_KEY_PREFIX));
@@ -138,12 +155,12 @@ static void test_other_routes(void) {
     sprintf(b, "{\"model\":\"m\",\"prompt\":[\"%sBBB\",\"other\"]}", lp);
     CHECK(same_key(C, a, C, b, 1024, RT_KEY_PREFIX));
     CHECK(!same_key(C, a, C, b, 4096, RT_KEY_PREFIX));
-    CHECK(same_key(C, "{\"model\":\"m\",\"prompt\":[1,2,3]}", C, "{\"model\":\"m\",\"prompt\":[[1,2,3],[4]]}", 1024,
-                   RT_KEY_PREFIX));
-    CHECK(!same_key(C, "{\"model\":\"m\",\"prompt\":[1,2,3]}", C, "{\"model\":\"m\",\"prompt\":[1,2,4]}", 1024,
-                    RT_KEY_PREFIX));
-    CHECK(!same_key(C, "{\"model\":\"m\",\"prompt\":\"abc\"}", C, "{\"model\":\"m\",\"prompt\":\"abd\"}", 1024,
-                    RT_KEY_PREFIX));
+    CHECK(same_key(C, "{\"model\":\"m\",\"prompt\":[1,2,3]}", C,
+                   "{\"model\":\"m\",\"prompt\":[[1,2,3],[4]]}", 1024, RT_KEY_PREFIX));
+    CHECK(!same_key(C, "{\"model\":\"m\",\"prompt\":[1,2,3]}", C,
+                    "{\"model\":\"m\",\"prompt\":[1,2,4]}", 1024, RT_KEY_PREFIX));
+    CHECK(!same_key(C, "{\"model\":\"m\",\"prompt\":\"abc\"}", C,
+                    "{\"model\":\"m\",\"prompt\":\"abd\"}", 1024, RT_KEY_PREFIX));
     free(lp);
     free(a);
     free(b);
@@ -159,7 +176,8 @@ static void test_no_key(void) {
         {"/v1/chat/completions", "{not json"},
         {"/v1/chat/completions", "[1,2]"},
         {"/v1/chat/completions", "\"str\""},
-        {"/v1/chat/completions", "{\"a\":1,\"a\":2}"}, /* duplicate keys: the node gives the error */
+        {"/v1/chat/completions",
+         "{\"a\":1,\"a\":2}"}, /* duplicate keys: the node gives the error */
         {"/v1/chat/completions", ""},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -223,7 +241,8 @@ static void test_rendezvous(void) {
         rt_rendezvous_order(kh, nodes, N, order);
         const int o = owner(kh, nodes, all, N + 1);
         order_ok &= order[0] == o;
-        for (int i = 1; i < N; i++) order_ok &= rt_weight(kh, nodes[order[i - 1]]) >= rt_weight(kh, nodes[order[i]]);
+        for (int i = 1; i < N; i++)
+            order_ok &= rt_weight(kh, nodes[order[i - 1]]) >= rt_weight(kh, nodes[order[i]]);
         count[o]++;
         /* node 2 leaves: only its keys move, each to its second choice */
         const int o2 = owner(kh, nodes, without2, N + 1);
@@ -243,24 +262,33 @@ static void test_rendezvous(void) {
     CHECK_MSG(moved == 0, "%d keys moved between nodes that stayed", moved);
     CHECK_MSG(moved_join == 0, "%d keys moved between old nodes when one joined", moved_join);
     /* the new node takes about 1/(N+1) of the keys */
-    CHECK_MSG(abs(to_new - KEYS / (N + 1)) < KEYS / (N + 1) / 10, "the new node took %d of %d keys", to_new, KEYS);
+    CHECK_MSG(abs(to_new - KEYS / (N + 1)) < KEYS / (N + 1) / 10, "the new node took %d of %d keys",
+              to_new, KEYS);
     /* near-even spread: each node within 5% of KEYS/N */
     for (int i = 0; i < N; i++)
-        CHECK_MSG(abs(count[i] - KEYS / N) < KEYS / N / 20, "node %d owns %d of %d keys", i, count[i], KEYS);
+        CHECK_MSG(abs(count[i] - KEYS / N) < KEYS / N / 20, "node %d owns %d of %d keys", i,
+                  count[i], KEYS);
     /* the keys a leaving node held spread over the others, not onto one */
     for (int i = 0; i < N; i++)
-        if (i != 2) CHECK_MSG(second[i] > lost_keys / 4 * 7 / 10, "node %d took %d of %d keys", i, second[i], lost_keys);
+        if (i != 2)
+            CHECK_MSG(second[i] > lost_keys / 4 * 7 / 10, "node %d took %d of %d keys", i,
+                      second[i], lost_keys);
 }
 
 /* Two nodes, as in a small deployment: prompts with distinct first
  * messages split near evenly. */
 static void test_two_node_spread(void) {
-    uint64_t nodes[2] = {rt_hash("http://127.0.0.1:9001", 21), rt_hash("http://127.0.0.1:9002", 21)};
+    uint64_t nodes[2] = {rt_hash("http://127.0.0.1:9001", 21),
+                         rt_hash("http://127.0.0.1:9002", 21)};
     int alive[2] = {1, 1}, count[2] = {0};
     for (int k = 0; k < 2000; k++) {
         char body[160];
-        snprintf(body, sizeof body, "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"question %d\"}]}", k);
-        CHECK(rt_affinity_key("/v1/chat/completions", body, strlen(body), 1024, &kb) == RT_KEY_PREFIX);
+        snprintf(
+            body, sizeof body,
+            "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"question %d\"}]}",
+            k);
+        CHECK(rt_affinity_key("/v1/chat/completions", body, strlen(body), 1024, &kb) ==
+              RT_KEY_PREFIX);
         count[owner(rt_hash(kb.data, kb.len), nodes, alive, 2)]++;
     }
     CHECK_MSG(count[0] > 900 && count[1] > 900, "%d / %d", count[0], count[1]);
@@ -268,13 +296,17 @@ static void test_two_node_spread(void) {
 
 static void test_response_refs(void) {
     char id[64];
-    CHECK(rt_response_ref("/v1/responses/resp_abc", NULL, 0, id, sizeof id) == 8 && !strcmp(id, "resp_abc"));
-    CHECK(rt_response_ref("/v1/responses/resp_abc/input_items", NULL, 0, id, sizeof id) == 8 && !strcmp(id, "resp_abc"));
+    CHECK(rt_response_ref("/v1/responses/resp_abc", NULL, 0, id, sizeof id) == 8 &&
+          !strcmp(id, "resp_abc"));
+    CHECK(rt_response_ref("/v1/responses/resp_abc/input_items", NULL, 0, id, sizeof id) == 8 &&
+          !strcmp(id, "resp_abc"));
     CHECK(rt_response_ref("/v1/responses/", NULL, 0, id, sizeof id) == 0);
     const char *b = "{\"model\":\"m\",\"previous_response_id\":\"resp_x1\",\"input\":\"more\"}";
-    CHECK(rt_response_ref("/v1/responses", b, strlen(b), id, sizeof id) == 7 && !strcmp(id, "resp_x1"));
+    CHECK(rt_response_ref("/v1/responses", b, strlen(b), id, sizeof id) == 7 &&
+          !strcmp(id, "resp_x1"));
     CHECK(rt_response_ref("/v1/chat/completions", b, strlen(b), id, sizeof id) == 0);
-    const char *nul = "{\"previous_response_id\":null}", *num = "{\"previous_response_id\":5}", *bad = "{\"previous_response_id\":";
+    const char *nul = "{\"previous_response_id\":null}", *num = "{\"previous_response_id\":5}",
+               *bad = "{\"previous_response_id\":";
     CHECK(rt_response_ref("/v1/responses", nul, strlen(nul), id, sizeof id) == 0);
     CHECK(rt_response_ref("/v1/responses", num, strlen(num), id, sizeof id) == 0);
     CHECK(rt_response_ref("/v1/responses", bad, strlen(bad), id, sizeof id) == 0);
@@ -285,9 +317,11 @@ static void test_response_refs(void) {
     /* the id in an answer's first bytes: JSON, or the created event of a stream */
     const char *json = "{\"id\":\"resp_946a\",\"object\":\"response\"}";
     CHECK(rt_response_id_in(json, strlen(json), id, sizeof id) == 9 && !strcmp(id, "resp_946a"));
-    const char *sse = "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_8f\",";
+    const char *sse = "event: response.created\ndata: "
+                      "{\"type\":\"response.created\",\"response\":{\"id\":\"resp_8f\",";
     CHECK(rt_response_id_in(sse, strlen(sse), id, sizeof id) == 7 && !strcmp(id, "resp_8f"));
-    CHECK(rt_response_id_in(sse, strlen(sse) - 3, id, sizeof id) == 0); /* cut inside the id: not yet */
+    CHECK(rt_response_id_in(sse, strlen(sse) - 3, id, sizeof id) ==
+          0);                                    /* cut inside the id: not yet */
     const char odd[] = "{\"id\":\"resp_a\0b\"}"; /* not an id the nodes make */
     CHECK(rt_response_id_in(odd, sizeof odd - 1, id, sizeof id) == 0);
     const char *esc = "{\"previous_response_id\":\"resp_\\u0000x\"}";

@@ -301,3 +301,18 @@ size_t rt_response_id_in(const char *head, size_t len, char *id, size_t cap) {
     /* copy_id refuses anything but id characters */
     return copy_id(s, (size_t)(e - s), id, cap);
 }
+
+size_t rt_body_model(const char *body, size_t len, char *out, size_t cap) {
+    if (!body || len == 0 || !memmem(body, len, "\"model\"", 7)) return 0;
+    json_error_t jerr;
+    json_t *b = json_loadb(body, len, 0, &jerr);
+    const json_t *m = json_object_get(b, "model");
+    size_t n = 0;
+    if (json_is_string(m) && json_string_length(m) > 0 && json_string_length(m) < cap) {
+        n = json_string_length(m);
+        memcpy(out, json_string_value(m), n);
+        out[n] = '\0';
+    }
+    json_decref(b);
+    return n;
+}

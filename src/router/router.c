@@ -54,6 +54,7 @@
  * handshake per request, and no TIME_WAIT socket left per request (which at
  * a few hundred requests a second would exhaust the ephemeral ports). */
 #define RT_IDLE_MAX 64
+#define RT_MAX_MODELS 64
 
 typedef struct rt_backend {
     rt_t *r;
@@ -68,6 +69,10 @@ typedef struct rt_backend {
     struct evhttp_connection *hc; /* the health checks' keep-alive connection */
     bool hc_pending;
     int hc_streak; /* failed health checks in a row */
+    /* the models the node serves, from its /health (rt_hash of each id);
+     * n_models < 0 until known */
+    uint64_t models[RT_MAX_MODELS];
+    int n_models;
     struct evhttp_connection
         *idle[RT_IDLE_MAX]; /* finished, reusable; libevent reconnects a closed one */
     int n_idle;
@@ -560,6 +565,27 @@ static void job_dispatch(rt_job_t *j) {
 
 /* ---- health checks ---- */
 
+/* The models a node's /health lists ({"models": ["id", ...]}); a body
+ * without the list leaves them unknown (every model may go there). */
+static void learn_models(rt_backend_t *b, struct evhttp_request *req) {
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    const size_t len = evbuffer_get_length(in);
+    const char *body = len ? (const char *)evbuffer_pullup(in, -1) : NULL;
+    json_error_t jerr;
+    json_t *h = body && len <= ((size_t)1 << 20) ? json_loadb(body, len, 0, &jerr) : NULL;
+    const json_t *list = json_object_get(h, "models");
+    b->n_models = -1;
+    if (json_is_array(list) && json_array_size(list) <= RT_MAX_MODELS) {
+        b->n_models = 0;
+        size_t i;
+        const json_t *m;
+        json_array_foreach(list, i, m) {
+            if (json_is_string(m)) b->models[b->n_models++] = rt_hash(json_string_value(m), json_string_length(m));
+        }
+    }
+    json_decref(h);
+}
+
 static void on_health_done(struct evhttp_request *req, void *arg) {
     rt_backend_t *b = arg;
     b->hc_pending = false;
@@ -568,6 +594,7 @@ static void on_health_done(struct evhttp_request *req, void *arg) {
         if (!b->up) sl_info("router: backend %s is up", b->url);
         b->up = true;
         b->hc_streak = 0;
+        learn_models(b, req);
         return;
     }
     b->n_health_fail++;
@@ -616,8 +643,13 @@ static void handle_health(rt_t *r, struct evhttp_request *req) {
     int up = 0;
     for (int i = 0; i < r->n; i++) {
         up += r->b[i].up;
-        json_array_append_new(list, json_pack("{s:s, s:b, s:i}", "url", r->b[i].url, "up",
-                                              r->b[i].up, "inflight", r->b[i].inflight));
+        json_t *e = json_pack("{s:s, s:b, s:i}", "url", r->b[i].url, "up", r->b[i].up, "inflight",
+                              r->b[i].inflight);
+        /* how many models its /health listed; null until known */
+        if (e)
+            json_object_set_new(e, "models",
+                                r->b[i].n_models >= 0 ? json_integer(r->b[i].n_models) : json_null());
+        json_array_append_new(list, e);
     }
     json_t *v = json_pack("{s:s, s:i, s:o}", "status",
                           r->draining ? "draining"
@@ -692,7 +724,44 @@ static void handle_metrics(rt_t *r, struct evhttp_request *req) {
 
 /* The order of nodes to try: by rendezvous weight for a key, passing over
  * an overloaded first choice (cfg.spill); least busy first without one. */
-static void plan(rt_t *r, rt_job_t *j, rt_key_kind_t kind, const sl_buf_t *key, int pin) {
+/* Whether node b serves the model of hash mh (unknown lists: maybe). */
+static bool serves(const rt_backend_t *b, uint64_t mh) {
+    if (b->n_models < 0) return true;
+    for (int i = 0; i < b->n_models; i++)
+        if (b->models[i] == mh) return true;
+    return false;
+}
+
+/* Keeps in the order only the nodes that serve the request's model, when
+ * any does; otherwise leaves it whole (a node answers its own 404). */
+static void keep_serving(rt_t *r, rt_job_t *j, const bool *elig, bool any) {
+    if (!any) return;
+    int k = 0;
+    for (int i = 0; i < j->n_order; i++)
+        if (elig[j->order[i]]) j->order[k++] = j->order[i];
+    j->n_order = k;
+}
+
+static void plan_order(rt_t *r, rt_job_t *j, rt_key_kind_t kind, const sl_buf_t *key, int pin, const bool *elig);
+
+/* The nodes to try, in order (plan_order), limited to those serving the
+ * request's model (heterogeneous nodes: each node's /health lists its
+ * models). */
+static void plan(rt_t *r, rt_job_t *j, rt_key_kind_t kind, const sl_buf_t *key, int pin, const char *model) {
+    bool elig[RT_MAX_BACKENDS], any = false;
+    const uint64_t mh = model && *model ? rt_hash(model, strlen(model)) : 0;
+    for (int i = 0; i < r->n; i++) {
+        elig[i] = !mh || serves(&r->b[i], mh);
+        any |= elig[i];
+    }
+    if (!any)
+        for (int i = 0; i < r->n; i++)
+            elig[i] = true;
+    plan_order(r, j, kind, key, pin, elig);
+    keep_serving(r, j, elig, any);
+}
+
+static void plan_order(rt_t *r, rt_job_t *j, rt_key_kind_t kind, const sl_buf_t *key, int pin, const bool *elig) {
     j->n_order = r->n;
     if (pin >= 0) { /* the node holding the response referred to, then the rest */
         j->order[0] = pin;
@@ -708,16 +777,16 @@ static void plan(rt_t *r, rt_job_t *j, rt_key_kind_t kind, const sl_buf_t *key, 
         if (r->cfg.spill < 0) return;
         int least = -1;
         for (int i = 0; i < r->n; i++)
-            if (r->b[i].up && (least < 0 || r->b[i].inflight < least)) least = r->b[i].inflight;
+            if (r->b[i].up && elig[i] && (least < 0 || r->b[i].inflight < least)) least = r->b[i].inflight;
         /* the first healthy node of the order within the spill margin goes
          * first (the least busy one always is, so one is found); the nodes
          * it passed over stay next, in order, for retries */
         for (int k = 0; k < j->n_order; k++) {
             const rt_backend_t *b = &r->b[j->order[k]];
-            if (!b->up || b->inflight > least + r->cfg.spill) continue;
+            if (!b->up || !elig[j->order[k]] || b->inflight > least + r->cfg.spill) continue;
             bool passed_up = false;
             for (int p = 0; p < k; p++)
-                passed_up |= r->b[j->order[p]].up;
+                passed_up |= r->b[j->order[p]].up && elig[j->order[p]];
             r->n_spilled += passed_up;
             const int c = j->order[k];
             memmove(&j->order[1], &j->order[0], (size_t)k * sizeof j->order[0]);
@@ -802,7 +871,12 @@ static void on_request(struct evhttp_request *req, void *arg) {
     const int pin = ref_len ? owner_get(r, ref, ref_len) : -1;
     r->n_pinned += pin >= 0;
     j->sniff = method == EVHTTP_REQ_POST && !strcmp(path, "/v1/responses");
-    plan(r, j, kind, &key, pin);
+    char model[256] = "";
+    if (kind != RT_KEY_NONE) /* the key starts with the model and a NUL */
+        snprintf(model, sizeof model, "%s", key.data);
+    else if (method == EVHTTP_REQ_POST)
+        rt_body_model(body, len, model, sizeof model);
+    plan(r, j, kind, &key, pin, model);
     sl_buf_free(&key);
     job_dispatch(j);
 }
@@ -866,6 +940,7 @@ static int parse_backend(rt_backend_t *b, const char *url, char *err, size_t err
         else
             b->hash = rt_hash(b->url, strlen(b->url));
         b->up = true; /* until a connection or a health check says otherwise */
+        b->n_models = -1;
     }
     if (u) evhttp_uri_free(u);
     return rc;

@@ -86,6 +86,10 @@ size_t rt_response_ref(const char *path, const char *body, size_t len, char *id,
  * bytes `head`: its length (copied into id as above), or 0 for none yet. */
 size_t rt_response_id_in(const char *head, size_t len, char *id, size_t cap);
 
+/* The "model" string of a JSON body: its length (copied into out,
+ * NUL-terminated, when it fits in cap), or 0 when there is none. */
+size_t rt_body_model(const char *body, size_t len, char *out, size_t cap);
+
 /* 64-bit hash of bytes (FNV-1a, then a finalizing mix). */
 uint64_t rt_hash(const void *p, size_t n);
 /* Rendezvous weight of a key on a node (both hashed). */

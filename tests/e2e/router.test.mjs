@@ -342,6 +342,45 @@ test("limits and the router's own routes", async () => {
   }
 });
 
+test("nodes serving different models: each request goes to a node that serves its model", async () => {
+  const third = await startServer({ models: { other: model }, args: NODE_ARGS });
+  const r7 = await startRouter(["--backend", nodes[0].url, "--backend", nodes[1].url, "--backend", third.url,
+    "--health-interval", "0.2", "--health-timeout", "3"]);
+  try {
+    // the models are learned from each node's /health
+    const h = await waitHealth(r7.url, (x) => x.backends.every((b) => b.models === 1));
+    assert.equal(h.backends_up, 3);
+    const c7 = new OpenAI({ baseURL: r7.url + "/v1", apiKey: "none", maxRetries: 0 });
+    const seen = { tiny: new Set(), other: new Set() };
+    for (const p of prompts.slice(0, 12)) {
+      for (const m of ["tiny", "other"]) {
+        const { data, response } = await c7.chat.completions.create({ model: m, messages: [{ role: "user", content: p }],
+          max_tokens: 2 }).withResponse();
+        assert.equal(data.model, m);
+        seen[m].add(response.headers.get("x-silica-backend"));
+      }
+    }
+    // a keyless request (no prompt to key on) with a model: a node that has it
+    for (let i = 0; i < 6; i++) {
+      const r = await fetch(r7.url + "/v1/messages/count_tokens", { method: "POST",
+        headers: { "content-type": "application/json", "anthropic-version": "2023-06-01" },
+        body: JSON.stringify({ model: "other", messages: [{ role: "user", content: "Hello" }] }) });
+      assert.equal(r.status, 200);
+      assert.equal(r.headers.get("x-silica-backend"), third.url);
+      assert.ok((await r.json()).input_tokens > 0);
+    }
+    assert.deepEqual([...seen.other], [third.url]);
+    assert.ok(!seen.tiny.has(third.url));
+    assert.equal(seen.tiny.size, 2);
+    // a model no node serves: a node's own 404
+    await assert.rejects(c7.chat.completions.create({ model: "nope", messages: [{ role: "user", content: "x" }] }),
+      (e) => e.status === 404 && e.code === "model_not_found");
+  } finally {
+    assert.equal(await r7.stop(), 0, r7.log());
+    await third.stop();
+  }
+});
+
 test("SIGTERM drains: new connections refused, a stream in flight runs to its end, then exit 0", async () => {
   const r6 = await startRouter(["--backend", nodes[0].url, "--backend", nodes[1].url, "--drain", "300"]);
   await waitHealth(r6.url, (h) => h.backends_up === 2);

@@ -1,8 +1,9 @@
 /*
  * fuzz_router.c — libFuzzer target for what the router reads from outside:
  * a request body's affinity key on every keyed route (rt_affinity_key), the
- * stored-response reference of a body or path (rt_response_ref) and a
- * node's answer head (rt_response_id_in). The first byte picks the route
+ * stored-response reference of a body or path (rt_response_ref), the
+ * model of a body (rt_body_model) and a node's answer head
+ * (rt_response_id_in). The first byte picks the route
  * and the key budget; the rest is the body. Must never crash, leak or
  * hang, and the key must respect its budget.
  */
@@ -34,5 +35,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     if (n && (n >= sizeof id || strlen(id) != n)) abort();
     const size_t m = rt_response_id_in(body, len, id, sizeof id);
     if (m && (m >= sizeof id || strlen(id) != m)) abort();
+    const size_t mm = rt_body_model(body, len, id, sizeof id);
+    if (mm >= sizeof id) abort();
     return 0;
 }

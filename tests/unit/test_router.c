@@ -331,6 +331,18 @@ static void test_response_refs(void) {
     CHECK(rt_response_id_in(err, strlen(err), id, sizeof id) == 0);
 }
 
+static void test_body_model(void) {
+    char m[16];
+    const char *a = "{\"model\":\"bge-m3\",\"input\":\"x\"}";
+    CHECK(rt_body_model(a, strlen(a), m, sizeof m) == 6 && !strcmp(m, "bge-m3"));
+    const char *longer = "{\"model\":\"a-model-id-longer-than-16\"}";
+    CHECK(rt_body_model(longer, strlen(longer), m, sizeof m) == 0);
+    const char *none[] = {"{\"input\":\"model\"}", "{\"model\":7}", "{\"model\":\"\"}", "{\"model\":", "[\"model\"]"};
+    for (size_t i = 0; i < sizeof none / sizeof none[0]; i++)
+        CHECK_MSG(rt_body_model(none[i], strlen(none[i]), m, sizeof m) == 0, "%s", none[i]);
+    CHECK(rt_body_model(NULL, 0, m, sizeof m) == 0);
+}
+
 int main(void) {
     RUN(test_chat_keys);
     RUN(test_prompt_cache_key);
@@ -339,6 +351,7 @@ int main(void) {
     RUN(test_rendezvous);
     RUN(test_two_node_spread);
     RUN(test_response_refs);
+    RUN(test_body_model);
     sl_buf_free(&kb);
     return test_summary();
 }

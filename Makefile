@@ -10,7 +10,7 @@
 # BUILD=build/test (-O1 -g, ASan + UBSan, what `make test` runs).
 
 CC      ?= cc
-PKGS    := libevent libevent_pthreads jansson libpcre2-8 libutf8proc sqlite3 libcrypto libpq
+PKGS    := libevent libevent_pthreads jansson libpcre2-8 libutf8proc sqlite3 libcrypto libpq hiredis
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -98,10 +98,11 @@ test: deps-test
 	$(MAKE) e2e
 
 # The unit tests run beside a throwaway PostgreSQL server (tests/pg.sh) so
-# the platform's tests cover both of its backends; without one they say
-# that they skipped PostgreSQL.
+# the platform's tests cover both of its backends, and a throwaway Redis
+# (tests/redis.sh) for the shared rate limits; without them they say that
+# they skipped PostgreSQL or Redis.
 unit:
-	@sh tests/pg.sh run $(MAKE) --no-print-directory unit-run
+	@sh tests/pg.sh run sh tests/redis.sh run $(MAKE) --no-print-directory unit-run
 
 unit-run:
 	@set -e; for t in $(TESTS); do echo "== $$t"; \

@@ -4,13 +4,15 @@
 # (Python's Jinja2, Node.js + the npm packages pinned in tests/package.json).
 # `deps.sh --test` (make test) adds Debian's Chromium for the web console's
 # browser test; playwright-core drives it and never downloads a browser of
-# its own. `make run` does not need it (nor the PostgreSQL server, below).
+# its own. `make run` does not need it (nor the PostgreSQL and Redis
+# servers, below).
 set -e
 PKGS="build-essential pkg-config zlib1g-dev libevent-dev libjansson-dev libpcre2-dev \
-libutf8proc-dev libsqlite3-dev libpq-dev libssl-dev python3 python3-jinja2"
-# --test also installs Debian's PostgreSQL server: tests/pg.sh starts a
-# throwaway cluster of it for the platform's PostgreSQL tests.
-[ "${1:-}" = "--test" ] && PKGS="$PKGS chromium postgresql"
+libutf8proc-dev libsqlite3-dev libpq-dev libhiredis-dev libssl-dev python3 python3-jinja2"
+# --test also installs Debian's PostgreSQL and Redis servers: tests/pg.sh
+# and tests/redis.sh start throwaway ones for the platform's PostgreSQL and
+# shared rate-limit tests.
+[ "${1:-}" = "--test" ] && PKGS="$PKGS chromium postgresql redis-server"
 missing=""
 # Node.js may come from outside Debian (e.g. a newer build): only ask apt for
 # it when the commands are absent.

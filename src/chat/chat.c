@@ -135,11 +135,65 @@ int chat_render_vars(const chat_tmpl_t *t, const json_t *vars, const chat_render
  * tool-call arguments as their JSON string. */
 enum { NORM_NULL_EMPTY = 1, NORM_ARGS_STRING = 2 };
 
+/* Harmony (gpt-oss): the header that opens a commentary message (a
+ * preamble) after the analysis message of the same turn. */
+#define HARMONY_PREAMBLE "<|end|><|start|>assistant<|channel|>commentary<|message|>"
+
+/* Harmony: an assistant tool-call turn with both text (content) and
+ * reasoning (thinking) is what the model writes as an analysis message, a
+ * commentary preamble, then the call. gpt-oss's template takes one of them
+ * (it raises on both, its own rule) and renders it as the analysis
+ * message; so the preamble follows the reasoning in `thinking` after the
+ * commentary header, and content becomes "": the template then writes the
+ * turn as OpenAI's harmony renderer does. 0, or -1 on out of memory. */
+static int harmony_preamble(json_t *m) {
+    const json_t *content = json_object_get(m, "content"),
+                 *thinking = json_object_get(m, "thinking");
+    if (json_array_size(json_object_get(m, "tool_calls")) == 0 || !json_is_string(content) ||
+        !json_is_string(thinking) || json_string_length(content) == 0 ||
+        json_string_length(thinking) == 0)
+        return 0;
+    const char *role = json_string_value(json_object_get(m, "role"));
+    if (!role || strcmp(role, "assistant") != 0) return 0;
+    sl_buf_t b = {0};
+    int bad = sl_buf_append(&b, json_string_value(thinking), json_string_length(thinking)) ||
+              sl_buf_puts(&b, HARMONY_PREAMBLE) ||
+              sl_buf_append(&b, json_string_value(content), json_string_length(content));
+    json_t *joined = bad ? NULL : json_stringn(b.data, b.len);
+    sl_buf_free(&b);
+    if (!joined || json_object_set_new(m, "thinking", joined) ||
+        json_object_set_new(m, "content", json_string("")))
+        return -1;
+    return 0;
+}
+
+/* The tools as the template sees them (a copy; None when the request has
+ * none; NULL on out of memory). A function without a description (optional
+ * in OpenAI's API) gets "" when fill is set: the fallback variants, tried
+ * when a template that concatenates it (gpt-oss's) fails on the undefined
+ * value. *has_bare: some function lacks a description. */
+static json_t *normalise_tools(const json_t *tools, bool fill, bool *has_bare) {
+    if (!json_is_array(tools)) return json_null();
+    json_t *out = json_deep_copy(tools);
+    size_t i;
+    json_t *t;
+    json_array_foreach(out, i, t) {
+        json_t *f = json_object_get(t, "function");
+        if (!json_is_object(f) || json_object_get(f, "description")) continue;
+        *has_bare = true;
+        if (fill && json_object_set_new(f, "description", json_string(""))) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
 /* Returns a normalised deep copy of the messages array (see the top).
  * *has_null: some content is null; *has_args: some arguments string was
  * parsed into a mapping (so the variants would differ). */
-static json_t *normalise_messages(const json_t *msgs, int mode, bool *has_null, bool *has_args, char *err,
-                                  size_t errlen) {
+static json_t *normalise_messages(const json_t *msgs, int mode, bool harmony, bool *has_null,
+                                  bool *has_args, char *err, size_t errlen) {
     json_t *out = json_deep_copy(msgs);
     if (!out) {
         sl_err(err, errlen, "out of memory");
@@ -224,6 +278,10 @@ static json_t *normalise_messages(const json_t *msgs, int mode, bool *has_null, 
             sl_err(err, errlen, "out of memory");
             goto fail;
         }
+        if (harmony && harmony_preamble(m) != 0) {
+            sl_err(err, errlen, "out of memory");
+            goto fail;
+        }
     }
     return out;
 fail:
@@ -243,7 +301,6 @@ int chat_render(const chat_tmpl_t *t, const json_t *request, const chat_render_o
 
     json_t *vars = json_object();
     if (!vars) return sl_err(err, errlen, "out of memory");
-    json_object_set_new(vars, "tools", tools ? json_deep_copy(tools) : json_null());
     json_object_set_new(vars, "documents", json_null());
     json_object_set_new(vars, "add_generation_prompt", json_boolean(o && o->add_generation_prompt));
     json_object_set_new(vars, "bos_token", json_string(o && o->bos_token ? o->bos_token : ""));
@@ -252,19 +309,37 @@ int chat_render(const chat_tmpl_t *t, const json_t *request, const chat_render_o
     /* the transformers form first; the fallback variants only when it fails
      * and they differ from it (see the top) */
     const size_t start = out->len;
-    bool has_null = false, has_args = false;
+    bool has_null = false, has_args = false, has_bare = false;
     char first_err[SL_ERR_MAX] = "";
     int rc = -1;
-    static const int modes[4] = {0, NORM_ARGS_STRING, NORM_NULL_EMPTY, NORM_NULL_EMPTY | NORM_ARGS_STRING};
-    for (int k = 0; k < 4; k++) {
+    /* the message variants, then the same with "" for missing tool
+     * descriptions (NORM_TOOL_DESC) */
+    enum { NORM_TOOL_DESC = 4 };
+    static const int modes[8] = {0,
+                                 NORM_ARGS_STRING,
+                                 NORM_NULL_EMPTY,
+                                 NORM_NULL_EMPTY | NORM_ARGS_STRING,
+                                 NORM_TOOL_DESC,
+                                 NORM_TOOL_DESC | NORM_ARGS_STRING,
+                                 NORM_TOOL_DESC | NORM_NULL_EMPTY,
+                                 NORM_TOOL_DESC | NORM_NULL_EMPTY | NORM_ARGS_STRING};
+    for (int k = 0; k < 8; k++) {
         const int mode = modes[k];
-        if (mode && (((mode & NORM_NULL_EMPTY) && !has_null) || ((mode & NORM_ARGS_STRING) && !has_args))) continue;
-        json_t *norm = normalise_messages(msgs, mode, &has_null, &has_args, err, errlen);
-        if (!norm) {
+        if (mode &&
+            (((mode & NORM_NULL_EMPTY) && !has_null) || ((mode & NORM_ARGS_STRING) && !has_args) ||
+             ((mode & NORM_TOOL_DESC) && !has_bare)))
+            continue;
+        json_t *norm =
+            normalise_messages(msgs, mode, o && o->harmony, &has_null, &has_args, err, errlen);
+        json_t *tv = norm ? normalise_tools(tools, mode & NORM_TOOL_DESC, &has_bare) : NULL;
+        if (!norm || !tv) {
+            if (norm) sl_err(err, errlen, "out of memory");
+            json_decref(norm);
             json_decref(vars);
             return -1;
         }
         json_object_set_new(vars, "messages", norm);
+        json_object_set_new(vars, "tools", tv);
         out->len = start;
         if (out->data) out->data[start] = '\0';
         rc = chat_render_vars(t, vars, o, out, err, errlen);

@@ -58,6 +58,9 @@ typedef struct chat_render_opts {
     size_t max_steps;           /* interpreter step budget; 0 = CHAT_DEFAULT_MAX_STEPS */
     size_t max_output;          /* output byte limit; 0 = CHAT_DEFAULT_MAX_OUTPUT */
     size_t max_memory;          /* interpreter memory limit; 0 = CHAT_DEFAULT_MAX_MEMORY */
+    bool harmony;               /* the model speaks harmony (gpt-oss): an assistant tool-call
+                                   turn with both content and reasoning is given to the
+                                   template as harmony writes it (docs/chat.md) */
 } chat_render_opts_t;
 
 #define CHAT_DEFAULT_MAX_STEPS ((size_t)20 * 1000 * 1000)

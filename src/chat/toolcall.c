@@ -19,7 +19,9 @@
  *
  * Harmony (gpt-oss) uses the same states with its own steps (the section
  * "harmony" below): START between messages, CALL for a header and a call's
- * arguments, REASONING / CONTENT for a message body.
+ * arguments, REASONING / CONTENT for a message body. Qwen3-Coder's XML calls
+ * build their arguments object parameter by parameter (the section
+ * "Qwen3-Coder" below).
  *
  * Whitespace: leading whitespace of content and reasoning is dropped, trailing
  * whitespace of reasoning is dropped, and whitespace in content is held until
@@ -159,7 +161,7 @@ static int utf8_append_clean(sl_buf_t *b, const char *s, size_t n) {
 
 static const char *const FAMILY_NAMES[TC_FAMILY_COUNT] = {
     "none", "hermes", "llama3",    "deepseek", "deepseek_v31",
-    "glm4", "glm45",  "internlm2", "mistral",  "harmony"};
+    "glm4", "glm45",  "internlm2", "mistral",  "harmony", "qwen3_coder"};
 
 const char *tc_family_name(tc_family_t f) {
     return (unsigned)f < TC_FAMILY_COUNT ? FAMILY_NAMES[f] : "unknown";
@@ -180,6 +182,10 @@ tc_family_t tc_detect(const char *src, size_t len, tc_has_token_fn has_token, vo
         return mem_has(src, len, "```json") ? TC_FAMILY_DEEPSEEK : TC_FAMILY_DEEPSEEK_V31;
     }
     if (mem_has(src, len, "<arg_key>")) return TC_FAMILY_GLM45;
+    /* Qwen3-Coder / Qwen3.5 write <function=N> and <parameter=K> inside
+     * <tool_call> (the vocabulary has no token for them: template only) */
+    if (mem_has(src, len, "<function=") && mem_has(src, len, "<parameter="))
+        return TC_FAMILY_QWEN3_CODER;
     if (mem_has(src, len, "<tool_call>")) return TC_FAMILY_HERMES;
     if (mem_has(src, len, "<|action_start|>") && mem_has(src, len, "<|plugin|>"))
         return TC_FAMILY_INTERNLM2;
@@ -209,6 +215,10 @@ tc_family_t tc_detect(const char *src, size_t len, tc_has_token_fn has_token, vo
 bool tc_detect_reasoning(const char *src, size_t len, tc_has_token_fn has_token, void *ud) {
     if (!src) len = 0;
     if (mem_has(src, len, "<think>") || mem_has(src, len, "</think>")) return true;
+    /* Qwen3-Coder keeps Qwen3's vocabulary (<think> included) but does not
+     * reason: its template, which writes XML calls, never opens a think
+     * block (Qwen3.5's does, and is caught above) */
+    if (tc_detect(src, len, NULL, NULL) == TC_FAMILY_QWEN3_CODER) return false;
     return tok(has_token, ud, "<think>") && tok(has_token, ud, "</think>");
 }
 
@@ -450,7 +460,7 @@ typedef struct {
     sl_buf_t tmp;   /* scratch: DeepSeek type, GLM-4.5 key, Llama builtin key */
     sl_buf_t tmp2;  /* scratch: GLM-4.5 value */
     sl_buf_t canon; /* compact JSON of the envelope or of the arguments */
-    sl_buf_t args;  /* arguments text built by the parser (GLM-4.5, Llama builtin) */
+    sl_buf_t args;  /* arguments text built by the parser (GLM-4.5, Llama builtin, XML) */
     jsc_t js;
     bool envelope; /* canon holds {"name":..,"arguments":..} rather than the arguments */
     int role;      /* role of the current top-level key of an envelope */
@@ -458,6 +468,11 @@ typedef struct {
     bool args_begun, args_done, args_is_string, name_known;
     size_t emitted; /* argument bytes already sent as CALL_ARGS */
     int npairs;
+    /* Qwen3-Coder: the parameter being read (its raw text in tmp2) */
+    int xkinds;   /* TC_XK_* of its schema */
+    bool vstream; /* a plain string: escaped into args as it arrives */
+    int vlead;    /* -1 undecided, else the leading newline bytes dropped (0/1) */
+    size_t vsent; /* bytes of tmp2 already escaped into args */
 } call_ctx_t;
 
 struct tc_parser {
@@ -489,7 +504,15 @@ static const char *const TRIG_LLAMA3[] = {"<|python_tag|>", NULL};
 static const char *const TRIG_DEEPSEEK[] = {TC_DS_CALLS_BEGIN, TC_DS_CALL_BEGIN, NULL};
 static const char *const TRIG_INTERNLM2[] = {"<|action_start|>", NULL};
 static const char *const TRIG_MISTRAL[] = {"[TOOL_CALLS]", NULL};
+/* a bare <function=...> (no <tool_call> around it) is read as a call too */
+static const char *const TRIG_QWEN3_CODER[] = {"<tool_call>", "<function=", NULL};
 static const char *const TRIG_NONE[] = {NULL};
+/* harmony: a call's header with its recipient (the model writes it in
+ * two orders; the start word "to=functions." is the role-order header of
+ * the output's first message, whose "<|start|>assistant" is the prompt's) */
+static const char *const TRIG_HARMONY[] = {TC_H_CHANNEL "commentary to=functions.",
+                                           TC_H_CHANNEL "analysis to=functions.",
+                                           TC_H_START "assistant to=functions.", NULL};
 
 static const char *const *family_triggers(tc_family_t f) {
     switch (f) {
@@ -505,6 +528,10 @@ static const char *const *family_triggers(tc_family_t f) {
         return TRIG_INTERNLM2;
     case TC_FAMILY_MISTRAL:
         return TRIG_MISTRAL;
+    case TC_FAMILY_HARMONY:
+        return TRIG_HARMONY;
+    case TC_FAMILY_QWEN3_CODER:
+        return TRIG_QWEN3_CODER;
     default:
         return TRIG_NONE;
     }
@@ -514,16 +541,16 @@ tc_trigger_t tc_trigger(tc_family_t f) {
     tc_trigger_t t;
     memset(&t, 0, sizeof t);
     t.lazy_supported = true;
-    const char *const *w = family_triggers(f);
+    /* Qwen3-Coder: the grammar's calls begin with <tool_call> (a bare
+     * <function= is parsed, never a lazy trigger) */
+    const char *const *w = f == TC_FAMILY_QWEN3_CODER ? TRIG_HERMES : family_triggers(f);
     size_t n = 0;
     for (; n < 3 && w[n]; n++)
         t.words[n] = w[n];
     if (f == TC_FAMILY_LLAMA3) t.start_words[0] = "{";
-    /* GLM-4: no fixed trigger. Harmony: a call's header is several tokens
-     * (and comes in two orders); a model trained on harmony writes it
-     * unconstrained, and the parser reads it. */
-    if (f == TC_FAMILY_GLM4 || f == TC_FAMILY_HARMONY || f == TC_FAMILY_NONE)
-        t.lazy_supported = false;
+    if (f == TC_FAMILY_HARMONY) t.start_words[0] = "to=functions.";
+    /* GLM-4: no fixed trigger */
+    if (f == TC_FAMILY_GLM4 || f == TC_FAMILY_NONE) t.lazy_supported = false;
     return t;
 }
 
@@ -535,6 +562,9 @@ static const char *const MARK_DEEPSEEK[] = {TC_DS_CALLS_BEGIN, TC_DS_CALLS_END, 
 static const char *const MARK_INTERNLM2[] = {"<|action_start|>", "<|plugin|>", "<|action_end|>",
                                              NULL};
 static const char *const MARK_MISTRAL[] = {"[TOOL_CALLS]", "[ARGS]", NULL};
+static const char *const MARK_QWEN3_CODER[] = {"<tool_call>", "</tool_call>", "<function=",
+                                               "</function>", "<parameter=", "</parameter>",
+                                               NULL};
 /* <|call|> and <|return|> end the turn (end-of-generation tokens): a grammar
  * never writes them, so they stay control tokens. */
 static const char *const MARK_HARMONY[] = {TC_H_START,   TC_H_END,       TC_H_MESSAGE,
@@ -557,6 +587,8 @@ const char *const *tc_family_markers(tc_family_t f) {
         return MARK_MISTRAL;
     case TC_FAMILY_HARMONY:
         return MARK_HARMONY;
+    case TC_FAMILY_QWEN3_CODER:
+        return MARK_QWEN3_CODER;
     default:
         return TRIG_NONE;
     }
@@ -674,6 +706,10 @@ static void call_reset(call_ctx_t *c) {
     c->args_begun = c->args_done = c->args_is_string = c->name_known = false;
     c->emitted = 0;
     c->npairs = 0;
+    c->xkinds = 0;
+    c->vstream = false;
+    c->vlead = -1;
+    c->vsent = 0;
 }
 
 static void call_start_event(tc_parser_t *p, char **id_out) {
@@ -832,7 +868,7 @@ static void envelope_commit(tc_parser_t *p) {
 
 static const char *avail(const tc_parser_t *p, size_t *n) {
     *n = p->in.len - p->pos;
-    return p->in.data + p->pos;
+    return p->in.data ? p->in.data + p->pos : ""; /* (nothing fed yet) */
 }
 
 static void consume(tc_parser_t *p, size_t n) {
@@ -1022,6 +1058,8 @@ static int glm45_pair(tc_parser_t *p) {
         kb++;
     while (ke > kb && is_ws((unsigned char)c->tmp.data[ke - 1]))
         ke--;
+    /* (a NUL in a key: jansson, and so every later reader, refuses it) */
+    if (memchr(c->tmp.data + kb, 0, ke - kb)) return -1;
     json_t *key = json_stringn(c->tmp.data + kb, ke - kb);
     if (!key) return -1;
     const json_t *ps = json_object_get(props, json_string_value(key));
@@ -1466,6 +1504,323 @@ static int body_glm4(tc_parser_t *p) {
 }
 
 /* ------------------------------------------------------------------ */
+/* Qwen3-Coder (XML calls)
+ *
+ *   <tool_call>\n<function=NAME>\n
+ *   <parameter=KEY>\nVALUE\n</parameter>\n ...
+ *   </function>\n</tool_call>
+ *
+ * (the template's layout; any whitespace between the tags is accepted, and
+ * a bare <function=...> without <tool_call> is read as a call too). A VALUE
+ * is raw text up to the first </parameter>, less exactly one leading and one
+ * trailing newline (the ones the format adds). Each parameter becomes one
+ * "key":value pair of the arguments object, in c.args, by the kinds of its
+ * schema (tc_xml_param_kinds): a plain string is escaped into c.args as it
+ * arrives (so long string arguments stream), anything else is converted when
+ * its </parameter> comes. c.args only ever grows, so incremental mode sends
+ * it as it is built and the stream equals the result by construction. */
+
+enum { X_OPEN = 0, X_NAME, X_PARAMS, X_PNAME, X_VALUE, X_CLOSE };
+
+#define TC_XML_MAX_VALUE ((size_t)64 << 20) /* bytes of one parameter value */
+
+/* Kinds a schema allows (TC_XK_* bits). top: the parameter's own schema,
+ * where "no type information" means any text (a string); inside anyOf /
+ * oneOf it means any JSON value. */
+static int xml_value_kind(const json_t *v) {
+    if (json_is_string(v)) return TC_XK_STRING;
+    if (json_is_null(v)) return TC_XK_NULL;
+    if (json_is_boolean(v)) return TC_XK_BOOL;
+    return TC_XK_OTHER;
+}
+
+static int xml_type_kind(const json_t *t) {
+    const char *s = json_string_value(t);
+    if (!s) return TC_XK_OTHER;
+    if (strcmp(s, "string") == 0) return TC_XK_STRING;
+    if (strcmp(s, "null") == 0) return TC_XK_NULL;
+    if (strcmp(s, "boolean") == 0) return TC_XK_BOOL;
+    return TC_XK_OTHER;
+}
+
+static int xml_kinds(const json_t *s, int depth, bool top) {
+    if (!json_is_object(s) || depth > 16) return top ? TC_XK_STRING : TC_XK_OTHER;
+    const json_t *t = json_object_get(s, "type"), *v;
+    size_t i;
+    int k = 0;
+    if (json_is_string(t)) return xml_type_kind(t);
+    if (json_is_array(t) && json_array_size(t) > 0) {
+        json_array_foreach(t, i, v) k |= xml_type_kind(v);
+        return k;
+    }
+    const json_t *en = json_object_get(s, "enum");
+    if (json_is_array(en) && json_array_size(en) > 0) {
+        json_array_foreach(en, i, v) k |= xml_value_kind(v);
+        return k;
+    }
+    if (json_object_get(s, "const")) return xml_value_kind(json_object_get(s, "const"));
+    static const char *const alts[] = {"anyOf", "oneOf"};
+    for (int a = 0; a < 2; a++) {
+        const json_t *br = json_object_get(s, alts[a]);
+        if (json_is_array(br) && json_array_size(br) > 0) {
+            json_array_foreach(br, i, v) k |= xml_kinds(v, depth + 1, false);
+            return k;
+        }
+    }
+    /* keywords that only make sense for non-strings (or that we cannot see
+     * through): the value is JSON */
+    static const char *const json_kw[] = {
+        "$ref",    "allOf",   "properties",       "items",            "prefixItems",
+        "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
+        "minItems", "maxItems", "required",       "additionalProperties"};
+    for (size_t q = 0; q < SL_ARRAY_LEN(json_kw); q++)
+        if (json_object_get(s, json_kw[q])) return TC_XK_OTHER;
+    return top ? TC_XK_STRING : TC_XK_OTHER;
+}
+
+int tc_xml_param_kinds(const json_t *schema) {
+    return xml_kinds(schema, 0, true);
+}
+
+/* Appends s[0..n) as the inside of a JSON string: '"', '\\' and control
+ * characters escaped, other text verbatim, invalid UTF-8 replaced by U+FFFD
+ * (one per byte, as for content). Escaping is per character, so escaping a
+ * text in pieces cut at character boundaries gives the same bytes. */
+static int json_escape_append(sl_buf_t *b, const char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        bool v;
+        size_t k = utf8_seq_len((const unsigned char *)s + i, n - i, &v);
+        if (k == 0) v = false; /* incomplete at the very end */
+        if (!v) {
+            if (sl_buf_puts(b, "\xef\xbf\xbd")) return -1;
+            i++;
+            continue;
+        }
+        unsigned char c = (unsigned char)s[i];
+        int r = 0;
+        if (c == '"')
+            r = sl_buf_puts(b, "\\\"");
+        else if (c == '\\')
+            r = sl_buf_puts(b, "\\\\");
+        else if (c == '\n')
+            r = sl_buf_puts(b, "\\n");
+        else if (c == '\r')
+            r = sl_buf_puts(b, "\\r");
+        else if (c == '\t')
+            r = sl_buf_puts(b, "\\t");
+        else if (c < 0x20)
+            r = sl_buf_printf(b, "\\u%04x", c);
+        else
+            r = sl_buf_append(b, s + i, k);
+        if (r) return -1;
+        i += k;
+    }
+    return 0;
+}
+
+/* Incremental mode: sends what c.args gained. */
+static void xml_emit(tc_parser_t *p) {
+    call_ctx_t *c = &p->c;
+    if (!p->o.incremental || !c->started || c->args.len <= c->emitted) return;
+    args_delta(p, c->args.data + c->emitted, c->args.len - c->emitted);
+    c->emitted = c->args.len;
+}
+
+/* The parameter name in c.tmp is complete: writes its key and, for a plain
+ * string, the opening quote. 0, or -1 (a bad name: the call is malformed). */
+static int xml_param_begin(tc_parser_t *p) {
+    call_ctx_t *c = &p->c;
+    const char *k = c->tmp.data ? c->tmp.data : "";
+    size_t kn = c->tmp.len;
+    if (kn == 0 || memchr(k, '<', kn) || memchr(k, '\n', kn) || memchr(k, 0, kn)) return -1;
+    json_t *key = json_stringn(k, kn); /* NULL for invalid UTF-8 */
+    char *ks = key ? json_dumps(key, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    const json_t *props = json_object_get(tc_tool_params(p->o.tools, c->name.data), "properties");
+    c->xkinds = key ? tc_xml_param_kinds(json_object_get(props, json_string_value(key))) : 0;
+    json_decref(key);
+    if (!ks) return -1;
+    /* nullable strings wait for their end ("null" is null) */
+    c->vstream = tc_xml_is_string(c->xkinds) && !(c->xkinds & TC_XK_NULL);
+    int bad = sl_buf_puts(&c->args, c->npairs ? "," : "{") || sl_buf_puts(&c->args, ks) ||
+              sl_buf_putc(&c->args, ':') || (c->vstream && sl_buf_putc(&c->args, '"'));
+    free(ks);
+    if (bad) {
+        p->oom = true;
+        return -1;
+    }
+    c->npairs++;
+    c->vlead = -1;
+    c->vsent = 0;
+    sl_buf_clear(&c->tmp);
+    sl_buf_clear(&c->tmp2);
+    xml_emit(p);
+    return 0;
+}
+
+/* A streamed string value: escapes what is certain so far (not a trailing
+ * newline, which may be the format's, nor an incomplete character). */
+static void xml_value_stream(tc_parser_t *p) {
+    call_ctx_t *c = &p->c;
+    if (!c->vstream || c->tmp2.len == 0) return;
+    if (c->vlead < 0) c->vsent = (size_t)(c->vlead = c->tmp2.data[0] == '\n');
+    size_t end = c->tmp2.len;
+    if (end > c->vsent && c->tmp2.data[end - 1] == '\n') end--;
+    if (end <= c->vsent) return;
+    size_t k = utf8_complete_len(c->tmp2.data + c->vsent, end - c->vsent);
+    if (k == 0) return;
+    if (json_escape_append(&c->args, c->tmp2.data + c->vsent, k)) {
+        p->oom = true;
+        return;
+    }
+    c->vsent += k;
+    xml_emit(p);
+}
+
+/* True when s[0..n) is one JSON value (whitespace around allowed); its
+ * compact text (strings and numbers verbatim) is appended to out. */
+static bool json_value_compact(const char *s, size_t n, sl_buf_t *out) {
+    size_t b = 0, e = n;
+    while (b < e && is_ws((unsigned char)s[b]))
+        b++;
+    while (e > b && is_ws((unsigned char)s[e - 1]))
+        e--;
+    if (b == e) return false;
+    jsc_t j;
+    jsc_init(&j, true);
+    size_t start = out->len;
+    int r = JSC_MORE;
+    size_t i = b;
+    for (; i < e && r == JSC_MORE; i++)
+        r = jsc_feed(&j, (unsigned char)s[i], out);
+    bool ok = (r == JSC_DONE && i == e) || (r == JSC_MORE && jsc_end_ok(&j));
+    if (ok) {
+        /* jansson agrees (and refuses duplicate keys) */
+        json_t *v = json_loadb(out->data + start, out->len - start,
+                               JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
+        ok = v != NULL;
+        json_decref(v);
+    }
+    if (!ok) out->len = start;
+    if (out->data) out->data[out->len] = 0;
+    return ok;
+}
+
+static bool eq_nocase(const char *s, size_t n, const char *lit) {
+    if (strlen(lit) != n) return false;
+    for (size_t i = 0; i < n; i++) {
+        char a = s[i];
+        if (a >= 'A' && a <= 'Z') a = (char)(a - 'A' + 'a');
+        if (a != lit[i]) return false;
+    }
+    return true;
+}
+
+/* </parameter> came: the value (tmp2) less one leading and one trailing
+ * newline becomes the pair's JSON value. 0 or -1 (out of memory). */
+static int xml_param_end(tc_parser_t *p) {
+    call_ctx_t *c = &p->c;
+    const char *v = c->tmp2.data ? c->tmp2.data : "";
+    size_t lead = c->tmp2.len > 0 && v[0] == '\n';
+    size_t end = c->tmp2.len;
+    if (end > lead && v[end - 1] == '\n') end--;
+    int bad = 0;
+    if (c->vstream) {
+        if (c->vlead < 0) c->vsent = lead;
+        bad = json_escape_append(&c->args, v + c->vsent, end - c->vsent) ||
+              sl_buf_putc(&c->args, '"');
+    } else {
+        const char *s = v + lead;
+        size_t n = end - lead;
+        if ((c->xkinds & TC_XK_NULL) && n == 4 && memcmp(s, "null", 4) == 0) {
+            bad = sl_buf_puts(&c->args, "null");
+        } else if (!tc_xml_is_string(c->xkinds) && json_value_compact(s, n, &c->args)) {
+            /* appended */
+        } else if ((c->xkinds & TC_XK_BOOL) &&
+                   (eq_nocase(s, n, "true") || eq_nocase(s, n, "false"))) {
+            /* Python's True / False (the Qwen3-Coder template renders
+             * booleans with |string) */
+            bad = sl_buf_puts(&c->args, (s[0] | 0x20) == 't' ? "true" : "false");
+        } else {
+            bad = sl_buf_putc(&c->args, '"') || json_escape_append(&c->args, s, n) ||
+                  sl_buf_putc(&c->args, '"');
+        }
+    }
+    sl_buf_clear(&c->tmp2);
+    c->vstream = false;
+    if (bad) {
+        p->oom = true;
+        return -1;
+    }
+    xml_emit(p);
+    return 0;
+}
+
+/* </function> came: the object is closed and checked (a parameter given
+ * twice is a malformed call), then committed. */
+static void xml_commit(tc_parser_t *p) {
+    call_ctx_t *c = &p->c;
+    if (sl_buf_puts(&c->args, c->npairs ? "}" : "{}")) {
+        p->oom = true;
+        return;
+    }
+    json_t *o =
+        json_loadb(c->args.data, c->args.len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
+    bool ok = json_is_object(o);
+    json_decref(o);
+    if (ok)
+        call_commit(p, c->args.data, c->args.len);
+    else
+        call_fail(p);
+}
+
+static int body_xml(tc_parser_t *p) {
+    call_ctx_t *c = &p->c;
+    static const char *const next[] = {"<parameter=", "</function>"};
+    switch (c->sub) {
+    case X_OPEN: /* after <tool_call> */
+        NEED(skip_ws(p));
+        NEED(lit1(p, "<function="));
+        c->sub = X_NAME;
+        return 1;
+    case X_NAME:
+        NEED(read_name(p, &c->name));
+        NEED(lit1(p, ">"));
+        call_begin_visible(p);
+        c->sub = X_PARAMS;
+        return 1;
+    case X_PARAMS: {
+        if (!skip_ws(p)) return 0;
+        int r = lit_any(p, next, 2);
+        if (r == -2) return 0;
+        if (r < 0) NEED(-1);
+        c->sub = r == 0 ? X_PNAME : X_CLOSE;
+        return 1;
+    }
+    case X_PNAME:
+        NEED(read_until(p, ">", &c->tmp, TC_XML_MAX_PNAME));
+        NEED(xml_param_begin(p) == 0 ? 1 : -1);
+        c->sub = X_VALUE;
+        return 1;
+    case X_VALUE: {
+        int r = read_until(p, TC_XML_PARAM_CLOSE, &c->tmp2, TC_XML_MAX_VALUE);
+        if (r == 0) xml_value_stream(p);
+        NEED(r);
+        NEED(xml_param_end(p) == 0 ? 1 : -1);
+        c->sub = X_PARAMS;
+        return 1;
+    }
+    case X_CLOSE: /* after </function>: </tool_call>, forgiven when missing */
+        if (!skip_ws(p)) return 0;
+        if (lit1(p, "</tool_call>") == 0) return 0;
+        xml_commit(p);
+        p->state = ST_CONTENT;
+        return 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* harmony (gpt-oss)
  *
  * The output is a sequence of messages. The prompt ends with the header's
@@ -1634,8 +1989,9 @@ static int harmony_header(tc_parser_t *p) {
     if (!h) return k > 0;
     consume(p, ml);
     size_t rl = 0, cl = 0;
-    const char *rcp = h_recipient(c->tmp.data, c->tmp.len, &rl);
-    const char *ch = h_channel(c->tmp.data, c->tmp.len, &cl);
+    const char *hdr = c->tmp.data ? c->tmp.data : ""; /* (an empty header) */
+    const char *rcp = h_recipient(hdr, c->tmp.len, &rl);
+    const char *ch = h_channel(hdr, c->tmp.len, &cl);
     const size_t fl = strlen("functions.");
     if (rcp && !p->o.no_calls && rl > fl && memcmp(rcp, "functions.", fl) == 0 &&
         tc_name_valid(rcp + fl, rl - fl)) {
@@ -1722,6 +2078,8 @@ static int step_call(tc_parser_t *p) {
         return body_glm4(p);
     case TC_FAMILY_HARMONY:
         return body_harmony(p);
+    case TC_FAMILY_QWEN3_CODER:
+        return body_xml(p);
     default:
         call_fail(p);
         return 1;
@@ -1761,6 +2119,8 @@ static int step_content(tc_parser_t *p) {
         if ((p->o.family == TC_FAMILY_DEEPSEEK || p->o.family == TC_FAMILY_DEEPSEEK_V31) &&
             best_i == 1)
             sub = 1;
+        /* Qwen3-Coder: a bare <function= (no <tool_call> around it) */
+        if (p->o.family == TC_FAMILY_QWEN3_CODER && best_i == 1) sub = X_NAME;
         enter_call(p, best_len, sub);
         return 1;
     }
@@ -1904,7 +2264,8 @@ static bool is_marker(const tc_parser_t *p, const char *s, size_t n) {
         "<think>",        "</think>",    "</tool_call>",  "<arg_key>",
         "</arg_key>",     "<arg_value>", "</arg_value>",  "<|plugin|>",
         "<|action_end|>", "[ARGS]",      TC_DS_CALLS_END, TC_DS_CALL_END,
-        TC_DS_SEP,        NULL};
+        TC_DS_SEP,        "<function=",  "</function>",   "<parameter=",
+        "</parameter>",   NULL};
     const char *const *trig = family_triggers(p->o.family);
     for (int i = 0; trig[i]; i++)
         if (strlen(trig[i]) == n && memcmp(trig[i], s, n) == 0) return true;
@@ -1955,6 +2316,8 @@ int tc_parser_finish(tc_parser_t *p) {
             args_json_commit(p);
         } else if (f == TC_FAMILY_HARMONY && c->sub == H_ARGS_END) {
             args_json_commit(p);
+        } else if (f == TC_FAMILY_QWEN3_CODER && c->sub == X_CLOSE) {
+            xml_commit(p);
         } else {
             /* between calls of a block only whitespace is left in raw (held,
              * then dropped since there are calls); an opener with no call

@@ -66,6 +66,10 @@ typedef enum tc_family {
                                message to=functions.NAME <|constrain|>json<|message|>{..}
                                <|call|>. The channels are always parsed (analysis is
                                reasoning), with or without tools. */
+    TC_FAMILY_QWEN3_CODER,  /* Qwen3-Coder, Qwen3-Coder-Next, Qwen3.5 / 3.6 (XML calls):
+                               <tool_call>\n<function=NAME>\n<parameter=K>\nV\n</parameter>\n
+                               </function>\n</tool_call>; V raw text, converted to JSON by the
+                               tool's schema type for K */
     TC_FAMILY_COUNT
 } tc_family_t;
 
@@ -151,6 +155,20 @@ int tc_build_grammar(tc_family_t f, const json_t *tools, tc_choice_t choice,
                      const char *forced_name, bool parallel, sl_buf_t *gbnf_out, char *err,
                      size_t errlen);
 
+/* Harmony (gpt-oss): GBNF for a whole assistant turn in the channel syntax:
+ * an optional analysis message first (analysis = true; false: none, the
+ * turn starts with its answer), then either the final message, its body
+ * constrained by final_gbnf (a GBNF grammar with start rule `root`, e.g. a
+ * response_format's; NULL: no final message), or one call to one of
+ * `tools` (choice REQUIRED / AUTO: any tool, NAMED: forced_name; NONE or no
+ * tools: no call) written as tc_build_grammar writes it. So structured
+ * output constrains only the final message and the model still writes its
+ * reasoning. Appends to out; 0, or -1 with err (e.g. a tool schema the
+ * grammar library does not support). */
+int tc_harmony_grammar(const char *final_gbnf, const json_t *tools, tc_choice_t choice,
+                       const char *forced_name, bool analysis, sl_buf_t *out, char *err,
+                       size_t errlen);
+
 /* ---- output parser ---- */
 
 typedef enum tc_event_kind {
@@ -189,7 +207,8 @@ typedef struct tc_parser_opts {
     bool no_calls;        /* harmony with tool_choice none: channels are parsed, a
                              function-call message is content */
     const json_t *tools;  /* request tools (borrowed for the parser's life) or NULL:
-                             GLM-4 names and GLM-4.5 argument types come from it */
+                             GLM-4 names and GLM-4.5 / Qwen3-Coder argument types
+                             come from it */
     uint64_t id_seed;     /* 0: random call ids; else a deterministic sequence (tests) */
     tc_event_fn on_event; /* may be NULL (non-streaming) */
     void *ud;

@@ -6,7 +6,9 @@
  * (gram_json_schema_to_gbnf); its rule names are then prefixed with "tN-" so
  * several schemas live in one grammar. The family's call text wraps the
  * arguments rule, written the way the model's own template writes calls back
- * (so the model is forced into text it knows). The root begins with the
+ * (so the model is forced into text it knows). GLM-4.5 and Qwen3-Coder write
+ * each parameter in its own tags: string parameters as raw text, the others
+ * as JSON of their schema. The root begins with the
  * family's trigger word, so the same grammar serves tool_choice required
  * (active from the first token) and auto (activated at the trigger, the
  * trigger text fed first).
@@ -148,6 +150,120 @@ static int glm45_args(sl_buf_t *call, sl_buf_t *rules, const json_t *params, siz
     return 0;
 }
 
+/* Qwen3-Coder: raw text of a string parameter, any text without
+ * "</parameter>" (which would end it). xml-sK has matched the first K bytes
+ * of the closing tag; the next byte either continues the match, restarts it
+ * ('<') or breaks it. The text cannot end inside a partial match (e.g. with
+ * a '<'): the grammar then needs one more byte (documented limit). */
+static int xml_str_rules(sl_buf_t *out) {
+    const char *const close = TC_XML_PARAM_CLOSE;
+    const size_t n = strlen(close);
+    int bad = sl_buf_puts(out, "xml-str ::= ( [^<] | \"<\" xml-s1 )*\n");
+    for (size_t k = 1; k < n && !bad; k++) {
+        char ch = close[k];
+        bad = sl_buf_printf(out, "xml-s%zu ::= [^%c<] | \"<\" xml-s1", k, ch);
+        if (!bad && k + 1 < n) bad = sl_buf_printf(out, " | \"%c\" xml-s%zu", ch, k + 1);
+        bad = bad || sl_buf_putc(out, '\n');
+    }
+    return bad ? -1 : 0;
+}
+
+/* A count keyword (minLength / maxLength) of a string schema: 1 present, 0
+ * absent, -1 bad (err filled). */
+static int xml_count(const json_t *s, const char *k, long long *out, char *err, size_t errlen) {
+    const json_t *v = json_object_get(s, k);
+    if (!v) return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 2000) {
+        sl_err(err, errlen, "'%s' must be an integer from 0 to 2000", k);
+        return -1;
+    }
+    *out = json_integer_value(v);
+    return 1;
+}
+
+/* The raw-text value of a string parameter (schema ps, kinds k) into call:
+ * its enum / const values as literals, a length-bounded text (without '<',
+ * so that it cannot hold the closing tag), or any text. null (when the
+ * schema allows it) is the text "null". */
+static int xml_string_value(sl_buf_t *call, const json_t *ps, int kinds, char *err, size_t errlen) {
+    const json_t *en = json_object_get(ps, "enum");
+    json_t *one = NULL;
+    if (!json_is_array(en) && json_object_get(ps, "const"))
+        en = one = json_pack("[O]", json_object_get(ps, "const"));
+    if (json_is_array(en) && json_array_size(en) > 0) {
+        int bad = sl_buf_puts(call, "( "), nalt = 0;
+        size_t i;
+        const json_t *v;
+        json_array_foreach(en, i, v) {
+            /* (a value holding the closing tag or a NUL cannot be written) */
+            const char *t = json_is_null(v) ? "null" : json_string_value(v);
+            size_t tl = json_is_null(v) ? 4 : json_string_length(v);
+            if (!t || strstr(t, TC_XML_PARAM_CLOSE) || strlen(t) != tl) continue;
+            bad = bad || (nalt++ && sl_buf_puts(call, "| ")) || gbnf_lit(call, t);
+        }
+        json_decref(one);
+        if (!bad && nalt == 0)
+            return sl_err(err, errlen,
+                          "no enum value of a string parameter can be written as text");
+        return bad || sl_buf_puts(call, ") ") ? sl_err(err, errlen, "out of memory") : 0;
+    }
+    json_decref(one);
+    long long mn = 0, mx = -1;
+    int r1 = xml_count(ps, "minLength", &mn, err, errlen);
+    int r2 = xml_count(ps, "maxLength", &mx, err, errlen);
+    if (r1 < 0 || r2 < 0) return -1;
+    if (r2 && mx < mn) return sl_err(err, errlen, "maxLength < minLength");
+    const char *nul = kinds & TC_XK_NULL ? "| \"null\" " : "";
+    int bad;
+    if (!r1 && !r2)
+        bad = sl_buf_puts(call, "xml-str ");
+    else if (r2)
+        bad = sl_buf_printf(call, "( [^<]{%lld,%lld} %s) ", mn, mx, nul);
+    else
+        bad = sl_buf_printf(call, "( [^<]{%lld,} %s) ", mn, nul);
+    return bad ? sl_err(err, errlen, "out of memory") : 0;
+}
+
+/* Qwen3-Coder parameters of tool ti into `call` (rules into `rules`), in
+ * the schema's order, each optional unless required, written as the
+ * template writes them back: "<parameter=K>\nV\n</parameter>\n". */
+static int xml_args(sl_buf_t *call, sl_buf_t *rules, const json_t *params, size_t ti, char *err,
+                    size_t errlen) {
+    const json_t *props = json_object_get(params, "properties");
+    const json_t *req = json_object_get(params, "required");
+    const char *key;
+    const json_t *ps;
+    size_t k = 0;
+    json_object_foreach((json_t *)props, key, ps) {
+        if (!key[0] || strpbrk(key, "<>\n"))
+            return sl_err(err, errlen,
+                          "parameter name '%.64s' cannot be written in <parameter=...>", key);
+        bool required = false;
+        size_t i;
+        const json_t *r;
+        json_array_foreach(req, i, r) if (json_is_string(r) &&
+                                          strcmp(json_string_value(r), key) == 0) required = true;
+        char prefix[48];
+        snprintf(prefix, sizeof prefix, "t%zu-p%zu-", ti, k++);
+        sl_buf_t lit = {0};
+        int bad = sl_buf_puts(call, "( ") || sl_buf_puts(&lit, "<parameter=") ||
+                  sl_buf_puts(&lit, key) || sl_buf_puts(&lit, ">\n") || gbnf_lit(call, lit.data);
+        sl_buf_free(&lit);
+        if (bad) return sl_err(err, errlen, "out of memory");
+        int kinds = tc_xml_param_kinds(ps);
+        if (tc_xml_is_string(kinds)) {
+            if (xml_string_value(call, ps, kinds, err, errlen)) return -1;
+        } else {
+            if (schema_rules(rules, ps, prefix, err, errlen)) return -1;
+            if (sl_buf_printf(call, "%sroot ", prefix)) return sl_err(err, errlen, "out of memory");
+        }
+        if (gbnf_lit(call, "\n" TC_XML_PARAM_CLOSE "\n") ||
+            sl_buf_puts(call, required ? ") " : ")? "))
+            return sl_err(err, errlen, "out of memory");
+    }
+    return 0;
+}
+
 int tc_build_grammar(tc_family_t f, const json_t *tools, tc_choice_t choice,
                      const char *forced_name, bool parallel, sl_buf_t *out, char *err,
                      size_t errlen) {
@@ -157,7 +273,10 @@ int tc_build_grammar(tc_family_t f, const json_t *tools, tc_choice_t choice,
         return sl_err(err, errlen, "tool-call grammar: no tools");
     /* one call per turn: GLM-4; harmony (a call ends the turn at <|call|>) */
     if (f == TC_FAMILY_GLM4 || f == TC_FAMILY_HARMONY) parallel = false;
-    sl_buf_t rules = {0}, calls = {0};
+    /* harmony with tool_choice auto: the lazy form, entered at a call's
+     * header (tc_trigger); its calls are written in both header orders */
+    const bool h_lazy = f == TC_FAMILY_HARMONY && choice == TC_CHOICE_AUTO;
+    sl_buf_t rules = {0}, calls = {0}, chans = {0};
     size_t i;
     const json_t *t;
     int rc = -1, nalt = 0;
@@ -173,7 +292,9 @@ int tc_build_grammar(tc_family_t f, const json_t *tools, tc_choice_t choice,
         char prefix[32], args[48];
         snprintf(prefix, sizeof prefix, "t%zu-", i);
         snprintf(args, sizeof args, "t%zu-root ", i);
-        if (f != TC_FAMILY_GLM45 && schema_rules(&rules, params, prefix, err, errlen)) goto done;
+        if (f != TC_FAMILY_GLM45 && f != TC_FAMILY_QWEN3_CODER &&
+            schema_rules(&rules, params, prefix, err, errlen))
+            goto done;
         sl_buf_t call = {0}, lit = {0};
         int bad = sl_buf_printf(&call, "call-%zu ::= ", i) != 0;
 #define LIT(...) (sl_buf_clear(&lit), sl_buf_printf(&lit, __VA_ARGS__) || gbnf_lit(&call, lit.data))
@@ -206,6 +327,20 @@ int tc_build_grammar(tc_family_t f, const json_t *tools, tc_choice_t choice,
             bad = bad || LIT("%s\n", name) || sl_buf_puts(&call, args);
             break;
         case TC_FAMILY_HARMONY:
+            if (h_lazy) {
+                /* after "to=functions.": the name, then the rest of a
+                 * header whose recipient came first (role order, as the
+                 * template writes calls back: N<|channel|>commentary json)
+                 * or after the channel (chan-N: N <|constrain|>json) */
+                bad = bad || LIT("%s" TC_H_CHANNEL, name) ||
+                      sl_buf_puts(&call, "h-chn h-type \"" TC_H_MESSAGE "\" ") ||
+                      sl_buf_puts(&call, args);
+                bad = bad || sl_buf_printf(&call, "\nchan-%zu ::= ", i) || LIT("%s", name) ||
+                      sl_buf_puts(&call, "h-type \"" TC_H_MESSAGE "\" ") ||
+                      sl_buf_puts(&call, args);
+                bad = bad || sl_buf_printf(&chans, "%schan-%zu", nalt ? " | " : "", i);
+                break;
+            }
             /* the header as the model writes it (harmony docs); the turn
              * then ends with <|call|>, an end-of-generation token */
             bad = bad ||
@@ -221,6 +356,15 @@ int tc_build_grammar(tc_family_t f, const json_t *tools, tc_choice_t choice,
                 goto done;
             }
             bad = bad || LIT("</tool_call>");
+            break;
+        case TC_FAMILY_QWEN3_CODER:
+            bad = bad || LIT("<tool_call>\n<function=%s>\n", name);
+            if (!bad && xml_args(&call, &rules, params, i, err, errlen)) {
+                sl_buf_free(&call);
+                sl_buf_free(&lit);
+                goto done;
+            }
+            bad = bad || LIT("</function>\n</tool_call>");
             break;
         default:
             bad = 1;
@@ -268,12 +412,26 @@ int tc_build_grammar(tc_family_t f, const json_t *tools, tc_choice_t choice,
     default:
         break;
     }
-    int bad = sl_buf_printf(out, "root ::= %scall", open);
-    if (parallel) bad = bad || sl_buf_printf(out, " ( %s call )*", sep);
-    bad = bad || sl_buf_printf(out, "%s\ncall ::= %s\n", close, calls.data);
+    int bad;
+    if (h_lazy) {
+        /* the root begins with each trigger text (tc_trigger): the start
+         * word "to=functions.", "<|start|>assistant to=functions." and
+         * "<|channel|>commentary|analysis to=functions." */
+        bad = sl_buf_puts(out, "root ::= \"" TC_H_START
+                               "assistant \"? \"to=functions.\" call | \"" TC_H_CHANNEL
+                               "\" h-chn \" to=functions.\" chan\n") ||
+              sl_buf_printf(out, "call ::= %s\nchan ::= %s\n", calls.data, chans.data) ||
+              sl_buf_puts(out, "h-chn ::= \"commentary\" | \"analysis\"\n"
+                               "h-type ::= ( \" \" \"" TC_H_CONSTRAIN "\"? \"json\" )?\n");
+    } else {
+        bad = sl_buf_printf(out, "root ::= %scall", open);
+        if (parallel) bad = bad || sl_buf_printf(out, " ( %s call )*", sep);
+        bad = bad || sl_buf_printf(out, "%s\ncall ::= %s\n", close, calls.data);
+    }
     if (f == TC_FAMILY_GLM45) bad = bad || sl_buf_puts(out, "glm-str ::= ( [^<] | \"<\" [^/] )*\n");
+    if (f == TC_FAMILY_QWEN3_CODER) bad = bad || xml_str_rules(out);
     /* analysis text: no '<' before a '|' (which would begin a marker) */
-    if (f == TC_FAMILY_HARMONY)
+    if (f == TC_FAMILY_HARMONY && !h_lazy)
         bad = bad || sl_buf_puts(out, "h-text ::= ( [^<] | \"<\" [^|] )*\n");
     bad = bad || sl_buf_append(out, rules.data, rules.len);
     if (bad) {
@@ -283,6 +441,50 @@ int tc_build_grammar(tc_family_t f, const json_t *tools, tc_choice_t choice,
     rc = 0;
 done:
     sl_buf_free(&rules);
+    sl_buf_free(&calls);
+    sl_buf_free(&chans);
+    return rc;
+}
+
+int tc_harmony_grammar(const char *final_gbnf, const json_t *tools, tc_choice_t choice,
+                       const char *forced_name, bool analysis, sl_buf_t *out, char *err,
+                       size_t errlen) {
+    const bool with_calls = choice != TC_CHOICE_NONE && json_array_size(tools) > 0;
+    if (!final_gbnf && !with_calls)
+        return sl_err(err, errlen, "harmony grammar: neither a final message nor a call");
+    sl_buf_t calls = {0};
+    int rc = -1;
+    if (with_calls &&
+        tc_build_grammar(TC_FAMILY_HARMONY, tools,
+                         choice == TC_CHOICE_NAMED ? TC_CHOICE_NAMED : TC_CHOICE_REQUIRED,
+                         forced_name, false, &calls, err, errlen) != 0)
+        goto done;
+    /* the output starts after the prompt's "<|start|>assistant": an
+     * optional analysis message (its own header; the next message's header
+     * then repeats the role), then the final message or a call */
+    int bad = sl_buf_puts(out, "root ::= ");
+    if (analysis)
+        bad = bad || sl_buf_puts(out, "( \"" TC_H_CHANNEL "analysis" TC_H_MESSAGE
+                                      "\" h-text \"" TC_H_END TC_H_START "assistant\" )? ");
+    bad = bad || sl_buf_puts(out, "( ");
+    if (final_gbnf)
+        bad = bad || sl_buf_puts(out, "\"" TC_H_CHANNEL "final" TC_H_MESSAGE "\" f-root");
+    if (final_gbnf && with_calls) bad = bad || sl_buf_puts(out, " | ");
+    if (with_calls) bad = bad || sl_buf_puts(out, "c-call");
+    bad = bad || sl_buf_puts(out, " )\nh-text ::= ( [^<] | \"<\" [^|] )*\n");
+    if (bad) {
+        sl_err(err, errlen, "out of memory");
+        goto done;
+    }
+    /* the final message's grammar and the calls' under their own prefixes
+     * (their roots become f-root / c-root) */
+    if ((final_gbnf && gbnf_prefix(out, final_gbnf, "f-")) ||
+        (with_calls && gbnf_prefix(out, calls.data, "c-"))) {
+        sl_err(err, errlen, "out of memory");
+        goto done;
+    }
+    rc = 0;
+done:
     sl_buf_free(&calls);
     return rc;
 }

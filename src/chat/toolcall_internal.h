@@ -35,6 +35,22 @@
 #define TC_H_CALL "<|call|>"
 #define TC_H_RETURN "<|return|>"
 
+/* Qwen3-Coder XML calls: what JSON a parameter's schema lets its raw text
+ * be (bits; tc_xml_param_kinds). The value is kept as a JSON string exactly
+ * when tc_xml_is_string(): the schema allows strings (or says nothing about
+ * the type: an undeclared parameter, {} or a bare description) and no
+ * other type but null. Otherwise the text is parsed as JSON (booleans also
+ * in any letter case), falling back to a string when it does not parse. The
+ * parser and the grammar share this rule, so the grammar writes strings raw
+ * and everything else as JSON of its schema. */
+enum { TC_XK_STRING = 1, TC_XK_NULL = 2, TC_XK_BOOL = 4, TC_XK_OTHER = 8 };
+int tc_xml_param_kinds(const json_t *schema);
+static inline bool tc_xml_is_string(int kinds) {
+    return (kinds & TC_XK_STRING) && !(kinds & (TC_XK_BOOL | TC_XK_OTHER));
+}
+#define TC_XML_PARAM_CLOSE "</parameter>"
+#define TC_XML_MAX_PNAME 1024 /* bytes of a parameter name */
+
 /* A function name as the platform accepts it: [a-zA-Z0-9_-]{1,64}. */
 bool tc_name_valid(const char *s, size_t n);
 

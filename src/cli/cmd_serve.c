@@ -2,6 +2,7 @@
  * cmd_serve.c — `silica serve`: load models and serve the OpenAI-compatible
  * HTTP API until SIGINT/SIGTERM.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,10 @@ static void serve_usage(FILE *f) {
             "  --db URL            PostgreSQL instead (postgresql://user:pass@host:port/dbname):\n"
             "                      several nodes may serve the same accounts, keys and ledger;\n"
             "                      default $SILICA_DB when neither --data nor --db is given\n"
+            "  --redis URL         rate-limit buckets in Redis, shared by the nodes using it\n"
+            "                      (redis://[[user]:pass@]host[:port][/db], unix:///path.sock;\n"
+            "                      default $SILICA_REDIS); while it is unreachable each node\n"
+            "                      limits by itself\n"
             "  --no-auth           serve without API keys (loopback only)\n"
             "  --no-console        do not serve the web console (GET / and /console/...)\n"
             "  --max-keys N        API keys an account may hold when it creates its own through\n"
@@ -148,6 +153,9 @@ int cmd_serve(int argc, char **argv) {
         } else if (!strcmp(a, "--db")) {
             db_url = v;
             bad = !plat_is_db_url(v);
+        } else if (!strcmp(a, "--redis")) {
+            plat_cfg.redis_url = v;
+            bad = !*v;
         } else if (!strcmp(a, "--max-body")) {
             bad = parse_int(v, 1024, 1L << 30, &n);
             cfg.max_body = (size_t)n;
@@ -197,6 +205,8 @@ int cmd_serve(int argc, char **argv) {
             goto out;
         }
     }
+    if (!plat_cfg.redis_url && getenv("SILICA_REDIS") && *getenv("SILICA_REDIS"))
+        plat_cfg.redis_url = getenv("SILICA_REDIS");
     const char *store = db_url ? db_url : cfg.data_dir;
     char err[SL_ERR_MAX];
     const char *host = cfg.host ? cfg.host : "127.0.0.1";
@@ -210,7 +220,15 @@ int cmd_serve(int argc, char **argv) {
                         "or --db URL (or --no-auth on 127.0.0.1)\n", host);
         goto out;
     }
+    if (plat_cfg.redis_url && (!store || no_auth)) {
+        fprintf(stderr, "silica serve: --redis (or SILICA_REDIS) holds the rate limits of API "
+                        "keys; it needs --data DIR or --db URL and no --no-auth\n");
+        goto out;
+    }
     if (store && !no_auth) {
+        /* a Redis or PostgreSQL peer gone mid-write is an error to handle,
+         * not a signal that ends the process (srv_run sets this too, later) */
+        signal(SIGPIPE, SIG_IGN);
         plat = plat_open(store, &plat_cfg, err, sizeof err);
         if (!plat) {
             fprintf(stderr, "silica serve: %s\n", err);

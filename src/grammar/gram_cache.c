@@ -92,6 +92,35 @@ static gram_t *compile(int kind, const char *text, size_t len, char *err, size_t
     return g;
 }
 
+char *gram_source_to_gbnf(int kind, const char *text, size_t len, char *err, size_t errlen) {
+    if (kind == GRAM_SRC_JSON_ANY || kind == GRAM_SRC_JSON_OBJECT)
+        return gram_json_any_to_gbnf(kind == GRAM_SRC_JSON_OBJECT, err, errlen);
+    if (kind != GRAM_SRC_GBNF && kind != GRAM_SRC_REGEX && kind != GRAM_SRC_JSON_SCHEMA) {
+        sl_err(err, errlen, "grammar: unknown source kind %d", kind);
+        return NULL;
+    }
+    if (kind == GRAM_SRC_JSON_SCHEMA) {
+        json_error_t je;
+        json_t *s = json_loadb(text ? text : "", len, 0, &je);
+        if (!s) {
+            sl_err(err, errlen, "json schema: %s", je.text);
+            return NULL;
+        }
+        char *g = gram_json_schema_to_gbnf(s, err, errlen);
+        json_decref(s);
+        return g;
+    }
+    char *z = sl_strndup(text ? text : "", len);
+    if (!z) {
+        sl_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (kind == GRAM_SRC_GBNF) return z;
+    char *g = gram_regex_to_gbnf(z, err, errlen);
+    free(z);
+    return g;
+}
+
 gram_index_t *gram_index_cached(const gram_vocab_t *v, int kind, const char *text, size_t len,
                                 char *err, size_t errlen) {
     if (kind == GRAM_SRC_JSON_ANY || kind == GRAM_SRC_JSON_OBJECT || !text) len = 0;

@@ -59,6 +59,17 @@ gram_t *gram_json_any(bool object_only, char *err, size_t errlen) {
     return from_text(object_only ? "root ::= object\n" : "root ::= value\n", err, errlen);
 }
 
+char *gram_json_any_to_gbnf(bool object_only, char *err, size_t errlen) {
+    sl_buf_t b = {0};
+    if (sl_buf_puts(&b, object_only ? "root ::= object\n" : "root ::= value\n") < 0 ||
+        sl_buf_puts(&b, JSON_BASE) < 0) {
+        sl_buf_free(&b);
+        sl_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    return sl_buf_steal(&b);
+}
+
 /* ---------------- schema conversion ---------------- */
 
 #define SC_MAX_DEPTH 64

@@ -69,6 +69,14 @@ gram_t *gram_from_json_schema(const json_t *schema, char *err, size_t errlen);
  * Caller frees with free(). NULL + err on error. */
 char *gram_json_schema_to_gbnf(const json_t *schema, char *err, size_t errlen);
 char *gram_regex_to_gbnf(const char *re, char *err, size_t errlen);
+/* Any JSON value / any JSON object as GBNF text (gram_json_any's grammar). */
+char *gram_json_any_to_gbnf(bool object_only, char *err, size_t errlen);
+/* The GBNF text of a grammar source (kind GRAM_SRC_*, text[0..len) as for
+ * gram_index_cached), start rule `root`: lets a caller embed a request's
+ * constraint in a larger grammar (e.g. one message of a chat format).
+ * Caller frees with free(). NULL + err (the same errors as compiling it,
+ * except GBNF text, which is returned as given and checked when compiled). */
+char *gram_source_to_gbnf(int kind, const char *text, size_t len, char *err, size_t errlen);
 
 void gram_free(gram_t *g);
 

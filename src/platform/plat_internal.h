@@ -10,6 +10,7 @@
 #include <pthread.h>
 
 #include "platform/db.h"
+#include "platform/rl_redis.h"
 #include "platform/platform.h"
 
 /* One token bucket: `level` units available of `cap`, refilled at cap per
@@ -25,7 +26,9 @@ enum { PLAT_LIM_RPM, PLAT_LIM_TPM, PLAT_LIM_RPD, PLAT_LIM_TPD, PLAT_LIM_N };
 /* In-memory state per (account, model); model "" holds the account's
  * balance reservation. Chained hash table owned by plat_t, guarded by mu.
  * With shared state (plat.shared) the database holds both; a slot's
- * buckets are then a scratch copy of the locked rate_buckets row. */
+ * buckets are then a scratch copy of the locked rate_buckets row. With
+ * Redis the buckets are there, and a slot's are the node-local fallback
+ * used while Redis is away. */
 typedef struct plat_slot {
     struct plat_slot *next;
     int64_t account_id;
@@ -70,7 +73,14 @@ struct plat {
     plat_slot_t **slots;
     size_t nslots; /* buckets in the table, a power of two */
     size_t nused;
+    /* cfg.redis_url: the shared buckets (then the rate_buckets rows are
+     * not used, and slots hold the node-local fallback buckets). */
+    rl_redis_t *redis;
+    uint64_t rl_local; /* admissions limited locally because Redis was away; under mu */
 };
+
+/* Where a request's rate-limit tokens were taken, so they go back there. */
+enum { PLAT_RL_LOCAL, PLAT_RL_ROWS, PLAT_RL_REDIS };
 
 struct plat_req {
     char id[PLAT_REQ_ID_MAX];
@@ -80,6 +90,8 @@ struct plat_req {
     int64_t reserved;     /* micro-yuan held from the balance */
     int64_t est_tokens;   /* tokens taken from the TPM/TPD buckets */
     int64_t started_ms;
+    plat_limits_t lim;    /* the limits it was admitted under (the caps of its give-back) */
+    int rl_at;            /* PLAT_RL_*: where its rate-limit tokens were taken */
     bool held;                       /* shared: a reservations row exists for it */
     struct plat_req *next, *prev;    /* shared: in plat.running while held */
 };

@@ -82,6 +82,10 @@ static int hook_store_delete(void *ctx, int64_t account, const char *id) {
     return rc;
 }
 
+static char *hook_metrics(void *ctx) {
+    return plat_metrics_text(ctx);
+}
+
 void plat_srv_hooks(plat_t *p, srv_hooks_t *h) {
     memset(h, 0, sizeof *h);
     h->ctx = p;
@@ -94,6 +98,7 @@ void plat_srv_hooks(plat_t *p, srv_hooks_t *h) {
     h->store_put = hook_store_put;
     h->store_get = hook_store_get;
     h->store_delete = hook_store_delete;
+    h->metrics = hook_metrics;
 }
 
 static int auth_account(plat_t *p, const char *authorization, int64_t *account,

@@ -255,6 +255,10 @@ plat_t *plat_open(const char *where, const plat_config_t *cfg, char *err, size_t
         }
         p->lease_running = true;
     }
+    if (p->cfg.redis_url) {
+        p->redis = rl_redis_open(p->cfg.redis_url, NULL, err, errlen);
+        if (!p->redis) goto fail;
+    }
     return p;
 fail:
     plat_close(p);
@@ -275,6 +279,7 @@ void plat_close(plat_t *p) {
         pthread_join(p->lease_thread, NULL);
     }
     pthread_cond_destroy(&p->lease_cv);
+    rl_redis_close(p->redis);
     db_close(p->db);
     for (size_t i = 0; p->slots && i < p->nslots; i++) {
         plat_slot_t *s = p->slots[i];
@@ -526,6 +531,102 @@ static int64_t clamp0(int64_t v) {
     return v < 0 ? 0 : v;
 }
 
+/* ---- rate limits in Redis ----
+ *
+ * One key per (account, model, limit): "silica:rl:{a<account>:<model>}:rpm"
+ * (the braces keep an account-model's keys in one Redis Cluster slot, as
+ * one script touching several keys needs). Only limited buckets (cap > 0)
+ * have keys. */
+
+static const int64_t limit_windows[PLAT_LIM_N] = {60000, 60000, 86400000, 86400000};
+
+/* Fills b (and keys, their storage) with the limited buckets of (account,
+ * model) and the amount each takes or gets back: `requests` for RPM/RPD,
+ * `tokens` for TPM/TPD; buckets whose amount is 0 are left out when
+ * skip_zero. Returns how many. */
+static int redis_buckets(int64_t account, const char *model, const plat_limits_t *l,
+                         double requests, double tokens, bool skip_zero,
+                         rl_redis_bucket_t b[PLAT_LIM_N], char keys[PLAT_LIM_N][320],
+                         int idx[PLAT_LIM_N]) {
+    const int64_t caps[PLAT_LIM_N] = {l->rpm, l->tpm, l->rpd, l->tpd};
+    int n = 0;
+    for (int i = 0; i < PLAT_LIM_N; i++) {
+        const double amount = i == PLAT_LIM_TPM || i == PLAT_LIM_TPD ? tokens : requests;
+        if (caps[i] <= 0 || (skip_zero && amount == 0)) continue;
+        snprintf(keys[n], sizeof keys[n], "silica:rl:{a%" PRId64 ":%s}:%s", account, model,
+                 limit_names[i]);
+        b[n] = (rl_redis_bucket_t){
+            .key = keys[n], .cap = caps[i], .window_ms = limit_windows[i], .amount = amount};
+        idx[n++] = i;
+    }
+    return n;
+}
+
+/* Locked. Check-and-take in Redis: RL_REDIS_TAKEN; RL_REDIS_DENIED with
+ * *worst (PLAT_LIM_*) and *wait_ms; -1 when Redis is away (nothing taken;
+ * the caller limits locally). */
+static int redis_take(plat_t *p, int64_t account, const char *model, const plat_limits_t *l,
+                      int64_t tokens, int *worst, int64_t *wait_ms) {
+    rl_redis_bucket_t b[PLAT_LIM_N];
+    char keys[PLAT_LIM_N][320];
+    int idx[PLAT_LIM_N];
+    int n = redis_buckets(account, model, l, 1, (double)tokens, false, b, keys, idx);
+    if (n == 0) return RL_REDIS_TAKEN; /* unlimited */
+    char err[SL_ERR_MAX];
+    int denied = 0;
+    int rc = rl_redis_take(p->redis, b, n, &denied, wait_ms, err, sizeof err);
+    if (rc == RL_REDIS_DENIED) *worst = idx[denied];
+    return rc;
+}
+
+/* Locked. Gives back `tokens` (may be negative) and, with whole_request,
+ * the request's RPM/RPD slot. When Redis cannot take them (away, or a bad
+ * reply; rl_redis logs that once per outage or run of bad replies) they
+ * stay taken and refill with time. */
+static void redis_give(plat_t *p, int64_t account, const char *model, const plat_limits_t *l,
+                       int64_t tokens, bool whole_request) {
+    rl_redis_bucket_t b[PLAT_LIM_N];
+    char keys[PLAT_LIM_N][320];
+    int idx[PLAT_LIM_N];
+    int n =
+        redis_buckets(account, model, l, whole_request ? 1 : 0, (double)tokens, true, b, keys, idx);
+    char err[SL_ERR_MAX];
+    if (n > 0) rl_redis_give(p->redis, b, n, err, sizeof err);
+}
+
+char *plat_metrics_text(plat_t *p) {
+    if (!p->redis) return sl_strdup("");
+    rl_redis_stats_t rs;
+    rl_redis_stats(p->redis, &rs);
+    pthread_mutex_lock(&p->mu);
+    const uint64_t local = p->rl_local;
+    pthread_mutex_unlock(&p->mu);
+    sl_buf_t b = {0};
+    sl_buf_printf(&b,
+                  "# HELP silica_ratelimit_redis_up 1 while the shared rate-limit store (Redis) "
+                  "is connected\n"
+                  "# TYPE silica_ratelimit_redis_up gauge\n"
+                  "silica_ratelimit_redis_up %d\n"
+                  "# HELP silica_ratelimit_redis_outages_total times the connection to Redis was "
+                  "lost (or not made at start)\n"
+                  "# TYPE silica_ratelimit_redis_outages_total counter\n"
+                  "silica_ratelimit_redis_outages_total %llu\n"
+                  "# TYPE silica_ratelimit_redis_reconnects_total counter\n"
+                  "silica_ratelimit_redis_reconnects_total %llu\n"
+                  "# HELP silica_ratelimit_redis_errors_total Redis replies of the wrong shape "
+                  "and script errors\n"
+                  "# TYPE silica_ratelimit_redis_errors_total counter\n"
+                  "silica_ratelimit_redis_errors_total %llu\n"
+                  "# HELP silica_ratelimit_local_total admissions limited by this node alone "
+                  "because Redis could not answer\n"
+                  "# TYPE silica_ratelimit_local_total counter\n"
+                  "silica_ratelimit_local_total %llu\n",
+                  rs.up ? 1 : 0, (unsigned long long)rs.outages, (unsigned long long)rs.reconnects,
+                  (unsigned long long)rs.errors, (unsigned long long)local);
+    if (!b.data) return NULL;
+    return b.data;
+}
+
 int plat_begin(plat_t *p, const char *authorization, const char *model, int64_t est_prompt_tokens,
                int64_t max_completion_tokens, plat_req_t **out, plat_status_t *st) {
     *out = NULL;
@@ -590,12 +691,32 @@ int plat_begin(plat_t *p, const char *authorization, const char *model, int64_t 
         rc = db_deny(p, st, err);
         goto out;
     }
-    plat_slot_t *rl = slot_get(p, row.account_id, model);
-    if (!rl) {
-        rc = deny(st, 500, "server_error", "internal_error", "out of memory");
-        goto out;
+    int64_t tokens = est_prompt_tokens + max_completion_tokens;
+    int64_t now = plat_now_ms(p);
+    int worst_i = -1;
+    double worst_wait_ms = 0;
+    /* Redis when configured and reachable (one atomic script for every
+     * node); else this node's buckets, or on PostgreSQL without Redis the
+     * shared rate_buckets row. */
+    int rl_at = p->redis ? PLAT_RL_REDIS : p->shared ? PLAT_RL_ROWS : PLAT_RL_LOCAL;
+    if (rl_at == PLAT_RL_REDIS) {
+        int64_t wait_ms = 0;
+        int taken = redis_take(p, row.account_id, model, &lim, tokens, &worst_i, &wait_ms);
+        if (taken < 0) {
+            rl_at = PLAT_RL_LOCAL; /* Redis is away: limit on this node alone */
+            p->rl_local++;
+        }
+        worst_wait_ms = (double)wait_ms;
     }
-    if (p->shared) { /* every node's counts: the row, locked until commit */
+    plat_slot_t *rl = NULL;
+    if (rl_at != PLAT_RL_REDIS) {
+        rl = slot_get(p, row.account_id, model);
+        if (!rl) {
+            rc = deny(st, 500, "server_error", "internal_error", "out of memory");
+            goto out;
+        }
+    }
+    if (rl_at == PLAT_RL_ROWS) { /* every node's counts: the row, locked until commit */
         if (!in_tx && db_begin(p->db, err, sizeof err) != 0) {
             rc = db_deny(p, st, err);
             goto out;
@@ -606,30 +727,29 @@ int plat_begin(plat_t *p, const char *authorization, const char *model, int64_t 
             goto out;
         }
     }
-    int64_t now = plat_now_ms(p);
-    buckets_refresh(rl, &lim, now);
-    int64_t tokens = est_prompt_tokens + max_completion_tokens;
-    int worst_i = -1;
-    double worst_wait_ms = 0;
-    for (int i = 0; i < PLAT_LIM_N; i++) {
-        plat_bucket_t *b = &rl->b[i];
-        if (b->cap == 0) continue;
-        bool per_token = i == PLAT_LIM_TPM || i == PLAT_LIM_TPD;
-        /* A request larger than the whole bucket may run when it is full. */
-        double need = per_token ? (double)SL_MIN(tokens, b->cap) : 1.0;
-        if (b->level >= need) continue;
-        double wait_ms = (need - b->level) * (double)b->window_ms / (double)b->cap;
-        if (worst_i < 0 || wait_ms > worst_wait_ms) {
-            worst_i = i;
-            worst_wait_ms = wait_ms;
+    if (rl) {
+        buckets_refresh(rl, &lim, now);
+        for (int i = 0; i < PLAT_LIM_N; i++) {
+            plat_bucket_t *b = &rl->b[i];
+            if (b->cap == 0) continue;
+            bool per_token = i == PLAT_LIM_TPM || i == PLAT_LIM_TPD;
+            /* A request larger than the whole bucket may run when it is full. */
+            double need = per_token ? (double)SL_MIN(tokens, b->cap) : 1.0;
+            if (b->level >= need) continue;
+            double wait_ms = (need - b->level) * (double)b->window_ms / (double)b->cap;
+            if (worst_i < 0 || wait_ms > worst_wait_ms) {
+                worst_i = i;
+                worst_wait_ms = wait_ms;
+            }
         }
     }
     if (worst_i >= 0) {
+        const int64_t caps[PLAT_LIM_N] = {lim.rpm, lim.tpm, lim.rpd, lim.tpd};
         int retry = (int)SL_MIN(ceil(worst_wait_ms / 1000.0), 86400.0);
         if (retry < 1) retry = 1;
         rc = deny(st, 429, "rate_limit_error", "rate_limit_exceeded",
                   "Rate limit reached for %s: %" PRId64 " %s (%s). Retry after %d s.", model,
-                  rl->b[worst_i].cap, limit_words[worst_i], limit_names[worst_i], retry);
+                  caps[worst_i], limit_words[worst_i], limit_names[worst_i], retry);
         st->retry_after_s = retry;
         snprintf(st->limit, sizeof st->limit, "%s", limit_names[worst_i]);
         goto out;
@@ -640,6 +760,7 @@ int plat_begin(plat_t *p, const char *authorization, const char *model, int64_t 
     if (!r || !(r->model = sl_strdup(model)) || plat_random(rnd, sizeof rnd) != 0) {
         if (r) free(r->model);
         free(r);
+        if (rl_at == PLAT_RL_REDIS) redis_give(p, row.account_id, model, &lim, tokens, true);
         rc = deny(st, 500, "server_error", "internal_error", "out of memory or randomness");
         goto out;
     }
@@ -656,14 +777,19 @@ int plat_begin(plat_t *p, const char *authorization, const char *model, int64_t 
     r->reserved = est_cost;
     r->est_tokens = tokens;
     r->started_ms = now;
-    rl->b[PLAT_LIM_RPM].level -= rl->b[PLAT_LIM_RPM].cap ? 1 : 0;
-    rl->b[PLAT_LIM_RPD].level -= rl->b[PLAT_LIM_RPD].cap ? 1 : 0;
-    rl->b[PLAT_LIM_TPM].level -= rl->b[PLAT_LIM_TPM].cap ? (double)tokens : 0;
-    rl->b[PLAT_LIM_TPD].level -= rl->b[PLAT_LIM_TPD].cap ? (double)tokens : 0;
+    r->lim = lim;
+    r->rl_at = rl_at;
+    if (rl) {
+        rl->b[PLAT_LIM_RPM].level -= rl->b[PLAT_LIM_RPM].cap ? 1 : 0;
+        rl->b[PLAT_LIM_RPD].level -= rl->b[PLAT_LIM_RPD].cap ? 1 : 0;
+        rl->b[PLAT_LIM_TPM].level -= rl->b[PLAT_LIM_TPM].cap ? (double)tokens : 0;
+        rl->b[PLAT_LIM_TPD].level -= rl->b[PLAT_LIM_TPD].cap ? (double)tokens : 0;
+    }
     if (in_tx) {
         /* the buckets and the reservation row commit with the checks that
          * admitted the request */
-        int ok = buckets_store(p, rl, r->account_id, r->model, err, sizeof err) == 0;
+        int ok = rl_at != PLAT_RL_ROWS ||
+                 buckets_store(p, rl, r->account_id, r->model, err, sizeof err) == 0;
         if (ok && est_cost > 0) {
             db_stmt_t *s = db_stmt(p->db, ST_RESV_INSERT, err, sizeof err);
             ok = s != NULL;
@@ -678,6 +804,7 @@ int plat_begin(plat_t *p, const char *authorization, const char *model, int64_t 
             }
         }
         if (!ok || db_commit(p->db, err, sizeof err) != 0) {
+            if (rl_at == PLAT_RL_REDIS) redis_give(p, r->account_id, r->model, &lim, tokens, true);
             req_free(r);
             rc = db_deny(p, st, err);
             goto out;
@@ -712,12 +839,18 @@ static void release(plat_t *p, plat_req_t *r, int64_t unused_tokens, bool whole_
         plat_slot_t *acct = slot_find(p, r->account_id, "");
         if (acct) acct->reserved -= r->reserved;
     }
+    if (unused_tokens == 0 && !whole_request) return;
+    if (r->rl_at == PLAT_RL_REDIS) {
+        redis_give(p, r->account_id, r->model, &r->lim, unused_tokens, whole_request);
+        return;
+    }
+    const bool rows = r->rl_at == PLAT_RL_ROWS;
     plat_slot_t *rl = slot_find(p, r->account_id, r->model);
-    if (!rl || (unused_tokens == 0 && !whole_request)) return;
+    if (!rl) return;
     char err[SL_ERR_MAX];
     /* shared: into the locked row, in a transaction of its own */
-    if (p->shared && (db_begin(p->db, err, sizeof err) != 0 ||
-                      buckets_load(p, rl, r->account_id, r->model, err, sizeof err) != 0)) {
+    if (rows && (db_begin(p->db, err, sizeof err) != 0 ||
+                 buckets_load(p, rl, r->account_id, r->model, err, sizeof err) != 0)) {
         db_rollback(p->db);
         sl_warn("platform: rate-limit tokens of %s not given back: %s", r->id, err);
         return;
@@ -728,8 +861,8 @@ static void release(plat_t *p, plat_req_t *r, int64_t unused_tokens, bool whole_
         bucket_give(&rl->b[PLAT_LIM_RPM], 1);
         bucket_give(&rl->b[PLAT_LIM_RPD], 1);
     }
-    if (p->shared && (buckets_store(p, rl, r->account_id, r->model, err, sizeof err) != 0 ||
-                      db_commit(p->db, err, sizeof err) != 0)) {
+    if (rows && (buckets_store(p, rl, r->account_id, r->model, err, sizeof err) != 0 ||
+                 db_commit(p->db, err, sizeof err) != 0)) {
         db_rollback(p->db);
         sl_warn("platform: rate-limit tokens of %s not given back: %s", r->id, err);
     }

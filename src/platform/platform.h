@@ -13,7 +13,10 @@
  * its node renews while the request runs, and a node that dies holds the
  * money at most cfg.lease_ms (its unfinished requests are not billed: no
  * node can say what they computed). Rate-limit buckets likewise live in
- * the process on SQLite and in rows shared by the nodes on PostgreSQL.
+ * the process on SQLite and in rows shared by the nodes on PostgreSQL, or,
+ * with cfg.redis_url, in Redis (either backend; rl_redis.h), each check
+ * and take one atomic script on Redis's clock; while Redis is away each
+ * node falls back to its own in-process buckets.
  *
  * Money is exact: every amount is an int64 count of micro-yuan (1e-6 yuan,
  * PLAT_MONEY_UNIT per yuan). Prices are micro-yuan per million tokens.
@@ -82,6 +85,12 @@ typedef struct plat_config {
                                  stopped renewing it (died); 0 = PLAT_LEASE_MS_DEFAULT */
     int max_keys;             /* live keys an account may hold when it creates its own
                                  (plat_key_create_capped); 0 = no cap */
+    /* Rate-limit buckets in Redis, shared by every node using the same
+     * server (redis://[[user]:pass@]host[:port][/db] or unix:///path.sock);
+     * NULL = in the process (SQLite) or in rate_buckets rows (PostgreSQL).
+     * While Redis is unreachable each node limits by itself (see
+     * docs/platform.md). */
+    const char *redis_url;
     /* Clock in unix milliseconds; NULL = the real clock. Tests inject one. */
     int64_t (*clock_ms)(void *ctx);
     void *clock_ctx;
@@ -115,6 +124,11 @@ typedef struct plat_usage {
  * URL (postgresql://... or postgres://..., see plat_is_db_url). cfg may be
  * NULL for the defaults. Free with plat_close. */
 plat_t *plat_open(const char *where, const plat_config_t *cfg, char *err, size_t errlen);
+/* The platform's Prometheus lines for GET /metrics (the Redis rate-limit
+ * store's state when one is configured): a heap string the caller frees,
+ * "" when there is nothing to report, NULL when out of memory. */
+char *plat_metrics_text(plat_t *p);
+
 /* True when `where` is a PostgreSQL URL rather than a data directory. */
 bool plat_is_db_url(const char *where);
 void plat_close(plat_t *p);

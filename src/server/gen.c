@@ -922,6 +922,7 @@ static int chat_prompt(gen_job_t *j, gen_prompt_t *g, oai_error_t *e) {
     o.bos_token = m->bos_text;
     o.eos_token = m->eos_text;
     o.add_generation_prompt = true;
+    o.harmony = m->tc_family == TC_FAMILY_HARMONY;
     json_t *kw = json_object_get(j->r.body, "chat_template_kwargs");
     o.kwargs = json_is_object(kw) ? kw : NULL;
     /* reasoning_effort (OpenAI's chat parameter) reaches the template as
@@ -1249,6 +1250,9 @@ void gen_handle(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, gen_kind
         const bool pre = chat && !j->r.fim && j->r.prefix;
         srv_request_grammar(&j->r, pre ? j->r.prefix : NULL, pre ? j->r.prefix_len : 0, &j->gspec);
         j->gspec.vocab = j->m->gvocab_plain; /* no tool-call markers (NULL: the engine's has none) */
+        /* harmony: the constraint applies to the final channel's message */
+        if (chat && !j->r.fim && tools_format_grammar(&j->tools, &j->r, &j->gspec, &e) != 0)
+            goto fail_hook;
         char err[SL_ERR_MAX];
         if (eng_grammar_prepare(j->m->eng, &j->gspec, j, err, sizeof err) != 0) {
             oai_fail(&e, 400, NULL, "invalid_value", j->r.gram_param, "%s", err);

@@ -444,6 +444,11 @@ static void handle_metrics(srv_t *s, struct evhttp_request *req) {
         names[n] = s->models[i].id;
     }
     eng_metrics_write(&b, engs, names, n);
+    if (s->cfg.hooks.metrics) { /* the platform's (its rate-limit store) */
+        char *more = s->cfg.hooks.metrics(s->cfg.hooks.ctx);
+        if (more) sl_buf_puts(&b, more);
+        free(more);
+    }
     srv_add_common_headers(s, req);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "text/plain; version=0.0.4");

@@ -84,6 +84,9 @@ typedef struct srv_hooks {
     int (*store_put)(void *ctx, int64_t account, const char *id, const char *text, size_t len);
     int (*store_get)(void *ctx, int64_t account, const char *id, char **text);
     int (*store_delete)(void *ctx, int64_t account, const char *id);
+    /* Optional: more Prometheus text lines for GET /metrics (heap, the
+     * server frees it; NULL adds nothing). */
+    char *(*metrics)(void *ctx);
 } srv_hooks_t;
 
 typedef struct srv_model_spec {

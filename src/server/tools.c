@@ -42,6 +42,16 @@ static bool thinking_enabled(const json_t *body) {
     return !json_is_false(v);
 }
 
+/* Harmony: whether a grammar lets the turn begin with an analysis message.
+ * Reasoning is off (the answer or call comes first) with enable_thinking
+ * false (also what the Responses and Anthropic routes set for effort none /
+ * thinking disabled) or reasoning_effort "none" (the template has no such
+ * level and says "low"; the grammar keeps the answer free of analysis). */
+static bool harmony_analysis(const json_t *body) {
+    const char *ef = json_string_value(json_object_get(body, "reasoning_effort"));
+    return thinking_enabled(body) && !(ef && strcmp(ef, "none") == 0);
+}
+
 int tools_prepare(const srv_model_t *m, const json_t *body, srv_tools_t *t, oai_error_t *e) {
     memset(t, 0, sizeof *t);
     char err[SL_ERR_MAX], param[96];
@@ -59,6 +69,7 @@ int tools_prepare(const srv_model_t *m, const json_t *body, srv_tools_t *t, oai_
          * tool_choice none a function-call message is content */
         t->family = TC_FAMILY_HARMONY;
         t->no_calls = t->req.choice == TC_CHOICE_NONE;
+        t->analysis = harmony_analysis(body);
     }
     t->reasoning = m->tc_reasoning && thinking_enabled(body);
     t->parse = t->family != TC_FAMILY_NONE || t->reasoning;
@@ -120,8 +131,14 @@ int tools_grammar(const srv_model_t *m, srv_tools_t *t, const char *prefix, size
     if (lazy && !trig.lazy_supported) return 0; /* no fixed trigger: free text, parsed after */
     char err[SL_ERR_MAX];
     sl_buf_t calls = {0};
-    if (tc_build_grammar(t->family, t->req.tools, ch, t->req.forced_name, t->req.parallel, &calls,
-                         err, sizeof err) != 0) {
+    /* harmony required / named: the whole turn (an optional analysis
+     * message, then the call); auto: the lazy call grammar */
+    const int built = t->family == TC_FAMILY_HARMONY && !lazy
+                          ? tc_harmony_grammar(NULL, t->req.tools, ch, t->req.forced_name,
+                                               t->analysis, &calls, err, sizeof err)
+                          : tc_build_grammar(t->family, t->req.tools, ch, t->req.forced_name,
+                                             t->req.parallel, &calls, err, sizeof err);
+    if (built != 0) {
         sl_buf_free(&calls);
         return oai_fail(e, 400, NULL, "invalid_value", "tools",
                         "Cannot constrain the output to these tools: %s", err);
@@ -175,6 +192,45 @@ int tools_grammar(const srv_model_t *m, srv_tools_t *t, const char *prefix, size
     return 0;
 }
 
+int tools_format_grammar(srv_tools_t *t, const oai_req_t *r, eng_grammar_t *g, oai_error_t *e) {
+    if (t->family != TC_FAMILY_HARMONY || !eng_grammar_set(g)) return 0;
+    char err[SL_ERR_MAX];
+    char *inner = gram_source_to_gbnf(g->kind, g->text, g->len, err, sizeof err);
+    if (inner && g->kind == GRAM_SRC_GBNF) {
+        /* a GBNF grammar's own errors, before its rules are renamed */
+        gram_t *gr = gram_from_gbnf(inner, err, sizeof err);
+        if (!gr) {
+            free(inner);
+            inner = NULL;
+        }
+        gram_free(gr);
+    }
+    if (!inner) {
+        if (r->gram_kind == GRAM_SRC_JSON_SCHEMA && r->gram_name[0])
+            return oai_fail(e, 400, NULL, "invalid_value", r->gram_param,
+                            "Invalid schema for response_format '%s': %s", r->gram_name, err);
+        return oai_fail(e, 400, NULL, "invalid_value", r->gram_param, "Invalid '%s': %s",
+                        r->gram_param, err);
+    }
+    /* with tool_choice auto the turn may also be a call (as on OpenAI: a
+     * call, or the answer in the format); required / named calls replace
+     * this grammar (gen.c) */
+    const bool calls = !t->no_calls && t->req.choice == TC_CHOICE_AUTO && t->req.tools;
+    sl_buf_clear(&t->fmt_gbnf);
+    const int rc = tc_harmony_grammar(inner, calls ? t->req.tools : NULL, TC_CHOICE_AUTO, NULL,
+                                      t->analysis, &t->fmt_gbnf, err, sizeof err);
+    free(inner);
+    if (rc != 0)
+        return oai_fail(e, 400, NULL, "invalid_value", "tools",
+                        "Cannot constrain the output to these tools: %s", err);
+    g->kind = GRAM_SRC_GBNF;
+    g->text = t->fmt_gbnf.data;
+    g->len = t->fmt_gbnf.len;
+    g->vocab = NULL; /* the model's grammar vocabulary, with the harmony markers */
+    if (calls) t->constrained = true;
+    return 0;
+}
+
 tc_parser_t *tools_parser_new(const srv_tools_t *t, tc_event_fn on_event, void *ud) {
     tc_parser_opts_t o;
     memset(&o, 0, sizeof o);
@@ -194,4 +250,5 @@ tc_parser_t *tools_parser_new(const srv_tools_t *t, tc_event_fn on_event, void *
 
 void tools_free(srv_tools_t *t) {
     sl_buf_free(&t->gbnf);
+    sl_buf_free(&t->fmt_gbnf);
 }

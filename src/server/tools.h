@@ -33,8 +33,10 @@ typedef struct srv_tools {
     bool think_open;    /* the prompt leaves <think> open */
     bool parse;         /* a parser is needed (calls or reasoning) */
     bool no_calls;      /* harmony with tool_choice none: calls are content */
-    bool constrained;   /* tools_grammar set a grammar (calls come out well-formed) */
+    bool analysis;      /* harmony: a grammar allows an analysis message first (reasoning on) */
+    bool constrained;   /* a grammar constrains the calls (they come out well-formed) */
     sl_buf_t gbnf;      /* the grammar text while the request lives */
+    sl_buf_t fmt_gbnf;  /* harmony: the structured-output grammar of the whole turn */
     const char *trig_words[8], *start_words[4];
     int32_t trig_ids[8];
     size_t n_trig_words, n_start_words, n_trig_ids;
@@ -71,6 +73,16 @@ void tools_set_prompt(srv_tools_t *t, const char *prompt, size_t len);
  * parameters schema the grammar library cannot express). */
 int tools_grammar(const struct srv_model *m, srv_tools_t *t, const char *prefix, size_t prefix_len,
                   eng_grammar_t *g, oai_error_t *e);
+
+/* Harmony (gpt-oss): rewrites g, a request's structured-output grammar
+ * (response_format, grammar, regex; from srv_request_grammar), into GBNF
+ * for the whole turn: an optional analysis message (t->analysis), then the
+ * final message constrained by g — or, with tool_choice auto and tools, a
+ * call (tc_harmony_grammar). g's text then points into t; its vocabulary
+ * is the model's, which keeps the harmony markers. Other families: g is
+ * left as it is. 0, or -1 with a 400 in *e naming r's parameter (a schema
+ * keyword or regex the grammar library does not support, a bad GBNF). */
+int tools_format_grammar(srv_tools_t *t, const oai_req_t *r, eng_grammar_t *g, oai_error_t *e);
 
 /* Fills the engine request's reasoning budget (eng_request_t.think_*)
  * when the request gave thinking_budget and reasoning is on with

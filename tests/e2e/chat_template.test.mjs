@@ -1,6 +1,6 @@
 // Chat-template conformance: Silica's Jinja interpreter against Python's
 // jinja2 configured as Hugging Face transformers configures it
-// (tests/e2e/jinja_ref.py). The published chat templates of ten model
+// (tests/e2e/jinja_ref.py). The published chat templates of thirteen model
 // families (tests/data/templates/, sources in its README) are rendered over
 // the conversations of tests/data/templates/conversations/, and a list of
 // small templates exercises the language feature by feature; every output

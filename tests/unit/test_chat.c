@@ -143,6 +143,64 @@ static void test_null_content_fallbacks(void) {
     CHECK_MSG(!p && strstr(err, "template error at 1:") && strstr(err, "no assistant"), "%s", err);
 }
 
+/* A function without a description (optional in OpenAI's API): a template
+ * that only prints the tools sees them as given; one that concatenates the
+ * description (gpt-oss's) fails on the undefined value, and the fallback
+ * gives it "" (messages' variants kept). */
+static void test_tool_without_description(void) {
+    char err[SL_ERR_MAX];
+    const char *req =
+        "{\"messages\":[{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"type\":"
+        "\"function\","
+        "\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]}],"
+        "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}},"
+        "{\"type\":\"function\",\"function\":{\"name\":\"g\",\"description\":\"G.\"}}]}";
+    char *p = render_req("{{ tools|tojson }}", req, NULL, err, sizeof err);
+    const char *want =
+        "[{\"type\": \"function\", \"function\": {\"name\": \"f\"}}, "
+        "{\"type\": \"function\", \"function\": {\"name\": \"g\", \"description\": \"G.\"}}]";
+    CHECK_MSG(p && !strcmp(p, want), "\n got  [%s]\n want [%s] %s", p ? p : "", want, err);
+    free(p);
+    /* concatenated, and null content searched (gpt-oss does both) */
+    p = render_req("{% for t in tools %}{{ '// ' + t.function.description + '\\n' }}{% endfor %}"
+                   "{% for m in messages %}{{ 'x' in m.content }}{% endfor %}",
+                   req, NULL, err, sizeof err);
+    CHECK_MSG(p && !strcmp(p, "// \n// G.\nFalse"), "[%s] %s", p ? p : "", err);
+    free(p);
+}
+
+/* Harmony: an assistant tool-call turn with both text and reasoning reaches
+ * the template as harmony writes the turn (the analysis, then the text as a
+ * commentary preamble, in `thinking`; content ""), because gpt-oss's
+ * template takes only one of the two. Other turns and other models: as
+ * given. */
+static void test_harmony_preamble(void) {
+    char err[SL_ERR_MAX];
+    const char *tmpl =
+        "{% for m in messages %}{{ m.role }}:[{{ m.content }}][{{ m.thinking }}];{% endfor %}";
+    const char *req = "{\"messages\":[{\"role\":\"user\",\"content\":\"q\",\"thinking\":\"u\"},"
+                      "{\"role\":\"assistant\",\"content\":\"Let me "
+                      "check.\",\"reasoning_content\":\"Need time.\","
+                      "\"tool_calls\":[{\"id\":\"1\",\"type\":\"function\",\"function\":{\"name\":"
+                      "\"f\",\"arguments\":\"{}\"}}]},"
+                      "{\"role\":\"assistant\",\"content\":\"Only "
+                      "text.\",\"tool_calls\":[{\"id\":\"2\",\"type\":\"function\","
+                      "\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]},"
+                      "{\"role\":\"assistant\",\"content\":\"Answer.\",\"thinking\":\"t\"}]}";
+    chat_render_opts_t o = {.harmony = true};
+    char *p = render_req(tmpl, req, &o, err, sizeof err);
+    const char *want = "user:[q][u];assistant:[][Need "
+                       "time.<|end|><|start|>assistant<|channel|>commentary<|message|>"
+                       "Let me check.];assistant:[Only text.][];assistant:[Answer.][t];";
+    CHECK_MSG(p && !strcmp(p, want), "\n got  [%s]\n want [%s] %s", p ? p : "", want, err);
+    free(p);
+    p = render_req(tmpl, req, NULL, err, sizeof err);
+    want = "user:[q][u];assistant:[Let me check.][Need time.];assistant:[Only "
+           "text.][];assistant:[Answer.][t];";
+    CHECK_MSG(p && !strcmp(p, want), "\n got  [%s]\n want [%s] %s", p ? p : "", want, err);
+    free(p);
+}
+
 static void test_request_errors(void) {
     char err[SL_ERR_MAX];
     char *p = render_req("x", "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{}}]}]}", NULL, err,
@@ -181,6 +239,8 @@ int main(void) {
     RUN(test_parts_and_tool_calls);
     RUN(test_null_content_fallbacks);
     RUN(test_reasoning_as_thinking);
+    RUN(test_tool_without_description);
+    RUN(test_harmony_preamble);
     RUN(test_request_errors);
     RUN(test_uses_var);
     RUN(test_strftime_now);

@@ -12,13 +12,7 @@
 #include "server/resp.h"
 #include "server/resp_store.h"
 #include "test.h"
-
-static json_t *J(const char *text) {
-    json_error_t je;
-    json_t *v = json_loads(text, 0, &je);
-    if (!v) fprintf(stderr, "bad test JSON: %s: %s\n", text, je.text);
-    return v;
-}
+#include "test_json.h"
 
 /* Translates body (JSON text) with prev (JSON text or NULL); the chat
  * request as compact JSON into out (cap bytes). 0 or -1 with *e. */
@@ -28,18 +22,6 @@ static int tr(const char *body, const char *prev, resp_req_t *r, oai_error_t *e)
     json_decref(b);
     json_decref(p);
     return rc;
-}
-
-static bool json_eq_text(const json_t *v, const char *text) {
-    json_t *w = J(text);
-    bool eq = json_equal((json_t *)v, w);
-    if (!eq) {
-        char *a = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-        fprintf(stderr, "    got  %s\n    want %s\n", a ? a : "?", text);
-        free(a);
-    }
-    json_decref(w);
-    return eq;
 }
 
 static void test_translate_basic(void) {
@@ -341,30 +323,6 @@ static void test_error_param(void) {
     }
 }
 
-/* The SSE events of ev (text), parsed: an array of the data objects; each
- * event's `event:` line must equal its type. */
-static json_t *events(const sl_buf_t *ev) {
-    json_t *a = json_array();
-    const char *p = ev->data ? ev->data : "";
-    const char *end = p + ev->len;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        CHECK(nl && !strncmp(p, "event: ", 7));
-        if (!nl) break;
-        char name[80];
-        snprintf(name, sizeof name, "%.*s", (int)(nl - p - 7), p + 7);
-        p = nl + 1;
-        nl = memchr(p, '\n', (size_t)(end - p));
-        CHECK(nl && !strncmp(p, "data: ", 6) && nl + 1 < end && nl[1] == '\n');
-        if (!nl) break;
-        json_t *d = json_loadb(p + 6, (size_t)(nl - p - 6), 0, NULL);
-        CHECK(d && !strcmp(json_string_value(json_object_get(d, "type")), name));
-        json_array_append_new(a, d);
-        p = nl + 2;
-    }
-    return a;
-}
-
 static const char *type_of(const json_t *evs, size_t i) {
     return json_string_value(json_object_get(json_array_get(evs, i), "type"));
 }
@@ -382,7 +340,7 @@ static void test_output_events(void) {
     resp_out_call_args(&o, "\"Paris\"}", 8);
     resp_out_call_end(&o, true);
     resp_out_finish(&o, false);
-    json_t *evs = events(&o.ev);
+    json_t *evs = sse_events(&o.ev);
     static const char *const want[] = {
         "response.created",
         "response.output_item.added",

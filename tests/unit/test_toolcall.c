@@ -10,7 +10,7 @@
  * argument deltas appended per index) and must equal the one-shot result;
  * jansson parses every arguments string.
  */
-#include "chat/toolcall.h"
+#include "chat/toolcall_internal.h"
 #include "grammar/grammar.h"
 #include "test.h"
 
@@ -635,10 +635,13 @@ static void test_robustness(void) {
         "<|action_start|><|plugin|>\n{\"name\": \"get_time\", \"parameters\": {}}<|action_end|>",
         "{\"name\": \"get_time\", \"parameters\": {}}",
         "<think>a</think>b",
+        "<tool_call>\n<function=get_weather>\n<parameter=location>\nParis\n</parameter>\n"
+        "<parameter=days>\n3\n</parameter>\n</function>\n</tool_call>",
+        "x <function=get_time>\n</function> y",
     };
-    tc_family_t fams[] = {TC_FAMILY_HERMES, TC_FAMILY_DEEPSEEK,  TC_FAMILY_MISTRAL,
-                          TC_FAMILY_GLM45,  TC_FAMILY_INTERNLM2, TC_FAMILY_LLAMA3,
-                          TC_FAMILY_HERMES};
+    tc_family_t fams[] = {TC_FAMILY_HERMES,      TC_FAMILY_DEEPSEEK,   TC_FAMILY_MISTRAL,
+                          TC_FAMILY_GLM45,       TC_FAMILY_INTERNLM2,  TC_FAMILY_LLAMA3,
+                          TC_FAMILY_HERMES,      TC_FAMILY_QWEN3_CODER, TC_FAMILY_QWEN3_CODER};
     unsigned r = 7;
     int lost = 0;
     for (size_t s = 0; s < SL_ARRAY_LEN(samples); s++) {
@@ -686,6 +689,37 @@ static void test_robustness(void) {
         }
     }
     CHECK_MSG(lost == 0, "%d truncations lost text", lost);
+}
+
+/* ---- inputs the fuzzer found: an empty output, a NUL in a GLM-4.5 key ---- */
+
+static void test_fuzz_findings(void) {
+    for (int f = 0; f < TC_FAMILY_COUNT; f++) {
+        tc_parser_opts_t o = {.family = (tc_family_t)f, .reasoning = true, .tools = g_tools};
+        tc_parser_t *p = tc_parser_new(&o, NULL, 0);
+        CHECK(tc_parser_finish(p) == 0);
+        const tc_result_t *r = tc_parser_result(p);
+        CHECK(r && r->content_len == 0 && r->n_calls == 0 && r->reasoning_len == 0);
+        tc_parser_free(p);
+    }
+    static const char glm[] = "<tool_call>get_time\n<arg_key>a\0b</arg_key>\n<arg_value>1"
+                              "</arg_value>\n</tool_call>";
+    tc_parser_opts_t o = {.family = TC_FAMILY_GLM45, .tools = g_tools};
+    tc_parser_t *p = tc_parser_new(&o, NULL, 0);
+    CHECK(tc_parser_feed(p, glm, sizeof glm - 1, false) == 0);
+    CHECK(tc_parser_finish(p) == 0);
+    CHECK(tc_parser_result(p)->n_calls == 0); /* malformed: content */
+    tc_parser_free(p);
+    /* a NUL byte in an XML string value is the escape \u0000 */
+    static const char xml[] = "<tool_call>\n<function=get_weather>\n<parameter=location>\na\0b\n"
+                              "</parameter>\n</function>\n</tool_call>";
+    o.family = TC_FAMILY_QWEN3_CODER;
+    p = tc_parser_new(&o, NULL, 0);
+    CHECK(tc_parser_feed(p, xml, sizeof xml - 1, false) == 0);
+    CHECK(tc_parser_finish(p) == 0);
+    const tc_result_t *r = tc_parser_result(p);
+    CHECK(r->n_calls == 1 && strcmp(r->calls[0].arguments, "{\"location\":\"a\\u0000b\"}") == 0);
+    tc_parser_free(p);
 }
 
 /* ---- detection ---- */
@@ -766,6 +800,17 @@ static void test_detect(void) {
          TC_FAMILY_NONE,
          false},
         {NULL, {"<tool_call>", "<think>", "</think>", NULL}, TC_FAMILY_HERMES, true},
+        {"{{- '\\n<tool_call>\\n<function=' + tool_call.name + '>\\n' }}{%- for args_name, "
+         "args_value in tool_call.arguments|items %}{{- '<parameter=' + args_name + '>\\n' }}",
+         {"<tool_call>", "<think>", "</think>", NULL},
+         TC_FAMILY_QWEN3_CODER,
+         false}, /* (Qwen3's vocabulary, no reasoning: Qwen3-Coder) */
+        /* Llama-style <function=name>{json}</function> is no XML call */
+        {"<|start_header_id|>ipython<|end_header_id|> ... <function=example_function_name>{...}"
+         "</function>",
+         {NULL},
+         TC_FAMILY_LLAMA3,
+         false},
     };
     for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
         const char *t = cases[i].tmpl;
@@ -1002,6 +1047,13 @@ static void test_grammar(void) {
          "<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>"
          "{\"location\": \"Paris\"}",
          "get_weather", "{\"location\":\"Paris\"}"},
+        {TC_FAMILY_QWEN3_CODER,
+         "<tool_call>\n<function=get_weather>\n<parameter=location>\nParis\n</parameter>\n"
+         "<parameter=unit>\ncelsius\n</parameter>\n<parameter=days>\n3\n</parameter>\n"
+         "</function>\n</tool_call>",
+         "<tool_call>\n<function=get_weather>\n<parameter=location>\nParis\n</parameter>\n"
+         "<parameter=days>\nthree\n</parameter>\n</function>\n</tool_call>",
+         "get_weather", "{\"location\":\"Paris\",\"unit\":\"celsius\",\"days\":3}"},
     };
     for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
         sl_buf_t g = {0};
@@ -1022,13 +1074,16 @@ static void test_grammar(void) {
                      cases[i].f == TC_FAMILY_HARMONY ? "The user wants Paris." : NULL, 1,
                      CALLS(cases[i].name, cases[i].args), true);
     }
-    /* markers: every trigger is one; each marker of a recorded call is listed */
+    /* markers: every trigger is one (harmony's: a marker, then header
+     * text); each marker of a recorded call is listed */
     for (int f = 0; f < TC_FAMILY_COUNT; f++) {
         const char *const *mk = tc_family_markers((tc_family_t)f);
         tc_trigger_t tr = tc_trigger((tc_family_t)f);
         for (int k = 0; k < 4 && tr.words[k]; k++) {
             bool listed = false;
-            for (size_t q = 0; mk[q]; q++) listed |= strcmp(mk[q], tr.words[k]) == 0;
+            for (size_t q = 0; mk[q]; q++)
+                listed |= f == TC_FAMILY_HARMONY ? strncmp(mk[q], tr.words[k], strlen(mk[q])) == 0
+                                                 : strcmp(mk[q], tr.words[k]) == 0;
             CHECK_MSG(listed, "%s: trigger %s is not a marker", tc_family_name((tc_family_t)f), tr.words[k]);
         }
     }
@@ -1089,6 +1144,659 @@ static void test_grammar(void) {
     gram_vocab_free(v);
 }
 
+/* ---- harmony grammars: tool_choice auto (lazy) and structured output ---- */
+
+/* The lazy grammar of tool_choice auto is entered at a call header's
+ * trigger; each trigger word begins one accepted call, in the header
+ * orders gpt-oss writes, and the parser reads the same text as a call. */
+static void test_harmony_lazy(void) {
+    gram_vocab_t *v = byte_vocab();
+    tc_trigger_t tr = tc_trigger(TC_FAMILY_HARMONY);
+    CHECK(tr.lazy_supported);
+    CHECK(tr.words[0] && strcmp(tr.words[0], "<|channel|>commentary to=functions.") == 0);
+    CHECK(tr.words[1] && strcmp(tr.words[1], "<|channel|>analysis to=functions.") == 0);
+    CHECK(tr.words[2] && strcmp(tr.words[2], "<|start|>assistant to=functions.") == 0 &&
+          !tr.words[3]);
+    CHECK(tr.start_words[0] && strcmp(tr.start_words[0], "to=functions.") == 0 &&
+          !tr.start_words[1]);
+    sl_buf_t g = {0};
+    char err[512] = "";
+    CHECK_MSG(tc_build_grammar(TC_FAMILY_HARMONY, g_tools, TC_CHOICE_AUTO, NULL, true, &g, err,
+                               sizeof err) == 0,
+              "%s", err);
+    static const struct {
+        const char *call;   /* from its trigger on, as the engine feeds the matcher */
+        const char *before; /* output before the trigger, for the parser */
+        const char *name, *args;
+    } good[] = {
+        {"to=functions.get_weather<|channel|>commentary json<|message|>{\"location\": \"Paris\"}",
+         " ", "get_weather", "{\"location\":\"Paris\"}"},
+        {"to=functions.get_time<|channel|>analysis<|message|>{}", "", "get_time", "{}"},
+        {"<|start|>assistant to=functions.get_time<|channel|>commentary "
+         "<|constrain|>json<|message|>{}",
+         H_ANALYSIS "Time?<|end|>", "get_time", "{}"},
+        {"<|channel|>commentary to=functions.get_weather "
+         "<|constrain|>json<|message|>{\"location\": \"Oslo\", "
+         "\"days\": 2}",
+         "", "get_weather", "{\"location\":\"Oslo\",\"days\":2}"},
+        {"<|channel|>analysis to=functions.brave_search<|message|>{\"query\": \"x\"}", "",
+         "brave_search", "{\"query\":\"x\"}"},
+        {"<|channel|>commentary to=functions.get_time json<|message|>{}",
+         H_ANALYSIS "A.<|end|><|start|>assistant", "get_time", "{}"},
+    };
+    bool begins[4] = {false};
+    for (size_t i = 0; i < SL_ARRAY_LEN(good); i++) {
+        CHECK_MSG(grammar_accepts(g.data, v, good[i].call) == 1, "lazy harmony rejects %s\n%s",
+                  good[i].call, g.data);
+        for (int k = 0; k < 3; k++)
+            begins[k] |= strncmp(good[i].call, tr.words[k], strlen(tr.words[k])) == 0;
+        begins[3] |= strncmp(good[i].call, tr.start_words[0], strlen(tr.start_words[0])) == 0;
+        char text[512];
+        snprintf(text, sizeof text, "%s%s<|call|>", good[i].before, good[i].call);
+        cfg_t c = {TC_FAMILY_HARMONY, false, false, g_tools};
+        const char *reasoning = strstr(good[i].before, "Time?") ? "Time?"
+                                : strstr(good[i].before, "A.")  ? "A."
+                                                                : NULL;
+        expect_parse(good[i].call, &c, text, NULL, reasoning, 1, CALLS(good[i].name, good[i].args),
+                     true);
+    }
+    for (int k = 0; k < 4; k++)
+        CHECK_MSG(begins[k], "trigger %d begins no accepted call", k);
+    static const char *const bad[] =
+        {
+            "to=functions.get_date<|channel|>commentary json<|message|>{}", /* no such tool */
+            "<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{\"days\": "
+            "2}",                                                  /* required */
+            "<|channel|>final to=functions.get_time<|message|>{}", /* not a call channel */
+            "to=functions.get_time<|message|>{}",                  /* no channel */
+            "to=functions.get_time<|channel|>commentary json<|message|>{} and more", /* one call,
+                                                                                        then the end
+                                                                                      */
+            "<|channel|>commentary<|message|>Let me check.", /* a preamble: no trigger */
+        };
+    for (size_t i = 0; i < SL_ARRAY_LEN(bad); i++)
+        CHECK_MSG(grammar_accepts(g.data, v, bad[i]) == 0, "lazy harmony accepts %s", bad[i]);
+    sl_buf_free(&g);
+    gram_vocab_free(v);
+}
+
+/* Structured output on harmony: the constraint applies to the final
+ * message; an analysis message may come first (reasoning on) or not; with
+ * tools the turn may instead be a call; the parsed content is exactly the
+ * constrained text. */
+static void test_harmony_final(void) {
+    gram_vocab_t *v = byte_vocab();
+    char err[512] = "";
+    json_t *schema =
+        json_loads("{\"type\":\"object\",\"properties\":{\"answer\":{\"type\":\"integer\"}},"
+                   "\"required\":[\"answer\"],\"additionalProperties\":false}",
+                   0, NULL);
+    char *inner = gram_json_schema_to_gbnf(schema, err, sizeof err);
+    CHECK_MSG(inner != NULL, "%s", err);
+    json_decref(schema);
+    const char *fin = "<|channel|>final<|message|>{\"answer\": 42}";
+    const char *think_fin = H_ANALYSIS
+        "Think. 2<3 |x|<|end|><|start|>assistant<|channel|>final<|message|>{\"answer\":1}";
+    const char *call = H_CALL("get_time") "{}";
+    const char *think_call = H_ANALYSIS
+        "Call.<|end|><|start|>assistant" H_CALL("get_weather") "{\"location\": \"Rome\"}";
+    sl_buf_t g = {0};
+    /* reasoning on, no tools */
+    CHECK_MSG(tc_harmony_grammar(inner, NULL, TC_CHOICE_AUTO, NULL, true, &g, err, sizeof err) == 0,
+              "%s", err);
+    CHECK(grammar_accepts(g.data, v, fin) == 1);
+    CHECK(grammar_accepts(g.data, v, think_fin) == 1);
+    CHECK(grammar_accepts(g.data, v, "{\"answer\": 42}") == 0); /* no header */
+    CHECK(grammar_accepts(g.data, v, "<|channel|>final<|message|>{\"answer\": \"x\"}") ==
+          0); /* schema */
+    CHECK(grammar_accepts(g.data, v, "<|channel|>final<|message|>{\"answer\": 4} ok") ==
+          0); /* after it */
+    CHECK(grammar_accepts(g.data, v, "<|channel|>commentary<|message|>{\"answer\": 4}") ==
+          0);                                     /* channel */
+    CHECK(grammar_accepts(g.data, v, call) == 0); /* no tools */
+    sl_buf_clear(&g);
+    /* reasoning off: the final message first */
+    CHECK(tc_harmony_grammar(inner, NULL, TC_CHOICE_AUTO, NULL, false, &g, err, sizeof err) == 0);
+    CHECK(grammar_accepts(g.data, v, fin) == 1);
+    CHECK(grammar_accepts(g.data, v, think_fin) == 0);
+    sl_buf_clear(&g);
+    /* tool_choice auto with tools: the answer or one call */
+    CHECK(tc_harmony_grammar(inner, g_tools, TC_CHOICE_AUTO, NULL, true, &g, err, sizeof err) == 0);
+    CHECK(grammar_accepts(g.data, v, fin) == 1 && grammar_accepts(g.data, v, think_fin) == 1);
+    CHECK(grammar_accepts(g.data, v, call) == 1 && grammar_accepts(g.data, v, think_call) == 1);
+    CHECK(grammar_accepts(g.data, v, H_CALL("get_weather") "{\"days\": 1}") == 0);
+    sl_buf_clear(&g);
+    /* a required / named call without a final message (reasoning on, off) */
+    CHECK(tc_harmony_grammar(NULL, g_tools, TC_CHOICE_NAMED, "get_time", true, &g, err,
+                             sizeof err) == 0);
+    CHECK(grammar_accepts(g.data, v, call) == 1 && grammar_accepts(g.data, v, fin) == 0);
+    CHECK(grammar_accepts(g.data, v,
+                          H_ANALYSIS "x<|end|><|start|>assistant" H_CALL("get_time") "{}") == 1);
+    CHECK(grammar_accepts(g.data, v, think_call) == 0); /* not the named one */
+    sl_buf_clear(&g);
+    CHECK(tc_harmony_grammar(NULL, g_tools, TC_CHOICE_REQUIRED, NULL, false, &g, err, sizeof err) ==
+          0);
+    CHECK(grammar_accepts(g.data, v, call) == 1 && grammar_accepts(g.data, v, think_call) == 0);
+    sl_buf_clear(&g);
+    CHECK(tc_harmony_grammar(NULL, NULL, TC_CHOICE_AUTO, NULL, true, &g, err, sizeof err) < 0);
+    CHECK(tc_harmony_grammar(NULL, g_tools, TC_CHOICE_NONE, NULL, true, &g, err, sizeof err) < 0);
+    free(inner);
+    /* the other sources: a GBNF whose rule names are ours too, a regex, json_object */
+    static const struct {
+        int kind;
+        const char *src, *good, *bad;
+    } srcs[] = {
+        {GRAM_SRC_GBNF, "root ::= h-text c-call\nh-text ::= \"yes\" | \"no\"\nc-call ::= \"!\"",
+         "yes!", "maybe!"},
+        {GRAM_SRC_REGEX, "[0-9]{3}", "123", "12a"},
+        {GRAM_SRC_JSON_OBJECT, NULL, "{\"k\": [1, 2]}", "[1, 2]"},
+        {GRAM_SRC_JSON_ANY, NULL, "[1, 2]", "[1, 2"},
+        {GRAM_SRC_JSON_SCHEMA, "{\"enum\":[\"a\",\"b\"]}", "\"b\"", "\"c\""},
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(srcs); i++) {
+        char *src = gram_source_to_gbnf(srcs[i].kind, srcs[i].src,
+                                        srcs[i].src ? strlen(srcs[i].src) : 0, err, sizeof err);
+        CHECK_MSG(src != NULL, "source %zu: %s", i, err);
+        if (!src) continue;
+        CHECK(tc_harmony_grammar(src, g_tools, TC_CHOICE_AUTO, NULL, true, &g, err, sizeof err) ==
+              0);
+        char text[256];
+        snprintf(text, sizeof text, "<|channel|>final<|message|>%s", srcs[i].good);
+        CHECK_MSG(grammar_accepts(g.data, v, text) == 1, "source %zu rejects %s\n%s", i, text,
+                  g.data);
+        snprintf(text, sizeof text, "<|channel|>final<|message|>%s", srcs[i].bad);
+        CHECK_MSG(grammar_accepts(g.data, v, text) == 0, "source %zu accepts %s", i, text);
+        CHECK(grammar_accepts(g.data, v, call) == 1);
+        sl_buf_clear(&g);
+        free(src);
+    }
+    CHECK(gram_source_to_gbnf(GRAM_SRC_REGEX, "(a", 2, err, sizeof err) == NULL);
+    CHECK(gram_source_to_gbnf(GRAM_SRC_JSON_SCHEMA, "{\"not\":{}}", 10, err, sizeof err) == NULL &&
+          strstr(err, "not"));
+    CHECK(gram_source_to_gbnf(99, "", 0, err, sizeof err) == NULL);
+    sl_buf_free(&g);
+    /* the parser: content is exactly the final message, reasoning the analysis */
+    cfg_t c = {TC_FAMILY_HARMONY, false, false, g_tools};
+    expect_parse("harmony structured final", &c, think_fin, "{\"answer\":1}", "Think. 2<3 |x|", 0,
+                 NULL, true);
+    expect_parse("harmony structured final, reasoning off", &c, fin, "{\"answer\": 42}", NULL, 0,
+                 NULL, true);
+    gram_vocab_free(v);
+}
+
+/* ---- Qwen3-Coder / Qwen3.5 (XML calls) ---- */
+
+static const char *XML_TOOLS_JSON =
+    "[{\"type\":\"function\",\"function\":{\"name\":\"write_file\",\"parameters\":{\"type\":"
+    "\"object\",\"properties\":{"
+    "\"path\":{\"type\":\"string\"},"
+    "\"content\":{\"type\":\"string\",\"description\":\"text\"},"
+    "\"overwrite\":{\"type\":\"boolean\"},"
+    "\"mode\":{\"type\":\"integer\"},"
+    "\"ratio\":{\"type\":\"number\"},"
+    "\"tags\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},"
+    "\"meta\":{\"type\":\"object\"},"
+    "\"note\":{\"type\":[\"string\",\"null\"]},"
+    "\"opt\":{\"anyOf\":[{\"type\":\"string\"},{\"type\":\"null\"}]},"
+    "\"level\":{\"enum\":[\"low\",\"high\"]},"
+    "\"either\":{\"anyOf\":[{\"type\":\"integer\"},{\"type\":\"string\"}]},"
+    "\"nothing\":{\"type\":\"null\"},"
+    "\"free\":{\"description\":\"no type\"}},"
+    "\"required\":[\"path\",\"content\"]}}},"
+    "{\"type\":\"function\",\"function\":{\"name\":\"get_time\"}}]";
+
+#define XC(name) "<tool_call>\n<function=" name ">\n"
+#define XP(k, v) "<parameter=" k ">\n" v "\n</parameter>\n"
+#define XE "</function>\n</tool_call>"
+
+static void test_qwen3_coder(void) {
+    json_t *xt = json_loads(XML_TOOLS_JSON, 0, NULL);
+    CHECK(xt != NULL);
+    cfg_t c = {TC_FAMILY_QWEN3_CODER, true, false, g_tools};
+    expect_parse("xml single call (the template's layout)", &c,
+                 XC("get_weather") XP("location", "Paris") XP("days", "3") XE, NULL, NULL, 1,
+                 CALLS("get_weather", "{\"location\":\"Paris\",\"days\":3}"), true);
+    expect_parse("xml reasoning, content, two calls", &c,
+                 "<think>\nThe user wants two cities.\n</think>\n\nLet me check both.\n\n" XC(
+                     "get_weather") XP("location", "Paris") XE "\n" XC("get_weather")
+                     XP("location", "東京") XP("unit", "celsius") XE,
+                 "Let me check both.", "The user wants two cities.", 2,
+                 CALLS("get_weather", "{\"location\":\"Paris\"}", "get_weather",
+                       "{\"location\":\"東京\",\"unit\":\"celsius\"}"),
+                 true);
+    expect_parse("xml zero-arg", &c, XC("get_time") XE, NULL, NULL, 1, CALLS("get_time", "{}"),
+                 true);
+    expect_parse("xml compact layout: no newlines to trim", &c,
+                 "<tool_call><function=get_weather><parameter=location>Paris</parameter>"
+                 "<parameter=days> 4 </parameter></function></tool_call>",
+                 NULL, NULL, 1, CALLS("get_weather", "{\"location\":\"Paris\",\"days\":4}"), true);
+    expect_parse("xml bare <function=> without <tool_call>", &c,
+                 "Sure. <function=get_time>\n</function>", "Sure.", NULL, 1,
+                 CALLS("get_time", "{}"), true);
+    expect_parse("xml missing </tool_call> at the end is forgiven", &c,
+                 XC("get_weather") XP("location", "Rome") "</function>", NULL, NULL, 1,
+                 CALLS("get_weather", "{\"location\":\"Rome\"}"), true);
+    expect_parse("xml tool unknown to the request: every value a string", &c,
+                 XC("lookup") XP("id", "42") XE, NULL, NULL, 1, CALLS("lookup", "{\"id\":\"42\"}"),
+                 true);
+    expect_parse("xml nested tag text is the value", &c,
+                 XC("get_weather") XP("location", "<parameter=x>\nParis") XE, NULL, NULL, 1,
+                 CALLS("get_weather", "{\"location\":\"<parameter=x>\\nParis\"}"), true);
+    cfg_t open = {TC_FAMILY_QWEN3_CODER, true, true, g_tools};
+    expect_parse("xml think opened by the prompt (Qwen3.5)", &open,
+                 "The user asks for the time.\n</think>\n\n" XC("get_time") XE, NULL,
+                 "The user asks for the time.", 1, CALLS("get_time", "{}"), true);
+
+    /* conversion by the schema's type */
+    cfg_t t = {TC_FAMILY_QWEN3_CODER, false, false, xt};
+    expect_parse(
+        "xml typed parameters", &t,
+        XC("write_file") XP("path", "a/b.py") XP("content",
+                                                 "def f():\n\treturn \"</param>\" + '\\\\' < 3\n")
+            XP("overwrite", "True") XP("mode", "420") XP("ratio", "2.50") XP(
+                "tags", "[\"x\", \"y\"]") XP("meta", "{\"k\": {\"n\": [1, 2e3]}}")
+                XP("note", "null") XP("opt", "text") XP("level", "high") XP("either", "7")
+                    XP("nothing", "null") XP("free", "{\"a\": 1}") XE,
+        NULL, NULL, 1,
+        CALLS("write_file",
+              "{\"path\":\"a/b.py\",\"content\":\"def f():\\n\\treturn \\\"</param>\\\" + "
+              "'\\\\\\\\' < 3\\n\",\"overwrite\":true,\"mode\":420,\"ratio\":2.50,\"tags\":[\"x\","
+              "\"y\"],\"meta\":{\"k\":{\"n\":[1,2e3]}},\"note\":null,\"opt\":\"text\",\"level\":"
+              "\"high\",\"either\":7,\"nothing\":null,\"free\":\"{\\\"a\\\": 1}\"}"),
+        true);
+    expect_parse("xml values that do not parse stay strings; strings never parse", &t,
+                 XC("write_file") XP("path", "null") XP("content", "123") XP("mode", "forty")
+                     XP("overwrite", "yes") XP("tags", "[1, 2") XP("either", "x y")
+                         XP("opt", "null") XP("undeclared", "{}") XE,
+                 NULL, NULL, 1,
+                 CALLS("write_file",
+                       "{\"path\":\"null\",\"content\":\"123\",\"mode\":\"forty\",\"overwrite\":"
+                       "\"yes\",\"tags\":\"[1, 2\",\"either\":\"x y\",\"opt\":null,"
+                       "\"undeclared\":\"{}\"}"),
+                 true);
+    expect_parse("xml exactly one newline trimmed on each side", &t,
+                 XC("write_file") XP("path", "\n x \n") XP("content", "") "<parameter=note>\n"
+                     "</parameter>\n" XE,
+                 NULL, NULL, 1,
+                 CALLS("write_file", "{\"path\":\"\\n x \\n\",\"content\":\"\",\"note\":\"\"}"),
+                 true);
+    expect_parse("xml invalid UTF-8 in a value is replaced", &t,
+                 XC("write_file") XP("path", "a\xff\xc3") XP("content", "\xe6\x9d\xb1") XE, NULL,
+                 NULL, 1,
+                 CALLS("write_file",
+                       "{\"path\":\"a\xef\xbf\xbd\xef\xbf\xbd\",\"content\":\"\xe6\x9d\xb1\"}"),
+                 true);
+    expect_parse("xml control characters escaped", &t,
+                 XC("write_file") XP("path", "\x01\x1f") XP("content", "\r") XE, NULL, NULL, 1,
+                 CALLS("write_file", "{\"path\":\"\\u0001\\u001f\",\"content\":\"\\r\"}"), true);
+
+    /* malformed, truncated, hostile: the raw text is content */
+    const char *bad[] = {
+        /* no </parameter> before </function>: the value never ends */
+        XC("get_weather") "<parameter=location>\nParis\n</function>\n</tool_call>",
+        XC("get_weather") XP("location", "Paris") XP("location", "Rome") XE, /* given twice */
+        "<tool_call>\n<function=get weather>\n</function>\n</tool_call>",    /* bad name */
+        "<tool_call>\n<function=>\n</function>\n</tool_call>",               /* no name */
+        "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>", /* Hermes */
+        XC("get_weather") "<parameter=a<b>\nx\n</parameter>\n" XE,           /* '<' in a name */
+        XC("get_weather") "<parameter=>\nx\n</parameter>\n" XE,              /* empty name */
+        XC("get_weather") "<parameter=a\nb>\nx\n</parameter>\n" XE,         /* newline in name */
+        XC("get_weather") "text\n" XE,                                       /* stray text */
+        XC("get_weather") XP("location", "Paris"),                         /* truncated */
+        XC("get_weather") "<parameter=location>\nPar",                     /* truncated */
+        "<tool_call>\n<function=get_wea",                                    /* truncated */
+        "<tool_call>\n",                                                     /* truncated */
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(bad); i++) {
+        char what[64];
+        snprintf(what, sizeof what, "xml malformed %zu", i);
+        expect_parse(what, &c, bad[i], bad[i], NULL, 0, NULL, false);
+    }
+    /* a huge parameter name (over TC_XML_MAX_PNAME) */
+    sl_buf_t huge = {0};
+    sl_buf_puts(&huge, XC("get_weather") "<parameter=");
+    for (int i = 0; i < 3000; i++)
+        sl_buf_putc(&huge, 'k');
+    sl_buf_puts(&huge, ">\nx\n</parameter>\n" XE);
+    expect_parse("xml huge parameter name", &c, huge.data, huge.data, NULL, 0, NULL, false);
+    sl_buf_free(&huge);
+    expect_parse("xml a good call after a malformed one", &c,
+                 "<tool_call>\n<function=get weather>\n</function>\n</tool_call>\n" XC(
+                     "get_time") XE,
+                 "<tool_call>\n<function=get weather>\n</function>\n</tool_call>", NULL, 1,
+                 CALLS("get_time", "{}"), true);
+    expect_parse("xml marker-like content", &c, "Use <function> and <tool_ and <param tags. <fun",
+                 "Use <function> and <tool_ and <param tags. <fun", NULL, 0, NULL, true);
+    expect_parse("xml text after a call is content", &c,
+                 XC("get_time") XE "\nDone.", "Done.", NULL, 1, CALLS("get_time", "{}"), true);
+
+    /* every split point, both streaming modes: the same result, and the
+     * reassembled stream equals it (no marker byte ever sent as content);
+     * every truncation: arguments stay JSON objects, held streams still equal */
+    {
+        const char *text =
+            "<think>\nplan\n</think>\n\nChecking <now>.\n\n" XC("write_file")
+                XP("path", "p") XP("content", "a\n</param>\n\"q\"\n") XP("mode", "7")
+                    XP("tags", "[\"t\"]") XE "\n" XC("get_time") XE;
+        cfg_t tc = {TC_FAMILY_QWEN3_CODER, true, false, xt};
+        stream_t st0 = {0};
+        json_t *ref = run_parse(&tc, text, 0, false, &st0);
+        char *refs = dump(ref);
+        CHECK_MSG(json_array_size(json_object_get(ref, "tool_calls")) == 2 &&
+                      strcmp(json_string_value(json_object_get(ref, "content")), "Checking <now>.") == 0,
+                  "%s", refs);
+        size_t n = strlen(text);
+        for (size_t cut = 0; cut <= n; cut++) {
+            for (int inc = 0; inc < 2; inc++) {
+                for (int trunc = 0; trunc < 2; trunc++) {
+                    stream_t st = {0};
+                    tc_parser_opts_t o = {.family = TC_FAMILY_QWEN3_CODER, .reasoning = true,
+                                          .incremental = inc, .tools = xt, .id_seed = 42,
+                                          .on_event = on_event, .ud = &st};
+                    tc_parser_t *p = tc_parser_new(&o, NULL, 0);
+                    CHECK(tc_parser_feed(p, text, cut, false) == 0);
+                    if (!trunc) CHECK(tc_parser_feed(p, text + cut, n - cut, false) == 0);
+                    CHECK(tc_parser_finish(p) == 0);
+                    const tc_result_t *r = tc_parser_result(p);
+                    json_t *m = tc_result_message_json(r);
+                    char *ms = dump(m);
+                    for (size_t i = 0; i < r->n_calls; i++) {
+                        json_t *a = json_loads(r->calls[i].arguments, 0, NULL);
+                        CHECK(json_is_object(a));
+                        json_decref(a);
+                    }
+                    if (!trunc) CHECK_MSG(strcmp(ms, refs) == 0, "cut %zu inc %d: %s", cut, inc, ms);
+                    if (!trunc || !inc) {
+                        json_t *sm = stream_message(&st);
+                        char *ss = dump(sm);
+                        CHECK_MSG(strcmp(ss, ms) == 0, "cut %zu inc %d trunc %d: stream %s\n  result %s",
+                                  cut, inc, trunc, ss, ms);
+                        free(ss);
+                        json_decref(sm);
+                    }
+                    CHECK(st.bad == 0);
+                    free(ms);
+                    json_decref(m);
+                    tc_parser_free(p);
+                    stream_free(&st);
+                }
+            }
+        }
+        free(refs);
+        json_decref(ref);
+        stream_free(&st0);
+    }
+    /* incremental mode streams a long string argument as it is generated:
+     * argument deltas arrive before its </parameter> */
+    {
+        stream_t st = {0};
+        tc_parser_opts_t o = {.family = TC_FAMILY_QWEN3_CODER, .incremental = true,
+                              .tools = xt, .id_seed = 9, .on_event = on_event, .ud = &st};
+        tc_parser_t *p = tc_parser_new(&o, NULL, 0);
+        const char *head = XC("write_file") XP("path", "x.txt") "<parameter=content>\n";
+        CHECK(tc_parser_feed(p, head, strlen(head), false) == 0);
+        size_t before = st.calls[0].args.len;
+        for (int i = 0; i < 50; i++)
+            CHECK(tc_parser_feed(p, "line \"é\"\n", 10, false) == 0);
+        CHECK_MSG(st.n_calls == 1 && st.calls[0].args.len > before + 400,
+                  "string argument not streamed: %zu bytes", st.calls[0].args.len);
+        /* the held trailing newline is the format's */
+        const char *tail = "</parameter>\n" XE;
+        CHECK(tc_parser_feed(p, tail, strlen(tail), false) == 0);
+        CHECK(tc_parser_finish(p) == 0);
+        const tc_result_t *r = tc_parser_result(p);
+        CHECK(r->n_calls == 1 && st.calls[0].ended && st.bad == 0);
+        CHECK(r->n_calls == 1 && strcmp(r->calls[0].arguments, st.calls[0].args.data) == 0);
+        json_t *a = r->n_calls ? json_loads(r->calls[0].arguments, 0, NULL) : NULL;
+        const char *s = json_string_value(json_object_get(a, "content"));
+        CHECK(s && strlen(s) == 50 * 10 - 1 && strncmp(s, "line \"é\"\nline", 14) == 0);
+        json_decref(a);
+        tc_parser_free(p);
+        stream_free(&st);
+    }
+    /* special tokens: <tool_call> as a control token is parsed, <|im_end|> dropped */
+    {
+        tc_parser_opts_t o = {.family = TC_FAMILY_QWEN3_CODER, .tools = g_tools, .id_seed = 1};
+        tc_parser_t *p = tc_parser_new(&o, NULL, 0);
+        const char *body = "\n<function=get_time>\n</function>\n";
+        CHECK(tc_parser_feed(p, "<tool_call>", 11, true) == 0);
+        CHECK(tc_parser_feed(p, body, strlen(body), false) == 0);
+        CHECK(tc_parser_feed(p, "</tool_call>", 12, true) == 0);
+        CHECK(tc_parser_feed(p, "<|im_end|>", 10, true) == 0);
+        CHECK(tc_parser_finish(p) == 0);
+        const tc_result_t *r = tc_parser_result(p);
+        CHECK(r->n_calls == 1 && r->content_len == 0);
+        tc_parser_free(p);
+    }
+    /* parameter kinds */
+    struct {
+        const char *schema;
+        bool is_string;
+    } kinds[] = {
+        {"{\"type\":\"string\"}", true},
+        {"{\"type\":[\"string\",\"null\"]}", true},
+        {"{\"anyOf\":[{\"type\":\"string\",\"maxLength\":3},{\"type\":\"null\"}]}", true},
+        {"{\"enum\":[\"a\",\"b\"]}", true},
+        {"{\"const\":\"a\"}", true},
+        {"{\"description\":\"anything\"}", true},
+        {"{}", true},
+        {"{\"type\":\"integer\"}", false},
+        {"{\"type\":\"boolean\"}", false},
+        {"{\"type\":[\"string\",\"integer\"]}", false},
+        {"{\"enum\":[\"a\",1]}", false},
+        {"{\"anyOf\":[{\"type\":\"string\"},{}]}", false},
+        {"{\"properties\":{}}", false},
+        {"{\"$ref\":\"#/$defs/x\"}", false},
+        {"{\"items\":{\"type\":\"string\"}}", false},
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(kinds); i++) {
+        json_t *sc = json_loads(kinds[i].schema, 0, NULL);
+        int k = tc_xml_param_kinds(sc);
+        CHECK_MSG(tc_xml_is_string(k) == kinds[i].is_string, "%s: kinds %d", kinds[i].schema, k);
+        json_decref(sc);
+    }
+    CHECK(tc_xml_is_string(tc_xml_param_kinds(NULL))); /* undeclared parameter */
+    json_decref(xt);
+}
+
+/* The call grammar of the XML family accepts exactly the calls the parser
+ * reads back as written: string values are raw text (checked byte for byte
+ * against random texts built from the closing tag's pieces), the others
+ * JSON of their schema, in the schema's order, required ones present. */
+static const char *XG_TOOLS_JSON =
+    "[{\"type\":\"function\",\"function\":{\"name\":\"edit\",\"parameters\":{\"type\":\"object\","
+    "\"properties\":{\"code\":{\"type\":\"string\"},"
+    "\"short\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":5},"
+    "\"note\":{\"type\":[\"string\",\"null\"]},\"flag\":{\"type\":\"boolean\"},"
+    "\"opts\":{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"integer\"}},\"required\":"
+    "[\"n\"]},\"kind\":{\"const\":\"diff\"},\"level\":{\"enum\":[\"lo\",\"hi\"]}},"
+    "\"required\":[\"code\",\"flag\"]}}},"
+    "{\"type\":\"function\",\"function\":{\"name\":\"get_time\"}}]";
+
+/* The one call the parser makes of text (NULL unless exactly one call and
+ * no content); caller frees. */
+static char *xml_parse_one(const json_t *tools, const char *text) {
+    tc_parser_opts_t o = {.family = TC_FAMILY_QWEN3_CODER, .tools = tools, .id_seed = 5};
+    tc_parser_t *p = tc_parser_new(&o, NULL, 0);
+    tc_parser_feed(p, text, strlen(text), false);
+    tc_parser_finish(p);
+    const tc_result_t *r = tc_parser_result(p);
+    char *out = r->n_calls == 1 && r->content_len == 0 ? strdup(r->calls[0].arguments) : NULL;
+    tc_parser_free(p);
+    return out;
+}
+
+static void test_xml_grammar(void) {
+    gram_vocab_t *v = byte_vocab();
+    json_t *tools = json_loads(XG_TOOLS_JSON, 0, NULL);
+    CHECK(v && tools);
+    sl_buf_t g = {0};
+    char err[512] = "";
+    CHECK_MSG(tc_build_grammar(TC_FAMILY_QWEN3_CODER, tools, TC_CHOICE_NAMED, "edit", false, &g,
+                               err, sizeof err) == 0,
+              "%s", err);
+    struct {
+        const char *text, *args; /* args NULL: the grammar must reject text */
+    } cases[] = {
+        {XC("edit") XP("code", "x") XP("flag", "true") XE, "{\"code\":\"x\",\"flag\":true}"},
+        {XC("edit") XP("code", "\nline <a> </b>\n") XP("flag", "false") XE,
+         "{\"code\":\"\\nline <a> </b>\\n\",\"flag\":false}"},
+        {XC("edit") XP("code", "a</param> << </parameter x") XP("flag", "true") XE,
+         "{\"code\":\"a</param> << </parameter x\",\"flag\":true}"},
+        {XC("edit") XP("code", "y") XP("short", "abcde") XP("note", "null") XP("flag", "true")
+             XP("opts", "{\"n\": 2}") XP("kind", "diff") XP("level", "hi") XE,
+         "{\"code\":\"y\",\"short\":\"abcde\",\"note\":null,\"flag\":true,\"opts\":{\"n\":2},"
+         "\"kind\":\"diff\",\"level\":\"hi\"}"},
+        {XC("edit") XP("code", "y") XP("note", "text") XP("flag", "true") XE,
+         "{\"code\":\"y\",\"note\":\"text\",\"flag\":true}"},
+        {XC("edit") XP("code", "a</parameter>b") XP("flag", "true") XE, NULL},
+        {XC("edit") XP("code", "x") XP("flag", "yes") XE, NULL},
+        {XC("edit") XP("code", "x") XP("flag", "True") XE, NULL},
+        {XC("edit") XP("code", "x") XE, NULL},                           /* flag required */
+        {XC("edit") XP("flag", "true") XP("code", "x") XE, NULL},        /* schema order */
+        {XC("edit") XP("code", "x") XP("short", "abcdef") XP("flag", "true") XE, NULL},
+        {XC("edit") XP("code", "x") XP("short", "") XP("flag", "true") XE, NULL},
+        {XC("edit") XP("code", "x") XP("flag", "true") XP("opts", "{}") XE, NULL},
+        {XC("edit") XP("code", "x") XP("flag", "true") XP("kind", "patch") XE, NULL},
+        {XC("edit") XP("code", "x") XP("flag", "true") XP("level", "\"hi\"") XE, NULL},
+        {XC("edit") XP("code", "x") XP("flag", "true") XP("extra", "1") XE, NULL},
+        {XC("get_time") XE, NULL}, /* named: only edit */
+        {"<tool_call>\n<function=edit>\n" XP("code", "x") XP("flag", "true") "</function>", NULL},
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
+        int acc = grammar_accepts(g.data, v, cases[i].text);
+        CHECK_MSG(acc == (cases[i].args != NULL), "case %zu: grammar %s\n%s", i,
+                  acc ? "accepts" : "rejects", cases[i].text);
+        if (cases[i].args) {
+            char *a = xml_parse_one(tools, cases[i].text);
+            CHECK_MSG(a && strcmp(a, cases[i].args) == 0, "case %zu: parsed %s", i, a);
+            free(a);
+        }
+    }
+    /* string values: random texts from pieces of the closing tag. The
+     * grammar accepts V exactly when it holds no "</parameter>" and does not
+     * end inside a partial one (the documented limit); the parser then reads
+     * V back unchanged. */
+    static const char *const pieces[] = {"a", "<", "/", "</", "</param", "</parameter",
+                                         "</parameter>", ">", "\n", "<parameter=x>",
+                                         "</function>", "é", " ", "p", "<tool_call>"};
+    unsigned r = 99;
+    int accepted = 0, rejected = 0;
+    for (int it = 0; it < 400; it++) {
+        char val[256] = "";
+        r = r * 1103515245u + 12345u;
+        int n = 1 + (int)((r >> 16) % 6);
+        for (int k = 0; k < n; k++) {
+            r = r * 1103515245u + 12345u;
+            strcat(val, pieces[(r >> 16) % SL_ARRAY_LEN(pieces)]);
+        }
+        char text[512];
+        snprintf(text, sizeof text, XC("edit") "<parameter=code>\n%s\n</parameter>\n" XP("flag", "true") XE, val);
+        size_t vl = strlen(val), pl = strlen(TC_XML_PARAM_CLOSE), part = 0;
+        for (size_t m = SL_MIN(vl, pl - 1); m > 0 && !part; m--)
+            if (memcmp(val + vl - m, TC_XML_PARAM_CLOSE, m) == 0) part = m;
+        bool want = !strstr(val, TC_XML_PARAM_CLOSE) && part == 0;
+        int acc = grammar_accepts(g.data, v, text);
+        CHECK_MSG(acc == want, "value [%s]: grammar %s", val, acc ? "accepts" : "rejects");
+        if (acc == 1) {
+            accepted++;
+            char *a = xml_parse_one(tools, text);
+            json_t *o = a ? json_loads(a, 0, NULL) : NULL;
+            const char *code = json_string_value(json_object_get(o, "code"));
+            CHECK_MSG(code && strcmp(code, val) == 0, "value [%s] parsed as %s", val, a);
+            json_decref(o);
+            free(a);
+        } else {
+            rejected++;
+        }
+    }
+    CHECK(accepted > 50 && rejected > 50);
+    sl_buf_free(&g);
+    /* parallel: calls joined by "\n"; required: any tool */
+    CHECK(tc_build_grammar(TC_FAMILY_QWEN3_CODER, tools, TC_CHOICE_REQUIRED, NULL, true, &g, err,
+                           sizeof err) == 0);
+    CHECK(grammar_accepts(g.data, v, XC("get_time") XE "\n" XC("edit") XP("code", "x") XP("flag", "true") XE) == 1);
+    CHECK(grammar_accepts(g.data, v, XC("get_time") XE XC("get_time") XE) == 0);
+    sl_buf_free(&g);
+    CHECK(tc_build_grammar(TC_FAMILY_QWEN3_CODER, tools, TC_CHOICE_REQUIRED, NULL, false, &g, err,
+                           sizeof err) == 0);
+    CHECK(grammar_accepts(g.data, v, XC("get_time") XE "\n" XC("get_time") XE) == 0);
+    CHECK(grammar_accepts(g.data, v, XC("get_time") XE) == 1);
+    sl_buf_free(&g);
+    /* parameter names the format cannot carry, bad lengths: errors */
+    const char *bad[] = {
+        "[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"object\","
+        "\"properties\":{\"a>b\":{\"type\":\"string\"}}}}}]",
+        "[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"object\","
+        "\"properties\":{\"\":{\"type\":\"string\"}}}}}]",
+        "[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"object\","
+        "\"properties\":{\"s\":{\"type\":\"string\",\"minLength\":3,\"maxLength\":2}}}}}]",
+        "[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"object\","
+        "\"properties\":{\"s\":{\"type\":\"string\",\"maxLength\":100000}}}}}]",
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(bad); i++) {
+        json_t *bt = json_loads(bad[i], 0, NULL);
+        err[0] = 0;
+        CHECK_MSG(tc_build_grammar(TC_FAMILY_QWEN3_CODER, bt, TC_CHOICE_REQUIRED, NULL, false, &g,
+                                   err, sizeof err) < 0 && err[0],
+                  "bad tools %zu accepted", i);
+        json_decref(bt);
+        sl_buf_free(&g);
+    }
+    /* an empty enum string, and one with quotes and a newline: literals */
+    json_t *et = json_loads(
+        "[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":"
+        "\"object\",\"properties\":{\"e\":{\"enum\":[\"\",\"a \\\"b\\\"\\nc\"]}},"
+        "\"required\":[\"e\"]}}}]",
+        0, NULL);
+    CHECK(et && tc_build_grammar(TC_FAMILY_QWEN3_CODER, et, TC_CHOICE_REQUIRED, NULL, false, &g,
+                                 err, sizeof err) == 0);
+    CHECK(grammar_accepts(g.data, v, XC("f") XP("e", "") XE) == 1);
+    CHECK(grammar_accepts(g.data, v, XC("f") XP("e", "a \"b\"\nc") XE) == 1);
+    CHECK(grammar_accepts(g.data, v, XC("f") XP("e", "a") XE) == 0);
+    char *ea = xml_parse_one(et, XC("f") XP("e", "a \"b\"\nc") XE);
+    CHECK_MSG(ea && strcmp(ea, "{\"e\":\"a \\\"b\\\"\\nc\"}") == 0, "%s", ea);
+    free(ea);
+    json_decref(et);
+    sl_buf_free(&g);
+    /* the lazy trigger is <tool_call> (a bare <function= is only parsed) */
+    tc_trigger_t tr = tc_trigger(TC_FAMILY_QWEN3_CODER);
+    CHECK(tr.lazy_supported && strcmp(tr.words[0], "<tool_call>") == 0 && !tr.words[1]);
+    json_decref(tools);
+    gram_vocab_free(v);
+}
+
+/* Every template of the conformance set keeps its family. */
+static void test_detect_templates(void) {
+    struct {
+        const char *file;
+        tc_family_t fam;
+        bool reasoning;
+    } t[] = {
+        {"Qwen2.5", TC_FAMILY_HERMES, false},         {"Qwen3", TC_FAMILY_HERMES, true},
+        {"Llama-3.1", TC_FAMILY_LLAMA3, false},       {"DeepSeek-V3", TC_FAMILY_DEEPSEEK, false},
+        {"DeepSeek-R1", TC_FAMILY_DEEPSEEK, true},        {"DeepSeek-V2.5", TC_FAMILY_NONE, false},
+        {"GLM-4", TC_FAMILY_NONE, false}, /* (glm4 by its vocabulary) */             {"InternLM2.5", TC_FAMILY_NONE, false},
+        {"Mistral-Nemo", TC_FAMILY_MISTRAL, false},   {"Llama-2", TC_FAMILY_NONE, false},
+        {"gpt-oss", TC_FAMILY_HARMONY, false},        {"Qwen3-Coder", TC_FAMILY_QWEN3_CODER, false},
+        {"Qwen3.5", TC_FAMILY_QWEN3_CODER, true},
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(t); i++) {
+        char path[128], err[256];
+        snprintf(path, sizeof path, "tests/data/templates/%s.jinja", t[i].file);
+        size_t n = 0;
+        char *src = sl_read_file(path, &n, err, sizeof err);
+        CHECK_MSG(src != NULL, "%s", err);
+        if (!src) continue;
+        tc_family_t f = tc_detect(src, n, NULL, NULL);
+        CHECK_MSG(f == t[i].fam, "%s: %s, want %s", t[i].file, tc_family_name(f),
+                  tc_family_name(t[i].fam));
+        CHECK_MSG(tc_detect_reasoning(src, n, NULL, NULL) == t[i].reasoning, "%s reasoning",
+                  t[i].file);
+        free(src);
+    }
+}
+
 int main(void) {
     g_tools = json_loads(TOOLS_JSON, 0, NULL);
     CHECK(g_tools != NULL);
@@ -1099,10 +1807,16 @@ int main(void) {
     RUN(test_glm);
     RUN(test_internlm_mistral);
     RUN(test_harmony);
+    RUN(test_qwen3_coder);
     RUN(test_robustness);
+    RUN(test_fuzz_findings);
     RUN(test_json_shapes);
     RUN(test_request);
     RUN(test_grammar);
+    RUN(test_harmony_lazy);
+    RUN(test_harmony_final);
+    RUN(test_xml_grammar);
+    RUN(test_detect_templates);
     json_decref(g_tools);
     return test_summary();
 }

@@ -1011,6 +1011,8 @@ rt_t *rt_new(const rt_config_t *cfg, char *err, size_t errlen) {
     /* libevent's own limit is a backstop: bodies a bit over ours get our JSON 413 */
     evhttp_set_max_body_size(r->http, (ev_ssize_t)SL_MIN(r->cfg.max_body * 4, (size_t)1 << 30));
     evhttp_set_timeout(r->http, r->cfg.timeout_s);
+    /* as `serve` (the nodes refuse more anyway): libevent's default is no limit */
+    evhttp_set_max_headers_size(r->http, 16 << 10);
     evhttp_set_allowed_methods(r->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                                             EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);

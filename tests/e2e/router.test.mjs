@@ -319,8 +319,12 @@ test("limits and the router's own routes", async () => {
       body: JSON.stringify({ model: "tiny", prompt: "x".repeat(5000) }) });
     assert.equal(big.status, 413);
     assert.equal((await big.json()).error.code, "request_too_large");
+    // headers past 16 KiB are refused by the router itself, as by a node
+    const huge = await fetch(r3.url + "/v1/models", { headers: { "x-pad": "a".repeat(20000) } }).catch(() => null);
+    assert.ok(huge === null || (huge.status >= 400 && huge.status < 500 && !huge.headers.get("x-silica-backend")));
     const h = await (await fetch(r3.url + "/health")).json();
     assert.equal(h.status, "ok");
+    assert.equal(h.backends[0].up, true); // the node was never asked, so never marked down
     assert.equal(h.backends[0].url, nodes[0].url);
   } finally {
     assert.equal(await r3.stop(), 0, r3.log());

@@ -12,10 +12,13 @@
  * (evhttp's chunked callback), so SSE events are never held back. The
  * reply ends when the node's does.
  *
- * Failures: a node that refuses the connection, or drops it before any
- * response header, is marked down at once and the request goes to the next
- * node of its order; nothing has reached the client yet, so the retry is
- * invisible to it. A timeout before the headers is a 504 (the node may
+ * Failures: a node that refuses the connection (it never saw the request)
+ * is marked down at once and the request goes to the next node of its
+ * order; nothing has reached the client yet, so the retry is invisible to
+ * it. A node that drops a new connection after taking the request is a 502
+ * (not retried: a request that crashed one node must not crash the next);
+ * a kept-alive connection that fails as it is reused is retried once on a
+ * new connection to the same node. A timeout before the headers is a 504 (the node may
  * still be working: not retried elsewhere). A failure after the reply has
  * started can only cut the stream short. No healthy node: 503.
  *
@@ -463,8 +466,18 @@ static void on_node_done(struct evhttp_request *breq, void *arg) {
         job_dispatch(j);
         return;
     }
-    /* refused or dropped before any response: down now, try the next node */
-    mark_down(r, tried, breq ? "connection failed" : "connection dropped");
+    if (!breq) {
+        /* a new connection the node dropped after taking the request: it
+         * may have crashed on it, and the same request would take the next
+         * node down too; the client gets a 502, the health checks judge
+         * the node */
+        job_fail(j, 502, "backend_closed", "The backend %s closed the connection before answering.",
+                 r->b[tried].url);
+        return;
+    }
+    /* the connection failed (refused, unreachable): the node never saw the
+     * request; it is down now, and the next node takes it */
+    mark_down(r, tried, "connection failed");
     job_dispatch(j);
 }
 

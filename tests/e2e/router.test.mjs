@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import net from "node:net";
+import http from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import OpenAI from "openai";
@@ -339,6 +340,27 @@ test("limits and the router's own routes", async () => {
     assert.equal(h.status, 503);
   } finally {
     assert.equal(await r4.stop(), 0, r4.log());
+  }
+  // a node that takes a request and drops the connection: a 502, not tried
+  // on another node (it might crash that one too), not marked down
+  const dropper = http.createServer((req, res) => {
+    if (req.url === "/health") res.end(JSON.stringify({ status: "ok", models: ["tiny"] }));
+    else req.socket.destroy();
+  });
+  await new Promise((r) => dropper.listen(0, "127.0.0.1", r));
+  const dropUrl = `http://127.0.0.1:${dropper.address().port}`;
+  const r8 = await startRouter(["--backend", dropUrl]);
+  try {
+    const res = await fetch(r8.url + "/v1/chat/completions", { method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "tiny", messages: [{ role: "user", content: "hi" }] }) });
+    assert.equal(res.status, 502);
+    assert.equal((await res.json()).error.code, "backend_closed");
+    const m = await metrics(r8.url);
+    assert.equal(m.silica_router_retries_total, 0);
+    assert.equal(m[`silica_router_backend_up{backend="${dropUrl}"}`], 1);
+  } finally {
+    assert.equal(await r8.stop(), 0, r8.log());
+    dropper.close();
   }
   for (const bad of [["--backend", "https://x:1"], ["--backend", "http://x:1/v1"], []]) {
     const p = spawn(BIN, ["route", "--listen", "127.0.0.1:0", ...bad], { stdio: "ignore" });

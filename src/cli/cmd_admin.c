@@ -34,7 +34,7 @@ static const char *usage_text =
     "  models set-limits ACCOUNT|all MODEL|'*' [--rpm N] [--tpm N] [--rpd N] [--tpd N]\n"
     "                    (0 = unlimited; unnamed limits keep their current value)\n"
     "  models limits ACCOUNT MODEL\n"
-    "  usage [--by day,model,key,account,status,request] [--account ID] [--format table|csv|json]\n"
+    "  usage [--by day,model,key,account,status,request,batch] [--account ID] [--format table|csv|json]\n"
     "        [--from DATE] [--to DATE]\n"
     "  verify                      check every balance against credits and the ledger\n"
     "\n"

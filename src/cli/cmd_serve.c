@@ -39,6 +39,11 @@ static void serve_usage(FILE *f) {
             "  --max-keys N        API keys an account may hold when it creates its own through\n"
             "                      POST /v1/user/keys (default 100; 0 = no cap)\n"
             "  --max-body BYTES    request body limit (default 8388608)\n"
+            "  --max-file BYTES    largest file POST /v1/files accepts (default 67108864)\n"
+            "  --files-quota BYTES uploaded files an account may keep (default 1073741824)\n"
+            "  --batch-price F     batch requests' price as a factor of the model's (default 0.5)\n"
+            "  --batch-running N   batch requests running at once, beside interactive ones\n"
+            "                      (default 2)\n"
             "  --max-conns N       open connections (default 1024)\n"
             "  --max-running N     sequences decoding at once per model (default 16)\n"
             "  --max-queued N      waiting sequences per model before 503 (default 256)\n"
@@ -159,6 +164,19 @@ int cmd_serve(int argc, char **argv) {
         } else if (!strcmp(a, "--max-body")) {
             bad = parse_int(v, 1024, 1L << 30, &n);
             cfg.max_body = (size_t)n;
+        } else if (!strcmp(a, "--max-file")) {
+            bad = parse_int(v, 1024, 1L << 30, &n);
+            plat_cfg.max_file_bytes = n;
+        } else if (!strcmp(a, "--files-quota")) {
+            bad = parse_int(v, 1024, INT64_MAX / 2, &n);
+            plat_cfg.max_account_file_bytes = n;
+        } else if (!strcmp(a, "--batch-price")) {
+            int64_t ppm = 0;
+            bad = plat_money_parse(v, &ppm) != 0 || ppm < 0 || ppm > PLAT_BATCH_FACTOR_MAX;
+            plat_cfg.batch_price_ppm = ppm;
+        } else if (!strcmp(a, "--batch-running")) {
+            bad = parse_int(v, 1, 1024, &n);
+            cfg.batch_running = (int)n;
         } else if (!strcmp(a, "--max-conns")) {
             bad = parse_int(v, 1, 1 << 20, &n);
             cfg.max_conns = (int)n;
@@ -246,6 +264,8 @@ int cmd_serve(int argc, char **argv) {
         }
         plat_srv_hooks(plat, &cfg.hooks);
         cfg.hooks.account = account_route;
+        /* an upload's multipart body: the file and a little form around it */
+        cfg.max_upload = (size_t)plat_cfg.max_file_bytes + ((size_t)64 << 10);
     } else {
         fprintf(stderr, "silica serve: API keys are not checked (%s); serving on %s only\n",
                 no_auth ? "--no-auth" : "no --data or --db", host);

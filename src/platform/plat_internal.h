@@ -41,7 +41,7 @@ typedef struct plat_slot {
 /* The platform's statements (sql.c holds their text). */
 enum {
     ST_KEY_LOOKUP, ST_PRICE_GET, ST_LIMITS_GET,
-    ST_ACCT_BAL, ST_ACCT_SPEND, ST_LEDGER_INSERT,
+    ST_ACCT_BAL, ST_ACCT_SPEND, ST_LEDGER_INSERT, ST_ITEM_DONE,
     ST_CREDIT_INSERT, ST_ACCT_ADD, ST_ACCT_EXISTS, ST_ACCT_LOCK, ST_ACCT_INSERT, ST_ACCT_GET,
     ST_ACCT_LIST, ST_ACCT_COUNT, ST_ACCTS_LOCK, ST_ACCT_SET_STATUS,
     ST_KEY_INSERT, ST_KEY_LIVE_COUNT, ST_KEY_REVOKE, ST_KEY_LIST,
@@ -49,6 +49,10 @@ enum {
     ST_RESP_EXPIRE, ST_RESP_TRIM, ST_RESP_PUT, ST_RESP_GET, ST_RESP_DELETE,
     ST_RESV_SWEEP_ACCT, ST_RESV_SUM, ST_RESV_INSERT, ST_RESV_DELETE, ST_RESV_RENEW, ST_RESV_SWEEP,
     ST_BUCKET_ENSURE, ST_BUCKET_GET, ST_BUCKET_PUT,
+    ST_FILE_INSERT, ST_FILE_GET, ST_FILE_BODY, ST_FILE_DELETE, ST_FILE_USED, ST_FILE_LIST,
+    ST_BATCH_INSERT, ST_BATCH_GET, ST_BATCH_LIST, ST_BATCH_ACTIVE, ST_BATCH_START, ST_BATCH_FAIL,
+    ST_BATCH_CANCEL, ST_BATCH_FINISH,
+    ST_ITEM_INSERT, ST_ITEM_COUNTS, ST_ITEM_PENDING, ST_ITEM_RESULTS,
     ST_N
 };
 extern const db_sql_t plat_sql[ST_N];
@@ -70,6 +74,7 @@ struct plat {
     pthread_t lease_thread;
     bool lease_running, lease_stop; /* lease_stop under mu */
     pthread_cond_t lease_cv;
+    struct plat_batch_run *batch_running; /* batch requests started and not done (batch.c); under mu */
     plat_slot_t **slots;
     size_t nslots; /* buckets in the table, a power of two */
     size_t nused;
@@ -90,6 +95,7 @@ struct plat_req {
     int64_t reserved;     /* micro-yuan held from the balance */
     int64_t est_tokens;   /* tokens taken from the TPM/TPD buckets */
     int64_t started_ms;
+    char *batch_id;       /* a batch's request: its batch (ledger column batch_id); else NULL */
     plat_limits_t lim;    /* the limits it was admitted under (the caps of its give-back) */
     int rl_at;            /* PLAT_RL_*: where its rate-limit tokens were taken */
     bool held;                       /* shared: a reservations row exists for it */

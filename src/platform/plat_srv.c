@@ -5,6 +5,7 @@
  */
 #include "platform/plat_srv.h"
 #include "platform/plat_internal.h"
+#include "platform/batch.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -20,6 +21,7 @@ static void copy_status(const plat_status_t *in, srv_status_t *out) {
     snprintf(out->code, sizeof out->code, "%s", in->code);
     snprintf(out->message, sizeof out->message, "%s", in->message);
     out->retry_after_s = in->retry_after_s;
+    snprintf(out->param, sizeof out->param, "%s", in->param);
 }
 
 static int hook_begin(void *ctx, const char *authorization, const char *model,
@@ -98,6 +100,8 @@ void plat_srv_hooks(plat_t *p, srv_hooks_t *h) {
     h->store_put = hook_store_put;
     h->store_get = hook_store_get;
     h->store_delete = hook_store_delete;
+    h->files = plat_srv_files;
+    h->batch_poll = plat_srv_batch_poll;
     h->metrics = hook_metrics;
 }
 
@@ -381,4 +385,175 @@ int plat_srv_user_keys(void *plat, const char *method, const char *authorization
     if (!strcmp(method, "POST")) return keys_create(p, account, current, in, in_len, http, body, st);
     if (!strcmp(method, "DELETE")) return keys_revoke(p, account, current, key_id, http, body, st);
     return fail(st, 405, "invalid_request_error", "method_not_allowed", "Use GET, POST or DELETE.");
+}
+
+/* ---- the Files and Batch APIs (batch.h) ---- */
+
+/* The value of `key` in a URL query (no percent-decoding: the values
+ * taken here are ids, numbers and words) into buf; NULL when absent. */
+static const char *query_get(const char *q, const char *key, char *buf, size_t cap) {
+    size_t kl = strlen(key);
+    while (q && *q) {
+        size_t n = strcspn(q, "&");
+        if (n > kl && !strncmp(q, key, kl) && q[kl] == '=') {
+            size_t vl = n - kl - 1;
+            if (vl >= cap) vl = cap - 1;
+            memcpy(buf, q + kl + 1, vl);
+            buf[vl] = '\0';
+            return buf;
+        }
+        q += n;
+        if (*q == '&') q++;
+    }
+    return NULL;
+}
+
+/* A query's integer parameter: def when absent, -1 when not a number. */
+static int query_int(const char *q, const char *key, int def) {
+    char buf[24];
+    if (!query_get(q, key, buf, sizeof buf)) return def;
+    char *end;
+    long v = strtol(buf, &end, 10);
+    if (!*buf || *end || v < 0 || v > 1000000) return -1;
+    return (int)v;
+}
+
+static int files_answer(json_t *v, const plat_status_t *ps, char **body, size_t *len, srv_status_t *st) {
+    if (!v) {
+        copy_status(ps, st);
+        return -1;
+    }
+    *body = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(v);
+    if (!*body) return fail(st, 500, "server_error", "internal_error", "out of memory");
+    *len = strlen(*body);
+    return 0;
+}
+
+int plat_srv_files(void *ctx, const srv_files_req_t *in, int *http, char **body, size_t *len, bool *raw,
+                   srv_status_t *st) {
+    plat_t *p = ctx;
+    plat_status_t ps;
+    int64_t account, key;
+    *http = 200;
+    *raw = false;
+    *body = NULL;
+    *len = 0;
+    if (plat_auth(p, in->authorization, &account, &key, &ps) != 0) {
+        copy_status(&ps, st);
+        return -1;
+    }
+    const bool files = !strcmp(in->route, "files");
+    const char *rest = in->rest;
+    char id[PLAT_ID_MAX + 1];
+    size_t idn = strcspn(rest, "/");
+    snprintf(id, sizeof id, "%.*s", (int)SL_MIN(idn, (size_t)PLAT_ID_MAX), rest);
+    const char *tail = rest[idn] == '/' ? rest + idn + 1 : NULL;
+    json_t *v = NULL;
+    char buf[PLAT_ID_MAX + 1], pbuf[32];
+    if (files && !*rest && !strcmp(in->method, "POST")) {
+        if (!in->has_file)
+            return bad_param(st, "file", "missing_required_parameter", "Missing required parameter: 'file'.");
+        v = plat_file_create(p, account, in->purpose, in->filename, in->file, in->file_len, &ps);
+    } else if (files && !*rest) {
+        int limit = query_int(in->query, "limit", 10000);
+        char order[8];
+        const char *o = query_get(in->query, "order", order, sizeof order);
+        if (o && strcmp(o, "asc") && strcmp(o, "desc"))
+            return bad_param(st, "order", "invalid_value", "Invalid 'order': use 'asc' or 'desc'.");
+        v = plat_file_list(p, account, query_get(in->query, "purpose", pbuf, sizeof pbuf),
+                           query_get(in->query, "after", buf, sizeof buf), limit, o && !strcmp(o, "asc"), &ps);
+    } else if (files && !tail && !strcmp(in->method, "GET")) {
+        v = plat_file_get(p, account, id, &ps);
+    } else if (files && !tail) {
+        v = plat_file_delete(p, account, id, &ps);
+    } else if (files && !strcmp(tail, "content") && !strcmp(in->method, "GET")) {
+        *body = plat_file_content(p, account, id, len, &ps);
+        if (!*body) {
+            copy_status(&ps, st);
+            return -1;
+        }
+        *raw = true;
+        return 0;
+    } else if (!files && !*rest && !strcmp(in->method, "POST")) {
+        json_error_t je;
+        json_t *b = json_loadb(in->body ? in->body : "", in->body_len, JSON_REJECT_DUPLICATES, &je);
+        if (!b) return bad_param(st, "", "invalid_json", "The request body is not valid JSON.");
+        v = plat_batch_create(p, account, key, b, &ps);
+        json_decref(b);
+    } else if (!files && !*rest) {
+        v = plat_batch_list(p, account, query_get(in->query, "after", buf, sizeof buf),
+                            query_int(in->query, "limit", 20), &ps);
+    } else if (!files && !tail && !strcmp(in->method, "GET")) {
+        v = plat_batch_get(p, account, id, &ps);
+    } else if (!files && tail && !strcmp(tail, "cancel") && !strcmp(in->method, "POST")) {
+        v = plat_batch_cancel(p, account, id, &ps);
+    } else {
+        return fail(st, 404, "invalid_request_error", "unknown_url", "Unknown request URL under /v1/files or /v1/batches.");
+    }
+    return files_answer(v, &ps, body, len, st);
+}
+
+/* One batch request on its way through the server's generation path. */
+typedef struct batch_run_ctx {
+    plat_t *p;
+    plat_batch_task_t *t;
+} batch_run_ctx_t;
+
+static int batch_begin(void *ctx, const char *model, int64_t est_prompt, int64_t est_completion, void **req,
+                       srv_status_t *st) {
+    batch_run_ctx_t *c = ctx;
+    plat_status_t ps;
+    int rc = plat_begin_batch(c->p, c->t->account_id, c->t->key_id, c->t->batch_id, model, est_prompt,
+                              est_completion, &c->t->req, &ps);
+    copy_status(&ps, st);
+    *req = c->t->req;
+    return rc;
+}
+
+static void batch_done(void *ctx, void *req, int http, const char *body, size_t len, const srv_usage_t *u,
+                       const char *status) {
+    batch_run_ctx_t *c = ctx;
+    plat_usage_t pu = {.ttft_ms = -1};
+    if (u) {
+        pu.prompt_tokens = u->prompt_tokens;
+        pu.cached_tokens = u->cached_tokens;
+        pu.completion_tokens = u->completion_tokens;
+        pu.reasoning_tokens = u->reasoning_tokens;
+        pu.ttft_ms = u->ttft_ms;
+    }
+    c->t->req = req;
+    plat_batch_task_done(c->p, c->t, http, body, len, u ? &pu : NULL, status);
+    free(c);
+}
+
+static bool batch_is_model(void *ud, const char *endpoint, const char *model) {
+    const srv_batch_ops_t *ops = ud;
+    return ops->has_model(ops->srv, endpoint, model);
+}
+
+void plat_srv_batch_poll(void *ctx, int room, const srv_batch_ops_t *ops) {
+    plat_t *p = ctx;
+    plat_batch_task_t **tasks = NULL;
+    int n = 0;
+    char err[SL_ERR_MAX];
+    if (plat_batch_step(p, room, batch_is_model, (void *)ops, &tasks, &n, err, sizeof err) != 0)
+        sl_warn("batch runner: %s", err);
+    for (int i = 0; i < n; i++) {
+        batch_run_ctx_t *c = calloc(1, sizeof *c);
+        srv_internal_t in = {.endpoint = tasks[i]->endpoint, .body = tasks[i]->body,
+                             .len = strlen(tasks[i]->body), .ctx = c, .begin = batch_begin,
+                             .done = batch_done};
+        if (c) {
+            c->p = p;
+            c->t = tasks[i];
+        }
+        if (!c || ops->run(ops->srv, &in) != 0) {
+            static const char oom[] = "{\"error\":{\"message\":\"The server could not start this request.\","
+                                      "\"type\":\"server_error\",\"param\":null,\"code\":null}}";
+            free(c);
+            plat_batch_task_done(p, tasks[i], 500, oom, sizeof oom - 1, NULL, "error");
+        }
+    }
+    free(tasks);
 }

@@ -56,4 +56,21 @@ int plat_srv_user_keys(void *plat, const char *method, const char *authorization
                        const char *key_id, const char *in, size_t in_len, int *http, char **body,
                        srv_status_t *st);
 
+/* The Files and Batch APIs (srv_hooks_t.files; batch.h has the books):
+ *   POST   /v1/files                 multipart file + purpose "batch" -> file
+ *   GET    /v1/files[?purpose=&limit=&order=&after=] -> list, newest first
+ *   GET    /v1/files/{id}            -> file;  GET /v1/files/{id}/content -> its bytes
+ *   DELETE /v1/files/{id}            -> {"id","object":"file","deleted":true}
+ *   POST   /v1/batches               {input_file_id, endpoint, completion_window, metadata}
+ *   GET    /v1/batches[?after=&limit=], GET /v1/batches/{id}, POST /v1/batches/{id}/cancel
+ * Every object belongs to the key's account: another account's id is the
+ * same 404 as an unknown one. */
+int plat_srv_files(void *plat, const srv_files_req_t *in, int *http, char **body, size_t *len, bool *raw,
+                   srv_status_t *st);
+
+/* The batch runner (srv_hooks_t.batch_poll): advances the batches and
+ * starts up to `room` of their requests through ops->run, each admitted
+ * by plat_begin_batch and recorded by plat_batch_task_done. */
+void plat_srv_batch_poll(void *plat, int room, const srv_batch_ops_t *ops);
+
 #endif

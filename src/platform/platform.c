@@ -17,6 +17,7 @@
  *    by one thread at a time.
  */
 #include "platform/plat_internal.h"
+#include "platform/batch.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -41,6 +42,9 @@ void plat_config_default(plat_config_t *cfg) {
     cfg->paid_limits = (plat_limits_t){.rpm = 1000, .tpm = 1000000, .rpd = 0, .tpd = 0};
     cfg->free_limits = (plat_limits_t){.rpm = 100, .tpm = 100000, .rpd = 0, .tpd = 0};
     cfg->max_keys = PLAT_MAX_KEYS_DEFAULT;
+    cfg->batch_price_ppm = PLAT_BATCH_FACTOR_DEFAULT;
+    cfg->max_file_bytes = PLAT_MAX_FILE_DEFAULT;
+    cfg->max_account_file_bytes = PLAT_MAX_ACCOUNT_FILES_DEFAULT;
 }
 
 int64_t plat_now_ms(plat_t *p) {
@@ -228,6 +232,11 @@ plat_t *plat_open(const char *where, const plat_config_t *cfg, char *err, size_t
         p->cfg = *cfg;
     else
         plat_config_default(&p->cfg);
+    if (p->cfg.batch_price_ppm < 0 || p->cfg.batch_price_ppm > PLAT_BATCH_FACTOR_MAX)
+        p->cfg.batch_price_ppm = PLAT_BATCH_FACTOR_DEFAULT;
+    if (p->cfg.max_file_bytes <= 0) p->cfg.max_file_bytes = PLAT_MAX_FILE_DEFAULT;
+    if (p->cfg.max_account_file_bytes <= 0)
+        p->cfg.max_account_file_bytes = PLAT_MAX_ACCOUNT_FILES_DEFAULT;
     pthread_mutex_init(&p->mu, NULL);
     p->nslots = 64;
     p->slots = calloc(p->nslots, sizeof *p->slots);
@@ -279,6 +288,7 @@ void plat_close(plat_t *p) {
         pthread_join(p->lease_thread, NULL);
     }
     pthread_cond_destroy(&p->lease_cv);
+    plat_batch_forget_running(p);
     rl_redis_close(p->redis);
     db_close(p->db);
     for (size_t i = 0; p->slots && i < p->nslots; i++) {
@@ -384,6 +394,7 @@ static void bucket_give(plat_bucket_t *b, double n) {
 static void req_free(plat_req_t *r) {
     if (!r) return;
     free(r->model);
+    free(r->batch_id);
     free(r);
 }
 
@@ -531,6 +542,20 @@ static int64_t clamp0(int64_t v) {
     return v < 0 ? 0 : v;
 }
 
+/* price * ppm / 1e6, rounded up, without overflow for any int64 price
+ * (saturates). ppm <= PLAT_BATCH_FACTOR_MAX. */
+int64_t plat_price_scale(int64_t price, int64_t ppm) {
+    if (price <= 0 || ppm <= 0) return 0;
+    int64_t q = price / 1000000, r = price % 1000000;
+    if (q > INT64_MAX / ppm - 1) return INT64_MAX;
+    return q * ppm + (r * ppm + 999999) / 1000000;
+}
+
+/* Locked. Admits a request of the account in row: balance, then (not for a
+ * batch's request, batch_id set) the rate limits. */
+static int admit(plat_t *p, key_row_t row, const char *model, int64_t est_prompt_tokens,
+                 int64_t max_completion_tokens, const char *batch_id, plat_req_t **out,
+                 plat_status_t *st);
 /* ---- rate limits in Redis ----
  *
  * One key per (account, model, limit): "silica:rl:{a<account>:<model>}:rpm"
@@ -633,20 +658,72 @@ int plat_begin(plat_t *p, const char *authorization, const char *model, int64_t 
     if (!model || !*model || strlen(model) > 256)
         return deny(st, 400, "invalid_request_error", "invalid_model",
                     "The 'model' field is missing or too long.");
+    pthread_mutex_lock(&p->mu);
+    key_row_t row;
+    int rc = authenticate(p, authorization, &row, st);
+    if (rc == 0) rc = admit(p, row, model, est_prompt_tokens, max_completion_tokens, NULL, out, st);
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+int plat_begin_batch(plat_t *p, int64_t account_id, int64_t key_id, const char *batch_id,
+                     const char *model, int64_t est_prompt_tokens, int64_t max_completion_tokens,
+                     plat_req_t **out, plat_status_t *st) {
+    *out = NULL;
+    if (!model || !*model || strlen(model) > 256)
+        return deny(st, 400, "invalid_request_error", "invalid_model",
+                    "The 'model' field is missing or too long.");
+    char err[SL_ERR_MAX];
+    pthread_mutex_lock(&p->mu);
+    key_row_t row = {.key_id = key_id, .account_id = account_id};
+    int rc = -1;
+    db_stmt_t *s = db_stmt(p->db, ST_ACCT_GET, err, sizeof err);
+    if (!s) {
+        db_deny(p, st, err);
+        goto out;
+    }
+    db_bind_int64(s, 1, account_id);
+    if (db_step(s) != DB_ROW) {
+        db_release(s);
+        deny(st, 403, "permission_denied", "account_disabled",
+             "Account %" PRId64 " no longer exists.", account_id);
+        goto out;
+    }
+    char status[16];
+    snprintf(status, sizeof status, "%s", db_col_text(s, 2));
+    row.gift = db_col_int64(s, 3);
+    row.charge = db_col_int64(s, 4);
+    db_release(s);
+    if (strcmp(status, "normal") != 0) {
+        deny(st, 403, "permission_denied", "account_disabled",
+             "Account %" PRId64 " is %s; contact the operator.", account_id, status);
+        goto out;
+    }
+    rc = admit(p, row, model, est_prompt_tokens, max_completion_tokens, batch_id, out, st);
+out:
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+static int admit(plat_t *p, key_row_t row, const char *model, int64_t est_prompt_tokens,
+                 int64_t max_completion_tokens, const char *batch_id, plat_req_t **out,
+                 plat_status_t *st) {
     est_prompt_tokens = clamp0(est_prompt_tokens);
     max_completion_tokens = clamp0(max_completion_tokens);
     char err[SL_ERR_MAX];
     bool in_tx = false; /* shared: the admission transaction is open */
-    pthread_mutex_lock(&p->mu);
-    key_row_t row;
-    int rc = authenticate(p, authorization, &row, st);
-    if (rc != 0) goto out;
-
+    int rc;
     plat_price_t price;
     bool priced;
     if (plat_price_get_locked(p, model, &price, &priced, err, sizeof err) != 0) {
         rc = db_deny(p, st, err);
         goto out;
+    }
+    if (batch_id) { /* batch requests are billed at the batch price */
+        int64_t f = p->cfg.batch_price_ppm;
+        price.input = plat_price_scale(price.input, f);
+        price.cached_input = plat_price_scale(price.cached_input, f);
+        price.output = plat_price_scale(price.output, f);
     }
     plat_usage_t worst = {.prompt_tokens = est_prompt_tokens,
                           .completion_tokens = max_completion_tokens};
@@ -687,7 +764,9 @@ int plat_begin(plat_t *p, const char *authorization, const char *model, int64_t 
     /* Rate limits: all four buckets must allow it; report the one with the
      * longest wait. Nothing is taken unless every check passed. */
     plat_limits_t lim;
-    if (plat_limits_get_locked(p, row.account_id, model, is_free, &lim, err, sizeof err) != 0) {
+    if (batch_id) { /* the runner's concurrency paces a batch, not the interactive limits */
+        lim = (plat_limits_t){0};
+    } else if (plat_limits_get_locked(p, row.account_id, model, is_free, &lim, err, sizeof err) != 0) {
         rc = db_deny(p, st, err);
         goto out;
     }
@@ -757,9 +836,9 @@ int plat_begin(plat_t *p, const char *authorization, const char *model, int64_t 
 
     plat_req_t *r = calloc(1, sizeof *r);
     unsigned char rnd[16];
-    if (!r || !(r->model = sl_strdup(model)) || plat_random(rnd, sizeof rnd) != 0) {
-        if (r) free(r->model);
-        free(r);
+    if (!r || !(r->model = sl_strdup(model)) || (batch_id && !(r->batch_id = sl_strdup(batch_id))) ||
+        plat_random(rnd, sizeof rnd) != 0) {
+        req_free(r);
         if (rl_at == PLAT_RL_REDIS) redis_give(p, row.account_id, model, &lim, tokens, true);
         rc = deny(st, 500, "server_error", "internal_error", "out of memory or randomness");
         goto out;
@@ -822,7 +901,6 @@ int plat_begin(plat_t *p, const char *authorization, const char *model, int64_t 
     rc = 0;
 out:
     if (in_tx) db_rollback(p->db);
-    pthread_mutex_unlock(&p->mu);
     return rc;
 }
 
@@ -883,7 +961,7 @@ void plat_abort(plat_t *p, plat_req_t *r) {
 
 /* Locked: one transaction with the ledger row and the balance change. */
 static int record(plat_t *p, plat_req_t *r, const plat_usage_t *u, int64_t cost, const char *status,
-                  char *err, size_t errlen) {
+                  const plat_item_result_t *item, char *err, size_t errlen) {
     if (db_begin(p->db, err, errlen) != 0) return -1;
     /* on PostgreSQL the read locks the account row (FOR UPDATE) */
     db_stmt_t *s = db_stmt(p->db, ST_ACCT_BAL, err, errlen);
@@ -926,9 +1004,28 @@ static int record(plat_t *p, plat_req_t *r, const plat_usage_t *u, int64_t cost,
     db_bind_int64(s, 13, r->started_ms);
     db_bind_int64(s, 14, plat_now_ms(p));
     db_bind_int64(s, 15, u->ttft_ms);
+    if (r->batch_id) db_bind_text(s, 16, r->batch_id);
+    else db_bind_null(s, 16);
     rc = db_step_done(s, err, errlen);
     db_release(s);
     if (rc != 0) goto fail;
+    if (item) { /* the batch request's result, in the same commit as its charge */
+        s = db_stmt(p->db, ST_ITEM_DONE, err, errlen);
+        if (!s) goto fail;
+        db_bind_text(s, 1, r->batch_id ? r->batch_id : "");
+        db_bind_int64(s, 2, item->line);
+        db_bind_int64(s, 3, item->failed ? 2 : 1);
+        db_bind_text(s, 4, item->result);
+        rc = db_step_done(s, err, errlen);
+        db_release(s);
+        if (rc != 0) goto fail;
+        if (db_changes(p->db) != 1) { /* recorded already: never bill it twice */
+            sl_err(err, errlen, "batch %s line %" PRId64 " already has a result",
+                   r->batch_id ? r->batch_id : "?", item->line);
+            db_rollback(p->db);
+            return PLAT_EDUP;
+        }
+    }
     /* shared: the reservation ends with the charge, in the same commit */
     if (r->held && resv_exec(p, ST_RESV_DELETE, r->id, 0, 0, err, errlen) != 0) goto fail;
     if (db_commit(p->db, err, errlen) != 0) goto fail;
@@ -939,6 +1036,11 @@ fail:
 }
 
 int plat_finish(plat_t *p, plat_req_t *r, const plat_usage_t *u_in, const char *status) {
+    return plat_finish_item(p, r, u_in, status, NULL);
+}
+
+int plat_finish_item(plat_t *p, plat_req_t *r, const plat_usage_t *u_in, const char *status,
+                     const plat_item_result_t *item) {
     if (!r) return -1;
     /* Normalize: counts are >= 0, cached <= prompt, reasoning <= completion. */
     plat_usage_t u = u_in ? *u_in : (plat_usage_t){.ttft_ms = -1};
@@ -954,10 +1056,10 @@ int plat_finish(plat_t *p, plat_req_t *r, const plat_usage_t *u_in, const char *
     pthread_mutex_lock(&p->mu);
     int rc = 0;
     for (int attempt = 0; attempt < 3; attempt++) {
-        rc = record(p, r, &u, cost, st, err, sizeof err);
-        if (rc == 0) break;
+        rc = record(p, r, &u, cost, st, item, err, sizeof err);
+        if (rc == 0 || rc == PLAT_EDUP) break;
     }
-    if (rc != 0)
+    if (rc != 0 && rc != PLAT_EDUP)
         sl_warn("platform: could not record request %s (account %" PRId64 ", %" PRId64
                 " micro-yuan): %s",
                 r->id, r->account_id, cost, err);

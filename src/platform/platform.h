@@ -66,6 +66,14 @@
 /* Error codes beside -1 (which is "failed, see err"). */
 #define PLAT_ELIMIT (-2)          /* a cap was reached (plat_key_create_capped) */
 #define PLAT_ENOTFOUND (-3)       /* no such row for that account (plat_key_revoke) */
+#define PLAT_EDUP (-4)            /* the batch request already has a result (plat_finish_item) */
+
+/* The Files and Batch APIs' defaults (plat_config_t). The batch price
+ * factor is in parts per million of the interactive price. */
+#define PLAT_BATCH_FACTOR_DEFAULT INT64_C(500000)      /* 0.5: batch requests cost half */
+#define PLAT_BATCH_FACTOR_MAX INT64_C(10000000)        /* 10 */
+#define PLAT_MAX_FILE_DEFAULT ((int64_t)64 << 20)      /* bytes per uploaded file */
+#define PLAT_MAX_ACCOUNT_FILES_DEFAULT ((int64_t)1 << 30) /* bytes of uploads per account */
 
 typedef struct plat plat_t;
 typedef struct plat_req plat_req_t;
@@ -85,6 +93,11 @@ typedef struct plat_config {
                                  stopped renewing it (died); 0 = PLAT_LEASE_MS_DEFAULT */
     int max_keys;             /* live keys an account may hold when it creates its own
                                  (plat_key_create_capped); 0 = no cap */
+    int64_t batch_price_ppm;  /* batch requests' price: ppm of the interactive price
+                                 (500000 = 0.5); 0 = free; outside 0..PLAT_BATCH_FACTOR_MAX
+                                 the default */
+    int64_t max_file_bytes;   /* largest uploaded file; <= 0 = PLAT_MAX_FILE_DEFAULT */
+    int64_t max_account_file_bytes; /* an account's uploads together; <= 0 = the default */
     /* Rate-limit buckets in Redis, shared by every node using the same
      * server (redis://[[user]:pass@]host[:port][/db] or unix:///path.sock);
      * NULL = in the process (SQLite) or in rate_buckets rows (PostgreSQL).
@@ -109,6 +122,7 @@ typedef struct plat_status {
     char message[320];      /* what happened and what to change */
     int retry_after_s;      /* > 0 on 429 */
     char limit[8];          /* on 429: "rpm", "tpm", "rpd" or "tpd" */
+    char param[48];         /* the request field at fault, "" = none */
 } plat_status_t;
 
 typedef struct plat_usage {
@@ -147,6 +161,32 @@ int plat_begin(plat_t *p, const char *authorization, const char *model,
  * "cancelled" (any short word is kept). Returns 0, or -1 when the ledger
  * could not be written (logged; r is freed either way). */
 int plat_finish(plat_t *p, plat_req_t *r, const plat_usage_t *u, const char *status);
+
+/* A request of a batch (batch.c's runner) for account_id, made with key_id
+ * when the batch was created: no key is checked (the batch was
+ * authorized when created) but the account must still be normal and its
+ * balance cover the request; the interactive rate limits are not drawn
+ * from; the price is the model's times cfg.batch_price_ppm; the ledger row
+ * carries batch_id. Finished with plat_finish_item (or plat_abort). */
+int plat_begin_batch(plat_t *p, int64_t account_id, int64_t key_id, const char *batch_id,
+                     const char *model, int64_t est_prompt_tokens, int64_t max_completion_tokens,
+                     plat_req_t **out, plat_status_t *st);
+
+/* A batch request's result line, recorded in the commit of its ledger row. */
+typedef struct plat_item_result {
+    int64_t line;       /* the batch_items row (batch: the request's batch_id) */
+    bool failed;        /* goes to the error file */
+    const char *result; /* the JSONL line, without its newline */
+} plat_item_result_t;
+
+/* plat_finish, and with item the result of a batch's request in the same
+ * transaction. PLAT_EDUP (nothing recorded, nothing billed) when the
+ * request already has a result. Frees r. */
+int plat_finish_item(plat_t *p, plat_req_t *r, const plat_usage_t *u, const char *status,
+                     const plat_item_result_t *item);
+
+/* price * ppm / 1e6 rounded up (saturating): a price at a factor. */
+int64_t plat_price_scale(int64_t price, int64_t ppm);
 
 /* Gives back everything plat_begin took; no ledger row. Frees r. */
 void plat_abort(plat_t *p, plat_req_t *r);

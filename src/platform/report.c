@@ -25,6 +25,7 @@ static const group_col_t group_cols[] = {
     {"account", "CAST(u.account_id AS TEXT)"},
     {"status", "u.status"},
     {"request", "u.request_id"},
+    {"batch", "coalesce(u.batch_id, '')"}, /* '' for interactive requests */
 };
 
 #define NUM_COLS 7
@@ -67,7 +68,7 @@ int plat_usage_report(plat_t *p, const plat_report_opts_t *o, sl_buf_t *out, cha
                 found = (int)i;
         if (found < 0 || ngroup >= (int)SL_ARRAY_LEN(group_cols))
             return sl_err(err, errlen,
-                          "cannot group by '%.*s': use day, model, key, account, status or request",
+                          "cannot group by '%.*s': use day, model, key, account, status, request or batch",
                           (int)n, g);
         groups[ngroup++] = found;
         g += n;

@@ -102,6 +102,47 @@ const char *const plat_migrations[] = {
     "  tpd_level DOUBLE PRECISION NOT NULL, tpd_cap INTEGER NOT NULL,"
     "  updated_at INTEGER NOT NULL,"               /* unix ms of the last refill; -1 new */
     "  PRIMARY KEY (account_id, model));",
+    /* 5: the Files and Batch APIs (batch.c): uploaded and produced files,
+     * batches, and each batch's requests with their results; ledger rows
+     * of batch requests name their batch */
+    "ALTER TABLE usage_ledger ADD COLUMN batch_id TEXT;"
+    "CREATE TABLE files ("
+    "  id TEXT PRIMARY KEY," /* "file-..." */
+    "  account_id INTEGER NOT NULL,"
+    "  purpose TEXT NOT NULL,"
+    "  filename TEXT NOT NULL,"
+    "  bytes INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL," /* unix ms */
+    "  body TEXT NOT NULL);"
+    "CREATE INDEX files_account ON files(account_id, created_at);"
+    "CREATE TABLE batches ("
+    "  id TEXT PRIMARY KEY," /* "batch_..." */
+    "  account_id INTEGER NOT NULL,"
+    "  key_id INTEGER NOT NULL,"
+    "  endpoint TEXT NOT NULL,"
+    "  input_file_id TEXT NOT NULL,"
+    "  completion_window TEXT NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  output_file_id TEXT NOT NULL DEFAULT '',"
+    "  error_file_id TEXT NOT NULL DEFAULT '',"
+    "  metadata TEXT NOT NULL DEFAULT 'null',"
+    "  errors TEXT NOT NULL DEFAULT 'null',"
+    /* unix s; 0 = not reached */
+    "  created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,"
+    "  in_progress_at INTEGER NOT NULL DEFAULT 0, finalizing_at INTEGER NOT NULL DEFAULT 0,"
+    "  completed_at INTEGER NOT NULL DEFAULT 0, failed_at INTEGER NOT NULL DEFAULT 0,"
+    "  expired_at INTEGER NOT NULL DEFAULT 0, cancelling_at INTEGER NOT NULL DEFAULT 0,"
+    "  cancelled_at INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX batches_account ON batches(account_id, created_at);"
+    "CREATE INDEX batches_status ON batches(status);"
+    "CREATE TABLE batch_items ("
+    "  batch_id TEXT NOT NULL,"
+    "  line INTEGER NOT NULL," /* 1-based line of the input file */
+    "  custom_id TEXT NOT NULL,"
+    "  body TEXT NOT NULL,"                /* the request body, JSON */
+    "  state INTEGER NOT NULL DEFAULT 0,"  /* 0 pending, 1 succeeded, 2 failed */
+    "  result TEXT NOT NULL DEFAULT '',"   /* the output or error file line */
+    "  PRIMARY KEY (batch_id, line));",
 };
 const int plat_nmigrations = (int)SL_ARRAY_LEN(plat_migrations);
 
@@ -124,8 +165,12 @@ const db_sql_t plat_sql[ST_N] = {
     [ST_LEDGER_INSERT] = {"INSERT INTO usage_ledger (request_id, account_id, key_id, model, "
                           "prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens, "
                           "cost, gift_spent, charge_spent, status, started_at, finished_at, "
-                          "ttft_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
-                          "?13, ?14, ?15)"},
+                          "ttft_ms, batch_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
+                          "?12, ?13, ?14, ?15, ?16)"},
+    /* a batch request's result lands with its ledger row; state 0 guards
+     * against recording one twice */
+    [ST_ITEM_DONE] = {"UPDATE batch_items SET state = ?3, result = ?4 "
+                      "WHERE batch_id = ?1 AND line = ?2 AND state = 0"},
 
     /* ---- accounts, keys, prices, limits (admin.c) ---- */
     [ST_CREDIT_INSERT] = {"INSERT INTO credits (account_id, kind, gift, charge, note, created_at) "
@@ -194,6 +239,50 @@ const db_sql_t plat_sql[ST_N] = {
     [ST_BUCKET_PUT] = {"UPDATE rate_buckets SET rpm_level = ?3, rpm_cap = ?4, tpm_level = ?5, "
                        "tpm_cap = ?6, rpd_level = ?7, rpd_cap = ?8, tpd_level = ?9, tpd_cap = ?10, "
                        "updated_at = ?11 WHERE account_id = ?1 AND model = ?2"},
+
+    /* ---- files and batches (batch.c); every read names the account ---- */
+    [ST_FILE_INSERT] = {"INSERT INTO files (id, account_id, purpose, filename, bytes, created_at, "
+                        "body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
+    [ST_FILE_GET] = {"SELECT id, purpose, filename, bytes, created_at FROM files "
+                     "WHERE id = ?1 AND account_id = ?2"},
+    [ST_FILE_BODY] = {"SELECT body, bytes FROM files WHERE id = ?1 AND account_id = ?2"},
+    [ST_FILE_DELETE] = {"DELETE FROM files WHERE id = ?1 AND account_id = ?2"},
+    [ST_FILE_USED] = {"SELECT coalesce(sum(bytes), 0) FROM files WHERE account_id = ?1 "
+                      "AND purpose != 'batch_output'"},
+    [ST_FILE_LIST] = {"SELECT id, purpose, filename, bytes, created_at FROM files "
+                      "WHERE account_id = ?1 AND (?2 = '' OR purpose = ?2) "
+                      "ORDER BY created_at DESC, id DESC"},
+    [ST_BATCH_INSERT] = {"INSERT INTO batches (id, account_id, key_id, endpoint, input_file_id, "
+                         "completion_window, status, metadata, created_at, expires_at) "
+                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'validating', ?7, ?8, ?9)"},
+#define BATCH_COLS                                                                                 \
+    "id, endpoint, input_file_id, completion_window, status, output_file_id, error_file_id, "     \
+    "metadata, errors, created_at, expires_at, in_progress_at, finalizing_at, completed_at, "     \
+    "failed_at, expired_at, cancelling_at, cancelled_at, account_id, key_id"
+    [ST_BATCH_GET] = {"SELECT " BATCH_COLS " FROM batches WHERE id = ?1 AND account_id = ?2"},
+    [ST_BATCH_LIST] = {"SELECT " BATCH_COLS " FROM batches WHERE account_id = ?1 "
+                       "ORDER BY created_at DESC, id DESC"},
+    [ST_BATCH_ACTIVE] = {"SELECT " BATCH_COLS " FROM batches WHERE status IN ('validating', "
+                         "'in_progress', 'finalizing', 'cancelling') ORDER BY created_at, id"},
+    [ST_BATCH_START] = {"UPDATE batches SET status = 'in_progress', in_progress_at = ?2 "
+                        "WHERE id = ?1 AND status = 'validating'"},
+    [ST_BATCH_FAIL] = {"UPDATE batches SET status = 'failed', failed_at = ?2, errors = ?3 "
+                       "WHERE id = ?1 AND status = 'validating'"},
+    [ST_BATCH_CANCEL] = {"UPDATE batches SET status = 'cancelling', cancelling_at = ?2 "
+                         "WHERE id = ?1 AND account_id = ?3 AND status IN ('validating', "
+                         "'in_progress')"},
+    [ST_BATCH_FINISH] = {"UPDATE batches SET status = ?2, finalizing_at = ?3, completed_at = ?4, "
+                         "expired_at = ?5, cancelled_at = ?6, output_file_id = ?7, "
+                         "error_file_id = ?8 WHERE id = ?1"},
+    [ST_ITEM_INSERT] = {"INSERT INTO batch_items (batch_id, line, custom_id, body) "
+                        "VALUES (?1, ?2, ?3, ?4)"},
+    [ST_ITEM_COUNTS] = {"SELECT count(*), coalesce(sum(CASE WHEN state = 1 THEN 1 ELSE 0 END), 0), "
+                        "coalesce(sum(CASE WHEN state = 2 THEN 1 ELSE 0 END), 0) "
+                        "FROM batch_items WHERE batch_id = ?1"},
+    [ST_ITEM_PENDING] = {"SELECT line, custom_id, body FROM batch_items "
+                         "WHERE batch_id = ?1 AND state = 0 ORDER BY line LIMIT ?2"},
+    [ST_ITEM_RESULTS] = {"SELECT state, result FROM batch_items WHERE batch_id = ?1 "
+                         "AND state != 0 ORDER BY line"},
 
     /* ---- stored responses (responses.c) ---- */
     [ST_RESP_EXPIRE] = {"DELETE FROM responses WHERE account_id = ?1 AND created_at < ?2"},

@@ -72,12 +72,28 @@ struct emb_job {
     json_t *docs; /* borrowed from body */
     int top_n;
     bool return_documents;
+    /* srv_run_internal (a batch's request): no connection; the answer and
+     * the usage go to ij.done when the job is freed (as in gen.c) */
+    bool internal;
+    srv_internal_t ij;
+    void *ij_req;
+    const char *ij_status; /* the hook finished with it; NULL = abort */
+    srv_usage_t ij_u;
+    int ij_http;
+    char *ij_body;
 };
 
 /* ---- lifetime ---- */
 
 static void job_free(emb_job_t *j) {
     srv_t *s = j->s;
+    if (j->internal) {
+        const char *body = j->ij_body ? j->ij_body : "{}";
+        j->ij.done(j->ij.ctx, j->ij_req, j->ij_http ? j->ij_http : 500, body, strlen(body),
+                   j->ij_status ? &j->ij_u : NULL, j->ij_status ? j->ij_status : "aborted");
+        free(j->ij_body);
+        s->n_internal--;
+    }
     if (j->prev) j->prev->next = j->next;
     else s->ejobs = j->next;
     if (j->next) j->next->prev = j->prev;
@@ -106,8 +122,37 @@ static void job_hook_finish(emb_job_t *j, int64_t tokens, const char *status) {
     srv_usage_t u = {0};
     u.prompt_tokens = tokens;
     u.ttft_ms = -1;
-    if (s->cfg.hooks.finish) s->cfg.hooks.finish(s->cfg.hooks.ctx, j->hook, &u, status);
+    if (j->internal) {
+        j->ij_u = u;
+        j->ij_status = status;
+    } else if (s->cfg.hooks.finish) {
+        s->cfg.hooks.finish(s->cfg.hooks.ctx, j->hook, &u, status);
+    }
     j->hook = NULL;
+}
+
+/* The answer: to the client, or kept for an internal job's done (the
+ * first answer stands). Steals body (heap JSON text). */
+static void reply_text(emb_job_t *j, struct evhttp_request *req, int status, char *body) {
+    if (j->internal) {
+        if (!j->ij_body) {
+            j->ij_http = status;
+            j->ij_body = body;
+        } else {
+            free(body);
+        }
+        return;
+    }
+    if (req) srv_send_json(j->s, req, status, body ? body : "{}", body ? strlen(body) : 2);
+    free(body);
+}
+
+static void reply_error(emb_job_t *j, struct evhttp_request *req, const oai_error_t *e) {
+    if (!j->internal) {
+        if (req) srv_send_error(j->s, req, e);
+        return;
+    }
+    reply_text(j, req, e->status, oai_error_json(e));
 }
 
 void embed_conn_lost(emb_job_t *j) {
@@ -125,6 +170,11 @@ void embed_poll_disconnects(srv_t *s) {
 void embed_free_all(srv_t *s) {
     while (s->ejobs) {
         emb_job_t *j = s->ejobs;
+        if (j->internal && !j->ij_status) { /* unbilled, run again after a restart */
+            j->hook = NULL;
+            j->ij_status = "shutdown";
+            j->ij_http = 503;
+        }
         job_hook_finish(j, 0, "cancelled");
         job_free(j);
     }
@@ -473,11 +523,10 @@ static void send_body(emb_job_t *j, json_t *v) {
     if (!body) {
         oai_error_t e;
         oai_fail(&e, 500, "server_error", NULL, NULL, "out of memory");
-        srv_send_error(j->s, j->req, &e);
+        reply_error(j, j->req, &e);
         return;
     }
-    srv_send_json(j->s, j->req, 200, body, strlen(body));
-    free(body);
+    reply_text(j, j->req, 200, body);
 }
 
 static void respond_embeddings(emb_job_t *j) {
@@ -519,7 +568,7 @@ static void respond_rerank(emb_job_t *j) {
     if (!r) {
         oai_error_t e;
         oai_fail(&e, 500, "server_error", NULL, NULL, "out of memory");
-        srv_send_error(j->s, j->req, &e);
+        reply_error(j, j->req, &e);
         return;
     }
     for (int i = 0; i < j->n; i++) {
@@ -553,7 +602,8 @@ void embed_on_event(srv_t *s, const eng_event_t *ev) {
     if (ev->type != ENG_EV_FINISH) return;
     j->live = false;
     const char *status = ev->finish == ENG_FINISH_STOP ? "ok" : ev->finish == ENG_FINISH_ERROR ? "error" : "cancelled";
-    if (j->req) {
+    const bool answering = j->req || j->internal;
+    if (answering) {
         if (ev->finish == ENG_FINISH_STOP) {
             (j->rerank ? respond_rerank : respond_embeddings)(j);
         } else {
@@ -562,14 +612,17 @@ void embed_on_event(srv_t *s, const eng_event_t *ev) {
                 oai_fail(&e, 500, "server_error", NULL, NULL, "the model failed: %s", ev->error ? ev->error : "?");
             else
                 oai_fail(&e, 503, "server_error", "server_shutting_down", NULL, "The server is shutting down.");
-            srv_send_error(s, j->req, &e);
+            reply_error(j, j->req, &e);
         }
     }
     job_hook_finish(j, ev->finish == ENG_FINISH_STOP ? j->tokens : ev->usage.prompt_tokens,
-                    j->req || ev->finish != ENG_FINISH_STOP ? status : "cancelled");
+                    answering || ev->finish != ENG_FINISH_STOP ? status : "cancelled");
     job_release(j);
     job_free(j);
 }
+
+static void job_start(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, bool rerank, emb_job_t *j,
+                      const char *body, size_t len);
 
 void embed_handle(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, bool rerank) {
     oai_error_t e;
@@ -587,15 +640,38 @@ void embed_handle(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, bool r
         srv_send_error(s, req, &e);
         return;
     }
+    const char *body = (const char *)evbuffer_pullup(in, -1);
+    job_start(s, conn, req, rerank, j, body ? body : "", len);
+}
+
+int embed_run_internal(srv_t *s, const srv_internal_t *in) {
+    emb_job_t *j = calloc(1, sizeof *j);
+    if (!j) return -1;
+    j->internal = true;
+    j->ij = *in;
+    s->n_internal++;
+    job_start(s, NULL, NULL, false, j, in->body, in->len);
+    return 0;
+}
+
+/* Starts job j (allocated, nothing else set) from the route (req, conn)
+ * or for the server itself (j->internal). */
+static void job_start(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, bool rerank, emb_job_t *j,
+                      const char *body, size_t len) {
+    oai_error_t e;
     j->s = s;
     j->rerank = rerank;
     j->next = s->ejobs;
     if (s->ejobs) s->ejobs->prev = j;
     s->ejobs = j;
     s->n_ejobs++;
-    const char *body = (const char *)evbuffer_pullup(in, -1);
+    if (j->internal && len > s->cfg.max_body) { /* the route's own limit (embed_handle) */
+        oai_fail(&e, 413, NULL, "request_too_large", NULL, "The request body is %zu bytes; the limit is %zu bytes.",
+                 len, s->cfg.max_body);
+        goto fail;
+    }
     json_error_t je;
-    j->body = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &je);
+    j->body = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
     const json_t *model = j->body ? json_object_get(j->body, "model") : NULL;
     if (!j->body || !json_is_object(j->body)) {
         oai_fail(&e, 400, NULL, "invalid_json", NULL,
@@ -625,7 +701,12 @@ void embed_handle(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, bool r
         goto fail;
     }
     if ((rerank ? parse_rerank : parse_embeddings)(j, &e) != 0) goto fail;
-    if (srv_hook_begin(s, req, j->m->id, j->tokens, 0, &j->hook, &e) != 0) goto fail;
+    if (j->internal) {
+        if (srv_internal_begin(&j->ij, j->m->id, j->tokens, 0, &j->hook, &e) != 0) goto fail;
+        j->ij_req = j->hook;
+    } else if (srv_hook_begin(s, req, j->m->id, j->tokens, 0, &j->hook, &e) != 0) {
+        goto fail;
+    }
     j->out = malloc((size_t)j->n * (size_t)model_embed_dim(j->m->model) * sizeof *j->out);
     if (!j->out) {
         oai_fail(&e, 500, "server_error", NULL, NULL, "out of memory");
@@ -644,7 +725,7 @@ void embed_handle(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, bool r
     if (rc != 0) {
         if (rc == ENG_EBUSY) {
             oai_fail(&e, 503, "server_error", "server_busy", NULL, "The model is busy; retry shortly.");
-            evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+            if (req) evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
         } else {
             oai_fail(&e, 400, NULL, "invalid_value", NULL, "%s", err);
         }
@@ -653,13 +734,13 @@ void embed_handle(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, bool r
     j->live = true;
     j->req = req;
     j->conn = conn;
-    conn->ejob = j;
+    if (conn) conn->ejob = j;
     return;
 
 fail_hook:
-    if (j->hook && s->cfg.hooks.abort) s->cfg.hooks.abort(s->cfg.hooks.ctx, j->hook);
-    j->hook = NULL;
+    if (j->hook && !j->internal && s->cfg.hooks.abort) s->cfg.hooks.abort(s->cfg.hooks.ctx, j->hook);
+    j->hook = NULL; /* internal: ij_status stays NULL, ij.done aborts */
 fail:
-    srv_send_error(s, req, &e);
+    reply_error(j, req, &e);
     job_free(j);
 }

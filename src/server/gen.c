@@ -108,6 +108,17 @@ struct gen_job {
     bool count_only;
     bool err_native; /* the error to send was raised by the format's parse */
     char fail_msg[200];
+    /* A request the server runs for itself (srv_run_internal): no
+     * connection; the answer and the usage go to ij.done when the job is
+     * freed. ij_req: ij.begin's handle (j->hook goes NULL when finished);
+     * ij_status: set when the hook finished (bill ij_u), NULL = abort. */
+    bool internal;
+    srv_internal_t ij;
+    void *ij_req;
+    const char *ij_status;
+    srv_usage_t ij_u;
+    int ij_http;
+    char *ij_body;
 };
 
 static const char *FINGERPRINT = "fp_silica";
@@ -125,6 +136,14 @@ static uint64_t rng_next(srv_t *s) {
 
 static void job_free(gen_job_t *j) {
     srv_t *s = j->s;
+    if (j->internal) {
+        const char *body = j->ij_body ? j->ij_body : "{}";
+        if (!j->ij_http) j->ij_http = 500;
+        j->ij.done(j->ij.ctx, j->ij_req, j->ij_http, body, strlen(body), j->ij_status ? &j->ij_u : NULL,
+                   j->ij_status ? j->ij_status : "aborted");
+        free(j->ij_body);
+        s->n_internal--;
+    }
     if (j->prev) j->prev->next = j->next;
     else s->jobs = j->next;
     if (j->next) j->next->prev = j->prev;
@@ -194,7 +213,12 @@ static void job_hook_finish(gen_job_t *j, const char *status) {
     if (!j->hook) return;
     srv_usage_t u;
     job_usage(j, strcmp(status, "ok") != 0, &u);
-    if (s->cfg.hooks.finish) s->cfg.hooks.finish(s->cfg.hooks.ctx, j->hook, &u, status);
+    if (j->internal) {
+        j->ij_u = u;
+        j->ij_status = status;
+    } else if (s->cfg.hooks.finish) {
+        s->cfg.hooks.finish(s->cfg.hooks.ctx, j->hook, &u, status);
+    }
     j->hook = NULL;
     j->hook_status = NULL;
 }
@@ -252,6 +276,12 @@ void gen_poll_disconnects(srv_t *s) {
 void gen_free_all(srv_t *s) {
     while (s->jobs) {
         gen_job_t *j = s->jobs;
+        if (j->internal && !j->ij_status) {
+            /* unfinished at shutdown: not billed, run again after a restart */
+            j->hook = NULL;
+            j->ij_status = "shutdown";
+            j->ij_http = 503;
+        }
         if (j->hook) job_hook_finish(j, j->hook_status ? j->hook_status : "cancelled");
         job_free(j);
     }
@@ -607,6 +637,19 @@ static void fmt_complete(gen_job_t *j) {
     }
 }
 
+static void send_error(gen_job_t *j, struct evhttp_request *req, oai_error_t *e);
+
+/* An internal job's answer, kept for ij.done; steals v. */
+static void internal_answer(gen_job_t *j, int status, json_t *v) {
+    if (j->ij_body) { /* the first answer stands */
+        json_decref(v);
+        return;
+    }
+    j->ij_http = status;
+    j->ij_body = v ? json_dumps(v, JSON_COMPACT) : NULL;
+    json_decref(v);
+}
+
 static void job_complete(gen_job_t *j) {
     srv_t *s = j->s;
     if (j->fmt) {
@@ -667,6 +710,13 @@ static void job_complete(gen_job_t *j) {
                                  (json_int_t)j->created, "model", j->m->id, "system_fingerprint",
                                  FINGERPRINT, "choices", choices, "usage", usage_json(j));
         if (j->req) srv_send_jsonv(s, j->req, 200, resp);
+        else if (j->internal && j->failed) {
+            /* the route's client sees a truncated answer; a batch records the failure */
+            json_decref(resp);
+            oai_error_t e;
+            oai_fail(&e, 500, "server_error", NULL, NULL, "%s", j->fail_msg);
+            send_error(j, NULL, &e);
+        } else if (j->internal) internal_answer(j, 200, resp);
         else json_decref(resp);
     }
     if (j->failed) job_hook_finish_later(j, "error");
@@ -1125,6 +1175,13 @@ static void send_error_fmt(srv_t *s, const gen_fmt_t *fmt, struct evhttp_request
 }
 
 static void send_error(gen_job_t *j, struct evhttp_request *req, oai_error_t *e) {
+    if (j->internal) {
+        char *body = oai_error_json(e);
+        json_t *v = body ? json_loads(body, 0, NULL) : NULL;
+        free(body);
+        internal_answer(j, e->status, v);
+        return;
+    }
     send_error_fmt(j->s, j->fmt, req, e, !j->err_native);
 }
 
@@ -1133,8 +1190,10 @@ static void send_count(gen_job_t *j) {
     srv_send_jsonv(j->s, j->req, 200, json_pack("{s:I}", "input_tokens", (json_int_t)j->prompts[0].n));
 }
 
+static void job_start(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, gen_kind_t kind,
+                      gen_job_t *j, const char *body, size_t len);
+
 void gen_handle(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, gen_kind_t kind) {
-    const bool chat = kind != GEN_COMPLETIONS;
     const gen_fmt_t *fmt = kind == GEN_RESPONSES                               ? &resp_gen_fmt
                            : kind == GEN_MESSAGES || kind == GEN_COUNT_TOKENS ? &anth_gen_fmt
                                                                                : NULL;
@@ -1153,6 +1212,45 @@ void gen_handle(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, gen_kind
         send_error_fmt(s, fmt, req, &e, false);
         return;
     }
+    const char *body = (const char *)evbuffer_pullup(in, -1);
+    job_start(s, conn, req, kind, j, body ? body : "", len);
+}
+
+int srv_run_internal(srv_t *s, const srv_internal_t *in) {
+    gen_kind_t kind;
+    if (!strcmp(in->endpoint, "/v1/chat/completions")) kind = GEN_CHAT;
+    else if (!strcmp(in->endpoint, "/v1/completions")) kind = GEN_COMPLETIONS;
+    else if (!strcmp(in->endpoint, "/v1/embeddings")) return embed_run_internal(s, in);
+    else return -1;
+    gen_job_t *j = calloc(1, sizeof *j);
+    if (!j) return -1;
+    j->internal = true;
+    j->ij = *in;
+    s->n_internal++;
+    job_start(s, NULL, NULL, kind, j, in->body, in->len);
+    return 0;
+}
+
+/* The platform's admission of a job: the route's hook, or an internal
+ * job's own begin. */
+static int job_begin(gen_job_t *j, struct evhttp_request *req, int64_t est_prompt, int64_t est_completion,
+                     oai_error_t *e) {
+    if (!j->internal)
+        return srv_hook_begin(j->s, req, j->m->id, est_prompt, est_completion, &j->hook, e);
+    if (srv_internal_begin(&j->ij, j->m->id, est_prompt, est_completion, &j->hook, e) != 0) return -1;
+    j->ij_req = j->hook;
+    return 0;
+}
+
+/* Starts job j (allocated, nothing else set) on a request body: from the
+ * HTTP route (req, conn) or for the server itself (j->internal). */
+static void job_start(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, gen_kind_t kind,
+                      gen_job_t *j, const char *body, size_t len) {
+    const bool chat = kind != GEN_COMPLETIONS;
+    const gen_fmt_t *fmt = kind == GEN_RESPONSES                               ? &resp_gen_fmt
+                           : kind == GEN_MESSAGES || kind == GEN_COUNT_TOKENS ? &anth_gen_fmt
+                                                                               : NULL;
+    oai_error_t e;
     j->s = s;
     j->fmt = fmt;
     j->count_only = kind == GEN_COUNT_TOKENS;
@@ -1161,10 +1259,18 @@ void gen_handle(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, gen_kind
     if (s->jobs) s->jobs->prev = j;
     s->jobs = j;
     s->n_jobs++;
-    const char *body = (const char *)evbuffer_pullup(in, -1);
+    if (j->internal && len > s->cfg.max_body) { /* the route's own limit (gen_handle) */
+        oai_fail(&e, 413, NULL, "request_too_large", NULL, "The request body is %zu bytes; the limit is %zu bytes.",
+                 len, s->cfg.max_body);
+        goto fail;
+    }
     if (fmt) {
-        if (fmt_parse(j, req, body ? body : "", len, &e) != 0) goto fail;
-    } else if (oai_parse(body ? body : "", len, chat, &j->r, &e) != 0) {
+        if (fmt_parse(j, req, body, len, &e) != 0) goto fail;
+    } else if (oai_parse(body, len, chat, &j->r, &e) != 0) {
+        goto fail;
+    }
+    if (j->internal && j->r.stream) {
+        oai_fail(&e, 400, NULL, "invalid_value", "stream", "A batch request cannot stream: remove 'stream'.");
         goto fail;
     }
     j->m = srv_find_model(s, j->r.model);
@@ -1194,9 +1300,7 @@ void gen_handle(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, gen_kind
     int max_tokens = 1;
     if (check_lengths(j, &max_tokens, &e) != 0) goto fail;
 
-    if (srv_hook_begin(s, req, j->m->id, j->prompt_tokens, (int64_t)max_tokens * j->r.n * j->n_prompts, &j->hook,
-                       &e) != 0)
-        goto fail;
+    if (job_begin(j, req, j->prompt_tokens, (int64_t)max_tokens * j->r.n * j->n_prompts, &e) != 0) goto fail;
 
     if (fmt)
         snprintf(j->id, sizeof j->id, "%s%016llx%016llx%016llx", fmt->id_prefix, (unsigned long long)rng_next(s),
@@ -1241,7 +1345,7 @@ void gen_handle(srv_t *s, srv_conn_t *conn, struct evhttp_request *req, gen_kind
     j->max_tokens = max_tokens;
     j->req = req;
     j->conn = conn;
-    conn->job = j;
+    if (conn) conn->job = j;
     if (j->r.gram_kind) {
         /* structured output: the grammar's index is found or built on the
          * engine's grammar worker (never on this thread); a schema it cannot
@@ -1286,11 +1390,11 @@ static void job_fail(gen_job_t *j, oai_error_t *e) {
         if (j->n_live) {
             job_hook_finish_later(j, "error");
         } else {
-            if (s->cfg.hooks.abort) s->cfg.hooks.abort(s->cfg.hooks.ctx, j->hook);
-            j->hook = NULL;
+            if (!j->internal && s->cfg.hooks.abort) s->cfg.hooks.abort(s->cfg.hooks.ctx, j->hook);
+            j->hook = NULL; /* internal: ij_status stays NULL, ij.done aborts */
         }
     }
-    if (j->req) send_error(j, j->req, e);
+    if (j->req || j->internal) send_error(j, j->req, e);
     job_release(j);
     job_maybe_free(j);
 }

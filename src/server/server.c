@@ -14,6 +14,7 @@
  * sequences (their KV caches are freed by the engine before their FINISH
  * events come back).
  */
+#include "server/multipart.h"
 #include "server/server_int.h"
 #include "server/console.h"
 #include "server/tools.h"
@@ -194,6 +195,18 @@ int srv_hook_begin(srv_t *s, struct evhttp_request *req, const char *model, int6
         const char *rid = s->cfg.hooks.request_id(*hook);
         evhttp_add_header(evhttp_request_get_output_headers(req), "x-request-id", rid);
         evhttp_add_header(evhttp_request_get_output_headers(req), "request-id", rid);
+    }
+    return 0;
+}
+
+int srv_internal_begin(const srv_internal_t *ij, const char *model, int64_t est_prompt_tokens,
+                       int64_t est_completion_tokens, void **hook, oai_error_t *e) {
+    srv_status_t st = {0};
+    *hook = NULL;
+    if (ij->begin(ij->ctx, model, est_prompt_tokens, est_completion_tokens, hook, &st) != 0) {
+        *hook = NULL;
+        return oai_fail(e, st.http ? st.http : 403, st.type[0] ? st.type : "permission_denied",
+                        st.code[0] ? st.code : NULL, st.param[0] ? st.param : NULL, "%s", st.message);
     }
     return 0;
 }
@@ -527,6 +540,98 @@ static void handle_keys(srv_t *s, struct evhttp_request *req, const char *method
     free(body);
 }
 
+/* The Files and Batch APIs (/v1/files..., /v1/batches...): answered by
+ * the platform's files hook. A file upload's multipart body is split here
+ * (multipart.h) and its size checked against max_upload; the other bodies
+ * go to the hook as they came. */
+static void handle_files(srv_t *s, struct evhttp_request *req, const char *route, const char *rest,
+                         const char *method, const char *query) {
+    const srv_hooks_t *h = &s->cfg.hooks;
+    if (!h->files) {
+        send_errorf(s, req, 404, "invalid_request_error", "unknown_url",
+                    "This server has no accounts (the platform is off: it runs without --data, or with "
+                    "--no-auth)%s, so it keeps no files or batches.", "");
+        return;
+    }
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    const size_t len = evbuffer_get_length(in);
+    const bool upload = !strcmp(route, "files") && !strcmp(method, "POST");
+    const size_t cap = upload ? s->cfg.max_upload : s->cfg.max_body;
+    oai_error_t e;
+    if (len > cap) {
+        oai_fail(&e, 413, "invalid_request_error", "request_too_large", NULL,
+                 "The request body is %zu bytes; the limit is %zu bytes.", len, cap);
+        srv_send_error(s, req, &e);
+        return;
+    }
+    srv_files_req_t fr = {.method = method, .route = route, .rest = rest, .query = query};
+    char buf[256];
+    fr.authorization = srv_authorization(req, buf, sizeof buf);
+    if (h->auth) { /* the key first: a stranger's upload is a 401, not parsed */
+        int64_t account;
+        srv_status_t ast = {0};
+        if (h->auth(h->ctx, fr.authorization, &account, &ast) != 0) {
+            send_hook_error(s, req, &ast);
+            return;
+        }
+    }
+    const char *body_in = len ? (const char *)evbuffer_pullup(in, -1) : "";
+    mp_part_t parts[MP_MAX_PARTS];
+    char purpose[64];
+    if (upload) {
+        char boundary[80], err[300];
+        int n = 0;
+        const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+        if (mp_boundary(ct, boundary, sizeof boundary, err, sizeof err) != 0 ||
+            mp_parse(body_in, len, boundary, parts, MP_MAX_PARTS, &n, err, sizeof err) != 0) {
+            oai_fail(&e, 400, "invalid_request_error", "invalid_multipart", NULL, "%s", err);
+            srv_send_error(s, req, &e);
+            return;
+        }
+        const mp_part_t *f = mp_find(parts, n, "file"), *pu = mp_find(parts, n, "purpose");
+        if (pu) {
+            if (pu->len >= sizeof purpose || memchr(pu->data, '\0', pu->len)) {
+                oai_fail(&e, 400, "invalid_request_error", "invalid_value", "purpose",
+                         "Invalid 'purpose': use 'batch'.");
+                srv_send_error(s, req, &e);
+                return;
+            }
+            memcpy(purpose, pu->data, pu->len);
+            purpose[pu->len] = '\0';
+            fr.purpose = purpose;
+        }
+        if (f) {
+            fr.has_file = true;
+            fr.file = f->data;
+            fr.file_len = f->len;
+            fr.filename = f->has_filename ? f->filename : "file";
+        }
+    } else {
+        fr.body = body_in;
+        fr.body_len = len;
+    }
+    char *body = NULL;
+    size_t blen = 0;
+    bool raw = false;
+    int http = 200;
+    srv_status_t st = {0};
+    if (h->files(h->ctx, &fr, &http, &body, &blen, &raw, &st) != 0 || !body) {
+        send_hook_error(s, req, &st);
+    } else if (raw) {
+        struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+        srv_add_common_headers(s, req);
+        evhttp_add_header(out, "Content-Type", "application/octet-stream");
+        struct evbuffer *b = evbuffer_new();
+        if (b) evbuffer_add(b, body, blen);
+        srv_count_status(s, http);
+        evhttp_send_reply(req, http, "OK", b);
+        if (b) evbuffer_free(b);
+    } else {
+        srv_send_json(s, req, http, body, blen);
+    }
+    free(body);
+}
+
 /* GET / HEAD of the web console's embedded files (console.h). Every answer,
  * a 404 included, carries the console's security headers; the page's
  * scripts and styles are its own files (the CSP allows nothing inline). */
@@ -685,6 +790,23 @@ static void on_request(struct evhttp_request *req, void *arg) {
     } else if (!strncmp(path, "/v1/user/keys/", 14) && path[14]) {
         if (m != EVHTTP_REQ_DELETE) method_not_allowed(s, req, "DELETE", path);
         else handle_keys(s, req, "DELETE", path + 14);
+    } else if (!strcmp(path, "/v1/files") || !strcmp(path, "/v1/batches")) {
+        const bool files = path[4] == 'f';
+        if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_POST) method_not_allowed(s, req, "GET, POST", path);
+        else handle_files(s, req, files ? "files" : "batches", "", m == EVHTTP_REQ_GET ? "GET" : "POST",
+                          evhttp_uri_get_query(uri));
+    } else if ((!strncmp(path, "/v1/files/", 10) && path[10]) || (!strncmp(path, "/v1/batches/", 12) && path[12])) {
+        const bool files = path[4] == 'f';
+        const char *rest = path + (files ? 10 : 12);
+        const bool cancel = !files && strlen(rest) > 7 && !strcmp(rest + strlen(rest) - 7, "/cancel");
+        if (files && m != EVHTTP_REQ_GET && m != EVHTTP_REQ_DELETE)
+            method_not_allowed(s, req, "GET, DELETE", path);
+        else if (!files && cancel && m != EVHTTP_REQ_POST) method_not_allowed(s, req, "POST", path);
+        else if (!files && !cancel && m != EVHTTP_REQ_GET) method_not_allowed(s, req, "GET", path);
+        else
+            handle_files(s, req, files ? "files" : "batches", rest,
+                         m == EVHTTP_REQ_GET ? "GET" : m == EVHTTP_REQ_POST ? "POST" : "DELETE",
+                         evhttp_uri_get_query(uri));
     } else if (!s->cfg.no_console && console_path_file(path)) {
         if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) method_not_allowed(s, req, "GET, HEAD", path);
         else handle_console(s, req, console_path_file(path), m == EVHTTP_REQ_HEAD);
@@ -705,10 +827,32 @@ static void on_request(struct evhttp_request *req, void *arg) {
 
 /* ---- lifecycle ---- */
 
+static int run_internal(void *srv, const srv_internal_t *in) {
+    return srv_run_internal(srv, in);
+}
+
+/* A loaded model that serves `endpoint`: text generation, or embeddings
+ * (an encoder or a pooled decoder that is not a reranker). */
+static bool has_model_for(void *srv, const char *endpoint, const char *id) {
+    srv_model_t *m = srv_find_model(srv, id);
+    if (!m) return false;
+    if (strcmp(endpoint, "/v1/embeddings") != 0) return !srv_model_embeds(m);
+    return srv_model_embeds(m) && model_hparams(m->model)->pooling != SL_POOLING_RANK;
+}
+
 static void on_poll(evutil_socket_t fd, short what, void *arg) {
     srv_t *s = arg;
     if (s->jobs) gen_poll_disconnects(s);
     if (s->ejobs) embed_poll_disconnects(s);
+    /* the batch runner: a few times a second, with the room left under
+     * its bound (interactive requests are never counted against it) */
+    uint64_t now = sl_now_ns();
+    if (s->cfg.hooks.batch_poll && now - s->batch_poll_ns >= 200000000ull) {
+        s->batch_poll_ns = now;
+        int room = s->cfg.batch_running - s->n_internal;
+        const srv_batch_ops_t ops = {s, run_internal, has_model_for};
+        s->cfg.hooks.batch_poll(s->cfg.hooks.ctx, room > 0 ? room : 0, &ops);
+    }
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg) {
@@ -841,6 +985,8 @@ srv_t *srv_new(const srv_config_t *cfg, const srv_model_spec_t *models, int n_mo
     if (s->cfg.timeout_s <= 0) s->cfg.timeout_s = 300;
     if (s->cfg.max_running <= 0) s->cfg.max_running = 16;
     if (s->cfg.max_queued <= 0) s->cfg.max_queued = 256;
+    if (s->cfg.max_upload == 0) s->cfg.max_upload = ((size_t)64 << 20) + ((size_t)64 << 10);
+    if (s->cfg.batch_running <= 0) s->cfg.batch_running = 2;
     pthread_mutex_init(&s->evq_mu, NULL);
     s->conn_cap = 1;
     while (s->conn_cap < (size_t)s->cfg.max_conns * 2 + 2) s->conn_cap <<= 1;
@@ -890,7 +1036,7 @@ srv_t *srv_new(const srv_config_t *cfg, const srv_model_spec_t *models, int n_mo
     evsignal_add(s->sigterm, NULL);
     /* libevent's own limit is a backstop at 4x ours, so that bodies a bit
      * over the limit get our JSON 413 rather than libevent's HTML one */
-    evhttp_set_max_body_size(s->http, (ev_ssize_t)SL_MIN(s->cfg.max_body * 4, (size_t)1 << 30));
+    evhttp_set_max_body_size(s->http, (ev_ssize_t)SL_MIN(SL_MAX(s->cfg.max_body * 4, s->cfg.max_upload), (size_t)1 << 30));
     evhttp_set_max_headers_size(s->http, (ev_ssize_t)s->cfg.max_header);
     evhttp_set_timeout(s->http, s->cfg.timeout_s);
     evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |

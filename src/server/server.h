@@ -41,6 +41,55 @@ typedef struct srv_usage {
     int64_t ttft_ms; /* -1 unknown */
 } srv_usage_t;
 
+/* A request the server runs for itself, with no connection: the Batch
+ * API's runner feeds each batch request through the same generation path
+ * as the HTTP route (srv_run_internal). */
+typedef struct srv_internal {
+    const char *endpoint; /* "/v1/chat/completions", "/v1/completions" or "/v1/embeddings" */
+    const char *body;     /* the request body, JSON (copied by the server) */
+    size_t len;
+    void *ctx;
+    /* Instead of hooks.begin: admit `model` (the runner's own billing).
+     * 0 and *req, or -1 with *st. */
+    int (*begin)(void *ctx, const char *model, int64_t est_prompt_tokens,
+                 int64_t max_completion_tokens, void **req, srv_status_t *st);
+    /* Exactly once, on the I/O thread (possibly before srv_run_internal
+     * returns): the HTTP status and body the route would have answered.
+     * req is begin's (NULL when begin did not succeed); with req, u is what
+     * to bill with `status` ("ok", "error", "cancelled"), or NULL when
+     * nothing was computed (abort it). status "shutdown": the server stopped
+     * the request unfinished (abort, and run it again after a restart). */
+    void (*done)(void *ctx, void *req, int http, const char *body, size_t len,
+                 const srv_usage_t *u, const char *status);
+} srv_internal_t;
+
+/* POST /v1/files, GET /v1/files[/{id}[/content]], DELETE /v1/files/{id},
+ * POST /v1/batches, GET /v1/batches[/{id}], POST /v1/batches/{id}/cancel
+ * as the files hook takes them. The server parses a multipart upload;
+ * every other body is passed as is. */
+typedef struct srv_files_req {
+    const char *method;        /* "GET", "POST", "DELETE" */
+    const char *route;         /* "files" or "batches" */
+    const char *rest;          /* the path after the route: "", "ID", "ID/content", "ID/cancel" */
+    const char *query;         /* the URL's query (NULL: none) */
+    const char *authorization; /* as for hooks.begin */
+    const char *body;          /* POST /v1/batches: the JSON body */
+    size_t body_len;
+    /* POST /v1/files: the form's fields (purpose NULL when absent) */
+    const char *purpose, *filename;
+    const char *file;
+    size_t file_len;
+    bool has_file;
+} srv_files_req_t;
+
+/* What the server offers the batch runner (hooks.batch_poll). */
+typedef struct srv_batch_ops {
+    void *srv;
+    int (*run)(void *srv, const srv_internal_t *in); /* srv_run_internal */
+    /* a loaded model that serves endpoint (text generation or embeddings) */
+    bool (*has_model)(void *srv, const char *endpoint, const char *id);
+} srv_batch_ops_t;
+
 typedef struct srv_hooks {
     void *ctx;
     /* Authenticate the Authorization header value (NULL when absent),
@@ -84,6 +133,16 @@ typedef struct srv_hooks {
     int (*store_put)(void *ctx, int64_t account, const char *id, const char *text, size_t len);
     int (*store_get)(void *ctx, int64_t account, const char *id, char **text);
     int (*store_delete)(void *ctx, int64_t account, const char *id);
+    /* Optional: the Files and Batch APIs. 0 with *http, *body (heap, the
+     * server frees it), *len and *raw (the body is a file's bytes, sent
+     * as application/octet-stream, not JSON), or -1 with *st. Without it
+     * those routes answer 404. */
+    int (*files)(void *ctx, const srv_files_req_t *in, int *http, char **body, size_t *len,
+                 bool *raw, srv_status_t *st);
+    /* Optional: the batch runner, called on the I/O thread a few times a
+     * second: `room` more batch requests may start now (0: advance the
+     * batches' states only), each with ops->run. */
+    void (*batch_poll)(void *ctx, int room, const struct srv_batch_ops *ops);
     /* Optional: more Prometheus text lines for GET /metrics (heap, the
      * server frees it; NULL adds nothing). */
     char *(*metrics)(void *ctx);
@@ -109,6 +168,8 @@ typedef struct srv_config {
     size_t kv_mem;        /* KV cache bytes per model; 0: engine default */
     int kv_type;          /* ENG_KV_* (0: f16) */
     bool no_console;      /* do not serve the web console (GET / and /console/...) */
+    size_t max_upload;    /* bytes of a POST /v1/files body; default 64 MiB + 64 KiB */
+    int batch_running;    /* batch requests running at once (the runner's bound); default 2 */
     srv_hooks_t hooks;
 } srv_config_t;
 
@@ -120,5 +181,8 @@ int srv_port(const srv_t *s);
 int srv_run(srv_t *s);
 void srv_stop(srv_t *s); /* thread-safe */
 void srv_free(srv_t *s);
+/* Runs a request for the caller (I/O thread only; see srv_internal_t).
+ * 0, or -1 when it could not start (then done is not called). */
+int srv_run_internal(srv_t *s, const srv_internal_t *in);
 
 #endif

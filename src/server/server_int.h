@@ -86,6 +86,8 @@ struct srv {
     int n_jobs;
     emb_job_t *ejobs; /* every live embedding / rerank job (doubly linked) */
     int n_ejobs;
+    int n_internal;    /* live jobs of srv_run_internal (the batch runner's) */
+    uint64_t batch_poll_ns; /* when the batch hook was last polled */
 
     struct resp_store *rstore; /* stored responses without the platform's store hooks (resp_store.h) */
 
@@ -106,6 +108,10 @@ srv_model_t *srv_find_model(srv_t *s, const char *id);
  * on req when the hook asks) when refused. */
 int srv_hook_begin(srv_t *s, struct evhttp_request *req, const char *model, int64_t est_prompt_tokens,
                    int64_t est_completion_tokens, void **hook, oai_error_t *e);
+/* An internal request's admission (srv_internal_t.begin) as a route's
+ * hook: 0 and *hook, or -1 with *e. */
+int srv_internal_begin(const srv_internal_t *ij, const char *model, int64_t est_prompt_tokens,
+                       int64_t est_completion_tokens, void **hook, oai_error_t *e);
 /* A connection whose client has gone (readable, nothing to read): libevent
  * does not notice while a request is handled and no reply has started. */
 bool srv_conn_gone(const srv_conn_t *c);
@@ -190,6 +196,8 @@ void resp_handle_stored(srv_t *s, struct evhttp_request *req, const char *rest, 
 
 /* embed.c: /v1/embeddings and /v1/rerank (encoder models) */
 void embed_handle(srv_t *s, srv_conn_t *c, struct evhttp_request *req, bool rerank);
+/* srv_run_internal for /v1/embeddings. */
+int embed_run_internal(srv_t *s, const srv_internal_t *in);
 void embed_on_event(srv_t *s, const eng_event_t *ev);
 void embed_conn_lost(emb_job_t *j);
 void embed_free_all(srv_t *s);

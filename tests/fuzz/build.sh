@@ -12,6 +12,7 @@
 #   FUZZ_TARGET=resp sh tests/fuzz/build.sh   # fuzz the Responses API request side
 #   FUZZ_TARGET=anth sh tests/fuzz/build.sh   # fuzz the Anthropic Messages request side
 #   FUZZ_TARGET=router sh tests/fuzz/build.sh # fuzz the router's affinity keys and response ids
+#   FUZZ_TARGET=upload sh tests/fuzz/build.sh # fuzz batch uploads (multipart + JSONL validation)
 #   FUZZ_TARGET=toolcall sh tests/fuzz/build.sh  # fuzz the tool-call output parsers and grammars
 #
 # Output goes to build/fuzz/. The seed corpus is written by gguf_seeds (three
@@ -79,6 +80,17 @@ printf '\001%s' '{"model":"m","prompt":[[1,2,3],[4]]}' > "$OUT/seeds-router/ids"
 printf '\002%s' '{"model":"m","instructions":"i","input":[{"role":"user","content":"x"}],"previous_response_id":"resp_1","prompt_cache_key":"k"}' > "$OUT/seeds-router/resp"
 printf '\003%s\n%s' 'event: response.created' 'data: {"type":"response.created","response":{"id":"resp_8f","object":"response"}}' > "$OUT/seeds-router/sse"
 echo "built $OUT/fuzz_router"
+
+# Batch uploads (FUZZ_TARGET=upload): the multipart splitter, then the batch
+# input file's validation; seeds: one valid upload.
+mkdir -p "$OUT/corpus-upload" "$OUT/seeds-upload"
+"$CC" $FLAGS -pthread -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -Wno-missing-field-initializers -I/usr/include/postgresql -o "$OUT/fuzz_upload" tests/fuzz/fuzz_upload.c src/server/multipart.c \
+    src/platform/*.c src/base/base.c -ljansson -lsqlite3 -lpq -lhiredis -lcrypto -lm
+printf 'multipart/form-data; boundary=XY\0--XY\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n--XY\r\nContent-Disposition: form-data; name="file"; filename="a.jsonl"\r\n\r\n%s\n%s\r\n--XY--\r\n' \
+    '{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"m","messages":[]}}' \
+    '{"custom_id":"b","method":"POST","url":"/v1/completions","body":{"model":"n"}}' > "$OUT/seeds-upload/two"
+echo "built $OUT/fuzz_upload"
 
 # Tool calls (FUZZ_TARGET=toolcall): every family's streaming output parser
 # on model output (byte 0 the family, byte 1 the options, byte 2 the piece
@@ -161,6 +173,10 @@ fi
 if [ "${FUZZ_TARGET:-gguf}" = tokenizer ]; then
     exec ./fuzz_tokenizer -max_total_time="$SECONDS_TO_RUN" -max_len=16384 -timeout=10 \
         -rss_limit_mb=2048 -print_final_stats=1 corpus-tokenizer seeds-tokenizer
+fi
+if [ "${FUZZ_TARGET:-gguf}" = upload ]; then
+    exec ./fuzz_upload -max_total_time="$SECONDS_TO_RUN" -max_len=16384 -timeout=10 \
+        -rss_limit_mb=2048 -print_final_stats=1 corpus-upload seeds-upload
 fi
 if [ "${FUZZ_TARGET:-gguf}" = toolcall ]; then
     exec ./fuzz_toolcall -max_total_time="$SECONDS_TO_RUN" -max_len=4096 -timeout=10 \

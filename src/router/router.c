@@ -941,9 +941,11 @@ static int parse_backend(rt_backend_t *b, const char *url, char *err, size_t err
         rc = sl_err(err, errlen, "backend '%s': expected http://HOST:PORT only", url);
     if (rc == 0) {
         b->port = port > 0 ? port : 80;
-        b->host = sl_strdup(host);
-        const bool v6 = strchr(host, ':') != NULL;
-        snprintf(b->hostport, sizeof b->hostport, v6 ? "[%s]:%d" : "%s:%d", host, b->port);
+        /* libevent keeps an IPv6 literal's brackets; connecting wants the address */
+        const size_t hl = strlen(host);
+        b->host = host[0] == '[' && hl >= 2 && host[hl - 1] == ']' ? sl_strndup(host + 1, hl - 2) : sl_strdup(host);
+        const bool v6 = b->host && strchr(b->host, ':') != NULL;
+        snprintf(b->hostport, sizeof b->hostport, v6 ? "[%s]:%d" : "%s:%d", b->host ? b->host : "", b->port);
         size_t n = strlen(url);
         while (n > 0 && url[n - 1] == '/')
             n--;
@@ -1057,7 +1059,9 @@ int rt_port(const rt_t *r) {
 }
 
 int rt_run(rt_t *r) {
-    printf("silica: listening on http://%s:%d (router, %d backends)\n", r->cfg.host, r->port, r->n);
+    const bool v6 = strchr(r->cfg.host, ':') != NULL;
+    printf("silica: listening on http://%s%s%s:%d (router, %d backends)\n", v6 ? "[" : "", r->cfg.host, v6 ? "]" : "",
+           r->port, r->n);
     fflush(stdout);
     health_cb(-1, 0, r); /* a first check now, not one interval later */
     event_base_dispatch(r->base);

@@ -407,16 +407,53 @@ test("nodes serving different models: each request goes to a node that serves it
   }
 });
 
+test("IPv6: a node on [::1] behind a router listening on [::1]", async () => {
+  const proc = spawn(BIN, ["serve", "--model", `tiny=${model}`, "--host", "::1", "--port", "0", ...NODE_ARGS],
+    { stdio: ["ignore", "pipe", "pipe"] });
+  try {
+    const port = await new Promise((resolve, reject) => {
+      let out = "";
+      const timer = setTimeout(() => reject(new Error("no IPv6 node")), 15000);
+      proc.stdout.on("data", (d) => {
+        out += d;
+        const m = out.match(/listening on http:\/\/\[?::1\]?:(\d+)/);
+        if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+      });
+      proc.on("exit", (code) => { clearTimeout(timer); reject(new Error(`node exited (${code})`)); });
+    });
+    const r9 = spawn(BIN, ["route", "--listen", "[::1]:0", "--backend", `http://[::1]:${port}/`], { stdio: ["ignore", "pipe", "pipe"] });
+    try {
+      const rport = await new Promise((resolve, reject) => {
+        let out = "";
+        const timer = setTimeout(() => reject(new Error("no IPv6 router")), 10000);
+        r9.stdout.on("data", (d) => {
+          out += d;
+          const m = out.match(/listening on http:\/\/\[::1\]:(\d+)/);
+          if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+        });
+      });
+      const res = await fetch(`http://[::1]:${rport}/v1/models`);
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get("x-silica-backend"), `http://[::1]:${port}`);
+      assert.equal((await res.json()).data[0].id, "tiny");
+    } finally {
+      r9.kill("SIGTERM");
+    }
+  } finally {
+    proc.kill("SIGTERM");
+  }
+});
+
 test("SIGTERM drains: new connections refused, a stream in flight runs to its end, then exit 0", async () => {
   const r6 = await startRouter(["--backend", nodes[0].url, "--backend", nodes[1].url, "--drain", "300"]);
   await waitHealth(r6.url, (h) => h.backends_up === 2);
   const r = await fetch(r6.url + "/v1/completions", { method: "POST", headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model: "tiny", prompt: "Once", max_tokens: 600, logit_bias: NO_EOS, stream: true }) });
+    body: JSON.stringify({ model: "tiny", prompt: "Once", max_tokens: 900, logit_bias: NO_EOS, stream: true }) });
   const reader = r.body.getReader();
   let body = Buffer.from((await reader.read()).value).toString();
   const exited = new Promise((res) => r6.proc.on("exit", (code) => res(code)));
   r6.proc.kill("SIGTERM");
-  await sleep(100);
+  await sleep(50);
   const port = Number(new URL(r6.url).port);
   const refused = await new Promise((res) => {
     const sock = net.connect(port, "127.0.0.1");

@@ -593,7 +593,8 @@ static void learn_models(rt_backend_t *b, struct evhttp_request *req) {
         size_t i;
         const json_t *m;
         json_array_foreach(list, i, m) {
-            if (json_is_string(m)) b->models[b->n_models++] = rt_hash(json_string_value(m), json_string_length(m));
+            if (json_is_string(m))
+                b->models[b->n_models++] = rt_hash(json_string_value(m), json_string_length(m));
         }
     }
     json_decref(h);
@@ -660,8 +661,8 @@ static void handle_health(rt_t *r, struct evhttp_request *req) {
                               r->b[i].inflight);
         /* how many models its /health listed; null until known */
         if (e)
-            json_object_set_new(e, "models",
-                                r->b[i].n_models >= 0 ? json_integer(r->b[i].n_models) : json_null());
+            json_object_set_new(
+                e, "models", r->b[i].n_models >= 0 ? json_integer(r->b[i].n_models) : json_null());
         json_array_append_new(list, e);
     }
     json_t *v = json_pack("{s:s, s:i, s:o}", "status",
@@ -755,12 +756,14 @@ static void keep_serving(rt_t *r, rt_job_t *j, const bool *elig, bool any) {
     j->n_order = k;
 }
 
-static void plan_order(rt_t *r, rt_job_t *j, rt_key_kind_t kind, const sl_buf_t *key, int pin, const bool *elig);
+static void plan_order(rt_t *r, rt_job_t *j, rt_key_kind_t kind, const sl_buf_t *key, int pin,
+                       const bool *elig);
 
 /* The nodes to try, in order (plan_order), limited to those serving the
  * request's model (heterogeneous nodes: each node's /health lists its
  * models). */
-static void plan(rt_t *r, rt_job_t *j, rt_key_kind_t kind, const sl_buf_t *key, int pin, const char *model) {
+static void plan(rt_t *r, rt_job_t *j, rt_key_kind_t kind, const sl_buf_t *key, int pin,
+                 const char *model) {
     bool elig[RT_MAX_BACKENDS], any = false;
     const uint64_t mh = model && *model ? rt_hash(model, strlen(model)) : 0;
     for (int i = 0; i < r->n; i++) {
@@ -774,7 +777,8 @@ static void plan(rt_t *r, rt_job_t *j, rt_key_kind_t kind, const sl_buf_t *key, 
     keep_serving(r, j, elig, any);
 }
 
-static void plan_order(rt_t *r, rt_job_t *j, rt_key_kind_t kind, const sl_buf_t *key, int pin, const bool *elig) {
+static void plan_order(rt_t *r, rt_job_t *j, rt_key_kind_t kind, const sl_buf_t *key, int pin,
+                       const bool *elig) {
     j->n_order = r->n;
     if (pin >= 0) { /* the node holding the response referred to, then the rest */
         j->order[0] = pin;
@@ -790,7 +794,8 @@ static void plan_order(rt_t *r, rt_job_t *j, rt_key_kind_t kind, const sl_buf_t 
         if (r->cfg.spill < 0) return;
         int least = -1;
         for (int i = 0; i < r->n; i++)
-            if (r->b[i].up && elig[i] && (least < 0 || r->b[i].inflight < least)) least = r->b[i].inflight;
+            if (r->b[i].up && elig[i] && (least < 0 || r->b[i].inflight < least))
+                least = r->b[i].inflight;
         /* the first healthy node of the order within the spill margin goes
          * first (the least busy one always is, so one is found); the nodes
          * it passed over stay next, in order, for retries */
@@ -943,9 +948,11 @@ static int parse_backend(rt_backend_t *b, const char *url, char *err, size_t err
         b->port = port > 0 ? port : 80;
         /* libevent keeps an IPv6 literal's brackets; connecting wants the address */
         const size_t hl = strlen(host);
-        b->host = host[0] == '[' && hl >= 2 && host[hl - 1] == ']' ? sl_strndup(host + 1, hl - 2) : sl_strdup(host);
+        b->host = host[0] == '[' && hl >= 2 && host[hl - 1] == ']' ? sl_strndup(host + 1, hl - 2)
+                                                                   : sl_strdup(host);
         const bool v6 = b->host && strchr(b->host, ':') != NULL;
-        snprintf(b->hostport, sizeof b->hostport, v6 ? "[%s]:%d" : "%s:%d", b->host ? b->host : "", b->port);
+        snprintf(b->hostport, sizeof b->hostport, v6 ? "[%s]:%d" : "%s:%d", b->host ? b->host : "",
+                 b->port);
         size_t n = strlen(url);
         while (n > 0 && url[n - 1] == '/')
             n--;
@@ -1060,8 +1067,8 @@ int rt_port(const rt_t *r) {
 
 int rt_run(rt_t *r) {
     const bool v6 = strchr(r->cfg.host, ':') != NULL;
-    printf("silica: listening on http://%s%s%s:%d (router, %d backends)\n", v6 ? "[" : "", r->cfg.host, v6 ? "]" : "",
-           r->port, r->n);
+    printf("silica: listening on http://%s%s%s:%d (router, %d backends)\n", v6 ? "[" : "",
+           r->cfg.host, v6 ? "]" : "", r->port, r->n);
     fflush(stdout);
     health_cb(-1, 0, r); /* a first check now, not one interval later */
     event_base_dispatch(r->base);

@@ -337,7 +337,8 @@ static void test_body_model(void) {
     CHECK(rt_body_model(a, strlen(a), m, sizeof m) == 6 && !strcmp(m, "bge-m3"));
     const char *longer = "{\"model\":\"a-model-id-longer-than-16\"}";
     CHECK(rt_body_model(longer, strlen(longer), m, sizeof m) == 0);
-    const char *none[] = {"{\"input\":\"model\"}", "{\"model\":7}", "{\"model\":\"\"}", "{\"model\":", "[\"model\"]"};
+    const char *none[] = {"{\"input\":\"model\"}", "{\"model\":7}", "{\"model\":\"\"}",
+                          "{\"model\":", "[\"model\"]"};
     for (size_t i = 0; i < sizeof none / sizeof none[0]; i++)
         CHECK_MSG(rt_body_model(none[i], strlen(none[i]), m, sizeof m) == 0, "%s", none[i]);
     CHECK(rt_body_model(NULL, 0, m, sizeof m) == 0);

@@ -193,8 +193,8 @@ struct eng {
     int ckpt_nb, ckpt_max, ckpt_every, n_ckpt;
     eng_ckpt_t *ckpts;
     int32_t *ckpt_blocks;
-    uint64_t *ckpt_chain;  /* ckpt_max × chain_cap: entry i's block hashes */
-    int chain_cap;         /* blocks of a context */
+    uint64_t *ckpt_chain;         /* ckpt_max × chain_cap: entry i's block hashes */
+    int chain_cap;                /* blocks of a context */
     uint64_t ckpt_seen_evictions; /* the block manager's evictions at the last sweep */
     uint64_t ckpt_tick, ckpt_stored, ckpt_hits, ckpt_evictions;
 
@@ -344,8 +344,10 @@ static void ckpt_copy(eng_t *e, int i, float *state, bool save) {
             uint8_t *d = model_kv_pool_block_data(e->kvp, bl[k], part, &n);
             if (!d) continue;
             n = SL_MIN(n, left);
-            if (save) memcpy(d, p, n);
-            else memcpy(p, d, n);
+            if (save)
+                memcpy(d, p, n);
+            else
+                memcpy(p, d, n);
             p += n;
             left -= n;
         }
@@ -353,7 +355,8 @@ static void ckpt_copy(eng_t *e, int i, float *state, bool save) {
 
 static void ckpt_drop(eng_t *e, int i) {
     const int32_t *bl = ckpt_blocks(e, i);
-    for (int k = 0; k < e->ckpt_nb; k++) kvc_unref(e->kvc, bl[k]);
+    for (int k = 0; k < e->ckpt_nb; k++)
+        kvc_unref(e->kvc, bl[k]);
     e->ckpts[i].live = false;
     e->n_ckpt--;
     e->ckpt_evictions++;
@@ -427,7 +430,8 @@ static void ckpt_restore(eng_t *e, int i, eng_seq_t *s) {
 static void ckpt_save(eng_t *e, eng_seq_t *s, bool decode) {
     const int pos = s->n_past;
     const uint64_t key = s->last_hash;
-    const bool own = s->ckpt_dec >= 0 && e->ckpts[s->ckpt_dec].live && e->ckpts[s->ckpt_dec].key == s->ckpt_dec_key;
+    const bool own = s->ckpt_dec >= 0 && e->ckpts[s->ckpt_dec].live &&
+                     e->ckpts[s->ckpt_dec].key == s->ckpt_dec_key;
     int i = ckpt_find(e, key, pos);
     if (i >= 0) { /* already there (an equal prefix stored it) */
         e->ckpts[i].tick = ++e->ckpt_tick;
@@ -439,15 +443,19 @@ static void ckpt_save(eng_t *e, eng_seq_t *s, bool decode) {
         i = s->ckpt_dec; /* the same blocks, the new state */
     } else {
         if (e->n_ckpt >= e->ckpt_max && !ckpt_evict_lru(e)) return;
-        for (i = 0; e->ckpts[i].live; i++) {}
+        i = 0;
+        while (e->ckpts[i].live)
+            i++; /* a free entry: n_ckpt < ckpt_max */
         int32_t *bl = ckpt_blocks(e, i);
         for (int k = 0; k < e->ckpt_nb; k++) {
             /* free or cached blocks only: sequences' tables are never
              * touched, and other checkpoints only when the pool is full */
             int b = kvc_alloc(e->kvc);
-            while (b < 0 && ckpt_evict_lru(e)) b = kvc_alloc(e->kvc);
+            while (b < 0 && ckpt_evict_lru(e))
+                b = kvc_alloc(e->kvc);
             if (b < 0) {
-                while (k > 0) kvc_unref(e->kvc, bl[--k]);
+                while (k > 0)
+                    kvc_unref(e->kvc, bl[--k]);
                 return;
             }
             bl[k] = b;
@@ -496,7 +504,8 @@ static void ckpt_after_step(eng_t *e, eng_seq_t *s) {
         s->n_hashed * e->bs != s->n_past)
         return;
     const int last = ckpt_last(e, s);
-    if (s->n_past > last) ckpt_save(e, s, true);
+    if (s->n_past > last)
+        ckpt_save(e, s, true);
     else if (s->n_past == last || s->n_past % e->ckpt_every == 0 || s->n_past == s->ckpt_extra)
         ckpt_save(e, s, false);
 }
@@ -558,7 +567,8 @@ static int seq_match_prefix(eng_t *e, eng_seq_t *s) {
         /* the cached chain reached past the checkpoint: its end is likely
          * the end of a prefix others share too; checkpoint it this time */
         s->ckpt_extra = s->n_blocks > ck_blocks ? s->n_blocks * e->bs : 0;
-        while (s->n_blocks > ck_blocks) kvc_unref(e->kvc, s->blocks[--s->n_blocks]);
+        while (s->n_blocks > ck_blocks)
+            kvc_unref(e->kvc, s->blocks[--s->n_blocks]);
         s->n_hashed = ck_blocks;
         s->last_hash = ck_hash;
     }
@@ -1158,8 +1168,11 @@ static int plan_step(eng_t *e) {
             if (pass == 1) {
                 /* a prompt chunk shrinks to the blocks at hand before anyone
                  * is preempted for it */
-                const int room = (s->n_blocks + blocks_available(e)) * e->bs - s->n_past -
-                                 (s->n_past % e->bs && kvc_refcount(e->kvc, s->blocks[s->n_past / e->bs]) > 1 ? e->bs : 0);
+                const int room =
+                    (s->n_blocks + blocks_available(e)) * e->bs - s->n_past -
+                    (s->n_past % e->bs && kvc_refcount(e->kvc, s->blocks[s->n_past / e->bs]) > 1
+                         ? e->bs
+                         : 0);
                 if (room > 0 && room < n) n = room;
                 /* the chunk ends at a checkpoint position: the state there
                  * exists only between two steps */
@@ -1191,7 +1204,8 @@ static void step(eng_t *e) {
     char err[SL_ERR_MAX];
     const uint64_t t0 = sl_now_ns();
     const int n_plan = plan_step(e);
-    if (e->n_ckpt) ckpt_sweep(e); /* the plan may have evicted blocks; before any FINISH of this step */
+    if (e->n_ckpt)
+        ckpt_sweep(e); /* the plan may have evicted blocks; before any FINISH of this step */
     if (n_plan == 0) return;
     int n_rows = 0, n_tok = 0;
     for (int i = 0; i < n_plan; i++) {
@@ -1594,16 +1608,21 @@ eng_t *eng_new(sl_model_t *m, const eng_opts_t *opts, eng_event_fn fn, void *ctx
          * not even one fits there */
         const size_t sbytes = e->state_floats * sizeof(float);
         e->ckpt_nb = (int)SL_MIN((sbytes + bb - 1) / bb, (size_t)1 << 30);
-        e->ckpt_max = e->o.no_prefix_cache ? 0 : (int)SL_MIN(n_blocks / 2 / (size_t)e->ckpt_nb, (size_t)ENG_CKPT_MAX);
+        e->ckpt_max = e->o.no_prefix_cache
+                          ? 0
+                          : (int)SL_MIN(n_blocks / 2 / (size_t)e->ckpt_nb, (size_t)ENG_CKPT_MAX);
         if (e->ckpt_max == 0) e->ckpt_nb = 0;
         const int every = e->o.ckpt_interval == 0 ? ENG_CKPT_INTERVAL : e->o.ckpt_interval;
-        e->ckpt_every = every < 0 || every > (1 << 30) ? INT_MAX : (every + e->bs - 1) / e->bs * e->bs;
+        e->ckpt_every =
+            every < 0 || every > (1 << 30) ? INT_MAX : (every + e->bs - 1) / e->bs * e->bs;
         if (e->ckpt_max) {
             e->chain_cap = (int)ctx_blocks;
             e->ckpts = calloc((size_t)e->ckpt_max, sizeof *e->ckpts);
-            e->ckpt_blocks = malloc((size_t)e->ckpt_max * (size_t)e->ckpt_nb * sizeof *e->ckpt_blocks);
+            e->ckpt_blocks =
+                malloc((size_t)e->ckpt_max * (size_t)e->ckpt_nb * sizeof *e->ckpt_blocks);
             e->ckpt_chain = malloc((size_t)e->ckpt_max * ctx_blocks * sizeof *e->ckpt_chain);
-            if (!e->ckpts || !e->ckpt_blocks || !e->ckpt_chain) e->ckpt_nb = e->ckpt_max = 0; /* go without */
+            if (!e->ckpts || !e->ckpt_blocks || !e->ckpt_chain)
+                e->ckpt_nb = e->ckpt_max = 0; /* go without */
         }
     }
     if (e->logits && e->tmp_logits && e->plan && e->draw_seqs && e->batch && e->pool && e->kvc &&
@@ -1931,14 +1950,15 @@ void eng_metrics_write(sl_buf_t *b, eng_t *const *engines, const char *const *na
           s->state_slots_total);
     GAUGE("silica_state_slots_used", "recurrent state slots held by running sequences", "gauge", "%d",
           s->state_slots_used);
-    GAUGE("silica_state_checkpoints", "recurrent-state checkpoints held for prefix reuse (hybrid models)", "gauge",
-          "%d", s->ckpt_count);
+    GAUGE("silica_state_checkpoints",
+          "recurrent-state checkpoints held for prefix reuse (hybrid models)", "gauge", "%d",
+          s->ckpt_count);
     GAUGE("silica_state_checkpoint_bytes", "KV memory held by state checkpoints", "gauge", "%llu",
           (unsigned long long)s->ckpt_bytes);
     GAUGE("silica_state_checkpoints_stored_total", "state checkpoints stored", "counter", "%llu",
           (unsigned long long)s->ckpt_stored);
-    GAUGE("silica_state_checkpoint_hits_total", "sequences started from a state checkpoint", "counter", "%llu",
-          (unsigned long long)s->ckpt_hits);
+    GAUGE("silica_state_checkpoint_hits_total", "sequences started from a state checkpoint",
+          "counter", "%llu", (unsigned long long)s->ckpt_hits);
     GAUGE("silica_state_checkpoint_evictions_total",
           "state checkpoints dropped (LRU, or their prefix's blocks evicted)", "counter", "%llu",
           (unsigned long long)s->ckpt_evictions);

@@ -249,9 +249,10 @@ typedef struct eng_stats {
      * live in KV blocks of the pool (kv_blocks_ckpt of them: neither used,
      * cached nor free; used + cached + free + ckpt = total) */
     int kv_blocks_ckpt;
-    int ckpt_count;               /* checkpoints held now */
-    uint64_t ckpt_bytes;          /* KV memory they hold (their blocks' bytes) */
-    uint64_t ckpt_stored, ckpt_hits, ckpt_evictions; /* evictions: LRU, or their prefix's blocks evicted */
+    int ckpt_count;      /* checkpoints held now */
+    uint64_t ckpt_bytes; /* KV memory they hold (their blocks' bytes) */
+    uint64_t ckpt_stored, ckpt_hits,
+        ckpt_evictions;           /* evictions: LRU, or their prefix's blocks evicted */
     uint64_t batch_tokens;        /* tokens run through the model (all steps) */
     uint64_t prefix_query_tokens; /* prompt tokens looked up in the prefix cache */
     uint64_t prefix_hit_tokens;   /* of those, reused from cached blocks */

@@ -70,8 +70,10 @@ typedef enum sl_arch {
                           clamped SwiGLU */
     SL_ARCH_QWEN35,    /* Qwen3.5 / 3.6 dense: Gated DeltaNet layers, every 4th a gated attention layer */
     SL_ARCH_QWEN35MOE, /* Qwen3.5 / 3.6 MoE: the same layers, routed experts plus a gated shared expert */
-    SL_ARCH_QWEN3NEXT  /* Qwen3-Next, Qwen3-Coder-Next: qwen35moe's layers with grouped V heads, fused b/a (and
+    SL_ARCH_QWEN3NEXT, /* Qwen3-Next, Qwen3-Coder-Next: qwen35moe's layers with grouped V heads, fused b/a (and
                           in older files q/k/v/z) projections, plain NEOX RoPE */
+    SL_ARCH_GRANITEHYBRID /* IBM Granite 4.0 H: Mamba-2 layers and attention layers (head_count_kv 0 marks a Mamba-2
+                             layer), dense FFN or experts plus a shared expert, Granite's scales */
 } sl_arch_t;
 
 /* How an embedding model turns its last hidden states into one vector per
@@ -141,6 +143,12 @@ typedef struct sl_hparams {
     int ssm_n_k, ssm_head_k; /* key heads (ssm.group_count) of ssm.state_size */
     int ssm_n_v, ssm_head_v; /* value heads (ssm.time_step_rank) of ssm.inner_size / ssm_n_v */
     int n_layer_kv;         /* layers with a KV cache (n_layer but for the DeltaNet ones) */
+    /* any model with a per-sequence recurrent state (qwen35 family,
+     * granitehybrid); mamba2: its recurrent layers are Mamba-2 layers,
+     * whose n_group, d_state, heads and head_dim sit in ssm_n_k,
+     * ssm_head_k, ssm_n_v and ssm_head_v (and which layers they are is the
+     * model's own per-layer table, not full_attn_interval) */
+    bool ssm_hybrid, mamba2;
     bool ssm_v_grouped;     /* qwen3next: value head h reads key head h / (n_v / n_k) (HF's order); qwen35's
                                converter tiles them: key head h mod n_k */
     /* encoders (bert): bidirectional attention over the whole input, absolute

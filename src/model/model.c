@@ -749,7 +749,9 @@ static int load_mamba2_kinds(sl_model_t *m, uint32_t nl, uint32_t *nkv, char *er
         kv = v;
         n_attn++;
     }
-    *nkv = kv ? kv : 1; /* no attention layer: the KV layout is never used */
+    if (n_attn == 0) /* a pure Mamba-2 model is another architecture (mamba2) */
+        return sl_err(err, errlen, "%s has no attention layer (every entry 0)", key);
+    *nkv = kv;
     m->hp.n_layer_kv = n_attn;
     return 0;
 }

@@ -4,7 +4,8 @@
 // Gemma, Granite, SmolLM3, OLMo, DeepSeek (MLA), gpt-oss (attention sinks,
 // a window of 8 on alternate layers, biased experts) and Qwen3.5 (Gated
 // DeltaNet layers with a recurrent state beside gated attention; dense and
-// MoE) and Qwen3-Next layouts. Greedy output must not depend on
+// MoE) and Qwen3-Next layouts, and Granite 4.0 H (granitehybrid: Mamba-2
+// layers beside attention; dense and MoE with a shared expert). Greedy output must not depend on
 // how it is asked for — alone or beside the other models' requests, as
 // one of n choices, streamed or not, with the prompt's blocks taken from
 // the prefix cache or computed — which exercises the batched forward pass
@@ -21,11 +22,15 @@ import OpenAI from "openai";
 import { startServer, makeModel, metrics, BIN } from "./lib/server.mjs";
 
 const ARCHS = ["qwen3moe", "qwen2moe", "glm4moe", "glm4", "chatglm", "phi3", "gemma2", "gemma3", "granite",
-  "smollm3", "internlm2", "olmo2", "ernie4_5", "deepseek2", "gpt-oss", "qwen35", "qwen35moe", "qwen3next"];
-const HYBRID = new Set(["qwen35", "qwen35moe", "qwen3next"]);
-// a DeltaNet layer then a gated attention layer
+  "smollm3", "internlm2", "olmo2", "ernie4_5", "deepseek2", "gpt-oss", "qwen35", "qwen35moe", "qwen3next",
+  "granitehybrid", "granitehybrid-moe"];
+const HYBRID = new Set(["qwen35", "qwen35moe", "qwen3next", "granitehybrid", "granitehybrid-moe"]);
+// a DeltaNet (Mamba-2) layer then a gated (plain) attention layer
 const EXTRA = { "gpt-oss": ["--swa", "8"], qwen35: ["--attn-every", "2"], qwen35moe: ["--attn-every", "2"],
-  qwen3next: ["--attn-every", "2"] };
+  qwen3next: ["--attn-every", "2"], granitehybrid: ["--attn-every", "2", "--ssm-groups", "2"],
+  "granitehybrid-moe": ["--attn-every", "2", "--experts", "4", "--experts-used", "2", "--shared-ffn", "64"] };
+// served names that are not an --arch
+const ARCH_OF = { "granitehybrid-moe": "granitehybrid" };
 // the hybrid models' server checkpoints their states every 256 prompt tokens
 const HYBRID_ARGS = ["--state-ckpt-every", "256"];
 const MSGS = [{ role: "user", content: "Name three rivers of Europe and say where each one reaches the sea." }];
@@ -36,7 +41,7 @@ const paths = {};
 
 before(async () => {
   // gpt-oss's window made short enough for the prompt to cross it
-  for (const a of ARCHS) paths[a] = makeModel("qwen3", a, null, EXTRA[a] ?? []);
+  for (const a of ARCHS) paths[a] = makeModel("qwen3", ARCH_OF[a] ?? a, null, EXTRA[a] ?? []);
   for (const group of [ARCHS.filter((a) => !HYBRID.has(a)), [...HYBRID]]) {
     const models = Object.fromEntries(group.map((a) => [a, paths[a]]));
     const srv = await startServer({ models, args: ["--ctx", "1024", "--max-running", "16",

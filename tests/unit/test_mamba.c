@@ -783,6 +783,9 @@ static void test_validation(void) {
     expect_load_error(&s, &(write_opts_t){.skip = "blk.2.attn_k.weight"}, "blk.2.attn_k.weight");
     expect_load_error(&s, &(write_opts_t){.kv_scalar = true}, "head_count_kv");
     expect_load_error(&s, &(write_opts_t){.groups = 3}, "group_count");
+    spec_t none = dense_spec();
+    none.attn_mask = 0;
+    expect_load_error(&none, NULL, "no attention layer");
     expect_load_error(&sm, &(write_opts_t){.skip = "blk.0.ffn_gate_shexp.weight"},
                       "ffn_gate_shexp");
 }

@@ -23,7 +23,9 @@
  * experts with biases and a clamped SwiGLU), qwen35 and qwen35moe (Gated
  * DeltaNet layers with a per-sequence recurrent state, every 4th a gated
  * attention layer; qwen35moe: routed experts plus a gated shared expert),
- * qwen3next (the same with HF's grouped V heads and fused projections);
+ * qwen3next (the same with HF's grouped V heads and fused projections),
+ * granitehybrid (Mamba-2 layers with a per-sequence recurrent state beside
+ * attention layers; dense or routed experts plus a shared expert);
  * tied or untied
  * output. And the encoders bert (BERT, XLM-RoBERTa: embedding models and
  * rerankers) and nomic-bert, run only through model_embed (below).
@@ -239,8 +241,8 @@ typedef struct sl_batch_seq {
     float *state;
 } sl_batch_seq_t;
 
-/* Floats of one sequence's recurrent state (every DeltaNet layer's conv
- * inputs and delta matrices); 0 for a model without one. The state after
+/* Floats of one sequence's recurrent state (every DeltaNet or Mamba-2
+ * layer's conv inputs and state matrices); 0 for a model without one. The state after
  * n tokens cannot be rebuilt from the KV cache: it is the whole history. */
 size_t model_state_floats(const sl_model_t *m);
 

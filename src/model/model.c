@@ -123,6 +123,10 @@ typedef struct sl_layer {
      * dt_bias, ssm_a (= -exp(A_log)) and ssm_out as above */
     sl_wt_t ssm_in;
     float *conv_b, *ssm_d;
+    /* nemotron_h: each layer is one sublayer after attn_norm — a Mamba-2 or
+     * attention mixer (no_ffn) or an MLP (ffn_only: up, relu², down, with
+     * the optional biases bup / bdown) */
+    bool ffn_only, no_ffn;
     /* hybrid models: an attention layer's layer in the KV cache, a
      * recurrent layer's place among the recurrent ones (its part of the
      * sequence state) */
@@ -169,7 +173,8 @@ struct sl_model {
     float *rope_freqs;
     float *rope_long, *rope_short; /* phi3 LongRoPE factors (both or neither) */
     float *rope_mask; /* qwen35's IMROPE on text: 1, or infinity for the pairs it leaves unrotated */
-    bool *mamba_rec;  /* granitehybrid: n_layer flags, true for a Mamba-2 layer */
+    bool *mamba_rec;  /* granitehybrid, nemotron_h: n_layer flags, true for a Mamba-2 layer */
+    uint32_t *layer_ff; /* nemotron_h: n_layer FFN sizes, > 0 for an MLP layer */
     /* bert: absolute positions and token types added to the token
      * embeddings, LayerNorm'ed (embd_norm, embd_norm_b); RANK's classifier
      * head (cls + cls_b, tanh, cls_out + cls_out_b) */
@@ -712,45 +717,84 @@ static int load_hybrid(sl_model_t *m, char *err, size_t errlen) {
 }
 
 
-/* ---- Mamba-2 hybrids (granitehybrid): loading ----
+/* ---- Mamba-2 hybrids (granitehybrid, nemotron_h): loading ----
  *
- * Which layers are Mamba-2 layers: {arch}.attention.head_count_kv is an
- * array of block_count entries, 0 for a Mamba-2 layer, the KV heads of an
- * attention layer otherwise (llama.cpp: recurrent iff n_head_kv(il) == 0;
- * a scalar would make every layer an attention layer, which is plain
- * granite). Every attention layer must have the same KV heads (one KV
- * layout). Fills m->mamba_rec (block_count flags) and *nkv. */
-static int load_mamba2_kinds(sl_model_t *m, uint32_t nl, uint32_t *nkv, char *err, size_t errlen) {
-    const gguf_file_t *f = m->gf;
+ * A per-layer array key ({arch}.attention.head_count_kv, nemotron_h's
+ * feed_forward_length): block_count non-negative integers into *out (a new
+ * array owned by the model). */
+static int key_layer_array(const gguf_file_t *f, const char *arch, const char *suffix, uint32_t nl, uint32_t **out,
+                           char *err, size_t errlen) {
     char key[128];
-    snprintf(key, sizeof key, "%s.attention.head_count_kv", m->hp.arch_name);
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
     const int64_t ki = gguf_find_key(f, key);
     if (ki < 0) return sl_err(err, errlen, "missing metadata key '%s'", key);
     const bool arr = gguf_kv_type(f, (size_t)ki) == GGUF_VT_ARRAY;
     const gguf_vtype_t at = arr ? gguf_arr_type(f, (size_t)ki) : GGUF_VT_ARRAY;
     if (!arr || (at != GGUF_VT_INT32 && at != GGUF_VT_UINT32) || gguf_arr_len(f, (size_t)ki) != nl)
-        return sl_err(err, errlen,
-                      "%s must be an array of block_count (%u) integers, 0 for each Mamba-2 layer", key, nl);
-    m->mamba_rec = calloc(nl, sizeof *m->mamba_rec);
-    if (!m->mamba_rec) return sl_err(err, errlen, "out of memory");
+        return sl_err(err, errlen, "%s must be an array of block_count (%u) integers, one per layer", key, nl);
+    uint32_t *v = calloc(nl, sizeof *v);
+    if (!v) return sl_err(err, errlen, "out of memory");
     const uint8_t *ad = gguf_arr_data(f, (size_t)ki);
+    for (uint32_t i = 0; i < nl; i++) {
+        memcpy(&v[i], ad + 4 * (size_t)i, 4);
+        if (v[i] > MODEL_DIM_LIMIT) {
+            const uint32_t bad = v[i];
+            free(v);
+            return sl_err(err, errlen, "%s[%u] = %u is out of range", key, i, bad);
+        }
+    }
+    *out = v;
+    return 0;
+}
+
+/* nemotron_h: feed_forward_length per layer, > 0 for an MLP layer
+ * (m->layer_ff); *ff gets the largest (the scratch's width), 1 if none. */
+static int load_nemotron_ff(sl_model_t *m, uint32_t nl, uint32_t *ff, char *err, size_t errlen) {
+    if (nl == 0 || nl > MODEL_DIM_LIMIT) return sl_err(err, errlen, "block_count = %u is out of range", nl);
+    if (key_layer_array(m->gf, m->hp.arch_name, "feed_forward_length", nl, &m->layer_ff, err, errlen)) return -1;
+    *ff = 1;
+    for (uint32_t i = 0; i < nl; i++) *ff = SL_MAX(*ff, m->layer_ff[i]);
+    return 0;
+}
+
+/* Which layers are Mamba-2 layers (llama.cpp's rule):
+ * {arch}.attention.head_count_kv is an array of block_count entries, 0 for
+ * a layer without attention; granitehybrid: such a layer is a Mamba-2
+ * layer; nemotron_h: a Mamba-2 layer when its feed_forward_length is 0
+ * too, else an MLP layer. Every attention layer must have the same KV
+ * heads (one KV layout), and there must be one. Fills m->mamba_rec
+ * (block_count flags), *nkv and n_layer_kv. */
+static int load_mamba2_kinds(sl_model_t *m, uint32_t nl, uint32_t *nkv, char *err, size_t errlen) {
+    uint32_t *kvs = NULL;
+    if (key_layer_array(m->gf, m->hp.arch_name, "attention.head_count_kv", nl, &kvs, err, errlen)) return -1;
+    m->mamba_rec = calloc(nl, sizeof *m->mamba_rec);
+    if (!m->mamba_rec) {
+        free(kvs);
+        return sl_err(err, errlen, "out of memory");
+    }
     uint32_t kv = 0;
     int n_attn = 0;
     for (uint32_t i = 0; i < nl; i++) {
-        uint32_t v;
-        memcpy(&v, ad + 4 * (size_t)i, 4);
+        const uint32_t v = kvs[i], ffl = m->layer_ff ? m->layer_ff[i] : 0;
+        if (v && ffl) {
+            free(kvs);
+            return sl_err(err, errlen, "layer %u has both attention.head_count_kv and feed_forward_length", i);
+        }
         if (v == 0) {
-            m->mamba_rec[i] = true;
+            m->mamba_rec[i] = ffl == 0;
             continue;
         }
-        if (v > MODEL_DIM_LIMIT || (kv && v != kv))
-            return sl_err(err, errlen, "%s[%u] = %u: the attention layers' KV heads must all be one value (%u)", key,
-                          i, v, kv ? kv : v);
+        if (kv && v != kv) {
+            free(kvs);
+            return sl_err(err, errlen, "%s.attention.head_count_kv[%u] = %u: the attention layers' KV heads must all "
+                          "be one value (%u)", m->hp.arch_name, i, v, kv);
+        }
         kv = v;
         n_attn++;
     }
+    free(kvs);
     if (n_attn == 0) /* a pure Mamba-2 model is another architecture (mamba2) */
-        return sl_err(err, errlen, "%s has no attention layer (every entry 0)", key);
+        return sl_err(err, errlen, "%s.attention.head_count_kv: no attention layer (every entry 0)", m->hp.arch_name);
     *nkv = kv;
     m->hp.n_layer_kv = n_attn;
     return 0;
@@ -790,6 +834,7 @@ static int load_mamba2(sl_model_t *m, char *err, size_t errlen) {
     if (hp->pooling != SL_POOLING_NONE)
         return sl_err(err, errlen, "%s: a pooling (embedding) model with Mamba-2 layers is not supported", arch);
     hp->ssm_hybrid = hp->mamba2 = true;
+    if (hp->arch == SL_ARCH_NEMOTRON_H) hp->rope.n_rot = 0; /* llama.cpp: rope type none */
     hp->ssm_conv = (int)conv;
     hp->ssm_n_k = (int)ng;
     hp->ssm_head_k = (int)ds;
@@ -822,7 +867,8 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
                  {"bert", SL_ARCH_BERT},         {"nomic-bert", SL_ARCH_NOMIC_BERT},
                  {"deepseek2", SL_ARCH_DEEPSEEK2}, {"gpt-oss", SL_ARCH_GPT_OSS},
                  {"qwen35", SL_ARCH_QWEN35},     {"qwen35moe", SL_ARCH_QWEN35MOE},
-                 {"qwen3next", SL_ARCH_QWEN3NEXT}, {"granitehybrid", SL_ARCH_GRANITEHYBRID}};
+                 {"qwen3next", SL_ARCH_QWEN3NEXT}, {"granitehybrid", SL_ARCH_GRANITEHYBRID},
+                 {"nemotron_h", SL_ARCH_NEMOTRON_H}};
     size_t ai = 0;
     while (ai < SL_ARRAY_LEN(archs) && strcmp(arch, archs[ai].name) != 0) ai++;
     if (ai == SL_ARRAY_LEN(archs)) {
@@ -839,8 +885,10 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
         key_u32(f, arch, "embedding_length", true, 0, &embd, err, errlen) ||
         key_u32(f, arch, "block_count", true, 0, &nl, err, errlen) ||
         /* qwen35moe: only the experts' sizes are required (0: n_ff_exp) */
-        key_u32(f, arch, "feed_forward_length", hp->arch != SL_ARCH_QWEN35MOE && hp->arch != SL_ARCH_QWEN3NEXT, 0,
-                &ff, err, errlen) ||
+        (hp->arch == SL_ARCH_NEMOTRON_H ? load_nemotron_ff(m, nl, &ff, err, errlen)
+                                        : key_u32(f, arch, "feed_forward_length",
+                                                  hp->arch != SL_ARCH_QWEN35MOE && hp->arch != SL_ARCH_QWEN3NEXT, 0, &ff,
+                                                  err, errlen)) ||
         key_u32(f, arch, "attention.head_count", true, 0, &nh, err, errlen))
         return -1;
     if (dim_ok(ctx, "context_length", err, errlen) || dim_ok(embd, "embedding_length", err, errlen) ||
@@ -849,7 +897,7 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
          dim_ok(ff, "feed_forward_length", err, errlen)) ||
         dim_ok(nh, "attention.head_count", err, errlen))
         return -1;
-    if (hp->arch == SL_ARCH_GRANITEHYBRID) {
+    if (hp->arch == SL_ARCH_GRANITEHYBRID || hp->arch == SL_ARCH_NEMOTRON_H) {
         if (load_mamba2_kinds(m, nl, &nkv, err, errlen)) return -1;
     } else if (key_u32(f, arch, "attention.head_count_kv", false, nh, &nkv, err, errlen) ||
                dim_ok(nkv, "attention.head_count_kv", err, errlen))
@@ -971,7 +1019,7 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
     if ((hp->arch == SL_ARCH_QWEN35 || hp->arch == SL_ARCH_QWEN35MOE || hp->arch == SL_ARCH_QWEN3NEXT) &&
         load_hybrid(m, err, errlen))
         return -1;
-    if (hp->arch == SL_ARCH_GRANITEHYBRID && load_mamba2(m, err, errlen)) return -1;
+    if ((hp->arch == SL_ARCH_GRANITEHYBRID || hp->arch == SL_ARCH_NEMOTRON_H) && load_mamba2(m, err, errlen)) return -1;
     return hp->arch == SL_ARCH_DEEPSEEK2 ? load_mla(f, hp, vl, factor, err, errlen) : 0; /* its own attention scale */
 }
 
@@ -1555,7 +1603,8 @@ static int load_mamba2_mixer(sl_model_t *m, int l, sl_layer_t *L, char *err, siz
     for (int64_t c = 0; c < C; c++) /* [channel][tap] → [tap][channel] */
         for (int k = 0; k < hp->ssm_conv; k++) L->conv_w[(size_t)k * (size_t)C + (size_t)c] = conv[c * hp->ssm_conv + k];
     free(conv);
-    if (get_vector(m, NAME("ssm_conv1d.bias"), C, "conv channels", true, &L->conv_b, err, errlen) ||
+    if (get_vector(m, NAME("ssm_conv1d.bias"), C, "conv channels", hp->arch == SL_ARCH_GRANITEHYBRID, &L->conv_b, err,
+                   errlen) ||
         get_vector(m, NAME("ssm_dt.bias"), HV, "time_step_rank", true, &L->dt_bias, err, errlen) ||
         get_vector_stack(m, NAME("ssm_a"), 1, HV, "1 × time_step_rank", &L->ssm_a, err, errlen) ||
         get_vector_stack(m, NAME("ssm_d"), 1, HV, "1 × time_step_rank", &L->ssm_d, err, errlen) ||
@@ -1579,9 +1628,23 @@ static int load_mamba2_layer(sl_model_t *m, int l, sl_layer_t *L, char *err, siz
     char n[96];
 #define NAME(s) (snprintf(n, sizeof n, "blk.%d.%s", l, s), n)
     L->recurrent = m->mamba_rec[l];
+    const bool nemotron = hp->arch == SL_ARCH_NEMOTRON_H;
     if (get_vector(m, NAME("attn_norm.weight"), E, "n_embd", true, &L->attn_norm, err, errlen) ||
-        get_vector(m, NAME("ffn_norm.weight"), E, "n_embd", true, &L->ffn_norm, err, errlen))
+        (!nemotron && get_vector(m, NAME("ffn_norm.weight"), E, "n_embd", true, &L->ffn_norm, err, errlen)))
         return -1;
+    if (nemotron && m->layer_ff[l]) { /* an MLP layer: down(relu(up x)²), optional biases */
+        const int64_t FL = m->layer_ff[l];
+        L->ffn_only = true;
+        return get_matrix(m, NAME("ffn_up.weight"), E, FL, "n_embd × feed_forward_length[l]", true, &L->up, err,
+                          errlen) ||
+                       get_matrix(m, NAME("ffn_down.weight"), FL, E, "feed_forward_length[l] × n_embd", true, &L->down,
+                                  err, errlen) ||
+                       get_vector(m, NAME("ffn_up.bias"), FL, "feed_forward_length[l]", false, &L->bup, err, errlen) ||
+                       get_vector(m, NAME("ffn_down.bias"), E, "n_embd", false, &L->bdown, err, errlen)
+                   ? -1
+                   : 0;
+    }
+    L->no_ffn = nemotron; /* nemotron_h: a mixer layer has no FFN of its own */
     if (L->recurrent) {
         if (load_mamba2_mixer(m, l, L, err, errlen)) return -1;
     } else if (get_matrix(m, NAME("attn_q.weight"), E, QD, "n_embd × n_head·head_dim", true, &L->wq, err, errlen) ||
@@ -1595,6 +1658,7 @@ static int load_mamba2_layer(sl_model_t *m, int l, sl_layer_t *L, char *err, siz
                get_vector(m, NAME("attn_output.bias"), E, "n_embd", false, &L->bo, err, errlen)) {
         return -1;
     }
+    if (nemotron) return 0;
     if (NE == 0)
         return get_matrix(m, NAME("ffn_gate.weight"), E, F, "n_embd × n_ff", true, &L->gate, err, errlen) ||
                        get_matrix(m, NAME("ffn_up.weight"), E, F, "n_embd × n_ff", true, &L->up, err, errlen) ||
@@ -1682,20 +1746,19 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
     const bool oss =
         hp->arch == SL_ARCH_GPT_OSS; /* biases everywhere, sinks; FFN norm named as glm4moe's */
     const int64_t NE = hp->n_expert, FE = hp->n_ff_exp, FS = hp->n_ff_shexp;
-    for (int l = 0, n_rec = 0; l < hp->n_layer; l++) {
+    for (int l = 0, n_rec = 0, n_kv = 0; l < hp->n_layer; l++) {
         sl_layer_t *L = &m->layers[l];
-        L->kv_l = l - n_rec;
+        /* the attention layers before l (KV layer), the recurrent ones (state part) */
+        L->kv_l = n_kv;
         L->rec_l = n_rec;
-        if (hp->mamba2) {
-            if (load_mamba2_layer(m, l, L, err, errlen)) return -1;
+        if (hp->mamba2 || hp->full_attn_interval) {
+            if (hp->mamba2 ? load_mamba2_layer(m, l, L, err, errlen) : load_hybrid_layer(m, l, L, err, errlen))
+                return -1;
             n_rec += L->recurrent;
+            n_kv += !L->recurrent && !L->ffn_only;
             continue;
         }
-        if (hp->full_attn_interval) {
-            if (load_hybrid_layer(m, l, L, err, errlen)) return -1;
-            n_rec += L->recurrent;
-            continue;
-        }
+        n_kv++;
         char n[96];
 #define NAME(s) (snprintf(n, sizeof n, "blk.%d.%s", l, s), n)
         const bool fused = (glm || phi3) && gguf_find_tensor(m->gf, NAME("attn_qkv.weight")) != NULL;
@@ -1848,6 +1911,7 @@ void model_free(sl_model_t *m) {
     free(m->rope_short);
     free(m->rope_mask);
     free(m->mamba_rec);
+    free(m->layer_ff);
     free(m->embd_norm);
     free(m->embd_norm_b);
     free(m->cls_b);
@@ -2795,6 +2859,23 @@ static void deltanet_layer(sl_model_t *m, sl_pool_t *pool, const sl_layer_t *L, 
     matmul_w(pool, &L->ssm_out, s->dn_o, n_tok, s->xn);
 }
 
+/* nemotron_h's MLP layer on s->xn (normed): x += down(relu(up xn + bup)²) + bdown. */
+static void relu2_ffn(sl_model_t *m, sl_pool_t *pool, const sl_layer_t *L, int n_tok) {
+    struct sl_scratch *s = &m->s;
+    const size_t F = (size_t)L->up.n_out, E = (size_t)m->hp.n_embd;
+    matmul_w(pool, &L->up, s->xn, n_tok, s->gate);
+    for (size_t t = 0; t < (size_t)n_tok; t++) {
+        float *g = s->gate + t * F;
+        for (size_t i = 0; i < F; i++) {
+            const float v = fmaxf(g[i] + (L->bup ? L->bup[i] : 0.0f), 0.0f);
+            g[i] = v * v;
+        }
+    }
+    matmul_w(pool, &L->down, s->gate, n_tok, s->xn);
+    struct add_job aj = {s->x, s->xn, L->bdown, (size_t)n_tok * E, E, m->hp.residual_scale};
+    add_worker(&aj, 0, 1);
+}
+
 /* ---- Mamba-2 hybrids (granitehybrid): the mixer's forward pass ----
  *
  * Per token: zxBCdt = ssm_in · x; xBC through the causal conv (with the
@@ -2927,6 +3008,10 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
     for (int l = 0; l < hp->n_layer; l++) {
         const sl_layer_t *L = &m->layers[l];
         pre_norm(pool, s->xn, s->x, L->attn_norm, n_tok, E, hp->norm_eps);
+        if (L->ffn_only) { /* nemotron_h: an MLP layer */
+            relu2_ffn(m, pool, L, n_tok);
+            continue;
+        }
         if (L->wkv_a.data) { /* deepseek2: multi-head latent attention */
             mla_attention(m, pool, lay, L, l, n_tok, max_keys);
         } else if (L->recurrent && hp->mamba2) { /* granitehybrid: Mamba-2 */
@@ -2964,6 +3049,7 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
         if (L->post_attn_norm) rmsnorm_rows(pool, s->xn, s->xn, L->post_attn_norm, n_tok, E, hp->norm_eps);
         struct add_job aj = {s->x, s->xn, L->bo, (size_t)n_tok * (size_t)E, (size_t)E, hp->residual_scale};
         add_worker(&aj, 0, 1);
+        if (L->no_ffn) continue; /* nemotron_h: the mixer was the whole layer */
 
         pre_norm(pool, s->xn, s->x, L->ffn_norm, n_tok, E, hp->norm_eps);
         if (L->xgate) {

@@ -25,7 +25,8 @@
  * attention layer; qwen35moe: routed experts plus a gated shared expert),
  * qwen3next (the same with HF's grouped V heads and fused projections),
  * granitehybrid (Mamba-2 layers with a per-sequence recurrent state beside
- * attention layers; dense or routed experts plus a shared expert);
+ * attention layers; dense or routed experts plus a shared expert),
+ * nemotron_h (Mamba-2, attention and squared-ReLU MLP layers);
  * tied or untied
  * output. And the encoders bert (BERT, XLM-RoBERTa: embedding models and
  * rerankers) and nomic-bert, run only through model_embed (below).
@@ -74,8 +75,10 @@ typedef enum sl_arch {
     SL_ARCH_QWEN35MOE, /* Qwen3.5 / 3.6 MoE: the same layers, routed experts plus a gated shared expert */
     SL_ARCH_QWEN3NEXT, /* Qwen3-Next, Qwen3-Coder-Next: qwen35moe's layers with grouped V heads, fused b/a (and
                           in older files q/k/v/z) projections, plain NEOX RoPE */
-    SL_ARCH_GRANITEHYBRID /* IBM Granite 4.0 H: Mamba-2 layers and attention layers (head_count_kv 0 marks a Mamba-2
-                             layer), dense FFN or experts plus a shared expert, Granite's scales */
+    SL_ARCH_GRANITEHYBRID, /* IBM Granite 4.0 H: Mamba-2 layers and attention layers (head_count_kv 0 marks a Mamba-2
+                              layer), dense FFN or experts plus a shared expert, Granite's scales */
+    SL_ARCH_NEMOTRON_H     /* NVIDIA Nemotron-H / Nemotron Nano 2: Mamba-2, attention (no RoPE) and squared-ReLU MLP
+                              layers, each one sublayer */
 } sl_arch_t;
 
 /* How an embedding model turns its last hidden states into one vector per

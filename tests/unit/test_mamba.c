@@ -17,6 +17,11 @@
  * RoPE turns adjacent pairs of the file's rows, which is HF's rotate-half
  * on the unpermuted ones).
  *
+ * nemotron_h (NVIDIA Nemotron-H) is the same mixer in its own layer
+ * rhythm: each layer one sublayer after its norm — Mamba-2, attention
+ * without RoPE, or an MLP down(relu(up x + b)²) + b — with per-layer
+ * head_count_kv and feed_forward_length arrays telling them apart.
+ *
  * Cases: prefill at once, token by token, chunks smaller than the conv
  * width; F32 and q8_0 weights; dense FFN and experts with the shared
  * expert; RoPE on and off; several threads; a batch of sequences at
@@ -49,6 +54,10 @@ typedef struct {
     int NG, DS, NH, HD, CK; /* Mamba-2: groups, state size, heads, head size, conv width */
     int NE, KU, FE, FS;
     double es, as, rs, ls; /* granite scales: embedding, attention, residual, logit */
+    /* nemotron_h: layer l is pattern[l] — 'M' Mamba-2, '*' attention, '-' an MLP
+     * (relu² with biases, feed_forward_length[l] = F + 32·(l mod 2)) — each one sublayer;
+     * NULL: granitehybrid (attn_mask) */
+    const char *pattern;
     sl_type_t wtype;
 } spec_t;
 
@@ -61,6 +70,7 @@ typedef enum {
     MUT_UNGATED_NORM,   /* rmsnorm(y), no silu(z) */
     MUT_NORM_WHOLE,     /* the gated norm over all of d_inner */
     MUT_GROUP_TILED,    /* head h reads group h mod n_group */
+    MUT_RELU_PLAIN,     /* nemotron_h's MLP with relu, not relu² */
 } variant_t;
 
 typedef struct {
@@ -70,6 +80,7 @@ typedef struct {
     float *wq, *wk, *wv, *wo;
     float *wg, *wu, *wd;
     float *wr, *xg, *xu, *xd;
+    double *bu, *bd; /* nemotron_h's MLP biases */
 } layer_t;
 
 typedef struct {
@@ -81,7 +92,17 @@ typedef struct {
 } ref_t;
 
 static bool is_attn(const spec_t *s, int l) {
-    return (s->attn_mask >> l) & 1u;
+    return s->pattern ? s->pattern[l] == '*' : (s->attn_mask >> l) & 1u;
+}
+static bool is_mlp(const spec_t *s, int l) {
+    return s->pattern && s->pattern[l] == '-';
+}
+static bool is_mamba(const spec_t *s, int l) {
+    return !is_attn(s, l) && !is_mlp(s, l);
+}
+static int ff_of(const spec_t *s,
+                 int l) { /* nemotron_h: MLP layers of two widths (32-multiples for q8_0) */
+    return s->F + 32 * (l % 2);
 }
 static int vd(const spec_t *s) {
     return s->NH * s->HD;
@@ -134,6 +155,12 @@ static void ref_init(ref_t *m, const spec_t *s, uint64_t seed) {
         layer_t *L = &m->l[l];
         L->an = dvec(E, 1, 0.2), L->fn = dvec(E, 1, 0.2);
         to_f32(L->an, E), to_f32(L->fn, E);
+        if (is_mlp(s, l)) {
+            L->wu = fmat(ff_of(s, l), E, t), L->wd = fmat(E, ff_of(s, l), t);
+            L->bu = dvec(ff_of(s, l), 0, 0.3), L->bd = dvec(E, 0, 0.3);
+            to_f32(L->bu, ff_of(s, l)), to_f32(L->bd, E);
+            continue;
+        }
         if (!is_attn(s, l)) {
             L->win = fmat(VD + C + s->NH, E, t);
             L->wout = fmat(E, VD, t);
@@ -146,6 +173,7 @@ static void ref_init(ref_t *m, const spec_t *s, uint64_t seed) {
             L->wq = fmat(QD, E, t), L->wk = fmat(KD, E, t), L->wv = fmat(KD, E, t),
             L->wo = fmat(E, QD, t);
         }
+        if (s->pattern) continue; /* nemotron_h: no FFN in a mixer layer */
         const int FF = s->moe ? s->FS : s->F;
         L->wg = fmat(FF, E, t), L->wu = fmat(FF, E, t), L->wd = fmat(E, FF, t);
         if (s->moe) {
@@ -161,9 +189,9 @@ static void ref_init(ref_t *m, const spec_t *s, uint64_t seed) {
 static void ref_free(ref_t *m) {
     for (int l = 0; l < m->s.L; l++) {
         layer_t *L = &m->l[l];
-        void *ps[] = {L->an,  L->fn,    L->win,   L->wout, L->conv, L->convb, L->alog,
-                      L->dtb, L->dskip, L->snorm, L->wq,   L->wk,   L->wv,    L->wo,
-                      L->wg,  L->wu,    L->wd,    L->wr,   L->xg,   L->xu,    L->xd};
+        void *ps[] = {L->an,    L->fn,    L->win, L->wout, L->conv, L->convb, L->alog, L->dtb,
+                      L->dskip, L->snorm, L->wq,  L->wk,   L->wv,   L->wo,    L->wg,   L->wu,
+                      L->wd,    L->wr,    L->xg,  L->xu,   L->xd,   L->bu,    L->bd};
         for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
             free(ps[i]);
     }
@@ -197,12 +225,13 @@ static void add_f32(gguf_writer_t *w, const char *name, const double *v, int n0,
 typedef struct {
     const char *skip, *bad; /* a tensor left out / written one row short */
     bool kv_scalar;         /* head_count_kv written as a scalar */
+    int both;               /* nemotron_h: layer both - 1 given a feed_forward_length too */
     int groups;             /* ssm.group_count override (0: the spec's) */
 } write_opts_t;
 
 static int write_model(ref_t *m, const char *path, const write_opts_t *o) {
     const spec_t *s = &m->s;
-    const char *A = "granitehybrid";
+    const char *A = s->pattern ? "nemotron_h" : "granitehybrid";
     gguf_writer_t *w = gguf_writer_new();
     char key[128], n[96];
 #define KEY(k) (snprintf(key, sizeof key, "%s.%s", A, k), key)
@@ -210,8 +239,16 @@ static int write_model(ref_t *m, const char *path, const write_opts_t *o) {
     CHECK(gguf_writer_set_u32(w, KEY("context_length"), 1024) == 0);
     CHECK(gguf_writer_set_u32(w, KEY("embedding_length"), (uint32_t)s->E) == 0);
     CHECK(gguf_writer_set_u32(w, KEY("block_count"), (uint32_t)s->L) == 0);
-    CHECK(gguf_writer_set_u32(w, KEY("feed_forward_length"), (uint32_t)(s->moe ? s->FE : s->F)) ==
-          0);
+    if (s->pattern) { /* per layer, 0 but for the MLP layers */
+        int32_t ffs[32];
+        for (int l = 0; l < s->L; l++)
+            ffs[l] = is_mlp(s, l) || (o && o->both == l + 1) ? ff_of(s, l) : 0;
+        CHECK(gguf_writer_set_arr(w, KEY("feed_forward_length"), GGUF_VT_INT32, ffs,
+                                  (size_t)s->L) == 0);
+    } else {
+        CHECK(gguf_writer_set_u32(w, KEY("feed_forward_length"),
+                                  (uint32_t)(s->moe ? s->FE : s->F)) == 0);
+    }
     CHECK(gguf_writer_set_u32(w, KEY("attention.head_count"), (uint32_t)s->H) == 0);
     if (o && o->kv_scalar) {
         CHECK(gguf_writer_set_u32(w, KEY("attention.head_count_kv"), (uint32_t)s->K) == 0);
@@ -228,10 +265,12 @@ static int write_model(ref_t *m, const char *path, const write_opts_t *o) {
     CHECK(gguf_writer_set_f32(w, KEY("rope.freq_base"), 10000.0f) == 0);
     CHECK(gguf_writer_set_bool(w, KEY("rope.scaling.finetuned"), s->rope) == 0);
     CHECK(gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), 1e-6f) == 0);
-    CHECK(gguf_writer_set_f32(w, KEY("embedding_scale"), (float)s->es) == 0);
-    CHECK(gguf_writer_set_f32(w, KEY("attention.scale"), (float)s->as) == 0);
-    CHECK(gguf_writer_set_f32(w, KEY("residual_scale"), (float)s->rs) == 0);
-    CHECK(gguf_writer_set_f32(w, KEY("logit_scale"), (float)s->ls) == 0);
+    if (!s->pattern) { /* nemotron_h has none: es = rs = ls = 1, as = 1/sqrt(D) */
+        CHECK(gguf_writer_set_f32(w, KEY("embedding_scale"), (float)s->es) == 0);
+        CHECK(gguf_writer_set_f32(w, KEY("attention.scale"), (float)s->as) == 0);
+        CHECK(gguf_writer_set_f32(w, KEY("residual_scale"), (float)s->rs) == 0);
+        CHECK(gguf_writer_set_f32(w, KEY("logit_scale"), (float)s->ls) == 0);
+    }
     CHECK(gguf_writer_set_u32(w, KEY("ssm.conv_kernel"), (uint32_t)s->CK) == 0);
     CHECK(gguf_writer_set_u32(w, KEY("ssm.state_size"), (uint32_t)s->DS) == 0);
     CHECK(gguf_writer_set_u32(w, KEY("ssm.group_count"),
@@ -256,7 +295,15 @@ static int write_model(ref_t *m, const char *path, const write_opts_t *o) {
 #define SKIP(x) (T(x), o && o->skip && !strcmp(o->skip, n))
 #define SHORT(x) (T(x), o && o->bad && !strcmp(o->bad, n) ? 1 : 0)
         if (!SKIP("attn_norm.weight")) add_f32(w, n, L->an, E, 0);
-        if (!SKIP("ffn_norm.weight")) add_f32(w, n, L->fn, E, 0);
+        if (!s->pattern && !SKIP("ffn_norm.weight")) add_f32(w, n, L->fn, E, 0);
+        if (is_mlp(s, l)) {
+            if (!SKIP("ffn_up.weight"))
+                add_mat(w, n, L->wu, ff_of(s, l) - SHORT("ffn_up.weight"), E, 1, t);
+            add_mat(w, T("ffn_down.weight"), L->wd, E, ff_of(s, l), 1, t);
+            add_f32(w, T("ffn_up.bias"), L->bu, ff_of(s, l), 0);
+            add_f32(w, T("ffn_down.bias"), L->bd, E, 0);
+            continue;
+        }
         if (!is_attn(s, l)) {
             if (!SKIP("ssm_in.weight"))
                 add_mat(w, n, L->win, VD + C + s->NH - SHORT("ssm_in.weight"), E, 1, t);
@@ -280,6 +327,7 @@ static int write_model(ref_t *m, const char *path, const write_opts_t *o) {
             if (!SKIP("attn_v.weight")) add_mat(w, n, L->wv, KD, E, 1, t);
             if (!SKIP("attn_output.weight")) add_mat(w, n, L->wo, E, QD, 1, t);
         }
+        if (s->pattern) continue;
         if (s->moe) {
             add_mat(w, T("ffn_gate_inp.weight"), L->wr, s->NE, E, 1, SL_TYPE_F32);
             add_mat(w, T("ffn_gate_exps.weight"), L->xg, s->FE, E, s->NE, t);
@@ -365,7 +413,7 @@ static void ref_forward(const ref_t *m, const int32_t *tok, int n, double *out) 
     double *q = malloc(sizeof(double) * QD), *att = malloc(sizeof(double) * QD),
            *sc = malloc(sizeof(double) * n);
     for (int l = 0; l < s->L; l++)
-        if (!is_attn(s, l)) {
+        if (is_mamba(s, l)) {
             xin[l] = calloc((size_t)n * C, sizeof(double));
             st[l] = calloc((size_t)NH * HD * DS, sizeof(double));
         }
@@ -376,6 +424,20 @@ static void ref_forward(const ref_t *m, const int32_t *tok, int n, double *out) 
         for (int l = 0; l < s->L; l++) {
             const layer_t *L = &m->l[l];
             rms(xn, xt, E, L->an);
+            if (is_mlp(s, l)) { /* nemotron_h: x += down(relu(up xn + bu)²) + bd */
+                const int FL = ff_of(s, l);
+                double *u = malloc(sizeof(double) * (size_t)FL);
+                matvec(u, L->wu, xn, FL, E);
+                for (int i = 0; i < FL; i++) {
+                    const double r = fmax(u[i] + L->bu[i], 0.0);
+                    u[i] = m->var == MUT_RELU_PLAIN ? r : r * r;
+                }
+                matvec(y, L->wd, u, E, FL);
+                free(u);
+                for (int e = 0; e < E; e++)
+                    xt[e] += y[e] + L->bd[e];
+                continue;
+            }
             if (!is_attn(s, l)) {
                 matvec(proj, L->win, xn, W, E);
                 const double *z = proj, *xbc = proj + VD, *dtr = proj + VD + C;
@@ -442,6 +504,7 @@ static void ref_forward(const ref_t *m, const int32_t *tok, int n, double *out) 
             }
             for (int e = 0; e < E; e++)
                 xt[e] += s->rs * y[e];
+            if (s->pattern) continue; /* nemotron_h: the mixer is the whole layer */
             rms(xn, xt, E, L->fn);
             if (s->moe) { /* softmax over all experts, top k renormalized, plus the shared expert */
                 double lg[64], p[64];
@@ -512,6 +575,14 @@ static spec_t dense_spec(void) {
                     .rs = 0.6,
                     .ls = 2.0,
                     .wtype = SL_TYPE_F32};
+}
+/* Nemotron-H's kinds in its own rhythm: M - M * - M (Mamba-2, MLP, attention) */
+static spec_t nemotron_spec(void) {
+    spec_t s = dense_spec();
+    s.pattern = "M-M*-M", s.L = 6;
+    s.es = 1, s.rs = 1, s.ls = 1, s.as = 1 / sqrt((double)s.D);
+    s.NG = 2, s.NH = 4;
+    return s;
 }
 static spec_t moe_spec(void) {
     spec_t s = dense_spec();
@@ -609,6 +680,18 @@ static void test_dense(void) {
     run_case("granitehybrid q8_0", &s, 3e-2, 2);
 }
 
+static void test_nemotron(void) {
+    spec_t s = nemotron_spec();
+    run_case("nemotron_h f32", &s, 1e-4, 1);
+    run_case("nemotron_h f32 3 threads", &s, 1e-4, 3);
+    s.pattern = "*-MM-M"; /* attention first */
+    run_case("nemotron_h attention first", &s, 1e-4, 2);
+    s = nemotron_spec();
+    s.wtype = SL_TYPE_Q8_0, s.E = 64, s.HD = 16, s.F = 64; /* rows a whole number of 32-blocks */
+    /* the square doubles the relative error of the q8_0-rounded activations going into it */
+    run_case("nemotron_h q8_0", &s, 6e-2, 2);
+}
+
 static void test_moe(void) {
     spec_t s = moe_spec();
     run_case("granitehybrid moe f32", &s, 1e-4, 2);
@@ -660,8 +743,8 @@ static void test_mutations(void) {
 
 /* Sequences at different positions in one model_forward_batch over a
  * paged cache, each with its own state, give what each gives alone. */
-static void test_batch(void) {
-    const spec_t s = moe_spec();
+static void batch_case(const spec_t *sp) {
+    const spec_t s = *sp;
     ref_t rm;
     sl_model_t *m = load_ref(&rm, &s, 777);
     ref_free(&rm);
@@ -756,6 +839,45 @@ static void test_long_prefill(void) {
     unlink(model_path());
 }
 
+static void test_batch(void) {
+    const spec_t a = moe_spec(), b = nemotron_spec();
+    batch_case(&a);
+    batch_case(&b);
+}
+
+/* nemotron_h's own parts: the MLP's square and the mixer's D skip matter */
+static void test_nemotron_mutations(void) {
+    const spec_t s = nemotron_spec();
+    ref_t rm;
+    sl_model_t *m = load_ref(&rm, &s, 4243);
+    if (!m) {
+        ref_free(&rm);
+        return;
+    }
+    char err[SL_ERR_MAX] = "";
+    int32_t toks[N_TOK];
+    make_tokens(toks, N_TOK, s.V, 4);
+    float *got = malloc(sizeof(float) * N_TOK * s.V);
+    double *want = malloc(sizeof(double) * N_TOK * s.V);
+    sl_kv_t *kv = model_kv_new(m, N_TOK, SL_TYPE_F32, err, sizeof err);
+    CHECK(model_forward(m, NULL, kv, toks, N_TOK, got, true, err, sizeof err) == 0);
+    ref_forward(&rm, toks, N_TOK, want);
+    CHECK(test_rel_err(got, want, (size_t)N_TOK * s.V) <= 1e-4);
+    static const variant_t muts[] = {MUT_RELU_PLAIN, MUT_NO_D, MUT_GROUP_TILED};
+    for (size_t i = 0; i < sizeof muts / sizeof muts[0]; i++) {
+        rm.var = muts[i];
+        ref_forward(&rm, toks, N_TOK, want);
+        const double e = test_rel_err(got, want, (size_t)N_TOK * s.V);
+        CHECK_MSG(e > 1e-3, "nemotron_h mutation %d not detected: rel err %.3g", (int)muts[i], e);
+        fprintf(stderr, "     nemotron_h mutation %d             rel err %.2e\n", (int)muts[i], e);
+    }
+    model_kv_free(kv);
+    model_free(m);
+    free(got), free(want);
+    ref_free(&rm);
+    unlink(model_path());
+}
+
 static void expect_load_error(const spec_t *s, const write_opts_t *o, const char *needle) {
     ref_t rm;
     ref_init(&rm, s, 99);
@@ -782,6 +904,10 @@ static void test_validation(void) {
     expect_load_error(&s, &(write_opts_t){.bad = "blk.2.attn_q.weight"}, "blk.2.attn_q.weight");
     expect_load_error(&s, &(write_opts_t){.skip = "blk.2.attn_k.weight"}, "blk.2.attn_k.weight");
     expect_load_error(&s, &(write_opts_t){.kv_scalar = true}, "head_count_kv");
+    const spec_t sn = nemotron_spec();
+    expect_load_error(&sn, &(write_opts_t){.both = 4}, "has both");
+    expect_load_error(&sn, &(write_opts_t){.bad = "blk.1.ffn_up.weight"}, "blk.1.ffn_up.weight");
+    expect_load_error(&sn, &(write_opts_t){.skip = "blk.0.ssm_d"}, "blk.0.ssm_d");
     expect_load_error(&s, &(write_opts_t){.groups = 3}, "group_count");
     spec_t none = dense_spec();
     none.attn_mask = 0;
@@ -850,6 +976,8 @@ int main(void) {
     sl_kernels_init();
     RUN(test_dense);
     RUN(test_moe);
+    RUN(test_nemotron);
+    RUN(test_nemotron_mutations);
     RUN(test_mutations);
     RUN(test_batch);
     RUN(test_long_prefill);

@@ -5,7 +5,7 @@
  * imported from a Hugging Face tokenizer.json + tokenizer_config.json.
  *
  *   silica mkmodel --arch
- * llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|qwen35|qwen35moe|qwen3next|chatglm|glm4|glm4moe|deepseek2|gpt-oss|phi3|gemma|gemma2|gemma3|granite|granitemoe|granitehybrid|smollm3|olmo2|ernie4_5|bert|nomic-bert
+ * llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|qwen35|qwen35moe|qwen3next|chatglm|glm4|glm4moe|deepseek2|gpt-oss|phi3|gemma|gemma2|gemma3|granite|granitemoe|granitehybrid|nemotron_h|smollm3|olmo2|ernie4_5|bert|nomic-bert
  * --out F.gguf [--vocab N]
  *       [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N]
  *       [--experts N --experts-used K --expert-ffn N]  (qwen2moe, qwen3moe, glm4moe, deepseek2,
@@ -144,14 +144,15 @@ typedef struct mk {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|qwen35|qwen35moe|qwen3next|chatglm|glm4|glm4moe|deepseek2|gpt-oss|phi3|gemma|gemma2|gemma3|granite|granitemoe|granitehybrid|smollm3|olmo2|ernie4_5|bert|nomic-bert --out F.gguf [--vocab N]\n"
+            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|qwen35|qwen35moe|qwen3next|chatglm|glm4|glm4moe|deepseek2|gpt-oss|phi3|gemma|gemma2|gemma3|granite|granitemoe|granitehybrid|nemotron_h|smollm3|olmo2|ernie4_5|bert|nomic-bert --out F.gguf [--vocab N]\n"
             "         [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N] [--ctx N] [--tied|--untied]\n"
             "         [--experts N --experts-used K --expert-ffn N] (qwen2moe, qwen3moe, glm4moe, deepseek2, gpt-oss; default 8, 2,\n"
             "          ffn / 2)\n"
             "         [--ssm-state N] [--ssm-groups N] [--ssm-v-heads N] [--ssm-conv N] [--attn-every N] (qwen35,\n"
             "          qwen35moe's DeltaNet: head size, key heads, value heads, conv width, attention every N layers;\n"
             "          default 16, 2, 4, 4, 4; granitehybrid's Mamba-2: state size, groups, heads of 2 x embd,\n"
-            "          conv width, attention every N layers; default 16, 1, 4, 4, 4)\n"
+            "          conv width, attention every N layers; default 16, 1, 4, 4, 4; nemotron_h: the same, with MLP\n"
+            "          layers on the odd layers between)\n"
             "         [--shared-ffn N] (qwen2moe's, qwen35moe's, granitehybrid's shared expert; default ffn) [--swa N] (gemma2/3's window, default 512;\n"
             "          gpt-oss's, default 128)\n"
             "         [--q-lora N] [--kv-lora N] [--qk-nope N] [--qk-rope N] [--v-head N] (deepseek2's MLA; default 0\n"
@@ -549,6 +550,12 @@ static int add_hybrid_tensors(out_t *o, const mk_t *m, bool moe, bool next) {
     return 0;
 }
 
+/* A Mamba-2 hybrid's layer l: '*' attention where (l + 1) % attn_every == 0,
+ * else (nemotron_h) '-' an MLP on odd layers, else 'M' Mamba-2. */
+static char mamba2_kind(const mk_t *m, long l, bool nemotron) {
+    return (l + 1) % m->attn_every == 0 ? '*' : nemotron && l % 2 == 1 ? '-' : 'M';
+}
+
 /* granitehybrid (IBM Granite 4.0 H) as llama.cpp's converter writes it: a
  * Mamba-2 layer where (l + 1) % attn_every != 0 (head_count_kv 0 there),
  * else a plain attention layer (no RoPE: rope.scaling.finetuned false);
@@ -556,8 +563,11 @@ static int add_hybrid_tensors(out_t *o, const mk_t *m, bool moe, bool next) {
  * [conv, channels] F32 with its bias, the dt bias, A_log as ssm_a =
  * -exp(A_log) and D, both [1, heads], ssm_norm [d_inner / groups, groups],
  * ssm_out; d_inner = 2 × embd (Mamba-2's expand) in --ssm-v-heads heads;
- * a dense SwiGLU FFN or routed experts plus an ungated shared expert. */
-static int add_mamba2_tensors(out_t *o, const mk_t *m, bool moe) {
+ * a dense SwiGLU FFN or routed experts plus an ungated shared expert.
+ * nemotron_h (NVIDIA Nemotron-H): the same mixer and attention, but each
+ * layer one sublayer after attn_norm, and MLP layers (ffn_up, ffn_down:
+ * relu²) between them (mamba2_kind); no ffn_norm, no FFN in a mixer layer. */
+static int add_mamba2_tensors(out_t *o, const mk_t *m, bool moe, bool nemotron) {
     const float sd = 0.02f;
     const int64_t E = m->embd, QD = m->heads * m->head_dim, KD = m->kv_heads * m->head_dim;
     const int64_t NH = m->ssm_v_heads, VD = 2 * E, NG = m->ssm_groups, C = VD + 2 * NG * m->ssm_state;
@@ -565,9 +575,16 @@ static int add_mamba2_tensors(out_t *o, const mk_t *m, bool moe) {
     for (long l = 0; l < m->layers; l++) {
         char n[64];
 #define T(s) (snprintf(n, sizeof n, "blk.%ld.%s", l, s), n)
-        if (add_random(o, T("attn_norm.weight"), E, 0, 1, sd) || add_random(o, T("ffn_norm.weight"), E, 0, 1, sd))
+        const char kind = mamba2_kind(m, l, nemotron);
+        if (add_random(o, T("attn_norm.weight"), E, 0, 1, sd) ||
+            (!nemotron && add_random(o, T("ffn_norm.weight"), E, 0, 1, sd)))
             return -1;
-        if ((l + 1) % m->attn_every != 0) {
+        if (kind == '-') {
+            if (add_random(o, T("ffn_up.weight"), E, F, 0, sd) || add_random(o, T("ffn_down.weight"), F, E, 0, sd))
+                return -1;
+            continue;
+        }
+        if (kind == 'M') {
             float *a = malloc((size_t)NH * sizeof(float));
             if (!a) return -1;
             for (int64_t h = 0; h < NH; h++) a[h] = -expf(0.3f * rnormal());
@@ -584,6 +601,7 @@ static int add_mamba2_tensors(out_t *o, const mk_t *m, bool moe) {
                    add_random(o, T("attn_output.weight"), QD, E, 0, sd)) {
             return -1;
         }
+        if (nemotron) continue;
         if (!moe ? add_random(o, T("ffn_gate.weight"), E, F, 0, sd) || add_random(o, T("ffn_up.weight"), E, F, 0, sd) ||
                        add_random(o, T("ffn_down.weight"), F, E, 0, sd)
                  : add_random3(o, T("ffn_gate_inp.weight"), E, X, 1, 0, 1.0f) ||
@@ -703,6 +721,8 @@ int cmd_mkmodel(int argc, char **argv) {
     const bool qwen2moe = !strcmp(m.arch, "qwen2moe"), glm4moe = !strcmp(m.arch, "glm4moe");
     /* Granite 4.0 H: Mamba-2 layers and attention layers (with --experts: H Tiny / Small) */
     const bool ghybrid = !strcmp(m.arch, "granitehybrid");
+    /* Nemotron-H: Mamba-2, attention and squared-ReLU MLP layers */
+    const bool nemotron = !strcmp(m.arch, "nemotron_h"), mamba2 = ghybrid || nemotron;
     const bool granitemoe = !strcmp(m.arch, "granitemoe") || (ghybrid && m.experts > 0),
                granite = granitemoe || ghybrid || !strcmp(m.arch, "granite");
     const bool olmo2 = !strcmp(m.arch, "olmo2"), ds2 = !strcmp(m.arch, "deepseek2"),
@@ -724,12 +744,12 @@ int cmd_mkmodel(int argc, char **argv) {
     /* the encoders: bert, and nomic-bert (bert's embeddings and LayerNorms
      * with RoPE, fused QKV and a gated FFN) */
     const bool nomic = !strcmp(m.arch, "nomic-bert"), encoder = nomic || !strcmp(m.arch, "bert");
-    if (!llama_rope && !moe && !phi3 && !gemma && !olmo2 && !encoder && !hybrid && strcmp(m.arch, "qwen2") &&
+    if (!llama_rope && !moe && !phi3 && !gemma && !olmo2 && !encoder && !hybrid && !mamba2 && strcmp(m.arch, "qwen2") &&
         strcmp(m.arch, "qwen3")) {
         fprintf(stderr, "silica mkmodel: --arch must be llama, internlm2, qwen2, qwen3, qwen2moe, "
                         "qwen3moe, qwen35, qwen35moe, qwen3next, chatglm, glm4, "
                         "glm4moe, deepseek2, gpt-oss, phi3, gemma, gemma2, gemma3, granite, "
-                        "granitemoe, granitehybrid, smollm3, olmo2, "
+                        "granitemoe, granitehybrid, nemotron_h, smollm3, olmo2, "
                         "ernie4_5, bert or nomic-bert\n");
         return 2;
     }
@@ -882,7 +902,7 @@ int cmd_mkmodel(int argc, char **argv) {
                             "64, --ssm-state <= 4096, --attn-every <= layers, and no --pooling\n");
             return 2;
         }
-    } else if (ghybrid) { /* Mamba-2: d_inner = 2 × embd in --ssm-v-heads heads sharing B, C in --ssm-groups */
+    } else if (mamba2) { /* Mamba-2: d_inner = 2 × embd in --ssm-v-heads heads sharing B, C in --ssm-groups */
         if (m.ssm_state == 0) m.ssm_state = 16;
         if (m.ssm_groups == 0) m.ssm_groups = 1;
         if (m.ssm_v_heads == 0) m.ssm_v_heads = 4;
@@ -890,14 +910,14 @@ int cmd_mkmodel(int argc, char **argv) {
         if (m.attn_every == 0) m.attn_every = 4;
         if (m.ssm_v_heads % m.ssm_groups || (2 * m.embd) % m.ssm_v_heads || m.ssm_conv > 64 ||
             m.ssm_state > 4096 || m.attn_every > m.layers || m.layers > 4096 || pooling) {
-            fprintf(stderr, "silica mkmodel: granitehybrid needs --ssm-v-heads a multiple of --ssm-groups and "
+            fprintf(stderr, "silica mkmodel: granitehybrid and nemotron_h need --ssm-v-heads a multiple of --ssm-groups and "
                             "dividing 2 x embd, --ssm-conv <= 64, --ssm-state <= 4096, --attn-every <= layers "
                             "<= 4096, and no --pooling\n");
             return 2;
         }
     } else if (m.ssm_state || m.ssm_groups || m.ssm_v_heads || m.ssm_conv || m.attn_every) {
-        fprintf(stderr, "silica mkmodel: the --ssm-* options and --attn-every are for qwen35, qwen35moe and "
-                        "granitehybrid\n");
+        fprintf(stderr, "silica mkmodel: the --ssm-* options and --attn-every are for qwen35, qwen35moe, "
+                        "granitehybrid and nemotron_h\n");
         return 2;
     }
     if (m.head_dim == 0) m.head_dim = m.heads ? m.embd / m.heads : 0;
@@ -968,7 +988,16 @@ int cmd_mkmodel(int argc, char **argv) {
     bad |= set_key_u32(o.w, A, "context_length", m.ctx);
     bad |= set_key_u32(o.w, A, "embedding_length", m.embd);
     bad |= set_key_u32(o.w, A, "block_count", m.layers);
-    bad |= set_key_u32(o.w, A, "feed_forward_length", m.ffn);
+    if (nemotron) { /* per layer, 0 but for the MLP layers */
+        int32_t *ffs = malloc((size_t)m.layers * sizeof *ffs);
+        char key[128];
+        snprintf(key, sizeof key, "%s.feed_forward_length", A);
+        for (long l = 0; ffs && l < m.layers; l++) ffs[l] = mamba2_kind(&m, l, true) == '-' ? (int32_t)m.ffn : 0;
+        bad |= !ffs || gguf_writer_set_arr(o.w, key, GGUF_VT_INT32, ffs, (size_t)m.layers);
+        free(ffs);
+    } else {
+        bad |= set_key_u32(o.w, A, "feed_forward_length", m.ffn);
+    }
     bad |= set_key_u32(o.w, A, "attention.head_count", m.heads);
     if (encoder) {
         bad |= set_bert_keys(o.w, A, &m, pooling);
@@ -976,11 +1005,12 @@ int cmd_mkmodel(int argc, char **argv) {
         bad |= set_deepseek2_keys(o.w, A, &m);
         if (pooling) bad |= set_key_u32(o.w, A, "pooling_type", pooling);
     } else {
-        if (ghybrid) { /* per layer, 0 for each Mamba-2 layer */
+        if (mamba2) { /* per layer, 0 but for the attention layers */
             int32_t *kvs = malloc((size_t)m.layers * sizeof *kvs);
             char key[128];
             snprintf(key, sizeof key, "%s.attention.head_count_kv", A);
-            for (long l = 0; kvs && l < m.layers; l++) kvs[l] = (l + 1) % m.attn_every ? 0 : (int32_t)m.kv_heads;
+            for (long l = 0; kvs && l < m.layers; l++)
+                kvs[l] = mamba2_kind(&m, l, nemotron) == '*' ? (int32_t)m.kv_heads : 0;
             bad |= !kvs || gguf_writer_set_arr(o.w, key, GGUF_VT_INT32, kvs, (size_t)m.layers);
             free(kvs);
         } else {
@@ -1029,7 +1059,7 @@ int cmd_mkmodel(int argc, char **argv) {
         bad |= set_key_u32(o.w, A, "ssm.inner_size", m.ssm_v_heads * m.ssm_state);
         bad |= set_key_u32(o.w, A, "full_attention_interval", m.attn_every);
     }
-    if (ghybrid) { /* the converter's Mamba-2 keys; Granite 4.0 H has no RoPE */
+    if (mamba2) { /* the converter's Mamba-2 keys; Granite 4.0 H and Nemotron-H have no RoPE */
         char key[128];
         snprintf(key, sizeof key, "%s.rope.scaling.finetuned", A);
         bad |= gguf_writer_set_bool(o.w, key, false);
@@ -1107,9 +1137,9 @@ int cmd_mkmodel(int argc, char **argv) {
                    (ds2 && add_deepseek2_tensors(&o, &m)))
         goto oom;
     if (hybrid && add_hybrid_tensors(&o, &m, qwen35moe, next)) goto oom;
-    if (ghybrid && add_mamba2_tensors(&o, &m, moe)) goto oom;
+    if (mamba2 && add_mamba2_tensors(&o, &m, moe, nemotron)) goto oom;
     /* the decoders' blocks (the encoders', deepseek2's, qwen35's and granitehybrid's are written above) */
-    for (long l = 0; !encoder && !ds2 && !hybrid && !ghybrid && l < m.layers; l++) {
+    for (long l = 0; !encoder && !ds2 && !hybrid && !mamba2 && l < m.layers; l++) {
         char n[64];
 #define T(s) (snprintf(n, sizeof n, "blk.%ld.%s", l, s), n)
         /* glm4moe and gpt-oss name their FFN input norm post_attention_norm;

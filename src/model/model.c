@@ -262,6 +262,11 @@ static int dim_ok(uint32_t v, const char *what, char *err, size_t errlen) {
  * (1 softmax, 2 sigmoid; default sigmoid). Qwen3-MoE, Granite MoE and
  * Mixtral renormalize the chosen experts' weights, Qwen2-MoE does not. Dense architectures keep 0
  * experts. */
+/* nemotron_h and its MoE variant nemotron_h_moe (Nemotron 3 Nano) */
+static bool is_nemotron(const sl_hparams_t *hp) {
+    return hp->arch == SL_ARCH_NEMOTRON_H || hp->arch == SL_ARCH_NEMOTRON_H_MOE;
+}
+
 static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_t errlen) {
     hp->expert_scale = 1.0f;
     const char *arch = hp->arch_name;
@@ -275,7 +280,7 @@ static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
     if (hp->arch != SL_ARCH_QWEN3MOE && hp->arch != SL_ARCH_QWEN2MOE &&
         hp->arch != SL_ARCH_GLM4MOE && !granite_moe &&
         hp->arch != SL_ARCH_DEEPSEEK2 && hp->arch != SL_ARCH_GPT_OSS && hp->arch != SL_ARCH_QWEN35MOE &&
-        hp->arch != SL_ARCH_QWEN3NEXT && !llama_moe)
+        hp->arch != SL_ARCH_QWEN3NEXT && hp->arch != SL_ARCH_NEMOTRON_H_MOE && !llama_moe)
         return 0;
     uint32_t ne, nu, ffe;
     if (key_u32(f, arch, "expert_count", true, 0, &ne, err, errlen) ||
@@ -291,7 +296,8 @@ static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
     if (llama_moe || granite_moe)
         ffe = (uint32_t)hp->n_ff;
     else if (key_u32(f, arch, "expert_feed_forward_length",
-                     hp->arch == SL_ARCH_GPT_OSS || hp->arch == SL_ARCH_QWEN35MOE,
+                     hp->arch == SL_ARCH_GPT_OSS || hp->arch == SL_ARCH_QWEN35MOE ||
+                         hp->arch == SL_ARCH_NEMOTRON_H_MOE,
                      (uint32_t)hp->n_ff / nu, &ffe, err, errlen))
         return -1;
     if (dim_ok(ffe, "expert_feed_forward_length", err, errlen)) return -1;
@@ -307,6 +313,21 @@ static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
      * softmax over all renormalized over the k */
     hp->expert_norm = hp->arch == SL_ARCH_QWEN3MOE || granite_moe || llama_moe ||
                       hp->arch == SL_ARCH_GPT_OSS || hp->arch == SL_ARCH_QWEN35MOE || hp->arch == SL_ARCH_QWEN3NEXT;
+    if (hp->arch == SL_ARCH_NEMOTRON_H_MOE) {
+        /* llama.cpp's graph: sigmoid gating with the selection bias
+         * (exp_probs_b), expert_weights_norm, expert_weights_scale; relu²
+         * experts of up and down only; an ungated relu² shared expert */
+        uint32_t fsh;
+        char key[128];
+        if (key_u32(f, arch, "expert_shared_feed_forward_length", true, 0, &fsh, err, errlen) ||
+            dim_ok(fsh, "expert_shared_feed_forward_length", err, errlen))
+            return -1;
+        hp->n_ff_shexp = (int)fsh;
+        hp->expert_sigmoid = true;
+        snprintf(key, sizeof key, "%s.expert_weights_norm", arch);
+        hp->expert_norm = gguf_get_bool_or(f, key, false);
+        if (scale > 0.0f) hp->expert_scale = scale;
+    }
     if (granite_moe) { /* Granite MoE Shared: an ungated shared expert */
         uint32_t fsh;
         if (key_u32(f, arch, "expert_shared_feed_forward_length", false, 0, &fsh, err, errlen) ||
@@ -834,7 +855,7 @@ static int load_mamba2(sl_model_t *m, char *err, size_t errlen) {
     if (hp->pooling != SL_POOLING_NONE)
         return sl_err(err, errlen, "%s: a pooling (embedding) model with Mamba-2 layers is not supported", arch);
     hp->ssm_hybrid = hp->mamba2 = true;
-    if (hp->arch == SL_ARCH_NEMOTRON_H) hp->rope.n_rot = 0; /* llama.cpp: rope type none */
+    if (is_nemotron(hp)) hp->rope.n_rot = 0; /* llama.cpp: rope type none */
     hp->ssm_conv = (int)conv;
     hp->ssm_n_k = (int)ng;
     hp->ssm_head_k = (int)ds;
@@ -868,7 +889,7 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
                  {"deepseek2", SL_ARCH_DEEPSEEK2}, {"gpt-oss", SL_ARCH_GPT_OSS},
                  {"qwen35", SL_ARCH_QWEN35},     {"qwen35moe", SL_ARCH_QWEN35MOE},
                  {"qwen3next", SL_ARCH_QWEN3NEXT}, {"granitehybrid", SL_ARCH_GRANITEHYBRID},
-                 {"nemotron_h", SL_ARCH_NEMOTRON_H}};
+                 {"nemotron_h", SL_ARCH_NEMOTRON_H}, {"nemotron_h_moe", SL_ARCH_NEMOTRON_H_MOE}};
     size_t ai = 0;
     while (ai < SL_ARRAY_LEN(archs) && strcmp(arch, archs[ai].name) != 0) ai++;
     if (ai == SL_ARRAY_LEN(archs)) {
@@ -885,7 +906,7 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
         key_u32(f, arch, "embedding_length", true, 0, &embd, err, errlen) ||
         key_u32(f, arch, "block_count", true, 0, &nl, err, errlen) ||
         /* qwen35moe: only the experts' sizes are required (0: n_ff_exp) */
-        (hp->arch == SL_ARCH_NEMOTRON_H ? load_nemotron_ff(m, nl, &ff, err, errlen)
+        (is_nemotron(hp) ? load_nemotron_ff(m, nl, &ff, err, errlen)
                                         : key_u32(f, arch, "feed_forward_length",
                                                   hp->arch != SL_ARCH_QWEN35MOE && hp->arch != SL_ARCH_QWEN3NEXT, 0, &ff,
                                                   err, errlen)) ||
@@ -897,7 +918,7 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
          dim_ok(ff, "feed_forward_length", err, errlen)) ||
         dim_ok(nh, "attention.head_count", err, errlen))
         return -1;
-    if (hp->arch == SL_ARCH_GRANITEHYBRID || hp->arch == SL_ARCH_NEMOTRON_H) {
+    if (hp->arch == SL_ARCH_GRANITEHYBRID || is_nemotron(hp)) {
         if (load_mamba2_kinds(m, nl, &nkv, err, errlen)) return -1;
     } else if (key_u32(f, arch, "attention.head_count_kv", false, nh, &nkv, err, errlen) ||
                dim_ok(nkv, "attention.head_count_kv", err, errlen))
@@ -926,6 +947,8 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
         return -1;
     if (nextn >= nl)
         return sl_err(err, errlen, "%s.nextn_predict_layers = %u leaves no layer of %u", arch, nextn, nl);
+    if (is_nemotron(hp) && gguf_get_u32_or(f, (snprintf(e, sizeof e, "%s.nextn_predict_layers", arch), e), 0) > 0)
+        return sl_err(err, errlen, "%s: multi-token-prediction layers (nextn_predict_layers) are not supported", arch);
     nl -= nextn;
     hp->n_ctx_train = (int)ctx;
     hp->n_embd = (int)embd;
@@ -1019,7 +1042,7 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
     if ((hp->arch == SL_ARCH_QWEN35 || hp->arch == SL_ARCH_QWEN35MOE || hp->arch == SL_ARCH_QWEN3NEXT) &&
         load_hybrid(m, err, errlen))
         return -1;
-    if ((hp->arch == SL_ARCH_GRANITEHYBRID || hp->arch == SL_ARCH_NEMOTRON_H) && load_mamba2(m, err, errlen)) return -1;
+    if ((hp->arch == SL_ARCH_GRANITEHYBRID || is_nemotron(hp)) && load_mamba2(m, err, errlen)) return -1;
     return hp->arch == SL_ARCH_DEEPSEEK2 ? load_mla(f, hp, vl, factor, err, errlen) : 0; /* its own attention scale */
 }
 
@@ -1628,10 +1651,29 @@ static int load_mamba2_layer(sl_model_t *m, int l, sl_layer_t *L, char *err, siz
     char n[96];
 #define NAME(s) (snprintf(n, sizeof n, "blk.%d.%s", l, s), n)
     L->recurrent = m->mamba_rec[l];
-    const bool nemotron = hp->arch == SL_ARCH_NEMOTRON_H;
+    const bool nemotron = is_nemotron(hp);
     if (get_vector(m, NAME("attn_norm.weight"), E, "n_embd", true, &L->attn_norm, err, errlen) ||
         (!nemotron && get_vector(m, NAME("ffn_norm.weight"), E, "n_embd", true, &L->ffn_norm, err, errlen)))
         return -1;
+    if (nemotron && m->layer_ff[l] && NE) { /* nemotron_h_moe: a MoE layer */
+        L->ffn_only = true;
+        if (gguf_find_tensor(m->gf, NAME("ffn_latent_down.weight")))
+            return sl_err(err, errlen, "%s: latent MoE projections (ffn_latent_down / up) are not supported",
+                          hp->arch_name);
+        return get_matrix(m, NAME("ffn_gate_inp.weight"), E, NE, "n_embd × n_expert", true, &L->router, err,
+                          errlen) ||
+                       get_vector(m, NAME("exp_probs_b.bias"), NE, "n_expert", true, &L->expert_bias, err, errlen) ||
+                       get_stack(m, NAME("ffn_up_exps.weight"), E, FE, NE, "n_embd × n_ff_exp × n_expert", &L->xup,
+                                 err, errlen) ||
+                       get_stack(m, NAME("ffn_down_exps.weight"), FE, E, NE, "n_ff_exp × n_embd × n_expert",
+                                 &L->xdown, err, errlen) ||
+                       get_matrix(m, NAME("ffn_up_shexp.weight"), E, FS, "n_embd × n_ff_shexp", true, &L->up, err,
+                                  errlen) ||
+                       get_matrix(m, NAME("ffn_down_shexp.weight"), FS, E, "n_ff_shexp × n_embd", true, &L->down,
+                                  err, errlen)
+                   ? -1
+                   : 0;
+    }
     if (nemotron && m->layer_ff[l]) { /* an MLP layer: down(relu(up x)²), optional biases */
         const int64_t FL = m->layer_ff[l];
         L->ffn_only = true;
@@ -2876,6 +2918,62 @@ static void relu2_ffn(sl_model_t *m, sl_pool_t *pool, const sl_layer_t *L, int n
     add_worker(&aj, 0, 1);
 }
 
+/* nemotron_h_moe's MoE layer on s->xn (normed): each token's chosen
+ * experts down(relu(up xn)²), weighted as moe_route says (sigmoid, the
+ * selection bias, norm, scale), plus the shared expert
+ * down_shexp(relu(up_shexp xn)²), added to s->x. Tokens grouped by expert
+ * as in moe_ffn, so each chosen expert's two matrices run once per step. */
+static void relu2_moe_ffn(sl_model_t *m, sl_pool_t *pool, const sl_layer_t *L, int n_tok) {
+    const sl_hparams_t *hp = &m->hp;
+    struct sl_scratch *s = &m->s;
+    const int NE = hp->n_expert, KU = hp->n_expert_used, E = hp->n_embd, FE = hp->n_ff_exp;
+    matmul_w(pool, &L->router, s->xn, n_tok, s->moe_logits);
+    int32_t *start = s->moe_start;
+    memset(start, 0, sizeof *start * (size_t)(NE + 1));
+    for (int t = 0; t < n_tok; t++) {
+        moe_route(hp, L->expert_bias, s->moe_logits + (size_t)t * NE, s->moe_e + (size_t)t * KU,
+                  s->moe_w + (size_t)t * KU);
+        for (int j = 0; j < KU; j++) start[s->moe_e[(size_t)t * KU + j] + 1]++;
+    }
+    for (int e = 0; e < NE; e++) start[e + 1] += start[e];
+    for (int t = 0; t < n_tok; t++)
+        for (int j = 0; j < KU; j++) {
+            const int e = s->moe_e[(size_t)t * KU + j], at = start[e]++;
+            s->moe_tok[at] = t;
+            s->moe_gw[at] = s->moe_w[(size_t)t * KU + j];
+        }
+    for (int e = NE; e > 0; e--) start[e] = start[e - 1];
+    start[0] = 0;
+    memset(s->moe_sum, 0, sizeof(float) * (size_t)n_tok * (size_t)E);
+    for (int e = 0; e < NE; e++) {
+        const int lo = start[e], c = start[e + 1] - lo;
+        if (c == 0) continue;
+        for (int i = 0; i < c; i++)
+            memcpy(s->moe_x + (size_t)i * E, s->xn + (size_t)s->moe_tok[lo + i] * E, sizeof(float) * (size_t)E);
+        matmul_w(pool, &L->xup[e], s->moe_x, c, s->moe_u);
+        for (size_t i = 0; i < (size_t)c * (size_t)FE; i++) {
+            const float v = fmaxf(s->moe_u[i], 0.0f);
+            s->moe_u[i] = v * v;
+        }
+        matmul_w(pool, &L->xdown[e], s->moe_u, c, s->moe_y);
+        for (int i = 0; i < c; i++) {
+            float *acc = s->moe_sum + (size_t)s->moe_tok[lo + i] * E;
+            const float *y = s->moe_y + (size_t)i * E, w = s->moe_gw[lo + i];
+            for (int d = 0; d < E; d++) acc[d] += w * y[d];
+        }
+    }
+    const size_t FS = (size_t)hp->n_ff_shexp;
+    matmul_w(pool, &L->up, s->xn, n_tok, s->gate);
+    for (size_t i = 0; i < (size_t)n_tok * FS; i++) {
+        const float v = fmaxf(s->gate[i], 0.0f);
+        s->gate[i] = v * v;
+    }
+    matmul_w(pool, &L->down, s->gate, n_tok, s->moe_y);
+    for (size_t i = 0; i < (size_t)n_tok * (size_t)E; i++) s->moe_sum[i] += s->moe_y[i];
+    struct add_job aj = {s->x, s->moe_sum, NULL, (size_t)n_tok * (size_t)E, (size_t)E, hp->residual_scale};
+    add_worker(&aj, 0, 1);
+}
+
 /* ---- Mamba-2 hybrids (granitehybrid): the mixer's forward pass ----
  *
  * Per token: zxBCdt = ssm_in · x; xBC through the causal conv (with the
@@ -3008,8 +3106,11 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
     for (int l = 0; l < hp->n_layer; l++) {
         const sl_layer_t *L = &m->layers[l];
         pre_norm(pool, s->xn, s->x, L->attn_norm, n_tok, E, hp->norm_eps);
-        if (L->ffn_only) { /* nemotron_h: an MLP layer */
-            relu2_ffn(m, pool, L, n_tok);
+        if (L->ffn_only) { /* nemotron_h: an MLP layer; nemotron_h_moe: a MoE layer */
+            if (L->xup)
+                relu2_moe_ffn(m, pool, L, n_tok);
+            else
+                relu2_ffn(m, pool, L, n_tok);
             continue;
         }
         if (L->wkv_a.data) { /* deepseek2: multi-head latent attention */

@@ -77,8 +77,10 @@ typedef enum sl_arch {
                           in older files q/k/v/z) projections, plain NEOX RoPE */
     SL_ARCH_GRANITEHYBRID, /* IBM Granite 4.0 H: Mamba-2 layers and attention layers (head_count_kv 0 marks a Mamba-2
                               layer), dense FFN or experts plus a shared expert, Granite's scales */
-    SL_ARCH_NEMOTRON_H     /* NVIDIA Nemotron-H / Nemotron Nano 2: Mamba-2, attention (no RoPE) and squared-ReLU MLP
+    SL_ARCH_NEMOTRON_H,    /* NVIDIA Nemotron-H / Nemotron Nano 2: Mamba-2, attention (no RoPE) and squared-ReLU MLP
                               layers, each one sublayer */
+    SL_ARCH_NEMOTRON_H_MOE /* NVIDIA Nemotron 3 Nano: nemotron_h with sigmoid-routed squared-ReLU experts and a shared
+                              expert in place of the MLP layers */
 } sl_arch_t;
 
 /* How an embedding model turns its last hidden states into one vector per

@@ -71,6 +71,7 @@ typedef enum {
     MUT_NORM_WHOLE,     /* the gated norm over all of d_inner */
     MUT_GROUP_TILED,    /* head h reads group h mod n_group */
     MUT_RELU_PLAIN,     /* nemotron_h's MLP with relu, not relu² */
+    MUT_NO_SEL_BIAS,    /* nemotron_h_moe's experts chosen without the selection bias */
 } variant_t;
 
 typedef struct {
@@ -81,6 +82,7 @@ typedef struct {
     float *wg, *wu, *wd;
     float *wr, *xg, *xu, *xd;
     double *bu, *bd; /* nemotron_h's MLP biases */
+    double *eb;      /* nemotron_h_moe: the experts' selection bias */
 } layer_t;
 
 typedef struct {
@@ -94,8 +96,11 @@ typedef struct {
 static bool is_attn(const spec_t *s, int l) {
     return s->pattern ? s->pattern[l] == '*' : (s->attn_mask >> l) & 1u;
 }
-static bool is_mlp(const spec_t *s, int l) {
-    return s->pattern && s->pattern[l] == '-';
+static bool is_mlp(const spec_t *s, int l) { /* '-' an MLP, 'E' (nemotron_h_moe) a MoE layer */
+    return s->pattern && (s->pattern[l] == '-' || s->pattern[l] == 'E');
+}
+static bool is_moe_layer(const spec_t *s, int l) {
+    return s->pattern && s->pattern[l] == 'E';
 }
 static bool is_mamba(const spec_t *s, int l) {
     return !is_attn(s, l) && !is_mlp(s, l);
@@ -155,6 +160,15 @@ static void ref_init(ref_t *m, const spec_t *s, uint64_t seed) {
         layer_t *L = &m->l[l];
         L->an = dvec(E, 1, 0.2), L->fn = dvec(E, 1, 0.2);
         to_f32(L->an, E), to_f32(L->fn, E);
+        if (is_moe_layer(s, l)) {
+            /* a router unscaled (sigmoid saturates) and a wide selection bias: decisive choices */
+            L->wr = fmat(s->NE, E, SL_TYPE_F32);
+            L->eb = dvec(s->NE, 0, 2.0);
+            to_f32(L->eb, s->NE);
+            L->xu = fmat(s->NE * s->FE, E, t), L->xd = fmat(s->NE * E, s->FE, t);
+            L->wu = fmat(s->FS, E, t), L->wd = fmat(E, s->FS, t);
+            continue;
+        }
         if (is_mlp(s, l)) {
             L->wu = fmat(ff_of(s, l), E, t), L->wd = fmat(E, ff_of(s, l), t);
             L->bu = dvec(ff_of(s, l), 0, 0.3), L->bd = dvec(E, 0, 0.3);
@@ -191,7 +205,7 @@ static void ref_free(ref_t *m) {
         layer_t *L = &m->l[l];
         void *ps[] = {L->an,    L->fn,    L->win, L->wout, L->conv, L->convb, L->alog, L->dtb,
                       L->dskip, L->snorm, L->wq,  L->wk,   L->wv,   L->wo,    L->wg,   L->wu,
-                      L->wd,    L->wr,    L->xg,  L->xu,   L->xd,   L->bu,    L->bd};
+                      L->wd,    L->wr,    L->xg,  L->xu,   L->xd,   L->bu,    L->bd,   L->eb};
         for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
             free(ps[i]);
     }
@@ -231,7 +245,7 @@ typedef struct {
 
 static int write_model(ref_t *m, const char *path, const write_opts_t *o) {
     const spec_t *s = &m->s;
-    const char *A = s->pattern ? "nemotron_h" : "granitehybrid";
+    const char *A = s->pattern ? (s->moe ? "nemotron_h_moe" : "nemotron_h") : "granitehybrid";
     gguf_writer_t *w = gguf_writer_new();
     char key[128], n[96];
 #define KEY(k) (snprintf(key, sizeof key, "%s.%s", A, k), key)
@@ -277,6 +291,12 @@ static int write_model(ref_t *m, const char *path, const write_opts_t *o) {
                               (uint32_t)(o && o->groups ? o->groups : s->NG)) == 0);
     CHECK(gguf_writer_set_u32(w, KEY("ssm.time_step_rank"), (uint32_t)s->NH) == 0);
     CHECK(gguf_writer_set_u32(w, KEY("ssm.inner_size"), (uint32_t)vd(s)) == 0);
+    if (s->moe && s->pattern) { /* sigmoid routing, renormalized and scaled */
+        CHECK(gguf_writer_set_u32(w, KEY("expert_feed_forward_length"), (uint32_t)s->FE) == 0);
+        CHECK(gguf_writer_set_bool(w, KEY("expert_weights_norm"), true) == 0);
+        CHECK(gguf_writer_set_f32(w, KEY("expert_weights_scale"), 2.5f) == 0);
+        CHECK(gguf_writer_set_u32(w, KEY("expert_gating_func"), 2) == 0);
+    }
     if (s->moe) {
         CHECK(gguf_writer_set_u32(w, KEY("expert_count"), (uint32_t)s->NE) == 0);
         CHECK(gguf_writer_set_u32(w, KEY("expert_used_count"), (uint32_t)s->KU) == 0);
@@ -296,6 +316,15 @@ static int write_model(ref_t *m, const char *path, const write_opts_t *o) {
 #define SHORT(x) (T(x), o && o->bad && !strcmp(o->bad, n) ? 1 : 0)
         if (!SKIP("attn_norm.weight")) add_f32(w, n, L->an, E, 0);
         if (!s->pattern && !SKIP("ffn_norm.weight")) add_f32(w, n, L->fn, E, 0);
+        if (is_moe_layer(s, l)) {
+            add_mat(w, T("ffn_gate_inp.weight"), L->wr, s->NE, E, 1, SL_TYPE_F32);
+            if (!SKIP("exp_probs_b.bias")) add_f32(w, n, L->eb, s->NE, 0);
+            add_mat(w, T("ffn_up_exps.weight"), L->xu, s->FE, E, s->NE, t);
+            add_mat(w, T("ffn_down_exps.weight"), L->xd, E, s->FE, s->NE, t);
+            add_mat(w, T("ffn_up_shexp.weight"), L->wu, s->FS, E, 1, t);
+            add_mat(w, T("ffn_down_shexp.weight"), L->wd, E, s->FS, 1, t);
+            continue;
+        }
         if (is_mlp(s, l)) {
             if (!SKIP("ffn_up.weight"))
                 add_mat(w, n, L->wu, ff_of(s, l) - SHORT("ffn_up.weight"), E, 1, t);
@@ -424,6 +453,46 @@ static void ref_forward(const ref_t *m, const int32_t *tok, int n, double *out) 
         for (int l = 0; l < s->L; l++) {
             const layer_t *L = &m->l[l];
             rms(xn, xt, E, L->an);
+            if (is_moe_layer(
+                    s, l)) { /* sigmoid routing: top k by p + bias, weighted by p / Σp × 2.5 */
+                double p[64], sel[64], w[64] = {0};
+                int pick[64];
+                matvec(p, L->wr, xn, s->NE, E);
+                for (int e = 0; e < s->NE; e++)
+                    p[e] = 1 / (1 + exp(-p[e])),
+                    sel[e] = p[e] + (m->var == MUT_NO_SEL_BIAS ? 0 : L->eb[e]);
+                double wsum = 0;
+                for (int k = 0; k < s->KU; k++) {
+                    int b = -1;
+                    for (int e = 0; e < s->NE; e++) {
+                        bool used = false;
+                        for (int j = 0; j < k; j++)
+                            used = used || pick[j] == e;
+                        if (!used && (b < 0 || sel[e] > sel[b])) b = e;
+                    }
+                    pick[k] = b, w[k] = p[b], wsum += p[b];
+                }
+                double *u = malloc(sizeof(double) * (size_t)(s->FE > s->FS ? s->FE : s->FS));
+                for (int e = 0; e < E; e++)
+                    acc[e] = 0;
+                for (int k = 0; k <= s->KU; k++) { /* the chosen experts, then the shared one */
+                    const bool sh = k == s->KU;
+                    const int FL = sh ? s->FS : s->FE, ex = sh ? 0 : pick[k];
+                    matvec(u, sh ? L->wu : L->xu + (size_t)ex * s->FE * E, xn, FL, E);
+                    for (int i = 0; i < FL; i++) {
+                        const double r = fmax(u[i], 0.0);
+                        u[i] = m->var == MUT_RELU_PLAIN ? r : r * r;
+                    }
+                    matvec(y, sh ? L->wd : L->xd + (size_t)ex * E * s->FE, u, E, FL);
+                    const double wk = sh ? 1.0 : w[k] / wsum * 2.5;
+                    for (int e = 0; e < E; e++)
+                        acc[e] += wk * y[e];
+                }
+                free(u);
+                for (int e = 0; e < E; e++)
+                    xt[e] += acc[e];
+                continue;
+            }
             if (is_mlp(s, l)) { /* nemotron_h: x += down(relu(up xn + bu)²) + bd */
                 const int FL = ff_of(s, l);
                 double *u = malloc(sizeof(double) * (size_t)FL);
@@ -584,6 +653,12 @@ static spec_t nemotron_spec(void) {
     s.NG = 2, s.NH = 4;
     return s;
 }
+/* Nemotron 3 Nano's rhythm in small: M E M * E M (E: a MoE layer) */
+static spec_t nemotron_moe_spec(void) {
+    spec_t s = nemotron_spec();
+    s.pattern = "MEM*EM", s.moe = true, s.NE = 6, s.KU = 2, s.FE = 32, s.FS = 48;
+    return s;
+}
 static spec_t moe_spec(void) {
     spec_t s = dense_spec();
     s.moe = true, s.NE = 6, s.KU = 2, s.FE = 24, s.FS = 40, s.L = 4,
@@ -690,6 +765,43 @@ static void test_nemotron(void) {
     s.wtype = SL_TYPE_Q8_0, s.E = 64, s.HD = 16, s.F = 64; /* rows a whole number of 32-blocks */
     /* the square doubles the relative error of the q8_0-rounded activations going into it */
     run_case("nemotron_h q8_0", &s, 6e-2, 2);
+}
+
+static void test_nemotron_moe(void) {
+    spec_t s = nemotron_moe_spec();
+    run_case("nemotron_h_moe f32", &s, 1e-4, 2);
+    { /* the selection bias and the experts' square matter */
+        ref_t rm;
+        sl_model_t *m = load_ref(&rm, &s, 4244);
+        if (m) {
+            char err[SL_ERR_MAX] = "";
+            int32_t toks[N_TOK];
+            make_tokens(toks, N_TOK, s.V, 6);
+            float *got = malloc(sizeof(float) * N_TOK * s.V);
+            double *want = malloc(sizeof(double) * N_TOK * s.V);
+            sl_kv_t *kv = model_kv_new(m, N_TOK, SL_TYPE_F32, err, sizeof err);
+            CHECK(model_forward(m, NULL, kv, toks, N_TOK, got, true, err, sizeof err) == 0);
+            ref_forward(&rm, toks, N_TOK, want);
+            CHECK(test_rel_err(got, want, (size_t)N_TOK * s.V) <= 1e-4);
+            static const variant_t muts[] = {MUT_NO_SEL_BIAS, MUT_RELU_PLAIN};
+            for (size_t i = 0; i < sizeof muts / sizeof muts[0]; i++) {
+                rm.var = muts[i];
+                ref_forward(&rm, toks, N_TOK, want);
+                const double e = test_rel_err(got, want, (size_t)N_TOK * s.V);
+                CHECK_MSG(e > 1e-3, "nemotron_h_moe mutation %d not detected: rel err %.3g",
+                          (int)muts[i], e);
+                fprintf(stderr, "     nemotron_h_moe mutation %d         rel err %.2e\n",
+                        (int)muts[i], e);
+            }
+            model_kv_free(kv);
+            model_free(m);
+            free(got), free(want);
+        }
+        ref_free(&rm);
+        unlink(model_path());
+    }
+    s.wtype = SL_TYPE_Q8_0, s.E = 64, s.HD = 16, s.FS = 64;
+    run_case("nemotron_h_moe q8_0", &s, 6e-2, 1);
 }
 
 static void test_moe(void) {
@@ -840,9 +952,10 @@ static void test_long_prefill(void) {
 }
 
 static void test_batch(void) {
-    const spec_t a = moe_spec(), b = nemotron_spec();
+    const spec_t a = moe_spec(), b = nemotron_spec(), c = nemotron_moe_spec();
     batch_case(&a);
     batch_case(&b);
+    batch_case(&c);
 }
 
 /* nemotron_h's own parts: the MLP's square and the mixer's D skip matter */
@@ -908,6 +1021,9 @@ static void test_validation(void) {
     expect_load_error(&sn, &(write_opts_t){.both = 4}, "has both");
     expect_load_error(&sn, &(write_opts_t){.bad = "blk.1.ffn_up.weight"}, "blk.1.ffn_up.weight");
     expect_load_error(&sn, &(write_opts_t){.skip = "blk.0.ssm_d"}, "blk.0.ssm_d");
+    const spec_t snm = nemotron_moe_spec();
+    expect_load_error(&snm, &(write_opts_t){.skip = "blk.1.exp_probs_b.bias"},
+                      "blk.1.exp_probs_b.bias");
     expect_load_error(&s, &(write_opts_t){.groups = 3}, "group_count");
     spec_t none = dense_spec();
     none.attn_mask = 0;
@@ -978,6 +1094,7 @@ int main(void) {
     RUN(test_moe);
     RUN(test_nemotron);
     RUN(test_nemotron_mutations);
+    RUN(test_nemotron_moe);
     RUN(test_mutations);
     RUN(test_batch);
     RUN(test_long_prefill);

@@ -5,7 +5,7 @@
  * imported from a Hugging Face tokenizer.json + tokenizer_config.json.
  *
  *   silica mkmodel --arch
- * llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|qwen35|qwen35moe|qwen3next|chatglm|glm4|glm4moe|deepseek2|gpt-oss|phi3|gemma|gemma2|gemma3|granite|granitemoe|granitehybrid|nemotron_h|smollm3|olmo2|ernie4_5|bert|nomic-bert
+ * llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|qwen35|qwen35moe|qwen3next|chatglm|glm4|glm4moe|deepseek2|gpt-oss|phi3|gemma|gemma2|gemma3|granite|granitemoe|granitehybrid|nemotron_h|nemotron_h_moe|smollm3|olmo2|ernie4_5|bert|nomic-bert
  * --out F.gguf [--vocab N]
  *       [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N]
  *       [--experts N --experts-used K --expert-ffn N]  (qwen2moe, qwen3moe, glm4moe, deepseek2,
@@ -144,7 +144,7 @@ typedef struct mk {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|qwen35|qwen35moe|qwen3next|chatglm|glm4|glm4moe|deepseek2|gpt-oss|phi3|gemma|gemma2|gemma3|granite|granitemoe|granitehybrid|nemotron_h|smollm3|olmo2|ernie4_5|bert|nomic-bert --out F.gguf [--vocab N]\n"
+            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|qwen35|qwen35moe|qwen3next|chatglm|glm4|glm4moe|deepseek2|gpt-oss|phi3|gemma|gemma2|gemma3|granite|granitemoe|granitehybrid|nemotron_h|nemotron_h_moe|smollm3|olmo2|ernie4_5|bert|nomic-bert --out F.gguf [--vocab N]\n"
             "         [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N] [--ctx N] [--tied|--untied]\n"
             "         [--experts N --experts-used K --expert-ffn N] (qwen2moe, qwen3moe, glm4moe, deepseek2, gpt-oss; default 8, 2,\n"
             "          ffn / 2)\n"
@@ -152,7 +152,7 @@ static void usage(void) {
             "          qwen35moe's DeltaNet: head size, key heads, value heads, conv width, attention every N layers;\n"
             "          default 16, 2, 4, 4, 4; granitehybrid's Mamba-2: state size, groups, heads of 2 x embd,\n"
             "          conv width, attention every N layers; default 16, 1, 4, 4, 4; nemotron_h: the same, with MLP\n"
-            "          layers on the odd layers between)\n"
+            "          layers on the odd layers between; nemotron_h_moe: MoE layers there, with --experts)\n"
             "         [--shared-ffn N] (qwen2moe's, qwen35moe's, granitehybrid's shared expert; default ffn) [--swa N] (gemma2/3's window, default 512;\n"
             "          gpt-oss's, default 128)\n"
             "         [--q-lora N] [--kv-lora N] [--qk-nope N] [--qk-rope N] [--v-head N] (deepseek2's MLA; default 0\n"
@@ -579,6 +579,16 @@ static int add_mamba2_tensors(out_t *o, const mk_t *m, bool moe, bool nemotron) 
         if (add_random(o, T("attn_norm.weight"), E, 0, 1, sd) ||
             (!nemotron && add_random(o, T("ffn_norm.weight"), E, 0, 1, sd)))
             return -1;
+        if (kind == '-' && moe) { /* nemotron_h_moe: relu² experts (up, down) and shared expert */
+            if (add_random3(o, T("ffn_gate_inp.weight"), E, X, 1, 0, 1.0f) ||
+                add_random(o, T("exp_probs_b.bias"), X, 0, 0, 0.1f) ||
+                add_random3(o, T("ffn_up_exps.weight"), E, FX, X, 0, sd) ||
+                add_random3(o, T("ffn_down_exps.weight"), FX, E, X, 0, sd) ||
+                add_random(o, T("ffn_up_shexp.weight"), E, FS, 0, sd) ||
+                add_random(o, T("ffn_down_shexp.weight"), FS, E, 0, sd))
+                return -1;
+            continue;
+        }
         if (kind == '-') {
             if (add_random(o, T("ffn_up.weight"), E, F, 0, sd) || add_random(o, T("ffn_down.weight"), F, E, 0, sd))
                 return -1;
@@ -722,7 +732,9 @@ int cmd_mkmodel(int argc, char **argv) {
     /* Granite 4.0 H: Mamba-2 layers and attention layers (with --experts: H Tiny / Small) */
     const bool ghybrid = !strcmp(m.arch, "granitehybrid");
     /* Nemotron-H: Mamba-2, attention and squared-ReLU MLP layers */
-    const bool nemotron = !strcmp(m.arch, "nemotron_h"), mamba2 = ghybrid || nemotron;
+    /* Nemotron 3 Nano (nemotron_h_moe): MoE layers in place of the MLP ones */
+    const bool nemotron_moe = !strcmp(m.arch, "nemotron_h_moe");
+    const bool nemotron = nemotron_moe || !strcmp(m.arch, "nemotron_h"), mamba2 = ghybrid || nemotron;
     const bool granitemoe = !strcmp(m.arch, "granitemoe") || (ghybrid && m.experts > 0),
                granite = granitemoe || ghybrid || !strcmp(m.arch, "granite");
     const bool olmo2 = !strcmp(m.arch, "olmo2"), ds2 = !strcmp(m.arch, "deepseek2"),
@@ -732,7 +744,7 @@ int cmd_mkmodel(int argc, char **argv) {
     const bool next = !strcmp(m.arch, "qwen3next");
     const bool qwen35moe = !strcmp(m.arch, "qwen35moe") || next, hybrid = qwen35moe || !strcmp(m.arch, "qwen35");
     /* llama with --experts: Mixtral */
-    const bool moe = !strcmp(m.arch, "qwen3moe") || qwen2moe || glm4moe || granitemoe || ds2 ||
+    const bool moe = !strcmp(m.arch, "qwen3moe") || qwen2moe || glm4moe || granitemoe || ds2 || nemotron_moe ||
                      oss || qwen35moe || (!strcmp(m.arch, "llama") && m.experts > 0),
                glm4 = !strcmp(m.arch, "glm4");
     const bool chatglm = !strcmp(m.arch, "chatglm"), glm = glm4 || chatglm, phi3 = !strcmp(m.arch, "phi3");
@@ -749,7 +761,7 @@ int cmd_mkmodel(int argc, char **argv) {
         fprintf(stderr, "silica mkmodel: --arch must be llama, internlm2, qwen2, qwen3, qwen2moe, "
                         "qwen3moe, qwen35, qwen35moe, qwen3next, chatglm, glm4, "
                         "glm4moe, deepseek2, gpt-oss, phi3, gemma, gemma2, gemma3, granite, "
-                        "granitemoe, granitehybrid, nemotron_h, smollm3, olmo2, "
+                        "granitemoe, granitehybrid, nemotron_h, nemotron_h_moe, smollm3, olmo2, "
                         "ernie4_5, bert or nomic-bert\n");
         return 2;
     }
@@ -885,8 +897,8 @@ int cmd_mkmodel(int argc, char **argv) {
                         "used groups hold\n");
         return 2;
     }
-    if ((qwen2moe || qwen35moe || (ghybrid && moe)) && m.shared_ffn == 0) m.shared_ffn = m.ffn;
-    if (!qwen2moe && !qwen35moe && !(ghybrid && moe) && m.shared_ffn) {
+    if ((qwen2moe || qwen35moe || (ghybrid && moe) || nemotron_moe) && m.shared_ffn == 0) m.shared_ffn = m.ffn;
+    if (!qwen2moe && !qwen35moe && !(ghybrid && moe) && !nemotron_moe && m.shared_ffn) {
         fprintf(stderr, "silica mkmodel: --shared-ffn is for qwen2moe, qwen35moe and granitehybrid with --experts\n");
         return 2;
     }
@@ -1031,8 +1043,15 @@ int cmd_mkmodel(int argc, char **argv) {
         bad |= set_key_u32(o.w, A, "expert_count", m.experts);
         bad |= set_key_u32(o.w, A, "expert_used_count", m.experts_used);
         bad |= set_key_u32(o.w, A, "expert_feed_forward_length", m.expert_ffn);
-        if (qwen2moe || qwen35moe || ghybrid)
+        if (qwen2moe || qwen35moe || ghybrid || nemotron_moe)
             bad |= set_key_u32(o.w, A, "expert_shared_feed_forward_length", m.shared_ffn);
+        if (nemotron_moe) { /* Nemotron 3 Nano's routing: sigmoid with a selection bias, renormalized, scaled */
+            char key[128];
+            snprintf(key, sizeof key, "%s.expert_weights_norm", A);
+            bad |= gguf_writer_set_bool(o.w, key, true);
+            bad |= set_key_f32(o.w, A, "expert_weights_scale", 2.5);
+            bad |= set_key_u32(o.w, A, "expert_gating_func", 2);
+        }
         if (glm4moe) { /* GLM-4.5-Air's routing: sigmoid, renormalized, one shared expert, layer 0 dense */
             char key[128];
             bad |= set_key_u32(o.w, A, "expert_shared_count", 1);

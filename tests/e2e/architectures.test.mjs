@@ -6,7 +6,8 @@
 // DeltaNet layers with a recurrent state beside gated attention; dense and
 // MoE) and Qwen3-Next layouts, and Granite 4.0 H (granitehybrid: Mamba-2
 // layers beside attention; dense and MoE with a shared expert) and
-// Nemotron-H (nemotron_h: Mamba-2, attention and squared-ReLU MLP layers). Greedy output must not depend on
+// Nemotron-H (nemotron_h: Mamba-2, attention and squared-ReLU MLP layers;
+// nemotron_h_moe: sigmoid-routed squared-ReLU experts in place of the MLPs). Greedy output must not depend on
 // how it is asked for — alone or beside the other models' requests, as
 // one of n choices, streamed or not, with the prompt's blocks taken from
 // the prefix cache or computed — which exercises the batched forward pass
@@ -24,14 +25,17 @@ import { startServer, makeModel, metrics, BIN } from "./lib/server.mjs";
 
 const ARCHS = ["qwen3moe", "qwen2moe", "glm4moe", "glm4", "chatglm", "phi3", "gemma2", "gemma3", "granite",
   "smollm3", "internlm2", "olmo2", "ernie4_5", "deepseek2", "gpt-oss", "qwen35", "qwen35moe", "qwen3next",
-  "granitehybrid", "granitehybrid-moe", "nemotron_h"];
-const HYBRID = new Set(["qwen35", "qwen35moe", "qwen3next", "granitehybrid", "granitehybrid-moe", "nemotron_h"]);
+  "granitehybrid", "granitehybrid-moe", "nemotron_h", "nemotron_h_moe"];
+const HYBRID = new Set(["qwen35", "qwen35moe", "qwen3next", "granitehybrid", "granitehybrid-moe", "nemotron_h",
+  "nemotron_h_moe"]);
 // a DeltaNet (Mamba-2) layer then a gated (plain) attention layer
 const EXTRA = { "gpt-oss": ["--swa", "8"], qwen35: ["--attn-every", "2"], qwen35moe: ["--attn-every", "2"],
   qwen3next: ["--attn-every", "2"], granitehybrid: ["--attn-every", "2", "--ssm-groups", "2"],
   "granitehybrid-moe": ["--attn-every", "2", "--experts", "4", "--experts-used", "2", "--shared-ffn", "64"],
   // Mamba-2, MLP, Mamba-2, attention
-  nemotron_h: ["--layers", "4", "--attn-every", "4", "--ssm-groups", "2"] };
+  nemotron_h: ["--layers", "4", "--attn-every", "4", "--ssm-groups", "2"],
+  // Mamba-2, MoE, Mamba-2, attention
+  nemotron_h_moe: ["--layers", "4", "--attn-every", "4", "--experts", "4", "--experts-used", "2"] };
 // served names that are not an --arch
 const ARCH_OF = { "granitehybrid-moe": "granitehybrid" };
 // the hybrid models' server checkpoints their states every 256 prompt tokens

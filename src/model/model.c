@@ -2403,7 +2403,9 @@ static void qkv_worker(void *ctx, int ith, int nth) {
         if (L->bq) add_bias(q, L->bq, (int64_t)QD);
         if (L->bk) add_bias(k, L->bk, (int64_t)KD);
         if (L->bv) add_bias(v, L->bv, (int64_t)KD);
-        if (L->q_norm && hp->arch == SL_ARCH_OLMO2) { /* one norm over all heads */
+        if (g4) {
+            /* normed and turned above */
+        } else if (L->q_norm && hp->arch == SL_ARCH_OLMO2) { /* one norm over all heads */
             sl_rmsnorm(q, q, L->q_norm, (int64_t)QD, hp->norm_eps);
             sl_rmsnorm(k, k, L->k_norm, (int64_t)KD, hp->norm_eps);
         } else if (L->q_norm) {

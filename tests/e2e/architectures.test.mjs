@@ -4,14 +4,17 @@
 // Gemma, Granite, SmolLM3, OLMo, DeepSeek (MLA), gpt-oss (attention sinks,
 // a window of 8 on alternate layers, biased experts) and Qwen3.5 (Gated
 // DeltaNet layers with a recurrent state beside gated attention; dense and
-// MoE) and Qwen3-Next layouts. Greedy output must not depend on
+// MoE) and Qwen3-Next layouts, and Gemma 4 (window and global layers of
+// different head sizes, the last layers reading an earlier layer's KV,
+// per-layer embeddings). Greedy output must not depend on
 // how it is asked for — alone or beside the other models' requests, as
 // one of n choices, streamed or not, with the prompt's blocks taken from
 // the prefix cache or computed — which exercises the batched forward pass
 // (experts grouped per step, sliding windows, soft-capping, per-sequence
-// recurrent states) in the engine. The hybrid models reuse no cached
-// prefix (their state is not in the KV blocks: cached_tokens 0), and their
-// served greedy ids equal `silica generate` on the same prompt ids.
+// recurrent states, KV blocks of layers of different widths) in the
+// engine. The hybrid models reuse no cached prefix (their state is not in
+// the KV blocks: cached_tokens 0), and their and gemma4's served greedy ids
+// equal `silica generate` on the same prompt ids.
 import { test, before, after } from "node:test";
 import { execFileSync } from "node:child_process";
 import assert from "node:assert/strict";
@@ -19,11 +22,14 @@ import OpenAI from "openai";
 import { startServer, makeModel, BIN } from "./lib/server.mjs";
 
 const ARCHS = ["qwen3moe", "qwen2moe", "glm4moe", "glm4", "chatglm", "phi3", "gemma2", "gemma3", "granite",
-  "smollm3", "internlm2", "olmo2", "ernie4_5", "deepseek2", "gpt-oss", "qwen35", "qwen35moe", "qwen3next"];
+  "smollm3", "internlm2", "olmo2", "ernie4_5", "deepseek2", "gpt-oss", "gemma4", "qwen35", "qwen35moe",
+  "qwen3next"];
 const HYBRID = new Set(["qwen35", "qwen35moe", "qwen3next"]);
 // a DeltaNet layer then a gated attention layer
 const EXTRA = { "gpt-oss": ["--swa", "8"], qwen35: ["--attn-every", "2"], qwen35moe: ["--attn-every", "2"],
-  qwen3next: ["--attn-every", "2"] };
+  qwen3next: ["--attn-every", "2"],
+  // gemma4: W G W G W G, the last two reading layers 2 and 3's KV, per-layer embeddings, a window of 8
+  gemma4: ["--layers", "6", "--global-every", "2", "--shared-kv", "2", "--per-layer-embd", "8", "--swa", "8"] };
 const MSGS = [{ role: "user", content: "Name three rivers of Europe and say where each one reaches the sea." }];
 
 // a server takes at most 16 models: the hybrid ones get a second server
@@ -77,8 +83,8 @@ test("each architecture answers, and the same greedy answer alone, batched, as n
   }
 });
 
-test("the hybrid models' served greedy ids equal silica generate on the same prompt ids", async () => {
-  for (const a of HYBRID) {
+test("the hybrid models' and gemma4's served greedy ids equal silica generate on the same prompt ids", async () => {
+  for (const a of [...HYBRID, "gemma4"]) {
     const r = await ask(a, { return_token_ids: true });
     const c = r.choices[0];
     assert.ok(c.prompt_token_ids.length > 10 && c.token_ids.length > 0, a);

@@ -132,6 +132,10 @@ typedef struct sl_layer {
     sl_wt_t pl_gate, pl_proj;
     float *pl_post_norm;
     float out_scale;
+    /* gemma4 26B-A4B: the router's input scale (n_embd), each expert's output scale (n_expert, NULL:
+     * 1), and the norms of the two FFN branches (the experts' input, the dense MLP's and the
+     * experts' outputs) */
+    float *router_s, *xdown_s, *pre_norm_2, *post_norm_1, *post_norm_2;
 } sl_layer_t;
 
 struct sl_scratch {
@@ -165,6 +169,7 @@ struct sl_scratch {
     /* gemma4's per-layer embeddings, cap_tok rows each: every layer's input (× n_layer·n_embd_pl),
      * a token-table row (× n_layer·n_embd_pl), the branch's gated hidden units (× n_embd_pl) */
     float *ple, *ple_tok, *ple_g;
+    float *g4_mlp, *g4_rin; /* gemma4 with experts: the dense MLP's output, the router's input (× n_embd) */
 };
 
 struct sl_model {
@@ -285,6 +290,9 @@ static int dim_ok(uint32_t v, const char *what, char *err, size_t errlen) {
  * (1 softmax, 2 sigmoid; default sigmoid). Qwen3-MoE, Granite MoE and
  * Mixtral renormalize the chosen experts' weights, Qwen2-MoE does not. Dense architectures keep 0
  * experts. */
+static int key_u32_max(const gguf_file_t *f, const char *arch, const char *suffix, bool required, uint32_t def,
+                       uint32_t *out, char *err, size_t errlen);
+
 static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_t errlen) {
     hp->expert_scale = 1.0f;
     const char *arch = hp->arch_name;
@@ -292,7 +300,9 @@ static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
     char ekey[128];
     snprintf(ekey, sizeof ekey, "%s.expert_count", arch);
     const bool llama_moe = hp->arch == SL_ARCH_LLAMA && gguf_get_u32_or(f, ekey, 0) > 0;
-    if (hp->arch != SL_ARCH_QWEN3MOE && hp->arch != SL_ARCH_QWEN2MOE &&
+    /* gemma4: the 26B-A4B has experts beside its dense MLP */
+    const bool g4_moe = hp->arch == SL_ARCH_GEMMA4 && gguf_find_key(f, ekey) >= 0;
+    if (hp->arch != SL_ARCH_QWEN3MOE && hp->arch != SL_ARCH_QWEN2MOE && !g4_moe &&
         hp->arch != SL_ARCH_GLM4MOE && hp->arch != SL_ARCH_GRANITEMOE &&
         hp->arch != SL_ARCH_DEEPSEEK2 && hp->arch != SL_ARCH_GPT_OSS && hp->arch != SL_ARCH_QWEN35MOE &&
         hp->arch != SL_ARCH_QWEN3NEXT && !llama_moe)
@@ -310,9 +320,9 @@ static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
      * reads no other key for them) */
     if (llama_moe || hp->arch == SL_ARCH_GRANITEMOE)
         ffe = (uint32_t)hp->n_ff;
-    else if (key_u32(f, arch, "expert_feed_forward_length",
-                     hp->arch == SL_ARCH_GPT_OSS || hp->arch == SL_ARCH_QWEN35MOE,
-                     (uint32_t)hp->n_ff / nu, &ffe, err, errlen))
+    else if ((g4_moe ? key_u32_max : key_u32)(f, arch, "expert_feed_forward_length",
+                                               hp->arch == SL_ARCH_GPT_OSS || hp->arch == SL_ARCH_QWEN35MOE || g4_moe,
+                                               (uint32_t)hp->n_ff / nu, &ffe, err, errlen))
         return -1;
     if (dim_ok(ffe, "expert_feed_forward_length", err, errlen)) return -1;
     float scale;
@@ -326,7 +336,8 @@ static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
      * router logits weighted by a softmax over those k — the same as the
      * softmax over all renormalized over the k */
     hp->expert_norm = hp->arch == SL_ARCH_QWEN3MOE || hp->arch == SL_ARCH_GRANITEMOE || llama_moe ||
-                      hp->arch == SL_ARCH_GPT_OSS || hp->arch == SL_ARCH_QWEN35MOE || hp->arch == SL_ARCH_QWEN3NEXT;
+                      hp->arch == SL_ARCH_GPT_OSS || hp->arch == SL_ARCH_QWEN35MOE || hp->arch == SL_ARCH_QWEN3NEXT ||
+                      g4_moe;
     if (hp->arch == SL_ARCH_GRANITEMOE) { /* Granite MoE Shared: an ungated shared expert */
         uint32_t fsh;
         if (key_u32(f, arch, "expert_shared_feed_forward_length", false, 0, &fsh, err, errlen) ||
@@ -810,10 +821,6 @@ static int load_gemma4(sl_model_t *m, uint32_t kl, char *err, size_t errlen) {
     sl_hparams_t *hp = &m->hp;
     const char *arch = hp->arch_name;
     const uint32_t nl = (uint32_t)hp->n_layer;
-    if (hp->n_expert > 0)
-        return sl_err(err, errlen,
-                      "%s with experts (expert_count %d: the 26B-A4B MoE) is not supported; the dense models are",
-                      arch, hp->n_expert);
     if (hp->pooling != SL_POOLING_NONE)
         return sl_err(err, errlen, "%s: a pooling (embedding) model is not supported", arch);
     char key[128];
@@ -1687,8 +1694,42 @@ static int load_gemma4_layer(sl_model_t *m, int l, sl_layer_t *L, char *err, siz
         return -1;
     if (!L->has_kv && (L->wk.data || L->wv.data))
         return sl_err(err, errlen, "blk.%d has attn_k / attn_v but is one of the shared-KV layers", l);
-    if (gguf_find_tensor(m->gf, NAME("ffn_gate_inp.weight")))
-        return sl_err(err, errlen, "blk.%d has experts (ffn_gate_inp): the gemma4 MoE is not supported", l);
+    if (gguf_find_tensor(m->gf, NAME("ffn_gate_inp.weight")) && !hp->n_expert)
+        return sl_err(err, errlen, "blk.%d has experts (ffn_gate_inp) but %s.expert_count is absent", l,
+                      hp->arch_name);
+    const int64_t NE = hp->n_expert, FE = hp->n_ff_exp;
+    if (NE) { /* the 26B-A4B: experts beside the dense MLP in every layer */
+        const bool fused = gguf_find_tensor(m->gf, NAME("ffn_gate_up_exps.weight")) != NULL;
+        sl_wt_t *gu = NULL;
+        if (get_matrix(m, NAME("ffn_gate_inp.weight"), E, NE, "n_embd × n_expert", true, &L->router, err, errlen) ||
+            get_vector(m, NAME("ffn_gate_inp.scale"), E, "n_embd", true, &L->router_s, err, errlen) ||
+            get_vector(m, NAME("pre_ffw_norm_2.weight"), E, "n_embd", true, &L->pre_norm_2, err, errlen) ||
+            get_vector(m, NAME("post_ffw_norm_1.weight"), E, "n_embd", true, &L->post_norm_1, err, errlen) ||
+            get_vector(m, NAME("post_ffw_norm_2.weight"), E, "n_embd", true, &L->post_norm_2, err, errlen) ||
+            (fused && get_stack(m, NAME("ffn_gate_up_exps.weight"), E, 2 * FE, NE,
+                                "n_embd × 2·n_ff_exp × n_expert", &gu, err, errlen)) ||
+            (!fused && (get_stack(m, NAME("ffn_gate_exps.weight"), E, FE, NE, "n_embd × n_ff_exp × n_expert",
+                                  &L->xgate, err, errlen) ||
+                        get_stack(m, NAME("ffn_up_exps.weight"), E, FE, NE, "n_embd × n_ff_exp × n_expert",
+                                  &L->xup, err, errlen))) ||
+            get_stack(m, NAME("ffn_down_exps.weight"), FE, E, NE, "n_ff_exp × n_embd × n_expert", &L->xdown, err,
+                      errlen) ||
+            get_vector(m, NAME("ffn_down_exps.scale"), NE, "n_expert", false, &L->xdown_s, err, errlen))
+            return -1;
+        if (gu) { /* expert e's rows: its gate, then its up */
+            L->xgate = calloc((size_t)NE, sizeof *L->xgate);
+            L->xup = calloc((size_t)NE, sizeof *L->xup);
+            if (!L->xgate || !L->xup) {
+                free(gu);
+                return sl_err(err, errlen, "out of memory");
+            }
+            for (int64_t e = 0; e < NE; e++) {
+                L->xgate[e] = wt_rows(&gu[e], 0, FE);
+                L->xup[e] = wt_rows(&gu[e], FE, FE);
+            }
+            free(gu);
+        }
+    }
     float *sc = NULL;
     if (get_vector(m, NAME("layer_output_scale.weight"), 1, "1", false, &sc, err, errlen)) return -1;
 #undef NAME
@@ -1945,6 +1986,11 @@ void model_free(sl_model_t *m) {
             free(L->ssm_a);
             free(L->ssm_norm);
             free(L->pl_post_norm);
+            free(L->router_s);
+            free(L->xdown_s);
+            free(L->pre_norm_2);
+            free(L->post_norm_1);
+            free(L->post_norm_2);
         }
         free(m->layers);
     }
@@ -2205,7 +2251,10 @@ static int scratch_reserve(sl_model_t *m, int n_tok, size_t n_scores, int n_out,
             }
         }
         const size_t E = (size_t)hp->n_embd, F = (size_t)SL_MAX(hp->n_ff, hp->n_ff_shexp);
-        const size_t LP = (size_t)hp->n_embd_pl * (size_t)hp->n_layer, ple = LP ? 2 * LP + (size_t)hp->n_embd_pl : 0;
+        const size_t LP = (size_t)hp->n_embd_pl * (size_t)hp->n_layer;
+        /* gemma4: the per-layer inputs; with experts the dense MLP's output and the router's input */
+        const size_t ple = (LP ? 2 * LP + (size_t)hp->n_embd_pl : 0) +
+                           (hp->arch == SL_ARCH_GEMMA4 && hp->n_expert ? 2 * (size_t)hp->n_embd : 0);
         const size_t NE = (size_t)hp->n_expert, KU = (size_t)hp->n_expert_used, FE = (size_t)hp->n_ff_exp;
         const size_t MH = (size_t)hp->n_head, MG = (size_t)SL_MAX(hp->n_lora_kv, SL_MAX(hp->n_nope, hp->n_v_mla));
         const size_t mla = hp->mla ? MH * (size_t)(hp->n_nope + hp->rope.n_rot) + KD + (size_t)hp->n_lora_q +
@@ -2275,10 +2324,12 @@ static int scratch_reserve(sl_model_t *m, int n_tok, size_t n_scores, int n_out,
             s->dn_g = s->dn_b + n * HV;
             s->dn_mix = hp->ssm_v_grouped ? s->dn_g + n * HV : NULL;
         }
-        if (ple) { /* gemma4 (no MoE, MLA or DeltaNet buffers) */
-            s->ple = s->up + n * F;
+        if (ple) { /* gemma4 (no MLA or DeltaNet buffers) */
+            s->ple = s->up + n * F + (NE ? n * (NE + 2 * KU + 3 * E + 2 * FE) : 0);
             s->ple_tok = s->ple + n * LP;
             s->ple_g = s->ple_tok + LP;
+            s->g4_mlp = s->ple_g + n * (size_t)hp->n_embd_pl;
+            s->g4_rin = s->g4_mlp + n * E;
         }
         s->tok_pos = tp;
         s->seq_t0 = tp + n_tok;
@@ -2542,11 +2593,11 @@ static void moe_route(const sl_hparams_t *hp, const float *bias, float *logits, 
  * tokens are grouped by expert, so each chosen expert's three matrices run
  * once per step over all the tokens that chose it; a token's sum adds its
  * experts in expert order whatever else is in the batch. */
-static void moe_ffn(sl_model_t *m, sl_pool_t *pool, const sl_layer_t *L, int n_tok) {
+static void moe_ffn(sl_model_t *m, sl_pool_t *pool, const sl_layer_t *L, int n_tok, const float *router_in) {
     const sl_hparams_t *hp = &m->hp;
     struct sl_scratch *s = &m->s;
     const int NE = hp->n_expert, KU = hp->n_expert_used, E = hp->n_embd, FE = hp->n_ff_exp;
-    matmul_w(pool, &L->router, s->xn, n_tok, s->moe_logits);
+    matmul_w(pool, &L->router, router_in, n_tok, s->moe_logits);
     if (L->router_b)
         for (int t = 0; t < n_tok; t++)
             add_bias(s->moe_logits + (size_t)t * NE, L->router_b, NE);
@@ -2583,24 +2634,26 @@ static void moe_ffn(sl_model_t *m, sl_pool_t *pool, const sl_layer_t *L, int n_t
                 add_bias(u, L->xup_b + (size_t)e * FE, FE);
                 sl_swiglu_oai(g, g, u, FE, MODEL_OAI_ALPHA, MODEL_OAI_LIMIT);
             }
-        else {
-            struct swiglu_job sj = {s->moe_g, s->moe_u, (size_t)c * (size_t)FE, 0, false};
+        else { /* gemma4's experts: gelu */
+            struct swiglu_job sj = {s->moe_g, s->moe_u, (size_t)c * (size_t)FE, 0, hp->gelu};
             if (sj.n > SWIGLU_CHUNK)
                 sl_pool_run_elastic(pool, swiglu_worker, &sj);
             else
-                sl_swiglu(sj.gate, sj.gate, sj.up, (int64_t)sj.n);
+                (hp->gelu ? sl_geglu : sl_swiglu)(sj.gate, sj.gate, sj.up, (int64_t)sj.n);
         }
         matmul_w(pool, &L->xdown[e], s->moe_g, c, s->moe_y);
         if (L->xdown_b)
             for (int i = 0; i < c; i++)
                 add_bias(s->moe_y + (size_t)i * E, L->xdown_b + (size_t)e * E, E);
+        const float ds = L->xdown_s ? L->xdown_s[e] : 1.0f; /* gemma4's per-expert output scale */
         for (int i = 0; i < c; i++) {
             float *acc = s->moe_sum + (size_t)s->moe_tok[lo + i] * E;
-            const float *y = s->moe_y + (size_t)i * E, w = s->moe_gw[lo + i];
+            const float *y = s->moe_y + (size_t)i * E, w = s->moe_gw[lo + i] * ds;
             for (int d = 0; d < E; d++) acc[d] += w * y[d];
         }
     }
-    if (L->gate.data) { /* the shared expert; qwen2moe weights it by sigmoid(g · xn) */
+    if (L->gate.data && hp->arch != SL_ARCH_GEMMA4) { /* the shared expert; qwen2moe weights it by sigmoid(g · xn)
+                                                       * (gemma4's dense MLP: gemma4_moe_ffn) */
         const sl_mm_t gu[2] = {mm_of(&L->gate, s->gate), mm_of(&L->up, s->up)};
         sl_matmul_multi(pool, gu, 2, E, s->xn, n_tok);
         struct swiglu_job sj = {s->gate, s->up, (size_t)n_tok * (size_t)hp->n_ff_shexp, 0, false};
@@ -2618,7 +2671,44 @@ static void moe_ffn(sl_model_t *m, sl_pool_t *pool, const sl_layer_t *L, int n_t
             for (int d = 0; d < E; d++) acc[d] += g * y[d];
         }
     }
+    if (hp->arch == SL_ARCH_GEMMA4) return; /* gemma4_moe_ffn combines s->moe_sum with its dense MLP */
     struct add_job aj = {s->x, s->moe_sum, NULL, (size_t)n_tok * (size_t)E, (size_t)E, hp->residual_scale};
+    add_worker(&aj, 0, 1);
+}
+
+/* gemma4's FFN with experts (26B-A4B), as llama.cpp's gemma4 graph: the
+ * dense MLP and the experts side by side on the post-attention stream x,
+ *   mlp = rmsnorm(MLP(rmsnorm(x) · ffn_norm)) · post_ffw_norm_1
+ *   router logits = Wr (rmsnorm(x) / sqrt(E) · ffn_gate_inp.scale); softmax, top k, renormalized
+ *   moe = rmsnorm(Σ w_e · down_scale_e · Wdown_e (gelu(Wgate_e h) · Wup_e h)) · post_ffw_norm_2,
+ *         h = rmsnorm(x) · pre_ffw_norm_2
+ *   x += rmsnorm(mlp + moe) · post_ffw_norm */
+static void gemma4_moe_ffn(sl_model_t *m, sl_pool_t *pool, const sl_layer_t *L, int n_tok) {
+    const sl_hparams_t *hp = &m->hp;
+    struct sl_scratch *s = &m->s;
+    const int E = hp->n_embd;
+    const size_t n = (size_t)n_tok * (size_t)E;
+    rmsnorm_rows(pool, s->xn, s->x, L->ffn_norm, n_tok, E, hp->norm_eps);
+    {
+        const sl_mm_t gu[2] = {mm_of(&L->gate, s->gate), mm_of(&L->up, s->up)};
+        sl_matmul_multi(pool, gu, 2, E, s->xn, n_tok);
+    }
+    struct swiglu_job sj = {s->gate, s->up, (size_t)n_tok * (size_t)L->n_ff, 0, true};
+    sl_pool_run_elastic(pool, swiglu_worker, &sj);
+    matmul_w(pool, &L->down, s->gate, n_tok, s->g4_mlp);
+    rmsnorm_rows(pool, s->g4_mlp, s->g4_mlp, L->post_norm_1, n_tok, E, hp->norm_eps);
+    rmsnorm_rows(pool, s->g4_rin, s->x, NULL, n_tok, E, hp->norm_eps);
+    const float rs = 1.0f / sqrtf((float)E);
+    for (int t = 0; t < n_tok; t++) {
+        float *r = s->g4_rin + (size_t)t * (size_t)E;
+        for (int i = 0; i < E; i++) r[i] *= rs * L->router_s[i];
+    }
+    rmsnorm_rows(pool, s->xn, s->x, L->pre_norm_2, n_tok, E, hp->norm_eps);
+    moe_ffn(m, pool, L, n_tok, s->g4_rin);
+    rmsnorm_rows(pool, s->moe_sum, s->moe_sum, L->post_norm_2, n_tok, E, hp->norm_eps);
+    for (size_t i = 0; i < n; i++) s->g4_mlp[i] += s->moe_sum[i];
+    rmsnorm_rows(pool, s->g4_mlp, s->g4_mlp, L->post_ffn_norm, n_tok, E, hp->norm_eps);
+    struct add_job aj = {s->x, s->g4_mlp, NULL, n, (size_t)E, 1.0f};
     add_worker(&aj, 0, 1);
 }
 
@@ -3079,9 +3169,16 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
         struct add_job aj = {s->x, s->xn, L->bo, (size_t)n_tok * (size_t)E, (size_t)E, hp->residual_scale};
         add_worker(&aj, 0, 1);
 
+        if (L->router_s) { /* gemma4 with experts */
+            gemma4_moe_ffn(m, pool, L, n_tok);
+            if (L->pl_gate.data) gemma4_ple_layer(m, pool, L, l, n_tok);
+            if (L->out_scale != 1.0f)
+                for (size_t i = 0; i < (size_t)n_tok * (size_t)E; i++) s->x[i] *= L->out_scale;
+            continue;
+        }
         pre_norm(pool, s->xn, s->x, L->ffn_norm, n_tok, E, hp->norm_eps);
         if (L->xgate) {
-            moe_ffn(m, pool, L, n_tok);
+            moe_ffn(m, pool, L, n_tok, s->xn);
             continue;
         }
         {

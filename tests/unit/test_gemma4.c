@@ -56,6 +56,7 @@ typedef struct {
     bool k_eq_v; /* global layers without attn_v */
     double cap;  /* final logit soft-cap */
     double onc;  /* the output norm's centre: the logits' size */
+    int NE, KU, FE; /* the 26B-A4B's experts beside the dense MLP (0: none) */
     sl_type_t wtype;
 } spec_t;
 
@@ -67,6 +68,8 @@ typedef enum {
     MUT_NO_PLE,     /* no per-layer embedding branch */
     MUT_NO_SOFTCAP, /* logits not soft-capped */
     MUT_NO_SCALAR,  /* no layer scalar */
+    MUT_NO_ROUTER_SCALE, /* the router's input without its per-channel scale */
+    MUT_NO_EXPERT_SCALE, /* the experts' outputs without their per-expert scale */
 } variant_t;
 
 typedef struct {
@@ -74,6 +77,10 @@ typedef struct {
     float *wq, *wk, *wv, *wo, *wg, *wu, *wd;     /* [n_out][n_in] */
     float *pg, *pp;                              /* per-layer gate [P][E], proj [E][P] */
     double scalar;
+    /* experts: router [NE][E] and its input scale, gate_up [NE][2·FE][E] (gate rows first), down
+     * [NE][E][FE], each expert's output scale, the norms of the experts' input and the two outputs */
+    float *wr, *xgu, *xd;
+    double *rsc, *dsc, *pre2, *post1, *post2;
 } layer_t;
 
 typedef struct {
@@ -135,6 +142,15 @@ static void ref_init(ref_t *m, const spec_t *s, uint64_t seed) {
         L->wg = fmat(F, E, t), L->wu = fmat(F, E, t), L->wd = fmat(E, F, t);
         if (P) L->pg = fmat(P, E, t), L->pp = fmat(E, P, t), L->pln = dvec(E, 0.3, 0.1);
         L->scalar = 0.7 + 0.3 * rnd_uniform();
+        if (s->NE) {
+            L->wr = fmat(s->NE, E, t);
+            for (size_t i = 0; i < (size_t)s->NE * E; i++) L->wr[i] *= 4; /* decisive routing */
+            round_rows(L->wr, s->NE, E, t);
+            L->xgu = fmat(s->NE * 2 * s->FE, E, t);
+            L->xd = fmat(s->NE * E, s->FE, t);
+            L->rsc = dvec(E, 1, 0.3), L->dsc = dvec(s->NE, 1, 0.3);
+            L->pre2 = dvec(E, 1, 0.2), L->post1 = dvec(E, 0.3, 0.1), L->post2 = dvec(E, 0.3, 0.1);
+        }
     }
 }
 
@@ -142,7 +158,8 @@ static void ref_free(ref_t *m) {
     for (int l = 0; l < m->s.L; l++) {
         layer_t *L = &m->l[l];
         void *ps[] = {L->an, L->pan, L->fn, L->pfn, L->qn, L->kn, L->pln, L->wq, L->wk,
-                      L->wv, L->wo,  L->wg, L->wu,  L->wd, L->pg, L->pp};
+                      L->wv, L->wo,  L->wg, L->wu,  L->wd, L->pg, L->pp, L->wr, L->xgu, L->xd, L->rsc,
+                      L->dsc, L->pre2, L->post1, L->post2};
         for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) free(ps[i]);
     }
     free(m->tok), free(m->ptok), free(m->pproj), free(m->onorm), free(m->ppnorm);
@@ -156,6 +173,17 @@ static void add_mat(gguf_writer_t *w, const char *name, const float *data, int n
     uint8_t *q = malloc(rb * (size_t)n_out);
     for (int r = 0; r < n_out; r++) CHECK(sl_quantize_row(t, data + (size_t)r * n_in, q + rb * r, n_in) == 0);
     CHECK(gguf_writer_add_tensor(w, name, t, 2, ne, q) == 0);
+    free(q);
+}
+/* n_mat matrices of n_out rows of n_in, one 3-D tensor [n_in, n_out, n_mat] */
+static void add_stack(gguf_writer_t *w, const char *name, const float *data, int n_out, int n_in, int n_mat,
+                      sl_type_t t) {
+    const int64_t ne[3] = {n_in, n_out, n_mat};
+    const size_t rb = sl_row_size(t, n_in);
+    const int rows = n_out * n_mat;
+    uint8_t *q = malloc(rb * (size_t)rows);
+    for (int r = 0; r < rows; r++) CHECK(sl_quantize_row(t, data + (size_t)r * n_in, q + rb * r, n_in) == 0);
+    CHECK(gguf_writer_add_tensor(w, name, t, 3, ne, q) == 0);
     free(q);
 }
 static void add_vec(gguf_writer_t *w, const char *name, const double *v, int n) {
@@ -208,6 +236,11 @@ static int write_model(ref_t *m, const char *path, const write_opts_t *o) {
                               (uint32_t)(o && o->set_shared ? o->shared : s->shared)) == 0);
     CHECK(gguf_writer_set_u32(w, KEY("embedding_length_per_layer_input"), (uint32_t)s->P) == 0);
     CHECK(gguf_writer_set_f32(w, KEY("final_logit_softcapping"), (float)s->cap) == 0);
+    if (s->NE) {
+        CHECK(gguf_writer_set_u32(w, KEY("expert_count"), (uint32_t)s->NE) == 0);
+        CHECK(gguf_writer_set_u32(w, KEY("expert_used_count"), (uint32_t)s->KU) == 0);
+        CHECK(gguf_writer_set_u32(w, KEY("expert_feed_forward_length"), (uint32_t)s->FE) == 0);
+    }
 #undef KEY
     const int E = s->E, P = s->P, LP = s->L * s->P;
     const sl_type_t t = s->wtype;
@@ -250,6 +283,16 @@ static int write_model(ref_t *m, const char *path, const write_opts_t *o) {
             if (!SKIP(T("post_norm.weight"))) add_vec(w, n, L->pln, E);
         }
         if (!SKIP(T("layer_output_scale.weight"))) add_vec(w, n, &L->scalar, 1);
+        if (s->NE) {
+            if (!SKIP(T("ffn_gate_inp.weight"))) add_mat(w, n, L->wr, s->NE, E, t);
+            if (!SKIP(T("ffn_gate_inp.scale"))) add_vec(w, n, L->rsc, E);
+            if (!SKIP(T("ffn_gate_up_exps.weight"))) add_stack(w, n, L->xgu, 2 * s->FE, E, s->NE, t);
+            if (!SKIP(T("ffn_down_exps.weight"))) add_stack(w, n, L->xd, E, s->FE, s->NE, t);
+            if (!SKIP(T("ffn_down_exps.scale"))) add_vec(w, n, L->dsc, s->NE);
+            if (!SKIP(T("pre_ffw_norm_2.weight"))) add_vec(w, n, L->pre2, E);
+            if (!SKIP(T("post_ffw_norm_1.weight"))) add_vec(w, n, L->post1, E);
+            if (!SKIP(T("post_ffw_norm_2.weight"))) add_vec(w, n, L->post2, E);
+        }
 #undef T
     }
 #undef SKIP
@@ -381,6 +424,42 @@ static void ref_forward(const ref_t *m, const int32_t *tok, int n, double *out) 
             matvec(u, L->wu, xn, F, E);
             for (int i = 0; i < F; i++) g[i] = gelu_tanh(g[i]) * u[i];
             matvec(y, L->wd, g, E, F);
+            if (s->NE) { /* Gemma4TextDecoderLayer with enable_moe_block */
+                rms(y, y, E, L->post1);
+                double *rin = malloc(sizeof(double) * E), *pr = malloc(sizeof(double) * s->NE);
+                double *h2 = malloc(sizeof(double) * E), *moe = calloc((size_t)E, sizeof(double));
+                double *eg = malloc(sizeof(double) * 2 * s->FE), *ey = malloc(sizeof(double) * E);
+                rms(rin, x, E, NULL); /* Gemma4TextRouter: norm without scale, × scale × E^-1/2 */
+                for (int i = 0; i < E; i++) rin[i] *= (m->var == MUT_NO_ROUTER_SCALE ? 1.0 : L->rsc[i]) / sqrt((double)E);
+                matvec(pr, L->wr, rin, s->NE, E);
+                double mx = pr[0], z = 0;
+                for (int e = 1; e < s->NE; e++) mx = fmax(mx, pr[e]);
+                for (int e = 0; e < s->NE; e++) z += (pr[e] = exp(pr[e] - mx));
+                for (int e = 0; e < s->NE; e++) pr[e] /= z;
+                int top[8];
+                double tw[8], tsum = 0;
+                for (int j = 0; j < s->KU; j++) { /* top k, ties to the lower index */
+                    int best = -1;
+                    for (int e = 0; e < s->NE; e++) {
+                        bool taken = false;
+                        for (int q2 = 0; q2 < j; q2++) taken = taken || top[q2] == e;
+                        if (!taken && (best < 0 || pr[e] > pr[best])) best = e;
+                    }
+                    top[j] = best, tw[j] = pr[best], tsum += pr[best];
+                }
+                rms(h2, x, E, L->pre2);
+                for (int j = 0; j < s->KU; j++) {
+                    const int e = top[j];
+                    const double wgt = tw[j] / tsum * (m->var == MUT_NO_EXPERT_SCALE ? 1.0 : L->dsc[e]);
+                    matvec(eg, L->xgu + (size_t)e * 2 * s->FE * E, h2, 2 * s->FE, E);
+                    for (int i = 0; i < s->FE; i++) eg[i] = gelu_tanh(eg[i]) * eg[s->FE + i];
+                    matvec(ey, L->xd + (size_t)e * E * s->FE, eg, E, s->FE);
+                    for (int i = 0; i < E; i++) moe[i] += wgt * ey[i];
+                }
+                rms(moe, moe, E, L->post2);
+                for (int i = 0; i < E; i++) y[i] += moe[i];
+                free(rin), free(pr), free(h2), free(moe), free(eg), free(ey);
+            }
             rms(y, y, E, L->pfn);
             for (int i = 0; i < E; i++) x[i] += y[i];
             if (P && m->var != MUT_NO_PLE) {
@@ -425,6 +504,13 @@ static spec_t q8_spec(void) {
     s.L = 4, s.shared = 1, s.cap = 30.0, s.onc = 1.0;
     memset(s.global, 0, sizeof s.global);
     s.global[2] = s.global[3] = true;
+    return s;
+}
+
+/* the 26B-A4B's shape: no per-layer embeddings, every layer its KV, 6 experts choose 2 */
+static spec_t moe_spec(void) {
+    spec_t s = base_spec();
+    s.P = 0, s.shared = 0, s.F2 = s.F, s.NE = 6, s.KU = 2, s.FE = 24;
     return s;
 }
 
@@ -509,11 +595,26 @@ static void test_forward(void) {
     run_case("gemma4 f32, q8_0 shape", &s, 1e-4, 2);
     s = q8_spec();
     run_case("gemma4 q8_0", &s, 5e-2, 2);
+    s = moe_spec();
+    run_case("gemma4 MoE f32 6x2", &s, 1e-4, 2);
+    s.P = 8, s.shared = 2, s.F2 = 80; /* experts with per-layer embeddings and sharing too */
+    run_case("gemma4 MoE f32 with PLE, sharing", &s, 1e-4, 1);
+    s = moe_spec();
+    s.E = 64, s.DW = 32, s.DG = 64, s.F = 64, s.F2 = 64, s.FE = 32, s.L = 4, s.cap = 30.0, s.onc = 1.0;
+    memset(s.global, 0, sizeof s.global);
+    s.global[2] = s.global[3] = true;
+    s.wtype = SL_TYPE_Q8_0;
+    run_case("gemma4 MoE q8_0", &s, 5e-2, 2);
 }
 
+typedef struct {
+    variant_t v;
+    const char *name;
+} mutation_t;
+
 /* Each mutated reference is far from the model (which matches the right one). */
-static void test_mutations(void) {
-    const spec_t s = base_spec();
+static void check_mutations(const spec_t *sp, const mutation_t *muts, size_t n_muts) {
+    const spec_t s = *sp;
     ref_t rm;
     sl_model_t *m = load_ref(&rm, &s, 4242);
     if (!m) {
@@ -529,16 +630,7 @@ static void test_mutations(void) {
     CHECK(model_forward(m, NULL, kv, toks, N_TOK, got, true, err, sizeof err) == 0);
     ref_forward(&rm, toks, N_TOK, want);
     CHECK(test_rel_err(got, want, (size_t)N_TOK * s.V) <= 1e-4);
-    static const struct {
-        variant_t v;
-        const char *name;
-    } muts[] = {{MUT_KV_WRONG, "KV shared from the wrong layer"},
-                {MUT_NO_V_NORM, "no V norm"},
-                {MUT_PROP_SWA, "rope_freqs on window layers"},
-                {MUT_NO_PLE, "no per-layer embeddings"},
-                {MUT_NO_SOFTCAP, "no soft-capping"},
-                {MUT_NO_SCALAR, "no layer scalar"}};
-    for (size_t i = 0; i < sizeof muts / sizeof muts[0]; i++) {
+    for (size_t i = 0; i < n_muts; i++) {
         rm.var = muts[i].v;
         ref_forward(&rm, toks, N_TOK, want);
         const double e = test_rel_err(got, want, (size_t)N_TOK * s.V);
@@ -552,11 +644,26 @@ static void test_mutations(void) {
     unlink(model_path());
 }
 
+static void test_mutations(void) {
+    static const mutation_t muts[] = {{MUT_KV_WRONG, "KV shared from the wrong layer"},
+                                      {MUT_NO_V_NORM, "no V norm"},
+                                      {MUT_PROP_SWA, "rope_freqs on window layers"},
+                                      {MUT_NO_PLE, "no per-layer embeddings"},
+                                      {MUT_NO_SOFTCAP, "no soft-capping"},
+                                      {MUT_NO_SCALAR, "no layer scalar"}};
+    const spec_t s = base_spec();
+    check_mutations(&s, muts, sizeof muts / sizeof muts[0]);
+    static const mutation_t moe_muts[] = {{MUT_NO_ROUTER_SCALE, "MoE: no router input scale"},
+                                          {MUT_NO_EXPERT_SCALE, "MoE: no per-expert scale"}};
+    const spec_t sm = moe_spec();
+    check_mutations(&sm, moe_muts, sizeof moe_muts / sizeof moe_muts[0]);
+}
+
 /* Sequences at different positions in one model_forward_batch over a
  * paged F16 cache give what each gives alone; a block holds exactly the
  * layers' own K/V widths. */
-static void test_batch(void) {
-    const spec_t s = base_spec();
+static void check_batch(const spec_t *sp) {
+    const spec_t s = *sp;
     ref_t rm;
     sl_model_t *m = load_ref(&rm, &s, 777);
     ref_free(&rm);
@@ -608,14 +715,19 @@ static void test_batch(void) {
         }
     }
     CHECK_MSG(worst <= 1e-5, "batch vs alone: rel err %.3g", worst);
-    fprintf(stderr, "     batch of 3 vs alone              max rel err %.2e\n", worst);
-    /* a block copied (copy-on-write) carries every layer's rows: the copy reads back the same */
+    fprintf(stderr, "     batch of 3 vs alone%s         max rel err %.2e\n", s.NE ? " (MoE)" : "      ", worst);
     for (int i = 0; i < NS; i++) model_kv_free(kv[i]);
     free(lb), free(la);
     model_kv_pool_free(kp);
     sl_pool_free(pool);
     model_free(m);
     unlink(model_path());
+}
+
+static void test_batch(void) {
+    const spec_t s = base_spec(), sm = moe_spec();
+    check_batch(&s);
+    check_batch(&sm);
 }
 
 static void expect_load_error(const spec_t *s, const write_opts_t *o, const char *needle) {
@@ -648,6 +760,10 @@ static void test_validation(void) {
     spec_t s2 = base_spec();
     s2.shared = 1; /* the file says 2 below: blk.6 then has an attn_k */
     expect_load_error(&s2, OPTS(.set_shared = true, .shared = 2), "shared-KV");
+    const spec_t sm = moe_spec();
+    expect_load_error(&sm, OPTS(.skip = "blk.1.ffn_gate_inp.scale"), "blk.1.ffn_gate_inp.scale");
+    expect_load_error(&sm, OPTS(.skip = "blk.0.post_ffw_norm_2.weight"), "blk.0.post_ffw_norm_2.weight");
+    expect_load_error(&sm, OPTS(.skip = "blk.0.ffn_gate_up_exps.weight"), "blk.0.ffn_gate_exps.weight");
 #undef OPTS
 }
 

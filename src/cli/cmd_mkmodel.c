@@ -159,7 +159,7 @@ static void usage(void) {
             "         [--global-head-dim N] [--global-kv-heads N] [--global-every N] [--shared-kv N] [--per-layer-embd N]\n"
             "          [--k-eq-v] (gemma4: the global layers' head size and KV heads, default 2 x head-dim and kv-heads; every\n"
             "          Nth layer global, default 5; the last N layers reading an earlier KV, default 0; per-layer embeddings,\n"
-            "          default 0; global layers without attn_v)\n"
+            "          default 0; global layers without attn_v; with --experts: the 26B-A4B's experts)\n"
             "         [--shared-ffn N] (qwen2moe's, qwen35moe's shared expert; default ffn) [--swa N] (gemma2/3/4's window, default 512;\n"
             "          gpt-oss's, default 128)\n"
             "         [--q-lora N] [--kv-lora N] [--qk-nope N] [--qk-rope N] [--v-head N] (deepseek2's MLA; default 0\n"
@@ -640,6 +640,19 @@ static int add_gemma4_tensors(out_t *o, const mk_t *m) {
                    add_random(o, T("post_norm.weight"), E, 0, 1, sd))) ||
             add_random(o, T("layer_output_scale.weight"), 1, 0, 0.8f, 0.1f))
             return -1;
+        /* the 26B-A4B's experts beside the dense MLP: the router (normal × 1: decisive) and its
+         * input scale, the fused gate_up experts, the down experts and their output scales, the
+         * branches' norms */
+        const long X = m->experts, FX = m->expert_ffn;
+        if (X && (add_random3(o, T("ffn_gate_inp.weight"), E, X, 1, 0, 1.0f) ||
+                  add_random(o, T("ffn_gate_inp.scale"), E, 0, 1, sd) ||
+                  add_random3(o, T("ffn_gate_up_exps.weight"), E, 2 * FX, X, 0, sd) ||
+                  add_random3(o, T("ffn_down_exps.weight"), FX, E, X, 0, sd) ||
+                  add_random(o, T("ffn_down_exps.scale"), X, 0, 1, sd) ||
+                  add_random(o, T("pre_ffw_norm_2.weight"), E, 0, 1, sd) ||
+                  add_random(o, T("post_ffw_norm_1.weight"), E, 0, 1, sd) ||
+                  add_random(o, T("post_ffw_norm_2.weight"), E, 0, 1, sd)))
+            return -1;
 #undef T
     }
     return 0;
@@ -762,8 +775,9 @@ int cmd_mkmodel(int argc, char **argv) {
     const bool next = !strcmp(m.arch, "qwen3next");
     const bool qwen35moe = !strcmp(m.arch, "qwen35moe") || next, hybrid = qwen35moe || !strcmp(m.arch, "qwen35");
     /* llama with --experts: Mixtral */
+    /* llama with --experts: Mixtral; gemma4 with --experts: the 26B-A4B */
     const bool moe = !strcmp(m.arch, "qwen3moe") || qwen2moe || glm4moe || granitemoe || ds2 ||
-                     oss || qwen35moe || (!strcmp(m.arch, "llama") && m.experts > 0),
+                     oss || qwen35moe || ((!strcmp(m.arch, "llama") || !strcmp(m.arch, "gemma4")) && m.experts > 0),
                glm4 = !strcmp(m.arch, "glm4");
     const bool chatglm = !strcmp(m.arch, "chatglm"), glm = glm4 || chatglm, phi3 = !strcmp(m.arch, "phi3");
     const bool gemma3 = !strcmp(m.arch, "gemma3"), gemma2 = !strcmp(m.arch, "gemma2");
@@ -902,11 +916,10 @@ int cmd_mkmodel(int argc, char **argv) {
         const bool ok_share = m.shared_kv == 0 ||
                               (n_kv >= 2 && n_kv % m.global_every == 0 && m.global_every >= 2);
         if (m.global_head_dim < 2 || (m.global_head_dim & 1) || m.heads % m.global_kv_heads || !ok_share ||
-            m.shared_kv >= m.layers || m.experts || pooling) {
+            m.shared_kv >= m.layers || pooling) {
             fprintf(stderr, "silica mkmodel: gemma4 needs an even --global-head-dim, heads a multiple of "
                             "--global-kv-heads, --shared-kv leaving a global layer last and a window layer "
-                            "before it (layers - shared-kv a multiple of --global-every >= 2), no experts and no "
-                            "--pooling\n");
+                            "before it (layers - shared-kv a multiple of --global-every >= 2) and no --pooling\n");
             return 2;
         }
     } else if (m.global_head_dim || m.global_kv_heads || m.global_every || m.shared_kv >= 0 || m.ple >= 0 ||

@@ -53,21 +53,21 @@ typedef struct {
     int shared; /* the last `shared` layers keep no K/V */
     int swa;    /* window */
     bool global[MAXL];
-    bool k_eq_v; /* global layers without attn_v */
-    double cap;  /* final logit soft-cap */
-    double onc;  /* the output norm's centre: the logits' size */
+    bool k_eq_v;    /* global layers without attn_v */
+    double cap;     /* final logit soft-cap */
+    double onc;     /* the output norm's centre: the logits' size */
     int NE, KU, FE; /* the 26B-A4B's experts beside the dense MLP (0: none) */
     sl_type_t wtype;
 } spec_t;
 
 typedef enum {
     REF_OK,
-    MUT_KV_WRONG,   /* a shared layer reads the first layer of its type, not the last */
-    MUT_NO_V_NORM,  /* V not RMS-normed */
-    MUT_PROP_SWA,   /* the proportional (quarter) RoPE on the window layers too */
-    MUT_NO_PLE,     /* no per-layer embedding branch */
-    MUT_NO_SOFTCAP, /* logits not soft-capped */
-    MUT_NO_SCALAR,  /* no layer scalar */
+    MUT_KV_WRONG,        /* a shared layer reads the first layer of its type, not the last */
+    MUT_NO_V_NORM,       /* V not RMS-normed */
+    MUT_PROP_SWA,        /* the proportional (quarter) RoPE on the window layers too */
+    MUT_NO_PLE,          /* no per-layer embedding branch */
+    MUT_NO_SOFTCAP,      /* logits not soft-capped */
+    MUT_NO_SCALAR,       /* no layer scalar */
     MUT_NO_ROUTER_SCALE, /* the router's input without its per-channel scale */
     MUT_NO_EXPERT_SCALE, /* the experts' outputs without their per-expert scale */
 } variant_t;
@@ -78,7 +78,8 @@ typedef struct {
     float *pg, *pp;                              /* per-layer gate [P][E], proj [E][P] */
     double scalar;
     /* experts: router [NE][E] and its input scale, gate_up [NE][2·FE][E] (gate rows first), down
-     * [NE][E][FE], each expert's output scale, the norms of the experts' input and the two outputs */
+     * [NE][E][FE], each expert's output scale, the norms of the experts' input and the two outputs
+     */
     float *wr, *xgu, *xd;
     double *rsc, *dsc, *pre2, *post1, *post2;
 } layer_t;
@@ -92,20 +93,30 @@ typedef struct {
     variant_t var;
 } ref_t;
 
-static int head_dim(const spec_t *s, int l) { return s->global[l] ? s->DG : s->DW; }
-static int kv_heads(const spec_t *s, int l) { return s->global[l] ? s->KG : s->KW; }
-static bool has_kv(const spec_t *s, int l) { return l < s->L - s->shared; }
-static int ffn(const spec_t *s, int l) { return has_kv(s, l) ? s->F : s->F2; }
+static int head_dim(const spec_t *s, int l) {
+    return s->global[l] ? s->DG : s->DW;
+}
+static int kv_heads(const spec_t *s, int l) {
+    return s->global[l] ? s->KG : s->KW;
+}
+static bool has_kv(const spec_t *s, int l) {
+    return l < s->L - s->shared;
+}
+static int ffn(const spec_t *s, int l) {
+    return has_kv(s, l) ? s->F : s->F2;
+}
 
 static double *dvec(int n, double center, double a) {
     double *v = malloc(sizeof(double) * (size_t)n);
-    for (int i = 0; i < n; i++) v[i] = center + rnd_sym((float)a);
+    for (int i = 0; i < n; i++)
+        v[i] = center + rnd_sym((float)a);
     return v;
 }
 static float *fmat(int n_out, int n_in, sl_type_t t) {
     float *w = malloc(sizeof(float) * (size_t)n_out * (size_t)n_in);
     const float a = 1.0f / sqrtf((float)n_in);
-    for (size_t i = 0; i < (size_t)n_out * (size_t)n_in; i++) w[i] = rnd_sym(a);
+    for (size_t i = 0; i < (size_t)n_out * (size_t)n_in; i++)
+        w[i] = rnd_sym(a);
     round_rows(w, n_out, n_in, t);
     return w;
 }
@@ -117,7 +128,8 @@ static void ref_init(ref_t *m, const spec_t *s, uint64_t seed) {
     const int E = s->E, P = s->P, LP = s->L * s->P;
     const sl_type_t t = s->wtype;
     m->tok = fmat(s->V, E, SL_TYPE_F32);
-    for (size_t i = 0; i < (size_t)s->V * E; i++) m->tok[i] *= 0.5f; /* × sqrt(E) in the model: O(1) */
+    for (size_t i = 0; i < (size_t)s->V * E; i++)
+        m->tok[i] *= 0.5f; /* × sqrt(E) in the model: O(1) */
     round_rows(m->tok, s->V, E, t);
     m->onorm = dvec(E, s->onc, s->onc / 6);
     if (P) {
@@ -130,7 +142,8 @@ static void ref_init(ref_t *m, const spec_t *s, uint64_t seed) {
         const int D = head_dim(s, l), QD = s->H * D, KD = kv_heads(s, l) * D, F = ffn(s, l);
         /* the post norms (which give each branch's output unit RMS) at about 0.3, so that the
          * residual stream is not all branch outputs: q8_0's rounding would grow layer by layer */
-        L->an = dvec(E, 1, 0.2), L->pan = dvec(E, 0.3, 0.1), L->fn = dvec(E, 1, 0.2), L->pfn = dvec(E, 0.3, 0.1);
+        L->an = dvec(E, 1, 0.2), L->pan = dvec(E, 0.3, 0.1), L->fn = dvec(E, 1, 0.2),
+        L->pfn = dvec(E, 0.3, 0.1);
         /* q/k norms of about 0.4: scores O(1) at scale 1 (a trained model's attention is not the
          * near-argmax of random unit-RMS q and k, which would magnify q8_0's rounding) */
         L->qn = dvec(D, 0.4, 0.1), L->kn = dvec(D, 0.4, 0.1);
@@ -144,7 +157,8 @@ static void ref_init(ref_t *m, const spec_t *s, uint64_t seed) {
         L->scalar = 0.7 + 0.3 * rnd_uniform();
         if (s->NE) {
             L->wr = fmat(s->NE, E, t);
-            for (size_t i = 0; i < (size_t)s->NE * E; i++) L->wr[i] *= 4; /* decisive routing */
+            for (size_t i = 0; i < (size_t)s->NE * E; i++)
+                L->wr[i] *= 4; /* decisive routing */
             round_rows(L->wr, s->NE, E, t);
             L->xgu = fmat(s->NE * 2 * s->FE, E, t);
             L->xd = fmat(s->NE * E, s->FE, t);
@@ -157,38 +171,43 @@ static void ref_init(ref_t *m, const spec_t *s, uint64_t seed) {
 static void ref_free(ref_t *m) {
     for (int l = 0; l < m->s.L; l++) {
         layer_t *L = &m->l[l];
-        void *ps[] = {L->an, L->pan, L->fn, L->pfn, L->qn, L->kn, L->pln, L->wq, L->wk,
-                      L->wv, L->wo,  L->wg, L->wu,  L->wd, L->pg, L->pp, L->wr, L->xgu, L->xd, L->rsc,
-                      L->dsc, L->pre2, L->post1, L->post2};
-        for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) free(ps[i]);
+        void *ps[] = {L->an, L->pan, L->fn, L->pfn, L->qn,  L->kn,   L->pln,   L->wq,
+                      L->wk, L->wv,  L->wo, L->wg,  L->wu,  L->wd,   L->pg,    L->pp,
+                      L->wr, L->xgu, L->xd, L->rsc, L->dsc, L->pre2, L->post1, L->post2};
+        for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
+            free(ps[i]);
     }
     free(m->tok), free(m->ptok), free(m->pproj), free(m->onorm), free(m->ppnorm);
 }
 
 /* ------------------------------------------------------------ the file */
 
-static void add_mat(gguf_writer_t *w, const char *name, const float *data, int n_out, int n_in, sl_type_t t) {
+static void add_mat(gguf_writer_t *w, const char *name, const float *data, int n_out, int n_in,
+                    sl_type_t t) {
     const int64_t ne[2] = {n_in, n_out};
     const size_t rb = sl_row_size(t, n_in);
     uint8_t *q = malloc(rb * (size_t)n_out);
-    for (int r = 0; r < n_out; r++) CHECK(sl_quantize_row(t, data + (size_t)r * n_in, q + rb * r, n_in) == 0);
+    for (int r = 0; r < n_out; r++)
+        CHECK(sl_quantize_row(t, data + (size_t)r * n_in, q + rb * r, n_in) == 0);
     CHECK(gguf_writer_add_tensor(w, name, t, 2, ne, q) == 0);
     free(q);
 }
 /* n_mat matrices of n_out rows of n_in, one 3-D tensor [n_in, n_out, n_mat] */
-static void add_stack(gguf_writer_t *w, const char *name, const float *data, int n_out, int n_in, int n_mat,
-                      sl_type_t t) {
+static void add_stack(gguf_writer_t *w, const char *name, const float *data, int n_out, int n_in,
+                      int n_mat, sl_type_t t) {
     const int64_t ne[3] = {n_in, n_out, n_mat};
     const size_t rb = sl_row_size(t, n_in);
     const int rows = n_out * n_mat;
     uint8_t *q = malloc(rb * (size_t)rows);
-    for (int r = 0; r < rows; r++) CHECK(sl_quantize_row(t, data + (size_t)r * n_in, q + rb * r, n_in) == 0);
+    for (int r = 0; r < rows; r++)
+        CHECK(sl_quantize_row(t, data + (size_t)r * n_in, q + rb * r, n_in) == 0);
     CHECK(gguf_writer_add_tensor(w, name, t, 3, ne, q) == 0);
     free(q);
 }
 static void add_vec(gguf_writer_t *w, const char *name, const double *v, int n) {
     float *f = malloc(sizeof(float) * (size_t)n);
-    for (int i = 0; i < n; i++) f[i] = (float)v[i];
+    for (int i = 0; i < n; i++)
+        f[i] = (float)v[i];
     const int64_t ne[1] = {n};
     CHECK(gguf_writer_add_tensor(w, name, SL_TYPE_F32, 1, ne, f) == 0);
     free(f);
@@ -212,14 +231,17 @@ static int write_model(ref_t *m, const char *path, const write_opts_t *o) {
 #define KEY(k) (snprintf(key, sizeof key, "%s.%s", A, k), key)
     uint32_t kv[MAXL], ff[MAXL];
     bool pat[MAXL];
-    for (int l = 0; l < s->L; l++) kv[l] = (uint32_t)kv_heads(s, l), ff[l] = (uint32_t)ffn(s, l), pat[l] = !s->global[l];
+    for (int l = 0; l < s->L; l++)
+        kv[l] = (uint32_t)kv_heads(s, l), ff[l] = (uint32_t)ffn(s, l), pat[l] = !s->global[l];
     CHECK(gguf_writer_set_str(w, "general.architecture", A) == 0);
     CHECK(gguf_writer_set_u32(w, KEY("context_length"), 512) == 0);
     CHECK(gguf_writer_set_u32(w, KEY("embedding_length"), (uint32_t)s->E) == 0);
     CHECK(gguf_writer_set_u32(w, KEY("block_count"), (uint32_t)s->L) == 0);
-    CHECK(gguf_writer_set_arr(w, KEY("feed_forward_length"), GGUF_VT_UINT32, ff, (size_t)s->L) == 0);
+    CHECK(gguf_writer_set_arr(w, KEY("feed_forward_length"), GGUF_VT_UINT32, ff, (size_t)s->L) ==
+          0);
     CHECK(gguf_writer_set_u32(w, KEY("attention.head_count"), (uint32_t)s->H) == 0);
-    CHECK(gguf_writer_set_arr(w, KEY("attention.head_count_kv"), GGUF_VT_UINT32, kv, (size_t)s->L) == 0);
+    CHECK(gguf_writer_set_arr(w, KEY("attention.head_count_kv"), GGUF_VT_UINT32, kv,
+                              (size_t)s->L) == 0);
     CHECK(gguf_writer_set_u32(w, KEY("attention.key_length"), (uint32_t)s->DG) == 0);
     CHECK(gguf_writer_set_u32(w, KEY("attention.value_length"), (uint32_t)s->DG) == 0);
     CHECK(gguf_writer_set_u32(w, KEY("attention.key_length_swa"), (uint32_t)s->DW) == 0);
@@ -250,13 +272,15 @@ static int write_model(ref_t *m, const char *path, const write_opts_t *o) {
     add_vec(w, "output_norm.weight", m->onorm, E);
     { /* the converter's proportional RoPE: the first quarter of the global head's pairs turn */
         double *rf = malloc(sizeof(double) * (size_t)(s->DG / 2));
-        for (int i = 0; i < s->DG / 2; i++) rf[i] = i < s->DG / 8 ? 1.0 : 1e30;
+        for (int i = 0; i < s->DG / 2; i++)
+            rf[i] = i < s->DG / 8 ? 1.0 : 1e30;
         if (!SKIP("rope_freqs.weight")) add_vec(w, n, rf, s->DG / 2);
         free(rf);
     }
     if (P) {
         if (!SKIP("per_layer_token_embd.weight")) add_mat(w, n, m->ptok, s->V, LP, t);
-        if (!SKIP("per_layer_model_proj.weight")) add_mat(w, n, m->pproj, BAD(n) ? LP - 1 : LP, E, t);
+        if (!SKIP("per_layer_model_proj.weight"))
+            add_mat(w, n, m->pproj, BAD(n) ? LP - 1 : LP, E, t);
         if (!SKIP("per_layer_proj_norm.weight")) add_vec(w, n, m->ppnorm, P);
     }
     for (int l = 0; l < s->L; l++) {
@@ -286,7 +310,8 @@ static int write_model(ref_t *m, const char *path, const write_opts_t *o) {
         if (s->NE) {
             if (!SKIP(T("ffn_gate_inp.weight"))) add_mat(w, n, L->wr, s->NE, E, t);
             if (!SKIP(T("ffn_gate_inp.scale"))) add_vec(w, n, L->rsc, E);
-            if (!SKIP(T("ffn_gate_up_exps.weight"))) add_stack(w, n, L->xgu, 2 * s->FE, E, s->NE, t);
+            if (!SKIP(T("ffn_gate_up_exps.weight")))
+                add_stack(w, n, L->xgu, 2 * s->FE, E, s->NE, t);
             if (!SKIP(T("ffn_down_exps.weight"))) add_stack(w, n, L->xd, E, s->FE, s->NE, t);
             if (!SKIP(T("ffn_down_exps.scale"))) add_vec(w, n, L->dsc, s->NE);
             if (!SKIP(T("pre_ffw_norm_2.weight"))) add_vec(w, n, L->pre2, E);
@@ -307,14 +332,17 @@ static int write_model(ref_t *m, const char *path, const write_opts_t *o) {
 
 static void rms(double *out, const double *x, int n, const double *w) {
     double ss = 0;
-    for (int i = 0; i < n; i++) ss += x[i] * x[i];
+    for (int i = 0; i < n; i++)
+        ss += x[i] * x[i];
     const double r = 1.0 / sqrt(ss / n + 1e-6);
-    for (int i = 0; i < n; i++) out[i] = x[i] * r * (w ? w[i] : 1.0);
+    for (int i = 0; i < n; i++)
+        out[i] = x[i] * r * (w ? w[i] : 1.0);
 }
 static void matvec(double *y, const float *w, const double *x, int n_out, int n_in) {
     for (int o = 0; o < n_out; o++) {
         double s = 0;
-        for (int i = 0; i < n_in; i++) s += (double)w[(size_t)o * n_in + i] * x[i];
+        for (int i = 0; i < n_in; i++)
+            s += (double)w[(size_t)o * n_in + i] * x[i];
         y[o] = s;
     }
 }
@@ -348,12 +376,16 @@ static int kv_source(const ref_t *m, int l) {
 /* logits of every position of n tokens of one sequence (out: n × V) */
 static void ref_forward(const ref_t *m, const int32_t *tok, int n, double *out) {
     const spec_t *s = &m->s;
-    const int E = s->E, P = s->P, LP = s->L * s->P, DM = s->DG > s->DW ? s->DG : s->DW, HM = s->H * DM;
+    const int E = s->E, P = s->P, LP = s->L * s->P, DM = s->DG > s->DW ? s->DG : s->DW,
+              HM = s->H * DM;
     const int FM = s->F > s->F2 ? s->F : s->F2;
-    double *x = malloc(sizeof(double) * E), *xn = malloc(sizeof(double) * E), *y = malloc(sizeof(double) * E);
-    double *q = malloc(sizeof(double) * HM), *att = malloc(sizeof(double) * HM), *sc = malloc(sizeof(double) * n);
+    double *x = malloc(sizeof(double) * E), *xn = malloc(sizeof(double) * E),
+           *y = malloc(sizeof(double) * E);
+    double *q = malloc(sizeof(double) * HM), *att = malloc(sizeof(double) * HM),
+           *sc = malloc(sizeof(double) * n);
     double *g = malloc(sizeof(double) * FM), *u = malloc(sizeof(double) * FM);
-    double *ple = malloc(sizeof(double) * (LP ? LP : 1)), *pg = malloc(sizeof(double) * (P ? P : 1));
+    double *ple = malloc(sizeof(double) * (LP ? LP : 1)),
+           *pg = malloc(sizeof(double) * (P ? P : 1));
     double *lg = malloc(sizeof(double) * s->V);
     /* K/V caches per layer: [pos][KV·D] */
     double *kc[MAXL], *vc[MAXL];
@@ -362,20 +394,24 @@ static void ref_forward(const ref_t *m, const int32_t *tok, int n, double *out) 
         vc[l] = malloc(sizeof(double) * (size_t)n * kv_heads(s, l) * head_dim(s, l));
     }
     for (int t = 0; t < n; t++) {
-        for (int i = 0; i < E; i++) x[i] = m->tok[(size_t)tok[t] * E + i] * sqrt((double)E);
+        for (int i = 0; i < E; i++)
+            x[i] = m->tok[(size_t)tok[t] * E + i] * sqrt((double)E);
         if (P) { /* get_per_layer_inputs + project_per_layer_inputs */
             matvec(ple, m->pproj, x, LP, E);
             for (int l = 0; l < s->L; l++) {
                 double *r = ple + l * P;
-                for (int i = 0; i < P; i++) r[i] /= sqrt((double)E);
+                for (int i = 0; i < P; i++)
+                    r[i] /= sqrt((double)E);
                 rms(r, r, P, m->ppnorm);
                 for (int i = 0; i < P; i++)
-                    r[i] = (r[i] + m->ptok[(size_t)tok[t] * LP + l * P + i] * sqrt((double)P)) / sqrt(2.0);
+                    r[i] = (r[i] + m->ptok[(size_t)tok[t] * LP + l * P + i] * sqrt((double)P)) /
+                           sqrt(2.0);
             }
         }
         for (int l = 0; l < s->L; l++) {
             const layer_t *L = &m->l[l];
-            const int D = head_dim(s, l), K = kv_heads(s, l), KD = K * D, F = ffn(s, l), grp = s->H / K;
+            const int D = head_dim(s, l), K = kv_heads(s, l), KD = K * D, F = ffn(s, l),
+                      grp = s->H / K;
             const bool gl = s->global[l];
             const double base = gl ? 1000000.0 : 10000.0;
             const bool prop = gl || m->var == MUT_PROP_SWA;
@@ -405,24 +441,29 @@ static void ref_forward(const ref_t *m, const int32_t *tok, int n, double *out) 
                 double mx = -1e300, z = 0;
                 for (int j = lo; j <= t; j++) {
                     double d = 0;
-                    for (int i = 0; i < D; i++) d += q[h * D + i] * kc[src][(size_t)j * KD + hk * D + i];
+                    for (int i = 0; i < D; i++)
+                        d += q[h * D + i] * kc[src][(size_t)j * KD + hk * D + i];
                     sc[j] = d; /* scale 1 */
                     mx = fmax(mx, d);
                 }
-                for (int j = lo; j <= t; j++) z += (sc[j] = exp(sc[j] - mx));
+                for (int j = lo; j <= t; j++)
+                    z += (sc[j] = exp(sc[j] - mx));
                 for (int i = 0; i < D; i++) {
                     double a = 0;
-                    for (int j = lo; j <= t; j++) a += sc[j] / z * vc[src][(size_t)j * KD + hk * D + i];
+                    for (int j = lo; j <= t; j++)
+                        a += sc[j] / z * vc[src][(size_t)j * KD + hk * D + i];
                     att[h * D + i] = a;
                 }
             }
             matvec(y, L->wo, att, E, s->H * D);
             rms(y, y, E, L->pan);
-            for (int i = 0; i < E; i++) x[i] += y[i];
+            for (int i = 0; i < E; i++)
+                x[i] += y[i];
             rms(xn, x, E, L->fn);
             matvec(g, L->wg, xn, F, E);
             matvec(u, L->wu, xn, F, E);
-            for (int i = 0; i < F; i++) g[i] = gelu_tanh(g[i]) * u[i];
+            for (int i = 0; i < F; i++)
+                g[i] = gelu_tanh(g[i]) * u[i];
             matvec(y, L->wd, g, E, F);
             if (s->NE) { /* Gemma4TextDecoderLayer with enable_moe_block */
                 rms(y, y, E, L->post1);
@@ -430,19 +471,24 @@ static void ref_forward(const ref_t *m, const int32_t *tok, int n, double *out) 
                 double *h2 = malloc(sizeof(double) * E), *moe = calloc((size_t)E, sizeof(double));
                 double *eg = malloc(sizeof(double) * 2 * s->FE), *ey = malloc(sizeof(double) * E);
                 rms(rin, x, E, NULL); /* Gemma4TextRouter: norm without scale, × scale × E^-1/2 */
-                for (int i = 0; i < E; i++) rin[i] *= (m->var == MUT_NO_ROUTER_SCALE ? 1.0 : L->rsc[i]) / sqrt((double)E);
+                for (int i = 0; i < E; i++)
+                    rin[i] *= (m->var == MUT_NO_ROUTER_SCALE ? 1.0 : L->rsc[i]) / sqrt((double)E);
                 matvec(pr, L->wr, rin, s->NE, E);
                 double mx = pr[0], z = 0;
-                for (int e = 1; e < s->NE; e++) mx = fmax(mx, pr[e]);
-                for (int e = 0; e < s->NE; e++) z += (pr[e] = exp(pr[e] - mx));
-                for (int e = 0; e < s->NE; e++) pr[e] /= z;
+                for (int e = 1; e < s->NE; e++)
+                    mx = fmax(mx, pr[e]);
+                for (int e = 0; e < s->NE; e++)
+                    z += (pr[e] = exp(pr[e] - mx));
+                for (int e = 0; e < s->NE; e++)
+                    pr[e] /= z;
                 int top[8];
                 double tw[8], tsum = 0;
                 for (int j = 0; j < s->KU; j++) { /* top k, ties to the lower index */
                     int best = -1;
                     for (int e = 0; e < s->NE; e++) {
                         bool taken = false;
-                        for (int q2 = 0; q2 < j; q2++) taken = taken || top[q2] == e;
+                        for (int q2 = 0; q2 < j; q2++)
+                            taken = taken || top[q2] == e;
                         if (!taken && (best < 0 || pr[e] > pr[best])) best = e;
                     }
                     top[j] = best, tw[j] = pr[best], tsum += pr[best];
@@ -450,35 +496,46 @@ static void ref_forward(const ref_t *m, const int32_t *tok, int n, double *out) 
                 rms(h2, x, E, L->pre2);
                 for (int j = 0; j < s->KU; j++) {
                     const int e = top[j];
-                    const double wgt = tw[j] / tsum * (m->var == MUT_NO_EXPERT_SCALE ? 1.0 : L->dsc[e]);
+                    const double wgt =
+                        tw[j] / tsum * (m->var == MUT_NO_EXPERT_SCALE ? 1.0 : L->dsc[e]);
                     matvec(eg, L->xgu + (size_t)e * 2 * s->FE * E, h2, 2 * s->FE, E);
-                    for (int i = 0; i < s->FE; i++) eg[i] = gelu_tanh(eg[i]) * eg[s->FE + i];
+                    for (int i = 0; i < s->FE; i++)
+                        eg[i] = gelu_tanh(eg[i]) * eg[s->FE + i];
                     matvec(ey, L->xd + (size_t)e * E * s->FE, eg, E, s->FE);
-                    for (int i = 0; i < E; i++) moe[i] += wgt * ey[i];
+                    for (int i = 0; i < E; i++)
+                        moe[i] += wgt * ey[i];
                 }
                 rms(moe, moe, E, L->post2);
-                for (int i = 0; i < E; i++) y[i] += moe[i];
+                for (int i = 0; i < E; i++)
+                    y[i] += moe[i];
                 free(rin), free(pr), free(h2), free(moe), free(eg), free(ey);
             }
             rms(y, y, E, L->pfn);
-            for (int i = 0; i < E; i++) x[i] += y[i];
+            for (int i = 0; i < E; i++)
+                x[i] += y[i];
             if (P && m->var != MUT_NO_PLE) {
                 matvec(pg, L->pg, x, P, E);
-                for (int i = 0; i < P; i++) pg[i] = gelu_tanh(pg[i]) * ple[l * P + i];
+                for (int i = 0; i < P; i++)
+                    pg[i] = gelu_tanh(pg[i]) * ple[l * P + i];
                 matvec(y, L->pp, pg, E, P);
                 rms(y, y, E, L->pln);
-                for (int i = 0; i < E; i++) x[i] += y[i];
+                for (int i = 0; i < E; i++)
+                    x[i] += y[i];
             }
             if (m->var != MUT_NO_SCALAR)
-                for (int i = 0; i < E; i++) x[i] *= L->scalar;
+                for (int i = 0; i < E; i++)
+                    x[i] *= L->scalar;
         }
         rms(xn, x, E, m->onorm);
         matvec(lg, m->tok, xn, s->V, E);
         for (int v = 0; v < s->V; v++)
-            out[(size_t)t * s->V + v] = m->var == MUT_NO_SOFTCAP ? lg[v] : s->cap * tanh(lg[v] / s->cap);
+            out[(size_t)t * s->V + v] =
+                m->var == MUT_NO_SOFTCAP ? lg[v] : s->cap * tanh(lg[v] / s->cap);
     }
-    for (int l = 0; l < s->L; l++) free(kc[l]), free(vc[l]);
-    free(x), free(xn), free(y), free(q), free(att), free(sc), free(g), free(u), free(ple), free(pg), free(lg);
+    for (int l = 0; l < s->L; l++)
+        free(kc[l]), free(vc[l]);
+    free(x), free(xn), free(y), free(q), free(att), free(sc), free(g), free(u), free(ple), free(pg),
+        free(lg);
 }
 
 /* ------------------------------------------------------------ the cases */
@@ -491,8 +548,22 @@ static const char *model_path(void) {
 
 /* 8 layers W W G W W G | W G: the last two read layers 4 (W) and 5 (G) */
 static spec_t base_spec(void) {
-    spec_t s = {.V = 96, .E = 48, .L = 8, .H = 4, .DW = 16, .KW = 2, .DG = 32, .KG = 1, .F = 40, .F2 = 80,
-                .P = 8, .shared = 2, .swa = 4, .cap = 3.0, .onc = 6.0 /* logits of a few units: the cap bends them */, .wtype = SL_TYPE_F32};
+    spec_t s = {.V = 96,
+                .E = 48,
+                .L = 8,
+                .H = 4,
+                .DW = 16,
+                .KW = 2,
+                .DG = 32,
+                .KG = 1,
+                .F = 40,
+                .F2 = 80,
+                .P = 8,
+                .shared = 2,
+                .swa = 4,
+                .cap = 3.0,
+                .onc = 6.0 /* logits of a few units: the cap bends them */,
+                .wtype = SL_TYPE_F32};
     s.global[2] = s.global[5] = s.global[7] = true;
     return s;
 }
@@ -517,7 +588,8 @@ static spec_t moe_spec(void) {
 #define N_TOK 13
 
 static void make_tokens(int32_t *t, int n, int V, int salt) {
-    for (int i = 0; i < n; i++) t[i] = (int32_t)((i * 37 + 5 + salt * 11) % V);
+    for (int i = 0; i < n; i++)
+        t[i] = (int32_t)((i * 37 + 5 + salt * 11) % V);
 }
 
 static sl_model_t *load_ref(ref_t *rm, const spec_t *s, uint64_t seed) {
@@ -540,7 +612,8 @@ static void run_case(const char *label, const spec_t *s, double tol, int threads
     }
     const sl_hparams_t *hp = model_hparams(m);
     CHECK(hp->arch == SL_ARCH_GEMMA4 && hp->n_layer == s->L && hp->n_layer_kv == s->L - s->shared &&
-          hp->head_dim == s->DG && hp->head_dim_swa == s->DW && hp->n_embd_pl == s->P && hp->n_swa == s->swa);
+          hp->head_dim == s->DG && hp->head_dim_swa == s->DW && hp->n_embd_pl == s->P &&
+          hp->n_swa == s->swa);
     int32_t toks[N_TOK];
     make_tokens(toks, N_TOK, s->V, 0);
     double *want = malloc(sizeof(double) * N_TOK * s->V);
@@ -558,7 +631,8 @@ static void run_case(const char *label, const spec_t *s, double tol, int threads
     model_kv_truncate(kv, 0);
     double worst = 0;
     for (int t = 0; t < N_TOK; t++) {
-        CHECK_MSG(model_forward(m, pool, kv, &toks[t], 1, last, false, err, sizeof err) == 0, "%s", err);
+        CHECK_MSG(model_forward(m, pool, kv, &toks[t], 1, last, false, err, sizeof err) == 0, "%s",
+                  err);
         worst = fmax(worst, test_rel_err(last, want + (size_t)t * s->V, (size_t)s->V));
     }
     CHECK_MSG(worst <= tol, "%s decode: rel err %.3g > %.3g", label, worst, tol);
@@ -567,7 +641,8 @@ static void run_case(const char *label, const spec_t *s, double tol, int threads
     double wc = 0;
     for (int t = 0, c = 1; t < N_TOK; t += c, c = c % 3 + 1) {
         const int nt = SL_MIN(c, N_TOK - t);
-        CHECK_MSG(model_forward(m, pool, kv, toks + t, nt, got, true, err, sizeof err) == 0, "%s", err);
+        CHECK_MSG(model_forward(m, pool, kv, toks + t, nt, got, true, err, sizeof err) == 0, "%s",
+                  err);
         wc = fmax(wc, test_rel_err(got, want + (size_t)t * s->V, (size_t)nt * s->V));
     }
     CHECK_MSG(wc <= tol, "%s chunks: rel err %.3g > %.3g", label, wc, tol);
@@ -588,7 +663,8 @@ static void test_forward(void) {
     s.k_eq_v = true;
     run_case("gemma4 f32 global V = K", &s, 1e-4, 2);
     s = base_spec();
-    s.P = 0, s.shared = 0, s.F2 = s.F; /* the 26B / 31B shape: no per-layer embeddings, every layer its KV */
+    s.P = 0, s.shared = 0,
+    s.F2 = s.F; /* the 26B / 31B shape: no per-layer embeddings, every layer its KV */
     run_case("gemma4 f32 no PLE, no sharing", &s, 1e-4, 2);
     s = q8_spec();
     s.wtype = SL_TYPE_F32;
@@ -600,7 +676,8 @@ static void test_forward(void) {
     s.P = 8, s.shared = 2, s.F2 = 80; /* experts with per-layer embeddings and sharing too */
     run_case("gemma4 MoE f32 with PLE, sharing", &s, 1e-4, 1);
     s = moe_spec();
-    s.E = 64, s.DW = 32, s.DG = 64, s.F = 64, s.F2 = 64, s.FE = 32, s.L = 4, s.cap = 30.0, s.onc = 1.0;
+    s.E = 64, s.DW = 32, s.DG = 64, s.F = 64, s.F2 = 64, s.FE = 32, s.L = 4, s.cap = 30.0,
+    s.onc = 1.0;
     memset(s.global, 0, sizeof s.global);
     s.global[2] = s.global[3] = true;
     s.wtype = SL_TYPE_Q8_0;
@@ -670,7 +747,8 @@ static void check_batch(const spec_t *sp) {
     if (!m) return;
     enum { NS = 3, BS = 4, CTX = 24 };
     size_t want_bytes = 0; /* K and V, F16, of the layers that keep them */
-    for (int l = 0; l < s.L - s.shared; l++) want_bytes += 2 * (size_t)BS * kv_heads(&s, l) * head_dim(&s, l) * 2;
+    for (int l = 0; l < s.L - s.shared; l++)
+        want_bytes += 2 * (size_t)BS * kv_heads(&s, l) * head_dim(&s, l) * 2;
     CHECK_MSG(model_kv_block_bytes(m, BS, SL_TYPE_F16) == want_bytes, "block bytes %zu, want %zu",
               model_kv_block_bytes(m, BS, SL_TYPE_F16), want_bytes);
     CHECK(model_kv_block_bytes(m, BS, SL_TYPE_Q8_0) == 0); /* head size 16 */
@@ -683,7 +761,8 @@ static void check_batch(const spec_t *sp) {
     for (int i = 0; i < NS; i++) {
         make_tokens(toks[i], CTX, s.V, i + 1);
         kv[i] = model_kv_new(m, CTX, SL_TYPE_F16, err, sizeof err);
-        for (int b = 0; b < CTX / BS; b++) tables[i][b] = (int32_t)(b * NS + (NS - 1 - i)); /* interleaved */
+        for (int b = 0; b < CTX / BS; b++)
+            tables[i][b] = (int32_t)(b * NS + (NS - 1 - i)); /* interleaved */
     }
     static const int steps[][NS] = {{5, 3, 0}, {1, 4, 6}, {1, 1, 1}, {7, 1, 2}, {1, 0, 5}};
     int past[NS] = {0, 0, 0};
@@ -704,7 +783,8 @@ static void check_batch(const spec_t *sp) {
         CHECK_MSG(model_forward_batch(m, pool, kp, b, nb, err, sizeof err) == 0, "%s", err);
         for (int k = 0; k < nb; k++) {
             const int i = who[k];
-            CHECK(model_forward(m, NULL, kv[i], toks[i] + past[i], steps[st][i], la, false, err, sizeof err) == 0);
+            CHECK(model_forward(m, NULL, kv[i], toks[i] + past[i], steps[st][i], la, false, err,
+                                sizeof err) == 0);
             double md = 0, mx = 1e-30;
             for (int v = 0; v < s.V; v++) {
                 md = fmax(md, fabs((double)lb[(size_t)k * s.V + v] - la[v]));
@@ -715,8 +795,10 @@ static void check_batch(const spec_t *sp) {
         }
     }
     CHECK_MSG(worst <= 1e-5, "batch vs alone: rel err %.3g", worst);
-    fprintf(stderr, "     batch of 3 vs alone%s         max rel err %.2e\n", s.NE ? " (MoE)" : "      ", worst);
-    for (int i = 0; i < NS; i++) model_kv_free(kv[i]);
+    fprintf(stderr, "     batch of 3 vs alone%s         max rel err %.2e\n",
+            s.NE ? " (MoE)" : "      ", worst);
+    for (int i = 0; i < NS; i++)
+        model_kv_free(kv[i]);
     free(lb), free(la);
     model_kv_pool_free(kp);
     sl_pool_free(pool);
@@ -737,7 +819,8 @@ static void expect_load_error(const spec_t *s, const write_opts_t *o, const char
     ref_free(&rm);
     char err[SL_ERR_MAX] = "";
     sl_model_t *m = model_load(model_path(), err, sizeof err);
-    CHECK_MSG(m == NULL && strstr(err, needle) != NULL, "expected '%s', got '%s'", needle, m ? "(loaded)" : err);
+    CHECK_MSG(m == NULL && strstr(err, needle) != NULL, "expected '%s', got '%s'", needle,
+              m ? "(loaded)" : err);
     model_free(m);
     unlink(model_path());
 }
@@ -756,14 +839,17 @@ static void test_validation(void) {
     expect_load_error(&s, OPTS(.set_shared = true, .shared = 3), "shares the KV");
     expect_load_error(&s, OPTS(.set_shared = true, .shared = 8), "shared_kv_layers");
     expect_load_error(&s, OPTS(.short_pattern = true), "sliding_window_pattern");
-    /* a shared layer with its own K: blk.6 reads layer 4's KV (written with an attn_k it must not have) */
+    /* a shared layer with its own K: blk.6 reads layer 4's KV (written with an attn_k it must not
+     * have) */
     spec_t s2 = base_spec();
     s2.shared = 1; /* the file says 2 below: blk.6 then has an attn_k */
     expect_load_error(&s2, OPTS(.set_shared = true, .shared = 2), "shared-KV");
     const spec_t sm = moe_spec();
     expect_load_error(&sm, OPTS(.skip = "blk.1.ffn_gate_inp.scale"), "blk.1.ffn_gate_inp.scale");
-    expect_load_error(&sm, OPTS(.skip = "blk.0.post_ffw_norm_2.weight"), "blk.0.post_ffw_norm_2.weight");
-    expect_load_error(&sm, OPTS(.skip = "blk.0.ffn_gate_up_exps.weight"), "blk.0.ffn_gate_exps.weight");
+    expect_load_error(&sm, OPTS(.skip = "blk.0.post_ffw_norm_2.weight"),
+                      "blk.0.post_ffw_norm_2.weight");
+    expect_load_error(&sm, OPTS(.skip = "blk.0.ffn_gate_up_exps.weight"),
+                      "blk.0.ffn_gate_exps.weight");
 #undef OPTS
 }
 
@@ -779,7 +865,8 @@ static void test_quantize(void) {
     snprintf(qpath, sizeof qpath, "%s.q8", path);
     CHECK(write_model(&rm, path, NULL) == 0);
     sl_pool_t *pool = sl_pool_new(2);
-    CHECK_MSG(model_quantize_file(path, qpath, "q8_0", pool, false, err, sizeof err) == 0, "%s", err);
+    CHECK_MSG(model_quantize_file(path, qpath, "q8_0", pool, false, err, sizeof err) == 0, "%s",
+              err);
     sl_model_t *m = model_load(qpath, err, sizeof err);
     CHECK_MSG(m != NULL, "%s", err);
     if (m) {

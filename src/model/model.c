@@ -806,7 +806,8 @@ static int key_u32_max(const gguf_file_t *f, const char *arch, const char *suffi
  * and rotary dims rope.dimension_count with base rope.freq_base and the
  * rope_freqs divisors (proportional RoPE: 1e30 on the pairs left
  * unturned), the window layers' key_length_swa (= value_length_swa),
- * rope.dimension_count_swa (default their head size) and
+ * rope.dimension_count_swa (default, as llama.cpp's, the global layers'
+ * rope.dimension_count, which must then fit the window head) and
  * rope.freq_base_swa (default the global base) without divisors;
  * head_count, head_count_kv and feed_forward_length one per layer or one
  * for all; attention.shared_kv_layers (default 0): the last that many
@@ -837,7 +838,7 @@ static int load_gemma4(sl_model_t *m, uint32_t kl, char *err, size_t errlen) {
         key_u32(f, arch, "attention.key_length_swa", true, 0, &kls, err, errlen) ||
         dim_ok(kls, "attention.key_length_swa", err, errlen) ||
         key_u32(f, arch, "attention.value_length_swa", true, 0, &vls, err, errlen) ||
-        key_u32(f, arch, "rope.dimension_count_swa", false, kls, &nrs, err, errlen) ||
+        key_u32(f, arch, "rope.dimension_count_swa", false, (uint32_t)hp->rope.n_rot, &nrs, err, errlen) ||
         key_f32(f, arch, "rope.freq_base_swa", false, hp->rope.freq_base, &base_swa, err, errlen) ||
         key_u32(f, arch, "attention.shared_kv_layers", false, 0, &shared, err, errlen) ||
         key_u32(f, arch, "embedding_length_per_layer_input", true, 0, &npl, err, errlen) ||

@@ -1708,8 +1708,19 @@ static int load_gemma4_layer(sl_model_t *m, int l, sl_layer_t *L, char *err, siz
             get_vector(m, NAME("post_ffw_norm_1.weight"), E, "n_embd", true, &L->post_norm_1, err, errlen) ||
             get_vector(m, NAME("post_ffw_norm_2.weight"), E, "n_embd", true, &L->post_norm_2, err, errlen) ||
             (fused && get_stack(m, NAME("ffn_gate_up_exps.weight"), E, 2 * FE, NE,
-                                "n_embd × 2·n_ff_exp × n_expert", &gu, err, errlen)) ||
-            (!fused && (get_stack(m, NAME("ffn_gate_exps.weight"), E, FE, NE, "n_embd × n_ff_exp × n_expert",
+                                "n_embd × 2·n_ff_exp × n_expert", &gu, err, errlen)))
+            return -1;
+        if (gu) { /* expert e's rows: its gate, then its up */
+            L->xgate = calloc((size_t)NE, sizeof *L->xgate);
+            L->xup = calloc((size_t)NE, sizeof *L->xup);
+            for (int64_t e = 0; L->xgate && L->xup && e < NE; e++) {
+                L->xgate[e] = wt_rows(&gu[e], 0, FE);
+                L->xup[e] = wt_rows(&gu[e], FE, FE);
+            }
+            free(gu);
+            if (!L->xgate || !L->xup) return sl_err(err, errlen, "out of memory");
+        }
+        if ((!fused && (get_stack(m, NAME("ffn_gate_exps.weight"), E, FE, NE, "n_embd × n_ff_exp × n_expert",
                                   &L->xgate, err, errlen) ||
                         get_stack(m, NAME("ffn_up_exps.weight"), E, FE, NE, "n_embd × n_ff_exp × n_expert",
                                   &L->xup, err, errlen))) ||
@@ -1717,19 +1728,6 @@ static int load_gemma4_layer(sl_model_t *m, int l, sl_layer_t *L, char *err, siz
                       errlen) ||
             get_vector(m, NAME("ffn_down_exps.scale"), NE, "n_expert", false, &L->xdown_s, err, errlen))
             return -1;
-        if (gu) { /* expert e's rows: its gate, then its up */
-            L->xgate = calloc((size_t)NE, sizeof *L->xgate);
-            L->xup = calloc((size_t)NE, sizeof *L->xup);
-            if (!L->xgate || !L->xup) {
-                free(gu);
-                return sl_err(err, errlen, "out of memory");
-            }
-            for (int64_t e = 0; e < NE; e++) {
-                L->xgate[e] = wt_rows(&gu[e], 0, FE);
-                L->xup[e] = wt_rows(&gu[e], FE, FE);
-            }
-            free(gu);
-        }
     }
     float *sc = NULL;
     if (get_vector(m, NAME("layer_output_scale.weight"), 1, "1", false, &sc, err, errlen)) return -1;

@@ -24,8 +24,9 @@
  * cache = each sequence alone; the KV pool's block size is exactly the
  * layers' own widths; mutated references (KV sharing to the wrong layer, no
  * V norm, proportional RoPE on the window layers too, no per-layer
- * embeddings, no soft-capping, no layer scalar) that the model must be far
- * from; load errors; `silica quantize`.
+ * embeddings, no soft-capping, no layer scalar; the MoE's router and expert
+ * scales) that the model must be far from; load errors; `silica quantize`;
+ * a 300-token prefill (beyond the model's 256-token step).
  */
 #include <math.h>
 #include <stdio.h>
@@ -899,6 +900,36 @@ static void test_quantize(void) {
     unlink(qpath);
 }
 
+/* A prefill longer than the model's internal step (256 tokens): the
+ * window layers, the shared layers and the per-layer inputs carry across
+ * steps; every position's logits equal the reference's. */
+static void test_long_prefill(void) {
+    const spec_t s = base_spec();
+    ref_t rm;
+    sl_model_t *m = load_ref(&rm, &s, 2024);
+    if (m) {
+        enum { N = 300 };
+        int32_t *toks = malloc(sizeof(int32_t) * N);
+        make_tokens(toks, N, s.V, 9);
+        double *want = malloc(sizeof(double) * N * s.V);
+        float *got = malloc(sizeof(float) * N * s.V);
+        ref_forward(&rm, toks, N, want);
+        sl_pool_t *pool = sl_pool_new(2);
+        char err[SL_ERR_MAX] = "";
+        sl_kv_t *kv = model_kv_new(m, N, SL_TYPE_F32, err, sizeof err);
+        CHECK(model_forward(m, pool, kv, toks, N, got, true, err, sizeof err) == 0);
+        const double e = test_rel_err(got, want, (size_t)N * s.V);
+        CHECK_MSG(e <= 1e-4, "300-token prefill: rel err %.3g", e);
+        fprintf(stderr, "     300-token prefill                rel err %.2e\n", e);
+        model_kv_free(kv);
+        sl_pool_free(pool);
+        free(toks), free(want), free(got);
+        model_free(m);
+    }
+    ref_free(&rm);
+    unlink(model_path());
+}
+
 int main(void) {
     sl_kernels_init();
     RUN(test_forward);
@@ -906,5 +937,6 @@ int main(void) {
     RUN(test_batch);
     RUN(test_validation);
     RUN(test_quantize);
+    RUN(test_long_prefill);
     return test_summary();
 }

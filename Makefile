@@ -29,7 +29,7 @@ endif
 CFLAGS  += $(BASEFLAGS) $(OPT)
 LDFLAGS += $(filter -fsanitize%,$(OPT))
 
-PARTS   := base gguf kernels model tokenizer chat grammar sampling engine server platform
+PARTS   := base gguf kernels model tokenizer chat grammar sampling engine server platform router
 SRCS    := $(foreach p,$(PARTS),$(wildcard src/$(p)/*.c src/$(p)/*/*.c))
 OBJS    := $(SRCS:%.c=$(BUILD)/%.o)
 CLI_SRCS := $(wildcard src/cli/*.c)
@@ -73,7 +73,7 @@ $(BUILD)/gen/console_files.o: $(BUILD)/gen/console_files.c
 $(BUILD)/libserver.a: $(BUILD)/gen/console_files.o
 
 # Link order: dependents before dependencies.
-LINK_ORDER := platform server engine sampling grammar chat tokenizer model kernels gguf base
+LINK_ORDER := router platform server engine sampling grammar chat tokenizer model kernels gguf base
 ALL_LIBS := $(foreach p,$(LINK_ORDER),$(if $(wildcard src/$(p)/*.c),$(BUILD)/lib$(p).a))
 
 $(BUILD)/silica: $(CLI_OBJS) $(ALL_LIBS)

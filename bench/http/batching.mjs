@@ -117,7 +117,7 @@ async function main() {
     const mt = await metrics(url);
     const pick = (k) => Object.entries(mt).filter(([n]) => n.startsWith(k)).map(([n, v]) => `${n} ${v}`);
     console.log("\n== /metrics (engine)");
-    for (const k of ["silica_prefix_cache_hit_rate", "silica_kv_blocks_", "silica_engine_preemptions_total",
+    for (const k of ["silica_prefix_cache_hit_rate", "silica_kv_blocks_", "silica_state_checkpoint", "silica_engine_preemptions_total",
       "silica_time_to_first_token_seconds_count", "silica_inter_token_latency_seconds_sum",
       "silica_inter_token_latency_seconds_count"])
       for (const l of pick(k)) console.log(l);

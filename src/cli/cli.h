@@ -12,6 +12,7 @@ typedef int (*cli_cmd_fn)(int argc, char **argv);
  * reported as unavailable instead of failing the link. */
 #define CLI_COMMANDS(X)                                                                            \
     X("serve", cmd_serve, "serve models over the OpenAI-compatible HTTP API")                    \
+    X("route", cmd_route, "route requests to several serve nodes by prompt prefix")              \
     X("admin", cmd_admin, "accounts, API keys, prices, usage")                                   \
     X("info", cmd_info, "print a GGUF file's metadata and tensor table")                         \
     X("logits", cmd_logits, "print logits for a prompt")                                         \

@@ -51,6 +51,9 @@ static void serve_usage(FILE *f) {
             "                      full contexts, at most a quarter of RAM; hybrid models such as\n"
             "                      qwen35 take their max-running recurrent states out of it too)\n"
             "  --kv-type T         KV cache storage: f16 (default), f32, q8_0\n"
+            "  --state-ckpt-every N  hybrid models (qwen35...): prompt tokens between recurrent-state\n"
+            "                      checkpoints for prefix reuse (default 2048; 0 = only the prompt's\n"
+            "                      last full block and the end of generation)\n"
             "  --timeout S         idle connection timeout in seconds (default 300)\n");
 }
 
@@ -189,6 +192,9 @@ int cmd_serve(int argc, char **argv) {
             cfg.max_queued = (int)n;
         } else if (!strcmp(a, "--kv-mem")) {
             bad = eng_parse_mem(v, &cfg.kv_mem) != 0 || cfg.kv_mem == 0;
+        } else if (!strcmp(a, "--state-ckpt-every")) {
+            bad = parse_int(v, 0, 1 << 30, &n);
+            cfg.ckpt_interval = n == 0 ? -1 : (int)n;
         } else if (!strcmp(a, "--kv-type")) {
             cfg.kv_type = eng_kv_from_name(v);
             bad = cfg.kv_type < 0;

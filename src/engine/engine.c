@@ -30,6 +30,7 @@
  */
 #include "engine/engine.h"
 
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -43,6 +44,8 @@
 #include "base/pool.h"
 #include "engine/kvcache.h"
 #include "grammar/grammar.h"
+
+#define ENG_CKPT_MAX 256 /* checkpoints per engine at most (the lookup scans them) */
 
 const double eng_hist_bounds[ENG_HIST_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                                                   1.0,   2.5,  5.0,   10.0, 30.0, 60.0, 120.0};
@@ -68,6 +71,18 @@ typedef struct eng_gram {
     bool start_open;   /* a start word may still match at the start */
 } eng_gram_t;
 
+/* A recurrent-state checkpoint (hybrid models): the state after the first
+ * `pos` tokens (a block boundary) of a prefix whose chained block hash is
+ * `key`, kept in ckpt_nb blocks of the KV pool that the store holds a
+ * reference on (see "checkpoints" below); the hashes of the prefix's
+ * pos / bs blocks (the last is key) are in e->ckpt_chain. */
+typedef struct eng_ckpt {
+    bool live;
+    int pos;
+    uint64_t key;
+    uint64_t tick; /* last store or restore (LRU) */
+} eng_ckpt_t;
+
 typedef struct eng_seq {
     struct eng_seq *next;
     uint64_t id;
@@ -83,6 +98,14 @@ typedef struct eng_seq {
     int n_blocks, cap_blocks;
     int slot;          /* hybrid models: its recurrent state slot while running, else -1 */
     int n_hashed;       /* leading full blocks published to / found in the cache */
+    /* hybrid models: a prefill checkpoint position chosen at admission (the
+     * end of the cached block chain when it reached past the checkpoint
+     * restored: likely a shared prefix's end), 0 = none; the checkpoint this
+     * sequence keeps at its latest block boundary while generating (an
+     * index into e->ckpts and the key it was stored under), -1 = none */
+    int ckpt_extra;
+    int ckpt_dec;
+    uint64_t ckpt_dec_key;
     uint64_t last_hash; /* chained hash of block n_hashed-1 (seed when 0) */
     struct eng_seq *leader; /* n>1: same prompt, still prefilling: fork from it */
     int max_tokens;
@@ -151,6 +174,7 @@ struct eng {
     sl_kv_pool_t *kvp; /* engine thread */
     kvc_t *kvc;        /* engine thread */
     int bs;            /* positions per block */
+    size_t block_bytes; /* of one block (K and V, all layers) */
     float *logits;     /* max_running × n_vocab, engine thread */
     float *tmp_logits; /* n_vocab: a copy for a sibling sampling from a shared row */
     eng_seq_t **plan;  /* max_running: the current step's sequences */
@@ -162,6 +186,17 @@ struct eng {
     size_t state_floats;
     float *states;
     int *slot_free, n_slot_free;
+    /* hybrid models: the checkpoint store (engine thread). ckpt_nb pool
+     * blocks per checkpoint (0: no checkpoints), ckpt_max entries, entry i's
+     * blocks at ckpt_blocks[i × ckpt_nb ..]; prefill checkpoints every
+     * ckpt_every tokens (a multiple of bs; INT_MAX: none) */
+    int ckpt_nb, ckpt_max, ckpt_every, n_ckpt;
+    eng_ckpt_t *ckpts;
+    int32_t *ckpt_blocks;
+    uint64_t *ckpt_chain;         /* ckpt_max × chain_cap: entry i's block hashes */
+    int chain_cap;                /* blocks of a context */
+    uint64_t ckpt_seen_evictions; /* the block manager's evictions at the last sweep */
+    uint64_t ckpt_tick, ckpt_stored, ckpt_hits, ckpt_evictions;
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -272,6 +307,209 @@ static float *seq_state(const eng_t *e, const eng_seq_t *s) {
     return s->slot >= 0 ? e->states + (size_t)s->slot * e->state_floats : NULL;
 }
 
+/* ------------------------------------------------ state checkpoints
+ *
+ * A hybrid model's cached KV blocks are useless without the recurrent
+ * state at the same position, which is the whole history and cannot be
+ * rebuilt from them. So while a sequence runs, the engine copies its state
+ * at chosen block boundaries into checkpoints keyed by the prefix cache's
+ * chained hash there; a later sequence whose prompt's cached blocks reach a
+ * checkpoint restores it and prefills from that position.
+ *
+ * Memory: a checkpoint's bytes live in ckpt_nb blocks of the KV pool (their
+ * K and V regions back to back), taken through the block manager with one
+ * reference each, so checkpoints come out of the --kv-mem budget and
+ * compete with the blocks: they hold at most half the pool (ckpt_max), a
+ * new one evicts the least recently used one when the store is full, and a
+ * block allocation that finds no free or cached block evicts checkpoints
+ * (LRU) before any sequence is preempted. A checkpoint one of whose
+ * prefix's blocks left the cache can never be reached again (the lookup
+ * walks the chain from the first block, so it is never restored) and is
+ * dropped right after the plan or the store that evicted blocks
+ * (ckpt_sweep). Invariants: n_ckpt = live entries; the store holds exactly
+ * n_ckpt × ckpt_nb block references. */
+
+static int32_t *ckpt_blocks(const eng_t *e, int i) {
+    return e->ckpt_blocks + (size_t)i * (size_t)e->ckpt_nb;
+}
+
+/* Copies a state into checkpoint i (save) or out of it. */
+static void ckpt_copy(eng_t *e, int i, float *state, bool save) {
+    uint8_t *p = (uint8_t *)state;
+    size_t left = e->state_floats * sizeof(float);
+    const int32_t *bl = ckpt_blocks(e, i);
+    for (int k = 0; k < e->ckpt_nb && left; k++)
+        for (int part = 0; part < 2 && left; part++) {
+            size_t n;
+            uint8_t *d = model_kv_pool_block_data(e->kvp, bl[k], part, &n);
+            if (!d) continue;
+            n = SL_MIN(n, left);
+            if (save)
+                memcpy(d, p, n);
+            else
+                memcpy(p, d, n);
+            p += n;
+            left -= n;
+        }
+}
+
+static void ckpt_drop(eng_t *e, int i) {
+    const int32_t *bl = ckpt_blocks(e, i);
+    for (int k = 0; k < e->ckpt_nb; k++)
+        kvc_unref(e->kvc, bl[k]);
+    e->ckpts[i].live = false;
+    e->n_ckpt--;
+    e->ckpt_evictions++;
+}
+
+/* Drops the least recently used checkpoint; false when there is none. */
+static bool ckpt_evict_lru(eng_t *e) {
+    int v = -1;
+    for (int i = 0; i < e->ckpt_max; i++)
+        if (e->ckpts[i].live && (v < 0 || e->ckpts[i].tick < e->ckpts[v].tick)) v = i;
+    if (v < 0) return false;
+    ckpt_drop(e, v);
+    return true;
+}
+
+static uint64_t *ckpt_chain(const eng_t *e, int i) {
+    return e->ckpt_chain + (size_t)i * (size_t)e->chain_cap;
+}
+
+/* After blocks were evicted: drops the checkpoints one of whose prefix's
+ * blocks is no longer cached. */
+static void ckpt_sweep(eng_t *e) {
+    kvc_counts_t kc;
+    kvc_counts(e->kvc, &kc);
+    if (kc.evictions == e->ckpt_seen_evictions) return;
+    e->ckpt_seen_evictions = kc.evictions;
+    for (int i = 0; i < e->ckpt_max && e->n_ckpt; i++) {
+        if (!e->ckpts[i].live) continue;
+        const uint64_t *ch = ckpt_chain(e, i);
+        for (int b = 0; b < e->ckpts[i].pos / e->bs; b++)
+            if (!kvc_contains(e->kvc, ch[b])) {
+                ckpt_drop(e, i);
+                break;
+            }
+    }
+}
+
+static int ckpt_find(const eng_t *e, uint64_t key, int pos) {
+    for (int i = 0; i < e->ckpt_max && e->n_ckpt; i++)
+        if (e->ckpts[i].live && e->ckpts[i].key == key && e->ckpts[i].pos == pos) return i;
+    return -1;
+}
+
+/* Blocks an allocation can get: free, cached, or held by checkpoints. */
+static int blocks_available(const eng_t *e) {
+    return kvc_available(e->kvc) + e->n_ckpt * e->ckpt_nb;
+}
+
+/* A block for a sequence: free, else the LRU cached one, else one freed by
+ * evicting checkpoints; -1 when the pool is all in sequences' tables. */
+static int block_alloc(eng_t *e) {
+    for (;;) {
+        const int b = kvc_alloc(e->kvc);
+        if (b >= 0 || !ckpt_evict_lru(e)) return b;
+    }
+}
+
+/* Restores checkpoint i into s's state slot. */
+static void ckpt_restore(eng_t *e, int i, eng_seq_t *s) {
+    ckpt_copy(e, i, seq_state(e, s), false);
+    e->ckpts[i].tick = ++e->ckpt_tick;
+    e->ckpt_hits++;
+}
+
+/* Stores s's state at n_past (a block boundary whose block chain is
+ * published: last_hash is its key). A decode checkpoint replaces the one
+ * s stored at its previous block boundary (only the latest is worth
+ * keeping: a resent conversation continues from its end). Best effort:
+ * nothing is stored when the blocks cannot be had without taking them from
+ * a sequence. */
+static void ckpt_save(eng_t *e, eng_seq_t *s, bool decode) {
+    const int pos = s->n_past;
+    const uint64_t key = s->last_hash;
+    const bool own = s->ckpt_dec >= 0 && e->ckpts[s->ckpt_dec].live &&
+                     e->ckpts[s->ckpt_dec].key == s->ckpt_dec_key;
+    int i = ckpt_find(e, key, pos);
+    if (i >= 0) { /* already there (an equal prefix stored it) */
+        e->ckpts[i].tick = ++e->ckpt_tick;
+        if (decode && own && s->ckpt_dec != i) ckpt_drop(e, s->ckpt_dec);
+        if (decode && s->ckpt_dec != i) s->ckpt_dec = -1; /* not ours to move on */
+        return;
+    }
+    if (decode && own) {
+        i = s->ckpt_dec; /* the same blocks, the new state */
+    } else {
+        if (e->n_ckpt >= e->ckpt_max && !ckpt_evict_lru(e)) return;
+        i = 0;
+        while (e->ckpts[i].live)
+            i++; /* a free entry: n_ckpt < ckpt_max */
+        int32_t *bl = ckpt_blocks(e, i);
+        for (int k = 0; k < e->ckpt_nb; k++) {
+            /* free or cached blocks only: sequences' tables are never
+             * touched, and other checkpoints only when the pool is full */
+            int b = kvc_alloc(e->kvc);
+            while (b < 0 && ckpt_evict_lru(e))
+                b = kvc_alloc(e->kvc);
+            if (b < 0) {
+                while (k > 0)
+                    kvc_unref(e->kvc, bl[--k]);
+                return;
+            }
+            bl[k] = b;
+        }
+        e->ckpts[i].live = true;
+        e->n_ckpt++;
+    }
+    e->ckpts[i].pos = pos;
+    e->ckpts[i].key = key;
+    e->ckpts[i].tick = ++e->ckpt_tick;
+    uint64_t *ch = ckpt_chain(e, i), h = KVC_HASH_SEED;
+    for (int b = 0; b < pos / e->bs; b++) /* pos ≤ n_ctx: within chain_cap */
+        ch[b] = h = kvc_hash(h, s->toks + (size_t)b * (size_t)e->bs, e->bs);
+    ckpt_copy(e, i, seq_state(e, s), true);
+    e->ckpt_stored++;
+    ckpt_sweep(e); /* its blocks may have been others' prefixes */
+    if (decode) {
+        s->ckpt_dec = i;
+        s->ckpt_dec_key = key;
+    }
+}
+
+/* The prompt's longest block-aligned prefix a later request can reuse
+ * (the last prompt token is always computed). */
+static int ckpt_last(const eng_t *e, const eng_seq_t *s) {
+    return (s->n_prompt - 1) / e->bs * e->bs;
+}
+
+/* The next prefill checkpoint position after n_past (where the step's
+ * chunk must end), or 0. */
+static int ckpt_next(const eng_t *e, const eng_seq_t *s) {
+    if (!e->ckpt_nb || s->score || s->slot < 0) return 0;
+    const int last = ckpt_last(e, s);
+    if (s->n_past >= last) return 0;
+    int next = last;
+    if (e->ckpt_every < last) next = SL_MIN(next, (s->n_past / e->ckpt_every + 1) * e->ckpt_every);
+    if (s->ckpt_extra > s->n_past) next = SL_MIN(next, s->ckpt_extra);
+    return next;
+}
+
+/* After a step: s's state at n_past is a checkpoint when n_past is one of
+ * its prefill positions, or a block boundary past the prompt's last
+ * (generation, or recomputing generated tokens after a preemption). */
+static void ckpt_after_step(eng_t *e, eng_seq_t *s) {
+    if (!e->ckpt_nb || s->score || s->slot < 0 || s->n_past == 0 || s->n_past % e->bs ||
+        s->n_hashed * e->bs != s->n_past)
+        return;
+    const int last = ckpt_last(e, s);
+    if (s->n_past > last)
+        ckpt_save(e, s, true);
+    else if (s->n_past == last || s->n_past % e->ckpt_every == 0 || s->n_past == s->ckpt_extra)
+        ckpt_save(e, s, false);
+}
+
 /* Drops the sequence's blocks (they become cached or free) and its state
  * slot (every path that ends or suspends a sequence comes here: finish,
  * cancel, error, preemption). */
@@ -301,18 +539,41 @@ static void running_unlink(eng_t *e, eng_seq_t *s) {
 }
 
 /* Reuses the cached full blocks of s's tokens (never all of them: the last
- * token is always computed, its logits are needed). s holds no blocks. */
-static void seq_match_prefix(eng_t *e, eng_seq_t *s) {
-    if (e->o.no_prefix_cache) return;
+ * token is always computed, its logits are needed). s holds no blocks.
+ * A hybrid model's sequence keeps only the blocks up to the longest prefix
+ * with a state checkpoint (none without one), whose index is returned for
+ * the caller to restore into s's slot (-1: none; s starts at 0). */
+static int seq_match_prefix(eng_t *e, eng_seq_t *s) {
+    if (e->o.no_prefix_cache) return -1;
     const int max_blocks = (s->n_toks - 1) / e->bs;
+    int ck = -1, ck_blocks = 0;
+    uint64_t ck_hash = KVC_HASH_SEED;
     while (s->n_blocks < max_blocks) {
         const int b = kvc_lookup(e->kvc, s->last_hash, s->toks + (size_t)s->n_blocks * (size_t)e->bs);
         if (b < 0) break;
         s->last_hash = kvc_hash(s->last_hash, s->toks + (size_t)s->n_blocks * (size_t)e->bs, e->bs);
         s->blocks[s->n_blocks++] = b;
         s->n_hashed = s->n_blocks;
+        if (e->state_floats) {
+            const int c = ckpt_find(e, s->last_hash, s->n_blocks * e->bs);
+            if (c >= 0) {
+                ck = c;
+                ck_blocks = s->n_blocks;
+                ck_hash = s->last_hash;
+            }
+        }
+    }
+    if (e->state_floats) {
+        /* the cached chain reached past the checkpoint: its end is likely
+         * the end of a prefix others share too; checkpoint it this time */
+        s->ckpt_extra = s->n_blocks > ck_blocks ? s->n_blocks * e->bs : 0;
+        while (s->n_blocks > ck_blocks)
+            kvc_unref(e->kvc, s->blocks[--s->n_blocks]);
+        s->n_hashed = ck_blocks;
+        s->last_hash = ck_hash;
     }
     s->n_past = s->n_blocks * e->bs;
+    return ck;
 }
 
 /* Siblings waiting to fork from s prefill on their own instead. */
@@ -320,7 +581,8 @@ static void detach_followers(eng_t *e, eng_seq_t *s) {
     for (eng_seq_t *f = e->running; f; f = f->next)
         if (f->leader == s) {
             f->leader = NULL;
-            seq_match_prefix(e, f);
+            const int ck = seq_match_prefix(e, f);
+            if (ck >= 0) ckpt_restore(e, ck, f);
         }
 }
 
@@ -330,7 +592,13 @@ static void publish_kv_counts(eng_t *e) {
     kvc_counts(e->kvc, &kc);
     pthread_mutex_lock(&e->mu);
     e->st.state_slots_used = e->state_floats ? e->o.max_running - e->n_slot_free : 0;
-    e->st.kv_blocks_used = kc.used;
+    e->st.kv_blocks_ckpt = e->n_ckpt * e->ckpt_nb;
+    e->st.kv_blocks_used = kc.used - e->st.kv_blocks_ckpt;
+    e->st.ckpt_count = e->n_ckpt;
+    e->st.ckpt_bytes = (uint64_t)e->st.kv_blocks_ckpt * e->block_bytes;
+    e->st.ckpt_stored = e->ckpt_stored;
+    e->st.ckpt_hits = e->ckpt_hits;
+    e->st.ckpt_evictions = e->ckpt_evictions;
     e->st.kv_blocks_cached = kc.cached;
     e->st.kv_blocks_free = kc.free;
     e->st.evictions = kc.evictions;
@@ -401,7 +669,7 @@ static bool seq_reserve(eng_t *e, eng_seq_t *s, int end) {
         const int i = s->n_past / e->bs;
         const int old = s->blocks[i];
         if (kvc_refcount(e->kvc, old) > 1) {
-            const int nb = kvc_alloc(e->kvc);
+            const int nb = block_alloc(e);
             if (nb < 0) return false;
             model_kv_pool_copy(e->kvp, nb, old, s->n_past % e->bs);
             kvc_unref(e->kvc, old);
@@ -409,7 +677,7 @@ static bool seq_reserve(eng_t *e, eng_seq_t *s, int end) {
         }
     }
     while (s->n_blocks * e->bs < end) {
-        const int b = kvc_alloc(e->kvc);
+        const int b = block_alloc(e);
         if (b < 0) return false;
         s->blocks[s->n_blocks++] = b;
     }
@@ -791,26 +1059,23 @@ static void admit(eng_t *e) {
         }
         pthread_mutex_unlock(&e->mu);
         eng_seq_t *leader = find_leader(e, s);
-        if (!leader && !s->score) seq_match_prefix(e, s);
+        /* a hybrid model's sequence takes a state slot (there are
+         * max_running: one is free while n_running < max_running); the
+         * model zeroes it at position 0, else a checkpoint is restored */
+        if (e->state_floats) {
+            if (e->n_slot_free == 0) return;
+            s->slot = e->slot_free[--e->n_slot_free];
+        }
+        const int ck = !leader && !s->score ? seq_match_prefix(e, s) : -1;
         /* blocks the rest of its tokens need, plus one for the first decode
          * steps, must be available now (unless nothing runs: then it runs
          * alone and preemption cannot be needed for it) */
         const int need = leader ? 0 : (s->n_toks + e->bs) / e->bs - s->n_blocks;
-        if (need > kvc_available(e->kvc) && e->running) {
+        if (need > blocks_available(e) && e->running) {
             seq_release(e, s);
             return;
         }
-        /* a hybrid model's sequence takes a state slot (there are
-         * max_running: one is free while n_running < max_running); the
-         * model zeroes it at position 0, which a sequence that has held
-         * no slot starts from (no prefix reuse for these models) */
-        if (e->state_floats) {
-            if (e->n_slot_free == 0) {
-                seq_release(e, s);
-                return;
-            }
-            s->slot = e->slot_free[--e->n_slot_free];
-        }
+        if (ck >= 0) ckpt_restore(e, ck, s); /* nothing was allocated since the lookup */
         pthread_mutex_lock(&e->mu);
         e->pending = s->next;
         if (!e->pending) e->pending_tail = NULL;
@@ -903,9 +1168,16 @@ static int plan_step(eng_t *e) {
             if (pass == 1) {
                 /* a prompt chunk shrinks to the blocks at hand before anyone
                  * is preempted for it */
-                const int room = (s->n_blocks + kvc_available(e->kvc)) * e->bs - s->n_past -
-                                 (s->n_past % e->bs && kvc_refcount(e->kvc, s->blocks[s->n_past / e->bs]) > 1 ? e->bs : 0);
+                const int room =
+                    (s->n_blocks + blocks_available(e)) * e->bs - s->n_past -
+                    (s->n_past % e->bs && kvc_refcount(e->kvc, s->blocks[s->n_past / e->bs]) > 1
+                         ? e->bs
+                         : 0);
                 if (room > 0 && room < n) n = room;
+                /* the chunk ends at a checkpoint position: the state there
+                 * exists only between two steps */
+                const int c = ckpt_next(e, s);
+                if (c > s->n_past && c - s->n_past < n) n = c - s->n_past;
             }
             bool ok;
             while (!(ok = seq_reserve(e, s, s->n_past + n))) {
@@ -932,6 +1204,8 @@ static void step(eng_t *e) {
     char err[SL_ERR_MAX];
     const uint64_t t0 = sl_now_ns();
     const int n_plan = plan_step(e);
+    if (e->n_ckpt)
+        ckpt_sweep(e); /* the plan may have evicted blocks; before any FINISH of this step */
     if (n_plan == 0) return;
     int n_rows = 0, n_tok = 0;
     for (int i = 0; i < n_plan; i++) {
@@ -978,6 +1252,7 @@ static void step(eng_t *e) {
                                        s->toks + (size_t)s->n_hashed * (size_t)e->bs);
             s->n_hashed++;
         }
+        ckpt_after_step(e, s);
         if (scored) {
             seq_report_prompt(e, s, n_past0, n_step);
             if (s->logit_row >= 0) /* the chunk's last row is the one to sample from */
@@ -1203,6 +1478,9 @@ static void eng_destroy(eng_t *e) {
     free(e->logits);
     free(e->states);
     free(e->slot_free);
+    free(e->ckpts);
+    free(e->ckpt_blocks);
+    free(e->ckpt_chain);
     free(e->tmp_logits);
     free(e->plan);
     free(e->draw_seqs);
@@ -1265,6 +1543,7 @@ eng_t *eng_new(sl_model_t *m, const eng_opts_t *opts, eng_event_fn fn, void *ctx
     e->kv_type = e->o.kv == ENG_KV_F32 ? SL_TYPE_F32 : e->o.kv == ENG_KV_Q8_0 ? SL_TYPE_Q8_0 : SL_TYPE_F16;
     e->bs = e->o.kv_block;
     const size_t bb = model_kv_block_bytes(m, e->bs, e->kv_type);
+    e->block_bytes = bb;
     if (bb == 0) {
         sl_err(err, errlen, "KV cache type %s with blocks of %d positions is not usable with this model",
                sl_type_name(e->kv_type), e->bs);
@@ -1277,7 +1556,6 @@ eng_t *eng_new(sl_model_t *m, const eng_opts_t *opts, eng_event_fn fn, void *ctx
     e->state_floats = model_state_floats(m);
     size_t state_mem = 0;
     if (e->state_floats) {
-        e->o.no_prefix_cache = true; /* the blocks do not hold the recurrent state */
         if (!sl_mul_size(e->state_floats * sizeof(float), (size_t)e->o.max_running, &state_mem)) {
             sl_err(err, errlen, "recurrent state memory overflows");
             free(e);
@@ -1326,6 +1604,26 @@ eng_t *eng_new(sl_model_t *m, const eng_opts_t *opts, eng_event_fn fn, void *ctx
             for (int i = 0; i < e->o.max_running; i++) e->slot_free[i] = e->o.max_running - 1 - i;
         e->n_slot_free = e->o.max_running;
         e->st.state_slots_total = e->o.max_running;
+        /* checkpoints: whole blocks each, at most half the pool; none when
+         * not even one fits there */
+        const size_t sbytes = e->state_floats * sizeof(float);
+        e->ckpt_nb = (int)SL_MIN((sbytes + bb - 1) / bb, (size_t)1 << 30);
+        e->ckpt_max = e->o.no_prefix_cache
+                          ? 0
+                          : (int)SL_MIN(n_blocks / 2 / (size_t)e->ckpt_nb, (size_t)ENG_CKPT_MAX);
+        if (e->ckpt_max == 0) e->ckpt_nb = 0;
+        const int every = e->o.ckpt_interval == 0 ? ENG_CKPT_INTERVAL : e->o.ckpt_interval;
+        e->ckpt_every =
+            every < 0 || every > (1 << 30) ? INT_MAX : (every + e->bs - 1) / e->bs * e->bs;
+        if (e->ckpt_max) {
+            e->chain_cap = (int)ctx_blocks;
+            e->ckpts = calloc((size_t)e->ckpt_max, sizeof *e->ckpts);
+            e->ckpt_blocks =
+                malloc((size_t)e->ckpt_max * (size_t)e->ckpt_nb * sizeof *e->ckpt_blocks);
+            e->ckpt_chain = malloc((size_t)e->ckpt_max * ctx_blocks * sizeof *e->ckpt_chain);
+            if (!e->ckpts || !e->ckpt_blocks || !e->ckpt_chain)
+                e->ckpt_nb = e->ckpt_max = 0; /* go without */
+        }
     }
     if (e->logits && e->tmp_logits && e->plan && e->draw_seqs && e->batch && e->pool && e->kvc &&
         (!e->gv || e->mask) && (!e->state_floats || (e->states && e->slot_free)))
@@ -1407,6 +1705,7 @@ int eng_submit(eng_t *e, const eng_request_t *r, uint64_t *id, char *err, size_t
     eng_seq_t *s = calloc(1, sizeof *s);
     if (!s) return sl_err(err, errlen, "out of memory");
     s->slot = -1;
+    s->ckpt_dec = -1;
     s->smp = smp_new(&r->sampling, e->n_vocab, err, errlen);
     if (!s->smp) {
         free(s);
@@ -1651,6 +1950,18 @@ void eng_metrics_write(sl_buf_t *b, eng_t *const *engines, const char *const *na
           s->state_slots_total);
     GAUGE("silica_state_slots_used", "recurrent state slots held by running sequences", "gauge", "%d",
           s->state_slots_used);
+    GAUGE("silica_state_checkpoints",
+          "recurrent-state checkpoints held for prefix reuse (hybrid models)", "gauge", "%d",
+          s->ckpt_count);
+    GAUGE("silica_state_checkpoint_bytes", "KV memory held by state checkpoints", "gauge", "%llu",
+          (unsigned long long)s->ckpt_bytes);
+    GAUGE("silica_state_checkpoints_stored_total", "state checkpoints stored", "counter", "%llu",
+          (unsigned long long)s->ckpt_stored);
+    GAUGE("silica_state_checkpoint_hits_total", "sequences started from a state checkpoint",
+          "counter", "%llu", (unsigned long long)s->ckpt_hits);
+    GAUGE("silica_state_checkpoint_evictions_total",
+          "state checkpoints dropped (LRU, or their prefix's blocks evicted)", "counter", "%llu",
+          (unsigned long long)s->ckpt_evictions);
     GAUGE("silica_prefix_cache_query_tokens_total", "prompt tokens looked up in the prefix cache", "counter",
           "%llu", (unsigned long long)s->prefix_query_tokens);
     GAUGE("silica_prefix_cache_hit_tokens_total", "prompt tokens reused from the prefix cache", "counter", "%llu",

@@ -29,7 +29,9 @@
  * blocks freed, recomputed later from its tokens, first in line). Full
  * blocks are kept in a prefix cache keyed by the chained hash of their
  * tokens: a new sequence reuses every cached full block of its prompt
- * (usage.cached_tokens) and unreferenced blocks are evicted LRU. Sequences
+ * (usage.cached_tokens) and unreferenced blocks are evicted LRU; a hybrid
+ * model's sequence reuses them only up to a recurrent-state checkpoint
+ * (saved at block boundaries in pool blocks, see docs/engine.md). Sequences
  * submitted with the same prompt while the first is still prefilling (n>1)
  * share its blocks (copy-on-write of the partly filled last block) instead
  * of recomputing. More than max_queued waiting is ENG_EBUSY.
@@ -201,8 +203,13 @@ typedef struct eng_opts {
     int kv_block;         /* positions per KV block; default ENG_KV_BLOCK */
     int max_batch_tokens; /* tokens per step (decode + prefill chunks); default 512 */
     int kv;               /* ENG_KV_DEFAULT (F16), ENG_KV_F16, ENG_KV_F32, ENG_KV_Q8_0 */
-    bool no_prefix_cache; /* do not reuse cached blocks across sequences (always so for
-                           * hybrid models: their recurrent state is not in the blocks) */
+    bool no_prefix_cache; /* do not reuse cached blocks across sequences (nor keep hybrid
+                           * models' state checkpoints) */
+    /* hybrid models: prompt tokens between recurrent-state checkpoints taken
+     * during a prefill (rounded up to whole blocks); 0: ENG_CKPT_INTERVAL;
+     * < 0: none but the prompt's last full block and the end of generation
+     * (see docs/engine.md, "State checkpoints") */
+    int ckpt_interval;
     /* The model's vocabulary as grammar byte strings (borrowed; must outlive
      * the engine; its size must equal the model's n_vocab). NULL: requests
      * with a grammar are refused. */
@@ -210,6 +217,7 @@ typedef struct eng_opts {
 } eng_opts_t;
 
 #define ENG_KV_BLOCK 16
+#define ENG_CKPT_INTERVAL 2048
 enum { ENG_KV_DEFAULT = 0, ENG_KV_F16, ENG_KV_F32, ENG_KV_Q8_0 };
 /* "f16", "f32", "q8_0" → ENG_KV_*; -1 when unknown. */
 int eng_kv_from_name(const char *name);
@@ -237,6 +245,14 @@ typedef struct eng_stats {
     int kv_block;                 /* positions per block */
     /* hybrid models (qwen35): recurrent state slots, one per running sequence (0 / 0 for others) */
     int state_slots_total, state_slots_used;
+    /* hybrid models: recurrent-state checkpoints kept for prefix reuse; they
+     * live in KV blocks of the pool (kv_blocks_ckpt of them: neither used,
+     * cached nor free; used + cached + free + ckpt = total) */
+    int kv_blocks_ckpt;
+    int ckpt_count;      /* checkpoints held now */
+    uint64_t ckpt_bytes; /* KV memory they hold (their blocks' bytes) */
+    uint64_t ckpt_stored, ckpt_hits,
+        ckpt_evictions;           /* evictions: LRU, or their prefix's blocks evicted */
     uint64_t batch_tokens;        /* tokens run through the model (all steps) */
     uint64_t prefix_query_tokens; /* prompt tokens looked up in the prefix cache */
     uint64_t prefix_hit_tokens;   /* of those, reused from cached blocks */

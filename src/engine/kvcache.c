@@ -169,7 +169,17 @@ int kvc_lookup(kvc_t *c, uint64_t parent, const int32_t *tokens) {
 uint64_t kvc_publish(kvc_t *c, int b, uint64_t parent, const int32_t *tokens) {
     const uint64_t h = kvc_hash(parent, tokens, c->bs);
     kvc_block_t *k = &c->b[b];
-    if (k->hashed || find(c, h, parent, tokens) >= 0) return h;
+    if (k->hashed) return h;
+    const int old = find(c, h, parent, tokens);
+    if (old >= 0) {
+        if (c->b[old].ref > 0) return h; /* in use too: both stay, the first keeps the hash */
+        /* an unreferenced copy: b, in use, takes its place (else b's copy
+         * would be freed unhashed at release while the stale one ages out
+         * of the LRU, and the prefix with it) */
+        lru_remove(c, old);
+        unhash(c, old);
+        c->freestk[c->n_free++] = old;
+    }
     k->hashed = true;
     k->hash = h;
     k->parent = parent;
@@ -178,6 +188,12 @@ uint64_t kvc_publish(kvc_t *c, int b, uint64_t parent, const int32_t *tokens) {
     k->hnext = *head;
     *head = b;
     return h;
+}
+
+bool kvc_contains(const kvc_t *c, uint64_t h) {
+    for (int i = c->bucket[h & c->mask]; i >= 0; i = c->b[i].hnext)
+        if (c->b[i].hash == h) return true;
+    return false;
 }
 
 void kvc_counts(const kvc_t *c, kvc_counts_t *out) {

@@ -53,9 +53,15 @@ uint64_t kvc_hash(uint64_t parent, const int32_t *tokens, int n);
 int kvc_lookup(kvc_t *c, uint64_t parent, const int32_t *tokens);
 
 /* Records that block b (in use, full) holds these tokens after `parent`,
- * so later lookups find it. No-op when another block already holds that
- * prefix or b already has a hash. Returns the block's hash. */
+ * so later lookups find it. A cached (unreferenced) block holding the same
+ * prefix is freed in its favour; no-op when a block in use already holds
+ * that prefix or b already has a hash. Returns the block's hash. */
 uint64_t kvc_publish(kvc_t *c, int b, uint64_t parent, const int32_t *tokens);
+
+/* Whether some block (used or cached) is published under hash h: a
+ * quick check that a prefix ending there may still be found (a lookup
+ * compares the tokens as well). */
+bool kvc_contains(const kvc_t *c, uint64_t h);
 
 typedef struct kvc_counts {
     int total, used, cached, free;

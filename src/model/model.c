@@ -2234,6 +2234,15 @@ void model_kv_pool_copy(sl_kv_pool_t *p, int dst, int src, int n_pos) {
         }
 }
 
+void *model_kv_pool_block_data(sl_kv_pool_t *p, int b, int part, size_t *bytes) {
+    const sl_kv_layout_t *lay = &p->lay;
+    *bytes = 0;
+    if (b < 0 || b >= p->n_blocks || part < 0 || part > 1 || (part == 1 && lay->v_is_k))
+        return NULL;
+    *bytes = lay->block_bytes;
+    return (part ? lay->v : lay->k) + (size_t)b * lay->block_bytes;
+}
+
 /* ----------------------------------------------------------- forward pass */
 
 static int scratch_reserve(sl_model_t *m, int n_tok, size_t n_scores, int n_out, char *err, size_t errlen) {

@@ -219,6 +219,13 @@ sl_type_t model_kv_pool_type(const sl_kv_pool_t *p);
 /* Copies positions 0 .. n_pos-1 of block src into block dst (copy-on-write
  * of a partly filled block shared by several sequences). */
 void model_kv_pool_copy(sl_kv_pool_t *p, int dst, int src, int n_pos);
+/* The raw bytes of block b: part 0 its K region, part 1 its V region (NULL
+ * when the model stores V in the K rows, or b / part out of range); *bytes
+ * gets the region's size (model_kv_block_bytes is the sum of the parts).
+ * For a block no sequence's table names, whose memory the caller lends to
+ * something else (the engine keeps recurrent-state checkpoints in them);
+ * the bytes' layout is the caller's. */
+void *model_kv_pool_block_data(sl_kv_pool_t *p, int b, int part, size_t *bytes);
 
 /* One sequence's part of a batch: tokens[0..n_tok) go to positions n_past ..
  * n_past+n_tok-1; blocks[i] is the pool block holding positions

@@ -565,6 +565,10 @@ int oai_parse_json(json_t *body, bool chat, oai_req_t *r, oai_error_t *e) {
         if (!json_is_string(user)) return bad_type(e, "user", "a string", user);
         r->user = json_string_value(user);
     }
+    /* OpenAI's routing hint for its prompt caches: accepted (a string, as
+     * OpenAI checks) and left to `silica route`, which reads it (docs/router.md) */
+    const json_t *pck = json_object_get(b, "prompt_cache_key");
+    if (pck && !json_is_null(pck) && !json_is_string(pck)) return bad_type(e, "prompt_cache_key", "a string", pck);
     return 0;
 }
 

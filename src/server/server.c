@@ -880,6 +880,7 @@ static int load_model(srv_t *s, srv_model_t *m, const srv_model_spec_t *spec, ch
     eo.max_queued = s->cfg.max_queued;
     eo.kv_mem = s->cfg.kv_mem;
     eo.kv = s->cfg.kv_type;
+    eo.ckpt_interval = s->cfg.ckpt_interval;
     if (srv_model_embeds(m)) { /* embeddings / rerank: no chat template, stop ids, tools or grammars */
         m->eng = eng_new(m->model, &eo, on_engine_event, m, e2, sizeof e2);
         if (!m->eng) return sl_err(err, errlen, "engine: %s", e2);

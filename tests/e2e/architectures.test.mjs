@@ -12,14 +12,15 @@
 // the prefix cache or computed — which exercises the batched forward pass
 // (experts grouped per step, sliding windows, soft-capping, per-sequence
 // recurrent states, KV blocks of layers of different widths) in the
-// engine. The hybrid models reuse no cached prefix (their state is not in
-// the KV blocks: cached_tokens 0), and their and gemma4's served greedy ids
-// equal `silica generate` on the same prompt ids.
+// engine. The hybrid models reuse a cached prefix through recurrent-state
+// checkpoints (a long shared system prompt: the second and third requests
+// report cached tokens and answer as a fresh server does), and their and
+// gemma4's served greedy ids equal `silica generate` on the same prompt ids.
 import { test, before, after } from "node:test";
 import { execFileSync } from "node:child_process";
 import assert from "node:assert/strict";
 import OpenAI from "openai";
-import { startServer, makeModel, BIN } from "./lib/server.mjs";
+import { startServer, makeModel, metrics, BIN } from "./lib/server.mjs";
 
 const ARCHS = ["qwen3moe", "qwen2moe", "glm4moe", "glm4", "chatglm", "phi3", "gemma2", "gemma3", "granite",
   "smollm3", "internlm2", "olmo2", "ernie4_5", "deepseek2", "gpt-oss", "gemma4", "gemma4-moe", "qwen35",
@@ -35,6 +36,8 @@ const EXTRA = { "gpt-oss": ["--swa", "8"], qwen35: ["--attn-every", "2"], qwen35
   // the 26B-A4B's experts beside the dense MLP
   "gemma4-moe": ["--layers", "4", "--global-every", "2", "--experts", "4", "--experts-used", "2", "--expert-ffn",
     "32", "--swa", "8"] };
+// the hybrid models' server checkpoints their states every 256 prompt tokens
+const HYBRID_ARGS = ["--state-ckpt-every", "256"];
 const MSGS = [{ role: "user", content: "Name three rivers of Europe and say where each one reaches the sea." }];
 
 // a server takes at most 16 models: the hybrid ones and gemma4-moe get a second server
@@ -47,7 +50,8 @@ before(async () => {
   for (const a of ARCHS) paths[a] = makeModel("qwen3", ARCH_OF[a] ?? a, null, EXTRA[a] ?? []);
   for (const group of [ARCHS.filter((a) => !SECOND.has(a)), [...SECOND]]) {
     const models = Object.fromEntries(group.map((a) => [a, paths[a]]));
-    const srv = await startServer({ models, args: ["--ctx", "1024", "--max-running", "16"] });
+    const srv = await startServer({ models, args: ["--ctx", "1024", "--max-running", "16",
+      ...(group.some((a) => HYBRID.has(a)) ? HYBRID_ARGS : [])] });
     servers.push(srv);
     const client = new OpenAI({ baseURL: srv.url + "/v1", apiKey: "none", maxRetries: 0 });
     for (const a of group) clientOf[a] = client;
@@ -77,9 +81,9 @@ test("each architecture answers, and the same greedy answer alone, batched, as n
     const a = ARCHS[i];
     assert.equal(r.choices.length, 2);
     for (const c of r.choices) assert.equal(c.message.content, alone[a], `${a}: batched choice ${c.index}`);
-    // the whole prompt was cached by the first request (hybrid models: nothing reused)
-    if (HYBRID.has(a)) assert.equal(r.usage.prompt_tokens_details.cached_tokens, 0, `${a}: no prefix reuse`);
-    else assert.ok(r.usage.prompt_tokens_details.cached_tokens > 0, `${a}: prefix cache`);
+    // the whole prompt was cached by the first request (hybrid models: up to
+    // the checkpoint of its last full block)
+    assert.ok(r.usage.prompt_tokens_details.cached_tokens > 0, `${a}: prefix cache`);
   });
   for (const a of ARCHS) {
     const stream = await ask(a, { stream: true });
@@ -97,5 +101,59 @@ test("the hybrid models' and gemma4's (dense and MoE) served greedy ids equal si
     const out = execFileSync(BIN, ["generate", "--model", paths[a], "-n", String(c.token_ids.length),
       ...c.prompt_token_ids.map(String)], { encoding: "utf8" });
     assert.deepEqual(out.trim().split(/\s+/).map(Number), c.token_ids, `${a}: served vs generate`);
+  }
+});
+
+// a system prompt of some 600 tokens shared by three questions
+const SYSTEM = Array.from({ length: 24 }, (_, i) =>
+  `Rule ${i + 1}: answer briefly, cite the river's length in kilometres, and never invent a source.`).join(" ");
+const QUESTIONS = ["Where does the Danube reach the sea?", "Where does the Rhine reach the sea?",
+  "Where does the Loire reach the sea?"];
+const askSys = (client, model, q) => client.chat.completions.create({ model, max_tokens: 8, temperature: 0,
+  messages: [{ role: "system", content: SYSTEM }, { role: "user", content: q }], return_token_ids: true });
+
+test("hybrid models reuse a long shared system prompt through state checkpoints, answering as a fresh server", async () => {
+  const fresh = await startServer({ models: Object.fromEntries([...HYBRID].map((a) => [a, paths[a]])),
+    args: ["--ctx", "1024", ...HYBRID_ARGS] });
+  try {
+    const freshClient = new OpenAI({ baseURL: fresh.url + "/v1", apiKey: "none", maxRetries: 0 });
+    for (const a of HYBRID) {
+      const r = [];
+      for (const q of QUESTIONS) r.push(await askSys(clientOf[a], a, q));
+      const cached = r.map((x) => x.usage.prompt_tokens_details.cached_tokens);
+      const n = r[0].choices[0].prompt_token_ids.length;
+      assert.ok(n > 520 && n < 1000, `${a}: prompt of ${n} tokens`);
+      assert.equal(cached[0], 0, `${a}: the first request computes everything`);
+      // the questions part at the same token: L tokens are shared, of
+      // which the blocks of 16 are cached after the first request; the
+      // second starts from the first's checkpoint at 512 (or at its prompt's
+      // last full block, when the shared part reaches it) and stores one
+      // where its cached blocks ended, from which the third starts
+      const ids = r.map((x) => x.choices[0].prompt_token_ids);
+      let L = 0;
+      while (ids[0][L] === ids[1][L] && ids[0][L] === ids[2][L]) L++;
+      const shared = Math.floor(L / 16) * 16;
+      assert.ok(ids[1][L] !== ids[2][L] && shared > 512, `${a}: ${L} shared tokens`);
+      assert.ok(cached[1] >= 512 && cached[1] <= shared && cached[1] % 16 === 0, `${a}: second request cached ${cached[1]}`);
+      assert.equal(cached[2], shared, `${a}: third request`);
+      for (const x of r) {
+        assert.equal(x.usage.prompt_cache_hit_tokens, x.usage.prompt_tokens_details.cached_tokens);
+        assert.equal(x.usage.prompt_cache_miss_tokens, x.usage.prompt_tokens - x.usage.prompt_tokens_details.cached_tokens);
+      }
+      // each answer is a fresh server's (computed from nothing) for the same messages
+      for (let i = 2; i >= 1; i--) {
+        const f = await askSys(freshClient, a, QUESTIONS[i]);
+        assert.deepEqual(f.choices[0].prompt_token_ids, r[i].choices[0].prompt_token_ids);
+        assert.deepEqual(f.choices[0].token_ids, r[i].choices[0].token_ids, `${a}: question ${i} vs a fresh server`);
+        if (i === 2) assert.equal(f.usage.prompt_tokens_details.cached_tokens, 0);
+      }
+    }
+    const m = await metrics(servers[1].url);
+    for (const a of HYBRID) {
+      assert.ok(m[`silica_state_checkpoint_hits_total{model="${a}"}`] >= 2, `${a}: checkpoint hits`);
+      assert.ok(m[`silica_state_checkpoints{model="${a}"}`] > 0 && m[`silica_state_checkpoint_bytes{model="${a}"}`] > 0);
+    }
+  } finally {
+    assert.equal(await fresh.stop(), 0, fresh.log());
   }
 });

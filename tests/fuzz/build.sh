@@ -11,6 +11,7 @@
 #                                     # (seeds: tests/data/templates/*.jinja)
 #   FUZZ_TARGET=resp sh tests/fuzz/build.sh   # fuzz the Responses API request side
 #   FUZZ_TARGET=anth sh tests/fuzz/build.sh   # fuzz the Anthropic Messages request side
+#   FUZZ_TARGET=router sh tests/fuzz/build.sh # fuzz the router's affinity keys and response ids
 #   FUZZ_TARGET=upload sh tests/fuzz/build.sh # fuzz batch uploads (multipart + JSONL validation)
 #   FUZZ_TARGET=toolcall sh tests/fuzz/build.sh  # fuzz the tool-call output parsers and grammars
 #
@@ -68,6 +69,17 @@ mkdir -p "$OUT/corpus-anth" "$OUT/seeds-anth"
 printf '%s' '{"model":"m","max_tokens":5,"system":"x","messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"The"}],"stop_sequences":["a"],"temperature":0.5,"stream":true}' > "$OUT/seeds-anth/text"
 printf '%s' '{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"text","text":"q"}]},{"role":"assistant","content":[{"type":"thinking","thinking":"t","signature":""},{"type":"text","text":"a"},{"type":"tool_use","id":"toolu_1","name":"f","input":{"a":1}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":[{"type":"text","text":"r"}],"is_error":true},{"type":"text","text":"more"}]}],"tools":[{"name":"f","description":"d","input_schema":{"type":"object"}}],"tool_choice":{"type":"tool","name":"f","disable_parallel_tool_use":true},"thinking":{"type":"enabled","budget_tokens":64},"output_config":{"format":{"type":"json_schema","schema":{"type":"object"}}},"metadata":{"user_id":"u"}}' > "$OUT/seeds-anth/tools"
 echo "built $OUT/fuzz_anth"
+
+# The router's readers (FUZZ_TARGET=router): affinity keys of request
+# bodies, stored-response references, a node's answer head.
+mkdir -p "$OUT/corpus-router" "$OUT/seeds-router"
+"$CC" $FLAGS -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -o "$OUT/fuzz_router" tests/fuzz/fuzz_router.c src/router/key.c src/base/base.c -ljansson -lm
+printf '\000%s' '{"model":"m","tools":[{"type":"function","function":{"name":"f"}}],"messages":[{"role":"system","content":"s"},{"role":"user","content":[{"type":"text","text":"q"}]}]}' > "$OUT/seeds-router/chat"
+printf '\001%s' '{"model":"m","prompt":[[1,2,3],[4]]}' > "$OUT/seeds-router/ids"
+printf '\002%s' '{"model":"m","instructions":"i","input":[{"role":"user","content":"x"}],"previous_response_id":"resp_1","prompt_cache_key":"k"}' > "$OUT/seeds-router/resp"
+printf '\003%s\n%s' 'event: response.created' 'data: {"type":"response.created","response":{"id":"resp_8f","object":"response"}}' > "$OUT/seeds-router/sse"
+echo "built $OUT/fuzz_router"
 
 # Batch uploads (FUZZ_TARGET=upload): the multipart splitter, then the batch
 # input file's validation; seeds: one valid upload.
@@ -185,6 +197,10 @@ fi
 if [ "${FUZZ_TARGET:-gguf}" = anth ]; then
     exec ./fuzz_anth -max_total_time="$SECONDS_TO_RUN" -max_len=8192 -timeout=10 \
         -rss_limit_mb=2048 -print_final_stats=1 corpus-anth seeds-anth
+fi
+if [ "${FUZZ_TARGET:-gguf}" = router ]; then
+    exec ./fuzz_router -max_total_time="$SECONDS_TO_RUN" -max_len=4096 -timeout=10 \
+        -rss_limit_mb=2048 -print_final_stats=1 corpus-router seeds-router
 fi
 if [ "${FUZZ_TARGET:-gguf}" = resp ]; then
     exec ./fuzz_resp -max_total_time="$SECONDS_TO_RUN" -max_len=8192 -timeout=10 \

@@ -150,6 +150,18 @@ static void batch_vs_single(sl_model_t *m, sl_pool_t *pool, sl_type_t kvt, doubl
     sl_kv_pool_t *kp = model_kv_pool_new(m, NBLK, BS, kvt, err, sizeof err);
     CHECK_MSG(kp != NULL, "%s", err);
     if (!kp) return;
+    {
+        /* a block's raw regions (K, V) make up its bytes; out of range: none */
+        size_t nk = 0, nv = 0, nx = 1;
+        const uint8_t *k0 = model_kv_pool_block_data(kp, 0, 0, &nk),
+                      *k1 = model_kv_pool_block_data(kp, 1, 0, &nx);
+        CHECK(k0 && model_kv_pool_block_data(kp, 0, 1, &nv) &&
+              nk + nv == model_kv_block_bytes(m, BS, kvt));
+        CHECK(k1 == k0 + nk && nx == nk);
+        CHECK(!model_kv_pool_block_data(kp, NBLK, 0, &nx) && nx == 0);
+        CHECK(!model_kv_pool_block_data(kp, -1, 0, &nx) &&
+              !model_kv_pool_block_data(kp, 0, 2, &nx));
+    }
     int order[NBLK];
     for (int i = 0; i < NBLK; i++) order[i] = i;
     for (int i = NBLK - 1; i > 0; i--) {

@@ -255,7 +255,9 @@ static void check_blocks_released(eng_t *e) {
     eng_stats_t st;
     eng_stats(e, &st);
     CHECK_MSG(st.kv_blocks_used == 0, "%d KV blocks still used", st.kv_blocks_used);
-    CHECK(st.kv_blocks_used + st.kv_blocks_cached + st.kv_blocks_free == st.kv_blocks_total);
+    CHECK(st.kv_blocks_used + st.kv_blocks_cached + st.kv_blocks_free + st.kv_blocks_ckpt ==
+          st.kv_blocks_total);
+    CHECK(st.kv_blocks_ckpt >= 0 && st.ckpt_count >= 0 && st.kv_blocks_ckpt >= st.ckpt_count);
     CHECK(st.live == 0);
 }
 
@@ -642,9 +644,10 @@ static void check_slots_released(eng_t *e) {
 }
 
 /* Concurrent sequences (a prompt of several prefill chunks among them)
- * equal the plain greedy loop; nothing is reused from the prefix cache
- * (cached_tokens 0) and the same prompt again still matches; n>1 forks
- * prefill once and copy the state; cancelling frees the slots. */
+ * equal the plain greedy loop; the same prompts again start from the state
+ * checkpoints of their prompts' last full blocks (cached_tokens) and still
+ * match; n>1 forks prefill once and copy the state; cancelling frees the
+ * slots. */
 static void test_hybrid(sl_model_t *hm) {
     char err[SL_ERR_MAX];
     sl_model_t *saved = model;
@@ -666,17 +669,24 @@ static void test_hybrid(sl_model_t *hm) {
     eng_stats_t st;
     eng_stats(e, &st);
     CHECK(st.state_slots_total == 3 && st.state_slots_used == 0);
-    for (int round = 0; round < 2; round++) { /* the second time the prompts are the same: no reuse */
+    /* the second time, each prompt's last full block (16 × (len-1)/16) comes
+     * from a checkpoint */
+    const int hit[NS] = {0, 0, 288, 32, 0};
+    for (int round = 0; round < 2; round++) {
         run_greedy(e, prompts, lens, NS, NT);
         for (int s = 0; s < NS; s++) {
             CHECK_MSG(logs[s].n_tok == NT && memcmp(logs[s].toks, ref[s], sizeof ref[s]) == 0,
                       "round %d: sequence %d differs from the reference", round, s);
-            CHECK(logs[s].fin.usage.prompt_tokens == lens[s] && logs[s].fin.usage.cached_tokens == 0);
+            CHECK_MSG(logs[s].fin.usage.prompt_tokens == lens[s] &&
+                          logs[s].fin.usage.cached_tokens == (round ? hit[s] : 0),
+                      "round %d seq %d: cached %d", round, s, logs[s].fin.usage.cached_tokens);
         }
         check_slots_released(e);
     }
     eng_stats(e, &st);
-    CHECK(st.prefix_hit_tokens == 0);
+    CHECK_MSG(st.prefix_hit_tokens == 288 + 32, "%llu hit tokens",
+              (unsigned long long)st.prefix_hit_tokens);
+    CHECK(st.ckpt_hits == 2 && st.ckpt_count > 0);
 
     /* n>1: one prefill, the siblings take a copy of the state */
     enum { NF = 4, PL = ENG_PREFILL_CHUNK + 44 };
@@ -768,6 +778,292 @@ static void test_hybrid_preemption(sl_model_t *hm) {
     model = saved;
 }
 
+/* Runs one greedy prompt alone; its tokens in logs[0]. */
+static void run_one(eng_t *e, const int32_t *prompt, int np, int nt) {
+    static int32_t buf[1][300];
+    memcpy(buf[0], prompt, (size_t)np * sizeof *prompt);
+    run_greedy(e, buf, &np, 1, nt);
+}
+
+/* State checkpoints: prompts sharing prefixes of different lengths with a
+ * first one give the plain greedy loop's output with and without the
+ * cache, and reuse exactly the longest prefix whose blocks are cached and
+ * which has a checkpoint (every 32 tokens, the prompt's last full block,
+ * the end of the cached chain, the generation's last block boundary). */
+static void test_hybrid_ckpt(sl_model_t *hm) {
+    char err[SL_ERR_MAX];
+    sl_model_t *saved = model;
+    model = hm;
+    enum { NT = 10, NP = 9 };
+    static int32_t base[130];
+    for (int i = 0; i < 130; i++)
+        base[i] = (int32_t)((i * 13 + 5) % V);
+    int32_t p0ref[NT];
+    reference(hm, base, 120, NT, p0ref);
+    static int32_t ps[NP][300];
+    int lens[NP];
+    /* 0: the first prompt (120 tokens; checkpoints at 32, 64, 96 and 112) */
+    lens[0] = 120;
+    memcpy(ps[0], base, 120 * sizeof *base);
+    /* 1: its first 65 tokens (the chain reaches 64 = a checkpoint), 2: 66
+     * (one token past it), 3: 64 (the chain reaches 48, the checkpoint 32),
+     * 4: the same 64 again (48 was checkpointed as the chain's end) */
+    const int cut[4] = {65, 66, 64, 64};
+    for (int k = 0; k < 4; k++) {
+        lens[1 + k] = cut[k];
+        memcpy(ps[1 + k], base, (size_t)cut[k] * sizeof *base);
+    }
+    /* 5: the first 100 tokens then others (the chain reaches 96) */
+    lens[5] = 130;
+    memcpy(ps[5], base, 100 * sizeof *base);
+    for (int i = 100; i < 130; i++)
+        ps[5][i] = (int32_t)((i * 7 + 3) % V);
+    /* 6: unrelated */
+    lens[6] = 50;
+    for (int i = 0; i < 50; i++)
+        ps[6][i] = (int32_t)((i * 5 + 11) % V);
+    /* 7: the conversation resent: the first prompt, its answer, more
+     * tokens (the decode checkpoint at 128 = 120 + 8 generated) */
+    lens[7] = 135;
+    memcpy(ps[7], base, 120 * sizeof *base);
+    memcpy(ps[7] + 120, p0ref, NT * sizeof *p0ref);
+    for (int i = 130; i < 135; i++)
+        ps[7][i] = (int32_t)((i * 3 + 1) % V);
+    /* 8: prompt 5 again: its own last full block (128) */
+    lens[8] = 130;
+    memcpy(ps[8], ps[5], 130 * sizeof *base);
+    const int want[NP] = {0, 64, 64, 32, 48, 96, 0, 128, 128};
+    int32_t ref[NP][NT];
+    for (int k = 0; k < NP; k++)
+        reference(hm, ps[k], lens[k], NT, ref[k]);
+    for (int cache = 0; cache < 2; cache++) {
+        eng_t *e = eng_new(hm,
+                           &(eng_opts_t){.n_ctx = CTX,
+                                         .max_running = 4,
+                                         .kv = ENG_KV_F32,
+                                         .no_prefix_cache = !cache,
+                                         .ckpt_interval = 32},
+                           on_event, NULL, err, sizeof err);
+        CHECK_MSG(e != NULL, "%s", err);
+        if (!e) break;
+        uint64_t computed = 0;
+        for (int k = 0; k < NP; k++) {
+            eng_stats_t st0, st1;
+            eng_stats(e, &st0);
+            run_one(e, ps[k], lens[k], NT);
+            eng_stats(e, &st1);
+            CHECK_MSG(logs[0].n_tok == NT && memcmp(logs[0].toks, ref[k], sizeof ref[k]) == 0,
+                      "cache %d: prompt %d differs from the reference", cache, k);
+            const int w = cache ? want[k] : 0;
+            CHECK_MSG(logs[0].fin.usage.cached_tokens == w &&
+                          logs[0].fin.usage.prompt_tokens == lens[k],
+                      "cache %d prompt %d: cached %d, want %d", cache, k,
+                      logs[0].fin.usage.cached_tokens, w);
+            CHECK_MSG(st1.batch_tokens - st0.batch_tokens == (uint64_t)(lens[k] - w + NT - 1),
+                      "cache %d prompt %d: %llu tokens computed", cache, k,
+                      (unsigned long long)(st1.batch_tokens - st0.batch_tokens));
+            CHECK(st1.ckpt_hits - st0.ckpt_hits == (w > 0));
+            computed += st1.batch_tokens - st0.batch_tokens;
+            check_slots_released(e);
+        }
+        eng_stats_t st;
+        eng_stats(e, &st);
+        if (!cache) CHECK(st.ckpt_stored == 0 && st.ckpt_count == 0 && st.kv_blocks_ckpt == 0);
+        if (cache) {
+            CHECK(st.ckpt_count > 0 && st.kv_blocks_ckpt >= st.ckpt_count && st.ckpt_bytes > 0);
+            sl_buf_t b = {0};
+            const char *name = "h";
+            eng_metrics_write(&b, &e, &name, 1);
+            char line[128];
+            snprintf(line, sizeof line, "silica_state_checkpoints{model=\"h\"} %d\n",
+                     st.ckpt_count);
+            CHECK(b.data && strstr(b.data, line));
+            snprintf(line, sizeof line, "silica_state_checkpoint_hits_total{model=\"h\"} %llu\n",
+                     (unsigned long long)st.ckpt_hits);
+            CHECK(b.data && strstr(b.data, line));
+            CHECK(b.data && strstr(b.data, "silica_state_checkpoints_stored_total{model=\"h\"}"));
+            CHECK(b.data && strstr(b.data, "silica_state_checkpoint_evictions_total{model=\"h\"}"));
+            CHECK(b.data && strstr(b.data, "silica_state_checkpoint_bytes{model=\"h\"}"));
+            sl_buf_free(&b);
+        }
+
+        /* n>1 on a cached prefix: the leader restores the checkpoint, the
+         * siblings fork from it */
+        enum { NF = 4 };
+        static int32_t same[NF][300];
+        int flens[NF];
+        for (int f = 0; f < NF; f++) {
+            flens[f] = lens[5];
+            memcpy(same[f], ps[5], (size_t)lens[5] * sizeof *base);
+        }
+        eng_stats_t st0;
+        eng_stats(e, &st0);
+        run_greedy(e, same, flens, NF, NT);
+        eng_stats(e, &st);
+        for (int f = 0; f < NF; f++) {
+            CHECK_MSG(memcmp(logs[f].toks, ref[5], sizeof ref[5]) == 0,
+                      "cache %d: choice %d differs", cache, f);
+            CHECK(logs[f].fin.usage.cached_tokens == (cache ? 128 : 0));
+        }
+        CHECK_MSG(st.batch_tokens - st0.batch_tokens ==
+                      (uint64_t)(lens[5] - (cache ? 128 : 0) + NF * (NT - 1)),
+                  "cache %d: n>1 computed %llu", cache,
+                  (unsigned long long)(st.batch_tokens - st0.batch_tokens));
+        check_slots_released(e);
+        eng_free(e);
+    }
+    model = saved;
+}
+
+/* A pool of a few blocks beyond one context: evicting the first block of a
+ * prompt drops its checkpoints (none can be reached: the chain misses its
+ * first block) and it is computed again from 0; an unrelated long prompt
+ * evicts blocks and checkpoints rather than preempting; then shared
+ * prefixes under preemption: every output equals the reference and all
+ * blocks, slots and checkpoints are accounted for. */
+static void test_hybrid_ckpt_pressure(sl_model_t *hm) {
+    char err[SL_ERR_MAX];
+    sl_model_t *saved = model;
+    model = hm;
+    enum { NT = 4 };
+    const size_t bb = model_kv_block_bytes(hm, 8, SL_TYPE_F32),
+                 sb = model_state_floats(hm) * sizeof(float);
+    const int cb = (int)((sb + bb - 1) / bb); /* blocks per checkpoint */
+    /* 128 positions = 16 blocks of 8; a pool of 17 + 2 checkpoints */
+    eng_t *e = eng_new(hm,
+                       &(eng_opts_t){.n_ctx = 128,
+                                     .max_running = 2,
+                                     .kv = ENG_KV_F32,
+                                     .kv_block = 8,
+                                     .ckpt_interval = 16,
+                                     .kv_mem = (size_t)(17 + 2 * cb) * bb + 2 * sb},
+                       on_event, NULL, err, sizeof err);
+    CHECK_MSG(e != NULL, "%s", err);
+    if (!e) {
+        model = saved;
+        return;
+    }
+    static int32_t p0[60], q[120];
+    for (int i = 0; i < 60; i++)
+        p0[i] = (int32_t)((i * 13 + 5) % V);
+    for (int i = 0; i < 120; i++)
+        q[i] = (int32_t)((i * 7 + 2) % V);
+    int32_t r0[NT], rq[NT];
+    reference(hm, p0, 60, NT, r0);
+    reference(hm, q, 120, NT, rq);
+    run_one(e, p0, 60, NT);
+    CHECK(memcmp(logs[0].toks, r0, sizeof r0) == 0);
+    run_one(e, p0, 60, NT); /* hits its last full block (56) */
+    CHECK(memcmp(logs[0].toks, r0, sizeof r0) == 0);
+    CHECK_MSG(logs[0].fin.usage.cached_tokens == 56, "cached %d", logs[0].fin.usage.cached_tokens);
+    eng_stats_t st0, st;
+    eng_stats(e, &st0);
+    CHECK_MSG(st0.ckpt_count == 4 && st0.kv_blocks_ckpt == 4 * cb && st0.kv_blocks_cached == 7,
+              "%d checkpoints (16, 32, 48, 56 expected), %d cached blocks", st0.ckpt_count,
+              st0.kv_blocks_cached);
+    /* a prompt-scoring request (it stores no checkpoint) of 70 tokens takes
+     * the 8 free blocks and one cached: the least recently used, the first
+     * prompt's first block; none of its 4 checkpoints can be reached now,
+     * and all are dropped */
+    {
+        static int32_t sp[70];
+        for (int i = 0; i < 70; i++)
+            sp[i] = (int32_t)((i * 3 + 7) % V);
+        reset_logs();
+        eng_request_t r = greedy_req(sp, 70, 1, &logs[0]);
+        r.score_prompt = true;
+        uint64_t id;
+        CHECK(eng_submit(e, &r, &id, err, sizeof err) == 0);
+        wait_finished(1);
+        CHECK(logs[0].n_prompt_ev == 69);
+    }
+    eng_stats(e, &st);
+    CHECK_MSG(st.evictions == st0.evictions + 1, "%llu blocks evicted",
+              (unsigned long long)(st.evictions - st0.evictions));
+    CHECK_MSG(st.ckpt_count == 0 && st.kv_blocks_ckpt == 0 &&
+                  st.ckpt_evictions == st0.ckpt_evictions + 4,
+              "%d checkpoints left", st.ckpt_count);
+    check_slots_released(e);
+    run_one(e, p0, 60, NT);
+    CHECK(memcmp(logs[0].toks, r0, sizeof r0) == 0);
+    CHECK_MSG(logs[0].fin.usage.cached_tokens == 0, "cached %d without the first block",
+              logs[0].fin.usage.cached_tokens);
+    eng_stats(e, &st0);
+    CHECK(st0.ckpt_count == 4);
+    run_one(e, q, 120, NT); /* 16 blocks: the first prompt's go */
+    CHECK(memcmp(logs[0].toks, rq, sizeof rq) == 0);
+    eng_stats(e, &st);
+    CHECK_MSG(st.evictions > st0.evictions, "no block evicted");
+    CHECK_MSG(st.ckpt_evictions > st0.ckpt_evictions, "no checkpoint evicted");
+    CHECK(st.preemptions == 0);
+    check_slots_released(e);
+    run_one(e, p0, 60, NT);
+    CHECK(memcmp(logs[0].toks, r0, sizeof r0) == 0);
+    CHECK_MSG(logs[0].fin.usage.cached_tokens == 0,
+              "a checkpoint without its blocks was used (%d cached)",
+              logs[0].fin.usage.cached_tokens);
+    check_slots_released(e);
+    eng_free(e);
+
+    /* 6 sequences with a shared 24-token prefix in a pool far too small:
+     * preemption, block and checkpoint eviction; twice */
+    enum { NS = 6, NT2 = 30 };
+    static int32_t prompts[NS][300];
+    int lens[NS];
+    for (int s = 0; s < NS; s++) {
+        lens[s] = 30 + 7 * s;
+        for (int i = 0; i < lens[s]; i++)
+            prompts[s][i] = (int32_t)(i < 24 ? (i * 11 + 3) % V : (s * 17 + i * 5 + 1) % V);
+    }
+    int32_t ref[NS][NT2];
+    for (int s = 0; s < NS; s++)
+        reference(hm, prompts[s], lens[s], NT2, ref[s]);
+    e = eng_new(hm,
+                &(eng_opts_t){.n_ctx = 128,
+                              .max_running = 6,
+                              .kv = ENG_KV_F32,
+                              .kv_block = 8,
+                              .ckpt_interval = 8,
+                              .kv_mem = 26 * bb + 6 * sb},
+                on_event, NULL, err, sizeof err);
+    CHECK_MSG(e != NULL, "%s", err);
+    if (e) {
+        for (int round = 0; round < 2; round++) {
+            run_greedy(e, prompts, lens, NS, NT2);
+            for (int s = 0; s < NS; s++)
+                CHECK_MSG(logs[s].n_tok == NT2 && memcmp(logs[s].toks, ref[s], sizeof ref[s]) == 0,
+                          "round %d: sequence %d differs from the reference under pressure", round,
+                          s);
+            check_slots_released(e);
+        }
+        eng_stats(e, &st);
+        CHECK_MSG(st.preemptions > 0, "no preemption happened");
+        CHECK_MSG(st.ckpt_evictions > 0 && st.ckpt_stored > 0, "stored %llu evicted %llu",
+                  (unsigned long long)st.ckpt_stored, (unsigned long long)st.ckpt_evictions);
+        fprintf(stderr,
+                "  pressure: %llu preemptions, %llu checkpoints stored, %llu hits, %llu evicted\n",
+                (unsigned long long)st.preemptions, (unsigned long long)st.ckpt_stored,
+                (unsigned long long)st.ckpt_hits, (unsigned long long)st.ckpt_evictions);
+        /* cancel mid-prefill and mid-decode with checkpoints around */
+        reset_logs();
+        uint64_t ids[3];
+        for (int s = 0; s < 3; s++) {
+            eng_request_t r = greedy_req(prompts[s], (size_t)lens[s], 60, &logs[s]);
+            CHECK(eng_submit(e, &r, &ids[s], err, sizeof err) == 0);
+        }
+        pthread_mutex_lock(&mu);
+        while (logs[0].n_tok < 2)
+            pthread_cond_wait(&cv, &mu);
+        pthread_mutex_unlock(&mu);
+        for (int s = 0; s < 3; s++)
+            eng_cancel(e, ids[s]);
+        wait_finished(3);
+        check_slots_released(e);
+        eng_free(e);
+    }
+    model = saved;
+}
+
 int main(void) {
     write_model();
     char err[SL_ERR_MAX];
@@ -795,6 +1091,10 @@ int main(void) {
         fprintf(stderr, "%s test_hybrid\n", test_failures_ ? "FAIL" : "ok  ");
         test_hybrid_preemption(hm);
         fprintf(stderr, "%s test_hybrid_preemption\n", test_failures_ ? "FAIL" : "ok  ");
+        test_hybrid_ckpt(hm);
+        fprintf(stderr, "%s test_hybrid_ckpt\n", test_failures_ ? "FAIL" : "ok  ");
+        test_hybrid_ckpt_pressure(hm);
+        fprintf(stderr, "%s test_hybrid_ckpt_pressure\n", test_failures_ ? "FAIL" : "ok  ");
         model_free(hm);
     }
     unlink(path);

@@ -73,6 +73,18 @@ static void test_prefix_chain(void) {
     counts(c, 2, 0, 6); /* z had no hash: free again */
     kvc_unref(c, x);
     kvc_unref(c, y);
+    counts(c, 0, 2, 6);
+    /* ... but an unreferenced copy gives way to the block in use: the old
+     * one is freed, the new one found (and cached when released) */
+    int w = kvc_alloc(c);
+    CHECK(kvc_publish(c, w, KVC_HASH_SEED, t) == h0);
+    counts(c, 1, 1, 6); /* b1 cached; b0 freed */
+    CHECK(kvc_lookup(c, KVC_HASH_SEED, t) == w);
+    kvc_unref(c, w);
+    kvc_unref(c, w);
+    counts(c, 0, 2, 6);
+    CHECK(kvc_lookup(c, h0, t + 4) == b1); /* the chain goes on through w */
+    kvc_unref(c, b1);
     kvc_free(c);
 }
 
@@ -94,9 +106,13 @@ static void test_lru_eviction(void) {
     int r = kvc_lookup(c, KVC_HASH_SEED, t[1]);
     CHECK(r == b[1]);
     kvc_unref(c, r);
+    const uint64_t h0 = kvc_hash(KVC_HASH_SEED, t[0], BS), h1 = kvc_hash(KVC_HASH_SEED, t[1], BS);
+    CHECK(kvc_contains(c, h0) && kvc_contains(c, h1));
+    CHECK(!kvc_contains(c, kvc_hash(h0, t[1], BS))); /* never published */
     int n = kvc_alloc(c);
     CHECK_MSG(n == b[0], "evicted %d, want %d", n, b[0]);
     CHECK(kvc_lookup(c, KVC_HASH_SEED, t[0]) == -1); /* gone from the cache */
+    CHECK(!kvc_contains(c, h0) && kvc_contains(c, h1));
     kvc_counts_t k;
     kvc_counts(c, &k);
     CHECK(k.evictions == 1);

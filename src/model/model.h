@@ -23,7 +23,10 @@
  * experts with biases and a clamped SwiGLU), qwen35 and qwen35moe (Gated
  * DeltaNet layers with a per-sequence recurrent state, every 4th a gated
  * attention layer; qwen35moe: routed experts plus a gated shared expert),
- * qwen3next (the same with HF's grouped V heads and fused projections);
+ * qwen3next (the same with HF's grouped V heads and fused projections),
+ * gemma4 (window and global layers of their own head sizes, head counts
+ * and RoPE, q/k/v norms, the last layers reading an earlier layer's KV,
+ * per-layer token embeddings, a per-layer output scale; text only);
  * tied or untied
  * output. And the encoders bert (BERT, XLM-RoBERTa: embedding models and
  * rerankers) and nomic-bert, run only through model_embed (below).
@@ -70,8 +73,10 @@ typedef enum sl_arch {
                           clamped SwiGLU */
     SL_ARCH_QWEN35,    /* Qwen3.5 / 3.6 dense: Gated DeltaNet layers, every 4th a gated attention layer */
     SL_ARCH_QWEN35MOE, /* Qwen3.5 / 3.6 MoE: the same layers, routed experts plus a gated shared expert */
-    SL_ARCH_QWEN3NEXT  /* Qwen3-Next, Qwen3-Coder-Next: qwen35moe's layers with grouped V heads, fused b/a (and
+    SL_ARCH_QWEN3NEXT, /* Qwen3-Next, Qwen3-Coder-Next: qwen35moe's layers with grouped V heads, fused b/a (and
                           in older files q/k/v/z) projections, plain NEOX RoPE */
+    SL_ARCH_GEMMA4     /* Gemma 4 (text): per-layer head sizes, window layers, KV shared by the last layers,
+                          per-layer embeddings (E2B / E4B) */
 } sl_arch_t;
 
 /* How an embedding model turns its last hidden states into one vector per
@@ -146,6 +151,16 @@ typedef struct sl_hparams {
     /* encoders (bert): bidirectional attention over the whole input, absolute
      * position and token-type embeddings, LayerNorm after each residual add;
      * no KV cache, no logits: model_embed is their only forward pass */
+    /* gemma4: layer l is a window layer when swa_layers[l] (model-owned;
+     * NULL: the swa_period rule); head_dim is the global layers' head size,
+     * head_dim_swa the window layers'; n_head, n_head_kv and n_ff are the
+     * largest of any layer (each layer has its own). Only the first
+     * n_layer_kv layers store K/V; a later layer reads the KV of the last
+     * layer of its own kind below n_layer_kv. n_embd_pl: the per-layer
+     * embedding size (0: none) */
+    const bool *swa_layers;
+    int head_dim_swa;
+    int n_embd_pl;
     bool encoder;
     sl_pooling_t pooling; /* encoders: {arch}.pooling_type (default CLS) */
     int n_cls_out;        /* RANK: classifier outputs ({arch}.classifier.output_labels; default 1) */

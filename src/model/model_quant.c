@@ -294,7 +294,16 @@ int model_quantize_file(const char *in_path, const char *out_path, const char *t
         snprintf(key, sizeof key, "%.*s.attention.head_count", (int)arch.len, arch.ptr);
         const uint32_t nh = gguf_get_u32_or(in, key, 0);
         snprintf(key, sizeof key, "%.*s.attention.head_count_kv", (int)arch.len, arch.ptr);
-        const uint32_t nkv = gguf_get_u32_or(in, key, nh);
+        uint32_t nkv = nh;
+        const int64_t ki = gguf_find_key(in, key);
+        /* per-layer KV heads (gemma4): layer 0's, as llama.cpp's n_gqa() */
+        if (ki >= 0 && gguf_kv_type(in, (size_t)ki) == GGUF_VT_ARRAY) {
+            const gguf_vtype_t at = gguf_arr_type(in, (size_t)ki);
+            if ((at == GGUF_VT_UINT32 || at == GGUF_VT_INT32) && gguf_arr_len(in, (size_t)ki) > 0)
+                memcpy(&nkv, gguf_arr_data(in, (size_t)ki), 4);
+        } else {
+            nkv = gguf_get_u32_or(in, key, nh);
+        }
         if (nh > 0 && nkv > 0 && nh % nkv == 0) n_gqa = (int)(nh / nkv);
     }
     model_qplan_t plan;

@@ -160,6 +160,11 @@ if [ -x build/release/silica ]; then
         --experts 4 --experts-used 2 --expert-ffn 16 --shared-ffn 16 --out "$OUT/seeds-model/qwen35moe.gguf" >/dev/null
     build/release/silica mkmodel --arch qwen3next $T --layers 2 --kv-heads 1 --attn-every 2 --ssm-state 8 \
         --experts 4 --experts-used 2 --expert-ffn 16 --shared-ffn 16 --out "$OUT/seeds-model/qwen3next.gguf" >/dev/null
+    # gemma4: W G W G, the last two reading layers 0 and 1's KV, per-layer embeddings
+    build/release/silica mkmodel --arch gemma4 $T --layers 4 --kv-heads 1 --global-every 2 --shared-kv 2 \
+        --per-layer-embd 4 --swa 4 --out "$OUT/seeds-model/gemma4.gguf" >/dev/null
+    build/release/silica mkmodel --arch gemma4 $T --layers 2 --kv-heads 1 --global-every 2 --experts 4 \
+        --experts-used 2 --expert-ffn 16 --swa 4 --out "$OUT/seeds-model/gemma4moe.gguf" >/dev/null
     # the grid i-quants need 256-wide rows (narrower ones fall back to iq4_nl)
     T="--embd 256 --heads 2 --layers 1 --ffn 256 --vocab 24 --seed 3"
     build/release/silica mkmodel --arch llama $T --kv-heads 1 --type iq2_m --out "$OUT/seeds-model/llama-iq2_m.gguf" >/dev/null

@@ -5,7 +5,7 @@
  * imported from a Hugging Face tokenizer.json + tokenizer_config.json.
  *
  *   silica mkmodel --arch
- * llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|qwen35|qwen35moe|qwen3next|chatglm|glm4|glm4moe|deepseek2|gpt-oss|phi3|gemma|gemma2|gemma3|granite|granitemoe|granitehybrid|nemotron_h|nemotron_h_moe|smollm3|olmo2|ernie4_5|bert|nomic-bert
+ * llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|qwen35|qwen35moe|qwen3next|chatglm|glm4|glm4moe|deepseek2|gpt-oss|phi3|gemma|gemma2|gemma3|gemma4|granite|granitemoe|granitehybrid|nemotron_h|nemotron_h_moe|smollm3|olmo2|ernie4_5|bert|nomic-bert
  * --out F.gguf [--vocab N]
  *       [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N]
  *       [--experts N --experts-used K --expert-ffn N]  (qwen2moe, qwen3moe, glm4moe, deepseek2,
@@ -138,13 +138,18 @@ typedef struct mk {
     /* qwen35, qwen35moe: DeltaNet head size (key = value), key heads, value heads, conv width, and
      * every how many layers one attends; 0 until given or defaulted */
     long ssm_state, ssm_groups, ssm_v_heads, ssm_conv, attn_every;
+    /* gemma4: the global layers' head size and KV heads, every how many layers one is global, the
+     * layers sharing an earlier layer's KV, the per-layer embedding size; 0 until given or defaulted
+     * (shared_kv, ple: -1); k_eq_v: global layers without attn_v (26B / 31B) */
+    long global_head_dim, global_kv_heads, global_every, shared_kv, ple;
+    bool k_eq_v;
     int tied; /* -1: default */
     double rope_base, rope_factor, eps;
 } mk_t;
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|qwen35|qwen35moe|qwen3next|chatglm|glm4|glm4moe|deepseek2|gpt-oss|phi3|gemma|gemma2|gemma3|granite|granitemoe|granitehybrid|nemotron_h|nemotron_h_moe|smollm3|olmo2|ernie4_5|bert|nomic-bert --out F.gguf [--vocab N]\n"
+            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|qwen35|qwen35moe|qwen3next|chatglm|glm4|glm4moe|deepseek2|gpt-oss|phi3|gemma|gemma2|gemma3|gemma4|granite|granitemoe|granitehybrid|nemotron_h|nemotron_h_moe|smollm3|olmo2|ernie4_5|bert|nomic-bert --out F.gguf [--vocab N]\n"
             "         [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N] [--ctx N] [--tied|--untied]\n"
             "         [--experts N --experts-used K --expert-ffn N] (qwen2moe, qwen3moe, glm4moe, deepseek2, gpt-oss; default 8, 2,\n"
             "          ffn / 2)\n"
@@ -153,7 +158,11 @@ static void usage(void) {
             "          default 16, 2, 4, 4, 4; granitehybrid's Mamba-2: state size, groups, heads of 2 x embd,\n"
             "          conv width, attention every N layers; default 16, 1, 4, 4, 4; nemotron_h: the same, with MLP\n"
             "          layers on the odd layers between; nemotron_h_moe: MoE layers there, with --experts)\n"
-            "         [--shared-ffn N] (qwen2moe's, qwen35moe's, granitehybrid's shared expert; default ffn) [--swa N] (gemma2/3's window, default 512;\n"
+            "         [--global-head-dim N] [--global-kv-heads N] [--global-every N] [--shared-kv N] [--per-layer-embd N]\n"
+            "          [--k-eq-v] (gemma4: the global layers' head size and KV heads, default 2 x head-dim and kv-heads; every\n"
+            "          Nth layer global, default 5; the last N layers reading an earlier KV, default 0; per-layer embeddings,\n"
+            "          default 0; global layers without attn_v; with --experts: the 26B-A4B's experts)\n"
+            "         [--shared-ffn N] (qwen2moe's, qwen35moe's, granitehybrid's, nemotron_h_moe's shared expert; default ffn) [--swa N] (gemma2/3/4's window, default 512;\n"
             "          gpt-oss's, default 128)\n"
             "         [--q-lora N] [--kv-lora N] [--qk-nope N] [--qk-rope N] [--v-head N] (deepseek2's MLA; default 0\n"
             "          (direct Q), 32, 16, 8, 16) [--shared-experts N] [--dense-lead N] (deepseek2; default 1, 1)\n"
@@ -627,6 +636,107 @@ static int add_mamba2_tensors(out_t *o, const mk_t *m, bool moe, bool nemotron) 
     return 0;
 }
 
+/* gemma4: layer l is global when (l + 1) % global_every == 0 */
+static bool gemma4_global(const mk_t *m, long l) { return (l + 1) % m->global_every == 0; }
+
+/* Gemma 4's keys as the converter writes them (over the common ones):
+ * head_count_kv per layer, key/value_length the global layers' head size
+ * and the _swa ones the window layers', rope.dimension_count the global
+ * head size (proportional RoPE: rope_freqs says which pairs turn),
+ * rope.dimension_count_swa, rope.freq_base_swa 10000, the window pattern
+ * (one bool per layer), shared_kv_layers, the per-layer embedding size and
+ * final_logit_softcapping 30. */
+static int set_gemma4_keys(gguf_writer_t *w, const char *A, const mk_t *m) {
+    int bad = 0;
+    char key[128];
+    bool *pat = malloc((size_t)m->layers * sizeof *pat);
+    uint32_t *kv = malloc((size_t)m->layers * sizeof *kv);
+    if (!pat || !kv) {
+        free(pat), free(kv);
+        return -1;
+    }
+    for (long l = 0; l < m->layers; l++) {
+        pat[l] = !gemma4_global(m, l);
+        kv[l] = (uint32_t)(pat[l] ? m->kv_heads : m->global_kv_heads);
+    }
+    snprintf(key, sizeof key, "%s.attention.sliding_window_pattern", A);
+    bad |= gguf_writer_set_arr(w, key, GGUF_VT_BOOL, pat, (size_t)m->layers);
+    snprintf(key, sizeof key, "%s.attention.head_count_kv", A);
+    bad |= gguf_writer_set_arr(w, key, GGUF_VT_UINT32, kv, (size_t)m->layers);
+    free(pat), free(kv);
+    bad |= set_key_u32(w, A, "attention.key_length", m->global_head_dim);
+    bad |= set_key_u32(w, A, "attention.value_length", m->global_head_dim);
+    bad |= set_key_u32(w, A, "attention.key_length_swa", m->head_dim);
+    bad |= set_key_u32(w, A, "attention.value_length_swa", m->head_dim);
+    bad |= set_key_u32(w, A, "rope.dimension_count", m->global_head_dim);
+    bad |= set_key_u32(w, A, "rope.dimension_count_swa", m->head_dim);
+    bad |= set_key_f32(w, A, "rope.freq_base", m->rope_base);
+    bad |= set_key_f32(w, A, "rope.freq_base_swa", 10000.0);
+    bad |= set_key_f32(w, A, "attention.layer_norm_rms_epsilon", m->eps);
+    bad |= set_key_u32(w, A, "attention.shared_kv_layers", m->shared_kv);
+    bad |= set_key_u32(w, A, "embedding_length_per_layer_input", m->ple);
+    bad |= set_key_f32(w, A, "final_logit_softcapping", 30.0);
+    return bad;
+}
+
+/* Gemma 4's tensors: rope_freqs (1 on the first quarter of the global
+ * head's pairs, 1e30 — unturned — on the rest: partial_rotary_factor 0.25
+ * as "proportional" RoPE), the per-layer embedding tables when --per-layer-
+ * embd, and per layer the attention (no attn_k / attn_v / attn_k_norm on
+ * the shared-KV layers, no attn_v on the global ones with --k-eq-v), q/k
+ * norms, post norms, the FFN, the per-layer branch and layer_output_scale
+ * (0.8 ± 0.1, so that it shows). */
+static int add_gemma4_tensors(out_t *o, const mk_t *m) {
+    const float sd = 0.02f;
+    const int64_t E = m->embd, P = m->ple, F = m->ffn, NL = m->layers, GH = m->global_head_dim;
+    {
+        float *f = malloc(sizeof(float) * (size_t)(GH / 2));
+        if (!f) return -1;
+        for (int64_t i = 0; i < GH / 2; i++) f[i] = i < GH / 4 / 2 ? 1.0f : 1e30f;
+        if (add_rows(o, "rope_freqs.weight", SL_TYPE_F32, 1, GH / 2, 0, 1, f)) return -1;
+    }
+    if (P && (add_random(o, "per_layer_token_embd.weight", P * NL, m->vocab, 0, sd) ||
+              add_random(o, "per_layer_model_proj.weight", E, P * NL, 0, sd) ||
+              add_random(o, "per_layer_proj_norm.weight", P, 0, 1, sd)))
+        return -1;
+    for (long l = 0; l < NL; l++) {
+        const bool global = gemma4_global(m, l), has_kv = l < NL - m->shared_kv;
+        const int64_t D = global ? GH : m->head_dim, QD = m->heads * D,
+                      KD = (global ? m->global_kv_heads : m->kv_heads) * D;
+        char n[64];
+#define T(s) (snprintf(n, sizeof n, "blk.%ld.%s", l, s), n)
+        if (add_random(o, T("attn_norm.weight"), E, 0, 1, sd) || add_random(o, T("attn_q.weight"), E, QD, 0, sd) ||
+            (has_kv && add_random(o, T("attn_k.weight"), E, KD, 0, sd)) ||
+            (has_kv && !(global && m->k_eq_v) && add_random(o, T("attn_v.weight"), E, KD, 0, sd)) ||
+            add_random(o, T("attn_output.weight"), QD, E, 0, sd) ||
+            add_random(o, T("attn_q_norm.weight"), D, 0, 1, sd) ||
+            (has_kv && add_random(o, T("attn_k_norm.weight"), D, 0, 1, sd)) ||
+            add_random(o, T("post_attention_norm.weight"), E, 0, 1, sd) ||
+            add_random(o, T("ffn_norm.weight"), E, 0, 1, sd) || add_random(o, T("ffn_gate.weight"), E, F, 0, sd) ||
+            add_random(o, T("ffn_up.weight"), E, F, 0, sd) || add_random(o, T("ffn_down.weight"), F, E, 0, sd) ||
+            add_random(o, T("post_ffw_norm.weight"), E, 0, 1, sd) ||
+            (P && (add_random(o, T("inp_gate.weight"), E, P, 0, sd) || add_random(o, T("proj.weight"), P, E, 0, sd) ||
+                   add_random(o, T("post_norm.weight"), E, 0, 1, sd))) ||
+            add_random(o, T("layer_output_scale.weight"), 1, 0, 0.8f, 0.1f))
+            return -1;
+        /* the 26B-A4B's experts beside the dense MLP: the router (normal × 1: decisive) and its
+         * input scale, the fused gate_up experts, the down experts and their output scales, the
+         * branches' norms */
+        const long X = m->experts, FX = m->expert_ffn;
+        if (X && (add_random3(o, T("ffn_gate_inp.weight"), E, X, 1, 0, 1.0f) ||
+                  add_random(o, T("ffn_gate_inp.scale"), E, 0, 1, sd) ||
+                  add_random3(o, T("ffn_gate_up_exps.weight"), E, 2 * FX, X, 0, sd) ||
+                  add_random3(o, T("ffn_down_exps.weight"), FX, E, X, 0, sd) ||
+                  add_random(o, T("ffn_down_exps.scale"), X, 0, 1, sd) ||
+                  add_random(o, T("pre_ffw_norm_2.weight"), E, 0, 1, sd) ||
+                  add_random(o, T("post_ffw_norm_1.weight"), E, 0, 1, sd) ||
+                  add_random(o, T("post_ffw_norm_2.weight"), E, 0, 1, sd)))
+            return -1;
+#undef T
+    }
+    return 0;
+}
+
 static int parse(mk_t *m, int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -674,6 +784,11 @@ static int parse(mk_t *m, int argc, char **argv) {
                   : !strcmp(a, "--ssm-v-heads") ? &m->ssm_v_heads
                   : !strcmp(a, "--ssm-conv") ? &m->ssm_conv
                   : !strcmp(a, "--attn-every") ? &m->attn_every
+                  : !strcmp(a, "--global-head-dim") ? &m->global_head_dim
+                  : !strcmp(a, "--global-kv-heads") ? &m->global_kv_heads
+                  : !strcmp(a, "--global-every") ? &m->global_every
+                  : !strcmp(a, "--shared-kv") ? &m->shared_kv
+                  : !strcmp(a, "--per-layer-embd") ? &m->ple
                   : (!strcmp(a, "-t") || !strcmp(a, "--threads")) ? &m->threads
                                                                    : NULL;
         const char **s = !strcmp(a, "--arch")           ? &m->arch
@@ -701,6 +816,8 @@ static int parse(mk_t *m, int argc, char **argv) {
             m->tied = 1;
         } else if (!strcmp(a, "--untied")) {
             m->tied = 0;
+        } else if (!strcmp(a, "--k-eq-v")) {
+            m->k_eq_v = true;
         } else if (!strcmp(a, "--preset")) {
             i++;
         } else {
@@ -721,7 +838,7 @@ int cmd_mkmodel(int argc, char **argv) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return usage(), 0;
     mk_t m = {.type = "f32", .vocab = 0, .embd = 64, .layers = 2, .heads = 4, .kv_heads = -1, .head_dim = 0,
               .ffn = 128, .ctx = -1, .seed = 42, .tied = -1, .rope_base = 0, .rope_factor = 1, .eps = 1e-6,
-              .token_types = -1, .cls_out = -1, .shared_experts = -1, .dense_lead = -1};
+              .token_types = -1, .cls_out = -1, .shared_experts = -1, .dense_lead = -1, .shared_kv = -1, .ple = -1};
     if (parse(&m, argc, argv)) return 2;
     if (!m.arch || !m.out) {
         fprintf(stderr, "silica mkmodel: --arch and --out are required\n");
@@ -744,12 +861,14 @@ int cmd_mkmodel(int argc, char **argv) {
     const bool next = !strcmp(m.arch, "qwen3next");
     const bool qwen35moe = !strcmp(m.arch, "qwen35moe") || next, hybrid = qwen35moe || !strcmp(m.arch, "qwen35");
     /* llama with --experts: Mixtral */
+    /* llama with --experts: Mixtral; gemma4 with --experts: the 26B-A4B */
     const bool moe = !strcmp(m.arch, "qwen3moe") || qwen2moe || glm4moe || granitemoe || ds2 || nemotron_moe ||
-                     oss || qwen35moe || (!strcmp(m.arch, "llama") && m.experts > 0),
+                     oss || qwen35moe || ((!strcmp(m.arch, "llama") || !strcmp(m.arch, "gemma4")) && m.experts > 0),
                glm4 = !strcmp(m.arch, "glm4");
     const bool chatglm = !strcmp(m.arch, "chatglm"), glm = glm4 || chatglm, phi3 = !strcmp(m.arch, "phi3");
     const bool gemma3 = !strcmp(m.arch, "gemma3"), gemma2 = !strcmp(m.arch, "gemma2");
-    const bool gemma = gemma3 || gemma2 || !strcmp(m.arch, "gemma");
+    const bool gemma4 = !strcmp(m.arch, "gemma4");
+    const bool gemma = gemma3 || gemma2 || gemma4 || !strcmp(m.arch, "gemma");
     const bool llama_rope =
         !strcmp(m.arch, "llama") || !strcmp(m.arch, "internlm2") || !strcmp(m.arch, "smollm3") || glm || granite ||
         !strcmp(m.arch, "ernie4_5");
@@ -760,7 +879,7 @@ int cmd_mkmodel(int argc, char **argv) {
         strcmp(m.arch, "qwen3")) {
         fprintf(stderr, "silica mkmodel: --arch must be llama, internlm2, qwen2, qwen3, qwen2moe, "
                         "qwen3moe, qwen35, qwen35moe, qwen3next, chatglm, glm4, "
-                        "glm4moe, deepseek2, gpt-oss, phi3, gemma, gemma2, gemma3, granite, "
+                        "glm4moe, deepseek2, gpt-oss, phi3, gemma, gemma2, gemma3, gemma4, granite, "
                         "granitemoe, granitehybrid, nemotron_h, nemotron_h_moe, smollm3, olmo2, "
                         "ernie4_5, bert or nomic-bert\n");
         return 2;
@@ -856,7 +975,7 @@ int cmd_mkmodel(int argc, char **argv) {
     if (m.ctx < 0) m.ctx = encoder && !nomic ? 512 : 2048;
     if (m.rope_base == 0)
         m.rope_base = oss                                       ? 150000.0
-                      : llama_rope || ds2 || (gemma && !gemma3) ? 10000.0
+                      : llama_rope || ds2 || (gemma && !gemma3 && !gemma4) ? 10000.0
                                                                 : 1000000.0;
     if (oss && !m.scaling) { /* gpt-oss's YaRN: factor 32 over an original context of 4096 */
         m.scaling = "yarn";
@@ -864,11 +983,35 @@ int cmd_mkmodel(int argc, char **argv) {
         if (m.orig_ctx == 0) m.orig_ctx = 4096;
     }
     if (gemma && m.tied < 0) m.tied = 1; /* Gemma ties its output to the embeddings */
-    if ((gemma2 || gemma3) && m.swa == 0) m.swa = 512;
+    if ((gemma2 || gemma3 || gemma4) && m.swa == 0) m.swa = 512;
     if (oss && m.swa == 0) m.swa = 128;
-    if (!gemma2 && !gemma3 && !olmo2 && !oss && m.swa) {
+    if (!gemma2 && !gemma3 && !gemma4 && !olmo2 && !oss && m.swa) {
         fprintf(stderr,
-                "silica mkmodel: --swa is for gemma2, gemma3, olmo2 (OLMo 3) and gpt-oss\n");
+                "silica mkmodel: --swa is for gemma2, gemma3, gemma4, olmo2 (OLMo 3) and gpt-oss\n");
+        return 2;
+    }
+    if (gemma4) { /* Gemma 4's proportions: global heads twice as wide, every 5th layer global */
+        if (m.head_dim == 0) m.head_dim = m.heads ? m.embd / m.heads : 0;
+        if (m.global_head_dim == 0) m.global_head_dim = 2 * m.head_dim;
+        if (m.global_kv_heads == 0) m.global_kv_heads = m.kv_heads;
+        if (m.global_every == 0) m.global_every = 5;
+        if (m.shared_kv < 0) m.shared_kv = 0;
+        if (m.ple < 0) m.ple = 0;
+        /* llama.cpp's sharing rule: layer n_kv - 1 global, n_kv - 2 a window layer */
+        const long n_kv = m.layers - m.shared_kv;
+        const bool ok_share = m.shared_kv == 0 ||
+                              (n_kv >= 2 && n_kv % m.global_every == 0 && m.global_every >= 2);
+        if (m.global_head_dim < 2 || (m.global_head_dim & 1) || m.heads % m.global_kv_heads || !ok_share ||
+            m.shared_kv >= m.layers || pooling) {
+            fprintf(stderr, "silica mkmodel: gemma4 needs an even --global-head-dim, heads a multiple of "
+                            "--global-kv-heads, --shared-kv leaving a global layer last and a window layer "
+                            "before it (layers - shared-kv a multiple of --global-every >= 2) and no --pooling\n");
+            return 2;
+        }
+    } else if (m.global_head_dim || m.global_kv_heads || m.global_every || m.shared_kv >= 0 || m.ple >= 0 ||
+               m.k_eq_v) {
+        fprintf(stderr, "silica mkmodel: --global-head-dim, --global-kv-heads, --global-every, --shared-kv, "
+                        "--per-layer-embd and --k-eq-v are for gemma4\n");
         return 2;
     }
     if (moe) {
@@ -1016,6 +1159,7 @@ int cmd_mkmodel(int argc, char **argv) {
     } else if (ds2) {
         bad |= set_deepseek2_keys(o.w, A, &m);
         if (pooling) bad |= set_key_u32(o.w, A, "pooling_type", pooling);
+    } else if (gemma4) { /* set_gemma4_keys */
     } else {
         if (mamba2) { /* per layer, 0 but for the attention layers */
             int32_t *kvs = malloc((size_t)m.layers * sizeof *kvs);
@@ -1062,8 +1206,9 @@ int cmd_mkmodel(int argc, char **argv) {
             bad |= gguf_writer_set_bool(o.w, key, true);
         }
     }
-    if (gemma2 || gemma3 || oss || (olmo2 && m.swa))
+    if (gemma2 || gemma3 || gemma4 || oss || (olmo2 && m.swa))
         bad |= set_key_u32(o.w, A, "attention.sliding_window", m.swa);
+    if (gemma4) bad |= set_gemma4_keys(o.w, A, &m);
     if (hybrid) { /* the converter's keys; MRoPE sections in Qwen3.5's proportions ([11, 11, 10] for its 32
                    * rotary pairs), summing to this head's pairs (ggml asserts they fit the head); not Qwen3-Next's */
         const int32_t P = (int32_t)SL_MAX(2, m.head_dim / 4 / 2 * 2) / 2;
@@ -1157,8 +1302,10 @@ int cmd_mkmodel(int argc, char **argv) {
         goto oom;
     if (hybrid && add_hybrid_tensors(&o, &m, qwen35moe, next)) goto oom;
     if (mamba2 && add_mamba2_tensors(&o, &m, moe, nemotron)) goto oom;
-    /* the decoders' blocks (the encoders', deepseek2's, qwen35's and granitehybrid's are written above) */
-    for (long l = 0; !encoder && !ds2 && !hybrid && !mamba2 && l < m.layers; l++) {
+    if (gemma4 && add_gemma4_tensors(&o, &m)) goto oom;
+    /* the decoders' blocks (the encoders', deepseek2's, qwen35's, granitehybrid's, nemotron_h's and gemma4's are
+     * written above) */
+    for (long l = 0; !encoder && !ds2 && !hybrid && !mamba2 && !gemma4 && l < m.layers; l++) {
         char n[64];
 #define T(s) (snprintf(n, sizeof n, "blk.%ld.%s", l, s), n)
         /* glm4moe and gpt-oss name their FFN input norm post_attention_norm;

@@ -1,7 +1,8 @@
 /*
  * model.c — llama-family models (llama, internlm2, qwen2, qwen3, qwen2moe,
  * qwen3moe, chatglm, glm4, glm4moe, phi3, gemma, gemma2, gemma3, granite,
- * granitemoe, smollm3, olmo2, ernie4_5, deepseek2, gpt-oss, qwen35, qwen35moe) from GGUF: loading and validating
+ * granitemoe, smollm3, olmo2, ernie4_5, deepseek2, gpt-oss, qwen35, qwen35moe, qwen3next, gemma4) from GGUF:
+ * loading and validating
  * hyper-parameters and weights, the KV cache, and the forward pass over a
  * batch of tokens; and the bert encoder's whole-sequence pass with pooling
  * (model_embed, at the end of the file).
@@ -40,6 +41,10 @@
  * when the output is tied). qwen35's DeltaNet layers replace attention with
  * a recurrence over each sequence's own state (deltanet_layer, below); its
  * attention layers gate their output by sigmoid of a second q projection.
+ * gemma4 gives each layer its own head size, head counts and RoPE (window
+ * or global layer), RMS-norms V without a weight, lets its last layers
+ * read the KV of an earlier layer, and adds a per-layer embedding branch
+ * after the FFN (gemma4_ple) and a per-layer output scale.
  *
  * Threading: matmuls and attention split over the pool; the element-wise
  * steps split over tokens (prefill) or elements (swiglu). The scratch
@@ -127,10 +132,24 @@ typedef struct sl_layer {
      * attention mixer (no_ffn) or an MLP (ffn_only: up, relu², down, with
      * the optional biases bup / bdown) */
     bool ffn_only, no_ffn;
-    /* hybrid models: an attention layer's layer in the KV cache, a
-     * recurrent layer's place among the recurrent ones (its part of the
-     * sequence state) */
-    int kv_l, rec_l;
+    /* hybrid models: a recurrent layer's place among the recurrent ones
+     * (its part of the sequence state); their kv_l (below) counts the
+     * attention layers only */
+    int rec_l;
+    /* attention shape of this layer (every architecture: the model's; gemma4: the window or global
+     * layer's own), its FFN width, and the KV-cache layer its attention reads (gemma4: a layer
+     * without K/V of its own, has_kv false, reads an earlier layer's) */
+    int n_head, n_head_kv, head_dim, n_ff, kv_l;
+    bool has_kv;
+    /* gemma4: the per-layer embedding branch (inp_gate: n_embd → n_embd_pl, proj: back, post_norm)
+     * and the layer's output scale (layer_output_scale, 1 when absent) */
+    sl_wt_t pl_gate, pl_proj;
+    float *pl_post_norm;
+    float out_scale;
+    /* gemma4 26B-A4B: the router's input scale (n_embd), each expert's output scale (n_expert, NULL:
+     * 1), and the norms of the two FFN branches (the experts' input, the dense MLP's and the
+     * experts' outputs) */
+    float *router_s, *xdown_s, *pre_norm_2, *post_norm_1, *post_norm_2;
 } sl_layer_t;
 
 struct sl_scratch {
@@ -161,6 +180,10 @@ struct sl_scratch {
      * and decay (× H_v each) */
     float *qg, *qgate, *dn_in, *dn_conv, *dn_z, *dn_o, *dn_b, *dn_g;
     float *dn_mix; /* qwen3next: the fused projections' outputs (× C + H_v·Dv + 2·H_v) */
+    /* gemma4's per-layer embeddings, cap_tok rows each: every layer's input (× n_layer·n_embd_pl),
+     * a token-table row (× n_layer·n_embd_pl), the branch's gated hidden units (× n_embd_pl) */
+    float *ple, *ple_tok, *ple_g;
+    float *g4_mlp, *g4_rin; /* gemma4 with experts: the dense MLP's output, the router's input (× n_embd) */
 };
 
 struct sl_model {
@@ -181,6 +204,12 @@ struct sl_model {
     sl_wt_t pos_embd, type_embd, cls, cls_out;
     float *embd_norm, *embd_norm_b, *cls_b, *cls_out_b;
     sl_layer_t *layers;
+    /* gemma4: which layers are window layers (hp.swa_layers points here); the per-layer token
+     * table ([n_layer·n_embd_pl, n_vocab]), the model projection (n_embd → n_layer·n_embd_pl) and
+     * its norm (n_embd_pl) */
+    bool *swa_layers;
+    sl_wt_t pl_tok, pl_model_proj;
+    float *pl_proj_norm;
     struct sl_scratch s;
 };
 
@@ -198,7 +227,22 @@ typedef struct sl_kv_layout {
     size_t block_bytes;  /* n_layer × layer_bytes */
     bool v_is_k;         /* deepseek2: the V rows are the K rows (the latent row), stored once */
     uint8_t *k, *v;      /* v == k when v_is_k */
+    /* gemma4: layers of different KV widths (window layers: n_head_kv × head_dim_swa, global ones:
+     * their own), each packed at its own offset in a block (so a block holds exactly what its
+     * layers store: no layer padded to the widest); NULL: every layer is n_head_kv × head_dim at
+     * l × layer_bytes */
+    struct sl_kv_lspec {
+        size_t off, row_bytes;
+        int n_head_kv, head_dim;
+    } *ls;
 } sl_kv_layout_t;
+
+/* The byte offset of KV layer kl in a block, its row size, its heads and head size. */
+static size_t lay_off(const sl_kv_layout_t *lay, int kl) {
+    return lay->ls ? lay->ls[kl].off : (size_t)kl * lay->layer_bytes;
+}
+static size_t lay_row(const sl_kv_layout_t *lay, int kl) { return lay->ls ? lay->ls[kl].row_bytes : lay->row_bytes; }
+static int lay_heads(const sl_kv_layout_t *lay, int kl) { return lay->ls ? lay->ls[kl].n_head_kv : lay->n_head_kv; }
 
 struct sl_kv {
     sl_kv_layout_t lay; /* one block of n_ctx positions */
@@ -266,6 +310,8 @@ static int dim_ok(uint32_t v, const char *what, char *err, size_t errlen) {
 static bool is_nemotron(const sl_hparams_t *hp) {
     return hp->arch == SL_ARCH_NEMOTRON_H || hp->arch == SL_ARCH_NEMOTRON_H_MOE;
 }
+static int key_u32_max(const gguf_file_t *f, const char *arch, const char *suffix, bool required, uint32_t def,
+                       uint32_t *out, char *err, size_t errlen);
 
 static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_t errlen) {
     hp->expert_scale = 1.0f;
@@ -277,7 +323,9 @@ static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
     /* granitehybrid: Granite 4.0 H Tiny / Small have experts, H Micro a dense FFN */
     const bool granite_moe = hp->arch == SL_ARCH_GRANITEMOE ||
                              (hp->arch == SL_ARCH_GRANITEHYBRID && gguf_find_key(f, ekey) >= 0);
-    if (hp->arch != SL_ARCH_QWEN3MOE && hp->arch != SL_ARCH_QWEN2MOE &&
+    /* gemma4: the 26B-A4B has experts beside its dense MLP */
+    const bool g4_moe = hp->arch == SL_ARCH_GEMMA4 && gguf_find_key(f, ekey) >= 0;
+    if (hp->arch != SL_ARCH_QWEN3MOE && hp->arch != SL_ARCH_QWEN2MOE && !g4_moe &&
         hp->arch != SL_ARCH_GLM4MOE && !granite_moe &&
         hp->arch != SL_ARCH_DEEPSEEK2 && hp->arch != SL_ARCH_GPT_OSS && hp->arch != SL_ARCH_QWEN35MOE &&
         hp->arch != SL_ARCH_QWEN3NEXT && hp->arch != SL_ARCH_NEMOTRON_H_MOE && !llama_moe)
@@ -295,10 +343,10 @@ static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
      * reads no other key for them) */
     if (llama_moe || granite_moe)
         ffe = (uint32_t)hp->n_ff;
-    else if (key_u32(f, arch, "expert_feed_forward_length",
-                     hp->arch == SL_ARCH_GPT_OSS || hp->arch == SL_ARCH_QWEN35MOE ||
-                         hp->arch == SL_ARCH_NEMOTRON_H_MOE,
-                     (uint32_t)hp->n_ff / nu, &ffe, err, errlen))
+    else if ((g4_moe ? key_u32_max : key_u32)(f, arch, "expert_feed_forward_length",
+                                               hp->arch == SL_ARCH_GPT_OSS || hp->arch == SL_ARCH_QWEN35MOE || g4_moe ||
+                                                   hp->arch == SL_ARCH_NEMOTRON_H_MOE,
+                                               (uint32_t)hp->n_ff / nu, &ffe, err, errlen))
         return -1;
     if (dim_ok(ffe, "expert_feed_forward_length", err, errlen)) return -1;
     float scale;
@@ -312,7 +360,8 @@ static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
      * router logits weighted by a softmax over those k — the same as the
      * softmax over all renormalized over the k */
     hp->expert_norm = hp->arch == SL_ARCH_QWEN3MOE || granite_moe || llama_moe ||
-                      hp->arch == SL_ARCH_GPT_OSS || hp->arch == SL_ARCH_QWEN35MOE || hp->arch == SL_ARCH_QWEN3NEXT;
+                      hp->arch == SL_ARCH_GPT_OSS || hp->arch == SL_ARCH_QWEN35MOE || hp->arch == SL_ARCH_QWEN3NEXT ||
+                      g4_moe;
     if (hp->arch == SL_ARCH_NEMOTRON_H_MOE) {
         /* llama.cpp's graph: sigmoid gating with the selection bias
          * (exp_probs_b), expert_weights_norm, expert_weights_scale; relu²
@@ -438,10 +487,12 @@ static int load_gpt_oss_swa(const gguf_file_t *f, sl_hparams_t *hp, char *err, s
 static int load_gemma(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_t errlen) {
     hp->embd_scale = 1.0f;
     hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
-    if (hp->arch != SL_ARCH_GEMMA && hp->arch != SL_ARCH_GEMMA2 && hp->arch != SL_ARCH_GEMMA3) return 0;
+    if (hp->arch != SL_ARCH_GEMMA && hp->arch != SL_ARCH_GEMMA2 && hp->arch != SL_ARCH_GEMMA3 &&
+        hp->arch != SL_ARCH_GEMMA4)
+        return 0;
     hp->embd_scale = sqrtf((float)hp->n_embd);
     hp->gelu = true;
-    if (hp->arch == SL_ARCH_GEMMA) return 0;
+    if (hp->arch == SL_ARCH_GEMMA || hp->arch == SL_ARCH_GEMMA4) return 0; /* gemma4: load_gemma4 */
     uint32_t swa;
     if (key_u32(f, hp->arch_name, "attention.sliding_window", true, 0, &swa, err, errlen) ||
         dim_ok(swa, "attention.sliding_window", err, errlen))
@@ -517,6 +568,7 @@ static int load_granite(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
 }
 
 static bool layer_swa(const sl_hparams_t *hp, int l) {
+    if (hp->swa_layers) return hp->swa_layers[l];
     return hp->swa_period > 0 && l % hp->swa_period < hp->swa_period - 1;
 }
 
@@ -649,6 +701,13 @@ static bool layer_recurrent(const sl_hparams_t *hp, int l) {
     return hp->full_attn_interval > 0 && (l + 1) % hp->full_attn_interval != 0;
 }
 
+/* The KV cache's layer of attention layer l: hybrid models keep K/V only
+ * for their attention layers (kv_l counts them); gemma4's shared layers
+ * read an earlier one's. */
+static int kv_layer(const sl_model_t *m, int l) {
+    const sl_hparams_t *hp = &m->hp;
+    return hp->arch == SL_ARCH_GEMMA4 || hp->ssm_hybrid ? m->layers[l].kv_l : l;
+}
 
 /* qwen35 / qwen35moe, as llama.cpp's converter writes them: ssm.conv_kernel,
  * ssm.state_size (the key head size Dk, also the value head size),
@@ -864,6 +923,178 @@ static int load_mamba2(sl_model_t *m, char *err, size_t errlen) {
     return 0;
 }
 
+/* {arch}.suffix as one integer or an array of n (u32 / i32, one per
+ * layer): out[0..n). Absent and not required: def everywhere. */
+static int key_u32_layers(const gguf_file_t *f, const char *arch, const char *suffix, bool required, uint32_t def,
+                          uint32_t n, uint32_t *out, char *err, size_t errlen) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    const int64_t ki = gguf_find_key(f, key);
+    if (ki < 0 || gguf_kv_type(f, (size_t)ki) != GGUF_VT_ARRAY) {
+        uint32_t v;
+        if (key_u32(f, arch, suffix, required, def, &v, err, errlen)) return -1;
+        for (uint32_t i = 0; i < n; i++) out[i] = v;
+        return 0;
+    }
+    const gguf_vtype_t at = gguf_arr_type(f, (size_t)ki);
+    if ((at != GGUF_VT_UINT32 && at != GGUF_VT_INT32) || gguf_arr_len(f, (size_t)ki) != n)
+        return sl_err(err, errlen, "%s must be an integer or an array of %u integers (one per layer)", key, n);
+    const uint8_t *d = gguf_arr_data(f, (size_t)ki);
+    for (uint32_t i = 0; i < n; i++) {
+        int32_t v;
+        memcpy(&v, d + 4 * (size_t)i, 4);
+        if (at == GGUF_VT_INT32 && v < 0) return sl_err(err, errlen, "%s[%u] = %d is negative", key, i, (int)v);
+        out[i] = (uint32_t)v;
+    }
+    return 0;
+}
+
+/* The largest value of key_u32_layers (gemma4's per-layer sizes: the
+ * scratch and the KV cache's checks use it). */
+static int key_u32_max(const gguf_file_t *f, const char *arch, const char *suffix, bool required, uint32_t def,
+                       uint32_t *out, char *err, size_t errlen) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    const int64_t ki = gguf_find_key(f, key);
+    if (ki < 0 || gguf_kv_type(f, (size_t)ki) != GGUF_VT_ARRAY) return key_u32(f, arch, suffix, required, def, out, err, errlen);
+    const size_t n = gguf_arr_len(f, (size_t)ki);
+    if (n == 0 || n > MODEL_DIM_LIMIT) return sl_err(err, errlen, "%s has %zu values", key, n);
+    uint32_t *v = malloc(n * sizeof *v);
+    if (!v) return sl_err(err, errlen, "out of memory");
+    const int rc = key_u32_layers(f, arch, suffix, required, def, (uint32_t)n, v, err, errlen);
+    *out = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) *out = SL_MAX(*out, v[i]);
+    free(v);
+    return rc;
+}
+
+/* Gemma 4 (text), as llama.cpp reads it: attention.sliding_window_pattern
+ * (one bool per layer: a window layer of attention.sliding_window
+ * positions), the global layers' head size key_length (= value_length)
+ * and rotary dims rope.dimension_count with base rope.freq_base and the
+ * rope_freqs divisors (proportional RoPE: 1e30 on the pairs left
+ * unturned), the window layers' key_length_swa (= value_length_swa),
+ * rope.dimension_count_swa (default, as llama.cpp's, the global layers'
+ * rope.dimension_count, which must then fit the window head) and
+ * rope.freq_base_swa (default the global base) without divisors;
+ * head_count, head_count_kv and feed_forward_length one per layer or one
+ * for all; attention.shared_kv_layers (default 0): the last that many
+ * layers keep no K/V and read the KV of layer n_kv - 2 (window) or
+ * n_kv - 1 (global), n_kv the layers that have it — llama.cpp's rule,
+ * which must name a layer of the same kind and shape; embedding_length_
+ * per_layer_input (0: no per-layer embeddings), final_logit_softcapping
+ * (default 30). Queries and keys are RMS-normed, so the attention scale
+ * is 1 (attention.scale, absent in converted files, may say otherwise). */
+static int load_gemma4(sl_model_t *m, uint32_t kl, char *err, size_t errlen) {
+    const gguf_file_t *f = m->gf;
+    sl_hparams_t *hp = &m->hp;
+    const char *arch = hp->arch_name;
+    const uint32_t nl = (uint32_t)hp->n_layer;
+    if (hp->pooling != SL_POOLING_NONE)
+        return sl_err(err, errlen, "%s: a pooling (embedding) model is not supported", arch);
+    char key[128];
+    snprintf(key, sizeof key, "%s.attention.sliding_window_pattern", arch);
+    const int64_t ki = gguf_find_key(f, key);
+    if (ki < 0) return sl_err(err, errlen, "missing metadata key '%s'", key);
+    if (gguf_kv_type(f, (size_t)ki) != GGUF_VT_ARRAY || gguf_arr_type(f, (size_t)ki) != GGUF_VT_BOOL ||
+        gguf_arr_len(f, (size_t)ki) != nl)
+        return sl_err(err, errlen, "%s must be an array of %u bools (one per layer)", key, nl);
+    uint32_t swa, kls, vls, nrs, shared, npl;
+    float base_swa, scale;
+    if (key_u32(f, arch, "attention.sliding_window", true, 0, &swa, err, errlen) ||
+        dim_ok(swa, "attention.sliding_window", err, errlen) ||
+        key_u32(f, arch, "attention.key_length_swa", true, 0, &kls, err, errlen) ||
+        dim_ok(kls, "attention.key_length_swa", err, errlen) ||
+        key_u32(f, arch, "attention.value_length_swa", true, 0, &vls, err, errlen) ||
+        key_u32(f, arch, "rope.dimension_count_swa", false, (uint32_t)hp->rope.n_rot, &nrs, err, errlen) ||
+        key_f32(f, arch, "rope.freq_base_swa", false, hp->rope.freq_base, &base_swa, err, errlen) ||
+        key_u32(f, arch, "attention.shared_kv_layers", false, 0, &shared, err, errlen) ||
+        key_u32(f, arch, "embedding_length_per_layer_input", true, 0, &npl, err, errlen) ||
+        key_f32(f, arch, "final_logit_softcapping", false, 30.0f, &hp->logit_softcap, err, errlen) ||
+        key_f32(f, arch, "attention.scale", false, 1.0f, &scale, err, errlen))
+        return -1;
+    if (vls != kls)
+        return sl_err(err, errlen, "%s: attention.value_length_swa (%u) must equal key_length_swa (%u)", arch, vls,
+                      kls);
+    if (nrs == 0 || nrs > kls || (nrs & 1))
+        return sl_err(err, errlen, "%s.rope.dimension_count_swa = %u must be even and at most the head size %u", arch,
+                      nrs, kls);
+    if (!(base_swa > 1.0f)) return sl_err(err, errlen, "rope.freq_base_swa must be > 1");
+    if (shared >= nl)
+        return sl_err(err, errlen, "%s.attention.shared_kv_layers = %u leaves no layer of %u with its own KV", arch,
+                      shared, nl);
+    if ((uint64_t)npl * nl > MODEL_DIM_LIMIT)
+        return sl_err(err, errlen, "%s.embedding_length_per_layer_input = %u is out of range", arch, npl);
+    if (!(hp->logit_softcap >= 0.0f)) return sl_err(err, errlen, "%s.final_logit_softcapping must be >= 0", arch);
+    if (!(scale > 0.0f)) return sl_err(err, errlen, "%s.attention.scale must be > 0", arch);
+
+    m->layers = calloc(nl, sizeof *m->layers);
+    m->swa_layers = malloc(nl * sizeof *m->swa_layers);
+    uint32_t *v = malloc(3 * (size_t)nl * sizeof *v);
+    if (!m->layers || !m->swa_layers || !v) {
+        free(v);
+        return sl_err(err, errlen, "out of memory");
+    }
+    const uint8_t *pat = gguf_arr_data(f, (size_t)ki);
+    for (uint32_t l = 0; l < nl; l++) m->swa_layers[l] = pat[l] != 0;
+    hp->swa_layers = m->swa_layers;
+    if (key_u32_layers(f, arch, "attention.head_count", true, 0, nl, v, err, errlen) ||
+        key_u32_layers(f, arch, "attention.head_count_kv", false, 0, nl, v + nl, err, errlen) ||
+        key_u32_layers(f, arch, "feed_forward_length", true, 0, nl, v + 2 * nl, err, errlen)) {
+        free(v);
+        return -1;
+    }
+    const int n_kv = (int)(nl - shared);
+    int rc = 0;
+    for (int l = 0; l < (int)nl && rc == 0; l++) {
+        sl_layer_t *L = &m->layers[l];
+        const uint32_t h = v[l], k = v[nl + l] ? v[nl + l] : h, ff = v[2 * nl + l];
+        if (dim_ok(h, "attention.head_count", err, errlen) || dim_ok(k, "attention.head_count_kv", err, errlen) ||
+            dim_ok(ff, "feed_forward_length", err, errlen)) {
+            rc = -1;
+            break;
+        }
+        L->head_dim = (int)(m->swa_layers[l] ? kls : kl);
+        if (h % k != 0 || (uint64_t)h * (uint64_t)L->head_dim > MODEL_DIM_LIMIT)
+            rc = sl_err(err, errlen, "%s layer %d: %u heads of %d over %u KV heads is not a valid shape", arch, l, h,
+                        L->head_dim, k);
+        L->n_head = (int)h;
+        L->n_head_kv = (int)k;
+        L->n_ff = (int)ff;
+        L->has_kv = l < n_kv;
+        L->kv_l = l;
+        L->out_scale = 1.0f;
+        if (!L->has_kv) { /* llama.cpp's rule: the last window / global layer with a KV */
+            const int src = n_kv - (m->swa_layers[l] ? 2 : 1);
+            if (rc == 0 && (src < 0 || m->swa_layers[src] != m->swa_layers[l] ||
+                            m->layers[src].n_head_kv != L->n_head_kv))
+                rc = sl_err(err, errlen,
+                            "%s: layer %d shares the KV of layer %d, which is not a %s layer of %d KV heads (with "
+                            "%u shared layers, layer %d must be a window layer and %d a global one)",
+                            arch, l, src, m->swa_layers[l] ? "window" : "global", L->n_head_kv, shared, n_kv - 2,
+                            n_kv - 1);
+            L->kv_l = src;
+        }
+    }
+    free(v);
+    if (rc) return -1;
+    hp->n_layer_kv = n_kv;
+    hp->head_dim_swa = (int)kls;
+    hp->n_embd_pl = (int)npl;
+    hp->n_swa = (int)swa;
+    hp->swa_period = 0;
+    hp->attn_scale = scale;
+    hp->attn_softcap = 0.0f;
+    /* the window layers: the model's RoPE (its scaling too, as llama.cpp
+     * defaults it) with their own base and dims, no divisors */
+    hp->rope_swa = hp->rope;
+    hp->rope_swa.freq_base = base_swa;
+    hp->rope_swa.n_rot = (int)nrs;
+    hp->rope_swa.freq_factors = NULL;
+    hp->swa_rope = true;
+    return 0;
+}
+
 static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
     const gguf_file_t *f = m->gf;
     sl_hparams_t *hp = &m->hp;
@@ -888,8 +1119,9 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
                  {"bert", SL_ARCH_BERT},         {"nomic-bert", SL_ARCH_NOMIC_BERT},
                  {"deepseek2", SL_ARCH_DEEPSEEK2}, {"gpt-oss", SL_ARCH_GPT_OSS},
                  {"qwen35", SL_ARCH_QWEN35},     {"qwen35moe", SL_ARCH_QWEN35MOE},
-                 {"qwen3next", SL_ARCH_QWEN3NEXT}, {"granitehybrid", SL_ARCH_GRANITEHYBRID},
-                 {"nemotron_h", SL_ARCH_NEMOTRON_H}, {"nemotron_h_moe", SL_ARCH_NEMOTRON_H_MOE}};
+                 {"qwen3next", SL_ARCH_QWEN3NEXT}, {"gemma4", SL_ARCH_GEMMA4},
+                 {"granitehybrid", SL_ARCH_GRANITEHYBRID}, {"nemotron_h", SL_ARCH_NEMOTRON_H},
+                 {"nemotron_h_moe", SL_ARCH_NEMOTRON_H_MOE}};
     size_t ai = 0;
     while (ai < SL_ARRAY_LEN(archs) && strcmp(arch, archs[ai].name) != 0) ai++;
     if (ai == SL_ARRAY_LEN(archs)) {
@@ -902,15 +1134,18 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
     if (hp->arch == SL_ARCH_BERT || hp->arch == SL_ARCH_NOMIC_BERT) return load_bert_hparams(f, hp, err, errlen);
 
     uint32_t ctx, embd, nl, ff, nh, nkv, kl, vl, nrot;
+    /* gemma4: per-layer head counts and FFN sizes; the largest here, each layer's in load_gemma4 */
+    const bool g4 = hp->arch == SL_ARCH_GEMMA4;
+    int (*const key_sz)(const gguf_file_t *, const char *, const char *, bool, uint32_t, uint32_t *, char *,
+                        size_t) = g4 ? key_u32_max : key_u32;
     if (key_u32(f, arch, "context_length", true, 0, &ctx, err, errlen) ||
         key_u32(f, arch, "embedding_length", true, 0, &embd, err, errlen) ||
         key_u32(f, arch, "block_count", true, 0, &nl, err, errlen) ||
         /* qwen35moe: only the experts' sizes are required (0: n_ff_exp) */
         (is_nemotron(hp) ? load_nemotron_ff(m, nl, &ff, err, errlen)
-                                        : key_u32(f, arch, "feed_forward_length",
-                                                  hp->arch != SL_ARCH_QWEN35MOE && hp->arch != SL_ARCH_QWEN3NEXT, 0, &ff,
-                                                  err, errlen)) ||
-        key_u32(f, arch, "attention.head_count", true, 0, &nh, err, errlen))
+                         : key_sz(f, arch, "feed_forward_length",
+                                  hp->arch != SL_ARCH_QWEN35MOE && hp->arch != SL_ARCH_QWEN3NEXT, 0, &ff, err, errlen)) ||
+        key_sz(f, arch, "attention.head_count", true, 0, &nh, err, errlen))
         return -1;
     if (dim_ok(ctx, "context_length", err, errlen) || dim_ok(embd, "embedding_length", err, errlen) ||
         dim_ok(nl, "block_count", err, errlen) ||
@@ -920,10 +1155,10 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
         return -1;
     if (hp->arch == SL_ARCH_GRANITEHYBRID || is_nemotron(hp)) {
         if (load_mamba2_kinds(m, nl, &nkv, err, errlen)) return -1;
-    } else if (key_u32(f, arch, "attention.head_count_kv", false, nh, &nkv, err, errlen) ||
+    } else if (key_sz(f, arch, "attention.head_count_kv", false, nh, &nkv, err, errlen) ||
                dim_ok(nkv, "attention.head_count_kv", err, errlen))
         return -1;
-    if (nh % nkv != 0)
+    if (nh % nkv != 0 && !g4) /* gemma4: checked per layer */
         return sl_err(err, errlen, "attention.head_count (%u) is not a multiple of head_count_kv (%u)",
                       nh, nkv);
     if (key_u32(f, arch, "attention.key_length", false, nh ? embd / nh : 0, &kl, err, errlen) ||
@@ -1043,6 +1278,7 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
         load_hybrid(m, err, errlen))
         return -1;
     if ((hp->arch == SL_ARCH_GRANITEHYBRID || is_nemotron(hp)) && load_mamba2(m, err, errlen)) return -1;
+    if (g4 && load_gemma4(m, kl, err, errlen)) return -1;
     return hp->arch == SL_ARCH_DEEPSEEK2 ? load_mla(f, hp, vl, factor, err, errlen) : 0; /* its own attention scale */
 }
 
@@ -1269,7 +1505,7 @@ static int x8_list(sl_model_t *m, sl_wt_t **out, int cap) {
         sl_layer_t *L = &m->layers[l];
         sl_wt_t *ws[] = {&L->wq_a,   &L->wq_b, &L->wkv_a,   &L->wqkvz, &L->wqkv, &L->wz,      &L->wba,
                          &L->wbeta,  &L->walpha, &L->wq,    &L->wk,    &L->wv,   &L->wo, &L->ssm_out,
-                         &L->router, &L->gate, &L->up,      &L->down};
+                         &L->router, &L->gate, &L->up,      &L->down,  &L->pl_gate, &L->pl_proj};
         for (size_t i = 0; i < SL_ARRAY_LEN(ws) && n < cap; i++)
             if (ws[i]->data) out[n++] = ws[i];
         for (int h = 0; L->wk_b && h < m->hp.n_head && n + 2 <= cap; h++) { /* MLA's per-head matrices */
@@ -1283,12 +1519,13 @@ static int x8_list(sl_model_t *m, sl_wt_t **out, int cap) {
         }
     }
     if (n < cap && m->output.data) out[n++] = &m->output; /* encoders have none */
+    if (n < cap && m->pl_model_proj.data) out[n++] = &m->pl_model_proj;
     return n;
 }
 
 /* Matrices x8_list can name. */
 static int64_t x8_list_cap(const sl_model_t *m) {
-    return (int64_t)m->hp.n_layer * (18 + 3 * (int64_t)m->hp.n_expert + 2 * (int64_t)m->hp.n_head) + 1;
+    return (int64_t)m->hp.n_layer * (20 + 3 * (int64_t)m->hp.n_expert + 2 * (int64_t)m->hp.n_head) + 2;
 }
 
 /* Repacks what the kernels can read as x8 into one arena; out of memory
@@ -1724,6 +1961,112 @@ static int load_mamba2_layer(sl_model_t *m, int l, sl_layer_t *L, char *err, siz
     return 0;
 }
 
+/* One gemma4 layer, as llama.cpp loads it: attn_norm, attn_q, attn_k and
+ * attn_k_norm (only on the layers with a KV), attn_v optional (absent:
+ * V is K's projection, the 26B / 31B global layers' attention_k_eq_v),
+ * attn_output, attn_q_norm, post_attention_norm, ffn_norm, ffn_gate /
+ * ffn_up / ffn_down of the layer's own width, post_ffw_norm, an optional
+ * layer_output_scale ([1]), and with per-layer embeddings inp_gate, proj
+ * and post_norm. */
+static int load_gemma4_layer(sl_model_t *m, int l, sl_layer_t *L, char *err, size_t errlen) {
+    const sl_hparams_t *hp = &m->hp;
+    const int64_t E = hp->n_embd, D = L->head_dim, QD = (int64_t)L->n_head * D, KD = (int64_t)L->n_head_kv * D,
+                  F = L->n_ff, P = hp->n_embd_pl;
+    char n[96];
+#define NAME(s) (snprintf(n, sizeof n, "blk.%d.%s", l, s), n)
+    if (get_vector(m, NAME("attn_norm.weight"), E, "n_embd", true, &L->attn_norm, err, errlen) ||
+        get_matrix(m, NAME("attn_q.weight"), E, QD, "n_embd × n_head·head_dim", true, &L->wq, err, errlen) ||
+        get_matrix(m, NAME("attn_k.weight"), E, KD, "n_embd × n_head_kv·head_dim", L->has_kv, &L->wk, err, errlen) ||
+        get_matrix(m, NAME("attn_v.weight"), E, KD, "n_embd × n_head_kv·head_dim", false, &L->wv, err, errlen) ||
+        get_matrix(m, NAME("attn_output.weight"), QD, E, "n_head·head_dim × n_embd", true, &L->wo, err, errlen) ||
+        get_vector(m, NAME("attn_q_norm.weight"), D, "head_dim", true, &L->q_norm, err, errlen) ||
+        get_vector(m, NAME("attn_k_norm.weight"), D, "head_dim", L->has_kv, &L->k_norm, err, errlen) ||
+        get_vector(m, NAME("post_attention_norm.weight"), E, "n_embd", true, &L->post_attn_norm, err, errlen) ||
+        get_vector(m, NAME("ffn_norm.weight"), E, "n_embd", true, &L->ffn_norm, err, errlen) ||
+        get_matrix(m, NAME("ffn_gate.weight"), E, F, "n_embd × n_ff", true, &L->gate, err, errlen) ||
+        get_matrix(m, NAME("ffn_up.weight"), E, F, "n_embd × n_ff", true, &L->up, err, errlen) ||
+        get_matrix(m, NAME("ffn_down.weight"), F, E, "n_ff × n_embd", true, &L->down, err, errlen) ||
+        get_vector(m, NAME("post_ffw_norm.weight"), E, "n_embd", true, &L->post_ffn_norm, err, errlen) ||
+        (P && (get_matrix(m, NAME("inp_gate.weight"), E, P, "n_embd × n_embd_per_layer", true, &L->pl_gate, err,
+                          errlen) ||
+               get_matrix(m, NAME("proj.weight"), P, E, "n_embd_per_layer × n_embd", true, &L->pl_proj, err,
+                          errlen) ||
+               get_vector(m, NAME("post_norm.weight"), E, "n_embd", true, &L->pl_post_norm, err, errlen))))
+        return -1;
+    if (!L->has_kv && (L->wk.data || L->wv.data))
+        return sl_err(err, errlen, "blk.%d has attn_k / attn_v but is one of the shared-KV layers", l);
+    if (gguf_find_tensor(m->gf, NAME("ffn_gate_inp.weight")) && !hp->n_expert)
+        return sl_err(err, errlen, "blk.%d has experts (ffn_gate_inp) but %s.expert_count is absent", l,
+                      hp->arch_name);
+    const int64_t NE = hp->n_expert, FE = hp->n_ff_exp;
+    if (NE) { /* the 26B-A4B: experts beside the dense MLP in every layer */
+        const bool fused = gguf_find_tensor(m->gf, NAME("ffn_gate_up_exps.weight")) != NULL;
+        sl_wt_t *gu = NULL;
+        if (get_matrix(m, NAME("ffn_gate_inp.weight"), E, NE, "n_embd × n_expert", true, &L->router, err, errlen) ||
+            get_vector(m, NAME("ffn_gate_inp.scale"), E, "n_embd", true, &L->router_s, err, errlen) ||
+            get_vector(m, NAME("pre_ffw_norm_2.weight"), E, "n_embd", true, &L->pre_norm_2, err, errlen) ||
+            get_vector(m, NAME("post_ffw_norm_1.weight"), E, "n_embd", true, &L->post_norm_1, err, errlen) ||
+            get_vector(m, NAME("post_ffw_norm_2.weight"), E, "n_embd", true, &L->post_norm_2, err, errlen) ||
+            (fused && get_stack(m, NAME("ffn_gate_up_exps.weight"), E, 2 * FE, NE,
+                                "n_embd × 2·n_ff_exp × n_expert", &gu, err, errlen)))
+            return -1;
+        if (gu) { /* expert e's rows: its gate, then its up */
+            L->xgate = calloc((size_t)NE, sizeof *L->xgate);
+            L->xup = calloc((size_t)NE, sizeof *L->xup);
+            for (int64_t e = 0; L->xgate && L->xup && e < NE; e++) {
+                L->xgate[e] = wt_rows(&gu[e], 0, FE);
+                L->xup[e] = wt_rows(&gu[e], FE, FE);
+            }
+            free(gu);
+            if (!L->xgate || !L->xup) return sl_err(err, errlen, "out of memory");
+        }
+        if ((!fused && (get_stack(m, NAME("ffn_gate_exps.weight"), E, FE, NE, "n_embd × n_ff_exp × n_expert",
+                                  &L->xgate, err, errlen) ||
+                        get_stack(m, NAME("ffn_up_exps.weight"), E, FE, NE, "n_embd × n_ff_exp × n_expert",
+                                  &L->xup, err, errlen))) ||
+            get_stack(m, NAME("ffn_down_exps.weight"), FE, E, NE, "n_ff_exp × n_embd × n_expert", &L->xdown, err,
+                      errlen) ||
+            get_vector(m, NAME("ffn_down_exps.scale"), NE, "n_expert", false, &L->xdown_s, err, errlen))
+            return -1;
+    }
+    float *sc = NULL;
+    if (get_vector(m, NAME("layer_output_scale.weight"), 1, "1", false, &sc, err, errlen)) return -1;
+#undef NAME
+    if (sc) {
+        L->out_scale = sc[0];
+        free(sc);
+    }
+    return 0;
+}
+
+/* gemma4's model-wide tensors: rope_freqs (head_dim / 2 divisors, for the
+ * global layers only; required when there is one) and with per-layer
+ * embeddings per_layer_token_embd ([n_layer·n_embd_pl, n_vocab]),
+ * per_layer_model_proj ([n_embd, n_layer·n_embd_pl]), per_layer_proj_norm. */
+static int load_gemma4_globals(sl_model_t *m, char *err, size_t errlen) {
+    sl_hparams_t *hp = &m->hp;
+    bool global = false;
+    for (int l = 0; l < hp->n_layer; l++) global = global || !hp->swa_layers[l];
+    if (get_vector(m, "rope_freqs.weight", hp->head_dim / 2, "the global layers' head_dim / 2", global,
+                   &m->rope_freqs, err, errlen))
+        return -1;
+    hp->rope.freq_factors = m->rope_freqs;
+    const int64_t P = hp->n_embd_pl, LP = P * hp->n_layer;
+    if (!P) {
+        if (gguf_find_tensor(m->gf, "per_layer_token_embd.weight"))
+            return sl_err(err, errlen, "per_layer_token_embd is present but embedding_length_per_layer_input is 0");
+        return 0;
+    }
+    return get_matrix(m, "per_layer_token_embd.weight", LP, hp->n_vocab, "n_layer·n_embd_per_layer × n_vocab", true,
+                      &m->pl_tok, err, errlen) ||
+                   get_matrix(m, "per_layer_model_proj.weight", hp->n_embd, LP, "n_embd × n_layer·n_embd_per_layer",
+                              true, &m->pl_model_proj, err, errlen) ||
+                   get_vector(m, "per_layer_proj_norm.weight", P, "n_embd_per_layer", true, &m->pl_proj_norm, err,
+                              errlen)
+               ? -1
+               : 0;
+}
+
 static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
     sl_hparams_t *hp = &m->hp;
     const int64_t E = hp->n_embd, D = hp->head_dim, H = hp->n_head, K = hp->n_head_kv, F = hp->n_ff;
@@ -1753,6 +2096,13 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
     hp->tied_output = m->output.data == NULL;
     if (hp->tied_output) m->output = m->tok_embd;
 
+    if (hp->arch == SL_ARCH_GEMMA4) {
+        if (load_gemma4_globals(m, err, errlen)) return -1;
+        for (int l = 0; l < hp->n_layer; l++)
+            if (load_gemma4_layer(m, l, &m->layers[l], err, errlen)) return -1;
+        if (x8_enabled()) pack_model_x8(m);
+        return 0;
+    }
     if (get_vector(m, "rope_freqs.weight", hp->rope.n_rot / 2, "rope dimension_count / 2", false,
                    &m->rope_freqs, err, errlen))
         return -1;
@@ -1943,6 +2293,12 @@ void model_free(sl_model_t *m) {
             free(L->ssm_norm);
             free(L->conv_b);
             free(L->ssm_d);
+            free(L->pl_post_norm);
+            free(L->router_s);
+            free(L->xdown_s);
+            free(L->pre_norm_2);
+            free(L->post_norm_1);
+            free(L->post_norm_2);
         }
         free(m->layers);
     }
@@ -1958,6 +2314,8 @@ void model_free(sl_model_t *m) {
     free(m->embd_norm_b);
     free(m->cls_b);
     free(m->cls_out_b);
+    free(m->swa_layers);
+    free(m->pl_proj_norm);
     scratch_free(&m->s);
     gguf_close(m->gf);
     free(m);
@@ -1982,6 +2340,13 @@ sl_model_t *model_load(const char *path, char *err, size_t errlen) {
         model_free(m);
         return NULL;
     }
+    if (m->hp.arch != SL_ARCH_GEMMA4) /* every layer of the model's one shape (gemma4: each its own) */
+        for (int l = 0; m->layers && l < m->hp.n_layer; l++) {
+            sl_layer_t *L = &m->layers[l];
+            L->n_head = m->hp.n_head, L->n_head_kv = m->hp.n_head_kv, L->head_dim = m->hp.head_dim;
+            L->n_ff = m->hp.n_ff, L->has_kv = true, L->out_scale = 1.0f;
+            if (!m->hp.ssm_hybrid) L->kv_l = l; /* hybrids: load_tensors counted their attention layers */
+        }
     return m;
 }
 
@@ -1994,7 +2359,10 @@ const gguf_file_t *model_gguf(const sl_model_t *m) { return m->gf; }
 
 /* --------------------------------------------------------------- KV cache */
 
-/* Fills the sizes of a layout of blocks of block_size positions. */
+static void layout_free(sl_kv_layout_t *lay);
+
+/* Fills the sizes of a layout of blocks of block_size positions (gemma4:
+ * allocates its per-layer table; layout_free frees it). */
 static int layout_init(sl_kv_layout_t *lay, const sl_model_t *m, int block_size, sl_type_t type, char *err,
                        size_t errlen) {
     memset(lay, 0, sizeof *lay);
@@ -2017,6 +2385,31 @@ static int layout_init(sl_kv_layout_t *lay, const sl_model_t *m, int block_size,
         !sl_mul_size(rows, lay->row_bytes, &lay->layer_bytes) ||
         !sl_mul_size(lay->layer_bytes, (size_t)lay->n_layer, &lay->block_bytes))
         return sl_err(err, errlen, "KV cache size overflows");
+    if (m->hp.arch != SL_ARCH_GEMMA4) return 0;
+    /* gemma4: the layers with a KV, each n_head_kv × head_dim of its own, one after another */
+    lay->n_layer = m->hp.n_layer_kv;
+    lay->ls = calloc((size_t)lay->n_layer, sizeof *lay->ls);
+    if (!lay->ls) return sl_err(err, errlen, "out of memory");
+    size_t off = 0;
+    for (int l = 0; l < lay->n_layer; l++) {
+        const sl_layer_t *L = &m->layers[l];
+        struct sl_kv_lspec *q = &lay->ls[l];
+        size_t lb;
+        if (type == SL_TYPE_Q8_0 && L->head_dim % 32 != 0) {
+            layout_free(lay);
+            return sl_err(err, errlen, "a q8_0 KV cache needs head sizes that are multiples of 32 (layer %d: %d)", l,
+                          L->head_dim);
+        }
+        q->off = off, q->n_head_kv = L->n_head_kv, q->head_dim = L->head_dim;
+        q->row_bytes = sl_row_size(type, L->head_dim);
+        if (q->row_bytes == 0 || !sl_mul_size((size_t)block_size, (size_t)L->n_head_kv, &rows) ||
+            !sl_mul_size(rows, q->row_bytes, &lb) || off > SIZE_MAX - lb) {
+            layout_free(lay);
+            return sl_err(err, errlen, "KV cache size overflows");
+        }
+        off += lb;
+    }
+    lay->block_bytes = off;
     return 0;
 }
 
@@ -2025,7 +2418,9 @@ static int layout_init(sl_kv_layout_t *lay, const sl_model_t *m, int block_size,
 static void layout_free(sl_kv_layout_t *lay) {
     if (lay->v != lay->k) free(lay->v);
     free(lay->k);
+    free(lay->ls);
     lay->k = lay->v = NULL;
+    lay->ls = NULL;
 }
 
 static int layout_alloc(sl_kv_layout_t *lay, size_t n_blocks, char *err, size_t errlen) {
@@ -2052,6 +2447,7 @@ sl_kv_t *model_kv_new(const sl_model_t *m, int n_ctx, sl_type_t kv_type, char *e
         return NULL;
     }
     if (layout_init(&kv->lay, m, n_ctx, kv_type, err, errlen) || layout_alloc(&kv->lay, 1, err, errlen)) {
+        layout_free(&kv->lay);
         free(kv);
         return NULL;
     }
@@ -2100,6 +2496,7 @@ size_t model_kv_block_bytes(const sl_model_t *m, int block_size, sl_type_t type)
     sl_kv_layout_t lay;
     char e[64];
     if (layout_init(&lay, m, block_size, type, e, sizeof e)) return 0;
+    layout_free(&lay);
     return (lay.v_is_k ? 1 : 2) * lay.block_bytes;
 }
 
@@ -2116,6 +2513,7 @@ sl_kv_pool_t *model_kv_pool_new(const sl_model_t *m, int n_blocks, int block_siz
     }
     if (layout_init(&p->lay, m, block_size, type, err, errlen) ||
         layout_alloc(&p->lay, (size_t)n_blocks, err, errlen)) {
+        layout_free(&p->lay);
         free(p);
         return NULL;
     }
@@ -2139,9 +2537,9 @@ void model_kv_pool_copy(sl_kv_pool_t *p, int dst, int src, int n_pos) {
     if (n_pos > lay->block_size) n_pos = lay->block_size;
     if (n_pos <= 0) return;
     for (int l = 0; l < lay->n_layer; l++)
-        for (int h = 0; h < lay->n_head_kv; h++) {
-            const size_t in = (size_t)l * lay->layer_bytes + (size_t)h * (size_t)lay->block_size * lay->row_bytes;
-            const size_t n = (size_t)n_pos * lay->row_bytes;
+        for (int h = 0; h < lay_heads(lay, l); h++) {
+            const size_t in = lay_off(lay, l) + (size_t)h * (size_t)lay->block_size * lay_row(lay, l);
+            const size_t n = (size_t)n_pos * lay_row(lay, l);
             memcpy(lay->k + (size_t)dst * lay->block_bytes + in, lay->k + (size_t)src * lay->block_bytes + in, n);
             if (!lay->v_is_k)
                 memcpy(lay->v + (size_t)dst * lay->block_bytes + in, lay->v + (size_t)src * lay->block_bytes + in, n);
@@ -2163,9 +2561,20 @@ static int scratch_reserve(sl_model_t *m, int n_tok, size_t n_scores, int n_out,
     struct sl_scratch *s = &m->s;
     const sl_hparams_t *hp = &m->hp;
     if (n_tok > s->cap_tok) {
-        const size_t E = (size_t)hp->n_embd, QD = (size_t)hp->n_head * (size_t)hp->head_dim,
-                     KD = (size_t)hp->n_head_kv * (size_t)hp->head_dim,
-                     F = (size_t)SL_MAX(hp->n_ff, hp->n_ff_shexp);
+        size_t QD = (size_t)hp->n_head * (size_t)hp->head_dim, KD = (size_t)hp->n_head_kv * (size_t)hp->head_dim;
+        if (hp->arch == SL_ARCH_GEMMA4) { /* the widest layer's */
+            QD = KD = 0;
+            for (int l = 0; l < hp->n_layer; l++) {
+                const sl_layer_t *L = &m->layers[l];
+                QD = SL_MAX(QD, (size_t)L->n_head * (size_t)L->head_dim);
+                KD = SL_MAX(KD, (size_t)L->n_head_kv * (size_t)L->head_dim);
+            }
+        }
+        const size_t E = (size_t)hp->n_embd, F = (size_t)SL_MAX(hp->n_ff, hp->n_ff_shexp);
+        const size_t LP = (size_t)hp->n_embd_pl * (size_t)hp->n_layer;
+        /* gemma4: the per-layer inputs; with experts the dense MLP's output and the router's input */
+        const size_t ple = (LP ? 2 * LP + (size_t)hp->n_embd_pl : 0) +
+                           (hp->arch == SL_ARCH_GEMMA4 && hp->n_expert ? 2 * (size_t)hp->n_embd : 0);
         const size_t NE = (size_t)hp->n_expert, KU = (size_t)hp->n_expert_used, FE = (size_t)hp->n_ff_exp;
         const size_t MH = (size_t)hp->n_head, MG = (size_t)SL_MAX(hp->n_lora_kv, SL_MAX(hp->n_nope, hp->n_v_mla));
         const size_t mla = hp->mla ? MH * (size_t)(hp->n_nope + hp->rope.n_rot) + KD + (size_t)hp->n_lora_q +
@@ -2177,7 +2586,7 @@ static int scratch_reserve(sl_model_t *m, int n_tok, size_t n_scores, int n_out,
             hp->ssm_hybrid ? 3 * QD + 2 * C + 2 * VD + 2 * HV + (hp->ssm_v_grouped || hp->mamba2 ? C + VD + 2 * HV : 0)
                            : 0;
         const size_t per_tok =
-            2 * E + 2 * QD + 2 * KD + 2 * F + (NE ? NE + 2 * KU + 3 * E + 2 * FE : 0) + mla + hyb;
+            2 * E + 2 * QD + 2 * KD + 2 * F + (NE ? NE + 2 * KU + 3 * E + 2 * FE : 0) + mla + hyb + ple;
         float *b = malloc(per_tok * (size_t)n_tok * sizeof(float));
         int32_t *tp = malloc(2 * (size_t)n_tok * sizeof *tp);
         const int32_t **tb = malloc((size_t)n_tok * sizeof *tb);
@@ -2235,6 +2644,13 @@ static int scratch_reserve(sl_model_t *m, int n_tok, size_t n_scores, int n_out,
             s->dn_b = s->dn_o + n * VD;
             s->dn_g = s->dn_b + n * HV;
             s->dn_mix = hp->ssm_v_grouped || hp->mamba2 ? s->dn_g + n * HV : NULL;
+        }
+        if (ple) { /* gemma4 (no MLA or DeltaNet buffers) */
+            s->ple = s->up + n * F + (NE ? n * (NE + 2 * KU + 3 * E + 2 * FE) : 0);
+            s->ple_tok = s->ple + n * LP;
+            s->ple_g = s->ple_tok + LP;
+            s->g4_mlp = s->ple_g + n * (size_t)hp->n_embd_pl;
+            s->g4_rin = s->g4_mlp + n * E;
         }
         s->tok_pos = tp;
         s->seq_t0 = tp + n_tok;
@@ -2337,31 +2753,46 @@ static void qkv_worker(void *ctx, int ith, int nth) {
     const struct sl_scratch *s = &j->m->s;
     const sl_layer_t *L = j->L;
     const sl_kv_layout_t *lay = j->lay;
-    const int D = hp->head_dim, H = hp->n_head, K = hp->n_head_kv;
+    const int D = L->head_dim, H = L->n_head, K = L->n_head_kv;
     const size_t QD = (size_t)H * (size_t)D, KD = (size_t)K * (size_t)D;
+    const bool g4 = hp->arch == SL_ARCH_GEMMA4;
     int lo, hi;
     split_range(j->n_tok, ith, nth, &lo, &hi);
     for (int t = lo; t < hi; t++) {
         float *q = s->q + (size_t)t * QD, *k = s->k + (size_t)t * KD, *v = s->v + (size_t)t * KD;
+        const int pos = s->tok_pos[t];
+        if (g4) { /* q, k normed per head with their weights, v without one; a layer without a KV: q only */
+            for (int h = 0; h < H; h++) sl_rmsnorm(q + (size_t)h * D, q + (size_t)h * D, L->q_norm, D, hp->norm_eps);
+            sl_rope_apply(q, H, D, pos, j->rope);
+            if (!L->has_kv) continue;
+            if (!L->wv.data) memcpy(v, k, KD * sizeof(float)); /* attention_k_eq_v: V is K's projection */
+            for (int h = 0; h < K; h++) {
+                sl_rmsnorm(k + (size_t)h * D, k + (size_t)h * D, L->k_norm, D, hp->norm_eps);
+                sl_rmsnorm(v + (size_t)h * D, v + (size_t)h * D, NULL, D, hp->norm_eps);
+            }
+            sl_rope_apply(k, K, D, pos, j->rope);
+        }
         if (L->bq) add_bias(q, L->bq, (int64_t)QD);
         if (L->bk) add_bias(k, L->bk, (int64_t)KD);
         if (L->bv) add_bias(v, L->bv, (int64_t)KD);
-        if (L->q_norm && hp->arch == SL_ARCH_OLMO2) { /* one norm over all heads */
+        if (g4) {
+            /* normed and turned above */
+        } else if (L->q_norm && hp->arch == SL_ARCH_OLMO2) { /* one norm over all heads */
             sl_rmsnorm(q, q, L->q_norm, (int64_t)QD, hp->norm_eps);
             sl_rmsnorm(k, k, L->k_norm, (int64_t)KD, hp->norm_eps);
         } else if (L->q_norm) {
             for (int h = 0; h < H; h++) sl_rmsnorm(q + (size_t)h * D, q + (size_t)h * D, L->q_norm, D, hp->norm_eps);
             for (int h = 0; h < K; h++) sl_rmsnorm(k + (size_t)h * D, k + (size_t)h * D, L->k_norm, D, hp->norm_eps);
         }
-        const int pos = s->tok_pos[t];
-        if (j->rope) {
+        if (j->rope && !g4) {
             sl_rope_apply(q, H, D, pos, j->rope);
             sl_rope_apply(k, K, D, pos, j->rope);
         }
         const int blk = s->tok_blocks[t][pos / lay->block_size], slot = pos % lay->block_size;
+        const size_t rb = lay_row(lay, j->layer);
         for (int h = 0; h < K; h++) {
-            const size_t off = (size_t)blk * lay->block_bytes + (size_t)j->layer * lay->layer_bytes +
-                               ((size_t)h * (size_t)lay->block_size + (size_t)slot) * lay->row_bytes;
+            const size_t off = (size_t)blk * lay->block_bytes + lay_off(lay, j->layer) +
+                               ((size_t)h * (size_t)lay->block_size + (size_t)slot) * rb;
             kv_store_row(lay->type, lay->k + off, k + (size_t)h * D, D);
             kv_store_row(lay->type, lay->v + off, v + (size_t)h * D, D);
         }
@@ -2483,11 +2914,11 @@ static void moe_route(const sl_hparams_t *hp, const float *bias, float *logits, 
  * tokens are grouped by expert, so each chosen expert's three matrices run
  * once per step over all the tokens that chose it; a token's sum adds its
  * experts in expert order whatever else is in the batch. */
-static void moe_ffn(sl_model_t *m, sl_pool_t *pool, const sl_layer_t *L, int n_tok) {
+static void moe_ffn(sl_model_t *m, sl_pool_t *pool, const sl_layer_t *L, int n_tok, const float *router_in) {
     const sl_hparams_t *hp = &m->hp;
     struct sl_scratch *s = &m->s;
     const int NE = hp->n_expert, KU = hp->n_expert_used, E = hp->n_embd, FE = hp->n_ff_exp;
-    matmul_w(pool, &L->router, s->xn, n_tok, s->moe_logits);
+    matmul_w(pool, &L->router, router_in, n_tok, s->moe_logits);
     if (L->router_b)
         for (int t = 0; t < n_tok; t++)
             add_bias(s->moe_logits + (size_t)t * NE, L->router_b, NE);
@@ -2524,24 +2955,26 @@ static void moe_ffn(sl_model_t *m, sl_pool_t *pool, const sl_layer_t *L, int n_t
                 add_bias(u, L->xup_b + (size_t)e * FE, FE);
                 sl_swiglu_oai(g, g, u, FE, MODEL_OAI_ALPHA, MODEL_OAI_LIMIT);
             }
-        else {
-            struct swiglu_job sj = {s->moe_g, s->moe_u, (size_t)c * (size_t)FE, 0, false};
+        else { /* gemma4's experts: gelu */
+            struct swiglu_job sj = {s->moe_g, s->moe_u, (size_t)c * (size_t)FE, 0, hp->gelu};
             if (sj.n > SWIGLU_CHUNK)
                 sl_pool_run_elastic(pool, swiglu_worker, &sj);
             else
-                sl_swiglu(sj.gate, sj.gate, sj.up, (int64_t)sj.n);
+                (hp->gelu ? sl_geglu : sl_swiglu)(sj.gate, sj.gate, sj.up, (int64_t)sj.n);
         }
         matmul_w(pool, &L->xdown[e], s->moe_g, c, s->moe_y);
         if (L->xdown_b)
             for (int i = 0; i < c; i++)
                 add_bias(s->moe_y + (size_t)i * E, L->xdown_b + (size_t)e * E, E);
+        const float ds = L->xdown_s ? L->xdown_s[e] : 1.0f; /* gemma4's per-expert output scale */
         for (int i = 0; i < c; i++) {
             float *acc = s->moe_sum + (size_t)s->moe_tok[lo + i] * E;
-            const float *y = s->moe_y + (size_t)i * E, w = s->moe_gw[lo + i];
+            const float *y = s->moe_y + (size_t)i * E, w = s->moe_gw[lo + i] * ds;
             for (int d = 0; d < E; d++) acc[d] += w * y[d];
         }
     }
-    if (L->gate.data) { /* the shared expert; qwen2moe weights it by sigmoid(g · xn) */
+    if (L->gate.data && hp->arch != SL_ARCH_GEMMA4) { /* the shared expert; qwen2moe weights it by sigmoid(g · xn)
+                                                       * (gemma4's dense MLP: gemma4_moe_ffn) */
         const sl_mm_t gu[2] = {mm_of(&L->gate, s->gate), mm_of(&L->up, s->up)};
         sl_matmul_multi(pool, gu, 2, E, s->xn, n_tok);
         struct swiglu_job sj = {s->gate, s->up, (size_t)n_tok * (size_t)hp->n_ff_shexp, 0, false};
@@ -2559,7 +2992,44 @@ static void moe_ffn(sl_model_t *m, sl_pool_t *pool, const sl_layer_t *L, int n_t
             for (int d = 0; d < E; d++) acc[d] += g * y[d];
         }
     }
+    if (hp->arch == SL_ARCH_GEMMA4) return; /* gemma4_moe_ffn combines s->moe_sum with its dense MLP */
     struct add_job aj = {s->x, s->moe_sum, NULL, (size_t)n_tok * (size_t)E, (size_t)E, hp->residual_scale};
+    add_worker(&aj, 0, 1);
+}
+
+/* gemma4's FFN with experts (26B-A4B), as llama.cpp's gemma4 graph: the
+ * dense MLP and the experts side by side on the post-attention stream x,
+ *   mlp = rmsnorm(MLP(rmsnorm(x) · ffn_norm)) · post_ffw_norm_1
+ *   router logits = Wr (rmsnorm(x) / sqrt(E) · ffn_gate_inp.scale); softmax, top k, renormalized
+ *   moe = rmsnorm(Σ w_e · down_scale_e · Wdown_e (gelu(Wgate_e h) · Wup_e h)) · post_ffw_norm_2,
+ *         h = rmsnorm(x) · pre_ffw_norm_2
+ *   x += rmsnorm(mlp + moe) · post_ffw_norm */
+static void gemma4_moe_ffn(sl_model_t *m, sl_pool_t *pool, const sl_layer_t *L, int n_tok) {
+    const sl_hparams_t *hp = &m->hp;
+    struct sl_scratch *s = &m->s;
+    const int E = hp->n_embd;
+    const size_t n = (size_t)n_tok * (size_t)E;
+    rmsnorm_rows(pool, s->xn, s->x, L->ffn_norm, n_tok, E, hp->norm_eps);
+    {
+        const sl_mm_t gu[2] = {mm_of(&L->gate, s->gate), mm_of(&L->up, s->up)};
+        sl_matmul_multi(pool, gu, 2, E, s->xn, n_tok);
+    }
+    struct swiglu_job sj = {s->gate, s->up, (size_t)n_tok * (size_t)L->n_ff, 0, true};
+    sl_pool_run_elastic(pool, swiglu_worker, &sj);
+    matmul_w(pool, &L->down, s->gate, n_tok, s->g4_mlp);
+    rmsnorm_rows(pool, s->g4_mlp, s->g4_mlp, L->post_norm_1, n_tok, E, hp->norm_eps);
+    rmsnorm_rows(pool, s->g4_rin, s->x, NULL, n_tok, E, hp->norm_eps);
+    const float rs = 1.0f / sqrtf((float)E);
+    for (int t = 0; t < n_tok; t++) {
+        float *r = s->g4_rin + (size_t)t * (size_t)E;
+        for (int i = 0; i < E; i++) r[i] *= rs * L->router_s[i];
+    }
+    rmsnorm_rows(pool, s->xn, s->x, L->pre_norm_2, n_tok, E, hp->norm_eps);
+    moe_ffn(m, pool, L, n_tok, s->g4_rin);
+    rmsnorm_rows(pool, s->moe_sum, s->moe_sum, L->post_norm_2, n_tok, E, hp->norm_eps);
+    for (size_t i = 0; i < n; i++) s->g4_mlp[i] += s->moe_sum[i];
+    rmsnorm_rows(pool, s->g4_mlp, s->g4_mlp, L->post_ffn_norm, n_tok, E, hp->norm_eps);
+    struct add_job aj = {s->x, s->g4_mlp, NULL, n, (size_t)E, 1.0f};
     add_worker(&aj, 0, 1);
 }
 
@@ -2584,10 +3054,11 @@ static void layer_attention(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t
                             int n_head_kv, int head_dim, int window, const int32_t *tok_keys, int max_keys) {
     const sl_hparams_t *hp = &m->hp;
     struct sl_scratch *s = &m->s;
-    const size_t loff = (size_t)m->layers[l].kv_l * lay->layer_bytes;
+    const int kl = kv_layer(m, l);
+    const size_t loff = lay_off(lay, kl);
     const sl_attn_paged_t a = {
         .n_tok = n_tok,
-        .n_head = hp->n_head,
+        .n_head = m->layers[l].n_head,
         .n_head_kv = n_head_kv,
         .head_dim = head_dim,
         .q = s->q,
@@ -2599,7 +3070,7 @@ static void layer_attention(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t
         .v = lay->v + loff,
         .block_stride = lay->block_bytes,
         .block_size = lay->block_size,
-        .row_bytes = lay->row_bytes,
+        .row_bytes = lay_row(lay, kl),
         .kv_type = lay->type,
         .scale = hp->attn_scale,
         .window = window,
@@ -3081,6 +3552,50 @@ static void add_table_row(const sl_wt_t *w, int64_t i, float *x, float *tmp) {
     for (int64_t e = 0; e < w->n_in; e++) x[e] += tmp[e];
 }
 
+/* gemma4's per-layer inputs of the batch's tokens (s->ple: per token,
+ * n_layer rows of n_embd_pl), from the token's row of the per-layer table
+ * and a projection of its scaled embedding (s->x), as llama.cpp makes them:
+ *   ple[l] = (rmsnorm(Wproj x / sqrt(E))[l] · proj_norm + tok_pl[l] · sqrt(P)) / sqrt(2) */
+static void gemma4_ple_inputs(sl_model_t *m, sl_pool_t *pool, const sl_batch_seq_t *seqs, int n_seqs, int n_tok) {
+    const sl_hparams_t *hp = &m->hp;
+    struct sl_scratch *s = &m->s;
+    const int P = hp->n_embd_pl;
+    const size_t LP = (size_t)P * (size_t)hp->n_layer;
+    matmul_w(pool, &m->pl_model_proj, s->x, n_tok, s->ple);
+    const float ps = 1.0f / sqrtf((float)hp->n_embd), ts = sqrtf((float)P), is = 1.0f / sqrtf(2.0f);
+    for (int i = 0, t = 0; i < n_seqs; i++)
+        for (int k = 0; k < seqs[i].n_tok; k++, t++) {
+            float *p = s->ple + (size_t)t * LP, *tok = s->ple_tok;
+            table_row(&m->pl_tok, seqs[i].tokens[k], tok);
+            for (size_t j = 0; j < LP; j++) p[j] *= ps;
+            for (int l = 0; l < hp->n_layer; l++) {
+                float *r = p + (size_t)l * (size_t)P;
+                sl_rmsnorm(r, r, m->pl_proj_norm, P, hp->norm_eps);
+                for (int j = 0; j < P; j++) r[j] = (r[j] + tok[(size_t)l * (size_t)P + (size_t)j] * ts) * is;
+            }
+        }
+}
+
+/* gemma4's per-layer embedding branch after layer l's FFN:
+ *   x += rmsnorm(Wproj (gelu(Wgate x) · ple[l])) · post_norm */
+static void gemma4_ple_layer(sl_model_t *m, sl_pool_t *pool, const sl_layer_t *L, int l, int n_tok) {
+    const sl_hparams_t *hp = &m->hp;
+    struct sl_scratch *s = &m->s;
+    const int P = hp->n_embd_pl, E = hp->n_embd;
+    const size_t LP = (size_t)P * (size_t)hp->n_layer;
+    matmul_w(pool, &L->pl_gate, s->x, n_tok, s->ple_g);
+    for (int t = 0; t < n_tok; t++) {
+        float *g = s->ple_g + (size_t)t * (size_t)P;
+        const float *in = s->ple + (size_t)t * LP + (size_t)l * (size_t)P;
+        sl_gelu(g, P);
+        for (int j = 0; j < P; j++) g[j] *= in[j];
+    }
+    matmul_w(pool, &L->pl_proj, s->ple_g, n_tok, s->xn);
+    rmsnorm_rows(pool, s->xn, s->xn, L->pl_post_norm, n_tok, E, hp->norm_eps);
+    struct add_job aj = {s->x, s->xn, NULL, (size_t)n_tok * (size_t)E, (size_t)E, 1.0f};
+    add_worker(&aj, 0, 1);
+}
+
 /* One step over the tokens of several sequences (scratch already sized):
  * every matmul runs once over all n_tok rows, so each weight is read once
  * per step whatever the number of sequences; only the RoPE position, the KV
@@ -3091,7 +3606,7 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
                           int n_seqs, int n_tok, int max_keys, bool hidden) {
     const sl_hparams_t *hp = &m->hp;
     struct sl_scratch *s = &m->s;
-    const int E = hp->n_embd, D = hp->head_dim, K = hp->n_head_kv;
+    const int E = hp->n_embd, D = hp->head_dim;
 
     for (int i = 0, t = 0; i < n_seqs; i++) {
         s->seq_t0[i] = t;
@@ -3102,6 +3617,7 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
     }
     if (hp->embd_scale != 1.0f)
         for (size_t i = 0; i < (size_t)n_tok * (size_t)E; i++) s->x[i] *= hp->embd_scale;
+    if (m->pl_tok.data) gemma4_ple_inputs(m, pool, seqs, n_seqs, n_tok);
 
     for (int l = 0; l < hp->n_layer; l++) {
         const sl_layer_t *L = &m->layers[l];
@@ -3127,20 +3643,24 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
                     memcpy(s->q + th * (size_t)D, s->qg + 2 * th * (size_t)D, (size_t)D * sizeof(float));
                     memcpy(s->qgate + th * (size_t)D, s->qg + (2 * th + 1) * (size_t)D, (size_t)D * sizeof(float));
                 }
-            } else {
-                const sl_mm_t qkv[3] = {mm_of(&L->wq, s->q), mm_of(&L->wk, s->k), mm_of(&L->wv, s->v)};
-                sl_matmul_multi(pool, qkv, 3, E, s->xn, n_tok);
+            } else { /* gemma4: no k without a KV of the layer's own, no v where V is K */
+                sl_mm_t qkv[3] = {mm_of(&L->wq, s->q), mm_of(&L->wk, s->k), mm_of(&L->wv, s->v)};
+                int nm = 1;
+                if (L->wk.data) qkv[nm++] = qkv[1];
+                if (L->wv.data) qkv[nm++] = qkv[2];
+                sl_matmul_multi(pool, qkv, nm, E, s->xn, n_tok);
             }
 
             const bool nope = hp->nope_period > 0 && (l + 1) % hp->nope_period == 0;
             const sl_rope_t *rope = nope ? NULL : hp->swa_rope && layer_swa(hp, l) ? &hp->rope_swa : &hp->rope;
-            struct qkv_job qj = {m, L, rope, lay, L->kv_l, n_tok};
+            struct qkv_job qj = {m, L, rope, lay, kv_layer(m, l), n_tok};
             if (n_tok >= 2)
                 sl_pool_run(pool, qkv_worker, &qj);
             else
                 qkv_worker(&qj, 0, 1);
 
-            layer_attention(m, pool, lay, l, n_tok, K, D, layer_swa(hp, l) ? hp->n_swa : 0, NULL, max_keys);
+            layer_attention(m, pool, lay, l, n_tok, L->n_head_kv, L->head_dim, layer_swa(hp, l) ? hp->n_swa : 0,
+                            NULL, max_keys);
             if (L->gated_q)
                 for (size_t i = 0; i < (size_t)n_tok * (size_t)hp->n_head * (size_t)D; i++)
                     s->att[i] /= 1.0f + expf(-s->qgate[i]);
@@ -3152,21 +3672,31 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
         add_worker(&aj, 0, 1);
         if (L->no_ffn) continue; /* nemotron_h: the mixer was the whole layer */
 
+        if (L->router_s) { /* gemma4 with experts */
+            gemma4_moe_ffn(m, pool, L, n_tok);
+            if (L->pl_gate.data) gemma4_ple_layer(m, pool, L, l, n_tok);
+            if (L->out_scale != 1.0f)
+                for (size_t i = 0; i < (size_t)n_tok * (size_t)E; i++) s->x[i] *= L->out_scale;
+            continue;
+        }
         pre_norm(pool, s->xn, s->x, L->ffn_norm, n_tok, E, hp->norm_eps);
         if (L->xgate) {
-            moe_ffn(m, pool, L, n_tok);
+            moe_ffn(m, pool, L, n_tok, s->xn);
             continue;
         }
         {
             const sl_mm_t gu[2] = {mm_of(&L->gate, s->gate), mm_of(&L->up, s->up)};
             sl_matmul_multi(pool, gu, 2, E, s->xn, n_tok);
         }
-        struct swiglu_job sj = {s->gate, s->up, (size_t)n_tok * (size_t)hp->n_ff, 0, hp->gelu};
+        struct swiglu_job sj = {s->gate, s->up, (size_t)n_tok * (size_t)L->n_ff, 0, hp->gelu};
         sl_pool_run_elastic(pool, swiglu_worker, &sj);
         matmul_w(pool, &L->down, s->gate, n_tok, s->xn);
         if (L->post_ffn_norm) rmsnorm_rows(pool, s->xn, s->xn, L->post_ffn_norm, n_tok, E, hp->norm_eps);
         struct add_job dj = {s->x, s->xn, NULL, (size_t)n_tok * (size_t)E, (size_t)E, hp->residual_scale};
         add_worker(&dj, 0, 1);
+        if (L->pl_gate.data) gemma4_ple_layer(m, pool, L, l, n_tok);
+        if (L->out_scale != 1.0f) /* gemma4's layer_output_scale: the whole residual stream */
+            for (size_t i = 0; i < (size_t)n_tok * (size_t)E; i++) s->x[i] *= L->out_scale;
     }
 
     if (hidden) { /* embeddings: every token's final normed state, in place */
@@ -3212,8 +3742,13 @@ static int check_tokens(const sl_model_t *m, const int32_t *tokens, int n, char 
 
 static int scores_size(const sl_model_t *m, sl_pool_t *pool, size_t *out, char *err, size_t errlen) {
     const sl_hparams_t *hp = &m->hp;
-    if (!sl_mul_size((size_t)sl_pool_size(pool), sl_attention_paged_scratch(hp->n_head, hp->n_head_kv, hp->head_dim),
-                     out))
+    size_t per = sl_attention_paged_scratch(hp->n_head, hp->n_head_kv, hp->head_dim);
+    if (hp->arch == SL_ARCH_GEMMA4) /* the largest any layer needs */
+        for (int l = 0; l < hp->n_layer; l++) {
+            const sl_layer_t *L = &m->layers[l];
+            per = SL_MAX(per, sl_attention_paged_scratch(L->n_head, L->n_head_kv, L->head_dim));
+        }
+    if (!sl_mul_size((size_t)sl_pool_size(pool), per, out))
         return sl_err(err, errlen, "attention scratch size overflows");
     return 0;
 }
@@ -3223,7 +3758,7 @@ int model_forward(sl_model_t *m, sl_pool_t *pool, sl_kv_t *kv, const int32_t *to
     const sl_hparams_t *hp = &m->hp;
     if (hp->encoder) return sl_err(err, errlen, "a %s model has no logits: it embeds (model_embed)", hp->arch_name);
     if (n <= 0) return sl_err(err, errlen, "no tokens to process");
-    if (kv->lay.n_layer != (hp->ssm_hybrid ? hp->n_layer_kv : hp->n_layer) || kv->lay.n_head_kv != hp->n_head_kv || kv->lay.head_dim != hp->head_dim)
+    if (kv->lay.n_layer != hp->n_layer_kv || kv->lay.n_head_kv != hp->n_head_kv || kv->lay.head_dim != hp->head_dim)
         return sl_err(err, errlen, "KV cache was made for another model");
     if (n > kv->n_ctx - kv->len)
         return sl_err(err, errlen, "context full: %d positions used, %d more requested, capacity %d",
@@ -3269,7 +3804,7 @@ int model_forward_batch(sl_model_t *m, sl_pool_t *pool, sl_kv_pool_t *kv, const 
     const sl_kv_layout_t *lay = &kv->lay;
     if (hp->encoder) return sl_err(err, errlen, "a %s model has no logits: it embeds (model_embed)", hp->arch_name);
     if (n_seqs <= 0) return sl_err(err, errlen, "no sequences to process");
-    if (lay->n_layer != (hp->ssm_hybrid ? hp->n_layer_kv : hp->n_layer) || lay->n_head_kv != hp->n_head_kv || lay->head_dim != hp->head_dim)
+    if (lay->n_layer != hp->n_layer_kv || lay->n_head_kv != hp->n_head_kv || lay->head_dim != hp->head_dim)
         return sl_err(err, errlen, "KV cache was made for another model");
     int n_tok = 0, max_keys = 1, n_out = 0;
     for (int i = 0; i < n_seqs; i++) {

@@ -24,6 +24,9 @@
  * DeltaNet layers with a per-sequence recurrent state, every 4th a gated
  * attention layer; qwen35moe: routed experts plus a gated shared expert),
  * qwen3next (the same with HF's grouped V heads and fused projections),
+ * gemma4 (window and global layers of their own head sizes, head counts
+ * and RoPE, q/k/v norms, the last layers reading an earlier layer's KV,
+ * per-layer token embeddings, a per-layer output scale; text only),
  * granitehybrid (Mamba-2 layers with a per-sequence recurrent state beside
  * attention layers; dense or routed experts plus a shared expert),
  * nemotron_h (Mamba-2, attention and squared-ReLU MLP layers);
@@ -75,6 +78,8 @@ typedef enum sl_arch {
     SL_ARCH_QWEN35MOE, /* Qwen3.5 / 3.6 MoE: the same layers, routed experts plus a gated shared expert */
     SL_ARCH_QWEN3NEXT, /* Qwen3-Next, Qwen3-Coder-Next: qwen35moe's layers with grouped V heads, fused b/a (and
                           in older files q/k/v/z) projections, plain NEOX RoPE */
+    SL_ARCH_GEMMA4,    /* Gemma 4 (text): per-layer head sizes, window layers, KV shared by the last layers,
+                          per-layer embeddings (E2B / E4B) */
     SL_ARCH_GRANITEHYBRID, /* IBM Granite 4.0 H: Mamba-2 layers and attention layers (head_count_kv 0 marks a Mamba-2
                               layer), dense FFN or experts plus a shared expert, Granite's scales */
     SL_ARCH_NEMOTRON_H,    /* NVIDIA Nemotron-H / Nemotron Nano 2: Mamba-2, attention (no RoPE) and squared-ReLU MLP
@@ -161,6 +166,16 @@ typedef struct sl_hparams {
     /* encoders (bert): bidirectional attention over the whole input, absolute
      * position and token-type embeddings, LayerNorm after each residual add;
      * no KV cache, no logits: model_embed is their only forward pass */
+    /* gemma4: layer l is a window layer when swa_layers[l] (model-owned;
+     * NULL: the swa_period rule); head_dim is the global layers' head size,
+     * head_dim_swa the window layers'; n_head, n_head_kv and n_ff are the
+     * largest of any layer (each layer has its own). Only the first
+     * n_layer_kv layers store K/V; a later layer reads the KV of the last
+     * layer of its own kind below n_layer_kv. n_embd_pl: the per-layer
+     * embedding size (0: none) */
+    const bool *swa_layers;
+    int head_dim_swa;
+    int n_embd_pl;
     bool encoder;
     sl_pooling_t pooling; /* encoders: {arch}.pooling_type (default CLS) */
     int n_cls_out;        /* RANK: classifier outputs ({arch}.classifier.output_labels; default 1) */

@@ -298,15 +298,16 @@ int model_quantize_file(const char *in_path, const char *out_path, const char *t
         snprintf(key, sizeof key, "%.*s.attention.head_count_kv", (int)arch.len, arch.ptr);
         uint32_t nkv = nh;
         const int64_t ki = gguf_find_key(in, key);
+        /* per-layer KV heads: layer 0's, as llama.cpp's n_gqa() (gemma4); granitehybrid, nemotron_h: 0
+         * for the layers without attention, so the first non-zero one */
         if (ki >= 0 && gguf_kv_type(in, (size_t)ki) == GGUF_VT_ARRAY) {
-            /* per layer (granitehybrid: 0 for a Mamba-2 layer): the attention layers' value */
             const gguf_vtype_t at = gguf_arr_type(in, (size_t)ki);
             const uint8_t *ad = gguf_arr_data(in, (size_t)ki);
             nkv = 0;
-            for (size_t i = 0; (at == GGUF_VT_INT32 || at == GGUF_VT_UINT32) && i < gguf_arr_len(in, (size_t)ki); i++) {
+            for (size_t i = 0; (at == GGUF_VT_INT32 || at == GGUF_VT_UINT32) && nkv == 0 && i < gguf_arr_len(in, (size_t)ki); i++) {
                 uint32_t v;
                 memcpy(&v, ad + 4 * i, 4);
-                if (v <= (1u << 20)) nkv = SL_MAX(nkv, v);
+                if (v <= (1u << 20)) nkv = v;
             }
         } else {
             nkv = gguf_get_u32_or(in, key, nh);

@@ -22,6 +22,7 @@ import path from "node:path";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
 import { BIN, startServer, tinyModel, makeModel, waitIdle } from "./lib/server.mjs";
+import { adminCli } from "./lib/admin.mjs";
 
 // ChatML whose generation prompt leaves <think> open, so the output starts
 // in thinking (the budget closes it after a few tokens).
@@ -51,17 +52,9 @@ const NO_NL = { 198: -100, 271: -100 };
 let srv, client, openai, dir, psrv;
 const keys = {};
 
-function admin(...args) {
-  const r = spawnSync(BIN, ["admin", "--data", dir, ...args], { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`admin ${args.join(" ")}: ${r.stderr}`);
-  return r.stdout;
-}
 
-function account(name) {
-  const id = Number(admin("accounts", "create", name).match(/account (\d+)/)[1]);
-  const key = admin("keys", "create", "--account", String(id), "--name", name).trim();
-  return { id, key };
-}
+const { admin, newAccount } = adminCli(() => ["--data", dir]);
+const account = newAccount;
 
 // One row per ledger entry: { id, n, prompt, cached, completion }.
 function ledger(acct) {

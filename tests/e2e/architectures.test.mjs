@@ -4,19 +4,22 @@
 // Gemma, Granite, SmolLM3, OLMo, DeepSeek (MLA), gpt-oss (attention sinks,
 // a window of 8 on alternate layers, biased experts) and Qwen3.5 (Gated
 // DeltaNet layers with a recurrent state beside gated attention; dense and
-// MoE) and Qwen3-Next layouts, and Granite 4.0 H (granitehybrid: Mamba-2
-// layers beside attention; dense and MoE with a shared expert) and
-// Nemotron-H (nemotron_h: Mamba-2, attention and squared-ReLU MLP layers;
-// nemotron_h_moe: sigmoid-routed squared-ReLU experts in place of the MLPs). Greedy output must not depend on
+// MoE) and Qwen3-Next layouts, Gemma 4 (window and global layers of
+// different head sizes, the last layers reading an earlier layer's KV,
+// per-layer embeddings; and with experts beside its dense MLP), Granite 4.0 H
+// (granitehybrid: Mamba-2 layers beside attention; dense and MoE with a
+// shared expert) and Nemotron-H (nemotron_h: Mamba-2, attention and
+// squared-ReLU MLP layers; nemotron_h_moe: sigmoid-routed squared-ReLU
+// experts in place of the MLPs). Greedy output must not depend on
 // how it is asked for — alone or beside the other models' requests, as
 // one of n choices, streamed or not, with the prompt's blocks taken from
 // the prefix cache or computed — which exercises the batched forward pass
 // (experts grouped per step, sliding windows, soft-capping, per-sequence
-// recurrent states) in the engine. The hybrid models reuse a cached prefix
-// through recurrent-state checkpoints (a long shared system prompt: the
-// second and third requests report cached tokens and answer as a fresh
-// server does), and their served greedy ids equal `silica generate` on the
-// same prompt ids.
+// recurrent states, KV blocks of layers of different widths) in the
+// engine. The hybrid models reuse a cached prefix through recurrent-state
+// checkpoints (a long shared system prompt: the second and third requests
+// report cached tokens and answer as a fresh server does), and their and
+// gemma4's served greedy ids equal `silica generate` on the same prompt ids.
 import { test, before, after } from "node:test";
 import { execFileSync } from "node:child_process";
 import assert from "node:assert/strict";
@@ -24,10 +27,12 @@ import OpenAI from "openai";
 import { startServer, makeModel, metrics, BIN } from "./lib/server.mjs";
 
 const ARCHS = ["qwen3moe", "qwen2moe", "glm4moe", "glm4", "chatglm", "phi3", "gemma2", "gemma3", "granite",
-  "smollm3", "internlm2", "olmo2", "ernie4_5", "deepseek2", "gpt-oss", "qwen35", "qwen35moe", "qwen3next",
-  "granitehybrid", "granitehybrid-moe", "nemotron_h", "nemotron_h_moe"];
+  "smollm3", "internlm2", "olmo2", "ernie4_5", "deepseek2", "gpt-oss", "gemma4", "gemma4-moe", "qwen35",
+  "qwen35moe", "qwen3next", "granitehybrid", "granitehybrid-moe", "nemotron_h", "nemotron_h_moe"];
 const HYBRID = new Set(["qwen35", "qwen35moe", "qwen3next", "granitehybrid", "granitehybrid-moe", "nemotron_h",
   "nemotron_h_moe"]);
+// the served name of a model whose architecture is another
+const ARCH_OF = { "gemma4-moe": "gemma4", "granitehybrid-moe": "granitehybrid" };
 // a DeltaNet (Mamba-2) layer then a gated (plain) attention layer
 const EXTRA = { "gpt-oss": ["--swa", "8"], qwen35: ["--attn-every", "2"], qwen35moe: ["--attn-every", "2"],
   qwen3next: ["--attn-every", "2"], granitehybrid: ["--attn-every", "2", "--ssm-groups", "2"],
@@ -35,21 +40,25 @@ const EXTRA = { "gpt-oss": ["--swa", "8"], qwen35: ["--attn-every", "2"], qwen35
   // Mamba-2, MLP, Mamba-2, attention
   nemotron_h: ["--layers", "4", "--attn-every", "4", "--ssm-groups", "2"],
   // Mamba-2, MoE, Mamba-2, attention
-  nemotron_h_moe: ["--layers", "4", "--attn-every", "4", "--experts", "4", "--experts-used", "2"] };
-// served names that are not an --arch
-const ARCH_OF = { "granitehybrid-moe": "granitehybrid" };
+  nemotron_h_moe: ["--layers", "4", "--attn-every", "4", "--experts", "4", "--experts-used", "2"],
+  // gemma4: W G W G W G, the last two reading layers 2 and 3's KV, per-layer embeddings, a window of 8
+  gemma4: ["--layers", "6", "--global-every", "2", "--shared-kv", "2", "--per-layer-embd", "8", "--swa", "8"],
+  // the 26B-A4B's experts beside the dense MLP
+  "gemma4-moe": ["--layers", "4", "--global-every", "2", "--experts", "4", "--experts-used", "2", "--expert-ffn",
+    "32", "--swa", "8"] };
 // the hybrid models' server checkpoints their states every 256 prompt tokens
 const HYBRID_ARGS = ["--state-ckpt-every", "256"];
 const MSGS = [{ role: "user", content: "Name three rivers of Europe and say where each one reaches the sea." }];
 
-// a server takes at most 16 models: the hybrid ones get a second server
+// a server takes at most 16 models: the hybrid ones and gemma4-moe get a second server
+const SECOND = new Set([...HYBRID, "gemma4-moe"]);
 const servers = [], clientOf = {};
 const paths = {};
 
 before(async () => {
   // gpt-oss's window made short enough for the prompt to cross it
   for (const a of ARCHS) paths[a] = makeModel("qwen3", ARCH_OF[a] ?? a, null, EXTRA[a] ?? []);
-  for (const group of [ARCHS.filter((a) => !HYBRID.has(a)), [...HYBRID]]) {
+  for (const group of [ARCHS.filter((a) => !SECOND.has(a)), [...SECOND]]) {
     const models = Object.fromEntries(group.map((a) => [a, paths[a]]));
     const srv = await startServer({ models, args: ["--ctx", "1024", "--max-running", "16",
       ...(group.some((a) => HYBRID.has(a)) ? HYBRID_ARGS : [])] });
@@ -94,8 +103,8 @@ test("each architecture answers, and the same greedy answer alone, batched, as n
   }
 });
 
-test("the hybrid models' served greedy ids equal silica generate on the same prompt ids", async () => {
-  for (const a of HYBRID) {
+test("the hybrid models' and gemma4's (dense and MoE) served greedy ids equal silica generate on the same prompt ids", async () => {
+  for (const a of [...HYBRID, "gemma4", "gemma4-moe"]) {
     const r = await ask(a, { return_token_ids: true });
     const c = r.choices[0];
     assert.ok(c.prompt_token_ids.length > 10 && c.token_ids.length > 0, a);

@@ -16,23 +16,15 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import OpenAI, { toFile } from "openai";
 import { BIN, makeModel, startServer, tinyModel } from "./lib/server.mjs";
+import { adminCli } from "./lib/admin.mjs";
 
 let dir, srv;
 // a chat model and a BERT embedding model (CLS pooling)
 const models = () => ({ tiny: tinyModel(), emb: makeModel("tests/data/tokenizer/bert-uncased", "bert") });
 const acct = {};
 
-function admin(...args) {
-  const r = spawnSync(BIN, ["admin", "--data", dir, ...args], { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`admin ${args.join(" ")}: ${r.stderr}`);
-  return r.stdout;
-}
 
-function newAccount(name) {
-  const id = Number(admin("accounts", "create", name).match(/account (\d+)/)[1]);
-  const key = admin("keys", "create", "--account", String(id), "--name", name).trim();
-  return { id, key };
-}
+const { admin, newAccount } = adminCli(() => ["--data", dir]);
 
 const client = (key) => new OpenAI({ baseURL: srv.url + "/v1", apiKey: key, maxRetries: 0 });
 

@@ -14,6 +14,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import OpenAI from "openai";
 import { BIN, ROOT, startServer, waitIdle } from "./lib/server.mjs";
+import { adminCli } from "./lib/admin.mjs";
 
 const CHROMIUM = process.env.SILICA_CHROMIUM || "/usr/bin/chromium";
 const CSP = "default-src 'self'; frame-ancestors 'none'";
@@ -28,17 +29,9 @@ function tempDir() {
   return d;
 }
 
-function admin(...args) {
-  const r = spawnSync(BIN, ["admin", "--data", dir, ...args], { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`admin ${args.join(" ")}: ${r.stderr}`);
-  return r.stdout;
-}
 
-function newAccount(name) {
-  const id = Number(admin("accounts", "create", name).match(/account (\d+)/)[1]);
-  const key = admin("keys", "create", "--account", String(id), "--name", "first").trim();
-  return { id, key };
-}
+const { admin, newAccount: newAccountKey } = adminCli(() => ["--data", dir]);
+const newAccount = (name) => newAccountKey(name, "first");
 
 const client = (key) => new OpenAI({ baseURL: srv.url + "/v1", apiKey: key, maxRetries: 0 });
 const chat = (key) => client(key).chat.completions.create({

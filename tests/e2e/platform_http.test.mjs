@@ -16,6 +16,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import OpenAI from "openai";
 import { BIN, startServer, tinyModel } from "./lib/server.mjs";
+import { adminCli } from "./lib/admin.mjs";
 
 const wired = (() => {
   const r = spawnSync(BIN, ["serve", "--help"], { encoding: "utf8" });
@@ -26,17 +27,8 @@ const skip = wired ? false : "silica serve does not wire the platform yet (no --
 let dir, srv;
 const keys = {};
 
-function admin(...args) {
-  const r = spawnSync(BIN, ["admin", "--data", dir, ...args], { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`admin ${args.join(" ")}: ${r.stderr}`);
-  return r.stdout;
-}
 
-function newAccount(name) {
-  const id = Number(admin("accounts", "create", name).match(/account (\d+)/)[1]);
-  const key = admin("keys", "create", "--account", String(id), "--name", name).trim();
-  return { id, key };
-}
+const { admin, newAccount } = adminCli(() => ["--data", dir]);
 
 function client(key) {
   return new OpenAI({ baseURL: srv.url + "/v1", apiKey: key, maxRetries: 0 });

@@ -18,6 +18,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import OpenAI from "openai";
 import { BIN, ROOT, startServer } from "./lib/server.mjs";
+import { adminCli } from "./lib/admin.mjs";
 
 const PG_SH = path.join(ROOT, "tests/pg.sh");
 const pgDir = mkdtempSync(path.join(tmpdir(), "silica-pg-e2e-"));
@@ -28,11 +29,8 @@ if (skip) console.log(skip);
 
 let nodeA, nodeB, adminKey;
 
-function admin(...args) {
-  const r = spawnSync(BIN, ["admin", "--db", url, ...args], { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`admin ${args.join(" ")}: ${r.stderr}`);
-  return r.stdout;
-}
+
+const { admin } = adminCli(() => ["--db", url]);
 
 function newAccount(name, gift) {
   const id = Number(admin("accounts", "create", name).match(/account (\d+)/)[1]);

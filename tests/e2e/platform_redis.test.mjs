@@ -18,6 +18,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import OpenAI from "openai";
 import { BIN, ROOT, startServer, metrics, tinyModel } from "./lib/server.mjs";
+import { adminCli } from "./lib/admin.mjs";
 
 const PG_SH = path.join(ROOT, "tests/pg.sh");
 const REDIS_SH = path.join(ROOT, "tests/redis.sh");
@@ -35,17 +36,8 @@ if (skip) console.log(skip);
 
 let nodeA, nodeB;
 
-function admin(...args) {
-  const r = spawnSync(BIN, ["admin", "--db", dbUrl, ...args], { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`admin ${args.join(" ")}: ${r.stderr}`);
-  return r.stdout;
-}
 
-function newAccount(name) {
-  const id = Number(admin("accounts", "create", name).match(/account (\d+)/)[1]);
-  const key = admin("keys", "create", "--account", String(id), "--name", name).trim();
-  return { id, key };
-}
+const { admin, newAccount } = adminCli(() => ["--db", dbUrl]);
 
 function redisCli(...args) {
   const r = spawnSync("redis-cli", ["-s", path.join(redisDir, "redis.sock"), "--raw", ...args], { encoding: "utf8" });

@@ -18,6 +18,7 @@ import path from "node:path";
 import OpenAI from "openai";
 import Ajv2020 from "ajv/dist/2020.js";
 import { BIN, startServer, tinyModel, makeModel, waitIdle } from "./lib/server.mjs";
+import { adminCli } from "./lib/admin.mjs";
 
 // ChatML whose generation prompt leaves <think> open, so the output starts
 // in reasoning (thinking_budget closes it after a few tokens).
@@ -46,17 +47,9 @@ const ASK = "What is the weather like in Paris today?";
 let srv, client, dir, psrv;
 const keys = {};
 
-function admin(...args) {
-  const r = spawnSync(BIN, ["admin", "--data", dir, ...args], { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`admin ${args.join(" ")}: ${r.stderr}`);
-  return r.stdout;
-}
 
-function account(name) {
-  const id = Number(admin("accounts", "create", name).match(/account (\d+)/)[1]);
-  const key = admin("keys", "create", "--account", String(id), "--name", name).trim();
-  return { id, key, client: null };
-}
+const { admin, newAccount } = adminCli(() => ["--data", dir]);
+const account = (name) => ({ ...newAccount(name), client: null });
 
 // One row per ledger entry: { id, n, prompt, completion }.
 function ledger(acct) {

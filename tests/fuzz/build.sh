@@ -160,6 +160,11 @@ if [ -x build/release/silica ]; then
         --experts 4 --experts-used 2 --expert-ffn 16 --shared-ffn 16 --out "$OUT/seeds-model/qwen35moe.gguf" >/dev/null
     build/release/silica mkmodel --arch qwen3next $T --layers 2 --kv-heads 1 --attn-every 2 --ssm-state 8 \
         --experts 4 --experts-used 2 --expert-ffn 16 --shared-ffn 16 --out "$OUT/seeds-model/qwen3next.gguf" >/dev/null
+    # gemma4: W G W G, the last two reading layers 0 and 1's KV, per-layer embeddings
+    build/release/silica mkmodel --arch gemma4 $T --layers 4 --kv-heads 1 --global-every 2 --shared-kv 2 \
+        --per-layer-embd 4 --swa 4 --out "$OUT/seeds-model/gemma4.gguf" >/dev/null
+    build/release/silica mkmodel --arch gemma4 $T --layers 2 --kv-heads 1 --global-every 2 --experts 4 \
+        --experts-used 2 --expert-ffn 16 --swa 4 --out "$OUT/seeds-model/gemma4moe.gguf" >/dev/null
     # a Mamba-2 layer and an attention layer (two B/C groups; the MoE one with a shared expert)
     build/release/silica mkmodel --arch granitehybrid $T --layers 2 --kv-heads 1 --attn-every 2 --ssm-state 8 \
         --ssm-groups 2 --out "$OUT/seeds-model/granitehybrid.gguf" >/dev/null

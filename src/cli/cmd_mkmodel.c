@@ -5,7 +5,7 @@
  * imported from a Hugging Face tokenizer.json + tokenizer_config.json.
  *
  *   silica mkmodel --arch
- * llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|qwen35|qwen35moe|qwen3next|chatglm|glm4|glm4moe|deepseek2|gpt-oss|phi3|gemma|gemma2|gemma3|gemma4|granite|granitemoe|smollm3|olmo2|ernie4_5|bert|nomic-bert
+ * llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|qwen35|qwen35moe|qwen3next|chatglm|glm4|glm4moe|deepseek2|gpt-oss|phi3|gemma|gemma2|gemma3|gemma4|granite|granitemoe|granitehybrid|nemotron_h|nemotron_h_moe|smollm3|olmo2|ernie4_5|bert|nomic-bert
  * --out F.gguf [--vocab N]
  *       [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N]
  *       [--experts N --experts-used K --expert-ffn N]  (qwen2moe, qwen3moe, glm4moe, deepseek2,
@@ -149,18 +149,20 @@ typedef struct mk {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|qwen35|qwen35moe|qwen3next|chatglm|glm4|glm4moe|deepseek2|gpt-oss|phi3|gemma|gemma2|gemma3|gemma4|granite|granitemoe|smollm3|olmo2|ernie4_5|bert|nomic-bert --out F.gguf [--vocab N]\n"
+            "usage: silica mkmodel --arch llama|internlm2|qwen2|qwen3|qwen2moe|qwen3moe|qwen35|qwen35moe|qwen3next|chatglm|glm4|glm4moe|deepseek2|gpt-oss|phi3|gemma|gemma2|gemma3|gemma4|granite|granitemoe|granitehybrid|nemotron_h|nemotron_h_moe|smollm3|olmo2|ernie4_5|bert|nomic-bert --out F.gguf [--vocab N]\n"
             "         [--embd N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N] [--ctx N] [--tied|--untied]\n"
             "         [--experts N --experts-used K --expert-ffn N] (qwen2moe, qwen3moe, glm4moe, deepseek2, gpt-oss; default 8, 2,\n"
             "          ffn / 2)\n"
             "         [--ssm-state N] [--ssm-groups N] [--ssm-v-heads N] [--ssm-conv N] [--attn-every N] (qwen35,\n"
             "          qwen35moe's DeltaNet: head size, key heads, value heads, conv width, attention every N layers;\n"
-            "          default 16, 2, 4, 4, 4)\n"
+            "          default 16, 2, 4, 4, 4; granitehybrid's Mamba-2: state size, groups, heads of 2 x embd,\n"
+            "          conv width, attention every N layers; default 16, 1, 4, 4, 4; nemotron_h: the same, with MLP\n"
+            "          layers on the odd layers between; nemotron_h_moe: MoE layers there, with --experts)\n"
             "         [--global-head-dim N] [--global-kv-heads N] [--global-every N] [--shared-kv N] [--per-layer-embd N]\n"
             "          [--k-eq-v] (gemma4: the global layers' head size and KV heads, default 2 x head-dim and kv-heads; every\n"
             "          Nth layer global, default 5; the last N layers reading an earlier KV, default 0; per-layer embeddings,\n"
             "          default 0; global layers without attn_v; with --experts: the 26B-A4B's experts)\n"
-            "         [--shared-ffn N] (qwen2moe's, qwen35moe's shared expert; default ffn) [--swa N] (gemma2/3/4's window, default 512;\n"
+            "         [--shared-ffn N] (qwen2moe's, qwen35moe's, granitehybrid's, nemotron_h_moe's shared expert; default ffn) [--swa N] (gemma2/3/4's window, default 512;\n"
             "          gpt-oss's, default 128)\n"
             "         [--q-lora N] [--kv-lora N] [--qk-nope N] [--qk-rope N] [--v-head N] (deepseek2's MLA; default 0\n"
             "          (direct Q), 32, 16, 8, 16) [--shared-experts N] [--dense-lead N] (deepseek2; default 1, 1)\n"
@@ -557,6 +559,83 @@ static int add_hybrid_tensors(out_t *o, const mk_t *m, bool moe, bool next) {
     return 0;
 }
 
+/* A Mamba-2 hybrid's layer l: '*' attention where (l + 1) % attn_every == 0,
+ * else (nemotron_h) '-' an MLP on odd layers, else 'M' Mamba-2. */
+static char mamba2_kind(const mk_t *m, long l, bool nemotron) {
+    return (l + 1) % m->attn_every == 0 ? '*' : nemotron && l % 2 == 1 ? '-' : 'M';
+}
+
+/* granitehybrid (IBM Granite 4.0 H) as llama.cpp's converter writes it: a
+ * Mamba-2 layer where (l + 1) % attn_every != 0 (head_count_kv 0 there),
+ * else a plain attention layer (no RoPE: rope.scaling.finetuned false);
+ * ssm_in [E, 2·d_inner + 2·groups·state + heads] (z, xBC, dt), the conv
+ * [conv, channels] F32 with its bias, the dt bias, A_log as ssm_a =
+ * -exp(A_log) and D, both [1, heads], ssm_norm [d_inner / groups, groups],
+ * ssm_out; d_inner = 2 × embd (Mamba-2's expand) in --ssm-v-heads heads;
+ * a dense SwiGLU FFN or routed experts plus an ungated shared expert.
+ * nemotron_h (NVIDIA Nemotron-H): the same mixer and attention, but each
+ * layer one sublayer after attn_norm, and MLP layers (ffn_up, ffn_down:
+ * relu²) between them (mamba2_kind); no ffn_norm, no FFN in a mixer layer. */
+static int add_mamba2_tensors(out_t *o, const mk_t *m, bool moe, bool nemotron) {
+    const float sd = 0.02f;
+    const int64_t E = m->embd, QD = m->heads * m->head_dim, KD = m->kv_heads * m->head_dim;
+    const int64_t NH = m->ssm_v_heads, VD = 2 * E, NG = m->ssm_groups, C = VD + 2 * NG * m->ssm_state;
+    const int64_t F = m->ffn, X = m->experts, FX = m->expert_ffn, FS = m->shared_ffn;
+    for (long l = 0; l < m->layers; l++) {
+        char n[64];
+#define T(s) (snprintf(n, sizeof n, "blk.%ld.%s", l, s), n)
+        const char kind = mamba2_kind(m, l, nemotron);
+        if (add_random(o, T("attn_norm.weight"), E, 0, 1, sd) ||
+            (!nemotron && add_random(o, T("ffn_norm.weight"), E, 0, 1, sd)))
+            return -1;
+        if (kind == '-' && moe) { /* nemotron_h_moe: relu² experts (up, down) and shared expert */
+            if (add_random3(o, T("ffn_gate_inp.weight"), E, X, 1, 0, 1.0f) ||
+                add_random(o, T("exp_probs_b.bias"), X, 0, 0, 0.1f) ||
+                add_random3(o, T("ffn_up_exps.weight"), E, FX, X, 0, sd) ||
+                add_random3(o, T("ffn_down_exps.weight"), FX, E, X, 0, sd) ||
+                add_random(o, T("ffn_up_shexp.weight"), E, FS, 0, sd) ||
+                add_random(o, T("ffn_down_shexp.weight"), FS, E, 0, sd))
+                return -1;
+            continue;
+        }
+        if (kind == '-') {
+            if (add_random(o, T("ffn_up.weight"), E, F, 0, sd) || add_random(o, T("ffn_down.weight"), F, E, 0, sd))
+                return -1;
+            continue;
+        }
+        if (kind == 'M') {
+            float *a = malloc((size_t)NH * sizeof(float));
+            if (!a) return -1;
+            for (int64_t h = 0; h < NH; h++) a[h] = -expf(0.3f * rnormal());
+            if (add_rows(o, T("ssm_a"), SL_TYPE_F32, 2, 1, NH, 1, a) ||
+                add_random(o, T("ssm_in.weight"), E, VD + C + NH, 0, sd) ||
+                add_random(o, T("ssm_conv1d.weight"), m->ssm_conv, C, 0, 0.3f) ||
+                add_random(o, T("ssm_conv1d.bias"), C, 0, 0, 0.1f) ||
+                add_random(o, T("ssm_dt.bias"), NH, 0, -1, 0.5f) || add_random(o, T("ssm_d"), 1, NH, 1, 0.3f) ||
+                add_random(o, T("ssm_norm.weight"), VD / NG, NG, 1, sd) ||
+                add_random(o, T("ssm_out.weight"), VD, E, 0, sd))
+                return -1;
+        } else if (add_random(o, T("attn_q.weight"), E, QD, 0, sd) ||
+                   add_random(o, T("attn_k.weight"), E, KD, 0, sd) || add_random(o, T("attn_v.weight"), E, KD, 0, sd) ||
+                   add_random(o, T("attn_output.weight"), QD, E, 0, sd)) {
+            return -1;
+        }
+        if (nemotron) continue;
+        if (!moe ? add_random(o, T("ffn_gate.weight"), E, F, 0, sd) || add_random(o, T("ffn_up.weight"), E, F, 0, sd) ||
+                       add_random(o, T("ffn_down.weight"), F, E, 0, sd)
+                 : add_random3(o, T("ffn_gate_inp.weight"), E, X, 1, 0, 1.0f) ||
+                       add_random3(o, T("ffn_gate_exps.weight"), E, FX, X, 0, sd) ||
+                       add_random3(o, T("ffn_up_exps.weight"), E, FX, X, 0, sd) ||
+                       add_random3(o, T("ffn_down_exps.weight"), FX, E, X, 0, sd) ||
+                       add_random(o, T("ffn_gate_shexp.weight"), E, FS, 0, sd) ||
+                       add_random(o, T("ffn_up_shexp.weight"), E, FS, 0, sd) ||
+                       add_random(o, T("ffn_down_shexp.weight"), FS, E, 0, sd))
+            return -1;
+#undef T
+    }
+    return 0;
+}
+
 /* gemma4: layer l is global when (l + 1) % global_every == 0 */
 static bool gemma4_global(const mk_t *m, long l) { return (l + 1) % m->global_every == 0; }
 
@@ -767,7 +846,14 @@ int cmd_mkmodel(int argc, char **argv) {
         return 2;
     }
     const bool qwen2moe = !strcmp(m.arch, "qwen2moe"), glm4moe = !strcmp(m.arch, "glm4moe");
-    const bool granitemoe = !strcmp(m.arch, "granitemoe"), granite = granitemoe || !strcmp(m.arch, "granite");
+    /* Granite 4.0 H: Mamba-2 layers and attention layers (with --experts: H Tiny / Small) */
+    const bool ghybrid = !strcmp(m.arch, "granitehybrid");
+    /* Nemotron-H: Mamba-2, attention and squared-ReLU MLP layers */
+    /* Nemotron 3 Nano (nemotron_h_moe): MoE layers in place of the MLP ones */
+    const bool nemotron_moe = !strcmp(m.arch, "nemotron_h_moe");
+    const bool nemotron = nemotron_moe || !strcmp(m.arch, "nemotron_h"), mamba2 = ghybrid || nemotron;
+    const bool granitemoe = !strcmp(m.arch, "granitemoe") || (ghybrid && m.experts > 0),
+               granite = granitemoe || ghybrid || !strcmp(m.arch, "granite");
     const bool olmo2 = !strcmp(m.arch, "olmo2"), ds2 = !strcmp(m.arch, "deepseek2"),
                oss = !strcmp(m.arch, "gpt-oss");
     /* Qwen3.5 / 3.6: Gated DeltaNet layers and gated attention (qwen35moe: with routed and shared experts) */
@@ -776,7 +862,7 @@ int cmd_mkmodel(int argc, char **argv) {
     const bool qwen35moe = !strcmp(m.arch, "qwen35moe") || next, hybrid = qwen35moe || !strcmp(m.arch, "qwen35");
     /* llama with --experts: Mixtral */
     /* llama with --experts: Mixtral; gemma4 with --experts: the 26B-A4B */
-    const bool moe = !strcmp(m.arch, "qwen3moe") || qwen2moe || glm4moe || granitemoe || ds2 ||
+    const bool moe = !strcmp(m.arch, "qwen3moe") || qwen2moe || glm4moe || granitemoe || ds2 || nemotron_moe ||
                      oss || qwen35moe || ((!strcmp(m.arch, "llama") || !strcmp(m.arch, "gemma4")) && m.experts > 0),
                glm4 = !strcmp(m.arch, "glm4");
     const bool chatglm = !strcmp(m.arch, "chatglm"), glm = glm4 || chatglm, phi3 = !strcmp(m.arch, "phi3");
@@ -789,12 +875,12 @@ int cmd_mkmodel(int argc, char **argv) {
     /* the encoders: bert, and nomic-bert (bert's embeddings and LayerNorms
      * with RoPE, fused QKV and a gated FFN) */
     const bool nomic = !strcmp(m.arch, "nomic-bert"), encoder = nomic || !strcmp(m.arch, "bert");
-    if (!llama_rope && !moe && !phi3 && !gemma && !olmo2 && !encoder && !hybrid && strcmp(m.arch, "qwen2") &&
+    if (!llama_rope && !moe && !phi3 && !gemma && !olmo2 && !encoder && !hybrid && !mamba2 && strcmp(m.arch, "qwen2") &&
         strcmp(m.arch, "qwen3")) {
         fprintf(stderr, "silica mkmodel: --arch must be llama, internlm2, qwen2, qwen3, qwen2moe, "
                         "qwen3moe, qwen35, qwen35moe, qwen3next, chatglm, glm4, "
                         "glm4moe, deepseek2, gpt-oss, phi3, gemma, gemma2, gemma3, gemma4, granite, "
-                        "granitemoe, smollm3, olmo2, "
+                        "granitemoe, granitehybrid, nemotron_h, nemotron_h_moe, smollm3, olmo2, "
                         "ernie4_5, bert or nomic-bert\n");
         return 2;
     }
@@ -954,9 +1040,9 @@ int cmd_mkmodel(int argc, char **argv) {
                         "used groups hold\n");
         return 2;
     }
-    if ((qwen2moe || qwen35moe) && m.shared_ffn == 0) m.shared_ffn = m.ffn;
-    if (!qwen2moe && !qwen35moe && m.shared_ffn) {
-        fprintf(stderr, "silica mkmodel: --shared-ffn is for qwen2moe and qwen35moe\n");
+    if ((qwen2moe || qwen35moe || (ghybrid && moe) || nemotron_moe) && m.shared_ffn == 0) m.shared_ffn = m.ffn;
+    if (!qwen2moe && !qwen35moe && !(ghybrid && moe) && !nemotron_moe && m.shared_ffn) {
+        fprintf(stderr, "silica mkmodel: --shared-ffn is for qwen2moe, qwen35moe and granitehybrid with --experts\n");
         return 2;
     }
     if (hybrid) {
@@ -971,8 +1057,22 @@ int cmd_mkmodel(int argc, char **argv) {
                             "64, --ssm-state <= 4096, --attn-every <= layers, and no --pooling\n");
             return 2;
         }
+    } else if (mamba2) { /* Mamba-2: d_inner = 2 × embd in --ssm-v-heads heads sharing B, C in --ssm-groups */
+        if (m.ssm_state == 0) m.ssm_state = 16;
+        if (m.ssm_groups == 0) m.ssm_groups = 1;
+        if (m.ssm_v_heads == 0) m.ssm_v_heads = 4;
+        if (m.ssm_conv == 0) m.ssm_conv = 4;
+        if (m.attn_every == 0) m.attn_every = 4;
+        if (m.ssm_v_heads % m.ssm_groups || (2 * m.embd) % m.ssm_v_heads || m.ssm_conv > 64 ||
+            m.ssm_state > 4096 || m.attn_every > m.layers || m.layers > 4096 || pooling) {
+            fprintf(stderr, "silica mkmodel: granitehybrid and nemotron_h need --ssm-v-heads a multiple of --ssm-groups and "
+                            "dividing 2 x embd, --ssm-conv <= 64, --ssm-state <= 4096, --attn-every <= layers "
+                            "<= 4096, and no --pooling\n");
+            return 2;
+        }
     } else if (m.ssm_state || m.ssm_groups || m.ssm_v_heads || m.ssm_conv || m.attn_every) {
-        fprintf(stderr, "silica mkmodel: the --ssm-* options and --attn-every are for qwen35 and qwen35moe\n");
+        fprintf(stderr, "silica mkmodel: the --ssm-* options and --attn-every are for qwen35, qwen35moe, "
+                        "granitehybrid and nemotron_h\n");
         return 2;
     }
     if (m.head_dim == 0) m.head_dim = m.heads ? m.embd / m.heads : 0;
@@ -1043,7 +1143,16 @@ int cmd_mkmodel(int argc, char **argv) {
     bad |= set_key_u32(o.w, A, "context_length", m.ctx);
     bad |= set_key_u32(o.w, A, "embedding_length", m.embd);
     bad |= set_key_u32(o.w, A, "block_count", m.layers);
-    bad |= set_key_u32(o.w, A, "feed_forward_length", m.ffn);
+    if (nemotron) { /* per layer, 0 but for the MLP layers */
+        int32_t *ffs = malloc((size_t)m.layers * sizeof *ffs);
+        char key[128];
+        snprintf(key, sizeof key, "%s.feed_forward_length", A);
+        for (long l = 0; ffs && l < m.layers; l++) ffs[l] = mamba2_kind(&m, l, true) == '-' ? (int32_t)m.ffn : 0;
+        bad |= !ffs || gguf_writer_set_arr(o.w, key, GGUF_VT_INT32, ffs, (size_t)m.layers);
+        free(ffs);
+    } else {
+        bad |= set_key_u32(o.w, A, "feed_forward_length", m.ffn);
+    }
     bad |= set_key_u32(o.w, A, "attention.head_count", m.heads);
     if (encoder) {
         bad |= set_bert_keys(o.w, A, &m, pooling);
@@ -1052,7 +1161,17 @@ int cmd_mkmodel(int argc, char **argv) {
         if (pooling) bad |= set_key_u32(o.w, A, "pooling_type", pooling);
     } else if (gemma4) { /* set_gemma4_keys */
     } else {
-        bad |= set_key_u32(o.w, A, "attention.head_count_kv", m.kv_heads);
+        if (mamba2) { /* per layer, 0 but for the attention layers */
+            int32_t *kvs = malloc((size_t)m.layers * sizeof *kvs);
+            char key[128];
+            snprintf(key, sizeof key, "%s.attention.head_count_kv", A);
+            for (long l = 0; kvs && l < m.layers; l++)
+                kvs[l] = mamba2_kind(&m, l, nemotron) == '*' ? (int32_t)m.kv_heads : 0;
+            bad |= !kvs || gguf_writer_set_arr(o.w, key, GGUF_VT_INT32, kvs, (size_t)m.layers);
+            free(kvs);
+        } else {
+            bad |= set_key_u32(o.w, A, "attention.head_count_kv", m.kv_heads);
+        }
         bad |= set_key_u32(o.w, A, "attention.key_length", m.head_dim);
         bad |= set_key_u32(o.w, A, "attention.value_length", m.head_dim);
         /* GLM rotates the first half of each head, Qwen3.5 a quarter (partial_rotary_factor 0.25) */
@@ -1068,7 +1187,15 @@ int cmd_mkmodel(int argc, char **argv) {
         bad |= set_key_u32(o.w, A, "expert_count", m.experts);
         bad |= set_key_u32(o.w, A, "expert_used_count", m.experts_used);
         bad |= set_key_u32(o.w, A, "expert_feed_forward_length", m.expert_ffn);
-        if (qwen2moe || qwen35moe) bad |= set_key_u32(o.w, A, "expert_shared_feed_forward_length", m.shared_ffn);
+        if (qwen2moe || qwen35moe || ghybrid || nemotron_moe)
+            bad |= set_key_u32(o.w, A, "expert_shared_feed_forward_length", m.shared_ffn);
+        if (nemotron_moe) { /* Nemotron 3 Nano's routing: sigmoid with a selection bias, renormalized, scaled */
+            char key[128];
+            snprintf(key, sizeof key, "%s.expert_weights_norm", A);
+            bad |= gguf_writer_set_bool(o.w, key, true);
+            bad |= set_key_f32(o.w, A, "expert_weights_scale", 2.5);
+            bad |= set_key_u32(o.w, A, "expert_gating_func", 2);
+        }
         if (glm4moe) { /* GLM-4.5-Air's routing: sigmoid, renormalized, one shared expert, layer 0 dense */
             char key[128];
             bad |= set_key_u32(o.w, A, "expert_shared_count", 1);
@@ -1095,6 +1222,16 @@ int cmd_mkmodel(int argc, char **argv) {
         bad |= set_key_u32(o.w, A, "ssm.time_step_rank", m.ssm_v_heads);
         bad |= set_key_u32(o.w, A, "ssm.inner_size", m.ssm_v_heads * m.ssm_state);
         bad |= set_key_u32(o.w, A, "full_attention_interval", m.attn_every);
+    }
+    if (mamba2) { /* the converter's Mamba-2 keys; Granite 4.0 H and Nemotron-H have no RoPE */
+        char key[128];
+        snprintf(key, sizeof key, "%s.rope.scaling.finetuned", A);
+        bad |= gguf_writer_set_bool(o.w, key, false);
+        bad |= set_key_u32(o.w, A, "ssm.conv_kernel", m.ssm_conv);
+        bad |= set_key_u32(o.w, A, "ssm.state_size", m.ssm_state);
+        bad |= set_key_u32(o.w, A, "ssm.group_count", m.ssm_groups);
+        bad |= set_key_u32(o.w, A, "ssm.time_step_rank", m.ssm_v_heads);
+        bad |= set_key_u32(o.w, A, "ssm.inner_size", 2 * m.embd);
     }
     if (granite) { /* Granite 3.x's scales */
         bad |= set_key_f32(o.w, A, "embedding_scale", 12.0);
@@ -1164,9 +1301,11 @@ int cmd_mkmodel(int argc, char **argv) {
                    (ds2 && add_deepseek2_tensors(&o, &m)))
         goto oom;
     if (hybrid && add_hybrid_tensors(&o, &m, qwen35moe, next)) goto oom;
+    if (mamba2 && add_mamba2_tensors(&o, &m, moe, nemotron)) goto oom;
     if (gemma4 && add_gemma4_tensors(&o, &m)) goto oom;
-    /* the decoders' blocks (the encoders', deepseek2's, qwen35's and gemma4's are written above) */
-    for (long l = 0; !encoder && !ds2 && !hybrid && !gemma4 && l < m.layers; l++) {
+    /* the decoders' blocks (the encoders', deepseek2's, qwen35's, granitehybrid's, nemotron_h's and gemma4's are
+     * written above) */
+    for (long l = 0; !encoder && !ds2 && !hybrid && !mamba2 && !gemma4 && l < m.layers; l++) {
         char n[64];
 #define T(s) (snprintf(n, sizeof n, "blk.%ld.%s", l, s), n)
         /* glm4moe and gpt-oss name their FFN input norm post_attention_norm;

@@ -122,6 +122,20 @@ typedef struct sl_layer {
      * per key head q, k, its value heads' v, then their z) for wqkv / wz */
     sl_wt_t wba, wqkvz;
     float *conv_w, *dt_bias, *ssm_a, *ssm_norm;
+    /* Mamba-2 (granitehybrid): ssm_in (n_embd → d_inner z, C conv inputs
+     * xBC, heads dt), the conv's bias (C), the D skip (heads); ssm_norm is
+     * then d_inner (one weight per group of d_inner / n_group), conv_w,
+     * dt_bias, ssm_a (= -exp(A_log)) and ssm_out as above */
+    sl_wt_t ssm_in;
+    float *conv_b, *ssm_d;
+    /* nemotron_h: each layer is one sublayer after attn_norm — a Mamba-2 or
+     * attention mixer (no_ffn) or an MLP (ffn_only: up, relu², down, with
+     * the optional biases bup / bdown) */
+    bool ffn_only, no_ffn;
+    /* hybrid models: a recurrent layer's place among the recurrent ones
+     * (its part of the sequence state); their kv_l (below) counts the
+     * attention layers only */
+    int rec_l;
     /* attention shape of this layer (every architecture: the model's; gemma4: the window or global
      * layer's own), its FFN width, and the KV-cache layer its attention reads (gemma4: a layer
      * without K/V of its own, has_kv false, reads an earlier layer's) */
@@ -182,6 +196,8 @@ struct sl_model {
     float *rope_freqs;
     float *rope_long, *rope_short; /* phi3 LongRoPE factors (both or neither) */
     float *rope_mask; /* qwen35's IMROPE on text: 1, or infinity for the pairs it leaves unrotated */
+    bool *mamba_rec;  /* granitehybrid, nemotron_h: n_layer flags, true for a Mamba-2 layer */
+    uint32_t *layer_ff; /* nemotron_h: n_layer FFN sizes, > 0 for an MLP layer */
     /* bert: absolute positions and token types added to the token
      * embeddings, LayerNorm'ed (embd_norm, embd_norm_b); RANK's classifier
      * head (cls + cls_b, tanh, cls_out + cls_out_b) */
@@ -290,6 +306,10 @@ static int dim_ok(uint32_t v, const char *what, char *err, size_t errlen) {
  * (1 softmax, 2 sigmoid; default sigmoid). Qwen3-MoE, Granite MoE and
  * Mixtral renormalize the chosen experts' weights, Qwen2-MoE does not. Dense architectures keep 0
  * experts. */
+/* nemotron_h and its MoE variant nemotron_h_moe (Nemotron 3 Nano) */
+static bool is_nemotron(const sl_hparams_t *hp) {
+    return hp->arch == SL_ARCH_NEMOTRON_H || hp->arch == SL_ARCH_NEMOTRON_H_MOE;
+}
 static int key_u32_max(const gguf_file_t *f, const char *arch, const char *suffix, bool required, uint32_t def,
                        uint32_t *out, char *err, size_t errlen);
 
@@ -300,12 +320,15 @@ static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
     char ekey[128];
     snprintf(ekey, sizeof ekey, "%s.expert_count", arch);
     const bool llama_moe = hp->arch == SL_ARCH_LLAMA && gguf_get_u32_or(f, ekey, 0) > 0;
+    /* granitehybrid: Granite 4.0 H Tiny / Small have experts, H Micro a dense FFN */
+    const bool granite_moe = hp->arch == SL_ARCH_GRANITEMOE ||
+                             (hp->arch == SL_ARCH_GRANITEHYBRID && gguf_find_key(f, ekey) >= 0);
     /* gemma4: the 26B-A4B has experts beside its dense MLP */
     const bool g4_moe = hp->arch == SL_ARCH_GEMMA4 && gguf_find_key(f, ekey) >= 0;
     if (hp->arch != SL_ARCH_QWEN3MOE && hp->arch != SL_ARCH_QWEN2MOE && !g4_moe &&
-        hp->arch != SL_ARCH_GLM4MOE && hp->arch != SL_ARCH_GRANITEMOE &&
+        hp->arch != SL_ARCH_GLM4MOE && !granite_moe &&
         hp->arch != SL_ARCH_DEEPSEEK2 && hp->arch != SL_ARCH_GPT_OSS && hp->arch != SL_ARCH_QWEN35MOE &&
-        hp->arch != SL_ARCH_QWEN3NEXT && !llama_moe)
+        hp->arch != SL_ARCH_QWEN3NEXT && hp->arch != SL_ARCH_NEMOTRON_H_MOE && !llama_moe)
         return 0;
     uint32_t ne, nu, ffe;
     if (key_u32(f, arch, "expert_count", true, 0, &ne, err, errlen) ||
@@ -318,10 +341,11 @@ static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
                       ne, MODEL_MAX_EXPERTS_USED);
     /* Mixtral and Granite MoE experts have feed_forward_length rows (llama.cpp
      * reads no other key for them) */
-    if (llama_moe || hp->arch == SL_ARCH_GRANITEMOE)
+    if (llama_moe || granite_moe)
         ffe = (uint32_t)hp->n_ff;
     else if ((g4_moe ? key_u32_max : key_u32)(f, arch, "expert_feed_forward_length",
-                                               hp->arch == SL_ARCH_GPT_OSS || hp->arch == SL_ARCH_QWEN35MOE || g4_moe,
+                                               hp->arch == SL_ARCH_GPT_OSS || hp->arch == SL_ARCH_QWEN35MOE || g4_moe ||
+                                                   hp->arch == SL_ARCH_NEMOTRON_H_MOE,
                                                (uint32_t)hp->n_ff / nu, &ffe, err, errlen))
         return -1;
     if (dim_ok(ffe, "expert_feed_forward_length", err, errlen)) return -1;
@@ -335,10 +359,25 @@ static int load_experts(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
     /* gpt-oss: llama.cpp's SOFTMAX_WEIGHT gating, the top k of the (biased)
      * router logits weighted by a softmax over those k — the same as the
      * softmax over all renormalized over the k */
-    hp->expert_norm = hp->arch == SL_ARCH_QWEN3MOE || hp->arch == SL_ARCH_GRANITEMOE || llama_moe ||
+    hp->expert_norm = hp->arch == SL_ARCH_QWEN3MOE || granite_moe || llama_moe ||
                       hp->arch == SL_ARCH_GPT_OSS || hp->arch == SL_ARCH_QWEN35MOE || hp->arch == SL_ARCH_QWEN3NEXT ||
                       g4_moe;
-    if (hp->arch == SL_ARCH_GRANITEMOE) { /* Granite MoE Shared: an ungated shared expert */
+    if (hp->arch == SL_ARCH_NEMOTRON_H_MOE) {
+        /* llama.cpp's graph: sigmoid gating with the selection bias
+         * (exp_probs_b), expert_weights_norm, expert_weights_scale; relu²
+         * experts of up and down only; an ungated relu² shared expert */
+        uint32_t fsh;
+        char key[128];
+        if (key_u32(f, arch, "expert_shared_feed_forward_length", true, 0, &fsh, err, errlen) ||
+            dim_ok(fsh, "expert_shared_feed_forward_length", err, errlen))
+            return -1;
+        hp->n_ff_shexp = (int)fsh;
+        hp->expert_sigmoid = true;
+        snprintf(key, sizeof key, "%s.expert_weights_norm", arch);
+        hp->expert_norm = gguf_get_bool_or(f, key, false);
+        if (scale > 0.0f) hp->expert_scale = scale;
+    }
+    if (granite_moe) { /* Granite MoE Shared: an ungated shared expert */
         uint32_t fsh;
         if (key_u32(f, arch, "expert_shared_feed_forward_length", false, 0, &fsh, err, errlen) ||
             (fsh && dim_ok(fsh, "expert_shared_feed_forward_length", err, errlen)))
@@ -508,13 +547,14 @@ static int load_granite(const gguf_file_t *f, sl_hparams_t *hp, char *err, size_
     if (hp->arch == SL_ARCH_SMOLLM3) hp->nope_period = 4; /* as llama.cpp fixes it */
     if (hp->arch == SL_ARCH_OLMO2 && load_olmo_swa(f, hp, err, errlen)) return -1;
     if (hp->arch == SL_ARCH_GPT_OSS && load_gpt_oss_swa(f, hp, err, errlen)) return -1;
-    if (hp->arch != SL_ARCH_GRANITE && hp->arch != SL_ARCH_GRANITEMOE) return 0;
+    if (hp->arch != SL_ARCH_GRANITE && hp->arch != SL_ARCH_GRANITEMOE && hp->arch != SL_ARCH_GRANITEHYBRID) return 0;
     const char *arch = hp->arch_name;
+    const bool hybrid = hp->arch == SL_ARCH_GRANITEHYBRID; /* llama.cpp requires none of its scales */
     float es, as, rs;
     if (key_f32(f, arch, "embedding_scale", false, 0.0f, &es, err, errlen) ||
         key_f32(f, arch, "attention.scale", false, 0.0f, &as, err, errlen) ||
         key_f32(f, arch, "residual_scale", false, 0.0f, &rs, err, errlen) ||
-        key_f32(f, arch, "logit_scale", true, 0.0f, &hp->logit_scale, err, errlen))
+        key_f32(f, arch, "logit_scale", !hybrid, 1.0f, &hp->logit_scale, err, errlen))
         return -1;
     if (!isfinite(es) || !isfinite(as) || !isfinite(rs) || !isfinite(hp->logit_scale) || hp->logit_scale == 0.0f)
         return sl_err(err, errlen, "%s scale factors must be finite (logit_scale non-zero)", arch);
@@ -662,11 +702,11 @@ static bool layer_recurrent(const sl_hparams_t *hp, int l) {
 }
 
 /* The KV cache's layer of attention layer l: hybrid models keep K/V only
- * for their attention layers; gemma4's shared layers read an earlier one's. */
+ * for their attention layers (kv_l counts them); gemma4's shared layers
+ * read an earlier one's. */
 static int kv_layer(const sl_model_t *m, int l) {
     const sl_hparams_t *hp = &m->hp;
-    if (hp->arch == SL_ARCH_GEMMA4) return m->layers[l].kv_l;
-    return hp->full_attn_interval > 0 ? (l + 1) / hp->full_attn_interval - 1 : l;
+    return hp->arch == SL_ARCH_GEMMA4 || hp->ssm_hybrid ? m->layers[l].kv_l : l;
 }
 
 /* qwen35 / qwen35moe, as llama.cpp's converter writes them: ssm.conv_kernel,
@@ -710,6 +750,7 @@ static int load_hybrid(sl_model_t *m, char *err, size_t errlen) {
     if (hp->pooling != SL_POOLING_NONE)
         return sl_err(err, errlen, "%s: a pooling (embedding) model with DeltaNet layers is not supported", arch);
     hp->full_attn_interval = (int)every;
+    hp->ssm_hybrid = true;
     hp->ssm_conv = (int)conv;
     hp->ssm_n_k = (int)ng;
     hp->ssm_head_k = (int)ds;
@@ -752,6 +793,133 @@ static int load_hybrid(sl_model_t *m, char *err, size_t errlen) {
             m->rope_mask[i] = sc < 3 * sec[ax] ? 1.0f : INFINITY;
         }
     }
+    return 0;
+}
+
+
+/* ---- Mamba-2 hybrids (granitehybrid, nemotron_h): loading ----
+ *
+ * A per-layer array key ({arch}.attention.head_count_kv, nemotron_h's
+ * feed_forward_length): block_count non-negative integers into *out (a new
+ * array owned by the model). */
+static int key_layer_array(const gguf_file_t *f, const char *arch, const char *suffix, uint32_t nl, uint32_t **out,
+                           char *err, size_t errlen) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    const int64_t ki = gguf_find_key(f, key);
+    if (ki < 0) return sl_err(err, errlen, "missing metadata key '%s'", key);
+    const bool arr = gguf_kv_type(f, (size_t)ki) == GGUF_VT_ARRAY;
+    const gguf_vtype_t at = arr ? gguf_arr_type(f, (size_t)ki) : GGUF_VT_ARRAY;
+    if (!arr || (at != GGUF_VT_INT32 && at != GGUF_VT_UINT32) || gguf_arr_len(f, (size_t)ki) != nl)
+        return sl_err(err, errlen, "%s must be an array of block_count (%u) integers, one per layer", key, nl);
+    uint32_t *v = calloc(nl, sizeof *v);
+    if (!v) return sl_err(err, errlen, "out of memory");
+    const uint8_t *ad = gguf_arr_data(f, (size_t)ki);
+    for (uint32_t i = 0; i < nl; i++) {
+        memcpy(&v[i], ad + 4 * (size_t)i, 4);
+        if (v[i] > MODEL_DIM_LIMIT) {
+            const uint32_t bad = v[i];
+            free(v);
+            return sl_err(err, errlen, "%s[%u] = %u is out of range", key, i, bad);
+        }
+    }
+    *out = v;
+    return 0;
+}
+
+/* nemotron_h: feed_forward_length per layer, > 0 for an MLP layer
+ * (m->layer_ff); *ff gets the largest (the scratch's width), 1 if none. */
+static int load_nemotron_ff(sl_model_t *m, uint32_t nl, uint32_t *ff, char *err, size_t errlen) {
+    if (nl == 0 || nl > MODEL_DIM_LIMIT) return sl_err(err, errlen, "block_count = %u is out of range", nl);
+    if (key_layer_array(m->gf, m->hp.arch_name, "feed_forward_length", nl, &m->layer_ff, err, errlen)) return -1;
+    *ff = 1;
+    for (uint32_t i = 0; i < nl; i++) *ff = SL_MAX(*ff, m->layer_ff[i]);
+    return 0;
+}
+
+/* Which layers are Mamba-2 layers (llama.cpp's rule):
+ * {arch}.attention.head_count_kv is an array of block_count entries, 0 for
+ * a layer without attention; granitehybrid: such a layer is a Mamba-2
+ * layer; nemotron_h: a Mamba-2 layer when its feed_forward_length is 0
+ * too, else an MLP layer. Every attention layer must have the same KV
+ * heads (one KV layout), and there must be one. Fills m->mamba_rec
+ * (block_count flags), *nkv and n_layer_kv. */
+static int load_mamba2_kinds(sl_model_t *m, uint32_t nl, uint32_t *nkv, char *err, size_t errlen) {
+    uint32_t *kvs = NULL;
+    if (key_layer_array(m->gf, m->hp.arch_name, "attention.head_count_kv", nl, &kvs, err, errlen)) return -1;
+    m->mamba_rec = calloc(nl, sizeof *m->mamba_rec);
+    if (!m->mamba_rec) {
+        free(kvs);
+        return sl_err(err, errlen, "out of memory");
+    }
+    uint32_t kv = 0;
+    int n_attn = 0;
+    for (uint32_t i = 0; i < nl; i++) {
+        const uint32_t v = kvs[i], ffl = m->layer_ff ? m->layer_ff[i] : 0;
+        if (v && ffl) {
+            free(kvs);
+            return sl_err(err, errlen, "layer %u has both attention.head_count_kv and feed_forward_length", i);
+        }
+        if (v == 0) {
+            m->mamba_rec[i] = ffl == 0;
+            continue;
+        }
+        if (kv && v != kv) {
+            free(kvs);
+            return sl_err(err, errlen, "%s.attention.head_count_kv[%u] = %u: the attention layers' KV heads must all "
+                          "be one value (%u)", m->hp.arch_name, i, v, kv);
+        }
+        kv = v;
+        n_attn++;
+    }
+    free(kvs);
+    if (n_attn == 0) /* a pure Mamba-2 model is another architecture (mamba2) */
+        return sl_err(err, errlen, "%s.attention.head_count_kv: no attention layer (every entry 0)", m->hp.arch_name);
+    *nkv = kv;
+    m->hp.n_layer_kv = n_attn;
+    return 0;
+}
+
+/* The Mamba-2 mixer's keys as llama.cpp's converter writes them:
+ * ssm.conv_kernel (d_conv), ssm.state_size (d_state), ssm.group_count
+ * (n_group: B and C are shared by the heads of a group), ssm.inner_size
+ * (d_inner = heads × head_dim), ssm.time_step_rank (the heads). They go to
+ * the DeltaNet fields of the same shape: n_group → ssm_n_k, d_state →
+ * ssm_head_k, heads → ssm_n_v, head_dim → ssm_head_v, so the conv's
+ * channels (d_inner + 2·n_group·d_state) and the state's size are the
+ * same formulas. */
+static int load_mamba2(sl_model_t *m, char *err, size_t errlen) {
+    const gguf_file_t *f = m->gf;
+    sl_hparams_t *hp = &m->hp;
+    const char *arch = hp->arch_name;
+    uint32_t conv, ds, ng, nh, inner;
+    if (key_u32(f, arch, "ssm.conv_kernel", true, 0, &conv, err, errlen) ||
+        key_u32(f, arch, "ssm.state_size", true, 0, &ds, err, errlen) ||
+        key_u32(f, arch, "ssm.group_count", true, 0, &ng, err, errlen) ||
+        key_u32(f, arch, "ssm.time_step_rank", true, 0, &nh, err, errlen) ||
+        key_u32(f, arch, "ssm.inner_size", true, 0, &inner, err, errlen))
+        return -1;
+    if (conv == 0 || conv > 64) return sl_err(err, errlen, "%s.ssm.conv_kernel = %u must be 1 .. 64", arch, conv);
+    if (dim_ok(ds, "ssm.state_size", err, errlen) || dim_ok(ng, "ssm.group_count", err, errlen) ||
+        dim_ok(nh, "ssm.time_step_rank", err, errlen) || dim_ok(inner, "ssm.inner_size", err, errlen))
+        return -1;
+    if (ds > 4096 || nh % ng != 0 || inner % nh != 0 || inner % ng != 0)
+        return sl_err(err, errlen,
+                      "%s: ssm.time_step_rank (%u heads) must be a multiple of ssm.group_count (%u), "
+                      "ssm.inner_size (%u) a multiple of both, ssm.state_size (%u) at most 4096",
+                      arch, nh, ng, inner, ds);
+    if (2 * (uint64_t)ng * ds + inner > MODEL_DIM_LIMIT || (uint64_t)inner * ds > ((uint64_t)1 << 32))
+        return sl_err(err, errlen, "%s: the Mamba-2 sizes (inner %u, groups %u, state %u) are out of range", arch,
+                      inner, ng, ds);
+    if (hp->pooling != SL_POOLING_NONE)
+        return sl_err(err, errlen, "%s: a pooling (embedding) model with Mamba-2 layers is not supported", arch);
+    hp->ssm_hybrid = hp->mamba2 = true;
+    if (is_nemotron(hp)) hp->rope.n_rot = 0; /* llama.cpp: rope type none */
+    hp->ssm_conv = (int)conv;
+    hp->ssm_n_k = (int)ng;
+    hp->ssm_head_k = (int)ds;
+    hp->ssm_n_v = (int)nh;
+    hp->ssm_head_v = (int)(inner / nh);
     return 0;
 }
 
@@ -951,11 +1119,13 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
                  {"bert", SL_ARCH_BERT},         {"nomic-bert", SL_ARCH_NOMIC_BERT},
                  {"deepseek2", SL_ARCH_DEEPSEEK2}, {"gpt-oss", SL_ARCH_GPT_OSS},
                  {"qwen35", SL_ARCH_QWEN35},     {"qwen35moe", SL_ARCH_QWEN35MOE},
-                 {"qwen3next", SL_ARCH_QWEN3NEXT}, {"gemma4", SL_ARCH_GEMMA4}};
+                 {"qwen3next", SL_ARCH_QWEN3NEXT}, {"gemma4", SL_ARCH_GEMMA4},
+                 {"granitehybrid", SL_ARCH_GRANITEHYBRID}, {"nemotron_h", SL_ARCH_NEMOTRON_H},
+                 {"nemotron_h_moe", SL_ARCH_NEMOTRON_H_MOE}};
     size_t ai = 0;
     while (ai < SL_ARRAY_LEN(archs) && strcmp(arch, archs[ai].name) != 0) ai++;
     if (ai == SL_ARRAY_LEN(archs)) {
-        char list[256] = "";
+        char list[512] = "";
         for (size_t i = 0; i < SL_ARRAY_LEN(archs); i++)
             snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", archs[i].name);
         return sl_err(err, errlen, "unsupported architecture '%s' (supported: %s)", arch, list);
@@ -972,8 +1142,9 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
         key_u32(f, arch, "embedding_length", true, 0, &embd, err, errlen) ||
         key_u32(f, arch, "block_count", true, 0, &nl, err, errlen) ||
         /* qwen35moe: only the experts' sizes are required (0: n_ff_exp) */
-        key_sz(f, arch, "feed_forward_length", hp->arch != SL_ARCH_QWEN35MOE && hp->arch != SL_ARCH_QWEN3NEXT, 0,
-               &ff, err, errlen) ||
+        (is_nemotron(hp) ? load_nemotron_ff(m, nl, &ff, err, errlen)
+                         : key_sz(f, arch, "feed_forward_length",
+                                  hp->arch != SL_ARCH_QWEN35MOE && hp->arch != SL_ARCH_QWEN3NEXT, 0, &ff, err, errlen)) ||
         key_sz(f, arch, "attention.head_count", true, 0, &nh, err, errlen))
         return -1;
     if (dim_ok(ctx, "context_length", err, errlen) || dim_ok(embd, "embedding_length", err, errlen) ||
@@ -982,8 +1153,10 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
          dim_ok(ff, "feed_forward_length", err, errlen)) ||
         dim_ok(nh, "attention.head_count", err, errlen))
         return -1;
-    if (key_sz(f, arch, "attention.head_count_kv", false, nh, &nkv, err, errlen) ||
-        dim_ok(nkv, "attention.head_count_kv", err, errlen))
+    if (hp->arch == SL_ARCH_GRANITEHYBRID || is_nemotron(hp)) {
+        if (load_mamba2_kinds(m, nl, &nkv, err, errlen)) return -1;
+    } else if (key_sz(f, arch, "attention.head_count_kv", false, nh, &nkv, err, errlen) ||
+               dim_ok(nkv, "attention.head_count_kv", err, errlen))
         return -1;
     if (nh % nkv != 0 && !g4) /* gemma4: checked per layer */
         return sl_err(err, errlen, "attention.head_count (%u) is not a multiple of head_count_kv (%u)",
@@ -1009,6 +1182,8 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
         return -1;
     if (nextn >= nl)
         return sl_err(err, errlen, "%s.nextn_predict_layers = %u leaves no layer of %u", arch, nextn, nl);
+    if (is_nemotron(hp) && gguf_get_u32_or(f, (snprintf(e, sizeof e, "%s.nextn_predict_layers", arch), e), 0) > 0)
+        return sl_err(err, errlen, "%s: multi-token-prediction layers (nextn_predict_layers) are not supported", arch);
     nl -= nextn;
     hp->n_ctx_train = (int)ctx;
     hp->n_embd = (int)embd;
@@ -1020,7 +1195,7 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
 
     if (load_experts(f, hp, err, errlen)) return -1;
     if (hp->n_ff == 0) hp->n_ff = hp->n_ff_exp; /* qwen35moe without feed_forward_length */
-    hp->n_layer_kv = hp->n_layer;
+    if (!m->mamba_rec) hp->n_layer_kv = hp->n_layer; /* granitehybrid: its attention layers, counted above */
     if (key_f32(f, arch, "attention.layer_norm_rms_epsilon", true, 0, &hp->norm_eps, err, errlen))
         return -1;
     if (!(hp->norm_eps >= 0.0f))
@@ -1031,6 +1206,7 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
     /* llama: Q/K rows permuted by the converter; GLM rotates adjacent pairs itself */
     r->style = hp->arch == SL_ARCH_LLAMA || hp->arch == SL_ARCH_CHATGLM || hp->arch == SL_ARCH_GLM4 ||
                        hp->arch == SL_ARCH_GRANITE || hp->arch == SL_ARCH_GRANITEMOE || hp->arch == SL_ARCH_SMOLLM3 ||
+                       hp->arch == SL_ARCH_GRANITEHYBRID ||
                        hp->arch == SL_ARCH_ERNIE4_5 || hp->arch == SL_ARCH_DEEPSEEK2
                    ? SL_ROPE_NORM
                    : SL_ROPE_NEOX;
@@ -1101,6 +1277,7 @@ static int load_hparams(sl_model_t *m, char *err, size_t errlen) {
     if ((hp->arch == SL_ARCH_QWEN35 || hp->arch == SL_ARCH_QWEN35MOE || hp->arch == SL_ARCH_QWEN3NEXT) &&
         load_hybrid(m, err, errlen))
         return -1;
+    if ((hp->arch == SL_ARCH_GRANITEHYBRID || is_nemotron(hp)) && load_mamba2(m, err, errlen)) return -1;
     if (g4 && load_gemma4(m, kl, err, errlen)) return -1;
     return hp->arch == SL_ARCH_DEEPSEEK2 ? load_mla(f, hp, vl, factor, err, errlen) : 0; /* its own attention scale */
 }
@@ -1661,6 +1838,129 @@ static int load_hybrid_layer(sl_model_t *m, int l, sl_layer_t *L, char *err, siz
     return 0;
 }
 
+/* A Mamba-2 layer's tensors (llama.cpp's names and shapes): ssm_in [E,
+ * d_inner + C + heads] (z, then xBC, then dt), ssm_conv1d.weight [d_conv,
+ * C] and .bias [C], ssm_dt.bias, ssm_a (= -exp(A_log)) and ssm_d, each [1,
+ * heads] (a vector of heads), ssm_norm.weight [d_inner / n_group, n_group]
+ * and ssm_out [d_inner, E]. */
+static int load_mamba2_mixer(sl_model_t *m, int l, sl_layer_t *L, char *err, size_t errlen) {
+    const sl_hparams_t *hp = &m->hp;
+    const int64_t E = hp->n_embd, HV = hp->ssm_n_v, VD = HV * hp->ssm_head_v;
+    const int64_t C = 2 * (int64_t)hp->ssm_n_k * hp->ssm_head_k + VD;
+    char n[96];
+#define NAME(s) (snprintf(n, sizeof n, "blk.%d.%s", l, s), n)
+    float *conv = NULL;
+    if (get_matrix(m, NAME("ssm_in.weight"), E, VD + C + HV, "n_embd × (2·inner_size + 2·group_count·state_size + heads)",
+                   true, &L->ssm_in, err, errlen) ||
+        get_vector_stack(m, NAME("ssm_conv1d.weight"), hp->ssm_conv, C, "conv_kernel × conv channels", &conv, err,
+                         errlen))
+        return -1;
+    L->conv_w = malloc(sizeof(float) * (size_t)C * (size_t)hp->ssm_conv);
+    if (!L->conv_w) {
+        free(conv);
+        return sl_err(err, errlen, "out of memory");
+    }
+    for (int64_t c = 0; c < C; c++) /* [channel][tap] → [tap][channel] */
+        for (int k = 0; k < hp->ssm_conv; k++) L->conv_w[(size_t)k * (size_t)C + (size_t)c] = conv[c * hp->ssm_conv + k];
+    free(conv);
+    if (get_vector(m, NAME("ssm_conv1d.bias"), C, "conv channels", hp->arch == SL_ARCH_GRANITEHYBRID, &L->conv_b, err,
+                   errlen) ||
+        get_vector(m, NAME("ssm_dt.bias"), HV, "time_step_rank", true, &L->dt_bias, err, errlen) ||
+        get_vector_stack(m, NAME("ssm_a"), 1, HV, "1 × time_step_rank", &L->ssm_a, err, errlen) ||
+        get_vector_stack(m, NAME("ssm_d"), 1, HV, "1 × time_step_rank", &L->ssm_d, err, errlen) ||
+        get_vector_stack(m, NAME("ssm_norm.weight"), VD / hp->ssm_n_k, hp->ssm_n_k,
+                         "inner_size / group_count × group_count", &L->ssm_norm, err, errlen) ||
+        get_matrix(m, NAME("ssm_out.weight"), VD, E, "inner_size × n_embd", true, &L->ssm_out, err, errlen))
+        return -1;
+#undef NAME
+    return 0;
+}
+
+/* A granitehybrid layer: attn_norm, then a Mamba-2 mixer (mamba_rec) or
+ * attention (attn_q/k/v/output, optional biases; the q/k rows in llama's
+ * permuted order), then ffn_norm and a dense SwiGLU FFN (Granite 4.0 H
+ * Micro) or softmax-routed experts plus an ungated shared expert
+ * (H Tiny / Small). */
+static int load_mamba2_layer(sl_model_t *m, int l, sl_layer_t *L, char *err, size_t errlen) {
+    const sl_hparams_t *hp = &m->hp;
+    const int64_t E = hp->n_embd, QD = (int64_t)hp->n_head * hp->head_dim, KD = (int64_t)hp->n_head_kv * hp->head_dim;
+    const int64_t F = hp->n_ff, NE = hp->n_expert, FE = hp->n_ff_exp, FS = hp->n_ff_shexp;
+    char n[96];
+#define NAME(s) (snprintf(n, sizeof n, "blk.%d.%s", l, s), n)
+    L->recurrent = m->mamba_rec[l];
+    const bool nemotron = is_nemotron(hp);
+    if (get_vector(m, NAME("attn_norm.weight"), E, "n_embd", true, &L->attn_norm, err, errlen) ||
+        (!nemotron && get_vector(m, NAME("ffn_norm.weight"), E, "n_embd", true, &L->ffn_norm, err, errlen)))
+        return -1;
+    if (nemotron && m->layer_ff[l] && NE) { /* nemotron_h_moe: a MoE layer */
+        L->ffn_only = true;
+        if (gguf_find_tensor(m->gf, NAME("ffn_latent_down.weight")))
+            return sl_err(err, errlen, "%s: latent MoE projections (ffn_latent_down / up) are not supported",
+                          hp->arch_name);
+        return get_matrix(m, NAME("ffn_gate_inp.weight"), E, NE, "n_embd × n_expert", true, &L->router, err,
+                          errlen) ||
+                       get_vector(m, NAME("exp_probs_b.bias"), NE, "n_expert", true, &L->expert_bias, err, errlen) ||
+                       get_stack(m, NAME("ffn_up_exps.weight"), E, FE, NE, "n_embd × n_ff_exp × n_expert", &L->xup,
+                                 err, errlen) ||
+                       get_stack(m, NAME("ffn_down_exps.weight"), FE, E, NE, "n_ff_exp × n_embd × n_expert",
+                                 &L->xdown, err, errlen) ||
+                       get_matrix(m, NAME("ffn_up_shexp.weight"), E, FS, "n_embd × n_ff_shexp", true, &L->up, err,
+                                  errlen) ||
+                       get_matrix(m, NAME("ffn_down_shexp.weight"), FS, E, "n_ff_shexp × n_embd", true, &L->down,
+                                  err, errlen)
+                   ? -1
+                   : 0;
+    }
+    if (nemotron && m->layer_ff[l]) { /* an MLP layer: down(relu(up x)²), optional biases */
+        const int64_t FL = m->layer_ff[l];
+        L->ffn_only = true;
+        return get_matrix(m, NAME("ffn_up.weight"), E, FL, "n_embd × feed_forward_length[l]", true, &L->up, err,
+                          errlen) ||
+                       get_matrix(m, NAME("ffn_down.weight"), FL, E, "feed_forward_length[l] × n_embd", true, &L->down,
+                                  err, errlen) ||
+                       get_vector(m, NAME("ffn_up.bias"), FL, "feed_forward_length[l]", false, &L->bup, err, errlen) ||
+                       get_vector(m, NAME("ffn_down.bias"), E, "n_embd", false, &L->bdown, err, errlen)
+                   ? -1
+                   : 0;
+    }
+    L->no_ffn = nemotron; /* nemotron_h: a mixer layer has no FFN of its own */
+    if (L->recurrent) {
+        if (load_mamba2_mixer(m, l, L, err, errlen)) return -1;
+    } else if (get_matrix(m, NAME("attn_q.weight"), E, QD, "n_embd × n_head·head_dim", true, &L->wq, err, errlen) ||
+               get_matrix(m, NAME("attn_k.weight"), E, KD, "n_embd × n_head_kv·head_dim", true, &L->wk, err, errlen) ||
+               get_matrix(m, NAME("attn_v.weight"), E, KD, "n_embd × n_head_kv·head_dim", true, &L->wv, err, errlen) ||
+               get_matrix(m, NAME("attn_output.weight"), QD, E, "n_head·head_dim × n_embd", true, &L->wo, err,
+                          errlen) ||
+               get_vector(m, NAME("attn_q.bias"), QD, "n_head·head_dim", false, &L->bq, err, errlen) ||
+               get_vector(m, NAME("attn_k.bias"), KD, "n_head_kv·head_dim", false, &L->bk, err, errlen) ||
+               get_vector(m, NAME("attn_v.bias"), KD, "n_head_kv·head_dim", false, &L->bv, err, errlen) ||
+               get_vector(m, NAME("attn_output.bias"), E, "n_embd", false, &L->bo, err, errlen)) {
+        return -1;
+    }
+    if (nemotron) return 0;
+    if (NE == 0)
+        return get_matrix(m, NAME("ffn_gate.weight"), E, F, "n_embd × n_ff", true, &L->gate, err, errlen) ||
+                       get_matrix(m, NAME("ffn_up.weight"), E, F, "n_embd × n_ff", true, &L->up, err, errlen) ||
+                       get_matrix(m, NAME("ffn_down.weight"), F, E, "n_ff × n_embd", true, &L->down, err, errlen)
+                   ? -1
+                   : 0;
+    if (get_matrix(m, NAME("ffn_gate_inp.weight"), E, NE, "n_embd × n_expert", true, &L->router, err, errlen) ||
+        get_stack(m, NAME("ffn_gate_exps.weight"), E, FE, NE, "n_embd × n_ff_exp × n_expert", &L->xgate, err,
+                  errlen) ||
+        get_stack(m, NAME("ffn_up_exps.weight"), E, FE, NE, "n_embd × n_ff_exp × n_expert", &L->xup, err, errlen) ||
+        get_stack(m, NAME("ffn_down_exps.weight"), FE, E, NE, "n_ff_exp × n_embd × n_expert", &L->xdown, err,
+                  errlen))
+        return -1;
+    if (FS && (get_matrix(m, NAME("ffn_gate_shexp.weight"), E, FS, "n_embd × n_ff_shexp", true, &L->gate, err,
+                          errlen) ||
+               get_matrix(m, NAME("ffn_up_shexp.weight"), E, FS, "n_embd × n_ff_shexp", true, &L->up, err, errlen) ||
+               get_matrix(m, NAME("ffn_down_shexp.weight"), FS, E, "n_ff_shexp × n_embd", true, &L->down, err,
+                          errlen)))
+        return -1;
+#undef NAME
+    return 0;
+}
+
 /* One gemma4 layer, as llama.cpp loads it: attn_norm, attn_q, attn_k and
  * attn_k_norm (only on the layers with a KV), attn_v optional (absent:
  * V is K's projection, the 26B / 31B global layers' attention_k_eq_v),
@@ -1838,12 +2138,19 @@ static int load_tensors(sl_model_t *m, char *err, size_t errlen) {
     const bool oss =
         hp->arch == SL_ARCH_GPT_OSS; /* biases everywhere, sinks; FFN norm named as glm4moe's */
     const int64_t NE = hp->n_expert, FE = hp->n_ff_exp, FS = hp->n_ff_shexp;
-    for (int l = 0; l < hp->n_layer; l++) {
+    for (int l = 0, n_rec = 0, n_kv = 0; l < hp->n_layer; l++) {
         sl_layer_t *L = &m->layers[l];
-        if (hp->full_attn_interval) {
-            if (load_hybrid_layer(m, l, L, err, errlen)) return -1;
+        /* the attention layers before l (KV layer), the recurrent ones (state part) */
+        L->kv_l = n_kv;
+        L->rec_l = n_rec;
+        if (hp->mamba2 || hp->full_attn_interval) {
+            if (hp->mamba2 ? load_mamba2_layer(m, l, L, err, errlen) : load_hybrid_layer(m, l, L, err, errlen))
+                return -1;
+            n_rec += L->recurrent;
+            n_kv += !L->recurrent && !L->ffn_only;
             continue;
         }
+        n_kv++;
         char n[96];
 #define NAME(s) (snprintf(n, sizeof n, "blk.%d.%s", l, s), n)
         const bool fused = (glm || phi3) && gguf_find_tensor(m->gf, NAME("attn_qkv.weight")) != NULL;
@@ -1984,6 +2291,8 @@ void model_free(sl_model_t *m) {
             free(L->dt_bias);
             free(L->ssm_a);
             free(L->ssm_norm);
+            free(L->conv_b);
+            free(L->ssm_d);
             free(L->pl_post_norm);
             free(L->router_s);
             free(L->xdown_s);
@@ -1999,6 +2308,8 @@ void model_free(sl_model_t *m) {
     free(m->rope_long);
     free(m->rope_short);
     free(m->rope_mask);
+    free(m->mamba_rec);
+    free(m->layer_ff);
     free(m->embd_norm);
     free(m->embd_norm_b);
     free(m->cls_b);
@@ -2033,7 +2344,8 @@ sl_model_t *model_load(const char *path, char *err, size_t errlen) {
         for (int l = 0; m->layers && l < m->hp.n_layer; l++) {
             sl_layer_t *L = &m->layers[l];
             L->n_head = m->hp.n_head, L->n_head_kv = m->hp.n_head_kv, L->head_dim = m->hp.head_dim;
-            L->n_ff = m->hp.n_ff, L->has_kv = true, L->kv_l = l, L->out_scale = 1.0f;
+            L->n_ff = m->hp.n_ff, L->has_kv = true, L->out_scale = 1.0f;
+            if (!m->hp.ssm_hybrid) L->kv_l = l; /* hybrids: load_tensors counted their attention layers */
         }
     return m;
 }
@@ -2061,7 +2373,7 @@ static int layout_init(sl_kv_layout_t *lay, const sl_model_t *m, int block_size,
                       m->hp.head_dim);
     if (block_size <= 0 || block_size > MODEL_DIM_LIMIT)
         return sl_err(err, errlen, "KV block size %d is out of range", block_size);
-    lay->n_layer = m->hp.full_attn_interval ? m->hp.n_layer_kv : m->hp.n_layer; /* attention layers only */
+    lay->n_layer = m->hp.ssm_hybrid ? m->hp.n_layer_kv : m->hp.n_layer; /* attention layers only */
     lay->v_is_k = m->hp.mla;
     lay->n_head_kv = m->hp.n_head_kv;
     lay->head_dim = m->hp.head_dim;
@@ -2169,7 +2481,7 @@ static size_t state_layer_floats(const sl_hparams_t *hp) {
 
 size_t model_state_floats(const sl_model_t *m) {
     const sl_hparams_t *hp = &m->hp;
-    if (!hp->full_attn_interval) return 0;
+    if (!hp->ssm_hybrid) return 0;
     return (size_t)(hp->n_layer - hp->n_layer_kv) * state_layer_floats(hp); /* ≤ 2^20 layers × 2^12 · 2^32 */
 }
 
@@ -2271,7 +2583,8 @@ static int scratch_reserve(sl_model_t *m, int n_tok, size_t n_scores, int n_out,
         const size_t HV = (size_t)hp->ssm_n_v, VD = HV * (size_t)hp->ssm_head_v,
                      C = 2 * (size_t)hp->ssm_n_k * (size_t)hp->ssm_head_k + VD;
         const size_t hyb =
-            hp->full_attn_interval ? 3 * QD + 2 * C + 2 * VD + 2 * HV + (hp->ssm_v_grouped ? C + VD + 2 * HV : 0) : 0;
+            hp->ssm_hybrid ? 3 * QD + 2 * C + 2 * VD + 2 * HV + (hp->ssm_v_grouped || hp->mamba2 ? C + VD + 2 * HV : 0)
+                           : 0;
         const size_t per_tok =
             2 * E + 2 * QD + 2 * KD + 2 * F + (NE ? NE + 2 * KU + 3 * E + 2 * FE : 0) + mla + hyb + ple;
         float *b = malloc(per_tok * (size_t)n_tok * sizeof(float));
@@ -2330,7 +2643,7 @@ static int scratch_reserve(sl_model_t *m, int n_tok, size_t n_scores, int n_out,
             s->dn_o = s->dn_z + n * VD;
             s->dn_b = s->dn_o + n * VD;
             s->dn_g = s->dn_b + n * HV;
-            s->dn_mix = hp->ssm_v_grouped ? s->dn_g + n * HV : NULL;
+            s->dn_mix = hp->ssm_v_grouped || hp->mamba2 ? s->dn_g + n * HV : NULL;
         }
         if (ple) { /* gemma4 (no MLA or DeltaNet buffers) */
             s->ple = s->up + n * F + (NE ? n * (NE + 2 * KU + 3 * E + 2 * FE) : 0);
@@ -2893,7 +3206,10 @@ static void dn_conv_worker(void *ctx, int ith, int nth) {
         const int n = j->seqs[i].n_tok, t0 = j->seq_t0[i];
         for (int t = 0; t < n; t++) {
             float *out = s->dn_conv + (size_t)(t0 + t) * C + c0;
-            memset(out, 0, nc * sizeof(float));
+            if (j->L->conv_b) /* Mamba-2's conv has a bias */
+                memcpy(out, j->L->conv_b + c0, nc * sizeof(float));
+            else
+                memset(out, 0, nc * sizeof(float));
             for (int k = 0; k < KW; k++) {
                 const int p = t - (KW - 1) + k; /* input position; < 0: the state's row KW - 1 + p */
                 const float *in = p < 0 ? cs + (size_t)(KW - 1 + p) * C + c0 : s->dn_in + (size_t)(t0 + p) * C + c0;
@@ -3039,8 +3355,7 @@ static void deltanet_layer(sl_model_t *m, sl_pool_t *pool, const sl_layer_t *L, 
                 }
     }
     /* DeltaNet layers before l, each one state_layer_floats */
-    const int r = l - (l + 1) / hp->full_attn_interval;
-    struct dn_job j = {m, L, seqs, seq_t0, n_seqs, n_tok, (size_t)r * state_layer_floats(hp), 0};
+    struct dn_job j = {m, L, seqs, seq_t0, n_seqs, n_tok, (size_t)L->rec_l * state_layer_floats(hp), 0};
     atomic_init(&j.next, 0);
     if (n_tok >= 2) {
         sl_pool_run(pool, dn_conv_worker, &j);
@@ -3054,6 +3369,176 @@ static void deltanet_layer(sl_model_t *m, sl_pool_t *pool, const sl_layer_t *L, 
         sl_pool_run(pool, dn_out_worker, &j);
     else
         dn_out_worker(&j, 0, 1);
+    matmul_w(pool, &L->ssm_out, s->dn_o, n_tok, s->xn);
+}
+
+/* nemotron_h's MLP layer on s->xn (normed): x += down(relu(up xn + bup)²) + bdown. */
+static void relu2_ffn(sl_model_t *m, sl_pool_t *pool, const sl_layer_t *L, int n_tok) {
+    struct sl_scratch *s = &m->s;
+    const size_t F = (size_t)L->up.n_out, E = (size_t)m->hp.n_embd;
+    matmul_w(pool, &L->up, s->xn, n_tok, s->gate);
+    for (size_t t = 0; t < (size_t)n_tok; t++) {
+        float *g = s->gate + t * F;
+        for (size_t i = 0; i < F; i++) {
+            const float v = fmaxf(g[i] + (L->bup ? L->bup[i] : 0.0f), 0.0f);
+            g[i] = v * v;
+        }
+    }
+    matmul_w(pool, &L->down, s->gate, n_tok, s->xn);
+    struct add_job aj = {s->x, s->xn, L->bdown, (size_t)n_tok * E, E, m->hp.residual_scale};
+    add_worker(&aj, 0, 1);
+}
+
+/* nemotron_h_moe's MoE layer on s->xn (normed): each token's chosen
+ * experts down(relu(up xn)²), weighted as moe_route says (sigmoid, the
+ * selection bias, norm, scale), plus the shared expert
+ * down_shexp(relu(up_shexp xn)²), added to s->x. Tokens grouped by expert
+ * as in moe_ffn, so each chosen expert's two matrices run once per step. */
+static void relu2_moe_ffn(sl_model_t *m, sl_pool_t *pool, const sl_layer_t *L, int n_tok) {
+    const sl_hparams_t *hp = &m->hp;
+    struct sl_scratch *s = &m->s;
+    const int NE = hp->n_expert, KU = hp->n_expert_used, E = hp->n_embd, FE = hp->n_ff_exp;
+    matmul_w(pool, &L->router, s->xn, n_tok, s->moe_logits);
+    int32_t *start = s->moe_start;
+    memset(start, 0, sizeof *start * (size_t)(NE + 1));
+    for (int t = 0; t < n_tok; t++) {
+        moe_route(hp, L->expert_bias, s->moe_logits + (size_t)t * NE, s->moe_e + (size_t)t * KU,
+                  s->moe_w + (size_t)t * KU);
+        for (int j = 0; j < KU; j++) start[s->moe_e[(size_t)t * KU + j] + 1]++;
+    }
+    for (int e = 0; e < NE; e++) start[e + 1] += start[e];
+    for (int t = 0; t < n_tok; t++)
+        for (int j = 0; j < KU; j++) {
+            const int e = s->moe_e[(size_t)t * KU + j], at = start[e]++;
+            s->moe_tok[at] = t;
+            s->moe_gw[at] = s->moe_w[(size_t)t * KU + j];
+        }
+    for (int e = NE; e > 0; e--) start[e] = start[e - 1];
+    start[0] = 0;
+    memset(s->moe_sum, 0, sizeof(float) * (size_t)n_tok * (size_t)E);
+    for (int e = 0; e < NE; e++) {
+        const int lo = start[e], c = start[e + 1] - lo;
+        if (c == 0) continue;
+        for (int i = 0; i < c; i++)
+            memcpy(s->moe_x + (size_t)i * E, s->xn + (size_t)s->moe_tok[lo + i] * E, sizeof(float) * (size_t)E);
+        matmul_w(pool, &L->xup[e], s->moe_x, c, s->moe_u);
+        for (size_t i = 0; i < (size_t)c * (size_t)FE; i++) {
+            const float v = fmaxf(s->moe_u[i], 0.0f);
+            s->moe_u[i] = v * v;
+        }
+        matmul_w(pool, &L->xdown[e], s->moe_u, c, s->moe_y);
+        for (int i = 0; i < c; i++) {
+            float *acc = s->moe_sum + (size_t)s->moe_tok[lo + i] * E;
+            const float *y = s->moe_y + (size_t)i * E, w = s->moe_gw[lo + i];
+            for (int d = 0; d < E; d++) acc[d] += w * y[d];
+        }
+    }
+    const size_t FS = (size_t)hp->n_ff_shexp;
+    matmul_w(pool, &L->up, s->xn, n_tok, s->gate);
+    for (size_t i = 0; i < (size_t)n_tok * FS; i++) {
+        const float v = fmaxf(s->gate[i], 0.0f);
+        s->gate[i] = v * v;
+    }
+    matmul_w(pool, &L->down, s->gate, n_tok, s->moe_y);
+    for (size_t i = 0; i < (size_t)n_tok * (size_t)E; i++) s->moe_sum[i] += s->moe_y[i];
+    struct add_job aj = {s->x, s->moe_sum, NULL, (size_t)n_tok * (size_t)E, (size_t)E, hp->residual_scale};
+    add_worker(&aj, 0, 1);
+}
+
+/* ---- Mamba-2 hybrids (granitehybrid): the mixer's forward pass ----
+ *
+ * Per token: zxBCdt = ssm_in · x; xBC through the causal conv (with the
+ * sequence's last d_conv - 1 inputs, plus bias) and SiLU; xBC = [x (heads ×
+ * head_dim) | B (n_group × d_state) | C (n_group × d_state)]; per head h
+ * of group g = h / (heads / n_group) (B and C repeat_interleave'd over a
+ * group's heads, as HF and ggml do):
+ *   dt = softplus(dt_raw + dt_bias[h]),  a = exp(dt · A[h])
+ *   S[i][n] = a · S[i][n] + dt · x[i] · B[n]   (i < head_dim, n < d_state)
+ *   y[i] = Σ_n S[i][n] · C[n] + D[h] · x[i]
+ * then y · silu(z), RMS-normed per group of d_inner / n_group channels
+ * (× ssm_norm), and ssm_out. The state per layer is the conv's inputs and
+ * heads × head_dim × d_state floats (state_layer_floats: the DeltaNet
+ * formula with the same fields). Reuses the DeltaNet job and its conv. */
+
+/* The scan of one (sequence, head) over its tokens in order; items claimed
+ * from a counter. Writes y + D·x into s->dn_o. */
+static void m2_scan_worker(void *ctx, int ith, int nth) {
+    struct dn_job *j = ctx;
+    (void)ith, (void)nth;
+    const sl_hparams_t *hp = &j->m->hp;
+    const struct sl_scratch *s = &j->m->s;
+    const int NG = hp->ssm_n_k, DS = hp->ssm_head_k, NH = hp->ssm_n_v, HD = hp->ssm_head_v;
+    const size_t VD = (size_t)NH * (size_t)HD, C = VD + 2 * (size_t)NG * (size_t)DS;
+    const size_t sc = state_conv_floats(hp);
+    for (;;) {
+        const int it = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (it >= j->n_seqs * NH) break;
+        const int i = it / NH, h = it % NH, g = h / (NH / NG);
+        float *S = j->seqs[i].state + j->state_off + sc + (size_t)h * (size_t)HD * (size_t)DS;
+        const float A = j->L->ssm_a[h], D = j->L->ssm_d[h], bias = j->L->dt_bias[h];
+        for (int tt = 0; tt < j->seqs[i].n_tok; tt++) {
+            const size_t t = (size_t)(j->seq_t0[i] + tt);
+            const float *x = s->dn_conv + t * C + (size_t)h * HD;
+            const float *B = s->dn_conv + t * C + VD + (size_t)g * DS, *Cm = B + (size_t)NG * DS;
+            const float xr = s->dn_g[t * (size_t)NH + (size_t)h] + bias;
+            const float dt = xr > 20.0f ? xr : log1pf(expf(xr)); /* ggml's softplus */
+            const float a = expf(dt * A);
+            float *o = s->dn_o + t * VD + (size_t)h * HD;
+            for (int r = 0; r < HD; r++) {
+                float *row = S + (size_t)r * DS;
+                const float dx = dt * x[r];
+                float acc = 0.0f;
+                for (int n = 0; n < DS; n++) {
+                    row[n] = row[n] * a + dx * B[n];
+                    acc += row[n] * Cm[n];
+                }
+                o[r] = acc + D * x[r];
+            }
+        }
+    }
+}
+
+/* Per token and group: y = rmsnorm(y · silu(z)) · ssm_norm's group part. */
+static void m2_out_worker(void *ctx, int ith, int nth) {
+    struct dn_job *j = ctx;
+    const sl_hparams_t *hp = &j->m->hp;
+    const struct sl_scratch *s = &j->m->s;
+    const int NG = hp->ssm_n_k, GD = hp->ssm_n_v * hp->ssm_head_v / NG;
+    int lo, hi;
+    split_range(j->n_tok * NG, ith, nth, &lo, &hi);
+    for (int r = lo; r < hi; r++) {
+        float *o = s->dn_o + (size_t)r * GD;
+        const float *z = s->dn_z + (size_t)r * GD;
+        for (int d = 0; d < GD; d++) o[d] *= z[d] / (1.0f + expf(-z[d]));
+        sl_rmsnorm(o, o, j->L->ssm_norm + (size_t)(r % NG) * GD, GD, hp->norm_eps);
+    }
+}
+
+/* Mamba-2 layer over the batch: s->xn (normed) in, its output in s->xn. */
+static void mamba2_layer(sl_model_t *m, sl_pool_t *pool, const sl_layer_t *L, const sl_batch_seq_t *seqs,
+                         const int32_t *seq_t0, int n_seqs, int n_tok) {
+    const sl_hparams_t *hp = &m->hp;
+    struct sl_scratch *s = &m->s;
+    const size_t NH = (size_t)hp->ssm_n_v, VD = NH * (size_t)hp->ssm_head_v,
+                 C = VD + 2 * (size_t)hp->ssm_n_k * (size_t)hp->ssm_head_k, W = VD + C + NH;
+    matmul_w(pool, &L->ssm_in, s->xn, n_tok, s->dn_mix);
+    for (size_t t = 0; t < (size_t)n_tok; t++) { /* [z | xBC | dt] */
+        const float *src = s->dn_mix + t * W;
+        memcpy(s->dn_z + t * VD, src, VD * sizeof(float));
+        memcpy(s->dn_in + t * C, src + VD, C * sizeof(float));
+        memcpy(s->dn_g + t * NH, src + VD + C, NH * sizeof(float));
+    }
+    struct dn_job j = {m, L, seqs, seq_t0, n_seqs, n_tok, (size_t)L->rec_l * state_layer_floats(hp), 0};
+    atomic_init(&j.next, 0);
+    if (n_tok >= 2)
+        sl_pool_run(pool, dn_conv_worker, &j);
+    else
+        dn_conv_worker(&j, 0, 1);
+    sl_pool_run_elastic(pool, m2_scan_worker, &j);
+    if (n_tok >= 2)
+        sl_pool_run(pool, m2_out_worker, &j);
+    else
+        m2_out_worker(&j, 0, 1);
     matmul_w(pool, &L->ssm_out, s->dn_o, n_tok, s->xn);
 }
 
@@ -3127,7 +3612,7 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
         s->seq_t0[i] = t;
         for (int k = 0; k < seqs[i].n_tok; k++, t++)
             table_row(&m->tok_embd, seqs[i].tokens[k], s->x + (size_t)t * (size_t)E);
-        if (hp->full_attn_interval && seqs[i].n_past == 0) /* a new sequence: an empty recurrent state */
+        if (hp->ssm_hybrid && seqs[i].n_past == 0) /* a new sequence: an empty recurrent state */
             memset(seqs[i].state, 0, model_state_floats(m) * sizeof(float));
     }
     if (hp->embd_scale != 1.0f)
@@ -3137,8 +3622,17 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
     for (int l = 0; l < hp->n_layer; l++) {
         const sl_layer_t *L = &m->layers[l];
         pre_norm(pool, s->xn, s->x, L->attn_norm, n_tok, E, hp->norm_eps);
+        if (L->ffn_only) { /* nemotron_h: an MLP layer; nemotron_h_moe: a MoE layer */
+            if (L->xup)
+                relu2_moe_ffn(m, pool, L, n_tok);
+            else
+                relu2_ffn(m, pool, L, n_tok);
+            continue;
+        }
         if (L->wkv_a.data) { /* deepseek2: multi-head latent attention */
             mla_attention(m, pool, lay, L, l, n_tok, max_keys);
+        } else if (L->recurrent && hp->mamba2) { /* granitehybrid: Mamba-2 */
+            mamba2_layer(m, pool, L, seqs, s->seq_t0, n_seqs, n_tok);
         } else if (L->recurrent) { /* qwen35: Gated DeltaNet */
             deltanet_layer(m, pool, L, l, seqs, s->seq_t0, n_seqs, n_tok);
         } else {
@@ -3176,6 +3670,7 @@ static void forward_batch(sl_model_t *m, sl_pool_t *pool, const sl_kv_layout_t *
         if (L->post_attn_norm) rmsnorm_rows(pool, s->xn, s->xn, L->post_attn_norm, n_tok, E, hp->norm_eps);
         struct add_job aj = {s->x, s->xn, L->bo, (size_t)n_tok * (size_t)E, (size_t)E, hp->residual_scale};
         add_worker(&aj, 0, 1);
+        if (L->no_ffn) continue; /* nemotron_h: the mixer was the whole layer */
 
         if (L->router_s) { /* gemma4 with experts */
             gemma4_moe_ffn(m, pool, L, n_tok);
@@ -3322,7 +3817,7 @@ int model_forward_batch(sl_model_t *m, sl_pool_t *pool, sl_kv_pool_t *kv, const 
                 return sl_err(err, errlen, "sequence %d: block %d of its table (%d) is outside the pool", i, b,
                               (int)q->blocks[b]);
         if (check_tokens(m, q->tokens, q->n_tok, err, errlen)) return -1;
-        if (hp->full_attn_interval && !q->state)
+        if (hp->ssm_hybrid && !q->state)
             return sl_err(err, errlen, "sequence %d: a %s model needs the sequence's recurrent state", i, hp->arch_name);
         if (n_tok > MODEL_DIM_LIMIT - q->n_tok) return sl_err(err, errlen, "batch too large");
         n_tok += q->n_tok;

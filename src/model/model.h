@@ -26,7 +26,10 @@
  * qwen3next (the same with HF's grouped V heads and fused projections),
  * gemma4 (window and global layers of their own head sizes, head counts
  * and RoPE, q/k/v norms, the last layers reading an earlier layer's KV,
- * per-layer token embeddings, a per-layer output scale; text only);
+ * per-layer token embeddings, a per-layer output scale; text only),
+ * granitehybrid (Mamba-2 layers with a per-sequence recurrent state beside
+ * attention layers; dense or routed experts plus a shared expert),
+ * nemotron_h (Mamba-2, attention and squared-ReLU MLP layers);
  * tied or untied
  * output. And the encoders bert (BERT, XLM-RoBERTa: embedding models and
  * rerankers) and nomic-bert, run only through model_embed (below).
@@ -75,8 +78,14 @@ typedef enum sl_arch {
     SL_ARCH_QWEN35MOE, /* Qwen3.5 / 3.6 MoE: the same layers, routed experts plus a gated shared expert */
     SL_ARCH_QWEN3NEXT, /* Qwen3-Next, Qwen3-Coder-Next: qwen35moe's layers with grouped V heads, fused b/a (and
                           in older files q/k/v/z) projections, plain NEOX RoPE */
-    SL_ARCH_GEMMA4     /* Gemma 4 (text): per-layer head sizes, window layers, KV shared by the last layers,
+    SL_ARCH_GEMMA4,    /* Gemma 4 (text): per-layer head sizes, window layers, KV shared by the last layers,
                           per-layer embeddings (E2B / E4B) */
+    SL_ARCH_GRANITEHYBRID, /* IBM Granite 4.0 H: Mamba-2 layers and attention layers (head_count_kv 0 marks a Mamba-2
+                              layer), dense FFN or experts plus a shared expert, Granite's scales */
+    SL_ARCH_NEMOTRON_H,    /* NVIDIA Nemotron-H / Nemotron Nano 2: Mamba-2, attention (no RoPE) and squared-ReLU MLP
+                              layers, each one sublayer */
+    SL_ARCH_NEMOTRON_H_MOE /* NVIDIA Nemotron 3 Nano: nemotron_h with sigmoid-routed squared-ReLU experts and a shared
+                              expert in place of the MLP layers */
 } sl_arch_t;
 
 /* How an embedding model turns its last hidden states into one vector per
@@ -146,6 +155,12 @@ typedef struct sl_hparams {
     int ssm_n_k, ssm_head_k; /* key heads (ssm.group_count) of ssm.state_size */
     int ssm_n_v, ssm_head_v; /* value heads (ssm.time_step_rank) of ssm.inner_size / ssm_n_v */
     int n_layer_kv;         /* layers with a KV cache (n_layer but for the DeltaNet ones) */
+    /* any model with a per-sequence recurrent state (qwen35 family,
+     * granitehybrid); mamba2: its recurrent layers are Mamba-2 layers,
+     * whose n_group, d_state, heads and head_dim sit in ssm_n_k,
+     * ssm_head_k, ssm_n_v and ssm_head_v (and which layers they are is the
+     * model's own per-layer table, not full_attn_interval) */
+    bool ssm_hybrid, mamba2;
     bool ssm_v_grouped;     /* qwen3next: value head h reads key head h / (n_v / n_k) (HF's order); qwen35's
                                converter tiles them: key head h mod n_k */
     /* encoders (bert): bidirectional attention over the whole input, absolute
@@ -246,8 +261,8 @@ typedef struct sl_batch_seq {
     float *state;
 } sl_batch_seq_t;
 
-/* Floats of one sequence's recurrent state (every DeltaNet layer's conv
- * inputs and delta matrices); 0 for a model without one. The state after
+/* Floats of one sequence's recurrent state (every DeltaNet or Mamba-2
+ * layer's conv inputs and state matrices); 0 for a model without one. The state after
  * n tokens cannot be rebuilt from the KV cache: it is the whole history. */
 size_t model_state_floats(const sl_model_t *m);
 

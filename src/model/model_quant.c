@@ -227,11 +227,13 @@ static sl_type_t mixed_type(const model_qplan_t *p, const char *name, int64_t n_
 }
 
 sl_type_t model_qplan_type(const model_qplan_t *p, const char *name, uint32_t n_dims, int64_t n_in) {
-    /* the MoE router, the DeltaNet conv kernels (qwen35's ssm_conv1d) and
-     * bert's position and token-type tables stay F32, as the converter
-     * writes them and llama-quantize leaves them */
+    /* the MoE router, the DeltaNet and Mamba-2 conv kernels (ssm_conv1d),
+     * Mamba-2's grouped norm (ssm_norm, 2-D: [d_inner / n_group, n_group];
+     * ssm_a and ssm_d have no .weight) and bert's position and token-type
+     * tables stay F32, as the converter writes them and llama-quantize
+     * leaves them */
     if (n_dims < 2 || !ends_with(name, ".weight") || ends_with(name, ".ffn_gate_inp.weight") ||
-        ends_with(name, ".ssm_conv1d.weight") ||
+        ends_with(name, ".ssm_conv1d.weight") || ends_with(name, ".ssm_norm.weight") ||
         !strcmp(name, "position_embd.weight") || !strcmp(name, "token_types.weight"))
         return SL_TYPE_F32;
     return fallback(p->mixed ? mixed_type(p, name, n_in) : p->base, n_in);
@@ -296,11 +298,17 @@ int model_quantize_file(const char *in_path, const char *out_path, const char *t
         snprintf(key, sizeof key, "%.*s.attention.head_count_kv", (int)arch.len, arch.ptr);
         uint32_t nkv = nh;
         const int64_t ki = gguf_find_key(in, key);
-        /* per-layer KV heads (gemma4): layer 0's, as llama.cpp's n_gqa() */
+        /* per-layer KV heads: layer 0's, as llama.cpp's n_gqa() (gemma4); granitehybrid, nemotron_h: 0
+         * for the layers without attention, so the first non-zero one */
         if (ki >= 0 && gguf_kv_type(in, (size_t)ki) == GGUF_VT_ARRAY) {
             const gguf_vtype_t at = gguf_arr_type(in, (size_t)ki);
-            if ((at == GGUF_VT_UINT32 || at == GGUF_VT_INT32) && gguf_arr_len(in, (size_t)ki) > 0)
-                memcpy(&nkv, gguf_arr_data(in, (size_t)ki), 4);
+            const uint8_t *ad = gguf_arr_data(in, (size_t)ki);
+            nkv = 0;
+            for (size_t i = 0; (at == GGUF_VT_INT32 || at == GGUF_VT_UINT32) && nkv == 0 && i < gguf_arr_len(in, (size_t)ki); i++) {
+                uint32_t v;
+                memcpy(&v, ad + 4 * i, 4);
+                if (v <= (1u << 20)) nkv = v;
+            }
         } else {
             nkv = gguf_get_u32_or(in, key, nh);
         }

@@ -4,9 +4,13 @@
 // Gemma, Granite, SmolLM3, OLMo, DeepSeek (MLA), gpt-oss (attention sinks,
 // a window of 8 on alternate layers, biased experts) and Qwen3.5 (Gated
 // DeltaNet layers with a recurrent state beside gated attention; dense and
-// MoE) and Qwen3-Next layouts, and Gemma 4 (window and global layers of
+// MoE) and Qwen3-Next layouts, Gemma 4 (window and global layers of
 // different head sizes, the last layers reading an earlier layer's KV,
-// per-layer embeddings; and with experts beside its dense MLP). Greedy output must not depend on
+// per-layer embeddings; and with experts beside its dense MLP), Granite 4.0 H
+// (granitehybrid: Mamba-2 layers beside attention; dense and MoE with a
+// shared expert) and Nemotron-H (nemotron_h: Mamba-2, attention and
+// squared-ReLU MLP layers; nemotron_h_moe: sigmoid-routed squared-ReLU
+// experts in place of the MLPs). Greedy output must not depend on
 // how it is asked for — alone or beside the other models' requests, as
 // one of n choices, streamed or not, with the prompt's blocks taken from
 // the prefix cache or computed — which exercises the batched forward pass
@@ -24,13 +28,19 @@ import { startServer, makeModel, metrics, BIN } from "./lib/server.mjs";
 
 const ARCHS = ["qwen3moe", "qwen2moe", "glm4moe", "glm4", "chatglm", "phi3", "gemma2", "gemma3", "granite",
   "smollm3", "internlm2", "olmo2", "ernie4_5", "deepseek2", "gpt-oss", "gemma4", "gemma4-moe", "qwen35",
-  "qwen35moe", "qwen3next"];
-const HYBRID = new Set(["qwen35", "qwen35moe", "qwen3next"]);
+  "qwen35moe", "qwen3next", "granitehybrid", "granitehybrid-moe", "nemotron_h", "nemotron_h_moe"];
+const HYBRID = new Set(["qwen35", "qwen35moe", "qwen3next", "granitehybrid", "granitehybrid-moe", "nemotron_h",
+  "nemotron_h_moe"]);
 // the served name of a model whose architecture is another
-const ARCH_OF = { "gemma4-moe": "gemma4" };
-// a DeltaNet layer then a gated attention layer
+const ARCH_OF = { "gemma4-moe": "gemma4", "granitehybrid-moe": "granitehybrid" };
+// a DeltaNet (Mamba-2) layer then a gated (plain) attention layer
 const EXTRA = { "gpt-oss": ["--swa", "8"], qwen35: ["--attn-every", "2"], qwen35moe: ["--attn-every", "2"],
-  qwen3next: ["--attn-every", "2"],
+  qwen3next: ["--attn-every", "2"], granitehybrid: ["--attn-every", "2", "--ssm-groups", "2"],
+  "granitehybrid-moe": ["--attn-every", "2", "--experts", "4", "--experts-used", "2", "--shared-ffn", "64"],
+  // Mamba-2, MLP, Mamba-2, attention
+  nemotron_h: ["--layers", "4", "--attn-every", "4", "--ssm-groups", "2"],
+  // Mamba-2, MoE, Mamba-2, attention
+  nemotron_h_moe: ["--layers", "4", "--attn-every", "4", "--experts", "4", "--experts-used", "2"],
   // gemma4: W G W G W G, the last two reading layers 2 and 3's KV, per-layer embeddings, a window of 8
   gemma4: ["--layers", "6", "--global-every", "2", "--shared-kv", "2", "--per-layer-embd", "8", "--swa", "8"],
   // the 26B-A4B's experts beside the dense MLP

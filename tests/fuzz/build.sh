@@ -165,6 +165,16 @@ if [ -x build/release/silica ]; then
         --per-layer-embd 4 --swa 4 --out "$OUT/seeds-model/gemma4.gguf" >/dev/null
     build/release/silica mkmodel --arch gemma4 $T --layers 2 --kv-heads 1 --global-every 2 --experts 4 \
         --experts-used 2 --expert-ffn 16 --swa 4 --out "$OUT/seeds-model/gemma4moe.gguf" >/dev/null
+    # a Mamba-2 layer and an attention layer (two B/C groups; the MoE one with a shared expert)
+    build/release/silica mkmodel --arch granitehybrid $T --layers 2 --kv-heads 1 --attn-every 2 --ssm-state 8 \
+        --ssm-groups 2 --out "$OUT/seeds-model/granitehybrid.gguf" >/dev/null
+    build/release/silica mkmodel --arch granitehybrid $T --layers 2 --kv-heads 1 --attn-every 2 --ssm-state 8 \
+        --experts 4 --experts-used 2 --shared-ffn 16 --out "$OUT/seeds-model/granitehybrid-moe.gguf" >/dev/null
+    # Nemotron-H: Mamba-2, MLP, Mamba-2, attention
+    build/release/silica mkmodel --arch nemotron_h $T --layers 4 --kv-heads 1 --attn-every 4 --ssm-state 8 \
+        --ssm-groups 2 --out "$OUT/seeds-model/nemotron_h.gguf" >/dev/null
+    build/release/silica mkmodel --arch nemotron_h_moe $T --layers 4 --kv-heads 1 --attn-every 4 --ssm-state 8 \
+        --experts 4 --experts-used 2 --expert-ffn 16 --shared-ffn 16 --out "$OUT/seeds-model/nemotron_h_moe.gguf" >/dev/null
     # the grid i-quants need 256-wide rows (narrower ones fall back to iq4_nl)
     T="--embd 256 --heads 2 --layers 1 --ffn 256 --vocab 24 --seed 3"
     build/release/silica mkmodel --arch llama $T --kv-heads 1 --type iq2_m --out "$OUT/seeds-model/llama-iq2_m.gguf" >/dev/null

@@ -634,7 +634,7 @@ static void test_think_budget(void) {
     eng_free(e);
 }
 
-/* ---- hybrid models (qwen35): recurrent state slots ---- */
+/* ---- hybrid models (qwen35, granitehybrid): recurrent state slots ---- */
 
 static void check_slots_released(eng_t *e) {
     eng_stats_t st;
@@ -1095,6 +1095,22 @@ int main(void) {
         fprintf(stderr, "%s test_hybrid_ckpt\n", test_failures_ ? "FAIL" : "ok  ");
         test_hybrid_ckpt_pressure(hm);
         fprintf(stderr, "%s test_hybrid_ckpt_pressure\n", test_failures_ ? "FAIL" : "ok  ");
+        model_free(hm);
+    }
+    unlink(path);
+    /* the same hybrid cases on a Mamba-2 hybrid (its own state layout) */
+    tiny_granitehybrid_write(path, 778);
+    hm = model_load(path, err, sizeof err);
+    CHECK_MSG(hm != NULL, "%s", err);
+    if (hm) {
+        test_hybrid(hm);
+        fprintf(stderr, "%s test_hybrid (granitehybrid)\n", test_failures_ ? "FAIL" : "ok  ");
+        test_hybrid_preemption(hm);
+        fprintf(stderr, "%s test_hybrid_preemption (granitehybrid)\n", test_failures_ ? "FAIL" : "ok  ");
+        test_hybrid_ckpt(hm);
+        fprintf(stderr, "%s test_hybrid_ckpt (granitehybrid)\n", test_failures_ ? "FAIL" : "ok  ");
+        test_hybrid_ckpt_pressure(hm);
+        fprintf(stderr, "%s test_hybrid_ckpt_pressure (granitehybrid)\n", test_failures_ ? "FAIL" : "ok  ");
         model_free(hm);
     }
     unlink(path);

@@ -1,7 +1,8 @@
 /*
  * tiny_llama.h — writes the one-layer random-weight llama GGUF the engine
  * tests run on (vocab 64, embd 16, 2 heads, 1 KV head, head_dim 8, ffn 32,
- * context 512, F32 weights, norms = 1), and a tiny qwen35 beside it. The
+ * context 512, F32 weights, norms = 1), and a tiny qwen35 and a tiny
+ * granitehybrid beside it. The
  * weights depend only on `seed`.
  * Include after test.h.
  */
@@ -125,6 +126,72 @@ static inline void tiny_qwen35_write(const char *path, uint64_t seed) {
         tl_add(w, &rs, TQ("ffn_up.weight"), TL_F, TL_E, 0.5f);
         tl_add(w, &rs, TQ("ffn_down.weight"), TL_E, TL_F, 0.5f);
 #undef TQ
+    }
+    char err[SL_ERR_MAX];
+    int rc = gguf_writer_write(w, path, err, sizeof err);
+    CHECK_MSG(rc == 0, "%s", err);
+    gguf_writer_free(w);
+}
+
+/* A tiny granitehybrid (Mamba-2 hybrid) of the same vocabulary, width and
+ * context, its state as small as the tiny qwen35's (the engine tests size
+ * their pools by it): 4 layers, layers 1 and 3 attention (2 heads of 8, 1
+ * KV head, no RoPE), layers 0 and 2 Mamba-2 (2 groups of state 2, 2 heads
+ * of 4 over d_inner 8, conv width 4; A = -exp(A_log) small so the state
+ * decays slowly), Granite's scales. */
+static inline void tiny_granitehybrid_write(const char *path, uint64_t seed) {
+    uint64_t rs = seed;
+    gguf_writer_t *w = gguf_writer_new();
+    enum { NG = 2, DS = 2, NH = 2, VD = 8, CK = 4, C = VD + 2 * NG * DS };
+    const int32_t kv[4] = {0, TL_K, 0, TL_K};
+    gguf_writer_set_str(w, "general.architecture", "granitehybrid");
+    gguf_writer_set_u32(w, "granitehybrid.context_length", TL_CTX);
+    gguf_writer_set_u32(w, "granitehybrid.embedding_length", TL_E);
+    gguf_writer_set_u32(w, "granitehybrid.block_count", 4);
+    gguf_writer_set_u32(w, "granitehybrid.feed_forward_length", TL_F);
+    gguf_writer_set_u32(w, "granitehybrid.attention.head_count", TL_H);
+    gguf_writer_set_arr(w, "granitehybrid.attention.head_count_kv", GGUF_VT_INT32, kv, 4);
+    gguf_writer_set_u32(w, "granitehybrid.attention.key_length", TL_D);
+    gguf_writer_set_u32(w, "granitehybrid.attention.value_length", TL_D);
+    gguf_writer_set_bool(w, "granitehybrid.rope.scaling.finetuned", false);
+    gguf_writer_set_f32(w, "granitehybrid.attention.layer_norm_rms_epsilon", 1e-6f);
+    gguf_writer_set_f32(w, "granitehybrid.embedding_scale", 2.0f);
+    gguf_writer_set_f32(w, "granitehybrid.residual_scale", 0.5f);
+    gguf_writer_set_f32(w, "granitehybrid.logit_scale", 2.0f);
+    gguf_writer_set_u32(w, "granitehybrid.ssm.conv_kernel", CK);
+    gguf_writer_set_u32(w, "granitehybrid.ssm.state_size", DS);
+    gguf_writer_set_u32(w, "granitehybrid.ssm.group_count", NG);
+    gguf_writer_set_u32(w, "granitehybrid.ssm.time_step_rank", NH);
+    gguf_writer_set_u32(w, "granitehybrid.ssm.inner_size", VD);
+    tl_add(w, &rs, "token_embd.weight", TL_V, TL_E, 1.0f);
+    tl_add(w, &rs, "output_norm.weight", 1, TL_E, 1.0f);
+    tl_add(w, &rs, "output.weight", TL_V, TL_E, 1.0f);
+    for (int l = 0; l < 4; l++) {
+        char n[64];
+#define TG(x) (snprintf(n, sizeof n, "blk.%d.%s", l, x), n)
+        tl_add(w, &rs, TG("attn_norm.weight"), 1, TL_E, 1.0f);
+        tl_add(w, &rs, TG("ffn_norm.weight"), 1, TL_E, 1.0f);
+        if (kv[l] == 0) {
+            tl_add(w, &rs, TG("ssm_in.weight"), VD + C + NH, TL_E, 0.5f);
+            tl_add(w, &rs, TG("ssm_conv1d.weight"), C, CK, 0.5f);
+            tl_add(w, &rs, TG("ssm_conv1d.bias"), 1, C, 1.0f);
+            tl_add(w, &rs, TG("ssm_dt.bias"), 1, NH, 1.0f);
+            tl_add(w, &rs, TG("ssm_norm.weight"), NG, VD / NG, 1.0f);
+            tl_add(w, &rs, TG("ssm_out.weight"), TL_E, VD, 0.5f);
+            const float a[NH] = {-0.3f, -0.1f}, d[NH] = {1.0f, 0.5f};
+            const int64_t ne[2] = {1, NH};
+            CHECK(gguf_writer_add_tensor(w, TG("ssm_a"), SL_TYPE_F32, 2, ne, a) == 0);
+            CHECK(gguf_writer_add_tensor(w, TG("ssm_d"), SL_TYPE_F32, 2, ne, d) == 0);
+        } else {
+            tl_add(w, &rs, TG("attn_q.weight"), TL_H * TL_D, TL_E, 0.5f);
+            tl_add(w, &rs, TG("attn_k.weight"), TL_K * TL_D, TL_E, 0.5f);
+            tl_add(w, &rs, TG("attn_v.weight"), TL_K * TL_D, TL_E, 0.5f);
+            tl_add(w, &rs, TG("attn_output.weight"), TL_E, TL_H * TL_D, 0.5f);
+        }
+        tl_add(w, &rs, TG("ffn_gate.weight"), TL_F, TL_E, 0.5f);
+        tl_add(w, &rs, TG("ffn_up.weight"), TL_F, TL_E, 0.5f);
+        tl_add(w, &rs, TG("ffn_down.weight"), TL_E, TL_F, 0.5f);
+#undef TG
     }
     char err[SL_ERR_MAX];
     int rc = gguf_writer_write(w, path, err, sizeof err);

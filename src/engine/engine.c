@@ -1342,7 +1342,8 @@ static void seq_publish(eng_t *e, eng_seq_t *s) {
 
 /* Adds drafts to the plan's decoding sequences out of the step's spare
  * budget: never at the cost of a decode token or a prompt chunk (those are
- * planned first), never by preempting anyone (only blocks at hand), and
+ * planned first), never by preempting anyone nor evicting a cached block
+ * (only free blocks), and
  * not past ENG_SPEC_BATCH tokens in the step (a larger batch is no longer
  * bound by reading the weights, so extra rows are not free). */
 static void plan_drafts(eng_t *e, int budget) {
@@ -1351,7 +1352,10 @@ static void plan_drafts(eng_t *e, int budget) {
     for (eng_seq_t *s = e->running; s; s = s->next) {
         const int spare = SL_MIN(budget, ENG_SPEC_BATCH - planned);
         if (spare <= 0) return;
-        if (!s->spec_on || s->step_n != 1 || s->n_past + 1 != s->n_toks || seq_scoring(s)) continue;
+        /* decoding: one token planned, at least one sampled (so no n>1
+         * sibling waits to fork from it) */
+        if (!s->spec_on || s->step_n != 1 || s->n_past + 1 != s->n_toks || s->n_generated == 0 || seq_scoring(s))
+            continue;
         if (s->spec_wait > 0) {
             s->spec_wait--;
             continue;
@@ -1368,8 +1372,11 @@ static void plan_drafts(eng_t *e, int budget) {
         k = SL_MAX(0, SL_MIN(k, kmax));
         for (int j = 0; j < k; j++)
             if (s->draft[j] < 0 || s->draft[j] >= e->n_vocab) k = j; /* a hook's bad id ends the draft */
-        /* blocks at hand for positions n_toks .. n_toks + k - 1 */
-        k = SL_MIN(k, (s->n_blocks + blocks_available(e)) * e->bs - s->n_toks);
+        /* free blocks for positions n_toks .. n_toks + k - 1: a draft
+         * never evicts a cached prefix block (its blocks are transient) */
+        kvc_counts_t kc;
+        kvc_counts(e->kvc, &kc);
+        k = SL_MIN(k, (s->n_blocks + kc.free) * e->bs - s->n_toks);
         if (k <= 0) continue;
         if (s->n_toks + k > s->cap_toks) {
             const int cap = s->n_toks + k + 64;

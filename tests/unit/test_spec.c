@@ -411,12 +411,16 @@ static void test_acceptance_statistics(void) {
     }
     eng_stats_t st;
     eng_stats(e, &st);
-    CHECK(st.spec_drafted == (uint64_t)done);
+    /* nearly every second token was drafted (a step crowded by other
+     * sequences' prompts past ENG_SPEC_BATCH adds no draft; those draws
+     * are plain samples, with the same distribution) */
+    CHECK_MSG(st.spec_drafted >= (uint64_t)done * 3 / 4 && st.spec_drafted <= (uint64_t)done, "drafted %llu",
+              (unsigned long long)st.spec_drafted);
     /* acceptance rate: E[p(draft)] */
     double want_acc = 0;
     for (int a = 0; a < V; a++) want_acc += p1[a] * p2[a][st_argmax[a]];
     const double got_acc = (double)st.spec_accepted / (double)st.spec_drafted;
-    CHECK_MSG(fabs(got_acc - want_acc) < 5 * sqrt(want_acc * (1 - want_acc) / done) + 1e-3,
+    CHECK_MSG(fabs(got_acc - want_acc) < 5 * sqrt(want_acc * (1 - want_acc) / (double)st.spec_drafted) + 1e-3,
               "acceptance %.4f, expected %.4f", got_acc, want_acc);
     /* chi-square over pairs; cells expected below 5 pooled into one */
     double chi = 0, pool_e = 0;

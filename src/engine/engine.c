@@ -138,14 +138,16 @@ typedef struct eng_seq {
     size_t n_think_close, think_forced;
     int top_logprobs; /* alternatives a forced token reports */
     /* speculative decoding (see "speculative decoding" below): spec_on
-     * when the sequence may draft; spec_k its current longest draft
-     * (adaptive), spec_miss drafts in a row with nothing accepted,
+     * when the sequence may draft; spec_hit / spec_seen decayed counts of
+     * draft positions accepted / decided (the acceptance estimate);
      * spec_wait decode steps left without drafting, spec_cool the next
-     * back-off; n_draft draft tokens in this step's plan (copied to
-     * draft[] and to toks[n_toks ..), which is scratch past n_toks);
-     * spec_logits (1 + spec_max) rows for the verification pass */
-    bool spec_on;
-    int spec_k, spec_miss, spec_wait, spec_cool;
+     * back-off, spec_probe: draft one token after a back-off; n_draft
+     * draft tokens in this step's plan (copied to draft[] and to
+     * toks[n_toks ..), which is scratch past n_toks); spec_logits
+     * (1 + spec_max) rows for the verification pass */
+    bool spec_on, spec_probe;
+    double spec_hit, spec_seen;
+    int spec_wait, spec_cool;
     int n_draft;
     int32_t *draft;
     float *spec_logits;
@@ -216,9 +218,13 @@ struct eng {
     int chain_cap;                /* blocks of a context */
     uint64_t ckpt_seen_evictions; /* the block manager's evictions at the last sweep */
     uint64_t ckpt_tick, ckpt_stored, ckpt_hits, ckpt_evictions;
-    /* speculative decoding: on for this engine, longest draft */
+    /* speculative decoding: on for this engine, longest draft; spec_t[n]
+     * the decayed mean seconds of a model pass over n tokens of one
+     * decoding sequence alone (the draft cost model), 0 = not measured */
     bool spec;
     int spec_max;
+    double spec_t[ENG_SPEC_MAX_LIMIT + 2];
+    double spec_ghit, spec_gseen; /* all sequences' decayed draft positions accepted / decided */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -833,27 +839,54 @@ static int ngram_draft(eng_seq_t *s, int32_t *out, int max) {
     return 0;
 }
 
-/* After a verification of k drafted tokens of which acc were accepted:
- * a full hit doubles the next draft, a partial one sizes it to what held,
- * a miss halves it; misses in a row stop drafting for a while, longer
- * each time (so a sequence whose drafts never hit costs next to nothing). */
-static void spec_adapt(const eng_t *e, eng_seq_t *s, int k, int acc) {
-    if (e->o.spec_draft) return; /* the test hook drafts every step */
-    if (acc == k) {
-        s->spec_k = SL_MIN(e->spec_max, s->spec_k * 2);
-    } else if (acc > 0) {
-        s->spec_k = SL_MAX(1, SL_MIN(e->spec_max, acc + 1));
-    } else {
-        s->spec_k = SL_MAX(1, s->spec_k / 2);
-        if (++s->spec_miss >= 3) {
-            s->spec_wait = s->spec_cool;
-            s->spec_cool = SL_MIN(s->spec_cool * 2, 256);
-            s->spec_miss = 0;
+/* The policy. A step over 1 + k tokens of one sequence costs cost(k)
+ * plain decode steps (measured: spec_cost), and emits 1 + a tokens, a the
+ * accepted ones. With a per-position acceptance estimate p (the
+ * sequence's decayed counts, with a prior of weight 2 at the engine's
+ * recent rate over all sequences, 0.8 before any), the expected tokens are 1 + p + ... + p^k, so the
+ * draft length is the k <= kmax that maximises that over cost(k); none
+ * when no k beats a plain step by 5 %. Then the sequence waits 4 decode
+ * steps (8, 16 ... 256 after each further refusal) and probes with one
+ * draft token, whose outcome updates p. A sequence whose drafts never hit
+ * thus costs a one-token probe every 256 steps, next to nothing. */
+static double spec_cost(const eng_t *e, int k) {
+    if (e->spec_t[1] > 0 && e->spec_t[k + 1] > 0) return e->spec_t[k + 1] / e->spec_t[1];
+    return 1.0 + 0.5 * k; /* not measured yet: a guess between memory- and compute-bound */
+}
+
+static int spec_choose(const eng_t *e, eng_seq_t *s, int kmax) {
+    if (e->o.spec_draft) return kmax; /* the test hook drafts every step */
+    const double m = (e->spec_ghit + 0.8) / (e->spec_gseen + 1.0);
+    const double p = (s->spec_hit + 2.0 * m) / (s->spec_seen + 2.0);
+    int best = 0;
+    double best_v = 1.05, tok = 1.0, pk = 1.0;
+    for (int k = 1; k <= kmax; k++) {
+        pk *= p;
+        tok += pk;
+        const double v = tok / spec_cost(e, k);
+        if (v > best_v) {
+            best_v = v;
+            best = k;
         }
-        return;
     }
-    s->spec_miss = 0;
-    s->spec_cool = 4;
+    if (best == 0 && s->spec_probe) best = 1;
+    s->spec_probe = false;
+    if (best == 0) {
+        s->spec_wait = s->spec_cool;
+        s->spec_cool = SL_MIN(s->spec_cool * 2, 256);
+        s->spec_probe = true;
+    }
+    return best;
+}
+
+/* After a verification of k drafted tokens of which acc were accepted:
+ * acc positions held, and one failed unless all held. */
+static void spec_adapt(eng_t *e, eng_seq_t *s, int k, int acc) {
+    s->spec_hit = 0.8 * s->spec_hit + acc;
+    s->spec_seen = 0.8 * s->spec_seen + acc + (acc < k);
+    e->spec_ghit = 0.99 * e->spec_ghit + acc;
+    e->spec_gseen = 0.99 * e->spec_gseen + acc + (acc < k);
+    if (acc > 0) s->spec_cool = 4;
 }
 
 /* ------------------------------------------------------------ grammars */
@@ -1360,8 +1393,8 @@ static void plan_drafts(eng_t *e, int budget) {
             s->spec_wait--;
             continue;
         }
-        const int kmax = SL_MIN(SL_MIN(s->spec_k, spare),
-                                SL_MIN(s->max_tokens - s->n_generated - 1, e->o.n_ctx - s->n_toks));
+        int kmax = SL_MIN(SL_MIN(e->spec_max, spare),
+                          SL_MIN(s->max_tokens - s->n_generated - 1, e->o.n_ctx - s->n_toks));
         if (kmax <= 0) continue;
         if (!s->draft && !(s->draft = malloc((size_t)e->spec_max * sizeof *s->draft))) continue;
         if (!s->spec_logits &&
@@ -1370,6 +1403,7 @@ static void plan_drafts(eng_t *e, int budget) {
         int k = e->o.spec_draft ? e->o.spec_draft(e->o.spec_ctx, s->toks, s->n_toks, s->n_prompt, s->draft, kmax)
                                 : ngram_draft(s, s->draft, kmax);
         k = SL_MAX(0, SL_MIN(k, kmax));
+        if (k > 0) k = SL_MIN(k, spec_choose(e, s, k)); /* only a found draft counts against the policy */
         for (int j = 0; j < k; j++)
             if (s->draft[j] < 0 || s->draft[j] >= e->n_vocab) k = j; /* a hook's bad id ends the draft */
         /* free blocks for positions n_toks .. n_toks + k - 1: a draft
@@ -1507,7 +1541,15 @@ static void step(eng_t *e) {
         }
         n_tok += s->step_n;
     }
+    const uint64_t tf0 = sl_now_ns();
     const int rc = model_forward_batch(e->model, e->pool, e->kvp, e->batch, n_plan, err, sizeof err);
+    if (rc == 0 && e->spec && n_plan == 1 && e->plan[0]->n_generated > 0 &&
+        e->plan[0]->n_past + e->plan[0]->step_n == e->plan[0]->n_toks + e->plan[0]->n_draft) {
+        /* one decoding sequence alone: what a pass over 1 + n_draft tokens costs */
+        double *t = &e->spec_t[n_tok];
+        const double sec = (double)(sl_now_ns() - tf0) * 1e-9;
+        *t = *t > 0 ? 0.9 * *t + 0.1 * sec : sec;
+    }
     if (rc == 0) pre_draw(e, n_plan);
     pthread_mutex_lock(&e->mu);
     e->st.steps++;
@@ -2039,7 +2081,6 @@ int eng_submit(eng_t *e, const eng_request_t *r, uint64_t *id, char *err, size_t
     }
     s->n_scored = 1;
     s->spec_on = e->spec && !r->no_spec;
-    s->spec_k = e->spec_max;
     s->spec_cool = 4;
     atomic_init(&s->cancel, false);
     prep_item_t *it = NULL;

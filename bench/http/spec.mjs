@@ -1,6 +1,7 @@
 // Speculative decoding benchmark over the HTTP API (loopback): one stream,
-// greedy, with `silica serve --spec ngram` and with `--spec off`, servers
-// started in turn on the same model. Two prompts:
+// greedy (or --temperature T with a seed), with `silica serve --spec ngram`
+// and with `--spec off`, servers started in turn on the same model. Two
+// prompts:
 //   repetitive: a block of P token ids repeated (prompt lookup finds drafts
 //               at once; the output of a random-weight model also tends to
 //               loop, which the drafter follows);
@@ -11,7 +12,7 @@
 //
 //   SILICA_BIN=build/release/silica NODE_PATH=tests/node_modules node bench/http/spec.mjs \
 //       [--model models/qwen2.5-0.5b-q8_0-tok.gguf] [--threads 2] [--tokens 64] [--rounds 3]
-//       [--prompt 256] [--spec-max 6]
+//       [--prompt 256] [--spec-max 6] [--temperature 0 --seed 1]
 import os from "node:os";
 import fs from "node:fs";
 import { startServer, metrics } from "../../tests/e2e/lib/server.mjs";
@@ -23,6 +24,8 @@ const NTOK = Number(opt("tokens", 64));
 const ROUNDS = Number(opt("rounds", 3));
 const PLEN = Number(opt("prompt", 256));
 const SPEC_MAX = opt("spec-max", "");
+const TEMP = Number(opt("temperature", 0));
+const SEED = Number(opt("seed", 1));
 
 let seed = 4321;
 const rnd = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed; };
@@ -34,7 +37,7 @@ const random = randomIds(PLEN);
 async function run(url, prompt) {
   const res = await fetch(url + "/v1/completions", {
     method: "POST", headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model: "m", prompt, max_tokens: NTOK, temperature: 0, stream: true,
+    body: JSON.stringify({ model: "m", prompt, max_tokens: NTOK, temperature: TEMP, seed: SEED, stream: true,
       stream_options: { include_usage: true } }),
   });
   if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
@@ -52,7 +55,7 @@ async function run(url, prompt) {
 
 const cpu = (os.cpus()[0] || {}).model || "unknown";
 console.log(`command: node bench/http/spec.mjs --model ${MODEL} --threads ${THREADS} --tokens ${NTOK} ` +
-  `--rounds ${ROUNDS} --prompt ${PLEN}${SPEC_MAX ? " --spec-max " + SPEC_MAX : ""}`);
+  `--rounds ${ROUNDS} --prompt ${PLEN}${SPEC_MAX ? " --spec-max " + SPEC_MAX : ""} --temperature ${TEMP} --seed ${SEED}`);
 console.log(`machine: ${cpu}, ${os.cpus().length} cpus, load ${os.loadavg().map((x) => x.toFixed(1)).join(" ")}`);
 if (!fs.existsSync(MODEL)) throw new Error(`no model at ${MODEL}`);
 const rows = [];

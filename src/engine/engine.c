@@ -855,7 +855,7 @@ static double spec_cost(const eng_t *e, int k) {
 }
 
 static int spec_choose(const eng_t *e, eng_seq_t *s, int kmax) {
-    if (e->o.spec_draft) return kmax; /* the test hook drafts every step */
+    if (e->o.spec_draft && !e->o.spec_draft_policy) return kmax; /* the test hook drafts every step */
     const double m = (e->spec_ghit + 0.8) / (e->spec_gseen + 1.0);
     const double p = (s->spec_hit + 2.0 * m) / (s->spec_seen + 2.0);
     int best = 0;

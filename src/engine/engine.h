@@ -226,12 +226,13 @@ typedef struct eng_opts {
      * rolled back). spec_max 0: ENG_SPEC_MAX (at most ENG_SPEC_MAX_LIMIT). */
     int spec;
     int spec_max;
-    /* Test hook: when set, it replaces the n-gram drafter and the adaptive
-     * policy: every decode step of every sequence asks it for up to `max`
+    /* Test hook: when set, it replaces the n-gram drafter and (unless
+     * spec_draft_policy) the adaptive policy: every decode step of every sequence asks it for up to `max`
      * draft tokens after toks[0..n_toks) (n_prompt of them the prompt) and
      * verifies what it returns (0..max, written to out). */
     int (*spec_draft)(void *ctx, const int32_t *toks, int n_toks, int n_prompt, int32_t *out, int max);
     void *spec_ctx;
+    bool spec_draft_policy; /* test hook: the policy sizes (or refuses) the hook's drafts too */
 } eng_opts_t;
 
 enum { ENG_SPEC_DEFAULT = 0, ENG_SPEC_OFF, ENG_SPEC_NGRAM };

@@ -16,7 +16,9 @@
  *   - the acceptance rule, statistically: the joint distribution of two
  *     sampled tokens, the second verified against a forced draft, against
  *     the exact softmax computed here in double (chi-square);
- *   - cancellation in the middle of speculating sequences frees every block.
+ *   - cancellation in the middle of speculating sequences frees every block;
+ *   - the policy: drafts that never hit are soon not run (a probe now and
+ *     then), drafts that always hit are run.
  */
 #include <math.h>
 #include <pthread.h>
@@ -488,6 +490,47 @@ static void test_cancel_mid_speculation(void) {
     eng_free(e);
 }
 
+/* The policy: drafts that never hit stop being run (a probe now and then),
+ * drafts that always hit are run at length; output unchanged either way. */
+static void test_policy_backs_off(void) {
+    char err[SL_ERR_MAX];
+    static int32_t prompt[30];
+    for (int i = 0; i < 30; i++) prompt[i] = (int32_t)((i * 11 + 3) % V);
+    memset(&hk, 0, sizeof hk);
+    hk.prompt[0] = prompt;
+    hk.np[0] = 30;
+    hk.n_ref = 300;
+    reference(prompt, 30, hk.n_ref, hk.ref[0]);
+    enum { N = 280 };
+    for (int mode = MODE_RIGHT; mode <= MODE_WRONG; mode++) {
+        hk.mode = mode;
+        eng_opts_t o = {.n_ctx = CTX, .max_running = 2, .kv = ENG_KV_F32, .spec = ENG_SPEC_NGRAM, .spec_max = 4,
+                        .spec_draft = hook_draft, .spec_draft_policy = true};
+        eng_t *e = eng_new(model, &o, on_event, NULL, err, sizeof err);
+        CHECK_MSG(e != NULL, "%s", err);
+        if (!e) return;
+        reset_logs();
+        eng_request_t r = greedy_req(prompt, 30, N, &logs[0]);
+        uint64_t id;
+        CHECK(eng_submit(e, &r, &id, err, sizeof err) == 0);
+        wait_finished(1);
+        CHECK(logs[0].n_tok == N && memcmp(logs[0].toks, hk.ref[0], N * sizeof(int32_t)) == 0);
+        eng_stats_t st;
+        eng_stats(e, &st);
+        fprintf(stderr, "    %s drafts: drafted %llu, accepted %llu, %llu steps for %d tokens\n",
+                mode == MODE_RIGHT ? "right" : "wrong", (unsigned long long)st.spec_drafted,
+                (unsigned long long)st.spec_accepted, (unsigned long long)st.steps, N);
+        if (mode == MODE_WRONG) /* a few probes, most steps plain */
+            CHECK_MSG(st.spec_drafted <= 24 && st.spec_accepted == 0, "drafted %llu",
+                      (unsigned long long)st.spec_drafted);
+        else /* the cost model's guess or this machine's timing decides K; they paid */
+            CHECK_MSG(st.spec_accepted >= N / 2 && st.steps < (uint64_t)N * 2 / 3, "accepted %llu in %llu steps",
+                      (unsigned long long)st.spec_accepted, (unsigned long long)st.steps);
+        check_blocks_released(e);
+        eng_free(e);
+    }
+}
+
 int main(void) {
     snprintf(path, sizeof path, "/tmp/silica-test-spec-%d.gguf", (int)getpid());
     tiny_llama_write(path, 4242);
@@ -500,6 +543,7 @@ int main(void) {
         RUN(test_seeded_sampling_unchanged);
         RUN(test_acceptance_statistics);
         RUN(test_cancel_mid_speculation);
+        RUN(test_policy_backs_off);
         model_free(model);
     }
     unlink(path);

@@ -1,7 +1,7 @@
 // Speculative decoding benchmark over the HTTP API (loopback): one stream,
 // greedy (or --temperature T with a seed), with `silica serve --spec ngram`
-// and with `--spec off`, servers started in turn on the same model. Two
-// prompts:
+// and with `--spec off`: two servers on the same model, runs alternating
+// between them. Two prompts:
 //   repetitive: a block of P token ids repeated (prompt lookup finds drafts
 //               at once; the output of a random-weight model also tends to
 //               loop, which the drafter follows);
@@ -59,25 +59,30 @@ console.log(`command: node bench/http/spec.mjs --model ${MODEL} --threads ${THRE
 console.log(`machine: ${cpu}, ${os.cpus().length} cpus, load ${os.loadavg().map((x) => x.toFixed(1)).join(" ")}`);
 if (!fs.existsSync(MODEL)) throw new Error(`no model at ${MODEL}`);
 const rows = [];
-for (const mode of ["off", "ngram"]) {
-  const args = ["--threads", String(THREADS), "--no-auth", "--no-console", "--spec", mode];
-  if (SPEC_MAX) args.push("--spec-max", SPEC_MAX);
-  const srv = await startServer({ models: { m: MODEL }, args });
-  try {
-    await run(srv.url, random.slice(0, 8)); // warm-up: touches the weights
-    for (const [name, prompt] of [["repetitive", repetitive], ["random", random]]) {
-      const m0 = await metrics(srv.url);
-      const rates = [];
-      for (let r = 0; r < ROUNDS; r++) rates.push((await run(srv.url, prompt)).tps);
-      const m1 = await metrics(srv.url);
-      const d = (k) => (m1[`${k}{model="m"}`] || 0) - (m0[`${k}{model="m"}`] || 0);
-      const drafted = d("silica_spec_draft_tokens_total"), accepted = d("silica_spec_accepted_tokens_total");
-      const steps = d("silica_engine_batch_steps_total");
-      rows.push({ mode, prompt: name, tps: median(rates), drafted, accepted, steps });
-    }
-  } finally {
-    await srv.stop();
+// Both servers up at once, runs alternating between them (off, ngram, off,
+// ...) so that a change in the machine's load hits both alike.
+const srvs = {};
+try {
+  for (const mode of ["off", "ngram"]) {
+    const args = ["--threads", String(THREADS), "--no-auth", "--no-console", "--spec", mode];
+    if (SPEC_MAX) args.push("--spec-max", SPEC_MAX);
+    srvs[mode] = await startServer({ models: { m: MODEL }, args });
+    await run(srvs[mode].url, random.slice(0, 8)); // warm-up: touches the weights
   }
+  for (const [name, prompt] of [["repetitive", repetitive], ["random", random]]) {
+    const m0 = {}, rates = { off: [], ngram: [] };
+    for (const mode of ["off", "ngram"]) m0[mode] = await metrics(srvs[mode].url);
+    for (let r = 0; r < ROUNDS; r++)
+      for (const mode of ["off", "ngram"]) rates[mode].push((await run(srvs[mode].url, prompt)).tps);
+    for (const mode of ["off", "ngram"]) {
+      const m1 = await metrics(srvs[mode].url);
+      const d = (k) => (m1[`${k}{model="m"}`] || 0) - (m0[mode][`${k}{model="m"}`] || 0);
+      rows.push({ mode, prompt: name, tps: median(rates[mode]), drafted: d("silica_spec_draft_tokens_total"),
+        accepted: d("silica_spec_accepted_tokens_total"), steps: d("silica_engine_batch_steps_total") });
+    }
+  }
+} finally {
+  for (const srv of Object.values(srvs)) await srv.stop();
 }
 console.log("| --spec | prompt | decode tok/s (median) | drafted | accepted | acceptance | model steps |");
 console.log("|---|---|---|---|---|---|---|");

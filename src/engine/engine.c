@@ -24,9 +24,11 @@
  *      blocks its new positions need, copy-on-write of a shared partial
  *      block; when none are left the youngest running sequence is preempted
  *      (blocks released, tokens kept, recomputed when it is re-admitted);
+ *      then speculative drafts for decoding sequences out of what is left;
  *   4. one model_forward_batch over every planned token;
  *   5. publish newly filled blocks to the prefix cache, fork waiting n>1
- *      siblings, sample and emit events, finish what stopped.
+ *      siblings, sample and emit events (a drafted sequence position by
+ *      position while the draft holds), finish what stopped.
  */
 #include "engine/engine.h"
 

@@ -852,7 +852,9 @@ static int ngram_draft(eng_seq_t *s, int32_t *out, int max) {
  * draft token, whose outcome updates p. A sequence whose drafts never hit
  * thus costs a one-token probe every 256 steps, next to nothing. */
 static double spec_cost(const eng_t *e, int k) {
-    if (e->spec_t[1] > 0 && e->spec_t[k + 1] > 0) return e->spec_t[k + 1] / e->spec_t[1];
+    /* never below 1 + k/10: timing noise (a preempted thread in a plain
+     * pass) must not make extra rows look free */
+    if (e->spec_t[1] > 0 && e->spec_t[k + 1] > 0) return SL_MAX(e->spec_t[k + 1] / e->spec_t[1], 1.0 + 0.1 * k);
     return 1.0 + 0.5 * k; /* not measured yet: a guess between memory- and compute-bound */
 }
 

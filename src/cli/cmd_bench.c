@@ -6,6 +6,11 @@
  * cache cleared between runs. A short untimed warm-up touches every weight
  * page first. Prints the command, the model and the machine.
  *
+ * --verify K: also times GEN_LEN speculative verification steps that all
+ * fail — each runs the last token and K draft tokens with logits at every
+ * position, then the KV goes back K positions (one token kept) — as the
+ * engine's worst case per step, against the plain decode step.
+ *
  * An embedding / rerank model has no decode: it measures
  * model_embed over GEN_LEN sequences of PROMPT_LEN tokens in one batch (as
  * the engine runs a request of many inputs), in tokens per second.
@@ -21,7 +26,7 @@
 
 static void usage(void) {
     fprintf(stderr, "usage: silica bench --model M.gguf [-t THREADS] [-p PROMPT_LEN] [-n GEN_LEN] [-r REPS]\n"
-                    "         [--kv-type f32|f16]\n");
+                    "         [--kv-type f32|f16] [--verify K]\n");
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -110,12 +115,16 @@ done:
 
 int cmd_bench(int argc, char **argv) {
     mcli_opts_t o = {.kv_type = SL_TYPE_F32};
-    long p_len = 128, n_gen = 64, reps = 3;
+    long p_len = 128, n_gen = 64, reps = 3, verify = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        long *dst = !strcmp(a, "-p") ? &p_len : !strcmp(a, "-n") ? &n_gen : !strcmp(a, "-r") ? &reps : NULL;
+        long *dst = !strcmp(a, "-p")         ? &p_len
+                    : !strcmp(a, "-n")       ? &n_gen
+                    : !strcmp(a, "-r")       ? &reps
+                    : !strcmp(a, "--verify") ? &verify
+                                             : NULL;
         if (dst) {
-            if (!mcli_int(val, dst == &reps ? 1 : 0, 1 << 16, dst)) {
+            if (!mcli_int(val, dst == &reps ? 1 : 0, dst == &verify ? 64 : 1 << 16, dst)) {
                 fprintf(stderr, "silica bench: bad or missing value for %s\n", a);
                 goto bad;
             }
@@ -154,19 +163,22 @@ int cmd_bench(int argc, char **argv) {
     char err[SL_ERR_MAX];
     int rc = 1;
     int32_t *prompt = malloc(sizeof(int32_t) * (size_t)p_len);
-    float *logits = malloc(sizeof(float) * (size_t)V);
+    float *logits = malloc(sizeof(float) * (size_t)V * (size_t)(verify + 1));
     double *pre = calloc((size_t)reps, sizeof(double)), *dec = calloc((size_t)reps, sizeof(double));
-    model_set_ctx(m, (int)(p_len + n_gen));
-    sl_kv_t *kv = model_kv_new(m, (int)(p_len + n_gen), o.kv_type, err, sizeof err);
-    if (!prompt || !logits || !pre || !dec || !kv) {
+    double *ver = calloc((size_t)reps, sizeof(double));
+    model_set_ctx(m, (int)(p_len + n_gen + verify));
+    sl_kv_t *kv = model_kv_new(m, (int)(p_len + n_gen + verify), o.kv_type, err, sizeof err);
+    if (!prompt || !logits || !pre || !dec || !ver || !kv) {
         fprintf(stderr, "silica bench: %s\n", kv ? "out of memory" : err);
         goto done;
     }
     random_tokens(prompt, (size_t)p_len, V);
 
     const int nt = sl_pool_size(pool);
-    printf("command: silica bench --model %s -t %d -p %ld -n %ld -r %ld --kv-type %s\n", o.model, nt, p_len, n_gen,
+    printf("command: silica bench --model %s -t %d -p %ld -n %ld -r %ld --kv-type %s", o.model, nt, p_len, n_gen,
            reps, sl_type_name(o.kv_type));
+    if (verify) printf(" --verify %ld", verify);
+    printf("\n");
     printf("model: %s, %s, %d layers, n_embd %d, vocab %d, %s, %.1f MiB\n", o.model, hp->arch_name, hp->n_layer,
            hp->n_embd, V, main_type(model_gguf(m)), (double)gguf_file_size(model_gguf(m)) / 1048576.0);
     print_machine(pool);
@@ -187,9 +199,28 @@ int cmd_bench(int argc, char **argv) {
         pre[r] = (double)p_len / (t1 - t0);
         dec[r] = n_gen > 0 ? (double)n_gen / (t2 - t1) : 0.0;
         fprintf(stderr, "rep %ld: prefill %.2f tok/s, decode %.2f tok/s\n", r + 1, pre[r], dec[r]);
+        if (verify && n_gen > 0) {
+            /* the same positions again, each step 1 + K tokens, K rejected */
+            model_kv_truncate(kv, (int)p_len);
+            int32_t step[65];
+            const double t3 = sl_now();
+            for (long i = 0; i < n_gen; i++) {
+                step[0] = (int32_t)SL_MAX(0, sl_argmax(logits, V));
+                for (long k = 1; k <= verify; k++) step[k] = (step[0] + (int32_t)k) % V;
+                if (model_forward(m, pool, kv, step, (int)verify + 1, logits, true, err, sizeof err)) goto fail;
+                model_kv_truncate(kv, model_kv_len(kv) - (int)verify);
+            }
+            ver[r] = (double)n_gen / (sl_now() - t3);
+            fprintf(stderr, "rep %ld: verify 1+%ld (all rejected) %.2f steps/s\n", r + 1, verify, ver[r]);
+        }
     }
     printf("prefill: %.2f tok/s (median of %ld, %ld tokens)\n", median(pre, (int)reps), reps, p_len);
     printf("decode: %.2f tok/s (median of %ld, %ld tokens)\n", median(dec, (int)reps), reps, n_gen);
+    if (verify) {
+        const double d = median(dec, (int)reps), v = median(ver, (int)reps);
+        printf("verify 1+%ld, all rejected: %.2f tok/s (median of %ld; %.2fx the decode step's time)\n", verify, v,
+               reps, v > 0 ? d / v : 0.0);
+    }
     rc = fflush(stdout) == 0 ? 0 : 1;
     goto done;
 fail:
@@ -199,6 +230,7 @@ done:
     free(logits);
     free(pre);
     free(dec);
+    free(ver);
     model_kv_free(kv);
     sl_pool_free(pool);
     model_free(m);

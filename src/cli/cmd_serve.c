@@ -54,6 +54,9 @@ static void serve_usage(FILE *f) {
             "  --state-ckpt-every N  hybrid models (qwen35...): prompt tokens between recurrent-state\n"
             "                      checkpoints for prefix reuse (default 2048; 0 = only the prompt's\n"
             "                      last full block and the end of generation)\n"
+            "  --spec MODE         speculative decoding: ngram (default; prompt lookup, exact output)\n"
+            "                      or off\n"
+            "  --spec-max K        longest draft per step (default 6, at most 32)\n"
             "  --timeout S         idle connection timeout in seconds (default 300)\n");
 }
 
@@ -195,6 +198,12 @@ int cmd_serve(int argc, char **argv) {
         } else if (!strcmp(a, "--state-ckpt-every")) {
             bad = parse_int(v, 0, 1 << 30, &n);
             cfg.ckpt_interval = n == 0 ? -1 : (int)n;
+        } else if (!strcmp(a, "--spec")) {
+            cfg.spec = !strcmp(v, "ngram") ? ENG_SPEC_NGRAM : !strcmp(v, "off") ? ENG_SPEC_OFF : -1;
+            bad = cfg.spec < 0;
+        } else if (!strcmp(a, "--spec-max")) {
+            bad = parse_int(v, 1, ENG_SPEC_MAX_LIMIT, &n);
+            cfg.spec_max = (int)n;
         } else if (!strcmp(a, "--kv-type")) {
             cfg.kv_type = eng_kv_from_name(v);
             bad = cfg.kv_type < 0;

@@ -24,9 +24,11 @@
  *      blocks its new positions need, copy-on-write of a shared partial
  *      block; when none are left the youngest running sequence is preempted
  *      (blocks released, tokens kept, recomputed when it is re-admitted);
+ *      then speculative drafts for decoding sequences out of what is left;
  *   4. one model_forward_batch over every planned token;
  *   5. publish newly filled blocks to the prefix cache, fork waiting n>1
- *      siblings, sample and emit events, finish what stopped.
+ *      siblings, sample and emit events (a drafted sequence position by
+ *      position while the draft holds), finish what stopped.
  */
 #include "engine/engine.h"
 
@@ -137,6 +139,27 @@ typedef struct eng_seq {
     int32_t *think_close;
     size_t n_think_close, think_forced;
     int top_logprobs; /* alternatives a forced token reports */
+    /* speculative decoding (see "speculative decoding" below): spec_on
+     * when the sequence may draft; spec_hit / spec_seen decayed counts of
+     * draft positions accepted / decided (the acceptance estimate);
+     * spec_wait decode steps left without drafting, spec_cool the next
+     * back-off, spec_probe: draft one token after a back-off; n_draft
+     * draft tokens in this step's plan (copied to draft[] and to
+     * toks[n_toks ..), which is scratch past n_toks); spec_logits
+     * (1 + spec_max) rows for the verification pass */
+    bool spec_on, spec_probe;
+    double spec_hit, spec_seen;
+    int spec_wait, spec_cool;
+    int n_draft;
+    int32_t *draft;
+    float *spec_logits;
+    /* n-gram index over toks: key (n, the n tokens) -> the latest index c
+     * that followed them (c < n_toks); open addressing, key 0 = empty;
+     * ng_done: continuation indexes 1 .. ng_done-1 are in */
+    uint64_t *ng_key;
+    int32_t *ng_pos;
+    size_t ng_cap, ng_used;
+    int ng_done;
 } eng_seq_t;
 
 /* Work for the grammar worker: resolve a sequence's index before it is
@@ -197,6 +220,13 @@ struct eng {
     int chain_cap;                /* blocks of a context */
     uint64_t ckpt_seen_evictions; /* the block manager's evictions at the last sweep */
     uint64_t ckpt_tick, ckpt_stored, ckpt_hits, ckpt_evictions;
+    /* speculative decoding: on for this engine, longest draft; spec_t[n]
+     * the decayed mean seconds of a model pass over n tokens of one
+     * decoding sequence alone (the draft cost model), 0 = not measured */
+    bool spec;
+    int spec_max;
+    double spec_t[ENG_SPEC_MAX_LIMIT + 2];
+    double spec_ghit, spec_gseen; /* all sequences' decayed draft positions accepted / decided */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -290,6 +320,10 @@ static void seq_free(eng_seq_t *s) {
     free(s->stop_ids);
     free(s->think_close);
     free(s->score_logits);
+    free(s->draft);
+    free(s->spec_logits);
+    free(s->ng_key);
+    free(s->ng_pos);
     smp_free(s->smp);
     free(s);
 }
@@ -696,6 +730,169 @@ static int seq_push_token(eng_seq_t *s, int32_t id) {
     return 0;
 }
 
+/* ------------------------------------------------ speculative decoding
+ *
+ * Single-stream decode reads every weight once per token; a pass over
+ * 1 + k tokens of one sequence reads them once too. So a decoding
+ * sequence that can guess its next tokens feeds its last token plus a
+ * draft of k guesses in one step, with logits at each of the 1 + k
+ * positions, and then samples position by position exactly as without
+ * speculation (seq_sample: grammar, penalties, bias, logprobs, stops,
+ * max_tokens): while the token drawn equals the draft token there, the
+ * next position's logits are valid and the next draw is made from them;
+ * the first draw that differs (or the last position) ends the step.
+ *
+ * The rule: drawing y from the sampler's distribution p and keeping the
+ * draft token x iff y == x accepts x with probability p(x), and on a
+ * rejection y is distributed as p with x removed and renormalised — the
+ * standard speculative-sampling rule for a point-mass draft, with one
+ * draw per emitted token, so the output (even a seeded stream) is the one
+ * the sequence would have produced without speculation.
+ *
+ * The drafter: prompt lookup. The sequence's tokens are indexed by n-gram
+ * (n = 1 .. ENG_NGRAM_MAX) -> the latest position that followed it; the
+ * draft follows the latest earlier occurrence of the longest suffix found,
+ * continuing periodically when that occurrence runs into the suffix
+ * itself (a repetition loop). Each new token costs ENG_NGRAM_MAX inserts,
+ * a lookup ENG_NGRAM_MAX probes: nothing scales with the prompt.
+ */
+
+#define ENG_NGRAM_MAX 3
+
+static uint64_t ngram_hash(const int32_t *t, int n) {
+    uint64_t h = 0x9E3779B97F4A7C15ull * (uint64_t)(n + 1);
+    for (int i = 0; i < n; i++) {
+        h ^= (uint64_t)(uint32_t)t[i];
+        h *= 0xBF58476D1CE4E5B9ull;
+        h ^= h >> 31;
+    }
+    return h | 1; /* 0 marks an empty slot */
+}
+
+/* Slot of key in s's table (its own, or the empty one it would take). */
+static size_t ngram_slot(const eng_seq_t *s, uint64_t key) {
+    size_t i = (size_t)(key >> 7) & (s->ng_cap - 1);
+    while (s->ng_key[i] && s->ng_key[i] != key) i = (i + 1) & (s->ng_cap - 1);
+    return i;
+}
+
+static int ngram_grow(eng_seq_t *s, size_t need) {
+    if (need * 2 <= s->ng_cap) return 0;
+    size_t cap = s->ng_cap ? s->ng_cap : 256;
+    while (need * 2 > cap) cap *= 2;
+    uint64_t *k = calloc(cap, sizeof *k);
+    int32_t *p = malloc(cap * sizeof *p);
+    if (!k || !p) {
+        free(k);
+        free(p);
+        return -1;
+    }
+    uint64_t *ok = s->ng_key;
+    int32_t *op = s->ng_pos;
+    const size_t ocap = s->ng_cap;
+    s->ng_key = k;
+    s->ng_pos = p;
+    s->ng_cap = cap;
+    for (size_t i = 0; i < ocap; i++)
+        if (ok[i]) {
+            const size_t j = ngram_slot(s, ok[i]);
+            s->ng_key[j] = ok[i];
+            s->ng_pos[j] = op[i];
+        }
+    free(ok);
+    free(op);
+    return 0;
+}
+
+/* Brings the index up to s's tokens: every n-gram that ends before the
+ * last token maps to the index after it (the latest occurrence wins). */
+static int ngram_update(eng_seq_t *s) {
+    if (s->ng_done < 1) s->ng_done = 1;
+    for (; s->ng_done < s->n_toks; s->ng_done++) {
+        const int c = s->ng_done;
+        if (ngram_grow(s, s->ng_used + ENG_NGRAM_MAX) != 0) return -1;
+        for (int n = 1; n <= ENG_NGRAM_MAX && n <= c; n++) {
+            const uint64_t key = ngram_hash(s->toks + c - n, n);
+            const size_t i = ngram_slot(s, key);
+            if (!s->ng_key[i]) {
+                s->ng_key[i] = key;
+                s->ng_used++;
+            }
+            s->ng_pos[i] = c;
+        }
+    }
+    return 0;
+}
+
+/* Up to max draft tokens after s's tokens (into out); how many. */
+static int ngram_draft(eng_seq_t *s, int32_t *out, int max) {
+    if (max <= 0 || s->n_toks < 2 || ngram_update(s) != 0 || !s->ng_cap) return 0;
+    const int L = s->n_toks;
+    for (int n = SL_MIN(ENG_NGRAM_MAX, L - 1); n >= 1; n--) {
+        const int32_t *suf = s->toks + L - n;
+        const size_t i = ngram_slot(s, ngram_hash(suf, n));
+        if (!s->ng_key[i]) continue;
+        const int c = s->ng_pos[i]; /* n <= c < L */
+        if (memcmp(s->toks + c - n, suf, (size_t)n * sizeof *suf) != 0) continue; /* a hash collision */
+        const int period = L - c;
+        for (int j = 0; j < max; j++) out[j] = j < period ? s->toks[c + j] : out[j - period];
+        return max;
+    }
+    return 0;
+}
+
+/* The policy. A step over 1 + k tokens of one sequence costs cost(k)
+ * plain decode steps (measured: spec_cost), and emits 1 + a tokens, a the
+ * accepted ones. With a per-position acceptance estimate p (the
+ * sequence's decayed counts, with a prior of weight 2 at the engine's
+ * recent rate over all sequences, 0.8 before any), the expected tokens are 1 + p + ... + p^k, so the
+ * draft length is the k <= kmax that maximises that over cost(k); none
+ * when no k beats a plain step by 5 %. Then the sequence waits 4 decode
+ * steps (8, 16 ... 256 after each further refusal) and probes with one
+ * draft token, whose outcome updates p. A sequence whose drafts never hit
+ * thus costs a one-token probe every 256 steps, next to nothing. */
+static double spec_cost(const eng_t *e, int k) {
+    /* never below 1 + k/10: timing noise (a preempted thread in a plain
+     * pass) must not make extra rows look free */
+    if (e->spec_t[1] > 0 && e->spec_t[k + 1] > 0) return SL_MAX(e->spec_t[k + 1] / e->spec_t[1], 1.0 + 0.1 * k);
+    return 1.0 + 0.5 * k; /* not measured yet: a guess between memory- and compute-bound */
+}
+
+static int spec_choose(const eng_t *e, eng_seq_t *s, int kmax) {
+    if (e->o.spec_draft && !e->o.spec_draft_policy) return kmax; /* the test hook drafts every step */
+    const double m = (e->spec_ghit + 0.8) / (e->spec_gseen + 1.0);
+    const double p = (s->spec_hit + 2.0 * m) / (s->spec_seen + 2.0);
+    int best = 0;
+    double best_v = 1.05, tok = 1.0, pk = 1.0;
+    for (int k = 1; k <= kmax; k++) {
+        pk *= p;
+        tok += pk;
+        const double v = tok / spec_cost(e, k);
+        if (v > best_v) {
+            best_v = v;
+            best = k;
+        }
+    }
+    if (best == 0 && s->spec_probe) best = 1;
+    s->spec_probe = false;
+    if (best == 0) {
+        s->spec_wait = s->spec_cool;
+        s->spec_cool = SL_MIN(s->spec_cool * 2, 256);
+        s->spec_probe = true;
+    }
+    return best;
+}
+
+/* After a verification of k drafted tokens of which acc were accepted:
+ * acc positions held, and one failed unless all held. */
+static void spec_adapt(eng_t *e, eng_seq_t *s, int k, int acc) {
+    s->spec_hit = 0.8 * s->spec_hit + acc;
+    s->spec_seen = 0.8 * s->spec_seen + acc + (acc < k);
+    e->spec_ghit = 0.99 * e->spec_ghit + acc;
+    e->spec_gseen = 0.99 * e->spec_gseen + acc + (acc < k);
+    if (acc > 0) s->spec_cool = 4;
+}
+
 /* ------------------------------------------------------------ grammars */
 
 /* Creates g's matcher and advances it over bytes (the prefix, or a lazy
@@ -841,8 +1038,9 @@ static void think_count(eng_seq_t *s, int32_t id) {
 
 static void score_row(const float *row, int n_vocab, int32_t id, int n_top, smp_result_t *out);
 
-/* Samples from logits (modified), emits TOKEN or finishes s. */
-static void seq_sample(eng_t *e, eng_seq_t *s, float *logits) {
+/* Samples from logits (modified), emits TOKEN or finishes s; false when
+ * s finished (and is freed). */
+static bool seq_sample(eng_t *e, eng_seq_t *s, float *logits) {
     eng_event_t ev = {0};
     ev.type = ENG_EV_TOKEN;
     ev.id = s->id;
@@ -856,7 +1054,7 @@ static void seq_sample(eng_t *e, eng_seq_t *s, float *logits) {
             gram_lazy_feed(g, g->prefix, g->prefix_len, false);
         } else if (gram_start(g, g->prefix, g->prefix_len, err, sizeof err) != 0) {
             seq_finish(e, s, ENG_FINISH_ERROR, err);
-            return;
+            return false;
         }
     }
     const bool forced = think_forcing(s);
@@ -867,14 +1065,14 @@ static void seq_sample(eng_t *e, eng_seq_t *s, float *logits) {
         score_row(logits, e->n_vocab, id, s->top_logprobs, &ev.tok);
         if (g && g->m && gram_matcher_accept_token(g->m, id) != 0) {
             seq_finish(e, s, ENG_FINISH_ERROR, "the grammar does not allow the end of the reasoning block here");
-            return;
+            return false;
         }
         smp_accept(s->smp, id);
     } else if (g && g->m) {
         if (smp_sample_grammar(s->smp, g->m, logits, e->mask, &ev.tok) != 0) {
             if (gram_matcher_is_terminated(g->m)) seq_finish(e, s, ENG_FINISH_STOP, NULL);
             else seq_finish(e, s, ENG_FINISH_ERROR, "no token the grammar allows is left to sample");
-            return;
+            return false;
         }
     } else {
         const int rc = s->drawn ? s->draw_rc : smp_sample(s->smp, logits, &ev.tok);
@@ -882,7 +1080,7 @@ static void seq_sample(eng_t *e, eng_seq_t *s, float *logits) {
         s->drawn = false;
         if (rc != 0) {
             seq_finish(e, s, ENG_FINISH_ERROR, "no token left to sample (all logits masked)");
-            return;
+            return false;
         }
         smp_accept(s->smp, ev.tok.id);
     }
@@ -901,11 +1099,11 @@ static void seq_sample(eng_t *e, eng_seq_t *s, float *logits) {
     s->t_last = now;
     if (is_stop(s, ev.tok.id)) {
         seq_finish(e, s, ENG_FINISH_STOP, NULL);
-        return;
+        return false;
     }
     if (seq_push_token(s, ev.tok.id) != 0) {
         seq_finish(e, s, ENG_FINISH_ERROR, "out of memory");
-        return;
+        return false;
     }
     ev.t_ns = now;
     ev.usage.prompt_tokens = s->n_prompt_done;
@@ -919,8 +1117,15 @@ static void seq_sample(eng_t *e, eng_seq_t *s, float *logits) {
         for (size_t i = 0; i < g->n_trig_ids; i++) trig |= g->trig_ids[i] == ev.tok.id;
         gram_lazy_feed(g, tb, tl, trig);
     }
-    if (g && g->m && gram_matcher_is_terminated(g->m)) seq_finish(e, s, ENG_FINISH_STOP, NULL); /* complete */
-    else if (s->n_generated >= s->max_tokens || s->n_past >= e->o.n_ctx) seq_finish(e, s, ENG_FINISH_LENGTH, NULL);
+    if (g && g->m && gram_matcher_is_terminated(g->m)) {
+        seq_finish(e, s, ENG_FINISH_STOP, NULL); /* complete */
+        return false;
+    }
+    if (s->n_generated >= s->max_tokens || s->n_past >= e->o.n_ctx) {
+        seq_finish(e, s, ENG_FINISH_LENGTH, NULL);
+        return false;
+    }
+    return true;
 }
 
 /* f had the same prompt as s and waited; s has just prefilled it: f takes
@@ -1154,6 +1359,111 @@ static void seq_report_prompt(eng_t *e, eng_seq_t *s, int n_past0, int n) {
     }
 }
 
+/* Releases s's blocks past those holding positions < upto (drafted
+ * positions that were rejected, or never run). They were allocated for
+ * this step only, never shared nor published. */
+static void seq_trim_blocks(eng_t *e, eng_seq_t *s, int upto) {
+    const int keep = (upto + e->bs - 1) / e->bs;
+    while (s->n_blocks > keep) kvc_unref(e->kvc, s->blocks[--s->n_blocks]);
+}
+
+/* Publishes s's blocks that became full (all their positions computed
+ * from verified tokens) to the prefix cache. */
+static void seq_publish(eng_t *e, eng_seq_t *s) {
+    while (!e->o.no_prefix_cache && (s->n_hashed + 1) * e->bs <= s->n_past) {
+        s->last_hash = kvc_publish(e->kvc, s->blocks[s->n_hashed], s->last_hash,
+                                   s->toks + (size_t)s->n_hashed * (size_t)e->bs);
+        s->n_hashed++;
+    }
+}
+
+/* Adds drafts to the plan's decoding sequences out of the step's spare
+ * budget: never at the cost of a decode token or a prompt chunk (those are
+ * planned first), never by preempting anyone nor evicting a cached block
+ * (only free blocks), and
+ * not past ENG_SPEC_BATCH tokens in the step (a larger batch is no longer
+ * bound by reading the weights, so extra rows are not free). */
+static void plan_drafts(eng_t *e, int budget) {
+    int planned = 0;
+    for (eng_seq_t *s = e->running; s; s = s->next) planned += s->step_n;
+    for (eng_seq_t *s = e->running; s; s = s->next) {
+        const int spare = SL_MIN(budget, ENG_SPEC_BATCH - planned);
+        if (spare <= 0) return;
+        /* decoding: one token planned, at least one sampled (so no n>1
+         * sibling waits to fork from it) */
+        if (!s->spec_on || s->step_n != 1 || s->n_past + 1 != s->n_toks || s->n_generated == 0 || seq_scoring(s))
+            continue;
+        if (s->spec_wait > 0) {
+            s->spec_wait--;
+            continue;
+        }
+        int kmax = SL_MIN(SL_MIN(e->spec_max, spare),
+                          SL_MIN(s->max_tokens - s->n_generated - 1, e->o.n_ctx - s->n_toks));
+        if (kmax <= 0) continue;
+        if (!s->draft && !(s->draft = malloc((size_t)e->spec_max * sizeof *s->draft))) continue;
+        if (!s->spec_logits &&
+            !(s->spec_logits = malloc((size_t)(e->spec_max + 1) * (size_t)e->n_vocab * sizeof *s->spec_logits)))
+            continue;
+        int k = e->o.spec_draft ? e->o.spec_draft(e->o.spec_ctx, s->toks, s->n_toks, s->n_prompt, s->draft, kmax)
+                                : ngram_draft(s, s->draft, kmax);
+        k = SL_MAX(0, SL_MIN(k, kmax));
+        if (k > 0) k = SL_MIN(k, spec_choose(e, s, k)); /* only a found draft counts against the policy */
+        for (int j = 0; j < k; j++)
+            if (s->draft[j] < 0 || s->draft[j] >= e->n_vocab) k = j; /* a hook's bad id ends the draft */
+        /* free blocks for positions n_toks .. n_toks + k - 1: a draft
+         * never evicts a cached prefix block (its blocks are transient) */
+        kvc_counts_t kc;
+        kvc_counts(e->kvc, &kc);
+        k = SL_MIN(k, (s->n_blocks + kc.free) * e->bs - s->n_toks);
+        if (k <= 0) continue;
+        if (s->n_toks + k > s->cap_toks) {
+            const int cap = s->n_toks + k + 64;
+            int32_t *t = realloc(s->toks, (size_t)cap * sizeof *t);
+            if (!t) continue;
+            s->toks = t;
+            s->cap_toks = cap;
+        }
+        if (!seq_reserve(e, s, s->n_toks + k)) {
+            seq_trim_blocks(e, s, s->n_toks);
+            continue;
+        }
+        memcpy(s->toks + s->n_toks, s->draft, (size_t)k * sizeof *s->toks);
+        s->n_draft = k;
+        s->step_n = 1 + k;
+        budget -= k;
+        planned += k;
+    }
+}
+
+/* After the pass over s's last token and its n_draft draft tokens: samples
+ * each position in turn (exactly as without a draft) while the draw equals
+ * the draft token there; the first other draw, or the position after the
+ * last draft token, ends it. The KV of rejected positions is dropped: n_past
+ * stops after the last verified token and blocks past it are released
+ * (none of them was published: only full blocks of verified positions are). */
+static void spec_verify(eng_t *e, eng_seq_t *s) {
+    const int k = s->n_draft, p0 = s->n_past;
+    s->n_draft = 0;
+    s->step_n = 0;
+    int acc = 0;
+    bool alive = true;
+    for (int j = 0; j <= k; j++) {
+        s->n_past = p0 + 1 + j; /* the token at p0 + j is verified: its KV is valid */
+        seq_publish(e, s);
+        alive = seq_sample(e, s, s->spec_logits + (size_t)j * (size_t)e->n_vocab);
+        if (!alive || j == k || s->toks[s->n_toks - 1] != s->draft[j]) break;
+        acc++;
+    }
+    pthread_mutex_lock(&e->mu);
+    e->st.spec_drafted += (uint64_t)k;
+    e->st.spec_accepted += (uint64_t)acc;
+    e->st.spec_steps++;
+    pthread_mutex_unlock(&e->mu);
+    if (!alive) return; /* finished: its blocks are released */
+    seq_trim_blocks(e, s, s->n_past + 1);
+    spec_adapt(e, s, k, acc);
+}
+
 /* Plans this step's batch into e->plan; returns how many sequences. */
 static int plan_step(eng_t *e) {
     int n_plan = 0, budget = e->o.max_batch_tokens;
@@ -1195,6 +1505,7 @@ static int plan_step(eng_t *e) {
             budget -= n;
         }
     }
+    if (e->spec) plan_drafts(e, budget);
     for (eng_seq_t *s = e->running; s; s = s->next)
         if (s->step_n) e->plan[n_plan++] = s;
     return n_plan;
@@ -1220,6 +1531,10 @@ static void step(eng_t *e) {
             .logits = samples ? e->logits + (size_t)s->logit_row * (size_t)e->n_vocab : NULL,
             .state = seq_state(e, s),
         };
+        if (s->n_draft) { /* logits at the last token and every draft token */
+            e->batch[i].logits = s->spec_logits;
+            e->batch[i].all_logits = true;
+        }
         if (seq_scoring(s)) {
             if (!s->score_logits)
                 s->score_logits = malloc((size_t)ENG_SCORE_CHUNK * (size_t)e->n_vocab * sizeof *s->score_logits);
@@ -1230,7 +1545,15 @@ static void step(eng_t *e) {
         }
         n_tok += s->step_n;
     }
+    const uint64_t tf0 = sl_now_ns();
     const int rc = model_forward_batch(e->model, e->pool, e->kvp, e->batch, n_plan, err, sizeof err);
+    if (rc == 0 && e->spec && n_plan == 1 && e->plan[0]->n_generated > 0 &&
+        e->plan[0]->n_past + e->plan[0]->step_n == e->plan[0]->n_toks + e->plan[0]->n_draft) {
+        /* one decoding sequence alone: what a pass over 1 + n_draft tokens costs */
+        double *t = &e->spec_t[n_tok];
+        const double sec = (double)(sl_now_ns() - tf0) * 1e-9;
+        *t = *t > 0 ? 0.9 * *t + 0.1 * sec : sec;
+    }
     if (rc == 0) pre_draw(e, n_plan);
     pthread_mutex_lock(&e->mu);
     e->st.steps++;
@@ -1239,7 +1562,12 @@ static void step(eng_t *e) {
     for (int i = 0; i < n_plan; i++) {
         eng_seq_t *s = e->plan[i];
         if (rc != 0) {
+            s->n_draft = 0;
             seq_finish(e, s, ENG_FINISH_ERROR, err);
+            continue;
+        }
+        if (s->n_draft) {
+            spec_verify(e, s);
             continue;
         }
         const bool scored = e->batch[i].all_logits;
@@ -1247,11 +1575,7 @@ static void step(eng_t *e) {
         s->n_past += s->step_n;
         s->step_n = 0;
         s->n_prompt_done = SL_MAX(s->n_prompt_done, SL_MIN(s->n_past, s->n_prompt));
-        while (!e->o.no_prefix_cache && (s->n_hashed + 1) * e->bs <= s->n_past) {
-            s->last_hash = kvc_publish(e->kvc, s->blocks[s->n_hashed], s->last_hash,
-                                       s->toks + (size_t)s->n_hashed * (size_t)e->bs);
-            s->n_hashed++;
-        }
+        seq_publish(e, s);
         ckpt_after_step(e, s);
         if (scored) {
             seq_report_prompt(e, s, n_past0, n_step);
@@ -1516,6 +1840,11 @@ eng_t *eng_new(sl_model_t *m, const eng_opts_t *opts, eng_event_fn fn, void *ctx
     if (e->o.kv_block <= 0) e->o.kv_block = ENG_KV_BLOCK;
     if (e->o.max_batch_tokens <= 0) e->o.max_batch_tokens = 512;
     e->o.max_batch_tokens = SL_MAX(e->o.max_batch_tokens, e->o.max_running + 1);
+    if (e->o.spec < ENG_SPEC_DEFAULT || e->o.spec > ENG_SPEC_NGRAM || e->o.spec_max < 0) {
+        sl_err(err, errlen, "unknown speculative decoding setting (%d, max %d)", e->o.spec, e->o.spec_max);
+        free(e);
+        return NULL;
+    }
     e->gv = e->o.gram_vocab;
     if (e->gv && gram_vocab_size(e->gv) != (size_t)e->n_vocab) {
         sl_err(err, errlen, "the grammar vocabulary has %zu tokens, the model %d", gram_vocab_size(e->gv),
@@ -1633,6 +1962,10 @@ eng_t *eng_new(sl_model_t *m, const eng_opts_t *opts, eng_event_fn fn, void *ctx
         sl_err(err, errlen, "%s", e2);
         return NULL;
     }
+    /* speculative decoding: not for hybrid models (their recurrent state
+     * cannot be rolled back past rejected draft tokens) */
+    e->spec = e->o.spec != ENG_SPEC_OFF && !e->state_floats;
+    e->spec_max = e->o.spec_max <= 0 ? ENG_SPEC_MAX : SL_MIN(e->o.spec_max, ENG_SPEC_MAX_LIMIT);
     e->st.kv_blocks_total = (int)n_blocks;
     e->st.kv_blocks_free = (int)n_blocks;
     e->st.kv_block = e->bs;
@@ -1751,6 +2084,8 @@ int eng_submit(eng_t *e, const eng_request_t *r, uint64_t *id, char *err, size_t
         s->think_end = r->think_end_id;
     }
     s->n_scored = 1;
+    s->spec_on = e->spec && !r->no_spec;
+    s->spec_cool = 4;
     atomic_init(&s->cancel, false);
     prep_item_t *it = NULL;
     if (eng_grammar_set(&r->grammar)) {
@@ -1975,6 +2310,14 @@ void eng_metrics_write(sl_buf_t *b, eng_t *const *engines, const char *const *na
     GAUGE("silica_engine_batch_tokens_total", "tokens run through the model in batched steps", "counter", "%llu",
           (unsigned long long)s->batch_tokens);
     GAUGE("silica_engine_batch_steps_total", "batched model steps", "counter", "%llu", (unsigned long long)s->steps);
+    GAUGE("silica_spec_draft_tokens_total", "speculative draft tokens verified", "counter", "%llu",
+          (unsigned long long)s->spec_drafted);
+    GAUGE("silica_spec_accepted_tokens_total", "speculative draft tokens accepted (model passes saved)",
+          "counter", "%llu", (unsigned long long)s->spec_accepted);
+    GAUGE("silica_spec_verify_steps_total", "speculative verification passes", "counter", "%llu",
+          (unsigned long long)s->spec_steps);
+    GAUGE("silica_spec_acceptance_rate", "accepted / drafted tokens since start", "gauge", "%.6f",
+          s->spec_drafted ? (double)s->spec_accepted / (double)s->spec_drafted : 0.0);
     GAUGE("silica_generation_tokens_per_second", "generated tokens per second over the last seconds", "gauge",
           "%.3f", s->tokens_per_s);
 #undef GAUGE

@@ -185,6 +185,9 @@ typedef struct eng_request {
     int32_t think_start_id, think_end_id; /* -1: none */
     const int32_t *think_close;
     size_t n_think_close;
+    /* Speculative decoding opt-out for this request (the engine's --spec
+     * policy otherwise; see eng_opts_t.spec). */
+    bool no_spec;
 } eng_request_t;
 
 #define ENG_SCORE_CHUNK 16
@@ -214,7 +217,30 @@ typedef struct eng_opts {
      * the engine; its size must equal the model's n_vocab). NULL: requests
      * with a grammar are refused. */
     const struct gram_vocab *gram_vocab;
+    /* Speculative decoding (docs/engine.md, "Speculative decoding"): a
+     * decoding sequence proposes up to spec_max tokens from an n-gram
+     * lookup in its own prompt + output; one pass verifies them, and the
+     * sampler keeps exactly the tokens it would have drawn anyway.
+     * ENG_SPEC_DEFAULT (0): ENG_SPEC_NGRAM; ENG_SPEC_OFF; ENG_SPEC_NGRAM.
+     * Hybrid recurrent models never speculate (their state cannot be
+     * rolled back). spec_max 0: ENG_SPEC_MAX (at most ENG_SPEC_MAX_LIMIT). */
+    int spec;
+    int spec_max;
+    /* Test hook: when set, it replaces the n-gram drafter and (unless
+     * spec_draft_policy) the adaptive policy: every decode step of every sequence asks it for up to `max`
+     * draft tokens after toks[0..n_toks) (n_prompt of them the prompt) and
+     * verifies what it returns (0..max, written to out). */
+    int (*spec_draft)(void *ctx, const int32_t *toks, int n_toks, int n_prompt, int32_t *out, int max);
+    void *spec_ctx;
+    bool spec_draft_policy; /* test hook: the policy sizes (or refuses) the hook's drafts too */
 } eng_opts_t;
+
+enum { ENG_SPEC_DEFAULT = 0, ENG_SPEC_OFF, ENG_SPEC_NGRAM };
+#define ENG_SPEC_MAX 6        /* default longest draft */
+#define ENG_SPEC_MAX_LIMIT 32 /* spec_max's upper bound */
+/* A step that already runs this many tokens (decodes + prompt chunks) is
+ * past the memory-bound regime on a CPU: no drafts are added beyond it. */
+#define ENG_SPEC_BATCH 16
 
 #define ENG_KV_BLOCK 16
 #define ENG_CKPT_INTERVAL 2048
@@ -257,6 +283,9 @@ typedef struct eng_stats {
     uint64_t prefix_query_tokens; /* prompt tokens looked up in the prefix cache */
     uint64_t prefix_hit_tokens;   /* of those, reused from cached blocks */
     uint64_t preemptions, evictions;
+    /* speculative decoding: draft tokens verified, of those accepted (each
+     * accepted token is one model pass saved), verification passes */
+    uint64_t spec_drafted, spec_accepted, spec_steps;
     double tokens_per_s;          /* generated tokens/s over the last few seconds */
     eng_hist_t ttft;              /* submit → first token, seconds */
     eng_hist_t itl;               /* between consecutive tokens of a sequence */

@@ -66,6 +66,7 @@ static const char *const EXTENSIONS[] = {
     "repetition_penalty",
     "logit_bias",
     "chat_template_kwargs",
+    "speculative",
 };
 
 /* Content blocks this server cannot read: a 400 naming the block. */

@@ -1440,6 +1440,7 @@ static int job_submit(gen_job_t *j, oai_error_t *e) {
         er.score_prompt = c->plp != NULL;
         er.score_top = j->r.top_logprobs;
         er.sampling = j->r.smp;
+        er.no_spec = j->r.no_spec;
         er.sampling.seed = j->r.has_seed ? j->r.seed + (uint64_t)(i % j->r.n) : rng_next(s);
         er.stop_ids = j->r.fim ? j->m->fim_stop : j->m->eog;
         er.n_stop_ids = j->r.fim ? j->m->n_fim_stop : j->m->n_eog;

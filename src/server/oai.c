@@ -486,6 +486,9 @@ int oai_parse_json(json_t *body, bool chat, oai_req_t *r, oai_error_t *e) {
     long long ll;
     int rc;
     if ((rc = get_bool(b, "stream", &r->stream, e)) < 0) return -1;
+    bool spec = true; /* Silica extension: "speculative": false opts out of speculative decoding */
+    if (get_bool(b, "speculative", &spec, e) < 0) return -1;
+    r->no_spec = !spec;
     json_t *so = json_object_get(b, "stream_options");
     if (so && !json_is_null(so)) {
         if (!json_is_object(so)) return bad_type(e, "stream_options", "an object", so);

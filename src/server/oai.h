@@ -88,6 +88,7 @@ typedef struct oai_req {
     bool fim;
     bool fim_spm;          /* fim_order "spm": suffix before prefix */
     bool return_token_ids; /* non-stream choices carry prompt_token_ids and token_ids */
+    bool no_spec;          /* "speculative": false: no speculative decoding for this request */
     int thinking_budget;   /* chat: most reasoning tokens before </think> is forced; 0 = none */
     /* Structured output (oai_format.c): response_format json_object /
      * json_schema, or the `grammar` / `regex` extensions (and vLLM's

@@ -97,6 +97,7 @@ static const char *const EXTENSIONS[] = {
     "logit_bias",
     "chat_template_kwargs",
     "thinking_budget",
+    "speculative",
 };
 
 static bool in_list(const char *k, const char *const *list, size_t n) {

@@ -881,6 +881,8 @@ static int load_model(srv_t *s, srv_model_t *m, const srv_model_spec_t *spec, ch
     eo.kv_mem = s->cfg.kv_mem;
     eo.kv = s->cfg.kv_type;
     eo.ckpt_interval = s->cfg.ckpt_interval;
+    eo.spec = s->cfg.spec;
+    eo.spec_max = s->cfg.spec_max;
     if (srv_model_embeds(m)) { /* embeddings / rerank: no chat template, stop ids, tools or grammars */
         m->eng = eng_new(m->model, &eo, on_engine_event, m, e2, sizeof e2);
         if (!m->eng) return sl_err(err, errlen, "engine: %s", e2);

@@ -168,6 +168,8 @@ typedef struct srv_config {
     size_t kv_mem;        /* KV cache bytes per model; 0: engine default */
     int kv_type;          /* ENG_KV_* (0: f16) */
     int ckpt_interval; /* hybrid models: eng_opts_t.ckpt_interval (0: engine default, < 0: none) */
+    int spec;          /* speculative decoding: ENG_SPEC_* (0: engine default) */
+    int spec_max;      /* longest draft (0: engine default) */
     bool no_console;      /* do not serve the web console (GET / and /console/...) */
     size_t max_upload;    /* bytes of a POST /v1/files body; default 64 MiB + 64 KiB */
     int batch_running;    /* batch requests running at once (the runner's bound); default 2 */

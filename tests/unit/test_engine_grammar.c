@@ -191,6 +191,69 @@ static void test_json_object(void) {
     eng_free(e);
 }
 
+/* Drafts for test_json_object_spec: the sequence's own last tokens
+ * again, then ids 1.. (some allowed by the grammar, most not). */
+static int echo_draft(void *ctx, const int32_t *toks, int n_toks, int n_prompt, int32_t *out, int max) {
+    (void)ctx;
+    (void)n_prompt;
+    int n = 0;
+    for (int j = 0; j < max && j < n_toks; j++) out[n++] = j % 2 ? (int32_t)(1 + j) : toks[n_toks - 1 - j];
+    return n;
+}
+
+/* Speculative decoding under a grammar: drafts forced at every step
+ * (echo_draft) leave the seeded JSON-object outputs exactly as they are
+ * without speculation (each position's masked draw and matcher advance
+ * happen as before), and they stay valid. */
+static void test_json_object_spec(void) {
+    enum { NS = 8 };
+    char texts[NS][512];
+    eng_finish_t fins[NS];
+    const int32_t prompt[4] = {1, 20, 6, 10};
+    for (int spec = 0; spec < 2; spec++) {
+        char err[SL_ERR_MAX];
+        eng_opts_t o = {.n_ctx = CTX, .max_running = 4, .kv = ENG_KV_F32, .gram_vocab = gv,
+                        .spec = spec ? ENG_SPEC_NGRAM : ENG_SPEC_OFF, .spec_max = 5,
+                        .spec_draft = spec ? echo_draft : NULL};
+        eng_t *e = eng_new(model, &o, on_event, NULL, err, sizeof err);
+        CHECK_MSG(e != NULL, "%s", err);
+        if (!e) return;
+        reset_logs();
+        for (int q = 0; q < NS; q++) {
+            eng_request_t r = req(prompt, 4, 100, (uint64_t)q + 40, &logs[q]);
+            r.grammar.kind = GRAM_SRC_JSON_OBJECT;
+            uint64_t id;
+            CHECK_MSG(eng_submit(e, &r, &id, err, sizeof err) == 0, "%s", err);
+        }
+        wait_finished(NS);
+        for (int q = 0; q < NS; q++) {
+            const seqlog_t *l = &logs[q];
+            if (!spec) {
+                snprintf(texts[q], sizeof texts[q], "%s", text_of(l));
+                fins[q] = l->finish;
+                continue;
+            }
+            CHECK_MSG(!strcmp(texts[q], text_of(l)) && fins[q] == l->finish,
+                      "sequence %d: '%s' with drafts, '%s' without", q, text_of(l), texts[q]);
+            if (l->finish == ENG_FINISH_STOP) {
+                json_error_t je;
+                json_t *v = json_loadb(text_of(l), l->text.len, 0, &je);
+                CHECK_MSG(v && json_is_object(v), "sequence %d: '%s' is not a JSON object", q, text_of(l));
+                json_decref(v);
+            }
+        }
+        if (spec) {
+            eng_stats_t st;
+            eng_stats(e, &st);
+            CHECK(st.spec_drafted > 0 && st.spec_accepted > 0);
+            fprintf(stderr, "    drafted %llu, accepted %llu\n", (unsigned long long)st.spec_drafted,
+                    (unsigned long long)st.spec_accepted);
+        }
+        check_idle(e);
+        eng_free(e);
+    }
+}
+
 /* The grammar's own end finishes the sequence: a regex of fixed shape ends
  * with STOP right after its last byte, no end token sampled; n>1 siblings
  * (same prompt, forked from one prefill) each follow their own matcher. */
@@ -473,6 +536,7 @@ int main(void) {
     CHECK_MSG(gv != NULL, "%s", err);
     if (model && gv) {
         RUN(test_json_object);
+        RUN(test_json_object_spec);
         RUN(test_regex_end_and_siblings);
         RUN(test_prepare_and_prefix);
         RUN(test_lazy);

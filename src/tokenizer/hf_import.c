@@ -140,6 +140,10 @@ static const char *detect_pre(hf_t *h, char *err, size_t errlen) {
                         "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
     if (n == 1 && !strcmp(re[0], llama3)) return ignore_merges ? "llama-bpe" : "glm4";
     if (n == 1 && !strcmp(re[0], qwen2)) return "qwen2";
+    /* Qwen3.5 / 3.6: Qwen2's with combining marks in words (llama.cpp "qwen35") */
+    const char *qwen35 = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| "
+                         "?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    if (n == 1 && !strcmp(re[0], qwen35)) return "qwen35";
     /* o200k (GPT-4o, gpt-oss): llama.cpp's "gpt-4o" pre type, same regex
      * with the contractions written (?i:...) */
     const char *o200k =

@@ -70,6 +70,7 @@ struct sl_tok {
     int32_t byte_tok[256]; /* gpt2: id of each byte's byte-unicode char; spm: <0xNN>; -1 none */
     bool ignore_merges;
     int fast_split; /* gpt2: 0 = PCRE2; 1 / 3 = the Qwen2 / Llama 3 pattern by hand (digits per number) */
+    bool fast_marks; /* the hand-written splitter with Qwen3.5's [\p{L}\p{M}]+ words */
     pcre2_code *re[TOK_MAX_REGEX];
     bool re_jit[TOK_MAX_REGEX]; /* JIT-compiled: pcre2_jit_match */
     int n_re;

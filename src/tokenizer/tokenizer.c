@@ -488,7 +488,7 @@ sl_tok_t *tok_load(const gguf_file_t *f, char *err, size_t errlen) {
     }
     /* Qwen2/Qwen3's tokenizer.json normalises to NFC; GGUF has no key for the
      * normalizer, so it follows from the pre-tokenizer name (normalize.c). */
-    t->nfc = t->model == TOK_MODEL_GPT2 && strcmp(t->pre_name, "qwen2") == 0;
+    t->nfc = t->model == TOK_MODEL_GPT2 && (strcmp(t->pre_name, "qwen2") == 0 || strcmp(t->pre_name, "qwen35") == 0);
     if (t->nfc) tok_nfc_init();
 
     struct {

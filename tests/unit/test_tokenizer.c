@@ -413,19 +413,24 @@ static void test_fast_split_matches_regex(void) {
                                        "\xE3\x80\x80", "\xE2\x80\x83", "\xC2\x85", "\x0B", "\x0C", ".", ",", "!",
                                        "-", "\"", "(", "$", "\xE2\x80\x94", "\xCC\x81", "\xF0\x9F\x98\x80",
                                        "\xE2\x80\x8D", "_", "\xE2\x80\xA8", "\x01", "\xC2\xB2", "\xEF\xBC\x91",
-                                       "\xF0\x9D\x90\x80", "\xF0\x9D\x9F\x8E", "\xF0\xA0\x80\x80"};
-    for (int variant = 0; variant < 2; variant++) {
+                                       "\xF0\x9D\x90\x80", "\xF0\x9D\x9F\x8E", "\xF0\xA0\x80\x80",
+                                       /* marks: U+0308 (Mn), U+0903 (Mc), U+20DD (Me), U+093F (Mc) */
+                                       "\xCC\x88", "\xE0\xA4\x83", "\xE2\x83\x9D", "\xE0\xA4\xBF"};
+    /* variants: Qwen2, Llama 3, Qwen3.5 (marks in words) */
+    for (int variant = 0; variant < 3; variant++) {
         char err[SL_ERR_MAX] = "";
         const char *merges[] = {"a b"};
         const char *extra[] = {"ab"};
         const int32_t types[] = {1};
         gguf_writer_t *w = tiny_bpe_writer(merges, 1, extra, 1, types);
         if (variant == 1) gguf_writer_set_str(w, "tokenizer.ggml.pre", "llama-bpe");
+        if (variant == 2) gguf_writer_set_str(w, "tokenizer.ggml.pre", "qwen35");
         sl_tok_t *t = load_from_writer(w, err, sizeof err);
         gguf_writer_free(w);
         CHECK_MSG(t, "%s", err);
         if (!t) return;
-        CHECK(t->fast_split == (variant ? 3 : 1));
+        CHECK(t->fast_split == (variant == 1 ? 3 : 1));
+        CHECK(t->fast_marks == (variant == 2));
         bpe_work_t *work = bpe_work_new(t);
         uint64_t seed = 7 + (uint64_t)variant;
         for (int iter = 0; iter < 5000 && work; iter++) {
@@ -455,6 +460,82 @@ static void test_fast_split_matches_regex(void) {
             free(a);
             free(b);
             if (!ok) break;
+        }
+        bpe_work_free(work);
+        tok_free(t);
+    }
+}
+
+/* Every tokenizer.ggml.pre name we accept loads (its regexes compile) and
+ * encodes a mixed text that decodes back to itself; an unknown one is
+ * refused. Qwen3.5's split, derived by hand: marks stay in words
+ * ("x\u0301y" is one word, "." takes its mark through the optional prefix,
+ * a lone mark after a digit is a word of its own), where Qwen2 cuts before
+ * the mark. */
+static void test_pre_names(void) {
+    static const char *const names[] = {
+        "default", "llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2",
+        "jina-v5-nano", "dbrx", "smaug-bpe", "qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2", "megrez",
+        "stablelm2", "hunyuan", "solar-open", "grok-2", "qwen35", "gpt-2", "gpt2", "phi-2", "jina-es", "jina-de",
+        "gigachat", "jina-v2-es", "jina-v2-de", "a.x-4.0", "mellum", "modern-bert", "mpt", "olmo", "jais",
+        "roberta-bpe", "jina-v1-en", "jina-v2-code", "exaone4", "trillion", "granite-docling", "starcoder",
+        "refact", "command-r", "smollm", "codeshell", "exaone", "minerva-7b", "mellum2", "falcon", "deepseek-llm",
+        "deepseek-coder", "deepseek-v3", "hunyuan-dense", "joyai-llm", "hy_v4", "spark2_5", "chatglm-bpe", "glm4",
+        "gpt-4o", "llama4", "kanana2", "talkie", "minimax-m2", "tekken", "tiny_aya", "cohere2moe",
+        "granite-embed-multi-97m", "youtu", "jais-2", "bailingmoe", "bailingmoe2", "llada-moe", "seed-coder",
+        "ufakzeka", "laguna", "exaone-moe", "minicpm5", "poro-chat", "bloom", "gpt3-finnish", "viking"};
+    static const char text[] = "Hello, World! I'M here 12345678 times\n\n  caf\xC3\xA9 e\xCC\x81 \xE4\xB8\xAD\xE6\x96\x87 "
+                               "\xED\x95\x9C \xE0\xA4\xB9\xE0\xA4\xBF x\xF0\x9F\x98\x80\t\r\n\xFF end   ";
+    const char *merges[] = {"a b"};
+    const char *extra[] = {"ab"};
+    const int32_t types[] = {1};
+    char err[SL_ERR_MAX] = "";
+    for (size_t i = 0; i < SL_ARRAY_LEN(names) + 1; i++) {
+        gguf_writer_t *w = tiny_bpe_writer(merges, 1, extra, 1, types);
+        gguf_writer_set_str(w, "tokenizer.ggml.pre", i < SL_ARRAY_LEN(names) ? names[i] : "no-such-pre");
+        sl_tok_t *t = load_from_writer(w, err, sizeof err);
+        gguf_writer_free(w);
+        if (i == SL_ARRAY_LEN(names)) {
+            CHECK(t == NULL && strstr(err, "no-such-pre") != NULL);
+            tok_free(t);
+            break;
+        }
+        CHECK_MSG(t != NULL, "pre %s: %s", names[i], err);
+        if (!t) continue;
+        int32_t *ids = NULL;
+        size_t n = 0;
+        sl_buf_t out = {0};
+        CHECK_MSG(tok_encode(t, text, sizeof text - 1, false, false, &ids, &n, err, sizeof err) == 0, "pre %s: %s",
+                  names[i], err);
+        CHECK(tok_decode(t, ids, n, false, &out) == 0);
+        /* NFC (qwen2, qwen35) composes e + U+0301 */
+        bool nfc = !strcmp(names[i], "qwen2") || !strcmp(names[i], "qwen35");
+        CHECK_MSG(nfc || (out.len == sizeof text - 1 && memcmp(out.data, text, out.len) == 0), "pre %s: round trip",
+                  names[i]);
+        CHECK(!nfc || out.len == sizeof text - 2);
+        free(ids);
+        sl_buf_free(&out);
+        tok_free(t);
+    }
+
+    static const char q[] = "x\xCC\x81y.\xCC\x81 1\xCC\x81" "22";
+    static const size_t want35[] = {4, 7, 8, 9, 11, 12, 13}, want2[] = {1, 4, 7, 8, 9, 11, 12, 13};
+    for (int v = 0; v < 2; v++) {
+        gguf_writer_t *w = tiny_bpe_writer(merges, 1, extra, 1, types);
+        gguf_writer_set_str(w, "tokenizer.ggml.pre", v ? "qwen2" : "qwen35");
+        sl_tok_t *t = load_from_writer(w, err, sizeof err);
+        gguf_writer_free(w);
+        CHECK_MSG(t != NULL, "%s", err);
+        if (!t) return;
+        bpe_work_t *work = bpe_work_new(t);
+        const size_t *want = v ? want2 : want35;
+        size_t nwant = v ? SL_ARRAY_LEN(want2) : SL_ARRAY_LEN(want35);
+        for (int fast = 0; fast < 2 && work; fast++) {
+            size_t *ends = NULL, ne = 0;
+            CHECK(bpe_pre_split(t, work, q, sizeof q - 1, fast, &ends, &ne, err, sizeof err) == 0);
+            CHECK_MSG(ne == nwant && memcmp(ends, want, ne * sizeof(size_t)) == 0, "%s split (fast %d)",
+                      v ? "qwen2" : "qwen35", fast);
+            free(ends);
         }
         bpe_work_free(work);
         tok_free(t);
@@ -1408,6 +1489,7 @@ int main(void) {
     RUN(test_bpe_merge_order);
     RUN(test_fast_split_matches_regex);
     RUN(test_fast_split_utf8_check);
+    RUN(test_pre_names);
     RUN(test_special_tokens);
     RUN(test_long_input);
     RUN(test_spm);

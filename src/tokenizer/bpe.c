@@ -206,7 +206,32 @@ int bpe_init(sl_tok_t *t, const gguf_file_t *f, char *err, size_t errlen) {
     }
     t->self_merge = calloc((size_t)t->n_vocab, 1);
     if (!t->self_merge) return sl_err(err, errlen, "tokenizer: out of memory");
+    if (bpe_load_merges(t, f, err, errlen) != 0) return -1;
+    /* the merge of every byte pair: a word's first pairs without hashing */
+    t->byte_pair = malloc(256 * 256 * sizeof(uint64_t));
+    if (!t->byte_pair) return sl_err(err, errlen, "tokenizer: out of memory");
+    for (int a = 0; a < 256; a++)
+        for (int b = 0; b < 256; b++) {
+            const tok_merge_t *m = t->byte_tok[a] >= 0 && t->byte_tok[b] >= 0
+                                       ? merge_find(t, (uint64_t)(uint32_t)t->byte_tok[a] << 32 |
+                                                           (uint32_t)t->byte_tok[b])
+                                       : NULL;
+            t->byte_pair[a << 8 | b] = m ? (uint64_t)(uint32_t)m->rank << 32 | (uint32_t)m->result
+                                         : (uint64_t)INT32_MAX << 32 | UINT32_MAX;
+        }
+    return 0;
+}
 
+int bpe_merge_of(const sl_tok_t *t, int32_t a, int32_t b, int32_t *rank, int32_t *result) {
+    if (a < 0 || b < 0 || !t->merges) return -1;
+    const tok_merge_t *m = merge_find(t, (uint64_t)(uint32_t)a << 32 | (uint32_t)b);
+    if (!m) return -1;
+    *rank = m->rank;
+    *result = m->result;
+    return 0;
+}
+
+int bpe_load_merges(sl_tok_t *t, const gguf_file_t *f, char *err, size_t errlen) {
     int64_t mi = gguf_find_key(f, "tokenizer.ggml.merges");
     if (mi < 0) return sl_err(err, errlen, "tokenizer: missing key tokenizer.ggml.merges");
     size_t k = (size_t)mi;
@@ -250,18 +275,6 @@ int bpe_init(sl_tok_t *t, const gguf_file_t *f, char *err, size_t errlen) {
         t->merges[j].result = r;
     }
     free(tmp);
-    /* the merge of every byte pair: a word's first pairs without hashing */
-    t->byte_pair = malloc(256 * 256 * sizeof(uint64_t));
-    if (!t->byte_pair) return sl_err(err, errlen, "tokenizer: out of memory");
-    for (int a = 0; a < 256; a++)
-        for (int b = 0; b < 256; b++) {
-            const tok_merge_t *m = t->byte_tok[a] >= 0 && t->byte_tok[b] >= 0
-                                       ? merge_find(t, (uint64_t)(uint32_t)t->byte_tok[a] << 32 |
-                                                           (uint32_t)t->byte_tok[b])
-                                       : NULL;
-            t->byte_pair[a << 8 | b] = m ? (uint64_t)(uint32_t)m->rank << 32 | (uint32_t)m->result
-                                         : (uint64_t)INT32_MAX << 32 | UINT32_MAX;
-        }
     return 0;
 }
 

@@ -445,7 +445,10 @@ sl_tok_t *tok_load(const gguf_file_t *f, char *err, size_t errlen) {
 
     if (get_str_key(f, KEY("model"), t->model_name, sizeof t->model_name, true, err, errlen) != 0) goto fail;
     if (get_str_key(f, KEY("pre"), t->pre_name, sizeof t->pre_name, false, err, errlen) != 0) goto fail;
-    if (strcmp(t->model_name, "gpt2") == 0) {
+    if (strcmp(t->model_name, "gpt2") == 0 &&
+        (strcmp(t->pre_name, "gemma4") == 0 || strcmp(t->pre_name, "granite-embed-multi-311m") == 0)) {
+        t->model = TOK_MODEL_GEMMA4; /* llama.cpp's gemma4 pre type: raw UTF-8, spaces as "▁" */
+    } else if (strcmp(t->model_name, "gpt2") == 0) {
         t->model = TOK_MODEL_GPT2;
     } else if (strcmp(t->model_name, "llama") == 0) {
         t->model = TOK_MODEL_LLAMA;

@@ -647,6 +647,20 @@ static void test_gemma4(void) {
     tok_free(t);
 #undef G4_ENC
 
+    /* a gpt2 file with the gemma4 pre type (granite-embed-multi-311m) runs the same */
+    w = g4_writer(G4_MERGES, SL_ARRAY_LEN(G4_MERGES), true);
+    gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
+    gguf_writer_set_str(w, "tokenizer.ggml.pre", "granite-embed-multi-311m");
+    t = load_from_writer(w, err, sizeof err);
+    gguf_writer_free(w);
+    CHECK_MSG(t != NULL, "%s", err);
+    if (t) {
+        CHECK(tok_encode(t, "bc ab\n\n\n\xE4\xB8\xAD", 11, false, false, &ids, &n, err, sizeof err) == 0);
+        CHECK_IDS(ids, n, G4_BC, G4_SPAB, G4_NL3, 4 + 0xE4, 4 + 0xB8, 4 + 0xAD);
+        free(ids);
+        tok_free(t);
+    }
+
     /* no <0xNN> tokens: a character without a piece is one <unk> */
     w = g4_writer(G4_MERGES, SL_ARRAY_LEN(G4_MERGES), false);
     t = load_from_writer(w, err, sizeof err);

@@ -45,42 +45,100 @@ typedef struct pre_def {
     "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 #define RE_GPT2 "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)"
 
+/* Qwen3.5: Qwen2's shape with combining marks (\p{M}) inside words and out
+ * of the punctuation runs */
+#define RE_QWEN35                                                                                                \
+    "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| " \
+    "?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+/* o200k-style cased words (gpt-4o, tekken, tiny_aya, granite-embed-multi) */
+#define RE_CASED_WORDS(contr)                                                                                    \
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+" contr     \
+    "|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*" contr
+#define RE_CONTR_OPT "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?"
+#define RE_O200K                                                                                                 \
+    RE_CASED_WORDS(RE_CONTR_OPT) "|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+
 static const char PRE_QWEN2_RE[] = RE_QWEN2;
+static const char PRE_QWEN35_RE[] = RE_QWEN35;
 static const char PRE_LLAMA3_RE[] = RE_LLAMA3;
 
 static const pre_def_t PRE_DEFS[] = {
     {"default|",
      false,
      {"[\\p{P}\\$\\+<=>\\^~\\|]+", RE_GPT2, "\\p{N}+", "[0-9][0-9][0-9]"}},
-    {"llama3|llama-v3|llama-bpe|falcon3|pixtral|dbrx|smaug-bpe", true, {PRE_LLAMA3_RE}},
-    {"qwen2|deepseek-r1-qwen|megrez|stablelm2|hunyuan", false, {PRE_QWEN2_RE}},
-    {"gpt-2|gpt2|phi-2|mpt|olmo|jais|roberta-bpe|jina-v1-en|exaone4", false, {RE_GPT2}},
-    {"starcoder|refact|command-r|smollm|codeshell|exaone|minerva-7b", false, {"\\p{N}", RE_GPT2}},
+    {"llama3|llama-v3|llama-bpe|falcon3|falcon-h1|pixtral|midm-2.0|lfm2|jina-v5-nano|dbrx|smaug-bpe",
+     true,
+     {PRE_LLAMA3_RE}},
+    {"qwen2|deepseek-r1-qwen|kormo|f2llmv2|megrez|stablelm2|hunyuan|solar-open|grok-2", false, {PRE_QWEN2_RE}},
+    {"qwen35", false, {PRE_QWEN35_RE}},
+    {"gpt-2|gpt2|phi-2|jina-es|jina-de|gigachat|jina-v2-es|jina-v2-de|a.x-4.0|mellum|modern-bert|mpt|olmo|jais|"
+     "roberta-bpe|jina-v1-en|jina-v2-code|exaone4|trillion|granite-docling",
+     false,
+     {RE_GPT2}},
+    {"starcoder|refact|command-r|smollm|codeshell|exaone|minerva-7b|mellum2", false, {"\\p{N}", RE_GPT2}},
     {"falcon",
      false,
      {"[\\p{P}\\$\\+<=>\\^~\\|`]+", RE_GPT2, "[0-9][0-9][0-9]"}},
+    /* the letters of deepseek-llm's class are written as they are, except
+     * those NFC would change (an editor may normalise this file): escaped */
     {"deepseek-llm",
      false,
      {"[\\r\\n]",
       "\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-"
-      "ώᾀ-ᾴᾶ-ᾼιῂ-ῄῆ-ῌῐ-ΐῖ-Ίῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤΩℨK-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-"
+      "\\x{1F7D}ᾀ-ᾴᾶ-ᾼ\\x{1FBE}ῂ-ῄῆ-ῌῐ-\\x{1FD3}ῖ-\\x{1FDB}ῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤ\\x{2126}ℨ\\x{212A}-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-"
       "𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲𑢠-𑣟𞤀-𞥃]+",
       "\\s?[!-/:-~！-／：-～‘-‟　-。]+", "\\s+$", "[一-龥ࠀ-一가-퟿]+", "\\p{N}+"}},
     {"deepseek-coder",
      false,
      {"[\\r\\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", "[一-龥ࠀ-一가-퟿]+", "\\p{N}"}},
-    {"deepseek-v3|hunyuan-dense",
+    {"deepseek-v3|hunyuan-dense|joyai-llm|hy_v4",
      false,
      {"\\p{N}{1,3}", "[一-龥぀-ゟ゠-ヿ]+",
       "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| "
       "?[\\p{P}\\p{S}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}},
-    {"chatglm-bpe|glm4", false, {PRE_LLAMA3_RE}},
-    {"gpt-4o|llama4",
+    {"spark2_5",
      false,
-     {"[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?:'[sS]|'[tT]|'["
-      "rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{"
-      "Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\\p{N}{1,3}| "
-      "?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}},
+     {"\\p{N}{1,3}", "[一-龥぀-ゟ゠-ヿ]+",
+      "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| "
+      "?[\\p{P}\\p{S}]+|[\\r\\n]|\\s+(?!\\S)|\\s+",
+      "\\p{N}"}},
+    {"chatglm-bpe|glm4", false, {PRE_LLAMA3_RE}},
+    {"gpt-4o|llama4|kanana2|talkie|minimax-m2", false, {RE_O200K}},
+    /* Mistral's tekken: o200k words without contractions, single digits */
+    {"tekken",
+     true,
+     {RE_CASED_WORDS("") "|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}},
+    {"tiny_aya|cohere2moe", false, {"\\d{1,3}(?=(?:\\d{3})*\\b)", RE_O200K}},
+    {"granite-embed-multi-97m", true, {RE_O200K}},
+    {"youtu",
+     true,
+     {"[가-힣ㄱ-ㆎ]+|[！…“”‘’—：；，、-〿︰-﹏]+|[ㄅ-ㄯ]+|[一-龥぀-ゟ゠-ヿ]+",
+      RE_CASED_WORDS(RE_CONTR_OPT) "|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}},
+    {"jais-2",
+     false,
+     {"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+      "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s{512}(?!\\S)|\\s{256}(?!\\S)|\\s{128}(?!\\S)|"
+      "\\s{64}(?!\\S)|\\s{32}(?!\\S)|\\s{16}(?!\\S)|\\s{8}(?!\\S)|\\s{4}(?!\\S)|\\s{1,2}(?!\\S)|\\s{1}"}},
+    {"bailingmoe|bailingmoe2|llada-moe",
+     false,
+     {"'(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+      "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]|\\s+(?!\\S)|\\s+"}},
+    {"seed-coder",
+     false,
+     {"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1}| "
+      "?[^\\s\\p{L}\\p{N}\\r\\n]+|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}},
+    {"ufakzeka",
+     false,
+     {"[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}},
+    {"laguna", false, {"[^\\n]+|[\\n]+", RE_QWEN2}},
+    {"exaone-moe",
+     false,
+     {"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?(?:\\p{L}\\p{M}*(?: "
+      "\\p{L}\\p{M}*)*)+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]?|\\s*[\\r\\n]|\\s+(?!\\S)|\\s+"}},
+    {"minicpm5", true, {"\\p{N}{1,3}", "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}+| "
+      "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}},
+    {"poro-chat|bloom|gpt3-finnish", false, {" ?[^(\\s|.,!?…。，、।۔،)]+"}},
+    {"viking", false, {" ?[^(\\s|.,!?…。，、।۔،)]+", "\\p{N}"}},
 };
 
 static bool name_in_list(const char *name, const char *list) {
@@ -118,6 +176,7 @@ int bpe_init(sl_tok_t *t, const gguf_file_t *f, char *err, size_t errlen) {
     /* the Qwen2 / Llama 3 pattern alone: split by hand (split_fast) */
     if (!def->re[1] && def->re[0] == PRE_QWEN2_RE) t->fast_split = 1;
     if (!def->re[1] && def->re[0] == PRE_LLAMA3_RE) t->fast_split = 3;
+    if (!def->re[1] && def->re[0] == PRE_QWEN35_RE) t->fast_split = 1, t->fast_marks = true;
     if (t->fast_split) split_fast_init();
     for (int i = 0; i < TOK_MAX_REGEX && def->re[i]; i++) {
         int ec;
@@ -147,7 +206,32 @@ int bpe_init(sl_tok_t *t, const gguf_file_t *f, char *err, size_t errlen) {
     }
     t->self_merge = calloc((size_t)t->n_vocab, 1);
     if (!t->self_merge) return sl_err(err, errlen, "tokenizer: out of memory");
+    if (bpe_load_merges(t, f, err, errlen) != 0) return -1;
+    /* the merge of every byte pair: a word's first pairs without hashing */
+    t->byte_pair = malloc(256 * 256 * sizeof(uint64_t));
+    if (!t->byte_pair) return sl_err(err, errlen, "tokenizer: out of memory");
+    for (int a = 0; a < 256; a++)
+        for (int b = 0; b < 256; b++) {
+            const tok_merge_t *m = t->byte_tok[a] >= 0 && t->byte_tok[b] >= 0
+                                       ? merge_find(t, (uint64_t)(uint32_t)t->byte_tok[a] << 32 |
+                                                           (uint32_t)t->byte_tok[b])
+                                       : NULL;
+            t->byte_pair[a << 8 | b] = m ? (uint64_t)(uint32_t)m->rank << 32 | (uint32_t)m->result
+                                         : (uint64_t)INT32_MAX << 32 | UINT32_MAX;
+        }
+    return 0;
+}
 
+int bpe_merge_of(const sl_tok_t *t, int32_t a, int32_t b, int32_t *rank, int32_t *result) {
+    if (a < 0 || b < 0 || !t->merges) return -1;
+    const tok_merge_t *m = merge_find(t, (uint64_t)(uint32_t)a << 32 | (uint32_t)b);
+    if (!m) return -1;
+    *rank = m->rank;
+    *result = m->result;
+    return 0;
+}
+
+int bpe_load_merges(sl_tok_t *t, const gguf_file_t *f, char *err, size_t errlen) {
     int64_t mi = gguf_find_key(f, "tokenizer.ggml.merges");
     if (mi < 0) return sl_err(err, errlen, "tokenizer: missing key tokenizer.ggml.merges");
     size_t k = (size_t)mi;
@@ -191,18 +275,6 @@ int bpe_init(sl_tok_t *t, const gguf_file_t *f, char *err, size_t errlen) {
         t->merges[j].result = r;
     }
     free(tmp);
-    /* the merge of every byte pair: a word's first pairs without hashing */
-    t->byte_pair = malloc(256 * 256 * sizeof(uint64_t));
-    if (!t->byte_pair) return sl_err(err, errlen, "tokenizer: out of memory");
-    for (int a = 0; a < 256; a++)
-        for (int b = 0; b < 256; b++) {
-            const tok_merge_t *m = t->byte_tok[a] >= 0 && t->byte_tok[b] >= 0
-                                       ? merge_find(t, (uint64_t)(uint32_t)t->byte_tok[a] << 32 |
-                                                           (uint32_t)t->byte_tok[b])
-                                       : NULL;
-            t->byte_pair[a << 8 | b] = m ? (uint64_t)(uint32_t)m->rank << 32 | (uint32_t)m->result
-                                         : (uint64_t)INT32_MAX << 32 | UINT32_MAX;
-        }
     return 0;
 }
 
@@ -768,7 +840,7 @@ static int split_piece(const pcre2_code *re, bool jit, pcre2_match_data *md, con
  * N* (utf8proc); \s is Unicode White_Space. A text with invalid UTF-8 goes
  * through PCRE2 instead (there invalid bytes match nothing). */
 
-enum { CC_L = 1, CC_N = 2, CC_S = 4, CC_NL = 8 };
+enum { CC_L = 1, CC_N = 2, CC_S = 4, CC_NL = 8, CC_M = 16 };
 
 static unsigned char_class(uint32_t c) {
     if (c < 0x80) {
@@ -792,6 +864,10 @@ static unsigned char_class(uint32_t c) {
     case UTF8PROC_CATEGORY_NL:
     case UTF8PROC_CATEGORY_NO:
         return CC_N;
+    case UTF8PROC_CATEGORY_MN:
+    case UTF8PROC_CATEGORY_MC:
+    case UTF8PROC_CATEGORY_ME:
+        return CC_M;
     default:
         return 0;
     }
@@ -867,8 +943,10 @@ static bool is_contraction_letter(uint8_t c) {
     return c == 's' || c == 't' || c == 'm' || c == 'd';
 }
 
-/* End of the word that starts at p (p < n). */
-static size_t split_fast_word(const uint8_t *s, size_t n, size_t p, int max_digits) {
+/* End of the word that starts at p (p < n). word is the class of a word's
+ * characters: CC_L, or CC_L | CC_M for Qwen3.5 ([\p{L}\p{M}]+, and marks
+ * out of the punctuation runs). */
+static size_t split_fast_word(const uint8_t *s, size_t n, size_t p, int max_digits, unsigned word) {
     size_t k0, k1 = 0;
     unsigned c0 = class_at(s, p, &k0);
     size_t p1 = p + k0;
@@ -879,9 +957,9 @@ static size_t split_fast_word(const uint8_t *s, size_t n, size_t p, int max_digi
         if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return p1 + 2;
     }
     size_t q, k;
-    if (c0 & CC_L || (!(c0 & (CC_N | CC_NL)) && p1 < n && c1 & CC_L)) { /* [^\r\n\p{L}\p{N}]?\p{L}+ */
-        q = c0 & CC_L ? p1 : p1 + k1;
-        while (q < n && class_at(s, q, &k) & CC_L) q += k;
+    if (c0 & word || (!(c0 & (CC_L | CC_N | CC_NL)) && p1 < n && c1 & word)) { /* [^\r\n\p{L}\p{N}]?\p{L}+ */
+        q = c0 & word ? p1 : p1 + k1;
+        while (q < n && class_at(s, q, &k) & word) q += k;
         return q;
     }
     if (c0 & CC_N) { /* \p{N} or \p{N}{1,3} */
@@ -889,10 +967,10 @@ static size_t split_fast_word(const uint8_t *s, size_t n, size_t p, int max_digi
         for (int d = 1; d < max_digits && q < n && class_at(s, q, &k) & CC_N; d++) q += k;
         return q;
     }
-    bool other0 = !(c0 & (CC_S | CC_L | CC_N));
-    if (other0 || (s[p] == ' ' && p1 < n && !(c1 & (CC_S | CC_L | CC_N)))) { /*  ?[^\s\p{L}\p{N}]+[\r\n]* */
+    bool other0 = !(c0 & (CC_S | word | CC_N));
+    if (other0 || (s[p] == ' ' && p1 < n && !(c1 & (CC_S | word | CC_N)))) { /*  ?[^\s\p{L}\p{N}]+[\r\n]* */
         q = other0 ? p1 : p1 + k1;
-        while (q < n && !(class_at(s, q, &k) & (CC_S | CC_L | CC_N))) q += k;
+        while (q < n && !(class_at(s, q, &k) & (CC_S | word | CC_N))) q += k;
         while (q < n && (s[q] == '\r' || s[q] == '\n')) q++;
         return q;
     }
@@ -912,7 +990,7 @@ static size_t split_fast_word(const uint8_t *s, size_t n, size_t p, int max_digi
 
 static int split_fast(const sl_tok_t *t, bpe_work_t *w, const uint8_t *s, size_t n, tok_ids_t *out) {
     for (size_t p = 0; p < n;) {
-        size_t q = split_fast_word(s, n, p, t->fast_split);
+        size_t q = split_fast_word(s, n, p, t->fast_split, t->fast_marks ? CC_L | CC_M : CC_L);
         if (bpe_word(t, w, s + p, q - p, out) != 0) return -1;
         p = q;
     }
@@ -954,7 +1032,7 @@ int bpe_pre_split(const sl_tok_t *t, bpe_work_t *w, const char *text, size_t len
         if (!t->fast_split || !valid_utf8((const uint8_t *)text, len))
             return sl_err(err, errlen, "tokenizer: no hand-written splitter for this text");
         for (size_t p = 0; p < len;) {
-            p = split_fast_word((const uint8_t *)text, len, p, t->fast_split);
+            p = split_fast_word((const uint8_t *)text, len, p, t->fast_split, t->fast_marks ? CC_L | CC_M : CC_L);
             if (spans_push(ends, &cap, n, p) != 0) return sl_err(err, errlen, "tokenizer: out of memory");
         }
         return 0;

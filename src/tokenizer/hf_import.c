@@ -16,6 +16,10 @@
  *    scores higher), which makes SentencePiece's score-driven merging pick
  *    the same pairs as the BPE merge list; add_space_prefix from the
  *    normaliser / pre-tokenizer (Prepend "▁" or Metaspace).
+ *  - BPE with byte fallback and Metaspace (prepend_scheme never, split
+ *    false) -> "gemma4" (Gemma 4): tokens as stored ("▁" for spaces),
+ *    merges "a b", types 6 for <0xNN>, 2 unk, 3 special, 4 other added;
+ *    add_space_prefix false; no pre (the model implies it).
  *  - WordPiece -> "bert": "##x" -> "x", other pieces get a leading "▁",
  *    control tokens (the special added ones) kept; pre "default";
  *    BertNormalizer's lowercase / strip_accents as
@@ -140,6 +144,10 @@ static const char *detect_pre(hf_t *h, char *err, size_t errlen) {
                         "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
     if (n == 1 && !strcmp(re[0], llama3)) return ignore_merges ? "llama-bpe" : "glm4";
     if (n == 1 && !strcmp(re[0], qwen2)) return "qwen2";
+    /* Qwen3.5 / 3.6: Qwen2's with combining marks in words (llama.cpp "qwen35") */
+    const char *qwen35 = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| "
+                         "?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    if (n == 1 && !strcmp(re[0], qwen35)) return "qwen35";
     /* o200k (GPT-4o, gpt-oss): llama.cpp's "gpt-4o" pre type, same regex
      * with the contractions written (?i:...) */
     const char *o200k =
@@ -308,7 +316,7 @@ static int build_vocab(hf_t *h, char *err, size_t errlen) {
             h->type[k] = TOK_TYPE_UNUSED;
             continue;
         }
-        if (!strcmp(h->kind, "llama") || !strcmp(h->kind, "t5")) {
+        if (!strcmp(h->kind, "llama") || !strcmp(h->kind, "t5") || !strcmp(h->kind, "gemma4")) {
             if (is_byte_piece(h->text[k])) h->type[k] = TOK_TYPE_BYTE;
             if ((unk && !strcmp(h->text[k], unk)) || (json_int_val(unk_id, &uid) && uid == (int64_t)k))
                 h->type[k] = TOK_TYPE_UNKNOWN;
@@ -470,7 +478,14 @@ static int prepare(hf_t *h, const char *tj_path, const char *cfg_path, char *err
         bool spm = json_is_true(json_object_get(model, "byte_fallback")) || find_typed(pt, "Metaspace") ||
                    (find_typed(norm, "Replace") &&
                     !strcmp(json_string_value(json_object_get(find_typed(norm, "Replace"), "content")) ?: "", "\xE2\x96\x81"));
-        h->kind = spm ? "llama" : "gpt2";
+        /* Gemma 4: rank BPE over raw UTF-8, spaces as "▁" and nothing
+         * prefixed (Metaspace never, no split), byte fallback: what
+         * llama.cpp's converter writes as "gemma4" */
+        json_t *meta = find_typed(pt, "Metaspace");
+        const char *scheme = json_string_value(json_object_get(meta, "prepend_scheme"));
+        bool g4 = json_is_true(json_object_get(model, "byte_fallback")) && meta && scheme && !strcmp(scheme, "never") &&
+                  json_is_false(json_object_get(meta, "split"));
+        h->kind = g4 ? "gemma4" : spm ? "llama" : "gpt2";
     } else if (!strcmp(type, "WordPiece")) {
         h->kind = "bert";
     } else if (!strcmp(type, "Unigram")) {
@@ -506,7 +521,7 @@ int tok_hf_to_gguf(gguf_writer_t *w, const char *tj_path, const char *cfg_path, 
         oom |= gguf_writer_set_str(w, "tokenizer.ggml.pre", "default") != 0;
     }
     oom |= gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)h.text, NULL, h.n) != 0;
-    if (!strcmp(h.kind, "llama") || !strcmp(h.kind, "gpt2")) {
+    if (!strcmp(h.kind, "llama") || !strcmp(h.kind, "gpt2") || !strcmp(h.kind, "gemma4")) {
         if (merges_list(&h, &merges, &n_merges, err, errlen) != 0) goto done;
     }
     if (!strcmp(h.kind, "llama") && spm_scores(&h, merges, n_merges) != 0) {
@@ -515,7 +530,7 @@ int tok_hf_to_gguf(gguf_writer_t *w, const char *tj_path, const char *cfg_path, 
     }
     if (h.has_scores) oom |= gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_VT_FLOAT32, h.score, h.n) != 0;
     oom |= gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_VT_INT32, h.type, h.n) != 0;
-    if (!strcmp(h.kind, "gpt2"))
+    if (!strcmp(h.kind, "gpt2") || !strcmp(h.kind, "gemma4"))
         oom |= gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", (const char *const *)merges, NULL, n_merges) != 0;
 
     const char *bos = cfg_token_text(json_object_get(h.cfg, "bos_token"));
@@ -554,6 +569,7 @@ int tok_hf_to_gguf(gguf_writer_t *w, const char *tj_path, const char *cfg_path, 
                       (meta && (scheme ? strcmp(scheme, "never") != 0 : json_is_true(json_object_get(meta, "add_prefix_space"))));
         oom |= gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", prefix) != 0;
     }
+    if (!strcmp(h.kind, "gemma4")) oom |= gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", false) != 0;
 
     if (!strcmp(h.kind, "bert")) {
         /* BertNormalizer's flags (llama.cpp has no keys for them and always

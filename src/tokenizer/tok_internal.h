@@ -12,7 +12,7 @@
 
 #include "tokenizer/tokenizer.h"
 
-enum tok_model { TOK_MODEL_GPT2, TOK_MODEL_LLAMA, TOK_MODEL_BERT, TOK_MODEL_T5 };
+enum tok_model { TOK_MODEL_GPT2, TOK_MODEL_LLAMA, TOK_MODEL_BERT, TOK_MODEL_T5, TOK_MODEL_GEMMA4 };
 
 #define TOK_MAX_REGEX 6
 
@@ -70,6 +70,7 @@ struct sl_tok {
     int32_t byte_tok[256]; /* gpt2: id of each byte's byte-unicode char; spm: <0xNN>; -1 none */
     bool ignore_merges;
     int fast_split; /* gpt2: 0 = PCRE2; 1 / 3 = the Qwen2 / Llama 3 pattern by hand (digits per number) */
+    bool fast_marks; /* the hand-written splitter with Qwen3.5's [\p{L}\p{M}]+ words */
     pcre2_code *re[TOK_MAX_REGEX];
     bool re_jit[TOK_MAX_REGEX]; /* JIT-compiled: pcre2_jit_match */
     int n_re;
@@ -105,6 +106,13 @@ struct sl_tok {
     int32_t trie_root[256]; /* root child per first byte, -1 none */
     int special_first;      /* the one first byte of all special tokens; -1 several, -2 none */
 };
+
+/* BPE merges (gpt2, gemma4): reads tokenizer.ggml.merges into t->merges. */
+int bpe_load_merges(sl_tok_t *t, const gguf_file_t *f, char *err, size_t errlen);
+/* The merge of the pair (a, b): 0 and its rank / result id, or -1 if none. */
+int bpe_merge_of(const sl_tok_t *t, int32_t a, int32_t b, int32_t *rank, int32_t *result);
+/* gemma4 (bpe_raw.c): rank BPE over raw UTF-8 of one plain fragment. */
+int g4_encode(const sl_tok_t *t, const char *text, size_t len, tok_ids_t *out, char *err, size_t errlen);
 
 /* Text -> id lookup over the vocab hash; -1 if absent. */
 int32_t tok_lookup(const sl_tok_t *t, const char *s, size_t n);

@@ -445,7 +445,10 @@ sl_tok_t *tok_load(const gguf_file_t *f, char *err, size_t errlen) {
 
     if (get_str_key(f, KEY("model"), t->model_name, sizeof t->model_name, true, err, errlen) != 0) goto fail;
     if (get_str_key(f, KEY("pre"), t->pre_name, sizeof t->pre_name, false, err, errlen) != 0) goto fail;
-    if (strcmp(t->model_name, "gpt2") == 0) {
+    if (strcmp(t->model_name, "gpt2") == 0 &&
+        (strcmp(t->pre_name, "gemma4") == 0 || strcmp(t->pre_name, "granite-embed-multi-311m") == 0)) {
+        t->model = TOK_MODEL_GEMMA4; /* llama.cpp's gemma4 pre type: raw UTF-8, spaces as "▁" */
+    } else if (strcmp(t->model_name, "gpt2") == 0) {
         t->model = TOK_MODEL_GPT2;
     } else if (strcmp(t->model_name, "llama") == 0) {
         t->model = TOK_MODEL_LLAMA;
@@ -453,8 +456,10 @@ sl_tok_t *tok_load(const gguf_file_t *f, char *err, size_t errlen) {
         t->model = TOK_MODEL_BERT;
     } else if (strcmp(t->model_name, "t5") == 0) {
         t->model = TOK_MODEL_T5;
+    } else if (strcmp(t->model_name, "gemma4") == 0) {
+        t->model = TOK_MODEL_GEMMA4; /* its pre-tokenizer is implied (llama.cpp sets "gemma4") */
     } else {
-        sl_err(err, errlen, "tokenizer: unsupported tokenizer model '%s' (supported: gpt2, llama, bert, t5)",
+        sl_err(err, errlen, "tokenizer: unsupported tokenizer model '%s' (supported: gpt2, llama, bert, t5, gemma4)",
                t->model_name);
         goto fail;
     }
@@ -475,6 +480,7 @@ sl_tok_t *tok_load(const gguf_file_t *f, char *err, size_t errlen) {
         t->add_eos = true, t->add_space_prefix = true;
         break;
     case TOK_MODEL_GPT2:
+    case TOK_MODEL_GEMMA4: /* special ids only from the file */
         break;
     }
     int32_t *defaults[] = {&t->bos, &t->eos, &t->unk, &t->sep, &t->pad, &t->mask};
@@ -482,13 +488,14 @@ sl_tok_t *tok_load(const gguf_file_t *f, char *err, size_t errlen) {
         if (*defaults[i] >= t->n_vocab) *defaults[i] = -1;
 
     if (t->model == TOK_MODEL_GPT2 && bpe_init(t, f, err, errlen) != 0) goto fail;
+    if (t->model == TOK_MODEL_GEMMA4 && bpe_load_merges(t, f, err, errlen) != 0) goto fail;
     if (t->model == TOK_MODEL_T5) {
         ugm_init(t);
         if (ugm_load_charsmap(t, f, err, errlen) != 0) goto fail;
     }
     /* Qwen2/Qwen3's tokenizer.json normalises to NFC; GGUF has no key for the
      * normalizer, so it follows from the pre-tokenizer name (normalize.c). */
-    t->nfc = t->model == TOK_MODEL_GPT2 && strcmp(t->pre_name, "qwen2") == 0;
+    t->nfc = t->model == TOK_MODEL_GPT2 && (strcmp(t->pre_name, "qwen2") == 0 || strcmp(t->pre_name, "qwen35") == 0);
     if (t->nfc) tok_nfc_init();
 
     struct {
@@ -658,6 +665,8 @@ static int encode_fragment(const sl_tok_t *t, bpe_work_t **work, const char *s, 
         return wpm_encode(t, s, n, out, err, errlen);
     case TOK_MODEL_T5:
         return ugm_encode(t, s, n, t->add_space_prefix, out, err, errlen);
+    case TOK_MODEL_GEMMA4:
+        return g4_encode(t, s, n, out, err, errlen);
     }
     return sl_err(err, errlen, "tokenizer: bad model");
 }

@@ -1,7 +1,8 @@
 /*
  * tok_seeds.c — writes small, valid GGUF tokenizers (through the writer)
  * into a directory, as the seed corpus of fuzz_tokenizer: a byte-level BPE
- * with merges, a SentencePiece BPE, a WordPiece and a Unigram model with a
+ * with merges (Qwen2's and Qwen3.5's pre-tokenizers), a Gemma 4 raw-UTF-8
+ * BPE, a SentencePiece BPE, a WordPiece and a Unigram model with a
  * precompiled_charsmap (a one-key double array). Usage: tok_seeds DIR
  */
 #include <stdio.h>
@@ -45,6 +46,28 @@ int main(int argc, char **argv) {
         gguf_writer_set_str(w, "tokenizer.ggml.pre", "qwen2");
         gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 0);
         rc |= write_seed(argv[1], "bpe.gguf", w);
+    }
+    { /* the same for Qwen3.5's pre-tokenizer (marks in words) */
+        const char *toks[] = {"<|endoftext|>", "H", "e", "l", "o", "\xC4\xA0", "He", "ll", "Hell", "Hello", "\xC4\xA0w",
+                              "\xCC", "\x81"};
+        const int32_t types[] = {3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+        gguf_writer_t *w = vocab("gpt2", toks, 13, types);
+        const char *merges[] = {"H e", "l l", "He ll", "Hell o", "\xC4\xA0 w", "\xCC \x81"};
+        gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", merges, NULL, 6);
+        gguf_writer_set_str(w, "tokenizer.ggml.pre", "qwen35");
+        rc |= write_seed(argv[1], "bpe-qwen35.gguf", w);
+    }
+    { /* Gemma 4: rank BPE over raw UTF-8 with <0xNN> byte fallback */
+        const char *toks[] = {"<pad>", "<eos>", "<bos>", "<unk>", "\xE2\x96\x81", "a", "b", "\n", "ab",
+                              ("\xE2\x96\x81" "ab"), "\n\n", "<0x41>", "<0xE4>"};
+        const int32_t types[] = {3, 3, 3, 2, 1, 1, 1, 1, 1, 1, 1, 6, 6};
+        gguf_writer_t *w = vocab("gemma4", toks, 13, types);
+        const char *merges[] = {"a b", "\xE2\x96\x81 ab", "\n \n"};
+        gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", merges, NULL, 3);
+        gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 2);
+        gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 3);
+        gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", true);
+        rc |= write_seed(argv[1], "gemma4.gguf", w);
     }
     { /* SentencePiece BPE with byte fallback */
         const char *toks[] = {"<unk>", "<s>", "</s>", "\xE2\x96\x81", "a", "b", ("\xE2\x96\x81" "ab"), "<0x41>"};

@@ -413,19 +413,24 @@ static void test_fast_split_matches_regex(void) {
                                        "\xE3\x80\x80", "\xE2\x80\x83", "\xC2\x85", "\x0B", "\x0C", ".", ",", "!",
                                        "-", "\"", "(", "$", "\xE2\x80\x94", "\xCC\x81", "\xF0\x9F\x98\x80",
                                        "\xE2\x80\x8D", "_", "\xE2\x80\xA8", "\x01", "\xC2\xB2", "\xEF\xBC\x91",
-                                       "\xF0\x9D\x90\x80", "\xF0\x9D\x9F\x8E", "\xF0\xA0\x80\x80"};
-    for (int variant = 0; variant < 2; variant++) {
+                                       "\xF0\x9D\x90\x80", "\xF0\x9D\x9F\x8E", "\xF0\xA0\x80\x80",
+                                       /* marks: U+0308 (Mn), U+0903 (Mc), U+20DD (Me), U+093F (Mc) */
+                                       "\xCC\x88", "\xE0\xA4\x83", "\xE2\x83\x9D", "\xE0\xA4\xBF"};
+    /* variants: Qwen2, Llama 3, Qwen3.5 (marks in words) */
+    for (int variant = 0; variant < 3; variant++) {
         char err[SL_ERR_MAX] = "";
         const char *merges[] = {"a b"};
         const char *extra[] = {"ab"};
         const int32_t types[] = {1};
         gguf_writer_t *w = tiny_bpe_writer(merges, 1, extra, 1, types);
         if (variant == 1) gguf_writer_set_str(w, "tokenizer.ggml.pre", "llama-bpe");
+        if (variant == 2) gguf_writer_set_str(w, "tokenizer.ggml.pre", "qwen35");
         sl_tok_t *t = load_from_writer(w, err, sizeof err);
         gguf_writer_free(w);
         CHECK_MSG(t, "%s", err);
         if (!t) return;
-        CHECK(t->fast_split == (variant ? 3 : 1));
+        CHECK(t->fast_split == (variant == 1 ? 3 : 1));
+        CHECK(t->fast_marks == (variant == 2));
         bpe_work_t *work = bpe_work_new(t);
         uint64_t seed = 7 + (uint64_t)variant;
         for (int iter = 0; iter < 5000 && work; iter++) {
@@ -459,6 +464,248 @@ static void test_fast_split_matches_regex(void) {
         bpe_work_free(work);
         tok_free(t);
     }
+}
+
+/* Every tokenizer.ggml.pre name we accept loads (its regexes compile) and
+ * encodes a mixed text that decodes back to itself; an unknown one is
+ * refused. Qwen3.5's split, derived by hand: marks stay in words
+ * ("x\u0301y" is one word, "." takes its mark through the optional prefix,
+ * a lone mark after a digit is a word of its own), where Qwen2 cuts before
+ * the mark. */
+static void test_pre_names(void) {
+    static const char *const names[] = {
+        "default", "llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2",
+        "jina-v5-nano", "dbrx", "smaug-bpe", "qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2", "megrez",
+        "stablelm2", "hunyuan", "solar-open", "grok-2", "qwen35", "gpt-2", "gpt2", "phi-2", "jina-es", "jina-de",
+        "gigachat", "jina-v2-es", "jina-v2-de", "a.x-4.0", "mellum", "modern-bert", "mpt", "olmo", "jais",
+        "roberta-bpe", "jina-v1-en", "jina-v2-code", "exaone4", "trillion", "granite-docling", "starcoder",
+        "refact", "command-r", "smollm", "codeshell", "exaone", "minerva-7b", "mellum2", "falcon", "deepseek-llm",
+        "deepseek-coder", "deepseek-v3", "hunyuan-dense", "joyai-llm", "hy_v4", "spark2_5", "chatglm-bpe", "glm4",
+        "gpt-4o", "llama4", "kanana2", "talkie", "minimax-m2", "tekken", "tiny_aya", "cohere2moe",
+        "granite-embed-multi-97m", "youtu", "jais-2", "bailingmoe", "bailingmoe2", "llada-moe", "seed-coder",
+        "ufakzeka", "laguna", "exaone-moe", "minicpm5", "poro-chat", "bloom", "gpt3-finnish", "viking"};
+    static const char text[] = "Hello, World! I'M here 12345678 times\n\n  caf\xC3\xA9 e\xCC\x81 \xE4\xB8\xAD\xE6\x96\x87 "
+                               "\xED\x95\x9C \xE0\xA4\xB9\xE0\xA4\xBF x\xF0\x9F\x98\x80\t\r\n\xFF end   ";
+    const char *merges[] = {"a b"};
+    const char *extra[] = {"ab"};
+    const int32_t types[] = {1};
+    char err[SL_ERR_MAX] = "";
+    for (size_t i = 0; i < SL_ARRAY_LEN(names) + 1; i++) {
+        gguf_writer_t *w = tiny_bpe_writer(merges, 1, extra, 1, types);
+        gguf_writer_set_str(w, "tokenizer.ggml.pre", i < SL_ARRAY_LEN(names) ? names[i] : "no-such-pre");
+        sl_tok_t *t = load_from_writer(w, err, sizeof err);
+        gguf_writer_free(w);
+        if (i == SL_ARRAY_LEN(names)) {
+            CHECK(t == NULL && strstr(err, "no-such-pre") != NULL);
+            tok_free(t);
+            break;
+        }
+        CHECK_MSG(t != NULL, "pre %s: %s", names[i], err);
+        if (!t) continue;
+        int32_t *ids = NULL;
+        size_t n = 0;
+        sl_buf_t out = {0};
+        CHECK_MSG(tok_encode(t, text, sizeof text - 1, false, false, &ids, &n, err, sizeof err) == 0, "pre %s: %s",
+                  names[i], err);
+        CHECK(tok_decode(t, ids, n, false, &out) == 0);
+        /* NFC (qwen2, qwen35) composes e + U+0301 */
+        bool nfc = !strcmp(names[i], "qwen2") || !strcmp(names[i], "qwen35");
+        CHECK_MSG(nfc || (out.len == sizeof text - 1 && memcmp(out.data, text, out.len) == 0), "pre %s: round trip",
+                  names[i]);
+        CHECK(!nfc || out.len == sizeof text - 2);
+        free(ids);
+        sl_buf_free(&out);
+        tok_free(t);
+    }
+
+    static const char q[] = "x\xCC\x81y.\xCC\x81 1\xCC\x81" "22";
+    static const size_t want35[] = {4, 7, 8, 9, 11, 12, 13}, want2[] = {1, 4, 7, 8, 9, 11, 12, 13};
+    for (int v = 0; v < 2; v++) {
+        gguf_writer_t *w = tiny_bpe_writer(merges, 1, extra, 1, types);
+        gguf_writer_set_str(w, "tokenizer.ggml.pre", v ? "qwen2" : "qwen35");
+        sl_tok_t *t = load_from_writer(w, err, sizeof err);
+        gguf_writer_free(w);
+        CHECK_MSG(t != NULL, "%s", err);
+        if (!t) return;
+        bpe_work_t *work = bpe_work_new(t);
+        const size_t *want = v ? want2 : want35;
+        size_t nwant = v ? SL_ARRAY_LEN(want2) : SL_ARRAY_LEN(want35);
+        for (int fast = 0; fast < 2 && work; fast++) {
+            size_t *ends = NULL, ne = 0;
+            CHECK(bpe_pre_split(t, work, q, sizeof q - 1, fast, &ends, &ne, err, sizeof err) == 0);
+            CHECK_MSG(ne == nwant && memcmp(ends, want, ne * sizeof(size_t)) == 0, "%s split (fast %d)",
+                      v ? "qwen2" : "qwen35", fast);
+            free(ends);
+        }
+        bpe_work_free(work);
+        tok_free(t);
+    }
+}
+
+/* ---- gemma4: rank BPE over raw UTF-8 ---- */
+
+/* <pad> <eos> <bos> <unk>, the 256 <0xNN> (ids 4..259), then pieces. */
+enum { G4_SP = 260, G4_A, G4_B, G4_C, G4_NL, G4_AB, G4_SPA, G4_SPAB, G4_BC, G4_NL2, G4_NL3, G4_EACUTE, G4_N };
+static const char *const G4_PIECES[] = {"\xE2\x96\x81", "a", "b", "c", "\n", "ab", "\xE2\x96\x81" "a",
+                                        "\xE2\x96\x81" "ab", "bc", "\n\n", "\n\n\n", "\xC3\xA9"};
+
+/* with_bytes: whether the <0xNN> pieces exist (else "<x00>"... fill the ids) */
+static gguf_writer_t *g4_writer(const char *const *merges, size_t n_merges, bool with_bytes) {
+    gguf_writer_t *w = gguf_writer_new();
+    char *toks[G4_N];
+    int32_t types[G4_N];
+    static const char *const sp[] = {"<pad>", "<eos>", "<bos>", "<unk>"};
+    for (int i = 0; i < 4; i++) toks[i] = sl_strdup(sp[i]), types[i] = i == 3 ? TOK_TYPE_UNKNOWN : TOK_TYPE_CONTROL;
+    for (int b = 0; b < 256; b++) {
+        toks[4 + b] = malloc(8);
+        snprintf(toks[4 + b], 8, with_bytes ? "<0x%02X>" : "<y%02X>", b);
+        types[4 + b] = TOK_TYPE_BYTE;
+    }
+    for (int i = G4_SP; i < G4_N; i++) toks[i] = sl_strdup(G4_PIECES[i - G4_SP]), types[i] = TOK_TYPE_NORMAL;
+    gguf_writer_set_str(w, "tokenizer.ggml.model", "gemma4");
+    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)toks, NULL, G4_N);
+    gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_VT_INT32, types, G4_N);
+    if (merges) gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", merges, NULL, n_merges);
+    gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 2);
+    gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 1);
+    gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 3);
+    gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", true);
+    gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", false);
+    for (int i = 0; i < G4_N; i++) free(toks[i]);
+    return w;
+}
+
+static const char *const G4_MERGES[] = {"a b", "b c", "\xE2\x96\x81 ab", "\xE2\x96\x81 a", "\n \n"};
+
+/* Hand-derived answers: merge order and ties, spaces as ▁ with nothing
+ * prefixed, merges across words, newline runs (a run that is a token is
+ * taken whole even where no merge makes it), byte fallback for characters
+ * and invalid bytes, <unk> where byte tokens are missing, BOS, special
+ * tokens, decoding; then hostile metadata. */
+static void test_gemma4(void) {
+    char err[SL_ERR_MAX] = "";
+    gguf_writer_t *w = g4_writer(G4_MERGES, SL_ARRAY_LEN(G4_MERGES), true);
+    sl_tok_t *t = load_from_writer(w, err, sizeof err);
+    gguf_writer_free(w);
+    CHECK_MSG(t != NULL, "%s", err);
+    if (!t) return;
+    int32_t *ids;
+    size_t n;
+#define G4_ENC(text, special)                                                                                  \
+    CHECK(tok_encode(t, text, sizeof text - 1, special, special, &ids, &n, err, sizeof err) == 0)
+    /* a+b (rank 0) before b+c (rank 1); "ab c" is no merge */
+    G4_ENC("abc", false);
+    CHECK_IDS(ids, n, G4_AB, G4_C);
+    free(ids);
+    /* "▁ a" (3) loses to "a b" (0), then "▁ ab" (2) */
+    G4_ENC(" ab", false);
+    CHECK_IDS(ids, n, G4_SPAB);
+    free(ids);
+    /* across words: no pre-split at spaces; no space prefixed */
+    G4_ENC("bc a", false);
+    CHECK_IDS(ids, n, G4_BC, G4_SPA);
+    free(ids);
+    G4_ENC("a  b", false);
+    CHECK_IDS(ids, n, G4_A, G4_SP, G4_SP, G4_B);
+    free(ids);
+    /* newline runs: "\n\n\n" is a token (no merge makes it), "\n\n\n\n" merges pairwise */
+    G4_ENC("\n\n\n", false);
+    CHECK_IDS(ids, n, G4_NL3);
+    free(ids);
+    G4_ENC("a\n\n\n\nb", false);
+    CHECK_IDS(ids, n, G4_A, G4_NL2, G4_NL2, G4_B);
+    free(ids);
+    /* byte fallback: U+4E2D has no piece, é has one; an invalid byte alone */
+    G4_ENC("\xE4\xB8\xAD\xC3\xA9\xFF" "a", false);
+    CHECK_IDS(ids, n, 4 + 0xE4, 4 + 0xB8, 4 + 0xAD, G4_EACUTE, 4 + 0xFF, G4_A);
+    free(ids);
+    /* BOS; special text only with parse_special */
+    G4_ENC("<eos>a", true);
+    CHECK_IDS(ids, n, 2, 1, G4_A);
+    free(ids);
+    CHECK(tok_encode(t, "<eos>", 5, false, false, &ids, &n, err, sizeof err) == 0);
+    CHECK(n > 1);
+    free(ids);
+    /* decode: ▁ -> space, bytes -> bytes, no leading space removed */
+    const int32_t dec[] = {G4_SPAB, G4_NL, 4 + 0xE4, 4 + 0xB8, 4 + 0xAD, 1, G4_SP};
+    sl_buf_t out = {0};
+    CHECK(tok_decode(t, dec, SL_ARRAY_LEN(dec), false, &out) == 0);
+    CHECK(out.len == 8 && memcmp(out.data, " ab\n\xE4\xB8\xAD ", 8) == 0);
+    sl_buf_free(&out);
+    /* 1 MB without a newline (one run): the heap keeps it O(n log n) */
+    size_t big = 1 << 20;
+    char *text = malloc(big);
+    for (size_t i = 0; i < big; i++) text[i] = "abc "[i % 4];
+    /* ab c, then ▁ab c per "abc ", and the last ▁ alone */
+    CHECK(tok_encode(t, text, big, false, false, &ids, &n, err, sizeof err) == 0);
+    CHECK(n == big / 2 + 1 && ids[0] == G4_AB && ids[2] == G4_SPAB && ids[n - 1] == G4_SP);
+    CHECK(tok_decode(t, ids, n, false, &out) == 0);
+    CHECK(out.len == big && memcmp(out.data, text, big) == 0);
+    sl_buf_free(&out);
+    free(ids);
+    free(text);
+    tok_free(t);
+#undef G4_ENC
+
+    /* a gpt2 file with the gemma4 pre type (granite-embed-multi-311m) runs the same */
+    w = g4_writer(G4_MERGES, SL_ARRAY_LEN(G4_MERGES), true);
+    gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
+    gguf_writer_set_str(w, "tokenizer.ggml.pre", "granite-embed-multi-311m");
+    t = load_from_writer(w, err, sizeof err);
+    gguf_writer_free(w);
+    CHECK_MSG(t != NULL, "%s", err);
+    if (t) {
+        CHECK(tok_encode(t, "bc ab\n\n\n\xE4\xB8\xAD", 11, false, false, &ids, &n, err, sizeof err) == 0);
+        CHECK_IDS(ids, n, G4_BC, G4_SPAB, G4_NL3, 4 + 0xE4, 4 + 0xB8, 4 + 0xAD);
+        free(ids);
+        tok_free(t);
+    }
+
+    /* no <0xNN> tokens: a character without a piece is one <unk> */
+    w = g4_writer(G4_MERGES, SL_ARRAY_LEN(G4_MERGES), false);
+    t = load_from_writer(w, err, sizeof err);
+    gguf_writer_free(w);
+    CHECK_MSG(t != NULL, "%s", err);
+    if (t) {
+        CHECK(tok_encode(t, "a\xE4\xB8\xAD\xE4\xB8\xAD", 7, false, false, &ids, &n, err, sizeof err) == 0);
+        CHECK_IDS(ids, n, G4_A, 3, 3);
+        free(ids);
+        /* a BYTE-typed piece whose text is no <0xNN> decodes as its text */
+        const int32_t d[] = {4 + 0x41};
+        CHECK(tok_decode(t, d, 1, false, &out) == 0);
+        CHECK(out.len == 5 && memcmp(out.data, "<y41>", 5) == 0);
+        sl_buf_free(&out);
+        tok_free(t);
+    }
+
+    /* hostile: no merges key, a merge without a space, merges of unknown pieces (skipped) */
+    w = g4_writer(NULL, 0, true);
+    t = load_from_writer(w, err, sizeof err);
+    gguf_writer_free(w);
+    CHECK(t == NULL && strstr(err, "merges") != NULL);
+    tok_free(t);
+    static const char *const bad[] = {"a b", "ab"};
+    w = g4_writer(bad, 2, true);
+    t = load_from_writer(w, err, sizeof err);
+    gguf_writer_free(w);
+    CHECK(t == NULL && strstr(err, "merge 1") != NULL);
+    tok_free(t);
+    static const char *const odd[] = {"x y", "a b", "a \xE2\x96\x81", " "};
+    w = g4_writer(odd, 3, true);
+    t = load_from_writer(w, err, sizeof err);
+    gguf_writer_free(w);
+    CHECK_MSG(t != NULL, "%s", err);
+    if (t) {
+        CHECK(tok_encode(t, "ab", 2, false, false, &ids, &n, err, sizeof err) == 0);
+        CHECK_IDS(ids, n, G4_AB);
+        free(ids);
+        tok_free(t);
+    }
+    w = g4_writer(odd, 4, true);
+    t = load_from_writer(w, err, sizeof err);
+    gguf_writer_free(w);
+    CHECK(t == NULL);
+    tok_free(t);
 }
 
 /* The hand-written splitter runs only on valid UTF-8 (else PCRE2 does):
@@ -1408,6 +1655,8 @@ int main(void) {
     RUN(test_bpe_merge_order);
     RUN(test_fast_split_matches_regex);
     RUN(test_fast_split_utf8_check);
+    RUN(test_pre_names);
+    RUN(test_gemma4);
     RUN(test_special_tokens);
     RUN(test_long_input);
     RUN(test_spm);

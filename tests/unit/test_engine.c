@@ -19,6 +19,7 @@
 #include "gguf/gguf.h"
 #include "test.h"
 #include "tiny_llama.h"
+#include "engine_ref.h"
 
 enum { V = TL_V, E = TL_E, H = TL_H, K = TL_K, D = TL_D, F = TL_F, CTX = TL_CTX };
 
@@ -84,34 +85,6 @@ static void wait_finished(int n) {
     pthread_mutex_lock(&mu);
     while (n_finished < n) pthread_cond_wait(&cv, &mu);
     pthread_mutex_unlock(&mu);
-}
-
-/* Greedy reference: prefill the prompt, then argmax / feed, n tokens. */
-static void reference(sl_model_t *m, const int32_t *prompt, int np, int n, int32_t *out) {
-    char err[SL_ERR_MAX];
-    sl_kv_t *kv = model_kv_new(m, CTX, SL_TYPE_F32, err, sizeof err);
-    float logits[V];
-    CHECK(model_forward(m, NULL, kv, prompt, np, logits, false, err, sizeof err) == 0);
-    for (int i = 0; i < n; i++) {
-        int best = 0;
-        for (int v = 1; v < V; v++)
-            if (logits[v] > logits[best]) best = v;
-        out[i] = best;
-        int32_t t = best;
-        if (i + 1 < n) CHECK(model_forward(m, NULL, kv, &t, 1, logits, false, err, sizeof err) == 0);
-    }
-    model_kv_free(kv);
-}
-
-static eng_request_t greedy_req(const int32_t *prompt, size_t np, int max_tokens, void *user) {
-    eng_request_t r = {0};
-    r.prompt = prompt;
-    r.n_prompt = np;
-    r.max_tokens = max_tokens;
-    smp_params_default(&r.sampling);
-    r.sampling.temperature = 0;
-    r.user = user;
-    return r;
 }
 
 static sl_model_t *model;

@@ -32,6 +32,7 @@
 #include "gguf/gguf.h"
 #include "test.h"
 #include "tiny_llama.h"
+#include "engine_ref.h"
 
 enum { V = TL_V, CTX = TL_CTX };
 
@@ -88,34 +89,6 @@ static void wait_finished(int n) {
     pthread_mutex_unlock(&mu);
 }
 
-/* Greedy reference: prefill, then argmax / feed, n tokens. */
-static void reference(const int32_t *prompt, int np, int n, int32_t *out) {
-    char err[SL_ERR_MAX];
-    sl_kv_t *kv = model_kv_new(model, CTX, SL_TYPE_F32, err, sizeof err);
-    float logits[V];
-    CHECK(model_forward(model, NULL, kv, prompt, np, logits, false, err, sizeof err) == 0);
-    for (int i = 0; i < n; i++) {
-        int best = 0;
-        for (int v = 1; v < V; v++)
-            if (logits[v] > logits[best]) best = v;
-        out[i] = best;
-        int32_t t = best;
-        if (i + 1 < n) CHECK(model_forward(model, NULL, kv, &t, 1, logits, false, err, sizeof err) == 0);
-    }
-    model_kv_free(kv);
-}
-
-static eng_request_t greedy_req(const int32_t *prompt, size_t np, int max_tokens, void *user) {
-    eng_request_t r = {0};
-    r.prompt = prompt;
-    r.n_prompt = np;
-    r.max_tokens = max_tokens;
-    smp_params_default(&r.sampling);
-    r.sampling.temperature = 0;
-    r.user = user;
-    return r;
-}
-
 static void check_blocks_released(eng_t *e) {
     eng_stats_t st;
     eng_stats(e, &st);
@@ -170,7 +143,7 @@ static void test_greedy_ngram_matches_reference(void) {
     const int lens[4] = {120, 37, 64, 9};
     for (int s = 0; s < 4; s++) rep_prompt(prompts[s], lens[s], s);
     int32_t ref[4][NT];
-    for (int s = 0; s < 4; s++) reference(prompts[s], lens[s], NT, ref[s]);
+    for (int s = 0; s < 4; s++) reference(model, prompts[s], lens[s], NT, ref[s]);
     for (int spec = 0; spec < 2; spec++) {
         eng_opts_t o = {.n_ctx = CTX, .max_running = 3, .kv = ENG_KV_F32,
                         .spec = spec ? ENG_SPEC_NGRAM : ENG_SPEC_OFF, .spec_max = 5};
@@ -220,7 +193,7 @@ static void test_forced_drafts(void) {
     for (int s = 0; s < NSEQ; s++) {
         hk.prompt[s] = prompts[s];
         hk.np[s] = lens[s];
-        reference(prompts[s], lens[s], hk.n_ref, hk.ref[s]);
+        reference(model, prompts[s], lens[s], hk.n_ref, hk.ref[s]);
     }
     for (int mode = MODE_RIGHT; mode <= MODE_HALF; mode++) {
         hk.mode = mode;
@@ -463,7 +436,7 @@ static void test_cancel_mid_speculation(void) {
         for (int i = 0; i < 30; i++) prompts[s][i] = (int32_t)((s * 3 + i * 7) % V);
         hk.prompt[s] = prompts[s];
         hk.np[s] = 30;
-        reference(prompts[s], 30, hk.n_ref, hk.ref[s]);
+        reference(model, prompts[s], 30, hk.n_ref, hk.ref[s]);
     }
     eng_opts_t o = {.n_ctx = CTX, .max_running = 4, .kv = ENG_KV_F32, .spec = ENG_SPEC_NGRAM, .spec_max = 8,
                     .spec_draft = hook_draft};
@@ -500,7 +473,7 @@ static void test_policy_backs_off(void) {
     hk.prompt[0] = prompt;
     hk.np[0] = 30;
     hk.n_ref = 300;
-    reference(prompt, 30, hk.n_ref, hk.ref[0]);
+    reference(model, prompt, 30, hk.n_ref, hk.ref[0]);
     enum { N = 280 };
     for (int mode = MODE_RIGHT; mode <= MODE_WRONG; mode++) {
         hk.mode = mode;

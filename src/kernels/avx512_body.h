@@ -254,12 +254,13 @@ static void A512_NAME(tile_bf16)(int64_t n, const void *w, size_t ws, int nr, co
  * token's 4 bytes; even and odd groups go into separate chains. */
 static inline __attribute__((always_inline)) void A512_NAME(panel4x2)(bool q8, int64_t nb, const uint8_t *pn0,
                                                                       const uint8_t *pn1, const sl_q8x4_t *x,
-                                                                      A512_F acc[4]) {
+                                                                      A512_F acc[4], sl_pf_t *pf) {
     const size_t bsz = q8 ? SL_X8_Q8_0_BLOCK : SL_U_PANEL_BLOCK, co = q8 ? 16 : 64;
     A512_F f0 = A512_ZERO(), f1 = f0, f2 = f0, f3 = f0;
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *p0 = pn0 + (size_t)b * bsz, *p1 = pn1 + (size_t)b * bsz;
         const sl_q8x4_t *xb = x + b;
+        x8_pf(pf);
         A512_I i0 = A512_I_ZERO(), i1 = i0, i2 = i0, i3 = i0, j0 = i0, j1 = i0, j2 = i0, j3 = i0;
 #pragma GCC unroll 4
         for (int g = 0; g < 8; g += 2) {
@@ -302,17 +303,92 @@ static inline __attribute__((always_inline)) void A512_NAME(panel4x2)(bool q8, i
  * two panels at a time (the 16 rows' outputs are adjacent), an odd last
  * one by the 8-row kernel. */
 static void A512_NAME(x8_gemm_q8_0)(int64_t n, const void *panels, int np, const sl_q8x4_t *x, int nc,
-                                    float *out, size_t os) {
+                                    float *out, size_t os, sl_pf_t *pf) {
     const int64_t nb = n / 32;
     const size_t pbytes = (size_t)nb * SL_X8_Q8_0_BLOCK;
     const uint8_t *pn = panels;
     int p = 0;
     for (; p + 2 <= np; p += 2) {
         A512_F acc[4];
-        A512_NAME(panel4x2)(true, nb, pn + (size_t)p * pbytes, pn + (size_t)(p + 1) * pbytes, x, acc);
+        A512_NAME(panel4x2)(true, nb, pn + (size_t)p * pbytes, pn + (size_t)(p + 1) * pbytes, x, acc, pf);
         for (int c = 0; c < nc; c++) A512_STOREU(out + (size_t)c * os + (size_t)p * 8, acc[c]);
     }
-    if (p < np) X8V_NAME(x8_gemm_q8_0)(n, pn + (size_t)p * pbytes, 1, x, nc, out + (size_t)p * 8, os);
+    if (p < np) X8V_NAME(x8_gemm_q8_0)(n, pn + (size_t)p * pbytes, 1, x, nc, out + (size_t)p * 8, os, pf);
+}
+
+/* Two adjacent x8 q8_0 panels (16 rows) × the 8 tokens of two groups (x,
+ * x + nb). The codes are made unsigned by the top-bit flip, as above, but
+ * the extra 128 · Σx comes off in s32 (o[c]): the exact integer dot, then
+ * one multiply and one FMA per token and block. Per code vector (8 rows ×
+ * 4 bytes of each panel) one vpdpbusd per token, one chain per token (8
+ * chains cover its latency); each code vector is loaded and flipped once
+ * for 8 tokens, half as often per product as with 4. */
+static inline __attribute__((always_inline)) void A512_NAME(q8_tile8)(int64_t nb, const uint8_t *pn0,
+                                                                      const uint8_t *pn1, const sl_q8x4_t *x,
+                                                                      A512_F acc[8], sl_pf_t *pf) {
+    A512_F f0 = A512_ZERO(), f1 = f0, f2 = f0, f3 = f0, f4 = f0, f5 = f0, f6 = f0, f7 = f0;
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *p0 = pn0 + (size_t)b * SL_X8_Q8_0_BLOCK, *p1 = pn1 + (size_t)b * SL_X8_Q8_0_BLOCK;
+        const sl_q8x4_t *xa = x + b, *xb = x + nb + b;
+        x8_pf(pf);
+        A512_I i0 = A512_I_ZERO(), i1 = i0, i2 = i0, i3 = i0, i4 = i0, i5 = i0, i6 = i0, i7 = i0;
+#pragma GCC unroll 8
+        for (int g = 0; g < 8; g++) {
+            const A512_I w = A512_I_XOR80(A512_I_LOAD2(p0 + 16 + 32 * g, p1 + 16 + 32 * g));
+            i0 = A512_DPBUSD(i0, w, A512_I_BCAST4(x8_bytes4(xa->qs[0] + 4 * g)));
+            i1 = A512_DPBUSD(i1, w, A512_I_BCAST4(x8_bytes4(xa->qs[1] + 4 * g)));
+            i2 = A512_DPBUSD(i2, w, A512_I_BCAST4(x8_bytes4(xa->qs[2] + 4 * g)));
+            i3 = A512_DPBUSD(i3, w, A512_I_BCAST4(x8_bytes4(xa->qs[3] + 4 * g)));
+            i4 = A512_DPBUSD(i4, w, A512_I_BCAST4(x8_bytes4(xb->qs[0] + 4 * g)));
+            i5 = A512_DPBUSD(i5, w, A512_I_BCAST4(x8_bytes4(xb->qs[1] + 4 * g)));
+            i6 = A512_DPBUSD(i6, w, A512_I_BCAST4(x8_bytes4(xb->qs[2] + 4 * g)));
+            i7 = A512_DPBUSD(i7, w, A512_I_BCAST4(x8_bytes4(xb->qs[3] + 4 * g)));
+        }
+        const A512_F d = A512_LOAD2_PH(p0, p1);
+#define A512_ACC8(f, i, xt, c) \
+    f = A512_FMADD(A512_MUL(d, A512_SET1(xt->d[c])), A512_CVT(A512_I_SUB(i, A512_I_BCAST4((uint32_t)xt->o[c]))), f)
+        A512_ACC8(f0, i0, xa, 0);
+        A512_ACC8(f1, i1, xa, 1);
+        A512_ACC8(f2, i2, xa, 2);
+        A512_ACC8(f3, i3, xa, 3);
+        A512_ACC8(f4, i4, xb, 0);
+        A512_ACC8(f5, i5, xb, 1);
+        A512_ACC8(f6, i6, xb, 2);
+        A512_ACC8(f7, i7, xb, 3);
+#undef A512_ACC8
+    }
+    acc[0] = f0;
+    acc[1] = f1;
+    acc[2] = f2;
+    acc[3] = f3;
+    acc[4] = f4;
+    acc[5] = f5;
+    acc[6] = f6;
+    acc[7] = f7;
+}
+
+/* Many tokens, x8 q8_0, up to 8 a call (more than 4: two groups, the
+ * padding tokens of the second zero): np panels, two at a time; an odd
+ * last one by the 8-row kernel, once per group. */
+static void A512_NAME(x8_gemm8_q8_0)(int64_t n, const void *panels, int np, const sl_q8x4_t *x, int nc,
+                                     float *out, size_t os, sl_pf_t *pf) {
+    const int64_t nb = n / 32;
+    const size_t pbytes = (size_t)nb * SL_X8_Q8_0_BLOCK;
+    const uint8_t *pn = panels;
+    if (nc <= 4) {
+        A512_NAME(x8_gemm_q8_0)(n, panels, np, x, nc, out, os, pf);
+        return;
+    }
+    int p = 0;
+    for (; p + 2 <= np; p += 2) {
+        A512_F acc[8];
+        A512_NAME(q8_tile8)(nb, pn + (size_t)p * pbytes, pn + (size_t)(p + 1) * pbytes, x, acc, pf);
+        for (int c = 0; c < nc; c++) A512_STOREU(out + (size_t)c * os + (size_t)p * 8, acc[c]);
+    }
+    if (p < np) {
+        X8V_NAME(x8_gemm_q8_0)(n, pn + (size_t)p * pbytes, 1, x, 4, out + (size_t)p * 8, os, pf);
+        X8V_NAME(x8_gemm_q8_0)(n, pn + (size_t)p * pbytes, 1, x + nb, nc - 4, out + 4 * os + (size_t)p * 8, os, pf);
+    }
 }
 
 /* Many tokens over unpacked rows of unsigned codes (as X8V_NAME(gemmu_u8)):
@@ -324,7 +400,7 @@ static void A512_NAME(gemmu_u8)(int64_t n, const uint8_t *u, int nr, const sl_q8
     int r = 0;
     for (; r + 16 <= nr; r += 16) {
         A512_F acc[4];
-        A512_NAME(panel4x2)(false, nb, u + (size_t)(r / 8) * pbytes, u + (size_t)(r / 8 + 1) * pbytes, x, acc);
+        A512_NAME(panel4x2)(false, nb, u + (size_t)(r / 8) * pbytes, u + (size_t)(r / 8 + 1) * pbytes, x, acc, NULL);
         for (int c = 0; c < nc; c++) A512_STOREU(out + (size_t)c * os + (size_t)r, acc[c]);
     }
     if (r < nr) X8V_NAME(gemmu_u8)(n, u + (size_t)(r / 8) * pbytes, nr - r, x, nc, out + r, os);
@@ -499,6 +575,7 @@ static void A512_NAME(fill)(sl_kern_table_t *t) {
     X8V_NAME(fill)(t);
     /* their many-token GEMMs 16 rows at a time in 512-bit vectors */
     t->x8_gemm[SL_TYPE_Q8_0] = A512_NAME(x8_gemm_q8_0);
+    t->x8_gemm8[SL_TYPE_Q8_0] = A512_NAME(x8_gemm8_q8_0);
     t->x8_dot4x2[SL_TYPE_Q4_K] = A512_NAME(x8_dot4x2_q4_K);
     t->x8_dot4x2[SL_TYPE_Q5_K] = A512_NAME(x8_dot4x2_q5_K);
     t->x8_dot4x2[SL_TYPE_Q6_K] = A512_NAME(x8_dot4x2_q6_K);

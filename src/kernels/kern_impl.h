@@ -38,8 +38,11 @@ typedef void (*sl_quant_fn)(const float *x, void *y, int64_t n);
 typedef struct sl_q8x4 {
     float d[4];
     float s[4];
+    int32_t o[4]; /* 128 · Σ qs[c]: the offset of codes made unsigned by a top-bit flip, in s32 */
+    int32_t pad_[4]; /* qs 32-byte aligned in an array of panels (the AVX2 kernels load it so) */
     int8_t qs[4][32];
 } sl_q8x4_t;
+_Static_assert(sizeof(sl_q8x4_t) % 32 == 0 && offsetof(sl_q8x4_t, qs) % 32 == 0, "sl_q8x4_t: qs 32-aligned");
 
 /* Prefill with many tokens: a chunk of weight rows (a multiple of 8, the
  * last panel padded with zero rows) is first unpacked into 8-row panels of
@@ -146,10 +149,18 @@ typedef void (*sl_x8_dot_fn)(int64_t n, const void *panel, const void *x, float 
  * expanded once for all of them; out[t * ostride + r]. */
 typedef void (*sl_x8_dot4_fn)(int64_t n, const void *panel, const void *x, size_t xstride, int nc, float *out,
                               size_t ostride);
+/* Weight bytes a many-token kernel prefetches while it runs (the rows its
+ * thread takes next), a few lines per block so the DRAM reads overlap the
+ * arithmetic: step bytes (a multiple of 64) per block, from p to end. */
+typedef struct sl_pf {
+    const uint8_t *p, *end;
+    size_t step;
+} sl_pf_t;
+
 /* np consecutive x8 panels × the nc (<= 4) tokens of one sl_q8x4_t group;
- * out[c * ostride + r] for the 8·np rows. */
+ * out[c * ostride + r] for the 8·np rows; pf (may be NULL) advanced per block. */
 typedef void (*sl_x8_gemm_fn)(int64_t n, const void *panels, int np, const sl_q8x4_t *xp, int nc, float *out,
-                              size_t ostride);
+                              size_t ostride, sl_pf_t *pf);
 
 /* Activations with float scales (sl_q8f_t rows, a token's slot in a
  * sl_q8x4_t panel): nb q8_0 blocks of x; block b's scale (the f16-rounded
@@ -217,6 +228,8 @@ typedef struct sl_kern_table {
     sl_gemmuk_fn gemmuk[SL_TYPE_COUNT]; /* k-quants, with unpack */
     sl_x8_dot_fn x8_dot[SL_TYPE_COUNT];   /* x8 panels: both or neither */
     sl_x8_gemm_fn x8_gemm[SL_TYPE_COUNT]; /* or x8_unpack + gemmu */
+    /* as x8_gemm, up to 8 tokens: the groups at xp and xp + n / 32 (where set) */
+    sl_x8_gemm_fn x8_gemm8[SL_TYPE_COUNT];
     sl_x8_unpack_fn x8_unpack[SL_TYPE_COUNT];
     sl_x8_dot4_fn x8_dot4[SL_TYPE_COUNT]; /* optional, q8_K-dotted x8 types */
     /* optional with x8_dot4: two adjacent panels (16 rows, out[t · os +

@@ -29,6 +29,14 @@ static inline float hsum8(__m256 v) {
     return _mm_cvtss_f32(r);
 }
 
+/* the next step of a prefetch range (kern_impl.h: sl_pf_t), into L2 */
+static inline void x8_pf(sl_pf_t *pf) {
+    if (!pf) return;
+    const uint8_t *p = pf->p, *e = p + pf->step < pf->end ? p + pf->step : pf->end;
+    for (; p < e; p += 64) _mm_prefetch((const char *)p, _MM_HINT_T1);
+    pf->p = p;
+}
+
 /* 4 consecutive activation bytes as one int32 (for a broadcast to all 8
  * lanes, one lane per row of the panel) */
 static inline int32_t x8_bytes4(const int8_t *p) {

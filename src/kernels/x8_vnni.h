@@ -55,7 +55,7 @@ static void X8V_NAME(x8_dot_q8_0)(int64_t n, const void *panel, const void *vx, 
  * m · s. Per code vector and token one vpdpbusd against the token's 4
  * broadcast bytes; per block and token one convert + FMA and the offset. */
 static inline __attribute__((always_inline)) void
-X8V_NAME(panel4)(bool q8, int64_t nb, const uint8_t *pn, const sl_q8x4_t *x, __m256 acc[4]) {
+X8V_NAME(panel4)(bool q8, int64_t nb, const uint8_t *pn, const sl_q8x4_t *x, __m256 acc[4], sl_pf_t *pf) {
     const __m256i flip = _mm256_set1_epi8((char)0x80);
     const size_t bsz = q8 ? SL_X8_Q8_0_BLOCK : SL_U_PANEL_BLOCK;
     __m256 f0 = _mm256_setzero_ps(), f1 = f0, f2 = f0, f3 = f0;
@@ -63,6 +63,7 @@ X8V_NAME(panel4)(bool q8, int64_t nb, const uint8_t *pn, const sl_q8x4_t *x, __m
         const uint8_t *pb = pn + (size_t)b * bsz;
         const __m256i *q = (const __m256i *)(pb + (q8 ? 16 : 64));
         const sl_q8x4_t *xb = x + b;
+        x8_pf(pf);
         /* even groups into i, odd into j: 8 independent vpdpbusd chains,
          * enough to cover its latency (4 chains left it latency-bound) */
         __m256i i0 = _mm256_setzero_si256(), i1 = i0, i2 = i0, i3 = i0, j0 = i0, j1 = i0, j2 = i0, j3 = i0;
@@ -109,12 +110,12 @@ X8V_NAME(panel4)(bool q8, int64_t nb, const uint8_t *pn, const sl_q8x4_t *x, __m
 
 /* Many tokens, q8_0: np x8 panels × the nc (<= 4) tokens of one group. */
 static void X8V_NAME(x8_gemm_q8_0)(int64_t n, const void *panels, int np, const sl_q8x4_t *x,
-                                   int nc, float *out, size_t os) {
+                                   int nc, float *out, size_t os, sl_pf_t *pf) {
     const int64_t nb = n / 32;
     for (int p = 0; p < np; p++) {
         __m256 acc[4];
         X8V_NAME(panel4)
-        (true, nb, (const uint8_t *)panels + (size_t)p * (size_t)nb * SL_X8_Q8_0_BLOCK, x, acc);
+        (true, nb, (const uint8_t *)panels + (size_t)p * (size_t)nb * SL_X8_Q8_0_BLOCK, x, acc, pf);
         x8_store_rows(out + (size_t)p * 8, os, 8, acc, nc);
     }
 }
@@ -145,7 +146,7 @@ static void X8V_NAME(gemmu_u8)(int64_t n, const uint8_t *u, int nr, const sl_q8x
     const int64_t nb = n / 32;
     for (int r = 0; r < nr; r += 8) {
         __m256 acc[4];
-        X8V_NAME(panel4)(false, nb, u + (size_t)(r / 8) * (size_t)nb * SL_U_PANEL_BLOCK, x, acc);
+        X8V_NAME(panel4)(false, nb, u + (size_t)(r / 8) * (size_t)nb * SL_U_PANEL_BLOCK, x, acc, NULL);
         x8_store_rows(out + (size_t)r, os, SL_MIN(8, nr - r), acc, nc);
     }
 }

@@ -375,7 +375,7 @@ static void x8_panels_cases(const sl_kern_table_t *installed) {
     CHECK(!sl_x8_supported(SL_TYPE_Q4_K, 896, 16)); /* q4_K: whole super-blocks only */
     const int64_t n_ins[] = {64, 896}, n_ins_k[] = {256, 1024};
     const int64_t n_outs[] = {8, 40, 13, 37}; /* 13, 37: padded last panels */
-    const int64_t toks[] = {1, 2, 5, 17, 33};
+    const int64_t toks[] = {1, 2, 5, 8, 12, 17, 33}; /* 5-8, 12: the 8-token GEMMs */
     const sl_type_t types[] = {SL_TYPE_Q8_0, SL_TYPE_Q5_0, SL_TYPE_Q4_0, SL_TYPE_Q5_1, SL_TYPE_Q4_1,
                                SL_TYPE_Q4_K, SL_TYPE_Q5_K, SL_TYPE_Q6_K, SL_TYPE_IQ4_XS, SL_TYPE_IQ4_NL};
     sl_pool_t *pool2 = sl_pool_new(2);

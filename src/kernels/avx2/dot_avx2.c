@@ -1076,7 +1076,7 @@ static void x8_dot_q8_0(int64_t n, const void *panel, const void *vx, float *out
 }
 
 static void x8_gemm_q8_0(int64_t n, const void *panels, int np, const sl_q8x4_t *x, int nc, float *out,
-                         size_t os) {
+                         size_t os, sl_pf_t *pf) {
     const int64_t nb = n / 32;
     const size_t pbytes = (size_t)nb * SL_X8_Q8_0_BLOCK;
     const __m256i ones = _mm256_set1_epi16(1);
@@ -1086,6 +1086,7 @@ static void x8_gemm_q8_0(int64_t n, const void *panels, int np, const sl_q8x4_t 
         for (int64_t b = 0; b < nb; b++) {
             const __m256i *q = (const __m256i *)SL_X8_Q(pn, b);
             const sl_q8x4_t *xb = x + b;
+            x8_pf(pf);
             __m256i i0 = _mm256_setzero_si256(), i1 = i0, i2 = i0, i3 = i0;
             for (int g = 0; g < 8; g++) {
                 const __m256i w = _mm256_loadu_si256(q + g);

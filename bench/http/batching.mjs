@@ -15,7 +15,7 @@
 //   SILICA_BIN=build/release/silica node bench/http/batching.mjs \
 //       [--model models/qwen2.5-0.5b-q8_0.gguf] [--threads 2] [--tokens 32] [--rounds 3]
 //       [--streams 1,4,16,32] [--url http://127.0.0.1:8080 (else starts a server)]
-//       [--temperature 0 --top-p 1 --seed S]
+//       [--temperature 0 --top-p 1 --seed S] [--spec off|ngram (the server's decoding; default its own)]
 import os from "node:os";
 import fs from "node:fs";
 import { startServer, metrics, waitIdle, BIN } from "../../tests/e2e/lib/server.mjs";
@@ -31,6 +31,7 @@ const PREFIX = Number(opt("prefix", 2000));
 const TEMP = Number(opt("temperature", 0));
 const TOP_P = Number(opt("top-p", 1));
 const SEED = opt("seed", "");
+const SPEC = opt("spec", "");
 
 let seed = 12345;
 const rnd = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed; };
@@ -62,7 +63,8 @@ async function stream(url, prompt, maxTokens) {
 
 async function main() {
   let srv = null, url = opt("url", null);
-  const args = ["--threads", String(THREADS), "--max-running", "32", "--ctx", "4096", "--no-auth"];
+  const args = ["--threads", String(THREADS), "--max-running", "32", "--ctx", "4096", "--no-auth",
+    ...(SPEC ? ["--spec", SPEC] : [])];
   if (!url) {
     srv = await startServer({ models: { m: MODEL }, args });
     url = srv.url;

@@ -115,6 +115,20 @@ static void prefetch_rows(const struct mm_job *j, int64_t r0, int64_t r1, int64_
     for (size_t o = a & ~(size_t)63; o < b; o += 64) __builtin_prefetch(p + o, 0, 2);
 }
 
+/* The rows of the chunk at nxt as a prefetch range spread over iters
+ * kernel blocks (p NULL: no next chunk). A few lines per block, so the
+ * DRAM reads overlap the arithmetic: measured +50 % on a 16-token GEMM
+ * from DRAM against whole slices at the start of each call, which stall
+ * the core while the misses queue (docs/kernels.md). */
+static sl_pf_t next_chunk_pf(const struct mm_job *j, int64_t nxt, size_t iters) {
+    sl_pf_t pf = {NULL, NULL, 0};
+    if (nxt >= j->n_out) return pf;
+    pf.p = j->w + (size_t)nxt * j->wrs;
+    pf.end = j->w + (size_t)SL_MIN(nxt + j->chunk, j->n_out) * j->wrs;
+    pf.step = ((size_t)(pf.end - pf.p) / SL_MAX(iters, (size_t)1) + 64) & ~(size_t)63;
+    return pf;
+}
+
 /* nxt: the first row of the chunk this thread does next (n_out if none) */
 static void mm_rows(struct mm_job *j, int ith, int64_t r0, int64_t r1, int64_t nxt) {
     const int64_t n_out = j->n_out, n_tok = j->n_tok;
@@ -122,19 +136,10 @@ static void mm_rows(struct mm_job *j, int ith, int64_t r0, int64_t r1, int64_t n
         const int64_t nb = j->n_in / 32, groups = (n_tok + 3) / 4;
         const uint8_t *pw = j->w + (size_t)r0 * j->wrs;
         const int full = (int)((r1 - r0) / 8), rest = (int)((r1 - r0) % 8); /* rest: the padded last panel */
-        /* the next chunk's rows are prefetched a few lines per block over
-         * all the kernel calls of this one (measured: +50 % on a 16-token
-         * GEMM from DRAM against whole slices at the start of each call,
-         * which stall while the misses queue) */
+        /* the next chunk's rows prefetched over all the kernel calls of this one */
         const int calls = j->x8_gemm8 ? (int)(n_tok / 8 + (n_tok % 8 > 4) + (n_tok % 8 && n_tok % 8 <= 4))
                                       : (int)groups;
-        sl_pf_t pf = {NULL, NULL, 0};
-        if (nxt < n_out) {
-            pf.p = j->w + (size_t)nxt * j->wrs;
-            pf.end = j->w + (size_t)SL_MIN(nxt + j->chunk, n_out) * j->wrs;
-            const size_t iters = (size_t)nb * (size_t)calls * (size_t)SL_MAX(1, full / 2);
-            pf.step = ((size_t)(pf.end - pf.p) / iters + 64) & ~(size_t)63;
-        }
+        sl_pf_t pf = next_chunk_pf(j, nxt, (size_t)nb * (size_t)calls * (size_t)SL_MAX(1, full / 2));
         for (int64_t t0 = 0; t0 < n_tok;) {
             const sl_q8x4_t *xg = (const sl_q8x4_t *)j->xq + (t0 / 4) * nb;
             /* two groups at once where the kernel takes them (the second

@@ -105,12 +105,6 @@ static int ffn(const spec_t *s, int l) {
     return has_kv(s, l) ? s->F : s->F2;
 }
 
-static double *dvec(int n, double center, double a) {
-    double *v = malloc(sizeof(double) * (size_t)n);
-    for (int i = 0; i < n; i++)
-        v[i] = center + rnd_sym((float)a);
-    return v;
-}
 static float *fmat(int n_out, int n_in, sl_type_t t) {
     float *w = malloc(sizeof(float) * (size_t)n_out * (size_t)n_in);
     const float a = 1.0f / sqrtf((float)n_in);
@@ -336,14 +330,6 @@ static void rms(double *out, const double *x, int n, const double *w) {
     const double r = 1.0 / sqrt(ss / n + 1e-6);
     for (int i = 0; i < n; i++)
         out[i] = x[i] * r * (w ? w[i] : 1.0);
-}
-static void matvec(double *y, const float *w, const double *x, int n_out, int n_in) {
-    for (int o = 0; o < n_out; o++) {
-        double s = 0;
-        for (int i = 0; i < n_in; i++)
-            s += (double)w[(size_t)o * n_in + i] * x[i];
-        y[o] = s;
-    }
 }
 static double gelu_tanh(double x) { /* gelu_pytorch_tanh */
     return 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));

@@ -120,12 +120,6 @@ static int n_attn(const spec_t *s) {
     return n;
 }
 
-static double *dvec(int n, double center, double a) {
-    double *v = malloc(sizeof(double) * (size_t)n);
-    for (int i = 0; i < n; i++)
-        v[i] = center + rnd_sym((float)a);
-    return v;
-}
 static float *fmat(int n_out, int n_in, sl_type_t t) {
     float *w = malloc(sizeof(float) * (size_t)n_out * (size_t)n_in);
     const float a = 1.0f / sqrtf((float)n_in);
@@ -387,14 +381,6 @@ static void rms(double *out, const double *x, int n, const double *w) {
     const double r = 1.0 / sqrt(ss / n + 1e-6);
     for (int i = 0; i < n; i++)
         out[i] = x[i] * r * (w ? w[i] : 1.0);
-}
-static void matvec(double *y, const float *w, const double *x, int n_out, int n_in) {
-    for (int o = 0; o < n_out; o++) {
-        double s = 0;
-        for (int i = 0; i < n_in; i++)
-            s += (double)w[(size_t)o * n_in + i] * x[i];
-        y[o] = s;
-    }
 }
 static double silu(double x) {
     return x / (1 + exp(-x));

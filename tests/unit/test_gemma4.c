@@ -32,10 +32,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "base/base.h"
-#include "base/pool.h"
 #include "gguf/gguf.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
@@ -107,12 +105,6 @@ static int ffn(const spec_t *s, int l) {
     return has_kv(s, l) ? s->F : s->F2;
 }
 
-static double *dvec(int n, double center, double a) {
-    double *v = malloc(sizeof(double) * (size_t)n);
-    for (int i = 0; i < n; i++)
-        v[i] = center + rnd_sym((float)a);
-    return v;
-}
 static float *fmat(int n_out, int n_in, sl_type_t t) {
     float *w = malloc(sizeof(float) * (size_t)n_out * (size_t)n_in);
     const float a = 1.0f / sqrtf((float)n_in);
@@ -339,14 +331,6 @@ static void rms(double *out, const double *x, int n, const double *w) {
     for (int i = 0; i < n; i++)
         out[i] = x[i] * r * (w ? w[i] : 1.0);
 }
-static void matvec(double *y, const float *w, const double *x, int n_out, int n_in) {
-    for (int o = 0; o < n_out; o++) {
-        double s = 0;
-        for (int i = 0; i < n_in; i++)
-            s += (double)w[(size_t)o * n_in + i] * x[i];
-        y[o] = s;
-    }
-}
 static double gelu_tanh(double x) { /* gelu_pytorch_tanh */
     return 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
 }
@@ -541,11 +525,15 @@ static void ref_forward(const ref_t *m, const int32_t *tok, int n, double *out) 
 
 /* ------------------------------------------------------------ the cases */
 
-static char path_buf[256];
-static const char *model_path(void) {
-    snprintf(path_buf, sizeof path_buf, "/tmp/silica-test-gemma4-%d.gguf", (int)getpid());
-    return path_buf;
+static void check_hparams(const sl_model_t *m, const spec_t *s) {
+    const sl_hparams_t *hp = model_hparams(m);
+    CHECK(hp->arch == SL_ARCH_GEMMA4 && hp->n_layer == s->L && hp->n_layer_kv == s->L - s->shared &&
+          hp->head_dim == s->DG && hp->head_dim_swa == s->DW && hp->n_embd_pl == s->P &&
+          hp->n_swa == s->swa);
 }
+
+#define MODEL_CASES_NAME "gemma4"
+#include "model_cases.h"
 
 /* 8 layers W W G W W G | W G: the last two read layers 4 (W) and 5 (G) */
 static spec_t base_spec(void) {
@@ -586,77 +574,6 @@ static spec_t moe_spec(void) {
     return s;
 }
 
-#define N_TOK 13
-
-static void make_tokens(int32_t *t, int n, int V, int salt) {
-    for (int i = 0; i < n; i++)
-        t[i] = (int32_t)((i * 37 + 5 + salt * 11) % V);
-}
-
-static sl_model_t *load_ref(ref_t *rm, const spec_t *s, uint64_t seed) {
-    ref_init(rm, s, seed);
-    CHECK(write_model(rm, model_path(), NULL) == 0);
-    char err[SL_ERR_MAX] = "";
-    sl_model_t *m = model_load(model_path(), err, sizeof err);
-    CHECK_MSG(m != NULL, "%s", err);
-    return m;
-}
-
-/* the model's logits at every position vs the reference: prefill at once,
- * token by token, in chunks of 1..3 */
-static void run_case(const char *label, const spec_t *s, double tol, int threads) {
-    ref_t rm;
-    sl_model_t *m = load_ref(&rm, s, (uint64_t)strlen(label) * 97 + (uint64_t)s->wtype);
-    if (!m) {
-        ref_free(&rm);
-        return;
-    }
-    const sl_hparams_t *hp = model_hparams(m);
-    CHECK(hp->arch == SL_ARCH_GEMMA4 && hp->n_layer == s->L && hp->n_layer_kv == s->L - s->shared &&
-          hp->head_dim == s->DG && hp->head_dim_swa == s->DW && hp->n_embd_pl == s->P &&
-          hp->n_swa == s->swa);
-    int32_t toks[N_TOK];
-    make_tokens(toks, N_TOK, s->V, 0);
-    double *want = malloc(sizeof(double) * N_TOK * s->V);
-    ref_forward(&rm, toks, N_TOK, want);
-    float *got = malloc(sizeof(float) * N_TOK * s->V), *last = malloc(sizeof(float) * s->V);
-    sl_pool_t *pool = threads > 1 ? sl_pool_new(threads) : NULL;
-    char err[SL_ERR_MAX] = "";
-    sl_kv_t *kv = model_kv_new(m, N_TOK + 4, SL_TYPE_F32, err, sizeof err);
-    CHECK_MSG(kv != NULL, "%s", err);
-
-    CHECK_MSG(model_forward(m, pool, kv, toks, N_TOK, got, true, err, sizeof err) == 0, "%s", err);
-    const double e = test_rel_err(got, want, (size_t)N_TOK * s->V);
-    CHECK_MSG(e <= tol, "%s prefill: rel err %.3g > %.3g", label, e, tol);
-
-    model_kv_truncate(kv, 0);
-    double worst = 0;
-    for (int t = 0; t < N_TOK; t++) {
-        CHECK_MSG(model_forward(m, pool, kv, &toks[t], 1, last, false, err, sizeof err) == 0, "%s",
-                  err);
-        worst = fmax(worst, test_rel_err(last, want + (size_t)t * s->V, (size_t)s->V));
-    }
-    CHECK_MSG(worst <= tol, "%s decode: rel err %.3g > %.3g", label, worst, tol);
-
-    model_kv_truncate(kv, 0);
-    double wc = 0;
-    for (int t = 0, c = 1; t < N_TOK; t += c, c = c % 3 + 1) {
-        const int nt = SL_MIN(c, N_TOK - t);
-        CHECK_MSG(model_forward(m, pool, kv, toks + t, nt, got, true, err, sizeof err) == 0, "%s",
-                  err);
-        wc = fmax(wc, test_rel_err(got, want + (size_t)t * s->V, (size_t)nt * s->V));
-    }
-    CHECK_MSG(wc <= tol, "%s chunks: rel err %.3g > %.3g", label, wc, tol);
-
-    model_kv_free(kv);
-    sl_pool_free(pool);
-    model_free(m);
-    free(want), free(got), free(last);
-    ref_free(&rm);
-    unlink(model_path());
-    fprintf(stderr, "     %-32s max rel err %.2e\n", label, fmax(e, fmax(worst, wc)));
-}
-
 static void test_forward(void) {
     spec_t s = base_spec();
     run_case("gemma4 f32", &s, 1e-4, 1);
@@ -685,43 +602,6 @@ static void test_forward(void) {
     run_case("gemma4 MoE q8_0", &s, 5e-2, 2);
 }
 
-typedef struct {
-    variant_t v;
-    const char *name;
-} mutation_t;
-
-/* Each mutated reference is far from the model (which matches the right one). */
-static void check_mutations(const spec_t *sp, const mutation_t *muts, size_t n_muts) {
-    const spec_t s = *sp;
-    ref_t rm;
-    sl_model_t *m = load_ref(&rm, &s, 4242);
-    if (!m) {
-        ref_free(&rm);
-        return;
-    }
-    int32_t toks[N_TOK];
-    make_tokens(toks, N_TOK, s.V, 3);
-    float *got = malloc(sizeof(float) * N_TOK * s.V);
-    double *want = malloc(sizeof(double) * N_TOK * s.V);
-    char err[SL_ERR_MAX] = "";
-    sl_kv_t *kv = model_kv_new(m, N_TOK, SL_TYPE_F32, err, sizeof err);
-    CHECK(model_forward(m, NULL, kv, toks, N_TOK, got, true, err, sizeof err) == 0);
-    ref_forward(&rm, toks, N_TOK, want);
-    CHECK(test_rel_err(got, want, (size_t)N_TOK * s.V) <= 1e-4);
-    for (size_t i = 0; i < n_muts; i++) {
-        rm.var = muts[i].v;
-        ref_forward(&rm, toks, N_TOK, want);
-        const double e = test_rel_err(got, want, (size_t)N_TOK * s.V);
-        CHECK_MSG(e > 1e-3, "mutation '%s' not detected: rel err %.3g", muts[i].name, e);
-        fprintf(stderr, "     mutation %-32s rel err %.2e\n", muts[i].name, e);
-    }
-    model_kv_free(kv);
-    model_free(m);
-    free(got), free(want);
-    ref_free(&rm);
-    unlink(model_path());
-}
-
 static void test_mutations(void) {
     static const mutation_t muts[] = {{MUT_KV_WRONG, "KV shared from the wrong layer"},
                                       {MUT_NO_V_NORM, "no V norm"},
@@ -730,100 +610,30 @@ static void test_mutations(void) {
                                       {MUT_NO_SOFTCAP, "no soft-capping"},
                                       {MUT_NO_SCALAR, "no layer scalar"}};
     const spec_t s = base_spec();
-    check_mutations(&s, muts, sizeof muts / sizeof muts[0]);
+    check_mutations(&s, 4242, 3, muts, sizeof muts / sizeof muts[0]);
     static const mutation_t moe_muts[] = {{MUT_NO_ROUTER_SCALE, "MoE: no router input scale"},
                                           {MUT_NO_EXPERT_SCALE, "MoE: no per-expert scale"}};
     const spec_t sm = moe_spec();
-    check_mutations(&sm, moe_muts, sizeof moe_muts / sizeof moe_muts[0]);
+    check_mutations(&sm, 4242, 3, moe_muts, sizeof moe_muts / sizeof moe_muts[0]);
+}
+
+/* A block of bs positions holds exactly the layers' own K/V widths. */
+static void check_block_bytes(sl_model_t *m, const spec_t *s, int bs) {
+    size_t want_bytes = 0; /* K and V, F16, of the layers that keep them */
+    for (int l = 0; l < s->L - s->shared; l++)
+        want_bytes += 2 * (size_t)bs * kv_heads(s, l) * head_dim(s, l) * 2;
+    CHECK_MSG(model_kv_block_bytes(m, bs, SL_TYPE_F16) == want_bytes, "block bytes %zu, want %zu",
+              model_kv_block_bytes(m, bs, SL_TYPE_F16), want_bytes);
+    CHECK(model_kv_block_bytes(m, bs, SL_TYPE_Q8_0) == 0); /* head size 16 */
 }
 
 /* Sequences at different positions in one model_forward_batch over a
  * paged F16 cache give what each gives alone; a block holds exactly the
  * layers' own K/V widths. */
-static void check_batch(const spec_t *sp) {
-    const spec_t s = *sp;
-    ref_t rm;
-    sl_model_t *m = load_ref(&rm, &s, 777);
-    ref_free(&rm);
-    if (!m) return;
-    enum { NS = 3, BS = 4, CTX = 24 };
-    size_t want_bytes = 0; /* K and V, F16, of the layers that keep them */
-    for (int l = 0; l < s.L - s.shared; l++)
-        want_bytes += 2 * (size_t)BS * kv_heads(&s, l) * head_dim(&s, l) * 2;
-    CHECK_MSG(model_kv_block_bytes(m, BS, SL_TYPE_F16) == want_bytes, "block bytes %zu, want %zu",
-              model_kv_block_bytes(m, BS, SL_TYPE_F16), want_bytes);
-    CHECK(model_kv_block_bytes(m, BS, SL_TYPE_Q8_0) == 0); /* head size 16 */
-    char err[SL_ERR_MAX] = "";
-    sl_pool_t *pool = sl_pool_new(3);
-    sl_kv_pool_t *kp = model_kv_pool_new(m, NS * CTX / BS, BS, SL_TYPE_F16, err, sizeof err);
-    CHECK_MSG(kp != NULL, "%s", err);
-    sl_kv_t *kv[NS];
-    int32_t toks[NS][CTX], tables[NS][CTX / BS];
-    for (int i = 0; i < NS; i++) {
-        make_tokens(toks[i], CTX, s.V, i + 1);
-        kv[i] = model_kv_new(m, CTX, SL_TYPE_F16, err, sizeof err);
-        for (int b = 0; b < CTX / BS; b++)
-            tables[i][b] = (int32_t)(b * NS + (NS - 1 - i)); /* interleaved */
-    }
-    static const int steps[][NS] = {{5, 3, 0}, {1, 4, 6}, {1, 1, 1}, {7, 1, 2}, {1, 0, 5}};
-    int past[NS] = {0, 0, 0};
-    float *lb = malloc(sizeof(float) * NS * s.V), *la = malloc(sizeof(float) * s.V);
-    double worst = 0;
-    for (size_t st = 0; st < sizeof steps / sizeof steps[0]; st++) {
-        sl_batch_seq_t b[NS];
-        int nb = 0, who[NS];
-        for (int i = 0; i < NS; i++) {
-            if (!steps[st][i]) continue;
-            b[nb] = (sl_batch_seq_t){.tokens = toks[i] + past[i],
-                                     .n_tok = steps[st][i],
-                                     .n_past = past[i],
-                                     .blocks = tables[i],
-                                     .logits = lb + (size_t)nb * s.V};
-            who[nb++] = i;
-        }
-        CHECK_MSG(model_forward_batch(m, pool, kp, b, nb, err, sizeof err) == 0, "%s", err);
-        for (int k = 0; k < nb; k++) {
-            const int i = who[k];
-            CHECK(model_forward(m, NULL, kv[i], toks[i] + past[i], steps[st][i], la, false, err,
-                                sizeof err) == 0);
-            double md = 0, mx = 1e-30;
-            for (int v = 0; v < s.V; v++) {
-                md = fmax(md, fabs((double)lb[(size_t)k * s.V + v] - la[v]));
-                mx = fmax(mx, fabs((double)la[v]));
-            }
-            worst = fmax(worst, md / mx);
-            past[i] += steps[st][i];
-        }
-    }
-    CHECK_MSG(worst <= 1e-5, "batch vs alone: rel err %.3g", worst);
-    fprintf(stderr, "     batch of 3 vs alone%s         max rel err %.2e\n",
-            s.NE ? " (MoE)" : "      ", worst);
-    for (int i = 0; i < NS; i++)
-        model_kv_free(kv[i]);
-    free(lb), free(la);
-    model_kv_pool_free(kp);
-    sl_pool_free(pool);
-    model_free(m);
-    unlink(model_path());
-}
-
 static void test_batch(void) {
     const spec_t s = base_spec(), sm = moe_spec();
-    check_batch(&s);
-    check_batch(&sm);
-}
-
-static void expect_load_error(const spec_t *s, const write_opts_t *o, const char *needle) {
-    ref_t rm;
-    ref_init(&rm, s, 99);
-    write_model(&rm, model_path(), o);
-    ref_free(&rm);
-    char err[SL_ERR_MAX] = "";
-    sl_model_t *m = model_load(model_path(), err, sizeof err);
-    CHECK_MSG(m == NULL && strstr(err, needle) != NULL, "expected '%s', got '%s'", needle,
-              m ? "(loaded)" : err);
-    model_free(m);
-    unlink(model_path());
+    check_batch(&s, "batch of 3 vs alone", check_block_bytes);
+    check_batch(&sm, "batch of 3 vs alone (MoE)", check_block_bytes);
 }
 
 static void test_validation(void) {
@@ -861,43 +671,10 @@ static void test_quantize(void) {
     ref_t rm;
     ref_init(&rm, &s, 5);
     rm.s.wtype = SL_TYPE_F32; /* written F32 (its values already q8_0-exact) */
-    const char *path = model_path();
-    char qpath[300], err[SL_ERR_MAX];
-    snprintf(qpath, sizeof qpath, "%s.q8", path);
-    CHECK(write_model(&rm, path, NULL) == 0);
-    sl_pool_t *pool = sl_pool_new(2);
-    CHECK_MSG(model_quantize_file(path, qpath, "q8_0", pool, false, err, sizeof err) == 0, "%s",
-              err);
-    sl_model_t *m = model_load(qpath, err, sizeof err);
-    CHECK_MSG(m != NULL, "%s", err);
-    if (m) {
-        gguf_file_t *f = gguf_open(qpath, err, sizeof err);
-        const gguf_tensor_t *t = f ? gguf_find_tensor(f, "rope_freqs.weight") : NULL;
-        CHECK(t && t->type == SL_TYPE_F32);
-        t = f ? gguf_find_tensor(f, "blk.0.layer_output_scale.weight") : NULL;
-        CHECK(t && t->type == SL_TYPE_F32);
-        t = f ? gguf_find_tensor(f, "blk.0.attn_q.weight") : NULL;
-        CHECK(t && t->type == SL_TYPE_Q8_0);
-        gguf_close(f);
-        int32_t toks[N_TOK];
-        make_tokens(toks, N_TOK, s.V, 2);
-        float *got = malloc(sizeof(float) * N_TOK * s.V);
-        double *want = malloc(sizeof(double) * N_TOK * s.V);
-        sl_kv_t *kv = model_kv_new(m, N_TOK, SL_TYPE_Q8_0, err, sizeof err);
-        CHECK_MSG(kv != NULL, "%s", err);
-        CHECK(model_forward(m, pool, kv, toks, N_TOK, got, true, err, sizeof err) == 0);
-        ref_forward(&rm, toks, N_TOK, want);
-        const double e = test_rel_err(got, want, (size_t)N_TOK * s.V);
-        CHECK_MSG(e < 5e-2, "q8_0-quantized gemma4: rel err %.3g", e);
-        fprintf(stderr, "     quantized q8_0 (q8_0 KV)         rel err %.2e\n", e);
-        model_kv_free(kv);
-        free(got), free(want);
-        model_free(m);
-    }
-    sl_pool_free(pool);
+    static const char *const f32s[] = {"rope_freqs.weight", "blk.0.layer_output_scale.weight"};
+    check_quantize(&rm, f32s, sizeof f32s / sizeof f32s[0], "blk.0.attn_q.weight", SL_TYPE_Q8_0,
+                   "quantized q8_0 (q8_0 KV)");
     ref_free(&rm);
-    unlink(path);
-    unlink(qpath);
 }
 
 /* A prefill longer than the model's internal step (256 tokens): the
@@ -905,29 +682,7 @@ static void test_quantize(void) {
  * steps; every position's logits equal the reference's. */
 static void test_long_prefill(void) {
     const spec_t s = base_spec();
-    ref_t rm;
-    sl_model_t *m = load_ref(&rm, &s, 2024);
-    if (m) {
-        enum { N = 300 };
-        int32_t *toks = malloc(sizeof(int32_t) * N);
-        make_tokens(toks, N, s.V, 9);
-        double *want = malloc(sizeof(double) * N * s.V);
-        float *got = malloc(sizeof(float) * N * s.V);
-        ref_forward(&rm, toks, N, want);
-        sl_pool_t *pool = sl_pool_new(2);
-        char err[SL_ERR_MAX] = "";
-        sl_kv_t *kv = model_kv_new(m, N, SL_TYPE_F32, err, sizeof err);
-        CHECK(model_forward(m, pool, kv, toks, N, got, true, err, sizeof err) == 0);
-        const double e = test_rel_err(got, want, (size_t)N * s.V);
-        CHECK_MSG(e <= 1e-4, "300-token prefill: rel err %.3g", e);
-        fprintf(stderr, "     300-token prefill                rel err %.2e\n", e);
-        model_kv_free(kv);
-        sl_pool_free(pool);
-        free(toks), free(want), free(got);
-        model_free(m);
-    }
-    ref_free(&rm);
-    unlink(model_path());
+    check_long_prefill(&s, true);
 }
 
 int main(void) {

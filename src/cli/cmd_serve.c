@@ -2,6 +2,7 @@
  * cmd_serve.c — `silica serve`: load models and serve the OpenAI-compatible
  * HTTP API until SIGINT/SIGTERM.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,11 @@ static void serve_usage(FILE *f) {
             "  --batch-price F     batch requests' price as a factor of the model's (default 0.5)\n"
             "  --batch-running N   batch requests running at once, beside interactive ones\n"
             "                      (default 2)\n"
+            "  --file-retention D  files are deleted D after their upload or writing, unless a\n"
+            "                      batch that is not finished reads them (30d, 12h, 90m, 3600s;\n"
+            "                      default 30d; 0 = keep forever)\n"
+            "  --batch-retention D finished batches are deleted D after they ended (default 30d;\n"
+            "                      0 = keep forever)\n"
             "  --max-conns N       open connections (default 1024)\n"
             "  --max-running N     sequences decoding at once per model (default 16)\n"
             "  --max-queued N      waiting sequences per model before 503 (default 256)\n"
@@ -86,6 +92,22 @@ static int parse_int(const char *s, long lo, long hi, long *out) {
     long v = strtol(s, &end, 10);
     if (!*s || *end || v < lo || v > hi) return -1;
     *out = v;
+    return 0;
+}
+
+/* A duration: a whole number with a unit s, m, h or d (seconds alone
+ * without one), 0 .. 100 years, into seconds. */
+static int parse_duration(const char *s, int64_t *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    int64_t unit = 1;
+    if (*end == 's') unit = 1, end++;
+    else if (*end == 'm') unit = 60, end++;
+    else if (*end == 'h') unit = 3600, end++;
+    else if (*end == 'd') unit = 86400, end++;
+    if (!*s || *end || errno || v < 0 || v > 36500LL * 86400 / unit) return -1;
+    *out = (int64_t)v * unit;
     return 0;
 }
 
@@ -181,6 +203,10 @@ int cmd_serve(int argc, char **argv) {
             int64_t ppm = 0;
             bad = plat_money_parse(v, &ppm) != 0 || ppm < 0 || ppm > PLAT_BATCH_FACTOR_MAX;
             plat_cfg.batch_price_ppm = ppm;
+        } else if (!strcmp(a, "--file-retention")) {
+            bad = parse_duration(v, &plat_cfg.file_retention_s);
+        } else if (!strcmp(a, "--batch-retention")) {
+            bad = parse_duration(v, &plat_cfg.batch_retention_s);
         } else if (!strcmp(a, "--batch-running")) {
             bad = parse_int(v, 1, 1024, &n);
             cfg.batch_running = (int)n;

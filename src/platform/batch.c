@@ -53,12 +53,30 @@ static json_t *ok(plat_status_t *st, json_t *v) {
     return v;
 }
 
-/* The multi-node backend has no batch storage yet: a clear refusal. */
-static bool refuse_shared(plat_t *p, plat_status_t *st) {
-    if (!p->shared) return false;
-    fail(st, 501, "invalid_request_error", "unsupported_backend", NULL,
-         "The Files and Batch APIs are not available on the PostgreSQL backend (--db) yet; "
-         "run the server with --data DIR (SQLite) to use them.");
+/* UTF-8 text without NUL bytes: what a JSONL file is, and what a TEXT
+ * column keeps on both engines (PostgreSQL refuses NUL and invalid UTF-8). */
+static bool text_ok(const char *data, size_t len) {
+    const unsigned char *s = (const unsigned char *)data, *end = s + len;
+    while (s < end) {
+        unsigned c = *s;
+        if (c == 0) return false;
+        if (c < 0x80) {
+            s++;
+            continue;
+        }
+        size_t n = c >= 0xc2 && c <= 0xdf   ? 2
+                   : c >= 0xe0 && c <= 0xef ? 3
+                   : c >= 0xf0 && c <= 0xf4 ? 4
+                                            : 0;
+        if (n == 0 || (size_t)(end - s) < n) return false;
+        for (size_t i = 1; i < n; i++)
+            if ((s[i] & 0xc0) != 0x80) return false;
+        if (c == 0xe0 && s[1] < 0xa0) return false;  /* overlong */
+        if (c == 0xed && s[1] >= 0xa0) return false; /* surrogates */
+        if (c == 0xf0 && s[1] < 0x90) return false;  /* overlong */
+        if (c == 0xf4 && s[1] >= 0x90) return false; /* past U+10FFFF */
+        s += n;
+    }
     return true;
 }
 
@@ -121,7 +139,6 @@ static int file_insert(plat_t *p, const char *id, int64_t account_id, const char
 
 json_t *plat_file_create(plat_t *p, int64_t account_id, const char *purpose, const char *filename,
                          const char *data, size_t len, plat_status_t *st) {
-    if (refuse_shared(p, st)) return NULL;
     if (!purpose)
         return fail(st, 400, "invalid_request_error", "missing_required_parameter", "purpose",
                     "Missing required parameter: 'purpose'.");
@@ -144,7 +161,11 @@ json_t *plat_file_create(plat_t *p, int64_t account_id, const char *purpose, con
                     "The file is %zu bytes; the largest file this server accepts is %" PRId64 " bytes.", len,
                     p->cfg.max_file_bytes);
     if (len == 0)
-        return fail(st, 400, "invalid_request_error", "invalid_value", "file", "The file is empty.");
+        return fail(st, 400, "invalid_request_error", "invalid_value", "file",
+                    "The file is empty.");
+    if (!text_ok(data, len))
+        return fail(st, 400, "invalid_request_error", "invalid_value", "file",
+                    "The file must be UTF-8 text without NUL bytes: a batch input file is JSONL.");
     char id[PLAT_ID_MAX], err[SL_ERR_MAX];
     if (new_id("file-", id, sizeof id) != 0) return fail_db(st, "no randomness");
     json_t *out = NULL;
@@ -153,7 +174,21 @@ json_t *plat_file_create(plat_t *p, int64_t account_id, const char *purpose, con
         fail_db(st, err);
         goto out;
     }
-    db_stmt_t *s = db_stmt(p->db, ST_FILE_USED, err, sizeof err);
+    /* PostgreSQL: the account row held, so two nodes' uploads of one
+     * account count each other (SQLite's BEGIN IMMEDIATE already does) */
+    db_stmt_t *s = db_stmt(p->db, ST_ACCT_LOCK, err, sizeof err);
+    if (!s) {
+        fail_db(st, err);
+        goto out;
+    }
+    db_bind_int64(s, 1, account_id);
+    int lrc = db_step(s);
+    db_release(s);
+    if (lrc < 0) {
+        fail_db(st, db_errmsg(p->db));
+        goto out;
+    }
+    s = db_stmt(p->db, ST_FILE_USED, err, sizeof err);
     if (!s) {
         fail_db(st, err);
         goto out;
@@ -187,7 +222,6 @@ static json_t *no_file(plat_status_t *st, const char *id) {
 }
 
 json_t *plat_file_get(plat_t *p, int64_t account_id, const char *id, plat_status_t *st) {
-    if (refuse_shared(p, st)) return NULL;
     if (!id_ok(id)) return no_file(st, id);
     char err[SL_ERR_MAX];
     json_t *out = NULL;
@@ -207,7 +241,6 @@ json_t *plat_file_get(plat_t *p, int64_t account_id, const char *id, plat_status
 
 char *plat_file_content(plat_t *p, int64_t account_id, const char *id, size_t *len, plat_status_t *st) {
     *len = 0;
-    if (refuse_shared(p, st)) return NULL;
     if (!id_ok(id)) {
         no_file(st, id);
         return NULL;
@@ -242,7 +275,6 @@ char *plat_file_content(plat_t *p, int64_t account_id, const char *id, size_t *l
 }
 
 json_t *plat_file_delete(plat_t *p, int64_t account_id, const char *id, plat_status_t *st) {
-    if (refuse_shared(p, st)) return NULL;
     if (!id_ok(id)) return no_file(st, id);
     char err[SL_ERR_MAX];
     json_t *out = NULL;
@@ -296,9 +328,8 @@ static json_t *file_row(plat_t *p, db_stmt_t *s) {
     return file_json(s);
 }
 
-json_t *plat_file_list(plat_t *p, int64_t account_id, const char *purpose, const char *after, int limit,
-                       bool asc, plat_status_t *st) {
-    if (refuse_shared(p, st)) return NULL;
+json_t *plat_file_list(plat_t *p, int64_t account_id, const char *purpose, const char *after,
+                       int limit, bool asc, plat_status_t *st) {
     if (limit < 1 || limit > 10000)
         return fail(st, 400, "invalid_request_error", "invalid_value", "limit",
                     "Invalid 'limit': %d. Use 1 to 10000.", limit);
@@ -416,8 +447,8 @@ static json_t *check_metadata(const json_t *m, plat_status_t *st) {
     return json_incref((json_t *)m);
 }
 
-json_t *plat_batch_create(plat_t *p, int64_t account_id, int64_t key_id, const json_t *body, plat_status_t *st) {
-    if (refuse_shared(p, st)) return NULL;
+json_t *plat_batch_create(plat_t *p, int64_t account_id, int64_t key_id, const json_t *body,
+                          plat_status_t *st) {
     if (!json_is_object(body))
         return fail(st, 400, "invalid_request_error", "invalid_value", NULL, "The request body must be a JSON object.");
     const json_t *fid = json_object_get(body, "input_file_id"), *ep = json_object_get(body, "endpoint"),
@@ -458,8 +489,10 @@ json_t *plat_batch_create(plat_t *p, int64_t account_id, int64_t key_id, const j
         no_file(st, file_id);
         goto out;
     }
-    s = db_stmt(p->db, ST_FILE_GET, err, sizeof err);
-    if (!s) {
+    /* the file is held (PostgreSQL: FOR SHARE) until the batch that reads
+     * it commits: the pruning never deletes an input file under a batch */
+    if (db_begin(p->db, err, sizeof err) != 0 ||
+        !(s = db_stmt(p->db, ST_FILE_REF, err, sizeof err))) {
         fail_db(st, err);
         goto out;
     }
@@ -469,10 +502,11 @@ json_t *plat_batch_create(plat_t *p, int64_t account_id, int64_t key_id, const j
         no_file(st, file_id);
         goto out;
     }
-    if (strcmp(db_col_text(s, 1), "batch") != 0) {
+    if (strcmp(db_col_text(s, 0), "batch") != 0) {
         fail(st, 400, "invalid_request_error", "invalid_value", "input_file_id",
-             "The file %.80s has purpose '%.20s'; a batch's input file must be uploaded with purpose 'batch'.",
-             file_id, db_col_text(s, 1));
+             "The file %.80s has purpose '%.20s'; a batch's input file must be uploaded with "
+             "purpose 'batch'.",
+             file_id, db_col_text(s, 0));
         goto out;
     }
     db_release(s);
@@ -491,7 +525,7 @@ json_t *plat_batch_create(plat_t *p, int64_t account_id, int64_t key_id, const j
     db_bind_text(s, 7, meta_text);
     db_bind_int64(s, 8, now);
     db_bind_int64(s, 9, now + PLAT_BATCH_WINDOW_S);
-    if (db_step_done(s, err, sizeof err) != 0) {
+    if (db_step_done(s, err, sizeof err) != 0 || db_commit(p->db, err, sizeof err) != 0) {
         fail_db(st, err);
         goto out;
     }
@@ -500,13 +534,13 @@ json_t *plat_batch_create(plat_t *p, int64_t account_id, int64_t key_id, const j
     out = batch_get_locked(p, account_id, id, st);
 out:
     db_release(s);
+    db_rollback(p->db);
     pthread_mutex_unlock(&p->mu);
     free(meta_text);
     return out;
 }
 
 json_t *plat_batch_get(plat_t *p, int64_t account_id, const char *id, plat_status_t *st) {
-    if (refuse_shared(p, st)) return NULL;
     if (!id_ok(id)) return no_batch(st, id);
     pthread_mutex_lock(&p->mu);
     json_t *out = batch_get_locked(p, account_id, id, st);
@@ -514,8 +548,8 @@ json_t *plat_batch_get(plat_t *p, int64_t account_id, const char *id, plat_statu
     return out;
 }
 
-json_t *plat_batch_list(plat_t *p, int64_t account_id, const char *after, int limit, plat_status_t *st) {
-    if (refuse_shared(p, st)) return NULL;
+json_t *plat_batch_list(plat_t *p, int64_t account_id, const char *after, int limit,
+                        plat_status_t *st) {
     if (limit < 1 || limit > 100)
         return fail(st, 400, "invalid_request_error", "invalid_value", "limit", "Invalid 'limit': %d. Use 1 to 100.",
                     limit);
@@ -535,7 +569,6 @@ json_t *plat_batch_list(plat_t *p, int64_t account_id, const char *after, int li
 }
 
 json_t *plat_batch_cancel(plat_t *p, int64_t account_id, const char *id, plat_status_t *st) {
-    if (refuse_shared(p, st)) return NULL;
     if (!id_ok(id)) return no_batch(st, id);
     char err[SL_ERR_MAX];
     json_t *out = NULL;
@@ -672,7 +705,8 @@ int plat_batch_validate(const char *data, size_t len, const char *endpoint,
             if (n_req > PLAT_BATCH_MAX_REQUESTS) {
                 json_decref(o);
                 add_error(errors, "too_many_tasks", NULL, 0,
-                          "The batch input file has more than %d requests; split it into several batches.",
+                          "The batch input file has more than %d requests; split it into several "
+                          "batches.",
                           PLAT_BATCH_MAX_REQUESTS);
                 break;
             }
@@ -693,7 +727,8 @@ int plat_batch_validate(const char *data, size_t len, const char *endpoint,
                 int r = seen_add(&seen, json_string_value(cid));
                 if (r == 0)
                     add_error(errors, "duplicate_custom_id", "custom_id", line,
-                              "The custom_id for this request is a duplicate of another request. The custom_id "
+                              "The custom_id for this request is a duplicate of another request. "
+                              "The custom_id "
                               "parameter must be unique for each request in a batch.");
                 else if (r < 0)
                     add_error(errors, "internal_error", NULL, line, "out of memory");
@@ -726,8 +761,10 @@ int plat_batch_validate(const char *data, size_t len, const char *endpoint,
                     snprintf(model0, sizeof model0, "%s", model);
                 } else if (strcmp(model0, model) != 0) {
                     add_error(errors, "model_mismatch", "body.model", line,
-                              "The model '%.100s' differs from '%.100s' of the batch's earlier requests; a batch "
-                              "uses one model.", model, model0);
+                              "The model '%.100s' differs from '%.100s' of the batch's earlier "
+                              "requests; a batch "
+                              "uses one model.",
+                              model, model0);
                 }
             }
             json_decref(o);
@@ -804,6 +841,22 @@ static void item_vec_free(item_vec_t *v) {
     free(v->body);
 }
 
+/* Locked, in a transaction: reads the batch's status through `which`
+ * (ST_BATCH_LOCK or ST_BATCH_SHARE: the row stays held until the
+ * transaction ends on PostgreSQL). 1 when it is `status`, 0 when not (or
+ * the batch is gone), -1 with err. */
+static int batch_status_is(plat_t *p, int which, const char *id, const char *status, char *err,
+                           size_t errlen) {
+    db_stmt_t *s = db_stmt(p->db, which, err, errlen);
+    if (!s) return -1;
+    db_bind_text(s, 1, id);
+    int r = db_step(s);
+    int rc = r == DB_ROW ? !strcmp(db_col_text(s, 0), status) : r == DB_DONE ? 0 : -1;
+    if (rc < 0) sl_err(err, errlen, "batch %s: %s", id, db_errmsg(p->db));
+    db_release(s);
+    return rc;
+}
+
 /* validating -> in_progress (requests stored) or failed. Takes the lock
  * to read the file and to write the outcome, not while it parses: a large
  * file does not hold up the request path. */
@@ -841,6 +894,13 @@ static int batch_validate(plat_t *p, const active_batch_t *b, bool (*is_model)(v
     int rc = -1;
     pthread_mutex_lock(&p->mu);
     if (db_begin(p->db, err, errlen) != 0) goto out;
+    /* the batch row held: another node validating the same batch at once
+     * waits here, then finds it validated and leaves it */
+    int still = batch_status_is(p, ST_BATCH_LOCK, b->id, "validating", err, errlen);
+    if (still <= 0) {
+        rc = still;
+        goto out;
+    }
     for (size_t i = 0; valid && i < items.n; i++) {
         s = db_stmt(p->db, ST_ITEM_INSERT, err, errlen);
         if (!s) goto out;
@@ -865,7 +925,7 @@ static int batch_validate(plat_t *p, const active_batch_t *b, bool (*is_model)(v
     db_release(s);
     if (rc == 0) rc = db_commit(p->db, err, errlen);
 out:
-    if (rc != 0) db_rollback(p->db);
+    db_rollback(p->db); /* nothing after a commit */
     pthread_mutex_unlock(&p->mu);
     json_decref(errors);
     item_vec_free(&items);
@@ -904,15 +964,33 @@ static int item_done(plat_t *p, const char *batch_id, int64_t line, bool failed,
     return rc;
 }
 
+static int64_t count_of(plat_t *p, int which, const char *batch_id, int64_t arg);
+
 /* Locked. Ends a batch whose requests are all done or will not run:
  * pending ones become batch_expired errors (status expired) or stay
  * unrun (cancelled); the output and error files are written; one
- * transaction. */
-static int batch_finalize(plat_t *p, const active_batch_t *b, const char *status, char *err, size_t errlen) {
+ * transaction. Nothing happens (0) while a request of it runs, on this
+ * node or (a live lease) on another, or when the batch moved on since b
+ * was read: with the batch row held, one node finalizes. */
+static int batch_finalize(plat_t *p, const active_batch_t *b, const char *status, char *err,
+                          size_t errlen) {
+    if (running_count(p, b->id) > 0) return 0;
     if (db_begin(p->db, err, errlen) != 0) return -1;
     sl_buf_t out = {0}, bad = {0};
     int64_t now = now_s(p);
     db_stmt_t *s;
+    int still = batch_status_is(p, ST_BATCH_LOCK, b->id, b->status, err, errlen);
+    if (still < 0) goto fail;
+    if (still == 0) goto skip;
+    /* under the lock: a request finished or claimed since b was read counts */
+    int64_t busy = !strcmp(status, "completed")
+                       ? count_of(p, ST_ITEM_COUNTS, b->id, 0)
+                       : count_of(p, ST_ITEM_CLAIMED, b->id, plat_now_ms(p));
+    if (busy < 0) {
+        sl_err(err, errlen, "batch %s: %s", b->id, db_errmsg(p->db));
+        goto fail;
+    }
+    if (busy > 0) goto skip;
     if (!strcmp(status, "expired")) {
         for (;;) { /* pending requests, a page at a time (item_done leaves them) */
             s = db_stmt(p->db, ST_ITEM_PENDING, err, errlen);
@@ -982,6 +1060,9 @@ static int batch_finalize(plat_t *p, const active_batch_t *b, const char *status
     sl_buf_free(&out);
     sl_buf_free(&bad);
     return 0;
+skip:
+    db_rollback(p->db);
+    return 0;
 fail:
     db_rollback(p->db);
     sl_buf_free(&out);
@@ -989,42 +1070,78 @@ fail:
     return -1;
 }
 
-static int64_t pending_count(plat_t *p, const char *batch_id) {
+/* Locked. ST_ITEM_COUNTS: the batch's pending requests; ST_ITEM_CLAIMED:
+ * its pending requests under a lease alive at arg (unix ms). -1 on an
+ * error. */
+static int64_t count_of(plat_t *p, int which, const char *batch_id, int64_t arg) {
     char err[SL_ERR_MAX];
-    db_stmt_t *s = db_stmt(p->db, ST_ITEM_COUNTS, err, sizeof err);
+    db_stmt_t *s = db_stmt(p->db, which, err, sizeof err);
     if (!s) return -1;
     db_bind_text(s, 1, batch_id);
+    if (which == ST_ITEM_CLAIMED) db_bind_int64(s, 2, arg);
     int64_t n = -1;
-    if (db_step(s) == DB_ROW) n = db_col_int64(s, 0) - db_col_int64(s, 1) - db_col_int64(s, 2);
+    if (db_step(s) == DB_ROW)
+        n = which == ST_ITEM_COUNTS ? db_col_int64(s, 0) - db_col_int64(s, 1) - db_col_int64(s, 2)
+                                    : db_col_int64(s, 0);
     db_release(s);
     return n;
 }
 
-/* Locked: claims up to room pending requests of b nobody runs. */
-static int batch_claim(plat_t *p, const active_batch_t *b, int room, plat_batch_task_t ***tasks, int *n,
-                       int *cap, char *err, size_t errlen) {
-    db_stmt_t *s = db_stmt(p->db, ST_ITEM_PENDING, err, errlen);
-    if (!s) return -1;
+static int64_t pending_count(plat_t *p, const char *batch_id) {
+    return count_of(p, ST_ITEM_COUNTS, batch_id, 0);
+}
+
+static void task_free(plat_batch_task_t *t);
+
+/* Whether this node serves the model of a claimed request (is_model NULL:
+ * any). Shared only: there nodes may serve different models, and a node
+ * leaves a batch of a model it lacks to those that serve it. */
+static bool serves_model(const active_batch_t *b, const char *body,
+                         bool (*is_model)(void *, const char *, const char *), void *ud) {
+    if (!is_model) return true;
+    json_t *o = json_loads(body, 0, NULL);
+    const char *m = json_string_value(json_object_get(o, "model"));
+    bool yes = m && is_model(ud, b->endpoint, m);
+    json_decref(o);
+    return yes;
+}
+
+/* Locked: claims up to room pending requests of b that nobody runs, in one
+ * transaction holding the batch row shared (so it cannot end meanwhile)
+ * and only while the batch is in_progress. Shared: each claimed row gets
+ * this node and a lease of lease_ms (renewed while it runs, lease_tick);
+ * the rows are picked FOR UPDATE SKIP LOCKED with no live lease, so two
+ * nodes never claim one request while its lease holds, and a dead node's
+ * requests are claimed again once their leases run out. SQLite: one
+ * process; the running list is the guard and no lease is written. */
+static int batch_claim(plat_t *p, const active_batch_t *b, int room, plat_batch_task_t ***tasks,
+                       int *n, int *cap, bool (*is_model)(void *, const char *, const char *),
+                       void *ud, char *err, size_t errlen) {
+    plat_batch_task_t *got[64];
+    int ngot = 0, rc = 0;
+    if (room > (int)SL_ARRAY_LEN(got)) room = (int)SL_ARRAY_LEN(got);
+    const int64_t now_ms = plat_now_ms(p);
+    if (db_begin(p->db, err, errlen) != 0) return -1;
+    int still = batch_status_is(p, ST_BATCH_SHARE, b->id, "in_progress", err, errlen);
+    if (still <= 0) {
+        db_rollback(p->db);
+        return still;
+    }
+    db_stmt_t *s = db_stmt(p->db, ST_ITEM_CLAIM, err, errlen);
+    if (!s) {
+        db_rollback(p->db);
+        return -1;
+    }
     db_bind_text(s, 1, b->id);
-    db_bind_int64(s, 2, room + running_count(p, b->id));
-    int taken = 0, rc = 0;
-    while (taken < room && db_step(s) == DB_ROW) {
+    db_bind_int64(s, 2, now_ms);
+    db_bind_int64(s, 3, room + running_count(p, b->id));
+    int r;
+    while (ngot < room && (r = db_step(s)) == DB_ROW) {
         int64_t line = db_col_int64(s, 0);
         if (running_has(p, b->id, line)) continue;
         plat_batch_task_t *t = calloc(1, sizeof *t);
-        struct plat_batch_run *r = calloc(1, sizeof *r);
-        if (*n == *cap) {
-            int nc = *cap ? *cap * 2 : 8;
-            plat_batch_task_t **nt = realloc(*tasks, (size_t)nc * sizeof *nt);
-            if (nt) {
-                *tasks = nt;
-                *cap = nc;
-            }
-        }
-        if (!t || !r || *n == *cap || !(t->body = sl_strdup(db_col_text(s, 2)))) {
-            if (t) free(t->body);
-            free(t);
-            free(r);
+        if (!t || !(t->body = sl_strdup(db_col_text(s, 2)))) {
+            task_free(t);
             rc = sl_err(err, errlen, "out of memory");
             break;
         }
@@ -1034,21 +1151,145 @@ static int batch_claim(plat_t *p, const active_batch_t *b, int room, plat_batch_
         t->line = line;
         t->account_id = b->account_id;
         t->key_id = b->key_id;
-        r->t = t;
-        r->next = p->batch_running;
-        p->batch_running = r;
-        (*tasks)[(*n)++] = t;
-        taken++;
+        got[ngot++] = t;
     }
     db_release(s);
+    if (rc == 0 && p->shared && ngot > 0 && !serves_model(b, got[0]->body, is_model, ud))
+        ngot = -ngot; /* not here */
+    for (int i = 0; rc == 0 && p->shared && i < ngot; i++) {
+        s = db_stmt(p->db, ST_ITEM_LEASE, err, errlen);
+        if (!s) {
+            rc = -1;
+            break;
+        }
+        db_bind_text(s, 1, b->id);
+        db_bind_int64(s, 2, got[i]->line);
+        db_bind_text(s, 3, p->node);
+        db_bind_int64(s, 4, now_ms + p->cfg.lease_ms);
+        rc = db_step_done(s, err, errlen);
+        db_release(s);
+    }
+    if (rc == 0 && ngot > 0 && db_commit(p->db, err, errlen) != 0) rc = -1;
+    db_rollback(p->db); /* nothing after a commit */
+    if (ngot < 0) {     /* the model is not served here: nothing claimed */
+        for (int i = 0; i < -ngot; i++)
+            task_free(got[i]);
+        return 0;
+    }
+    for (int i = 0; i < ngot; i++) {
+        struct plat_batch_run *run = rc == 0 ? calloc(1, sizeof *run) : NULL;
+        if (run && *n == *cap) {
+            int nc = *cap ? *cap * 2 : 8;
+            plat_batch_task_t **nt = realloc(*tasks, (size_t)nc * sizeof *nt);
+            if (nt) {
+                *tasks = nt;
+                *cap = nc;
+            }
+        }
+        if (!run || *n == *cap) { /* not published: shared, its lease runs out and it runs later */
+            if (rc == 0) rc = sl_err(err, errlen, "out of memory");
+            free(run);
+            task_free(got[i]);
+            continue;
+        }
+        run->t = got[i];
+        run->next = p->batch_running;
+        p->batch_running = run;
+        (*tasks)[(*n)++] = got[i];
+    }
     return rc;
 }
 
-int plat_batch_step(plat_t *p, int room, bool (*is_model)(void *ud, const char *endpoint, const char *model), void *ud,
+/* ---- retention ---- */
+
+/* Locked. Deletes up to max_rows expired rows (*gone counts them): files
+ * older than file_retention_s that no unfinished batch reads, then
+ * finished batches older than batch_retention_s — first marked 'deleted'
+ * (from then on a 404, like any unknown id), then their requests a chunk
+ * at a time, and the batch row once none is left. Each step is its own
+ * short transaction or statement, so several nodes pruning at once skip
+ * (files: SKIP LOCKED) or repeat (marks, deletes) each other's work
+ * harmlessly. 0, or -1 with err. */
+static int prune_locked(plat_t *p, int max_rows, int64_t *gone, char *err, size_t errlen) {
+    *gone = 0;
+    const int64_t now_ms = plat_now_ms(p);
+    db_stmt_t *s;
+    if (p->cfg.file_retention_s > 0) {
+        char ids[PLAT_PRUNE_CHUNK][PLAT_ID_MAX];
+        int n = 0;
+        if (db_begin(p->db, err, errlen) != 0) return -1;
+        if (!(s = db_stmt(p->db, ST_FILE_PRUNE_PICK, err, errlen))) goto fail;
+        db_bind_int64(s, 1, now_ms - p->cfg.file_retention_s * 1000);
+        db_bind_int64(s, 2, SL_MIN(max_rows, PLAT_PRUNE_CHUNK));
+        while (n < PLAT_PRUNE_CHUNK && db_step(s) == DB_ROW)
+            snprintf(ids[n++], PLAT_ID_MAX, "%s", db_col_text(s, 0));
+        db_release(s);
+        for (int i = 0; i < n; i++) {
+            if (!(s = db_stmt(p->db, ST_FILE_PRUNE, err, errlen))) goto fail;
+            db_bind_text(s, 1, ids[i]);
+            int rc = db_step_done(s, err, errlen);
+            db_release(s);
+            if (rc != 0) goto fail;
+            *gone += db_changes(p->db);
+        }
+        if (db_commit(p->db, err, errlen) != 0) goto fail;
+        max_rows -= n;
+    }
+    if (p->cfg.batch_retention_s > 0 && max_rows > 0) {
+        if (!(s = db_stmt(p->db, ST_BATCH_RETIRE, err, errlen))) return -1;
+        db_bind_int64(s, 1, now_ms / 1000 - p->cfg.batch_retention_s);
+        db_bind_int64(s, 2, max_rows);
+        int rc = db_step_done(s, err, errlen);
+        db_release(s);
+        if (rc != 0) return -1;
+    }
+    char ids[8][PLAT_ID_MAX];
+    int n = 0;
+    if (!(s = db_stmt(p->db, ST_BATCH_DELETED, err, errlen))) return -1;
+    db_bind_int64(s, 1, 8);
+    while (n < 8 && db_step(s) == DB_ROW)
+        snprintf(ids[n++], PLAT_ID_MAX, "%s", db_col_text(s, 0));
+    db_release(s);
+    for (int i = 0; i < n && max_rows > 0; i++) {
+        if (!(s = db_stmt(p->db, ST_ITEM_PURGE, err, errlen))) return -1;
+        db_bind_text(s, 1, ids[i]);
+        db_bind_int64(s, 2, max_rows);
+        int rc = db_step_done(s, err, errlen);
+        db_release(s);
+        if (rc != 0) return -1;
+        int64_t k = db_changes(p->db);
+        *gone += k;
+        max_rows -= (int)k;
+        if (max_rows <= 0) break; /* maybe more of this batch's requests: the next call */
+        if (!(s = db_stmt(p->db, ST_BATCH_PURGE, err, errlen))) return -1;
+        db_bind_text(s, 1, ids[i]);
+        rc = db_step_done(s, err, errlen);
+        db_release(s);
+        if (rc != 0) return -1;
+        *gone += db_changes(p->db);
+        max_rows--;
+    }
+    return 0;
+fail:
+    db_rollback(p->db);
+    return -1;
+}
+
+int plat_batch_prune(plat_t *p, int max_rows, int64_t *removed, char *err, size_t errlen) {
+    int64_t gone = 0;
+    if (max_rows < 1) max_rows = 1;
+    pthread_mutex_lock(&p->mu);
+    int rc = prune_locked(p, max_rows, &gone, err, errlen);
+    pthread_mutex_unlock(&p->mu);
+    if (removed) *removed = gone;
+    return rc;
+}
+
+int plat_batch_step(plat_t *p, int room,
+                    bool (*is_model)(void *ud, const char *endpoint, const char *model), void *ud,
                     plat_batch_task_t ***tasks, int *n, char *err, size_t errlen) {
     *tasks = NULL;
     *n = 0;
-    if (p->shared) return 0;
     int cap = 0, rc = 0;
     pthread_mutex_lock(&p->mu);
     active_batch_t *bs = NULL;
@@ -1088,17 +1329,26 @@ int plat_batch_step(plat_t *p, int room, bool (*is_model)(void *ud, const char *
         if (!strcmp(b->status, "cancelling")) ending = "cancelled";
         else if (now >= b->expires_at) ending = "expired";
         if (ending) {
-            if (running_count(p, b->id) == 0) rc = batch_finalize(p, b, ending, err, errlen);
+            rc = batch_finalize(p, b, ending, err, errlen);
             continue;
         }
         int64_t pending = pending_count(p, b->id);
         if (pending < 0) {
             rc = sl_err(err, errlen, "batch %s: %s", b->id, db_errmsg(p->db));
         } else if (pending == 0) {
-            if (running_count(p, b->id) == 0) rc = batch_finalize(p, b, "completed", err, errlen);
+            rc = batch_finalize(p, b, "completed", err, errlen);
         } else if (room > *n) {
-            rc = batch_claim(p, b, room - *n, tasks, n, &cap, err, errlen);
+            rc = batch_claim(p, b, room - *n, tasks, n, &cap, is_model, ud, err, errlen);
         }
+    }
+    /* retention: a bounded chunk now and then (sooner while there is more) */
+    const int64_t now_ms = plat_now_ms(p);
+    if (rc == 0 && now_ms >= p->prune_next_ms) {
+        int64_t gone = 0;
+        char perr[SL_ERR_MAX];
+        if (prune_locked(p, PLAT_PRUNE_CHUNK, &gone, perr, sizeof perr) != 0)
+            sl_warn("batch runner: pruning: %s", perr);
+        p->prune_next_ms = now_ms + (gone >= PLAT_PRUNE_CHUNK ? 1000 : 60000);
     }
 out:
     free(bs);
@@ -1123,6 +1373,37 @@ static void running_remove(plat_t *p, plat_batch_task_t *t) {
         }
 }
 
+/* Locked, shared: t's request is no longer claimed by this node. */
+static void item_lease_drop(plat_t *p, const plat_batch_task_t *t) {
+    char err[SL_ERR_MAX];
+    db_stmt_t *s = db_stmt(p->db, ST_ITEM_UNLEASE, err, sizeof err);
+    if (s) {
+        db_bind_text(s, 1, t->batch_id);
+        db_bind_int64(s, 2, t->line);
+        db_bind_text(s, 3, p->node);
+        if (db_step_done(s, err, sizeof err) != 0) s = NULL;
+        db_release(s);
+    }
+    if (!s)
+        sl_warn("batch %s line %" PRId64 ": lease not dropped (%s); it runs out", t->batch_id,
+                t->line, err);
+}
+
+void plat_batch_renew_locked(plat_t *p, int64_t until_ms) {
+    char err[SL_ERR_MAX];
+    for (struct plat_batch_run *r = p->batch_running; r; r = r->next) {
+        db_stmt_t *s = db_stmt(p->db, ST_ITEM_RENEW, err, sizeof err);
+        if (!s) return;
+        db_bind_text(s, 1, r->t->batch_id);
+        db_bind_int64(s, 2, r->t->line);
+        db_bind_text(s, 3, p->node);
+        db_bind_int64(s, 4, until_ms);
+        int rc = db_step_done(s, err, sizeof err);
+        db_release(s);
+        if (rc != 0) return; /* the database is away; the next tick tries again */
+    }
+}
+
 void plat_batch_task_done(plat_t *p, plat_batch_task_t *t, int http, const char *body, size_t len,
                           const plat_usage_t *u, const char *status) {
     char err[SL_ERR_MAX];
@@ -1131,6 +1412,11 @@ void plat_batch_task_done(plat_t *p, plat_batch_task_t *t, int http, const char 
          * database out of reach) before any compute: unbilled, pending, it
          * runs again at a later step (or after the restart) */
         if (t->req) plat_abort(p, t->req);
+        if (p->shared) { /* its lease goes now: any node may run it at its next step */
+            pthread_mutex_lock(&p->mu);
+            item_lease_drop(p, t);
+            pthread_mutex_unlock(&p->mu);
+        }
     } else {
         json_t *b = json_loadb(body ? body : "", len, JSON_DECODE_ANY, NULL);
         char *line = result_line(t->custom_id,
@@ -1176,6 +1462,7 @@ void plat_batch_forget_running(plat_t *p) {
         struct plat_batch_run *r = p->batch_running;
         p->batch_running = r->next;
         if (r->t->req) plat_abort(p, r->t->req);
+        if (p->shared) item_lease_drop(p, r->t);
         task_free(r->t);
         free(r);
     }

@@ -23,8 +23,17 @@
  * requests without a result run again; those that had one are never
  * rerun nor billed again.
  *
- * Storage is SQLite's alone for now: on PostgreSQL (several nodes) every
- * function here answers 501 naming the limitation (see docs/platform.md).
+ * Several nodes (PostgreSQL) run batches from one database: a node claims
+ * a pending request with a lease (its node id and an expiry it renews
+ * while the request runs) in a transaction that skips rows another node
+ * is claiming (FOR UPDATE SKIP LOCKED), so a request runs on one node
+ * while its lease holds, and a dead node's requests run again once their
+ * leases run out; still billed once (the state = 0 guard above). Every
+ * transition holds the batch row, so one node validates and one
+ * finalizes. docs/platform.md has the whole story.
+ *
+ * Retention: files and finished batches are deleted after
+ * plat_config_t.file_retention_s / batch_retention_s (plat_batch_prune).
  */
 #ifndef SILICA_PLAT_BATCH_H
 #define SILICA_PLAT_BATCH_H
@@ -37,13 +46,14 @@
 #define PLAT_BATCH_MAX_ERRORS 100     /* validation errors listed in a failed batch */
 #define PLAT_BATCH_WINDOW_S (24 * 3600) /* completion_window "24h" */
 #define PLAT_ID_MAX 64
+#define PLAT_PRUNE_CHUNK 256 /* rows the runner's pruning deletes at a time */
 
 /* ---- files ---- */
 
 /* Stores an upload of account_id. purpose "batch" (the only one a client
  * may upload; "batch_output" is the runner's). 201-style object on success
- * (a new reference), NULL with *st (400 purpose, 413 size caps, 501 on
- * PostgreSQL, 500). */
+ * (a new reference), NULL with *st (400 purpose or a file that is not
+ * UTF-8 text without NUL bytes, 413 size caps, 500). */
 json_t *plat_file_create(plat_t *p, int64_t account_id, const char *purpose, const char *filename,
                          const char *data, size_t len, plat_status_t *st);
 /* The file object, or NULL with a 404 (unknown or another account's). */
@@ -115,7 +125,16 @@ int plat_batch_step(plat_t *p, int room, bool (*is_model)(void *ud, const char *
 void plat_batch_task_done(plat_t *p, plat_batch_task_t *t, int http, const char *body, size_t len,
                           const plat_usage_t *u, const char *status);
 
-/* plat_close: frees tasks still marked running (none after the server stopped). */
+/* Retention (plat_config_t.file_retention_s, batch_retention_s): deletes
+ * up to max_rows (1..) expired rows — files no unfinished batch reads,
+ * finished batches with their requests — and sets *removed (may be NULL)
+ * to how many went. plat_batch_step calls it in chunks of
+ * PLAT_PRUNE_CHUNK every minute, and every second while there is more.
+ * 0, or -1 with a message. */
+int plat_batch_prune(plat_t *p, int max_rows, int64_t *removed, char *err, size_t errlen);
+
+/* plat_close: frees tasks still marked running (none after the server
+ * stopped); shared, their leases are dropped. */
 void plat_batch_forget_running(plat_t *p);
 
 #endif

@@ -53,6 +53,10 @@ enum {
     ST_BATCH_INSERT, ST_BATCH_GET, ST_BATCH_LIST, ST_BATCH_ACTIVE, ST_BATCH_START, ST_BATCH_FAIL,
     ST_BATCH_CANCEL, ST_BATCH_FINISH,
     ST_ITEM_INSERT, ST_ITEM_COUNTS, ST_ITEM_PENDING, ST_ITEM_RESULTS,
+    ST_BATCH_LOCK, ST_BATCH_SHARE, ST_ITEM_CLAIM, ST_ITEM_LEASE, ST_ITEM_RENEW, ST_ITEM_UNLEASE,
+    ST_ITEM_CLAIMED, ST_FILE_REF,
+    ST_FILE_PRUNE_PICK, ST_FILE_PRUNE, ST_BATCH_RETIRE, ST_BATCH_DELETED, ST_ITEM_PURGE,
+    ST_BATCH_PURGE,
     ST_N
 };
 extern const db_sql_t plat_sql[ST_N];
@@ -74,7 +78,10 @@ struct plat {
     pthread_t lease_thread;
     bool lease_running, lease_stop; /* lease_stop under mu */
     pthread_cond_t lease_cv;
-    struct plat_batch_run *batch_running; /* batch requests started and not done (batch.c); under mu */
+    /* batch requests started and not done (batch.c); under mu. Shared:
+     * each holds a lease on its batch_items row, renewed by lease_tick */
+    struct plat_batch_run *batch_running;
+    int64_t prune_next_ms; /* when the runner next prunes expired files and batches; under mu */
     plat_slot_t **slots;
     size_t nslots; /* buckets in the table, a power of two */
     size_t nused;
@@ -103,6 +110,9 @@ struct plat_req {
 };
 
 int64_t plat_now_ms(plat_t *p);
+/* Locked, shared: renews the leases of this node's running batch requests
+ * to until_ms (batch.c). */
+void plat_batch_renew_locked(plat_t *p, int64_t until_ms);
 /* Whether the database is unreachable now (PostgreSQL outage); takes p->mu. */
 bool plat_db_down(plat_t *p);
 

@@ -45,6 +45,8 @@ void plat_config_default(plat_config_t *cfg) {
     cfg->batch_price_ppm = PLAT_BATCH_FACTOR_DEFAULT;
     cfg->max_file_bytes = PLAT_MAX_FILE_DEFAULT;
     cfg->max_account_file_bytes = PLAT_MAX_ACCOUNT_FILES_DEFAULT;
+    cfg->file_retention_s = PLAT_RETENTION_DEFAULT_S;
+    cfg->batch_retention_s = PLAT_RETENTION_DEFAULT_S;
 }
 
 int64_t plat_now_ms(plat_t *p) {
@@ -123,6 +125,7 @@ static void lease_tick(plat_t *p) {
         if (resv_exec(p, ST_RESV_RENEW, r->id, 0, now + p->cfg.lease_ms, err, sizeof err) != 0)
             break; /* the database is away; the next tick tries again */
     resv_exec(p, ST_RESV_SWEEP, NULL, now, 0, err, sizeof err);
+    plat_batch_renew_locked(p, now + p->cfg.lease_ms); /* the batch requests it runs */
 }
 
 static void *lease_main(void *arg) {
@@ -237,6 +240,8 @@ plat_t *plat_open(const char *where, const plat_config_t *cfg, char *err, size_t
     if (p->cfg.max_file_bytes <= 0) p->cfg.max_file_bytes = PLAT_MAX_FILE_DEFAULT;
     if (p->cfg.max_account_file_bytes <= 0)
         p->cfg.max_account_file_bytes = PLAT_MAX_ACCOUNT_FILES_DEFAULT;
+    if (p->cfg.file_retention_s < 0) p->cfg.file_retention_s = PLAT_RETENTION_DEFAULT_S;
+    if (p->cfg.batch_retention_s < 0) p->cfg.batch_retention_s = PLAT_RETENTION_DEFAULT_S;
     pthread_mutex_init(&p->mu, NULL);
     p->nslots = 64;
     p->slots = calloc(p->nslots, sizeof *p->slots);

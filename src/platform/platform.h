@@ -74,6 +74,7 @@
 #define PLAT_BATCH_FACTOR_MAX INT64_C(10000000)        /* 10 */
 #define PLAT_MAX_FILE_DEFAULT ((int64_t)64 << 20)      /* bytes per uploaded file */
 #define PLAT_MAX_ACCOUNT_FILES_DEFAULT ((int64_t)1 << 30) /* bytes of uploads per account */
+#define PLAT_RETENTION_DEFAULT_S (30 * 86400) /* files and finished batches are kept 30 days */
 
 typedef struct plat plat_t;
 typedef struct plat_req plat_req_t;
@@ -98,6 +99,13 @@ typedef struct plat_config {
                                  the default */
     int64_t max_file_bytes;   /* largest uploaded file; <= 0 = PLAT_MAX_FILE_DEFAULT */
     int64_t max_account_file_bytes; /* an account's uploads together; <= 0 = the default */
+    /* Retention (seconds; 0 = keep forever; < 0 = PLAT_RETENTION_DEFAULT_S):
+     * a file is deleted file_retention_s after its upload (or, for a
+     * batch's output, its writing) unless a batch that is not finished
+     * reads it; a finished batch (its object and requests) batch_retention_s
+     * after it ended. The runner deletes them in bounded chunks. */
+    int64_t file_retention_s;
+    int64_t batch_retention_s;
     /* Rate-limit buckets in Redis, shared by every node using the same
      * server (redis://[[user]:pass@]host[:port][/db] or unix:///path.sock);
      * NULL = in the process (SQLite) or in rate_buckets rows (PostgreSQL).

@@ -143,6 +143,14 @@ const char *const plat_migrations[] = {
     "  state INTEGER NOT NULL DEFAULT 0,"  /* 0 pending, 1 succeeded, 2 failed */
     "  result TEXT NOT NULL DEFAULT '',"   /* the output or error file line */
     "  PRIMARY KEY (batch_id, line));",
+    /* 6: batches run by several nodes (PostgreSQL): a pending request's
+     * claim — the node running it and the lease it renews (unix ms; 0 =
+     * nobody) — and the indexes the pruning of expired files and batches
+     * reads (batch.c) */
+    "ALTER TABLE batch_items ADD COLUMN node TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE batch_items ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX files_created ON files(created_at);"
+    "CREATE INDEX batches_input_file ON batches(input_file_id);",
 };
 const int plat_nmigrations = (int)SL_ARRAY_LEN(plat_migrations);
 
@@ -259,9 +267,12 @@ const db_sql_t plat_sql[ST_N] = {
     "id, endpoint, input_file_id, completion_window, status, output_file_id, error_file_id, "     \
     "metadata, errors, created_at, expires_at, in_progress_at, finalizing_at, completed_at, "     \
     "failed_at, expired_at, cancelling_at, cancelled_at, account_id, key_id"
-    [ST_BATCH_GET] = {"SELECT " BATCH_COLS " FROM batches WHERE id = ?1 AND account_id = ?2"},
+    /* status 'deleted': past its retention, its rows going (prune_locked);
+     * never shown */
+    [ST_BATCH_GET] = {"SELECT " BATCH_COLS " FROM batches WHERE id = ?1 AND account_id = ?2 "
+                      "AND status != 'deleted'"},
     [ST_BATCH_LIST] = {"SELECT " BATCH_COLS " FROM batches WHERE account_id = ?1 "
-                       "ORDER BY created_at DESC, id DESC"},
+                       "AND status != 'deleted' ORDER BY created_at DESC, id DESC"},
     [ST_BATCH_ACTIVE] = {"SELECT " BATCH_COLS " FROM batches WHERE status IN ('validating', "
                          "'in_progress', 'finalizing', 'cancelling') ORDER BY created_at, id"},
     [ST_BATCH_START] = {"UPDATE batches SET status = 'in_progress', in_progress_at = ?2 "
@@ -283,6 +294,53 @@ const db_sql_t plat_sql[ST_N] = {
                          "WHERE batch_id = ?1 AND state = 0 ORDER BY line LIMIT ?2"},
     [ST_ITEM_RESULTS] = {"SELECT state, result FROM batch_items WHERE batch_id = ?1 "
                          "AND state != 0 ORDER BY line"},
+    /* a transition holds the batch row (PostgreSQL): validating and
+     * finalizing exclusively, claiming shared, so a batch never ends while
+     * a node is claiming its requests, and one node moves it */
+    [ST_BATCH_LOCK] = {"SELECT status FROM batches WHERE id = ?1",
+                       "SELECT status FROM batches WHERE id = ?1 FOR UPDATE"},
+    [ST_BATCH_SHARE] = {"SELECT status FROM batches WHERE id = ?1",
+                        "SELECT status FROM batches WHERE id = ?1 FOR SHARE"},
+    /* pending requests nobody holds a live lease on; on PostgreSQL the rows
+     * another node is claiming at this moment are skipped, not waited for */
+    [ST_ITEM_CLAIM] = {"SELECT line, custom_id, body FROM batch_items WHERE batch_id = ?1 "
+                       "AND state = 0 AND lease_until < ?2 ORDER BY line LIMIT ?3",
+                       "SELECT line, custom_id, body FROM batch_items WHERE batch_id = ?1 "
+                       "AND state = 0 AND lease_until < ?2 ORDER BY line LIMIT ?3 "
+                       "FOR UPDATE SKIP LOCKED"},
+    [ST_ITEM_LEASE] = {"UPDATE batch_items SET node = ?3, lease_until = ?4 "
+                       "WHERE batch_id = ?1 AND line = ?2 AND state = 0"},
+    [ST_ITEM_RENEW] = {"UPDATE batch_items SET lease_until = ?4 "
+                       "WHERE batch_id = ?1 AND line = ?2 AND node = ?3 AND state = 0"},
+    [ST_ITEM_UNLEASE] = {"UPDATE batch_items SET node = '', lease_until = 0 "
+                         "WHERE batch_id = ?1 AND line = ?2 AND node = ?3 AND state = 0"},
+    [ST_ITEM_CLAIMED] = {"SELECT count(*) FROM batch_items WHERE batch_id = ?1 AND state = 0 "
+                         "AND lease_until >= ?2"},
+    /* a batch's input file, held (PostgreSQL) until the batch row commits
+     * so the pruning cannot delete it in between */
+    [ST_FILE_REF] = {"SELECT purpose FROM files WHERE id = ?1 AND account_id = ?2",
+                     "SELECT purpose FROM files WHERE id = ?1 AND account_id = ?2 FOR SHARE"},
+
+    /* ---- retention (batch.c, prune_locked) ---- */
+#define UNREAD_BY_ACTIVE                                                                           \
+    " AND NOT EXISTS (SELECT 1 FROM batches b WHERE b.input_file_id = files.id AND b.status IN "  \
+    "('validating', 'in_progress', 'finalizing', 'cancelling'))"
+    [ST_FILE_PRUNE_PICK] = {"SELECT id FROM files WHERE created_at < ?1" UNREAD_BY_ACTIVE
+                            " ORDER BY created_at LIMIT ?2",
+                            "SELECT id FROM files WHERE created_at < ?1" UNREAD_BY_ACTIVE
+                            " ORDER BY created_at LIMIT ?2 FOR UPDATE SKIP LOCKED"},
+    /* checked again after the row lock: a batch committed since counts */
+    [ST_FILE_PRUNE] = {"DELETE FROM files WHERE id = ?1" UNREAD_BY_ACTIVE},
+    /* finished batches ended before ?1 (unix s; one of the four is set) */
+    [ST_BATCH_RETIRE] = {"UPDATE batches SET status = 'deleted' WHERE id IN (SELECT id FROM "
+                         "batches WHERE status IN ('completed', 'failed', 'expired', "
+                         "'cancelled') AND completed_at + failed_at + expired_at + cancelled_at "
+                         "< ?1 LIMIT ?2)"},
+    [ST_BATCH_DELETED] = {"SELECT id FROM batches WHERE status = 'deleted' LIMIT ?1"},
+    [ST_ITEM_PURGE] = {"DELETE FROM batch_items WHERE batch_id = ?1 AND line IN (SELECT line FROM "
+                       "batch_items WHERE batch_id = ?1 ORDER BY line LIMIT ?2)"},
+    [ST_BATCH_PURGE] = {"DELETE FROM batches WHERE id = ?1 AND status = 'deleted' AND NOT EXISTS "
+                        "(SELECT 1 FROM batch_items WHERE batch_id = ?1)"},
 
     /* ---- stored responses (responses.c) ---- */
     [ST_RESP_EXPIRE] = {"DELETE FROM responses WHERE account_id = ?1 AND created_at < ?2"},

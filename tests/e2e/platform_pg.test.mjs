@@ -5,9 +5,11 @@
 // is seen by the other on its next request; concurrent requests spread over
 // both never overspend an account; the ledger equals the usage the clients
 // saw; an account's RPM holds across both nodes together; `silica admin
-// --db verify` passes; a database outage is a 503 that
-// heals when the database is back; SIGKILL of a node under load loses no
-// completed request.
+// --db verify` passes; the Files and Batch APIs across the nodes (a file
+// uploaded through one, its batch created through the other, its requests
+// run by whichever node claims them, each billed once at the batch price); a database
+// outage is a 503 that heals when the database is back; SIGKILL of a node
+// under load loses no completed request.
 //
 // Skipped, saying why, when no PostgreSQL server can be started here.
 import { test, before, after } from "node:test";
@@ -16,7 +18,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import OpenAI from "openai";
+import OpenAI, { toFile } from "openai";
 import { BIN, ROOT, startServer } from "./lib/server.mjs";
 import { adminCli } from "./lib/admin.mjs";
 
@@ -155,6 +157,49 @@ test("an account's RPM is shared by the nodes, not multiplied by them", { skip }
     } else await r.json();
   }
   assert.deepEqual(codes, [200, 200, 200, 200, 429, 429, 429, 429]);
+});
+
+test("a batch over both nodes: uploaded on one, created on the other, each request billed once", { skip }, async () => {
+  const acct = newAccount("kate", 100);
+  const a = client(nodeA, acct.key), b = client(nodeB, acct.key);
+  const bodies = [];
+  for (let i = 0; i < 12; i++)
+    bodies.push({ model: "tiny", messages: [{ role: "user", content: `item ${i}` }], max_tokens: 6, temperature: 0 });
+  const text = bodies.map((body, i) => JSON.stringify({ custom_id: `r${i}`, method: "POST",
+    url: "/v1/chat/completions", body })).join("\n") + "\n";
+  const f = await a.files.create({ file: await toFile(Buffer.from(text), "in.jsonl"), purpose: "batch" });
+  assert.equal((await b.files.retrieve(f.id)).bytes, Buffer.byteLength(text));
+  const created = await b.batches.create({ input_file_id: f.id, endpoint: "/v1/chat/completions",
+    completion_window: "24h" });
+  assert.equal(created.status, "validating");
+  let batch;
+  const t0 = Date.now();
+  for (;;) {
+    batch = await (Date.now() % 2 ? a : b).batches.retrieve(created.id);
+    if (["completed", "failed", "expired", "cancelled"].includes(batch.status)) break;
+    if (Date.now() - t0 > 60000) throw new Error("batch stuck: " + JSON.stringify(batch));
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(batch.status, "completed", JSON.stringify(batch));
+  assert.deepEqual(batch.request_counts, { total: 12, completed: 12, failed: 0 });
+  const out = (await (await a.files.content(batch.output_file_id)).text()).trim().split("\n").map((l) => JSON.parse(l));
+  assert.deepEqual(out.map((o) => o.custom_id), bodies.map((_, i) => `r${i}`));
+  for (let i = 0; i < 3; i++) { // the same answers as the route gives directly
+    const direct = await a.chat.completions.create(bodies[i]);
+    assert.deepEqual(out[i].response.body.choices, JSON.parse(JSON.stringify(direct.choices)));
+  }
+  // one ledger row per request, at the batch price, marked with the batch
+  const rows = admin("usage", "--by", "request,batch", "--format", "csv", "--account", String(acct.id))
+    .trim().split("\n").slice(1).map((l) => l.split(",")).filter((c) => c[1] === batch.id);
+  assert.equal(rows.length, 12);
+  assert.deepEqual(new Set(rows.map((c) => c[0])), new Set(out.map((o) => o.response.request_id)));
+  for (const c of rows) assert.equal(Math.round(Number(c[8]) * 1e6), 50 * (Number(c[3]) + Number(c[5])));
+  const list = await b.batches.list();
+  assert.ok(list.data.some((x) => x.id === batch.id));
+  await a.files.delete(f.id);
+  await assert.rejects(b.files.retrieve(f.id), (e) => e.status === 404);
+  const v = spawnSync(BIN, ["admin", "--db", url, "verify"], { encoding: "utf8" });
+  assert.equal(v.status, 0, v.stderr);
 });
 
 test("the database away: 503 database_unavailable; back: both nodes serve again", { skip }, async () => {

@@ -6,14 +6,25 @@
  * in_progress -> completed; cancelling -> cancelled with partial output;
  * expiry), the batch price, exactly-once results (a second result for a
  * request is refused and not billed) and resumption after the process
- * "dies" with requests in flight. Ledger rows and results are read back
- * through a second, independent connection; costs are computed here from
- * the prices.
+ * "dies" with requests in flight; retention (files and finished batches
+ * pruned in bounded chunks, never a file an unfinished batch reads). Ledger
+ * rows and results are read back through a second, independent
+ * connection; costs are computed here from the prices.
+ *
+ * Every test runs on SQLite, then again on PostgreSQL when SILICA_TEST_PG
+ * names a server's maintenance database (tests/pg.sh), each round in a
+ * store of its own; on PostgreSQL also two platform handles ("nodes") on
+ * one database running one batch at once (each request run and billed
+ * once, one finalization), and a node killed with requests claimed, whose
+ * leases hold them until they run out and the other node finishes them.
  */
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "platform/batch.h"
@@ -26,17 +37,53 @@ static int64_t fake_clock(void *ctx) {
     return fake_now;
 }
 
-static char dir[256];
+static char dir[512];       /* the store of the tests running: a directory or a PostgreSQL URL */
+static const char *pg_base; /* SILICA_TEST_PG during the PostgreSQL round, else NULL */
+static char made[16][512];  /* SQLite directories made, removed at the end */
+static int nmade;
+
+/* Points dir at a new, empty store: a temporary directory, or a new
+ * database on the test server. */
+static void fresh_store(void) {
+    if (!pg_base) {
+        snprintf(dir, sizeof dir, "/tmp/silica-test-batch-XXXXXX");
+        if (!mkdtemp(dir)) abort();
+        if (nmade < 16) snprintf(made[nmade++], sizeof made[0], "%s", dir);
+        return;
+    }
+    static int seq;
+    char name[64], sql[128], err[SL_ERR_MAX];
+    snprintf(name, sizeof name, "silica_b%d_%d", (int)getpid(), ++seq);
+    db_t *admin = db_open(pg_base, false, NULL, 0, err, sizeof err);
+    if (!admin) {
+        fprintf(stderr, "%s\n", err);
+        abort();
+    }
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+    db_stmt_t *s = db_prepare(admin, sql, err, sizeof err);
+    if (!s || db_step_done(s, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        abort();
+    }
+    db_release(s);
+    db_close(admin);
+    const char *q = strchr(pg_base, '?');
+    snprintf(dir, sizeof dir, "postgresql:///%s%s", name, q ? q : "");
+}
+
+static plat_t *open_cfg(plat_config_t *cfg) {
+    cfg->sync_normal = true;
+    cfg->clock_ms = fake_clock;
+    char err[SL_ERR_MAX];
+    plat_t *p = plat_open(dir, cfg, err, sizeof err);
+    CHECK_MSG(p != NULL, "%s", err);
+    return p;
+}
 
 static plat_t *open_plat(void) {
     plat_config_t cfg;
     plat_config_default(&cfg);
-    cfg.sync_normal = true;
-    cfg.clock_ms = fake_clock;
-    char err[SL_ERR_MAX];
-    plat_t *p = plat_open(dir, &cfg, err, sizeof err);
-    CHECK_MSG(p != NULL, "%s", err);
-    return p;
+    return open_cfg(&cfg);
 }
 
 static int64_t q_int(const char *sql, const char *arg) {
@@ -79,9 +126,9 @@ static int on_line(void *ud, int64_t line, const char *cid, const char *body) {
     return 0;
 }
 
-#define L(cid, url, model)                                                                                            \
-    "{\"custom_id\":\"" cid "\",\"method\":\"POST\",\"url\":\"" url "\",\"body\":{\"model\":\"" model               \
-    "\",\"messages\":[]}}\n"
+#define L(cid, url, model)                                                                         \
+    "{\"custom_id\":\"" cid "\",\"method\":\"POST\",\"url\":\"" url                                \
+    "\",\"body\":{\"model\":\"" model "\",\"messages\":[]}}\n"
 #define CHAT "/v1/chat/completions"
 
 static void expect_codes(const char *text, const char *const *codes, const int64_t *lines, int n) {
@@ -445,47 +492,345 @@ static void test_files(void) {
     plat_close(p);
 }
 
-/* PostgreSQL (several nodes) has no batch storage yet: every entry point
- * refuses with a 501 naming the limitation, and the runner does nothing. */
-static void test_pg_refused(const char *url) {
+/* Retention with a short clock: files go file_retention_s after their
+ * upload unless an unfinished batch reads them, finished batches (object
+ * and requests) batch_retention_s after they ended; a bounded call deletes
+ * at most its rows; deleted ids answer 404 like unknown ones; 0 keeps
+ * everything. A store of its own. */
+static void test_prune(void) {
+    fresh_store();
     plat_config_t cfg;
     plat_config_default(&cfg);
-    char err[SL_ERR_MAX];
-    plat_t *p = plat_open(url, &cfg, err, sizeof err);
-    CHECK_MSG(p != NULL, "%s", err);
-    if (!p) return;
-    plat_status_t st;
-    CHECK(plat_file_create(p, 1, "batch", "a", "x\n", 2, &st) == NULL && st.http == 501 &&
-          strstr(st.message, "PostgreSQL") && !strcmp(st.code, "unsupported_backend"));
-    CHECK(plat_file_list(p, 1, NULL, NULL, 10, false, &st) == NULL && st.http == 501);
-    json_t *body = json_pack("{s:s, s:s, s:s}", "input_file_id", "file-x", "endpoint", CHAT, "completion_window", "24h");
-    CHECK(plat_batch_create(p, 1, 1, body, &st) == NULL && st.http == 501);
-    json_decref(body);
-    CHECK(plat_batch_list(p, 1, NULL, 20, &st) == NULL && st.http == 501);
+    cfg.file_retention_s = 100;
+    cfg.batch_retention_s = 200;
+    plat_t *p = open_cfg(&cfg);
+    char err[SL_ERR_MAX], k[PLAT_KEY_MAX];
+    plat_price_t price = {.input = 2000000, .cached_input = 2000000, .output = 4000000};
+    CHECK(plat_price_set(p, "tiny", &price, err, sizeof err) == 0);
+    CHECK(plat_account_create(p, "keeper", 0, &account, err, sizeof err) == 0);
+    CHECK(plat_key_create(p, account, "k", 0, k, &key, err, sizeof err) == 0);
+    json_t *unused = file_of(p, account, "{}\n"), *in_x = file_of(p, account, REQS),
+           *in_z = file_of(p, account, REQS);
+    char u_id[PLAT_ID_MAX], x_in[PLAT_ID_MAX], z_in[PLAT_ID_MAX], x_id[PLAT_ID_MAX],
+        z_id[PLAT_ID_MAX];
+    snprintf(u_id, sizeof u_id, "%s", json_string_value(json_object_get(unused, "id")));
+    snprintf(x_in, sizeof x_in, "%s", json_string_value(json_object_get(in_x, "id")));
+    snprintf(z_in, sizeof z_in, "%s", json_string_value(json_object_get(in_z, "id")));
+    json_t *x = batch_of(p, x_in), *z = batch_of(p, z_in);
+    snprintf(x_id, sizeof x_id, "%s", json_string_value(json_object_get(x, "id")));
+    snprintf(z_id, sizeof z_id, "%s", json_string_value(json_object_get(z, "id")));
     plat_batch_task_t **tasks = NULL;
-    int n = -1;
-    CHECK(plat_batch_step(p, 4, any_model, NULL, &tasks, &n, err, sizeof err) == 0 && n == 0);
+    step(p, 0, &tasks); /* both validated */
+    free(tasks);
+    plat_status_t st;
+    json_t *c = plat_batch_cancel(p, account, x_id, &st); /* x: cancelling, not finished */
+    json_decref(c);
+    int n = step(p, 8, &tasks); /* z's four requests */
+    CHECK(n == 4);
+    for (int i = 0; i < n; i++)
+        run_ok(p, tasks[i]);
+    free(tasks);
+    step(p, 0, &tasks);
+    free(tasks);
+    json_t *cur = NULL;
+    CHECK(!strcmp(status_of(p, z_id, &cur), "completed"));
+    char out_id[PLAT_ID_MAX];
+    snprintf(out_id, sizeof out_id, "%s",
+             json_string_value(json_object_get(cur, "output_file_id")));
+    /* x stays cancelling while it is "running": reopen it as in_progress
+     * through the books so it is unfinished for the whole test */
+    CHECK(q_int("SELECT count(*) FROM batches WHERE id = ?1 AND status = 'cancelled'", x_id) == 1);
+    db_t *raw = db_open(dir, true, NULL, 0, err, sizeof err);
+    db_stmt_t *s =
+        db_prepare(raw, "UPDATE batches SET status = 'in_progress', cancelled_at = 0 WHERE id = ?1",
+                   err, sizeof err);
+    db_bind_text(s, 1, x_id);
+    CHECK(db_step_done(s, err, sizeof err) == 0);
+    db_release(s);
+    db_close(raw);
+
+    int64_t gone = -1;
+    CHECK(plat_batch_prune(p, 1000, &gone, err, sizeof err) == 0 &&
+          gone == 0); /* nothing old yet */
+    fake_now += 150 * 1000;
+    CHECK_MSG(plat_batch_prune(p, 1000, &gone, err, sizeof err) == 0, "%s", err);
+    CHECK_MSG(gone == 3, "%" PRId64 " rows", gone); /* unused, z's input, z's output */
+    json_t *f = plat_file_get(p, account, u_id, &st);
+    CHECK(!f && st.http == 404 && !strcmp(st.code, "file_not_found"));
+    size_t len;
+    CHECK(plat_file_content(p, account, out_id, &len, &st) == NULL && st.http == 404);
+    CHECK(plat_file_get(p, account, z_in, &st) == NULL && st.http == 404);
+    f = plat_file_get(p, account, x_in, &st); /* an unfinished batch reads it */
+    CHECK(f != NULL);
+    json_decref(f);
+    CHECK(!strcmp(status_of(p, z_id, &cur), "completed")); /* ended 150 s ago: kept */
+
+    fake_now += 100 * 1000; /* z ended 250 s ago: it goes, one row per call */
+    int calls = 0;
+    int64_t total = 0;
+    for (; calls < 20; calls++) {
+        CHECK(plat_batch_prune(p, 1, &gone, err, sizeof err) == 0 && gone <= 1);
+        if (gone == 0) break;
+        total += gone;
+        if (calls == 0) { /* marked at the first call: already a 404 */
+            CHECK(plat_batch_get(p, account, z_id, &st) == NULL && st.http == 404 &&
+                  !strcmp(st.code, "batch_not_found"));
+            json_t *l = plat_batch_list(p, account, NULL, 100, &st);
+            CHECK(l && json_array_size(json_object_get(l, "data")) == 1);
+            json_decref(l);
+        }
+    }
+    CHECK_MSG(total == 5, "%" PRId64 " rows", total); /* four requests and the batch */
+    CHECK(q_int("SELECT count(*) FROM batch_items WHERE batch_id = ?1", z_id) == 0);
+    CHECK(q_int("SELECT count(*) FROM batches WHERE id = ?1", z_id) == 0);
+    CHECK(q_int("SELECT count(*) FROM usage_ledger WHERE batch_id = ?1", z_id) ==
+          4); /* the books stay */
+    CHECK(q_int("SELECT count(*) FROM batch_items WHERE batch_id = ?1", x_id) == 4);
+    f = plat_file_get(p, account, x_in, &st);
+    CHECK(f != NULL);
+    json_decref(f);
+    /* x ends: its input file is old enough and goes at the next prune (the
+     * runner's own, a minute after its last, is due at this step) */
+    c = plat_batch_cancel(p, account, x_id, &st);
+    json_decref(c);
+    step(p, 0, &tasks);
+    free(tasks);
+    CHECK(!strcmp(status_of(p, x_id, &cur), "cancelled"));
+    CHECK(plat_batch_prune(p, 1000, &gone, err, sizeof err) == 0);
+    CHECK(plat_file_get(p, account, x_in, &st) == NULL && st.http == 404);
+    CHECK(q_int("SELECT count(*) FROM files", NULL) == 0);
+    plat_close(p);
+
+    /* retention 0: kept forever */
+    cfg.file_retention_s = 0;
+    cfg.batch_retention_s = 0;
+    p = open_cfg(&cfg);
+    json_t *kept = file_of(p, account, "{}\n");
+    fake_now += 3650LL * 86400 * 1000;
+    CHECK(plat_batch_prune(p, 1000, &gone, err, sizeof err) == 0 && gone == 0);
+    CHECK(!strcmp(status_of(p, x_id, &cur), "cancelled"));
+    plat_close(p);
+    json_decref(kept);
+    json_decref(cur);
+    json_decref(x);
+    json_decref(z);
+    json_decref(unused);
+    json_decref(in_x);
+    json_decref(in_z);
+}
+
+/* ---- several nodes (PostgreSQL) ---- */
+
+enum { NODE_LINES = 40 };
+static int runs[NODE_LINES + 1]; /* times each line was handed out to run */
+
+typedef struct node_run {
+    plat_t *p;
+    const char *bid;
+    int ran, errors;
+    char err[SL_ERR_MAX];
+} node_run_t;
+
+/* One node's runner: steps and runs what it claims until the batch ends. */
+static void *node_main(void *arg) {
+    node_run_t *r = arg;
+    for (int iter = 0; iter < 5000; iter++) {
+        plat_batch_task_t **tasks = NULL;
+        int n = 0;
+        if (plat_batch_step(r->p, 3, any_model, NULL, &tasks, &n, r->err, sizeof r->err) != 0)
+            r->errors++;
+        for (int i = 0; i < n; i++) {
+            plat_batch_task_t *t = tasks[i];
+            if (t->line >= 1 && t->line <= NODE_LINES)
+                __atomic_fetch_add(&runs[t->line], 1, __ATOMIC_RELAXED);
+            plat_status_t st;
+            if (plat_begin_batch(r->p, t->account_id, t->key_id, t->batch_id, "tiny", 10, 10,
+                                 &t->req, &st) != 0)
+                r->errors++;
+            plat_usage_t u = {
+                .prompt_tokens = 10 + t->line, .completion_tokens = t->line, .ttft_ms = -1};
+            plat_batch_task_done(r->p, t, 200, "{\"ok\":true}", 11, &u, "ok");
+            r->ran++;
+        }
+        free(tasks);
+        plat_status_t st;
+        json_t *b = plat_batch_get(r->p, account, r->bid, &st);
+        const char *status = b ? json_string_value(json_object_get(b, "status")) : "";
+        bool done = !strcmp(status, "completed");
+        json_decref(b);
+        if (done) break;
+    }
+    return NULL;
+}
+
+static void setup_node_batch(plat_t *p, int lines, char bid[PLAT_ID_MAX]) {
+    char err[SL_ERR_MAX], k[PLAT_KEY_MAX];
+    plat_price_t price = {.input = 2000000, .cached_input = 2000000, .output = 4000000};
+    CHECK(plat_price_set(p, "tiny", &price, err, sizeof err) == 0);
+    CHECK(plat_account_create(p, "fleet", 0, &account, err, sizeof err) == 0);
+    CHECK(plat_key_create(p, account, "k", 0, k, &key, err, sizeof err) == 0);
+    sl_buf_t b = {0};
+    for (int i = 1; i <= lines; i++)
+        sl_buf_printf(&b,
+                      "{\"custom_id\":\"n%d\",\"method\":\"POST\",\"url\":\"" CHAT
+                      "\",\"body\":{\"model\":\"tiny\",\"messages\":[]}}\n",
+                      i);
+    json_t *f = file_of(p, account, b.data);
+    json_t *bt = batch_of(p, json_string_value(json_object_get(f, "id")));
+    snprintf(bid, PLAT_ID_MAX, "%s", json_string_value(json_object_get(bt, "id")));
+    json_decref(bt);
+    json_decref(f);
+    sl_buf_free(&b);
+}
+
+/* Two nodes run one batch at once: every request handed out once, billed
+ * once, with its result; one node validates and one finalizes (one output
+ * file); the books balance. */
+static void test_two_nodes_one_batch(void) {
+    fresh_store();
+    memset(runs, 0, sizeof runs);
+    plat_t *p1 = open_plat(), *p2 = open_plat();
+    char bid[PLAT_ID_MAX], err[SL_ERR_MAX];
+    setup_node_batch(p1, NODE_LINES, bid);
+    node_run_t r[2] = {{.p = p1, .bid = bid}, {.p = p2, .bid = bid}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&th[i], NULL, node_main, &r[i]);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    CHECK_MSG(r[0].errors == 0 && r[1].errors == 0, "%s / %s", r[0].err, r[1].err);
+    CHECK_MSG(r[0].ran + r[1].ran == NODE_LINES, "%d + %d runs", r[0].ran, r[1].ran);
+    fprintf(stderr, "     (node 1 ran %d requests, node 2 ran %d)\n", r[0].ran, r[1].ran);
+    for (int i = 1; i <= NODE_LINES; i++)
+        CHECK_MSG(runs[i] == 1, "line %d ran %d times", i, runs[i]);
+    json_t *cur = NULL;
+    CHECK(!strcmp(status_of(p2, bid, &cur), "completed"));
+    json_t *rc = json_object_get(cur, "request_counts");
+    CHECK(json_integer_value(json_object_get(rc, "completed")) == NODE_LINES);
+    CHECK(q_int("SELECT count(*) FROM usage_ledger WHERE batch_id = ?1", bid) == NODE_LINES);
+    CHECK(q_int("SELECT count(DISTINCT request_id) FROM usage_ledger WHERE batch_id = ?1", bid) ==
+          NODE_LINES);
+    int64_t want = 0;
+    for (int i = 1; i <= NODE_LINES; i++)
+        want += batch_cost(i);
+    CHECK(q_int("SELECT sum(cost) FROM usage_ledger WHERE batch_id = ?1", bid) == want);
+    char name[PLAT_ID_MAX + 32];
+    snprintf(name, sizeof name, "%s_output.jsonl", bid);
+    CHECK(q_int("SELECT count(*) FROM files WHERE filename = ?1", name) ==
+          1); /* one finalization */
+    CHECK(q_int("SELECT count(*) FROM batch_items WHERE batch_id = ?1 AND state = 1", bid) ==
+          NODE_LINES);
+    CHECK(q_int("SELECT count(*) FROM reservations", NULL) == 0);
+    CHECK_MSG(plat_verify(p1, err, sizeof err) == 0, "%s", err);
+    json_decref(cur);
+    plat_close(p1);
+    plat_close(p2);
+}
+
+/* A node dies (SIGKILL) holding two claimed requests, one admitted: their
+ * leases keep the other node off them — they are not handed out again —
+ * until the leases run out; then it runs them, each billed once, and the
+ * dead node's reservation is swept. */
+static void test_dead_node_leases(void) {
+    fresh_store();
+    plat_config_t cfg;
+    plat_config_default(&cfg);
+    cfg.lease_ms = 4000;
+    plat_t *p = open_cfg(&cfg);
+    char bid[PLAT_ID_MAX], err[SL_ERR_MAX];
+    setup_node_batch(p, 6, bid);
+    plat_batch_task_t **tasks = NULL;
+    step(p, 0, &tasks); /* validated */
     free(tasks);
     plat_close(p);
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) { /* the node that dies */
+        close(fds[0]);
+        plat_t *c = plat_open(dir, &cfg, err, sizeof err);
+        plat_batch_task_t **mine = NULL;
+        int n = 0;
+        plat_status_t st;
+        if (!c || plat_batch_step(c, 2, any_model, NULL, &mine, &n, err, sizeof err) != 0 || n != 2)
+            _exit(3);
+        if (plat_begin_batch(c, mine[0]->account_id, mine[0]->key_id, bid, "tiny", 10, 10,
+                             &mine[0]->req, &st) != 0)
+            _exit(4);
+        if (write(fds[1], "x", 1) != 1) _exit(5);
+        for (;;)
+            pause();
+    }
+    close(fds[1]);
+    char ch;
+    CHECK(read(fds[0], &ch, 1) == 1);
+    close(fds[0]);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    CHECK(q_int("SELECT count(*) FROM batch_items WHERE batch_id = ?1 AND node != '' AND "
+                "lease_until > 0",
+                bid) == 2);
+    p = open_cfg(&cfg);
+    int n = step(p, 8, &tasks);
+    CHECK_MSG(n == 4, "%d claimed", n);
+    for (int i = 0; i < n; i++) {
+        CHECK(tasks[i]->line > 2); /* lines 1 and 2 are the dead node's while its leases hold */
+        run_ok(p, tasks[i]);
+    }
+    free(tasks);
+    fake_now += cfg.lease_ms - 1; /* still held */
+    CHECK(step(p, 8, &tasks) == 0);
+    free(tasks);
+    json_t *cur = NULL;
+    CHECK(!strcmp(status_of(p, bid, &cur), "in_progress"));
+    fake_now += 2; /* run out */
+    n = step(p, 8, &tasks);
+    CHECK_MSG(n == 2 && tasks[0]->line == 1 && tasks[1]->line == 2, "%d claimed", n);
+    for (int i = 0; i < n; i++)
+        run_ok(p, tasks[i]);
+    free(tasks);
+    step(p, 0, &tasks);
+    free(tasks);
+    CHECK(!strcmp(status_of(p, bid, &cur), "completed"));
+    CHECK(q_int("SELECT count(*) FROM usage_ledger WHERE batch_id = ?1", bid) == 6);
+    CHECK(q_int("SELECT count(*) FROM reservations", NULL) == 0);
+    CHECK_MSG(plat_verify(p, err, sizeof err) == 0, "%s", err);
+    json_decref(cur);
+    plat_close(p);
+}
+
+static void run_round(void) {
+    fresh_store();
+    fake_now = 1700000000000;
+    RUN(test_lifecycle);
+    RUN(test_cancel_and_expire);
+    RUN(test_resume_once);
+    RUN(test_files);
+    RUN(test_prune);
+    if (!pg_base) return;
+    fake_now = 1700000000000;
+    RUN(test_two_nodes_one_batch);
+    RUN(test_dead_node_leases);
 }
 
 int main(void) {
     RUN(test_validate);
     RUN(test_price_scale);
-    snprintf(dir, sizeof dir, "/tmp/silica-test-batch-%d", (int)getpid());
-    RUN(test_lifecycle);
-    RUN(test_cancel_and_expire);
-    RUN(test_resume_once);
-    RUN(test_files);
+    fprintf(stderr, "-- on SQLite\n");
+    run_round();
     const char *pg = getenv("SILICA_TEST_PG");
     if (pg && *pg) {
-        test_pg_refused(pg);
-        fprintf(stderr, "ok   test_pg_refused\n");
+        fprintf(stderr, "-- on PostgreSQL\n");
+        pg_base = pg;
+        run_round();
     } else {
         fprintf(stderr, "-- on PostgreSQL: SKIPPED (SILICA_TEST_PG is not set; tests/pg.sh sets it)\n");
     }
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    for (int i = 0; i < nmade; i++) {
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", made[i]);
+        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", made[i]);
+    }
     return test_summary();
 }

@@ -23,7 +23,7 @@
 #include "test.h"
 
 #define YUAN PLAT_MONEY_UNIT
-#define SCHEMA_VERSION 5 /* migrations in src/platform/sql.c */
+#define SCHEMA_VERSION 6 /* migrations in src/platform/sql.c */
 
 static int64_t fake_now = 1700000000000LL; /* unix ms */
 static int64_t fake_clock(void *ctx) {

@@ -31,6 +31,7 @@
 #include "platform/db.h"
 #include "platform/platform.h"
 #include "test.h"
+#include "test_pg.h"
 
 static int64_t fake_now = 1700000000000;
 static int64_t fake_clock(void *ctx) {
@@ -45,30 +46,8 @@ static int nmade;
 /* Points dir at a new, empty store: a temporary directory, or a new
  * database on the test server. */
 static void fresh_store(void) {
-    if (!pg_base) {
-        snprintf(dir, sizeof dir, "/tmp/silica-test-batch-XXXXXX");
-        if (!mkdtemp(dir)) abort();
-        if (nmade < 16) snprintf(made[nmade++], sizeof made[0], "%s", dir);
-        return;
-    }
-    static int seq;
-    char name[64], sql[128], err[SL_ERR_MAX];
-    snprintf(name, sizeof name, "silica_b%d_%d", (int)getpid(), ++seq);
-    db_t *admin = db_open(pg_base, false, NULL, 0, err, sizeof err);
-    if (!admin) {
-        fprintf(stderr, "%s\n", err);
-        abort();
-    }
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
-    db_stmt_t *s = db_prepare(admin, sql, err, sizeof err);
-    if (!s || db_step_done(s, err, sizeof err) != 0) {
-        fprintf(stderr, "%s\n", err);
-        abort();
-    }
-    db_release(s);
-    db_close(admin);
-    const char *q = strchr(pg_base, '?');
-    snprintf(dir, sizeof dir, "postgresql:///%s%s", name, q ? q : "");
+    test_fresh_store(pg_base, "/tmp/silica-test-batch-XXXXXX", "silica_b", dir, sizeof dir);
+    if (!pg_base && nmade < 16) snprintf(made[nmade++], sizeof made[0], "%s", dir);
 }
 
 static plat_t *open_cfg(plat_config_t *cfg) {

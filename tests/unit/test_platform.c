@@ -21,6 +21,7 @@
 #include "platform/db.h"
 #include "platform/platform.h"
 #include "test.h"
+#include "test_pg.h"
 
 #define YUAN PLAT_MONEY_UNIT
 #define SCHEMA_VERSION 6 /* migrations in src/platform/sql.c */
@@ -40,28 +41,7 @@ static const char *pg_base; /* SILICA_TEST_PG while the PostgreSQL round runs, e
 static const char *fresh_dir(void) {
     if (ndirs >= (int)SL_ARRAY_LEN(dirs)) abort();
     char *d = dirs[ndirs++];
-    if (!pg_base) {
-        snprintf(d, sizeof dirs[0], "/tmp/silica-plat-XXXXXX");
-        if (!mkdtemp(d)) abort();
-        return d;
-    }
-    char name[64], sql[128], err[SL_ERR_MAX];
-    snprintf(name, sizeof name, "silica_t%d_%d", (int)getpid(), ndirs);
-    db_t *admin = db_open(pg_base, false, NULL, 0, err, sizeof err);
-    if (!admin) {
-        fprintf(stderr, "%s\n", err);
-        abort();
-    }
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
-    db_stmt_t *s = db_prepare(admin, sql, err, sizeof err);
-    if (!s || db_step_done(s, err, sizeof err) != 0) {
-        fprintf(stderr, "%s\n", err);
-        abort();
-    }
-    db_release(s);
-    db_close(admin);
-    const char *q = strchr(pg_base, '?');
-    snprintf(d, sizeof dirs[0], "postgresql:///%s%s", name, q ? q : "");
+    test_fresh_store(pg_base, "/tmp/silica-plat-XXXXXX", "silica_t", d, sizeof dirs[0]);
     return d;
 }
 

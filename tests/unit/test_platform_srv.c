@@ -18,6 +18,7 @@
 #include "platform/db.h"
 #include "platform/plat_srv.h"
 #include "test.h"
+#include "test_pg.h"
 
 static const char *pg_base; /* SILICA_TEST_PG in the PostgreSQL round */
 
@@ -25,25 +26,7 @@ static const char *pg_base; /* SILICA_TEST_PG in the PostgreSQL round */
  * test server); drop_store removes a directory (databases go with the
  * server). */
 static void fresh_store(char *d, size_t n, const char *tmpl) {
-    static int seq;
-    if (!pg_base) {
-        snprintf(d, n, "%s", tmpl);
-        if (!mkdtemp(d)) abort();
-        return;
-    }
-    char name[64], sql[128], err[SL_ERR_MAX];
-    snprintf(name, sizeof name, "silica_s%d_%d", (int)getpid(), ++seq);
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
-    db_t *db = db_open(pg_base, false, NULL, 0, err, sizeof err);
-    db_stmt_t *s = db ? db_prepare(db, sql, err, sizeof err) : NULL;
-    if (!s || db_step_done(s, err, sizeof err) != 0) {
-        fprintf(stderr, "%s\n", err);
-        abort();
-    }
-    db_release(s);
-    db_close(db);
-    const char *q = strchr(pg_base, '?');
-    snprintf(d, n, "postgresql:///%s%s", name, q ? q : "");
+    test_fresh_store(pg_base, tmpl, "silica_s", d, n);
 }
 
 static void drop_store(const char *d) {

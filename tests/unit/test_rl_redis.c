@@ -37,6 +37,7 @@
 #include "platform/platform.h"
 #include "platform/rl_redis.h"
 #include "test.h"
+#include "test_pg.h"
 
 static const char *redis_base; /* SILICA_TEST_REDIS, or NULL: real-server tests skipped */
 static const char *redis_dir;  /* SILICA_TEST_REDIS_DIR: for down / up */
@@ -715,22 +716,7 @@ static int nstores;
 /* A fresh store: a temp dir (SQLite) or a new database on SILICA_TEST_PG. */
 static const char *fresh_store(void) {
     char *d = store_dirs[nstores++];
-    if (!pg_base) {
-        snprintf(d, sizeof store_dirs[0], "/tmp/silica-rlr-XXXXXX");
-        if (!mkdtemp(d)) abort();
-        return d;
-    }
-    char name[64], sql[128], err[SL_ERR_MAX];
-    snprintf(name, sizeof name, "silica_rlr%d_%d", (int)getpid(), nstores);
-    db_t *admin = db_open(pg_base, false, NULL, 0, err, sizeof err);
-    if (!admin) abort();
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
-    db_stmt_t *s = db_prepare(admin, sql, err, sizeof err);
-    if (!s || db_step_done(s, err, sizeof err) != 0) abort();
-    db_release(s);
-    db_close(admin);
-    const char *q = strchr(pg_base, '?');
-    snprintf(d, sizeof store_dirs[0], "postgresql:///%s%s", name, q ? q : "");
+    test_fresh_store(pg_base, "/tmp/silica-rlr-XXXXXX", "silica_rlr", d, sizeof store_dirs[0]);
     return d;
 }
 

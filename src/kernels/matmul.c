@@ -160,14 +160,19 @@ static void mm_rows(struct mm_job *j, int ith, int64_t r0, int64_t r1, int64_t n
     }
     if (j->x8_dot) {
         for (int64_t o = r0; o < r1; o += 8) {
-            /* no software prefetch: a panel is one sequential stream, which
-             * the hardware prefetcher follows (measured: prefetching ahead
-             * made the 151936-row decode slower) */
             const uint8_t *pw = j->w + (size_t)o * j->wrs;
             if (j->x8_dot4) {
                 const bool pair = j->x8_dot4x2 && r1 - o >= 16; /* 16 rows at once */
+                /* the next panel (pair) prefetched a slice per token group: +8 %
+                 * on a 16-token q4_K / q6_K step from DRAM (docs/kernels.md) */
+                const int64_t step = pair ? 16 : 8, ng = (n_tok + 3) / 4;
                 for (int64_t t = 0; t < n_tok; t += 4) {
                     const int nc = (int)SL_MIN(4, n_tok - t);
+                    if (o + step < j->n_out) {
+                        const size_t len = (size_t)SL_MIN(step, j->n_out - o - step) * j->wrs;
+                        const size_t a = len * (size_t)(t / 4) / (size_t)ng, b = len * (size_t)(t / 4 + 1) / (size_t)ng;
+                        for (size_t q = a & ~(size_t)63; q < b; q += 64) __builtin_prefetch(pw + step * j->wrs + q, 0, 2);
+                    }
                     const uint8_t *xt = j->xq + (size_t)t * j->xrs;
                     if (pair) {
                         j->x8_dot4x2(j->n_in, pw, xt, j->xrs, nc, j->y + t * n_out + o, (size_t)n_out);
@@ -183,7 +188,11 @@ static void mm_rows(struct mm_job *j, int ith, int64_t r0, int64_t r1, int64_t n
                 if (pair) o += 8;
                 continue;
             }
-            for (int64_t t = 0; t < n_tok; t++) { /* a few tokens: the panel stays in cache */
+            /* one token at a time (decode, a few tokens: the panel stays in
+             * cache): no software prefetch — a panel is one sequential
+             * stream, which the hardware prefetcher follows (measured:
+             * prefetching ahead made the 151936-row decode slower) */
+            for (int64_t t = 0; t < n_tok; t++) {
                 const uint8_t *xt = j->xq + (size_t)t * j->xrs;
                 float *yt = j->y + t * n_out + o;
                 if (r1 - o >= 8) {

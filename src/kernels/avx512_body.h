@@ -391,6 +391,104 @@ static void A512_NAME(x8_gemm8_q8_0)(int64_t n, const void *panels, int np, cons
     }
 }
 
+/* Two adjacent x8 q5_0 (five) / q4_0 panels (16 rows) × the NT (4 or 8)
+ * tokens of one or two groups (x, x + nb), straight from the panels: each
+ * code vector expanded once per block (x8_q4_block's steps on both panels'
+ * vectors at once) and used unsigned by NT vpdpbusd, one chain per token;
+ * the −16 / −8 offset comes off in s32 (o >> 3 = 16 · Σx, o >> 4 = 8 · Σx),
+ * then one multiply and one FMA per token and block. pn1 may equal pn0 (a
+ * lone panel: the caller keeps lanes 0-7). */
+static inline __attribute__((always_inline)) void A512_NAME(q45_tile)(bool five, int nt, int64_t nb,
+                                                                      const uint8_t *pn0, const uint8_t *pn1,
+                                                                      const sl_q8x4_t *x, A512_F acc[8],
+                                                                      sl_pf_t *pf) {
+    const size_t bsz = five ? SL_X8_Q5_0_BLOCK : SL_X8_Q4_0_BLOCK;
+    const int sh = five ? 3 : 4;
+    const A512_I m4 = A512_I_SET1_EPI8(0x0f), m5 = A512_I_SET1_EPI8(0x1f), m3 = A512_I_SET1_EPI8(0x07),
+                 m18 = A512_I_SET1_EPI8(0x18);
+    A512_F f[8];
+#pragma GCC unroll 8
+    for (int t = 0; t < 8; t++) f[t] = A512_ZERO();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *p0 = pn0 + (size_t)b * bsz, *p1 = pn1 + (size_t)b * bsz;
+        const sl_q8x4_t *xg[2] = {x + b, x + nb + b};
+        x8_pf(pf);
+        A512_I i[8];
+#pragma GCC unroll 8
+        for (int t = 0; t < 8; t++) i[t] = A512_I_ZERO();
+        const A512_I hb = five ? A512_I_LOAD2(p0 + 16, p1 + 16) : A512_I_ZERO();
+        const uint8_t *v0 = p0 + (five ? 48 : 16), *v1 = p1 + (five ? 48 : 16);
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            const A512_I w = A512_I_LOAD2(v0 + 32 * k, v1 + 32 * k);
+            A512_I lo, hi;
+            if (five) {
+                /* group k + 4: bits 0-2 from bits 5-7, bits 3-4 from bits 2k, 2k + 1 of hb */
+                const A512_I h = k == 0 ? A512_I_SLLI16(hb, 3)
+                                 : k == 1 ? A512_I_SLLI16(hb, 1)
+                                 : k == 2 ? A512_I_SRLI16(hb, 1)
+                                          : A512_I_SRLI16(hb, 3);
+                lo = A512_I_AND(w, m5);
+                hi = A512_I_OR(A512_I_AND(A512_I_SRLI16(w, 5), m3), A512_I_AND(h, m18));
+            } else {
+                lo = A512_I_AND(w, m4);
+                hi = A512_I_AND(A512_I_SRLI16(w, 4), m4);
+            }
+#pragma GCC unroll 8
+            for (int t = 0; t < nt; t++)
+                i[t] = A512_DPBUSD(i[t], lo, A512_I_BCAST4(x8_bytes4(xg[t / 4]->qs[t % 4] + 4 * k)));
+#pragma GCC unroll 8
+            for (int t = 0; t < nt; t++)
+                i[t] = A512_DPBUSD(i[t], hi, A512_I_BCAST4(x8_bytes4(xg[t / 4]->qs[t % 4] + 4 * (k + 4))));
+        }
+        const A512_F d = A512_LOAD2_PH(p0, p1);
+#pragma GCC unroll 8
+        for (int t = 0; t < nt; t++) {
+            const sl_q8x4_t *xt = xg[t / 4];
+            f[t] = A512_FMADD(A512_MUL(d, A512_SET1(xt->d[t % 4])),
+                              A512_CVT(A512_I_SUB(i[t], A512_I_BCAST4((uint32_t)(xt->o[t % 4] >> sh)))), f[t]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < 8; t++) acc[t] = f[t];
+}
+
+/* Many tokens, x8 q5_0 / q4_0: np panels × nc (<= 8; more than 4: two
+ * groups, the second's padding tokens zero) tokens, two panels at a time,
+ * an odd last one paired with itself (its 8 rows kept). */
+static inline __attribute__((always_inline)) void A512_NAME(x8_gemm_q45)(bool five, int64_t n, const void *panels,
+                                                                         int np, const sl_q8x4_t *x, int nc,
+                                                                         float *out, size_t os, sl_pf_t *pf) {
+    const int64_t nb = n / 32;
+    const size_t pbytes = (size_t)nb * (five ? SL_X8_Q5_0_BLOCK : SL_X8_Q4_0_BLOCK);
+    const uint8_t *pn = panels;
+    for (int p = 0; p < np; p += 2) {
+        const uint8_t *a = pn + (size_t)p * pbytes, *b = p + 1 < np ? a + pbytes : a;
+        A512_F acc[8];
+        if (nc > 4)
+            A512_NAME(q45_tile)(five, 8, nb, a, b, x, acc, pf);
+        else
+            A512_NAME(q45_tile)(five, 4, nb, a, b, x, acc, pf);
+        for (int c = 0; c < nc; c++) {
+            if (p + 1 < np) {
+                A512_STOREU(out + (size_t)c * os + (size_t)p * 8, acc[c]);
+            } else {
+                float tmp[16];
+                A512_STOREU(tmp, acc[c]);
+                memcpy(out + (size_t)c * os + (size_t)p * 8, tmp, 8 * sizeof(float));
+            }
+        }
+    }
+}
+static void A512_NAME(x8_gemm_q5_0)(int64_t n, const void *panels, int np, const sl_q8x4_t *x, int nc, float *out,
+                                    size_t os, sl_pf_t *pf) {
+    A512_NAME(x8_gemm_q45)(true, n, panels, np, x, nc, out, os, pf);
+}
+static void A512_NAME(x8_gemm_q4_0)(int64_t n, const void *panels, int np, const sl_q8x4_t *x, int nc, float *out,
+                                    size_t os, sl_pf_t *pf) {
+    A512_NAME(x8_gemm_q45)(false, n, panels, np, x, nc, out, os, pf);
+}
+
 /* Many tokens over unpacked rows of unsigned codes (as X8V_NAME(gemmu_u8)):
  * 16 rows at a time, the rest (< 16 rows) by the 8-row kernel. */
 static void A512_NAME(gemmu_u8)(int64_t n, const uint8_t *u, int nr, const sl_q8x4_t *x, int nc, float *out,
@@ -576,6 +674,11 @@ static void A512_NAME(fill)(sl_kern_table_t *t) {
     /* their many-token GEMMs 16 rows at a time in 512-bit vectors */
     t->x8_gemm[SL_TYPE_Q8_0] = A512_NAME(x8_gemm_q8_0);
     t->x8_gemm8[SL_TYPE_Q8_0] = A512_NAME(x8_gemm8_q8_0);
+    /* q5_0 / q4_0 x8 panels: straight from the panels, 4 or 8 tokens a call,
+     * in place of expanding each chunk for gemmu (a quarter of a 16-token
+     * step went to that expansion) */
+    t->x8_gemm[SL_TYPE_Q5_0] = t->x8_gemm8[SL_TYPE_Q5_0] = A512_NAME(x8_gemm_q5_0);
+    t->x8_gemm[SL_TYPE_Q4_0] = t->x8_gemm8[SL_TYPE_Q4_0] = A512_NAME(x8_gemm_q4_0);
     t->x8_dot4x2[SL_TYPE_Q4_K] = A512_NAME(x8_dot4x2_q4_K);
     t->x8_dot4x2[SL_TYPE_Q5_K] = A512_NAME(x8_dot4x2_q5_K);
     t->x8_dot4x2[SL_TYPE_Q6_K] = A512_NAME(x8_dot4x2_q6_K);

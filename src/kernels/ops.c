@@ -27,9 +27,21 @@
 
 /* ---- norms and activations ---- */
 
+/* The sum of squares in double over 8 independent partial sums: one
+ * running sum waits on each add's latency (a row of 896 took ~1 µs, 3 % of
+ * a qwen3 prefill with its per-head q/k norms). */
+static double sum_sq(const float *x, int64_t n) {
+    double s[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) s[k] += (double)x[i + k] * (double)x[i + k];
+    double sum = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+    for (; i < n; i++) sum += (double)x[i] * (double)x[i];
+    return sum;
+}
+
 void sl_rmsnorm(float *out, const float *x, const float *weight, int64_t n, float eps) {
-    double sum = 0.0;
-    for (int64_t i = 0; i < n; i++) sum += (double)x[i] * (double)x[i];
+    const double sum = sum_sq(x, n);
     const float scale = (float)(1.0 / sqrt(sum / (double)n + (double)eps));
     if (weight) {
         for (int64_t i = 0; i < n; i++) out[i] = x[i] * scale * weight[i];

@@ -16,7 +16,7 @@
 #include "engine/engine.h"
 #include "server/server.h"
 
-#define MAX_MODELS 16
+#define MAX_MODELS SRV_MAX_MODELS
 
 static void serve_usage(FILE *f) {
     fprintf(f,

@@ -449,10 +449,10 @@ static void handle_metrics(srv_t *s, struct evhttp_request *req) {
                   (double)s->tok_work_max_ns * 1e-9, (double)s->tok_lat_ns * 1e-9,
                   (unsigned long long)s->tok_n);
     /* per model: batching, KV blocks, prefix cache, TTFT / inter-token latency */
-    eng_t *engs[64];
-    const char *names[64];
+    eng_t *engs[SRV_MAX_MODELS];
+    const char *names[SRV_MAX_MODELS];
     int n = 0;
-    for (int i = 0; i < s->n_models && n < 64; i++, n++) {
+    for (int i = 0; i < s->n_models && n < SRV_MAX_MODELS; i++, n++) {
         engs[n] = s->models[i].eng;
         names[n] = s->models[i].id;
     }
@@ -1009,6 +1009,10 @@ srv_t *srv_new(const srv_config_t *cfg, const srv_model_spec_t *models, int n_mo
     s->rng = seed | 1;
     if (n_models <= 0) {
         sl_err(err, errlen, "no model given (--model NAME=PATH.gguf)");
+        goto fail;
+    }
+    if (n_models > SRV_MAX_MODELS) {
+        sl_err(err, errlen, "%d models given; a server loads at most %d", n_models, SRV_MAX_MODELS);
         goto fail;
     }
     for (int i = 0; i < n_models; i++) {

@@ -176,7 +176,12 @@ typedef struct srv_config {
     srv_hooks_t hooks;
 } srv_config_t;
 
-/* Loads the models, starts their engines, binds the socket. */
+/* The most models one server loads (each its own engine thread and pool;
+ * /metrics reports every one). */
+#define SRV_MAX_MODELS 64
+
+/* Loads the models (1 .. SRV_MAX_MODELS), starts their engines, binds the
+ * socket. */
 srv_t *srv_new(const srv_config_t *cfg, const srv_model_spec_t *models, int n_models, char *err,
                size_t errlen);
 int srv_port(const srv_t *s);

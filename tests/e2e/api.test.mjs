@@ -334,3 +334,24 @@ test("disconnect mid-stream cancels the generation and frees it; server keeps se
   assert.equal(m['silica_http_responses_total{class="5xx"}'], before['silica_http_responses_total{class="5xx"}']);
   assert.ok(m.silica_sequences_cancelled_total >= before.silica_sequences_cancelled_total + 2, "non-stream cancelled too");
 });
+
+test("one server loads up to 64 models; the 65th is refused before any loads", async () => {
+  const { spawnSync } = await import("node:child_process");
+  const { BIN, tinyModel } = await import("./lib/server.mjs");
+  const model = tinyModel();
+  const many = (n) => Array.from({ length: n }, (_, i) => ["--model", `m${i}=${model}`]).flat();
+  const r = spawnSync(BIN, ["serve", "--port", "0", "--no-auth", ...many(65)], { encoding: "utf8", timeout: 10000 });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /at most 64 models/, r.stderr);
+  // more than the 16 an earlier build took: all listed, each answers
+  const big = await startServer({ args: ["--ctx", "256", ...many(20).slice(2)] });
+  try {
+    const c = new OpenAI({ baseURL: big.url + "/v1", apiKey: "test", maxRetries: 0 });
+    const ids = (await c.models.list()).data.map((m) => m.id);
+    for (let i = 1; i < 20; i++) assert.ok(ids.includes(`m${i}`), `m${i} listed: ${ids}`);
+    const out = await c.completions.create({ model: "m19", prompt: "a b", max_tokens: 2, temperature: 0 });
+    assert.equal(out.model, "m19");
+  } finally {
+    assert.equal(await big.stop(), 0);
+  }
+});

@@ -50,7 +50,7 @@ const EXTRA = { "gpt-oss": ["--swa", "8"], qwen35: ["--attn-every", "2"], qwen35
 const HYBRID_ARGS = ["--state-ckpt-every", "256"];
 const MSGS = [{ role: "user", content: "Name three rivers of Europe and say where each one reaches the sea." }];
 
-// a server takes at most 16 models: the hybrid ones and gemma4-moe get a second server
+// the hybrid models (with HYBRID_ARGS) and gemma4-moe run on a second server
 const SECOND = new Set([...HYBRID, "gemma4-moe"]);
 const servers = [], clientOf = {};
 const paths = {};

@@ -147,12 +147,7 @@ static void bm_free(bmodel_t *m) {
 /* ------------------------------------------------------------ writing */
 
 static void add_mat(gguf_writer_t *w, const char *name, const float *data, int n_out, int n_in, sl_type_t t) {
-    int64_t ne[2] = {n_in, n_out};
-    size_t rb = sl_row_size(t, n_in);
-    uint8_t *q = malloc(rb * (size_t)n_out);
-    for (int r = 0; r < n_out; r++) CHECK(sl_quantize_row(t, data + (size_t)r * n_in, q + rb * r, n_in) == 0);
-    CHECK(gguf_writer_add_tensor(w, name, t, 2, ne, q) == 0);
-    free(q);
+    add_mats(w, name, data, n_out, n_in, 1, t);
 }
 
 static void add_vec(gguf_writer_t *w, const char *name, const float *data, int n) {

@@ -177,25 +177,7 @@ static void ref_free(ref_t *m) {
 
 static void add_mat(gguf_writer_t *w, const char *name, const float *data, int n_out, int n_in,
                     sl_type_t t) {
-    const int64_t ne[2] = {n_in, n_out};
-    const size_t rb = sl_row_size(t, n_in);
-    uint8_t *q = malloc(rb * (size_t)n_out);
-    for (int r = 0; r < n_out; r++)
-        CHECK(sl_quantize_row(t, data + (size_t)r * n_in, q + rb * r, n_in) == 0);
-    CHECK(gguf_writer_add_tensor(w, name, t, 2, ne, q) == 0);
-    free(q);
-}
-/* n_mat matrices of n_out rows of n_in, one 3-D tensor [n_in, n_out, n_mat] */
-static void add_stack(gguf_writer_t *w, const char *name, const float *data, int n_out, int n_in,
-                      int n_mat, sl_type_t t) {
-    const int64_t ne[3] = {n_in, n_out, n_mat};
-    const size_t rb = sl_row_size(t, n_in);
-    const int rows = n_out * n_mat;
-    uint8_t *q = malloc(rb * (size_t)rows);
-    for (int r = 0; r < rows; r++)
-        CHECK(sl_quantize_row(t, data + (size_t)r * n_in, q + rb * r, n_in) == 0);
-    CHECK(gguf_writer_add_tensor(w, name, t, 3, ne, q) == 0);
-    free(q);
+    add_mats(w, name, data, n_out, n_in, 1, t);
 }
 static void add_vec(gguf_writer_t *w, const char *name, const double *v, int n) {
     float *f = malloc(sizeof(float) * (size_t)n);
@@ -304,8 +286,8 @@ static int write_model(ref_t *m, const char *path, const write_opts_t *o) {
             if (!SKIP(T("ffn_gate_inp.weight"))) add_mat(w, n, L->wr, s->NE, E, t);
             if (!SKIP(T("ffn_gate_inp.scale"))) add_vec(w, n, L->rsc, E);
             if (!SKIP(T("ffn_gate_up_exps.weight")))
-                add_stack(w, n, L->xgu, 2 * s->FE, E, s->NE, t);
-            if (!SKIP(T("ffn_down_exps.weight"))) add_stack(w, n, L->xd, E, s->FE, s->NE, t);
+                add_mats(w, n, L->xgu, 2 * s->FE, E, s->NE, t);
+            if (!SKIP(T("ffn_down_exps.weight"))) add_mats(w, n, L->xd, E, s->FE, s->NE, t);
             if (!SKIP(T("ffn_down_exps.scale"))) add_vec(w, n, L->dsc, s->NE);
             if (!SKIP(T("pre_ffw_norm_2.weight"))) add_vec(w, n, L->pre2, E);
             if (!SKIP(T("post_ffw_norm_1.weight"))) add_vec(w, n, L->post1, E);

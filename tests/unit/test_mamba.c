@@ -206,17 +206,6 @@ static void ref_free(ref_t *m) {
 
 /* ------------------------------------------------------------ the file */
 
-static void add_mat(gguf_writer_t *w, const char *name, const float *data, int n_out, int n_in,
-                    int n_mat, sl_type_t t) {
-    const int64_t ne[3] = {n_in, n_out, n_mat};
-    const size_t rb = sl_row_size(t, n_in);
-    const int rows = n_out * n_mat;
-    uint8_t *q = malloc(rb * (size_t)rows);
-    for (int r = 0; r < rows; r++)
-        CHECK(sl_quantize_row(t, data + (size_t)r * n_in, q + rb * r, n_in) == 0);
-    CHECK(gguf_writer_add_tensor(w, name, t, n_mat > 1 ? 3 : 2, ne, q) == 0);
-    free(q);
-}
 /* an F32 tensor of n0 × n1 values (n1 = 0: 1-D) */
 static void add_f32(gguf_writer_t *w, const char *name, const double *v, int n0, int n1) {
     const int n = n0 * (n1 ? n1 : 1);
@@ -298,8 +287,8 @@ static int write_model(ref_t *m, const char *path, const write_opts_t *o) {
 #undef KEY
     const int E = s->E, C = conv_ch(s), VD = vd(s), QD = s->H * s->D, KD = s->K * s->D;
     const sl_type_t t = s->wtype;
-    add_mat(w, "token_embd.weight", m->tok, s->V, E, 1, t);
-    add_mat(w, "output.weight", m->out, s->V, E, 1, t);
+    add_mats(w, "token_embd.weight", m->tok, s->V, E, 1, t);
+    add_mats(w, "output.weight", m->out, s->V, E, 1, t);
     add_f32(w, "output_norm.weight", m->onorm, E, 0);
     for (int l = 0; l < s->L; l++) {
         layer_t *L = &m->l[l];
@@ -309,26 +298,26 @@ static int write_model(ref_t *m, const char *path, const write_opts_t *o) {
         if (!SKIP("attn_norm.weight")) add_f32(w, n, L->an, E, 0);
         if (!s->pattern && !SKIP("ffn_norm.weight")) add_f32(w, n, L->fn, E, 0);
         if (is_moe_layer(s, l)) {
-            add_mat(w, T("ffn_gate_inp.weight"), L->wr, s->NE, E, 1, SL_TYPE_F32);
+            add_mats(w, T("ffn_gate_inp.weight"), L->wr, s->NE, E, 1, SL_TYPE_F32);
             if (!SKIP("exp_probs_b.bias")) add_f32(w, n, L->eb, s->NE, 0);
-            add_mat(w, T("ffn_up_exps.weight"), L->xu, s->FE, E, s->NE, t);
-            add_mat(w, T("ffn_down_exps.weight"), L->xd, E, s->FE, s->NE, t);
-            add_mat(w, T("ffn_up_shexp.weight"), L->wu, s->FS, E, 1, t);
-            add_mat(w, T("ffn_down_shexp.weight"), L->wd, E, s->FS, 1, t);
+            add_mats(w, T("ffn_up_exps.weight"), L->xu, s->FE, E, s->NE, t);
+            add_mats(w, T("ffn_down_exps.weight"), L->xd, E, s->FE, s->NE, t);
+            add_mats(w, T("ffn_up_shexp.weight"), L->wu, s->FS, E, 1, t);
+            add_mats(w, T("ffn_down_shexp.weight"), L->wd, E, s->FS, 1, t);
             continue;
         }
         if (is_mlp(s, l)) {
             if (!SKIP("ffn_up.weight"))
-                add_mat(w, n, L->wu, ff_of(s, l) - SHORT("ffn_up.weight"), E, 1, t);
-            add_mat(w, T("ffn_down.weight"), L->wd, E, ff_of(s, l), 1, t);
+                add_mats(w, n, L->wu, ff_of(s, l) - SHORT("ffn_up.weight"), E, 1, t);
+            add_mats(w, T("ffn_down.weight"), L->wd, E, ff_of(s, l), 1, t);
             add_f32(w, T("ffn_up.bias"), L->bu, ff_of(s, l), 0);
             add_f32(w, T("ffn_down.bias"), L->bd, E, 0);
             continue;
         }
         if (!is_attn(s, l)) {
             if (!SKIP("ssm_in.weight"))
-                add_mat(w, n, L->win, VD + C + s->NH - SHORT("ssm_in.weight"), E, 1, t);
-            if (!SKIP("ssm_out.weight")) add_mat(w, n, L->wout, E, VD, 1, t);
+                add_mats(w, n, L->win, VD + C + s->NH - SHORT("ssm_in.weight"), E, 1, t);
+            if (!SKIP("ssm_out.weight")) add_mats(w, n, L->wout, E, VD, 1, t);
             if (!SKIP("ssm_conv1d.weight"))
                 add_f32(w, n, L->conv, s->CK, C - SHORT("ssm_conv1d.weight"));
             if (!SKIP("ssm_conv1d.bias")) add_f32(w, n, L->convb, C, 0);
@@ -343,24 +332,24 @@ static int write_model(ref_t *m, const char *path, const write_opts_t *o) {
             if (!SKIP("ssm_d")) add_f32(w, n, L->dskip, 1, s->NH);
             if (!SKIP("ssm_norm.weight")) add_f32(w, n, L->snorm, VD / s->NG, s->NG);
         } else {
-            if (!SKIP("attn_q.weight")) add_mat(w, n, L->wq, QD - SHORT("attn_q.weight"), E, 1, t);
-            if (!SKIP("attn_k.weight")) add_mat(w, n, L->wk, KD, E, 1, t);
-            if (!SKIP("attn_v.weight")) add_mat(w, n, L->wv, KD, E, 1, t);
-            if (!SKIP("attn_output.weight")) add_mat(w, n, L->wo, E, QD, 1, t);
+            if (!SKIP("attn_q.weight")) add_mats(w, n, L->wq, QD - SHORT("attn_q.weight"), E, 1, t);
+            if (!SKIP("attn_k.weight")) add_mats(w, n, L->wk, KD, E, 1, t);
+            if (!SKIP("attn_v.weight")) add_mats(w, n, L->wv, KD, E, 1, t);
+            if (!SKIP("attn_output.weight")) add_mats(w, n, L->wo, E, QD, 1, t);
         }
         if (s->pattern) continue;
         if (s->moe) {
-            add_mat(w, T("ffn_gate_inp.weight"), L->wr, s->NE, E, 1, SL_TYPE_F32);
-            add_mat(w, T("ffn_gate_exps.weight"), L->xg, s->FE, E, s->NE, t);
-            add_mat(w, T("ffn_up_exps.weight"), L->xu, s->FE, E, s->NE, t);
-            add_mat(w, T("ffn_down_exps.weight"), L->xd, E, s->FE, s->NE, t);
-            if (!SKIP("ffn_gate_shexp.weight")) add_mat(w, n, L->wg, s->FS, E, 1, t);
-            add_mat(w, T("ffn_up_shexp.weight"), L->wu, s->FS, E, 1, t);
-            add_mat(w, T("ffn_down_shexp.weight"), L->wd, E, s->FS, 1, t);
+            add_mats(w, T("ffn_gate_inp.weight"), L->wr, s->NE, E, 1, SL_TYPE_F32);
+            add_mats(w, T("ffn_gate_exps.weight"), L->xg, s->FE, E, s->NE, t);
+            add_mats(w, T("ffn_up_exps.weight"), L->xu, s->FE, E, s->NE, t);
+            add_mats(w, T("ffn_down_exps.weight"), L->xd, E, s->FE, s->NE, t);
+            if (!SKIP("ffn_gate_shexp.weight")) add_mats(w, n, L->wg, s->FS, E, 1, t);
+            add_mats(w, T("ffn_up_shexp.weight"), L->wu, s->FS, E, 1, t);
+            add_mats(w, T("ffn_down_shexp.weight"), L->wd, E, s->FS, 1, t);
         } else {
-            if (!SKIP("ffn_gate.weight")) add_mat(w, n, L->wg, s->F, E, 1, t);
-            add_mat(w, T("ffn_up.weight"), L->wu, s->F, E, 1, t);
-            add_mat(w, T("ffn_down.weight"), L->wd, E, s->F, 1, t);
+            if (!SKIP("ffn_gate.weight")) add_mats(w, n, L->wg, s->F, E, 1, t);
+            add_mats(w, T("ffn_up.weight"), L->wu, s->F, E, 1, t);
+            add_mats(w, T("ffn_down.weight"), L->wd, E, s->F, 1, t);
         }
 #undef T
 #undef SKIP

@@ -337,17 +337,6 @@ static float *permute_rows(const float *w, int n_head, int D, int n_in) {
 }
 
 /* n_mat matrices of n_out × n_in (3-D when n_mat > 1) */
-static void add_mats(gguf_writer_t *w, const char *name, const float *data, int n_out, int n_in, int n_mat,
-                     sl_type_t t) {
-    int64_t ne[3] = {n_in, n_out, n_mat};
-    size_t rb = sl_row_size(t, n_in);
-    const int rows = n_out * n_mat;
-    uint8_t *q = malloc(rb * (size_t)rows);
-    for (int r = 0; r < rows; r++) CHECK(sl_quantize_row(t, data + (size_t)r * n_in, q + rb * r, n_in) == 0);
-    CHECK(gguf_writer_add_tensor(w, name, t, n_mat > 1 ? 3 : 2, ne, q) == 0);
-    free(q);
-}
-
 static void add_mat(gguf_writer_t *w, const char *name, const float *data, int n_out, int n_in, sl_type_t t) {
     add_mats(w, name, data, n_out, n_in, 1, t);
 }

@@ -232,17 +232,6 @@ static void ref_free(ref_t *m) {
 
 /* ------------------------------------------------------------ the file */
 
-static void add_mat(gguf_writer_t *w, const char *name, const float *data, int n_out, int n_in,
-                    int n_mat, sl_type_t t) {
-    const int64_t ne[3] = {n_in, n_out, n_mat};
-    const size_t rb = sl_row_size(t, n_in);
-    const int rows = n_out * n_mat;
-    uint8_t *q = malloc(rb * (size_t)rows);
-    for (int r = 0; r < rows; r++)
-        CHECK(sl_quantize_row(t, data + (size_t)r * n_in, q + rb * r, n_in) == 0);
-    CHECK(gguf_writer_add_tensor(w, name, t, n_mat > 1 ? 3 : 2, ne, q) == 0);
-    free(q);
-}
 static void add_vec(gguf_writer_t *w, const char *name, const double *v, int n, double plus) {
     float *f = malloc(sizeof(float) * (size_t)n);
     for (int i = 0; i < n; i++)
@@ -298,8 +287,8 @@ static int write_model(ref_t *m, const char *path, const write_opts_t *o) {
 #undef KEY
     const int E = s->E, C = conv_ch(s), VD = s->HV * s->DK, QD = s->H * s->D, KD = s->K * s->D;
     const sl_type_t t = s->wtype;
-    add_mat(w, "token_embd.weight", m->tok, s->V, E, 1, t);
-    add_mat(w, "output.weight", m->out, s->V, E, 1, t);
+    add_mats(w, "token_embd.weight", m->tok, s->V, E, 1, t);
+    add_mats(w, "output.weight", m->out, s->V, E, 1, t);
     add_vec(w, "output_norm.weight", m->onorm, E, 1);
     for (int l = 0; l < s->L; l++) {
         layer_t *L = &m->l[l];
@@ -333,14 +322,14 @@ static int write_model(ref_t *m, const char *path, const write_opts_t *o) {
                         }
                     if (!pass) round_rows(f, C + VD, E, t);
                 }
-                if (!SKIP("ssm_in.weight")) add_mat(w, n, f, C + VD, E, 1, t);
+                if (!SKIP("ssm_in.weight")) add_mats(w, n, f, C + VD, E, 1, t);
                 free(f);
             } else {
                 f = to_file_rows(s, L->wqkv, C, E, 1, true);
-                if (!SKIP("attn_qkv.weight")) add_mat(w, n, f, C, E, 1, t);
+                if (!SKIP("attn_qkv.weight")) add_mats(w, n, f, C, E, 1, t);
                 free(f);
                 f = to_file_rows(s, L->wz, VD, E, 2, true);
-                if (!SKIP("attn_gate.weight")) add_mat(w, n, f, VD, E, 1, t);
+                if (!SKIP("attn_gate.weight")) add_mats(w, n, f, VD, E, 1, t);
                 free(f);
             }
             if (s->next) { /* ssm_ba: per key head g, its r heads' b then their a */
@@ -354,18 +343,18 @@ static int write_model(ref_t *m, const char *path, const write_opts_t *o) {
                         }
                     if (!pass) round_rows(f, 2 * s->HV, E, t);
                 }
-                if (!SKIP("ssm_ba.weight")) add_mat(w, n, f, 2 * s->HV, E, 1, t);
+                if (!SKIP("ssm_ba.weight")) add_mats(w, n, f, 2 * s->HV, E, 1, t);
                 free(f);
             } else {
                 f = to_file_rows(s, L->wb, s->HV, E, 3, true);
-                if (!SKIP("ssm_beta.weight")) add_mat(w, n, f, s->HV, E, 1, t);
+                if (!SKIP("ssm_beta.weight")) add_mats(w, n, f, s->HV, E, 1, t);
                 free(f);
                 f = to_file_rows(s, L->wa, s->HV, E, 3, true);
-                if (!SKIP("ssm_alpha.weight")) add_mat(w, n, f, s->HV, E, 1, t);
+                if (!SKIP("ssm_alpha.weight")) add_mats(w, n, f, s->HV, E, 1, t);
                 free(f);
             }
             f = to_file_cols(s, L->wout, E, VD);
-            if (!SKIP("ssm_out.weight")) add_mat(w, n, f, E, VD, 1, t);
+            if (!SKIP("ssm_out.weight")) add_mats(w, n, f, E, VD, 1, t);
             free(f);
             /* conv [C][CK] → file [K, C] (C rows of CK), channels reordered; F32 */
             float *cf = malloc(sizeof(float) * (size_t)C * (size_t)s->CK);
@@ -394,26 +383,26 @@ static int write_model(ref_t *m, const char *path, const write_opts_t *o) {
             if (!SKIP("ssm_norm.weight")) add_vec(w, n, L->snorm, s->DK, 0);
         } else {
             if (!SKIP("attn_q.weight"))
-                add_mat(w, n, L->wq, BAD("attn_q.weight") ? QD : 2 * QD, E, 1, t); /* n: the name */
-            if (!SKIP("attn_k.weight")) add_mat(w, n, L->wk, KD, E, 1, t);
-            if (!SKIP("attn_v.weight")) add_mat(w, n, L->wv, KD, E, 1, t);
-            if (!SKIP("attn_output.weight")) add_mat(w, n, L->wo, E, QD, 1, t);
+                add_mats(w, n, L->wq, BAD("attn_q.weight") ? QD : 2 * QD, E, 1, t); /* n: the name */
+            if (!SKIP("attn_k.weight")) add_mats(w, n, L->wk, KD, E, 1, t);
+            if (!SKIP("attn_v.weight")) add_mats(w, n, L->wv, KD, E, 1, t);
+            if (!SKIP("attn_output.weight")) add_mats(w, n, L->wo, E, QD, 1, t);
             if (!SKIP("attn_q_norm.weight")) add_vec(w, n, L->qn, s->D, 1);
             if (!SKIP("attn_k_norm.weight")) add_vec(w, n, L->kn, s->D, 1);
         }
         if (s->moe) {
-            add_mat(w, T("ffn_gate_inp.weight"), L->wr, s->NE, E, 1, SL_TYPE_F32);
-            add_mat(w, T("ffn_gate_exps.weight"), L->xg, s->FE, E, s->NE, t);
-            add_mat(w, T("ffn_up_exps.weight"), L->xu, s->FE, E, s->NE, t);
-            add_mat(w, T("ffn_down_exps.weight"), L->xd, E, s->FE, s->NE, t);
+            add_mats(w, T("ffn_gate_inp.weight"), L->wr, s->NE, E, 1, SL_TYPE_F32);
+            add_mats(w, T("ffn_gate_exps.weight"), L->xg, s->FE, E, s->NE, t);
+            add_mats(w, T("ffn_up_exps.weight"), L->xu, s->FE, E, s->NE, t);
+            add_mats(w, T("ffn_down_exps.weight"), L->xd, E, s->FE, s->NE, t);
             if (!SKIP("ffn_gate_inp_shexp.weight")) add_vec(w, n, L->sg, E, 0);
-            add_mat(w, T("ffn_gate_shexp.weight"), L->wg, s->FS, E, 1, t);
-            add_mat(w, T("ffn_up_shexp.weight"), L->wu, s->FS, E, 1, t);
-            add_mat(w, T("ffn_down_shexp.weight"), L->wd, E, s->FS, 1, t);
+            add_mats(w, T("ffn_gate_shexp.weight"), L->wg, s->FS, E, 1, t);
+            add_mats(w, T("ffn_up_shexp.weight"), L->wu, s->FS, E, 1, t);
+            add_mats(w, T("ffn_down_shexp.weight"), L->wd, E, s->FS, 1, t);
         } else {
-            add_mat(w, T("ffn_gate.weight"), L->wg, s->F, E, 1, t);
-            add_mat(w, T("ffn_up.weight"), L->wu, s->F, E, 1, t);
-            add_mat(w, T("ffn_down.weight"), L->wd, E, s->F, 1, t);
+            add_mats(w, T("ffn_gate.weight"), L->wg, s->F, E, 1, t);
+            add_mats(w, T("ffn_up.weight"), L->wu, s->F, E, 1, t);
+            add_mats(w, T("ffn_down.weight"), L->wd, E, s->F, 1, t);
         }
 #undef T
 #undef SKIP

@@ -2,8 +2,9 @@
  * test_ref.h — what the model tests' double-precision references share: a
  * seeded xorshift generator for random weights and vectors, the rounding
  * of a weight row through its storage type (so a reference uses the values
- * the file will hold), and the double-precision product of such a weight
- * matrix with a vector. Include after test.h.
+ * the file will hold), the double-precision product of such a weight
+ * matrix with a vector, and the writing of such matrices into a test GGUF
+ * file. Include after test.h.
  */
 #ifndef SILICA_TEST_REF_H
 #define SILICA_TEST_REF_H
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gguf/gguf.h"
 #include "kernels/quant.h"
 
 static uint64_t rng_state;
@@ -69,6 +71,20 @@ static inline void matvec(double *y, const float *w, const double *x, int n_out,
             s += (double)w[(size_t)o * n_in + i] * x[i];
         y[o] = s;
     }
+}
+
+/* n_mat matrices of n_out rows of n_in floats quantized to t as one tensor:
+ * [n_in, n_out] when n_mat is 1, else [n_in, n_out, n_mat] */
+static inline void add_mats(gguf_writer_t *w, const char *name, const float *data, int n_out,
+                            int n_in, int n_mat, sl_type_t t) {
+    const int64_t ne[3] = {n_in, n_out, n_mat};
+    const size_t rb = sl_row_size(t, n_in);
+    const int rows = n_out * n_mat;
+    uint8_t *q = malloc(rb * (size_t)rows);
+    for (int r = 0; r < rows; r++)
+        CHECK(sl_quantize_row(t, data + (size_t)r * n_in, q + rb * r, n_in) == 0);
+    CHECK(gguf_writer_add_tensor(w, name, t, n_mat > 1 ? 3 : 2, ne, q) == 0);
+    free(q);
 }
 
 #endif

@@ -1441,6 +1441,23 @@ static int get_vector_stack(sl_model_t *m, const char *name, int64_t n, int64_t 
     return copy_values(t, n * ne, name, out, err, errlen);
 }
 
+/* A recurrent layer's ssm_conv1d.weight [d_conv, C] (d_conv taps per
+ * channel) into L->conv_w as [tap][channel]: the conv runs along channels. */
+static int get_conv1d(sl_model_t *m, const char *name, int64_t C, sl_layer_t *L, char *err, size_t errlen) {
+    const int K = m->hp.ssm_conv;
+    float *conv;
+    if (get_vector_stack(m, name, K, C, "conv_kernel × conv channels", &conv, err, errlen)) return -1;
+    L->conv_w = malloc(sizeof(float) * (size_t)C * (size_t)K);
+    if (!L->conv_w) {
+        free(conv);
+        return sl_err(err, errlen, "out of memory");
+    }
+    for (int64_t c = 0; c < C; c++)
+        for (int k = 0; k < K; k++) L->conv_w[(size_t)k * (size_t)C + (size_t)c] = conv[c * K + k];
+    free(conv);
+    return 0;
+}
+
 /* Repacking runs in slices of rows of about X8_SLICE bytes, spread over a
  * few threads; after each slice the whole file pages it read are
  * released, so at no point are both copies of a large matrix resident. */
@@ -1763,7 +1780,6 @@ static int load_hybrid_layer(sl_model_t *m, int l, sl_layer_t *L, char *err, siz
         return -1;
     const bool next = hp->ssm_v_grouped;
     if (L->recurrent) {
-        float *conv = NULL;
         /* qwen3next files of older converters: one ssm_in for q, k, v and z */
         const bool legacy = next && !gguf_find_tensor(m->gf, NAME("attn_qkv.weight")) &&
                             gguf_find_tensor(m->gf, NAME("ssm_in.weight")) != NULL;
@@ -1784,18 +1800,8 @@ static int load_hybrid_layer(sl_model_t *m, int l, sl_layer_t *L, char *err, siz
             get_vector(m, NAME("ssm_a"), HV, "time_step_rank", true, &L->ssm_a, err, errlen) ||
             get_vector(m, NAME("ssm_norm.weight"), hp->ssm_head_v, "inner_size / time_step_rank", true, &L->ssm_norm,
                        err, errlen) ||
-            get_vector_stack(m, NAME("ssm_conv1d.weight"), hp->ssm_conv, C, "conv_kernel × conv channels", &conv, err,
-                             errlen))
+            get_conv1d(m, NAME("ssm_conv1d.weight"), C, L, err, errlen))
             return -1;
-        /* [channel][tap] → [tap][channel]: the conv runs along channels */
-        L->conv_w = malloc(sizeof(float) * (size_t)C * (size_t)hp->ssm_conv);
-        if (!L->conv_w) {
-            free(conv);
-            return sl_err(err, errlen, "out of memory");
-        }
-        for (int64_t c = 0; c < C; c++)
-            for (int k = 0; k < hp->ssm_conv; k++) L->conv_w[(size_t)k * (size_t)C + (size_t)c] = conv[c * hp->ssm_conv + k];
-        free(conv);
     } else if (gguf_find_tensor(m->gf, NAME("attn_qkv.weight"))) { /* q (and gate), k, v fused: row views */
         sl_wt_t f;
         if (get_matrix(m, n, E, 2 * QD + 2 * KD, "n_embd × (2·n_head + 2·n_head_kv)·head_dim", true, &f, err, errlen))
@@ -1849,20 +1855,10 @@ static int load_mamba2_mixer(sl_model_t *m, int l, sl_layer_t *L, char *err, siz
     const int64_t C = 2 * (int64_t)hp->ssm_n_k * hp->ssm_head_k + VD;
     char n[96];
 #define NAME(s) (snprintf(n, sizeof n, "blk.%d.%s", l, s), n)
-    float *conv = NULL;
     if (get_matrix(m, NAME("ssm_in.weight"), E, VD + C + HV, "n_embd × (2·inner_size + 2·group_count·state_size + heads)",
                    true, &L->ssm_in, err, errlen) ||
-        get_vector_stack(m, NAME("ssm_conv1d.weight"), hp->ssm_conv, C, "conv_kernel × conv channels", &conv, err,
-                         errlen))
+        get_conv1d(m, NAME("ssm_conv1d.weight"), C, L, err, errlen))
         return -1;
-    L->conv_w = malloc(sizeof(float) * (size_t)C * (size_t)hp->ssm_conv);
-    if (!L->conv_w) {
-        free(conv);
-        return sl_err(err, errlen, "out of memory");
-    }
-    for (int64_t c = 0; c < C; c++) /* [channel][tap] → [tap][channel] */
-        for (int k = 0; k < hp->ssm_conv; k++) L->conv_w[(size_t)k * (size_t)C + (size_t)c] = conv[c * hp->ssm_conv + k];
-    free(conv);
     if (get_vector(m, NAME("ssm_conv1d.bias"), C, "conv channels", hp->arch == SL_ARCH_GRANITEHYBRID, &L->conv_b, err,
                    errlen) ||
         get_vector(m, NAME("ssm_dt.bias"), HV, "time_step_rank", true, &L->dt_bias, err, errlen) ||

@@ -305,14 +305,6 @@ static int write_model(ref_t *m, const char *path, const write_opts_t *o) {
 
 /* ------------------------------------------------------------ the reference */
 
-static void rms(double *out, const double *x, int n, const double *w) {
-    double ss = 0;
-    for (int i = 0; i < n; i++)
-        ss += x[i] * x[i];
-    const double r = 1.0 / sqrt(ss / n + 1e-6);
-    for (int i = 0; i < n; i++)
-        out[i] = x[i] * r * (w ? w[i] : 1.0);
-}
 static double gelu_tanh(double x) { /* gelu_pytorch_tanh */
     return 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
 }
@@ -369,7 +361,7 @@ static void ref_forward(const ref_t *m, const int32_t *tok, int n, double *out) 
                 double *r = ple + l * P;
                 for (int i = 0; i < P; i++)
                     r[i] /= sqrt((double)E);
-                rms(r, r, P, m->ppnorm);
+                ref_rms(r, r, P, m->ppnorm, 0);
                 for (int i = 0; i < P; i++)
                     r[i] = (r[i] + m->ptok[(size_t)tok[t] * LP + l * P + i] * sqrt((double)P)) /
                            sqrt(2.0);
@@ -382,10 +374,10 @@ static void ref_forward(const ref_t *m, const int32_t *tok, int n, double *out) 
             const bool gl = s->global[l];
             const double base = gl ? 1000000.0 : 10000.0;
             const bool prop = gl || m->var == MUT_PROP_SWA;
-            rms(xn, x, E, L->an);
+            ref_rms(xn, x, E, L->an, 0);
             matvec(q, L->wq, xn, s->H * D, E);
             for (int h = 0; h < s->H; h++) {
-                rms(q + h * D, q + h * D, D, L->qn);
+                ref_rms(q + h * D, q + h * D, D, L->qn, 0);
                 rope(q + h * D, D, t, base, prop);
             }
             if (has_kv(s, l)) {
@@ -396,8 +388,8 @@ static void ref_forward(const ref_t *m, const int32_t *tok, int n, double *out) 
                 else
                     memcpy(v, k, sizeof(double) * KD); /* attention_k_eq_v */
                 for (int h = 0; h < K; h++) {
-                    rms(k + h * D, k + h * D, D, L->kn);
-                    if (m->var != MUT_NO_V_NORM) rms(v + h * D, v + h * D, D, NULL);
+                    ref_rms(k + h * D, k + h * D, D, L->kn, 0);
+                    if (m->var != MUT_NO_V_NORM) ref_rms(v + h * D, v + h * D, D, NULL, 0);
                     rope(k + h * D, D, t, base, prop);
                 }
             }
@@ -423,21 +415,21 @@ static void ref_forward(const ref_t *m, const int32_t *tok, int n, double *out) 
                 }
             }
             matvec(y, L->wo, att, E, s->H * D);
-            rms(y, y, E, L->pan);
+            ref_rms(y, y, E, L->pan, 0);
             for (int i = 0; i < E; i++)
                 x[i] += y[i];
-            rms(xn, x, E, L->fn);
+            ref_rms(xn, x, E, L->fn, 0);
             matvec(g, L->wg, xn, F, E);
             matvec(u, L->wu, xn, F, E);
             for (int i = 0; i < F; i++)
                 g[i] = gelu_tanh(g[i]) * u[i];
             matvec(y, L->wd, g, E, F);
             if (s->NE) { /* Gemma4TextDecoderLayer with enable_moe_block */
-                rms(y, y, E, L->post1);
+                ref_rms(y, y, E, L->post1, 0);
                 double *rin = malloc(sizeof(double) * E), *pr = malloc(sizeof(double) * s->NE);
                 double *h2 = malloc(sizeof(double) * E), *moe = calloc((size_t)E, sizeof(double));
                 double *eg = malloc(sizeof(double) * 2 * s->FE), *ey = malloc(sizeof(double) * E);
-                rms(rin, x, E, NULL); /* Gemma4TextRouter: norm without scale, × scale × E^-1/2 */
+                ref_rms(rin, x, E, NULL, 0); /* Gemma4TextRouter: norm without scale, × scale × E^-1/2 */
                 for (int i = 0; i < E; i++)
                     rin[i] *= (m->var == MUT_NO_ROUTER_SCALE ? 1.0 : L->rsc[i]) / sqrt((double)E);
                 matvec(pr, L->wr, rin, s->NE, E);
@@ -460,7 +452,7 @@ static void ref_forward(const ref_t *m, const int32_t *tok, int n, double *out) 
                     }
                     top[j] = best, tw[j] = pr[best], tsum += pr[best];
                 }
-                rms(h2, x, E, L->pre2);
+                ref_rms(h2, x, E, L->pre2, 0);
                 for (int j = 0; j < s->KU; j++) {
                     const int e = top[j];
                     const double wgt =
@@ -472,12 +464,12 @@ static void ref_forward(const ref_t *m, const int32_t *tok, int n, double *out) 
                     for (int i = 0; i < E; i++)
                         moe[i] += wgt * ey[i];
                 }
-                rms(moe, moe, E, L->post2);
+                ref_rms(moe, moe, E, L->post2, 0);
                 for (int i = 0; i < E; i++)
                     y[i] += moe[i];
                 free(rin), free(pr), free(h2), free(moe), free(eg), free(ey);
             }
-            rms(y, y, E, L->pfn);
+            ref_rms(y, y, E, L->pfn, 0);
             for (int i = 0; i < E; i++)
                 x[i] += y[i];
             if (P && m->var != MUT_NO_PLE) {
@@ -485,7 +477,7 @@ static void ref_forward(const ref_t *m, const int32_t *tok, int n, double *out) 
                 for (int i = 0; i < P; i++)
                     pg[i] = gelu_tanh(pg[i]) * ple[l * P + i];
                 matvec(y, L->pp, pg, E, P);
-                rms(y, y, E, L->pln);
+                ref_rms(y, y, E, L->pln, 0);
                 for (int i = 0; i < E; i++)
                     x[i] += y[i];
             }
@@ -493,7 +485,7 @@ static void ref_forward(const ref_t *m, const int32_t *tok, int n, double *out) 
                 for (int i = 0; i < E; i++)
                     x[i] *= L->scalar;
         }
-        rms(xn, x, E, m->onorm);
+        ref_rms(xn, x, E, m->onorm, 0);
         matvec(lg, m->tok, xn, s->V, E);
         for (int v = 0; v < s->V; v++)
             out[(size_t)t * s->V + v] =

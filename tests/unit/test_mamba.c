@@ -7,7 +7,7 @@
  * dt], a depthwise causal conv [C][K] with bias and SiLU, dt =
  * softplus(dt + dt_bias), A = -exp(A_log), a [head_dim][d_state] state
  * per head, B and C repeat_interleave'd over a group's heads, the D skip,
- * MambaRMSNormGated: rmsnorm(y · silu(z)) per group of d_inner / n_group;
+ * MambaRMSNormGated: rmsnorm(y · ref_silu(z)) per group of d_inner / n_group;
  * Granite's embedding, attention, residual and logit scales).
  *
  * The test writes the weights as llama.cpp's converter does (ssm_a =
@@ -65,7 +65,7 @@ typedef enum {
     MUT_DT_NO_BIAS,     /* softplus(dt) without dt_bias */
     MUT_DT_NO_SOFTPLUS, /* dt + dt_bias used raw */
     MUT_CONV_NO_STATE,  /* the conv sees only the current token */
-    MUT_UNGATED_NORM,   /* rmsnorm(y), no silu(z) */
+    MUT_UNGATED_NORM,   /* rmsnorm(y), no ref_silu(z) */
     MUT_NORM_WHOLE,     /* the gated norm over all of d_inner */
     MUT_GROUP_TILED,    /* head h reads group h mod n_group */
     MUT_RELU_PLAIN,     /* nemotron_h's MLP with relu, not relu² */
@@ -363,17 +363,6 @@ static int write_model(ref_t *m, const char *path, const write_opts_t *o) {
 
 /* ------------------------------------------------------------ the reference */
 
-static void rms(double *out, const double *x, int n, const double *w) {
-    double ss = 0;
-    for (int i = 0; i < n; i++)
-        ss += x[i] * x[i];
-    const double r = 1.0 / sqrt(ss / n + 1e-6);
-    for (int i = 0; i < n; i++)
-        out[i] = x[i] * r * (w ? w[i] : 1.0);
-}
-static double silu(double x) {
-    return x / (1 + exp(-x));
-}
 static double softplus(double x) {
     return log1p(exp(x));
 }
@@ -394,7 +383,7 @@ static void swiglu_ffn(const float *wg, const float *wu, const float *wd, const 
     matvec(g, wg, x, F, E);
     matvec(u, wu, x, F, E);
     for (int i = 0; i < F; i++)
-        g[i] = silu(g[i]) * u[i];
+        g[i] = ref_silu(g[i]) * u[i];
     matvec(y, wd, g, E, F);
     free(g), free(u);
 }
@@ -425,7 +414,7 @@ static void ref_forward(const ref_t *m, const int32_t *tok, int n, double *out) 
             xt[e] = m->tok[(size_t)tok[t] * E + e] * s->es;
         for (int l = 0; l < s->L; l++) {
             const layer_t *L = &m->l[l];
-            rms(xn, xt, E, L->an);
+            ref_rms(xn, xt, E, L->an, 0);
             if (is_moe_layer(
                     s, l)) { /* sigmoid routing: top k by p + bias, weighted by p / Σp × 2.5 */
                 double p[64], sel[64], w[64] = {0};
@@ -491,7 +480,7 @@ static void ref_forward(const ref_t *m, const int32_t *tok, int n, double *out) 
                         if (p < 0 || (m->var == MUT_CONV_NO_STATE && p != t)) continue;
                         a += L->conv[(size_t)c * s->CK + k] * xin[l][(size_t)p * C + c];
                     }
-                    cv[c] = silu(a);
+                    cv[c] = ref_silu(a);
                 }
                 const double *xs = cv, *B = cv + VD, *Cm = cv + VD + NG * DS;
                 for (int h = 0; h < NH; h++) {
@@ -511,10 +500,10 @@ static void ref_forward(const ref_t *m, const int32_t *tok, int n, double *out) 
                 }
                 if (m->var != MUT_UNGATED_NORM)
                     for (int i = 0; i < VD; i++)
-                        o[i] *= silu(z[i]);
+                        o[i] *= ref_silu(z[i]);
                 const int GS = m->var == MUT_NORM_WHOLE ? VD : VD / NG;
                 for (int g = 0; g < VD / GS; g++)
-                    rms(o + g * GS, o + g * GS, GS, L->snorm + g * GS);
+                    ref_rms(o + g * GS, o + g * GS, GS, L->snorm + g * GS, 0);
                 matvec(y, L->wout, o, E, VD);
             } else {
                 double *kt = K + ((size_t)l * n + t) * KD, *vt = Vv + ((size_t)l * n + t) * KD;
@@ -547,7 +536,7 @@ static void ref_forward(const ref_t *m, const int32_t *tok, int n, double *out) 
             for (int e = 0; e < E; e++)
                 xt[e] += s->rs * y[e];
             if (s->pattern) continue; /* nemotron_h: the mixer is the whole layer */
-            rms(xn, xt, E, L->fn);
+            ref_rms(xn, xt, E, L->fn, 0);
             if (s->moe) { /* softmax over all experts, top k renormalized, plus the shared expert */
                 double lg[64], p[64];
                 matvec(lg, L->wr, xn, s->NE, E);
@@ -579,7 +568,7 @@ static void ref_forward(const ref_t *m, const int32_t *tok, int n, double *out) 
             for (int e = 0; e < E; e++)
                 xt[e] += s->rs * acc[e];
         }
-        rms(xn, xt, E, m->onorm);
+        ref_rms(xn, xt, E, m->onorm, 0);
         matvec(out + (size_t)t * s->V, m->out, xn, s->V, E);
         for (int v = 0; v < s->V; v++)
             out[(size_t)t * s->V + v] /= s->ls;

@@ -416,17 +416,6 @@ static int write_model(ref_t *m, const char *path, const write_opts_t *o) {
 
 /* ------------------------------------------------------------ the reference */
 
-static void rms(double *out, const double *x, int n, const double *w, double plus) {
-    double ss = 0;
-    for (int i = 0; i < n; i++)
-        ss += x[i] * x[i];
-    const double r = 1.0 / sqrt(ss / n + 1e-6);
-    for (int i = 0; i < n; i++)
-        out[i] = x[i] * r * (w ? plus + w[i] : 1.0);
-}
-static double silu(double x) {
-    return x / (1 + exp(-x));
-}
 static double sigm(double x) {
     return 1 / (1 + exp(-x));
 }
@@ -477,7 +466,7 @@ static void ref_forward(const ref_t *m, const int32_t *tok, int n, double *out) 
             x[i] = m->tok[(size_t)tok[t] * E + i];
         for (int l = 0; l < s->L; l++) {
             const layer_t *L = &m->l[l];
-            rms(xn, x, E, L->an, 1);
+            ref_rms(xn, x, E, L->an, 1);
             if (recurrent(s, l)) {
                 double *hl = hist + (size_t)l * n * C;
                 matvec(mix, L->wqkv, xn, C, E);
@@ -489,7 +478,7 @@ static void ref_forward(const ref_t *m, const int32_t *tok, int n, double *out) 
                         if (p < 0 || (m->var == MUT_CONV_NO_STATE && p != t)) continue;
                         a += L->conv[(size_t)c * s->CK + k] * hl[(size_t)p * C + c];
                     }
-                    cv[c] = silu(a);
+                    cv[c] = ref_silu(a);
                 }
                 matvec(z, L->wz, xn, HV * DK, E);
                 matvec(bb, L->wb, xn, HV, E);
@@ -528,9 +517,9 @@ static void ref_forward(const ref_t *m, const int32_t *tok, int n, double *out) 
                             a += Sh[i * DK + j] * qh[i];
                         oh[j] = a;
                     }
-                    rms(oh, oh, DK, L->snorm, 0);
+                    ref_rms(oh, oh, DK, L->snorm, 0);
                     for (int j = 0; j < DK; j++)
-                        oh[j] *= silu(z[(size_t)h * DK + j]);
+                        oh[j] *= ref_silu(z[(size_t)h * DK + j]);
                 }
                 matvec(y, L->wout, o, E, HV * DK);
             } else {
@@ -540,12 +529,12 @@ static void ref_forward(const ref_t *m, const int32_t *tok, int n, double *out) 
                 for (int h = 0; h < H; h++) {
                     memcpy(q + (size_t)h * D, qg + (size_t)h * 2 * D, sizeof(double) * D);
                     memcpy(g + (size_t)h * D, qg + (size_t)h * 2 * D + D, sizeof(double) * D);
-                    rms(q + (size_t)h * D, q + (size_t)h * D, D, L->qn, 1);
+                    ref_rms(q + (size_t)h * D, q + (size_t)h * D, D, L->qn, 1);
                 }
                 matvec(kt, L->wk, xn, KD, E);
                 matvec(vt, L->wv, xn, KD, E);
                 for (int h = 0; h < K; h++)
-                    rms(kt + (size_t)h * D, kt + (size_t)h * D, D, L->kn, 1);
+                    ref_rms(kt + (size_t)h * D, kt + (size_t)h * D, D, L->kn, 1);
                 const int nr = m->var == MUT_ROPE_FULL ? D : s->NROT;
                 const int *sec = s->next || m->var == MUT_IMROPE_ALL || m->var == MUT_ROPE_FULL
                                      ? NULL
@@ -578,7 +567,7 @@ static void ref_forward(const ref_t *m, const int32_t *tok, int n, double *out) 
             }
             for (int i = 0; i < E; i++)
                 x[i] += y[i];
-            rms(xn, x, E, L->fn, 1);
+            ref_rms(xn, x, E, L->fn, 1);
             memset(acc, 0, sizeof(double) * E);
             if (s->moe) { /* softmax over all, top k, renormalized; + sigmoid(sg · xn) · shared */
                 double mx = -INFINITY, z0 = 0, wsum = 0;
@@ -605,7 +594,7 @@ static void ref_forward(const ref_t *m, const int32_t *tok, int n, double *out) 
                     matvec(fg, L->xg + (size_t)e * s->FE * E, xn, s->FE, E);
                     matvec(fu, L->xu + (size_t)e * s->FE * E, xn, s->FE, E);
                     for (int i = 0; i < s->FE; i++)
-                        fg[i] = silu(fg[i]) * fu[i];
+                        fg[i] = ref_silu(fg[i]) * fu[i];
                     matvec(y, L->xd + (size_t)e * E * s->FE, fg, E, s->FE);
                     for (int i = 0; i < E; i++)
                         acc[i] += pw[j] / wsum * y[i];
@@ -616,7 +605,7 @@ static void ref_forward(const ref_t *m, const int32_t *tok, int n, double *out) 
                 matvec(fg, L->wg, xn, s->FS, E);
                 matvec(fu, L->wu, xn, s->FS, E);
                 for (int i = 0; i < s->FS; i++)
-                    fg[i] = silu(fg[i]) * fu[i];
+                    fg[i] = ref_silu(fg[i]) * fu[i];
                 matvec(y, L->wd, fg, E, s->FS);
                 for (int i = 0; i < E; i++)
                     acc[i] += sigm(gs) * y[i];
@@ -624,13 +613,13 @@ static void ref_forward(const ref_t *m, const int32_t *tok, int n, double *out) 
                 matvec(fg, L->wg, xn, s->F, E);
                 matvec(fu, L->wu, xn, s->F, E);
                 for (int i = 0; i < s->F; i++)
-                    fg[i] = silu(fg[i]) * fu[i];
+                    fg[i] = ref_silu(fg[i]) * fu[i];
                 matvec(acc, L->wd, fg, E, s->F);
             }
             for (int i = 0; i < E; i++)
                 x[i] += acc[i];
         }
-        rms(xn, x, E, m->onorm, 1);
+        ref_rms(xn, x, E, m->onorm, 1);
         matvec(out + (size_t)t * s->V, m->out, xn, s->V, E);
     }
     free(x), free(xn), free(y), free(mix), free(cv), free(z), free(o), free(bb), free(aa),

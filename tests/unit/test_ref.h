@@ -3,12 +3,13 @@
  * seeded xorshift generator for random weights and vectors, the rounding
  * of a weight row through its storage type (so a reference uses the values
  * the file will hold), the double-precision product of such a weight
- * matrix with a vector, and the writing of such matrices into a test GGUF
- * file. Include after test.h.
+ * matrix with a vector, the RMS norm and SiLU the references apply, and the
+ * writing of such matrices into a test GGUF file. Include after test.h.
  */
 #ifndef SILICA_TEST_REF_H
 #define SILICA_TEST_REF_H
 
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -71,6 +72,20 @@ static inline void matvec(double *y, const float *w, const double *x, int n_out,
             s += (double)w[(size_t)o * n_in + i] * x[i];
         y[o] = s;
     }
+}
+
+/* RMS norm in double (eps 1e-6), each value times plus + w[i] (w NULL:
+ * times 1); out may be x */
+static inline void ref_rms(double *out, const double *x, int n, const double *w, double plus) {
+    double ss = 0;
+    for (int i = 0; i < n; i++)
+        ss += x[i] * x[i];
+    const double r = 1.0 / sqrt(ss / n + 1e-6);
+    for (int i = 0; i < n; i++)
+        out[i] = x[i] * r * (w ? plus + w[i] : 1.0);
+}
+static inline double ref_silu(double x) {
+    return x / (1 + exp(-x));
 }
 
 /* n_mat matrices of n_out rows of n_in floats quantized to t as one tensor:

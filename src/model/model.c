@@ -1857,9 +1857,8 @@ static int load_mamba2_mixer(sl_model_t *m, int l, sl_layer_t *L, char *err, siz
 #define NAME(s) (snprintf(n, sizeof n, "blk.%d.%s", l, s), n)
     if (get_matrix(m, NAME("ssm_in.weight"), E, VD + C + HV, "n_embd × (2·inner_size + 2·group_count·state_size + heads)",
                    true, &L->ssm_in, err, errlen) ||
-        get_conv1d(m, NAME("ssm_conv1d.weight"), C, L, err, errlen))
-        return -1;
-    if (get_vector(m, NAME("ssm_conv1d.bias"), C, "conv channels", hp->arch == SL_ARCH_GRANITEHYBRID, &L->conv_b, err,
+        get_conv1d(m, NAME("ssm_conv1d.weight"), C, L, err, errlen) ||
+        get_vector(m, NAME("ssm_conv1d.bias"), C, "conv channels", hp->arch == SL_ARCH_GRANITEHYBRID, &L->conv_b, err,
                    errlen) ||
         get_vector(m, NAME("ssm_dt.bias"), HV, "time_step_rank", true, &L->dt_bias, err, errlen) ||
         get_vector_stack(m, NAME("ssm_a"), 1, HV, "1 × time_step_rank", &L->ssm_a, err, errlen) ||

@@ -306,6 +306,28 @@ static int add_random(out_t *o, const char *name, int64_t n_in, int64_t n_out, f
     return add_random3(o, name, n_in, n_out, 1, center, scale);
 }
 
+/* Layer l's SwiGLU FFN: dense (ffn_gate / up / down of F), or X experts of
+ * FX behind a router (scaled up so that the top-k choice is not a coin
+ * toss) plus a shared expert of FS, its sigmoid gate first when
+ * shexp_gate (qwen35moe) */
+static int add_swiglu_ffn(out_t *o, long l, bool moe, int64_t E, int64_t F, int64_t X, int64_t FX, int64_t FS,
+                          bool shexp_gate, float sd) {
+    char n[64];
+#define T(s) (snprintf(n, sizeof n, "blk.%ld.%s", l, s), n)
+    if (!moe)
+        return add_random(o, T("ffn_gate.weight"), E, F, 0, sd) || add_random(o, T("ffn_up.weight"), E, F, 0, sd) ||
+               add_random(o, T("ffn_down.weight"), F, E, 0, sd);
+    return add_random3(o, T("ffn_gate_inp.weight"), E, X, 1, 0, 1.0f) ||
+           add_random3(o, T("ffn_gate_exps.weight"), E, FX, X, 0, sd) ||
+           add_random3(o, T("ffn_up_exps.weight"), E, FX, X, 0, sd) ||
+           add_random3(o, T("ffn_down_exps.weight"), FX, E, X, 0, sd) ||
+           (shexp_gate && add_random(o, T("ffn_gate_inp_shexp.weight"), E, 0, 0, sd)) ||
+           add_random(o, T("ffn_gate_shexp.weight"), E, FS, 0, sd) ||
+           add_random(o, T("ffn_up_shexp.weight"), E, FS, 0, sd) ||
+           add_random(o, T("ffn_down_shexp.weight"), FS, E, 0, sd);
+#undef T
+}
+
 static int set_key_u32(gguf_writer_t *w, const char *arch, const char *k, long v) {
     char key[128];
     snprintf(key, sizeof key, "%s.%s", arch, k);
@@ -543,17 +565,7 @@ static int add_hybrid_tensors(out_t *o, const mk_t *m, bool moe, bool next) {
                    add_random(o, T("attn_k_norm.weight"), D, 0, 1, sd)) {
             return -1;
         }
-        if (!moe ? add_random(o, T("ffn_gate.weight"), E, F, 0, sd) || add_random(o, T("ffn_up.weight"), E, F, 0, sd) ||
-                       add_random(o, T("ffn_down.weight"), F, E, 0, sd)
-                 : add_random3(o, T("ffn_gate_inp.weight"), E, X, 1, 0, 1.0f) ||
-                       add_random3(o, T("ffn_gate_exps.weight"), E, FX, X, 0, sd) ||
-                       add_random3(o, T("ffn_up_exps.weight"), E, FX, X, 0, sd) ||
-                       add_random3(o, T("ffn_down_exps.weight"), FX, E, X, 0, sd) ||
-                       add_random(o, T("ffn_gate_inp_shexp.weight"), E, 0, 0, sd) ||
-                       add_random(o, T("ffn_gate_shexp.weight"), E, FS, 0, sd) ||
-                       add_random(o, T("ffn_up_shexp.weight"), E, FS, 0, sd) ||
-                       add_random(o, T("ffn_down_shexp.weight"), FS, E, 0, sd))
-            return -1;
+        if (add_swiglu_ffn(o, l, moe, E, F, X, FX, FS, true, sd)) return -1;
 #undef T
     }
     return 0;
@@ -621,16 +633,7 @@ static int add_mamba2_tensors(out_t *o, const mk_t *m, bool moe, bool nemotron) 
             return -1;
         }
         if (nemotron) continue;
-        if (!moe ? add_random(o, T("ffn_gate.weight"), E, F, 0, sd) || add_random(o, T("ffn_up.weight"), E, F, 0, sd) ||
-                       add_random(o, T("ffn_down.weight"), F, E, 0, sd)
-                 : add_random3(o, T("ffn_gate_inp.weight"), E, X, 1, 0, 1.0f) ||
-                       add_random3(o, T("ffn_gate_exps.weight"), E, FX, X, 0, sd) ||
-                       add_random3(o, T("ffn_up_exps.weight"), E, FX, X, 0, sd) ||
-                       add_random3(o, T("ffn_down_exps.weight"), FX, E, X, 0, sd) ||
-                       add_random(o, T("ffn_gate_shexp.weight"), E, FS, 0, sd) ||
-                       add_random(o, T("ffn_up_shexp.weight"), E, FS, 0, sd) ||
-                       add_random(o, T("ffn_down_shexp.weight"), FS, E, 0, sd))
-            return -1;
+        if (add_swiglu_ffn(o, l, moe, E, F, X, FX, FS, false, sd)) return -1;
 #undef T
     }
     return 0;

@@ -34,6 +34,17 @@ static inline bool sl_mul_size(size_t a, size_t b, size_t *out) {
     return !__builtin_mul_overflow(a, b, out);
 }
 
+/* murmur3's 64-bit finalizer: full avalanche (every input bit flips each
+ * output bit with probability 1/2) — hash-table slots, rendezvous weights. */
+static inline uint64_t sl_mix64(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x;
+}
+
 /* Growable byte buffer. Owns `data` (NUL-terminated after every append, the
  * NUL not counted in len). A zeroed struct is an empty buffer. */
 typedef struct sl_buf {

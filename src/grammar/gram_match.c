@@ -78,15 +78,6 @@ typedef struct engine {
 
 /* ---------------- engine ---------------- */
 
-static uint64_t mix64(uint64_t x) {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
-
 static int eng_nmap_grow(engine_t *e) {
     uint32_t nc = e->ncap ? e->ncap * 2 : 1024;
     uint64_t *k = malloc(nc * sizeof *k);
@@ -99,7 +90,7 @@ static int eng_nmap_grow(engine_t *e) {
     memset(v, 0xff, nc * sizeof *v);
     for (uint32_t i = 0; i < e->ncap; i++) {
         if (e->nvals[i] == UINT32_MAX) continue;
-        uint32_t h = (uint32_t)mix64(e->nkeys[i]) & (nc - 1);
+        uint32_t h = (uint32_t)sl_mix64(e->nkeys[i]) & (nc - 1);
         while (v[h] != UINT32_MAX) h = (h + 1) & (nc - 1);
         k[h] = e->nkeys[i];
         v[h] = e->nvals[i];
@@ -119,7 +110,7 @@ static int32_t eng_node(engine_t *e, uint32_t pos, int32_t parent) {
         return -1;
     }
     uint64_t key = ((uint64_t)pos << 32) | (uint32_t)parent;
-    uint32_t h = (uint32_t)mix64(key) & (e->ncap - 1);
+    uint32_t h = (uint32_t)sl_mix64(key) & (e->ncap - 1);
     while (e->nvals[h] != UINT32_MAX) {
         if (e->nkeys[h] == key) return (int32_t)e->nvals[h];
         h = (h + 1) & (e->ncap - 1);
@@ -216,7 +207,7 @@ static int64_t eng_intern(engine_t *e) {
     uint32_t *l = e->scratch;
     if (n > 1) qsort(l, n, sizeof *l, cmp_u32);
     uint64_t h64 = 1469598103934665603ULL ^ n;
-    for (uint32_t i = 0; i < n; i++) h64 = mix64(h64 ^ l[i]) + i;
+    for (uint32_t i = 0; i < n; i++) h64 = sl_mix64(h64 ^ l[i]) + i;
     uint32_t h = (uint32_t)h64;
     if ((e->sused + 1) * 2 > e->scap) {
         uint32_t nc = e->scap ? e->scap * 2 : 1024;
@@ -594,7 +585,7 @@ static void seq_free(seqtab_t *t) {
 
 static uint32_t seq_hash(const uint32_t *s, uint32_t n) {
     uint64_t h64 = 0x9E3779B97F4A7C15ULL ^ n;
-    for (uint32_t i = 0; i < n; i++) h64 = mix64(h64 ^ s[i]) + i;
+    for (uint32_t i = 0; i < n; i++) h64 = sl_mix64(h64 ^ s[i]) + i;
     return (uint32_t)h64;
 }
 

@@ -35,15 +35,6 @@
 
 /* ---- hashing ---- */
 
-static uint64_t mix64(uint64_t x) { /* murmur3's finalizer: full avalanche */
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
-
 uint64_t rt_hash(const void *p, size_t n) {
     const unsigned char *s = p;
     uint64_t h = 0xcbf29ce484222325ull;
@@ -51,11 +42,11 @@ uint64_t rt_hash(const void *p, size_t n) {
         h ^= s[i];
         h *= 0x100000001b3ull;
     }
-    return mix64(h ^ (uint64_t)n);
+    return sl_mix64(h ^ (uint64_t)n);
 }
 
 uint64_t rt_weight(uint64_t key_hash, uint64_t node_hash) {
-    return mix64(key_hash ^ mix64(node_hash + 0x9e3779b97f4a7c15ull));
+    return sl_mix64(key_hash ^ sl_mix64(node_hash + 0x9e3779b97f4a7c15ull));
 }
 
 void rt_rendezvous_order(uint64_t key_hash, const uint64_t *node_hash, int n, int *order) {

@@ -316,15 +316,10 @@ typedef struct sym {
     int32_t rank, res;
 } sym_t;
 
-/* Heap of candidate pairs as (rank << 32 | left symbol): the lowest rank
- * first, then the leftmost. An entry is stale when its symbol died or the
- * pair it starts now has another rank; equal rank means the same merge. */
-typedef struct heap {
-    uint64_t *v;
-    size_t n, cap;
-} heap_t;
-
-static int heap_push(heap_t *h, uint64_t c) {
+/* The heap of candidate pairs holds (rank << 32 | left symbol): the lowest
+ * rank first, then the leftmost. An entry is stale when its symbol died or
+ * the pair it starts now has another rank; equal rank means the same merge. */
+int tok_heap_push(tok_heap_t *h, uint64_t c) {
     if (h->n == h->cap) {
         size_t cap = h->cap ? h->cap * 2 : 256;
         uint64_t *v = realloc(h->v, cap * sizeof(uint64_t));
@@ -343,7 +338,7 @@ static int heap_push(heap_t *h, uint64_t c) {
     return 0;
 }
 
-static uint64_t heap_pop(heap_t *h) {
+uint64_t tok_heap_pop(tok_heap_t *h) {
     uint64_t top = h->v[0], last = h->v[--h->n];
     size_t i = 0, n = h->n;
     for (;;) {
@@ -373,7 +368,7 @@ static inline void byte_pair_rank(const sl_tok_t *t, uint8_t a, uint8_t b, int32
 }
 
 /* Recomputes the pair that symbol i starts and queues it. */
-static int set_pair(const sl_tok_t *t, heap_t *h, sym_t *syms, int32_t i) {
+static int set_pair(const sl_tok_t *t, tok_heap_t *h, sym_t *syms, int32_t i) {
     if (i < 0) return 0;
     sym_t *l = &syms[i];
     if (l->next < 0) {
@@ -381,7 +376,7 @@ static int set_pair(const sl_tok_t *t, heap_t *h, sym_t *syms, int32_t i) {
         return 0;
     }
     pair_rank(t, l->id, syms[l->next].id, &l->rank, &l->res);
-    return l->rank == INT32_MAX ? 0 : heap_push(h, (uint64_t)(uint32_t)l->rank << 32 | (uint32_t)i);
+    return l->rank == INT32_MAX ? 0 : tok_heap_push(h, (uint64_t)(uint32_t)l->rank << 32 | (uint32_t)i);
 }
 
 typedef struct cache_slot {
@@ -398,7 +393,7 @@ typedef struct rb_node {
 typedef struct bpe_work {
     sym_t *syms;
     size_t cap;
-    heap_t heap;
+    tok_heap_t heap;
     int32_t *lin_ids, *lin_rank, *lin_res; /* linear merging, BPE_SHORT entries each */
     sl_buf_t enc;                          /* byte-level encoded word */
     size_t *spans[2];
@@ -467,7 +462,7 @@ static inline void merge_next(sym_t *syms, int32_t li) {
 
 static int merge_heap(const sl_tok_t *t, bpe_work_t *w, size_t n) {
     sym_t *syms = w->syms;
-    heap_t *h = &w->heap;
+    tok_heap_t *h = &w->heap;
     if (h->cap < n) {
         uint64_t *v = realloc(h->v, n * sizeof(uint64_t));
         if (!v) return -1;
@@ -492,7 +487,7 @@ static int merge_heap(const sl_tok_t *t, bpe_work_t *w, size_t n) {
         h->v[i] = x;
     }
     while (w->heap.n) {
-        uint64_t c = heap_pop(&w->heap);
+        uint64_t c = tok_heap_pop(&w->heap);
         int32_t li = (int32_t)(uint32_t)c, rank = (int32_t)(c >> 32);
         sym_t *l = &syms[li];
         if (l->id < 0 || l->rank != rank || l->next < 0) continue; /* stale */

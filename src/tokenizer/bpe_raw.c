@@ -27,49 +27,12 @@ typedef struct rsym {
     int32_t prev, next;  /* -1 at the ends; len 0 once merged away */
 } rsym_t;
 
-typedef struct rheap {
-    uint64_t *v;
-    size_t n, cap;
-} rheap_t;
-
-static int rheap_push(rheap_t *h, uint64_t x) {
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 64;
-        uint64_t *v = realloc(h->v, cap * sizeof *v);
-        if (!v) return -1;
-        h->v = v;
-        h->cap = cap;
-    }
-    size_t i = h->n++;
-    while (i > 0 && h->v[(i - 1) / 2] > x) {
-        h->v[i] = h->v[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    h->v[i] = x;
-    return 0;
-}
-
-static uint64_t rheap_pop(rheap_t *h) {
-    uint64_t top = h->v[0], x = h->v[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n) break;
-        if (c + 1 < h->n && h->v[c + 1] < h->v[c]) c++;
-        if (h->v[c] >= x) break;
-        h->v[i] = h->v[c];
-        i = c;
-    }
-    if (h->n) h->v[i] = x;
-    return top;
-}
-
 /* Queues the pair that symbol l starts, if the merge table has it. */
-static int queue_pair(const sl_tok_t *t, rheap_t *h, const rsym_t *sy, int32_t l) {
+static int queue_pair(const sl_tok_t *t, tok_heap_t *h, const rsym_t *sy, int32_t l) {
     if (l < 0 || sy[l].next < 0) return 0;
     int32_t rank, res;
     if (bpe_merge_of(t, sy[l].id, sy[sy[l].next].id, &rank, &res) != 0) return 0;
-    return rheap_push(h, (uint64_t)(uint32_t)rank << 32 | (uint32_t)l);
+    return tok_heap_push(h, (uint64_t)(uint32_t)rank << 32 | (uint32_t)l);
 }
 
 /* A symbol that is no token: its <0xNN> tokens, or one <unk> when a byte
@@ -83,7 +46,7 @@ static int emit_bytes(const sl_tok_t *t, const uint8_t *s, size_t n, tok_ids_t *
 }
 
 /* One run (no '\n' inside, or only '\n'): merge and emit. */
-static int encode_run(const sl_tok_t *t, const uint8_t *s, size_t n, rsym_t **syms, size_t *cap, rheap_t *h,
+static int encode_run(const sl_tok_t *t, const uint8_t *s, size_t n, rsym_t **syms, size_t *cap, tok_heap_t *h,
                       tok_ids_t *out) {
     if (s[0] == '\n') {
         int32_t id = tok_lookup(t, (const char *)s, n);
@@ -108,7 +71,7 @@ static int encode_run(const sl_tok_t *t, const uint8_t *s, size_t n, rsym_t **sy
     for (int32_t i = 0; i + 1 < m; i++)
         if (queue_pair(t, h, sy, i) != 0) return -1;
     while (h->n) {
-        uint64_t key = rheap_pop(h);
+        uint64_t key = tok_heap_pop(h);
         int32_t l = (int32_t)(uint32_t)key, rank = (int32_t)(key >> 32), r = sy[l].next;
         if (sy[l].len == 0 || r < 0) continue;
         int32_t cur, res;
@@ -148,7 +111,7 @@ int g4_encode(const sl_tok_t *t, const char *text, size_t len, tok_ids_t *out, c
     }
     rsym_t *syms = NULL;
     size_t cap = 0;
-    rheap_t h = {0};
+    tok_heap_t h = {0};
     int rc = 0;
     for (size_t p = 0; p < n && rc == 0;) {
         bool nl = s[p] == '\n';

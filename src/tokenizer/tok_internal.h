@@ -111,6 +111,15 @@ struct sl_tok {
 int bpe_load_merges(sl_tok_t *t, const gguf_file_t *f, char *err, size_t errlen);
 /* The merge of the pair (a, b): 0 and its rank / result id, or -1 if none. */
 int bpe_merge_of(const sl_tok_t *t, int32_t a, int32_t b, int32_t *rank, int32_t *result);
+/* A binary min-heap of u64 keys (bpe.c, bpe_raw.c: the candidate merges as
+ * rank << 32 | left symbol). A zeroed struct is empty; the owner frees v.
+ * push: -1 when out of memory; pop: the least key, n > 0. */
+typedef struct tok_heap {
+    uint64_t *v;
+    size_t n, cap;
+} tok_heap_t;
+int tok_heap_push(tok_heap_t *h, uint64_t c);
+uint64_t tok_heap_pop(tok_heap_t *h);
 /* gemma4 (bpe_raw.c): rank BPE over raw UTF-8 of one plain fragment. */
 int g4_encode(const sl_tok_t *t, const char *text, size_t len, tok_ids_t *out, char *err, size_t errlen);
 

@@ -22,7 +22,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import os from "node:os";
 import { createRequire } from "node:module";
 import path from "node:path";
-import { describeMismatches, runSilica, silicaDetokenizeAsync, silicaTokenizeAsync, textDiff } from "./lib/tokcli.mjs";
+import { describeMismatches, runSilica, silicaDetokenizeAsync, silicaTokenizeAsync, assertRoundTrips } from "./lib/tokcli.mjs";
 import { corpusParagraphs } from "./tok/corpus.mjs";
 
 const BIN = process.env.SILICA_BIN;
@@ -182,12 +182,7 @@ test("tokenizer gemma4: ids equal the reference on the corpus, decode(encode(x))
   );
 
   const back = await backP;
-  let checked = 0;
-  texts.forEach((text, i) => {
-    if (!roundTrips[i]) return;
-    checked++;
-    if (back[i] !== text) assert.fail(`gemma4 round trip of text #${i} differs ${textDiff(text, back[i])}`);
-  });
+  const checked = assertRoundTrips("gemma4", texts, roundTrips, back);
   assert.ok(checked > texts.length * 0.9, `only ${checked}/${texts.length} texts round-trip in the reference`);
 
   // BOS from tokenizer_config; no space prefix

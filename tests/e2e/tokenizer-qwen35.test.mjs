@@ -21,7 +21,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import os from "node:os";
 import { createRequire } from "node:module";
 import path from "node:path";
-import { describeMismatches, silicaDetokenizeAsync, silicaTokenizeAsync, textDiff } from "./lib/tokcli.mjs";
+import { describeMismatches, silicaDetokenizeAsync, silicaTokenizeAsync, assertRoundTrips } from "./lib/tokcli.mjs";
 import { corpusParagraphs, corpusPieces } from "./tok/corpus.mjs";
 
 const BIN = process.env.SILICA_BIN;
@@ -112,12 +112,7 @@ test("tokenizer qwen35: ids equal the reference on the corpus and mark-heavy tex
   assert.ok(differ >= 1, `only ${differ} mark-heavy texts encode differently from Qwen3's split`);
 
   const back = await backP;
-  let checked = 0;
-  texts.forEach((text, i) => {
-    if (!roundTrips[i]) return;
-    checked++;
-    if (back[i] !== text) assert.fail(`qwen35 round trip of text #${i} differs ${textDiff(text, back[i])}`);
-  });
+  const checked = assertRoundTrips("qwen35", texts, roundTrips, back);
   assert.ok(checked > texts.length * 0.9, `only ${checked}/${texts.length} texts round-trip in the reference`);
 
 });

@@ -25,7 +25,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { referenceTokenizer } from "./lib/reftok.mjs";
-import { describeMismatches, silicaDetokenize, silicaDetokenizeAsync, silicaTokenize, silicaTokenizeAsync, textDiff } from "./lib/tokcli.mjs";
+import { describeMismatches, silicaDetokenize, silicaDetokenizeAsync, silicaTokenize, silicaTokenizeAsync, assertRoundTrips } from "./lib/tokcli.mjs";
 import { corpusParagraphs, corpusPieces } from "./tok/corpus.mjs";
 
 const BIN = process.env.SILICA_BIN;
@@ -117,12 +117,7 @@ for (const name of MODELS) {
 
     const back = await backP;
     assert.equal(back.length, texts.length);
-    let checked = 0;
-    texts.forEach((text, i) => {
-      if (!roundTrips[i]) return;
-      checked++;
-      if (back[i] !== text) assert.fail(`${name} round trip of text #${i} differs ${textDiff(text, back[i])}`);
-    });
+    const checked = assertRoundTrips(name, texts, roundTrips, back);
     if (full) assert.ok(checked > texts.length * 0.9, `${name}: only ${checked}/${texts.length} texts round-trip in the reference`);
   });
 }

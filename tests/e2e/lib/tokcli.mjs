@@ -1,7 +1,8 @@
 // `silica tokenize` / `silica detokenize` as the tokenizer conformance tests
 // drive them (many texts per call: --null-separated in, one line of ids per
 // text out; --lines in, NUL-terminated texts out), and the reports those
-// tests print when Silica and the reference disagree.
+// tests print when Silica and the reference disagree, and their round-trip check.
+import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 
 const BIN = process.env.SILICA_BIN;
@@ -87,4 +88,17 @@ export function textDiff(want, got) {
   let k = 0;
   while (k < want.length && want[k] === got[k]) k++;
   return `at char ${k}: ...${JSON.stringify(want.slice(Math.max(0, k - 40), k + 20))} became ...${JSON.stringify(got.slice(Math.max(0, k - 40), k + 20))}`;
+}
+
+// Silica's decoding of the reference's ids (back[i]) gives the text back
+// wherever the reference's own decode does (roundTrips[i]); fails naming the
+// first text that does not, else returns how many were checked.
+export function assertRoundTrips(label, texts, roundTrips, back) {
+  let checked = 0;
+  texts.forEach((text, i) => {
+    if (!roundTrips[i]) return;
+    checked++;
+    if (back[i] !== text) assert.fail(`${label} round trip of text #${i} differs ${textDiff(text, back[i])}`);
+  });
+  return checked;
 }

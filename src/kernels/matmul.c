@@ -137,8 +137,7 @@ static void mm_rows(struct mm_job *j, int ith, int64_t r0, int64_t r1, int64_t n
         const uint8_t *pw = j->w + (size_t)r0 * j->wrs;
         const int full = (int)((r1 - r0) / 8), rest = (int)((r1 - r0) % 8); /* rest: the padded last panel */
         /* the next chunk's rows prefetched over all the kernel calls of this one */
-        const int calls = j->x8_gemm8 ? (int)(n_tok / 8 + (n_tok % 8 > 4) + (n_tok % 8 && n_tok % 8 <= 4))
-                                      : (int)groups;
+        const int64_t calls = j->x8_gemm8 ? (n_tok + 7) / 8 : groups; /* kernel calls per chunk */
         sl_pf_t pf = next_chunk_pf(j, nxt, (size_t)nb * (size_t)calls * (size_t)SL_MAX(1, full / 2));
         for (int64_t t0 = 0; t0 < n_tok;) {
             const sl_q8x4_t *xg = (const sl_q8x4_t *)j->xq + (t0 / 4) * nb;

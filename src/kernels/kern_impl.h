@@ -38,7 +38,9 @@ typedef void (*sl_quant_fn)(const float *x, void *y, int64_t n);
 typedef struct sl_q8x4 {
     float d[4];
     float s[4];
-    int32_t o[4]; /* 128 · Σ qs[c]: the s32 offset of q8_0 codes made unsigned (top bit flipped); >> 3, >> 4: q5_0's, q4_0's */
+    /* 128 · Σ qs[c]: the s32 offset of q8_0 codes made unsigned (top bit
+     * flipped); >> 3, >> 4: the q5_0, q4_0 offsets (16 · Σ, 8 · Σ) */
+    int32_t o[4];
     int32_t pad_[4]; /* qs 32-byte aligned in an array of panels (the AVX2 kernels load it so) */
     int8_t qs[4][32];
 } sl_q8x4_t;

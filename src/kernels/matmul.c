@@ -170,7 +170,8 @@ static void mm_rows(struct mm_job *j, int ith, int64_t r0, int64_t r1, int64_t n
                     if (o + step < j->n_out) {
                         const size_t len = (size_t)SL_MIN(step, j->n_out - o - step) * j->wrs;
                         const size_t a = len * (size_t)(t / 4) / (size_t)ng, b = len * (size_t)(t / 4 + 1) / (size_t)ng;
-                        for (size_t q = a & ~(size_t)63; q < b; q += 64) __builtin_prefetch(pw + step * j->wrs + q, 0, 2);
+                        for (size_t q = a & ~(size_t)63; q < b; q += 64)
+                            __builtin_prefetch(pw + step * j->wrs + q, 0, 2);
                     }
                     const uint8_t *xt = j->xq + (size_t)t * j->xrs;
                     if (pair) {
